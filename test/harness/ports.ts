@@ -1,0 +1,34 @@
+import { createServer } from 'node:net';
+import { HarnessError } from './processes.ts';
+
+/** Asks the kernel for a free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Fails with a clear message when something already listens on `port`. */
+export function assertPortFree(port: number, step: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      reject(
+        new HarnessError(
+          step,
+          err.code === 'EADDRINUSE'
+            ? `port ${port} on 127.0.0.1 is already in use; stop what holds it (ss -ltnp 'sport = :${port}') or choose another port`
+            : `cannot bind 127.0.0.1:${port}: ${err.message}`,
+        ),
+      );
+    });
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
+  });
+}

@@ -1,0 +1,24 @@
+/**
+ * Prints the totals of a vitest JSON report on a line of their own, "N passed, N failed", so a
+ * run that executed no test cannot be mistaken for a green one.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+
+const path = process.argv[2] ?? '.local/test-results.json';
+if (!existsSync(path)) {
+  process.stdout.write(`0 passed, 1 failed\n`);
+  process.stderr.write(`no test report at ${path}: the test runner did not finish\n`);
+  process.exit(1);
+}
+const report = JSON.parse(readFileSync(path, 'utf8')) as {
+  numPassedTests: number;
+  numFailedTests: number;
+  numPendingTests: number;
+  numTodoTests: number;
+  numTotalTests: number;
+};
+const skipped = report.numPendingTests + report.numTodoTests;
+process.stdout.write(
+  `${report.numPassedTests} passed, ${report.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ''}\n`,
+);
+process.exit(report.numFailedTests === 0 && report.numPassedTests > 0 ? 0 : 1);

@@ -1,0 +1,32 @@
+import { defineConfig } from 'vitest/config';
+
+// Unit tests sit beside the code they test; integration tests talk to real parts (a real
+// kube-apiserver and etcd, later PostgreSQL, BIND and moto) and live under test/integration.
+export default defineConfig({
+  test: {
+    // Forks, not threads: child processes get a parent-death signal tied to the spawning
+    // thread, and each test file's servers must die with its own process.
+    pool: 'forks',
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['operator/src/**/*.test.ts', 'infra/**/*.test.ts', 'test/harness/**/*.test.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          globalSetup: ['test/integration/global-setup.ts'],
+          // Real servers on 2 cores: generous deadlines; tests wait on conditions, not time.
+          testTimeout: 180_000,
+          hookTimeout: 240_000,
+          maxWorkers: 2,
+        },
+      },
+    ],
+  },
+});
