@@ -40,12 +40,12 @@ build_with_progress() {
   local timer=()
   [[ -x /usr/bin/time ]] && timer=(/usr/bin/time -f "peak_rss_kib=%M elapsed_s=%e ($label)" -a -o "$OUT/build-stats.txt")
   ( cd "$dir" && "${timer[@]}" go build -v -trimpath -ldflags "$ldflags" -o "$out" "$pkg" ) >>"$LOG" 2>&1 &
-  local pid=$! t0; t0=$(date +%s)
+  local pid=$! t0 first; t0=$(date +%s); first=$(wc -l <"$LOG")
   while kill -0 "$pid" 2>/dev/null; do
     sleep 30 &
     wait $! || true
     kill -0 "$pid" 2>/dev/null || break
-    say "building $label: $(grep -c '^[a-z]' "$LOG" || true) packages compiled so far, $(( $(date +%s) - t0 ))s elapsed"
+    say "building $label: $(tail -n +"$((first + 1))" "$LOG" | grep -c '^[a-z]' || true) packages compiled so far, $(( $(date +%s) - t0 ))s elapsed"
   done
   wait "$pid" || fail "go build $label"
 }

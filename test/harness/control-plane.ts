@@ -114,7 +114,11 @@ export class ControlPlane {
       cp.writeKubeconfig(cp.kubeconfigPath, 'admin', cp.adminToken);
       return cp;
     } catch (err) {
+      // Keep the logs the error points at while this process lives; remove them when it exits.
       await cp.stop({ keepDir: true });
+      if (ownsDir && !process.env.FAILOVER_KEEP_DIRS) {
+        process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+      }
       throw err;
     }
   }
@@ -213,8 +217,11 @@ export class ControlPlane {
       await waitFor(
         async () => {
           if (!proc.running) {
-            const tail = readFileSync(proc.logPath, 'utf8').trim().split('\n').slice(-8).join('\n');
-            throw new HarnessError(step, `exited early with ${proc.exitCode}:\n${tail}`, proc.logPath);
+            throw new HarnessError(
+              step,
+              `exited early with ${proc.exitCode}:\n${logTail(proc.logPath)}`,
+              proc.logPath,
+            );
           }
           return ready();
         },
@@ -223,7 +230,11 @@ export class ControlPlane {
     } catch (err) {
       await proc.stop();
       if (err instanceof HarnessError) throw err;
-      throw new HarnessError(step, `never became ready: ${(err as Error).message}`, proc.logPath);
+      throw new HarnessError(
+        step,
+        `never became ready: ${(err as Error).message}\n${logTail(proc.logPath)}`,
+        proc.logPath,
+      );
     }
   }
 
@@ -327,6 +338,14 @@ export async function mintServiceAccountToken(
   const token = res.status?.token;
   if (!token) throw new HarnessError('mint token', `no token returned for ${namespace}/${serviceAccount}`);
   return token;
+}
+
+function logTail(path: string, lines = 10): string {
+  try {
+    return readFileSync(path, 'utf8').trim().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log written)';
+  }
 }
 
 function ignoreConflict(err: unknown): void {
