@@ -17,7 +17,7 @@ installSignalCleanup(() => env.stop());
 const kubectl = async (...args: string[]) => {
   say(`$ kubectl ${args.join(' ')}`);
   const { stdout } = await run('kubectl', args, { env: { ...process.env, ...env.exports } });
-  process.stdout.write(stdout.replace(/^/gm, '    '));
+  process.stdout.write(`${stdout.trimEnd().replace(/^/gm, '    ')}\n`);
 };
 
 try {
