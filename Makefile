@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 NODE_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps control-plane lint typecheck test unit integration up down demo clean
+.PHONY: help deps control-plane generate lint typecheck test unit integration up down demo clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -23,8 +23,11 @@ deps: $(NODE_STAMP) control-plane ## Install npm packages and build the control 
 control-plane: ## Build kube-apiserver and etcd from the Go module proxy (cached outside the repo)
 	@bash test/harness/build-control-plane.sh >/dev/null
 
+generate: $(NODE_STAMP) ## Regenerate crds/ from the zod schemas in operator/src/api
+	node operator/src/api/generate-crds.ts crds
+
 lint: $(NODE_STAMP) ## Lint and check formatting (Biome)
-	biome check .
+	biome check --error-on-warnings .
 
 typecheck: $(NODE_STAMP) ## Type-check everything (TypeScript strict)
 	tsc -p tsconfig.json --noEmit

@@ -1,0 +1,492 @@
+/**
+ * FailoverPolicy: binds a primary and its standbys to a DNS record and says when and how the
+ * operator may move the record: detection, the RPO budget, fencing, drills and manual requests.
+ */
+import { z } from 'zod';
+import { withRules } from '../cel.ts';
+import {
+  awsRegion,
+  conditions,
+  dnsName,
+  httpUrl,
+  objectName,
+  secretKeyRef,
+  setOf,
+  shortName,
+  timestamp,
+} from './common.ts';
+import { CRON_PATTERN } from './cron.ts';
+
+const route53Provider = z
+  .strictObject({
+    type: z.literal('Route53').describe('Amazon Route 53.'),
+    route53: z
+      .object({
+        hostedZoneId: z
+          .string()
+          .min(1)
+          .max(32)
+          .regex(/^[A-Z0-9]+$/, 'must be a Route 53 hosted zone ID, like Z0123456789ABCDEFGHIJ')
+          .describe('ID of the hosted zone that holds the record.'),
+        region: awsRegion('Region for the Route 53 API client.').default('us-east-1'),
+        credentialsSecretRef: secretKeyRef(
+          'Secret key holding AWS credentials as JSON {accessKeyId, secretAccessKey, sessionToken?}. Omit to use the pod identity.',
+        ).optional(),
+        endpointUrl: httpUrl('Route 53 API endpoint to use instead of the public one (testing).').optional(),
+      })
+      .describe('Route 53 settings.'),
+  })
+  .describe('Route 53: changes are compare-and-swap (a DELETE of the old value and a CREATE in one batch).');
+
+const digitalOceanDns = z
+  .strictObject({
+    type: z.literal('DigitalOcean').describe('DigitalOcean DNS.'),
+    digitalOcean: z
+      .object({
+        tokenSecretRef: secretKeyRef('Secret key holding a DigitalOcean API token with domain scope.'),
+        apiUrl: httpUrl('DigitalOcean API base URL to use instead of the public one (testing).').optional(),
+      })
+      .describe('DigitalOcean DNS settings.'),
+  })
+  .describe('DigitalOcean domains: the record is re-read and checked before each change.');
+
+const nameserver = z
+  .string()
+  .min(1)
+  .max(260)
+  .regex(/^[a-z0-9.:-]+(:[0-9]{1,5})?$/, 'must be host or host:port')
+  .describe('A name server as host or host:port (port 53 when omitted).');
+
+const rfc2136Provider = z
+  .strictObject({
+    type: z
+      .literal('RFC2136')
+      .describe('Any DNS server that accepts RFC 2136 dynamic updates (BIND, Knot, PowerDNS).'),
+    rfc2136: z
+      .object({
+        server: nameserver.describe('The primary name server that accepts updates, as host or host:port.'),
+        tsig: z
+          .object({
+            keyName: z
+              .string()
+              .min(1)
+              .max(253)
+              .regex(
+                /^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$/,
+                'must be a TSIG key name such as failover-key or key.example.com',
+              )
+              .describe('Name of the TSIG key, as configured on the server.'),
+            algorithm: z
+              .enum(['hmac-sha256', 'hmac-sha384', 'hmac-sha512'])
+              .default('hmac-sha256')
+              .describe('TSIG algorithm.'),
+            secretRef: secretKeyRef('Secret key holding the base64 TSIG secret.'),
+          })
+          .describe('TSIG key that signs every update.'),
+      })
+      .describe('RFC 2136 settings.'),
+  })
+  .describe(
+    'RFC 2136 dynamic update with TSIG: changes carry a prerequisite that the old value is still there.',
+  );
+
+export const dnsProvider = z
+  .discriminatedUnion('type', [route53Provider, digitalOceanDns, rfc2136Provider])
+  .describe('The DNS provider that holds the record; type selects the block of settings that must be set.');
+
+export type DnsProvider = z.infer<typeof dnsProvider>;
+
+export const dnsRecord = withRules(
+  z
+    .object({
+      provider: dnsProvider,
+      zone: dnsName('The DNS zone that holds the record, such as example.com. Immutable.'),
+      name: dnsName('The record clients resolve, inside the zone, such as db.example.com. Immutable.'),
+      type: z.enum(['A', 'AAAA', 'CNAME']).default('CNAME').describe('Record type. Immutable.'),
+      ttlSeconds: z
+        .number()
+        .int()
+        .min(5)
+        .max(3600)
+        .default(30)
+        .describe('TTL of the record; clients may keep the old answer this long after a failover.'),
+      ownerId: z
+        .string()
+        .min(1)
+        .max(200)
+        .regex(/^[A-Za-z0-9._/-]+$/, 'must be letters, digits and . _ / -')
+        .optional()
+        .describe(
+          'Owner written into the ownership TXT record beside the record. The operator never changes a record whose owner differs. Default: <namespace>/<name> of this policy.',
+        ),
+      authoritativeNameservers: z
+        .array(nameserver)
+        .max(8)
+        .optional()
+        .describe('Servers asked to verify a change. Default: the zone NS records.'),
+    })
+    .describe('The DNS record that points clients at the primary.'),
+  [
+    {
+      rule: "self.name == self.zone || self.name.endsWith('.' + self.zone)",
+      message: 'dns.name must be inside dns.zone, e.g. name db.example.com in zone example.com',
+      fieldPath: '.name',
+    },
+    { rule: 'self.zone == oldSelf.zone', message: 'dns.zone is immutable', fieldPath: '.zone' },
+    { rule: 'self.name == oldSelf.name', message: 'dns.name is immutable', fieldPath: '.name' },
+    { rule: 'self.type == oldSelf.type', message: 'dns.type is immutable', fieldPath: '.type' },
+  ],
+);
+
+export const detection = z
+  .object({
+    probeIntervalSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(300)
+      .default(5)
+      .describe('How often each observer probes.'),
+    failureThreshold: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .default(3)
+      .describe('Consecutive failed probes before an observer reports the primary down.'),
+    quorum: z
+      .number()
+      .int()
+      .min(1)
+      .max(9)
+      .default(2)
+      .describe(
+        'Distinct observers that must agree the primary is down. One observer losing sight is not an outage.',
+      ),
+    observationMaxAgeSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(3600)
+      .optional()
+      .describe(
+        'Observations older than this are ignored. Default: three probe intervals plus five seconds.',
+      ),
+  })
+  .describe('How a primary outage is detected.');
+
+export const rpoBudget = z
+  .object({
+    maxLagSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(86400)
+      .default(30)
+      .describe('Largest standby lag, in seconds, that an automatic promotion may lose.'),
+    maxLagBytes: z
+      .number()
+      .int()
+      .min(0)
+      .max(1099511627776)
+      .default(16777216)
+      .describe('Largest standby lag, in WAL bytes, that an automatic promotion may lose.'),
+  })
+  .describe('The RPO budget: the most data an automatic failover may lose.');
+
+export const promotion = z
+  .object({
+    mode: z
+      .enum(['Automatic', 'Manual'])
+      .default('Automatic')
+      .describe(
+        'Automatic: fail over on a confirmed outage within the RPO budget. Manual: only on a request.',
+      ),
+    rpo: rpoBudget.prefault({}),
+    cooldownSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(2592000)
+      .default(3600)
+      .describe('No automatic failover within this long after the last one.'),
+    holdDownSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(3600)
+      .default(0)
+      .describe(
+        'How long the quorum must keep agreeing the primary is down before an automatic failover starts.',
+      ),
+    fencing: z
+      .enum(['ReadOnly', 'Shutdown', 'EpochOnly'])
+      .default('ReadOnly')
+      .describe(
+        'How the old primary is fenced when reachable: ReadOnly (refuse writes, end sessions), Shutdown (stop accepting connections), EpochOnly (only publish the new epoch).',
+      ),
+  })
+  .describe('When and how a standby may be promoted.');
+
+export const drills = z
+  .object({
+    schedule: z
+      .string()
+      .max(128)
+      .regex(new RegExp(CRON_PATTERN), 'must be a five-field cron expression such as "0 3 * * 1", or @weekly')
+      .default('0 3 * * 1')
+      .describe(
+        'Cron schedule of the drill (minute hour day-of-month month day-of-week). Weekly by default.',
+      ),
+    timeZone: z
+      .string()
+      .max(64)
+      .regex(
+        /^(UTC|[A-Za-z][A-Za-z_-]*(\/[A-Za-z0-9_+-]+){1,2})$/,
+        'must be an IANA time zone such as Europe/Amsterdam',
+      )
+      .default('UTC')
+      .describe('IANA time zone the schedule is read in.'),
+    holdSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(86400)
+      .default(300)
+      .describe('How long the drill stays on the standby region before failing back.'),
+    maxDurationSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(86400)
+      .default(1800)
+      .describe('A drill still running after this long is aborted and failed back.'),
+    abortIfLagSecondsAbove: z
+      .number()
+      .int()
+      .min(0)
+      .max(86400)
+      .default(5)
+      .describe('A drill does not start, or aborts, while the standby lags more than this.'),
+    suspend: z.boolean().default(false).describe('Skip scheduled drills while true.'),
+  })
+  .describe('Scheduled failover drills: a switchover to the standby and back, measuring RTO and RPO.');
+
+export const promotionRequest = withRules(
+  z
+    .object({
+      id: shortName('Unique id of this request; each id is acted on once. Use a new id for a new request.'),
+      target: objectName('The ReplicaCluster to promote.'),
+      kind: z
+        .enum(['Switchover', 'Failover'])
+        .default('Switchover')
+        .describe(
+          'Switchover: planned, waits for zero lag, loses nothing. Failover: unplanned, for a primary that is gone.',
+        ),
+      allowDataLoss: z
+        .boolean()
+        .default(false)
+        .describe('For a Failover: promote even if the standby lags beyond the RPO budget.'),
+      maxLagSeconds: z
+        .number()
+        .int()
+        .min(0)
+        .max(86400)
+        .optional()
+        .describe('For a Failover: the most lag, in seconds, this request accepts. Default: the RPO budget.'),
+      reason: z.string().max(1024).optional().describe('Why; recorded in status and the Event.'),
+      requestedBy: z.string().max(253).optional().describe('Who asked; recorded in status and the Event.'),
+    })
+    .describe('A request from a person to promote a cluster now.'),
+  [
+    {
+      rule: "self.kind == 'Failover' || !self.allowDataLoss",
+      message: 'a Switchover never loses data: remove allowDataLoss, or use kind: Failover',
+      fieldPath: '.allowDataLoss',
+    },
+    {
+      rule: "self.kind == 'Failover' || !has(self.maxLagSeconds)",
+      message: 'maxLagSeconds applies to kind: Failover only; a Switchover waits for zero lag',
+      fieldPath: '.maxLagSeconds',
+    },
+  ],
+);
+
+export const failoverPolicySpec = withRules(
+  z
+    .object({
+      primary: objectName('The ReplicaCluster that is primary when the policy is created.'),
+      standbys: setOf(objectName('A standby ReplicaCluster.'), 5)
+        .min(1)
+        .describe('Standby ReplicaClusters in order of preference for promotion.'),
+      dns: dnsRecord,
+      detection: detection.prefault({}),
+      promotion: promotion.prefault({}),
+      drills: drills.optional(),
+      promotionRequest: promotionRequest.optional(),
+    })
+    .describe('Desired behaviour of a FailoverPolicy.'),
+  [
+    {
+      rule: '!self.standbys.exists(s, s == self.primary)',
+      message: 'standbys must not include the primary',
+      fieldPath: '.standbys',
+    },
+    {
+      rule: '!has(self.promotionRequest) || self.promotionRequest.target == self.primary || self.promotionRequest.target in self.standbys',
+      message: 'promotionRequest.target must be the primary or one of the standbys',
+      fieldPath: '.promotionRequest.target',
+    },
+    {
+      rule: "!has(self.promotionRequest) || self.promotionRequest.kind != 'Failover' || self.promotionRequest.allowDataLoss || !has(self.promotionRequest.maxLagSeconds) || self.promotionRequest.maxLagSeconds <= self.promotion.rpo.maxLagSeconds",
+      message:
+        'promotionRequest.maxLagSeconds exceeds the RPO budget (promotion.rpo.maxLagSeconds): set allowDataLoss: true to accept losing that much data',
+      fieldPath: '.promotionRequest.allowDataLoss',
+    },
+    {
+      rule: '!has(self.promotionRequest) || !has(oldSelf.promotionRequest) || self.promotionRequest.id != oldSelf.promotionRequest.id || self.promotionRequest == oldSelf.promotionRequest',
+      message: 'a promotion request cannot be changed once made: give the new request a new id',
+      fieldPath: '.promotionRequest',
+    },
+  ],
+);
+
+export const policyPhase = z.enum([
+  'Pending',
+  'Healthy',
+  'Degraded',
+  'FailingOver',
+  'SwitchingOver',
+  'Drilling',
+  'Blocked',
+]);
+
+export const operationKind = z.enum(['Failover', 'Switchover']);
+export const operationTrigger = z.enum(['Automatic', 'Manual', 'Drill']);
+export const operationStep = z.enum([
+  'Detected',
+  'Fencing',
+  'Promoting',
+  'RepointingDns',
+  'VerifyingDns',
+  'Completed',
+  'Aborted',
+]);
+
+export const operation = z
+  .object({
+    id: z.string().min(1).max(128).describe('Unique id of the operation; side effects are keyed by it.'),
+    kind: operationKind.describe('Failover (unplanned) or Switchover (planned, zero data loss).'),
+    trigger: operationTrigger.describe('What started it: an outage, a person, or a drill.'),
+    from: z.string().max(253).describe('The ReplicaCluster that was primary.'),
+    to: z.string().max(253).describe('The ReplicaCluster being promoted.'),
+    epoch: z.number().int().min(1).describe('The epoch the promotion establishes.'),
+    step: operationStep.describe('The step reached; written before the step side effect.'),
+    startedAt: timestamp('When the operation started.'),
+    stepStartedAt: timestamp('When the current step started.'),
+    requestId: z.string().max(63).optional().describe('The promotionRequest id, for a manual operation.'),
+    attempts: z.number().int().min(0).optional().describe('Failed attempts of the current step.'),
+    lastError: z
+      .string()
+      .max(1024)
+      .optional()
+      .describe('The last error of the current step, if it is retrying.'),
+    reason: z.string().max(1024).optional().describe('Why it started, or why it was aborted.'),
+  })
+  .describe('A failover or switchover in progress.');
+
+export const operationReport = z
+  .object({
+    id: z.string().min(1).max(128).describe('Operation id.'),
+    kind: operationKind.describe('Failover or Switchover.'),
+    trigger: operationTrigger.describe('Automatic, Manual or Drill.'),
+    from: z.string().max(253).describe('The former primary.'),
+    to: z.string().max(253).describe('The promoted cluster.'),
+    epoch: z.number().int().min(0).describe('Epoch after the operation.'),
+    result: z.enum(['Succeeded', 'Aborted', 'Failed']).describe('How it ended.'),
+    startedAt: timestamp('Start time.'),
+    completedAt: timestamp('End time.'),
+    rtoSeconds: z
+      .number()
+      .min(0)
+      .optional()
+      .describe('Measured time until writes succeeded through the DNS name.'),
+    rpoSeconds: z.number().min(0).optional().describe('Measured data-loss window, in seconds.'),
+    lostWrites: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('Canary writes committed before the switch but missing after.'),
+    dnsVerifySeconds: z
+      .number()
+      .min(0)
+      .optional()
+      .describe('Time until the authoritative servers answered the new value.'),
+    reason: z.string().max(1024).optional().describe('Why it started or ended as it did.'),
+  })
+  .describe('The report of a finished operation.');
+
+export const failoverPolicyStatus = z
+  .object({
+    observedGeneration: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('The .metadata.generation last acted on.'),
+    phase: policyPhase.optional().describe('Summary for people; the code decides from the fields below.'),
+    activePrimary: z.string().max(253).optional().describe('The ReplicaCluster that is primary now.'),
+    epoch: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('The failover epoch: increases by exactly one per promotion, never decreases.'),
+    standbyLagSeconds: z
+      .number()
+      .min(0)
+      .optional()
+      .describe('Lag of the preferred healthy standby, in seconds.'),
+    currentOperation: operation.optional(),
+    lastHandledRequestId: z.string().max(63).optional().describe('The last promotionRequest id acted on.'),
+    lastFailoverTime: timestamp(
+      'When the last promotion completed; the cool-down counts from here.',
+    ).optional(),
+    history: z
+      .array(operationReport)
+      .max(20)
+      .optional()
+      .describe('Finished failovers and switchovers, newest first (at most 20).'),
+    drills: z
+      .array(operationReport)
+      .max(10)
+      .optional()
+      .describe('Finished drills with measured RTO and RPO, newest first (at most 10).'),
+    nextDrillTime: timestamp('When the next scheduled drill starts.').optional(),
+    conditions: conditions.optional(),
+  })
+  .describe('Observed state of a FailoverPolicy, written by the operator.');
+
+export const failoverPolicy = z.object({
+  apiVersion: z.string().describe('regionfailover.io/v1alpha1'),
+  kind: z.literal('FailoverPolicy').describe('FailoverPolicy'),
+  metadata: z
+    .object({
+      name: z.string(),
+      namespace: z.string().optional(),
+      uid: z.string().optional(),
+      generation: z.number().int().optional(),
+      resourceVersion: z.string().optional(),
+    })
+    .loose()
+    .describe('Standard object metadata.'),
+  spec: failoverPolicySpec,
+  status: failoverPolicyStatus.optional(),
+});
+
+export type FailoverPolicySpec = z.infer<typeof failoverPolicySpec>;
+export type FailoverPolicyStatus = z.infer<typeof failoverPolicyStatus>;
+export type FailoverPolicy = z.infer<typeof failoverPolicy>;
+export type Operation = z.infer<typeof operation>;
+export type OperationReport = z.infer<typeof operationReport>;

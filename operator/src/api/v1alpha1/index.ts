@@ -1,0 +1,81 @@
+/** regionfailover.io/v1alpha1: the two kinds and their CRD definitions. */
+import type { KindDefinition } from '../crd.ts';
+import { GROUP, VERSION } from './common.ts';
+import { failoverPolicySpec, failoverPolicyStatus } from './failover-policy.ts';
+import { replicaClusterSpec, replicaClusterStatus } from './replica-cluster.ts';
+
+export * from './common.ts';
+export * from './failover-policy.ts';
+export * from './replica-cluster.ts';
+
+export const replicaClusterKind: KindDefinition = {
+  group: GROUP,
+  version: VERSION,
+  kind: 'ReplicaCluster',
+  plural: 'replicaclusters',
+  singular: 'replicacluster',
+  shortNames: ['rcl', 'replica'],
+  categories: ['failover'],
+  description:
+    'ReplicaCluster is one PostgreSQL database in one region: how to reach it, how its provider names it, and the DNS value clients use when it is primary.',
+  spec: replicaClusterSpec,
+  status: replicaClusterStatus,
+  printerColumns: [
+    { name: 'Region', type: 'string', jsonPath: '.spec.region', description: 'Region of the cluster.' },
+    { name: 'Provider', type: 'string', jsonPath: '.spec.provider.type', description: 'Database provider.' },
+    { name: 'Role', type: 'string', jsonPath: '.status.role', description: 'Observed role.' },
+    { name: 'Health', type: 'string', jsonPath: '.status.health', description: 'Observed health.' },
+    {
+      name: 'Lag(s)',
+      type: 'number',
+      jsonPath: '.status.replicationLagSeconds',
+      description: 'Replication lag in seconds.',
+    },
+    {
+      name: 'Lag(bytes)',
+      type: 'integer',
+      jsonPath: '.status.replicationLagBytes',
+      description: 'Replication lag in WAL bytes.',
+      priority: 1,
+    },
+  ],
+};
+
+export const failoverPolicyKind: KindDefinition = {
+  group: GROUP,
+  version: VERSION,
+  kind: 'FailoverPolicy',
+  plural: 'failoverpolicies',
+  singular: 'failoverpolicy',
+  shortNames: ['fpol'],
+  categories: ['failover'],
+  description:
+    'FailoverPolicy binds a primary and its standby ReplicaClusters to a DNS record, and says when the operator may promote a standby and move the record.',
+  spec: failoverPolicySpec,
+  status: failoverPolicyStatus,
+  printerColumns: [
+    { name: 'Primary', type: 'string', jsonPath: '.status.activePrimary', description: 'The primary now.' },
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Phase of the policy.' },
+    {
+      name: 'Lag(s)',
+      type: 'number',
+      jsonPath: '.status.standbyLagSeconds',
+      description: 'Lag of the preferred standby.',
+    },
+    { name: 'Epoch', type: 'integer', jsonPath: '.status.epoch', description: 'Failover epoch.' },
+    {
+      name: 'Last-Drill',
+      type: 'string',
+      jsonPath: '.status.drills[0].result',
+      description: 'Result of the last drill.',
+    },
+    {
+      name: 'Drilled',
+      type: 'date',
+      jsonPath: '.status.drills[0].completedAt',
+      description: 'When the last drill finished.',
+    },
+  ],
+};
+
+export const kinds = [failoverPolicyKind, replicaClusterKind];

@@ -1,0 +1,217 @@
+/**
+ * ReplicaCluster: one PostgreSQL endpoint in one region, how to reach it, how its provider
+ * identifies it, and the DNS value clients should use when it is the primary.
+ */
+import { z } from 'zod';
+import { withRules } from '../cel.ts';
+import {
+  awsRegion,
+  conditions,
+  credentialsSecretRef,
+  hostOrAddress,
+  httpUrl,
+  mapOf,
+  secretKeyRef,
+  shortName,
+  timestamp,
+} from './common.ts';
+
+const awsCredentials = secretKeyRef(
+  'Secret key holding AWS credentials as a JSON object {accessKeyId, secretAccessKey, sessionToken?}. Omit to use the pod identity (IRSA, instance profile).',
+).optional();
+
+const awsEndpoint = httpUrl(
+  'AWS API endpoint to use instead of the public one (VPC endpoints, testing).',
+).optional();
+
+export const selfManagedProvider = z
+  .strictObject({
+    type: z.literal('SelfManaged').describe('PostgreSQL the team runs itself, with streaming replication.'),
+  })
+  .describe('Self-managed PostgreSQL: promotion with pg_promote(), fencing through SQL.');
+
+export const awsRdsProvider = z
+  .strictObject({
+    type: z.literal('AwsRds').describe('An Amazon RDS for PostgreSQL instance or cross-region read replica.'),
+    awsRds: z
+      .object({
+        region: awsRegion('AWS region of this instance.'),
+        dbInstanceIdentifier: z
+          .string()
+          .min(1)
+          .max(63)
+          .regex(/^[a-zA-Z]([a-zA-Z0-9]|-[a-zA-Z0-9])*$/, 'must be an RDS DB instance identifier')
+          .describe('The RDS DBInstanceIdentifier.'),
+        credentialsSecretRef: awsCredentials,
+        endpointUrl: awsEndpoint,
+      })
+      .describe('How to find the RDS instance.'),
+  })
+  .describe('Amazon RDS: promotion with PromoteReadReplica.');
+
+export const auroraGlobalProvider = z
+  .strictObject({
+    type: z.literal('AuroraGlobal').describe('A member cluster of an Aurora global database.'),
+    auroraGlobal: z
+      .object({
+        region: awsRegion('AWS region of this member cluster.'),
+        globalClusterIdentifier: z
+          .string()
+          .min(1)
+          .max(63)
+          .regex(/^[a-zA-Z][a-zA-Z0-9-]*$/, 'must be an Aurora global cluster identifier')
+          .describe('The Aurora GlobalClusterIdentifier.'),
+        dbClusterIdentifier: z
+          .string()
+          .min(1)
+          .max(63)
+          .regex(/^[a-zA-Z][a-zA-Z0-9-]*$/, 'must be a DB cluster identifier')
+          .describe('The DBClusterIdentifier of this member.'),
+        credentialsSecretRef: awsCredentials,
+        endpointUrl: awsEndpoint,
+      })
+      .describe('How to find the Aurora member cluster.'),
+  })
+  .describe('Aurora global database: switchover or failover of the global cluster.');
+
+export const digitalOceanProvider = z
+  .strictObject({
+    type: z.literal('DigitalOcean').describe('A DigitalOcean managed PostgreSQL cluster or read-only node.'),
+    digitalOcean: z
+      .object({
+        databaseId: z
+          .string()
+          .regex(
+            /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+            'must be a database cluster UUID',
+          )
+          .describe('UUID of the managed database cluster (the primary cluster, for a replica too).'),
+        replicaName: z
+          .string()
+          .min(1)
+          .max(63)
+          .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a read-only node name')
+          .optional()
+          .describe('Name of the read-only node when this cluster is a replica; omit for the primary.'),
+        tokenSecretRef: secretKeyRef('Secret key holding a DigitalOcean API token with database scope.'),
+        apiUrl: httpUrl('DigitalOcean API base URL to use instead of the public one (testing).').optional(),
+      })
+      .describe('How to find the DigitalOcean database.'),
+  })
+  .describe('DigitalOcean managed PostgreSQL: promotion of a read-only node.');
+
+export const databaseProvider = z
+  .discriminatedUnion('type', [
+    selfManagedProvider,
+    awsRdsProvider,
+    auroraGlobalProvider,
+    digitalOceanProvider,
+  ])
+  .describe('Which kind of database this is; type selects the block of identifiers that must be set.');
+
+export type DatabaseProvider = z.infer<typeof databaseProvider>;
+
+export const connection = z
+  .object({
+    host: hostOrAddress('Host name or address the operator and observers connect to.'),
+    port: z.number().int().min(1).max(65535).default(5432).describe('TCP port.'),
+    database: z.string().min(1).max(63).default('postgres').describe('Database to connect to.'),
+    sslMode: z
+      .enum(['disable', 'require', 'verify-ca', 'verify-full'])
+      .default('require')
+      .describe('TLS mode, as libpq sslmode.'),
+    credentialsSecretRef: credentialsSecretRef(
+      'Secret with the username and password of a role allowed to read replication status and call pg_promote().',
+    ),
+  })
+  .describe('How to connect to the database with SQL.');
+
+export const appEndpoint = z
+  .object({
+    name: shortName('A name for this endpoint, unique within the cluster.'),
+    url: httpUrl('URL probed with GET; any 2xx or 3xx answer counts as healthy.'),
+  })
+  .describe('An application endpoint in this region whose health is probed with the database.');
+
+export const replicaClusterSpec = withRules(
+  z
+    .object({
+      region: shortName('Region this cluster runs in, such as us-east-1 or ams3. Immutable.'),
+      provider: withRules(databaseProvider, [
+        {
+          rule: 'self.type == oldSelf.type',
+          message: 'provider.type is immutable; create a new ReplicaCluster instead',
+          fieldPath: '.type',
+        },
+      ]),
+      connection,
+      dnsTarget: hostOrAddress(
+        'The value the policy DNS record points at when this cluster is primary: an address for A/AAAA records, a hostname for CNAME.',
+      ),
+      appEndpoints: mapOf(appEndpoint, 'name', 8)
+        .optional()
+        .describe('Application endpoints in this region to probe alongside the database.'),
+    })
+    .describe('Desired state of a ReplicaCluster.'),
+  [{ rule: 'self.region == oldSelf.region', message: 'region is immutable', fieldPath: '.region' }],
+);
+
+export const clusterRole = z.enum(['Primary', 'Standby', 'Fenced', 'Unknown']);
+export const clusterHealth = z.enum(['Healthy', 'Degraded', 'Unreachable', 'Unknown']);
+
+export const replicaClusterStatus = z
+  .object({
+    observedGeneration: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('The .metadata.generation last acted on.'),
+    role: clusterRole
+      .optional()
+      .describe('Observed role: Primary, Standby, Fenced (read-only by the operator) or Unknown.'),
+    health: clusterHealth
+      .optional()
+      .describe('Observed health of the database and its application endpoints.'),
+    replicationLagBytes: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('For a standby: WAL bytes received by the primary but not yet replayed here.'),
+    replicationLagSeconds: z
+      .number()
+      .min(0)
+      .optional()
+      .describe('For a standby: age of the newest primary heartbeat replayed here.'),
+    timeline: z.number().int().min(0).optional().describe('PostgreSQL timeline ID.'),
+    lsn: z
+      .string()
+      .max(32)
+      .optional()
+      .describe('Current WAL position: write LSN on a primary, replay LSN on a standby.'),
+    lastObservedTime: timestamp('When the cluster was last probed successfully or not.').optional(),
+    conditions: conditions.optional(),
+  })
+  .describe('Observed state of a ReplicaCluster, written by the operator.');
+
+export const replicaCluster = z.object({
+  apiVersion: z.string().describe('regionfailover.io/v1alpha1'),
+  kind: z.literal('ReplicaCluster').describe('ReplicaCluster'),
+  metadata: z
+    .object({
+      name: z.string(),
+      namespace: z.string().optional(),
+      uid: z.string().optional(),
+      generation: z.number().int().optional(),
+      resourceVersion: z.string().optional(),
+    })
+    .loose()
+    .describe('Standard object metadata.'),
+  spec: replicaClusterSpec,
+  status: replicaClusterStatus.optional(),
+});
+
+export type ReplicaClusterSpec = z.infer<typeof replicaClusterSpec>;
+export type ReplicaClusterStatus = z.infer<typeof replicaClusterStatus>;
+export type ReplicaCluster = z.infer<typeof replicaCluster>;
