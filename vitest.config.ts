@@ -12,6 +12,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
+          sequence: { groupOrder: 0 },
           include: ['operator/src/**/*.test.ts', 'infra/**/*.test.ts', 'test/harness/**/*.test.ts'],
         },
       },
@@ -19,6 +20,8 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'integration',
+          // Unit tests run first and fast; integration tests after, two files at a time.
+          sequence: { groupOrder: 1 },
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/integration/global-setup.ts'],
           // Real servers on 2 cores: generous deadlines; tests wait on conditions, not time.
