@@ -1,0 +1,92 @@
+/**
+ * The database provider port: what the operator asks of a database, whoever runs it. One adapter
+ * per provider (self-managed PostgreSQL, AWS RDS, Aurora global, DigitalOcean). The controller never
+ * imports a cloud SDK or a database driver; it holds one of these.
+ *
+ * Every method is idempotent: calling it again after it took effect changes nothing and succeeds,
+ * so a step interrupted half-way (operator killed, API server down) can simply be run again.
+ * Failures are thrown as ProviderError with a reason from the closed list in ../errors.ts.
+ */
+import type { ProviderErrorReason } from '../errors.ts';
+
+export type DatabaseRole = 'Primary' | 'Standby' | 'Fenced' | 'Unknown';
+export type FencingMode = 'ReadOnly' | 'Shutdown' | 'EpochOnly';
+
+/** Connection details with credentials already read from their Secret. Never logged. */
+export interface DatabaseConnection {
+  host: string;
+  port: number;
+  database: string;
+  sslMode: 'disable' | 'require' | 'verify-ca' | 'verify-full';
+  user: string;
+  password: string;
+}
+
+export interface ReplicaState {
+  applicationName: string;
+  clientAddr?: string;
+  /** pg_stat_replication.state: streaming, catchup, ... */
+  state: string;
+  sentLsn?: string;
+  replayLsn?: string;
+  replayLagSeconds?: number;
+}
+
+/** What one probe of one database saw. A probe that fails returns `reachable: false`, never throws. */
+export interface DatabaseObservation {
+  reachable: boolean;
+  role: DatabaseRole;
+  /** Why the probe failed, when it did. */
+  failure?: { reason: ProviderErrorReason; message: string };
+  /** Primary: pg_current_wal_lsn(). Standby: pg_last_wal_replay_lsn(). */
+  lsn?: string;
+  /** Standby: pg_last_wal_receive_lsn(). */
+  receiveLsn?: string;
+  timeline?: number;
+  /** Standby: WAL replay is paused (pg_get_wal_replay_pause_state() <> 'not paused'). */
+  replayPaused?: boolean;
+  /** The operator's heartbeat row as this database holds it (on a standby: as replayed so far). */
+  heartbeat?: { epoch: number; writtenAt: Date };
+  /** Primary: its connected standbys, from pg_stat_replication. */
+  replicas?: ReplicaState[];
+  /**
+   * Lag where the adapter can tell it alone (a managed provider's own metric). Otherwise the
+   * controller computes lag from the primary's and the standby's observations together.
+   */
+  lagBytes?: number;
+  lagSeconds?: number;
+  /** How long the probe took, for the probe-duration metric. */
+  durationMs: number;
+}
+
+export interface PromoteRequest {
+  /** The operation this promotion belongs to; adapters may use it as an idempotency key. */
+  operationId: string;
+  /** The epoch the promotion establishes; written into the heartbeat row once writable. */
+  epoch: number;
+}
+
+export interface FenceRequest {
+  operationId: string;
+  epoch: number;
+  mode: FencingMode;
+}
+
+export interface DatabaseProvider {
+  /** Probes role, health, WAL positions and heartbeat. Never throws: failures are in the result. */
+  observe(): Promise<DatabaseObservation>;
+  /** Writes the heartbeat row (epoch, time) on a primary; creates the table if it is missing. */
+  writeHeartbeat(epoch: number, at: Date): Promise<void>;
+  /**
+   * Makes this database the primary and returns once it accepts writes. Already primary: returns
+   * `{ alreadyPrimary: true }` without doing anything.
+   */
+  promote(request: PromoteRequest): Promise<{ alreadyPrimary: boolean }>;
+  /**
+   * Stops this database accepting writes (ReadOnly, Shutdown) or only records the new epoch
+   * (EpochOnly). Already fenced: succeeds without doing anything. `detail` says what was done.
+   */
+  fence(request: FenceRequest): Promise<{ detail: string }>;
+  /** Releases pooled connections and clients. */
+  close(): Promise<void>;
+}
