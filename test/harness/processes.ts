@@ -27,6 +27,8 @@ export interface StartOptions {
   logPath: string;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** Run as this system user (and its group), e.g. "postgres": initdb and postgres refuse root. */
+  runAs?: string;
 }
 
 const live = new Set<ManagedProcess>();
@@ -45,7 +47,8 @@ export class ManagedProcess {
     this.log = createWriteStream(opts.logPath, { flags: 'a' });
     // setpriv asks the kernel to SIGKILL the child if this process dies without cleaning up,
     // so a crashed or killed test run never leaves an apiserver or etcd behind.
-    this.child = spawn('setpriv', ['--pdeathsig', 'SIGKILL', '--', opts.command, ...opts.args], {
+    const identity = opts.runAs ? [`--reuid=${opts.runAs}`, `--regid=${opts.runAs}`, '--init-groups'] : [];
+    this.child = spawn('setpriv', ['--pdeathsig', 'SIGKILL', ...identity, '--', opts.command, ...opts.args], {
       cwd: opts.cwd,
       env: opts.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -101,6 +104,11 @@ export class ManagedProcess {
       this.log.end();
       await once(this.log, 'close').catch(() => undefined);
     }
+  }
+
+  /** Sends a signal without waiting, e.g. SIGSTOP to freeze a server so clients time out. */
+  signal(signal: NodeJS.Signals): void {
+    if (this.running) this.child.kill(signal);
   }
 
   /** Stops the process at once, as a crash or an OOM kill would. */
