@@ -66,6 +66,7 @@ export class ControlPlane {
   readonly ports: { etcd: number; etcdPeer: number; apiserver: number };
   private etcd?: ManagedProcess;
   private apiserver?: ManagedProcess;
+  private readonly extraApiServers: ManagedProcess[] = [];
   private readonly ownsDir: boolean;
   private readonly bin: string;
   private readonly readyTimeoutMs: number;
@@ -166,17 +167,37 @@ export class ControlPlane {
   /** Starts kube-apiserver against the running etcd; used again after `stopApiServer`. */
   async startApiServer(): Promise<void> {
     if (this.apiserver?.running) return;
+    this.apiserver = await this.launchApiServer(this.ports.apiserver, 'kube-apiserver');
+  }
+
+  /**
+   * Starts a second kube-apiserver on the same etcd, as in an HA control plane. Writes made
+   * through it while the first is down are exactly what a client of the first one missed.
+   */
+  async addApiServer(): Promise<{ server: string; kubeConfig: () => KubeConfig; stop: () => Promise<void> }> {
+    const port = await freePort();
+    const proc = await this.launchApiServer(port, `kube-apiserver-${port}`);
+    this.extraApiServers.push(proc);
+    const server = `https://127.0.0.1:${port}`;
+    return {
+      server,
+      kubeConfig: () => this.kubeConfig(this.adminToken, 'admin', server),
+      stop: () => proc.stop(),
+    };
+  }
+
+  private async launchApiServer(port: number, logName: string): Promise<ManagedProcess> {
     const step = `start kube-apiserver (${this.name})`;
-    await assertPortFree(this.ports.apiserver, step);
-    this.apiserver = ManagedProcess.start({
+    await assertPortFree(port, step);
+    const apiserver = ManagedProcess.start({
       name: `kube-apiserver (${this.name})`,
       command: join(this.bin, 'kube-apiserver'),
-      logPath: join(this.dir, 'kube-apiserver.log'),
+      logPath: join(this.dir, `${logName}.log`),
       args: [
         `--etcd-servers=http://127.0.0.1:${this.ports.etcd}`,
         '--bind-address=127.0.0.1',
         '--advertise-address=127.0.0.1',
-        `--secure-port=${this.ports.apiserver}`,
+        `--secure-port=${port}`,
         `--cert-dir=${join(this.dir, 'certs')}`,
         '--service-cluster-ip-range=10.0.0.0/24',
         '--allow-privileged=true',
@@ -191,11 +212,11 @@ export class ControlPlane {
         '--profiling=false',
       ],
     });
-    const apiserver = this.apiserver;
     await this.waitReady(apiserver, step, async () => {
       if (!existsSync(this.caPath)) return false;
-      return (await this.get('/readyz')).status === 200;
+      return (await this.get('/readyz', this.adminToken, `https://127.0.0.1:${port}`)).status === 200;
     });
+    return apiserver;
   }
 
   /** Stops kube-apiserver (etcd keeps the data), as an outage of the API server would. */
@@ -239,10 +260,14 @@ export class ControlPlane {
   }
 
   /** A GET against the API server with the admin token; for readiness checks and debugging. */
-  get(path: string, token = this.adminToken): Promise<{ status: number; body: string }> {
+  get(
+    path: string,
+    token = this.adminToken,
+    server = this.server,
+  ): Promise<{ status: number; body: string }> {
     return new Promise((resolveGet, reject) => {
       const req = httpsRequest(
-        `${this.server}${path}`,
+        `${server}${path}`,
         { ca: readFileSync(this.caPath), headers: { authorization: `Bearer ${token}` }, timeout: 5_000 },
         (res) => {
           let body = '';
@@ -287,10 +312,10 @@ export class ControlPlane {
   }
 
   /** A client configuration; the admin's unless another token is given. */
-  kubeConfig(token = this.adminToken, user = 'admin'): KubeConfig {
+  kubeConfig(token = this.adminToken, user = 'admin', server = this.server): KubeConfig {
     const kc = new KubeConfig();
     kc.loadFromOptions({
-      clusters: [{ name: this.name, server: this.server, caFile: this.caPath }],
+      clusters: [{ name: this.name, server, caFile: this.caPath }],
       users: [{ name: user, token }],
       contexts: [{ name: this.name, cluster: this.name, user, namespace: 'default' }],
       currentContext: this.name,
@@ -309,6 +334,7 @@ export class ControlPlane {
 
   /** Stops kube-apiserver, then etcd, and removes the temp directory it created. */
   async stop(opts: { keepDir?: boolean } = {}): Promise<void> {
+    await Promise.all(this.extraApiServers.map((p) => p.stop()));
     await this.apiserver?.stop();
     await this.etcd?.stop();
     if (this.ownsDir && !opts.keepDir) rmSync(this.dir, { recursive: true, force: true });

@@ -1,0 +1,89 @@
+/**
+ * Process configuration from flags (`--name=value`) and environment (`FAILOVER_NAME`), validated
+ * by zod. A bad value stops the process at start with a message naming the flag.
+ */
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+const seconds = (def: number, max: number) => z.coerce.number().int().min(1).max(max).default(def);
+const bool = (def: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0'])
+    .default(def ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1');
+
+export const configSchema = z
+  .object({
+    mode: z
+      .enum(['operator', 'observer'])
+      .default('operator')
+      .describe('operator: reconcile; observer: probe and publish observations'),
+    kubeconfig: z.string().optional().describe('kubeconfig file; in-cluster or $KUBECONFIG when omitted'),
+    namespace: z.string().default('').describe('watch only this namespace; all when empty'),
+    leaderElect: bool(true).describe('elect one active replica through a Lease'),
+    leaderElectionNamespace: z
+      .string()
+      .min(1)
+      .default(process.env.POD_NAMESPACE ?? 'default'),
+    leaderElectionId: z.string().min(1).default('failover-operator-leader'),
+    identity: z
+      .string()
+      .min(1)
+      .default(process.env.POD_NAME ?? `${hostname()}-${process.pid}`),
+    leaseDurationSeconds: seconds(15, 600),
+    renewDeadlineSeconds: seconds(10, 600),
+    retryPeriodSeconds: seconds(2, 600),
+    httpAddress: z
+      .string()
+      .regex(/^[^:]*:\d+$/, 'must be host:port, e.g. 0.0.0.0:8080')
+      .default('0.0.0.0:8080')
+      .describe('serves /metrics, /healthz and /readyz'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+    maxConcurrentReconciles: z.coerce.number().int().min(1).max(64).default(4),
+    resyncSeconds: seconds(600, 86400),
+    shutdownGraceSeconds: seconds(20, 600),
+  })
+  .refine((c) => c.leaseDurationSeconds > c.renewDeadlineSeconds, {
+    message: 'lease-duration-seconds must be greater than renew-deadline-seconds',
+    path: ['leaseDurationSeconds'],
+  })
+  .refine((c) => c.renewDeadlineSeconds > c.retryPeriodSeconds, {
+    message: 'renew-deadline-seconds must be greater than retry-period-seconds',
+    path: ['renewDeadlineSeconds'],
+  });
+
+export type Config = z.infer<typeof configSchema>;
+
+const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+const envName = (s: string) => `FAILOVER_${kebab(s).replace(/-/g, '_').toUpperCase()}`;
+
+/** Reads flags first, then FAILOVER_* variables, then defaults. Throws with every problem named. */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
+  const keys = Object.keys(configSchema.shape ?? {}) as (keyof Config)[];
+  const byFlag = new Map(keys.map((k) => [kebab(k), k]));
+  const raw: Record<string, string> = {};
+  for (const k of keys) {
+    const value = env[envName(k)];
+    if (value !== undefined) raw[k] = value;
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
+    const key = m ? byFlag.get(m[1] ?? '') : undefined;
+    if (!m || !key)
+      throw new Error(
+        `unknown argument ${arg}; flags are: ${[...byFlag.keys()].map((f) => `--${f}`).join(' ')}`,
+      );
+    const value = m[2] ?? (argv[i + 1]?.startsWith('--') || argv[i + 1] === undefined ? 'true' : argv[++i]);
+    raw[key] = value ?? 'true';
+  }
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new Error(
+      parsed.error.issues
+        .map((i) => `--${kebab(String(i.path[0] ?? ''))} (${envName(String(i.path[0] ?? ''))}): ${i.message}`)
+        .join('; '),
+    );
+  }
+  return parsed.data;
+}

@@ -1,0 +1,17 @@
+/** Everything a reconciler needs, passed explicitly: no globals. */
+import type { Clock } from '../runtime/clock.ts';
+import type { EventRecorder } from '../runtime/events.ts';
+import type { Informer } from '../runtime/informer.ts';
+import type { KubeClient, KubeObject } from '../runtime/kube-client.ts';
+import type { Logger } from '../runtime/logger.ts';
+import type { Metrics } from '../runtime/metrics.ts';
+
+export interface OperatorContext {
+  client: KubeClient;
+  clock: Clock;
+  log: Logger;
+  metrics: Metrics;
+  events: EventRecorder;
+  policies: Informer<KubeObject>;
+  clusters: Informer<KubeObject>;
+}

@@ -1,0 +1,24 @@
+/**
+ * Reads our own objects defensively. The API server validated the spec when it was written, but
+ * an object may predate a rule, and status can be edited by hand: neither may crash the operator.
+ */
+import type { z } from 'zod';
+import { parseWith } from '../api/validate.ts';
+import type { KubeObject } from '../runtime/kube-client.ts';
+
+export type SpecReading<S> = { ok: true; spec: S } | { ok: false; message: string };
+
+export function readSpec<S extends z.ZodType>(schema: S, object: KubeObject): SpecReading<z.output<S>> {
+  const parsed = parseWith(schema, object.spec, 'spec');
+  return parsed.ok ? { ok: true, spec: parsed.value } : { ok: false, message: parsed.message };
+}
+
+/** The status as last written, or an empty one (with the problem) when it does not parse. */
+export function readStatus<S extends z.ZodType>(
+  schema: S,
+  object: KubeObject,
+): { status: z.output<S>; problem?: string } {
+  if (object.status === undefined) return { status: schema.parse({}) };
+  const parsed = parseWith(schema, object.status, 'status');
+  return parsed.ok ? { status: parsed.value } : { status: schema.parse({}), problem: parsed.message };
+}

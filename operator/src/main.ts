@@ -1,0 +1,86 @@
+/**
+ * The operator process: configuration, logs, the Kubernetes client, leader election, the
+ * controllers and the HTTP endpoint for metrics and probes. SIGTERM stops taking work, lets the
+ * current step finish, releases the leader lease and exits.
+ */
+import { KubeConfig } from '@kubernetes/client-node';
+import { loadConfig } from './config.ts';
+import { Manager } from './manager.ts';
+import { systemClock } from './runtime/clock.ts';
+import { startHttpServer } from './runtime/http-server.ts';
+import { KubeClient } from './runtime/kube-client.ts';
+import { LeaderElector } from './runtime/leader-election.ts';
+import { createLogger } from './runtime/logger.ts';
+import { Metrics } from './runtime/metrics.ts';
+
+let config: ReturnType<typeof loadConfig>;
+try {
+  config = loadConfig(process.argv.slice(2), process.env);
+} catch (err) {
+  process.stderr.write(`failover-operator: invalid configuration: ${(err as Error).message}\n`);
+  process.exit(2);
+}
+
+const log = createLogger({ level: config.logLevel });
+const kc = new KubeConfig();
+if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
+else kc.loadFromDefault();
+
+const metrics = new Metrics({ processMetrics: true });
+const client = new KubeClient(kc, metrics, { userAgent: `failover-operator/${config.identity}` });
+const manager = new Manager({
+  client,
+  clock: systemClock,
+  log,
+  metrics,
+  identity: config.identity,
+  namespace: config.namespace,
+  concurrency: config.maxConcurrentReconciles,
+  resyncMs: config.resyncSeconds * 1000,
+});
+
+let shuttingDown = false;
+const { server, port } = await startHttpServer(config.httpAddress, metrics, {
+  healthy: () => !shuttingDown,
+  ready: () => manager.readiness(),
+});
+log.info({ mode: config.mode, identity: config.identity, server: client.server, httpPort: port }, 'starting');
+
+const elector = config.leaderElect
+  ? new LeaderElector({
+      client,
+      namespace: config.leaderElectionNamespace,
+      name: config.leaderElectionId,
+      identity: config.identity,
+      log,
+      metrics,
+      leaseDurationMs: config.leaseDurationSeconds * 1000,
+      renewDeadlineMs: config.renewDeadlineSeconds * 1000,
+      retryPeriodMs: config.retryPeriodSeconds * 1000,
+    })
+  : undefined;
+
+async function shutdown(signal: string, code = 0): Promise<never> {
+  if (shuttingDown) process.exit(code);
+  shuttingDown = true;
+  log.info({ signal }, 'shutting down: finishing the current step, then releasing the lease');
+  await manager.stop(config.shutdownGraceSeconds * 1000);
+  await elector?.stop();
+  server.close();
+  log.info('stopped');
+  process.exit(code);
+}
+process.once('SIGTERM', () => void shutdown('SIGTERM'));
+process.once('SIGINT', () => void shutdown('SIGINT'));
+
+manager.startInformers();
+if (elector) {
+  void elector
+    .run(() => manager.startControllers())
+    .then((outcome) => {
+      // A replica that lost its lease must not keep acting on stale leadership.
+      if (outcome === 'lost') void shutdown('leader-election-lost', 1);
+    });
+} else {
+  manager.startControllers();
+}

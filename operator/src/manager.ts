@@ -1,0 +1,119 @@
+/**
+ * The manager wires the operator together, as controller-runtime's does: informers (running on
+ * every replica, so a standby replica has a warm cache), controllers (running only on the
+ * elected leader), the event recorder and the probes.
+ */
+
+import type { OperatorContext } from './controllers/context.ts';
+import { reconcileFailoverPolicy } from './controllers/failover-policy/reconciler.ts';
+import { reconcileReplicaCluster } from './controllers/replica-cluster/reconciler.ts';
+import { failoverPolicyType, replicaClusterType } from './controllers/resources.ts';
+import type { Clock } from './runtime/clock.ts';
+import { Controller } from './runtime/controller.ts';
+import { EventRecorder } from './runtime/events.ts';
+import { Informer, objectKey } from './runtime/informer.ts';
+import type { KubeClient, KubeObject } from './runtime/kube-client.ts';
+import type { Logger } from './runtime/logger.ts';
+import type { Metrics } from './runtime/metrics.ts';
+
+export interface ManagerOptions {
+  client: KubeClient;
+  clock: Clock;
+  log: Logger;
+  metrics: Metrics;
+  identity: string;
+  namespace?: string;
+  concurrency?: number;
+  resyncMs?: number;
+}
+
+export class Manager {
+  readonly context: OperatorContext;
+  readonly controllers: Controller[];
+  private readonly informers: Informer<KubeObject>[];
+  /** cluster key → keys of the policies that name it, so a cluster change wakes its policies. */
+  private readonly policiesByCluster = new Map<string, Set<string>>();
+  private controllersStarted = false;
+
+  constructor(options: ManagerOptions) {
+    const { client, log, metrics, namespace, resyncMs } = options;
+    const informer = (type: typeof failoverPolicyType) =>
+      new Informer<KubeObject>({ client, type, namespace: namespace || undefined, log, metrics, resyncMs });
+    const policies = informer(failoverPolicyType);
+    const clusters = informer(replicaClusterType);
+    const events = new EventRecorder({
+      client,
+      clock: options.clock,
+      log,
+      controller: 'regionfailover.io/operator',
+      instance: options.identity,
+    });
+    this.context = { client, clock: options.clock, log, metrics, events, policies, clusters };
+    this.informers = [policies, clusters];
+
+    const concurrency = options.concurrency ?? 4;
+    const policyController = new Controller({
+      name: 'failoverpolicy',
+      reconcile: reconcileFailoverPolicy(this.context),
+      log,
+      metrics,
+      concurrency,
+    });
+    const clusterController = new Controller({
+      name: 'replicacluster',
+      reconcile: reconcileReplicaCluster(this.context),
+      log,
+      metrics,
+      concurrency,
+    });
+    this.controllers = [policyController, clusterController];
+
+    policies.on((event) => {
+      const key = objectKey(event.object);
+      this.indexPolicy(key, event.type === 'deleted' ? undefined : event.object);
+      if (event.type !== 'deleted') policyController.enqueue(key);
+    });
+    clusters.on((event) => {
+      const key = objectKey(event.object);
+      if (event.type !== 'deleted') clusterController.enqueue(key);
+      if (event.type !== 'resync')
+        for (const p of this.policiesByCluster.get(key) ?? []) policyController.enqueue(p);
+    });
+  }
+
+  private indexPolicy(policyKey: string, policy: KubeObject | undefined): void {
+    for (const keys of this.policiesByCluster.values()) keys.delete(policyKey);
+    const spec = policy?.spec as { primary?: unknown; standbys?: unknown } | undefined;
+    if (!policy || !spec) return;
+    const names = [spec.primary, ...(Array.isArray(spec.standbys) ? spec.standbys : [])].filter(
+      (n): n is string => typeof n === 'string',
+    );
+    for (const name of names) {
+      const clusterKey = objectKey({ metadata: { name, namespace: policy.metadata.namespace } });
+      const set = this.policiesByCluster.get(clusterKey) ?? new Set();
+      set.add(policyKey);
+      this.policiesByCluster.set(clusterKey, set);
+    }
+  }
+
+  startInformers(): void {
+    for (const i of this.informers) i.start();
+  }
+
+  /** Starts reconciling; only the leader calls this. */
+  startControllers(): void {
+    this.controllersStarted = true;
+    for (const c of this.controllers) c.start();
+  }
+
+  readiness(): { ok: boolean; reasons: string[] } {
+    const reasons = this.informers.filter((i) => !i.synced).map((i) => `cache of ${i.resource} not synced`);
+    return { ok: reasons.length === 0, reasons };
+  }
+
+  /** Stops taking work, lets the current steps finish (bounded), then stops the informers. */
+  async stop(graceMs = 20_000): Promise<void> {
+    if (this.controllersStarted) await Promise.all(this.controllers.map((c) => c.stop(graceMs)));
+    await Promise.all(this.informers.map((i) => i.stop()));
+  }
+}

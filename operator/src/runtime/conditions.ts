@@ -1,0 +1,47 @@
+/**
+ * Conditions as Kubernetes defines them (metav1.Condition): one per type, with the generation
+ * they describe, and a transition time that only moves when the status actually changes.
+ */
+import type { Condition } from '../api/v1alpha1/common.ts';
+
+export type { Condition };
+
+export interface ConditionInput {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+}
+
+/** Returns a new list with `input` set; `lastTransitionTime` is kept unless the status changed. */
+export function setCondition(
+  existing: Condition[] | undefined,
+  input: ConditionInput,
+  generation: number | undefined,
+  now: Date,
+): Condition[] {
+  const list = existing ?? [];
+  const previous = list.find((c) => c.type === input.type);
+  const next: Condition = {
+    ...input,
+    message: input.message.slice(0, 32768),
+    observedGeneration: generation,
+    lastTransitionTime:
+      previous && previous.status === input.status
+        ? previous.lastTransitionTime
+        : now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+  };
+  return [...list.filter((c) => c.type !== input.type), next].sort((a, b) => a.type.localeCompare(b.type));
+}
+
+export function findCondition(list: Condition[] | undefined, type: string): Condition | undefined {
+  return list?.find((c) => c.type === type);
+}
+
+/** The condition types whose status, reason or message differ between two lists. */
+export function changedConditions(before: Condition[] | undefined, after: Condition[]): Condition[] {
+  return after.filter((c) => {
+    const b = findCondition(before, c.type);
+    return !b || b.status !== c.status || b.reason !== c.reason || b.message !== c.message;
+  });
+}

@@ -1,0 +1,119 @@
+/**
+ * A controller: a work queue of keys fed by informers, and workers that run the reconcile
+ * function for one key at a time. Like controller-runtime's: errors back off per key, terminal
+ * errors are reported and not retried, `requeueAfter` schedules the next look.
+ */
+import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
+import { errorReason, type ReconcileResult, TerminalError } from './reconcile.ts';
+import { WorkQueue } from './workqueue.ts';
+
+export interface ControllerOptions {
+  name: string;
+  reconcile: (key: string) => Promise<ReconcileResult>;
+  log: Logger;
+  metrics?: Metrics;
+  concurrency?: number;
+  /** Per-key backoff for failed reconciles. */
+  backoff?: { baseMs: number; maxMs: number };
+}
+
+export class Controller {
+  readonly name: string;
+  readonly queue: WorkQueue;
+  private readonly opts: ControllerOptions;
+  private readonly concurrency: number;
+  private workers: Promise<void>[] = [];
+  private progressTimer: NodeJS.Timeout | undefined;
+  private running = false;
+
+  constructor(options: ControllerOptions) {
+    this.opts = options;
+    this.name = options.name;
+    this.concurrency = options.concurrency ?? 4;
+    this.queue = new WorkQueue({
+      name: options.name,
+      metrics: options.metrics,
+      backoff: options.backoff ?? { baseMs: 500, maxMs: 5 * 60_000 },
+    });
+  }
+
+  enqueue(key: string): void {
+    this.queue.add(key);
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.opts.metrics?.maxConcurrentReconciles.set({ controller: this.name }, this.concurrency);
+    this.opts.metrics?.activeWorkers.set({ controller: this.name }, 0);
+    this.progressTimer = setInterval(() => this.queue.updateProgressMetrics(), 1000).unref();
+    for (let i = 0; i < this.concurrency; i++) this.workers.push(this.worker());
+  }
+
+  /** Stops taking work and waits (up to `graceMs`) for reconciles in progress to finish their step. */
+  async stop(graceMs = 20_000): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.queue.shutDown();
+    clearInterval(this.progressTimer);
+    await Promise.race([Promise.all(this.workers), new Promise((r) => setTimeout(r, graceMs).unref())]);
+  }
+
+  private async worker(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      this.opts.metrics?.activeWorkers.inc({ controller: this.name });
+      try {
+        await this.process(key);
+      } finally {
+        this.opts.metrics?.activeWorkers.dec({ controller: this.name });
+        this.queue.done(key);
+      }
+    }
+  }
+
+  private async process(key: string): Promise<void> {
+    const m = this.opts.metrics;
+    const labels = { controller: this.name };
+    const end = m?.reconcileTime.startTimer(labels);
+    try {
+      const result = await this.opts.reconcile(key);
+      this.queue.forget(key);
+      if (result.kind === 'requeueAfter') {
+        this.queue.addAfter(key, result.ms);
+        m?.reconcileTotal.inc({ ...labels, result: 'requeue_after' });
+      } else {
+        m?.reconcileTotal.inc({ ...labels, result: 'success' });
+      }
+    } catch (err) {
+      m?.reconcileTotal.inc({ ...labels, result: 'error' });
+      if (err instanceof TerminalError) {
+        this.queue.forget(key);
+        m?.terminalReconcileErrors.inc(labels);
+        this.opts.log.error(
+          { controller: this.name, key, reason: err.reason, err: err.message },
+          'reconcile failed; not retrying',
+        );
+        return;
+      }
+      const reason = errorReason(err);
+      m?.reconcileErrors.inc({ ...labels, reason });
+      const delay = this.queue.addRateLimited(key);
+      this.opts.log.warn(
+        {
+          controller: this.name,
+          key,
+          reason,
+          err: (err as Error).message,
+          retryInMs: delay,
+          attempt: this.queue.failuresOf(key),
+        },
+        'reconcile failed; retrying with backoff',
+      );
+    } finally {
+      end?.();
+    }
+  }
+}

@@ -1,0 +1,265 @@
+/**
+ * A list+watch cache that survives: the API server going away, 410 Gone, and watches that go
+ * silent. Controllers read from its cache and are told about changes; it never gives up.
+ *
+ * - Start: list (paginated), then watch from the list's resourceVersion with bookmarks.
+ * - A watch that ends normally (server timeout) is reopened from the last resourceVersion.
+ * - An error waits a jittered, growing backoff, then reopens from the last resourceVersion.
+ * - 410 Gone (history compacted) drops the resourceVersion and relists, emitting the difference.
+ * - A watch with no event or bookmark for `staleAfterMs` is aborted and reopened (a half-open
+ *   connection looks exactly like a quiet cluster otherwise).
+ * - Every `resyncMs` each cached object is handed to the handlers again, so a lost event or a
+ *   missed timer is repaired without any API call.
+ */
+import { type BackoffPolicy, backoffDelay } from './backoff.ts';
+import { isGone, type KubeClient, type KubeObject, type ResourceType } from './kube-client.ts';
+import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
+
+export type InformerEvent<T> =
+  | { type: 'added'; object: T }
+  | { type: 'updated'; object: T; old: T }
+  | { type: 'deleted'; object: T }
+  | { type: 'resync'; object: T };
+
+export interface InformerOptions {
+  client: KubeClient;
+  type: ResourceType;
+  /** Watch one namespace; all namespaces when omitted. */
+  namespace?: string;
+  log: Logger;
+  metrics?: Metrics;
+  resyncMs?: number;
+  /** Server-side watch timeout; each watch gets up to 20% jitter so informers do not reconnect in step. */
+  watchTimeoutSeconds?: number;
+  staleAfterMs?: number;
+  backoff?: BackoffPolicy;
+  pageSize?: number;
+}
+
+export const objectKey = (o: KubeObject) =>
+  o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name;
+
+export class Informer<T extends KubeObject> {
+  private readonly cache = new Map<string, T>();
+  private readonly handlers: ((event: InformerEvent<T>) => void)[] = [];
+  private readonly opts: Required<Omit<InformerOptions, 'namespace' | 'metrics'>> &
+    Pick<InformerOptions, 'namespace' | 'metrics'>;
+  private resourceVersion: string | undefined;
+  private hasSynced = false;
+  private stopped = true;
+  private current: AbortController | undefined;
+  private lastActivity = Date.now();
+  private loop: Promise<void> | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private wake: (() => void) | undefined;
+  private staleAbort = false;
+
+  constructor(options: InformerOptions) {
+    this.opts = {
+      resyncMs: 10 * 60_000,
+      watchTimeoutSeconds: 300,
+      staleAfterMs: 0,
+      backoff: { baseMs: 500, maxMs: 30_000 },
+      pageSize: 500,
+      ...options,
+    };
+    // Bookmarks arrive about once a minute; silence well past the watch timeout means a dead stream.
+    if (!this.opts.staleAfterMs) this.opts.staleAfterMs = (this.opts.watchTimeoutSeconds * 1.2 + 60) * 1000;
+  }
+
+  get resource(): string {
+    return this.opts.type.plural;
+  }
+
+  /** True once the first list has been loaded; stays true across later reconnects. */
+  get synced(): boolean {
+    return this.hasSynced;
+  }
+
+  on(handler: (event: InformerEvent<T>) => void): void {
+    this.handlers.push(handler);
+  }
+
+  get(key: string): T | undefined {
+    return this.cache.get(key);
+  }
+
+  list(): T[] {
+    return [...this.cache.values()];
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.loop = this.run();
+    this.timers.push(
+      setInterval(() => this.resync(), this.opts.resyncMs).unref(),
+      setInterval(() => this.checkStaleness(), Math.min(this.opts.staleAfterMs / 4, 30_000)).unref(),
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    this.current?.abort();
+    this.wake?.();
+    await this.loop;
+  }
+
+  /** Resolves once synced, or rejects after `timeoutMs`. */
+  async waitForSync(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.hasSynced) {
+      if (Date.now() > deadline)
+        throw new Error(`cache of ${this.resource} did not sync within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /**
+   * Reopens the watch from a given resourceVersion. Tests use it with an expired version to
+   * exercise the 410 Gone path, which otherwise needs hours of etcd history to happen naturally.
+   */
+  restartWatchFrom(resourceVersion: string): void {
+    this.resourceVersion = resourceVersion;
+    this.current?.abort();
+  }
+
+  private async run(): Promise<void> {
+    let attempt = 0;
+    while (!this.stopped) {
+      try {
+        if (this.resourceVersion === undefined) await this.relist();
+        const cause = await this.watchOnce();
+        attempt = 0;
+        if (!this.stopped) this.opts.metrics?.informerRestarts.inc({ resource: this.resource, cause });
+      } catch (err) {
+        if (this.stopped) break;
+        if (isGone(err)) {
+          // History was compacted past our resourceVersion: only a fresh list can be trusted.
+          this.opts.log.info({ resource: this.resource }, 'watch expired (410 Gone); relisting');
+          this.opts.metrics?.informerRestarts.inc({ resource: this.resource, cause: 'expired' });
+          this.resourceVersion = undefined;
+          continue;
+        }
+        this.opts.metrics?.informerRestarts.inc({ resource: this.resource, cause: 'error' });
+        const delay = backoffDelay(attempt++, this.opts.backoff);
+        this.opts.log.warn(
+          { resource: this.resource, err: (err as Error).message, retryInMs: delay },
+          'watch failed; retrying',
+        );
+        await this.sleep(delay);
+      }
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  private async relist(): Promise<void> {
+    const seen = new Map<string, T>();
+    let token: string | undefined;
+    let rv = '';
+    do {
+      const page = await this.opts.client.list<T>(this.opts.type, this.opts.namespace, {
+        limit: this.opts.pageSize,
+        continue: token,
+      });
+      for (const item of page.items) seen.set(objectKey(item), item);
+      token = page.metadata.continue || undefined;
+      rv = page.metadata.resourceVersion;
+    } while (token);
+    this.opts.metrics?.informerRelists.inc({ resource: this.resource });
+    for (const [key, old] of this.cache) {
+      if (!seen.has(key)) {
+        this.cache.delete(key);
+        this.emit({ type: 'deleted', object: old });
+      }
+    }
+    for (const [key, object] of seen) {
+      const old = this.cache.get(key);
+      this.cache.set(key, object);
+      if (!old) this.emit({ type: 'added', object });
+      else if (old.metadata.resourceVersion !== object.metadata.resourceVersion)
+        this.emit({ type: 'updated', object, old });
+    }
+    this.resourceVersion = rv;
+    this.hasSynced = true;
+    this.lastActivity = Date.now();
+  }
+
+  /** Watches until the stream ends; returns why it ended, or throws on an error. */
+  private async watchOnce(): Promise<'closed' | 'stale' | 'restarted'> {
+    const controller = new AbortController();
+    this.current = controller;
+    this.lastActivity = Date.now();
+    const timeoutSeconds = Math.round(this.opts.watchTimeoutSeconds * (1 + Math.random() * 0.2));
+    try {
+      await this.opts.client.watch(
+        this.opts.type,
+        this.opts.namespace,
+        { resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds },
+        (event) => {
+          this.lastActivity = Date.now();
+          const object = event.object as unknown as T;
+          if (object.metadata?.resourceVersion) this.resourceVersion = object.metadata.resourceVersion;
+          if (event.type === 'BOOKMARK') return;
+          const key = objectKey(object);
+          const old = this.cache.get(key);
+          if (event.type === 'DELETED') {
+            this.cache.delete(key);
+            this.emit({ type: 'deleted', object });
+          } else {
+            this.cache.set(key, object);
+            this.emit(old ? { type: 'updated', object, old } : { type: 'added', object });
+          }
+        },
+        controller.signal,
+      );
+    } catch (err) {
+      // An abort for staleness or restartWatchFrom is not an outage: reopen at once.
+      if (!controller.signal.aborted || this.stopped) throw err;
+    } finally {
+      this.current = undefined;
+    }
+    if (this.staleAbort) {
+      this.staleAbort = false;
+      return 'stale';
+    }
+    return controller.signal.aborted ? 'restarted' : 'closed';
+  }
+
+  private checkStaleness(): void {
+    if (this.current && Date.now() - this.lastActivity > this.opts.staleAfterMs) {
+      this.opts.log.warn(
+        { resource: this.resource, silentMs: Date.now() - this.lastActivity },
+        'watch went silent; restarting it',
+      );
+      this.staleAbort = true;
+      this.current.abort();
+    }
+  }
+
+  private resync(): void {
+    for (const object of this.cache.values()) this.emit({ type: 'resync', object });
+  }
+
+  private emit(event: InformerEvent<T>): void {
+    for (const handler of this.handlers) {
+      try {
+        handler(event);
+      } catch (err) {
+        this.opts.log.error({ err, resource: this.resource }, 'informer handler failed');
+      }
+    }
+  }
+}

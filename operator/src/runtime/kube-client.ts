@@ -1,0 +1,269 @@
+/**
+ * The Kubernetes API port's adapter: one small REST client for every resource the operator uses
+ * (its custom resources, Leases, Events, Secrets). It speaks plain JSON, counts every request in
+ * `rest_client_requests_total`, and turns failures into KubeApiError with the status code.
+ */
+import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
+import { HttpMethod, type KubeConfig, RequestContext } from '@kubernetes/client-node';
+import { fetch } from 'undici';
+import type { Metrics } from './metrics.ts';
+
+/** Which resource a request is about. */
+export interface ResourceType {
+  /** '' for the core group. */
+  group: string;
+  version: string;
+  plural: string;
+  kind: string;
+}
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  deletionTimestamp?: string;
+  finalizers?: string[];
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  creationTimestamp?: string;
+  [key: string]: unknown;
+}
+
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  [key: string]: unknown;
+}
+
+export interface WatchEvent {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: KubeObject & { code?: number; reason?: string; message?: string };
+}
+
+export class KubeApiError extends Error {
+  readonly status: number;
+  readonly reason: string;
+
+  constructor(status: number, reason: string, message: string) {
+    super(message);
+    this.name = 'KubeApiError';
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+export const isNotFound = (err: unknown) => err instanceof KubeApiError && err.status === 404;
+export const isConflict = (err: unknown) => err instanceof KubeApiError && err.status === 409;
+export const isGone = (err: unknown) => err instanceof KubeApiError && err.status === 410;
+
+export function resourcePath(
+  type: ResourceType,
+  namespace?: string,
+  name?: string,
+  subresource?: string,
+): string {
+  const base = type.group === '' ? `/api/${type.version}` : `/apis/${type.group}/${type.version}`;
+  return [base, namespace ? `namespaces/${namespace}` : undefined, type.plural, name, subresource]
+    .filter((p) => p !== undefined)
+    .join('/');
+}
+
+export interface KubeClientOptions {
+  /** Per-request timeout for ordinary (non-watch) requests. */
+  requestTimeoutMs?: number;
+  /** Identity sent as User-Agent, so API server audit logs name the operator. */
+  userAgent?: string;
+}
+
+export class KubeClient {
+  private readonly kc: KubeConfig;
+  private readonly metrics: Metrics | undefined;
+  private readonly requestTimeoutMs: number;
+  private readonly userAgent: string;
+
+  constructor(kc: KubeConfig, metrics?: Metrics, options: KubeClientOptions = {}) {
+    this.kc = kc;
+    this.metrics = metrics;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
+    this.userAgent = options.userAgent ?? 'failover-operator';
+  }
+
+  /** The server URL, for messages. */
+  get server(): string {
+    return this.kc.getCurrentCluster()?.server ?? '(no cluster)';
+  }
+
+  private async request(
+    method: HttpMethod,
+    path: string,
+    options: {
+      body?: unknown;
+      contentType?: string;
+      query?: Record<string, string | number | boolean | undefined>;
+      signal?: AbortSignal;
+    } = {},
+  ) {
+    const cluster = this.kc.getCurrentCluster();
+    if (!cluster) throw new Error('the kubeconfig has no current cluster');
+    const url = new URL(cluster.server + path);
+    for (const [k, v] of Object.entries(options.query ?? {}))
+      if (v !== undefined) url.searchParams.set(k, String(v));
+    const ctx = new RequestContext(url.toString(), method);
+    await this.kc.applySecurityAuthentication(ctx);
+    const headers = ctx.getHeaders() as Record<string, string>;
+    headers['user-agent'] = this.userAgent;
+    headers.accept = 'application/json';
+    if (options.body !== undefined) headers['content-type'] = options.contentType ?? 'application/json';
+    let status = 0;
+    try {
+      const response = await fetch(url, {
+        method,
+        headers,
+        body: options.body === undefined ? undefined : JSON.stringify(options.body),
+        dispatcher: ctx.getDispatcher(),
+        signal: options.signal ?? AbortSignal.timeout(this.requestTimeoutMs),
+      });
+      status = response.status;
+      return response;
+    } finally {
+      this.metrics?.restRequests.inc({ code: status === 0 ? '<error>' : String(status), method });
+    }
+  }
+
+  private async json<T>(
+    method: HttpMethod,
+    path: string,
+    options: {
+      body?: unknown;
+      contentType?: string;
+      query?: Record<string, string | number | boolean | undefined>;
+    } = {},
+  ): Promise<T> {
+    const response = await this.request(method, path, options);
+    const text = await response.text();
+    if (!response.ok) throw toApiError(response.status, text, `${method} ${path}`);
+    return (text ? JSON.parse(text) : {}) as T;
+  }
+
+  get<T extends KubeObject>(type: ResourceType, namespace: string | undefined, name: string): Promise<T> {
+    return this.json<T>(HttpMethod.GET, resourcePath(type, namespace, name));
+  }
+
+  /** Like get, but undefined when the object does not exist. */
+  async find<T extends KubeObject>(
+    type: ResourceType,
+    namespace: string | undefined,
+    name: string,
+  ): Promise<T | undefined> {
+    try {
+      return await this.get<T>(type, namespace, name);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  list<T extends KubeObject>(
+    type: ResourceType,
+    namespace?: string,
+    query: { labelSelector?: string; limit?: number; continue?: string } = {},
+  ): Promise<{ items: T[]; metadata: { resourceVersion: string; continue?: string } }> {
+    return this.json(HttpMethod.GET, resourcePath(type, namespace), { query });
+  }
+
+  create<T extends KubeObject>(
+    type: ResourceType,
+    namespace: string | undefined,
+    body: KubeObject,
+  ): Promise<T> {
+    return this.json<T>(HttpMethod.POST, resourcePath(type, namespace), { body });
+  }
+
+  replace<T extends KubeObject>(
+    type: ResourceType,
+    namespace: string | undefined,
+    body: KubeObject,
+  ): Promise<T> {
+    return this.json<T>(HttpMethod.PUT, resourcePath(type, namespace, body.metadata.name), { body });
+  }
+
+  /**
+   * JSON merge patch. Put `metadata.resourceVersion` in the patch to make it conditional: the
+   * API server then refuses it with 409 if the object changed since it was read.
+   */
+  mergePatch<T extends KubeObject>(
+    type: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    patch: unknown,
+    subresource?: 'status',
+  ): Promise<T> {
+    return this.json<T>(HttpMethod.PATCH, resourcePath(type, namespace, name, subresource), {
+      body: patch,
+      contentType: 'application/merge-patch+json',
+    });
+  }
+
+  async delete(type: ResourceType, namespace: string | undefined, name: string): Promise<void> {
+    try {
+      await this.json(HttpMethod.DELETE, resourcePath(type, namespace, name));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  /**
+   * Opens a watch and calls `onEvent` per event until the stream ends; resolves then, or rejects
+   * with KubeApiError (410 Gone among them) or a network error. `signal` stops it.
+   */
+  async watch(
+    type: ResourceType,
+    namespace: string | undefined,
+    query: { resourceVersion?: string; timeoutSeconds?: number; allowWatchBookmarks?: boolean },
+    onEvent: (event: WatchEvent) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const response = await this.request(HttpMethod.GET, resourcePath(type, namespace), {
+      query: { ...query, watch: true },
+      signal,
+    });
+    if (!response.ok || !response.body) {
+      throw toApiError(response.status, await response.text(), `WATCH ${resourcePath(type, namespace)}`);
+    }
+    const lines = createInterface({
+      input: Readable.fromWeb(response.body as import('node:stream/web').ReadableStream),
+      crlfDelay: Infinity,
+    });
+    for await (const line of lines) {
+      if (!line.trim()) continue;
+      const event = JSON.parse(line) as WatchEvent;
+      // An expired resourceVersion arrives as an ERROR event carrying a Status, not as an HTTP error.
+      if (event.type === 'ERROR') {
+        const status = event.object;
+        throw new KubeApiError(
+          status.code ?? 500,
+          status.reason ?? 'Unknown',
+          status.message ?? 'watch error',
+        );
+      }
+      onEvent(event);
+    }
+  }
+}
+
+function toApiError(status: number, body: string, what: string): KubeApiError {
+  try {
+    const parsed = JSON.parse(body) as { reason?: string; message?: string };
+    return new KubeApiError(
+      status,
+      parsed.reason ?? String(status),
+      parsed.message ?? `${what}: HTTP ${status}`,
+    );
+  } catch {
+    return new KubeApiError(status, String(status), `${what}: HTTP ${status} ${body.slice(0, 200)}`);
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * Leader election on a coordination.k8s.io/v1 Lease, as client-go does it. Every write carries
+ * the resourceVersion it read, so two candidates can never both win a round (optimistic
+ * concurrency). A lease is judged expired by the local time since its holder last changed it, not
+ * by the holder's clock, so clock skew between replicas does not matter.
+ */
+import {
+  isConflict,
+  isNotFound,
+  type KubeClient,
+  type KubeObject,
+  type ResourceType,
+} from './kube-client.ts';
+import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
+
+export const leaseType: ResourceType = {
+  group: 'coordination.k8s.io',
+  version: 'v1',
+  plural: 'leases',
+  kind: 'Lease',
+};
+
+interface Lease extends KubeObject {
+  spec?: {
+    holderIdentity?: string | null;
+    leaseDurationSeconds?: number;
+    acquireTime?: string | null;
+    renewTime?: string | null;
+    leaseTransitions?: number;
+  };
+}
+
+export interface LeaderElectionOptions {
+  client: KubeClient;
+  namespace: string;
+  name: string;
+  identity: string;
+  log: Logger;
+  metrics?: Metrics;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+}
+
+/** Kubernetes MicroTime: RFC 3339 with microseconds. */
+const microTime = (d: Date) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+
+export class LeaderElector {
+  private readonly opts: Required<Omit<LeaderElectionOptions, 'metrics'>> &
+    Pick<LeaderElectionOptions, 'metrics'>;
+  private observed: { holder: string; renewTime: string; at: number } | undefined;
+  private leading = false;
+  private stopped = false;
+  private wake: (() => void) | undefined;
+
+  constructor(options: LeaderElectionOptions) {
+    this.opts = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, ...options };
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  /**
+   * Campaigns until elected, calls `onStartedLeading`, renews, and resolves when leadership is lost
+   * or `stop()` is called. A lost lease is final for this elector: the process should exit, as
+   * controller-runtime's managers do, so no stale leader keeps acting.
+   */
+  async run(onStartedLeading: () => void): Promise<'lost' | 'stopped'> {
+    this.setLeading(false);
+    while (!this.stopped && !(await this.tryAcquireOrRenew())) await this.pause(this.opts.retryPeriodMs);
+    if (this.stopped) return 'stopped';
+    this.setLeading(true);
+    this.opts.log.info(
+      { lease: `${this.opts.namespace}/${this.opts.name}`, identity: this.opts.identity },
+      'became leader',
+    );
+    onStartedLeading();
+    let lastRenew = Date.now();
+    while (!this.stopped) {
+      await this.pause(this.opts.retryPeriodMs);
+      if (this.stopped) break;
+      if (await this.tryAcquireOrRenew()) {
+        lastRenew = Date.now();
+      } else if (Date.now() - lastRenew > this.opts.renewDeadlineMs) {
+        this.setLeading(false);
+        this.opts.log.error(
+          { identity: this.opts.identity },
+          'leader lease lost: could not renew within the renew deadline',
+        );
+        return 'lost';
+      }
+    }
+    return 'stopped';
+  }
+
+  /** Stops campaigning or renewing; if leading, gives the lease up at once so another replica takes over. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    if (this.leading) await this.release();
+    this.setLeading(false);
+  }
+
+  private setLeading(value: boolean): void {
+    this.leading = value;
+    this.opts.metrics?.leaderStatus.set({ name: this.opts.name }, value ? 1 : 0);
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const { client, namespace, name, identity } = this.opts;
+    const now = new Date();
+    try {
+      const lease = await client.find<Lease>(leaseType, namespace, name);
+      if (!lease) {
+        await client.create(leaseType, namespace, {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: { name, namespace },
+          spec: {
+            holderIdentity: identity,
+            leaseDurationSeconds: Math.ceil(this.opts.leaseDurationMs / 1000),
+            acquireTime: microTime(now),
+            renewTime: microTime(now),
+            leaseTransitions: 0,
+          },
+        });
+        return true;
+      }
+      const spec = lease.spec ?? {};
+      const holder = spec.holderIdentity ?? '';
+      const renewTime = spec.renewTime ?? '';
+      if (!this.observed || this.observed.holder !== holder || this.observed.renewTime !== renewTime) {
+        this.observed = { holder, renewTime, at: Date.now() };
+      }
+      const durationMs = (spec.leaseDurationSeconds ?? 15) * 1000;
+      if (holder && holder !== identity && this.observed.at + durationMs > Date.now()) return false;
+      await client.replace(leaseType, namespace, {
+        ...lease,
+        spec: {
+          ...spec,
+          holderIdentity: identity,
+          leaseDurationSeconds: Math.ceil(this.opts.leaseDurationMs / 1000),
+          acquireTime: holder === identity ? spec.acquireTime : microTime(now),
+          renewTime: microTime(now),
+          leaseTransitions: (spec.leaseTransitions ?? 0) + (holder === identity ? 0 : 1),
+        },
+      });
+      return true;
+    } catch (err) {
+      if (!isConflict(err) && !isNotFound(err)) {
+        this.opts.log.warn({ err: (err as Error).message }, 'leader election: could not reach the lease');
+      }
+      return false;
+    }
+  }
+
+  private async release(): Promise<void> {
+    const { client, namespace, name, identity } = this.opts;
+    try {
+      const lease = await client.find<Lease>(leaseType, namespace, name);
+      if (!lease || lease.spec?.holderIdentity !== identity) return;
+      const now = microTime(new Date());
+      await client.replace(leaseType, namespace, {
+        ...lease,
+        spec: {
+          ...lease.spec,
+          holderIdentity: null,
+          leaseDurationSeconds: 1,
+          acquireTime: now,
+          renewTime: now,
+        },
+      });
+      this.opts.log.info({ identity }, 'released the leader lease');
+    } catch (err) {
+      this.opts.log.warn(
+        { err: (err as Error).message },
+        'could not release the leader lease; it will expire',
+      );
+    }
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * What a reconcile returns. A reconcile gets a key, never an event: it re-reads the world and is
+ * safe to run any number of times. Waiting is returning `requeueAfter`, never sleeping.
+ */
+export type ReconcileResult = { kind: 'done' } | { kind: 'requeueAfter'; ms: number; why?: string };
+
+export const done = (): ReconcileResult => ({ kind: 'done' });
+export const requeueAfter = (ms: number, why?: string): ReconcileResult => ({
+  kind: 'requeueAfter',
+  ms,
+  why,
+});
+
+/**
+ * An error that retrying cannot fix (an invalid object, a missing permission the operator will
+ * not gain by waiting): it is reported and counted, but the key is not retried until it changes.
+ */
+export class TerminalError extends Error {
+  readonly reason: string;
+
+  constructor(reason: string, message: string) {
+    super(message);
+    this.name = 'TerminalError';
+    this.reason = reason;
+  }
+}
+
+/** A short CamelCase label for an error, used as the `reason` label of the error metric. */
+export function errorReason(err: unknown): string {
+  const reason = (err as { reason?: unknown }).reason;
+  if (typeof reason === 'string' && /^[A-Za-z][A-Za-z0-9]*$/.test(reason)) return reason;
+  const status = (err as { status?: unknown }).status;
+  if (typeof status === 'number') return `Http${status}`;
+  return 'Unknown';
+}

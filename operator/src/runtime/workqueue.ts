@@ -1,0 +1,150 @@
+/**
+ * A keyed work queue with client-go's guarantees: a key waiting twice is processed once; a key is
+ * never processed by two workers at once (an add during processing is held until it finishes);
+ * failures back off per key, exponentially with jitter; `addAfter` schedules a key for later.
+ */
+import { type BackoffPolicy, backoffDelay } from './backoff.ts';
+import type { Metrics } from './metrics.ts';
+
+export interface WorkQueueOptions {
+  name: string;
+  metrics?: Metrics;
+  backoff?: BackoffPolicy;
+}
+
+export class WorkQueue {
+  private readonly queue: string[] = [];
+  private readonly dirty = new Set<string>();
+  private readonly processing = new Map<string, number>();
+  private readonly addedAt = new Map<string, number>();
+  private readonly delayed = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private readonly failures = new Map<string, number>();
+  private readonly waiters: ((key: string | undefined) => void)[] = [];
+  private readonly name: string;
+  private readonly metrics: Metrics | undefined;
+  private readonly backoff: BackoffPolicy;
+  private shuttingDown = false;
+
+  constructor(options: WorkQueueOptions) {
+    this.name = options.name;
+    this.metrics = options.metrics;
+    this.backoff = options.backoff ?? { baseMs: 5, maxMs: 1000 * 1000 };
+  }
+
+  private get labels() {
+    return { name: this.name, controller: this.name };
+  }
+
+  get length(): number {
+    return this.queue.length;
+  }
+
+  add(key: string): void {
+    if (this.shuttingDown) return;
+    this.metrics?.queueAdds.inc(this.labels);
+    if (this.dirty.has(key)) return;
+    this.dirty.add(key);
+    this.addedAt.set(key, performance.now());
+    if (this.processing.has(key)) return; // re-queued by done()
+    this.push(key);
+  }
+
+  private push(key: string): void {
+    const waiter = this.waiters.shift();
+    if (waiter) waiter(key);
+    else this.queue.push(key);
+    this.metrics?.queueDepth.set(this.labels, this.queue.length);
+  }
+
+  /** Adds `key` after `ms`; an earlier pending schedule for the same key wins. */
+  addAfter(key: string, ms: number): void {
+    if (this.shuttingDown) return;
+    if (ms <= 0) {
+      this.add(key);
+      return;
+    }
+    const at = Date.now() + ms;
+    const pending = this.delayed.get(key);
+    if (pending && pending.at <= at) return;
+    if (pending) clearTimeout(pending.timer);
+    const timer = setTimeout(() => {
+      this.delayed.delete(key);
+      this.add(key);
+    }, ms);
+    timer.unref();
+    this.delayed.set(key, { at, timer });
+  }
+
+  /** Re-adds a failed key after its per-key backoff, which grows with each failure. */
+  addRateLimited(key: string): number {
+    const n = this.failures.get(key) ?? 0;
+    this.failures.set(key, n + 1);
+    this.metrics?.queueRetries.inc(this.labels);
+    const delay = backoffDelay(n, this.backoff);
+    this.addAfter(key, delay);
+    return delay;
+  }
+
+  /** Clears a key's failure history after a success. */
+  forget(key: string): void {
+    this.failures.delete(key);
+  }
+
+  failuresOf(key: string): number {
+    return this.failures.get(key) ?? 0;
+  }
+
+  /** The next key to process, or undefined once shut down. Call `done` when finished with it. */
+  get(): Promise<string | undefined> {
+    const key = this.queue.shift();
+    if (key !== undefined) return Promise.resolve(this.take(key));
+    if (this.shuttingDown) return Promise.resolve(undefined);
+    return new Promise((resolve) =>
+      this.waiters.push((k) => resolve(k === undefined ? undefined : this.take(k))),
+    );
+  }
+
+  private take(key: string): string {
+    this.dirty.delete(key);
+    this.processing.set(key, performance.now());
+    const added = this.addedAt.get(key);
+    if (added !== undefined)
+      this.metrics?.queueLatency.observe(this.labels, (performance.now() - added) / 1000);
+    this.addedAt.delete(key);
+    this.metrics?.queueDepth.set(this.labels, this.queue.length);
+    return key;
+  }
+
+  done(key: string): void {
+    const started = this.processing.get(key);
+    this.processing.delete(key);
+    if (started !== undefined)
+      this.metrics?.workDuration.observe(this.labels, (performance.now() - started) / 1000);
+    if (this.dirty.has(key) && !this.shuttingDown) this.push(key);
+  }
+
+  /** Publishes the in-progress gauges; called periodically. */
+  updateProgressMetrics(): void {
+    const now = performance.now();
+    let total = 0;
+    let longest = 0;
+    for (const started of this.processing.values()) {
+      total += now - started;
+      longest = Math.max(longest, now - started);
+    }
+    this.metrics?.unfinishedWork.set(this.labels, total / 1000);
+    this.metrics?.longestRunningProcessor.set(this.labels, longest / 1000);
+  }
+
+  /** Stops handing out keys; pending delayed adds are dropped. */
+  shutDown(): void {
+    this.shuttingDown = true;
+    for (const { timer } of this.delayed.values()) clearTimeout(timer);
+    this.delayed.clear();
+    for (const waiter of this.waiters.splice(0)) waiter(undefined);
+  }
+
+  get inFlight(): number {
+    return this.processing.size;
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Runs the operator as a real process, the way it runs in a cluster: its own Node.js, its own
+ * kubeconfig, flags, JSON logs to a file and /metrics on a free loopback port.
+ */
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { freePort } from './ports.ts';
+import { ManagedProcess } from './processes.ts';
+import { waitFor } from './wait.ts';
+
+const repo = resolve(import.meta.dirname, '..', '..');
+
+export class OperatorProcess {
+  readonly name: string;
+  readonly httpPort: number;
+  private readonly proc: ManagedProcess;
+
+  private constructor(name: string, proc: ManagedProcess, httpPort: number) {
+    this.name = name;
+    this.proc = proc;
+    this.httpPort = httpPort;
+  }
+
+  static async start(options: {
+    name: string;
+    kubeconfig: string;
+    dir: string;
+    args?: string[];
+    env?: NodeJS.ProcessEnv;
+  }): Promise<OperatorProcess> {
+    const httpPort = await freePort();
+    const proc = ManagedProcess.start({
+      name: options.name,
+      command: process.execPath,
+      args: [
+        join(repo, 'operator', 'src', 'main.ts'),
+        `--kubeconfig=${options.kubeconfig}`,
+        `--http-address=127.0.0.1:${httpPort}`,
+        `--identity=${options.name}`,
+        ...(options.args ?? []),
+      ],
+      logPath: join(options.dir, `${options.name}.log`),
+      env: { ...process.env, ...options.env },
+    });
+    const op = new OperatorProcess(options.name, proc, httpPort);
+    await waitFor(
+      async () => {
+        if (!proc.running) throw new Error(`${options.name} exited: ${op.logs().slice(-2000)}`);
+        return (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).ok;
+      },
+      { description: `${options.name} to serve /healthz`, timeoutMs: 60_000 },
+    );
+    return op;
+  }
+
+  get pid(): number | undefined {
+    return this.proc.pid;
+  }
+
+  get running(): boolean {
+    return this.proc.running;
+  }
+
+  logs(): string {
+    try {
+      return readFileSync(this.proc.logPath, 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  /** Parsed JSON log lines. */
+  logEntries(): Record<string, unknown>[] {
+    return this.logs()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+
+  async metrics(): Promise<string> {
+    return (await fetch(`http://127.0.0.1:${this.httpPort}/metrics`)).text();
+  }
+
+  /** Sum of a metric's samples whose labels include all of `labels`. */
+  async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    let sum = 0;
+    for (const line of (await this.metrics()).split('\n')) {
+      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? ([0-9.eE+-]+|NaN)$/.exec(line);
+      if (!m || m[1] !== name) continue;
+      const text = m[2] ?? '';
+      if (Object.entries(labels).every(([k, v]) => text.includes(`${k}="${v}"`))) sum += Number(m[3]);
+    }
+    return sum;
+  }
+
+  async ready(): Promise<boolean> {
+    try {
+      return (await fetch(`http://127.0.0.1:${this.httpPort}/readyz`)).ok;
+    } catch {
+      return false;
+    }
+  }
+
+  stop(): Promise<void> {
+    return this.proc.stop('SIGTERM', 30_000);
+  }
+
+  kill(): Promise<void> {
+    return this.proc.kill();
+  }
+
+  waitForExit(): Promise<number | string> {
+    return this.proc.waitForExit();
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * Leader election with real operator processes: exactly one of three reconciles; SIGKILL of the
+ * leader hands over within the lease duration; SIGTERM releases the lease at once.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { failoverPolicyType, replicaClusterType } from '../../operator/src/controllers/resources.ts';
+import { KubeClient, type KubeObject } from '../../operator/src/runtime/kube-client.ts';
+import { leaseType } from '../../operator/src/runtime/leader-election.ts';
+import { installCrds } from '../harness/crds.ts';
+import { OperatorProcess } from '../harness/operator-process.ts';
+import { waitFor } from '../harness/wait.ts';
+import { sharedKubeConfig } from './shared-control-plane.ts';
+
+const ns = `election-${process.pid}`;
+const LEASE_SECONDS = 6;
+let dir: string;
+let client: KubeClient;
+const operators: OperatorProcess[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'failover-election-'));
+  const kc = sharedKubeConfig();
+  await installCrds(kc);
+  await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: ns } } });
+  client = new KubeClient(kc);
+});
+
+afterAll(async () => {
+  await Promise.all(operators.map((o) => o.stop()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const holder = async () =>
+  (
+    (await client.find<KubeObject>(leaseType, ns, 'failover-operator-leader'))?.spec as
+      | { holderIdentity?: string }
+      | undefined
+  )?.holderIdentity;
+
+function startReplica(name: string) {
+  return OperatorProcess.start({
+    name,
+    kubeconfig: inject('controlPlane').kubeconfigPath,
+    dir,
+    args: [
+      `--namespace=${ns}`,
+      `--leader-election-namespace=${ns}`,
+      `--lease-duration-seconds=${LEASE_SECONDS}`,
+      '--renew-deadline-seconds=4',
+      '--retry-period-seconds=1',
+    ],
+  });
+}
+
+describe('three replicas', () => {
+  it('elect exactly one leader, and only it reconciles', async () => {
+    operators.push(...(await Promise.all(['replica-0', 'replica-1', 'replica-2'].map(startReplica))));
+    const leader = await waitFor(holder, { description: 'a leader' });
+    await client.create(replicaClusterType, ns, {
+      apiVersion: 'regionfailover.io/v1alpha1',
+      kind: 'ReplicaCluster',
+      metadata: { name: 'a', namespace: ns },
+      spec: {
+        region: 'a',
+        provider: { type: 'SelfManaged' },
+        connection: { host: '127.0.0.1', credentialsSecretRef: { name: 'pg' } },
+        dnsTarget: '127.0.0.1',
+      },
+    });
+    await waitFor(
+      async () =>
+        (
+          (await client.get(replicaClusterType, ns, 'a')).status as
+            | { observedGeneration?: number }
+            | undefined
+        )?.observedGeneration === 1,
+      { description: 'the cluster to be reconciled' },
+    );
+    for (const op of operators) {
+      const isLeader = op.name === leader;
+      expect(await op.metric('leader_election_master_status'), op.name).toBe(isLeader ? 1 : 0);
+      const reconciles = await op.metric('controller_runtime_reconcile_total');
+      if (isLeader) expect(reconciles).toBeGreaterThan(0);
+      else expect(reconciles, `${op.name} reconciled without being leader`).toBe(0);
+      // Every replica keeps a warm cache and is ready, leader or not.
+      expect(await op.ready()).toBe(true);
+    }
+  });
+
+  it('hand over within the lease duration when the leader is killed with SIGKILL', async () => {
+    const leader = (await holder()) as string;
+    const victim = operators.find((o) => o.name === leader);
+    await victim?.kill();
+    const killedAt = Date.now();
+    const next = await waitFor(
+      async () => {
+        const h = await holder();
+        return h && h !== leader ? h : undefined;
+      },
+      { description: 'another replica to take the lease', timeoutMs: 60_000 },
+    );
+    const takeoverMs = Date.now() - killedAt;
+    // The lease must first expire (LEASE_SECONDS after the last renew), then the next poll wins it.
+    expect(takeoverMs).toBeLessThan((LEASE_SECONDS + 3) * 1000);
+    const successor = operators.find((o) => o.name === next);
+    await waitFor(async () => (await successor?.metric('leader_election_master_status')) === 1, {
+      description: 'the successor to start leading',
+    });
+    await client.create(failoverPolicyType, ns, {
+      apiVersion: 'regionfailover.io/v1alpha1',
+      kind: 'FailoverPolicy',
+      metadata: { name: 'after-kill', namespace: ns },
+      spec: {
+        primary: 'a',
+        standbys: ['b'],
+        dns: {
+          provider: {
+            type: 'RFC2136',
+            rfc2136: { server: '127.0.0.1:53', tsig: { keyName: 'k', secretRef: { name: 't', key: 's' } } },
+          },
+          zone: 'failover.test',
+          name: 'db.failover.test',
+        },
+      },
+    });
+    await waitFor(
+      async () =>
+        (
+          (await client.get(failoverPolicyType, ns, 'after-kill')).status as
+            | { observedGeneration?: number }
+            | undefined
+        )?.observedGeneration === 1,
+      { description: 'the new leader to reconcile' },
+    );
+  });
+
+  it('hand over at once when the leader stops with SIGTERM and releases the lease', async () => {
+    const leader = (await holder()) as string;
+    const current = operators.find((o) => o.name === leader);
+    const stoppedAt = Date.now();
+    await current?.stop();
+    expect(current?.logs()).toContain('released the leader lease');
+    const next = await waitFor(
+      async () => {
+        const h = await holder();
+        return h && h !== leader ? h : undefined;
+      },
+      { description: 'the last replica to take the lease' },
+    );
+    // No waiting for expiry: well under the lease duration.
+    expect(Date.now() - stoppedAt).toBeLessThan(LEASE_SECONDS * 1000);
+    expect(operators.find((o) => o.name === next)?.running).toBe(true);
+  });
+});
