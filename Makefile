@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 NODE_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps control-plane generate lint typecheck test unit integration up down demo clean
+.PHONY: help deps control-plane generate lint typecheck test unit integration bench up down demo clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ unit: $(NODE_STAMP) ## Unit tests only (no servers)
 
 integration: deps ## Integration tests only
 	vitest run --project integration
+
+bench: deps ## Benchmarks against real parts; prints the figures (takes several minutes)
+	node bench/reconcile-at-scale.ts
 
 up: deps ## Start the local environment in the background; writes .local/env.sh
 	node test/local-env/up.ts
