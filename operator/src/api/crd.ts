@@ -43,7 +43,8 @@ export interface KindDefinition {
   categories: string[];
   description: string;
   spec: z.ZodType;
-  status: z.ZodType;
+  /** Omitted for kinds that are pure data written by one party, like Lease. */
+  status: z.ZodType | undefined;
   printerColumns: PrinterColumn[];
 }
 
@@ -198,7 +199,7 @@ export function customResourceDefinition(def: KindDefinition): Record<string, un
           name: def.version,
           served: true,
           storage: true,
-          subresources: { status: {} },
+          ...(def.status ? { subresources: { status: {} } } : {}),
           additionalPrinterColumns: [
             ...def.printerColumns,
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
@@ -213,7 +214,7 @@ export function customResourceDefinition(def: KindDefinition): Record<string, un
                 kind: { type: 'string', description: 'Kind of this object.' },
                 metadata: { type: 'object' },
                 spec: structuralSchema(def.spec, 'spec'),
-                status: structuralSchema(def.status, 'status'),
+                ...(def.status ? { status: structuralSchema(def.status, 'status') } : {}),
               },
             },
           },

@@ -366,9 +366,11 @@ export const operationTrigger = z.enum(['Automatic', 'Manual', 'Drill']);
 export const operationStep = z.enum([
   'Detected',
   'Fencing',
+  'CatchingUp',
   'Promoting',
   'RepointingDns',
   'VerifyingDns',
+  'RollingBack',
   'Completed',
   'Aborted',
 ]);
@@ -412,6 +414,7 @@ export const operationReport = z
       .optional()
       .describe('Measured time until writes succeeded through the DNS name.'),
     rpoSeconds: z.number().min(0).optional().describe('Measured data-loss window, in seconds.'),
+    rpoBytes: z.number().int().min(0).optional().describe('WAL bytes the promoted standby had not received.'),
     lostWrites: z
       .number()
       .int()
@@ -450,6 +453,9 @@ export const failoverPolicyStatus = z
       .describe('Lag of the preferred healthy standby, in seconds.'),
     currentOperation: operation.optional(),
     lastHandledRequestId: z.string().max(63).optional().describe('The last promotionRequest id acted on.'),
+    primaryDownSince: timestamp(
+      'When a quorum of observers first agreed the active primary is down; cleared when it is seen again. The hold-down counts from here.',
+    ).optional(),
     lastFailoverTime: timestamp(
       'When the last promotion completed; the cool-down counts from here.',
     ).optional(),

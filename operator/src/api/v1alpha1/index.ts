@@ -1,10 +1,12 @@
 /** regionfailover.io/v1alpha1: the two kinds and their CRD definitions. */
 import type { KindDefinition } from '../crd.ts';
 import { GROUP, VERSION } from './common.ts';
+import { failoverObservationSpec } from './failover-observation.ts';
 import { failoverPolicySpec, failoverPolicyStatus } from './failover-policy.ts';
 import { replicaClusterSpec, replicaClusterStatus } from './replica-cluster.ts';
 
 export * from './common.ts';
+export * from './failover-observation.ts';
 export * from './failover-policy.ts';
 export * from './replica-cluster.ts';
 
@@ -78,4 +80,23 @@ export const failoverPolicyKind: KindDefinition = {
   ],
 };
 
-export const kinds = [failoverPolicyKind, replicaClusterKind];
+export const failoverObservationKind: KindDefinition = {
+  group: GROUP,
+  version: VERSION,
+  kind: 'FailoverObservation',
+  plural: 'failoverobservations',
+  singular: 'failoverobservation',
+  shortNames: ['fobs'],
+  categories: ['failover'],
+  description:
+    'FailoverObservation is what one observer, in one region, last saw of the clusters of one FailoverPolicy. Observers write them; the operator counts fresh ones from distinct observers.',
+  spec: failoverObservationSpec,
+  status: undefined,
+  printerColumns: [
+    { name: 'Policy', type: 'string', jsonPath: '.spec.policy', description: 'The policy observed.' },
+    { name: 'Observer', type: 'string', jsonPath: '.spec.observer', description: 'Who observed.' },
+    { name: 'Observed', type: 'date', jsonPath: '.spec.observedAt', description: 'When.' },
+  ],
+};
+
+export const kinds = [failoverPolicyKind, replicaClusterKind, failoverObservationKind];

@@ -191,6 +191,22 @@ export const replicaClusterStatus = z
       .optional()
       .describe('Current WAL position: write LSN on a primary, replay LSN on a standby.'),
     lastObservedTime: timestamp('When the cluster was last probed successfully or not.').optional(),
+    lastReachableTime: timestamp('When a probe last reached the database.').optional(),
+    lagObservedTime: timestamp(
+      'When the replication lag above was last measured with the primary reachable.',
+    ).optional(),
+    consecutiveProbeFailures: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('Probes in a row that could not reach the database; reset by one success.'),
+    epoch: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('Failover epoch in the heartbeat row this database holds.'),
     conditions: conditions.optional(),
   })
   .describe('Observed state of a ReplicaCluster, written by the operator.');
