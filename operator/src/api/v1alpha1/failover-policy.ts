@@ -394,6 +394,25 @@ export const operation = z
       .optional()
       .describe('The last error of the current step, if it is retrying.'),
     reason: z.string().max(1024).optional().describe('Why it started, or why it was aborted.'),
+    allowDataLoss: z.boolean().optional().describe('A manual failover that may exceed the RPO budget.'),
+    primaryLostAt: timestamp(
+      'For a failover: when observers first lost the primary; RTO counts from here.',
+    ).optional(),
+    fencedLsn: z
+      .string()
+      .max(32)
+      .optional()
+      .describe(
+        'For a switchover: the old primary WAL position once fenced; the target must replay up to it.',
+      ),
+    fenceDetail: z
+      .string()
+      .max(1024)
+      .optional()
+      .describe('What fencing did (or why the old primary was only marked).'),
+    estimatedLossBytes: z.number().int().min(0).optional().describe('Standby lag in bytes when promoted.'),
+    estimatedLossSeconds: z.number().min(0).optional().describe('Standby lag in seconds when promoted.'),
+    dnsChangedAt: timestamp('When the DNS change was accepted by the provider.').optional(),
   })
   .describe('A failover or switchover in progress.');
 
