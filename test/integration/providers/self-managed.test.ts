@@ -1,0 +1,409 @@
+/**
+ * The self-managed PostgreSQL provider against a real primary and streaming standby: what it
+ * observes (roles, LSNs, lag, heartbeat, failures), promotion with pg_promote(), and fencing.
+ */
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isLsn, replicationLagBytes } from '../../../operator/src/providers/database/lsn.ts';
+import type { DatabaseObservation } from '../../../operator/src/providers/database/port.ts';
+import {
+  SelfManagedPostgres,
+  type SelfManagedPostgresOptions,
+} from '../../../operator/src/providers/database/self-managed.ts';
+import { ProviderError } from '../../../operator/src/providers/errors.ts';
+import { freePort } from '../../harness/ports.ts';
+import { type PostgresNodeName, type PostgresPair, startPostgresPair } from '../../harness/postgres.ts';
+import { waitFor } from '../../harness/wait.ts';
+
+const pairs: PostgresPair[] = [];
+const providers: SelfManagedPostgres[] = [];
+const sessions: pg.Client[] = [];
+afterAll(async () => {
+  await Promise.all(sessions.map((s) => s.end().catch(() => undefined)));
+  await Promise.all(providers.map((p) => p.close()));
+  await Promise.all(pairs.map((p) => p.stop()));
+});
+
+async function startPair(name: string): Promise<PostgresPair> {
+  const pair = await startPostgresPair({ name });
+  pairs.push(pair);
+  return pair;
+}
+
+function provider(
+  pair: PostgresPair,
+  node: PostgresNodeName,
+  options: SelfManagedPostgresOptions & { connection?: Partial<ReturnType<PostgresPair['connection']>> } = {},
+): SelfManagedPostgres {
+  const { connection, ...rest } = options;
+  const p = new SelfManagedPostgres(pair.connection(node, connection), { connectTimeoutMs: 3_000, ...rest });
+  providers.push(p);
+  return p;
+}
+
+async function session(pair: PostgresPair, node: PostgresNodeName): Promise<pg.Client> {
+  const client = await pair.connect(node);
+  sessions.push(client);
+  return client;
+}
+
+/** The LSN of a reachable observation; fails the test if there is none. */
+function lsnOf(o: DatabaseObservation): string {
+  if (!o.lsn) throw new Error(`observation has no LSN: ${JSON.stringify(o)}`);
+  return o.lsn;
+}
+
+function insertRow(client: pg.Client, payload: string): Promise<unknown> {
+  return client.query('INSERT INTO write_load (payload) VALUES ($1)', [payload]);
+}
+
+describe('observing a healthy pair', () => {
+  let pair: PostgresPair;
+  let primary: SelfManagedPostgres;
+  let standby: SelfManagedPostgres;
+  beforeAll(async () => {
+    pair = await startPair('observe');
+    primary = provider(pair, 'primary');
+    standby = provider(pair, 'standby');
+  });
+
+  it('sees the primary with its streaming standby, and the standby in recovery', async () => {
+    const p = await primary.observe();
+    expect(p).toMatchObject({ reachable: true, role: 'Primary', timeline: 1 });
+    expect(p.failure).toBeUndefined();
+    expect(isLsn(lsnOf(p))).toBe(true);
+    expect(p.replicas).toEqual([
+      expect.objectContaining({ applicationName: 'standby', state: 'streaming', clientAddr: '127.0.0.1' }),
+    ]);
+    expect(p.durationMs).toBeGreaterThanOrEqual(0);
+
+    const s = await standby.observe();
+    expect(s).toMatchObject({ reachable: true, role: 'Standby', timeline: 1, replayPaused: false });
+    expect(isLsn(lsnOf(s))).toBe(true);
+    expect(isLsn(s.receiveLsn ?? '')).toBe(true);
+    expect(s.replicas).toBeUndefined();
+  });
+
+  it('writes the heartbeat on the primary, creating its table, and the standby replays it', async () => {
+    expect((await primary.observe()).heartbeat).toBeUndefined();
+    const at = new Date('2026-01-05T10:00:00.000Z');
+    await primary.writeHeartbeat(1, at);
+    expect((await primary.observe()).heartbeat).toEqual({ epoch: 1, writtenAt: at });
+    await waitFor(async () => (await standby.observe()).heartbeat?.writtenAt.getTime() === at.getTime(), {
+      description: 'the standby to replay the heartbeat',
+    });
+    const onStandby = await standby.writeHeartbeat(1, new Date()).catch((e: unknown) => e);
+    expect(onStandby).toBeInstanceOf(ProviderError);
+    expect(onStandby).toMatchObject({ reason: 'Rejected', message: expect.stringMatching(/read-only/) });
+  });
+
+  it('an idle pair shows near-zero byte lag once the heartbeat has replayed', async () => {
+    const at = new Date();
+    await primary.writeHeartbeat(1, at);
+    await waitFor(async () => (await standby.observe()).heartbeat?.writtenAt.getTime() === at.getTime(), {
+      description: 'the standby to replay the latest heartbeat',
+    });
+    const lag = await waitFor(
+      async () => {
+        const bytes = replicationLagBytes(lsnOf(await primary.observe()), lsnOf(await standby.observe()));
+        return bytes <= 1024 ? { bytes } : undefined;
+      },
+      { description: 'byte lag of an idle pair to be at most 1 KiB', timeoutMs: 30_000 },
+    );
+    expect(lag.bytes).toBeLessThanOrEqual(1024);
+  });
+
+  it('with replay paused under write load, byte lag grows and the replayed heartbeat ages; both recover', async () => {
+    // What the controller does every probe: heartbeat on the primary, then both observations.
+    const probe = async () => {
+      const at = new Date();
+      await primary.writeHeartbeat(1, at);
+      const p = await primary.observe();
+      const s = await standby.observe();
+      const replayedAt = s.heartbeat?.writtenAt.getTime() ?? 0;
+      return {
+        p,
+        s,
+        lagBytes: replicationLagBytes(lsnOf(p), lsnOf(s)),
+        heartbeatAgeMs: at.getTime() - replayedAt,
+      };
+    };
+
+    await pair.pauseReplay();
+    const load = pair.startWriteLoad({ ratePerSecond: 50 });
+    try {
+      const first = await waitFor(
+        async () => {
+          const x = await probe();
+          return x.s.replayPaused && x.lagBytes > 0 ? x : undefined;
+        },
+        { description: 'replay paused and some lag' },
+      );
+      const later = await waitFor(
+        async () => {
+          const x = await probe();
+          return x.lagBytes > first.lagBytes + 20_000 && x.heartbeatAgeMs > 2_000 ? x : undefined;
+        },
+        { description: 'lag to grow by 20 kB and the replayed heartbeat to be 2 s old' },
+      );
+      // Received but not replayed: the gap is replay, not the network.
+      expect(replicationLagBytes(later.s.receiveLsn ?? '0/0', lsnOf(later.s))).toBeGreaterThan(0);
+      expect(later.p.replicas?.[0]?.replayLsn).toBe(lsnOf(later.s));
+    } finally {
+      await pair.resumeReplay();
+      await load.stop();
+    }
+    const recovered = await waitFor(
+      async () => {
+        const x = await probe();
+        return !x.s.replayPaused && x.lagBytes <= 1024 && x.heartbeatAgeMs < 1_000 ? x : undefined;
+      },
+      { description: 'lag and heartbeat age to recover after resume' },
+    );
+    expect(recovered.lagBytes).toBeLessThanOrEqual(1024);
+  });
+
+  it('a closed port is Unreachable, reported without throwing', async () => {
+    const closed = provider(pair, 'primary', { connection: { port: await freePort() } });
+    const o = await closed.observe();
+    expect(o).toMatchObject({ reachable: false, role: 'Unknown', failure: { reason: 'Unreachable' } });
+    expect(o.failure?.message).toMatch(/ECONNREFUSED/);
+  });
+
+  it('a wrong password is AuthenticationFailed and the message says what to fix, without the password', async () => {
+    const wrong = provider(pair, 'primary', { connection: { password: 'wrong-password-1234' } });
+    const o = await wrong.observe();
+    expect(o).toMatchObject({ reachable: false, failure: { reason: 'AuthenticationFailed' } });
+    expect(o.failure?.message).toMatch(/password authentication failed.*credentials Secret/);
+    expect(o.failure?.message).not.toContain('wrong-password-1234');
+    await expect(wrong.writeHeartbeat(1, new Date())).rejects.toMatchObject({
+      reason: 'AuthenticationFailed',
+    });
+  });
+
+  it('TLS required of a server without TLS is TlsFailed', async () => {
+    const tls = provider(pair, 'primary', { connection: { sslMode: 'require' } });
+    expect(await tls.observe()).toMatchObject({ reachable: false, failure: { reason: 'TlsFailed' } });
+  });
+
+  it('a database that does not exist is NotFound', async () => {
+    const missing = provider(pair, 'primary', { connection: { database: 'no_such_db' } });
+    expect(await missing.observe()).toMatchObject({
+      reachable: false,
+      failure: { reason: 'NotFound', message: expect.stringMatching(/connection\.database/) },
+    });
+  });
+
+  it('a frozen server is a Timeout within the connect timeout', async () => {
+    const impatient = provider(pair, 'primary', { connectTimeoutMs: 1_000, statementTimeoutMs: 1_000 });
+    pair.primary.freeze();
+    try {
+      const o = await impatient.observe();
+      expect(o).toMatchObject({ reachable: false, failure: { reason: 'Timeout' } });
+      expect(o.durationMs).toBeLessThan(5_000);
+    } finally {
+      pair.primary.thaw();
+    }
+    expect(await impatient.observe()).toMatchObject({ reachable: true, role: 'Primary' });
+  });
+});
+
+describe('promotion and fencing the old primary', () => {
+  let pair: PostgresPair;
+  let primary: SelfManagedPostgres;
+  let standby: SelfManagedPostgres;
+  beforeAll(async () => {
+    pair = await startPair('promote');
+    primary = provider(pair, 'primary');
+    standby = provider(pair, 'standby');
+    await primary.writeHeartbeat(1, new Date());
+    await pair.waitForReplayCatchUp();
+  });
+
+  it('a killed primary is reachable:false with reason Unreachable, and observe does not throw', async () => {
+    expect(await primary.observe()).toMatchObject({ reachable: true, role: 'Primary' });
+    await pair.killPrimary();
+    const o = await primary.observe();
+    expect(o).toMatchObject({ reachable: false, role: 'Unknown', failure: { reason: 'Unreachable' } });
+  });
+
+  it('promote turns the standby into a writable primary on the next timeline, with the new epoch', async () => {
+    const before = await standby.observe();
+    expect(before).toMatchObject({ role: 'Standby', heartbeat: { epoch: 1 } });
+
+    expect(await standby.promote({ operationId: 'op-promote', epoch: 2 })).toEqual({ alreadyPrimary: false });
+
+    const after = await standby.observe();
+    expect(after).toMatchObject({ reachable: true, role: 'Primary', heartbeat: { epoch: 2 } });
+    expect(after.timeline).toBe((before.timeline ?? 0) + 1);
+    await insertRow(await session(pair, 'standby'), 'written on the new primary');
+  });
+
+  it('a second promote is a no-op', async () => {
+    const before = await standby.observe();
+    expect(await standby.promote({ operationId: 'op-promote', epoch: 2 })).toEqual({ alreadyPrimary: true });
+    const after = await standby.observe();
+    expect(after.timeline).toBe(before.timeline);
+    expect(after.heartbeat).toEqual(before.heartbeat);
+  });
+
+  it('the old primary comes back as a second primary; ReadOnly fencing stops writes, open sessions included', async () => {
+    await pair.startPrimary();
+    expect(await primary.observe()).toMatchObject({ role: 'Primary', timeline: 1, heartbeat: { epoch: 1 } });
+
+    const idle = await session(pair, 'primary');
+    const inTransaction = await session(pair, 'primary');
+    await insertRow(idle, 'split brain write');
+    await inTransaction.query('BEGIN');
+    await insertRow(inTransaction, 'uncommitted when fenced');
+
+    const { detail } = await primary.fence({ operationId: 'op-promote', epoch: 2, mode: 'ReadOnly' });
+    const ended =
+      /default_transaction_read_only = on.*ended (\d+) other client session.*epoch 2 recorded/.exec(detail);
+    // At least the two sessions opened here (a harness session that is just closing may add one).
+    expect(Number(ended?.[1])).toBeGreaterThanOrEqual(2);
+
+    // Sessions open before the fence were ended, the open transaction with them.
+    await expect(insertRow(idle, 'after fence')).rejects.toThrow();
+    await expect(inTransaction.query('COMMIT')).rejects.toThrow();
+    const [row] = await pair.sql<{ n: string }>(
+      'primary',
+      "SELECT count(*) AS n FROM write_load WHERE payload IN ('uncommitted when fenced', 'after fence')",
+    );
+    expect(Number(row?.n)).toBe(0);
+    // New sessions are read-only.
+    await expect(insertRow(await session(pair, 'primary'), 'new session')).rejects.toMatchObject({
+      code: '25006',
+    });
+
+    expect(await primary.observe()).toMatchObject({
+      reachable: true,
+      role: 'Fenced',
+      heartbeat: { epoch: 2 },
+    });
+    await expect(primary.writeHeartbeat(2, new Date())).rejects.toMatchObject({ reason: 'Rejected' });
+    await expect(primary.promote({ operationId: 'op-wrong', epoch: 3 })).rejects.toMatchObject({
+      reason: 'Rejected',
+      message: expect.stringMatching(/fenced former primary/),
+    });
+  });
+
+  it('fencing ReadOnly again changes nothing, and the fence survives a restart', async () => {
+    const opened = await session(pair, 'primary');
+    const { detail } = await primary.fence({ operationId: 'op-promote', epoch: 2, mode: 'ReadOnly' });
+    expect(detail).toBe('already fenced read-only with epoch 2 recorded');
+    // Not ended the second time: nothing was done.
+    expect((await opened.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+
+    await pair.stopPrimary();
+    await pair.startPrimary();
+    expect(await primary.observe()).toMatchObject({ role: 'Fenced', heartbeat: { epoch: 2 } });
+    await expect(insertRow(await session(pair, 'primary'), 'after restart')).rejects.toMatchObject({
+      code: '25006',
+    });
+  });
+});
+
+describe('EpochOnly and Shutdown fencing', () => {
+  let pair: PostgresPair;
+  let primary: SelfManagedPostgres;
+  let standby: SelfManagedPostgres;
+  beforeAll(async () => {
+    pair = await startPair('fence');
+    primary = provider(pair, 'primary');
+    standby = provider(pair, 'standby');
+  });
+
+  it('EpochOnly records the epoch and nothing else; a heartbeat of an older epoch cannot lower it', async () => {
+    await primary.writeHeartbeat(3, new Date());
+    const writer = await session(pair, 'primary');
+    expect(await primary.fence({ operationId: 'op-epoch', epoch: 4, mode: 'EpochOnly' })).toEqual({
+      detail: 'epoch 4 recorded',
+    });
+    expect(await primary.fence({ operationId: 'op-epoch', epoch: 4, mode: 'EpochOnly' })).toEqual({
+      detail: 'epoch 4 already recorded',
+    });
+    expect(await primary.observe()).toMatchObject({ role: 'Primary', heartbeat: { epoch: 4 } });
+    await insertRow(writer, 'still writable');
+
+    const stale = await primary.writeHeartbeat(3, new Date()).catch((e: unknown) => e);
+    expect(stale).toMatchObject({
+      reason: 'PreconditionFailed',
+      message: expect.stringMatching(/epoch 4, newer than 3/),
+    });
+  });
+
+  it('fencing a standby changes nothing: it takes no writes', async () => {
+    const { detail } = await standby.fence({ operationId: 'op-epoch', epoch: 4, mode: 'ReadOnly' });
+    expect(detail).toMatch(/in recovery \(a standby\)/);
+    expect(await standby.observe()).toMatchObject({ role: 'Standby' });
+  });
+
+  it('Shutdown closes the databases to new connections and ends sessions; observe still says Fenced', async () => {
+    const before = await session(pair, 'primary');
+    const { detail } = await primary.fence({ operationId: 'op-shut', epoch: 5, mode: 'Shutdown' });
+    expect(detail).toMatch(
+      /default_transaction_read_only = on.*epoch 5 recorded.*closed to new connections: app/,
+    );
+
+    await expect(before.query('SELECT 1')).rejects.toThrow();
+    await expect(pair.connect('primary')).rejects.toMatchObject({ code: '55000' });
+    // A provider without a session from before sees it through the maintenance database.
+    const o = await provider(pair, 'primary').observe();
+    expect(o).toMatchObject({ reachable: true, role: 'Fenced', timeline: 1 });
+    expect(isLsn(lsnOf(o))).toBe(true);
+    await expect(provider(pair, 'primary').writeHeartbeat(6, new Date())).rejects.toMatchObject({
+      reason: 'Rejected',
+      message: expect.stringMatching(/ALLOW_CONNECTIONS false/),
+    });
+    // The epoch was recorded before the database closed; the standby replays it.
+    await waitFor(async () => (await standby.observe()).heartbeat?.epoch === 5, {
+      description: 'the standby to replay epoch 5',
+    });
+  });
+
+  it('Shutdown again changes nothing, from the operator that fenced or from a new one', async () => {
+    // The fencing operator kept its own session; a new one can only reach the maintenance database.
+    const again = await primary.fence({ operationId: 'op-shut', epoch: 5, mode: 'Shutdown' });
+    expect(again.detail).toBe('already fenced read-only with epoch 5 recorded');
+    const fresh = provider(pair, 'primary');
+    const fromNew = await fresh.fence({ operationId: 'op-shut', epoch: 5, mode: 'Shutdown' });
+    // Nobody keeps a session in a closed database, not even the first operator.
+    expect(fromNew.detail).toBe('app already closed to connections; ended 1 more client session(s)');
+    const third = await fresh.fence({ operationId: 'op-shut', epoch: 5, mode: 'Shutdown' });
+    expect(third.detail).toBe('app already closed to connections');
+    const readOnly = await fresh.fence({ operationId: 'op-shut', epoch: 5, mode: 'ReadOnly' });
+    expect(readOnly.detail).toBe('app already closed to connections (Shutdown fencing)');
+    expect(await fresh.observe()).toMatchObject({ reachable: true, role: 'Fenced' });
+  });
+});
+
+describe('a pair that requires TLS', () => {
+  let pair: PostgresPair;
+  beforeAll(async () => {
+    pair = await startPostgresPair({ name: 'tls', tls: true });
+    pairs.push(pair);
+  });
+
+  it('is observed over TLS with sslMode require, and replicates over TLS', async () => {
+    expect(await provider(pair, 'primary').observe()).toMatchObject({ reachable: true, role: 'Primary' });
+    expect(await provider(pair, 'standby').observe()).toMatchObject({ reachable: true, role: 'Standby' });
+    const rows = await pair.sql(
+      'primary',
+      'SELECT s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)',
+    );
+    expect(rows).toEqual([{ ssl: true }]);
+  });
+
+  it('without TLS is TlsFailed: the server refuses unencrypted clients, and the message says to set sslMode', async () => {
+    const o = await provider(pair, 'primary', { connection: { sslMode: 'disable' } }).observe();
+    expect(o).toMatchObject({ reachable: false, failure: { reason: 'TlsFailed' } });
+    expect(o.failure?.message).toMatch(/no encryption.*sslMode/);
+  });
+
+  it('verify-full against a certificate nobody trusts is TlsFailed', async () => {
+    const o = await provider(pair, 'primary', { connection: { sslMode: 'verify-full' } }).observe();
+    expect(o).toMatchObject({ reachable: false, failure: { reason: 'TlsFailed' } });
+    expect(o.failure?.message).toMatch(/SELF_SIGNED|self.signed/i);
+  });
+});
