@@ -1,0 +1,234 @@
+/**
+ * The DigitalOcean database adapter against the local DigitalOcean API stand-in and a real
+ * PostgreSQL primary and streaming standby, with the self-managed adapter as its SQL side. The
+ * stand-in's promote endpoint runs pg_promote() on the real standby, as DigitalOcean does on its
+ * side, so "writable after promotion" is real.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DigitalOceanDatabaseProvider } from '../../../operator/src/providers/database/digitalocean.ts';
+import type { DatabaseProvider } from '../../../operator/src/providers/database/port.ts';
+import { SelfManagedPostgres } from '../../../operator/src/providers/database/self-managed.ts';
+import { ThrottledError } from '../../../operator/src/providers/dns/digitalocean.ts';
+import { isProviderError, type ProviderError } from '../../../operator/src/providers/errors.ts';
+import {
+  type ClusterState,
+  DigitalOceanApiServer,
+  type ReplicaState,
+} from '../../harness/digitalocean-api.ts';
+import { type PostgresPair, startPostgresPair } from '../../harness/postgres.ts';
+
+let api: DigitalOceanApiServer;
+let pair: PostgresPair;
+let cluster: ClusterState;
+let replica: ReplicaState;
+const EPOCH = 7;
+
+/** One SQL side per server, shared by the adapters below (each pools connections); closed at the end. */
+const sqlSides = new Map<'primary' | 'standby', DatabaseProvider>();
+function sqlSide(node: 'primary' | 'standby'): DatabaseProvider {
+  let side = sqlSides.get(node);
+  if (!side) {
+    side = new SelfManagedPostgres(pair.connection(node), { applicationName: `do-test-${node}` });
+    sqlSides.set(node, side);
+  }
+  return side;
+}
+
+function standbyAdapter(
+  over: {
+    token?: string;
+    promoteTimeoutMs?: number;
+    timeoutMs?: number;
+    apiUrl?: string;
+    sql?: DatabaseProvider;
+  } = {},
+) {
+  return new DigitalOceanDatabaseProvider({
+    api: {
+      token: over.token ?? api.token,
+      apiUrl: over.apiUrl ?? api.url,
+      timeoutMs: over.timeoutMs ?? 5_000,
+    },
+    databaseId: cluster.id,
+    replicaName: replica.name,
+    sql: over.sql ?? sqlSide('standby'),
+    promoteTimeoutMs: over.promoteTimeoutMs ?? 60_000,
+    pollIntervalMs: 100,
+  });
+}
+
+function primaryAdapter() {
+  return new DigitalOceanDatabaseProvider({
+    api: { token: api.token, apiUrl: api.url },
+    databaseId: cluster.id,
+    sql: sqlSide('primary'),
+  });
+}
+
+async function rejection(p: Promise<unknown>): Promise<ProviderError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!isProviderError(err)) throw new Error(`expected a ProviderError, got ${String(err)}`);
+  return err;
+}
+
+/** Promote requests the API accepted (204). */
+const promoteCalls = () =>
+  api.requestsMatching({ method: 'PUT', path: /\/promote$/ }).filter((r) => r.status === 204);
+
+beforeAll(async () => {
+  [api, pair] = await Promise.all([DigitalOceanApiServer.start(), startPostgresPair({ name: 'do-db' })]);
+  ({ cluster, replica } = api.seedClusterWithReplica({
+    cluster: { name: 'shop-ams3', region: 'ams3' },
+    replica: { name: 'shop-nyc3', region: 'nyc3' },
+  }));
+  // What DigitalOcean does behind its promote endpoint, done to the real standby.
+  api.onPromotion(async () => {
+    await pair.sql('standby', 'SELECT pg_promote(true, 30)', [], 'postgres');
+  });
+});
+
+afterAll(async () => {
+  await Promise.all([...sqlSides.values()].map((side) => side.close()));
+  await Promise.all([api?.stop(), pair?.stop()]);
+});
+
+// One pair, one promotion: these run in order and each builds on the state the one before left.
+describe.sequential('DigitalOcean database, with real PostgreSQL', () => {
+  it('observes the read-only node as a streaming standby', async () => {
+    const obs = await standbyAdapter().observe();
+    expect(obs).toMatchObject({ reachable: true, role: 'Standby' });
+    expect(obs.failure).toBeUndefined();
+  });
+
+  it('observes the cluster itself as the primary', async () => {
+    expect(await primaryAdapter().observe()).toMatchObject({ reachable: true, role: 'Primary' });
+  });
+
+  it('reports Unknown when SQL sees a primary but the API still lists a read-only node', async () => {
+    const obs = await standbyAdapter({ sql: sqlSide('primary') }).observe();
+    expect(obs.role).toBe('Unknown');
+    expect(obs.failure?.message).toContain('spec.connection');
+  });
+
+  it('keeps the SQL observation when the API fails', async () => {
+    api.failNext(1, { status: 500 });
+    expect(await standbyAdapter().observe()).toMatchObject({ reachable: true, role: 'Standby' });
+  });
+
+  it('fences through SQL, turning Shutdown (impossible on a managed cluster) into ReadOnly and saying so', async () => {
+    const { detail } = await primaryAdapter().fence({ operationId: 'op-1', epoch: EPOCH, mode: 'Shutdown' });
+    expect(detail).toContain('ReadOnly instead of Shutdown');
+    expect((await primaryAdapter().observe()).role).toBe('Fenced');
+  });
+
+  it('refuses to promote with a bad token, before anything changes', async () => {
+    const err = await rejection(
+      standbyAdapter({ token: 'dop_v1_wrong' }).promote({ operationId: 'op-1', epoch: EPOCH }),
+    );
+    expect(err.reason).toBe('AuthenticationFailed');
+    expect(promoteCalls()).toEqual([]);
+  });
+
+  it('surfaces a 429 on the promote request as Throttled with the retry hint', async () => {
+    api.failNext(1, { status: 429, retryAfterSeconds: 3, method: 'PUT' });
+    const err = await rejection(standbyAdapter().promote({ operationId: 'op-1', epoch: EPOCH }));
+    expect(err).toBeInstanceOf(ThrottledError);
+    expect((err as ThrottledError).retryAfterMs).toBe(3_000);
+    expect((await standbyAdapter().observe()).role).toBe('Standby');
+  });
+
+  it('gives up waiting after its bound with a retryable Timeout once the promotion was requested', async () => {
+    api.promotionDurationMs = 60_000;
+    const err = await rejection(
+      standbyAdapter({ promoteTimeoutMs: 800 }).promote({ operationId: 'op-1', epoch: EPOCH }),
+    );
+    expect(err.reason).toBe('Timeout');
+    expect(err.retryable).toBe(true);
+    expect(err.message).toContain('creating');
+    expect(promoteCalls()).toHaveLength(1);
+    expect(api.clusterNamed(replica.name)?.status).toBe('creating');
+  });
+
+  it('promoting again waits for the running promotion, through API errors, without a second request', async () => {
+    const promoted = api.clusterNamed(replica.name);
+    if (promoted) promoted.onlineAt = Date.now() + 1_000;
+    // Once its first look found the promotion running, the API fails twice while it waits.
+    api.afterNext({ method: 'GET', path: /^\/v2\/databases$/ }, () =>
+      api.failNext(2, { status: 503, method: 'GET' }),
+    );
+    const started = Date.now();
+
+    expect(await standbyAdapter().promote({ operationId: 'op-1', epoch: EPOCH })).toEqual({
+      alreadyPrimary: false,
+    });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    expect(api.requests.filter((r) => r.status === 503)).toHaveLength(2);
+    expect(promoteCalls()).toHaveLength(1);
+    expect(api.clusterNamed(replica.name)?.status).toBe('online');
+    expect(cluster.replicas).toEqual([]);
+    // The heartbeat with the new epoch was written on the new primary: it accepts writes.
+    const obs = await standbyAdapter().observe();
+    expect(obs).toMatchObject({ reachable: true, role: 'Primary', heartbeat: { epoch: EPOCH } });
+  });
+
+  it('is idempotent: promoting the promoted node reports alreadyPrimary and sends nothing', async () => {
+    api.requests.length = 0;
+    expect(await standbyAdapter().promote({ operationId: 'op-1', epoch: EPOCH })).toEqual({
+      alreadyPrimary: true,
+    });
+    expect(api.requests.filter((r) => r.method !== 'GET')).toEqual([]);
+  });
+
+  it('writes a heartbeat still owed by a promotion interrupted before it', async () => {
+    expect(await standbyAdapter().promote({ operationId: 'op-2', epoch: EPOCH + 1 })).toEqual({
+      alreadyPrimary: true,
+    });
+    expect((await standbyAdapter().observe()).heartbeat?.epoch).toBe(EPOCH + 1);
+  });
+});
+
+describe('DigitalOcean database: API failures', () => {
+  it('maps an unknown cluster to NotFound and says which settings to check', async () => {
+    const adapter = new DigitalOceanDatabaseProvider({
+      api: { token: api.token, apiUrl: api.url },
+      databaseId: '00000000-0000-4000-8000-000000000000',
+      replicaName: 'nowhere',
+      sql: sqlSide('primary'),
+    });
+    const err = await rejection(adapter.promote({ operationId: 'op-3', epoch: 1 }));
+    expect(err.reason).toBe('NotFound');
+    expect(err.message).toContain('replicaName');
+  });
+
+  it('maps a 5xx on the first read to a retryable ProviderError', async () => {
+    api.failNext(1, { status: 502 });
+    const err = await rejection(standbyAdapter().promote({ operationId: 'op-1', epoch: EPOCH }));
+    expect(err.reason).toBe('ProviderError');
+    expect(err.retryable).toBe(true);
+  });
+
+  it('maps a slow API to Timeout', async () => {
+    api.latencyMs = 3_000;
+    try {
+      const err = await rejection(
+        standbyAdapter({ timeoutMs: 300 }).promote({ operationId: 'op-1', epoch: EPOCH }),
+      );
+      expect(err.reason).toBe('Timeout');
+    } finally {
+      api.latencyMs = 0;
+    }
+  });
+
+  it('maps an API that is not there to Unreachable', async () => {
+    const gone = await DigitalOceanApiServer.start();
+    const url = gone.url;
+    await gone.stop();
+    const err = await rejection(
+      standbyAdapter({ apiUrl: url }).promote({ operationId: 'op-1', epoch: EPOCH }),
+    );
+    expect(err.reason).toBe('Unreachable');
+  });
+});
