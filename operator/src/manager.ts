@@ -6,6 +6,7 @@
 
 import type { OperatorContext } from './controllers/context.ts';
 import { reconcileFailoverPolicy } from './controllers/failover-policy/reconciler.ts';
+import { ClusterProbes } from './controllers/replica-cluster/probes.ts';
 import { reconcileReplicaCluster } from './controllers/replica-cluster/reconciler.ts';
 import { failoverPolicyType, replicaClusterType } from './controllers/resources.ts';
 import type { Clock } from './runtime/clock.ts';
@@ -48,7 +49,19 @@ export class Manager {
       controller: 'regionfailover.io/operator',
       instance: options.identity,
     });
-    this.context = { client, clock: options.clock, log, metrics, events, policies, clusters };
+    const probes = new ClusterProbes({ client, clock: options.clock, log, metrics });
+    this.context = {
+      client,
+      clock: options.clock,
+      log,
+      metrics,
+      events,
+      policies,
+      clusters,
+      probes,
+      policiesOf: (clusterKey) =>
+        [...(this.policiesByCluster.get(clusterKey) ?? [])].flatMap((k) => policies.get(k) ?? []),
+    };
     this.informers = [policies, clusters];
 
     const concurrency = options.concurrency ?? 4;
@@ -59,12 +72,13 @@ export class Manager {
       metrics,
       concurrency,
     });
+    // Probes wait on the network; an unreachable database holds a worker for its connect timeout.
     const clusterController = new Controller({
       name: 'replicacluster',
       reconcile: reconcileReplicaCluster(this.context),
       log,
       metrics,
-      concurrency,
+      concurrency: Math.max(16, concurrency * 4),
     });
     this.controllers = [policyController, clusterController];
 
@@ -72,6 +86,11 @@ export class Manager {
       const key = objectKey(event.object);
       this.indexPolicy(key, event.type === 'deleted' ? undefined : event.object);
       if (event.type !== 'deleted') policyController.enqueue(key);
+      // A new policy changes who is primary and how often to probe: look at its clusters now.
+      if (event.type === 'added' || event.type === 'updated') {
+        for (const [clusterKey, policyKeys] of this.policiesByCluster)
+          if (policyKeys.has(key)) clusterController.enqueue(clusterKey);
+      }
     });
     clusters.on((event) => {
       const key = objectKey(event.object);
@@ -115,5 +134,6 @@ export class Manager {
   async stop(graceMs = 20_000): Promise<void> {
     if (this.controllersStarted) await Promise.all(this.controllers.map((c) => c.stop(graceMs)));
     await Promise.all(this.informers.map((i) => i.stop()));
+    await this.context.probes.closeAll();
   }
 }

@@ -11,8 +11,18 @@ export interface PolicyRule {
 }
 
 export const operatorRules: PolicyRule[] = [
-  { apiGroups: [GROUP], resources: ['failoverpolicies', 'replicaclusters'], verbs: ['get', 'list', 'watch', 'patch'] },
-  { apiGroups: [GROUP], resources: ['failoverpolicies/status', 'replicaclusters/status'], verbs: ['get', 'patch'] },
+  {
+    apiGroups: [GROUP],
+    resources: ['failoverpolicies', 'replicaclusters'],
+    verbs: ['get', 'list', 'watch', 'patch'],
+  },
+  {
+    apiGroups: [GROUP],
+    resources: ['failoverpolicies/status', 'replicaclusters/status'],
+    verbs: ['get', 'patch'],
+  },
   { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
+  // Database, DNS and provider credentials named by the resources' secretRefs.
+  { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
 ];

@@ -5,6 +5,7 @@ import type { Informer } from '../runtime/informer.ts';
 import type { KubeClient, KubeObject } from '../runtime/kube-client.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { Metrics } from '../runtime/metrics.ts';
+import type { ClusterProbes } from './replica-cluster/probes.ts';
 
 export interface OperatorContext {
   client: KubeClient;
@@ -14,4 +15,8 @@ export interface OperatorContext {
   events: EventRecorder;
   policies: Informer<KubeObject>;
   clusters: Informer<KubeObject>;
+  /** The operator's own probes of every cluster, in memory. */
+  probes: ClusterProbes;
+  /** The policies that name a cluster (by cluster key). */
+  policiesOf(clusterKey: string): KubeObject[];
 }

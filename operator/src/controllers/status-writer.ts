@@ -5,6 +5,7 @@
  * again on fresh data. Nothing is written when nothing changed, which keeps an idle operator idle.
  */
 import { isDeepStrictEqual } from 'node:util';
+import type { Informer } from '../runtime/informer.ts';
 import type { KubeClient, KubeObject, ResourceType } from '../runtime/kube-client.ts';
 
 export async function writeStatus<S extends object>(
@@ -13,6 +14,7 @@ export async function writeStatus<S extends object>(
   object: KubeObject,
   current: S | undefined,
   next: S,
+  cache?: Informer<KubeObject>,
 ): Promise<KubeObject | undefined> {
   const clean = JSON.parse(JSON.stringify(next)) as S;
   if (isDeepStrictEqual(current ?? {}, clean)) return undefined;
@@ -22,11 +24,13 @@ export async function writeStatus<S extends object>(
       .filter((k) => !(k in clean))
       .map((k) => [k, null]),
   );
-  return client.mergePatch(
+  const written = await client.mergePatch(
     type,
     object.metadata.namespace,
     object.metadata.name,
     { metadata: { resourceVersion: object.metadata.resourceVersion }, status: { ...removed, ...clean } },
     'status',
   );
+  cache?.upsert(written);
+  return written;
 }

@@ -3,6 +3,7 @@
  * function for one key at a time. Like controller-runtime's: errors back off per key, terminal
  * errors are reported and not retried, `requeueAfter` schedules the next look.
  */
+import { isConflict } from './kube-client.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { errorReason, type ReconcileResult, TerminalError } from './reconcile.ts';
@@ -100,6 +101,12 @@ export class Controller {
       }
       const reason = errorReason(err);
       m?.reconcileErrors.inc({ ...labels, reason });
+      // A conflict only means our copy was a moment old: look again soon, without growing the backoff.
+      if (isConflict(err)) {
+        this.queue.addAfter(key, 100 + Math.round(Math.random() * 400));
+        this.opts.log.debug({ controller: this.name, key }, 'conflict writing; retrying with a fresh read');
+        return;
+      }
       const delay = this.queue.addRateLimited(key);
       this.opts.log.warn(
         {

@@ -119,6 +119,18 @@ export class Informer<T extends KubeObject> {
   }
 
   /**
+   * Puts an object we just wrote into the cache, so the next reconcile starts from our own write
+   * instead of conflicting with it while the watch event is still on its way. An older version
+   * arriving later from the watch does not overwrite it.
+   */
+  upsert(object: T): void {
+    const key = objectKey(object);
+    const old = this.cache.get(key);
+    if (old && newerOrSame(old.metadata.resourceVersion, object.metadata.resourceVersion)) return;
+    this.cache.set(key, object);
+  }
+
+  /**
    * Reopens the watch from a given resourceVersion. Tests use it with an expired version to
    * exercise the 410 Gone path, which otherwise needs hours of etcd history to happen naturally.
    */
@@ -215,6 +227,13 @@ export class Informer<T extends KubeObject> {
           if (event.type === 'BOOKMARK') return;
           const key = objectKey(object);
           const old = this.cache.get(key);
+          // Already have this version or a newer one (written through by upsert): nothing new.
+          if (
+            event.type === 'MODIFIED' &&
+            old &&
+            newerOrSame(old.metadata.resourceVersion, object.metadata.resourceVersion)
+          )
+            return;
           if (event.type === 'DELETED') {
             this.cache.delete(key);
             this.emit({ type: 'deleted', object });
@@ -262,4 +281,14 @@ export class Informer<T extends KubeObject> {
       }
     }
   }
+}
+
+/**
+ * resourceVersions are opaque by contract, but every API server backed by etcd uses its revision
+ * numbers. Compare them only when both are plain integers; otherwise treat them as different.
+ */
+function newerOrSame(have: string | undefined, incoming: string | undefined): boolean {
+  if (!have || !incoming || !/^\d+$/.test(have) || !/^\d+$/.test(incoming))
+    return have === incoming && have !== undefined;
+  return BigInt(have) >= BigInt(incoming);
 }

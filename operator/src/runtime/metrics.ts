@@ -123,6 +123,39 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // Replication health, per cluster.
+  readonly replicationLagSeconds = new Gauge({
+    name: 'failover_replication_lag_seconds',
+    help: 'Replication lag of a standby in seconds, from the operator heartbeat',
+    labelNames: ['namespace', 'policy', 'region', 'cluster'] as const,
+    registers: [this.registry],
+  });
+  readonly replicationLagBytes = new Gauge({
+    name: 'failover_replication_lag_bytes',
+    help: 'Replication lag of a standby in WAL bytes not yet replayed',
+    labelNames: ['namespace', 'policy', 'region', 'cluster'] as const,
+    registers: [this.registry],
+  });
+  readonly clusterUp = new Gauge({
+    name: 'failover_cluster_up',
+    help: 'Whether the last probe reached the database (1) or not (0)',
+    labelNames: ['namespace', 'policy', 'region', 'cluster'] as const,
+    registers: [this.registry],
+  });
+  readonly probeDuration = new Histogram({
+    name: 'failover_probe_duration_seconds',
+    help: 'Time of one probe of one database',
+    labelNames: ['provider'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly probeFailures = new Counter({
+    name: 'failover_probe_failures_total',
+    help: 'Probes that could not reach a database, by reason',
+    labelNames: ['provider', 'reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry });
   }

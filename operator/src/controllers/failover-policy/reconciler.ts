@@ -85,6 +85,7 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
       object,
       object.status as FailoverPolicyStatus | undefined,
       next,
+      ctx.policies,
     );
     return done();
   };

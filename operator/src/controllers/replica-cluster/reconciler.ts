@@ -1,23 +1,68 @@
 /**
- * The ReplicaCluster reconciler: validates what it reads and records what it observed.
- * (Probing the database arrives with the replication-health work; today it reports spec validity.)
+ * The ReplicaCluster reconciler: probes the database at its policy's interval and records role,
+ * health, lag and conditions. Probing is the reconcile itself: it returns `requeueAfter(interval)`,
+ * so nothing sleeps and a restarted operator simply probes again.
+ *
+ * Status is written when something a person cares about changes (role, health, a condition, lag
+ * moving noticeably) or every 30 s otherwise: the operator decides from its in-memory probes, and
+ * writing every probe of every cluster would load the API server for nothing.
  */
+import { isDeepStrictEqual } from 'node:util';
 import {
+  failoverPolicySpec,
+  failoverPolicyStatus,
+  type ReplicaClusterSpec,
   type ReplicaClusterStatus,
   replicaClusterSpec,
   replicaClusterStatus,
 } from '../../api/v1alpha1/index.ts';
-import { changedConditions, setCondition } from '../../runtime/conditions.ts';
-import { done, type ReconcileResult } from '../../runtime/reconcile.ts';
+import { type ConditionInput, changedConditions, setCondition } from '../../runtime/conditions.ts';
+import { objectKey } from '../../runtime/informer.ts';
+import type { KubeObject } from '../../runtime/kube-client.ts';
+import { done, type ReconcileResult, requeueAfter } from '../../runtime/reconcile.ts';
 import type { OperatorContext } from '../context.ts';
 import { readSpec, readStatus } from '../read-object.ts';
 import { replicaClusterType } from '../resources.ts';
 import { writeStatus } from '../status-writer.ts';
+import type { ProbeRecord } from './probes.ts';
+
+const STATUS_REFRESH_MS = 30_000;
+const DEFAULT_INTERVAL_S = 5;
+
+const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+interface PolicyView {
+  name: string;
+  intervalSeconds: number;
+  activePrimary: string;
+  epoch: number;
+  rpo: { maxLagSeconds: number; maxLagBytes: number };
+}
+
+/** The policy this cluster belongs to, as far as probing needs it. */
+export function policyView(ctx: OperatorContext, clusterKey: string): PolicyView | undefined {
+  for (const policy of ctx.policiesOf(clusterKey)) {
+    const spec = failoverPolicySpec.safeParse(policy.spec);
+    if (!spec.success) continue;
+    const status = failoverPolicyStatus.safeParse(policy.status ?? {});
+    return {
+      name: policy.metadata.name,
+      intervalSeconds: spec.data.detection.probeIntervalSeconds,
+      activePrimary: (status.success ? status.data.activePrimary : undefined) ?? spec.data.primary,
+      epoch: (status.success ? status.data.epoch : undefined) ?? 0,
+      rpo: spec.data.promotion.rpo,
+    };
+  }
+  return undefined;
+}
 
 export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => Promise<ReconcileResult> {
   return async (key) => {
     const object = ctx.clusters.get(key);
-    if (!object) return done();
+    if (!object) {
+      await ctx.probes.forget(key);
+      return done();
+    }
     const now = ctx.clock.now();
     const generation = object.metadata.generation;
     const { status: previous, problem } = readStatus(replicaClusterStatus, object);
@@ -30,35 +75,269 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
       });
     }
     const spec = readSpec(replicaClusterSpec, object);
-    const status: ReplicaClusterStatus = {
-      ...previous,
-      observedGeneration: generation,
-      conditions: setCondition(
-        previous.conditions,
-        spec.ok
-          ? { type: 'SpecValid', status: 'True', reason: 'Valid', message: 'spec is valid' }
-          : { type: 'SpecValid', status: 'False', reason: 'InvalidSpec', message: spec.message },
-        generation,
-        now,
-      ),
-    };
-    for (const c of changedConditions(previous.conditions, status.conditions ?? [])) {
-      if (c.type === 'SpecValid' && c.status === 'False') {
-        await ctx.events.record(object, {
-          type: 'Warning',
-          reason: 'InvalidSpec',
-          action: 'Validate',
-          note: c.message,
-        });
-      }
+    if (!spec.ok) {
+      const status: ReplicaClusterStatus = {
+        ...previous,
+        observedGeneration: generation,
+        conditions: setCondition(
+          previous.conditions,
+          { type: 'SpecValid', status: 'False', reason: 'InvalidSpec', message: spec.message },
+          generation,
+          now,
+        ),
+      };
+      await announce(ctx, object, previous, status);
+      await writeStatus(
+        ctx.client,
+        replicaClusterType,
+        object,
+        object.status as ReplicaClusterStatus | undefined,
+        status,
+        ctx.clusters,
+      );
+      return done();
     }
-    await writeStatus(
-      ctx.client,
-      replicaClusterType,
-      object,
-      object.status as ReplicaClusterStatus | undefined,
-      status,
-    );
-    return done();
+
+    const namespace = object.metadata.namespace ?? 'default';
+    const policy = policyView(ctx, key);
+    const interval = policy?.intervalSeconds ?? DEFAULT_INTERVAL_S;
+    const isActivePrimary = policy?.activePrimary === object.metadata.name;
+    const record = await ctx.probes.probe({
+      key,
+      namespace,
+      spec: spec.spec,
+      activePrimaryKey: policy
+        ? objectKey({ metadata: { name: policy.activePrimary, namespace } })
+        : undefined,
+      ...(isActivePrimary && policy ? { heartbeatEpoch: policy.epoch } : {}),
+      primaryMaxAgeMs: interval * 2000 + 1000,
+    });
+
+    const status = summarize(previous, record, spec.spec, policy, generation, now);
+    exportMetrics(ctx, namespace, policy?.name ?? '', spec.spec.region, object.metadata.name, record, status);
+    await announce(ctx, object, previous, status);
+    if (worthWriting(previous, status, now)) {
+      await writeStatus(
+        ctx.client,
+        replicaClusterType,
+        object,
+        object.status as ReplicaClusterStatus | undefined,
+        status,
+        ctx.clusters,
+      );
+    }
+    return requeueAfter(interval * 1000);
   };
+}
+
+/** The status for one probe, keeping what the probe could not see (last lag, last reachable). */
+export function summarize(
+  previous: ReplicaClusterStatus,
+  record: ProbeRecord,
+  spec: ReplicaClusterSpec,
+  policy: PolicyView | undefined,
+  generation: number | undefined,
+  now: Date,
+): ReplicaClusterStatus {
+  const obs = record.observation;
+  const role = obs.reachable ? obs.role : 'Unknown';
+  const lag = record.lag;
+  const lagFresh =
+    lag !== undefined &&
+    now.getTime() - lag.at.getTime() <= (policy?.intervalSeconds ?? DEFAULT_INTERVAL_S) * 3000;
+  const lagSeconds = lag && !Number.isNaN(lag.seconds) ? Math.round(lag.seconds * 100) / 100 : undefined;
+
+  const conditions: ConditionInput[] = [
+    { type: 'SpecValid', status: 'True', reason: 'Valid', message: 'spec is valid' },
+  ];
+  conditions.push(
+    obs.reachable
+      ? {
+          type: 'Reachable',
+          status: 'True',
+          reason: 'Connected',
+          message: `${spec.connection.host}:${spec.connection.port} answered as ${obs.role}`,
+        }
+      : {
+          type: 'Reachable',
+          status: 'False',
+          reason: obs.failure?.reason ?? 'Unreachable',
+          message: obs.failure?.message ?? 'no answer',
+        },
+  );
+  if (!obs.reachable) {
+    conditions.push({
+      type: 'Replicating',
+      status: 'Unknown',
+      reason: 'Unreachable',
+      message: 'the database cannot be reached',
+    });
+  } else if (role === 'Primary') {
+    const streaming = (obs.replicas ?? []).filter((r) => r.state === 'streaming').length;
+    conditions.push(
+      streaming > 0
+        ? {
+            type: 'Replicating',
+            status: 'True',
+            reason: 'StandbysStreaming',
+            message: `${streaming} standby connection(s) streaming`,
+          }
+        : {
+            type: 'Replicating',
+            status: 'False',
+            reason: 'NoStandbyStreaming',
+            message: 'no standby is streaming from this primary',
+          },
+    );
+  } else if (role === 'Standby') {
+    conditions.push(
+      obs.replayPaused
+        ? {
+            type: 'Replicating',
+            status: 'False',
+            reason: 'ReplayPaused',
+            message: 'WAL replay is paused on this standby',
+          }
+        : {
+            type: 'Replicating',
+            status: 'True',
+            reason: 'Replaying',
+            message: `replayed up to ${obs.lsn ?? '?'}`,
+          },
+    );
+  } else {
+    conditions.push({
+      type: 'Replicating',
+      status: 'False',
+      reason: role,
+      message: `the database is in role ${role}`,
+    });
+  }
+  if (role === 'Standby' && policy) {
+    if (!lagFresh || lag === undefined) {
+      conditions.push({
+        type: 'LagWithinBudget',
+        status: 'Unknown',
+        reason: 'PrimaryNotObserved',
+        message: `lag needs a fresh observation of the primary ${policy.activePrimary}`,
+      });
+    } else {
+      const within =
+        lag.bytes <= policy.rpo.maxLagBytes &&
+        (lagSeconds === undefined || lagSeconds <= policy.rpo.maxLagSeconds);
+      const text = `${lagSeconds ?? '?'} s / ${lag.bytes} bytes behind ${policy.activePrimary}; budget ${policy.rpo.maxLagSeconds} s / ${policy.rpo.maxLagBytes} bytes`;
+      conditions.push(
+        within
+          ? { type: 'LagWithinBudget', status: 'True', reason: 'WithinBudget', message: text }
+          : { type: 'LagWithinBudget', status: 'False', reason: 'AboveBudget', message: text },
+      );
+    }
+  }
+  const replicating = conditions.find((c) => c.type === 'Replicating')?.status === 'True';
+  const withinBudget = conditions.find((c) => c.type === 'LagWithinBudget')?.status !== 'False';
+  const health = !obs.reachable ? 'Unreachable' : replicating && withinBudget ? 'Healthy' : 'Degraded';
+
+  let list = previous.conditions;
+  for (const c of conditions) list = setCondition(list, c, generation, now);
+  const status: ReplicaClusterStatus = {
+    observedGeneration: generation,
+    role,
+    health,
+    lastObservedTime: iso(now),
+    consecutiveProbeFailures: record.consecutiveFailures,
+    conditions: list,
+  };
+  if (record.lastReachableAt) status.lastReachableTime = iso(record.lastReachableAt);
+  if (obs.timeline !== undefined) status.timeline = obs.timeline;
+  else if (previous.timeline !== undefined) status.timeline = previous.timeline;
+  if (obs.lsn) status.lsn = obs.lsn;
+  if (obs.heartbeat) status.epoch = obs.heartbeat.epoch;
+  if (role === 'Standby' && lag) {
+    status.replicationLagBytes = lag.bytes;
+    if (lagSeconds !== undefined) status.replicationLagSeconds = lagSeconds;
+    status.lagObservedTime = iso(lag.at);
+  } else if (role === 'Primary') {
+    status.replicationLagBytes = 0;
+    status.replicationLagSeconds = 0;
+  }
+  return status;
+}
+
+function worthWriting(previous: ReplicaClusterStatus, next: ReplicaClusterStatus, now: Date): boolean {
+  const strip = (s: ReplicaClusterStatus) => {
+    const {
+      lastObservedTime: _o,
+      lastReachableTime: _r,
+      lagObservedTime: _l,
+      lsn: _n,
+      replicationLagBytes: _b,
+      replicationLagSeconds: _s,
+      consecutiveProbeFailures: _f,
+      ...rest
+    } = s;
+    return {
+      ...rest,
+      conditions: (rest.conditions ?? []).map((c) => ({ type: c.type, status: c.status, reason: c.reason })),
+    };
+  };
+  if (!isDeepStrictEqual(strip(previous), strip(next))) return true;
+  if (
+    !previous.lastObservedTime ||
+    now.getTime() - new Date(previous.lastObservedTime).getTime() >= STATUS_REFRESH_MS
+  )
+    return true;
+  const bytes = Math.abs((next.replicationLagBytes ?? 0) - (previous.replicationLagBytes ?? 0));
+  const secs = Math.abs((next.replicationLagSeconds ?? 0) - (previous.replicationLagSeconds ?? 0));
+  return (
+    bytes > 65536 ||
+    secs >= 1 ||
+    (previous.consecutiveProbeFailures ?? 0) !== (next.consecutiveProbeFailures ?? 0)
+  );
+}
+
+async function announce(
+  ctx: OperatorContext,
+  object: KubeObject,
+  previous: ReplicaClusterStatus,
+  next: ReplicaClusterStatus,
+): Promise<void> {
+  for (const c of changedConditions(previous.conditions, next.conditions ?? [])) {
+    const before = previous.conditions?.find((p) => p.type === c.type);
+    if (!before && c.status === 'True') continue; // first observation of a healthy state is not news
+    await ctx.events.record(object, {
+      type: c.status === 'True' ? 'Normal' : 'Warning',
+      reason: `${c.type}${c.status === 'True' ? '' : c.status === 'False' ? 'Lost' : 'Unknown'}`.replace(
+        /^SpecValidLost$/,
+        'InvalidSpec',
+      ),
+      action: 'Probe',
+      note: `${c.reason}: ${c.message}`,
+    });
+  }
+  if (previous.role && next.role && previous.role !== next.role && next.role !== 'Unknown') {
+    await ctx.events.record(object, {
+      type: 'Normal',
+      reason: 'RoleChanged',
+      action: 'Probe',
+      note: `role changed from ${previous.role} to ${next.role}`,
+    });
+  }
+}
+
+function exportMetrics(
+  ctx: OperatorContext,
+  namespace: string,
+  policy: string,
+  region: string,
+  cluster: string,
+  record: ProbeRecord,
+  status: ReplicaClusterStatus,
+): void {
+  const labels = { namespace, policy, region, cluster };
+  ctx.metrics.clusterUp.set(labels, record.observation.reachable ? 1 : 0);
+  if (status.role === 'Standby' && status.replicationLagBytes !== undefined) {
+    ctx.metrics.replicationLagBytes.set(labels, status.replicationLagBytes);
+    if (status.replicationLagSeconds !== undefined)
+      ctx.metrics.replicationLagSeconds.set(labels, status.replicationLagSeconds);
+  }
 }

@@ -1,0 +1,28 @@
+/**
+ * Replication lag of a standby, from two observations taken close together: the active primary's
+ * (its current WAL position and the heartbeat the operator last wrote there) and the standby's
+ * (what it has replayed). Bytes: how much WAL the standby has yet to replay. Seconds: how old the
+ * newest heartbeat it has replayed is, compared with the primary's newest one — so an idle primary
+ * is not mistaken for a lagging standby, because a caught-up standby is zero seconds behind however
+ * long ago the last write was.
+ */
+import { compareLsn, replicationLagBytes } from '../../providers/database/lsn.ts';
+import type { DatabaseObservation } from '../../providers/database/port.ts';
+
+export interface Lag {
+  bytes: number;
+  seconds: number;
+}
+
+export function standbyLag(primary: DatabaseObservation, standby: DatabaseObservation): Lag | undefined {
+  if (!primary.reachable || primary.role !== 'Primary' || !primary.lsn) return undefined;
+  if (!standby.reachable || standby.role !== 'Standby' || !standby.lsn) return undefined;
+  if (compareLsn(standby.lsn, primary.lsn) >= 0) return { bytes: 0, seconds: 0 };
+  const bytes = replicationLagBytes(primary.lsn, standby.lsn);
+  const written = primary.heartbeat?.writtenAt.getTime();
+  const replayed = standby.heartbeat?.writtenAt.getTime();
+  // Without heartbeats on both sides the age cannot be told; bytes alone still are.
+  const seconds =
+    written !== undefined && replayed !== undefined ? Math.max(0, (written - replayed) / 1000) : Number.NaN;
+  return { bytes, seconds };
+}
