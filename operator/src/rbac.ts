@@ -26,3 +26,10 @@ export const operatorRules: PolicyRule[] = [
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
 ];
+
+/** The observer (one per region) reads policies and clusters, probes, and publishes observations. */
+export const observerRules: PolicyRule[] = [
+  { apiGroups: [GROUP], resources: ['failoverpolicies', 'replicaclusters'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: [GROUP], resources: ['failoverobservations'], verbs: ['get', 'create', 'patch'] },
+  { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
+];

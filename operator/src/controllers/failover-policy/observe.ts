@@ -1,0 +1,115 @@
+/**
+ * observe: gathers what decide needs — the operator's own probe of each cluster, and the fresh
+ * votes of every observer on the active primary — without judging any of it.
+ *
+ * Two sources for cluster facts: the operator uses its in-memory probes (freshest), while a
+ * reader outside the operator (the kubectl plugin's dry run) uses what ReplicaCluster status says.
+ */
+import type {
+  FailoverObservationSpec,
+  FailoverPolicySpec,
+  FailoverPolicyStatus,
+  ReplicaClusterStatus,
+} from '../../api/v1alpha1/index.ts';
+import type { ProbeRecord } from '../replica-cluster/probes.ts';
+import type { ClusterFacts, DecideInput, Vote } from './decide.ts';
+
+/** The operator itself counts as one observer, under this name. */
+export const OPERATOR_OBSERVER = 'operator';
+
+export function factsFromProbe(name: string, exists: boolean, record: ProbeRecord | undefined): ClusterFacts {
+  if (!record) return { name, exists, reachable: false, role: 'Unknown' };
+  const obs = record.observation;
+  const lag = record.lag;
+  return {
+    name,
+    exists,
+    reachable: obs.reachable,
+    role: obs.reachable ? obs.role : 'Unknown',
+    ...(lag ? { lagBytes: lag.bytes, lagObservedAt: lag.at } : {}),
+    ...(lag && !Number.isNaN(lag.seconds) ? { lagSeconds: lag.seconds } : {}),
+  };
+}
+
+export function factsFromStatus(name: string, status: ReplicaClusterStatus | undefined): ClusterFacts {
+  if (!status) return { name, exists: false, reachable: false, role: 'Unknown' };
+  const reachable = status.conditions?.find((c) => c.type === 'Reachable')?.status === 'True';
+  return {
+    name,
+    exists: true,
+    reachable,
+    role: reachable ? (status.role ?? 'Unknown') : 'Unknown',
+    ...(status.replicationLagBytes !== undefined ? { lagBytes: status.replicationLagBytes } : {}),
+    ...(status.replicationLagSeconds !== undefined ? { lagSeconds: status.replicationLagSeconds } : {}),
+    ...(status.lagObservedTime ? { lagObservedAt: new Date(status.lagObservedTime) } : {}),
+  };
+}
+
+export function voteFromProbe(record: ProbeRecord | undefined): Vote[] {
+  if (!record) return [];
+  return [
+    {
+      observer: OPERATOR_OBSERVER,
+      observedAt: record.at,
+      reachable: record.observation.reachable,
+      consecutiveFailures: record.consecutiveFailures,
+    },
+  ];
+}
+
+export function voteFromStatus(status: ReplicaClusterStatus | undefined): Vote[] {
+  if (!status?.lastObservedTime) return [];
+  const reachable = status.conditions?.find((c) => c.type === 'Reachable')?.status === 'True';
+  return [
+    {
+      observer: OPERATOR_OBSERVER,
+      observedAt: new Date(status.lastObservedTime),
+      reachable,
+      consecutiveFailures: status.consecutiveProbeFailures ?? 0,
+    },
+  ];
+}
+
+/** Each observer's view of one cluster, from the FailoverObservation objects of a policy. */
+export function votesFromObservations(
+  observations: FailoverObservationSpec[],
+  policy: string,
+  cluster: string,
+): Vote[] {
+  return observations.flatMap((o) => {
+    if (o.policy !== policy || o.observer === OPERATOR_OBSERVER) return [];
+    const probe = o.clusters.find((c) => c.name === cluster);
+    if (!probe) return [];
+    return [
+      {
+        observer: o.observer,
+        observedAt: new Date(o.observedAt),
+        reachable: probe.reachable,
+        consecutiveFailures: probe.consecutiveFailures,
+      },
+    ];
+  });
+}
+
+export interface GatherSources {
+  policyName: string;
+  spec: FailoverPolicySpec;
+  status: FailoverPolicyStatus;
+  facts: (name: string) => ClusterFacts;
+  operatorVote: (activePrimary: string) => Vote[];
+  observations: FailoverObservationSpec[];
+  now: Date;
+}
+
+export function gatherInput(src: GatherSources): DecideInput {
+  const active = src.status.activePrimary ?? src.spec.primary;
+  const clusters: Record<string, ClusterFacts> = {};
+  for (const name of [src.spec.primary, ...src.spec.standbys]) clusters[name] = src.facts(name);
+  return {
+    spec: src.spec,
+    status: src.status,
+    clusters,
+    votes: [...src.operatorVote(active), ...votesFromObservations(src.observations, src.policyName, active)],
+    now: src.now,
+  };
+}
