@@ -1,0 +1,217 @@
+/**
+ * What the AWS adapters (Route 53, RDS, Aurora global) share: how their SDK clients are set up,
+ * how an AWS error becomes a ProviderError the controller can act on, and bounded polling for
+ * the APIs that only say "accepted" and finish later.
+ */
+import { setTimeout as sleepFor } from 'node:timers/promises';
+import { ProviderError, type ProviderErrorReason } from './errors.ts';
+
+/** Static credentials read from the Secret named by `credentialsSecretRef`. Never logged. */
+export interface AwsCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+/** Settings every AWS client of the operator takes, from a provider block of the spec. */
+export interface AwsClientOptions {
+  region: string;
+  /** `endpointUrl` of the spec: a VPC endpoint, or an emulator in tests. Default: AWS's own. */
+  endpointUrl?: string;
+  /** Omit to use the SDK's default chain (the pod's identity: IRSA, instance profile). */
+  credentials?: AwsCredentials;
+  /** Per attempt; a request that takes longer fails with Timeout. Default 10 s. */
+  requestTimeoutMs?: number;
+  /**
+   * Attempts per call, including the SDK's own retries of throttling and transient errors.
+   * Default 3; the controller retries with its own backoff above this.
+   */
+  maxAttempts?: number;
+}
+
+/** Bounded waiting for an operation AWS completes after accepting it. */
+export interface AwsPollOptions {
+  timeoutMs: number;
+  intervalMs: number;
+  /** Injected so tests need not wait; defaults to a real timer. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** The SDK client configuration (shared by Route53Client and RDSClient) for these options. */
+export function awsClientConfig(options: AwsClientOptions) {
+  const requestTimeout = options.requestTimeoutMs ?? 10_000;
+  return {
+    region: options.region,
+    ...(options.endpointUrl ? { endpoint: options.endpointUrl } : {}),
+    ...(options.credentials ? { credentials: options.credentials } : {}),
+    maxAttempts: options.maxAttempts ?? 3,
+    requestHandler: {
+      requestTimeout,
+      connectionTimeout: Math.min(requestTimeout, 5_000),
+      // Without this the SDK only logs a warning and waits on a server that never answers.
+      throwOnRequestTimeout: true,
+    },
+  };
+}
+
+/**
+ * Parses the Secret value that `credentialsSecretRef` points at. `where` names the Secret key in
+ * messages, such as "Secret orders/aws-credentials key credentials.json".
+ */
+export function parseAwsCredentials(json: string, where: string): AwsCredentials {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    throw new ProviderError(
+      'CredentialsMissing',
+      `${where} is not JSON; it must hold {"accessKeyId": "...", "secretAccessKey": "...", "sessionToken": "..." (optional)}`,
+    );
+  }
+  const { accessKeyId, secretAccessKey, sessionToken } = (value ?? {}) as Record<string, unknown>;
+  if (
+    typeof accessKeyId !== 'string' ||
+    accessKeyId === '' ||
+    typeof secretAccessKey !== 'string' ||
+    secretAccessKey === ''
+  ) {
+    throw new ProviderError(
+      'CredentialsMissing',
+      `${where} must hold non-empty strings accessKeyId and secretAccessKey (and optionally sessionToken)`,
+    );
+  }
+  if (sessionToken !== undefined && typeof sessionToken !== 'string') {
+    throw new ProviderError('CredentialsMissing', `${where}: sessionToken must be a string when present`);
+  }
+  return { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
+}
+
+// Error names across AWS APIs (Query, REST-XML and JSON protocols spell them differently).
+const THROTTLING = new Set([
+  'Throttling',
+  'ThrottlingException',
+  'ThrottledException',
+  'RequestLimitExceeded',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'TooManyRequestsException',
+  'SlowDown',
+  // Route 53: another change to the same zone is still being applied.
+  'PriorRequestNotComplete',
+]);
+const AUTHENTICATION = new Set([
+  'InvalidClientTokenId',
+  'SignatureDoesNotMatch',
+  'UnrecognizedClientException',
+  'IncompleteSignature',
+  'MissingAuthenticationToken',
+  'InvalidAccessKeyId',
+  'InvalidSignatureException',
+  'AuthFailure',
+  'ExpiredToken',
+  'ExpiredTokenException',
+  'RequestExpired',
+  'AccessDenied',
+  'AccessDeniedException',
+  'NotAuthorized',
+  'CredentialsProviderError',
+]);
+const NOT_FOUND = new Set([
+  'NoSuchHostedZone',
+  'NoSuchChange',
+  'DBInstanceNotFound',
+  'DBInstanceNotFoundFault',
+  'DBClusterNotFoundFault',
+  'GlobalClusterNotFoundFault',
+  'ResourceNotFoundException',
+]);
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+  'EADDRNOTAVAIL',
+]);
+
+interface AwsErrorShape {
+  name?: string;
+  code?: string;
+  Code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+/** The error's AWS name ("ThrottlingException") or Node network code ("ECONNREFUSED"). */
+export function awsErrorName(err: unknown): string {
+  const e = (err ?? {}) as AwsErrorShape;
+  return e.Code ?? (e.name && e.name !== 'Error' ? e.name : undefined) ?? e.code ?? 'Error';
+}
+
+/**
+ * Classifies an error from an AWS SDK call into a ProviderError. `operation` says what was being
+ * done ("Route 53 ListResourceRecordSets in zone Z1") and starts the message.
+ */
+export function classifyAwsError(err: unknown, operation: string): ProviderError {
+  if (err instanceof ProviderError) return err;
+  const e = (err ?? {}) as AwsErrorShape;
+  const name = awsErrorName(err);
+  const status = e.$metadata?.httpStatusCode;
+  const unreadable =
+    !e.message || e.message === 'UnknownError' || e.message.includes('Deserialization error');
+  // An error page the SDK cannot parse (a proxy's, an emulator's) says nothing useful verbatim.
+  const detail = unreadable
+    ? `${name === 'Error' ? 'an answer' : name} the SDK could not read (HTTP ${status ?? '?'})`
+    : (e.message ?? '');
+  const make = (reason: ProviderErrorReason, hint = '') =>
+    new ProviderError(reason, `${operation}: ${detail}${hint}`, { cause: err });
+
+  if (name === 'CredentialsProviderError') {
+    return make(
+      'AuthenticationFailed',
+      '; no AWS credentials were found: set credentialsSecretRef, or give the operator pod an identity (IRSA, instance profile)',
+    );
+  }
+  if (AUTHENTICATION.has(name) || status === 401 || status === 403) {
+    return make(
+      'AuthenticationFailed',
+      '; check the credentials (credentialsSecretRef or the pod identity) and their IAM permissions',
+    );
+  }
+  if (THROTTLING.has(name) || status === 429) return make('Throttled');
+  if (name === 'TimeoutError' || e.code === 'ETIMEDOUT' || name === 'RequestTimeout') return make('Timeout');
+  const code = e.code ?? '';
+  if (UNREACHABLE_CODES.has(code)) return make('Unreachable');
+  if (code.startsWith('ERR_TLS') || code.includes('CERT') || code.includes('SELF_SIGNED'))
+    return make('TlsFailed');
+  if (NOT_FOUND.has(name) || status === 404) return make('NotFound');
+  if (status !== undefined && status >= 500) return make('ProviderError');
+  if (status !== undefined && status >= 400) return make('Rejected');
+  return make('ProviderError');
+}
+
+/**
+ * Calls `probe` until it returns a value or `timeoutMs` passes. Returns the value, or undefined
+ * on timeout, and how long it took, so callers can report the time AWS needed.
+ */
+export async function pollUntil<T>(
+  probe: () => Promise<T | undefined>,
+  options: AwsPollOptions,
+): Promise<{ value: T | undefined; elapsedMs: number }> {
+  const sleep = options.sleep ?? ((ms: number) => sleepFor(ms));
+  // A monotonic clock: this measures a duration, it decides nothing by wall-clock time.
+  const start = performance.now();
+  // Counted as well as measured, so an injected sleep that returns at once still ends the loop.
+  let slept = 0;
+  for (;;) {
+    const value = await probe();
+    const elapsedMs = Math.round(performance.now() - start);
+    if (value !== undefined) return { value, elapsedMs };
+    if (Math.max(elapsedMs, slept) + options.intervalMs > options.timeoutMs)
+      return { value: undefined, elapsedMs };
+    await sleep(options.intervalMs);
+    slept += options.intervalMs;
+  }
+}

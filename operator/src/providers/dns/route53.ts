@@ -1,0 +1,302 @@
+/**
+ * Route 53 DNS provider. Every change is one ChangeResourceRecordSets batch that DELETEs the
+ * record and its ownership TXT exactly as they were read and CREATEs the new ones. Route 53
+ * applies a batch all or nothing, and refuses a DELETE that does not match the record set's
+ * current values, so the batch is a compare-and-swap: of two deciders that read the same record,
+ * only the first batch applies (design rule 4).
+ */
+import {
+  type Change,
+  ChangeResourceRecordSetsCommand,
+  GetChangeCommand,
+  ListResourceRecordSetsCommand,
+  type ListResourceRecordSetsCommandOutput,
+  type ResourceRecordSet,
+  Route53Client,
+} from '@aws-sdk/client-route-53';
+import {
+  type AwsClientOptions,
+  type AwsPollOptions,
+  awsClientConfig,
+  awsErrorName,
+  classifyAwsError,
+  pollUntil,
+} from '../aws.ts';
+import { ProviderError } from '../errors.ts';
+import {
+  type DnsChange,
+  type DnsProvider,
+  type DnsRecordRef,
+  type DnsRecordState,
+  ownershipRecordName,
+  ownershipTxt,
+  parseOwnershipTxt,
+} from './port.ts';
+
+export interface Route53DnsOptions extends Omit<AwsClientOptions, 'region'> {
+  /** `spec.dns.provider.route53.hostedZoneId`. */
+  hostedZoneId: string;
+  /** Region for the API client; Route 53 is global. Default us-east-1. */
+  region?: string;
+  /** How long `apply` waits for the change to reach every Route 53 server (INSYNC). Default 60 s. */
+  syncTimeoutMs?: number;
+  /** How often `apply` asks GetChange. Default 1 s. */
+  syncPollIntervalMs?: number;
+  sleep?: AwsPollOptions['sleep'];
+  /** A client to use instead of making one (shared clients, tests); `close` leaves it open. */
+  client?: Route53Client;
+}
+
+/** What `apply` returns: the port's `changed`, plus what Route 53 said about propagation. */
+export interface Route53ApplyResult {
+  changed: boolean;
+  /** The change's id, for GetChange and the audit trail. */
+  changeId?: string;
+  /** Whether Route 53 reported INSYNC (on all its servers) within `syncTimeoutMs`. */
+  insync?: boolean;
+  /** Milliseconds from submitting the batch until INSYNC (or until giving up). */
+  syncMs?: number;
+}
+
+/** The record and its ownership TXT as the API holds them, kept for the exact DELETEs. */
+interface CurrentRecords {
+  record?: ResourceRecordSet;
+  ownership?: ResourceRecordSet;
+  state: DnsRecordState;
+}
+
+export class Route53Dns implements DnsProvider {
+  private readonly client: Route53Client;
+  private readonly ownsClient: boolean;
+  private readonly hostedZoneId: string;
+  private readonly sync: AwsPollOptions;
+
+  constructor(options: Route53DnsOptions) {
+    this.hostedZoneId = options.hostedZoneId.replace(/^\/hostedzone\//, '');
+    this.ownsClient = options.client === undefined;
+    this.client =
+      options.client ??
+      new Route53Client(awsClientConfig({ ...options, region: options.region ?? 'us-east-1' }));
+    this.sync = {
+      timeoutMs: options.syncTimeoutMs ?? 60_000,
+      intervalMs: options.syncPollIntervalMs ?? 1_000,
+      ...(options.sleep ? { sleep: options.sleep } : {}),
+    };
+  }
+
+  async read(record: DnsRecordRef): Promise<DnsRecordState> {
+    return (await this.readCurrent(record)).state;
+  }
+
+  async apply(change: DnsChange): Promise<Route53ApplyResult> {
+    const { record } = change;
+    const current = await this.readCurrent(record);
+    const { state } = current;
+    const holdsNew = state.value !== undefined && sameValue(record.type, state.value, change.value);
+    if (holdsNew && state.owner === change.owner && state.epoch === change.epoch) return { changed: false };
+
+    // A record we did not create is never taken over, whatever it holds.
+    if (state.owner !== undefined && state.owner !== change.owner) {
+      throw new ProviderError(
+        'OwnershipConflict',
+        `${ownershipRecordName(record.name)} names owner "${state.owner}", not "${change.owner}": the record belongs to someone else; set spec.dns.ownerId to that owner if it is this policy, or use another record`,
+      );
+    }
+    if (current.record && state.owner === undefined) {
+      throw new ProviderError(
+        'OwnershipConflict',
+        `${record.name} ${record.type} exists without an ownership TXT record at ${ownershipRecordName(record.name)}: the operator never takes over a record it did not create; delete the record, or create that TXT record with "owner=${change.owner}" to hand it over`,
+      );
+    }
+    // The epoch only grows: a change carrying an older one comes from a decider whose view a
+    // later promotion has overtaken, even when the record happens to hold what it expects.
+    if (state.epoch !== undefined && change.epoch < state.epoch) {
+      throw new ProviderError(
+        'PreconditionFailed',
+        `${ownershipRecordName(record.name)} carries epoch ${state.epoch}, newer than this change's ${change.epoch}: a later promotion already changed the record; decide again from the current state`,
+      );
+    }
+    const holdsExpected =
+      change.expected === undefined
+        ? state.value === undefined
+        : state.value !== undefined && sameValue(record.type, state.value, change.expected);
+    if (!holdsExpected && !holdsNew) {
+      throw new ProviderError(
+        'PreconditionFailed',
+        `${record.name} ${record.type} holds ${state.value === undefined ? 'nothing' : `"${state.value}"`}, expected ${change.expected === undefined ? 'no record' : `"${change.expected}"`} (or "${change.value}"): it was changed by someone else since it was last read`,
+      );
+    }
+
+    // The record is left alone when it already holds the new value and TTL: re-creating it
+    // identically changes nothing, and the exact DELETE of the ownership TXT, which every
+    // operator write replaces, still makes the batch fail if another decider wrote in between.
+    const replaceRecord = !(holdsNew && state.ttl === change.ttl);
+    const changes: Change[] = [];
+    if (current.record && replaceRecord)
+      changes.push({ Action: 'DELETE', ResourceRecordSet: current.record });
+    if (current.ownership) changes.push({ Action: 'DELETE', ResourceRecordSet: current.ownership });
+    if (replaceRecord) {
+      changes.push({
+        Action: 'CREATE',
+        ResourceRecordSet: {
+          Name: fqdn(record.name),
+          Type: record.type,
+          TTL: change.ttl,
+          ResourceRecords: [{ Value: record.type === 'CNAME' ? fqdn(change.value) : change.value }],
+        },
+      });
+    }
+    changes.push({
+      Action: 'CREATE',
+      ResourceRecordSet: {
+        Name: fqdn(ownershipRecordName(record.name)),
+        Type: 'TXT',
+        TTL: change.ttl,
+        ResourceRecords: [{ Value: ownershipTxt(change.owner, change.epoch).map(quoteTxt).join(' ') }],
+      },
+    });
+
+    const operation = `Route 53 ChangeResourceRecordSets for ${record.name} ${record.type} in zone ${this.hostedZoneId}`;
+    let changeId: string;
+    try {
+      const out = await this.client.send(
+        new ChangeResourceRecordSetsCommand({
+          HostedZoneId: this.hostedZoneId,
+          ChangeBatch: {
+            Comment: `failover-operator: epoch ${change.epoch} by ${change.owner}`,
+            Changes: changes,
+          },
+        }),
+      );
+      changeId = out.ChangeInfo?.Id ?? '';
+      if (out.ChangeInfo?.Status === 'INSYNC') return { changed: true, changeId, insync: true, syncMs: 0 };
+    } catch (err) {
+      throw classifyChangeBatchError(err, operation);
+    }
+
+    // The change is in; only its propagation is left. Not seeing INSYNC (in time, or at all when
+    // GetChange fails) is reported, not thrown: the change took effect, and the controller
+    // verifies the answers of the authoritative servers either way.
+    const { value, elapsedMs } = await pollUntil(async () => {
+      try {
+        const out = await this.client.send(new GetChangeCommand({ Id: changeId }));
+        return out.ChangeInfo?.Status === 'INSYNC' ? 'insync' : undefined;
+      } catch (err) {
+        return classifyAwsError(err, 'GetChange').reason === 'Throttled' ? undefined : 'unknown';
+      }
+    }, this.sync);
+    return { changed: true, changeId, insync: value === 'insync', syncMs: elapsedMs };
+  }
+
+  /** Releases the HTTP connections of a client this adapter made. */
+  async close(): Promise<void> {
+    if (this.ownsClient) this.client.destroy();
+  }
+
+  private async readCurrent(ref: DnsRecordRef): Promise<CurrentRecords> {
+    const [record, ownership] = await Promise.all([
+      this.readRecordSet(ref.name, ref.type),
+      this.readRecordSet(ownershipRecordName(ref.name), 'TXT'),
+    ]);
+    const state: DnsRecordState = {};
+    if (record) {
+      const values = (record.ResourceRecords ?? []).map((r) => stripDot(r.Value ?? ''));
+      // Several values can never equal the one value the operator writes, so a CAS against
+      // such a record fails, as it should.
+      state.value = values.join(',');
+      if (record.TTL !== undefined) state.ttl = record.TTL;
+    }
+    if (ownership) {
+      const parsed = parseOwnershipTxt(
+        (ownership.ResourceRecords ?? []).flatMap((r) => parseTxtStrings(r.Value ?? '')),
+      );
+      if (parsed.owner !== undefined) state.owner = parsed.owner;
+      if (parsed.epoch !== undefined) state.epoch = parsed.epoch;
+    }
+    return { ...(record ? { record } : {}), ...(ownership ? { ownership } : {}), state };
+  }
+
+  private async readRecordSet(name: string, type: string): Promise<ResourceRecordSet | undefined> {
+    let out: ListResourceRecordSetsCommandOutput;
+    try {
+      out = await this.client.send(
+        new ListResourceRecordSetsCommand({
+          HostedZoneId: this.hostedZoneId,
+          StartRecordName: fqdn(name),
+          StartRecordType: type as 'TXT',
+          MaxItems: 1,
+        }),
+      );
+    } catch (err) {
+      throw classifyAwsError(
+        err,
+        `Route 53 ListResourceRecordSets for ${name} ${type} in zone ${this.hostedZoneId}`,
+      );
+    }
+    // The list starts at the name and type asked for, or at whatever sorts after them.
+    const found = out.ResourceRecordSets?.[0];
+    if (!found || found.Type !== type || normalizeName(found.Name ?? '') !== normalizeName(name))
+      return undefined;
+    if (found.AliasTarget || found.SetIdentifier !== undefined) {
+      throw new ProviderError(
+        'Rejected',
+        `${name} ${type} in zone ${this.hostedZoneId} is an alias or a weighted/latency/failover routing record; the operator manages simple records only: use a record name that only it manages`,
+      );
+    }
+    return found;
+  }
+}
+
+/**
+ * Route 53 refuses a batch with InvalidChangeBatch both when a DELETE or CREATE meets a record
+ * set that changed (the CAS lost: retry after a fresh read) and when the change itself is wrong
+ * (a name outside the zone, a CNAME beside other records): the second needs a person.
+ */
+function classifyChangeBatchError(err: unknown, operation: string): ProviderError {
+  if (awsErrorName(err) !== 'InvalidChangeBatch') return classifyAwsError(err, operation);
+  const e = err as { message?: string; messages?: string[] };
+  const text = [...(e.messages ?? []), e.message ?? ''].join('; ');
+  const misconfigured =
+    /not permitted|FATAL problem|Invalid Resource Record|conflicts with other records/i.test(text);
+  return new ProviderError(
+    misconfigured ? 'Rejected' : 'PreconditionFailed',
+    misconfigured
+      ? `${operation}: Route 53 refused the change: ${text}; check spec.dns (zone, name, type) and the clusters' dnsTarget`
+      : `${operation}: the record changed since it was read, Route 53 applied nothing: ${text}`,
+    { cause: err },
+  );
+}
+
+function fqdn(name: string): string {
+  return name.endsWith('.') ? name : `${name}.`;
+}
+
+function stripDot(name: string): string {
+  return name.endsWith('.') ? name.slice(0, -1) : name;
+}
+
+/** Route 53 returns names with a trailing dot and some characters as \ddd octal escapes. */
+function normalizeName(name: string): string {
+  return stripDot(
+    name.replace(/\\(\d{3})/g, (_, octal: string) => String.fromCharCode(Number.parseInt(octal, 8))),
+  ).toLowerCase();
+}
+
+function sameValue(type: DnsRecordRef['type'], a: string, b: string): boolean {
+  return type === 'CNAME' ? normalizeName(a) === normalizeName(b) : a.toLowerCase() === b.toLowerCase();
+}
+
+function quoteTxt(s: string): string {
+  return `"${s.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+}
+
+/** Splits a Route 53 TXT value (`"owner=x" "epoch=3"`) into its character strings. */
+function parseTxtStrings(value: string): string[] {
+  const strings: string[] = [];
+  const pattern = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
+  for (const match of value.matchAll(pattern)) {
+    const quoted = match[1];
+    strings.push(quoted !== undefined ? quoted.replace(/\\(.)/g, '$1') : (match[2] ?? ''));
+  }
+  return strings;
+}

@@ -1,0 +1,325 @@
+/**
+ * The RDS adapter against a real moto_server (two regions: a source instance in us-east-1 and a
+ * cross-region read replica in eu-west-1) with the real AWS SDK, composed with the real
+ * self-managed SQL adapter over a real PostgreSQL primary and streaming standby that stand for
+ * the two instances' databases (moto runs no database).
+ *
+ * moto's PromoteReadReplica leaves ReadReplicaSourceDBInstanceIdentifier in place, so moto never
+ * reports a promotion done: one test pins that down, and the test of the completed promotion
+ * supplies the missing piece itself (see there).
+ */
+import {
+  CreateDBInstanceCommand,
+  CreateDBInstanceReadReplicaCommand,
+  DescribeDBInstancesCommand,
+  type DescribeDBInstancesCommandOutput,
+  RDSClient,
+  RDSServiceException,
+} from '@aws-sdk/client-rds';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { classifyAwsError } from '../../../operator/src/providers/aws.ts';
+import {
+  AwsRdsDatabase,
+  type AwsRdsDatabaseOptions,
+} from '../../../operator/src/providers/database/aws-rds.ts';
+import type { DatabaseProvider } from '../../../operator/src/providers/database/port.ts';
+import { SelfManagedPostgres } from '../../../operator/src/providers/database/self-managed.ts';
+import { ProviderError } from '../../../operator/src/providers/errors.ts';
+import { MotoServer } from '../../harness/moto.ts';
+import { freePort } from '../../harness/ports.ts';
+import { type PostgresNodeName, type PostgresPair, startPostgresPair } from '../../harness/postgres.ts';
+import { waitFor } from '../../harness/wait.ts';
+
+const EAST = { region: 'us-east-1', id: 'orders-east' };
+const WEST = { region: 'eu-west-1', id: 'orders-west' };
+
+let moto: MotoServer;
+let pair: PostgresPair;
+let sourceArn: string;
+const closables: { close(): Promise<void> }[] = [];
+const clients: RDSClient[] = [];
+
+beforeAll(async () => {
+  [moto, pair] = await Promise.all([MotoServer.start({ name: 'rds' }), startPostgresPair({ name: 'rds' })]);
+  const east = rdsClient(EAST.region);
+  const west = rdsClient(WEST.region);
+  const source = await east.send(
+    new CreateDBInstanceCommand({
+      DBInstanceIdentifier: EAST.id,
+      Engine: 'postgres',
+      DBInstanceClass: 'db.t3.micro',
+      AllocatedStorage: 20,
+      MasterUsername: 'orders',
+      MasterUserPassword: 'not-a-real-password',
+    }),
+  );
+  sourceArn = source.DBInstance?.DBInstanceArn ?? '';
+  // A cross-region replica names its source by ARN.
+  await west.send(
+    new CreateDBInstanceReadReplicaCommand({
+      DBInstanceIdentifier: WEST.id,
+      SourceDBInstanceIdentifier: sourceArn,
+      DBInstanceClass: 'db.t3.micro',
+    }),
+  );
+});
+
+afterAll(async () => {
+  await Promise.all(closables.map((c) => c.close()));
+  for (const c of clients) c.destroy();
+  await Promise.all([moto?.stop(), pair?.stop()]);
+});
+
+function rdsClient(region: string): RDSClient {
+  const client = new RDSClient({ region, endpoint: moto.endpoint, credentials: moto.credentials });
+  clients.push(client);
+  return client;
+}
+
+/** The real SQL adapter for a node of the pair, or a port where nothing listens; the adapter given it closes it. */
+function sqlSide(node: PostgresNodeName | { unreachablePort: number }): SelfManagedPostgres {
+  const connection =
+    typeof node === 'string'
+      ? pair.connection(node)
+      : pair.connection('primary', { port: node.unreachablePort });
+  return new SelfManagedPostgres(connection, { connectTimeoutMs: 3_000 });
+}
+
+function rds(
+  instance: { region: string; id: string },
+  sql: DatabaseProvider,
+  options: Partial<AwsRdsDatabaseOptions> = {},
+): AwsRdsDatabase {
+  const adapter = new AwsRdsDatabase({
+    region: instance.region,
+    dbInstanceIdentifier: instance.id,
+    endpointUrl: moto.endpoint,
+    credentials: moto.credentials,
+    sql,
+    ...options,
+  });
+  closables.push(adapter);
+  return adapter;
+}
+
+async function rejection(promise: Promise<unknown>): Promise<ProviderError> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ProviderError);
+  return err as ProviderError;
+}
+
+function promoteRequestsSent(): { region?: string; instance: string | null }[] {
+  return moto
+    .recordedRequests()
+    .filter((r) => r.action === 'PromoteReadReplica')
+    .map((r) => ({ region: r.region, instance: new URLSearchParams(r.body).get('DBInstanceIdentifier') }));
+}
+
+describe('observing', () => {
+  it('sees the source as primary and the cross-region replica as standby, RDS and SQL agreeing', async () => {
+    const east = await rds(EAST, sqlSide('primary')).observe();
+    expect(east).toMatchObject({ reachable: true, role: 'Primary' });
+    expect(east.failure).toBeUndefined();
+    expect(east.replicas).toEqual([expect.objectContaining({ state: 'streaming' })]);
+    const west = await rds(WEST, sqlSide('standby')).observe();
+    expect(west).toMatchObject({ reachable: true, role: 'Standby' });
+    expect(west.failure).toBeUndefined();
+    expect(west.receiveLsn).toBeDefined();
+  });
+
+  it('takes the role from RDS when SQL cannot reach the database', async () => {
+    const port = await freePort();
+    const west = await rds(WEST, sqlSide({ unreachablePort: port })).observe();
+    expect(west).toMatchObject({ reachable: false, role: 'Standby', failure: { reason: 'Unreachable' } });
+    expect(west.failure?.message).toContain(`read replica of ${sourceArn}`);
+    const east = await rds(EAST, sqlSide({ unreachablePort: port })).observe();
+    expect(east).toMatchObject({ reachable: false, role: 'Primary', failure: { reason: 'Unreachable' } });
+  });
+
+  it('reports Unknown when SQL and RDS contradict each other (connection pointing at the wrong server)', async () => {
+    // RDS lists orders-west as a replica, but the connection reaches the writable primary.
+    const observed = await rds(WEST, sqlSide('primary')).observe();
+    expect(observed).toMatchObject({
+      reachable: true,
+      role: 'Unknown',
+      failure: { reason: 'ProviderError' },
+    });
+    expect(observed.failure?.message).toContain('spec.connection');
+  });
+
+  it('keeps the SQL observation when the RDS API cannot be reached', async () => {
+    const adapter = rds(WEST, sqlSide('standby'), {
+      endpointUrl: `http://127.0.0.1:${await freePort()}`,
+      maxAttempts: 1,
+    });
+    const observed = await adapter.observe();
+    expect(observed).toMatchObject({ reachable: true, role: 'Standby' });
+    expect(observed.failure).toBeUndefined();
+  });
+
+  it('writes the heartbeat through SQL, and the standby replays it', async () => {
+    const at = new Date('2026-11-21T10:00:00Z');
+    await rds(EAST, sqlSide('primary')).writeHeartbeat(1, at);
+    const west = rds(WEST, sqlSide('standby'));
+    const replayed = await waitFor(
+      async () => {
+        const o = await west.observe();
+        return o.heartbeat?.epoch === 1 ? o.heartbeat : undefined;
+      },
+      { description: 'the standby to replay heartbeat epoch 1', timeoutMs: 30_000 },
+    );
+    expect(replayed.writtenAt.toISOString()).toBe(at.toISOString());
+  });
+});
+
+describe('fencing', () => {
+  it('is the SQL side fence while SQL reaches the database', async () => {
+    const { detail } = await rds(EAST, sqlSide('primary')).fence({
+      operationId: 'op-fence',
+      epoch: 2,
+      mode: 'EpochOnly',
+    });
+    expect(detail).toMatch(/epoch 2/);
+    expect((await rds(EAST, sqlSide('primary')).observe()).heartbeat?.epoch).toBe(2);
+  });
+
+  it('succeeds on RDS evidence when SQL cannot reach a database RDS lists as a read replica', async () => {
+    const adapter = rds(WEST, sqlSide({ unreachablePort: await freePort() }));
+    const { detail } = await adapter.fence({ operationId: 'op-fence', epoch: 2, mode: 'ReadOnly' });
+    expect(detail).toContain('read replica');
+    expect(detail).toContain('accepts no writes');
+  });
+
+  it('fails when SQL cannot reach a database RDS lists as a standalone instance', async () => {
+    const adapter = rds(EAST, sqlSide({ unreachablePort: await freePort() }));
+    const err = await rejection(adapter.fence({ operationId: 'op-fence', epoch: 2, mode: 'ReadOnly' }));
+    expect(err.reason).toBe('Unreachable');
+  });
+});
+
+describe('errors', () => {
+  it('NotFound, not retryable, for an instance RDS does not have', async () => {
+    const adapter = rds({ region: WEST.region, id: 'orders-nowhere' }, sqlSide('standby'));
+    const err = await rejection(adapter.promote({ operationId: 'op-x', epoch: 9 }));
+    expect(err.reason).toBe('NotFound');
+    expect(err.retryable).toBe(false);
+    expect(err.message).toContain('spec.provider.awsRds.dbInstanceIdentifier');
+  });
+
+  it('AuthenticationFailed when the credentials are refused', async () => {
+    await moto.requireAuthentication(true);
+    try {
+      const err = await rejection(
+        rds(WEST, sqlSide('standby'), { maxAttempts: 1 }).promote({ operationId: 'op-x', epoch: 9 }),
+      );
+      expect(err.reason).toBe('AuthenticationFailed');
+    } finally {
+      await moto.requireAuthentication(false);
+    }
+  });
+
+  it('Unreachable when nothing listens at the endpoint', async () => {
+    const adapter = rds(WEST, sqlSide('standby'), {
+      endpointUrl: `http://127.0.0.1:${await freePort()}`,
+      maxAttempts: 1,
+    });
+    const err = await rejection(adapter.promote({ operationId: 'op-x', epoch: 9 }));
+    expect(err.reason).toBe('Unreachable');
+    expect(err.retryable).toBe(true);
+  });
+
+  it('Throttled for the Query API throttling errors (SDK exceptions; moto never throttles)', () => {
+    for (const name of ['Throttling', 'RequestLimitExceeded']) {
+      const err = new RDSServiceException({
+        name,
+        $fault: 'client',
+        $metadata: { httpStatusCode: 400 },
+        message: 'Rate exceeded',
+      });
+      expect(classifyAwsError(err, 'RDS PromoteReadReplica').reason).toBe('Throttled');
+    }
+  });
+});
+
+describe('promoting', () => {
+  it('does nothing for an instance with no replication source: it is already primary', async () => {
+    moto.clearRecording();
+    const result = await rds(EAST, sqlSide('primary')).promote({ operationId: 'op-3', epoch: 3 });
+    expect(result).toEqual({ alreadyPrimary: true });
+    expect(promoteRequestsSent()).toEqual([]);
+    // A promotion interrupted before its heartbeat still owes it: the epoch is brought up to date.
+    expect((await rds(EAST, sqlSide('primary')).observe()).heartbeat?.epoch).toBe(3);
+  });
+
+  it('refuses a standalone instance that was fenced: a stale former primary is not "already primary"', async () => {
+    const east = rds(EAST, sqlSide('primary'));
+    await east.fence({ operationId: 'op-4', epoch: 4, mode: 'ReadOnly' });
+    moto.clearRecording();
+    const err = await rejection(east.promote({ operationId: 'op-4', epoch: 4 }));
+    expect(err.reason).toBe('Rejected');
+    expect(err.retryable).toBe(false);
+    expect(err.message).toContain('fenced former primary');
+    expect(promoteRequestsSent()).toEqual([]);
+  });
+
+  it('moto: sends PromoteReadReplica to the replica region, but moto never reports it done, so the wait ends in Timeout', async () => {
+    moto.clearRecording();
+    const adapter = rds(WEST, sqlSide('standby'), { promoteTimeoutMs: 600, pollIntervalMs: 100 });
+    const err = await rejection(adapter.promote({ operationId: 'op-4', epoch: 4 }));
+    expect(err.reason).toBe('Timeout');
+    expect(err.retryable).toBe(true);
+    expect(err.message).toContain(`a read replica of ${sourceArn}`);
+    expect(promoteRequestsSent()).toEqual([{ region: WEST.region, instance: WEST.id }]);
+    // RDS, not the operator, promotes the database of a managed replica: SQL was not asked to.
+    const standbySql = sqlSide('standby');
+    expect((await standbySql.observe()).role).toBe('Standby');
+    await standbySql.close();
+    // The moto gap itself: after PromoteReadReplica, the replica still names its source.
+    const described = await rdsClient(WEST.region).send(
+      new DescribeDBInstancesCommand({ DBInstanceIdentifier: WEST.id }),
+    );
+    expect(described.DBInstances?.[0]?.ReadReplicaSourceDBInstanceIdentifier).toBe(sourceArn);
+  });
+
+  it('waits until RDS reports the promotion done and SQL sees a primary, writes the heartbeat; again is a no-op', async () => {
+    // What moto leaves out, supplied on the real client: RDS promotes the replica's database
+    // after accepting PromoteReadReplica, and reports the instance "modifying" until it is done,
+    // then "available" without a source. The test promotes the real standby (pg_promote) when
+    // moto has accepted the request, and rewrites moto's DescribeDBInstances answers to match.
+    const client = rdsClient(WEST.region);
+    let promotion: Promise<unknown> | undefined;
+    let databasePromoted = false;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const result = await next(args);
+        if (context.commandName === 'PromoteReadReplicaCommand' && !promotion) {
+          promotion = pair.standby.query('SELECT pg_promote(true, 60)').then(() => {
+            databasePromoted = true;
+          });
+        }
+        if (context.commandName === 'DescribeDBInstancesCommand' && promotion) {
+          for (const instance of (result.output as DescribeDBInstancesCommandOutput).DBInstances ?? []) {
+            if (instance.DBInstanceIdentifier !== WEST.id) continue;
+            if (databasePromoted) delete instance.ReadReplicaSourceDBInstanceIdentifier;
+            else instance.DBInstanceStatus = 'modifying';
+          }
+        }
+        return result;
+      },
+      { step: 'initialize', name: 'rdsPromotionLifecycle' },
+    );
+    moto.clearRecording();
+    const adapter = rds(WEST, sqlSide('standby'), { client, promoteTimeoutMs: 60_000, pollIntervalMs: 100 });
+    expect(await adapter.promote({ operationId: 'op-5', epoch: 5 })).toEqual({ alreadyPrimary: false });
+    expect(promoteRequestsSent()).toEqual([{ region: WEST.region, instance: WEST.id }]);
+    const after = await adapter.observe();
+    expect(after).toMatchObject({ reachable: true, role: 'Primary', heartbeat: { epoch: 5 } });
+
+    moto.clearRecording();
+    expect(await adapter.promote({ operationId: 'op-5', epoch: 5 })).toEqual({ alreadyPrimary: true });
+    expect(promoteRequestsSent()).toEqual([]);
+  });
+});
