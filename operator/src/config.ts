@@ -42,10 +42,29 @@ export const configSchema = z
     maxConcurrentReconciles: z.coerce.number().int().min(1).max(64).default(4),
     resyncSeconds: seconds(600, 86400),
     shutdownGraceSeconds: seconds(20, 600),
+    observerName: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a lowercase name such as region-b')
+      .max(63)
+      .optional()
+      .describe('observer mode: this observer name, unique among observers (e.g. its region)'),
+    observerRegion: z.string().max(63).optional().describe('observer mode: the region it runs in'),
+    endpointOverrides: z
+      .string()
+      .regex(
+        /^([a-z0-9.-]+\/[a-z0-9.-]+=[^,=]+:\d+)(,[a-z0-9.-]+\/[a-z0-9.-]+=[^,=]+:\d+)*$/,
+        'must be namespace/cluster=host:port[,...]',
+      )
+      .optional()
+      .describe('observer mode: reach some clusters through another address from this region'),
   })
   .refine((c) => c.leaseDurationSeconds > c.renewDeadlineSeconds, {
     message: 'lease-duration-seconds must be greater than renew-deadline-seconds',
     path: ['leaseDurationSeconds'],
+  })
+  .refine((c) => c.mode !== 'observer' || c.observerName !== undefined, {
+    message: 'observer mode needs --observer-name (unique among observers, e.g. the region it runs in)',
+    path: ['observerName'],
   })
   .refine((c) => c.renewDeadlineSeconds > c.retryPeriodSeconds, {
     message: 'renew-deadline-seconds must be greater than retry-period-seconds',

@@ -6,6 +6,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { loadConfig } from './config.ts';
 import { Manager } from './manager.ts';
+import { Observer, parseEndpointOverrides } from './observer/observer.ts';
 import { systemClock } from './runtime/clock.ts';
 import { startHttpServer } from './runtime/http-server.ts';
 import { KubeClient } from './runtime/kube-client.ts';
@@ -28,16 +29,29 @@ else kc.loadFromDefault();
 
 const metrics = new Metrics({ processMetrics: true });
 const client = new KubeClient(kc, metrics, { userAgent: `failover-operator/${config.identity}` });
-const manager = new Manager({
-  client,
-  clock: systemClock,
-  log,
-  metrics,
-  identity: config.identity,
-  namespace: config.namespace,
-  concurrency: config.maxConcurrentReconciles,
-  resyncMs: config.resyncSeconds * 1000,
-});
+const observing = config.mode === 'observer';
+const manager = observing
+  ? new Observer({
+      client,
+      clock: systemClock,
+      log,
+      metrics,
+      name: config.observerName ?? config.identity,
+      region: config.observerRegion,
+      namespace: config.namespace,
+      endpointOverrides: parseEndpointOverrides(config.endpointOverrides),
+      resyncMs: config.resyncSeconds * 1000,
+    })
+  : new Manager({
+      client,
+      clock: systemClock,
+      log,
+      metrics,
+      identity: config.identity,
+      namespace: config.namespace,
+      concurrency: config.maxConcurrentReconciles,
+      resyncMs: config.resyncSeconds * 1000,
+    });
 
 let shuttingDown = false;
 const { server, port } = await startHttpServer(config.httpAddress, metrics, {
@@ -46,19 +60,21 @@ const { server, port } = await startHttpServer(config.httpAddress, metrics, {
 });
 log.info({ mode: config.mode, identity: config.identity, server: client.server, httpPort: port }, 'starting');
 
-const elector = config.leaderElect
-  ? new LeaderElector({
-      client,
-      namespace: config.leaderElectionNamespace,
-      name: config.leaderElectionId,
-      identity: config.identity,
-      log,
-      metrics,
-      leaseDurationMs: config.leaseDurationSeconds * 1000,
-      renewDeadlineMs: config.renewDeadlineSeconds * 1000,
-      retryPeriodMs: config.retryPeriodSeconds * 1000,
-    })
-  : undefined;
+// Observers act on nothing, so any number may run; only the operator elects a leader.
+const elector =
+  config.leaderElect && !observing
+    ? new LeaderElector({
+        client,
+        namespace: config.leaderElectionNamespace,
+        name: config.leaderElectionId,
+        identity: config.identity,
+        log,
+        metrics,
+        leaseDurationMs: config.leaseDurationSeconds * 1000,
+        renewDeadlineMs: config.renewDeadlineSeconds * 1000,
+        retryPeriodMs: config.retryPeriodSeconds * 1000,
+      })
+    : undefined;
 
 async function shutdown(signal: string, code = 0): Promise<never> {
   if (shuttingDown) process.exit(code);
@@ -73,14 +89,18 @@ async function shutdown(signal: string, code = 0): Promise<never> {
 process.once('SIGTERM', () => void shutdown('SIGTERM'));
 process.once('SIGINT', () => void shutdown('SIGINT'));
 
-manager.startInformers();
-if (elector) {
-  void elector
-    .run(() => manager.startControllers())
-    .then((outcome) => {
-      // A replica that lost its lease must not keep acting on stale leadership.
-      if (outcome === 'lost') void shutdown('leader-election-lost', 1);
-    });
+if (manager instanceof Observer) {
+  manager.start();
 } else {
-  manager.startControllers();
+  manager.startInformers();
+  if (elector) {
+    void elector
+      .run(() => manager.startControllers())
+      .then((outcome) => {
+        // A replica that lost its lease must not keep acting on stale leadership.
+        if (outcome === 'lost') void shutdown('leader-election-lost', 1);
+      });
+  } else {
+    manager.startControllers();
+  }
 }

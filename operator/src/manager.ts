@@ -8,7 +8,7 @@ import type { OperatorContext } from './controllers/context.ts';
 import { reconcileFailoverPolicy } from './controllers/failover-policy/reconciler.ts';
 import { ClusterProbes } from './controllers/replica-cluster/probes.ts';
 import { reconcileReplicaCluster } from './controllers/replica-cluster/reconciler.ts';
-import { failoverPolicyType, replicaClusterType } from './controllers/resources.ts';
+import { failoverObservationType, failoverPolicyType, replicaClusterType } from './controllers/resources.ts';
 import type { Clock } from './runtime/clock.ts';
 import { Controller } from './runtime/controller.ts';
 import { EventRecorder } from './runtime/events.ts';
@@ -42,6 +42,7 @@ export class Manager {
       new Informer<KubeObject>({ client, type, namespace: namespace || undefined, log, metrics, resyncMs });
     const policies = informer(failoverPolicyType);
     const clusters = informer(replicaClusterType);
+    const observations = informer(failoverObservationType);
     const events = new EventRecorder({
       client,
       clock: options.clock,
@@ -58,11 +59,12 @@ export class Manager {
       events,
       policies,
       clusters,
+      observations,
       probes,
       policiesOf: (clusterKey) =>
         [...(this.policiesByCluster.get(clusterKey) ?? [])].flatMap((k) => policies.get(k) ?? []),
     };
-    this.informers = [policies, clusters];
+    this.informers = [policies, clusters, observations];
 
     const concurrency = options.concurrency ?? 4;
     const policyController = new Controller({
@@ -91,6 +93,15 @@ export class Manager {
         for (const [clusterKey, policyKeys] of this.policiesByCluster)
           if (policyKeys.has(key)) clusterController.enqueue(clusterKey);
       }
+    });
+    // A new vote from an observer may change the verdict on the primary: look at its policy now.
+    observations.on((event) => {
+      if (event.type === 'resync' || event.type === 'deleted') return;
+      const policy = (event.object.spec as { policy?: unknown } | undefined)?.policy;
+      if (typeof policy === 'string')
+        policyController.enqueue(
+          objectKey({ metadata: { name: policy, namespace: event.object.metadata.namespace } }),
+        );
     });
     clusters.on((event) => {
       const key = objectKey(event.object);

@@ -16,7 +16,7 @@ export function freePort(): Promise<number> {
 }
 
 /** Fails with a clear message when something already listens on `port`. */
-export function assertPortFree(port: number, step: string): Promise<void> {
+export function assertPortFree(port: number, step: string, host = '127.0.0.1'): Promise<void> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', (err: NodeJS.ErrnoException) => {
@@ -24,11 +24,11 @@ export function assertPortFree(port: number, step: string): Promise<void> {
         new HarnessError(
           step,
           err.code === 'EADDRINUSE'
-            ? `port ${port} on 127.0.0.1 is already in use; stop what holds it (ss -ltnp 'sport = :${port}') or choose another port`
-            : `cannot bind 127.0.0.1:${port}: ${err.message}`,
+            ? `port ${port} on ${host} is already in use; stop what holds it (ss -ltnp 'sport = :${port}') or choose another port`
+            : `cannot bind ${host}:${port}: ${err.message}`,
         ),
       );
     });
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
+    server.listen(port, host, () => server.close(() => resolve()));
   });
 }

@@ -44,6 +44,11 @@ export interface PostgresPairOptions {
   dir?: string;
   /** Fixed ports; free ones are chosen when omitted. */
   ports?: { primary?: number; standby?: number };
+  /**
+   * Loopback addresses to listen on, 127.0.0.1 by default. Two addresses with one port make the
+   * pair look like two hosts, so a DNS A record can move clients from one to the other.
+   */
+  hosts?: { primary?: string; standby?: string };
   /** The application database, created on the primary. Default "app". */
   database?: string;
   /** The operator's login role (a superuser here). Default "failover". */
@@ -169,6 +174,8 @@ export class PostgresServer {
   readonly name: PostgresNodeName;
   /** The pair's name and this node's, for messages: "region-a primary". */
   readonly label: string;
+  /** The loopback address it listens on. */
+  readonly host: string;
   readonly port: number;
   readonly dataDir: string;
   readonly logPath: string;
@@ -182,6 +189,7 @@ export class PostgresServer {
   constructor(init: {
     name: PostgresNodeName;
     label: string;
+    host: string;
     port: number;
     dir: string;
     socketDir: string;
@@ -191,6 +199,7 @@ export class PostgresServer {
   }) {
     this.name = init.name;
     this.label = init.label;
+    this.host = init.host;
     this.port = init.port;
     this.dataDir = join(init.dir, init.name);
     this.logPath = join(init.dir, `${init.name}.log`);
@@ -214,7 +223,7 @@ export class PostgresServer {
   async start(): Promise<void> {
     if (this.running) return;
     const step = `start postgres (${this.label})`;
-    await assertPortFree(this.port, step);
+    await assertPortFree(this.port, step, this.host);
     const proc = ManagedProcess.start({
       name: `postgres (${this.label})`,
       command: join(this.bin, 'postgres'),
@@ -386,10 +395,8 @@ export class PostgresPair {
     this.settings = opts.settings ?? {};
     this.tls = opts.tls ?? false;
     this.caPath = this.tls ? join(init.dir, 'ca.crt') : undefined;
-    const socketDir = join(init.dir, 'sockets');
     const common = {
       dir: init.dir,
-      socketDir,
       bin: init.bin,
       identity: init.identity,
       readyTimeoutMs: opts.readyTimeoutMs ?? 60_000,
@@ -398,12 +405,17 @@ export class PostgresPair {
       ...common,
       name: 'primary',
       label: `${init.name} primary`,
+      // One socket directory per server: with two addresses the servers may share a port number.
+      socketDir: join(init.dir, 'sockets', 'p'),
+      host: init.opts.hosts?.primary ?? '127.0.0.1',
       port: init.ports.primary,
     });
     this.standby = new PostgresServer({
       ...common,
       name: 'standby',
       label: `${init.name} standby`,
+      socketDir: join(init.dir, 'sockets', 's'),
+      host: init.opts.hosts?.standby ?? '127.0.0.1',
       port: init.ports.standby,
     });
   }
@@ -452,7 +464,7 @@ export class PostgresPair {
   /** How the operator reaches `node`: TCP on loopback, scram-sha-256, TLS (unverified) when `tls`. */
   connection(node: PostgresNodeName, overrides: Partial<DatabaseConnection> = {}): DatabaseConnection {
     return {
-      host: '127.0.0.1',
+      host: this.server(node).host,
       port: this.server(node).port,
       database: this.database,
       sslMode: this.tls ? 'require' : 'disable',
@@ -611,7 +623,10 @@ export class PostgresPair {
 
   private prepareDirectories(): void {
     const sockets = join(this.dir, 'sockets');
-    const socketPath = join(sockets, `.s.PGSQL.${Math.max(this.primary.port, this.standby.port)}`);
+    const socketPath = join(
+      this.primary.socketDir,
+      `.s.PGSQL.${Math.max(this.primary.port, this.standby.port)}`,
+    );
     if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
       throw new HarnessError(
         `prepare directories (${this.name})`,
@@ -621,6 +636,10 @@ export class PostgresPair {
     mkdirSync(sockets, { recursive: true, mode: 0o700 });
     this.giveToServerUser(this.dir);
     this.giveToServerUser(sockets);
+    for (const server of [this.primary, this.standby]) {
+      mkdirSync(server.socketDir, { recursive: true, mode: 0o700 });
+      this.giveToServerUser(server.socketDir);
+    }
   }
 
   private giveToServerUser(path: string): void {
@@ -662,8 +681,8 @@ export class PostgresPair {
       [
         'local all all trust',
         'local replication all trust',
-        `${tcp} all all 127.0.0.1/32 scram-sha-256`,
-        `${tcp} replication all 127.0.0.1/32 scram-sha-256`,
+        `${tcp} all all 127.0.0.0/8 scram-sha-256`,
+        `${tcp} replication all 127.0.0.0/8 scram-sha-256`,
         '',
       ].join('\n'),
     );
@@ -705,7 +724,7 @@ export class PostgresPair {
   /** postgresql.conf lines for `server`; appended, so they win over initdb's defaults. */
   private configFor(server: PostgresServer): string {
     const settings: Record<string, string | number> = {
-      listen_addresses: "'127.0.0.1'",
+      listen_addresses: `'${server.host}'`,
       port: server.port,
       unix_socket_directories: `'${server.socketDir}'`,
       unix_socket_permissions: '0700',
@@ -768,7 +787,7 @@ export class PostgresPair {
       args: [
         // A connection string, so -R copies application_name into primary_conninfo.
         '-d',
-        `host=127.0.0.1 port=${this.primary.port} user=replicator application_name=${this.standbyName}`,
+        `host=${this.primary.host} port=${this.primary.port} user=replicator application_name=${this.standbyName}`,
         '-D',
         this.standby.dataDir,
         '--wal-method=stream',

@@ -15,6 +15,8 @@ export interface OperatorContext {
   events: EventRecorder;
   policies: Informer<KubeObject>;
   clusters: Informer<KubeObject>;
+  /** FailoverObservation objects written by observers in each region. */
+  observations: Informer<KubeObject>;
   /** The operator's own probes of every cluster, in memory. */
   probes: ClusterProbes;
   /** The policies that name a cluster (by cluster key). */

@@ -15,3 +15,9 @@ export const replicaClusterType: ResourceType = {
   kind: 'ReplicaCluster',
 };
 export const secretType: ResourceType = { group: '', version: 'v1', plural: 'secrets', kind: 'Secret' };
+export const failoverObservationType: ResourceType = {
+  group: GROUP,
+  version: VERSION,
+  plural: 'failoverobservations',
+  kind: 'FailoverObservation',
+};

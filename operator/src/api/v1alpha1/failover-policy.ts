@@ -472,6 +472,16 @@ export const failoverPolicyStatus = z
       .describe('Lag of the preferred healthy standby, in seconds.'),
     currentOperation: operation.optional(),
     lastHandledRequestId: z.string().max(63).optional().describe('The last promotionRequest id acted on.'),
+    lastRequest: z
+      .object({
+        id: z.string().max(63).describe('The request id.'),
+        outcome: z.enum(['Accepted', 'Rejected', 'Succeeded', 'Aborted']).describe('What became of it.'),
+        reason: z.string().max(64).describe('A CamelCase reason.'),
+        message: z.string().max(1024).describe('What happened, or why it was refused.'),
+        time: timestamp('When the outcome was recorded.'),
+      })
+      .optional()
+      .describe('The outcome of the last promotion request.'),
     primaryDownSince: timestamp(
       'When a quorum of observers first agreed the active primary is down; cleared when it is seen again. The hold-down counts from here.',
     ).optional(),

@@ -543,3 +543,15 @@ describe('decide: invariants (property-based)', () => {
     );
   });
 });
+
+describe('decide: ended operations', () => {
+  it.each(['Completed', 'Aborted'] as const)(
+    'hands a %s operation to act to be filed into history',
+    (step) => {
+      const plan = decide(
+        input({ status: { activePrimary: 'b', epoch: 5, currentOperation: inProgress(step) } }),
+      );
+      expect(plan.action).toMatchObject({ kind: 'RunStep', operation: { step } });
+    },
+  );
+});

@@ -320,8 +320,10 @@ export function decide(input: DecideInput): Plan {
 
   // 1. An operation in progress runs to its end, one step per reconcile.
   const op = status.currentOperation;
-  if (op && !isTerminal(op.step)) {
+  if (op) {
     const phase: Phase = op.kind === 'Switchover' ? 'SwitchingOver' : 'FailingOver';
+    // An ended operation is filed into history by act.
+    if (isTerminal(op.step)) return plan({ kind: 'RunStep', operation: op }, phase);
     // Fence before promote, checked again right before promoting: the old primary may have come back.
     if (op.step === 'Promoting' && writable(clusters[op.from])) {
       return plan(

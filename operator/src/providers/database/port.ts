@@ -87,6 +87,12 @@ export interface DatabaseProvider {
    * (EpochOnly). Already fenced: succeeds without doing anything. `detail` says what was done.
    */
   fence(request: FenceRequest): Promise<{ detail: string }>;
+  /**
+   * Undoes a ReadOnly fence, for a switchover rolled back before any promotion. Adapters that
+   * cannot (a managed service whose fence is an API state) leave it out; the operator then
+   * reports that the old primary needs a person.
+   */
+  unfence?(): Promise<{ detail: string }>;
   /** Releases pooled connections and clients. */
   close(): Promise<void>;
 }

@@ -215,6 +215,29 @@ export class PostgresSql {
     }
   }
 
+  /**
+   * Undoes a ReadOnly fence: for a planned switchover that could not finish, so the old primary
+   * takes writes again. Only ever called before the standby was promoted.
+   */
+  async unfence(): Promise<{ detail: string }> {
+    try {
+      return await this.withClient(async (client) => {
+        if (
+          !(await client.query<{ ro: string }>('SHOW default_transaction_read_only')).rows[0]?.ro.startsWith(
+            'on',
+          )
+        ) {
+          return { detail: 'not fenced read-only' };
+        }
+        await client.query('ALTER SYSTEM RESET default_transaction_read_only');
+        await client.query('SELECT pg_reload_conf()');
+        return { detail: 'default_transaction_read_only reset (ALTER SYSTEM RESET, configuration reloaded)' };
+      });
+    } catch (err) {
+      throw classifyPostgresError(err, this.target);
+    }
+  }
+
   /** Ends every pooled connection. */
   async close(): Promise<void> {
     await this.pool.end();

@@ -77,6 +77,10 @@ export class SelfManagedPostgres implements DatabaseProvider {
     return { alreadyPrimary: false };
   }
 
+  unfence(): Promise<{ detail: string }> {
+    return this.sql.unfence();
+  }
+
   fence(request: FenceRequest): Promise<{ detail: string }> {
     return this.sql.fence(request);
   }

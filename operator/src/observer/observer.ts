@@ -1,0 +1,198 @@
+/**
+ * Observer mode: one per region. It probes the clusters of every policy it can see and publishes
+ * what it saw as a FailoverObservation (one per policy and observer) through the Kubernetes API
+ * where the policy lives. It never acts: the operator counts fresh observations from distinct
+ * observers, so a primary is declared down only on positive evidence from several places.
+ *
+ * Observers are built from the same parts as the operator: informers for the policies and
+ * clusters, a keyed queue whose reconcile is one probe round per policy (`requeueAfter` the
+ * policy's interval), and the same probe code — minus the heartbeat, which only the operator writes.
+ */
+import {
+  type FailoverObservationSpec,
+  failoverPolicySpec,
+  failoverPolicyStatus,
+  replicaClusterSpec,
+} from '../api/v1alpha1/index.ts';
+import { ClusterProbes } from '../controllers/replica-cluster/probes.ts';
+import { failoverObservationType, failoverPolicyType, replicaClusterType } from '../controllers/resources.ts';
+import type { Clock } from '../runtime/clock.ts';
+import { Controller } from '../runtime/controller.ts';
+import { Informer, objectKey } from '../runtime/informer.ts';
+import { isNotFound, type KubeClient, type KubeObject } from '../runtime/kube-client.ts';
+import type { Logger } from '../runtime/logger.ts';
+import type { Metrics } from '../runtime/metrics.ts';
+import { done, type ReconcileResult, requeueAfter } from '../runtime/reconcile.ts';
+
+export interface ObserverOptions {
+  client: KubeClient;
+  clock: Clock;
+  log: Logger;
+  metrics: Metrics;
+  name: string;
+  region?: string;
+  namespace?: string;
+  /** namespace/cluster → host:port, for clusters this region reaches through another address. */
+  endpointOverrides?: Map<string, { host: string; port: number }>;
+  resyncMs?: number;
+}
+
+export function parseEndpointOverrides(
+  text: string | undefined,
+): Map<string, { host: string; port: number }> {
+  const map = new Map<string, { host: string; port: number }>();
+  for (const item of (text ?? '').split(',').filter(Boolean)) {
+    const [key, address] = item.split('=');
+    const at = address?.lastIndexOf(':') ?? -1;
+    if (key && address && at > 0)
+      map.set(key, { host: address.slice(0, at), port: Number(address.slice(at + 1)) });
+  }
+  return map;
+}
+
+const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+export class Observer {
+  private readonly opts: ObserverOptions;
+  private readonly policies: Informer<KubeObject>;
+  private readonly clusters: Informer<KubeObject>;
+  private readonly probes: ClusterProbes;
+  readonly controller: Controller;
+
+  constructor(options: ObserverOptions) {
+    this.opts = options;
+    const { client, log, metrics, namespace, resyncMs } = options;
+    this.policies = new Informer({
+      client,
+      type: failoverPolicyType,
+      namespace: namespace || undefined,
+      log,
+      metrics,
+      resyncMs,
+    });
+    this.clusters = new Informer({
+      client,
+      type: replicaClusterType,
+      namespace: namespace || undefined,
+      log,
+      metrics,
+      resyncMs,
+    });
+    this.probes = new ClusterProbes({
+      client,
+      clock: options.clock,
+      log,
+      metrics,
+      factoryOptions: { applicationName: `failover-observer-${options.name}` },
+    });
+    this.controller = new Controller({
+      name: 'observer',
+      reconcile: (key) => this.round(key),
+      log,
+      metrics,
+      concurrency: 8,
+    });
+    this.policies.on((event) => {
+      if (event.type !== 'deleted') this.controller.enqueue(objectKey(event.object));
+    });
+  }
+
+  start(): void {
+    this.policies.start();
+    this.clusters.start();
+    this.controller.start();
+  }
+
+  readiness(): { ok: boolean; reasons: string[] } {
+    const reasons = [this.policies, this.clusters]
+      .filter((i) => !i.synced)
+      .map((i) => `cache of ${i.resource} not synced`);
+    return { ok: reasons.length === 0, reasons };
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    await this.controller.stop(graceMs);
+    await Promise.all([this.policies.stop(), this.clusters.stop()]);
+    await this.probes.closeAll();
+  }
+
+  /** One probe round for one policy: probe each of its clusters, publish what was seen. */
+  private async round(key: string): Promise<ReconcileResult> {
+    const policy = this.policies.get(key);
+    if (!policy) return done();
+    const spec = failoverPolicySpec.safeParse(policy.spec);
+    if (!spec.success) return done();
+    const namespace = policy.metadata.namespace ?? 'default';
+    const interval = spec.data.detection.probeIntervalSeconds;
+    const names = [spec.data.primary, ...spec.data.standbys];
+    const status = failoverPolicyStatus.safeParse(policy.status ?? {});
+    const active = (status.success ? status.data.activePrimary : undefined) ?? spec.data.primary;
+    const probes = await Promise.all(
+      names.map(async (name) => {
+        const clusterKey = objectKey({ metadata: { name, namespace } });
+        const object = this.clusters.get(clusterKey);
+        const parsed = object ? replicaClusterSpec.safeParse(object.spec) : undefined;
+        if (!parsed?.success) return undefined;
+        const override = this.opts.endpointOverrides?.get(clusterKey);
+        const clusterSpec = override
+          ? { ...parsed.data, connection: { ...parsed.data.connection, ...override } }
+          : parsed.data;
+        const record = await this.probes.probe({
+          key: clusterKey,
+          namespace,
+          spec: clusterSpec,
+          activePrimaryKey: objectKey({ metadata: { name: active, namespace } }),
+          primaryMaxAgeMs: interval * 2000 + 1000,
+        });
+        const obs = record.observation;
+        return {
+          name,
+          reachable: obs.reachable,
+          role: obs.reachable ? obs.role : ('Unknown' as const),
+          consecutiveFailures: record.consecutiveFailures,
+          ...(record.lastReachableAt ? { lastSuccessTime: iso(record.lastReachableAt) } : {}),
+          ...(obs.failure ? { failureReason: obs.failure.reason } : {}),
+          ...(obs.lsn ? { lsn: obs.lsn } : {}),
+        };
+      }),
+    );
+    const observation: FailoverObservationSpec = {
+      policy: policy.metadata.name,
+      observer: this.opts.name,
+      ...(this.opts.region ? { region: this.opts.region } : {}),
+      observedAt: iso(this.opts.clock.now()),
+      probeIntervalSeconds: interval,
+      clusters: probes.filter((p) => p !== undefined),
+    };
+    await this.publish(namespace, observation, policy);
+    return requeueAfter(interval * 1000);
+  }
+
+  private async publish(namespace: string, spec: FailoverObservationSpec, policy: KubeObject): Promise<void> {
+    const name = `${spec.policy}.${spec.observer}`;
+    try {
+      await this.opts.client.mergePatch(failoverObservationType, namespace, name, { spec });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await this.opts.client.create(failoverObservationType, namespace, {
+        apiVersion: 'regionfailover.io/v1alpha1',
+        kind: 'FailoverObservation',
+        metadata: {
+          name,
+          namespace,
+          labels: { 'regionfailover.io/policy': spec.policy, 'regionfailover.io/observer': spec.observer },
+          // Deleted with its policy by the garbage collector.
+          ownerReferences: [
+            {
+              apiVersion: 'regionfailover.io/v1alpha1',
+              kind: 'FailoverPolicy',
+              name: policy.metadata.name,
+              uid: policy.metadata.uid,
+            },
+          ],
+        },
+        spec,
+      });
+    }
+  }
+}

@@ -1,0 +1,327 @@
+/**
+ * The whole local two-region setup on one machine, for failover tests and `make demo`:
+ *
+ * - a Kubernetes control plane holding the policy (shared or its own);
+ * - "region A" and "region B": a PostgreSQL primary on 127.0.0.11 and a streaming standby on
+ *   127.0.0.12, same port, so an A record moving between the two addresses moves clients;
+ * - a BIND server with a TSIG key holding the zone `failover.test`;
+ * - observers as real processes (`--mode=observer`), each reaching the databases through its own
+ *   TCP proxy, i.e. its own network path, which a test can cut;
+ * - the operator as a real process.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import pg from 'pg';
+import type { FailoverPolicyStatus, ReplicaClusterStatus } from '../../operator/src/api/v1alpha1/index.ts';
+import { failoverPolicyType, replicaClusterType } from '../../operator/src/controllers/resources.ts';
+import { DirectDnsVerifier } from '../../operator/src/providers/dns/verifier.ts';
+import { KubeClient, type KubeObject } from '../../operator/src/runtime/kube-client.ts';
+import { type BindServer, startBind } from './bind.ts';
+import { installCrds } from './crds.ts';
+import { OperatorProcess } from './operator-process.ts';
+import { freePort } from './ports.ts';
+import { type PostgresPair, startPostgresPair } from './postgres.ts';
+import { TcpProxy } from './tcp-proxy.ts';
+import { waitFor } from './wait.ts';
+
+export const PRIMARY_ADDRESS = '127.0.0.11';
+export const STANDBY_ADDRESS = '127.0.0.12';
+export const ZONE = 'failover.test';
+export const RECORD = `db.${ZONE}`;
+
+export interface FailoverStackOptions {
+  name: string;
+  /** Where the policy lives, with the kubeconfig path operator and observers use. */
+  kubeConfig: KubeConfig;
+  kubeconfigPath: string;
+  namespace: string;
+  observers?: string[];
+  probeIntervalSeconds?: number;
+  failureThreshold?: number;
+  quorum?: number;
+  maxLagSeconds?: number;
+  maxLagBytes?: number;
+  cooldownSeconds?: number;
+  mode?: 'Automatic' | 'Manual';
+  fencing?: 'ReadOnly' | 'Shutdown' | 'EpochOnly';
+  ttlSeconds?: number;
+  /** Extra flags for the operator process. */
+  operatorArgs?: string[];
+  /** Start the operator now (default true); tests that stage faults may start it later. */
+  startOperator?: boolean;
+}
+
+export class FailoverStack {
+  readonly options: Required<Omit<FailoverStackOptions, 'operatorArgs' | 'startOperator'>> &
+    Pick<FailoverStackOptions, 'operatorArgs'>;
+  readonly client: KubeClient;
+  readonly dir: string;
+  readonly pair: PostgresPair;
+  readonly bind: BindServer;
+  readonly proxies = new Map<string, { primary: TcpProxy; standby: TcpProxy }>();
+  readonly observers = new Map<string, OperatorProcess>();
+  operator: OperatorProcess | undefined;
+  private operatorRuns = 0;
+
+  private constructor(
+    options: FailoverStack['options'],
+    client: KubeClient,
+    dir: string,
+    pair: PostgresPair,
+    bind: BindServer,
+  ) {
+    this.options = options;
+    this.client = client;
+    this.dir = dir;
+    this.pair = pair;
+    this.bind = bind;
+  }
+
+  static async start(opts: FailoverStackOptions): Promise<FailoverStack> {
+    const options = {
+      observers: ['region-b', 'region-c'],
+      probeIntervalSeconds: 1,
+      failureThreshold: 3,
+      quorum: 2,
+      maxLagSeconds: 10,
+      maxLagBytes: 16 * 1024 * 1024,
+      cooldownSeconds: 3600,
+      mode: 'Automatic' as const,
+      fencing: 'ReadOnly' as const,
+      ttlSeconds: 5,
+      ...opts,
+    };
+    const dir = mkdtempSync(join(tmpdir(), `failover-stack-${process.pid}-`));
+    const port = await freePort();
+    const [pair, bind] = await Promise.all([
+      startPostgresPair({
+        name: opts.name,
+        hosts: { primary: PRIMARY_ADDRESS, standby: STANDBY_ADDRESS },
+        ports: { primary: port, standby: port },
+      }),
+      startBind({ name: opts.name, zone: ZONE }),
+    ]);
+    const stack = new FailoverStack(options, new KubeClient(opts.kubeConfig), dir, pair, bind);
+    try {
+      await stack.applyResources();
+      await Promise.all(options.observers.map((o) => stack.startObserver(o)));
+      if (opts.startOperator !== false) await stack.startOperator();
+    } catch (err) {
+      await stack.stop();
+      throw err;
+    }
+    return stack;
+  }
+
+  private async applyResources(): Promise<void> {
+    const { namespace, kubeConfig } = this.options;
+    await installCrds(kubeConfig);
+    const core = kubeConfig.makeApiClient(CoreV1Api);
+    await core.createNamespace({ body: { metadata: { name: namespace } } }).catch((e: { code?: number }) => {
+      if (e.code !== 409) throw e;
+    });
+    await core.createNamespacedSecret({
+      namespace,
+      body: {
+        metadata: { name: 'db-credentials' },
+        stringData: { username: this.pair.user, password: this.pair.password },
+      },
+    });
+    await core.createNamespacedSecret({
+      namespace,
+      body: { metadata: { name: 'dns-tsig' }, stringData: { secret: this.bind.key.secret } },
+    });
+    for (const [name, region, node] of [
+      ['region-a', 'region-a', 'primary'],
+      ['region-b', 'region-b', 'standby'],
+    ] as const) {
+      const c = this.pair.connection(node);
+      await this.client.create(replicaClusterType, namespace, {
+        apiVersion: 'regionfailover.io/v1alpha1',
+        kind: 'ReplicaCluster',
+        metadata: { name, namespace },
+        spec: {
+          region,
+          provider: { type: 'SelfManaged' },
+          connection: {
+            host: c.host,
+            port: c.port,
+            database: c.database,
+            sslMode: 'disable',
+            credentialsSecretRef: { name: 'db-credentials' },
+          },
+          dnsTarget: c.host,
+        },
+      });
+    }
+    const o = this.options;
+    await this.client.create(failoverPolicyType, namespace, {
+      apiVersion: 'regionfailover.io/v1alpha1',
+      kind: 'FailoverPolicy',
+      metadata: { name: 'orders', namespace },
+      spec: {
+        primary: 'region-a',
+        standbys: ['region-b'],
+        dns: {
+          provider: {
+            type: 'RFC2136',
+            rfc2136: {
+              server: `${this.bind.host}:${this.bind.port}`,
+              tsig: {
+                keyName: this.bind.key.name,
+                algorithm: this.bind.key.algorithm,
+                secretRef: { name: 'dns-tsig', key: 'secret' },
+              },
+            },
+          },
+          zone: ZONE,
+          name: RECORD,
+          type: 'A',
+          ttlSeconds: o.ttlSeconds,
+        },
+        detection: {
+          probeIntervalSeconds: o.probeIntervalSeconds,
+          failureThreshold: o.failureThreshold,
+          quorum: o.quorum,
+        },
+        promotion: {
+          mode: o.mode,
+          rpo: { maxLagSeconds: o.maxLagSeconds, maxLagBytes: o.maxLagBytes },
+          cooldownSeconds: o.cooldownSeconds,
+          fencing: o.fencing,
+        },
+      },
+    });
+  }
+
+  /** An observer process whose path to each database goes through its own proxy. */
+  async startObserver(name: string): Promise<OperatorProcess> {
+    let paths = this.proxies.get(name);
+    if (!paths) {
+      paths = {
+        primary: await TcpProxy.start({ host: PRIMARY_ADDRESS, port: this.pair.primary.port }),
+        standby: await TcpProxy.start({ host: STANDBY_ADDRESS, port: this.pair.standby.port }),
+      };
+      this.proxies.set(name, paths);
+    }
+    const ns = this.options.namespace;
+    const observer = await OperatorProcess.start({
+      name: `observer-${name}-${this.options.name}`,
+      kubeconfig: this.options.kubeconfigPath,
+      dir: this.dir,
+      args: [
+        '--mode=observer',
+        `--observer-name=${name}`,
+        `--observer-region=${name}`,
+        `--namespace=${ns}`,
+        `--endpoint-overrides=${ns}/region-a=127.0.0.1:${paths.primary.port},${ns}/region-b=127.0.0.1:${paths.standby.port}`,
+      ],
+    });
+    this.observers.set(name, observer);
+    return observer;
+  }
+
+  async startOperator(): Promise<OperatorProcess> {
+    this.operatorRuns++;
+    this.operator = await OperatorProcess.start({
+      name: `operator-${this.options.name}-${this.operatorRuns}`,
+      kubeconfig: this.options.kubeconfigPath,
+      dir: this.dir,
+      args: [
+        `--namespace=${this.options.namespace}`,
+        `--leader-election-namespace=${this.options.namespace}`,
+        ...(this.options.operatorArgs ?? []),
+      ],
+    });
+    return this.operator;
+  }
+
+  async policy(): Promise<{ object: KubeObject; status: FailoverPolicyStatus }> {
+    const object = await this.client.get(failoverPolicyType, this.options.namespace, 'orders');
+    return { object, status: (object.status ?? {}) as FailoverPolicyStatus };
+  }
+
+  async clusterStatus(name: 'region-a' | 'region-b'): Promise<ReplicaClusterStatus> {
+    return ((await this.client.get(replicaClusterType, this.options.namespace, name)).status ??
+      {}) as ReplicaClusterStatus;
+  }
+
+  /** Waits for a condition on the policy status. */
+  waitForPolicy<T>(
+    check: (s: FailoverPolicyStatus) => T | undefined | false,
+    description: string,
+    timeoutMs = 120_000,
+  ): Promise<T> {
+    return waitFor(async () => check((await this.policy()).status), {
+      description,
+      timeoutMs,
+      intervalMs: 100,
+    });
+  }
+
+  /** What BIND answers for the record, asked directly. */
+  async dnsAnswer(type: 'A' | 'TXT' = 'A', name = RECORD): Promise<string[]> {
+    const verifier = new DirectDnsVerifier({ timeoutMs: 2000 });
+    const [answer] = await verifier.query({ zone: ZONE, name, type: type as 'A' }, [
+      { host: this.bind.host, port: this.bind.port },
+    ]);
+    if (answer?.error) throw new Error(answer.error);
+    return answer?.values ?? [];
+  }
+
+  /**
+   * Writes one row through the DNS name, the way an application would: resolve the record at
+   * the authoritative server, connect to that address, insert. Resolves to the address on success.
+   */
+  async writeThroughDns(table = 'canary', value = 0): Promise<string> {
+    const [address] = await this.dnsAnswer();
+    if (!address) throw new Error(`${RECORD} has no address`);
+    const client = new pg.Client({
+      host: address,
+      port: this.pair.primary.port,
+      user: this.pair.user,
+      password: this.pair.password,
+      database: this.pair.database,
+      connectionTimeoutMillis: 2000,
+      statement_timeout: 2000,
+    });
+    await client.connect();
+    try {
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${table} (seq bigint primary key, at timestamptz default now())`,
+      );
+      await client.query(`INSERT INTO ${table} (seq) VALUES ($1) ON CONFLICT DO NOTHING`, [value]);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+    return address;
+  }
+
+  /** Which of the two databases accept writes right now (each asked directly). */
+  async writablePrimaries(): Promise<string[]> {
+    const out: string[] = [];
+    for (const node of ['primary', 'standby'] as const) {
+      const server = this.pair.server(node);
+      if (!server.running) continue;
+      try {
+        const [row] = await server.query<{ w: boolean }>(
+          "SELECT NOT pg_is_in_recovery() AND current_setting('default_transaction_read_only') = 'off' AS w",
+        );
+        if (row?.w) out.push(node);
+      } catch {
+        // down or refusing: not a primary anyone can write to
+      }
+    }
+    return out;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.observers.values()].map((o) => o.stop()));
+    await this.operator?.stop();
+    await Promise.all([...this.proxies.values()].flatMap((p) => [p.primary.stop(), p.standby.stop()]));
+    await Promise.all([this.pair?.stop(), this.bind?.stop()]);
+    if (!process.env.FAILOVER_KEEP_DIRS) rmSync(this.dir, { recursive: true, force: true });
+  }
+}

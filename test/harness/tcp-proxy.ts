@@ -1,0 +1,57 @@
+/**
+ * A TCP proxy on loopback that stands for one network path, say from region C to the primary in
+ * region A. Cutting it makes the far side unreachable from that path only, which is how a test
+ * shows one observer losing sight of a primary that everyone else still reaches.
+ */
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { freePort } from './ports.ts';
+
+export class TcpProxy {
+  readonly port: number;
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+  private cutOff = false;
+
+  private constructor(port: number, server: Server) {
+    this.port = port;
+    this.server = server;
+  }
+
+  static async start(target: { host: string; port: number }, listenHost = '127.0.0.1'): Promise<TcpProxy> {
+    const port = await freePort();
+    let proxy: TcpProxy | undefined;
+    const server = createServer((client) => {
+      if (!proxy || proxy.cutOff) {
+        client.resetAndDestroy();
+        return;
+      }
+      const upstream = createConnection(target);
+      for (const s of [client, upstream]) {
+        proxy.sockets.add(s);
+        s.on('close', () => proxy?.sockets.delete(s));
+        s.on('error', () => undefined);
+      }
+      client.pipe(upstream).pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => server.listen(port, listenHost, resolve));
+    proxy = new TcpProxy(port, server);
+    return proxy;
+  }
+
+  /** Refuses new connections (reset) and drops open ones, as a broken network path would. */
+  cut(): void {
+    this.cutOff = true;
+    for (const s of this.sockets) s.resetAndDestroy();
+  }
+
+  restore(): void {
+    this.cutOff = false;
+  }
+
+  async stop(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
