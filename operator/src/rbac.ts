@@ -21,6 +21,8 @@ export const operatorRules: PolicyRule[] = [
     resources: ['failoverpolicies/status', 'replicaclusters/status'],
     verbs: ['get', 'patch'],
   },
+  // The observers' votes.
+  { apiGroups: [GROUP], resources: ['failoverobservations'], verbs: ['get', 'list', 'watch'] },
   { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
   // Database, DNS and provider credentials named by the resources' secretRefs.
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },

@@ -17,6 +17,7 @@ import pg from 'pg';
 import type { FailoverPolicyStatus, ReplicaClusterStatus } from '../../operator/src/api/v1alpha1/index.ts';
 import { failoverPolicyType, replicaClusterType } from '../../operator/src/controllers/resources.ts';
 import { DirectDnsVerifier } from '../../operator/src/providers/dns/verifier.ts';
+import { eventType } from '../../operator/src/runtime/events.ts';
 import { KubeClient, type KubeObject } from '../../operator/src/runtime/kube-client.ts';
 import { type BindServer, startBind } from './bind.ts';
 import { installCrds } from './crds.ts';
@@ -297,6 +298,21 @@ export class FailoverStack {
       await client.end().catch(() => undefined);
     }
     return address;
+  }
+
+  /** Events about the policy, as `reason: note`. */
+  async events(): Promise<{ reason: string; type: string; note: string }[]> {
+    const list = await this.client.list<KubeObject>(eventType, this.options.namespace);
+    return list.items
+      .filter((e) => (e.regarding as { name?: string } | undefined)?.name === 'orders')
+      .map((e) => ({ reason: String(e.reason), type: String(e.type), note: String(e.note) }));
+  }
+
+  /** Sets a promotion request on the policy, as `kubectl failover promote` does. */
+  async requestPromotion(request: Record<string, unknown>): Promise<void> {
+    await this.client.mergePatch(failoverPolicyType, this.options.namespace, 'orders', {
+      spec: { promotionRequest: request },
+    });
   }
 
   /** Which of the two databases accept writes right now (each asked directly). */

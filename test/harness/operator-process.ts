@@ -101,7 +101,17 @@ export class OperatorProcess {
     }
   }
 
+  /** SIGSTOP: the process stays but does nothing, as a hung or partitioned one would. */
+  async freeze(): Promise<void> {
+    this.proc.signal('SIGSTOP');
+  }
+
+  thaw(): void {
+    this.proc.signal('SIGCONT');
+  }
+
   stop(): Promise<void> {
+    this.proc.signal('SIGCONT');
     return this.proc.stop('SIGTERM', 30_000);
   }
 

@@ -771,6 +771,8 @@ export class PostgresPair {
            written_at timestamptz NOT NULL DEFAULT clock_timestamp(),
            payload text NOT NULL
          );
+         -- Stored as written, uncompressed: each row adds its full size to the WAL (and the lag).
+         ALTER TABLE public.write_load ALTER COLUMN payload SET STORAGE EXTERNAL;
          ALTER TABLE public.write_load OWNER TO ${id(this.user)};`,
         [],
         this.database,

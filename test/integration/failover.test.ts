@@ -83,3 +83,185 @@ describe('automatic failover', () => {
     expect((await stack.policy()).status.activePrimary).toBe('region-b');
   });
 });
+
+describe('no failover without positive evidence from a quorum', () => {
+  it('one observer losing sight of the primary and another observer going silent cause no failover', async () => {
+    stack = await start();
+    await healthy(stack);
+    // region-c's network path to the primary breaks; region-b's observer freezes (its votes go stale).
+    stack.proxies.get('region-c')?.primary.cut();
+    await stack.observers.get('region-b')?.freeze();
+    // Many detection windows pass: region-c reports the primary down, but alone it is no quorum.
+    await waitFor(
+      async () =>
+        (await stack?.policy())?.status.conditions
+          ?.find((c) => c.type === 'PrimaryAvailable')
+          ?.message.includes('2 observers') || undefined,
+      {
+        description: 'the stale observer to drop out of the count',
+        timeoutMs: 60_000,
+      },
+    ).catch(() => undefined);
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const { status } = await stack.policy();
+      expect(status.currentOperation).toBeUndefined();
+      expect(status.activePrimary).toBe('region-a');
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect((await stack.policy()).status.history ?? []).toEqual([]);
+    expect(await stack.dnsAnswer()).toEqual([PRIMARY_ADDRESS]);
+    // The quorum still works with one observer out: when the primary really dies, the operator and
+    // region-c agree, and that is two.
+    await stack.pair.killPrimary();
+    const report = await stack.waitForPolicy((st) => st.history?.[0], 'a failover on a real outage');
+    expect(report).toMatchObject({ result: 'Succeeded', to: 'region-b' });
+  });
+
+  it('a flapping primary causes no failover', async () => {
+    stack = await start({ failureThreshold: 6 });
+    await healthy(stack);
+    // Down for about two probes, up again, ten times over: never six failures in a row.
+    for (let i = 0; i < 10; i++) {
+      await stack.pair.killPrimary();
+      await new Promise((r) => setTimeout(r, 1500));
+      await stack.pair.startPrimary();
+      await waitFor(
+        async () => (await stack?.clusterStatus('region-a'))?.health !== 'Unreachable' || undefined,
+        { description: 'the primary back' },
+      );
+      await new Promise((r) => setTimeout(r, 1500));
+    }
+    const { status } = await stack.policy();
+    expect(status.history ?? []).toEqual([]);
+    expect(status.currentOperation).toBeUndefined();
+    expect(status.activePrimary).toBe('region-a');
+    expect(await stack.writablePrimaries()).toEqual(['primary']);
+  });
+});
+
+describe('the RPO budget', () => {
+  it('blocks an automatic promotion of a lagging standby, with a condition and an Event', async () => {
+    stack = await start({ maxLagBytes: 1048576, maxLagSeconds: 3 });
+    await healthy(stack);
+    const load = stack.pair.startWriteLoad({ ratePerSecond: 200, rowBytes: 4000 });
+    await stack.pair.pauseReplay();
+    await waitFor(
+      async () =>
+        ((await stack?.clusterStatus('region-b'))?.replicationLagBytes ?? 0) > 2 * 1048576 || undefined,
+      {
+        description: 'the standby to lag beyond the budget',
+        timeoutMs: 60_000,
+      },
+    );
+    await stack.pair.killPrimary();
+    await load.stop();
+    const blocked = await stack.waitForPolicy(
+      (st) => st.conditions?.find((c) => c.type === 'FailoverBlocked' && c.status === 'True'),
+      'the failover to be blocked',
+    );
+    expect(blocked.reason).toBe('LagAboveBudget');
+    expect(blocked.message).toMatch(/region-b lags .* bytes; the RPO budget is 3 s \/ 1048576 bytes/);
+    await waitFor(
+      async () => (await stack?.events())?.some((e) => e.reason === 'LagAboveBudget' && e.type === 'Warning'),
+      { description: 'a Warning event' },
+    );
+    // It stays blocked: nothing is promoted while the lag is beyond the budget.
+    await new Promise((r) => setTimeout(r, 5000));
+    const { status } = await stack.policy();
+    expect(status.phase).toBe('Blocked');
+    expect(status.currentOperation).toBeUndefined();
+    expect(await stack.writablePrimaries()).toEqual([]);
+  });
+});
+
+describe('manual promotion', () => {
+  it('a switchover loses no committed write, and its request is acted on once', async () => {
+    stack = await start();
+    await healthy(stack);
+    const load = stack.pair.startWriteLoad({ ratePerSecond: 100 });
+    await waitFor(() => load.progress().committed > 50, { description: 'some committed writes' });
+    await stack.requestPromotion({
+      id: 'switch-1',
+      target: 'region-b',
+      kind: 'Switchover',
+      reason: 'maintenance',
+      requestedBy: 'test',
+    });
+    const report = await stack.waitForPolicy((st) => st.history?.[0], 'the switchover to finish');
+    const written = await load.stop();
+    expect(report).toMatchObject({
+      kind: 'Switchover',
+      trigger: 'Manual',
+      from: 'region-a',
+      to: 'region-b',
+      epoch: 1,
+      result: 'Succeeded',
+      rpoBytes: 0,
+    });
+    // Every insert the old primary acknowledged is on the new one.
+    const [row] = await stack.pair.standby.query<{ n: string; max: string }>(
+      'SELECT count(*)::text AS n, coalesce(max(id), 0)::text AS max FROM write_load',
+      [],
+      'app',
+    );
+    expect(Number(row?.max)).toBeGreaterThanOrEqual(written.lastId);
+    expect(Number(row?.n)).toBeGreaterThanOrEqual(written.committed);
+    expect(await stack.writablePrimaries()).toEqual(['standby']);
+    expect(await stack.dnsAnswer()).toEqual([STANDBY_ADDRESS]);
+    const { status } = await stack.policy();
+    expect(status.lastRequest).toMatchObject({ id: 'switch-1', outcome: 'Succeeded' });
+    expect((await stack.events()).map((e) => e.reason)).toEqual(
+      expect.arrayContaining([
+        'SwitchoverStarted',
+        'PrimaryFenced',
+        'StandbyPromoted',
+        'DnsRepointed',
+        'SwitchoverCompleted',
+      ]),
+    );
+    // Acted on once: the request stays in the spec, nothing happens again.
+    await new Promise((r) => setTimeout(r, 3000));
+    expect((await stack.policy()).status.history).toHaveLength(1);
+  });
+
+  it('a failover request beyond the RPO budget is refused unless it allows data loss', async () => {
+    stack = await start({ mode: 'Manual', maxLagBytes: 1048576, maxLagSeconds: 3 });
+    await healthy(stack);
+    const load = stack.pair.startWriteLoad({ ratePerSecond: 200, rowBytes: 4000 });
+    await stack.pair.pauseReplay();
+    await waitFor(
+      async () => ((await stack?.clusterStatus('region-b'))?.replicationLagSeconds ?? 0) > 4 || undefined,
+      { description: 'lag beyond the budget', timeoutMs: 60_000 },
+    );
+    await stack.pair.killPrimary();
+    await load.stop();
+    await stack.waitForPolicy(
+      (st) => st.conditions?.some((c) => c.type === 'FailoverBlocked' && c.reason === 'ManualMode'),
+      'the policy to wait for a person',
+    );
+
+    await stack.requestPromotion({ id: 'fail-1', target: 'region-b', kind: 'Failover' });
+    const refused = await stack.waitForPolicy(
+      (st) => (st.lastRequest?.id === 'fail-1' ? st.lastRequest : undefined),
+      'the request outcome',
+    );
+    expect(refused).toMatchObject({ outcome: 'Rejected', reason: 'LagAboveBudget' });
+    expect(refused.message).toContain('set allowDataLoss: true');
+    await waitFor(async () => (await stack?.events())?.some((e) => e.reason === 'PromotionRejected'), {
+      description: 'a PromotionRejected event',
+    });
+
+    await stack.pair.resumeReplay();
+    await stack.requestPromotion({
+      id: 'fail-2',
+      target: 'region-b',
+      kind: 'Failover',
+      allowDataLoss: true,
+      reason: 'region A is gone',
+    });
+    const report = await stack.waitForPolicy((st) => st.history?.[0], 'the failover to finish');
+    expect(report).toMatchObject({ kind: 'Failover', trigger: 'Manual', result: 'Succeeded', epoch: 1 });
+    expect(await stack.writablePrimaries()).toEqual(['standby']);
+  });
+});

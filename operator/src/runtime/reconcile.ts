@@ -31,5 +31,10 @@ export function errorReason(err: unknown): string {
   if (typeof reason === 'string' && /^[A-Za-z][A-Za-z0-9]*$/.test(reason)) return reason;
   const status = (err as { status?: unknown }).status;
   if (typeof status === 'number') return `Http${status}`;
+  // fetch() failures carry the socket error as their cause.
+  const code = (err as { cause?: { code?: unknown } }).cause?.code;
+  if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EHOSTUNREACH') return 'ApiUnreachable';
+  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT' || (err as Error).name === 'TimeoutError')
+    return 'ApiTimeout';
   return 'Unknown';
 }

@@ -284,7 +284,7 @@ async function stepAction(
 
     case 'Promoting': {
       const target = await ports.database(op.to);
-      const { alreadyPrimary } = await target.promote({ operationId: op.id, epoch: op.epoch });
+      const { alreadyPrimary } = await target.promote({ operationId: op.id, epoch: op.epoch, kind: op.kind });
       // After an interrupted promotion the heartbeat with the new epoch may still be owed.
       await target.writeHeartbeat(op.epoch, now);
       return next({}, { activePrimary: op.to, epoch: op.epoch, lastFailoverTime: iso(now) }, [

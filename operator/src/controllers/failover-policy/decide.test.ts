@@ -285,6 +285,17 @@ describe('decide: never two primaries', () => {
     expect(plan.action).toMatchObject({ kind: 'RunStep', operation: { step: 'Fencing' } });
   });
 
+  it('does not stand down for want of evidence (a restarted operator has not probed yet)', () => {
+    const plan = decide(
+      input({
+        votes: [],
+        clusters: { a: { ...primaryGone }, b: standby('b'), c: standby('c') },
+        status: { activePrimary: 'a', epoch: 4, currentOperation: inProgress('Detected') },
+      }),
+    );
+    expect(plan.action).toMatchObject({ kind: 'RunStep', operation: { step: 'Detected' } });
+  });
+
   it('stands an automatic failover down if the primary is back before anything changed', () => {
     const plan = decide(
       input({ status: { activePrimary: 'a', epoch: 4, currentOperation: inProgress('Detected') } }),

@@ -339,8 +339,10 @@ export function decide(input: DecideInput): Plan {
         phase,
       );
     }
-    // An automatic failover that has not touched a database yet stands down if the primary is back.
-    if (op.step === 'Detected' && op.trigger === 'Automatic' && !verdict.down) {
+    // An automatic failover that has not touched a database yet stands down if the primary is
+    // back — on positive evidence, not for want of it (a restarted operator has no probes yet).
+    const primaryBack = writable(clusters[op.from]) || verdict.upVotes >= spec.detection.quorum;
+    if (op.step === 'Detected' && op.trigger === 'Automatic' && primaryBack) {
       return plan(
         {
           kind: 'RunStep',

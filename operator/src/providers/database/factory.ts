@@ -4,6 +4,9 @@
  * same endpoint, adding the provider API for what SQL cannot do (promotion of a managed replica).
  */
 import type { ReplicaClusterSpec } from '../../api/v1alpha1/index.ts';
+import { parseAwsCredentials } from '../aws.ts';
+import { AuroraGlobalDatabase } from './aurora-global.ts';
+import { AwsRdsDatabase } from './aws-rds.ts';
 import { DigitalOceanDatabaseProvider } from './digitalocean.ts';
 import type { DatabaseConnection, DatabaseProvider } from './port.ts';
 import { SelfManagedPostgres } from './self-managed.ts';
@@ -53,11 +56,31 @@ export function createDatabaseProvider(
           ...(provider.digitalOcean.apiUrl ? { apiUrl: provider.digitalOcean.apiUrl } : {}),
         },
       });
-    case 'AwsRds':
-    case 'AuroraGlobal':
-      // The AWS adapters are wired in once they land; until then the SQL side still observes,
-      // heartbeats and fences, and promotion reports clearly that it cannot be done here.
-      return new SelfManagedPostgres(connection, sqlOptions);
+    case 'AwsRds': {
+      const { region, dbInstanceIdentifier, endpointUrl } = provider.awsRds;
+      return new AwsRdsDatabase({
+        region,
+        dbInstanceIdentifier,
+        ...(endpointUrl ? { endpointUrl } : {}),
+        ...(secrets.providerApi
+          ? { credentials: parseAwsCredentials(secrets.providerApi, 'awsRds.credentialsSecretRef') }
+          : {}),
+        sql: new SelfManagedPostgres(connection, sqlOptions),
+      });
+    }
+    case 'AuroraGlobal': {
+      const { region, globalClusterIdentifier, dbClusterIdentifier, endpointUrl } = provider.auroraGlobal;
+      return new AuroraGlobalDatabase({
+        region,
+        globalClusterIdentifier,
+        dbClusterIdentifier,
+        ...(endpointUrl ? { endpointUrl } : {}),
+        ...(secrets.providerApi
+          ? { credentials: parseAwsCredentials(secrets.providerApi, 'auroraGlobal.credentialsSecretRef') }
+          : {}),
+        sql: new SelfManagedPostgres(connection, sqlOptions),
+      });
+    }
   }
 }
 

@@ -64,6 +64,11 @@ export interface PromoteRequest {
   operationId: string;
   /** The epoch the promotion establishes; written into the heartbeat row once writable. */
   epoch: number;
+  /**
+   * Switchover (planned: the old primary was fenced and the target caught up) or Failover (the
+   * old primary is gone). Providers with distinct calls for the two (Aurora global) use it.
+   */
+  kind?: 'Switchover' | 'Failover';
 }
 
 export interface FenceRequest {

@@ -450,13 +450,23 @@ export class PostgresSql {
 
   private async withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    // While checked out, a client whose server dies emits 'error' with nobody listening (the
+    // pool only listens to idle clients), which would crash the process. The failure still
+    // reaches `fn` through its pending query.
+    let broken: Error | undefined;
+    const onError = (err: Error) => {
+      broken = err;
+    };
+    client.on('error', onError);
     try {
       const result = await fn(client);
-      client.release();
+      client.off('error', onError);
+      client.release(broken);
       return result;
     } catch (err) {
+      client.off('error', onError);
       // A connection-level failure (no SQLSTATE) leaves the session unusable: drop it.
-      client.release(sqlState(err) === undefined || isFatal(err) ? (err as Error) : undefined);
+      client.release(broken ?? (sqlState(err) === undefined || isFatal(err) ? (err as Error) : undefined));
       throw err;
     }
   }

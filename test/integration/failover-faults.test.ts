@@ -1,0 +1,233 @@
+/**
+ * Faults injected into a failover: the operator killed at every step, the API server gone in the
+ * middle, the DNS server refusing or not answering. Each ends with exactly one primary, DNS
+ * pointing at it, the epoch raised by exactly one, and a status that says what happened.
+ */
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import type { FailoverPolicyStatus, Operation } from '../../operator/src/api/v1alpha1/index.ts';
+import { failoverPolicyType } from '../../operator/src/controllers/resources.ts';
+import { Rfc2136DnsProvider } from '../../operator/src/providers/dns/rfc2136.ts';
+import { ControlPlane } from '../harness/control-plane.ts';
+import { FailoverStack, PRIMARY_ADDRESS, RECORD, STANDBY_ADDRESS, ZONE } from '../harness/failover-stack.ts';
+import { sharedKubeConfig } from './shared-control-plane.ts';
+
+let stack: FailoverStack | undefined;
+let ownControlPlane: ControlPlane | undefined;
+let n = 0;
+
+afterEach(async () => {
+  await stack?.stop();
+  stack = undefined;
+  await ownControlPlane?.stop();
+  ownControlPlane = undefined;
+});
+
+function start(options: Partial<Parameters<typeof FailoverStack.start>[0]> = {}) {
+  n++;
+  return FailoverStack.start({
+    name: `ff${n}`,
+    kubeConfig: sharedKubeConfig(),
+    kubeconfigPath: inject('controlPlane').kubeconfigPath,
+    namespace: `faults-${process.pid}-${n}`,
+    ...options,
+  });
+}
+
+async function healthy(s: FailoverStack) {
+  await s.waitForPolicy(
+    (st) =>
+      st.phase === 'Healthy' && st.conditions?.some((c) => c.type === 'DnsReady' && c.status === 'True'),
+    'a healthy policy with DNS in place',
+  );
+}
+
+/** The end every fault must reach: one primary, DNS on it, epoch 1, the operation on record. */
+async function expectCleanFailover(s: FailoverStack) {
+  const report = await s.waitForPolicy(
+    (st) => (st.history?.[0] && !st.currentOperation ? st.history[0] : undefined),
+    'the failover to finish',
+  );
+  expect(report).toMatchObject({ from: 'region-a', to: 'region-b', epoch: 1, result: 'Succeeded' });
+  const { status } = await s.policy();
+  expect(status).toMatchObject({ activePrimary: 'region-b', epoch: 1 });
+  expect(status.history).toHaveLength(1);
+  expect(await s.writablePrimaries()).toEqual(['standby']);
+  expect(await s.bind.dig(RECORD, 'A')).toEqual([STANDBY_ADDRESS]);
+  expect(await s.bind.dig(`_failover.${RECORD}`, 'TXT')).toEqual([
+    `"owner=${s.options.namespace}/orders" "epoch=1"`,
+  ]);
+  expect(await s.writeThroughDns()).toBe(STANDBY_ADDRESS);
+}
+
+const iso = (d = new Date()) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+function operationAt(step: Operation['step'], extra: Partial<Operation> = {}): Operation {
+  return {
+    id: 'failover-e1-test',
+    kind: 'Failover',
+    trigger: 'Automatic',
+    from: 'region-a',
+    to: 'region-b',
+    epoch: 1,
+    step,
+    startedAt: iso(),
+    stepStartedAt: iso(),
+    primaryLostAt: iso(),
+    ...extra,
+  };
+}
+
+describe('the operator killed at every step of a failover', () => {
+  // What the world looks like when the operator died: status says `step`; `effectDone` says
+  // whether that step's side effect had already happened (it may or may not have, at a crash).
+  const cases: { step: Operation['step']; effectDone: boolean }[] = [
+    { step: 'Detected', effectDone: false },
+    { step: 'Fencing', effectDone: false },
+    { step: 'Promoting', effectDone: false },
+    { step: 'Promoting', effectDone: true },
+    { step: 'RepointingDns', effectDone: false },
+    { step: 'RepointingDns', effectDone: true },
+    { step: 'VerifyingDns', effectDone: true },
+  ];
+
+  it.each(cases)(
+    'resumes at $step (side effect done: $effectDone) and ends with exactly one primary',
+    async ({ step, effectDone }) => {
+      stack = await start();
+      await healthy(stack);
+      await stack.operator?.kill();
+      await stack.pair.killPrimary();
+
+      const promoted =
+        step === 'RepointingDns' || step === 'VerifyingDns' || (step === 'Promoting' && effectDone);
+      if (promoted) {
+        await stack.pair.standby.query('SELECT pg_promote(true, 60)');
+        // As the killed operator's promote step would have: the heartbeat carries the new epoch.
+        await stack.pair.standby.query(
+          'UPDATE regionfailover.heartbeat SET epoch = 1, written_at = now()',
+          [],
+          'app',
+        );
+      }
+      const dnsMoved = step === 'VerifyingDns' || (step === 'RepointingDns' && effectDone);
+      if (dnsMoved) {
+        const dns = new Rfc2136DnsProvider({
+          host: stack.bind.host,
+          port: stack.bind.port,
+          key: stack.bind.key,
+        });
+        await dns.apply({
+          record: { zone: ZONE, name: RECORD, type: 'A' },
+          expected: PRIMARY_ADDRESS,
+          value: STANDBY_ADDRESS,
+          ttl: 5,
+          owner: `${stack.options.namespace}/orders`,
+          epoch: 1,
+        });
+      }
+      // Status as the killed operator left it: written ahead of the step.
+      const afterPromotion = step === 'RepointingDns' || step === 'VerifyingDns';
+      const status: FailoverPolicyStatus = {
+        ...(await stack.policy()).status,
+        activePrimary: afterPromotion ? 'region-b' : 'region-a',
+        epoch: afterPromotion ? 1 : 0,
+        currentOperation: operationAt(step, dnsMoved ? { dnsChangedAt: iso() } : {}),
+      };
+      await stack.client.mergePatch(
+        failoverPolicyType,
+        stack.options.namespace,
+        'orders',
+        { status },
+        'status',
+      );
+
+      await stack.startOperator();
+      await expectCleanFailover(stack);
+    },
+  );
+
+  it('resumes after a SIGKILL in the middle of a real failover', async () => {
+    stack = await start();
+    await healthy(stack);
+    await stack.pair.killPrimary();
+    await stack.waitForPolicy((st) => st.currentOperation, 'the failover to start');
+    await stack.operator?.kill();
+    await stack.startOperator();
+    await expectCleanFailover(stack);
+  });
+});
+
+describe('the API server down mid-failover', () => {
+  it('a leader that cannot renew its lease stops acting; the next one resumes from status and finishes', async () => {
+    n++;
+    ownControlPlane = await ControlPlane.start({ name: `faults-api-${n}` });
+    stack = await FailoverStack.start({
+      name: `ffapi${n}`,
+      kubeConfig: ownControlPlane.kubeConfig(),
+      kubeconfigPath: ownControlPlane.kubeconfigPath,
+      namespace: 'faults-api',
+    });
+    await healthy(stack);
+    await stack.pair.killPrimary();
+    await stack.waitForPolicy((st) => st.currentOperation, 'the failover to start');
+    await ownControlPlane.stopApiServer();
+    // Longer than the renew deadline: the leader must step down (exit), as controller-runtime's
+    // managers do, so that a replica with stale leadership never keeps acting.
+    const operator = stack.operator;
+    await operator?.waitForExit();
+    expect(operator?.logs()).toContain('leader lease lost');
+    await ownControlPlane.startApiServer();
+    // The Deployment would restart it; the new leader resumes from status.
+    await stack.startOperator();
+    await expectCleanFailover(stack);
+  });
+});
+
+describe('the DNS server failing during the re-point', () => {
+  it('refusing updates: retried with backoff and visible in status, then completed when it accepts again', async () => {
+    stack = await start();
+    await healthy(stack);
+    await stack.bind.restart({ updates: 'refuse' });
+    await stack.pair.killPrimary();
+    const stuck = await stack.waitForPolicy(
+      (st) =>
+        st.currentOperation?.step === 'RepointingDns' && (st.currentOperation.attempts ?? 0) >= 2
+          ? st
+          : undefined,
+      'repeated failed attempts to re-point DNS',
+    );
+    expect(stuck.currentOperation?.lastError).toMatch(/REFUSED/);
+    expect(stuck.conditions?.find((c) => c.type === 'Progressing')).toMatchObject({ status: 'False' });
+    // The promotion already happened: exactly one writable primary even while DNS lags behind.
+    expect(await stack.writablePrimaries()).toEqual(['standby']);
+    await stack.bind.restart({ updates: 'allow' });
+    await expectCleanFailover(stack);
+    expect(
+      await stack.operator?.metric('controller_runtime_reconcile_errors_total', {
+        controller: 'failoverpolicy',
+      }),
+    ).toBeGreaterThanOrEqual(2);
+  });
+
+  it('not answering: each attempt times out, then the failover completes when it answers', async () => {
+    stack = await start();
+    await healthy(stack);
+    await stack.pair.killPrimary();
+    await stack.waitForPolicy(
+      (st) =>
+        st.currentOperation?.step === 'RepointingDns' || st.currentOperation?.step === 'Promoting'
+          ? st
+          : undefined,
+      'the promotion',
+      60_000,
+    );
+    await stack.bind.freeze();
+    const stuck = await stack.waitForPolicy(
+      (st) => (/Timeout/.test(st.currentOperation?.lastError ?? '') ? st : undefined),
+      'a timed-out attempt in status',
+    );
+    expect(stuck.currentOperation?.step).toMatch(/RepointingDns|VerifyingDns/);
+    stack.bind.thaw();
+    await expectCleanFailover(stack);
+  });
+});
