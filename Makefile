@@ -9,22 +9,24 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 NODE_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps control-plane generate lint typecheck test unit integration bench up down demo clean
+.PHONY: help deps control-plane generate lint typecheck test unit integration bench up down demo clean \
+  chart-tools chart-check e2e image install-plugin
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-deps: $(NODE_STAMP) control-plane ## Install npm packages and build the control plane (cached)
+deps: $(NODE_STAMP) control-plane chart-tools ## Install npm packages, build the control plane and chart tools (cached)
 
 control-plane: ## Build kube-apiserver and etcd from the Go module proxy (cached outside the repo)
 	@bash test/harness/build-control-plane.sh >/dev/null
 
-generate: $(NODE_STAMP) ## Regenerate crds/ from the zod schemas in operator/src/api
+generate: $(NODE_STAMP) ## Regenerate crds/ from the zod schemas in operator/src/api, and the chart's generated files
 	node operator/src/api/generate-crds.ts crds
+	node charts/generate.ts
 
 lint: $(NODE_STAMP) ## Lint and check formatting (Biome)
 	biome check --error-on-warnings .
@@ -32,7 +34,7 @@ lint: $(NODE_STAMP) ## Lint and check formatting (Biome)
 typecheck: $(NODE_STAMP) ## Type-check everything (TypeScript strict)
 	tsc -p tsconfig.json --noEmit
 
-test: deps lint typecheck ## Lint, type-check, unit and integration tests against real parts
+test: deps lint typecheck chart-check ## Lint, type-check, unit and integration tests against real parts
 	@mkdir -p .local
 	@rm -f .local/test-results.json
 	@status=0; vitest run --reporter=default --reporter=json --outputFile.json=.local/test-results.json || status=$$?; \
@@ -43,6 +45,26 @@ unit: $(NODE_STAMP) ## Unit tests only (no servers)
 
 integration: deps ## Integration tests only
 	vitest run --project integration
+
+chart-tools: ## Build helm and kubeconform from the Go module proxy (cached outside the repo)
+	@bash test/harness/build-chart-tools.sh >/dev/null
+
+chart-check: $(NODE_STAMP) control-plane chart-tools ## helm lint + template of the chart, kubeconform on every manifest (offline schemas)
+	node test/harness/check-chart.ts
+
+e2e: $(NODE_STAMP) ## kind end-to-end suite: needs Docker (kind is built if missing); not part of make test
+	bash test/e2e/run.sh
+
+image: ## Build the operator's container image (needs Docker): IMAGE=failover-operator:dev
+	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "make image needs a running Docker engine (docker info fails here)"; exit 3; }
+	docker build -t $${IMAGE:-failover-operator:dev} .
+
+PLUGIN_DIR ?= $(HOME)/.local/bin
+install-plugin: $(NODE_STAMP) ## Symlink bin/kubectl-failover into PLUGIN_DIR (default ~/.local/bin) for `kubectl failover`
+	@mkdir -p "$(PLUGIN_DIR)"
+	ln -sf "$(CURDIR)/bin/kubectl-failover" "$(PLUGIN_DIR)/kubectl-failover"
+	@case ":$$PATH:" in *":$(PLUGIN_DIR):"*) ;; *) echo "add $(PLUGIN_DIR) to PATH so kubectl finds the plugin";; esac
+	@echo "installed: kubectl failover --help"
 
 bench: deps ## Benchmarks against real parts; prints the figures (takes several minutes)
 	node bench/reconcile-at-scale.ts

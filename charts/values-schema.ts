@@ -1,0 +1,321 @@
+/**
+ * The Helm chart's values, in zod: the one source of values.yaml (defaults and their comments),
+ * values.schema.json (which helm checks on every install, upgrade, template and lint) and the
+ * values table in the chart's README. `make generate` writes all three; a test fails on drift.
+ */
+import { z } from 'zod';
+
+const stringMap = (description: string) => z.record(z.string(), z.string()).default({}).describe(description);
+/** A Kubernetes object passed through as it is (resources, affinity, ...); the API server checks it. */
+const passThrough = (description: string, def: Record<string, unknown> = {}) =>
+  z.record(z.string(), z.unknown()).default(def).describe(description);
+const passThroughList = (description: string) => z.array(z.unknown()).default([]).describe(description);
+const dnsLabel = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$/;
+/** A Prometheus duration such as 5m or 1h30m. */
+const promDuration = (def: string, description: string) =>
+  z
+    .string()
+    .regex(/^([0-9]+(ms|s|m|h|d|w|y))+$/, 'must be a Prometheus duration such as 30s, 5m or 1h')
+    .default(def)
+    .describe(description);
+
+const serviceAccount = (who: string) =>
+  z
+    .strictObject({
+      create: z.boolean().default(true).describe(`Create the ${who} ServiceAccount.`),
+      name: z
+        .string()
+        .regex(dnsLabel)
+        .default('')
+        .describe(`Name of the ${who} ServiceAccount. Default: <fullname>-${who}.`),
+      annotations: stringMap(
+        `Annotations of the ${who} ServiceAccount, e.g. eks.amazonaws.com/role-arn for the pod identity the AWS providers use.`,
+      ),
+    })
+    .prefault({})
+    .describe(`The ${who} ServiceAccount.`);
+
+/** Scheduling and resources, the same for the operator and the observer. */
+const podSettings = (who: string, resources: Record<string, unknown>, affinityDefault = '') => ({
+  resources: passThrough(`Resource requests and limits of the ${who} container.`, resources),
+  podAnnotations: stringMap(`Extra annotations on ${who} pods.`),
+  podLabels: stringMap(`Extra labels on ${who} pods.`),
+  nodeSelector: stringMap(`Node selector of ${who} pods.`),
+  tolerations: passThroughList(`Tolerations of ${who} pods.`),
+  affinity: passThrough(`Affinity of ${who} pods.${affinityDefault}`),
+  priorityClassName: z.string().default('').describe(`PriorityClass of ${who} pods.`),
+  extraArgs: z
+    .array(z.string().regex(/^--[a-z-]+(=.*)?$/, 'must be a flag such as --resync-seconds=300'))
+    .default([])
+    .describe(`Extra flags for the ${who} process (see operator/src/config.ts).`),
+  extraEnv: passThroughList(`Extra environment variables (EnvVar objects) of the ${who} container.`),
+});
+
+export const chartValues = z
+  .strictObject({
+    nameOverride: z.string().default('').describe('Replaces the chart name in resource names.'),
+    fullnameOverride: z.string().default('').describe('Replaces <release>-<chart> in resource names.'),
+    image: z
+      .strictObject({
+        repository: z
+          .string()
+          .min(1)
+          .default('failover-operator')
+          .describe('Image repository; push the image built from the Dockerfile to your registry.'),
+        tag: z.string().default('').describe('Image tag. Default: the chart appVersion.'),
+        digest: z
+          .string()
+          .regex(/^(sha256:[a-f0-9]{64})?$/, 'must be sha256:<64 hex digits>')
+          .default('')
+          .describe('Image digest (sha256:...); when set it is used instead of the tag.'),
+        pullPolicy: z
+          .enum(['Always', 'IfNotPresent', 'Never'])
+          .default('IfNotPresent')
+          .describe('Pull policy.'),
+      })
+      .prefault({})
+      .describe('The operator image; the observer runs the same image.'),
+    imagePullSecrets: z
+      .array(z.strictObject({ name: z.string().min(1).describe('Secret name.') }))
+      .default([])
+      .describe('Secrets for pulling the image from a private registry.'),
+    watchNamespace: z
+      .string()
+      .regex(dnsLabel, 'must be a namespace name')
+      .default('')
+      .describe(
+        'Watch only this namespace; the RBAC becomes a Role there instead of a ClusterRole. Empty: all namespaces.',
+      ),
+    logLevel: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'])
+      .default('info')
+      .describe('Log level of the operator and the observer (JSON logs on stdout).'),
+    operator: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe('Run the operator (off in a region that only runs an observer).'),
+        replicas: z
+          .number()
+          .int()
+          .min(1)
+          .max(5)
+          .default(2)
+          .describe('Replicas; one leads through a Lease, the others keep a warm cache and take over.'),
+        leaderElection: z
+          .strictObject({
+            enabled: z
+              .boolean()
+              .default(true)
+              .describe('Elect one active replica. Required when replicas > 1.'),
+            leaseName: z
+              .string()
+              .regex(dnsLabel)
+              .default('')
+              .describe('Name of the Lease in the release namespace. Default: <fullname>-leader.'),
+            leaseDurationSeconds: z.number().int().min(2).max(600).default(15).describe('Lease duration.'),
+            renewDeadlineSeconds: z
+              .number()
+              .int()
+              .min(1)
+              .max(600)
+              .default(10)
+              .describe('How long the leader keeps trying to renew before it gives up and exits.'),
+            retryPeriodSeconds: z
+              .number()
+              .int()
+              .min(1)
+              .max(600)
+              .default(2)
+              .describe('Time between attempts to take or renew the lease.'),
+          })
+          .prefault({})
+          .describe('Leader election through a coordination.k8s.io Lease.'),
+        maxConcurrentReconciles: z
+          .number()
+          .int()
+          .min(1)
+          .max(64)
+          .default(4)
+          .describe('Policies reconciled at once.'),
+        resyncSeconds: z
+          .number()
+          .int()
+          .min(1)
+          .max(86400)
+          .default(600)
+          .describe('Full resync period of the informers.'),
+        terminationGracePeriodSeconds: z
+          .number()
+          .int()
+          .min(10)
+          .max(600)
+          .default(30)
+          .describe(
+            'Time a stopping pod gets; the operator finishes its current step within this less 5 seconds, then releases the lease.',
+          ),
+        podDisruptionBudget: z
+          .strictObject({
+            enabled: z.boolean().default(true).describe('Create a PodDisruptionBudget for the operator.'),
+            maxUnavailable: z
+              .number()
+              .int()
+              .min(1)
+              .default(1)
+              .describe('Operator pods a voluntary disruption (node drain) may take at once.'),
+          })
+          .prefault({})
+          .describe('Keeps a replica up during node drains, so the lease is taken over rather than lost.'),
+        ...podSettings(
+          'operator',
+          { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+          ' When empty, replicas prefer different nodes, so one node failure cannot take the leader and its successor.',
+        ),
+      })
+      .prefault({})
+      .describe('The operator Deployment.'),
+    observer: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe('Run an observer in this cluster. Install one per region (see Topology).'),
+        name: z
+          .string()
+          .regex(dnsLabel)
+          .default('')
+          .describe(
+            'Observer name, unique among observers, usually the region it runs in. Required when enabled.',
+          ),
+        region: z
+          .string()
+          .regex(dnsLabel)
+          .default('')
+          .describe('Region the observer runs in. Required when enabled.'),
+        kubeconfigSecret: z
+          .strictObject({
+            name: z
+              .string()
+              .default('')
+              .describe(
+                'Secret with a kubeconfig for the cluster where the policies live. Empty: this cluster (in-cluster config).',
+              ),
+            key: z.string().min(1).default('kubeconfig').describe('Key of the kubeconfig in the Secret.'),
+          })
+          .prefault({})
+          .describe('Where the observer publishes its FailoverObservations.'),
+        ...podSettings('observer', {
+          requests: { cpu: '50m', memory: '96Mi' },
+          limits: { memory: '256Mi' },
+        }),
+      })
+      .prefault({})
+      .describe('The observer Deployment (one replica): probes from this region and publishes what it sees.'),
+    serviceAccount: z
+      .strictObject({ operator: serviceAccount('operator'), observer: serviceAccount('observer') })
+      .prefault({})
+      .describe('ServiceAccounts.'),
+    rbac: z
+      .strictObject({
+        create: z
+          .boolean()
+          .default(true)
+          .describe(
+            'Create the operator and observer roles (generated from operator/src/rbac.ts) and their bindings.',
+          ),
+        observerAccess: z
+          .boolean()
+          .default(true)
+          .describe(
+            'Create the observer ServiceAccount and role here even without an observer Deployment, for observers in other clusters that publish to this one.',
+          ),
+        aggregateToDefaultRoles: z
+          .boolean()
+          .default(true)
+          .describe(
+            'Let the built-in view role read policies, clusters and observations, and edit/admin also request promotions (kubectl failover promote).',
+          ),
+      })
+      .prefault({})
+      .describe('RBAC.'),
+    podSecurityContext: passThrough('Pod securityContext of both Deployments.', {
+      runAsNonRoot: true,
+      runAsUser: 1000,
+      runAsGroup: 1000,
+      seccompProfile: { type: 'RuntimeDefault' },
+    }),
+    securityContext: passThrough('Container securityContext of both Deployments.', {
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      privileged: false,
+      capabilities: { drop: ['ALL'] },
+    }),
+    metrics: z
+      .strictObject({
+        port: z
+          .number()
+          .int()
+          .min(1024)
+          .max(65535)
+          .default(8080)
+          .describe('Port of /metrics, /healthz and /readyz (a non-root process cannot bind below 1024).'),
+        service: z
+          .strictObject({
+            enabled: z.boolean().default(true).describe('Create the metrics Service(s).'),
+            type: z
+              .enum(['ClusterIP', 'NodePort', 'LoadBalancer'])
+              .default('ClusterIP')
+              .describe('Service type.'),
+            annotations: stringMap('Annotations of the metrics Service(s).'),
+          })
+          .prefault({})
+          .describe('The metrics Service, one for the operator and one for the observer.'),
+        serviceMonitor: z
+          .strictObject({
+            enabled: z
+              .boolean()
+              .default(false)
+              .describe('Create a ServiceMonitor (needs the Prometheus Operator CRDs).'),
+            interval: promDuration('30s', 'Scrape interval.'),
+            scrapeTimeout: promDuration('10s', 'Scrape timeout.'),
+            labels: stringMap('Extra labels, e.g. the one your Prometheus selects ServiceMonitors by.'),
+          })
+          .prefault({})
+          .describe('Prometheus Operator ServiceMonitor.'),
+      })
+      .prefault({})
+      .describe('Metrics and their scraping.'),
+    prometheusRule: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe('Create a PrometheusRule with the alerts (needs the Prometheus Operator CRDs).'),
+        labels: stringMap('Extra labels, e.g. the one your Prometheus selects rules by.'),
+        replicationLagSeconds: z
+          .number()
+          .min(0)
+          .default(30)
+          .describe('Alert when a standby lags more than this (set it to your RPO budget, maxLagSeconds).'),
+        replicationLagFor: promDuration('5m', 'How long the lag must stay over before the alert fires.'),
+        operationStuckMinutes: z
+          .number()
+          .int()
+          .min(1)
+          .default(30)
+          .describe('Alert when a failover or switchover has been in progress longer than this.'),
+        drillOverdueMinutes: z
+          .number()
+          .int()
+          .min(1)
+          .default(120)
+          .describe('Alert when a scheduled drill has not started this long after its time.'),
+        leaderMissingFor: promDuration('2m', 'Alert when no operator replica holds the lease for this long.'),
+      })
+      .prefault({})
+      .describe('Prometheus Operator PrometheusRule with the operator alerts.'),
+  })
+  .describe('Values of the failover-operator chart.');
+
+export type ChartValues = z.infer<typeof chartValues>;

@@ -1,0 +1,72 @@
+/**
+ * Command-line parsing for `kubectl failover`, in kubectl's manner: `--flag value`,
+ * `--flag=value`, short forms (-n, -A, -o), flags before or after the positional arguments.
+ */
+
+/** A mistake in how the command was called; printed with the usage, exit code 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export interface FlagSpec {
+  /** Long name without dashes, e.g. "namespace". */
+  name: string;
+  short?: string;
+  /** A boolean flag takes no value. */
+  boolean?: boolean;
+}
+
+export interface ParsedArgs {
+  positionals: string[];
+  flags: Map<string, string | true>;
+}
+
+export function parseArgs(argv: string[], specs: FlagSpec[]): ParsedArgs {
+  const byLong = new Map(specs.map((s) => [s.name, s]));
+  const byShort = new Map(specs.filter((s) => s.short).map((s) => [s.short as string, s]));
+  const positionals: string[] = [];
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    const long = /^--([a-z][a-z0-9-]*)(?:=(.*))?$/s.exec(arg);
+    const short = /^-([a-zA-Z])(?:=?(.+))?$/s.exec(arg);
+    const spec = long ? byLong.get(long[1] as string) : short ? byShort.get(short[1] as string) : undefined;
+    if (!long && !short) {
+      positionals.push(arg);
+      continue;
+    }
+    if (!spec) {
+      throw new UsageError(
+        `unknown flag ${arg}; flags here are: ${specs.map((s) => `--${s.name}${s.short ? ` (-${s.short})` : ''}`).join(', ')}`,
+      );
+    }
+    const inline = long ? long[2] : short?.[2];
+    if (spec.boolean) {
+      if (inline !== undefined && inline !== 'true' && inline !== 'false') {
+        throw new UsageError(`--${spec.name} takes no value (or =true / =false), got ${inline}`);
+      }
+      if (inline !== 'false') flags.set(spec.name, true);
+      continue;
+    }
+    const value = inline ?? argv[++i];
+    if (value === undefined || (inline === undefined && value.startsWith('-') && value.length > 1)) {
+      throw new UsageError(`--${spec.name} needs a value`);
+    }
+    flags.set(spec.name, value);
+  }
+  return { positionals, flags };
+}
+
+export const flagString = (args: ParsedArgs, name: string): string | undefined => {
+  const v = args.flags.get(name);
+  return typeof v === 'string' ? v : undefined;
+};
+
+export const flagSet = (args: ParsedArgs, name: string): boolean => args.flags.get(name) === true;

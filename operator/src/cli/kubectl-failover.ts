@@ -1,0 +1,178 @@
+/**
+ * `kubectl failover`: a kubectl plugin for people. It shows the state of failover policies and
+ * records promotion requests through the API; the operator does the work (the plugin never talks
+ * to a database or a DNS provider). Run through bin/kubectl-failover.
+ *
+ * Exit codes: 0 done (or, for --dry-run, the operator would act); 1 refused or failed, with the
+ * reason; 2 the command line is wrong.
+ */
+import { contextNamespace, FailoverApi, loadKubeConfig } from './api.ts';
+import { type FlagSpec, flagSet, flagString, type ParsedArgs, parseArgs, UsageError } from './args.ts';
+import { historyCommand } from './history.ts';
+import { promoteCommand } from './promote.ts';
+import { statusCommand } from './status.ts';
+
+const USAGE = `kubectl failover: see and steer regional database failover.
+
+Usage:
+  kubectl failover status [POLICY] [-n NAMESPACE | -A] [-o table|json]
+  kubectl failover promote POLICY --to CLUSTER [--dry-run] [--reason TEXT]
+  kubectl failover promote POLICY --to CLUSTER --failover [--allow-data-loss | --max-lag-seconds N] [--dry-run]
+  kubectl failover history POLICY [-n NAMESPACE] [-o table|json]
+
+Commands:
+  status    One line per policy: primary, standbys, standby lag, phase, epoch, the operation in
+            progress and the last drill.
+  promote   Ask the operator to promote CLUSTER. A switchover (the default) is planned: the old
+            primary is fenced, the standby catches up to zero lag, nothing is lost. --failover is
+            for a primary that is gone; the operator refuses it beyond the RPO budget unless you
+            pass --allow-data-loss. --dry-run prints what the operator would do, or why it would
+            refuse, and changes nothing.
+  history   The operation in progress, past failovers and switchovers, and drills with their
+            measured RTO and RPO.
+
+Flags for every command:
+  -n, --namespace NAME   the policy's namespace (default: the kubeconfig context's)
+      --kubeconfig PATH  kubeconfig file (default: $KUBECONFIG or ~/.kube/config)
+      --context NAME     kubeconfig context
+  -h, --help             this help
+
+Flags of promote:
+      --to CLUSTER           the ReplicaCluster to promote (required)
+      --failover             an unplanned failover instead of a switchover
+      --allow-data-loss      with --failover: promote even beyond the RPO budget
+      --max-lag-seconds N    with --failover: the most lag this request accepts
+      --reason TEXT          recorded in status and in the Event
+      --id ID                the request id (default: a fresh one); each id is acted on once
+      --replace              supersede a request the operator has not handled yet
+      --dry-run              check and explain, change nothing (exit 0: it would act, 1: it would refuse)
+
+Exit codes: 0 done; 1 refused or failed (the reason is printed); 2 wrong command line.`;
+
+const common: FlagSpec[] = [
+  { name: 'namespace', short: 'n' },
+  { name: 'kubeconfig' },
+  { name: 'context' },
+  { name: 'help', short: 'h', boolean: true },
+];
+const output: FlagSpec = { name: 'output', short: 'o' };
+
+function outputFormat(args: ParsedArgs): 'table' | 'json' {
+  const o = flagString(args, 'output') ?? 'table';
+  if (o !== 'table' && o !== 'json') throw new UsageError(`-o must be table or json, got ${o}`);
+  return o;
+}
+
+function onePolicy(args: ParsedArgs, command: string): string {
+  const [policy, ...extra] = args.positionals;
+  if (!policy) throw new UsageError(`${command} needs a POLICY: kubectl failover ${command} POLICY`);
+  if (extra.length) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
+  return policy;
+}
+
+function nonNegativeInteger(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) throw new UsageError(`--${flag} must be a whole number of seconds, got ${value}`);
+  return Number(value);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command) {
+    process.stderr.write(`${USAGE}\n`);
+    return 2;
+  }
+  if (command === '-h' || command === '--help' || command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const specs: Record<string, FlagSpec[]> = {
+    status: [...common, output, { name: 'all-namespaces', short: 'A', boolean: true }],
+    history: [...common, output],
+    promote: [
+      ...common,
+      { name: 'to' },
+      { name: 'failover', boolean: true },
+      { name: 'allow-data-loss', boolean: true },
+      { name: 'max-lag-seconds' },
+      { name: 'reason' },
+      { name: 'id' },
+      { name: 'replace', boolean: true },
+      { name: 'dry-run', boolean: true },
+    ],
+  };
+  const spec = specs[command];
+  if (!spec) throw new UsageError(`unknown command ${command}; commands are: status, promote, history`);
+  const args = parseArgs(rest, spec);
+  if (flagSet(args, 'help')) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const kc = loadKubeConfig({
+    kubeconfig: flagString(args, 'kubeconfig'),
+    context: flagString(args, 'context'),
+  });
+  const api = new FailoverApi(kc);
+  const namespace = flagString(args, 'namespace') ?? contextNamespace(kc);
+  const now = new Date();
+  const print = (text: string) => process.stdout.write(`${text}\n`);
+
+  if (command === 'status') {
+    const [policy, ...extra] = args.positionals;
+    if (extra.length) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
+    const all = flagSet(args, 'all-namespaces');
+    if (all && policy) throw new UsageError('give a POLICY or --all-namespaces, not both');
+    print(
+      await statusCommand(api, {
+        namespace: all ? undefined : namespace,
+        ...(policy ? { policy } : {}),
+        output: outputFormat(args),
+        now,
+      }),
+    );
+    return 0;
+  }
+  if (command === 'history') {
+    print(
+      await historyCommand(api, {
+        namespace,
+        policy: onePolicy(args, 'history'),
+        output: outputFormat(args),
+        now,
+      }),
+    );
+    return 0;
+  }
+  const target = flagString(args, 'to');
+  if (!target) throw new UsageError('promote needs --to CLUSTER: the ReplicaCluster to promote');
+  const failover = flagSet(args, 'failover');
+  const maxLagSeconds = nonNegativeInteger(flagString(args, 'max-lag-seconds'), 'max-lag-seconds');
+  const result = await promoteCommand(api, {
+    namespace,
+    policy: onePolicy(args, 'promote'),
+    target,
+    kind: failover ? 'Failover' : 'Switchover',
+    allowDataLoss: flagSet(args, 'allow-data-loss'),
+    ...(maxLagSeconds !== undefined ? { maxLagSeconds } : {}),
+    ...(flagString(args, 'reason') ? { reason: flagString(args, 'reason') } : {}),
+    ...(flagString(args, 'id') ? { id: flagString(args, 'id') } : {}),
+    replace: flagSet(args, 'replace'),
+    dryRun: flagSet(args, 'dry-run'),
+    now,
+    warn: (message) => process.stderr.write(`warning: ${message}\n`),
+  });
+  print(result.output);
+  return result.exitCode;
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (err) {
+  if (err instanceof UsageError) {
+    process.stderr.write(`error: ${err.message}\nRun kubectl failover --help for usage.\n`);
+    process.exitCode = 2;
+  } else {
+    process.stderr.write(`error: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}

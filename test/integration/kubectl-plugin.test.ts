@@ -1,0 +1,537 @@
+/**
+ * `kubectl failover`, the real executable (bin/kubectl-failover, and through kubectl's own plugin
+ * discovery), against the real API server. No operator runs: the test writes the statuses an
+ * operator would have written, so what the plugin prints and decides is known exactly. It
+ * records requests that the API server's CEL rules check, explains with the operator's own
+ * decide() what the operator would do, and never changes anything on --dry-run.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  failoverObservationType,
+  failoverPolicyType,
+  replicaClusterType,
+} from '../../operator/src/controllers/resources.ts';
+import { KubeClient, type KubeObject } from '../../operator/src/runtime/kube-client.ts';
+import { repoRoot } from '../harness/chart-tools.ts';
+import { mintServiceAccountToken } from '../harness/control-plane.ts';
+import { installCrds } from '../harness/crds.ts';
+import { sharedKubeConfig } from './shared-control-plane.ts';
+
+const ns = `plugin-${process.pid}`;
+const plugin = join(repoRoot, 'bin', 'kubectl-failover');
+let dir: string;
+let adminKubeconfig: string;
+let client: KubeClient;
+
+function kubeconfig(name: string, token: string): string {
+  const cp = inject('controlPlane');
+  const path = join(dir, `${name}.kubeconfig`);
+  writeFileSync(
+    path,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      `clusters: [{name: shared, cluster: {server: "${cp.server}", certificate-authority: "${cp.caPath}"}}]`,
+      `users: [{name: ${name}, user: {token: "${token}"}}]`,
+      `contexts: [{name: shared, context: {cluster: shared, user: ${name}, namespace: ${ns}}}]`,
+      'current-context: shared',
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
+  return path;
+}
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the plugin as a person would, with KUBECONFIG pointing at the shared control plane. */
+function run(args: string[], opts: { kubeconfig?: string; viaKubectl?: boolean } = {}): Promise<Run> {
+  const env = {
+    ...process.env,
+    KUBECONFIG: opts.kubeconfig ?? adminKubeconfig,
+    PATH: `${join(repoRoot, 'bin')}:${process.env.PATH}`,
+  };
+  const [command, argv] = opts.viaKubectl ? ['kubectl', ['failover', ...args]] : [plugin, args];
+  return new Promise((resolve) => {
+    execFile(command, argv as string[], { env, timeout: 60_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+const ago = (seconds: number) =>
+  new Date(Date.now() - seconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+const reachable = (ok: boolean) => [
+  {
+    type: 'Reachable',
+    status: ok ? 'True' : 'False',
+    reason: ok ? 'Connected' : 'ConnectionRefused',
+    message: ok ? 'probe succeeded' : 'connection refused',
+    lastTransitionTime: now(),
+  },
+];
+
+async function cluster(name: string, region: string, status: Record<string, unknown>): Promise<void> {
+  await client.create(replicaClusterType, ns, {
+    apiVersion: 'regionfailover.io/v1alpha1',
+    kind: 'ReplicaCluster',
+    metadata: { name, namespace: ns },
+    spec: {
+      region,
+      provider: { type: 'SelfManaged' },
+      connection: { host: `${name}.db.internal`, credentialsSecretRef: { name: 'pg' } },
+      dnsTarget: `${name}.db.internal`,
+    },
+  });
+  await client.mergePatch(replicaClusterType, ns, name, { status }, 'status');
+}
+
+async function policy(
+  name: string,
+  spec: Record<string, unknown>,
+  status: Record<string, unknown>,
+): Promise<void> {
+  await client.create(failoverPolicyType, ns, {
+    apiVersion: 'regionfailover.io/v1alpha1',
+    kind: 'FailoverPolicy',
+    metadata: { name, namespace: ns },
+    spec: {
+      dns: {
+        provider: {
+          type: 'RFC2136',
+          rfc2136: {
+            server: 'ns1.example.com',
+            tsig: { keyName: 'k', secretRef: { name: 'tsig', key: 'secret' } },
+          },
+        },
+        zone: 'example.com',
+        name: `${name}.example.com`,
+      },
+      // Observations written at the start of the file must still count when the last test runs.
+      detection: { probeIntervalSeconds: 5, failureThreshold: 3, quorum: 2, observationMaxAgeSeconds: 3600 },
+      promotion: { rpo: { maxLagSeconds: 30, maxLagBytes: 16777216 } },
+      ...spec,
+    },
+  });
+  await client.mergePatch(failoverPolicyType, ns, name, { status }, 'status');
+}
+
+async function observation(
+  name: string,
+  policyName: string,
+  observer: string,
+  clusters: unknown[],
+): Promise<void> {
+  await client.create(failoverObservationType, ns, {
+    apiVersion: 'regionfailover.io/v1alpha1',
+    kind: 'FailoverObservation',
+    metadata: { name, namespace: ns },
+    spec: { policy: policyName, observer, observedAt: now(), probeIntervalSeconds: 5, clusters },
+  });
+}
+
+const report = (fields: Record<string, unknown>) => ({
+  kind: 'Switchover',
+  trigger: 'Drill',
+  from: 'orders-a',
+  to: 'orders-b',
+  epoch: 3,
+  result: 'Succeeded',
+  startedAt: ago(2 * 86400 + 60),
+  completedAt: ago(2 * 86400),
+  ...fields,
+});
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'failover-plugin-'));
+  const admin = sharedKubeConfig();
+  await installCrds(admin);
+  await admin.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: ns } } });
+  client = new KubeClient(admin);
+  adminKubeconfig = kubeconfig('admin', inject('controlPlane').adminToken);
+
+  // orders: a healthy pair (a primary, b close behind, c far behind); epoch 3 after past promotions.
+  await cluster('orders-a', 'region-a', {
+    role: 'Primary',
+    health: 'Healthy',
+    lastObservedTime: now(),
+    consecutiveProbeFailures: 0,
+    conditions: reachable(true),
+  });
+  await cluster('orders-b', 'region-b', {
+    role: 'Standby',
+    health: 'Healthy',
+    replicationLagSeconds: 0.4,
+    replicationLagBytes: 1024,
+    lagObservedTime: now(),
+    lastObservedTime: now(),
+    conditions: reachable(true),
+  });
+  await cluster('orders-c', 'region-c', {
+    role: 'Standby',
+    health: 'Degraded',
+    replicationLagSeconds: 120,
+    replicationLagBytes: 50_000_000,
+    lagObservedTime: now(),
+    lastObservedTime: now(),
+    conditions: reachable(true),
+  });
+  await policy(
+    'orders',
+    {
+      primary: 'orders-a',
+      standbys: ['orders-b', 'orders-c'],
+      drills: { schedule: '0 3 * * 1', timeZone: 'Europe/Amsterdam' },
+    },
+    {
+      phase: 'Healthy',
+      activePrimary: 'orders-a',
+      epoch: 3,
+      history: [
+        report({
+          id: 'switchover-e3',
+          trigger: 'Manual',
+          from: 'orders-b',
+          to: 'orders-a',
+          rtoSeconds: 14.2,
+          rpoSeconds: 0,
+          rpoBytes: 0,
+          reason: 'failback after maintenance',
+        }),
+        report({
+          id: 'failover-e2',
+          kind: 'Failover',
+          trigger: 'Automatic',
+          epoch: 2,
+          rtoSeconds: 41,
+          rpoSeconds: 1.5,
+          rpoBytes: 4096,
+          reason: 'region-a lost by 2 of 2 observers',
+        }),
+      ],
+      drills: [
+        report({
+          id: 'drill-e3',
+          rtoSeconds: 12.3,
+          rpoSeconds: 0,
+          rpoBytes: 0,
+          lostWrites: 0,
+          dnsVerifySeconds: 4.1,
+        }),
+      ],
+    },
+  );
+  await observation('orders-west', 'orders', 'west', [
+    { name: 'orders-a', reachable: true, role: 'Primary', consecutiveFailures: 0 },
+  ]);
+
+  // payments: its primary is gone by quorum (the operator's probe and observer west agree).
+  const down = {
+    role: 'Unknown',
+    health: 'Unreachable',
+    lastObservedTime: now(),
+    consecutiveProbeFailures: 6,
+    conditions: reachable(false),
+  };
+  await cluster('payments-a', 'region-a', down);
+  await cluster('payments-b', 'region-b', {
+    role: 'Standby',
+    health: 'Healthy',
+    replicationLagSeconds: 95,
+    replicationLagBytes: 80_000_000,
+    lagObservedTime: ago(10),
+    lastObservedTime: now(),
+    conditions: reachable(true),
+  });
+  await policy(
+    'payments',
+    {
+      primary: 'payments-a',
+      standbys: ['payments-b'],
+      promotion: { mode: 'Manual', rpo: { maxLagSeconds: 30, maxLagBytes: 16777216 } },
+    },
+    { phase: 'Blocked', activePrimary: 'payments-a', epoch: 0 },
+  );
+  await observation('payments-west', 'payments', 'west', [
+    { name: 'payments-a', reachable: false, role: 'Unknown', consecutiveFailures: 6 },
+  ]);
+});
+
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const spec = async (name: string) =>
+  (await client.get<KubeObject>(failoverPolicyType, ns, name)).spec as {
+    promotionRequest?: Record<string, unknown>;
+  };
+
+describe('status', () => {
+  it('prints a table of policies: primary, standbys, lag, phase, epoch, last drill (through kubectl)', async () => {
+    const res = await run(['status'], { viaKubectl: true });
+    expect(res.stderr).toBe('');
+    expect(res.code).toBe(0);
+    const [header, ...rows] = res.stdout.trim().split('\n');
+    expect(header?.split(/\s{2,}/)).toEqual([
+      'POLICY',
+      'PRIMARY',
+      'STANDBYS',
+      'LAG',
+      'PHASE',
+      'EPOCH',
+      'OPERATION',
+      'LAST DRILL',
+    ]);
+    expect(rows[0]?.split(/\s{2,}/)).toEqual([
+      'orders',
+      'orders-a',
+      'orders-b,orders-c',
+      '0.4s',
+      'Healthy',
+      '3',
+      '-',
+      'Succeeded 2d ago, RTO 12.3s',
+    ]);
+    expect(rows[1]?.split(/\s{2,}/)).toEqual([
+      'payments',
+      'payments-a',
+      'payments-b',
+      '1m35s',
+      'Blocked',
+      '0',
+      '-',
+      'not scheduled',
+    ]);
+  });
+
+  it('lists every namespace with -A, and speaks JSON with -o json', async () => {
+    const all = await run(['status', '-A']);
+    expect(all.stdout).toMatch(/^NAMESPACE\s+POLICY/);
+    expect(all.stdout).toMatch(new RegExp(`^${ns}\\s+orders\\s+orders-a`, 'm'));
+    const json = JSON.parse((await run(['status', 'orders', '-o', 'json'])).stdout) as Record<
+      string,
+      unknown
+    >[];
+    expect(json[0]).toMatchObject({
+      name: 'orders',
+      primary: 'orders-a',
+      lagSeconds: 0.4,
+      phase: 'Healthy',
+      epoch: 3,
+      standbys: [
+        { name: 'orders-b', role: 'Standby', lagSeconds: 0.4, lagBytes: 1024 },
+        { name: 'orders-c', role: 'Standby', lagSeconds: 120 },
+      ],
+      lastDrill: { result: 'Succeeded', rtoSeconds: 12.3 },
+    });
+  });
+
+  it('names what is missing: a policy that does not exist, a wrong flag', async () => {
+    const missing = await run(['status', 'nope']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(`FailoverPolicy nope not found in namespace ${ns}`);
+    const usage = await run(['status', '--colour']);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('unknown flag --colour');
+  });
+});
+
+describe('history', () => {
+  it('prints past failovers and switchovers, and drills with RTO, RPO and lost writes', async () => {
+    const res = await run(['history', 'orders']);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toContain(`FailoverPolicy ${ns}/orders: primary orders-a, epoch 3, phase Healthy`);
+    expect(res.stdout).toMatch(
+      /Switchover\s+Manual\s+orders-b\s+orders-a\s+3\s+Succeeded\s+14.2s\s+0s\/0B\s+failback after maintenance/,
+    );
+    expect(res.stdout).toMatch(
+      /Failover\s+Automatic\s+orders-a\s+orders-b\s+2\s+Succeeded\s+41s\s+1.5s\/4KiB/,
+    );
+    expect(res.stdout).toMatch(/Drills, newest first:\nCOMPLETED.*LOST WRITES\s+DNS VERIFIED IN/);
+    expect(res.stdout).toMatch(
+      /Switchover\s+Drill\s+orders-a\s+orders-b\s+3\s+Succeeded\s+12.3s\s+0s\/0B\s+0\s+4.1s/,
+    );
+    const none = await run(['history', 'payments']);
+    expect(none.stdout).toContain('none: the policy schedules no drills');
+  });
+});
+
+describe('promote --dry-run', () => {
+  it('explains a switchover the operator would start, and changes nothing', async () => {
+    const before = await client.get<KubeObject>(failoverPolicyType, ns, 'orders');
+    const res = await run(['promote', 'orders', '--to', 'orders-b', '--dry-run']);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toContain('API server:  accepts the request');
+    expect(res.stdout).toContain('would start a Switchover from orders-a to orders-b, epoch 3 → 4');
+    expect(res.stdout).toContain('orders-b: Standby, lag 0.4s / 1KiB');
+    expect(res.stdout).toMatch(/verdict: primary not down: 2 of 2 observers reach orders-a/);
+    const after = await client.get<KubeObject>(failoverPolicyType, ns, 'orders');
+    expect(after.metadata.resourceVersion).toBe(before.metadata.resourceVersion);
+  });
+
+  it('says why the operator would refuse a failover while the primary is up', async () => {
+    const res = await run(['promote', 'orders', '--to', 'orders-b', '--failover', '--dry-run']);
+    expect(res.code).toBe(1);
+    expect(res.stdout).toContain(
+      'would refuse it (PrimaryAvailable): the primary orders-a is reachable and accepts writes; use kind: Switchover',
+    );
+  });
+
+  it('refuses a failover beyond the RPO budget, and accepts it when data loss is allowed', async () => {
+    const refused = await run(['promote', 'payments', '--to', 'payments-b', '--failover', '--dry-run']);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toContain('would refuse it (LagAboveBudget): payments-b lags 95.0 s');
+    expect(refused.stdout).toMatch(/verdict: primary down: 2 of 2 observers have not reached payments-a/);
+    const allowed = await run([
+      'promote',
+      'payments',
+      '--to',
+      'payments-b',
+      '--failover',
+      '--allow-data-loss',
+      '--dry-run',
+    ]);
+    expect(allowed.code, allowed.stdout).toBe(0);
+    expect(allowed.stdout).toContain('would start a Failover from payments-a to payments-b, epoch 0 → 1');
+  });
+
+  it('prints the API server refusal of a request its rules reject', async () => {
+    const res = await run(['promote', 'orders', '--to', 'orders-b', '--max-lag-seconds', '5', '--dry-run']);
+    expect(res.code).toBe(1);
+    expect(res.stdout).toContain('API server:  would refuse it:');
+    expect(res.stdout).toContain('maxLagSeconds applies to kind: Failover only');
+  });
+});
+
+describe('promote', () => {
+  const refusals: [string[], string][] = [
+    [['--to', 'orders-z'], 'promotionRequest.target must be the primary or one of the standbys'],
+    [
+      ['--to', 'orders-b', '--allow-data-loss'],
+      'a Switchover never loses data: remove allowDataLoss, or use kind: Failover',
+    ],
+    [
+      ['--to', 'orders-b', '--failover', '--max-lag-seconds', '100'],
+      'promotionRequest.maxLagSeconds exceeds the RPO budget (promotion.rpo.maxLagSeconds): set allowDataLoss: true',
+    ],
+  ];
+  for (const [flags, message] of refusals) {
+    it(`prints the API server's own message: ${message.slice(0, 60)}…`, async () => {
+      const res = await run(['promote', 'orders', ...flags]);
+      expect(res.code).toBe(1);
+      expect(res.stderr).toContain('error: the API server refused the request:');
+      expect(res.stderr).toContain(message);
+      expect((await spec('orders')).promotionRequest).toBeUndefined();
+    });
+  }
+
+  it('records a switchover request with a fresh id and who asked; the operator does the rest', async () => {
+    const res = await run(
+      ['promote', 'orders', '--to', 'orders-b', '--reason', 'kernel upgrade in region-a'],
+      {
+        viaKubectl: true,
+      },
+    );
+    expect(res.code, res.stderr).toBe(0);
+    const request = (await spec('orders')).promotionRequest;
+    expect(request).toMatchObject({
+      target: 'orders-b',
+      kind: 'Switchover',
+      allowDataLoss: false,
+      reason: 'kernel upgrade in region-a',
+      requestedBy: 'admin',
+    });
+    expect(request?.id).toMatch(/^switchover-\d{8}-\d{6}-[0-9a-f]{4}$/);
+    expect(res.stdout).toContain(
+      `Requested: Switchover of ${ns}/orders to orders-b (request ${request?.id})`,
+    );
+    expect((await run(['status', 'orders'])).stdout).toMatch(
+      /Healthy\s+3\s+requested: Switchover to orders-b\s/,
+    );
+  });
+
+  it('does not overwrite a request the operator has not handled, unless told to replace it', async () => {
+    const first = (await spec('orders')).promotionRequest?.id;
+    const again = await run(['promote', 'orders', '--to', 'orders-c']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain(`already has a request the operator has not handled: ${first}`);
+    const replaced = await run(['promote', 'orders', '--to', 'orders-c', '--replace']);
+    expect(replaced.code, replaced.stderr).toBe(0);
+    expect((await spec('orders')).promotionRequest).toMatchObject({ target: 'orders-c' });
+    // As the operator would: mark it handled, after which a new request needs no --replace.
+    const handled = (await spec('orders')).promotionRequest?.id;
+    await client.mergePatch(
+      failoverPolicyType,
+      ns,
+      'orders',
+      { status: { lastHandledRequestId: handled } },
+      'status',
+    );
+    const next = await run(['promote', 'orders', '--to', 'orders-b', '--id', 'drill-by-hand']);
+    expect(next.code, next.stderr).toBe(0);
+    expect((await spec('orders')).promotionRequest).toMatchObject({
+      id: 'drill-by-hand',
+      target: 'orders-b',
+    });
+  });
+
+  it('records a failover that allows data loss', async () => {
+    const res = await run(['promote', 'payments', '--to', 'payments-b', '--failover', '--allow-data-loss']);
+    expect(res.code, res.stderr).toBe(0);
+    expect((await spec('payments')).promotionRequest).toMatchObject({
+      kind: 'Failover',
+      allowDataLoss: true,
+      target: 'payments-b',
+    });
+  });
+
+  it('tells someone who may only read that a promotion needs the edit role', async () => {
+    const admin = sharedKubeConfig();
+    await admin.makeApiClient(RbacAuthorizationV1Api).createNamespacedRole({
+      namespace: ns,
+      body: {
+        metadata: { name: 'failover-viewer' },
+        rules: [
+          {
+            apiGroups: ['regionfailover.io'],
+            resources: ['failoverpolicies', 'replicaclusters', 'failoverobservations'],
+            verbs: ['get', 'list', 'watch'],
+          },
+        ],
+      },
+    });
+    await admin.makeApiClient(RbacAuthorizationV1Api).createNamespacedRoleBinding({
+      namespace: ns,
+      body: {
+        metadata: { name: 'failover-viewer' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'failover-viewer' },
+        subjects: [{ kind: 'ServiceAccount', name: 'viewer', namespace: ns }],
+      },
+    });
+    const viewer = kubeconfig('viewer', await mintServiceAccountToken(admin, ns, 'viewer'));
+    const status = await run(['status'], { kubeconfig: viewer });
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toContain('orders');
+    const promote = await run(['promote', 'payments', '--to', 'payments-b', '--failover', '--replace'], {
+      kubeconfig: viewer,
+    });
+    expect(promote.code).toBe(1);
+    expect(promote.stderr).toContain(`you may not change FailoverPolicies in namespace ${ns}`);
+    expect(promote.stderr).toContain('ask for the edit role');
+    const dryRun = await run(['promote', 'orders', '--to', 'orders-b', '--dry-run'], { kubeconfig: viewer });
+    expect(dryRun.code, dryRun.stderr).toBe(0);
+    expect(dryRun.stdout).toContain('API server:  not asked: you may not patch FailoverPolicies');
+    expect(dryRun.stdout).toContain('would start a Switchover from orders-a to orders-b');
+  });
+});
