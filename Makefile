@@ -66,8 +66,11 @@ install-plugin: $(NODE_STAMP) ## Symlink bin/kubectl-failover into PLUGIN_DIR (d
 	@case ":$$PATH:" in *":$(PLUGIN_DIR):"*) ;; *) echo "add $(PLUGIN_DIR) to PATH so kubectl finds the plugin";; esac
 	@echo "installed: kubectl failover --help"
 
-bench: deps ## Benchmarks against real parts; prints the figures (takes several minutes)
+bench: deps ## Benchmarks against real parts; prints the figures (takes ~10 minutes)
+	node bench/control-plane-start.ts
 	node bench/reconcile-at-scale.ts
+	node bench/probe-cost.ts
+	node bench/failover-timing.ts
 
 up: deps ## Start the local environment in the background; writes .local/env.sh
 	node test/local-env/up.ts

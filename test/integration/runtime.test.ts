@@ -234,10 +234,11 @@ describe('a reconcile error', () => {
     const errorsAfterFix = await op.metric('controller_runtime_reconcile_errors_total', {
       controller: 'failoverpolicy',
     });
+    // A policy reconcile that succeeds asks to look again after the probe interval.
     expect(
       await op.metric('controller_runtime_reconcile_total', {
         controller: 'failoverpolicy',
-        result: 'success',
+        result: 'requeue_after',
       }),
     ).toBeGreaterThan(0);
     await op.stop();

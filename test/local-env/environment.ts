@@ -1,11 +1,16 @@
 /**
- * The local environment behind `make up` and `make demo`: everything the operator talks to,
- * started on loopback on this one machine. Later parts (PostgreSQL regions, BIND, moto) join here.
+ * The local two-region environment behind `make up` and `make demo`: a Kubernetes control plane
+ * and the failover stack (region A primary, region B standby, BIND, two observers, the operator),
+ * all on loopback on this one machine.
  */
 import { ControlPlane } from '../harness/control-plane.ts';
+import { FailoverStack, PRIMARY_ADDRESS, RECORD, STANDBY_ADDRESS } from '../harness/failover-stack.ts';
+
+export const NAMESPACE = 'failover-demo';
 
 export interface LocalEnvironment {
   controlPlane: ControlPlane;
+  stack: FailoverStack;
   /** Shell exports for `.local/env.sh`. */
   exports: Record<string, string>;
   stop(): Promise<void>;
@@ -13,12 +18,46 @@ export interface LocalEnvironment {
 
 export async function startLocalEnvironment(log: (line: string) => void): Promise<LocalEnvironment> {
   log('starting the Kubernetes control plane (etcd + kube-apiserver) on loopback');
-  const t0 = Date.now();
+  let t = Date.now();
   const controlPlane = await ControlPlane.start({ name: 'failover-local' });
-  log(`control plane ready at ${controlPlane.server} in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+  log(`control plane ready at ${controlPlane.server} in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  log(
+    `starting region A (PostgreSQL primary on ${PRIMARY_ADDRESS}), region B (streaming standby on ${STANDBY_ADDRESS}), BIND, observers in regions B and C, and the operator`,
+  );
+  t = Date.now();
+  let stack: FailoverStack;
+  try {
+    stack = await FailoverStack.start({
+      name: 'local',
+      kubeConfig: controlPlane.kubeConfig(),
+      kubeconfigPath: controlPlane.kubeconfigPath,
+      namespace: NAMESPACE,
+    });
+  } catch (err) {
+    await controlPlane.stop();
+    throw err;
+  }
+  log(
+    `two regions up in ${((Date.now() - t) / 1000).toFixed(1)} s; ${RECORD} is served by BIND at ${stack.bind.host}:${stack.bind.port}`,
+  );
   return {
     controlPlane,
-    exports: { KUBECONFIG: controlPlane.kubeconfigPath },
-    stop: () => controlPlane.stop(),
+    stack,
+    exports: {
+      KUBECONFIG: controlPlane.kubeconfigPath,
+      FAILOVER_NAMESPACE: NAMESPACE,
+      FAILOVER_DNS_SERVER: `${stack.bind.host}:${stack.bind.port}`,
+      FAILOVER_DNS_NAME: RECORD,
+      FAILOVER_PG_PORT: String(stack.pair.primary.port),
+      FAILOVER_PG_PRIMARY: PRIMARY_ADDRESS,
+      FAILOVER_PG_STANDBY: STANDBY_ADDRESS,
+      PGUSER: stack.pair.user,
+      PGPASSWORD: stack.pair.password,
+      PGDATABASE: stack.pair.database,
+    },
+    stop: async () => {
+      await stack.stop();
+      await controlPlane.stop();
+    },
   };
 }

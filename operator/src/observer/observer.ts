@@ -23,6 +23,7 @@ import { isNotFound, type KubeClient, type KubeObject } from '../runtime/kube-cl
 import type { Logger } from '../runtime/logger.ts';
 import type { Metrics } from '../runtime/metrics.ts';
 import { done, type ReconcileResult, requeueAfter } from '../runtime/reconcile.ts';
+import { timestamp } from '../runtime/time.ts';
 
 export interface ObserverOptions {
   client: KubeClient;
@@ -50,13 +51,12 @@ export function parseEndpointOverrides(
   return map;
 }
 
-const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-
 export class Observer {
   private readonly opts: ObserverOptions;
   private readonly policies: Informer<KubeObject>;
   private readonly clusters: Informer<KubeObject>;
   private readonly probes: ClusterProbes;
+  private readonly lastRound = new Map<string, number>();
   readonly controller: Controller;
 
   constructor(options: ObserverOptions) {
@@ -124,6 +124,10 @@ export class Observer {
     if (!spec.success) return done();
     const namespace = policy.metadata.namespace ?? 'default';
     const interval = spec.data.detection.probeIntervalSeconds;
+    // One round per interval, however often the policy changes: a failure count must mean time.
+    const sinceLast = Date.now() - (this.lastRound.get(key) ?? 0);
+    if (sinceLast < interval * 800) return requeueAfter(interval * 1000 - sinceLast);
+    this.lastRound.set(key, Date.now());
     const names = [spec.data.primary, ...spec.data.standbys];
     const status = failoverPolicyStatus.safeParse(policy.status ?? {});
     const active = (status.success ? status.data.activePrimary : undefined) ?? spec.data.primary;
@@ -143,6 +147,7 @@ export class Observer {
           spec: clusterSpec,
           activePrimaryKey: objectKey({ metadata: { name: active, namespace } }),
           primaryMaxAgeMs: interval * 2000 + 1000,
+          minIntervalMs: interval * 800,
         });
         const obs = record.observation;
         return {
@@ -150,7 +155,7 @@ export class Observer {
           reachable: obs.reachable,
           role: obs.reachable ? obs.role : ('Unknown' as const),
           consecutiveFailures: record.consecutiveFailures,
-          ...(record.lastReachableAt ? { lastSuccessTime: iso(record.lastReachableAt) } : {}),
+          ...(record.lastReachableAt ? { lastSuccessTime: timestamp(record.lastReachableAt) } : {}),
           ...(obs.failure ? { failureReason: obs.failure.reason } : {}),
           ...(obs.lsn ? { lsn: obs.lsn } : {}),
         };
@@ -160,7 +165,7 @@ export class Observer {
       policy: policy.metadata.name,
       observer: this.opts.name,
       ...(this.opts.region ? { region: this.opts.region } : {}),
-      observedAt: iso(this.opts.clock.now()),
+      observedAt: timestamp(this.opts.clock.now()),
       probeIntervalSeconds: interval,
       clusters: probes.filter((p) => p !== undefined),
     };

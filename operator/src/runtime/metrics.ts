@@ -142,6 +142,25 @@ export class Metrics {
     labelNames: ['namespace', 'policy', 'region', 'cluster'] as const,
     registers: [this.registry],
   });
+  // Failover operations, per policy.
+  readonly operationStart = new Gauge({
+    name: 'failover_operation_start_timestamp_seconds',
+    help: 'Start time of the failover or switchover in progress (0 when none), for "stuck operation" alerts',
+    labelNames: ['namespace', 'policy'] as const,
+    registers: [this.registry],
+  });
+  readonly operations = new Counter({
+    name: 'failover_operations_total',
+    help: 'Finished failovers and switchovers, by kind, trigger and result',
+    labelNames: ['namespace', 'policy', 'kind', 'trigger', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly epoch = new Gauge({
+    name: 'failover_epoch',
+    help: 'The failover epoch of each policy: one step per promotion',
+    labelNames: ['namespace', 'policy'] as const,
+    registers: [this.registry],
+  });
   readonly probeDuration = new Histogram({
     name: 'failover_probe_duration_seconds',
     help: 'Time of one probe of one database',

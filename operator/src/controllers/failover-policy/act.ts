@@ -12,6 +12,7 @@ import type { DnsServerAddress } from '../../providers/dns/verifier.ts';
 import { canonicalValue } from '../../providers/dns/verifier.ts';
 import { isProviderError } from '../../providers/errors.ts';
 import type { EventInput } from '../../runtime/events.ts';
+import { timestamp } from '../../runtime/time.ts';
 import type { Action } from './decide.ts';
 import { advance, failedAttempt, finish, hasTouchedDatabases, isTerminal, withStep } from './operation.ts';
 
@@ -42,7 +43,6 @@ export interface ActResult {
   error?: unknown;
 }
 
-const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 const ev = (type: EventInput['type'], reason: string, action: string, note: string): EventInput => ({
   type,
   reason,
@@ -79,7 +79,7 @@ export async function act(
                   outcome: 'Accepted',
                   reason: 'Accepted',
                   message: `${op.kind} to ${op.to} started`,
-                  time: iso(now),
+                  time: timestamp(now),
                 },
               }
             : {}),
@@ -105,7 +105,7 @@ export async function act(
             outcome: 'Rejected',
             reason: action.reason,
             message: action.message,
-            time: iso(now),
+            time: timestamp(now),
           },
         },
         events: [
@@ -184,7 +184,7 @@ function complete(status: FailoverPolicyStatus, op: Operation, now: Date): ActRe
               outcome: succeeded ? 'Succeeded' : 'Aborted',
               reason: succeeded ? 'Completed' : 'Aborted',
               message: op.reason ?? '',
-              time: iso(now),
+              time: timestamp(now),
             },
           }
         : {}),
@@ -287,7 +287,7 @@ async function stepAction(
       const { alreadyPrimary } = await target.promote({ operationId: op.id, epoch: op.epoch, kind: op.kind });
       // After an interrupted promotion the heartbeat with the new epoch may still be owed.
       await target.writeHeartbeat(op.epoch, now);
-      return next({}, { activePrimary: op.to, epoch: op.epoch, lastFailoverTime: iso(now) }, [
+      return next({}, { activePrimary: op.to, epoch: op.epoch, lastFailoverTime: timestamp(now) }, [
         ev(
           'Normal',
           'StandbyPromoted',
@@ -309,7 +309,7 @@ async function stepAction(
         owner: ports.owner,
         epoch: op.epoch,
       });
-      return next({ dnsChangedAt: op.dnsChangedAt ?? iso(now) }, {}, [
+      return next({ dnsChangedAt: op.dnsChangedAt ?? timestamp(now) }, {}, [
         ev(
           'Normal',
           'DnsRepointed',

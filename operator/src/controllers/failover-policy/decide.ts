@@ -20,6 +20,7 @@ import type {
 } from '../../api/v1alpha1/index.ts';
 import type { DatabaseRole } from '../../providers/database/port.ts';
 import type { ConditionInput } from '../../runtime/conditions.ts';
+import { timestamp } from '../../runtime/time.ts';
 import { isTerminal } from './operation.ts';
 
 type Phase = (typeof policyPhase.options)[number];
@@ -42,6 +43,8 @@ export interface Vote {
   observedAt: Date;
   reachable: boolean;
   consecutiveFailures: number;
+  /** When this observer last reached it: the primary was alive at least until then. */
+  lastSeenAt?: Date;
 }
 
 export interface DecideInput {
@@ -77,13 +80,14 @@ export interface Plan {
 
 export interface PrimaryVerdict {
   down: boolean;
+  /** The last moment any fresh down-voter still reached the primary: when it was lost, at the latest. */
+  lastSeenAt?: Date;
   downVotes: number;
   upVotes: number;
   fresh: number;
   message: string;
 }
 
-const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 const ms = (s: number) => s * 1000;
 
 /** Observations older than this are ignored. */
@@ -113,12 +117,17 @@ export function judgePrimary(
   const upVotes = fresh.filter((v) => v.reachable).length;
   const { quorum, failureThreshold } = spec.detection;
   const down = downVotes >= quorum && downVotes > upVotes;
+  const seen = fresh
+    .filter((v) => !v.reachable)
+    .map((v) => v.lastSeenAt?.getTime())
+    .filter((t): t is number => t !== undefined);
+  const lastSeenAt = seen.length ? new Date(Math.max(...seen)) : undefined;
   const message = down
     ? `${downVotes} of ${fresh.length} observers have not reached ${primary} for ${failureThreshold}+ probes (quorum ${quorum})`
     : fresh.length < quorum
       ? `only ${fresh.length} fresh observer(s) of ${primary}; quorum is ${quorum}`
       : `${upVotes} of ${fresh.length} observers reach ${primary}`;
-  return { down, downVotes, upVotes, fresh: fresh.length, message };
+  return { down, downVotes, upVotes, fresh: fresh.length, message, ...(lastSeenAt ? { lastSeenAt } : {}) };
 }
 
 interface Candidate {
@@ -185,7 +194,7 @@ export function chooseStandby(input: DecideInput, primaryLostAt: Date): Candidat
 }
 
 function operationId(kind: Operation['kind'], epoch: number, now: Date): string {
-  return `${kind.toLowerCase()}-e${epoch}-${iso(now)
+  return `${kind.toLowerCase()}-e${epoch}-${timestamp(now)
     .replace(/[-:TZ]/g, '')
     .slice(0, 14)}`;
 }
@@ -201,8 +210,8 @@ function newOperation(
     from: status.activePrimary ?? spec.primary,
     epoch,
     step: 'Detected',
-    startedAt: iso(now),
-    stepStartedAt: iso(now),
+    startedAt: timestamp(now),
+    stepStartedAt: timestamp(now),
     ...fields,
   };
 }
@@ -292,7 +301,7 @@ export function decide(input: DecideInput): Plan {
   const { spec, status, clusters, now } = input;
   const active = status.activePrimary ?? spec.primary;
   const verdict = judgePrimary(spec, input.votes, now, active);
-  const primaryDownSince = verdict.down ? (status.primaryDownSince ?? iso(now)) : undefined;
+  const primaryDownSince = verdict.down ? (status.primaryDownSince ?? timestamp(now)) : undefined;
   const standbyLagSeconds = [spec.primary, ...spec.standbys]
     .filter((n) => n !== active)
     .map((n) => clusters[n])
@@ -332,7 +341,7 @@ export function decide(input: DecideInput): Plan {
           operation: {
             ...op,
             step: 'Fencing',
-            stepStartedAt: iso(now),
+            stepStartedAt: timestamp(now),
             reason: `${op.from} accepts writes again; fencing it before promoting`,
           },
         },
@@ -349,7 +358,7 @@ export function decide(input: DecideInput): Plan {
           operation: {
             ...op,
             step: 'Aborted',
-            stepStartedAt: iso(now),
+            stepStartedAt: timestamp(now),
             reason: `${op.from} is reachable again before anything was changed`,
           },
         },
@@ -395,7 +404,7 @@ export function decide(input: DecideInput): Plan {
   }
 
   // 4. The primary is down by quorum. Fail over automatically only inside every limit.
-  const downSince = new Date(primaryDownSince ?? iso(now));
+  const downSince = new Date(primaryDownSince ?? timestamp(now));
   const blocked = (reason: BlockReason, message: string) =>
     plan({ kind: 'Observe', requeueMs: probeMs }, 'Blocked', [
       { type: 'FailoverBlocked', status: 'True', reason, message },
@@ -440,7 +449,10 @@ export function decide(input: DecideInput): Plan {
         kind: 'Failover',
         trigger: 'Automatic',
         to: candidate.facts.name,
-        primaryLostAt: iso(downSince),
+        // RTO counts from when the primary was last seen alive, not from when the quorum agreed.
+        primaryLostAt: timestamp(
+          verdict.lastSeenAt && verdict.lastSeenAt < downSince ? verdict.lastSeenAt : downSince,
+        ),
         estimatedLossBytes: candidate.facts.lagBytes,
         estimatedLossSeconds: candidate.facts.lagSeconds,
         reason: verdict.message,

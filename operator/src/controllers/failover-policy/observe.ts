@@ -53,6 +53,7 @@ export function voteFromProbe(record: ProbeRecord | undefined): Vote[] {
       observedAt: record.at,
       reachable: record.observation.reachable,
       consecutiveFailures: record.consecutiveFailures,
+      ...(record.lastReachableAt ? { lastSeenAt: record.lastReachableAt } : {}),
     },
   ];
 }
@@ -86,6 +87,7 @@ export function votesFromObservations(
         observedAt: new Date(o.observedAt),
         reachable: probe.reachable,
         consecutiveFailures: probe.consecutiveFailures,
+        ...(probe.lastSuccessTime ? { lastSeenAt: new Date(probe.lastSuccessTime) } : {}),
       },
     ];
   });

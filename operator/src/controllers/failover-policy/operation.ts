@@ -10,6 +10,7 @@
  *   Anything that can stop before touching a database: Detected → Aborted
  */
 import type { FailoverPolicyStatus, Operation, OperationReport } from '../../api/v1alpha1/index.ts';
+import { timestamp } from '../../runtime/time.ts';
 
 export type Step = Operation['step'];
 
@@ -44,17 +45,15 @@ export function nextStep(op: Operation): Step {
   return steps[i + 1] as Step;
 }
 
-const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-
 /** The operation advanced to its next step, with whatever the finished step learned. */
 export function advance(op: Operation, now: Date, learned: Partial<Operation> = {}): Operation {
   const { attempts: _a, lastError: _e, ...rest } = op;
-  return { ...rest, ...learned, step: nextStep(op), stepStartedAt: iso(now) };
+  return { ...rest, ...learned, step: nextStep(op), stepStartedAt: timestamp(now) };
 }
 
 export function withStep(op: Operation, step: Step, now: Date, reason?: string): Operation {
   const { attempts: _a, lastError: _e, ...rest } = op;
-  return { ...rest, step, stepStartedAt: iso(now), ...(reason ? { reason } : {}) };
+  return { ...rest, step, stepStartedAt: timestamp(now), ...(reason ? { reason } : {}) };
 }
 
 /** Records a failed attempt of the current step (the step stays; it is retried with backoff). */
@@ -77,7 +76,7 @@ export function reportOf(op: Operation, now: Date, result: OperationReport['resu
     epoch: op.epoch,
     result,
     startedAt: op.startedAt,
-    completedAt: iso(now),
+    completedAt: timestamp(now),
     ...(result === 'Succeeded' ? { rtoSeconds: seconds(op.primaryLostAt ?? op.startedAt, now) } : {}),
     ...(result === 'Succeeded' && op.estimatedLossSeconds !== undefined
       ? { rpoSeconds: op.estimatedLossSeconds }

@@ -231,6 +231,7 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
         now,
       );
     }
+    exportMetrics(ctx, namespace, object.metadata.name, previous, next);
     await announce(ctx, object, previous, next, result.events);
     await writeStatus(
       ctx.client,
@@ -333,6 +334,28 @@ async function announce(
       reason: c.reason,
       action: 'Observe',
       note: c.message,
+    });
+  }
+}
+
+function exportMetrics(
+  ctx: OperatorContext,
+  namespace: string,
+  policy: string,
+  previous: FailoverPolicyStatus,
+  next: FailoverPolicyStatus,
+): void {
+  const labels = { namespace, policy };
+  const op = next.currentOperation;
+  ctx.metrics.operationStart.set(labels, op ? new Date(op.startedAt).getTime() / 1000 : 0);
+  ctx.metrics.epoch.set(labels, next.epoch ?? 0);
+  const finished = next.history?.[0];
+  if (finished && finished.id !== previous.history?.[0]?.id) {
+    ctx.metrics.operations.inc({
+      ...labels,
+      kind: finished.kind,
+      trigger: finished.trigger,
+      result: finished.result,
     });
   }
 }

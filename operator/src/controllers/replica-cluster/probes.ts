@@ -40,6 +40,12 @@ export interface ProbeTarget {
   heartbeatEpoch?: number;
   /** A primary observation older than this is too old to measure lag against. */
   primaryMaxAgeMs: number;
+  /**
+   * A probe sooner than this after the last one returns the last result instead. Reconciles come
+   * from timers and from events; without this floor, a burst of events would count several
+   * "consecutive failures" within one probe interval and shrink the detection window.
+   */
+  minIntervalMs?: number;
 }
 
 export type ProviderFactory = (
@@ -125,6 +131,8 @@ export class ClusterProbes {
   /** Probes one cluster; never throws. */
   async probe(target: ProbeTarget): Promise<ProbeRecord> {
     const now = this.clock.now();
+    const last = this.records.get(target.key);
+    if (last && target.minIntervalMs && now.getTime() - last.at.getTime() < target.minIntervalMs) return last;
     const started = performance.now();
     let observation: DatabaseObservation;
     try {

@@ -20,6 +20,7 @@ import { type ConditionInput, changedConditions, setCondition } from '../../runt
 import { objectKey } from '../../runtime/informer.ts';
 import type { KubeObject } from '../../runtime/kube-client.ts';
 import { done, type ReconcileResult, requeueAfter } from '../../runtime/reconcile.ts';
+import { timestamp } from '../../runtime/time.ts';
 import type { OperatorContext } from '../context.ts';
 import { readSpec, readStatus } from '../read-object.ts';
 import { replicaClusterType } from '../resources.ts';
@@ -28,8 +29,6 @@ import type { ProbeRecord } from './probes.ts';
 
 const STATUS_REFRESH_MS = 30_000;
 const DEFAULT_INTERVAL_S = 5;
-
-const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 interface PolicyView {
   name: string;
@@ -111,6 +110,8 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
         : undefined,
       ...(isActivePrimary && policy ? { heartbeatEpoch: policy.epoch } : {}),
       primaryMaxAgeMs: interval * 2000 + 1000,
+      // 80 % of the interval: timers are not exact, but extra reconciles must not probe early.
+      minIntervalMs: interval * 800,
     });
 
     const status = summarize(previous, record, spec.spec, policy, generation, now);
@@ -243,11 +244,11 @@ export function summarize(
     observedGeneration: generation,
     role,
     health,
-    lastObservedTime: iso(now),
+    lastObservedTime: timestamp(now),
     consecutiveProbeFailures: record.consecutiveFailures,
     conditions: list,
   };
-  if (record.lastReachableAt) status.lastReachableTime = iso(record.lastReachableAt);
+  if (record.lastReachableAt) status.lastReachableTime = timestamp(record.lastReachableAt);
   if (obs.timeline !== undefined) status.timeline = obs.timeline;
   else if (previous.timeline !== undefined) status.timeline = previous.timeline;
   if (obs.lsn) status.lsn = obs.lsn;
@@ -255,7 +256,7 @@ export function summarize(
   if (role === 'Standby' && lag) {
     status.replicationLagBytes = lag.bytes;
     if (lagSeconds !== undefined) status.replicationLagSeconds = lagSeconds;
-    status.lagObservedTime = iso(lag.at);
+    status.lagObservedTime = timestamp(lag.at);
   } else if (role === 'Primary') {
     status.replicationLagBytes = 0;
     status.replicationLagSeconds = 0;

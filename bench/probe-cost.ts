@@ -1,0 +1,198 @@
+/**
+ * Benchmark: what probing costs.
+ *
+ * 1. One probe cycle of one cluster against a real PostgreSQL primary and standby: time per probe
+ *    (pooled connection, steady state) and the connections it holds open.
+ * 2. The operator process probing 200 clusters every 2 s (100 policies, each a primary and a
+ *    standby pointed at the same real pair): its CPU use and memory over BENCH_PROBE_SECONDS.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { ClusterProbes } from '../operator/src/controllers/replica-cluster/probes.ts';
+import { failoverPolicyType, replicaClusterType } from '../operator/src/controllers/resources.ts';
+import { systemClock } from '../operator/src/runtime/clock.ts';
+import { KubeClient } from '../operator/src/runtime/kube-client.ts';
+import { silentLogger } from '../operator/src/runtime/logger.ts';
+import { ControlPlane } from '../test/harness/control-plane.ts';
+import { installCrds } from '../test/harness/crds.ts';
+import { OperatorProcess } from '../test/harness/operator-process.ts';
+import { startPostgresPair } from '../test/harness/postgres.ts';
+import { installSignalCleanup } from '../test/harness/processes.ts';
+import { waitFor } from '../test/harness/wait.ts';
+
+const CLUSTERS = Number(process.env.BENCH_CLUSTERS ?? 200);
+const SECONDS = Number(process.env.BENCH_PROBE_SECONDS ?? 60);
+const say = (s: string) => process.stdout.write(`[bench probes] ${s}\n`);
+const ns = 'bench-probes';
+
+const cp = await ControlPlane.start({ name: 'bench-probes' });
+const pair = await startPostgresPair({
+  name: 'bench-probes',
+  settings: { max_connections: CLUSTERS * 2 + 50 },
+});
+const dir = mkdtempSync(join(tmpdir(), 'failover-bench-probes-'));
+let op: OperatorProcess | undefined;
+installSignalCleanup(async () => {
+  await op?.stop();
+  await pair.stop();
+  await cp.stop();
+});
+
+const cpuSeconds = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+};
+const memory = (pid: number) => {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return {
+    rss: Number(/VmRSS:\s+(\d+)/.exec(s)?.[1]) / 1024,
+    hwm: Number(/VmHWM:\s+(\d+)/.exec(s)?.[1]) / 1024,
+  };
+};
+const connections = async (app: string) =>
+  Number(
+    (
+      await pair.primary.query<{ n: string }>(
+        'SELECT count(*)::text AS n FROM pg_stat_activity WHERE application_name = $1',
+        [app],
+      )
+    )[0]?.n ?? 0,
+  ) +
+  Number(
+    (
+      await pair.standby.query<{ n: string }>(
+        'SELECT count(*)::text AS n FROM pg_stat_activity WHERE application_name = $1',
+        [app],
+      )
+    )[0]?.n ?? 0,
+  );
+
+try {
+  const kc = cp.kubeConfig();
+  await installCrds(kc);
+  const core = kc.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: ns } } });
+  await core.createNamespacedSecret({
+    namespace: ns,
+    body: { metadata: { name: 'pg' }, stringData: { username: pair.user, password: pair.password } },
+  });
+  const client = new KubeClient(kc);
+  const clusterSpec = (node: 'primary' | 'standby', region: string) => ({
+    region,
+    provider: { type: 'SelfManaged' as const },
+    connection: {
+      host: '127.0.0.1',
+      port: pair.server(node).port,
+      database: pair.database,
+      sslMode: 'disable' as const,
+      credentialsSecretRef: { name: 'pg', usernameKey: 'username', passwordKey: 'password' },
+    },
+    dnsTarget: '127.0.0.1',
+  });
+
+  // 1. One cluster, probed in a loop, in this process.
+  const probes = new ClusterProbes({
+    client,
+    clock: systemClock,
+    log: silentLogger,
+    factoryOptions: { applicationName: 'bench-single' },
+  });
+  const times: number[] = [];
+  for (let i = 0; i < 220; i++) {
+    for (const [key, node] of [
+      ['p', 'primary'],
+      ['s', 'standby'],
+    ] as const) {
+      const t = performance.now();
+      await probes.probe({
+        key: `${ns}/${key}`,
+        namespace: ns,
+        spec: clusterSpec(node, key),
+        activePrimaryKey: `${ns}/p`,
+        ...(node === 'primary' ? { heartbeatEpoch: 0 } : {}),
+        primaryMaxAgeMs: 5000,
+      });
+      if (i >= 20) times.push(performance.now() - t);
+    }
+  }
+  times.sort((a, b) => a - b);
+  const held = await connections('bench-single');
+  await probes.closeAll();
+  const pct = (p: number) => (times[Math.floor((times.length - 1) * p)] ?? 0).toFixed(2);
+  say(
+    `one probe cycle (steady state, pooled): p50 ${pct(0.5)} ms, p90 ${pct(0.9)} ms, p99 ${pct(0.99)} ms; connections held: ${held / 2} per cluster (${held} for a primary and a standby)`,
+  );
+
+  // 2. The operator probing CLUSTERS clusters every 2 s.
+  say(`creating ${CLUSTERS / 2} policies with ${CLUSTERS} clusters at a 2 s probe interval`);
+  for (let i = 0; i < CLUSTERS / 2; i++) {
+    await client.create(replicaClusterType, ns, {
+      apiVersion: 'regionfailover.io/v1alpha1',
+      kind: 'ReplicaCluster',
+      metadata: { name: `db-${i}-p`, namespace: ns },
+      spec: clusterSpec('primary', 'region-a'),
+    });
+    await client.create(replicaClusterType, ns, {
+      apiVersion: 'regionfailover.io/v1alpha1',
+      kind: 'ReplicaCluster',
+      metadata: { name: `db-${i}-s`, namespace: ns },
+      spec: clusterSpec('standby', 'region-b'),
+    });
+    await client.create(failoverPolicyType, ns, {
+      apiVersion: 'regionfailover.io/v1alpha1',
+      kind: 'FailoverPolicy',
+      metadata: { name: `db-${i}`, namespace: ns },
+      spec: {
+        primary: `db-${i}-p`,
+        standbys: [`db-${i}-s`],
+        dns: {
+          provider: { type: 'Route53', route53: { hostedZoneId: 'ZBENCH' } },
+          zone: 'example.com',
+          name: `db-${i}.example.com`,
+        },
+        detection: { probeIntervalSeconds: 2 },
+        promotion: { mode: 'Manual' },
+      },
+    });
+  }
+  op = await OperatorProcess.start({
+    name: 'bench-probes-operator',
+    kubeconfig: cp.kubeconfigPath,
+    dir,
+    args: [`--namespace=${ns}`, '--leader-elect=false', '--log-level=error'],
+  });
+  const pid = op.pid as number;
+  await waitFor(
+    async () => ((await op?.metric('failover_probe_duration_seconds_count')) ?? 0) >= CLUSTERS * 2,
+    { description: 'every cluster probed twice', timeoutMs: 300_000 },
+  );
+  const probesBefore = await op.metric('failover_probe_duration_seconds_count');
+  const cpuBefore = cpuSeconds(pid);
+  const t = performance.now();
+  await new Promise((r) => setTimeout(r, SECONDS * 1000));
+  const elapsed = (performance.now() - t) / 1000;
+  const cpu = (cpuSeconds(pid) - cpuBefore) / elapsed;
+  const probesDone = (await op.metric('failover_probe_duration_seconds_count')) - probesBefore;
+  const mem = memory(pid);
+  const failures = await op.metric('failover_probe_failures_total');
+  process.stdout.write(
+    [
+      '',
+      `  one probe cycle: p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms, ${held / 2} pooled connection per cluster`,
+      `  operator probing ${CLUSTERS} clusters every 2 s, measured over ${elapsed.toFixed(0)} s:`,
+      `    probes per second:   ${(probesDone / elapsed).toFixed(1)} (target ${CLUSTERS / 2})`,
+      `    CPU:                 ${(cpu * 100).toFixed(1)} % of one core`,
+      `    memory:              RSS ${mem.rss.toFixed(0)} MiB, peak ${mem.hwm.toFixed(0)} MiB`,
+      `    database connections: ${await connections('failover-operator')}`,
+      `    probe failures:      ${failures}`,
+      '',
+    ].join('\n'),
+  );
+} finally {
+  await op?.stop();
+  await pair.stop();
+  await cp.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
