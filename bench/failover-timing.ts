@@ -47,11 +47,7 @@ try {
       kubeconfigPath: cp.kubeconfigPath,
       namespace: `bench-failover-${run}`,
     });
-    await stack.waitForPolicy(
-      (st) =>
-        st.phase === 'Healthy' && st.conditions?.some((c) => c.type === 'DnsReady' && c.status === 'True'),
-      'healthy',
-    );
+    await stack.waitUntilHealthy();
     const load = stack.pair.startWriteLoad({ ratePerSecond: 100 });
     await waitFor(() => load.progress().committed > 100, { description: 'load' });
     const killedAt = performance.now();
@@ -94,11 +90,7 @@ try {
     kubeconfigPath: cp.kubeconfigPath,
     namespace: 'bench-switchover',
   });
-  await stack.waitForPolicy(
-    (st) =>
-      st.phase === 'Healthy' && st.conditions?.some((c) => c.type === 'DnsReady' && c.status === 'True'),
-    'healthy',
-  );
+  await stack.waitUntilHealthy();
   const load = stack.pair.startWriteLoad({ ratePerSecond: 100 });
   await waitFor(() => load.progress().committed > 100, { description: 'load' });
   const t = performance.now();

@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import dnsPacket from 'dns-packet';
 import { assertPortFree, freePort } from './ports.ts';
-import { HarnessError, isAlive, ManagedProcess } from './processes.ts';
+import { HarnessError, logTail, ManagedProcess, sweepStaleTempDirs } from './processes.ts';
 import { waitFor } from './wait.ts';
 
 const run = promisify(execFile);
@@ -56,16 +56,6 @@ export interface BindKey {
   secret: string;
 }
 
-/** Removes temp directories left by harness processes that died without cleaning up. */
-function sweepStaleTempDirs(): void {
-  for (const entry of readdirSync(tmpdir())) {
-    if (!entry.startsWith(TEMP_PREFIX)) continue;
-    const pid = Number(entry.slice(TEMP_PREFIX.length).split('-')[0]);
-    if (!Number.isInteger(pid) || isAlive(pid)) continue;
-    rmSync(join(tmpdir(), entry), { recursive: true, force: true });
-  }
-}
-
 /** Whether a UDP socket can bind 127.0.0.1:port (freePort only checks TCP). */
 function udpPortFree(port: number): Promise<boolean> {
   return new Promise((resolveFree) => {
@@ -94,14 +84,6 @@ function threadStates(pid: number): string[] {
     // The state follows the command name, which is in parentheses and may contain spaces.
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
   });
-}
-
-function logTail(path: string, lines = 15): string {
-  try {
-    return readFileSync(path, 'utf8').trim().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log written)';
-  }
 }
 
 export class BindServer {
@@ -147,7 +129,7 @@ export class BindServer {
         `${NAMED} not found: install BIND 9 (Debian/Ubuntu: apt-get install bind9 bind9-utils bind9-dnsutils) or set FAILOVER_NAMED`,
       );
     }
-    sweepStaleTempDirs();
+    sweepStaleTempDirs(TEMP_PREFIX);
     const name = opts.name ?? 'dns';
     const zone = (opts.zone ?? 'failover.test').replace(/\.$/, '').toLowerCase();
     const ownsDir = opts.dir === undefined;

@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { assertPortFree, freePort } from './ports.ts';
-import { HarnessError, isAlive, ManagedProcess } from './processes.ts';
+import { HarnessError, logTail, ManagedProcess, sweepStaleTempDirs } from './processes.ts';
 import { waitFor } from './wait.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -44,15 +44,6 @@ export async function controlPlaneBinaries(): Promise<string> {
   } catch (err) {
     const stderr = (err as { stderr?: string }).stderr ?? '';
     throw new HarnessError('build control plane', `${script} failed\n${stderr.slice(-2000)}`);
-  }
-}
-
-/** Removes temp directories left by harness processes that died without cleaning up. */
-function sweepStaleTempDirs(): void {
-  for (const entry of readdirSync(tmpdir())) {
-    const pid = Number(entry.slice(TEMP_PREFIX.length).split('-')[0]);
-    if (!entry.startsWith(TEMP_PREFIX) || !Number.isInteger(pid) || isAlive(pid)) continue;
-    rmSync(join(tmpdir(), entry), { recursive: true, force: true });
   }
 }
 
@@ -91,7 +82,7 @@ export class ControlPlane {
   /** Starts etcd and kube-apiserver and resolves once /readyz answers ok. */
   static async start(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
     const bin = await controlPlaneBinaries();
-    sweepStaleTempDirs();
+    sweepStaleTempDirs(TEMP_PREFIX);
     const name = opts.name ?? 'local';
     const ownsDir = opts.dir === undefined;
     const dir = resolve(
@@ -364,14 +355,6 @@ export async function mintServiceAccountToken(
   const token = res.status?.token;
   if (!token) throw new HarnessError('mint token', `no token returned for ${namespace}/${serviceAccount}`);
   return token;
-}
-
-function logTail(path: string, lines = 10): string {
-  try {
-    return readFileSync(path, 'utf8').trim().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log written)';
-  }
 }
 
 function ignoreConflict(err: unknown): void {

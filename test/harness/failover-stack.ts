@@ -249,6 +249,15 @@ export class FailoverStack {
       {}) as ReplicaClusterStatus;
   }
 
+  /** Waits until the operator sees a healthy pair and has put the DNS record in place. */
+  async waitUntilHealthy(): Promise<void> {
+    await this.waitForPolicy(
+      (st) =>
+        st.phase === 'Healthy' && st.conditions?.some((c) => c.type === 'DnsReady' && c.status === 'True'),
+      'a healthy policy with DNS in place',
+    );
+  }
+
   /** Waits for a condition on the policy status. */
   waitForPolicy<T>(
     check: (s: FailoverPolicyStatus) => T | undefined | false,

@@ -7,11 +7,11 @@
  * what an adapter actually sent — "nothing" included — without wrapping the SDK client.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { assertPortFree, freePort } from './ports.ts';
-import { HarnessError, isAlive, ManagedProcess } from './processes.ts';
+import { HarnessError, logTail, ManagedProcess, sweepStaleTempDirs } from './processes.ts';
 import { waitFor } from './wait.ts';
 
 const TEMP_PREFIX = 'failover-moto-';
@@ -64,7 +64,7 @@ export class MotoServer {
 
   /** Starts moto_server and resolves once it answers. */
   static async start(opts: MotoOptions = {}): Promise<MotoServer> {
-    sweepStaleTempDirs();
+    sweepStaleTempDirs(TEMP_PREFIX);
     const name = opts.name ?? 'moto';
     const dir = resolve(join(tmpdir(), `${TEMP_PREFIX}${process.pid}-${randomBytes(3).toString('hex')}`));
     mkdirSync(dir, { recursive: true });
@@ -234,23 +234,5 @@ export class MotoServer {
         this.logPath,
       );
     }
-  }
-}
-
-/** Removes directories left by test processes that died without stopping their moto_server. */
-function sweepStaleTempDirs(): void {
-  for (const entry of readdirSync(tmpdir())) {
-    if (!entry.startsWith(TEMP_PREFIX)) continue;
-    const pid = Number(entry.slice(TEMP_PREFIX.length).split('-')[0]);
-    if (!Number.isInteger(pid) || isAlive(pid)) continue;
-    rmSync(join(tmpdir(), entry), { recursive: true, force: true });
-  }
-}
-
-function logTail(path: string, lines = 10): string {
-  try {
-    return readFileSync(path, 'utf8').trim().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log written)';
   }
 }

@@ -26,7 +26,14 @@ import { join, resolve } from 'node:path';
 import pg from 'pg';
 import type { DatabaseConnection } from '../../operator/src/providers/database/port.ts';
 import { assertPortFree, freePort } from './ports.ts';
-import { HarnessError, isAlive, ManagedProcess, type StartOptions } from './processes.ts';
+import {
+  HarnessError,
+  isAlive,
+  logTail,
+  ManagedProcess,
+  type StartOptions,
+  sweepStaleTempDirs,
+} from './processes.ts';
 import { waitFor } from './wait.ts';
 
 const TEMP_PREFIX = 'failover-pg-';
@@ -156,16 +163,6 @@ function serverIdentity(): ServerIdentity {
       'running as root, and initdb refuses root, but there is no "postgres" system user to run it as: ' +
         'install the PostgreSQL server package (it creates the user) or run the tests as a normal user',
     );
-  }
-}
-
-/** Removes temp directories left by harness processes that died without cleaning up. */
-function sweepStaleTempDirs(): void {
-  for (const entry of readdirSync(tmpdir())) {
-    if (!entry.startsWith(TEMP_PREFIX)) continue;
-    const pid = Number(entry.slice(TEMP_PREFIX.length).split('-')[0]);
-    if (!Number.isInteger(pid) || isAlive(pid)) continue;
-    rmSync(join(tmpdir(), entry), { recursive: true, force: true });
   }
 }
 
@@ -425,7 +422,7 @@ export class PostgresPair {
     const t0 = performance.now();
     const bin = postgresBinDir(opts.binDir);
     const identity = serverIdentity();
-    sweepStaleTempDirs();
+    sweepStaleTempDirs(TEMP_PREFIX);
     const name = opts.name ?? 'pg';
     const ownsDir = opts.dir === undefined;
     const dir = resolve(
@@ -940,13 +937,5 @@ function signalQuietly(pid: number, signal: NodeJS.Signals): void {
     process.kill(pid, signal);
   } catch {
     // already gone
-  }
-}
-
-function logTail(path: string, lines = 15): string {
-  try {
-    return readFileSync(path, 'utf8').trim().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log written)';
   }
 }

@@ -4,7 +4,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** A harness failure that says which step failed and where that step's log is. */
 export class HarnessError extends Error {
@@ -166,4 +168,26 @@ export function installSignalCleanup(extraCleanup: () => Promise<void> = async (
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   process.once('exit', killAllNow);
+}
+
+/** The last lines of a log, for error messages; a placeholder when there is none. */
+export function logTail(path: string, lines = 15): string {
+  try {
+    return readFileSync(path, 'utf8').trim().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log written)';
+  }
+}
+
+/**
+ * Removes temp directories named `<prefix><pid>-…` whose owning process is gone: what a harness
+ * killed without a chance to clean up left behind.
+ */
+export function sweepStaleTempDirs(prefix: string): void {
+  for (const entry of readdirSync(tmpdir())) {
+    if (!entry.startsWith(prefix)) continue;
+    const pid = Number(entry.slice(prefix.length).split('-')[0]);
+    if (!Number.isInteger(pid) || isAlive(pid)) continue;
+    rmSync(join(tmpdir(), entry), { recursive: true, force: true });
+  }
 }

@@ -3,13 +3,13 @@
  * middle, the DNS server refusing or not answering. Each ends with exactly one primary, DNS
  * pointing at it, the epoch raised by exactly one, and a status that says what happened.
  */
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { FailoverPolicyStatus, Operation } from '../../operator/src/api/v1alpha1/index.ts';
 import { failoverPolicyType } from '../../operator/src/controllers/resources.ts';
 import { Rfc2136DnsProvider } from '../../operator/src/providers/dns/rfc2136.ts';
 import { ControlPlane } from '../harness/control-plane.ts';
 import { FailoverStack, PRIMARY_ADDRESS, RECORD, STANDBY_ADDRESS, ZONE } from '../harness/failover-stack.ts';
-import { sharedKubeConfig } from './shared-control-plane.ts';
+import { stackStarter } from './failover-fixtures.ts';
 
 let stack: FailoverStack | undefined;
 let ownControlPlane: ControlPlane | undefined;
@@ -22,23 +22,10 @@ afterEach(async () => {
   ownControlPlane = undefined;
 });
 
-function start(options: Partial<Parameters<typeof FailoverStack.start>[0]> = {}) {
-  n++;
-  return FailoverStack.start({
-    name: `ff${n}`,
-    kubeConfig: sharedKubeConfig(),
-    kubeconfigPath: inject('controlPlane').kubeconfigPath,
-    namespace: `faults-${process.pid}-${n}`,
-    ...options,
-  });
-}
+const start = stackStarter('ff');
 
 async function healthy(s: FailoverStack) {
-  await s.waitForPolicy(
-    (st) =>
-      st.phase === 'Healthy' && st.conditions?.some((c) => c.type === 'DnsReady' && c.status === 'True'),
-    'a healthy policy with DNS in place',
-  );
+  await s.waitUntilHealthy();
 }
 
 /** The end every fault must reach: one primary, DNS on it, epoch 1, the operation on record. */

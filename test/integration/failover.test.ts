@@ -3,36 +3,22 @@
  * two observer processes and the operator process. Each rule of the safety case gets a test that
  * tries to break it.
  */
-import { afterEach, describe, expect, inject, it } from 'vitest';
-import { FailoverStack, PRIMARY_ADDRESS, RECORD, STANDBY_ADDRESS } from '../harness/failover-stack.ts';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type FailoverStack, PRIMARY_ADDRESS, RECORD, STANDBY_ADDRESS } from '../harness/failover-stack.ts';
 import { waitFor } from '../harness/wait.ts';
-import { sharedKubeConfig } from './shared-control-plane.ts';
+import { stackStarter } from './failover-fixtures.ts';
 
 let stack: FailoverStack | undefined;
-let n = 0;
 
 afterEach(async () => {
   await stack?.stop();
   stack = undefined;
 });
 
-function start(options: Partial<Parameters<typeof FailoverStack.start>[0]> = {}) {
-  n++;
-  return FailoverStack.start({
-    name: `fo${n}`,
-    kubeConfig: sharedKubeConfig(),
-    kubeconfigPath: inject('controlPlane').kubeconfigPath,
-    namespace: `failover-${process.pid}-${n}`,
-    ...options,
-  });
-}
+const start = stackStarter('fo');
 
 async function healthy(s: FailoverStack) {
-  await s.waitForPolicy(
-    (st) =>
-      st.phase === 'Healthy' && st.conditions?.some((c) => c.type === 'DnsReady' && c.status === 'True'),
-    'a healthy policy with DNS in place',
-  );
+  await s.waitUntilHealthy();
   expect(await s.dnsAnswer()).toEqual([PRIMARY_ADDRESS]);
 }
 

@@ -34,10 +34,7 @@ const kubectl = async (...args: string[]) => {
 let exitCode = 0;
 try {
   say('waiting for the operator to see a healthy primary and standby and to create the DNS record');
-  await stack.waitForPolicy(
-    (s) => s.phase === 'Healthy' && s.conditions?.some((c) => c.type === 'DnsReady' && c.status === 'True'),
-    'a healthy policy',
-  );
+  await stack.waitUntilHealthy();
   say(`${RECORD} → ${(await stack.dnsAnswer()).join(', ')} (region A)`);
   await kubectl('get', 'replicaclusters,failoverpolicies', '-n', NAMESPACE);
 

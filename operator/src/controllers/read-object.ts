@@ -4,6 +4,7 @@
  */
 import type { z } from 'zod';
 import { parseWith } from '../api/validate.ts';
+import type { EventRecorder } from '../runtime/events.ts';
 import type { KubeObject } from '../runtime/kube-client.ts';
 
 export type SpecReading<S> = { ok: true; spec: S } | { ok: false; message: string };
@@ -21,4 +22,22 @@ export function readStatus<S extends z.ZodType>(
   if (object.status === undefined) return { status: schema.parse({}) };
   const parsed = parseWith(schema, object.status, 'status');
   return parsed.ok ? { status: parsed.value } : { status: schema.parse({}), problem: parsed.message };
+}
+
+/** readStatus, with a Warning event when the status had to be rebuilt. */
+export async function readOwnStatus<S extends z.ZodType>(
+  events: EventRecorder,
+  schema: S,
+  object: KubeObject,
+): Promise<z.output<S>> {
+  const { status, problem } = readStatus(schema, object);
+  if (problem) {
+    await events.record(object, {
+      type: 'Warning',
+      reason: 'StatusReset',
+      action: 'ReadStatus',
+      note: `status was unreadable and is rebuilt: ${problem}`,
+    });
+  }
+  return status;
 }

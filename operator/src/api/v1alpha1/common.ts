@@ -173,3 +173,32 @@ export const conditions = mapOf(condition, 'type', 16).describe(
 export type Condition = z.infer<typeof condition>;
 
 export const timestamp = (description: string) => z.iso.datetime({ offset: true }).describe(description);
+
+/** The metadata fields the operator reads; others are kept as they are. */
+export const objectMeta = z
+  .object({
+    name: z.string(),
+    namespace: z.string().optional(),
+    uid: z.string().optional(),
+    generation: z.number().int().optional(),
+    resourceVersion: z.string().optional(),
+  })
+  .loose()
+  .describe('Standard object metadata.');
+
+/** A whole object of one of our kinds, as the API returns it. */
+export function resourceObject<K extends string, S extends z.ZodType, T extends z.ZodType | undefined>(
+  kind: K,
+  spec: S,
+  status: T,
+) {
+  return z.object({
+    apiVersion: z.string().describe(API_VERSION),
+    kind: z.literal(kind).describe(kind),
+    metadata: objectMeta,
+    spec,
+    ...((status ? { status: status.optional() } : {}) as T extends z.ZodType
+      ? { status: z.ZodOptional<T> }
+      : Record<never, never>),
+  });
+}

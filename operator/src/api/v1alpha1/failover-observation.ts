@@ -4,7 +4,7 @@
  * so one observer losing sight of the primary is never enough to fail over.
  */
 import { z } from 'zod';
-import { mapOf, objectName, shortName, timestamp } from './common.ts';
+import { mapOf, objectName, resourceObject, shortName, timestamp } from './common.ts';
 import { clusterRole } from './replica-cluster.ts';
 
 export const clusterProbe = z
@@ -34,15 +34,7 @@ export const failoverObservationSpec = z
   })
   .describe('One observer view of one policy clusters.');
 
-export const failoverObservation = z.object({
-  apiVersion: z.string().describe('regionfailover.io/v1alpha1'),
-  kind: z.literal('FailoverObservation').describe('FailoverObservation'),
-  metadata: z
-    .object({ name: z.string(), namespace: z.string().optional(), resourceVersion: z.string().optional() })
-    .loose()
-    .describe('Standard object metadata.'),
-  spec: failoverObservationSpec,
-});
+export const failoverObservation = resourceObject('FailoverObservation', failoverObservationSpec, undefined);
 
 export type ClusterProbe = z.infer<typeof clusterProbe>;
 export type FailoverObservationSpec = z.infer<typeof failoverObservationSpec>;

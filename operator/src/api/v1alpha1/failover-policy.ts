@@ -10,6 +10,7 @@ import {
   dnsName,
   httpUrl,
   objectName,
+  resourceObject,
   secretKeyRef,
   setOf,
   shortName,
@@ -503,22 +504,7 @@ export const failoverPolicyStatus = z
   })
   .describe('Observed state of a FailoverPolicy, written by the operator.');
 
-export const failoverPolicy = z.object({
-  apiVersion: z.string().describe('regionfailover.io/v1alpha1'),
-  kind: z.literal('FailoverPolicy').describe('FailoverPolicy'),
-  metadata: z
-    .object({
-      name: z.string(),
-      namespace: z.string().optional(),
-      uid: z.string().optional(),
-      generation: z.number().int().optional(),
-      resourceVersion: z.string().optional(),
-    })
-    .loose()
-    .describe('Standard object metadata.'),
-  spec: failoverPolicySpec,
-  status: failoverPolicyStatus.optional(),
-});
+export const failoverPolicy = resourceObject('FailoverPolicy', failoverPolicySpec, failoverPolicyStatus);
 
 export type FailoverPolicySpec = z.infer<typeof failoverPolicySpec>;
 export type FailoverPolicyStatus = z.infer<typeof failoverPolicyStatus>;

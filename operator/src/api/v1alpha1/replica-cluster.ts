@@ -11,6 +11,7 @@ import {
   hostOrAddress,
   httpUrl,
   mapOf,
+  resourceObject,
   secretKeyRef,
   shortName,
   timestamp,
@@ -211,22 +212,7 @@ export const replicaClusterStatus = z
   })
   .describe('Observed state of a ReplicaCluster, written by the operator.');
 
-export const replicaCluster = z.object({
-  apiVersion: z.string().describe('regionfailover.io/v1alpha1'),
-  kind: z.literal('ReplicaCluster').describe('ReplicaCluster'),
-  metadata: z
-    .object({
-      name: z.string(),
-      namespace: z.string().optional(),
-      uid: z.string().optional(),
-      generation: z.number().int().optional(),
-      resourceVersion: z.string().optional(),
-    })
-    .loose()
-    .describe('Standard object metadata.'),
-  spec: replicaClusterSpec,
-  status: replicaClusterStatus.optional(),
-});
+export const replicaCluster = resourceObject('ReplicaCluster', replicaClusterSpec, replicaClusterStatus);
 
 export type ReplicaClusterSpec = z.infer<typeof replicaClusterSpec>;
 export type ReplicaClusterStatus = z.infer<typeof replicaClusterStatus>;

@@ -31,7 +31,7 @@ import type { KubeObject } from '../../runtime/kube-client.ts';
 import { done, type ReconcileResult, requeueAfter } from '../../runtime/reconcile.ts';
 import type { OperatorContext } from '../context.ts';
 import { readSecretKey } from '../credentials.ts';
-import { readSpec, readStatus } from '../read-object.ts';
+import { readOwnStatus, readSpec } from '../read-object.ts';
 import { failoverPolicyType } from '../resources.ts';
 import { writeStatus } from '../status-writer.ts';
 import { act, recordRef, type StepPorts } from './act.ts';
@@ -97,15 +97,7 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
     const now = ctx.clock.now();
     const generation = object.metadata.generation;
     const namespace = object.metadata.namespace ?? 'default';
-    const { status: previous, problem } = readStatus(failoverPolicyStatus, object);
-    if (problem) {
-      await ctx.events.record(object, {
-        type: 'Warning',
-        reason: 'StatusReset',
-        action: 'ReadStatus',
-        note: `status was unreadable and is rebuilt: ${problem}`,
-      });
-    }
+    const previous = await readOwnStatus(ctx.events, failoverPolicyStatus, object);
     const parsed = readSpec(failoverPolicySpec, object);
     const conditions: ConditionInput[] = [];
     if (!parsed.ok) {

@@ -22,7 +22,7 @@ import type { KubeObject } from '../../runtime/kube-client.ts';
 import { done, type ReconcileResult, requeueAfter } from '../../runtime/reconcile.ts';
 import { timestamp } from '../../runtime/time.ts';
 import type { OperatorContext } from '../context.ts';
-import { readSpec, readStatus } from '../read-object.ts';
+import { readOwnStatus, readSpec } from '../read-object.ts';
 import { replicaClusterType } from '../resources.ts';
 import { writeStatus } from '../status-writer.ts';
 import type { ProbeRecord } from './probes.ts';
@@ -64,15 +64,7 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
     }
     const now = ctx.clock.now();
     const generation = object.metadata.generation;
-    const { status: previous, problem } = readStatus(replicaClusterStatus, object);
-    if (problem) {
-      await ctx.events.record(object, {
-        type: 'Warning',
-        reason: 'StatusReset',
-        action: 'ReadStatus',
-        note: `status was unreadable and is rebuilt: ${problem}`,
-      });
-    }
+    const previous = await readOwnStatus(ctx.events, replicaClusterStatus, object);
     const spec = readSpec(replicaClusterSpec, object);
     if (!spec.ok) {
       const status: ReplicaClusterStatus = {
