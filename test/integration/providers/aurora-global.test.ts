@@ -6,21 +6,34 @@
  *
  * moto implements the global cluster's topology (DescribeGlobalClusters with IsWriter) but not
  * SwitchoverGlobalCluster or FailoverGlobalCluster: it records the request, then answers HTTP 500
- * "not implemented". So these tests check what the adapter sends; the completion of a switchover
- * or failover is marked it.skip below, for aws-sdk-client-mock (not installed).
+ * "not implemented", and it never reports a FailoverState. The first promoting tests check what
+ * the adapter sends to moto; the rest, which need an operation that Aurora accepts, runs and
+ * finishes, mock exactly those parts with aws-sdk-client-mock (see GlobalOperationStandIn) and
+ * leave everything else (DescribeDBClusters, the members and their ARNs, the SQL side) real.
  */
 import {
   CreateDBClusterCommand,
   CreateGlobalClusterCommand,
+  DBClusterNotFoundFault,
   DescribeDBClustersCommand,
+  type DescribeDBClustersCommandInput,
+  DescribeGlobalClustersCommand,
+  type DescribeGlobalClustersCommandInput,
+  FailoverGlobalClusterCommand,
+  type FailoverState,
+  type FailoverStatus,
+  InvalidGlobalClusterStateFault,
   RDSClient,
+  SwitchoverGlobalClusterCommand,
+  type SwitchoverGlobalClusterCommandInput,
 } from '@aws-sdk/client-rds';
+import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AuroraGlobalDatabase,
   type AuroraGlobalDatabaseOptions,
 } from '../../../operator/src/providers/database/aurora-global.ts';
-import type { DatabaseProvider } from '../../../operator/src/providers/database/port.ts';
+import type { DatabaseObservation, DatabaseProvider } from '../../../operator/src/providers/database/port.ts';
 import { SelfManagedPostgres } from '../../../operator/src/providers/database/self-managed.ts';
 import { ProviderError } from '../../../operator/src/providers/errors.ts';
 import { MotoServer } from '../../harness/moto.ts';
@@ -28,11 +41,14 @@ import { freePort } from '../../harness/ports.ts';
 import { type PostgresNodeName, type PostgresPair, startPostgresPair } from '../../harness/postgres.ts';
 
 const GLOBAL = 'orders-global';
+/** A FailoverState status Aurora reports (API reference) but the SDK's FailoverStatus type lacks. */
+const SWITCHING_OVER = 'switching-over' as FailoverStatus;
 const EAST = { region: 'us-east-1', id: 'orders-east' };
 const WEST = { region: 'eu-west-1', id: 'orders-west' };
 
 let moto: MotoServer;
 let pair: PostgresPair;
+let eastArn: string;
 let westArn: string;
 const closables: { close(): Promise<void> }[] = [];
 const clients: RDSClient[] = [];
@@ -52,7 +68,7 @@ beforeAll(async () => {
     }),
   );
   // The first member is the writer; a member added later in another region is a secondary.
-  await east.send(
+  const writer = await east.send(
     new CreateDBClusterCommand({
       DBClusterIdentifier: EAST.id,
       Engine: 'aurora-postgresql',
@@ -70,6 +86,7 @@ beforeAll(async () => {
       GlobalClusterIdentifier: GLOBAL,
     }),
   );
+  eastArn = writer.DBCluster?.DBClusterArn ?? '';
   westArn = created.DBCluster?.DBClusterArn ?? '';
   // moto reports a new cluster "creating" once, then "available".
   await west.send(new DescribeDBClustersCommand({ DBClusterIdentifier: WEST.id }));
@@ -246,28 +263,277 @@ describe('promoting', () => {
     ]);
   });
 
-  // moto implements neither SwitchoverGlobalCluster nor FailoverGlobalCluster, nor a global
-  // cluster's FailoverState, so what follows an accepted request can only be tested against an
-  // SDK-level stand-in such as aws-sdk-client-mock, which is not installed. Each test below says
-  // what it would check.
-  it.skip('waits until Aurora lists the member as the writer with no operation under way, then writes the heartbeat', () => {
-    // Stub: SwitchoverGlobalCluster succeeds; DescribeGlobalClusters shows FailoverState
-    // switching-over to westArn for a few polls, then west IsWriter. Expect alreadyPrimary false,
-    // one SwitchoverGlobalCluster sent, and the heartbeat with the epoch on the SQL side.
+  // ---- Switchover and failover carried through: what moto cannot do is mocked ----
+  //
+  // Only these tests use aws-sdk-client-mock, and only for what moto does not implement:
+  // SwitchoverGlobalCluster, FailoverGlobalCluster, and the FailoverState/IsWriter transitions
+  // of DescribeGlobalClusters that an operation produces (see GlobalOperationStandIn).
+  // DescribeDBClusters, the rest of DescribeGlobalClusters and the SQL side are real: the real
+  // standby is promoted with pg_promote() while the operation runs, as Aurora promotes the
+  // secondary's database, and the heartbeat is read back from it.
+
+  it('waits until Aurora lists the member as the writer with no operation under way, then writes the heartbeat', async () => {
+    const at = new Date('2030-01-02T03:04:05.000Z');
+    const standIn = new GlobalOperationStandIn(WEST.region, {
+      1: (s) => {
+        s.operation = { ...(s.operation as FailoverState), Status: SWITCHING_OVER };
+      },
+      // Aurora promotes the secondary's database while the operation still runs...
+      2: () => promoteWestDatabase(),
+      // ...lists it as the writer before the operation ends...
+      3: (s) => {
+        s.writer = westArn;
+      },
+      // ...and only then clears FailoverState.
+      4: (s) => {
+        s.operation = undefined;
+      },
+    });
+    standIn.mock
+      .on(SwitchoverGlobalClusterCommand)
+      .callsFake((input: SwitchoverGlobalClusterCommandInput) => {
+        standIn.log.push('SwitchoverGlobalCluster');
+        standIn.operation = {
+          Status: 'pending',
+          FromDbClusterArn: eastArn,
+          ToDbClusterArn: input.TargetDbClusterIdentifier,
+          IsDataLossAllowed: false,
+        };
+        return { GlobalCluster: { GlobalClusterIdentifier: GLOBAL } };
+      });
+    const before = await heartbeatOn('standby');
+    moto.clearRecording();
+
+    const adapter = aurora(WEST, sqlSide('standby'), standIn.options({ clock: { now: () => at } }));
+    expect(await adapter.promote({ operationId: 'op-4', epoch: 4 })).toEqual({ alreadyPrimary: false });
+
+    // One request, before any waiting; then exactly the four poll intervals the operation took:
+    // not done at pending, switching-over, or IsWriter with the operation still under way.
+    expect(standIn.log).toEqual(['SwitchoverGlobalCluster', 'sleep', 'sleep', 'sleep', 'sleep']);
+    expect(standIn.mock.commandCalls(SwitchoverGlobalClusterCommand).map((c) => c.args[0].input)).toEqual([
+      { GlobalClusterIdentifier: GLOBAL, TargetDbClusterIdentifier: westArn },
+    ]);
+    expect(standIn.mock.commandCalls(FailoverGlobalClusterCommand)).toEqual([]);
+    expect(standIn.sleptMs).toEqual([1_000, 1_000, 1_000, 1_000]);
+    // The heartbeat came after the wait: no poll interval saw it on the database.
+    expect(standIn.heartbeatEpochsWhileWaiting.every((epoch) => epoch !== 4)).toBe(true);
+    expect(before?.epoch).not.toBe(4);
+    expect(await heartbeatOn('standby')).toEqual({ epoch: 4, writtenAt: at });
+    // The mock took the operation; moto answered the rest.
+    expect(writerMovesSent()).toEqual([]);
+    expect(moto.recordedRequests().some((r) => r.action === 'DescribeDBClusters')).toBe(true);
   });
 
-  it.skip('waits for an operation already moving the writer here without requesting another', () => {
-    // Stub: DescribeGlobalClusters shows FailoverState failing-over to westArn. Expect no
-    // FailoverGlobalCluster/SwitchoverGlobalCluster call, and a wait that ends when west is writer.
+  it('waits for an operation already moving the writer here without requesting another', async () => {
+    // An earlier attempt's failover is under way when the operator asks again (after a restart).
+    const standIn = new GlobalOperationStandIn(WEST.region, {
+      1: () => promoteWestDatabase(),
+      // FailoverState is gone a poll before the members say who writes: not done yet.
+      2: (s) => {
+        s.operation = undefined;
+      },
+      3: (s) => {
+        s.writer = westArn;
+      },
+    });
+    standIn.operation = {
+      Status: 'failing-over',
+      FromDbClusterArn: eastArn,
+      ToDbClusterArn: westArn,
+      IsDataLossAllowed: true,
+    };
+    const adapter = aurora(WEST, sqlSide('standby'), standIn.options());
+    expect(await adapter.promote({ operationId: 'op-5', epoch: 5, kind: 'Failover' })).toEqual({
+      alreadyPrimary: false,
+    });
+    // Nothing requested; the wait lasted until the failover ended, not one poll longer.
+    expect(standIn.log).toEqual(['sleep', 'sleep', 'sleep']);
+    expect(standIn.mock.commandCalls(FailoverGlobalClusterCommand)).toEqual([]);
+    expect(standIn.mock.commandCalls(SwitchoverGlobalClusterCommand)).toEqual([]);
+    expect(standIn.heartbeatEpochsWhileWaiting.every((epoch) => epoch !== 5)).toBe(true);
+    expect((await heartbeatOn('standby'))?.epoch).toBe(5);
   });
 
-  it.skip('refuses with PreconditionFailed while an operation moves the writer to another member', () => {
-    // Stub: FailoverState switching-over to a third member's ARN. Expect PreconditionFailed
-    // naming that ARN, and no request sent.
+  it('refuses with PreconditionFailed while an operation moves the writer to another member', async () => {
+    // A third member, real in moto, that someone else is switching over to.
+    const south = await rdsClient('ap-southeast-2').send(
+      new CreateDBClusterCommand({
+        DBClusterIdentifier: 'orders-south',
+        Engine: 'aurora-postgresql',
+        EngineVersion: '15.4',
+        GlobalClusterIdentifier: GLOBAL,
+      }),
+    );
+    const southArn = south.DBCluster?.DBClusterArn ?? '';
+    expect(southArn).toMatch(/^arn:aws:rds:ap-southeast-2:/);
+    const elsewhere: FailoverState = {
+      Status: SWITCHING_OVER,
+      FromDbClusterArn: eastArn,
+      ToDbClusterArn: southArn,
+      IsDataLossAllowed: false,
+    };
+    const before = await heartbeatOn('standby');
+
+    // Seen before anything is requested: refused at once.
+    const seen = new GlobalOperationStandIn(WEST.region, {});
+    seen.operation = elsewhere;
+    const err = await rejection(
+      aurora(WEST, sqlSide('standby'), seen.options()).promote({ operationId: 'op-6', epoch: 6 }),
+    );
+    expect(err.reason).toBe('PreconditionFailed');
+    expect(err.message).toContain(`switching-over to ${southArn}, not to ${westArn}`);
+    expect(seen.log).toEqual([]);
+    expect(seen.mock.commandCalls(SwitchoverGlobalClusterCommand)).toEqual([]);
+    expect(seen.mock.commandCalls(FailoverGlobalClusterCommand)).toEqual([]);
+
+    // Not seen yet by the first DescribeGlobalClusters: Aurora refuses the request as busy, and
+    // the wait's first poll finds where the operation goes and ends without waiting for it.
+    const raced = new GlobalOperationStandIn(WEST.region, {});
+    raced.mock.on(FailoverGlobalClusterCommand).callsFake(() => {
+      raced.log.push('FailoverGlobalCluster');
+      raced.operation = elsewhere;
+      throw busy();
+    });
+    const late = await rejection(
+      aurora(WEST, sqlSide('standby'), raced.options()).promote({
+        operationId: 'op-6',
+        epoch: 6,
+        kind: 'Failover',
+      }),
+    );
+    expect(late.reason).toBe('PreconditionFailed');
+    expect(late.message).toContain(southArn);
+    expect(raced.log).toEqual(['FailoverGlobalCluster']);
+    // No heartbeat was written for the refused epoch.
+    expect(await heartbeatOn('standby')).toEqual(before);
   });
 
-  it.skip('treats InvalidGlobalClusterStateFault from a second request as "under way" and waits', () => {
-    // Stub: SwitchoverGlobalCluster throws InvalidGlobalClusterStateFault, then west becomes
-    // writer. Expect alreadyPrimary false and no error.
+  it('treats InvalidGlobalClusterStateFault from a second request as "under way" and waits', async () => {
+    // The first DescribeGlobalClusters does not show the operation an earlier request started
+    // yet; Aurora refuses the second request because of it, and it ends with west the writer.
+    const standIn = new GlobalOperationStandIn(WEST.region, {
+      1: () => promoteWestDatabase(),
+      2: (s) => {
+        s.writer = westArn;
+        s.operation = undefined;
+      },
+    });
+    standIn.mock.on(SwitchoverGlobalClusterCommand).callsFake(() => {
+      standIn.log.push('SwitchoverGlobalCluster');
+      standIn.operation = {
+        Status: SWITCHING_OVER,
+        FromDbClusterArn: eastArn,
+        ToDbClusterArn: westArn,
+        IsDataLossAllowed: false,
+      };
+      throw busy();
+    });
+    const adapter = aurora(WEST, sqlSide('standby'), standIn.options());
+    expect(await adapter.promote({ operationId: 'op-7', epoch: 7 })).toEqual({ alreadyPrimary: false });
+    // Asked once, not again; waited for the operation to end.
+    expect(standIn.log).toEqual(['SwitchoverGlobalCluster', 'sleep', 'sleep']);
+    expect(standIn.heartbeatEpochsWhileWaiting.every((epoch) => epoch !== 7)).toBe(true);
+    expect((await heartbeatOn('standby'))?.epoch).toBe(7);
+
+    // Only a busy global cluster is "under way": another refusal ends promote at once.
+    const refused = new GlobalOperationStandIn(WEST.region, {});
+    refused.mock.on(SwitchoverGlobalClusterCommand).callsFake(() => {
+      refused.log.push('SwitchoverGlobalCluster');
+      throw new DBClusterNotFoundFault({
+        message: `DBCluster ${westArn} not found.`,
+        $metadata: { httpStatusCode: 404 },
+      });
+    });
+    const err = await rejection(
+      aurora(WEST, sqlSide('standby'), refused.options()).promote({ operationId: 'op-8', epoch: 8 }),
+    );
+    expect(err.reason).toBe('NotFound');
+    expect(err.message).toContain('SwitchoverGlobalCluster');
+    expect(err.retryable).toBe(false);
+    expect(refused.log).toEqual(['SwitchoverGlobalCluster']);
   });
 });
+
+/** Aurora's refusal while the global cluster is busy with a switchover or failover. */
+function busy(): InvalidGlobalClusterStateFault {
+  return new InvalidGlobalClusterStateFault({
+    message: `Global cluster ${GLOBAL} is not in a valid state for this operation`,
+    $metadata: { httpStatusCode: 400 },
+  });
+}
+
+/** What Aurora does to the secondary's database during the operation: it starts taking writes. */
+async function promoteWestDatabase(): Promise<void> {
+  // Once: a later test finds it promoted already.
+  await pair.sql('standby', 'SELECT CASE WHEN pg_is_in_recovery() THEN pg_promote(true, 60) END');
+}
+
+/** The heartbeat as a node's database holds it, read through a fresh SQL adapter. */
+async function heartbeatOn(node: PostgresNodeName): Promise<DatabaseObservation['heartbeat']> {
+  const sql = sqlSide(node);
+  try {
+    return (await sql.observe()).heartbeat;
+  } finally {
+    await sql.close();
+  }
+}
+
+/**
+ * What moto cannot do, mocked with aws-sdk-client-mock on the adapter's own RDSClient:
+ * SwitchoverGlobalCluster and FailoverGlobalCluster (each test says how they answer), and the
+ * FailoverState and IsWriter an operation moves, laid over moto's real DescribeGlobalClusters
+ * answer. DescribeDBClusters goes to moto untouched. The test moves `writer` and `operation` as
+ * Aurora would, from `script`, keyed by the number of the poll interval (the adapter's injected
+ * sleep) after which the change happens. `log` lists, in order, what the test's fakes record
+ * (the writer-moving requests) and the sleeps.
+ */
+class GlobalOperationStandIn {
+  readonly client: RDSClient;
+  readonly mock: AwsClientStub<RDSClient>;
+  writer = eastArn;
+  operation: FailoverState | undefined;
+  readonly log: string[] = [];
+  readonly sleptMs: number[] = [];
+  /** The heartbeat epoch on the west database at each poll interval, before the script ran. */
+  readonly heartbeatEpochsWhileWaiting: (number | undefined)[] = [];
+  private readonly script: Record<number, (s: GlobalOperationStandIn) => unknown>;
+
+  constructor(region: string, script: Record<number, (s: GlobalOperationStandIn) => unknown>) {
+    this.script = script;
+    this.client = rdsClient(region);
+    const real = rdsClient(region);
+    this.mock = mockClient(this.client);
+    this.mock
+      .on(DescribeDBClustersCommand)
+      .callsFake((input: DescribeDBClustersCommandInput) => real.send(new DescribeDBClustersCommand(input)));
+    this.mock
+      .on(DescribeGlobalClustersCommand)
+      .callsFake(async (input: DescribeGlobalClustersCommandInput) => {
+        const out = await real.send(new DescribeGlobalClustersCommand(input));
+        for (const global of out.GlobalClusters ?? []) {
+          for (const member of global.GlobalClusterMembers ?? []) {
+            member.IsWriter = member.DBClusterArn === this.writer;
+          }
+          if (this.operation) global.FailoverState = { ...this.operation };
+          else delete global.FailoverState;
+        }
+        return out;
+      });
+  }
+
+  /** Adapter options: this client, and a sleep that lets the script move Aurora along. */
+  options(extra: Partial<AuroraGlobalDatabaseOptions> = {}): Partial<AuroraGlobalDatabaseOptions> {
+    return {
+      client: this.client,
+      pollIntervalMs: 1_000,
+      promoteTimeoutMs: 60_000,
+      sleep: async (ms) => {
+        this.log.push('sleep');
+        this.sleptMs.push(ms);
+        this.heartbeatEpochsWhileWaiting.push((await heartbeatOn('standby'))?.epoch);
+        await this.script[this.sleptMs.length]?.(this);
+      },
+      ...extra,
+    };
+  }
+}
