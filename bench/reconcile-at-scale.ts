@@ -56,6 +56,10 @@ try {
   const kc = cp.kubeConfig();
   await installCrds(kc);
   await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: ns } } });
+  await kc.makeApiClient(CoreV1Api).createNamespacedSecret({
+    namespace: ns,
+    body: { metadata: { name: 'pg' }, stringData: { username: 'failover', password: 'not-used' } },
+  });
   const client = new KubeClient(kc);
   op = await OperatorProcess.start({
     name: 'bench-operator',
@@ -77,7 +81,8 @@ try {
         spec: {
           region: role === 'p' ? 'region-a' : 'region-b',
           provider: { type: 'SelfManaged' },
-          connection: { host: `db-${i}-${role}.internal`, credentialsSecretRef: { name: 'pg' } },
+          // Nothing listens on port 1: every probe is refused at once, the same way each time.
+          connection: { host: '127.0.0.1', port: 1, credentialsSecretRef: { name: 'pg' } },
           dnsTarget: `db-${i}-${role}.internal`,
         },
       });
@@ -111,6 +116,12 @@ try {
   const before = await op.metric('rest_client_requests_total');
   await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
   const idleRequests = (await op.metric('rest_client_requests_total')) - before;
+  if (process.env.BENCH_DEBUG) {
+    const m = (await cp.get('/metrics')).body
+      .split('\n')
+      .filter((l) => l.startsWith('apiserver_request_total{') && /failover|secrets|events|leases/.test(l));
+    process.stdout.write(`${m.join('\n')}\n`);
+  }
   const rss = peakRssMiB(op.pid);
   const errors = await op.metric('controller_runtime_reconcile_errors_total');
 

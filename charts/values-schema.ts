@@ -169,7 +169,7 @@ export const chartValues = z
           .describe('Keeps a replica up during node drains, so the lease is taken over rather than lost.'),
         ...podSettings(
           'operator',
-          { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+          { requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '512Mi' } },
           ' When empty, replicas prefer different nodes, so one node failure cannot take the leader and its successor.',
         ),
       })
@@ -206,8 +206,8 @@ export const chartValues = z
           .prefault({})
           .describe('Where the observer publishes its FailoverObservations.'),
         ...podSettings('observer', {
-          requests: { cpu: '50m', memory: '96Mi' },
-          limits: { memory: '256Mi' },
+          requests: { cpu: '50m', memory: '192Mi' },
+          limits: { memory: '384Mi' },
         }),
       })
       .prefault({})

@@ -2,6 +2,11 @@
  * Reads credentials from Secrets in the object's namespace. A missing Secret or key is a
  * ProviderError with reason CredentialsMissing whose message names both, so the condition tells a
  * person exactly what to create. Values never leave this module except into a provider client.
+ *
+ * Secrets are cached for a few minutes: probing a thousand clusters every few seconds must not
+ * mean a thousand Secret reads every few seconds. A probe that fails on its credentials drops the
+ * cached copy, so a fixed Secret is picked up at the next probe; a missing one is looked for again
+ * every 30 s.
  */
 import { ProviderError } from '../providers/errors.ts';
 import { isNotFound, type KubeClient, type KubeObject } from '../runtime/kube-client.ts';
@@ -13,29 +18,58 @@ export interface SecretRead {
   version: string;
 }
 
-export async function readSecretKey(
-  client: KubeClient,
-  namespace: string,
-  name: string,
-  key: string,
-): Promise<SecretRead> {
-  let secret: KubeObject;
-  try {
-    secret = await client.get(secretType, namespace, name);
-  } catch (err) {
-    if (isNotFound(err))
+interface Cached {
+  secret: KubeObject | undefined;
+  at: number;
+}
+
+export class SecretReader {
+  private readonly client: KubeClient;
+  private readonly ttlMs: number;
+  private readonly cache = new Map<string, Cached>();
+
+  constructor(client: KubeClient, ttlMs = 5 * 60_000) {
+    this.client = client;
+    this.ttlMs = ttlMs;
+  }
+
+  private async secret(namespace: string, name: string): Promise<KubeObject | undefined> {
+    const key = `${namespace}/${name}`;
+    const hit = this.cache.get(key);
+    // A missing Secret is asked for again sooner: someone is probably about to create it.
+    const ttl = hit?.secret ? this.ttlMs : Math.min(this.ttlMs, 30_000);
+    if (hit && Date.now() - hit.at < ttl) return hit.secret;
+    let secret: KubeObject | undefined;
+    try {
+      secret = await this.client.get(secretType, namespace, name);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    this.cache.set(key, { secret, at: Date.now() });
+    return secret;
+  }
+
+  async read(namespace: string, name: string, key: string): Promise<SecretRead> {
+    const secret = await this.secret(namespace, name);
+    if (!secret) {
       throw new ProviderError('CredentialsMissing', `Secret ${namespace}/${name} does not exist`);
-    throw err;
+    }
+    const data = (secret.data ?? {}) as Record<string, string>;
+    if (data[key] === undefined) {
+      this.forget(namespace, name);
+      throw new ProviderError(
+        'CredentialsMissing',
+        `Secret ${namespace}/${name} has no key "${key}" (keys: ${Object.keys(data).join(', ') || 'none'})`,
+      );
+    }
+    return {
+      value: Buffer.from(data[key], 'base64').toString('utf8'),
+      version: secret.metadata.resourceVersion ?? '',
+    };
   }
-  const data = (secret.data ?? {}) as Record<string, string>;
-  if (data[key] === undefined) {
-    throw new ProviderError(
-      'CredentialsMissing',
-      `Secret ${namespace}/${name} has no key "${key}" (keys: ${Object.keys(data).join(', ') || 'none'})`,
-    );
+
+  /** Drops a cached Secret, e.g. after its credentials were refused. */
+  forget(namespace: string, name: string): void {
+    this.cache.delete(`${namespace}/${name}`);
   }
-  return {
-    value: Buffer.from(data[key], 'base64').toString('utf8'),
-    version: secret.metadata.resourceVersion ?? '',
-  };
 }

@@ -6,7 +6,7 @@
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { HttpMethod, type KubeConfig, RequestContext } from '@kubernetes/client-node';
-import { fetch } from 'undici';
+import { Agent, type Dispatcher, fetch } from 'undici';
 import type { Metrics } from './metrics.ts';
 
 /** Which resource a request is about. */
@@ -97,6 +97,30 @@ export class KubeClient {
     return this.kc.getCurrentCluster()?.server ?? '(no cluster)';
   }
 
+  private dispatcher: Promise<Dispatcher> | undefined;
+
+  /**
+   * One connection pool for the life of the client. client-node hands out a new dispatcher with
+   * every request, which means a new TLS connection per request: fine for a CLI, ruinous for an
+   * operator making thousands of calls.
+   */
+  private pool(): Promise<Dispatcher> {
+    this.dispatcher ??= (async () => {
+      const tls: { ca?: unknown; cert?: unknown; key?: unknown; rejectUnauthorized?: boolean } = {};
+      await this.kc.applyToHTTPSOptions(tls as Parameters<KubeConfig['applyToHTTPSOptions']>[0]);
+      return new Agent({
+        keepAliveTimeout: 30_000,
+        connect: {
+          ...(tls.ca ? { ca: tls.ca as string } : {}),
+          ...(tls.cert ? { cert: tls.cert as string } : {}),
+          ...(tls.key ? { key: tls.key as string } : {}),
+          ...(tls.rejectUnauthorized !== undefined ? { rejectUnauthorized: tls.rejectUnauthorized } : {}),
+        },
+      });
+    })();
+    return this.dispatcher;
+  }
+
   private async request(
     method: HttpMethod,
     path: string,
@@ -124,7 +148,7 @@ export class KubeClient {
         method,
         headers,
         body: options.body === undefined ? undefined : JSON.stringify(options.body),
-        dispatcher: ctx.getDispatcher(),
+        dispatcher: await this.pool(),
         signal: options.signal ?? AbortSignal.timeout(this.requestTimeoutMs),
       });
       status = response.status;

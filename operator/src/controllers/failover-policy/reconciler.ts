@@ -30,7 +30,6 @@ import { objectKey } from '../../runtime/informer.ts';
 import type { KubeObject } from '../../runtime/kube-client.ts';
 import { done, type ReconcileResult, requeueAfter } from '../../runtime/reconcile.ts';
 import type { OperatorContext } from '../context.ts';
-import { readSecretKey } from '../credentials.ts';
 import { readOwnStatus, readSpec } from '../read-object.ts';
 import { failoverPolicyType } from '../resources.ts';
 import { writeStatus } from '../status-writer.ts';
@@ -63,7 +62,7 @@ function portsFor(ctx: OperatorContext, policy: KubeObject, spec: FailoverPolicy
     },
     dns: async () => {
       const ref = dnsSecretRef(spec.dns.provider);
-      const secret = ref ? (await readSecretKey(ctx.client, namespace, ref.name, ref.key)).value : undefined;
+      const secret = ref ? (await ctx.probes.secrets.read(namespace, ref.name, ref.key)).value : undefined;
       return createDnsProvider(
         spec.dns.provider,
         secret,

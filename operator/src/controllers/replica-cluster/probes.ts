@@ -18,7 +18,7 @@ import type { Clock } from '../../runtime/clock.ts';
 import type { KubeClient } from '../../runtime/kube-client.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import type { Metrics } from '../../runtime/metrics.ts';
-import { readSecretKey } from '../credentials.ts';
+import { SecretReader } from '../credentials.ts';
 import { standbyLag } from './lag.ts';
 
 export interface ProbeRecord {
@@ -62,7 +62,8 @@ interface Entry {
 export class ClusterProbes {
   private readonly entries = new Map<string, Entry>();
   private readonly records = new Map<string, ProbeRecord>();
-  private readonly client: KubeClient;
+  /** Cached Secret reads; the policy reconciler reads DNS credentials through it too. */
+  readonly secrets: SecretReader;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly metrics: Metrics | undefined;
@@ -77,7 +78,7 @@ export class ClusterProbes {
     factory?: ProviderFactory;
     factoryOptions?: Partial<FactoryOptions>;
   }) {
-    this.client = options.client;
+    this.secrets = new SecretReader(options.client);
     this.clock = options.clock;
     this.log = options.log;
     this.metrics = options.metrics;
@@ -104,10 +105,10 @@ export class ClusterProbes {
   ): Promise<DatabaseProvider> {
     const { spec, namespace } = target;
     const ref = spec.connection.credentialsSecretRef;
-    const user = await readSecretKey(this.client, namespace, ref.name, ref.usernameKey);
-    const password = await readSecretKey(this.client, namespace, ref.name, ref.passwordKey);
+    const user = await this.secrets.read(namespace, ref.name, ref.usernameKey);
+    const password = await this.secrets.read(namespace, ref.name, ref.passwordKey);
     const apiRef = providerApiSecret(spec);
-    const api = apiRef ? await readSecretKey(this.client, namespace, apiRef.name, apiRef.key) : undefined;
+    const api = apiRef ? await this.secrets.read(namespace, apiRef.name, apiRef.key) : undefined;
     const fingerprint = {
       connection: spec.connection,
       provider: spec.provider,
@@ -148,6 +149,7 @@ export class ClusterProbes {
       }
     } catch (err) {
       const e = isProviderError(err) ? err : new ProviderError('ProviderError', (err as Error).message);
+      if (e.reason === 'AuthenticationFailed') this.forgetCredentials(target);
       observation = {
         reachable: false,
         role: 'Unknown',
@@ -155,6 +157,7 @@ export class ClusterProbes {
         durationMs: performance.now() - started,
       };
     }
+    if (observation.failure?.reason === 'AuthenticationFailed') this.forgetCredentials(target);
     this.metrics?.probeDuration.observe(
       { provider: target.spec.provider.type },
       (performance.now() - started) / 1000,
@@ -188,6 +191,12 @@ export class ClusterProbes {
     }
     this.records.set(target.key, record);
     return record;
+  }
+
+  private forgetCredentials(target: Pick<ProbeTarget, 'namespace' | 'spec'>): void {
+    this.secrets.forget(target.namespace, target.spec.connection.credentialsSecretRef.name);
+    const api = providerApiSecret(target.spec);
+    if (api) this.secrets.forget(target.namespace, api.name);
   }
 
   async forget(key: string): Promise<void> {

@@ -27,7 +27,9 @@ import { replicaClusterType } from '../resources.ts';
 import { writeStatus } from '../status-writer.ts';
 import type { ProbeRecord } from './probes.ts';
 
-const STATUS_REFRESH_MS = 30_000;
+// Status is for people; decisions use the in-memory probes. A heartbeat write every few minutes
+// shows the operator is alive without costing the API server a write per cluster per probe.
+const STATUS_REFRESH_MS = 5 * 60_000;
 const DEFAULT_INTERVAL_S = 5;
 
 interface PolicyView {
@@ -281,11 +283,8 @@ function worthWriting(previous: ReplicaClusterStatus, next: ReplicaClusterStatus
     return true;
   const bytes = Math.abs((next.replicationLagBytes ?? 0) - (previous.replicationLagBytes ?? 0));
   const secs = Math.abs((next.replicationLagSeconds ?? 0) - (previous.replicationLagSeconds ?? 0));
-  return (
-    bytes > 65536 ||
-    secs >= 1 ||
-    (previous.consecutiveProbeFailures ?? 0) !== (next.consecutiveProbeFailures ?? 0)
-  );
+  // A growing failure count alone is not worth a write per probe: Reachable=False already says it.
+  return bytes > 65536 || secs >= 1;
 }
 
 async function announce(
