@@ -66,19 +66,19 @@ install-plugin: $(NODE_STAMP) ## Symlink bin/kubectl-failover into PLUGIN_DIR (d
 	@case ":$$PATH:" in *":$(PLUGIN_DIR):"*) ;; *) echo "add $(PLUGIN_DIR) to PATH so kubectl finds the plugin";; esac
 	@echo "installed: kubectl failover --help"
 
-bench: deps ## Benchmarks against real parts; prints the figures (takes ~10 minutes)
+bench: $(NODE_STAMP) control-plane ## Benchmarks against real parts; prints the figures (takes ~10 minutes)
 	node bench/control-plane-start.ts
 	node bench/reconcile-at-scale.ts
 	node bench/probe-cost.ts
 	node bench/failover-timing.ts
 
-up: deps ## Start the local environment in the background; writes .local/env.sh
+up: $(NODE_STAMP) control-plane ## Start the two local regions in the background; writes .local/env.sh
 	node test/local-env/up.ts
 
 down: $(NODE_STAMP) ## Stop the local environment
 	node test/local-env/down.ts
 
-demo: deps ## Bring up the local environment, show it working, tear it down
+demo: $(NODE_STAMP) control-plane ## Two regions on this machine, a regional outage, an automatic promotion, RTO and RPO
 	node test/local-env/demo.ts
 
 clean: down ## Stop everything and remove local state
