@@ -23,7 +23,7 @@ import {
   type FailoverState,
   type FailoverStatus,
   InvalidGlobalClusterStateFault,
-  RDSClient,
+  type RDSClient,
   SwitchoverGlobalClusterCommand,
   type SwitchoverGlobalClusterCommandInput,
 } from '@aws-sdk/client-rds';
@@ -34,11 +34,11 @@ import {
   type AuroraGlobalDatabaseOptions,
 } from '../../../operator/src/providers/database/aurora-global.ts';
 import type { DatabaseObservation, DatabaseProvider } from '../../../operator/src/providers/database/port.ts';
-import { SelfManagedPostgres } from '../../../operator/src/providers/database/self-managed.ts';
 import { ProviderError } from '../../../operator/src/providers/errors.ts';
-import { MotoServer } from '../../harness/moto.ts';
+import type { MotoServer } from '../../harness/moto.ts';
 import { freePort } from '../../harness/ports.ts';
-import { type PostgresNodeName, type PostgresPair, startPostgresPair } from '../../harness/postgres.ts';
+import type { PostgresNodeName, PostgresPair } from '../../harness/postgres.ts';
+import { AwsDatabaseFixture } from './aws-database-fixture.ts';
 
 const GLOBAL = 'orders-global';
 /** A FailoverState status Aurora reports (API reference) but the SDK's FailoverStatus type lacks. */
@@ -50,14 +50,11 @@ let moto: MotoServer;
 let pair: PostgresPair;
 let eastArn: string;
 let westArn: string;
-const closables: { close(): Promise<void> }[] = [];
-const clients: RDSClient[] = [];
+let aws: AwsDatabaseFixture;
 
 beforeAll(async () => {
-  [moto, pair] = await Promise.all([
-    MotoServer.start({ name: 'aurora' }),
-    startPostgresPair({ name: 'aurora' }),
-  ]);
+  aws = await AwsDatabaseFixture.start('aurora');
+  ({ moto, pair } = aws);
   const east = rdsClient(EAST.region);
   const west = rdsClient(WEST.region);
   await east.send(
@@ -94,25 +91,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all(closables.map((c) => c.close()));
-  for (const c of clients) c.destroy();
-  await Promise.all([moto?.stop(), pair?.stop()]);
+  await aws?.stop();
 });
 
-function rdsClient(region: string): RDSClient {
-  const client = new RDSClient({ region, endpoint: moto.endpoint, credentials: moto.credentials });
-  clients.push(client);
-  return client;
-}
-
-/** The real SQL adapter for a node of the pair, or a port where nothing listens; the adapter given it closes it. */
-function sqlSide(node: PostgresNodeName | { unreachablePort: number }): SelfManagedPostgres {
-  const connection =
-    typeof node === 'string'
-      ? pair.connection(node)
-      : pair.connection('primary', { port: node.unreachablePort });
-  return new SelfManagedPostgres(connection, { connectTimeoutMs: 3_000 });
-}
+const rdsClient = (region: string): RDSClient => aws.rdsClient(region);
+const sqlSide = (node: PostgresNodeName | { unreachablePort: number }) => aws.sqlSide(node);
 
 function aurora(
   member: { region: string; id: string },
@@ -129,7 +112,7 @@ function aurora(
     maxAttempts: 1,
     ...options,
   });
-  closables.push(adapter);
+  aws.track(adapter);
   return adapter;
 }
 

@@ -13,7 +13,7 @@ import {
   CreateDBInstanceReadReplicaCommand,
   DescribeDBInstancesCommand,
   type DescribeDBInstancesCommandOutput,
-  RDSClient,
+  type RDSClient,
   RDSServiceException,
 } from '@aws-sdk/client-rds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,12 +23,12 @@ import {
   type AwsRdsDatabaseOptions,
 } from '../../../operator/src/providers/database/aws-rds.ts';
 import type { DatabaseProvider } from '../../../operator/src/providers/database/port.ts';
-import { SelfManagedPostgres } from '../../../operator/src/providers/database/self-managed.ts';
 import { ProviderError } from '../../../operator/src/providers/errors.ts';
-import { MotoServer } from '../../harness/moto.ts';
+import type { MotoServer } from '../../harness/moto.ts';
 import { freePort } from '../../harness/ports.ts';
-import { type PostgresNodeName, type PostgresPair, startPostgresPair } from '../../harness/postgres.ts';
+import type { PostgresNodeName, PostgresPair } from '../../harness/postgres.ts';
 import { waitFor } from '../../harness/wait.ts';
+import { AwsDatabaseFixture } from './aws-database-fixture.ts';
 
 const EAST = { region: 'us-east-1', id: 'orders-east' };
 const WEST = { region: 'eu-west-1', id: 'orders-west' };
@@ -36,11 +36,11 @@ const WEST = { region: 'eu-west-1', id: 'orders-west' };
 let moto: MotoServer;
 let pair: PostgresPair;
 let sourceArn: string;
-const closables: { close(): Promise<void> }[] = [];
-const clients: RDSClient[] = [];
+let aws: AwsDatabaseFixture;
 
 beforeAll(async () => {
-  [moto, pair] = await Promise.all([MotoServer.start({ name: 'rds' }), startPostgresPair({ name: 'rds' })]);
+  aws = await AwsDatabaseFixture.start('rds');
+  ({ moto, pair } = aws);
   const east = rdsClient(EAST.region);
   const west = rdsClient(WEST.region);
   const source = await east.send(
@@ -65,25 +65,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all(closables.map((c) => c.close()));
-  for (const c of clients) c.destroy();
-  await Promise.all([moto?.stop(), pair?.stop()]);
+  await aws?.stop();
 });
 
-function rdsClient(region: string): RDSClient {
-  const client = new RDSClient({ region, endpoint: moto.endpoint, credentials: moto.credentials });
-  clients.push(client);
-  return client;
-}
-
-/** The real SQL adapter for a node of the pair, or a port where nothing listens; the adapter given it closes it. */
-function sqlSide(node: PostgresNodeName | { unreachablePort: number }): SelfManagedPostgres {
-  const connection =
-    typeof node === 'string'
-      ? pair.connection(node)
-      : pair.connection('primary', { port: node.unreachablePort });
-  return new SelfManagedPostgres(connection, { connectTimeoutMs: 3_000 });
-}
+const rdsClient = (region: string): RDSClient => aws.rdsClient(region);
+const sqlSide = (node: PostgresNodeName | { unreachablePort: number }) => aws.sqlSide(node);
 
 function rds(
   instance: { region: string; id: string },
@@ -98,7 +84,7 @@ function rds(
     sql,
     ...options,
   });
-  closables.push(adapter);
+  aws.track(adapter);
   return adapter;
 }
 
