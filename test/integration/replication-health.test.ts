@@ -107,7 +107,10 @@ describe('a healthy pair', () => {
     const standby = await waitFor(
       async () => {
         const s = await status('standby');
-        return s.role === 'Standby' && s.replicationLagBytes === 0 && s.replicationLagSeconds === 0
+        return s.role === 'Standby' &&
+          s.replicationLagBytes === 0 &&
+          s.replicationLagSeconds === 0 &&
+          s.epoch !== undefined
           ? s
           : undefined;
       },
