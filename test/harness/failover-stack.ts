@@ -264,10 +264,17 @@ export class FailoverStack {
     description: string,
     timeoutMs = 120_000,
   ): Promise<T> {
-    return waitFor(async () => check((await this.policy()).status), {
-      description,
-      timeoutMs,
-      intervalMs: 100,
+    let last: FailoverPolicyStatus | undefined;
+    return waitFor(
+      async () => {
+        last = (await this.policy()).status;
+        return check(last);
+      },
+      { description, timeoutMs, intervalMs: 100 },
+    ).catch((err: Error) => {
+      // A timeout alone says nothing about why: carry what the status and the operator last said.
+      const logTail = this.operator?.logs().split('\n').slice(-25).join('\n') ?? '(no operator)';
+      throw new Error(`${err.message}\nlast status: ${JSON.stringify(last)}\noperator log tail:\n${logTail}`);
     });
   }
 
