@@ -90,17 +90,17 @@ process.once('SIGTERM', () => void shutdown('SIGTERM'));
 process.once('SIGINT', () => void shutdown('SIGINT'));
 
 if (manager instanceof Observer) {
-  manager.start();
+  void manager.start();
 } else {
   manager.startInformers();
   if (elector) {
     void elector
-      .run(() => manager.startControllers())
+      .run(() => void manager.startControllers())
       .then((outcome) => {
         // A replica that lost its lease must not keep acting on stale leadership.
         if (outcome === 'lost') void shutdown('leader-election-lost', 1);
       });
   } else {
-    manager.startControllers();
+    void manager.startControllers();
   }
 }

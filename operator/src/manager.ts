@@ -9,6 +9,7 @@ import { reconcileFailoverPolicy } from './controllers/failover-policy/reconcile
 import { ClusterProbes } from './controllers/replica-cluster/probes.ts';
 import { reconcileReplicaCluster } from './controllers/replica-cluster/reconciler.ts';
 import { failoverObservationType, failoverPolicyType, replicaClusterType } from './controllers/resources.ts';
+import { waitForCacheSync } from './runtime/cache-sync.ts';
 import type { Clock } from './runtime/clock.ts';
 import { Controller } from './runtime/controller.ts';
 import { EventRecorder } from './runtime/events.ts';
@@ -35,6 +36,7 @@ export class Manager {
   /** cluster key → keys of the policies that name it, so a cluster change wakes its policies. */
   private readonly policiesByCluster = new Map<string, Set<string>>();
   private controllersStarted = false;
+  private stopping = false;
 
   constructor(options: ManagerOptions) {
     const { client, log, metrics, namespace, resyncMs } = options;
@@ -130,8 +132,17 @@ export class Manager {
     for (const i of this.informers) i.start();
   }
 
-  /** Starts reconciling; only the leader calls this. */
-  startControllers(): void {
+  /**
+   * Starts reconciling once every cache holds its first list; only the leader calls this. As in
+   * controller-runtime: deciding on a partial cache would take a ReplicaCluster not listed yet for
+   * one that does not exist. Keys queued meanwhile are kept and processed after.
+   */
+  async startControllers(): Promise<void> {
+    const synced = await waitForCacheSync(this.informers, {
+      log: this.context.log,
+      stopped: () => this.stopping,
+    });
+    if (!synced) return;
     this.controllersStarted = true;
     for (const c of this.controllers) c.start();
   }
@@ -143,6 +154,7 @@ export class Manager {
 
   /** Stops taking work, lets the current steps finish (bounded), then stops the informers. */
   async stop(graceMs = 20_000): Promise<void> {
+    this.stopping = true;
     if (this.controllersStarted) await Promise.all(this.controllers.map((c) => c.stop(graceMs)));
     await Promise.all(this.informers.map((i) => i.stop()));
     await this.context.probes.closeAll();

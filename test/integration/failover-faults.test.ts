@@ -9,6 +9,7 @@ import { failoverPolicyType } from '../../operator/src/controllers/resources.ts'
 import { Rfc2136DnsProvider } from '../../operator/src/providers/dns/rfc2136.ts';
 import { ControlPlane } from '../harness/control-plane.ts';
 import { FailoverStack, PRIMARY_ADDRESS, RECORD, STANDBY_ADDRESS, ZONE } from '../harness/failover-stack.ts';
+import { waitFor } from '../harness/wait.ts';
 import { stackStarter } from './failover-fixtures.ts';
 
 let stack: FailoverStack | undefined;
@@ -167,6 +168,32 @@ describe('the API server down mid-failover', () => {
     // The Deployment would restart it; the new leader resumes from status.
     await stack.startOperator();
     await expectCleanFailover(stack);
+  });
+});
+
+describe('the DNS server refusing updates when the operator starts', () => {
+  it('is retried with backoff, visible in status and metrics, and in sync soon after it accepts', async () => {
+    stack = await start({ startOperator: false });
+    await stack.bind.restart({ updates: 'refuse' });
+    const operator = await stack.startOperator();
+    const refused = await stack.waitForPolicy(
+      (st) => st.conditions?.find((c) => c.type === 'DnsReady' && c.status === 'False'),
+      'DnsReady False while updates are refused',
+    );
+    expect(refused.message).toMatch(/REFUSED/);
+    // Retried, not left for the five-minute check: the first record must not wait that long.
+    await waitFor(async () => (await operator.metric('failover_dns_check_failures_total')) >= 2, {
+      description: 'a second failed DNS check',
+    });
+    expect(await stack.bind.dig(RECORD, 'A')).toEqual([]);
+    await stack.bind.restart({ updates: 'allow' });
+    await stack.waitForPolicy(
+      (st) => st.conditions?.some((c) => c.type === 'DnsReady' && c.status === 'True'),
+      'DnsReady True once updates are accepted',
+      60_000,
+    );
+    expect(await stack.bind.dig(RECORD, 'A')).toEqual([PRIMARY_ADDRESS]);
+    expect(await stack.writeThroughDns()).toBe(PRIMARY_ADDRESS);
   });
 });
 

@@ -246,6 +246,72 @@ describe('a reconcile error', () => {
   });
 });
 
+describe('caches that cannot sync', () => {
+  it('hold back every reconcile, so nothing is decided on a partial view', async () => {
+    const ns = await namespace(cp.kubeConfig(), 'unsynced');
+    const client = new KubeClient(cp.kubeConfig());
+    for (const c of ['a', 'b']) await client.create(replicaClusterType, ns, cluster(ns, c));
+    await client.create(failoverPolicyType, ns, policy(ns, 'orders'));
+
+    // The operator's rules minus reading ReplicaClusters: that cache cannot fill.
+    const rbac = cp.kubeConfig().makeApiClient(RbacAuthorizationV1Api);
+    const withoutClusters = operatorRules.map((r) => ({
+      ...r,
+      resources: r.resources.filter((x) => x !== 'replicaclusters'),
+    }));
+    await rbac.createClusterRole({
+      body: { metadata: { name: 'operator-without-clusters' }, rules: withoutClusters },
+    });
+    await rbac.createClusterRoleBinding({
+      body: {
+        metadata: { name: 'operator-unsynced' },
+        roleRef: {
+          apiGroup: 'rbac.authorization.k8s.io',
+          kind: 'ClusterRole',
+          name: 'operator-without-clusters',
+        },
+        subjects: [{ kind: 'ServiceAccount', name: 'operator', namespace: ns }],
+      },
+    });
+    const token = await cp.mintServiceAccountToken(ns, 'operator');
+    const kubeconfig = cp.writeKubeconfig(join(dir, 'operator-unsynced.kubeconfig'), 'operator', token);
+    const op = await OperatorProcess.start({
+      name: 'op-unsynced',
+      kubeconfig,
+      dir,
+      args: ['--leader-elect=false', `--namespace=${ns}`],
+    });
+    operators.push(op);
+
+    // The policy cache filled long ago and the cluster list was refused twice: an operator that
+    // did not wait would have reconciled the policy by now, and called its clusters missing.
+    await waitFor(
+      async () =>
+        (await op.metric('failover_informer_relists_total', { resource: 'failoverpolicies' })) >= 1 &&
+        (await op.metric('failover_informer_restarts_total', {
+          resource: 'replicaclusters',
+          cause: 'error',
+        })) >= 2,
+      { description: 'the policy cache synced and two refused cluster lists', timeoutMs: 90_000 },
+    );
+    expect(await op.ready()).toBe(false);
+    expect(await op.metric('controller_runtime_reconcile_total', { controller: 'failoverpolicy' })).toBe(0);
+    expect((await client.get(failoverPolicyType, ns, 'orders')).status).toBeUndefined();
+
+    // Allowed to list clusters, the cache fills at the next retry and the first reconcile sees both.
+    await rbac.patchClusterRole({
+      name: 'operator-without-clusters',
+      body: [{ op: 'replace', path: '/rules', value: operatorRules }],
+    });
+    const reconciledPolicy = await reconciled(client, failoverPolicyType, ns, 'orders');
+    const conditions = (reconciledPolicy.status as { conditions?: { type: string; status: string }[] })
+      .conditions;
+    expect(conditions?.find((c) => c.type === 'ClustersResolved')?.status).toBe('True');
+    expect(await op.ready()).toBe(true);
+    await op.stop();
+  });
+});
+
 async function metricValue(metrics: Metrics, name: string, cause?: string): Promise<number> {
   const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
   return (metric?.values ?? [])

@@ -16,6 +16,7 @@ import {
 } from '../api/v1alpha1/index.ts';
 import { ClusterProbes } from '../controllers/replica-cluster/probes.ts';
 import { failoverObservationType, failoverPolicyType, replicaClusterType } from '../controllers/resources.ts';
+import { waitForCacheSync } from '../runtime/cache-sync.ts';
 import type { Clock } from '../runtime/clock.ts';
 import { Controller } from '../runtime/controller.ts';
 import { Informer, objectKey } from '../runtime/informer.ts';
@@ -58,6 +59,7 @@ export class Observer {
   private readonly probes: ClusterProbes;
   private readonly lastRound = new Map<string, number>();
   readonly controller: Controller;
+  private stopping = false;
 
   constructor(options: ObserverOptions) {
     this.opts = options;
@@ -97,10 +99,15 @@ export class Observer {
     });
   }
 
-  start(): void {
+  /** Starts the caches, then probing once they are synced (a cluster not listed yet is not probed). */
+  async start(): Promise<void> {
     this.policies.start();
     this.clusters.start();
-    this.controller.start();
+    const synced = await waitForCacheSync([this.policies, this.clusters], {
+      log: this.opts.log,
+      stopped: () => this.stopping,
+    });
+    if (synced) this.controller.start();
   }
 
   readiness(): { ok: boolean; reasons: string[] } {
@@ -111,6 +118,7 @@ export class Observer {
   }
 
   async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
     await this.controller.stop(graceMs);
     await Promise.all([this.policies.stop(), this.clusters.stop()]);
     await this.probes.closeAll();

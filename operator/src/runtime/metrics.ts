@@ -175,6 +175,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly dnsCheckFailures = new Counter({
+    name: 'failover_dns_check_failures_total',
+    help: 'Checks of the DNS record between operations that could not leave it in sync, by reason',
+    labelNames: ['namespace', 'policy', 'reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry });
   }

@@ -35,9 +35,9 @@ import { failoverPolicyType } from '../resources.ts';
 import { writeStatus } from '../status-writer.ts';
 import { act, recordRef, type StepPorts } from './act.ts';
 import { decide } from './decide.ts';
+import { afterDnsCheck, type DnsCheck, dnsCheckDue } from './dns-check.ts';
 import { factsFromProbe, gatherInput, voteFromProbe } from './observe.ts';
 
-const DNS_CHECK_MS = 5 * 60_000;
 const verifier = new DirectDnsVerifier({ timeoutMs: 2_000 });
 
 /** Builds the ports act works through, for one policy. */
@@ -86,11 +86,11 @@ function portsFor(ctx: OperatorContext, policy: KubeObject, spec: FailoverPolicy
 }
 
 export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => Promise<ReconcileResult> {
-  const lastDnsCheck = new Map<string, number>();
+  const dnsChecks = new Map<string, DnsCheck>();
   return async (key) => {
     const object = ctx.policies.get(key);
     if (!object) {
-      lastDnsCheck.delete(key);
+      dnsChecks.delete(key);
       return done();
     }
     const now = ctx.clock.now();
@@ -166,13 +166,17 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
     const result = await act(ports, spec, status, plan.action, now);
 
     // Keep DNS owned and pointing at the primary between operations (and create it the first time).
-    if (
-      plan.action.kind === 'Observe' &&
-      !status.currentOperation &&
-      now.getTime() - (lastDnsCheck.get(key) ?? 0) > DNS_CHECK_MS
-    ) {
-      conditions.push(await ensureDns(ports, spec, result.status));
-      lastDnsCheck.set(key, now.getTime());
+    if (plan.action.kind === 'Observe' && !status.currentOperation && dnsCheckDue(dnsChecks.get(key), now)) {
+      const dnsReady = await ensureDns(ports, spec, result.status);
+      conditions.push(dnsReady);
+      const inSync = dnsReady.status === 'True';
+      if (!inSync)
+        ctx.metrics.dnsCheckFailures.inc({
+          namespace,
+          policy: object.metadata.name,
+          reason: dnsReady.reason,
+        });
+      dnsChecks.set(key, afterDnsCheck(dnsChecks.get(key), inSync, now));
     }
     let next: FailoverPolicyStatus = {
       ...result.status,
