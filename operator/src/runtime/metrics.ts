@@ -175,6 +175,31 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // Drills, per policy; the chart's "drill failed" and "drill overdue" alerts read these.
+  readonly drillLastSucceeded = new Gauge({
+    name: 'failover_drill_last_succeeded',
+    help: 'Whether the last drill (or a drill skipped when due) succeeded (1) or not (0)',
+    labelNames: ['namespace', 'policy'] as const,
+    registers: [this.registry],
+  });
+  readonly drillNext = new Gauge({
+    name: 'failover_drill_next_timestamp_seconds',
+    help: 'When the next scheduled drill is due (absent while drills are off or suspended)',
+    labelNames: ['namespace', 'policy'] as const,
+    registers: [this.registry],
+  });
+  readonly drillRto = new Gauge({
+    name: 'failover_drill_rto_seconds',
+    help: 'Measured RTO of the last successful drill switchover: from its start until DNS answered the new primary',
+    labelNames: ['namespace', 'policy'] as const,
+    registers: [this.registry],
+  });
+  readonly drills = new Counter({
+    name: 'failover_drills_total',
+    help: 'Finished or skipped drills, by result',
+    labelNames: ['namespace', 'policy', 'result'] as const,
+    registers: [this.registry],
+  });
   readonly dnsCheckFailures = new Counter({
     name: 'failover_dns_check_failures_total',
     help: 'Checks of the DNS record between operations that could not leave it in sync, by reason',

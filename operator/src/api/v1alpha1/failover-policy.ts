@@ -450,6 +450,20 @@ export const operationReport = z
   })
   .describe('The report of a finished operation.');
 
+export const drillState = z
+  .object({
+    id: z.string().min(1).max(128).describe('Unique id of the drill.'),
+    from: z.string().max(253).describe('The primary the drill started from, and returns to.'),
+    to: z.string().max(253).describe('The standby the drill switches over to.'),
+    startedAt: timestamp('When the drill started.'),
+    leg: z
+      .enum(['Out', 'Holding', 'Back'])
+      .describe('Out: switching over to the standby; Holding: serving from it; Back: switching back.'),
+    outboundOperationId: z.string().max(128).describe('The id of the switchover to the standby.'),
+    returnAfter: timestamp('When the drill starts switching back.').optional(),
+  })
+  .describe('A drill in progress: a switchover to the standby, a hold, and a switchover back.');
+
 export const failoverPolicyStatus = z
   .object({
     observedGeneration: z
@@ -500,6 +514,7 @@ export const failoverPolicyStatus = z
       .optional()
       .describe('Finished drills with measured RTO and RPO, newest first (at most 10).'),
     nextDrillTime: timestamp('When the next scheduled drill starts.').optional(),
+    drill: drillState.optional(),
     conditions: conditions.optional(),
   })
   .describe('Observed state of a FailoverPolicy, written by the operator.');
@@ -511,3 +526,5 @@ export type FailoverPolicyStatus = z.infer<typeof failoverPolicyStatus>;
 export type FailoverPolicy = z.infer<typeof failoverPolicy>;
 export type Operation = z.infer<typeof operation>;
 export type OperationReport = z.infer<typeof operationReport>;
+export type Drills = z.infer<typeof drills>;
+export type DrillState = z.infer<typeof drillState>;

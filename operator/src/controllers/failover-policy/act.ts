@@ -287,7 +287,9 @@ async function stepAction(
       const { alreadyPrimary } = await target.promote({ operationId: op.id, epoch: op.epoch, kind: op.kind });
       // After an interrupted promotion the heartbeat with the new epoch may still be owed.
       await target.writeHeartbeat(op.epoch, now);
-      return next({}, { activePrimary: op.to, epoch: op.epoch, lastFailoverTime: timestamp(now) }, [
+      // A drill is planned: it must not start the cool-down that would hold back a real failover.
+      const cooldown = op.trigger === 'Drill' ? {} : { lastFailoverTime: timestamp(now) };
+      return next({}, { activePrimary: op.to, epoch: op.epoch, ...cooldown }, [
         ev(
           'Normal',
           'StandbyPromoted',

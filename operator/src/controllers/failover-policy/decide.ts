@@ -13,14 +13,17 @@
  *    after the last one, and never back to a recovered old primary on its own.
  */
 import type {
+  DrillState,
   FailoverPolicySpec,
   FailoverPolicyStatus,
   Operation,
+  OperationReport,
   policyPhase,
 } from '../../api/v1alpha1/index.ts';
 import type { DatabaseRole } from '../../providers/database/port.ts';
 import type { ConditionInput } from '../../runtime/conditions.ts';
 import { timestamp } from '../../runtime/time.ts';
+import { DRILL_START_DEADLINE_MS, drillId, drillReport, findReport, scheduledDrillTime } from './drill.ts';
 import { isTerminal } from './operation.ts';
 
 type Phase = (typeof policyPhase.options)[number];
@@ -35,6 +38,8 @@ export interface ClusterFacts {
   lagBytes?: number;
   lagSeconds?: number;
   lagObservedAt?: Date;
+  /** After a switchover away from it, its provider makes it a standby again (see drills). */
+  rejoinsAfterSwitchover?: boolean;
 }
 
 /** One observer's view of the active primary. */
@@ -76,6 +81,12 @@ export interface Plan {
   conditions: ConditionInput[];
   primaryDownSince: string | undefined;
   standbyLagSeconds: number | undefined;
+  /** When the next scheduled drill is due; undefined: none scheduled. */
+  nextDrillTime: string | undefined;
+  /** The drill in progress after this plan; null ends it; undefined leaves it as it is. */
+  drill?: DrillState | null;
+  /** A drill that ended (or could not start), to file in status.drills. */
+  drillReport?: OperationReport;
 }
 
 export interface PrimaryVerdict {
@@ -313,12 +324,14 @@ export function decide(input: DecideInput): Plan {
         ? { type: 'PrimaryAvailable', status: 'Unknown', reason: 'TooFewObservers', message: verdict.message }
         : { type: 'PrimaryAvailable', status: 'True', reason: 'Reachable', message: verdict.message },
   ];
+  const nextDrillTime = scheduledDrillTime(spec, status, now);
   const plan = (action: Action, phase: Phase, extra: ConditionInput[] = []): Plan => ({
     action,
     phase,
     conditions: [...conditions, ...extra],
     primaryDownSince,
     standbyLagSeconds,
+    nextDrillTime,
   });
   const notBlocked: ConditionInput = {
     type: 'FailoverBlocked',
@@ -330,7 +343,8 @@ export function decide(input: DecideInput): Plan {
   // 1. An operation in progress runs to its end, one step per reconcile.
   const op = status.currentOperation;
   if (op) {
-    const phase: Phase = op.kind === 'Switchover' ? 'SwitchingOver' : 'FailingOver';
+    const phase: Phase =
+      op.trigger === 'Drill' ? 'Drilling' : op.kind === 'Switchover' ? 'SwitchingOver' : 'FailingOver';
     // An ended operation is filed into history by act.
     if (isTerminal(op.step)) return plan({ kind: 'RunStep', operation: op }, phase);
     // Fence before promote, checked again right before promoting: the old primary may have come back.
@@ -398,9 +412,10 @@ export function decide(input: DecideInput): Plan {
   const probeMs = ms(spec.detection.probeIntervalSeconds);
   if (!verdict.down) {
     const healthyStandby = standbyLagSeconds !== undefined;
-    return plan({ kind: 'Observe', requeueMs: probeMs }, healthyStandby ? 'Healthy' : 'Degraded', [
+    const observe = plan({ kind: 'Observe', requeueMs: probeMs }, healthyStandby ? 'Healthy' : 'Degraded', [
       notBlocked,
     ]);
+    return decideDrill(input, observe) ?? observe;
   }
 
   // 4. The primary is down by quorum. Fail over automatically only inside every limit.
@@ -461,4 +476,160 @@ export function decide(input: DecideInput): Plan {
     'FailingOver',
     [notBlocked],
   );
+}
+
+/**
+ * 5. Drills (see drill.ts), only while the primary is not down and nothing else is in flight:
+ * move a drill in progress to its next leg, or start one that is due. `observe` is the plan when
+ * there is nothing to do; undefined means just that.
+ */
+function decideDrill(input: DecideInput, observe: Plan): Plan | undefined {
+  const { spec, status, clusters, now } = input;
+  const active = status.activePrimary ?? spec.primary;
+  const drills = spec.drills;
+  const drill = status.drill;
+  const probeMs = ms(spec.detection.probeIntervalSeconds);
+  const outbound = () => findReport(status, drill?.outboundOperationId);
+  const switchoverTo = (to: string, reason: string, state: DrillState): Plan => ({
+    ...observe,
+    action: {
+      kind: 'StartOperation',
+      operation: newOperation(input, { kind: 'Switchover', trigger: 'Drill', to, reason }),
+    },
+    phase: 'Drilling',
+    drill: state,
+  });
+  const holding = (state: DrillState, requeueMs: number): Plan => ({
+    ...observe,
+    action: { kind: 'Observe', requeueMs: Math.max(10, Math.min(probeMs, requeueMs)) },
+    phase: 'Drilling',
+    ...(state !== drill ? { drill: state } : {}),
+  });
+
+  if (drill) {
+    const end = (result: OperationReport['result'], reason: string): Plan => ({
+      ...observe,
+      drill: null,
+      drillReport: drillReport(drill, result, reason, status, now, outbound()),
+    });
+    if (drill.leg === 'Out') {
+      if (active === drill.to) {
+        const returnAfter = new Date(now.getTime() + ms(drills?.holdSeconds ?? 0));
+        return holding({ ...drill, leg: 'Holding', returnAfter: timestamp(returnAfter) }, probeMs);
+      }
+      return end(
+        'Aborted',
+        `the switchover to ${drill.to} did not complete: ${outbound()?.reason ?? 'unknown'}`,
+      );
+    }
+    if (drill.leg === 'Back') {
+      const back = status.history?.[0];
+      if (active === drill.from) {
+        const o = outbound();
+        return end(
+          'Succeeded',
+          `switched over to ${drill.to} (RTO ${o?.rtoSeconds ?? '?'} s, ${o?.rpoBytes ?? '?'} bytes lost) and back to ${drill.from} (RTO ${back?.rtoSeconds ?? '?'} s)`,
+        );
+      }
+      return end(
+        'Failed',
+        `the switchover back to ${drill.from} did not complete (${back?.reason ?? 'unknown'}); ${active} stays the primary`,
+      );
+    }
+    // Holding: serving from the standby until the hold is over.
+    if (active !== drill.to) {
+      return end('Aborted', `interrupted: the primary moved to ${active} during the drill`);
+    }
+    const returnAt = Math.min(
+      new Date(drill.returnAfter ?? drill.startedAt).getTime(),
+      new Date(drill.startedAt).getTime() + ms(drills?.maxDurationSeconds ?? 0),
+    );
+    if (now.getTime() < returnAt) return holding(drill, returnAt - now.getTime());
+    const home = clusters[drill.from];
+    if (writable(clusters[active]) && home?.reachable && home.role === 'Standby') {
+      return switchoverTo(drill.from, `drill ${drill.id}: back to ${drill.from}`, { ...drill, leg: 'Back' });
+    }
+    const overdue = now.getTime() - new Date(drill.startedAt).getTime() > ms(drills?.maxDurationSeconds ?? 0);
+    const problem = !writable(clusters[active])
+      ? `${active} does not accept writes`
+      : `${drill.from} is ${home?.reachable ? `in role ${home.role}` : 'unreachable'}, not a replicating standby`;
+    if (overdue && drills) {
+      return end(
+        'Failed',
+        `could not switch back to ${drill.from} within maxDurationSeconds: ${problem}; ${active} stays the primary`,
+      );
+    }
+    return holding(drill, probeMs);
+  }
+
+  // No drill in progress: start one if it is due.
+  if (!drills || drills.suspend || !observe.nextDrillTime) return undefined;
+  const due = new Date(observe.nextDrillTime);
+  if (now < due) return undefined;
+  const starting: DrillState = {
+    id: drillId(now),
+    from: active,
+    to: active,
+    startedAt: timestamp(now),
+    leg: 'Out',
+    outboundOperationId: '',
+  };
+  const skip = (reason: string): Plan => ({
+    ...observe,
+    drill: null,
+    drillReport: drillReport(starting, 'Aborted', `skipped: ${reason}`, status, now),
+    nextDrillTime: nextAfter(spec, status, now),
+  });
+  if (now.getTime() - due.getTime() > DRILL_START_DEADLINE_MS)
+    return skip(`it was due at ${observe.nextDrillTime}, more than an hour ago (was the operator running?)`);
+  if (!writable(clusters[active])) return skip(`the primary ${active} does not accept writes`);
+  if (!clusters[active]?.rejoinsAfterSwitchover)
+    return skip(
+      `${active}'s provider does not make a former primary a standby again after a switchover, so the drill could not switch back; drills need a provider that does (AuroraGlobal)`,
+    );
+  if (status.lastFailoverTime) {
+    const since = now.getTime() - new Date(status.lastFailoverTime).getTime();
+    if (since < ms(spec.promotion.cooldownSeconds))
+      return skip(
+        `a failover ended ${Math.round(since / 1000)} s ago, within the ${spec.promotion.cooldownSeconds} s cool-down`,
+      );
+  }
+  const standbys = [spec.primary, ...spec.standbys].filter((n) => n !== active).map((n) => clusters[n]);
+  const target = standbys.find(
+    (f) =>
+      f?.reachable &&
+      f.role === 'Standby' &&
+      f.lagSeconds !== undefined &&
+      f.lagSeconds <= drills.abortIfLagSecondsAbove &&
+      (f.lagBytes ?? 0) <= spec.promotion.rpo.maxLagBytes,
+  );
+  if (!target) {
+    const seen = standbys
+      .map((f) =>
+        !f
+          ? 'a standby is missing'
+          : !f.reachable || f.role !== 'Standby'
+            ? `${f.name} is ${f.reachable ? `in role ${f.role}` : 'unreachable'}`
+            : `${f.name} lags ${f.lagSeconds === undefined ? 'an unknown time' : `${f.lagSeconds} s`}`,
+      )
+      .join('; ');
+    return skip(`no standby replicating within ${drills.abortIfLagSecondsAbove} s (${seen || 'none'})`);
+  }
+  const plan = switchoverTo(
+    target.name,
+    `drill ${starting.id}: scheduled at ${observe.nextDrillTime}`,
+    starting,
+  );
+  const operation = (plan.action as { operation: Operation }).operation;
+  return {
+    ...plan,
+    drill: { ...starting, to: target.name, outboundOperationId: operation.id },
+    nextDrillTime: nextAfter(spec, status, now),
+  };
+}
+
+/** The occurrence after `now`, ignoring the one stored (it is being handled now). */
+function nextAfter(spec: FailoverPolicySpec, status: FailoverPolicyStatus, now: Date): string | undefined {
+  const { nextDrillTime: _n, ...rest } = status;
+  return scheduledDrillTime(spec, rest, now);
 }

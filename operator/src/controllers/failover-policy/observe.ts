@@ -9,21 +9,30 @@ import type {
   FailoverObservationSpec,
   FailoverPolicySpec,
   FailoverPolicyStatus,
+  ReplicaClusterSpec,
   ReplicaClusterStatus,
 } from '../../api/v1alpha1/index.ts';
+import { rejoinsAfterSwitchover } from '../../providers/database/capabilities.ts';
 import type { ProbeRecord } from '../replica-cluster/probes.ts';
 import type { ClusterFacts, DecideInput, Vote } from './decide.ts';
 
 /** The operator itself counts as one observer, under this name. */
 export const OPERATOR_OBSERVER = 'operator';
 
-export function factsFromProbe(name: string, exists: boolean, record: ProbeRecord | undefined): ClusterFacts {
-  if (!record) return { name, exists, reachable: false, role: 'Unknown' };
+export function factsFromProbe(
+  name: string,
+  spec: Pick<ReplicaClusterSpec, 'provider'> | undefined,
+  record: ProbeRecord | undefined,
+): ClusterFacts {
+  const exists = spec !== undefined;
+  const rejoins = spec && rejoinsAfterSwitchover(spec) ? { rejoinsAfterSwitchover: true } : {};
+  if (!record) return { name, exists, reachable: false, role: 'Unknown', ...rejoins };
   const obs = record.observation;
   const lag = record.lag;
   return {
     name,
     exists,
+    ...rejoins,
     reachable: obs.reachable,
     role: obs.reachable ? obs.role : 'Unknown',
     ...(lag ? { lagBytes: lag.bytes, lagObservedAt: lag.at } : {}),

@@ -8,6 +8,7 @@
  * 5. come back after the interval the plan asks for.
  */
 import { getServers } from 'node:dns';
+import type { ReplicaClusterSpec } from '../../api/v1alpha1/index.ts';
 import {
   type FailoverObservationSpec,
   type FailoverPolicySpec,
@@ -26,6 +27,7 @@ import { ownershipRecordName } from '../../providers/dns/port.ts';
 import { DirectDnsVerifier, findAuthoritativeServers } from '../../providers/dns/verifier.ts';
 import { isProviderError } from '../../providers/errors.ts';
 import { type ConditionInput, changedConditions, setCondition } from '../../runtime/conditions.ts';
+import type { EventInput } from '../../runtime/events.ts';
 import { objectKey } from '../../runtime/informer.ts';
 import type { KubeObject } from '../../runtime/kube-client.ts';
 import { done, type ReconcileResult, requeueAfter } from '../../runtime/reconcile.ts';
@@ -156,7 +158,11 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
       spec,
       status,
       facts: (name) =>
-        factsFromProbe(name, !!ctx.clusters.get(clusterKey(name)), ctx.probes.latest(clusterKey(name))),
+        factsFromProbe(
+          name,
+          ctx.clusters.get(clusterKey(name))?.spec as ReplicaClusterSpec | undefined,
+          ctx.probes.latest(clusterKey(name)),
+        ),
       operatorVote: (active) => voteFromProbe(ctx.probes.latest(clusterKey(active))),
       observations,
       now,
@@ -189,6 +195,21 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
     if (plan.primaryDownSince) next.primaryDownSince = plan.primaryDownSince;
     else delete next.primaryDownSince;
     if (plan.standbyLagSeconds === undefined) delete next.standbyLagSeconds;
+    if (plan.nextDrillTime) next.nextDrillTime = plan.nextDrillTime;
+    else delete next.nextDrillTime;
+    if (plan.drill === null) delete next.drill;
+    else if (plan.drill) next.drill = plan.drill;
+    const drillEvents: EventInput[] = [];
+    if (plan.drillReport) {
+      const r = plan.drillReport;
+      next.drills = [r, ...(next.drills ?? [])].slice(0, 10);
+      drillEvents.push({
+        type: r.result === 'Succeeded' ? 'Normal' : 'Warning',
+        reason: r.result === 'Succeeded' ? 'DrillSucceeded' : 'DrillFailed',
+        action: 'Drill',
+        note: `drill ${r.id} ${r.result.toLowerCase()}: ${r.reason ?? ''}`,
+      });
+    }
     next = withConditions(next, [...conditions, ...plan.conditions], generation, now);
     if (result.error) {
       next = withConditions(
@@ -227,7 +248,7 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
       );
     }
     exportMetrics(ctx, namespace, object.metadata.name, previous, next);
-    await announce(ctx, object, previous, next, result.events);
+    await announce(ctx, object, previous, next, [...result.events, ...drillEvents]);
     await writeStatus(
       ctx.client,
       failoverPolicyType,
@@ -313,7 +334,7 @@ async function announce(
   object: KubeObject,
   previous: FailoverPolicyStatus,
   next: FailoverPolicyStatus,
-  events: import('../../runtime/events.ts').EventInput[],
+  events: EventInput[],
 ): Promise<void> {
   for (const e of events) await ctx.events.record(object, e);
   for (const c of changedConditions(previous.conditions, next.conditions ?? [])) {
@@ -344,6 +365,14 @@ function exportMetrics(
   const op = next.currentOperation;
   ctx.metrics.operationStart.set(labels, op ? new Date(op.startedAt).getTime() / 1000 : 0);
   ctx.metrics.epoch.set(labels, next.epoch ?? 0);
+  const drill = next.drills?.[0];
+  if (drill) {
+    ctx.metrics.drillLastSucceeded.set(labels, drill.result === 'Succeeded' ? 1 : 0);
+    if (drill.rtoSeconds !== undefined) ctx.metrics.drillRto.set(labels, drill.rtoSeconds);
+    if (drill.id !== previous.drills?.[0]?.id) ctx.metrics.drills.inc({ ...labels, result: drill.result });
+  }
+  if (next.nextDrillTime) ctx.metrics.drillNext.set(labels, new Date(next.nextDrillTime).getTime() / 1000);
+  else ctx.metrics.drillNext.remove(labels);
   const finished = next.history?.[0];
   if (finished && finished.id !== previous.history?.[0]?.id) {
     ctx.metrics.operations.inc({

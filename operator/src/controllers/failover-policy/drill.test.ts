@@ -1,0 +1,370 @@
+import { describe, expect, it } from 'vitest';
+import {
+  type DrillState,
+  type FailoverPolicyStatus,
+  failoverPolicySpec,
+  type OperationReport,
+} from '../../api/v1alpha1/index.ts';
+import { type ClusterFacts, type DecideInput, decide, type Vote } from './decide.ts';
+import { nextDrillAfter, scheduledDrillTime } from './drill.ts';
+
+// A Monday; the default schedule is Mondays at 03:00.
+const NOW = new Date('2026-03-02T10:00:00Z');
+const at = (iso: string) => new Date(iso);
+const later = (s: number) => new Date(NOW.getTime() + s * 1000);
+const ago = (s: number) => new Date(NOW.getTime() - s * 1000);
+
+const drills = { schedule: '0 3 * * 1', holdSeconds: 60, maxDurationSeconds: 600, abortIfLagSecondsAbove: 5 };
+const spec = (over: Record<string, unknown> = {}) =>
+  failoverPolicySpec.parse({
+    primary: 'a',
+    standbys: ['b'],
+    dns: {
+      provider: { type: 'Route53', route53: { hostedZoneId: 'Z1' } },
+      zone: 'example.com',
+      name: 'db.example.com',
+    },
+    detection: { probeIntervalSeconds: 1, failureThreshold: 3, quorum: 2 },
+    promotion: { rpo: { maxLagSeconds: 10, maxLagBytes: 1_000_000 }, cooldownSeconds: 600 },
+    drills,
+    ...over,
+  });
+
+// Aurora Global Database: after a switchover the former primary is a standby again, so a drill can return.
+const primary = (name: string): ClusterFacts => ({
+  name,
+  exists: true,
+  reachable: true,
+  role: 'Primary',
+  rejoinsAfterSwitchover: true,
+});
+const standby = (name: string, lagSeconds = 0.5): ClusterFacts => ({
+  name,
+  exists: true,
+  reachable: true,
+  role: 'Standby',
+  lagSeconds,
+  lagBytes: 100,
+  lagObservedAt: ago(1),
+});
+const vote = (observer: string, reachable = true): Vote => ({
+  observer,
+  observedAt: ago(1),
+  reachable,
+  consecutiveFailures: reachable ? 0 : 5,
+});
+
+/** A drill that is due now (a minute ago). */
+const DUE = '2026-03-02T09:59:00.000Z';
+
+function input(
+  status: FailoverPolicyStatus = { activePrimary: 'a', epoch: 4, nextDrillTime: DUE },
+  over: Partial<DecideInput> = {},
+): DecideInput {
+  return {
+    spec: spec({ drills: { ...drills, schedule: '59 9 * * 1' } }),
+    status,
+    clusters: { a: primary('a'), b: standby('b') },
+    votes: [vote('operator'), vote('region-b'), vote('region-c')],
+    now: NOW,
+    ...over,
+  };
+}
+
+const drill = (leg: DrillState['leg'], over: Partial<DrillState> = {}): DrillState => ({
+  id: 'drill-20260302095950',
+  from: 'a',
+  to: 'b',
+  startedAt: ago(120).toISOString(),
+  leg,
+  outboundOperationId: 'switchover-e5-x',
+  ...over,
+});
+
+const report = (id: string, over: Partial<OperationReport> = {}): OperationReport => ({
+  id,
+  kind: 'Switchover',
+  trigger: 'Drill',
+  from: 'a',
+  to: 'b',
+  epoch: 5,
+  result: 'Succeeded',
+  startedAt: ago(120).toISOString(),
+  completedAt: ago(100).toISOString(),
+  rtoSeconds: 3.2,
+  rpoSeconds: 0,
+  rpoBytes: 0,
+  dnsVerifySeconds: 0.4,
+  ...over,
+});
+
+function drillsOf(s: ReturnType<typeof spec>) {
+  if (!s.drills) throw new Error('no drills in the spec');
+  return s.drills;
+}
+
+describe('the drill schedule', () => {
+  it('is the next occurrence of the cron schedule, in its time zone', () => {
+    expect(nextDrillAfter(drillsOf(spec()), NOW)?.toISOString()).toBe('2026-03-09T03:00:00.000Z');
+    const amsterdam = drillsOf(spec({ drills: { ...drills, timeZone: 'Europe/Amsterdam' } }));
+    // 03:00 in Amsterdam is 02:00 UTC in winter and 01:00 UTC in summer.
+    expect(nextDrillAfter(amsterdam, NOW)?.toISOString()).toBe('2026-03-09T02:00:00.000Z');
+    expect(nextDrillAfter(amsterdam, at('2026-06-01T12:00:00Z'))?.toISOString()).toBe(
+      '2026-06-08T01:00:00.000Z',
+    );
+  });
+
+  it('keeps a stored time while it is an occurrence of the schedule, and moves when the schedule changes', () => {
+    const status = { nextDrillTime: '2026-03-09T03:00:00.000Z' };
+    expect(scheduledDrillTime(spec(), status, NOW)).toBe('2026-03-09T03:00:00.000Z');
+    // Due, and still kept: the drill is handled before the time moves on.
+    expect(scheduledDrillTime(spec(), status, at('2026-03-09T03:00:05Z'))).toBe('2026-03-09T03:00:00.000Z');
+    const daily = spec({ drills: { ...drills, schedule: '30 4 * * *' } });
+    expect(scheduledDrillTime(daily, status, NOW)).toBe('2026-03-03T04:30:00.000Z');
+  });
+
+  it('is absent while drills are off or suspended', () => {
+    expect(scheduledDrillTime(spec({ drills: undefined }), {}, NOW)).toBeUndefined();
+    expect(scheduledDrillTime(spec({ drills: { ...drills, suspend: true } }), {}, NOW)).toBeUndefined();
+    expect(decide(input({ activePrimary: 'a', epoch: 4 })).nextDrillTime).toBe('2026-03-09T09:59:00.000Z');
+  });
+});
+
+describe('decide: starting a drill', () => {
+  it('switches over to a standby within the lag limit when due, and schedules the next one', () => {
+    const plan = decide(input());
+    expect(plan.action).toMatchObject({
+      kind: 'StartOperation',
+      operation: { kind: 'Switchover', trigger: 'Drill', from: 'a', to: 'b', epoch: 5 },
+    });
+    expect(plan.phase).toBe('Drilling');
+    const op = (plan.action as { operation: { id: string } }).operation;
+    expect(plan.drill).toMatchObject({ from: 'a', to: 'b', leg: 'Out', outboundOperationId: op.id });
+    expect(plan.nextDrillTime).toBe('2026-03-09T09:59:00.000Z');
+    expect(plan.drillReport).toBeUndefined();
+  });
+
+  it('does nothing before it is due', () => {
+    const plan = decide(input({ activePrimary: 'a', epoch: 4, nextDrillTime: '2026-03-09T09:59:00.000Z' }));
+    expect(plan.action.kind).toBe('Observe');
+    expect(plan.drill).toBeUndefined();
+    expect(plan.phase).toBe('Healthy');
+  });
+
+  const skipped: [string, DecideInput, RegExp][] = [
+    [
+      'the standby lags more than abortIfLagSecondsAbove',
+      input(undefined, { clusters: { a: primary('a'), b: standby('b', 7) } }),
+      /no standby replicating within 5 s \(b lags 7 s\)/,
+    ],
+    [
+      'the standby is unreachable',
+      input(undefined, {
+        clusters: { a: primary('a'), b: { name: 'b', exists: true, reachable: false, role: 'Unknown' } },
+      }),
+      /b is unreachable/,
+    ],
+    [
+      "the primary's provider would not make it a standby again, so the drill could not return",
+      input(undefined, {
+        clusters: { a: { ...primary('a'), rejoinsAfterSwitchover: false }, b: standby('b') },
+      }),
+      /does not make a former primary a standby again .* drills need a provider that does \(AuroraGlobal\)/,
+    ],
+    [
+      'a real failover ended within the cool-down',
+      input({ activePrimary: 'a', epoch: 4, nextDrillTime: DUE, lastFailoverTime: ago(60).toISOString() }),
+      /within the 600 s cool-down/,
+    ],
+    [
+      'it was due more than an hour ago',
+      input(
+        { activePrimary: 'a', epoch: 4, nextDrillTime: '2026-03-02T08:59:00.000Z' },
+        {
+          spec: spec({ drills: { ...drills, schedule: '59 8 * * 1' } }),
+        },
+      ),
+      /more than an hour ago/,
+    ],
+  ];
+  it.each(skipped)('is skipped and filed as Aborted when %s', (_, given, reason) => {
+    const plan = decide(given);
+    expect(plan.action.kind).toBe('Observe');
+    expect(plan.drillReport).toMatchObject({ trigger: 'Drill', result: 'Aborted' });
+    expect(plan.drillReport?.reason).toMatch(reason);
+    expect(plan.drill).toBeNull();
+    expect(new Date(plan.nextDrillTime ?? 0).getTime()).toBeGreaterThan(NOW.getTime());
+  });
+
+  it('never starts while the primary is down: the failover rules decide', () => {
+    const plan = decide(
+      input(undefined, {
+        clusters: { a: { name: 'a', exists: true, reachable: false, role: 'Unknown' }, b: standby('b') },
+        votes: [vote('operator', false), vote('region-b', false), vote('region-c', false)],
+      }),
+    );
+    expect(plan.drill).toBeUndefined();
+    expect(plan.action).not.toMatchObject({ operation: { trigger: 'Drill' } });
+  });
+
+  it('waits for an operation in progress, showing a drill leg as Drilling', () => {
+    const status: FailoverPolicyStatus = {
+      activePrimary: 'a',
+      epoch: 4,
+      nextDrillTime: '2026-03-09T09:59:00.000Z',
+      drill: drill('Out'),
+      currentOperation: {
+        id: 'switchover-e5-x',
+        kind: 'Switchover',
+        trigger: 'Drill',
+        from: 'a',
+        to: 'b',
+        epoch: 5,
+        step: 'CatchingUp',
+        startedAt: ago(2).toISOString(),
+        stepStartedAt: ago(1).toISOString(),
+      },
+    };
+    const plan = decide(input(status));
+    expect(plan.action).toMatchObject({ kind: 'RunStep', operation: { step: 'CatchingUp' } });
+    expect(plan.phase).toBe('Drilling');
+    expect(plan.drill).toBeUndefined();
+  });
+});
+
+describe('decide: a drill in progress', () => {
+  const decideWith = (
+    d: DrillState,
+    over: FailoverPolicyStatus = {},
+    clusters?: Record<string, ClusterFacts>,
+  ) =>
+    decide(
+      input(
+        {
+          epoch: 5,
+          nextDrillTime: '2026-03-09T09:59:00.000Z',
+          drill: d,
+          history: [report(d.outboundOperationId)],
+          ...over,
+        },
+        clusters ? { clusters } : {},
+      ),
+    );
+  const onB = { a: standby('a'), b: primary('b') };
+
+  it('holds on the standby for holdSeconds once the switchover to it succeeded', () => {
+    const plan = decideWith(drill('Out'), { activePrimary: 'b' }, onB);
+    expect(plan.drill).toMatchObject({ leg: 'Holding', returnAfter: later(60).toISOString() });
+    expect(plan.phase).toBe('Drilling');
+    expect(plan.action.kind).toBe('Observe');
+  });
+
+  it('is filed as Aborted when the switchover to the standby did not complete', () => {
+    const plan = decideWith(drill('Out'), {
+      activePrimary: 'a',
+      history: [report('switchover-e5-x', { result: 'Aborted', reason: 'b did not catch up' })],
+    });
+    expect(plan.drill).toBeNull();
+    expect(plan.drillReport).toMatchObject({ result: 'Aborted' });
+    expect(plan.drillReport?.reason).toMatch(/did not complete: b did not catch up/);
+  });
+
+  it('keeps holding until returnAfter', () => {
+    const plan = decideWith(
+      drill('Holding', { returnAfter: later(30).toISOString() }),
+      { activePrimary: 'b' },
+      onB,
+    );
+    expect(plan.action.kind).toBe('Observe');
+    expect(plan.phase).toBe('Drilling');
+    expect(plan.drill).toBeUndefined();
+  });
+
+  it('switches back to where it started once the hold is over', () => {
+    const plan = decideWith(
+      drill('Holding', { returnAfter: ago(1).toISOString() }),
+      { activePrimary: 'b' },
+      onB,
+    );
+    expect(plan.action).toMatchObject({
+      kind: 'StartOperation',
+      operation: { kind: 'Switchover', trigger: 'Drill', from: 'b', to: 'a', epoch: 6 },
+    });
+    expect(plan.drill).toMatchObject({ leg: 'Back' });
+  });
+
+  it('switches back at maxDurationSeconds even if the hold is longer', () => {
+    const long = drill('Holding', {
+      startedAt: ago(601).toISOString(),
+      returnAfter: later(3600).toISOString(),
+    });
+    expect(decideWith(long, { activePrimary: 'b' }, onB).action).toMatchObject({ kind: 'StartOperation' });
+  });
+
+  it('fails, leaving the primary where it is, when it cannot switch back within maxDurationSeconds', () => {
+    const gone = {
+      a: { name: 'a', exists: true, reachable: false, role: 'Unknown' as const },
+      b: primary('b'),
+    };
+    const waiting = drill('Holding', { returnAfter: ago(1).toISOString() });
+    expect(decideWith(waiting, { activePrimary: 'b' }, gone).drill).toBeUndefined();
+    const overdue = drill('Holding', {
+      startedAt: ago(601).toISOString(),
+      returnAfter: ago(1).toISOString(),
+    });
+    const plan = decideWith(overdue, { activePrimary: 'b' }, gone);
+    expect(plan.action.kind).toBe('Observe');
+    expect(plan.drillReport).toMatchObject({ result: 'Failed' });
+    expect(plan.drillReport?.reason).toMatch(
+      /could not switch back to a .*a is unreachable.*b stays the primary/,
+    );
+  });
+
+  it('is filed as Aborted when something else moved the primary during the hold', () => {
+    const plan = decideWith(drill('Holding'), { activePrimary: 'a' });
+    expect(plan.drillReport).toMatchObject({ result: 'Aborted' });
+    expect(plan.drillReport?.reason).toMatch(/interrupted: the primary moved to a/);
+  });
+
+  it('succeeds once back on the primary it started from, with the RTO and RPO of the switchover', () => {
+    const plan = decideWith(drill('Back'), {
+      activePrimary: 'a',
+      epoch: 6,
+      history: [
+        report('switchover-e6-y', { from: 'b', to: 'a', rtoSeconds: 2.9 }),
+        report('switchover-e5-x'),
+      ],
+    });
+    expect(plan.drill).toBeNull();
+    expect(plan.drillReport).toMatchObject({
+      id: 'drill-20260302095950',
+      kind: 'Switchover',
+      trigger: 'Drill',
+      from: 'a',
+      to: 'b',
+      result: 'Succeeded',
+      epoch: 6,
+      rtoSeconds: 3.2,
+      rpoBytes: 0,
+      rpoSeconds: 0,
+    });
+    expect(plan.drillReport?.reason).toMatch(/RTO 3.2 s, 0 bytes lost\) and back to a \(RTO 2.9 s\)/);
+  });
+
+  it('fails when the switchover back did not complete', () => {
+    const plan = decideWith(
+      drill('Back'),
+      {
+        activePrimary: 'b',
+        history: [
+          report('switchover-e6-y', { from: 'b', to: 'a', result: 'Aborted', reason: 'a did not catch up' }),
+        ],
+      },
+      onB,
+    );
+    expect(plan.drillReport).toMatchObject({ result: 'Failed' });
+    expect(plan.drillReport?.reason).toMatch(
+      /back to a did not complete \(a did not catch up\); b stays the primary/,
+    );
+  });
+});
