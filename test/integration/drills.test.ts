@@ -46,7 +46,7 @@ describe('a scheduled drill', () => {
       from: 'region-a',
       result: 'Aborted',
     });
-    expect(report.reason).toMatch(/does not make a former primary a standby again.*AuroraGlobal/);
+    expect(report.reason).toMatch(/does not make a former primary a standby again.*could not switch back/);
 
     // Nothing moved: same primary, same epoch, no operation, DNS and writes where they were.
     const { status } = await stack.policy();

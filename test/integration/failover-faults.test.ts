@@ -145,6 +145,68 @@ describe('the operator killed at every step of a failover', () => {
   });
 });
 
+describe('a switchover whose primary dies before the promotion', () => {
+  it('stands down instead of retrying for ever, and the failover rules take over (RPO gate included)', async () => {
+    stack = await start();
+    await healthy(stack);
+    await stack.operator?.kill();
+    // As a person's switchover left it when the operator died: fencing the primary, which is now gone.
+    await stack.pair.killPrimary();
+    const status: FailoverPolicyStatus = {
+      ...(await stack.policy()).status,
+      currentOperation: operationAt('Fencing', {
+        id: 'switchover-e1-test',
+        kind: 'Switchover',
+        trigger: 'Manual',
+        primaryLostAt: undefined,
+      }),
+    };
+    await stack.client.mergePatch(
+      failoverPolicyType,
+      stack.options.namespace,
+      'orders',
+      { status },
+      'status',
+    );
+    await stack.startOperator();
+
+    const stoodDown = await stack.waitForPolicy(
+      (st) => (st.history?.[0]?.result === 'Aborted' && !st.currentOperation ? st : undefined),
+      'the switchover to stand down',
+    );
+    expect(stoodDown.history?.[0]).toMatchObject({ id: 'switchover-e1-test', kind: 'Switchover' });
+    expect(stoodDown.history?.[0]?.reason).toMatch(/region-a was lost .* before region-b was promoted/);
+    expect(stoodDown.epoch).toBe(0);
+    // The failover rules decide now. This restarted operator never measured the lag while the
+    // primary lived, so the RPO gate holds an automatic promotion back, as it must...
+    const blocked = await stack.waitForPolicy(
+      (st) => st.conditions?.find((c) => c.type === 'FailoverBlocked' && c.status === 'True'),
+      'the failover blocked by the RPO gate',
+    );
+    expect(blocked.reason).toBe('LagUnknown');
+    // ...and a person's failover that accepts the loss goes through: nothing is left stuck.
+    await stack.requestPromotion({
+      id: 'after-switchover',
+      target: 'region-b',
+      kind: 'Failover',
+      allowDataLoss: true,
+    });
+    const after = await stack.waitForPolicy(
+      (st) => (st.history?.length === 2 && !st.currentOperation ? st : undefined),
+      'the requested failover to finish',
+    );
+    expect(after.history?.[0]).toMatchObject({
+      kind: 'Failover',
+      trigger: 'Manual',
+      result: 'Succeeded',
+      epoch: 1,
+    });
+    expect(after).toMatchObject({ activePrimary: 'region-b', epoch: 1 });
+    expect(await stack.writablePrimaries()).toEqual(['standby']);
+    expect(await stack.writeThroughDns()).toBe(STANDBY_ADDRESS);
+  });
+});
+
 describe('the API server down mid-failover', () => {
   it('a leader that cannot renew its lease stops acting; the next one resumes from status and finishes', async () => {
     n++;

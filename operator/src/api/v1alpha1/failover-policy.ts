@@ -460,6 +460,7 @@ export const drillState = z
       .enum(['Out', 'Holding', 'Back'])
       .describe('Out: switching over to the standby; Holding: serving from it; Back: switching back.'),
     outboundOperationId: z.string().max(128).describe('The id of the switchover to the standby.'),
+    backOperationId: z.string().max(128).optional().describe('The id of the switchover back, once started.'),
     returnAfter: timestamp('When the drill starts switching back.').optional(),
   })
   .describe('A drill in progress: a switchover to the standby, a hold, and a switchover back.');

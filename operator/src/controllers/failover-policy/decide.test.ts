@@ -303,6 +303,35 @@ describe('decide: never two primaries', () => {
     expect(plan.action).toMatchObject({ kind: 'RunStep', operation: { step: 'Aborted' } });
   });
 
+  const switchover = (step: Operation['step']) =>
+    inProgress(step, { id: 'switchover-e5-x', kind: 'Switchover', trigger: 'Manual' });
+  it.each(['Detected', 'Fencing', 'CatchingUp', 'RollingBack'] as const)(
+    'stands a switchover down at %s when the primary is lost by quorum, so the failover rules can act',
+    (step) => {
+      const plan = decide(
+        outage({ status: { activePrimary: 'a', epoch: 4, currentOperation: switchover(step) } }),
+      );
+      expect(plan.action).toMatchObject({ kind: 'RunStep', operation: { step: 'Aborted' } });
+      expect((plan.action as { operation: Operation }).operation.reason).toMatch(
+        /a was lost .* before b was promoted/,
+      );
+    },
+  );
+
+  it('carries on with a switchover once it promotes, and with one whose primary only one observer lost', () => {
+    const promoting = decide(
+      outage({ status: { activePrimary: 'a', epoch: 4, currentOperation: switchover('Promoting') } }),
+    );
+    expect(promoting.action).toMatchObject({ kind: 'RunStep', operation: { step: 'Promoting' } });
+    const fencing = decide(
+      input({
+        votes: [down('region-b'), up('operator'), up('region-c')],
+        status: { activePrimary: 'a', epoch: 4, currentOperation: switchover('Fencing') },
+      }),
+    );
+    expect(fencing.action).toMatchObject({ kind: 'RunStep', operation: { step: 'Fencing' } });
+  });
+
   it('carries on with an operation that has touched a database, whatever is observed', () => {
     const plan = decide(
       input({ status: { activePrimary: 'a', epoch: 4, currentOperation: inProgress('RepointingDns') } }),

@@ -14,6 +14,7 @@
  */
 import type {
   DrillState,
+  Drills,
   FailoverPolicySpec,
   FailoverPolicyStatus,
   Operation,
@@ -23,7 +24,14 @@ import type {
 import type { DatabaseRole } from '../../providers/database/port.ts';
 import type { ConditionInput } from '../../runtime/conditions.ts';
 import { timestamp } from '../../runtime/time.ts';
-import { DRILL_START_DEADLINE_MS, drillId, drillReport, findReport, scheduledDrillTime } from './drill.ts';
+import {
+  DRILL_START_DEADLINE_MS,
+  drillId,
+  drillReport,
+  drillScheduleProblem,
+  findReport,
+  scheduledDrillTime,
+} from './drill.ts';
 import { isTerminal } from './operation.ts';
 
 type Phase = (typeof policyPhase.options)[number];
@@ -40,6 +48,8 @@ export interface ClusterFacts {
   lagObservedAt?: Date;
   /** After a switchover away from it, its provider makes it a standby again (see drills). */
   rejoinsAfterSwitchover?: boolean;
+  /** Not probed yet (a restarted operator): unreachable means "not known", not "down". */
+  unprobed?: boolean;
 }
 
 /** One observer's view of the active primary. */
@@ -325,6 +335,7 @@ export function decide(input: DecideInput): Plan {
         : { type: 'PrimaryAvailable', status: 'True', reason: 'Reachable', message: verdict.message },
   ];
   const nextDrillTime = scheduledDrillTime(spec, status, now);
+  if (spec.drills) conditions.push(drillsCondition(spec.drills, nextDrillTime, now));
   const plan = (action: Action, phase: Phase, extra: ConditionInput[] = []): Plan => ({
     action,
     phase,
@@ -360,6 +371,24 @@ export function decide(input: DecideInput): Plan {
           },
         },
         phase,
+      );
+    }
+    // A switchover needs its primary. One lost by quorum before the standby was promoted stands
+    // down, so the failover rules can act: fencing, catching up to or unfencing a primary that is
+    // gone would be retried for ever, holding back the failover that is now needed.
+    const beforePromotion = ['Detected', 'Fencing', 'CatchingUp', 'RollingBack'].includes(op.step);
+    if (op.kind === 'Switchover' && beforePromotion && verdict.down) {
+      return plan(
+        {
+          kind: 'RunStep',
+          operation: {
+            ...op,
+            step: 'Aborted',
+            stepStartedAt: timestamp(now),
+            reason: `${op.from} was lost (${verdict.message}) before ${op.to} was promoted`,
+          },
+        },
+        'Degraded',
       );
     }
     // An automatic failover that has not touched a database yet stands down if the primary is
@@ -506,6 +535,11 @@ function decideDrill(input: DecideInput, observe: Plan): Plan | undefined {
     ...(state !== drill ? { drill: state } : {}),
   });
 
+  // Right after a restart nothing is probed yet: wait rather than judge a leg or skip a drill.
+  const names = [...new Set([active, spec.primary, ...spec.standbys, drill?.from, drill?.to])];
+  if (names.some((n) => n !== undefined && clusters[n]?.unprobed))
+    return drill ? holding(drill, probeMs) : undefined;
+
   if (drill) {
     const end = (result: OperationReport['result'], reason: string): Plan => ({
       ...observe,
@@ -513,7 +547,7 @@ function decideDrill(input: DecideInput, observe: Plan): Plan | undefined {
       drillReport: drillReport(drill, result, reason, status, now, outbound()),
     });
     if (drill.leg === 'Out') {
-      if (active === drill.to) {
+      if (outbound()?.result === 'Succeeded' && active === drill.to) {
         const returnAfter = new Date(now.getTime() + ms(drills?.holdSeconds ?? 0));
         return holding({ ...drill, leg: 'Holding', returnAfter: timestamp(returnAfter) }, probeMs);
       }
@@ -523,8 +557,8 @@ function decideDrill(input: DecideInput, observe: Plan): Plan | undefined {
       );
     }
     if (drill.leg === 'Back') {
-      const back = status.history?.[0];
-      if (active === drill.from) {
+      const back = findReport(status, drill.backOperationId);
+      if (back?.result === 'Succeeded' && active === drill.from) {
         const o = outbound();
         return end(
           'Succeeded',
@@ -547,13 +581,16 @@ function decideDrill(input: DecideInput, observe: Plan): Plan | undefined {
     if (now.getTime() < returnAt) return holding(drill, returnAt - now.getTime());
     const home = clusters[drill.from];
     if (writable(clusters[active]) && home?.reachable && home.role === 'Standby') {
-      return switchoverTo(drill.from, `drill ${drill.id}: back to ${drill.from}`, { ...drill, leg: 'Back' });
+      const back = switchoverTo(drill.from, `drill ${drill.id}: back to ${drill.from}`, drill);
+      const operation = (back.action as { operation: Operation }).operation;
+      return { ...back, drill: { ...drill, leg: 'Back', backOperationId: operation.id } };
     }
+    // Without spec.drills (removed mid-drill) the drill is over at once.
     const overdue = now.getTime() - new Date(drill.startedAt).getTime() > ms(drills?.maxDurationSeconds ?? 0);
     const problem = !writable(clusters[active])
       ? `${active} does not accept writes`
       : `${drill.from} is ${home?.reachable ? `in role ${home.role}` : 'unreachable'}, not a replicating standby`;
-    if (overdue && drills) {
+    if (overdue) {
       return end(
         'Failed',
         `could not switch back to ${drill.from} within maxDurationSeconds: ${problem}; ${active} stays the primary`,
@@ -585,7 +622,7 @@ function decideDrill(input: DecideInput, observe: Plan): Plan | undefined {
   if (!writable(clusters[active])) return skip(`the primary ${active} does not accept writes`);
   if (!clusters[active]?.rejoinsAfterSwitchover)
     return skip(
-      `${active}'s provider does not make a former primary a standby again after a switchover, so the drill could not switch back; drills need a provider that does (AuroraGlobal)`,
+      `${active}'s provider does not make a former primary a standby again after a switchover, so the drill could not switch back (see "Drills" in the README)`,
     );
   if (status.lastFailoverTime) {
     const since = now.getTime() - new Date(status.lastFailoverTime).getTime();
@@ -632,4 +669,29 @@ function decideDrill(input: DecideInput, observe: Plan): Plan | undefined {
 function nextAfter(spec: FailoverPolicySpec, status: FailoverPolicyStatus, now: Date): string | undefined {
   const { nextDrillTime: _n, ...rest } = status;
   return scheduledDrillTime(spec, rest, now);
+}
+
+/** DrillsScheduled: whether drills will run, for a policy that has spec.drills. */
+function drillsCondition(drills: Drills, nextDrillTime: string | undefined, now: Date): ConditionInput {
+  if (drills.suspend)
+    return {
+      type: 'DrillsScheduled',
+      status: 'False',
+      reason: 'Suspended',
+      message: 'spec.drills.suspend is true',
+    };
+  const problem = drillScheduleProblem(drills, now);
+  if (problem || !nextDrillTime)
+    return {
+      type: 'DrillsScheduled',
+      status: 'False',
+      reason: 'InvalidSchedule',
+      message: problem ?? 'no next drill time',
+    };
+  return {
+    type: 'DrillsScheduled',
+    status: 'True',
+    reason: 'Scheduled',
+    message: `drills run on "${drills.schedule}" in ${drills.timeZone}`,
+  };
 }

@@ -30,7 +30,7 @@ const spec = (over: Record<string, unknown> = {}) =>
     ...over,
   });
 
-// Aurora Global Database: after a switchover the former primary is a standby again, so a drill can return.
+// A provider that makes the former primary a standby again after a switchover, so a drill can return.
 const primary = (name: string): ClusterFacts => ({
   name,
   exists: true,
@@ -123,6 +123,34 @@ describe('the drill schedule', () => {
     expect(scheduledDrillTime(daily, status, NOW)).toBe('2026-03-03T04:30:00.000Z');
   });
 
+  const drillsCondition = (over: Record<string, unknown>) =>
+    decide(
+      input({ activePrimary: 'a', epoch: 4 }, { spec: spec({ drills: { ...drills, ...over } }) }),
+    ).conditions.find((c) => c.type === 'DrillsScheduled');
+
+  it('says in a condition when the schedule cannot be used, instead of failing the reconcile', () => {
+    expect(drillsCondition({ timeZone: 'Mars/Olympus' })).toMatchObject({
+      status: 'False',
+      reason: 'InvalidSchedule',
+      message: expect.stringMatching(/Mars\/Olympus.*use an IANA time zone/),
+    });
+    expect(drillsCondition({ schedule: '0 3 30 2 *' })).toMatchObject({
+      status: 'False',
+      reason: 'InvalidSchedule',
+      message: expect.stringMatching(/never fires/),
+    });
+    expect(drillsCondition({ suspend: true })).toMatchObject({ status: 'False', reason: 'Suspended' });
+    expect(drillsCondition({})).toMatchObject({ status: 'True', reason: 'Scheduled' });
+    const plan = decide(
+      input(
+        { activePrimary: 'a', epoch: 4 },
+        { spec: spec({ drills: { ...drills, timeZone: 'Mars/Olympus' } }) },
+      ),
+    );
+    expect(plan.nextDrillTime).toBeUndefined();
+    expect(plan.phase).toBe('Healthy');
+  });
+
   it('is absent while drills are off or suspended', () => {
     expect(scheduledDrillTime(spec({ drills: undefined }), {}, NOW)).toBeUndefined();
     expect(scheduledDrillTime(spec({ drills: { ...drills, suspend: true } }), {}, NOW)).toBeUndefined();
@@ -169,7 +197,7 @@ describe('decide: starting a drill', () => {
       input(undefined, {
         clusters: { a: { ...primary('a'), rejoinsAfterSwitchover: false }, b: standby('b') },
       }),
-      /does not make a former primary a standby again .* drills need a provider that does \(AuroraGlobal\)/,
+      /does not make a former primary a standby again .*so the drill could not switch back/,
     ],
     [
       'a real failover ended within the cool-down',
@@ -290,7 +318,57 @@ describe('decide: a drill in progress', () => {
       kind: 'StartOperation',
       operation: { kind: 'Switchover', trigger: 'Drill', from: 'b', to: 'a', epoch: 6 },
     });
-    expect(plan.drill).toMatchObject({ leg: 'Back' });
+    const op = (plan.action as { operation: { id: string } }).operation;
+    expect(plan.drill).toMatchObject({ leg: 'Back', backOperationId: op.id });
+  });
+
+  it('is judged by its own legs, not by whatever operation ended last', () => {
+    // A person's switchover ran after the drill came back: the drill still succeeded.
+    const plan = decideWith(drill('Back', { backOperationId: 'switchover-e6-y' }), {
+      activePrimary: 'a',
+      epoch: 6,
+      history: [
+        report('switchover-e7-z', { trigger: 'Manual', from: 'a', to: 'a', reason: 'a person' }),
+        report('switchover-e6-y', { from: 'b', to: 'a', rtoSeconds: 2.9 }),
+        report('switchover-e5-x'),
+      ],
+    });
+    expect(plan.drillReport).toMatchObject({ result: 'Succeeded' });
+  });
+
+  it('waits after a restart, before anything is probed, instead of failing or skipping', () => {
+    const unprobed = (name: string): ClusterFacts => ({
+      name,
+      exists: true,
+      reachable: false,
+      role: 'Unknown',
+      unprobed: true,
+    });
+    const overdue = drill('Holding', {
+      startedAt: ago(601).toISOString(),
+      returnAfter: ago(1).toISOString(),
+    });
+    const held = decideWith(overdue, { activePrimary: 'b' }, { a: unprobed('a'), b: unprobed('b') });
+    expect(held.drillReport).toBeUndefined();
+    expect(held.phase).toBe('Drilling');
+    const due = decide(input(undefined, { clusters: { a: unprobed('a'), b: unprobed('b') }, votes: [] }));
+    expect(due.drillReport).toBeUndefined();
+    expect(due.drill).toBeUndefined();
+    expect(due.nextDrillTime).toBe(DUE);
+  });
+
+  it('ends at once when spec.drills is removed while it cannot switch back', () => {
+    const gone = {
+      a: { name: 'a', exists: true, reachable: false, role: 'Unknown' as const },
+      b: primary('b'),
+    };
+    const plan = decide(
+      input(
+        { activePrimary: 'b', epoch: 5, drill: drill('Holding', { returnAfter: later(30).toISOString() }) },
+        { spec: spec({ drills: undefined }), clusters: gone },
+      ),
+    );
+    expect(plan.drillReport).toMatchObject({ result: 'Failed' });
   });
 
   it('switches back at maxDurationSeconds even if the hold is longer', () => {
@@ -327,7 +405,7 @@ describe('decide: a drill in progress', () => {
   });
 
   it('succeeds once back on the primary it started from, with the RTO and RPO of the switchover', () => {
-    const plan = decideWith(drill('Back'), {
+    const plan = decideWith(drill('Back', { backOperationId: 'switchover-e6-y' }), {
       activePrimary: 'a',
       epoch: 6,
       history: [
@@ -353,7 +431,7 @@ describe('decide: a drill in progress', () => {
 
   it('fails when the switchover back did not complete', () => {
     const plan = decideWith(
-      drill('Back'),
+      drill('Back', { backOperationId: 'switchover-e6-y' }),
       {
         activePrimary: 'b',
         history: [

@@ -26,8 +26,26 @@ export const DRILL_START_DEADLINE_MS = 60 * 60_000;
 
 /** The first time the schedule fires after `after`, in the schedule's time zone. */
 export function nextDrillAfter(drills: Drills, after: Date): Date | undefined {
-  const cron = new Cron(drills.schedule, { timezone: drills.timeZone, paused: true });
-  return cron.nextRun(after) ?? undefined;
+  try {
+    const cron = new Cron(drills.schedule, { timezone: drills.timeZone, paused: true });
+    return cron.nextRun(after) ?? undefined;
+  } catch {
+    return undefined; // an unknown time zone: drillScheduleProblem says so
+  }
+}
+
+/**
+ * Why the schedule cannot be used, if it cannot: the API server checks the form of both fields,
+ * but only a real lookup finds an unknown time zone or a date that never comes (30 February).
+ */
+export function drillScheduleProblem(drills: Drills, now: Date): string | undefined {
+  try {
+    const cron = new Cron(drills.schedule, { timezone: drills.timeZone, paused: true });
+    if (!cron.nextRun(now)) return `the schedule "${drills.schedule}" never fires: fix spec.drills.schedule`;
+    return undefined;
+  } catch (err) {
+    return `spec.drills cannot be scheduled (${(err as Error).message.split('. ')[0]}): use an IANA time zone such as Europe/Amsterdam and a five-field cron schedule`;
+  }
 }
 
 /**

@@ -26,7 +26,7 @@ export function factsFromProbe(
 ): ClusterFacts {
   const exists = spec !== undefined;
   const rejoins = spec && rejoinsAfterSwitchover(spec) ? { rejoinsAfterSwitchover: true } : {};
-  if (!record) return { name, exists, reachable: false, role: 'Unknown', ...rejoins };
+  if (!record) return { name, exists, reachable: false, role: 'Unknown', unprobed: true, ...rejoins };
   const obs = record.observation;
   const lag = record.lag;
   return {

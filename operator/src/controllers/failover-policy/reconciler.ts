@@ -211,6 +211,9 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
       });
     }
     next = withConditions(next, [...conditions, ...plan.conditions], generation, now);
+    // Drills removed from the spec: their condition goes too.
+    if (!spec.drills && next.conditions?.some((c) => c.type === 'DrillsScheduled'))
+      next.conditions = next.conditions.filter((c) => c.type !== 'DrillsScheduled');
     if (result.error) {
       next = withConditions(
         next,
@@ -258,9 +261,13 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
       ctx.policies,
     );
     if (result.error) throw result.error;
-    const requeue =
+    let requeue =
       result.requeueMs ??
       (plan.action.kind === 'Observe' ? plan.action.requeueMs : spec.detection.probeIntervalSeconds * 1000);
+    // A failed DNS check is retried when its backoff says, even if that is before the next probe.
+    const dnsCheck = dnsChecks.get(key);
+    if (dnsCheck && dnsCheck.failures > 0 && plan.action.kind === 'Observe' && !next.currentOperation)
+      requeue = Math.min(requeue, Math.max(dnsCheck.dueAt - now.getTime(), 100));
     return requeueAfter(Math.max(requeue, 10));
   };
 }

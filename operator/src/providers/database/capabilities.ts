@@ -2,11 +2,14 @@
 import type { ReplicaClusterSpec } from '../../api/v1alpha1/index.ts';
 
 /**
- * Whether the provider itself makes a former primary a replicating standby of the new one after
- * a switchover, so that a drill can switch back. Aurora Global Database does; a promoted RDS or
- * DigitalOcean read replica and a self-managed server need the old primary rebuilt as a replica
- * first (outside the operator), so a drill there could go out but not come back.
+ * Whether, after this operator switches over away from a cluster, the cluster becomes a
+ * replicating standby of the new primary by itself, so that a drill can switch back. None does
+ * yet: a self-managed server and a promoted RDS or DigitalOcean replica need the old primary
+ * rebuilt as a replica outside the operator; Aurora Global Database would rejoin by itself, but
+ * this operator's switchover cannot fence an Aurora writer read-only (Aurora refuses ALTER
+ * SYSTEM), so it does not run drills there either. A provider that can is added here.
  */
 export function rejoinsAfterSwitchover(spec: Pick<ReplicaClusterSpec, 'provider'>): boolean {
-  return spec.provider.type === 'AuroraGlobal';
+  void spec;
+  return false;
 }
