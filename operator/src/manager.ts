@@ -4,6 +4,7 @@
  * elected leader), the event recorder and the probes.
  */
 
+import { isDeepStrictEqual } from 'node:util';
 import type { OperatorContext } from './controllers/context.ts';
 import { reconcileFailoverPolicy } from './controllers/failover-policy/reconciler.ts';
 import { ClusterProbes } from './controllers/replica-cluster/probes.ts';
@@ -89,7 +90,13 @@ export class Manager {
     policies.on((event) => {
       const key = objectKey(event.object);
       this.indexPolicy(key, event.type === 'deleted' ? undefined : event.object);
-      if (event.type !== 'deleted') policyController.enqueue(key);
+      // Not on a change of status alone, which is this operator's own write: reacting to it would
+      // retry a failing step at once, round and round, instead of after its backoff.
+      if (
+        event.type !== 'deleted' &&
+        !(event.type === 'updated' && onlyStatusChanged(event.old, event.object))
+      )
+        policyController.enqueue(key);
       // A new policy changes who is primary and how often to probe: look at its clusters now.
       if (event.type === 'added' || event.type === 'updated') {
         for (const [clusterKey, policyKeys] of this.policiesByCluster)
@@ -159,4 +166,15 @@ export class Manager {
     await Promise.all(this.informers.map((i) => i.stop()));
     await this.context.probes.closeAll();
   }
+}
+
+/** Whether an update changed nothing but status (and the resourceVersion and managedFields). */
+export function onlyStatusChanged(old: KubeObject, current: KubeObject): boolean {
+  const meta = (o: KubeObject) => {
+    const { resourceVersion: _r, managedFields: _m, ...rest } = o.metadata;
+    return rest;
+  };
+  const { status: _os, metadata: _om, ...oldRest } = old;
+  const { status: _cs, metadata: _cm, ...currentRest } = current;
+  return isDeepStrictEqual(meta(old), meta(current)) && isDeepStrictEqual(oldRest, currentRest);
 }

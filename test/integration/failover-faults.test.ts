@@ -145,6 +145,56 @@ describe('the operator killed at every step of a failover', () => {
   });
 });
 
+describe('a switchover whose old primary cannot be fenced', () => {
+  it('rolls back after a few attempts, leaves the primary taking writes, and says why', async () => {
+    stack = await start({ startOperator: false });
+    // As on RDS: a role with what probing and promotion need, but not ALTER SYSTEM.
+    const pair = stack.pair;
+    for (const statement of [
+      `CREATE ROLE limited LOGIN PASSWORD 'limited-pw' IN ROLE pg_monitor, pg_signal_backend`,
+      'GRANT EXECUTE ON FUNCTION pg_promote(boolean, integer) TO limited',
+      'GRANT EXECUTE ON FUNCTION pg_reload_conf() TO limited',
+      `GRANT CREATE ON DATABASE "${pair.database}" TO limited`,
+    ])
+      await pair.primary.query(statement);
+    await pair.waitForReplayCatchUp();
+    const secrets = { group: '', version: 'v1', plural: 'secrets', kind: 'Secret' };
+    await stack.client.mergePatch(secrets, stack.options.namespace, 'db-credentials', {
+      stringData: { username: 'limited', password: 'limited-pw' },
+    });
+    await stack.startOperator();
+    await healthy(stack);
+
+    await stack.requestPromotion({ id: 'switch-limited', target: 'region-b', kind: 'Switchover' });
+    const report = await stack.waitForPolicy((st) => st.history?.[0], 'the switchover to end');
+    expect(report).toMatchObject({ kind: 'Switchover', trigger: 'Manual', result: 'Aborted' });
+    expect(report.reason).toMatch(/could not fence region-a read-only \(3 attempts\): .*permission denied/);
+    const { status } = await stack.policy();
+    expect(status).toMatchObject({ activePrimary: 'region-a', epoch: 0 });
+    expect(status.currentOperation).toBeUndefined();
+    expect(status.lastRequest).toMatchObject({ id: 'switch-limited', outcome: 'Aborted' });
+    expect(await stack.writablePrimaries()).toEqual(['primary']);
+    expect(await stack.writeThroughDns()).toBe(PRIMARY_ADDRESS);
+    const reasons = await waitFor(
+      async () => {
+        const list = (await stack?.events())?.map((e) => e.reason) ?? [];
+        return list.includes('SwitchoverAborted') ? list : undefined;
+      },
+      { description: 'the SwitchoverAborted event' },
+    );
+    expect(reasons).toEqual(
+      expect.arrayContaining(['FencingFailed', 'SwitchoverRolledBack', 'SwitchoverAborted']),
+    );
+    // Two failed attempts, each retried after its backoff: not a retry storm fed by the
+    // operator's own status writes (which once ran this step hundreds of times a minute).
+    expect(
+      await stack.operator?.metric('controller_runtime_reconcile_errors_total', {
+        controller: 'failoverpolicy',
+      }),
+    ).toBeLessThan(10);
+  });
+});
+
 describe('a switchover whose primary dies before the promotion', () => {
   it('stands down instead of retrying for ever, and the failover rules take over (RPO gate included)', async () => {
     stack = await start();
@@ -273,6 +323,22 @@ describe('the DNS server failing during the re-point', () => {
       'repeated failed attempts to re-point DNS',
     );
     expect(stuck.currentOperation?.lastError).toMatch(/REFUSED/);
+    // Retried after a backoff, not at once: each failed attempt writes status, and reacting to
+    // that write, or to every observer's vote, once re-ran the step back to back (six attempts in
+    // about 0.6 s here). The backoff in status (retryAfter) puts at least 0.5 + 1 + 2 s between
+    // the first and the fourth; a slower machine only spreads them further.
+    const ns = stack.options.namespace;
+    const failures = await waitFor(
+      () => {
+        const times = (stack?.operator?.logEntries() ?? [])
+          .filter((e) => e.msg === 'reconcile failed; retrying with backoff' && e.key === `${ns}/orders`)
+          .map((e) => new Date(String(e.time)).getTime());
+        return times.length >= 4 ? times : undefined;
+      },
+      { description: 'four failed attempts in the log' },
+    );
+    expect((failures[3] ?? 0) - (failures[0] ?? 0)).toBeGreaterThanOrEqual(3000);
+    expect(stuck.currentOperation?.retryAfter).toBeDefined();
     expect(stuck.conditions?.find((c) => c.type === 'Progressing')).toMatchObject({ status: 'False' });
     // The promotion already happened: exactly one writable primary even while DNS lags behind.
     expect(await stack.writablePrimaries()).toEqual(['standby']);

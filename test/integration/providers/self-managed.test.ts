@@ -302,6 +302,14 @@ describe('promotion and fencing the old primary', () => {
       code: '25006',
     });
   });
+
+  it('unfence (a rolled-back switchover) makes it take writes again, and is a no-op once done', async () => {
+    expect(await primary.unfence()).toEqual({
+      detail: 'default_transaction_read_only reset (ALTER SYSTEM RESET, configuration reloaded)',
+    });
+    await insertRow(await session(pair, 'primary'), 'after unfence');
+    expect(await primary.unfence()).toEqual({ detail: 'not fenced read-only' });
+  });
 });
 
 describe('EpochOnly and Shutdown fencing', () => {

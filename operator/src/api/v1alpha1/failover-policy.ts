@@ -389,6 +389,9 @@ export const operation = z
     stepStartedAt: timestamp('When the current step started.'),
     requestId: z.string().max(63).optional().describe('The promotionRequest id, for a manual operation.'),
     attempts: z.number().int().min(0).optional().describe('Failed attempts of the current step.'),
+    retryAfter: timestamp(
+      'After a failed attempt: the step is not run again before this time (exponential backoff).',
+    ).optional(),
     lastError: z
       .string()
       .max(1024)

@@ -18,6 +18,8 @@ import { advance, failedAttempt, finish, hasTouchedDatabases, isTerminal, withSt
 
 /** How long a switchover waits for the standby to replay what the fenced primary wrote. */
 export const CATCH_UP_TIMEOUT_MS = 120_000;
+/** Failed attempts to fence the old primary after which a switchover rolls back. */
+export const SWITCHOVER_FENCE_ATTEMPTS = 3;
 /** How long to keep asking the authoritative servers before completing with a warning. */
 export const DNS_VERIFY_TIMEOUT_MS = 300_000;
 const POLL_MS = 500;
@@ -150,6 +152,9 @@ async function runStep(
     return { status: { ...status, currentOperation: op }, requeueMs: 0, events: [] };
   }
   if (isTerminal(op.step)) return complete(status, op, now);
+  // A failed step waits out its backoff, however often the policy is reconciled meanwhile.
+  const wait = op.retryAfter ? new Date(op.retryAfter).getTime() - now.getTime() : 0;
+  if (wait > 0) return { status, requeueMs: wait, events: [] };
   try {
     return await stepAction(ports, spec, status, op, now);
   } catch (err) {
@@ -162,7 +167,11 @@ async function runStep(
         events: [],
       };
     }
-    return { status: { ...status, currentOperation: failedAttempt(op, message) }, events: [], error: err };
+    return {
+      status: { ...status, currentOperation: failedAttempt(op, message, now) },
+      events: [],
+      error: err,
+    };
   }
 }
 
@@ -253,6 +262,18 @@ async function stepAction(
         ) {
           const detail = `${op.from} unreachable (${err.reason}); marked by epoch ${op.epoch} in DNS and the new primary heartbeat`;
           return next({ fenceDetail: detail }, {}, [ev('Warning', 'PrimaryNotFenced', 'Fence', detail)]);
+        }
+        // A switchover needs the old primary read-only first. A role or a managed service that
+        // refuses that (RDS, Aurora and DigitalOcean refuse ALTER SYSTEM) would fail here for ever:
+        // after a few attempts the switchover rolls back instead (unfencing is a no-op where
+        // nothing was fenced), and the person can fail over, or fix the role and ask again.
+        if (op.kind === 'Switchover' && (op.attempts ?? 0) + 1 >= SWITCHOVER_FENCE_ATTEMPTS) {
+          const why = `could not fence ${op.from} read-only (${SWITCHOVER_FENCE_ATTEMPTS} attempts): ${(err as Error).message}`;
+          return {
+            status: { ...status, currentOperation: withStep(op, 'RollingBack', now, why.slice(0, 1024)) },
+            requeueMs: 0,
+            events: [ev('Warning', 'FencingFailed', 'Fence', why)],
+          };
         }
         throw err;
       }

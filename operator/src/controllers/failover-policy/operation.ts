@@ -10,6 +10,7 @@
  *   Anything that can stop before touching a database: Detected → Aborted
  */
 import type { FailoverPolicyStatus, Operation, OperationReport } from '../../api/v1alpha1/index.ts';
+import { type BackoffPolicy, backoffDelay } from '../../runtime/backoff.ts';
 import { timestamp } from '../../runtime/time.ts';
 
 export type Step = Operation['step'];
@@ -47,18 +48,32 @@ export function nextStep(op: Operation): Step {
 
 /** The operation advanced to its next step, with whatever the finished step learned. */
 export function advance(op: Operation, now: Date, learned: Partial<Operation> = {}): Operation {
-  const { attempts: _a, lastError: _e, ...rest } = op;
+  const { attempts: _a, lastError: _e, retryAfter: _r, ...rest } = op;
   return { ...rest, ...learned, step: nextStep(op), stepStartedAt: timestamp(now) };
 }
 
 export function withStep(op: Operation, step: Step, now: Date, reason?: string): Operation {
-  const { attempts: _a, lastError: _e, ...rest } = op;
+  const { attempts: _a, lastError: _e, retryAfter: _r, ...rest } = op;
   return { ...rest, step, stepStartedAt: timestamp(now), ...(reason ? { reason } : {}) };
 }
 
-/** Records a failed attempt of the current step (the step stays; it is retried with backoff). */
-export function failedAttempt(op: Operation, error: string): Operation {
-  return { ...op, attempts: (op.attempts ?? 0) + 1, lastError: error.slice(0, 1024) };
+/** Backoff between attempts of a failing step: from 1 s, doubling, at most a minute. */
+export const STEP_RETRY: BackoffPolicy = { baseMs: 1000, maxMs: 60_000 };
+
+/**
+ * Records a failed attempt of the current step: the step stays, and is not run again before
+ * `retryAfter`. The backoff lives in status, so no event (an observer's vote, our own status
+ * write) and no restart can make a failing step run back to back.
+ */
+export function failedAttempt(
+  op: Operation,
+  error: string,
+  now: Date,
+  random: () => number = Math.random,
+): Operation {
+  const attempts = (op.attempts ?? 0) + 1;
+  const retryAfter = new Date(now.getTime() + backoffDelay(attempts - 1, STEP_RETRY, random));
+  return { ...op, attempts, lastError: error.slice(0, 1024), retryAfter: timestamp(retryAfter) };
 }
 
 const seconds = (from: string | undefined, to: Date) =>

@@ -133,6 +133,11 @@ export class AuroraGlobalDatabase implements DatabaseProvider {
     return fenceManaged(this.sql, request, () => this.view());
   }
 
+  /** Undoes the SQL side's ReadOnly fence (a rolled-back switchover); a no-op where none holds. */
+  unfence(): Promise<{ detail: string }> {
+    return this.sql.unfence ? this.sql.unfence() : Promise.resolve({ detail: 'nothing to undo' });
+  }
+
   async close(): Promise<void> {
     if (this.ownsClient) this.client.destroy();
     await this.sql.close();

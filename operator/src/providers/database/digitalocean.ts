@@ -197,6 +197,11 @@ export class DigitalOceanDatabaseProvider implements DatabaseProvider {
     return this.sql.fence(request);
   }
 
+  /** Undoes the SQL side's ReadOnly fence (a rolled-back switchover); a no-op where none holds. */
+  unfence(): Promise<{ detail: string }> {
+    return this.sql.unfence ? this.sql.unfence() : Promise.resolve({ detail: 'nothing to undo' });
+  }
+
   close(): Promise<void> {
     return this.sql.close();
   }

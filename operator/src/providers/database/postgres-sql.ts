@@ -222,11 +222,10 @@ export class PostgresSql {
   async unfence(): Promise<{ detail: string }> {
     try {
       return await this.withClient(async (client) => {
-        if (
-          !(await client.query<{ ro: string }>('SHOW default_transaction_read_only')).rows[0]?.ro.startsWith(
-            'on',
-          )
-        ) {
+        const { rows } = await client.query<{ ro: string }>(
+          "SELECT current_setting('default_transaction_read_only') AS ro",
+        );
+        if (rows[0]?.ro !== 'on') {
           return { detail: 'not fenced read-only' };
         }
         await client.query('ALTER SYSTEM RESET default_transaction_read_only');
