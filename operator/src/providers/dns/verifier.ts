@@ -222,7 +222,14 @@ export async function queryServer(
   const query = encodeQuery(name, type, options);
   let transport = options.transport ?? 'udp';
   for (;;) {
-    const reply = await exchangeDnsMessage(server, query, { transport, timeoutMs: deadline - Date.now() });
+    const reply = await exchangeDnsMessage(server, query, {
+      transport,
+      timeoutMs: deadline - Date.now(),
+    }).catch((err: unknown) => {
+      // Name the call's timeout, not what was left of it for this exchange (999 ms for 1000).
+      if (err instanceof ProviderError && err.reason === 'Timeout') throw timeoutError(server, timeoutMs);
+      throw err;
+    });
     const decoded = decodeMessage(server, reply);
     if (!decoded.flag_tc || transport === 'tcp') return decoded;
     transport = 'tcp';
