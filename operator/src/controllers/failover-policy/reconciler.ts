@@ -228,6 +228,8 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
         generation,
         now,
       );
+    } else if (next.currentOperation?.retryAfter && new Date(next.currentOperation.retryAfter) > now) {
+      // Waiting out a failed attempt's backoff: Progressing stays as that failure left it (False).
     } else if (next.currentOperation) {
       next = withConditions(
         next,
