@@ -47,6 +47,11 @@ async function expectCleanFailover(s: FailoverStack) {
   expect(await s.writeThroughDns()).toBe(STANDBY_ADDRESS);
 }
 
+/** Writes status as a killed operator would have left it. */
+async function stageStatus(s: FailoverStack, status: FailoverPolicyStatus) {
+  await s.client.mergePatch(failoverPolicyType, s.options.namespace, 'orders', { status }, 'status');
+}
+
 const iso = (d = new Date()) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 function operationAt(step: Operation['step'], extra: Partial<Operation> = {}): Operation {
@@ -121,13 +126,7 @@ describe('the operator killed at every step of a failover', () => {
         epoch: afterPromotion ? 1 : 0,
         currentOperation: operationAt(step, dnsMoved ? { dnsChangedAt: iso() } : {}),
       };
-      await stack.client.mergePatch(
-        failoverPolicyType,
-        stack.options.namespace,
-        'orders',
-        { status },
-        'status',
-      );
+      await stageStatus(stack, status);
 
       await stack.startOperator();
       await expectCleanFailover(stack);
@@ -211,13 +210,7 @@ describe('a switchover whose primary dies before the promotion', () => {
         primaryLostAt: undefined,
       }),
     };
-    await stack.client.mergePatch(
-      failoverPolicyType,
-      stack.options.namespace,
-      'orders',
-      { status },
-      'status',
-    );
+    await stageStatus(stack, status);
     await stack.startOperator();
 
     const stoodDown = await stack.waitForPolicy(

@@ -169,34 +169,7 @@ describe('a reconcile error', () => {
     await client.create(failoverPolicyType, ns, policy(ns, 'denied'));
 
     // The operator's own least-privilege rules, minus the right to write policy status.
-    const rbac = cp.kubeConfig().makeApiClient(RbacAuthorizationV1Api);
-    const withoutStatus = operatorRules.map((r) => ({
-      ...r,
-      resources: r.resources.filter((x) => x !== 'failoverpolicies/status'),
-    }));
-    await rbac.createClusterRole({
-      body: { metadata: { name: 'operator-without-status' }, rules: withoutStatus },
-    });
-    await rbac.createClusterRoleBinding({
-      body: {
-        metadata: { name: 'operator-errors' },
-        roleRef: {
-          apiGroup: 'rbac.authorization.k8s.io',
-          kind: 'ClusterRole',
-          name: 'operator-without-status',
-        },
-        subjects: [{ kind: 'ServiceAccount', name: 'operator', namespace: ns }],
-      },
-    });
-    const token = await cp.mintServiceAccountToken(ns, 'operator');
-    const kubeconfig = cp.writeKubeconfig(join(dir, 'operator-errors.kubeconfig'), 'operator', token);
-    const op = await OperatorProcess.start({
-      name: 'op-errors',
-      kubeconfig,
-      dir,
-      args: ['--leader-elect=false', `--namespace=${ns}`],
-    });
-    operators.push(op);
+    const { op, rbac } = await operatorWithout(ns, 'failoverpolicies/status', 'errors');
 
     await waitFor(
       async () =>
@@ -227,7 +200,7 @@ describe('a reconcile error', () => {
 
     // Fix the cause: the next retry succeeds and the errors stop.
     await rbac.patchClusterRole({
-      name: 'operator-without-status',
+      name: 'operator-errors',
       body: [{ op: 'replace', path: '/rules', value: operatorRules }],
     });
     await reconciled(client, failoverPolicyType, ns, 'denied');
@@ -254,34 +227,7 @@ describe('caches that cannot sync', () => {
     await client.create(failoverPolicyType, ns, policy(ns, 'orders'));
 
     // The operator's rules minus reading ReplicaClusters: that cache cannot fill.
-    const rbac = cp.kubeConfig().makeApiClient(RbacAuthorizationV1Api);
-    const withoutClusters = operatorRules.map((r) => ({
-      ...r,
-      resources: r.resources.filter((x) => x !== 'replicaclusters'),
-    }));
-    await rbac.createClusterRole({
-      body: { metadata: { name: 'operator-without-clusters' }, rules: withoutClusters },
-    });
-    await rbac.createClusterRoleBinding({
-      body: {
-        metadata: { name: 'operator-unsynced' },
-        roleRef: {
-          apiGroup: 'rbac.authorization.k8s.io',
-          kind: 'ClusterRole',
-          name: 'operator-without-clusters',
-        },
-        subjects: [{ kind: 'ServiceAccount', name: 'operator', namespace: ns }],
-      },
-    });
-    const token = await cp.mintServiceAccountToken(ns, 'operator');
-    const kubeconfig = cp.writeKubeconfig(join(dir, 'operator-unsynced.kubeconfig'), 'operator', token);
-    const op = await OperatorProcess.start({
-      name: 'op-unsynced',
-      kubeconfig,
-      dir,
-      args: ['--leader-elect=false', `--namespace=${ns}`],
-    });
-    operators.push(op);
+    const { op, rbac } = await operatorWithout(ns, 'replicaclusters', 'unsynced');
 
     // The policy cache filled long ago and the cluster list was refused twice: an operator that
     // did not wait would have reconciled the policy by now, and called its clusters missing.
@@ -300,7 +246,7 @@ describe('caches that cannot sync', () => {
 
     // Allowed to list clusters, the cache fills at the next retry and the first reconcile sees both.
     await rbac.patchClusterRole({
-      name: 'operator-without-clusters',
+      name: 'operator-unsynced',
       body: [{ op: 'replace', path: '/rules', value: operatorRules }],
     });
     const reconciledPolicy = await reconciled(client, failoverPolicyType, ns, 'orders');
@@ -311,6 +257,33 @@ describe('caches that cannot sync', () => {
     await op.stop();
   });
 });
+
+/**
+ * An operator process running as a ServiceAccount bound to the operator's own rules minus one
+ * resource, through the ClusterRole operator-<name> (patch it to give the resource back).
+ */
+async function operatorWithout(ns: string, resource: string, name: string) {
+  const rbac = cp.kubeConfig().makeApiClient(RbacAuthorizationV1Api);
+  const rules = operatorRules.map((r) => ({ ...r, resources: r.resources.filter((x) => x !== resource) }));
+  await rbac.createClusterRole({ body: { metadata: { name: `operator-${name}` }, rules } });
+  await rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name: `operator-${name}` },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `operator-${name}` },
+      subjects: [{ kind: 'ServiceAccount', name: 'operator', namespace: ns }],
+    },
+  });
+  const token = await cp.mintServiceAccountToken(ns, 'operator');
+  const kubeconfig = cp.writeKubeconfig(join(dir, `operator-${name}.kubeconfig`), 'operator', token);
+  const op = await OperatorProcess.start({
+    name: `op-${name}`,
+    kubeconfig,
+    dir,
+    args: ['--leader-elect=false', `--namespace=${ns}`],
+  });
+  operators.push(op);
+  return { op, rbac };
+}
 
 async function metricValue(metrics: Metrics, name: string, cause?: string): Promise<number> {
   const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);

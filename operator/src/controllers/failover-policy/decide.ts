@@ -32,7 +32,7 @@ import {
   findReport,
   scheduledDrillTime,
 } from './drill.ts';
-import { isTerminal } from './operation.ts';
+import { isTerminal, withStep } from './operation.ts';
 
 type Phase = (typeof policyPhase.options)[number];
 
@@ -363,12 +363,12 @@ export function decide(input: DecideInput): Plan {
       return plan(
         {
           kind: 'RunStep',
-          operation: {
-            ...op,
-            step: 'Fencing',
-            stepStartedAt: timestamp(now),
-            reason: `${op.from} accepts writes again; fencing it before promoting`,
-          },
+          operation: withStep(
+            op,
+            'Fencing',
+            now,
+            `${op.from} accepts writes again; fencing it before promoting`,
+          ),
         },
         phase,
       );
@@ -381,12 +381,12 @@ export function decide(input: DecideInput): Plan {
       return plan(
         {
           kind: 'RunStep',
-          operation: {
-            ...op,
-            step: 'Aborted',
-            stepStartedAt: timestamp(now),
-            reason: `${op.from} was lost (${verdict.message}) before ${op.to} was promoted`,
-          },
+          operation: withStep(
+            op,
+            'Aborted',
+            now,
+            `${op.from} was lost (${verdict.message}) before ${op.to} was promoted`,
+          ),
         },
         'Degraded',
       );
@@ -398,12 +398,12 @@ export function decide(input: DecideInput): Plan {
       return plan(
         {
           kind: 'RunStep',
-          operation: {
-            ...op,
-            step: 'Aborted',
-            stepStartedAt: timestamp(now),
-            reason: `${op.from} is reachable again before anything was changed`,
-          },
+          operation: withStep(
+            op,
+            'Aborted',
+            now,
+            `${op.from} is reachable again before anything was changed`,
+          ),
         },
         phase,
       );
