@@ -1,12 +1,15 @@
 /**
  * Kubernetes Events (events.k8s.io/v1) about our objects, with client-go's manners: identical
  * events are folded into one with a growing `series.count` instead of flooding the API server,
- * and each object may emit at most a burst of events, refilled slowly.
+ * and each object may emit at most a burst of events, refilled slowly. An Event that is not
+ * recorded is counted in `failover_events_dropped_total{reason}` and warned about, once a minute
+ * per object at most: people read Events to learn what happened, so losing them must show.
  */
 import { randomBytes } from 'node:crypto';
 import type { Clock } from './clock.ts';
-import type { KubeClient, KubeObject, ResourceType } from './kube-client.ts';
+import { isNotFound, type KubeClient, type KubeObject, type ResourceType } from './kube-client.ts';
 import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
 
 export const eventType: ResourceType = {
   group: 'events.k8s.io',
@@ -32,6 +35,8 @@ export interface EventRecorderOptions {
   controller: string;
   /** Written as reportingInstance, e.g. the pod name. */
   instance: string;
+  /** Counts dropped Events in failover_events_dropped_total. */
+  metrics?: Metrics;
   burst?: number;
   refillMs?: number;
   /** Identical events within this window are one series. */
@@ -40,12 +45,23 @@ export interface EventRecorderOptions {
 
 const microTime = (d: Date) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 
+/** Why an Event was not recorded: the object's budget was spent, or the API server refused or failed. */
+export type DropReason = 'RateLimited' | 'ApiError';
+
+/** At most one warning per object in this window; the drops in between are summed into it. */
+const WARN_EVERY_MS = 60_000;
+
 export class EventRecorder {
-  private readonly opts: Required<EventRecorderOptions>;
+  private readonly opts: Required<Omit<EventRecorderOptions, 'metrics'>> & { metrics?: Metrics };
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private readonly series = new Map<
     string,
     { name: string; namespace: string; count: number; first: number }
+  >();
+  /** Per object: when a drop was last warned about, and the drops since, by reason. */
+  private readonly dropWarnings = new Map<
+    string,
+    { at: number; since: Partial<Record<DropReason, number>> }
   >();
 
   constructor(options: EventRecorderOptions) {
@@ -57,8 +73,34 @@ export class EventRecorder {
     try {
       await this.emit(regarding, input);
     } catch (err) {
-      this.opts.log.warn({ err: (err as Error).message, reason: input.reason }, 'could not record event');
+      this.dropped(regarding, input, 'ApiError', (err as Error).message);
     }
+  }
+
+  private dropped(regarding: KubeObject, input: EventInput, reason: DropReason, error?: string): void {
+    this.opts.metrics?.eventsDropped.inc({ reason });
+    const key = objectKeyOf(regarding);
+    const now = this.opts.clock.now().getTime();
+    const state = this.dropWarnings.get(key);
+    if (state && now - state.at < WARN_EVERY_MS) {
+      state.since[reason] = (state.since[reason] ?? 0) + 1;
+      return;
+    }
+    const earlier = state && Object.keys(state.since).length ? { droppedSinceLastWarning: state.since } : {};
+    if (this.dropWarnings.size > 10_000) this.dropWarnings.clear();
+    this.dropWarnings.set(key, { at: now, since: {} });
+    this.opts.log.warn(
+      {
+        object: `${regarding.kind ?? 'object'} ${regarding.metadata.namespace ?? ''}/${regarding.metadata.name}`,
+        reason,
+        eventReason: input.reason,
+        ...(error ? { err: error } : {}),
+        ...earlier,
+      },
+      reason === 'RateLimited'
+        ? 'event dropped: this object used up its event budget (failover_events_dropped_total counts every one)'
+        : 'event dropped: the API server did not record it (failover_events_dropped_total counts every one)',
+    );
   }
 
   private allow(objectKey: string, now: number): boolean {
@@ -77,20 +119,33 @@ export class EventRecorder {
   private async emit(regarding: KubeObject, input: EventInput): Promise<void> {
     const now = this.opts.clock.now();
     const namespace = regarding.metadata.namespace ?? 'default';
-    const objectKey = `${regarding.metadata.uid ?? `${namespace}/${regarding.metadata.name}`}`;
+    const objectKey = objectKeyOf(regarding);
     const seriesKey = `${objectKey}|${input.type}|${input.reason}|${input.note}`;
     const existing = this.series.get(seriesKey);
+    /** Whether this Event already spent its token on a fold that found its Event gone. */
+    let paid = false;
     if (existing && now.getTime() - existing.first < this.opts.seriesWindowMs) {
       existing.count++;
-      // Folding costs a PATCH; the token bucket still bounds how often.
-      if (!this.allow(objectKey, now.getTime())) return;
-      await this.opts.client.mergePatch(eventType, existing.namespace, existing.name, {
-        series: { count: existing.count, lastObservedTime: microTime(now) },
-      });
-      return;
+      // Folding costs a PATCH; the token bucket still bounds how often. A repeat not written now
+      // is still in the count the next written repeat carries, but its time is lost: a drop.
+      if (!this.allow(objectKey, now.getTime())) {
+        this.dropped(regarding, input, 'RateLimited');
+        return;
+      }
+      try {
+        await this.opts.client.mergePatch(eventType, existing.namespace, existing.name, {
+          series: { count: existing.count, lastObservedTime: microTime(now) },
+        });
+        return;
+      } catch (err) {
+        // The Event expired (the API server keeps them an hour) or was deleted: start a new one.
+        if (!isNotFound(err)) throw err;
+        this.series.delete(seriesKey);
+        paid = true;
+      }
     }
-    if (!this.allow(objectKey, now.getTime())) {
-      this.opts.log.debug({ reason: input.reason }, 'event dropped by rate limit');
+    if (!paid && !this.allow(objectKey, now.getTime())) {
+      this.dropped(regarding, input, 'RateLimited');
       return;
     }
     const name = `${regarding.metadata.name}.${randomBytes(8).toString('hex')}`;
@@ -118,3 +173,6 @@ export class EventRecorder {
     if (this.series.size > 10_000) this.series.clear();
   }
 }
+
+const objectKeyOf = (o: KubeObject) =>
+  o.metadata.uid ?? `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`;

@@ -151,7 +151,7 @@ export class Metrics {
   });
   readonly operations = new Counter({
     name: 'failover_operations_total',
-    help: 'Finished failovers and switchovers, by kind, trigger and result',
+    help: 'Finished operations (Failover, Switchover, Fence), by kind, trigger and result',
     labelNames: ['namespace', 'policy', 'kind', 'trigger', 'result'] as const,
     registers: [this.registry],
   });
@@ -204,6 +204,45 @@ export class Metrics {
     name: 'failover_dns_check_failures_total',
     help: 'Checks of the DNS record between operations that could not leave it in sync, by reason',
     labelNames: ['namespace', 'policy', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  // Whether each policy could fail over right now; the chart's alerts read these, so that losing
+  // the ability to fail over is never silent.
+  readonly policyReady = new Gauge({
+    name: 'failover_policy_ready',
+    help: "Whether the policy's Ready condition is True (1) or not (0)",
+    labelNames: ['namespace', 'policy'] as const,
+    registers: [this.registry],
+  });
+  readonly failoverReady = new Gauge({
+    name: 'failover_policy_failover_ready',
+    help: 'Whether a standby could be promoted automatically right now (1), from the FailoverReady condition',
+    labelNames: ['namespace', 'policy'] as const,
+    registers: [this.registry],
+  });
+  readonly freshObservers = new Gauge({
+    name: 'failover_observers_fresh',
+    help: 'Distinct observers (the operator included) with a fresh observation of the active primary',
+    labelNames: ['namespace', 'policy'] as const,
+    registers: [this.registry],
+  });
+  readonly quorum = new Gauge({
+    name: 'failover_policy_quorum',
+    help: 'Observers that must agree before the primary counts as down (spec.detection.quorum)',
+    labelNames: ['namespace', 'policy'] as const,
+    registers: [this.registry],
+  });
+  readonly stepFailures = new Counter({
+    name: 'failover_step_failures_total',
+    help: 'Failed attempts of a step of a failover, switchover or fence operation, by reason',
+    labelNames: ['namespace', 'policy', 'kind', 'step', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly eventsDropped = new Counter({
+    name: 'failover_events_dropped_total',
+    help: "Kubernetes Events not recorded, by reason (RateLimited: the object's budget was spent; ApiError)",
+    labelNames: ['reason'] as const,
     registers: [this.registry],
   });
 

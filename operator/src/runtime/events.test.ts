@@ -1,0 +1,104 @@
+import { Writable } from 'node:stream';
+import { KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from './clock.ts';
+import { EventRecorder } from './events.ts';
+import { KubeClient, type KubeObject } from './kube-client.ts';
+import { Metrics } from './metrics.ts';
+
+/** A real client whose API server refuses connections: port 1 on loopback has no listener. */
+function unreachableClient(): KubeClient {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'gone', server: 'http://127.0.0.1:1', skipTLSVerify: true }],
+    users: [{ name: 'u', token: 't' }],
+    contexts: [{ name: 'gone', cluster: 'gone', user: 'u' }],
+    currentContext: 'gone',
+  });
+  return new KubeClient(kc, undefined, { requestTimeoutMs: 2_000 });
+}
+
+function setup(burst: number) {
+  const clock = new ManualClock();
+  const metrics = new Metrics();
+  const warnings: { msg: string; [k: string]: unknown }[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      warnings.push(JSON.parse(String(chunk)));
+      done();
+    },
+  });
+  const recorder = new EventRecorder({
+    client: unreachableClient(),
+    clock,
+    log: pino({ level: 'warn' }, sink),
+    controller: 'regionfailover.io/operator',
+    instance: 'test',
+    metrics,
+    burst,
+  });
+  const dropped = async (reason: string) =>
+    (await metrics.eventsDropped.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
+  return { clock, recorder, warnings, dropped };
+}
+
+const policy = (name: string): KubeObject => ({
+  apiVersion: 'regionfailover.io/v1alpha1',
+  kind: 'FailoverPolicy',
+  metadata: { name, namespace: 'apps', uid: `uid-${name}` },
+});
+const event = (reason: string) => ({ type: 'Normal' as const, reason, action: 'Observe', note: reason });
+
+describe('EventRecorder drops', () => {
+  it('counts every Event over the budget as RateLimited without calling the API, and warns once a minute per object', async () => {
+    const { clock, recorder, warnings, dropped } = setup(0);
+    for (let i = 0; i < 5; i++) await recorder.record(policy('orders'), event(`E${i}`));
+    expect(await dropped('RateLimited')).toBe(5);
+    expect(await dropped('ApiError')).toBe(0);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({
+      level: 40,
+      reason: 'RateLimited',
+      eventReason: 'E0',
+      object: 'FailoverPolicy apps/orders',
+    });
+
+    // Another object has its own minute.
+    await recorder.record(policy('billing'), event('E0'));
+    expect(warnings).toHaveLength(2);
+
+    // A minute later the next drop warns again and says how many were not warned about.
+    clock.advance(59_000);
+    await recorder.record(policy('orders'), event('E5'));
+    expect(warnings).toHaveLength(2);
+    clock.advance(1_000);
+    await recorder.record(policy('orders'), event('E6'));
+    expect(warnings).toHaveLength(3);
+    expect(warnings[2]).toMatchObject({ droppedSinceLastWarning: { RateLimited: 5 } });
+    expect(await dropped('RateLimited')).toBe(8);
+  });
+
+  it('counts an Event the API server did not take as ApiError, and never throws', async () => {
+    const { recorder, warnings, dropped } = setup(25);
+    await expect(recorder.record(policy('orders'), event('PromotionStarted'))).resolves.toBeUndefined();
+    await recorder.record(policy('orders'), event('PromotionStarted'));
+    expect(await dropped('ApiError')).toBe(2);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ reason: 'ApiError', eventReason: 'PromotionStarted' });
+    expect(String(warnings[0]?.err)).not.toBe('');
+  });
+
+  it('refills the budget with time', async () => {
+    const { clock, recorder, dropped } = setup(1);
+    // The one token goes to an attempt (which fails: no API server); the next is rate limited.
+    await recorder.record(policy('orders'), event('A'));
+    await recorder.record(policy('orders'), event('B'));
+    expect(await dropped('ApiError')).toBe(1);
+    expect(await dropped('RateLimited')).toBe(1);
+    clock.advance(5 * 60_000);
+    await recorder.record(policy('orders'), event('C'));
+    expect(await dropped('ApiError')).toBe(2);
+    expect(await dropped('RateLimited')).toBe(1);
+  });
+});
