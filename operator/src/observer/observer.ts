@@ -133,9 +133,10 @@ export class Observer {
     const namespace = policy.metadata.namespace ?? 'default';
     const interval = spec.data.detection.probeIntervalSeconds;
     // One round per interval, however often the policy changes: a failure count must mean time.
-    const sinceLast = Date.now() - (this.lastRound.get(key) ?? 0);
+    const startedAt = this.opts.clock.now().getTime();
+    const sinceLast = startedAt - (this.lastRound.get(key) ?? 0);
     if (sinceLast < interval * 800) return requeueAfter(interval * 1000 - sinceLast);
-    this.lastRound.set(key, Date.now());
+    this.lastRound.set(key, startedAt);
     const names = [spec.data.primary, ...spec.data.standbys];
     const status = failoverPolicyStatus.safeParse(policy.status ?? {});
     const active = (status.success ? status.data.activePrimary : undefined) ?? spec.data.primary;
@@ -156,6 +157,9 @@ export class Observer {
           activePrimaryKey: objectKey({ metadata: { name: active, namespace } }),
           primaryMaxAgeMs: interval * 2000 + 1000,
           minIntervalMs: interval * 800,
+          // A database that does not answer within the interval counts as failed then, so a
+          // round takes about one interval however long a silent database keeps the call.
+          timeoutMs: interval * 1000,
         });
         const obs = record.observation;
         return {
@@ -178,7 +182,10 @@ export class Observer {
       clusters: probes.filter((p) => p !== undefined),
     };
     await this.publish(namespace, observation, policy);
-    return requeueAfter(interval * 1000);
+    // The next round one interval after this one started, not after it ended: a round that
+    // waited out a silent database must not stretch the interval.
+    const took = this.opts.clock.now().getTime() - startedAt;
+    return requeueAfter(Math.max(interval * 1000 - took, 0));
   }
 
   private async publish(namespace: string, spec: FailoverObservationSpec, policy: KubeObject): Promise<void> {

@@ -3,6 +3,12 @@
  * cluster (rebuilt when its connection or credentials change), the latest observation, the run of
  * consecutive failures, and for a standby the last lag measured against a fresh observation of
  * the active primary. Decisions read from here; status is the summary for people.
+ *
+ * Failures count time, not answers. A database that goes silent (packets dropped, a server
+ * frozen) answers nothing until a driver timeout many seconds later; counting completions would
+ * stretch "three failures" far beyond three intervals. So a probe has until its deadline (the
+ * probe interval) to answer, or it is a Timeout failure; while it is still pending, each later
+ * probe counts one more failure instead of starting another call that would hang beside it.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { ReplicaClusterSpec } from '../../api/v1alpha1/index.ts';
@@ -46,7 +52,16 @@ export interface ProbeTarget {
    * "consecutive failures" within one probe interval and shrink the detection window.
    */
   minIntervalMs?: number;
+  /**
+   * How long a probe may go unanswered before it counts as a failure: the probe interval.
+   * Default: the interval `minIntervalMs` was taken from (callers set it at 80 % of the
+   * interval), else DEFAULT_PROBE_TIMEOUT_MS.
+   */
+  timeoutMs?: number;
 }
+
+/** The deadline of a probe whose caller gave neither an interval nor a timeout. */
+export const DEFAULT_PROBE_TIMEOUT_MS = 10_000;
 
 export type ProviderFactory = (
   spec: ReplicaClusterSpec,
@@ -59,9 +74,20 @@ interface Entry {
   fingerprint: unknown;
 }
 
+/** A probe that has not settled yet. */
+interface InFlight {
+  /** When it started, by the injected clock. */
+  since: Date;
+  /** The first caller's verdict (an answer, or Timeout at the deadline), shared with callers meanwhile. */
+  verdict: Promise<ProbeRecord>;
+  /** Whether the deadline passed: from then on, each probe of the cluster is one more failure. */
+  overdue: boolean;
+}
+
 export class ClusterProbes {
   private readonly entries = new Map<string, Entry>();
   private readonly records = new Map<string, ProbeRecord>();
+  private readonly inFlight = new Map<string, InFlight>();
   /** Cached Secret reads; the policy reconciler reads DNS credentials through it too. */
   readonly secrets: SecretReader;
   private readonly clock: Clock;
@@ -129,16 +155,73 @@ export class ClusterProbes {
     return provider;
   }
 
-  /** Probes one cluster; never throws. */
+  /**
+   * Probes one cluster; never throws, and answers within `timeoutMs`. Only one call to the
+   * database is pending per cluster: while it is, a probe counts one more failure instead.
+   */
   async probe(target: ProbeTarget): Promise<ProbeRecord> {
     const now = this.clock.now();
     const last = this.records.get(target.key);
     if (last && target.minIntervalMs && now.getTime() - last.at.getTime() < target.minIntervalMs) return last;
+    const running = this.inFlight.get(target.key);
+    if (running && !running.overdue) return running.verdict;
+    if (running) {
+      const failure = {
+        reason: 'Timeout' as const,
+        message: `no answer for ${seconds(now.getTime() - running.since.getTime())} (a probe is still pending)`,
+      };
+      this.countFailure(target, failure.reason);
+      return this.remember(target, now, {
+        reachable: false,
+        role: 'Unknown',
+        failure,
+        durationMs: now.getTime() - running.since.getTime(),
+      });
+    }
+    const timeoutMs = probeTimeoutMs(target);
     const started = performance.now();
-    let observation: DatabaseObservation;
+    const attempt = this.attempt(target, now);
+    const flight: InFlight = {
+      since: now,
+      overdue: false,
+      verdict: withDeadline(attempt, timeoutMs).then((answer) => {
+        this.metrics?.probeDuration.observe(
+          { provider: target.spec.provider.type },
+          (performance.now() - started) / 1000,
+        );
+        if (answer) {
+          if (!answer.reachable) this.countFailure(target, answer.failure?.reason ?? 'Unknown');
+          return this.remember(target, now, answer);
+        }
+        flight.overdue = true;
+        this.countFailure(target, 'Timeout');
+        // A verdict reached at the deadline: the interval floor counts from here, not from the start.
+        return this.remember(target, this.clock.now(), {
+          reachable: false,
+          role: 'Unknown',
+          failure: {
+            reason: 'Timeout',
+            message: `no answer within the ${seconds(timeoutMs)} probe interval`,
+          },
+          durationMs: performance.now() - started,
+        });
+      }),
+    };
+    this.inFlight.set(target.key, flight);
+    // attempt never rejects, so an abandoned one cannot become an unhandled rejection.
+    void attempt.then(() => {
+      if (this.inFlight.get(target.key) === flight) this.inFlight.delete(target.key);
+    });
+    return flight.verdict;
+  }
+
+  /** One call to the database (observe, then the heartbeat on the active primary); never rejects. */
+  private async attempt(target: ProbeTarget, now: Date): Promise<DatabaseObservation> {
+    const started = performance.now();
     try {
       const provider = await this.ensureProvider(target);
-      observation = await provider.observe();
+      const observation = await provider.observe();
+      if (observation.failure?.reason === 'AuthenticationFailed') this.forgetCredentials(target);
       if (target.heartbeatEpoch !== undefined && observation.reachable && observation.role === 'Primary') {
         await provider.writeHeartbeat(target.heartbeatEpoch, now).catch((err: unknown) => {
           this.log.warn(
@@ -147,34 +230,32 @@ export class ClusterProbes {
           );
         });
       }
+      return observation;
     } catch (err) {
       const e = isProviderError(err) ? err : new ProviderError('ProviderError', (err as Error).message);
       if (e.reason === 'AuthenticationFailed') this.forgetCredentials(target);
-      observation = {
+      return {
         reachable: false,
         role: 'Unknown',
         failure: { reason: e.reason, message: e.message },
         durationMs: performance.now() - started,
       };
     }
-    if (observation.failure?.reason === 'AuthenticationFailed') this.forgetCredentials(target);
-    this.metrics?.probeDuration.observe(
-      { provider: target.spec.provider.type },
-      (performance.now() - started) / 1000,
-    );
-    if (!observation.reachable)
-      this.metrics?.probeFailures.inc({
-        provider: target.spec.provider.type,
-        reason: observation.failure?.reason ?? 'Unknown',
-      });
+  }
 
+  private countFailure(target: ProbeTarget, reason: string): void {
+    this.metrics?.probeFailures.inc({ provider: target.spec.provider.type, reason });
+  }
+
+  /** Records what a probe saw at `at`, carrying the run of failures and the last lag forward. */
+  private remember(target: ProbeTarget, at: Date, observation: DatabaseObservation): ProbeRecord {
     const previous = this.records.get(target.key);
     const record: ProbeRecord = {
       observation,
-      at: now,
+      at,
       consecutiveFailures: observation.reachable ? 0 : (previous?.consecutiveFailures ?? 0) + 1,
       ...(observation.reachable
-        ? { lastReachableAt: now }
+        ? { lastReachableAt: at }
         : previous?.lastReachableAt
           ? { lastReachableAt: previous.lastReachableAt }
           : {}),
@@ -184,10 +265,10 @@ export class ClusterProbes {
       target.activePrimaryKey && target.activePrimaryKey !== target.key
         ? this.records.get(target.activePrimaryKey)
         : undefined;
-    if (primary && now.getTime() - primary.at.getTime() <= target.primaryMaxAgeMs) {
+    if (primary && at.getTime() - primary.at.getTime() <= target.primaryMaxAgeMs) {
       const lag = standbyLag(primary.observation, observation);
       // seconds is NaN when either side has no heartbeat yet: bytes are still worth keeping.
-      if (lag) record.lag = { bytes: lag.bytes, seconds: lag.seconds, at: now };
+      if (lag) record.lag = { bytes: lag.bytes, seconds: lag.seconds, at };
     }
     this.records.set(target.key, record);
     return record;
@@ -203,10 +284,30 @@ export class ClusterProbes {
     const entry = this.entries.get(key);
     this.entries.delete(key);
     this.records.delete(key);
+    this.inFlight.delete(key);
     await entry?.provider.close().catch(() => undefined);
   }
 
   async closeAll(): Promise<void> {
     await Promise.all([...this.entries.keys()].map((k) => this.forget(k)));
   }
+}
+
+function probeTimeoutMs(target: ProbeTarget): number {
+  if (target.timeoutMs !== undefined) return target.timeoutMs;
+  return target.minIntervalMs ? target.minIntervalMs / 0.8 : DEFAULT_PROBE_TIMEOUT_MS;
+}
+
+/** `work`'s result, or undefined when it has not settled within `ms`. `work` must not reject. */
+function withDeadline<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<undefined>((resolve) => {
+    timer = setTimeout(resolve, ms, undefined);
+    timer.unref();
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+function seconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(ms % 1000 === 0 ? 0 : 1))} s`;
 }

@@ -1,0 +1,269 @@
+/**
+ * Probes count time, not answers: a database that keeps a probe waiting fails once per interval
+ * while it does, and never has more than one call pending.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { ReplicaClusterSpec } from '../../api/v1alpha1/index.ts';
+import type { DatabaseObservation, DatabaseProvider } from '../../providers/database/port.ts';
+import { ManualClock } from '../../runtime/clock.ts';
+import type { KubeClient } from '../../runtime/kube-client.ts';
+import { silentLogger } from '../../runtime/logger.ts';
+import { Metrics } from '../../runtime/metrics.ts';
+import { ClusterProbes, type ProbeTarget } from './probes.ts';
+
+const INTERVAL = 1_000;
+
+const spec: ReplicaClusterSpec = {
+  region: 'region-a',
+  provider: { type: 'SelfManaged' },
+  connection: {
+    host: '10.0.0.1',
+    port: 5432,
+    database: 'app',
+    sslMode: 'disable',
+    credentialsSecretRef: { name: 'db', usernameKey: 'username', passwordKey: 'password' },
+  },
+  dnsTarget: '10.0.0.1',
+} as ReplicaClusterSpec;
+
+const target: ProbeTarget = {
+  key: 'ns/region-a',
+  namespace: 'ns',
+  spec,
+  primaryMaxAgeMs: 3 * INTERVAL,
+  minIntervalMs: 0.8 * INTERVAL,
+  timeoutMs: INTERVAL,
+};
+
+const secretClient = {
+  get: async () => ({
+    metadata: { name: 'db', resourceVersion: '1' },
+    data: { username: btoa('failover'), password: btoa('secret') },
+  }),
+} as unknown as KubeClient;
+
+const answered: DatabaseObservation = { reachable: true, role: 'Primary', lsn: '0/1', durationMs: 1 };
+
+/** A database whose answers the test hands out one call at a time. */
+class ScriptedDatabase {
+  calls = 0;
+  heartbeats = 0;
+  private waiting: { resolve: (o: DatabaseObservation) => void; reject: (e: Error) => void }[] = [];
+
+  readonly provider = {
+    observe: () => {
+      this.calls++;
+      return new Promise<DatabaseObservation>((resolve, reject) => this.waiting.push({ resolve, reject }));
+    },
+    writeHeartbeat: async () => {
+      this.heartbeats++;
+    },
+    close: async () => undefined,
+  } as unknown as DatabaseProvider;
+
+  answer(observation: DatabaseObservation = answered): void {
+    this.waiting.shift()?.resolve(observation);
+  }
+
+  fail(error: Error): void {
+    this.waiting.shift()?.reject(error);
+  }
+}
+
+let clock: ManualClock;
+let db: ScriptedDatabase;
+let metrics: Metrics;
+let probes: ClusterProbes;
+
+/** Moves the injected clock and the timers together, as time passes for both in production. */
+async function pass(ms: number): Promise<void> {
+  clock.advance(ms);
+  await vi.advanceTimersByTimeAsync(ms);
+}
+
+/** A probe as a caller makes it: started now, awaited while time passes up to its deadline. */
+async function probeNow(t: ProbeTarget = target) {
+  let done = false;
+  const record = probes.probe(t).finally(() => {
+    done = true;
+  });
+  await vi.advanceTimersByTimeAsync(0);
+  if (!done) await pass(t.timeoutMs ?? INTERVAL);
+  return record;
+}
+
+async function failuresCounted(reason: string): Promise<number> {
+  const metric = await metrics.probeFailures.get();
+  return metric.values.find((v) => v.labels.reason === reason)?.value ?? 0;
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  clock = new ManualClock('2026-01-05T03:00:00Z');
+  db = new ScriptedDatabase();
+  metrics = new Metrics();
+  probes = new ClusterProbes({
+    client: secretClient,
+    clock,
+    log: silentLogger,
+    metrics,
+    factory: () => db.provider,
+  });
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('a probe that gets no answer', () => {
+  it('counts a Timeout failure at the deadline, then one more per interval while the call is pending', async () => {
+    const first = probes.probe(target);
+    await vi.advanceTimersByTimeAsync(0);
+    db.answer();
+    const seen = await first;
+    expect(seen).toMatchObject({ consecutiveFailures: 0, lastReachableAt: clock.now() });
+    const lastSeen = seen.lastReachableAt;
+
+    await pass(INTERVAL);
+    const silentSince = clock.now();
+    const timedOut = await probeNow();
+    expect(timedOut.observation).toMatchObject({
+      reachable: false,
+      failure: { reason: 'Timeout', message: 'no answer within the 1 s probe interval' },
+    });
+    expect(timedOut.consecutiveFailures).toBe(1);
+    expect(timedOut.lastReachableAt).toEqual(lastSeen);
+    // The verdict is reached at the deadline, and the record says so.
+    expect(timedOut.at.getTime()).toBe(silentSince.getTime() + INTERVAL);
+
+    for (const expected of [2, 3, 4]) {
+      await pass(INTERVAL);
+      const record = await probes.probe(target);
+      expect(record.consecutiveFailures).toBe(expected);
+      expect(record.observation.failure).toMatchObject({ reason: 'Timeout' });
+      expect(record.observation.failure?.message).toBe(
+        `no answer for ${expected} s (a probe is still pending)`,
+      );
+      expect(record.lastReachableAt).toEqual(lastSeen);
+    }
+    // One call to the database all along: the silent one was never joined by others.
+    expect(db.calls).toBe(2);
+    expect(await failuresCounted('Timeout')).toBe(4);
+  });
+
+  it('starts a fresh call once the pending one settles, and a success resets the count', async () => {
+    await probeNow();
+    await pass(INTERVAL);
+    expect((await probes.probe(target)).consecutiveFailures).toBe(2);
+    // The silent call finally gives up (a driver timeout): its late answer counts for nothing.
+    db.answer({
+      reachable: false,
+      role: 'Unknown',
+      failure: { reason: 'Timeout', message: 'late' },
+      durationMs: 3_000,
+    });
+    await vi.advanceTimersByTimeAsync(0);
+
+    await pass(INTERVAL);
+    const next = probes.probe(target);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(db.calls).toBe(2);
+    db.answer();
+    const record = await next;
+    expect(record).toMatchObject({ consecutiveFailures: 0, observation: { reachable: true } });
+    expect(record.lastReachableAt).toEqual(clock.now());
+  });
+
+  it('does not count failures faster than the interval floor allows', async () => {
+    const timedOut = await probeNow();
+    expect(timedOut.consecutiveFailures).toBe(1);
+    // An event-driven reconcile right after the verdict gets the same record back.
+    await pass(100);
+    expect(await probes.probe(target)).toBe(timedOut);
+    expect(db.calls).toBe(1);
+  });
+
+  it('gives a caller that comes while the first waits out its deadline the same verdict', async () => {
+    const first = probes.probe(target);
+    await pass(INTERVAL / 2);
+    // Past the floor of a (shorter) caller, before the deadline of the first.
+    const second = probes.probe({ ...target, minIntervalMs: 100 });
+    await pass(INTERVAL / 2);
+    const [a, b] = await Promise.all([first, second]);
+    expect(a).toBe(b);
+    expect(a.consecutiveFailures).toBe(1);
+    expect(db.calls).toBe(1);
+  });
+
+  it('bounds the heartbeat write too', async () => {
+    const heartbeat: ProbeTarget = { ...target, heartbeatEpoch: 3 };
+    db.provider.writeHeartbeat = () => new Promise<void>(() => undefined);
+    const record = probes.probe(heartbeat);
+    await vi.advanceTimersByTimeAsync(0);
+    db.answer();
+    await pass(INTERVAL);
+    expect((await record).observation.failure?.reason).toBe('Timeout');
+  });
+
+  it('lets no rejection escape from a call it stopped waiting for', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      expect((await probeNow()).consecutiveFailures).toBe(1);
+      db.fail(new Error('connection terminated unexpectedly'));
+      await vi.advanceTimersByTimeAsync(0);
+      await pass(INTERVAL);
+      const next = probes.probe(target);
+      await vi.advanceTimersByTimeAsync(0);
+      db.answer();
+      expect((await next).consecutiveFailures).toBe(0);
+      // Unhandled rejections are reported on a later turn of the real event loop.
+      vi.useRealTimers();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+  it('takes its deadline from the interval the floor was set from when the caller gives none', async () => {
+    const { timeoutMs: _, ...withoutTimeout } = target;
+    const slow = { ...withoutTimeout, minIntervalMs: 4_000 };
+    const record = probes.probe(slow);
+    await pass(4_999);
+    let settled = false;
+    void record.then(() => {
+      settled = true;
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(settled).toBe(false);
+    await pass(1);
+    expect((await record).observation.failure?.message).toBe('no answer within the 5 s probe interval');
+  });
+});
+
+describe('a probe that gets an answer', () => {
+  it('records it as before: reachable, the failure run reset, heartbeat written on the active primary', async () => {
+    const record = probes.probe({ ...target, heartbeatEpoch: 2 });
+    await vi.advanceTimersByTimeAsync(0);
+    db.answer();
+    expect(await record).toMatchObject({ consecutiveFailures: 0, observation: { reachable: true } });
+    expect(db.heartbeats).toBe(1);
+    const metric = await metrics.probeDuration.get();
+    expect(metric.values.find((v) => v.metricName?.endsWith('_count'))?.value).toBe(1);
+  });
+
+  it('counts an answer that says unreachable as a failure at once', async () => {
+    const record = probes.probe(target);
+    await vi.advanceTimersByTimeAsync(0);
+    db.answer({
+      reachable: false,
+      role: 'Unknown',
+      failure: { reason: 'Unreachable', message: 'refused' },
+      durationMs: 1,
+    });
+    expect((await record).consecutiveFailures).toBe(1);
+    expect(await failuresCounted('Unreachable')).toBe(1);
+  });
+});
