@@ -56,6 +56,12 @@ export interface PostgresPairOptions {
    * pair look like two hosts, so a DNS A record can move clients from one to the other.
    */
   hosts?: { primary?: string; standby?: string };
+  /**
+   * Servers to run inside a network namespace (see netns.ts), listening on an address there
+   * given in `hosts`: the namespace's name, and the network its clients come from, which
+   * pg_hba.conf lets in beside loopback.
+   */
+  namespaces?: Partial<Record<PostgresNodeName, ServerNamespace>>;
   /** The application database, created on the primary. Default "app". */
   database?: string;
   /** The operator's login role (a superuser here). Default "failover". */
@@ -75,6 +81,13 @@ export interface PostgresPairOptions {
   readyTimeoutMs?: number;
   /** PostgreSQL's bin directory. Default: $FAILOVER_PG_BIN, `pg_config --bindir`, /usr/lib/postgresql/<v>/bin. */
   binDir?: string;
+}
+
+export interface ServerNamespace {
+  /** As `ip netns list` shows it. */
+  name: string;
+  /** CIDR of the clients' side, e.g. the host's end of the link. */
+  clientNetwork: string;
 }
 
 export interface WriteLoadOptions {
@@ -177,6 +190,8 @@ export class PostgresServer {
   readonly dataDir: string;
   readonly logPath: string;
   readonly socketDir: string;
+  /** The network namespace it runs in; undefined: this host's. */
+  readonly namespace: ServerNamespace | undefined;
   private process?: ManagedProcess;
   private frozen: number[] = [];
   private readonly bin: string;
@@ -193,8 +208,10 @@ export class PostgresServer {
     bin: string;
     identity: ServerIdentity;
     readyTimeoutMs: number;
+    namespace?: ServerNamespace;
   }) {
     this.name = init.name;
+    this.namespace = init.namespace;
     this.label = init.label;
     this.host = init.host;
     this.port = init.port;
@@ -220,14 +237,13 @@ export class PostgresServer {
   async start(): Promise<void> {
     if (this.running) return;
     const step = `start postgres (${this.label})`;
-    await assertPortFree(this.port, step, this.host);
+    // Nothing on this host can bind a namespace's address to check it; a fresh namespace has it free.
+    if (!this.namespace) await assertPortFree(this.port, step, this.host);
     const proc = ManagedProcess.start({
       name: `postgres (${this.label})`,
-      command: join(this.bin, 'postgres'),
-      args: ['-D', this.dataDir],
+      ...this.launch(join(this.bin, 'postgres'), ['-D', this.dataDir]),
       logPath: this.logPath,
       env: serverEnv(),
-      runAs: this.identity.runAs,
     });
     this.process = proc;
     let outcome: 'ready' | 'exited';
@@ -261,6 +277,33 @@ export class PostgresServer {
         this.logPath,
       );
     }
+  }
+
+  /**
+   * How to run `command`: as the server user, inside the namespace when there is one. Entering
+   * a namespace needs root, so the server user is taken on inside it, by a second setpriv that
+   * also renews the parent-death signal (changing user clears it). ip and setpriv exec in
+   * turn, so the pid the harness holds is the postmaster's.
+   */
+  private launch(command: string, args: string[]): Pick<StartOptions, 'command' | 'args' | 'runAs'> {
+    if (!this.namespace) return { command, args, runAs: this.identity.runAs };
+    const { runAs } = this.identity;
+    const identity = runAs ? [`--reuid=${runAs}`, `--regid=${runAs}`, '--init-groups'] : [];
+    return {
+      command: 'ip',
+      args: [
+        'netns',
+        'exec',
+        this.namespace.name,
+        'setpriv',
+        '--pdeathsig',
+        'SIGKILL',
+        ...identity,
+        '--',
+        command,
+        ...args,
+      ],
+    };
   }
 
   /** A fast shutdown (SIGINT): open sessions are ended, a shutdown checkpoint is written. */
@@ -406,6 +449,7 @@ export class PostgresPair {
       socketDir: join(init.dir, 'sockets', 'p'),
       host: init.opts.hosts?.primary ?? '127.0.0.1',
       port: init.ports.primary,
+      ...(opts.namespaces?.primary ? { namespace: opts.namespaces.primary } : {}),
     });
     this.standby = new PostgresServer({
       ...common,
@@ -414,6 +458,7 @@ export class PostgresPair {
       socketDir: join(init.dir, 'sockets', 's'),
       host: init.opts.hosts?.standby ?? '127.0.0.1',
       port: init.ports.standby,
+      ...(opts.namespaces?.standby ? { namespace: opts.namespaces.standby } : {}),
     });
   }
 
@@ -673,13 +718,20 @@ export class PostgresPair {
     // Local sockets are trusted: only root and postgres can enter the 0700 socket directory.
     // With TLS, a TCP client without it matches no line and is refused ("no encryption").
     const tcp = this.tls ? 'hostssl' : 'host';
+    // Clients of a server in a namespace come from the host's end of its link.
+    const networks = [
+      '127.0.0.0/8',
+      ...[this.primary, this.standby].flatMap((s) => (s.namespace ? [s.namespace.clientNetwork] : [])),
+    ];
     writeFileSync(
       join(this.primary.dataDir, 'pg_hba.conf'),
       [
         'local all all trust',
         'local replication all trust',
-        `${tcp} all all 127.0.0.0/8 scram-sha-256`,
-        `${tcp} replication all 127.0.0.0/8 scram-sha-256`,
+        ...networks.flatMap((network) => [
+          `${tcp} all all ${network} scram-sha-256`,
+          `${tcp} replication all ${network} scram-sha-256`,
+        ]),
         '',
       ].join('\n'),
     );
