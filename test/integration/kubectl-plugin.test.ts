@@ -7,6 +7,8 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
@@ -20,6 +22,7 @@ import { KubeClient, type KubeObject } from '../../operator/src/runtime/kube-cli
 import { repoRoot } from '../harness/chart-tools.ts';
 import { mintServiceAccountToken } from '../harness/control-plane.ts';
 import { installCrds } from '../harness/crds.ts';
+import { freePort } from '../harness/ports.ts';
 import { sharedKubeConfig } from './shared-control-plane.ts';
 
 const ns = `plugin-${process.pid}`;
@@ -28,15 +31,20 @@ let dir: string;
 let adminKubeconfig: string;
 let client: KubeClient;
 
-function kubeconfig(name: string, token: string): string {
+function kubeconfig(
+  name: string,
+  token: string,
+  cluster: { server?: string; proxyUrl?: string } = {},
+): string {
   const cp = inject('controlPlane');
   const path = join(dir, `${name}.kubeconfig`);
+  const proxy = cluster.proxyUrl ? `, proxy-url: "${cluster.proxyUrl}"` : '';
   writeFileSync(
     path,
     [
       'apiVersion: v1',
       'kind: Config',
-      `clusters: [{name: shared, cluster: {server: "${cp.server}", certificate-authority: "${cp.caPath}"}}]`,
+      `clusters: [{name: shared, cluster: {server: "${cluster.server ?? cp.server}", certificate-authority: "${cp.caPath}"${proxy}}}]`,
       `users: [{name: ${name}, user: {token: "${token}"}}]`,
       `contexts: [{name: shared, context: {cluster: shared, user: ${name}, namespace: ${ns}}}]`,
       'current-context: shared',
@@ -533,5 +541,48 @@ describe('promote', () => {
     expect(dryRun.code, dryRun.stderr).toBe(0);
     expect(dryRun.stdout).toContain('API server:  not asked: you may not patch FailoverPolicies');
     expect(dryRun.stdout).toContain('would start a Switchover from orders-a to orders-b');
+  });
+});
+
+describe('the connection', () => {
+  it("goes through the kubeconfig's proxy-url, as kubectl's does", async () => {
+    // A real HTTP CONNECT proxy on loopback that remembers where it was asked to tunnel.
+    const tunnels: string[] = [];
+    const proxy = createServer();
+    proxy.on('connect', (req, socket, head) => {
+      tunnels.push(req.url ?? '');
+      const [host, port] = (req.url ?? '').split(':');
+      const upstream = connect(Number(port), host, () => {
+        socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        upstream.write(head);
+        upstream.pipe(socket);
+        socket.pipe(upstream);
+      });
+      upstream.on('error', () => socket.destroy());
+      socket.on('error', () => upstream.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const address = proxy.address() as { port: number };
+      const viaProxy = kubeconfig('proxied', inject('controlPlane').adminToken, {
+        proxyUrl: `http://127.0.0.1:${address.port}`,
+      });
+      const res = await run(['status', 'orders'], { kubeconfig: viaProxy });
+      expect(res.stderr).toBe('');
+      expect(res.stdout).toMatch(/^orders\s+orders-a/m);
+      expect(tunnels).toContain(new URL(inject('controlPlane').server).host);
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+  });
+
+  it('names the API server it cannot reach', async () => {
+    const server = `https://127.0.0.1:${await freePort()}`;
+    const res = await run(['status'], { kubeconfig: kubeconfig('nowhere', 'x', { server }) });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(
+      new RegExp(`^error: cannot reach the API server at ${server}: .*ECONNREFUSED`),
+    );
   });
 });

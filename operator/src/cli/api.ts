@@ -1,25 +1,14 @@
 /**
  * What `kubectl failover` reads and writes through the Kubernetes API, as the person running it
- * (their kubeconfig, their RBAC). It only reads, and records intent in `spec.promotionRequest`;
- * the operator does the work.
+ * (their kubeconfig, their RBAC), over the operator's own client. It only reads, and records
+ * intent in `spec.promotionRequest`; the operator does the work.
  */
-import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
-import { fetch } from 'undici';
+import { KubeConfig } from '@kubernetes/client-node';
 import { failoverObservationType, failoverPolicyType, replicaClusterType } from '../controllers/resources.ts';
-import { type KubeObject, type ResourceType, resourcePath } from '../runtime/kube-client.ts';
+import { KubeApiError, KubeClient, type KubeObject, type ResourceType } from '../runtime/kube-client.ts';
 
-/** An answer of the API server that was not a success, with its own message. */
-export class ApiError extends Error {
-  readonly status: number;
-  readonly reason: string;
-
-  constructor(status: number, reason: string, message: string) {
-    super(message);
-    this.name = 'ApiError';
-    this.status = status;
-    this.reason = reason;
-  }
-}
+/** An answer of the API server that was not a success, with its own message and status code. */
+export { KubeApiError as ApiError };
 
 export interface KubeconfigOptions {
   kubeconfig?: string;
@@ -56,66 +45,46 @@ export interface List<T> {
   items: T[];
 }
 
+const selfSubjectReviewType: ResourceType = {
+  group: 'authentication.k8s.io',
+  version: 'v1',
+  plural: 'selfsubjectreviews',
+  kind: 'SelfSubjectReview',
+};
+
+const FIELD_MANAGER = 'kubectl-failover';
+
 export class FailoverApi {
   private readonly kc: KubeConfig;
+  private readonly client: KubeClient;
 
   constructor(kc: KubeConfig) {
     this.kc = kc;
+    this.client = new KubeClient(kc, undefined, { requestTimeoutMs: 30_000, userAgent: FIELD_MANAGER });
   }
 
   get server(): string {
-    return this.kc.getCurrentCluster()?.server ?? '(no cluster)';
+    return this.client.server;
   }
 
-  private async request<T>(
-    method: HttpMethod,
-    path: string,
-    options: { body?: unknown; contentType?: string; query?: Record<string, string> } = {},
-  ): Promise<T> {
-    const url = new URL(this.server + path);
-    for (const [k, v] of Object.entries(options.query ?? {})) url.searchParams.set(k, v);
-    const ctx = new RequestContext(url.toString(), method);
-    await this.kc.applySecurityAuthentication(ctx);
-    const headers = ctx.getHeaders() as Record<string, string>;
-    headers['user-agent'] = 'kubectl-failover';
-    headers.accept = 'application/json';
-    if (options.body !== undefined) headers['content-type'] = options.contentType ?? 'application/json';
-    let response: Awaited<ReturnType<typeof fetch>>;
+  /** Runs a call; a failure to reach the API server at all names the server and the cause. */
+  private async call<T>(request: () => Promise<T>): Promise<T> {
     try {
-      response = await fetch(url, {
-        method,
-        headers,
-        body: options.body === undefined ? undefined : JSON.stringify(options.body),
-        dispatcher: ctx.getDispatcher(),
-        signal: AbortSignal.timeout(30_000),
-      });
+      return await request();
     } catch (err) {
+      if (err instanceof KubeApiError) throw err;
       const cause = (err as { cause?: { message?: string } }).cause?.message;
       throw new Error(`cannot reach the API server at ${this.server}: ${cause ?? (err as Error).message}`);
     }
-    const text = await response.text();
-    if (!response.ok) {
-      let reason = String(response.status);
-      let message = `${method} ${path}: HTTP ${response.status}`;
-      try {
-        const status = JSON.parse(text) as { reason?: string; message?: string };
-        reason = status.reason ?? reason;
-        message = status.message ?? message;
-      } catch {
-        // not a Status object: keep the HTTP summary
-      }
-      throw new ApiError(response.status, reason, message);
-    }
-    return (text ? JSON.parse(text) : {}) as T;
   }
 
   get<T extends KubeObject>(type: ResourceType, namespace: string, name: string): Promise<T> {
-    return this.request<T>(HttpMethod.GET, resourcePath(type, namespace, name));
+    return this.call(() => this.client.get<T>(type, namespace, name));
   }
 
   /** Every object of a type in one namespace, or in all when `namespace` is undefined. */
   list<T extends KubeObject>(type: ResourceType, namespace: string | undefined): Promise<List<T>> {
-    return this.request<List<T>>(HttpMethod.GET, resourcePath(type, namespace));
+    return this.call(() => this.client.list<T>(type, namespace));
   }
 
   /**
@@ -128,22 +97,21 @@ export class FailoverApi {
     patch: unknown,
     opts: { dryRun?: boolean } = {},
   ): Promise<T> {
-    return this.request<T>(HttpMethod.PATCH, resourcePath(failoverPolicyType, namespace, name), {
-      body: patch,
-      contentType: 'application/merge-patch+json',
-      query: opts.dryRun
-        ? { dryRun: 'All', fieldManager: 'kubectl-failover' }
-        : { fieldManager: 'kubectl-failover' },
-    });
+    return this.call(() =>
+      this.client.mergePatch<T>(failoverPolicyType, namespace, name, patch, undefined, {
+        fieldManager: FIELD_MANAGER,
+        dryRun: opts.dryRun === true,
+      }),
+    );
   }
 
   /** Who the API server says the caller is (SelfSubjectReview), for the request's requestedBy. */
   async whoAmI(): Promise<string | undefined> {
     try {
-      const review = await this.request<{ status?: { userInfo?: { username?: string } } }>(
-        HttpMethod.POST,
-        '/apis/authentication.k8s.io/v1/selfsubjectreviews',
-        { body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } },
+      const review = await this.client.create<KubeObject & { status?: { userInfo?: { username?: string } } }>(
+        selfSubjectReviewType,
+        undefined,
+        { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview', metadata: { name: '' } },
       );
       return review.status?.userInfo?.username;
     } catch {

@@ -6,7 +6,7 @@
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { HttpMethod, type KubeConfig, RequestContext } from '@kubernetes/client-node';
-import { Agent, type Dispatcher, fetch } from 'undici';
+import { Agent, type Dispatcher, fetch, ProxyAgent, Socks5ProxyAgent } from 'undici';
 import type { Metrics } from './metrics.ts';
 
 /** Which resource a request is about. */
@@ -102,21 +102,31 @@ export class KubeClient {
   /**
    * One connection pool for the life of the client. client-node hands out a new dispatcher with
    * every request, which means a new TLS connection per request: fine for a CLI, ruinous for an
-   * operator making thousands of calls.
+   * operator making thousands of calls. client-node still maps the kubeconfig to connection
+   * options (CA, client certificate, insecure-skip-tls-verify, tls-server-name, proxy-url).
    */
   private pool(): Promise<Dispatcher> {
     this.dispatcher ??= (async () => {
-      const tls: { ca?: unknown; cert?: unknown; key?: unknown; rejectUnauthorized?: boolean } = {};
-      await this.kc.applyToHTTPSOptions(tls as Parameters<KubeConfig['applyToHTTPSOptions']>[0]);
-      return new Agent({
-        keepAliveTimeout: 30_000,
-        connect: {
-          ...(tls.ca ? { ca: tls.ca as string } : {}),
-          ...(tls.cert ? { cert: tls.cert as string } : {}),
-          ...(tls.key ? { key: tls.key as string } : {}),
-          ...(tls.rejectUnauthorized !== undefined ? { rejectUnauthorized: tls.rejectUnauthorized } : {}),
-        },
-      });
+      const tls = {};
+      await this.kc.applyToHTTPSOptions(tls);
+      const cluster = this.kc.getCurrentCluster();
+      const options = this.kc.createDispatcherOptions(cluster, tls);
+      const keepAliveTimeout = 30_000;
+      switch (options.type) {
+        case 'proxy':
+          return new ProxyAgent({ uri: options.uri, requestTls: options.requestTls, keepAliveTimeout });
+        case 'socks':
+          if (!/^socks5h?:/.test(options.uri)) {
+            throw new Error(
+              `proxy-url ${options.uri}: only SOCKS5 (socks5:// or socks5h://) and HTTP proxies are supported`,
+            );
+          }
+          return new Socks5ProxyAgent(options.uri, { requestTls: options.requestTls, keepAliveTimeout });
+        case 'agent':
+          return new Agent({ keepAliveTimeout, connect: options.connect });
+        case 'none':
+          return new Agent({ keepAliveTimeout });
+      }
     })();
     return this.dispatcher;
   }
@@ -217,7 +227,8 @@ export class KubeClient {
 
   /**
    * JSON merge patch. Put `metadata.resourceVersion` in the patch to make it conditional: the
-   * API server then refuses it with 409 if the object changed since it was read.
+   * API server then refuses it with 409 if the object changed since it was read. With `dryRun`
+   * the API server runs every check it would run (schema, CEL rules, admission) and stores nothing.
    */
   mergePatch<T extends KubeObject>(
     type: ResourceType,
@@ -225,10 +236,12 @@ export class KubeClient {
     name: string,
     patch: unknown,
     subresource?: 'status',
+    write: { fieldManager?: string; dryRun?: boolean } = {},
   ): Promise<T> {
     return this.json<T>(HttpMethod.PATCH, resourcePath(type, namespace, name, subresource), {
       body: patch,
       contentType: 'application/merge-patch+json',
+      query: { fieldManager: write.fieldManager, dryRun: write.dryRun ? 'All' : undefined },
     });
   }
 
