@@ -224,6 +224,12 @@ export const chartValues = z
           .describe(
             'Create the operator and observer roles (generated from operator/src/rbac.ts) and their bindings.',
           ),
+        secretNamespaces: z
+          .array(z.string().min(1).regex(dnsLabel, 'must be a namespace name'))
+          .default([])
+          .describe(
+            'With watchNamespace empty: the namespaces of your FailoverPolicies and ReplicaClusters (their Secrets are always in their own namespace). The operator and observers may then read Secrets there only, through a Role in each, instead of in every namespace. Empty: Secrets in every namespace.',
+          ),
         observerAccess: z
           .boolean()
           .default(true)

@@ -1,6 +1,7 @@
 /**
- * The permissions the operator needs, and no more: the one list the Helm chart's ClusterRole
- * and the RBAC tests are built from. Add a rule here when the operator starts calling something new.
+ * The permissions the operator needs, and no more: the one list the Helm chart's roles and the
+ * RBAC tests are built from. Each rule names the calls that need it; add a rule here when the
+ * operator starts calling something new, and remove it when the last such call goes.
  */
 import { GROUP } from './api/v1alpha1/common.ts';
 
@@ -11,27 +12,28 @@ export interface PolicyRule {
 }
 
 export const operatorRules: PolicyRule[] = [
-  {
-    apiGroups: [GROUP],
-    resources: ['failoverpolicies', 'replicaclusters'],
-    verbs: ['get', 'list', 'watch', 'patch'],
-  },
-  {
-    apiGroups: [GROUP],
-    resources: ['failoverpolicies/status', 'replicaclusters/status'],
-    verbs: ['get', 'patch'],
-  },
-  // The observers' votes.
-  { apiGroups: [GROUP], resources: ['failoverobservations'], verbs: ['get', 'list', 'watch'] },
+  // Informers (runtime/informer.ts): a paginated list, then a watch. The operator never changes
+  // a spec: people own spec (kubectl failover promote patches it as them, not as the operator).
+  { apiGroups: [GROUP], resources: ['failoverpolicies', 'replicaclusters'], verbs: ['list', 'watch'] },
+  // writeStatus (controllers/status-writer.ts): a conditional merge patch of the status subresource.
+  { apiGroups: [GROUP], resources: ['failoverpolicies/status', 'replicaclusters/status'], verbs: ['patch'] },
+  // The observers' votes, through an informer.
+  { apiGroups: [GROUP], resources: ['failoverobservations'], verbs: ['list', 'watch'] },
+  // EventRecorder (runtime/events.ts): create, and patch to fold a repeat into series.count.
   { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
-  // Database, DNS and provider credentials named by the resources' secretRefs.
+  // SecretReader (controllers/credentials.ts): database, DNS and provider credentials named by a
+  // resource's secretRefs, always in the resource's own namespace. The chart can scope this to
+  // the namespaces of the policies (rbac.secretNamespaces).
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
+  // Leader election (runtime/leader-election.ts): find, create, replace; the chart grants it in
+  // the release namespace only.
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
 ];
 
 /** The observer (one per region) reads policies and clusters, probes, and publishes observations. */
 export const observerRules: PolicyRule[] = [
-  { apiGroups: [GROUP], resources: ['failoverpolicies', 'replicaclusters'], verbs: ['get', 'list', 'watch'] },
-  { apiGroups: [GROUP], resources: ['failoverobservations'], verbs: ['get', 'create', 'patch'] },
+  { apiGroups: [GROUP], resources: ['failoverpolicies', 'replicaclusters'], verbs: ['list', 'watch'] },
+  // publish (observer/observer.ts): a merge patch of its own observation, a create the first time.
+  { apiGroups: [GROUP], resources: ['failoverobservations'], verbs: ['create', 'patch'] },
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
 ];

@@ -102,6 +102,61 @@ describe('RBAC', () => {
     expect([...grants(rulesOf(role))].sort()).toEqual([...grants(observerRules)].sort());
   });
 
+  it('never lets the operator change a spec: only status, Events, the Lease and its observations are written', () => {
+    const writes = [...grants(operatorRules)].filter((g) => !/\|(get|list|watch)$/.test(g));
+    expect(writes.sort()).toEqual([
+      'coordination.k8s.io|leases|create',
+      'coordination.k8s.io|leases|update',
+      'events.k8s.io|events|create',
+      'events.k8s.io|events|patch',
+      'regionfailover.io|failoverpolicies/status|patch',
+      'regionfailover.io|replicaclusters/status|patch',
+    ]);
+  });
+
+  it('reads Secrets only in rbac.secretNamespaces when given: a Role in each, none cluster-wide', async () => {
+    const values = {
+      observer: { enabled: true, name: 'a', region: 'a' },
+      rbac: { secretNamespaces: ['apps', 'billing'] },
+    };
+    const manifests = parseManifests(await renderChart({ namespace: NS, values }));
+    for (const component of ['operator', 'observer']) {
+      const clusterRole = find(manifests, 'ClusterRole', `-${component}`);
+      expect(rulesOf(clusterRole).flatMap((r) => r.resources)).not.toContain('secrets');
+      const secretRoles = manifests.filter(
+        (m) => m.kind === 'Role' && m.metadata.name.endsWith(`-${component}-secrets`),
+      );
+      expect(secretRoles.map((r) => r.metadata.namespace).sort()).toEqual(['apps', 'billing']);
+      for (const role of secretRoles) {
+        expect(rulesOf(role)).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }]);
+        const binding = manifests.find(
+          (m) =>
+            m.kind === 'RoleBinding' &&
+            m.metadata.name === role.metadata.name &&
+            m.metadata.namespace === role.metadata.namespace,
+        ) as unknown as { roleRef: { kind: string; name: string }; subjects: { name: string }[] };
+        expect(binding.roleRef).toMatchObject({ kind: 'Role', name: role.metadata.name });
+        expect(binding.subjects[0]?.name).toBe(
+          podSpec(find(manifests, 'Deployment', `-${component}`)).spec.serviceAccountName,
+        );
+      }
+      const rules = component === 'operator' ? operatorRules : observerRules;
+      const granted = grants(
+        manifests
+          .filter((m) => m.kind === 'Role' || m.kind === 'ClusterRole')
+          .filter((m) => m.metadata.labels?.['app.kubernetes.io/component'] === component)
+          .flatMap(rulesOf),
+      );
+      expect([...granted].sort(), component).toEqual([...grants(rules)].sort());
+    }
+    const lint = await lintChart(values);
+    expect(lint.code, `${lint.stdout}${lint.stderr}`).toBe(0);
+    const result = await kubeconform([
+      { name: 'secrets scoped', content: await renderChart({ namespace: NS, values }) },
+    ]);
+    expect(result.resources.filter((r) => r.status !== 'statusValid')).toEqual([]);
+  });
+
   it('becomes Roles in watchNamespace, and no ClusterRole of the operator remains', async () => {
     const manifests = parseManifests(
       await renderChart({ namespace: NS, values: { watchNamespace: 'apps' } }),
@@ -286,6 +341,11 @@ describe('values', () => {
       /leaseDurationSeconds must be greater than renewDeadlineSeconds/,
     ],
     ['a log level the operator lacks', { logLevel: 'verbose' }, /logLevel/],
+    [
+      'Secret namespaces beside one watched namespace',
+      { watchNamespace: 'apps', rbac: { secretNamespaces: ['billing'] } },
+      /rbac.secretNamespaces is for an operator that watches every namespace/,
+    ],
   ];
   for (const [what, values, message] of refusals) {
     it(`refuses ${what}, naming it`, async () => {

@@ -37,8 +37,10 @@ import { sharedKubeConfig } from './shared-control-plane.ts';
 const release = `rbac${process.pid}`;
 /** Where the chart is installed (the Lease lives here). */
 const releaseNs = `rbac-release-${process.pid}`;
-/** Where the policies live. */
+/** Where the policies live, and the one namespace whose Secrets the chart lets them read. */
 const appNs = `rbac-apps-${process.pid}`;
+/** A namespace the operator watches (all of them) but whose Secrets are none of its business. */
+const otherNs = `rbac-other-${process.pid}`;
 const OBSERVER = 'rbac-probe';
 
 let admin: KubeConfig;
@@ -62,12 +64,17 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'failover-rbac-'));
   await installCrds(admin);
   const core = admin.makeApiClient(CoreV1Api);
-  for (const name of [releaseNs, appNs]) await core.createNamespace({ body: { metadata: { name } } });
+  for (const name of [releaseNs, appNs, otherNs])
+    await core.createNamespace({ body: { metadata: { name } } });
   manifests = parseManifests(
     await renderChart({
       release,
       namespace: releaseNs,
-      values: { observer: { enabled: true, name: OBSERVER, region: 'rbac-region' } },
+      values: {
+        observer: { enabled: true, name: OBSERVER, region: 'rbac-region' },
+        // Watching every namespace, reading Secrets only where the policies are.
+        rbac: { secretNamespaces: [appNs] },
+      },
     }),
   );
   // Exactly what helm would install for identities and permissions, applied as it is.
@@ -173,6 +180,10 @@ describe('the operator ServiceAccount', () => {
 
   it('may not do what it never needs', async () => {
     const forbidden: Check[] = [
+      // Spec belongs to people: the operator writes status only.
+      { verb: 'patch', group: G, resource: 'failoverpolicies', namespace: appNs },
+      { verb: 'patch', group: G, resource: 'replicaclusters', namespace: appNs },
+      { verb: 'update', group: G, resource: 'failoverpolicies', subresource: 'status', namespace: appNs },
       { verb: 'delete', group: G, resource: 'failoverpolicies', namespace: appNs },
       { verb: 'create', group: G, resource: 'failoverpolicies', namespace: appNs },
       { verb: 'update', group: G, resource: 'failoverpolicies', namespace: appNs },
@@ -182,6 +193,10 @@ describe('the operator ServiceAccount', () => {
       { verb: 'list', group: '', resource: 'secrets', namespace: appNs },
       { verb: 'watch', group: '', resource: 'secrets', namespace: appNs },
       { verb: 'list', group: '', resource: 'secrets' },
+      // rbac.secretNamespaces: no Secret outside the policies' namespace.
+      { verb: 'get', group: '', resource: 'secrets', namespace: otherNs },
+      { verb: 'get', group: '', resource: 'secrets', namespace: releaseNs },
+      { verb: 'get', group: '', resource: 'secrets' },
       { verb: 'create', group: '', resource: 'secrets', namespace: appNs },
       { verb: 'get', group: '', resource: 'configmaps', namespace: appNs },
       { verb: 'create', group: '', resource: 'pods', namespace: appNs },
@@ -216,10 +231,12 @@ describe('the observer ServiceAccount', () => {
   it('may publish observations but never change a policy, a status, or a Lease', async () => {
     const forbidden: Check[] = [
       { verb: 'patch', group: G, resource: 'failoverpolicies', namespace: appNs },
+      { verb: 'patch', group: G, resource: 'replicaclusters', namespace: appNs },
       { verb: 'patch', group: G, resource: 'failoverpolicies', subresource: 'status', namespace: appNs },
       { verb: 'patch', group: G, resource: 'replicaclusters', subresource: 'status', namespace: appNs },
       { verb: 'delete', group: G, resource: 'failoverobservations', namespace: appNs },
       { verb: 'list', group: '', resource: 'secrets', namespace: appNs },
+      { verb: 'get', group: '', resource: 'secrets', namespace: otherNs },
       { verb: 'create', group: 'coordination.k8s.io', resource: 'leases', namespace: releaseNs },
       { verb: 'create', group: 'events.k8s.io', resource: 'events', namespace: appNs },
       { verb: 'create', group: '', resource: 'pods', namespace: appNs },

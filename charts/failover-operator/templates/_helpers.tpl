@@ -78,6 +78,9 @@ rules between values.
 {{- if and .Values.observer.enabled (or (not .Values.observer.name) (not .Values.observer.region)) }}
 {{- fail "observer.enabled=true needs observer.name and observer.region, e.g. --set observer.name=us-east-1,observer.region=us-east-1" }}
 {{- end }}
+{{- if and .Values.watchNamespace .Values.rbac.secretNamespaces }}
+{{- fail (printf "rbac.secretNamespaces is for an operator that watches every namespace; with watchNamespace=%s it reads Secrets in %s only: unset one of them" .Values.watchNamespace .Values.watchNamespace) }}
+{{- end }}
 {{- if and .Values.operator.enabled .Values.operator.podDisruptionBudget.enabled (ge (int .Values.operator.podDisruptionBudget.maxUnavailable) (int .Values.operator.replicas)) (gt (int .Values.operator.replicas) 1) }}
 {{- fail "operator.podDisruptionBudget.maxUnavailable must be less than operator.replicas, or a node drain may stop every replica" }}
 {{- end }}
