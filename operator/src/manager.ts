@@ -22,6 +22,8 @@ import type { Metrics } from './runtime/metrics.ts';
 export interface ManagerOptions {
   client: KubeClient;
   clock: Clock;
+  /** Randomness for backoff jitter; Math.random unless a test injects its own. */
+  random?: () => number;
   log: Logger;
   metrics: Metrics;
   identity: string;
@@ -57,6 +59,7 @@ export class Manager {
     this.context = {
       client,
       clock: options.clock,
+      random: options.random ?? Math.random,
       log,
       metrics,
       events,

@@ -6,13 +6,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { type FailoverPolicySpec, failoverPolicySpec } from '../api/v1alpha1/index.ts';
-import {
-  type Action,
-  type ClusterFacts,
-  decide,
-  judgePrimary,
-  type Vote,
-} from '../controllers/failover-policy/decide.ts';
+import { decide, type Plan } from '../controllers/failover-policy/decide.ts';
+import { judgePrimary } from '../controllers/failover-policy/detection.ts';
+import type { ClusterFacts, Vote } from '../controllers/failover-policy/facts.ts';
 import { factsFromStatus, gatherInput, voteFromStatus } from '../controllers/failover-policy/observe.ts';
 import { ApiError, type FailoverApi } from './api.ts';
 import { age, bytes, seconds } from './format.ts';
@@ -166,7 +162,7 @@ async function dryRun(
     now: opts.now,
   });
   const plan = decide(input);
-  const verdict = explain(plan.action, request, policy);
+  const verdict = explain(plan, request, policy);
   lines.push(`Operator:    ${verdict.text}`);
   lines.push('', 'What it would decide from (ReplicaCluster status and FailoverObservations now):');
   lines.push(...describeFacts(input.clusters, activePrimary(policy), opts.now));
@@ -174,45 +170,53 @@ async function dryRun(
   return { exitCode: verdict.acts ? 0 : 1, output: lines.join('\n') };
 }
 
-/** What decide's action means for this request, in words. */
+/** What decide's plan means for this request, in words. */
 export function explain(
-  action: Action,
+  plan: Plan,
   request: PromotionRequest,
   policy: PolicyView,
 ): { acts: boolean; text: string } {
-  switch (action.kind) {
-    case 'StartOperation': {
-      const op = action.operation;
-      const steps =
-        op.kind === 'Switchover'
-          ? `it fences ${op.from}, waits until ${op.to} has replayed everything, promotes it, re-points DNS and verifies it`
-          : `it fences ${op.from} if reachable, promotes ${op.to}, re-points DNS and verifies it`;
-      return {
-        acts: true,
-        text: `would start a ${op.kind} from ${op.from} to ${op.to}, epoch ${op.epoch - 1} → ${op.epoch}: ${steps}`,
-      };
-    }
-    case 'RejectRequest':
-      return { acts: false, text: `would refuse it (${action.reason}): ${action.message}` };
-    case 'RunStep':
-      return {
-        acts: false,
-        text: `is busy: a ${action.operation.kind} to ${action.operation.to} (epoch ${action.operation.epoch}) is at step ${action.operation.step}; the request is considered when it ends`,
-      };
-    case 'FenceStrayPrimary':
-      return {
-        acts: false,
-        text: `would first fence ${action.cluster}, which accepts writes but is not the primary; the request is considered after that`,
-      };
-    case 'Observe':
-      return {
-        acts: false,
-        text:
-          request.id === policy.status.lastHandledRequestId
-            ? `would ignore it: request ${request.id} was already handled (use a new --id)`
-            : 'would not act on it',
-      };
+  const before = policy.status.currentOperation;
+  const started = plan.status.currentOperation;
+  if (before && plan.action.kind === 'RunStep')
+    return {
+      acts: false,
+      text: `is busy: a ${before.kind} to ${before.to} (epoch ${before.epoch}) is at step ${before.step}; the request is considered when it ends`,
+    };
+  if (!before && started?.requestId === request.id) {
+    const steps =
+      started.kind === 'Switchover'
+        ? `it fences ${started.from}, waits until ${started.to} has replayed everything, promotes it, re-points DNS and verifies it`
+        : `it fences ${started.from} if reachable, promotes ${started.to}, re-points DNS and verifies it`;
+    return {
+      acts: true,
+      text: `would start a ${started.kind} from ${started.from} to ${started.to}, epoch ${started.epoch - 1} → ${started.epoch}: ${steps}`,
+    };
   }
+  if (!before && started?.kind === 'Fence')
+    return {
+      acts: false,
+      text: `would first fence ${started.from}, which accepts writes but is not the primary; the request is considered after that`,
+    };
+  const last = plan.status.lastRequest;
+  if (
+    last?.id === request.id &&
+    last.outcome === 'Rejected' &&
+    policy.status.lastHandledRequestId !== request.id
+  )
+    return { acts: false, text: `would refuse it (${last.reason}): ${last.message}` };
+  if (plan.undiscovered)
+    return {
+      acts: false,
+      text: `would first learn who the primary is (${plan.undiscovered.message}); the request waits`,
+    };
+  return {
+    acts: false,
+    text:
+      request.id === policy.status.lastHandledRequestId
+        ? `would ignore it: request ${request.id} was already handled (use a new --id)`
+        : `would not act on it now (${plan.why})`,
+  };
 }
 
 function describeFacts(

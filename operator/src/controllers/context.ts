@@ -10,6 +10,8 @@ import type { ClusterProbes } from './replica-cluster/probes.ts';
 export interface OperatorContext {
   client: KubeClient;
   clock: Clock;
+  /** Randomness (backoff jitter), injected like the clock. */
+  random: () => number;
   log: Logger;
   metrics: Metrics;
   events: EventRecorder;

@@ -82,7 +82,16 @@ export class Controller {
     try {
       const result = await this.opts.reconcile(key);
       this.queue.forget(key);
-      if (result.kind === 'requeueAfter') {
+      if (result.kind === 'retryAfter') {
+        // Already recorded with its own backoff: count it, and come back when that says.
+        this.queue.addAfter(key, result.ms);
+        m?.reconcileTotal.inc({ ...labels, result: 'error' });
+        m?.reconcileErrors.inc({ ...labels, reason: result.reason });
+        this.opts.log.warn(
+          { controller: this.name, key, reason: result.reason, err: result.message, retryInMs: result.ms },
+          'reconcile failed; retrying after the backoff it recorded',
+        );
+      } else if (result.kind === 'requeueAfter') {
         this.queue.addAfter(key, result.ms);
         m?.reconcileTotal.inc({ ...labels, result: 'requeue_after' });
       } else {

@@ -2,13 +2,28 @@
  * What a reconcile returns. A reconcile gets a key, never an event: it re-reads the world and is
  * safe to run any number of times. Waiting is returning `requeueAfter`, never sleeping.
  */
-export type ReconcileResult = { kind: 'done' } | { kind: 'requeueAfter'; ms: number; why?: string };
+export type ReconcileResult =
+  | { kind: 'done' }
+  | { kind: 'requeueAfter'; ms: number; why?: string }
+  /**
+   * The reconcile failed in a way it already recorded (a step's attempt, kept in status with its
+   * own backoff): counted and logged as an error, and looked at again after `ms` — the status's
+   * backoff, not a second one from the work queue.
+   */
+  | { kind: 'retryAfter'; ms: number; reason: string; message: string };
 
 export const done = (): ReconcileResult => ({ kind: 'done' });
 export const requeueAfter = (ms: number, why?: string): ReconcileResult => ({
   kind: 'requeueAfter',
   ms,
   why,
+});
+
+export const retryAfter = (ms: number, reason: string, message: string): ReconcileResult => ({
+  kind: 'retryAfter',
+  ms,
+  reason,
+  message,
 });
 
 /**

@@ -362,7 +362,7 @@ export const policyPhase = z.enum([
   'Blocked',
 ]);
 
-export const operationKind = z.enum(['Failover', 'Switchover']);
+export const operationKind = z.enum(['Failover', 'Switchover', 'Fence']);
 export const operationTrigger = z.enum(['Automatic', 'Manual', 'Drill']);
 export const operationStep = z.enum([
   'Detected',
@@ -379,11 +379,25 @@ export const operationStep = z.enum([
 export const operation = z
   .object({
     id: z.string().min(1).max(128).describe('Unique id of the operation; side effects are keyed by it.'),
-    kind: operationKind.describe('Failover (unplanned) or Switchover (planned, zero data loss).'),
+    kind: operationKind.describe(
+      'Failover (unplanned), Switchover (planned, zero data loss), or Fence (a database that accepts writes but is not the primary).',
+    ),
     trigger: operationTrigger.describe('What started it: an outage, a person, or a drill.'),
-    from: z.string().max(253).describe('The ReplicaCluster that was primary.'),
-    to: z.string().max(253).describe('The ReplicaCluster being promoted.'),
-    epoch: z.number().int().min(1).describe('The epoch the promotion establishes.'),
+    from: z
+      .string()
+      .max(253)
+      .describe('The ReplicaCluster that was primary (for Fence: the database being fenced).'),
+    to: z
+      .string()
+      .max(253)
+      .describe('The ReplicaCluster being promoted (for Fence: the active primary, unchanged).'),
+    epoch: z
+      .number()
+      .int()
+      .min(0)
+      .describe(
+        'The epoch the promotion establishes (for Fence: the current epoch, recorded in the fenced database).',
+      ),
     step: operationStep.describe('The step reached; written before the step side effect.'),
     startedAt: timestamp('When the operation started.'),
     stepStartedAt: timestamp('When the current step started.'),
@@ -397,7 +411,18 @@ export const operation = z
       .max(1024)
       .optional()
       .describe('The last error of the current step, if it is retrying.'),
-    reason: z.string().max(1024).optional().describe('Why it started, or why it was aborted.'),
+    reason: z
+      .string()
+      .max(1024)
+      .optional()
+      .describe("Why it started: the person's reason for a manual one, the verdict for an automatic one."),
+    message: z
+      .string()
+      .max(1024)
+      .optional()
+      .describe(
+        'What happened last: what the current step waits for, why it went back a step, or why it ended.',
+      ),
     allowDataLoss: z.boolean().optional().describe('A manual failover that may exceed the RPO budget.'),
     primaryLostAt: timestamp(
       'For a failover: when observers first lost the primary; RTO counts from here.',
@@ -408,6 +433,13 @@ export const operation = z
       .optional()
       .describe(
         'For a switchover: the old primary WAL position once fenced; the target must replay up to it.',
+      ),
+    strays: z
+      .array(z.string().max(253).describe('A ReplicaCluster name.'))
+      .max(6)
+      .optional()
+      .describe(
+        'Other databases found taking writes before the promotion; the Fencing step fences them with the old primary.',
       ),
     fenceDetail: z
       .string()
@@ -423,7 +455,7 @@ export const operation = z
 export const operationReport = z
   .object({
     id: z.string().min(1).max(128).describe('Operation id.'),
-    kind: operationKind.describe('Failover or Switchover.'),
+    kind: operationKind.describe('Failover, Switchover or Fence.'),
     trigger: operationTrigger.describe('Automatic, Manual or Drill.'),
     from: z.string().max(253).describe('The former primary.'),
     to: z.string().max(253).describe('The promoted cluster.'),
@@ -435,9 +467,22 @@ export const operationReport = z
       .number()
       .min(0)
       .optional()
-      .describe('Measured time until writes succeeded through the DNS name.'),
-    rpoSeconds: z.number().min(0).optional().describe('Measured data-loss window, in seconds.'),
-    rpoBytes: z.number().int().min(0).optional().describe('WAL bytes the promoted standby had not received.'),
+      .describe(
+        'Seconds from when the primary was last seen alive (a failover) or the operation started (a switchover) until the authoritative DNS servers answered the new primary.',
+      ),
+    rpoSeconds: z
+      .number()
+      .min(0)
+      .optional()
+      .describe(
+        'The promoted standby lag in seconds, last measured before the promotion (0 for a switchover).',
+      ),
+    rpoBytes: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('WAL bytes the promoted standby had not replayed, last measured before the promotion.'),
     lostWrites: z
       .number()
       .int()
@@ -449,7 +494,8 @@ export const operationReport = z
       .min(0)
       .optional()
       .describe('Time until the authoritative servers answered the new value.'),
-    reason: z.string().max(1024).optional().describe('Why it started or ended as it did.'),
+    reason: z.string().max(1024).optional().describe('Why it started.'),
+    message: z.string().max(1024).optional().describe('How it ended, when that needs saying.'),
   })
   .describe('The report of a finished operation.');
 
@@ -505,7 +551,7 @@ export const failoverPolicyStatus = z
       'When a quorum of observers first agreed the active primary is down; cleared when it is seen again. The hold-down counts from here.',
     ).optional(),
     lastFailoverTime: timestamp(
-      'When the last promotion completed; the cool-down counts from here.',
+      'When the last failover (automatic or requested) promoted a standby; the cool-down counts from here. Switchovers and drills do not count.',
     ).optional(),
     history: z
       .array(operationReport)

@@ -1,113 +1,54 @@
-import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type FailoverPolicyStatus, failoverPolicySpec, type Operation } from '../../api/v1alpha1/index.ts';
-import { type ClusterFacts, type DecideInput, decide, judgePrimary, type Vote } from './decide.ts';
-
-const NOW = new Date('2026-03-02T10:00:00Z');
-const ago = (s: number) => new Date(NOW.getTime() - s * 1000);
-
-const baseSpec = {
-  primary: 'a',
-  standbys: ['b', 'c'],
-  dns: {
-    provider: { type: 'Route53', route53: { hostedZoneId: 'Z1' } },
-    zone: 'example.com',
-    name: 'db.example.com',
-  },
-  detection: { probeIntervalSeconds: 1, failureThreshold: 3, quorum: 2 },
-  promotion: { rpo: { maxLagSeconds: 10, maxLagBytes: 1_000_000 }, cooldownSeconds: 600 },
-};
-const spec = (over: Record<string, unknown> = {}) => failoverPolicySpec.parse({ ...baseSpec, ...over });
-
-const primaryUp: ClusterFacts = { name: 'a', exists: true, reachable: true, role: 'Primary' };
-const primaryGone: ClusterFacts = { name: 'a', exists: true, reachable: false, role: 'Unknown' };
-const standby = (name: string, lagSeconds = 1, lagBytes = 1000, measuredAgo = 4): ClusterFacts => ({
-  name,
-  exists: true,
-  reachable: true,
-  role: 'Standby',
-  lagSeconds,
-  lagBytes,
-  lagObservedAt: ago(measuredAgo),
-});
-const down = (observer: string, failures = 3, ageSeconds = 1): Vote => ({
-  observer,
-  observedAt: ago(ageSeconds),
-  reachable: false,
-  consecutiveFailures: failures,
-});
-const up = (observer: string, ageSeconds = 1): Vote => ({
-  observer,
-  observedAt: ago(ageSeconds),
-  reachable: true,
-  consecutiveFailures: 0,
-});
-
-function input(over: Partial<DecideInput> & { specOver?: Record<string, unknown> } = {}): DecideInput {
-  const { specOver, ...rest } = over;
-  return {
-    spec: spec(specOver),
-    status: { activePrimary: 'a', epoch: 4 },
-    clusters: { a: primaryUp, b: standby('b'), c: standby('c') },
-    votes: [up('operator'), up('region-b'), up('region-c')],
-    now: NOW,
-    ...rest,
-  };
-}
-
-const outage = (over: Partial<DecideInput> & { specOver?: Record<string, unknown> } = {}) =>
-  input({
-    clusters: { a: primaryGone, b: standby('b'), c: standby('c') },
-    votes: [down('operator'), down('region-b'), down('region-c')],
-    ...over,
-  });
-
-const inProgress = (step: Operation['step'], over: Partial<Operation> = {}): Operation => ({
-  id: 'failover-e5-x',
-  kind: 'Failover',
-  trigger: 'Automatic',
-  from: 'a',
-  to: 'b',
-  epoch: 5,
-  step,
-  startedAt: ago(10).toISOString(),
-  stepStartedAt: ago(5).toISOString(),
-  ...over,
-});
+import type { FailoverPolicyStatus, Operation } from '../../api/v1alpha1/index.ts';
+import {
+  ago,
+  type DecideInputLike,
+  down,
+  evaluate,
+  fenced,
+  gone,
+  inProgress,
+  input,
+  NOW,
+  outage,
+  primaryUp,
+  standby,
+  up,
+} from './decide.fixtures.ts';
+import { decide } from './decide.ts';
 
 describe('decide: detection', () => {
-  const cases: [string, DecideInput, string, string?][] = [
-    ['all observers reach the primary', input(), 'Observe', 'Healthy'],
+  const cases: [string, DecideInputLike, boolean, string?][] = [
+    ['all observers reach the primary', input(), false, 'Healthy'],
     [
       'one observer loses sight: not an outage',
       input({ votes: [down('region-b'), up('operator'), up('region-c')] }),
-      'Observe',
+      false,
       'Healthy',
     ],
     [
       'two of three lose sight: an outage',
       input({
-        clusters: { a: primaryGone, b: standby('b'), c: standby('c') },
+        clusters: { a: gone(), b: standby('b'), c: standby('c') },
         votes: [down('region-b'), down('region-c'), up('operator')],
       }),
-      'StartOperation',
+      true,
       'FailingOver',
     ],
     [
       'down votes below the failure threshold do not count',
       outage({ votes: [down('region-b', 2), down('region-c', 2), down('operator', 2)] }),
-      'Observe',
-      'Healthy',
+      false,
     ],
     [
       'stale down votes do not count',
       outage({ votes: [down('region-b', 3, 60), down('region-c', 3, 60), down('operator', 3, 60)] }),
-      'Observe',
+      false,
     ],
     [
       'one observer reporting twice is one vote',
       outage({ votes: [down('region-b'), down('region-b', 4, 0.5)] }),
-      'Observe',
+      false,
     ],
     [
       'a tie between down and up is not an outage',
@@ -115,62 +56,93 @@ describe('decide: detection', () => {
         specOver: { detection: { probeIntervalSeconds: 1, failureThreshold: 3, quorum: 1 } },
         votes: [down('region-b'), up('region-c')],
       }),
-      'Observe',
+      false,
     ],
   ];
-  it.each(cases)('%s', (_, i, action, phase) => {
-    const plan = decide(i);
-    expect(plan.action.kind).toBe(action);
-    if (phase) expect(plan.phase).toBe(phase);
+  it.each(cases)('%s', (_, i, starts, phase) => {
+    const e = evaluate(i);
+    expect(e.started !== undefined).toBe(starts);
+    if (phase) expect(e.status.phase).toBe(phase);
   });
 
-  it('reports too few observers as Unknown, not as available', () => {
-    const plan = decide(input({ votes: [down('region-b')] }));
-    expect(plan.conditions.find((c) => c.type === 'PrimaryAvailable')).toMatchObject({
+  it('never reports the primary available on no evidence: too few observers is Unknown', () => {
+    const e = evaluate(input({ votes: [down('region-b')] }));
+    expect(e.condition('PrimaryAvailable')).toMatchObject({ status: 'Unknown', reason: 'Unconfirmed' });
+    expect(e.status.phase).toBe('Degraded');
+    const none = evaluate(input({ votes: [] }));
+    expect(none.condition('PrimaryAvailable')).toMatchObject({
       status: 'Unknown',
       reason: 'TooFewObservers',
     });
+    expect(none.status.phase).toBe('Degraded');
+  });
+
+  it('says a reachable primary that refuses writes is not available', () => {
+    const e = evaluate(input({ clusters: { a: fenced('a'), b: standby('b'), c: standby('c') } }));
+    expect(e.condition('PrimaryAvailable')).toMatchObject({ status: 'False', reason: 'NotWritable' });
   });
 
   it('records when the quorum first agreed, and keeps that time', () => {
     const first = decide(outage({ specOver: { promotion: { holdDownSeconds: 30 } } }));
-    expect(first.primaryDownSince).toBe('2026-03-02T10:00:00.000Z');
+    expect(first.status.primaryDownSince).toBe('2026-03-02T10:00:00.000Z');
     const later = decide(
       outage({
         specOver: { promotion: { holdDownSeconds: 30 } },
         status: { activePrimary: 'a', epoch: 4, primaryDownSince: '2026-03-02T09:59:50Z' },
       }),
     );
-    expect(later.primaryDownSince).toBe('2026-03-02T09:59:50Z');
+    expect(later.status.primaryDownSince).toBe('2026-03-02T09:59:50Z');
+    expect(
+      decide(input({ status: { activePrimary: 'a', epoch: 4, primaryDownSince: ago(5).toISOString() } }))
+        .status.primaryDownSince,
+    ).toBeUndefined();
   });
 });
 
 describe('decide: automatic failover', () => {
   it('promotes the first healthy standby within budget, at the next epoch, recording the expected loss', () => {
-    const plan = decide(outage());
-    expect(plan.action).toMatchObject({
-      kind: 'StartOperation',
-      operation: {
-        kind: 'Failover',
-        trigger: 'Automatic',
-        from: 'a',
-        to: 'b',
-        epoch: 5,
-        step: 'Detected',
-        estimatedLossSeconds: 1,
-        estimatedLossBytes: 1000,
-      },
+    const e = evaluate(outage());
+    expect(e.plan.action.kind).toBe('Record');
+    expect(e.started).toMatchObject({
+      kind: 'Failover',
+      trigger: 'Automatic',
+      from: 'a',
+      to: 'b',
+      epoch: 5,
+      step: 'Detected',
+      estimatedLossSeconds: 1,
+      estimatedLossBytes: 1000,
+    });
+    expect(e.status.phase).toBe('FailingOver');
+  });
+
+  it('fails over a primary that went silent: the lag is judged against when it was last seen, however long detection took', () => {
+    // Every probe of a silent primary waits out its deadline: the quorum formed 20 s after the
+    // primary was last seen, and the standby's last lag figure is from just before that.
+    const silent = outage({
+      votes: [down('operator', 3, 1, 20), down('region-b', 3, 1, 20), down('region-c', 3, 1, 21)],
+      clusters: { a: gone('a', 20), b: standby('b', 0, 0, 19), c: standby('c', 0, 0, 19) },
+    });
+    expect(evaluate(silent).started).toMatchObject({ to: 'b', primaryLostAt: ago(20).toISOString() });
+    // A figure from well before the primary's last sign of life still says nothing about now.
+    const stale = outage({
+      votes: [down('operator', 3, 1, 20), down('region-b', 3, 1, 20)],
+      clusters: { a: gone('a', 20), b: standby('b', 0, 0, 40), c: standby('c', 0, 0, 40) },
+    });
+    expect(evaluate(stale).condition('FailoverBlocked')).toMatchObject({
+      status: 'True',
+      reason: 'LagUnknown',
     });
   });
 
   it('skips an unreachable standby for the next one', () => {
-    const plan = decide(
-      outage({ clusters: { a: primaryGone, b: { ...standby('b'), reachable: false }, c: standby('c') } }),
+    const e = evaluate(
+      outage({ clusters: { a: gone(), b: { ...standby('b'), reachable: false }, c: standby('c') } }),
     );
-    expect(plan.action).toMatchObject({ kind: 'StartOperation', operation: { to: 'c' } });
+    expect(e.started).toMatchObject({ to: 'c' });
   });
 
-  const blockedCases: [string, DecideInput, string][] = [
+  const blockedCases: [string, DecideInputLike, string][] = [
     ['manual mode', outage({ specOver: { promotion: { mode: 'Manual' } } }), 'ManualMode'],
     [
       'inside the cool-down',
@@ -179,19 +151,19 @@ describe('decide: automatic failover', () => {
     ],
     [
       'lag in seconds above budget',
-      outage({ clusters: { a: primaryGone, b: standby('b', 11), c: standby('c', 50) } }),
+      outage({ clusters: { a: gone(), b: standby('b', 11), c: standby('c', 50) } }),
       'LagAboveBudget',
     ],
     [
       'lag in bytes above budget',
-      outage({ clusters: { a: primaryGone, b: standby('b', 1, 2_000_000), c: standby('c', 1, 5_000_000) } }),
+      outage({ clusters: { a: gone(), b: standby('b', 1, 2_000_000), c: standby('c', 1, 5_000_000) } }),
       'LagAboveBudget',
     ],
     [
       'lag never measured',
       outage({
         clusters: {
-          a: primaryGone,
+          a: gone(),
           b: { ...standby('b'), lagObservedAt: undefined },
           c: { ...standby('c'), lagObservedAt: undefined },
         },
@@ -200,14 +172,14 @@ describe('decide: automatic failover', () => {
     ],
     [
       'lag measured long before the loss',
-      outage({ clusters: { a: primaryGone, b: standby('b', 1, 1, 3600), c: standby('c', 1, 1, 3600) } }),
+      outage({ clusters: { a: gone(), b: standby('b', 1, 1, 3600), c: standby('c', 1, 1, 3600) } }),
       'LagUnknown',
     ],
     [
       'no standby reachable',
       outage({
         clusters: {
-          a: primaryGone,
+          a: gone(),
           b: { ...standby('b'), reachable: false },
           c: { ...standby('c'), reachable: false },
         },
@@ -216,24 +188,17 @@ describe('decide: automatic failover', () => {
     ],
     [
       'standbys in the wrong role',
-      outage({
-        clusters: {
-          a: primaryGone,
-          b: { ...standby('b'), role: 'Fenced' },
-          c: { ...standby('c'), role: 'Unknown' },
-        },
-      }),
+      outage({ clusters: { a: gone(), b: fenced('b'), c: { ...standby('c'), role: 'Unknown' } } }),
       'NoHealthyStandby',
     ],
   ];
   it.each(blockedCases)('is blocked: %s', (_, i, reason) => {
-    const plan = decide(i);
-    expect(plan.action.kind).toBe('Observe');
-    expect(plan.phase).toBe('Blocked');
-    expect(plan.conditions.find((c) => c.type === 'FailoverBlocked')).toMatchObject({
-      status: 'True',
-      reason,
-    });
+    const e = evaluate(i);
+    expect(e.plan.action.kind).toBe('Observe');
+    expect(e.started).toBeUndefined();
+    expect(e.status.phase).toBe('Blocked');
+    expect(e.condition('FailoverBlocked')).toMatchObject({ status: 'True', reason });
+    expect(e.condition('Ready')).toMatchObject({ status: 'False' });
   });
 
   it('waits out the hold-down, then fails over', () => {
@@ -241,14 +206,12 @@ describe('decide: automatic failover', () => {
       specOver: { promotion: { holdDownSeconds: 30 } },
       status: { activePrimary: 'a', epoch: 4, primaryDownSince: ago(10).toISOString() },
     });
-    expect(decide(held).action).toMatchObject({ kind: 'Observe' });
-    expect(decide(held).conditions.find((c) => c.type === 'FailoverBlocked')?.reason).toBe('HoldDown');
+    const e = evaluate(held);
+    expect(e.started).toBeUndefined();
+    expect(e.condition('FailoverBlocked')?.reason).toBe('HoldDown');
+    expect(e.plan.requeueMs).toBeLessThanOrEqual(1000);
     const past = { ...held, status: { ...held.status, primaryDownSince: ago(31).toISOString() } };
-    const plan = decide(past);
-    expect(plan.action).toMatchObject({
-      kind: 'StartOperation',
-      operation: { primaryLostAt: ago(31).toISOString() },
-    });
+    expect(evaluate(past).started).toMatchObject({ primaryLostAt: ago(31).toISOString() });
   });
 
   it('does not fail back to a recovered old primary', () => {
@@ -257,39 +220,139 @@ describe('decide: automatic failover', () => {
       epoch: 5,
       lastFailoverTime: ago(7200).toISOString(),
     };
-    const plan = decide(
+    const e = evaluate(
       input({
         status: afterFailover,
-        clusters: { a: { ...standby('a'), role: 'Fenced' }, b: { ...primaryUp, name: 'b' }, c: standby('c') },
+        clusters: {
+          a: { ...standby('a', 0, 0, 4, 5) },
+          b: primaryUp('b', 5),
+          c: standby('c', 1, 1000, 4, 5),
+        },
       }),
     );
-    expect(plan.action.kind).toBe('Observe');
+    expect(e.plan.action.kind).toBe('Observe');
+    expect(e.status.phase).toBe('Healthy');
+  });
+});
+
+describe('decide: FailoverReady is evaluated at all times', () => {
+  it('is True with a standby within budget, and Ready follows once DNS is in sync', () => {
+    const e = evaluate(input({ dns: { readAt: NOW, value: 'a.db.internal', owner: 'ns/orders', epoch: 4 } }));
+    expect(e.condition('FailoverReady')).toMatchObject({ status: 'True', reason: 'StandbyReady' });
+    expect(e.condition('DnsReady')).toMatchObject({ status: 'True', reason: 'InSync' });
+    expect(e.condition('Ready')).toMatchObject({ status: 'True' });
+  });
+
+  it('says so while the primary is healthy but no standby could take over', () => {
+    const dead = evaluate(input({ clusters: { a: primaryUp(), b: gone('b'), c: gone('c') } }));
+    expect(dead.condition('FailoverReady')).toMatchObject({ status: 'False', reason: 'NoHealthyStandby' });
+    expect(dead.condition('FailoverBlocked')).toMatchObject({ status: 'False' });
+    expect(dead.condition('FailoverBlocked')?.message).not.toMatch(/nothing stands in the way/);
+    expect(dead.status.phase).toBe('Degraded');
+    const lagging = evaluate(
+      input({ clusters: { a: primaryUp(), b: standby('b', 60), c: standby('c', 60) } }),
+    );
+    expect(lagging.condition('FailoverReady')).toMatchObject({ status: 'False', reason: 'LagAboveBudget' });
+    const cooling = evaluate(
+      input({ status: { activePrimary: 'a', epoch: 4, lastFailoverTime: ago(5).toISOString() } }),
+    );
+    expect(cooling.condition('FailoverReady')).toMatchObject({ status: 'False', reason: 'Cooldown' });
   });
 });
 
 describe('decide: never two primaries', () => {
-  it('fences a database that accepts writes but is not the active primary', () => {
-    const plan = decide(
+  it('fences a database that accepts writes but is not the primary, as a recorded operation in the fencing mode', () => {
+    const e = evaluate(
       input({
+        specOver: { promotion: { fencing: 'Shutdown' } },
         status: { activePrimary: 'b', epoch: 5 },
-        clusters: { a: primaryUp, b: { ...primaryUp, name: 'b' }, c: standby('c') },
+        clusters: { a: primaryUp('a', 4), b: primaryUp('b', 5), c: standby('c', 1, 1, 4, 5) },
       }),
     );
-    expect(plan.action).toEqual({ kind: 'FenceStrayPrimary', cluster: 'a', epoch: 5 });
+    expect(e.started).toMatchObject({ kind: 'Fence', from: 'a', to: 'b', epoch: 5, step: 'Detected' });
+    expect(e.plan.events[0]).toMatchObject({ type: 'Warning', reason: 'StrayPrimary' });
+    expect(e.plan.events[0]?.note).toMatch(/Shutdown/);
+  });
+
+  it('never fences a database whose heartbeat holds a newer epoch: status is behind the world', () => {
+    const e = evaluate(
+      input({
+        status: { activePrimary: 'a', epoch: 4 },
+        clusters: { a: primaryUp('a', 4), b: primaryUp('b', 5), c: standby('c', 1, 1, 4, 5) },
+        dns: { readAt: NOW, value: 'b.db.internal', owner: 'ns/orders', epoch: 5 },
+      }),
+    );
+    expect(e.started).toBeUndefined();
+    expect(e.plan.status).toMatchObject({ activePrimary: 'b', epoch: 5 });
+    expect(e.plan.events[0]).toMatchObject({ reason: 'PrimaryDiscovered' });
+  });
+
+  it('does not fence again and again in EpochOnly mode, which can only mark the database', () => {
+    const e = evaluate(
+      input({
+        specOver: { promotion: { fencing: 'EpochOnly' } },
+        status: { activePrimary: 'b', epoch: 5 },
+        clusters: { a: primaryUp('a', 5), b: primaryUp('b', 5), c: standby('c', 1, 1, 4, 5) },
+      }),
+    );
+    expect(e.started).toBeUndefined();
   });
 
   it('goes back to fencing when the old primary accepts writes again before the promotion', () => {
     const plan = decide(
-      input({ status: { activePrimary: 'a', epoch: 4, currentOperation: inProgress('Promoting') } }),
+      input({
+        status: {
+          activePrimary: 'a',
+          epoch: 4,
+          currentOperation: inProgress('Promoting', { stepStartedAt: ago(2).toISOString() }),
+        },
+      }),
     );
-    expect(plan.action).toMatchObject({ kind: 'RunStep', operation: { step: 'Fencing' } });
+    expect(plan.status.currentOperation).toMatchObject({
+      step: 'Fencing',
+      message: expect.stringMatching(/accepts writes again/),
+    });
+  });
+
+  it('does not re-fence on an observation taken before the fence (a switchover keeps its reason)', () => {
+    const op = inProgress('Promoting', {
+      kind: 'Switchover',
+      trigger: 'Manual',
+      reason: 'kernel upgrade in region a',
+      stepStartedAt: ago(0.2).toISOString(),
+    });
+    const staleWritable = { ...primaryUp('a'), observedAt: ago(0.5) };
+    const plan = decide(
+      input({
+        clusters: { a: staleWritable, b: standby('b'), c: standby('c') },
+        status: { activePrimary: 'a', epoch: 4, currentOperation: op },
+      }),
+    );
+    expect(plan.action).toMatchObject({
+      kind: 'RunStep',
+      operation: { step: 'Promoting', reason: 'kernel upgrade in region a' },
+    });
+    const fresh = decide(
+      input({
+        clusters: { a: { ...primaryUp('a'), observedAt: NOW }, b: standby('b'), c: standby('c') },
+        status: { activePrimary: 'a', epoch: 4, currentOperation: op },
+      }),
+    );
+    expect(fresh.status.currentOperation).toMatchObject({
+      step: 'Fencing',
+      reason: 'kernel upgrade in region a',
+    });
   });
 
   it('does not stand down for want of evidence (a restarted operator has not probed yet)', () => {
     const plan = decide(
       input({
         votes: [],
-        clusters: { a: { ...primaryGone }, b: standby('b'), c: standby('c') },
+        clusters: {
+          a: { ...gone(), unprobed: true, observedAt: undefined },
+          b: standby('b'),
+          c: standby('c'),
+        },
         status: { activePrimary: 'a', epoch: 4, currentOperation: inProgress('Detected') },
       }),
     );
@@ -300,21 +363,19 @@ describe('decide: never two primaries', () => {
     const plan = decide(
       input({ status: { activePrimary: 'a', epoch: 4, currentOperation: inProgress('Detected') } }),
     );
-    expect(plan.action).toMatchObject({ kind: 'RunStep', operation: { step: 'Aborted' } });
+    expect(plan.status.currentOperation).toMatchObject({ step: 'Aborted' });
   });
 
   const switchover = (step: Operation['step']) =>
-    inProgress(step, { id: 'switchover-e5-x', kind: 'Switchover', trigger: 'Manual' });
+    inProgress(step, { id: 'switchover-e5-x', kind: 'Switchover', trigger: 'Manual', reason: 'planned' });
   it.each(['Detected', 'Fencing', 'CatchingUp', 'RollingBack'] as const)(
     'stands a switchover down at %s when the primary is lost by quorum, so the failover rules can act',
     (step) => {
       const plan = decide(
         outage({ status: { activePrimary: 'a', epoch: 4, currentOperation: switchover(step) } }),
       );
-      expect(plan.action).toMatchObject({ kind: 'RunStep', operation: { step: 'Aborted' } });
-      expect((plan.action as { operation: Operation }).operation.reason).toMatch(
-        /a was lost .* before b was promoted/,
-      );
+      expect(plan.status.currentOperation).toMatchObject({ step: 'Aborted', reason: 'planned' });
+      expect(plan.status.currentOperation?.message).toMatch(/a was lost .* before b was promoted/);
     },
   );
 
@@ -338,17 +399,33 @@ describe('decide: never two primaries', () => {
     );
     expect(plan.action).toMatchObject({ kind: 'RunStep', operation: { step: 'RepointingDns' } });
   });
+
+  it('waits out a failed step’s backoff without running it, however often it is reconciled', () => {
+    const op = inProgress('RepointingDns', {
+      attempts: 2,
+      lastError: 'REFUSED',
+      retryAfter: new Date(NOW.getTime() + 3000).toISOString(),
+    });
+    const plan = decide(input({ status: { activePrimary: 'a', epoch: 4, currentOperation: op } }));
+    expect(plan.action.kind).toBe('Observe');
+    expect(plan.requeueMs).toBe(3000);
+  });
 });
 
 describe('decide: promotion requests', () => {
   const req = (r: Record<string, unknown>) => ({ promotionRequest: { id: 'r1', target: 'b', ...r } });
 
   it('starts a switchover once, with the request id', () => {
-    const plan = decide(input({ specOver: req({ kind: 'Switchover', reason: 'maintenance' }) }));
-    expect(plan.action).toMatchObject({
-      kind: 'StartOperation',
-      operation: { kind: 'Switchover', trigger: 'Manual', to: 'b', requestId: 'r1', epoch: 5 },
+    const e = evaluate(input({ specOver: req({ kind: 'Switchover', reason: 'maintenance' }) }));
+    expect(e.started).toMatchObject({
+      kind: 'Switchover',
+      trigger: 'Manual',
+      to: 'b',
+      requestId: 'r1',
+      epoch: 5,
+      reason: 'maintenance',
     });
+    expect(e.status.lastRequest).toMatchObject({ id: 'r1', outcome: 'Accepted' });
     const handled = decide(
       input({
         specOver: req({ kind: 'Switchover' }),
@@ -358,7 +435,7 @@ describe('decide: promotion requests', () => {
     expect(handled.action.kind).toBe('Observe');
   });
 
-  const rejected: [string, DecideInput, string][] = [
+  const rejected: [string, DecideInputLike, string][] = [
     [
       'a switchover without a reachable primary',
       outage({ specOver: req({ kind: 'Switchover' }) }),
@@ -373,225 +450,88 @@ describe('decide: promotion requests', () => {
       'a failover beyond the budget',
       outage({
         specOver: req({ kind: 'Failover' }),
-        clusters: { a: primaryGone, b: standby('b', 60), c: standby('c') },
+        clusters: { a: gone(), b: standby('b', 60), c: standby('c') },
       }),
       'LagAboveBudget',
+    ],
+    [
+      'a failover on a lag measured long before the primary was lost',
+      outage({
+        specOver: req({ kind: 'Failover' }),
+        clusters: { a: gone('a', 5), b: standby('b', 0, 0, 600), c: standby('c') },
+      }),
+      'LagUnknown',
     ],
     ['a promotion of the primary itself', input({ specOver: req({ target: 'a' }) }), 'AlreadyPrimary'],
     [
       'a target that is not a standby',
       input({
         specOver: req({}),
-        clusters: { a: primaryUp, b: { ...standby('b'), reachable: false }, c: standby('c') },
+        clusters: { a: primaryUp(), b: { ...standby('b'), reachable: false }, c: standby('c') },
       }),
       'TargetNotStandby',
     ],
   ];
   it.each(rejected)('rejects %s, saying why', (_, i, reason) => {
-    const plan = decide(i);
-    expect(plan.action).toMatchObject({ kind: 'RejectRequest', requestId: 'r1', reason });
+    const e = evaluate(i);
+    expect(e.started).toBeUndefined();
+    expect(e.status).toMatchObject({
+      lastHandledRequestId: 'r1',
+      lastRequest: { id: 'r1', outcome: 'Rejected', reason },
+    });
+    expect(e.plan.events[0]).toMatchObject({ reason: 'PromotionRejected' });
   });
 
   it('accepts a failover beyond the budget when the request allows data loss', () => {
-    const plan = decide(
+    const e = evaluate(
       outage({
         specOver: req({ kind: 'Failover', allowDataLoss: true }),
-        clusters: { a: primaryGone, b: standby('b', 60), c: standby('c') },
+        clusters: { a: gone(), b: standby('b', 60), c: standby('c') },
       }),
     );
-    expect(plan.action).toMatchObject({
-      kind: 'StartOperation',
-      operation: { kind: 'Failover', trigger: 'Manual', allowDataLoss: true },
+    expect(e.started).toMatchObject({ kind: 'Failover', trigger: 'Manual', allowDataLoss: true });
+  });
+
+  it('reports a manual failover’s RPO and RTO as for an automatic one: from the primary’s loss, with the lag then', () => {
+    const e = evaluate(
+      outage({
+        specOver: { ...req({ kind: 'Failover' }), promotion: { mode: 'Manual' } },
+        votes: [down('operator', 3, 1, 30), down('region-b', 3, 1, 30), down('region-c', 3, 1, 31)],
+        clusters: { a: gone('a', 30), b: standby('b', 2, 4096, 29), c: standby('c') },
+      }),
+    );
+    expect(e.started).toMatchObject({
+      kind: 'Failover',
+      primaryLostAt: ago(30).toISOString(),
+      estimatedLossSeconds: 2,
+      estimatedLossBytes: 4096,
     });
-  });
-
-  it('works in manual mode', () => {
-    const plan = decide(
-      outage({ specOver: { ...req({ kind: 'Failover' }), promotion: { mode: 'Manual' } } }),
-    );
-    expect(plan.action).toMatchObject({ kind: 'StartOperation' });
-  });
-});
-
-describe('decide: invariants (property-based)', () => {
-  const names = ['a', 'b', 'c'];
-  const roleArb = fc.constantFrom('Primary', 'Standby', 'Fenced', 'Unknown') as fc.Arbitrary<
-    ClusterFacts['role']
-  >;
-  const factsArb = (name: string) =>
-    fc.record({
-      name: fc.constant(name),
-      exists: fc.boolean(),
-      reachable: fc.boolean(),
-      role: roleArb,
-      lagSeconds: fc.option(fc.double({ min: 0, max: 120, noNaN: true }), { nil: undefined }),
-      lagBytes: fc.option(fc.integer({ min: 0, max: 10_000_000 }), { nil: undefined }),
-      lagObservedAt: fc.option(fc.integer({ min: 0, max: 600 }).map(ago), { nil: undefined }),
-    });
-  const voteArb = fc.record({
-    observer: fc.constantFrom('operator', 'region-a', 'region-b', 'region-c', 'region-d'),
-    observedAt: fc.integer({ min: -5, max: 120 }).map(ago),
-    reachable: fc.boolean(),
-    consecutiveFailures: fc.integer({ min: 0, max: 8 }),
-  });
-  const inputArb = fc
-    .record({
-      quorum: fc.integer({ min: 1, max: 4 }),
-      failureThreshold: fc.integer({ min: 1, max: 5 }),
-      probeIntervalSeconds: fc.integer({ min: 1, max: 10 }),
-      maxLagSeconds: fc.integer({ min: 0, max: 60 }),
-      maxLagBytes: fc.integer({ min: 0, max: 5_000_000 }),
-      cooldownSeconds: fc.integer({ min: 0, max: 3600 }),
-      holdDownSeconds: fc.integer({ min: 0, max: 60 }),
-      mode: fc.constantFrom('Automatic', 'Manual'),
-      active: fc.constantFrom(...names),
-      epoch: fc.integer({ min: 0, max: 100 }),
-      lastFailoverAgo: fc.option(fc.integer({ min: 0, max: 7200 }), { nil: undefined }),
-      downSinceAgo: fc.option(fc.integer({ min: 0, max: 120 }), { nil: undefined }),
-      a: factsArb('a'),
-      b: factsArb('b'),
-      c: factsArb('c'),
-      votes: fc.array(voteArb, { maxLength: 8 }),
-    })
-    .map(
-      (g): DecideInput => ({
-        spec: spec({
-          detection: {
-            quorum: g.quorum,
-            failureThreshold: g.failureThreshold,
-            probeIntervalSeconds: g.probeIntervalSeconds,
-          },
-          promotion: {
-            mode: g.mode,
-            rpo: { maxLagSeconds: g.maxLagSeconds, maxLagBytes: g.maxLagBytes },
-            cooldownSeconds: g.cooldownSeconds,
-            holdDownSeconds: g.holdDownSeconds,
-          },
-        }),
-        status: {
-          activePrimary: g.active,
-          epoch: g.epoch,
-          ...(g.lastFailoverAgo !== undefined
-            ? { lastFailoverTime: ago(g.lastFailoverAgo).toISOString() }
-            : {}),
-          ...(g.downSinceAgo !== undefined ? { primaryDownSince: ago(g.downSinceAgo).toISOString() } : {}),
-        },
-        clusters: { a: g.a, b: g.b, c: g.c },
-        votes: g.votes,
-        now: NOW,
-      }),
-    );
-  const automaticStart = (i: DecideInput) => {
-    const a = decide(i).action;
-    return a.kind === 'StartOperation' && a.operation.trigger === 'Automatic' ? a.operation : undefined;
-  };
-  const runs = { numRuns: 3000 };
-
-  it('never promotes anything but a reachable standby, and never while another database is a writable stray', () => {
-    fc.assert(
-      fc.property(inputArb, (i) => {
-        const a = decide(i).action;
-        if (a.kind !== 'StartOperation') return;
-        const target = i.clusters[a.operation.to];
-        expect(a.operation.to).not.toBe(i.status.activePrimary);
-        expect(target?.reachable && target.role === 'Standby').toBe(true);
-        for (const name of names) {
-          if (name !== i.status.activePrimary)
-            expect(i.clusters[name]?.reachable && i.clusters[name]?.role === 'Primary').toBe(false);
-        }
-      }),
-      runs,
-    );
-  });
-
-  it('never runs the promotion step while the old primary accepts writes', () => {
-    fc.assert(
-      fc.property(
-        inputArb,
-        fc.constantFrom('Detected', 'Fencing', 'CatchingUp', 'Promoting', 'RepointingDns'),
-        (i, step) => {
-          const withOp = {
-            ...i,
-            status: {
-              ...i.status,
-              currentOperation: inProgress(step as Operation['step'], { from: 'a', to: 'b' }),
-            },
-          };
-          const a = decide(withOp).action;
-          if (a.kind === 'RunStep' && a.operation.step === 'Promoting') {
-            expect(withOp.clusters.a?.reachable && withOp.clusters.a.role === 'Primary').toBe(false);
-          }
-        },
-      ),
-      runs,
-    );
-  });
-
-  it('never promotes automatically beyond the RPO budget or on an unknown lag', () => {
-    fc.assert(
-      fc.property(inputArb, (i) => {
-        const op = automaticStart(i);
-        if (!op) return;
-        const t = i.clusters[op.to];
-        expect(t?.lagSeconds).toBeDefined();
-        expect(t?.lagBytes).toBeDefined();
-        expect(t?.lagSeconds ?? Infinity).toBeLessThanOrEqual(i.spec.promotion.rpo.maxLagSeconds);
-        expect(t?.lagBytes ?? Infinity).toBeLessThanOrEqual(i.spec.promotion.rpo.maxLagBytes);
-      }),
-      runs,
-    );
-  });
-
-  it('never fails over automatically while the active primary is not down by quorum (no automatic failback)', () => {
-    fc.assert(
-      fc.property(inputArb, (i) => {
-        const op = automaticStart(i);
-        if (!op) return;
-        const verdict = judgePrimary(i.spec, i.votes, i.now, i.status.activePrimary ?? 'a');
-        expect(verdict.down).toBe(true);
-        expect(verdict.downVotes).toBeGreaterThanOrEqual(i.spec.detection.quorum);
-        expect(i.spec.promotion.mode).toBe('Automatic');
-      }),
-      runs,
-    );
-  });
-
-  it('takes no automatic action during the cool-down or the hold-down', () => {
-    fc.assert(
-      fc.property(inputArb, (i) => {
-        const op = automaticStart(i);
-        if (!op) return;
-        if (i.status.lastFailoverTime) {
-          expect(NOW.getTime() - new Date(i.status.lastFailoverTime).getTime()).toBeGreaterThanOrEqual(
-            i.spec.promotion.cooldownSeconds * 1000,
-          );
-        }
-        const since = new Date(i.status.primaryDownSince ?? NOW).getTime();
-        expect(NOW.getTime() - since).toBeGreaterThanOrEqual(i.spec.promotion.holdDownSeconds * 1000);
-      }),
-      runs,
-    );
-  });
-
-  it('raises the epoch by exactly one per operation', () => {
-    fc.assert(
-      fc.property(inputArb, (i) => {
-        const a = decide(i).action;
-        if (a.kind === 'StartOperation') expect(a.operation.epoch).toBe((i.status.epoch ?? 0) + 1);
-      }),
-      runs,
-    );
   });
 });
 
 describe('decide: ended operations', () => {
   it.each(['Completed', 'Aborted'] as const)(
-    'hands a %s operation to act to be filed into history',
+    'files a %s operation into history, and the phase says what is true now',
     (step) => {
-      const plan = decide(
-        input({ status: { activePrimary: 'b', epoch: 5, currentOperation: inProgress(step) } }),
+      const e = evaluate(
+        input({
+          status: {
+            activePrimary: 'b',
+            epoch: 5,
+            currentOperation: inProgress(step, { dnsChangedAt: ago(1).toISOString() }),
+          },
+          clusters: { a: fenced('a', 5), b: primaryUp('b', 5), c: standby('c', 1, 1, 4, 5) },
+        }),
       );
-      expect(plan.action).toMatchObject({ kind: 'RunStep', operation: { step } });
+      expect(e.plan.action.kind).toBe('Record');
+      expect(e.status.currentOperation).toBeUndefined();
+      expect(e.status.history?.[0]).toMatchObject({
+        id: 'failover-e5-x',
+        result: step === 'Completed' ? 'Succeeded' : 'Aborted',
+      });
+      expect(e.status.phase).not.toBe('FailingOver');
+      if (step === 'Completed')
+        expect(e.condition('DnsReady')).toMatchObject({ status: 'True', reason: 'Verified' });
     },
   );
 });

@@ -1,697 +1,453 @@
 /**
  * decide: a pure function of the policy, what was observed and the time, returning one plan.
- * Everything that makes a failover safe is here, testable without any I/O:
+ * A short list of guarded steps, in order; the first that has something to do returns its plan,
+ * with the reason, and nothing after it runs (CloudNativePG's inner reconcile is the model):
  *
- * 1. Positive evidence from a quorum: the primary is down only when enough distinct observers,
- *    each with a fresh observation, have failed to reach it for the failure threshold, and they
- *    outnumber those that still reach it. One observer losing sight is not an outage.
- * 2. The RPO budget: an automatic promotion only picks a standby whose last lag, measured just
- *    before the primary was lost, is inside the budget. Anything else needs a person's request.
- * 3. Fence before promote: a promotion never runs while the old primary is seen accepting writes;
- *    a database seen as primary that is not the active one is fenced.
- * 4. Hold-downs: no automatic failover before the hold-down has passed or within the cool-down
- *    after the last one, and never back to a recovered old primary on its own.
+ * 1. the primary is known: learned from the world (heartbeat epochs, DNS), never assumed from spec;
+ * 2. an operation in flight goes on, one step per reconcile, or stands down when its ground is gone;
+ * 3. never two primaries: a database other than the primary that accepts writes is fenced;
+ * 4. a person's request is started or rejected, once per id;
+ * 5. a primary down by quorum is failed over, automatically only inside every limit;
+ * 6. the DNS record is kept on the primary between operations;
+ * 7. a scheduled drill moves on.
+ *
+ * A plan is the status to write next and at most one side effect (`RunStep`, `RepairDns`); the
+ * conditions people read are derived from the result in summary.ts.
  */
-import type {
-  DrillState,
-  Drills,
-  FailoverPolicySpec,
-  FailoverPolicyStatus,
-  Operation,
-  OperationReport,
-  policyPhase,
-} from '../../api/v1alpha1/index.ts';
-import type { DatabaseRole } from '../../providers/database/port.ts';
+import type { FailoverPolicyStatus, Operation } from '../../api/v1alpha1/index.ts';
 import type { ConditionInput } from '../../runtime/conditions.ts';
+import type { EventInput } from '../../runtime/events.ts';
 import { timestamp } from '../../runtime/time.ts';
-import {
-  DRILL_START_DEADLINE_MS,
-  drillId,
-  drillReport,
-  drillScheduleProblem,
-  findReport,
-  scheduledDrillTime,
-} from './drill.ts';
-import { isTerminal, withStep } from './operation.ts';
-
-type Phase = (typeof policyPhase.options)[number];
-
-/** The operator's own latest view of one cluster (from its ReplicaCluster status). */
-export interface ClusterFacts {
-  name: string;
-  exists: boolean;
-  reachable: boolean;
-  role: DatabaseRole;
-  /** Lag behind the active primary, measured while the primary was reachable. */
-  lagBytes?: number;
-  lagSeconds?: number;
-  lagObservedAt?: Date;
-  /** After a switchover away from it, its provider makes it a standby again (see drills). */
-  rejoinsAfterSwitchover?: boolean;
-  /** Not probed yet (a restarted operator): unreachable means "not known", not "down". */
-  unprobed?: boolean;
-}
-
-/** One observer's view of the active primary. */
-export interface Vote {
-  observer: string;
-  observedAt: Date;
-  reachable: boolean;
-  consecutiveFailures: number;
-  /** When this observer last reached it: the primary was alive at least until then. */
-  lastSeenAt?: Date;
-}
-
-export interface DecideInput {
-  spec: FailoverPolicySpec;
-  status: FailoverPolicyStatus;
-  clusters: Record<string, ClusterFacts>;
-  votes: Vote[];
-  now: Date;
-}
-
-export type BlockReason = 'ManualMode' | 'Cooldown' | 'NoHealthyStandby' | 'LagUnknown' | 'LagAboveBudget';
+import { type BlockReason, chooseStandby, inCooldown, standbysOf } from './candidates.ts';
+import { judgePrimary, type PrimaryVerdict } from './detection.ts';
+import { type Discovery, discoverPrimary, newerEpochs } from './discovery.ts';
+import { judgeDns } from './dns-check.ts';
+import { decideDrill, scheduledDrillTime } from './drill.ts';
+import { type DecideInput, healthyStandby, policyClusters, seconds, writable } from './facts.ts';
+import { backoffLeft, beforePromotion, finish, isTerminal, newOperation, withStep } from './operation.ts';
+import { judgeRequest } from './requests.ts';
 
 export type Action =
-  /** Nothing to do but keep status current; look again after `requeueMs`. */
-  | { kind: 'Observe'; requeueMs: number }
-  /** Record a new operation (no side effect yet); the next reconcile runs its first step. */
-  | { kind: 'StartOperation'; operation: Operation }
-  /** Run the side effect of `operation.step`, which is already recorded in status. */
+  /** Nothing to do but keep status current. */
+  | { kind: 'Observe' }
+  /** Write `plan.status`; no side effect (an operation started, a step moved, a request rejected). */
+  | { kind: 'Record' }
+  /** Run the side effect of `operation.step`, which status already records (write-ahead). */
   | { kind: 'RunStep'; operation: Operation }
-  /** A promotion request that cannot be honoured: record it as handled, say why. */
-  | { kind: 'RejectRequest'; requestId: string; reason: string; message: string }
-  /** A database other than the active primary accepts writes: fence it now. */
-  | { kind: 'FenceStrayPrimary'; cluster: string; epoch: number };
+  /** Put the DNS record back on the primary (compare-and-swap on the value last read). */
+  | { kind: 'RepairDns'; expected: string | undefined; value: string; epoch: number };
 
 export interface Plan {
   action: Action;
-  /** Status for people, recomputed on every reconcile. */
-  phase: Phase;
-  conditions: ConditionInput[];
-  primaryDownSince: string | undefined;
-  standbyLagSeconds: number | undefined;
-  /** When the next scheduled drill is due; undefined: none scheduled. */
-  nextDrillTime: string | undefined;
-  /** The drill in progress after this plan; null ends it; undefined leaves it as it is. */
-  drill?: DrillState | null;
-  /** A drill that ended (or could not start), to file in status.drills. */
-  drillReport?: OperationReport;
+  /** Which guarded step chose this, and why: for logs and tests. */
+  why: string;
+  /** The status to write (before a side effect's result is folded in). */
+  status: FailoverPolicyStatus;
+  events: EventInput[];
+  requeueMs: number;
+  verdict: PrimaryVerdict | undefined;
+  /** The primary is down and an automatic failover cannot start: why. */
+  blocked?: { reason: BlockReason; message: string };
+  /** The primary is down, and the hold-down is being waited out. */
+  holdingDown?: string;
+  /** Discovery ran and did not settle who is primary. */
+  undiscovered?: Extract<Discovery, { kind: 'Unknown' }>;
+  /** What this reconcile learned about the DNS record, when it did. */
+  dnsReady?: ConditionInput;
 }
 
-export interface PrimaryVerdict {
-  down: boolean;
-  /** The last moment any fresh down-voter still reached the primary: when it was lost, at the latest. */
-  lastSeenAt?: Date;
-  downVotes: number;
-  upVotes: number;
-  fresh: number;
-  message: string;
+interface Context {
+  input: DecideInput;
+  /** Status with this reconcile's bookkeeping (down-since, lag, next drill). */
+  base: FailoverPolicyStatus;
+  active: string | undefined;
+  verdict: PrimaryVerdict | undefined;
+  probeMs: number;
 }
 
-const ms = (s: number) => s * 1000;
+type Guard = (c: Context) => Plan | undefined;
 
-/** Observations older than this are ignored. */
-export function maxObservationAgeMs(spec: FailoverPolicySpec): number {
-  return ms(spec.detection.observationMaxAgeSeconds ?? spec.detection.probeIntervalSeconds * 3 + 5);
-}
+const plan = (c: Context, why: string, over: Partial<Plan> = {}): Plan => ({
+  action: { kind: 'Observe' },
+  why,
+  status: c.base,
+  events: [],
+  requeueMs: c.probeMs,
+  verdict: c.verdict,
+  ...over,
+});
 
-/** Counts fresh votes, one per observer (its newest), against the quorum. */
-export function judgePrimary(
-  spec: FailoverPolicySpec,
-  votes: Vote[],
-  now: Date,
-  primary: string,
-): PrimaryVerdict {
-  const maxAge = maxObservationAgeMs(spec);
-  const newest = new Map<string, Vote>();
-  for (const v of votes) {
-    const age = now.getTime() - v.observedAt.getTime();
-    if (age > maxAge || age < -maxAge) continue; // stale, or from a clock far in the future
-    const seen = newest.get(v.observer);
-    if (!seen || seen.observedAt < v.observedAt) newest.set(v.observer, v);
-  }
-  const fresh = [...newest.values()];
-  const downVotes = fresh.filter(
-    (v) => !v.reachable && v.consecutiveFailures >= spec.detection.failureThreshold,
-  ).length;
-  const upVotes = fresh.filter((v) => v.reachable).length;
-  const { quorum, failureThreshold } = spec.detection;
-  const down = downVotes >= quorum && downVotes > upVotes;
-  const seen = fresh
-    .filter((v) => !v.reachable)
-    .map((v) => v.lastSeenAt?.getTime())
-    .filter((t): t is number => t !== undefined);
-  const lastSeenAt = seen.length ? new Date(Math.max(...seen)) : undefined;
-  const message = down
-    ? `${downVotes} of ${fresh.length} observers have not reached ${primary} for ${failureThreshold}+ probes (quorum ${quorum})`
-    : fresh.length < quorum
-      ? `only ${fresh.length} fresh observer(s) of ${primary}; quorum is ${quorum}`
-      : `${upVotes} of ${fresh.length} observers reach ${primary}`;
-  return { down, downVotes, upVotes, fresh: fresh.length, message, ...(lastSeenAt ? { lastSeenAt } : {}) };
-}
+/** A status change without a side effect; the next reconcile goes on at once. */
+const record = (c: Context, why: string, status: FailoverPolicyStatus, events: EventInput[] = []): Plan =>
+  plan(c, why, { action: { kind: 'Record' }, status, events, requeueMs: 0 });
 
-interface Candidate {
-  facts: ClusterFacts;
-  problem?: { reason: BlockReason; message: string };
-}
-
-/**
- * The best standby to promote for an automatic failover, in order of preference, and the reason
- * a standby is not eligible. Lag must have been measured close to when the primary was lost: a
- * lag figure from long before says nothing about what the standby is missing now.
- */
-export function chooseStandby(input: DecideInput, primaryLostAt: Date): Candidate | undefined {
-  const { spec, status, clusters } = input;
-  const active = status.activePrimary ?? spec.primary;
-  const names = [spec.primary, ...spec.standbys].filter((n) => n !== active);
-  const budget = spec.promotion.rpo;
-  const lagWindowMs =
-    ms(spec.detection.probeIntervalSeconds * spec.detection.failureThreshold) +
-    maxObservationAgeMs(spec) +
-    ms(spec.promotion.holdDownSeconds);
-  const candidates: Candidate[] = names.map((name) => {
-    const facts = clusters[name] ?? { name, exists: false, reachable: false, role: 'Unknown' as const };
-    if (!facts.exists || !facts.reachable || facts.role !== 'Standby') {
-      return {
-        facts,
-        problem: {
-          reason: 'NoHealthyStandby',
-          message: `${name} is ${facts.exists ? (facts.reachable ? `in role ${facts.role}` : 'unreachable') : 'missing'}`,
-        },
-      };
-    }
-    if (
-      facts.lagBytes === undefined ||
-      facts.lagSeconds === undefined ||
-      !facts.lagObservedAt ||
-      facts.lagObservedAt.getTime() < primaryLostAt.getTime() - lagWindowMs
-    ) {
-      return {
-        facts,
-        problem: {
-          reason: 'LagUnknown',
-          message: `the lag of ${name} was not measured shortly before the primary was lost`,
-        },
-      };
-    }
-    if (facts.lagBytes > budget.maxLagBytes || facts.lagSeconds > budget.maxLagSeconds) {
-      return {
-        facts,
-        problem: {
-          reason: 'LagAboveBudget',
-          message: `${name} lags ${facts.lagSeconds.toFixed(1)} s / ${facts.lagBytes} bytes; the RPO budget is ${budget.maxLagSeconds} s / ${budget.maxLagBytes} bytes`,
-        },
-      };
-    }
-    return { facts };
-  });
-  return (
-    candidates.find((c) => !c.problem) ??
-    candidates.find((c) => c.problem?.reason === 'LagAboveBudget') ??
-    candidates.find((c) => c.problem?.reason === 'LagUnknown') ??
-    candidates[0]
-  );
-}
-
-function operationId(kind: Operation['kind'], epoch: number, now: Date): string {
-  return `${kind.toLowerCase()}-e${epoch}-${timestamp(now)
-    .replace(/[-:TZ]/g, '')
-    .slice(0, 14)}`;
-}
-
-function newOperation(
-  input: DecideInput,
-  fields: Pick<Operation, 'kind' | 'trigger' | 'to'> & Partial<Operation>,
-): Operation {
-  const { status, spec, now } = input;
-  const epoch = (status.epoch ?? 0) + 1;
-  return {
-    id: operationId(fields.kind, epoch, now),
-    from: status.activePrimary ?? spec.primary,
-    epoch,
-    step: 'Detected',
-    startedAt: timestamp(now),
-    stepStartedAt: timestamp(now),
-    ...fields,
-  };
-}
-
-const writable = (f: ClusterFacts | undefined) => f?.reachable === true && f.role === 'Primary';
-
-/** What to do about a person's promotion request. */
-function handleRequest(input: DecideInput): Action | undefined {
-  const { spec, status, clusters, now } = input;
-  const request = spec.promotionRequest;
-  if (!request || request.id === status.lastHandledRequestId) return undefined;
-  const reject = (reason: string, message: string): Action => ({
-    kind: 'RejectRequest',
-    requestId: request.id,
-    reason,
-    message,
-  });
-  const active = status.activePrimary ?? spec.primary;
-  const target = clusters[request.target];
-  if (request.target === active) return reject('AlreadyPrimary', `${request.target} is already the primary`);
-  if (!target?.exists) return reject('TargetMissing', `ReplicaCluster ${request.target} does not exist`);
-  if (!target.reachable || target.role !== 'Standby') {
-    return reject(
-      'TargetNotStandby',
-      `${request.target} is ${target.reachable ? `in role ${target.role}` : 'unreachable'}, not a replicating standby`,
-    );
-  }
-  if (request.kind === 'Switchover') {
-    // A switchover loses nothing: it needs the primary up, to stop its writes and let the standby catch up.
-    if (!writable(clusters[active])) {
-      return reject(
-        'PrimaryUnavailable',
-        `a switchover needs the primary ${active} reachable; use kind: Failover for a primary that is gone`,
-      );
-    }
-    return {
-      kind: 'StartOperation',
-      operation: newOperation(input, {
-        kind: 'Switchover',
-        trigger: 'Manual',
-        to: request.target,
-        requestId: request.id,
-        reason: request.reason ?? `requested by ${request.requestedBy ?? 'a person'}`,
-      }),
-    };
-  }
-  if (writable(clusters[active])) {
-    return reject(
-      'PrimaryAvailable',
-      `the primary ${active} is reachable and accepts writes; use kind: Switchover, which loses nothing`,
-    );
-  }
-  const limit = request.maxLagSeconds ?? spec.promotion.rpo.maxLagSeconds;
-  const lag = target.lagSeconds;
-  if (!request.allowDataLoss) {
-    if (lag === undefined || target.lagBytes === undefined) {
-      return reject(
-        'LagUnknown',
-        `the lag of ${request.target} is unknown; set allowDataLoss: true to promote anyway`,
-      );
-    }
-    if (
-      lag > limit ||
-      (request.maxLagSeconds === undefined && target.lagBytes > spec.promotion.rpo.maxLagBytes)
-    ) {
-      return reject(
-        'LagAboveBudget',
-        `${request.target} lags ${lag.toFixed(1)} s / ${target.lagBytes} bytes, more than the ${limit} s budget; set allowDataLoss: true to accept the loss`,
-      );
-    }
-  }
-  void now;
-  return {
-    kind: 'StartOperation',
-    operation: newOperation(input, {
-      kind: 'Failover',
-      trigger: 'Manual',
-      to: request.target,
-      requestId: request.id,
-      allowDataLoss: request.allowDataLoss,
-      reason: request.reason ?? `requested by ${request.requestedBy ?? 'a person'}`,
-    }),
-  };
-}
+const event = (type: EventInput['type'], reason: string, action: string, note: string): EventInput => ({
+  type,
+  reason,
+  action,
+  note: note.slice(0, 1024),
+});
 
 export function decide(input: DecideInput): Plan {
+  const c = context(input);
+  for (const guard of guards) {
+    const chosen = guard(c);
+    if (chosen) return chosen;
+  }
+  return plan(c, 'nothing to do');
+}
+
+function context(input: DecideInput): Context {
   const { spec, status, clusters, now } = input;
-  const active = status.activePrimary ?? spec.primary;
-  const verdict = judgePrimary(spec, input.votes, now, active);
-  const primaryDownSince = verdict.down ? (status.primaryDownSince ?? timestamp(now)) : undefined;
-  const standbyLagSeconds = [spec.primary, ...spec.standbys]
-    .filter((n) => n !== active)
+  const active = status.activePrimary;
+  const verdict = active ? judgePrimary(spec, input.votes, now, active) : undefined;
+  const lag = standbysOf(spec, active)
     .map((n) => clusters[n])
-    .find((f) => f?.reachable && f.role === 'Standby')?.lagSeconds;
-  const conditions: ConditionInput[] = [
-    verdict.down
-      ? { type: 'PrimaryAvailable', status: 'False', reason: 'QuorumLostPrimary', message: verdict.message }
-      : verdict.fresh < spec.detection.quorum && verdict.upVotes === 0
-        ? { type: 'PrimaryAvailable', status: 'Unknown', reason: 'TooFewObservers', message: verdict.message }
-        : { type: 'PrimaryAvailable', status: 'True', reason: 'Reachable', message: verdict.message },
-  ];
+    .find((f) => healthyStandby(f) && f?.lagSeconds !== undefined)?.lagSeconds;
+  const { primaryDownSince: _d, standbyLagSeconds: _l, nextDrillTime: _n, ...rest } = status;
   const nextDrillTime = scheduledDrillTime(spec, status, now);
-  if (spec.drills) conditions.push(drillsCondition(spec.drills, nextDrillTime, now));
-  const plan = (action: Action, phase: Phase, extra: ConditionInput[] = []): Plan => ({
-    action,
-    phase,
-    conditions: [...conditions, ...extra],
-    primaryDownSince,
-    standbyLagSeconds,
-    nextDrillTime,
-  });
-  const notBlocked: ConditionInput = {
-    type: 'FailoverBlocked',
-    status: 'False',
-    reason: 'NotBlocked',
-    message: 'nothing stands in the way of a failover',
+  const base: FailoverPolicyStatus = {
+    ...rest,
+    ...(verdict?.down ? { primaryDownSince: status.primaryDownSince ?? timestamp(now) } : {}),
+    ...(lag !== undefined ? { standbyLagSeconds: Math.round(lag * 100) / 100 } : {}),
+    ...(nextDrillTime ? { nextDrillTime } : {}),
   };
+  return { input, base, active, verdict, probeMs: seconds(spec.detection.probeIntervalSeconds) };
+}
 
-  // 1. An operation in progress runs to its end, one step per reconcile.
-  const op = status.currentOperation;
-  if (op) {
-    const phase: Phase =
-      op.trigger === 'Drill' ? 'Drilling' : op.kind === 'Switchover' ? 'SwitchingOver' : 'FailingOver';
-    // An ended operation is filed into history by act.
-    if (isTerminal(op.step)) return plan({ kind: 'RunStep', operation: op }, phase);
-    // Fence before promote, checked again right before promoting: the old primary may have come back.
-    if (op.step === 'Promoting' && writable(clusters[op.from])) {
-      return plan(
-        {
-          kind: 'RunStep',
-          operation: withStep(
-            op,
-            'Fencing',
-            now,
-            `${op.from} accepts writes again; fencing it before promoting`,
-          ),
-        },
-        phase,
-      );
-    }
-    // A switchover needs its primary. One lost by quorum before the standby was promoted stands
-    // down, so the failover rules can act: fencing, catching up to or unfencing a primary that is
-    // gone would be retried for ever, holding back the failover that is now needed.
-    const beforePromotion = ['Detected', 'Fencing', 'CatchingUp', 'RollingBack'].includes(op.step);
-    if (op.kind === 'Switchover' && beforePromotion && verdict.down) {
-      return plan(
-        {
-          kind: 'RunStep',
-          operation: withStep(
-            op,
-            'Aborted',
-            now,
-            `${op.from} was lost (${verdict.message}) before ${op.to} was promoted`,
-          ),
-        },
-        'Degraded',
-      );
-    }
-    // An automatic failover that has not touched a database yet stands down if the primary is
-    // back — on positive evidence, not for want of it (a restarted operator has no probes yet).
-    const primaryBack = writable(clusters[op.from]) || verdict.upVotes >= spec.detection.quorum;
-    if (op.step === 'Detected' && op.trigger === 'Automatic' && primaryBack) {
-      return plan(
-        {
-          kind: 'RunStep',
-          operation: withStep(
-            op,
-            'Aborted',
-            now,
-            `${op.from} is reachable again before anything was changed`,
-          ),
-        },
-        phase,
-      );
-    }
-    return plan({ kind: 'RunStep', operation: op }, phase);
+/** 1. Who is primary, from the world, when status does not know or the world is ahead of it. */
+const knowThePrimary: Guard = (c) => {
+  const { input, base } = c;
+  const newer = newerEpochs(input);
+  if (c.active && newer.length === 0) return undefined;
+  const op = base.currentOperation;
+  if (op && c.active) {
+    // Someone promoted beyond this operation's epoch: it is obsolete; stop before doing more.
+    const ended = withStep(op, 'Aborted', input.now, `a newer epoch is in the world (${newer.join('; ')})`);
+    return record(c, 'the world is ahead of the operation', { ...base, currentOperation: ended });
   }
+  const found = discoverPrimary(input);
+  if (found.kind === 'Unknown') return plan(c, 'discovering the primary', { undiscovered: found });
+  const where = c.active
+    ? `status said ${c.active} at epoch ${base.epoch ?? 0}, but ${newer.join('; ')}`
+    : 'status did not record it';
+  const differs = found.primary !== input.spec.primary ? ` (spec.primary names ${input.spec.primary})` : '';
+  return record(c, 'primary discovered', { ...base, activePrimary: found.primary, epoch: found.epoch }, [
+    event(
+      c.active ? 'Warning' : 'Normal',
+      'PrimaryDiscovered',
+      'Discover',
+      `${found.primary} is the primary at epoch ${found.epoch}${differs}: ${found.message}; ${where}`,
+    ),
+  ]);
+};
 
-  // 2. Never two primaries: anything else that accepts writes is fenced.
-  for (const name of [spec.primary, ...spec.standbys]) {
-    if (name !== active && writable(clusters[name])) {
-      return plan({ kind: 'FenceStrayPrimary', cluster: name, epoch: status.epoch ?? 0 }, 'Degraded', [
-        {
-          type: 'FailoverBlocked',
-          status: 'False',
-          reason: 'NotBlocked',
-          message: `fencing ${name}, which accepts writes but is not the primary`,
-        },
-      ]);
-    }
+/** 2. An operation in flight goes on, or stands down when the ground it stood on is gone. */
+const continueOperation: Guard = (c) => {
+  const op = c.base.currentOperation;
+  if (!op) return undefined;
+  const { input } = c;
+  const now = input.now;
+  if (isTerminal(op.step)) return finishOperation(c, op);
+  const standDown = standDownReason(c, op);
+  if (standDown) {
+    const [step, message] = standDown;
+    const moved = withStep(op, step, now, message);
+    const strays = step === 'Fencing' ? strayWriters(c, op) : [];
+    return record(c, `operation ${op.id}: ${message}`, {
+      ...c.base,
+      currentOperation: strays.length
+        ? { ...moved, strays: [...new Set([...(op.strays ?? []), ...strays])] }
+        : moved,
+    });
   }
+  const wait = backoffLeft(op, now);
+  if (wait > 0) return plan(c, `waiting out the backoff of ${op.step}`, { requeueMs: wait });
+  // Never promote blind: right after a restart the old primary is not probed yet, and it may be
+  // back and taking writes. Its first probe decides (see standDownReason).
+  if (op.step === 'Promoting' && op.kind !== 'Fence' && input.clusters[op.from]?.unprobed)
+    return plan(c, `waiting for the first probe of ${op.from} before promoting ${op.to}`);
+  return plan(c, `running ${op.kind} step ${op.step}`, {
+    action: { kind: 'RunStep', operation: op },
+    requeueMs: 0,
+  });
+};
 
-  // 3. A person's request, acted on once.
-  const requested = handleRequest(input);
-  if (requested)
-    return plan(
-      requested,
-      requested.kind === 'StartOperation'
-        ? requested.operation.kind === 'Switchover'
-          ? 'SwitchingOver'
-          : 'FailingOver'
-        : 'Healthy',
-      [notBlocked],
+/** Why an operation must move off its step before running it, if it must. */
+function standDownReason(c: Context, op: Operation): [Operation['step'], string] | undefined {
+  const { clusters, spec } = c.input;
+  const from = clusters[op.from];
+  // Only a fact taken after the step began says something about it: an earlier probe may predate the fence.
+  const seenSince = (at: string) => from?.observedAt !== undefined && from.observedAt > new Date(at);
+  if (op.kind === 'Fence') {
+    if (op.step !== 'Detected' && op.step !== 'Fencing') return undefined;
+    if (c.verdict?.down) return ['Aborted', `${op.to} is down by quorum: the failover rules act first`];
+    if (seenSince(op.startedAt) && !writable(from))
+      return [
+        'Aborted',
+        `${op.from} no longer accepts writes (${from?.reachable ? from.role : 'unreachable'})`,
+      ];
+    return undefined;
+  }
+  // Fence before promote: the old primary may have come back since it was fenced or marked, and
+  // any other database seen taking writes is fenced with it (recorded in `strays`).
+  if (op.step === 'Promoting') {
+    const fresh = (n: string) => {
+      const f = clusters[n];
+      return writable(f) && f?.observedAt !== undefined && f.observedAt > new Date(op.stepStartedAt);
+    };
+    const strays = policyClusters(spec).filter((n) => n !== op.from && n !== op.to && fresh(n));
+    const writers = [...(fresh(op.from) ? [op.from] : []), ...strays];
+    if (writers.length)
+      return [
+        'Fencing',
+        `${writers.join(' and ')} ${writers.length === 1 ? 'accepts' : 'accept'} writes again; fencing before promoting`,
+      ];
+  }
+  // A switchover needs its primary: one lost by quorum before the promotion stands down, so the
+  // failover rules can act instead of retrying a fence or a catch-up against a primary that is gone.
+  if (op.kind === 'Switchover' && beforePromotion(op.step) && c.verdict?.down)
+    return ['Aborted', `${op.from} was lost (${c.verdict.message}) before ${op.to} was promoted`];
+  // An automatic failover that has touched nothing stands down if the primary is back — on
+  // positive evidence, not for want of it (a restarted operator has no probes yet).
+  const back = writable(from) || (c.verdict?.upVotes ?? 0) >= spec.detection.quorum;
+  if (op.step === 'Detected' && op.trigger === 'Automatic' && op.kind === 'Failover' && back)
+    return ['Aborted', `${op.from} is reachable again before anything was changed`];
+  return undefined;
+}
+
+/** Databases other than an operation's two that take writes now. */
+function strayWriters(c: Context, op: Operation): string[] {
+  return policyClusters(c.input.spec).filter(
+    (n) => n !== op.from && n !== op.to && writable(c.input.clusters[n]),
+  );
+}
+
+/** An ended operation is filed in history, with the outcome of the request that started it. */
+function finishOperation(c: Context, op: Operation): Plan {
+  const { now } = c.input;
+  const next = finish(c.base, op, now);
+  const report = next.history?.[0];
+  const succeeded = op.step === 'Completed';
+  const figures =
+    report && succeeded && op.kind !== 'Fence'
+      ? ` RTO ${report.rtoSeconds ?? '?'} s, expected loss ${report.rpoSeconds ?? 0} s / ${report.rpoBytes ?? 0} bytes, DNS verified in ${report.dnsVerifySeconds ?? '?'} s.`
+      : '';
+  const ending = succeeded ? 'completed' : `aborted: ${op.message ?? ''}`;
+  const status: FailoverPolicyStatus = {
+    ...next,
+    ...(op.requestId
+      ? {
+          lastRequest: {
+            id: op.requestId,
+            outcome: succeeded ? 'Succeeded' : 'Aborted',
+            reason: succeeded ? 'Completed' : 'Aborted',
+            message: (op.message ?? op.reason ?? '').slice(0, 1024),
+            time: timestamp(now),
+          },
+        }
+      : {}),
+  };
+  const verified = succeeded && op.kind !== 'Fence' && op.dnsChangedAt !== undefined;
+  return {
+    ...record(c, `operation ${op.id} ${succeeded ? 'completed' : 'aborted'}`, status, [
+      event(
+        succeeded ? 'Normal' : 'Warning',
+        `${op.kind}${succeeded ? 'Completed' : 'Aborted'}`,
+        op.kind,
+        `${op.kind} ${op.from} → ${op.to} at epoch ${op.epoch} ${ending}.${figures}`,
+      ),
+    ]),
+    ...(verified
+      ? {
+          dnsReady: op.message?.startsWith('DNS not verified')
+            ? { type: 'DnsReady', status: 'False', reason: 'NotVerified', message: op.message }
+            : {
+                type: 'DnsReady',
+                status: 'True',
+                reason: 'Verified',
+                message: `the authoritative servers answer ${op.to}'s target (epoch ${op.epoch})`,
+              },
+        }
+      : {}),
+  };
+}
+
+/** How long after a Fence of a database a new one may start if it still takes writes. */
+const FENCE_RETRY_MS = 30_000;
+
+/** 3. Never two primaries: anything else that accepts writes is fenced, as a recorded operation. */
+const fenceStrayPrimary: Guard = (c) => {
+  const { input, base, active } = c;
+  if (!active) return undefined;
+  const epoch = base.epoch ?? 0;
+  for (const name of policyClusters(input.spec)) {
+    const facts = input.clusters[name];
+    if (name === active || !writable(facts)) continue;
+    // EpochOnly can only mark a database with the epoch: once it holds it, there is no more to do.
+    if (input.spec.promotion.fencing === 'EpochOnly' && (facts?.heartbeatEpoch ?? -1) >= epoch) continue;
+    const last = base.history?.find((r) => r.kind === 'Fence' && r.from === name);
+    if (last && input.now.getTime() - new Date(last.completedAt).getTime() < FENCE_RETRY_MS) continue;
+    const operation = newOperation({
+      kind: 'Fence',
+      trigger: 'Automatic',
+      from: name,
+      to: active,
+      epoch,
+      reason: `${name} accepts writes but ${active} is the primary at epoch ${epoch}`,
+      now: input.now,
+    });
+    return record(c, `fencing stray primary ${name}`, { ...base, currentOperation: operation }, [
+      event(
+        'Warning',
+        'StrayPrimary',
+        'Fence',
+        `${operation.reason}: fencing it (${input.spec.promotion.fencing})`,
+      ),
+    ]);
+  }
+  return undefined;
+};
+
+/** 4. A person's request, acted on once. */
+const handleRequest: Guard = (c) => {
+  if (!c.active || !c.verdict) return undefined;
+  const verdict = judgeRequest(c.input, c.active, c.verdict);
+  if (!verdict) return undefined;
+  const now = timestamp(c.input.now);
+  if (verdict.kind === 'Reject') {
+    return record(
+      c,
+      `request ${verdict.requestId} rejected`,
+      {
+        ...c.base,
+        lastHandledRequestId: verdict.requestId,
+        lastRequest: {
+          id: verdict.requestId,
+          outcome: 'Rejected',
+          reason: verdict.reason,
+          message: verdict.message,
+          time: now,
+        },
+      },
+      [event('Warning', 'PromotionRejected', 'Promote', `request ${verdict.requestId}: ${verdict.message}`)],
     );
-
-  const probeMs = ms(spec.detection.probeIntervalSeconds);
-  if (!verdict.down) {
-    const healthyStandby = standbyLagSeconds !== undefined;
-    const observe = plan({ kind: 'Observe', requeueMs: probeMs }, healthyStandby ? 'Healthy' : 'Degraded', [
-      notBlocked,
-    ]);
-    return decideDrill(input, observe) ?? observe;
   }
+  return startOperation(c, verdict.operation);
+};
 
-  // 4. The primary is down by quorum. Fail over automatically only inside every limit.
-  const downSince = new Date(primaryDownSince ?? timestamp(now));
+/** Records a new operation (write-ahead: nothing is touched yet). */
+function startOperation(c: Context, op: Operation, extra: Partial<FailoverPolicyStatus> = {}): Plan {
+  const now = timestamp(c.input.now);
+  return record(
+    c,
+    `${op.kind} ${op.id} started`,
+    {
+      ...c.base,
+      ...extra,
+      currentOperation: op,
+      ...(op.requestId
+        ? {
+            lastHandledRequestId: op.requestId,
+            lastRequest: {
+              id: op.requestId,
+              outcome: 'Accepted',
+              reason: 'Accepted',
+              message: `${op.kind} to ${op.to} started`,
+              time: now,
+            },
+          }
+        : {}),
+    },
+    [
+      event(
+        op.trigger === 'Automatic' ? 'Warning' : 'Normal',
+        `${op.kind}Started`,
+        op.kind,
+        `${op.kind} of ${op.from} to ${op.to} at epoch ${op.epoch}: ${op.reason ?? op.trigger}`,
+      ),
+    ],
+  );
+}
+
+/** 5. The primary is down by quorum: fail over automatically, only inside every limit. */
+const failOverIfDown: Guard = (c) => {
+  const { input, base, active, verdict } = c;
+  if (!active || !verdict?.down) return undefined;
+  const { spec, now } = input;
   const blocked = (reason: BlockReason, message: string) =>
-    plan({ kind: 'Observe', requeueMs: probeMs }, 'Blocked', [
-      { type: 'FailoverBlocked', status: 'True', reason, message },
-    ]);
-  if (spec.promotion.mode === 'Manual') {
+    plan(c, `failover blocked: ${reason}`, { blocked: { reason, message } });
+  if (spec.promotion.mode === 'Manual')
     return blocked(
       'ManualMode',
-      `the primary is down and promotion.mode is Manual: request a promotion (kubectl failover promote)`,
+      'the primary is down and promotion.mode is Manual: request a promotion (kubectl failover promote)',
     );
-  }
+  const downSince = new Date(base.primaryDownSince ?? timestamp(now));
   const heldFor = now.getTime() - downSince.getTime();
-  if (heldFor < ms(spec.promotion.holdDownSeconds)) {
-    return plan(
-      { kind: 'Observe', requeueMs: Math.min(probeMs, ms(spec.promotion.holdDownSeconds) - heldFor) },
-      'Degraded',
-      [
-        {
-          type: 'FailoverBlocked',
-          status: 'False',
-          reason: 'HoldDown',
-          message: `waiting out the ${spec.promotion.holdDownSeconds} s hold-down`,
-        },
-      ],
+  const holdDown = seconds(spec.promotion.holdDownSeconds);
+  if (heldFor < holdDown)
+    return plan(c, 'hold-down', {
+      holdingDown: `waiting out the ${spec.promotion.holdDownSeconds} s hold-down`,
+      requeueMs: Math.min(c.probeMs, holdDown - heldFor),
+    });
+  const cooling = inCooldown(spec, base, now);
+  if (cooling)
+    return blocked(
+      'Cooldown',
+      `the last failover was ${Math.round(cooling.sinceMs / 1000)} s ago; the cool-down is ${spec.promotion.cooldownSeconds} s`,
     );
-  }
-  if (status.lastFailoverTime) {
-    const since = now.getTime() - new Date(status.lastFailoverTime).getTime();
-    if (since < ms(spec.promotion.cooldownSeconds)) {
-      return blocked(
-        'Cooldown',
-        `the last failover was ${Math.round(since / 1000)} s ago; the cool-down is ${spec.promotion.cooldownSeconds} s`,
-      );
-    }
-  }
-  const candidate = chooseStandby(input, downSince);
+  const lastSeen = verdict.lastSeenAt && verdict.lastSeenAt < downSince ? verdict.lastSeenAt : downSince;
+  const candidate = chooseStandby(spec, input.clusters, active, lastSeen);
   if (!candidate) return blocked('NoHealthyStandby', 'the policy has no standby');
   if (candidate.problem) return blocked(candidate.problem.reason, candidate.problem.message);
-  return plan(
-    {
-      kind: 'StartOperation',
-      operation: newOperation(input, {
-        kind: 'Failover',
-        trigger: 'Automatic',
-        to: candidate.facts.name,
+  return startOperation(
+    c,
+    newOperation({
+      kind: 'Failover',
+      trigger: 'Automatic',
+      from: active,
+      to: candidate.facts.name,
+      epoch: (base.epoch ?? 0) + 1,
+      reason: verdict.message,
+      now,
+      extra: {
         // RTO counts from when the primary was last seen alive, not from when the quorum agreed.
-        primaryLostAt: timestamp(
-          verdict.lastSeenAt && verdict.lastSeenAt < downSince ? verdict.lastSeenAt : downSince,
-        ),
-        estimatedLossBytes: candidate.facts.lagBytes,
-        estimatedLossSeconds: candidate.facts.lagSeconds,
-        reason: verdict.message,
-      }),
-    },
-    'FailingOver',
-    [notBlocked],
+        primaryLostAt: timestamp(lastSeen),
+        ...(candidate.facts.lagBytes !== undefined ? { estimatedLossBytes: candidate.facts.lagBytes } : {}),
+        ...(candidate.facts.lagSeconds !== undefined
+          ? { estimatedLossSeconds: candidate.facts.lagSeconds }
+          : {}),
+      },
+    }),
   );
-}
+};
 
-/**
- * 5. Drills (see drill.ts), only while the primary is not down and nothing else is in flight:
- * move a drill in progress to its next leg, or start one that is due. `observe` is the plan when
- * there is nothing to do; undefined means just that.
- */
-function decideDrill(input: DecideInput, observe: Plan): Plan | undefined {
-  const { spec, status, clusters, now } = input;
-  const active = status.activePrimary ?? spec.primary;
-  const drills = spec.drills;
-  const drill = status.drill;
-  const probeMs = ms(spec.detection.probeIntervalSeconds);
-  const outbound = () => findReport(status, drill?.outboundOperationId);
-  const switchoverTo = (to: string, reason: string, state: DrillState): Plan => ({
-    ...observe,
-    action: {
-      kind: 'StartOperation',
-      operation: newOperation(input, { kind: 'Switchover', trigger: 'Drill', to, reason }),
-    },
-    phase: 'Drilling',
-    drill: state,
+/** 6. Between operations the record points at the primary (created the first time). */
+const keepDnsOnPrimary: Guard = (c) => {
+  if (!c.active || c.base.currentOperation) return undefined;
+  const repair = judgeDns(c.input, c.active, c.base.epoch ?? 0).repair;
+  if (!repair) return undefined;
+  return plan(c, repair.expected === undefined ? 'creating the DNS record' : 'repairing the DNS record', {
+    action: { kind: 'RepairDns', ...repair },
   });
-  const holding = (state: DrillState, requeueMs: number): Plan => ({
-    ...observe,
-    action: { kind: 'Observe', requeueMs: Math.max(10, Math.min(probeMs, requeueMs)) },
-    phase: 'Drilling',
-    ...(state !== drill ? { drill: state } : {}),
-  });
+};
 
-  // Right after a restart nothing is probed yet: wait rather than judge a leg or skip a drill.
-  const names = [...new Set([active, spec.primary, ...spec.standbys, drill?.from, drill?.to])];
-  if (names.some((n) => n !== undefined && clusters[n]?.unprobed))
-    return drill ? holding(drill, probeMs) : undefined;
+/** 7. Drills, only while the primary is up and nothing else is in flight. */
+const runDrill: Guard = (c) => {
+  if (!c.active || c.verdict?.down) return undefined;
+  const drill = decideDrill({ ...c.input, status: c.base }, c.active, c.probeMs);
+  if (!drill) return undefined;
+  if (drill.kind === 'Wait') return plan(c, drill.why, { requeueMs: drill.requeueMs, status: drill.status });
+  if (drill.operation) return startOperation({ ...c, base: drill.status }, drill.operation);
+  return record(c, drill.why, drill.status, drill.events);
+};
 
-  if (drill) {
-    const end = (result: OperationReport['result'], reason: string): Plan => ({
-      ...observe,
-      drill: null,
-      drillReport: drillReport(drill, result, reason, status, now, outbound()),
-    });
-    if (drill.leg === 'Out') {
-      if (outbound()?.result === 'Succeeded' && active === drill.to) {
-        const returnAfter = new Date(now.getTime() + ms(drills?.holdSeconds ?? 0));
-        return holding({ ...drill, leg: 'Holding', returnAfter: timestamp(returnAfter) }, probeMs);
-      }
-      return end(
-        'Aborted',
-        `the switchover to ${drill.to} did not complete: ${outbound()?.reason ?? 'unknown'}`,
-      );
-    }
-    if (drill.leg === 'Back') {
-      const back = findReport(status, drill.backOperationId);
-      if (back?.result === 'Succeeded' && active === drill.from) {
-        const o = outbound();
-        return end(
-          'Succeeded',
-          `switched over to ${drill.to} (RTO ${o?.rtoSeconds ?? '?'} s, ${o?.rpoBytes ?? '?'} bytes lost) and back to ${drill.from} (RTO ${back?.rtoSeconds ?? '?'} s)`,
-        );
-      }
-      return end(
-        'Failed',
-        `the switchover back to ${drill.from} did not complete (${back?.reason ?? 'unknown'}); ${active} stays the primary`,
-      );
-    }
-    // Holding: serving from the standby until the hold is over.
-    if (active !== drill.to) {
-      return end('Aborted', `interrupted: the primary moved to ${active} during the drill`);
-    }
-    const returnAt = Math.min(
-      new Date(drill.returnAfter ?? drill.startedAt).getTime(),
-      new Date(drill.startedAt).getTime() + ms(drills?.maxDurationSeconds ?? 0),
-    );
-    if (now.getTime() < returnAt) return holding(drill, returnAt - now.getTime());
-    const home = clusters[drill.from];
-    if (writable(clusters[active]) && home?.reachable && home.role === 'Standby') {
-      const back = switchoverTo(drill.from, `drill ${drill.id}: back to ${drill.from}`, drill);
-      const operation = (back.action as { operation: Operation }).operation;
-      return { ...back, drill: { ...drill, leg: 'Back', backOperationId: operation.id } };
-    }
-    // Without spec.drills (removed mid-drill) the drill is over at once.
-    const overdue = now.getTime() - new Date(drill.startedAt).getTime() > ms(drills?.maxDurationSeconds ?? 0);
-    const problem = !writable(clusters[active])
-      ? `${active} does not accept writes`
-      : `${drill.from} is ${home?.reachable ? `in role ${home.role}` : 'unreachable'}, not a replicating standby`;
-    if (overdue) {
-      return end(
-        'Failed',
-        `could not switch back to ${drill.from} within maxDurationSeconds: ${problem}; ${active} stays the primary`,
-      );
-    }
-    return holding(drill, probeMs);
-  }
-
-  // No drill in progress: start one if it is due.
-  if (!drills || drills.suspend || !observe.nextDrillTime) return undefined;
-  const due = new Date(observe.nextDrillTime);
-  if (now < due) return undefined;
-  const starting: DrillState = {
-    id: drillId(now),
-    from: active,
-    to: active,
-    startedAt: timestamp(now),
-    leg: 'Out',
-    outboundOperationId: '',
-  };
-  const skip = (reason: string): Plan => ({
-    ...observe,
-    drill: null,
-    drillReport: drillReport(starting, 'Aborted', `skipped: ${reason}`, status, now),
-    nextDrillTime: nextAfter(spec, status, now),
-  });
-  if (now.getTime() - due.getTime() > DRILL_START_DEADLINE_MS)
-    return skip(`it was due at ${observe.nextDrillTime}, more than an hour ago (was the operator running?)`);
-  if (!writable(clusters[active])) return skip(`the primary ${active} does not accept writes`);
-  if (!clusters[active]?.rejoinsAfterSwitchover)
-    return skip(
-      `${active}'s provider does not make a former primary a standby again after a switchover, so the drill could not switch back (see "Drills" in the README)`,
-    );
-  if (status.lastFailoverTime) {
-    const since = now.getTime() - new Date(status.lastFailoverTime).getTime();
-    if (since < ms(spec.promotion.cooldownSeconds))
-      return skip(
-        `a failover ended ${Math.round(since / 1000)} s ago, within the ${spec.promotion.cooldownSeconds} s cool-down`,
-      );
-  }
-  const standbys = [spec.primary, ...spec.standbys].filter((n) => n !== active).map((n) => clusters[n]);
-  const target = standbys.find(
-    (f) =>
-      f?.reachable &&
-      f.role === 'Standby' &&
-      f.lagSeconds !== undefined &&
-      f.lagSeconds <= drills.abortIfLagSecondsAbove &&
-      (f.lagBytes ?? 0) <= spec.promotion.rpo.maxLagBytes,
-  );
-  if (!target) {
-    const seen = standbys
-      .map((f) =>
-        !f
-          ? 'a standby is missing'
-          : !f.reachable || f.role !== 'Standby'
-            ? `${f.name} is ${f.reachable ? `in role ${f.role}` : 'unreachable'}`
-            : `${f.name} lags ${f.lagSeconds === undefined ? 'an unknown time' : `${f.lagSeconds} s`}`,
-      )
-      .join('; ');
-    return skip(`no standby replicating within ${drills.abortIfLagSecondsAbove} s (${seen || 'none'})`);
-  }
-  const plan = switchoverTo(
-    target.name,
-    `drill ${starting.id}: scheduled at ${observe.nextDrillTime}`,
-    starting,
-  );
-  const operation = (plan.action as { operation: Operation }).operation;
-  return {
-    ...plan,
-    drill: { ...starting, to: target.name, outboundOperationId: operation.id },
-    nextDrillTime: nextAfter(spec, status, now),
-  };
-}
-
-/** The occurrence after `now`, ignoring the one stored (it is being handled now). */
-function nextAfter(spec: FailoverPolicySpec, status: FailoverPolicyStatus, now: Date): string | undefined {
-  const { nextDrillTime: _n, ...rest } = status;
-  return scheduledDrillTime(spec, rest, now);
-}
-
-/** DrillsScheduled: whether drills will run, for a policy that has spec.drills. */
-function drillsCondition(drills: Drills, nextDrillTime: string | undefined, now: Date): ConditionInput {
-  if (drills.suspend)
-    return {
-      type: 'DrillsScheduled',
-      status: 'False',
-      reason: 'Suspended',
-      message: 'spec.drills.suspend is true',
-    };
-  const problem = drillScheduleProblem(drills, now);
-  if (problem || !nextDrillTime)
-    return {
-      type: 'DrillsScheduled',
-      status: 'False',
-      reason: 'InvalidSchedule',
-      message: problem ?? 'no next drill time',
-    };
-  return {
-    type: 'DrillsScheduled',
-    status: 'True',
-    reason: 'Scheduled',
-    message: `drills run on "${drills.schedule}" in ${drills.timeZone}`,
-  };
-}
+const guards: Guard[] = [
+  knowThePrimary,
+  continueOperation,
+  fenceStrayPrimary,
+  handleRequest,
+  failOverIfDown,
+  keepDnsOnPrimary,
+  runDrill,
+];

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { afterDnsCheck, DNS_CHECK_MS, dnsCheckDue } from './dns-check.ts';
+import { input, NOW } from './decide.fixtures.ts';
+import { afterDnsCheck, DNS_CHECK_MS, dnsCheckDue, judgeDns } from './dns-check.ts';
 
 const at = (ms: number) => new Date(1_000_000 + ms);
 
@@ -9,7 +10,7 @@ describe('the DNS check schedule', () => {
   });
 
   it('checks every five minutes while the record is in sync', () => {
-    const check = afterDnsCheck(undefined, true, at(0));
+    const check = afterDnsCheck(undefined, true, at(0), () => 0.5);
     expect(dnsCheckDue(check, at(DNS_CHECK_MS - 1))).toBe(false);
     expect(dnsCheckDue(check, at(DNS_CHECK_MS))).toBe(true);
   });
@@ -30,10 +31,46 @@ describe('the DNS check schedule', () => {
   });
 
   it('goes back to five minutes after a check that succeeds', () => {
-    const failed = afterDnsCheck(afterDnsCheck(undefined, false, at(0)), false, at(0));
-    expect(afterDnsCheck(failed, true, at(10))).toEqual({
+    const failed = afterDnsCheck(
+      afterDnsCheck(undefined, false, at(0), () => 0.5),
+      false,
+      at(0),
+      () => 0.5,
+    );
+    expect(afterDnsCheck(failed, true, at(10), () => 0.5)).toEqual({
       failures: 0,
       dueAt: at(10 + DNS_CHECK_MS).getTime(),
+    });
+  });
+});
+
+describe('what a read of the DNS record means', () => {
+  const read = (dns: Record<string, unknown>) => judgeDns(input({ dns: { readAt: NOW, ...dns } }), 'a', 4);
+  it('is in sync when it points at the primary with an epoch at least the one status holds', () => {
+    expect(read({ value: 'a.db.internal', owner: 'ns/orders', epoch: 4 })).toMatchObject({
+      condition: { status: 'True', reason: 'InSync' },
+    });
+    expect(read({ value: 'a.db.internal', owner: 'ns/orders', epoch: 4 })).not.toHaveProperty('repair');
+  });
+  it('creates a missing record and repairs a changed one, as a compare-and-swap on what was read', () => {
+    expect(read({})).toMatchObject({ repair: { expected: undefined, value: 'a.db.internal', epoch: 4 } });
+    expect(read({ value: 'x.example', owner: 'ns/orders', epoch: 4 })).toMatchObject({
+      repair: { expected: 'x.example' },
+    });
+    expect(read({ value: 'a.db.internal', owner: 'ns/orders', epoch: 3 })).toMatchObject({
+      repair: { expected: 'a.db.internal', epoch: 4 },
+    });
+  });
+  it('never touches a record someone else owns, and says how to hand it over', () => {
+    const r = read({ value: 'a.db.internal', owner: 'someone-else' });
+    expect(r).not.toHaveProperty('repair');
+    expect(r).toMatchObject({
+      condition: { status: 'False', reason: 'NotOwned', message: expect.stringMatching(/owner=ns\/orders/) },
+    });
+  });
+  it('reports a read that failed with its reason', () => {
+    expect(read({ error: { reason: 'Timeout', message: 'no answer' } })).toMatchObject({
+      condition: { status: 'False', reason: 'Timeout' },
     });
   });
 });

@@ -1,10 +1,13 @@
 /**
- * When the DNS record is checked between operations: every five minutes while it is in sync,
- * and sooner, backing off from one second, while a check fails (a provider error, a record
- * someone else owns). Without the retry, one failed first check would leave a new policy without
- * its record for five minutes.
+ * The DNS record between operations: when it is read (every five minutes while it is in sync,
+ * and sooner, backing off from one second, while a check fails: a provider error, a record
+ * someone else owns; without the retry, one failed first check would leave a new policy without
+ * its record for five minutes), and what a read means (judgeDns).
  */
+import { ownershipRecordName } from '../../providers/dns/port.ts';
 import { type BackoffPolicy, backoffDelay } from '../../runtime/backoff.ts';
+import type { ConditionInput } from '../../runtime/conditions.ts';
+import type { DecideInput } from './facts.ts';
 
 export const DNS_CHECK_MS = 5 * 60_000;
 const DNS_RETRY: BackoffPolicy = { baseMs: 1000, maxMs: DNS_CHECK_MS };
@@ -25,9 +28,60 @@ export function afterDnsCheck(
   last: DnsCheck | undefined,
   inSync: boolean,
   now: Date,
-  random: () => number = Math.random,
+  random: () => number,
 ): DnsCheck {
   const failures = inSync ? 0 : (last?.failures ?? 0) + 1;
   const wait = failures === 0 ? DNS_CHECK_MS : backoffDelay(failures - 1, DNS_RETRY, random);
   return { failures, dueAt: now.getTime() + wait };
+}
+
+export interface DnsJudgement {
+  condition: ConditionInput;
+  /** The compare-and-swap that puts the record back on the primary, when it is off and ours. */
+  repair?: { expected: string | undefined; value: string; epoch: number };
+}
+
+/**
+ * The DNS record as last read, against where it should point. Undefined when it was not read in
+ * this reconcile. A record someone else owns is never changed; one with a newer epoch than status
+ * knows is left to discovery (the providers refuse to lower the epoch anyway).
+ */
+export function judgeDns(
+  input: DecideInput,
+  active: string,
+  epoch: number,
+): DnsJudgement | Record<string, never> {
+  const dns = input.dns;
+  if (!dns) return {};
+  const name = input.spec.dns.name;
+  const condition = (status: ConditionInput['status'], reason: string, message: string): ConditionInput => ({
+    type: 'DnsReady',
+    status,
+    reason,
+    message: message.slice(0, 1000),
+  });
+  if (dns.error) return { condition: condition('False', dns.error.reason, dns.error.message) };
+  const value = input.dnsTargets?.[active];
+  if (!value)
+    return { condition: condition('Unknown', 'NoTarget', `ReplicaCluster ${active} has no dnsTarget yet`) };
+  if (dns.value !== undefined && dns.owner !== input.dnsOwner) {
+    return {
+      condition: condition(
+        'False',
+        'NotOwned',
+        `${name} exists but is not owned by ${input.dnsOwner}: to hand it over, add a TXT record ${ownershipRecordName(name)} with "owner=${input.dnsOwner}" "epoch=${epoch}"`,
+      ),
+    };
+  }
+  if (dns.value !== undefined && dns.value.toLowerCase() === value.toLowerCase() && (dns.epoch ?? 0) >= epoch)
+    return { condition: condition('True', 'InSync', `${name} points at ${value} (epoch ${dns.epoch ?? 0})`) };
+  const was = dns.value === undefined ? 'absent' : `${dns.value} at epoch ${dns.epoch ?? 0}`;
+  return {
+    condition: condition(
+      'False',
+      'OutOfSync',
+      `${name} is ${was}; it should point at ${value} (epoch ${epoch})`,
+    ),
+    repair: { expected: dns.value, value, epoch },
+  };
 }

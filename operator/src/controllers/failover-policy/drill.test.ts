@@ -5,8 +5,24 @@ import {
   failoverPolicySpec,
   type OperationReport,
 } from '../../api/v1alpha1/index.ts';
-import { type ClusterFacts, type DecideInput, decide, type Vote } from './decide.ts';
+import { evaluate } from './decide.fixtures.ts';
 import { nextDrillAfter, scheduledDrillTime } from './drill.ts';
+import type { ClusterFacts, DecideInput, Vote } from './facts.ts';
+
+/** decide + summary, read the way these tests ask: the drill state, a report filed now, the leg started. */
+function decide(i: DecideInput) {
+  const e = evaluate(i);
+  const filed = e.status.drills?.[0];
+  return {
+    action: e.plan.action,
+    phase: e.status.phase,
+    drill: e.status.drill,
+    nextDrillTime: e.status.nextDrillTime,
+    drillReport: filed && filed !== i.status.drills?.[0] ? filed : undefined,
+    started: e.started,
+    conditions: e.summary.conditions,
+  };
+}
 
 // A Monday; the default schedule is Mondays at 03:00.
 const NOW = new Date('2026-03-02T10:00:00Z');
@@ -161,12 +177,15 @@ describe('the drill schedule', () => {
 describe('decide: starting a drill', () => {
   it('switches over to a standby within the lag limit when due, and schedules the next one', () => {
     const plan = decide(input());
-    expect(plan.action).toMatchObject({
-      kind: 'StartOperation',
-      operation: { kind: 'Switchover', trigger: 'Drill', from: 'a', to: 'b', epoch: 5 },
+    expect(plan.started).toMatchObject({
+      kind: 'Switchover',
+      trigger: 'Drill',
+      from: 'a',
+      to: 'b',
+      epoch: 5,
     });
     expect(plan.phase).toBe('Drilling');
-    const op = (plan.action as { operation: { id: string } }).operation;
+    const op = plan.started ?? { id: '' };
     expect(plan.drill).toMatchObject({ from: 'a', to: 'b', leg: 'Out', outboundOperationId: op.id });
     expect(plan.nextDrillTime).toBe('2026-03-09T09:59:00.000Z');
     expect(plan.drillReport).toBeUndefined();
@@ -217,10 +236,11 @@ describe('decide: starting a drill', () => {
   ];
   it.each(skipped)('is skipped and filed as Aborted when %s', (_, given, reason) => {
     const plan = decide(given);
-    expect(plan.action.kind).toBe('Observe');
+    expect(plan.action.kind).toBe('Record');
+    expect(plan.started).toBeUndefined();
     expect(plan.drillReport).toMatchObject({ trigger: 'Drill', result: 'Aborted' });
     expect(plan.drillReport?.reason).toMatch(reason);
-    expect(plan.drill).toBeNull();
+    expect(plan.drill).toBeUndefined();
     expect(new Date(plan.nextDrillTime ?? 0).getTime()).toBeGreaterThan(NOW.getTime());
   });
 
@@ -232,7 +252,7 @@ describe('decide: starting a drill', () => {
       }),
     );
     expect(plan.drill).toBeUndefined();
-    expect(plan.action).not.toMatchObject({ operation: { trigger: 'Drill' } });
+    expect(plan.started?.trigger).not.toBe('Drill');
   });
 
   it('waits for an operation in progress, showing a drill leg as Drilling', () => {
@@ -256,7 +276,7 @@ describe('decide: starting a drill', () => {
     const plan = decide(input(status));
     expect(plan.action).toMatchObject({ kind: 'RunStep', operation: { step: 'CatchingUp' } });
     expect(plan.phase).toBe('Drilling');
-    expect(plan.drill).toBeUndefined();
+    expect(plan.drill).toEqual(status.drill);
   });
 });
 
@@ -292,20 +312,17 @@ describe('decide: a drill in progress', () => {
       activePrimary: 'a',
       history: [report('switchover-e5-x', { result: 'Aborted', reason: 'b did not catch up' })],
     });
-    expect(plan.drill).toBeNull();
+    expect(plan.drill).toBeUndefined();
     expect(plan.drillReport).toMatchObject({ result: 'Aborted' });
     expect(plan.drillReport?.reason).toMatch(/did not complete: b did not catch up/);
   });
 
   it('keeps holding until returnAfter', () => {
-    const plan = decideWith(
-      drill('Holding', { returnAfter: later(30).toISOString() }),
-      { activePrimary: 'b' },
-      onB,
-    );
+    const holding = drill('Holding', { returnAfter: later(30).toISOString() });
+    const plan = decideWith(holding, { activePrimary: 'b' }, onB);
     expect(plan.action.kind).toBe('Observe');
     expect(plan.phase).toBe('Drilling');
-    expect(plan.drill).toBeUndefined();
+    expect(plan.drill).toEqual(holding);
   });
 
   it('switches back to where it started once the hold is over', () => {
@@ -314,11 +331,14 @@ describe('decide: a drill in progress', () => {
       { activePrimary: 'b' },
       onB,
     );
-    expect(plan.action).toMatchObject({
-      kind: 'StartOperation',
-      operation: { kind: 'Switchover', trigger: 'Drill', from: 'b', to: 'a', epoch: 6 },
+    expect(plan.started).toMatchObject({
+      kind: 'Switchover',
+      trigger: 'Drill',
+      from: 'b',
+      to: 'a',
+      epoch: 6,
     });
-    const op = (plan.action as { operation: { id: string } }).operation;
+    const op = plan.started ?? { id: '' };
     expect(plan.drill).toMatchObject({ leg: 'Back', backOperationId: op.id });
   });
 
@@ -354,6 +374,7 @@ describe('decide: a drill in progress', () => {
     const due = decide(input(undefined, { clusters: { a: unprobed('a'), b: unprobed('b') }, votes: [] }));
     expect(due.drillReport).toBeUndefined();
     expect(due.drill).toBeUndefined();
+    expect(due.started).toBeUndefined();
     expect(due.nextDrillTime).toBe(DUE);
   });
 
@@ -376,7 +397,7 @@ describe('decide: a drill in progress', () => {
       startedAt: ago(601).toISOString(),
       returnAfter: later(3600).toISOString(),
     });
-    expect(decideWith(long, { activePrimary: 'b' }, onB).action).toMatchObject({ kind: 'StartOperation' });
+    expect(decideWith(long, { activePrimary: 'b' }, onB).started).toMatchObject({ kind: 'Switchover' });
   });
 
   it('fails, leaving the primary where it is, when it cannot switch back within maxDurationSeconds', () => {
@@ -385,13 +406,13 @@ describe('decide: a drill in progress', () => {
       b: primary('b'),
     };
     const waiting = drill('Holding', { returnAfter: ago(1).toISOString() });
-    expect(decideWith(waiting, { activePrimary: 'b' }, gone).drill).toBeUndefined();
+    expect(decideWith(waiting, { activePrimary: 'b' }, gone).drill).toEqual(waiting);
     const overdue = drill('Holding', {
       startedAt: ago(601).toISOString(),
       returnAfter: ago(1).toISOString(),
     });
     const plan = decideWith(overdue, { activePrimary: 'b' }, gone);
-    expect(plan.action.kind).toBe('Observe');
+    expect(plan.started).toBeUndefined();
     expect(plan.drillReport).toMatchObject({ result: 'Failed' });
     expect(plan.drillReport?.reason).toMatch(
       /could not switch back to a .*a is unreachable.*b stays the primary/,
@@ -413,7 +434,7 @@ describe('decide: a drill in progress', () => {
         report('switchover-e5-x'),
       ],
     });
-    expect(plan.drill).toBeNull();
+    expect(plan.drill).toBeUndefined();
     expect(plan.drillReport).toMatchObject({
       id: 'drill-20260302095950',
       kind: 'Switchover',

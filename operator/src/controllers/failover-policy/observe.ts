@@ -14,7 +14,8 @@ import type {
 } from '../../api/v1alpha1/index.ts';
 import { rejoinsAfterSwitchover } from '../../providers/database/capabilities.ts';
 import type { ProbeRecord } from '../replica-cluster/probes.ts';
-import type { ClusterFacts, DecideInput, Vote } from './decide.ts';
+import type { ClusterFacts, DecideInput, DnsFacts, Vote } from './facts.ts';
+import { policyClusters } from './facts.ts';
 
 /** The operator itself counts as one observer, under this name. */
 export const OPERATOR_OBSERVER = 'operator';
@@ -35,6 +36,9 @@ export function factsFromProbe(
     ...rejoins,
     reachable: obs.reachable,
     role: obs.reachable ? obs.role : 'Unknown',
+    observedAt: record.at,
+    ...(record.lastReachableAt ? { lastReachableAt: record.lastReachableAt } : {}),
+    ...(obs.reachable && obs.heartbeat ? { heartbeatEpoch: obs.heartbeat.epoch } : {}),
     ...(lag ? { lagBytes: lag.bytes, lagObservedAt: lag.at } : {}),
     ...(lag && !Number.isNaN(lag.seconds) ? { lagSeconds: lag.seconds } : {}),
   };
@@ -48,6 +52,9 @@ export function factsFromStatus(name: string, status: ReplicaClusterStatus | und
     exists: true,
     reachable,
     role: reachable ? (status.role ?? 'Unknown') : 'Unknown',
+    ...(status.lastObservedTime ? { observedAt: new Date(status.lastObservedTime) } : { unprobed: true }),
+    ...(status.lastReachableTime ? { lastReachableAt: new Date(status.lastReachableTime) } : {}),
+    ...(reachable && status.epoch !== undefined ? { heartbeatEpoch: status.epoch } : {}),
     ...(status.replicationLagBytes !== undefined ? { lagBytes: status.replicationLagBytes } : {}),
     ...(status.replicationLagSeconds !== undefined ? { lagSeconds: status.replicationLagSeconds } : {}),
     ...(status.lagObservedTime ? { lagObservedAt: new Date(status.lagObservedTime) } : {}),
@@ -110,17 +117,26 @@ export interface GatherSources {
   operatorVote: (activePrimary: string) => Vote[];
   observations: FailoverObservationSpec[];
   now: Date;
+  dnsTargets?: Record<string, string | undefined>;
+  dnsOwner?: string;
+  dns?: DnsFacts;
 }
 
 export function gatherInput(src: GatherSources): DecideInput {
-  const active = src.status.activePrimary ?? src.spec.primary;
+  const active = src.status.activePrimary;
   const clusters: Record<string, ClusterFacts> = {};
-  for (const name of [src.spec.primary, ...src.spec.standbys]) clusters[name] = src.facts(name);
+  for (const name of policyClusters(src.spec)) clusters[name] = src.facts(name);
   return {
     spec: src.spec,
     status: src.status,
     clusters,
-    votes: [...src.operatorVote(active), ...votesFromObservations(src.observations, src.policyName, active)],
+    // Votes are about the primary status names; until it is known there is nothing to judge.
+    votes: active
+      ? [...src.operatorVote(active), ...votesFromObservations(src.observations, src.policyName, active)]
+      : [],
     now: src.now,
+    ...(src.dnsTargets ? { dnsTargets: src.dnsTargets } : {}),
+    ...(src.dnsOwner ? { dnsOwner: src.dnsOwner } : {}),
+    ...(src.dns ? { dns: src.dns } : {}),
   };
 }

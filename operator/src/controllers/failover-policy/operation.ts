@@ -1,60 +1,75 @@
 /**
- * The failover and switchover state machine, as pure functions over the operation record kept in
- * status. Every step is written to status before its side effect runs (write-ahead), so whoever
- * reconciles next, after a crash or a leader change, resumes at that step and re-runs it; each
- * step's action checks before it acts, so re-running one that already took effect is harmless.
+ * The operation record kept in status: what is being done, the step it has reached, and what each
+ * finished step learned. Every step is written to status before its side effect runs
+ * (write-ahead), so whoever reconciles next, after a crash or a leader change, resumes at that
+ * step and re-runs it; each step's side effect checks before it acts, so re-running one that
+ * already took effect is harmless.
  *
  *   Failover:   Detected → Fencing → Promoting → RepointingDns → VerifyingDns → Completed
  *   Switchover: Detected → Fencing → CatchingUp → Promoting → RepointingDns → VerifyingDns → Completed
- *   A switchover whose standby cannot catch up: CatchingUp → RollingBack → Aborted
- *   Anything that can stop before touching a database: Detected → Aborted
+ *               Fencing or CatchingUp that cannot finish → RollingBack (unfence) → Aborted
+ *   Fence:      Detected → Fencing → Completed          (a database that accepts writes but is not the primary)
+ *   Anything that stops before touching a database: Detected → Aborted
  */
 import type { FailoverPolicyStatus, Operation, OperationReport } from '../../api/v1alpha1/index.ts';
 import { type BackoffPolicy, backoffDelay } from '../../runtime/backoff.ts';
 import { timestamp } from '../../runtime/time.ts';
 
 export type Step = Operation['step'];
+export type OperationKind = Operation['kind'];
 
-const failoverSteps: Step[] = [
-  'Detected',
-  'Fencing',
-  'Promoting',
-  'RepointingDns',
-  'VerifyingDns',
-  'Completed',
-];
-const switchoverSteps: Step[] = [
-  'Detected',
-  'Fencing',
-  'CatchingUp',
-  'Promoting',
-  'RepointingDns',
-  'VerifyingDns',
-  'Completed',
-];
+const steps: Record<OperationKind, Step[]> = {
+  Failover: ['Detected', 'Fencing', 'Promoting', 'RepointingDns', 'VerifyingDns', 'Completed'],
+  Switchover: [
+    'Detected',
+    'Fencing',
+    'CatchingUp',
+    'Promoting',
+    'RepointingDns',
+    'VerifyingDns',
+    'Completed',
+  ],
+  Fence: ['Detected', 'Fencing', 'Completed'],
+};
 
 export const isTerminal = (step: Step) => step === 'Completed' || step === 'Aborted';
 
-/** Steps after which the old primary may already refuse writes: from here on, only forward. */
+/** Steps before the promotion: the old primary is still the primary (perhaps fenced). */
+export const beforePromotion = (step: Step) =>
+  step === 'Detected' || step === 'Fencing' || step === 'CatchingUp' || step === 'RollingBack';
+
+/** After Detected a database may already refuse writes: from here on, only forward (or roll back). */
 export const hasTouchedDatabases = (step: Step) => step !== 'Detected';
 
 export function nextStep(op: Operation): Step {
   if (op.step === 'RollingBack') return 'Aborted';
-  const steps = op.kind === 'Failover' ? failoverSteps : switchoverSteps;
-  const i = steps.indexOf(op.step);
-  if (i < 0 || i === steps.length - 1) return op.step;
-  return steps[i + 1] as Step;
+  const list = steps[op.kind];
+  const i = list.indexOf(op.step);
+  if (i < 0 || i === list.length - 1) return op.step;
+  return list[i + 1] as Step;
 }
+
+const withoutAttempts = (op: Operation) => {
+  const { attempts: _a, lastError: _e, retryAfter: _r, message: _m, ...rest } = op;
+  return rest;
+};
 
 /** The operation advanced to its next step, with whatever the finished step learned. */
 export function advance(op: Operation, now: Date, learned: Partial<Operation> = {}): Operation {
-  const { attempts: _a, lastError: _e, retryAfter: _r, ...rest } = op;
-  return { ...rest, ...learned, step: nextStep(op), stepStartedAt: timestamp(now) };
+  return { ...withoutAttempts(op), ...learned, step: nextStep(op), stepStartedAt: timestamp(now) };
 }
 
-export function withStep(op: Operation, step: Step, now: Date, reason?: string): Operation {
-  const { attempts: _a, lastError: _e, retryAfter: _r, ...rest } = op;
-  return { ...rest, step, stepStartedAt: timestamp(now), ...(reason ? { reason } : {}) };
+/**
+ * The operation moved to `step` (back a step, rolling back, aborting). `message` says why; the
+ * reason the operation started (a person's words) is never overwritten.
+ */
+export function withStep(op: Operation, step: Step, now: Date, message?: string): Operation {
+  return {
+    ...withoutAttempts(op),
+    step,
+    stepStartedAt: timestamp(now),
+    ...(message ? { message: message.slice(0, 1024) } : {}),
+  };
 }
 
 /** Backoff between attempts of a failing step: from 1 s, doubling, at most a minute. */
@@ -65,23 +80,55 @@ export const STEP_RETRY: BackoffPolicy = { baseMs: 1000, maxMs: 60_000 };
  * `retryAfter`. The backoff lives in status, so no event (an observer's vote, our own status
  * write) and no restart can make a failing step run back to back.
  */
-export function failedAttempt(
-  op: Operation,
-  error: string,
-  now: Date,
-  random: () => number = Math.random,
-): Operation {
+export function failedAttempt(op: Operation, error: string, now: Date, random: () => number): Operation {
   const attempts = (op.attempts ?? 0) + 1;
   const retryAfter = new Date(now.getTime() + backoffDelay(attempts - 1, STEP_RETRY, random));
   return { ...op, attempts, lastError: error.slice(0, 1024), retryAfter: timestamp(retryAfter) };
 }
 
-const seconds = (from: string | undefined, to: Date) =>
+/** Milliseconds until a failed step may run again; 0 when it may run now. */
+export function backoffLeft(op: Operation, now: Date): number {
+  return op.retryAfter ? Math.max(0, new Date(op.retryAfter).getTime() - now.getTime()) : 0;
+}
+
+export interface NewOperation {
+  kind: OperationKind;
+  trigger: Operation['trigger'];
+  from: string;
+  to: string;
+  epoch: number;
+  reason: string;
+  now: Date;
+  extra?: Partial<Operation>;
+}
+
+export function newOperation(o: NewOperation): Operation {
+  const stamp = timestamp(o.now)
+    .replace(/[-:TZ.]/g, '')
+    .slice(0, 14);
+  return {
+    id: `${o.kind.toLowerCase()}-e${o.epoch}-${stamp}${o.kind === 'Fence' ? `-${o.from}` : ''}`.slice(0, 128),
+    kind: o.kind,
+    trigger: o.trigger,
+    from: o.from,
+    to: o.to,
+    epoch: o.epoch,
+    step: 'Detected',
+    startedAt: timestamp(o.now),
+    stepStartedAt: timestamp(o.now),
+    reason: o.reason.slice(0, 1024),
+    ...o.extra,
+  };
+}
+
+const secondsBetween = (from: string | undefined, to: Date) =>
   from ? Math.max(0, Math.round((to.getTime() - new Date(from).getTime()) / 10) / 100) : undefined;
 
 /** The report kept in history once an operation ends. */
-export function reportOf(op: Operation, now: Date, result: OperationReport['result']): OperationReport {
-  const verified = op.dnsChangedAt ? seconds(op.dnsChangedAt, now) : undefined;
+export function reportOf(op: Operation, now: Date): OperationReport {
+  const succeeded = op.step === 'Completed';
+  const promotes = op.kind !== 'Fence';
+  const verified = op.dnsChangedAt ? secondsBetween(op.dnsChangedAt, now) : undefined;
   return {
     id: op.id,
     kind: op.kind,
@@ -89,32 +136,35 @@ export function reportOf(op: Operation, now: Date, result: OperationReport['resu
     from: op.from,
     to: op.to,
     epoch: op.epoch,
-    result,
+    result: succeeded ? 'Succeeded' : 'Aborted',
     startedAt: op.startedAt,
     completedAt: timestamp(now),
-    ...(result === 'Succeeded' ? { rtoSeconds: seconds(op.primaryLostAt ?? op.startedAt, now) } : {}),
-    ...(result === 'Succeeded' && op.estimatedLossSeconds !== undefined
+    ...(succeeded && promotes ? { rtoSeconds: secondsBetween(op.primaryLostAt ?? op.startedAt, now) } : {}),
+    ...(succeeded && promotes && op.estimatedLossSeconds !== undefined
       ? { rpoSeconds: op.estimatedLossSeconds }
       : {}),
-    ...(result === 'Succeeded' && op.estimatedLossBytes !== undefined
+    ...(succeeded && promotes && op.estimatedLossBytes !== undefined
       ? { rpoBytes: op.estimatedLossBytes }
       : {}),
     ...(verified !== undefined ? { dnsVerifySeconds: verified } : {}),
     ...(op.reason ? { reason: op.reason } : {}),
+    ...(op.message ? { message: op.message } : {}),
   };
 }
 
+/** How many reports history keeps. */
+export const HISTORY_LENGTH = 20;
+
 /**
  * Status once an operation has ended: the report goes to the front of the bounded history and the
- * operation record is cleared. Promotion results (active primary, epoch) were already recorded when
- * the Promoting step finished.
+ * operation record is cleared. Promotion results (active primary, epoch) were recorded when the
+ * Promoting step finished.
  */
 export function finish(status: FailoverPolicyStatus, op: Operation, now: Date): FailoverPolicyStatus {
-  const result = op.step === 'Completed' ? 'Succeeded' : 'Aborted';
-  const { currentOperation: _c, primaryDownSince: _p, ...rest } = status;
+  const { currentOperation: _c, ...rest } = status;
   return {
     ...rest,
-    history: [reportOf(op, now, result), ...(status.history ?? [])].slice(0, 20),
+    history: [reportOf(op, now), ...(status.history ?? [])].slice(0, HISTORY_LENGTH),
     ...(op.requestId ? { lastHandledRequestId: op.requestId } : {}),
   };
 }

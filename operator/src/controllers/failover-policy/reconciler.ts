@@ -1,91 +1,52 @@
 /**
- * The FailoverPolicy reconciler, a thin shell around observe → decide → act:
+ * The FailoverPolicy reconciler, a thin shell: it reads, calls observe → decide → act →
+ * transition, and writes. Every decision is in decide (what to do), transition (what a step's
+ * outcome means) and summary (what status tells people); nothing here chooses.
  *
- * 1. read the policy and validate it (a broken spec is a condition, never a crash);
- * 2. observe: the operator's probes of each cluster and the observers' fresh votes;
- * 3. decide: pure, returns one action plus the status people read;
- * 4. act: at most one side effect, then write status (conditional on the resourceVersion read);
- * 5. come back after the interval the plan asks for.
+ * 1. read the policy; a spec that does not validate, or a status that does not parse, is a
+ *    condition and no side effect (an unreadable status is never "reset": that would forget the
+ *    primary and the epoch);
+ * 2. observe: the operator's probes, the observers' fresh votes, and the DNS record when it is due
+ *    or needed to learn who is primary;
+ * 3. decide, then carry out at most one side effect (a step, or a DNS repair);
+ * 4. write status (conditional on the resourceVersion read), then record Events and metrics;
+ * 5. come back when the plan says.
  */
-import { getServers } from 'node:dns';
-import type { ReplicaClusterSpec } from '../../api/v1alpha1/index.ts';
 import {
   type FailoverObservationSpec,
   type FailoverPolicySpec,
   type FailoverPolicyStatus,
   failoverPolicySpec,
   failoverPolicyStatus,
-  replicaClusterSpec,
+  type ReplicaClusterSpec,
 } from '../../api/v1alpha1/index.ts';
 import {
-  createDnsProvider,
-  defaultVerifyServers,
-  dnsSecretRef,
-  parseServer,
-} from '../../providers/dns/factory.ts';
-import { ownershipRecordName } from '../../providers/dns/port.ts';
-import { DirectDnsVerifier, findAuthoritativeServers } from '../../providers/dns/verifier.ts';
-import { isProviderError } from '../../providers/errors.ts';
-import { type ConditionInput, changedConditions, setCondition } from '../../runtime/conditions.ts';
+  type Condition,
+  type ConditionInput,
+  changedConditions,
+  setCondition,
+} from '../../runtime/conditions.ts';
 import type { EventInput } from '../../runtime/events.ts';
 import { objectKey } from '../../runtime/informer.ts';
 import type { KubeObject } from '../../runtime/kube-client.ts';
-import { done, type ReconcileResult, requeueAfter } from '../../runtime/reconcile.ts';
+import { done, type ReconcileResult, requeueAfter, retryAfter } from '../../runtime/reconcile.ts';
 import type { OperatorContext } from '../context.ts';
-import { readOwnStatus, readSpec } from '../read-object.ts';
+import { readSpec, readStatus } from '../read-object.ts';
 import { failoverPolicyType } from '../resources.ts';
 import { writeStatus } from '../status-writer.ts';
-import { act, recordRef, type StepPorts } from './act.ts';
-import { decide } from './decide.ts';
+import { readDns, repairDns, runStep, type StepPorts } from './act.ts';
+import { decide, type Plan } from './decide.ts';
+import { freshVotes } from './detection.ts';
+import { discoveryNeedsDns } from './discovery.ts';
 import { afterDnsCheck, type DnsCheck, dnsCheckDue } from './dns-check.ts';
+import type { DecideInput } from './facts.ts';
 import { factsFromProbe, gatherInput, voteFromProbe } from './observe.ts';
+import { portsFor } from './ports.ts';
+import { readyCondition, type StepResult, summarize } from './summary.ts';
+import { transition } from './transition.ts';
 
-const verifier = new DirectDnsVerifier({ timeoutMs: 2_000 });
-
-/** Builds the ports act works through, for one policy. */
-function portsFor(ctx: OperatorContext, policy: KubeObject, spec: FailoverPolicySpec): StepPorts {
-  const namespace = policy.metadata.namespace ?? 'default';
-  const clusterSpec = (name: string) => {
-    const obj = ctx.clusters.get(objectKey({ metadata: { name, namespace } }));
-    const parsed = obj ? replicaClusterSpec.safeParse(obj.spec) : undefined;
-    return parsed?.success ? parsed.data : undefined;
-  };
-  return {
-    owner: spec.dns.ownerId ?? `${namespace}/${policy.metadata.name}`,
-    dnsTarget: (name) => clusterSpec(name)?.dnsTarget,
-    database: async (name) => {
-      const s = clusterSpec(name);
-      if (!s) throw new Error(`ReplicaCluster ${namespace}/${name} is missing or invalid`);
-      return ctx.probes.providerFor({
-        key: objectKey({ metadata: { name, namespace } }),
-        namespace,
-        spec: s,
-      });
-    },
-    dns: async () => {
-      const ref = dnsSecretRef(spec.dns.provider);
-      const secret = ref ? (await ctx.probes.secrets.read(namespace, ref.name, ref.key)).value : undefined;
-      return createDnsProvider(
-        spec.dns.provider,
-        secret,
-        ref ? `Secret ${namespace}/${ref.name} key ${ref.key}` : '',
-      );
-    },
-    verifier,
-    verifyServers: async () => {
-      if (spec.dns.authoritativeNameservers?.length)
-        return spec.dns.authoritativeNameservers.map((s) => parseServer(s));
-      const fixed = defaultVerifyServers(spec.dns.provider);
-      if (fixed) return fixed;
-      const resolver = getServers()[0];
-      if (!resolver)
-        throw new Error(
-          'no DNS resolver configured to find the zone name servers; list them in spec.dns.authoritativeNameservers',
-        );
-      return findAuthoritativeServers(spec.dns.zone, parseServer(resolver));
-    },
-  };
-}
+/** How often a policy whose status cannot be read is looked at again. */
+const UNREADABLE_RETRY_MS = 60_000;
 
 export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => Promise<ReconcileResult> {
   const dnsChecks = new Map<string, DnsCheck>();
@@ -96,164 +57,54 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
       return done();
     }
     const now = ctx.clock.now();
-    const generation = object.metadata.generation;
-    const namespace = object.metadata.namespace ?? 'default';
-    const previous = await readOwnStatus(ctx.events, failoverPolicyStatus, object);
-    const parsed = readSpec(failoverPolicySpec, object);
-    const conditions: ConditionInput[] = [];
-    if (!parsed.ok) {
-      const next = withConditions(
-        { ...previous, observedGeneration: generation, phase: 'Pending' },
-        [{ type: 'SpecValid', status: 'False', reason: 'InvalidSpec', message: parsed.message }],
-        generation,
-        now,
-      );
-      await announce(ctx, object, previous, next, []);
-      await writeStatus(
-        ctx.client,
-        failoverPolicyType,
+    const spec = readSpec(failoverPolicySpec, object);
+    if (!spec.ok) {
+      await writeConditionsOnly(
+        ctx,
         object,
-        object.status as FailoverPolicyStatus | undefined,
-        next,
-        ctx.policies,
+        [{ type: 'SpecValid', status: 'False', reason: 'InvalidSpec', message: spec.message }],
+        'Pending',
       );
       return done();
     }
-    const spec = parsed.spec;
-    conditions.push({ type: 'SpecValid', status: 'True', reason: 'Valid', message: 'spec is valid' });
-    const names = [spec.primary, ...spec.standbys];
-    const clusterKey = (name: string) => objectKey({ metadata: { name, namespace } });
-    const missing = names.filter((n) => !ctx.clusters.get(clusterKey(n)));
-    conditions.push(
-      missing.length === 0
-        ? {
-            type: 'ClustersResolved',
-            status: 'True',
-            reason: 'AllFound',
-            message: 'every ReplicaCluster exists',
-          }
-        : {
-            type: 'ClustersResolved',
-            status: 'False',
-            reason: 'ClusterNotFound',
-            message: `ReplicaCluster ${missing.join(', ')} not found in namespace ${namespace}`,
-          },
-    );
-
-    // The state machine starts from the spec's primary at epoch 0.
-    const status: FailoverPolicyStatus = {
-      ...previous,
-      activePrimary: previous.activePrimary ?? spec.primary,
-      epoch: previous.epoch ?? 0,
-    };
-    const observations = ctx.observations
-      .list()
-      .filter((o) => o.metadata.namespace === namespace)
-      .flatMap((o) => {
-        const s = (o.spec ?? {}) as FailoverObservationSpec;
-        return s.policy === object.metadata.name && Array.isArray(s.clusters) ? [s] : [];
-      });
-    const input = gatherInput({
-      policyName: object.metadata.name,
-      spec,
-      status,
-      facts: (name) =>
-        factsFromProbe(
-          name,
-          ctx.clusters.get(clusterKey(name))?.spec as ReplicaClusterSpec | undefined,
-          ctx.probes.latest(clusterKey(name)),
-        ),
-      operatorVote: (active) => voteFromProbe(ctx.probes.latest(clusterKey(active))),
-      observations,
-      now,
-    });
+    const read = readStatus(failoverPolicyStatus, object);
+    if (read.problem) {
+      await writeConditionsOnly(ctx, object, [
+        {
+          type: 'StatusUnreadable',
+          status: 'True',
+          reason: 'InvalidStatus',
+          message: `status does not parse, so nothing is done: ${read.problem}. Fix or remove the field (kubectl edit --subresource=status), or clear status to rediscover the primary from the world`,
+        },
+      ]);
+      return requeueAfter(UNREADABLE_RETRY_MS, 'status unreadable');
+    }
+    const ports = portsFor(ctx, object, spec.spec);
+    const input = await observe(ctx, object, spec.spec, read.status, ports, dnsChecks.get(key), now);
     const plan = decide(input);
-    const ports = portsFor(ctx, object, spec);
-    const result = await act(ports, spec, status, plan.action, now);
-
-    // Keep DNS owned and pointing at the primary between operations (and create it the first time).
-    if (plan.action.kind === 'Observe' && !status.currentOperation && dnsCheckDue(dnsChecks.get(key), now)) {
-      const dnsReady = await ensureDns(ports, spec, result.status);
-      conditions.push(dnsReady);
-      const inSync = dnsReady.status === 'True';
+    const result = await carryOut(ctx, object, ports, input, plan);
+    if (input.dns || result.dnsReady || plan.dnsReady) {
+      const dnsState = result.dnsReady ?? plan.dnsReady;
+      const inSync = dnsState
+        ? dnsState.status === 'True'
+        : !input.dns?.error && result.status.currentOperation === undefined;
+      dnsChecks.set(key, afterDnsCheck(dnsChecks.get(key), inSync, now, ctx.random));
       if (!inSync)
         ctx.metrics.dnsCheckFailures.inc({
-          namespace,
+          namespace: ns(object),
           policy: object.metadata.name,
-          reason: dnsReady.reason,
+          reason: dnsState?.reason ?? 'DnsError',
         });
-      dnsChecks.set(key, afterDnsCheck(dnsChecks.get(key), inSync, now));
     }
-    let next: FailoverPolicyStatus = {
-      ...result.status,
-      observedGeneration: generation,
-      phase: plan.phase,
-      ...(plan.standbyLagSeconds !== undefined
-        ? { standbyLagSeconds: Math.round(plan.standbyLagSeconds * 100) / 100 }
-        : {}),
-    };
-    if (plan.primaryDownSince) next.primaryDownSince = plan.primaryDownSince;
-    else delete next.primaryDownSince;
-    if (plan.standbyLagSeconds === undefined) delete next.standbyLagSeconds;
-    if (plan.nextDrillTime) next.nextDrillTime = plan.nextDrillTime;
-    else delete next.nextDrillTime;
-    if (plan.drill === null) delete next.drill;
-    else if (plan.drill) next.drill = plan.drill;
-    const drillEvents: EventInput[] = [];
-    if (plan.drillReport) {
-      const r = plan.drillReport;
-      next.drills = [r, ...(next.drills ?? [])].slice(0, 10);
-      drillEvents.push({
-        type: r.result === 'Succeeded' ? 'Normal' : 'Warning',
-        reason: r.result === 'Succeeded' ? 'DrillSucceeded' : 'DrillFailed',
-        action: 'Drill',
-        note: `drill ${r.id} ${r.result.toLowerCase()}: ${r.reason ?? ''}`,
-      });
-    }
-    next = withConditions(next, [...conditions, ...plan.conditions], generation, now);
-    // Drills removed from the spec: their condition goes too.
-    if (!spec.drills && next.conditions?.some((c) => c.type === 'DrillsScheduled'))
-      next.conditions = next.conditions.filter((c) => c.type !== 'DrillsScheduled');
-    if (result.error) {
-      next = withConditions(
-        next,
-        [
-          {
-            type: 'Progressing',
-            status: 'False',
-            reason: isProviderError(result.error) ? result.error.reason : 'StepFailed',
-            message: next.currentOperation?.lastError ?? String(result.error),
-          },
-        ],
-        generation,
-        now,
-      );
-    } else if (next.currentOperation?.retryAfter && new Date(next.currentOperation.retryAfter) > now) {
-      // Waiting out a failed attempt's backoff: Progressing stays as that failure left it (False).
-    } else if (next.currentOperation) {
-      next = withConditions(
-        next,
-        [
-          {
-            type: 'Progressing',
-            status: 'True',
-            reason: next.currentOperation.step,
-            message: `${next.currentOperation.kind} ${next.currentOperation.from} → ${next.currentOperation.to}: ${next.currentOperation.step}`,
-          },
-        ],
-        generation,
-        now,
-      );
-    } else {
-      next = withConditions(
-        next,
-        [{ type: 'Progressing', status: 'False', reason: 'Idle', message: 'no operation in progress' }],
-        generation,
-        now,
-      );
-    }
-    exportMetrics(ctx, namespace, object.metadata.name, previous, next);
-    await announce(ctx, object, previous, next, [...result.events, ...drillEvents]);
+    const next = statusToWrite(
+      object,
+      spec.spec,
+      input,
+      plan,
+      result,
+      clustersResolved(ctx, object, spec.spec),
+    );
+    const previous = read.status;
     await writeStatus(
       ctx.client,
       failoverPolicyType,
@@ -262,80 +113,178 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
       next,
       ctx.policies,
     );
-    if (result.error) throw result.error;
-    let requeue =
-      result.requeueMs ??
-      (plan.action.kind === 'Observe' ? plan.action.requeueMs : spec.detection.probeIntervalSeconds * 1000);
-    // A failed DNS check is retried when its backoff says, even if that is before the next probe.
-    const dnsCheck = dnsChecks.get(key);
-    if (dnsCheck && dnsCheck.failures > 0 && plan.action.kind === 'Observe' && !next.currentOperation)
-      requeue = Math.min(requeue, Math.max(dnsCheck.dueAt - now.getTime(), 100));
-    return requeueAfter(Math.max(requeue, 10));
+    // Events after the write: a write that loses a race (409) is redone from fresh data, and its
+    // Events with it, instead of being announced twice.
+    await announce(ctx, object, previous, next, result.events);
+    exportMetrics(ctx, object, spec.spec, input, previous, next);
+    const requeueMs = Math.max(10, nextLook(result, dnsChecks.get(key), now));
+    if (result.failure) return retryAfter(requeueMs, result.failure.reason, result.failure.message);
+    return requeueAfter(requeueMs);
   };
 }
 
-async function ensureDns(
-  ports: StepPorts,
-  spec: FailoverPolicySpec,
-  status: FailoverPolicyStatus,
-): Promise<ConditionInput> {
-  const active = status.activePrimary ?? spec.primary;
-  const value = ports.dnsTarget(active);
-  if (!value)
-    return {
-      type: 'DnsReady',
-      status: 'Unknown',
-      reason: 'NoTarget',
-      message: `ReplicaCluster ${active} has no dnsTarget yet`,
-    };
-  try {
-    const dns = await ports.dns();
-    const current = await dns.read(recordRef(spec));
-    if (current.value !== undefined && current.owner !== ports.owner) {
-      return {
-        type: 'DnsReady',
-        status: 'False',
-        reason: 'NotOwned',
-        message: `${spec.dns.name} exists but is not owned by ${ports.owner}: to hand it over, add a TXT record ${ownershipRecordName(spec.dns.name)} with "owner=${ports.owner}" "epoch=${status.epoch ?? 0}"`,
-      };
-    }
-    if (current.value === value && (current.epoch ?? 0) >= (status.epoch ?? 0)) {
-      return {
-        type: 'DnsReady',
-        status: 'True',
-        reason: 'InSync',
-        message: `${spec.dns.name} points at ${value} (epoch ${current.epoch ?? 0})`,
-      };
-    }
-    await dns.apply({
-      record: recordRef(spec),
-      expected: current.value,
-      value,
-      ttl: spec.dns.ttlSeconds,
-      owner: ports.owner,
-      epoch: status.epoch ?? 0,
-    });
-    return {
-      type: 'DnsReady',
-      status: 'True',
-      reason: current.value === undefined ? 'Created' : 'Repaired',
-      message: `${spec.dns.name} set to ${value} (was ${current.value ?? 'absent'})`,
-    };
-  } catch (err) {
-    const reason = isProviderError(err) ? err.reason : 'DnsError';
-    return { type: 'DnsReady', status: 'False', reason, message: (err as Error).message.slice(0, 1000) };
-  }
+interface Carried extends StepResult {
+  status: FailoverPolicyStatus;
+  events: EventInput[];
+  requeueMs: number;
 }
 
-function withConditions(
+async function observe(
+  ctx: OperatorContext,
+  object: KubeObject,
+  spec: FailoverPolicySpec,
   status: FailoverPolicyStatus,
-  inputs: ConditionInput[],
-  generation: number | undefined,
+  ports: StepPorts,
+  dnsCheck: DnsCheck | undefined,
   now: Date,
+): Promise<DecideInput> {
+  const namespace = ns(object);
+  const clusterKey = (name: string) => objectKey({ metadata: { name, namespace } });
+  const observations = ctx.observations
+    .list()
+    .filter((o) => o.metadata.namespace === namespace)
+    .flatMap((o) => {
+      const s = (o.spec ?? {}) as FailoverObservationSpec;
+      return s.policy === object.metadata.name && Array.isArray(s.clusters) ? [s] : [];
+    });
+  const names = [spec.primary, ...spec.standbys];
+  const input = gatherInput({
+    policyName: object.metadata.name,
+    spec,
+    status,
+    facts: (name) =>
+      factsFromProbe(
+        name,
+        ctx.clusters.get(clusterKey(name))?.spec as ReplicaClusterSpec | undefined,
+        ctx.probes.latest(clusterKey(name)),
+      ),
+    operatorVote: (active) => voteFromProbe(ctx.probes.latest(clusterKey(active))),
+    observations,
+    now,
+    dnsTargets: Object.fromEntries(names.map((n) => [n, ports.dnsTarget(n)])),
+    dnsOwner: ports.owner,
+  });
+  // The record is read when its check is due between operations, or to learn who is primary.
+  const due = !status.currentOperation && dnsCheckDue(dnsCheck, now);
+  if (!due && !discoveryNeedsDns(input)) return input;
+  return { ...input, dns: await readDns(ports, spec, now) };
+}
+
+/** Carries out the plan's side effect, if it has one, and folds its outcome into status. */
+async function carryOut(
+  ctx: OperatorContext,
+  object: KubeObject,
+  ports: StepPorts,
+  input: DecideInput,
+  plan: Plan,
+): Promise<Carried> {
+  const { action } = plan;
+  const base: Carried = { status: plan.status, events: plan.events, requeueMs: plan.requeueMs };
+  if (action.kind === 'RepairDns') {
+    return { ...base, dnsReady: await repairDns(ports, input.spec, action) };
+  }
+  if (action.kind !== 'RunStep') return base;
+  const op = action.operation;
+  const outcome = await runStep(ports, input.spec, op, input.now);
+  const t = transition(op, outcome, input.now, ctx.random);
+  if (t.failure) {
+    ctx.metrics.stepFailures.inc({
+      namespace: ns(object),
+      policy: object.metadata.name,
+      kind: op.kind,
+      step: op.step,
+      reason: t.failure.reason,
+    });
+    ctx.log.warn(
+      {
+        policy: `${ns(object)}/${object.metadata.name}`,
+        operation: op.id,
+        step: op.step,
+        reason: t.failure.reason,
+        err: t.failure.message,
+      },
+      'operation step failed; retrying after its backoff',
+    );
+  }
+  return {
+    status: { ...plan.status, ...t.settled, currentOperation: t.operation },
+    events: [...plan.events, ...t.events],
+    requeueMs: t.requeueMs,
+    ...(t.failure ? { failure: t.failure } : {}),
+  };
+}
+
+function statusToWrite(
+  object: KubeObject,
+  spec: FailoverPolicySpec,
+  input: DecideInput,
+  plan: Plan,
+  result: Carried,
+  resolved: ConditionInput,
 ): FailoverPolicyStatus {
-  let list = status.conditions;
-  for (const c of inputs) list = setCondition(list, c, generation, now);
-  return { ...status, conditions: list };
+  const generation = object.metadata.generation;
+  const now = input.now;
+  const summary = summarize(input, plan, result.status, result);
+  let conditions = result.status.conditions;
+  const set = (c: ConditionInput) => {
+    conditions = setCondition(conditions, c, generation, now);
+  };
+  set({ type: 'SpecValid', status: 'True', reason: 'Valid', message: 'spec is valid' });
+  set(resolved);
+  for (const c of summary.conditions) set(c);
+  set(readyCondition(conditions ?? [], result.status));
+  // Conditions that no longer apply go: drills removed from spec, a status that parses again.
+  const stale = new Set(['StatusUnreadable', ...(spec.drills ? [] : ['DrillsScheduled'])]);
+  return {
+    ...result.status,
+    observedGeneration: generation,
+    phase: summary.phase,
+    conditions: (conditions ?? []).filter((c) => !stale.has(c.type)),
+  };
+}
+
+function clustersResolved(
+  ctx: OperatorContext,
+  object: KubeObject,
+  spec: FailoverPolicySpec,
+): ConditionInput {
+  const namespace = ns(object);
+  const missing = [spec.primary, ...spec.standbys].filter(
+    (n) => !ctx.clusters.get(objectKey({ metadata: { name: n, namespace } })),
+  );
+  return missing.length === 0
+    ? { type: 'ClustersResolved', status: 'True', reason: 'AllFound', message: 'every ReplicaCluster exists' }
+    : {
+        type: 'ClustersResolved',
+        status: 'False',
+        reason: 'ClusterNotFound',
+        message: `ReplicaCluster ${missing.join(', ')} not found in namespace ${namespace}`,
+      };
+}
+
+/** When to look again: what the step asked for, sooner if a failed DNS check is due to be retried. */
+function nextLook(result: Carried, dnsCheck: DnsCheck | undefined, now: Date): number {
+  let ms = result.requeueMs;
+  if (dnsCheck && dnsCheck.failures > 0 && !result.status.currentOperation)
+    ms = Math.min(ms, Math.max(dnsCheck.dueAt - now.getTime(), 100));
+  return ms;
+}
+
+/** Writes conditions (and a phase) only, keeping the rest of status exactly as it is. */
+async function writeConditionsOnly(
+  ctx: OperatorContext,
+  object: KubeObject,
+  inputs: ConditionInput[],
+  phase?: FailoverPolicyStatus['phase'],
+): Promise<void> {
+  const raw = (object.status ?? {}) as Record<string, unknown>;
+  const now = ctx.clock.now();
+  let conditions = Array.isArray(raw.conditions) ? (raw.conditions as Condition[]) : undefined;
+  const previous = conditions;
+  for (const c of inputs) conditions = setCondition(conditions, c, object.metadata.generation, now);
+  const next = { ...raw, conditions, ...(phase ? { phase } : {}) };
+  await writeStatus(ctx.client, failoverPolicyType, object, raw, next, ctx.policies);
+  await announceConditions(ctx, object, previous, conditions ?? []);
 }
 
 async function announce(
@@ -346,16 +295,26 @@ async function announce(
   events: EventInput[],
 ): Promise<void> {
   for (const e of events) await ctx.events.record(object, e);
-  for (const c of changedConditions(previous.conditions, next.conditions ?? [])) {
-    const before = previous.conditions?.find((p) => p.type === c.type);
-    if (c.type === 'Progressing') continue; // operations announce themselves
-    if (!before && c.status === 'True' && c.type !== 'FailoverBlocked') continue;
-    if (!before && c.status === 'False' && c.type === 'FailoverBlocked') continue;
-    const bad =
-      (c.type === 'FailoverBlocked' && c.status === 'True') ||
-      (c.type !== 'FailoverBlocked' && c.status !== 'True');
+  await announceConditions(ctx, object, previous.conditions, next.conditions ?? []);
+}
+
+/** A condition whose status or reason changed is news; a new message alone is not. */
+async function announceConditions(
+  ctx: OperatorContext,
+  object: KubeObject,
+  before: Condition[] | undefined,
+  after: Condition[],
+): Promise<void> {
+  for (const c of changedConditions(before, after)) {
+    const was = before?.find((p) => p.type === c.type);
+    if (was && was.status === c.status && was.reason === c.reason) continue;
+    // Operations announce themselves; Ready sums up conditions announced on their own.
+    if (c.type === 'Progressing' || c.type === 'Ready') continue;
+    const goodWhenTrue = c.type !== 'FailoverBlocked' && c.type !== 'StatusUnreadable';
+    const good = goodWhenTrue ? c.status === 'True' : c.status === 'False';
+    if (!was && good) continue; // the first evaluation of a good state is not news
     await ctx.events.record(object, {
-      type: bad ? 'Warning' : 'Normal',
+      type: good ? 'Normal' : 'Warning',
       reason: c.reason,
       action: 'Observe',
       note: c.message,
@@ -365,30 +324,33 @@ async function announce(
 
 function exportMetrics(
   ctx: OperatorContext,
-  namespace: string,
-  policy: string,
+  object: KubeObject,
+  spec: FailoverPolicySpec,
+  input: DecideInput,
   previous: FailoverPolicyStatus,
   next: FailoverPolicyStatus,
 ): void {
-  const labels = { namespace, policy };
+  const labels = { namespace: ns(object), policy: object.metadata.name };
+  const m = ctx.metrics;
   const op = next.currentOperation;
-  ctx.metrics.operationStart.set(labels, op ? new Date(op.startedAt).getTime() / 1000 : 0);
-  ctx.metrics.epoch.set(labels, next.epoch ?? 0);
+  const isTrue = (type: string) => (next.conditions?.find((c) => c.type === type)?.status === 'True' ? 1 : 0);
+  m.operationStart.set(labels, op ? new Date(op.startedAt).getTime() / 1000 : 0);
+  m.epoch.set(labels, next.epoch ?? 0);
+  m.policyReady.set(labels, isTrue('Ready'));
+  m.failoverReady.set(labels, isTrue('FailoverReady'));
+  m.quorum.set(labels, spec.detection.quorum);
+  m.freshObservers.set(labels, freshVotes(spec, input.votes, input.now).length);
   const drill = next.drills?.[0];
   if (drill) {
-    ctx.metrics.drillLastSucceeded.set(labels, drill.result === 'Succeeded' ? 1 : 0);
-    if (drill.rtoSeconds !== undefined) ctx.metrics.drillRto.set(labels, drill.rtoSeconds);
-    if (drill.id !== previous.drills?.[0]?.id) ctx.metrics.drills.inc({ ...labels, result: drill.result });
+    m.drillLastSucceeded.set(labels, drill.result === 'Succeeded' ? 1 : 0);
+    if (drill.rtoSeconds !== undefined) m.drillRto.set(labels, drill.rtoSeconds);
+    if (drill.id !== previous.drills?.[0]?.id) m.drills.inc({ ...labels, result: drill.result });
   }
-  if (next.nextDrillTime) ctx.metrics.drillNext.set(labels, new Date(next.nextDrillTime).getTime() / 1000);
-  else ctx.metrics.drillNext.remove(labels);
+  if (next.nextDrillTime) m.drillNext.set(labels, new Date(next.nextDrillTime).getTime() / 1000);
+  else m.drillNext.remove(labels);
   const finished = next.history?.[0];
-  if (finished && finished.id !== previous.history?.[0]?.id) {
-    ctx.metrics.operations.inc({
-      ...labels,
-      kind: finished.kind,
-      trigger: finished.trigger,
-      result: finished.result,
-    });
-  }
+  if (finished && finished.id !== previous.history?.[0]?.id)
+    m.operations.inc({ ...labels, kind: finished.kind, trigger: finished.trigger, result: finished.result });
 }
+
+const ns = (object: KubeObject) => object.metadata.namespace ?? 'default';

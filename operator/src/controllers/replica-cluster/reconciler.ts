@@ -35,7 +35,8 @@ const DEFAULT_INTERVAL_S = 5;
 interface PolicyView {
   name: string;
   intervalSeconds: number;
-  activePrimary: string;
+  /** As the policy's status records it; undefined until the operator has learned it. */
+  activePrimary: string | undefined;
   epoch: number;
   rpo: { maxLagSeconds: number; maxLagBytes: number };
 }
@@ -46,10 +47,13 @@ export function policyView(ctx: OperatorContext, clusterKey: string): PolicyView
     const spec = failoverPolicySpec.safeParse(policy.spec);
     if (!spec.success) continue;
     const status = failoverPolicyStatus.safeParse(policy.status ?? {});
+    // Never spec.primary: after a failover it names a former primary, and writing the heartbeat
+    // there or measuring lag against it would be wrong. Until the policy has learned who is
+    // primary (discovery), nothing is measured against anyone.
     return {
       name: policy.metadata.name,
       intervalSeconds: spec.data.detection.probeIntervalSeconds,
-      activePrimary: (status.success ? status.data.activePrimary : undefined) ?? spec.data.primary,
+      activePrimary: status.success ? status.data.activePrimary : undefined,
       epoch: (status.success ? status.data.epoch : undefined) ?? 0,
       rpo: spec.data.promotion.rpo,
     };
@@ -99,7 +103,7 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
       key,
       namespace,
       spec: spec.spec,
-      activePrimaryKey: policy
+      activePrimaryKey: policy?.activePrimary
         ? objectKey({ metadata: { name: policy.activePrimary, namespace } })
         : undefined,
       ...(isActivePrimary && policy ? { heartbeatEpoch: policy.epoch } : {}),
@@ -185,21 +189,7 @@ export function summarize(
           },
     );
   } else if (role === 'Standby') {
-    conditions.push(
-      obs.replayPaused
-        ? {
-            type: 'Replicating',
-            status: 'False',
-            reason: 'ReplayPaused',
-            message: 'WAL replay is paused on this standby',
-          }
-        : {
-            type: 'Replicating',
-            status: 'True',
-            reason: 'Replaying',
-            message: `replayed up to ${obs.lsn ?? '?'}`,
-          },
-    );
+    conditions.push(standbyReplicating(obs, policy?.intervalSeconds ?? DEFAULT_INTERVAL_S));
   } else {
     conditions.push({
       type: 'Replicating',
@@ -209,22 +199,36 @@ export function summarize(
     });
   }
   if (role === 'Standby' && policy) {
-    if (!lagFresh || lag === undefined) {
+    // Messages carry no live figures (they are in status.replicationLag*): a message that changed
+    // with every probe would be an Event per probe.
+    const budget = `the RPO budget of ${policy.rpo.maxLagSeconds} s / ${policy.rpo.maxLagBytes} bytes`;
+    if (!policy.activePrimary || !lagFresh || lag === undefined) {
       conditions.push({
         type: 'LagWithinBudget',
         status: 'Unknown',
         reason: 'PrimaryNotObserved',
-        message: `lag needs a fresh observation of the primary ${policy.activePrimary}`,
+        message: policy.activePrimary
+          ? `lag needs a fresh observation of the primary ${policy.activePrimary}`
+          : 'the policy has not learned which cluster is primary yet',
       });
     } else {
       const within =
         lag.bytes <= policy.rpo.maxLagBytes &&
         (lagSeconds === undefined || lagSeconds <= policy.rpo.maxLagSeconds);
-      const text = `${lagSeconds ?? '?'} s / ${lag.bytes} bytes behind ${policy.activePrimary}; budget ${policy.rpo.maxLagSeconds} s / ${policy.rpo.maxLagBytes} bytes`;
       conditions.push(
         within
-          ? { type: 'LagWithinBudget', status: 'True', reason: 'WithinBudget', message: text }
-          : { type: 'LagWithinBudget', status: 'False', reason: 'AboveBudget', message: text },
+          ? {
+              type: 'LagWithinBudget',
+              status: 'True',
+              reason: 'WithinBudget',
+              message: `behind ${policy.activePrimary} by less than ${budget}`,
+            }
+          : {
+              type: 'LagWithinBudget',
+              status: 'False',
+              reason: 'AboveBudget',
+              message: `behind ${policy.activePrimary} by more than ${budget}`,
+            },
       );
     }
   }
@@ -256,6 +260,39 @@ export function summarize(
     status.replicationLagSeconds = 0;
   }
   return status;
+}
+
+/**
+ * Replicating for a standby: replay not paused, and WAL still arriving. A receiver that stopped
+ * streaming, or has heard nothing from the primary for a while (the operator's heartbeat makes
+ * the primary write every probe interval), means the standby falls further behind every second,
+ * whatever its last replayed position says.
+ */
+function standbyReplicating(obs: ProbeRecord['observation'], intervalSeconds: number): ConditionInput {
+  if (obs.replayPaused)
+    return {
+      type: 'Replicating',
+      status: 'False',
+      reason: 'ReplayPaused',
+      message: 'WAL replay is paused on this standby',
+    };
+  const receiver = obs.walReceiver;
+  if (receiver && !receiver.streaming)
+    return {
+      type: 'Replicating',
+      status: 'False',
+      reason: 'NotStreaming',
+      message: 'no WAL receiver is streaming from the primary',
+    };
+  const stalledAfter = Math.max(3 * intervalSeconds + 10, 30);
+  if (receiver?.lastMessageAgeSeconds !== undefined && receiver.lastMessageAgeSeconds > stalledAfter)
+    return {
+      type: 'Replicating',
+      status: 'False',
+      reason: 'ReceiptStalled',
+      message: `the WAL receiver has heard nothing from the primary for more than ${stalledAfter} s`,
+    };
+  return { type: 'Replicating', status: 'True', reason: 'Streaming', message: 'receiving and replaying WAL' };
 }
 
 function worthWriting(previous: ReplicaClusterStatus, next: ReplicaClusterStatus, now: Date): boolean {
@@ -295,6 +332,7 @@ async function announce(
 ): Promise<void> {
   for (const c of changedConditions(previous.conditions, next.conditions ?? [])) {
     const before = previous.conditions?.find((p) => p.type === c.type);
+    if (before && before.status === c.status && before.reason === c.reason) continue; // a new message alone is not news
     if (!before && c.status === 'True') continue; // first observation of a healthy state is not news
     await ctx.events.record(object, {
       type: c.status === 'True' ? 'Normal' : 'Warning',
@@ -327,9 +365,15 @@ function exportMetrics(
 ): void {
   const labels = { namespace, policy, region, cluster };
   ctx.metrics.clusterUp.set(labels, record.observation.reachable ? 1 : 0);
+  // Lag series exist only for a standby: a stale 0 for a former standby (now primary, fenced or
+  // gone) would read as "perfectly in sync".
   if (status.role === 'Standby' && status.replicationLagBytes !== undefined) {
     ctx.metrics.replicationLagBytes.set(labels, status.replicationLagBytes);
     if (status.replicationLagSeconds !== undefined)
       ctx.metrics.replicationLagSeconds.set(labels, status.replicationLagSeconds);
+    else ctx.metrics.replicationLagSeconds.remove(labels);
+  } else {
+    ctx.metrics.replicationLagBytes.remove(labels);
+    ctx.metrics.replicationLagSeconds.remove(labels);
   }
 }

@@ -1,0 +1,103 @@
+/**
+ * Candidates: which standby a failover may promote. The RPO budget is the gate: an automatic
+ * promotion only picks a standby whose lag, measured close to the moment the primary was last
+ * seen alive, is inside the budget. A figure from long before says nothing about what the standby
+ * is missing now, so an old or unknown lag blocks it like a lag above the budget.
+ */
+import type { FailoverPolicySpec, FailoverPolicyStatus } from '../../api/v1alpha1/index.ts';
+import { type ClusterFacts, healthyStandby, policyClusters, seconds } from './facts.ts';
+
+export type BlockReason = 'ManualMode' | 'Cooldown' | 'NoHealthyStandby' | 'LagUnknown' | 'LagAboveBudget';
+
+export interface Candidate {
+  facts: ClusterFacts;
+  problem?: { reason: BlockReason; message: string };
+}
+
+/** The standbys of a policy in order of preference: every cluster but the active primary. */
+export function standbysOf(spec: FailoverPolicySpec, active: string | undefined): string[] {
+  return policyClusters(spec).filter((n) => n !== active);
+}
+
+/**
+ * How far before the primary's last sign of life a lag figure may have been measured. A standby's
+ * lag is measured against an observation of the primary at most two intervals old, so the last
+ * measurement lands within about two intervals of that moment however long detection took (a
+ * silent primary makes every probe wait out its deadline).
+ */
+export function lagWindowMs(spec: FailoverPolicySpec): number {
+  return seconds(spec.detection.probeIntervalSeconds * 2) + 5_000;
+}
+
+/** One standby judged against the budget, with a lag measured no earlier than `notBefore`. */
+export function judgeStandby(spec: FailoverPolicySpec, facts: ClusterFacts, notBefore: Date): Candidate {
+  const { name } = facts;
+  if (!healthyStandby(facts)) {
+    const what = !facts.exists
+      ? 'missing'
+      : facts.reachable
+        ? `in role ${facts.role}`
+        : facts.unprobed
+          ? 'not probed yet'
+          : 'unreachable';
+    return { facts, problem: { reason: 'NoHealthyStandby', message: `${name} is ${what}` } };
+  }
+  if (
+    facts.lagBytes === undefined ||
+    facts.lagSeconds === undefined ||
+    !facts.lagObservedAt ||
+    facts.lagObservedAt < notBefore
+  ) {
+    return {
+      facts,
+      problem: {
+        reason: 'LagUnknown',
+        message: `the lag of ${name} was not measured shortly before the primary was last seen`,
+      },
+    };
+  }
+  const budget = spec.promotion.rpo;
+  if (facts.lagBytes > budget.maxLagBytes || facts.lagSeconds > budget.maxLagSeconds) {
+    return {
+      facts,
+      problem: {
+        reason: 'LagAboveBudget',
+        message: `${name} lags ${facts.lagSeconds.toFixed(1)} s / ${facts.lagBytes} bytes; the RPO budget is ${budget.maxLagSeconds} s / ${budget.maxLagBytes} bytes`,
+      },
+    };
+  }
+  return { facts };
+}
+
+/**
+ * The standby to promote, in order of preference: the first without a problem, else the one
+ * whose problem says most about why none can be promoted. Undefined: the policy has no standby.
+ */
+export function chooseStandby(
+  spec: FailoverPolicySpec,
+  clusters: Record<string, ClusterFacts>,
+  active: string,
+  primaryLastSeenAt: Date,
+): Candidate | undefined {
+  const notBefore = new Date(primaryLastSeenAt.getTime() - lagWindowMs(spec));
+  const candidates = standbysOf(spec, active).map((name) =>
+    judgeStandby(
+      spec,
+      clusters[name] ?? { name, exists: false, reachable: false, role: 'Unknown' },
+      notBefore,
+    ),
+  );
+  return (
+    candidates.find((c) => !c.problem) ??
+    candidates.find((c) => c.problem?.reason === 'LagAboveBudget') ??
+    candidates.find((c) => c.problem?.reason === 'LagUnknown') ??
+    candidates[0]
+  );
+}
+
+/** The cool-down after a real failover, if it still runs: how long ago the failover was. */
+export function inCooldown(spec: FailoverPolicySpec, status: FailoverPolicyStatus, now: Date) {
+  if (!status.lastFailoverTime) return undefined;
+  const since = now.getTime() - new Date(status.lastFailoverTime).getTime();
+  return since < seconds(spec.promotion.cooldownSeconds) ? { sinceMs: since } : undefined;
+}

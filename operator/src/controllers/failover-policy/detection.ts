@@ -1,0 +1,61 @@
+/**
+ * Detection: is the active primary down? Only on positive evidence from a quorum: enough distinct
+ * observers, each with a fresh observation, have failed to reach it for the failure threshold,
+ * and they outnumber those that still reach it. One observer losing sight is not an outage.
+ */
+import type { FailoverPolicySpec } from '../../api/v1alpha1/index.ts';
+import { seconds, type Vote } from './facts.ts';
+
+export interface PrimaryVerdict {
+  down: boolean;
+  /** The last moment an observer that lost the primary still reached it: alive until then. */
+  lastSeenAt?: Date;
+  downVotes: number;
+  upVotes: number;
+  /** Distinct observers with a fresh observation. */
+  fresh: number;
+  message: string;
+}
+
+/** Observations older than this are ignored. */
+export function maxObservationAgeMs(spec: FailoverPolicySpec): number {
+  return seconds(spec.detection.observationMaxAgeSeconds ?? spec.detection.probeIntervalSeconds * 3 + 5);
+}
+
+/** Each observer's newest vote, without stale ones or ones dated too far in the future. */
+export function freshVotes(spec: FailoverPolicySpec, votes: Vote[], now: Date): Vote[] {
+  const maxAge = maxObservationAgeMs(spec);
+  const newest = new Map<string, Vote>();
+  for (const v of votes) {
+    const age = now.getTime() - v.observedAt.getTime();
+    if (age > maxAge || age < -maxAge) continue;
+    const seen = newest.get(v.observer);
+    if (!seen || seen.observedAt < v.observedAt) newest.set(v.observer, v);
+  }
+  return [...newest.values()];
+}
+
+/** Counts fresh votes, one per observer (its newest), against the quorum. */
+export function judgePrimary(
+  spec: FailoverPolicySpec,
+  votes: Vote[],
+  now: Date,
+  primary: string,
+): PrimaryVerdict {
+  const fresh = freshVotes(spec, votes, now);
+  const { quorum, failureThreshold } = spec.detection;
+  const downVotes = fresh.filter((v) => !v.reachable && v.consecutiveFailures >= failureThreshold).length;
+  const upVotes = fresh.filter((v) => v.reachable).length;
+  const down = downVotes >= quorum && downVotes > upVotes;
+  // From those who lost it: when the quorum lost sight (a minority that still reaches it, cut off
+  // with the primary, says nothing about what the deciders could measure).
+  const seen = fresh.flatMap((v) => (!v.reachable && v.lastSeenAt ? [v.lastSeenAt] : []));
+  const lastSeenAt = seen.length ? new Date(Math.max(...seen.map((d) => d.getTime()))) : undefined;
+  const message = down
+    ? `${downVotes} of ${fresh.length} observers have not reached ${primary} for ${failureThreshold}+ probes (quorum ${quorum})`
+    : fresh.length === 0
+      ? `no observer has a fresh observation of ${primary}; quorum is ${quorum}`
+      : `${upVotes} of ${fresh.length} fresh observers reach ${primary}` +
+        (downVotes > 0 ? `, ${downVotes} have lost it (quorum ${quorum})` : '');
+  return { down, downVotes, upVotes, fresh: fresh.length, message, ...(lastSeenAt ? { lastSeenAt } : {}) };
+}

@@ -1,0 +1,152 @@
+import { describe, expect, it } from 'vitest';
+import { evaluate, fenced, gone, input, NOW, primaryUp, standby } from './decide.fixtures.ts';
+import { discoverPrimary, discoveryNeedsDns, newerEpochs } from './discovery.ts';
+import type { DecideInput, DnsFacts } from './facts.ts';
+
+const ours = (value: string | undefined, epoch: number): DnsFacts => ({
+  readAt: NOW,
+  ...(value ? { value } : {}),
+  owner: 'ns/orders',
+  epoch,
+});
+/** A policy whose status was lost (recreated from Git, restored, moved): nothing in status. */
+const recreated = (over: Partial<DecideInput>) => input({ status: {}, votes: [], ...over });
+
+describe('discovery: who is primary, learned from the world', () => {
+  it('after a failover, finds the promoted standby, not spec.primary, and fences nothing', () => {
+    const i = recreated({
+      clusters: { a: fenced('a', 1), b: primaryUp('b', 1), c: standby('c', 0, 0, 1, 1) },
+      dns: ours('b.db.internal', 1),
+    });
+    expect(discoverPrimary(i)).toMatchObject({ kind: 'Found', primary: 'b', epoch: 1 });
+    const e = evaluate(i);
+    expect(e.plan.action.kind).toBe('Record');
+    expect(e.started).toBeUndefined();
+    expect(e.status).toMatchObject({ activePrimary: 'b', epoch: 1 });
+    expect(e.plan.events[0]?.note).toMatch(/spec.primary names a/);
+  });
+
+  it('prefers the writable database at the highest epoch; the older writer is then a stray', () => {
+    // a came back unfenced after being cut off: writable, but at epoch 0.
+    const i = recreated({
+      clusters: { a: primaryUp('a', 0), b: primaryUp('b', 1), c: standby('c', 0, 0, 1, 1) },
+      dns: ours('b.db.internal', 1),
+    });
+    expect(discoverPrimary(i)).toMatchObject({ kind: 'Found', primary: 'b', epoch: 1 });
+    const next = evaluate({ ...i, status: evaluate(i).plan.status });
+    expect(next.started).toMatchObject({ kind: 'Fence', from: 'a', to: 'b', epoch: 1 });
+  });
+
+  it('trusts DNS for a primary that is unreachable right now', () => {
+    const i = recreated({
+      clusters: { a: primaryUp('a', 0), b: gone('b'), c: standby('c', 0, 0, 1, 1) },
+      dns: ours('b.db.internal', 1),
+    });
+    expect(discoverPrimary(i)).toMatchObject({ kind: 'Found', primary: 'b', epoch: 1 });
+  });
+
+  it('takes spec.primary only where no failover ever happened', () => {
+    const fresh = recreated({
+      clusters: { a: primaryUp('a', 0), b: standby('b', 0, 0, 1, 0), c: standby('c', 0, 0, 1, 0) },
+      dns: { readAt: NOW },
+    });
+    expect(discoverPrimary(fresh)).toMatchObject({ kind: 'Found', primary: 'a', epoch: 0 });
+    const noHeartbeats = recreated({
+      clusters: {
+        a: { ...gone('a') },
+        b: { ...standby('b'), heartbeatEpoch: undefined },
+        c: { ...standby('c'), heartbeatEpoch: undefined },
+      },
+      dns: { readAt: NOW },
+    });
+    expect(discoverPrimary(noHeartbeats)).toMatchObject({ kind: 'Found', primary: 'a', epoch: 0 });
+  });
+
+  it('waits, doing nothing, until every cluster is probed and the DNS record is read', () => {
+    const unprobed = recreated({
+      clusters: { a: { ...gone('a'), unprobed: true }, b: primaryUp('b', 1), c: standby('c') },
+      dns: ours('b.db.internal', 1),
+    });
+    expect(discoverPrimary(unprobed)).toMatchObject({ kind: 'Unknown', reason: 'Waiting' });
+    const noDns = recreated({
+      clusters: { a: fenced('a', 1), b: primaryUp('b', 1), c: standby('c', 0, 0, 1, 1) },
+    });
+    expect(discoveryNeedsDns(noDns)).toBe(true);
+    expect(discoverPrimary(noDns)).toMatchObject({ kind: 'Unknown', reason: 'Waiting' });
+    const dnsDown = { ...noDns, dns: { readAt: NOW, error: { reason: 'Timeout', message: 'no answer' } } };
+    const e = evaluate(dnsDown);
+    expect(e.plan.action.kind).toBe('Observe');
+    expect(e.status.activePrimary).toBeUndefined();
+    expect(e.status.phase).toBe('Pending');
+    expect(e.condition('PrimaryKnown')).toMatchObject({ status: 'False', reason: 'Waiting' });
+    expect(e.condition('Ready')).toMatchObject({ status: 'False' });
+  });
+
+  it('refuses to guess between two writers at the same epoch that DNS does not settle', () => {
+    const i = recreated({
+      clusters: { a: primaryUp('a', 1), b: primaryUp('b', 1), c: standby('c', 0, 0, 1, 1) },
+      dns: ours('c.db.internal', 1),
+    });
+    expect(discoverPrimary(i)).toMatchObject({ kind: 'Unknown', reason: 'Ambiguous' });
+    expect(evaluate(i).started).toBeUndefined();
+    const settled = { ...i, dns: ours('b.db.internal', 1) };
+    expect(discoverPrimary(settled)).toMatchObject({ kind: 'Found', primary: 'b' });
+  });
+
+  it('ignores a DNS record someone else owns', () => {
+    const i = recreated({
+      clusters: { a: fenced('a', 1), b: gone('b'), c: standby('c', 0, 0, 1, 1) },
+      dns: { readAt: NOW, value: 'b.db.internal', owner: 'other', epoch: 9 },
+    });
+    expect(discoverPrimary(i)).toMatchObject({ kind: 'Unknown', reason: 'NoPrimary' });
+  });
+});
+
+describe('rediscovery: status behind the world', () => {
+  it('notices a newer epoch in a heartbeat or in DNS, not the one an operation in flight establishes', () => {
+    const i = input({ clusters: { a: primaryUp('a', 4), b: standby('b', 1, 1, 4, 5), c: standby('c') } });
+    expect(newerEpochs(i)).toEqual(["b's heartbeat holds epoch 5"]);
+    const promoting = {
+      ...i,
+      status: {
+        ...i.status,
+        currentOperation: {
+          id: 'x',
+          kind: 'Failover' as const,
+          trigger: 'Automatic' as const,
+          from: 'a',
+          to: 'b',
+          epoch: 5,
+          step: 'Promoting' as const,
+          startedAt: '',
+          stepStartedAt: '',
+        },
+      },
+    };
+    expect(newerEpochs(promoting)).toEqual([]);
+  });
+
+  it('stops an operation the world has overtaken before it does more', () => {
+    const op = {
+      id: 'x',
+      kind: 'Failover' as const,
+      trigger: 'Automatic' as const,
+      from: 'a',
+      to: 'b',
+      epoch: 5,
+      step: 'Fencing' as const,
+      startedAt: NOW.toISOString(),
+      stepStartedAt: NOW.toISOString(),
+    };
+    const e = evaluate(
+      input({
+        status: { activePrimary: 'a', epoch: 4, currentOperation: op },
+        clusters: { a: gone('a'), b: standby('b'), c: primaryUp('c', 6) },
+      }),
+    );
+    expect(e.status.currentOperation).toMatchObject({
+      step: 'Aborted',
+      message: expect.stringMatching(/newer epoch/),
+    });
+  });
+});

@@ -1,0 +1,114 @@
+/**
+ * Discovery: who is primary, at which epoch, learned from the world and never assumed from spec.
+ *
+ * `spec.primary` only says which cluster was primary when the policy was first created. After a
+ * failover, a policy recreated from Git, restored by Velero or moved to another namespace starts
+ * with an empty status; taking `spec.primary` then would fence the database that is really the
+ * primary. The epoch is kept where it survives: in every database's heartbeat row (a standby
+ * replays its primary's) and in the ownership TXT record beside the DNS record. The writable
+ * database at the highest epoch is the primary; DNS breaks ties and names a primary that is
+ * unreachable (or fenced) right now. A fenced database's epoch counts for nothing: it says an
+ * operation began, not that it promoted anyone. Epoch 0 everywhere means no failover ever happened: `spec.primary` is
+ * then still the truth.
+ */
+import type { ClusterFacts, DecideInput } from './facts.ts';
+import { policyClusters, writable } from './facts.ts';
+
+export type Discovery =
+  | { kind: 'Found'; primary: string; epoch: number; message: string }
+  | { kind: 'Unknown'; reason: 'Waiting' | 'Ambiguous' | 'NoPrimary'; message: string };
+
+const unknown = (reason: 'Waiting' | 'Ambiguous' | 'NoPrimary', message: string): Discovery => ({
+  kind: 'Unknown',
+  reason,
+  message,
+});
+
+/** The highest epoch status knows of: the recorded one, or the one an operation is establishing. */
+export function heldEpoch(input: Pick<DecideInput, 'status'>): number {
+  const { status } = input;
+  return Math.max(status.epoch ?? 0, status.currentOperation?.epoch ?? 0);
+}
+
+/**
+ * The epoch a database vouches for: a primary's own, or the one a standby replayed from its
+ * primary. A fenced database's row only says which operation fenced it, not that anything was
+ * promoted at that epoch (a switchover may have stopped between fencing and promoting).
+ */
+export function establishedEpoch(f: ClusterFacts | undefined): number | undefined {
+  return f?.reachable && f.role !== 'Fenced' ? f.heartbeatEpoch : undefined;
+}
+
+/** Clusters (and DNS) holding an epoch newer than status knows: someone promoted without us. */
+export function newerEpochs(input: DecideInput): string[] {
+  const held = heldEpoch(input);
+  const found = policyClusters(input.spec).flatMap((n) => {
+    const e = establishedEpoch(input.clusters[n]);
+    return e !== undefined && e > held ? [`${n}'s heartbeat holds epoch ${e}`] : [];
+  });
+  const dns = input.dns;
+  if (dns && !dns.error && dns.owner === input.dnsOwner && (dns.epoch ?? 0) > held)
+    found.push(`the DNS ownership record holds epoch ${dns.epoch}`);
+  return found;
+}
+
+/** Whether observe should read the DNS record for discovery in this reconcile. */
+export function discoveryNeedsDns(input: DecideInput): boolean {
+  return input.status.activePrimary === undefined || newerEpochs(input).length > 0;
+}
+
+function clusterWithTarget(input: DecideInput, value: string): string | undefined {
+  const v = value.toLowerCase();
+  return policyClusters(input.spec).find((n) => input.dnsTargets?.[n]?.toLowerCase() === v);
+}
+
+/** Who is primary according to the world. Pure; never guesses. */
+export function discoverPrimary(input: DecideInput): Discovery {
+  const { spec, clusters, dns } = input;
+  const names = policyClusters(spec);
+  const unprobed = names.filter((n) => clusters[n]?.unprobed);
+  if (unprobed.length) return unknown('Waiting', `waiting for the first probe of ${unprobed.join(', ')}`);
+  if (!dns) return unknown('Waiting', 'waiting for a read of the DNS record');
+  if (dns.error)
+    return unknown('Waiting', `the DNS record cannot be read (${dns.error.reason}): ${dns.error.message}`);
+  const ours = dns.owner !== undefined && dns.owner === input.dnsOwner;
+  const dnsEpoch = ours ? (dns.epoch ?? 0) : undefined;
+  const dnsPrimary = ours && dns.value !== undefined ? clusterWithTarget(input, dns.value) : undefined;
+  const epochOf = (n: string) => establishedEpoch(clusters[n]) ?? 0;
+  const top = Math.max(dnsEpoch ?? 0, ...names.map(epochOf));
+  const atTop = names.filter((n) => writable(clusters[n]) && epochOf(n) === top);
+  const [only] = atTop;
+  if (atTop.length === 1 && only)
+    return { kind: 'Found', primary: only, epoch: top, message: `${only} accepts writes at epoch ${top}` };
+  if (atTop.length > 1) {
+    if (dnsPrimary && atTop.includes(dnsPrimary) && dnsEpoch === top)
+      return {
+        kind: 'Found',
+        primary: dnsPrimary,
+        epoch: top,
+        message: `${atTop.join(' and ')} accept writes at epoch ${top}; the DNS record names ${dnsPrimary}`,
+      };
+    return unknown(
+      'Ambiguous',
+      `${atTop.join(' and ')} all accept writes at epoch ${top} and DNS does not settle it: fence all but the real primary by hand (see docs/runbooks)`,
+    );
+  }
+  if (dnsPrimary && dnsEpoch === top)
+    return {
+      kind: 'Found',
+      primary: dnsPrimary,
+      epoch: top,
+      message: `the DNS record names ${dnsPrimary} at epoch ${top}; no database takes writes at that epoch now`,
+    };
+  if (top === 0 && dnsEpoch === undefined)
+    return {
+      kind: 'Found',
+      primary: spec.primary,
+      epoch: 0,
+      message: `no failover has happened (epoch 0 everywhere, no DNS record of ours): ${spec.primary} from spec`,
+    };
+  return unknown(
+    'NoPrimary',
+    `epoch ${top} is the newest in the world, but no database accepts writes at it and the DNS record names none`,
+  );
+}

@@ -1,0 +1,77 @@
+/**
+ * What decide reads: the policy, its status, and what observe gathered from the world. Plain data,
+ * no I/O: every decision is a function of these and the time.
+ */
+import type { FailoverPolicySpec, FailoverPolicyStatus } from '../../api/v1alpha1/index.ts';
+import type { DatabaseRole } from '../../providers/database/port.ts';
+
+/** The operator's own latest view of one cluster (its in-memory probe, or ReplicaCluster status). */
+export interface ClusterFacts {
+  name: string;
+  exists: boolean;
+  reachable: boolean;
+  role: DatabaseRole;
+  /** When that view was taken; a fact older than a step it is compared with says nothing about it. */
+  observedAt?: Date;
+  /** When a probe last reached it. */
+  lastReachableAt?: Date;
+  /** The failover epoch in its heartbeat row (a standby: as replayed so far). */
+  heartbeatEpoch?: number;
+  /** Lag behind the active primary, measured while the primary was reachable. */
+  lagBytes?: number;
+  lagSeconds?: number;
+  lagObservedAt?: Date;
+  /** After a switchover away from it, its provider makes it a standby again (see drills). */
+  rejoinsAfterSwitchover?: boolean;
+  /** Not probed yet (a restarted operator): unreachable means "not known", not "down". */
+  unprobed?: boolean;
+}
+
+/** One observer's view of the active primary. */
+export interface Vote {
+  observer: string;
+  observedAt: Date;
+  reachable: boolean;
+  consecutiveFailures: number;
+  /** When this observer last reached it: the primary was alive at least until then. */
+  lastSeenAt?: Date;
+}
+
+/** The policy's DNS record as the provider's API last showed it. */
+export interface DnsFacts {
+  readAt: Date;
+  /** The record's value; undefined when there is no record. */
+  value?: string;
+  /** From the ownership TXT record beside it. */
+  owner?: string;
+  epoch?: number;
+  /** The read failed: nothing above is known. */
+  error?: { reason: string; message: string };
+}
+
+export interface DecideInput {
+  spec: FailoverPolicySpec;
+  status: FailoverPolicyStatus;
+  clusters: Record<string, ClusterFacts>;
+  votes: Vote[];
+  now: Date;
+  /** The value the record holds when each cluster is primary (its dnsTarget). */
+  dnsTargets?: Record<string, string | undefined>;
+  /** The owner this operator writes into the ownership TXT record. */
+  dnsOwner?: string;
+  /** The record as read in this reconcile; undefined when it was not read. */
+  dns?: DnsFacts;
+}
+
+/** Every cluster of the policy, the spec's primary first. */
+export const policyClusters = (spec: FailoverPolicySpec): string[] => [spec.primary, ...spec.standbys];
+
+/** Reachable and accepting writes. */
+export const writable = (f: ClusterFacts | undefined): boolean =>
+  f?.reachable === true && f.role === 'Primary';
+
+/** A replicating standby that could be promoted. */
+export const healthyStandby = (f: ClusterFacts | undefined): boolean =>
+  f?.exists === true && f.reachable && f.role === 'Standby';
+
+export const seconds = (n: number) => n * 1000;

@@ -1,0 +1,70 @@
+/** The ports act works through for one policy, built from the operator's context. */
+import { getServers } from 'node:dns';
+import { type FailoverPolicySpec, replicaClusterSpec } from '../../api/v1alpha1/index.ts';
+import {
+  createDnsProvider,
+  defaultVerifyServers,
+  dnsSecretRef,
+  parseServer,
+} from '../../providers/dns/factory.ts';
+import { DirectDnsVerifier, findAuthoritativeServers } from '../../providers/dns/verifier.ts';
+import { objectKey } from '../../runtime/informer.ts';
+import type { KubeObject } from '../../runtime/kube-client.ts';
+import type { OperatorContext } from '../context.ts';
+import type { StepPorts } from './act.ts';
+
+const verifier = new DirectDnsVerifier({ timeoutMs: 2_000 });
+
+/** The owner this policy writes into the ownership TXT record beside its DNS record. */
+export function dnsOwner(policy: KubeObject, spec: FailoverPolicySpec): string {
+  return spec.dns.ownerId ?? `${policy.metadata.namespace ?? 'default'}/${policy.metadata.name}`;
+}
+
+export function portsFor(ctx: OperatorContext, policy: KubeObject, spec: FailoverPolicySpec): StepPorts {
+  const namespace = policy.metadata.namespace ?? 'default';
+  const clusterSpec = (name: string) => {
+    const obj = ctx.clusters.get(objectKey({ metadata: { name, namespace } }));
+    const parsed = obj ? replicaClusterSpec.safeParse(obj.spec) : undefined;
+    return parsed?.success ? parsed.data : undefined;
+  };
+  return {
+    owner: dnsOwner(policy, spec),
+    dnsTarget: (name) => clusterSpec(name)?.dnsTarget,
+    database: async (name) => {
+      const s = clusterSpec(name);
+      if (!s) throw new Error(`ReplicaCluster ${namespace}/${name} is missing or invalid`);
+      return ctx.probes.providerFor({
+        key: objectKey({ metadata: { name, namespace } }),
+        namespace,
+        spec: s,
+      });
+    },
+    withDns: async (use) => {
+      const ref = dnsSecretRef(spec.dns.provider);
+      const secret = ref ? (await ctx.probes.secrets.read(namespace, ref.name, ref.key)).value : undefined;
+      const dns = createDnsProvider(
+        spec.dns.provider,
+        secret,
+        ref ? `Secret ${namespace}/${ref.name} key ${ref.key}` : '',
+      );
+      try {
+        return await use(dns);
+      } finally {
+        await dns.close().catch(() => undefined);
+      }
+    },
+    verifier,
+    verifyServers: async () => {
+      if (spec.dns.authoritativeNameservers?.length)
+        return spec.dns.authoritativeNameservers.map((s) => parseServer(s));
+      const fixed = defaultVerifyServers(spec.dns.provider);
+      if (fixed) return fixed;
+      const resolver = getServers()[0];
+      if (!resolver)
+        throw new Error(
+          'no DNS resolver configured to find the zone name servers; list them in spec.dns.authoritativeNameservers',
+        );
+      return findAuthoritativeServers(spec.dns.zone, parseServer(resolver));
+    },
+  };
+}

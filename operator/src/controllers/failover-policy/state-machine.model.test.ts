@@ -1,0 +1,399 @@
+/**
+ * A model-based test of the whole decision core (decide → act → transition), driven through random
+ * interleavings of what happens to a policy in real life: primaries dying and coming back,
+ * observers cut off, the DNS provider failing, the operator restarting (losing its probes) or its
+ * status (a recreated policy), people's requests. A small simulated world stands in for the
+ * databases and DNS; act is simulated on it, everything else is the real code.
+ *
+ * Checked after every command: a promotion never runs while another database takes writes; an
+ * automatic promotion never exceeds the RPO budget; the epoch only grows, by one per promotion.
+ * Checked at the end, once the faults heal: every operation started has ended, exactly one
+ * database takes writes, status names it, and DNS points at it.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { FailoverPolicyStatus, Operation } from '../../api/v1alpha1/index.ts';
+import { timestamp } from '../../runtime/time.ts';
+import { spec as makeSpec } from './decide.fixtures.ts';
+import { decide } from './decide.ts';
+import type { ClusterFacts, DecideInput, Vote } from './facts.ts';
+import { summarize } from './summary.ts';
+import { type StepOutcome, transition } from './transition.ts';
+
+const NAMES = ['a', 'b', 'c'] as const;
+const OBSERVERS = ['operator', 'region-b', 'region-c'] as const;
+const SPEC = makeSpec({
+  detection: { probeIntervalSeconds: 1, failureThreshold: 3, quorum: 2 },
+  promotion: { rpo: { maxLagSeconds: 5, maxLagBytes: 1_000_000 }, cooldownSeconds: 30, holdDownSeconds: 0 },
+});
+const TARGET = (n: string) => `${n}.db`;
+
+interface Db {
+  alive: boolean;
+  role: 'Primary' | 'Standby' | 'Fenced';
+  epoch: number;
+  lagSeconds: number;
+}
+interface Probe {
+  at: number;
+  reachable: boolean;
+  failures: number;
+  lastReachableAt?: number;
+  lag?: { seconds: number; at: number };
+}
+
+class World {
+  now = Date.parse('2026-03-02T10:00:00Z');
+  dbs: Record<string, Db> = {
+    a: { alive: true, role: 'Primary', epoch: 0, lagSeconds: 0 },
+    b: { alive: true, role: 'Standby', epoch: 0, lagSeconds: 0 },
+    c: { alive: true, role: 'Standby', epoch: 0, lagSeconds: 0 },
+  };
+  dns: { value?: string; epoch?: number; failing: boolean } = { failing: false };
+  cut = new Set<string>();
+  status: FailoverPolicyStatus = {};
+  probes = new Map<string, Probe>();
+  /** Observers' failure counts on the active primary. */
+  votes = new Map<string, Probe>();
+  request: NonNullable<DecideInput['spec']['promotionRequest']> | undefined;
+  requests = 0;
+  promotions = 0;
+  highestEpoch = 0;
+  skipProbes = 0;
+  violations: string[] = [];
+  started = new Set<string>();
+  ended = new Set<string>();
+
+  writable(): string[] {
+    return NAMES.filter((n) => this.dbs[n]?.alive && this.dbs[n].role === 'Primary');
+  }
+
+  /** One probe interval: the operator and observers probe, then the policy is reconciled. */
+  tick(): void {
+    this.now += 1000;
+    if (this.skipProbes > 0) this.skipProbes--;
+    else this.probe();
+    this.reconcile();
+  }
+
+  private probe(): void {
+    const active = this.status.activePrimary;
+    const primaryAlive = active !== undefined && this.dbs[active]?.alive === true;
+    for (const n of NAMES) {
+      const db = this.dbs[n] as Db;
+      const last = this.probes.get(n);
+      const lag =
+        db.role === 'Standby' && db.alive && primaryAlive
+          ? { seconds: db.lagSeconds, at: this.now }
+          : last?.lag;
+      this.probes.set(n, {
+        at: this.now,
+        reachable: db.alive,
+        failures: db.alive ? 0 : (last?.failures ?? 0) + 1,
+        ...(db.alive
+          ? { lastReachableAt: this.now }
+          : last?.lastReachableAt
+            ? { lastReachableAt: last.lastReachableAt }
+            : {}),
+        ...(lag ? { lag } : {}),
+      });
+    }
+    for (const o of OBSERVERS) {
+      if (o === 'operator') continue;
+      const sees = primaryAlive && !this.cut.has(o);
+      const last = this.votes.get(o);
+      this.votes.set(o, {
+        at: this.now,
+        reachable: sees,
+        failures: sees ? 0 : (last?.failures ?? 0) + 1,
+        ...(sees
+          ? { lastReachableAt: this.now }
+          : last?.lastReachableAt
+            ? { lastReachableAt: last.lastReachableAt }
+            : {}),
+      });
+    }
+  }
+
+  input(): DecideInput {
+    const clusters: Record<string, ClusterFacts> = {};
+    for (const n of NAMES) {
+      const p = this.probes.get(n);
+      const db = this.dbs[n] as Db;
+      clusters[n] = p
+        ? {
+            name: n,
+            exists: true,
+            reachable: p.reachable,
+            role: p.reachable ? db.role : 'Unknown',
+            observedAt: new Date(p.at),
+            ...(p.lastReachableAt ? { lastReachableAt: new Date(p.lastReachableAt) } : {}),
+            ...(p.reachable ? { heartbeatEpoch: db.epoch } : {}),
+            ...(p.lag ? { lagSeconds: p.lag.seconds, lagBytes: 0, lagObservedAt: new Date(p.lag.at) } : {}),
+          }
+        : { name: n, exists: true, reachable: false, role: 'Unknown', unprobed: true };
+    }
+    const votes: Vote[] = [];
+    const active = this.status.activePrimary;
+    const ap = active ? this.probes.get(active) : undefined;
+    if (ap) votes.push(vote('operator', ap));
+    for (const [o, p] of this.votes) votes.push(vote(o, p));
+    return {
+      spec: { ...SPEC, ...(this.request ? { promotionRequest: this.request } : {}) },
+      status: this.status,
+      clusters,
+      votes,
+      now: new Date(this.now),
+      dnsTargets: Object.fromEntries(NAMES.map((n) => [n, TARGET(n)])),
+      dnsOwner: 'ns/orders',
+      dns: this.dns.failing
+        ? { readAt: new Date(this.now), error: { reason: 'Timeout', message: 'no answer' } }
+        : {
+            readAt: new Date(this.now),
+            ...(this.dns.value
+              ? { value: this.dns.value, owner: 'ns/orders', epoch: this.dns.epoch ?? 0 }
+              : {}),
+          },
+    };
+  }
+
+  reconcile(): void {
+    const input = this.input();
+    const plan = decide(input);
+    let next = plan.status;
+    if (plan.action.kind === 'RunStep') {
+      const op = plan.action.operation;
+      const t = transition(op, this.act(op), input.now, () => 0.5);
+      next = { ...plan.status, ...t.settled, currentOperation: t.operation };
+    } else if (plan.action.kind === 'RepairDns' && !this.dns.failing) {
+      this.dns = { ...this.dns, value: plan.action.value, epoch: plan.action.epoch };
+    }
+    summarize(input, plan, next, {});
+    const op = next.currentOperation;
+    if (op) this.started.add(op.id);
+    for (const r of next.history ?? []) this.ended.add(r.id);
+    if ((next.epoch ?? 0) < (this.status.epoch ?? 0) && next.activePrimary === this.status.activePrimary)
+      this.violations.push(`epoch went down from ${this.status.epoch} to ${next.epoch}`);
+    this.status = next;
+  }
+
+  /** The side effect of a step, on the simulated world. */
+  private act(op: Operation): StepOutcome {
+    const from = this.dbs[op.from] as Db;
+    const to = this.dbs[op.to] as Db;
+    const unreachable: StepOutcome = {
+      kind: 'Failed',
+      reason: 'Unreachable',
+      message: 'no answer',
+      retryable: true,
+    };
+    switch (op.step) {
+      case 'Fencing':
+        for (const db of [from, ...(op.strays ?? []).map((n) => this.dbs[n] as Db)]) {
+          if (!db.alive) return unreachable;
+          if (db.role === 'Primary' && SPEC.promotion.fencing !== 'EpochOnly') db.role = 'Fenced';
+          db.epoch = Math.max(db.epoch, op.epoch);
+        }
+        return {
+          kind: 'Done',
+          detail: 'fenced',
+          ...(op.kind === 'Switchover' ? { learned: { fencedLsn: '0/1' } } : {}),
+        };
+      case 'CatchingUp':
+        if (!to.alive) return { kind: 'Pending', detail: 'target gone' };
+        to.lagSeconds = 0;
+        return { kind: 'Done' };
+      case 'Promoting': {
+        if (!to.alive) return unreachable;
+        if (to.role === 'Primary') return { kind: 'Done', detail: 'already' };
+        const others = this.writable().filter((n) => n !== op.to);
+        if (others.length) this.violations.push(`promoted ${op.to} while ${others.join(', ')} took writes`);
+        // The budget applies to the last lag anyone could measure (recorded when the failover
+        // started): a standby falling behind in the very interval the primary died cannot be known.
+        const known = op.estimatedLossSeconds;
+        if (op.trigger === 'Automatic' && (known === undefined || known > SPEC.promotion.rpo.maxLagSeconds))
+          this.violations.push(`automatic promotion of ${op.to} with last measured lag ${known} s`);
+        if (op.epoch !== this.highestEpoch + 1)
+          this.violations.push(`promotion to epoch ${op.epoch} after ${this.highestEpoch}`);
+        this.highestEpoch = op.epoch;
+        to.role = 'Primary';
+        to.epoch = op.epoch;
+        this.promotions++;
+        return { kind: 'Done' };
+      }
+      case 'RepointingDns': {
+        if (this.dns.failing)
+          return { kind: 'Failed', reason: 'Timeout', message: 'DNS timeout', retryable: true };
+        // As the providers do: a change never lowers the epoch the record carries.
+        if ((this.dns.epoch ?? 0) > op.epoch)
+          return { kind: 'Failed', reason: 'PreconditionFailed', message: 'newer epoch', retryable: true };
+        this.dns = { ...this.dns, value: TARGET(op.to), epoch: op.epoch };
+        return { kind: 'Done', learned: { dnsChangedAt: timestamp(new Date(this.now)) } };
+      }
+      case 'VerifyingDns':
+        return this.dns.value === TARGET(op.to) && !this.dns.failing
+          ? { kind: 'Done' }
+          : { kind: 'Pending', detail: 'not yet' };
+      case 'RollingBack':
+        if (!from.alive) return unreachable;
+        if (from.role === 'Fenced') from.role = 'Primary';
+        return { kind: 'Done' };
+      default:
+        return { kind: 'Done' };
+    }
+  }
+}
+
+const vote = (observer: string, p: Probe): Vote => ({
+  observer,
+  observedAt: new Date(p.at),
+  reachable: p.reachable,
+  consecutiveFailures: p.failures,
+  ...(p.lastReachableAt ? { lastSeenAt: new Date(p.lastReachableAt) } : {}),
+});
+
+type Cmd = fc.Command<object, World>;
+const command = (name: string, run: (w: World) => void): Cmd => ({
+  check: () => true,
+  run: (_m, w) => {
+    run(w);
+    expect(w.violations, `after ${name}`).toEqual([]);
+  },
+  toString: () => name,
+});
+
+const tickCommand = fc.integer({ min: 1, max: 8 }).map((n) =>
+  command(`tick×${n}`, (w) => {
+    for (let i = 0; i < n; i++) w.tick();
+  }),
+);
+const killPrimary = fc.constant(
+  command('kill the primary', (w) => {
+    const a = w.status.activePrimary;
+    if (a) (w.dbs[a] as Db).alive = false;
+  }),
+);
+
+// Weighted toward what leads somewhere: time passing, and primaries dying.
+const commands = [
+  tickCommand,
+  tickCommand,
+  tickCommand,
+  killPrimary,
+  killPrimary,
+  killPrimary,
+  fc.integer({ min: 1, max: 8 }).map((n) =>
+    command(`tick×${n}`, (w) => {
+      for (let i = 0; i < n; i++) w.tick();
+    }),
+  ),
+  fc.constant(
+    command('kill the primary', (w) => {
+      const a = w.status.activePrimary;
+      if (a) (w.dbs[a] as Db).alive = false;
+    }),
+  ),
+  fc.constantFrom(...NAMES).map((n) =>
+    command(`revive ${n}`, (w) => {
+      (w.dbs[n] as Db).alive = true;
+    }),
+  ),
+  fc.constantFrom(...NAMES).map((n) =>
+    command(`kill ${n}`, (w) => {
+      (w.dbs[n] as Db).alive = false;
+    }),
+  ),
+  fc.constantFrom('region-b', 'region-c').map((o) =>
+    command(`cut ${o}`, (w) => {
+      w.cut.add(o);
+    }),
+  ),
+  fc.constant(
+    command('heal the network', (w) => {
+      w.cut.clear();
+    }),
+  ),
+  fc.boolean().map((f) =>
+    command(`DNS ${f ? 'fails' : 'heals'}`, (w) => {
+      w.dns.failing = f;
+    }),
+  ),
+  fc.constant(
+    command('restart the operator', (w) => {
+      w.probes.clear();
+      w.skipProbes = 1;
+    }),
+  ),
+  fc.constant(
+    command('lose the status', (w) => {
+      const lost = w.status.currentOperation;
+      if (lost) w.ended.add(lost.id);
+      w.status = {};
+    }),
+  ),
+  fc.tuple(fc.constantFrom(...NAMES), fc.integer({ min: 0, max: 12 })).map(([n, s]) =>
+    command(`${n} lags ${s} s`, (w) => {
+      // Only a standby streaming from a live primary falls behind (or catches up).
+      if (w.writable().length > 0 && (w.dbs[n] as Db).role === 'Standby') (w.dbs[n] as Db).lagSeconds = s;
+    }),
+  ),
+  fc
+    .tuple(fc.constantFrom('Switchover', 'Failover'), fc.constantFrom(...NAMES), fc.boolean())
+    .map(([kind, target, loss]) =>
+      command(`request ${kind} to ${target}${loss ? ' (data loss allowed)' : ''}`, (w) => {
+        w.requests++;
+        w.request = {
+          id: `r${w.requests}`,
+          target,
+          kind: kind as 'Switchover' | 'Failover',
+          allowDataLoss: kind === 'Failover' && loss,
+        };
+      }),
+    ),
+];
+
+describe('the decision core under random interleavings of faults, restarts and requests', () => {
+  it('keeps its invariants after every command, and converges once the faults heal', () => {
+    const coverage = { promotions: 0, runsWithPromotion: 0, fenced: 0, personNeeded: 0 };
+    fc.assert(
+      fc.property(fc.commands(commands, { maxCommands: 40 }), (cmds) => {
+        const world = new World();
+        for (let i = 0; i < 3; i++) world.tick();
+        fc.modelRun(() => ({ model: {}, real: world }), cmds);
+        // Heal everything, bring every database back, and let the operator finish.
+        world.cut.clear();
+        world.dns.failing = false;
+        for (const n of NAMES) (world.dbs[n] as Db).alive = true;
+        const settle = () => {
+          for (let i = 0; i < 120 && (world.status.currentOperation || world.writable().length !== 1); i++)
+            world.tick();
+          for (let i = 0; i < 10; i++) world.tick();
+        };
+        settle();
+        // A switchover stopped between fencing and promoting (its status lost) leaves a fenced
+        // primary and no writer: the runbook has a person fail over to a standby.
+        const active = world.status.activePrimary;
+        if (world.writable().length === 0 && active && world.dbs[active]?.role === 'Fenced') {
+          const target = NAMES.find((n) => world.dbs[n]?.role === 'Standby') ?? 'b';
+          world.request = { id: 'runbook', target, kind: 'Failover', allowDataLoss: true };
+          coverage.personNeeded++;
+          settle();
+        }
+        expect(world.violations).toEqual([]);
+        expect(world.status.currentOperation).toBeUndefined();
+        for (const id of world.started)
+          expect(world.ended.has(id) || world.status.history === undefined).toBe(true);
+        expect(world.writable()).toHaveLength(1);
+        expect(world.status.activePrimary).toBe(world.writable()[0]);
+        expect(world.dns.value).toBe(TARGET(world.status.activePrimary ?? ''));
+        expect(world.status.epoch).toBe(world.highestEpoch);
+        coverage.promotions += world.promotions;
+        if (world.promotions > 0) coverage.runsWithPromotion++;
+        if (world.status.history?.some((r) => r.kind === 'Fence')) coverage.fenced++;
+      }),
+      { numRuns: 300 },
+    );
+    expect(coverage.runsWithPromotion).toBeGreaterThan(50);
+    expect(coverage.fenced).toBeGreaterThan(10);
+  });
+});

@@ -1,0 +1,221 @@
+/**
+ * summary: what status tells people, derived from the facts and the status about to be written
+ * (after the step's result), so it never reports the state before the step. Pure.
+ *
+ * - PrimaryAvailable: True only on positive evidence (an observer reaches it and it takes writes).
+ * - FailoverReady: evaluated at all times: could a standby take over right now, within the budget?
+ * - FailoverBlocked: the primary is down and an automatic failover cannot start (why).
+ * - Ready: everything a person waits for (`kubectl wait --for=condition=Ready`): the primary known
+ *   and available, DNS on it, a standby ready, nothing in flight.
+ */
+import type { FailoverPolicyStatus, policyPhase } from '../../api/v1alpha1/index.ts';
+import type { Condition, ConditionInput } from '../../runtime/conditions.ts';
+import { chooseStandby, inCooldown } from './candidates.ts';
+import type { Plan } from './decide.ts';
+import { judgeDns } from './dns-check.ts';
+import { drillsCondition } from './drill.ts';
+import type { DecideInput } from './facts.ts';
+
+type Phase = (typeof policyPhase.options)[number];
+
+export interface Summary {
+  phase: Phase;
+  conditions: ConditionInput[];
+}
+
+const cond = (
+  type: string,
+  status: ConditionInput['status'],
+  reason: string,
+  message: string,
+): ConditionInput => ({
+  type,
+  status,
+  reason,
+  message: message.slice(0, 1000),
+});
+
+export interface StepResult {
+  /** The side effect of this reconcile failed (its attempt is recorded in the operation). */
+  failure?: { reason: string; message: string };
+  /** What a DNS repair did, if one ran. */
+  dnsReady?: ConditionInput;
+}
+
+export function summarize(
+  input: DecideInput,
+  plan: Plan,
+  next: FailoverPolicyStatus,
+  result: StepResult,
+): Summary {
+  const { spec, now } = input;
+  const conditions: ConditionInput[] = [
+    primaryKnown(plan, next),
+    primaryAvailable(input, plan, next),
+    failoverBlocked(plan),
+    failoverReady(input, plan, next),
+  ];
+  const dns =
+    result.dnsReady ??
+    plan.dnsReady ??
+    (next.activePrimary ? judgeDns(input, next.activePrimary, next.epoch ?? 0).condition : undefined);
+  if (dns) conditions.push(dns);
+  const progressing = progressingCondition(next, result, now);
+  if (progressing) conditions.push(progressing);
+  if (spec.drills) conditions.push(drillsCondition(spec.drills, next.nextDrillTime, now));
+  return { phase: phaseOf(plan, next, conditions), conditions };
+}
+
+function primaryKnown(plan: Plan, next: FailoverPolicyStatus): ConditionInput {
+  if (next.activePrimary)
+    return cond(
+      'PrimaryKnown',
+      'True',
+      'Known',
+      `${next.activePrimary} is the primary at epoch ${next.epoch ?? 0}`,
+    );
+  const u = plan.undiscovered;
+  return cond('PrimaryKnown', 'False', u?.reason ?? 'Waiting', u?.message ?? 'the primary is not known yet');
+}
+
+function primaryAvailable(input: DecideInput, plan: Plan, next: FailoverPolicyStatus): ConditionInput {
+  const active = next.activePrimary;
+  const v = plan.verdict;
+  if (!active || !v || active !== input.status.activePrimary)
+    return cond(
+      'PrimaryAvailable',
+      'Unknown',
+      'PrimaryUnknown',
+      'the primary is not known yet, or has just changed',
+    );
+  if (v.down) return cond('PrimaryAvailable', 'False', 'QuorumLostPrimary', v.message);
+  const facts = input.clusters[active];
+  if (facts?.reachable && facts.role !== 'Primary')
+    return cond(
+      'PrimaryAvailable',
+      'False',
+      'NotWritable',
+      `${active} is reachable but in role ${facts.role}`,
+    );
+  if (v.upVotes === 0)
+    return cond(
+      'PrimaryAvailable',
+      'Unknown',
+      v.fresh === 0 ? 'TooFewObservers' : 'Unconfirmed',
+      `${v.message}: no fresh observer reaches it, and no quorum has found it down`,
+    );
+  return cond('PrimaryAvailable', 'True', 'Reachable', v.message);
+}
+
+function failoverBlocked(plan: Plan): ConditionInput {
+  if (plan.blocked) return cond('FailoverBlocked', 'True', plan.blocked.reason, plan.blocked.message);
+  if (plan.holdingDown) return cond('FailoverBlocked', 'False', 'HoldDown', plan.holdingDown);
+  return cond(
+    'FailoverBlocked',
+    'False',
+    'PrimaryNotDown',
+    'no quorum finds the primary down (FailoverReady says whether a failover could run)',
+  );
+}
+
+/** Whether a standby could take over right now, automatically (or at a person's request in Manual mode). */
+export function failoverReady(input: DecideInput, plan: Plan, next: FailoverPolicyStatus): ConditionInput {
+  const { spec, now } = input;
+  const active = next.activePrimary;
+  if (!active) return cond('FailoverReady', 'False', 'PrimaryUnknown', 'the primary is not known yet');
+  if (next.currentOperation)
+    return cond(
+      'FailoverReady',
+      'False',
+      'OperationInProgress',
+      `${next.currentOperation.kind} ${next.currentOperation.id} is in progress`,
+    );
+  const lastSeen = plan.verdict?.down ? (plan.verdict.lastSeenAt ?? now) : now;
+  const candidate = chooseStandby(spec, input.clusters, active, lastSeen);
+  if (!candidate) return cond('FailoverReady', 'False', 'NoHealthyStandby', 'the policy has no standby');
+  if (candidate.problem)
+    return cond('FailoverReady', 'False', candidate.problem.reason, candidate.problem.message);
+  const name = candidate.facts.name;
+  if (spec.promotion.mode === 'Manual')
+    return cond(
+      'FailoverReady',
+      'True',
+      'StandbyReady',
+      `${name} is replicating within the RPO budget; promotion.mode is Manual: a person promotes it`,
+    );
+  const cooling = inCooldown(spec, next, now);
+  if (cooling)
+    return cond(
+      'FailoverReady',
+      'False',
+      'Cooldown',
+      `no automatic failover for ${Math.ceil((spec.promotion.cooldownSeconds * 1000 - cooling.sinceMs) / 1000)} s (cool-down)`,
+    );
+  return cond(
+    'FailoverReady',
+    'True',
+    'StandbyReady',
+    `${name} is replicating within the RPO budget: an automatic failover could start`,
+  );
+}
+
+function progressingCondition(
+  next: FailoverPolicyStatus,
+  result: StepResult,
+  now: Date,
+): ConditionInput | undefined {
+  const op = next.currentOperation;
+  if (!op) return cond('Progressing', 'False', 'Idle', 'no operation in progress');
+  if (result.failure)
+    return cond('Progressing', 'False', result.failure.reason, op.lastError ?? result.failure.message);
+  // Waiting out a failed attempt's backoff: Progressing stays as that failure left it (False).
+  if (op.retryAfter && new Date(op.retryAfter) > now) return undefined;
+  const note = op.message ? `: ${op.message}` : '';
+  return cond('Progressing', 'True', op.step, `${op.kind} ${op.from} → ${op.to}: ${op.step}${note}`);
+}
+
+function phaseOf(plan: Plan, next: FailoverPolicyStatus, conditions: ConditionInput[]): Phase {
+  if (!next.activePrimary) return 'Pending';
+  const op = next.currentOperation;
+  if (op) {
+    if (op.kind === 'Fence') return 'Degraded';
+    return op.trigger === 'Drill' ? 'Drilling' : op.kind === 'Switchover' ? 'SwitchingOver' : 'FailingOver';
+  }
+  if (next.drill) return 'Drilling';
+  if (plan.blocked) return 'Blocked';
+  const isTrue = (type: string) => conditions.find((c) => c.type === type)?.status === 'True';
+  return isTrue('PrimaryAvailable') && isTrue('FailoverReady') ? 'Healthy' : 'Degraded';
+}
+
+/** The conditions Ready sums up, in the order their problems are reported. */
+const READY_NEEDS = [
+  'SpecValid',
+  'ClustersResolved',
+  'PrimaryKnown',
+  'PrimaryAvailable',
+  'DnsReady',
+  'FailoverReady',
+];
+
+/** Ready, from the merged conditions (DnsReady persists between checks) and the operation. */
+export function readyCondition(conditions: Condition[], next: FailoverPolicyStatus): ConditionInput {
+  for (const type of READY_NEEDS) {
+    const c = conditions.find((x) => x.type === type);
+    if (!c) return cond('Ready', 'Unknown', `${type}Unknown`, `${type} has not been evaluated yet`);
+    if (c.status !== 'True')
+      return cond(
+        'Ready',
+        'False',
+        `${type}${c.status === 'False' ? 'False' : 'Unknown'}`,
+        `${type}: ${c.message}`,
+      );
+  }
+  const op = next.currentOperation;
+  if (op) return cond('Ready', 'False', 'OperationInProgress', `${op.kind} ${op.id} is at ${op.step}`);
+  return cond(
+    'Ready',
+    'True',
+    'Ready',
+    `${next.activePrimary} is the primary, DNS points at it, and a standby is ready to take over`,
+  );
+}

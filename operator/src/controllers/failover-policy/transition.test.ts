@@ -1,0 +1,168 @@
+import { describe, expect, it } from 'vitest';
+import type { Operation } from '../../api/v1alpha1/index.ts';
+import { ago, inProgress, NOW } from './decide.fixtures.ts';
+import {
+  CATCH_UP_TIMEOUT_MS,
+  DNS_VERIFY_TIMEOUT_MS,
+  SWITCHOVER_FENCE_ATTEMPTS,
+  transition,
+} from './transition.ts';
+
+const half = () => 0.5;
+const switchover = (step: Operation['step'], over: Partial<Operation> = {}) =>
+  inProgress(step, {
+    id: 'switchover-e5-x',
+    kind: 'Switchover',
+    trigger: 'Manual',
+    reason: 'planned',
+    ...over,
+  });
+
+describe('transition: a step that is done', () => {
+  it('moves to the next step with what it learned, forgetting earlier failed attempts', () => {
+    const op = inProgress('Fencing', { attempts: 2, lastError: 'x', retryAfter: NOW.toISOString() });
+    const t = transition(
+      op,
+      { kind: 'Done', detail: 'read-only', learned: { fenceDetail: 'read-only' } },
+      NOW,
+      half,
+    );
+    expect(t.operation).toMatchObject({ step: 'Promoting', fenceDetail: 'read-only' });
+    expect(t.operation).not.toHaveProperty('attempts');
+    expect(t.events[0]).toMatchObject({ reason: 'PrimaryFenced' });
+    expect(t.requeueMs).toBe(0);
+  });
+
+  it('settles the new primary and epoch when the promotion is done; only a failover starts the cool-down', () => {
+    const failover = transition(inProgress('Promoting'), { kind: 'Done' }, NOW, half);
+    expect(failover.settled).toEqual({ activePrimary: 'b', epoch: 5, lastFailoverTime: NOW.toISOString() });
+    const planned = transition(switchover('Promoting'), { kind: 'Done' }, NOW, half);
+    expect(planned.settled).toEqual({ activePrimary: 'b', epoch: 5 });
+    const drill = transition(switchover('Promoting', { trigger: 'Drill' }), { kind: 'Done' }, NOW, half);
+    expect(drill.settled).not.toHaveProperty('lastFailoverTime');
+  });
+
+  it('ends a Fence operation after fencing, with a warning that names the primary', () => {
+    const fence = inProgress('Fencing', { kind: 'Fence', from: 'a', to: 'b', epoch: 5 });
+    const t = transition(fence, { kind: 'Done', detail: 'read-only' }, NOW, half);
+    expect(t.operation.step).toBe('Completed');
+    expect(t.events[0]).toMatchObject({ type: 'Warning', reason: 'StrayPrimaryFenced' });
+    expect(t.settled).toBeUndefined();
+  });
+});
+
+describe('transition: a step that is under way', () => {
+  it('waits, saying for what, without counting a failure', () => {
+    const t = transition(inProgress('Promoting'), { kind: 'Pending', detail: 'RDS: modifying' }, NOW, half);
+    expect(t.operation).toMatchObject({ step: 'Promoting', message: 'RDS: modifying' });
+    expect(t.failure).toBeUndefined();
+    expect(t.requeueMs).toBeGreaterThan(0);
+  });
+
+  it('rolls a switchover back when the standby does not catch up in time', () => {
+    const late = switchover('CatchingUp', {
+      stepStartedAt: new Date(NOW.getTime() - CATCH_UP_TIMEOUT_MS - 1).toISOString(),
+    });
+    const t = transition(late, { kind: 'Pending', detail: 'b replayed 0/1 of 0/2' }, NOW, half);
+    expect(t.operation).toMatchObject({ step: 'RollingBack', reason: 'planned' });
+    expect(t.operation.message).toMatch(/did not replay/);
+  });
+
+  it('completes with a warning when the authoritative servers never agree', () => {
+    const late = inProgress('VerifyingDns', {
+      stepStartedAt: new Date(NOW.getTime() - DNS_VERIFY_TIMEOUT_MS - 1).toISOString(),
+    });
+    const t = transition(late, { kind: 'Pending', detail: 'ns1: a' }, NOW, half);
+    expect(t.operation.step).toBe('Completed');
+    expect(t.operation.message).toMatch(/DNS not verified/);
+    expect(t.events[0]).toMatchObject({ reason: 'DnsNotVerified' });
+  });
+});
+
+describe('transition: a step that failed', () => {
+  it('marks an unreachable old primary by the epoch instead of fencing it, in a failover', () => {
+    const t = transition(
+      inProgress('Fencing'),
+      { kind: 'Failed', reason: 'Timeout', message: 'no answer', retryable: true },
+      NOW,
+      half,
+    );
+    expect(t.operation).toMatchObject({
+      step: 'Promoting',
+      fenceDetail: expect.stringMatching(/marked by epoch 5/),
+    });
+    expect(t.events[0]).toMatchObject({ reason: 'PrimaryNotFenced' });
+  });
+
+  it('retries other failures after a backoff recorded in status, counting attempts', () => {
+    const t = transition(
+      inProgress('RepointingDns'),
+      { kind: 'Failed', reason: 'Unreachable', message: 'REFUSED', retryable: true },
+      NOW,
+      () => 1,
+    );
+    expect(t.operation).toMatchObject({
+      step: 'RepointingDns',
+      attempts: 1,
+      lastError: 'Unreachable: REFUSED',
+      retryAfter: '2026-03-02T10:00:01.000Z',
+    });
+    expect(t.requeueMs).toBe(1000);
+    expect(t.failure).toEqual({ reason: 'Unreachable', message: 'REFUSED' });
+    expect(t.events).toHaveLength(1);
+    const again = transition(
+      t.operation,
+      { kind: 'Failed', reason: 'Unreachable', message: 'REFUSED', retryable: true },
+      NOW,
+      () => 1,
+    );
+    expect(again.events).toHaveLength(0);
+    expect(again.operation.attempts).toBe(2);
+  });
+
+  it('rolls a switchover back when its old primary cannot be fenced, at once when retrying cannot help', () => {
+    const refused = transition(
+      switchover('Fencing'),
+      { kind: 'Failed', reason: 'Rejected', message: 'permission denied', retryable: false },
+      NOW,
+      half,
+    );
+    expect(refused.operation).toMatchObject({ step: 'RollingBack', reason: 'planned' });
+    expect(refused.events[0]).toMatchObject({ reason: 'FencingFailed' });
+    const flaky = switchover('Fencing', { attempts: SWITCHOVER_FENCE_ATTEMPTS - 1 });
+    expect(
+      transition(flaky, { kind: 'Failed', reason: 'Timeout', message: 'slow', retryable: true }, NOW, half)
+        .operation.step,
+    ).toBe('RollingBack');
+    const first = transition(
+      switchover('Fencing'),
+      { kind: 'Failed', reason: 'Timeout', message: 'slow', retryable: true },
+      NOW,
+      half,
+    );
+    expect(first.operation.step).toBe('Fencing');
+  });
+
+  it('never gives up on a stray primary’s fence or a promotion past the point of no return', () => {
+    const fence = inProgress('Fencing', {
+      kind: 'Fence',
+      from: 'a',
+      to: 'b',
+      attempts: 40,
+      startedAt: ago(3600).toISOString(),
+    });
+    expect(
+      transition(
+        fence,
+        { kind: 'Failed', reason: 'Unreachable', message: 'gone', retryable: true },
+        NOW,
+        half,
+      ).operation.step,
+    ).toBe('Fencing');
+    const promote = inProgress('Promoting', { attempts: 40 });
+    expect(
+      transition(promote, { kind: 'Failed', reason: 'Rejected', message: 'no', retryable: false }, NOW, half)
+        .operation.step,
+    ).toBe('Promoting');
+  });
+});
