@@ -5,14 +5,26 @@
  * provider can do (promotion through a cloud API, say) on top of this.
  *
  * Privileges the operator's role needs: observing works for any role (pg_monitor adds the
- * pg_stat_replication columns); the heartbeat needs CREATE on the database the first time;
- * fencing needs a superuser, or at least ALTER SYSTEM on default_transaction_read_only,
- * EXECUTE on pg_reload_conf, pg_signal_backend (it cannot end superusers' sessions) and, for
- * Shutdown, ownership of every database.
+ * pg_stat_replication and pg_stat_wal_receiver columns); the heartbeat needs CREATE on the
+ * database the first time. Fencing and unfencing need a superuser, or all of: ALTER SYSTEM on
+ * default_transaction_read_only, EXECUTE on pg_reload_conf, pg_signal_backend, pg_read_all_stats
+ * (or pg_monitor), CREATE on the maintenance database, and ownership of (or membership in the
+ * owner of) every database. docs/fencing.md has the details; a fence names what is missing.
  */
 import pg from 'pg';
 import { ProviderError, type ProviderErrorReason } from '../errors.ts';
 import type { DatabaseConnection, DatabaseObservation, FenceRequest, ReplicaState } from './port.ts';
+import {
+  applyFence,
+  endSessions,
+  isRecordedFence,
+  missingFencePrivileges,
+  missingUnfencePrivileges,
+  planFence,
+  type RestoredDatabases,
+  readServerFacts,
+  restoreRecordedDatabases,
+} from './postgres-fencing.ts';
 
 /** Where the operator keeps its heartbeat row: one row, the epoch and when it was written. */
 export const HEARTBEAT_TABLE = 'regionfailover.heartbeat';
@@ -29,19 +41,28 @@ export interface PostgresSqlOptions {
   /** application_name, as pg_stat_activity shows the operator's sessions. */
   applicationName?: string;
   /**
-   * A database that stays open when Shutdown fencing closes the others, used to observe and
-   * fence from. Default "postgres" (DigitalOcean calls it "defaultdb").
+   * A database that no fence closes to the operator, used to observe and fence from, and where
+   * a fence keeps its records. Default "postgres" (DigitalOcean calls it "defaultdb").
    */
   maintenanceDatabase?: string;
   /** The clock for timestamps the operator writes (the epoch recorded when fencing). */
   now?: () => Date;
+  /**
+   * Told when a heartbeat found and undid a fence that no longer holds (see writeHeartbeat), with
+   * what was put back; for a log line or an event.
+   */
+  onLeftoverFenceRestored?: (detail: string) => void;
 }
 
-/** What fencing found and changed. */
-interface FenceState {
-  inRecovery: boolean;
-  readOnly: boolean;
-  epoch: number | undefined;
+/** A session on either kind of connection. */
+type Session = pg.PoolClient | pg.Client;
+
+/** What recording the epoch found and did. */
+interface EpochStep {
+  changed: boolean;
+  /** The epoch the heartbeat row holds now; undefined when the database could not be reached. */
+  recorded?: number;
+  detail: string;
 }
 
 /** A pooled connection to one PostgreSQL database. Credentials never appear in messages or logs. */
@@ -51,6 +72,8 @@ export class PostgresSql {
   private readonly connection: DatabaseConnection;
   private readonly options: Required<PostgresSqlOptions>;
   private readonly pool: pg.Pool;
+  /** The refusing databases the last heartbeat looked into for a leftover fence. */
+  private leftoverCheckedFor = '';
 
   constructor(connection: DatabaseConnection, options: PostgresSqlOptions = {}) {
     this.connection = connection;
@@ -62,6 +85,7 @@ export class PostgresSql {
       applicationName: options.applicationName ?? 'failover-operator',
       maintenanceDatabase: options.maintenanceDatabase ?? 'postgres',
       now: options.now ?? (() => new Date()),
+      onLeftoverFenceRestored: options.onLeftoverFenceRestored ?? (() => undefined),
     };
     this.target = `${connection.host}:${connection.port}/${connection.database}`;
     this.pool = new pg.Pool({
@@ -75,7 +99,10 @@ export class PostgresSql {
     this.pool.on('error', () => undefined);
   }
 
-  /** Probes role, WAL positions, timeline, replay state, replicas and heartbeat. Never throws. */
+  /**
+   * Probes role, WAL positions, timeline, replay state, WAL receiver, replicas and heartbeat.
+   * Never throws.
+   */
   async observe(): Promise<DatabaseObservation> {
     const started = performance.now();
     const durationMs = () => Math.round(performance.now() - started);
@@ -88,8 +115,10 @@ export class PostgresSql {
     } catch (err) {
       failed = err;
     }
-    if (isDatabaseClosed(failed)) {
-      // Shutdown fencing closed this database; the maintenance database still tells the rest.
+    if (isRefusedByDatabase(failed)) {
+      // A fence refuses the operator this database (Shutdown closed it, or ReadOnly set its
+      // connection limit to 0 and the role is not a superuser); the maintenance database still
+      // tells the rest.
       try {
         const facts = await this.withMaintenanceClient((client) => this.readFacts(client, false));
         return { ...facts, durationMs: durationMs() };
@@ -108,7 +137,13 @@ export class PostgresSql {
 
   /** Whether the server is in recovery (a standby). Throws ProviderError. */
   async isInRecovery(): Promise<boolean> {
-    const [row] = await this.query<{ in_recovery: boolean }>('SELECT pg_is_in_recovery() AS in_recovery');
+    const [row] = await this.query<{ in_recovery: boolean }>(
+      'SELECT pg_is_in_recovery() AS in_recovery',
+      [],
+      {
+        serverWide: true,
+      },
+    );
     return row?.in_recovery === true;
   }
 
@@ -116,6 +151,8 @@ export class PostgresSql {
   async isReadOnly(): Promise<boolean> {
     const [row] = await this.query<{ read_only: boolean }>(
       "SELECT current_setting('default_transaction_read_only') = 'on' AS read_only",
+      [],
+      { serverWide: true },
     );
     return row?.read_only === true;
   }
@@ -123,30 +160,39 @@ export class PostgresSql {
   /**
    * Runs one statement on a pooled session and returns its rows. `timeoutMs` raises the
    * statement timeout for this statement only (pg_promote waits longer than a probe).
+   * `serverWide` says the statement concerns the whole server, not the application database
+   * (pg_promote, pg_is_in_recovery): when a fence refuses the operator that database, it runs in
+   * the maintenance database instead.
    */
   async query<R extends pg.QueryResultRow = pg.QueryResultRow>(
     text: string,
     params: unknown[] = [],
-    opts: { timeoutMs?: number } = {},
+    opts: { timeoutMs?: number; serverWide?: boolean } = {},
   ): Promise<R[]> {
+    const run = async (client: Session): Promise<R[]> => {
+      if (opts.timeoutMs === undefined) return (await client.query<R>(text, params)).rows;
+      await client.query('BEGIN');
+      try {
+        await client.query(`SET LOCAL statement_timeout = ${Math.ceil(opts.timeoutMs)}`);
+        const { rows } = await client.query<R>({
+          text,
+          values: params,
+          query_timeout: opts.timeoutMs + this.options.connectTimeoutMs,
+        } as pg.QueryConfig);
+        await client.query('COMMIT');
+        return rows;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    };
     try {
-      return await this.withClient(async (client) => {
-        if (opts.timeoutMs === undefined) return (await client.query<R>(text, params)).rows;
-        await client.query('BEGIN');
-        try {
-          await client.query(`SET LOCAL statement_timeout = ${Math.ceil(opts.timeoutMs)}`);
-          const { rows } = await client.query<R>({
-            text,
-            values: params,
-            query_timeout: opts.timeoutMs + this.options.connectTimeoutMs,
-          } as pg.QueryConfig);
-          await client.query('COMMIT');
-          return rows;
-        } catch (err) {
-          await client.query('ROLLBACK').catch(() => undefined);
-          throw err;
-        }
-      });
+      try {
+        return await this.withClient(run);
+      } catch (err) {
+        if (!opts.serverWide || !isRefusedByDatabase(err)) throw err;
+        return await this.withMaintenanceClient(run);
+      }
     } catch (err) {
       throw classifyPostgresError(err, this.target);
     }
@@ -156,81 +202,91 @@ export class PostgresSql {
    * Writes the heartbeat row on a primary, creating the table if it is missing. Refuses to
    * lower the epoch: a higher one there means a newer failover fenced this database, and
    * overwriting it would erase the mark that tells clients so.
+   *
+   * A server that takes the heartbeat for `epoch` is the primary at that epoch. If it still holds
+   * the records of a fence at or below that epoch, the fence no longer holds and its databases
+   * are put back as they were before it: a promoted standby inherits its old primary's
+   * connection limits through replication (see postgres-fencing.ts). For a role that is not a
+   * superuser those limits refuse the heartbeat itself, so that case is undone first.
    */
   async writeHeartbeat(epoch: number, at: Date): Promise<void> {
     assertEpoch(epoch);
     try {
-      await this.withClient(async (client) => {
-        const written = await this.upsertHeartbeat(client, epoch, at, 'refuse-lower');
-        if (written === undefined) {
-          const stored = await readHeartbeat(client);
-          throw new ProviderError(
-            'PreconditionFailed',
-            `${this.target} holds heartbeat epoch ${stored?.epoch}, newer than ${epoch}: a later failover ` +
-              'fenced this database; it must not act as primary for the older epoch',
-            { retryable: false },
-          );
-        }
-      });
+      let refusing: string;
+      try {
+        refusing = await this.withClient((client) => this.writeOwnHeartbeat(client, epoch, at));
+      } catch (err) {
+        if (!isRefusedByDatabase(err) || !(await this.restoreLeftoverFence(epoch))) throw err;
+        refusing = await this.withClient((client) => this.writeOwnHeartbeat(client, epoch, at));
+      }
+      // Looked at once per set of refusing databases: an administrator's own CONNECTION LIMIT 0
+      // has no records, and is left alone without a look on every heartbeat.
+      if (refusing !== '' && refusing !== this.leftoverCheckedFor) {
+        await this.restoreLeftoverFence(epoch);
+        this.leftoverCheckedFor = refusing;
+      }
     } catch (err) {
       throw classifyPostgresError(err, this.target);
     }
   }
 
   /**
-   * Fences this database, if it is a primary, so the old primary cannot keep taking writes:
+   * Fences this database, if it is a primary, so the old primary cannot keep taking writes.
+   * docs/fencing.md says exactly what each mode guarantees and what it does not:
    *
    * - EpochOnly records the new epoch in the heartbeat row (clients that check it stop).
-   * - ReadOnly sets default_transaction_read_only = on with ALTER SYSTEM (it survives a restart),
-   *   reloads the configuration, ends every other client session so none keeps writing, and
-   *   records the epoch. Limit: a client that explicitly asks for a read-write transaction
-   *   (BEGIN READ WRITE) can still write; Shutdown, or stopping the server, rules that out.
-   * - Shutdown does all of ReadOnly, then sets ALLOW_CONNECTIONS false on every database except
-   *   the maintenance database and the templates and ends the sessions left in them. SQL cannot
-   *   stop the server; this stops applications connecting. Limit: the maintenance database stays
-   *   open (read-only by default) for the operator and for an administrator to undo it
-   *   (ALTER DATABASE ... ALLOW_CONNECTIONS true; ALTER SYSTEM RESET default_transaction_read_only).
+   * - ReadOnly sets default_transaction_read_only = on with ALTER SYSTEM and reloads, records the
+   *   epoch, sets CONNECTION LIMIT 0 on the databases (all of them when the operator's role is a
+   *   superuser; otherwise all but the templates and the maintenance database), remembering each
+   *   one's limit for unfence, and ends the sessions that could still write. Non-superusers can
+   *   then neither connect nor keep a session; superusers are exempt from connection limits and
+   *   can still write if they insist.
+   * - Shutdown does all of ReadOnly and sets ALLOW_CONNECTIONS false on the same databases,
+   *   which refuses superusers too; the maintenance database stays open.
    *
-   * A standby accepts no writes, so there is nothing to fence and nothing changes. Each step
-   * checks before it acts, so running it again changes nothing.
+   * A standby accepts no writes, so there is nothing to fence and nothing changes. Every step
+   * checks before it acts, and the steps are ordered so that running the fence again after an
+   * interruption at any point completes it; `detail` says what this call changed.
    */
   async fence(request: FenceRequest): Promise<{ detail: string }> {
     assertEpoch(request.epoch);
     try {
-      if (request.mode === 'Shutdown') return await this.fenceShutdown(request.epoch);
-      return await this.withClient(async (client) => {
-        const state = await readFenceState(client);
-        if (state.inRecovery) return { detail: standbyDetail(this.target) };
-        if (request.mode === 'EpochOnly') {
-          return { detail: await this.recordEpoch(client, state, request.epoch) };
-        }
-        return { detail: (await this.fenceReadOnly(client, state, request.epoch)).join('; ') };
-      });
+      if (request.mode === 'EpochOnly') return { detail: await this.fenceEpochOnly(request.epoch) };
+      return { detail: await this.fenceWrites(request.mode, request.epoch) };
     } catch (err) {
-      if (isDatabaseClosed(err)) {
-        // An earlier Shutdown fence is stricter than what is asked now.
-        return { detail: `${this.connection.database} already closed to connections (Shutdown fencing)` };
-      }
       throw classifyPostgresError(err, this.target);
     }
   }
 
   /**
-   * Undoes a ReadOnly fence: for a planned switchover that could not finish, so the old primary
-   * takes writes again. Only ever called before the standby was promoted.
+   * Undoes a ReadOnly (or Shutdown) fence: for a planned switchover that could not finish, so
+   * the old primary takes writes again. Only ever called before the standby was promoted. Puts
+   * every database's connection limit and ALLOW_CONNECTIONS back as recorded, then resets the
+   * read-only default (last, so that an interrupted unfence leaves a fence that still marks the
+   * server, and running unfence again finishes it).
    */
   async unfence(): Promise<{ detail: string }> {
     try {
-      return await this.withClient(async (client) => {
-        const { rows } = await client.query<{ ro: string }>(
-          "SELECT current_setting('default_transaction_read_only') AS ro",
-        );
-        if (rows[0]?.ro !== 'on') {
-          return { detail: 'not fenced read-only' };
+      return await this.withMaintenanceClient(async (client) => {
+        const facts = await readServerFacts(client);
+        if (facts.inRecovery) return { detail: `${this.target} is in recovery (a standby): nothing to undo` };
+        const missing = missingUnfencePrivileges(facts, this.options.maintenanceDatabase);
+        if (missing.length > 0) {
+          throw new ProviderError(
+            'Rejected',
+            `unfencing needs what the role "${facts.role}" lacks: ${missing.join('; ')}; or let the operator log in as a superuser`,
+            { retryable: false },
+          );
         }
-        await client.query('ALTER SYSTEM RESET default_transaction_read_only');
-        await client.query('SELECT pg_reload_conf()');
-        return { detail: 'default_transaction_read_only reset (ALTER SYSTEM RESET, configuration reloaded)' };
+        const done: string[] = [];
+        const restored = await restoreRecordedDatabases(client);
+        if (restored) done.push(...describeRestored(restored));
+        if (facts.readOnly) {
+          await client.query('ALTER SYSTEM RESET default_transaction_read_only');
+          await client.query('SELECT pg_reload_conf()');
+          done.push('default_transaction_read_only reset (ALTER SYSTEM RESET, configuration reloaded)');
+        }
+        return { detail: done.length > 0 ? done.join('; ') : 'not fenced read-only' };
       });
     } catch (err) {
       throw classifyPostgresError(err, this.target);
@@ -242,107 +298,160 @@ export class PostgresSql {
     await this.pool.end();
   }
 
-  private async fenceReadOnly(
-    client: pg.PoolClient | pg.Client,
-    state: FenceState,
-    epoch: number,
-  ): Promise<string[]> {
-    if (state.readOnly && (state.epoch ?? -1) >= epoch) {
-      return [`already fenced read-only with epoch ${state.epoch} recorded`];
-    }
-    const done: string[] = [];
-    if (!state.readOnly) {
-      // ALTER SYSTEM cannot run in a transaction block, and is allowed in a read-only session.
-      await client.query('ALTER SYSTEM SET default_transaction_read_only = on');
-      await client.query('SELECT pg_reload_conf()');
-      done.push('default_transaction_read_only = on (ALTER SYSTEM, configuration reloaded)');
-    } else {
-      done.push('already read-only');
-    }
-    // Sessions opened before the reload could still be inside a read-write transaction.
-    done.push(`ended ${await terminateClientSessions(client)} other client session(s)`);
-    done.push(await this.recordEpoch(client, state, epoch));
-    return done;
-  }
-
-  private async fenceShutdown(epoch: number): Promise<{ detail: string }> {
-    const done: string[] = [];
-    let inRecovery = false;
-    // The operator's own pooled session stays open; it is not an application's.
-    let ownPid: number | undefined;
+  private async fenceEpochOnly(epoch: number): Promise<string> {
     try {
-      await this.withClient(async (client) => {
-        const state = await readFenceState(client);
-        inRecovery = state.inRecovery;
-        ownPid = Number((await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid);
-        if (!inRecovery) done.push(...(await this.fenceReadOnly(client, state, epoch)));
+      return await this.withClient(async (client) => {
+        const { rows } = await client.query<{ in_recovery: boolean }>(
+          'SELECT pg_is_in_recovery() AS in_recovery',
+        );
+        if (rows[0]?.in_recovery) return standbyDetail(this.target);
+        return (await this.recordEpoch(client, epoch)).detail;
       });
     } catch (err) {
-      // Closed by an earlier Shutdown: the epoch was recorded before it was closed.
-      if (!isDatabaseClosed(err)) throw err;
-      done.push(`${this.connection.database} already closed to connections`);
+      if (!isRefusedByDatabase(err)) throw err;
+      // An earlier ReadOnly or Shutdown fence, stricter than this one, keeps the operator out.
+      return `${refusedDetail(this.connection.database, err)}; fenced earlier`;
     }
-    if (inRecovery) return { detail: standbyDetail(this.target) };
-    await this.withMaintenanceClient(async (client) => {
-      const state = await readFenceState(client);
-      if (state.inRecovery) return;
-      if (!state.readOnly) {
+  }
+
+  /**
+   * ReadOnly and Shutdown, from a session in the maintenance database (which no fence closes to
+   * the operator: its limit does not apply to superusers, and it is left out for other roles),
+   * in the order postgres-fencing.ts explains. Everything the role lacks is
+   * named before anything changes.
+   */
+  private async fenceWrites(mode: 'ReadOnly' | 'Shutdown', epoch: number): Promise<string> {
+    const names = { target: this.connection.database, maintenance: this.options.maintenanceDatabase };
+    return this.withMaintenanceClient(async (client) => {
+      const facts = await readServerFacts(client);
+      if (facts.inRecovery) return standbyDetail(this.target);
+      const plan = planFence(facts, mode, names);
+      const missing = missingFencePrivileges(facts, plan, names);
+      if (missing.length > 0) {
+        throw new ProviderError(
+          'Rejected',
+          `${mode} fencing needs what the role "${facts.role}" lacks: ${missing.join('; ')}; or let the operator log in as a superuser`,
+          { retryable: false },
+        );
+      }
+      const done: string[] = [];
+      const fresh = !facts.readOnly;
+      if (fresh) {
+        // ALTER SYSTEM cannot run in a transaction block.
         await client.query('ALTER SYSTEM SET default_transaction_read_only = on');
         await client.query('SELECT pg_reload_conf()');
-        done.push('default_transaction_read_only = on');
+        done.push('default_transaction_read_only = on (ALTER SYSTEM, configuration reloaded)');
+      } else {
+        done.push('already read-only');
       }
-      const { rows } = await client.query<{ datname: string }>(
-        'SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate AND datname <> current_database() ORDER BY datname',
-      );
-      if (rows.length > 0) {
-        // The session is read-only by default now; ALTER DATABASE needs a read-write transaction.
-        await client.query('BEGIN READ WRITE');
-        try {
-          for (const { datname } of rows) {
-            await client.query(`ALTER DATABASE ${pg.escapeIdentifier(datname)} ALLOW_CONNECTIONS false`);
-          }
-          await client.query('COMMIT');
-        } catch (err) {
-          await client.query('ROLLBACK').catch(() => undefined);
-          throw err;
-        }
-        done.push(`closed to new connections: ${rows.map((r) => r.datname).join(', ')}`);
+      // Before the connection limit, which may keep a role that is not a superuser out.
+      const epochStep = await this.recordEpochInTarget(epoch);
+      done.push(epochStep.detail);
+      const changes = await applyFence(client, plan, { epoch, fresh, maintenance: names.maintenance });
+      if (changes.limited.length > 0) {
+        const list = changes.limited.map((d) => `${d.name} (was ${d.before})`).join(', ');
+        done.push(`connection limit 0 (non-superusers refused) on ${list}`);
       }
-      // Anyone still in a closed database: connected while it was being closed, or left over.
-      const late = await terminateClientSessions(client, { spare: ownPid, closedDatabasesOnly: true });
-      if (late > 0) done.push(`ended ${late} more client session(s)`);
+      if (changes.closed.length > 0) done.push(`closed to new connections: ${changes.closed.join(', ')}`);
+      const sessions = await endSessions(client, {
+        ...changes,
+        superuser: facts.superuser,
+        applicationName: this.options.applicationName,
+      });
+      const changed = fresh || epochStep.changed || changes.limited.length > 0 || changes.closed.length > 0;
+      if (changed || sessions.ended > 0) done.push(`ended ${sessions.ended} other client session(s)`);
+      if (sessions.leftOpen > 0) {
+        done.push(
+          `left ${sessions.leftOpen} superuser session(s) open: the role "${facts.role}" is not a superuser and cannot end them`,
+        );
+      }
+      if (!changed && sessions.ended === 0 && sessions.leftOpen === 0 && epochStep.recorded !== undefined) {
+        const what = mode === 'ReadOnly' ? 'read-only' : 'read-only and closed';
+        return `already fenced ${what} with epoch ${epochStep.recorded} recorded`;
+      }
+      return done.join('; ');
     });
-    return { detail: done.join('; ') };
+  }
+
+  /** Records the epoch in the application database's heartbeat row, where clients look. */
+  private async recordEpochInTarget(epoch: number): Promise<EpochStep> {
+    try {
+      return await this.withClient((client) => this.recordEpoch(client, epoch));
+    } catch (err) {
+      if (!isRefusedByDatabase(err)) throw err;
+      return { changed: false, detail: refusedDetail(this.connection.database, err) };
+    }
   }
 
   /** Records `epoch` in the heartbeat row, even on a read-only primary; never lowers it. */
-  private async recordEpoch(
-    client: pg.PoolClient | pg.Client,
-    state: FenceState,
-    epoch: number,
-  ): Promise<string> {
-    if ((state.epoch ?? -1) >= epoch) return `epoch ${state.epoch} already recorded`;
-    await this.upsertHeartbeat(client, epoch, this.options.now(), 'keep-higher');
-    return `epoch ${epoch} recorded`;
+  private async recordEpoch(client: Session, epoch: number): Promise<EpochStep> {
+    const stored = (await readHeartbeat(client))?.epoch;
+    if (stored !== undefined && stored >= epoch) {
+      return { changed: false, recorded: stored, detail: `epoch ${stored} already recorded` };
+    }
+    const written = await this.upsertHeartbeat(client, epoch, this.options.now(), 'keep-higher');
+    return { changed: true, recorded: written?.epoch ?? epoch, detail: `epoch ${epoch} recorded` };
+  }
+
+  /** The heartbeat, refusing a lower epoch; returns the databases refusing connections ("" if none). */
+  private async writeOwnHeartbeat(client: Session, epoch: number, at: Date): Promise<string> {
+    const written = await this.upsertHeartbeat(client, epoch, at, 'refuse-lower');
+    if (written === undefined) {
+      const stored = await readHeartbeat(client);
+      throw new ProviderError(
+        'PreconditionFailed',
+        `${this.target} holds heartbeat epoch ${stored?.epoch}, newer than ${epoch}: a later failover ` +
+          'fenced this database; it must not act as primary for the older epoch',
+        { retryable: false },
+      );
+    }
+    return written.refusing ?? '';
+  }
+
+  /**
+   * Puts back the databases of a fence at or below `epoch` that no longer holds (see
+   * writeHeartbeat). Returns whether there were records to act on.
+   */
+  private async restoreLeftoverFence(epoch: number): Promise<boolean> {
+    let restored: RestoredDatabases | undefined;
+    try {
+      restored = await this.withMaintenanceClient((client) =>
+        restoreRecordedDatabases(client, { maxEpoch: epoch }),
+      );
+    } catch (err) {
+      // Without a maintenance database no fence can have kept records.
+      if (err instanceof ProviderError && err.reason === 'NotFound') return false;
+      throw err;
+    }
+    if (!restored || restored.records === 0) return false;
+    this.options.onLeftoverFenceRestored(
+      `${this.target} takes writes at epoch ${epoch} but held the records of an earlier fence ` +
+        `(a standby inherits them through replication): ${describeRestored(restored).join('; ') || 'records dropped'}`,
+    );
+    return true;
   }
 
   /**
    * Inserts or updates the heartbeat row, creating the table if it is missing. Returns the epoch
-   * written, or undefined when 'refuse-lower' found a higher epoch. 'keep-higher' runs in an
-   * explicit read-write transaction so it works on a primary fenced read-only.
+   * written, or undefined when 'refuse-lower' found a higher epoch; 'refuse-lower' (the
+   * heartbeat) also returns the OIDs of the databases refusing connections, in the same round
+   * trip. 'keep-higher' runs in an explicit read-write transaction so it works on a primary
+   * fenced read-only.
    */
   private async upsertHeartbeat(
-    client: pg.PoolClient | pg.Client,
+    client: Session,
     epoch: number,
     at: Date,
     policy: 'refuse-lower' | 'keep-higher',
-  ): Promise<number | undefined> {
+  ): Promise<{ epoch: number; refusing?: string } | undefined> {
     const upsert =
       policy === 'refuse-lower'
         ? `INSERT INTO ${HEARTBEAT_TABLE} AS h (id, epoch, written_at) VALUES (true, $1, $2)
            ON CONFLICT (id) DO UPDATE SET epoch = EXCLUDED.epoch, written_at = EXCLUDED.written_at
            WHERE h.epoch <= EXCLUDED.epoch
-           RETURNING epoch`
+           RETURNING epoch,
+             (SELECT string_agg(oid::text, ',' ORDER BY oid) FROM pg_database
+               WHERE datconnlimit = 0 OR (NOT datallowconn AND NOT datistemplate)) AS refusing`
         : `INSERT INTO ${HEARTBEAT_TABLE} AS h (id, epoch, written_at) VALUES (true, $1, $2)
            ON CONFLICT (id) DO UPDATE SET epoch = GREATEST(h.epoch, EXCLUDED.epoch), written_at = EXCLUDED.written_at
            RETURNING epoch`;
@@ -350,9 +459,10 @@ export class PostgresSql {
       // A read-write transaction is explicit only when fencing: a heartbeat must fail on a fenced primary.
       if (policy === 'keep-higher') await client.query('BEGIN READ WRITE');
       try {
-        const { rows } = await client.query<{ epoch: string }>(upsert, [epoch, at]);
+        const { rows } = await client.query<{ epoch: string; refusing?: string | null }>(upsert, [epoch, at]);
         if (policy === 'keep-higher') await client.query('COMMIT');
-        return rows[0] === undefined ? undefined : Number(rows[0].epoch);
+        const row = rows[0];
+        return row === undefined ? undefined : { epoch: Number(row.epoch), refusing: row.refusing ?? '' };
       } catch (err) {
         if (policy === 'keep-higher') await client.query('ROLLBACK').catch(() => undefined);
         throw err;
@@ -370,7 +480,7 @@ export class PostgresSql {
 
   /** Gathers the observation on one session; `inTargetDatabase` is false on the maintenance database. */
   private async readFacts(
-    client: pg.PoolClient | pg.Client,
+    client: Session,
     inTargetDatabase: boolean,
   ): Promise<Omit<DatabaseObservation, 'durationMs'>> {
     const [recovery] = (
@@ -384,15 +494,25 @@ export class PostgresSql {
         receive_lsn: string | null;
         pause_state: string;
         timeline: number | null;
+        receiver_running: boolean;
+        receiver_status: string | null;
+        receiver_age_seconds: number | null;
       }>(
         // The timeline being received, else the one of the last restartpoint: SQL shows no other.
+        // pg_stat_wal_receiver has a row while a WAL receiver runs; to a role without
+        // pg_read_all_stats it shows only the pid, every other column NULL.
         `SELECT pg_last_wal_replay_lsn()::text AS replay_lsn,
                 pg_last_wal_receive_lsn()::text AS receive_lsn,
                 pg_get_wal_replay_pause_state() AS pause_state,
-                COALESCE((SELECT received_tli FROM pg_stat_wal_receiver),
-                         (pg_control_checkpoint()).timeline_id) AS timeline`,
+                COALESCE(w.received_tli, (pg_control_checkpoint()).timeline_id) AS timeline,
+                w.pid IS NOT NULL AS receiver_running,
+                w.status AS receiver_status,
+                GREATEST(0, EXTRACT(epoch FROM clock_timestamp() - w.last_msg_receipt_time))::float8
+                  AS receiver_age_seconds
+           FROM (VALUES (1)) AS one (x) LEFT JOIN pg_stat_wal_receiver w ON true`,
       );
       const row = rows[0];
+      const walReceiver = row ? walReceiverOf(row) : undefined;
       return {
         reachable: true,
         role: 'Standby',
@@ -400,6 +520,7 @@ export class PostgresSql {
         ...(row?.receive_lsn ? { receiveLsn: row.receive_lsn } : {}),
         ...(row?.timeline != null ? { timeline: Number(row.timeline) } : {}),
         replayPaused: row?.pause_state !== undefined && row.pause_state !== 'not paused',
+        ...(walReceiver ? { walReceiver } : {}),
         ...(heartbeat ? { heartbeat } : {}),
       };
     }
@@ -417,9 +538,16 @@ export class PostgresSql {
     );
     const row = rows[0];
     const replicas = await readReplicas(client);
+    // Every fence sets the read-only default first and resets it last. A database closed without
+    // it is an administrator's doing, unless the closure is recorded: then it is a fence that no
+    // longer holds (a promoted standby's inheritance), which the next heartbeat undoes.
+    const fenced =
+      row?.read_only === true ||
+      (row?.closed === true &&
+        (inTargetDatabase || !(await isRecordedFence(client, this.connection.database))));
     return {
       reachable: true,
-      role: row?.read_only || row?.closed ? 'Fenced' : 'Primary',
+      role: fenced ? 'Fenced' : 'Primary',
       ...(row ? { lsn: row.lsn } : {}),
       // A WAL file name starts with the timeline in 8 hex digits; it changes the moment a promotion ends.
       ...(row ? { timeline: Number.parseInt(row.walfile.slice(0, 8), 16) } : {}),
@@ -534,37 +662,6 @@ async function readReplicas(client: pg.PoolClient | pg.Client): Promise<ReplicaS
   }));
 }
 
-async function readFenceState(client: pg.PoolClient | pg.Client): Promise<FenceState> {
-  const { rows } = await client.query<{ in_recovery: boolean; read_only: boolean }>(
-    `SELECT pg_is_in_recovery() AS in_recovery,
-            current_setting('default_transaction_read_only') = 'on' AS read_only`,
-  );
-  const heartbeat = await readHeartbeat(client).catch(() => undefined);
-  return {
-    inRecovery: rows[0]?.in_recovery === true,
-    readOnly: rows[0]?.read_only === true,
-    epoch: heartbeat?.epoch,
-  };
-}
-
-/**
- * Ends every client session but this one (and `spare`), waiting up to 5 s for each to go;
- * returns how many ended. `closedDatabasesOnly` leaves sessions in open databases alone.
- */
-async function terminateClientSessions(
-  client: pg.PoolClient | pg.Client,
-  opts: { spare?: number | undefined; closedDatabasesOnly?: boolean } = {},
-): Promise<number> {
-  const { rows } = await client.query<{ ended: string }>(
-    `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) AS ended
-       FROM pg_stat_activity
-      WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND pid IS DISTINCT FROM $1
-        AND (NOT $2 OR datname IN (SELECT datname FROM pg_database WHERE NOT datallowconn))`,
-    [opts.spare ?? null, opts.closedDatabasesOnly ?? false],
-  );
-  return Number(rows[0]?.ended ?? 0);
-}
-
 async function createHeartbeatTable(client: pg.PoolClient | pg.Client, readWrite: boolean): Promise<void> {
   try {
     await client.query(`${readWrite ? 'BEGIN READ WRITE' : 'BEGIN'};
@@ -624,6 +721,57 @@ function isFatal(err: unknown): boolean {
 /** The server refused the connection because the database has ALLOW_CONNECTIONS false. */
 function isDatabaseClosed(err: unknown): boolean {
   return sqlState(err) === '55000' && isFatal(err);
+}
+
+/**
+ * The server refused the connection because of the database's connection limit: with a fence's
+ * CONNECTION LIMIT 0, every role but superusers. (53300 also means max_connections is used up,
+ * "sorry, too many clients already", or a role's own limit: those are not about the database.)
+ */
+function isDatabaseLimited(err: unknown): boolean {
+  return (
+    sqlState(err) === '53300' && isFatal(err) && /connections for database/.test((err as Error).message ?? '')
+  );
+}
+
+/** The application database refuses the operator's role, as a fence makes it. */
+function isRefusedByDatabase(err: unknown): boolean {
+  return isDatabaseClosed(err) || isDatabaseLimited(err);
+}
+
+function refusedDetail(database: string, err: unknown): string {
+  const why = isDatabaseClosed(err)
+    ? 'ALLOW_CONNECTIONS false'
+    : 'CONNECTION LIMIT 0, and the role is not a superuser';
+  return `${database} refuses the operator's connections (${why}): the epoch recorded there was not checked`;
+}
+
+function describeRestored(restored: RestoredDatabases): string[] {
+  const done: string[] = [];
+  if (restored.limits.length > 0) {
+    done.push(
+      `connection limit restored on ${restored.limits.map((d) => `${d.name} (${d.limit})`).join(', ')}`,
+    );
+  }
+  if (restored.reopened.length > 0) done.push(`reopened to connections: ${restored.reopened.join(', ')}`);
+  return done;
+}
+
+/**
+ * The WAL receiver as far as the role may see it: no row means none runs; a row whose status is
+ * NULL means the role lacks pg_read_all_stats, and nothing is claimed.
+ */
+function walReceiverOf(row: {
+  receiver_running: boolean;
+  receiver_status: string | null;
+  receiver_age_seconds: number | null;
+}): DatabaseObservation['walReceiver'] {
+  if (!row.receiver_running) return { streaming: false };
+  if (row.receiver_status === null) return undefined;
+  return {
+    streaming: row.receiver_status === 'streaming',
+    ...(row.receiver_age_seconds != null ? { lastMessageAgeSeconds: row.receiver_age_seconds } : {}),
+  };
 }
 
 const UNREACHABLE_CODES = new Set([
@@ -693,6 +841,13 @@ export function classifyPostgresError(err: unknown, target: string): ProviderErr
       return make(
         'Rejected',
         `${message}: the database has ALLOW_CONNECTIONS false (fenced with Shutdown, or closed by an administrator)`,
+        false,
+      );
+    }
+    if (isDatabaseLimited(first)) {
+      return make(
+        'Rejected',
+        `${message}: the database has CONNECTION LIMIT 0, which refuses every role but superusers (fenced ReadOnly, or limited by an administrator)`,
         false,
       );
     }
