@@ -318,6 +318,44 @@ export const chartValues = z
           .default(120)
           .describe('Alert when a scheduled drill has not started this long after its time.'),
         leaderMissingFor: promDuration('2m', 'Alert when no operator replica holds the lease for this long.'),
+        clusterDownFor: promDuration(
+          '3m',
+          'Alert when the operator has not reached a database for this long.',
+        ),
+        noPromotableStandbyFor: promDuration(
+          '10m',
+          'Alert when a policy could not fail over (FailoverReady False) for this long.',
+        ),
+        failoverHappenedWindow: promDuration(
+          '1h',
+          'How long the alert that a failover happened keeps firing after it (someone must look and reprotect).',
+        ),
+        observersBelowQuorumFor: promDuration(
+          '5m',
+          'Alert when fewer fresh observers than the quorum see the primary for this long: an outage could not be confirmed.',
+        ),
+        dnsCheckFailingFor: promDuration(
+          '15m',
+          'Alert when checks of the DNS record keep failing for this long.',
+        ),
+        policyNotReadyFor: promDuration('30m', 'Alert when a policy is not Ready for this long.'),
+        stepFailuresWindow: promDuration(
+          '10m',
+          'Window in which failed attempts of one operation step are counted.',
+        ),
+        stepFailuresThreshold: z
+          .number()
+          .int()
+          .min(1)
+          .default(3)
+          .describe('Alert when one step of an operation fails this many times within stepFailuresWindow.'),
+        runbookBaseUrl: z
+          .string()
+          .min(1)
+          .default('docs/runbooks')
+          .describe(
+            'Where the runbooks are: each alert links <runbookBaseUrl>/<alert>.md. The default is their path in the repository; set the URL your people can open, e.g. https://git.example.com/platform/failover-operator/-/blob/main/docs/runbooks.',
+          ),
       })
       .prefault({})
       .describe('Prometheus Operator PrometheusRule with the operator alerts.'),

@@ -357,32 +357,84 @@ describe('values', () => {
 });
 
 describe('alerts', () => {
-  it('watch only metrics the operator exports', async () => {
+  const alertNames = [
+    'FailoverClusterDown',
+    'FailoverNoPromotableStandby',
+    'FailoverHappened',
+    'FailoverObserversBelowQuorum',
+    'FailoverDnsCheckFailing',
+    'FailoverPolicyNotReady',
+    'FailoverStepFailing',
+    'FailoverReplicationLagOverBudget',
+    'FailoverOperationStuck',
+    'FailoverDrillFailed',
+    'FailoverDrillOverdue',
+    'FailoverOperatorLeaderMissing',
+    'FailoverOperatorSeveralLeaders',
+  ];
+  type Alert = {
+    alert: string;
+    expr: string;
+    labels: { severity: string };
+    annotations: Record<string, string>;
+  };
+  const renderAlerts = async (values: Record<string, unknown> = {}) => {
     const manifests = parseManifests(
-      await renderChart({ namespace: NS, values: { prometheusRule: { enabled: true } } }),
+      await renderChart({ namespace: NS, values: { prometheusRule: { enabled: true, ...values } } }),
     );
-    const rule = find(manifests, 'PrometheusRule', '')?.spec as {
-      groups: { rules: { alert: string; expr: string }[] }[];
-    };
-    const alerts = rule.groups.flatMap((g) => g.rules);
-    expect(alerts.map((a) => a.alert)).toEqual(
-      expect.arrayContaining([
-        'FailoverReplicationLagOverBudget',
-        'FailoverOperationStuck',
-        'FailoverDrillFailed',
-        'FailoverDrillOverdue',
-        'FailoverOperatorLeaderMissing',
-      ]),
-    );
+    const rule = find(manifests, 'PrometheusRule', '')?.spec as { groups: { rules: Alert[] }[] };
+    return rule.groups.flatMap((g) => g.rules);
+  };
+
+  it('watch only metrics the operator exports', async () => {
+    const alerts = await renderAlerts();
+    expect(alerts.map((a) => a.alert).sort()).toEqual([...alertNames].sort());
     const exported = new Set(new Metrics().registry.getMetricsAsArray().map((m) => m.name));
-    const used = new Set(
-      alerts.flatMap((a) => a.expr.match(/\b(failover|leader_election)_[a-z_]+\b/g) ?? []),
-    );
-    expect(used.size).toBeGreaterThanOrEqual(5);
-    for (const metric of used) expect(exported.has(metric), `${metric} is not exported`).toBe(true);
+    for (const a of alerts) {
+      const used = a.expr.match(/\b(failover|leader_election)_[a-z_]+\b/g) ?? [];
+      expect(used.length, `${a.alert} reads no exported series`).toBeGreaterThan(0);
+      for (const metric of used)
+        expect(exported.has(metric), `${a.alert}: ${metric} is not exported`).toBe(true);
+    }
     // The operation gauge is 0 while none runs: the stuck alert must not read that as 1970.
     const stuck = alerts.find((a) => a.alert === 'FailoverOperationStuck');
     expect(stuck?.expr).toMatch(/failover_operation_start_timestamp_seconds > 0\)/);
+  });
+
+  it('each link a runbook in docs/runbooks that says what it means, how to confirm, what to do, when to escalate', async () => {
+    const alerts = await renderAlerts({
+      runbookBaseUrl: 'https://git.example.com/ops/failover/-/blob/main/docs/runbooks/',
+    });
+    for (const a of alerts) {
+      expect(a.annotations.runbook_url).toBe(
+        `https://git.example.com/ops/failover/-/blob/main/docs/runbooks/${a.alert}.md`,
+      );
+      expect(a.annotations.summary, a.alert).toBeTruthy();
+      expect(['critical', 'warning']).toContain(a.labels.severity);
+      const runbook = readFileSync(join(repoRoot, 'docs', 'runbooks', `${a.alert}.md`), 'utf8');
+      expect(runbook.split('\n')[0]).toBe(`# ${a.alert}`);
+      expect(runbook, a.alert).toContain(`**Severity** ${a.labels.severity}`);
+      for (const section of ['## What it means', '## Confirm', '## Act', '## Escalate'])
+        expect(runbook, `${a.alert} runbook lacks ${section}`).toContain(section);
+    }
+    const index = readFileSync(join(repoRoot, 'docs', 'runbooks', 'README.md'), 'utf8');
+    for (const name of alertNames) expect(index).toContain(`[${name}](${name}.md)`);
+    const [first] = await renderAlerts();
+    expect(first?.annotations.runbook_url).toBe(`docs/runbooks/${first?.alert}.md`);
+  });
+
+  it('take their thresholds from values', async () => {
+    const alerts = await renderAlerts({
+      noPromotableStandbyFor: '20m',
+      failoverHappenedWindow: '6h',
+      stepFailuresWindow: '30m',
+      stepFailuresThreshold: 5,
+    });
+    const byName = new Map(alerts.map((a) => [a.alert, a as Alert & { for?: string }]));
+    expect(byName.get('FailoverNoPromotableStandby')?.for).toBe('20m');
+    expect(byName.get('FailoverHappened')?.expr).toContain('[6h]');
+    expect(byName.get('FailoverHappened')?.expr).toContain('offset 6h');
+    expect(byName.get('FailoverStepFailing')?.expr).toMatch(/\[30m\]\)\) >= 5$/);
   });
 
   it('watch the lease the operator campaigns for', async () => {
