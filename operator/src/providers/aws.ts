@@ -1,9 +1,9 @@
 /**
  * What the AWS adapters (Route 53, RDS, Aurora global) share: how their SDK clients are set up,
- * how an AWS error becomes a ProviderError the controller can act on, and bounded polling for
- * the APIs that only say "accepted" and finish later.
+ * and how an AWS error becomes a ProviderError the controller can act on. Nothing here waits for
+ * an operation AWS finishes later: adapters return once AWS accepted it, and the controller looks
+ * again on a later reconcile.
  */
-import { setTimeout as sleepFor } from 'node:timers/promises';
 import { ProviderError, type ProviderErrorReason } from './errors.ts';
 
 /** Static credentials read from the Secret named by `credentialsSecretRef`. Never logged. */
@@ -27,14 +27,6 @@ export interface AwsClientOptions {
    * Default 3; the controller retries with its own backoff above this.
    */
   maxAttempts?: number;
-}
-
-/** Bounded waiting for an operation AWS completes after accepting it. */
-export interface AwsPollOptions {
-  timeoutMs: number;
-  intervalMs: number;
-  /** Injected so tests need not wait; defaults to a real timer. */
-  sleep?: (ms: number) => Promise<void>;
 }
 
 /** The SDK client configuration (shared by Route53Client and RDSClient) for these options. */
@@ -190,28 +182,4 @@ export function classifyAwsError(err: unknown, operation: string): ProviderError
   if (status !== undefined && status >= 500) return make('ProviderError');
   if (status !== undefined && status >= 400) return make('Rejected');
   return make('ProviderError');
-}
-
-/**
- * Calls `probe` until it returns a value or `timeoutMs` passes. Returns the value, or undefined
- * on timeout, and how long it took, so callers can report the time AWS needed.
- */
-export async function pollUntil<T>(
-  probe: () => Promise<T | undefined>,
-  options: AwsPollOptions,
-): Promise<{ value: T | undefined; elapsedMs: number }> {
-  const sleep = options.sleep ?? ((ms: number) => sleepFor(ms));
-  // A monotonic clock: this measures a duration, it decides nothing by wall-clock time.
-  const start = performance.now();
-  // Counted as well as measured, so an injected sleep that returns at once still ends the loop.
-  let slept = 0;
-  for (;;) {
-    const value = await probe();
-    const elapsedMs = Math.round(performance.now() - start);
-    if (value !== undefined) return { value, elapsedMs };
-    if (Math.max(elapsedMs, slept) + options.intervalMs > options.timeoutMs)
-      return { value: undefined, elapsedMs };
-    await sleep(options.intervalMs);
-    slept += options.intervalMs;
-  }
 }

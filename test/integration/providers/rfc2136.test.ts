@@ -12,6 +12,7 @@ import {
 } from '../../../operator/src/providers/dns/rfc2136.ts';
 import { DirectDnsVerifier, findAuthoritativeServers } from '../../../operator/src/providers/dns/verifier.ts';
 import { type BindOptions, type BindServer, startBind } from '../../harness/bind.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 const started: BindServer[] = [];
 afterAll(async () => {
@@ -30,6 +31,11 @@ function providerFor(server: BindServer, options: Partial<Rfc2136ProviderOptions
 
 function ref(server: BindServer, label: string, type: DnsRecordType = 'A'): DnsRecordRef {
   return { zone: server.zone, name: `${label}.${server.zone}`, type };
+}
+
+/** UDP and TCP sockets this process holds open. */
+function dnsSockets(): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'UDPWrap' || r === 'TCPSocketWrap').length;
 }
 
 const change = (
@@ -64,6 +70,19 @@ describe('the RFC 2136 provider against BIND', () => {
     });
     expect(await dns.dig(record.name, 'A')).toEqual(['10.0.0.1']);
     expect(await dns.dig(`_failover.${record.name}`, 'TXT')).toEqual(['"owner=operator-a" "epoch=1"']);
+  });
+
+  it('holds no socket between calls, so close has nothing to release (and may be called twice)', async () => {
+    const own = providerFor(dns);
+    const before = dnsSockets();
+    await own.apply(change(ref(dns, 'close'), { value: '10.0.9.1', epoch: 1 }));
+    // Each exchange closes its own socket once answered.
+    await waitFor(() => dnsSockets() <= before, {
+      description: 'the exchanges to close their sockets',
+      timeoutMs: 5_000,
+    });
+    await own.close();
+    await own.close();
   });
 
   it('swaps the value when the record still holds the expected one', async () => {

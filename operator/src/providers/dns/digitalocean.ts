@@ -439,6 +439,9 @@ export class DigitalOceanDnsProvider implements DnsProvider {
   }
 
   /** The record(s) of this name and type and the ownership TXT records, oldest first. */
+  /** Nothing to release: requests go through the process's shared fetch connection pool. */
+  async close(): Promise<void> {}
+
   private async snapshot(loc: RecordLocation, type: DnsRecordType): Promise<Snapshot> {
     const [records, txt] = await Promise.all([
       this.listRecords(loc, loc.fqdn, type),

@@ -382,6 +382,9 @@ export class Rfc2136DnsProvider implements DnsProvider {
     await this.sendUpdate(change.record, prerequisites, updates, Date.now() + this.timeoutMs, 'update');
   }
 
+  /** Nothing to release: every exchange opens its own socket and closes it when answered. */
+  async close(): Promise<void> {}
+
   private async observeUntil(record: DnsRecordRef, deadline: number): Promise<ObservedRecord> {
     const txtName = ownershipRecordName(record.name);
     const [records, txts] = await Promise.all([

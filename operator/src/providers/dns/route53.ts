@@ -4,24 +4,20 @@
  * applies a batch all or nothing, and refuses a DELETE that does not match the record set's
  * current values, so the batch is a compare-and-swap: of two deciders that read the same record,
  * only the first batch applies (design rule 4).
+ *
+ * `apply` returns once Route 53 accepted the batch. Propagation to every Route 53 server (INSYNC)
+ * takes up to a minute and is not waited for: the controller asks the authoritative servers on
+ * later reconciles, which is what counts.
  */
 import {
   type Change,
   ChangeResourceRecordSetsCommand,
-  GetChangeCommand,
   ListResourceRecordSetsCommand,
   type ListResourceRecordSetsCommandOutput,
   type ResourceRecordSet,
   Route53Client,
 } from '@aws-sdk/client-route-53';
-import {
-  type AwsClientOptions,
-  type AwsPollOptions,
-  awsClientConfig,
-  awsErrorName,
-  classifyAwsError,
-  pollUntil,
-} from '../aws.ts';
+import { type AwsClientOptions, awsClientConfig, awsErrorName, classifyAwsError } from '../aws.ts';
 import { ProviderError } from '../errors.ts';
 import {
   type DnsChange,
@@ -38,24 +34,17 @@ export interface Route53DnsOptions extends Omit<AwsClientOptions, 'region'> {
   hostedZoneId: string;
   /** Region for the API client; Route 53 is global. Default us-east-1. */
   region?: string;
-  /** How long `apply` waits for the change to reach every Route 53 server (INSYNC). Default 60 s. */
-  syncTimeoutMs?: number;
-  /** How often `apply` asks GetChange. Default 1 s. */
-  syncPollIntervalMs?: number;
-  sleep?: AwsPollOptions['sleep'];
   /** A client to use instead of making one (shared clients, tests); `close` leaves it open. */
   client?: Route53Client;
 }
 
-/** What `apply` returns: the port's `changed`, plus what Route 53 said about propagation. */
+/** What `apply` returns: the port's `changed`, plus the change Route 53 accepted. */
 export interface Route53ApplyResult {
   changed: boolean;
-  /** The change's id, for GetChange and the audit trail. */
+  /** The change's id, for GetChange and the audit trail; absent when nothing was sent. */
   changeId?: string;
-  /** Whether Route 53 reported INSYNC (on all its servers) within `syncTimeoutMs`. */
-  insync?: boolean;
-  /** Milliseconds from submitting the batch until INSYNC (or until giving up). */
-  syncMs?: number;
+  /** Route 53's status of the change when it accepted it: PENDING until it is on all its servers. */
+  status?: string;
 }
 
 /** The record and its ownership TXT as the API holds them, kept for the exact DELETEs. */
@@ -69,7 +58,7 @@ export class Route53Dns implements DnsProvider {
   private readonly client: Route53Client;
   private readonly ownsClient: boolean;
   private readonly hostedZoneId: string;
-  private readonly sync: AwsPollOptions;
+  private closed = false;
 
   constructor(options: Route53DnsOptions) {
     this.hostedZoneId = options.hostedZoneId.replace(/^\/hostedzone\//, '');
@@ -77,11 +66,6 @@ export class Route53Dns implements DnsProvider {
     this.client =
       options.client ??
       new Route53Client(awsClientConfig({ ...options, region: options.region ?? 'us-east-1' }));
-    this.sync = {
-      timeoutMs: options.syncTimeoutMs ?? 60_000,
-      intervalMs: options.syncPollIntervalMs ?? 1_000,
-      ...(options.sleep ? { sleep: options.sleep } : {}),
-    };
   }
 
   async read(record: DnsRecordRef): Promise<DnsRecordState> {
@@ -157,7 +141,6 @@ export class Route53Dns implements DnsProvider {
     });
 
     const operation = `Route 53 ChangeResourceRecordSets for ${record.name} ${record.type} in zone ${this.hostedZoneId}`;
-    let changeId: string;
     try {
       const out = await this.client.send(
         new ChangeResourceRecordSetsCommand({
@@ -168,29 +151,20 @@ export class Route53Dns implements DnsProvider {
           },
         }),
       );
-      changeId = out.ChangeInfo?.Id ?? '';
-      if (out.ChangeInfo?.Status === 'INSYNC') return { changed: true, changeId, insync: true, syncMs: 0 };
+      return {
+        changed: true,
+        ...(out.ChangeInfo?.Id ? { changeId: out.ChangeInfo.Id } : {}),
+        ...(out.ChangeInfo?.Status ? { status: out.ChangeInfo.Status } : {}),
+      };
     } catch (err) {
       throw classifyChangeBatchError(err, operation);
     }
-
-    // The change is in; only its propagation is left. Not seeing INSYNC (in time, or at all when
-    // GetChange fails) is reported, not thrown: the change took effect, and the controller
-    // verifies the answers of the authoritative servers either way.
-    const { value, elapsedMs } = await pollUntil(async () => {
-      try {
-        const out = await this.client.send(new GetChangeCommand({ Id: changeId }));
-        return out.ChangeInfo?.Status === 'INSYNC' ? 'insync' : undefined;
-      } catch (err) {
-        return classifyAwsError(err, 'GetChange').reason === 'Throttled' ? undefined : 'unknown';
-      }
-    }, this.sync);
-    return { changed: true, changeId, insync: value === 'insync', syncMs: elapsedMs };
   }
 
-  /** Releases the HTTP connections of a client this adapter made. */
+  /** Releases the HTTP connections of a client this adapter made; a given client stays open. */
   async close(): Promise<void> {
-    if (this.ownsClient) this.client.destroy();
+    if (this.ownsClient && !this.closed) this.client.destroy();
+    this.closed = true;
   }
 
   private async readCurrent(ref: DnsRecordRef): Promise<CurrentRecords> {
