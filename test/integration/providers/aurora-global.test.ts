@@ -1,8 +1,8 @@
 /**
- * The Aurora global database adapter against a real moto_server (a global cluster with a writer
- * member in us-east-1 and a secondary in eu-west-1) with the real AWS SDK, composed with the real
- * self-managed SQL adapter over a real PostgreSQL primary and standby standing for the members'
- * databases.
+ * The Aurora global database control plane against a real moto_server (a global cluster with a
+ * writer member in us-east-1 and a secondary in eu-west-1) with the real AWS SDK, composed
+ * (ManagedDatabase) with the real SQL side over a real PostgreSQL primary and standby standing
+ * for the members' databases.
  *
  * moto implements the global cluster's topology (DescribeGlobalClusters with IsWriter) but not
  * SwitchoverGlobalCluster or FailoverGlobalCluster: it records the request, then answers HTTP 500
@@ -30,10 +30,15 @@ import {
 import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  AuroraGlobalDatabase,
-  type AuroraGlobalDatabaseOptions,
+  AuroraGlobalControlPlane,
+  type AuroraGlobalControlPlaneOptions,
 } from '../../../operator/src/providers/database/aurora-global.ts';
-import type { DatabaseObservation, DatabaseProvider } from '../../../operator/src/providers/database/port.ts';
+import { type DatabaseSql, ManagedDatabase } from '../../../operator/src/providers/database/managed.ts';
+import type {
+  DatabaseObservation,
+  PromoteOutcome,
+  PromoteRequest,
+} from '../../../operator/src/providers/database/port.ts';
 import { ProviderError } from '../../../operator/src/providers/errors.ts';
 import type { MotoServer } from '../../harness/moto.ts';
 import { freePort } from '../../harness/ports.ts';
@@ -99,21 +104,37 @@ const sqlSide = (node: PostgresNodeName | { unreachablePort: number }) => aws.sq
 
 function aurora(
   member: { region: string; id: string },
-  sql: DatabaseProvider,
-  options: Partial<AuroraGlobalDatabaseOptions> = {},
-): AuroraGlobalDatabase {
-  const adapter = new AuroraGlobalDatabase({
+  sql: DatabaseSql,
+  options: Partial<AuroraGlobalControlPlaneOptions> & { clock?: { now(): Date } } = {},
+): ManagedDatabase<AuroraGlobalControlPlane> {
+  const { clock, ...controlPlaneOptions } = options;
+  const controlPlane = new AuroraGlobalControlPlane({
     region: member.region,
     globalClusterIdentifier: GLOBAL,
     dbClusterIdentifier: member.id,
     endpointUrl: moto.endpoint,
     credentials: moto.credentials,
-    sql,
     maxAttempts: 1,
-    ...options,
+    ...controlPlaneOptions,
   });
-  aws.track(adapter);
-  return adapter;
+  return aws.track(new ManagedDatabase({ sql, controlPlane, ...(clock ? { clock } : {}) }));
+}
+
+/** Promote calls of one adapter, each timed; the slowest is checked at the end of a test. */
+class PromoteCalls {
+  readonly ms: number[] = [];
+  private readonly adapter: ManagedDatabase;
+  private readonly request: PromoteRequest;
+  constructor(adapter: ManagedDatabase, request: PromoteRequest) {
+    this.adapter = adapter;
+    this.request = request;
+  }
+  async next(): Promise<PromoteOutcome> {
+    const started = performance.now();
+    const outcome = await this.adapter.promote(this.request);
+    this.ms.push(Math.round(performance.now() - started));
+    return outcome;
+  }
 }
 
 async function rejection(promise: Promise<unknown>): Promise<ProviderError> {
@@ -149,7 +170,7 @@ describe('observing', () => {
   });
 
   it('says what Aurora lists each member as', async () => {
-    const west = await aurora(WEST, sqlSide('standby')).view();
+    const west = await aurora(WEST, sqlSide('standby')).controlPlane.view();
     expect(west).toMatchObject({
       role: 'Standby',
       isWriter: false,
@@ -157,7 +178,7 @@ describe('observing', () => {
       status: 'available',
     });
     expect(west.operation).toBeUndefined();
-    expect((await aurora(EAST, sqlSide('primary')).view()).isWriter).toBe(true);
+    expect((await aurora(EAST, sqlSide('primary')).controlPlane.view()).isWriter).toBe(true);
   });
 
   it('takes the role from Aurora when SQL cannot reach the member', async () => {
@@ -181,7 +202,7 @@ describe('observing', () => {
 
   it('NotFound naming the spec field for a global cluster Aurora does not have', async () => {
     const err = await rejection(
-      aurora(WEST, sqlSide('standby'), { globalClusterIdentifier: 'orders-nowhere' }).view(),
+      aurora(WEST, sqlSide('standby'), { globalClusterIdentifier: 'orders-nowhere' }).controlPlane.view(),
     );
     expect(err.reason).toBe('NotFound');
     expect(err.message).toContain('spec.provider.auroraGlobal.globalClusterIdentifier');
@@ -206,6 +227,7 @@ describe('promoting', () => {
   it('does nothing for the writer: it is already primary', async () => {
     moto.clearRecording();
     expect(await aurora(EAST, sqlSide('primary')).promote({ operationId: 'op-1', epoch: 1 })).toEqual({
+      state: 'Promoted',
       alreadyPrimary: true,
     });
     expect(writerMovesSent()).toEqual([]);
@@ -253,25 +275,12 @@ describe('promoting', () => {
   // of DescribeGlobalClusters that an operation produces (see GlobalOperationStandIn).
   // DescribeDBClusters, the rest of DescribeGlobalClusters and the SQL side are real: the real
   // standby is promoted with pg_promote() while the operation runs, as Aurora promotes the
-  // secondary's database, and the heartbeat is read back from it.
+  // secondary's database, and the heartbeat is read back from it. The test moves Aurora along
+  // between promote calls; no call waits for it.
 
-  it('waits until Aurora lists the member as the writer with no operation under way, then writes the heartbeat', async () => {
+  it('is Pending while the switchover runs, asks once, and is Promoted once Aurora lists the member as the writer with nothing under way', async () => {
     const at = new Date('2030-01-02T03:04:05.000Z');
-    const standIn = new GlobalOperationStandIn(WEST.region, {
-      1: (s) => {
-        s.operation = { ...(s.operation as FailoverState), Status: SWITCHING_OVER };
-      },
-      // Aurora promotes the secondary's database while the operation still runs...
-      2: () => promoteWestDatabase(),
-      // ...lists it as the writer before the operation ends...
-      3: (s) => {
-        s.writer = westArn;
-      },
-      // ...and only then clears FailoverState.
-      4: (s) => {
-        s.operation = undefined;
-      },
-    });
+    const standIn = new GlobalOperationStandIn(WEST.region);
     standIn.mock
       .on(SwitchoverGlobalClusterCommand)
       .callsFake((input: SwitchoverGlobalClusterCommandInput) => {
@@ -286,54 +295,73 @@ describe('promoting', () => {
       });
     const before = await heartbeatOn('standby');
     moto.clearRecording();
+    const calls = new PromoteCalls(
+      aurora(WEST, sqlSide('standby'), standIn.options({ clock: { now: () => at } })),
+      {
+        operationId: 'op-4',
+        epoch: 4,
+      },
+    );
 
-    const adapter = aurora(WEST, sqlSide('standby'), standIn.options({ clock: { now: () => at } }));
-    expect(await adapter.promote({ operationId: 'op-4', epoch: 4 })).toEqual({ alreadyPrimary: false });
+    expect(await calls.next()).toEqual({
+      state: 'Pending',
+      detail: expect.stringContaining('Switchover requested'),
+    });
+    standIn.operation = { ...(standIn.operation as FailoverState), Status: SWITCHING_OVER };
+    expect(await calls.next()).toEqual({
+      state: 'Pending',
+      detail: expect.stringContaining('switching-over'),
+    });
+    // Aurora promotes the secondary's database while the operation still runs, and lists it as
+    // the writer before the operation ends: not done yet.
+    await promoteWestDatabase();
+    standIn.writer = westArn;
+    expect(await calls.next()).toEqual({
+      state: 'Pending',
+      detail: expect.stringContaining('the writer, switching-over'),
+    });
+    expect((await heartbeatOn('standby'))?.epoch).not.toBe(4);
+    standIn.operation = undefined;
+    expect(await calls.next()).toEqual({ state: 'Promoted', alreadyPrimary: false });
 
-    // One request, before any waiting; then exactly the four poll intervals the operation took:
-    // not done at pending, switching-over, or IsWriter with the operation still under way.
-    expect(standIn.log).toEqual(['SwitchoverGlobalCluster', 'sleep', 'sleep', 'sleep', 'sleep']);
+    // One request, by ARN, from the first call; the later calls only looked.
+    expect(standIn.log).toEqual(['SwitchoverGlobalCluster']);
     expect(standIn.mock.commandCalls(SwitchoverGlobalClusterCommand).map((c) => c.args[0].input)).toEqual([
       { GlobalClusterIdentifier: GLOBAL, TargetDbClusterIdentifier: westArn },
     ]);
     expect(standIn.mock.commandCalls(FailoverGlobalClusterCommand)).toEqual([]);
-    expect(standIn.sleptMs).toEqual([1_000, 1_000, 1_000, 1_000]);
-    // The heartbeat came after the wait: no poll interval saw it on the database.
-    expect(standIn.heartbeatEpochsWhileWaiting.every((epoch) => epoch !== 4)).toBe(true);
     expect(before?.epoch).not.toBe(4);
     expect(await heartbeatOn('standby')).toEqual({ epoch: 4, writtenAt: at });
+    expect(Math.max(...calls.ms)).toBeLessThan(1_000);
     // The mock took the operation; moto answered the rest.
     expect(writerMovesSent()).toEqual([]);
     expect(moto.recordedRequests().some((r) => r.action === 'DescribeDBClusters')).toBe(true);
   });
 
-  it('waits for an operation already moving the writer here without requesting another', async () => {
+  it('reports an operation already moving the writer here without requesting another', async () => {
     // An earlier attempt's failover is under way when the operator asks again (after a restart).
-    const standIn = new GlobalOperationStandIn(WEST.region, {
-      1: () => promoteWestDatabase(),
-      // FailoverState is gone a poll before the members say who writes: not done yet.
-      2: (s) => {
-        s.operation = undefined;
-      },
-      3: (s) => {
-        s.writer = westArn;
-      },
-    });
+    const standIn = new GlobalOperationStandIn(WEST.region);
     standIn.operation = {
       Status: 'failing-over',
       FromDbClusterArn: eastArn,
       ToDbClusterArn: westArn,
       IsDataLossAllowed: true,
     };
-    const adapter = aurora(WEST, sqlSide('standby'), standIn.options());
-    expect(await adapter.promote({ operationId: 'op-5', epoch: 5, kind: 'Failover' })).toEqual({
-      alreadyPrimary: false,
+    const calls = new PromoteCalls(aurora(WEST, sqlSide('standby'), standIn.options()), {
+      operationId: 'op-5',
+      epoch: 5,
+      kind: 'Failover',
     });
-    // Nothing requested; the wait lasted until the failover ended, not one poll longer.
-    expect(standIn.log).toEqual(['sleep', 'sleep', 'sleep']);
+    expect(await calls.next()).toEqual({ state: 'Pending', detail: expect.stringContaining('failing-over') });
+    expect(await calls.next()).toMatchObject({ state: 'Pending' });
+    await promoteWestDatabase();
+    standIn.writer = westArn;
+    standIn.operation = undefined;
+    expect(await calls.next()).toEqual({ state: 'Promoted', alreadyPrimary: false });
+    // Nothing requested.
+    expect(standIn.log).toEqual([]);
     expect(standIn.mock.commandCalls(FailoverGlobalClusterCommand)).toEqual([]);
     expect(standIn.mock.commandCalls(SwitchoverGlobalClusterCommand)).toEqual([]);
-    expect(standIn.heartbeatEpochsWhileWaiting.every((epoch) => epoch !== 5)).toBe(true);
     expect((await heartbeatOn('standby'))?.epoch).toBe(5);
   });
 
@@ -358,7 +386,7 @@ describe('promoting', () => {
     const before = await heartbeatOn('standby');
 
     // Seen before anything is requested: refused at once.
-    const seen = new GlobalOperationStandIn(WEST.region, {});
+    const seen = new GlobalOperationStandIn(WEST.region);
     seen.operation = elsewhere;
     const err = await rejection(
       aurora(WEST, sqlSide('standby'), seen.options()).promote({ operationId: 'op-6', epoch: 6 }),
@@ -370,8 +398,8 @@ describe('promoting', () => {
     expect(seen.mock.commandCalls(FailoverGlobalClusterCommand)).toEqual([]);
 
     // Not seen yet by the first DescribeGlobalClusters: Aurora refuses the request as busy, and
-    // the wait's first poll finds where the operation goes and ends without waiting for it.
-    const raced = new GlobalOperationStandIn(WEST.region, {});
+    // the one look at what it is busy with finds where the operation goes, in the same call.
+    const raced = new GlobalOperationStandIn(WEST.region);
     raced.mock.on(FailoverGlobalClusterCommand).callsFake(() => {
       raced.log.push('FailoverGlobalCluster');
       raced.operation = elsewhere;
@@ -391,16 +419,10 @@ describe('promoting', () => {
     expect(await heartbeatOn('standby')).toEqual(before);
   });
 
-  it('treats InvalidGlobalClusterStateFault from a second request as "under way" and waits', async () => {
+  it('treats InvalidGlobalClusterStateFault from a second request as "under way": Pending, and not asked again', async () => {
     // The first DescribeGlobalClusters does not show the operation an earlier request started
     // yet; Aurora refuses the second request because of it, and it ends with west the writer.
-    const standIn = new GlobalOperationStandIn(WEST.region, {
-      1: () => promoteWestDatabase(),
-      2: (s) => {
-        s.writer = westArn;
-        s.operation = undefined;
-      },
-    });
+    const standIn = new GlobalOperationStandIn(WEST.region);
     standIn.mock.on(SwitchoverGlobalClusterCommand).callsFake(() => {
       standIn.log.push('SwitchoverGlobalCluster');
       standIn.operation = {
@@ -411,15 +433,25 @@ describe('promoting', () => {
       };
       throw busy();
     });
-    const adapter = aurora(WEST, sqlSide('standby'), standIn.options());
-    expect(await adapter.promote({ operationId: 'op-7', epoch: 7 })).toEqual({ alreadyPrimary: false });
-    // Asked once, not again; waited for the operation to end.
-    expect(standIn.log).toEqual(['SwitchoverGlobalCluster', 'sleep', 'sleep']);
-    expect(standIn.heartbeatEpochsWhileWaiting.every((epoch) => epoch !== 7)).toBe(true);
+    const calls = new PromoteCalls(aurora(WEST, sqlSide('standby'), standIn.options()), {
+      operationId: 'op-7',
+      epoch: 7,
+    });
+    expect(await calls.next()).toEqual({
+      state: 'Pending',
+      detail: expect.stringContaining('refused the Switchover as busy'),
+    });
+    expect(await calls.next()).toMatchObject({ state: 'Pending' });
+    await promoteWestDatabase();
+    standIn.writer = westArn;
+    standIn.operation = undefined;
+    expect(await calls.next()).toEqual({ state: 'Promoted', alreadyPrimary: false });
+    // Asked once, not again.
+    expect(standIn.log).toEqual(['SwitchoverGlobalCluster']);
     expect((await heartbeatOn('standby'))?.epoch).toBe(7);
 
     // Only a busy global cluster is "under way": another refusal ends promote at once.
-    const refused = new GlobalOperationStandIn(WEST.region, {});
+    const refused = new GlobalOperationStandIn(WEST.region);
     refused.mock.on(SwitchoverGlobalClusterCommand).callsFake(() => {
       refused.log.push('SwitchoverGlobalCluster');
       throw new DBClusterNotFoundFault({
@@ -466,9 +498,7 @@ async function heartbeatOn(node: PostgresNodeName): Promise<DatabaseObservation[
  * SwitchoverGlobalCluster and FailoverGlobalCluster (each test says how they answer), and the
  * FailoverState and IsWriter an operation moves, laid over moto's real DescribeGlobalClusters
  * answer. DescribeDBClusters goes to moto untouched. The test moves `writer` and `operation` as
- * Aurora would, from `script`, keyed by the number of the poll interval (the adapter's injected
- * sleep) after which the change happens. `log` lists, in order, what the test's fakes record
- * (the writer-moving requests) and the sleeps.
+ * Aurora would, between promote calls. `log` lists, in order, the writer-moving requests.
  */
 class GlobalOperationStandIn {
   readonly client: RDSClient;
@@ -476,13 +506,8 @@ class GlobalOperationStandIn {
   writer = eastArn;
   operation: FailoverState | undefined;
   readonly log: string[] = [];
-  readonly sleptMs: number[] = [];
-  /** The heartbeat epoch on the west database at each poll interval, before the script ran. */
-  readonly heartbeatEpochsWhileWaiting: (number | undefined)[] = [];
-  private readonly script: Record<number, (s: GlobalOperationStandIn) => unknown>;
 
-  constructor(region: string, script: Record<number, (s: GlobalOperationStandIn) => unknown>) {
-    this.script = script;
+  constructor(region: string) {
     this.client = rdsClient(region);
     const real = rdsClient(region);
     this.mock = mockClient(this.client);
@@ -504,19 +529,8 @@ class GlobalOperationStandIn {
       });
   }
 
-  /** Adapter options: this client, and a sleep that lets the script move Aurora along. */
-  options(extra: Partial<AuroraGlobalDatabaseOptions> = {}): Partial<AuroraGlobalDatabaseOptions> {
-    return {
-      client: this.client,
-      pollIntervalMs: 1_000,
-      promoteTimeoutMs: 60_000,
-      sleep: async (ms) => {
-        this.log.push('sleep');
-        this.sleptMs.push(ms);
-        this.heartbeatEpochsWhileWaiting.push((await heartbeatOn('standby'))?.epoch);
-        await this.script[this.sleptMs.length]?.(this);
-      },
-      ...extra,
-    };
+  /** Adapter options: this client. */
+  options<T extends object>(extra: T = {} as T): T & { client: RDSClient } {
+    return { client: this.client, ...extra };
   }
 }

@@ -1,8 +1,8 @@
 /**
- * The RDS adapter against a real moto_server (two regions: a source instance in us-east-1 and a
- * cross-region read replica in eu-west-1) with the real AWS SDK, composed with the real
- * self-managed SQL adapter over a real PostgreSQL primary and streaming standby that stand for
- * the two instances' databases (moto runs no database).
+ * The RDS control plane against a real moto_server (two regions: a source instance in us-east-1
+ * and a cross-region read replica in eu-west-1) with the real AWS SDK, composed (ManagedDatabase)
+ * with the real SQL side over a real PostgreSQL primary and streaming standby that stand for the
+ * two instances' databases (moto runs no database).
  *
  * moto's PromoteReadReplica leaves ReadReplicaSourceDBInstanceIdentifier in place, so moto never
  * reports a promotion done: one test pins that down, and the test of the completed promotion
@@ -19,10 +19,11 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { classifyAwsError } from '../../../operator/src/providers/aws.ts';
 import {
-  AwsRdsDatabase,
-  type AwsRdsDatabaseOptions,
+  RdsControlPlane,
+  type RdsControlPlaneOptions,
 } from '../../../operator/src/providers/database/aws-rds.ts';
-import type { DatabaseProvider } from '../../../operator/src/providers/database/port.ts';
+import { type DatabaseSql, ManagedDatabase } from '../../../operator/src/providers/database/managed.ts';
+import type { PromoteOutcome, PromoteRequest } from '../../../operator/src/providers/database/port.ts';
 import { ProviderError } from '../../../operator/src/providers/errors.ts';
 import type { MotoServer } from '../../harness/moto.ts';
 import { freePort } from '../../harness/ports.ts';
@@ -73,19 +74,27 @@ const sqlSide = (node: PostgresNodeName | { unreachablePort: number }) => aws.sq
 
 function rds(
   instance: { region: string; id: string },
-  sql: DatabaseProvider,
-  options: Partial<AwsRdsDatabaseOptions> = {},
-): AwsRdsDatabase {
-  const adapter = new AwsRdsDatabase({
+  sql: DatabaseSql,
+  options: Partial<RdsControlPlaneOptions> = {},
+): ManagedDatabase<RdsControlPlane> {
+  const controlPlane = new RdsControlPlane({
     region: instance.region,
     dbInstanceIdentifier: instance.id,
     endpointUrl: moto.endpoint,
     credentials: moto.credentials,
-    sql,
     ...options,
   });
-  aws.track(adapter);
-  return adapter;
+  return aws.track(new ManagedDatabase({ sql, controlPlane }));
+}
+
+/** One promote call, and how long it took. */
+async function timedPromote(
+  adapter: ManagedDatabase,
+  request: PromoteRequest,
+): Promise<{ outcome: PromoteOutcome; ms: number }> {
+  const started = performance.now();
+  const outcome = await adapter.promote(request);
+  return { outcome, ms: Math.round(performance.now() - started) };
 }
 
 async function rejection(promise: Promise<unknown>): Promise<ProviderError> {
@@ -234,7 +243,7 @@ describe('promoting', () => {
   it('does nothing for an instance with no replication source: it is already primary', async () => {
     moto.clearRecording();
     const result = await rds(EAST, sqlSide('primary')).promote({ operationId: 'op-3', epoch: 3 });
-    expect(result).toEqual({ alreadyPrimary: true });
+    expect(result).toEqual({ state: 'Promoted', alreadyPrimary: true });
     expect(promoteRequestsSent()).toEqual([]);
     // A promotion interrupted before its heartbeat still owes it: the epoch is brought up to date.
     expect((await rds(EAST, sqlSide('primary')).observe()).heartbeat?.epoch).toBe(3);
@@ -251,13 +260,17 @@ describe('promoting', () => {
     expect(promoteRequestsSent()).toEqual([]);
   });
 
-  it('moto: sends PromoteReadReplica to the replica region, but moto never reports it done, so the wait ends in Timeout', async () => {
+  it('moto: sends PromoteReadReplica to the replica region and returns Pending at once; moto never reports it done', async () => {
     moto.clearRecording();
-    const adapter = rds(WEST, sqlSide('standby'), { promoteTimeoutMs: 600, pollIntervalMs: 100 });
-    const err = await rejection(adapter.promote({ operationId: 'op-4', epoch: 4 }));
-    expect(err.reason).toBe('Timeout');
-    expect(err.retryable).toBe(true);
-    expect(err.message).toContain(`a read replica of ${sourceArn}`);
+    const { outcome, ms } = await timedPromote(rds(WEST, sqlSide('standby')), {
+      operationId: 'op-4',
+      epoch: 4,
+    });
+    expect(outcome).toEqual({
+      state: 'Pending',
+      detail: expect.stringContaining(`a read replica of ${sourceArn}`),
+    });
+    expect(ms).toBeLessThan(1_000);
     expect(promoteRequestsSent()).toEqual([{ region: WEST.region, instance: WEST.id }]);
     // RDS, not the operator, promotes the database of a managed replica: SQL was not asked to.
     const standbySql = sqlSide('standby');
@@ -270,27 +283,23 @@ describe('promoting', () => {
     expect(described.DBInstances?.[0]?.ReadReplicaSourceDBInstanceIdentifier).toBe(sourceArn);
   });
 
-  it('waits until RDS reports the promotion done and SQL sees a primary, writes the heartbeat; again is a no-op', async () => {
-    // What moto leaves out, supplied on the real client: RDS promotes the replica's database
-    // after accepting PromoteReadReplica, and reports the instance "modifying" until it is done,
-    // then "available" without a source. The test promotes the real standby (pg_promote) when
-    // moto has accepted the request, and rewrites moto's DescribeDBInstances answers to match.
+  it('is Pending while RDS promotes, asks once, and is Promoted on the call after SQL sees a writable primary; again is a no-op', async () => {
+    // What moto leaves out, supplied on the real client: after accepting PromoteReadReplica, RDS
+    // reports the replica "modifying", then the instance without a source while it reboots, then
+    // "available". The test moves RDS along (`rdsSays`) and promotes the real standby
+    // (pg_promote) itself, as RDS does behind its API; DescribeDBInstances answers are rewritten
+    // to match.
     const client = rdsClient(WEST.region);
-    let promotion: Promise<unknown> | undefined;
-    let databasePromoted = false;
+    let rdsSays: 'as moto says' | 'modifying' | 'rebooting' | 'available' = 'as moto says';
     client.middlewareStack.add(
       (next, context) => async (args) => {
         const result = await next(args);
-        if (context.commandName === 'PromoteReadReplicaCommand' && !promotion) {
-          promotion = pair.standby.query('SELECT pg_promote(true, 60)').then(() => {
-            databasePromoted = true;
-          });
-        }
-        if (context.commandName === 'DescribeDBInstancesCommand' && promotion) {
+        if (context.commandName === 'PromoteReadReplicaCommand') rdsSays = 'modifying';
+        if (context.commandName === 'DescribeDBInstancesCommand' && rdsSays !== 'as moto says') {
           for (const instance of (result.output as DescribeDBInstancesCommandOutput).DBInstances ?? []) {
             if (instance.DBInstanceIdentifier !== WEST.id) continue;
-            if (databasePromoted) delete instance.ReadReplicaSourceDBInstanceIdentifier;
-            else instance.DBInstanceStatus = 'modifying';
+            instance.DBInstanceStatus = rdsSays;
+            if (rdsSays !== 'modifying') delete instance.ReadReplicaSourceDBInstanceIdentifier;
           }
         }
         return result;
@@ -298,14 +307,59 @@ describe('promoting', () => {
       { step: 'initialize', name: 'rdsPromotionLifecycle' },
     );
     moto.clearRecording();
-    const adapter = rds(WEST, sqlSide('standby'), { client, promoteTimeoutMs: 60_000, pollIntervalMs: 100 });
-    expect(await adapter.promote({ operationId: 'op-5', epoch: 5 })).toEqual({ alreadyPrimary: false });
+    const adapter = rds(WEST, sqlSide('standby'), { client });
+    const request = { operationId: 'op-5', epoch: 5 };
+    const calls: { outcome: PromoteOutcome; ms: number }[] = [];
+    const promote = async () => {
+      const call = await timedPromote(adapter, request);
+      calls.push(call);
+      return call.outcome;
+    };
+
+    expect(await promote()).toEqual({
+      state: 'Pending',
+      detail: expect.stringContaining('PromoteReadReplica accepted'),
+    });
+    expect(await promote()).toEqual({
+      state: 'Pending',
+      detail: expect.stringContaining('as "modifying", a read replica of'),
+    });
+    // Asked once: the second call found the promotion under way.
     expect(promoteRequestsSent()).toEqual([{ region: WEST.region, instance: WEST.id }]);
-    const after = await adapter.observe();
-    expect(after).toMatchObject({ reachable: true, role: 'Primary', heartbeat: { epoch: 5 } });
+
+    rdsSays = 'rebooting';
+    expect(await promote()).toEqual({
+      state: 'Pending',
+      detail: expect.stringContaining('RDS is still changing it'),
+    });
+    // RDS lists it done, but its database has not come out of recovery yet: SQL is the evidence.
+    rdsSays = 'available';
+    expect(await promote()).toEqual({
+      state: 'Pending',
+      detail: expect.stringContaining('SQL still sees a standby'),
+    });
+    expect((await aws.track(sqlSide('standby')).observe()).heartbeat?.epoch).not.toBe(5);
+
+    await pair.standby.query('SELECT pg_promote(true, 60)');
+    const promoted = await waitFor(
+      async () => {
+        const outcome = await promote();
+        return outcome.state === 'Promoted' ? outcome : undefined;
+      },
+      { description: 'promote to report Promoted', timeoutMs: 30_000 },
+    );
+    expect(promoted).toEqual({ state: 'Promoted', alreadyPrimary: false });
+    expect(promoteRequestsSent()).toEqual([{ region: WEST.region, instance: WEST.id }]);
+    expect(await adapter.observe()).toMatchObject({
+      reachable: true,
+      role: 'Primary',
+      heartbeat: { epoch: 5 },
+    });
+    // No call waited for RDS: each is a few requests to local servers.
+    expect(Math.max(...calls.map((c) => c.ms))).toBeLessThan(1_000);
 
     moto.clearRecording();
-    expect(await adapter.promote({ operationId: 'op-5', epoch: 5 })).toEqual({ alreadyPrimary: true });
+    expect(await adapter.promote(request)).toEqual({ state: 'Promoted', alreadyPrimary: true });
     expect(promoteRequestsSent()).toEqual([]);
   });
 });

@@ -1,12 +1,13 @@
 /**
- * The DigitalOcean database adapter against the local DigitalOcean API stand-in and a real
- * PostgreSQL primary and streaming standby, with the self-managed adapter as its SQL side. The
+ * The DigitalOcean control plane, composed (ManagedDatabase) with the real SQL side, against the
+ * local DigitalOcean API stand-in and a real PostgreSQL primary and streaming standby. The
  * stand-in's promote endpoint runs pg_promote() on the real standby, as DigitalOcean does on its
  * side, so "writable after promotion" is real.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DigitalOceanDatabaseProvider } from '../../../operator/src/providers/database/digitalocean.ts';
-import type { DatabaseProvider } from '../../../operator/src/providers/database/port.ts';
+import { DigitalOceanControlPlane } from '../../../operator/src/providers/database/digitalocean.ts';
+import { type DatabaseSql, ManagedDatabase } from '../../../operator/src/providers/database/managed.ts';
+import type { DatabaseProvider, PromoteOutcome } from '../../../operator/src/providers/database/port.ts';
 import { SelfManagedPostgres } from '../../../operator/src/providers/database/self-managed.ts';
 import { ThrottledError } from '../../../operator/src/providers/dns/digitalocean.ts';
 import { isProviderError, type ProviderError } from '../../../operator/src/providers/errors.ts';
@@ -15,7 +16,9 @@ import {
   DigitalOceanApiServer,
   type ReplicaState,
 } from '../../harness/digitalocean-api.ts';
+import { freePort } from '../../harness/ports.ts';
 import { type PostgresPair, startPostgresPair } from '../../harness/postgres.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 let api: DigitalOceanApiServer;
 let pair: PostgresPair;
@@ -34,36 +37,43 @@ function sqlSide(node: 'primary' | 'standby'): DatabaseProvider {
   return side;
 }
 
+/** The read-only node. Nothing to close: the control plane holds nothing, the SQL side is shared. */
 function standbyAdapter(
-  over: {
-    token?: string;
-    promoteTimeoutMs?: number;
-    timeoutMs?: number;
-    apiUrl?: string;
-    sql?: DatabaseProvider;
-  } = {},
+  over: { token?: string; timeoutMs?: number; apiUrl?: string; sql?: DatabaseSql } = {},
 ) {
-  return new DigitalOceanDatabaseProvider({
-    api: {
-      token: over.token ?? api.token,
-      apiUrl: over.apiUrl ?? api.url,
-      timeoutMs: over.timeoutMs ?? 5_000,
-    },
-    databaseId: cluster.id,
-    replicaName: replica.name,
+  return new ManagedDatabase({
     sql: over.sql ?? sqlSide('standby'),
-    promoteTimeoutMs: over.promoteTimeoutMs ?? 60_000,
-    pollIntervalMs: 100,
+    controlPlane: new DigitalOceanControlPlane({
+      api: {
+        token: over.token ?? api.token,
+        apiUrl: over.apiUrl ?? api.url,
+        timeoutMs: over.timeoutMs ?? 5_000,
+      },
+      databaseId: cluster.id,
+      replicaName: replica.name,
+    }),
   });
 }
 
 function primaryAdapter() {
-  return new DigitalOceanDatabaseProvider({
-    api: { token: api.token, apiUrl: api.url },
-    databaseId: cluster.id,
+  return new ManagedDatabase({
     sql: sqlSide('primary'),
+    controlPlane: new DigitalOceanControlPlane({
+      api: { token: api.token, apiUrl: api.url },
+      databaseId: cluster.id,
+    }),
   });
 }
+
+/** A SQL side for a port where nothing listens; closed at the end. */
+async function unreachableSql(): Promise<DatabaseProvider> {
+  const side = new SelfManagedPostgres(pair.connection('standby', { port: await freePort() }), {
+    connectTimeoutMs: 3_000,
+  });
+  unreachableSides.push(side);
+  return side;
+}
+const unreachableSides: DatabaseProvider[] = [];
 
 async function rejection(p: Promise<unknown>): Promise<ProviderError> {
   const err = await p.then(
@@ -91,7 +101,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([...sqlSides.values()].map((side) => side.close()));
+  await Promise.all([...sqlSides.values(), ...unreachableSides].map((side) => side.close()));
   await Promise.all([api?.stop(), pair?.stop()]);
 });
 
@@ -118,6 +128,15 @@ describe.sequential('DigitalOcean database, with real PostgreSQL', () => {
     expect(await standbyAdapter().observe()).toMatchObject({ reachable: true, role: 'Standby' });
   });
 
+  it('takes the role from the API when SQL cannot reach the node, and fences on its word that a read-only node takes no writes', async () => {
+    const adapter = standbyAdapter({ sql: await unreachableSql() });
+    const obs = await adapter.observe();
+    expect(obs).toMatchObject({ reachable: false, role: 'Standby', failure: { reason: 'Unreachable' } });
+    expect(obs.failure?.message).toContain(`lists ${replica.name} as a read-only node`);
+    const { detail } = await adapter.fence({ operationId: 'op-0', epoch: EPOCH, mode: 'ReadOnly' });
+    expect(detail).toContain('accepts no writes');
+  });
+
   it('fences through SQL, turning Shutdown (impossible on a managed cluster) into ReadOnly and saying so', async () => {
     const { detail } = await primaryAdapter().fence({ operationId: 'op-1', epoch: EPOCH, mode: 'Shutdown' });
     expect(detail).toContain('ReadOnly instead of Shutdown');
@@ -140,43 +159,62 @@ describe.sequential('DigitalOcean database, with real PostgreSQL', () => {
     expect((await standbyAdapter().observe()).role).toBe('Standby');
   });
 
-  it('gives up waiting after its bound with a retryable Timeout once the promotion was requested', async () => {
+  it('is Pending at once while DigitalOcean creates the promoted cluster, asks once, and is Promoted on a later call', async () => {
     api.promotionDurationMs = 60_000;
-    const err = await rejection(
-      standbyAdapter({ promoteTimeoutMs: 800 }).promote({ operationId: 'op-1', epoch: EPOCH }),
-    );
-    expect(err.reason).toBe('Timeout');
+    const adapter = standbyAdapter();
+    const request = { operationId: 'op-1', epoch: EPOCH };
+    const ms: number[] = [];
+    const promote = async (): Promise<PromoteOutcome> => {
+      const started = performance.now();
+      try {
+        return await adapter.promote(request);
+      } finally {
+        ms.push(Math.round(performance.now() - started));
+      }
+    };
+
+    const before = (await sqlSide('standby').observe()).heartbeat;
+    expect(await promote()).toEqual({
+      state: 'Pending',
+      detail: expect.stringContaining('promotion requested'),
+    });
+    expect(await promote()).toEqual({ state: 'Pending', detail: expect.stringContaining('"creating"') });
+    // An API failure while it runs is an error the controller retries, not a failed promotion.
+    api.failNext(1, { status: 503, method: 'GET' });
+    const err = await rejection(promote());
+    expect(err.reason).toBe('ProviderError');
     expect(err.retryable).toBe(true);
-    expect(err.message).toContain('creating');
     expect(promoteCalls()).toHaveLength(1);
     expect(api.clusterNamed(replica.name)?.status).toBe('creating');
-  });
+    // SQL already sees the promoted database, but nothing is written before the API says online.
+    expect((await sqlSide('standby').observe()).heartbeat).toEqual(before);
 
-  it('promoting again waits for the running promotion, through API errors, without a second request', async () => {
     const promoted = api.clusterNamed(replica.name);
     if (promoted) promoted.onlineAt = Date.now() + 1_000;
-    // Once its first look found the promotion running, the API fails twice while it waits.
-    api.afterNext({ method: 'GET', path: /^\/v2\/databases$/ }, () =>
-      api.failNext(2, { status: 503, method: 'GET' }),
+    const outcome = await waitFor(
+      async () => {
+        const o = await promote();
+        return o.state === 'Promoted' ? o : undefined;
+      },
+      { description: 'promote to report Promoted once the cluster is online', timeoutMs: 30_000 },
     );
-    const started = Date.now();
-
-    expect(await standbyAdapter().promote({ operationId: 'op-1', epoch: EPOCH })).toEqual({
-      alreadyPrimary: false,
-    });
-    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
-    expect(api.requests.filter((r) => r.status === 503)).toHaveLength(2);
+    expect(outcome).toEqual({ state: 'Promoted', alreadyPrimary: false });
     expect(promoteCalls()).toHaveLength(1);
     expect(api.clusterNamed(replica.name)?.status).toBe('online');
     expect(cluster.replicas).toEqual([]);
-    // The heartbeat with the new epoch was written on the new primary: it accepts writes.
+    // No call waited for DigitalOcean: each is a few requests to local servers.
+    expect(Math.max(...ms)).toBeLessThan(1_000);
+    // The heartbeat with the new epoch was written on the new primary (even though the fence's
+    // epoch had replicated to it already): it accepts writes.
     const obs = await standbyAdapter().observe();
     expect(obs).toMatchObject({ reachable: true, role: 'Primary', heartbeat: { epoch: EPOCH } });
+    expect(obs.heartbeat?.writtenAt.getTime()).toBeGreaterThan(before?.writtenAt.getTime() ?? 0);
   });
 
   it('is idempotent: promoting the promoted node reports alreadyPrimary and sends nothing', async () => {
     api.requests.length = 0;
     expect(await standbyAdapter().promote({ operationId: 'op-1', epoch: EPOCH })).toEqual({
+      state: 'Promoted',
       alreadyPrimary: true,
     });
     expect(api.requests.filter((r) => r.method !== 'GET')).toEqual([]);
@@ -184,6 +222,7 @@ describe.sequential('DigitalOcean database, with real PostgreSQL', () => {
 
   it('writes a heartbeat still owed by a promotion interrupted before it', async () => {
     expect(await standbyAdapter().promote({ operationId: 'op-2', epoch: EPOCH + 1 })).toEqual({
+      state: 'Promoted',
       alreadyPrimary: true,
     });
     expect((await standbyAdapter().observe()).heartbeat?.epoch).toBe(EPOCH + 1);
@@ -192,11 +231,13 @@ describe.sequential('DigitalOcean database, with real PostgreSQL', () => {
 
 describe('DigitalOcean database: API failures', () => {
   it('maps an unknown cluster to NotFound and says which settings to check', async () => {
-    const adapter = new DigitalOceanDatabaseProvider({
-      api: { token: api.token, apiUrl: api.url },
-      databaseId: '00000000-0000-4000-8000-000000000000',
-      replicaName: 'nowhere',
+    const adapter = new ManagedDatabase({
       sql: sqlSide('primary'),
+      controlPlane: new DigitalOceanControlPlane({
+        api: { token: api.token, apiUrl: api.url },
+        databaseId: '00000000-0000-4000-8000-000000000000',
+        replicaName: 'nowhere',
+      }),
     });
     const err = await rejection(adapter.promote({ operationId: 'op-3', epoch: 1 }));
     expect(err.reason).toBe('NotFound');

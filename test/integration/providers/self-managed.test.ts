@@ -231,7 +231,10 @@ describe('promotion and fencing the old primary', () => {
     const before = await standby.observe();
     expect(before).toMatchObject({ role: 'Standby', heartbeat: { epoch: 1 } });
 
-    expect(await standby.promote({ operationId: 'op-promote', epoch: 2 })).toEqual({ alreadyPrimary: false });
+    expect(await standby.promote({ operationId: 'op-promote', epoch: 2 })).toEqual({
+      state: 'Promoted',
+      alreadyPrimary: false,
+    });
 
     const after = await standby.observe();
     expect(after).toMatchObject({ reachable: true, role: 'Primary', heartbeat: { epoch: 2 } });
@@ -241,7 +244,10 @@ describe('promotion and fencing the old primary', () => {
 
   it('a second promote is a no-op', async () => {
     const before = await standby.observe();
-    expect(await standby.promote({ operationId: 'op-promote', epoch: 2 })).toEqual({ alreadyPrimary: true });
+    expect(await standby.promote({ operationId: 'op-promote', epoch: 2 })).toEqual({
+      state: 'Promoted',
+      alreadyPrimary: true,
+    });
     const after = await standby.observe();
     expect(after.timeline).toBe(before.timeline);
     expect(after.heartbeat).toEqual(before.heartbeat);
@@ -309,6 +315,50 @@ describe('promotion and fencing the old primary', () => {
     });
     await insertRow(await session(pair, 'primary'), 'after unfence');
     expect(await primary.unfence()).toEqual({ detail: 'not fenced read-only' });
+  });
+});
+
+describe('a promotion that takes longer than one call', () => {
+  it('is Pending after pg_promote waited its few seconds, and Promoted on a later call once recovery ended', async () => {
+    const pair = await startPair('promote-pending');
+    const standby = provider(pair, 'standby', { promoteWaitSeconds: 1 });
+    // The startup process carries out the promotion; held (SIGSTOP), it cannot end recovery.
+    const [startup] = await pair.sql<{ pid: number }>(
+      'standby',
+      "SELECT pid FROM pg_stat_activity WHERE backend_type = 'startup'",
+    );
+    if (!startup) throw new Error('the standby has no startup process');
+    process.kill(startup.pid, 'SIGSTOP');
+    try {
+      const request = { operationId: 'op-slow', epoch: 2 };
+      for (const call of [1, 2]) {
+        const started = performance.now();
+        const outcome = await standby.promote(request);
+        const ms = performance.now() - started;
+        expect(outcome, `call ${call}`).toEqual({
+          state: 'Pending',
+          detail: expect.stringContaining('still in recovery 1 s after pg_promote()'),
+        });
+        // pg_promote's own wait, and no more.
+        expect(ms, `call ${call}`).toBeLessThan(3_000);
+      }
+      expect(await standby.observe()).toMatchObject({ reachable: true, role: 'Standby' });
+    } finally {
+      process.kill(startup.pid, 'SIGCONT');
+    }
+    const outcome = await waitFor(
+      async () => {
+        const o = await standby.promote({ operationId: 'op-slow', epoch: 2 });
+        return o.state === 'Promoted' ? o : undefined;
+      },
+      { description: 'the standby to finish its promotion', timeoutMs: 30_000 },
+    );
+    expect(outcome).toEqual({ state: 'Promoted', alreadyPrimary: false });
+    expect(await standby.observe()).toMatchObject({
+      reachable: true,
+      role: 'Primary',
+      heartbeat: { epoch: 2 },
+    });
   });
 });
 

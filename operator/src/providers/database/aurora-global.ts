@@ -1,9 +1,8 @@
 /**
- * One member cluster of an Aurora PostgreSQL global database. Aurora decides which member is the
- * writer: the global cluster's members say so (IsWriter), and a switchover or failover of the
- * global cluster is the only way to move the writer, so this adapter composes the RDS API for
- * that with an SQL-side DatabaseProvider (given to it) for observation, heartbeat and fencing,
- * as the RDS adapter does (see aws-rds.ts).
+ * The control plane of one member cluster of an Aurora PostgreSQL global database. Aurora decides
+ * which member is the writer: the global cluster's members say so (IsWriter), and a switchover or
+ * failover of the global cluster is the only way to move the writer. ManagedDatabase (managed.ts)
+ * composes it with the SQL side for observation, heartbeat and fencing.
  *
  * Two verbs, as Aurora has them: a Switchover (SwitchoverGlobalCluster) is planned, waits for the
  * secondary to catch up and loses nothing, and needs a healthy primary; a Failover
@@ -23,124 +22,72 @@ import {
   RDSClient,
   SwitchoverGlobalClusterCommand,
 } from '@aws-sdk/client-rds';
-import { awsClientConfig, awsErrorName, classifyAwsError } from '../aws.ts';
+import { type AwsClientOptions, awsClientConfig, awsErrorName, classifyAwsError } from '../aws.ts';
 import { ProviderError } from '../errors.ts';
-import {
-  fenceManaged,
-  type ManagedAwsDatabaseOptions,
-  type ManagedDatabaseView,
-  observeManaged,
-  pollOptions,
-  settleAlreadyPrimary,
-  waitUntilWritable,
-} from './aws-rds.ts';
-import type { DatabaseObservation, DatabaseProvider, FenceRequest, PromoteRequest } from './port.ts';
+import type { ControlPlane, ControlPlanePromotion, ControlPlaneView } from './managed.ts';
+import type { PromoteRequest } from './port.ts';
 
-export interface AuroraGlobalDatabaseOptions extends ManagedAwsDatabaseOptions {
+export interface AuroraGlobalControlPlaneOptions extends AwsClientOptions {
   /** spec.provider.auroraGlobal.globalClusterIdentifier. */
   globalClusterIdentifier: string;
   /** spec.provider.auroraGlobal.dbClusterIdentifier: this member. */
   dbClusterIdentifier: string;
-}
-
-/**
- * A promotion request that says which Aurora operation to use. PromoteRequest has no such field
- * yet (the report that came with this file proposes `kind` for it); without one, a Switchover.
- */
-export interface AuroraPromoteRequest extends PromoteRequest {
-  /** Switchover: planned, no data loss (default). Failover: the primary is gone; AllowDataLoss. */
-  kind?: 'Switchover' | 'Failover';
+  /** A client to use instead of making one (shared per region, tests); `close` leaves it open. */
+  client?: RDSClient;
 }
 
 /** What Aurora says about this member and the global cluster around it. */
-export interface AuroraMemberView extends ManagedDatabaseView {
+export interface AuroraMemberView extends ControlPlaneView {
   clusterArn: string;
   isWriter: boolean;
   /** The global cluster's switchover or failover under way, if any. */
   operation?: { status: string; from?: string; to?: string };
 }
 
-/** A DatabaseProvider for one member cluster of an Aurora PostgreSQL global database. */
-export class AuroraGlobalDatabase implements DatabaseProvider {
+/** The RDS API for one member cluster of an Aurora PostgreSQL global database. */
+export class AuroraGlobalControlPlane implements ControlPlane {
+  readonly name: string;
   private readonly client: RDSClient;
   private readonly ownsClient: boolean;
   private readonly region: string;
   private readonly globalId: string;
   private readonly clusterId: string;
-  private readonly sql: DatabaseProvider;
-  private readonly clock: { now(): Date };
-  private readonly poll: ReturnType<typeof pollOptions>;
 
-  constructor(options: AuroraGlobalDatabaseOptions) {
+  constructor(options: AuroraGlobalControlPlaneOptions) {
     this.ownsClient = options.client === undefined;
     this.client = options.client ?? new RDSClient(awsClientConfig(options));
     this.region = options.region;
     this.globalId = options.globalClusterIdentifier;
     this.clusterId = options.dbClusterIdentifier;
-    this.sql = options.sql;
-    this.clock = options.clock ?? { now: () => new Date() };
-    this.poll = pollOptions(options);
-  }
-
-  /** The SQL observation checked against Aurora's writer; see observeManaged in aws-rds.ts. */
-  observe(): Promise<DatabaseObservation> {
-    return observeManaged(this.sql, () => this.view());
-  }
-
-  writeHeartbeat(epoch: number, at: Date): Promise<void> {
-    return this.sql.writeHeartbeat(epoch, at);
+    this.name = `Aurora cluster ${this.clusterId} (${this.region})`;
   }
 
   /**
-   * Makes this member the global writer: SwitchoverGlobalCluster, or FailoverGlobalCluster with
-   * AllowDataLoss for `kind: 'Failover'`, then waits (bounded) until Aurora lists it as the
-   * writer with no operation under way and SQL sees a primary, and writes the heartbeat. Already
-   * the writer: nothing is sent. Safe to call again: an operation already moving the writer here
-   * is waited for, never requested twice; one moving it elsewhere is refused.
+   * The writer with no operation under way is the primary. Otherwise an operation already moving
+   * the writer here is reported, never requested twice, and one moving it elsewhere is refused;
+   * with none under way, SwitchoverGlobalCluster is requested, or FailoverGlobalCluster with
+   * AllowDataLoss for `kind: 'Failover'` (default: Switchover).
    */
-  async promote(request: AuroraPromoteRequest): Promise<{ alreadyPrimary: boolean }> {
+  async promote(request: PromoteRequest): Promise<ControlPlanePromotion> {
+    const kind = request.kind ?? 'Switchover';
     const view = await this.view();
-    if (view.isWriter && !view.operation) {
-      await settleAlreadyPrimary(
-        this.sql,
-        request.epoch,
-        this.clock,
-        `Aurora cluster ${this.clusterId} (${this.region})`,
-      );
-      return { alreadyPrimary: true };
-    }
+    if (view.isWriter && !view.operation) return { state: 'Primary', summary: view.summary };
     if (view.operation) {
       this.assertOperationComesHere(view);
-    } else {
-      await this.requestPromotion(request.kind ?? 'Switchover', view.clusterArn);
+      return { state: 'Pending', detail: view.summary };
     }
-    await waitUntilWritable(
-      this.sql,
-      `${request.kind ?? 'Switchover'} of global cluster ${this.globalId} to ${this.clusterId} (${this.region})`,
-      this.poll,
-      async () => {
-        const now = await this.view();
-        if (now.operation) this.assertOperationComesHere(now);
-        return now.isWriter && !now.operation && now.status === 'available' ? undefined : now.summary;
-      },
-    );
-    await this.sql.writeHeartbeat(request.epoch, this.clock.now());
-    return { alreadyPrimary: false };
-  }
-
-  /** The SQL side's fence; when SQL cannot do it, Aurora's word that this member is a secondary. */
-  fence(request: FenceRequest): Promise<{ detail: string }> {
-    return fenceManaged(this.sql, request, () => this.view());
-  }
-
-  /** Undoes the SQL side's ReadOnly fence (a rolled-back switchover); a no-op where none holds. */
-  unfence(): Promise<{ detail: string }> {
-    return this.sql.unfence ? this.sql.unfence() : Promise.resolve({ detail: 'nothing to undo' });
+    if (await this.requestPromotion(kind, view.clusterArn)) {
+      return { state: 'Pending', detail: `${kind} requested; ${view.summary}` };
+    }
+    // Aurora refused as busy: look once at what it is busy with (an operation an earlier call
+    // started, or one going elsewhere, which is refused).
+    const busy = await this.view();
+    if (busy.operation) this.assertOperationComesHere(busy);
+    return { state: 'Pending', detail: `Aurora refused the ${kind} as busy; ${busy.summary}` };
   }
 
   async close(): Promise<void> {
     if (this.ownsClient) this.client.destroy();
-    await this.sql.close();
   }
 
   /** What Aurora says this member is. Throws ProviderError. */
@@ -197,7 +144,8 @@ export class AuroraGlobalDatabase implements DatabaseProvider {
     }
   }
 
-  private async requestPromotion(kind: 'Switchover' | 'Failover', clusterArn: string): Promise<void> {
+  /** Sends the request; false when Aurora refused it because the global cluster is busy. */
+  private async requestPromotion(kind: 'Switchover' | 'Failover', clusterArn: string): Promise<boolean> {
     // Aurora wants the target by ARN so it can find the cluster in its region.
     const target = { GlobalClusterIdentifier: this.globalId, TargetDbClusterIdentifier: clusterArn };
     const operation = `Aurora ${kind === 'Failover' ? 'FailoverGlobalCluster' : 'SwitchoverGlobalCluster'} of ${this.globalId} to ${this.clusterId} (${this.region})`;
@@ -207,10 +155,11 @@ export class AuroraGlobalDatabase implements DatabaseProvider {
       } else {
         await this.client.send(new SwitchoverGlobalClusterCommand(target));
       }
+      return true;
     } catch (err) {
-      // Aurora refuses while the global cluster is busy: an operation started by an earlier
-      // call (the wait checks where it goes) or something else (the wait reports it).
-      if (/^Invalid(GlobalCluster|DBCluster)State/.test(awsErrorName(err))) return;
+      // Aurora refuses while the global cluster is busy: with an operation started by an earlier
+      // call, one DescribeGlobalClusters has not shown yet, or something else.
+      if (/^Invalid(GlobalCluster|DBCluster)State/.test(awsErrorName(err))) return false;
       throw classifyAwsError(err, operation);
     }
   }

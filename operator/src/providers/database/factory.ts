@@ -1,14 +1,16 @@
 /**
  * Picks the database adapter for a ReplicaCluster's provider. Every provider here is PostgreSQL
- * reachable by SQL, so each managed adapter is built around the self-managed SQL adapter for the
- * same endpoint, adding the provider API for what SQL cannot do (promotion of a managed replica).
+ * reachable by SQL, so a managed database is the SQL side for its endpoint plus the provider's
+ * control plane for what SQL cannot do (promotion of a managed replica).
  */
 import type { ReplicaClusterSpec } from '../../api/v1alpha1/index.ts';
 import { parseAwsCredentials } from '../aws.ts';
-import { AuroraGlobalDatabase } from './aurora-global.ts';
-import { AwsRdsDatabase } from './aws-rds.ts';
-import { DigitalOceanDatabaseProvider } from './digitalocean.ts';
+import { AuroraGlobalControlPlane } from './aurora-global.ts';
+import { RdsControlPlane } from './aws-rds.ts';
+import { DigitalOceanControlPlane } from './digitalocean.ts';
+import { ManagedDatabase } from './managed.ts';
 import type { DatabaseConnection, DatabaseProvider } from './port.ts';
+import { PostgresSql } from './postgres-sql.ts';
 import { SelfManagedPostgres } from './self-managed.ts';
 
 export interface ProviderSecrets {
@@ -47,38 +49,46 @@ export function createDatabaseProvider(
     case 'SelfManaged':
       return new SelfManagedPostgres(connection, sqlOptions);
     case 'DigitalOcean':
-      return new DigitalOceanDatabaseProvider({
-        sql: new SelfManagedPostgres(connection, { ...sqlOptions, maintenanceDatabase: 'defaultdb' }),
-        databaseId: provider.digitalOcean.databaseId,
-        replicaName: provider.digitalOcean.replicaName,
-        api: {
-          token: secrets.providerApi ?? '',
-          ...(provider.digitalOcean.apiUrl ? { apiUrl: provider.digitalOcean.apiUrl } : {}),
-        },
+      return new ManagedDatabase({
+        sql: new PostgresSql(connection, { ...sqlOptions, maintenanceDatabase: 'defaultdb' }),
+        controlPlane: new DigitalOceanControlPlane({
+          databaseId: provider.digitalOcean.databaseId,
+          ...(provider.digitalOcean.replicaName ? { replicaName: provider.digitalOcean.replicaName } : {}),
+          api: {
+            token: secrets.providerApi ?? '',
+            ...(provider.digitalOcean.apiUrl ? { apiUrl: provider.digitalOcean.apiUrl } : {}),
+          },
+        }),
       });
     case 'AwsRds': {
       const { region, dbInstanceIdentifier, endpointUrl } = provider.awsRds;
-      return new AwsRdsDatabase({
-        region,
-        dbInstanceIdentifier,
-        ...(endpointUrl ? { endpointUrl } : {}),
-        ...(secrets.providerApi
-          ? { credentials: parseAwsCredentials(secrets.providerApi, 'awsRds.credentialsSecretRef') }
-          : {}),
-        sql: new SelfManagedPostgres(connection, sqlOptions),
+      return new ManagedDatabase({
+        sql: new PostgresSql(connection, sqlOptions),
+        controlPlane: new RdsControlPlane({
+          region,
+          dbInstanceIdentifier,
+          ...(endpointUrl ? { endpointUrl } : {}),
+          ...(secrets.providerApi
+            ? { credentials: parseAwsCredentials(secrets.providerApi, 'awsRds.credentialsSecretRef') }
+            : {}),
+        }),
       });
     }
     case 'AuroraGlobal': {
       const { region, globalClusterIdentifier, dbClusterIdentifier, endpointUrl } = provider.auroraGlobal;
-      return new AuroraGlobalDatabase({
-        region,
-        globalClusterIdentifier,
-        dbClusterIdentifier,
-        ...(endpointUrl ? { endpointUrl } : {}),
-        ...(secrets.providerApi
-          ? { credentials: parseAwsCredentials(secrets.providerApi, 'auroraGlobal.credentialsSecretRef') }
-          : {}),
-        sql: new SelfManagedPostgres(connection, sqlOptions),
+      return new ManagedDatabase({
+        sql: new PostgresSql(connection, sqlOptions),
+        controlPlane: new AuroraGlobalControlPlane({
+          region,
+          globalClusterIdentifier,
+          dbClusterIdentifier,
+          ...(endpointUrl ? { endpointUrl } : {}),
+          ...(secrets.providerApi
+            ? {
+                credentials: parseAwsCredentials(secrets.providerApi, 'auroraGlobal.credentialsSecretRef'),
+              }
+            : {}),
+        }),
       });
     }
   }

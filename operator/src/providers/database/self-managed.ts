@@ -9,23 +9,29 @@ import type {
   DatabaseObservation,
   DatabaseProvider,
   FenceRequest,
+  PromoteOutcome,
   PromoteRequest,
 } from './port.ts';
 import { PostgresSql, type PostgresSqlOptions } from './postgres-sql.ts';
+import { PromotionsUnderWay } from './promotions.ts';
 
 export interface SelfManagedPostgresOptions extends PostgresSqlOptions {
-  /** How long pg_promote may wait for the end of recovery. Default 60. */
-  promoteTimeoutSeconds?: number;
+  /**
+   * How long one promote call lets pg_promote wait for the end of recovery before it reports
+   * `Pending` (the next call checks again). Default 5; PostgreSQL needs at least 1.
+   */
+  promoteWaitSeconds?: number;
 }
 
 export class SelfManagedPostgres implements DatabaseProvider {
   private readonly sql: PostgresSql;
-  private readonly promoteTimeoutSeconds: number;
+  private readonly promoteWaitSeconds: number;
   private readonly now: () => Date;
+  private readonly underWay = new PromotionsUnderWay();
 
   constructor(connection: DatabaseConnection, options: SelfManagedPostgresOptions = {}) {
     this.sql = new PostgresSql(connection, options);
-    this.promoteTimeoutSeconds = options.promoteTimeoutSeconds ?? 60;
+    this.promoteWaitSeconds = Math.max(1, Math.ceil(options.promoteWaitSeconds ?? 5));
     this.now = options.now ?? (() => new Date());
   }
 
@@ -38,43 +44,54 @@ export class SelfManagedPostgres implements DatabaseProvider {
   }
 
   /**
-   * pg_promote() on a standby, then proof that it takes writes: the heartbeat with the new
-   * epoch. A server that is already out of recovery is left alone, unless it is a fenced former
-   * primary: promoting that would bring a stale copy back as primary, so it is refused.
+   * pg_promote() on a standby, waiting a few seconds at most: a standby still in recovery after
+   * that is `Pending`, and a later call looks again (pg_promote() on a server already promoting
+   * only signals it once more). Out of recovery, the heartbeat with the new epoch, written when
+   * it is not there yet, proves it takes writes: `Promoted`. A server that is out of recovery
+   * but read-only is a fenced former primary: promoting that would bring a stale copy back as
+   * primary, so it is refused.
    */
-  async promote(request: PromoteRequest): Promise<{ alreadyPrimary: boolean }> {
-    if (!(await this.sql.isInRecovery())) {
-      if (await this.sql.isReadOnly()) {
-        throw new ProviderError(
-          'Rejected',
-          `PostgreSQL ${this.sql.target} is a fenced former primary (default_transaction_read_only = on), ` +
-            'not a standby: it cannot be promoted; rebuild it as a standby of the current primary',
-          { retryable: false },
-        );
+  async promote(request: PromoteRequest): Promise<PromoteOutcome> {
+    let promotedNow = false;
+    if (await this.sql.isInRecovery()) {
+      const [row] = await this.sql
+        .query<{ promoted: boolean }>(
+          'SELECT pg_promote(wait => true, wait_seconds => $1) AS promoted',
+          [this.promoteWaitSeconds],
+          { timeoutMs: (this.promoteWaitSeconds + 5) * 1000 },
+        )
+        .catch(async (err: unknown) => {
+          // Someone (a person, a previous attempt) finished the promotion first: that is success.
+          if (!(await this.sql.isInRecovery().catch(() => true))) return [{ promoted: true }];
+          throw err;
+        });
+      if (!row?.promoted) {
+        this.underWay.start(request.operationId);
+        return {
+          state: 'Pending',
+          detail: `PostgreSQL ${this.sql.target} is still in recovery ${this.promoteWaitSeconds} s after pg_promote(); promoting again checks on it`,
+        };
       }
-      return { alreadyPrimary: true };
-    }
-    const [row] = await this.sql
-      .query<{ promoted: boolean }>(
-        'SELECT pg_promote(wait => true, wait_seconds => $1) AS promoted',
-        [this.promoteTimeoutSeconds],
-        { timeoutMs: (this.promoteTimeoutSeconds + 5) * 1000 },
-      )
-      .catch(async (err: unknown) => {
-        // Someone (a person, a previous attempt) finished the promotion first: that is success.
-        if (!(await this.sql.isInRecovery().catch(() => true))) return [{ promoted: true }];
-        throw err;
-      });
-    if (!row?.promoted) {
+      promotedNow = true;
+    } else if (await this.sql.isReadOnly()) {
       throw new ProviderError(
-        'Timeout',
-        `PostgreSQL ${this.sql.target} did not finish promoting within ${this.promoteTimeoutSeconds} s; ` +
-          'it may still finish: observe it again before retrying',
+        'Rejected',
+        `PostgreSQL ${this.sql.target} is a fenced former primary (default_transaction_read_only = on), ` +
+          'not a standby: it cannot be promoted; rebuild it as a standby of the current primary',
+        { retryable: false },
       );
     }
-    // A normal (not explicitly read-write) transaction, so a server that is read-only fails here.
-    await this.sql.writeHeartbeat(request.epoch, this.now());
-    return { alreadyPrimary: false };
+    const observed = await this.sql.observe();
+    // Written after a promotion this adapter drove even when the epoch is there already (the old
+    // primary's fence recorded it, and it replicated): a normal, not explicitly read-write,
+    // transaction, so the write proves the server takes writes. It refuses to lower a newer
+    // epoch (a later failover fenced this database).
+    const drove = promotedNow || this.underWay.has(request.operationId);
+    if (drove || observed.heartbeat?.epoch !== request.epoch) {
+      await this.sql.writeHeartbeat(request.epoch, this.now());
+    }
+    this.underWay.finish(request.operationId);
+    return { state: 'Promoted', alreadyPrimary: !drove };
   }
 
   unfence(): Promise<{ detail: string }> {
