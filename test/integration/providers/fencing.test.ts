@@ -315,7 +315,7 @@ describe('Shutdown', () => {
     expect(await sqlSide(pair, 'primary').fence({ operationId: 'op-5', epoch: 5, mode: 'Shutdown' })).toEqual(
       {
         detail:
-          "already read-only; app refuses the operator's connections (ALLOW_CONNECTIONS false): the epoch recorded there was not checked",
+          "already fenced read-only and closed; app refuses the operator's connections (ALLOW_CONNECTIONS false): the epoch recorded there was not checked",
       },
     );
   });

@@ -365,9 +365,11 @@ export class PostgresSql {
           `left ${sessions.leftOpen} superuser session(s) open: the role "${facts.role}" is not a superuser and cannot end them`,
         );
       }
-      if (!changed && sessions.ended === 0 && sessions.leftOpen === 0 && epochStep.recorded !== undefined) {
-        const what = mode === 'ReadOnly' ? 'read-only' : 'read-only and closed';
-        return `already fenced ${what} with epoch ${epochStep.recorded} recorded`;
+      if (!changed && sessions.ended === 0 && sessions.leftOpen === 0) {
+        const what = `already fenced ${mode === 'ReadOnly' ? 'read-only' : 'read-only and closed'}`;
+        return epochStep.recorded === undefined
+          ? `${what}; ${epochStep.detail}`
+          : `${what} with epoch ${epochStep.recorded} recorded`;
       }
       return done.join('; ');
     });
