@@ -352,6 +352,8 @@ describe('ReadOnly with an operator role that is not a superuser, through a prom
     primary = sqlSide(pair, 'primary', { as: OPERATOR, onLeftoverFenceRestored: (d) => restored.push(d) });
     standby = sqlSide(pair, 'standby', { as: OPERATOR, onLeftoverFenceRestored: (d) => restored.push(d) });
     await primary.writeHeartbeat(1, new Date());
+    // The standby must know the role before the operator logs in there.
+    await pair.waitForReplayCatchUp();
   });
 
   it('a streaming standby reports its WAL receiver streaming, heard from moments ago', async () => {

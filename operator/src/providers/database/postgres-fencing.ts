@@ -7,7 +7,8 @@
  *
  * 1. `default_transaction_read_only = on` with ALTER SYSTEM (postgresql.auto.conf, not
  *    replicated). It comes first: a server that holds fence records is always read-only by
- *    default, unless it stopped being fenced (see leftover records below).
+ *    default, unless it stopped being fenced (the last paragraph). PostgresSql then records the
+ *    epoch in the heartbeat, while the application database still lets the operator in.
  * 2. One record per database in `regionfailover.fenced_database` in the maintenance database,
  *    saying what its connection limit and ALLOW_CONNECTIONS were before, written in the same
  *    transaction as `CONNECTION LIMIT 0` (and, for Shutdown, `ALLOW_CONNECTIONS false`). A record

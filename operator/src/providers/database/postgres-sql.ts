@@ -274,7 +274,8 @@ export class PostgresSql {
         if (missing.length > 0) {
           throw new ProviderError(
             'Rejected',
-            `unfencing needs what the role "${facts.role}" lacks: ${missing.join('; ')}; or let the operator log in as a superuser`,
+            `PostgreSQL ${this.target}: unfencing needs what the role "${facts.role}" lacks: ` +
+              `${missing.join('; ')}; or let the operator log in as a superuser`,
             { retryable: false },
           );
         }
@@ -325,12 +326,13 @@ export class PostgresSql {
     return this.withMaintenanceClient(async (client) => {
       const facts = await readServerFacts(client);
       if (facts.inRecovery) return standbyDetail(this.target);
-      const plan = planFence(facts, mode, names);
+      const plan = this.namingTarget(() => planFence(facts, mode, names));
       const missing = missingFencePrivileges(facts, plan, names);
       if (missing.length > 0) {
         throw new ProviderError(
           'Rejected',
-          `${mode} fencing needs what the role "${facts.role}" lacks: ${missing.join('; ')}; or let the operator log in as a superuser`,
+          `PostgreSQL ${this.target}: ${mode} fencing needs what the role "${facts.role}" lacks: ` +
+            `${missing.join('; ')}; or let the operator log in as a superuser`,
           { retryable: false },
         );
       }
@@ -373,6 +375,19 @@ export class PostgresSql {
       }
       return done.join('; ');
     });
+  }
+
+  /** Runs `fn`, naming this server in a ProviderError it throws. */
+  private namingTarget<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      if (!(err instanceof ProviderError)) throw err;
+      throw new ProviderError(err.reason, `PostgreSQL ${this.target}: ${err.message}`, {
+        retryable: err.retryable,
+        cause: err,
+      });
+    }
   }
 
   /** Records the epoch in the application database's heartbeat row, where clients look. */
@@ -612,7 +627,7 @@ export class PostgresSql {
       throw new ProviderError(
         'NotFound',
         `PostgreSQL ${this.connection.host}:${this.connection.port}: the maintenance database "${database}" ` +
-          'does not exist; set maintenanceDatabase to a database that Shutdown fencing may leave open',
+          'does not exist; set maintenanceDatabase to an existing database that applications do not use (fencing observes and keeps its records there)',
         { cause: err, retryable: false },
       );
     }
