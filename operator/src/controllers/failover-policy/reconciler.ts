@@ -83,20 +83,7 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
     const input = await observe(ctx, object, spec.spec, read.status, ports, dnsChecks.get(key), now);
     const plan = decide(input);
     const result = await carryOut(ctx, object, ports, input, plan);
-    if (input.dns || result.dnsReady || plan.dnsReady) {
-      const dnsState = result.dnsReady ?? plan.dnsReady;
-      const inSync = dnsState
-        ? dnsState.status === 'True'
-        : !input.dns?.error && result.status.currentOperation === undefined;
-      dnsChecks.set(key, afterDnsCheck(dnsChecks.get(key), inSync, now, ctx.random));
-      if (!inSync)
-        ctx.metrics.dnsCheckFailures.inc({
-          namespace: ns(object),
-          policy: object.metadata.name,
-          reason: dnsState?.reason ?? 'DnsError',
-        });
-    }
-    const next = statusToWrite(
+    const { status: next, dnsReady } = statusToWrite(
       object,
       spec.spec,
       input,
@@ -104,6 +91,18 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
       result,
       clustersResolved(ctx, object, spec.spec),
     );
+    // The record was looked at in this reconcile: check it again in five minutes if it is in sync
+    // now, else soon (backing off); a record found out of sync is repaired by the next reconcile.
+    if (dnsReady) {
+      const inSync = dnsReady.status === 'True';
+      dnsChecks.set(key, afterDnsCheck(dnsChecks.get(key), inSync, now, ctx.random));
+      if (!inSync)
+        ctx.metrics.dnsCheckFailures.inc({
+          namespace: ns(object),
+          policy: object.metadata.name,
+          reason: dnsReady.reason,
+        });
+    }
     const previous = read.status;
     await writeStatus(
       ctx.client,
@@ -214,6 +213,7 @@ async function carryOut(
   };
 }
 
+/** The status to write, and DnsReady if this reconcile learned anything about the record. */
 function statusToWrite(
   object: KubeObject,
   spec: FailoverPolicySpec,
@@ -221,7 +221,7 @@ function statusToWrite(
   plan: Plan,
   result: Carried,
   resolved: ConditionInput,
-): FailoverPolicyStatus {
+): { status: FailoverPolicyStatus; dnsReady?: ConditionInput } {
   const generation = object.metadata.generation;
   const now = input.now;
   const summary = summarize(input, plan, result.status, result);
@@ -235,11 +235,15 @@ function statusToWrite(
   set(readyCondition(conditions ?? [], result.status));
   // Conditions that no longer apply go: drills removed from spec, a status that parses again.
   const stale = new Set(['StatusUnreadable', ...(spec.drills ? [] : ['DrillsScheduled'])]);
+  const dnsReady = summary.conditions.find((c) => c.type === 'DnsReady');
   return {
-    ...result.status,
-    observedGeneration: generation,
-    phase: summary.phase,
-    conditions: (conditions ?? []).filter((c) => !stale.has(c.type)),
+    status: {
+      ...result.status,
+      observedGeneration: generation,
+      phase: summary.phase,
+      conditions: (conditions ?? []).filter((c) => !stale.has(c.type)),
+    },
+    ...(dnsReady ? { dnsReady } : {}),
   };
 }
 

@@ -50,6 +50,12 @@ export interface DatabaseObservation {
   /** Primary: its connected standbys, from pg_stat_replication. */
   replicas?: ReplicaState[];
   /**
+   * Standby: its WAL receiver (pg_stat_wal_receiver). `streaming` is false when no receiver runs
+   * or it is not in state streaming; `lastMessageAgeSeconds` is how long ago the server last
+   * heard from the primary, measured by the server's own clock. Undefined where SQL cannot tell.
+   */
+  walReceiver?: { streaming: boolean; lastMessageAgeSeconds?: number };
+  /**
    * Lag where the adapter can tell it alone (a managed provider's own metric). Otherwise the
    * controller computes lag from the primary's and the standby's observations together.
    */
@@ -71,6 +77,15 @@ export interface PromoteRequest {
   kind?: 'Switchover' | 'Failover';
 }
 
+/**
+ * What a promotion call found. `Promoted`: the database takes writes now. `Pending`: the promotion
+ * was started (or is still under way) and is not finished; call again later to check, never wait
+ * for it inside the call: the operator re-checks on a later reconcile.
+ */
+export type PromoteOutcome =
+  | { state: 'Promoted'; alreadyPrimary: boolean }
+  | { state: 'Pending'; detail: string };
+
 export interface FenceRequest {
   operationId: string;
   epoch: number;
@@ -83,10 +98,12 @@ export interface DatabaseProvider {
   /** Writes the heartbeat row (epoch, time) on a primary; creates the table if it is missing. */
   writeHeartbeat(epoch: number, at: Date): Promise<void>;
   /**
-   * Makes this database the primary and returns once it accepts writes. Already primary: returns
-   * `{ alreadyPrimary: true }` without doing anything.
+   * Starts making this database the primary, or checks on a promotion already started, and
+   * returns within a few seconds: `Promoted` once it accepts writes (already primary:
+   * `alreadyPrimary: true`, nothing done), `Pending` while the provider is still at it. Never
+   * sleeps or polls for minutes: the caller asks again on a later reconcile.
    */
-  promote(request: PromoteRequest): Promise<{ alreadyPrimary: boolean }>;
+  promote(request: PromoteRequest): Promise<PromoteOutcome>;
   /**
    * Stops this database accepting writes (ReadOnly, Shutdown) or only records the new epoch
    * (EpochOnly). Already fenced: succeeds without doing anything. `detail` says what was done.

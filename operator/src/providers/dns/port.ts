@@ -58,13 +58,19 @@ export interface DnsProvider {
   read(record: DnsRecordRef): Promise<DnsRecordState>;
   /**
    * Applies the change as a compare-and-swap and writes the ownership TXT record with the new
-   * epoch. Idempotent: when the record already holds `value` with this owner and epoch, nothing is
+   * epoch, and returns once the provider accepted it: propagation is not waited for here (the
+   * controller verifies the authoritative servers' answers on later reconciles). Idempotent: when the record already holds `value` with this owner and epoch, nothing is
    * sent and `changed` is false. Throws ProviderError:
    * - `OwnershipConflict` when a TXT record names another owner, or the record exists without one
    *   (a record the operator did not create is never taken over);
    * - `PreconditionFailed` when the record holds neither `expected` nor `value`.
    */
   apply(change: DnsChange): Promise<{ changed: boolean }>;
+  /**
+   * Releases connections and clients the adapter made. The caller closes every provider it
+   * creates once done with it.
+   */
+  close(): Promise<void>;
 }
 
 /** Asks DNS servers directly (not a cache) what they answer for a record. */

@@ -1,0 +1,210 @@
+/**
+ * State that status has lost is rediscovered from the world, never assumed from spec. After a
+ * failover, spec.primary names the former primary; a policy recreated from the same manifest (a
+ * GitOps prune and re-apply, a Velero restore, a move between namespaces) must learn the real
+ * primary and epoch from the heartbeat rows and the DNS ownership record, and touch nothing.
+ */
+
+import { ApiextensionsV1Api } from '@kubernetes/client-node';
+import { afterEach, describe, expect, it } from 'vitest';
+import { failoverPolicyType } from '../../operator/src/controllers/resources.ts';
+import type { KubeObject } from '../../operator/src/runtime/kube-client.ts';
+import { ControlPlane } from '../harness/control-plane.ts';
+import { FailoverStack, RECORD, STANDBY_ADDRESS } from '../harness/failover-stack.ts';
+import { waitFor } from '../harness/wait.ts';
+import { stackStarter } from './failover-fixtures.ts';
+
+let stack: FailoverStack | undefined;
+let ownControlPlane: ControlPlane | undefined;
+
+afterEach(async () => {
+  await stack?.stop();
+  stack = undefined;
+  await ownControlPlane?.stop();
+  ownControlPlane = undefined;
+});
+
+const start = stackStarter('pd');
+
+/** Fails over from region-a to region-b and brings region-a back, fenced. */
+async function failedOver(s: FailoverStack): Promise<void> {
+  await s.waitUntilHealthy();
+  await s.pair.killPrimary();
+  await s.waitForPolicy(
+    (st) => st.history?.[0]?.result === 'Succeeded' && !st.currentOperation,
+    'the failover',
+  );
+  await s.pair.startPrimary();
+  await waitFor(async () => (await s.clusterStatus('region-a')).role === 'Fenced' || undefined, {
+    description: 'the returning old primary fenced',
+    timeoutMs: 60_000,
+  });
+}
+
+/** Deletes the policy and creates it again from the same spec, as a re-apply from Git would. */
+async function recreatePolicy(s: FailoverStack): Promise<void> {
+  const { object } = await s.policy();
+  const ns = s.options.namespace;
+  await s.client.delete(failoverPolicyType, ns, 'orders');
+  await waitFor(
+    () =>
+      s.client.get(failoverPolicyType, ns, 'orders').then(
+        () => undefined,
+        () => true,
+      ),
+    { description: 'the policy deleted' },
+  );
+  const { promotionRequest: _r, ...spec } = object.spec as Record<string, unknown>;
+  await s.client.create(failoverPolicyType, ns, {
+    apiVersion: 'regionfailover.io/v1alpha1',
+    kind: 'FailoverPolicy',
+    metadata: { name: 'orders', namespace: ns },
+    spec,
+  } as KubeObject);
+}
+
+describe('a policy that lost its status', () => {
+  it('recreated from the same manifest after a failover, learns the real primary and epoch and changes nothing', async () => {
+    stack = await start();
+    await failedOver(stack);
+    const s = stack;
+    const txtBefore = await s.bind.dig(`_failover.${RECORD}`, 'TXT');
+    const serialBefore = await s.bind.dig(s.bind.zone, 'SOA');
+
+    await recreatePolicy(s);
+    // The new policy's spec still says primary: region-a.
+    expect(((await s.policy()).object.spec as { primary: string }).primary).toBe('region-a');
+    const status = await s.waitForPolicy(
+      (st) => (st.activePrimary && st.conditions?.some((c) => c.type === 'Ready') ? st : undefined),
+      'the recreated policy to learn who is primary',
+    );
+    expect(status).toMatchObject({ activePrimary: 'region-b', epoch: 1 });
+    // Writes keep going to the real primary through the DNS name, for several probe rounds.
+    for (let i = 0; i < 5; i++) expect(await s.writeThroughDns('canary', i)).toBe(STANDBY_ADDRESS);
+    await waitForProbeRounds(s, 3);
+    const after = (await s.policy()).status;
+    expect(after.history ?? []).toEqual([]);
+    expect(after.currentOperation).toBeUndefined();
+    expect(await s.writablePrimaries()).toEqual(['standby']);
+    expect(await s.bind.dig(RECORD, 'A')).toEqual([STANDBY_ADDRESS]);
+    expect(await s.bind.dig(`_failover.${RECORD}`, 'TXT')).toEqual(txtBefore);
+    // Not a single update reached the zone.
+    expect(await s.bind.dig(s.bind.zone, 'SOA')).toEqual(serialBefore);
+    const events = await s.events();
+    expect(
+      events.some(
+        (e) => e.reason === 'PrimaryDiscovered' && /region-b is the primary at epoch 1/.test(e.note),
+      ),
+    ).toBe(true);
+    // Nothing fenced the real primary: no Fence of region-b was started, no fencing of it announced.
+    expect(
+      events.filter(
+        (e) =>
+          /^(Fence|Failover|Switchover)Started$|^StrayPrimary|Fenced$/.test(e.reason) &&
+          e.note.startsWith('region-b'),
+      ),
+    ).toEqual([]);
+    expect(events.filter((e) => e.reason === 'FenceStarted' && /Fence of region-b/.test(e.note))).toEqual([]);
+  });
+
+  it('with a status it cannot read, does nothing and says so; cleared, it rediscovers', async () => {
+    // Its own control plane: the test changes the CRD, as installing a newer operator would.
+    ownControlPlane = await ControlPlane.start({ name: 'discovery-status' });
+    stack = await FailoverStack.start({
+      name: 'pdstatus',
+      kubeConfig: ownControlPlane.kubeConfig(),
+      kubeconfigPath: ownControlPlane.kubeconfigPath,
+      namespace: 'discovery-status',
+    });
+    await failedOver(stack);
+    const s = stack;
+    const ns = s.options.namespace;
+    // A newer operator (rolled back since) recorded an operation at a step this one does not know.
+    await allowStep(ownControlPlane, 'Demoting');
+    await s.client.mergePatch(
+      failoverPolicyType,
+      ns,
+      'orders',
+      {
+        status: {
+          activePrimary: 'region-a',
+          currentOperation: {
+            id: 'switchover-e2-x',
+            kind: 'Switchover',
+            trigger: 'Manual',
+            from: 'region-b',
+            to: 'region-a',
+            epoch: 2,
+            step: 'Demoting',
+            startedAt: new Date().toISOString(),
+            stepStartedAt: new Date().toISOString(),
+          },
+        },
+      },
+      'status',
+    );
+    const broken = await s.waitForPolicy(
+      (st) => st.conditions?.find((c) => c.type === 'StatusUnreadable' && c.status === 'True'),
+      'the StatusUnreadable condition',
+    );
+    expect(broken.message).toMatch(/step/);
+    await waitForProbeRounds(s, 3);
+    // Nothing was touched: not region-b (still the primary), not region-a, not DNS.
+    expect(await s.writablePrimaries()).toEqual(['standby']);
+    expect(await s.bind.dig(RECORD, 'A')).toEqual([STANDBY_ADDRESS]);
+    expect((await s.policy()).status).toMatchObject({
+      activePrimary: 'region-a',
+      currentOperation: { step: 'Demoting' },
+    });
+
+    // Clearing status is the documented way out: the primary is learned from the world again.
+    await s.client.mergePatch(failoverPolicyType, ns, 'orders', { status: null }, 'status');
+    const status = await s.waitForPolicy(
+      (st) =>
+        st.activePrimary && !st.conditions?.some((c) => c.type === 'StatusUnreadable') ? st : undefined,
+      'the status rebuilt from the world',
+    );
+    expect(status).toMatchObject({ activePrimary: 'region-b', epoch: 1 });
+    expect(status.currentOperation).toBeUndefined();
+    expect(await s.writablePrimaries()).toEqual(['standby']);
+  });
+});
+
+/** Adds a step to the FailoverPolicy CRD's operation steps, as a newer version's CRD would. */
+async function allowStep(cp: ControlPlane, step: string): Promise<void> {
+  const api = cp.kubeConfig().makeApiClient(ApiextensionsV1Api);
+  const name = 'failoverpolicies.regionfailover.io';
+  const crd = await api.readCustomResourceDefinition({ name });
+  const props =
+    crd.spec.versions[0]?.schema?.openAPIV3Schema?.properties?.status?.properties?.currentOperation
+      ?.properties;
+  props?.step?._enum?.push(step);
+  await api.replaceCustomResourceDefinition({ name, body: crd });
+}
+
+/** Waits until the observers have published `n` more rounds (counted in probe intervals, not time). */
+async function waitForProbeRounds(s: FailoverStack, n: number): Promise<void> {
+  const observedAt = async () => {
+    const list = await s.client.list<KubeObject>(
+      {
+        group: 'regionfailover.io',
+        version: 'v1alpha1',
+        plural: 'failoverobservations',
+        kind: 'FailoverObservation',
+      },
+      s.options.namespace,
+    );
+    return Math.max(
+      0,
+      ...list.items.map((o) => Date.parse(String((o.spec as { observedAt?: string })?.observedAt ?? 0))),
+    );
+  };
+  const from = await observedAt();
+  await waitFor(
+    async () => (await observedAt()) >= from + n * s.options.probeIntervalSeconds * 1000 || undefined,
+    {
+      description: `${n} more probe rounds`,
+      timeoutMs: 60_000,
+    },
+  );
+}
