@@ -43,6 +43,13 @@ const secretClient = {
 } as unknown as KubeClient;
 
 const answered: DatabaseObservation = { reachable: true, role: 'Primary', lsn: '0/1', durationMs: 1 };
+/** What the driver returns when it gives up on a database that never answered. */
+const gaveUp: DatabaseObservation = {
+  reachable: false,
+  role: 'Unknown',
+  failure: { reason: 'Timeout', message: 'timeout expired' },
+  durationMs: 3_000,
+};
 
 /** A database whose answers the test hands out one call at a time. */
 class ScriptedDatabase {
@@ -151,17 +158,30 @@ describe('a probe that gets no answer', () => {
     expect(await failuresCounted('Timeout')).toBe(4);
   });
 
-  it('starts a fresh call once the pending one settles, and a success resets the count', async () => {
+  it('keeps counting when the silent call gives up: one more failure at once, and one new call in the background', async () => {
     await probeNow();
     await pass(INTERVAL);
     expect((await probes.probe(target)).consecutiveFailures).toBe(2);
-    // The silent call finally gives up (a driver timeout): its late answer counts for nothing.
-    db.answer({
-      reachable: false,
-      role: 'Unknown',
-      failure: { reason: 'Timeout', message: 'late' },
-      durationMs: 3_000,
-    });
+    // The silent call finally gives up (a driver timeout): still no answer from the database.
+    db.answer(gaveUp);
+    await vi.advanceTimersByTimeAsync(0);
+
+    await pass(INTERVAL);
+    // Not waited for: the silence goes on, and a new call is asked in the background.
+    const third = await probes.probe(target);
+    expect(third.consecutiveFailures).toBe(3);
+    expect(third.observation.failure?.message).toBe('no answer for 3 s (the last probe gave up)');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(db.calls).toBe(2);
+    await pass(INTERVAL);
+    // That call is pending in its turn: one more, and still only one call at a time.
+    expect((await probes.probe(target)).consecutiveFailures).toBe(4);
+    expect(db.calls).toBe(2);
+  });
+
+  it('ends the silence with any answer, however late: the next probe waits for a fresh one, and a success resets the count', async () => {
+    await probeNow();
+    db.answer();
     await vi.advanceTimersByTimeAsync(0);
 
     await pass(INTERVAL);
@@ -172,6 +192,20 @@ describe('a probe that gets no answer', () => {
     const record = await next;
     expect(record).toMatchObject({ consecutiveFailures: 0, observation: { reachable: true } });
     expect(record.lastReachableAt).toEqual(clock.now());
+  });
+
+  it('counts an answer that arrives in time, even a failure, when it arrives: no silence to carry on', async () => {
+    const record = probes.probe(target);
+    await pass(INTERVAL / 2);
+    db.answer(gaveUp);
+    expect((await record).consecutiveFailures).toBe(1);
+    await pass(INTERVAL);
+    const next = probes.probe(target);
+    await vi.advanceTimersByTimeAsync(0);
+    // A fresh call, waited for: an answer in time is no silence.
+    expect(db.calls).toBe(2);
+    db.answer();
+    expect((await next).consecutiveFailures).toBe(0);
   });
 
   it('does not count failures faster than the interval floor allows', async () => {
@@ -214,10 +248,11 @@ describe('a probe that gets no answer', () => {
       db.fail(new Error('connection terminated unexpectedly'));
       await vi.advanceTimersByTimeAsync(0);
       await pass(INTERVAL);
-      const next = probes.probe(target);
+      // The next call runs in the background, and nobody waits for it when it fails too.
+      expect((await probes.probe(target)).consecutiveFailures).toBe(2);
+      db.fail(new Error('connection terminated unexpectedly'));
       await vi.advanceTimersByTimeAsync(0);
-      db.answer();
-      expect((await next).consecutiveFailures).toBe(0);
+      expect(db.calls).toBe(2);
       // Unhandled rejections are reported on a later turn of the real event loop.
       vi.useRealTimers();
       await new Promise((resolve) => setTimeout(resolve, 20));

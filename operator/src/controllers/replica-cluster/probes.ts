@@ -7,8 +7,11 @@
  * Failures count time, not answers. A database that goes silent (packets dropped, a server
  * frozen) answers nothing until a driver timeout many seconds later; counting completions would
  * stretch "three failures" far beyond three intervals. So a probe has until its deadline (the
- * probe interval) to answer, or it is a Timeout failure; while it is still pending, each later
- * probe counts one more failure instead of starting another call that would hang beside it.
+ * probe interval) to answer, or it is a Timeout failure, and the database is silent from when
+ * that probe started. While it stays silent — its call still pending, or given up late without
+ * an answer — each later probe counts one more failure at once, and only one call to it is ever
+ * pending: a new one starts (in the background) only when the last has settled. Any answer
+ * ends the silence.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { ReplicaClusterSpec } from '../../api/v1alpha1/index.ts';
@@ -74,20 +77,25 @@ interface Entry {
   fingerprint: unknown;
 }
 
-/** A probe that has not settled yet. */
-interface InFlight {
+/** A call to a database that has not settled yet. */
+interface Call {
   /** When it started, by the injected clock. */
   since: Date;
-  /** The first caller's verdict (an answer, or Timeout at the deadline), shared with callers meanwhile. */
-  verdict: Promise<ProbeRecord>;
-  /** Whether the deadline passed: from then on, each probe of the cluster is one more failure. */
+  /**
+   * The verdict of the probe that started it and waits for it (an answer, or Timeout at the
+   * deadline), shared with probes that come meanwhile. None for a call started in the background.
+   */
+  verdict?: Promise<ProbeRecord>;
+  /** Past its deadline: from then on, each probe of the cluster is one more failure. */
   overdue: boolean;
 }
 
 export class ClusterProbes {
   private readonly entries = new Map<string, Entry>();
   private readonly records = new Map<string, ProbeRecord>();
-  private readonly inFlight = new Map<string, InFlight>();
+  private readonly calls = new Map<string, Call>();
+  /** Clusters that have not answered since a probe went past its deadline, and since when. */
+  private readonly silentSince = new Map<string, Date>();
   /** Cached Secret reads; the policy reconciler reads DNS credentials through it too. */
   readonly secrets: SecretReader;
   private readonly clock: Clock;
@@ -157,62 +165,78 @@ export class ClusterProbes {
 
   /**
    * Probes one cluster; never throws, and answers within `timeoutMs`. Only one call to the
-   * database is pending per cluster: while it is, a probe counts one more failure instead.
+   * database is pending per cluster: while it is, or while the cluster stays silent, a probe
+   * counts one more failure instead of waiting.
    */
   async probe(target: ProbeTarget): Promise<ProbeRecord> {
     const now = this.clock.now();
     const last = this.records.get(target.key);
     if (last && target.minIntervalMs && now.getTime() - last.at.getTime() < target.minIntervalMs) return last;
-    const running = this.inFlight.get(target.key);
-    if (running && !running.overdue) return running.verdict;
-    if (running) {
-      const failure = {
-        reason: 'Timeout' as const,
-        message: `no answer for ${seconds(now.getTime() - running.since.getTime())} (a probe is still pending)`,
-      };
-      this.countFailure(target, failure.reason);
-      return this.remember(target, now, {
-        reachable: false,
-        role: 'Unknown',
-        failure,
-        durationMs: now.getTime() - running.since.getTime(),
-      });
+    const call = this.calls.get(target.key);
+    if (call?.verdict && !call.overdue) return call.verdict;
+    const silentSince = this.silentSince.get(target.key);
+    if (call) return this.stillSilent(target, now, silentSince ?? call.since, 'a probe is still pending');
+    if (silentSince) {
+      // The last call gave up late, without an answer: the silence goes on, and counts now.
+      // Ask again in the background; the next probe counts it if it is still pending then.
+      this.call(target, now, { overdue: true });
+      return this.stillSilent(target, now, silentSince, 'the last probe gave up');
     }
     const timeoutMs = probeTimeoutMs(target);
     const started = performance.now();
-    const attempt = this.attempt(target, now);
-    const flight: InFlight = {
-      since: now,
-      overdue: false,
-      verdict: withDeadline(attempt, timeoutMs).then((answer) => {
-        this.metrics?.probeDuration.observe(
-          { provider: target.spec.provider.type },
-          (performance.now() - started) / 1000,
-        );
-        if (answer) {
-          if (!answer.reachable) this.countFailure(target, answer.failure?.reason ?? 'Unknown');
-          return this.remember(target, now, answer);
-        }
-        flight.overdue = true;
-        this.countFailure(target, 'Timeout');
-        // A verdict reached at the deadline: the interval floor counts from here, not from the start.
-        return this.remember(target, this.clock.now(), {
-          reachable: false,
-          role: 'Unknown',
-          failure: {
-            reason: 'Timeout',
-            message: `no answer within the ${seconds(timeoutMs)} probe interval`,
-          },
-          durationMs: performance.now() - started,
-        });
-      }),
-    };
-    this.inFlight.set(target.key, flight);
-    // attempt never rejects, so an abandoned one cannot become an unhandled rejection.
-    void attempt.then(() => {
-      if (this.inFlight.get(target.key) === flight) this.inFlight.delete(target.key);
+    const fresh = this.call(target, now, { overdue: false });
+    fresh.verdict = withDeadline(fresh.answer, timeoutMs).then((answer) => {
+      this.metrics?.probeDuration.observe(
+        { provider: target.spec.provider.type },
+        (performance.now() - started) / 1000,
+      );
+      if (answer) {
+        if (!answer.reachable) this.countFailure(target, answer.failure?.reason ?? 'Unknown');
+        return this.remember(target, now, answer);
+      }
+      fresh.overdue = true;
+      this.silentSince.set(target.key, now);
+      this.countFailure(target, 'Timeout');
+      // A verdict reached at the deadline: the interval floor counts from here, not from the start.
+      return this.remember(target, this.clock.now(), {
+        reachable: false,
+        role: 'Unknown',
+        failure: { reason: 'Timeout', message: `no answer within the ${seconds(timeoutMs)} probe interval` },
+        durationMs: performance.now() - started,
+      });
     });
-    return flight.verdict;
+    return fresh.verdict;
+  }
+
+  /** Starts the one call to the database for this cluster; it is forgotten once it settles. */
+  private call(
+    target: ProbeTarget,
+    now: Date,
+    init: { overdue: boolean },
+  ): Call & { answer: Promise<DatabaseObservation> } {
+    const answer = this.attempt(target, now);
+    const call = { since: now, overdue: init.overdue, answer };
+    this.calls.set(target.key, call);
+    // attempt never rejects, so a call nobody waits for cannot become an unhandled rejection.
+    void answer.then((observation) => {
+      if (this.calls.get(target.key) !== call) return;
+      this.calls.delete(target.key);
+      // An answer after all, however late, ends the silence; giving up does not.
+      if (call.overdue && observation.reachable) this.silentSince.delete(target.key);
+    });
+    return call;
+  }
+
+  /** One more failure of a cluster that has given no answer since `since`. */
+  private stillSilent(target: ProbeTarget, now: Date, since: Date, why: string): ProbeRecord {
+    this.countFailure(target, 'Timeout');
+    const silentMs = now.getTime() - since.getTime();
+    return this.remember(target, now, {
+      reachable: false,
+      role: 'Unknown',
+      failure: { reason: 'Timeout', message: `no answer for ${seconds(silentMs)} (${why})` },
+      durationMs: silentMs,
+    });
   }
 
   /** One call to the database (observe, then the heartbeat on the active primary); never rejects. */
@@ -271,6 +295,7 @@ export class ClusterProbes {
       if (lag) record.lag = { bytes: lag.bytes, seconds: lag.seconds, at };
     }
     this.records.set(target.key, record);
+    if (observation.reachable) this.silentSince.delete(target.key);
     return record;
   }
 
@@ -284,7 +309,8 @@ export class ClusterProbes {
     const entry = this.entries.get(key);
     this.entries.delete(key);
     this.records.delete(key);
-    this.inFlight.delete(key);
+    this.calls.delete(key);
+    this.silentSince.delete(key);
     await entry?.provider.close().catch(() => undefined);
   }
 
