@@ -265,7 +265,9 @@ describe('promotion and fencing the old primary', () => {
 
     const { detail } = await primary.fence({ operationId: 'op-promote', epoch: 2, mode: 'ReadOnly' });
     const ended =
-      /default_transaction_read_only = on.*ended (\d+) other client session.*epoch 2 recorded/.exec(detail);
+      /default_transaction_read_only = on.*epoch 2 recorded.*connection limit 0 .*ended (\d+) other client session/.exec(
+        detail,
+      );
     // At least the two sessions opened here (a harness session that is just closing may add one).
     expect(Number(ended?.[1])).toBeGreaterThanOrEqual(2);
 
@@ -311,7 +313,8 @@ describe('promotion and fencing the old primary', () => {
 
   it('unfence (a rolled-back switchover) makes it take writes again, and is a no-op once done', async () => {
     expect(await primary.unfence()).toEqual({
-      detail: 'default_transaction_read_only reset (ALTER SYSTEM RESET, configuration reloaded)',
+      detail:
+        'connection limit restored on app (-1), postgres (-1), template1 (-1); default_transaction_read_only reset (ALTER SYSTEM RESET, configuration reloaded)',
     });
     await insertRow(await session(pair, 'primary'), 'after unfence');
     expect(await primary.unfence()).toEqual({ detail: 'not fenced read-only' });
@@ -421,17 +424,25 @@ describe('EpochOnly and Shutdown fencing', () => {
   });
 
   it('Shutdown again changes nothing, from the operator that fenced or from a new one', async () => {
-    // The fencing operator kept its own session; a new one can only reach the maintenance database.
+    // Fenced and closed already: nothing more is done, whichever operator asks, and the epoch in the
+    // closed database is not re-read (it was recorded before the database was closed).
     const again = await primary.fence({ operationId: 'op-shut', epoch: 5, mode: 'Shutdown' });
-    expect(again.detail).toBe('already fenced read-only with epoch 5 recorded');
+    expect(again.detail).toBe(
+      "already fenced read-only and closed; app refuses the operator's connections (ALLOW_CONNECTIONS false): the epoch recorded there was not checked",
+    );
     const fresh = provider(pair, 'primary');
     const fromNew = await fresh.fence({ operationId: 'op-shut', epoch: 5, mode: 'Shutdown' });
-    // Nobody keeps a session in a closed database, not even the first operator.
-    expect(fromNew.detail).toBe('app already closed to connections; ended 1 more client session(s)');
+    expect(fromNew.detail).toBe(
+      "already fenced read-only and closed; app refuses the operator's connections (ALLOW_CONNECTIONS false): the epoch recorded there was not checked",
+    );
     const third = await fresh.fence({ operationId: 'op-shut', epoch: 5, mode: 'Shutdown' });
-    expect(third.detail).toBe('app already closed to connections');
+    expect(third.detail).toBe(
+      "already fenced read-only and closed; app refuses the operator's connections (ALLOW_CONNECTIONS false): the epoch recorded there was not checked",
+    );
     const readOnly = await fresh.fence({ operationId: 'op-shut', epoch: 5, mode: 'ReadOnly' });
-    expect(readOnly.detail).toBe('app already closed to connections (Shutdown fencing)');
+    expect(readOnly.detail).toBe(
+      "already fenced read-only; app refuses the operator's connections (ALLOW_CONNECTIONS false): the epoch recorded there was not checked",
+    );
     expect(await fresh.observe()).toMatchObject({ reachable: true, role: 'Fenced' });
   });
 });

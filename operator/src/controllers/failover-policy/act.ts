@@ -76,8 +76,10 @@ export async function runStep(
 }
 
 async function fence(ports: StepPorts, spec: FailoverPolicySpec, op: Operation): Promise<StepOutcome> {
-  // A switchover fences read-only: a catalog change (Shutdown) would replicate to the standby that
-  // is about to become the primary. Everything else honours the policy's fencing mode.
+  // A switchover fences read-only, never Shutdown: the fence's catalog changes replicate to the
+  // standby about to take over, and a closed database there is more to undo. (The promotion's
+  // heartbeat write lifts a fence the new primary inherited; see docs/fencing.md.) Everything
+  // else honours the policy's fencing mode.
   const mode: FencingMode = op.kind === 'Switchover' ? 'ReadOnly' : spec.promotion.fencing;
   const db = await ports.database(op.from);
   const { detail } = await db.fence({ operationId: op.id, epoch: op.epoch, mode });

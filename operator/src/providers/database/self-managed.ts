@@ -58,7 +58,9 @@ export class SelfManagedPostgres implements DatabaseProvider {
         .query<{ promoted: boolean }>(
           'SELECT pg_promote(wait => true, wait_seconds => $1) AS promoted',
           [this.promoteWaitSeconds],
-          { timeoutMs: (this.promoteWaitSeconds + 5) * 1000 },
+          // Server-wide: a standby that replayed its old primary's fence (connection limits,
+          // closed databases) is still promoted through the maintenance database.
+          { timeoutMs: (this.promoteWaitSeconds + 5) * 1000, serverWide: true },
         )
         .catch(async (err: unknown) => {
           // Someone (a person, a previous attempt) finished the promotion first: that is success.
