@@ -56,15 +56,15 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
       dnsChecks.delete(key);
       return done();
     }
-    const now = ctx.clock.now();
     const spec = readSpec(failoverPolicySpec, object);
     if (!spec.ok) {
-      await writeConditionsOnly(
-        ctx,
-        object,
-        [{ type: 'SpecValid', status: 'False', reason: 'InvalidSpec', message: spec.message }],
-        'Pending',
-      );
+      const invalid: ConditionInput = {
+        type: 'SpecValid',
+        status: 'False',
+        reason: 'InvalidSpec',
+        message: spec.message,
+      };
+      await writeConditionsOnly(ctx, object, [invalid], 'Pending');
       return done();
     }
     const read = readStatus(failoverPolicyStatus, object);
@@ -79,48 +79,45 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
       ]);
       return requeueAfter(UNREADABLE_RETRY_MS, 'status unreadable');
     }
-    const ports = portsFor(ctx, object, spec.spec);
-    const input = await observe(ctx, object, spec.spec, read.status, ports, dnsChecks.get(key), now);
-    const plan = decide(input);
-    const result = await carryOut(ctx, object, ports, input, plan);
-    const { status: next, dnsReady } = statusToWrite(
-      object,
-      spec.spec,
-      input,
-      plan,
-      result,
-      clustersResolved(ctx, object, spec.spec),
-    );
-    // The record was looked at in this reconcile: check it again in five minutes if it is in sync
-    // now, else soon (backing off); a record found out of sync is repaired by the next reconcile.
-    if (dnsReady) {
-      const inSync = dnsReady.status === 'True';
-      dnsChecks.set(key, afterDnsCheck(dnsChecks.get(key), inSync, now, ctx.random));
-      if (!inSync)
-        ctx.metrics.dnsCheckFailures.inc({
-          namespace: ns(object),
-          policy: object.metadata.name,
-          reason: dnsReady.reason,
-        });
-    }
-    const previous = read.status;
-    await writeStatus(
-      ctx.client,
-      failoverPolicyType,
-      object,
-      object.status as FailoverPolicyStatus | undefined,
-      next,
-      ctx.policies,
-    );
-    // Events after the write: a write that loses a race (409) is redone from fresh data, and its
-    // Events with it, instead of being announced twice.
-    await announce(ctx, object, previous, next, result.events);
-    exportMetrics(ctx, object, spec.spec, input, previous, next);
-    const requeueMs = Math.max(10, nextLook(result, dnsChecks.get(key), now));
-    if (result.failure) return retryAfter(requeueMs, result.failure.reason, result.failure.message);
-    return requeueAfter(requeueMs);
+    return reconcileReadable(ctx, object, spec.spec, read.status, dnsChecks);
   };
 }
+
+/** observe → decide → act → transition → write, for a policy whose spec and status both parse. */
+async function reconcileReadable(
+  ctx: OperatorContext,
+  object: KubeObject,
+  spec: FailoverPolicySpec,
+  previous: FailoverPolicyStatus,
+  dnsChecks: Map<string, DnsCheck>,
+): Promise<ReconcileResult> {
+  const key = objectKey(object);
+  const now = ctx.clock.now();
+  const ports = portsFor(ctx, object, spec);
+  const input = await observe(ctx, object, spec, previous, ports, dnsChecks.get(key), now);
+  const plan = decide(input);
+  const result = await carryOut(ctx, object, ports, input, plan);
+  const resolved = clustersResolved(ctx, object, spec);
+  const { status: next, dnsReady } = statusToWrite(object, spec, input, plan, result, resolved);
+  // The record was looked at in this reconcile: check it again in five minutes if it is in sync
+  // now, else soon (backing off); a record found out of sync is repaired by the next reconcile.
+  if (dnsReady) {
+    const inSync = dnsReady.status === 'True';
+    dnsChecks.set(key, afterDnsCheck(dnsChecks.get(key), inSync, now, ctx.random));
+    if (!inSync) ctx.metrics.dnsCheckFailures.inc({ ...policyLabels(object), reason: dnsReady.reason });
+  }
+  const current = object.status as FailoverPolicyStatus | undefined;
+  await writeStatus(ctx.client, failoverPolicyType, object, current, next, ctx.policies);
+  // Events after the write: a write that loses a race (409) is redone from fresh data, and its
+  // Events with it, instead of being announced twice.
+  await announce(ctx, object, previous, next, result.events);
+  exportMetrics(ctx, object, spec, input, previous, next);
+  const requeueMs = Math.max(10, nextLook(result, dnsChecks.get(key), now));
+  if (result.failure) return retryAfter(requeueMs, result.failure.reason, result.failure.message);
+  return requeueAfter(requeueMs);
+}
+
+const policyLabels = (object: KubeObject) => ({ namespace: ns(object), policy: object.metadata.name });
 
 interface Carried extends StepResult {
   status: FailoverPolicyStatus;

@@ -8,12 +8,42 @@ import type { Operation } from '../../api/v1alpha1/index.ts';
 import { timestamp } from '../../runtime/time.ts';
 import { judgeStandby, lagWindowMs } from './candidates.ts';
 import type { PrimaryVerdict } from './detection.ts';
-import { type DecideInput, healthyStandby, writable } from './facts.ts';
+import { type ClusterFacts, type DecideInput, healthyStandby, writable } from './facts.ts';
 import { newOperation } from './operation.ts';
 
 export type RequestVerdict =
   | { kind: 'Start'; operation: Operation }
   | { kind: 'Reject'; requestId: string; reason: string; message: string };
+
+type PromotionRequest = NonNullable<DecideInput['spec']['promotionRequest']>;
+
+interface Judging {
+  input: DecideInput;
+  request: PromotionRequest;
+  active: string;
+  verdict: PrimaryVerdict;
+}
+
+const reject = (j: Judging, reason: string, message: string): RequestVerdict => ({
+  kind: 'Reject',
+  requestId: j.request.id,
+  reason,
+  message,
+});
+
+const start = (j: Judging, fields: Partial<Operation>): RequestVerdict => ({
+  kind: 'Start',
+  operation: newOperation({
+    kind: j.request.kind,
+    trigger: 'Manual',
+    from: j.active,
+    to: j.request.target,
+    epoch: (j.input.status.epoch ?? 0) + 1,
+    reason: j.request.reason ?? `requested by ${j.request.requestedBy ?? 'a person'}`,
+    now: j.input.now,
+    extra: { requestId: j.request.id, ...fields },
+  }),
+});
 
 /** What to do about the request in spec, if there is one not handled yet. */
 export function judgeRequest(
@@ -21,83 +51,77 @@ export function judgeRequest(
   active: string,
   verdict: PrimaryVerdict,
 ): RequestVerdict | undefined {
-  const { spec, status, clusters, now } = input;
-  const request = spec.promotionRequest;
-  if (!request || request.id === status.lastHandledRequestId) return undefined;
-  const reject = (reason: string, message: string): RequestVerdict => ({
-    kind: 'Reject',
-    requestId: request.id,
-    reason,
-    message,
-  });
-  const target = clusters[request.target];
-  if (request.target === active) return reject('AlreadyPrimary', `${request.target} is already the primary`);
-  if (!target?.exists) return reject('TargetMissing', `ReplicaCluster ${request.target} does not exist`);
+  const request = input.spec.promotionRequest;
+  if (!request || request.id === input.status.lastHandledRequestId) return undefined;
+  const j: Judging = { input, request, active, verdict };
+  const target = input.clusters[request.target];
+  if (request.target === active)
+    return reject(j, 'AlreadyPrimary', `${request.target} is already the primary`);
+  if (!target?.exists) return reject(j, 'TargetMissing', `ReplicaCluster ${request.target} does not exist`);
   if (!healthyStandby(target)) {
     return reject(
+      j,
       'TargetNotStandby',
       `${request.target} is ${target.reachable ? `in role ${target.role}` : 'unreachable'}, not a replicating standby`,
     );
   }
-  const start = (fields: Partial<Operation>): RequestVerdict => ({
-    kind: 'Start',
-    operation: newOperation({
-      kind: request.kind,
-      trigger: 'Manual',
-      from: active,
-      to: request.target,
-      epoch: (status.epoch ?? 0) + 1,
-      reason: request.reason ?? `requested by ${request.requestedBy ?? 'a person'}`,
-      now,
-      extra: { requestId: request.id, ...fields },
-    }),
-  });
-  const primary = clusters[active];
-  if (request.kind === 'Switchover') {
-    // A switchover loses nothing: it needs the primary up, to stop its writes and let the standby catch up.
-    if (!writable(primary)) {
-      return reject(
-        'PrimaryUnavailable',
-        `a switchover needs the primary ${active} reachable and writable; use kind: Failover for a primary that is gone`,
-      );
-    }
-    return start({});
+  return request.kind === 'Switchover' ? judgeSwitchover(j) : judgeFailover(j, target);
+}
+
+/** A switchover loses nothing: it needs the primary up, to stop its writes and let the standby catch up. */
+function judgeSwitchover(j: Judging): RequestVerdict {
+  if (!writable(j.input.clusters[j.active])) {
+    return reject(
+      j,
+      'PrimaryUnavailable',
+      `a switchover needs the primary ${j.active} reachable and writable; use kind: Failover for a primary that is gone`,
+    );
   }
+  return start(j, {});
+}
+
+/** A failover is for a primary that is gone, and stays inside the budget unless loss is accepted. */
+function judgeFailover(j: Judging, target: ClusterFacts): RequestVerdict {
+  const { spec, clusters, now } = j.input;
+  const primary = clusters[j.active];
   if (writable(primary)) {
     return reject(
+      j,
       'PrimaryAvailable',
-      `the primary ${active} is reachable and accepts writes; use kind: Switchover, which loses nothing`,
+      `the primary ${j.active} is reachable and accepts writes; use kind: Switchover, which loses nothing`,
     );
   }
   // The primary was alive until at least then: lag measured before that says little.
-  const lastSeen = verdict.lastSeenAt ?? (primary?.reachable ? now : primary?.lastReachableAt) ?? new Date(0);
-  const budgetSpec =
-    request.maxLagSeconds === undefined
-      ? spec
-      : {
-          ...spec,
-          promotion: {
-            ...spec.promotion,
-            rpo: {
-              ...spec.promotion.rpo,
-              maxLagSeconds: request.maxLagSeconds,
-              maxLagBytes: Number.MAX_SAFE_INTEGER,
-            },
-          },
-        };
-  const judged = judgeStandby(budgetSpec, target, new Date(lastSeen.getTime() - lagWindowMs(spec)));
-  if (judged.problem && !request.allowDataLoss) {
+  const lastSeen =
+    j.verdict.lastSeenAt ?? (primary?.reachable ? now : primary?.lastReachableAt) ?? new Date(0);
+  const judged = judgeStandby(
+    requestBudget(spec, j.request),
+    target,
+    new Date(lastSeen.getTime() - lagWindowMs(spec)),
+  );
+  if (judged.problem && !j.request.allowDataLoss) {
     const hint =
       judged.problem.reason === 'LagUnknown'
         ? 'set allowDataLoss: true to promote anyway'
         : 'set allowDataLoss: true to accept the loss';
-    return reject(judged.problem.reason, `${judged.problem.message}; ${hint}`);
+    return reject(j, judged.problem.reason, `${judged.problem.message}; ${hint}`);
   }
-  return start({
-    allowDataLoss: request.allowDataLoss,
+  return start(j, {
+    allowDataLoss: j.request.allowDataLoss,
     // RTO and RPO are reported as for an automatic failover: from the primary's loss, with the lag then.
     primaryLostAt: timestamp(lastSeen.getTime() > 0 ? lastSeen : now),
     ...(target.lagBytes !== undefined ? { estimatedLossBytes: target.lagBytes } : {}),
     ...(target.lagSeconds !== undefined ? { estimatedLossSeconds: target.lagSeconds } : {}),
   });
+}
+
+/** The request's own limit in seconds replaces the policy's budget (bytes then do not apply). */
+function requestBudget(spec: DecideInput['spec'], request: PromotionRequest): DecideInput['spec'] {
+  if (request.maxLagSeconds === undefined) return spec;
+  const rpo = {
+    ...spec.promotion.rpo,
+    maxLagSeconds: request.maxLagSeconds,
+    maxLagBytes: Number.MAX_SAFE_INTEGER,
+  };
+  return { ...spec, promotion: { ...spec.promotion, rpo } };
 }
