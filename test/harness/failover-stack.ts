@@ -3,7 +3,9 @@
  *
  * - a Kubernetes control plane holding the policy (shared or its own);
  * - "region A" and "region B": a PostgreSQL primary on 127.0.0.11 and a streaming standby on
- *   127.0.0.12, same port, so an A record moving between the two addresses moves clients;
+ *   127.0.0.12, same port, so an A record moving between the two addresses moves clients; with
+ *   `primaryNetwork: 'netns'` region A is a network namespace instead (its own address, same
+ *   port), whose network a test can make drop everything silently;
  * - a BIND server with a TSIG key holding the zone `failover.test`;
  * - observers as real processes (`--mode=observer`), each reaching the databases through its own
  *   TCP proxy, i.e. its own network path, which a test can cut;
@@ -21,9 +23,10 @@ import { eventType } from '../../operator/src/runtime/events.ts';
 import { KubeClient, type KubeObject } from '../../operator/src/runtime/kube-client.ts';
 import { type BindServer, startBind } from './bind.ts';
 import { installCrds } from './crds.ts';
+import { NetnsRegion } from './netns.ts';
 import { OperatorProcess } from './operator-process.ts';
 import { freePort } from './ports.ts';
-import { type PostgresPair, startPostgresPair } from './postgres.ts';
+import { type PostgresNodeName, type PostgresPair, startPostgresPair } from './postgres.ts';
 import { TcpProxy } from './tcp-proxy.ts';
 import { waitFor } from './wait.ts';
 
@@ -52,6 +55,11 @@ export interface FailoverStackOptions {
   operatorArgs?: string[];
   /** Start the operator now (default true); tests that stage faults may start it later. */
   startOperator?: boolean;
+  /**
+   * Where region A's primary runs: on a loopback address (default), or inside a network
+   * namespace of its own, so `isolatePrimary` can make it silent (packets dropped, not refused).
+   */
+  primaryNetwork?: 'loopback' | 'netns';
 }
 
 export class FailoverStack {
@@ -61,6 +69,8 @@ export class FailoverStack {
   readonly dir: string;
   readonly pair: PostgresPair;
   readonly bind: BindServer;
+  /** Region A's network namespace, with `primaryNetwork: 'netns'`. */
+  readonly region: NetnsRegion | undefined;
   readonly proxies = new Map<string, { primary: TcpProxy; standby: TcpProxy }>();
   readonly observers = new Map<string, OperatorProcess>();
   operator: OperatorProcess | undefined;
@@ -72,12 +82,14 @@ export class FailoverStack {
     dir: string,
     pair: PostgresPair,
     bind: BindServer,
+    region: NetnsRegion | undefined,
   ) {
     this.options = options;
     this.client = client;
     this.dir = dir;
     this.pair = pair;
     this.bind = bind;
+    this.region = region;
   }
 
   static async start(opts: FailoverStackOptions): Promise<FailoverStack> {
@@ -92,19 +104,32 @@ export class FailoverStack {
       mode: 'Automatic' as const,
       fencing: 'ReadOnly' as const,
       ttlSeconds: 5,
+      primaryNetwork: 'loopback' as const,
       ...opts,
     };
+    const region = options.primaryNetwork === 'netns' ? NetnsRegion.create() : undefined;
     const dir = mkdtempSync(join(tmpdir(), `failover-stack-${process.pid}-`));
     const port = await freePort();
-    const [pair, bind] = await Promise.all([
+    const started = await Promise.allSettled([
       startPostgresPair({
         name: opts.name,
-        hosts: { primary: PRIMARY_ADDRESS, standby: STANDBY_ADDRESS },
+        hosts: { primary: region?.address ?? PRIMARY_ADDRESS, standby: STANDBY_ADDRESS },
         ports: { primary: port, standby: port },
+        ...(region ? { namespaces: { primary: { name: region.name, clientNetwork: region.network } } } : {}),
       }),
       startBind({ name: opts.name, zone: ZONE }),
     ]);
-    const stack = new FailoverStack(options, new KubeClient(opts.kubeConfig), dir, pair, bind);
+    const [pair, bind] = started.map((s) => (s.status === 'fulfilled' ? s.value : undefined)) as [
+      PostgresPair | undefined,
+      BindServer | undefined,
+    ];
+    if (!pair || !bind) {
+      await Promise.all([pair?.stop(), bind?.stop()]);
+      region?.stop();
+      rmSync(dir, { recursive: true, force: true });
+      throw started.find((s) => s.status === 'rejected')?.reason;
+    }
+    const stack = new FailoverStack(options, new KubeClient(opts.kubeConfig), dir, pair, bind, region);
     try {
       await stack.applyResources();
       await Promise.all(options.observers.map((o) => stack.startObserver(o)));
@@ -202,8 +227,8 @@ export class FailoverStack {
     let paths = this.proxies.get(name);
     if (!paths) {
       paths = {
-        primary: await TcpProxy.start({ host: PRIMARY_ADDRESS, port: this.pair.primary.port }),
-        standby: await TcpProxy.start({ host: STANDBY_ADDRESS, port: this.pair.standby.port }),
+        primary: await TcpProxy.start({ host: this.pair.primary.host, port: this.pair.primary.port }),
+        standby: await TcpProxy.start({ host: this.pair.standby.host, port: this.pair.standby.port }),
       };
       this.proxies.set(name, paths);
     }
@@ -237,6 +262,29 @@ export class FailoverStack {
       ],
     });
     return this.operator;
+  }
+
+  /** Region A's address: the primary's, and the record's value while it is active. */
+  get primaryAddress(): string {
+    return this.pair.primary.host;
+  }
+
+  /**
+   * Makes region A's network drop everything, silently: the primary neither answers nor refuses,
+   * from anywhere (the operator, the observers' paths, the standby). Needs `primaryNetwork: 'netns'`.
+   */
+  isolatePrimary(): void {
+    this.netnsRegion('isolatePrimary').blackhole();
+  }
+
+  /** Undoes `isolatePrimary`. */
+  reconnectPrimary(): void {
+    this.netnsRegion('reconnectPrimary').restore();
+  }
+
+  private netnsRegion(step: string): NetnsRegion {
+    if (!this.region) throw new Error(`${step} needs a stack started with primaryNetwork: 'netns'`);
+    return this.region;
   }
 
   async policy(): Promise<{ object: KubeObject; status: FailoverPolicyStatus }> {
@@ -316,6 +364,34 @@ export class FailoverStack {
     return address;
   }
 
+  /**
+   * Waits, from a fault at `since` (performance.now()), until the standby takes writes and until
+   * BIND answers its address, and returns both times in ms. Polled every 50 ms, never stalled by
+   * a silent primary: only the standby and BIND are asked.
+   */
+  async timeStandbyTakeover(
+    since: number,
+    timeoutMs = 120_000,
+  ): Promise<{ writableMs: number; dnsMs: number }> {
+    let writableMs: number | undefined;
+    let dnsMs: number | undefined;
+    while (writableMs === undefined || dnsMs === undefined) {
+      if (writableMs === undefined && (await this.acceptsWrites('standby', 'socket', 2000)))
+        writableMs = performance.now() - since;
+      if (dnsMs === undefined && (await this.dnsAnswer().catch(() => []))[0] === STANDBY_ADDRESS)
+        dnsMs = performance.now() - since;
+      if (performance.now() - since > timeoutMs) {
+        const { status } = await this.policy();
+        throw new Error(
+          `the standby did not take over within ${timeoutMs / 1000} s of the fault ` +
+            `(writable: ${writableMs !== undefined}, DNS: ${dnsMs !== undefined}); last status: ${JSON.stringify(status)}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return { writableMs, dnsMs };
+  }
+
   /** Events about the policy, as `reason: note`. */
   async events(): Promise<{ reason: string; type: string; note: string }[]> {
     const list = await this.client.list<KubeObject>(eventType, this.options.namespace);
@@ -331,29 +407,54 @@ export class FailoverStack {
     });
   }
 
-  /** Which of the two databases accept writes right now (each asked directly). */
-  async writablePrimaries(): Promise<string[]> {
+  /**
+   * Which of the two databases accept writes right now, each asked directly: over its Unix
+   * socket (default: what it would do for anyone who reaches it), or over the network from this
+   * host (what clients can write to now). One that does not answer within `timeoutMs` (frozen,
+   * or cut off) is not counted.
+   */
+  async writablePrimaries(opts: { via?: 'socket' | 'network'; timeoutMs?: number } = {}): Promise<string[]> {
     const out: string[] = [];
     for (const node of ['primary', 'standby'] as const) {
-      const server = this.pair.server(node);
-      if (!server.running) continue;
-      try {
-        const [row] = await server.query<{ w: boolean }>(
-          "SELECT NOT pg_is_in_recovery() AND current_setting('default_transaction_read_only') = 'off' AS w",
-        );
-        if (row?.w) out.push(node);
-      } catch {
-        // down or refusing: not a primary anyone can write to
-      }
+      if (!this.pair.server(node).running) continue;
+      if (await this.acceptsWrites(node, opts.via ?? 'socket', opts.timeoutMs ?? 3000)) out.push(node);
     }
     return out;
   }
 
+  private async acceptsWrites(node: PostgresNodeName, via: 'socket' | 'network', timeoutMs: number) {
+    const server = this.pair.server(node);
+    const c = this.pair.connection(node);
+    const client = new pg.Client({
+      ...(via === 'socket'
+        ? { host: server.socketDir, port: server.port, user: 'postgres', database: 'postgres' }
+        : { host: c.host, port: c.port, user: c.user, password: c.password, database: c.database }),
+      connectionTimeoutMillis: timeoutMs,
+      query_timeout: timeoutMs,
+    });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      const { rows } = await client.query<{ w: boolean }>(
+        "SELECT NOT pg_is_in_recovery() AND current_setting('default_transaction_read_only') = 'off' AS w",
+      );
+      return rows[0]?.w === true;
+    } catch {
+      return false; // down, refusing or silent: not a primary anyone can write to now
+    } finally {
+      // Not awaited: a frozen server would keep the goodbye waiting until it thaws.
+      void client.end().catch(() => undefined);
+    }
+  }
+
   async stop(): Promise<void> {
+    // Reconnected first: a primary shutting down waits on its walsender, which needs the network.
+    this.region?.restore();
     await Promise.all([...this.observers.values()].map((o) => o.stop()));
     await this.operator?.stop();
     await Promise.all([...this.proxies.values()].flatMap((p) => [p.primary.stop(), p.standby.stop()]));
     await Promise.all([this.pair?.stop(), this.bind?.stop()]);
+    this.region?.stop();
     if (!process.env.FAILOVER_KEEP_DIRS) rmSync(this.dir, { recursive: true, force: true });
   }
 }
