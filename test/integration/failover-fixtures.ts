@@ -1,6 +1,10 @@
 /** Starting failover stacks on the shared control plane, one namespace per stack. */
 import { inject } from 'vitest';
+import type { FailoverObservationSpec } from '../../operator/src/api/v1alpha1/index.ts';
+import { failoverObservationType } from '../../operator/src/controllers/resources.ts';
+import type { KubeObject } from '../../operator/src/runtime/kube-client.ts';
 import { FailoverStack, type FailoverStackOptions } from '../harness/failover-stack.ts';
+import { waitFor } from '../harness/wait.ts';
 import { sharedKubeConfig } from './shared-control-plane.ts';
 
 export function stackStarter(
@@ -17,4 +21,52 @@ export function stackStarter(
       ...options,
     });
   };
+}
+
+export interface ObservedProbe {
+  observer: string;
+  observedAt: number;
+  reachable: boolean;
+  consecutiveFailures: number;
+}
+
+/** What each observer last published about one cluster of the stack's policy. */
+export async function observationsOf(stack: FailoverStack, cluster: string): Promise<ObservedProbe[]> {
+  const list = await stack.client.list<KubeObject>(failoverObservationType, stack.options.namespace);
+  return list.items.flatMap((o) => {
+    const spec = o.spec as FailoverObservationSpec | undefined;
+    const probe = spec?.clusters.find((c) => c.name === cluster);
+    return spec && probe
+      ? [
+          {
+            observer: spec.observer,
+            observedAt: Date.parse(spec.observedAt),
+            reachable: probe.reachable,
+            consecutiveFailures: probe.consecutiveFailures,
+          },
+        ]
+      : [];
+  });
+}
+
+/**
+ * Waits until an observer (the first that publishes, unless named) has published `n` more probe
+ * rounds: negative tests count their waits in probe intervals, not in seconds.
+ */
+export async function waitForProbeRounds(stack: FailoverStack, n: number, observer?: string): Promise<void> {
+  const newest = async () =>
+    Math.max(
+      0,
+      ...(await observationsOf(stack, 'region-a'))
+        .filter((o) => observer === undefined || o.observer === observer)
+        .map((o) => o.observedAt),
+    );
+  const from = await newest();
+  await waitFor(
+    async () => (await newest()) >= from + n * stack.options.probeIntervalSeconds * 1000 || undefined,
+    {
+      description: `${n} more probe rounds${observer ? ` from ${observer}` : ''}`,
+      timeoutMs: 30_000 + n * stack.options.probeIntervalSeconds * 3000,
+    },
+  );
 }

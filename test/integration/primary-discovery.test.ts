@@ -12,7 +12,7 @@ import type { KubeObject } from '../../operator/src/runtime/kube-client.ts';
 import { ControlPlane } from '../harness/control-plane.ts';
 import { FailoverStack, RECORD, STANDBY_ADDRESS } from '../harness/failover-stack.ts';
 import { waitFor } from '../harness/wait.ts';
-import { stackStarter } from './failover-fixtures.ts';
+import { stackStarter, waitForProbeRounds } from './failover-fixtures.ts';
 
 let stack: FailoverStack | undefined;
 let ownControlPlane: ControlPlane | undefined;
@@ -180,31 +180,4 @@ async function allowStep(cp: ControlPlane, step: string): Promise<void> {
       ?.properties;
   props?.step?._enum?.push(step);
   await api.replaceCustomResourceDefinition({ name, body: crd });
-}
-
-/** Waits until the observers have published `n` more rounds (counted in probe intervals, not time). */
-async function waitForProbeRounds(s: FailoverStack, n: number): Promise<void> {
-  const observedAt = async () => {
-    const list = await s.client.list<KubeObject>(
-      {
-        group: 'regionfailover.io',
-        version: 'v1alpha1',
-        plural: 'failoverobservations',
-        kind: 'FailoverObservation',
-      },
-      s.options.namespace,
-    );
-    return Math.max(
-      0,
-      ...list.items.map((o) => Date.parse(String((o.spec as { observedAt?: string })?.observedAt ?? 0))),
-    );
-  };
-  const from = await observedAt();
-  await waitFor(
-    async () => (await observedAt()) >= from + n * s.options.probeIntervalSeconds * 1000 || undefined,
-    {
-      description: `${n} more probe rounds`,
-      timeoutMs: 60_000,
-    },
-  );
 }

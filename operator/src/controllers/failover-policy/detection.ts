@@ -56,6 +56,8 @@ export function judgePrimary(
     : fresh.length === 0
       ? `no observer has a fresh observation of ${primary}; quorum is ${quorum}`
       : `${upVotes} of ${fresh.length} fresh observers reach ${primary}` +
-        (downVotes > 0 ? `, ${downVotes} have lost it (quorum ${quorum})` : '');
+        (downVotes > 0
+          ? `, ${downVotes} ${downVotes === 1 ? 'has' : 'have'} lost it (quorum ${quorum})`
+          : '');
   return { down, downVotes, upVotes, fresh: fresh.length, message, ...(lastSeenAt ? { lastSeenAt } : {}) };
 }
