@@ -1,12 +1,13 @@
 /**
  * A controller: a work queue of keys fed by informers, and workers that run the reconcile
- * function for one key at a time. Like controller-runtime's: errors back off per key, terminal
- * errors are reported and not retried, `requeueAfter` schedules the next look.
+ * function for one key at a time. Like controller-runtime's: errors back off per key,
+ * `requeueAfter` schedules the next look, and `retryAfter` (a failure the reconcile recorded with
+ * its own backoff) is counted as an error without a second backoff from the queue.
  */
 import { isConflict } from './kube-client.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import { errorReason, type ReconcileResult, TerminalError } from './reconcile.ts';
+import { errorReason, type ReconcileResult } from './reconcile.ts';
 import { WorkQueue } from './workqueue.ts';
 
 export interface ControllerOptions {
@@ -99,15 +100,6 @@ export class Controller {
       }
     } catch (err) {
       m?.reconcileTotal.inc({ ...labels, result: 'error' });
-      if (err instanceof TerminalError) {
-        this.queue.forget(key);
-        m?.terminalReconcileErrors.inc(labels);
-        this.opts.log.error(
-          { controller: this.name, key, reason: err.reason, err: err.message },
-          'reconcile failed; not retrying',
-        );
-        return;
-      }
       const reason = errorReason(err);
       m?.reconcileErrors.inc({ ...labels, reason });
       // A conflict only means our copy was a moment old: look again soon, without growing the backoff.

@@ -26,20 +26,6 @@ export const retryAfter = (ms: number, reason: string, message: string): Reconci
   message,
 });
 
-/**
- * An error that retrying cannot fix (an invalid object, a missing permission the operator will
- * not gain by waiting): it is reported and counted, but the key is not retried until it changes.
- */
-export class TerminalError extends Error {
-  readonly reason: string;
-
-  constructor(reason: string, message: string) {
-    super(message);
-    this.name = 'TerminalError';
-    this.reason = reason;
-  }
-}
-
 /** A short CamelCase label for an error, used as the `reason` label of the error metric. */
 export function errorReason(err: unknown): string {
   const reason = (err as { reason?: unknown }).reason;
