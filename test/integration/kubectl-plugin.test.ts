@@ -383,7 +383,7 @@ describe('promote --dry-run', () => {
     expect(res.stdout).toContain('API server:  accepts the request');
     expect(res.stdout).toContain('would start a Switchover from orders-a to orders-b, epoch 3 → 4');
     expect(res.stdout).toContain('orders-b: Standby, lag 0.4s / 1KiB');
-    expect(res.stdout).toMatch(/verdict: primary not down: 2 of 2 observers reach orders-a/);
+    expect(res.stdout).toMatch(/verdict: primary not down: 2 of 2 fresh observers reach orders-a/);
     const after = await client.get<KubeObject>(failoverPolicyType, ns, 'orders');
     expect(after.metadata.resourceVersion).toBe(before.metadata.resourceVersion);
   });
