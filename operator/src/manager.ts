@@ -54,6 +54,7 @@ export class Manager {
       log,
       controller: 'regionfailover.io/operator',
       instance: options.identity,
+      metrics,
     });
     const probes = new ClusterProbes({ client, clock: options.clock, log, metrics });
     this.context = {

@@ -96,6 +96,7 @@ export const chartScenarios: ChartScenario[] = [
     },
   },
   { name: 'one namespace', values: { watchNamespace: 'apps' } },
+  { name: 'Secrets in listed namespaces', values: { rbac: { secretNamespaces: ['apps', 'billing'] } } },
   {
     name: 'observer only (a region)',
     values: {

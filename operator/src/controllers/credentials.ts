@@ -9,7 +9,7 @@
  * every 30 s.
  */
 import { ProviderError } from '../providers/errors.ts';
-import { isNotFound, type KubeClient, type KubeObject } from '../runtime/kube-client.ts';
+import { isForbidden, isNotFound, type KubeClient, type KubeObject } from '../runtime/kube-client.ts';
 import { secretType } from './resources.ts';
 
 export interface SecretRead {
@@ -43,6 +43,13 @@ export class SecretReader {
     try {
       secret = await this.client.get(secretType, namespace, name);
     } catch (err) {
+      if (isForbidden(err)) {
+        throw new ProviderError(
+          'CredentialsMissing',
+          `the operator may not read Secret ${namespace}/${name} (403 Forbidden): with the Helm chart, list ${namespace} in rbac.secretNamespaces (or leave it empty to read Secrets in every watched namespace)`,
+          { cause: err, retryable: true },
+        );
+      }
       if (!isNotFound(err)) throw err;
     }
     this.cache.set(key, { secret, at: Date.now() });

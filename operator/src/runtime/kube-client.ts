@@ -58,6 +58,7 @@ export class KubeApiError extends Error {
 
 export const isNotFound = (err: unknown) => err instanceof KubeApiError && err.status === 404;
 export const isConflict = (err: unknown) => err instanceof KubeApiError && err.status === 409;
+export const isForbidden = (err: unknown) => err instanceof KubeApiError && err.status === 403;
 export const isGone = (err: unknown) => err instanceof KubeApiError && err.status === 410;
 
 export function resourcePath(

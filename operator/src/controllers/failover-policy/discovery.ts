@@ -62,15 +62,38 @@ function clusterWithTarget(input: DecideInput, value: string): string | undefine
   return policyClusters(input.spec).find((n) => input.dnsTargets?.[n]?.toLowerCase() === v);
 }
 
+/**
+ * Without the DNS record (not read yet, or the provider failing) only the plainest world is
+ * settled: every database reachable, exactly one of them writable, at the newest epoch any holds.
+ * Then no database out of sight can hold a newer one, and nothing else takes writes to fence.
+ */
+function withoutDns(input: DecideInput, names: string[]): Discovery {
+  const { clusters, dns } = input;
+  const why = dns?.error
+    ? `the DNS record cannot be read (${dns.error.reason}): ${dns.error.message}`
+    : 'waiting for a read of the DNS record';
+  if (!names.every((n) => clusters[n]?.reachable))
+    return unknown('Waiting', `${why}; not every database is reachable`);
+  const epochOf = (n: string) => establishedEpoch(clusters[n]) ?? 0;
+  const top = Math.max(...names.map(epochOf));
+  const writers = names.filter((n) => writable(clusters[n]));
+  const [only] = writers;
+  if (writers.length !== 1 || !only || epochOf(only) !== top) return unknown('Waiting', why);
+  return {
+    kind: 'Found',
+    primary: only,
+    epoch: top,
+    message: `${only} is the only database that accepts writes, at epoch ${top}, and every database is reachable (${why})`,
+  };
+}
+
 /** Who is primary according to the world. Pure; never guesses. */
 export function discoverPrimary(input: DecideInput): Discovery {
   const { spec, clusters, dns } = input;
   const names = policyClusters(spec);
   const unprobed = names.filter((n) => clusters[n]?.unprobed);
   if (unprobed.length) return unknown('Waiting', `waiting for the first probe of ${unprobed.join(', ')}`);
-  if (!dns) return unknown('Waiting', 'waiting for a read of the DNS record');
-  if (dns.error)
-    return unknown('Waiting', `the DNS record cannot be read (${dns.error.reason}): ${dns.error.message}`);
+  if (!dns || dns.error) return withoutDns(input, names);
   const ours = dns.owner !== undefined && dns.owner === input.dnsOwner;
   const dnsEpoch = ours ? (dns.epoch ?? 0) : undefined;
   const dnsPrimary = ours && dns.value !== undefined ? clusterWithTarget(input, dns.value) : undefined;

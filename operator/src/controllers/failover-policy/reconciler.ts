@@ -54,6 +54,7 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
     const object = ctx.policies.get(key);
     if (!object) {
       dnsChecks.delete(key);
+      forgetMetrics(ctx, key);
       return done();
     }
     const spec = readSpec(failoverPolicySpec, object);
@@ -355,3 +356,22 @@ function exportMetrics(
 }
 
 const ns = (object: KubeObject) => object.metadata.namespace ?? 'default';
+
+/** A deleted policy's series go with it: a stale 0 would keep its alerts firing for ever. */
+function forgetMetrics(ctx: OperatorContext, key: string): void {
+  const [namespace = 'default', policy = key] = key.includes('/') ? key.split('/') : ['default', key];
+  const labels = { namespace, policy };
+  const m = ctx.metrics;
+  for (const gauge of [
+    m.operationStart,
+    m.epoch,
+    m.policyReady,
+    m.failoverReady,
+    m.quorum,
+    m.freshObservers,
+    m.drillLastSucceeded,
+    m.drillRto,
+    m.drillNext,
+  ])
+    gauge.remove(labels);
+}
