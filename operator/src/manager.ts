@@ -7,9 +7,11 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { OperatorContext } from './controllers/context.ts';
 import { reconcileFailoverPolicy } from './controllers/failover-policy/reconciler.ts';
+import { AppEndpointChecks } from './controllers/replica-cluster/app-endpoints.ts';
 import { ClusterProbes } from './controllers/replica-cluster/probes.ts';
 import { reconcileReplicaCluster } from './controllers/replica-cluster/reconciler.ts';
 import { failoverObservationType, failoverPolicyType, replicaClusterType } from './controllers/resources.ts';
+import { HttpAppEndpointChecker } from './providers/app/http.ts';
 import { waitForCacheSync } from './runtime/cache-sync.ts';
 import type { Clock } from './runtime/clock.ts';
 import { Controller } from './runtime/controller.ts';
@@ -68,6 +70,7 @@ export class Manager {
       clusters,
       observations,
       probes,
+      appChecks: new AppEndpointChecks(new HttpAppEndpointChecker(), options.clock),
       policiesOf: (clusterKey) =>
         [...(this.policiesByCluster.get(clusterKey) ?? [])].flatMap((k) => policies.get(k) ?? []),
     };

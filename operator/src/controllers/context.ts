@@ -5,6 +5,7 @@ import type { Informer } from '../runtime/informer.ts';
 import type { KubeClient, KubeObject } from '../runtime/kube-client.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { Metrics } from '../runtime/metrics.ts';
+import type { AppEndpointChecks } from './replica-cluster/app-endpoints.ts';
 import type { ClusterProbes } from './replica-cluster/probes.ts';
 
 export interface OperatorContext {
@@ -21,6 +22,8 @@ export interface OperatorContext {
   observations: Informer<KubeObject>;
   /** The operator's own probes of every cluster, in memory. */
   probes: ClusterProbes;
+  /** The operator's own checks of every cluster's application endpoints, in memory. */
+  appChecks: AppEndpointChecks;
   /** The policies that name a cluster (by cluster key). */
   policiesOf(clusterKey: string): KubeObject[];
 }

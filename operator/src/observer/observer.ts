@@ -12,10 +12,13 @@ import {
   type FailoverObservationSpec,
   failoverPolicySpec,
   failoverPolicyStatus,
+  type ReplicaClusterSpec,
   replicaClusterSpec,
 } from '../api/v1alpha1/index.ts';
+import { AppEndpointChecks, appCheckTimeoutMs } from '../controllers/replica-cluster/app-endpoints.ts';
 import { ClusterProbes } from '../controllers/replica-cluster/probes.ts';
 import { failoverObservationType, failoverPolicyType, replicaClusterType } from '../controllers/resources.ts';
+import { HttpAppEndpointChecker } from '../providers/app/http.ts';
 import { waitForCacheSync } from '../runtime/cache-sync.ts';
 import type { Clock } from '../runtime/clock.ts';
 import { Controller } from '../runtime/controller.ts';
@@ -57,6 +60,7 @@ export class Observer {
   private readonly policies: Informer<KubeObject>;
   private readonly clusters: Informer<KubeObject>;
   private readonly probes: ClusterProbes;
+  private readonly appChecks: AppEndpointChecks;
   private readonly lastRound = new Map<string, number>();
   readonly controller: Controller;
   private stopping = false;
@@ -80,6 +84,7 @@ export class Observer {
       metrics,
       resyncMs,
     });
+    this.appChecks = new AppEndpointChecks(new HttpAppEndpointChecker(), options.clock);
     this.probes = new ClusterProbes({
       client,
       clock: options.clock,
@@ -139,7 +144,8 @@ export class Observer {
     this.lastRound.set(key, startedAt);
     const names = [spec.data.primary, ...spec.data.standbys];
     const status = failoverPolicyStatus.safeParse(policy.status ?? {});
-    const active = (status.success ? status.data.activePrimary : undefined) ?? spec.data.primary;
+    // As the policy's status records it (never spec.primary, which may name a former primary).
+    const active = status.success ? status.data.activePrimary : undefined;
     const probes = await Promise.all(
       names.map(async (name) => {
         const clusterKey = objectKey({ metadata: { name, namespace } });
@@ -150,18 +156,12 @@ export class Observer {
         const clusterSpec = override
           ? { ...parsed.data, connection: { ...parsed.data.connection, ...override } }
           : parsed.data;
-        const record = await this.probes.probe({
-          key: clusterKey,
-          namespace,
-          spec: clusterSpec,
-          activePrimaryKey: objectKey({ metadata: { name: active, namespace } }),
-          primaryMaxAgeMs: interval * 2000 + 1000,
-          minIntervalMs: interval * 800,
-          // A database that does not answer within the interval counts as failed then, so a
-          // round takes about one interval however long a silent database keeps the call.
-          timeoutMs: interval * 1000,
-        });
+        const [record, apps] = await Promise.all([
+          this.probe(clusterKey, namespace, clusterSpec, active, interval),
+          this.appChecks.check(clusterKey, clusterSpec.appEndpoints, appCheckTimeoutMs(interval)),
+        ]);
         const obs = record.observation;
+        const unhealthy = apps?.checks.filter((c) => !c.healthy).map((c) => c.name) ?? [];
         return {
           name,
           reachable: obs.reachable,
@@ -170,6 +170,8 @@ export class Observer {
           ...(record.lastReachableAt ? { lastSuccessTime: timestamp(record.lastReachableAt) } : {}),
           ...(obs.failure ? { failureReason: obs.failure.reason } : {}),
           ...(obs.lsn ? { lsn: obs.lsn } : {}),
+          ...(apps ? { appEndpointsHealthy: unhealthy.length === 0 } : {}),
+          ...(unhealthy.length ? { unhealthyAppEndpoints: unhealthy } : {}),
         };
       }),
     );
@@ -186,6 +188,26 @@ export class Observer {
     // waited out a silent database must not stretch the interval.
     const took = this.opts.clock.now().getTime() - startedAt;
     return requeueAfter(Math.max(interval * 1000 - took, 0));
+  }
+
+  private probe(
+    key: string,
+    namespace: string,
+    spec: ReplicaClusterSpec,
+    active: string | undefined,
+    interval: number,
+  ) {
+    return this.probes.probe({
+      key,
+      namespace,
+      spec,
+      ...(active ? { activePrimaryKey: objectKey({ metadata: { name: active, namespace } }) } : {}),
+      primaryMaxAgeMs: interval * 2000 + 1000,
+      minIntervalMs: interval * 800,
+      // A database that does not answer within the interval counts as failed then, so a round
+      // takes about one interval however long a silent database keeps the call.
+      timeoutMs: interval * 1000,
+    });
   }
 
   private async publish(namespace: string, spec: FailoverObservationSpec, policy: KubeObject): Promise<void> {

@@ -20,6 +20,17 @@ export const clusterProbe = z
       .optional()
       .describe('Why the last probe failed, as a CamelCase reason.'),
     lsn: z.string().max(32).optional().describe('WAL position the database reported.'),
+    appEndpointsHealthy: z
+      .boolean()
+      .optional()
+      .describe(
+        'Whether every application endpoint of the cluster answered healthy; absent without endpoints.',
+      ),
+    unhealthyAppEndpoints: z
+      .array(shortName('An endpoint name.'))
+      .max(8)
+      .optional()
+      .describe('The application endpoints that did not answer healthy.'),
   })
   .describe('The result of probing one cluster.');
 

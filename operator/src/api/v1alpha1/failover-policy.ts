@@ -220,6 +220,12 @@ export const promotion = z
       .describe(
         'How long the quorum must keep agreeing the primary is down before an automatic failover starts.',
       ),
+    requireHealthyAppEndpoints: z
+      .boolean()
+      .default(false)
+      .describe(
+        'An automatic failover only promotes a standby whose application endpoints (ReplicaCluster spec.appEndpoints) all answer healthy to the operator. Standbys without endpoints are not held back.',
+      ),
     fencing: z
       .enum(['ReadOnly', 'Shutdown', 'EpochOnly'])
       .default('ReadOnly')

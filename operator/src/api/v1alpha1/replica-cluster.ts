@@ -132,7 +132,9 @@ export const appEndpoint = z
     name: shortName('A name for this endpoint, unique within the cluster.'),
     url: httpUrl('URL probed with GET; any 2xx or 3xx answer counts as healthy.'),
   })
-  .describe('An application endpoint in this region whose health is probed with the database.');
+  .describe(
+    'An application endpoint in this region, checked with the database by the operator and every observer; a policy can require it healthy before failing over to this region.',
+  );
 
 export const replicaClusterSpec = withRules(
   z
@@ -208,6 +210,30 @@ export const replicaClusterStatus = z
       .min(0)
       .optional()
       .describe('Failover epoch in the heartbeat row this database holds.'),
+    appEndpoints: z
+      .array(
+        z
+          .object({
+            name: shortName('The endpoint name from spec.appEndpoints.'),
+            healthy: z.boolean().describe('Whether the last GET answered 2xx or 3xx in time.'),
+            statusCode: z
+              .number()
+              .int()
+              .min(100)
+              .max(599)
+              .optional()
+              .describe('The HTTP status of the answer.'),
+            reason: z
+              .string()
+              .max(64)
+              .optional()
+              .describe('Why it is unhealthy: HttpStatus, Timeout, Unreachable, TlsFailed.'),
+          })
+          .describe('The last check of one application endpoint.'),
+      )
+      .max(8)
+      .optional()
+      .describe('The last check of each application endpoint in spec.appEndpoints, by the operator.'),
     conditions: conditions.optional(),
   })
   .describe('Observed state of a ReplicaCluster, written by the operator.');

@@ -7,7 +7,13 @@
 import type { FailoverPolicySpec, FailoverPolicyStatus } from '../../api/v1alpha1/index.ts';
 import { type ClusterFacts, healthyStandby, policyClusters, seconds } from './facts.ts';
 
-export type BlockReason = 'ManualMode' | 'Cooldown' | 'NoHealthyStandby' | 'LagUnknown' | 'LagAboveBudget';
+export type BlockReason =
+  | 'ManualMode'
+  | 'Cooldown'
+  | 'NoHealthyStandby'
+  | 'LagUnknown'
+  | 'LagAboveBudget'
+  | 'AppEndpointsUnhealthy';
 
 export interface Candidate {
   facts: ClusterFacts;
@@ -80,19 +86,38 @@ export function chooseStandby(
   primaryLastSeenAt: Date,
 ): Candidate | undefined {
   const notBefore = new Date(primaryLastSeenAt.getTime() - lagWindowMs(spec));
-  const candidates = standbysOf(spec, active).map((name) =>
-    judgeStandby(
+  const candidates = standbysOf(spec, active).map((name) => {
+    const judged = judgeStandby(
       spec,
       clusters[name] ?? { name, exists: false, reachable: false, role: 'Unknown' },
       notBefore,
-    ),
-  );
+    );
+    return judged.problem ? judged : judgeApplication(spec, judged.facts);
+  });
   return (
     candidates.find((c) => !c.problem) ??
     candidates.find((c) => c.problem?.reason === 'LagAboveBudget') ??
     candidates.find((c) => c.problem?.reason === 'LagUnknown') ??
     candidates[0]
   );
+}
+
+/**
+ * With requireHealthyAppEndpoints, the database may be ready while the application in its
+ * region is not: an automatic failover there would move clients to a region that cannot serve
+ * them. (A person's failover is not held back: they decide.)
+ */
+function judgeApplication(spec: FailoverPolicySpec, facts: ClusterFacts): Candidate {
+  if (!spec.promotion.requireHealthyAppEndpoints || !facts.appEndpoints || facts.appEndpoints === 'Healthy')
+    return { facts };
+  const which = facts.unhealthyAppEndpoints?.join(', ') ?? 'not checked yet';
+  return {
+    facts,
+    problem: {
+      reason: 'AppEndpointsUnhealthy',
+      message: `the application endpoints of ${facts.name} are not healthy (${which})`,
+    },
+  };
 }
 
 /** The cool-down after a real failover, if it still runs: how long ago the failover was. */

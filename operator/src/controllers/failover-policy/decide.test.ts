@@ -535,3 +535,45 @@ describe('decide: ended operations', () => {
     },
   );
 });
+
+describe('decide: the application in the standby region', () => {
+  const withApps = (b: Partial<ReturnType<typeof standby>>) =>
+    outage({
+      specOver: {
+        promotion: {
+          rpo: { maxLagSeconds: 10, maxLagBytes: 1_000_000 },
+          cooldownSeconds: 600,
+          requireHealthyAppEndpoints: true,
+        },
+      },
+      clusters: { a: gone(), b: { ...standby('b'), ...b }, c: { ...standby('c'), ...b } },
+    });
+
+  it('holds an automatic failover back while the standby region’s application is down, saying which endpoint', () => {
+    const e = evaluate(withApps({ appEndpoints: 'Unhealthy', unhealthyAppEndpoints: ['api'] }));
+    expect(e.started).toBeUndefined();
+    expect(e.condition('FailoverBlocked')).toMatchObject({
+      status: 'True',
+      reason: 'AppEndpointsUnhealthy',
+      message: expect.stringMatching(/\(api\)/),
+    });
+    expect(evaluate(withApps({ appEndpoints: 'Unknown' })).started).toBeUndefined();
+  });
+
+  it('fails over once it is healthy, and never holds back a standby without endpoints', () => {
+    expect(evaluate(withApps({ appEndpoints: 'Healthy' })).started).toMatchObject({ to: 'b' });
+    expect(evaluate(withApps({})).started).toMatchObject({ to: 'b' });
+  });
+
+  it('is only a rule for automatic failovers: a person’s request decides for itself', () => {
+    const i = withApps({ appEndpoints: 'Unhealthy', unhealthyAppEndpoints: ['api'] });
+    const requested = evaluate({
+      ...i,
+      spec: {
+        ...i.spec,
+        promotionRequest: { id: 'r1', target: 'b', kind: 'Failover', allowDataLoss: false },
+      },
+    });
+    expect(requested.started).toMatchObject({ kind: 'Failover', trigger: 'Manual', to: 'b' });
+  });
+});

@@ -21,6 +21,13 @@ export interface ClusterFacts {
   lagBytes?: number;
   lagSeconds?: number;
   lagObservedAt?: Date;
+  /**
+   * Its application endpoints as last checked: all healthy, some not, configured but not checked
+   * yet (Unknown); undefined when it has none.
+   */
+  appEndpoints?: 'Healthy' | 'Unhealthy' | 'Unknown';
+  /** The endpoints that did not answer healthy. */
+  unhealthyAppEndpoints?: string[];
   /** After a switchover away from it, its provider makes it a standby again (see drills). */
   rejoinsAfterSwitchover?: boolean;
   /** Not probed yet (a restarted operator): unreachable means "not known", not "down". */

@@ -13,6 +13,7 @@ import type {
   ReplicaClusterStatus,
 } from '../../api/v1alpha1/index.ts';
 import { rejoinsAfterSwitchover } from '../../providers/database/capabilities.ts';
+import { type AppEndpointsRecord, appHealth } from '../replica-cluster/app-endpoints.ts';
 import type { ProbeRecord } from '../replica-cluster/probes.ts';
 import type { ClusterFacts, DecideInput, DnsFacts, Vote } from './facts.ts';
 import { policyClusters } from './facts.ts';
@@ -20,20 +21,35 @@ import { policyClusters } from './facts.ts';
 /** The operator itself counts as one observer, under this name. */
 export const OPERATOR_OBSERVER = 'operator';
 
+/** What the application endpoints' last check says, for a cluster that has endpoints. */
+function appFacts(
+  spec: Pick<ReplicaClusterSpec, 'appEndpoints'> | undefined,
+  apps: AppEndpointsRecord | undefined,
+): Pick<ClusterFacts, 'appEndpoints' | 'unhealthyAppEndpoints'> {
+  if (!spec?.appEndpoints?.length) return {};
+  const health = appHealth(apps);
+  if (!health || !apps) return { appEndpoints: 'Unknown' };
+  const unhealthy = apps.checks.filter((c) => !c.healthy).map((c) => c.name);
+  return { appEndpoints: health, ...(unhealthy.length ? { unhealthyAppEndpoints: unhealthy } : {}) };
+}
+
 export function factsFromProbe(
   name: string,
-  spec: Pick<ReplicaClusterSpec, 'provider'> | undefined,
+  spec: Pick<ReplicaClusterSpec, 'provider' | 'appEndpoints'> | undefined,
   record: ProbeRecord | undefined,
+  apps?: AppEndpointsRecord,
 ): ClusterFacts {
   const exists = spec !== undefined;
   const rejoins = spec && rejoinsAfterSwitchover(spec) ? { rejoinsAfterSwitchover: true } : {};
-  if (!record) return { name, exists, reachable: false, role: 'Unknown', unprobed: true, ...rejoins };
+  const app = appFacts(spec, apps);
+  if (!record) return { name, exists, reachable: false, role: 'Unknown', unprobed: true, ...rejoins, ...app };
   const obs = record.observation;
   const lag = record.lag;
   return {
     name,
     exists,
     ...rejoins,
+    ...app,
     reachable: obs.reachable,
     role: obs.reachable ? obs.role : 'Unknown',
     observedAt: record.at,
@@ -47,9 +63,16 @@ export function factsFromProbe(
 export function factsFromStatus(name: string, status: ReplicaClusterStatus | undefined): ClusterFacts {
   if (!status) return { name, exists: false, reachable: false, role: 'Unknown' };
   const reachable = status.conditions?.find((c) => c.type === 'Reachable')?.status === 'True';
+  const unhealthy = status.appEndpoints?.filter((a) => !a.healthy).map((a) => a.name) ?? [];
   return {
     name,
     exists: true,
+    ...(status.appEndpoints?.length
+      ? {
+          appEndpoints: unhealthy.length ? 'Unhealthy' : 'Healthy',
+          ...(unhealthy.length ? { unhealthyAppEndpoints: unhealthy } : {}),
+        }
+      : {}),
     reachable,
     role: reachable ? (status.role ?? 'Unknown') : 'Unknown',
     ...(status.lastObservedTime ? { observedAt: new Date(status.lastObservedTime) } : { unprobed: true }),

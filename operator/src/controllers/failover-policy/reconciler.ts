@@ -154,6 +154,7 @@ async function observe(
         name,
         ctx.clusters.get(clusterKey(name))?.spec as ReplicaClusterSpec | undefined,
         ctx.probes.latest(clusterKey(name)),
+        ctx.appChecks.latest(clusterKey(name)),
       ),
     operatorVote: (active) => voteFromProbe(ctx.probes.latest(clusterKey(active))),
     observations,

@@ -25,6 +25,7 @@ import type { OperatorContext } from '../context.ts';
 import { readOwnStatus, readSpec } from '../read-object.ts';
 import { replicaClusterType } from '../resources.ts';
 import { writeStatus } from '../status-writer.ts';
+import { type AppEndpointsRecord, appCheckTimeoutMs } from './app-endpoints.ts';
 import type { ProbeRecord } from './probes.ts';
 
 // Status is for people; decisions use the in-memory probes. A heartbeat write every few minutes
@@ -66,6 +67,7 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
     const object = ctx.clusters.get(key);
     if (!object) {
       await ctx.probes.forget(key);
+      ctx.appChecks.forget(key);
       return done();
     }
     const now = ctx.clock.now();
@@ -99,20 +101,33 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
     const policy = policyView(ctx, key);
     const interval = policy?.intervalSeconds ?? DEFAULT_INTERVAL_S;
     const isActivePrimary = policy?.activePrimary === object.metadata.name;
-    const record = await ctx.probes.probe({
-      key,
-      namespace,
-      spec: spec.spec,
-      activePrimaryKey: policy?.activePrimary
-        ? objectKey({ metadata: { name: policy.activePrimary, namespace } })
-        : undefined,
-      ...(isActivePrimary && policy ? { heartbeatEpoch: policy.epoch } : {}),
-      primaryMaxAgeMs: interval * 2000 + 1000,
-      // 80 % of the interval: timers are not exact, but extra reconciles must not probe early.
-      minIntervalMs: interval * 800,
-    });
+    // The application endpoints are checked with the database, under the same interval floor.
+    const lastApps = ctx.appChecks.latest(key);
+    const appsDue = !lastApps || now.getTime() - lastApps.at.getTime() >= interval * 800;
+    const [record, apps] = await Promise.all([
+      ctx.probes.probe({
+        key,
+        namespace,
+        spec: spec.spec,
+        activePrimaryKey: policy?.activePrimary
+          ? objectKey({ metadata: { name: policy.activePrimary, namespace } })
+          : undefined,
+        ...(isActivePrimary && policy ? { heartbeatEpoch: policy.epoch } : {}),
+        primaryMaxAgeMs: interval * 2000 + 1000,
+        // 80 % of the interval: timers are not exact, but extra reconciles must not probe early.
+        minIntervalMs: interval * 800,
+        // Unanswered by the end of the interval: a failure (a silent database is not a slow one).
+        timeoutMs: interval * 1000,
+      }),
+      appsDue ? ctx.appChecks.check(key, spec.spec.appEndpoints, appCheckTimeoutMs(interval)) : lastApps,
+    ]);
 
-    const status = summarize(previous, record, spec.spec, policy, generation, now);
+    const status = withAppEndpoints(
+      summarize(previous, record, spec.spec, policy, generation, now),
+      apps,
+      generation,
+      now,
+    );
     exportMetrics(ctx, namespace, policy?.name ?? '', spec.spec.region, object.metadata.name, record, status);
     await announce(ctx, object, previous, status);
     if (worthWriting(previous, status, now)) {
@@ -293,6 +308,47 @@ function standbyReplicating(obs: ProbeRecord['observation'], intervalSeconds: nu
       message: `the WAL receiver has heard nothing from the primary for more than ${stalledAfter} s`,
     };
   return { type: 'Replicating', status: 'True', reason: 'Streaming', message: 'receiving and replaying WAL' };
+}
+
+/**
+ * The application endpoints' last check in status, with the AppEndpointsHealthy condition; an
+ * unhealthy application makes the cluster Degraded.
+ */
+function withAppEndpoints(
+  status: ReplicaClusterStatus,
+  apps: AppEndpointsRecord | undefined,
+  generation: number | undefined,
+  now: Date,
+): ReplicaClusterStatus {
+  if (!apps) {
+    const { appEndpoints: _a, ...rest } = status;
+    return { ...rest, conditions: (rest.conditions ?? []).filter((c) => c.type !== 'AppEndpointsHealthy') };
+  }
+  const failing = apps.checks.filter((c) => !c.healthy);
+  const condition: ConditionInput = failing.length
+    ? {
+        type: 'AppEndpointsHealthy',
+        status: 'False',
+        reason: failing[0]?.reason ?? 'Unhealthy',
+        message: `not healthy: ${failing.map((c) => c.name).join(', ')}`,
+      }
+    : {
+        type: 'AppEndpointsHealthy',
+        status: 'True',
+        reason: 'Healthy',
+        message: 'every application endpoint answers 2xx or 3xx',
+      };
+  return {
+    ...status,
+    ...(failing.length && status.health === 'Healthy' ? { health: 'Degraded' as const } : {}),
+    appEndpoints: apps.checks.map((c) => ({
+      name: c.name,
+      healthy: c.healthy,
+      ...(c.statusCode !== undefined ? { statusCode: c.statusCode } : {}),
+      ...(c.reason ? { reason: c.reason } : {}),
+    })),
+    conditions: setCondition(status.conditions, condition, generation, now),
+  };
 }
 
 function worthWriting(previous: ReplicaClusterStatus, next: ReplicaClusterStatus, now: Date): boolean {
