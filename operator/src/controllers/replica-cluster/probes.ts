@@ -157,7 +157,15 @@ export class ClusterProbes {
         database: { user: user.value, password: password.value },
         ...(api ? { providerApi: api.value } : {}),
       },
-      this.factoryOptions,
+      {
+        ...this.factoryOptions,
+        // A fence replicates with the catalog; the new primary's heartbeat write lifts it. Say so.
+        onLeftoverFenceRestored: (detail) =>
+          this.log.warn(
+            { cluster: target.key, detail },
+            'lifted a fence the new primary inherited from its old primary',
+          ),
+      },
     );
     this.entries.set(target.key, { provider, fingerprint });
     return provider;

@@ -24,6 +24,8 @@ export interface FactoryOptions {
   connectTimeoutMs: number;
   statementTimeoutMs: number;
   applicationName: string;
+  /** Told when a newly promoted primary lifts a fence it inherited from its old primary. */
+  onLeftoverFenceRestored?: (detail: string) => void;
 }
 
 export function createDatabaseProvider(
@@ -43,6 +45,7 @@ export function createDatabaseProvider(
     connectTimeoutMs: options.connectTimeoutMs,
     statementTimeoutMs: options.statementTimeoutMs,
     applicationName: options.applicationName,
+    ...(options.onLeftoverFenceRestored ? { onLeftoverFenceRestored: options.onLeftoverFenceRestored } : {}),
   };
   const provider = spec.provider;
   switch (provider.type) {
