@@ -397,6 +397,7 @@ describe('defaults', () => {
       rpo: { maxLagSeconds: 30, maxLagBytes: 16777216 },
       cooldownSeconds: 3600,
       holdDownSeconds: 0,
+      requireHealthyAppEndpoints: false,
       fencing: 'ReadOnly',
     });
     expect(spec.dns?.ttlSeconds).toBe(30);

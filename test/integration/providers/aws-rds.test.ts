@@ -178,7 +178,8 @@ describe('fencing', () => {
       mode: 'EpochOnly',
     });
     expect(detail).toMatch(/epoch 2/);
-    expect((await rds(EAST, sqlSide('primary')).observe()).heartbeat?.epoch).toBe(2);
+    // The mark is the fence's; the row's own epoch stays the one the database was primary at.
+    expect((await rds(EAST, sqlSide('primary')).observe()).heartbeat?.fencedEpoch).toBe(2);
   });
 
   it('succeeds on RDS evidence when SQL cannot reach a database RDS lists as a read replica', async () => {

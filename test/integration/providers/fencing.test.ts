@@ -214,7 +214,7 @@ describe('ReadOnly, with the operator logged in as a superuser', () => {
     expect(await primary.observe()).toMatchObject({
       reachable: true,
       role: 'Fenced',
-      heartbeat: { epoch: 2 },
+      heartbeat: { fencedEpoch: 2 },
     });
     const opened = await pair.connect('primary');
     expect(await primary.fence({ operationId: 'op-2', epoch: 2, mode: 'ReadOnly' })).toEqual({
@@ -242,7 +242,7 @@ describe('ReadOnly, with the operator logged in as a superuser', () => {
   it('unfence gives every database its limit from before and lets the application write again', async () => {
     expect(await primary.unfence()).toEqual({
       detail:
-        'connection limit restored on app (-1), postgres (-1), shop (7), template1 (-1); ' +
+        'connection limit restored on app (-1), postgres (-1), shop (7), template1 (-1); fence mark cleared; ' +
         'default_transaction_read_only reset (ALTER SYSTEM RESET, configuration reloaded)',
     });
     expect(await limits(pair)).toEqual(BEFORE);
@@ -281,7 +281,8 @@ describe('ReadOnly, with the operator logged in as a superuser', () => {
     // Still read-only by default: the fence still marks the server.
     expect(await primary.observe()).toMatchObject({ role: 'Fenced' });
     expect(await primary.unfence()).toEqual({
-      detail: 'default_transaction_read_only reset (ALTER SYSTEM RESET, configuration reloaded)',
+      detail:
+        'fence mark cleared; default_transaction_read_only reset (ALTER SYSTEM RESET, configuration reloaded)',
     });
     expect(await limits(pair)).toEqual(BEFORE);
     await insertAs(await connectAs(pair, 'primary', APP), 'after the second unfence');

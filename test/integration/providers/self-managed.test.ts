@@ -284,10 +284,11 @@ describe('promotion and fencing the old primary', () => {
       code: '25006',
     });
 
+    // Marked by the fencing operation's epoch; the row's own epoch stays the one it was primary at.
     expect(await primary.observe()).toMatchObject({
       reachable: true,
       role: 'Fenced',
-      heartbeat: { epoch: 2 },
+      heartbeat: { epoch: 1, fencedEpoch: 2 },
     });
     await expect(primary.writeHeartbeat(2, new Date())).rejects.toMatchObject({ reason: 'Rejected' });
     await expect(primary.promote({ operationId: 'op-wrong', epoch: 3 })).rejects.toMatchObject({
@@ -305,7 +306,7 @@ describe('promotion and fencing the old primary', () => {
 
     await pair.stopPrimary();
     await pair.startPrimary();
-    expect(await primary.observe()).toMatchObject({ role: 'Fenced', heartbeat: { epoch: 2 } });
+    expect(await primary.observe()).toMatchObject({ role: 'Fenced', heartbeat: { fencedEpoch: 2 } });
     await expect(insertRow(await session(pair, 'primary'), 'after restart')).rejects.toMatchObject({
       code: '25006',
     });
@@ -314,7 +315,7 @@ describe('promotion and fencing the old primary', () => {
   it('unfence (a rolled-back switchover) makes it take writes again, and is a no-op once done', async () => {
     expect(await primary.unfence()).toEqual({
       detail:
-        'connection limit restored on app (-1), postgres (-1), template1 (-1); default_transaction_read_only reset (ALTER SYSTEM RESET, configuration reloaded)',
+        'connection limit restored on app (-1), postgres (-1), template1 (-1); fence mark cleared; default_transaction_read_only reset (ALTER SYSTEM RESET, configuration reloaded)',
     });
     await insertRow(await session(pair, 'primary'), 'after unfence');
     expect(await primary.unfence()).toEqual({ detail: 'not fenced read-only' });
@@ -375,6 +376,16 @@ describe('EpochOnly and Shutdown fencing', () => {
     standby = provider(pair, 'standby');
   });
 
+  it('never fences a database that holds a newer epoch than the fencing operation: it is the primary', async () => {
+    await primary.writeHeartbeat(3, new Date());
+    for (const mode of ['ReadOnly', 'Shutdown', 'EpochOnly'] as const) {
+      const refused = await primary.fence({ operationId: 'op-old', epoch: 2, mode }).catch((e: unknown) => e);
+      expect(refused).toMatchObject({ reason: 'PreconditionFailed', retryable: false });
+    }
+    expect(await primary.observe()).toMatchObject({ role: 'Primary', heartbeat: { epoch: 3 } });
+    await insertRow(await session(pair, 'primary'), 'the primary still takes writes');
+  });
+
   it('EpochOnly records the epoch and nothing else; a heartbeat of an older epoch cannot lower it', async () => {
     await primary.writeHeartbeat(3, new Date());
     const writer = await session(pair, 'primary');
@@ -384,7 +395,10 @@ describe('EpochOnly and Shutdown fencing', () => {
     expect(await primary.fence({ operationId: 'op-epoch', epoch: 4, mode: 'EpochOnly' })).toEqual({
       detail: 'epoch 4 already recorded',
     });
-    expect(await primary.observe()).toMatchObject({ role: 'Primary', heartbeat: { epoch: 4 } });
+    expect(await primary.observe()).toMatchObject({
+      role: 'Primary',
+      heartbeat: { epoch: 3, fencedEpoch: 4 },
+    });
     await insertRow(writer, 'still writable');
 
     const stale = await primary.writeHeartbeat(3, new Date()).catch((e: unknown) => e);
@@ -417,9 +431,9 @@ describe('EpochOnly and Shutdown fencing', () => {
       reason: 'Rejected',
       message: expect.stringMatching(/ALLOW_CONNECTIONS false/),
     });
-    // The epoch was recorded before the database closed; the standby replays it.
-    await waitFor(async () => (await standby.observe()).heartbeat?.epoch === 5, {
-      description: 'the standby to replay epoch 5',
+    // The mark was recorded before the database closed; the standby replays it.
+    await waitFor(async () => (await standby.observe()).heartbeat?.fencedEpoch === 5, {
+      description: 'the standby to replay the mark of epoch 5',
     });
   });
 

@@ -209,7 +209,13 @@ export const replicaClusterStatus = z
       .int()
       .min(0)
       .optional()
-      .describe('Failover epoch in the heartbeat row this database holds.'),
+      .describe('Failover epoch in the heartbeat row this database holds: the epoch it was primary at.'),
+    fencedEpoch: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('While this database is fenced or marked: the epoch of the operation that did it.'),
     appEndpoints: z
       .array(
         z

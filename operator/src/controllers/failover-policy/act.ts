@@ -11,7 +11,7 @@ import type { DatabaseProvider, FencingMode } from '../../providers/database/por
 import type { DnsProvider, DnsRecordRef, DnsVerifier } from '../../providers/dns/port.ts';
 import type { DnsServerAddress } from '../../providers/dns/verifier.ts';
 import { canonicalValue } from '../../providers/dns/verifier.ts';
-import { isProviderError, ProviderError } from '../../providers/errors.ts';
+import { isProviderError } from '../../providers/errors.ts';
 import type { ConditionInput } from '../../runtime/conditions.ts';
 import { timestamp } from '../../runtime/time.ts';
 import type { StepOutcome } from './transition.ts';
@@ -43,20 +43,6 @@ export function failure(err: unknown): Extract<StepOutcome, { kind: 'Failed' }> 
     message: (err as Error).message ?? String(err),
     retryable: true,
   };
-}
-
-/** `work`, or a Timeout ProviderError once `ms` have passed (`work` goes on; its failure is dropped). */
-async function withinMs<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ProviderError('Timeout', `${what}: no answer within ${ms} ms`)), ms);
-  });
-  work.catch(() => undefined);
-  try {
-    return await Promise.race([work, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Runs the side effect of the operation's current step. Never throws. */
@@ -96,14 +82,9 @@ async function fence(ports: StepPorts, spec: FailoverPolicySpec, op: Operation):
   // else honours the policy's fencing mode.
   const mode: FencingMode = op.kind === 'Switchover' ? 'ReadOnly' : spec.promotion.fencing;
   const db = await ports.database(op.from);
-  const fencing = db.fence({ operationId: op.id, epoch: op.epoch, mode });
-  // A failover's old primary is down by quorum: one that stays silent is not waited for beyond a
-  // probe interval (it is marked by the epoch instead; the call may still land later, which only
-  // fences it sooner). A switchover's primary is up, and must be fenced: it is waited for.
-  const fenced =
-    op.kind === 'Failover'
-      ? await withinMs(fencing, spec.detection.probeIntervalSeconds * 1000, `fencing ${op.from}`)
-      : await fencing;
+  // Waited for up to the adapter's own timeouts (a silent old primary costs its connect timeout):
+  // cutting a slow but reachable primary's fence short would promote beside a writer.
+  const fenced = await db.fence({ operationId: op.id, epoch: op.epoch, mode });
   // Others seen taking writes before the promotion (op.strays) go the same way, in the policy's mode.
   const others: string[] = [];
   for (const stray of op.strays ?? []) {

@@ -292,7 +292,11 @@ describe('decide: never two primaries', () => {
       input({
         specOver: { promotion: { fencing: 'EpochOnly' } },
         status: { activePrimary: 'b', epoch: 5 },
-        clusters: { a: primaryUp('a', 5), b: primaryUp('b', 5), c: standby('c', 1, 1, 4, 5) },
+        clusters: {
+          a: { ...primaryUp('a', 4), fencedEpoch: 5 },
+          b: primaryUp('b', 5),
+          c: standby('c', 1, 1, 4, 5),
+        },
       }),
     );
     expect(e.started).toBeUndefined();
@@ -310,7 +314,7 @@ describe('decide: never two primaries', () => {
     );
     expect(plan.status.currentOperation).toMatchObject({
       step: 'Fencing',
-      message: expect.stringMatching(/accepts writes again/),
+      message: expect.stringMatching(/accepts writes beside b; fencing it before promoting/),
     });
   });
 
@@ -343,6 +347,23 @@ describe('decide: never two primaries', () => {
       reason: 'kernel upgrade in region a',
     });
   });
+
+  it.each(['RepointingDns', 'VerifyingDns'] as const)(
+    'fences an old primary that comes back writable at %s, before going on',
+    (step) => {
+      const op = inProgress(step, { stepStartedAt: ago(2).toISOString() });
+      const plan = decide(
+        input({
+          status: { activePrimary: 'b', epoch: 5, currentOperation: op },
+          clusters: { a: primaryUp('a', 4), b: primaryUp('b', 5), c: standby('c', 1, 1, 4, 5) },
+        }),
+      );
+      expect(plan.status.currentOperation).toMatchObject({
+        step: 'Fencing',
+        message: expect.stringMatching(/a accepts writes beside b/),
+      });
+    },
+  );
 
   it('does not stand down for want of evidence (a restarted operator has not probed yet)', () => {
     const plan = decide(
@@ -393,9 +414,12 @@ describe('decide: never two primaries', () => {
     expect(fencing.action).toMatchObject({ kind: 'RunStep', operation: { step: 'Fencing' } });
   });
 
-  it('carries on with an operation that has touched a database, whatever is observed', () => {
+  it('carries on with an operation that has touched a database, whatever the votes say', () => {
     const plan = decide(
-      input({ status: { activePrimary: 'a', epoch: 4, currentOperation: inProgress('RepointingDns') } }),
+      input({
+        status: { activePrimary: 'b', epoch: 5, currentOperation: inProgress('RepointingDns') },
+        clusters: { a: gone(), b: primaryUp('b', 5), c: standby('c', 1, 1, 4, 5) },
+      }),
     );
     expect(plan.action).toMatchObject({ kind: 'RunStep', operation: { step: 'RepointingDns' } });
   });
@@ -406,7 +430,12 @@ describe('decide: never two primaries', () => {
       lastError: 'REFUSED',
       retryAfter: new Date(NOW.getTime() + 3000).toISOString(),
     });
-    const plan = decide(input({ status: { activePrimary: 'a', epoch: 4, currentOperation: op } }));
+    const plan = decide(
+      input({
+        status: { activePrimary: 'b', epoch: 5, currentOperation: op },
+        clusters: { a: gone(), b: primaryUp('b', 5), c: standby('c', 1, 1, 4, 5) },
+      }),
+    );
     expect(plan.action.kind).toBe('Observe');
     expect(plan.requeueMs).toBe(3000);
   });
@@ -444,6 +473,15 @@ describe('decide: promotion requests', () => {
     [
       'a failover while the primary takes writes',
       input({ specOver: req({ kind: 'Failover' }) }),
+      'PrimaryAvailable',
+    ],
+    [
+      'a failover while the operator is cut off from a primary a quorum of observers still reach',
+      input({
+        specOver: req({ kind: 'Failover' }),
+        clusters: { a: gone(), b: standby('b'), c: standby('c') },
+        votes: [down('operator'), up('region-b'), up('region-c')],
+      }),
       'PrimaryAvailable',
     ],
     [

@@ -132,7 +132,9 @@ const knowThePrimary: Guard = (c) => {
     ? `status said ${c.active} at epoch ${base.epoch ?? 0}, but ${newer.join('; ')}`
     : 'status did not record it';
   const differs = found.primary !== input.spec.primary ? ` (spec.primary names ${input.spec.primary})` : '';
-  return record(c, 'primary discovered', { ...base, activePrimary: found.primary, epoch: found.epoch }, [
+  // Never below an epoch status already held (an operation's, or a status with no primary).
+  const epoch = Math.max(found.epoch, base.epoch ?? 0);
+  return record(c, 'primary discovered', { ...base, activePrimary: found.primary, epoch }, [
     event(
       c.active ? 'Warning' : 'Normal',
       'PrimaryDiscovered',
@@ -191,17 +193,24 @@ function standDownReason(c: Context, op: Operation): [Operation['step'], string]
   }
   // Fence before promote: the old primary may have come back since it was fenced or marked, and
   // any other database seen taking writes is fenced with it (recorded in `strays`).
-  if (op.step === 'Promoting') {
+  // After it (re-pointing or verifying DNS, which can take minutes while a provider fails) a
+  // returning old primary would take writes beside the new one: the operation goes back to fence it
+  // (the promotion then finds its target already primary, and moves on).
+  if (op.step === 'Promoting' || op.step === 'RepointingDns' || op.step === 'VerifyingDns') {
+    // A writer this operation already marked (EpochOnly: a mark is all that mode does) is left be.
     const fresh = (n: string) => {
       const f = clusters[n];
-      return writable(f) && f?.observedAt !== undefined && f.observedAt > new Date(op.stepStartedAt);
+      const marked = (f?.fencedEpoch ?? -1) >= op.epoch;
+      return (
+        writable(f) && !marked && f?.observedAt !== undefined && f.observedAt > new Date(op.stepStartedAt)
+      );
     };
     const strays = policyClusters(spec).filter((n) => n !== op.from && n !== op.to && fresh(n));
     const writers = [...(fresh(op.from) ? [op.from] : []), ...strays];
     if (writers.length)
       return [
         'Fencing',
-        `${writers.join(' and ')} ${writers.length === 1 ? 'accepts' : 'accept'} writes again; fencing before promoting`,
+        `${writers.join(' and ')} ${writers.length === 1 ? 'accepts' : 'accept'} writes beside ${op.to}; fencing ${writers.length === 1 ? 'it' : 'them'} ${op.step === 'Promoting' ? 'before promoting' : 'before going on'}`,
       ];
   }
   // A switchover needs its primary: one lost by quorum before the promotion stands down, so the
@@ -218,9 +227,10 @@ function standDownReason(c: Context, op: Operation): [Operation['step'], string]
 
 /** Databases other than an operation's two that take writes now. */
 function strayWriters(c: Context, op: Operation): string[] {
-  return policyClusters(c.input.spec).filter(
-    (n) => n !== op.from && n !== op.to && writable(c.input.clusters[n]),
-  );
+  return policyClusters(c.input.spec).filter((n) => {
+    const f = c.input.clusters[n];
+    return n !== op.from && n !== op.to && writable(f) && (f?.fencedEpoch ?? -1) < op.epoch;
+  });
 }
 
 /** An ended operation is filed in history, with the outcome of the request that started it. */
@@ -275,6 +285,8 @@ function finishOperation(c: Context, op: Operation): Plan {
 
 /** How long after a Fence of a database a new one may start if it still takes writes. */
 const FENCE_RETRY_MS = 30_000;
+/** How long after a Fence that was refused (a missing privilege, a provider that cannot) to try again. */
+const FENCE_REFUSED_RETRY_MS = 5 * 60_000;
 
 /** 3. Never two primaries: anything else that accepts writes is fenced, as a recorded operation. */
 const fenceStrayPrimary: Guard = (c) => {
@@ -285,9 +297,18 @@ const fenceStrayPrimary: Guard = (c) => {
     const facts = input.clusters[name];
     if (name === active || !writable(facts)) continue;
     // EpochOnly can only mark a database with the epoch: once it holds it, there is no more to do.
-    if (input.spec.promotion.fencing === 'EpochOnly' && (facts?.heartbeatEpoch ?? -1) >= epoch) continue;
+    if (input.spec.promotion.fencing === 'EpochOnly' && (facts?.fencedEpoch ?? -1) >= epoch) continue;
+    // After a fence that did not take, or was refused, wait before the next: a stand-down (the
+    // primary lost meanwhile) is no reason to.
     const last = base.history?.find((r) => r.kind === 'Fence' && r.from === name);
-    if (last && input.now.getTime() - new Date(last.completedAt).getTime() < FENCE_RETRY_MS) continue;
+    const wait = !last
+      ? 0
+      : last.result === 'Succeeded'
+        ? FENCE_RETRY_MS
+        : last.message?.startsWith('could not fence')
+          ? FENCE_REFUSED_RETRY_MS
+          : 0;
+    if (last && input.now.getTime() - new Date(last.completedAt).getTime() < wait) continue;
     const operation = newOperation({
       kind: 'Fence',
       trigger: 'Automatic',

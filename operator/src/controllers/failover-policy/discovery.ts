@@ -31,20 +31,29 @@ export function heldEpoch(input: Pick<DecideInput, 'status'>): number {
 }
 
 /**
- * The epoch a database vouches for: a primary's own, or the one a standby replayed from its
- * primary. A fenced database's row only says which operation fenced it, not that anything was
- * promoted at that epoch (a switchover may have stopped between fencing and promoting).
+ * The epoch a database vouches for: the one it was primary at, or a standby's primary's. A fence
+ * mark (`fencedEpoch`) says only that an operation began, not that anything was promoted at that
+ * epoch (a switchover may have stopped between fencing and promoting), so it does not count.
  */
 export function establishedEpoch(f: ClusterFacts | undefined): number | undefined {
-  return f?.reachable && f.role !== 'Fenced' ? f.heartbeatEpoch : undefined;
+  return f?.reachable ? f.heartbeatEpoch : undefined;
 }
+
+/** Takes writes and is not marked as superseded (an EpochOnly fence leaves it writable). */
+const unmarkedWriter = (f: ClusterFacts | undefined) => writable(f) && f?.fencedEpoch === undefined;
 
 /** Clusters (and DNS) holding an epoch newer than status knows: someone promoted without us. */
 export function newerEpochs(input: DecideInput): string[] {
   const held = heldEpoch(input);
+  const op = input.status.currentOperation;
   const found = policyClusters(input.spec).flatMap((n) => {
     const e = establishedEpoch(input.clusters[n]);
-    return e !== undefined && e > held ? [`${n}'s heartbeat holds epoch ${e}`] : [];
+    if (e !== undefined && e > held) return [`${n}'s heartbeat holds epoch ${e}`];
+    // The epoch an operation in flight is establishing, already held by another writer: someone
+    // else promoted at it (after a lost status), and this operation would reuse it.
+    if (op && n !== op.to && e !== undefined && e >= op.epoch && unmarkedWriter(input.clusters[n]))
+      return [`${n} takes writes at epoch ${e}, the epoch ${op.id} is establishing`];
+    return [];
   });
   const dns = input.dns;
   if (dns && !dns.error && dns.owner === input.dnsOwner && (dns.epoch ?? 0) > held)
@@ -76,7 +85,7 @@ function withoutDns(input: DecideInput, names: string[]): Discovery {
     return unknown('Waiting', `${why}; not every database is reachable`);
   const epochOf = (n: string) => establishedEpoch(clusters[n]) ?? 0;
   const top = Math.max(...names.map(epochOf));
-  const writers = names.filter((n) => writable(clusters[n]));
+  const writers = names.filter((n) => unmarkedWriter(clusters[n]));
   const [only] = writers;
   if (writers.length !== 1 || !only || epochOf(only) !== top) return unknown('Waiting', why);
   return {
@@ -99,7 +108,7 @@ export function discoverPrimary(input: DecideInput): Discovery {
   const dnsPrimary = ours && dns.value !== undefined ? clusterWithTarget(input, dns.value) : undefined;
   const epochOf = (n: string) => establishedEpoch(clusters[n]) ?? 0;
   const top = Math.max(dnsEpoch ?? 0, ...names.map(epochOf));
-  const atTop = names.filter((n) => writable(clusters[n]) && epochOf(n) === top);
+  const atTop = names.filter((n) => unmarkedWriter(clusters[n]) && epochOf(n) === top);
   const [only] = atTop;
   if (atTop.length === 1 && only)
     return { kind: 'Found', primary: only, epoch: top, message: `${only} accepts writes at epoch ${top}` };
@@ -116,13 +125,22 @@ export function discoverPrimary(input: DecideInput): Discovery {
       `${atTop.join(' and ')} all accept writes at epoch ${top} and DNS does not settle it: fence all but the real primary by hand (see docs/runbooks)`,
     );
   }
-  if (dnsPrimary && dnsEpoch === top)
+  if (dnsPrimary && dnsEpoch === top) {
+    // Only when every other database is in sight: one out of sight may have been promoted at a
+    // newer epoch that never reached DNS (a lost status between promoting and re-pointing).
+    const outOfSight = names.filter((n) => n !== dnsPrimary && !clusters[n]?.reachable);
+    if (outOfSight.length)
+      return unknown(
+        'Waiting',
+        `the DNS record names ${dnsPrimary} at epoch ${top}, but ${outOfSight.join(', ')} cannot be reached and may hold a newer epoch`,
+      );
     return {
       kind: 'Found',
       primary: dnsPrimary,
       epoch: top,
       message: `the DNS record names ${dnsPrimary} at epoch ${top}; no database takes writes at that epoch now`,
     };
+  }
   if (top === 0 && dnsEpoch === undefined)
     return {
       kind: 'Found',

@@ -15,8 +15,10 @@ export interface ClusterFacts {
   observedAt?: Date;
   /** When a probe last reached it. */
   lastReachableAt?: Date;
-  /** The failover epoch in its heartbeat row (a standby: as replayed so far). */
+  /** The failover epoch in its heartbeat row: the epoch it was primary at (a standby: as replayed). */
   heartbeatEpoch?: number;
+  /** Set while an operation of this epoch has fenced or marked it (its heartbeat row's mark). */
+  fencedEpoch?: number;
   /** Lag behind the active primary, measured while the primary was reachable. */
   lagBytes?: number;
   lagSeconds?: number;

@@ -55,6 +55,9 @@ export function factsFromProbe(
     observedAt: record.at,
     ...(record.lastReachableAt ? { lastReachableAt: record.lastReachableAt } : {}),
     ...(obs.reachable && obs.heartbeat ? { heartbeatEpoch: obs.heartbeat.epoch } : {}),
+    ...(obs.reachable && obs.heartbeat?.fencedEpoch !== undefined
+      ? { fencedEpoch: obs.heartbeat.fencedEpoch }
+      : {}),
     ...(lag ? { lagBytes: lag.bytes, lagObservedAt: lag.at } : {}),
     ...(lag && !Number.isNaN(lag.seconds) ? { lagSeconds: lag.seconds } : {}),
   };
@@ -78,6 +81,7 @@ export function factsFromStatus(name: string, status: ReplicaClusterStatus | und
     ...(status.lastObservedTime ? { observedAt: new Date(status.lastObservedTime) } : { unprobed: true }),
     ...(status.lastReachableTime ? { lastReachableAt: new Date(status.lastReachableTime) } : {}),
     ...(reachable && status.epoch !== undefined ? { heartbeatEpoch: status.epoch } : {}),
+    ...(reachable && status.fencedEpoch !== undefined ? { fencedEpoch: status.fencedEpoch } : {}),
     ...(status.replicationLagBytes !== undefined ? { lagBytes: status.replicationLagBytes } : {}),
     ...(status.replicationLagSeconds !== undefined ? { lagSeconds: status.replicationLagSeconds } : {}),
     ...(status.lagObservedTime ? { lagObservedAt: new Date(status.lagObservedTime) } : {}),

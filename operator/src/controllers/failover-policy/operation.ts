@@ -9,6 +9,10 @@
  *   Switchover: Detected → Fencing → CatchingUp → Promoting → RepointingDns → VerifyingDns → Completed
  *               Fencing or CatchingUp that cannot finish → RollingBack (unfence) → Aborted
  *   Fence:      Detected → Fencing → Completed          (a database that accepts writes but is not the primary)
+ *               Detected or Fencing → Aborted           (it stopped taking writes, the primary was lost,
+ *                                                        or the fence was refused)
+ *   Any of Promoting, RepointingDns, VerifyingDns → Fencing, when a database other than the new
+ *   primary is seen taking writes (it is fenced, and the steps run again; each is idempotent)
  *   Anything that stops before touching a database: Detected → Aborted
  */
 import type { FailoverPolicyStatus, Operation, OperationReport } from '../../api/v1alpha1/index.ts';

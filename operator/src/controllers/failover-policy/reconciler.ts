@@ -107,6 +107,8 @@ async function reconcileReadable(
     dnsChecks.set(key, afterDnsCheck(dnsChecks.get(key), inSync, now, ctx.random));
     if (!inSync) ctx.metrics.dnsCheckFailures.inc({ ...policyLabels(object), reason: dnsReady.reason });
   }
+  // An operation just ended: look at the record again now, whatever the five-minute schedule says.
+  if (previous.currentOperation && !next.currentOperation && !dnsReady) dnsChecks.delete(key);
   const current = object.status as FailoverPolicyStatus | undefined;
   await writeStatus(ctx.client, failoverPolicyType, object, current, next, ctx.policies);
   // Events after the write: a write that loses a race (409) is redone from fresh data, and its

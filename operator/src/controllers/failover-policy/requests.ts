@@ -91,6 +91,16 @@ function judgeFailover(j: Judging, target: ClusterFacts): RequestVerdict {
       `the primary ${j.active} is reachable and accepts writes; use kind: Switchover, which loses nothing`,
     );
   }
+  // The operator's own path may be the one that is cut: a quorum of observers that still reach the
+  // primary it cannot see is positive evidence it is alive, and a failover now would leave two
+  // writers. (One the operator sees fenced is reachable but takes no writes: that is no reason.)
+  if (!primary?.reachable && j.verdict.upVotes >= spec.detection.quorum) {
+    return reject(
+      j,
+      'PrimaryAvailable',
+      `${j.verdict.message}: the primary ${j.active} is not gone; use kind: Switchover, or fix the operator's path to it`,
+    );
+  }
   // The primary was alive until at least then: lag measured before that says little.
   const lastSeen =
     j.verdict.lastSeenAt ?? (primary?.reachable ? now : primary?.lastReachableAt) ?? new Date(0);

@@ -22,16 +22,27 @@ import { type StepOutcome, transition } from './transition.ts';
 
 const NAMES = ['a', 'b', 'c'] as const;
 const OBSERVERS = ['operator', 'region-b', 'region-c'] as const;
-const SPEC = makeSpec({
-  detection: { probeIntervalSeconds: 1, failureThreshold: 3, quorum: 2 },
-  promotion: { rpo: { maxLagSeconds: 5, maxLagBytes: 1_000_000 }, cooldownSeconds: 30, holdDownSeconds: 0 },
-});
+type Fencing = 'ReadOnly' | 'Shutdown' | 'EpochOnly';
+const specWith = (fencing: Fencing) =>
+  makeSpec({
+    detection: { probeIntervalSeconds: 1, failureThreshold: 3, quorum: 2 },
+    promotion: {
+      rpo: { maxLagSeconds: 5, maxLagBytes: 1_000_000 },
+      cooldownSeconds: 30,
+      holdDownSeconds: 0,
+      fencing,
+    },
+  });
+/** Ticks two databases may take writes at once before it counts as a split brain left standing. */
+const TWO_WRITERS_TICKS = 12;
 const TARGET = (n: string) => `${n}.db`;
 
 interface Db {
   alive: boolean;
   role: 'Primary' | 'Standby' | 'Fenced';
+  /** The heartbeat row: the epoch it was primary at (a standby: replayed), and a fence mark. */
   epoch: number;
+  fencedEpoch?: number;
   lagSeconds: number;
 }
 interface Probe {
@@ -43,7 +54,9 @@ interface Probe {
 }
 
 class World {
+  readonly spec: ReturnType<typeof specWith>;
   now = Date.parse('2026-03-02T10:00:00Z');
+  twoWriters = 0;
   dbs: Record<string, Db> = {
     a: { alive: true, role: 'Primary', epoch: 0, lagSeconds: 0 },
     b: { alive: true, role: 'Standby', epoch: 0, lagSeconds: 0 },
@@ -64,16 +77,59 @@ class World {
   started = new Set<string>();
   ended = new Set<string>();
 
+  constructor(fencing: Fencing) {
+    this.spec = specWith(fencing);
+  }
+
+  /** Status gone (a recreated policy): an operation in flight goes with it. */
+  loseStatus(): void {
+    const lost = this.status.currentOperation;
+    if (lost) this.ended.add(lost.id);
+    this.status = {};
+  }
+
   writable(): string[] {
     return NAMES.filter((n) => this.dbs[n]?.alive && this.dbs[n].role === 'Primary');
   }
 
-  /** One probe interval: the operator and observers probe, then the policy is reconciled. */
+  /**
+   * The writers that count: under EpochOnly, those not marked as superseded (an EpochOnly fence
+   * marks a database, it cannot stop it taking writes: that is its documented contract).
+   */
+  writers(): string[] {
+    const all = this.writable();
+    return this.spec.promotion.fencing === 'EpochOnly'
+      ? all.filter((n) => this.dbs[n]?.fencedEpoch === undefined)
+      : all;
+  }
+
+  /** One probe interval: replication, probes, then the policy is reconciled. */
   tick(): void {
     this.now += 1000;
+    this.replicate();
     if (this.skipProbes > 0) this.skipProbes--;
     else this.probe();
     this.reconcile();
+    // A database that comes back writable beside the primary is the world's doing; leaving it so
+    // is the operator's. (Under EpochOnly a marked writer is all the operator can do.)
+    const writers = this.writers();
+    this.twoWriters = writers.length > 1 ? this.twoWriters + 1 : 0;
+    if (this.twoWriters === TWO_WRITERS_TICKS)
+      this.violations.push(`${writers.join(' and ')} took writes for ${TWO_WRITERS_TICKS} ticks`);
+  }
+
+  /** Standbys replay the heartbeat row of the database they stream from (a live primary, fenced or not). */
+  private replicate(): void {
+    const sources = NAMES.map((n) => this.dbs[n] as Db).filter((d) => d.alive && d.role !== 'Standby');
+    const source = sources.find((d) => d.role === 'Primary') ?? sources[0];
+    if (!source) return;
+    for (const n of NAMES) {
+      const d = this.dbs[n] as Db;
+      if (d.role !== 'Standby' || !d.alive) continue;
+      d.epoch = source.epoch;
+      if (source.fencedEpoch === undefined) delete d.fencedEpoch;
+      else d.fencedEpoch = source.fencedEpoch;
+    }
   }
 
   private probe(): void {
@@ -129,6 +185,7 @@ class World {
             observedAt: new Date(p.at),
             ...(p.lastReachableAt ? { lastReachableAt: new Date(p.lastReachableAt) } : {}),
             ...(p.reachable ? { heartbeatEpoch: db.epoch } : {}),
+            ...(p.reachable && db.fencedEpoch !== undefined ? { fencedEpoch: db.fencedEpoch } : {}),
             ...(p.lag ? { lagSeconds: p.lag.seconds, lagBytes: 0, lagObservedAt: new Date(p.lag.at) } : {}),
           }
         : { name: n, exists: true, reachable: false, role: 'Unknown', unprobed: true };
@@ -139,7 +196,7 @@ class World {
     if (ap) votes.push(vote('operator', ap));
     for (const [o, p] of this.votes) votes.push(vote(o, p));
     return {
-      spec: { ...SPEC, ...(this.request ? { promotionRequest: this.request } : {}) },
+      spec: { ...this.spec, ...(this.request ? { promotionRequest: this.request } : {}) },
       status: this.status,
       clusters,
       votes,
@@ -191,8 +248,13 @@ class World {
       case 'Fencing':
         for (const db of [from, ...(op.strays ?? []).map((n) => this.dbs[n] as Db)]) {
           if (!db.alive) return unreachable;
-          if (db.role === 'Primary' && SPEC.promotion.fencing !== 'EpochOnly') db.role = 'Fenced';
-          db.epoch = Math.max(db.epoch, op.epoch);
+          // As the adapters do: never fence a database a later promotion made primary.
+          if (db.epoch > op.epoch)
+            return { kind: 'Failed', reason: 'PreconditionFailed', message: 'newer epoch', retryable: false };
+          if (db.role === 'Standby') continue;
+          const mode = op.kind === 'Switchover' ? 'ReadOnly' : this.spec.promotion.fencing;
+          if (db.role === 'Primary' && mode !== 'EpochOnly') db.role = 'Fenced';
+          db.fencedEpoch = Math.max(db.fencedEpoch ?? 0, op.epoch);
         }
         return {
           kind: 'Done',
@@ -205,19 +267,27 @@ class World {
         return { kind: 'Done' };
       case 'Promoting': {
         if (!to.alive) return unreachable;
-        if (to.role === 'Primary') return { kind: 'Done', detail: 'already' };
-        const others = this.writable().filter((n) => n !== op.to);
+        if (to.role === 'Primary') {
+          to.epoch = Math.max(to.epoch, op.epoch);
+          delete to.fencedEpoch;
+          return { kind: 'Done', detail: 'already' };
+        }
+        const others = this.writers().filter((n) => n !== op.to);
         if (others.length) this.violations.push(`promoted ${op.to} while ${others.join(', ')} took writes`);
         // The budget applies to the last lag anyone could measure (recorded when the failover
         // started): a standby falling behind in the very interval the primary died cannot be known.
         const known = op.estimatedLossSeconds;
-        if (op.trigger === 'Automatic' && (known === undefined || known > SPEC.promotion.rpo.maxLagSeconds))
+        if (
+          op.trigger === 'Automatic' &&
+          (known === undefined || known > this.spec.promotion.rpo.maxLagSeconds)
+        )
           this.violations.push(`automatic promotion of ${op.to} with last measured lag ${known} s`);
         if (op.epoch !== this.highestEpoch + 1)
           this.violations.push(`promotion to epoch ${op.epoch} after ${this.highestEpoch}`);
         this.highestEpoch = op.epoch;
         to.role = 'Primary';
         to.epoch = op.epoch;
+        delete to.fencedEpoch;
         this.promotions++;
         return { kind: 'Done' };
       }
@@ -237,6 +307,7 @@ class World {
       case 'RollingBack':
         if (!from.alive) return unreachable;
         if (from.role === 'Fenced') from.role = 'Primary';
+        delete from.fencedEpoch;
         return { kind: 'Done' };
       default:
         return { kind: 'Done' };
@@ -324,13 +395,7 @@ const commands = [
       w.skipProbes = 1;
     }),
   ),
-  fc.constant(
-    command('lose the status', (w) => {
-      const lost = w.status.currentOperation;
-      if (lost) w.ended.add(lost.id);
-      w.status = {};
-    }),
-  ),
+  fc.constant(command('lose the status', (w) => w.loseStatus())),
   fc.tuple(fc.constantFrom(...NAMES), fc.integer({ min: 0, max: 12 })).map(([n, s]) =>
     command(`${n} lags ${s} s`, (w) => {
       // Only a standby streaming from a live primary falls behind (or catches up).
@@ -356,44 +421,70 @@ describe('the decision core under random interleavings of faults, restarts and r
   it('keeps its invariants after every command, and converges once the faults heal', () => {
     const coverage = { promotions: 0, runsWithPromotion: 0, fenced: 0, personNeeded: 0 };
     fc.assert(
-      fc.property(fc.commands(commands, { maxCommands: 40 }), (cmds) => {
-        const world = new World();
-        for (let i = 0; i < 3; i++) world.tick();
-        fc.modelRun(() => ({ model: {}, real: world }), cmds);
-        // Heal everything, bring every database back, and let the operator finish.
-        world.cut.clear();
-        world.dns.failing = false;
-        for (const n of NAMES) (world.dbs[n] as Db).alive = true;
-        const settle = () => {
-          for (let i = 0; i < 120 && (world.status.currentOperation || world.writable().length !== 1); i++)
-            world.tick();
-          for (let i = 0; i < 10; i++) world.tick();
-        };
-        settle();
-        // A switchover stopped between fencing and promoting (its status lost) leaves a fenced
-        // primary and no writer: the runbook has a person fail over to a standby.
-        const active = world.status.activePrimary;
-        if (world.writable().length === 0 && active && world.dbs[active]?.role === 'Fenced') {
-          const target = NAMES.find((n) => world.dbs[n]?.role === 'Standby') ?? 'b';
-          world.request = { id: 'runbook', target, kind: 'Failover', allowDataLoss: true };
-          coverage.personNeeded++;
-          settle();
-        }
-        expect(world.violations).toEqual([]);
-        expect(world.status.currentOperation).toBeUndefined();
-        for (const id of world.started)
-          expect(world.ended.has(id) || world.status.history === undefined).toBe(true);
-        expect(world.writable()).toHaveLength(1);
-        expect(world.status.activePrimary).toBe(world.writable()[0]);
-        expect(world.dns.value).toBe(TARGET(world.status.activePrimary ?? ''));
-        expect(world.status.epoch).toBe(world.highestEpoch);
-        coverage.promotions += world.promotions;
-        if (world.promotions > 0) coverage.runsWithPromotion++;
-        if (world.status.history?.some((r) => r.kind === 'Fence')) coverage.fenced++;
-      }),
+      fc.property(
+        fc.constantFrom<Fencing>('ReadOnly', 'Shutdown', 'EpochOnly'),
+        fc.commands(commands, { maxCommands: 40 }),
+        (fencing, cmds) => {
+          const world = new World(fencing);
+          for (let i = 0; i < 3; i++) world.tick();
+          fc.modelRun(() => ({ model: {}, real: world }), cmds);
+          if (settleAndCheck(world)) coverage.personNeeded++;
+          coverage.promotions += world.promotions;
+          if (world.promotions > 0) coverage.runsWithPromotion++;
+          if (world.status.history?.some((r) => r.kind === 'Fence')) coverage.fenced++;
+        },
+      ),
       { numRuns: 300 },
     );
     expect(coverage.runsWithPromotion).toBeGreaterThan(50);
     expect(coverage.fenced).toBeGreaterThan(10);
   });
+
+  it('never reuses an epoch nor fences the real primary after a status lost between promoting and re-pointing DNS', () => {
+    // Found by this test: A→B promoted at epoch 1, status lost before DNS moved, B out of sight.
+    const world = new World('ReadOnly');
+    for (let i = 0; i < 3; i++) world.tick();
+    (world.dbs.a as Db).alive = false;
+    for (let i = 0; i < 6; i++) world.tick();
+    const active = world.status.activePrimary;
+    if (active) (world.dbs[active] as Db).alive = false;
+    world.loseStatus();
+    for (let i = 0; i < 3; i++) world.tick();
+    expect(world.violations).toEqual([]);
+    settleAndCheck(world);
+  });
 });
+
+/** Heals every fault, brings every database back, lets the operator finish, and checks the end. */
+function settleAndCheck(world: World): boolean {
+  world.cut.clear();
+  world.dns.failing = false;
+  for (const n of NAMES) (world.dbs[n] as Db).alive = true;
+  // Until ten ticks in a row are quiet (a request may still start an operation after a quiet one).
+  const settle = () => {
+    let quiet = 0;
+    for (let i = 0; i < 200 && quiet < 10; i++) {
+      world.tick();
+      quiet = !world.status.currentOperation && world.writers().length === 1 ? quiet + 1 : 0;
+    }
+  };
+  settle();
+  // A switchover stopped between fencing and promoting (its status lost) leaves a fenced primary
+  // and no writer: the runbook has a person fail over to a standby.
+  let personNeeded = false;
+  const active = world.status.activePrimary;
+  if (world.writers().length === 0 && active && world.dbs[active]?.role === 'Fenced') {
+    const target = NAMES.find((n) => world.dbs[n]?.role === 'Standby') ?? 'b';
+    world.request = { id: 'runbook', target, kind: 'Failover', allowDataLoss: true };
+    personNeeded = true;
+    settle();
+  }
+  expect(world.violations).toEqual([]);
+  expect(world.status.currentOperation).toBeUndefined();
+  for (const id of world.started) expect(world.ended.has(id), `operation ${id} never ended`).toBe(true);
+  expect(world.writers()).toHaveLength(1);
+  expect(world.status.activePrimary).toBe(world.writers()[0]);
+  expect(world.dns.value).toBe(TARGET(world.status.activePrimary ?? ''));
+  expect(world.status.epoch).toBe(world.highestEpoch);
+  return personNeeded;
+}

@@ -15,6 +15,7 @@ import type { Plan } from './decide.ts';
 import { judgeDns } from './dns-check.ts';
 import { drillsCondition } from './drill.ts';
 import type { DecideInput } from './facts.ts';
+import { isTerminal } from './operation.ts';
 
 type Phase = (typeof policyPhase.options)[number];
 
@@ -176,7 +177,9 @@ function progressingCondition(
 
 function phaseOf(plan: Plan, next: FailoverPolicyStatus, conditions: ConditionInput[]): Phase {
   if (!next.activePrimary) return 'Pending';
-  const op = next.currentOperation;
+  // An operation at Completed or Aborted is over: it is only waiting to be filed.
+  const op =
+    next.currentOperation && !isTerminal(next.currentOperation.step) ? next.currentOperation : undefined;
   if (op) {
     if (op.kind === 'Fence') return 'Degraded';
     return op.trigger === 'Drill' ? 'Drilling' : op.kind === 'Switchover' ? 'SwitchingOver' : 'FailingOver';

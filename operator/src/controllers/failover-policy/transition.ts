@@ -171,6 +171,17 @@ function failed(
       failure: { reason, message },
     };
   }
+  // A stray that refuses to be fenced (a missing privilege, a provider that cannot) would hold every
+  // other decision back for ever: the Fence ends, says why, and is tried again much later.
+  if (op.kind === 'Fence' && !outcome.retryable) {
+    const why = `could not fence ${op.from}: ${message}`;
+    return {
+      operation: withStep(op, 'Aborted', now, why),
+      events: [ev('Warning', 'FencingFailed', 'Fence', why)],
+      requeueMs: 0,
+      failure: { reason, message },
+    };
+  }
   // Everything else is retried with backoff: past Detected a database may already have changed,
   // and giving up half way would leave less than either end.
   const next = failedAttempt(op, `${reason}: ${message}`, now, random);

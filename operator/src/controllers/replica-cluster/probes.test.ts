@@ -302,3 +302,45 @@ describe('a probe that gets an answer', () => {
     expect(await failuresCounted('Unreachable')).toBe(1);
   });
 });
+
+describe('a standby’s lag', () => {
+  it('is measured when the primary is read after the standby, so a stale primary position never understates it', async () => {
+    vi.useRealTimers();
+    const positions = { primary: '0/1000', standby: '0/1000' };
+    const observation = (role: 'Primary' | 'Standby'): DatabaseObservation => ({
+      reachable: true,
+      role,
+      lsn: role === 'Primary' ? positions.primary : positions.standby,
+      durationMs: 1,
+    });
+    const lagProbes = new ClusterProbes({
+      client: secretClient,
+      clock,
+      log: silentLogger,
+      factory: (s) =>
+        ({
+          observe: async () => observation(s.connection.host === 'primary' ? 'Primary' : 'Standby'),
+          writeHeartbeat: async () => undefined,
+          close: async () => undefined,
+        }) as unknown as DatabaseProvider,
+    });
+    const at = (host: string, key: string): ProbeTarget => ({
+      ...target,
+      key,
+      spec: { ...spec, connection: { ...spec.connection, host } },
+      activePrimaryKey: 'ns/primary',
+      minIntervalMs: 0,
+    });
+    await lagProbes.probe(at('primary', 'ns/primary'));
+    // The primary then writes 0x3000 bytes; the standby, read next, has replayed past the
+    // position the primary was last read at, but not all of it.
+    positions.primary = '0/4000';
+    positions.standby = '0/2000';
+    clock.advance(300);
+    const standby = await lagProbes.probe(at('standby', 'ns/standby'));
+    expect(standby.lag).toBeUndefined();
+    clock.advance(300);
+    await lagProbes.probe(at('primary', 'ns/primary'));
+    expect(lagProbes.latest('ns/standby')?.lag).toMatchObject({ bytes: 0x2000, at: standby.at });
+  });
+});

@@ -1,8 +1,8 @@
 /**
  * The operator's probes of each ReplicaCluster, kept in memory: one pooled provider client per
  * cluster (rebuilt when its connection or credentials change), the latest observation, the run of
- * consecutive failures, and for a standby the last lag measured against a fresh observation of
- * the active primary. Decisions read from here; status is the summary for people.
+ * consecutive failures, and for a standby the last lag measured when the active primary was read
+ * after it (an upper bound: see measureLagOfStandbys). Decisions read from here; status is the summary for people.
  *
  * Failures count time, not answers. A database that goes silent (packets dropped, a server
  * frozen) answers nothing until a driver timeout many seconds later; counting completions would
@@ -94,6 +94,10 @@ export class ClusterProbes {
   private readonly entries = new Map<string, Entry>();
   private readonly records = new Map<string, ProbeRecord>();
   private readonly calls = new Map<string, Call>();
+  /** standby key → the primary its lag is measured against, and how far apart the two reads may be. */
+  private readonly lagPairs = new Map<string, { primaryKey: string; maxAgeMs: number }>();
+  /** primary key → the standbys measured against it. */
+  private readonly standbysOf = new Map<string, Set<string>>();
   /** Clusters that have not answered since a probe went past its deadline, and since when. */
   private readonly silentSince = new Map<string, Date>();
   /** Cached Secret reads; the policy reconciler reads DNS credentials through it too. */
@@ -293,18 +297,50 @@ export class ClusterProbes {
           : {}),
       ...(previous?.lag ? { lag: previous.lag } : {}),
     };
-    const primary =
-      target.activePrimaryKey && target.activePrimaryKey !== target.key
-        ? this.records.get(target.activePrimaryKey)
-        : undefined;
-    if (primary && at.getTime() - primary.at.getTime() <= target.primaryMaxAgeMs) {
-      const lag = standbyLag(primary.observation, observation);
-      // seconds is NaN when either side has no heartbeat yet: bytes are still worth keeping.
-      if (lag) record.lag = { bytes: lag.bytes, seconds: lag.seconds, at };
-    }
     this.records.set(target.key, record);
+    this.pairForLag(target);
+    this.measureLagOfStandbys(target.key, at, observation);
     if (observation.reachable) this.silentSince.delete(target.key);
-    return record;
+    return this.records.get(target.key) ?? record;
+  }
+
+  /** Remembers which primary a standby's lag is measured against, and how old a pairing may be. */
+  private pairForLag(target: ProbeTarget): void {
+    const was = this.lagPairs.get(target.key);
+    const primaryKey = target.activePrimaryKey !== target.key ? target.activePrimaryKey : undefined;
+    if (was && was.primaryKey !== primaryKey) this.standbysOf.get(was.primaryKey)?.delete(target.key);
+    if (!primaryKey) {
+      this.lagPairs.delete(target.key);
+      return;
+    }
+    this.lagPairs.set(target.key, { primaryKey, maxAgeMs: target.primaryMaxAgeMs });
+    const set = this.standbysOf.get(primaryKey) ?? new Set<string>();
+    set.add(target.key);
+    this.standbysOf.set(primaryKey, set);
+  }
+
+  /**
+   * Lag is measured when the primary is read, against each of its standbys' latest observations:
+   * the primary's position is then never older than the standby's, so the lag is never
+   * understated (measured the other way round, a standby that replays past a stale primary
+   * position would read 0 while it lags by everything written since). An upper bound, by at most
+   * what the primary wrote between the two reads.
+   */
+  private measureLagOfStandbys(primaryKey: string, at: Date, primary: DatabaseObservation): void {
+    for (const standbyKey of this.standbysOf.get(primaryKey) ?? []) {
+      const standby = this.records.get(standbyKey);
+      const pair = this.lagPairs.get(standbyKey);
+      if (!standby || !pair) continue;
+      const skew = at.getTime() - standby.at.getTime();
+      if (skew < 0 || skew > pair.maxAgeMs) continue;
+      const lag = standbyLag(primary, standby.observation);
+      // seconds is NaN when either side has no heartbeat yet: bytes are still worth keeping.
+      if (lag)
+        this.records.set(standbyKey, {
+          ...standby,
+          lag: { bytes: lag.bytes, seconds: lag.seconds, at: standby.at },
+        });
+    }
   }
 
   private forgetCredentials(target: Pick<ProbeTarget, 'namespace' | 'spec'>): void {
@@ -314,6 +350,9 @@ export class ClusterProbes {
   }
 
   async forget(key: string): Promise<void> {
+    const pair = this.lagPairs.get(key);
+    if (pair) this.standbysOf.get(pair.primaryKey)?.delete(key);
+    this.lagPairs.delete(key);
     const entry = this.entries.get(key);
     this.entries.delete(key);
     this.records.delete(key);

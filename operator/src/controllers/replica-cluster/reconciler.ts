@@ -4,7 +4,7 @@
  * so nothing sleeps and a restarted operator simply probes again.
  *
  * Status is written when something a person cares about changes (role, health, a condition, lag
- * moving noticeably) or every 30 s otherwise: the operator decides from its in-memory probes, and
+ * moving noticeably) or every five minutes otherwise: the operator decides from its in-memory probes, and
  * writing every probe of every cluster would load the API server for nothing.
  */
 import { isDeepStrictEqual } from 'node:util';
@@ -100,27 +100,7 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
     const namespace = object.metadata.namespace ?? 'default';
     const policy = policyView(ctx, key);
     const interval = policy?.intervalSeconds ?? DEFAULT_INTERVAL_S;
-    const isActivePrimary = policy?.activePrimary === object.metadata.name;
-    // The application endpoints are checked with the database, under the same interval floor.
-    const lastApps = ctx.appChecks.latest(key);
-    const appsDue = !lastApps || now.getTime() - lastApps.at.getTime() >= interval * 800;
-    const [record, apps] = await Promise.all([
-      ctx.probes.probe({
-        key,
-        namespace,
-        spec: spec.spec,
-        activePrimaryKey: policy?.activePrimary
-          ? objectKey({ metadata: { name: policy.activePrimary, namespace } })
-          : undefined,
-        ...(isActivePrimary && policy ? { heartbeatEpoch: policy.epoch } : {}),
-        primaryMaxAgeMs: interval * 2000 + 1000,
-        // 80 % of the interval: timers are not exact, but extra reconciles must not probe early.
-        minIntervalMs: interval * 800,
-        // Unanswered by the end of the interval: a failure (a silent database is not a slow one).
-        timeoutMs: interval * 1000,
-      }),
-      appsDue ? ctx.appChecks.check(key, spec.spec.appEndpoints, appCheckTimeoutMs(interval)) : lastApps,
-    ]);
+    const { record, apps } = await probeCluster(ctx, object, spec.spec, policy, now);
 
     const status = withAppEndpoints(
       summarize(previous, record, spec.spec, policy, generation, now),
@@ -144,6 +124,40 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
   };
 }
 
+/** One probe of the database, and of its application endpoints beside it (same interval floor). */
+async function probeCluster(
+  ctx: OperatorContext,
+  object: KubeObject,
+  spec: ReplicaClusterSpec,
+  policy: PolicyView | undefined,
+  now: Date,
+): Promise<{ record: ProbeRecord; apps: AppEndpointsRecord | undefined }> {
+  const key = objectKey(object);
+  const namespace = object.metadata.namespace ?? 'default';
+  const interval = policy?.intervalSeconds ?? DEFAULT_INTERVAL_S;
+  const isActivePrimary = policy?.activePrimary === object.metadata.name;
+  const lastApps = ctx.appChecks.latest(key);
+  const appsDue = !lastApps || now.getTime() - lastApps.at.getTime() >= interval * 800;
+  const [record, apps] = await Promise.all([
+    ctx.probes.probe({
+      key,
+      namespace,
+      spec,
+      activePrimaryKey: policy?.activePrimary
+        ? objectKey({ metadata: { name: policy.activePrimary, namespace } })
+        : undefined,
+      ...(isActivePrimary && policy ? { heartbeatEpoch: policy.epoch } : {}),
+      primaryMaxAgeMs: interval * 2000 + 1000,
+      // 80 % of the interval: timers are not exact, but extra reconciles must not probe early.
+      minIntervalMs: interval * 800,
+      // Unanswered by the end of the interval: a failure (a silent database is not a slow one).
+      timeoutMs: interval * 1000,
+    }),
+    appsDue ? ctx.appChecks.check(key, spec.appEndpoints, appCheckTimeoutMs(interval)) : lastApps,
+  ]);
+  return { record, apps };
+}
+
 /** The status for one probe, keeping what the probe could not see (last lag, last reachable). */
 export function summarize(
   previous: ReplicaClusterStatus,
@@ -155,98 +169,20 @@ export function summarize(
 ): ReplicaClusterStatus {
   const obs = record.observation;
   const role = obs.reachable ? obs.role : 'Unknown';
+  const interval = policy?.intervalSeconds ?? DEFAULT_INTERVAL_S;
   const lag = record.lag;
-  const lagFresh =
-    lag !== undefined &&
-    now.getTime() - lag.at.getTime() <= (policy?.intervalSeconds ?? DEFAULT_INTERVAL_S) * 3000;
+  const lagFresh = lag !== undefined && now.getTime() - lag.at.getTime() <= interval * 3000;
   const lagSeconds = lag && !Number.isNaN(lag.seconds) ? Math.round(lag.seconds * 100) / 100 : undefined;
 
   const conditions: ConditionInput[] = [
     { type: 'SpecValid', status: 'True', reason: 'Valid', message: 'spec is valid' },
+    reachableCondition(obs, spec),
+    replicatingCondition(obs, role, interval),
   ];
-  conditions.push(
-    obs.reachable
-      ? {
-          type: 'Reachable',
-          status: 'True',
-          reason: 'Connected',
-          message: `${spec.connection.host}:${spec.connection.port} answered as ${obs.role}`,
-        }
-      : {
-          type: 'Reachable',
-          status: 'False',
-          reason: obs.failure?.reason ?? 'Unreachable',
-          message: obs.failure?.message ?? 'no answer',
-        },
-  );
-  if (!obs.reachable) {
-    conditions.push({
-      type: 'Replicating',
-      status: 'Unknown',
-      reason: 'Unreachable',
-      message: 'the database cannot be reached',
-    });
-  } else if (role === 'Primary') {
-    const streaming = (obs.replicas ?? []).filter((r) => r.state === 'streaming').length;
+  if (role === 'Standby' && policy)
     conditions.push(
-      streaming > 0
-        ? {
-            type: 'Replicating',
-            status: 'True',
-            reason: 'StandbysStreaming',
-            message: `${streaming} standby connection(s) streaming`,
-          }
-        : {
-            type: 'Replicating',
-            status: 'False',
-            reason: 'NoStandbyStreaming',
-            message: 'no standby is streaming from this primary',
-          },
+      lagCondition(policy, lagFresh && lag ? { bytes: lag.bytes, seconds: lagSeconds } : undefined),
     );
-  } else if (role === 'Standby') {
-    conditions.push(standbyReplicating(obs, policy?.intervalSeconds ?? DEFAULT_INTERVAL_S));
-  } else {
-    conditions.push({
-      type: 'Replicating',
-      status: 'False',
-      reason: role,
-      message: `the database is in role ${role}`,
-    });
-  }
-  if (role === 'Standby' && policy) {
-    // Messages carry no live figures (they are in status.replicationLag*): a message that changed
-    // with every probe would be an Event per probe.
-    const budget = `the RPO budget of ${policy.rpo.maxLagSeconds} s / ${policy.rpo.maxLagBytes} bytes`;
-    if (!policy.activePrimary || !lagFresh || lag === undefined) {
-      conditions.push({
-        type: 'LagWithinBudget',
-        status: 'Unknown',
-        reason: 'PrimaryNotObserved',
-        message: policy.activePrimary
-          ? `lag needs a fresh observation of the primary ${policy.activePrimary}`
-          : 'the policy has not learned which cluster is primary yet',
-      });
-    } else {
-      const within =
-        lag.bytes <= policy.rpo.maxLagBytes &&
-        (lagSeconds === undefined || lagSeconds <= policy.rpo.maxLagSeconds);
-      conditions.push(
-        within
-          ? {
-              type: 'LagWithinBudget',
-              status: 'True',
-              reason: 'WithinBudget',
-              message: `behind ${policy.activePrimary} by less than ${budget}`,
-            }
-          : {
-              type: 'LagWithinBudget',
-              status: 'False',
-              reason: 'AboveBudget',
-              message: `behind ${policy.activePrimary} by more than ${budget}`,
-            },
-      );
-    }
-  }
   const replicating = conditions.find((c) => c.type === 'Replicating')?.status === 'True';
   const withinBudget = conditions.find((c) => c.type === 'LagWithinBudget')?.status !== 'False';
   const health = !obs.reachable ? 'Unreachable' : replicating && withinBudget ? 'Healthy' : 'Degraded';
@@ -266,6 +202,7 @@ export function summarize(
   else if (previous.timeline !== undefined) status.timeline = previous.timeline;
   if (obs.lsn) status.lsn = obs.lsn;
   if (obs.heartbeat) status.epoch = obs.heartbeat.epoch;
+  if (obs.heartbeat?.fencedEpoch !== undefined) status.fencedEpoch = obs.heartbeat.fencedEpoch;
   if (role === 'Standby' && lag) {
     status.replicationLagBytes = lag.bytes;
     if (lagSeconds !== undefined) status.replicationLagSeconds = lagSeconds;
@@ -275,6 +212,89 @@ export function summarize(
     status.replicationLagSeconds = 0;
   }
   return status;
+}
+
+function reachableCondition(obs: ProbeRecord['observation'], spec: ReplicaClusterSpec): ConditionInput {
+  return obs.reachable
+    ? {
+        type: 'Reachable',
+        status: 'True',
+        reason: 'Connected',
+        message: `${spec.connection.host}:${spec.connection.port} answered as ${obs.role}`,
+      }
+    : {
+        type: 'Reachable',
+        status: 'False',
+        reason: obs.failure?.reason ?? 'Unreachable',
+        message: obs.failure?.message ?? 'no answer',
+      };
+}
+
+function replicatingCondition(
+  obs: ProbeRecord['observation'],
+  role: string,
+  intervalSeconds: number,
+): ConditionInput {
+  if (!obs.reachable)
+    return {
+      type: 'Replicating',
+      status: 'Unknown',
+      reason: 'Unreachable',
+      message: 'the database cannot be reached',
+    };
+  if (role === 'Standby') return standbyReplicating(obs, intervalSeconds);
+  if (role !== 'Primary')
+    return { type: 'Replicating', status: 'False', reason: role, message: `the database is in role ${role}` };
+  const streaming = (obs.replicas ?? []).filter((r) => r.state === 'streaming').length;
+  return streaming > 0
+    ? {
+        type: 'Replicating',
+        status: 'True',
+        reason: 'StandbysStreaming',
+        message: `${streaming} standby connection(s) streaming`,
+      }
+    : {
+        type: 'Replicating',
+        status: 'False',
+        reason: 'NoStandbyStreaming',
+        message: 'no standby is streaming from this primary',
+      };
+}
+
+/**
+ * LagWithinBudget for a standby. Messages carry no live figures (they are in
+ * status.replicationLag*): a message that changed with every probe would be an Event per probe.
+ */
+function lagCondition(
+  policy: PolicyView,
+  lag: { bytes: number; seconds: number | undefined } | undefined,
+): ConditionInput {
+  const budget = `the RPO budget of ${policy.rpo.maxLagSeconds} s / ${policy.rpo.maxLagBytes} bytes`;
+  if (!policy.activePrimary || !lag)
+    return {
+      type: 'LagWithinBudget',
+      status: 'Unknown',
+      reason: 'PrimaryNotObserved',
+      message: policy.activePrimary
+        ? `lag needs a fresh observation of the primary ${policy.activePrimary}`
+        : 'the policy has not learned which cluster is primary yet',
+    };
+  const within =
+    lag.bytes <= policy.rpo.maxLagBytes &&
+    (lag.seconds === undefined || lag.seconds <= policy.rpo.maxLagSeconds);
+  return within
+    ? {
+        type: 'LagWithinBudget',
+        status: 'True',
+        reason: 'WithinBudget',
+        message: `behind ${policy.activePrimary} by less than ${budget}`,
+      }
+    : {
+        type: 'LagWithinBudget',
+        status: 'False',
+        reason: 'AboveBudget',
+        message: `behind ${policy.activePrimary} by more than ${budget}`,
+      };
 }
 
 /**

@@ -45,8 +45,13 @@ export interface DatabaseObservation {
   timeline?: number;
   /** Standby: WAL replay is paused (pg_get_wal_replay_pause_state() <> 'not paused'). */
   replayPaused?: boolean;
-  /** The operator's heartbeat row as this database holds it (on a standby: as replayed so far). */
-  heartbeat?: { epoch: number; writtenAt: Date };
+  /**
+   * The operator's heartbeat row as this database holds it (on a standby: as replayed so far):
+   * `epoch`, the epoch it was primary at (a standby: its primary's), and `fencedEpoch`, the epoch
+   * of the operation that fenced or marked it, while it is fenced. A fenced database's `epoch`
+   * stays what it was: a fence says an operation began, not that anything was promoted.
+   */
+  heartbeat?: { epoch: number; writtenAt: Date; fencedEpoch?: number };
   /** Primary: its connected standbys, from pg_stat_replication. */
   replicas?: ReplicaState[];
   /**

@@ -74,6 +74,8 @@ export class PostgresSql {
   private readonly pool: pg.Pool;
   /** The refusing databases the last heartbeat looked into for a leftover fence. */
   private leftoverCheckedFor = '';
+  /** Whether this connection has made sure the heartbeat table has its fence-mark column. */
+  private heartbeatSchemaChecked = false;
 
   constructor(connection: DatabaseConnection, options: PostgresSqlOptions = {}) {
     this.connection = connection;
@@ -251,6 +253,7 @@ export class PostgresSql {
   async fence(request: FenceRequest): Promise<{ detail: string }> {
     assertEpoch(request.epoch);
     try {
+      await this.refuseNewerEpoch(request.epoch);
       if (request.mode === 'EpochOnly') return { detail: await this.fenceEpochOnly(request.epoch) };
       return { detail: await this.fenceWrites(request.mode, request.epoch) };
     } catch (err) {
@@ -282,6 +285,8 @@ export class PostgresSql {
         const done: string[] = [];
         const restored = await restoreRecordedDatabases(client);
         if (restored) done.push(...describeRestored(restored));
+        // The mark goes with the fence: it was taken back before anything was promoted.
+        if (await this.clearFenceMark()) done.push('fence mark cleared');
         if (facts.readOnly) {
           await client.query('ALTER SYSTEM RESET default_transaction_read_only');
           await client.query('SELECT pg_reload_conf()');
@@ -291,6 +296,29 @@ export class PostgresSql {
       });
     } catch (err) {
       throw classifyPostgresError(err, this.target);
+    }
+  }
+
+  /**
+   * A database that holds a newer epoch than the fencing operation's was promoted by a later
+   * one: it is the primary, whatever the caller believes, and is never fenced for an older epoch.
+   * (Checked here, beside the database, as well as in decide, whose facts are a probe old.)
+   */
+  private async refuseNewerEpoch(epoch: number): Promise<void> {
+    let stored: number | undefined;
+    try {
+      stored = await this.withClient(async (client) => (await readHeartbeat(client))?.epoch);
+    } catch (err) {
+      // Closed to the operator by an earlier fence: the fence itself sees to the rest.
+      if (isRefusedByDatabase(err)) return;
+      throw err;
+    }
+    if (stored !== undefined && stored > epoch) {
+      throw new ProviderError(
+        'PreconditionFailed',
+        `${this.target} holds epoch ${stored}, newer than the fencing operation's ${epoch}: a later promotion made it primary; not fencing it`,
+        { retryable: false },
+      );
     }
   }
 
@@ -400,14 +428,34 @@ export class PostgresSql {
     }
   }
 
-  /** Records `epoch` in the heartbeat row, even on a read-only primary; never lowers it. */
+  /**
+   * Marks the heartbeat row with the fencing operation's epoch (`fenced_epoch`), even on a
+   * read-only primary; never lowers a mark. The row's own `epoch` is left as it is.
+   */
   private async recordEpoch(client: Session, epoch: number): Promise<EpochStep> {
-    const stored = (await readHeartbeat(client))?.epoch;
+    const stored = (await readHeartbeat(client))?.fencedEpoch;
     if (stored !== undefined && stored >= epoch) {
       return { changed: false, recorded: stored, detail: `epoch ${stored} already recorded` };
     }
-    const written = await this.upsertHeartbeat(client, epoch, this.options.now(), 'keep-higher');
+    const written = await this.upsertHeartbeat(client, epoch, this.options.now(), 'mark-fenced');
     return { changed: true, recorded: written?.epoch ?? epoch, detail: `epoch ${epoch} recorded` };
+  }
+
+  /** Takes the fence mark off the heartbeat row (a rolled-back switchover). Whether there was one. */
+  private async clearFenceMark(): Promise<boolean> {
+    return this.withClient(async (client) => {
+      const mark = (await readHeartbeat(client))?.fencedEpoch;
+      if (mark === undefined) return false;
+      await client.query('BEGIN READ WRITE');
+      try {
+        await client.query(`UPDATE ${HEARTBEAT_TABLE} SET fenced_epoch = NULL WHERE id`);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+      return true;
+    });
   }
 
   /** The heartbeat, refusing a lower epoch; returns the databases refusing connections ("" if none). */
@@ -415,9 +463,10 @@ export class PostgresSql {
     const written = await this.upsertHeartbeat(client, epoch, at, 'refuse-lower');
     if (written === undefined) {
       const stored = await readHeartbeat(client);
+      const newer = Math.max(stored?.epoch ?? 0, stored?.fencedEpoch ?? 0);
       throw new ProviderError(
         'PreconditionFailed',
-        `${this.target} holds heartbeat epoch ${stored?.epoch}, newer than ${epoch}: a later failover ` +
+        `${this.target} holds heartbeat epoch ${newer}, newer than ${epoch}: a later failover ` +
           'fenced this database; it must not act as primary for the older epoch',
         { retryable: false },
       );
@@ -459,29 +508,35 @@ export class PostgresSql {
     client: Session,
     epoch: number,
     at: Date,
-    policy: 'refuse-lower' | 'keep-higher',
+    policy: 'refuse-lower' | 'mark-fenced',
   ): Promise<{ epoch: number; refusing?: string } | undefined> {
+    // The heartbeat of a primary at `epoch`: refused where a newer epoch, or a newer operation's
+    // fence mark, is recorded; it takes an older mark off (a promoted standby inherits its old
+    // primary's through replication). The fence mark leaves `epoch` as it is.
     const upsert =
       policy === 'refuse-lower'
         ? `INSERT INTO ${HEARTBEAT_TABLE} AS h (id, epoch, written_at) VALUES (true, $1, $2)
-           ON CONFLICT (id) DO UPDATE SET epoch = EXCLUDED.epoch, written_at = EXCLUDED.written_at
-           WHERE h.epoch <= EXCLUDED.epoch
+           ON CONFLICT (id) DO UPDATE SET epoch = EXCLUDED.epoch, written_at = EXCLUDED.written_at, fenced_epoch = NULL
+           WHERE h.epoch <= EXCLUDED.epoch AND COALESCE(h.fenced_epoch, 0) <= EXCLUDED.epoch
            RETURNING epoch,
              (SELECT string_agg(oid::text, ',' ORDER BY oid) FROM pg_database
                WHERE datconnlimit = 0 OR (NOT datallowconn AND NOT datistemplate)) AS refusing`
-        : `INSERT INTO ${HEARTBEAT_TABLE} AS h (id, epoch, written_at) VALUES (true, $1, $2)
-           ON CONFLICT (id) DO UPDATE SET epoch = GREATEST(h.epoch, EXCLUDED.epoch), written_at = EXCLUDED.written_at
-           RETURNING epoch`;
+        : `INSERT INTO ${HEARTBEAT_TABLE} AS h (id, epoch, written_at, fenced_epoch) VALUES (true, 0, $2, $1)
+           ON CONFLICT (id) DO UPDATE SET fenced_epoch = GREATEST(COALESCE(h.fenced_epoch, 0), EXCLUDED.fenced_epoch)
+           RETURNING fenced_epoch AS epoch`;
     const run = async () => {
       // A read-write transaction is explicit only when fencing: a heartbeat must fail on a fenced primary.
-      if (policy === 'keep-higher') await client.query('BEGIN READ WRITE');
+      const fencing = policy === 'mark-fenced';
+      if (!this.heartbeatSchemaChecked) await addFenceMarkColumn(client);
+      if (fencing) await client.query('BEGIN READ WRITE');
       try {
         const { rows } = await client.query<{ epoch: string; refusing?: string | null }>(upsert, [epoch, at]);
-        if (policy === 'keep-higher') await client.query('COMMIT');
+        if (fencing) await client.query('COMMIT');
+        this.heartbeatSchemaChecked = true;
         const row = rows[0];
         return row === undefined ? undefined : { epoch: Number(row.epoch), refusing: row.refusing ?? '' };
       } catch (err) {
-        if (policy === 'keep-higher') await client.query('ROLLBACK').catch(() => undefined);
+        if (fencing) await client.query('ROLLBACK').catch(() => undefined);
         throw err;
       }
     };
@@ -491,7 +546,7 @@ export class PostgresSql {
       const code = sqlState(err);
       if (code !== '42P01' && code !== '3F000') throw err;
     }
-    await createHeartbeatTable(client, policy === 'keep-higher');
+    await createHeartbeatTable(client, policy === 'mark-fenced');
     return run();
   }
 
@@ -639,19 +694,42 @@ export class PostgresSql {
   }
 }
 
-/** Reads the heartbeat row, or undefined when the table or the row does not exist yet. */
+/**
+ * Reads the heartbeat row, or undefined when the table or the row does not exist yet. As JSON,
+ * so that a table an older operator created (without fenced_epoch) reads the same.
+ */
 async function readHeartbeat(
   client: pg.PoolClient | pg.Client,
-): Promise<{ epoch: number; writtenAt: Date } | undefined> {
+): Promise<{ epoch: number; writtenAt: Date; fencedEpoch?: number } | undefined> {
   const { rows: exists } = await client.query<{ present: boolean }>(
     `SELECT to_regclass('${HEARTBEAT_TABLE}') IS NOT NULL AS present`,
   );
   if (!exists[0]?.present) return undefined;
-  const { rows } = await client.query<{ epoch: string; written_at: Date }>(
-    `SELECT epoch, written_at FROM ${HEARTBEAT_TABLE} WHERE id`,
+  const { rows } = await client.query<{ epoch: string; written_at: Date; fenced_epoch: string | null }>(
+    `SELECT h.epoch, h.written_at, to_jsonb(h) ->> 'fenced_epoch' AS fenced_epoch FROM ${HEARTBEAT_TABLE} h WHERE id`,
   );
   const row = rows[0];
-  return row ? { epoch: Number(row.epoch), writtenAt: row.written_at } : undefined;
+  if (!row) return undefined;
+  return {
+    epoch: Number(row.epoch),
+    writtenAt: row.written_at,
+    ...(row.fenced_epoch != null ? { fencedEpoch: Number(row.fenced_epoch) } : {}),
+  };
+}
+
+/**
+ * The fence mark's column, for a table an older operator created without it: in its own
+ * read-write transaction (it works on a fenced primary), and best effort — where it cannot be
+ * added (another role owns the table), the statement that needs it says so.
+ */
+async function addFenceMarkColumn(client: pg.PoolClient | pg.Client): Promise<void> {
+  try {
+    await client.query(`BEGIN READ WRITE;
+      ALTER TABLE ${HEARTBEAT_TABLE} ADD COLUMN IF NOT EXISTS fenced_epoch bigint CHECK (fenced_epoch >= 0);
+      COMMIT`);
+  } catch {
+    await client.query('ROLLBACK').catch(() => undefined);
+  }
 }
 
 async function readReplicas(client: pg.PoolClient | pg.Client): Promise<ReplicaState[]> {
@@ -686,10 +764,11 @@ async function createHeartbeatTable(client: pg.PoolClient | pg.Client, readWrite
       CREATE TABLE IF NOT EXISTS ${HEARTBEAT_TABLE} (
         id boolean PRIMARY KEY DEFAULT true CHECK (id),
         epoch bigint NOT NULL CHECK (epoch >= 0),
-        written_at timestamptz NOT NULL
+        written_at timestamptz NOT NULL,
+        fenced_epoch bigint CHECK (fenced_epoch >= 0)
       );
       COMMENT ON TABLE ${HEARTBEAT_TABLE} IS
-        'Written by the failover operator: the failover epoch this database last knew, and when. One row.';
+        'Written by the failover operator. epoch: the failover epoch this database was primary at (a standby: its primary''s), and when. fenced_epoch: set while an operation of that epoch has fenced or marked it; a client that finds fenced_epoch must stop writing here. One row.';
       COMMIT`);
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
