@@ -140,6 +140,8 @@ describe('no failover without positive evidence from a quorum', () => {
       );
       expect(failures).toBeGreaterThanOrEqual(1);
     }
+    // A whole detection window after the last flap, counted in probe rounds: still nothing.
+    await waitForProbeRounds(s, s.options.failureThreshold + 2);
     // Positive control: each outage was seen (failures counted), none reached the threshold.
     expect(Math.max(...worst)).toBeGreaterThanOrEqual(1);
     expect(Math.max(...worst)).toBeLessThan(6);
