@@ -7,13 +7,14 @@
  */
 import type { FailoverPolicySpec, Operation } from '../../api/v1alpha1/index.ts';
 import { compareLsn } from '../../providers/database/lsn.ts';
-import type { DatabaseProvider, FencingMode } from '../../providers/database/port.ts';
+import type { DatabaseProvider } from '../../providers/database/port.ts';
 import type { DnsProvider, DnsRecordRef, DnsVerifier } from '../../providers/dns/port.ts';
 import type { DnsServerAddress } from '../../providers/dns/verifier.ts';
 import { canonicalValue } from '../../providers/dns/verifier.ts';
 import { isProviderError } from '../../providers/errors.ts';
 import type { ConditionInput } from '../../runtime/conditions.ts';
 import { timestamp } from '../../runtime/time.ts';
+import { fencingModeFor } from './operation.ts';
 import type { StepOutcome } from './transition.ts';
 
 /** The ports act works through; the reconciler builds them from the context (ports.ts). */
@@ -76,11 +77,7 @@ export async function runStep(
 }
 
 async function fence(ports: StepPorts, spec: FailoverPolicySpec, op: Operation): Promise<StepOutcome> {
-  // A switchover fences read-only, never Shutdown: the fence's catalog changes replicate to the
-  // standby about to take over, and a closed database there is more to undo. (The promotion's
-  // heartbeat write lifts a fence the new primary inherited; see docs/fencing.md.) Everything
-  // else honours the policy's fencing mode.
-  const mode: FencingMode = op.kind === 'Switchover' ? 'ReadOnly' : spec.promotion.fencing;
+  const mode = fencingModeFor(op, spec.promotion.fencing);
   const db = await ports.database(op.from);
   // Waited for up to the adapter's own timeouts (a silent old primary costs its connect timeout):
   // cutting a slow but reachable primary's fence short would promote beside a writer.

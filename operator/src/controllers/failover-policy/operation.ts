@@ -16,6 +16,7 @@
  *   Anything that stops before touching a database: Detected → Aborted
  */
 import type { FailoverPolicyStatus, Operation, OperationReport } from '../../api/v1alpha1/index.ts';
+import type { FencingMode } from '../../providers/database/port.ts';
 import { type BackoffPolicy, backoffDelay } from '../../runtime/backoff.ts';
 import { timestamp } from '../../runtime/time.ts';
 
@@ -88,6 +89,17 @@ export function failedAttempt(op: Operation, error: string, now: Date, random: (
   const attempts = (op.attempts ?? 0) + 1;
   const retryAfter = new Date(now.getTime() + backoffDelay(attempts - 1, STEP_RETRY, random));
   return { ...op, attempts, lastError: error.slice(0, 1024), retryAfter: timestamp(retryAfter) };
+}
+
+/**
+ * How the Fencing step fences. A switchover fences read-only, never Shutdown: the fence's catalog
+ * changes replicate to the standby about to take over, and a closed database there is more to
+ * undo (the promotion's heartbeat lifts a fence the new primary inherited; docs/fencing.md).
+ * Everything else honours the policy's mode (read at each attempt: a person may change it to get
+ * a stuck fence unstuck).
+ */
+export function fencingModeFor(op: Operation, policyMode: FencingMode): FencingMode {
+  return op.kind === 'Switchover' ? 'ReadOnly' : policyMode;
 }
 
 /** Milliseconds until a failed step may run again; 0 when it may run now. */

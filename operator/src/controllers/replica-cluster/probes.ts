@@ -163,6 +163,7 @@ export class ClusterProbes {
       },
       {
         ...this.factoryOptions,
+        now: () => this.clock.now(),
         // A fence replicates with the catalog; the new primary's heartbeat write lifts it. Say so.
         onLeftoverFenceRestored: (detail) =>
           this.log.warn(

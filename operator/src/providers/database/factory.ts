@@ -26,6 +26,8 @@ export interface FactoryOptions {
   applicationName: string;
   /** Told when a newly promoted primary lifts a fence it inherited from its old primary. */
   onLeftoverFenceRestored?: (detail: string) => void;
+  /** The clock for the times the adapters write (heartbeats, fence marks). */
+  now?: () => Date;
 }
 
 export function createDatabaseProvider(
@@ -46,13 +48,16 @@ export function createDatabaseProvider(
     statementTimeoutMs: options.statementTimeoutMs,
     applicationName: options.applicationName,
     ...(options.onLeftoverFenceRestored ? { onLeftoverFenceRestored: options.onLeftoverFenceRestored } : {}),
+    ...(options.now ? { now: options.now } : {}),
   };
+  const clock = options.now ? { clock: { now: options.now } } : {};
   const provider = spec.provider;
   switch (provider.type) {
     case 'SelfManaged':
       return new SelfManagedPostgres(connection, sqlOptions);
     case 'DigitalOcean':
       return new ManagedDatabase({
+        ...clock,
         sql: new PostgresSql(connection, { ...sqlOptions, maintenanceDatabase: 'defaultdb' }),
         controlPlane: new DigitalOceanControlPlane({
           databaseId: provider.digitalOcean.databaseId,
@@ -66,6 +71,7 @@ export function createDatabaseProvider(
     case 'AwsRds': {
       const { region, dbInstanceIdentifier, endpointUrl } = provider.awsRds;
       return new ManagedDatabase({
+        ...clock,
         sql: new PostgresSql(connection, sqlOptions),
         controlPlane: new RdsControlPlane({
           region,
@@ -80,6 +86,7 @@ export function createDatabaseProvider(
     case 'AuroraGlobal': {
       const { region, globalClusterIdentifier, dbClusterIdentifier, endpointUrl } = provider.auroraGlobal;
       return new ManagedDatabase({
+        ...clock,
         sql: new PostgresSql(connection, sqlOptions),
         controlPlane: new AuroraGlobalControlPlane({
           region,
