@@ -179,8 +179,8 @@ describe('the RPO budget', () => {
       async () => (await stack?.events())?.some((e) => e.reason === 'LagAboveBudget' && e.type === 'Warning'),
       { description: 'a Warning event' },
     );
-    // It stays blocked: nothing is promoted while the lag is beyond the budget.
-    await new Promise((r) => setTimeout(r, 5000));
+    // It stays blocked for detection windows on end: nothing is promoted while the lag is beyond the budget.
+    await waitForProbeRounds(stack, 5);
     const { status } = await stack.policy();
     expect(status.phase).toBe('Blocked');
     expect(status.currentOperation).toBeUndefined();
@@ -234,7 +234,7 @@ describe('manual promotion', () => {
       ]),
     );
     // Acted on once: the request stays in the spec, nothing happens again.
-    await new Promise((r) => setTimeout(r, 3000));
+    await waitForProbeRounds(stack, 3);
     expect((await stack.policy()).status.history).toHaveLength(1);
   });
 

@@ -296,6 +296,9 @@ const fenceStrayPrimary: Guard = (c) => {
   for (const name of policyClusters(input.spec)) {
     const facts = input.clusters[name];
     if (name === active || !writable(facts)) continue;
+    // Only a probe taken after the last operation ended says so: one from before may predate its fence.
+    const ended = base.history?.[0]?.completedAt;
+    if (ended && !(facts?.observedAt && facts.observedAt > new Date(ended))) continue;
     // EpochOnly can only mark a database with the epoch: once it holds it, there is no more to do.
     if (input.spec.promotion.fencing === 'EpochOnly' && (facts?.fencedEpoch ?? -1) >= epoch) continue;
     // After a fence that did not take, or was refused, wait before the next: a stand-down (the
