@@ -91,6 +91,14 @@ function primaryAvailable(input: DecideInput, plan: Plan, next: FailoverPolicySt
     );
   if (v.down) return cond('PrimaryAvailable', 'False', 'QuorumLostPrimary', v.message);
   const facts = input.clusters[active];
+  // Seen as a standby: a probe from before its promotion, not yet repeated.
+  if (facts?.reachable && facts.role === 'Standby')
+    return cond(
+      'PrimaryAvailable',
+      'Unknown',
+      'NotProbedSincePromotion',
+      `${active} has not been probed since it was promoted`,
+    );
   if (facts?.reachable && facts.role !== 'Primary')
     return cond(
       'PrimaryAvailable',
