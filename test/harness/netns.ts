@@ -105,17 +105,7 @@ export class NetnsRegion {
     if (!this.isolated) return;
     this.exec('ip', ['addr', 'add', `${this.address}/30`, 'dev', this.regionLink]);
     // Deleting the region's last address flushed its neighbour table, permanent entries too.
-    this.exec('ip', [
-      'neigh',
-      'replace',
-      this.hostAddress,
-      'lladdr',
-      this.mac('host'),
-      'dev',
-      this.regionLink,
-      'nud',
-      'permanent',
-    ]);
+    this.pinHostNeighbour();
     this.isolated = false;
   }
 
@@ -168,6 +158,11 @@ export class NetnsRegion {
       'nud',
       'permanent',
     ]);
+    this.pinHostNeighbour();
+  }
+
+  /** The region's permanent neighbour entry for the host end (see setUp for why permanent). */
+  private pinHostNeighbour(): void {
     this.exec('ip', [
       'neigh',
       'replace',

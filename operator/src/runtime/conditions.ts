@@ -13,6 +13,14 @@ export interface ConditionInput {
   message: string;
 }
 
+/** A condition to set, its message cut to a length people read. */
+export const conditionOf = (
+  type: string,
+  status: ConditionInput['status'],
+  reason: string,
+  message: string,
+): ConditionInput => ({ type, status, reason, message: message.slice(0, 1000) });
+
 /** Returns a new list with `input` set; `lastTransitionTime` is kept unless the status changed. */
 export function setCondition(
   existing: Condition[] | undefined,
@@ -38,10 +46,13 @@ export function findCondition(list: Condition[] | undefined, type: string): Cond
   return list?.find((c) => c.type === type);
 }
 
-/** The condition types whose status, reason or message differ between two lists. */
+/**
+ * The conditions whose status or reason differ between two lists (or that are new): what is news.
+ * A new message alone is not: a message that carries a figure would otherwise be news every probe.
+ */
 export function changedConditions(before: Condition[] | undefined, after: Condition[]): Condition[] {
   return after.filter((c) => {
     const b = findCondition(before, c.type);
-    return !b || b.status !== c.status || b.reason !== c.reason || b.message !== c.message;
+    return !b || b.status !== c.status || b.reason !== c.reason;
   });
 }

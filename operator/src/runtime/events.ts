@@ -27,6 +27,19 @@ export interface EventInput {
   note: string;
 }
 
+/** An Event to record, its note cut to what the API takes. */
+export const eventOf = (
+  type: EventInput['type'],
+  reason: string,
+  action: string,
+  note: string,
+): EventInput => ({
+  type,
+  reason,
+  action,
+  note: note.slice(0, 1024),
+});
+
 export interface EventRecorderOptions {
   client: KubeClient;
   clock: Clock;

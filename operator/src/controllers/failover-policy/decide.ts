@@ -16,7 +16,7 @@
  */
 import type { FailoverPolicyStatus, Operation } from '../../api/v1alpha1/index.ts';
 import type { ConditionInput } from '../../runtime/conditions.ts';
-import type { EventInput } from '../../runtime/events.ts';
+import { type EventInput, eventOf } from '../../runtime/events.ts';
 import { timestamp } from '../../runtime/time.ts';
 import { type BlockReason, chooseStandby, inCooldown, standbysOf } from './candidates.ts';
 import { judgePrimary, type PrimaryVerdict } from './detection.ts';
@@ -81,13 +81,6 @@ const plan = (c: Context, why: string, over: Partial<Plan> = {}): Plan => ({
 const record = (c: Context, why: string, status: FailoverPolicyStatus, events: EventInput[] = []): Plan =>
   plan(c, why, { action: { kind: 'Record' }, status, events, requeueMs: 0 });
 
-const event = (type: EventInput['type'], reason: string, action: string, note: string): EventInput => ({
-  type,
-  reason,
-  action,
-  note: note.slice(0, 1024),
-});
-
 export function decide(input: DecideInput): Plan {
   const c = context(input);
   for (const guard of guards) {
@@ -135,7 +128,7 @@ const knowThePrimary: Guard = (c) => {
   // Never below an epoch status already held (an operation's, or a status with no primary).
   const epoch = Math.max(found.epoch, base.epoch ?? 0);
   return record(c, 'primary discovered', { ...base, activePrimary: found.primary, epoch }, [
-    event(
+    eventOf(
       c.active ? 'Warning' : 'Normal',
       'PrimaryDiscovered',
       'Discover',
@@ -261,7 +254,7 @@ function finishOperation(c: Context, op: Operation): Plan {
   const verified = succeeded && op.kind !== 'Fence' && op.dnsChangedAt !== undefined;
   return {
     ...record(c, `operation ${op.id} ${succeeded ? 'completed' : 'aborted'}`, status, [
-      event(
+      eventOf(
         succeeded ? 'Normal' : 'Warning',
         `${op.kind}${succeeded ? 'Completed' : 'Aborted'}`,
         op.kind,
@@ -322,7 +315,7 @@ const fenceStrayPrimary: Guard = (c) => {
       now: input.now,
     });
     return record(c, `fencing stray primary ${name}`, { ...base, currentOperation: operation }, [
-      event(
+      eventOf(
         'Warning',
         'StrayPrimary',
         'Fence',
@@ -354,7 +347,14 @@ const handleRequest: Guard = (c) => {
           time: now,
         },
       },
-      [event('Warning', 'PromotionRejected', 'Promote', `request ${verdict.requestId}: ${verdict.message}`)],
+      [
+        eventOf(
+          'Warning',
+          'PromotionRejected',
+          'Promote',
+          `request ${verdict.requestId}: ${verdict.message}`,
+        ),
+      ],
     );
   }
   return startOperation(c, verdict.operation);
@@ -384,7 +384,7 @@ function startOperation(c: Context, op: Operation, extra: Partial<FailoverPolicy
         : {}),
     },
     [
-      event(
+      eventOf(
         op.trigger === 'Automatic' ? 'Warning' : 'Normal',
         `${op.kind}Started`,
         op.kind,

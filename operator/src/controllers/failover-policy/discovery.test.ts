@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { evaluate, fenced, gone, input, NOW, primaryUp, standby } from './decide.fixtures.ts';
+import { evaluate, fenced, gone, inProgress, input, NOW, primaryUp, standby } from './decide.fixtures.ts';
 import { discoverPrimary, discoveryNeedsDns, newerEpochs } from './discovery.ts';
 import type { DecideInput, DnsFacts } from './facts.ts';
 
@@ -117,38 +117,12 @@ describe('rediscovery: status behind the world', () => {
   it('notices a newer epoch in a heartbeat or in DNS, not the one an operation in flight establishes', () => {
     const i = input({ clusters: { a: primaryUp('a', 4), b: standby('b', 1, 1, 4, 5), c: standby('c') } });
     expect(newerEpochs(i)).toEqual(["b's heartbeat holds epoch 5"]);
-    const promoting = {
-      ...i,
-      status: {
-        ...i.status,
-        currentOperation: {
-          id: 'x',
-          kind: 'Failover' as const,
-          trigger: 'Automatic' as const,
-          from: 'a',
-          to: 'b',
-          epoch: 5,
-          step: 'Promoting' as const,
-          startedAt: '',
-          stepStartedAt: '',
-        },
-      },
-    };
+    const promoting = { ...i, status: { ...i.status, currentOperation: inProgress('Promoting') } };
     expect(newerEpochs(promoting)).toEqual([]);
   });
 
   it('stops an operation the world has overtaken before it does more', () => {
-    const op = {
-      id: 'x',
-      kind: 'Failover' as const,
-      trigger: 'Automatic' as const,
-      from: 'a',
-      to: 'b',
-      epoch: 5,
-      step: 'Fencing' as const,
-      startedAt: NOW.toISOString(),
-      stepStartedAt: NOW.toISOString(),
-    };
+    const op = inProgress('Fencing', { startedAt: NOW.toISOString(), stepStartedAt: NOW.toISOString() });
     const e = evaluate(
       input({
         status: { activePrimary: 'a', epoch: 4, currentOperation: op },

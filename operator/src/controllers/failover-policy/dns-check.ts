@@ -6,7 +6,7 @@
  */
 import { ownershipRecordName } from '../../providers/dns/port.ts';
 import { type BackoffPolicy, backoffDelay } from '../../runtime/backoff.ts';
-import type { ConditionInput } from '../../runtime/conditions.ts';
+import { type ConditionInput, conditionOf } from '../../runtime/conditions.ts';
 import type { DecideInput } from './facts.ts';
 
 export const DNS_CHECK_MS = 5 * 60_000;
@@ -54,12 +54,9 @@ export function judgeDns(
   const dns = input.dns;
   if (!dns) return {};
   const name = input.spec.dns.name;
-  const condition = (status: ConditionInput['status'], reason: string, message: string): ConditionInput => ({
-    type: 'DnsReady',
-    status,
-    reason,
-    message: message.slice(0, 1000),
-  });
+  const condition = (status: ConditionInput['status'], reason: string, message: string) =>
+    conditionOf('DnsReady', status, reason, message);
+
   if (dns.error) return { condition: condition('False', dns.error.reason, dns.error.message) };
   const value = input.dnsTargets?.[active];
   if (!value)

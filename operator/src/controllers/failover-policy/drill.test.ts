@@ -1,11 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  type DrillState,
-  type FailoverPolicyStatus,
-  failoverPolicySpec,
-  type OperationReport,
-} from '../../api/v1alpha1/index.ts';
-import { evaluate } from './decide.fixtures.ts';
+import type { DrillState, FailoverPolicyStatus, OperationReport } from '../../api/v1alpha1/index.ts';
+import { ago, evaluate, NOW, spec as policySpec } from './decide.fixtures.ts';
 import { nextDrillAfter, scheduledDrillTime } from './drill.ts';
 import type { ClusterFacts, DecideInput, Vote } from './facts.ts';
 
@@ -24,27 +19,13 @@ function decide(i: DecideInput) {
   };
 }
 
-// A Monday; the default schedule is Mondays at 03:00.
-const NOW = new Date('2026-03-02T10:00:00Z');
+// NOW is a Monday; the default schedule is Mondays at 03:00.
 const at = (iso: string) => new Date(iso);
 const later = (s: number) => new Date(NOW.getTime() + s * 1000);
-const ago = (s: number) => new Date(NOW.getTime() - s * 1000);
 
 const drills = { schedule: '0 3 * * 1', holdSeconds: 60, maxDurationSeconds: 600, abortIfLagSecondsAbove: 5 };
-const spec = (over: Record<string, unknown> = {}) =>
-  failoverPolicySpec.parse({
-    primary: 'a',
-    standbys: ['b'],
-    dns: {
-      provider: { type: 'Route53', route53: { hostedZoneId: 'Z1' } },
-      zone: 'example.com',
-      name: 'db.example.com',
-    },
-    detection: { probeIntervalSeconds: 1, failureThreshold: 3, quorum: 2 },
-    promotion: { rpo: { maxLagSeconds: 10, maxLagBytes: 1_000_000 }, cooldownSeconds: 600 },
-    drills,
-    ...over,
-  });
+/** The fixtures' policy with one standby and drills. */
+const spec = (over: Record<string, unknown> = {}) => policySpec({ standbys: ['b'], drills, ...over });
 
 // A provider that makes the former primary a standby again after a switchover, so a drill can return.
 const primary = (name: string): ClusterFacts => ({

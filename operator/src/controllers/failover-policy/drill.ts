@@ -21,7 +21,7 @@ import type {
   OperationReport,
 } from '../../api/v1alpha1/index.ts';
 import type { ConditionInput } from '../../runtime/conditions.ts';
-import type { EventInput } from '../../runtime/events.ts';
+import { type EventInput, eventOf } from '../../runtime/events.ts';
 import { timestamp } from '../../runtime/time.ts';
 import { inCooldown, standbysOf } from './candidates.ts';
 import { type ClusterFacts, type DecideInput, healthyStandby, seconds, writable } from './facts.ts';
@@ -178,12 +178,12 @@ function endDrill(
     why: `drill ${drill.id} ${result.toLowerCase()}`,
     status: { ...rest, ...extra, drills: [report, ...(status.drills ?? [])].slice(0, DRILL_HISTORY_LENGTH) },
     events: [
-      {
-        type: result === 'Succeeded' ? 'Normal' : 'Warning',
-        reason: result === 'Succeeded' ? 'DrillSucceeded' : 'DrillFailed',
-        action: 'Drill',
-        note: `drill ${drill.id} ${result.toLowerCase()}: ${reason}`.slice(0, 1024),
-      },
+      eventOf(
+        result === 'Succeeded' ? 'Normal' : 'Warning',
+        result === 'Succeeded' ? 'DrillSucceeded' : 'DrillFailed',
+        'Drill',
+        `drill ${drill.id} ${result.toLowerCase()}: ${reason}`,
+      ),
     ],
   };
 }

@@ -312,7 +312,6 @@ async function announceConditions(
 ): Promise<void> {
   for (const c of changedConditions(before, after)) {
     const was = before?.find((p) => p.type === c.type);
-    if (was && was.status === c.status && was.reason === c.reason) continue;
     // Operations announce themselves; Ready sums up conditions announced on their own.
     if (c.type === 'Progressing' || c.type === 'Ready') continue;
     const goodWhenTrue = c.type !== 'FailoverBlocked' && c.type !== 'StatusUnreadable';

@@ -9,7 +9,7 @@
  *   and available, DNS on it, a standby ready, nothing in flight.
  */
 import type { FailoverPolicyStatus, policyPhase } from '../../api/v1alpha1/index.ts';
-import type { Condition, ConditionInput } from '../../runtime/conditions.ts';
+import { type Condition, type ConditionInput, conditionOf } from '../../runtime/conditions.ts';
 import { chooseStandby, inCooldown } from './candidates.ts';
 import type { Plan } from './decide.ts';
 import { judgeDns } from './dns-check.ts';
@@ -23,18 +23,6 @@ export interface Summary {
   phase: Phase;
   conditions: ConditionInput[];
 }
-
-const cond = (
-  type: string,
-  status: ConditionInput['status'],
-  reason: string,
-  message: string,
-): ConditionInput => ({
-  type,
-  status,
-  reason,
-  message: message.slice(0, 1000),
-});
 
 export interface StepResult {
   /** The side effect of this reconcile failed (its attempt is recorded in the operation). */
@@ -69,57 +57,62 @@ export function summarize(
 
 function primaryKnown(plan: Plan, next: FailoverPolicyStatus): ConditionInput {
   if (next.activePrimary)
-    return cond(
+    return conditionOf(
       'PrimaryKnown',
       'True',
       'Known',
       `${next.activePrimary} is the primary at epoch ${next.epoch ?? 0}`,
     );
   const u = plan.undiscovered;
-  return cond('PrimaryKnown', 'False', u?.reason ?? 'Waiting', u?.message ?? 'the primary is not known yet');
+  return conditionOf(
+    'PrimaryKnown',
+    'False',
+    u?.reason ?? 'Waiting',
+    u?.message ?? 'the primary is not known yet',
+  );
 }
 
 function primaryAvailable(input: DecideInput, plan: Plan, next: FailoverPolicyStatus): ConditionInput {
   const active = next.activePrimary;
   const v = plan.verdict;
   if (!active || !v || active !== input.status.activePrimary)
-    return cond(
+    return conditionOf(
       'PrimaryAvailable',
       'Unknown',
       'PrimaryUnknown',
       'the primary is not known yet, or has just changed',
     );
-  if (v.down) return cond('PrimaryAvailable', 'False', 'QuorumLostPrimary', v.message);
+  if (v.down) return conditionOf('PrimaryAvailable', 'False', 'QuorumLostPrimary', v.message);
   const facts = input.clusters[active];
   // Seen as a standby: a probe from before its promotion, not yet repeated.
   if (facts?.reachable && facts.role === 'Standby')
-    return cond(
+    return conditionOf(
       'PrimaryAvailable',
       'Unknown',
       'NotProbedSincePromotion',
       `${active} has not been probed since it was promoted`,
     );
   if (facts?.reachable && facts.role !== 'Primary')
-    return cond(
+    return conditionOf(
       'PrimaryAvailable',
       'False',
       'NotWritable',
       `${active} is reachable but in role ${facts.role}`,
     );
   if (v.upVotes === 0)
-    return cond(
+    return conditionOf(
       'PrimaryAvailable',
       'Unknown',
       v.fresh === 0 ? 'TooFewObservers' : 'Unconfirmed',
       `${v.message}: no fresh observer reaches it, and no quorum has found it down`,
     );
-  return cond('PrimaryAvailable', 'True', 'Reachable', v.message);
+  return conditionOf('PrimaryAvailable', 'True', 'Reachable', v.message);
 }
 
 function failoverBlocked(plan: Plan): ConditionInput {
-  if (plan.blocked) return cond('FailoverBlocked', 'True', plan.blocked.reason, plan.blocked.message);
-  if (plan.holdingDown) return cond('FailoverBlocked', 'False', 'HoldDown', plan.holdingDown);
-  return cond(
+  if (plan.blocked) return conditionOf('FailoverBlocked', 'True', plan.blocked.reason, plan.blocked.message);
+  if (plan.holdingDown) return conditionOf('FailoverBlocked', 'False', 'HoldDown', plan.holdingDown);
+  return conditionOf(
     'FailoverBlocked',
     'False',
     'PrimaryNotDown',
@@ -131,9 +124,9 @@ function failoverBlocked(plan: Plan): ConditionInput {
 export function failoverReady(input: DecideInput, plan: Plan, next: FailoverPolicyStatus): ConditionInput {
   const { spec, now } = input;
   const active = next.activePrimary;
-  if (!active) return cond('FailoverReady', 'False', 'PrimaryUnknown', 'the primary is not known yet');
+  if (!active) return conditionOf('FailoverReady', 'False', 'PrimaryUnknown', 'the primary is not known yet');
   if (next.currentOperation)
-    return cond(
+    return conditionOf(
       'FailoverReady',
       'False',
       'OperationInProgress',
@@ -141,12 +134,13 @@ export function failoverReady(input: DecideInput, plan: Plan, next: FailoverPoli
     );
   const lastSeen = plan.verdict?.down ? (plan.verdict.lastSeenAt ?? now) : now;
   const candidate = chooseStandby(spec, input.clusters, active, lastSeen);
-  if (!candidate) return cond('FailoverReady', 'False', 'NoHealthyStandby', 'the policy has no standby');
+  if (!candidate)
+    return conditionOf('FailoverReady', 'False', 'NoHealthyStandby', 'the policy has no standby');
   if (candidate.problem)
-    return cond('FailoverReady', 'False', candidate.problem.reason, candidate.problem.message);
+    return conditionOf('FailoverReady', 'False', candidate.problem.reason, candidate.problem.message);
   const name = candidate.facts.name;
   if (spec.promotion.mode === 'Manual')
-    return cond(
+    return conditionOf(
       'FailoverReady',
       'True',
       'StandbyReady',
@@ -154,13 +148,13 @@ export function failoverReady(input: DecideInput, plan: Plan, next: FailoverPoli
     );
   const cooling = inCooldown(spec, next, now);
   if (cooling)
-    return cond(
+    return conditionOf(
       'FailoverReady',
       'False',
       'Cooldown',
       `no automatic failover for ${Math.ceil((spec.promotion.cooldownSeconds * 1000 - cooling.sinceMs) / 1000)} s (cool-down)`,
     );
-  return cond(
+  return conditionOf(
     'FailoverReady',
     'True',
     'StandbyReady',
@@ -174,13 +168,13 @@ function progressingCondition(
   now: Date,
 ): ConditionInput | undefined {
   const op = next.currentOperation;
-  if (!op) return cond('Progressing', 'False', 'Idle', 'no operation in progress');
+  if (!op) return conditionOf('Progressing', 'False', 'Idle', 'no operation in progress');
   if (result.failure)
-    return cond('Progressing', 'False', result.failure.reason, op.lastError ?? result.failure.message);
+    return conditionOf('Progressing', 'False', result.failure.reason, op.lastError ?? result.failure.message);
   // Waiting out a failed attempt's backoff: Progressing stays as that failure left it (False).
   if (op.retryAfter && new Date(op.retryAfter) > now) return undefined;
   const note = op.message ? `: ${op.message}` : '';
-  return cond('Progressing', 'True', op.step, `${op.kind} ${op.from} → ${op.to}: ${op.step}${note}`);
+  return conditionOf('Progressing', 'True', op.step, `${op.kind} ${op.from} → ${op.to}: ${op.step}${note}`);
 }
 
 function phaseOf(plan: Plan, next: FailoverPolicyStatus, conditions: ConditionInput[]): Phase {
@@ -212,9 +206,9 @@ const READY_NEEDS = [
 export function readyCondition(conditions: Condition[], next: FailoverPolicyStatus): ConditionInput {
   for (const type of READY_NEEDS) {
     const c = conditions.find((x) => x.type === type);
-    if (!c) return cond('Ready', 'Unknown', `${type}Unknown`, `${type} has not been evaluated yet`);
+    if (!c) return conditionOf('Ready', 'Unknown', `${type}Unknown`, `${type} has not been evaluated yet`);
     if (c.status !== 'True')
-      return cond(
+      return conditionOf(
         'Ready',
         'False',
         `${type}${c.status === 'False' ? 'False' : 'Unknown'}`,
@@ -222,8 +216,8 @@ export function readyCondition(conditions: Condition[], next: FailoverPolicyStat
       );
   }
   const op = next.currentOperation;
-  if (op) return cond('Ready', 'False', 'OperationInProgress', `${op.kind} ${op.id} is at ${op.step}`);
-  return cond(
+  if (op) return conditionOf('Ready', 'False', 'OperationInProgress', `${op.kind} ${op.id} is at ${op.step}`);
+  return conditionOf(
     'Ready',
     'True',
     'Ready',

@@ -4,7 +4,7 @@
  * the time limits of each step; act only carries a side effect out and says what happened.
  */
 import type { FailoverPolicyStatus, Operation } from '../../api/v1alpha1/index.ts';
-import type { EventInput } from '../../runtime/events.ts';
+import { type EventInput, eventOf } from '../../runtime/events.ts';
 import { timestamp } from '../../runtime/time.ts';
 import { advance, failedAttempt, withStep } from './operation.ts';
 
@@ -39,13 +39,6 @@ export const POLL_MS = 500;
 /** A managed provider's promotion takes minutes: ask it less often. */
 export const PROMOTION_POLL_MS = 2_000;
 
-const ev = (type: EventInput['type'], reason: string, action: string, note: string): EventInput => ({
-  type,
-  reason,
-  action,
-  note: note.slice(0, 1024),
-});
-
 export function transition(op: Operation, outcome: StepOutcome, now: Date, random: () => number): Transition {
   switch (outcome.kind) {
     case 'Done':
@@ -69,18 +62,18 @@ function done(op: Operation, outcome: Extract<StepOutcome, { kind: 'Done' }>, no
     case 'Fencing':
       return next([
         op.kind === 'Fence'
-          ? ev(
+          ? eventOf(
               'Warning',
               'StrayPrimaryFenced',
               'Fence',
               `${op.from} accepted writes but ${op.to} is the primary at epoch ${op.epoch}; fenced: ${detail}`,
             )
-          : ev('Normal', 'PrimaryFenced', 'Fence', `${op.from} fenced: ${detail}`),
+          : eventOf('Normal', 'PrimaryFenced', 'Fence', `${op.from} fenced: ${detail}`),
       ]);
     case 'Promoting':
       return next(
         [
-          ev(
+          eventOf(
             'Normal',
             'StandbyPromoted',
             'Promote',
@@ -95,10 +88,10 @@ function done(op: Operation, outcome: Extract<StepOutcome, { kind: 'Done' }>, no
         },
       );
     case 'RepointingDns':
-      return next([ev('Normal', 'DnsRepointed', 'UpdateDns', detail)]);
+      return next([eventOf('Normal', 'DnsRepointed', 'UpdateDns', detail)]);
     case 'RollingBack':
       return next([
-        ev('Warning', 'SwitchoverRolledBack', 'Unfence', `${op.from} takes writes again: ${detail}`),
+        eventOf('Warning', 'SwitchoverRolledBack', 'Unfence', `${op.from} takes writes again: ${detail}`),
       ]);
     default:
       return next();
@@ -129,7 +122,7 @@ function pending(op: Operation, detail: string, now: Date): Transition {
     return {
       operation: { ...advance(op, now), message: message.slice(0, 1024) },
       events: [
-        ev('Warning', 'DnsNotVerified', 'VerifyDns', `authoritative servers still disagree: ${detail}`),
+        eventOf('Warning', 'DnsNotVerified', 'VerifyDns', `authoritative servers still disagree: ${detail}`),
       ],
       requeueMs: 0,
     };
@@ -150,7 +143,7 @@ function failed(
     const detail = `${op.from} unreachable (${reason}); marked by epoch ${op.epoch} in DNS and the new primary heartbeat`;
     return {
       operation: advance(op, now, { fenceDetail: detail }),
-      events: [ev('Warning', 'PrimaryNotFenced', 'Fence', detail)],
+      events: [eventOf('Warning', 'PrimaryNotFenced', 'Fence', detail)],
       requeueMs: 0,
     };
   }
@@ -166,7 +159,7 @@ function failed(
     const why = `could not fence ${op.from} read-only (${attempts} attempt(s)): ${message}`;
     return {
       operation: withStep(op, 'RollingBack', now, why),
-      events: [ev('Warning', 'FencingFailed', 'Fence', why)],
+      events: [eventOf('Warning', 'FencingFailed', 'Fence', why)],
       requeueMs: 0,
       failure: { reason, message },
     };
@@ -177,7 +170,7 @@ function failed(
     const why = `could not fence ${op.from}: ${message}`;
     return {
       operation: withStep(op, 'Aborted', now, why),
-      events: [ev('Warning', 'FencingFailed', 'Fence', why)],
+      events: [eventOf('Warning', 'FencingFailed', 'Fence', why)],
       requeueMs: 0,
       failure: { reason, message },
     };
@@ -188,7 +181,9 @@ function failed(
   return {
     operation: next,
     events:
-      attempts === 1 ? [ev('Warning', `${op.step}Failed`, op.step, `${op.kind} ${op.id}: ${message}`)] : [],
+      attempts === 1
+        ? [eventOf('Warning', `${op.step}Failed`, op.step, `${op.kind} ${op.id}: ${message}`)]
+        : [],
     requeueMs: Math.max(10, new Date(next.retryAfter ?? now).getTime() - now.getTime()),
     failure: { reason, message },
   };

@@ -408,7 +408,6 @@ async function announce(
 ): Promise<void> {
   for (const c of changedConditions(previous.conditions, next.conditions ?? [])) {
     const before = previous.conditions?.find((p) => p.type === c.type);
-    if (before && before.status === c.status && before.reason === c.reason) continue; // a new message alone is not news
     if (!before && c.status === 'True') continue; // first observation of a healthy state is not news
     await ctx.events.record(object, {
       type: c.status === 'True' ? 'Normal' : 'Warning',
