@@ -121,27 +121,30 @@ describe('a policy that lost its status', () => {
     const ns = s.options.namespace;
     // A newer operator (rolled back since) recorded an operation at a step this one does not know.
     await allowStep(ownControlPlane, 'Demoting');
-    await s.client.mergePatch(
-      failoverPolicyType,
-      ns,
-      'orders',
-      {
-        status: {
-          activePrimary: 'region-a',
-          currentOperation: {
-            id: 'switchover-e2-x',
-            kind: 'Switchover',
-            trigger: 'Manual',
-            from: 'region-b',
-            to: 'region-a',
-            epoch: 2,
-            step: 'Demoting',
-            startedAt: new Date().toISOString(),
-            stepStartedAt: new Date().toISOString(),
-          },
+    const newerStatus = {
+      status: {
+        activePrimary: 'region-a',
+        currentOperation: {
+          id: 'switchover-e2-x',
+          kind: 'Switchover',
+          trigger: 'Manual',
+          from: 'region-b',
+          to: 'region-a',
+          epoch: 2,
+          step: 'Demoting',
+          startedAt: new Date().toISOString(),
+          stepStartedAt: new Date().toISOString(),
         },
       },
-      'status',
+    };
+    // The API server takes a moment to validate against the changed CRD: until then it refuses.
+    await waitFor(
+      () =>
+        s.client.mergePatch(failoverPolicyType, ns, 'orders', newerStatus, 'status').then(
+          () => true,
+          () => undefined,
+        ),
+      { description: 'the API server to accept the newer step' },
     );
     const broken = await s.waitForPolicy(
       (st) => st.conditions?.find((c) => c.type === 'StatusUnreadable' && c.status === 'True'),
