@@ -97,6 +97,46 @@ export interface FenceRequest {
   mode: FencingMode;
 }
 
+/** The provider block of a ReplicaCluster (spec.provider), as the adapters read it. */
+export type ProviderSpec = { type: string } & Record<string, unknown>;
+
+/**
+ * Bring this database, a former primary, back as a replica of the active primary. For managed
+ * services that means a new replica in this database's region (RDS, DigitalOcean) or waiting for
+ * the service to rejoin it (Aurora global after a failover); self-managed PostgreSQL is rejoined by
+ * its agent instead (operator/src/agent).
+ */
+export interface ReprotectRequest {
+  operationId: string;
+  /** The epoch of the active primary; new resources are named and tagged with it. */
+  epoch: number;
+  /** The policy, for names and tags: `<policy>-…`. */
+  policy: string;
+  /** The active primary's ReplicaCluster name and provider block. */
+  primary: { cluster: string; provider: ProviderSpec };
+}
+
+/**
+ * Where reprotection stands after one call. `Protected`: a replica of the primary exists in this
+ * region and replicates. When that replica is not the database this ReplicaCluster names (a new
+ * RDS instance or DigitalOcean node), `replacement` says what the ReplicaCluster must name now:
+ * the changed provider block and connection host, and what was superseded (left for a person).
+ * `Pending`: requested by this call or an earlier one, not finished; call again later.
+ */
+export type ReprotectOutcome =
+  | {
+      state: 'Protected';
+      detail: string;
+      replacement?: {
+        provider: ProviderSpec;
+        host: string;
+        port?: number;
+        /** The database it replaces, tagged for a person to delete. */
+        superseded: string;
+      };
+    }
+  | { state: 'Pending'; detail: string };
+
 export interface DatabaseProvider {
   /** Probes role, health, WAL positions and heartbeat. Never throws: failures are in the result. */
   observe(): Promise<DatabaseObservation>;
@@ -120,6 +160,12 @@ export interface DatabaseProvider {
    * reports that the old primary needs a person.
    */
   unfence?(): Promise<{ detail: string }>;
+  /**
+   * Starts bringing this former primary back as a replica of the active primary, or checks on it;
+   * returns within a few seconds (never waits for the provider). Idempotent by operationId.
+   * Adapters without a way to do it leave it out (self-managed PostgreSQL: its agent rejoins it).
+   */
+  reprotect?(request: ReprotectRequest): Promise<ReprotectOutcome>;
   /** Releases pooled connections and clients. */
   close(): Promise<void>;
 }
