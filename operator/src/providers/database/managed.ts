@@ -17,6 +17,8 @@ import type {
   FenceRequest,
   PromoteOutcome,
   PromoteRequest,
+  ReprotectOutcome,
+  ReprotectRequest,
 } from './port.ts';
 import { PromotionsUnderWay } from './promotions.ts';
 
@@ -65,6 +67,12 @@ export interface ControlPlane {
    * `Rejected` (not retryable) for a database that must not be promoted.
    */
   promote(request: PromoteRequest): Promise<ControlPlanePromotion>;
+  /**
+   * Asks the provider for a replica of the active primary in this (former primary's) region, or
+   * reports on the one asked for; never waits for it. Idempotent: what it creates is named after
+   * the request, and found by that name on the next call. Throws ProviderError.
+   */
+  reprotect?(request: ReprotectRequest): Promise<ReprotectOutcome>;
   /** Releases the API client, when the control plane made it. */
   close(): Promise<void>;
 }
@@ -196,6 +204,21 @@ export class ManagedDatabase<C extends ControlPlane = ControlPlane> implements D
   /** Undoes the SQL side's ReadOnly fence (a rolled-back switchover); a no-op where none holds. */
   unfence(): Promise<{ detail: string }> {
     return this.sql.unfence ? this.sql.unfence() : Promise.resolve({ detail: 'nothing to undo' });
+  }
+
+  /**
+   * The control plane's: a managed service rebuilds a replica through its API, never through SQL
+   * (the old primary's SQL side stays what it is until a person deletes the database).
+   */
+  reprotect(request: ReprotectRequest): Promise<ReprotectOutcome> {
+    if (!this.controlPlane.reprotect) {
+      return Promise.reject(
+        new ProviderError('Rejected', `${this.controlPlane.name}: this provider cannot rebuild a replica`, {
+          retryable: false,
+        }),
+      );
+    }
+    return this.controlPlane.reprotect(request);
   }
 
   async close(): Promise<void> {
