@@ -10,6 +10,8 @@
  * the adapter sends to moto; the rest, which need an operation that Aurora accepts, runs and
  * finishes, mock exactly those parts with aws-sdk-client-mock (see GlobalOperationStandIn) and
  * leave everything else (DescribeDBClusters, the members and their ARNs, the SQL side) real.
+ * Reprotection after a failover (Aurora adding the old writer back as a secondary) is the same:
+ * moto models the end state and a detached member, and the steps between are laid over it.
  */
 import {
   CreateDBClusterCommand,
@@ -24,6 +26,7 @@ import {
   type FailoverStatus,
   InvalidGlobalClusterStateFault,
   type RDSClient,
+  RemoveFromGlobalClusterCommand,
   SwitchoverGlobalClusterCommand,
   type SwitchoverGlobalClusterCommandInput,
 } from '@aws-sdk/client-rds';
@@ -38,6 +41,8 @@ import type {
   DatabaseObservation,
   PromoteOutcome,
   PromoteRequest,
+  ProviderSpec,
+  ReprotectRequest,
 } from '../../../operator/src/providers/database/port.ts';
 import { ProviderError } from '../../../operator/src/providers/errors.ts';
 import type { MotoServer } from '../../harness/moto.ts';
@@ -247,6 +252,20 @@ describe('promoting', () => {
     expect(err.reason).toBe('ProviderError');
     expect(err.retryable).toBe(true);
     expect(err.message).toContain('SwitchoverGlobalCluster');
+  });
+
+  it('asks for a switchover, not a failover, for kind Switchover (what the controller sends for a planned switchover)', async () => {
+    moto.clearRecording();
+    await rejection(
+      aurora(WEST, sqlSide('standby')).promote({ operationId: 'op-2', epoch: 2, kind: 'Switchover' }),
+    );
+    expect(writerMovesSent()).toEqual([
+      {
+        action: 'SwitchoverGlobalCluster',
+        region: WEST.region,
+        params: { GlobalClusterIdentifier: GLOBAL, TargetDbClusterIdentifier: westArn },
+      },
+    ]);
   });
 
   it('asks for a failover with AllowDataLoss for kind Failover (moto: 500 not implemented)', async () => {
@@ -469,6 +488,123 @@ describe('promoting', () => {
   });
 });
 
+describe('reprotecting a former writer (Aurora rejoins it by itself; nothing is requested)', () => {
+  // moto implements neither FailoverGlobalCluster nor an old writer rejoining: what it models
+  // for real is the end state (a secondary member of the writer) and a detached cluster. The
+  // steps in between (writer moved, member not listed yet, resynchronizing) are laid over moto's
+  // answer by GlobalOperationStandIn.
+
+  function auroraBlock(id: string, global = GLOBAL): ProviderSpec {
+    return {
+      type: 'AuroraGlobal',
+      auroraGlobal: { region: 'any', globalClusterIdentifier: global, dbClusterIdentifier: id },
+    };
+  }
+  const reprotectRequest = (primary: string, global = GLOBAL): ReprotectRequest => ({
+    operationId: 'op-9',
+    epoch: 9,
+    policy: 'orders',
+    primary: { cluster: primary, provider: auroraBlock(primary, global) },
+  });
+  const writesSent = () =>
+    moto.recordedRequests().filter((r) => r.action !== undefined && !r.action.startsWith('Describe'));
+
+  it('moto: a member listed as a secondary of the primary writer is Protected, with no replacement', async () => {
+    moto.clearRecording();
+    expect(await aurora(WEST, sqlSide('standby')).reprotect(reprotectRequest(EAST.id))).toEqual({
+      state: 'Protected',
+      detail: expect.stringContaining(`a read-only secondary, replicating from ${eastArn}`),
+    });
+    expect(writesSent()).toEqual([]);
+  });
+
+  it('moto: a member detached from the global cluster is Pending, saying a person may have to replace it', async () => {
+    // moto removes members only in the global cluster's own region: a second member there.
+    const detached = { region: EAST.region, id: 'orders-east-2' };
+    await rdsClient(EAST.region).send(
+      new CreateDBClusterCommand({
+        DBClusterIdentifier: detached.id,
+        Engine: 'aurora-postgresql',
+        EngineVersion: '15.4',
+        GlobalClusterIdentifier: GLOBAL,
+      }),
+    );
+    await rdsClient(EAST.region).send(
+      new RemoveFromGlobalClusterCommand({
+        GlobalClusterIdentifier: GLOBAL,
+        DbClusterIdentifier: detached.id,
+      }),
+    );
+    const member = aurora(detached, sqlSide('standby'));
+    expect((await member.controlPlane.view()).role).toBe('Unknown');
+    moto.clearRecording();
+    expect(await member.reprotect(reprotectRequest(EAST.id))).toEqual({
+      state: 'Pending',
+      detail: expect.stringContaining('if it stays detached, a person must replace it'),
+    });
+    expect(writesSent()).toEqual([]);
+  });
+
+  it('is Pending through the failover, while Aurora has not listed the old writer again and while it resynchronizes; then Protected', async () => {
+    const standIn = new GlobalOperationStandIn(EAST.region);
+    const east = aurora(EAST, sqlSide('primary'), standIn.options());
+    const request = reprotectRequest(WEST.id);
+    const step = async () => east.reprotect(request);
+
+    // moto's own answer: east is still the writer (moto cannot fail over).
+    expect(await step()).toEqual({
+      state: 'Pending',
+      detail: expect.stringContaining(`still the writer; waiting for the failover to ${WEST.id}`),
+    });
+    standIn.operation = {
+      Status: 'failing-over',
+      FromDbClusterArn: eastArn,
+      ToDbClusterArn: westArn,
+      IsDataLossAllowed: true,
+    };
+    expect(await step()).toEqual({
+      state: 'Pending',
+      detail: expect.stringContaining('waiting for the operation to finish'),
+    });
+    // West writes; east's region is down, and Aurora does not list it until it answers again.
+    standIn.operation = undefined;
+    standIn.writer = westArn;
+    standIn.unlisted.add(eastArn);
+    expect(await step()).toEqual({
+      state: 'Pending',
+      detail: expect.stringContaining('does not list cluster orders-east'),
+    });
+    // Added back as a secondary, still resynchronizing.
+    standIn.unlisted.delete(eastArn);
+    standIn.synchronization.set(eastArn, 'pending-resync');
+    expect(await step()).toEqual({
+      state: 'Pending',
+      detail: expect.stringContaining('"pending-resync"; waiting for "connected"'),
+    });
+    standIn.synchronization.set(eastArn, 'connected');
+    expect(await step()).toEqual({
+      state: 'Protected',
+      detail: expect.stringContaining(`replicating from ${westArn}`),
+    });
+    // Only looked: no global-cluster request of any kind.
+    expect(standIn.log).toEqual([]);
+    expect(standIn.mock.commandCalls(FailoverGlobalClusterCommand)).toEqual([]);
+    expect(standIn.mock.commandCalls(SwitchoverGlobalClusterCommand)).toEqual([]);
+  });
+
+  it('is Pending while the writer is another member than the primary, and refuses a primary outside this global cluster', async () => {
+    expect(await aurora(WEST, sqlSide('standby')).reprotect(reprotectRequest('orders-south'))).toEqual({
+      state: 'Pending',
+      detail: expect.stringContaining(`the writer is ${eastArn}, not the primary orders-south`),
+    });
+    const err = await rejection(
+      aurora(WEST, sqlSide('standby')).reprotect(reprotectRequest(EAST.id, 'other-global')),
+    );
+    expect(err).toMatchObject({ reason: 'Rejected', retryable: false });
+    expect(err.message).toContain('spec.provider.auroraGlobal');
+  });
+});
+
 /** Aurora's refusal while the global cluster is busy with a switchover or failover. */
 function busy(): InvalidGlobalClusterStateFault {
   return new InvalidGlobalClusterStateFault({
@@ -497,14 +633,19 @@ async function heartbeatOn(node: PostgresNodeName): Promise<DatabaseObservation[
  * What moto cannot do, mocked with aws-sdk-client-mock on the adapter's own RDSClient:
  * SwitchoverGlobalCluster and FailoverGlobalCluster (each test says how they answer), and the
  * FailoverState and IsWriter an operation moves, laid over moto's real DescribeGlobalClusters
- * answer. DescribeDBClusters goes to moto untouched. The test moves `writer` and `operation` as
- * Aurora would, between promote calls. `log` lists, in order, the writer-moving requests.
+ * answer (and, for reprotection, members left out and their SynchronizationStatus).
+ * DescribeDBClusters goes to moto untouched. The test moves `writer` and `operation` as Aurora
+ * would, between calls. `log` lists, in order, the writer-moving requests.
  */
 class GlobalOperationStandIn {
   readonly client: RDSClient;
   readonly mock: AwsClientStub<RDSClient>;
   writer = eastArn;
   operation: FailoverState | undefined;
+  /** Members Aurora does not list (a former writer not added back yet). */
+  readonly unlisted = new Set<string>();
+  /** SynchronizationStatus per member ARN, which moto never reports. */
+  readonly synchronization = new Map<string, string>();
   readonly log: string[] = [];
 
   constructor(region: string) {
@@ -519,8 +660,13 @@ class GlobalOperationStandIn {
       .callsFake(async (input: DescribeGlobalClustersCommandInput) => {
         const out = await real.send(new DescribeGlobalClustersCommand(input));
         for (const global of out.GlobalClusters ?? []) {
-          for (const member of global.GlobalClusterMembers ?? []) {
+          global.GlobalClusterMembers = (global.GlobalClusterMembers ?? []).filter(
+            (m) => !this.unlisted.has(m.DBClusterArn ?? ''),
+          );
+          for (const member of global.GlobalClusterMembers) {
             member.IsWriter = member.DBClusterArn === this.writer;
+            const synchronization = this.synchronization.get(member.DBClusterArn ?? '');
+            if (synchronization) member.SynchronizationStatus = synchronization as 'connected';
           }
           if (this.operation) global.FailoverState = { ...this.operation };
           else delete global.FailoverState;

@@ -12,6 +12,10 @@
  * Fencing: after either operation Aurora itself makes the old writer a read-only secondary once it
  * can reach it, so a member Aurora lists as a secondary takes no writes; the fence otherwise is
  * the SQL side's.
+ *
+ * Reprotection is Aurora's too: after a failover it adds the old writer back as a secondary when
+ * its region answers again, and resynchronizes it. The operator only waits for that; it never
+ * creates or removes a member.
  */
 import {
   type DBCluster,
@@ -25,7 +29,7 @@ import {
 import { type AwsClientOptions, awsClientConfig, awsErrorName, classifyAwsError } from '../aws.ts';
 import { ProviderError } from '../errors.ts';
 import type { ControlPlane, ControlPlanePromotion, ControlPlaneView } from './managed.ts';
-import type { PromoteRequest } from './port.ts';
+import type { PromoteRequest, ReprotectOutcome, ReprotectRequest } from './port.ts';
 
 export interface AuroraGlobalControlPlaneOptions extends AwsClientOptions {
   /** spec.provider.auroraGlobal.globalClusterIdentifier. */
@@ -42,6 +46,10 @@ export interface AuroraMemberView extends ControlPlaneView {
   isWriter: boolean;
   /** The global cluster's switchover or failover under way, if any. */
   operation?: { status: string; from?: string; to?: string };
+  /** The writer member's cluster ARN, when Aurora lists one. */
+  writerArn?: string;
+  /** This member's SynchronizationStatus ("connected", "pending-resync"), when Aurora gives it. */
+  synchronization?: string;
 }
 
 /** The RDS API for one member cluster of an Aurora PostgreSQL global database. */
@@ -86,8 +94,57 @@ export class AuroraGlobalControlPlane implements ControlPlane {
     return { state: 'Pending', detail: `Aurora refused the ${kind} as busy; ${busy.summary}` };
   }
 
+  /**
+   * Whether Aurora has taken this former writer back: Protected once the global cluster lists it
+   * as an "available" read-only secondary, synchronized (where Aurora says), with the primary's
+   * cluster the writer and no switchover or failover under way. Until then Pending, saying what
+   * Aurora lists; nothing is requested.
+   */
+  async reprotect(request: ReprotectRequest): Promise<ReprotectOutcome> {
+    const primaryId = this.auroraPrimaryOf(request.primary);
+    const view = await this.view();
+    const pending = (why: string): ReprotectOutcome => ({
+      state: 'Pending',
+      detail: `${view.summary}: ${why}`,
+    });
+    if (view.operation) return pending('waiting for the operation to finish');
+    if (view.role === 'Unknown') {
+      return pending(
+        'Aurora adds a former writer back as a secondary once its region answers; if it stays detached, a person must replace it with a new secondary cluster of the global cluster',
+      );
+    }
+    if (view.isWriter) return pending(`still the writer; waiting for the failover to ${primaryId}`);
+    if (!view.writerArn?.endsWith(`:cluster:${primaryId}`)) {
+      return pending(`the writer is ${view.writerArn ?? 'not listed'}, not the primary ${primaryId}`);
+    }
+    if (view.synchronization !== undefined && view.synchronization !== 'connected') {
+      return pending(`its synchronization is "${view.synchronization}"; waiting for "connected"`);
+    }
+    if (view.status !== 'available') return pending('waiting for "available"');
+    return { state: 'Protected', detail: `${view.summary}, replicating from ${view.writerArn}` };
+  }
+
   async close(): Promise<void> {
     if (this.ownsClient) this.client.destroy();
+  }
+
+  /** The primary's member cluster identifier; refused unless it is a member of this global cluster. */
+  private auroraPrimaryOf(primary: ReprotectRequest['primary']): string {
+    const block = primary.provider.auroraGlobal as
+      | { globalClusterIdentifier?: unknown; dbClusterIdentifier?: unknown }
+      | undefined;
+    if (
+      primary.provider.type !== 'AuroraGlobal' ||
+      block?.globalClusterIdentifier !== this.globalId ||
+      typeof block.dbClusterIdentifier !== 'string'
+    ) {
+      throw new ProviderError(
+        'Rejected',
+        `the primary ${primary.cluster} is not a member of global cluster ${this.globalId}: an Aurora member is only reprotected by the global cluster it belongs to; check spec.provider.auroraGlobal of both ReplicaClusters`,
+        { retryable: false },
+      );
+    }
+    return block.dbClusterIdentifier;
   }
 
   /** What Aurora says this member is. Throws ProviderError. */
@@ -97,6 +154,7 @@ export class AuroraGlobalControlPlane implements ControlPlane {
     const member = global.GlobalClusterMembers?.find((m) => m.DBClusterArn === clusterArn);
     const status = cluster.Status ?? 'unknown';
     const failover = global.FailoverState;
+    const writerArn = global.GlobalClusterMembers?.find((m) => m.IsWriter === true)?.DBClusterArn;
     const operation =
       failover?.Status !== undefined
         ? {
@@ -117,6 +175,7 @@ export class AuroraGlobalControlPlane implements ControlPlane {
         clusterArn,
         isWriter: false,
         ...(operation ? { operation } : {}),
+        ...(writerArn ? { writerArn } : {}),
       };
     }
     const isWriter = member.IsWriter === true;
@@ -131,6 +190,8 @@ export class AuroraGlobalControlPlane implements ControlPlane {
       clusterArn,
       isWriter,
       ...(operation ? { operation } : {}),
+      ...(writerArn ? { writerArn } : {}),
+      ...(member.SynchronizationStatus ? { synchronization: member.SynchronizationStatus } : {}),
     };
   }
 
