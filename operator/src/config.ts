@@ -15,9 +15,11 @@ const bool = (def: boolean) =>
 export const configSchema = z
   .object({
     mode: z
-      .enum(['operator', 'observer'])
+      .enum(['operator', 'observer', 'agent'])
       .default('operator')
-      .describe('operator: reconcile; observer: probe and publish observations'),
+      .describe(
+        'operator: reconcile; observer: probe and publish observations; agent: carry out local steps beside one self-managed PostgreSQL',
+      ),
     kubeconfig: z.string().optional().describe('kubeconfig file; in-cluster or $KUBECONFIG when omitted'),
     namespace: z.string().default('').describe('watch only this namespace; all when empty'),
     leaderElect: bool(true).describe('elect one active replica through a Lease'),
@@ -57,6 +59,42 @@ export const configSchema = z
       )
       .optional()
       .describe('observer mode: reach some clusters through another address from this region'),
+    cluster: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a ReplicaCluster name')
+      .max(253)
+      .optional()
+      .describe('agent mode: the ReplicaCluster this agent sits beside (in --namespace)'),
+    dataDir: z.string().optional().describe('agent mode: the PostgreSQL data directory'),
+    pgBin: z
+      .string()
+      .optional()
+      .describe('agent mode: directory with pg_ctl, pg_controldata, pg_rewind, pg_basebackup, pg_waldump'),
+    pgSocketDir: z
+      .string()
+      .default('/var/run/postgresql')
+      .describe('agent mode: the server Unix socket directory'),
+    pgPort: z.coerce.number().int().min(1).max(65535).default(5432).describe('agent mode: the server port'),
+    pgUser: z
+      .string()
+      .default('postgres')
+      .describe('agent mode: the role the agent logs in as over the socket'),
+    pgLogFile: z
+      .string()
+      .optional()
+      .describe(
+        'agent mode: log file for a server the agent starts (default: <data-dir>/../postgresql-agent.log)',
+      ),
+    replicationUser: z.string().default('replicator').describe('agent mode: the role standbys stream as'),
+    replicationPasswordFile: z
+      .string()
+      .optional()
+      .describe('agent mode: file holding that role password (or FAILOVER_REPLICATION_PASSWORD)'),
+    replicationPassword: z.string().optional(),
+  })
+  .refine((c) => c.mode !== 'agent' || (c.cluster && c.dataDir && c.namespace), {
+    message: 'agent mode needs --cluster, --data-dir and --namespace (the ReplicaCluster it sits beside)',
+    path: ['cluster'],
   })
   .refine((c) => c.leaseDurationSeconds > c.renewDeadlineSeconds, {
     message: 'lease-duration-seconds must be greater than renew-deadline-seconds',

@@ -3,7 +3,11 @@
  * controllers and the HTTP endpoint for metrics and probes. SIGTERM stops taking work, lets the
  * current step finish, releases the leader lease and exits.
  */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { DatabaseAgent } from './agent/agent.ts';
+import { LocalPostgres } from './agent/local-postgres.ts';
 import { loadConfig } from './config.ts';
 import { Manager } from './manager.ts';
 import { Observer, parseEndpointOverrides } from './observer/observer.ts';
@@ -30,28 +34,55 @@ else kc.loadFromDefault();
 const metrics = new Metrics({ processMetrics: true });
 const client = new KubeClient(kc, metrics, { userAgent: `failover-operator/${config.identity}` });
 const observing = config.mode === 'observer';
-const manager = observing
-  ? new Observer({
-      client,
-      clock: systemClock,
-      log,
-      metrics,
-      name: config.observerName ?? config.identity,
-      region: config.observerRegion,
-      namespace: config.namespace,
-      endpointOverrides: parseEndpointOverrides(config.endpointOverrides),
-      resyncMs: config.resyncSeconds * 1000,
-    })
-  : new Manager({
-      client,
-      clock: systemClock,
-      log,
-      metrics,
-      identity: config.identity,
-      namespace: config.namespace,
-      concurrency: config.maxConcurrentReconciles,
-      resyncMs: config.resyncSeconds * 1000,
-    });
+const agentMode = config.mode === 'agent';
+/** Agent mode: the PostgreSQL beside it, and the replication role it rejoins with. */
+function agentFor(c: typeof config): DatabaseAgent {
+  const dataDir = c.dataDir ?? '';
+  const password = c.replicationPasswordFile
+    ? readFileSync(c.replicationPasswordFile, 'utf8').trim()
+    : (c.replicationPassword ?? '');
+  return new DatabaseAgent({
+    client,
+    clock: systemClock,
+    log,
+    namespace: c.namespace,
+    cluster: c.cluster ?? '',
+    name: c.identity,
+    replication: { user: c.replicationUser, password },
+    local: new LocalPostgres({
+      dataDir,
+      binDir: c.pgBin ?? '/usr/lib/postgresql/15/bin',
+      socketDir: c.pgSocketDir,
+      port: c.pgPort,
+      user: c.pgUser,
+      logFile: c.pgLogFile ?? join(dirname(dataDir), 'postgresql-agent.log'),
+    }),
+  });
+}
+const manager = agentMode
+  ? agentFor(config)
+  : observing
+    ? new Observer({
+        client,
+        clock: systemClock,
+        log,
+        metrics,
+        name: config.observerName ?? config.identity,
+        region: config.observerRegion,
+        namespace: config.namespace,
+        endpointOverrides: parseEndpointOverrides(config.endpointOverrides),
+        resyncMs: config.resyncSeconds * 1000,
+      })
+    : new Manager({
+        client,
+        clock: systemClock,
+        log,
+        metrics,
+        identity: config.identity,
+        namespace: config.namespace,
+        concurrency: config.maxConcurrentReconciles,
+        resyncMs: config.resyncSeconds * 1000,
+      });
 
 let shuttingDown = false;
 const { server, port } = await startHttpServer(config.httpAddress, metrics, {
@@ -62,7 +93,7 @@ log.info({ mode: config.mode, identity: config.identity, server: client.server, 
 
 // Observers act on nothing, so any number may run; only the operator elects a leader.
 const elector =
-  config.leaderElect && !observing
+  config.leaderElect && !observing && !agentMode
     ? new LeaderElector({
         client,
         namespace: config.leaderElectionNamespace,
@@ -89,8 +120,8 @@ async function shutdown(signal: string, code = 0): Promise<never> {
 process.once('SIGTERM', () => void shutdown('SIGTERM'));
 process.once('SIGINT', () => void shutdown('SIGINT'));
 
-if (manager instanceof Observer) {
-  void manager.start();
+if (manager instanceof Observer || manager instanceof DatabaseAgent) {
+  manager.start();
 } else {
   manager.startInformers();
   if (elector) {

@@ -235,6 +235,38 @@ export const promotion = z
   })
   .describe('When and how a standby may be promoted.');
 
+export const reprotect = z
+  .object({
+    mode: z
+      .enum(['Automatic', 'RequireRequest', 'Manual'])
+      .default('RequireRequest')
+      .describe(
+        'When a former primary that came back is made a standby of the active primary. RequireRequest: at once when that discards nothing, else on a request (kind: Reprotect, allowDataLoss: true). Automatic: at once, recording what it discards. Manual: only on a request.',
+      ),
+    allowReclone: z
+      .boolean()
+      .default(false)
+      .describe(
+        'When pg_rewind cannot rejoin a self-managed former primary (no wal_log_hints or checksums, missing WAL, another history), copy it afresh with pg_basebackup. The old data directory is moved aside, never deleted.',
+      ),
+    failback: z
+      .enum(['Manual', 'Automatic'])
+      .default('Manual')
+      .describe(
+        'Automatic: switch back to spec.primary (zero loss) once it has been a caught-up standby for failbackAfterSeconds. Manual: only on a request.',
+      ),
+    failbackAfterSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(2592000)
+      .default(3600)
+      .describe(
+        'With failback: Automatic, how long the original primary must stay a caught-up standby first.',
+      ),
+  })
+  .describe('Bringing a former primary back as a standby (reprotect), and switching back to it (failback).');
+
 export const drills = z
   .object({
     schedule: z
@@ -285,15 +317,17 @@ export const promotionRequest = withRules(
       id: shortName('Unique id of this request; each id is acted on once. Use a new id for a new request.'),
       target: objectName('The ReplicaCluster to promote.'),
       kind: z
-        .enum(['Switchover', 'Failover'])
+        .enum(['Switchover', 'Failover', 'Reprotect'])
         .default('Switchover')
         .describe(
-          'Switchover: planned, waits for zero lag, loses nothing. Failover: unplanned, for a primary that is gone.',
+          'Switchover: planned, waits for zero lag, loses nothing. Failover: unplanned, for a primary that is gone. Reprotect: make target, a former primary, a standby of the active primary.',
         ),
       allowDataLoss: z
         .boolean()
         .default(false)
-        .describe('For a Failover: promote even if the standby lags beyond the RPO budget.'),
+        .describe(
+          'For a Failover: promote even if the standby lags beyond the RPO budget. For a Reprotect: discard what the former primary wrote after the fork (shown in its ReplicaCluster status.agent.divergence).',
+        ),
       maxLagSeconds: z
         .number()
         .int()
@@ -307,7 +341,7 @@ export const promotionRequest = withRules(
     .describe('A request from a person to promote a cluster now.'),
   [
     {
-      rule: "self.kind == 'Failover' || !self.allowDataLoss",
+      rule: "self.kind != 'Switchover' || !self.allowDataLoss",
       message: 'a Switchover never loses data: remove allowDataLoss, or use kind: Failover',
       fieldPath: '.allowDataLoss',
     },
@@ -330,6 +364,7 @@ export const failoverPolicySpec = withRules(
       detection: detection.prefault({}),
       promotion: promotion.prefault({}),
       drills: drills.optional(),
+      reprotect: reprotect.prefault({}),
       promotionRequest: promotionRequest.optional(),
     })
     .describe('Desired behaviour of a FailoverPolicy.'),
@@ -365,16 +400,19 @@ export const policyPhase = z.enum([
   'FailingOver',
   'SwitchingOver',
   'Drilling',
+  'Reprotecting',
   'Blocked',
 ]);
 
-export const operationKind = z.enum(['Failover', 'Switchover', 'Fence']);
+export const operationKind = z.enum(['Failover', 'Switchover', 'Fence', 'Reprotect']);
 export const operationTrigger = z.enum(['Automatic', 'Manual', 'Drill']);
 export const operationStep = z.enum([
   'Detected',
   'Fencing',
   'CatchingUp',
+  'Demoting',
   'Promoting',
+  'Rejoining',
   'RepointingDns',
   'VerifyingDns',
   'RollingBack',
@@ -386,17 +424,21 @@ export const operation = z
   .object({
     id: z.string().min(1).max(128).describe('Unique id of the operation; side effects are keyed by it.'),
     kind: operationKind.describe(
-      'Failover (unplanned), Switchover (planned, zero data loss), or Fence (a database that accepts writes but is not the primary).',
+      'Failover (unplanned), Switchover (planned, zero data loss), Fence (a database that accepts writes but is not the primary), or Reprotect (a former primary made a standby of the active primary).',
     ),
     trigger: operationTrigger.describe('What started it: an outage, a person, or a drill.'),
     from: z
       .string()
       .max(253)
-      .describe('The ReplicaCluster that was primary (for Fence: the database being fenced).'),
+      .describe(
+        'The ReplicaCluster that was primary (for Fence: the database being fenced; for Reprotect: the former primary being rejoined).',
+      ),
     to: z
       .string()
       .max(253)
-      .describe('The ReplicaCluster being promoted (for Fence: the active primary, unchanged).'),
+      .describe(
+        'The ReplicaCluster being promoted (for Fence and Reprotect: the active primary, unchanged).',
+      ),
     epoch: z
       .number()
       .int()
@@ -452,6 +494,30 @@ export const operation = z
       .max(1024)
       .optional()
       .describe('What fencing did (or why the old primary was only marked).'),
+    demoted: z
+      .boolean()
+      .optional()
+      .describe(
+        'For a switchover: the old primary has a database agent, which stops it cleanly once the target has its last WAL and restarts it as a standby (no rewind).',
+      ),
+    stoppedLsn: z
+      .string()
+      .max(32)
+      .optional()
+      .describe(
+        'For a demoting switchover: the old primary shutdown checkpoint; the target must replay past it.',
+      ),
+    discarded: z
+      .object({
+        bytes: z.number().int().min(0).describe('WAL bytes the former primary wrote after the fork.'),
+        transactions: z.number().int().min(0).optional().describe('Transactions committed in them.'),
+        forkLsn: z.string().max(32).optional().describe('Where the histories parted.'),
+        endLsn: z.string().max(32).optional().describe("Where the former primary's WAL ended."),
+      })
+      .optional()
+      .describe(
+        'For a Reprotect: what rejoining discards from the former primary, as assessed before it started.',
+      ),
     estimatedLossBytes: z.number().int().min(0).optional().describe('Standby lag in bytes when promoted.'),
     estimatedLossSeconds: z.number().min(0).optional().describe('Standby lag in seconds when promoted.'),
     dnsChangedAt: timestamp('When the DNS change was accepted by the provider.').optional(),
@@ -461,7 +527,7 @@ export const operation = z
 export const operationReport = z
   .object({
     id: z.string().min(1).max(128).describe('Operation id.'),
-    kind: operationKind.describe('Failover, Switchover or Fence.'),
+    kind: operationKind.describe('Failover, Switchover, Fence or Reprotect.'),
     trigger: operationTrigger.describe('Automatic, Manual or Drill.'),
     from: z.string().max(253).describe('The former primary.'),
     to: z.string().max(253).describe('The promoted cluster.'),
@@ -495,6 +561,18 @@ export const operationReport = z
       .min(0)
       .optional()
       .describe('Canary writes committed before the switch but missing after.'),
+    discardedBytes: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('For a Reprotect: WAL bytes of the former primary discarded by the rewind or re-clone.'),
+    discardedTransactions: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('For a Reprotect: transactions committed in the discarded range, where that could be told.'),
     dnsVerifySeconds: z
       .number()
       .min(0)
@@ -541,6 +619,28 @@ export const failoverPolicyStatus = z
       .min(0)
       .optional()
       .describe('Lag of the preferred healthy standby, in seconds.'),
+    topology: z
+      .array(
+        z
+          .object({
+            cluster: z.string().max(253).describe('The ReplicaCluster.'),
+            role: z
+              .enum(['Primary', 'Standby', 'FormerPrimary', 'Unknown'])
+              .describe(
+                'Primary: the active primary. Standby: replicating from it. FormerPrimary: not a standby of the primary (to reprotect). Unknown: not observed.',
+              ),
+            ready: z
+              .boolean()
+              .describe('The primary takes writes; a standby replicates and could be promoted.'),
+            lagSeconds: z.number().int().min(0).optional().describe('A standby lag, in whole seconds.'),
+            agent: z.boolean().optional().describe('A database agent reports for it.'),
+            message: z.string().max(512).optional().describe('Why it is not ready, when it is not.'),
+          })
+          .describe('One member of the policy as the operator sees it.'),
+      )
+      .max(6)
+      .optional()
+      .describe('Every member of the policy: the primary and each standby, with role, lag and readiness.'),
     currentOperation: operation.optional(),
     lastHandledRequestId: z.string().max(63).optional().describe('The last promotionRequest id acted on.'),
     lastRequest: z

@@ -162,6 +162,112 @@ export const replicaClusterSpec = withRules(
 export const clusterRole = z.enum(['Primary', 'Standby', 'Fenced', 'Unknown']);
 export const clusterHealth = z.enum(['Healthy', 'Degraded', 'Unreachable', 'Unknown']);
 
+const lsnText = (description: string) =>
+  z
+    .string()
+    .max(32)
+    .regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/, 'must be an LSN such as 0/3000148')
+    .describe(description);
+
+/**
+ * What the database agent (`--mode=agent`, beside a self-managed PostgreSQL) reports: the server
+ * as it sees it from the data directory, what a rejoin would discard, and the local step it was
+ * asked to carry out. Written by the agent only, through the status subresource.
+ */
+export const agentReport = z
+  .object({
+    name: z.string().min(1).max(253).describe('The agent (host or pod name).'),
+    reportedAt: timestamp('When the agent last reported; an old time means the agent is gone.'),
+    dataDirectory: z.string().max(1024).describe('The data directory it manages.'),
+    systemIdentifier: z
+      .string()
+      .max(32)
+      .optional()
+      .describe('The database system identifier from pg_control; every member of one cluster shares it.'),
+    server: z
+      .enum(['Primary', 'Standby', 'Stopped', 'Unknown'])
+      .describe('The local server: running as a primary, running in recovery, or stopped.'),
+    timeline: z.number().int().min(0).optional().describe('The local timeline.'),
+    walEnd: lsnText('Where the local WAL ends (a running primary: its insert position).').optional(),
+    rewindable: z
+      .boolean()
+      .optional()
+      .describe('Whether pg_rewind can work on this data directory (wal_log_hints or data checksums).'),
+    problem: z
+      .object({
+        reason: z
+          .string()
+          .max(64)
+          .describe('A CamelCase reason: WrongDataDirectory, PermissionDenied, ForeignCluster, ...'),
+        message: z.string().max(1024).describe('What is wrong and what to fix.'),
+      })
+      .optional()
+      .describe('Why the agent refuses to act on this database, while it does.'),
+    divergence: z
+      .object({
+        primary: z.string().max(253).describe('The ReplicaCluster it was compared with: the active primary.'),
+        assessedAt: timestamp('When it was compared.'),
+        relation: z
+          .enum(['Following', 'Behind', 'Diverged', 'Unrelated'])
+          .describe(
+            "Following: already a standby of the primary. Behind: its WAL is a prefix of the primary's, a restart as a standby suffices. Diverged: it wrote WAL the primary never received; a rewind discards it. Unrelated: another history (or system identifier); only a re-clone helps.",
+          ),
+        forkLsn: lsnText("Where the primary's history left this database's timeline.").optional(),
+        localTimeline: z.number().int().min(0).optional().describe('The timeline the local WAL ends on.'),
+        localEndLsn: lsnText('Where the local WAL ends.').optional(),
+        divergedBytes: z
+          .number()
+          .int()
+          .min(0)
+          .describe('WAL bytes written here after the fork: what a rewind would discard.'),
+        divergedTransactions: z
+          .number()
+          .int()
+          .min(0)
+          .optional()
+          .describe(
+            'Transactions committed in that range, counted with pg_waldump; absent when it cannot be told.',
+          ),
+        message: z.string().max(1024).optional().describe('The comparison in words.'),
+      })
+      .optional()
+      .describe('This former primary compared with the active primary: what a rejoin would discard.'),
+    task: z
+      .object({
+        operationId: z.string().min(1).max(128).describe('The operation that asked for it.'),
+        action: z
+          .enum(['Demote', 'Rejoin'])
+          .describe('Demote: a planned switchover. Rejoin: after a failover.'),
+        phase: z.enum(['Running', 'Succeeded', 'Failed']).describe('Where it stands.'),
+        method: z
+          .enum(['Restart', 'Rewind', 'Reclone'])
+          .optional()
+          .describe('How the server became a standby: a restart, pg_rewind, or a fresh pg_basebackup.'),
+        stoppedLsn: lsnText(
+          'Demote: the shutdown checkpoint, the last WAL the old primary wrote.',
+        ).optional(),
+        prepared: z
+          .boolean()
+          .optional()
+          .describe(
+            'Rejoin: the data directory was rewound or re-cloned; only the restart as a standby is left.',
+          ),
+        keptDataDirectory: z
+          .string()
+          .max(1024)
+          .optional()
+          .describe('Re-clone: where the old data directory was moved (never deleted).'),
+        message: z.string().max(1024).optional().describe('What it did, or why it failed.'),
+        startedAt: timestamp('When it started.'),
+        finishedAt: timestamp('When it succeeded or failed.').optional(),
+      })
+      .optional()
+      .describe('The last local step the operator asked of this agent.'),
+  })
+  .describe('The database agent beside this cluster, when one runs.');
+
+export type AgentReport = z.infer<typeof agentReport>;
+
 export const replicaClusterStatus = z
   .object({
     observedGeneration: z
@@ -240,9 +346,10 @@ export const replicaClusterStatus = z
       .max(8)
       .optional()
       .describe('The last check of each application endpoint in spec.appEndpoints, by the operator.'),
+    agent: agentReport.optional(),
     conditions: conditions.optional(),
   })
-  .describe('Observed state of a ReplicaCluster, written by the operator.');
+  .describe('Observed state of a ReplicaCluster, written by the operator (agent: by the database agent).');
 
 export const replicaCluster = resourceObject('ReplicaCluster', replicaClusterSpec, replicaClusterStatus);
 

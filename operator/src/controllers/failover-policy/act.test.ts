@@ -38,6 +38,10 @@ function ports(dbs: Record<string, DatabaseProvider>): StepPorts {
     verifyServers: async () => [],
     dnsTarget: (n) => `${n}.db`,
     owner: 'ns/orders',
+    policy: 'orders',
+    agentReport: () => undefined,
+    providerSpec: () => undefined,
+    repointCluster: async () => '',
   };
 }
 

@@ -5,9 +5,9 @@
  * between its side effect and the status write that records it. Nothing here waits for a cloud
  * operation to finish: a side effect starts, and a later reconcile checks on it.
  */
-import type { FailoverPolicySpec, Operation } from '../../api/v1alpha1/index.ts';
+import type { AgentReport, FailoverPolicySpec, Operation } from '../../api/v1alpha1/index.ts';
 import { compareLsn } from '../../providers/database/lsn.ts';
-import type { DatabaseProvider } from '../../providers/database/port.ts';
+import type { DatabaseProvider, ProviderSpec, ReprotectOutcome } from '../../providers/database/port.ts';
 import type { DnsProvider, DnsRecordRef, DnsVerifier } from '../../providers/dns/port.ts';
 import type { DnsServerAddress } from '../../providers/dns/verifier.ts';
 import { canonicalValue } from '../../providers/dns/verifier.ts';
@@ -28,6 +28,19 @@ export interface StepPorts {
   dnsTarget(cluster: string): string | undefined;
   /** Owner id in the ownership TXT record. */
   owner: string;
+  /** What the database agent beside `cluster` last reported, if one does. */
+  agentReport(cluster: string): AgentReport | undefined;
+  /** The policy's name and a cluster's provider block, for a managed provider's reprotect. */
+  policy: string;
+  providerSpec(cluster: string): ProviderSpec | undefined;
+  /**
+   * Points a ReplicaCluster at the replica a managed provider made in its place (reprotect):
+   * its provider block and connection host. Returns what changed, in words.
+   */
+  repointCluster(
+    cluster: string,
+    replacement: NonNullable<Extract<ReprotectOutcome, { state: 'Protected' }>['replacement']>,
+  ): Promise<string>;
 }
 
 export function recordRef(spec: FailoverPolicySpec): DnsRecordRef {
@@ -58,7 +71,11 @@ export async function runStep(
       case 'Fencing':
         return await fence(ports, spec, op);
       case 'CatchingUp':
-        return await checkCatchUp(ports, op);
+        return op.kind === 'Reprotect' ? await checkStreaming(ports, op) : await checkCatchUp(ports, op);
+      case 'Demoting':
+        return await checkDemotion(ports, op, now);
+      case 'Rejoining':
+        return await rejoin(ports, op, now);
       case 'Promoting':
         return await promote(ports, op, now);
       case 'RepointingDns':
@@ -119,6 +136,127 @@ async function checkCatchUp(ports: StepPorts, op: Operation): Promise<StepOutcom
   if (seen.reachable && seen.lsn && op.fencedLsn && compareLsn(seen.lsn, op.fencedLsn) >= 0)
     return { kind: 'Done', learned: { estimatedLossBytes: 0, estimatedLossSeconds: 0 } };
   return { kind: 'Pending', detail: `${op.to} replayed ${seen.lsn ?? '?'} of ${op.fencedLsn ?? '?'}` };
+}
+
+/** How long a switchover waits for the agent to demote the old primary before going on without. */
+export const DEMOTE_TIMEOUT_MS = 90_000;
+/** How long a reprotect waits for an agent that has not taken the step up. */
+export const AGENT_START_TIMEOUT_MS = 120_000;
+
+const since = (at: string, now: Date) => now.getTime() - new Date(at).getTime();
+
+/**
+ * The agent beside the old primary stops it cleanly (the target then receives its shutdown
+ * checkpoint) and restarts it as the target's standby. Done once the target replayed past that
+ * checkpoint: promoting it then forks nothing off the old primary, which follows without a rewind.
+ * A demotion that does not happen in time is not waited for: the old primary stays fenced, the
+ * switchover goes on, and a reprotect rejoins it later.
+ */
+async function checkDemotion(ports: StepPorts, op: Operation, now: Date): Promise<StepOutcome> {
+  const task = ports.agentReport(op.from)?.task;
+  const mine = task?.operationId === op.id ? task : undefined;
+  const late = since(op.stepStartedAt, now) > DEMOTE_TIMEOUT_MS;
+  if (mine?.phase === 'Failed' || (late && mine?.phase !== 'Succeeded' && !mine?.stoppedLsn))
+    return {
+      kind: 'Done',
+      detail: `${op.from} not demoted (${mine?.message ?? `no agent took the step up in ${DEMOTE_TIMEOUT_MS / 1000} s`}); it stays fenced, and a reprotect rejoins it`,
+      learned: { demoted: false },
+    };
+  if (!mine?.stoppedLsn)
+    return {
+      kind: 'Pending',
+      detail: `waiting for the agent beside ${op.from} to stop it cleanly${mine?.message ? `: ${mine.message}` : ''}`,
+    };
+  const seen = await (await ports.database(op.to)).observe();
+  if (seen.reachable && seen.lsn && compareLsn(seen.lsn, mine.stoppedLsn) > 0)
+    return {
+      kind: 'Done',
+      detail: `${op.from} stopped cleanly at ${mine.stoppedLsn}; ${op.to} replayed past it (${seen.lsn})`,
+      learned: { stoppedLsn: mine.stoppedLsn },
+    };
+  // Fenced, it committed nothing after the catch-up: only the shutdown checkpoint is missing, and
+  // without it the old primary needs a rewind (a reprotect) instead of a restart.
+  if (since(op.stepStartedAt, now) > 2 * DEMOTE_TIMEOUT_MS)
+    return {
+      kind: 'Done',
+      detail: `${op.to} did not replay past ${op.from}'s shutdown checkpoint ${mine.stoppedLsn} (at ${seen.lsn ?? '?'}); a reprotect rejoins ${op.from}`,
+      learned: { demoted: false },
+    };
+  return {
+    kind: 'Pending',
+    detail: `${op.from} stopped at ${mine.stoppedLsn}; waiting for ${op.to} to replay past it (at ${seen.lsn ?? '?'})`,
+  };
+}
+
+/**
+ * Reprotect's local part: a managed provider makes (or finds) a replica in the former primary's
+ * region; for self-managed PostgreSQL, the agent beside it rejoins it (the intent is the step
+ * itself, in status) and reports how it went.
+ */
+async function rejoin(ports: StepPorts, op: Operation, now: Date): Promise<StepOutcome> {
+  const db = await ports.database(op.from);
+  if (db.reprotect) {
+    const primary = ports.providerSpec(op.to);
+    if (!primary)
+      return {
+        kind: 'Failed',
+        reason: 'NoTarget',
+        message: `ReplicaCluster ${op.to} is missing`,
+        retryable: true,
+      };
+    const result = await db.reprotect({
+      operationId: op.id,
+      epoch: op.epoch,
+      policy: ports.policy,
+      primary: { cluster: op.to, provider: primary },
+    });
+    if (result.state === 'Pending') return { kind: 'Pending', detail: result.detail };
+    const repointed = result.replacement ? await ports.repointCluster(op.from, result.replacement) : '';
+    return { kind: 'Done', detail: [result.detail, repointed].filter(Boolean).join('; ') };
+  }
+  const task = ports.agentReport(op.from)?.task;
+  const mine = task?.operationId === op.id ? task : undefined;
+  if (mine?.phase === 'Succeeded')
+    return {
+      kind: 'Done',
+      detail: `${op.from}: ${mine.message ?? 'rejoined'} (${mine.method ?? 'Restart'})${mine.keptDataDirectory ? `; the old data directory is kept at ${mine.keptDataDirectory}` : ''}`,
+    };
+  if (mine?.phase === 'Failed')
+    return {
+      kind: 'Failed',
+      reason: 'AgentRefused',
+      message: `${op.from}: ${mine.message ?? 'the agent failed'}`,
+      retryable: false,
+    };
+  if (!mine && since(op.stepStartedAt, now) > AGENT_START_TIMEOUT_MS)
+    return {
+      kind: 'Failed',
+      reason: 'NoAgent',
+      message: `no agent beside ${op.from} took the rejoin up in ${AGENT_START_TIMEOUT_MS / 1000} s`,
+      retryable: false,
+    };
+  return { kind: 'Pending', detail: `the agent beside ${op.from}: ${mine?.message ?? 'not started yet'}` };
+}
+
+/** Done when the former primary streams from the primary and has replayed what it had a moment ago. */
+async function checkStreaming(ports: StepPorts, op: Operation): Promise<StepOutcome> {
+  const primary = await (await ports.database(op.to)).observe();
+  const standby = await (await ports.database(op.from)).observe();
+  const streaming = standby.walReceiver?.streaming ?? standby.role === 'Standby';
+  if (
+    primary.reachable &&
+    primary.lsn &&
+    standby.reachable &&
+    standby.role === 'Standby' &&
+    streaming &&
+    standby.lsn &&
+    compareLsn(standby.lsn, primary.lsn) >= 0
+  )
+    return { kind: 'Done', detail: `${op.from} streams from ${op.to} and replayed ${standby.lsn}` };
+  return {
+    kind: 'Pending',
+    detail: `${op.from} is ${standby.reachable ? `${standby.role}${streaming ? ', streaming' : ', not streaming'}, at ${standby.lsn ?? '?'}` : 'unreachable'}; ${op.to} at ${primary.lsn ?? '?'}`,
+  };
 }
 
 async function promote(ports: StepPorts, op: Operation, now: Date): Promise<StepOutcome> {

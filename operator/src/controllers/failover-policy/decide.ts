@@ -9,11 +9,15 @@
  * 4. a person's request is started or rejected, once per id;
  * 5. a primary down by quorum is failed over, automatically only inside every limit;
  * 6. the DNS record is kept on the primary between operations;
- * 7. a scheduled drill moves on.
+ * 7. a former primary that is back is made a standby again (reprotect), when that discards nothing
+ *    or the policy allows it;
+ * 8. a scheduled drill moves on.
  *
  * A plan is the status to write next and at most one side effect (`RunStep`, `RepairDns`); the
  * conditions people read are derived from the result in summary.ts.
  */
+
+import { agentAlive } from '../../agent/liveness.ts';
 import type { FailoverPolicyStatus, Operation } from '../../api/v1alpha1/index.ts';
 import type { ConditionInput } from '../../runtime/conditions.ts';
 import { type EventInput, eventOf } from '../../runtime/events.ts';
@@ -24,7 +28,16 @@ import { type Discovery, discoverPrimary, newerEpochs } from './discovery.ts';
 import { judgeDns } from './dns-check.ts';
 import { decideDrill, scheduledDrillTime } from './drill.ts';
 import { type DecideInput, healthyStandby, policyClusters, seconds, writable } from './facts.ts';
-import { backoffLeft, beforePromotion, finish, isTerminal, newOperation, withStep } from './operation.ts';
+import {
+  backoffLeft,
+  beforePromotion,
+  finish,
+  isTerminal,
+  newOperation,
+  promotes,
+  withStep,
+} from './operation.ts';
+import { judgeReprotect } from './reprotect.ts';
 import { judgeRequest } from './requests.ts';
 
 export type Action =
@@ -54,6 +67,8 @@ export interface Plan {
   undiscovered?: Extract<Discovery, { kind: 'Unknown' }>;
   /** What this reconcile learned about the DNS record, when it did. */
   dnsReady?: ConditionInput;
+  /** A former primary that is not a standby again yet, and why it waits. */
+  reprotectWaiting?: { cluster: string; reason: string; message: string };
 }
 
 interface Context {
@@ -83,11 +98,19 @@ const record = (c: Context, why: string, status: FailoverPolicyStatus, events: E
 
 export function decide(input: DecideInput): Plan {
   const c = context(input);
-  for (const guard of guards) {
-    const chosen = guard(c);
-    if (chosen) return chosen;
-  }
-  return plan(c, 'nothing to do');
+  const chosen = guards.reduce<Plan | undefined>((found, guard) => found ?? guard(c), undefined);
+  const result = chosen ?? plan(c, 'nothing to do');
+  // Whatever was chosen, people see which former primary waits for what.
+  const waiting = reprotectWaiting(c, result.status);
+  return waiting ? { ...result, reprotectWaiting: waiting } : result;
+}
+
+function reprotectWaiting(c: Context, status: FailoverPolicyStatus): Plan['reprotectWaiting'] {
+  if (!c.active || status.currentOperation) return undefined;
+  const verdict = judgeReprotect({ ...c.input, status }, c.active);
+  return verdict?.kind === 'Wait'
+    ? { cluster: verdict.cluster, reason: verdict.reason, message: verdict.message }
+    : undefined;
 }
 
 function context(input: DecideInput): Context {
@@ -160,7 +183,7 @@ const continueOperation: Guard = (c) => {
   if (wait > 0) return plan(c, `waiting out the backoff of ${op.step}`, { requeueMs: wait });
   // Never promote blind: right after a restart the old primary is not probed yet, and it may be
   // back and taking writes. Its first probe decides (see standDownReason).
-  if (op.step === 'Promoting' && op.kind !== 'Fence' && input.clusters[op.from]?.unprobed)
+  if (op.step === 'Promoting' && promotes(op.kind) && input.clusters[op.from]?.unprobed)
     return plan(c, `waiting for the first probe of ${op.from} before promoting ${op.to}`);
   return plan(c, `running ${op.kind} step ${op.step}`, {
     action: { kind: 'RunStep', operation: op },
@@ -182,6 +205,13 @@ function standDownReason(c: Context, op: Operation): [Operation['step'], string]
         'Aborted',
         `${op.from} no longer accepts writes (${from?.reachable ? from.role : 'unreachable'})`,
       ];
+    return undefined;
+  }
+  if (op.kind === 'Reprotect') {
+    // The primary it rejoins is lost: the failover rules act first (a half-rejoined database is no
+    // standby to promote, and it takes no writes).
+    if (c.verdict?.down && !isTerminal(op.step) && op.step !== 'CatchingUp')
+      return ['Aborted', `${op.to} is down by quorum: the failover rules act first`];
     return undefined;
   }
   // Fence before promote: the old primary may have come back since it was fenced or marked, and
@@ -233,7 +263,7 @@ function finishOperation(c: Context, op: Operation): Plan {
   const report = next.history?.[0];
   const succeeded = op.step === 'Completed';
   const figures =
-    report && succeeded && op.kind !== 'Fence'
+    report && succeeded && promotes(op.kind)
       ? ` RTO ${report.rtoSeconds ?? '?'} s, expected loss ${report.rpoSeconds ?? 0} s / ${report.rpoBytes ?? 0} bytes, DNS verified in ${report.dnsVerifySeconds ?? '?'} s.`
       : '';
   const ending = succeeded ? 'completed' : `aborted: ${op.message ?? ''}`;
@@ -251,7 +281,7 @@ function finishOperation(c: Context, op: Operation): Plan {
         }
       : {}),
   };
-  const verified = succeeded && op.kind !== 'Fence' && op.dnsChangedAt !== undefined;
+  const verified = succeeded && promotes(op.kind) && op.dnsChangedAt !== undefined;
   return {
     ...record(c, `operation ${op.id} ${succeeded ? 'completed' : 'aborted'}`, status, [
       eventOf(
@@ -361,8 +391,14 @@ const handleRequest: Guard = (c) => {
 };
 
 /** Records a new operation (write-ahead: nothing is touched yet). */
-function startOperation(c: Context, op: Operation, extra: Partial<FailoverPolicyStatus> = {}): Plan {
+function startOperation(c: Context, started: Operation, extra: Partial<FailoverPolicyStatus> = {}): Plan {
   const now = timestamp(c.input.now);
+  // A switchover away from a database with an agent demotes it: a clean stop once the target has
+  // everything, and a restart as its standby, so no rewind and no reprotect are needed after.
+  const op =
+    started.kind === 'Switchover' && agentAlive(c.input.clusters[started.from]?.agent, c.input.now)
+      ? { ...started, demoted: true }
+      : started;
   return record(
     c,
     `${op.kind} ${op.id} started`,
@@ -456,7 +492,17 @@ const keepDnsOnPrimary: Guard = (c) => {
   });
 };
 
-/** 7. Drills, only while the primary is up and nothing else is in flight. */
+/** 7. A former primary that is back becomes a standby again, if that discards nothing (or may). */
+const reprotectFormerPrimary: Guard = (c) => {
+  if (!c.active || c.verdict?.down || c.base.currentOperation) return undefined;
+  const verdict = judgeReprotect({ ...c.input, status: c.base }, c.active);
+  if (!verdict) return undefined;
+  if (verdict.kind === 'Start') return startOperation(c, verdict.operation);
+  // Waiting does not hold the rest back (a drill still will not start: FailoverReady is False).
+  return undefined;
+};
+
+/** 8. Drills, only while the primary is up and nothing else is in flight. */
 const runDrill: Guard = (c) => {
   if (!c.active || c.verdict?.down) return undefined;
   const drill = decideDrill({ ...c.input, status: c.base }, c.active, c.probeMs);
@@ -473,5 +519,6 @@ const guards: Guard[] = [
   handleRequest,
   failOverIfDown,
   keepDnsOnPrimary,
+  reprotectFormerPrimary,
   runDrill,
 ];

@@ -2,7 +2,7 @@
  * What decide reads: the policy, its status, and what observe gathered from the world. Plain data,
  * no I/O: every decision is a function of these and the time.
  */
-import type { FailoverPolicySpec, FailoverPolicyStatus } from '../../api/v1alpha1/index.ts';
+import type { AgentReport, FailoverPolicySpec, FailoverPolicyStatus } from '../../api/v1alpha1/index.ts';
 import type { DatabaseRole } from '../../providers/database/port.ts';
 
 /** The operator's own latest view of one cluster (its in-memory probe, or ReplicaCluster status). */
@@ -34,6 +34,10 @@ export interface ClusterFacts {
   rejoinsAfterSwitchover?: boolean;
   /** Not probed yet (a restarted operator): unreachable means "not known", not "down". */
   unprobed?: boolean;
+  /** Its provider can bring it back as a replica itself (a managed service's reprotect). */
+  reprotectsItself?: boolean;
+  /** What the database agent beside it last reported (self-managed PostgreSQL with an agent). */
+  agent?: AgentReport;
 }
 
 /** One observer's view of the active primary. */

@@ -5,14 +5,16 @@
  * Two sources for cluster facts: the operator uses its in-memory probes (freshest), while a
  * reader outside the operator (the kubectl plugin's dry run) uses what ReplicaCluster status says.
  */
-import type {
-  FailoverObservationSpec,
-  FailoverPolicySpec,
-  FailoverPolicyStatus,
-  ReplicaClusterSpec,
-  ReplicaClusterStatus,
+import {
+  type AgentReport,
+  agentReport,
+  type FailoverObservationSpec,
+  type FailoverPolicySpec,
+  type FailoverPolicyStatus,
+  type ReplicaClusterSpec,
+  type ReplicaClusterStatus,
 } from '../../api/v1alpha1/index.ts';
-import { rejoinsAfterSwitchover } from '../../providers/database/capabilities.ts';
+import { rejoinsAfterSwitchover, reprotectsItself } from '../../providers/database/capabilities.ts';
 import { type AppEndpointsRecord, appHealth } from '../replica-cluster/app-endpoints.ts';
 import type { ProbeRecord } from '../replica-cluster/probes.ts';
 import type { ClusterFacts, DecideInput, DnsFacts, Vote } from './facts.ts';
@@ -33,14 +35,27 @@ function appFacts(
   return { appEndpoints: health, ...(unhealthy.length ? { unhealthyAppEndpoints: unhealthy } : {}) };
 }
 
+/** What a cluster's provider and agent add to its facts. */
+function capabilityFacts(
+  spec: Pick<ReplicaClusterSpec, 'provider'> | undefined,
+  agent: AgentReport | undefined,
+): Pick<ClusterFacts, 'rejoinsAfterSwitchover' | 'reprotectsItself' | 'agent'> {
+  return {
+    ...(spec && rejoinsAfterSwitchover(spec) ? { rejoinsAfterSwitchover: true } : {}),
+    ...(spec && reprotectsItself(spec) ? { reprotectsItself: true } : {}),
+    ...(agent ? { agent } : {}),
+  };
+}
+
 export function factsFromProbe(
   name: string,
   spec: Pick<ReplicaClusterSpec, 'provider' | 'appEndpoints'> | undefined,
   record: ProbeRecord | undefined,
   apps?: AppEndpointsRecord,
+  agent?: AgentReport,
 ): ClusterFacts {
   const exists = spec !== undefined;
-  const rejoins = spec && rejoinsAfterSwitchover(spec) ? { rejoinsAfterSwitchover: true } : {};
+  const rejoins = capabilityFacts(spec, agent);
   const app = appFacts(spec, apps);
   if (!record) return { name, exists, reachable: false, role: 'Unknown', unprobed: true, ...rejoins, ...app };
   const obs = record.observation;
@@ -63,13 +78,18 @@ export function factsFromProbe(
   };
 }
 
-export function factsFromStatus(name: string, status: ReplicaClusterStatus | undefined): ClusterFacts {
+export function factsFromStatus(
+  name: string,
+  status: ReplicaClusterStatus | undefined,
+  spec?: Pick<ReplicaClusterSpec, 'provider'>,
+): ClusterFacts {
   if (!status) return { name, exists: false, reachable: false, role: 'Unknown' };
   const reachable = status.conditions?.find((c) => c.type === 'Reachable')?.status === 'True';
   const unhealthy = status.appEndpoints?.filter((a) => !a.healthy).map((a) => a.name) ?? [];
   return {
     name,
     exists: true,
+    ...capabilityFacts(spec, status.agent),
     ...(status.appEndpoints?.length
       ? {
           appEndpoints: unhealthy.length ? 'Unhealthy' : 'Healthy',
@@ -166,4 +186,10 @@ export function gatherInput(src: GatherSources): DecideInput {
     ...(src.dnsOwner ? { dnsOwner: src.dnsOwner } : {}),
     ...(src.dns ? { dns: src.dns } : {}),
   };
+}
+
+/** The agent report in a ReplicaCluster's status, when it parses. */
+export function agentReportOf(object: { [key: string]: unknown } | undefined): AgentReport | undefined {
+  const parsed = agentReport.safeParse((object?.status as { agent?: unknown } | undefined)?.agent);
+  return parsed.success ? parsed.data : undefined;
 }

@@ -6,8 +6,13 @@
  * already took effect is harmless.
  *
  *   Failover:   Detected → Fencing → Promoting → RepointingDns → VerifyingDns → Completed
- *   Switchover: Detected → Fencing → CatchingUp → Promoting → RepointingDns → VerifyingDns → Completed
+ *   Switchover: Detected → Fencing → CatchingUp → [Demoting] → Promoting → RepointingDns → VerifyingDns → Completed
  *               Fencing or CatchingUp that cannot finish → RollingBack (unfence) → Aborted
+ *               Demoting only when an agent runs beside the old primary (`demoted`): it stops it
+ *               cleanly once caught up, the target replays past its shutdown checkpoint, and it
+ *               restarts as the target's standby; a demotion that cannot finish leaves it fenced
+ *   Reprotect:  Detected → Rejoining → CatchingUp → Completed   (a former primary made a standby again)
+ *               Rejoining refused (it would discard data, a rewind is impossible) → Aborted
  *   Fence:      Detected → Fencing → Completed          (a database that accepts writes but is not the primary)
  *               Detected or Fencing → Aborted           (it stopped taking writes, the primary was lost,
  *                                                        or the fence was refused)
@@ -29,13 +34,18 @@ const steps: Record<OperationKind, Step[]> = {
     'Detected',
     'Fencing',
     'CatchingUp',
+    'Demoting',
     'Promoting',
     'RepointingDns',
     'VerifyingDns',
     'Completed',
   ],
   Fence: ['Detected', 'Fencing', 'Completed'],
+  Reprotect: ['Detected', 'Rejoining', 'CatchingUp', 'Completed'],
 };
+
+/** Whether the operation moves the primary (a new epoch); Fence and Reprotect do not. */
+export const promotes = (kind: OperationKind) => kind === 'Failover' || kind === 'Switchover';
 
 export const isTerminal = (step: Step) => step === 'Completed' || step === 'Aborted';
 
@@ -48,7 +58,7 @@ export const hasTouchedDatabases = (step: Step) => step !== 'Detected';
 
 export function nextStep(op: Operation): Step {
   if (op.step === 'RollingBack') return 'Aborted';
-  const list = steps[op.kind];
+  const list = steps[op.kind].filter((s) => s !== 'Demoting' || op.demoted);
   const i = list.indexOf(op.step);
   if (i < 0 || i === list.length - 1) return op.step;
   return list[i + 1] as Step;
@@ -123,7 +133,10 @@ export function newOperation(o: NewOperation): Operation {
     .replace(/[-:TZ.]/g, '')
     .slice(0, 14);
   return {
-    id: `${o.kind.toLowerCase()}-e${o.epoch}-${stamp}${o.kind === 'Fence' ? `-${o.from}` : ''}`.slice(0, 128),
+    id: `${o.kind.toLowerCase()}-e${o.epoch}-${stamp}${o.kind === 'Fence' || o.kind === 'Reprotect' ? `-${o.from}` : ''}`.slice(
+      0,
+      128,
+    ),
     kind: o.kind,
     trigger: o.trigger,
     from: o.from,
@@ -143,7 +156,7 @@ const secondsBetween = (from: string | undefined, to: Date) =>
 /** The report kept in history once an operation ends. */
 export function reportOf(op: Operation, now: Date): OperationReport {
   const succeeded = op.step === 'Completed';
-  const promotes = op.kind !== 'Fence';
+  const moved = promotes(op.kind);
   const verified = op.dnsChangedAt ? secondsBetween(op.dnsChangedAt, now) : undefined;
   return {
     id: op.id,
@@ -155,14 +168,20 @@ export function reportOf(op: Operation, now: Date): OperationReport {
     result: succeeded ? 'Succeeded' : 'Aborted',
     startedAt: op.startedAt,
     completedAt: timestamp(now),
-    ...(succeeded && promotes ? { rtoSeconds: secondsBetween(op.primaryLostAt ?? op.startedAt, now) } : {}),
-    ...(succeeded && promotes && op.estimatedLossSeconds !== undefined
+    ...(succeeded && moved ? { rtoSeconds: secondsBetween(op.primaryLostAt ?? op.startedAt, now) } : {}),
+    ...(succeeded && moved && op.estimatedLossSeconds !== undefined
       ? { rpoSeconds: op.estimatedLossSeconds }
       : {}),
-    ...(succeeded && promotes && op.estimatedLossBytes !== undefined
-      ? { rpoBytes: op.estimatedLossBytes }
-      : {}),
+    ...(succeeded && moved && op.estimatedLossBytes !== undefined ? { rpoBytes: op.estimatedLossBytes } : {}),
     ...(verified !== undefined ? { dnsVerifySeconds: verified } : {}),
+    ...(succeeded && op.kind === 'Reprotect' && op.discarded
+      ? {
+          discardedBytes: op.discarded.bytes,
+          ...(op.discarded.transactions !== undefined
+            ? { discardedTransactions: op.discarded.transactions }
+            : {}),
+        }
+      : {}),
     ...(op.reason ? { reason: op.reason } : {}),
     ...(op.message ? { message: op.message } : {}),
   };

@@ -1,6 +1,7 @@
 /** The ports act works through for one policy, built from the operator's context. */
 import { getServers } from 'node:dns';
 import { type FailoverPolicySpec, replicaClusterSpec } from '../../api/v1alpha1/index.ts';
+import type { ProviderSpec } from '../../providers/database/port.ts';
 import {
   createDnsProvider,
   defaultVerifyServers,
@@ -11,7 +12,9 @@ import { DirectDnsVerifier, findAuthoritativeServers } from '../../providers/dns
 import { objectKey } from '../../runtime/informer.ts';
 import type { KubeObject } from '../../runtime/kube-client.ts';
 import type { OperatorContext } from '../context.ts';
+import { replicaClusterType } from '../resources.ts';
 import type { StepPorts } from './act.ts';
+import { agentReportOf } from './observe.ts';
 
 const verifier = new DirectDnsVerifier({ timeoutMs: 2_000 });
 
@@ -29,6 +32,21 @@ export function portsFor(ctx: OperatorContext, policy: KubeObject, spec: Failove
   };
   return {
     owner: dnsOwner(policy, spec),
+    policy: policy.metadata.name,
+    agentReport: (name) => agentReportOf(ctx.clusters.get(objectKey({ metadata: { name, namespace } }))),
+    providerSpec: (name) => clusterSpec(name)?.provider as ProviderSpec | undefined,
+    repointCluster: async (name, replacement) => {
+      const current = clusterSpec(name);
+      if (!current) throw new Error(`ReplicaCluster ${namespace}/${name} is missing or invalid`);
+      const patch = {
+        spec: {
+          provider: replacement.provider,
+          connection: { host: replacement.host, ...(replacement.port ? { port: replacement.port } : {}) },
+        },
+      };
+      await ctx.client.mergePatch(replicaClusterType, namespace, name, patch);
+      return `ReplicaCluster ${name} now names ${JSON.stringify(replacement.provider)} at ${replacement.host} (was ${current.connection.host}; ${replacement.superseded} is superseded, tagged, and left for a person to delete); update its manifest to match`;
+    },
     dnsTarget: (name) => clusterSpec(name)?.dnsTarget,
     database: async (name) => {
       const s = clusterSpec(name);

@@ -40,9 +40,9 @@ import { freshVotes } from './detection.ts';
 import { discoveryNeedsDns } from './discovery.ts';
 import { afterDnsCheck, type DnsCheck, dnsCheckDue } from './dns-check.ts';
 import type { DecideInput } from './facts.ts';
-import { factsFromProbe, gatherInput, voteFromProbe } from './observe.ts';
+import { agentReportOf, factsFromProbe, gatherInput, voteFromProbe } from './observe.ts';
 import { portsFor } from './ports.ts';
-import { readyCondition, type StepResult, summarize } from './summary.ts';
+import { readyCondition, type StepResult, summarize, topologyOf } from './summary.ts';
 import { transition } from './transition.ts';
 
 /** How often a policy whose status cannot be read is looked at again. */
@@ -157,6 +157,7 @@ async function observe(
         ctx.clusters.get(clusterKey(name))?.spec as ReplicaClusterSpec | undefined,
         ctx.probes.latest(clusterKey(name)),
         ctx.appChecks.latest(clusterKey(name)),
+        agentReportOf(ctx.clusters.get(clusterKey(name))),
       ),
     operatorVote: (active) => voteFromProbe(ctx.probes.latest(clusterKey(active))),
     observations,
@@ -237,9 +238,11 @@ function statusToWrite(
   // Conditions that no longer apply go: drills removed from spec, a status that parses again.
   const stale = new Set(['StatusUnreadable', ...(spec.drills ? [] : ['DrillsScheduled'])]);
   const dnsReady = summary.conditions.find((c) => c.type === 'DnsReady');
+  const topology = topologyOf(input, result.status);
   return {
     status: {
       ...result.status,
+      ...(topology ? { topology } : {}),
       observedGeneration: generation,
       phase: summary.phase,
       conditions: (conditions ?? []).filter((c) => !stale.has(c.type)),

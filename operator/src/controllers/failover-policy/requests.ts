@@ -10,6 +10,7 @@ import { judgeStandby, lagWindowMs } from './candidates.ts';
 import type { PrimaryVerdict } from './detection.ts';
 import { type ClusterFacts, type DecideInput, healthyStandby, writable } from './facts.ts';
 import { newOperation } from './operation.ts';
+import { describeDivergence, discardedOf, discardsData, isProtected, readiness } from './reprotect.ts';
 
 export type RequestVerdict =
   | { kind: 'Start'; operation: Operation }
@@ -34,7 +35,7 @@ const reject = (j: Judging, reason: string, message: string): RequestVerdict => 
 const start = (j: Judging, fields: Partial<Operation>): RequestVerdict => ({
   kind: 'Start',
   operation: newOperation({
-    kind: j.request.kind,
+    kind: j.request.kind === 'Failover' ? 'Failover' : 'Switchover',
     trigger: 'Manual',
     from: j.active,
     to: j.request.target,
@@ -58,6 +59,7 @@ export function judgeRequest(
   if (request.target === active)
     return reject(j, 'AlreadyPrimary', `${request.target} is already the primary`);
   if (!target?.exists) return reject(j, 'TargetMissing', `ReplicaCluster ${request.target} does not exist`);
+  if (request.kind === 'Reprotect') return judgeReprotectRequest(j, target);
   if (!healthyStandby(target)) {
     return reject(
       j,
@@ -134,4 +136,42 @@ function requestBudget(spec: DecideInput['spec'], request: PromotionRequest): De
     maxLagBytes: Number.MAX_SAFE_INTEGER,
   };
   return { ...spec, promotion: { ...spec.promotion, rpo } };
+}
+
+/**
+ * Reprotect on request: the person may accept discarding what the former primary wrote after the
+ * fork (allowDataLoss), which the agent's assessment shows; without it, a rejoin that would
+ * discard committed transactions is refused here, before anything is stopped.
+ */
+function judgeReprotectRequest(j: Judging, target: ClusterFacts): RequestVerdict {
+  const { input, request, active } = j;
+  if (isProtected(target, active))
+    return reject(j, 'AlreadyProtected', `${request.target} is already a replicating standby of ${active}`);
+  const ready = readiness(target, active, input.now);
+  if (!ready.ok) return reject(j, ready.reason, ready.message);
+  const d = ready.divergence;
+  if (d && discardsData(d) && !request.allowDataLoss)
+    return reject(
+      j,
+      'WouldDiscard',
+      `${request.target}: ${describeDivergence(d)}; set allowDataLoss: true to discard it`,
+    );
+  const discarded = discardedOf(d);
+  return {
+    kind: 'Start',
+    operation: newOperation({
+      kind: 'Reprotect',
+      trigger: 'Manual',
+      from: request.target,
+      to: active,
+      epoch: input.status.epoch ?? 0,
+      reason: request.reason ?? `requested by ${request.requestedBy ?? 'a person'}`,
+      now: input.now,
+      extra: {
+        requestId: request.id,
+        ...(request.allowDataLoss ? { allowDataLoss: true } : {}),
+        ...(discarded ? { discarded } : {}),
+      },
+    }),
+  };
 }

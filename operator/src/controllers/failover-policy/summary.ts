@@ -8,14 +8,17 @@
  * - Ready: everything a person waits for (`kubectl wait --for=condition=Ready`): the primary known
  *   and available, DNS on it, a standby ready, nothing in flight.
  */
+
+import { agentAlive } from '../../agent/liveness.ts';
 import type { FailoverPolicyStatus, policyPhase } from '../../api/v1alpha1/index.ts';
 import { type Condition, type ConditionInput, conditionOf } from '../../runtime/conditions.ts';
-import { chooseStandby, inCooldown } from './candidates.ts';
+import { chooseStandby, inCooldown, standbysOf } from './candidates.ts';
 import type { Plan } from './decide.ts';
 import { judgeDns } from './dns-check.ts';
 import { drillsCondition } from './drill.ts';
 import type { DecideInput } from './facts.ts';
 import { isTerminal } from './operation.ts';
+import { isProtected } from './reprotect.ts';
 
 type Phase = (typeof policyPhase.options)[number];
 
@@ -49,6 +52,7 @@ export function summarize(
     plan.dnsReady ??
     (next.activePrimary ? judgeDns(input, next.activePrimary, next.epoch ?? 0).condition : undefined);
   if (dns) conditions.push(dns);
+  conditions.push(redundant(input, plan, next));
   const progressing = progressingCondition(next, result, now);
   if (progressing) conditions.push(progressing);
   if (spec.drills) conditions.push(drillsCondition(spec.drills, next.nextDrillTime, now));
@@ -107,6 +111,70 @@ function primaryAvailable(input: DecideInput, plan: Plan, next: FailoverPolicySt
       `${v.message}: no fresh observer reaches it, and no quorum has found it down`,
     );
   return conditionOf('PrimaryAvailable', 'True', 'Reachable', v.message);
+}
+
+/** Whether every standby replicates from the primary again: a second region to fail over to. */
+function redundant(input: DecideInput, plan: Plan, next: FailoverPolicyStatus): ConditionInput {
+  const active = next.activePrimary;
+  if (!active) return conditionOf('Redundant', 'Unknown', 'PrimaryUnknown', 'the primary is not known yet');
+  const op = next.currentOperation;
+  if (op?.kind === 'Reprotect' && !isTerminal(op.step))
+    return conditionOf(
+      'Redundant',
+      'False',
+      'Reprotecting',
+      `${op.from} is being rejoined to ${op.to} (${op.step})`,
+    );
+  if (plan.reprotectWaiting)
+    return conditionOf('Redundant', 'False', plan.reprotectWaiting.reason, plan.reprotectWaiting.message);
+  const lagging = standbysOf(input.spec, active).filter((n) => !isProtected(input.clusters[n], active));
+  if (lagging.length)
+    return conditionOf(
+      'Redundant',
+      'False',
+      'StandbyNotReplicating',
+      `${lagging.join(', ')} ${lagging.length === 1 ? 'is' : 'are'} not a replicating standby of ${active}`,
+    );
+  return conditionOf(
+    'Redundant',
+    'True',
+    'AllStandbysReplicating',
+    `every standby replicates from ${active}`,
+  );
+}
+
+/** The policy's members as status shows them: role, readiness, lag. */
+export function topologyOf(input: DecideInput, next: FailoverPolicyStatus): FailoverPolicyStatus['topology'] {
+  const active = next.activePrimary;
+  if (!active) return undefined;
+  const members = [active, ...standbysOf(input.spec, active)];
+  return members.map((name) => {
+    const f = input.clusters[name];
+    const agent = f?.agent ? { agent: agentAlive(f.agent, input.now) } : {};
+    if (name === active) {
+      const ready = !!f?.reachable && f.role === 'Primary';
+      return {
+        cluster: name,
+        role: 'Primary',
+        ready,
+        ...agent,
+        ...(ready ? {} : { message: f?.reachable ? `in role ${f.role}` : 'not reachable' }),
+      };
+    }
+    const standby = isProtected(f, active);
+    const lag =
+      f?.lagSeconds !== undefined && Number.isFinite(f.lagSeconds)
+        ? { lagSeconds: Math.round(f.lagSeconds) }
+        : {};
+    if (standby) return { cluster: name, role: 'Standby', ready: true, ...lag, ...agent };
+    const role = !f?.exists || (!f.reachable && !f.agent) ? 'Unknown' : 'FormerPrimary';
+    const message = !f?.exists
+      ? 'missing'
+      : f.reachable
+        ? `in role ${f.role}, not a standby of ${active}`
+        : 'not reachable';
+    return { cluster: name, role, ready: false, ...agent, message };
+  });
 }
 
 function failoverBlocked(plan: Plan): ConditionInput {
@@ -184,6 +252,7 @@ function phaseOf(plan: Plan, next: FailoverPolicyStatus, conditions: ConditionIn
     next.currentOperation && !isTerminal(next.currentOperation.step) ? next.currentOperation : undefined;
   if (op) {
     if (op.kind === 'Fence') return 'Degraded';
+    if (op.kind === 'Reprotect') return 'Reprotecting';
     return op.trigger === 'Drill' ? 'Drilling' : op.kind === 'Switchover' ? 'SwitchingOver' : 'FailingOver';
   }
   if (next.drill) return 'Drilling';

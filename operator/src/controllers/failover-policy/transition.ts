@@ -32,6 +32,8 @@ export interface Transition {
 export const CATCH_UP_TIMEOUT_MS = 120_000;
 /** Failed attempts to fence the old primary after which a switchover rolls back. */
 export const SWITCHOVER_FENCE_ATTEMPTS = 3;
+/** How long a rejoined former primary may take to stream and catch up (a re-clone replays a lot). */
+export const REPROTECT_CATCH_UP_TIMEOUT_MS = 30 * 60_000;
 /** How long to keep asking the authoritative servers before completing with a warning. */
 export const DNS_VERIFY_TIMEOUT_MS = 300_000;
 /** How soon to look again at something under way. */
@@ -89,6 +91,14 @@ function done(op: Operation, outcome: Extract<StepOutcome, { kind: 'Done' }>, no
       );
     case 'RepointingDns':
       return next([eventOf('Normal', 'DnsRepointed', 'UpdateDns', detail)]);
+    case 'Demoting':
+      return next([
+        outcome.learned?.demoted === false
+          ? eventOf('Warning', 'DemotionSkipped', 'Demote', detail)
+          : eventOf('Normal', 'PrimaryDemoted', 'Demote', detail),
+      ]);
+    case 'Rejoining':
+      return next([eventOf('Normal', 'FormerPrimaryRejoined', 'Reprotect', detail)]);
     case 'RollingBack':
       return next([
         eventOf('Warning', 'SwitchoverRolledBack', 'Unfence', `${op.from} takes writes again: ${detail}`),
@@ -105,7 +115,7 @@ function pending(op: Operation, detail: string, now: Date): Transition {
     events: [],
     requeueMs,
   });
-  if (op.step === 'CatchingUp' && elapsed > CATCH_UP_TIMEOUT_MS) {
+  if (op.step === 'CatchingUp' && op.kind === 'Switchover' && elapsed > CATCH_UP_TIMEOUT_MS) {
     return {
       operation: withStep(
         op,
@@ -114,6 +124,14 @@ function pending(op: Operation, detail: string, now: Date): Transition {
         `${op.to} did not replay up to ${op.fencedLsn} within ${CATCH_UP_TIMEOUT_MS / 1000} s (${detail})`,
       ),
       events: [],
+      requeueMs: 0,
+    };
+  }
+  if (op.kind === 'Reprotect' && op.step === 'CatchingUp' && elapsed > REPROTECT_CATCH_UP_TIMEOUT_MS) {
+    const message = `${op.from} did not catch up with ${op.to} within ${REPROTECT_CATCH_UP_TIMEOUT_MS / 60_000} min: ${detail}`;
+    return {
+      operation: withStep(op, 'Aborted', now, message),
+      events: [eventOf('Warning', 'ReprotectFailed', 'Reprotect', message)],
       requeueMs: 0,
     };
   }
@@ -127,7 +145,7 @@ function pending(op: Operation, detail: string, now: Date): Transition {
       requeueMs: 0,
     };
   }
-  return wait(op.step === 'Promoting' ? PROMOTION_POLL_MS : POLL_MS);
+  return wait(op.step === 'Promoting' || op.step === 'Rejoining' ? PROMOTION_POLL_MS : POLL_MS);
 }
 
 function failed(
@@ -171,6 +189,17 @@ function failed(
     return {
       operation: withStep(op, 'Aborted', now, why),
       events: [eventOf('Warning', 'FencingFailed', 'Fence', why)],
+      requeueMs: 0,
+      failure: { reason, message },
+    };
+  }
+  // A rejoin the agent refused (it would discard data, a rewind is impossible): retrying changes
+  // nothing until a person does something; the reason goes into history and an Event.
+  if (op.kind === 'Reprotect' && !outcome.retryable) {
+    const why = `could not rejoin ${op.from}: ${message}`;
+    return {
+      operation: withStep(op, 'Aborted', now, why),
+      events: [eventOf('Warning', 'ReprotectFailed', 'Reprotect', why)],
       requeueMs: 0,
       failure: { reason, message },
     };

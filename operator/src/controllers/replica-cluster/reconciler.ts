@@ -91,7 +91,7 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
         replicaClusterType,
         object,
         object.status as ReplicaClusterStatus | undefined,
-        status,
+        withAgentReport(object, status),
         ctx.clusters,
       );
       return done();
@@ -116,7 +116,7 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
         replicaClusterType,
         object,
         object.status as ReplicaClusterStatus | undefined,
-        status,
+        withAgentReport(object, status),
         ctx.clusters,
       );
     }
@@ -451,4 +451,10 @@ function exportMetrics(
     ctx.metrics.replicationLagBytes.remove(labels);
     ctx.metrics.replicationLagSeconds.remove(labels);
   }
+}
+
+/** status.agent is the database agent's to write: the operator's status writes keep it as it is. */
+function withAgentReport(object: KubeObject, status: ReplicaClusterStatus): ReplicaClusterStatus {
+  const agent = (object.status as { agent?: ReplicaClusterStatus['agent'] } | undefined)?.agent;
+  return agent ? { ...status, agent } : status;
 }

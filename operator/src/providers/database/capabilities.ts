@@ -13,3 +13,12 @@ export function rejoinsAfterSwitchover(spec: Pick<ReplicaClusterSpec, 'provider'
   void spec;
   return false;
 }
+
+/**
+ * Whether the provider itself brings a former primary back as a replica (reprotect): RDS and
+ * DigitalOcean create a new replica in its region, Aurora global rejoins the old cluster. A
+ * self-managed PostgreSQL needs its agent instead (operator/src/agent).
+ */
+export function reprotectsItself(spec: Pick<ReplicaClusterSpec, 'provider'>): boolean {
+  return spec.provider.type !== 'SelfManaged';
+}

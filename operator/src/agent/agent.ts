@@ -1,0 +1,483 @@
+/**
+ * Agent mode: one beside each self-managed PostgreSQL, with its data directory and programs, as
+ * Patroni and CloudNativePG's instance manager sit beside theirs. The operator decides from afar
+ * and records its intent in the policy's status (the current operation and its step); the agent
+ * carries out the local part and reports in its ReplicaCluster's `status.agent`:
+ *
+ *   Switchover, step Demoting, from = this cluster: stop the primary cleanly (its standbys get the
+ *     shutdown checkpoint, the last WAL it writes), then restart it as a standby of the target.
+ *   Reprotect, step Rejoining, from = this cluster: make this former primary a standby of the
+ *     active primary: a restart when its WAL is a prefix of the primary's, else pg_rewind, else
+ *     (when the policy allows) a fresh pg_basebackup, the old data directory kept aside.
+ *
+ * Between operations it only looks: a former primary is compared with the active primary, and
+ * what a rejoin would discard is reported before anyone asks for one. It never rewinds or
+ * re-clones a database no operation names, nor one whose system identifier is another cluster's.
+ *
+ * Every local step is re-derived from the world (the data directory, the running server) on each
+ * pass, and written to status before and after it runs: a killed agent resumes where it was.
+ */
+import { hostname } from 'node:os';
+import {
+  type AgentReport,
+  type FailoverPolicySpec,
+  type FailoverPolicyStatus,
+  failoverPolicySpec,
+  failoverPolicyStatus,
+  type Operation,
+  type ReplicaClusterSpec,
+  replicaClusterSpec,
+  replicaClusterStatus,
+} from '../api/v1alpha1/index.ts';
+import { failoverPolicyType, replicaClusterType } from '../controllers/resources.ts';
+import type { Clock } from '../runtime/clock.ts';
+import type { KubeClient, KubeObject } from '../runtime/kube-client.ts';
+import type { Logger } from '../runtime/logger.ts';
+import { timestamp } from '../runtime/time.ts';
+import { compareHistories } from './divergence.ts';
+import { REPORT_EVERY_MS } from './liveness.ts';
+import { type LocalPostgres, type LocalState, ToolError } from './local-postgres.ts';
+import { conninfo, identifyUpstream, type UpstreamAddress, type UpstreamIdentity } from './upstream.ts';
+
+export interface AgentOptions {
+  client: KubeClient;
+  clock: Clock;
+  log: Logger;
+  namespace: string;
+  cluster: string;
+  name?: string;
+  local: LocalPostgres;
+  /** The role standbys stream as, with its password; also used for pg_rewind and pg_basebackup. */
+  replication: { user: string; password: string };
+  intervalMs?: number;
+}
+
+type Task = NonNullable<AgentReport['task']>;
+type Problem = NonNullable<AgentReport['problem']>;
+
+interface PolicyView {
+  name: string;
+  spec: FailoverPolicySpec;
+  status: FailoverPolicyStatus;
+}
+
+/** How often a former primary is compared with the active primary. */
+const ASSESS_EVERY_MS = 5_000;
+
+export class DatabaseAgent {
+  private readonly opts: AgentOptions;
+  private readonly name: string;
+  private report: AgentReport | undefined;
+  private lastWritten = 0;
+  private lastAssessed = 0;
+  private stopping = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(opts: AgentOptions) {
+    this.opts = opts;
+    this.name = opts.name ?? hostname();
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.loop;
+  }
+
+  readiness(): { ok: boolean; reasons: string[] } {
+    return this.report ? { ok: true, reasons: [] } : { ok: false, reasons: ['no report written yet'] };
+  }
+
+  private async run(): Promise<void> {
+    const interval = this.opts.intervalMs ?? 1_000;
+    while (!this.stopping) {
+      try {
+        await this.pass();
+      } catch (err) {
+        this.opts.log.warn({ err: (err as Error).message }, 'agent pass failed; trying again');
+      }
+      await new Promise((r) => setTimeout(r, interval));
+    }
+  }
+
+  /** One look at the world and at most one local task, reported. */
+  async pass(): Promise<void> {
+    const { client, namespace, cluster } = this.opts;
+    const own = await client.get<KubeObject>(replicaClusterType, namespace, cluster);
+    const prior = replicaClusterStatus.safeParse(own.status ?? {});
+    this.report ??= prior.success ? prior.data.agent : undefined;
+    const local = await this.opts.local.inspect();
+    if (local.problem) return this.publish(local, { problem: local.problem });
+    const policy = await this.policy();
+    const op = policy?.status.currentOperation;
+    const mine =
+      op &&
+      op.from === cluster &&
+      ((op.kind === 'Switchover' && op.step === 'Demoting') ||
+        (op.kind === 'Reprotect' && op.step === 'Rejoining'));
+    if (
+      policy &&
+      op &&
+      mine &&
+      !(this.report?.task?.operationId === op.id && this.report.task.phase !== 'Running')
+    ) {
+      return this.carryOut(policy, op, local);
+    }
+    const active = policy?.status.activePrimary;
+    if (
+      policy &&
+      active &&
+      active !== cluster &&
+      this.opts.clock.now().getTime() - this.lastAssessed >= ASSESS_EVERY_MS
+    ) {
+      this.lastAssessed = this.opts.clock.now().getTime();
+      return this.assess(active, local);
+    }
+    return this.publish(local, {});
+  }
+
+  private async policy(): Promise<PolicyView | undefined> {
+    const { items } = await this.opts.client.list<KubeObject>(failoverPolicyType, this.opts.namespace);
+    for (const item of items) {
+      const spec = failoverPolicySpec.safeParse(item.spec);
+      if (!spec.success) continue;
+      if (spec.data.primary !== this.opts.cluster && !spec.data.standbys.includes(this.opts.cluster))
+        continue;
+      const status = failoverPolicyStatus.safeParse(item.status ?? {});
+      return { name: item.metadata.name, spec: spec.data, status: status.success ? status.data : {} };
+    }
+    return undefined;
+  }
+
+  private async upstream(cluster: string): Promise<{ address: UpstreamAddress; identity: UpstreamIdentity }> {
+    const object = await this.opts.client.get<KubeObject>(replicaClusterType, this.opts.namespace, cluster);
+    const spec: ReplicaClusterSpec = replicaClusterSpec.parse(object.spec);
+    const address: UpstreamAddress = {
+      host: spec.connection.host,
+      port: spec.connection.port,
+      sslMode: spec.connection.sslMode,
+      ...this.opts.replication,
+    };
+    return { address, identity: await identifyUpstream(address) };
+  }
+
+  /** Refuses a database that is not a member of the primary's system: no step may touch it. */
+  private foreign(local: LocalState, identity: UpstreamIdentity, primary: string): Problem | undefined {
+    const mine = local.control?.systemIdentifier;
+    if (!mine || mine === identity.systemIdentifier) return undefined;
+    return {
+      reason: 'ForeignCluster',
+      message: `the database in ${this.opts.local.opts.dataDir} has system identifier ${mine}, but the primary ${primary} has ${identity.systemIdentifier}: it belongs to another cluster; check --data-dir and the ReplicaCluster`,
+    };
+  }
+
+  /** Compares this former primary with the active primary and reports what a rejoin discards. */
+  private async assess(primary: string, local: LocalState): Promise<void> {
+    let upstream: Awaited<ReturnType<DatabaseAgent['upstream']>>;
+    try {
+      upstream = await this.upstream(primary);
+    } catch (err) {
+      return this.publish(local, { note: `cannot reach the primary ${primary}: ${(err as Error).message}` });
+    }
+    const foreign = this.foreign(local, upstream.identity, primary);
+    if (foreign) return this.publish(local, { problem: foreign });
+    return this.publish(local, { divergence: await this.divergence(primary, local, upstream) });
+  }
+
+  private following(local: LocalState, address: UpstreamAddress): boolean {
+    return (
+      local.running &&
+      local.inRecovery === true &&
+      local.receiver?.host === address.host &&
+      local.receiver.port === address.port
+    );
+  }
+
+  private async divergence(
+    primary: string,
+    local: LocalState,
+    upstream: { address: UpstreamAddress; identity: UpstreamIdentity },
+  ): Promise<NonNullable<AgentReport['divergence']>> {
+    const assessedAt = timestamp(this.opts.clock.now());
+    if (this.following(local, upstream.address))
+      return {
+        primary,
+        assessedAt,
+        relation: 'Following',
+        divergedBytes: 0,
+        message: `a standby of ${primary}`,
+      };
+    const timeline = local.walTimeline ?? local.control?.timeline ?? 0;
+    const walEnd = local.walEnd ?? local.control?.checkpointLsn ?? '0/0';
+    const c = compareHistories({ timeline, walEnd }, upstream.identity);
+    let transactions: number | undefined;
+    if (c.relation === 'Diverged' && c.forkLsn) {
+      const dump = await this.opts.local.waldump(timeline, c.forkLsn, walEnd).catch(() => undefined);
+      if (dump?.complete) transactions = dump.commits;
+    }
+    return {
+      primary,
+      assessedAt,
+      relation: c.relation,
+      ...(c.forkLsn ? { forkLsn: c.forkLsn } : {}),
+      localTimeline: timeline,
+      localEndLsn: walEnd,
+      divergedBytes: c.divergedBytes,
+      ...(transactions !== undefined ? { divergedTransactions: transactions } : {}),
+      message:
+        transactions !== undefined
+          ? `${c.message}; ${transactions} committed transaction(s) in that range`
+          : c.message,
+    };
+  }
+
+  /** Demote or rejoin, one sub-step after another, each re-derived from the world. */
+  private async carryOut(policy: PolicyView, op: Operation, local: LocalState): Promise<void> {
+    const action = op.kind === 'Switchover' ? 'Demote' : 'Rejoin';
+    const previous = this.report?.task?.operationId === op.id ? this.report.task : undefined;
+    let task: Task = previous ?? {
+      operationId: op.id,
+      action,
+      phase: 'Running',
+      startedAt: timestamp(this.opts.clock.now()),
+    };
+    const say = async (update: Partial<Task>, state = local) => {
+      task = { ...task, ...update };
+      this.opts.log.info({ operation: op.id, action, ...update }, 'agent task');
+      await this.publish(state, { task });
+    };
+    const fail = (reason: string, message: string) =>
+      say({
+        phase: 'Failed',
+        message: `${reason}: ${message}`.slice(0, 1024),
+        finishedAt: timestamp(this.opts.clock.now()),
+      });
+    let upstream: Awaited<ReturnType<DatabaseAgent['upstream']>>;
+    try {
+      upstream = await this.upstream(op.to);
+    } catch (err) {
+      return say({ message: `waiting for ${op.to} to answer: ${(err as Error).message}`.slice(0, 1024) });
+    }
+    const foreign = this.foreign(local, upstream.identity, op.to);
+    if (foreign) {
+      await this.publish(local, { problem: foreign });
+      return fail(foreign.reason, foreign.message);
+    }
+    const standbyOf = conninfo(upstream.address, { application_name: this.opts.cluster });
+    try {
+      if (action === 'Demote') return await this.demote(op, local, standbyOf, say, fail);
+      return await this.rejoin(policy, op, local, upstream, standbyOf, say, fail);
+    } catch (err) {
+      const reason = err instanceof ToolError ? `${err.tool}Failed` : 'StepFailed';
+      // Left Running: the operator retries the step, and the agent takes it up from the world.
+      return say({ message: `${reason}: ${(err as Error).message}`.slice(0, 1024) });
+    }
+  }
+
+  private async demote(
+    op: Operation,
+    local: LocalState,
+    standbyOf: string,
+    say: (u: Partial<Task>, s?: LocalState) => Promise<void>,
+    fail: (reason: string, message: string) => Promise<void>,
+  ): Promise<void> {
+    const pg = this.opts.local;
+    if (local.running && local.inRecovery) {
+      return say({
+        phase: 'Succeeded',
+        method: 'Restart',
+        message: `stopped cleanly at ${this.report?.task?.stoppedLsn ?? '?'}; now a standby of ${op.to}`,
+        finishedAt: timestamp(this.opts.clock.now()),
+      });
+    }
+    if (local.running) {
+      await say({
+        message: `stopping the primary (fast shutdown) so ${op.to} receives its shutdown checkpoint`,
+      });
+      await pg.stop();
+      local = await pg.inspect();
+    }
+    const control = local.control;
+    if (!control) return fail('NoControlData', 'pg_controldata gave nothing');
+    if (!local.standbySignal && control.state !== 'shut down')
+      return fail(
+        'NotShutDownCleanly',
+        `the server stopped in state "${control.state}", not by a clean shutdown: it cannot rejoin without a rewind; the switchover goes on and a reprotect rejoins it`,
+      );
+    const stoppedLsn =
+      this.report?.task?.operationId === op.id && this.report.task.stoppedLsn
+        ? this.report.task.stoppedLsn
+        : control.checkpointLsn;
+    await say(
+      {
+        stoppedLsn,
+        message: `stopped cleanly; shutdown checkpoint at ${stoppedLsn}; restarting as a standby of ${op.to}`,
+      },
+      local,
+    );
+    await pg.configureStandby(standbyOf);
+    await pg.start();
+    local = await pg.inspect();
+    if (local.running && local.inRecovery)
+      return say(
+        {
+          phase: 'Succeeded',
+          method: 'Restart',
+          message: `stopped cleanly at ${stoppedLsn}; restarted as a standby of ${op.to}`,
+          finishedAt: timestamp(this.opts.clock.now()),
+        },
+        local,
+      );
+    return say({ message: 'restarted; waiting for it to run in recovery' }, local);
+  }
+
+  private async rejoin(
+    policy: PolicyView,
+    op: Operation,
+    local: LocalState,
+    upstream: { address: UpstreamAddress; identity: UpstreamIdentity },
+    standbyOf: string,
+    say: (u: Partial<Task>, s?: LocalState) => Promise<void>,
+    fail: (reason: string, message: string) => Promise<void>,
+  ): Promise<void> {
+    const pg = this.opts.local;
+    const done = (method: Task['method'], message: string, state: LocalState) =>
+      say({ phase: 'Succeeded', method, message, finishedAt: timestamp(this.opts.clock.now()) }, state);
+    const previousMethod = this.report?.task?.operationId === op.id ? this.report.task.method : undefined;
+    if (this.following(local, upstream.address))
+      return done(previousMethod ?? 'Restart', `a standby of ${op.to}`, local);
+    // Rewound or re-cloned already (before a crash): only the restart as a standby is left.
+    const prepared = this.report?.task?.operationId === op.id && this.report.task.prepared === true;
+    if (local.running) {
+      await say({ message: `stopping the server to rejoin it to ${op.to}` });
+      await pg.stop();
+      local = await pg.inspect();
+    }
+    if (!prepared) {
+      const divergence = await this.divergence(op.to, local, upstream);
+      await this.publish(local, { divergence });
+      const allowReclone = policy.spec.reprotect.allowReclone;
+      const discards = divergence.relation === 'Diverged' && divergence.divergedTransactions !== 0;
+      if (discards && !op.allowDataLoss)
+        return fail(
+          'WouldDiscard',
+          `${divergence.message}; the reprotect was not allowed to discard data: request it with allowDataLoss: true`,
+        );
+      const control = local.control;
+      let method: Task['method'] = 'Restart';
+      let kept: string | undefined;
+      if (divergence.relation === 'Diverged') {
+        const rewindable = control?.walLogHints || control?.checksums;
+        let rewound = false;
+        let why = 'the data directory has neither wal_log_hints nor data checksums, which pg_rewind needs';
+        if (rewindable) {
+          await say({ method: 'Rewind', message: `pg_rewind from ${op.to}: ${divergence.message}` }, local);
+          try {
+            await pg.rewind(conninfo(upstream.address, { dbname: 'postgres' }));
+            rewound = true;
+            method = 'Rewind';
+          } catch (err) {
+            why = (err as Error).message;
+          }
+        }
+        if (!rewound) {
+          if (!allowReclone)
+            return fail(
+              'RewindImpossible',
+              `${why}; set spec.reprotect.allowReclone: true to copy it afresh with pg_basebackup (the old data directory is kept aside), or rebuild it by hand`,
+            );
+          method = 'Reclone';
+        }
+      } else if (divergence.relation === 'Unrelated') {
+        if (!allowReclone)
+          return fail('HistoryUnrelated', `${divergence.message}; set spec.reprotect.allowReclone: true`);
+        method = 'Reclone';
+      }
+      if (method === 'Reclone') {
+        await say({ method, message: `pg_basebackup from ${op.to}` }, local);
+        kept = await pg.reclone(conninfo(upstream.address), `${op.epoch}-${op.id.slice(-14)}`);
+      }
+      await say(
+        {
+          method,
+          prepared: true,
+          ...(kept ? { keptDataDirectory: kept } : {}),
+          message: `${method === 'Restart' ? 'nothing to discard' : method === 'Rewind' ? 'rewound' : 're-cloned'}; starting as a standby of ${op.to}`,
+        },
+        local,
+      );
+    }
+    await pg.configureStandby(standbyOf);
+    await pg.start();
+    local = await pg.inspect();
+    const method = this.report?.task?.method ?? 'Restart';
+    if (local.running && local.inRecovery)
+      return done(
+        method,
+        `${method === 'Restart' ? 'restarted' : method === 'Rewind' ? 'rewound' : 're-cloned'}; a standby of ${op.to}`,
+        local,
+      );
+    return say({ message: 'started; waiting for it to run in recovery' }, local);
+  }
+
+  /** Writes the report when it changed, or every REPORT_EVERY_MS to show the agent lives. */
+  private async publish(
+    local: LocalState,
+    change: { problem?: Problem; divergence?: AgentReport['divergence']; task?: Task; note?: string },
+  ): Promise<void> {
+    const now = this.opts.clock.now();
+    const before = this.report;
+    const server: AgentReport['server'] = !local.control
+      ? 'Unknown'
+      : !local.running
+        ? 'Stopped'
+        : local.inRecovery === undefined
+          ? 'Unknown'
+          : local.inRecovery
+            ? 'Standby'
+            : 'Primary';
+    const next: AgentReport = {
+      name: this.name,
+      reportedAt: timestamp(now),
+      dataDirectory: this.opts.local.opts.dataDir,
+      server,
+      ...(local.control ? { systemIdentifier: local.control.systemIdentifier } : {}),
+      ...((local.walTimeline ?? local.control?.timeline)
+        ? { timeline: local.walTimeline ?? local.control?.timeline }
+        : {}),
+      ...(local.walEnd ? { walEnd: local.walEnd } : {}),
+      ...(local.control ? { rewindable: local.control.walLogHints || local.control.checksums } : {}),
+      ...(change.problem ? { problem: change.problem } : {}),
+      ...((change.divergence ?? (before?.divergence && server !== 'Standby'))
+        ? { divergence: change.divergence ?? before?.divergence }
+        : {}),
+      ...((change.task ?? before?.task) ? { task: change.task ?? before?.task } : {}),
+    };
+    this.report = next;
+    const same = (a?: AgentReport, b?: AgentReport) =>
+      JSON.stringify({ ...a, reportedAt: 0, walEnd: 0, divergence: { ...a?.divergence, assessedAt: 0 } }) ===
+      JSON.stringify({ ...b, reportedAt: 0, walEnd: 0, divergence: { ...b?.divergence, assessedAt: 0 } });
+    if (same(before, next) && now.getTime() - this.lastWritten < REPORT_EVERY_MS) return;
+    await this.opts.client.mergePatch(
+      replicaClusterType,
+      this.opts.namespace,
+      this.opts.cluster,
+      { status: { agent: { ...nullsFor(before, next), ...next } } },
+      'status',
+    );
+    this.lastWritten = now.getTime();
+    if (change.note) this.opts.log.info({ note: change.note }, 'agent');
+  }
+}
+
+/** Merge patch: fields the last report had and this one has not are removed with null. */
+function nullsFor(before: AgentReport | undefined, next: AgentReport): Record<string, null> {
+  return Object.fromEntries(
+    Object.keys(before ?? {})
+      .filter((k) => !(k in next))
+      .map((k) => [k, null]),
+  );
+}

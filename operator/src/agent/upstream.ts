@@ -1,0 +1,75 @@
+/**
+ * The active primary as the agent sees it: over a replication connection, the way a standby
+ * would reach it. IDENTIFY_SYSTEM says which database system and timeline it is; TIMELINE_HISTORY
+ * says where each earlier timeline ended, which is where a former primary's history left it.
+ */
+import pg from 'pg';
+import { parseTimelineHistory, type TimelineSwitch } from './local-postgres.ts';
+
+export interface UpstreamAddress {
+  host: string;
+  port: number;
+  sslMode: 'disable' | 'require' | 'verify-ca' | 'verify-full';
+  user: string;
+  password: string;
+}
+
+export interface UpstreamIdentity {
+  systemIdentifier: string;
+  timeline: number;
+  /** Its current WAL flush position. */
+  walPosition: string;
+  /** The switch points of every timeline before the current one. */
+  history: TimelineSwitch[];
+}
+
+/** A libpq connection string for the primary, as primary_conninfo, pg_rewind and pg_basebackup take it. */
+export function conninfo(a: UpstreamAddress, extra: Record<string, string> = {}): string {
+  const quote = (v: string) => `'${v.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
+  const fields: Record<string, string> = {
+    host: a.host,
+    port: String(a.port),
+    user: a.user,
+    password: a.password,
+    sslmode: a.sslMode,
+    ...extra,
+  };
+  return Object.entries(fields)
+    .map(([k, v]) => `${k}=${quote(v)}`)
+    .join(' ');
+}
+
+/** Asks the primary who it is and where its timelines forked. Throws when it cannot be reached. */
+export async function identifyUpstream(a: UpstreamAddress): Promise<UpstreamIdentity> {
+  const client = new pg.Client({
+    host: a.host,
+    port: a.port,
+    user: a.user,
+    password: a.password,
+    database: 'replication',
+    ssl:
+      a.sslMode === 'disable'
+        ? false
+        : { rejectUnauthorized: a.sslMode === 'verify-full' || a.sslMode === 'verify-ca' },
+    replication: 'true',
+    connectionTimeoutMillis: 5_000,
+    query_timeout: 10_000,
+  } as pg.ClientConfig);
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    const id = (
+      await client.query<{ systemid: string; timeline: number; xlogpos: string }>('IDENTIFY_SYSTEM')
+    ).rows[0];
+    if (!id) throw new Error('IDENTIFY_SYSTEM returned nothing');
+    const timeline = Number(id.timeline);
+    let history: TimelineSwitch[] = [];
+    if (timeline > 1) {
+      const row = (await client.query<{ content: string | Buffer }>(`TIMELINE_HISTORY ${timeline}`)).rows[0];
+      history = parseTimelineHistory(String(row?.content ?? ''));
+    }
+    return { systemIdentifier: String(id.systemid), timeline, walPosition: id.xlogpos, history };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * Reprotect: a former primary made a standby of the active primary again, so the policy has a
+ * second region to fail over to. Pure judgement of who needs it and whether it may start by
+ * itself: never when it would discard committed transactions, unless the policy says Automatic
+ * (then what it discards is recorded) — otherwise a person's request (kind: Reprotect) starts it.
+ *
+ * A self-managed former primary is rejoined by its agent (operator/src/agent), which compares it
+ * with the primary first and reports what a rejoin would discard; a managed one by its provider.
+ */
+
+import { agentAlive } from '../../agent/liveness.ts';
+import type { AgentReport, Operation } from '../../api/v1alpha1/index.ts';
+import { standbysOf } from './candidates.ts';
+import type { ClusterFacts, DecideInput } from './facts.ts';
+import { healthyStandby } from './facts.ts';
+import { newOperation } from './operation.ts';
+
+export type ReprotectWaitReason =
+  | 'NoAgent'
+  | 'AgentRefuses'
+  | 'Assessing'
+  | 'ReprotectNeedsRequest'
+  | 'ReprotectFailed'
+  | 'FormerPrimaryUnreachable';
+
+export type ReprotectVerdict =
+  | { kind: 'Start'; operation: Operation }
+  | { kind: 'Wait'; cluster: string; reason: ReprotectWaitReason; message: string };
+
+/** How long after a reprotect that did not finish the next automatic one may start. */
+export const REPROTECT_RETRY_MS = 5 * 60_000;
+/** An assessment older than this says nothing about the database now. */
+const ASSESSMENT_FRESH_MS = 60_000;
+
+type Divergence = NonNullable<AgentReport['divergence']>;
+
+/** Whether rejoining discards committed data (or might: a count that could not be made). */
+export function discardsData(d: Divergence): boolean {
+  return d.relation === 'Unrelated' || (d.relation === 'Diverged' && d.divergedTransactions !== 0);
+}
+
+export function describeDivergence(d: Divergence): string {
+  if (d.relation === 'Unrelated')
+    return d.message ?? 'its history is not the primary’s: only a re-clone rejoins it';
+  if (d.relation !== 'Diverged') return 'nothing would be discarded';
+  const txs = d.divergedTransactions === undefined ? 'an unknown number of' : String(d.divergedTransactions);
+  return `its WAL runs ${d.divergedBytes} bytes past the fork at ${d.forkLsn ?? '?'} (to ${d.localEndLsn ?? '?'} on timeline ${d.localTimeline ?? '?'}): ${txs} committed transaction(s) there would be discarded`;
+}
+
+/** What the operation records of the assessment it starts from. */
+export function discardedOf(d: Divergence | undefined): Operation['discarded'] {
+  if (!d) return undefined;
+  return {
+    bytes: d.relation === 'Diverged' ? d.divergedBytes : 0,
+    ...(d.divergedTransactions !== undefined ? { transactions: d.divergedTransactions } : {}),
+    ...(d.forkLsn ? { forkLsn: d.forkLsn } : {}),
+    ...(d.localEndLsn ? { endLsn: d.localEndLsn } : {}),
+  };
+}
+
+/** Needs nothing: a standby that replicates (an agent, if any, agrees it follows the primary). */
+export function isProtected(f: ClusterFacts | undefined, active: string): boolean {
+  if (!healthyStandby(f)) return false;
+  const d = f?.agent?.divergence;
+  return !d || d.primary !== active || d.relation === 'Following' || f?.agent?.server === 'Standby';
+}
+
+/**
+ * Why `f` cannot be rejoined now, or the assessment that says it may be. Shared by the automatic
+ * path and a person's request.
+ */
+export function readiness(
+  f: ClusterFacts,
+  active: string,
+  now: Date,
+): { ok: true; divergence?: Divergence } | { ok: false; reason: ReprotectWaitReason; message: string } {
+  if (f.reprotectsItself) {
+    if (!f.reachable)
+      return {
+        ok: false,
+        reason: 'FormerPrimaryUnreachable',
+        message: `${f.name} is not reachable: reprotect starts when it returns`,
+      };
+    return { ok: true };
+  }
+  const agent = f.agent;
+  if (!agentAlive(agent, now))
+    return {
+      ok: false,
+      reason: 'NoAgent',
+      message: `${f.name} is not a replicating standby and no database agent reports for it: run the agent beside it (docs/agent.md), or rebuild it as a standby by hand`,
+    };
+  if (agent?.problem)
+    return {
+      ok: false,
+      reason: 'AgentRefuses',
+      message: `the agent beside ${f.name} refuses: ${agent.problem.message}`,
+    };
+  const d = agent?.divergence;
+  if (!d || d.primary !== active || now.getTime() - new Date(d.assessedAt).getTime() > ASSESSMENT_FRESH_MS)
+    return {
+      ok: false,
+      reason: 'Assessing',
+      message: `waiting for the agent beside ${f.name} to compare it with ${active}`,
+    };
+  return { ok: true, divergence: d };
+}
+
+/** The first former primary that needs reprotecting: start it, or say why it waits. */
+export function judgeReprotect(input: DecideInput, active: string): ReprotectVerdict | undefined {
+  const { spec, status, clusters, now } = input;
+  const mode = spec.reprotect.mode;
+  for (const name of standbysOf(spec, active)) {
+    const f = clusters[name];
+    if (!f?.exists || isProtected(f, active)) continue;
+    // A standby that replicates but never had an agent is fine; so is one not probed yet.
+    if (f.unprobed) continue;
+    const ready = readiness(f, active, now);
+    if (!ready.ok) {
+      // An unreachable standby without agent is the failover rules' business (FailoverReady says so).
+      if (ready.reason === 'NoAgent' && !f.reachable) continue;
+      return { kind: 'Wait', cluster: name, ...ready };
+    }
+    const last = status.history?.find((r) => r.kind === 'Reprotect' && r.from === name);
+    if (
+      last &&
+      last.result !== 'Succeeded' &&
+      now.getTime() - new Date(last.completedAt).getTime() < REPROTECT_RETRY_MS
+    )
+      return {
+        kind: 'Wait',
+        cluster: name,
+        reason: 'ReprotectFailed',
+        message: `the last reprotect of ${name} did not finish (${last.message ?? last.result}); the next starts ${REPROTECT_RETRY_MS / 60_000} min after it, or on a request`,
+      };
+    const discards = ready.divergence ? discardsData(ready.divergence) : false;
+    if (mode === 'Manual' || (discards && mode !== 'Automatic')) {
+      const why = ready.divergence ? describeDivergence(ready.divergence) : 'nothing would be discarded';
+      return {
+        kind: 'Wait',
+        cluster: name,
+        reason: 'ReprotectNeedsRequest',
+        message: `${name} can rejoin as a standby of ${active}, but ${why}; spec.reprotect.mode is ${mode}: request it (kubectl failover reprotect ${name}${discards ? ' --allow-data-loss' : ''})`,
+      };
+    }
+    const discarded = discardedOf(ready.divergence);
+    return {
+      kind: 'Start',
+      operation: newOperation({
+        kind: 'Reprotect',
+        trigger: 'Automatic',
+        from: name,
+        to: active,
+        epoch: status.epoch ?? 0,
+        reason: `${name} is back and not a standby of ${active}; ${ready.divergence ? describeDivergence(ready.divergence) : 'its provider makes a new replica'}`,
+        now,
+        extra: {
+          ...(discards ? { allowDataLoss: true } : {}),
+          ...(discarded ? { discarded } : {}),
+        },
+      }),
+    };
+  }
+  return undefined;
+}
