@@ -1,6 +1,6 @@
 /**
  * A local stand-in for the parts of DigitalOcean's public API v2 the operator uses: managed
- * databases (clusters, read-only replicas, promotion) and domain records. Nothing of
+ * databases (clusters, read-only replicas: creation and promotion) and domain records. Nothing of
  * DigitalOcean runs offline, so this is the one accepted stand-in (see the design brief,
  * "Testing with real parts"); it follows the published paths, payloads, status codes and
  * headers (https://docs.digitalocean.com/reference/api/api-reference/, the OpenAPI source in
@@ -59,6 +59,8 @@ export interface ReplicaState {
   tags: string[];
   connection: DatabaseConnectionJson;
   private_connection: DatabaseConnectionJson;
+  /** Stand-in only: while a created replica forks, when it reports `active` (ms since epoch). */
+  activeAt?: number;
 }
 
 /** A database cluster (Databases: `database_cluster` model), with its replicas beside it. */
@@ -114,6 +116,8 @@ export interface DigitalOceanApiOptions {
   port?: number;
   /** How long a promoted replica reports `creating` before `online`. Default 0. */
   promotionDurationMs?: number;
+  /** How long a replica created through the API reports `forking` before `active`. Default 0. */
+  replicaCreationDurationMs?: number;
 }
 
 /** The documented rate limit: 5000 requests an hour (shared/headers.yml). */
@@ -156,6 +160,7 @@ export class DigitalOceanApiServer {
   /** The last 10 000 requests answered (or dropped, with status 0), oldest first. */
   readonly requests: RequestLogEntry[] = [];
   promotionDurationMs: number;
+  replicaCreationDurationMs: number;
   /** Delay before every response, to make clients time out. */
   latencyMs = 0;
 
@@ -173,6 +178,7 @@ export class DigitalOceanApiServer {
     this.url = `http://127.0.0.1:${port}`;
     this.token = opts.token ?? `dop_v1_${randomBytes(32).toString('hex')}`;
     this.promotionDurationMs = opts.promotionDurationMs ?? 0;
+    this.replicaCreationDurationMs = opts.replicaCreationDurationMs ?? 0;
   }
 
   /** Starts the stand-in on 127.0.0.1 and resolves once it listens. */
@@ -461,6 +467,9 @@ export class DigitalOceanApiServer {
       if (seg[3] === 'replicas') {
         if (seg.length === 4 && method === 'GET')
           return [200, { replicas: cluster.replicas.map(replicaJson) }];
+        if (seg.length === 4 && method === 'POST') {
+          return [201, { replica: replicaJson(this.createReplica(cluster, parseJson(body))) }];
+        }
         const replica = cluster.replicas.find((r) => r.name === seg[4]);
         if (!replica) throw notFound();
         if (seg.length === 5 && method === 'GET') return [200, { replica: replicaJson(replica) }];
@@ -596,11 +605,42 @@ export class DigitalOceanApiServer {
     for (const listener of this.promotionListeners) await listener(event);
   }
 
+  /**
+   * databases_create_replica: `name` and `size` required, `region` defaulting to the cluster's,
+   * `tags` optional; 201 with the replica, whose status starts as `forking` and becomes `active`
+   * when it is ready (the operation's description). A name in use is refused with 422: the
+   * published API does not say how, and names of clusters and nodes are unique per account.
+   */
+  private createReplica(cluster: ClusterState, body: Record<string, unknown>): ReplicaState {
+    const { name, size, region, tags } = body;
+    if (typeof name !== 'string' || name === '') throw unprocessable('Name cannot be blank.');
+    if (typeof size !== 'string' || size === '') throw unprocessable('Size cannot be blank.');
+    const taken = [...this.clusters.values()].some(
+      (c) => c.name === name || c.replicas.some((r) => r.name === name),
+    );
+    if (taken) throw unprocessable(`The name ${name} is already in use.`);
+    const replica = this.addReplica(cluster.id, {
+      name,
+      ...(typeof region === 'string' ? { region } : {}),
+      status: 'forking',
+    });
+    replica.size = size;
+    if (Array.isArray(tags)) replica.tags = tags.filter((t): t is string => typeof t === 'string');
+    replica.activeAt = Date.now() + this.replicaCreationDurationMs;
+    return replica;
+  }
+
   private settlePromotions(): void {
     for (const c of this.clusters.values()) {
       if (c.onlineAt !== undefined && Date.now() >= c.onlineAt) {
         c.status = 'online';
         delete c.onlineAt;
+      }
+      for (const r of c.replicas) {
+        if (r.activeAt !== undefined && Date.now() >= r.activeAt) {
+          r.status = 'active';
+          delete r.activeAt;
+        }
       }
     }
   }
@@ -640,7 +680,8 @@ function clusterJson(c: ClusterState): unknown {
 }
 
 function replicaJson(r: ReplicaState): unknown {
-  return { ...r };
+  const { activeAt: _activeAt, ...json } = r;
+  return json;
 }
 
 function readBody(req: IncomingMessage): Promise<string> {

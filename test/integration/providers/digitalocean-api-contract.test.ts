@@ -314,6 +314,25 @@ describe('the stand-in answers as the published API does', () => {
     expect(Object.keys(replica.replica.connection ?? {}).sort()).toEqual(CONNECTION_KEYS);
   });
 
+  it('creating a read-only node answers 201 with the documented replica, "forking" until it is ready ("active")', async () => {
+    const body = { name: 'read-ams3-01', region: 'ams3', size: 'db-s-2vcpu-4gb' };
+    const res = await call('POST', `/v2/databases/${clusterId}/replicas`, body);
+    expect(res.status).toBe(201);
+    const { replica } = parsed(databaseReplicaResponseSchema, res.json);
+    expect(Object.keys(replica).filter((k) => !REPLICA_KEYS.has(k))).toEqual([]);
+    expect(Object.keys(replica.connection ?? {}).sort()).toEqual(CONNECTION_KEYS);
+    expect(replica).toMatchObject({ ...body, status: 'forking' });
+    const got = await call('GET', `/v2/databases/${clusterId}/replicas/read-ams3-01`);
+    expect(parsed(databaseReplicaResponseSchema, got.json).replica.status).toBe('active');
+
+    // name and size are required (databases_create_replica requestBody); a name in use is refused.
+    for (const bad of [{ region: 'ams3', size: 'db-s-2vcpu-4gb' }, { name: 'read-ams3-02' }, body]) {
+      const refused = await call('POST', `/v2/databases/${clusterId}/replicas`, bad);
+      expect(refused.status).toBe(422);
+      parsed(digitalOceanErrorSchema, refused.json);
+    }
+  });
+
   it('promote answers 204 without a body, and the node becomes a standalone cluster of the same name', async () => {
     const res = await call('PUT', `/v2/databases/${clusterId}/replicas/shop-nyc3/promote`);
     expect(res.status).toBe(204);

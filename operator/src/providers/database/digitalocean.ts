@@ -13,11 +13,17 @@
  * operator or destroy data), so a Shutdown fence is applied as ReadOnly. What the API adds is
  * evidence: a read-only node accepts no writes, so fencing it succeeds even when SQL cannot
  * reach it.
+ *
+ * Reprotection adds a read-only node of the active primary in the former primary's region
+ * (POST /v2/databases/{uuid}/replicas), which the ReplicaCluster names in its place once the API
+ * reports it ready. The former primary is left as it is, for a person to delete.
  */
 import { z } from 'zod';
 import { DigitalOceanApi, type DigitalOceanApiOptions } from '../dns/digitalocean.ts';
 import { ProviderError } from '../errors.ts';
 import type { ControlPlane, ControlPlanePromotion, ControlPlaneView } from './managed.ts';
+import type { ProviderSpec, ReprotectOutcome, ReprotectRequest } from './port.ts';
+import { replacementName } from './replacement-names.ts';
 
 // ---- Response schemas, written from the published API (specification/resources/databases) ----
 
@@ -80,8 +86,19 @@ export const databaseReplicasResponseSchema = z.object({
   replicas: z.array(databaseReplicaSchema).nullish(),
 });
 
-/** Statuses in which a cluster serves traffic ("active" appears in the published replica examples). */
+/**
+ * Statuses in which a cluster or node serves traffic: "online" is the documented enum's, "active"
+ * what a created read-only node turns to when ready (databases_create_replica) and what the
+ * published replica example shows.
+ */
 const SERVING = new Set(['online', 'active']);
+/** DigitalOcean's longest database name (the CRD's replicaName allows no more). */
+const MAX_NAME = 63;
+
+/** A database as the API has it: a cluster, or a read-only node of cluster `of`. */
+type Located =
+  | { kind: 'cluster'; cluster: DatabaseCluster }
+  | { kind: 'replica'; of: string; replica: DatabaseReplica };
 
 /** What the API says this ReplicaCluster is right now. */
 export type DigitalOceanView =
@@ -94,6 +111,12 @@ export interface DigitalOceanControlPlaneOptions {
   databaseId: string;
   /** spec.provider.digitalOcean.replicaName: set when this ReplicaCluster is a read-only node. */
   replicaName?: string;
+  /**
+   * This ReplicaCluster's spec.provider as written, which a reprotection's replacement copies
+   * with the new node (keeping tokenSecretRef and apiUrl). Without it the block is rebuilt from
+   * these options, and has no tokenSecretRef.
+   */
+  provider?: ProviderSpec;
 }
 
 /** The DigitalOcean API for a managed PostgreSQL cluster or read-only node. */
@@ -103,11 +126,13 @@ export class DigitalOceanControlPlane implements ControlPlane {
   private readonly api: DigitalOceanApi;
   private readonly databaseId: string;
   private readonly replicaName: string | undefined;
+  private readonly options: DigitalOceanControlPlaneOptions;
 
   constructor(opts: DigitalOceanControlPlaneOptions) {
     this.api = new DigitalOceanApi(opts.api);
     this.databaseId = opts.databaseId;
     this.replicaName = opts.replicaName;
+    this.options = opts;
     this.name =
       opts.replicaName === undefined
         ? `DigitalOcean cluster ${opts.databaseId}`
@@ -141,8 +166,137 @@ export class DigitalOceanControlPlane implements ControlPlane {
     return { state: 'Pending', detail: `promotion requested; ${view.summary}` };
   }
 
+  /**
+   * One step of bringing this former primary's region back under protection. This database,
+   * when the API lists it as a read-only node of the primary cluster already, is the replica (no
+   * replacement). Else the read-only node `<policy>-<this name>-e<epoch>` of the primary is asked
+   * for in this database's region, with the primary's size (a node may not be smaller), once the
+   * primary is a standalone online cluster, and found by name on later calls: Pending while it
+   * forks, then Protected with it as the replacement.
+   */
+  async reprotect(request: ReprotectRequest): Promise<ReprotectOutcome> {
+    const target = digitalOceanBlockOf(request.primary);
+    const primaryHint = `check spec.provider.digitalOcean of the primary ReplicaCluster ${request.primary.cluster}`;
+    const [primaryFound, old] = await Promise.all([
+      this.locate(target.databaseId, target.replicaName, primaryHint),
+      this.locate(
+        this.databaseId,
+        this.replicaName,
+        'check spec.provider.digitalOcean.databaseId and replicaName',
+      ),
+    ]);
+    if (primaryFound.kind === 'replica') {
+      return {
+        state: 'Pending',
+        detail: `the primary ${primaryFound.replica.name} is still a read-only node of cluster ${primaryFound.of}: its promotion has not finished`,
+      };
+    }
+    const primary = primaryFound.cluster;
+    const primaryName = `cluster ${primary.name} (${primary.id})`;
+    if (old.kind === 'replica' && old.of === primary.id) {
+      const status = old.replica.status ?? 'unknown';
+      const said = `DigitalOcean lists ${old.replica.name} as a read-only node ("${status}") of the primary ${primaryName}`;
+      return SERVING.has(status)
+        ? { state: 'Protected', detail: said }
+        : { state: 'Pending', detail: `${said}; waiting for it to be ready` };
+    }
+    if (!SERVING.has(primary.status)) {
+      return {
+        state: 'Pending',
+        detail: `the primary ${primaryName} is "${primary.status}"; a read-only node of it is asked for once it is online`,
+      };
+    }
+    const oldName = old.kind === 'cluster' ? old.cluster.name : old.replica.name;
+    const region = old.kind === 'cluster' ? old.cluster.region : old.replica.region;
+    if (!region) {
+      throw new ProviderError('ProviderError', `DigitalOcean did not say which region ${oldName} is in`);
+    }
+    const name = replacementName({
+      replaces: oldName,
+      prefix: request.policy,
+      epoch: request.epoch,
+      maxLength: MAX_NAME,
+    });
+    const node = await this.findReplica(primary.id, name);
+    if (!node) return this.createReplica(primary, name, region);
+    if (node.region !== undefined && node.region !== region) {
+      throw new ProviderError(
+        'PreconditionFailed',
+        `read-only node ${name} of ${primaryName} is in ${node.region}, not in ${region} where ${oldName} is: delete or rename it, the operator names the node it creates there ${name}`,
+        { retryable: false },
+      );
+    }
+    const status = node.status ?? 'unknown';
+    const said = `DigitalOcean lists ${name} (${region}) as a read-only node ("${status}") of the primary ${primaryName}`;
+    if (!SERVING.has(status) || !node.connection) {
+      return { state: 'Pending', detail: `${said}; waiting for it to be ready` };
+    }
+    return {
+      state: 'Protected',
+      detail: `${said}; ${oldName} is left for a person to delete`,
+      replacement: {
+        provider: this.providerWith(primary.id, name),
+        host: node.connection.host,
+        port: node.connection.port,
+        superseded: oldName,
+      },
+    };
+  }
+
   /** Nothing to release: requests go through the process's shared fetch connection pool. */
   async close(): Promise<void> {}
+
+  /** POST .../replicas: the node starts "forking"; the next call finds it by name. */
+  private async createReplica(
+    primary: DatabaseCluster,
+    name: string,
+    region: string,
+  ): Promise<ReprotectOutcome> {
+    const what = `create read-only node ${name} (${region}) of cluster ${primary.name} (${primary.id})`;
+    try {
+      await this.api.request('POST', `/v2/databases/${encodeURIComponent(primary.id)}/replicas`, {
+        body: { name, region, size: primary.size },
+        schema: databaseReplicaResponseSchema,
+        what,
+      });
+    } catch (err) {
+      // Refused because the name is in use: by the node a racing call created (found next
+      // time), or by another database, which the operator leaves alone.
+      if (!(err instanceof ProviderError) || err.reason !== 'Rejected') throw err;
+      if (!(await this.findReplica(primary.id, name))) throw err;
+      return { state: 'Pending', detail: `${what}: it exists already` };
+    }
+    return { state: 'Pending', detail: `${what}: requested; DigitalOcean takes minutes to fork it` };
+  }
+
+  /** The read-only node `name` of cluster `clusterId`, or undefined when there is none. */
+  private async findReplica(clusterId: string, name: string): Promise<DatabaseReplica | undefined> {
+    try {
+      const { replica } = await this.api.get(
+        `/v2/databases/${encodeURIComponent(clusterId)}/replicas/${encodeURIComponent(name)}`,
+        {
+          schema: databaseReplicaResponseSchema,
+          what: `read read-only node ${name} of cluster ${clusterId}`,
+        },
+      );
+      return replica;
+    } catch (err) {
+      if (err instanceof ProviderError && err.reason === 'NotFound') return undefined;
+      throw err;
+    }
+  }
+
+  /** This ReplicaCluster's provider block, naming the read-only node `replicaName` of `databaseId`. */
+  private providerWith(databaseId: string, replicaName: string): ProviderSpec {
+    const own = this.options.provider;
+    const block =
+      own && typeof own.digitalOcean === 'object' && own.digitalOcean !== null
+        ? (own.digitalOcean as Record<string, unknown>)
+        : this.options.api.apiUrl
+          ? { apiUrl: this.options.api.apiUrl }
+          : {};
+    return { ...(own ?? {}), type: 'DigitalOcean', digitalOcean: { ...block, databaseId, replicaName } };
+  }
 
   private describe(found: DigitalOceanView): ControlPlaneView {
     if (found.kind === 'replica') {
@@ -172,36 +326,60 @@ export class DigitalOceanControlPlane implements ControlPlane {
    * standalone cluster it was promoted into. Without: the cluster `databaseId` itself.
    */
   async read(): Promise<DigitalOceanView> {
-    if (this.replicaName === undefined) {
-      const { database } = await this.api.get(`/v2/databases/${encodeURIComponent(this.databaseId)}`, {
+    const found = await this.locate(
+      this.databaseId,
+      this.replicaName,
+      'check spec.provider.digitalOcean.databaseId and replicaName',
+    );
+    return found.kind === 'replica'
+      ? { kind: 'replica', status: found.replica.status }
+      : { kind: 'cluster', id: found.cluster.id, status: found.cluster.status };
+  }
+
+  /**
+   * The database a provider block names: with `replicaName`, the read-only node of `databaseId`
+   * while it exists, else the cluster it was promoted into (same name); without, the cluster.
+   * `hint` says which settings to check when there is neither.
+   */
+  private async locate(databaseId: string, replicaName: string | undefined, hint: string): Promise<Located> {
+    if (replicaName === undefined) {
+      const { database } = await this.api.get(`/v2/databases/${encodeURIComponent(databaseId)}`, {
         schema: databaseClusterResponseSchema,
-        what: `read cluster ${this.databaseId}`,
+        what: `read cluster ${databaseId}`,
       });
-      return { kind: 'cluster', id: database.id, status: database.status };
+      return { kind: 'cluster', cluster: database };
     }
-    const name = this.replicaName;
-    try {
-      const { replica } = await this.api.get(
-        `/v2/databases/${encodeURIComponent(this.databaseId)}/replicas/${encodeURIComponent(name)}`,
-        {
-          schema: databaseReplicaResponseSchema,
-          what: `read read-only node ${name} of cluster ${this.databaseId}`,
-        },
-      );
-      return { kind: 'replica', status: replica.status };
-    } catch (err) {
-      if (!(err instanceof ProviderError) || err.reason !== 'NotFound') throw err;
-    }
+    const replica = await this.findReplica(databaseId, replicaName);
+    if (replica) return { kind: 'replica', of: databaseId, replica };
     // Not a read-only node (any more): look for the cluster it was promoted into.
     const { databases } = await this.api.get('/v2/databases', {
       schema: databaseClustersResponseSchema,
       what: 'list database clusters',
     });
-    const promoted = (databases ?? []).find((c) => c.name === name);
-    if (promoted) return { kind: 'cluster', id: promoted.id, status: promoted.status };
+    const promoted = (databases ?? []).find((c) => c.name === replicaName);
+    if (promoted) return { kind: 'cluster', cluster: promoted };
     throw new ProviderError(
       'NotFound',
-      `DigitalOcean has no read-only node ${name} in cluster ${this.databaseId} and no cluster named ${name}: check spec.provider.digitalOcean.databaseId and replicaName`,
+      `DigitalOcean has no read-only node ${replicaName} in cluster ${databaseId} and no cluster named ${replicaName}: ${hint}`,
     );
   }
+}
+
+/** The active primary's DigitalOcean block, from the ReprotectRequest. */
+function digitalOceanBlockOf(primary: ReprotectRequest['primary']): {
+  databaseId: string;
+  replicaName?: string;
+} {
+  const block = primary.provider.digitalOcean as { databaseId?: unknown; replicaName?: unknown } | undefined;
+  if (primary.provider.type !== 'DigitalOcean' || typeof block?.databaseId !== 'string') {
+    throw new ProviderError(
+      'Rejected',
+      `the primary ${primary.cluster} is a ${primary.provider.type} database: a DigitalOcean database can only be rebuilt as a read-only node of a DigitalOcean primary`,
+      { retryable: false },
+    );
+  }
+  return {
+    databaseId: block.databaseId,
+    ...(typeof block.replicaName === 'string' ? { replicaName: block.replicaName } : {}),
+  };
 }
