@@ -336,6 +336,23 @@ describe('reprotecting a former RDS primary', () => {
     });
   });
 
+  it("reaches the primary's region through the primary block's endpointUrl (an endpoint serves one region)", async () => {
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const block = providerBlock(WEST, PRIMARY);
+    const err = await rejection(
+      formerPrimary(OLD).reprotect(
+        request({
+          primary: {
+            cluster: 'orders-west',
+            provider: { ...block, awsRds: { ...(block.awsRds as object), endpointUrl: dead } },
+          },
+        }),
+      ),
+    );
+    expect(err.reason).toBe('Unreachable');
+    expect(err.message).toContain(`DescribeDBInstances ${PRIMARY} (${WEST})`);
+  });
+
   it('refuses a primary of another provider, and NotFound names the primary ReplicaCluster to check', async () => {
     const other = await rejection(
       formerPrimary(OLD).reprotect(

@@ -71,7 +71,7 @@ export class RdsControlPlane implements ControlPlane {
   private readonly region: string;
   private readonly id: string;
   private readonly options: RdsControlPlaneOptions;
-  /** Clients for the primary's region, made for reprotection; closed with this one. */
+  /** Clients for the primary's region (and endpoint), made for reprotection; closed with this one. */
   private readonly otherRegions = new Map<string, RDSClient>();
 
   constructor(options: RdsControlPlaneOptions) {
@@ -138,8 +138,13 @@ export class RdsControlPlane implements ControlPlane {
   async reprotect(request: ReprotectRequest): Promise<ReprotectOutcome> {
     const target = rdsBlockOf(request.primary);
     const [primary, old] = await Promise.all([
-      this.describeIn(target.region, target.dbInstanceIdentifier, primaryHint(request.primary.cluster)),
-      this.find(this.region, this.id),
+      this.describeIn(
+        this.clientFor(target),
+        target.region,
+        target.dbInstanceIdentifier,
+        primaryHint(request.primary.cluster),
+      ),
+      this.find(this.id),
     ]);
     const primaryArn = primary.DBInstanceArn ?? target.dbInstanceIdentifier;
     const primaryName = `${target.dbInstanceIdentifier} (${target.region})`;
@@ -151,7 +156,7 @@ export class RdsControlPlane implements ControlPlane {
         : { state: 'Pending', detail: `${said}; waiting for "available"` };
     }
     const id = replacementName({ replaces: this.id, epoch: request.epoch, maxLength: MAX_INSTANCE_ID });
-    const replica = await this.find(this.region, id);
+    const replica = await this.find(id);
     if (!replica) {
       const source = primary.ReadReplicaSourceDBInstanceIdentifier;
       if (source || primary.DBInstanceStatus !== 'available') {
@@ -271,30 +276,29 @@ export class RdsControlPlane implements ControlPlane {
 
   private async describe(): Promise<DBInstance> {
     return this.describeIn(
+      this.client,
       this.region,
       this.id,
       'check spec.provider.awsRds.dbInstanceIdentifier and region',
     );
   }
 
-  /** The instance, or undefined when RDS has none of that name. */
-  private async find(region: string, id: string): Promise<DBInstance | undefined> {
+  /** The instance of this region, or undefined when RDS has none of that name. */
+  private async find(id: string): Promise<DBInstance | undefined> {
     try {
-      return await this.describeIn(region, id, '');
+      return await this.describeIn(this.client, this.region, id, '');
     } catch (err) {
       if (err instanceof ProviderError && err.reason === 'NotFound') return undefined;
       throw err;
     }
   }
 
-  private async describeIn(region: string, id: string, hint: string): Promise<DBInstance> {
+  private async describeIn(client: RDSClient, region: string, id: string, hint: string): Promise<DBInstance> {
     const operation = `RDS DescribeDBInstances ${id} (${region})`;
     const suffix = hint ? `; ${hint}` : '';
     let instances: DBInstance[] | undefined;
     try {
-      const out = await this.clientFor(region).send(
-        new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }),
-      );
+      const out = await client.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }));
       instances = out.DBInstances;
     } catch (err) {
       const classified = classifyAwsError(err, operation);
@@ -307,21 +311,38 @@ export class RdsControlPlane implements ControlPlane {
     return found;
   }
 
-  /** This region's client, or one for another region with the same settings and credentials. */
-  private clientFor(region: string): RDSClient {
-    if (region === this.region) return this.client;
-    let client = this.otherRegions.get(region);
+  /**
+   * A client for the primary's region: this one for this region, else one with these credentials
+   * and the primary block's endpointUrl (an endpoint, such as a VPC endpoint, serves one region).
+   */
+  private clientFor(primary: { region: string; endpointUrl?: string }): RDSClient {
+    if (primary.region === this.region) return this.client;
+    const key = `${primary.region} ${primary.endpointUrl ?? ''}`;
+    let client = this.otherRegions.get(key);
     if (!client) {
-      client = new RDSClient(awsClientConfig({ ...this.options, region }));
-      this.otherRegions.set(region, client);
+      const { endpointUrl: _ours, ...options } = this.options;
+      client = new RDSClient(
+        awsClientConfig({
+          ...options,
+          region: primary.region,
+          ...(primary.endpointUrl ? { endpointUrl: primary.endpointUrl } : {}),
+        }),
+      );
+      this.otherRegions.set(key, client);
     }
     return client;
   }
 }
 
 /** The active primary's RDS block, from the ReprotectRequest. */
-function rdsBlockOf(primary: ReprotectRequest['primary']): { region: string; dbInstanceIdentifier: string } {
-  const block = primary.provider.awsRds as { region?: unknown; dbInstanceIdentifier?: unknown } | undefined;
+function rdsBlockOf(primary: ReprotectRequest['primary']): {
+  region: string;
+  dbInstanceIdentifier: string;
+  endpointUrl?: string;
+} {
+  const block = primary.provider.awsRds as
+    | { region?: unknown; dbInstanceIdentifier?: unknown; endpointUrl?: unknown }
+    | undefined;
   if (
     primary.provider.type !== 'AwsRds' ||
     typeof block?.region !== 'string' ||
@@ -333,7 +354,11 @@ function rdsBlockOf(primary: ReprotectRequest['primary']): { region: string; dbI
       { retryable: false },
     );
   }
-  return { region: block.region, dbInstanceIdentifier: block.dbInstanceIdentifier };
+  return {
+    region: block.region,
+    dbInstanceIdentifier: block.dbInstanceIdentifier,
+    ...(typeof block.endpointUrl === 'string' ? { endpointUrl: block.endpointUrl } : {}),
+  };
 }
 
 function primaryHint(cluster: string): string {
