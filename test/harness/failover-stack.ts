@@ -11,7 +11,7 @@
  *   TCP proxy, i.e. its own network path, which a test can cut;
  * - the operator as a real process.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
@@ -26,7 +26,7 @@ import { installCrds } from './crds.ts';
 import { NetnsRegion } from './netns.ts';
 import { OperatorProcess } from './operator-process.ts';
 import { freePort } from './ports.ts';
-import { type PostgresNodeName, type PostgresPair, startPostgresPair } from './postgres.ts';
+import { type PostgresNodeName, type PostgresPair, postgresBinDir, startPostgresPair } from './postgres.ts';
 import { TcpProxy } from './tcp-proxy.ts';
 import { waitFor } from './wait.ts';
 
@@ -60,11 +60,24 @@ export interface FailoverStackOptions {
    * namespace of its own, so `isolatePrimary` can make it silent (packets dropped, not refused).
    */
   primaryNetwork?: 'loopback' | 'netns';
+  /** Extra postgresql.conf settings for both servers (wal_log_hints for a rewind). */
+  pgSettings?: Record<string, string | number>;
+  /** spec.reprotect of the policy. */
+  reprotect?: { mode?: 'Automatic' | 'RequireRequest' | 'Manual'; allowReclone?: boolean };
 }
 
+/** Which server of the pair each ReplicaCluster is. */
+const NODE_OF = { 'region-a': 'primary', 'region-b': 'standby' } as const;
+export type StackCluster = keyof typeof NODE_OF;
+
 export class FailoverStack {
-  readonly options: Required<Omit<FailoverStackOptions, 'operatorArgs' | 'startOperator'>> &
-    Pick<FailoverStackOptions, 'operatorArgs'>;
+  readonly options: Required<
+    Omit<FailoverStackOptions, 'operatorArgs' | 'startOperator' | 'pgSettings' | 'reprotect'>
+  > &
+    Pick<FailoverStackOptions, 'operatorArgs' | 'pgSettings' | 'reprotect'>;
+  /** Database agents (`--mode=agent`) beside each server, once started. */
+  readonly agents = new Map<StackCluster, OperatorProcess>();
+  private agentRuns = 0;
   readonly client: KubeClient;
   readonly dir: string;
   readonly pair: PostgresPair;
@@ -115,6 +128,7 @@ export class FailoverStack {
         name: opts.name,
         hosts: { primary: region?.address ?? PRIMARY_ADDRESS, standby: STANDBY_ADDRESS },
         ports: { primary: port, standby: port },
+        ...(opts.pgSettings ? { settings: opts.pgSettings } : {}),
         ...(region ? { namespaces: { primary: { name: region.name, clientNetwork: region.network } } } : {}),
       }),
       startBind({ name: opts.name, zone: ZONE }),
@@ -218,8 +232,60 @@ export class FailoverStack {
           cooldownSeconds: o.cooldownSeconds,
           fencing: o.fencing,
         },
+        ...(o.reprotect ? { reprotect: o.reprotect } : {}),
       },
     });
+  }
+
+  /**
+   * The database agent beside `cluster`'s server, as it runs in production: as the database's
+   * user, with the data directory, the server programs and the replication role's password, and
+   * a kubeconfig of its own (the test's files are not that user's to read).
+   */
+  async startAgent(cluster: StackCluster): Promise<OperatorProcess> {
+    const server = this.pair.server(NODE_OF[cluster]);
+    const dir = this.pair.dir;
+    const owner = statSync(dir);
+    const own = (path: string) => chownSync(path, owner.uid, owner.gid);
+    const kubeconfig = join(dir, 'agent.kubeconfig');
+    if (!existsSync(kubeconfig)) {
+      // The CA inline: the control plane's files are not the agent user's to read.
+      const text = readFileSync(this.options.kubeconfigPath, 'utf8').replace(
+        /certificate-authority: (.*)/,
+        (_m, path: string) => `certificate-authority-data: ${readFileSync(path.trim()).toString('base64')}`,
+      );
+      writeFileSync(kubeconfig, text, { mode: 0o600 });
+      own(kubeconfig);
+    }
+    const passwordFile = join(dir, 'replication.password');
+    writeFileSync(passwordFile, this.pair.replication.password, { mode: 0o600 });
+    own(passwordFile);
+    this.agentRuns++;
+    const agent = await OperatorProcess.start({
+      name: `agent-${cluster}-${this.options.name}-${this.agentRuns}`,
+      kubeconfig,
+      dir: this.dir,
+      runAs: owner.uid === process.getuid?.() ? undefined : 'postgres',
+      args: [
+        '--mode=agent',
+        `--namespace=${this.options.namespace}`,
+        `--cluster=${cluster}`,
+        `--data-dir=${server.dataDir}`,
+        `--pg-bin=${postgresBinDir()}`,
+        `--pg-socket-dir=${server.socketDir}`,
+        `--pg-port=${server.port}`,
+        `--pg-log-file=${join(dir, `${cluster}-agent-started.log`)}`,
+        `--replication-user=${this.pair.replication.user}`,
+        `--replication-password-file=${passwordFile}`,
+      ],
+    });
+    this.agents.set(cluster, agent);
+    return agent;
+  }
+
+  /** What the agent beside `cluster` last reported. */
+  async agentReport(cluster: StackCluster): Promise<ReplicaClusterStatus['agent']> {
+    return (await this.clusterStatus(cluster)).agent;
   }
 
   /** An observer process whose path to each database goes through its own proxy. */
@@ -292,7 +358,7 @@ export class FailoverStack {
     return { object, status: (object.status ?? {}) as FailoverPolicyStatus };
   }
 
-  async clusterStatus(name: 'region-a' | 'region-b'): Promise<ReplicaClusterStatus> {
+  async clusterStatus(name: StackCluster): Promise<ReplicaClusterStatus> {
     return ((await this.client.get(replicaClusterType, this.options.namespace, name)).status ??
       {}) as ReplicaClusterStatus;
   }
@@ -451,9 +517,10 @@ export class FailoverStack {
     // Reconnected first: a primary shutting down waits on its walsender, which needs the network.
     this.region?.restore();
     await Promise.all([...this.observers.values()].map((o) => o.stop()));
+    await Promise.all([...this.agents.values()].map((a) => a.stop()));
     await this.operator?.stop();
     await Promise.all([...this.proxies.values()].flatMap((p) => [p.primary.stop(), p.standby.stop()]));
-    await Promise.all([this.pair?.stop(), this.bind?.stop()]);
+    await Promise.all([this.pair?.stop({ keepDir: !!process.env.FAILOVER_KEEP_DIRS }), this.bind?.stop()]);
     this.region?.stop();
     if (!process.env.FAILOVER_KEEP_DIRS) rmSync(this.dir, { recursive: true, force: true });
   }

@@ -27,6 +27,8 @@ export class OperatorProcess {
     dir: string;
     args?: string[];
     env?: NodeJS.ProcessEnv;
+    /** Run as this system user (a database agent runs as the database's). */
+    runAs?: string;
   }): Promise<OperatorProcess> {
     const httpPort = await freePort();
     const proc = ManagedProcess.start({
@@ -41,6 +43,7 @@ export class OperatorProcess {
       ],
       logPath: join(options.dir, `${options.name}.log`),
       env: { ...process.env, ...options.env },
+      ...(options.runAs ? { runAs: options.runAs } : {}),
     });
     const op = new OperatorProcess(options.name, proc, httpPort);
     await waitFor(

@@ -223,14 +223,46 @@ export class PostgresServer {
     this.readyTimeoutMs = init.readyTimeoutMs;
   }
 
-  /** Whether the postmaster runs (it may be frozen). */
+  /** Whether the postmaster runs (it may be frozen), started by the harness or by an agent's pg_ctl. */
   get running(): boolean {
-    return this.process?.running ?? false;
+    return (this.process?.running ?? false) || this.externalPid() !== undefined;
   }
 
   /** The postmaster's pid while it runs. */
   get pid(): number | undefined {
-    return this.running ? this.process?.pid : undefined;
+    return this.process?.running ? this.process.pid : this.externalPid();
+  }
+
+  /**
+   * A postmaster the harness did not start (a database agent restarted it with pg_ctl), from
+   * postmaster.pid in the data directory, while that process lives.
+   */
+  private externalPid(): number | undefined {
+    try {
+      const pid = Number(readFileSync(join(this.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      if (!(pid > 0) || isGone(pid)) return undefined;
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('postgres') ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Stops a postmaster the harness did not start: `signal`, then SIGKILL for it and its backends. */
+  private async stopExternal(signal: NodeJS.Signals): Promise<void> {
+    const pid = this.externalPid();
+    if (!pid) return;
+    const backends = childPids(pid);
+    signalQuietly(pid, signal);
+    try {
+      await waitFor(() => isGone(pid), {
+        description: `${this.label} to exit`,
+        timeoutMs: 15_000,
+        intervalMs: 50,
+      });
+    } catch {
+      for (const p of [pid, ...backends]) signalQuietly(p, 'SIGKILL');
+    }
+    await this.reapBackends(backends);
   }
 
   /** Starts the postmaster on its data directory and resolves once it accepts connections. */
@@ -311,6 +343,7 @@ export class PostgresServer {
     this.thaw();
     // The postmaster exits only after its backends have, so there is nothing left to reap.
     await this.process?.stop('SIGINT', 15_000);
+    await this.stopExternal('SIGINT');
   }
 
   /**
@@ -321,6 +354,15 @@ export class PostgresServer {
     const proc = this.process;
     if (!proc?.running || !proc.pid) {
       await proc?.stop();
+      const external = this.externalPid();
+      if (external) {
+        signalQuietly(external, 'SIGSTOP');
+        const backends = childPids(external);
+        for (const pid of backends) signalQuietly(pid, 'SIGKILL');
+        signalQuietly(external, 'SIGKILL');
+        this.frozen = [];
+        await this.reapBackends([external, ...backends]);
+      }
       return;
     }
     // Stopped first, so the postmaster cannot fork a backend between listing and killing.
@@ -409,6 +451,10 @@ export class PostgresPair {
   private readonly bin: string;
   private readonly identity: ServerIdentity;
   private readonly replicationPassword = randomBytes(16).toString('hex');
+  /** The role standbys stream as; it may also run pg_rewind against a primary (see createRolesAndDatabase). */
+  get replication(): { user: string; password: string } {
+    return { user: 'replicator', password: this.replicationPassword };
+  }
   private readonly superuserPassword = randomBytes(16).toString('hex');
   private readonly settings: Record<string, string | number>;
   private readonly loads = new Set<RunningWriteLoad>();
@@ -811,6 +857,14 @@ export class PostgresPair {
       await this.primary.query(
         `CREATE ROLE ${id(this.user)} LOGIN SUPERUSER PASSWORD ${lit(this.password)};
          CREATE ROLE replicator LOGIN REPLICATION PASSWORD ${lit(this.replicationPassword)};
+         -- What pg_rewind needs of its source (PostgreSQL docs, pg_rewind), so a former primary
+         -- can be rewound from whichever server is primary, with the role standbys use.
+         GRANT EXECUTE ON function pg_catalog.pg_ls_dir(text, boolean, boolean) TO replicator;
+         GRANT EXECUTE ON function pg_catalog.pg_stat_file(text, boolean) TO replicator;
+         GRANT EXECUTE ON function pg_catalog.pg_read_binary_file(text) TO replicator;
+         GRANT EXECUTE ON function pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO replicator;
+         -- A new primary's control file names its timeline only after a checkpoint, and pg_rewind reads it.
+         GRANT pg_checkpoint TO replicator;
          ALTER ROLE postgres PASSWORD ${lit(this.superuserPassword)};`,
       );
       await this.primary.query(`CREATE DATABASE ${id(this.database)} OWNER ${id(this.user)}`);

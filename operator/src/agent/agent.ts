@@ -37,7 +37,13 @@ import { timestamp } from '../runtime/time.ts';
 import { compareHistories } from './divergence.ts';
 import { REPORT_EVERY_MS } from './liveness.ts';
 import { type LocalPostgres, type LocalState, ToolError } from './local-postgres.ts';
-import { conninfo, identifyUpstream, type UpstreamAddress, type UpstreamIdentity } from './upstream.ts';
+import {
+  checkpointOnTimeline,
+  conninfo,
+  identifyUpstream,
+  type UpstreamAddress,
+  type UpstreamIdentity,
+} from './upstream.ts';
 
 export interface AgentOptions {
   client: KubeClient;
@@ -374,9 +380,16 @@ export class DatabaseAgent {
         let rewound = false;
         let why = 'the data directory has neither wal_log_hints nor data checksums, which pg_rewind needs';
         if (rewindable) {
+          if (!(await checkpointOnTimeline(upstream.address, upstream.identity.timeline)))
+            return say({
+              message: `waiting for ${op.to}'s first checkpoint on timeline ${upstream.identity.timeline}, which pg_rewind needs (grant pg_checkpoint to ${upstream.address.user} to let the agent ask for it)`,
+            });
           await say({ method: 'Rewind', message: `pg_rewind from ${op.to}: ${divergence.message}` }, local);
           try {
-            await pg.rewind(conninfo(upstream.address, { dbname: 'postgres' }));
+            const said = await pg.rewind(conninfo(upstream.address, { dbname: 'postgres' }));
+            // It compared the wrong timelines: nothing was rewound, so the pass is tried again.
+            if (/no rewind required/.test(said))
+              return say({ message: `pg_rewind found nothing to rewind (${said}); trying again` });
             rewound = true;
             method = 'Rewind';
           } catch (err) {
@@ -386,7 +399,7 @@ export class DatabaseAgent {
         if (!rewound) {
           if (!allowReclone)
             return fail(
-              'RewindImpossible',
+              rewindable ? 'RewindFailed' : 'RewindImpossible',
               `${why}; set spec.reprotect.allowReclone: true to copy it afresh with pg_basebackup (the old data directory is kept aside), or rebuild it by hand`,
             );
           method = 'Reclone';

@@ -73,3 +73,39 @@ export async function identifyUpstream(a: UpstreamAddress): Promise<UpstreamIden
     await client.end().catch(() => undefined);
   }
 }
+
+/**
+ * Makes sure the primary's control file names its current timeline: right after a promotion it
+ * still names the old one until the first checkpoint, and pg_rewind, which reads it, then says
+ * "no rewind required" for a database that diverged. Asks for a CHECKPOINT (PostgreSQL 15+: the
+ * role needs pg_checkpoint) and reports whether the control file caught up.
+ */
+export async function checkpointOnTimeline(a: UpstreamAddress, timeline: number): Promise<boolean> {
+  const client = new pg.Client({
+    host: a.host,
+    port: a.port,
+    user: a.user,
+    password: a.password,
+    database: 'postgres',
+    ssl:
+      a.sslMode === 'disable'
+        ? false
+        : { rejectUnauthorized: a.sslMode === 'verify-full' || a.sslMode === 'verify-ca' },
+    connectionTimeoutMillis: 5_000,
+    query_timeout: 60_000,
+  });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    const current = async () =>
+      Number(
+        (await client.query<{ t: number }>('SELECT timeline_id AS t FROM pg_control_checkpoint()')).rows[0]
+          ?.t,
+      );
+    if ((await current()) >= timeline) return true;
+    await client.query('CHECKPOINT').catch(() => undefined);
+    return (await current()) >= timeline;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}

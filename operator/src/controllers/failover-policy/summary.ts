@@ -158,7 +158,15 @@ export function topologyOf(input: DecideInput, next: FailoverPolicyStatus): Fail
         role: 'Primary',
         ready,
         ...agent,
-        ...(ready ? {} : { message: f?.reachable ? `in role ${f.role}` : 'not reachable' }),
+        ...(ready
+          ? {}
+          : {
+              message: !f?.reachable
+                ? 'not reachable'
+                : f.role === 'Standby'
+                  ? 'not probed since its promotion'
+                  : `in role ${f.role}`,
+            }),
       };
     }
     const standby = isProtected(f, active);

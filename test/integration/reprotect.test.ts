@@ -1,0 +1,188 @@
+/**
+ * Reprotect and failback with real parts: a PostgreSQL pair (wal_log_hints on, or off), the
+ * control plane, BIND, observers, the operator, and a database agent beside each server, all as
+ * processes. The old region comes back as a standby through the operator, and the data a rejoin
+ * would discard is shown and only discarded on a person's word.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { FailoverStack } from '../harness/failover-stack.ts';
+import { STANDBY_ADDRESS } from '../harness/failover-stack.ts';
+import { waitFor } from '../harness/wait.ts';
+import { stackStarter } from './failover-fixtures.ts';
+
+let stack: FailoverStack | undefined;
+let sampler: WritableSampler | undefined;
+
+afterEach(async () => {
+  await sampler?.stop();
+  sampler = undefined;
+  await stack?.stop();
+  stack = undefined;
+});
+
+const start = stackStarter('rp');
+
+/** Asks both servers every 200 ms which takes writes: at no sampled moment may both. */
+class WritableSampler {
+  readonly samples: string[][] = [];
+  private running = true;
+  private readonly loop: Promise<void>;
+  constructor(s: FailoverStack) {
+    this.loop = (async () => {
+      while (this.running) {
+        this.samples.push(await s.writablePrimaries({ timeoutMs: 1000 }));
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })();
+  }
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+  }
+  get twoWriters(): number {
+    return this.samples.filter((s) => s.length > 1).length;
+  }
+}
+
+/** Cuts the standby off its primary's WAL (an address that refuses), as a broken link would. */
+async function cutReplication(s: FailoverStack): Promise<void> {
+  await s.pair.sql('standby', "ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=1'", [], 'postgres');
+  await s.pair.sql('standby', 'SELECT pg_reload_conf()', [], 'postgres');
+  await waitFor(
+    async () =>
+      (
+        await s.pair.sql<{ n: string }>(
+          'primary',
+          'SELECT count(*)::text AS n FROM pg_stat_replication',
+          [],
+          'postgres',
+        )
+      )[0]?.n === '0' || undefined,
+    { description: 'the standby to stop streaming' },
+  );
+}
+
+async function rows(s: FailoverStack, node: 'primary' | 'standby', where: string): Promise<number> {
+  const [row] = await s.pair.sql<{ n: string }>(
+    node,
+    `SELECT count(*)::text AS n FROM write_load WHERE ${where}`,
+  );
+  return Number(row?.n ?? 0);
+}
+
+describe('reprotect after a failover', () => {
+  it('shows what a rejoin would discard, waits for a request, then rewinds and streams from the new primary', async () => {
+    stack = await start({ pgSettings: { wal_log_hints: 'on', full_page_writes: 'on' }, mode: 'Manual' });
+    await stack.waitUntilHealthy();
+    await Promise.all([stack.startAgent('region-a'), stack.startAgent('region-b')]);
+    sampler = new WritableSampler(stack);
+    await stack.pair.sql('primary', "INSERT INTO write_load (payload) VALUES ('before')");
+    await stack.pair.waitForReplayCatchUp();
+    // Writes on region A that never reach region B, then region A dies.
+    await cutReplication(stack);
+    for (let i = 0; i < 5; i++)
+      await stack.pair.sql('primary', "INSERT INTO write_load (payload) VALUES ('lost')");
+    await stack.pair.killPrimary();
+    await stack.waitForPolicy(
+      (st) => st.conditions?.find((c) => c.type === 'FailoverBlocked' && c.reason === 'ManualMode'),
+      'region-a found down',
+    );
+    await stack.requestPromotion({ id: 'fail-a', target: 'region-b', kind: 'Failover', allowDataLoss: true });
+    await stack.waitForPolicy(
+      (st) => (st.activePrimary === 'region-b' && !st.currentOperation ? st : undefined),
+      'the failover to region-b',
+    );
+
+    // The agent beside region A compares it with region B and says what a rejoin discards...
+    const agent = await waitFor(
+      async () => {
+        const report = await stack?.agentReport('region-a');
+        return report?.divergence?.primary === 'region-b' ? report : undefined;
+      },
+      { description: 'the agent beside region-a to assess it', timeoutMs: 60_000 },
+    );
+    expect(agent?.server).toBe('Stopped');
+    expect(agent?.divergence).toMatchObject({ relation: 'Diverged' });
+    expect(agent?.divergence?.divergedTransactions).toBeGreaterThanOrEqual(5);
+    // ...and the operator waits for a person (RequireRequest, the default), saying why.
+    const waiting = await stack.waitForPolicy(
+      (st) => st.conditions?.find((c) => c.type === 'Redundant' && c.reason === 'ReprotectNeedsRequest'),
+      'reprotect waiting for a request',
+    );
+    expect(waiting.message).toMatch(/committed transaction\(s\) there would be discarded/);
+    const topology = await stack.waitForPolicy(
+      (st) => (st.topology?.[0]?.ready ? st.topology : undefined),
+      'the topology to show region-b ready as the primary',
+    );
+    expect(topology).toEqual([
+      expect.objectContaining({ cluster: 'region-b', role: 'Primary', ready: true }),
+      expect.objectContaining({ cluster: 'region-a', role: 'FormerPrimary', ready: false, agent: true }),
+    ]);
+    expect(stack.pair.primary.running).toBe(false);
+
+    // A request that does not accept the loss is refused before anything is touched.
+    // (A merge patch: the earlier request's allowDataLoss would stay unless set.)
+    await stack.requestPromotion({
+      id: 'reprotect-1',
+      target: 'region-a',
+      kind: 'Reprotect',
+      allowDataLoss: false,
+    });
+    const refused = await stack.waitForPolicy(
+      (st) => (st.lastRequest?.id === 'reprotect-1' ? st.lastRequest : undefined),
+      'the first reprotect request to be judged',
+    );
+    expect(refused).toMatchObject({ outcome: 'Rejected', reason: 'WouldDiscard' });
+    expect(stack.pair.primary.running).toBe(false);
+
+    await stack.requestPromotion({
+      id: 'reprotect-2',
+      target: 'region-a',
+      kind: 'Reprotect',
+      allowDataLoss: true,
+    });
+    const done = await stack.waitForPolicy(
+      (st) => (st.history?.[0]?.kind === 'Reprotect' && !st.currentOperation ? st : undefined),
+      'the reprotect to finish',
+    );
+    expect(done.history?.[0]).toMatchObject({
+      kind: 'Reprotect',
+      from: 'region-a',
+      to: 'region-b',
+      result: 'Succeeded',
+    });
+    expect(done.history?.[0]?.discardedTransactions).toBeGreaterThanOrEqual(5);
+    expect((await stack.agentReport('region-a'))?.task).toMatchObject({
+      action: 'Rejoin',
+      phase: 'Succeeded',
+      method: 'Rewind',
+    });
+
+    // Region A streams from region B: a row written there arrives, the lost rows are gone.
+    await stack.pair.sql('standby', "INSERT INTO write_load (payload) VALUES ('after')");
+    await waitFor(
+      async () => (await rows(stack as FailoverStack, 'primary', "payload = 'after'")) === 1 || undefined,
+      {
+        description: 'region A to replay a row written on region B',
+      },
+    );
+    expect(await rows(stack, 'primary', "payload = 'lost'")).toBe(0);
+    const [streaming] = await stack.pair.sql<{ state: string; lag: string }>(
+      'standby',
+      "SELECT state, (pg_current_wal_lsn() - replay_lsn)::text AS lag FROM pg_stat_replication WHERE application_name = 'region-a'",
+      [],
+      'postgres',
+    );
+    expect(streaming?.state).toBe('streaming');
+    const redundant = await stack.waitForPolicy(
+      (st) => st.conditions?.find((c) => c.type === 'Redundant' && c.status === 'True'),
+      'redundancy back',
+    );
+    expect(redundant.reason).toBe('AllStandbysReplicating');
+    await sampler.stop();
+    expect(sampler.samples.length).toBeGreaterThan(10);
+    expect(sampler.twoWriters).toBe(0);
+    expect(await stack.writablePrimaries()).toEqual(['standby']);
+    expect(await stack.dnsAnswer()).toEqual([STANDBY_ADDRESS]);
+  });
+});
