@@ -283,6 +283,22 @@ export class FailoverStack {
     return agent;
   }
 
+  /**
+   * Writes numbered rows through the DNS name at `ratePerSecond`, the way an application would:
+   * resolve the record, keep one session, and on any error drop it and resolve again. Every
+   * insert the server acknowledged is remembered, so a test can check none went missing.
+   */
+  async startDnsWriteLoad(ratePerSecond: number): Promise<DnsWriteLoad> {
+    const [address] = await this.dnsAnswer();
+    if (!address) throw new Error(`${RECORD} has no address`);
+    const admin = await this.pair.connect(address === this.pair.primary.host ? 'primary' : 'standby');
+    await admin.query(
+      'CREATE TABLE IF NOT EXISTS dns_load (seq bigint PRIMARY KEY, at timestamptz DEFAULT now())',
+    );
+    await admin.end();
+    return new DnsWriteLoad(this, ratePerSecond);
+  }
+
   /** What the agent beside `cluster` last reported. */
   async agentReport(cluster: StackCluster): Promise<ReplicaClusterStatus['agent']> {
     return (await this.clusterStatus(cluster)).agent;
@@ -523,5 +539,56 @@ export class FailoverStack {
     await Promise.all([this.pair?.stop({ keepDir: !!process.env.FAILOVER_KEEP_DIRS }), this.bind?.stop()]);
     this.region?.stop();
     if (!process.env.FAILOVER_KEEP_DIRS) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** See FailoverStack.startDnsWriteLoad. */
+export class DnsWriteLoad {
+  readonly acknowledged: number[] = [];
+  failed = 0;
+  private running = true;
+  private readonly loop: Promise<void>;
+
+  constructor(stack: FailoverStack, ratePerSecond: number) {
+    const pause = 1000 / ratePerSecond;
+    this.loop = (async () => {
+      let client: pg.Client | undefined;
+      let seq = 0;
+      while (this.running) {
+        const started = performance.now();
+        try {
+          if (!client) {
+            const [address] = await stack.dnsAnswer();
+            const fresh = new pg.Client({
+              host: address,
+              port: stack.pair.primary.port,
+              user: stack.pair.user,
+              password: stack.pair.password,
+              database: stack.pair.database,
+              connectionTimeoutMillis: 1000,
+              query_timeout: 2000,
+            });
+            fresh.on('error', () => undefined);
+            client = fresh;
+            await fresh.connect();
+          }
+          seq++;
+          await client.query('INSERT INTO dns_load (seq) VALUES ($1)', [seq]);
+          this.acknowledged.push(seq);
+        } catch {
+          this.failed++;
+          void client?.end().catch(() => undefined);
+          client = undefined;
+        }
+        await new Promise((r) => setTimeout(r, Math.max(0, pause - (performance.now() - started))));
+      }
+      await client?.end().catch(() => undefined);
+    })();
+  }
+
+  async stop(): Promise<{ acknowledged: number[]; failed: number }> {
+    this.running = false;
+    await this.loop;
+    return { acknowledged: this.acknowledged, failed: this.failed };
   }
 }

@@ -186,3 +186,90 @@ describe('reprotect after a failover', () => {
     expect(await stack.dnsAnswer()).toEqual([STANDBY_ADDRESS]);
   });
 });
+
+/** Acknowledged inserts missing from `node`'s dns_load table. */
+async function missing(
+  s: FailoverStack,
+  node: 'primary' | 'standby',
+  acknowledged: number[],
+): Promise<number> {
+  const rows = await s.pair.sql<{ seq: string }>(node, 'SELECT seq::text FROM dns_load');
+  const present = new Set(rows.map((r) => Number(r.seq)));
+  return acknowledged.filter((n) => !present.has(n)).length;
+}
+
+describe('switchover and failback with agents', () => {
+  it('demotes each old primary cleanly into a standby of the new one: no rewind, no acknowledged write lost', async () => {
+    stack = await start({ pgSettings: { wal_log_hints: 'on', full_page_writes: 'on' } });
+    await stack.waitUntilHealthy();
+    await Promise.all([stack.startAgent('region-a'), stack.startAgent('region-b')]);
+    await waitFor(async () => (await stack?.agentReport('region-a'))?.server === 'Primary' || undefined, {
+      description: 'the agent beside region-a to report',
+    });
+    sampler = new WritableSampler(stack);
+    const load = await stack.startDnsWriteLoad(100);
+    await waitFor(() => load.acknowledged.length > 100 || undefined, {
+      description: '100 acknowledged writes',
+    });
+
+    await stack.requestPromotion({ id: 'switch-b', target: 'region-b', kind: 'Switchover' });
+    const out = await stack.waitForPolicy(
+      (st) => (st.history?.[0]?.id.startsWith('switchover') && !st.currentOperation ? st : undefined),
+      'the switchover to region-b',
+    );
+    expect(out.history?.[0]).toMatchObject({ to: 'region-b', result: 'Succeeded' });
+    expect((await stack.agentReport('region-a'))?.task).toMatchObject({
+      action: 'Demote',
+      phase: 'Succeeded',
+      method: 'Restart',
+    });
+    expect((await stack.events()).map((e) => e.reason)).toContain('PrimaryDemoted');
+    // Region A follows region B at once: redundancy never needed a reprotect.
+    await stack.waitForPolicy(
+      (st) => st.conditions?.find((c) => c.type === 'Redundant' && c.status === 'True'),
+      'region-a a replicating standby of region-b',
+    );
+    const afterOut = load.acknowledged.length;
+    await waitFor(() => load.acknowledged.length > afterOut + 100 || undefined, {
+      description: 'writes through DNS to region-b',
+    });
+
+    // Failback: the same way back, once region-a is a caught-up standby.
+    await stack.requestPromotion({ id: 'failback-a', target: 'region-a', kind: 'Switchover' });
+    const back = await stack.waitForPolicy(
+      (st) => (st.history?.[0]?.to === 'region-a' && !st.currentOperation ? st : undefined),
+      'the failback to region-a',
+    );
+    expect(back.history?.[0]).toMatchObject({
+      kind: 'Switchover',
+      from: 'region-b',
+      to: 'region-a',
+      result: 'Succeeded',
+    });
+    expect((await stack.agentReport('region-b'))?.task).toMatchObject({
+      action: 'Demote',
+      phase: 'Succeeded',
+    });
+    const afterBack = load.acknowledged.length;
+    await waitFor(() => load.acknowledged.length > afterBack + 50 || undefined, {
+      description: 'writes through DNS to region-a again',
+    });
+    const written = await load.stop();
+    await sampler.stop();
+
+    expect(await missing(stack, 'primary', written.acknowledged)).toBe(0);
+    expect(sampler.twoWriters).toBe(0);
+    expect(await stack.writablePrimaries()).toEqual(['primary']);
+    await stack.waitForPolicy(
+      (st) => st.conditions?.find((c) => c.type === 'Redundant' && c.status === 'True'),
+      'region-b a replicating standby of region-a',
+    );
+    const [streaming] = await stack.pair.sql<{ state: string }>(
+      'primary',
+      "SELECT state FROM pg_stat_replication WHERE application_name = 'region-b'",
+      [],
+      'postgres',
+    );
+    expect(streaming?.state).toBe('streaming');
+  });
+});
