@@ -45,7 +45,7 @@ export function portsFor(ctx: OperatorContext, policy: KubeObject, spec: Failove
         },
       };
       await ctx.client.mergePatch(replicaClusterType, namespace, name, patch);
-      return `ReplicaCluster ${name} now names ${JSON.stringify(replacement.provider)} at ${replacement.host} (was ${current.connection.host}; ${replacement.superseded} is superseded, tagged, and left for a person to delete); update its manifest to match`;
+      return `ReplicaCluster ${name} now names ${JSON.stringify(replacement.provider)} at ${replacement.host} (was ${current.connection.host}); ${replacement.superseded} is superseded and left for a person to delete; update the ReplicaCluster's manifest to match`;
     },
     dnsTarget: (name) => clusterSpec(name)?.dnsTarget,
     database: async (name) => {

@@ -60,6 +60,8 @@ export function createDatabaseProvider(
         ...clock,
         sql: new PostgresSql(connection, { ...sqlOptions, maintenanceDatabase: 'defaultdb' }),
         controlPlane: new DigitalOceanControlPlane({
+          // The whole block: a replacement replica (reprotect) keeps the fields it does not change.
+          provider,
           databaseId: provider.digitalOcean.databaseId,
           ...(provider.digitalOcean.replicaName ? { replicaName: provider.digitalOcean.replicaName } : {}),
           api: {
@@ -74,6 +76,7 @@ export function createDatabaseProvider(
         ...clock,
         sql: new PostgresSql(connection, sqlOptions),
         controlPlane: new RdsControlPlane({
+          provider,
           region,
           dbInstanceIdentifier,
           ...(endpointUrl ? { endpointUrl } : {}),
