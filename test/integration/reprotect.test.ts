@@ -4,7 +4,10 @@
  * processes. The old region comes back as a standby through the operator, and the data a rejoin
  * would discard is shown and only discarded on a person's word.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { failoverPolicyType } from '../../operator/src/controllers/resources.ts';
 import type { FailoverStack } from '../harness/failover-stack.ts';
 import { STANDBY_ADDRESS } from '../harness/failover-stack.ts';
 import { waitFor } from '../harness/wait.ts';
@@ -271,5 +274,79 @@ describe('switchover and failback with agents', () => {
       'postgres',
     );
     expect(streaming?.state).toBe('streaming');
+  });
+});
+
+describe('reprotect when pg_rewind cannot work', () => {
+  it('says why and changes nothing; with allowReclone it copies the primary afresh and keeps the old data directory', async () => {
+    // No wal_log_hints and no checksums: pg_rewind refuses this data directory.
+    stack = await start({ pgSettings: { full_page_writes: 'on' }, mode: 'Manual' });
+    await stack.waitUntilHealthy();
+    await Promise.all([stack.startAgent('region-a'), stack.startAgent('region-b')]);
+    await cutReplication(stack);
+    for (let i = 0; i < 3; i++)
+      await stack.pair.sql('primary', "INSERT INTO write_load (payload) VALUES ('lost')");
+    await stack.pair.killPrimary();
+    await stack.waitForPolicy(
+      (st) => st.conditions?.find((c) => c.type === 'FailoverBlocked' && c.reason === 'ManualMode'),
+      'region-a found down',
+    );
+    await stack.requestPromotion({ id: 'fail-a', target: 'region-b', kind: 'Failover', allowDataLoss: true });
+    await waitFor(
+      async () => (await stack?.agentReport('region-a'))?.divergence?.primary === 'region-b' || undefined,
+      { description: 'the agent beside region-a to assess it', timeoutMs: 60_000 },
+    );
+    expect((await stack.agentReport('region-a'))?.rewindable).toBe(false);
+
+    await stack.requestPromotion({
+      id: 'rejoin-1',
+      target: 'region-a',
+      kind: 'Reprotect',
+      allowDataLoss: true,
+    });
+    const refused = await stack.waitForPolicy(
+      (st) => (st.history?.[0]?.kind === 'Reprotect' && !st.currentOperation ? st.history[0] : undefined),
+      'the first reprotect to end',
+    );
+    expect(refused.result).toBe('Aborted');
+    expect(refused.message).toMatch(/RewindImpossible: .*wal_log_hints.*allowReclone/);
+    expect(stack.pair.primary.running).toBe(false);
+    const reasons = await waitFor(
+      async () => {
+        const list = (await stack?.events())?.map((e) => `${e.reason}`) ?? [];
+        return list.includes('ReprotectFailed') ? list : undefined;
+      },
+      { description: 'the ReprotectFailed event', timeoutMs: 10_000 },
+    ).catch(async () => (await stack?.events())?.map((e) => `${e.reason}: ${e.note}`));
+    if (!reasons?.includes('ReprotectFailed'))
+    expect(reasons).toContain('ReprotectFailed');
+
+    await stack.client.mergePatch(failoverPolicyType, stack.options.namespace, 'orders', {
+      spec: { reprotect: { allowReclone: true } },
+    });
+    await stack.requestPromotion({
+      id: 'rejoin-2',
+      target: 'region-a',
+      kind: 'Reprotect',
+      allowDataLoss: true,
+    });
+    const done = await stack.waitForPolicy(
+      (st) => (st.history?.[0]?.id !== refused.id && !st.currentOperation ? st.history?.[0] : undefined),
+      'the re-clone to finish',
+    );
+    expect(done).toMatchObject({ kind: 'Reprotect', result: 'Succeeded' });
+    const task = (await stack.agentReport('region-a'))?.task;
+    expect(task).toMatchObject({ phase: 'Succeeded', method: 'Reclone' });
+    // The old data directory is kept aside, diverged rows and all.
+    expect(task?.keptDataDirectory && existsSync(join(task.keptDataDirectory, 'PG_VERSION'))).toBe(true);
+    await stack.pair.sql('standby', "INSERT INTO write_load (payload) VALUES ('after')");
+    await waitFor(
+      async () => (await rows(stack as FailoverStack, 'primary', "payload = 'after'")) === 1 || undefined,
+      {
+        description: 'the re-cloned region A to replay a row written on region B',
+      },
+    );
+    expect(await rows(stack, 'primary', "payload = 'lost'")).toBe(0);
+    expect(await stack.writablePrimaries()).toEqual(['standby']);
   });
 });

@@ -1,7 +1,9 @@
 /**
  * Kubernetes Events (events.k8s.io/v1) about our objects, with client-go's manners: identical
  * events are folded into one with a growing `series.count` instead of flooding the API server,
- * and each object may emit at most a burst of events, refilled slowly. An Event that is not
+ * and each object may emit at most a burst of events, refilled slowly — one budget for what was
+ * observed (conditions changing) and one for what was done, so a flapping condition never silences
+ * an operation's Events. An Event that is not
  * recorded is counted in `failover_events_dropped_total{reason}` and warned about, once a minute
  * per object at most: people read Events to learn what happened, so losing them must show.
  */
@@ -133,6 +135,7 @@ export class EventRecorder {
     const now = this.opts.clock.now();
     const namespace = regarding.metadata.namespace ?? 'default';
     const objectKey = objectKeyOf(regarding);
+    const budget = `${objectKey}/${input.action === 'Observe' ? 'observed' : 'acted'}`;
     const seriesKey = `${objectKey}|${input.type}|${input.reason}|${input.note}`;
     const existing = this.series.get(seriesKey);
     /** Whether this Event already spent its token on a fold that found its Event gone. */
@@ -141,7 +144,7 @@ export class EventRecorder {
       existing.count++;
       // Folding costs a PATCH; the token bucket still bounds how often. A repeat not written now
       // is still in the count the next written repeat carries, but its time is lost: a drop.
-      if (!this.allow(objectKey, now.getTime())) {
+      if (!this.allow(budget, now.getTime())) {
         this.dropped(regarding, input, 'RateLimited');
         return;
       }
@@ -157,7 +160,7 @@ export class EventRecorder {
         paid = true;
       }
     }
-    if (!paid && !this.allow(objectKey, now.getTime())) {
+    if (!paid && !this.allow(budget, now.getTime())) {
       this.dropped(regarding, input, 'RateLimited');
       return;
     }
