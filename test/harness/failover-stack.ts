@@ -242,7 +242,7 @@ export class FailoverStack {
    * user, with the data directory, the server programs and the replication role's password, and
    * a kubeconfig of its own (the test's files are not that user's to read).
    */
-  async startAgent(cluster: StackCluster): Promise<OperatorProcess> {
+  async startAgent(cluster: StackCluster, opts: { dataDir?: string } = {}): Promise<OperatorProcess> {
     const server = this.pair.server(NODE_OF[cluster]);
     const dir = this.pair.dir;
     const owner = statSync(dir);
@@ -270,7 +270,7 @@ export class FailoverStack {
         '--mode=agent',
         `--namespace=${this.options.namespace}`,
         `--cluster=${cluster}`,
-        `--data-dir=${server.dataDir}`,
+        `--data-dir=${opts.dataDir ?? server.dataDir}`,
         `--pg-bin=${postgresBinDir()}`,
         `--pg-socket-dir=${server.socketDir}`,
         `--pg-port=${server.port}`,

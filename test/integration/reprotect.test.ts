@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { failoverPolicyType } from '../../operator/src/controllers/resources.ts';
 import type { FailoverStack } from '../harness/failover-stack.ts';
 import { STANDBY_ADDRESS } from '../harness/failover-stack.ts';
+import { postgresBinDir } from '../harness/postgres.ts';
 import { waitFor } from '../harness/wait.ts';
 import { stackStarter } from './failover-fixtures.ts';
 
@@ -318,8 +319,7 @@ describe('reprotect when pg_rewind cannot work', () => {
       },
       { description: 'the ReprotectFailed event', timeoutMs: 10_000 },
     ).catch(async () => (await stack?.events())?.map((e) => `${e.reason}: ${e.note}`));
-    if (!reasons?.includes('ReprotectFailed'))
-    expect(reasons).toContain('ReprotectFailed');
+    if (!reasons?.includes('ReprotectFailed')) expect(reasons).toContain('ReprotectFailed');
 
     await stack.client.mergePatch(failoverPolicyType, stack.options.namespace, 'orders', {
       spec: { reprotect: { allowReclone: true } },
@@ -350,3 +350,122 @@ describe('reprotect when pg_rewind cannot work', () => {
     expect(await stack.writablePrimaries()).toEqual(['standby']);
   });
 });
+
+describe('reprotect across crashes', () => {
+  it('an agent down when the rejoin is asked for, and an operator SIGKILLed mid-step: each resumes from status, one primary throughout', async () => {
+    stack = await start({ pgSettings: { wal_log_hints: 'on', full_page_writes: 'on' }, mode: 'Manual' });
+    await stack.waitUntilHealthy();
+    await Promise.all([stack.startAgent('region-a'), stack.startAgent('region-b')]);
+    sampler = new WritableSampler(stack);
+    await cutReplication(stack);
+    await stack.pair.sql('primary', "INSERT INTO write_load (payload) VALUES ('lost')");
+    await stack.pair.killPrimary();
+    await stack.waitForPolicy(
+      (st) => st.conditions?.find((c) => c.type === 'FailoverBlocked' && c.reason === 'ManualMode'),
+      'region-a found down',
+    );
+    await stack.requestPromotion({ id: 'fail-a', target: 'region-b', kind: 'Failover', allowDataLoss: true });
+    await waitFor(
+      async () => (await stack?.agentReport('region-a'))?.divergence?.primary === 'region-b' || undefined,
+      { description: 'the agent beside region-a to assess it', timeoutMs: 60_000 },
+    );
+    // The agent dies; the request is accepted and recorded as the Rejoining step, which waits.
+    await stack.agents.get('region-a')?.kill();
+    await stack.requestPromotion({
+      id: 'rejoin',
+      target: 'region-a',
+      kind: 'Reprotect',
+      allowDataLoss: true,
+    });
+    const waiting = await stack.waitForPolicy(
+      (st) => (st.currentOperation?.step === 'Rejoining' ? st.currentOperation : undefined),
+      'the Rejoining step',
+    );
+    expect(waiting.kind).toBe('Reprotect');
+    // The operator dies with it; a new agent takes the step up from status alone...
+    await stack.operator?.kill();
+    await stack.startAgent('region-a');
+    await waitFor(
+      async () => (await stack?.agentReport('region-a'))?.task?.phase === 'Succeeded' || undefined,
+      {
+        description: 'the new agent to rejoin region-a',
+        timeoutMs: 60_000,
+      },
+    );
+    expect(stack.pair.primary.running).toBe(true);
+    // ...and a new operator finishes the operation from the agent's report and the world.
+    await stack.startOperator();
+    const done = await stack.waitForPolicy(
+      (st) => (st.history?.[0]?.kind === 'Reprotect' && !st.currentOperation ? st.history[0] : undefined),
+      'the reprotect to finish after the restarts',
+    );
+    expect(done).toMatchObject({ id: waiting.id, result: 'Succeeded' });
+    await sampler.stop();
+    expect(sampler.twoWriters).toBe(0);
+    expect(await stack.writablePrimaries()).toEqual(['standby']);
+  });
+});
+
+describe('an agent given the wrong database', () => {
+  it('refuses a directory that is not a data directory, and one of another cluster, and says so in status', async () => {
+    stack = await start({ mode: 'Manual' });
+    await stack.waitUntilHealthy();
+    await stack.startAgent('region-a', { dataDir: join(stack.pair.dir, 'sockets') });
+    const wrong = await waitFor(async () => (await stack?.agentReport('region-a'))?.problem, {
+      description: 'the agent to refuse the directory',
+    });
+    expect(wrong).toMatchObject({ reason: 'WrongDataDirectory' });
+    expect(wrong?.message).toMatch(/not a PostgreSQL data directory.*--data-dir/);
+    await stack.agents.get('region-a')?.stop();
+
+    // Another cluster's data directory: a fresh initdb has its own system identifier.
+    const foreign = join(stack.pair.dir, 'foreign');
+    await initdbAsServerUser(foreign);
+    // Region A is no longer the primary: the agent compares its database with region B's.
+    await stack.pair.killPrimary();
+    await stack.waitForPolicy(
+      (st) => st.conditions?.find((c) => c.type === 'FailoverBlocked' && c.reason === 'ManualMode'),
+      'region-a found down',
+    );
+    await stack.requestPromotion({ id: 'fail-a', target: 'region-b', kind: 'Failover', allowDataLoss: true });
+    await stack.waitForPolicy((st) => st.activePrimary === 'region-b' || undefined, 'region-b promoted');
+    await stack.startAgent('region-a', { dataDir: foreign });
+    const problem = await waitFor(
+      async () => {
+        const p = (await stack?.agentReport('region-a'))?.problem;
+        return p?.reason === 'ForeignCluster' ? p : undefined;
+      },
+      { description: 'the agent to refuse a database of another cluster' },
+    );
+    expect(problem?.message).toMatch(/system identifier .* belongs to another cluster/);
+    // A request to rejoin it is refused before anything is touched.
+    await stack.requestPromotion({
+      id: 'rejoin',
+      target: 'region-a',
+      kind: 'Reprotect',
+      allowDataLoss: true,
+    });
+    const refused = await stack.waitForPolicy(
+      (st) => (st.lastRequest?.id === 'rejoin' ? st.lastRequest : undefined),
+      'the reprotect request to be judged',
+    );
+    expect(refused).toMatchObject({ outcome: 'Rejected', reason: 'AgentRefuses' });
+    expect(existsSync(join(foreign, 'standby.signal'))).toBe(false);
+  });
+});
+
+/** initdb into `dir` as the database's user (PostgreSQL refuses root). */
+async function initdbAsServerUser(dir: string): Promise<void> {
+  const { execFileSync } = await import('node:child_process');
+  const asServer = process.getuid?.() === 0 ? ['runuser', '-u', 'postgres', '--'] : [];
+  const [command = '', ...args] = [
+    ...asServer,
+    join(postgresBinDir(), 'initdb'),
+    '-D',
+    dir,
+    '--no-sync',
+    '-A',
+    'trust',
+  ];
+  execFileSync(command, args, { stdio: 'ignore' });
+}
