@@ -11,7 +11,8 @@
  * 6. the DNS record is kept on the primary between operations;
  * 7. a former primary that is back is made a standby again (reprotect), when that discards nothing
  *    or the policy allows it;
- * 8. a scheduled drill moves on.
+ * 8. with failback: Automatic, the original primary gets its role back by a switchover;
+ * 9. a scheduled drill moves on.
  *
  * A plan is the status to write next and at most one side effect (`RunStep`, `RepairDns`); the
  * conditions people read are derived from the result in summary.ts.
@@ -22,12 +23,26 @@ import type { FailoverPolicyStatus, Operation } from '../../api/v1alpha1/index.t
 import type { ConditionInput } from '../../runtime/conditions.ts';
 import { type EventInput, eventOf } from '../../runtime/events.ts';
 import { timestamp } from '../../runtime/time.ts';
-import { type BlockReason, chooseStandby, inCooldown, standbysOf } from './candidates.ts';
+import {
+  type BlockReason,
+  chooseStandby,
+  inCooldown,
+  judgeStandby,
+  lagWindowMs,
+  standbysOf,
+} from './candidates.ts';
 import { judgePrimary, type PrimaryVerdict } from './detection.ts';
 import { type Discovery, discoverPrimary, newerEpochs } from './discovery.ts';
 import { judgeDns } from './dns-check.ts';
 import { decideDrill, scheduledDrillTime } from './drill.ts';
-import { type DecideInput, healthyStandby, policyClusters, seconds, writable } from './facts.ts';
+import {
+  type ClusterFacts,
+  type DecideInput,
+  healthyStandby,
+  policyClusters,
+  seconds,
+  writable,
+} from './facts.ts';
 import {
   backoffLeft,
   beforePromotion,
@@ -37,7 +52,7 @@ import {
   promotes,
   withStep,
 } from './operation.ts';
-import { judgeReprotect } from './reprotect.ts';
+import { isProtected, judgeReprotect } from './reprotect.ts';
 import { judgeRequest } from './requests.ts';
 
 export type Action =
@@ -502,7 +517,40 @@ const reprotectFormerPrimary: Guard = (c) => {
   return undefined;
 };
 
-/** 8. Drills, only while the primary is up and nothing else is in flight. */
+/**
+ * 8. Failback, only when the policy asks for it: a zero-loss switchover back to spec.primary once
+ * it is a caught-up standby, and no operation has ended for failbackAfterSeconds (the hold-down).
+ */
+const failBack: Guard = (c) => {
+  const { spec, clusters, now } = c.input;
+  const home = spec.primary;
+  if (spec.reprotect.failback !== 'Automatic' || !c.active || c.active === home) return undefined;
+  if (c.verdict?.down || c.base.currentOperation || c.base.drill) return undefined;
+  if (!writable(clusters[c.active]) || !isProtected(clusters[home], c.active)) return undefined;
+  const lastEnded = c.base.history?.[0]?.completedAt;
+  const held = lastEnded ? now.getTime() - new Date(lastEnded).getTime() : Number.POSITIVE_INFINITY;
+  if (held < seconds(spec.reprotect.failbackAfterSeconds)) return undefined;
+  const judged = judgeStandby(
+    spec,
+    clusters[home] as ClusterFacts,
+    new Date(now.getTime() - lagWindowMs(spec)),
+  );
+  if (judged.problem) return undefined;
+  return startOperation(
+    c,
+    newOperation({
+      kind: 'Switchover',
+      trigger: 'Automatic',
+      from: c.active,
+      to: home,
+      epoch: (c.base.epoch ?? 0) + 1,
+      reason: `failback: ${home} (spec.primary) has been a caught-up standby of ${c.active}, and nothing has happened for ${spec.reprotect.failbackAfterSeconds} s`,
+      now,
+    }),
+  );
+};
+
+/** 9. Drills, only while the primary is up and nothing else is in flight. */
 const runDrill: Guard = (c) => {
   if (!c.active || c.verdict?.down) return undefined;
   const drill = decideDrill({ ...c.input, status: c.base }, c.active, c.probeMs);
@@ -520,5 +568,6 @@ const guards: Guard[] = [
   failOverIfDown,
   keepDnsOnPrimary,
   reprotectFormerPrimary,
+  failBack,
   runDrill,
 ];
