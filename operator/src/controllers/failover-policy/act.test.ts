@@ -80,3 +80,118 @@ describe('act: fencing', () => {
     expect(refusing).toMatchObject({ kind: 'Failed', reason: 'Rejected', retryable: false });
   });
 });
+
+describe('act: reprotect through a managed provider', () => {
+  it('asks the provider, waits while it works, then points the ReplicaCluster at the replacement', async () => {
+    const answers: Awaited<ReturnType<NonNullable<DatabaseProvider['reprotect']>>>[] = [
+      { state: 'Pending', detail: 'creating orders-a-e5' },
+      {
+        state: 'Protected',
+        detail: 'orders-a-e5 replicates from orders-b',
+        replacement: {
+          provider: { type: 'AwsRds', awsRds: { region: 'eu-west-1', dbInstanceIdentifier: 'orders-a-e5' } },
+          host: 'orders-a-e5.rds.example',
+          port: 5432,
+          superseded: 'orders-a',
+        },
+      },
+    ];
+    const requests: unknown[] = [];
+    const repointed: unknown[] = [];
+    const a = database();
+    a.db.reprotect = async (request) => {
+      requests.push(request);
+      return answers.shift() ?? { state: 'Pending', detail: 'again' };
+    };
+    const p: StepPorts = {
+      ...ports({ a: a.db, b: database().db }),
+      providerSpec: (n) => ({
+        type: 'AwsRds',
+        awsRds: { region: 'us-east-1', dbInstanceIdentifier: `orders-${n}` },
+      }),
+      repointCluster: async (name, replacement) => {
+        repointed.push({ name, replacement });
+        return `ReplicaCluster ${name} now names ${replacement.host}`;
+      },
+    };
+    const op = inProgress('Rejoining', {
+      kind: 'Reprotect',
+      from: 'a',
+      to: 'b',
+      epoch: 5,
+      id: 'reprotect-e5-x-a',
+    });
+    expect(await runStep(p, spec(), op, NOW)).toMatchObject({
+      kind: 'Pending',
+      detail: 'creating orders-a-e5',
+    });
+    expect(repointed).toEqual([]);
+    const done = await runStep(p, spec(), op, NOW);
+    expect(done).toMatchObject({
+      kind: 'Done',
+      detail: expect.stringMatching(/replicates from orders-b; ReplicaCluster a now names orders-a-e5/),
+    });
+    expect(requests[0]).toMatchObject({
+      operationId: 'reprotect-e5-x-a',
+      epoch: 5,
+      policy: 'orders',
+      primary: { cluster: 'b', provider: { type: 'AwsRds' } },
+    });
+    expect(repointed).toEqual([
+      { name: 'a', replacement: expect.objectContaining({ superseded: 'orders-a' }) },
+    ]);
+  });
+
+  it('reports an agent refusal as final, and waits for an agent that has not taken the step up yet', async () => {
+    const op = inProgress('Rejoining', {
+      kind: 'Reprotect',
+      from: 'a',
+      to: 'b',
+      id: 'r1',
+      stepStartedAt: NOW.toISOString(),
+    });
+    const withTask = (task: Record<string, unknown> | undefined): StepPorts => ({
+      ...ports({ a: database().db, b: database().db }),
+      agentReport: () =>
+        ({
+          name: 'agent',
+          reportedAt: NOW.toISOString(),
+          dataDirectory: '/d',
+          server: 'Stopped',
+          ...(task ? { task } : {}),
+        }) as ReturnType<StepPorts['agentReport']>,
+    });
+    expect(await runStep(withTask(undefined), spec(), op, NOW)).toMatchObject({ kind: 'Pending' });
+    const failed = await runStep(
+      withTask({
+        operationId: 'r1',
+        action: 'Rejoin',
+        phase: 'Failed',
+        message: 'WouldDiscard: 3 transactions',
+        startedAt: NOW.toISOString(),
+      }),
+      spec(),
+      op,
+      NOW,
+    );
+    expect(failed).toMatchObject({
+      kind: 'Failed',
+      retryable: false,
+      message: expect.stringMatching(/WouldDiscard/),
+    });
+    // A task of another operation says nothing about this one.
+    expect(
+      await runStep(
+        withTask({
+          operationId: 'other',
+          action: 'Rejoin',
+          phase: 'Succeeded',
+          startedAt: NOW.toISOString(),
+        }),
+        spec(),
+        op,
+        NOW,
+      ),
+    ).toMatchObject({ kind: 'Pending' });
+  });
+});
