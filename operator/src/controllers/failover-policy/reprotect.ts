@@ -58,11 +58,15 @@ export function discardedOf(d: Divergence | undefined): Operation['discarded'] {
   };
 }
 
-/** Needs nothing: a standby that replicates (an agent, if any, agrees it follows the primary). */
+/**
+ * Needs nothing: a standby that replicates. An agent's assessment can say otherwise: a standby
+ * whose WAL went past where the primary's history left it (Diverged, Unrelated) is stuck however
+ * healthy it looks, while one merely Behind catches up by itself.
+ */
 export function isProtected(f: ClusterFacts | undefined, active: string): boolean {
   if (!healthyStandby(f)) return false;
   const d = f?.agent?.divergence;
-  return !d || d.primary !== active || d.relation === 'Following' || f?.agent?.server === 'Standby';
+  return !d || d.primary !== active || d.relation === 'Following' || d.relation === 'Behind';
 }
 
 /**

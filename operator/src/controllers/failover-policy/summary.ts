@@ -175,12 +175,20 @@ export function topologyOf(input: DecideInput, next: FailoverPolicyStatus): Fail
         ? { lagSeconds: Math.round(f.lagSeconds) }
         : {};
     if (standby) return { cluster: name, role: 'Standby', ready: true, ...lag, ...agent };
-    const role = !f?.exists || (!f.reachable && !f.agent) ? 'Unknown' : 'FormerPrimary';
+    const role =
+      f?.exists && f.reachable && f.role === 'Standby'
+        ? 'Standby'
+        : !f?.exists || (!f.reachable && !f.agent)
+          ? 'Unknown'
+          : 'FormerPrimary';
+    const d = f?.agent?.divergence;
     const message = !f?.exists
       ? 'missing'
-      : f.reachable
-        ? `in role ${f.role}, not a standby of ${active}`
-        : 'not reachable';
+      : role === 'Standby'
+        ? `in recovery, but ${d?.message ?? 'not replicating from the primary'}`
+        : f.reachable
+          ? `in role ${f.role}, not a standby of ${active}`
+          : 'not reachable';
     return { cluster: name, role, ready: false, ...agent, message };
   });
 }
