@@ -114,6 +114,11 @@ export function readiness(
 export function judgeReprotect(input: DecideInput, active: string): ReprotectVerdict | undefined {
   const { spec, status, clusters, now } = input;
   const mode = spec.reprotect.mode;
+  // One waiting former primary holds no other back: the first that may start does.
+  let waiting: ReprotectVerdict | undefined;
+  const wait = (v: Extract<ReprotectVerdict, { kind: 'Wait' }>) => {
+    waiting ??= v;
+  };
   for (const name of standbysOf(spec, active)) {
     const f = clusters[name];
     if (!f?.exists || isProtected(f, active)) continue;
@@ -123,29 +128,35 @@ export function judgeReprotect(input: DecideInput, active: string): ReprotectVer
     if (!ready.ok) {
       // An unreachable standby without agent is the failover rules' business (FailoverReady says so).
       if (ready.reason === 'NoAgent' && !f.reachable) continue;
-      return { kind: 'Wait', cluster: name, ...ready };
+      wait({ kind: 'Wait', cluster: name, ...ready });
+      continue;
     }
+    // Only a rejoin that failed on its own waits before the next (a stand-down for a lost primary does not).
     const last = status.history?.find((r) => r.kind === 'Reprotect' && r.from === name);
     if (
       last &&
       last.result !== 'Succeeded' &&
+      /^(could not rejoin|.* did not catch up)/.test(last.message ?? '') &&
       now.getTime() - new Date(last.completedAt).getTime() < REPROTECT_RETRY_MS
-    )
-      return {
+    ) {
+      wait({
         kind: 'Wait',
         cluster: name,
         reason: 'ReprotectFailed',
         message: `the last reprotect of ${name} did not finish (${last.message ?? last.result}); the next starts ${REPROTECT_RETRY_MS / 60_000} min after it, or on a request`,
-      };
+      });
+      continue;
+    }
     const discards = ready.divergence ? discardsData(ready.divergence) : false;
     if (mode === 'Manual' || (discards && mode !== 'Automatic')) {
       const why = ready.divergence ? describeDivergence(ready.divergence) : 'nothing would be discarded';
-      return {
+      wait({
         kind: 'Wait',
         cluster: name,
         reason: 'ReprotectNeedsRequest',
         message: `${name} can rejoin as a standby of ${active}, but ${why}; spec.reprotect.mode is ${mode}: request it (kubectl failover reprotect ${name}${discards ? ' --allow-data-loss' : ''})`,
-      };
+      });
+      continue;
     }
     const discarded = discardedOf(ready.divergence);
     return {
@@ -165,5 +176,5 @@ export function judgeReprotect(input: DecideInput, active: string): ReprotectVer
       }),
     };
   }
-  return undefined;
+  return waiting;
 }

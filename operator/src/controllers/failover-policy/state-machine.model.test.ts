@@ -44,6 +44,11 @@ interface Db {
   epoch: number;
   fencedEpoch?: number;
   lagSeconds: number;
+  /**
+   * Transactions it committed that no other database received (it died before they were sent):
+   * what a rejoin would discard, once another database is primary.
+   */
+  diverged: number;
 }
 interface Probe {
   at: number;
@@ -58,10 +63,15 @@ class World {
   now = Date.parse('2026-03-02T10:00:00Z');
   twoWriters = 0;
   dbs: Record<string, Db> = {
-    a: { alive: true, role: 'Primary', epoch: 0, lagSeconds: 0 },
-    b: { alive: true, role: 'Standby', epoch: 0, lagSeconds: 0 },
-    c: { alive: true, role: 'Standby', epoch: 0, lagSeconds: 0 },
+    a: { alive: true, role: 'Primary', epoch: 0, lagSeconds: 0, diverged: 0 },
+    b: { alive: true, role: 'Standby', epoch: 0, lagSeconds: 0, diverged: 0 },
+    c: { alive: true, role: 'Standby', epoch: 0, lagSeconds: 0, diverged: 0 },
   };
+  /** Database agents beside every server (self-managed PostgreSQL with `--mode=agent`). */
+  agents: boolean;
+  reprotectMode: 'Automatic' | 'RequireRequest' | 'Manual' = 'RequireRequest';
+  /** Committed transactions a rejoin threw away, and whether someone had allowed it. */
+  discarded = 0;
   dns: { value?: string; epoch?: number; failing: boolean } = { failing: false };
   cut = new Set<string>();
   status: FailoverPolicyStatus = {};
@@ -77,8 +87,34 @@ class World {
   started = new Set<string>();
   ended = new Set<string>();
 
-  constructor(fencing: Fencing) {
-    this.spec = specWith(fencing);
+  constructor(fencing: Fencing, agents = false, reprotectMode: World['reprotectMode'] = 'RequireRequest') {
+    this.spec = { ...specWith(fencing), reprotect: { ...specWith(fencing).reprotect, mode: reprotectMode } };
+    this.agents = agents;
+    this.reprotectMode = reprotectMode;
+  }
+
+  /** What the agent beside `n` reports: the server, and how it compares with the active primary. */
+  private agentReport(n: string): ClusterFacts['agent'] {
+    const db = this.dbs[n] as Db;
+    const active = this.status.activePrimary;
+    const at = new Date(this.now).toISOString();
+    const server = !db.alive ? 'Stopped' : db.role === 'Standby' ? 'Standby' : 'Primary';
+    if (!active || active === n) return { name: `agent-${n}`, reportedAt: at, dataDirectory: '/d', server };
+    const relation =
+      db.role === 'Standby' && db.alive ? 'Following' : db.diverged > 0 ? 'Diverged' : 'Behind';
+    return {
+      name: `agent-${n}`,
+      reportedAt: at,
+      dataDirectory: '/d',
+      server,
+      divergence: {
+        primary: active,
+        assessedAt: at,
+        relation,
+        divergedBytes: db.diverged * 100,
+        divergedTransactions: db.diverged,
+      },
+    };
   }
 
   /** Status gone (a recreated policy): an operation in flight goes with it. */
@@ -106,6 +142,10 @@ class World {
   /** One probe interval: replication, probes, then the policy is reconciled. */
   tick(): void {
     this.now += 1000;
+    // Back before anyone replaced it, the primary's transactions are the history, not a divergence.
+    const active = this.status.activePrimary;
+    const current = active ? this.dbs[active] : undefined;
+    if (current?.alive && current.role === 'Primary') current.diverged = 0;
     this.replicate();
     if (this.skipProbes > 0) this.skipProbes--;
     else this.probe();
@@ -187,6 +227,7 @@ class World {
             ...(p.reachable ? { heartbeatEpoch: db.epoch } : {}),
             ...(p.reachable && db.fencedEpoch !== undefined ? { fencedEpoch: db.fencedEpoch } : {}),
             ...(p.lag ? { lagSeconds: p.lag.seconds, lagBytes: 0, lagObservedAt: new Date(p.lag.at) } : {}),
+            ...(this.agents ? { agent: this.agentReport(n) } : {}),
           }
         : { name: n, exists: true, reachable: false, role: 'Unknown', unprobed: true };
     }
@@ -262,9 +303,36 @@ class World {
           ...(op.kind === 'Switchover' ? { learned: { fencedLsn: '0/1' } } : {}),
         };
       case 'CatchingUp':
+        if (op.kind === 'Reprotect')
+          return from.alive && from.role === 'Standby'
+            ? { kind: 'Done' }
+            : { kind: 'Pending', detail: 'not streaming' };
         if (!to.alive) return { kind: 'Pending', detail: 'target gone' };
         to.lagSeconds = 0;
         return { kind: 'Done' };
+      case 'Demoting':
+        // The agent stops the fenced primary cleanly and restarts it as the target's standby.
+        if (!from.alive) return { kind: 'Done', detail: 'not demoted', learned: { demoted: false } };
+        if (from.role === 'Primary') this.violations.push(`demoting ${op.from} while it took writes`);
+        from.role = 'Standby';
+        return { kind: 'Done', learned: { stoppedLsn: '0/2' } };
+      case 'Rejoining': {
+        // The agent: refuses to discard what it was not allowed to; else rewinds and starts a standby.
+        if (op.from === this.status.activePrimary)
+          this.violations.push(`rejoining the active primary ${op.from}`);
+        if (from.diverged > 0 && !op.allowDataLoss)
+          return { kind: 'Failed', reason: 'AgentRefused', message: 'WouldDiscard', retryable: false };
+        if (from.diverged > 0) {
+          const allowed = op.trigger === 'Manual' || this.reprotectMode === 'Automatic';
+          if (!allowed) this.violations.push(`${op.from}'s ${from.diverged} transactions discarded unasked`);
+          this.discarded += from.diverged;
+        }
+        from.alive = true;
+        from.role = 'Standby';
+        from.diverged = 0;
+        delete from.fencedEpoch;
+        return { kind: 'Done' };
+      }
       case 'Promoting': {
         if (!to.alive) return unreachable;
         if (to.role === 'Primary') {
@@ -345,6 +413,18 @@ const killPrimary = fc.constant(
   }),
 );
 
+const diesWithUnsentTransactions = fc.integer({ min: 1, max: 5 }).map((k) =>
+  command(`the primary commits ${k} transactions no standby receives, and stays dead 10 s`, (w) => {
+    const a = w.status.activePrimary;
+    const db = a ? w.dbs[a] : undefined;
+    if (db?.alive && db.role === 'Primary') {
+      db.diverged += k;
+      db.alive = false;
+    }
+    for (let i = 0; i < 10; i++) w.tick();
+  }),
+);
+
 // Weighted toward what leads somewhere: time passing, and primaries dying.
 const commands = [
   tickCommand,
@@ -367,6 +447,17 @@ const commands = [
   fc.constantFrom(...NAMES).map((n) =>
     command(`revive ${n}`, (w) => {
       (w.dbs[n] as Db).alive = true;
+    }),
+  ),
+  diesWithUnsentTransactions,
+  fc.integer({ min: 1, max: 5 }).map((k) =>
+    command(`the primary commits ${k} transactions no standby receives, and dies`, (w) => {
+      const a = w.status.activePrimary;
+      const db = a ? w.dbs[a] : undefined;
+      if (db?.alive && db.role === 'Primary') {
+        db.diverged += k;
+        db.alive = false;
+      }
     }),
   ),
   fc.constantFrom(...NAMES).map((n) =>
@@ -403,19 +494,56 @@ const commands = [
     }),
   ),
   fc
-    .tuple(fc.constantFrom('Switchover', 'Failover'), fc.constantFrom(...NAMES), fc.boolean())
+    .tuple(fc.constantFrom('Switchover', 'Failover', 'Reprotect'), fc.constantFrom(...NAMES), fc.boolean())
     .map(([kind, target, loss]) =>
       command(`request ${kind} to ${target}${loss ? ' (data loss allowed)' : ''}`, (w) => {
         w.requests++;
         w.request = {
           id: `r${w.requests}`,
           target,
-          kind: kind as 'Switchover' | 'Failover',
-          allowDataLoss: kind === 'Failover' && loss,
+          kind: kind as 'Switchover' | 'Failover' | 'Reprotect',
+          allowDataLoss: kind !== 'Switchover' && loss,
         };
       }),
     ),
 ];
+
+describe('the decision core with database agents: demotion, reprotect and what a rejoin discards', () => {
+  it('never discards committed transactions unasked, never two writers, and every former primary that discards nothing becomes a standby again', () => {
+    const coverage = { reprotected: 0, discardedWithLeave: 0, waitedForPerson: 0, demoted: 0 };
+    fc.assert(
+      fc.property(
+        fc.constantFrom<World['reprotectMode']>('RequireRequest', 'Automatic', 'Automatic', 'Manual'),
+        fc.commands(commands, { maxCommands: 40 }),
+        (mode, cmds) => {
+          const world = new World('ReadOnly', true, mode);
+          for (let i = 0; i < 3; i++) world.tick();
+          fc.modelRun(() => ({ model: {}, real: world }), cmds);
+          settleAndCheck(world);
+          const reports = world.status.history ?? [];
+          if (reports.some((r) => r.kind === 'Reprotect' && r.result === 'Succeeded')) coverage.reprotected++;
+          if (world.discarded > 0) coverage.discardedWithLeave++;
+          if (reports.some((r) => r.kind === 'Switchover' && r.result === 'Succeeded')) coverage.demoted++;
+          // Redundancy comes back by itself wherever nothing committed would be lost (unless Manual).
+          const active = world.status.activePrimary;
+          for (const n of NAMES) {
+            const db = world.dbs[n] as Db;
+            if (n === active || db.role === 'Standby') continue;
+            if (mode === 'Manual' || db.diverged > 0) coverage.waitedForPerson++;
+            else
+              expect.fail(
+                `${n} (${db.role}, nothing diverged) was not reprotected under ${mode}: ${JSON.stringify(world.status.history?.slice(0, 4).map((r) => [r.kind, r.from, r.to, r.result, r.message]))} ${JSON.stringify(world.status.conditions?.find((c) => c.type === 'Redundant'))} ${JSON.stringify(world.dbs)}`,
+              );
+            if (mode === 'Automatic') expect(db.diverged, `${n} waits under Automatic`).toBe(0);
+          }
+        },
+      ),
+      { numRuns: 400 },
+    );
+    // Every path was taken: rejoins, discards a person or the policy allowed, waits, demotions.
+    for (const [what, n] of Object.entries(coverage)) expect(n, what).toBeGreaterThan(4);
+  });
+});
 
 describe('the decision core under random interleavings of faults, restarts and requests', () => {
   it('keeps its invariants after every command, and converges once the faults heal', () => {
@@ -470,11 +598,12 @@ function settleAndCheck(world: World): boolean {
   };
   settle();
   // A switchover stopped between fencing and promoting (its status lost) leaves a fenced primary
-  // and no writer: the runbook has a person fail over to a standby.
+  // (or, demoted by its agent, one already a standby) and no writer: the runbook has a person fail
+  // over to a standby.
   let personNeeded = false;
   const active = world.status.activePrimary;
-  if (world.writers().length === 0 && active && world.dbs[active]?.role === 'Fenced') {
-    const target = NAMES.find((n) => world.dbs[n]?.role === 'Standby') ?? 'b';
+  if (world.writers().length === 0 && active && world.dbs[active]?.role !== 'Primary') {
+    const target = NAMES.find((n) => n !== active && world.dbs[n]?.role === 'Standby') ?? 'b';
     world.request = { id: 'runbook', target, kind: 'Failover', allowDataLoss: true };
     personNeeded = true;
     settle();
@@ -482,7 +611,7 @@ function settleAndCheck(world: World): boolean {
   expect(world.violations).toEqual([]);
   expect(world.status.currentOperation).toBeUndefined();
   for (const id of world.started) expect(world.ended.has(id), `operation ${id} never ended`).toBe(true);
-  expect(world.writers()).toHaveLength(1);
+  expect(world.writers(), JSON.stringify({ status: world.status, dbs: world.dbs })).toHaveLength(1);
   expect(world.status.activePrimary).toBe(world.writers()[0]);
   expect(world.dns.value).toBe(TARGET(world.status.activePrimary ?? ''));
   expect(world.status.epoch).toBe(world.highestEpoch);
