@@ -90,14 +90,19 @@ const reachable = (ok: boolean) => [
   },
 ];
 
-async function cluster(name: string, region: string, status: Record<string, unknown>): Promise<void> {
+async function cluster(
+  name: string,
+  region: string,
+  status: Record<string, unknown>,
+  provider: Record<string, unknown> = { type: 'SelfManaged' },
+): Promise<void> {
   await client.create(replicaClusterType, ns, {
     apiVersion: 'regionfailover.io/v1alpha1',
     kind: 'ReplicaCluster',
     metadata: { name, namespace: ns },
     spec: {
       region,
-      provider: { type: 'SelfManaged' },
+      provider,
       connection: { host: `${name}.db.internal`, credentialsSecretRef: { name: 'pg' } },
       dnsTarget: `${name}.db.internal`,
     },
@@ -422,6 +427,58 @@ describe('promote --dry-run', () => {
   });
 });
 
+describe('switchover and failover', () => {
+  it('switchover is a planned promotion: explained on --dry-run (through kubectl), no loss flags', async () => {
+    const before = await client.get<KubeObject>(failoverPolicyType, ns, 'orders');
+    const res = await run(['switchover', 'orders', '--to', 'orders-b', '--dry-run'], { viaKubectl: true });
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toContain(`Dry run: Switchover of ${ns}/orders to orders-b. Nothing is changed.`);
+    expect(res.stdout).toContain('would start a Switchover from orders-a to orders-b, epoch 3 → 4');
+    const after = await client.get<KubeObject>(failoverPolicyType, ns, 'orders');
+    expect(after.metadata.resourceVersion).toBe(before.metadata.resourceVersion);
+    const lossy = await run(['switchover', 'orders', '--to', 'orders-b', '--allow-data-loss']);
+    expect(lossy.code).toBe(2);
+    expect(lossy.stderr).toContain('unknown flag --allow-data-loss');
+  });
+
+  it('says a switchover demotes an old primary with an agent beside it (no rewind)', async () => {
+    const agent = {
+      name: 'orders-a-agent',
+      reportedAt: now(),
+      dataDirectory: '/var/lib/postgresql/15/main',
+      server: 'Primary',
+      timeline: 3,
+      walEnd: '0/5000060',
+    };
+    await client.mergePatch(replicaClusterType, ns, 'orders-a', { status: { agent } }, 'status');
+    try {
+      const res = await run(['switchover', 'orders', '--to', 'orders-b', '--dry-run']);
+      expect(res.code, res.stdout).toBe(0);
+      expect(res.stdout).toContain(
+        'then the agent beside orders-a stops it cleanly; it promotes orders-b once that last WAL is replayed',
+      );
+      expect(res.stdout).toMatch(/agent orders-a-agent: reported \d+s ago, server Primary; no comparison/);
+    } finally {
+      await client.mergePatch(replicaClusterType, ns, 'orders-a', { status: { agent: null } }, 'status');
+    }
+  });
+
+  it('failover is promote --failover: refused while the primary is up', async () => {
+    const res = await run(['failover', 'orders', '--to', 'orders-b', '--dry-run']);
+    expect(res.code).toBe(1);
+    expect(res.stdout).toContain('Dry run: Failover of');
+    expect(res.stdout).toContain('would refuse it (PrimaryAvailable)');
+  });
+
+  it('the usage presents switchover (planned), promote --failover (unplanned) and reprotect', async () => {
+    const res = await run(['--help']);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toContain('kubectl failover switchover POLICY --to CLUSTER [--dry-run]');
+    expect(res.stdout).toContain('kubectl failover promote POLICY --to CLUSTER --failover');
+    expect(res.stdout).toContain('kubectl failover reprotect POLICY CLUSTER [--allow-data-loss]');
+  });
+});
+
 describe('promote', () => {
   const refusals: [string[], string][] = [
     [['--to', 'orders-z'], 'promotionRequest.target must be the primary or one of the standbys'],
@@ -541,6 +598,285 @@ describe('promote', () => {
     expect(dryRun.code, dryRun.stderr).toBe(0);
     expect(dryRun.stdout).toContain('API server:  not asked: you may not patch FailoverPolicies');
     expect(dryRun.stdout).toContain('would start a Switchover from orders-a to orders-b');
+  });
+});
+
+describe('reprotect', () => {
+  // warehouse: failed over from a to b (epoch 2). a came back fenced (self-managed, an agent may
+  // run beside it); c, an RDS instance, came back too and its provider rebuilds it as a replica.
+  const agentReport = (divergence: Record<string, unknown>) => ({
+    name: 'warehouse-a-agent',
+    reportedAt: now(),
+    dataDirectory: '/var/lib/postgresql/15/main',
+    server: 'Primary',
+    timeline: 1,
+    walEnd: '0/3001F58',
+    rewindable: true,
+    divergence: { primary: 'warehouse-b', assessedAt: now(), ...divergence },
+  });
+  const diverged = {
+    relation: 'Diverged',
+    forkLsn: '0/3000148',
+    localTimeline: 1,
+    localEndLsn: '0/3001F58',
+    divergedBytes: 7696,
+    divergedTransactions: 3,
+    message: 'wrote 7696 bytes past the fork at 0/3000148',
+  };
+  /** The agent's report, written as the agent writes it: the status subresource, fresh now. */
+  const agentReports = (report: Record<string, unknown> | null) =>
+    client.mergePatch(replicaClusterType, ns, 'warehouse-a', { status: { agent: report } }, 'status');
+  const fenced = {
+    role: 'Fenced',
+    health: 'Healthy',
+    epoch: 1,
+    fencedEpoch: 2,
+    lastObservedTime: now(),
+    consecutiveProbeFailures: 0,
+    conditions: reachable(true),
+  };
+
+  beforeAll(async () => {
+    await cluster('warehouse-a', 'region-a', fenced);
+    await cluster('warehouse-b', 'region-b', {
+      role: 'Primary',
+      health: 'Healthy',
+      epoch: 2,
+      lastObservedTime: now(),
+      consecutiveProbeFailures: 0,
+      conditions: reachable(true),
+    });
+    await cluster('warehouse-c', 'region-c', fenced, {
+      type: 'AwsRds',
+      awsRds: { region: 'eu-west-1', dbInstanceIdentifier: 'warehouse-c' },
+    });
+    await policy(
+      'warehouse',
+      { primary: 'warehouse-a', standbys: ['warehouse-b', 'warehouse-c'] },
+      {
+        phase: 'Degraded',
+        activePrimary: 'warehouse-b',
+        epoch: 2,
+        history: [
+          report({
+            id: 'failover-e2',
+            kind: 'Failover',
+            trigger: 'Automatic',
+            from: 'warehouse-a',
+            to: 'warehouse-b',
+            epoch: 2,
+            rtoSeconds: 38,
+            rpoSeconds: 0.2,
+            rpoBytes: 512,
+          }),
+          report({
+            id: 'reprotect-e1',
+            kind: 'Reprotect',
+            trigger: 'Manual',
+            from: 'warehouse-b',
+            to: 'warehouse-a',
+            epoch: 1,
+            discardedBytes: 8192,
+            discardedTransactions: 2,
+            reason: 'rejoin after the region-b outage',
+          }),
+        ],
+      },
+    );
+  });
+
+  it('--dry-run refuses a former primary no agent reports for (NoAgent), and changes nothing', async () => {
+    const before = await client.get<KubeObject>(failoverPolicyType, ns, 'warehouse');
+    const res = await run(['reprotect', 'warehouse', 'warehouse-a', '--dry-run']);
+    expect(res.code, res.stderr).toBe(1);
+    expect(res.stdout).toContain(
+      `Dry run: Reprotect of ${ns}/warehouse: warehouse-a made a standby of warehouse-b again. Nothing is changed.`,
+    );
+    expect(res.stdout).toContain('API server:  accepts the request');
+    expect(res.stdout).toContain(
+      'Operator:    would refuse it (NoAgent): warehouse-a is not a replicating standby and no database agent reports for it',
+    );
+    expect(res.stdout).toContain('warehouse-a: Fenced');
+    const after = await client.get<KubeObject>(failoverPolicyType, ns, 'warehouse');
+    expect(after.metadata.resourceVersion).toBe(before.metadata.resourceVersion);
+  });
+
+  it("--dry-run refuses what would discard committed transactions (the agent's assessment), and accepts it with --allow-data-loss", async () => {
+    await agentReports(agentReport(diverged));
+    const refused = await run(['reprotect', 'warehouse', '--cluster', 'warehouse-a', '--dry-run']);
+    expect(refused.code, refused.stderr).toBe(1);
+    expect(refused.stdout).toContain(
+      'would refuse it (WouldDiscard): warehouse-a: its WAL runs 7696 bytes past the fork at 0/3000148 (to 0/3001F58 on timeline 1): 3 committed transaction(s) there would be discarded; set allowDataLoss: true to discard it',
+    );
+    expect(refused.stdout).toMatch(
+      /agent warehouse-a-agent: reported \d+s ago, server Primary; compared with warehouse-b \d+s ago: Diverged, fork 0\/3000148, WAL to 0\/3001F58 \(timeline 1\), 7696 bytes and 3 transaction\(s\) past the fork/,
+    );
+    await agentReports(agentReport(diverged));
+    const allowed = await run(['reprotect', 'warehouse', 'warehouse-a', '--allow-data-loss', '--dry-run']);
+    expect(allowed.code, allowed.stdout).toBe(0);
+    expect(allowed.stdout).toContain(
+      'would start a Reprotect of warehouse-a as a standby of warehouse-b, epoch 2 unchanged: the agent beside warehouse-a stops it, rewinds it with pg_rewind',
+    );
+    expect(allowed.stdout).toContain(
+      'Discards:    7.5KiB (7696 bytes) of WAL after the fork at 0/3000148, up to 0/3001F58: 3 committed transaction(s)',
+    );
+  });
+
+  it('--dry-run of a managed former primary: its provider makes the new replica', async () => {
+    const res = await run(['reprotect', 'warehouse', 'warehouse-c', '--dry-run']);
+    expect(res.code, res.stdout).toBe(0);
+    expect(res.stdout).toContain(
+      'would start a Reprotect of warehouse-c as a standby of warehouse-b, epoch 2 unchanged: its provider makes warehouse-c a replica of warehouse-b again',
+    );
+  });
+
+  it('--dry-run refuses the active primary, and the command line needs a cluster', async () => {
+    const primary = await run(['reprotect', 'warehouse', 'warehouse-b', '--dry-run']);
+    expect(primary.code).toBe(1);
+    expect(primary.stdout).toContain('would refuse it (AlreadyPrimary): warehouse-b is already the primary');
+    const none = await run(['reprotect', 'warehouse']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('reprotect needs the former primary');
+    const two = await run(['reprotect', 'warehouse', 'warehouse-a', '--cluster', 'warehouse-c']);
+    expect(two.code).toBe(2);
+  });
+
+  it('records the request, and says what the operator will make of it', async () => {
+    await agentReports(agentReport(diverged));
+    const res = await run([
+      'reprotect',
+      'warehouse',
+      'warehouse-a',
+      '--allow-data-loss',
+      '--reason',
+      'rejoin after the region-a outage',
+    ]);
+    expect(res.code, res.stderr).toBe(0);
+    const request = (await spec('warehouse')).promotionRequest;
+    expect(request).toEqual({
+      id: expect.stringMatching(/^reprotect-\d{8}-\d{6}-[0-9a-f]{4}$/),
+      target: 'warehouse-a',
+      kind: 'Reprotect',
+      allowDataLoss: true,
+      reason: 'rejoin after the region-a outage',
+      requestedBy: 'admin',
+    });
+    expect(res.stdout).toContain(
+      `Requested: Reprotect of ${ns}/warehouse: warehouse-a made a standby of warehouse-b again, discarding what it wrote after the fork if need be (request ${request?.id}).`,
+    );
+    expect(res.stdout).toContain(
+      'From status now, the operator will start a Reprotect of warehouse-a as a standby of warehouse-b',
+    );
+    expect(res.stdout).toContain('Discards:    7.5KiB (7696 bytes)');
+    expect((await run(['status', 'warehouse'])).stdout).toMatch(/requested: Reprotect of warehouse-a\s/);
+  });
+
+  it('a new request carries nothing over from the last (maxLagSeconds, reason)', async () => {
+    const handled = async () => {
+      const id = (await spec('warehouse')).promotionRequest?.id;
+      await client.mergePatch(
+        failoverPolicyType,
+        ns,
+        'warehouse',
+        { status: { lastHandledRequestId: id } },
+        'status',
+      );
+    };
+    await handled();
+    const failover = await run([
+      'failover',
+      'warehouse',
+      '--to',
+      'warehouse-c',
+      '--max-lag-seconds',
+      '10',
+      '--reason',
+      'region-b is burning',
+    ]);
+    expect(failover.code, failover.stderr).toBe(0);
+    expect((await spec('warehouse')).promotionRequest).toMatchObject({
+      kind: 'Failover',
+      maxLagSeconds: 10,
+      allowDataLoss: false,
+    });
+    await handled();
+    // A merge patch keeps what it does not name: a leftover maxLagSeconds would make the API
+    // server refuse this switchover, a leftover reason would misstate it.
+    const switchover = await run(['switchover', 'warehouse', '--to', 'warehouse-c', '--id', 'planned-c']);
+    expect(switchover.code, switchover.stderr).toBe(0);
+    expect(switchover.stdout).toContain(
+      `Requested: Switchover of ${ns}/warehouse to warehouse-c (request planned-c)`,
+    );
+    expect((await spec('warehouse')).promotionRequest).toEqual({
+      id: 'planned-c',
+      target: 'warehouse-c',
+      kind: 'Switchover',
+      allowDataLoss: false,
+      requestedBy: 'admin',
+    });
+  });
+
+  it('history lists reprotects with what they discarded; status -o json carries the request outcome', async () => {
+    const res = await run(['history', 'warehouse']);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toContain('Failovers, switchovers and reprotects, newest first:');
+    expect(res.stdout).toMatch(/RPO\s+DISCARDED\s+REASON/);
+    expect(res.stdout).toMatch(
+      /Reprotect\s+Manual\s+warehouse-b\s+warehouse-a\s+1\s+Succeeded\s+-\s+-\s+8KiB, 2 txs\s+rejoin after the region-b outage/,
+    );
+    expect(res.stdout).toMatch(
+      /Failover\s+Automatic\s+warehouse-a\s+warehouse-b\s+2\s+Succeeded\s+38s\s+0.2s\/512B\s+-/,
+    );
+    await client.mergePatch(
+      failoverPolicyType,
+      ns,
+      'warehouse',
+      {
+        status: {
+          lastRequest: {
+            id: 'planned-c',
+            outcome: 'Rejected',
+            reason: 'TargetNotStandby',
+            message: 'warehouse-c is in role Fenced, not a replicating standby',
+            time: now(),
+          },
+          topology: [
+            { cluster: 'warehouse-b', role: 'Primary', ready: true },
+            {
+              cluster: 'warehouse-a',
+              role: 'FormerPrimary',
+              ready: false,
+              agent: true,
+              message: 'in role Fenced, not a standby of warehouse-b',
+            },
+            {
+              cluster: 'warehouse-c',
+              role: 'FormerPrimary',
+              ready: false,
+              message: 'in role Fenced, not a standby of warehouse-b',
+            },
+          ],
+        },
+      },
+      'status',
+    );
+    const table = await run(['status', 'warehouse']);
+    expect(table.stdout).toMatch(
+      /warehouse-b\s+warehouse-a \(FormerPrimary\),warehouse-c \(FormerPrimary\)\s+-\s+Degraded\s+2\s/,
+    );
+    const json = JSON.parse((await run(['status', 'warehouse', '-o', 'json'])).stdout) as Record<
+      string,
+      unknown
+    >[];
+    expect(json[0]).toMatchObject({
+      primary: 'warehouse-b',
+      standbys: [
+        { name: 'warehouse-a', formerPrimary: true, agent: true },
+        { name: 'warehouse-c', formerPrimary: true },
+      ],
+      lastRequest: { id: 'planned-c', outcome: 'Rejected', reason: 'TargetNotStandby' },
+      topology: [{ cluster: 'warehouse-b', role: 'Primary' }, {}, {}],
+    });
   });
 });
 

@@ -1,4 +1,7 @@
-/** `kubectl failover history POLICY`: the operation in progress, past promotions and drills, with RTO and RPO. */
+/**
+ * `kubectl failover history POLICY`: the operation in progress, past promotions and reprotects
+ * (with what a reprotect discarded), and drills, with RTO and RPO.
+ */
 import type { OperationReport } from '../api/v1alpha1/index.ts';
 import type { FailoverApi } from './api.ts';
 import { age, bytes, seconds, table, timestamp } from './format.ts';
@@ -14,7 +17,20 @@ function rpo(r: OperationReport): string {
     .join('/');
 }
 
+/** What a reprotect discarded: 4KiB, 3 txs. */
+function discarded(r: OperationReport): string {
+  if (r.discardedBytes === undefined && r.discardedTransactions === undefined) return '-';
+  return [
+    r.discardedBytes !== undefined ? bytes(r.discardedBytes) : undefined,
+    r.discardedTransactions !== undefined ? `${r.discardedTransactions} txs` : undefined,
+  ]
+    .filter(Boolean)
+    .join(', ');
+}
+
 function reports(list: OperationReport[], drills: boolean): string {
+  // Only where a reprotect discarded something: the column is noise otherwise.
+  const discards = list.some((r) => discarded(r) !== '-');
   const header = [
     'COMPLETED',
     'KIND',
@@ -26,6 +42,7 @@ function reports(list: OperationReport[], drills: boolean): string {
     'RTO',
     'RPO',
     ...(drills ? ['LOST WRITES', 'DNS VERIFIED IN'] : []),
+    ...(discards ? ['DISCARDED'] : []),
     'REASON',
   ];
   return table(
@@ -43,6 +60,7 @@ function reports(list: OperationReport[], drills: boolean): string {
       ...(drills
         ? [r.lostWrites === undefined ? '-' : String(r.lostWrites), seconds(r.dnsVerifySeconds)]
         : []),
+      ...(discards ? [discarded(r)] : []),
       r.reason ?? '',
     ]),
   );
@@ -75,14 +93,24 @@ export async function historyCommand(
   ];
   const op = status.currentOperation;
   if (op && op.step !== 'Completed' && op.step !== 'Aborted') {
+    const what =
+      op.kind === 'Reprotect'
+        ? `Reprotect (${op.trigger}) of ${op.from} as a standby of ${op.to}`
+        : `${op.kind} (${op.trigger}) ${op.from} → ${op.to}`;
     out.push(
       '',
-      `In progress: ${op.kind} (${op.trigger}) ${op.from} → ${op.to}, epoch ${op.epoch}, step ${op.step} for ${age(op.stepStartedAt, opts.now)}, started ${age(op.startedAt, opts.now)} ago${op.reason ? `: ${op.reason}` : ''}`,
+      `In progress: ${what}, epoch ${op.epoch}, step ${op.step} for ${age(op.stepStartedAt, opts.now)}, started ${age(op.startedAt, opts.now)} ago${op.reason ? `: ${op.reason}` : ''}`,
     );
+    if (op.discarded) {
+      const d = op.discarded;
+      out.push(
+        `  discards: ${bytes(d.bytes)} of WAL after the fork at ${d.forkLsn ?? '?'} (to ${d.endLsn ?? '?'}), ${d.transactions ?? 'an unknown number of'} committed transaction(s)`,
+      );
+    }
     if (op.lastError)
       out.push(`  last error: ${op.lastError}${op.attempts ? ` (attempt ${op.attempts})` : ''}`);
   }
-  out.push('', 'Failovers and switchovers, newest first:');
+  out.push('', 'Failovers, switchovers and reprotects, newest first:');
   out.push(status.history?.length ? reports(status.history, false) : '  none yet');
   out.push('', 'Drills, newest first:');
   if (status.drills?.length) out.push(reports(status.drills, true));

@@ -1,7 +1,7 @@
 /**
  * `kubectl failover`: a kubectl plugin for people. It shows the state of failover policies and
- * records promotion requests through the API; the operator does the work (the plugin never talks
- * to a database or a DNS provider). Run through bin/kubectl-failover.
+ * records switchover, failover and reprotect requests through the API; the operator does the work
+ * (the plugin never talks to a database or a DNS provider). Run through bin/kubectl-failover.
  *
  * Exit codes: 0 done (or, for --dry-run, the operator would act); 1 refused or failed, with the
  * reason; 2 the command line is wrong.
@@ -16,20 +16,31 @@ const USAGE = `kubectl failover: see and steer regional database failover.
 
 Usage:
   kubectl failover status [POLICY] [-n NAMESPACE | -A] [-o table|json]
-  kubectl failover promote POLICY --to CLUSTER [--dry-run] [--reason TEXT]
+  kubectl failover switchover POLICY --to CLUSTER [--dry-run] [--reason TEXT] [--id ID] [--replace]
   kubectl failover promote POLICY --to CLUSTER --failover [--allow-data-loss | --max-lag-seconds N] [--dry-run]
+  kubectl failover reprotect POLICY CLUSTER [--allow-data-loss] [--dry-run] [--reason TEXT] [--id ID] [--replace]
   kubectl failover history POLICY [-n NAMESPACE] [-o table|json]
 
 Commands:
-  status    One line per policy: primary, standbys, standby lag, phase, epoch, the operation in
-            progress and the last drill.
-  promote   Ask the operator to promote CLUSTER. A switchover (the default) is planned: the old
-            primary is fenced, the standby catches up to zero lag, nothing is lost. --failover is
-            for a primary that is gone; the operator refuses it beyond the RPO budget unless you
-            pass --allow-data-loss. --dry-run prints what the operator would do, or why it would
-            refuse, and changes nothing.
-  history   The operation in progress, past failovers and switchovers, and drills with their
-            measured RTO and RPO.
+  status      One line per policy: primary, standbys, standby lag, phase, epoch, the operation in
+              progress and the last drill.
+  switchover  Planned: make CLUSTER the primary and lose nothing. The old primary is fenced, the
+              standby catches up to zero lag, then it is promoted; an old primary with a database
+              agent beside it is stopped cleanly and restarts as a standby (nothing to rewind).
+  promote --failover
+              Unplanned: promote CLUSTER because the primary is gone. The operator refuses it
+              while the primary is up, and beyond the RPO budget unless you pass --allow-data-loss.
+              (kubectl failover failover POLICY --to CLUSTER is the same.)
+  promote     Without --failover: a switchover (kept for scripts that use it).
+  reprotect   Make CLUSTER, a former primary, a standby of the active primary again: its database
+              agent restarts it, or rewinds it with pg_rewind; a managed provider makes a new
+              replica. The operator refuses when the agent's assessment says committed
+              transactions would be discarded, unless you pass --allow-data-loss.
+  history     The operation in progress, past failovers, switchovers and reprotects, and drills
+              with their measured RTO and RPO.
+
+  --dry-run prints what the operator would do (it runs the operator's own decision on status as
+  it is now), or why it would refuse, and changes nothing.
 
 Flags for every command:
   -n, --namespace NAME   the policy's namespace (default: the kubeconfig context's)
@@ -37,11 +48,13 @@ Flags for every command:
       --context NAME     kubeconfig context
   -h, --help             this help
 
-Flags of promote:
-      --to CLUSTER           the ReplicaCluster to promote (required)
-      --failover             an unplanned failover instead of a switchover
-      --allow-data-loss      with --failover: promote even beyond the RPO budget
-      --max-lag-seconds N    with --failover: the most lag this request accepts
+Flags of switchover, promote, failover and reprotect:
+      --to CLUSTER           the ReplicaCluster to promote (switchover, promote, failover)
+      --cluster CLUSTER      reprotect: the former primary (or give it after POLICY)
+      --failover             promote: an unplanned failover instead of a switchover
+      --allow-data-loss      failover: promote even beyond the RPO budget;
+                             reprotect: discard what the former primary wrote after the fork
+      --max-lag-seconds N    failover: the most lag this request accepts
       --reason TEXT          recorded in status and in the Event
       --id ID                the request id (default: a fresh one); each id is acted on once
       --replace              supersede a request the operator has not handled yet
@@ -86,23 +99,27 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
+  const request: FlagSpec[] = [
+    ...common,
+    { name: 'reason' },
+    { name: 'id' },
+    { name: 'replace', boolean: true },
+    { name: 'dry-run', boolean: true },
+  ];
+  const lossy: FlagSpec[] = [{ name: 'allow-data-loss', boolean: true }, { name: 'max-lag-seconds' }];
   const specs: Record<string, FlagSpec[]> = {
     status: [...common, output, { name: 'all-namespaces', short: 'A', boolean: true }],
     history: [...common, output],
-    promote: [
-      ...common,
-      { name: 'to' },
-      { name: 'failover', boolean: true },
-      { name: 'allow-data-loss', boolean: true },
-      { name: 'max-lag-seconds' },
-      { name: 'reason' },
-      { name: 'id' },
-      { name: 'replace', boolean: true },
-      { name: 'dry-run', boolean: true },
-    ],
+    switchover: [...request, { name: 'to' }],
+    failover: [...request, { name: 'to' }, ...lossy],
+    promote: [...request, { name: 'to' }, { name: 'failover', boolean: true }, ...lossy],
+    reprotect: [...request, { name: 'cluster' }, { name: 'allow-data-loss', boolean: true }],
   };
   const spec = specs[command];
-  if (!spec) throw new UsageError(`unknown command ${command}; commands are: status, promote, history`);
+  if (!spec)
+    throw new UsageError(
+      `unknown command ${command}; commands are: status, switchover, promote, failover, reprotect, history`,
+    );
   const args = parseArgs(rest, spec);
   if (flagSet(args, 'help')) {
     process.stdout.write(`${USAGE}\n`);
@@ -143,15 +160,14 @@ async function main(argv: string[]): Promise<number> {
     );
     return 0;
   }
-  const target = flagString(args, 'to');
-  if (!target) throw new UsageError('promote needs --to CLUSTER: the ReplicaCluster to promote');
-  const failover = flagSet(args, 'failover');
+  const { policy, target, kind } =
+    command === 'reprotect' ? reprotectTarget(args) : promotionTarget(args, command);
   const maxLagSeconds = nonNegativeInteger(flagString(args, 'max-lag-seconds'), 'max-lag-seconds');
   const result = await promoteCommand(api, {
     namespace,
-    policy: onePolicy(args, 'promote'),
+    policy,
     target,
-    kind: failover ? 'Failover' : 'Switchover',
+    kind,
     allowDataLoss: flagSet(args, 'allow-data-loss'),
     ...(maxLagSeconds !== undefined ? { maxLagSeconds } : {}),
     ...(flagString(args, 'reason') ? { reason: flagString(args, 'reason') } : {}),
@@ -163,6 +179,33 @@ async function main(argv: string[]): Promise<number> {
   });
   print(result.output);
   return result.exitCode;
+}
+
+/** switchover, failover and promote [--failover]: POLICY --to CLUSTER. */
+function promotionTarget(
+  args: ParsedArgs,
+  command: string,
+): { policy: string; target: string; kind: 'Switchover' | 'Failover' } {
+  const target = flagString(args, 'to');
+  if (!target) throw new UsageError(`${command} needs --to CLUSTER: the ReplicaCluster to promote`);
+  const failover = command === 'failover' || flagSet(args, 'failover');
+  return { policy: onePolicy(args, command), target, kind: failover ? 'Failover' : 'Switchover' };
+}
+
+/** reprotect POLICY CLUSTER, or POLICY --cluster CLUSTER. */
+function reprotectTarget(args: ParsedArgs): { policy: string; target: string; kind: 'Reprotect' } {
+  const [policy, positional, ...extra] = args.positionals;
+  const flag = flagString(args, 'cluster');
+  if (!policy) throw new UsageError('reprotect needs a POLICY: kubectl failover reprotect POLICY CLUSTER');
+  if (extra.length) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
+  if (positional && flag && positional !== flag)
+    throw new UsageError(`reprotect got two clusters, ${positional} and --cluster ${flag}: give one`);
+  const target = positional ?? flag;
+  if (!target)
+    throw new UsageError(
+      'reprotect needs the former primary: kubectl failover reprotect POLICY CLUSTER (or --cluster CLUSTER)',
+    );
+  return { policy, target, kind: 'Reprotect' };
 }
 
 try {

@@ -9,7 +9,9 @@ import {
   failoverObservationSpec,
   failoverPolicySpec,
   failoverPolicyStatus,
+  type ReplicaClusterSpec,
   type ReplicaClusterStatus,
+  replicaClusterSpec,
   replicaClusterStatus,
 } from '../api/v1alpha1/index.ts';
 import type { KubeObject } from '../runtime/kube-client.ts';
@@ -31,6 +33,8 @@ export interface PolicyView {
   status: FailoverPolicyStatus;
   /** Status of each ReplicaCluster the policy names; undefined for one that does not exist. */
   clusters: Map<string, ReplicaClusterStatus | undefined>;
+  /** Spec of each ReplicaCluster the policy names (its provider decides who reprotects it). */
+  clusterSpecs: Map<string, ReplicaClusterSpec | undefined>;
 }
 
 /** The ReplicaCluster that is primary now: the operator's record, else the spec's starting point. */
@@ -68,6 +72,12 @@ function view(object: KubeObject, clusters: KubeObject[]): PolicyView {
       names.map((n) => {
         const c = byName.get(n);
         return [n, c ? parseStatus<ReplicaClusterStatus>(replicaClusterStatus, c.status) : undefined];
+      }),
+    ),
+    clusterSpecs: new Map(
+      names.map((n) => {
+        const parsed = replicaClusterSpec.safeParse(byName.get(n)?.spec);
+        return [n, parsed.success ? parsed.data : undefined];
       }),
     ),
   };

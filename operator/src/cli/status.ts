@@ -1,5 +1,5 @@
 /** `kubectl failover status [POLICY]`: one line per policy, from what the operator wrote in status. */
-import type { ReplicaClusterStatus } from '../api/v1alpha1/index.ts';
+import type { FailoverPolicyStatus, ReplicaClusterStatus } from '../api/v1alpha1/index.ts';
 import type { FailoverApi } from './api.ts';
 import { age, seconds, table } from './format.ts';
 import { activePrimary, type PolicyView, readPolicies, readPolicy, standbysOf } from './policies.ts';
@@ -8,7 +8,17 @@ export interface StatusRow {
   namespace: string;
   name: string;
   primary: string | undefined;
-  standbys: { name: string; role?: string; lagSeconds?: number; lagBytes?: number; exists: boolean }[];
+  standbys: {
+    name: string;
+    role?: string;
+    lagSeconds?: number;
+    lagBytes?: number;
+    exists: boolean;
+    /** The operator's topology says it is a former primary, not a standby of the primary yet. */
+    formerPrimary?: boolean;
+    /** Whether a database agent reports for it (present only when one has reported). */
+    agent?: boolean;
+  }[];
   /** Lag of the preferred healthy standby: the policy's figure, else its ReplicaCluster's. */
   lagSeconds: number | undefined;
   phase: string | undefined;
@@ -16,6 +26,11 @@ export interface StatusRow {
   operation: string | undefined;
   lastDrill: { result: string; completedAt: string; rtoSeconds?: number } | undefined;
   drillsScheduled: boolean;
+  /** Whether every standby replicates from the primary (the Redundant condition), and if not why. */
+  redundant?: { status: string; reason: string; message?: string };
+  /** What became of the last request (a refused reprotect says why here). */
+  lastRequest?: FailoverPolicyStatus['lastRequest'];
+  topology?: FailoverPolicyStatus['topology'];
   problem?: string;
 }
 
@@ -25,9 +40,12 @@ const preferredLag = (standbys: StatusRow['standbys']) =>
 export function statusRow(p: PolicyView): StatusRow {
   const standbys = standbysOf(p).map((name) => {
     const s: ReplicaClusterStatus | undefined = p.clusters.get(name);
+    const member = p.status.topology?.find((t) => t.cluster === name);
     return {
       name,
       exists: s !== undefined,
+      ...(member?.role === 'FormerPrimary' ? { formerPrimary: true } : {}),
+      ...(member?.agent !== undefined ? { agent: member.agent } : {}),
       ...(s?.role ? { role: s.role } : {}),
       ...(s?.replicationLagSeconds !== undefined ? { lagSeconds: s.replicationLagSeconds } : {}),
       ...(s?.replicationLagBytes !== undefined ? { lagBytes: s.replicationLagBytes } : {}),
@@ -38,6 +56,7 @@ export function statusRow(p: PolicyView): StatusRow {
   const request = p.spec?.promotionRequest;
   const pending = request && request.id !== p.status.lastHandledRequestId ? request : undefined;
   const drill = p.status.drills?.[0];
+  const redundant = p.status.conditions?.find((c) => c.type === 'Redundant');
   return {
     namespace: p.namespace,
     name: p.name,
@@ -48,9 +67,11 @@ export function statusRow(p: PolicyView): StatusRow {
     epoch: p.status.epoch,
     // What is under way, else what a person asked for and the operator has not picked up yet.
     operation: running
-      ? `${running.kind} to ${running.to} (${running.step})`
+      ? running.kind === 'Reprotect'
+        ? `Reprotect of ${running.from} (${running.step})`
+        : `${running.kind} to ${running.to} (${running.step})`
       : pending
-        ? `requested: ${pending.kind} to ${pending.target}`
+        ? `requested: ${pending.kind} ${pending.kind === 'Reprotect' ? 'of' : 'to'} ${pending.target}`
         : undefined,
     lastDrill: drill
       ? {
@@ -60,12 +81,25 @@ export function statusRow(p: PolicyView): StatusRow {
         }
       : undefined,
     drillsScheduled: p.spec?.drills !== undefined && p.spec.drills.suspend !== true,
+    ...(redundant
+      ? {
+          redundant: {
+            status: redundant.status,
+            reason: redundant.reason,
+            ...(redundant.message ? { message: redundant.message } : {}),
+          },
+        }
+      : {}),
+    ...(p.status.lastRequest ? { lastRequest: p.status.lastRequest } : {}),
+    ...(p.status.topology ? { topology: p.status.topology } : {}),
     ...(p.specProblem ? { problem: p.specProblem } : {}),
   };
 }
 
 function standbyCell(s: StatusRow['standbys'][number]): string {
   if (!s.exists) return `${s.name} (missing)`;
+  // The operator's word first: a former primary (fenced, stopped, or back as a writer) needs a reprotect.
+  if (s.formerPrimary) return `${s.name} (FormerPrimary)`;
   if (s.role && s.role !== 'Standby') return `${s.name} (${s.role})`;
   return s.name;
 }
