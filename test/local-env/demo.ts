@@ -1,33 +1,45 @@
 /**
- * `make demo`: a regional outage and an automatic, correct promotion, on this one machine.
+ * `make demo`: a regional outage and an automatic, correct promotion, on this one machine, then
+ * the way back.
  *
- * Brings up two regions (PostgreSQL primary and standby, BIND, observers, the operator), writes
- * canary rows through the DNS name as an application would, kills the primary region's database,
- * and narrates what happens: detection by a quorum, fencing, promotion, DNS re-pointed and
- * verified, writes succeeding again. Then it measures RTO and RPO and cleans everything up.
+ * Brings up two regions (PostgreSQL primary and standby with a database agent beside each, BIND,
+ * observers, the operator), writes canary rows through the DNS name as an application would,
+ * kills the primary region's database, and narrates what happens: detection by a quorum, fencing,
+ * promotion, DNS re-pointed and verified, writes succeeding again, and RTO and RPO. Then region A
+ * comes back as a standby of region B (its agent says what a rejoin discards; the operator
+ * reprotects it), and a switchover under writes through DNS returns the primary to region A
+ * without losing any. It ends with one writable primary, both regions replicating, and cleans up.
  */
 import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { FailoverPolicyStatus } from '../../operator/src/api/v1alpha1/index.ts';
 import { PRIMARY_ADDRESS, RECORD, STANDBY_ADDRESS } from '../harness/failover-stack.ts';
 import { installSignalCleanup } from '../harness/processes.ts';
 import { waitFor } from '../harness/wait.ts';
+import { ComebackRecorder, WriterSampler } from './comeback.ts';
 import { NAMESPACE, startLocalEnvironment } from './environment.ts';
 
 const run = promisify(execFile);
 const t0 = Date.now();
-const stamp = () => `+${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s`;
-const say = (line: string) => process.stdout.write(`[demo ${stamp()}] ${line}\n`);
+const stamp = (at = Date.now()) => `+${((at - t0) / 1000).toFixed(1).padStart(5)}s`;
+/** A line of the transcript, stamped with when it happened (default: now). */
+const sayAt = (at: number, line: string) => process.stdout.write(`[demo ${stamp(at)}] ${line}\n`);
+const say = (line: string) => sayAt(Date.now(), line);
 const section = (title: string) => process.stdout.write(`\n== ${title}\n`);
 
 section('1. Two regions on one machine');
 const env = await startLocalEnvironment(say);
 installSignalCleanup(() => env.stop());
 const { stack } = env;
+// bin/ on PATH: `kubectl failover` is the project's kubectl plugin, found there as kubectl-failover.
+const kubectlEnv = {
+  ...process.env,
+  KUBECONFIG: env.controlPlane.kubeconfigPath,
+  PATH: `${join(import.meta.dirname, '../../bin')}:${process.env.PATH}`,
+};
 const kubectl = async (...args: string[]) => {
-  const { stdout } = await run('kubectl', args, {
-    env: { ...process.env, KUBECONFIG: env.controlPlane.kubeconfigPath },
-  });
+  const { stdout } = await run('kubectl', args, { env: kubectlEnv });
   process.stdout.write(`${stdout.trimEnd().replace(/^/gm, '    ')}\n`);
 };
 
@@ -68,10 +80,12 @@ try {
 
   let lastLine = '';
   const seenEvents = new Set<string>();
+  // From here on, what happens to region A on its way back is recorded for act 5.
+  const comeback = new ComebackRecorder(stack, sayAt);
   const narrate = async () => {
     const { status } = await stack.policy();
     const available = status.conditions?.find((c) => c.type === 'PrimaryAvailable');
-    const op = status.currentOperation;
+    const op = status.currentOperation?.kind === 'Failover' ? status.currentOperation : undefined;
     const line = `phase ${status.phase}; primary available: ${available?.status} (${available?.message}); ${op ? `operation ${op.id}: ${op.step}` : 'no operation'}`;
     if (line !== lastLine) {
       say(line);
@@ -81,7 +95,7 @@ try {
       const key = `${e.reason}|${e.note}`;
       if (
         seenEvents.has(key) ||
-        !/Started|Fenced|NotFenced|Promoted|Repointed|Completed|Blocked|QuorumLost/.test(e.reason)
+        !/^Failover|Fenced|NotFenced|Promoted|Repointed|Blocked|QuorumLost/.test(e.reason)
       )
         continue;
       seenEvents.add(key);
@@ -92,7 +106,8 @@ try {
   const finished = await waitFor(
     async () => {
       const status: FailoverPolicyStatus = await narrate();
-      return status.history?.[0] && !status.currentOperation ? status : undefined;
+      const failover = status.history?.find((r) => r.kind === 'Failover');
+      return failover && status.currentOperation?.kind !== 'Failover' ? status : undefined;
     },
     { description: 'the failover to complete', timeoutMs: 180_000, intervalMs: 100 },
   );
@@ -105,7 +120,7 @@ try {
   await narrate();
 
   section('4. What it cost');
-  const report = finished.history?.[0];
+  const report = finished.history?.find((r) => r.kind === 'Failover');
   const rtoThroughDns = ((firstWriteAfterKill?.at ?? 0) - killedAt) / 1000;
   const ackedBeforeKill = acknowledged.filter((a) => a.address === PRIMARY_ADDRESS).map((a) => a.seq);
   const present = new Set(
@@ -130,12 +145,234 @@ try {
   const writable = await stack.writablePrimaries();
   say(`databases accepting writes now: ${writable.join(', ')} — exactly one`);
   if (writable.length !== 1 || writable[0] !== 'standby') exitCode = 1;
+
+  section('5. Region A comes back');
+  if (!(await regionAComesBack(comeback))) exitCode = 1;
+
+  section('6. Failback: a switchover to region A under writes');
+  if (!(await failback())) exitCode = 1;
 } catch (err) {
   say(`demo failed: ${(err as Error).message}`);
   exitCode = 1;
 } finally {
-  section('5. Cleaning up');
+  section('7. Cleaning up');
   await env.stop();
   say('everything the demo started is stopped');
 }
 process.exit(exitCode);
+
+/**
+ * Region A's agent has run beside it since the start: once region B is the primary it compares
+ * region A's data directory with region B's and reports the diverged range. The operator then
+ * reprotects region A by itself when that discards no committed transaction; otherwise it waits
+ * for a person, whose request this demo makes, saying so. Resolves to whether region A ends as a
+ * caught-up standby of region B.
+ */
+async function regionAComesBack(recorder: ComebackRecorder): Promise<boolean> {
+  say(
+    "region A's PostgreSQL is still down; its agent, running beside it since the start, compares its data directory with region B's",
+  );
+  const assessed = await waitFor(() => recorder.assessment, {
+    description: 'the agent beside region A to compare it with region B',
+    timeoutMs: 60_000,
+  });
+  say('recorded since region A died (each line stamped when it was seen):');
+  recorder.flush();
+  const d = assessed.divergence;
+  say(
+    `agent beside region-a (server ${assessed.server}, pg_rewind ${assessed.rewindable ? 'possible' : 'impossible'}): ${d.relation} from ${d.primary}; fork at ${d.forkLsn ?? '-'}, its WAL ends at ${d.localEndLsn ?? '-'} on timeline ${d.localTimeline ?? '-'}; ${d.divergedBytes} bytes, ${d.divergedTransactions ?? (d.relation === 'Diverged' ? 'an unknown number of' : 'no')} committed transaction(s) past the fork`,
+  );
+  if (d.message) say(`  "${d.message}"`);
+
+  // What the operator made of it: started by itself, or waiting for a person.
+  const verdict = await waitFor(
+    async () => {
+      const { status } = await stack.policy();
+      if (recorder.reprotectTrigger) return { automatic: true, status };
+      const redundant = status.conditions?.find((c) => c.type === 'Redundant');
+      if (redundant?.reason === 'ReprotectNeedsRequest') return { automatic: false, status, redundant };
+      return undefined;
+    },
+    { description: 'the operator to start the reprotect or to ask for a request', timeoutMs: 60_000 },
+  );
+  recorder.flush();
+  if (verdict.automatic) {
+    say(
+      `nothing committed would be discarded: the operator started the reprotect by itself (spec.reprotect.mode RequireRequest, trigger ${recorder.reprotectTrigger})`,
+    );
+  } else {
+    say(`the operator waits for a person: ${verdict.redundant?.message}`);
+    say(
+      'the kill left committed transactions on region A that never reached region B; accepting their loss, as a person would:',
+    );
+    await kubectl(
+      'failover',
+      'reprotect',
+      'orders',
+      'region-a',
+      '--allow-data-loss',
+      '-n',
+      NAMESPACE,
+      '--reason',
+      'demo: bring region A back as a standby',
+    );
+  }
+  const done = await waitFor(
+    async () => {
+      recorder.flush();
+      const { status } = await stack.policy();
+      const report = status.history?.find((r) => r.kind === 'Reprotect' && r.from === 'region-a');
+      const redundant = status.conditions?.find((c) => c.type === 'Redundant');
+      return report && !status.currentOperation && redundant?.status === 'True'
+        ? { report, redundant }
+        : undefined;
+    },
+    {
+      description: 'the reprotect of region A and the Redundant condition True',
+      timeoutMs: 180_000,
+      intervalMs: 250,
+    },
+  );
+  recorder.flush();
+  await recorder.stop();
+  const { report } = done;
+  const task = (await stack.agentReport('region-a'))?.task;
+  const took = (Date.parse(report.completedAt) - Date.parse(report.startedAt)) / 1000;
+  say(
+    `reprotect ${report.result} in ${took.toFixed(1)} s (${task?.method ?? '?'}): discarded ${report.discardedBytes ?? 0} bytes, ${report.discardedTransactions ?? 0} committed transaction(s)`,
+  );
+  say(`Redundant ${done.redundant.status} (${done.redundant.reason}): ${done.redundant.message ?? ''}`);
+  const streaming = await replication('standby', 'region-a');
+  say(
+    `region B's pg_stat_replication: region-a ${streaming?.state ?? 'absent'}, replay lag ${streaming?.lag ?? '?'} bytes`,
+  );
+  await showTopology();
+  return report.result === 'Succeeded' && streaming?.state === 'streaming';
+}
+
+/**
+ * A switchover back to region A while an application writes 100 rows/s through the DNS name: the
+ * agent beside region B stops it cleanly once region A has all its WAL and restarts it as a
+ * standby of region A. Resolves to whether nothing acknowledged was lost, exactly one database
+ * takes writes, and both regions replicate.
+ */
+async function failback(): Promise<boolean> {
+  const sampler = new WriterSampler(stack);
+  const load = await stack.startDnsWriteLoad(100);
+  say(
+    `an application writes 100 rows/s through ${RECORD} (one session, reconnecting through DNS on any error)`,
+  );
+  await waitFor(() => load.acknowledged.length >= 200 || undefined, {
+    description: '200 acknowledged writes',
+  });
+  say(`${load.acknowledged.length} rows acknowledged by region B so far; asking for the switchover:`);
+  // Events from before the request are the earlier acts' story.
+  const seen = new Set((await stack.events()).map((e) => `${e.reason}|${e.note}`));
+  const requestedAt = Date.now();
+  await kubectl(
+    'failover',
+    'switchover',
+    'orders',
+    '--to',
+    'region-a',
+    '-n',
+    NAMESPACE,
+    '--reason',
+    'demo: failback to region A',
+  );
+  const requestWritten = Date.now();
+  let lastStep = '';
+  let lastMessage = '';
+  const back = await waitFor(
+    async () => {
+      const { status } = await stack.policy();
+      const op = status.currentOperation;
+      if (op && op.step !== lastStep) {
+        say(`operation ${op.id}: ${op.step}`);
+        lastStep = op.step;
+      }
+      if (op?.message && op.message !== lastMessage) {
+        say(`  ${op.message}`);
+        lastMessage = op.message;
+      }
+      for (const e of await stack.events()) {
+        const key = `${e.reason}|${e.note}`;
+        if (seen.has(key) || !/^Switchover|Demoted|Promoted|Repointed/.test(e.reason)) continue;
+        seen.add(key);
+        say(`event ${e.type} ${e.reason}: ${e.note}`);
+      }
+      const report = status.history?.[0];
+      return report?.kind === 'Switchover' && report.to === 'region-a' && !op ? report : undefined;
+    },
+    { description: 'the switchover to region A', timeoutMs: 120_000, intervalMs: 100 },
+  );
+  const tookSeconds = (Date.now() - requestedAt) / 1000;
+  const operationSeconds = (Date.parse(back.completedAt) - Date.parse(back.startedAt)) / 1000;
+  const afterBack = load.acknowledged.length;
+  await waitFor(() => load.acknowledged.length >= afterBack + 100 || undefined, {
+    description: 'writes through DNS to region A',
+  });
+  const written = await load.stop();
+  await sampler.stop();
+  const present = new Set(
+    (await stack.pair.sql<{ seq: string }>('primary', 'SELECT seq::text FROM dns_load')).map((r) =>
+      Number(r.seq),
+    ),
+  );
+  const lost = written.acknowledged.filter((n) => !present.has(n));
+  const redundant = await stack.waitForPolicy(
+    (st) => st.conditions?.find((c) => c.type === 'Redundant' && c.status === 'True'),
+    'region B a replicating standby of region A',
+  );
+  const writable = await stack.writablePrimaries();
+  const streaming = await replication('primary', 'region-b');
+
+  section('What the failback cost');
+  say(`DNS now answers: ${RECORD} → ${(await stack.dnsAnswer()).join(', ')} (region A)`);
+  say(
+    `switchover ${back.result}: ${operationSeconds.toFixed(1)} s from the operation's start to completed (${tookSeconds.toFixed(1)} s from running kubectl failover switchover, ${((requestWritten - requestedAt) / 1000).toFixed(1)} s of it the command itself; operator's own RTO: ${back.rtoSeconds ?? '?'} s to DNS verified)`,
+  );
+  say(
+    `writes lost: ${lost.length} of ${written.acknowledged.length} acknowledged through ${RECORD}${lost.length ? ` (seq ${lost.slice(0, 10).join(', ')})` : ''}; ${written.failed} attempts failed while the primary changed hands (not acknowledged, so not lost)`,
+  );
+  say(
+    `databases accepting writes: ${writable.join(', ')} — exactly one; at no moment of ${sampler.samples.length} sampled every 200 ms did two (${sampler.twoWriters})`,
+  );
+  say(`Redundant ${redundant.status} (${redundant.reason}): ${redundant.message ?? ''}`);
+  say(
+    `region A's pg_stat_replication: region-b ${streaming?.state ?? 'absent'}, replay lag ${streaming?.lag ?? '?'} bytes`,
+  );
+  await showTopology();
+  return (
+    back.result === 'Succeeded' &&
+    lost.length === 0 &&
+    sampler.twoWriters === 0 &&
+    writable.length === 1 &&
+    writable[0] === 'primary' &&
+    streaming?.state === 'streaming'
+  );
+}
+
+/** `standby`'s row in `on`'s pg_stat_replication, with its replay lag in bytes. */
+async function replication(on: 'primary' | 'standby', standby: string) {
+  const [row] = await stack.pair.sql<{ state: string; lag: string }>(
+    on,
+    'SELECT state, (pg_current_wal_lsn() - replay_lsn)::text AS lag FROM pg_stat_replication WHERE application_name = $1',
+    [standby],
+    'postgres',
+  );
+  return row;
+}
+
+async function showTopology(): Promise<void> {
+  await kubectl('get', 'failoverpolicies', '-n', NAMESPACE, '-o', 'wide');
+  await kubectl('failover', 'status', '-n', NAMESPACE);
+  const { status } = await stack.policy();
+  // The phase is Healthy only with FailoverReady too, which the cool-down after a failover holds False.
+  say('conditions:');
+  for (const c of status.conditions ?? [])
+    if (['PrimaryAvailable', 'FailoverReady', 'Redundant'].includes(c.type))
+      process.stdout.write(`    ${c.type} ${c.status} (${c.reason})${c.message ? `: ${c.message}` : ''}\n`);
+  say('status.topology:');
+  for (const member of status.topology ?? []) process.stdout.write(`    ${JSON.stringify(member)}\n`);
+}

@@ -1,7 +1,7 @@
 /**
  * The local two-region environment behind `make up` and `make demo`: a Kubernetes control plane
- * and the failover stack (region A primary, region B standby, BIND, two observers, the operator),
- * all on loopback on this one machine.
+ * and the failover stack (region A primary, region B standby, BIND, two observers, the operator,
+ * and a database agent beside each PostgreSQL), all on loopback on this one machine.
  */
 import { ControlPlane } from '../harness/control-plane.ts';
 import { FailoverStack, PRIMARY_ADDRESS, RECORD, STANDBY_ADDRESS } from '../harness/failover-stack.ts';
@@ -32,13 +32,24 @@ export async function startLocalEnvironment(log: (line: string) => void): Promis
       kubeConfig: controlPlane.kubeConfig(),
       kubeconfigPath: controlPlane.kubeconfigPath,
       namespace: NAMESPACE,
+      // pg_rewind needs both to bring a former primary back as a standby (the harness turns
+      // full_page_writes off by default, for speed).
+      pgSettings: { wal_log_hints: 'on', full_page_writes: 'on' },
     });
   } catch (err) {
     await controlPlane.stop();
     throw err;
   }
+  try {
+    // The agents demote an old primary in a switchover and rejoin it after a failover.
+    await Promise.all([stack.startAgent('region-a'), stack.startAgent('region-b')]);
+  } catch (err) {
+    await stack.stop();
+    await controlPlane.stop();
+    throw err;
+  }
   log(
-    `two regions up in ${((Date.now() - t) / 1000).toFixed(1)} s; ${RECORD} is served by BIND at ${stack.bind.host}:${stack.bind.port}`,
+    `two regions up, each with a database agent beside its PostgreSQL, in ${((Date.now() - t) / 1000).toFixed(1)} s; ${RECORD} is served by BIND at ${stack.bind.host}:${stack.bind.port}`,
   );
   return {
     controlPlane,
