@@ -3,7 +3,7 @@
  * never edited by hand and a test fails when they drift:
  *
  * - `crds/*.yaml` → the chart's `crds/` (Helm installs them before the templates);
- * - `operator/src/rbac.ts` → `templates/rbac.generated.yaml`, the operator's and observer's roles;
+ * - `operator/src/rbac.ts` → `templates/rbac.generated.yaml`, the operator's, observer's and agent's roles;
  * - `charts/values-schema.ts` → `values.yaml`, `values.schema.json` and the README values table.
  */
 import { execFileSync } from 'node:child_process';
@@ -12,7 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dump } from 'js-yaml';
 import { z } from 'zod';
-import { observerRules, operatorRules, type PolicyRule } from '../operator/src/rbac.ts';
+import { agentRules, observerRules, operatorRules, type PolicyRule } from '../operator/src/rbac.ts';
 import { chartValues } from './values-schema.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -72,7 +72,7 @@ const SECRETS_SCOPED = 'and (not $.Values.watchNamespace) $.Values.rbac.secretNa
  */
 function roleAndBinding(opts: {
   name: string;
-  component: 'operator' | 'observer';
+  component: 'operator' | 'observer' | 'agent';
   kind: string;
   /** A template expression for the namespace; none: follow watchNamespace (a ClusterRole when empty). */
   namespace?: string;
@@ -152,6 +152,12 @@ export function renderRbacTemplate(): string {
   if (observer.leaderElection.length) {
     throw new Error('observerRules grant Leases, but the observer runs without leader election');
   }
+  const agent = placeRules(agentRules);
+  if (agent.leaderElection.length || agent.secrets.length) {
+    throw new Error(
+      'agentRules grant Leases or Secrets: the agent uses neither (its password is a local file)',
+    );
+  }
   return `{{- /* ${GENERATED} from operator/src/rbac.ts. Do not edit. */}}
 {{- if .Values.rbac.create }}
 {{- if .Values.operator.enabled }}
@@ -180,6 +186,17 @@ ${componentRoles({
   comment: 'observerRules: read policies and clusters, publish FailoverObservations.',
   placed: observer,
 })}
+{{- end }}
+{{- if .Values.rbac.agentAccess }}
+${roleAndBinding({
+  name: '{{ include "failover-operator.fullname" $ }}-agent',
+  component: 'agent',
+  kind: '{{ include "failover-operator.roleKind" $ }}',
+  serviceAccount: '{{ include "failover-operator.agentServiceAccountName" $ }}',
+  comment:
+    'agentRules: database agents read policies and clusters, write status.agent (a sidecar: RoleBinding in its namespace).',
+  rules: rulesYaml(agent.watched),
+}).trimEnd()}
 {{- end }}
 {{- end }}
 `;

@@ -213,7 +213,11 @@ export const chartValues = z
       .prefault({})
       .describe('The observer Deployment (one replica): probes from this region and publishes what it sees.'),
     serviceAccount: z
-      .strictObject({ operator: serviceAccount('operator'), observer: serviceAccount('observer') })
+      .strictObject({
+        operator: serviceAccount('operator'),
+        observer: serviceAccount('observer'),
+        agent: serviceAccount('agent'),
+      })
       .prefault({})
       .describe('ServiceAccounts.'),
     rbac: z
@@ -222,7 +226,7 @@ export const chartValues = z
           .boolean()
           .default(true)
           .describe(
-            'Create the operator and observer roles (generated from operator/src/rbac.ts) and their bindings.',
+            'Create the operator, observer and agent roles (generated from operator/src/rbac.ts) and their bindings.',
           ),
         secretNamespaces: z
           .array(z.string().min(1).regex(dnsLabel, 'must be a namespace name'))
@@ -235,6 +239,12 @@ export const chartValues = z
           .default(true)
           .describe(
             'Create the observer ServiceAccount and role here even without an observer Deployment, for observers in other clusters that publish to this one.',
+          ),
+        agentAccess: z
+          .boolean()
+          .default(true)
+          .describe(
+            'Create the database agent role (agentRules) and an agent ServiceAccount bound to it, for agents beside self-managed PostgreSQL (docs/agent.md): a systemd agent authenticates as that ServiceAccount, a sidecar binds its own ServiceAccount to the role.',
           ),
         aggregateToDefaultRoles: z
           .boolean()

@@ -37,3 +37,17 @@ export const observerRules: PolicyRule[] = [
   { apiGroups: [GROUP], resources: ['failoverobservations'], verbs: ['create', 'patch'] },
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
 ];
+
+/**
+ * The database agent (operator/src/agent/agent.ts), one beside each self-managed PostgreSQL. It
+ * polls (no informer, no watch), reads no Secret (the replication password is a local file) and
+ * writes nothing but its own ReplicaCluster's `status.agent`.
+ */
+export const agentRules: PolicyRule[] = [
+  // policy(): the policies of its namespace, to find the one that names its cluster.
+  { apiGroups: [GROUP], resources: ['failoverpolicies'], verbs: ['list'] },
+  // pass() reads its own ReplicaCluster (the report to resume from); upstream() the primary's, to reach it.
+  { apiGroups: [GROUP], resources: ['replicaclusters'], verbs: ['get'] },
+  // publish(): a merge patch of status.agent through the status subresource.
+  { apiGroups: [GROUP], resources: ['replicaclusters/status'], verbs: ['patch'] },
+];

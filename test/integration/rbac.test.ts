@@ -3,10 +3,13 @@
  * renders are installed as they are, and with each ServiceAccount's own token (minted through the
  * TokenRequest API, as a pod gets it) the API server is asked what it may do. Every rule of
  * operator/src/rbac.ts must be allowed; a list of things the operator and the observer must never
- * do must be denied. Then the real operator and observer processes run with those tokens and
- * must do their work without a single 403: that is what proves the roles suffice.
+ * do must be denied. Then the real operator, observer and database agent processes run with those
+ * tokens and must do their work without a single 403: that is what proves the roles suffice. The
+ * agent runs as the sidecar example (deploy/kubernetes) binds it: its own ServiceAccount, bound to
+ * the chart's agent role in one namespace.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -17,20 +20,22 @@ import {
   PatchStrategy,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { configSchema } from '../../operator/src/config.ts';
 import {
   failoverObservationType,
   failoverPolicyType,
   replicaClusterType,
 } from '../../operator/src/controllers/resources.ts';
-import { observerRules, operatorRules, type PolicyRule } from '../../operator/src/rbac.ts';
+import { agentRules, observerRules, operatorRules, type PolicyRule } from '../../operator/src/rbac.ts';
 import { eventType } from '../../operator/src/runtime/events.ts';
 import { KubeClient, type KubeObject } from '../../operator/src/runtime/kube-client.ts';
 import { leaseType } from '../../operator/src/runtime/leader-election.ts';
-import { type Manifest, parseManifests, renderChart } from '../harness/chart-tools.ts';
+import { kubeconform, type Manifest, parseManifests, renderChart, repoRoot } from '../harness/chart-tools.ts';
 import { mintServiceAccountToken } from '../harness/control-plane.ts';
 import { installCrds } from '../harness/crds.ts';
 import { OperatorProcess } from '../harness/operator-process.ts';
 import { freePort } from '../harness/ports.ts';
+import { postgresBinDir } from '../harness/postgres.ts';
 import { waitFor } from '../harness/wait.ts';
 import { sharedKubeConfig } from './shared-control-plane.ts';
 
@@ -42,11 +47,21 @@ const appNs = `rbac-apps-${process.pid}`;
 /** A namespace the operator watches (all of them) but whose Secrets are none of its business. */
 const otherNs = `rbac-other-${process.pid}`;
 const OBSERVER = 'rbac-probe';
+/** Where the database agents' ReplicaClusters live: the sidecar example's namespace. */
+const agentNs = `rbac-agents-${process.pid}`;
+const SIDECAR_EXAMPLE = join(repoRoot, 'deploy', 'kubernetes', 'agent-sidecar-example.yaml');
 
 let admin: KubeConfig;
 let manifests: Manifest[];
 let dir: string;
-const tokens: Record<'operator' | 'observer', string> = { operator: '', observer: '' };
+const tokens: Record<'operator' | 'observer' | 'agent' | 'sidecar', string> = {
+  operator: '',
+  observer: '',
+  agent: '',
+  sidecar: '',
+};
+/** The sidecar example's ServiceAccount, RoleBinding and StatefulSet, moved into agentNs. */
+let sidecar: Manifest[];
 const processes: OperatorProcess[] = [];
 
 const deployment = (component: string) =>
@@ -64,7 +79,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'failover-rbac-'));
   await installCrds(admin);
   const core = admin.makeApiClient(CoreV1Api);
-  for (const name of [releaseNs, appNs, otherNs])
+  for (const name of [releaseNs, appNs, otherNs, agentNs])
     await core.createNamespace({ body: { metadata: { name } } });
   manifests = parseManifests(
     await renderChart({
@@ -85,6 +100,22 @@ beforeAll(async () => {
   }
   tokens.operator = await mintServiceAccountToken(admin, releaseNs, serviceAccountOf('operator'));
   tokens.observer = await mintServiceAccountToken(admin, releaseNs, serviceAccountOf('observer'));
+  const agentAccount = manifests.find(
+    (m) => m.kind === 'ServiceAccount' && m.metadata.labels?.['app.kubernetes.io/component'] === 'agent',
+  );
+  tokens.agent = await mintServiceAccountToken(admin, releaseNs, agentAccount?.metadata.name ?? '');
+  // The example's identity and binding, as a person would apply them after `helm install`
+  // (the role's name is the release's).
+  const agentRole = manifests.find((m) => m.kind === 'ClusterRole' && m.metadata.name.endsWith('-agent'));
+  sidecar = parseManifests(
+    readFileSync(SIDECAR_EXAMPLE, 'utf8')
+      .replaceAll('namespace: databases', `namespace: ${agentNs}`)
+      .replaceAll('name: failover-operator-agent', `name: ${agentRole?.metadata.name}`),
+  );
+  for (const m of sidecar.filter((x) => rbacKinds.includes(x.kind)))
+    await objects.patch(m, undefined, undefined, 'failover-tests', true, PatchStrategy.ServerSideApply);
+  const sidecarAccount = sidecar.find((m) => m.kind === 'ServiceAccount')?.metadata.name ?? '';
+  tokens.sidecar = await mintServiceAccountToken(admin, agentNs, sidecarAccount);
 });
 
 afterAll(async () => {
@@ -246,6 +277,104 @@ describe('the observer ServiceAccount', () => {
   });
 });
 
+describe('the agent ServiceAccount', () => {
+  it('may do everything in agentRules: the chart binds it where policies live, the sidecar example in its namespace', async () => {
+    const chart = await verdicts(
+      tokens.agent,
+      expand(agentRules, () => appNs),
+    );
+    expect(chart.filter((r) => !r.startsWith('allowed'))).toEqual([]);
+    const example = await verdicts(
+      tokens.sidecar,
+      expand(agentRules, () => agentNs),
+    );
+    expect(example.filter((r) => !r.startsWith('allowed'))).toEqual([]);
+  });
+
+  it('may write its status report and nothing else: no spec, no policy status, no Secret, no Event', async () => {
+    const forbidden = (namespace: string): Check[] => [
+      // A spec is people's; a policy's status is the operator's.
+      { verb: 'patch', group: G, resource: 'failoverpolicies', namespace },
+      { verb: 'update', group: G, resource: 'failoverpolicies', namespace },
+      { verb: 'patch', group: G, resource: 'failoverpolicies', subresource: 'status', namespace },
+      { verb: 'update', group: G, resource: 'failoverpolicies', subresource: 'status', namespace },
+      { verb: 'patch', group: G, resource: 'replicaclusters', namespace },
+      { verb: 'update', group: G, resource: 'replicaclusters', namespace },
+      { verb: 'update', group: G, resource: 'replicaclusters', subresource: 'status', namespace },
+      { verb: 'create', group: G, resource: 'replicaclusters', namespace },
+      { verb: 'delete', group: G, resource: 'replicaclusters', namespace },
+      { verb: 'delete', group: G, resource: 'failoverpolicies', namespace },
+      // It polls the two objects it needs: no list of clusters, no watch.
+      { verb: 'list', group: G, resource: 'replicaclusters', namespace },
+      { verb: 'watch', group: G, resource: 'failoverpolicies', namespace },
+      { verb: 'create', group: G, resource: 'failoverobservations', namespace },
+      { verb: 'list', group: G, resource: 'failoverobservations', namespace },
+      // Its password is a local file: no Secret at all.
+      { verb: 'get', group: '', resource: 'secrets', namespace },
+      { verb: 'list', group: '', resource: 'secrets', namespace },
+      { verb: 'create', group: 'events.k8s.io', resource: 'events', namespace },
+      { verb: 'create', group: 'coordination.k8s.io', resource: 'leases', namespace },
+      { verb: 'get', group: '', resource: 'pods', namespace },
+      { verb: 'create', group: '', resource: 'pods', subresource: 'exec', namespace },
+      { verb: 'create', group: '', resource: 'serviceaccounts', subresource: 'token', namespace },
+    ];
+    const chart = await verdicts(tokens.agent, forbidden(appNs));
+    expect(chart.filter((r) => !r.startsWith('denied'))).toEqual([]);
+    // The sidecar's binding is a RoleBinding: nothing outside its own namespace, not even reads.
+    const example = await verdicts(tokens.sidecar, [
+      ...forbidden(agentNs),
+      ...expand(agentRules, () => appNs),
+      { verb: 'list', group: G, resource: 'failoverpolicies' },
+    ]);
+    expect(example.filter((r) => !r.startsWith('denied'))).toEqual([]);
+  });
+});
+
+describe('the sidecar example', () => {
+  it('is valid against the API server schemas, and runs as the database user beside its server', async () => {
+    const result = await kubeconform([
+      {
+        name: 'deploy/kubernetes/agent-sidecar-example.yaml',
+        content: readFileSync(SIDECAR_EXAMPLE, 'utf8'),
+      },
+    ]);
+    expect(result.resources.filter((r) => r.status !== 'statusValid')).toEqual([]);
+    expect(result.resources.map((r) => r.kind).sort()).toEqual([
+      'RoleBinding',
+      'ServiceAccount',
+      'StatefulSet',
+    ]);
+    type Pod = {
+      serviceAccountName: string;
+      shareProcessNamespace: boolean;
+      securityContext: { runAsUser: number; runAsNonRoot: boolean };
+      containers: { name: string; args?: string[]; volumeMounts: { name: string; mountPath: string }[] }[];
+    };
+    const set = sidecar.find((m) => m.kind === 'StatefulSet') as Manifest & {
+      spec: { template: { spec: Pod } };
+    };
+    const pod = set.spec.template.spec;
+    expect(pod.serviceAccountName).toBe(sidecar.find((m) => m.kind === 'ServiceAccount')?.metadata.name);
+    // pg_ctl finds and signals the server by its pid: one process namespace for the pod.
+    expect(pod.shareProcessNamespace).toBe(true);
+    expect(pod.securityContext).toMatchObject({ runAsUser: 999, runAsNonRoot: true });
+    const mounts = (name: string) =>
+      pod.containers.find((c) => c.name === name)?.volumeMounts.map((v) => `${v.name}:${v.mountPath}`) ?? [];
+    for (const shared of ['data:/var/lib/postgresql/data', 'sockets:/var/run/postgresql']) {
+      expect(mounts('postgres')).toContain(shared);
+      expect(mounts('agent')).toContain(shared);
+    }
+    const known = new Set(
+      Object.keys(configSchema.shape).map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`),
+    );
+    const args = pod.containers.find((c) => c.name === 'agent')?.args ?? [];
+    expect(args).toContain('--mode=agent');
+    for (const arg of args) expect(known, arg).toContain(arg.split('=')[0]);
+    // The data directory below the mount point: a re-clone renames it beside itself.
+    expect(args).toContain('--data-dir=/var/lib/postgresql/data/pgdata');
+  });
+});
+
 /** A kubeconfig that authenticates as `token`, for a process started by the test. */
 function kubeconfigFor(name: string, token: string): string {
   const cp = inject('controlPlane');
@@ -395,6 +524,146 @@ describe('with these tokens, the real processes', () => {
       description: 'the operator to be ready (every informer synced)',
     });
     await waitFor(() => observer.ready(), { description: 'the observer to be ready' });
+  });
+});
+
+describe('with the sidecar example token, the real database agent', () => {
+  it('reads its policy and clusters and reports in status.agent without a single 403', async () => {
+    const client = new KubeClient(admin);
+    const closedPort = await freePort();
+    for (const [name, region] of [
+      ['pg-a', 'region-a'],
+      ['pg-b', 'region-b'],
+    ] as const) {
+      await client.create(replicaClusterType, agentNs, {
+        apiVersion: 'regionfailover.io/v1alpha1',
+        kind: 'ReplicaCluster',
+        metadata: { name, namespace: agentNs },
+        spec: {
+          region,
+          provider: { type: 'SelfManaged' },
+          connection: {
+            host: '127.0.0.1',
+            port: closedPort,
+            sslMode: 'disable',
+            credentialsSecretRef: { name: 'pg' },
+          },
+          dnsTarget: '127.0.0.1',
+        },
+      });
+    }
+    await client.create(failoverPolicyType, agentNs, {
+      apiVersion: 'regionfailover.io/v1alpha1',
+      kind: 'FailoverPolicy',
+      metadata: { name: 'orders', namespace: agentNs },
+      spec: {
+        primary: 'pg-a',
+        standbys: ['pg-b'],
+        dns: {
+          provider: {
+            type: 'RFC2136',
+            rfc2136: { server: '127.0.0.1:53', tsig: { keyName: 'k', secretRef: { name: 'pg', key: 'k' } } },
+          },
+          zone: 'example.com',
+          name: 'db.example.com',
+        },
+      },
+    });
+    // No operator watches this namespace: the status says pg-b took over, so the agent beside
+    // pg-a (a former primary) compares it with pg-b, reading pg-b's ReplicaCluster to reach it.
+    await client.mergePatch(
+      failoverPolicyType,
+      agentNs,
+      'orders',
+      { status: { activePrimary: 'pg-b', epoch: 1 } },
+      'status',
+    );
+
+    // A stopped server's data directory, owned by the database's user as the agent runs.
+    const home = mkdtempSync(join(tmpdir(), 'failover-rbac-agent-'));
+    const asServer = process.getuid?.() === 0;
+    const give = (path: string) => {
+      if (asServer) execFileSync('chown', ['-R', 'postgres:postgres', path]);
+    };
+    give(home);
+    const dataDir = join(home, 'pgdata');
+    const [initdb = '', ...initArgs] = [
+      ...(asServer ? ['runuser', '-u', 'postgres', '--'] : []),
+      join(postgresBinDir(), 'initdb'),
+      '-D',
+      dataDir,
+      '--no-sync',
+      '-A',
+      'trust',
+    ];
+    execFileSync(initdb, initArgs, { stdio: 'ignore' });
+    const cp = inject('controlPlane');
+    const kubeconfig = join(home, 'agent.kubeconfig');
+    // The CA inline: the control plane's files are not the database user's to read.
+    writeFileSync(
+      kubeconfig,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        `clusters: [{name: shared, cluster: {server: "${cp.server}", certificate-authority-data: "${readFileSync(cp.caPath).toString('base64')}"}}]`,
+        `users: [{name: agent, user: {token: "${tokens.sidecar}"}}]`,
+        'contexts: [{name: shared, context: {cluster: shared, user: agent}}]',
+        'current-context: shared',
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
+    const password = join(home, 'replication.password');
+    writeFileSync(password, 'unused\n', { mode: 0o600 });
+    give(home);
+    const agent = await OperatorProcess.start({
+      name: `${release}-agent`,
+      kubeconfig,
+      dir,
+      ...(asServer ? { runAs: 'postgres' } : {}),
+      args: [
+        '--mode=agent',
+        `--namespace=${agentNs}`,
+        '--cluster=pg-a',
+        `--data-dir=${dataDir}`,
+        `--pg-bin=${postgresBinDir()}`,
+        `--pg-socket-dir=${home}`,
+        `--replication-password-file=${password}`,
+      ],
+    });
+    try {
+      const report = await waitFor(
+        async () => {
+          const st = (await client.get<KubeObject>(replicaClusterType, agentNs, 'pg-a')).status as
+            | { agent?: { server?: string; systemIdentifier?: string } }
+            | undefined;
+          return st?.agent?.systemIdentifier ? st.agent : undefined;
+        },
+        { description: 'the agent to report in status.agent' },
+      );
+      expect(report.server).toBe('Stopped');
+      // It found the policy, read pg-b's ReplicaCluster and tried the address there.
+      const note = await waitFor(
+        () =>
+          agent
+            .logEntries()
+            .map((e) => e.note)
+            .find((n): n is string => typeof n === 'string' && n.startsWith('cannot reach the primary pg-b')),
+        { description: 'the agent to compare pg-a with pg-b' },
+      );
+      expect(note).not.toMatch(/forbidden/i);
+      expect(await agent.metric('rest_client_requests_total', { method: 'PATCH' })).toBeGreaterThan(0);
+      expect(await agent.metric('rest_client_requests_total', { code: '403' }), forbiddenLines(agent)).toBe(
+        0,
+      );
+      await waitFor(() => agent.ready(), { description: 'the agent to be ready (a report written)' });
+      // Its status write touched status.agent and nothing else of the ReplicaCluster.
+      const pgA = await client.get<KubeObject>(replicaClusterType, agentNs, 'pg-a');
+      expect(Object.keys(pgA.status ?? {})).toEqual(['agent']);
+    } finally {
+      await agent.stop();
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 });
 

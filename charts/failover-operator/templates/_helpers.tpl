@@ -42,6 +42,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-observer" (include "failover-operator.fullname" .)) .Values.serviceAccount.observer.name }}
 {{- end }}
 
+{{- define "failover-operator.agentServiceAccountName" -}}
+{{- default (printf "%s-agent" (include "failover-operator.fullname" .)) .Values.serviceAccount.agent.name }}
+{{- end }}
+
 {{- define "failover-operator.leaseName" -}}
 {{- default (printf "%s-leader" (include "failover-operator.fullname" .)) .Values.operator.leaderElection.leaseName }}
 {{- end }}
