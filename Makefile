@@ -66,11 +66,12 @@ install-plugin: $(NODE_STAMP) ## Symlink bin/kubectl-failover into PLUGIN_DIR (d
 	@case ":$$PATH:" in *":$(PLUGIN_DIR):"*) ;; *) echo "add $(PLUGIN_DIR) to PATH so kubectl finds the plugin";; esac
 	@echo "installed: kubectl failover --help"
 
-bench: $(NODE_STAMP) control-plane ## Benchmarks against real parts; prints the figures (takes ~10 minutes)
+bench: $(NODE_STAMP) control-plane ## Benchmarks against real parts; prints the figures (takes ~14 minutes)
 	node bench/control-plane-start.ts
 	node bench/reconcile-at-scale.ts
 	node bench/probe-cost.ts
 	node bench/failover-timing.ts
+	node bench/reprotect-timing.ts
 
 up: $(NODE_STAMP) control-plane ## Start the two local regions in the background; writes .local/env.sh
 	node test/local-env/up.ts
