@@ -242,9 +242,9 @@ export const chartValues = z
           ),
         agentAccess: z
           .boolean()
-          .default(true)
+          .default(false)
           .describe(
-            'Create the database agent role (agentRules) and an agent ServiceAccount bound to it, for agents beside self-managed PostgreSQL (docs/agent.md): a systemd agent authenticates as that ServiceAccount, a sidecar binds its own ServiceAccount to the role.',
+            'Create the database agent role (agentRules) and an agent ServiceAccount bound to it, for agents beside self-managed PostgreSQL (docs/agent.md): a systemd agent authenticates as that ServiceAccount, a sidecar binds its own ServiceAccount to the role. Off by default: managed databases need no agent.',
           ),
         aggregateToDefaultRoles: z
           .boolean()

@@ -87,8 +87,8 @@ beforeAll(async () => {
       namespace: releaseNs,
       values: {
         observer: { enabled: true, name: OBSERVER, region: 'rbac-region' },
-        // Watching every namespace, reading Secrets only where the policies are.
-        rbac: { secretNamespaces: [appNs] },
+        // Watching every namespace, reading Secrets only where the policies are; database agents.
+        rbac: { secretNamespaces: [appNs], agentAccess: true },
       },
     }),
   );
