@@ -142,7 +142,8 @@ export class DatabaseAgent {
       this.lastAssessed = this.opts.clock.now().getTime();
       return this.assess(active, local);
     }
-    return this.publish(local, {});
+    // Between assessments the last one stands: its problem and divergence are not news to drop.
+    return this.publish(local, { keep: true });
   }
 
   private async policy(): Promise<PolicyView | undefined> {
@@ -292,10 +293,18 @@ export class DatabaseAgent {
   ): Promise<void> {
     const pg = this.opts.local;
     if (local.running && local.inRecovery) {
+      const stopped = this.report?.task?.operationId === op.id ? this.report.task.stoppedLsn : undefined;
+      // In recovery without having stopped it for this operation: not the primary it was asked to
+      // demote (a wrong data directory); say so rather than report a demotion that never happened.
+      if (!stopped)
+        return fail(
+          'NotAPrimary',
+          `the server in ${pg.opts.dataDir} is already in recovery: it is not the primary ${op.from}`,
+        );
       return say({
         phase: 'Succeeded',
         method: 'Restart',
-        message: `stopped cleanly at ${this.report?.task?.stoppedLsn ?? '?'}; now a standby of ${op.to}`,
+        message: `stopped cleanly at ${stopped}; now a standby of ${op.to}`,
         finishedAt: timestamp(this.opts.clock.now()),
       });
     }
@@ -405,6 +414,8 @@ export class DatabaseAgent {
           method = 'Reclone';
         }
       } else if (divergence.relation === 'Unrelated') {
+        if (!op.allowDataLoss)
+          return fail('WouldDiscard', `${divergence.message}; request it with allowDataLoss: true`);
         if (!allowReclone)
           return fail('HistoryUnrelated', `${divergence.message}; set spec.reprotect.allowReclone: true`);
         method = 'Reclone';
@@ -439,7 +450,13 @@ export class DatabaseAgent {
   /** Writes the report when it changed, or every REPORT_EVERY_MS to show the agent lives. */
   private async publish(
     local: LocalState,
-    change: { problem?: Problem; divergence?: AgentReport['divergence']; task?: Task; note?: string },
+    change: {
+      problem?: Problem;
+      divergence?: AgentReport['divergence'];
+      task?: Task;
+      note?: string;
+      keep?: boolean;
+    },
   ): Promise<void> {
     const now = this.opts.clock.now();
     const before = this.report;
@@ -452,6 +469,13 @@ export class DatabaseAgent {
           : local.inRecovery
             ? 'Standby'
             : 'Primary';
+    const divergence =
+      change.divergence ??
+      (before?.divergence && (change.keep || server !== 'Standby') ? before.divergence : undefined);
+    // Only the assessment's own finding carries over; the data directory's problems are read each pass.
+    const problem =
+      change.problem ??
+      (change.keep && before?.problem?.reason === 'ForeignCluster' ? before.problem : undefined);
     const next: AgentReport = {
       name: this.name,
       reportedAt: timestamp(now),
@@ -463,9 +487,14 @@ export class DatabaseAgent {
         : {}),
       ...(local.walEnd ? { walEnd: local.walEnd } : {}),
       ...(local.control ? { rewindable: local.control.walLogHints || local.control.checksums } : {}),
-      ...(change.problem ? { problem: change.problem } : {}),
-      ...((change.divergence ?? (before?.divergence && server !== 'Standby'))
-        ? { divergence: change.divergence ?? before?.divergence }
+      ...(problem ? { problem: { ...problem, message: problem.message.slice(0, 1024) } } : {}),
+      ...(divergence
+        ? {
+            divergence: {
+              ...divergence,
+              ...(divergence.message ? { message: divergence.message.slice(0, 1024) } : {}),
+            },
+          }
         : {}),
       ...((change.task ?? before?.task) ? { task: change.task ?? before?.task } : {}),
     };
@@ -478,7 +507,7 @@ export class DatabaseAgent {
       replicaClusterType,
       this.opts.namespace,
       this.opts.cluster,
-      { status: { agent: { ...nullsFor(before, next), ...next } } },
+      { status: { agent: mergePatchFor(before, next) } },
       'status',
     );
     this.lastWritten = now.getTime();
@@ -486,11 +515,18 @@ export class DatabaseAgent {
   }
 }
 
-/** Merge patch: fields the last report had and this one has not are removed with null. */
-function nullsFor(before: AgentReport | undefined, next: AgentReport): Record<string, null> {
-  return Object.fromEntries(
-    Object.keys(before ?? {})
-      .filter((k) => !(k in next))
-      .map((k) => [k, null]),
-  );
+/**
+ * The merge patch that turns `before` into `next`: a merge patch keeps nested fields it does not
+ * mention, so every field the last report had and this one has not is sent as null, at any depth
+ * (a new task must not inherit the last one's stoppedLsn).
+ */
+export function mergePatchFor(before: unknown, next: unknown): unknown {
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(next)) return next;
+  const out: Record<string, unknown> = {};
+  const old = isObject(before) ? before : {};
+  for (const k of Object.keys(old)) if (!(k in next)) out[k] = null;
+  for (const [k, v] of Object.entries(next)) out[k] = mergePatchFor(old[k], v);
+  return out;
 }

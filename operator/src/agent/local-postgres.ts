@@ -13,6 +13,7 @@ import {
   appendFile,
   constants,
   copyFile,
+  open,
   readFile,
   rename,
   rm,
@@ -237,7 +238,8 @@ export class LocalPostgres {
       if (!(err instanceof ToolError)) throw err;
       output = err.output;
       // Reaching the end of what is on disk before `end` is expected: anything else is not.
-      complete = !end || /invalid record length|could not find file|invalid magic number/.test(err.output);
+      // The end of what is on disk: not a failure. A file missing at the start is not the end.
+      complete = !end || /invalid record length|invalid magic number/.test(err.output);
     }
     let commits = 0;
     let last: string | undefined;
@@ -247,7 +249,8 @@ export class LocalPostgres {
       last = formatLsn(parseLsn(m[2] ?? '0/0') + BigInt(m[1] ?? 0));
       if (/rmgr: Transaction .*desc: COMMIT/.test(line)) commits++;
     }
-    return { ...(last ? { end: last } : {}), commits, complete };
+    // Nothing read at all says nothing about how many transactions are there.
+    return { ...(last ? { end: last } : {}), commits, complete: complete && last !== undefined };
   }
 
   /** A fast shutdown: sessions ended, a shutdown checkpoint written, standbys sent the last WAL. */
@@ -277,12 +280,16 @@ export class LocalPostgres {
     const kept = before.filter(
       (l) => !/^\s*(primary_conninfo|primary_slot_name|default_transaction_read_only)\s*=/.test(l),
     );
-    const lines = [
-      ...kept.filter((l) => l.trim() !== ''),
-      `primary_conninfo = '${conninfo.replaceAll("'", "''")}'`,
-    ];
+    // The configuration file's own quoting over libpq's: backslashes and quotes escaped again.
+    const quoted = conninfo.replaceAll('\\', '\\\\').replaceAll("'", "''");
+    const lines = [...kept.filter((l) => l.trim() !== ''), `primary_conninfo = '${quoted}'`];
+    // standby.signal first: killed between the two, the next start is a standby's, never a
+    // writable primary's with its fence already lifted.
+    const signal = join(this.opts.dataDir, 'standby.signal');
+    await writeFile(signal, '', { mode: 0o600 });
+    await syncFile(signal);
     await writeFile(auto, `${lines.join('\n')}\n`, { mode: 0o600 });
-    await writeFile(join(this.opts.dataDir, 'standby.signal'), '', { mode: 0o600 });
+    await syncFile(auto);
   }
 
   /**
@@ -390,6 +397,15 @@ export function parseTimelineHistory(content: string): TimelineSwitch[] {
       const [tli, lsn] = l.split(/\s+/);
       return tli && lsn && /^\d+$/.test(tli) ? [{ timeline: Number(tli), switchLsn: lsn }] : [];
     });
+}
+
+async function syncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -156,7 +156,11 @@ async function checkDemotion(ports: StepPorts, op: Operation, now: Date): Promis
   const task = ports.agentReport(op.from)?.task;
   const mine = task?.operationId === op.id ? task : undefined;
   const late = since(op.stepStartedAt, now) > DEMOTE_TIMEOUT_MS;
-  if (mine?.phase === 'Failed' || (late && mine?.phase !== 'Succeeded' && !mine?.stoppedLsn))
+  if (
+    mine?.phase === 'Failed' ||
+    (mine?.phase === 'Succeeded' && !mine.stoppedLsn) ||
+    (late && mine?.phase !== 'Succeeded' && !mine?.stoppedLsn)
+  )
     return {
       kind: 'Done',
       detail: `${op.from} not demoted (${mine?.message ?? `no agent took the step up in ${DEMOTE_TIMEOUT_MS / 1000} s`}); it stays fenced, and a reprotect rejoins it`,

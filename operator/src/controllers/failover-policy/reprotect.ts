@@ -154,7 +154,7 @@ export function judgeReprotect(input: DecideInput, active: string): ReprotectVer
         kind: 'Wait',
         cluster: name,
         reason: 'ReprotectNeedsRequest',
-        message: `${name} can rejoin as a standby of ${active}, but ${why}; spec.reprotect.mode is ${mode}: request it (kubectl failover reprotect ${name}${discards ? ' --allow-data-loss' : ''})`,
+        message: `${name} can rejoin as a standby of ${active}, but ${why}; spec.reprotect.mode is ${mode}: request it (kubectl failover reprotect <policy> ${name}${discards ? ' --allow-data-loss' : ''})`,
       });
       continue;
     }

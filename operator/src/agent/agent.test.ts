@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { mergePatchFor } from './agent.ts';
+import { compareHistories } from './divergence.ts';
+import { parseControlData, parseTimelineHistory } from './local-postgres.ts';
+import { conninfo } from './upstream.ts';
+
+describe('agent: the pure parts', () => {
+  it('a report patch removes nested fields the last report had (a new task inherits nothing)', () => {
+    const before = {
+      task: { operationId: 'a', stoppedLsn: '0/1', phase: 'Succeeded' },
+      problem: { reason: 'X' },
+    };
+    const next = { task: { operationId: 'b', phase: 'Running' } };
+    expect(mergePatchFor(before, next)).toEqual({
+      problem: null,
+      task: { operationId: 'b', phase: 'Running', stoppedLsn: null },
+    });
+  });
+
+  it('compares a former primary with the primary’s timeline history', () => {
+    const primary = {
+      timeline: 2,
+      walPosition: '0/5000000',
+      history: parseTimelineHistory('1\t0/3000398\tno recovery target specified\n'),
+    };
+    expect(compareHistories({ timeline: 1, walEnd: '0/3000398' }, primary)).toMatchObject({
+      relation: 'Behind',
+      divergedBytes: 0,
+    });
+    expect(compareHistories({ timeline: 1, walEnd: '0/3000730' }, primary)).toMatchObject({
+      relation: 'Diverged',
+      forkLsn: '0/3000398',
+      divergedBytes: 0x398,
+    });
+    expect(compareHistories({ timeline: 3, walEnd: '0/1' }, primary).relation).toBe('Unrelated');
+    expect(compareHistories({ timeline: 2, walEnd: '0/4000000' }, primary).relation).toBe('Behind');
+  });
+
+  it('reads pg_controldata', () => {
+    const text = [
+      'pg_control version number:            1300',
+      'Database system identifier:           7714122470937997949',
+      'Database cluster state:               shut down',
+      'Latest checkpoint location:           0/30096A8',
+      "Latest checkpoint's REDO location:    0/3009670",
+      "Latest checkpoint's TimeLineID:       1",
+      'wal_log_hints setting:                on',
+      'Data page checksum version:           0',
+    ].join('\n');
+    expect(parseControlData(text)).toEqual({
+      systemIdentifier: '7714122470937997949',
+      state: 'shut down',
+      checkpointLsn: '0/30096A8',
+      redoLsn: '0/3009670',
+      timeline: 1,
+      walLogHints: true,
+      checksums: false,
+    });
+  });
+
+  it('quotes every connection string value, a quote and a backslash in a password included', () => {
+    const text = conninfo({ host: 'db', port: 5432, sslMode: 'require', user: 'rep', password: "a'b\\c" });
+    expect(text).toBe("host='db' port='5432' user='rep' password='a\\'b\\\\c' sslmode='require'");
+  });
+});
