@@ -227,6 +227,12 @@ function standDownReason(c: Context, op: Operation): [Operation['step'], string]
     // standby to promote, and it takes no writes).
     if (c.verdict?.down && !isTerminal(op.step) && op.step !== 'CatchingUp')
       return ['Aborted', `${op.to} is down by quorum: the failover rules act first`];
+    // Never two writers: a database taking writes beside the primary is fenced first (guard 3).
+    const writers = policyClusters(spec).filter(
+      (n) => n !== op.to && writable(clusters[n]) && (clusters[n]?.observedAt ?? 0) > new Date(op.startedAt),
+    );
+    if (writers.length)
+      return ['Aborted', `${writers.join(', ')} takes writes beside ${op.to}: fenced first`];
     return undefined;
   }
   // Fence before promote: the old primary may have come back since it was fenced or marked, and

@@ -538,7 +538,7 @@ describe('the decision core with database agents: demotion, reprotect and what a
           }
         },
       ),
-      { numRuns: 400 },
+      { numRuns: 700 },
     );
     // Every path was taken: rejoins, discards a person or the policy allowed, waits, demotions.
     for (const [what, n] of Object.entries(coverage)) expect(n, what).toBeGreaterThan(4);
