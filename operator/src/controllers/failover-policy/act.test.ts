@@ -41,7 +41,6 @@ function ports(dbs: Record<string, DatabaseProvider>): StepPorts {
     policy: 'orders',
     agentReport: () => undefined,
     providerSpec: () => undefined,
-    repointCluster: async () => '',
   };
 }
 
@@ -82,7 +81,7 @@ describe('act: fencing', () => {
 });
 
 describe('act: reprotect through a managed provider', () => {
-  it('asks the provider, waits while it works, then points the ReplicaCluster at the replacement', async () => {
+  it('asks the provider, waits while it works, then says exactly what the ReplicaCluster must name', async () => {
     const answers: Awaited<ReturnType<NonNullable<DatabaseProvider['reprotect']>>>[] = [
       { state: 'Pending', detail: 'creating orders-a-e5' },
       {
@@ -97,7 +96,6 @@ describe('act: reprotect through a managed provider', () => {
       },
     ];
     const requests: unknown[] = [];
-    const repointed: unknown[] = [];
     const a = database();
     a.db.reprotect = async (request) => {
       requests.push(request);
@@ -109,10 +107,6 @@ describe('act: reprotect through a managed provider', () => {
         type: 'AwsRds',
         awsRds: { region: 'us-east-1', dbInstanceIdentifier: `orders-${n}` },
       }),
-      repointCluster: async (name, replacement) => {
-        repointed.push({ name, replacement });
-        return `ReplicaCluster ${name} now names ${replacement.host}`;
-      },
     };
     const op = inProgress('Rejoining', {
       kind: 'Reprotect',
@@ -125,11 +119,15 @@ describe('act: reprotect through a managed provider', () => {
       kind: 'Pending',
       detail: 'creating orders-a-e5',
     });
-    expect(repointed).toEqual([]);
+    // The operator changes no spec: it says exactly what the ReplicaCluster must name now.
     const done = await runStep(p, spec(), op, NOW);
     expect(done).toMatchObject({
-      kind: 'Done',
-      detail: expect.stringMatching(/replicates from orders-b; ReplicaCluster a now names orders-a-e5/),
+      kind: 'Failed',
+      reason: 'RepointNeeded',
+      retryable: false,
+      message: expect.stringMatching(
+        /replicates from orders-b; point ReplicaCluster a at it: spec.provider .*orders-a-e5.*spec.connection.host orders-a-e5.rds.example, port 5432 \(orders-a is superseded/,
+      ),
     });
     expect(requests[0]).toMatchObject({
       operationId: 'reprotect-e5-x-a',
@@ -137,9 +135,6 @@ describe('act: reprotect through a managed provider', () => {
       policy: 'orders',
       primary: { cluster: 'b', provider: { type: 'AwsRds' } },
     });
-    expect(repointed).toEqual([
-      { name: 'a', replacement: expect.objectContaining({ superseded: 'orders-a' }) },
-    ]);
   });
 
   it('reports an agent refusal as final, and waits for an agent that has not taken the step up yet', async () => {

@@ -7,7 +7,7 @@
  */
 import type { AgentReport, FailoverPolicySpec, Operation } from '../../api/v1alpha1/index.ts';
 import { compareLsn } from '../../providers/database/lsn.ts';
-import type { DatabaseProvider, ProviderSpec, ReprotectOutcome } from '../../providers/database/port.ts';
+import type { DatabaseProvider, ProviderSpec } from '../../providers/database/port.ts';
 import type { DnsProvider, DnsRecordRef, DnsVerifier } from '../../providers/dns/port.ts';
 import type { DnsServerAddress } from '../../providers/dns/verifier.ts';
 import { canonicalValue } from '../../providers/dns/verifier.ts';
@@ -33,14 +33,6 @@ export interface StepPorts {
   /** The policy's name and a cluster's provider block, for a managed provider's reprotect. */
   policy: string;
   providerSpec(cluster: string): ProviderSpec | undefined;
-  /**
-   * Points a ReplicaCluster at the replica a managed provider made in its place (reprotect):
-   * its provider block and connection host. Returns what changed, in words.
-   */
-  repointCluster(
-    cluster: string,
-    replacement: NonNullable<Extract<ReprotectOutcome, { state: 'Protected' }>['replacement']>,
-  ): Promise<string>;
 }
 
 export function recordRef(spec: FailoverPolicySpec): DnsRecordRef {
@@ -215,8 +207,18 @@ async function rejoin(ports: StepPorts, op: Operation, now: Date): Promise<StepO
       primary: { cluster: op.to, provider: primary },
     });
     if (result.state === 'Pending') return { kind: 'Pending', detail: result.detail };
-    const repointed = result.replacement ? await ports.repointCluster(op.from, result.replacement) : '';
-    return { kind: 'Done', detail: [result.detail, repointed].filter(Boolean).join('; ') };
+    // The operator never changes a spec: a replica made in the former primary's place protects the
+    // policy once its ReplicaCluster names it, which a person (or their Git) does.
+    if (result.replacement) {
+      const r = result.replacement;
+      return {
+        kind: 'Failed',
+        reason: 'RepointNeeded',
+        message: `${result.detail}; point ReplicaCluster ${op.from} at it: spec.provider ${JSON.stringify(r.provider)}, spec.connection.host ${r.host}${r.port ? `, port ${r.port}` : ''} (${r.superseded} is superseded: delete it when you no longer need it)`,
+        retryable: false,
+      };
+    }
+    return { kind: 'Done', detail: result.detail };
   }
   const task = ports.agentReport(op.from)?.task;
   const mine = task?.operationId === op.id ? task : undefined;

@@ -12,7 +12,6 @@ import { DirectDnsVerifier, findAuthoritativeServers } from '../../providers/dns
 import { objectKey } from '../../runtime/informer.ts';
 import type { KubeObject } from '../../runtime/kube-client.ts';
 import type { OperatorContext } from '../context.ts';
-import { replicaClusterType } from '../resources.ts';
 import type { StepPorts } from './act.ts';
 import { agentReportOf } from './observe.ts';
 
@@ -35,18 +34,6 @@ export function portsFor(ctx: OperatorContext, policy: KubeObject, spec: Failove
     policy: policy.metadata.name,
     agentReport: (name) => agentReportOf(ctx.clusters.get(objectKey({ metadata: { name, namespace } }))),
     providerSpec: (name) => clusterSpec(name)?.provider as ProviderSpec | undefined,
-    repointCluster: async (name, replacement) => {
-      const current = clusterSpec(name);
-      if (!current) throw new Error(`ReplicaCluster ${namespace}/${name} is missing or invalid`);
-      const patch = {
-        spec: {
-          provider: replacement.provider,
-          connection: { host: replacement.host, ...(replacement.port ? { port: replacement.port } : {}) },
-        },
-      };
-      await ctx.client.mergePatch(replicaClusterType, namespace, name, patch);
-      return `ReplicaCluster ${name} now names ${JSON.stringify(replacement.provider)} at ${replacement.host} (was ${current.connection.host}); ${replacement.superseded} is superseded and left for a person to delete; update the ReplicaCluster's manifest to match`;
-    },
     dnsTarget: (name) => clusterSpec(name)?.dnsTarget,
     database: async (name) => {
       const s = clusterSpec(name);
