@@ -43,6 +43,7 @@ import {
   identifyUpstream,
   type UpstreamAddress,
   type UpstreamIdentity,
+  upstreamStartedAt,
 } from './upstream.ts';
 
 export interface AgentOptions {
@@ -273,6 +274,24 @@ export class DatabaseAgent {
       await this.publish(local, { problem: foreign });
       return fail(foreign.reason, foreign.message);
     }
+    // The same cluster's other member (a data directory of the primary itself): stopping it would
+    // stop the primary. Refuse before touching anything.
+    if (
+      local.running &&
+      local.startedAt &&
+      local.startedAt === (await upstreamStartedAt(upstream.address).catch(() => undefined))
+    ) {
+      const problem: Problem = {
+        reason: 'SameServerAsPrimary',
+        message:
+          `the server in ${this.opts.local.opts.dataDir} is ${op.to} itself, the primary: check --data-dir and --pg-port`.slice(
+            0,
+            1024,
+          ),
+      };
+      await this.publish(local, { problem });
+      return fail(problem.reason, problem.message);
+    }
     const standbyOf = conninfo(upstream.address, { application_name: this.opts.cluster });
     try {
       if (action === 'Demote') return await this.demote(op, local, standbyOf, say, fail);
@@ -372,9 +391,28 @@ export class DatabaseAgent {
       local = await pg.inspect();
     }
     if (!prepared) {
+      const allowReclone = policy.spec.reprotect.allowReclone;
+      if (await pg.rewindInterrupted()) {
+        if (!allowReclone || !op.allowDataLoss)
+          return fail(
+            'RewindInterrupted',
+            `a pg_rewind of ${pg.opts.dataDir} was interrupted: the directory cannot be trusted, started or rewound again; re-clone it (spec.reprotect.allowReclone: true and a request with allowDataLoss: true) or rebuild it by hand`,
+          );
+        await say(
+          { method: 'Reclone', message: `an interrupted pg_rewind: pg_basebackup from ${op.to}` },
+          local,
+        );
+        const kept = await pg.reclone(conninfo(upstream.address), `${op.epoch}-${op.id.slice(-14)}`);
+        await say(
+          { method: 'Reclone', prepared: true, keptDataDirectory: kept, message: 're-cloned' },
+          local,
+        );
+        await pg.configureStandby(standbyOf);
+        await pg.start();
+        return say({ message: 're-cloned; starting as a standby' });
+      }
       const divergence = await this.divergence(op.to, local, upstream);
       await this.publish(local, { divergence });
-      const allowReclone = policy.spec.reprotect.allowReclone;
       const discards = divergence.relation === 'Diverged' && divergence.divergedTransactions !== 0;
       if (discards && !op.allowDataLoss)
         return fail(

@@ -64,6 +64,8 @@ export interface LocalState {
   walTimeline?: number;
   /** Running standby: the WAL receiver's upstream and status. */
   receiver?: { host?: string; port?: number; status?: string };
+  /** Running: when its postmaster started, which tells two servers of one cluster apart. */
+  startedAt?: string;
 }
 
 /** One line of a timeline history file: `timeline` ended at `switchLsn`. */
@@ -81,6 +83,9 @@ export class ToolError extends Error {
     this.output = output;
   }
 }
+
+/** Left in the data directory while pg_rewind runs. */
+const REWIND_MARKER = 'failover-agent.rewinding';
 
 /** Files a rewind or a re-clone would overwrite with the source's, which are this server's own. */
 const LOCAL_CONFIGURATION = ['postgresql.conf', 'pg_hba.conf', 'pg_ident.conf', 'server.crt', 'server.key'];
@@ -182,7 +187,8 @@ export class LocalPostgres {
         host: string | null;
         port: number | null;
         status: string | null;
-      }>(`SELECT pg_is_in_recovery() AS in_recovery,
+        started: string;
+      }>(`SELECT pg_is_in_recovery() AS in_recovery, pg_postmaster_start_time()::text AS started,
                  CASE WHEN pg_is_in_recovery()
                       THEN greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())
                       ELSE pg_current_wal_insert_lsn() END::text AS end_lsn,
@@ -193,6 +199,7 @@ export class LocalPostgres {
       if (!row) return {};
       return {
         inRecovery: row.in_recovery,
+        startedAt: row.started,
         ...(row.end_lsn ? { walEnd: row.end_lsn } : {}),
         ...(row.timeline ? { walTimeline: row.timeline } : {}),
         ...(row.in_recovery
@@ -297,7 +304,12 @@ export class LocalPostgres {
    * this server's own configuration files, which pg_rewind would replace with the source's.
    */
   async rewind(source: string): Promise<string> {
-    return this.keepingConfiguration(async () => {
+    // A pg_rewind cut short leaves a directory nobody should start or rewind again (its own WAL
+    // after the fork is already overwritten): the marker says so until one finishes.
+    const marker = join(this.opts.dataDir, REWIND_MARKER);
+    await writeFile(marker, `${new Date().toISOString()}\n`, { mode: 0o600 });
+    await syncFile(marker);
+    const said = await this.keepingConfiguration(async () => {
       const { stdout, stderr } = await this.run(
         'pg_rewind',
         ['--target-pgdata', this.opts.dataDir, '--source-server', source, '--progress'],
@@ -305,6 +317,13 @@ export class LocalPostgres {
       );
       return `${stdout}${stderr}`.trim().split('\n').slice(-3).join('; ');
     });
+    await rm(marker, { force: true });
+    return said;
+  }
+
+  /** A pg_rewind started here and never finished. */
+  rewindInterrupted(): Promise<boolean> {
+    return exists(join(this.opts.dataDir, REWIND_MARKER));
   }
 
   /**

@@ -109,3 +109,27 @@ export async function checkpointOnTimeline(a: UpstreamAddress, timeline: number)
     await client.end().catch(() => undefined);
   }
 }
+
+/** When the primary's postmaster started: the same as the local one's means they are one server. */
+export async function upstreamStartedAt(a: UpstreamAddress): Promise<string | undefined> {
+  const client = new pg.Client({
+    host: a.host,
+    port: a.port,
+    user: a.user,
+    password: a.password,
+    database: 'postgres',
+    ssl:
+      a.sslMode === 'disable'
+        ? false
+        : { rejectUnauthorized: a.sslMode === 'verify-full' || a.sslMode === 'verify-ca' },
+    connectionTimeoutMillis: 5_000,
+    query_timeout: 10_000,
+  });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return (await client.query<{ t: string }>('SELECT pg_postmaster_start_time()::text AS t')).rows[0]?.t;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
