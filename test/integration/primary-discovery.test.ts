@@ -120,7 +120,7 @@ describe('a policy that lost its status', () => {
     const s = stack;
     const ns = s.options.namespace;
     // A newer operator (rolled back since) recorded an operation at a step this one does not know.
-    await allowStep(ownControlPlane, 'Demoting');
+    await allowStep(ownControlPlane, 'Quiescing');
     const newerStatus = {
       status: {
         activePrimary: 'region-a',
@@ -131,7 +131,7 @@ describe('a policy that lost its status', () => {
           from: 'region-b',
           to: 'region-a',
           epoch: 2,
-          step: 'Demoting',
+          step: 'Quiescing',
           startedAt: new Date().toISOString(),
           stepStartedAt: new Date().toISOString(),
         },
@@ -157,7 +157,7 @@ describe('a policy that lost its status', () => {
     expect(await s.bind.dig(RECORD, 'A')).toEqual([STANDBY_ADDRESS]);
     expect((await s.policy()).status).toMatchObject({
       activePrimary: 'region-a',
-      currentOperation: { step: 'Demoting' },
+      currentOperation: { step: 'Quiescing' },
     });
 
     // Clearing status is the documented way out: the primary is learned from the world again.
