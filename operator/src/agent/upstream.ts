@@ -40,24 +40,8 @@ export function conninfo(a: UpstreamAddress, extra: Record<string, string> = {})
 }
 
 /** Asks the primary who it is and where its timelines forked. Throws when it cannot be reached. */
-export async function identifyUpstream(a: UpstreamAddress): Promise<UpstreamIdentity> {
-  const client = new pg.Client({
-    host: a.host,
-    port: a.port,
-    user: a.user,
-    password: a.password,
-    database: 'replication',
-    ssl:
-      a.sslMode === 'disable'
-        ? false
-        : { rejectUnauthorized: a.sslMode === 'verify-full' || a.sslMode === 'verify-ca' },
-    replication: 'true',
-    connectionTimeoutMillis: 5_000,
-    query_timeout: 10_000,
-  } as pg.ClientConfig);
-  client.on('error', () => undefined);
-  await client.connect();
-  try {
+export function identifyUpstream(a: UpstreamAddress): Promise<UpstreamIdentity> {
+  return withUpstream(a, { replication: true, queryTimeoutMs: 10_000 }, async (client) => {
     const id = (
       await client.query<{ systemid: string; timeline: number; xlogpos: string }>('IDENTIFY_SYSTEM')
     ).rows[0];
@@ -69,9 +53,7 @@ export async function identifyUpstream(a: UpstreamAddress): Promise<UpstreamIden
       history = parseTimelineHistory(String(row?.content ?? ''));
     }
     return { systemIdentifier: String(id.systemid), timeline, walPosition: id.xlogpos, history };
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+  });
 }
 
 /**
@@ -80,23 +62,8 @@ export async function identifyUpstream(a: UpstreamAddress): Promise<UpstreamIden
  * "no rewind required" for a database that diverged. Asks for a CHECKPOINT (PostgreSQL 15+: the
  * role needs pg_checkpoint) and reports whether the control file caught up.
  */
-export async function checkpointOnTimeline(a: UpstreamAddress, timeline: number): Promise<boolean> {
-  const client = new pg.Client({
-    host: a.host,
-    port: a.port,
-    user: a.user,
-    password: a.password,
-    database: 'postgres',
-    ssl:
-      a.sslMode === 'disable'
-        ? false
-        : { rejectUnauthorized: a.sslMode === 'verify-full' || a.sslMode === 'verify-ca' },
-    connectionTimeoutMillis: 5_000,
-    query_timeout: 60_000,
-  });
-  client.on('error', () => undefined);
-  await client.connect();
-  try {
+export function checkpointOnTimeline(a: UpstreamAddress, timeline: number): Promise<boolean> {
+  return withUpstream(a, { queryTimeoutMs: 60_000 }, async (client) => {
     const current = async () =>
       Number(
         (await client.query<{ t: number }>('SELECT timeline_id AS t FROM pg_control_checkpoint()')).rows[0]
@@ -105,30 +72,49 @@ export async function checkpointOnTimeline(a: UpstreamAddress, timeline: number)
     if ((await current()) >= timeline) return true;
     await client.query('CHECKPOINT').catch(() => undefined);
     return (await current()) >= timeline;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+  });
 }
 
 /** When the primary's postmaster started: the same as the local one's means they are one server. */
-export async function upstreamStartedAt(a: UpstreamAddress): Promise<string | undefined> {
+export function upstreamStartedAt(a: UpstreamAddress): Promise<string | undefined> {
+  return withUpstream(
+    a,
+    { queryTimeoutMs: 10_000 },
+    async (client) =>
+      (await client.query<{ t: string }>('SELECT pg_postmaster_start_time()::text AS t')).rows[0]?.t,
+  );
+}
+
+/**
+ * Connects to the primary as the replication role, hands the session to `use`, and closes it
+ * whatever happens. A replication session speaks the walsender's commands (IDENTIFY_SYSTEM), not
+ * SQL; a normal one goes to the `postgres` database. The client's 'error' events are swallowed: a
+ * session dropped between queries shows as the next query failing, and must not crash the agent.
+ */
+async function withUpstream<T>(
+  a: UpstreamAddress,
+  opts: { replication?: boolean; queryTimeoutMs: number },
+  use: (client: pg.Client) => Promise<T>,
+): Promise<T> {
   const client = new pg.Client({
     host: a.host,
     port: a.port,
     user: a.user,
     password: a.password,
-    database: 'postgres',
+    database: opts.replication ? 'replication' : 'postgres',
     ssl:
       a.sslMode === 'disable'
         ? false
         : { rejectUnauthorized: a.sslMode === 'verify-full' || a.sslMode === 'verify-ca' },
+    // pg takes the replication flag at runtime but its types do not declare it.
+    ...(opts.replication ? { replication: 'true' } : {}),
     connectionTimeoutMillis: 5_000,
-    query_timeout: 10_000,
-  });
+    query_timeout: opts.queryTimeoutMs,
+  } as pg.ClientConfig);
   client.on('error', () => undefined);
   await client.connect();
   try {
-    return (await client.query<{ t: string }>('SELECT pg_postmaster_start_time()::text AS t')).rows[0]?.t;
+    return await use(client);
   } finally {
     await client.end().catch(() => undefined);
   }
