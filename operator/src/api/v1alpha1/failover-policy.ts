@@ -253,7 +253,7 @@ export const reprotect = z
       .enum(['Manual', 'Automatic'])
       .default('Manual')
       .describe(
-        'Automatic: switch back to spec.primary (zero loss) once it has been a caught-up standby for failbackAfterSeconds. Manual: only on a request.',
+        'Automatic: switch back to spec.primary (zero loss) when it is a caught-up standby and no operation (the reprotect that made it one included) has ended for failbackAfterSeconds. Manual: only on a request.',
       ),
     failbackAfterSeconds: z
       .number()
@@ -262,7 +262,7 @@ export const reprotect = z
       .max(2592000)
       .default(3600)
       .describe(
-        'With failback: Automatic, how long the original primary must stay a caught-up standby first.',
+        'With failback: Automatic, the hold-down: how long after the last operation ended (usually the reprotect that made spec.primary a standby) a failback may start.',
       ),
   })
   .describe('Bringing a former primary back as a standby (reprotect), and switching back to it (failback).');

@@ -550,7 +550,7 @@ const failBack: Guard = (c) => {
       from: c.active,
       to: home,
       epoch: (c.base.epoch ?? 0) + 1,
-      reason: `failback: ${home} (spec.primary) has been a caught-up standby of ${c.active}, and nothing has happened for ${spec.reprotect.failbackAfterSeconds} s`,
+      reason: `failback: ${home} (spec.primary) is a caught-up standby of ${c.active}, and no operation has ended for ${spec.reprotect.failbackAfterSeconds} s`,
       now,
     }),
   );

@@ -129,9 +129,8 @@ export interface NewOperation {
 }
 
 export function newOperation(o: NewOperation): Operation {
-  const stamp = timestamp(o.now)
-    .replace(/[-:TZ.]/g, '')
-    .slice(0, 14);
+  // To the millisecond: two operations started within one second (a refusal, then a request) differ.
+  const stamp = o.now.toISOString().replace(/[-:TZ.]/g, '').slice(0, 17);
   return {
     id: `${o.kind.toLowerCase()}-e${o.epoch}-${stamp}${o.kind === 'Fence' || o.kind === 'Reprotect' ? `-${o.from}` : ''}`.slice(
       0,
