@@ -31,6 +31,7 @@ import {
 } from '../api/v1alpha1/index.ts';
 import { failoverPolicyType, replicaClusterType } from '../controllers/resources.ts';
 import type { Clock } from '../runtime/clock.ts';
+import { failpoint } from '../runtime/failpoints.ts';
 import type { KubeClient, KubeObject } from '../runtime/kube-client.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { timestamp } from '../runtime/time.ts';
@@ -70,6 +71,8 @@ interface PolicyView {
 
 /** How often a former primary is compared with the active primary. */
 const ASSESS_EVERY_MS = 5_000;
+/** pg_rewind saying "no rewind required" of diverged histories this often is not a stale checkpoint. */
+const MAX_EMPTY_REWINDS = 5;
 
 export class DatabaseAgent {
   private readonly opts: AgentOptions;
@@ -77,6 +80,8 @@ export class DatabaseAgent {
   private report: AgentReport | undefined;
   private lastWritten = 0;
   private lastAssessed = 0;
+  /** pg_rewind answers that said there was nothing to rewind, in this operation. */
+  private emptyRewinds = { operationId: '', count: 0 };
   private stopping = false;
   private loop: Promise<void> | undefined;
 
@@ -116,6 +121,7 @@ export class DatabaseAgent {
     const own = await client.get<KubeObject>(replicaClusterType, namespace, cluster);
     const prior = replicaClusterStatus.safeParse(own.status ?? {});
     this.report ??= prior.success ? prior.data.agent : undefined;
+    await this.finishReclone();
     const local = await this.opts.local.inspect();
     if (local.problem) return this.publish(local, { problem: local.problem });
     const policy = await this.policy();
@@ -131,7 +137,13 @@ export class DatabaseAgent {
       mine &&
       !(this.report?.task?.operationId === op.id && this.report.task.phase !== 'Running')
     ) {
-      return this.carryOut(policy, op, local);
+      // pg_rewind and pg_basebackup can run for hours: the report's time keeps saying the agent lives.
+      const beat = setInterval(() => void this.beat(), REPORT_EVERY_MS);
+      try {
+        return await this.carryOut(policy, op, local);
+      } finally {
+        clearInterval(beat);
+      }
     }
     const active = policy?.status.activePrimary;
     if (
@@ -145,6 +157,51 @@ export class DatabaseAgent {
     }
     // Between assessments the last one stands: its problem and divergence are not news to drop.
     return this.publish(local, { keep: true });
+  }
+
+  /** Only the report's time, while a long step runs. */
+  private async beat(): Promise<void> {
+    if (!this.report) return;
+    const reportedAt = timestamp(this.opts.clock.now());
+    try {
+      await this.opts.client.mergePatch(
+        replicaClusterType,
+        this.opts.namespace,
+        this.opts.cluster,
+        { status: { agent: { reportedAt } } },
+        'status',
+      );
+      if (this.report) this.report = { ...this.report, reportedAt };
+      this.lastWritten = this.opts.clock.now().getTime();
+    } catch (err) {
+      this.opts.log.warn({ err: (err as Error).message }, 'could not write the agent report');
+    }
+  }
+
+  /** A re-clone killed between its two renames is completed before anything looks at the directory. */
+  private async finishReclone(): Promise<void> {
+    const kept = await this.opts.local.finishReclone();
+    if (kept === undefined) return;
+    this.opts.log.warn({ kept }, 'completed a re-clone cut short: the fresh copy is the data directory now');
+    const report = this.report;
+    const task = report?.task;
+    if (!report || task?.phase !== 'Running') return;
+    // Written at once: killed again before the next report, the next agent must not take the fresh
+    // copy for a directory still to be rejoined (and lose where the old one went).
+    const done = {
+      method: 'Reclone' as const,
+      prepared: true,
+      keptDataDirectory: kept,
+      message: 're-cloned',
+    };
+    await this.opts.client.mergePatch(
+      replicaClusterType,
+      this.opts.namespace,
+      this.opts.cluster,
+      { status: { agent: { task: done } } },
+      'status',
+    );
+    this.report = { ...report, task: { ...task, ...done } };
   }
 
   private async policy(): Promise<PolicyView | undefined> {
@@ -274,6 +331,12 @@ export class DatabaseAgent {
       await this.publish(local, { problem: foreign });
       return fail(foreign.reason, foreign.message);
     }
+    // Running but not answering over its socket (starting up, overloaded, hung): it cannot be told
+    // apart from the primary, nor a standby from a primary, so nothing is stopped until it answers.
+    if (local.running && local.inRecovery === undefined)
+      return say({
+        message: `the server in ${this.opts.local.opts.dataDir} runs but does not answer over ${this.opts.local.opts.socketDir}: waiting for it before touching it`,
+      });
     // The same cluster's other member (a data directory of the primary itself): stopping it would
     // stop the primary. Refuse before touching anything.
     if (
@@ -332,6 +395,7 @@ export class DatabaseAgent {
         message: `stopping the primary (fast shutdown) so ${op.to} receives its shutdown checkpoint`,
       });
       await pg.stop();
+      failpoint('demote:stopped');
       local = await pg.inspect();
     }
     const control = local.control;
@@ -381,6 +445,21 @@ export class DatabaseAgent {
     const done = (method: Task['method'], message: string, state: LocalState) =>
       say({ phase: 'Succeeded', method, message, finishedAt: timestamp(this.opts.clock.now()) }, state);
     const previousMethod = this.report?.task?.operationId === op.id ? this.report.task.method : undefined;
+    // The last part of every way in: configured as the primary's standby, started, seen in recovery.
+    const startAsStandby = async () => {
+      await pg.configureStandby(standbyOf);
+      failpoint('rejoin:configured');
+      await pg.start();
+      const started = await pg.inspect();
+      const method = this.report?.task?.method ?? 'Restart';
+      if (started.running && started.inRecovery)
+        return done(
+          method,
+          `${method === 'Restart' ? 'restarted' : method === 'Rewind' ? 'rewound' : 're-cloned'}; a standby of ${op.to}`,
+          started,
+        );
+      return say({ message: 'started; waiting for it to run in recovery' }, started);
+    };
     if (this.following(local, upstream.address))
       return done(previousMethod ?? 'Restart', `a standby of ${op.to}`, local);
     // Rewound or re-cloned already (before a crash): only the restart as a standby is left.
@@ -388,6 +467,7 @@ export class DatabaseAgent {
     if (local.running) {
       await say({ message: `stopping the server to rejoin it to ${op.to}` });
       await pg.stop();
+      failpoint('rejoin:stopped');
       local = await pg.inspect();
     }
     if (!prepared) {
@@ -407,9 +487,7 @@ export class DatabaseAgent {
           { method: 'Reclone', prepared: true, keptDataDirectory: kept, message: 're-cloned' },
           local,
         );
-        await pg.configureStandby(standbyOf);
-        await pg.start();
-        return say({ message: 're-cloned; starting as a standby' });
+        return startAsStandby();
       }
       const divergence = await this.divergence(op.to, local, upstream);
       await this.publish(local, { divergence });
@@ -418,6 +496,17 @@ export class DatabaseAgent {
         return fail(
           'WouldDiscard',
           `${divergence.message}; the reprotect was not allowed to discard data: request it with allowDataLoss: true`,
+        );
+      // Permission to discard covers what was shown when it was given, not what came after.
+      const shown = op.discarded?.transactions;
+      if (
+        discards &&
+        shown !== undefined &&
+        (divergence.divergedTransactions === undefined || divergence.divergedTransactions > shown)
+      )
+        return fail(
+          'DivergenceGrew',
+          `${divergence.message}, more than the ${shown} transaction(s) the reprotect was allowed to discard: request it again`,
         );
       const control = local.control;
       let method: Task['method'] = 'Restart';
@@ -435,8 +524,16 @@ export class DatabaseAgent {
           try {
             const said = await pg.rewind(conninfo(upstream.address, { dbname: 'postgres' }));
             // It compared the wrong timelines: nothing was rewound, so the pass is tried again.
-            if (/no rewind required/.test(said))
+            if (/no rewind required/.test(said)) {
+              const tries = this.emptyRewinds.operationId === op.id ? this.emptyRewinds.count + 1 : 1;
+              this.emptyRewinds = { operationId: op.id, count: tries };
+              if (tries >= MAX_EMPTY_REWINDS)
+                return fail(
+                  'RewindFoundNothing',
+                  `pg_rewind said "${said}" ${tries} times while the histories diverge (${divergence.message}): rejoin it by hand, or re-clone it`,
+                );
               return say({ message: `pg_rewind found nothing to rewind (${said}); trying again` });
+            }
             rewound = true;
             method = 'Rewind';
           } catch (err) {
@@ -472,17 +569,7 @@ export class DatabaseAgent {
         local,
       );
     }
-    await pg.configureStandby(standbyOf);
-    await pg.start();
-    local = await pg.inspect();
-    const method = this.report?.task?.method ?? 'Restart';
-    if (local.running && local.inRecovery)
-      return done(
-        method,
-        `${method === 'Restart' ? 'restarted' : method === 'Rewind' ? 'rewound' : 're-cloned'}; a standby of ${op.to}`,
-        local,
-      );
-    return say({ message: 'started; waiting for it to run in recovery' }, local);
+    return startAsStandby();
   }
 
   /** Writes the report when it changed, or every REPORT_EVERY_MS to show the agent lives. */

@@ -20,9 +20,10 @@ import {
   stat,
   writeFile,
 } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { formatLsn, parseLsn } from '../providers/database/lsn.ts';
+import { failpoint } from '../runtime/failpoints.ts';
 
 export interface LocalPostgresOptions {
   dataDir: string;
@@ -88,7 +89,17 @@ export class ToolError extends Error {
 const REWIND_MARKER = 'failover-agent.rewinding';
 
 /** Files a rewind or a re-clone would overwrite with the source's, which are this server's own. */
-const LOCAL_CONFIGURATION = ['postgresql.conf', 'pg_hba.conf', 'pg_ident.conf', 'server.crt', 'server.key'];
+const LOCAL_CONFIGURATION = [
+  'postgresql.conf',
+  'postgresql.auto.conf',
+  'pg_hba.conf',
+  'pg_ident.conf',
+  'server.crt',
+  'server.key',
+];
+
+/** Left in a finished re-clone before it takes the data directory's place. */
+const RECLONE_COMPLETE = 'failover-agent.reclone-complete';
 
 export class LocalPostgres {
   readonly opts: LocalPostgresOptions;
@@ -263,8 +274,9 @@ export class LocalPostgres {
   /** A fast shutdown: sessions ended, a shutdown checkpoint written, standbys sent the last WAL. */
   async stop(): Promise<void> {
     if (!(await this.isRunning())) return;
-    await this.run('pg_ctl', ['stop', '-D', this.opts.dataDir, '-m', 'fast', '-w', '-t', '120'], {
-      timeoutMs: 130_000,
+    // Shorter than the operator's wait for a demotion, so a stop that hangs is seen as failed first.
+    await this.run('pg_ctl', ['stop', '-D', this.opts.dataDir, '-m', 'fast', '-w', '-t', '60'], {
+      timeoutMs: 70_000,
     });
   }
 
@@ -309,6 +321,7 @@ export class LocalPostgres {
     const marker = join(this.opts.dataDir, REWIND_MARKER);
     await writeFile(marker, `${new Date().toISOString()}\n`, { mode: 0o600 });
     await syncFile(marker);
+    failpoint('rewind:marked');
     const said = await this.keepingConfiguration(async () => {
       const { stdout, stderr } = await this.run(
         'pg_rewind',
@@ -329,23 +342,49 @@ export class LocalPostgres {
   /**
    * A fresh copy of the primary with pg_basebackup. The old data directory is moved aside, never
    * deleted: what it held may matter to someone. Returns where it went.
+   *
+   * The copy is synced and marked complete before the two renames that swap it in; an agent killed
+   * between them finds no data directory, and `finishReclone` completes the swap.
    */
   async reclone(source: string, suffix: string): Promise<string> {
     const { dataDir } = this.opts;
     const fresh = `${dataDir}.reclone`;
     const kept = `${dataDir}.before-${suffix}`;
     await rm(fresh, { recursive: true, force: true });
-    await this.run(
-      'pg_basebackup',
-      ['-D', fresh, '-d', source, '--wal-method=stream', '--checkpoint=fast', '--no-sync'],
-      { timeoutMs: 24 * 3_600_000 },
-    );
+    await this.run('pg_basebackup', ['-D', fresh, '-d', source, '--wal-method=stream', '--checkpoint=fast'], {
+      timeoutMs: 24 * 3_600_000,
+    });
     for (const file of LOCAL_CONFIGURATION) {
       if (await exists(join(dataDir, file))) await copyFile(join(dataDir, file), join(fresh, file));
     }
+    await writeFile(join(fresh, RECLONE_COMPLETE), `${kept}\n`, { mode: 0o600 });
+    await syncFile(join(fresh, RECLONE_COMPLETE));
+    failpoint('reclone:copied');
     if (!(await exists(kept))) await rename(dataDir, kept);
-    await rename(fresh, dataDir);
+    failpoint('reclone:set-aside');
+    await this.swapIn(fresh);
     return kept;
+  }
+
+  /**
+   * Completes a re-clone cut short between its two renames: the data directory is gone, a complete
+   * copy waits beside it. Returns where the old directory was kept, or undefined when there was
+   * nothing to finish (a copy that never completed is left for the next re-clone to replace).
+   */
+  async finishReclone(): Promise<string | undefined> {
+    const { dataDir } = this.opts;
+    const fresh = `${dataDir}.reclone`;
+    if (await exists(dataDir)) return undefined;
+    const kept = (await readFile(join(fresh, RECLONE_COMPLETE), 'utf8').catch(() => undefined))?.trim();
+    if (kept === undefined) return undefined;
+    await this.swapIn(fresh);
+    return kept;
+  }
+
+  private async swapIn(fresh: string): Promise<void> {
+    await rename(fresh, this.opts.dataDir);
+    await rm(join(this.opts.dataDir, RECLONE_COMPLETE), { force: true });
+    await syncFile(dirname(this.opts.dataDir));
   }
 
   private async keepingConfiguration<T>(work: () => Promise<T>): Promise<T> {
@@ -418,8 +457,9 @@ export function parseTimelineHistory(content: string): TimelineSwitch[] {
     });
 }
 
+/** fsync of a file, or of a directory (its entries: a rename made durable). */
 async function syncFile(path: string): Promise<void> {
-  const handle = await open(path, 'r+');
+  const handle = await open(path, (await stat(path)).isDirectory() ? 'r' : 'r+');
   try {
     await handle.sync();
   } finally {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { DatabaseObservation, DatabaseProvider, FenceRequest } from '../../providers/database/port.ts';
 import type { DnsProvider } from '../../providers/dns/port.ts';
 import { ProviderError } from '../../providers/errors.ts';
-import { runStep, type StepPorts } from './act.ts';
+import { AGENT_SILENT_TIMEOUT_MS, runStep, type StepPorts } from './act.ts';
 import { inProgress, NOW, spec } from './decide.fixtures.ts';
 
 /** A database that records its fences, or fails or hangs as told. */
@@ -188,5 +188,35 @@ describe('act: reprotect through a managed provider', () => {
         NOW,
       ),
     ).toMatchObject({ kind: 'Pending' });
+  });
+
+  it('ends a rejoin whose agent took it up and then went silent, but not one whose agent reports while a tool runs', async () => {
+    const op = inProgress('Rejoining', { kind: 'Reprotect', from: 'a', to: 'b', id: 'r2' });
+    const reportedAgo = (ms: number): StepPorts => ({
+      ...ports({ a: database().db, b: database().db }),
+      agentReport: () =>
+        ({
+          name: 'agent',
+          reportedAt: new Date(NOW.getTime() - ms).toISOString(),
+          dataDirectory: '/d',
+          server: 'Stopped',
+          task: {
+            operationId: 'r2',
+            action: 'Rejoin',
+            phase: 'Running',
+            method: 'Reclone',
+            message: 'pg_basebackup from b',
+            startedAt: new Date(NOW.getTime() - 3_600_000).toISOString(),
+          },
+        }) as ReturnType<StepPorts['agentReport']>,
+    });
+    // An hour into a re-clone, reported 10 s ago: it runs.
+    expect(await runStep(reportedAgo(10_000), spec(), op, NOW)).toMatchObject({ kind: 'Pending' });
+    expect(await runStep(reportedAgo(AGENT_SILENT_TIMEOUT_MS + 1_000), spec(), op, NOW)).toMatchObject({
+      kind: 'Failed',
+      reason: 'AgentSilent',
+      retryable: false,
+      message: expect.stringMatching(/has not reported for 121 s \(last: pg_basebackup from b\)/),
+    });
   });
 });

@@ -134,6 +134,12 @@ async function checkCatchUp(ports: StepPorts, op: Operation): Promise<StepOutcom
 export const DEMOTE_TIMEOUT_MS = 90_000;
 /** How long a reprotect waits for an agent that has not taken the step up. */
 export const AGENT_START_TIMEOUT_MS = 120_000;
+/**
+ * How long a rejoin waits for an agent that took it up and then went silent (it reports every 10 s,
+ * even while pg_rewind or pg_basebackup runs). The operation ends; the agent, back, finds the world
+ * as its kill left it, and the next reprotect takes it from there.
+ */
+export const AGENT_SILENT_TIMEOUT_MS = 120_000;
 
 const since = (at: string, now: Date) => now.getTime() - new Date(at).getTime();
 
@@ -220,7 +226,8 @@ async function rejoin(ports: StepPorts, op: Operation, now: Date): Promise<StepO
     }
     return { kind: 'Done', detail: result.detail };
   }
-  const task = ports.agentReport(op.from)?.task;
+  const report = ports.agentReport(op.from);
+  const task = report?.task;
   const mine = task?.operationId === op.id ? task : undefined;
   if (mine?.phase === 'Succeeded')
     return {
@@ -232,6 +239,13 @@ async function rejoin(ports: StepPorts, op: Operation, now: Date): Promise<StepO
       kind: 'Failed',
       reason: 'AgentRefused',
       message: `${op.from}: ${mine.message ?? 'the agent failed'}`,
+      retryable: false,
+    };
+  if (mine && report && since(report.reportedAt, now) > AGENT_SILENT_TIMEOUT_MS)
+    return {
+      kind: 'Failed',
+      reason: 'AgentSilent',
+      message: `the agent beside ${op.from} took the rejoin up and has not reported for ${Math.round(since(report.reportedAt, now) / 1000)} s (last: ${mine.message ?? 'started'})`,
       retryable: false,
     };
   if (!mine && since(op.stepStartedAt, now) > AGENT_START_TIMEOUT_MS)
