@@ -16,7 +16,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import pg from 'pg';
-import type { FailoverPolicyStatus, ReplicaClusterStatus } from '../../operator/src/api/v1alpha1/index.ts';
+import type {
+  AgentReport,
+  FailoverPolicyStatus,
+  ReplicaClusterStatus,
+} from '../../operator/src/api/v1alpha1/index.ts';
 import { failoverPolicyType, replicaClusterType } from '../../operator/src/controllers/resources.ts';
 import { DirectDnsVerifier } from '../../operator/src/providers/dns/verifier.ts';
 import { eventType } from '../../operator/src/runtime/events.ts';
@@ -29,6 +33,10 @@ import { freePort } from './ports.ts';
 import { type PostgresNodeName, type PostgresPair, postgresBinDir, startPostgresPair } from './postgres.ts';
 import { TcpProxy } from './tcp-proxy.ts';
 import { waitFor } from './wait.ts';
+import { DnsWriteLoad } from './writers.ts';
+
+// Where it lived first; tests and the demo import it from here.
+export { DnsWriteLoad };
 
 export const PRIMARY_ADDRESS = '127.0.0.11';
 export const STANDBY_ADDRESS = '127.0.0.12';
@@ -69,6 +77,9 @@ export interface FailoverStackOptions {
 /** Which server of the pair each ReplicaCluster is. */
 const NODE_OF = { 'region-a': 'primary', 'region-b': 'standby' } as const;
 export type StackCluster = keyof typeof NODE_OF;
+
+/** An agent's report once it has compared its database with the primary's. */
+export type AgentAssessment = AgentReport & { divergence: NonNullable<AgentReport['divergence']> };
 
 export class FailoverStack {
   readonly options: Required<
@@ -489,6 +500,77 @@ export class FailoverStack {
     });
   }
 
+  /** Cuts region B off region A's WAL (an address that refuses), as a broken link would. */
+  async cutReplication(): Promise<void> {
+    await this.pair.sql(
+      'standby',
+      "ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=1'",
+      [],
+      'postgres',
+    );
+    await this.pair.sql('standby', 'SELECT pg_reload_conf()', [], 'postgres');
+    await waitFor(
+      async () =>
+        (
+          await this.pair.sql<{ n: string }>(
+            'primary',
+            'SELECT count(*)::text AS n FROM pg_stat_replication',
+            [],
+            'postgres',
+          )
+        )[0]?.n === '0' || undefined,
+      { description: 'region B to stop streaming from region A' },
+    );
+  }
+
+  /**
+   * Stages a failover that loses data: region A commits `lostRows` transactions (rows of
+   * write_load with payload 'lost') region B never receives, then dies, and a person fails over
+   * to region B. Resolves once the failover is done; a rejoin of region A must discard them.
+   */
+  async failOverLosingWrites(lostRows: number): Promise<void> {
+    await this.cutReplication();
+    // One transaction each: the agent counts discarded transactions, not rows.
+    for (let i = 0; i < lostRows; i++)
+      await this.pair.sql('primary', "INSERT INTO write_load (payload) VALUES ('lost')");
+    await this.killPrimaryAndFailOver();
+  }
+
+  /**
+   * SIGKILLs region A's server and, once the operator has found it down, asks for a failover to
+   * region B that accepts data loss, as a person would (the stack must run in Manual mode, or
+   * the operator would not wait for the request). Resolves once region B is the primary.
+   */
+  async killPrimaryAndFailOver(): Promise<void> {
+    if (this.options.mode !== 'Manual')
+      throw new Error(
+        `killPrimaryAndFailOver needs a stack started with mode: 'Manual', not ${this.options.mode}`,
+      );
+    await this.pair.killPrimary();
+    await this.waitForPolicy(
+      (st) => st.conditions?.find((c) => c.type === 'FailoverBlocked' && c.reason === 'ManualMode'),
+      'region-a found down',
+    );
+    await this.requestPromotion({ id: 'fail-a', target: 'region-b', kind: 'Failover', allowDataLoss: true });
+    await this.waitForPolicy(
+      (st) => (st.activePrimary === 'region-b' && !st.currentOperation ? st : undefined),
+      'the failover to region-b',
+    );
+  }
+
+  /** Waits until the agent beside region A has compared its database with region B's. */
+  async waitForAssessment(timeoutMs = 60_000): Promise<AgentAssessment> {
+    return waitFor(
+      async () => {
+        const report = await this.agentReport('region-a');
+        return report?.divergence?.primary === 'region-b'
+          ? { ...report, divergence: report.divergence }
+          : undefined;
+      },
+      { description: 'the agent beside region-a to compare it with region-b', timeoutMs },
+    );
+  }
+
   /**
    * Which of the two databases accept writes right now, each asked directly: over its Unix
    * socket (default: what it would do for anyone who reaches it), or over the network from this
@@ -539,56 +621,5 @@ export class FailoverStack {
     await Promise.all([this.pair?.stop({ keepDir: !!process.env.FAILOVER_KEEP_DIRS }), this.bind?.stop()]);
     this.region?.stop();
     if (!process.env.FAILOVER_KEEP_DIRS) rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-/** See FailoverStack.startDnsWriteLoad. */
-export class DnsWriteLoad {
-  readonly acknowledged: number[] = [];
-  failed = 0;
-  private running = true;
-  private readonly loop: Promise<void>;
-
-  constructor(stack: FailoverStack, ratePerSecond: number) {
-    const pause = 1000 / ratePerSecond;
-    this.loop = (async () => {
-      let client: pg.Client | undefined;
-      let seq = 0;
-      while (this.running) {
-        const started = performance.now();
-        try {
-          if (!client) {
-            const [address] = await stack.dnsAnswer();
-            const fresh = new pg.Client({
-              host: address,
-              port: stack.pair.primary.port,
-              user: stack.pair.user,
-              password: stack.pair.password,
-              database: stack.pair.database,
-              connectionTimeoutMillis: 1000,
-              query_timeout: 2000,
-            });
-            fresh.on('error', () => undefined);
-            client = fresh;
-            await fresh.connect();
-          }
-          seq++;
-          await client.query('INSERT INTO dns_load (seq) VALUES ($1)', [seq]);
-          this.acknowledged.push(seq);
-        } catch {
-          this.failed++;
-          void client?.end().catch(() => undefined);
-          client = undefined;
-        }
-        await new Promise((r) => setTimeout(r, Math.max(0, pause - (performance.now() - started))));
-      }
-      await client?.end().catch(() => undefined);
-    })();
-  }
-
-  async stop(): Promise<{ acknowledged: number[]; failed: number }> {
-    this.running = false;
-    await this.loop;
-    return { acknowledged: this.acknowledged, failed: this.failed };
   }
 }
