@@ -4,15 +4,15 @@
  * is recorded with the moment it was seen, since the operator may act while the demo is still
  * printing the failover's figures.
  */
-import type { AgentReport } from '../../operator/src/api/v1alpha1/index.ts';
-import type { FailoverStack } from '../harness/failover-stack.ts';
+import type { AgentAssessment, FailoverStack } from '../harness/failover-stack.ts';
 
-export type Assessment = AgentReport & { divergence: NonNullable<NonNullable<AgentReport>['divergence']> };
+// The demo samples writers with the harness's sampler and imports it from here.
+export { WriterSampler } from '../harness/writers.ts';
 
 /** Polls region A's agent report and the policy from the fault on; `flush` prints what changed. */
 export class ComebackRecorder {
   /** The agent's first comparison of region A with region B. */
-  assessment: Assessment | undefined;
+  assessment: AgentAssessment | undefined;
   /** How the reprotect of region A was started (Automatic or Manual), once it has. */
   reprotectTrigger: string | undefined;
   private readonly pending: { at: number; line: string }[] = [];
@@ -86,30 +86,5 @@ export class ComebackRecorder {
     }
     const report = status.history?.find((r) => r.kind === 'Reprotect' && r.from === 'region-a');
     if (report) this.reprotectTrigger ??= report.trigger;
-  }
-}
-
-/** Asks both servers every 200 ms which takes writes: at no sampled moment may both. */
-export class WriterSampler {
-  readonly samples: string[][] = [];
-  private running = true;
-  private readonly loop: Promise<void>;
-
-  constructor(stack: FailoverStack) {
-    this.loop = (async () => {
-      while (this.running) {
-        this.samples.push(await stack.writablePrimaries({ timeoutMs: 1000 }));
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    })();
-  }
-
-  async stop(): Promise<void> {
-    this.running = false;
-    await this.loop;
-  }
-
-  get twoWriters(): number {
-    return this.samples.filter((s) => s.length > 1).length;
   }
 }
