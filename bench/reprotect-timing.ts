@@ -36,24 +36,6 @@ installSignalCleanup(async () => {
   await cp.stop();
 });
 
-/** Cuts region B off region A's WAL (an address that refuses), as a broken link would. */
-async function cutReplication(s: FailoverStack): Promise<void> {
-  await s.pair.sql('standby', "ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=1'", [], 'postgres');
-  await s.pair.sql('standby', 'SELECT pg_reload_conf()', [], 'postgres');
-  await waitFor(
-    async () =>
-      (
-        await s.pair.sql<{ n: string }>(
-          'primary',
-          'SELECT count(*)::text AS n FROM pg_stat_replication',
-          [],
-          'postgres',
-        )
-      )[0]?.n === '0' || undefined,
-    { description: 'region B to stop streaming' },
-  );
-}
-
 /** Whether region A streams from region B with nothing left to replay. */
 async function caughtUp(s: FailoverStack): Promise<boolean> {
   const [row] = await s.pair.sql<{ ok: boolean }>(
@@ -87,25 +69,8 @@ async function reprotectRun(method: Method, run: number) {
   );
   await s.pair.waitForReplayCatchUp();
   // Region A commits rows region B never receives, then dies: a rejoin must discard them.
-  await cutReplication(s);
-  for (let i = 0; i < 5; i++) await s.pair.sql('primary', "INSERT INTO write_load (payload) VALUES ('lost')");
-  await s.pair.killPrimary();
-  await s.waitForPolicy(
-    (st) => st.conditions?.find((c) => c.type === 'FailoverBlocked' && c.reason === 'ManualMode'),
-    'region-a found down',
-  );
-  await s.requestPromotion({ id: 'fail-a', target: 'region-b', kind: 'Failover', allowDataLoss: true });
-  await s.waitForPolicy(
-    (st) => st.activePrimary === 'region-b' && !st.currentOperation,
-    'the failover to region-b',
-  );
-  const assessed = await waitFor(
-    async () => {
-      const d = (await s.agentReport('region-a'))?.divergence;
-      return d?.primary === 'region-b' ? d : undefined;
-    },
-    { description: 'the agent beside region-a to compare it with region-b', timeoutMs: 60_000 },
-  );
+  await s.failOverLosingWrites(5);
+  const assessed = (await s.waitForAssessment()).divergence;
   const [size] = await s.pair.sql<{ mb: string }>(
     'standby',
     'SELECT round(sum(pg_database_size(oid)) / 1048576.0, 1)::text AS mb FROM pg_database',
@@ -217,12 +182,7 @@ async function switchoverRounds() {
     clearInterval(pauses);
   }
   const written = await load.stop();
-  const present = new Set(
-    (await s.pair.sql<{ seq: string }>('primary', 'SELECT seq::text FROM dns_load')).map((r) =>
-      Number(r.seq),
-    ),
-  );
-  const lost = written.acknowledged.filter((n) => !present.has(n)).length;
+  const lost = await load.missingOn('primary');
   const writable = await s.writablePrimaries();
   await s.stop();
   stack = undefined;
