@@ -12,10 +12,11 @@ import type { FailoverStack } from '../harness/failover-stack.ts';
 import { STANDBY_ADDRESS } from '../harness/failover-stack.ts';
 import { postgresBinDir } from '../harness/postgres.ts';
 import { waitFor } from '../harness/wait.ts';
+import { WriterSampler } from '../harness/writers.ts';
 import { stackStarter } from './failover-fixtures.ts';
 
 let stack: FailoverStack | undefined;
-let sampler: WritableSampler | undefined;
+let sampler: WriterSampler | undefined;
 
 afterEach(async () => {
   await sampler?.stop();
@@ -25,46 +26,6 @@ afterEach(async () => {
 });
 
 const start = stackStarter('rp');
-
-/** Asks both servers every 200 ms which takes writes: at no sampled moment may both. */
-class WritableSampler {
-  readonly samples: string[][] = [];
-  private running = true;
-  private readonly loop: Promise<void>;
-  constructor(s: FailoverStack) {
-    this.loop = (async () => {
-      while (this.running) {
-        this.samples.push(await s.writablePrimaries({ timeoutMs: 1000 }));
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    })();
-  }
-  async stop(): Promise<void> {
-    this.running = false;
-    await this.loop;
-  }
-  get twoWriters(): number {
-    return this.samples.filter((s) => s.length > 1).length;
-  }
-}
-
-/** Cuts the standby off its primary's WAL (an address that refuses), as a broken link would. */
-async function cutReplication(s: FailoverStack): Promise<void> {
-  await s.pair.sql('standby', "ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=1'", [], 'postgres');
-  await s.pair.sql('standby', 'SELECT pg_reload_conf()', [], 'postgres');
-  await waitFor(
-    async () =>
-      (
-        await s.pair.sql<{ n: string }>(
-          'primary',
-          'SELECT count(*)::text AS n FROM pg_stat_replication',
-          [],
-          'postgres',
-        )
-      )[0]?.n === '0' || undefined,
-    { description: 'the standby to stop streaming' },
-  );
-}
 
 async function rows(s: FailoverStack, node: 'primary' | 'standby', where: string): Promise<number> {
   const [row] = await s.pair.sql<{ n: string }>(
@@ -79,35 +40,17 @@ describe('reprotect after a failover', () => {
     stack = await start({ pgSettings: { wal_log_hints: 'on', full_page_writes: 'on' }, mode: 'Manual' });
     await stack.waitUntilHealthy();
     await Promise.all([stack.startAgent('region-a'), stack.startAgent('region-b')]);
-    sampler = new WritableSampler(stack);
+    sampler = new WriterSampler(stack);
     await stack.pair.sql('primary', "INSERT INTO write_load (payload) VALUES ('before')");
     await stack.pair.waitForReplayCatchUp();
     // Writes on region A that never reach region B, then region A dies.
-    await cutReplication(stack);
-    for (let i = 0; i < 5; i++)
-      await stack.pair.sql('primary', "INSERT INTO write_load (payload) VALUES ('lost')");
-    await stack.pair.killPrimary();
-    await stack.waitForPolicy(
-      (st) => st.conditions?.find((c) => c.type === 'FailoverBlocked' && c.reason === 'ManualMode'),
-      'region-a found down',
-    );
-    await stack.requestPromotion({ id: 'fail-a', target: 'region-b', kind: 'Failover', allowDataLoss: true });
-    await stack.waitForPolicy(
-      (st) => (st.activePrimary === 'region-b' && !st.currentOperation ? st : undefined),
-      'the failover to region-b',
-    );
+    await stack.failOverLosingWrites(5);
 
     // The agent beside region A compares it with region B and says what a rejoin discards...
-    const agent = await waitFor(
-      async () => {
-        const report = await stack?.agentReport('region-a');
-        return report?.divergence?.primary === 'region-b' ? report : undefined;
-      },
-      { description: 'the agent beside region-a to assess it', timeoutMs: 60_000 },
-    );
-    expect(agent?.server).toBe('Stopped');
-    expect(agent?.divergence).toMatchObject({ relation: 'Diverged' });
-    expect(agent?.divergence?.divergedTransactions).toBeGreaterThanOrEqual(5);
+    const agent = await stack.waitForAssessment();
+    expect(agent.server).toBe('Stopped');
+    expect(agent.divergence).toMatchObject({ relation: 'Diverged' });
+    expect(agent.divergence.divergedTransactions).toBeGreaterThanOrEqual(5);
     // ...and the operator waits for a person (RequireRequest, the default), saying why.
     const waiting = await stack.waitForPolicy(
       (st) => st.conditions?.find((c) => c.type === 'Redundant' && c.reason === 'ReprotectNeedsRequest'),
@@ -191,17 +134,6 @@ describe('reprotect after a failover', () => {
   });
 });
 
-/** Acknowledged inserts missing from `node`'s dns_load table. */
-async function missing(
-  s: FailoverStack,
-  node: 'primary' | 'standby',
-  acknowledged: number[],
-): Promise<number> {
-  const rows = await s.pair.sql<{ seq: string }>(node, 'SELECT seq::text FROM dns_load');
-  const present = new Set(rows.map((r) => Number(r.seq)));
-  return acknowledged.filter((n) => !present.has(n)).length;
-}
-
 describe('switchover and failback with agents', () => {
   it('demotes each old primary cleanly into a standby of the new one: no rewind, no acknowledged write lost', async () => {
     stack = await start({ pgSettings: { wal_log_hints: 'on', full_page_writes: 'on' } });
@@ -210,7 +142,7 @@ describe('switchover and failback with agents', () => {
     await waitFor(async () => (await stack?.agentReport('region-a'))?.server === 'Primary' || undefined, {
       description: 'the agent beside region-a to report',
     });
-    sampler = new WritableSampler(stack);
+    sampler = new WriterSampler(stack);
     const load = await stack.startDnsWriteLoad(100);
     await waitFor(() => load.acknowledged.length > 100 || undefined, {
       description: '100 acknowledged writes',
@@ -258,10 +190,10 @@ describe('switchover and failback with agents', () => {
     await waitFor(() => load.acknowledged.length > afterBack + 50 || undefined, {
       description: 'writes through DNS to region-a again',
     });
-    const written = await load.stop();
+    await load.stop();
     await sampler.stop();
 
-    expect(await missing(stack, 'primary', written.acknowledged)).toBe(0);
+    expect(await load.missingOn('primary')).toBe(0);
     expect(sampler.twoWriters).toBe(0);
     expect(await stack.writablePrimaries()).toEqual(['primary']);
     await stack.waitForPolicy(
@@ -284,20 +216,8 @@ describe('reprotect when pg_rewind cannot work', () => {
     stack = await start({ pgSettings: { full_page_writes: 'on' }, mode: 'Manual' });
     await stack.waitUntilHealthy();
     await Promise.all([stack.startAgent('region-a'), stack.startAgent('region-b')]);
-    await cutReplication(stack);
-    for (let i = 0; i < 3; i++)
-      await stack.pair.sql('primary', "INSERT INTO write_load (payload) VALUES ('lost')");
-    await stack.pair.killPrimary();
-    await stack.waitForPolicy(
-      (st) => st.conditions?.find((c) => c.type === 'FailoverBlocked' && c.reason === 'ManualMode'),
-      'region-a found down',
-    );
-    await stack.requestPromotion({ id: 'fail-a', target: 'region-b', kind: 'Failover', allowDataLoss: true });
-    await waitFor(
-      async () => (await stack?.agentReport('region-a'))?.divergence?.primary === 'region-b' || undefined,
-      { description: 'the agent beside region-a to assess it', timeoutMs: 60_000 },
-    );
-    expect((await stack.agentReport('region-a'))?.rewindable).toBe(false);
+    await stack.failOverLosingWrites(3);
+    expect((await stack.waitForAssessment()).rewindable).toBe(false);
 
     await stack.requestPromotion({
       id: 'rejoin-1',
@@ -356,19 +276,9 @@ describe('reprotect across crashes', () => {
     stack = await start({ pgSettings: { wal_log_hints: 'on', full_page_writes: 'on' }, mode: 'Manual' });
     await stack.waitUntilHealthy();
     await Promise.all([stack.startAgent('region-a'), stack.startAgent('region-b')]);
-    sampler = new WritableSampler(stack);
-    await cutReplication(stack);
-    await stack.pair.sql('primary', "INSERT INTO write_load (payload) VALUES ('lost')");
-    await stack.pair.killPrimary();
-    await stack.waitForPolicy(
-      (st) => st.conditions?.find((c) => c.type === 'FailoverBlocked' && c.reason === 'ManualMode'),
-      'region-a found down',
-    );
-    await stack.requestPromotion({ id: 'fail-a', target: 'region-b', kind: 'Failover', allowDataLoss: true });
-    await waitFor(
-      async () => (await stack?.agentReport('region-a'))?.divergence?.primary === 'region-b' || undefined,
-      { description: 'the agent beside region-a to assess it', timeoutMs: 60_000 },
-    );
+    sampler = new WriterSampler(stack);
+    await stack.failOverLosingWrites(1);
+    await stack.waitForAssessment();
     // The agent dies; the request is accepted and recorded as the Rejoining step, which waits.
     await stack.agents.get('region-a')?.kill();
     await stack.requestPromotion({
@@ -422,13 +332,7 @@ describe('an agent given the wrong database', () => {
     const foreign = join(stack.pair.dir, 'foreign');
     await initdbAsServerUser(foreign);
     // Region A is no longer the primary: the agent compares its database with region B's.
-    await stack.pair.killPrimary();
-    await stack.waitForPolicy(
-      (st) => st.conditions?.find((c) => c.type === 'FailoverBlocked' && c.reason === 'ManualMode'),
-      'region-a found down',
-    );
-    await stack.requestPromotion({ id: 'fail-a', target: 'region-b', kind: 'Failover', allowDataLoss: true });
-    await stack.waitForPolicy((st) => st.activePrimary === 'region-b' || undefined, 'region-b promoted');
+    await stack.killPrimaryAndFailOver();
     await stack.startAgent('region-a', { dataDir: foreign });
     const problem = await waitFor(
       async () => {
