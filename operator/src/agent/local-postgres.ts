@@ -203,7 +203,14 @@ export class LocalPostgres {
                  CASE WHEN pg_is_in_recovery()
                       THEN greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())
                       ELSE pg_current_wal_insert_lsn() END::text AS end_lsn,
-                 (SELECT timeline_id FROM pg_control_checkpoint()) AS timeline,
+                 CASE WHEN pg_is_in_recovery()
+                      -- A standby's last checkpoint can be on an older timeline than what it replays.
+                      THEN greatest(r.received_tli,
+                                    (SELECT min_recovery_end_timeline FROM pg_control_recovery()),
+                                    (SELECT timeline_id FROM pg_control_checkpoint()))
+                      -- A primary's is older right after a promotion, until its first checkpoint.
+                      ELSE ('x' || substr(pg_walfile_name(pg_current_wal_insert_lsn()), 1, 8))::bit(32)::int
+                 END AS timeline,
                  r.sender_host AS host, r.sender_port AS port, r.status
             FROM (SELECT 1) one LEFT JOIN pg_stat_wal_receiver r ON true`);
       const row = rows[0];

@@ -1,0 +1,168 @@
+/**
+ * The database agent SIGKILLed at each local step of a reprotect and of a switchover's demotion,
+ * with real parts (a PostgreSQL pair, the control plane, BIND, observers, the operator and the
+ * agents as processes). The kills come from crash points in the agent (FAILOVER_FAILPOINTS):
+ * each agent process dies at the point named, nothing flushed, and a new one takes the step up
+ * from status and the data directory alone. Throughout: never two writable primaries.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { FailoverStack, StackCluster } from '../harness/failover-stack.ts';
+import { STANDBY_ADDRESS } from '../harness/failover-stack.ts';
+import { waitFor } from '../harness/wait.ts';
+import { WriterSampler } from '../harness/writers.ts';
+import { stackStarter } from './failover-fixtures.ts';
+
+let stack: FailoverStack | undefined;
+let sampler: WriterSampler | undefined;
+
+afterEach(async () => {
+  await sampler?.stop();
+  sampler = undefined;
+  await stack?.stop();
+  stack = undefined;
+});
+
+const start = stackStarter('rc');
+
+/** Starts the agent beside `cluster` armed to SIGKILL itself at `point`, and waits until it has. */
+async function agentDyingAt(s: FailoverStack, cluster: StackCluster, point: string): Promise<void> {
+  const before = process.env.FAILOVER_FAILPOINTS;
+  process.env.FAILOVER_FAILPOINTS = point;
+  let agent: Awaited<ReturnType<FailoverStack['startAgent']>>;
+  try {
+    agent = await s.startAgent(cluster);
+  } finally {
+    if (before === undefined) delete process.env.FAILOVER_FAILPOINTS;
+    else process.env.FAILOVER_FAILPOINTS = before;
+  }
+  await waitFor(async () => !agent.running || undefined, {
+    description: `the agent beside ${cluster} to reach ${point} and die there`,
+    timeoutMs: 120_000,
+  });
+  expect(agent.logs()).toContain(`failpoint ${point}: SIGKILL`);
+}
+
+describe('reprotect with the agent killed at each step', () => {
+  it('an interrupted rewind, a re-clone killed before and between its renames, a kill before the start: it ends a streaming standby, the old directory kept once', async () => {
+    stack = await start({
+      pgSettings: { wal_log_hints: 'on', full_page_writes: 'on' },
+      mode: 'Manual',
+      reprotect: { allowReclone: true },
+    });
+    await stack.waitUntilHealthy();
+    await Promise.all([stack.startAgent('region-a'), stack.startAgent('region-b')]);
+    sampler = new WriterSampler(stack);
+    await stack.failOverLosingWrites(3);
+    await stack.waitForAssessment();
+    await stack.agents.get('region-a')?.kill();
+
+    await stack.requestPromotion({
+      id: 'rejoin',
+      target: 'region-a',
+      kind: 'Reprotect',
+      allowDataLoss: true,
+    });
+    const op = await stack.waitForPolicy(
+      (st) => (st.currentOperation?.step === 'Rejoining' ? st.currentOperation : undefined),
+      'the Rejoining step',
+    );
+    // Killed with pg_rewind's marker written: the directory is no longer to be trusted...
+    await agentDyingAt(stack, 'region-a', 'rewind:marked');
+    // ...so the next agent re-clones; killed once the copy is complete but not yet in place,
+    await agentDyingAt(stack, 'region-a', 'reclone:copied');
+    // then between the two renames (no data directory at all for a moment),
+    await agentDyingAt(stack, 'region-a', 'reclone:set-aside');
+    const dataDir = stack.pair.primary.dataDir;
+    expect(existsSync(dataDir)).toBe(false);
+    // and after the copy is configured as a standby, before it is started.
+    await agentDyingAt(stack, 'region-a', 'rejoin:configured');
+    expect(existsSync(join(dataDir, 'standby.signal'))).toBe(true);
+    expect(stack.pair.primary.running).toBe(false);
+
+    await stack.startAgent('region-a');
+    const done = await stack.waitForPolicy(
+      (st) => (st.history?.[0]?.id === op.id && !st.currentOperation ? st.history[0] : undefined),
+      'the reprotect to finish after four agent kills',
+    );
+    expect(done).toMatchObject({ kind: 'Reprotect', result: 'Succeeded' });
+    const task = (await stack.agentReport('region-a'))?.task;
+    expect(task).toMatchObject({ operationId: op.id, phase: 'Succeeded', method: 'Reclone' });
+    // The diverged directory is kept aside exactly once, rows and all; no half copy is left.
+    const siblings = readdirSync(dirname(dataDir)).filter(
+      (n) => n.startsWith(`${basename(dataDir)}.before-`) || n === `${basename(dataDir)}.reclone`,
+    );
+    expect(siblings).toEqual([basename(task?.keptDataDirectory ?? '?')]);
+    expect(existsSync(join(task?.keptDataDirectory ?? '?', 'PG_VERSION'))).toBe(true);
+
+    await stack.pair.sql('standby', "INSERT INTO write_load (payload) VALUES ('after')");
+    await waitFor(
+      async () =>
+        (
+          await stack?.pair.sql<{ n: string }>(
+            'primary',
+            "SELECT count(*)::text AS n FROM write_load WHERE payload = 'after'",
+          )
+        )?.[0]?.n === '1' || undefined,
+      { description: 'region A, re-cloned, to replay a row written on region B' },
+    );
+    await sampler.stop();
+    expect(sampler.samples.length).toBeGreaterThan(10);
+    expect(sampler.twoWriters).toBe(0);
+    expect(await stack.writablePrimaries()).toEqual(['standby']);
+    expect(await stack.dnsAnswer()).toEqual([STANDBY_ADDRESS]);
+  });
+});
+
+describe('switchover with the agent killed mid-demotion', () => {
+  it('killed right after the clean stop: the next agent finds the shutdown checkpoint, and the old primary follows without a rewind', async () => {
+    stack = await start({ pgSettings: { wal_log_hints: 'on', full_page_writes: 'on' }, mode: 'Manual' });
+    await stack.waitUntilHealthy();
+    await stack.startAgent('region-b');
+    const before = process.env.FAILOVER_FAILPOINTS;
+    process.env.FAILOVER_FAILPOINTS = 'demote:stopped';
+    const doomed = await stack.startAgent('region-a').finally(() => {
+      if (before === undefined) delete process.env.FAILOVER_FAILPOINTS;
+      else process.env.FAILOVER_FAILPOINTS = before;
+    });
+    await waitFor(async () => (await stack?.agentReport('region-a'))?.server === 'Primary' || undefined, {
+      description: 'the agent beside region-a to report',
+    });
+    sampler = new WriterSampler(stack);
+    await stack.requestPromotion({ id: 'switch', target: 'region-b', kind: 'Switchover' });
+    await waitFor(async () => !doomed.running || undefined, {
+      description: 'the agent beside region-a to stop it and die',
+      timeoutMs: 120_000,
+    });
+    expect(doomed.logs()).toContain('failpoint demote:stopped: SIGKILL');
+    expect(stack.pair.primary.running).toBe(false);
+
+    await stack.startAgent('region-a');
+    const done = await stack.waitForPolicy(
+      (st) => (st.history?.[0]?.kind === 'Switchover' && !st.currentOperation ? st.history[0] : undefined),
+      'the switchover to finish',
+    );
+    expect(done).toMatchObject({ result: 'Succeeded', to: 'region-b' });
+    expect((await stack.agentReport('region-a'))?.task).toMatchObject({
+      action: 'Demote',
+      phase: 'Succeeded',
+      method: 'Restart',
+    });
+    await waitFor(
+      async () =>
+        (
+          await stack?.pair.sql<{ state: string }>(
+            'standby',
+            "SELECT state FROM pg_stat_replication WHERE application_name = 'region-a'",
+            [],
+            'postgres',
+          )
+        )?.[0]?.state === 'streaming' || undefined,
+      { description: 'region A to stream from region B' },
+    );
+    await sampler.stop();
+    expect(sampler.twoWriters).toBe(0);
+    expect(await stack.writablePrimaries()).toEqual(['standby']);
+  });
+});
