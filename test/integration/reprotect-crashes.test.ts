@@ -44,30 +44,54 @@ async function agentDyingAt(s: FailoverStack, cluster: StackCluster, point: stri
   expect(agent.logs()).toContain(`failpoint ${point}: SIGKILL`);
 }
 
-describe('reprotect with the agent killed at each step', () => {
-  it('an interrupted rewind, a re-clone killed before and between its renames, a kill before the start: it ends a streaming standby, the old directory kept once', async () => {
-    stack = await start({
-      pgSettings: { wal_log_hints: 'on', full_page_writes: 'on' },
-      mode: 'Manual',
-      reprotect: { allowReclone: true },
-    });
-    await stack.waitUntilHealthy();
-    await Promise.all([stack.startAgent('region-a'), stack.startAgent('region-b')]);
-    sampler = new WriterSampler(stack);
-    await stack.failOverLosingWrites(3);
-    await stack.waitForAssessment();
-    await stack.agents.get('region-a')?.kill();
+/**
+ * A lossy failover to region B, region A assessed, then its agent killed and a reprotect of it
+ * requested (accepting the loss): resolves with the operation once it waits in Rejoining.
+ */
+async function rejoinAskedWithAgentDown(s: FailoverStack) {
+  await s.waitUntilHealthy();
+  await Promise.all([s.startAgent('region-a'), s.startAgent('region-b')]);
+  sampler = new WriterSampler(s);
+  await s.failOverLosingWrites(3);
+  await s.waitForAssessment();
+  await s.agents.get('region-a')?.kill();
+  await s.requestPromotion({ id: 'rejoin', target: 'region-a', kind: 'Reprotect', allowDataLoss: true });
+  return s.waitForPolicy(
+    (st) => (st.currentOperation?.step === 'Rejoining' ? st.currentOperation : undefined),
+    'the Rejoining step',
+  );
+}
 
-    await stack.requestPromotion({
-      id: 'rejoin',
-      target: 'region-a',
-      kind: 'Reprotect',
-      allowDataLoss: true,
-    });
-    const op = await stack.waitForPolicy(
-      (st) => (st.currentOperation?.step === 'Rejoining' ? st.currentOperation : undefined),
-      'the Rejoining step',
+const rewindable = { wal_log_hints: 'on', full_page_writes: 'on' };
+
+describe('reprotect with the agent or the operator killed', () => {
+  it('an agent down when the rejoin is asked for, and an operator SIGKILLed mid-step: each resumes from status, one primary throughout', async () => {
+    stack = await start({ pgSettings: rewindable, mode: 'Manual' });
+    const waiting = await rejoinAskedWithAgentDown(stack);
+    expect(waiting.kind).toBe('Reprotect');
+    // The operator dies with it; a new agent takes the step up from status alone...
+    await stack.operator?.kill();
+    await stack.startAgent('region-a');
+    await waitFor(
+      async () => (await stack?.agentReport('region-a'))?.task?.phase === 'Succeeded' || undefined,
+      { description: 'the new agent to rejoin region-a', timeoutMs: 60_000 },
     );
+    expect(stack.pair.primary.running).toBe(true);
+    // ...and a new operator finishes the operation from the agent's report and the world.
+    await stack.startOperator();
+    const done = await stack.waitForPolicy(
+      (st) => (st.history?.[0]?.kind === 'Reprotect' && !st.currentOperation ? st.history[0] : undefined),
+      'the reprotect to finish after the restarts',
+    );
+    expect(done).toMatchObject({ id: waiting.id, result: 'Succeeded' });
+    await sampler?.stop();
+    expect(sampler?.twoWriters).toBe(0);
+    expect(await stack.writablePrimaries()).toEqual(['standby']);
+  });
+
+  it('the agent killed at each step: an interrupted rewind, a re-clone killed before and between its renames, a kill before the start: it ends a streaming standby, the old directory kept once', async () => {
+    stack = await start({ pgSettings: rewindable, mode: 'Manual', reprotect: { allowReclone: true } });
+    const op = await rejoinAskedWithAgentDown(stack);
     // Killed with pg_rewind's marker written: the directory is no longer to be trusted...
     await agentDyingAt(stack, 'region-a', 'rewind:marked');
     // ...so the next agent re-clones; killed once the copy is complete but not yet in place,
@@ -107,9 +131,9 @@ describe('reprotect with the agent killed at each step', () => {
         )?.[0]?.n === '1' || undefined,
       { description: 'region A, re-cloned, to replay a row written on region B' },
     );
-    await sampler.stop();
-    expect(sampler.samples.length).toBeGreaterThan(10);
-    expect(sampler.twoWriters).toBe(0);
+    await sampler?.stop();
+    expect(sampler?.samples.length).toBeGreaterThan(10);
+    expect(sampler?.twoWriters).toBe(0);
     expect(await stack.writablePrimaries()).toEqual(['standby']);
     expect(await stack.dnsAnswer()).toEqual([STANDBY_ADDRESS]);
   });
@@ -117,7 +141,7 @@ describe('reprotect with the agent killed at each step', () => {
 
 describe('switchover with the agent killed mid-demotion', () => {
   it('killed right after the clean stop: the next agent finds the shutdown checkpoint, and the old primary follows without a rewind', async () => {
-    stack = await start({ pgSettings: { wal_log_hints: 'on', full_page_writes: 'on' }, mode: 'Manual' });
+    stack = await start({ pgSettings: rewindable, mode: 'Manual' });
     await stack.waitUntilHealthy();
     await stack.startAgent('region-b');
     const before = process.env.FAILOVER_FAILPOINTS;

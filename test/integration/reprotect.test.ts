@@ -271,51 +271,6 @@ describe('reprotect when pg_rewind cannot work', () => {
   });
 });
 
-describe('reprotect across crashes', () => {
-  it('an agent down when the rejoin is asked for, and an operator SIGKILLed mid-step: each resumes from status, one primary throughout', async () => {
-    stack = await start({ pgSettings: { wal_log_hints: 'on', full_page_writes: 'on' }, mode: 'Manual' });
-    await stack.waitUntilHealthy();
-    await Promise.all([stack.startAgent('region-a'), stack.startAgent('region-b')]);
-    sampler = new WriterSampler(stack);
-    await stack.failOverLosingWrites(1);
-    await stack.waitForAssessment();
-    // The agent dies; the request is accepted and recorded as the Rejoining step, which waits.
-    await stack.agents.get('region-a')?.kill();
-    await stack.requestPromotion({
-      id: 'rejoin',
-      target: 'region-a',
-      kind: 'Reprotect',
-      allowDataLoss: true,
-    });
-    const waiting = await stack.waitForPolicy(
-      (st) => (st.currentOperation?.step === 'Rejoining' ? st.currentOperation : undefined),
-      'the Rejoining step',
-    );
-    expect(waiting.kind).toBe('Reprotect');
-    // The operator dies with it; a new agent takes the step up from status alone...
-    await stack.operator?.kill();
-    await stack.startAgent('region-a');
-    await waitFor(
-      async () => (await stack?.agentReport('region-a'))?.task?.phase === 'Succeeded' || undefined,
-      {
-        description: 'the new agent to rejoin region-a',
-        timeoutMs: 60_000,
-      },
-    );
-    expect(stack.pair.primary.running).toBe(true);
-    // ...and a new operator finishes the operation from the agent's report and the world.
-    await stack.startOperator();
-    const done = await stack.waitForPolicy(
-      (st) => (st.history?.[0]?.kind === 'Reprotect' && !st.currentOperation ? st.history[0] : undefined),
-      'the reprotect to finish after the restarts',
-    );
-    expect(done).toMatchObject({ id: waiting.id, result: 'Succeeded' });
-    await sampler.stop();
-    expect(sampler.twoWriters).toBe(0);
-    expect(await stack.writablePrimaries()).toEqual(['standby']);
-  });
-});
-
 describe('an agent given the wrong database', () => {
   it('refuses a directory that is not a data directory, and one of another cluster, and says so in status', async () => {
     stack = await start({ mode: 'Manual' });
