@@ -26,6 +26,8 @@ export interface CanaryTarget {
    * made for the record, not for each server's own name). Default: the address connected to.
    */
   serverName?: string;
+  /** The policy, "namespace/name", for metric labels and logs. */
+  policyKey?: string;
   /** Rows are keyed by (drill, writer, seq). */
   drillId: string;
   /** This writer's identity (operator pod + start time), unique across restarts. */
