@@ -6,12 +6,15 @@
 
 import { isDeepStrictEqual } from 'node:util';
 import type { OperatorContext } from './controllers/context.ts';
+import { CanaryWriters } from './controllers/failover-policy/canaries.ts';
 import { reconcileFailoverPolicy } from './controllers/failover-policy/reconciler.ts';
 import { AppEndpointChecks } from './controllers/replica-cluster/app-endpoints.ts';
 import { ClusterProbes } from './controllers/replica-cluster/probes.ts';
 import { reconcileReplicaCluster } from './controllers/replica-cluster/reconciler.ts';
 import { failoverObservationType, failoverPolicyType, replicaClusterType } from './controllers/resources.ts';
 import { HttpAppEndpointChecker } from './providers/app/http.ts';
+import type { CanaryWriterFactory } from './providers/canary/port.ts';
+import { PostgresCanaryWriter } from './providers/canary/postgres-canary.ts';
 import { waitForCacheSync } from './runtime/cache-sync.ts';
 import type { Clock } from './runtime/clock.ts';
 import { Controller } from './runtime/controller.ts';
@@ -32,6 +35,8 @@ export interface ManagerOptions {
   namespace?: string;
   concurrency?: number;
   resyncMs?: number;
+  /** How drills' canary writers are made; tests may inject their own. */
+  canaryWriter?: CanaryWriterFactory;
 }
 
 export class Manager {
@@ -71,6 +76,10 @@ export class Manager {
       observations,
       probes,
       appChecks: new AppEndpointChecks(new HttpAppEndpointChecker(), options.clock),
+      canaries: new CanaryWriters(
+        options.canaryWriter ?? ((target) => new PostgresCanaryWriter(target, { log, metrics })),
+      ),
+      identity: options.identity,
       policiesOf: (clusterKey) =>
         [...(this.policiesByCluster.get(clusterKey) ?? [])].flatMap((k) => policies.get(k) ?? []),
     };
@@ -172,6 +181,7 @@ export class Manager {
     if (this.controllersStarted) await Promise.all(this.controllers.map((c) => c.stop(graceMs)));
     await Promise.all(this.informers.map((i) => i.stop()));
     await this.context.probes.closeAll();
+    await this.context.canaries.stopAll();
   }
 }
 

@@ -500,6 +500,13 @@ export class FailoverStack {
     });
   }
 
+  /** Sets a drill request on the policy, as `kubectl failover drill run|cancel` does. */
+  async requestDrill(request: { id: string; action: 'Run' | 'Cancel'; reason?: string }): Promise<void> {
+    await this.client.mergePatch(failoverPolicyType, this.options.namespace, 'orders', {
+      spec: { drillRequest: request },
+    });
+  }
+
   /** Cuts region B off region A's WAL (an address that refuses), as a broken link would. */
   async cutReplication(): Promise<void> {
     await this.pair.sql(

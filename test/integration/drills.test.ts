@@ -1,19 +1,27 @@
 /**
- * Scheduled drills against the real stack. The pair here is self-managed PostgreSQL, whose former
- * primary nothing turns back into a standby after a switchover, so a drill could go out but not
- * come back: the operator must refuse to start it, say why, and let the alerts see a drill that
- * did not pass. The drill's legs are ordinary switchovers, tested for real in failover.test.ts;
- * the way out and back is covered by decide's unit tests (drill.test.ts).
+ * Drills against the real stack: a PostgreSQL pair, the control plane, BIND, observers, the
+ * operator, and a database agent beside each server, all as processes. A drill goes out to the
+ * standby and back through ordinary switchovers (each old primary demoted by its agent into a
+ * standby), and is measured by the operator's canary writer from the client's side. Without
+ * agents nothing would bring the former primary back, so a due drill is refused and says why.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import type { FailoverPolicyStatus } from '../../operator/src/api/v1alpha1/index.ts';
 import { failoverPolicyType } from '../../operator/src/controllers/resources.ts';
 import { type FailoverStack, PRIMARY_ADDRESS } from '../harness/failover-stack.ts';
 import { waitFor } from '../harness/wait.ts';
+import { type DnsWriteLoad, WriterSampler } from '../harness/writers.ts';
 import { stackStarter } from './failover-fixtures.ts';
 
 let stack: FailoverStack | undefined;
+let sampler: WriterSampler | undefined;
+let load: DnsWriteLoad | undefined;
 
 afterEach(async () => {
+  await load?.stop();
+  load = undefined;
+  await sampler?.stop();
+  sampler = undefined;
   await stack?.stop();
   stack = undefined;
 });
@@ -21,7 +29,7 @@ afterEach(async () => {
 const start = stackStarter('dr');
 
 describe('a scheduled drill', () => {
-  it('that could not switch back is not started: filed as Aborted with the reason, in status, events and metrics', async () => {
+  it('that could not come back (no agents) is not started: filed as Aborted with the reason, in status, events and metrics', async () => {
     stack = await start();
     await stack.waitUntilHealthy();
     const operator = stack.operator;
@@ -46,7 +54,7 @@ describe('a scheduled drill', () => {
       from: 'region-a',
       result: 'Aborted',
     });
-    expect(report.reason).toMatch(/does not make a former primary a standby again.*could not switch back/);
+    expect(report.reason).toMatch(/no database agent reports for region-a .*could not come back/);
 
     // Nothing moved: same primary, same epoch, no operation, DNS and writes where they were.
     const { status } = await stack.policy();
@@ -66,11 +74,11 @@ describe('a scheduled drill', () => {
     const events = await waitFor(
       async () => {
         const list = await stack?.events();
-        return list?.some((e) => e.reason === 'DrillFailed') ? list : undefined;
+        return list?.some((e) => e.reason === 'DrillAborted') ? list : undefined;
       },
-      { description: 'a DrillFailed event' },
+      { description: 'a DrillAborted event' },
     );
-    expect(events.find((e) => e.reason === 'DrillFailed')).toMatchObject({ type: 'Warning' });
+    expect(events.find((e) => e.reason === 'DrillAborted')).toMatchObject({ type: 'Warning' });
   });
 
   it('is not scheduled while suspended', async () => {
@@ -94,5 +102,130 @@ describe('a scheduled drill', () => {
         description: 'the next drill time gone from the metrics',
       },
     );
+  });
+});
+
+/** A stack with an agent beside each server, and drills on a schedule that never fires here. */
+async function drillingStack(drills: Record<string, unknown> = {}): Promise<FailoverStack> {
+  const s = await start({ pgSettings: { wal_log_hints: 'on', full_page_writes: 'on' } });
+  await s.waitUntilHealthy();
+  await Promise.all([s.startAgent('region-a'), s.startAgent('region-b')]);
+  await s.client.mergePatch(failoverPolicyType, s.options.namespace, 'orders', {
+    spec: { drills: { schedule: '0 3 1 1 *', holdSeconds: 3, abortIfLagSecondsAbove: 5, ...drills } },
+  });
+  for (const cluster of ['region-a', 'region-b'] as const)
+    await waitFor(async () => (await s.agentReport(cluster))?.reportedAt || undefined, {
+      description: `the agent beside ${cluster} to report`,
+    });
+  return s;
+}
+
+const finishedDrill = (s: FailoverStack, id: string, what: string) =>
+  s.waitForPolicy(
+    (st: FailoverPolicyStatus) => (!st.drill && st.drills?.[0]?.requestId === id ? st.drills[0] : undefined),
+    what,
+    180_000,
+  );
+
+describe('a drill with agents', () => {
+  it('goes out and back on request, measured by the canary: RPO 0 of N rows, one writer throughout, nothing lost', async () => {
+    stack = await drillingStack();
+    const operator = stack.operator;
+    sampler = new WriterSampler(stack);
+    load = await stack.startDnsWriteLoad(50);
+    await stack.requestDrill({ id: 'drill-now', action: 'Run' });
+    const report = await finishedDrill(stack, 'drill-now', 'the drill out and back');
+    expect(report).toMatchObject({
+      result: 'Succeeded',
+      from: 'region-a',
+      to: 'region-b',
+      lostWrites: 0,
+      epoch: 2,
+    });
+    expect(report.out).toMatchObject({ measuredBy: 'Canary', rpoTransactions: 0 });
+    expect(report.out?.acknowledged).toBeGreaterThan(5);
+    expect(report.out?.rtoSeconds).toBeGreaterThan(0);
+    expect(report.out?.rtoSeconds).toBeLessThan(30);
+    expect(report.back).toMatchObject({ measuredBy: 'Canary', rpoTransactions: 0 });
+    expect(report.rtoSeconds).toBe(report.out?.rtoSeconds);
+    const history = (await stack.policy()).status.history ?? [];
+    expect(history.slice(0, 2).map((h) => [h.trigger, h.from, h.to, h.result])).toEqual([
+      ['Drill', 'region-b', 'region-a', 'Succeeded'],
+      ['Drill', 'region-a', 'region-b', 'Succeeded'],
+    ]);
+    // The canary's rows are in the database, through the name, on the primary.
+    const [rows] = await stack.pair.sql<{ n: string }>(
+      'primary',
+      'SELECT count(*)::text AS n FROM regionfailover.canary',
+    );
+    expect(Number(rows?.n)).toBeGreaterThan(10);
+    // Home again: region A the only writer, region B its streaming standby.
+    await sampler.stop();
+    expect(sampler.twoWriters).toBe(0);
+    const writes = await load.stop();
+    load = undefined;
+    expect(writes.acknowledged.length).toBeGreaterThan(50);
+    expect(await stack.writablePrimaries()).toEqual(['primary']);
+    await waitFor(
+      async () =>
+        (
+          await stack?.pair.sql<{ state: string }>(
+            'primary',
+            "SELECT state FROM pg_stat_replication WHERE application_name = 'region-b'",
+            [],
+            'postgres',
+          )
+        )?.[0]?.state === 'streaming' || undefined,
+      { description: 'region B to stream from region A again' },
+    );
+    expect(await stack.writeThroughDns()).toBe(PRIMARY_ADDRESS);
+    await waitFor(
+      async () => (await operator?.metric('failover_drills_total', { result: 'Succeeded' })) === 1,
+      {
+        description: 'the drill counted as succeeded',
+      },
+    );
+    expect(await operator?.metric('failover_drill_rpo_transactions')).toBe(0);
+    expect(await operator?.metric('failover_drill_last_succeeded')).toBe(1);
+    const events = (await stack.events()).map((e) => e.reason);
+    expect(events).toEqual(expect.arrayContaining(['DrillStarted', 'DrillSucceeded']));
+  });
+
+  it('cancelled during the hold, comes home at once; filed as Cancelled', async () => {
+    stack = await drillingStack({ holdSeconds: 3600 });
+    await stack.requestDrill({ id: 'long', action: 'Run' });
+    await stack.waitForPolicy(
+      (st) => (st.drill?.leg === 'Holding' ? st.drill : undefined),
+      'the hold on region-b',
+    );
+    expect(await stack.writablePrimaries()).toEqual(['standby']);
+    await stack.requestDrill({ id: 'enough', action: 'Cancel', reason: 'release day' });
+    const report = await finishedDrill(stack, 'long', 'the cancelled drill to come home');
+    expect(report).toMatchObject({ result: 'Cancelled' });
+    expect(report.reason).toMatch(/cancelled by request enough \(release day\); back on region-a/);
+    expect(await stack.writablePrimaries()).toEqual(['primary']);
+  });
+
+  it('aborts when the standby does not catch up in time: nothing moves, nothing is lost', async () => {
+    stack = await drillingStack({ abortIfLagSecondsAbove: 2 });
+    sampler = new WriterSampler(stack);
+    // Region B stops replaying: a fenced primary's last WAL never reaches its data in time.
+    await stack.pair.pauseReplay();
+    await stack.requestDrill({ id: 'lagging', action: 'Run' });
+    const report = await finishedDrill(stack, 'lagging', 'the drill to abort');
+    expect(report.result).toBe('Aborted');
+    expect(report.reason).toMatch(
+      /did not replay up to .* within 2 s|no longer a standby replicating within 2 s/,
+    );
+    await stack.pair.resumeReplay();
+    const { status } = await stack.policy();
+    expect(status).toMatchObject({ activePrimary: 'region-a' });
+    await sampler.stop();
+    expect(sampler.twoWriters).toBe(0);
+    // Unfenced again: region A takes writes through the name.
+    await waitFor(async () => (await stack?.writablePrimaries())?.join() === 'primary' || undefined, {
+      description: 'region A to take writes again',
+    });
+    expect(await stack.writeThroughDns()).toBe(PRIMARY_ADDRESS);
   });
 });

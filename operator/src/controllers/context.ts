@@ -5,6 +5,7 @@ import type { Informer } from '../runtime/informer.ts';
 import type { KubeClient, KubeObject } from '../runtime/kube-client.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { Metrics } from '../runtime/metrics.ts';
+import type { CanaryWriters } from './failover-policy/canaries.ts';
 import type { AppEndpointChecks } from './replica-cluster/app-endpoints.ts';
 import type { ClusterProbes } from './replica-cluster/probes.ts';
 
@@ -24,6 +25,10 @@ export interface OperatorContext {
   probes: ClusterProbes;
   /** The operator's own checks of every cluster's application endpoints, in memory. */
   appChecks: AppEndpointChecks;
+  /** The drills' canary writers, one per policy while its drill runs. */
+  canaries: CanaryWriters;
+  /** This operator process (its pod), as it names itself in leases and Events. */
+  identity: string;
   /** The policies that name a cluster (by cluster key). */
   policiesOf(clusterKey: string): KubeObject[];
 }

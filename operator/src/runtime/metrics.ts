@@ -184,7 +184,13 @@ export class Metrics {
   });
   readonly drillRto = new Gauge({
     name: 'failover_drill_rto_seconds',
-    help: 'Measured RTO of the last successful drill switchover: from its start until DNS answered the new primary',
+    help: "RTO of the last drill's switchover to the standby, from the client side: the last canary write the old primary acknowledged to the first the new one did, both through the DNS name (the operator's own figure when the canary could not measure)",
+    labelNames: ['namespace', 'policy'] as const,
+    registers: [this.registry],
+  });
+  readonly drillRpo = new Gauge({
+    name: 'failover_drill_rpo_transactions',
+    help: 'Canary rows acknowledged before a switch of the last drill and missing after it (out and back; 0 when nothing was lost)',
     labelNames: ['namespace', 'policy'] as const,
     registers: [this.registry],
   });

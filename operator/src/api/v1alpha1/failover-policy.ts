@@ -299,15 +299,40 @@ export const drills = z
       .min(60)
       .max(86400)
       .default(1800)
-      .describe('A drill still running after this long is aborted and failed back.'),
+      .describe(
+        'A drill still running after this long is stopped: a switchover to the standby not yet promoted rolls back, one that was is switched back at once.',
+      ),
     abortIfLagSecondsAbove: z
       .number()
       .int()
       .min(0)
       .max(86400)
       .default(5)
-      .describe('A drill does not start, or aborts, while the standby lags more than this.'),
+      .describe(
+        'A drill does not start while the standby lags more than this, and rolls back (nothing moved) when the standby takes longer than this to catch up with the fenced primary.',
+      ),
     suspend: z.boolean().default(false).describe('Skip scheduled drills while true.'),
+    canary: z
+      .object({
+        intervalMilliseconds: z
+          .number()
+          .int()
+          .min(20)
+          .max(10000)
+          .default(100)
+          .describe('How often the canary writer inserts a row through the DNS name.'),
+        retentionDays: z
+          .number()
+          .int()
+          .min(1)
+          .max(365)
+          .default(7)
+          .describe('Canary rows older than this are deleted by the writer.'),
+      })
+      .prefault({})
+      .describe(
+        "During a drill the operator writes numbered canary rows through the policy's DNS name (resolved at its authoritative servers, with spec.primary's connection and credentials) into regionfailover.canary, as a client would; RTO and RPO are measured from what it saw.",
+      ),
   })
   .describe('Scheduled failover drills: a switchover to the standby and back, measuring RTO and RPO.');
 
@@ -353,6 +378,20 @@ export const promotionRequest = withRules(
   ],
 );
 
+export const drillRequest = z
+  .object({
+    id: shortName('Unique id of this request; each id is acted on once. Use a new id for a new request.'),
+    action: z
+      .enum(['Run', 'Cancel'])
+      .default('Run')
+      .describe(
+        'Run: start a drill now (as a scheduled one would, if nothing is wrong). Cancel: stop the drill in progress and come back.',
+      ),
+    reason: z.string().max(1024).optional().describe('Why; recorded in the drill report and the Event.'),
+    requestedBy: z.string().max(253).optional().describe('Who asked; recorded in the drill report.'),
+  })
+  .describe('A request from a person to run a drill now, or to cancel the one in progress.');
+
 export const failoverPolicySpec = withRules(
   z
     .object({
@@ -366,6 +405,7 @@ export const failoverPolicySpec = withRules(
       drills: drills.optional(),
       reprotect: reprotect.prefault({}),
       promotionRequest: promotionRequest.optional(),
+      drillRequest: drillRequest.optional(),
     })
     .describe('Desired behaviour of a FailoverPolicy.'),
   [
@@ -389,6 +429,11 @@ export const failoverPolicySpec = withRules(
       rule: '!has(self.promotionRequest) || !has(oldSelf.promotionRequest) || self.promotionRequest.id != oldSelf.promotionRequest.id || self.promotionRequest == oldSelf.promotionRequest',
       message: 'a promotion request cannot be changed once made: give the new request a new id',
       fieldPath: '.promotionRequest',
+    },
+    {
+      rule: '!has(self.drillRequest) || !has(oldSelf.drillRequest) || self.drillRequest.id != oldSelf.drillRequest.id || self.drillRequest == oldSelf.drillRequest',
+      message: 'a drill request cannot be changed once made: give the new request a new id',
+      fieldPath: '.drillRequest',
     },
   ],
 );
@@ -518,6 +563,15 @@ export const operation = z
       .describe(
         'For a Reprotect: what rejoining discards from the former primary, as assessed before it started.',
       ),
+    maxCatchUpSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(86400)
+      .optional()
+      .describe(
+        "For a drill's switchover to the standby: roll back (nothing moved) when the standby has not caught up with the fenced primary within this long.",
+      ),
     estimatedLossBytes: z.number().int().min(0).optional().describe('Standby lag in bytes when promoted.'),
     estimatedLossSeconds: z.number().min(0).optional().describe('Standby lag in seconds when promoted.'),
     dnsChangedAt: timestamp('When the DNS change was accepted by the provider.').optional(),
@@ -583,6 +637,41 @@ export const operationReport = z
   })
   .describe('The report of a finished operation.');
 
+export const drillMeasure = z
+  .object({
+    operationId: z.string().max(128).describe('The switchover this leg was.'),
+    measuredBy: z
+      .enum(['Canary', 'Operator'])
+      .describe(
+        "Canary: from the canary writer's acknowledged rows, as a client saw it. Operator: the canary could not tell (it restarted with the operator mid-leg, or wrote nothing), so the figures are the operator's own.",
+      ),
+    rtoSeconds: z
+      .number()
+      .min(0)
+      .optional()
+      .describe(
+        'Canary: from the last canary write the old primary acknowledged to the first the new one acknowledged, both through the DNS name. Operator: the switchover start until the authoritative DNS servers answered the new primary.',
+      ),
+    rpoTransactions: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe(
+        'Canary rows the old primary acknowledged that the new one does not have (0 for a switchover that worked).',
+      ),
+    acknowledged: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('Canary rows the old primary acknowledged during the drill before the switch.'),
+    writesStoppedAt: timestamp('The last canary write the old primary acknowledged.').optional(),
+    writesResumedAt: timestamp('The first canary write the new primary acknowledged.').optional(),
+    message: z.string().max(512).optional().describe('Why the canary could not measure, when it could not.'),
+  })
+  .describe("One leg of a drill, measured from the client's side.");
+
 export const drillState = z
   .object({
     id: z.string().min(1).max(128).describe('Unique id of the drill.'),
@@ -590,13 +679,45 @@ export const drillState = z
     to: z.string().max(253).describe('The standby the drill switches over to.'),
     startedAt: timestamp('When the drill started.'),
     leg: z
-      .enum(['Out', 'Holding', 'Back'])
-      .describe('Out: switching over to the standby; Holding: serving from it; Back: switching back.'),
-    outboundOperationId: z.string().max(128).describe('The id of the switchover to the standby.'),
+      .enum(['Starting', 'Out', 'Holding', 'Back'])
+      .describe(
+        'Starting: the canary writer is writing through the DNS name, nothing moved yet; Out: switching over to the standby; Holding: serving from it; Back: switching back.',
+      ),
+    outboundOperationId: z
+      .string()
+      .max(128)
+      .optional()
+      .describe('The id of the switchover to the standby, once started.'),
     backOperationId: z.string().max(128).optional().describe('The id of the switchover back, once started.'),
     returnAfter: timestamp('When the drill starts switching back.').optional(),
+    requestId: z.string().max(63).optional().describe('The drillRequest that started it, if one did.'),
+    stop: z
+      .object({
+        result: z.enum(['Cancelled', 'Aborted', 'Interrupted']).describe('How the drill will be filed.'),
+        reason: z.string().max(1024).describe('Why it stopped early.'),
+        at: timestamp('When it was stopped.'),
+      })
+      .optional()
+      .describe('An early end, decided: what is left of the drill only brings the primary home.'),
+    out: drillMeasure.optional().describe('The switchover to the standby, measured.'),
+    back: drillMeasure.optional().describe('The switchover back, measured.'),
   })
   .describe('A drill in progress: a switchover to the standby, a hold, and a switchover back.');
+
+export const drillReport = operationReport
+  .extend({
+    result: z
+      .enum(['Succeeded', 'Aborted', 'Failed', 'Cancelled', 'Interrupted'])
+      .describe(
+        'Succeeded: out and back, nothing lost. Aborted: not started, or rolled back (lag, maxDurationSeconds). Failed: could not come back, or lost canary rows. Cancelled: by a drillRequest. Interrupted: a real failover took over.',
+      ),
+    requestId: z.string().max(63).optional().describe('The drillRequest that started it, if one did.'),
+    out: drillMeasure.optional().describe('The switchover to the standby, measured.'),
+    back: drillMeasure.optional().describe('The switchover back, measured.'),
+  })
+  .describe(
+    "The report of a finished drill; rtoSeconds and lostWrites are the client side's (the canary's) when out.measuredBy is Canary.",
+  );
 
 export const failoverPolicyStatus = z
   .object({
@@ -643,6 +764,7 @@ export const failoverPolicyStatus = z
       .describe('Every member of the policy: the primary and each standby, with role, lag and readiness.'),
     currentOperation: operation.optional(),
     lastHandledRequestId: z.string().max(63).optional().describe('The last promotionRequest id acted on.'),
+    lastHandledDrillRequestId: z.string().max(63).optional().describe('The last drillRequest id acted on.'),
     lastRequest: z
       .object({
         id: z.string().max(63).describe('The request id.'),
@@ -653,6 +775,16 @@ export const failoverPolicyStatus = z
       })
       .optional()
       .describe('The outcome of the last promotion request.'),
+    lastDrillRequest: z
+      .object({
+        id: z.string().max(63).describe('The request id.'),
+        action: z.enum(['Run', 'Cancel']).describe('What was asked.'),
+        outcome: z.enum(['Accepted', 'Rejected']).describe('Whether it was acted on.'),
+        message: z.string().max(1024).describe('What happened, or why it was refused.'),
+        time: timestamp('When the outcome was recorded.'),
+      })
+      .optional()
+      .describe('The outcome of the last drill request.'),
     primaryDownSince: timestamp(
       'When a quorum of observers first agreed the active primary is down; cleared when it is seen again. The hold-down counts from here.',
     ).optional(),
@@ -665,7 +797,7 @@ export const failoverPolicyStatus = z
       .optional()
       .describe('Finished failovers and switchovers, newest first (at most 20).'),
     drills: z
-      .array(operationReport)
+      .array(drillReport)
       .max(10)
       .optional()
       .describe('Finished drills with measured RTO and RPO, newest first (at most 10).'),
@@ -684,3 +816,6 @@ export type Operation = z.infer<typeof operation>;
 export type OperationReport = z.infer<typeof operationReport>;
 export type Drills = z.infer<typeof drills>;
 export type DrillState = z.infer<typeof drillState>;
+export type DrillReport = z.infer<typeof drillReport>;
+export type DrillMeasure = z.infer<typeof drillMeasure>;
+export type DrillRequest = z.infer<typeof drillRequest>;

@@ -4,7 +4,8 @@
  * with the reason, and nothing after it runs (CloudNativePG's inner reconcile is the model):
  *
  * 1. the primary is known: learned from the world (heartbeat epochs, DNS), never assumed from spec;
- * 2. an operation in flight goes on, one step per reconcile, or stands down when its ground is gone;
+ * 2. a drill asked to stop stops (cancelled, too long); an operation in flight goes on, one step per
+ *    reconcile, or stands down when its ground is gone;
  * 3. never two primaries: a database other than the primary that accepts writes is fenced;
  * 4. a person's request is started or rejected, once per id;
  * 5. a primary down by quorum is failed over, automatically only inside every limit;
@@ -12,7 +13,7 @@
  * 7. a former primary that is back is made a standby again (reprotect), when that discards nothing
  *    or the policy allows it;
  * 8. with failback: Automatic, the original primary gets its role back by a switchover;
- * 9. a scheduled drill moves on.
+ * 9. a drill moves on, or one that is due or requested starts.
  *
  * A plan is the status to write next and at most one side effect (`RunStep`, `RepairDns`); the
  * conditions people read are derived from the result in summary.ts.
@@ -34,7 +35,7 @@ import {
 import { judgePrimary, type PrimaryVerdict } from './detection.ts';
 import { type Discovery, discoverPrimary, newerEpochs } from './discovery.ts';
 import { judgeDns } from './dns-check.ts';
-import { decideDrill, scheduledDrillTime } from './drill.ts';
+import { decideDrill, judgeDrillStop, scheduledDrillTime } from './drill.ts';
 import {
   type ClusterFacts,
   type DecideInput,
@@ -173,6 +174,15 @@ const knowThePrimary: Guard = (c) => {
       `${found.primary} is the primary at epoch ${found.epoch}${differs}: ${found.message}; ${where}`,
     ),
   ]);
+};
+
+/**
+ * 2a. A drill asked to stop (cancelled, or past maxDurationSeconds) stops before its operation
+ * runs another step: a switchover out that has not promoted rolls back.
+ */
+const stopDrill: Guard = (c) => {
+  const stopping = judgeDrillStop({ ...c.input, status: c.base });
+  return stopping ? record(c, stopping.why, stopping.status, stopping.events) : undefined;
 };
 
 /** 2. An operation in flight goes on, or stands down when the ground it stood on is gone. */
@@ -568,6 +578,7 @@ const runDrill: Guard = (c) => {
 
 const guards: Guard[] = [
   knowThePrimary,
+  stopDrill,
   continueOperation,
   fenceStrayPrimary,
   handleRequest,

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { DrillState, FailoverPolicyStatus, OperationReport } from '../../api/v1alpha1/index.ts';
+import type {
+  DrillState,
+  FailoverPolicyStatus,
+  Operation,
+  OperationReport,
+} from '../../api/v1alpha1/index.ts';
+import type { CanaryRun, CanarySnapshot } from '../../providers/canary/port.ts';
 import { ago, evaluate, NOW, spec as policySpec } from './decide.fixtures.ts';
 import { nextDrillAfter, scheduledDrillTime } from './drill.ts';
 import type { ClusterFacts, DecideInput, Vote } from './facts.ts';
@@ -40,6 +46,7 @@ const standby = (name: string, lagSeconds = 0.5): ClusterFacts => ({
   exists: true,
   reachable: true,
   role: 'Standby',
+  rejoinsAfterSwitchover: true,
   lagSeconds,
   lagBytes: 100,
   lagObservedAt: ago(1),
@@ -75,6 +82,37 @@ const drill = (leg: DrillState['leg'], over: Partial<DrillState> = {}): DrillSta
   startedAt: ago(120).toISOString(),
   leg,
   outboundOperationId: 'switchover-e5-x',
+  ...over,
+});
+
+/** A drill in its Starting leg, started `secondsAgo`. */
+const startingDrill = (secondsAgo: number): DrillState => {
+  const { outboundOperationId: _o, ...rest } = drill('Starting', {
+    startedAt: ago(secondsAgo).toISOString(),
+  });
+  return rest;
+};
+
+/** What the canary writer saw: runs of acknowledged writes, each on one cluster. */
+const canary = (drillId: string, runs: CanaryRun[]): CanarySnapshot => ({
+  drillId,
+  writer: 'operator-0@t',
+  startedAt: ago(130).toISOString(),
+  failed: 3,
+  runs,
+});
+const run = (
+  cluster: string,
+  firstSeq: number,
+  lastSeq: number,
+  over: Partial<CanaryRun> = {},
+): CanaryRun => ({
+  cluster,
+  firstSeq,
+  lastSeq,
+  acknowledged: lastSeq - firstSeq + 1,
+  firstAt: ago(110).toISOString(),
+  lastAt: ago(101).toISOString(),
   ...over,
 });
 
@@ -156,20 +194,53 @@ describe('the drill schedule', () => {
 });
 
 describe('decide: starting a drill', () => {
-  it('switches over to a standby within the lag limit when due, and schedules the next one', () => {
+  it('starts when due with a standby within the lag limit: the canary writes first, and the next one is scheduled', () => {
     const plan = decide(input());
+    expect(plan.started).toBeUndefined();
+    expect(plan.phase).toBe('Drilling');
+    expect(plan.drill).toMatchObject({ from: 'a', to: 'b', leg: 'Starting' });
+    expect(plan.drill?.outboundOperationId).toBeUndefined();
+    expect(plan.nextDrillTime).toBe('2026-03-09T09:59:00.000Z');
+    expect(plan.drillReport).toBeUndefined();
+  });
+
+  it('switches over once the canary has writes acknowledged by the primary, giving up the catch-up at the lag limit', () => {
+    const fresh = startingDrill(1);
+    const status = { activePrimary: 'a', epoch: 4, drill: fresh };
+    const few = decide(input(status, { canary: canary(fresh.id, [run('a', 1, 3)]) }));
+    expect(few.started).toBeUndefined();
+    expect(few.drill).toEqual(fresh);
+    const plan = decide(input(status, { canary: canary(fresh.id, [run('a', 1, 12)]) }));
     expect(plan.started).toMatchObject({
       kind: 'Switchover',
       trigger: 'Drill',
       from: 'a',
       to: 'b',
       epoch: 5,
+      maxCatchUpSeconds: 5,
     });
-    expect(plan.phase).toBe('Drilling');
-    const op = plan.started ?? { id: '' };
-    expect(plan.drill).toMatchObject({ from: 'a', to: 'b', leg: 'Out', outboundOperationId: op.id });
-    expect(plan.nextDrillTime).toBe('2026-03-09T09:59:00.000Z');
-    expect(plan.drillReport).toBeUndefined();
+    expect(plan.drill).toMatchObject({ leg: 'Out', outboundOperationId: plan.started?.id });
+    // Without a canary (it could not connect) it goes anyway after the warm-up, measured by the operator.
+    const late = startingDrill(16);
+    expect(decide(input({ activePrimary: 'a', epoch: 4, drill: late })).started).toMatchObject({ to: 'b' });
+  });
+
+  it('starts with database agents on both sides even where the provider would not bring the old primary back', () => {
+    const withAgent = (f: ClusterFacts): ClusterFacts => ({
+      ...f,
+      rejoinsAfterSwitchover: false,
+      agent: { name: 'x', reportedAt: ago(2).toISOString(), dataDirectory: '/d', server: 'Primary' },
+    });
+    const plan = decide(
+      input(undefined, { clusters: { a: withAgent(primary('a')), b: withAgent(standby('b')) } }),
+    );
+    expect(plan.drill).toMatchObject({ leg: 'Starting', to: 'b' });
+    const noAgentOnB = decide(
+      input(undefined, {
+        clusters: { a: withAgent(primary('a')), b: { ...standby('b'), rejoinsAfterSwitchover: false } },
+      }),
+    );
+    expect(noAgentOnB.drillReport?.reason).toMatch(/no standby .* that can come back after a switchover/);
   });
 
   it('does nothing before it is due', () => {
@@ -183,7 +254,7 @@ describe('decide: starting a drill', () => {
     [
       'the standby lags more than abortIfLagSecondsAbove',
       input(undefined, { clusters: { a: primary('a'), b: standby('b', 7) } }),
-      /no standby replicating within 5 s \(b lags 7 s\)/,
+      /no standby replicating within 5 s that can come back after a switchover \(b lags 7 s\)/,
     ],
     [
       'the standby is unreachable',
@@ -193,11 +264,11 @@ describe('decide: starting a drill', () => {
       /b is unreachable/,
     ],
     [
-      "the primary's provider would not make it a standby again, so the drill could not return",
+      "neither an agent nor the primary's provider would make it a standby again, so the drill could not return",
       input(undefined, {
         clusters: { a: { ...primary('a'), rejoinsAfterSwitchover: false }, b: standby('b') },
       }),
-      /does not make a former primary a standby again .*so the drill could not switch back/,
+      /no database agent reports for a and its provider does not make a former primary a standby again.*could not come back/,
     ],
     [
       'a real failover ended within the cool-down',
@@ -273,7 +344,7 @@ describe('decide: a drill in progress', () => {
           epoch: 5,
           nextDrillTime: '2026-03-09T09:59:00.000Z',
           drill: d,
-          history: [report(d.outboundOperationId)],
+          history: [report(d.outboundOperationId ?? 'switchover-e5-x')],
           ...over,
         },
         clusters ? { clusters } : {},
@@ -285,7 +356,7 @@ describe('decide: a drill in progress', () => {
     const plan = decideWith(drill('Out'), { activePrimary: 'b' }, onB);
     expect(plan.drill).toMatchObject({ leg: 'Holding', returnAfter: later(60).toISOString() });
     expect(plan.phase).toBe('Drilling');
-    expect(plan.action.kind).toBe('Observe');
+    expect(plan.action.kind).toBe('Record');
   });
 
   it('is filed as Aborted when the switchover to the standby did not complete', () => {
@@ -295,7 +366,7 @@ describe('decide: a drill in progress', () => {
     });
     expect(plan.drill).toBeUndefined();
     expect(plan.drillReport).toMatchObject({ result: 'Aborted' });
-    expect(plan.drillReport?.reason).toMatch(/did not complete: b did not catch up/);
+    expect(plan.drillReport?.reason).toMatch(/did not complete \(b did not catch up\); a is the primary/);
   });
 
   it('keeps holding until returnAfter', () => {
@@ -378,7 +449,12 @@ describe('decide: a drill in progress', () => {
       startedAt: ago(601).toISOString(),
       returnAfter: later(3600).toISOString(),
     });
-    expect(decideWith(long, { activePrimary: 'b' }, onB).started).toMatchObject({ kind: 'Switchover' });
+    // Past maxDurationSeconds the drill is marked stopping first, then switched back.
+    const stopping = decideWith(long, { activePrimary: 'b' }, onB);
+    expect(stopping.drill?.stop).toMatchObject({ result: 'Aborted' });
+    expect(decideWith(stopping.drill as DrillState, { activePrimary: 'b' }, onB).started).toMatchObject({
+      kind: 'Switchover',
+    });
   });
 
   it('fails, leaving the primary where it is, when it cannot switch back within maxDurationSeconds', () => {
@@ -392,7 +468,8 @@ describe('decide: a drill in progress', () => {
       startedAt: ago(601).toISOString(),
       returnAfter: ago(1).toISOString(),
     });
-    const plan = decideWith(overdue, { activePrimary: 'b' }, gone);
+    const stopping = decideWith(overdue, { activePrimary: 'b' }, gone);
+    const plan = decideWith(stopping.drill as DrillState, { activePrimary: 'b' }, gone);
     expect(plan.started).toBeUndefined();
     expect(plan.drillReport).toMatchObject({ result: 'Failed' });
     expect(plan.drillReport?.reason).toMatch(
@@ -400,10 +477,12 @@ describe('decide: a drill in progress', () => {
     );
   });
 
-  it('is filed as Aborted when something else moved the primary during the hold', () => {
+  it('is filed as Interrupted when something else moved the primary during the hold', () => {
     const plan = decideWith(drill('Holding'), { activePrimary: 'a' });
-    expect(plan.drillReport).toMatchObject({ result: 'Aborted' });
-    expect(plan.drillReport?.reason).toMatch(/interrupted: the primary moved to a/);
+    expect(plan.drillReport).toMatchObject({ result: 'Interrupted' });
+    expect(plan.drillReport?.reason).toMatch(
+      /the primary moved to a during the drill: a real failover took over/,
+    );
   });
 
   it('succeeds once back on the primary it started from, with the RTO and RPO of the switchover', () => {
@@ -428,7 +507,9 @@ describe('decide: a drill in progress', () => {
       rpoBytes: 0,
       rpoSeconds: 0,
     });
-    expect(plan.drillReport?.reason).toMatch(/RTO 3.2 s, 0 bytes lost\) and back to a \(RTO 2.9 s\)/);
+    expect(plan.drillReport?.reason).toMatch(
+      /out to b: RTO 3.2 s \(operator-measured\); back: RTO 2.9 s; DNS verified in 0.4 s/,
+    );
   });
 
   it('fails when the switchover back did not complete', () => {
@@ -446,5 +527,209 @@ describe('decide: a drill in progress', () => {
     expect(plan.drillReport?.reason).toMatch(
       /back to a did not complete \(a did not catch up\); b stays the primary/,
     );
+  });
+});
+
+describe('decide: a drill measured by its canary', () => {
+  const onB = { a: standby('a'), b: primary('b') };
+  const out = (completedSecondsAgo: number) =>
+    report('switchover-e5-x', { completedAt: ago(completedSecondsAgo).toISOString() });
+
+  it('waits for the canary to land a write on the new primary, then records the leg from the client side', () => {
+    const d = drill('Out');
+    const status = { activePrimary: 'b', epoch: 5, drill: d, history: [out(2)] };
+    const waiting = decide(input(status, { clusters: onB, canary: canary(d.id, [run('a', 1, 40)]) }));
+    expect(waiting.drill).toEqual(d);
+    const seen = canary(d.id, [
+      run('a', 1, 40, { lastAt: '2026-03-02T09:59:58.000Z', missing: 0 }),
+      run('b', 46, 50, { firstAt: '2026-03-02T09:59:59.250Z', lastAt: '2026-03-02T09:59:59.650Z' }),
+    ]);
+    const plan = decide(input(status, { clusters: onB, canary: seen }));
+    expect(plan.drill).toMatchObject({
+      leg: 'Holding',
+      out: {
+        operationId: 'switchover-e5-x',
+        measuredBy: 'Canary',
+        rtoSeconds: 1.25,
+        rpoTransactions: 0,
+        acknowledged: 40,
+        writesStoppedAt: '2026-03-02T09:59:58.000Z',
+        writesResumedAt: '2026-03-02T09:59:59.250Z',
+      },
+    });
+  });
+
+  it('falls back to the operator’s own figures, saying why, when the canary saw no write on the old primary', () => {
+    const d = drill('Out');
+    const plan = decide(
+      input(
+        { activePrimary: 'b', epoch: 5, drill: d, history: [out(31)] },
+        { clusters: onB, canary: canary(d.id, [run('b', 1, 20)]) },
+      ),
+    );
+    expect(plan.drill?.out).toMatchObject({
+      measuredBy: 'Operator',
+      rtoSeconds: 3.2,
+      message: expect.stringMatching(/saw no write acknowledged by a/),
+    });
+  });
+
+  it('fails a drill whose canary lost acknowledged rows in a switchover, and reports them', () => {
+    const d = drill('Back', {
+      backOperationId: 'switchover-e6-y',
+      out: {
+        operationId: 'switchover-e5-x',
+        measuredBy: 'Canary',
+        rtoSeconds: 1.1,
+        rpoTransactions: 2,
+        acknowledged: 40,
+      },
+    });
+    const back = report('switchover-e6-y', { from: 'b', to: 'a', completedAt: ago(40).toISOString() });
+    const plan = decide(
+      input({ activePrimary: 'a', epoch: 6, drill: d, history: [back, report('switchover-e5-x')] }),
+    );
+    expect(plan.drillReport).toMatchObject({ result: 'Failed', lostWrites: 2, rtoSeconds: 1.1 });
+    expect(plan.drillReport?.reason).toMatch(/2 acknowledged canary row\(s\) lost/);
+  });
+
+  it('waits after the way back for the drill’s standby to replicate again, and fails if it does not', () => {
+    const d = drill('Back', { backOperationId: 'switchover-e6-y' });
+    const back = (s: number) =>
+      report('switchover-e6-y', { from: 'b', to: 'a', completedAt: ago(s).toISOString() });
+    const stillFenced = { a: primary('a'), b: { ...primary('b'), role: 'Fenced' as const } };
+    const soon = decide(
+      input({ activePrimary: 'a', epoch: 6, drill: d, history: [back(40)] }, { clusters: stillFenced }),
+    );
+    expect(soon.drillReport).toBeUndefined();
+    expect(soon.drill?.back).toMatchObject({ measuredBy: 'Operator' });
+    const late = decide(
+      input({ activePrimary: 'a', epoch: 6, drill: d, history: [back(61)] }, { clusters: stillFenced }),
+    );
+    expect(late.drillReport).toMatchObject({ result: 'Failed' });
+    expect(late.drillReport?.reason).toMatch(/b is not a replicating standby 60 s later/);
+  });
+});
+
+describe('decide: drill requests and early ends', () => {
+  const outOp = (step: Operation['step']): Operation => ({
+    id: 'switchover-e5-x',
+    kind: 'Switchover',
+    trigger: 'Drill',
+    from: 'a',
+    to: 'b',
+    epoch: 5,
+    step,
+    startedAt: ago(5).toISOString(),
+    stepStartedAt: ago(1).toISOString(),
+  });
+  const withRequest = (request: Record<string, unknown>) =>
+    spec({ drills: { ...drills, schedule: '59 9 * * 1' }, drillRequest: request });
+
+  it('runs a drill on request, once per id, and says why when it cannot', () => {
+    const run1 = { id: 'now-1', action: 'Run', requestedBy: 'ana' };
+    const status = { activePrimary: 'a', epoch: 4, nextDrillTime: '2026-03-09T09:59:00.000Z' };
+    const plan = decide(input(status, { spec: withRequest(run1) }));
+    expect(plan.drill).toMatchObject({ leg: 'Starting', to: 'b', requestId: 'now-1' });
+    expect(plan.nextDrillTime).toBe('2026-03-09T09:59:00.000Z');
+    const handled = decide(
+      input({ ...status, lastHandledDrillRequestId: 'now-1' }, { spec: withRequest(run1) }),
+    );
+    expect(handled.drill).toBeUndefined();
+    const refused = evaluate(
+      input(status, {
+        spec: withRequest({ id: 'now-2', action: 'Run' }),
+        clusters: { a: primary('a'), b: standby('b', 9) },
+      }),
+    );
+    expect(refused.status.lastDrillRequest).toMatchObject({
+      id: 'now-2',
+      action: 'Run',
+      outcome: 'Rejected',
+      message: expect.stringMatching(/b lags 9 s/),
+    });
+    expect(refused.status.drill).toBeUndefined();
+  });
+
+  it('cancelled while catching up: the switchover out rolls back, and the drill is filed Cancelled', () => {
+    const d = drill('Out');
+    const cancel = { id: 'stop-1', action: 'Cancel', reason: 'release day' };
+    const plan = evaluate(
+      input(
+        { activePrimary: 'a', epoch: 4, drill: d, currentOperation: outOp('CatchingUp') },
+        { spec: withRequest(cancel) },
+      ),
+    );
+    expect(plan.status.currentOperation?.step).toBe('RollingBack');
+    expect(plan.status.drill?.stop).toMatchObject({
+      result: 'Cancelled',
+      reason: expect.stringMatching(/stop-1.*release day/),
+    });
+    expect(plan.status.lastDrillRequest).toMatchObject({ id: 'stop-1', outcome: 'Accepted' });
+    // The rollback ended it: the drill is filed with what the person asked.
+    const ended = decide(
+      input(
+        {
+          activePrimary: 'a',
+          epoch: 4,
+          lastHandledDrillRequestId: 'stop-1',
+          drill: plan.status.drill,
+          history: [report('switchover-e5-x', { result: 'Aborted', message: 'rolled back' })],
+        },
+        { spec: withRequest(cancel) },
+      ),
+    );
+    expect(ended.drillReport).toMatchObject({ result: 'Cancelled' });
+  });
+
+  it('cancelled during the hold: it comes back at once; past maxDurationSeconds the same', () => {
+    const onB = { a: standby('a'), b: primary('b') };
+    const holding = drill('Holding', { returnAfter: later(3000).toISOString() });
+    const stopped = evaluate(
+      input(
+        { activePrimary: 'b', epoch: 5, drill: holding },
+        { spec: withRequest({ id: 's', action: 'Cancel' }), clusters: onB },
+      ),
+    );
+    expect(stopped.status.drill?.stop?.result).toBe('Cancelled');
+    const back = decide(input({ ...stopped.status, lastHandledDrillRequestId: 's' }, { clusters: onB }));
+    expect(back.started).toMatchObject({ from: 'b', to: 'a', trigger: 'Drill' });
+    const overdue = evaluate(
+      input({
+        activePrimary: 'a',
+        epoch: 4,
+        drill: drill('Out', { startedAt: ago(601).toISOString() }),
+        currentOperation: outOp('Fencing'),
+      }),
+    );
+    expect(overdue.status.currentOperation?.step).toBe('RollingBack');
+    expect(overdue.status.drill?.stop).toMatchObject({
+      result: 'Aborted',
+      reason: expect.stringMatching(/maxDurationSeconds/),
+    });
+  });
+
+  it('never stops the way back, and refuses a cancel with no drill', () => {
+    const none = evaluate(
+      input({ activePrimary: 'a', epoch: 4 }, { spec: withRequest({ id: 'c', action: 'Cancel' }) }),
+    );
+    expect(none.status.lastDrillRequest).toMatchObject({
+      outcome: 'Rejected',
+      message: 'no drill is in progress',
+    });
+    const backOp = { ...outOp('CatchingUp'), id: 'switchover-e6-y', from: 'b', to: 'a', epoch: 6 };
+    const onTheWay = evaluate(
+      input(
+        {
+          activePrimary: 'b',
+          epoch: 5,
+          drill: drill('Back', { backOperationId: 'switchover-e6-y', startedAt: ago(700).toISOString() }),
+          currentOperation: backOp,
+        },
+        { spec: withRequest({ id: 'c2', action: 'Cancel' }) },
+      ),
+    );
+    expect(onTheWay.status.currentOperation?.step).toBe('CatchingUp');
+    expect(onTheWay.status.drill?.stop).toBeUndefined();
   });
 });

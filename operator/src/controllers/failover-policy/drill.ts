@@ -1,18 +1,28 @@
 /**
- * Scheduled failover drills: a switchover to a standby, a hold while it serves, and a switchover
- * back, through the same state machine as any switchover, so a drill proves the path a real
- * failover takes (fencing, promotion, DNS) and measures it. The drill's own state lives in
- * status.drill; each leg is an ordinary operation in status.currentOperation and history.
+ * Failover drills: a switchover to a standby, a hold while it serves, and a switchover back,
+ * through the same state machine as any switchover, so a drill proves the path a real failover
+ * takes (fencing, promotion, DNS). The drill's own state lives in status.drill; each leg is an
+ * ordinary operation in status.currentOperation and history.
  *
- *   due → Out (switchover to the standby) → Holding (holdSeconds) → Back (switchover back) → report
+ *   due or requested → Starting (the canary writes through the name) → Out (switchover to the
+ *   standby) → Holding (holdSeconds) → Back (switchover home) → report
  *
- * A drill only starts when nothing is wrong: the primary writable, a standby replicating within
- * abortIfLagSecondsAbove, no operation or request in flight, no real failover in its cool-down.
- * A drill that cannot start when due is filed as Aborted with the reason, so a standby that is
- * never proven shows up in the drill metrics and alerts instead of passing silently.
+ * Measured from the client's side: while a drill runs, the operator's canary writer inserts
+ * numbered rows through the DNS name, and each leg's RTO and RPO are read from what it saw.
+ *
+ * A drill only starts when nothing is wrong and it can come back: the primary writable, a standby
+ * replicating within abortIfLagSecondsAbove, an agent (or a provider) on both that makes a former
+ * primary a standby again, no operation in flight, no real failover in its cool-down. A drill
+ * that cannot start when due is filed as Aborted with the reason, so a standby that is never
+ * proven shows in the drill metrics and alerts instead of passing silently. A drill stops early
+ * (judgeDrillStop) on a Cancel request or past maxDurationSeconds, and is Interrupted when a real
+ * failover moves the primary.
  */
 import { Cron } from 'croner';
+import { agentAlive } from '../../agent/liveness.ts';
 import type {
+  DrillMeasure,
+  DrillReport,
   DrillState,
   Drills,
   FailoverPolicySpec,
@@ -20,12 +30,13 @@ import type {
   Operation,
   OperationReport,
 } from '../../api/v1alpha1/index.ts';
+import { measureSwitch } from '../../providers/canary/measure.ts';
 import type { ConditionInput } from '../../runtime/conditions.ts';
 import { type EventInput, eventOf } from '../../runtime/events.ts';
 import { timestamp } from '../../runtime/time.ts';
 import { inCooldown, standbysOf } from './candidates.ts';
 import { type ClusterFacts, type DecideInput, healthyStandby, seconds, writable } from './facts.ts';
-import { newOperation } from './operation.ts';
+import { newOperation, withStep } from './operation.ts';
 
 /** A drill due longer ago than this (the operator was not running) is skipped, not started late. */
 export const DRILL_START_DEADLINE_MS = 60 * 60_000;
@@ -76,23 +87,42 @@ export function scheduledDrillTime(
 }
 
 export function drillId(now: Date): string {
-  return `drill-${timestamp(now)
+  return `drill-${now
+    .toISOString()
     .replace(/[-:TZ.]/g, '')
     .slice(0, 14)}`;
 }
 
+/** A drill's canary warms up this long at most before the switchover starts without it. */
+export const CANARY_WARM_UP_MS = 15_000;
+/** Canary writes the old primary must acknowledge before the switchover starts: something to lose. */
+export const CANARY_WARM_UP_WRITES = 10;
+/** How long after a leg the canary may take to land its first write on the new primary. */
+export const CANARY_MEASURE_WAIT_MS = 30_000;
+/** How long after the way back the home region may take to show as a replicating standby again. */
+export const COME_BACK_WAIT_MS = 60_000;
+
+type DrillResult = DrillReport['result'];
+
 /**
- * The report filed for a drill: its timings are those of the switchover to the standby (the
- * path a real failover takes); the reason tells how the drill ended, the way back included.
+ * The report filed for a drill. Its headline figures are the client side's, the canary's, when
+ * it could measure: rtoSeconds is the out leg's, lostWrites the canary rows lost on both legs.
+ * The operator's own figures for the switchover to the standby stand in where it could not.
  */
 export function drillReport(
-  drill: Pick<DrillState, 'id' | 'from' | 'to' | 'startedAt'>,
-  result: OperationReport['result'],
+  drill: Pick<DrillState, 'id' | 'from' | 'to' | 'startedAt' | 'requestId' | 'out' | 'back'>,
+  result: DrillResult,
   reason: string,
   status: FailoverPolicyStatus,
   now: Date,
   outbound?: OperationReport,
-): OperationReport {
+): DrillReport {
+  const succeeded = outbound?.result === 'Succeeded';
+  const rto = drill.out?.rtoSeconds ?? (succeeded ? outbound?.rtoSeconds : undefined);
+  const lost =
+    drill.out?.rpoTransactions !== undefined
+      ? drill.out.rpoTransactions + (drill.back?.rpoTransactions ?? 0)
+      : undefined;
   return {
     id: drill.id,
     kind: 'Switchover',
@@ -103,16 +133,14 @@ export function drillReport(
     result,
     startedAt: drill.startedAt,
     completedAt: timestamp(now),
-    ...(outbound?.result === 'Succeeded' && outbound.rtoSeconds !== undefined
-      ? { rtoSeconds: outbound.rtoSeconds }
-      : {}),
-    ...(outbound?.result === 'Succeeded' && outbound.rpoSeconds !== undefined
-      ? { rpoSeconds: outbound.rpoSeconds }
-      : {}),
-    ...(outbound?.result === 'Succeeded' && outbound.rpoBytes !== undefined
-      ? { rpoBytes: outbound.rpoBytes }
-      : {}),
+    ...(rto !== undefined ? { rtoSeconds: rto } : {}),
+    ...(succeeded && outbound?.rpoSeconds !== undefined ? { rpoSeconds: outbound.rpoSeconds } : {}),
+    ...(succeeded && outbound?.rpoBytes !== undefined ? { rpoBytes: outbound.rpoBytes } : {}),
+    ...(lost !== undefined ? { lostWrites: lost } : {}),
     ...(outbound?.dnsVerifySeconds !== undefined ? { dnsVerifySeconds: outbound.dnsVerifySeconds } : {}),
+    ...(drill.requestId ? { requestId: drill.requestId } : {}),
+    ...(drill.out ? { out: drill.out } : {}),
+    ...(drill.back ? { back: drill.back } : {}),
     reason: reason.slice(0, 1024),
   };
 }
@@ -141,8 +169,21 @@ export type DrillPlan =
     };
 
 /**
- * Moves a drill in progress to its next leg, or starts one that is due. Only called while the
- * primary is up and nothing else is in flight. Undefined: nothing to do.
+ * A cluster comes back as a standby after a switchover away from it when its provider does that
+ * (Aurora global's native switchover) or when a database agent beside it demotes it.
+ */
+export function canComeBack(f: ClusterFacts | undefined, now: Date): boolean {
+  return !!f && (f.rejoinsAfterSwitchover === true || agentAlive(f.agent, now));
+}
+
+/** Whether a drill wants the canary writer running now. */
+export function canaryWanted(status: FailoverPolicyStatus): boolean {
+  return status.drill !== undefined;
+}
+
+/**
+ * Moves a drill in progress to its next leg, or starts one that is due or requested. Only called
+ * while the primary is up and nothing else is in flight. Undefined: nothing to do.
  */
 export function decideDrill(input: DecideInput, active: string, probeMs: number): DrillPlan | undefined {
   const { spec, status, clusters } = input;
@@ -152,14 +193,14 @@ export function decideDrill(input: DecideInput, active: string, probeMs: number)
   if (names.some((n) => n !== undefined && clusters[n]?.unprobed))
     return drill ? { kind: 'Wait', why: 'drill: waiting for probes', requeueMs: probeMs, status } : undefined;
   if (drill) return continueDrill(input, drill, active, probeMs);
-  return startDueDrill(input, active);
+  return startRequestedDrill(input, active) ?? startDueDrill(input, active);
 }
 
 /** Ends the drill with a report in status.drills and an Event. */
 function endDrill(
   input: DecideInput,
-  drill: Pick<DrillState, 'id' | 'from' | 'to' | 'startedAt'>,
-  result: OperationReport['result'],
+  drill: Pick<DrillState, 'id' | 'from' | 'to' | 'startedAt' | 'requestId' | 'out' | 'back'>,
+  result: DrillResult,
   reason: string,
   extra: Partial<FailoverPolicyStatus> = {},
 ): DrillPlan {
@@ -180,7 +221,7 @@ function endDrill(
     events: [
       eventOf(
         result === 'Succeeded' ? 'Normal' : 'Warning',
-        result === 'Succeeded' ? 'DrillSucceeded' : 'DrillFailed',
+        `Drill${result}`,
         'Drill',
         `drill ${drill.id} ${result.toLowerCase()}: ${reason}`,
       ),
@@ -190,43 +231,182 @@ function endDrill(
 
 function continueDrill(input: DecideInput, drill: DrillState, active: string, probeMs: number): DrillPlan {
   const { spec, status, now } = input;
-  const outbound = findReport(status, drill.outboundOperationId);
-  const hold = (state: DrillState, requeueMs: number): DrillPlan => ({
-    kind: 'Wait',
-    why: `drill ${drill.id}: holding on ${drill.to}`,
+  const hold = (state: DrillState, requeueMs: number, why = `drill ${drill.id}: holding on ${drill.to}`) => ({
+    kind: 'Wait' as const,
+    why,
     requeueMs: Math.max(10, Math.min(probeMs, requeueMs)),
     status: { ...status, drill: state },
   });
+  if (drill.leg === 'Starting') return goOut(input, drill, active, hold);
+  const outbound = findReport(status, drill.outboundOperationId);
   if (drill.leg === 'Out') {
     if (outbound?.result === 'Succeeded' && active === drill.to) {
-      const returnAfter = timestamp(new Date(now.getTime() + seconds(spec.drills?.holdSeconds ?? 0)));
-      return hold({ ...drill, leg: 'Holding', returnAfter }, probeMs);
+      const measured = drill.out ?? measureLeg(input, outbound, drill.from, drill.to);
+      if (!measured) return hold(drill, 500, `drill ${drill.id}: waiting for the canary on ${drill.to}`);
+      const holdMs = drill.stop ? 0 : seconds(spec.drills?.holdSeconds ?? 0);
+      const returnAfter = timestamp(new Date(now.getTime() + holdMs));
+      return {
+        kind: 'Change',
+        why: `drill ${drill.id}: on ${drill.to}, measured`,
+        status: { ...status, drill: { ...drill, leg: 'Holding', returnAfter, out: measured } },
+        events: [],
+      };
     }
     const why = outbound?.message ?? outbound?.reason ?? 'unknown';
-    return endDrill(input, drill, 'Aborted', `the switchover to ${drill.to} did not complete: ${why}`);
+    const result: DrillResult = drill.stop?.result ?? (active === drill.from ? 'Aborted' : 'Interrupted');
+    return endDrill(
+      input,
+      drill,
+      result,
+      `${drill.stop ? `${drill.stop.reason}; ` : ''}the switchover to ${drill.to} did not complete (${why}); ${active} is the primary`,
+    );
   }
-  if (drill.leg === 'Back') {
-    const back = findReport(status, drill.backOperationId);
-    if (back?.result === 'Succeeded' && active === drill.from) {
-      return endDrill(
-        input,
-        drill,
-        'Succeeded',
-        `switched over to ${drill.to} (RTO ${outbound?.rtoSeconds ?? '?'} s, ${outbound?.rpoBytes ?? '?'} bytes lost) and back to ${drill.from} (RTO ${back?.rtoSeconds ?? '?'} s)`,
-      );
-    }
+  if (drill.leg === 'Back') return comeHome(input, drill, active, outbound, hold);
+  return holdOrReturn(input, drill, active, hold);
+}
+
+/** Starting: the canary writes through the name first, so the switch has something to lose. */
+function goOut(
+  input: DecideInput,
+  drill: DrillState,
+  active: string,
+  hold: (state: DrillState, requeueMs: number, why?: string) => DrillPlan,
+): DrillPlan {
+  const { spec, clusters, now } = input;
+  if (drill.stop) return endDrill(input, drill, drill.stop.result, `${drill.stop.reason}; nothing moved`);
+  const target = clusters[drill.to];
+  const problem =
+    active !== drill.from
+      ? `the primary moved to ${active}`
+      : !writable(clusters[active])
+        ? `the primary ${active} does not accept writes`
+        : !drillTarget(input, target)
+          ? `${drill.to} is no longer a standby replicating within ${spec.drills?.abortIfLagSecondsAbove ?? 0} s`
+          : !canComeBack(target, now) || !canComeBack(clusters[active], now)
+            ? 'a database agent stopped reporting'
+            : undefined;
+  if (problem) return endDrill(input, drill, 'Aborted', `${problem} before the switchover; nothing moved`);
+  const written = canaryRunOn(input, drill.id, drill.from)?.acknowledged ?? 0;
+  const warming = now.getTime() - new Date(drill.startedAt).getTime();
+  if (written < CANARY_WARM_UP_WRITES && warming < CANARY_WARM_UP_MS)
+    return hold(
+      drill,
+      200,
+      `drill ${drill.id}: the canary writes through the name first (${written} so far)`,
+    );
+  const operation = drillLeg(input, drill.from, drill.to, `drill ${drill.id}: out to ${drill.to}`, {
+    maxCatchUpSeconds: Math.max(1, spec.drills?.abortIfLagSecondsAbove ?? 0),
+  });
+  return {
+    kind: 'Change',
+    why: `drill ${drill.id}: switching over to ${drill.to}`,
+    status: { ...input.status, drill: { ...drill, leg: 'Out', outboundOperationId: operation.id } },
+    events: [],
+    operation,
+  };
+}
+
+/** The canary's run of writes on `cluster` in this drill, the newest. */
+function canaryRunOn(input: DecideInput, drillId: string, cluster: string) {
+  const canary = input.canary;
+  if (canary?.drillId !== drillId) return undefined;
+  return [...canary.runs].reverse().find((r) => r.cluster === cluster);
+}
+
+/**
+ * A leg measured from the client's side when the canary saw both ends of it; else, once the
+ * canary has had CANARY_MEASURE_WAIT_MS to land a write on the new primary, the operator's own
+ * figures with the reason. Undefined: still waiting for the canary.
+ */
+function measureLeg(
+  input: DecideInput,
+  leg: OperationReport,
+  from: string,
+  to: string,
+): DrillMeasure | undefined {
+  const drillId = input.status.drill?.id ?? '';
+  const seen = input.canary?.drillId === drillId ? measureSwitch(input.canary, from, to) : undefined;
+  if (seen?.rtoSeconds !== undefined && seen.rpoTransactions !== undefined)
+    return {
+      operationId: leg.id,
+      measuredBy: 'Canary',
+      rtoSeconds: seen.rtoSeconds,
+      rpoTransactions: seen.rpoTransactions,
+      acknowledged: seen.acknowledged,
+      ...(seen.writesStoppedAt ? { writesStoppedAt: seen.writesStoppedAt } : {}),
+      ...(seen.writesResumedAt ? { writesResumedAt: seen.writesResumedAt } : {}),
+    };
+  if (input.now.getTime() - new Date(leg.completedAt).getTime() < CANARY_MEASURE_WAIT_MS) return undefined;
+  const why = !input.canary
+    ? 'no canary writer ran (the operator restarted, or could not reach the database through the name)'
+    : input.canary.drillId !== drillId
+      ? 'the canary writer belongs to another drill'
+      : !canaryRunOn(input, drillId, from)
+        ? `the canary saw no write acknowledged by ${from} (the operator restarted during the leg?)`
+        : `the canary landed no write on ${to} within ${CANARY_MEASURE_WAIT_MS / 1000} s`;
+  return {
+    operationId: leg.id,
+    measuredBy: 'Operator',
+    ...(leg.rtoSeconds !== undefined ? { rtoSeconds: leg.rtoSeconds } : {}),
+    message: why.slice(0, 512),
+  };
+}
+
+/** Back: done once home is the primary and the drill's standby replicates again, measured. */
+function comeHome(
+  input: DecideInput,
+  drill: DrillState,
+  active: string,
+  outbound: OperationReport | undefined,
+  hold: (state: DrillState, requeueMs: number, why?: string) => DrillPlan,
+): DrillPlan {
+  const { status, clusters, now } = input;
+  const back = findReport(status, drill.backOperationId);
+  if (back?.result !== 'Succeeded' || active !== drill.from) {
     const why = back?.message ?? back?.reason ?? 'unknown';
     return endDrill(
       input,
       drill,
-      'Failed',
+      active === drill.from || active === drill.to ? 'Failed' : 'Interrupted',
       `the switchover back to ${drill.from} did not complete (${why}); ${active} stays the primary`,
     );
   }
-  return holdOrReturn(input, drill, active, hold);
+  const measured = drill.back ?? measureLeg(input, back, drill.to, drill.from);
+  if (!measured) return hold(drill, 500, `drill ${drill.id}: waiting for the canary on ${drill.from}`);
+  const settled = { ...drill, back: measured };
+  const sinceBack = now.getTime() - new Date(back.completedAt).getTime();
+  if (!healthyStandby(clusters[drill.to]) && sinceBack < COME_BACK_WAIT_MS)
+    return hold(settled, 1000, `drill ${drill.id}: waiting for ${drill.to} to replicate again`);
+  const out = settled.out;
+  const lost = (out?.rpoTransactions ?? 0) + (measured.rpoTransactions ?? 0);
+  const figures = `out to ${drill.to}: RTO ${fmt(out?.rtoSeconds ?? outbound?.rtoSeconds)} s${out?.measuredBy === 'Canary' ? `, RPO ${out.rpoTransactions} of ${out.acknowledged ?? '?'} canary rows` : ' (operator-measured)'}; back: RTO ${fmt(measured.rtoSeconds)} s${measured.measuredBy === 'Canary' ? `, RPO ${measured.rpoTransactions}` : ''}; DNS verified in ${fmt(outbound?.dnsVerifySeconds)} s`;
+  if (lost > 0)
+    return endDrill(
+      input,
+      settled,
+      'Failed',
+      `${lost} acknowledged canary row(s) lost in a switchover: ${figures}`,
+    );
+  if (!healthyStandby(clusters[drill.to]))
+    return endDrill(
+      input,
+      settled,
+      'Failed',
+      `back on ${drill.from}, but ${drill.to} is not a replicating standby ${COME_BACK_WAIT_MS / 1000} s later: ${figures}`,
+    );
+  if (drill.stop)
+    return endDrill(
+      input,
+      settled,
+      drill.stop.result,
+      `${drill.stop.reason}; back on ${drill.from}: ${figures}`,
+    );
+  return endDrill(input, settled, 'Succeeded', figures);
 }
 
-/** Holding: serving from the standby until the hold is over, then switching back. */
+const fmt = (n: number | undefined) => (n === undefined ? '?' : String(Math.round(n * 1000) / 1000));
+
+/** Holding: serving from the standby until the hold is over (or the drill stopped), then back. */
 function holdOrReturn(
   input: DecideInput,
   drill: DrillState,
@@ -235,10 +415,17 @@ function holdOrReturn(
 ): DrillPlan {
   const { spec, clusters, now } = input;
   if (active !== drill.to)
-    return endDrill(input, drill, 'Aborted', `interrupted: the primary moved to ${active} during the drill`);
+    return endDrill(
+      input,
+      drill,
+      'Interrupted',
+      `the primary moved to ${active} during the drill: a real failover took over`,
+    );
   const maxMs = seconds(spec.drills?.maxDurationSeconds ?? 0);
   const startedAt = new Date(drill.startedAt).getTime();
-  const returnAt = Math.min(new Date(drill.returnAfter ?? drill.startedAt).getTime(), startedAt + maxMs);
+  const returnAt = drill.stop
+    ? now.getTime()
+    : Math.min(new Date(drill.returnAfter ?? drill.startedAt).getTime(), startedAt + maxMs);
   if (now.getTime() < returnAt) return hold(drill, returnAt - now.getTime());
   const home = clusters[drill.from];
   if (writable(clusters[active]) && healthyStandby(home)) {
@@ -265,7 +452,13 @@ function holdOrReturn(
   return hold(drill, seconds(spec.detection.probeIntervalSeconds));
 }
 
-function drillLeg(input: DecideInput, from: string, to: string, reason: string): Operation {
+function drillLeg(
+  input: DecideInput,
+  from: string,
+  to: string,
+  reason: string,
+  extra?: Partial<Operation>,
+): Operation {
   return newOperation({
     kind: 'Switchover',
     trigger: 'Drill',
@@ -274,7 +467,42 @@ function drillLeg(input: DecideInput, from: string, to: string, reason: string):
     epoch: (input.status.epoch ?? 0) + 1,
     reason,
     now: input.now,
+    ...(extra ? { extra } : {}),
   });
+}
+
+/** The standby a drill would go to now, or why there is none (or why no drill may start). */
+function drillPlan(input: DecideInput, active: string): { target: ClusterFacts } | { problem: string } {
+  const { spec, status, clusters, now } = input;
+  if (!writable(clusters[active])) return { problem: `the primary ${active} does not accept writes` };
+  if (!canComeBack(clusters[active], now))
+    return {
+      problem: `no database agent reports for ${active} and its provider does not make a former primary a standby again after a switchover, so the drill could not come back (run the agent beside it: docs/agent.md)`,
+    };
+  const cooling = inCooldown(spec, status, now);
+  if (cooling)
+    return {
+      problem: `a failover ended ${Math.round(cooling.sinceMs / 1000)} s ago, within the ${spec.promotion.cooldownSeconds} s cool-down`,
+    };
+  const target = standbysOf(spec, active)
+    .map((n) => clusters[n])
+    .find((f) => drillTarget(input, f) && canComeBack(f, now));
+  if (!target)
+    return {
+      problem: `no standby replicating within ${spec.drills?.abortIfLagSecondsAbove ?? 0} s that can come back after a switchover (${standbySummary(input, active)})`,
+    };
+  return { target };
+}
+
+function starting(input: DecideInput, active: string, target: string, requestId?: string): DrillState {
+  return {
+    id: drillId(input.now),
+    from: active,
+    to: target,
+    startedAt: timestamp(input.now),
+    leg: 'Starting',
+    ...(requestId ? { requestId } : {}),
+  };
 }
 
 /** A due drill starts when nothing is wrong; one that cannot start is filed with the reason. */
@@ -284,55 +512,150 @@ function startDueDrill(input: DecideInput, active: string): DrillPlan | undefine
   if (!drills || drills.suspend || !status.nextDrillTime) return undefined;
   const due = new Date(status.nextDrillTime);
   if (now < due) return undefined;
-  const starting = { id: drillId(now), from: active, to: active, startedAt: timestamp(now) };
   const next = nextAfter(spec, status, now);
   const nextDrill = next ? { nextDrillTime: next } : {};
   const skip = (reason: string): DrillPlan => {
-    const ended = endDrill(input, starting, 'Aborted', `skipped: ${reason}`);
+    const skipped = { id: drillId(now), from: active, to: active, startedAt: timestamp(now) };
+    const ended = endDrill(input, skipped, 'Aborted', `skipped: ${reason}`);
     const { nextDrillTime: _n, ...rest } = ended.status;
     return { ...ended, status: { ...rest, ...nextDrill } };
   };
-  const problem = drillStartProblem(input, active, due);
-  if (problem) return skip(problem);
-  const target = standbysOf(spec, active)
-    .map((n) => input.clusters[n])
-    .find((f) => drillTarget(input, f));
-  if (!target)
-    return skip(
-      `no standby replicating within ${drills.abortIfLagSecondsAbove} s (${standbySummary(input, active)})`,
-    );
-  const operation = drillLeg(
-    input,
-    active,
-    target.name,
-    `drill ${starting.id}: scheduled at ${status.nextDrillTime}`,
-  );
+  if (now.getTime() - due.getTime() > DRILL_START_DEADLINE_MS)
+    return skip(`it was due at ${status.nextDrillTime}, more than an hour ago (was the operator running?)`);
+  const chosen = drillPlan(input, active);
+  if ('problem' in chosen) return skip(chosen.problem);
   const { nextDrillTime: _n, ...rest } = status;
+  const drill = starting(input, active, chosen.target.name);
   return {
     kind: 'Change',
-    why: `drill ${starting.id} starting`,
-    status: {
-      ...rest,
-      ...nextDrill,
-      drill: { ...starting, to: target.name, leg: 'Out', outboundOperationId: operation.id },
-    },
-    events: [],
-    operation,
+    why: `drill ${drill.id} starting`,
+    status: { ...rest, ...nextDrill, drill },
+    events: [
+      eventOf(
+        'Normal',
+        'DrillStarted',
+        'Drill',
+        `drill ${drill.id}: scheduled at ${status.nextDrillTime}, out to ${drill.to} and back`,
+      ),
+    ],
   };
 }
 
-/** Why a due drill must not start now, if it must not. */
-function drillStartProblem(input: DecideInput, active: string, due: Date): string | undefined {
-  const { spec, status, clusters, now } = input;
-  if (now.getTime() - due.getTime() > DRILL_START_DEADLINE_MS)
-    return `it was due at ${status.nextDrillTime}, more than an hour ago (was the operator running?)`;
-  if (!writable(clusters[active])) return `the primary ${active} does not accept writes`;
-  if (!clusters[active]?.rejoinsAfterSwitchover)
-    return `${active}'s provider does not make a former primary a standby again after a switchover, so the drill could not switch back (see "Drills" in the README)`;
-  const cooling = inCooldown(spec, status, now);
-  if (cooling)
-    return `a failover ended ${Math.round(cooling.sinceMs / 1000)} s ago, within the ${spec.promotion.cooldownSeconds} s cool-down`;
-  return undefined;
+/** A person's drillRequest to run one now: started, or refused with the reason, once per id. */
+function startRequestedDrill(input: DecideInput, active: string): DrillPlan | undefined {
+  const { spec, status, now } = input;
+  const request = spec.drillRequest;
+  if (request?.action !== 'Run' || request.id === status.lastHandledDrillRequestId) return undefined;
+  const chosen = drillPlan(input, active);
+  const answered = (outcome: 'Accepted' | 'Rejected', message: string) => ({
+    lastHandledDrillRequestId: request.id,
+    lastDrillRequest: {
+      id: request.id,
+      action: request.action,
+      outcome,
+      message: message.slice(0, 1024),
+      time: timestamp(now),
+    },
+  });
+  if ('problem' in chosen)
+    return {
+      kind: 'Change',
+      why: `drill request ${request.id} refused`,
+      status: { ...status, ...answered('Rejected', chosen.problem) },
+      events: [
+        eventOf('Warning', 'DrillRequestRejected', 'Drill', `drill request ${request.id}: ${chosen.problem}`),
+      ],
+    };
+  const drill = starting(input, active, chosen.target.name, request.id);
+  return {
+    kind: 'Change',
+    why: `drill ${drill.id} starting on request ${request.id}`,
+    status: { ...status, ...answered('Accepted', `drill ${drill.id}: out to ${drill.to} and back`), drill },
+    events: [
+      eventOf(
+        'Normal',
+        'DrillStarted',
+        'Drill',
+        `drill ${drill.id}: requested${request.requestedBy ? ` by ${request.requestedBy}` : ''}${request.reason ? ` (${request.reason})` : ''}, out to ${drill.to} and back`,
+      ),
+    ],
+  };
+}
+
+/**
+ * A drill asked to stop (a Cancel request, or past maxDurationSeconds) stops before anything else
+ * runs: its switchover out, not yet promoted, rolls back; one that promoted is switched back at
+ * once. The way back is never stopped. Also answers a Cancel with no drill to cancel.
+ */
+export function judgeDrillStop(
+  input: DecideInput,
+): { why: string; status: FailoverPolicyStatus; events: EventInput[] } | undefined {
+  const { spec, status, now } = input;
+  const drill = status.drill;
+  const request = spec.drillRequest;
+  const cancel =
+    request?.action === 'Cancel' && request.id !== status.lastHandledDrillRequestId ? request : undefined;
+  const answered = (outcome: 'Accepted' | 'Rejected', message: string) =>
+    cancel
+      ? {
+          lastHandledDrillRequestId: cancel.id,
+          lastDrillRequest: {
+            id: cancel.id,
+            action: cancel.action,
+            outcome,
+            message: message.slice(0, 1024),
+            time: timestamp(now),
+          },
+        }
+      : {};
+  if (!drill || drill.stop || drill.leg === 'Back') {
+    if (!cancel) return undefined;
+    const message = !drill
+      ? 'no drill is in progress'
+      : drill.stop
+        ? `drill ${drill.id} is already stopping`
+        : `drill ${drill.id} is already on its way back`;
+    return {
+      why: `drill cancel ${cancel.id}: ${message}`,
+      status: { ...status, ...answered(drill ? 'Accepted' : 'Rejected', message) },
+      events: [],
+    };
+  }
+  // Without spec.drills (removed mid-drill) holdOrReturn ends it: no limit to stop at here.
+  const max = spec.drills?.maxDurationSeconds;
+  const over = max !== undefined && now.getTime() - new Date(drill.startedAt).getTime() > seconds(max);
+  if (!cancel && !over) return undefined;
+  const stop = cancel
+    ? {
+        result: 'Cancelled' as const,
+        reason: `cancelled by request ${cancel.id}${cancel.requestedBy ? ` of ${cancel.requestedBy}` : ''}${cancel.reason ? ` (${cancel.reason})` : ''}`,
+      }
+    : {
+        result: 'Aborted' as const,
+        reason: `still running after maxDurationSeconds (${max ?? 0} s)`,
+      };
+  const op = status.currentOperation;
+  let currentOperation = op;
+  if (op && op.id === drill.outboundOperationId) {
+    if (op.step === 'Detected') currentOperation = withStep(op, 'Aborted', now, `drill ${stop.reason}`);
+    else if (op.step === 'Fencing' || op.step === 'CatchingUp')
+      currentOperation = withStep(
+        op,
+        'RollingBack',
+        now,
+        `drill ${stop.reason}: rolling back, nothing moved`,
+      );
+  }
+  return {
+    why: `drill ${drill.id}: ${stop.reason}`,
+    status: {
+      ...status,
+      ...answered('Accepted', `drill ${drill.id} stops and comes back`),
+      ...(currentOperation ? { currentOperation } : {}),
+      drill: { ...drill, stop: { ...stop, at: timestamp(now) } },
+    },
+    events: [eventOf('Warning', 'DrillStopping', 'Drill', `drill ${drill.id}: ${stop.reason}; coming back`)],
+  };
 }
 
 function drillTarget(input: DecideInput, f: ClusterFacts | undefined): f is ClusterFacts {

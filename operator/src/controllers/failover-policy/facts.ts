@@ -2,7 +2,9 @@
  * What decide reads: the policy, its status, and what observe gathered from the world. Plain data,
  * no I/O: every decision is a function of these and the time.
  */
+
 import type { AgentReport, FailoverPolicySpec, FailoverPolicyStatus } from '../../api/v1alpha1/index.ts';
+import type { CanarySnapshot } from '../../providers/canary/port.ts';
 import type { DatabaseRole } from '../../providers/database/port.ts';
 
 /** The operator's own latest view of one cluster (its in-memory probe, or ReplicaCluster status). */
@@ -74,6 +76,8 @@ export interface DecideInput {
   dnsOwner?: string;
   /** The record as read in this reconcile; undefined when it was not read. */
   dns?: DnsFacts;
+  /** What the drill's canary writer has seen so far, while one runs. */
+  canary?: CanarySnapshot;
 }
 
 /** Every cluster of the policy, the spec's primary first. */

@@ -130,7 +130,10 @@ export interface NewOperation {
 
 export function newOperation(o: NewOperation): Operation {
   // To the millisecond: two operations started within one second (a refusal, then a request) differ.
-  const stamp = o.now.toISOString().replace(/[-:TZ.]/g, '').slice(0, 17);
+  const stamp = o.now
+    .toISOString()
+    .replace(/[-:TZ.]/g, '')
+    .slice(0, 17);
   return {
     id: `${o.kind.toLowerCase()}-e${o.epoch}-${stamp}${o.kind === 'Fence' || o.kind === 'Reprotect' ? `-${o.from}` : ''}`.slice(
       0,

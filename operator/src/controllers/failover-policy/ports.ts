@@ -1,6 +1,7 @@
 /** The ports act works through for one policy, built from the operator's context. */
 import { getServers } from 'node:dns';
 import { type FailoverPolicySpec, replicaClusterSpec } from '../../api/v1alpha1/index.ts';
+import type { CanaryTarget } from '../../providers/canary/port.ts';
 import type { ProviderSpec } from '../../providers/database/port.ts';
 import {
   createDnsProvider,
@@ -12,7 +13,7 @@ import { DirectDnsVerifier, findAuthoritativeServers } from '../../providers/dns
 import { objectKey } from '../../runtime/informer.ts';
 import type { KubeObject } from '../../runtime/kube-client.ts';
 import type { OperatorContext } from '../context.ts';
-import type { StepPorts } from './act.ts';
+import { recordRef, type StepPorts } from './act.ts';
 import { agentReportOf } from './observe.ts';
 
 const verifier = new DirectDnsVerifier({ timeoutMs: 2_000 });
@@ -71,5 +72,51 @@ export function portsFor(ctx: OperatorContext, policy: KubeObject, spec: Failove
         );
       return findAuthoritativeServers(spec.dns.zone, parseServer(resolver));
     },
+  };
+}
+
+/**
+ * Where the drill's canary writes: through the policy's DNS name as its authoritative servers
+ * answer it now, with spec.primary's connection settings and credentials, the way an application
+ * configured for this database would connect.
+ */
+export async function canaryTargetFor(
+  ctx: OperatorContext,
+  policy: KubeObject,
+  spec: FailoverPolicySpec,
+  ports: StepPorts,
+  drillId: string,
+): Promise<CanaryTarget> {
+  const namespace = policy.metadata.namespace ?? 'default';
+  const object = ctx.clusters.get(objectKey({ metadata: { name: spec.primary, namespace } }));
+  const parsed = object ? replicaClusterSpec.safeParse(object.spec) : undefined;
+  if (!parsed?.success) throw new Error(`ReplicaCluster ${namespace}/${spec.primary} is missing or invalid`);
+  const { connection } = parsed.data;
+  const ref = connection.credentialsSecretRef;
+  const user = await ctx.probes.secrets.read(namespace, ref.name, ref.usernameKey);
+  const password = await ctx.probes.secrets.read(namespace, ref.name, ref.passwordKey);
+  const targets = new Map(
+    [spec.primary, ...spec.standbys].flatMap((n) => {
+      const value = ports.dnsTarget(n);
+      return value ? [[value.replace(/\.$/, '').toLowerCase(), n] as const] : [];
+    }),
+  );
+  const drills = spec.drills;
+  return {
+    resolve: async () => {
+      const answers = await ports.verifier.query(recordRef(spec), await ports.verifyServers());
+      return answers.find((a) => a.values?.length)?.values?.[0];
+    },
+    clusterOf: (address) => targets.get(address.replace(/\.$/, '').toLowerCase()),
+    port: connection.port,
+    database: connection.database,
+    user: user.value,
+    password: password.value,
+    sslMode: connection.sslMode,
+    serverName: spec.dns.name,
+    drillId,
+    writer: `${ctx.identity}@${ctx.clock.now().toISOString()}`,
+    intervalMs: drills?.canary.intervalMilliseconds ?? 100,
+    retentionDays: drills?.canary.retentionDays ?? 7,
   };
 }

@@ -41,7 +41,7 @@ import { discoveryNeedsDns } from './discovery.ts';
 import { afterDnsCheck, type DnsCheck, dnsCheckDue } from './dns-check.ts';
 import type { DecideInput } from './facts.ts';
 import { agentReportOf, factsFromProbe, gatherInput, voteFromProbe } from './observe.ts';
-import { portsFor } from './ports.ts';
+import { canaryTargetFor, portsFor } from './ports.ts';
 import { readyCondition, type StepResult, summarize, topologyOf } from './summary.ts';
 import { transition } from './transition.ts';
 
@@ -55,6 +55,7 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
     if (!object) {
       dnsChecks.delete(key);
       forgetMetrics(ctx, key);
+      await ctx.canaries.stop(key);
       return done();
     }
     const spec = readSpec(failoverPolicySpec, object);
@@ -115,6 +116,7 @@ async function reconcileReadable(
   // Events with it, instead of being announced twice.
   await announce(ctx, object, previous, next, result.events);
   exportMetrics(ctx, object, spec, input, previous, next);
+  await keepCanary(ctx, object, spec, ports, next);
   const requeueMs = Math.max(10, nextLook(result, dnsChecks.get(key), now));
   if (result.failure) return retryAfter(requeueMs, result.failure.reason, result.failure.message);
   return requeueAfter(requeueMs);
@@ -147,7 +149,8 @@ async function observe(
       return s.policy === object.metadata.name && Array.isArray(s.clusters) ? [s] : [];
     });
   const names = [spec.primary, ...spec.standbys];
-  const input = gatherInput({
+  const canary = ctx.canaries.snapshot(objectKey(object));
+  const gathered = gatherInput({
     policyName: object.metadata.name,
     spec,
     status,
@@ -165,10 +168,35 @@ async function observe(
     dnsTargets: Object.fromEntries(names.map((n) => [n, ports.dnsTarget(n)])),
     dnsOwner: ports.owner,
   });
+  const input = canary ? { ...gathered, canary } : gathered;
   // The record is read when its check is due between operations, or to learn who is primary.
   const due = !status.currentOperation && dnsCheckDue(dnsCheck, now);
   if (!due && !discoveryNeedsDns(input)) return input;
   return { ...input, dns: await readDns(ports, spec, now) };
+}
+
+/**
+ * A drill's canary writer runs while the drill does, in the background; one that cannot start
+ * (no credentials, the name unresolvable) leaves the drill to be measured by the operator.
+ */
+async function keepCanary(
+  ctx: OperatorContext,
+  object: KubeObject,
+  spec: FailoverPolicySpec,
+  ports: StepPorts,
+  status: FailoverPolicyStatus,
+): Promise<void> {
+  const key = objectKey(object);
+  const drill = status.drill;
+  if (!drill) return ctx.canaries.stop(key);
+  try {
+    await ctx.canaries.ensure(key, () => canaryTargetFor(ctx, object, spec, ports, drill.id), drill.id);
+  } catch (err) {
+    ctx.log.warn(
+      { policy: key, drill: drill.id, err: (err as Error).message },
+      'the drill canary writer could not start; the drill is measured by the operator',
+    );
+  }
 }
 
 /** Carries out the plan's side effect, if it has one, and folds its outcome into status. */
@@ -349,8 +377,10 @@ function exportMetrics(
   m.freshObservers.set(labels, freshVotes(spec, input.votes, input.now).length);
   const drill = next.drills?.[0];
   if (drill) {
-    m.drillLastSucceeded.set(labels, drill.result === 'Succeeded' ? 1 : 0);
+    // A drill a person cancelled proves nothing either way: the last verdict stands.
+    if (drill.result !== 'Cancelled') m.drillLastSucceeded.set(labels, drill.result === 'Succeeded' ? 1 : 0);
     if (drill.rtoSeconds !== undefined) m.drillRto.set(labels, drill.rtoSeconds);
+    if (drill.lostWrites !== undefined) m.drillRpo.set(labels, drill.lostWrites);
     if (drill.id !== previous.drills?.[0]?.id) m.drills.inc({ ...labels, result: drill.result });
   }
   if (next.nextDrillTime) m.drillNext.set(labels, new Date(next.nextDrillTime).getTime() / 1000);
@@ -376,6 +406,7 @@ function forgetMetrics(ctx: OperatorContext, key: string): void {
     m.freshObservers,
     m.drillLastSucceeded,
     m.drillRto,
+    m.drillRpo,
     m.drillNext,
   ])
     gauge.remove(labels);

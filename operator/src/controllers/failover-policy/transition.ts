@@ -115,13 +115,15 @@ function pending(op: Operation, detail: string, now: Date): Transition {
     events: [],
     requeueMs,
   });
-  if (op.step === 'CatchingUp' && op.kind === 'Switchover' && elapsed > CATCH_UP_TIMEOUT_MS) {
+  // A drill's way out gives up sooner: a standby that lags is what a drill must not switch to.
+  const catchUpMs = op.maxCatchUpSeconds !== undefined ? op.maxCatchUpSeconds * 1000 : CATCH_UP_TIMEOUT_MS;
+  if (op.step === 'CatchingUp' && op.kind === 'Switchover' && elapsed > catchUpMs) {
     return {
       operation: withStep(
         op,
         'RollingBack',
         now,
-        `${op.to} did not replay up to ${op.fencedLsn} within ${CATCH_UP_TIMEOUT_MS / 1000} s (${detail})`,
+        `${op.to} did not replay up to ${op.fencedLsn} within ${catchUpMs / 1000} s (${detail})`,
       ),
       events: [],
       requeueMs: 0,
