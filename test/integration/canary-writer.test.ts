@@ -12,6 +12,7 @@ import type { CanarySnapshot, CanaryTarget } from '../../operator/src/providers/
 import {
   CANARY_APPLICATION_NAME,
   CANARY_TABLE,
+  type PostgresCanaryOptions,
   PostgresCanaryWriter,
 } from '../../operator/src/providers/canary/postgres-canary.ts';
 import { DirectDnsVerifier } from '../../operator/src/providers/dns/verifier.ts';
@@ -24,8 +25,8 @@ import { stackStarter } from './failover-fixtures.ts';
 const writers: PostgresCanaryWriter[] = [];
 
 /** A writer that the test's cleanup stops even when an assertion fails first. */
-function startWriter(target: CanaryTarget): PostgresCanaryWriter {
-  const writer = new PostgresCanaryWriter(target);
+function startWriter(target: CanaryTarget, options: PostgresCanaryOptions = {}): PostgresCanaryWriter {
+  const writer = new PostgresCanaryWriter(target, options);
   writers.push(writer);
   return writer;
 }
@@ -180,15 +181,23 @@ describe('PostgresCanaryWriter on a PostgreSQL pair', () => {
     answer = hosts.primary;
     // One cluster name for both: the run splits because the server (its timeline) changed.
     const writer = startWriter(target({ clusterOf: () => 'db', recheckDnsMs: 100 }));
+    // Beside it, one that keeps only its newest 5 acknowledged seqs per run.
+    const bounded = startWriter(target({ clusterOf: () => 'db', recheckDnsMs: 100 }), { maxSeqsPerRun: 5 });
     await waitForCanary(writer, (s) => (s.runs[0]?.acknowledged ?? 0) >= 10, '10 writes on the primary');
     // The standby becomes a second primary; writes the old one acknowledges from now on are
     // not on it. (Some acknowledged just before may not have reached it either.)
     await pair.sql('standby', 'SELECT pg_promote()', [], 'postgres');
     const atPromotion = writer.snapshot().runs[0]?.acknowledged ?? 0;
+    const boundedAtPromotion = bounded.snapshot().runs[0]?.acknowledged ?? 0;
     await waitForCanary(
       writer,
       (s) => (s.runs[0]?.acknowledged ?? 0) >= atPromotion + 10,
       '10 more writes on the old primary',
+    );
+    await waitForCanary(
+      bounded,
+      (s) => (s.runs[0]?.acknowledged ?? 0) >= boundedAtPromotion + 10,
+      '10 more writes of the bounded writer on the old primary',
     );
     answer = hosts.standby;
     const moved = await waitForCanary(
@@ -212,7 +221,17 @@ describe('PostgresCanaryWriter on a PostgreSQL pair', () => {
     expect(before?.missing).toBeGreaterThanOrEqual(10);
     expect(before?.missingOf).toBe(before?.acknowledged);
 
+    // The bounded writer counts over its newest 5, where the loss is.
+    const short = await waitForCanary(
+      bounded,
+      (s) => (s.runs[0]?.missing !== undefined ? s : undefined),
+      'the bounded writer on the promoted standby',
+    );
+    expect(short.runs[0]?.acknowledged).toBeGreaterThan(5);
+    expect(short.runs[0]).toMatchObject({ missingOf: 5, missing: 5 });
+
     const final = await writer.stop();
+    await bounded.stop();
     expect(final.runs[1]?.acknowledged).toBeGreaterThanOrEqual(1);
     expect(await canarySessions(pair, 'primary')).toBe(0);
     expect(await canarySessions(pair, 'standby')).toBe(0);

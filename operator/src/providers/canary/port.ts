@@ -46,6 +46,7 @@ export interface CanaryTarget {
 
 /** A stretch of acknowledged writes on one server: one cluster, one server identity. */
 export interface CanaryRun {
+  /** The ReplicaCluster written to (clusterOf the address); the address itself when it is none. */
   cluster: string;
   firstSeq: number;
   lastSeq: number;

@@ -62,6 +62,8 @@ interface Run extends CanaryRun {
   key: string;
   /** The acknowledged sequence numbers kept (the newest, up to the bound). */
   seqs: number[];
+  /** Whether the next run's server was asked for them (or refused to say: no RPO then). */
+  counted: boolean;
 }
 
 export class PostgresCanaryWriter implements CanaryWriter {
@@ -77,6 +79,8 @@ export class PostgresCanaryWriter implements CanaryWriter {
   private failed = 0;
   private seq = 0;
   private session: Session | undefined;
+  /** Sessions being ended: stop() waits for them, an attempt does not. */
+  private readonly closing = new Set<Promise<void>>();
   /** The address the last new session was tried at, for messages. */
   private triedAddress: string | undefined;
   private prunedAt: number | undefined;
@@ -106,7 +110,7 @@ export class PostgresCanaryWriter implements CanaryWriter {
       writer: this.target.writer,
       startedAt: this.startedAt,
       failed: this.failed,
-      runs: this.runs.map(({ key: _key, seqs: _seqs, ...run }) => ({ ...run })),
+      runs: this.runs.map(({ key: _key, seqs: _seqs, counted: _counted, ...run }) => ({ ...run })),
     };
   }
 
@@ -115,7 +119,8 @@ export class PostgresCanaryWriter implements CanaryWriter {
       this.running = false;
       clearTimeout(this.timer);
       await this.attempt;
-      await this.dropSession();
+      this.dropSession();
+      await Promise.all(this.closing);
       return this.snapshot();
     })();
     return this.stopped;
@@ -144,7 +149,7 @@ export class PostgresCanaryWriter implements CanaryWriter {
       ]);
     } catch (err) {
       this.countFailure(err);
-      await this.dropSession();
+      this.dropSession();
       return;
     }
     this.acknowledge(session, seq);
@@ -154,7 +159,7 @@ export class PostgresCanaryWriter implements CanaryWriter {
     } catch (err) {
       // The write itself was acknowledged; the count is retried in the next session on this server.
       this.log?.info({ err: describe(err, session.address) }, 'canary bookkeeping failed; reconnecting');
-      await this.dropSession();
+      this.dropSession();
     }
   }
 
@@ -168,7 +173,7 @@ export class PostgresCanaryWriter implements CanaryWriter {
       current.dnsCheckedAt = performance.now();
       if (address !== undefined && address !== current.address) {
         this.log?.info({ from: current.address, to: address }, 'canary: the name moved; reconnecting');
-        await this.dropSession();
+        this.dropSession();
       }
     }
     if (this.session) return this.session;
@@ -194,7 +199,7 @@ export class PostgresCanaryWriter implements CanaryWriter {
       };
       return this.session;
     } catch (err) {
-      void endQuietly(client);
+      this.endInBackground(client);
       throw err;
     }
   }
@@ -249,7 +254,10 @@ export class PostgresCanaryWriter implements CanaryWriter {
       firstAt: at,
       lastAt: at,
       seqs: [seq],
+      counted: false,
     });
+    // Only the run before the new one is ever counted; older ones need their seqs no more.
+    for (const older of this.runs.slice(0, -2)) older.seqs = [];
   }
 
   /**
@@ -258,14 +266,27 @@ export class PostgresCanaryWriter implements CanaryWriter {
    */
   private async countMissing(session: Session): Promise<void> {
     const previous = this.runs.at(-2);
-    if (!previous || previous.missing !== undefined) return;
+    if (!previous || previous.counted) return;
     const kept = previous.seqs.slice(-this.maxSeqs);
-    const { rows } = await session.client.query<{ present: string }>(
-      `SELECT count(*)::text AS present FROM ${CANARY_TABLE} WHERE drill = $1 AND writer = $2 AND seq = ANY($3::bigint[])`,
-      [this.target.drillId, this.target.writer, kept],
-    );
-    previous.missing = kept.length - Number(rows[0]?.present ?? 0);
+    let present: number;
+    try {
+      const { rows } = await session.client.query<{ present: string }>(
+        `SELECT count(*)::text AS present FROM ${CANARY_TABLE} WHERE drill = $1 AND writer = $2 AND seq = ANY($3::bigint[])`,
+        [this.target.drillId, this.target.writer, kept],
+      );
+      present = Number(rows[0]?.present ?? 0);
+    } catch (err) {
+      // A broken session is retried in the next one on this server; a refusal (no SELECT on the
+      // table) would refuse again: that move goes without an RPO.
+      if (!isStatementError(err)) throw err;
+      this.log?.warn({ err: describe(err, session.address) }, 'canary: cannot count missing rows');
+      previous.counted = true;
+      previous.seqs = [];
+      return;
+    }
+    previous.missing = kept.length - present;
     previous.missingOf = kept.length;
+    previous.counted = true;
     previous.seqs = [];
     const detail = {
       from: previous.cluster,
@@ -282,11 +303,17 @@ export class PostgresCanaryWriter implements CanaryWriter {
   private async prune(session: Session): Promise<void> {
     const now = performance.now();
     if (this.prunedAt !== undefined && now - this.prunedAt < PRUNE_EVERY_MS) return;
-    await session.client.query(
-      `DELETE FROM ${CANARY_TABLE} WHERE written_at < clock_timestamp() - make_interval(days => $1)`,
-      [this.target.retentionDays],
-    );
+    // Before the attempt: a role without DELETE is told once a minute, not on every write.
     this.prunedAt = now;
+    try {
+      await session.client.query(
+        `DELETE FROM ${CANARY_TABLE} WHERE written_at < clock_timestamp() - make_interval(days => $1)`,
+        [this.target.retentionDays],
+      );
+    } catch (err) {
+      if (!isStatementError(err)) throw err;
+      this.log?.warn({ err: describe(err, session.address) }, 'canary: cannot delete rows past retention');
+    }
   }
 
   private countFailure(err: unknown): void {
@@ -298,10 +325,16 @@ export class PostgresCanaryWriter implements CanaryWriter {
     this.failing = true;
   }
 
-  private async dropSession(): Promise<void> {
+  /** Lets the session go; its goodbye is not waited for (a silent server would hold the loop). */
+  private dropSession(): void {
     const session = this.session;
     this.session = undefined;
-    if (session) await endQuietly(session.client);
+    if (session) this.endInBackground(session.client);
+  }
+
+  private endInBackground(client: pg.Client): void {
+    const ending: Promise<void> = endQuietly(client).finally(() => this.closing.delete(ending));
+    this.closing.add(ending);
   }
 }
 
@@ -382,6 +415,12 @@ async function endQuietly(client: pg.Client): Promise<void> {
     (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
   }
   clearTimeout(timer);
+}
+
+/** An error the server sent about one statement (not FATAL): the session itself still works. */
+function isStatementError(err: unknown): boolean {
+  const { code, severity } = (err ?? {}) as { code?: unknown; severity?: unknown };
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && severity === 'ERROR';
 }
 
 /** A failure as the operator's classification words it, with where it happened. */
