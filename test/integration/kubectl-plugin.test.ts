@@ -23,6 +23,7 @@ import { repoRoot } from '../harness/chart-tools.ts';
 import { mintServiceAccountToken } from '../harness/control-plane.ts';
 import { installCrds } from '../harness/crds.ts';
 import { freePort } from '../harness/ports.ts';
+import { waitFor } from '../harness/wait.ts';
 import { sharedKubeConfig } from './shared-control-plane.ts';
 
 const ns = `plugin-${process.pid}`;
@@ -288,6 +289,7 @@ afterAll(() => {
 const spec = async (name: string) =>
   (await client.get<KubeObject>(failoverPolicyType, ns, name)).spec as {
     promotionRequest?: Record<string, unknown>;
+    drillRequest?: { id: string; action: string; reason?: string; requestedBy?: string };
   };
 
 describe('status', () => {
@@ -371,9 +373,12 @@ describe('history', () => {
     expect(res.stdout).toMatch(
       /Failover\s+Automatic\s+orders-a\s+orders-b\s+2\s+Succeeded\s+41s\s+1.5s\/4KiB/,
     );
-    expect(res.stdout).toMatch(/Drills, newest first:\nCOMPLETED.*LOST WRITES\s+DNS VERIFIED IN/);
+    // The drills table is `drill history`'s.
     expect(res.stdout).toMatch(
-      /Switchover\s+Drill\s+orders-a\s+orders-b\s+3\s+Succeeded\s+12.3s\s+0s\/0B\s+0\s+4.1s/,
+      /Drills, newest first:\nID\s+RESULT\s+FROM→TO\s+STARTED\s+DURATION\s+RTO OUT\s+RTO BACK\s+RPO\s+DNS\s+REASON\n/,
+    );
+    expect(res.stdout).toMatch(
+      /drill-e3\s+Succeeded\s+orders-a→orders-b\s+\S+ \S+Z\s+1m0s\s+12.3s\s+-\s+0\s+4.1s\n/,
     );
     const none = await run(['history', 'payments']);
     expect(none.stdout).toContain('none: the policy schedules no drills');
@@ -877,6 +882,358 @@ describe('reprotect', () => {
       lastRequest: { id: 'planned-c', outcome: 'Rejected', reason: 'TargetNotStandby' },
       topology: [{ cluster: 'warehouse-b', role: 'Primary' }, {}, {}],
     });
+  });
+});
+
+describe('drill', () => {
+  // ledger: a primary and a standby, each with a database agent beside it, so a drill can come
+  // back; drills only on request (suspend). The test answers requests as the operator would.
+  const agentOf = (name: string, server: string) => ({
+    name: `${name}-agent`,
+    reportedAt: now(),
+    dataDirectory: '/var/lib/postgresql/15/main',
+    server,
+  });
+  /** The agents report, fresh now: a drill needs both alive to come back. */
+  const agentsReport = async () => {
+    await client.mergePatch(
+      replicaClusterType,
+      ns,
+      'ledger-a',
+      { status: { agent: agentOf('ledger-a', 'Primary'), lastObservedTime: now() } },
+      'status',
+    );
+    await client.mergePatch(
+      replicaClusterType,
+      ns,
+      'ledger-b',
+      { status: { agent: agentOf('ledger-b', 'Standby'), lastObservedTime: now() } },
+      'status',
+    );
+  };
+  const ledgerStatus = (status: Record<string, unknown>) =>
+    client.mergePatch(failoverPolicyType, ns, 'ledger', { status }, 'status');
+  /** A drill request in spec that status does not say was handled. */
+  const pendingDrillRequest = async () => {
+    const p = await client.get<KubeObject>(failoverPolicyType, ns, 'ledger');
+    const request = (p.spec as Awaited<ReturnType<typeof spec>>).drillRequest;
+    const handled = (p.status as { lastHandledDrillRequestId?: string } | undefined)
+      ?.lastHandledDrillRequestId;
+    return request && request.id !== handled ? request : undefined;
+  };
+  /** As the operator: waits for the plugin's request, then records the answer (and more) in status. */
+  const operatorAnswers = async (
+    outcome: 'Accepted' | 'Rejected',
+    message: string,
+    more: (id: string) => Record<string, unknown> = () => ({}),
+  ) => {
+    const request = await waitFor(pendingDrillRequest, { description: 'the drill request in spec' });
+    await ledgerStatus({
+      lastHandledDrillRequestId: request.id,
+      lastDrillRequest: { id: request.id, action: request.action, outcome, message, time: now() },
+      ...more(request.id),
+    });
+    return request;
+  };
+  const starting = (requestId: string) => ({
+    id: 'drill-20261121030405',
+    from: 'ledger-a',
+    to: 'ledger-b',
+    startedAt: now(),
+    leg: 'Starting',
+    requestId,
+  });
+
+  beforeAll(async () => {
+    await cluster('ledger-a', 'region-a', {
+      role: 'Primary',
+      health: 'Healthy',
+      lastObservedTime: now(),
+      consecutiveProbeFailures: 0,
+      conditions: reachable(true),
+    });
+    await cluster('ledger-b', 'region-b', {
+      role: 'Standby',
+      health: 'Healthy',
+      replicationLagSeconds: 0.4,
+      replicationLagBytes: 1024,
+      lagObservedTime: now(),
+      lastObservedTime: now(),
+      conditions: reachable(true),
+    });
+    await policy(
+      'ledger',
+      {
+        primary: 'ledger-a',
+        standbys: ['ledger-b'],
+        drills: { suspend: true, holdSeconds: 120, maxDurationSeconds: 900 },
+      },
+      { phase: 'Healthy', activePrimary: 'ledger-a', epoch: 3 },
+    );
+  });
+
+  it('run --dry-run: the drill the operator would start, and what it decides from; changes nothing', async () => {
+    await agentsReport();
+    const before = await client.get<KubeObject>(failoverPolicyType, ns, 'ledger');
+    const res = await run(['drill', 'run', 'ledger', '--dry-run'], { viaKubectl: true });
+    expect(res.code, res.stderr + res.stdout).toBe(0);
+    expect(res.stdout).toMatch(
+      new RegExp(
+        `^Dry run: run a drill of ${ns}/ledger now \\(request drill-run-\\d{8}-\\d{6}-[0-9a-f]{4}\\)\\. Nothing is changed\\.`,
+      ),
+    );
+    expect(res.stdout).toContain('API server:  accepts the request (checked with dryRun=All)');
+    expect(res.stdout).toContain(
+      'Operator:    would start a drill from ledger-a out to ledger-b: the canary writes through the DNS name, it switches over to ledger-b, holds there 120 s and switches back (at most 900 s in all)',
+    );
+    expect(res.stdout).toMatch(
+      /ledger-a \(active primary\): Primary; agent ledger-a-agent reported \d+s ago \(it brings it back as a standby\)/,
+    );
+    expect(res.stdout).toMatch(
+      /ledger-b: Standby, lag 0.4s \(a drill needs 5s at most\); agent ledger-b-agent reported/,
+    );
+    const after = await client.get<KubeObject>(failoverPolicyType, ns, 'ledger');
+    expect(after.metadata.resourceVersion).toBe(before.metadata.resourceVersion);
+  });
+
+  it('run --dry-run refuses what could not come back (no agent), waits for a promotion requested first; a policy needs spec.drills', async () => {
+    await agentsReport();
+    await client.mergePatch(replicaClusterType, ns, 'ledger-a', { status: { agent: null } }, 'status');
+    const noAgent = await run(['drill', 'run', 'ledger', '--dry-run']);
+    expect(noAgent.code).toBe(1);
+    expect(noAgent.stdout).toContain(
+      'Operator:    would refuse it: no database agent reports for ledger-a and its provider does not make a former primary a standby again after a switchover, so the drill could not come back (run the agent beside it: docs/agent.md)',
+    );
+    expect(noAgent.stdout).toContain(
+      'ledger-a (active primary): Primary; no database agent reports for it: a drill could not come back through it (docs/agent.md)',
+    );
+    await agentsReport();
+    // A person's switchover request, not handled yet: the operator acts on it first.
+    const switchover = { id: 'move-first', kind: 'Switchover', target: 'ledger-b', allowDataLoss: false };
+    await client.mergePatch(failoverPolicyType, ns, 'ledger', { spec: { promotionRequest: switchover } });
+    const waits = await run(['drill', 'run', 'ledger', '--dry-run']);
+    expect(waits.code).toBe(1);
+    expect(waits.stdout).toContain(
+      'Operator:    would first start a Switchover ledger-a → ledger-b (requested by a person); the request is considered after it',
+    );
+    await ledgerStatus({ lastHandledRequestId: 'move-first' });
+    const payments = await run(['drill', 'run', 'payments']);
+    expect(payments.code).toBe(1);
+    expect(payments.stderr).toContain(
+      `error: FailoverPolicy ${ns}/payments has no spec.drills, which a drill needs (hold, maximum duration, lag limit): add spec.drills (suspend: true runs drills only on request)`,
+    );
+    expect((await spec('payments')).drillRequest).toBeUndefined();
+  });
+
+  it('run records the request, waits for the answer and names the drill and its standby', async () => {
+    const res = run(['drill', 'run', 'ledger', '--reason', 'quarterly proof', '--timeout', '60s']);
+    const request = await operatorAnswers(
+      'Accepted',
+      'drill drill-20261121030405: out to ledger-b and back',
+      (id) => ({
+        drill: starting(id),
+      }),
+    );
+    expect(request).toEqual({
+      id: expect.stringMatching(/^drill-run-\d{8}-\d{6}-[0-9a-f]{4}$/),
+      action: 'Run',
+      reason: 'quarterly proof',
+      requestedBy: 'admin',
+    });
+    const done = await res;
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stdout).toContain(`Requested: run a drill of ${ns}/ledger now (request ${request.id}).`);
+    expect(done.stdout).toContain(
+      'Accepted: drill drill-20261121030405 started: from ledger-a out to ledger-b and back (leg Starting).',
+    );
+    expect(done.stdout).toContain(`kubectl failover drill cancel ledger -n ${ns}`);
+  });
+
+  it('does not queue a second drill behind the one in progress; history shows it in progress', async () => {
+    const again = await run(['drill', 'run', 'ledger']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain(
+      `error: drill drill-20261121030405 is in progress (leg Starting, ledger-a→ledger-b): wait for it`,
+    );
+    const history = await run(['drill', 'history', 'ledger']);
+    expect(history.code, history.stderr).toBe(0);
+    expect(history.stdout).toMatch(
+      /In progress: drill drill-20261121030405 ledger-a→ledger-b, leg Starting for \d+s \(started \d+s ago, on request drill-run-/,
+    );
+    expect(history.stdout).toContain('none yet (schedule "0 3 * * 1" in UTC, suspended)');
+  });
+
+  it('cancel stops the drill in progress and says what stopping does', async () => {
+    const res = run(['drill', 'cancel', 'ledger', '--reason', 'payroll run', '--timeout', '60s']);
+    const request = await operatorAnswers(
+      'Accepted',
+      'drill drill-20261121030405 stops and comes back',
+      () => ({}),
+    );
+    expect(request).toMatchObject({ action: 'Cancel', reason: 'payroll run', requestedBy: 'admin' });
+    expect(request.id).toMatch(/^drill-cancel-\d{8}-\d{6}-[0-9a-f]{4}$/);
+    const done = await res;
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stdout).toContain(
+      'Accepted: drill drill-20261121030405 stops and comes back: nothing has moved yet.',
+    );
+  });
+
+  it('history: each drill with RTO out and back and who measured them, RPO in canary rows, DNS; -o json the array', async () => {
+    const report = {
+      kind: 'Switchover',
+      trigger: 'Drill',
+      from: 'ledger-a',
+      to: 'ledger-b',
+      epoch: 5,
+    };
+    await ledgerStatus({
+      drill: null,
+      epoch: 5,
+      drills: [
+        {
+          ...report,
+          id: 'drill-20261121030405',
+          result: 'Cancelled',
+          startedAt: ago(200),
+          completedAt: ago(170),
+          requestId: 'drill-run-x',
+          reason: 'cancelled by request drill-cancel-x of admin (payroll run); nothing moved',
+        },
+        {
+          ...report,
+          id: 'drill-20261114030000',
+          result: 'Succeeded',
+          startedAt: ago(7 * 86400 + 342),
+          completedAt: ago(7 * 86400),
+          rtoSeconds: 1.4,
+          lostWrites: 0,
+          dnsVerifySeconds: 0.2,
+          out: {
+            operationId: 'o1',
+            measuredBy: 'Canary',
+            rtoSeconds: 1.4,
+            rpoTransactions: 0,
+            acknowledged: 212,
+          },
+          back: {
+            operationId: 'o2',
+            measuredBy: 'Operator',
+            rtoSeconds: 9.8,
+            message: 'no canary writer ran',
+          },
+          reason: 'out to ledger-b: RTO 1.4 s, RPO 0 of 212 canary rows; back: RTO 9.8 s (operator-measured)',
+        },
+      ],
+    });
+    const res = await run(['drill', 'history', 'ledger']);
+    expect(res.code, res.stderr).toBe(0);
+    const lines = res.stdout.split('\n');
+    expect(lines[0]).toBe(`FailoverPolicy ${ns}/ledger: primary ledger-a; drills, newest first:`);
+    expect(lines[1]?.split(/\s{2,}/)).toEqual([
+      'ID',
+      'RESULT',
+      'FROM→TO',
+      'STARTED',
+      'DURATION',
+      'RTO OUT',
+      'RTO BACK',
+      'RPO',
+      'DNS',
+      'REASON',
+    ]);
+    expect(lines[2]).toMatch(
+      /^drill-20261121030405\s+Cancelled\s+ledger-a→ledger-b\s+\S+ \S+Z\s+30s\s+-\s+-\s+-\s+-\s+cancelled by request drill-cancel-x of admin \(payroll run\);…$/,
+    );
+    expect(lines[3]).toMatch(
+      /^drill-20261114030000\s+Succeeded\s+ledger-a→ledger-b\s+\S+ \S+Z\s+5m42s\s+1.4s \(canary\)\s+9.8s \(operator\)\s+0 of 212\s+0.2s\s+out to ledger-b/,
+    );
+    const json = JSON.parse((await run(['drill', 'history', 'ledger', '-o', 'json'])).stdout) as unknown[];
+    expect(json).toHaveLength(2);
+    expect(json[1]).toMatchObject({
+      id: 'drill-20261114030000',
+      out: { measuredBy: 'Canary', acknowledged: 212 },
+    });
+  });
+
+  it('cancel with no drill in progress: the refusal, exit 1', async () => {
+    const res = run(['drill', 'cancel', 'ledger', '--timeout', '60s']);
+    await operatorAnswers('Rejected', 'no drill is in progress');
+    const done = await res;
+    expect(done.code).toBe(1);
+    expect(done.stdout).toContain('Rejected: no drill is in progress');
+  });
+
+  it('an unanswered run says why from status, and stays pending; a new run needs --replace, a cancel withdraws it', async () => {
+    await agentsReport();
+    const res = await run(['drill', 'run', 'ledger', '--timeout', '1s']);
+    expect(res.code, res.stderr).toBe(1);
+    expect(res.stdout).toContain(
+      'The operator has not answered within 1 s; the request stays recorded and is acted on once.',
+    );
+    expect(res.stdout).toContain(
+      'From status now, the operator would start a drill from ledger-a out to ledger-b',
+    );
+    const first = await pendingDrillRequest();
+    expect(first?.action).toBe('Run');
+
+    const again = await run(['drill', 'run', 'ledger']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain(
+      `already has a drill request the operator has not handled: ${first?.id} (Run, by admin)`,
+    );
+    const replaced = await run(['drill', 'run', 'ledger', '--replace', '--id', 'by-hand', '--timeout', '0']);
+    expect(replaced.code, replaced.stderr).toBe(0);
+    expect(replaced.stdout).toContain(
+      `It replaces request ${first?.id} (Run), which the operator had not handled`,
+    );
+    expect((await spec('ledger')).drillRequest).toEqual({
+      id: 'by-hand',
+      action: 'Run',
+      requestedBy: 'admin',
+    });
+
+    const cancel = run(['drill', 'cancel', 'ledger', '--timeout', '60s']);
+    await waitFor(async () => (await pendingDrillRequest())?.action === 'Cancel', {
+      description: 'the cancel request in spec',
+    });
+    await operatorAnswers('Rejected', 'no drill is in progress');
+    const withdrawn = await cancel;
+    expect(withdrawn.code, withdrawn.stdout).toBe(0);
+    expect(withdrawn.stdout).toContain('It replaces request by-hand (Run)');
+    expect(withdrawn.stdout).toContain(
+      'No drill runs: the run request by-hand was withdrawn before the operator acted on it (the operator: no drill is in progress).',
+    );
+  });
+
+  it("prints the API server's refusal of a request changed under the same id", async () => {
+    const first = await run(['drill', 'run', 'ledger', '--id', 'by-hand-2', '--timeout', '0']);
+    expect(first.code, first.stderr).toBe(0);
+    const changed = await run(['drill', 'cancel', 'ledger', '--id', 'by-hand-2', '--timeout', '0']);
+    expect(changed.code).toBe(1);
+    expect(changed.stderr).toContain('error: the API server refused the request:');
+    expect(changed.stderr).toContain(
+      'a drill request cannot be changed once made: give the new request a new id',
+    );
+    const dry = await run(['drill', 'cancel', 'ledger', '--id', 'by-hand-2', '--dry-run']);
+    expect(dry.code).toBe(1);
+    expect(dry.stdout).toContain('API server:  would refuse it:');
+  });
+
+  it('the command line: a subcommand, one POLICY, a readable --timeout', async () => {
+    expect((await run(['drill'])).stderr).toContain(
+      'drill needs a command: kubectl failover drill run|cancel|history POLICY',
+    );
+    const unknown = await run(['drill', 'start', 'ledger']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown drill command start; drill commands are: run, cancel, history');
+    const timeout = await run(['drill', 'run', 'ledger', '--timeout', 'soon']);
+    expect(timeout.code).toBe(2);
+    expect(timeout.stderr).toContain('--timeout must be a duration such as 30s or 2m, got soon');
+    const flag = await run(['drill', 'history', 'ledger', '--dry-run']);
+    expect(flag.code).toBe(2);
+    const help = await run(['drill', '--help']);
+    expect(help.stdout).toContain('kubectl failover drill run POLICY [--reason TEXT] [--id ID]');
   });
 });
 

@@ -1,9 +1,11 @@
 /**
  * `kubectl failover history POLICY`: the operation in progress, past promotions and reprotects
- * (with what a reprotect discarded), and drills, with RTO and RPO.
+ * (with what a reprotect discarded), and drills, with RTO and RPO (the drills table is
+ * `kubectl failover drill history`'s).
  */
 import type { OperationReport } from '../api/v1alpha1/index.ts';
 import type { FailoverApi } from './api.ts';
+import { describeDrills } from './drill.ts';
 import { age, bytes, seconds, table, timestamp } from './format.ts';
 import { activePrimary, readPolicy } from './policies.ts';
 
@@ -28,7 +30,7 @@ function discarded(r: OperationReport): string {
     .join(', ');
 }
 
-function reports(list: OperationReport[], drills: boolean): string {
+function reports(list: OperationReport[]): string {
   // Only where a reprotect discarded something: the column is noise otherwise.
   const discards = list.some((r) => discarded(r) !== '-');
   const header = [
@@ -41,7 +43,6 @@ function reports(list: OperationReport[], drills: boolean): string {
     'RESULT',
     'RTO',
     'RPO',
-    ...(drills ? ['LOST WRITES', 'DNS VERIFIED IN'] : []),
     ...(discards ? ['DISCARDED'] : []),
     'REASON',
   ];
@@ -57,9 +58,6 @@ function reports(list: OperationReport[], drills: boolean): string {
       r.result,
       seconds(r.rtoSeconds),
       rpo(r),
-      ...(drills
-        ? [r.lostWrites === undefined ? '-' : String(r.lostWrites), seconds(r.dnsVerifySeconds)]
-        : []),
       ...(discards ? [discarded(r)] : []),
       r.reason ?? '',
     ]),
@@ -81,6 +79,7 @@ export async function historyCommand(
         epoch: status.epoch,
         currentOperation: status.currentOperation,
         history: status.history ?? [],
+        drill: status.drill,
         drills: status.drills ?? [],
         nextDrillTime: status.nextDrillTime,
       },
@@ -111,14 +110,7 @@ export async function historyCommand(
       out.push(`  last error: ${op.lastError}${op.attempts ? ` (attempt ${op.attempts})` : ''}`);
   }
   out.push('', 'Failovers, switchovers and reprotects, newest first:');
-  out.push(status.history?.length ? reports(status.history, false) : '  none yet');
-  out.push('', 'Drills, newest first:');
-  if (status.drills?.length) out.push(reports(status.drills, true));
-  else if (p.spec?.drills) {
-    out.push(
-      `  none yet (schedule "${p.spec.drills.schedule}" in ${p.spec.drills.timeZone}${p.spec.drills.suspend ? ', suspended' : ''})`,
-    );
-  } else out.push('  none: the policy schedules no drills (spec.drills)');
-  if (status.nextDrillTime) out.push('', `Next drill: ${timestamp(status.nextDrillTime)}`);
+  out.push(status.history?.length ? reports(status.history) : '  none yet');
+  out.push('', 'Drills, newest first:', ...describeDrills(p, opts.now));
   return out.join('\n');
 }

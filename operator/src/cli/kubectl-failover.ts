@@ -1,13 +1,15 @@
 /**
  * `kubectl failover`: a kubectl plugin for people. It shows the state of failover policies and
- * records switchover, failover and reprotect requests through the API; the operator does the work
- * (the plugin never talks to a database or a DNS provider). Run through bin/kubectl-failover.
+ * records switchover, failover, reprotect and drill requests through the API; the operator does
+ * the work (the plugin never talks to a database or a DNS provider). Run through
+ * bin/kubectl-failover.
  *
- * Exit codes: 0 done (or, for --dry-run, the operator would act); 1 refused or failed, with the
- * reason; 2 the command line is wrong.
+ * Exit codes: 0 done (or, for --dry-run, the operator would act); 1 refused, failed or (drills)
+ * not answered in time, with the reason; 2 the command line is wrong.
  */
 import { contextNamespace, FailoverApi, loadKubeConfig } from './api.ts';
 import { type FlagSpec, flagSet, flagString, type ParsedArgs, parseArgs, UsageError } from './args.ts';
+import { drillHistoryCommand, drillRequestCommand, parseTimeout } from './drill.ts';
 import { historyCommand } from './history.ts';
 import { promoteCommand } from './promote.ts';
 import { statusCommand } from './status.ts';
@@ -20,6 +22,9 @@ Usage:
   kubectl failover promote POLICY --to CLUSTER --failover [--allow-data-loss | --max-lag-seconds N] [--dry-run]
   kubectl failover reprotect POLICY CLUSTER [--allow-data-loss] [--dry-run] [--reason TEXT] [--id ID] [--replace]
   kubectl failover history POLICY [-n NAMESPACE] [-o table|json]
+  kubectl failover drill run POLICY [--reason TEXT] [--id ID] [--replace] [--dry-run] [--timeout 30s]
+  kubectl failover drill cancel POLICY [--reason TEXT] [--id ID] [--dry-run] [--timeout 30s]
+  kubectl failover drill history POLICY [-o table|json]
 
 Commands:
   status      One line per policy: primary, standbys, standby lag, phase, epoch, the operation in
@@ -38,6 +43,17 @@ Commands:
               transactions would be discarded, unless you pass --allow-data-loss.
   history     The operation in progress, past failovers, switchovers and reprotects, and drills
               with their measured RTO and RPO.
+  drill run   Run a drill now: the operator's canary writes through the DNS name, a switchover to
+              a standby, a hold there, and a switchover back; RTO and RPO are measured from the
+              client's side. Waits for the operator's answer: Accepted (the drill and the standby
+              it goes to) or Rejected (why). The policy needs spec.drills.
+  drill cancel
+              Stop the drill in progress and come back: its switchover out rolls back if it has
+              not promoted yet, else the drill switches back at once.
+  drill history
+              Past drills, newest first: result, duration, RTO out and back (measured by the
+              canary or, when it could not, the operator), canary rows lost, DNS convergence;
+              and the drill in progress.
 
   --dry-run prints what the operator would do (it runs the operator's own decision on status as
   it is now), or why it would refuse, and changes nothing.
@@ -60,7 +76,17 @@ Flags of switchover, promote, failover and reprotect:
       --replace              supersede a request the operator has not handled yet
       --dry-run              check and explain, change nothing (exit 0: it would act, 1: it would refuse)
 
-Exit codes: 0 done; 1 refused or failed (the reason is printed); 2 wrong command line.`;
+Flags of drill run and drill cancel:
+      --reason TEXT          recorded with the request, in the drill report and the Event
+      --id ID                the request id (default: a fresh one); each id is acted on once
+      --replace              run: supersede a drill request the operator has not handled yet
+                             (a cancel always does)
+      --timeout DURATION     how long to wait for the operator's answer: 30s (default), 2m;
+                             0 records the request and does not wait
+      --dry-run              check and explain with the operator's own rules, change nothing
+
+Exit codes: 0 done; 1 refused, failed or not answered within --timeout (the reason is printed);
+2 wrong command line.`;
 
 const common: FlagSpec[] = [
   { name: 'namespace', short: 'n' },
@@ -75,6 +101,9 @@ function outputFormat(args: ParsedArgs): 'table' | 'json' {
   if (o !== 'table' && o !== 'json') throw new UsageError(`-o must be table or json, got ${o}`);
   return o;
 }
+
+/** How long `drill run|cancel` waits for the operator's answer: it answers within a reconcile when idle. */
+const DRILL_ANSWER_TIMEOUT_MS = 30_000;
 
 function onePolicy(args: ParsedArgs, command: string): string {
   const [policy, ...extra] = args.positionals;
@@ -115,10 +144,38 @@ async function main(argv: string[]): Promise<number> {
     promote: [...request, { name: 'to' }, { name: 'failover', boolean: true }, ...lossy],
     reprotect: [...request, { name: 'cluster' }, { name: 'allow-data-loss', boolean: true }],
   };
-  const spec = specs[command];
+  const drillRequest: FlagSpec[] = [
+    ...common,
+    { name: 'reason' },
+    { name: 'id' },
+    { name: 'dry-run', boolean: true },
+    { name: 'timeout' },
+  ];
+  const drillRun = [...drillRequest, { name: 'replace', boolean: true }];
+  const drillSpecs: Record<string, FlagSpec[]> = {
+    run: drillRun,
+    cancel: drillRequest,
+    history: [...common, output],
+  };
+  let spec = specs[command];
+  let drill: string | undefined;
+  if (command === 'drill') {
+    // The subcommand is the first word that is not a flag (kubectl takes flags anywhere).
+    const any = parseArgs(rest, [...drillRun, output]);
+    drill = any.positionals[0];
+    if (!drill && flagSet(any, 'help')) {
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
+    if (!drill)
+      throw new UsageError('drill needs a command: kubectl failover drill run|cancel|history POLICY');
+    spec = drillSpecs[drill];
+    if (!spec)
+      throw new UsageError(`unknown drill command ${drill}; drill commands are: run, cancel, history`);
+  }
   if (!spec)
     throw new UsageError(
-      `unknown command ${command}; commands are: status, switchover, promote, failover, reprotect, history`,
+      `unknown command ${command}; commands are: status, switchover, promote, failover, reprotect, history, drill`,
     );
   const args = parseArgs(rest, spec);
   if (flagSet(args, 'help')) {
@@ -148,6 +205,34 @@ async function main(argv: string[]): Promise<number> {
       }),
     );
     return 0;
+  }
+  if (drill) {
+    // After the subcommand, the arguments are the command's own: POLICY.
+    const own = { ...args, positionals: args.positionals.slice(1) };
+    const policy = onePolicy(own, `drill ${drill}`);
+    if (drill === 'history') {
+      print(await drillHistoryCommand(api, { namespace, policy, output: outputFormat(args), now }));
+      return 0;
+    }
+    const timeoutMs = parseTimeout(flagString(args, 'timeout'), DRILL_ANSWER_TIMEOUT_MS);
+    if (timeoutMs === undefined)
+      throw new UsageError(
+        `--timeout must be a duration such as 30s or 2m, got ${flagString(args, 'timeout')}`,
+      );
+    const result = await drillRequestCommand(api, {
+      namespace,
+      policy,
+      action: drill === 'run' ? 'Run' : 'Cancel',
+      ...(flagString(args, 'reason') ? { reason: flagString(args, 'reason') } : {}),
+      ...(flagString(args, 'id') ? { id: flagString(args, 'id') } : {}),
+      replace: flagSet(args, 'replace'),
+      dryRun: flagSet(args, 'dry-run'),
+      timeoutMs,
+      now,
+      warn: (message) => process.stderr.write(`warning: ${message}\n`),
+    });
+    print(result.output);
+    return result.exitCode;
   }
   if (command === 'history') {
     print(
