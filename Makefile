@@ -66,12 +66,13 @@ install-plugin: $(NODE_STAMP) ## Symlink bin/kubectl-failover into PLUGIN_DIR (d
 	@case ":$$PATH:" in *":$(PLUGIN_DIR):"*) ;; *) echo "add $(PLUGIN_DIR) to PATH so kubectl finds the plugin";; esac
 	@echo "installed: kubectl failover --help"
 
-bench: $(NODE_STAMP) control-plane ## Benchmarks against real parts; prints the figures (takes ~14 minutes)
+bench: $(NODE_STAMP) control-plane ## Benchmarks against real parts; prints the figures (takes ~16 minutes)
 	node bench/control-plane-start.ts
 	node bench/reconcile-at-scale.ts
 	node bench/probe-cost.ts
 	node bench/failover-timing.ts
 	node bench/reprotect-timing.ts
+	node bench/drill-timing.ts
 
 up: $(NODE_STAMP) control-plane ## Start the two local regions in the background; writes .local/env.sh
 	node test/local-env/up.ts
