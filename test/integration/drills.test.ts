@@ -228,4 +228,60 @@ describe('a drill with agents', () => {
     });
     expect(await stack.writeThroughDns()).toBe(PRIMARY_ADDRESS);
   });
+
+  it('resumes after the operator is SIGKILLed in each leg: one report for the drill, home again', async () => {
+    stack = await drillingStack({ holdSeconds: 5 });
+    sampler = new WriterSampler(stack);
+    await stack.requestDrill({ id: 'survivor', action: 'Run' });
+    for (const leg of ['Out', 'Holding', 'Back'] as const) {
+      await stack.waitForPolicy((st) => (st.drill?.leg === leg ? st.drill : undefined), `the ${leg} leg`);
+      await stack.operator?.kill();
+      await stack.startOperator();
+    }
+    const report = await finishedDrill(stack, 'survivor', 'the drill to finish after three operator kills');
+    expect(report.result).toBe('Succeeded');
+    // A leg the canary did not see both ends of (its memory died with the operator) says so.
+    for (const leg of [report.out, report.back])
+      expect(leg?.measuredBy === 'Canary' || /operator restarted|saw no write/.test(leg?.message ?? '')).toBe(
+        true,
+      );
+    const { status } = await stack.policy();
+    expect(status.drills?.filter((d) => d.requestId === 'survivor')).toHaveLength(1);
+    expect((status.history ?? []).filter((h) => h.trigger === 'Drill').map((h) => h.result)).toEqual([
+      'Succeeded',
+      'Succeeded',
+    ]);
+    await sampler.stop();
+    expect(sampler.twoWriters).toBe(0);
+    expect(await stack.writablePrimaries()).toEqual(['primary']);
+  });
+
+  it('is Interrupted when the standby it switched to is lost during the hold: a real failover takes over', async () => {
+    stack = await drillingStack({ holdSeconds: 3600 });
+    await stack.requestDrill({ id: 'unlucky', action: 'Run' });
+    await stack.waitForPolicy(
+      (st) => (st.drill?.leg === 'Holding' ? st.drill : undefined),
+      'the hold on region-b',
+    );
+    // Some way into the hold: region A, demoted by its agent, is a standby whose lag is known
+    // (before that, the failover rules rightly refuse: LagUnknown).
+    await stack.waitForPolicy(
+      (st) => st.conditions?.find((c) => c.type === 'FailoverReady' && c.status === 'True'),
+      'region A ready to take over',
+    );
+    // Region B, now the primary, dies.
+    await stack.pair.server('standby').kill();
+    const report = await finishedDrill(stack, 'unlucky', 'the drill to be interrupted');
+    expect(report.result).toBe('Interrupted');
+    expect(report.reason).toMatch(/real failover took over during the drill: region-b → region-a/);
+    const { status } = await stack.policy();
+    expect(status.activePrimary).toBe('region-a');
+    expect(status.history?.find((h) => h.kind === 'Failover')).toMatchObject({
+      trigger: 'Automatic',
+      to: 'region-a',
+      result: 'Succeeded',
+    });
+    expect(await stack.writablePrimaries()).toEqual(['primary']);
+    expect(await stack.writeThroughDns()).toBe(PRIMARY_ADDRESS);
+  });
 });

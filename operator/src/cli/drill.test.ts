@@ -174,7 +174,7 @@ describe("what the operator's decide() makes of a request", () => {
     );
   });
 
-  it('waits while an operation or another drill is in progress, and ignores an id already handled', () => {
+  it('waits while an operation is in progress, refuses a second drill, and ignores an id already handled', () => {
     const busy = judgeDrillRequest(
       policy({ currentOperation: { ...outbound('CatchingUp'), trigger: 'Manual' } }),
       run,
@@ -191,8 +191,9 @@ describe("what the operator's decide() makes of a request", () => {
       [],
       NOW,
     );
+    // The operator refuses a second drill at once rather than queue it.
     expect(drilling.text).toBe(
-      'would wait: drill drill-20260302095000 is in progress (leg Holding); the request is considered when it has ended',
+      'would refuse it: drill drill-20260302095000 is in progress (Holding); cancel it first, or wait for it to end',
     );
     const handled = judgeDrillRequest(policy({ lastHandledDrillRequestId: 'drill-run-1' }), run, [], NOW);
     expect(handled.text).toBe('would ignore it: request drill-run-1 was already handled (use a new --id)');

@@ -384,11 +384,6 @@ export function explainDrill(
       acts: false,
       text: `is busy: a ${op.kind} ${op.from} → ${op.to} (epoch ${op.epoch}) is at step ${op.step}; the request is considered when it ends`,
     };
-  if (request.action === 'Run' && before.drill)
-    return {
-      acts: false,
-      text: `would wait: drill ${before.drill.id} is in progress (leg ${before.drill.leg}); the request is considered when it has ended`,
-    };
   const started = plan.status.currentOperation;
   if (started && started.id !== op?.id)
     return {

@@ -435,6 +435,11 @@ export const failoverPolicySpec = withRules(
       message: 'a drill request cannot be changed once made: give the new request a new id',
       fieldPath: '.drillRequest',
     },
+    {
+      rule: '!has(self.drillRequest) || has(self.drills)',
+      message: 'a drill request needs spec.drills (its limits: abortIfLagSecondsAbove, maxDurationSeconds)',
+      fieldPath: '.drillRequest',
+    },
   ],
 );
 

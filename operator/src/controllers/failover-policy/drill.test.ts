@@ -732,4 +732,55 @@ describe('decide: drill requests and early ends', () => {
     expect(onTheWay.status.currentOperation?.step).toBe('CatchingUp');
     expect(onTheWay.status.drill?.stop).toBeUndefined();
   });
+
+  it('is filed Interrupted as soon as a real failover has moved the primary, whatever runs next', () => {
+    const failover = report('failover-e6-z', {
+      kind: 'Failover',
+      trigger: 'Automatic',
+      from: 'b',
+      to: 'a',
+      epoch: 6,
+      startedAt: ago(30).toISOString(),
+      reason: 'b down by quorum',
+    });
+    const reprotect: Operation = {
+      ...outOp('Rejoining'),
+      id: 'reprotect-e6-b',
+      kind: 'Reprotect',
+      trigger: 'Automatic',
+      from: 'b',
+      to: 'a',
+      epoch: 6,
+    };
+    const plan = evaluate(
+      input({
+        activePrimary: 'a',
+        epoch: 6,
+        drill: drill('Holding', { returnAfter: later(3000).toISOString() }),
+        history: [failover, report('switchover-e5-x')],
+        currentOperation: reprotect,
+      }),
+    );
+    expect(plan.status.drill).toBeUndefined();
+    expect(plan.status.drills?.[0]).toMatchObject({ result: 'Interrupted' });
+    expect(plan.status.drills?.[0]?.reason).toMatch(
+      /real failover took over during the drill: b → a \(failover-e6-z\): b down by quorum/,
+    );
+    expect(plan.status.currentOperation?.id).toBe('reprotect-e6-b');
+  });
+
+  it('refuses a Run while a drill runs, at once, instead of queueing a second drill', () => {
+    const plan = evaluate(
+      input(
+        { activePrimary: 'b', epoch: 5, drill: drill('Holding', { returnAfter: later(3000).toISOString() }) },
+        { spec: withRequest({ id: 'again', action: 'Run' }), clusters: { a: standby('a'), b: primary('b') } },
+      ),
+    );
+    expect(plan.status.lastDrillRequest).toMatchObject({
+      id: 'again',
+      outcome: 'Rejected',
+      message: expect.stringMatching(/drill-20260302095950 is in progress \(Holding\)/),
+    });
+    expect(plan.status.drill?.leg).toBe('Holding');
+  });
 });

@@ -546,7 +546,12 @@ function startRequestedDrill(input: DecideInput, active: string): DrillPlan | un
   const { spec, status, now } = input;
   const request = spec.drillRequest;
   if (request?.action !== 'Run' || request.id === status.lastHandledDrillRequestId) return undefined;
-  const chosen = drillPlan(input, active);
+  const chosen: ReturnType<typeof drillPlan> = spec.drills
+    ? drillPlan(input, active)
+    : {
+        problem:
+          'spec.drills is not set: a drill needs its limits (abortIfLagSecondsAbove, maxDurationSeconds)',
+      };
   const answered = (outcome: 'Accepted' | 'Rejected', message: string) => ({
     lastHandledDrillRequestId: request.id,
     lastDrillRequest: {
@@ -608,6 +613,41 @@ export function judgeDrillStop(
           },
         }
       : {};
+  // A real failover during the drill ends it at once, whatever runs next (a reprotect of the
+  // region it lost may take minutes): the drill proved nothing, and says why.
+  const failover = drill
+    ? status.history?.find(
+        (h) =>
+          h.kind === 'Failover' &&
+          h.trigger !== 'Drill' &&
+          h.result === 'Succeeded' &&
+          h.startedAt >= drill.startedAt,
+      )
+    : undefined;
+  // A Run while a drill runs is answered now, not queued behind it.
+  const run =
+    request?.action === 'Run' && request.id !== status.lastHandledDrillRequestId ? request : undefined;
+  if (drill && run) {
+    const message = `drill ${drill.id} is in progress (${drill.leg}); cancel it first, or wait for it to end`;
+    return {
+      why: `drill request ${run.id} refused: ${message}`,
+      status: {
+        ...status,
+        lastHandledDrillRequestId: run.id,
+        lastDrillRequest: { id: run.id, action: 'Run', outcome: 'Rejected', message, time: timestamp(now) },
+      },
+      events: [eventOf('Warning', 'DrillRequestRejected', 'Drill', `drill request ${run.id}: ${message}`)],
+    };
+  }
+  if (drill && failover) {
+    const ended = endDrill(
+      input,
+      drill,
+      'Interrupted',
+      `a real failover took over during the drill: ${failover.from} → ${failover.to} (${failover.id})${failover.reason ? `: ${failover.reason}` : ''}`,
+    );
+    return { why: ended.why, status: ended.status, events: ended.kind === 'Change' ? ended.events : [] };
+  }
   if (!drill || drill.stop || drill.leg === 'Back') {
     if (!cancel) return undefined;
     const message = !drill

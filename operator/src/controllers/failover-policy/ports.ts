@@ -115,6 +115,7 @@ export async function canaryTargetFor(
     sslMode: connection.sslMode,
     serverName: spec.dns.name,
     drillId,
+    policyKey: objectKey(policy),
     writer: `${ctx.identity}@${ctx.clock.now().toISOString()}`,
     intervalMs: drills?.canary.intervalMilliseconds ?? 100,
     retentionDays: drills?.canary.retentionDays ?? 7,
