@@ -8,12 +8,18 @@
  * promotion, DNS re-pointed and verified, writes succeeding again, and RTO and RPO. Then region A
  * comes back as a standby of region B (its agent says what a rejoin discards; the operator
  * reprotects it), and a switchover under writes through DNS returns the primary to region A
- * without losing any. It ends with one writable primary, both regions replicating, and cleans up.
+ * without losing any. Last, a drill: `kubectl failover drill run` sends the primary out to region
+ * B and back while the operator's canary measures each leg from the client's side. It ends with
+ * one writable primary, both regions replicating, and cleans up.
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { FailoverPolicyStatus } from '../../operator/src/api/v1alpha1/index.ts';
+import type {
+  DrillMeasure,
+  DrillState,
+  FailoverPolicyStatus,
+} from '../../operator/src/api/v1alpha1/index.ts';
 import { PRIMARY_ADDRESS, RECORD, STANDBY_ADDRESS } from '../harness/failover-stack.ts';
 import { installSignalCleanup } from '../harness/processes.ts';
 import { waitFor } from '../harness/wait.ts';
@@ -41,6 +47,18 @@ const kubectlEnv = {
 const kubectl = async (...args: string[]) => {
   const { stdout } = await run('kubectl', args, { env: kubectlEnv });
   process.stdout.write(`${stdout.trimEnd().replace(/^/gm, '    ')}\n`);
+};
+/** Like kubectl, for a command that may answer no (exit 1): prints what it said, gives the exit code. */
+const kubectlMayRefuse = async (...args: string[]): Promise<number> => {
+  const said = await run('kubectl', args, { env: kubectlEnv }).then(
+    ({ stdout, stderr }) => ({ code: 0, text: `${stdout}${stderr}` }),
+    (err: { code?: number; stdout?: string; stderr?: string }) => {
+      if (err.code !== 1) throw err;
+      return { code: 1, text: `${err.stdout ?? ''}${err.stderr ?? ''}` };
+    },
+  );
+  process.stdout.write(`${said.text.trimEnd().replace(/^/gm, '    ')}\n`);
+  return said.code;
 };
 
 let exitCode = 0;
@@ -151,11 +169,14 @@ try {
 
   section('6. Failback: a switchover to region A under writes');
   if (!(await failback())) exitCode = 1;
+
+  section('7. A drill out and back');
+  if (!(await drillOutAndBack())) exitCode = 1;
 } catch (err) {
   say(`demo failed: ${(err as Error).message}`);
   exitCode = 1;
 } finally {
-  section('7. Cleaning up');
+  section('8. Cleaning up');
   await env.stop();
   say('everything the demo started is stopped');
 }
@@ -351,6 +372,211 @@ async function failback(): Promise<boolean> {
     writable[0] === 'primary' &&
     streaming?.state === 'streaming'
   );
+}
+
+/**
+ * A drill, as a person would start one between scheduled ones: `kubectl failover drill run`. The
+ * operator's canary writes numbered rows through the DNS name, a switchover takes the primary to
+ * region B, it serves there for holdSeconds, and a switchover brings it home; the canary measures
+ * both legs from the client's side. An application writes through the name all along. Resolves
+ * to whether the drill succeeded, nothing acknowledged was lost, never two writers, and region A
+ * is the one writable primary again with region B replicating from it.
+ */
+async function drillOutAndBack(): Promise<boolean> {
+  const holdSeconds = 5;
+  const drills = { schedule: '0 3 * * 1', timeZone: 'UTC', holdSeconds, abortIfLagSecondsAbove: 5 };
+  say(
+    `drills on the policy: weekly (${drills.schedule} ${drills.timeZone}), ${holdSeconds} s on the standby, none while it lags more than ${drills.abortIfLagSecondsAbove} s`,
+  );
+  await kubectl(
+    'patch',
+    'failoverpolicy',
+    'orders',
+    '-n',
+    NAMESPACE,
+    '--type',
+    'merge',
+    '-p',
+    JSON.stringify({ spec: { drills } }),
+  );
+  say(
+    'would the operator run one now? (kubectl failover drill run --dry-run runs its own decision, changes nothing)',
+  );
+  const wouldRun = await kubectlMayRefuse('failover', 'drill', 'run', 'orders', '-n', NAMESPACE, '--dry-run');
+  const { status: before } = await stack.policy();
+  const cooldown = stack.options.cooldownSeconds;
+  if (wouldRun !== 0 && before.lastFailoverTime) {
+    // The cool-down after a real failover holds drills back too: the region just proved itself.
+    const shortened = 30;
+    say(
+      `refused: the failover of act 3 ended ${Math.round((Date.now() - Date.parse(before.lastFailoverTime)) / 1000)} s ago, within the ${cooldown} s cool-down; a real region waits it out, the demo shortens spec.promotion.cooldownSeconds to ${shortened} s`,
+    );
+    await kubectl(
+      'patch',
+      'failoverpolicy',
+      'orders',
+      '-n',
+      NAMESPACE,
+      '--type',
+      'merge',
+      '-p',
+      JSON.stringify({ spec: { promotion: { cooldownSeconds: shortened } } }),
+    );
+    const cooledAt = Date.parse(before.lastFailoverTime) + shortened * 1000;
+    if (cooledAt > Date.now()) {
+      say(`waiting ${Math.ceil((cooledAt - Date.now()) / 1000)} s for the shortened cool-down to pass`);
+      await new Promise((r) => setTimeout(r, cooledAt - Date.now() + 500));
+    }
+  }
+  await stack.waitForPolicy(
+    (st) => st.conditions?.find((c) => c.type === 'Redundant' && c.status === 'True'),
+    'region B a replicating standby of region A',
+  );
+
+  // A fresh table: the failback's rows would collide with this load's sequence numbers.
+  await stack.pair.sql('primary', 'DROP TABLE IF EXISTS dns_load');
+  const sampler = new WriterSampler(stack);
+  const load = await stack.startDnsWriteLoad(50);
+  say(`an application writes 50 rows/s through ${RECORD} throughout the drill`);
+  await waitFor(() => load.acknowledged.length >= 100 || undefined, {
+    description: '100 acknowledged writes',
+  });
+  const seen = new Set((await stack.events()).map((e) => `${e.reason}|${e.note}`));
+  const reason = 'demo: prove region B can take over';
+  say(
+    `${load.acknowledged.length} rows acknowledged by region A so far; kubectl failover drill run orders --reason '${reason}':`,
+  );
+  const requestedAt = Date.now();
+  const answer = await kubectlMayRefuse(
+    'failover',
+    'drill',
+    'run',
+    'orders',
+    '-n',
+    NAMESPACE,
+    '--reason',
+    reason,
+  );
+  if (answer !== 0) {
+    await load.stop();
+    await sampler.stop();
+    say('the operator refused the drill (above); nothing moved');
+    return false;
+  }
+
+  // The legs as status.drill shows them, each leg's operation steps, and the Events.
+  let lastLeg = '';
+  let lastStep = '';
+  let outTold = false;
+  const narrate = async (): Promise<FailoverPolicyStatus> => {
+    const { status } = await stack.policy();
+    const drill = status.drill;
+    if (drill && drill.leg !== lastLeg) {
+      lastLeg = drill.leg;
+      say(`drill ${drill.id}: ${legStory(drill)}`);
+    }
+    if (drill?.out && !outTold) {
+      outTold = true;
+      say(`  the out leg, as the canary saw it: ${measureStory(drill.out)}`);
+    }
+    const op = status.currentOperation;
+    if (op && `${op.id}|${op.step}` !== lastStep) {
+      lastStep = `${op.id}|${op.step}`;
+      say(`  operation ${op.id} (${op.from} → ${op.to}): ${op.step}`);
+    }
+    for (const e of await stack.events()) {
+      const key = `${e.reason}|${e.note}`;
+      if (seen.has(key) || !/^Drill|Switchover|Demoted|Promoted/.test(e.reason)) continue;
+      seen.add(key);
+      say(`event ${e.type} ${e.reason}: ${e.note}`);
+    }
+    return status;
+  };
+  const report = await waitFor(
+    async () => {
+      const status = await narrate();
+      const filed = status.drills?.[0];
+      return !status.drill && filed && Date.parse(filed.startedAt) >= requestedAt - 1000 ? filed : undefined;
+    },
+    { description: 'the drill out and back', timeoutMs: 240_000, intervalMs: 100 },
+  );
+  say(`drill ${report.id} filed: ${report.result}`);
+  await narrate();
+  const afterDrill = load.acknowledged.length;
+  await waitFor(() => load.acknowledged.length >= afterDrill + 50 || undefined, {
+    description: 'writes through DNS to region A after the drill',
+  });
+  const written = await load.stop();
+  await sampler.stop();
+  const lost = await load.missingOn('primary');
+  const redundant = await stack.waitForPolicy(
+    (st) => st.conditions?.find((c) => c.type === 'Redundant' && c.status === 'True'),
+    'region B a replicating standby of region A after the drill',
+  );
+  const writable = await stack.writablePrimaries();
+  // The last rows written reach region B within moments: show it caught up, or how far it is.
+  const streaming = await waitFor(
+    async () => {
+      const row = await replication('primary', 'region-b');
+      return row?.state === 'streaming' && row.lag === '0' ? row : undefined;
+    },
+    { description: 'region B to replay all of region A', timeoutMs: 15_000 },
+  ).catch(() => replication('primary', 'region-b'));
+  const { status } = await stack.policy();
+  const backDns = status.history?.find((h) => h.id === report.back?.operationId)?.dnsVerifySeconds;
+
+  section('What the drill measured');
+  await kubectl('failover', 'drill', 'history', 'orders', '-n', NAMESPACE);
+  const took = (Date.parse(report.completedAt) - Date.parse(report.startedAt)) / 1000;
+  say(
+    `drill ${report.id} ${report.result} in ${took.toFixed(1)} s, ${holdSeconds} s of it held on ${report.to}`,
+  );
+  say(`out to ${report.to}: ${report.out ? measureStory(report.out) : 'not measured'}`);
+  say(`back to ${report.from}: ${report.back ? measureStory(report.back) : 'not measured'}`);
+  say(
+    `DNS: the authoritative servers answered the new primary ${report.dnsVerifySeconds ?? '?'} s after the change on the way out, ${backDns ?? '?'} s on the way back`,
+  );
+  say(
+    `application writes lost: ${lost} of ${written.acknowledged.length} acknowledged through ${RECORD}; ${written.failed} attempts failed while the primary moved (not acknowledged, so not lost)`,
+  );
+  say(
+    `databases accepting writes: ${writable.join(', ')} — exactly one; at no moment of ${sampler.samples.length} sampled every 200 ms did two (${sampler.twoWriters})`,
+  );
+  say(`Redundant ${redundant.status} (${redundant.reason}): ${redundant.message ?? ''}`);
+  say(
+    `region A's pg_stat_replication: region-b ${streaming?.state ?? 'absent'}, replay lag ${streaming?.lag ?? '?'} bytes`,
+  );
+  await showTopology();
+  return (
+    report.result === 'Succeeded' &&
+    report.lostWrites === 0 &&
+    lost === 0 &&
+    sampler.twoWriters === 0 &&
+    writable.length === 1 &&
+    writable[0] === 'primary' &&
+    streaming?.state === 'streaming'
+  );
+}
+
+/** What a drill's leg means, as it starts. */
+function legStory(drill: DrillState): string {
+  switch (drill.leg) {
+    case 'Starting':
+      return `Starting: the operator's canary writes numbered rows through ${RECORD} into regionfailover.canary, as a client would; nothing has moved yet`;
+    case 'Out':
+      return `Out: switchover ${drill.outboundOperationId ?? ''} to ${drill.to} (${drill.from} fenced, ${drill.to} catches up and is promoted, DNS re-pointed, ${drill.from}'s agent makes it a standby)`;
+    case 'Holding':
+      return `Holding: ${drill.to} is the primary until ${drill.returnAfter ?? '?'}`;
+    case 'Back':
+      return `Back: switchover ${drill.backOperationId ?? ''} home to ${drill.from}`;
+  }
+}
+
+/** One leg's figures, as the canary (or, when it could not, the operator) measured them. */
+function measureStory(m: DrillMeasure): string {
+  if (m.measuredBy !== 'Canary')
+    return `RTO ${m.rtoSeconds ?? '?'} s by the operator's own clock (the canary could not measure: ${m.message ?? '?'})`;
+  return `RTO ${m.rtoSeconds} s from the canary's last write acknowledged by the old primary (${m.writesStoppedAt?.slice(11, 23)}) to its first on the new one (${m.writesResumedAt?.slice(11, 23)}); RPO ${m.rpoTransactions} of ${m.acknowledged} canary rows lost`;
 }
 
 /** `standby`'s row in `on`'s pg_stat_replication, with its replay lag in bytes. */
