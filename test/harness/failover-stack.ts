@@ -22,7 +22,7 @@ import type {
   ReplicaClusterStatus,
 } from '../../operator/src/api/v1alpha1/index.ts';
 import { failoverPolicyType, replicaClusterType } from '../../operator/src/controllers/resources.ts';
-import { DirectDnsVerifier } from '../../operator/src/providers/dns/verifier.ts';
+import { DirectDnsVerifier, queryServer } from '../../operator/src/providers/dns/verifier.ts';
 import { eventType } from '../../operator/src/runtime/events.ts';
 import { KubeClient, type KubeObject } from '../../operator/src/runtime/kube-client.ts';
 import { type BindServer, startBind } from './bind.ts';
@@ -498,6 +498,15 @@ export class FailoverStack {
     await this.client.mergePatch(failoverPolicyType, this.options.namespace, 'orders', {
       spec: { promotionRequest: request },
     });
+  }
+
+  /** The TTL BIND serves the record with, as a resolver would cache it. */
+  async dnsTtl(): Promise<number | undefined> {
+    const reply = await queryServer({ host: this.bind.host, port: this.bind.port }, RECORD, 'A', {
+      timeoutMs: 2000,
+    });
+    const answer = (reply.answers ?? []).find((a) => a.type === 'A');
+    return answer && 'ttl' in answer ? answer.ttl : undefined;
   }
 
   /** Sets a drill request on the policy, as `kubectl failover drill run|cancel` does. */

@@ -111,7 +111,10 @@ async function drillingStack(drills: Record<string, unknown> = {}): Promise<Fail
   await s.waitUntilHealthy();
   await Promise.all([s.startAgent('region-a'), s.startAgent('region-b')]);
   await s.client.mergePatch(failoverPolicyType, s.options.namespace, 'orders', {
-    spec: { drills: { schedule: '0 3 1 1 *', holdSeconds: 3, abortIfLagSecondsAbove: 5, ...drills } },
+    // The record's TTL is 5 s; drills lower it to 1 s.
+    spec: {
+      drills: { schedule: '0 3 1 1 *', holdSeconds: 3, abortIfLagSecondsAbove: 5, ttlSeconds: 1, ...drills },
+    },
   });
   for (const cluster of ['region-a', 'region-b'] as const)
     await waitFor(async () => (await s.agentReport(cluster))?.reportedAt || undefined, {
@@ -133,8 +136,18 @@ describe('a drill with agents', () => {
     const operator = stack.operator;
     sampler = new WriterSampler(stack);
     load = await stack.startDnsWriteLoad(50);
+    expect(await stack.dnsTtl()).toBe(5);
     await stack.requestDrill({ id: 'drill-now', action: 'Run' });
+    // The TTL is lowered before anything moves, and served so through the hold.
+    await stack.waitForPolicy((st) => st.drill?.ttl?.loweredAt, 'the lowered TTL in place');
+    expect(await stack.dnsTtl()).toBe(1);
+    await stack.waitForPolicy((st) => (st.drill?.leg === 'Holding' ? st.drill : undefined), 'the hold');
+    expect(await stack.dnsTtl()).toBe(1);
     const report = await finishedDrill(stack, 'drill-now', 'the drill out and back');
+    expect(report.clientTtlSeconds).toBe(1);
+    await waitFor(async () => (await stack?.dnsTtl()) === 5 || undefined, {
+      description: "the record's own TTL back after the drill",
+    });
     expect(report).toMatchObject({
       result: 'Succeeded',
       from: 'region-a',

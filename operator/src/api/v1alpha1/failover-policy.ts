@@ -312,6 +312,15 @@ export const drills = z
         'A drill does not start while the standby lags more than this, and rolls back (nothing moved) when the standby takes longer than this to catch up with the fenced primary.',
       ),
     suspend: z.boolean().default(false).describe('Skip scheduled drills while true.'),
+    ttlSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(86400)
+      .default(5)
+      .describe(
+        "The DNS record's TTL during a drill, when lower than spec.dns.ttlSeconds: set before the switchover, which then waits spec.dns.ttlSeconds for resolvers to drop the answers they cached with the old TTL, and put back when the drill ends. The report's clientTtlSeconds says which TTL clients could hold. (DigitalOcean refuses TTLs under 30 s: the drill then goes on with the record's own.)",
+      ),
     canary: z
       .object({
         intervalMilliseconds: z
@@ -568,6 +577,15 @@ export const operation = z
       .describe(
         'For a Reprotect: what rejoining discards from the former primary, as assessed before it started.',
       ),
+    dnsTtlSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(86400)
+      .optional()
+      .describe(
+        "For a drill's switchovers: the TTL the record is re-pointed with (the drill's lowered one).",
+      ),
     maxCatchUpSeconds: z
       .number()
       .int()
@@ -704,6 +722,19 @@ export const drillState = z
       })
       .optional()
       .describe('An early end, decided: what is left of the drill only brings the primary home.'),
+    ttl: z
+      .object({
+        lowered: z.number().int().min(1).describe('The TTL wanted during the drill.'),
+        was: z.number().int().min(0).describe('The record TTL before (spec.dns.ttlSeconds).'),
+        loweredAt: timestamp('When the authoritative servers were seen serving the lowered TTL.').optional(),
+        skipped: z
+          .string()
+          .max(512)
+          .optional()
+          .describe('Why the TTL was not lowered (the provider refused it, or it took too long).'),
+      })
+      .optional()
+      .describe("The record's TTL during the drill."),
     out: drillMeasure.optional().describe('The switchover to the standby, measured.'),
     back: drillMeasure.optional().describe('The switchover back, measured.'),
   })
@@ -719,6 +750,14 @@ export const drillReport = operationReport
     requestId: z.string().max(63).optional().describe('The drillRequest that started it, if one did.'),
     out: drillMeasure.optional().describe('The switchover to the standby, measured.'),
     back: drillMeasure.optional().describe('The switchover back, measured.'),
+    clientTtlSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe(
+        'The longest a resolver could have cached the old answer during the switch: the lowered TTL when it had been served for the old TTL before the switchover, else the record TTL.',
+      ),
   })
   .describe(
     "The report of a finished drill; rtoSeconds and lostWrites are the client side's (the canary's) when out.measuredBy is Canary.",

@@ -318,7 +318,7 @@ async function repointDns(
       record: recordRef(spec),
       expected: current.value,
       value,
-      ttl: spec.dns.ttlSeconds,
+      ttl: op.dnsTtlSeconds ?? spec.dns.ttlSeconds,
       owner: ports.owner,
       epoch: op.epoch,
     });
@@ -365,7 +365,7 @@ async function unfence(ports: StepPorts, op: Operation): Promise<StepOutcome> {
 export async function repairDns(
   ports: StepPorts,
   spec: FailoverPolicySpec,
-  change: { expected: string | undefined; value: string; epoch: number },
+  change: { expected: string | undefined; value: string; epoch: number; ttl?: number },
 ): Promise<ConditionInput> {
   try {
     await ports.withDns((dns) =>
@@ -373,7 +373,7 @@ export async function repairDns(
         record: recordRef(spec),
         expected: change.expected,
         value: change.value,
-        ttl: spec.dns.ttlSeconds,
+        ttl: change.ttl ?? spec.dns.ttlSeconds,
         owner: ports.owner,
         epoch: change.epoch,
       }),
@@ -382,7 +382,10 @@ export async function repairDns(
       type: 'DnsReady',
       status: 'True',
       reason: change.expected === undefined ? 'Created' : 'Repaired',
-      message: `${spec.dns.name} set to ${change.value} (was ${change.expected ?? 'absent'})`,
+      message:
+        change.expected?.toLowerCase() === change.value.toLowerCase()
+          ? `${spec.dns.name} points at ${change.value}, now with TTL ${change.ttl ?? spec.dns.ttlSeconds} s`
+          : `${spec.dns.name} set to ${change.value} (was ${change.expected ?? 'absent'})`,
     };
   } catch (err) {
     const f = failure(err);

@@ -64,7 +64,7 @@ export type Action =
   /** Run the side effect of `operation.step`, which status already records (write-ahead). */
   | { kind: 'RunStep'; operation: Operation }
   /** Put the DNS record back on the primary (compare-and-swap on the value last read). */
-  | { kind: 'RepairDns'; expected: string | undefined; value: string; epoch: number };
+  | { kind: 'RepairDns'; expected: string | undefined; value: string; epoch: number; ttl: number };
 
 export interface Plan {
   action: Action;
@@ -518,7 +518,13 @@ const keepDnsOnPrimary: Guard = (c) => {
   if (!c.active || c.base.currentOperation) return undefined;
   const repair = judgeDns(c.input, c.active, c.base.epoch ?? 0).repair;
   if (!repair) return undefined;
-  return plan(c, repair.expected === undefined ? 'creating the DNS record' : 'repairing the DNS record', {
+  const why =
+    repair.expected === undefined
+      ? 'creating the DNS record'
+      : repair.expected.toLowerCase() === repair.value.toLowerCase()
+        ? `setting the DNS record's TTL to ${repair.ttl} s`
+        : 'repairing the DNS record';
+  return plan(c, why, {
     action: { kind: 'RepairDns', ...repair },
   });
 };

@@ -61,6 +61,32 @@ describe('what a read of the DNS record means', () => {
       repair: { expected: 'a.db.internal', epoch: 4 },
     });
   });
+  it('sets the TTL a drill wants while it runs, and the spec TTL otherwise, changing nothing else', () => {
+    const inSync = { value: 'a.db.internal', owner: 'ns/orders', epoch: 4 };
+    const spec = input({}).spec.dns.ttlSeconds;
+    expect(read({ ...inSync, ttl: spec })).not.toHaveProperty('repair');
+    expect(read({ ...inSync, ttl: 1 })).toMatchObject({
+      condition: { status: 'True', reason: 'InSync' },
+      repair: { expected: 'a.db.internal', value: 'a.db.internal', epoch: 4, ttl: spec },
+    });
+    const drilling = input({
+      dns: { readAt: NOW, ...inSync, ttl: spec },
+      status: {
+        activePrimary: 'a',
+        epoch: 4,
+        drill: {
+          id: 'd',
+          from: 'a',
+          to: 'b',
+          startedAt: NOW.toISOString(),
+          leg: 'Starting',
+          ttl: { lowered: 1, was: spec },
+        },
+      },
+    });
+    expect(judgeDns(drilling, 'a', 4)).toMatchObject({ repair: { ttl: 1, epoch: 4 } });
+  });
+
   it('never touches a record someone else owns, and says how to hand it over', () => {
     const r = read({ value: 'a.db.internal', owner: 'someone-else' });
     expect(r).not.toHaveProperty('repair');

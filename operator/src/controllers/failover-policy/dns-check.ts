@@ -37,8 +37,14 @@ export function afterDnsCheck(
 
 export interface DnsJudgement {
   condition: ConditionInput;
-  /** The compare-and-swap that puts the record back on the primary, when it is off and ours. */
-  repair?: { expected: string | undefined; value: string; epoch: number };
+  /** The compare-and-swap that puts the record back on the primary (or its TTL right), when ours. */
+  repair?: { expected: string | undefined; value: string; epoch: number; ttl: number };
+}
+
+/** The TTL the record should have now: a drill's lowered one while it runs, else the spec's. */
+export function wantedTtl(input: Pick<DecideInput, 'spec' | 'status'>): number {
+  const ttl = input.status.drill?.ttl;
+  return ttl && !ttl.skipped ? ttl.lowered : input.spec.dns.ttlSeconds;
 }
 
 /**
@@ -70,8 +76,18 @@ export function judgeDns(
       ),
     };
   }
-  if (dns.value !== undefined && dns.value.toLowerCase() === value.toLowerCase() && (dns.epoch ?? 0) >= epoch)
-    return { condition: condition('True', 'InSync', `${name} points at ${value} (epoch ${dns.epoch ?? 0})`) };
+  const ttl = wantedTtl(input);
+  if (
+    dns.value !== undefined &&
+    dns.value.toLowerCase() === value.toLowerCase() &&
+    (dns.epoch ?? 0) >= epoch
+  ) {
+    const inSync = condition('True', 'InSync', `${name} points at ${value} (epoch ${dns.epoch ?? 0})`);
+    // Only the TTL differs (a drill lowers it, and it goes back after): rewritten as it is, same epoch.
+    if (dns.ttl !== undefined && dns.ttl !== ttl && (dns.epoch ?? 0) === epoch)
+      return { condition: inSync, repair: { expected: dns.value, value, epoch, ttl } };
+    return { condition: inSync };
+  }
   const was = dns.value === undefined ? 'absent' : `${dns.value} at epoch ${dns.epoch ?? 0}`;
   return {
     condition: condition(
@@ -79,6 +95,6 @@ export function judgeDns(
       'OutOfSync',
       `${name} is ${was}; it should point at ${value} (epoch ${epoch})`,
     ),
-    repair: { expected: dns.value, value, epoch },
+    repair: { expected: dns.value, value, epoch, ttl },
   };
 }

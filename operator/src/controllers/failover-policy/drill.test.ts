@@ -29,7 +29,14 @@ function decide(i: DecideInput) {
 const at = (iso: string) => new Date(iso);
 const later = (s: number) => new Date(NOW.getTime() + s * 1000);
 
-const drills = { schedule: '0 3 * * 1', holdSeconds: 60, maxDurationSeconds: 600, abortIfLagSecondsAbove: 5 };
+// The record's own TTL (30 s): no lowering, except where a test asks for it.
+const drills = {
+  schedule: '0 3 * * 1',
+  holdSeconds: 60,
+  maxDurationSeconds: 600,
+  abortIfLagSecondsAbove: 5,
+  ttlSeconds: 30,
+};
 /** The fixtures' policy with one standby and drills. */
 const spec = (over: Record<string, unknown> = {}) => policySpec({ standbys: ['b'], drills, ...over });
 
@@ -782,5 +789,75 @@ describe('decide: drill requests and early ends', () => {
       message: expect.stringMatching(/drill-20260302095950 is in progress \(Holding\)/),
     });
     expect(plan.status.drill?.leg).toBe('Holding');
+  });
+
+  it('lowers the TTL first, waits out the old one, then switches with the lowered TTL, and reports it', () => {
+    const lowering = {
+      spec: spec({ drills: { ...drills, ttlSeconds: 5 } }),
+      dnsTargets: { a: 'a.db.internal', b: 'b.db.internal' },
+      dnsOwner: 'ns/orders',
+      canary: canary('drill-20260302095950', [run('a', 1, 30)]),
+    };
+    const fresh = startingDrill(1);
+    const first = decide(input({ activePrimary: 'a', epoch: 4, drill: fresh }, lowering));
+    expect(first.drill?.ttl).toEqual({ lowered: 5, was: 30 });
+    expect(first.started).toBeUndefined();
+    // Until the authoritative servers serve it, nothing moves (keepDnsOnPrimary sets it).
+    const withTtl = { ...fresh, ttl: { lowered: 5, was: 30 } };
+    const notYet = evaluate(
+      input(
+        { activePrimary: 'a', epoch: 4, drill: withTtl },
+        { ...lowering, dns: { readAt: NOW, value: 'a.db.internal', owner: 'ns/orders', epoch: 4, ttl: 30 } },
+      ),
+    );
+    expect(notYet.plan.action).toMatchObject({ kind: 'RepairDns', ttl: 5 });
+    const served = decide(
+      input(
+        { activePrimary: 'a', epoch: 4, drill: withTtl },
+        { ...lowering, dns: { readAt: NOW, value: 'a.db.internal', owner: 'ns/orders', epoch: 4, ttl: 5 } },
+      ),
+    );
+    expect(served.drill?.ttl?.loweredAt).toBe(NOW.toISOString());
+    // The old TTL is waited out, then the switchover re-points with the lowered one.
+    const waiting = decide(
+      input(
+        {
+          activePrimary: 'a',
+          epoch: 4,
+          drill: { ...withTtl, ttl: { lowered: 5, was: 30, loweredAt: ago(10).toISOString() } },
+        },
+        lowering,
+      ),
+    );
+    expect(waiting.started).toBeUndefined();
+    const going = decide(
+      input(
+        {
+          activePrimary: 'a',
+          epoch: 4,
+          drill: { ...withTtl, ttl: { lowered: 5, was: 30, loweredAt: ago(31).toISOString() } },
+        },
+        lowering,
+      ),
+    );
+    expect(going.started).toMatchObject({ to: 'b', dnsTtlSeconds: 5 });
+    // A TTL that never shows (a provider that refuses it) is given up, and the drill goes on.
+    const stuck = decide(
+      input(
+        { activePrimary: 'a', epoch: 4, drill: { ...withTtl, startedAt: ago(31).toISOString() } },
+        lowering,
+      ),
+    );
+    expect(stuck.drill?.ttl?.skipped).toMatch(/not lowered within 30 s/);
+    // The report says which TTL clients could hold.
+    const d = drill('Back', {
+      backOperationId: 'switchover-e6-y',
+      ttl: { lowered: 5, was: 30, loweredAt: ago(200).toISOString() },
+    });
+    const back = report('switchover-e6-y', { from: 'b', to: 'a', completedAt: ago(40).toISOString() });
+    const done = decide(
+      input({ activePrimary: 'a', epoch: 6, drill: d, history: [back, report('switchover-e5-x')] }),
+    );
+    expect(done.drillReport).toMatchObject({ result: 'Succeeded', clientTtlSeconds: 5 });
   });
 });

@@ -99,6 +99,8 @@ export const CANARY_WARM_UP_MS = 15_000;
 export const CANARY_WARM_UP_WRITES = 10;
 /** How long after a leg the canary may take to land its first write on the new primary. */
 export const CANARY_MEASURE_WAIT_MS = 30_000;
+/** How long a drill waits for the authoritative servers to serve its lowered TTL before going without. */
+export const TTL_LOWER_WAIT_MS = 30_000;
 /** How long after the way back the home region may take to show as a replicating standby again. */
 export const COME_BACK_WAIT_MS = 60_000;
 
@@ -110,7 +112,10 @@ type DrillResult = DrillReport['result'];
  * The operator's own figures for the switchover to the standby stand in where it could not.
  */
 export function drillReport(
-  drill: Pick<DrillState, 'id' | 'from' | 'to' | 'startedAt' | 'requestId' | 'out' | 'back'>,
+  drill: Pick<
+    DrillState,
+    'id' | 'from' | 'to' | 'startedAt' | 'requestId' | 'out' | 'back' | 'ttl' | 'outboundOperationId'
+  >,
   result: DrillResult,
   reason: string,
   status: FailoverPolicyStatus,
@@ -141,6 +146,9 @@ export function drillReport(
     ...(drill.requestId ? { requestId: drill.requestId } : {}),
     ...(drill.out ? { out: drill.out } : {}),
     ...(drill.back ? { back: drill.back } : {}),
+    ...(drill.ttl
+      ? { clientTtlSeconds: drill.ttl.loweredAt && !drill.ttl.skipped ? drill.ttl.lowered : drill.ttl.was }
+      : {}),
     reason: reason.slice(0, 1024),
   };
 }
@@ -199,7 +207,10 @@ export function decideDrill(input: DecideInput, active: string, probeMs: number)
 /** Ends the drill with a report in status.drills and an Event. */
 function endDrill(
   input: DecideInput,
-  drill: Pick<DrillState, 'id' | 'from' | 'to' | 'startedAt' | 'requestId' | 'out' | 'back'>,
+  drill: Pick<
+    DrillState,
+    'id' | 'from' | 'to' | 'startedAt' | 'requestId' | 'out' | 'back' | 'ttl' | 'outboundOperationId'
+  >,
   result: DrillResult,
   reason: string,
   extra: Partial<FailoverPolicyStatus> = {},
@@ -213,6 +224,9 @@ function endDrill(
     now,
     findReport(status, status.drill?.outboundOperationId),
   );
+  // Switched without a TTL of its own: clients could hold the record's.
+  if (drill.outboundOperationId && report.clientTtlSeconds === undefined)
+    report.clientTtlSeconds = input.spec.dns.ttlSeconds;
   const { drill: _d, ...rest } = status;
   return {
     kind: 'Change',
@@ -286,6 +300,9 @@ function goOut(
             ? 'a database agent stopped reporting'
             : undefined;
   if (problem) return endDrill(input, drill, 'Aborted', `${problem} before the switchover; nothing moved`);
+  const ttl = lowerTtl(input, drill);
+  if (ttl.kind === 'Change') return ttl;
+  if (ttl.kind === 'Wait') return hold(ttl.drill, ttl.requeueMs, ttl.why);
   const written = canaryRunOn(input, drill.id, drill.from)?.acknowledged ?? 0;
   const warming = now.getTime() - new Date(drill.startedAt).getTime();
   if (written < CANARY_WARM_UP_WRITES && warming < CANARY_WARM_UP_MS)
@@ -296,6 +313,7 @@ function goOut(
     );
   const operation = drillLeg(input, drill.from, drill.to, `drill ${drill.id}: out to ${drill.to}`, {
     maxCatchUpSeconds: Math.max(1, spec.drills?.abortIfLagSecondsAbove ?? 0),
+    ...legTtl(drill),
   });
   return {
     kind: 'Change',
@@ -304,6 +322,79 @@ function goOut(
     events: [],
     operation,
   };
+}
+
+/** The TTL a drill's switchover writes the record with: the lowered one once it is in place. */
+function legTtl(drill: DrillState): Partial<Operation> {
+  return drill.ttl?.loweredAt && !drill.ttl.skipped ? { dnsTtlSeconds: drill.ttl.lowered } : {};
+}
+
+/**
+ * Before the switchover the record's TTL is lowered (by keepDnsOnPrimary's repair, which wants
+ * the drill's TTL while it runs) and then the old TTL is waited out, so resolvers drop the
+ * answers they cached before: clients then follow the switch within the lowered TTL. A TTL that
+ * does not show in time (a provider that refuses it) is skipped, and the report says so.
+ */
+function lowerTtl(
+  input: DecideInput,
+  drill: DrillState,
+):
+  | { kind: 'Ready' }
+  | { kind: 'Wait'; drill: DrillState; requeueMs: number; why: string }
+  | Extract<DrillPlan, { kind: 'Change' }> {
+  const { spec, status, now } = input;
+  const lowered = spec.drills?.ttlSeconds;
+  const was = spec.dns.ttlSeconds;
+  const change = (next: DrillState, why: string): Extract<DrillPlan, { kind: 'Change' }> => ({
+    kind: 'Change',
+    why,
+    status: { ...status, drill: next },
+    events: [],
+  });
+  if (!drill.ttl) {
+    if (lowered === undefined || lowered >= was) return { kind: 'Ready' };
+    return change({ ...drill, ttl: { lowered, was } }, `drill ${drill.id}: lowering the TTL to ${lowered} s`);
+  }
+  const ttl = drill.ttl;
+  if (ttl.skipped) return { kind: 'Ready' };
+  if (!ttl.loweredAt) {
+    if (input.dns?.ttl === ttl.lowered && !input.dns.error)
+      return change(
+        { ...drill, ttl: { ...ttl, loweredAt: timestamp(now) } },
+        `drill ${drill.id}: the record serves TTL ${ttl.lowered} s`,
+      );
+    if (now.getTime() - new Date(drill.startedAt).getTime() > TTL_LOWER_WAIT_MS) {
+      const why = input.dns?.error?.message ?? `the record still has TTL ${input.dns?.ttl ?? '?'} s`;
+      return change(
+        {
+          ...drill,
+          ttl: { ...ttl, skipped: `not lowered within ${TTL_LOWER_WAIT_MS / 1000} s: ${why}`.slice(0, 512) },
+        },
+        `drill ${drill.id}: going on without a lowered TTL`,
+      );
+    }
+    return {
+      kind: 'Wait',
+      drill,
+      requeueMs: 1000,
+      why: `drill ${drill.id}: waiting for TTL ${ttl.lowered} s on the record`,
+    };
+  }
+  const cachedUntil = new Date(ttl.loweredAt).getTime() + ttl.was * 1000;
+  if (now.getTime() < cachedUntil)
+    return {
+      kind: 'Wait',
+      drill,
+      requeueMs: cachedUntil - now.getTime(),
+      why: `drill ${drill.id}: waiting out the old TTL (${ttl.was} s) so resolvers hold the lowered one`,
+    };
+  return { kind: 'Ready' };
+}
+
+/** Whether decide needs the DNS record read in this reconcile for the drill (its TTL). */
+export function drillNeedsDns(status: FailoverPolicyStatus): boolean {
+  const ttl = status.drill?.ttl;
+  return status.drill?.leg === 'Starting' && !!ttl && !ttl.loweredAt && !ttl.skipped;
 }
 
 /** The canary's run of writes on `cluster` in this drill, the newest. */
@@ -429,7 +520,13 @@ function holdOrReturn(
   if (now.getTime() < returnAt) return hold(drill, returnAt - now.getTime());
   const home = clusters[drill.from];
   if (writable(clusters[active]) && healthyStandby(home)) {
-    const operation = drillLeg(input, active, drill.from, `drill ${drill.id}: back to ${drill.from}`);
+    const operation = drillLeg(
+      input,
+      active,
+      drill.from,
+      `drill ${drill.id}: back to ${drill.from}`,
+      legTtl(drill),
+    );
     return {
       kind: 'Change',
       why: `drill ${drill.id}: switching back`,

@@ -60,6 +60,8 @@ export interface DnsFacts {
   /** From the ownership TXT record beside it. */
   owner?: string;
   epoch?: number;
+  /** The record's TTL, where the provider reports it. */
+  ttl?: number;
   /** The read failed: nothing above is known. */
   error?: { reason: string; message: string };
 }

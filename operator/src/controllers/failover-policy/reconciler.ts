@@ -39,6 +39,7 @@ import { decide, type Plan } from './decide.ts';
 import { freshVotes } from './detection.ts';
 import { discoveryNeedsDns } from './discovery.ts';
 import { afterDnsCheck, type DnsCheck, dnsCheckDue } from './dns-check.ts';
+import { drillNeedsDns } from './drill.ts';
 import type { DecideInput } from './facts.ts';
 import { agentReportOf, factsFromProbe, gatherInput, voteFromProbe } from './observe.ts';
 import { canaryTargetFor, portsFor } from './ports.ts';
@@ -110,6 +111,8 @@ async function reconcileReadable(
   }
   // An operation just ended: look at the record again now, whatever the five-minute schedule says.
   if (previous.currentOperation && !next.currentOperation && !dnsReady) dnsChecks.delete(key);
+  // A drill just ended: its lowered TTL goes back at the next look, now.
+  if (previous.drill && !next.drill) dnsChecks.delete(key);
   const current = object.status as FailoverPolicyStatus | undefined;
   await writeStatus(ctx.client, failoverPolicyType, object, current, next, ctx.policies);
   // Events after the write: a write that loses a race (409) is redone from fresh data, and its
@@ -171,7 +174,7 @@ async function observe(
   const input = canary ? { ...gathered, canary } : gathered;
   // The record is read when its check is due between operations, or to learn who is primary.
   const due = !status.currentOperation && dnsCheckDue(dnsCheck, now);
-  if (!due && !discoveryNeedsDns(input)) return input;
+  if (!due && !discoveryNeedsDns(input) && !drillNeedsDns(status)) return input;
   return { ...input, dns: await readDns(ports, spec, now) };
 }
 

@@ -55,6 +55,11 @@ describe('planning a change', () => {
     ).toBe('unchanged');
   });
 
+  it('writes when only the TTL differs (a drill lowers it and puts it back)', () => {
+    expect(plan({ value: '192.0.2.2', owner: 'op', epoch: 2, ttl: 5 })()).toBe('write');
+    expect(plan({ value: '192.0.2.2', owner: 'op', epoch: 2, ttl: 30 })()).toBe('unchanged');
+  });
+
   it('refuses a record it does not own', () => {
     expect(plan({ value: '192.0.2.1' })).toThrow(
       expect.objectContaining({ reason: 'OwnershipConflict', retryable: false }),

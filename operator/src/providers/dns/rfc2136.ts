@@ -274,7 +274,13 @@ export function planChange(change: DnsChange, state: DnsRecordState): 'unchanged
     );
   }
   const value = canonicalValue(type, change.value);
-  if (state.value === value && state.epoch === change.epoch) return 'unchanged';
+  // A different TTL is a change too (a drill lowers it, and puts it back).
+  if (
+    state.value === value &&
+    state.epoch === change.epoch &&
+    (state.ttl === undefined || state.ttl === change.ttl)
+  )
+    return 'unchanged';
   if (state.epoch !== undefined && state.epoch > change.epoch) {
     throw new ProviderError(
       'PreconditionFailed',
