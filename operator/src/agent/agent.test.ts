@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mergePatchFor } from './agent.ts';
+import { mergePatchFor, recloneSuffix } from './agent.ts';
 import { compareHistories } from './divergence.ts';
 import { parseControlData, parseTimelineHistory } from './local-postgres.ts';
 import { conninfo } from './upstream.ts';
@@ -61,5 +61,17 @@ describe('agent: the pure parts', () => {
   it('quotes every connection string value, a quote and a backslash in a password included', () => {
     const text = conninfo({ host: 'db', port: 5432, sslMode: 'require', user: 'rep', password: "a'b\\c" });
     expect(text).toBe("host='db' port='5432' user='rep' password='a\\'b\\\\c' sslmode='require'");
+  });
+});
+
+describe('where a re-clone keeps the old data directory', () => {
+  it('is named by the operation epoch and start, not by the cluster name at the end of its id', () => {
+    expect(recloneSuffix({ epoch: 5, id: 'reprotect-e5-20261201030500123-region-a' })).toBe(
+      '5-20261201030500123',
+    );
+    expect(recloneSuffix({ epoch: 5, id: 'reprotect-e5-20261201030501456-region-a' })).not.toBe(
+      recloneSuffix({ epoch: 5, id: 'reprotect-e5-20261201030500123-region-a' }),
+    );
+    expect(recloneSuffix({ epoch: 2, id: 'reprotect-e2-20261201030500-a' })).toBe('2-20261201030500');
   });
 });

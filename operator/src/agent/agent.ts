@@ -482,7 +482,7 @@ export class DatabaseAgent {
           { method: 'Reclone', message: `an interrupted pg_rewind: pg_basebackup from ${op.to}` },
           local,
         );
-        const kept = await pg.reclone(conninfo(upstream.address), `${op.epoch}-${op.id.slice(-14)}`);
+        const kept = await pg.reclone(conninfo(upstream.address), recloneSuffix(op), standbyOf);
         await say(
           { method: 'Reclone', prepared: true, keptDataDirectory: kept, message: 're-cloned' },
           local,
@@ -522,7 +522,7 @@ export class DatabaseAgent {
             });
           await say({ method: 'Rewind', message: `pg_rewind from ${op.to}: ${divergence.message}` }, local);
           try {
-            const said = await pg.rewind(conninfo(upstream.address, { dbname: 'postgres' }));
+            const said = await pg.rewind(conninfo(upstream.address, { dbname: 'postgres' }), standbyOf);
             // It compared the wrong timelines: nothing was rewound, so the pass is tried again.
             if (/no rewind required/.test(said)) {
               const tries = this.emptyRewinds.operationId === op.id ? this.emptyRewinds.count + 1 : 1;
@@ -557,7 +557,7 @@ export class DatabaseAgent {
       }
       if (method === 'Reclone') {
         await say({ method, message: `pg_basebackup from ${op.to}` }, local);
-        kept = await pg.reclone(conninfo(upstream.address), `${op.epoch}-${op.id.slice(-14)}`);
+        kept = await pg.reclone(conninfo(upstream.address), recloneSuffix(op), standbyOf);
       }
       await say(
         {
@@ -638,6 +638,12 @@ export class DatabaseAgent {
     this.lastWritten = now.getTime();
     if (change.note) this.opts.log.info({ note: change.note }, 'agent');
   }
+}
+
+/** Where a re-clone keeps the old directory: the operation's epoch and start time, unique per operation. */
+export function recloneSuffix(op: Pick<Operation, 'epoch' | 'id'>): string {
+  const stamp = /-(\d{14,17})(?:-|$)/.exec(op.id)?.[1] ?? op.id.replace(/[^A-Za-z0-9-]/g, '').slice(-24);
+  return `${op.epoch}-${stamp}`;
 }
 
 /**

@@ -300,8 +300,8 @@ export class LocalPostgres {
    * postgresql.auto.conf. A read-only fence left there by the operator goes too: a standby takes
    * no writes, and once promoted the operator decides what it may take.
    */
-  async configureStandby(conninfo: string): Promise<void> {
-    const auto = join(this.opts.dataDir, 'postgresql.auto.conf');
+  async configureStandby(conninfo: string, dataDir = this.opts.dataDir): Promise<void> {
+    const auto = join(dataDir, 'postgresql.auto.conf');
     const before = (await readFile(auto, 'utf8').catch(() => '')).split('\n');
     const kept = before.filter(
       (l) => !/^\s*(primary_conninfo|primary_slot_name|default_transaction_read_only)\s*=/.test(l),
@@ -311,7 +311,7 @@ export class LocalPostgres {
     const lines = [...kept.filter((l) => l.trim() !== ''), `primary_conninfo = '${quoted}'`];
     // standby.signal first: killed between the two, the next start is a standby's, never a
     // writable primary's with its fence already lifted.
-    const signal = join(this.opts.dataDir, 'standby.signal');
+    const signal = join(dataDir, 'standby.signal');
     await writeFile(signal, '', { mode: 0o600 });
     await syncFile(signal);
     await writeFile(auto, `${lines.join('\n')}\n`, { mode: 0o600 });
@@ -322,7 +322,7 @@ export class LocalPostgres {
    * pg_rewind against the running primary at `source` (a libpq connection string), keeping
    * this server's own configuration files, which pg_rewind would replace with the source's.
    */
-  async rewind(source: string): Promise<string> {
+  async rewind(source: string, standbyOf: string): Promise<string> {
     // A pg_rewind cut short leaves a directory nobody should start or rewind again (its own WAL
     // after the fork is already overwritten): the marker says so until one finishes.
     const marker = join(this.opts.dataDir, REWIND_MARKER);
@@ -337,6 +337,9 @@ export class LocalPostgres {
       );
       return `${stdout}${stderr}`.trim().split('\n').slice(-3).join('; ');
     });
+    // A standby's configuration before the marker goes: whatever starts this directory next (the
+    // agent, a unit, a container's entrypoint) starts a standby, never a second primary.
+    if (!/no rewind required/.test(said)) await this.configureStandby(standbyOf);
     await rm(marker, { force: true });
     return said;
   }
@@ -353,7 +356,7 @@ export class LocalPostgres {
    * The copy is synced and marked complete before the two renames that swap it in; an agent killed
    * between them finds no data directory, and `finishReclone` completes the swap.
    */
-  async reclone(source: string, suffix: string): Promise<string> {
+  async reclone(source: string, suffix: string, standbyOf: string): Promise<string> {
     const { dataDir } = this.opts;
     const fresh = `${dataDir}.reclone`;
     const kept = `${dataDir}.before-${suffix}`;
@@ -364,6 +367,8 @@ export class LocalPostgres {
     for (const file of LOCAL_CONFIGURATION) {
       if (await exists(join(dataDir, file))) await copyFile(join(dataDir, file), join(fresh, file));
     }
+    // A standby before it is complete: a copy swapped in is never started as a second primary.
+    await this.configureStandby(standbyOf, fresh);
     await writeFile(join(fresh, RECLONE_COMPLETE), `${kept}\n`, { mode: 0o600 });
     await syncFile(join(fresh, RECLONE_COMPLETE));
     failpoint('reclone:copied');

@@ -300,7 +300,7 @@ export const drills = z
       .max(86400)
       .default(1800)
       .describe(
-        'A drill still running after this long is stopped: a switchover to the standby not yet promoted rolls back, one that was is switched back at once.',
+        'A drill still running after this long is stopped: a switchover to the standby that has not fenced and caught up yet rolls back; one past that point completes and is switched back at once. The way back is never stopped; a drill that cannot come home within 10 minutes more is filed Failed.',
       ),
     abortIfLagSecondsAbove: z
       .number()
@@ -688,7 +688,9 @@ export const drillMeasure = z
       .int()
       .min(0)
       .optional()
-      .describe('Canary rows the old primary acknowledged during the drill before the switch.'),
+      .describe(
+        'Canary rows the old primary acknowledged in its last run before the switch: what rpoTransactions is out of.',
+      ),
     writesStoppedAt: timestamp('The last canary write the old primary acknowledged.').optional(),
     writesResumedAt: timestamp('The first canary write the new primary acknowledged.').optional(),
     message: z.string().max(512).optional().describe('Why the canary could not measure, when it could not.'),
@@ -745,7 +747,7 @@ export const drillReport = operationReport
     result: z
       .enum(['Succeeded', 'Aborted', 'Failed', 'Cancelled', 'Interrupted'])
       .describe(
-        'Succeeded: out and back, nothing lost. Aborted: not started, or rolled back (lag, maxDurationSeconds). Failed: could not come back, or lost canary rows. Cancelled: by a drillRequest. Interrupted: a real failover took over.',
+        'Succeeded: out and back, and no canary row lost on the legs the canary measured (out/back.measuredBy). Aborted: not started, or stopped before the primary moved (the standby lagged, maxDurationSeconds). Failed: could not come back, or lost canary rows. Cancelled: by a drillRequest. Interrupted: a real failover took over.',
       ),
     requestId: z.string().max(63).optional().describe('The drillRequest that started it, if one did.'),
     out: drillMeasure.optional().describe('The switchover to the standby, measured.'),

@@ -16,6 +16,8 @@ import type {
 export class CanaryWriters {
   private readonly factory: CanaryWriterFactory;
   private readonly running = new Map<string, CanaryWriter>();
+  /** Writers told to stop, finishing their last write and closing their session. */
+  private readonly stopping = new Set<Promise<unknown>>();
 
   constructor(factory: CanaryWriterFactory) {
     this.factory = factory;
@@ -30,17 +32,23 @@ export class CanaryWriters {
   async ensure(policyKey: string, target: () => Promise<CanaryTarget>, drillId: string): Promise<void> {
     const current = this.running.get(policyKey);
     if (current?.snapshot().drillId === drillId) return;
-    if (current) await this.stop(policyKey);
+    if (current) this.stop(policyKey);
     this.running.set(policyKey, this.factory(await target()));
   }
 
-  async stop(policyKey: string): Promise<void> {
+  /** Stops the policy's writer in the background: a reconcile never waits for its last write. */
+  stop(policyKey: string): void {
     const writer = this.running.get(policyKey);
+    if (!writer) return;
     this.running.delete(policyKey);
-    await writer?.stop();
+    const done = writer.stop().catch(() => undefined);
+    this.stopping.add(done);
+    void done.finally(() => this.stopping.delete(done));
   }
 
+  /** Stops every writer and waits until each has closed its session (the operator shutting down). */
   async stopAll(): Promise<void> {
-    await Promise.all([...this.running.keys()].map((k) => this.stop(k)));
+    for (const key of [...this.running.keys()]) this.stop(key);
+    await Promise.all([...this.stopping]);
   }
 }

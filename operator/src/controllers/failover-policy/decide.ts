@@ -178,7 +178,7 @@ const knowThePrimary: Guard = (c) => {
 
 /**
  * 2a. A drill asked to stop (cancelled, or past maxDurationSeconds) stops before its operation
- * runs another step: a switchover out that has not promoted rolls back.
+ * runs another step: a switchover out still fencing or catching up rolls back.
  */
 const stopDrill: Guard = (c) => {
   const stopping = judgeDrillStop({ ...c.input, status: c.base });

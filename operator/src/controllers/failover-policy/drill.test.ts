@@ -464,23 +464,27 @@ describe('decide: a drill in progress', () => {
     });
   });
 
-  it('fails, leaving the primary where it is, when it cannot switch back within maxDurationSeconds', () => {
+  it('fails, leaving the primary where it is, when it cannot switch back within maxDurationSeconds and the grace after', () => {
     const gone = {
       a: { name: 'a', exists: true, reachable: false, role: 'Unknown' as const },
       b: primary('b'),
     };
     const waiting = drill('Holding', { returnAfter: ago(1).toISOString() });
     expect(decideWith(waiting, { activePrimary: 'b' }, gone).drill).toEqual(waiting);
-    const overdue = drill('Holding', {
-      startedAt: ago(601).toISOString(),
-      returnAfter: ago(1).toISOString(),
-    });
-    const stopping = decideWith(overdue, { activePrimary: 'b' }, gone);
-    const plan = decideWith(stopping.drill as DrillState, { activePrimary: 'b' }, gone);
+    const overdue = (s: number) =>
+      drill('Holding', { startedAt: ago(s).toISOString(), returnAfter: ago(1).toISOString() });
+    // Just past maxDurationSeconds it keeps trying to come home...
+    const stopping = decideWith(overdue(601), { activePrimary: 'b' }, gone);
+    expect(
+      decideWith(stopping.drill as DrillState, { activePrimary: 'b' }, gone).drillReport,
+    ).toBeUndefined();
+    // ...for ten minutes more.
+    const late = decideWith(overdue(1201), { activePrimary: 'b' }, gone);
+    const plan = decideWith(late.drill as DrillState, { activePrimary: 'b' }, gone);
     expect(plan.started).toBeUndefined();
     expect(plan.drillReport).toMatchObject({ result: 'Failed' });
     expect(plan.drillReport?.reason).toMatch(
-      /could not switch back to a .*a is unreachable.*b stays the primary/,
+      /could not switch back to a within maxDurationSeconds and 10 min more: a is unreachable.*b stays the primary/,
     );
   });
 
@@ -519,15 +523,20 @@ describe('decide: a drill in progress', () => {
     );
   });
 
-  it('fails when the switchover back did not complete', () => {
+  it('tries the way back again when it rolled back, and fails only past maxDurationSeconds and the grace', () => {
+    const rolledBack = {
+      activePrimary: 'b',
+      history: [
+        report('switchover-e6-y', { from: 'b', to: 'a', result: 'Aborted', reason: 'a did not catch up' }),
+      ],
+    };
+    const again = decideWith(drill('Back', { backOperationId: 'switchover-e6-y' }), rolledBack, onB);
+    expect(again.drillReport).toBeUndefined();
+    expect(again.drill).toMatchObject({ leg: 'Holding' });
+    expect(again.drill?.backOperationId).toBeUndefined();
     const plan = decideWith(
-      drill('Back', { backOperationId: 'switchover-e6-y' }),
-      {
-        activePrimary: 'b',
-        history: [
-          report('switchover-e6-y', { from: 'b', to: 'a', result: 'Aborted', reason: 'a did not catch up' }),
-        ],
-      },
+      drill('Back', { backOperationId: 'switchover-e6-y', startedAt: ago(1300).toISOString() }),
+      rolledBack,
       onB,
     );
     expect(plan.drillReport).toMatchObject({ result: 'Failed' });

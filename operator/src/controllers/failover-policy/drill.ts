@@ -86,11 +86,12 @@ export function scheduledDrillTime(
   return next ? timestamp(next) : undefined;
 }
 
+/** To the millisecond, as operation ids: a skipped due drill and a requested one can share a second. */
 export function drillId(now: Date): string {
   return `drill-${now
     .toISOString()
     .replace(/[-:TZ.]/g, '')
-    .slice(0, 14)}`;
+    .slice(0, 17)}`;
 }
 
 /** A drill's canary warms up this long at most before the switchover starts without it. */
@@ -103,6 +104,13 @@ export const CANARY_MEASURE_WAIT_MS = 30_000;
 export const TTL_LOWER_WAIT_MS = 30_000;
 /** How long after the way back the home region may take to show as a replicating standby again. */
 export const COME_BACK_WAIT_MS = 60_000;
+/**
+ * How long past maxDurationSeconds a drill away from home keeps trying to come back (a home
+ * region still catching up, a way back rolled back) before it is filed Failed, the primary away.
+ */
+export const COME_HOME_GRACE_MS = 10 * 60_000;
+/** Pause between tries to come home after a way back that rolled back. */
+const COME_HOME_RETRY_MS = 5_000;
 
 type DrillResult = DrillReport['result'];
 
@@ -124,10 +132,7 @@ export function drillReport(
 ): DrillReport {
   const succeeded = outbound?.result === 'Succeeded';
   const rto = drill.out?.rtoSeconds ?? (succeeded ? outbound?.rtoSeconds : undefined);
-  const lost =
-    drill.out?.rpoTransactions !== undefined
-      ? drill.out.rpoTransactions + (drill.back?.rpoTransactions ?? 0)
-      : undefined;
+  const lost = lostOf(drill);
   return {
     id: drill.id,
     kind: 'Switchover',
@@ -151,6 +156,18 @@ export function drillReport(
       : {}),
     reason: reason.slice(0, 1024),
   };
+}
+
+/** Canary rows lost over the legs the canary measured; undefined when it measured none. */
+function lostOf(drill: Pick<DrillState, 'out' | 'back'>): number | undefined {
+  const legs = [drill.out?.rpoTransactions, drill.back?.rpoTransactions].filter((n) => n !== undefined);
+  return legs.length ? legs.reduce((a, b) => a + b, 0) : undefined;
+}
+
+/** Past maxDurationSeconds and the grace to come home after it. */
+function pastGrace(input: DecideInput, drill: DrillState): boolean {
+  const maxMs = seconds(input.spec.drills?.maxDurationSeconds ?? 0);
+  return input.now.getTime() - new Date(drill.startedAt).getTime() > maxMs + COME_HOME_GRACE_MS;
 }
 
 /** A finished operation from history, by id. */
@@ -428,6 +445,18 @@ function measureLeg(
       ...(seen.writesResumedAt ? { writesResumedAt: seen.writesResumedAt } : {}),
     };
   if (input.now.getTime() - new Date(leg.completedAt).getTime() < CANARY_MEASURE_WAIT_MS) return undefined;
+  // Both ends seen, but the rows missing could not be counted (a privilege, a broken session): the
+  // client-side RTO stands, without an RPO.
+  if (seen?.rtoSeconds !== undefined)
+    return {
+      operationId: leg.id,
+      measuredBy: 'Canary',
+      rtoSeconds: seen.rtoSeconds,
+      acknowledged: seen.acknowledged,
+      ...(seen.writesStoppedAt ? { writesStoppedAt: seen.writesStoppedAt } : {}),
+      ...(seen.writesResumedAt ? { writesResumedAt: seen.writesResumedAt } : {}),
+      message: `the canary could not count which acknowledged rows ${to} lacks: no RPO for this leg`,
+    };
   const why = !input.canary
     ? 'no canary writer ran (the operator restarted, or could not reach the database through the name)'
     : input.canary.drillId !== drillId
@@ -455,6 +484,30 @@ function comeHome(
   const back = findReport(status, drill.backOperationId);
   if (back?.result !== 'Succeeded' || active !== drill.from) {
     const why = back?.message ?? back?.reason ?? 'unknown';
+    // Rolled back, nothing moved: still on the drill's standby, which serves. Try again, for a while.
+    if (active === drill.to && !pastGrace(input, drill)) {
+      const { backOperationId: _b, ...rest } = drill;
+      return {
+        kind: 'Change',
+        why: `drill ${drill.id}: the way back did not complete (${why}); trying again`,
+        status: {
+          ...status,
+          drill: {
+            ...rest,
+            leg: 'Holding',
+            returnAfter: timestamp(new Date(now.getTime() + COME_HOME_RETRY_MS)),
+          },
+        },
+        events: [
+          eventOf(
+            'Warning',
+            'DrillBackRetried',
+            'Drill',
+            `drill ${drill.id}: the way back to ${drill.from} did not complete (${why}); trying again`,
+          ),
+        ],
+      };
+    }
     return endDrill(
       input,
       drill,
@@ -469,7 +522,7 @@ function comeHome(
   if (!healthyStandby(clusters[drill.to]) && sinceBack < COME_BACK_WAIT_MS)
     return hold(settled, 1000, `drill ${drill.id}: waiting for ${drill.to} to replicate again`);
   const out = settled.out;
-  const lost = (out?.rpoTransactions ?? 0) + (measured.rpoTransactions ?? 0);
+  const lost = lostOf(settled) ?? 0;
   const figures = `out to ${drill.to}: RTO ${fmt(out?.rtoSeconds ?? outbound?.rtoSeconds)} s${out?.measuredBy === 'Canary' ? `, RPO ${out.rpoTransactions} of ${out.acknowledged ?? '?'} canary rows` : ' (operator-measured)'}; back: RTO ${fmt(measured.rtoSeconds)} s${measured.measuredBy === 'Canary' ? `, RPO ${measured.rpoTransactions}` : ''}; DNS verified in ${fmt(outbound?.dnsVerifySeconds)} s`;
   if (lost > 0)
     return endDrill(
@@ -519,14 +572,14 @@ function holdOrReturn(
     : Math.min(new Date(drill.returnAfter ?? drill.startedAt).getTime(), startedAt + maxMs);
   if (now.getTime() < returnAt) return hold(drill, returnAt - now.getTime());
   const home = clusters[drill.from];
-  if (writable(clusters[active]) && healthyStandby(home)) {
-    const operation = drillLeg(
-      input,
-      active,
-      drill.from,
-      `drill ${drill.id}: back to ${drill.from}`,
-      legTtl(drill),
-    );
+  // Home must be caught up as the way out required: the way back fences the serving primary
+  // until home has its last WAL, and that wait is bounded the same way.
+  const ready = spec.drills ? drillTarget(input, home) : healthyStandby(home);
+  if (writable(clusters[active]) && ready) {
+    const operation = drillLeg(input, active, drill.from, `drill ${drill.id}: back to ${drill.from}`, {
+      ...legTtl(drill),
+      ...(spec.drills ? { maxCatchUpSeconds: Math.max(1, spec.drills.abortIfLagSecondsAbove) } : {}),
+    });
     return {
       kind: 'Change',
       why: `drill ${drill.id}: switching back`,
@@ -538,13 +591,15 @@ function holdOrReturn(
   // Without spec.drills (removed mid-drill) the drill is over at once.
   const problem = !writable(clusters[active])
     ? `${active} does not accept writes`
-    : `${drill.from} is ${home?.reachable ? `in role ${home.role}` : 'unreachable'}, not a replicating standby`;
-  if (now.getTime() - startedAt > maxMs)
+    : healthyStandby(home)
+      ? `${drill.from} lags ${home?.lagSeconds ?? 'an unknown time'} s`
+      : `${drill.from} is ${home?.reachable ? `in role ${home.role}` : 'unreachable'}, not a replicating standby`;
+  if (!spec.drills || pastGrace(input, drill))
     return endDrill(
       input,
       drill,
       'Failed',
-      `could not switch back to ${drill.from} within maxDurationSeconds: ${problem}; ${active} stays the primary`,
+      `could not switch back to ${drill.from} within maxDurationSeconds${spec.drills ? ` and ${COME_HOME_GRACE_MS / 60_000} min more` : ''}: ${problem}; ${active} stays the primary`,
     );
   return hold(drill, seconds(spec.detection.probeIntervalSeconds));
 }
@@ -686,8 +741,9 @@ function startRequestedDrill(input: DecideInput, active: string): DrillPlan | un
 
 /**
  * A drill asked to stop (a Cancel request, or past maxDurationSeconds) stops before anything else
- * runs: its switchover out, not yet promoted, rolls back; one that promoted is switched back at
- * once. The way back is never stopped. Also answers a Cancel with no drill to cancel.
+ * runs: its switchover out, still fencing or catching up, rolls back; one past that completes and
+ * is switched back at once. The way back is never stopped. A real failover during the drill files
+ * it Interrupted; a Run while it runs, and a Cancel with no drill, are answered here.
  */
 export function judgeDrillStop(
   input: DecideInput,

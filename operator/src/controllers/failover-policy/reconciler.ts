@@ -56,11 +56,13 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
     if (!object) {
       dnsChecks.delete(key);
       forgetMetrics(ctx, key);
-      await ctx.canaries.stop(key);
+      ctx.canaries.stop(key);
       return done();
     }
     const spec = readSpec(failoverPolicySpec, object);
     if (!spec.ok) {
+      // A policy that cannot be read runs no drill: no canary writes into its database meanwhile.
+      ctx.canaries.stop(key);
       const invalid: ConditionInput = {
         type: 'SpecValid',
         status: 'False',
@@ -72,6 +74,7 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
     }
     const read = readStatus(failoverPolicyStatus, object);
     if (read.problem) {
+      ctx.canaries.stop(key);
       await writeConditionsOnly(ctx, object, [
         {
           type: 'StatusUnreadable',
@@ -383,7 +386,9 @@ function exportMetrics(
     // A drill a person cancelled proves nothing either way: the last verdict stands.
     if (drill.result !== 'Cancelled') m.drillLastSucceeded.set(labels, drill.result === 'Succeeded' ? 1 : 0);
     if (drill.rtoSeconds !== undefined) m.drillRto.set(labels, drill.rtoSeconds);
+    // Not measured (no canary saw the switch): no figure, rather than the last drill's.
     if (drill.lostWrites !== undefined) m.drillRpo.set(labels, drill.lostWrites);
+    else m.drillRpo.remove(labels);
     if (drill.id !== previous.drills?.[0]?.id) m.drills.inc({ ...labels, result: drill.result });
   }
   if (next.nextDrillTime) m.drillNext.set(labels, new Date(next.nextDrillTime).getTime() / 1000);
