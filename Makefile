@@ -80,7 +80,7 @@ up: $(NODE_STAMP) control-plane ## Start the two local regions in the background
 down: $(NODE_STAMP) ## Stop the local environment
 	node test/local-env/down.ts
 
-demo: $(NODE_STAMP) control-plane ## Two regions on this machine, a regional outage, an automatic promotion, RTO and RPO
+demo: $(NODE_STAMP) control-plane ## Two regions on this machine: an outage and an automatic promotion, the old region back as a standby, a failback, and a drill out and back (RTO and RPO)
 	node test/local-env/demo.ts
 
 clean: down ## Stop everything and remove local state
