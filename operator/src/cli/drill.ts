@@ -22,9 +22,10 @@ import {
 import { decide, type Plan } from '../controllers/failover-policy/decide.ts';
 import type { ClusterFacts, DecideInput } from '../controllers/failover-policy/facts.ts';
 import { factsFromStatus, gatherInput, voteFromStatus } from '../controllers/failover-policy/observe.ts';
-import { ApiError, type FailoverApi, failoverPolicyType } from './api.ts';
+import { type FailoverApi, failoverPolicyType } from './api.ts';
 import { age, seconds, table, timestamp } from './format.ts';
 import { activePrimary, notFound, type PolicyView, readObservations, readPolicy } from './policies.ts';
+import { dryRunPatch, patchRefusal } from './policy-patch.ts';
 
 export interface DrillRequestOptions {
   namespace: string;
@@ -91,21 +92,6 @@ function pendingRequest(p: PolicyView): DrillRequest | undefined {
   return r && r.id !== p.status.lastHandledDrillRequestId ? r : undefined;
 }
 
-function apiRefusal(err: unknown, opts: DrillRequestOptions): never {
-  if (err instanceof ApiError) {
-    if (err.status === 422) throw new Error(`the API server refused the request: ${err.message}`);
-    if (err.status === 403)
-      throw new Error(
-        `you may not change FailoverPolicies in namespace ${opts.namespace}: ${err.message}\n` +
-          'A drill request is a patch of the policy: ask for the edit role there (the Helm chart extends edit to it).',
-      );
-    if (err.status === 409)
-      throw new Error('the policy changed while the request was being made: run the command again');
-    if (err.status === 404) notFound(err, `FailoverPolicy ${opts.policy}`, opts.namespace);
-  }
-  throw err;
-}
-
 /** What stops a request before it is written: with a reason a person can act on. */
 function refuseBeforeWriting(policy: PolicyView, opts: DrillRequestOptions): string | undefined {
   const where = `${opts.policy} -n ${opts.namespace}`;
@@ -151,7 +137,9 @@ export async function drillRequestCommand(
   if (opts.dryRun) return dryRun(api, policy, request, patch, opts);
 
   const superseded = pendingRequest(policy);
-  await api.patchPolicy(opts.namespace, opts.policy, patch).catch((err) => apiRefusal(err, opts));
+  await api
+    .patchPolicy(opts.namespace, opts.policy, patch)
+    .catch((err) => patchRefusal(err, opts, 'drill request'));
   const lines = [`Requested: ${describeRequest(request, policy)} (request ${request.id}).`];
   if (superseded)
     lines.push(
@@ -276,21 +264,9 @@ async function dryRun(
     `Dry run: ${describeRequest(request, policy)} (request ${request.id}). Nothing is changed.`,
     '',
   ];
-  try {
-    await api.patchPolicy(opts.namespace, opts.policy, patch, { dryRun: true });
-    lines.push('API server:  accepts the request (checked with dryRun=All)');
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 422) {
-      lines.push(`API server:  would refuse it: ${err.message}`);
-      return { exitCode: 1, output: lines.join('\n') };
-    }
-    if (!(err instanceof ApiError && err.status === 403)) apiRefusal(err, opts);
-    // Authorized like a real patch: someone who may only read still learns what the operator
-    // would decide, from the same rules run here.
-    lines.push(
-      `API server:  not asked: you may not patch FailoverPolicies in ${opts.namespace}, so a real request would be refused`,
-    );
-  }
+  const server = await dryRunPatch(api, opts, patch, 'drill request');
+  lines.push(server.line);
+  if (server.refused) return { exitCode: 1, output: lines.join('\n') };
   const judged = await judgeWithOperator(api, policy, request, opts);
   lines.push(`Operator:    ${judged.text}`);
   if (judged.input && judged.plan)

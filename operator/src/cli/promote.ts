@@ -12,9 +12,10 @@ import { judgePrimary } from '../controllers/failover-policy/detection.ts';
 import type { ClusterFacts, DecideInput, Vote } from '../controllers/failover-policy/facts.ts';
 import { factsFromStatus, gatherInput, voteFromStatus } from '../controllers/failover-policy/observe.ts';
 import { describeDivergence } from '../controllers/failover-policy/reprotect.ts';
-import { ApiError, type FailoverApi } from './api.ts';
+import type { FailoverApi } from './api.ts';
 import { age, bytes, seconds } from './format.ts';
-import { activePrimary, notFound, type PolicyView, readObservations, readPolicy } from './policies.ts';
+import { activePrimary, type PolicyView, readObservations, readPolicy } from './policies.ts';
+import { dryRunPatch, patchRefusal } from './policy-patch.ts';
 
 export interface PromoteOptions {
   namespace: string;
@@ -85,23 +86,6 @@ function pendingRequest(p: PolicyView): PromotionRequest | undefined {
   return r && r.id !== p.status.lastHandledRequestId ? r : undefined;
 }
 
-function apiRefusal(err: unknown, opts: PromoteOptions): never {
-  if (err instanceof ApiError) {
-    if (err.status === 422) throw new Error(`the API server refused the request: ${err.message}`);
-    if (err.status === 403) {
-      throw new Error(
-        `you may not change FailoverPolicies in namespace ${opts.namespace}: ${err.message}\n` +
-          'A promotion request is a patch of the policy: ask for the edit role there (the Helm chart extends edit to it).',
-      );
-    }
-    if (err.status === 409) {
-      throw new Error('the policy changed while the request was being made: run the command again');
-    }
-    if (err.status === 404) notFound(err, `FailoverPolicy ${opts.policy}`, opts.namespace);
-  }
-  throw err;
-}
-
 export async function promoteCommand(api: FailoverApi, opts: PromoteOptions): Promise<PromoteResult> {
   const policy = await readPolicy(api, opts.namespace, opts.policy);
   const pending = pendingRequest(policy);
@@ -120,7 +104,9 @@ export async function promoteCommand(api: FailoverApi, opts: PromoteOptions): Pr
     spec: { promotionRequest: requestPatch(request) },
   };
   if (!opts.dryRun) {
-    await api.patchPolicy(opts.namespace, opts.policy, patch).catch((err) => apiRefusal(err, opts));
+    await api
+      .patchPolicy(opts.namespace, opts.policy, patch)
+      .catch((err) => patchRefusal(err, opts, 'promotion request'));
     const lines = [`Requested: ${describeRequest(request, policy)} (request ${request.id}).`];
     // A reprotect waits on the agent's assessment: say at once what the operator makes of it.
     if (request.kind === 'Reprotect') {
@@ -211,21 +197,9 @@ async function dryRun(
   opts: PromoteOptions,
 ): Promise<PromoteResult> {
   const lines = [`Dry run: ${describeRequest(request, policy)}. Nothing is changed.`, ''];
-  try {
-    await api.patchPolicy(opts.namespace, opts.policy, patch, { dryRun: true });
-    lines.push('API server:  accepts the request (checked with dryRun=All)');
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 422) {
-      lines.push(`API server:  would refuse it: ${err.message}`);
-      return { exitCode: 1, output: lines.join('\n') };
-    }
-    if (!(err instanceof ApiError && err.status === 403)) apiRefusal(err, opts);
-    // A dry-run patch is authorized like a real one; someone who may only read still learns
-    // what the operator would decide, from the same rules checked locally below.
-    lines.push(
-      `API server:  not asked: you may not patch FailoverPolicies in ${opts.namespace}, so a real request would be refused`,
-    );
-  }
+  const server = await dryRunPatch(api, opts, patch, 'promotion request');
+  lines.push(server.line);
+  if (server.refused) return { exitCode: 1, output: lines.join('\n') };
   const judged = await judgeWithOperator(api, policy, request, opts);
   lines.push(`Operator:    ${judged.verdict.text}`, ...judged.discards);
   const { input, spec } = judged;

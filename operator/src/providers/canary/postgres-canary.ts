@@ -16,13 +16,11 @@
  * (the heartbeat needs the same). Unlike the heartbeat, the canary never asks for a read-write
  * transaction: a fenced primary must refuse it as it refuses the application.
  */
-import { isIP } from 'node:net';
-import { checkServerIdentity } from 'node:tls';
 import pg from 'pg';
 import { Counter } from 'prom-client';
 import type { Logger } from '../../runtime/logger.ts';
 import type { Metrics } from '../../runtime/metrics.ts';
-import { classifyPostgresError } from '../database/postgres-sql.ts';
+import { classifyPostgresError, sslConfig } from '../database/postgres-sql.ts';
 import { ProviderError } from '../errors.ts';
 import type { CanaryRun, CanarySnapshot, CanaryTarget, CanaryWriter } from './port.ts';
 
@@ -212,7 +210,7 @@ export class PostgresCanaryWriter implements CanaryWriter {
       database: t.database,
       user: t.user,
       password: t.password,
-      ssl: canarySsl(t.sslMode, t.serverName),
+      ssl: sslConfig(t.sslMode, t.serverName),
       connectionTimeoutMillis: this.timeoutMs,
       statement_timeout: this.timeoutMs,
       lock_timeout: this.timeoutMs,
@@ -373,30 +371,6 @@ async function createCanaryTable(client: pg.Client): Promise<void> {
     // Another writer created it at the same moment: what we wanted exists.
     const code = (err as { code?: unknown }).code;
     if (code !== '23505' && code !== '42P07') throw err;
-  }
-}
-
-/**
- * TLS as sslMode means it for the operator's own connections (postgres-sql.ts), except that
- * verify-full checks the certificate against the DNS record, the name clients connect with,
- * rather than against the address the record resolved to.
- */
-export function canarySsl(mode: CanaryTarget['sslMode'], serverName?: string): pg.ClientConfig['ssl'] {
-  switch (mode) {
-    case 'disable':
-      return false;
-    case 'require':
-      return { rejectUnauthorized: false };
-    case 'verify-ca':
-      return { rejectUnauthorized: true, checkServerIdentity: () => undefined };
-    case 'verify-full':
-      if (!serverName) return { rejectUnauthorized: true };
-      return {
-        rejectUnauthorized: true,
-        // SNI carries names only (RFC 6066); an address is still checked below.
-        ...(isIP(serverName) ? {} : { servername: serverName }),
-        checkServerIdentity: (_host, cert) => checkServerIdentity(serverName, cert),
-      };
   }
 }
 

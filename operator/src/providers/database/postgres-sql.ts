@@ -11,6 +11,8 @@
  * (or pg_monitor), CREATE on the maintenance database, and ownership of (or membership in the
  * owner of) every database. docs/fencing.md has the details; a fence names what is missing.
  */
+import { isIP } from 'node:net';
+import { checkServerIdentity } from 'node:tls';
 import pg from 'pg';
 import { ProviderError, type ProviderErrorReason } from '../errors.ts';
 import type { DatabaseConnection, DatabaseObservation, FenceRequest, ReplicaState } from './port.ts';
@@ -790,7 +792,12 @@ function assertEpoch(epoch: number): void {
   }
 }
 
-function sslConfig(mode: DatabaseConnection['sslMode']): pg.ClientConfig['ssl'] {
+/**
+ * TLS as libpq's sslmode means it. With `serverName`, verify-full checks the certificate against
+ * that name instead of the host connected to: the canary connects to the address a DNS record
+ * resolved to, and the name a client verifies is the record's.
+ */
+export function sslConfig(mode: DatabaseConnection['sslMode'], serverName?: string): pg.ClientConfig['ssl'] {
   switch (mode) {
     case 'disable':
       return false;
@@ -800,7 +807,13 @@ function sslConfig(mode: DatabaseConnection['sslMode']): pg.ClientConfig['ssl'] 
     case 'verify-ca':
       return { rejectUnauthorized: true, checkServerIdentity: () => undefined };
     case 'verify-full':
-      return { rejectUnauthorized: true };
+      if (!serverName) return { rejectUnauthorized: true };
+      return {
+        rejectUnauthorized: true,
+        // SNI carries names only (RFC 6066); an address is still checked below.
+        ...(isIP(serverName) ? {} : { servername: serverName }),
+        checkServerIdentity: (_host, cert) => checkServerIdentity(serverName, cert),
+      };
   }
 }
 
