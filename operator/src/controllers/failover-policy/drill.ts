@@ -201,11 +201,6 @@ export function canComeBack(f: ClusterFacts | undefined, now: Date): boolean {
   return !!f && (f.rejoinsAfterSwitchover === true || agentAlive(f.agent, now));
 }
 
-/** Whether a drill wants the canary writer running now. */
-export function canaryWanted(status: FailoverPolicyStatus): boolean {
-  return status.drill !== undefined;
-}
-
 /**
  * Moves a drill in progress to its next leg, or starts one that is due or requested. Only called
  * while the primary is up and nothing else is in flight. Undefined: nothing to do.

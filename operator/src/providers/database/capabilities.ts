@@ -2,12 +2,13 @@
 import type { ReplicaClusterSpec } from '../../api/v1alpha1/index.ts';
 
 /**
- * Whether, after this operator switches over away from a cluster, the cluster becomes a
+ * Whether, after this operator switches over away from a cluster, its provider makes it a
  * replicating standby of the new primary by itself, so that a drill can switch back. None does
- * yet: a self-managed server and a promoted RDS or DigitalOcean replica need the old primary
- * rebuilt as a replica outside the operator; Aurora Global Database would rejoin by itself, but
- * this operator's switchover cannot fence an Aurora writer read-only (Aurora refuses ALTER
- * SYSTEM), so it does not run drills there either. A provider that can is added here.
+ * yet: a self-managed server comes back through the database agent beside it (drill.ts
+ * `canComeBack` checks for a live one), a promoted RDS or DigitalOcean replica needs a reprotect;
+ * Aurora Global Database would rejoin by itself, but this operator's switchover cannot fence an
+ * Aurora writer read-only (Aurora refuses ALTER SYSTEM), so it does not run drills there either
+ * until the switchover uses Aurora's own. A provider that can is added here.
  */
 export function rejoinsAfterSwitchover(spec: Pick<ReplicaClusterSpec, 'provider'>): boolean {
   void spec;
