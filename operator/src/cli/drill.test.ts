@@ -13,9 +13,11 @@ import type {
   Operation,
   ReplicaClusterStatus,
 } from '../api/v1alpha1/index.ts';
+import { ApiError, type FailoverApi } from './api.ts';
 import {
   describeAnswer,
   drillInProgress,
+  drillRequestCommand,
   drillRequestId,
   drillRequestPatch,
   drillTable,
@@ -477,5 +479,53 @@ describe('drill history', () => {
       now,
     );
     expect(stopping).toMatch(/; stopping \(Cancelled\): cancelled by request x$/);
+  });
+});
+
+describe('writing a request while the operator writes status', () => {
+  it('reads the policy again and retries a patch that met a conflicting write (409), a few times', async () => {
+    let version = 10;
+    const sent: unknown[] = [];
+    const api = {
+      get: async () => ({
+        apiVersion: 'regionfailover.io/v1alpha1',
+        kind: 'FailoverPolicy',
+        metadata: { name: 'orders', namespace: 'shop', resourceVersion: String(version++) },
+        spec: rawSpec,
+        status: { phase: 'Drilling', activePrimary: 'b', epoch: 5, drill: drill('Holding') },
+      }),
+      list: async () => ({ items: [] }),
+      whoAmI: async () => 'ana',
+      patchPolicy: async (_ns: string, _name: string, patch: unknown) => {
+        sent.push(patch);
+        if (sent.length < 3) throw new ApiError(409, 'Conflict', 'the object has been modified');
+      },
+    } as unknown as FailoverApi;
+    const opts = {
+      namespace: 'shop',
+      policy: 'orders',
+      action: 'Cancel' as const,
+      replace: false,
+      dryRun: false,
+      timeoutMs: 0,
+      now: NOW,
+      warn: () => undefined,
+    };
+    const result = await drillRequestCommand(api, opts);
+    expect(result.exitCode).toBe(0);
+    expect(
+      sent.map((p) => (p as { metadata: { resourceVersion: string } }).metadata.resourceVersion),
+    ).toEqual(['10', '11', '12']);
+    // Five conflicts in a row: it gives up and says to run it again.
+    const stubborn = {
+      ...api,
+      get: api.get,
+      list: api.list,
+      whoAmI: api.whoAmI,
+      patchPolicy: async () => {
+        throw new ApiError(409, 'Conflict', 'the object has been modified');
+      },
+    } as unknown as FailoverApi;
+    await expect(drillRequestCommand(stubborn, opts)).rejects.toThrow(/run the command again/);
   });
 });

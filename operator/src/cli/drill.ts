@@ -22,7 +22,7 @@ import {
 import { decide, type Plan } from '../controllers/failover-policy/decide.ts';
 import type { ClusterFacts, DecideInput } from '../controllers/failover-policy/facts.ts';
 import { factsFromStatus, gatherInput, voteFromStatus } from '../controllers/failover-policy/observe.ts';
-import { type FailoverApi, failoverPolicyType } from './api.ts';
+import { ApiError, type FailoverApi, failoverPolicyType } from './api.ts';
 import { age, seconds, table, timestamp } from './format.ts';
 import { activePrimary, notFound, type PolicyView, readObservations, readPolicy } from './policies.ts';
 import { dryRunPatch, patchRefusal } from './policy-patch.ts';
@@ -114,6 +114,9 @@ function refuseBeforeWriting(policy: PolicyView, opts: DrillRequestOptions): str
   return undefined;
 }
 
+/** How often a request patch that met a conflicting write is tried. */
+const PATCH_ATTEMPTS = 5;
+
 export async function drillRequestCommand(
   api: FailoverApi,
   opts: DrillRequestOptions,
@@ -136,10 +139,24 @@ export async function drillRequestCommand(
   };
   if (opts.dryRun) return dryRun(api, policy, request, patch, opts);
 
-  const superseded = pendingRequest(policy);
-  await api
-    .patchPolicy(opts.namespace, opts.policy, patch)
-    .catch((err) => patchRefusal(err, opts, 'drill request'));
+  let superseded = pendingRequest(policy);
+  // The operator writes status often during a drill, and each write moves the resourceVersion: a
+  // conflict is read again, judged again and retried a few times before giving up.
+  let attemptPatch = patch;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await api.patchPolicy(opts.namespace, opts.policy, attemptPatch);
+      break;
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 409) || attempt >= PATCH_ATTEMPTS)
+        patchRefusal(err, opts, 'drill request');
+      const fresh = await readPolicy(api, opts.namespace, opts.policy);
+      const again = refuseBeforeWriting(fresh, opts);
+      if (again) throw new Error(again);
+      superseded = pendingRequest(fresh);
+      attemptPatch = { ...patch, metadata: { resourceVersion: fresh.object.metadata.resourceVersion } };
+    }
+  }
   const lines = [`Requested: ${describeRequest(request, policy)} (request ${request.id}).`];
   if (superseded)
     lines.push(
