@@ -143,6 +143,16 @@ describe('PostgresCanaryWriter on a PostgreSQL pair', () => {
     expect(otherName.snapshot().runs).toEqual([]);
   });
 
+  it('backs off while the server refuses its login, instead of trying every interval', async () => {
+    answer = hosts.primary;
+    const started = performance.now();
+    const writer = startWriter(target({ password: 'not-the-password' }));
+    await waitForCanary(writer, (s) => s.failed >= 5, '5 refused logins');
+    // Every 50 ms this would take a quarter of a second; doubling from 50 ms it takes 1.5 s or more.
+    expect(performance.now() - started).toBeGreaterThan(1_400);
+    expect(writer.snapshot().runs).toEqual([]);
+  });
+
   it('counts a standby’s refusal as failed writes and never as a run', async () => {
     answer = hosts.standby;
     const writer = startWriter(target());

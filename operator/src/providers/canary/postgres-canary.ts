@@ -29,6 +29,13 @@ export const CANARY_TABLE = 'regionfailover.canary';
 export const CANARY_APPLICATION_NAME = 'failover-canary';
 /** Acknowledged sequence numbers a run keeps for the missing count: about 3 hours at 10 a second. */
 export const MAX_SEQS_PER_RUN = 100_000;
+/**
+ * After the server refuses the canary's login, attempts back off (doubling from the interval) to
+ * this at most: a wrong password must not become a login storm in the server log, or lock the
+ * account where failed logins are counted.
+ */
+const REFUSED_LOGIN_BACKOFF_MAX_MS = 10_000;
+
 const PRUNE_EVERY_MS = 60_000;
 const DEFAULT_RECHECK_DNS_MS = 1_000;
 
@@ -102,6 +109,9 @@ export class PostgresCanaryWriter implements CanaryWriter {
     this.schedule(0);
   }
 
+  /** Logins refused in a row: the attempts back off while it is not 0. */
+  private refusedLogins = 0;
+
   snapshot(): CanarySnapshot {
     return {
       drillId: this.target.drillId,
@@ -128,7 +138,11 @@ export class PostgresCanaryWriter implements CanaryWriter {
     this.timer = setTimeout(() => {
       const started = performance.now();
       this.attempt = this.writeOnce().finally(() => {
-        if (this.running) this.schedule(Math.max(0, this.target.intervalMs - (performance.now() - started)));
+        if (!this.running) return;
+        const next = this.refusedLogins
+          ? Math.min(REFUSED_LOGIN_BACKOFF_MAX_MS, this.target.intervalMs * 2 ** this.refusedLogins)
+          : this.target.intervalMs - (performance.now() - started);
+        this.schedule(Math.max(0, next));
       });
     }, delayMs);
   }
@@ -150,6 +164,7 @@ export class PostgresCanaryWriter implements CanaryWriter {
       this.dropSession();
       return;
     }
+    this.refusedLogins = 0;
     this.acknowledge(session, seq);
     try {
       await this.countMissing(session);
@@ -316,6 +331,8 @@ export class PostgresCanaryWriter implements CanaryWriter {
 
   private countFailure(err: unknown): void {
     this.failed++;
+    const reason = err instanceof ProviderError ? err.reason : classifyPostgresError(err, '').reason;
+    this.refusedLogins = reason === 'AuthenticationFailed' ? Math.min(this.refusedLogins + 1, 16) : 0;
     this.writes?.inc({ ...this.labels, result: 'failed' });
     const detail = { err: describe(err, this.session?.address ?? this.triedAddress), failed: this.failed };
     if (!this.failing) this.log?.info(detail, 'canary write failed; retrying every interval');
