@@ -109,10 +109,7 @@ try {
   await s.client.mergePatch(failoverPolicyType, s.options.namespace, 'orders', {
     spec: { drills: { schedule: '0 3 1 1 *', holdSeconds: HOLD_SECONDS, abortIfLagSecondsAbove: 5 } },
   });
-  for (const cluster of ['region-a', 'region-b'] as const)
-    await waitFor(async () => (await s.agentReport(cluster))?.reportedAt || undefined, {
-      description: `the agent beside ${cluster} to report`,
-    });
+  await s.waitForAgentReports();
   sampler = new WriterSampler(s);
   load = await s.startDnsWriteLoad(WRITES_PER_SECOND);
   const writes = load;

@@ -310,6 +310,14 @@ export class FailoverStack {
     return new DnsWriteLoad(this, ratePerSecond);
   }
 
+  /** Waits until the agent beside each region has written its first report. */
+  async waitForAgentReports(): Promise<void> {
+    for (const cluster of ['region-a', 'region-b'] as const)
+      await waitFor(async () => (await this.agentReport(cluster))?.reportedAt || undefined, {
+        description: `the agent beside ${cluster} to report`,
+      });
+  }
+
   /** What the agent beside `cluster` last reported. */
   async agentReport(cluster: StackCluster): Promise<ReplicaClusterStatus['agent']> {
     return (await this.clusterStatus(cluster)).agent;

@@ -116,10 +116,7 @@ async function drillingStack(drills: Record<string, unknown> = {}): Promise<Fail
       drills: { schedule: '0 3 1 1 *', holdSeconds: 3, abortIfLagSecondsAbove: 5, ttlSeconds: 1, ...drills },
     },
   });
-  for (const cluster of ['region-a', 'region-b'] as const)
-    await waitFor(async () => (await s.agentReport(cluster))?.reportedAt || undefined, {
-      description: `the agent beside ${cluster} to report`,
-    });
+  await s.waitForAgentReports();
   return s;
 }
 

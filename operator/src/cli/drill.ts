@@ -21,10 +21,16 @@ import {
 } from '../api/v1alpha1/index.ts';
 import { decide, type Plan } from '../controllers/failover-policy/decide.ts';
 import type { ClusterFacts, DecideInput } from '../controllers/failover-policy/facts.ts';
-import { factsFromStatus, gatherInput, voteFromStatus } from '../controllers/failover-policy/observe.ts';
 import { ApiError, type FailoverApi, failoverPolicyType } from './api.ts';
 import { age, seconds, table, timestamp } from './format.ts';
-import { activePrimary, notFound, type PolicyView, readObservations, readPolicy } from './policies.ts';
+import {
+  activePrimary,
+  decideInputOf,
+  notFound,
+  type PolicyView,
+  readObservations,
+  readPolicy,
+} from './policies.ts';
 import { dryRunPatch, patchRefusal } from './policy-patch.ts';
 
 export interface DrillRequestOptions {
@@ -325,16 +331,7 @@ export function judgeDrillRequest(
       acts: false,
       text: `cannot read the policy with this request: ${spec.error.issues.map((i) => i.message).join('; ')}`,
     };
-  const statusOf = (name: string) => policy.clusters.get(name);
-  const input = gatherInput({
-    policyName: policy.name,
-    spec: spec.data,
-    status: policy.status,
-    facts: (name) => factsFromStatus(name, statusOf(name), policy.clusterSpecs.get(name)),
-    operatorVote: (active) => voteFromStatus(statusOf(active)),
-    observations,
-    now,
-  });
+  const input = decideInputOf(policy, spec.data, observations, now);
   const plan = decide(input);
   return { ...explainDrill(plan, request, policy.status, spec.data), input, plan };
 }

@@ -14,6 +14,8 @@ import {
   replicaClusterSpec,
   replicaClusterStatus,
 } from '../api/v1alpha1/index.ts';
+import type { DecideInput } from '../controllers/failover-policy/facts.ts';
+import { factsFromStatus, gatherInput, voteFromStatus } from '../controllers/failover-policy/observe.ts';
 import type { KubeObject } from '../runtime/kube-client.ts';
 import {
   ApiError,
@@ -133,4 +135,28 @@ export async function readObservations(
     }
     throw err;
   }
+}
+
+/**
+ * What the operator's decide() is given, from what the plugin read: each cluster's facts from its
+ * status (with its spec: its provider says whether it reprotects itself), the operator's vote from
+ * the primary's status, and the observers' reports. `spec` is the policy's, with the request the
+ * command would write.
+ */
+export function decideInputOf(
+  policy: PolicyView,
+  spec: FailoverPolicySpec,
+  observations: FailoverObservationSpec[],
+  now: Date,
+): DecideInput {
+  const statusOf = (name: string) => policy.clusters.get(name);
+  return gatherInput({
+    policyName: policy.name,
+    spec,
+    status: policy.status,
+    facts: (name) => factsFromStatus(name, statusOf(name), policy.clusterSpecs.get(name)),
+    operatorVote: (active) => voteFromStatus(statusOf(active)),
+    observations,
+    now,
+  });
 }

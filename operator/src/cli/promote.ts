@@ -10,11 +10,10 @@ import { type FailoverPolicySpec, failoverPolicySpec, type Operation } from '../
 import { decide, type Plan } from '../controllers/failover-policy/decide.ts';
 import { judgePrimary } from '../controllers/failover-policy/detection.ts';
 import type { ClusterFacts, DecideInput, Vote } from '../controllers/failover-policy/facts.ts';
-import { factsFromStatus, gatherInput, voteFromStatus } from '../controllers/failover-policy/observe.ts';
 import { describeDivergence } from '../controllers/failover-policy/reprotect.ts';
 import type { FailoverApi } from './api.ts';
 import { age, bytes, seconds } from './format.ts';
-import { activePrimary, type PolicyView, readObservations, readPolicy } from './policies.ts';
+import { activePrimary, decideInputOf, type PolicyView, readObservations, readPolicy } from './policies.ts';
 import { dryRunPatch, patchRefusal } from './policy-patch.ts';
 
 export interface PromoteOptions {
@@ -157,17 +156,7 @@ async function judgeWithOperator(
     };
   }
   const observations = await readObservations(api, opts.namespace, opts.warn);
-  const statusOf = (name: string) => policy.clusters.get(name);
-  const input = gatherInput({
-    policyName: policy.name,
-    spec: spec.data,
-    status: policy.status,
-    // With the ReplicaCluster's spec: its provider says whether it reprotects itself.
-    facts: (name) => factsFromStatus(name, statusOf(name), policy.clusterSpecs.get(name)),
-    operatorVote: (active) => voteFromStatus(statusOf(active)),
-    observations,
-    now: opts.now,
-  });
+  const input = decideInputOf(policy, spec.data, observations, opts.now);
   const plan = decide(input);
   const verdict = explain(plan, request, policy, input);
   const started = plan.status.currentOperation;
