@@ -569,6 +569,8 @@ function legStory(drill: DrillState): string {
       return `Holding: ${drill.to} is the primary until ${drill.returnAfter ?? '?'}`;
     case 'Back':
       return `Back: switchover ${drill.backOperationId ?? ''} home to ${drill.from}`;
+    default:
+      return `${drill.leg}: an isolated drill on a copy of ${drill.to}`;
   }
 }
 

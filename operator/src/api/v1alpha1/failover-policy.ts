@@ -267,6 +267,8 @@ export const reprotect = z
   })
   .describe('Bringing a former primary back as a standby (reprotect), and switching back to it (failback).');
 
+export const drillMode = z.enum(['RoundTrip', 'Isolated']);
+
 export const drills = z
   .object({
     schedule: z
@@ -312,6 +314,35 @@ export const drills = z
         'A drill does not start while the standby lags more than this, and rolls back (nothing moved) when the standby takes longer than this to catch up with the fenced primary.',
       ),
     suspend: z.boolean().default(false).describe('Skip scheduled drills while true.'),
+    mode: drillMode
+      .default('RoundTrip')
+      .describe(
+        'RoundTrip: a switchover to the standby, a hold, and a switchover back; clients follow it. Isolated: nothing moves; a throwaway copy of the standby is promoted beside it and written to through a drill record (spec.drills.isolated), proving the standby can become a primary without touching production. Isolated needs the database agent beside the standby (self-managed PostgreSQL).',
+      ),
+    isolated: z
+      .object({
+        port: z
+          .number()
+          .int()
+          .min(1)
+          .max(65535)
+          .default(5433)
+          .describe(
+            "The spare port on the standby's host the drill copy listens on; the operator's canary connects to it through the drill record, so it must be reachable like the standby's own port.",
+          ),
+        recordName: dnsName(
+          "The drill record pointed at the standby's dnsTarget while the copy serves, in spec.dns.zone; _drill.<spec.dns.name> when unset. Created and deleted by each isolated drill, with its own _failover. ownership TXT record.",
+        ).optional(),
+        minCanaryWrites: z
+          .number()
+          .int()
+          .min(1)
+          .max(10000)
+          .default(20)
+          .describe('Canary rows the copy must acknowledge through the drill record for the drill to pass.'),
+      })
+      .prefault({})
+      .describe('Isolated drills: where the throwaway copy listens and the record that points at it.'),
     ttlSeconds: z
       .number()
       .int()
@@ -398,6 +429,7 @@ export const drillRequest = z
       ),
     reason: z.string().max(1024).optional().describe('Why; recorded in the drill report and the Event.'),
     requestedBy: z.string().max(253).optional().describe('Who asked; recorded in the drill report.'),
+    mode: drillMode.optional().describe('Run: the kind of drill; spec.drills.mode when unset.'),
   })
   .describe('A request from a person to run a drill now, or to cancel the one in progress.');
 
@@ -697,16 +729,87 @@ export const drillMeasure = z
   })
   .describe("One leg of a drill, measured from the client's side.");
 
+/** What an isolated drill measured; the same fields in status while it runs and in its report. */
+const isolatedDrillMeasures = {
+  copySeconds: z
+    .number()
+    .min(0)
+    .optional()
+    .describe('How long pg_basebackup took to copy the standby (the agent reports it).'),
+  copyBytes: z.number().int().min(0).optional().describe('The size of the copy.'),
+  promotionSeconds: z
+    .number()
+    .min(0)
+    .optional()
+    .describe('From asking the started copy to promote until it accepted writes.'),
+  freshnessSeconds: z
+    .number()
+    .min(0)
+    .optional()
+    .describe(
+      "How old the newest heartbeat in the copy was when the copy was taken: the data a promotion of the standby would have started from, as old as the standby's lag.",
+    ),
+  dnsVerifySeconds: z
+    .number()
+    .min(0)
+    .optional()
+    .describe('From writing the drill record until the authoritative servers answered it.'),
+  canaryWrites: z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe('Canary rows the copy acknowledged through the drill record.'),
+};
+
+export const isolatedDrillState = z
+  .object({
+    recordName: z.string().max(253).describe('The drill record.'),
+    port: z.number().int().min(1).max(65535).describe('The port the copy listens on.'),
+    value: z.string().max(253).optional().describe("The drill record's value: the standby's dnsTarget."),
+    copyReadyAt: timestamp('When the agent reported the copy promoted and serving.').optional(),
+    pointedAt: timestamp('When the drill record was written.').optional(),
+    verifiedAt: timestamp('When the authoritative servers answered the drill record.').optional(),
+    writingSince: timestamp('When the canary started writing through the drill record.').optional(),
+    removedAt: timestamp('When the drill record was deleted (or found absent).').optional(),
+    verdict: z
+      .object({
+        result: z
+          .enum(['Succeeded', 'Aborted', 'Failed', 'Cancelled', 'Interrupted'])
+          .describe('The result the report will carry.'),
+        reason: z.string().max(1024).describe('Why, in words.'),
+      })
+      .optional()
+      .describe('How the drill will be filed, decided before the record and the copy are removed.'),
+    ...isolatedDrillMeasures,
+  })
+  .describe('An isolated drill in progress.');
+
+export const isolatedDrillReport = z
+  .object({
+    cluster: z.string().max(253).describe('The standby that was copied.'),
+    recordName: z.string().max(253).describe('The drill record.'),
+    durationSeconds: z.number().min(0).describe('From the start until the copy and the record were removed.'),
+    cleanedUp: z
+      .boolean()
+      .describe(
+        'Whether the agent reported the copy (its server and directory) removed, and the record deleted.',
+      ),
+    ...isolatedDrillMeasures,
+  })
+  .describe('What an isolated drill proved; nothing in production moved.');
+
 export const drillState = z
   .object({
     id: z.string().min(1).max(128).describe('Unique id of the drill.'),
     from: z.string().max(253).describe('The primary the drill started from, and returns to.'),
     to: z.string().max(253).describe('The standby the drill switches over to.'),
     startedAt: timestamp('When the drill started.'),
+    mode: drillMode.optional().describe('The kind of drill; RoundTrip when unset.'),
     leg: z
-      .enum(['Starting', 'Out', 'Holding', 'Back'])
+      .enum(['Starting', 'Out', 'Holding', 'Back', 'Copying', 'Pointing', 'Writing', 'Removing', 'Cleaning'])
       .describe(
-        'Starting: the canary writer is writing through the DNS name, nothing moved yet; Out: switching over to the standby; Holding: serving from it; Back: switching back.',
+        'RoundTrip: Starting: the canary writer is writing through the DNS name, nothing moved yet; Out: switching over to the standby; Holding: serving from it; Back: switching back. Isolated: Copying: the agent beside the standby copies it and promotes the copy on the spare port; Pointing: the drill record is set to the standby and verified at the authoritative servers; Writing: the canary writes to the copy through the drill record; Removing: the drill record is deleted; Cleaning: the agent stops and deletes the copy.',
       ),
     outboundOperationId: z
       .string()
@@ -739,8 +842,11 @@ export const drillState = z
       .describe("The record's TTL during the drill."),
     out: drillMeasure.optional().describe('The switchover to the standby, measured.'),
     back: drillMeasure.optional().describe('The switchover back, measured.'),
+    isolated: isolatedDrillState.optional().describe('An isolated drill: its copy and drill record.'),
   })
-  .describe('A drill in progress: a switchover to the standby, a hold, and a switchover back.');
+  .describe(
+    'A drill in progress: a switchover to the standby, a hold, and a switchover back; or an isolated copy.',
+  );
 
 export const drillReport = operationReport
   .extend({
@@ -752,6 +858,8 @@ export const drillReport = operationReport
     requestId: z.string().max(63).optional().describe('The drillRequest that started it, if one did.'),
     out: drillMeasure.optional().describe('The switchover to the standby, measured.'),
     back: drillMeasure.optional().describe('The switchover back, measured.'),
+    mode: drillMode.optional().describe('The kind of drill; RoundTrip when unset.'),
+    isolated: isolatedDrillReport.optional().describe('An isolated drill: what the copy proved.'),
     clientTtlSeconds: z
       .number()
       .int()
@@ -865,3 +973,6 @@ export type DrillState = z.infer<typeof drillState>;
 export type DrillReport = z.infer<typeof drillReport>;
 export type DrillMeasure = z.infer<typeof drillMeasure>;
 export type DrillRequest = z.infer<typeof drillRequest>;
+export type IsolatedDrillState = z.infer<typeof isolatedDrillState>;
+export type IsolatedDrillReport = z.infer<typeof isolatedDrillReport>;
+export type DrillMode = z.infer<typeof drillMode>;

@@ -263,6 +263,35 @@ export const agentReport = z
       })
       .optional()
       .describe('The last local step the operator asked of this agent.'),
+    drillCopy: z
+      .object({
+        drillId: z.string().min(1).max(128).describe('The isolated drill the copy is for.'),
+        phase: z
+          .enum(['Copying', 'Serving', 'Removed', 'Failed'])
+          .describe(
+            'Copying: pg_basebackup from the local standby, then start and promote. Serving: promoted, accepting writes on the spare port. Removed: its server stopped and its directory deleted. Failed: see message (what was made is still removed).',
+          ),
+        port: z.number().int().min(1).max(65535).describe('The spare port the copy listens on.'),
+        directory: z.string().max(1024).describe('Where the copy is (beside the data directory).'),
+        copyBytes: z.number().int().min(0).optional().describe('The size of the copy.'),
+        copySeconds: z.number().min(0).optional().describe('How long pg_basebackup took.'),
+        copiedAt: timestamp('When pg_basebackup finished.').optional(),
+        promotionSeconds: z
+          .number()
+          .min(0)
+          .optional()
+          .describe('From pg_promote() until the copy accepted writes.'),
+        newestHeartbeatAt: timestamp(
+          "The newest heartbeat row in the copy (the primary's written_at): how fresh the standby's data was.",
+        ).optional(),
+        message: z.string().max(1024).optional().describe('What it did, or why it failed.'),
+        startedAt: timestamp('When the copy started.'),
+        finishedAt: timestamp('When it was removed, or failed.').optional(),
+      })
+      .optional()
+      .describe(
+        "An isolated drill's throwaway copy of this standby (spec.drills.mode: Isolated on the policy), while it exists and after.",
+      ),
   })
   .describe('The database agent beside this cluster, when one runs.');
 
