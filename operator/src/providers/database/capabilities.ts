@@ -23,3 +23,17 @@ export function rejoinsAfterSwitchover(spec: Pick<ReplicaClusterSpec, 'provider'
 export function reprotectsItself(spec: Pick<ReplicaClusterSpec, 'provider'>): boolean {
   return spec.provider.type !== 'SelfManaged';
 }
+
+/**
+ * Whether an isolated drill can get a throwaway promoted copy of this standby (DatabaseProvider
+ * drillCopy). Self-managed PostgreSQL: its database agent copies the standby beside it. RDS: a
+ * read replica of the standby instance, promoted and deleted through the API (PostgreSQL 14.1 or
+ * later: older versions refuse a replica of a replica). Aurora global: the read-replica calls do
+ * not apply to a secondary cluster, and the ways to copy one (a clone, or detaching it from the
+ * global database) are not built. DigitalOcean: a read-only node can be promoted, but nodes are
+ * only made of the primary cluster, not of the standby node, so a copy would not prove what the
+ * standby holds.
+ */
+export function makesDrillCopies(spec: Pick<ReplicaClusterSpec, 'provider'>): boolean {
+  return spec.provider.type === 'SelfManaged' || spec.provider.type === 'AwsRds';
+}
