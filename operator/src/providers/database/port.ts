@@ -137,6 +137,18 @@ export type ReprotectOutcome =
     }
   | { state: 'Pending'; detail: string };
 
+/** Where an isolated drill's throwaway copy of a standby stands after one DatabaseProvider.drillCopy call. */
+export interface DrillCopyState {
+  /** Copying: being created or promoted. Serving: a promoted copy accepts connections. Removed: gone. Failed: see message. */
+  phase: 'Copying' | 'Serving' | 'Removed' | 'Failed';
+  /** Where the copy answers once Serving: the drill record points at host. */
+  endpoint?: { host: string; port: number };
+  /** When the copy was asked for (creation), and when it was seen promoted. */
+  createdAt?: string;
+  promotedAt?: string;
+  message?: string;
+}
+
 export interface DatabaseProvider {
   /** Probes role, health, WAL positions and heartbeat. Never throws: failures are in the result. */
   observe(): Promise<DatabaseObservation>;
@@ -166,6 +178,13 @@ export interface DatabaseProvider {
    * Adapters without a way to do it leave it out (self-managed PostgreSQL: its agent rejoins it).
    */
   reprotect?(request: ReprotectRequest): Promise<ReprotectOutcome>;
+  /**
+   * Isolated drills: one idempotent step toward a throwaway promoted copy of this standby
+   * (want 'Serving') or its removal (want 'Removed'), derived from the world on each call (the
+   * operator calls it again on later reconciles; nothing waits inside). Absent: the provider
+   * cannot make one.
+   */
+  drillCopy?(drillId: string, want: 'Serving' | 'Removed'): Promise<DrillCopyState>;
   /** Releases pooled connections and clients. */
   close(): Promise<void>;
 }
