@@ -223,6 +223,84 @@ describe('DigitalOcean DNS: ownership', () => {
   });
 });
 
+describe('DigitalOcean DNS: remove (an isolated drill cleans up its drill record)', () => {
+  const DRILL: DnsRecordRef = { zone: ZONE, name: '_drill.shop-db.example.com', type: 'CNAME' };
+
+  it('DELETEs the record, then the epoch and owner TXT by id; a second remove sends nothing', async () => {
+    const dns = provider();
+    await dns.apply(change({ record: DRILL, epoch: 3 }));
+    const [cname] = api.recordsAt(ZONE, DRILL.name, 'CNAME');
+    const txt = api.recordsAt(ZONE, `_failover.${DRILL.name}`, 'TXT');
+    const byData = (data: string) => txt.find((r) => r.data === data)?.id;
+    api.requests.length = 0;
+
+    expect(await dns.remove(DRILL, OWNER)).toEqual({ removed: true });
+    expect(await dns.read(DRILL)).toEqual({});
+    // The record first and the owner string last: an interrupted remove leaves proof of ownership.
+    expect(writes().map((r) => `${r.method} ${r.path}`)).toEqual(
+      [cname?.id, byData('epoch=3'), byData(`owner=${OWNER}`)].map(
+        (id) => `DELETE /v2/domains/${ZONE}/records/${id}`,
+      ),
+    );
+    api.requests.length = 0;
+    expect(await dns.remove(DRILL, OWNER)).toEqual({ removed: false });
+    expect(writes()).toEqual([]);
+    // The next drill creates it again.
+    expect(await dns.apply(change({ record: DRILL, epoch: 4 }))).toEqual({ changed: true });
+  });
+
+  it('deletes an ownership TXT naming it that was left alone, and leaves TXT records it did not write', async () => {
+    api.addRecord(ZONE, { type: 'TXT', name: '_failover._drill.shop-db', data: `owner=${OWNER}` });
+    api.addRecord(ZONE, { type: 'TXT', name: '_failover._drill.shop-db', data: 'epoch=2' });
+    api.addRecord(ZONE, { type: 'TXT', name: '_failover._drill.shop-db', data: 'note=keep' });
+    expect(await provider().remove(DRILL, OWNER)).toEqual({ removed: true });
+    expect(api.recordsAt(ZONE, `_failover.${DRILL.name}`, 'TXT').map((r) => r.data)).toEqual(['note=keep']);
+  });
+
+  it('counts a record another remover deleted first (404) as deleted', async () => {
+    const dns = provider();
+    await dns.apply(change({ record: DRILL }));
+    const [cname] = api.recordsAt(ZONE, DRILL.name, 'CNAME');
+    // Right after our two listings (record and TXT), another remover deletes the record.
+    api.afterNext({ method: 'GET' }, () =>
+      api.afterNext({ method: 'GET' }, () => api.removeRecord(ZONE, cname?.id ?? 0)),
+    );
+    api.requests.length = 0;
+    expect(await dns.remove(DRILL, OWNER)).toEqual({ removed: true });
+    expect(writes().map((r) => r.status)).toEqual([404, 204, 204]);
+    expect(await dns.read(DRILL)).toEqual({});
+  });
+
+  it("never deletes another owner's record, and sends nothing", async () => {
+    await provider().apply(change({ record: DRILL, owner: 'other/team' }));
+    api.requests.length = 0;
+    const err = await rejection(provider().remove(DRILL, OWNER));
+    expect(err.reason).toBe('OwnershipConflict');
+    expect(err.retryable).toBe(false);
+    expect(err.message).toContain('names owner "other/team", not "shop/orders"');
+    expect(writes()).toEqual([]);
+    expect(await provider().read(DRILL)).toEqual({ value: AMS, ttl: 60, owner: 'other/team', epoch: 1 });
+  });
+
+  it('never deletes a record whose TXT strings name us and another owner', async () => {
+    await provider().apply(change({ record: DRILL }));
+    api.addRecord(ZONE, { type: 'TXT', name: '_failover._drill.shop-db', data: 'owner=other/team' });
+    api.requests.length = 0;
+    expect((await rejection(provider().remove(DRILL, OWNER))).reason).toBe('OwnershipConflict');
+    expect(writes()).toEqual([]);
+  });
+
+  it('never deletes a record without an ownership TXT, and sends nothing', async () => {
+    api.addRecord(ZONE, { type: 'CNAME', name: '_drill.shop-db', data: `${AMS}.` });
+    api.requests.length = 0;
+    const err = await rejection(provider().remove(DRILL, OWNER));
+    expect(err.reason).toBe('OwnershipConflict');
+    expect(err.message).toContain('without an ownership TXT record at _failover._drill.shop-db.example.com');
+    expect(writes()).toEqual([]);
+    expect(api.recordsAt(ZONE, DRILL.name, 'CNAME')).toHaveLength(1);
+  });
+});
+
 describe('DigitalOcean DNS: errors', () => {
   it('maps a bad token to AuthenticationFailed and says what to check', async () => {
     const err = await rejection(provider({ token: 'dop_v1_wrong' }).read(RECORD));

@@ -234,6 +234,77 @@ describe('the RFC 2136 provider against BIND', () => {
     expect(await dns.dig(aaaa.name, 'AAAA')).toEqual(['2001:db8::1']);
   });
 
+  describe('removing a record (an isolated drill cleans up its drill record)', () => {
+    it('deletes the record and its ownership TXT in one update; a second remove finds nothing', async () => {
+      const record = ref(dns, '_drill.removed', 'CNAME');
+      await provider.apply(change(record, { value: 'pg.eu-west.example.net', epoch: 4 }));
+      const serial = (await dns.soaSerial()) ?? Number.NaN;
+      expect(await provider.remove(record, 'operator-a')).toEqual({ removed: true });
+      expect(await provider.read(record)).toEqual({});
+      expect(await dns.dig(record.name, 'CNAME')).toEqual([]);
+      expect(await dns.dig(`_failover.${record.name}`, 'TXT')).toEqual([]);
+      // One accepted update bumps the serial once: both RRsets went in the same message.
+      expect(await dns.soaSerial()).toBe(serial + 1);
+
+      expect(await provider.remove(record, 'operator-a')).toEqual({ removed: false });
+      expect(await dns.soaSerial()).toBe(serial + 1);
+      // A later drill creates the record again.
+      await provider.apply(change(record, { value: 'pg.eu-west.example.net', epoch: 5 }));
+      expect(await dns.dig(record.name, 'CNAME')).toEqual(['pg.eu-west.example.net.']);
+    });
+
+    it('deletes an ownership TXT naming it that was left alone', async () => {
+      const record = ref(dns, 'leftover');
+      const txt = `_failover.${record.name}`;
+      await dns.nsupdate([`update add ${txt} 30 TXT "owner=operator-a" "epoch=2"`]);
+      expect(await provider.remove(record, 'operator-a')).toEqual({ removed: true });
+      expect(await dns.dig(txt, 'TXT')).toEqual([]);
+    });
+
+    it("never deletes another owner's record", async () => {
+      const record = ref(dns, 'remove-foreign');
+      await providerFor(dns).apply(change(record, { value: '10.0.11.1', epoch: 3, owner: 'operator-b' }));
+      await expect(provider.remove(record, 'operator-a')).rejects.toMatchObject({
+        reason: 'OwnershipConflict',
+        retryable: false,
+        message: expect.stringMatching(/names owner "operator-b", not "operator-a"/),
+      });
+      expect(await provider.read(record)).toMatchObject({
+        value: '10.0.11.1',
+        owner: 'operator-b',
+        epoch: 3,
+      });
+    });
+
+    it('never deletes a record without an ownership TXT', async () => {
+      const record = ref(dns, 'legacy');
+      await expect(provider.remove(record, 'operator-a')).rejects.toMatchObject({
+        reason: 'OwnershipConflict',
+        message: expect.stringMatching(/without an ownership TXT record at _failover\.legacy/),
+      });
+      expect(await dns.dig(record.name, 'A')).toEqual(['192.0.2.10']);
+    });
+
+    it('deletes nothing when the ownership TXT changed between read and delete (NXRRSET)', async () => {
+      const record = ref(dns, 'race-remove');
+      await provider.apply(change(record, { value: '10.0.12.1', epoch: 1 }));
+      const observed = await provider.observe(record);
+      const txt = `_failover.${record.name}`;
+      await dns.nsupdate([
+        `update delete ${txt} TXT`,
+        `update add ${txt} 30 TXT "owner=operator-b" "epoch=2"`,
+      ]);
+      await expect(provider.removeObserved(observed)).rejects.toMatchObject({
+        reason: 'PreconditionFailed',
+        message: expect.stringMatching(
+          /deletion of race-remove\.failover\.test A lost its compare-and-swap.*NXRRSET/,
+        ),
+      });
+      expect(await dns.dig(record.name, 'A')).toEqual(['10.0.12.1']);
+      expect(await provider.read(record)).toMatchObject({ owner: 'operator-b', epoch: 2 });
+    });
+  });
+
   it('is verified by asking the authoritative servers directly', async () => {
     const record = ref(dns, 'verified');
     await provider.apply(change(record, { value: '10.0.10.1', epoch: 1 }));

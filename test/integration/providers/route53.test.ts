@@ -383,6 +383,72 @@ describe('Route 53 adapter', () => {
   });
 });
 
+describe('Route 53 adapter: remove (an isolated drill cleans up its drill record)', () => {
+  const drill = { ...record, name: '_drill.orders-db.example.com' };
+
+  it('DELETEs the record and its TXT with the values and TTL read, in one batch; a second remove sends nothing', async () => {
+    const adapter = dns();
+    await adapter.apply(change({ record: drill, ttl: 45, epoch: 3 }));
+    moto.clearRecording();
+    expect(await adapter.remove(drill, OWNER)).toEqual({ removed: true });
+    expect(await adapter.read(drill)).toEqual({});
+    expect(await zoneRecords()).toEqual([]);
+    const [batch, ...more] = changeBatchesSent();
+    expect(more).toEqual([]);
+    expect([...(batch ?? '').matchAll(/<Action>(\w+)<\/Action>/g)].map((m) => m[1])).toEqual([
+      'DELETE',
+      'DELETE',
+    ]);
+    expect(batch).toMatch(/<Type>CNAME<\/Type><TTL>45<\/TTL>.*pg\.us-east-1\.example\.com\./s);
+    expect(batch).toContain('epoch=3');
+
+    moto.clearRecording();
+    expect(await adapter.remove(drill, OWNER)).toEqual({ removed: false });
+    expect(changeBatchesSent()).toEqual([]);
+    // The next drill creates it again.
+    expect(await adapter.apply(change({ record: drill, epoch: 4 }))).toMatchObject({ changed: true });
+    expect(await adapter.read(drill)).toEqual({ value: EAST, ttl: 30, owner: OWNER, epoch: 4 });
+  });
+
+  it('deletes an ownership TXT naming it that was left alone', async () => {
+    await changeBehindOurBack([
+      {
+        action: 'CREATE',
+        name: `_failover.${drill.name}`,
+        type: 'TXT',
+        value: '"owner=shop/orders" "epoch=2"',
+      },
+    ]);
+    expect(await dns().remove(drill, OWNER)).toEqual({ removed: true });
+    expect(await zoneRecords()).toEqual([]);
+  });
+
+  it("never deletes another owner's record, and sends nothing", async () => {
+    await dns().apply(change({ record: drill, owner: 'shop/payments' }));
+    moto.clearRecording();
+    const err = await rejection(dns().remove(drill, OWNER));
+    expect(err.reason).toBe('OwnershipConflict');
+    expect(err.retryable).toBe(false);
+    expect(err.message).toContain('names owner "shop/payments", not "shop/orders"');
+    expect(changeBatchesSent()).toEqual([]);
+    expect(await dns().read(drill)).toEqual({ value: EAST, ttl: 30, owner: 'shop/payments', epoch: 1 });
+  });
+
+  it('never deletes a record without an ownership TXT, and sends nothing', async () => {
+    await changeBehindOurBack([{ action: 'CREATE', name: drill.name, type: 'CNAME', value: EAST }]);
+    moto.clearRecording();
+    const err = await rejection(dns().remove(drill, OWNER));
+    expect(err.reason).toBe('OwnershipConflict');
+    expect(err.message).toContain(
+      'without an ownership TXT record at _failover._drill.orders-db.example.com',
+    );
+    expect(changeBatchesSent()).toEqual([]);
+    expect(await zoneRecords()).toEqual([
+      { name: '_drill.orders-db.example.com.', type: 'CNAME', ttl: 30, values: [EAST] },
+    ]);
+  });
+});
+
 describe('moto: what its ChangeResourceRecordSets enforces', () => {
   it('refuses a whole batch whose DELETE names values the record set never had', async () => {
     await changeBehindOurBack([{ action: 'CREATE', name: record.name, type: 'CNAME', value: EAST }]);

@@ -23,6 +23,7 @@ import {
   type DnsRecordType,
   ownershipRecordName,
   parseOwnershipTxt,
+  planRemoval,
 } from './port.ts';
 
 /** DigitalOcean's public API; `apiUrl` in the resources overrides it (testing, proxies). */
@@ -418,6 +419,34 @@ export class DigitalOceanDnsProvider implements DnsProvider {
   }
 
   /**
+   * Deletes the record(s) and then the ownership TXT records by id, after checking ownership on a
+   * fresh listing. DigitalOcean has no conditional delete, so a change landing between the listing
+   * and the deletes goes unnoticed (see the top of this file). The record goes first: a crash in
+   * between leaves a TXT naming us alone, which the next call deletes, never a record without
+   * its TXT, which no call may delete; for the same reason `owner=` goes after `epoch=`. Only
+   * those two strings, which the operator wrote, are deleted; other TXT records at that name
+   * stay. See DnsProvider.remove.
+   */
+  async remove(record: DnsRecordRef, owner: string): Promise<{ removed: boolean }> {
+    const loc = locate(record);
+    const snap = await this.snapshot(loc, record.type);
+    const strings = snap.txt.map((r) => txtString(r.data));
+    const owners = strings.filter((s) => s.startsWith('owner=')).map((s) => s.slice('owner='.length));
+    const values = snap.records.map((r) => normalizeValue(record.type, r.data, loc.domain));
+    // Of several owner strings, any naming another owner makes the name not ours alone.
+    const claimant = owners.find((o) => o !== owner) ?? owners[0];
+    const state: DnsRecordState = {
+      ...(values.length > 0 ? { value: values.sort().join(', ') } : {}),
+      ...(claimant !== undefined ? { owner: claimant } : {}),
+    };
+    if (planRemoval(record, state, owner) === 'absent') return { removed: false };
+    const epochs = snap.txt.filter((r) => /^epoch=\d+$/.test(txtString(r.data)));
+    const ownerTxt = snap.txt.filter((r) => txtString(r.data) === `owner=${owner}`);
+    for (const r of [...snap.records, ...epochs, ...ownerTxt]) await this.deleteRecord(loc, r.id);
+    return { removed: true };
+  }
+
+  /**
    * Refuses a record the operator does not own: a TXT naming another owner, or a record with no
    * owner TXT at all (one the operator did not create is never taken over).
    */
@@ -503,6 +532,17 @@ export class DigitalOceanDnsProvider implements DnsProvider {
       schema: domainRecordResponseSchema,
       what: `update ${type} record ${id} (${name}) in ${loc.domain}`,
     });
+  }
+
+  /** Deletes one record by id; one already gone (404) counts as deleted, as another remover won. */
+  private async deleteRecord(loc: RecordLocation, id: number): Promise<void> {
+    try {
+      await this.api.request('DELETE', `/v2/domains/${encodeURIComponent(loc.domain)}/records/${id}`, {
+        what: `delete record ${id} in ${loc.domain}`,
+      });
+    } catch (err) {
+      if (!(err instanceof ProviderError) || err.reason !== 'NotFound') throw err;
+    }
   }
 
   /** Best-effort clean-up of a record this call created; a failure leaves it for the next apply. */

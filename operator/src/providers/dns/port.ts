@@ -8,6 +8,8 @@
  * it does not own, and the epoch tells clients and the old primary which promotion is current.
  * (A TXT at the record's own name is impossible for a CNAME, hence the prefix.)
  */
+import { ProviderError } from '../errors.ts';
+
 export type DnsRecordType = 'A' | 'AAAA' | 'CNAME';
 
 export interface DnsRecordRef {
@@ -53,6 +55,29 @@ export function parseOwnershipTxt(strings: string[]): { owner?: string; epoch?: 
   return out;
 }
 
+/**
+ * Decides, without I/O, what `remove` must do given the state read: 'absent' when nothing of
+ * `owner`'s is there (no record, and no TXT naming it), 'remove' when the record, or a TXT naming
+ * `owner` left behind alone, is to be deleted. Throws ProviderError `OwnershipConflict` for a
+ * name another owner claims, and for a record with no ownership TXT (one the operator did not create).
+ */
+export function planRemoval(record: DnsRecordRef, state: DnsRecordState, owner: string): 'absent' | 'remove' {
+  const txtName = ownershipRecordName(record.name);
+  if (state.owner !== undefined && state.owner !== owner) {
+    throw new ProviderError(
+      'OwnershipConflict',
+      `${txtName} names owner "${state.owner}", not "${owner}": the operator never deletes a record another owner manages`,
+    );
+  }
+  if (state.value !== undefined && state.owner === undefined) {
+    throw new ProviderError(
+      'OwnershipConflict',
+      `${record.name} ${record.type} exists (${state.value}) without an ownership TXT record at ${txtName}: the operator never deletes a record it did not create; delete it by hand if it is a leftover`,
+    );
+  }
+  return state.owner === undefined ? 'absent' : 'remove';
+}
+
 export interface DnsProvider {
   /** Reads the record and its ownership TXT record from the provider's API (not from a resolver). */
   read(record: DnsRecordRef): Promise<DnsRecordState>;
@@ -66,6 +91,13 @@ export interface DnsProvider {
    * - `PreconditionFailed` when the record holds neither `expected` nor `value`.
    */
   apply(change: DnsChange): Promise<{ changed: boolean }>;
+  /**
+   * Deletes the record and its ownership TXT record, only while the TXT names `owner` (a record the
+   * operator did not create is never deleted). Idempotent: nothing to delete gives { removed: false }.
+   * A TXT naming `owner` left alone (the record already gone) is deleted too. Throws ProviderError
+   * `OwnershipConflict` when the TXT names another owner, or the record exists without one.
+   */
+  remove(record: DnsRecordRef, owner: string): Promise<{ removed: boolean }>;
   /**
    * Releases connections and clients the adapter made. The caller closes every provider it
    * creates once done with it.

@@ -10,6 +10,7 @@ import {
   type ObservedRecord,
   planChange,
   recordRdata,
+  removalRecords,
   txtRdata,
 } from './rfc2136.ts';
 import { readName } from './tsig.ts';
@@ -140,6 +141,29 @@ describe('the compare-and-swap UPDATE (RFC 2136 §2.4, §2.5)', () => {
       type: 255, // ANY: "name is not in use" (§2.4.5)
       class: 254,
     });
+  });
+
+  it('deletes both RRsets in one message, only while both hold what was read', () => {
+    const { prerequisites, updates } = removalRecords(observed);
+    expect(records(encodeUpdateMessage(0x4242, 'example.com', prerequisites, updates))).toEqual([
+      { name: 'db.example.com', type: 1, class: 1, ttl: 0, rdlength: 4 },
+      { name: '_failover.db.example.com', type: 16, class: 1, ttl: 0, rdlength: 17 },
+      { name: 'db.example.com', type: 1, class: 255, ttl: 0, rdlength: 0 },
+      { name: '_failover.db.example.com', type: 16, class: 255, ttl: 0, rdlength: 0 },
+    ]);
+  });
+
+  it('deletes a TXT left alone only while the record is still absent', () => {
+    const leftover: ObservedRecord = { ...observed, state: { owner: 'op', epoch: 1 }, recordRdata: [] };
+    const { prerequisites, updates } = removalRecords(leftover);
+    expect(prerequisites).toEqual([
+      expect.objectContaining({ name: 'db.example.com', type: 1, class: 254 }),
+      expect.objectContaining({ name: 'db.example.com', type: 5, class: 254 }),
+      expect.objectContaining({ name: '_failover.db.example.com', type: 16, class: 1 }),
+    ]);
+    expect(updates).toEqual([
+      expect.objectContaining({ name: '_failover.db.example.com', type: 16, class: 255 }),
+    ]);
   });
 
   it('refuses values the record type cannot hold', () => {

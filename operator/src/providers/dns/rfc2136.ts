@@ -22,6 +22,7 @@ import {
   ownershipRecordName,
   ownershipTxt,
   parseOwnershipTxt,
+  planRemoval,
 } from './port.ts';
 import {
   decodeTsigSecret,
@@ -215,6 +216,11 @@ export function observedPrerequisites(observed: ObservedRecord): UpdateRecord[] 
   return prerequisites;
 }
 
+/** RFC 2136 §2.5.2: delete an RRset (class ANY, no RDATA). */
+function deleteRrset(name: string, type: number): UpdateRecord {
+  return { name, type, class: CLASS_ANY, ttl: 0, rdata: Buffer.alloc(0) };
+}
+
 /**
  * The UPDATE that turns `observed` into `change`, as a compare-and-swap: the observed state as
  * prerequisites, then (§2.5) delete each RRset (§2.5.2) and add the new RR (§2.5.1).
@@ -225,13 +231,6 @@ export function compareAndSwapRecords(
 ): { prerequisites: UpdateRecord[]; updates: UpdateRecord[] } {
   const { name, type } = change.record;
   const txtName = ownershipRecordName(name);
-  const deleteRrset = (n: string, t: number): UpdateRecord => ({
-    name: n,
-    type: t,
-    class: CLASS_ANY,
-    ttl: 0,
-    rdata: Buffer.alloc(0),
-  });
   const updates: UpdateRecord[] = [
     deleteRrset(name, TYPE_CODES[type]),
     {
@@ -250,6 +249,24 @@ export function compareAndSwapRecords(
       rdata: txtRdata(ownershipTxt(change.owner, change.epoch)),
     },
   ];
+  return { prerequisites: observedPrerequisites(observed), updates };
+}
+
+/**
+ * The UPDATE that deletes what `observed` holds, as a compare-and-swap: the observed state as
+ * prerequisites (so the TXT must still hold exactly the owner and epoch read, and the record
+ * exactly its values), then (§2.5.2) delete each RRset that was there. One message, so the
+ * server deletes both or neither.
+ */
+export function removalRecords(observed: ObservedRecord): {
+  prerequisites: UpdateRecord[];
+  updates: UpdateRecord[];
+} {
+  const { name, type } = observed.record;
+  const updates: UpdateRecord[] = [];
+  if (observed.recordRdata.length > 0) updates.push(deleteRrset(name, TYPE_CODES[type]));
+  if (observed.ownershipRdata.length > 0)
+    updates.push(deleteRrset(ownershipRecordName(name), TYPE_CODES.TXT));
   return { prerequisites: observedPrerequisites(observed), updates };
 }
 
@@ -371,6 +388,35 @@ export class Rfc2136DnsProvider implements DnsProvider {
     return { changed: true };
   }
 
+  /**
+   * Deletes the record and its ownership TXT in one UPDATE whose prerequisites repeat exactly
+   * what was read, so a TXT re-written in between (another owner, a newer epoch) makes the server
+   * delete nothing. When nothing of ours is there, an UPDATE with prerequisites only confirms
+   * that both RRsets were absent at one instant, as `apply` does. See DnsProvider.remove.
+   */
+  async remove(record: DnsRecordRef, owner: string): Promise<{ removed: boolean }> {
+    validateRecord(record);
+    const deadline = Date.now() + this.timeoutMs;
+    const observed = await this.observeUntil(record, deadline);
+    if (planRemoval(record, observed.state, owner) === 'absent') {
+      await this.sendUpdate(record, observedPrerequisites(observed), [], deadline, 'confirmation');
+      return { removed: false };
+    }
+    const { prerequisites, updates } = removalRecords(observed);
+    await this.sendUpdate(record, prerequisites, updates, deadline, 'deletion');
+    return { removed: true };
+  }
+
+  /**
+   * The write half of `remove`: deletes what `observed` holds, with prerequisites requiring both
+   * RRsets to be exactly as observed. Skips `remove`'s ownership checks; a server whose data
+   * moved on answers with a failed prerequisite, thrown as `PreconditionFailed`.
+   */
+  async removeObserved(observed: ObservedRecord): Promise<void> {
+    const { prerequisites, updates } = removalRecords(observed);
+    await this.sendUpdate(observed.record, prerequisites, updates, Date.now() + this.timeoutMs, 'deletion');
+  }
+
   /** The read half of `apply`: the state plus the exact RRsets the compare-and-swap repeats. */
   observe(record: DnsRecordRef): Promise<ObservedRecord> {
     validateRecord(record);
@@ -424,21 +470,19 @@ export class Rfc2136DnsProvider implements DnsProvider {
     prerequisites: UpdateRecord[],
     updates: UpdateRecord[],
     deadline: number,
-    kind: 'update' | 'confirmation',
+    kind: 'update' | 'deletion' | 'confirmation',
   ): Promise<void> {
-    const what =
-      kind === 'update'
-        ? `update of ${record.name} ${record.type}`
-        : `confirmation of ${record.name} ${record.type}`;
+    const what = `${kind} of ${record.name} ${record.type}`;
+    const writes = kind !== 'confirmation';
     const request = this.sign(encodeUpdateMessage(newMessageId(), record.zone, prerequisites, updates));
     let reply: Buffer;
     try {
       reply = await this.exchange(request, deadline, what);
     } catch (err) {
-      if (kind === 'update' && err instanceof ProviderError && err.reason === 'Timeout') {
+      if (writes && err instanceof ProviderError && err.reason === 'Timeout') {
         throw new ProviderError(
           'Timeout',
-          `${err.message}; the update may or may not have taken effect, so read the record again before deciding`,
+          `${err.message}; the ${kind} may or may not have taken effect, so read the record again before deciding`,
           { cause: err },
         );
       }
@@ -451,7 +495,7 @@ export class Rfc2136DnsProvider implements DnsProvider {
     if (lost) {
       throw new ProviderError(
         'PreconditionFailed',
-        kind === 'update'
+        writes
           ? `${what} lost its compare-and-swap: ${lost} (server answered ${rcode}); the record or its ownership TXT changed since it was read`
           : `${record.name} ${record.type} changed while it was being read: ${lost} (server answered ${rcode}); read it again`,
       );

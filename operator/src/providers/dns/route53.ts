@@ -27,6 +27,7 @@ import {
   ownershipRecordName,
   ownershipTxt,
   parseOwnershipTxt,
+  planRemoval,
 } from './port.ts';
 
 export interface Route53DnsOptions extends Omit<AwsClientOptions, 'region'> {
@@ -159,6 +160,31 @@ export class Route53Dns implements DnsProvider {
     } catch (err) {
       throw classifyChangeBatchError(err, operation);
     }
+  }
+
+  /**
+   * Deletes the record and its ownership TXT in one change batch whose DELETEs carry the values
+   * and TTLs just read: Route 53 refuses the whole batch if either set changed since (another
+   * owner, a newer epoch), so nothing is deleted that was not read as ours. See DnsProvider.remove.
+   */
+  async remove(record: DnsRecordRef, owner: string): Promise<{ removed: boolean }> {
+    const current = await this.readCurrent(record);
+    if (planRemoval(record, current.state, owner) === 'absent') return { removed: false };
+    const changes: Change[] = [];
+    if (current.record) changes.push({ Action: 'DELETE', ResourceRecordSet: current.record });
+    if (current.ownership) changes.push({ Action: 'DELETE', ResourceRecordSet: current.ownership });
+    const operation = `Route 53 ChangeResourceRecordSets deleting ${record.name} ${record.type} in zone ${this.hostedZoneId}`;
+    try {
+      await this.client.send(
+        new ChangeResourceRecordSetsCommand({
+          HostedZoneId: this.hostedZoneId,
+          ChangeBatch: { Comment: `failover-operator: removed by ${owner}`, Changes: changes },
+        }),
+      );
+    } catch (err) {
+      throw classifyChangeBatchError(err, operation);
+    }
+    return { removed: true };
   }
 
   /** Releases the HTTP connections of a client this adapter made; a given client stays open. */
