@@ -16,6 +16,9 @@
  * replica of the active primary is created in the former primary's region, named after it and the
  * epoch and tagged with the operation. The former primary is tagged as superseded and left for a
  * person to delete: the operator never deletes a database.
+ *
+ * Isolated drills are the one exception, and only for what the drill made: a read replica of the
+ * standby, promoted beside it and deleted afterwards (aws-rds-drill-copy.ts).
  */
 import {
   AddTagsToResourceCommand,
@@ -29,8 +32,15 @@ import {
 } from '@aws-sdk/client-rds';
 import { type AwsClientOptions, awsClientConfig, awsErrorName, classifyAwsError } from '../aws.ts';
 import { ProviderError } from '../errors.ts';
+import { RdsDrillCopies } from './aws-rds-drill-copy.ts';
 import type { ControlPlane, ControlPlanePromotion, ControlPlaneView } from './managed.ts';
-import type { DatabaseRole, ProviderSpec, ReprotectOutcome, ReprotectRequest } from './port.ts';
+import type {
+  DatabaseRole,
+  DrillCopyState,
+  ProviderSpec,
+  ReprotectOutcome,
+  ReprotectRequest,
+} from './port.ts';
 import { replacementName } from './replacement-names.ts';
 
 export interface RdsControlPlaneOptions extends AwsClientOptions {
@@ -44,6 +54,8 @@ export interface RdsControlPlaneOptions extends AwsClientOptions {
    * is rebuilt from these options, and has no credentialsSecretRef.
    */
   provider?: ProviderSpec;
+  /** Time source for the times a drill copy is tagged with. */
+  now?: () => Date;
 }
 
 /** Tag keys on what reprotection creates and supersedes, for a person and for the next call. */
@@ -73,6 +85,7 @@ export class RdsControlPlane implements ControlPlane {
   private readonly options: RdsControlPlaneOptions;
   /** Clients for the primary's region (and endpoint), made for reprotection; closed with this one. */
   private readonly otherRegions = new Map<string, RDSClient>();
+  private readonly drillCopies: RdsDrillCopies;
 
   constructor(options: RdsControlPlaneOptions) {
     this.ownsClient = options.client === undefined;
@@ -81,6 +94,12 @@ export class RdsControlPlane implements ControlPlane {
     this.id = options.dbInstanceIdentifier;
     this.options = options;
     this.name = `RDS instance ${this.id} (${this.region})`;
+    this.drillCopies = new RdsDrillCopies({
+      client: this.client,
+      region: this.region,
+      standbyId: this.id,
+      ...(options.now ? { now: options.now } : {}),
+    });
   }
 
   /** What RDS says this instance is. Throws ProviderError. */
@@ -194,6 +213,14 @@ export class RdsControlPlane implements ControlPlane {
         superseded: this.id,
       },
     };
+  }
+
+  /**
+   * One step of an isolated drill's copy of this (standby) instance: a read replica of it,
+   * promoted, or deleted (want Removed). See aws-rds-drill-copy.ts.
+   */
+  drillCopy(drillId: string, want: 'Serving' | 'Removed'): Promise<DrillCopyState> {
+    return this.drillCopies.step(drillId, want);
   }
 
   async close(): Promise<void> {
