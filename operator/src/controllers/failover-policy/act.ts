@@ -6,6 +6,7 @@
  * operation to finish: a side effect starts, and a later reconcile checks on it.
  */
 import type { AgentReport, FailoverPolicySpec, Operation } from '../../api/v1alpha1/index.ts';
+import { switchesOverNatively } from '../../providers/database/capabilities.ts';
 import { compareLsn } from '../../providers/database/lsn.ts';
 import type { DatabaseProvider, ProviderSpec } from '../../providers/database/port.ts';
 import type { DnsProvider, DnsRecordRef, DnsVerifier } from '../../providers/dns/port.ts';
@@ -60,6 +61,16 @@ export async function runStep(
 ): Promise<StepOutcome> {
   try {
     switch (op.step) {
+      case 'Detected':
+        // No side effect: the record of the intent was the step. What follows depends on who
+        // switches over.
+        return nativeSwitchover(ports, op)
+          ? {
+              kind: 'Done',
+              nativeSwitchover: true,
+              detail: `${op.to}'s provider switches over itself: it fences ${op.from}, waits for ${op.to} to catch up and demotes ${op.from}`,
+            }
+          : { kind: 'Done' };
       case 'Fencing':
         return await fence(ports, spec, op);
       case 'CatchingUp':
@@ -77,7 +88,6 @@ export async function runStep(
       case 'RollingBack':
         return await unfence(ports, op);
       default:
-        // Detected has no side effect: the record of the intent was the step.
         return { kind: 'Done' };
     }
   } catch (err) {
@@ -85,12 +95,45 @@ export async function runStep(
   }
 }
 
+/**
+ * Whether this is a Switchover the provider does itself (both ends in one Aurora global cluster),
+ * from the ReplicaClusters' provider blocks, each time: the operation records nothing about it.
+ */
+function nativeSwitchover(ports: StepPorts, op: Operation): boolean {
+  return (
+    op.kind === 'Switchover' && switchesOverNatively(ports.providerSpec(op.from), ports.providerSpec(op.to))
+  );
+}
+
+/**
+ * For a switchover the provider does itself: the old primary marked with the epoch (EpochOnly),
+ * best effort. Clients that read the heartbeat stop writing there, and decide leaves a writer this
+ * operation marked be: Aurora keeps the old writer writable until its switchover demotes it, which
+ * would otherwise send the operation back to Fencing at every probe. The provider's switchover is
+ * the fence; a mark that cannot be made (the writer unavailable while Aurora swaps roles) is only
+ * reported.
+ */
+async function markOldPrimary(ports: StepPorts, op: Operation): Promise<string> {
+  try {
+    const db = await ports.database(op.from);
+    const { detail } = await db.fence({ operationId: op.id, epoch: op.epoch, mode: 'EpochOnly' });
+    return `${op.from} marked with epoch ${op.epoch} (${detail}); the provider's switchover makes it read-only`;
+  } catch (err) {
+    return `${op.from} not marked with epoch ${op.epoch} (${failure(err).message}); the provider's switchover makes it read-only`;
+  }
+}
+
 async function fence(ports: StepPorts, spec: FailoverPolicySpec, op: Operation): Promise<StepOutcome> {
-  const mode = fencingModeFor(op, spec.promotion.fencing);
-  const db = await ports.database(op.from);
+  const native = nativeSwitchover(ports, op);
+  const mode = fencingModeFor(op, spec.promotion.fencing, { nativeSwitchover: native });
   // Waited for up to the adapter's own timeouts (a silent old primary costs its connect timeout):
-  // cutting a slow but reachable primary's fence short would promote beside a writer.
-  const fenced = await db.fence({ operationId: op.id, epoch: op.epoch, mode });
+  // cutting a slow but reachable primary's fence short would promote beside a writer. A native
+  // switchover only marks it (sent back here because it was seen taking writes while Aurora had
+  // not demoted it yet), and goes on to Promoting whatever the mark did.
+  const db = native ? undefined : await ports.database(op.from);
+  const fenced = db
+    ? await db.fence({ operationId: op.id, epoch: op.epoch, mode })
+    : { detail: await markOldPrimary(ports, op) };
   // Others seen taking writes before the promotion (op.strays) go the same way, in the policy's mode.
   const others: string[] = [];
   for (const stray of op.strays ?? []) {
@@ -105,6 +148,13 @@ async function fence(ports: StepPorts, spec: FailoverPolicySpec, op: Operation):
     }
   }
   const detail = [fenced.detail, ...others].join('; ');
+  if (!db)
+    return {
+      kind: 'Done',
+      nativeSwitchover: true,
+      detail: `${mode}: ${detail}`,
+      learned: { fenceDetail: detail.slice(0, 1024) },
+    };
   if (op.kind !== 'Switchover')
     return { kind: 'Done', detail: `${mode}: ${detail}`, learned: { fenceDetail: detail.slice(0, 1024) } };
   // The standby must replay up to where the fenced primary stopped.
@@ -279,19 +329,31 @@ async function checkStreaming(ports: StepPorts, op: Operation): Promise<StepOutc
   };
 }
 
+/**
+ * Starts the promotion or checks on it. A Switchover asks for the provider's switchover (kind
+ * Switchover): for a native one (Aurora global's SwitchoverGlobalCluster) that is the whole
+ * switchover, and the old primary is marked with the epoch before each ask (`markOldPrimary`).
+ */
 async function promote(ports: StepPorts, op: Operation, now: Date): Promise<StepOutcome> {
+  const native = nativeSwitchover(ports, op);
+  const mark = native ? await markOldPrimary(ports, op) : undefined;
   const target = await ports.database(op.to);
   const result = await target.promote({
     operationId: op.id,
     epoch: op.epoch,
     kind: op.kind === 'Switchover' ? 'Switchover' : 'Failover',
   });
-  if (result.state === 'Pending') return { kind: 'Pending', detail: `promoting ${op.to}: ${result.detail}` };
+  if (result.state === 'Pending')
+    return { kind: 'Pending', detail: `promoting ${op.to}: ${result.detail}${mark ? `; ${mark}` : ''}` };
   // After an interrupted promotion the heartbeat with the new epoch may still be owed.
   await target.writeHeartbeat(op.epoch, now);
+  const resumed = result.alreadyPrimary ? 'it already was: an interrupted step resumed' : undefined;
+  if (!native) return { kind: 'Done', ...(resumed ? { detail: resumed } : {}) };
+  // The provider waited for the target to catch up before it switched: nothing was lost.
   return {
     kind: 'Done',
-    ...(result.alreadyPrimary ? { detail: 'it already was: an interrupted step resumed' } : {}),
+    detail: `the provider switched over from ${op.from}, which it made a read-only secondary${resumed ? `; ${resumed}` : ''}`,
+    learned: { estimatedLossBytes: 0, estimatedLossSeconds: 0 },
   };
 }
 

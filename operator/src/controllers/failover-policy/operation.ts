@@ -11,6 +11,9 @@
  *               Demoting only when an agent runs beside the old primary (`demoted`): it stops it
  *               cleanly once caught up, the target replays past its shutdown checkpoint, and it
  *               restarts as the target's standby; a demotion that cannot finish leaves it fenced
+ *   Switchover the provider does itself (`nativeSwitchover`: Aurora global's SwitchoverGlobalCluster
+ *   fences, catches up and demotes): Detected → Promoting → RepointingDns → VerifyingDns → Completed
+ *               (a Fencing it is sent back to only marks the old primary, then Promoting again)
  *   Reprotect:  Detected → Rejoining → CatchingUp → Completed   (a former primary made a standby again)
  *               Rejoining refused (it would discard data, a rewind is impossible) → Aborted
  *   Fence:      Detected → Fencing → Completed          (a database that accepts writes but is not the primary)
@@ -56,12 +59,31 @@ export const beforePromotion = (step: Step) =>
 /** After Detected a database may already refuse writes: from here on, only forward (or roll back). */
 export const hasTouchedDatabases = (step: Step) => step !== 'Detected';
 
-export function nextStep(op: Operation): Step {
+/**
+ * How the finished step's operation goes on, as act found it from the world (not recorded in the
+ * operation: only the step after Detected, or after a Fencing it was sent back to, depends on it).
+ */
+export interface StepFacts {
+  /**
+   * The provider switches over by itself (capabilities.ts `switchesOverNatively`): a Switchover
+   * goes from Detected (or Fencing) straight to Promoting, where the provider does the rest.
+   */
+  nativeSwitchover?: boolean;
+}
+
+/** Steps a native switchover leaves to the provider. */
+const providerDoes = new Set<Step>(['Fencing', 'CatchingUp', 'Demoting']);
+
+export function nextStep(op: Operation, facts: StepFacts = {}): Step {
   if (op.step === 'RollingBack') return 'Aborted';
-  const list = steps[op.kind].filter((s) => s !== 'Demoting' || op.demoted);
-  const i = list.indexOf(op.step);
-  if (i < 0 || i === list.length - 1) return op.step;
-  return list[i + 1] as Step;
+  const native = op.kind === 'Switchover' && facts.nativeSwitchover === true;
+  const all = steps[op.kind];
+  const i = all.indexOf(op.step);
+  if (i < 0) return op.step;
+  const next = all
+    .slice(i + 1)
+    .find((s) => (s !== 'Demoting' || op.demoted) && !(native && providerDoes.has(s)));
+  return next ?? op.step;
 }
 
 const withoutAttempts = (op: Operation) => {
@@ -70,8 +92,13 @@ const withoutAttempts = (op: Operation) => {
 };
 
 /** The operation advanced to its next step, with whatever the finished step learned. */
-export function advance(op: Operation, now: Date, learned: Partial<Operation> = {}): Operation {
-  return { ...withoutAttempts(op), ...learned, step: nextStep(op), stepStartedAt: timestamp(now) };
+export function advance(
+  op: Operation,
+  now: Date,
+  learned: Partial<Operation> = {},
+  facts: StepFacts = {},
+): Operation {
+  return { ...withoutAttempts(op), ...learned, step: nextStep(op, facts), stepStartedAt: timestamp(now) };
 }
 
 /**
@@ -105,11 +132,13 @@ export function failedAttempt(op: Operation, error: string, now: Date, random: (
  * How the Fencing step fences. A switchover fences read-only, never Shutdown: the fence's catalog
  * changes replicate to the standby about to take over, and a closed database there is more to
  * undo (the promotion's heartbeat lifts a fence the new primary inherited; docs/fencing.md).
- * Everything else honours the policy's mode (read at each attempt: a person may change it to get
- * a stuck fence unstuck).
+ * A switchover the provider does itself only marks the old primary with the epoch: the provider
+ * makes it read-only (and Aurora refuses the SQL that would). Everything else honours the
+ * policy's mode (read at each attempt: a person may change it to get a stuck fence unstuck).
  */
-export function fencingModeFor(op: Operation, policyMode: FencingMode): FencingMode {
-  return op.kind === 'Switchover' ? 'ReadOnly' : policyMode;
+export function fencingModeFor(op: Operation, policyMode: FencingMode, facts: StepFacts = {}): FencingMode {
+  if (op.kind !== 'Switchover') return policyMode;
+  return facts.nativeSwitchover ? 'EpochOnly' : 'ReadOnly';
 }
 
 /** Milliseconds until a failed step may run again; 0 when it may run now. */

@@ -10,8 +10,12 @@ import { advance, failedAttempt, withStep } from './operation.ts';
 
 /** What a step's side effect did, as act reports it. */
 export type StepOutcome =
-  /** The step's effect holds now. `detail` says what was done; `learned` goes into the record. */
-  | { kind: 'Done'; detail?: string; learned?: Partial<Operation> }
+  /**
+   * The step's effect holds now. `detail` says what was done; `learned` goes into the record.
+   * `nativeSwitchover`: the provider switches this Switchover over itself (act found it from the
+   * clusters' providers), so the step after this one is Promoting (operation.ts `nextStep`).
+   */
+  | { kind: 'Done'; detail?: string; learned?: Partial<Operation>; nativeSwitchover?: boolean }
   /** Started or under way, not finished (a promotion, a catch-up, DNS answers): look again. */
   | { kind: 'Pending'; detail: string }
   /** It failed. `reason` is a ProviderError reason (Unreachable, Timeout, Rejected, ...). */
@@ -54,7 +58,7 @@ export function transition(op: Operation, outcome: StepOutcome, now: Date, rando
 
 function done(op: Operation, outcome: Extract<StepOutcome, { kind: 'Done' }>, now: Date): Transition {
   const next = (events: EventInput[] = [], settled?: Transition['settled']): Transition => ({
-    operation: advance(op, now, outcome.learned),
+    operation: advance(op, now, outcome.learned, outcome.nativeSwitchover ? { nativeSwitchover: true } : {}),
     events,
     requeueMs: 0,
     ...(settled ? { settled } : {}),

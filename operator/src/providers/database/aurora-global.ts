@@ -5,9 +5,18 @@
  * composes it with the SQL side for observation, heartbeat and fencing.
  *
  * Two verbs, as Aurora has them: a Switchover (SwitchoverGlobalCluster) is planned, waits for the
- * secondary to catch up and loses nothing, and needs a healthy primary; a Failover
- * (FailoverGlobalCluster with AllowDataLoss) promotes the secondary whatever its lag, for a
- * primary region that is gone. The controller asks for a Failover only after the RPO check.
+ * secondary to catch up and loses nothing, needs a healthy primary, and makes the old writer a
+ * secondary that replicates from the new one; a Failover (FailoverGlobalCluster with
+ * AllowDataLoss) promotes the secondary whatever its lag, for a primary region that is gone. The
+ * controller asks for a Failover only after the RPO check. A Switchover between two members is
+ * Aurora's alone (capabilities.ts `switchesOverNatively`): the controller neither fences the old
+ * writer by SQL (Aurora refuses ALTER SYSTEM) nor waits for a catch-up, it only marks the old
+ * writer with the epoch and asks here.
+ *
+ * Where an operation stands is read from the world at every call, never remembered: done when
+ * this member is the writer and nothing is under way (the global cluster's FailoverState, or its
+ * Status "switching-over" or "failing-over" before FailoverState shows it); under way otherwise,
+ * when it moves the writer here; to be started when nothing is under way.
  *
  * Fencing: after either operation Aurora itself makes the old writer a read-only secondary once it
  * can reach it, so a member Aurora lists as a secondary takes no writes; the fence otherwise is
@@ -155,14 +164,17 @@ export class AuroraGlobalControlPlane implements ControlPlane {
     const status = cluster.Status ?? 'unknown';
     const failover = global.FailoverState;
     const writerArn = global.GlobalClusterMembers?.find((m) => m.IsWriter === true)?.DBClusterArn;
-    const operation =
+    const operation: AuroraMemberView['operation'] =
       failover?.Status !== undefined
         ? {
             status: failover.Status,
             ...(failover.FromDbClusterArn ? { from: failover.FromDbClusterArn } : {}),
             ...(failover.ToDbClusterArn ? { to: failover.ToDbClusterArn } : {}),
           }
-        : undefined;
+        : global.Status !== undefined && MOVING_WRITER.has(global.Status)
+          ? // The global cluster says it is moving its writer before FailoverState says where.
+            { status: global.Status }
+          : undefined;
     const where = `member ${this.clusterId} (${this.region}) of global cluster ${this.globalId}`;
     if (!member) {
       // Detached (for example by a failover in an older Aurora version): a standalone cluster
@@ -263,6 +275,9 @@ export class AuroraGlobalControlPlane implements ControlPlane {
     return found;
   }
 }
+
+/** Global cluster statuses that mean a switchover or failover is under way. */
+const MOVING_WRITER = new Set(['switching-over', 'failing-over']);
 
 function notFoundHint(err: ProviderError, field: string): ProviderError {
   if (err.reason !== 'NotFound') return err;

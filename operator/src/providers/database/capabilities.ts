@@ -1,18 +1,43 @@
 /** What a database provider can do beyond the port, for decisions that depend on it. */
 import type { ReplicaClusterSpec } from '../../api/v1alpha1/index.ts';
 
+/** A ReplicaCluster's provider block, as the spec or act's ports (ProviderSpec) hold it. */
+type ProviderBlock = { type: string } & Record<string, unknown>;
+
 /**
  * Whether, after this operator switches over away from a cluster, its provider makes it a
- * replicating standby of the new primary by itself, so that a drill can switch back. None does
- * yet: a self-managed server comes back through the database agent beside it (drill.ts
- * `canComeBack` checks for a live one), a promoted RDS or DigitalOcean replica needs a reprotect;
- * Aurora Global Database would rejoin by itself, but this operator's switchover cannot fence an
- * Aurora writer read-only (Aurora refuses ALTER SYSTEM), so it does not run drills there either
- * until the switchover uses Aurora's own. A provider that can is added here.
+ * replicating standby of the new primary by itself, so that a drill can switch back. Aurora
+ * Global Database does: the switchover is Aurora's own SwitchoverGlobalCluster
+ * (`switchesOverNatively`), which makes the old writer a secondary of the new one. A self-managed
+ * server comes back through the database agent beside it instead (drill.ts `canComeBack` checks
+ * for a live one), and a promoted RDS or DigitalOcean replica needs a reprotect.
  */
 export function rejoinsAfterSwitchover(spec: Pick<ReplicaClusterSpec, 'provider'>): boolean {
-  void spec;
-  return false;
+  return spec.provider.type === 'AuroraGlobal';
+}
+
+/**
+ * Whether a switchover from `from` to `to` is the provider's own: both are members of one Aurora
+ * global cluster, and SwitchoverGlobalCluster waits for the secondary to catch up, loses nothing,
+ * and makes the old writer a read-only secondary. Such a switchover skips the operator's Fencing
+ * (Aurora refuses ALTER SYSTEM, so a writer cannot be fenced read-only by SQL), CatchingUp and
+ * Demoting: the Promoting step asks Aurora for all of it.
+ */
+export function switchesOverNatively(
+  from: ProviderBlock | undefined,
+  to: ProviderBlock | undefined,
+): boolean {
+  const globalOf = (p: ProviderBlock | undefined) =>
+    p?.type === 'AuroraGlobal'
+      ? (p.auroraGlobal as { globalClusterIdentifier?: unknown } | undefined)?.globalClusterIdentifier
+      : undefined;
+  const global = globalOf(from);
+  // Aurora matches global cluster identifiers without regard to case.
+  return (
+    typeof global === 'string' &&
+    typeof globalOf(to) === 'string' &&
+    global.toLowerCase() === String(globalOf(to)).toLowerCase()
+  );
 }
 
 /**
