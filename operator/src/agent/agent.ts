@@ -36,6 +36,7 @@ import type { KubeClient, KubeObject } from '../runtime/kube-client.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { timestamp } from '../runtime/time.ts';
 import { compareHistories } from './divergence.ts';
+import { DrillCopyKeeper } from './drill-copy.ts';
 import { REPORT_EVERY_MS } from './liveness.ts';
 import { type LocalPostgres, type LocalState, ToolError } from './local-postgres.ts';
 import {
@@ -84,10 +85,24 @@ export class DatabaseAgent {
   private emptyRewinds = { operationId: '', count: 0 };
   private stopping = false;
   private loop: Promise<void> | undefined;
+  /** An isolated drill's copy of this standby; its reports go out with the server's last state. */
+  private readonly drillCopies: DrillCopyKeeper;
+  private lastLocal: LocalState | undefined;
 
   constructor(opts: AgentOptions) {
     this.opts = opts;
     this.name = opts.name ?? hostname();
+    this.drillCopies = new DrillCopyKeeper({
+      local: opts.local,
+      clock: opts.clock,
+      log: opts.log,
+      replication: opts.replication,
+      reported: () => this.report?.drillCopy,
+      say: async (drillCopy) => {
+        if (this.lastLocal) await this.publish(this.lastLocal, { drillCopy });
+      },
+      beat: () => this.beat(),
+    });
   }
 
   start(): void {
@@ -123,6 +138,7 @@ export class DatabaseAgent {
     this.report ??= prior.success ? prior.data.agent : undefined;
     await this.finishReclone();
     const local = await this.opts.local.inspect();
+    this.lastLocal = local;
     if (local.problem) return this.publish(local, { problem: local.problem });
     const policy = await this.policy();
     const op = policy?.status.currentOperation;
@@ -144,6 +160,18 @@ export class DatabaseAgent {
       } finally {
         clearInterval(beat);
       }
+    }
+    // A drill copy only once no operation wants this agent: the standby's own duties come first.
+    const spec = replicaClusterSpec.safeParse(own.spec);
+    try {
+      await this.drillCopies.pass(
+        policy?.status.drill,
+        cluster,
+        spec.success ? spec.data.connection.database : 'postgres',
+        local,
+      );
+    } catch (err) {
+      this.opts.log.warn({ err: (err as Error).message }, 'drill copy: trying again next pass');
     }
     const active = policy?.status.activePrimary;
     if (
@@ -579,6 +607,7 @@ export class DatabaseAgent {
       problem?: Problem;
       divergence?: AgentReport['divergence'];
       task?: Task;
+      drillCopy?: AgentReport['drillCopy'];
       note?: string;
       keep?: boolean;
     },
@@ -622,6 +651,9 @@ export class DatabaseAgent {
           }
         : {}),
       ...((change.task ?? before?.task) ? { task: change.task ?? before?.task } : {}),
+      ...((change.drillCopy ?? before?.drillCopy)
+        ? { drillCopy: change.drillCopy ?? before?.drillCopy }
+        : {}),
     };
     this.report = next;
     const same = (a?: AgentReport, b?: AgentReport) =>

@@ -8,21 +8,26 @@
  * run as root): the systemd unit and the sidecar example run the agent as `postgres`.
  */
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   access,
   appendFile,
   constants,
   copyFile,
+  mkdir,
   open,
+  readdir,
   readFile,
   rename,
   rm,
   stat,
+  statfs,
   writeFile,
 } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import pg from 'pg';
 import { formatLsn, parseLsn } from '../providers/database/lsn.ts';
+import { HEARTBEAT_TABLE } from '../providers/database/postgres-sql.ts';
 import { failpoint } from '../runtime/failpoints.ts';
 
 export interface LocalPostgresOptions {
@@ -101,6 +106,45 @@ const LOCAL_CONFIGURATION = [
 /** Left in a finished re-clone before it takes the data directory's place. */
 const RECLONE_COMPLETE = 'failover-agent.reclone-complete';
 
+/** Written first in a drill copy's directory, holding the drill's id: only such a directory is removed. */
+export const DRILL_COPY_MARKER = 'failover-agent.drill-copy';
+/** Written last, once the copy is made and configured: what the copy took. */
+const DRILL_COPY_DONE = 'failover-agent.drill-copied';
+/** The running pg_basebackup's pid and target, for a successor of a killed agent to stop it. */
+const DRILL_COPY_PID = 'failover-agent.drill-copier.pid';
+/** Inside the copy's directory: its data directory, and the log of its server. */
+const DRILL_COPY_DATA = 'pgdata';
+const DRILL_COPY_LOG = 'postgresql.log';
+/** sockaddr_un's limit on a Unix socket's path. */
+const MAX_SOCKET_PATH = 107;
+
+/** A throwaway copy of the standby for an isolated drill, beside the data directory. */
+export interface DrillCopy {
+  /** Holds the marker, the copy's data directory (pgdata), its log and its socket. */
+  directory: string;
+  drillId: string;
+  /** Set once pg_basebackup finished and the copy was configured. */
+  copied?: { copiedAt: string; copySeconds: number; copyBytes: number };
+}
+
+/** What the standby tells about itself for a copy of it. */
+export interface DrillSource {
+  databaseBytes: number;
+  listenAddresses: string;
+  /** Its configuration file, when it is not inside the data directory (and so not copied). */
+  configFile?: string;
+}
+
+/** A drill copy that cannot be made as things are: trying again does not help. */
+export class DrillCopyRefused extends Error {}
+
+/** A drill id as a directory name: what a path may hold, short enough for the socket beside it. */
+export function drillCopyName(drillId: string): string {
+  const safe = drillId.replace(/[^A-Za-z0-9_-]/g, '-');
+  if (safe.length <= 40) return safe;
+  return `${safe.slice(0, 28)}-${createHash('sha256').update(drillId).digest('hex').slice(0, 11)}`;
+}
+
 export class LocalPostgres {
   readonly opts: LocalPostgresOptions;
   constructor(opts: LocalPostgresOptions) {
@@ -108,9 +152,13 @@ export class LocalPostgres {
   }
 
   /** Runs one of the server programs; rejects with its output on a non-zero exit. */
-  run(tool: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}) {
+  run(
+    tool: string,
+    args: string[],
+    opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; onSpawn?: (pid: number) => void } = {},
+  ) {
     return new Promise<{ stdout: string; stderr: string }>((resolve, reject) => {
-      execFile(
+      const child = execFile(
         join(this.opts.binDir, tool),
         args,
         {
@@ -130,6 +178,7 @@ export class LocalPostgres {
           else resolve({ stdout, stderr });
         },
       );
+      if (child.pid !== undefined) opts.onSpawn?.(child.pid);
     });
   }
 
@@ -180,9 +229,9 @@ export class LocalPostgres {
     return state;
   }
 
-  private async isRunning(): Promise<boolean> {
+  private async isRunning(dataDir = this.opts.dataDir): Promise<boolean> {
     try {
-      await this.run('pg_ctl', ['status', '-D', this.opts.dataDir], { timeoutMs: 10_000 });
+      await this.run('pg_ctl', ['status', '-D', dataDir], { timeoutMs: 10_000 });
       return true;
     } catch {
       return false;
@@ -399,6 +448,282 @@ export class LocalPostgres {
     await syncFile(dirname(this.opts.dataDir));
   }
 
+  /** Where the copy for `drillId` goes: beside the data directory, on the same file system. */
+  drillCopyDirectory(drillId: string): string {
+    return `${this.opts.dataDir}.drill-${drillCopyName(drillId)}`;
+  }
+
+  /**
+   * The drill copies beside the data directory: only directories holding the marker, which names
+   * their drill. A directory without it is someone else's, and nothing here ever touches it.
+   */
+  async drillCopies(): Promise<DrillCopy[]> {
+    const parent = dirname(this.opts.dataDir);
+    const prefix = `${basename(this.opts.dataDir)}.drill-`;
+    const names = await readdir(parent).catch(() => [] as string[]);
+    const copies: DrillCopy[] = [];
+    for (const name of names.filter((n) => n.startsWith(prefix)).sort()) {
+      const directory = join(parent, name);
+      const drillId = await readDrillMarker(directory);
+      if (drillId === undefined) continue;
+      const done = await readFile(join(directory, DRILL_COPY_DONE), 'utf8').catch(() => undefined);
+      let copied: DrillCopy['copied'];
+      try {
+        copied = done ? (JSON.parse(done) as DrillCopy['copied']) : undefined;
+      } catch {
+        copied = undefined;
+      }
+      copies.push({ directory, drillId, ...(copied ? { copied } : {}) });
+    }
+    return copies;
+  }
+
+  /** What the standby says about itself that a copy of it needs: its size and how it is reached. */
+  async drillSource(): Promise<DrillSource> {
+    return this.withSql(async (c) => {
+      const { rows } = await c.query<{
+        bytes: string;
+        listen: string;
+        config: string;
+        data: string;
+      }>(`SELECT (SELECT sum(pg_database_size(oid)) FROM pg_database)::text AS bytes,
+                 current_setting('listen_addresses') AS listen,
+                 current_setting('config_file') AS config,
+                 current_setting('data_directory') AS data`);
+      const row = rows[0];
+      if (!row) throw new Error('the standby told nothing about itself');
+      return {
+        databaseBytes: Number(row.bytes),
+        listenAddresses: row.listen,
+        // Debian keeps it in /etc, outside the data directory: the copy then reads the same file.
+        ...(resolve(dirname(row.config)) !== resolve(row.data) ? { configFile: row.config } : {}),
+      };
+    });
+  }
+
+  /** Free bytes on the file system the copies go to. */
+  async drillSpace(): Promise<number> {
+    const s = await statfs(dirname(this.opts.dataDir));
+    return s.bavail * s.bsize;
+  }
+
+  /**
+   * pg_basebackup of the local standby (`source`: its socket, as the replication role) into a new
+   * copy for `drillId`. The marker goes first, so whatever happens next, the directory is known
+   * to be a drill copy (and removable); the copy is made a standby without an upstream, its
+   * completion recorded last. A copy a killed agent left half done is started again.
+   */
+  async copyForDrill(drillId: string, source: string, now: () => Date): Promise<DrillCopy> {
+    const directory = this.drillCopyDirectory(drillId);
+    this.refuseDataDirectory(directory);
+    const marked = await readDrillMarker(directory);
+    if (marked !== undefined && marked !== drillId)
+      throw new Error(`${directory} is the copy of drill ${marked}, not of ${drillId}`);
+    if (marked === undefined) {
+      if (await exists(directory))
+        throw new Error(
+          `${directory} exists and is not a drill copy (no ${DRILL_COPY_MARKER}): move it away, the agent never deletes it`,
+        );
+      await mkdir(directory, { mode: 0o700 });
+      await writeFile(join(directory, DRILL_COPY_MARKER), `${drillId}\n`, { mode: 0o600 });
+      await syncFile(join(directory, DRILL_COPY_MARKER));
+      await syncFile(dirname(directory));
+    }
+    await this.stopDrillCopier(directory);
+    const pgdata = join(directory, DRILL_COPY_DATA);
+    await rm(pgdata, { recursive: true, force: true });
+    await rm(join(directory, DRILL_COPY_DONE), { force: true });
+    const started = performance.now();
+    let pid: number | undefined;
+    const copying = this.run(
+      'pg_basebackup',
+      ['-D', pgdata, '-d', source, '--wal-method=stream', '--checkpoint=fast'],
+      { timeoutMs: 24 * 3_600_000, onSpawn: (p) => (pid = p) },
+    );
+    // A successor finds the copier its killed predecessor left running, and stops it.
+    if (pid !== undefined)
+      await writeFile(join(directory, DRILL_COPY_PID), `${pid}\n${pgdata}\n`, { mode: 0o600 }).catch(
+        () => undefined,
+      );
+    failpoint('drill-copy:copying');
+    await copying;
+    const copySeconds = (performance.now() - started) / 1000;
+    await rm(join(directory, DRILL_COPY_PID), { force: true });
+    // Its own markers only: a rewind or re-clone marker copied from the standby means nothing here.
+    for (const file of [REWIND_MARKER, RECLONE_COMPLETE]) await rm(join(pgdata, file), { force: true });
+    // A standby with nothing to stream from: it replays what it copied, then waits to be promoted.
+    const auto = join(pgdata, 'postgresql.auto.conf');
+    const lines = (await readFile(auto, 'utf8').catch(() => ''))
+      .split('\n')
+      .filter((l) => !/^\s*(primary_conninfo|primary_slot_name)\s*=/.test(l) && l.trim() !== '');
+    await writeFile(auto, `${lines.join('\n')}\n`, { mode: 0o600 });
+    await writeFile(join(pgdata, 'standby.signal'), '', { mode: 0o600 });
+    const copied = { copiedAt: now().toISOString(), copySeconds, copyBytes: await directoryBytes(pgdata) };
+    await writeFile(join(directory, DRILL_COPY_DONE), `${JSON.stringify(copied)}\n`, { mode: 0o600 });
+    await syncFile(join(directory, DRILL_COPY_DONE));
+    return { directory, drillId, copied };
+  }
+
+  /** Whether the copy's server runs, and whether it was promoted (its control file says so). */
+  async drillCopyServer(copy: DrillCopy): Promise<{ running: boolean; promoted: boolean }> {
+    const pgdata = join(copy.directory, DRILL_COPY_DATA);
+    const running = await this.isRunning(pgdata);
+    const control = parseControlData((await this.run('pg_controldata', ['-D', pgdata])).stdout);
+    return { running, promoted: control.state === 'in production' || control.state === 'shut down' };
+  }
+
+  /**
+   * Starts the copy on `port`, on the standby's addresses and in its own socket directory (the
+   * copy's), with nothing that reaches outside it: no archiving, no restore_command, no upstream,
+   * no walsenders, no synchronous standbys to wait for. Hot standby is off: with no walsenders it
+   * could not start (a hot standby needs as many as the primary had), and nobody should read it
+   * before it is promoted.
+   */
+  async startDrillCopy(copy: DrillCopy, port: number, source: DrillSource): Promise<void> {
+    const pgdata = join(copy.directory, DRILL_COPY_DATA);
+    this.refuseDataDirectory(pgdata);
+    if (await this.isRunning(pgdata)) return;
+    const socket = join(copy.directory, `.s.PGSQL.${port}`);
+    if (Buffer.byteLength(socket) > MAX_SOCKET_PATH)
+      throw new DrillCopyRefused(
+        `the copy's socket ${socket} is longer than ${MAX_SOCKET_PATH} bytes: use a shorter --data-dir path`,
+      );
+    const settings: Record<string, string> = {
+      ...(source.configFile ? { config_file: source.configFile } : {}),
+      // Over whatever the configuration says: never the standby's own data directory.
+      data_directory: pgdata,
+      listen_addresses: source.listenAddresses,
+      unix_socket_directories: copy.directory,
+      cluster_name: `drill-${drillCopyName(copy.drillId)}`,
+      external_pid_file: '',
+      logging_collector: 'off',
+      hot_standby: 'off',
+      max_wal_senders: '0',
+      archive_mode: 'off',
+      archive_command: '',
+      restore_command: '',
+      primary_conninfo: '',
+      primary_slot_name: '',
+      recovery_min_apply_delay: '0',
+      synchronous_standby_names: '',
+      default_transaction_read_only: 'off',
+    };
+    const shell = (v: string) => `'${v.replaceAll("'", `'\\''`)}'`;
+    const options = [`-p ${port}`, ...Object.entries(settings).map(([k, v]) => `-c ${shell(`${k}=${v}`)}`)];
+    const log = join(copy.directory, DRILL_COPY_LOG);
+    try {
+      await this.run(
+        'pg_ctl',
+        ['start', '-D', pgdata, '-l', log, '-w', '-t', '120', '-o', options.join(' ')],
+        {
+          timeoutMs: 130_000,
+        },
+      );
+    } catch (err) {
+      const tail = (await readFile(log, 'utf8').catch(() => ''))
+        .split('\n')
+        .filter((l) => /FATAL|ERROR|PANIC/.test(l))
+        .slice(-3)
+        .join('; ');
+      throw new ToolError('pg_ctl', `${(err as Error).message}${tail ? `: ${tail}` : ''} (log: ${log})`, '');
+    }
+  }
+
+  /**
+   * Promotes the started copy and waits until it takes a write: the seconds from the request
+   * until then (pg_ctl promote: the copy takes no connections before, hot standby being off).
+   */
+  async promoteDrillCopy(copy: DrillCopy, port: number): Promise<number> {
+    const pgdata = join(copy.directory, DRILL_COPY_DATA);
+    this.refuseDataDirectory(pgdata);
+    const started = performance.now();
+    await this.run('pg_ctl', ['promote', '-D', pgdata, '-w', '-t', '60'], { timeoutMs: 70_000 });
+    for (;;) {
+      try {
+        await this.drillCopyWrite(copy, port);
+        return (performance.now() - started) / 1000;
+      } catch (err) {
+        if (performance.now() - started > 60_000)
+          throw new Error(`the promoted copy took no write within 60 s: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  /**
+   * A write on the copy (a transaction id, committed), proving it is a primary; and the newest
+   * heartbeat in `database`, which says how fresh the standby's data was when it was copied.
+   */
+  async drillCopyWrite(
+    copy: DrillCopy,
+    port: number,
+    database = 'postgres',
+  ): Promise<{ heartbeatAt?: Date }> {
+    return this.withSql(
+      async (c) => {
+        const { rows } = await c.query<{ recovery: boolean }>('SELECT pg_is_in_recovery() AS recovery');
+        if (rows[0]?.recovery !== false) throw new Error('the copy is still in recovery');
+        await c.query('SELECT pg_current_xact_id()');
+        const present = await c.query<{ present: boolean }>(
+          `SELECT to_regclass('${HEARTBEAT_TABLE}') IS NOT NULL AS present`,
+        );
+        if (!present.rows[0]?.present) return {};
+        const hb = await c.query<{ at: Date | null }>(`SELECT max(written_at) AS at FROM ${HEARTBEAT_TABLE}`);
+        const at = hb.rows[0]?.at;
+        return at ? { heartbeatAt: at } : {};
+      },
+      { socketDir: copy.directory, port, database },
+    );
+  }
+
+  /**
+   * Stops the copy's server (immediate: nothing in it is kept) and deletes its directory; only a
+   * directory holding the marker, and never the data directory or its server.
+   */
+  async removeDrillCopy(copy: Pick<DrillCopy, 'directory'>): Promise<void> {
+    const { directory } = copy;
+    this.refuseDataDirectory(directory);
+    if ((await readDrillMarker(directory)) === undefined)
+      throw new Error(`${directory} holds no ${DRILL_COPY_MARKER}: not a drill copy, left alone`);
+    await this.stopDrillCopier(directory);
+    const pgdata = join(directory, DRILL_COPY_DATA);
+    if (await this.isRunning(pgdata)) {
+      const pidOf = async (dir: string) =>
+        (await readFile(join(dir, 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')[0]?.trim();
+      const own = await pidOf(this.opts.dataDir);
+      if (own && own === (await pidOf(pgdata)))
+        throw new Error(`${pgdata}/postmaster.pid names the standby's own server (${own}): left alone`);
+      await this.run('pg_ctl', ['stop', '-D', pgdata, '-m', 'immediate', '-w', '-t', '60'], {
+        timeoutMs: 70_000,
+      });
+    }
+    await rm(directory, { recursive: true, force: true });
+  }
+
+  /** A pg_basebackup a killed agent left filling the copy: stopped before the copy is touched. */
+  private async stopDrillCopier(directory: string): Promise<void> {
+    const [pid, target] = (await readFile(join(directory, DRILL_COPY_PID), 'utf8').catch(() => ''))
+      .split('\n')
+      .map((l) => l.trim());
+    if (!pid || !/^\d+$/.test(pid) || !target) return;
+    // Only when that pid still is that pg_basebackup: pids are reused.
+    const alive = async () =>
+      (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').includes(target);
+    if (await alive()) {
+      process.kill(Number(pid), 'SIGTERM');
+      for (let i = 0; i < 100 && (await alive()); i++) await new Promise((r) => setTimeout(r, 100));
+      if (await alive()) process.kill(Number(pid), 'SIGKILL');
+    }
+    await rm(join(directory, DRILL_COPY_PID), { force: true });
+  }
+
+  private refuseDataDirectory(path: string): void {
+    const own = resolve(this.opts.dataDir);
+    const p = resolve(path);
+    if (p === own || p.startsWith(`${own}/`) || own.startsWith(`${p}/`))
+      throw new Error(`${path} is (in) the data directory ${own}: a drill copy never touches it`);
+  }
+
   private async keepingConfiguration<T>(work: () => Promise<T>): Promise<T> {
     const saved = new Map<string, Buffer>();
     for (const file of LOCAL_CONFIGURATION) {
@@ -413,12 +738,15 @@ export class LocalPostgres {
     }
   }
 
-  private async withSql<T>(use: (client: pg.Client) => Promise<T>): Promise<T> {
+  private async withSql<T>(
+    use: (client: pg.Client) => Promise<T>,
+    at: { socketDir: string; port: number; database?: string } = this.opts,
+  ): Promise<T> {
     const client = new pg.Client({
-      host: this.opts.socketDir,
-      port: this.opts.port,
+      host: at.socketDir,
+      port: at.port,
       user: this.opts.user,
-      database: 'postgres',
+      database: at.database ?? 'postgres',
       connectionTimeoutMillis: 5_000,
       query_timeout: 10_000,
       application_name: 'failover-agent',
@@ -477,6 +805,21 @@ async function syncFile(path: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+async function readDrillMarker(directory: string): Promise<string | undefined> {
+  const text = await readFile(join(directory, DRILL_COPY_MARKER), 'utf8').catch(() => undefined);
+  return text === undefined ? undefined : text.trim();
+}
+
+/** The bytes of the regular files under `directory`, as du --apparent-size counts them. */
+async function directoryBytes(directory: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(directory, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    total += (await stat(join(entry.parentPath, entry.name)).catch(() => ({ size: 0 }))).size;
+  }
+  return total;
 }
 
 async function exists(path: string): Promise<boolean> {
