@@ -772,6 +772,7 @@ export const isolatedDrillState = z
     verifiedAt: timestamp('When the authoritative servers answered the drill record.').optional(),
     writingSince: timestamp('When the canary started writing through the drill record.').optional(),
     removedAt: timestamp('When the drill record was deleted (or found absent).').optional(),
+    cleaningSince: timestamp('When the agent was left to remove the copy.').optional(),
     verdict: z
       .object({
         result: z

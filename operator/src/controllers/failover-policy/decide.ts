@@ -44,6 +44,7 @@ import {
   seconds,
   writable,
 } from './facts.ts';
+import type { DrillRecordAction } from './isolated-drill.ts';
 import {
   backoffLeft,
   beforePromotion,
@@ -64,7 +65,9 @@ export type Action =
   /** Run the side effect of `operation.step`, which status already records (write-ahead). */
   | { kind: 'RunStep'; operation: Operation }
   /** Put the DNS record back on the primary (compare-and-swap on the value last read). */
-  | { kind: 'RepairDns'; expected: string | undefined; value: string; epoch: number; ttl: number };
+  | { kind: 'RepairDns'; expected: string | undefined; value: string; epoch: number; ttl: number }
+  /** An isolated drill's record written and verified, or deleted. */
+  | DrillRecordAction;
 
 export interface Plan {
   action: Action;
@@ -572,12 +575,17 @@ const failBack: Guard = (c) => {
   );
 };
 
-/** 9. Drills, only while the primary is up and nothing else is in flight. */
+/**
+ * 9. Drills, only while nothing else is in flight, and (but for an isolated drill stepping aside
+ * and cleaning up) while the primary is up.
+ */
 const runDrill: Guard = (c) => {
-  if (!c.active || c.verdict?.down) return undefined;
-  const drill = decideDrill({ ...c.input, status: c.base }, c.active, c.probeMs);
+  if (!c.active) return undefined;
+  const drill = decideDrill({ ...c.input, status: c.base }, c.active, c.probeMs, c.verdict?.down === true);
   if (!drill) return undefined;
   if (drill.kind === 'Wait') return plan(c, drill.why, { requeueMs: drill.requeueMs, status: drill.status });
+  if (drill.kind === 'Act')
+    return plan(c, drill.why, { action: drill.action, status: drill.status, requeueMs: 0 });
   if (drill.operation) return startOperation({ ...c, base: drill.status }, drill.operation);
   return record(c, drill.why, drill.status, drill.events);
 };

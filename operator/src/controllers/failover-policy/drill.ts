@@ -22,6 +22,7 @@ import { Cron } from 'croner';
 import { agentAlive } from '../../agent/liveness.ts';
 import type {
   DrillMeasure,
+  DrillMode,
   DrillReport,
   DrillState,
   Drills,
@@ -36,6 +37,13 @@ import { type EventInput, eventOf } from '../../runtime/events.ts';
 import { timestamp } from '../../runtime/time.ts';
 import { inCooldown, standbysOf } from './candidates.ts';
 import { type ClusterFacts, type DecideInput, healthyStandby, seconds, writable } from './facts.ts';
+import {
+  continueIsolated,
+  type DrillRecordAction,
+  isolatedDrillPlan,
+  startIsolated,
+  stopIsolated,
+} from './isolated-drill.ts';
 import { newOperation, withStep } from './operation.ts';
 
 /** A drill due longer ago than this (the operator was not running) is skipped, not started late. */
@@ -122,7 +130,7 @@ type DrillResult = DrillReport['result'];
 export function drillReport(
   drill: Pick<
     DrillState,
-    'id' | 'from' | 'to' | 'startedAt' | 'requestId' | 'out' | 'back' | 'ttl' | 'outboundOperationId'
+    'id' | 'from' | 'to' | 'startedAt' | 'requestId' | 'out' | 'back' | 'ttl' | 'outboundOperationId' | 'mode'
   >,
   result: DrillResult,
   reason: string,
@@ -149,6 +157,7 @@ export function drillReport(
     ...(lost !== undefined ? { lostWrites: lost } : {}),
     ...(outbound?.dnsVerifySeconds !== undefined ? { dnsVerifySeconds: outbound.dnsVerifySeconds } : {}),
     ...(drill.requestId ? { requestId: drill.requestId } : {}),
+    ...(drill.mode ? { mode: drill.mode } : {}),
     ...(drill.out ? { out: drill.out } : {}),
     ...(drill.back ? { back: drill.back } : {}),
     ...(drill.ttl
@@ -191,7 +200,9 @@ export type DrillPlan =
       events: EventInput[];
       /** A drill leg to start (a switchover), recorded by the caller like any operation. */
       operation?: Operation;
-    };
+    }
+  /** An isolated drill's record to write or delete; act folds the outcome into status.drill. */
+  | { kind: 'Act'; why: string; status: FailoverPolicyStatus; action: DrillRecordAction };
 
 /**
  * A cluster comes back as a standby after a switchover away from it when its provider does that
@@ -205,15 +216,49 @@ export function canComeBack(f: ClusterFacts | undefined, now: Date): boolean {
  * Moves a drill in progress to its next leg, or starts one that is due or requested. Only called
  * while the primary is up and nothing else is in flight. Undefined: nothing to do.
  */
-export function decideDrill(input: DecideInput, active: string, probeMs: number): DrillPlan | undefined {
+export function decideDrill(
+  input: DecideInput,
+  active: string,
+  probeMs: number,
+  primaryDown = false,
+): DrillPlan | undefined {
   const { spec, status, clusters } = input;
   const drill = status.drill;
+  if (primaryDown && drill?.mode !== 'Isolated') return undefined;
   // Right after a restart nothing is probed yet: wait rather than judge a leg or skip a drill.
   const names = [...new Set([active, ...standbysOf(spec, undefined), drill?.from, drill?.to])];
   if (names.some((n) => n !== undefined && clusters[n]?.unprobed))
     return drill ? { kind: 'Wait', why: 'drill: waiting for probes', requeueMs: probeMs, status } : undefined;
+  if (drill?.mode === 'Isolated') return continueIsolatedDrill(input, drill, primaryDown);
   if (drill) return continueDrill(input, drill, active, probeMs);
   return startRequestedDrill(input, active) ?? startDueDrill(input, active);
+}
+
+function continueIsolatedDrill(input: DecideInput, drill: DrillState, primaryDown: boolean): DrillPlan {
+  const { status } = input;
+  const step = continueIsolated(input, drill, primaryDown);
+  switch (step.kind) {
+    case 'Wait':
+      return {
+        kind: 'Wait',
+        why: step.why,
+        requeueMs: step.requeueMs,
+        status: step.drill ? { ...status, drill: step.drill } : status,
+      };
+    case 'Change':
+      return { kind: 'Change', why: step.why, status: { ...status, drill: step.drill }, events: [] };
+    case 'Act':
+      return { kind: 'Act', why: step.why, status, action: step.action };
+    case 'End': {
+      const ended = endDrill(input, drill, step.verdict.result, step.verdict.reason);
+      if (ended.kind !== 'Change') return ended;
+      const [report, ...rest] = ended.status.drills ?? [];
+      return {
+        ...ended,
+        status: { ...ended.status, drills: report ? [{ ...report, isolated: step.report }, ...rest] : rest },
+      };
+    }
+  }
 }
 
 /** Ends the drill with a report in status.drills and an Event. */
@@ -221,7 +266,7 @@ function endDrill(
   input: DecideInput,
   drill: Pick<
     DrillState,
-    'id' | 'from' | 'to' | 'startedAt' | 'requestId' | 'out' | 'back' | 'ttl' | 'outboundOperationId'
+    'id' | 'from' | 'to' | 'startedAt' | 'requestId' | 'out' | 'back' | 'ttl' | 'outboundOperationId' | 'mode'
   >,
   result: DrillResult,
   reason: string,
@@ -618,10 +663,18 @@ function drillLeg(
   });
 }
 
-/** The standby a drill would go to now, or why there is none (or why no drill may start). */
-function drillPlan(input: DecideInput, active: string): { target: ClusterFacts } | { problem: string } {
+type Chosen = { target: ClusterFacts; isolated?: DrillState['isolated'] } | { problem: string };
+
+/** The standby a drill would go to (or copy) now, or why there is none (or why no drill may start). */
+function drillPlan(input: DecideInput, active: string, mode: DrillMode): Chosen {
   const { spec, status, clusters, now } = input;
   if (!writable(clusters[active])) return { problem: `the primary ${active} does not accept writes` };
+  if (mode === 'Isolated') {
+    const chosen = isolatedDrillPlan(input, active, (f) => drillTarget(input, f));
+    return 'problem' in chosen
+      ? chosen
+      : { target: chosen.target, isolated: startIsolated(spec, chosen.value) };
+  }
   if (!canComeBack(clusters[active], now))
     return {
       problem: `no database agent reports for ${active} and its provider does not make a former primary a standby again after a switchover, so the drill could not come back (run the agent beside it: docs/agent.md)`,
@@ -641,15 +694,29 @@ function drillPlan(input: DecideInput, active: string): { target: ClusterFacts }
   return { target };
 }
 
-function starting(input: DecideInput, active: string, target: string, requestId?: string): DrillState {
+function starting(
+  input: DecideInput,
+  active: string,
+  chosen: Exclude<Chosen, { problem: string }>,
+  requestId?: string,
+): DrillState {
   return {
     id: drillId(input.now),
     from: active,
-    to: target,
+    to: chosen.target.name,
     startedAt: timestamp(input.now),
-    leg: 'Starting',
+    ...(chosen.isolated
+      ? { mode: 'Isolated' as const, leg: 'Copying' as const, isolated: chosen.isolated }
+      : { leg: 'Starting' as const }),
     ...(requestId ? { requestId } : {}),
   };
+}
+
+/** What a starting drill will do, for its Event. */
+function drillStory(drill: DrillState): string {
+  return drill.isolated
+    ? `isolated: a copy of ${drill.to} promoted on port ${drill.isolated.port}, written to through ${drill.isolated.recordName}; nothing in production moves`
+    : `out to ${drill.to} and back`;
 }
 
 /** A due drill starts when nothing is wrong; one that cannot start is filed with the reason. */
@@ -669,10 +736,10 @@ function startDueDrill(input: DecideInput, active: string): DrillPlan | undefine
   };
   if (now.getTime() - due.getTime() > DRILL_START_DEADLINE_MS)
     return skip(`it was due at ${status.nextDrillTime}, more than an hour ago (was the operator running?)`);
-  const chosen = drillPlan(input, active);
+  const chosen = drillPlan(input, active, drills.mode);
   if ('problem' in chosen) return skip(chosen.problem);
   const { nextDrillTime: _n, ...rest } = status;
-  const drill = starting(input, active, chosen.target.name);
+  const drill = starting(input, active, chosen);
   return {
     kind: 'Change',
     why: `drill ${drill.id} starting`,
@@ -682,7 +749,7 @@ function startDueDrill(input: DecideInput, active: string): DrillPlan | undefine
         'Normal',
         'DrillStarted',
         'Drill',
-        `drill ${drill.id}: scheduled at ${status.nextDrillTime}, out to ${drill.to} and back`,
+        `drill ${drill.id}: scheduled at ${status.nextDrillTime}, ${drillStory(drill)}`,
       ),
     ],
   };
@@ -693,8 +760,8 @@ function startRequestedDrill(input: DecideInput, active: string): DrillPlan | un
   const { spec, status, now } = input;
   const request = spec.drillRequest;
   if (request?.action !== 'Run' || request.id === status.lastHandledDrillRequestId) return undefined;
-  const chosen: ReturnType<typeof drillPlan> = spec.drills
-    ? drillPlan(input, active)
+  const chosen: Chosen = spec.drills
+    ? drillPlan(input, active, request.mode ?? spec.drills.mode)
     : {
         problem:
           'spec.drills is not set: a drill needs its limits (abortIfLagSecondsAbove, maxDurationSeconds)',
@@ -718,17 +785,17 @@ function startRequestedDrill(input: DecideInput, active: string): DrillPlan | un
         eventOf('Warning', 'DrillRequestRejected', 'Drill', `drill request ${request.id}: ${chosen.problem}`),
       ],
     };
-  const drill = starting(input, active, chosen.target.name, request.id);
+  const drill = starting(input, active, chosen, request.id);
   return {
     kind: 'Change',
     why: `drill ${drill.id} starting on request ${request.id}`,
-    status: { ...status, ...answered('Accepted', `drill ${drill.id}: out to ${drill.to} and back`), drill },
+    status: { ...status, ...answered('Accepted', `drill ${drill.id}: ${drillStory(drill)}`), drill },
     events: [
       eventOf(
         'Normal',
         'DrillStarted',
         'Drill',
-        `drill ${drill.id}: requested${request.requestedBy ? ` by ${request.requestedBy}` : ''}${request.reason ? ` (${request.reason})` : ''}, out to ${drill.to} and back`,
+        `drill ${drill.id}: requested${request.requestedBy ? ` by ${request.requestedBy}` : ''}${request.reason ? ` (${request.reason})` : ''}, ${drillStory(drill)}`,
       ),
     ],
   };
@@ -785,6 +852,52 @@ export function judgeDrillStop(
         lastDrillRequest: { id: run.id, action: 'Run', outcome: 'Rejected', message, time: timestamp(now) },
       },
       events: [eventOf('Warning', 'DrillRequestRejected', 'Drill', `drill request ${run.id}: ${message}`)],
+    };
+  }
+  if (drill?.mode === 'Isolated') {
+    // Nothing in production moved: any early end only removes the record and the copy.
+    const stopping = drill.isolated?.verdict;
+    const max = spec.drills?.maxDurationSeconds;
+    const over = max !== undefined && now.getTime() - new Date(drill.startedAt).getTime() > seconds(max);
+    const verdict: { result: DrillResult; reason: string } | undefined = stopping
+      ? undefined
+      : failover
+        ? {
+            result: 'Interrupted',
+            reason: `a real failover took over during the drill: ${failover.from} → ${failover.to} (${failover.id})`,
+          }
+        : cancel
+          ? {
+              result: 'Cancelled',
+              reason: `cancelled by request ${cancel.id}${cancel.requestedBy ? ` of ${cancel.requestedBy}` : ''}${cancel.reason ? ` (${cancel.reason})` : ''}`,
+            }
+          : over
+            ? { result: 'Aborted', reason: `still running after maxDurationSeconds (${max ?? 0} s)` }
+            : undefined;
+    if (!verdict) {
+      if (!cancel) return undefined;
+      const message = `drill ${drill.id} is already stopping`;
+      return {
+        why: `drill cancel ${cancel.id}: ${message}`,
+        status: { ...status, ...answered('Accepted', message) },
+        events: [],
+      };
+    }
+    return {
+      why: `drill ${drill.id}: ${verdict.reason}`,
+      status: {
+        ...status,
+        ...answered('Accepted', `drill ${drill.id} stops: the record and the copy are removed`),
+        drill: stopIsolated(drill, { ...verdict, reason: verdict.reason.slice(0, 1024) }),
+      },
+      events: [
+        eventOf(
+          'Warning',
+          'DrillStopping',
+          'Drill',
+          `drill ${drill.id}: ${verdict.reason}; removing the drill record and the copy`,
+        ),
+      ],
     };
   }
   if (drill && failover) {

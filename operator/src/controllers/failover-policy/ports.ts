@@ -1,6 +1,6 @@
 /** The ports act works through for one policy, built from the operator's context. */
 import { getServers } from 'node:dns';
-import { type FailoverPolicySpec, replicaClusterSpec } from '../../api/v1alpha1/index.ts';
+import { type DrillState, type FailoverPolicySpec, replicaClusterSpec } from '../../api/v1alpha1/index.ts';
 import type { CanaryTarget } from '../../providers/canary/port.ts';
 import type { ProviderSpec } from '../../providers/database/port.ts';
 import {
@@ -14,6 +14,7 @@ import { objectKey } from '../../runtime/informer.ts';
 import type { KubeObject } from '../../runtime/kube-client.ts';
 import type { OperatorContext } from '../context.ts';
 import { recordRef, type StepPorts } from './act.ts';
+import { drillCopyClusterName, drillRecordRef } from './isolated-drill.ts';
 import { agentReportOf } from './observe.ts';
 
 const verifier = new DirectDnsVerifier({ timeoutMs: 2_000 });
@@ -78,15 +79,19 @@ export function portsFor(ctx: OperatorContext, policy: KubeObject, spec: Failove
 /**
  * Where the drill's canary writes: through the policy's DNS name as its authoritative servers
  * answer it now, with spec.primary's connection settings and credentials, the way an application
- * configured for this database would connect.
+ * configured for this database would connect. An isolated drill's canary writes through the drill
+ * record to the copy's port instead, and only to a server that says it is the copy.
  */
 export async function canaryTargetFor(
   ctx: OperatorContext,
   policy: KubeObject,
   spec: FailoverPolicySpec,
   ports: StepPorts,
-  drillId: string,
+  drill: Pick<DrillState, 'id' | 'mode' | 'isolated'>,
 ): Promise<CanaryTarget> {
+  const drillId = drill.id;
+  const isolated = drill.mode === 'Isolated' ? drill.isolated : undefined;
+  const record = isolated ? drillRecordRef(spec, drill) : recordRef(spec);
   const namespace = policy.metadata.namespace ?? 'default';
   const object = ctx.clusters.get(objectKey({ metadata: { name: spec.primary, namespace } }));
   const parsed = object ? replicaClusterSpec.safeParse(object.spec) : undefined;
@@ -104,16 +109,17 @@ export async function canaryTargetFor(
   const drills = spec.drills;
   return {
     resolve: async () => {
-      const answers = await ports.verifier.query(recordRef(spec), await ports.verifyServers());
+      const answers = await ports.verifier.query(record, await ports.verifyServers());
       return answers.find((a) => a.values?.length)?.values?.[0];
     },
     clusterOf: (address) => targets.get(address.replace(/\.$/, '').toLowerCase()),
-    port: connection.port,
+    port: isolated?.port ?? connection.port,
     database: connection.database,
     user: user.value,
     password: password.value,
     sslMode: connection.sslMode,
-    serverName: spec.dns.name,
+    serverName: record.name,
+    ...(isolated ? { requireClusterName: drillCopyClusterName(drillId) } : {}),
     drillId,
     policyKey: objectKey(policy),
     writer: `${ctx.identity}@${ctx.clock.now().toISOString()}`,

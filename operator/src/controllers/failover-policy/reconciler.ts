@@ -40,7 +40,9 @@ import { freshVotes } from './detection.ts';
 import { discoveryNeedsDns } from './discovery.ts';
 import { afterDnsCheck, type DnsCheck, dnsCheckDue } from './dns-check.ts';
 import { drillNeedsDns } from './drill.ts';
+import { runDrillRecord } from './drill-act.ts';
 import type { DecideInput } from './facts.ts';
+import { afterDrillRecord } from './isolated-drill.ts';
 import { agentReportOf, factsFromProbe, gatherInput, voteFromProbe } from './observe.ts';
 import { canaryTargetFor, portsFor } from './ports.ts';
 import { readyCondition, type StepResult, summarize, topologyOf } from './summary.ts';
@@ -194,9 +196,10 @@ async function keepCanary(
 ): Promise<void> {
   const key = objectKey(object);
   const drill = status.drill;
-  if (!drill) return ctx.canaries.stop(key);
+  // An isolated drill writes only once its record answers, and stops before the record goes.
+  if (!drill || (drill.mode === 'Isolated' && drill.leg !== 'Writing')) return ctx.canaries.stop(key);
   try {
-    await ctx.canaries.ensure(key, () => canaryTargetFor(ctx, object, spec, ports, drill.id), drill.id);
+    await ctx.canaries.ensure(key, () => canaryTargetFor(ctx, object, spec, ports, drill), drill.id);
   } catch (err) {
     ctx.log.warn(
       { policy: key, drill: drill.id, err: (err as Error).message },
@@ -217,6 +220,29 @@ async function carryOut(
   const base: Carried = { status: plan.status, events: plan.events, requeueMs: plan.requeueMs };
   if (action.kind === 'RepairDns') {
     return { ...base, dnsReady: await repairDns(ports, input.spec, action) };
+  }
+  if (action.kind === 'DrillRecord') {
+    const drill = plan.status.drill;
+    if (!drill) return base;
+    const outcome = await runDrillRecord(ports, action);
+    const next = afterDrillRecord(drill, outcome, input.now);
+    const failed = outcome.kind === 'Failed' ? outcome : undefined;
+    if (failed)
+      ctx.log.warn(
+        {
+          policy: `${ns(object)}/${object.metadata.name}`,
+          drill: drill.id,
+          reason: failed.reason,
+          err: failed.message,
+        },
+        'the drill record could not be changed; trying again',
+      );
+    return {
+      ...base,
+      status: { ...plan.status, drill: next },
+      // Written but not answered yet: look again soon.
+      requeueMs: next.leg === drill.leg ? (failed ? 2000 : 500) : 0,
+    };
   }
   if (action.kind !== 'RunStep') return base;
   const op = action.operation;

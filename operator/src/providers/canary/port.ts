@@ -42,6 +42,11 @@ export interface CanaryTarget {
    * client that keeps its connection as long as the server does.
    */
   recheckDnsMs?: number;
+  /**
+   * Write only to a server whose cluster_name is this (an isolated drill's copy); any other
+   * server reached is refused before a write.
+   */
+  requireClusterName?: string;
 }
 
 /** A stretch of acknowledged writes on one server: one cluster, one server identity. */
@@ -71,6 +76,8 @@ export interface CanarySnapshot {
   startedAt: string;
   /** Attempts that got no acknowledgement: no answer, no connection, refused, or read-only. */
   failed: number;
+  /** Why the last failed attempt failed. */
+  lastError?: string;
   runs: CanaryRun[];
 }
 

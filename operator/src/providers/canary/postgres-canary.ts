@@ -111,6 +111,8 @@ export class PostgresCanaryWriter implements CanaryWriter {
 
   /** Logins refused in a row: the attempts back off while it is not 0. */
   private refusedLogins = 0;
+  /** Why the last failed attempt failed, for the drill's report. */
+  private lastError: string | undefined;
 
   snapshot(): CanarySnapshot {
     return {
@@ -118,6 +120,7 @@ export class PostgresCanaryWriter implements CanaryWriter {
       writer: this.target.writer,
       startedAt: this.startedAt,
       failed: this.failed,
+      ...(this.lastError ? { lastError: this.lastError } : {}),
       runs: this.runs.map(({ key: _key, seqs: _seqs, counted: _counted, ...run }) => ({ ...run })),
     };
   }
@@ -201,6 +204,8 @@ export class PostgresCanaryWriter implements CanaryWriter {
     client.on('error', () => undefined);
     try {
       await client.connect();
+      if (this.target.requireClusterName !== undefined)
+        await requireClusterName(client, this.target.requireClusterName);
       const server = await readServer(client);
       if (!server.hasTable) await createCanaryTable(client);
       this.session = {
@@ -335,6 +340,7 @@ export class PostgresCanaryWriter implements CanaryWriter {
     this.refusedLogins = reason === 'AuthenticationFailed' ? Math.min(this.refusedLogins + 1, 16) : 0;
     this.writes?.inc({ ...this.labels, result: 'failed' });
     const detail = { err: describe(err, this.session?.address ?? this.triedAddress), failed: this.failed };
+    this.lastError = detail.err.slice(0, 512);
     if (!this.failing) this.log?.info(detail, 'canary write failed; retrying every interval');
     else this.log?.debug(detail, 'canary write failed');
     this.failing = true;
@@ -367,6 +373,22 @@ async function readServer(client: pg.Client): Promise<{ identity: string; hasTab
   // A WAL file name starts with the timeline in 8 hex digits.
   const timeline = row?.walfile ? Number.parseInt(row.walfile.slice(0, 8), 16) : 'standby';
   return { identity: `${row?.system}/${timeline}`, hasTable: row?.has_table === true };
+}
+
+/**
+ * Refuses a server whose cluster_name is not the one expected: an isolated drill's canary writes
+ * only into the drill's copy (started with cluster_name set to the drill id), never into a
+ * production server a wrong record or port would lead it to.
+ */
+async function requireClusterName(client: pg.Client, expected: string): Promise<void> {
+  const { rows } = await client.query<{ name: string }>(`SELECT current_setting('cluster_name') AS name`);
+  const name = rows[0]?.name ?? '';
+  if (name !== expected)
+    throw new ProviderError(
+      'Rejected',
+      `canary: the server reached has cluster_name "${name}", not the drill copy's "${expected}": no write`,
+      { retryable: true },
+    );
 }
 
 async function createCanaryTable(client: pg.Client): Promise<void> {

@@ -1,0 +1,326 @@
+import { describe, expect, it } from 'vitest';
+import type { AgentReport, DrillState, FailoverPolicyStatus } from '../../api/v1alpha1/index.ts';
+import type { CanarySnapshot } from '../../providers/canary/port.ts';
+import { ago, evaluate, NOW, spec as policySpec } from './decide.fixtures.ts';
+import type { ClusterFacts, DecideInput, Vote } from './facts.ts';
+import { afterDrillRecord, ISOLATED_CLEANUP_WAIT_MS, ISOLATED_WRITE_WAIT_MS } from './isolated-drill.ts';
+
+const drills = {
+  schedule: '0 3 * * 1',
+  holdSeconds: 60,
+  maxDurationSeconds: 600,
+  abortIfLagSecondsAbove: 5,
+  ttlSeconds: 30,
+  mode: 'Isolated' as const,
+  isolated: { port: 5433, minCanaryWrites: 20 },
+};
+const spec = () => policySpec({ standbys: ['b'], drills });
+const ID = 'drill-20260302095950000';
+
+type Copy = NonNullable<AgentReport['drillCopy']>;
+const agent = (copy?: Partial<Copy>, reportedSecondsAgo = 2): AgentReport => ({
+  name: 'b-0',
+  reportedAt: ago(reportedSecondsAgo).toISOString(),
+  dataDirectory: '/d',
+  server: 'Standby',
+  ...(copy
+    ? {
+        drillCopy: {
+          drillId: ID,
+          phase: 'Copying',
+          port: 5433,
+          directory: '/d.drill-x',
+          startedAt: ago(60).toISOString(),
+          ...copy,
+        },
+      }
+    : {}),
+});
+const primary: ClusterFacts = { name: 'a', exists: true, reachable: true, role: 'Primary' };
+const standby = (report?: AgentReport): ClusterFacts => ({
+  name: 'b',
+  exists: true,
+  reachable: true,
+  role: 'Standby',
+  lagSeconds: 0.5,
+  lagBytes: 100,
+  lagObservedAt: ago(1),
+  ...(report ? { agent: report } : {}),
+});
+const vote = (observer: string, reachable = true): Vote => ({
+  observer,
+  observedAt: ago(1),
+  reachable,
+  consecutiveFailures: reachable ? 0 : 5,
+});
+
+const running = (
+  leg: DrillState['leg'],
+  isolated: Partial<NonNullable<DrillState['isolated']>> = {},
+): DrillState => ({
+  id: ID,
+  from: 'a',
+  to: 'b',
+  startedAt: ago(120).toISOString(),
+  mode: 'Isolated',
+  leg,
+  isolated: { recordName: '_drill.db.example.com', port: 5433, value: 'b.example.com', ...isolated },
+});
+
+function input(status: FailoverPolicyStatus, b: ClusterFacts, over: Partial<DecideInput> = {}): DecideInput {
+  return {
+    spec: spec(),
+    status,
+    clusters: { a: primary, b },
+    votes: [vote('operator'), vote('region-b'), vote('region-c')],
+    now: NOW,
+    dnsTargets: { a: 'a.example.com', b: 'b.example.com' },
+    ...over,
+  };
+}
+
+const canary = (acknowledged: number): CanarySnapshot => ({
+  drillId: ID,
+  writer: 'w',
+  startedAt: ago(10).toISOString(),
+  failed: 0,
+  runs: [
+    {
+      cluster: 'b',
+      firstSeq: 1,
+      lastSeq: acknowledged,
+      acknowledged,
+      firstAt: ago(5).toISOString(),
+      lastAt: ago(1).toISOString(),
+    },
+  ],
+});
+
+describe('isolated drills', () => {
+  it('start on request at Copying: nothing moves, no operation, the record named after the policy record', () => {
+    const e = evaluate(
+      input({ activePrimary: 'a', epoch: 4 }, standby(agent()), {
+        spec: { ...spec(), drillRequest: { id: 'r1', action: 'Run' } },
+      }),
+    );
+    expect(e.status.drill).toMatchObject({
+      mode: 'Isolated',
+      leg: 'Copying',
+      to: 'b',
+      isolated: { recordName: '_drill.db.example.com', port: 5433, value: 'b.example.com' },
+    });
+    expect(e.status.currentOperation).toBeUndefined();
+    expect(e.status.lastDrillRequest?.outcome).toBe('Accepted');
+  });
+
+  it('a request for a round trip on an isolated policy runs one (drillRequest.mode wins)', () => {
+    const e = evaluate(
+      input(
+        { activePrimary: 'a', epoch: 4 },
+        { ...standby(agent()), rejoinsAfterSwitchover: true },
+        {
+          spec: { ...spec(), drillRequest: { id: 'r1', action: 'Run', mode: 'RoundTrip' } },
+          clusters: {
+            a: { ...primary, rejoinsAfterSwitchover: true },
+            b: { ...standby(agent()), rejoinsAfterSwitchover: true },
+          },
+        },
+      ),
+    );
+    expect(e.status.drill?.mode).toBeUndefined();
+    expect(e.status.drill?.leg).toBe('Starting');
+  });
+
+  it('is refused without an agent beside the standby, saying why', () => {
+    const e = evaluate(
+      input({ activePrimary: 'a', epoch: 4 }, standby(), {
+        spec: { ...spec(), drillRequest: { id: 'r1', action: 'Run' } },
+      }),
+    );
+    expect(e.status.drill).toBeUndefined();
+    expect(e.status.lastDrillRequest).toMatchObject({ outcome: 'Rejected' });
+    expect(e.status.lastDrillRequest?.message).toMatch(/no database agent reports for b/);
+  });
+
+  it('waits for the copy, then points the record once it serves, with its figures', () => {
+    const waiting = evaluate(
+      input({ activePrimary: 'a', epoch: 4, drill: running('Copying') }, standby(agent({}))),
+    );
+    expect(waiting.status.drill?.leg).toBe('Copying');
+    expect(waiting.plan.action.kind).toBe('Observe');
+    const serving = evaluate(
+      input(
+        { activePrimary: 'a', epoch: 4, drill: running('Copying') },
+        standby(
+          agent({
+            phase: 'Serving',
+            copySeconds: 3.5,
+            copyBytes: 40_000_000,
+            promotionSeconds: 0.4,
+            copiedAt: ago(5).toISOString(),
+            newestHeartbeatAt: ago(6).toISOString(),
+          }),
+        ),
+      ),
+    );
+    expect(serving.status.drill).toMatchObject({
+      leg: 'Pointing',
+      isolated: { copySeconds: 3.5, copyBytes: 40_000_000, promotionSeconds: 0.4, freshnessSeconds: 1 },
+    });
+  });
+
+  it('writes the drill record (never the policy record) and goes on once every server answers', () => {
+    const pointing = running('Pointing', { copyReadyAt: ago(2).toISOString() });
+    const e = evaluate(
+      input({ activePrimary: 'a', epoch: 4, drill: pointing }, standby(agent({ phase: 'Serving' }))),
+    );
+    expect(e.plan.action).toMatchObject({
+      kind: 'DrillRecord',
+      want: 'Present',
+      record: { name: '_drill.db.example.com', zone: 'example.com' },
+      value: 'b.example.com',
+    });
+    const notYet = afterDrillRecord(pointing, { kind: 'Present', answered: false, detail: '' }, NOW);
+    expect(notYet.leg).toBe('Pointing');
+    expect(notYet.isolated?.pointedAt).toBe(NOW.toISOString());
+    const later = new Date(NOW.getTime() + 1500);
+    const answered = afterDrillRecord(notYet, { kind: 'Present', answered: true, detail: '' }, later);
+    expect(answered).toMatchObject({ leg: 'Writing', isolated: { dnsVerifySeconds: 1.5 } });
+  });
+
+  it('passes once the copy acknowledged minCanaryWrites through the record, then removes the record', () => {
+    const writing = running('Writing', { writingSince: ago(3).toISOString() });
+    const few = evaluate(
+      input({ activePrimary: 'a', epoch: 4, drill: writing }, standby(agent({ phase: 'Serving' })), {
+        canary: canary(5),
+      }),
+    );
+    expect(few.status.drill?.leg).toBe('Writing');
+    const enough = evaluate(
+      input({ activePrimary: 'a', epoch: 4, drill: writing }, standby(agent({ phase: 'Serving' })), {
+        canary: canary(20),
+      }),
+    );
+    expect(enough.status.drill).toMatchObject({
+      leg: 'Removing',
+      isolated: { canaryWrites: 20, verdict: { result: 'Succeeded' } },
+    });
+  });
+
+  it('fails when the copy takes too few canary writes in time, and still cleans up', () => {
+    const writing = running('Writing', {
+      writingSince: ago(ISOLATED_WRITE_WAIT_MS / 1000 + 1).toISOString(),
+    });
+    const e = evaluate(
+      input({ activePrimary: 'a', epoch: 4, drill: writing }, standby(agent({ phase: 'Serving' })), {
+        canary: { ...canary(3), lastError: 'connection refused' },
+      }),
+    );
+    expect(e.status.drill).toMatchObject({ leg: 'Removing', isolated: { verdict: { result: 'Failed' } } });
+    expect(e.status.drill?.isolated?.verdict?.reason).toMatch(/3 of 20 .*connection refused/);
+  });
+
+  it('files the report once the agent removed the copy; the copy left in place fails a passed drill after the wait', () => {
+    const verdict = { result: 'Succeeded' as const, reason: 'ok' };
+    const cleaning = running('Cleaning', {
+      verdict,
+      removedAt: ago(1).toISOString(),
+      cleaningSince: ago(1).toISOString(),
+      canaryWrites: 20,
+    });
+    const still = evaluate(
+      input({ activePrimary: 'a', epoch: 4, drill: cleaning }, standby(agent({ phase: 'Serving' }))),
+    );
+    expect(still.status.drill?.leg).toBe('Cleaning');
+    const removed = evaluate(
+      input({ activePrimary: 'a', epoch: 4, drill: cleaning }, standby(agent({ phase: 'Removed' }))),
+    );
+    expect(removed.status.drill).toBeUndefined();
+    expect(removed.status.drills?.[0]).toMatchObject({
+      id: ID,
+      mode: 'Isolated',
+      result: 'Succeeded',
+      epoch: 4,
+      isolated: { cluster: 'b', recordName: '_drill.db.example.com', cleanedUp: true, canaryWrites: 20 },
+    });
+    const stale = running('Cleaning', {
+      verdict,
+      removedAt: ago(1).toISOString(),
+      cleaningSince: ago(ISOLATED_CLEANUP_WAIT_MS / 1000 + 1).toISOString(),
+    });
+    const gone = evaluate(
+      input({ activePrimary: 'a', epoch: 4, drill: stale }, standby(agent({ phase: 'Serving' }, 300))),
+    );
+    expect(gone.status.drills?.[0]).toMatchObject({ result: 'Failed', isolated: { cleanedUp: false } });
+    expect(gone.status.drills?.[0]?.reason).toMatch(/did not report the copy removed/);
+  });
+
+  it('a cancel, a real failover, maxDuration, or the primary down each stop it through Removing', () => {
+    const writing = running('Writing', { writingSince: ago(1).toISOString() });
+    const b = standby(agent({ phase: 'Serving' }));
+    const cancelled = evaluate(
+      input({ activePrimary: 'a', epoch: 4, drill: writing }, b, {
+        spec: { ...spec(), drillRequest: { id: 'c1', action: 'Cancel' } },
+      }),
+    );
+    expect(cancelled.status.drill).toMatchObject({
+      leg: 'Removing',
+      isolated: { verdict: { result: 'Cancelled' } },
+    });
+    const over = evaluate(
+      input({ activePrimary: 'a', epoch: 4, drill: { ...writing, startedAt: ago(601).toISOString() } }, b),
+    );
+    expect(over.status.drill).toMatchObject({
+      leg: 'Removing',
+      isolated: { verdict: { result: 'Aborted' } },
+    });
+    const down = evaluate(
+      input({ activePrimary: 'a', epoch: 4, drill: writing }, b, {
+        clusters: { a: { ...primary, reachable: false, role: 'Unknown' }, b },
+        votes: [vote('operator', false), vote('region-b', false), vote('region-c', false)],
+      }),
+    );
+    expect(down.status.drill?.isolated?.verdict?.result ?? down.status.currentOperation?.kind).toBeDefined();
+    // Once stopping, a cancel is answered without changing the verdict.
+    const again = evaluate(
+      input({ activePrimary: 'a', epoch: 4, drill: cancelled.status.drill as DrillState }, b, {
+        spec: { ...spec(), drillRequest: { id: 'c2', action: 'Cancel' } },
+      }),
+    );
+    expect(again.status.drill?.isolated?.verdict?.result).toBe('Cancelled');
+    expect(again.status.lastDrillRequest?.message).toMatch(/already stopping/);
+  });
+
+  it('deletes the record in Removing, and goes to Cleaning when it is gone or cannot be deleted', () => {
+    const removing = running('Removing', { verdict: { result: 'Cancelled', reason: 'x' } });
+    const e = evaluate(
+      input({ activePrimary: 'a', epoch: 4, drill: removing }, standby(agent({ phase: 'Serving' }))),
+    );
+    expect(e.plan.action).toMatchObject({ kind: 'DrillRecord', want: 'Absent' });
+    expect(afterDrillRecord(removing, { kind: 'Absent' }, NOW)).toMatchObject({
+      leg: 'Cleaning',
+      isolated: { removedAt: NOW.toISOString() },
+    });
+    const conflict = afterDrillRecord(
+      removing,
+      { kind: 'Failed', reason: 'OwnershipConflict', message: 'x', retryable: false },
+      NOW,
+    );
+    expect(conflict.leg).toBe('Cleaning');
+    expect(conflict.isolated?.removedAt).toBeUndefined();
+    expect(
+      afterDrillRecord(removing, { kind: 'Failed', reason: 'Timeout', message: 'x', retryable: true }, NOW),
+    ).toBe(removing);
+  });
+
+  it('a copy the agent could not make fails the drill, which still cleans up', () => {
+    const e = evaluate(
+      input(
+        { activePrimary: 'a', epoch: 4, drill: running('Copying') },
+        standby(agent({ phase: 'Failed', message: 'not enough disk space' })),
+      ),
+    );
+    expect(e.status.drill).toMatchObject({ leg: 'Removing', isolated: { verdict: { result: 'Failed' } } });
+    expect(e.status.drill?.isolated?.verdict?.reason).toMatch(/not enough disk space/);
+  });
+});
