@@ -220,3 +220,106 @@ describe('act: reprotect through a managed provider', () => {
     });
   });
 });
+
+describe('act: a switchover Aurora does itself (both ends members of one global cluster)', () => {
+  const member = (n: string, global = 'orders-global') => ({
+    type: 'AuroraGlobal',
+    auroraGlobal: {
+      region: 'us-east-1',
+      globalClusterIdentifier: global,
+      dbClusterIdentifier: `orders-${n}`,
+    },
+  });
+  const aurora = (
+    dbs: Record<string, DatabaseProvider>,
+    global = (_n: string) => 'orders-global',
+  ): StepPorts => ({
+    ...ports(dbs),
+    providerSpec: (n) => member(n, global(n)),
+  });
+  const switchover = (step: 'Fencing' | 'Promoting', over = {}) =>
+    inProgress(step, { kind: 'Switchover', trigger: 'Drill', id: 'switchover-e5-x', ...over });
+
+  it('fences by marking the old writer with the epoch only, observes nothing, and says Promoting comes next', async () => {
+    const a = database();
+    let observed = 0;
+    a.db.observe = async () => {
+      observed++;
+      return { reachable: true, role: 'Primary', lsn: '0/10', durationMs: 1 };
+    };
+    const outcome = await runStep(
+      aurora({ a: a.db, b: database().db }),
+      spec({ promotion: { fencing: 'Shutdown' } }),
+      switchover('Fencing'),
+      NOW,
+    );
+    expect(outcome).toMatchObject({
+      kind: 'Done',
+      nativeSwitchover: true,
+      detail: expect.stringMatching(/^EpochOnly: fenced EpochOnly; b's provider switches over itself/),
+    });
+    expect(a.fences).toEqual([{ operationId: 'switchover-e5-x', epoch: 5, mode: 'EpochOnly' }]);
+    expect(observed).toBe(0);
+    expect(outcome).not.toHaveProperty('learned.fencedLsn');
+  });
+
+  it('fails a first mark that fails (nothing asked of Aurora yet), but goes on past one after the operation was marked', async () => {
+    const first = await runStep(
+      aurora({ a: database('refuses').db, b: database().db }),
+      spec(),
+      switchover('Fencing'),
+      NOW,
+    );
+    expect(first).toMatchObject({ kind: 'Failed', reason: 'Rejected', retryable: false });
+    const again = await runStep(
+      aurora({ a: database('unreachable').db, b: database().db }),
+      spec(),
+      switchover('Fencing', { fenceDetail: 'epoch 5 recorded' }),
+      NOW,
+    );
+    expect(again).toMatchObject({
+      kind: 'Done',
+      nativeSwitchover: true,
+      detail: expect.stringMatching(/not marked again \(connection refused\)/),
+    });
+  });
+
+  it('asks the target for a Switchover and records that nothing was lost', async () => {
+    const requests: unknown[] = [];
+    const b = database();
+    b.db.promote = async (request) => {
+      requests.push(request);
+      return { state: 'Promoted', alreadyPrimary: false };
+    };
+    const outcome = await runStep(
+      aurora({ a: database().db, b: b.db }),
+      spec(),
+      switchover('Promoting'),
+      NOW,
+    );
+    expect(requests).toEqual([{ operationId: 'switchover-e5-x', epoch: 5, kind: 'Switchover' }]);
+    expect(outcome).toMatchObject({
+      kind: 'Done',
+      learned: { estimatedLossBytes: 0, estimatedLossSeconds: 0 },
+    });
+  });
+
+  it('is no native switchover between members of two global clusters, nor for a failover', async () => {
+    const a = database();
+    const apart = await runStep(
+      aurora({ a: a.db, b: database().db }, (n) => `global-${n}`),
+      spec(),
+      switchover('Fencing'),
+      NOW,
+    );
+    expect(apart).not.toHaveProperty('nativeSwitchover');
+    expect(a.fences[0]?.mode).toBe('ReadOnly');
+    const failover = await runStep(
+      aurora({ a: database().db, b: database().db }),
+      spec(),
+      inProgress('Fencing'),
+      NOW,
+    );
+    expect(failover).not.toHaveProperty('nativeSwitchover');
+  });
+});

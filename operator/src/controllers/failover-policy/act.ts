@@ -8,7 +8,7 @@
 import type { AgentReport, FailoverPolicySpec, Operation } from '../../api/v1alpha1/index.ts';
 import { switchesOverNatively } from '../../providers/database/capabilities.ts';
 import { compareLsn } from '../../providers/database/lsn.ts';
-import type { DatabaseProvider, ProviderSpec } from '../../providers/database/port.ts';
+import type { DatabaseProvider, FencingMode, ProviderSpec } from '../../providers/database/port.ts';
 import type { DnsProvider, DnsRecordRef, DnsVerifier } from '../../providers/dns/port.ts';
 import type { DnsServerAddress } from '../../providers/dns/verifier.ts';
 import { canonicalValue } from '../../providers/dns/verifier.ts';
@@ -61,16 +61,6 @@ export async function runStep(
 ): Promise<StepOutcome> {
   try {
     switch (op.step) {
-      case 'Detected':
-        // No side effect: the record of the intent was the step. What follows depends on who
-        // switches over.
-        return nativeSwitchover(ports, op)
-          ? {
-              kind: 'Done',
-              nativeSwitchover: true,
-              detail: `${op.to}'s provider switches over itself: it fences ${op.from}, waits for ${op.to} to catch up and demotes ${op.from}`,
-            }
-          : { kind: 'Done' };
       case 'Fencing':
         return await fence(ports, spec, op);
       case 'CatchingUp':
@@ -88,6 +78,7 @@ export async function runStep(
       case 'RollingBack':
         return await unfence(ports, op);
       default:
+        // Detected has no side effect: the record of the intent was the step.
         return { kind: 'Done' };
     }
   } catch (err) {
@@ -106,34 +97,39 @@ function nativeSwitchover(ports: StepPorts, op: Operation): boolean {
 }
 
 /**
- * For a switchover the provider does itself: the old primary marked with the epoch (EpochOnly),
- * best effort. Clients that read the heartbeat stop writing there, and decide leaves a writer this
- * operation marked be: Aurora keeps the old writer writable until its switchover demotes it, which
- * would otherwise send the operation back to Fencing at every probe. The provider's switchover is
- * the fence; a mark that cannot be made (the writer unavailable while Aurora swaps roles) is only
- * reported.
+ * A native switchover's fence: the old writer marked with the epoch (EpochOnly), and nothing
+ * more; the provider's switchover makes it read-only (Aurora refuses the SQL that would). The
+ * mark tells clients that read the heartbeat to stop writing there, and it is what lets decide
+ * leave the old writer be while Aurora, asked in Promoting, still keeps it writable; without it
+ * every probe would send the operation back here. A first mark that fails fails the step (the
+ * switchover rolls back, nothing moved: Aurora needs a healthy writer anyway); once marked, a
+ * return here (the mark was lost) goes on to Promoting whatever the mark does, since Aurora may
+ * be switching over already and must not be rolled back under.
  */
-async function markOldPrimary(ports: StepPorts, op: Operation): Promise<string> {
+async function markOldWriter(
+  db: DatabaseProvider,
+  op: Operation,
+  mode: FencingMode,
+): Promise<{ detail: string }> {
+  const made = `; ${op.to}'s provider switches over itself and makes ${op.from} read-only`;
   try {
-    const db = await ports.database(op.from);
-    const { detail } = await db.fence({ operationId: op.id, epoch: op.epoch, mode: 'EpochOnly' });
-    return `${op.from} marked with epoch ${op.epoch} (${detail}); the provider's switchover makes it read-only`;
+    const { detail } = await db.fence({ operationId: op.id, epoch: op.epoch, mode });
+    return { detail: `${detail}${made}` };
   } catch (err) {
-    return `${op.from} not marked with epoch ${op.epoch} (${failure(err).message}); the provider's switchover makes it read-only`;
+    if (op.fenceDetail === undefined) throw err;
+    return { detail: `not marked again (${failure(err).message})${made}` };
   }
 }
 
 async function fence(ports: StepPorts, spec: FailoverPolicySpec, op: Operation): Promise<StepOutcome> {
   const native = nativeSwitchover(ports, op);
   const mode = fencingModeFor(op, spec.promotion.fencing, { nativeSwitchover: native });
+  const db = await ports.database(op.from);
   // Waited for up to the adapter's own timeouts (a silent old primary costs its connect timeout):
-  // cutting a slow but reachable primary's fence short would promote beside a writer. A native
-  // switchover only marks it (sent back here because it was seen taking writes while Aurora had
-  // not demoted it yet), and goes on to Promoting whatever the mark did.
-  const db = native ? undefined : await ports.database(op.from);
-  const fenced = db
-    ? await db.fence({ operationId: op.id, epoch: op.epoch, mode })
-    : { detail: await markOldPrimary(ports, op) };
+  // cutting a slow but reachable primary's fence short would promote beside a writer.
+  const fenced = native
+    ? await markOldWriter(db, op, mode)
+    : await db.fence({ operationId: op.id, epoch: op.epoch, mode });
   // Others seen taking writes before the promotion (op.strays) go the same way, in the policy's mode.
   const others: string[] = [];
   for (const stray of op.strays ?? []) {
@@ -148,7 +144,7 @@ async function fence(ports: StepPorts, spec: FailoverPolicySpec, op: Operation):
     }
   }
   const detail = [fenced.detail, ...others].join('; ');
-  if (!db)
+  if (native)
     return {
       kind: 'Done',
       nativeSwitchover: true,
@@ -331,20 +327,18 @@ async function checkStreaming(ports: StepPorts, op: Operation): Promise<StepOutc
 
 /**
  * Starts the promotion or checks on it. A Switchover asks for the provider's switchover (kind
- * Switchover): for a native one (Aurora global's SwitchoverGlobalCluster) that is the whole
- * switchover, and the old primary is marked with the epoch before each ask (`markOldPrimary`).
+ * Switchover): for a native one (Aurora global's SwitchoverGlobalCluster) that is the switchover
+ * itself, with the catch-up and the old writer's demotion.
  */
 async function promote(ports: StepPorts, op: Operation, now: Date): Promise<StepOutcome> {
   const native = nativeSwitchover(ports, op);
-  const mark = native ? await markOldPrimary(ports, op) : undefined;
   const target = await ports.database(op.to);
   const result = await target.promote({
     operationId: op.id,
     epoch: op.epoch,
     kind: op.kind === 'Switchover' ? 'Switchover' : 'Failover',
   });
-  if (result.state === 'Pending')
-    return { kind: 'Pending', detail: `promoting ${op.to}: ${result.detail}${mark ? `; ${mark}` : ''}` };
+  if (result.state === 'Pending') return { kind: 'Pending', detail: `promoting ${op.to}: ${result.detail}` };
   // After an interrupted promotion the heartbeat with the new epoch may still be owed.
   await target.writeHeartbeat(op.epoch, now);
   const resumed = result.alreadyPrimary ? 'it already was: an interrupted step resumed' : undefined;

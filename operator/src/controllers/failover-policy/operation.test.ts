@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { Operation } from '../../api/v1alpha1/index.ts';
-import { advance, failedAttempt, finish, nextStep, STEP_RETRY, withStep } from './operation.ts';
+import {
+  advance,
+  failedAttempt,
+  fencingModeFor,
+  finish,
+  nextStep,
+  STEP_RETRY,
+  withStep,
+} from './operation.ts';
 
 const NOW = new Date('2026-03-02T10:00:00Z');
 const op: Operation = {
@@ -48,12 +56,12 @@ describe('a failed attempt of a step', () => {
 });
 
 describe('the steps of each kind of operation', () => {
-  const walk = (kind: Operation['kind']) => {
+  const walk = (kind: Operation['kind'], extra: Partial<Operation> = {}, nativeSwitchover = false) => {
     const seen: string[] = [];
-    let o: Operation = { ...op, kind, step: 'Detected' };
+    let o: Operation = { ...op, kind, step: 'Detected', ...extra };
     while (o.step !== 'Completed') {
       seen.push(o.step);
-      o = advance(o, NOW);
+      o = advance(o, NOW, {}, { nativeSwitchover });
     }
     return seen;
   };
@@ -69,6 +77,35 @@ describe('the steps of each kind of operation', () => {
     ]);
     expect(walk('Fence')).toEqual(['Detected', 'Fencing']);
     expect(nextStep({ ...op, step: 'RollingBack' })).toBe('Aborted');
+  });
+
+  it('runs a switchover the provider does itself from Fencing (a mark) straight to Promoting', () => {
+    const native = ['Detected', 'Fencing', 'Promoting', 'RepointingDns', 'VerifyingDns'];
+    expect(walk('Switchover', {}, true)).toEqual(native);
+    // Not even an agent's demotion: the provider demotes the old writer.
+    expect(walk('Switchover', { demoted: true }, true)).toEqual(native);
+    expect(walk('Switchover', { demoted: true })).toEqual([
+      'Detected',
+      'Fencing',
+      'CatchingUp',
+      'Demoting',
+      'Promoting',
+      'RepointingDns',
+      'VerifyingDns',
+    ]);
+    // Only a switchover: a failover keeps its steps whatever act found.
+    expect(walk('Failover', {}, true)).toEqual(walk('Failover'));
+    // Sent back to Fencing from Promoting, it returns to Promoting.
+    expect(nextStep({ ...op, kind: 'Switchover', step: 'Fencing' }, { nativeSwitchover: true })).toBe(
+      'Promoting',
+    );
+  });
+
+  it('fences a native switchover EpochOnly, any other switchover ReadOnly, the rest in the policy mode', () => {
+    const planned = { ...op, kind: 'Switchover' as const };
+    expect(fencingModeFor(planned, 'Shutdown', { nativeSwitchover: true })).toBe('EpochOnly');
+    expect(fencingModeFor(planned, 'Shutdown')).toBe('ReadOnly');
+    expect(fencingModeFor(op, 'Shutdown', { nativeSwitchover: true })).toBe('Shutdown');
   });
 
   it('keeps the reason it started for when it moves back or ends: the note goes to message', () => {

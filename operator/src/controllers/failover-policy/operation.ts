@@ -12,8 +12,9 @@
  *               cleanly once caught up, the target replays past its shutdown checkpoint, and it
  *               restarts as the target's standby; a demotion that cannot finish leaves it fenced
  *   Switchover the provider does itself (`nativeSwitchover`: Aurora global's SwitchoverGlobalCluster
- *   fences, catches up and demotes): Detected → Promoting → RepointingDns → VerifyingDns → Completed
- *               (a Fencing it is sent back to only marks the old primary, then Promoting again)
+ *   catches up, and demotes the old writer): Detected → Fencing → Promoting → RepointingDns →
+ *               VerifyingDns → Completed, where Fencing only marks the old writer with the epoch
+ *               (EpochOnly: Aurora refuses the SQL of a read-only fence)
  *   Reprotect:  Detected → Rejoining → CatchingUp → Completed   (a former primary made a standby again)
  *               Rejoining refused (it would discard data, a rewind is impossible) → Aborted
  *   Fence:      Detected → Fencing → Completed          (a database that accepts writes but is not the primary)
@@ -60,19 +61,19 @@ export const beforePromotion = (step: Step) =>
 export const hasTouchedDatabases = (step: Step) => step !== 'Detected';
 
 /**
- * How the finished step's operation goes on, as act found it from the world (not recorded in the
- * operation: only the step after Detected, or after a Fencing it was sent back to, depends on it).
+ * How the finished step's operation goes on, as act found it from the world. Not recorded in the
+ * operation: only the step after Fencing depends on it, and act finds it again there.
  */
 export interface StepFacts {
   /**
    * The provider switches over by itself (capabilities.ts `switchesOverNatively`): a Switchover
-   * goes from Detected (or Fencing) straight to Promoting, where the provider does the rest.
+   * goes from Fencing (a mark only) straight to Promoting, where the provider does the rest.
    */
   nativeSwitchover?: boolean;
 }
 
 /** Steps a native switchover leaves to the provider. */
-const providerDoes = new Set<Step>(['Fencing', 'CatchingUp', 'Demoting']);
+const providerDoes = new Set<Step>(['CatchingUp', 'Demoting']);
 
 export function nextStep(op: Operation, facts: StepFacts = {}): Step {
   if (op.step === 'RollingBack') return 'Aborted';

@@ -42,6 +42,18 @@ describe('transition: a step that is done', () => {
     expect(drill.settled).not.toHaveProperty('lastFailoverTime');
   });
 
+  it('takes a switchover the provider does itself from Fencing straight to Promoting, others to CatchingUp', () => {
+    const done = { kind: 'Done' as const, detail: 'EpochOnly: epoch 5 recorded', nativeSwitchover: true };
+    const native = transition(switchover('Fencing'), done, NOW, half);
+    expect(native.operation.step).toBe('Promoting');
+    expect(native.events[0]).toMatchObject({ reason: 'PrimaryFenced' });
+    const { nativeSwitchover: _n, ...plain } = done;
+    expect(transition(switchover('Fencing'), plain, NOW, half).operation.step).toBe('CatchingUp');
+    // A failover has no catch-up to skip: it goes on as ever.
+    expect(transition(inProgress('Fencing'), done, NOW, half).operation.step).toBe('Promoting');
+    expect(transition(inProgress('Detected'), done, NOW, half).operation.step).toBe('Fencing');
+  });
+
   it('ends a Fence operation after fencing, with a warning that names the primary', () => {
     const fence = inProgress('Fencing', { kind: 'Fence', from: 'a', to: 'b', epoch: 5 });
     const t = transition(fence, { kind: 'Done', detail: 'read-only' }, NOW, half);

@@ -19,9 +19,9 @@ export function rejoinsAfterSwitchover(spec: Pick<ReplicaClusterSpec, 'provider'
 /**
  * Whether a switchover from `from` to `to` is the provider's own: both are members of one Aurora
  * global cluster, and SwitchoverGlobalCluster waits for the secondary to catch up, loses nothing,
- * and makes the old writer a read-only secondary. Such a switchover skips the operator's Fencing
- * (Aurora refuses ALTER SYSTEM, so a writer cannot be fenced read-only by SQL), CatchingUp and
- * Demoting: the Promoting step asks Aurora for all of it.
+ * and makes the old writer a read-only secondary. Such a switchover's Fencing only marks the old
+ * writer with the epoch (Aurora refuses ALTER SYSTEM, so a writer cannot be fenced read-only by
+ * SQL), and it skips CatchingUp and Demoting: the Promoting step asks Aurora for the rest.
  */
 export function switchesOverNatively(
   from: ProviderBlock | undefined,
