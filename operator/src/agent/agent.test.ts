@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { mergePatchFor, recloneSuffix } from './agent.ts';
 import { compareHistories } from './divergence.ts';
-import { parseControlData, parseTimelineHistory } from './local-postgres.ts';
+import { wantedCopy } from './drill-copy.ts';
+import { drillCopyName, parseControlData, parseTimelineHistory } from './local-postgres.ts';
 import { conninfo } from './upstream.ts';
 
 describe('agent: the pure parts', () => {
@@ -73,5 +74,47 @@ describe('where a re-clone keeps the old data directory', () => {
       recloneSuffix({ epoch: 5, id: 'reprotect-e5-20261201030500123-region-a' }),
     );
     expect(recloneSuffix({ epoch: 2, id: 'reprotect-e2-20261201030500-a' })).toBe('2-20261201030500');
+  });
+});
+
+describe('isolated drill copies', () => {
+  const drill = {
+    id: 'drill-20261201060000123',
+    mode: 'Isolated' as const,
+    from: 'region-a',
+    to: 'region-b',
+    startedAt: '2026-12-01T06:00:00Z',
+    leg: 'Copying' as const,
+    isolated: { recordName: '_drill.db.example.com', port: 5433 },
+  };
+
+  it('is wanted of the standby the drill names, while the legs that use it last', () => {
+    expect(wantedCopy(drill, 'region-b')).toEqual({ drillId: drill.id, port: 5433 });
+    for (const leg of ['Pointing', 'Writing'] as const)
+      expect(wantedCopy({ ...drill, leg }, 'region-b')).toBeDefined();
+    for (const leg of ['Removing', 'Cleaning', 'Out', 'Holding'] as const)
+      expect(wantedCopy({ ...drill, leg }, 'region-b')).toBeUndefined();
+    expect(wantedCopy(drill, 'region-a')).toBeUndefined();
+    expect(wantedCopy({ ...drill, mode: 'RoundTrip' }, 'region-b')).toBeUndefined();
+    expect(wantedCopy({ ...drill, mode: undefined }, 'region-b')).toBeUndefined();
+    expect(wantedCopy(undefined, 'region-b')).toBeUndefined();
+  });
+
+  it('names its directory after the drill: path-safe, short enough for a socket, distinct', () => {
+    expect(drillCopyName(drill.id)).toBe(drill.id);
+    expect(drillCopyName('a/../b c')).toBe('a----b-c');
+    const long = drillCopyName(`x${'y'.repeat(120)}1`);
+    expect(long.length).toBeLessThanOrEqual(40);
+    expect(long).not.toBe(drillCopyName(`x${'y'.repeat(120)}2`));
+  });
+
+  it("a new drill's copy report inherits nothing of the last one's", () => {
+    const before = {
+      drillCopy: { drillId: 'a', phase: 'Removed', promotionSeconds: 0.2, finishedAt: 't' },
+    };
+    const next = { drillCopy: { drillId: 'b', phase: 'Copying' } };
+    expect(mergePatchFor(before, next)).toEqual({
+      drillCopy: { drillId: 'b', phase: 'Copying', promotionSeconds: null, finishedAt: null },
+    });
   });
 });

@@ -225,7 +225,17 @@ export class DrillCopyKeeper {
   private async remove(copy: DrillCopy): Promise<void> {
     const reported = this.opts.reported();
     this.opts.log.info({ drill: copy.drillId, directory: copy.directory }, 'removing a drill copy');
-    await this.opts.local.removeDrillCopy(copy);
+    try {
+      await this.opts.local.removeDrillCopy(copy);
+    } catch (err) {
+      // Said where the operator looks, and tried again next pass.
+      if (reported?.drillId === copy.drillId)
+        await this.opts.say({
+          ...reported,
+          message: `could not remove the copy: ${(err as Error).message}`.slice(0, 1024),
+        });
+      throw err;
+    }
     if (reported?.drillId === copy.drillId)
       await this.opts.say({
         ...reported,
