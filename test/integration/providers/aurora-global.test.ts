@@ -11,7 +11,10 @@
  * finishes, mock exactly those parts with aws-sdk-client-mock (see GlobalOperationStandIn) and
  * leave everything else (DescribeDBClusters, the members and their ARNs, the SQL side) real.
  * Reprotection after a failover (Aurora adding the old writer back as a secondary) is the same:
- * moto models the end state and a detached member, and the steps between are laid over it.
+ * moto models the end state and a detached member, and the steps between are laid over it. The
+ * switchover the controller leaves to Aurora is the same again: the topology after it (the other
+ * member the writer, the old writer its secondary) is a second global cluster laid in moto, and
+ * a global cluster Status that moto keeps "available" is laid over.
  */
 import {
   CreateDBClusterCommand,
@@ -488,6 +491,128 @@ describe('promoting', () => {
   });
 });
 
+describe('a switchover the operator leaves to Aurora (SwitchoverGlobalCluster), there and back', () => {
+  // What the controller does for a Switchover between two members (act.ts, capabilities.ts
+  // `switchesOverNatively`): Fencing only marks the old writer with the epoch, then Promoting
+  // asks the target for kind Switchover; Aurora catches up, switches and demotes the old writer.
+
+  it('marks the old writer with the epoch through SQL without ALTER SYSTEM: it still takes writes until Aurora demotes it', async () => {
+    const east = aurora(EAST, sqlSide('primary'));
+    const { detail } = await east.fence({ operationId: 'switchover-e30', epoch: 30, mode: 'EpochOnly' });
+    expect(detail).toContain('epoch 30 recorded');
+    const seen = await east.observe();
+    expect(seen).toMatchObject({ reachable: true, role: 'Primary', heartbeat: { fencedEpoch: 30 } });
+    expect(
+      await pair.sql('primary', "SELECT current_setting('default_transaction_read_only') AS ro"),
+    ).toEqual([{ ro: 'off' }]);
+    // The mark is undone with the rest of a fence when a switchover rolls back.
+    expect((await east.unfence()).detail).toContain('fence mark cleared');
+    expect((await east.observe()).heartbeat?.fencedEpoch).toBeUndefined();
+  });
+
+  it('reads a switchover under way from the global cluster Status before FailoverState shows it: Pending, nothing asked', async () => {
+    const standIn = new GlobalOperationStandIn(WEST.region);
+    standIn.status = 'switching-over';
+    const west = aurora(WEST, sqlSide('standby'), standIn.options()).controlPlane;
+    expect(await west.view()).toMatchObject({ isWriter: false, operation: { status: 'switching-over' } });
+    expect(await west.promote({ operationId: 'op-31', epoch: 31, kind: 'Switchover' })).toEqual({
+      state: 'Pending',
+      detail: expect.stringContaining('switching-over'),
+    });
+    // Aurora already lists west as the writer while it demotes east: still not done.
+    standIn.writer = westArn;
+    expect(await west.promote({ operationId: 'op-31', epoch: 31, kind: 'Switchover' })).toMatchObject({
+      state: 'Pending',
+    });
+    standIn.status = undefined;
+    expect(await west.promote({ operationId: 'op-31', epoch: 31, kind: 'Switchover' })).toMatchObject({
+      state: 'Primary',
+    });
+    expect(standIn.mock.commandCalls(SwitchoverGlobalClusterCommand)).toEqual([]);
+    expect(standIn.mock.commandCalls(FailoverGlobalClusterCommand)).toEqual([]);
+  });
+
+  it('moto: after the switchover (laid by hand: west the writer, east its secondary) the new writer is done, the old one rejoined, and the way back asks for a switchover to east', async () => {
+    // A global cluster in moto whose first member, west, is the writer: the topology a switchover
+    // from east leaves behind, real in moto (which cannot switch over itself).
+    const back = 'orders-global-back';
+    const westBack = { region: WEST.region, id: 'orders-west-back' };
+    const eastBack = { region: EAST.region, id: 'orders-east-back' };
+    await rdsClient(WEST.region).send(
+      new CreateGlobalClusterCommand({
+        GlobalClusterIdentifier: back,
+        Engine: 'aurora-postgresql',
+        EngineVersion: '15.4',
+      }),
+    );
+    const writer = await rdsClient(WEST.region).send(
+      new CreateDBClusterCommand({
+        DBClusterIdentifier: westBack.id,
+        Engine: 'aurora-postgresql',
+        EngineVersion: '15.4',
+        GlobalClusterIdentifier: back,
+        MasterUsername: 'orders',
+        MasterUserPassword: 'not-a-real-password',
+      }),
+    );
+    const secondary = await rdsClient(EAST.region).send(
+      new CreateDBClusterCommand({
+        DBClusterIdentifier: eastBack.id,
+        Engine: 'aurora-postgresql',
+        EngineVersion: '15.4',
+        GlobalClusterIdentifier: back,
+      }),
+    );
+    const westBackArn = writer.DBCluster?.DBClusterArn ?? '';
+    const eastBackArn = secondary.DBCluster?.DBClusterArn ?? '';
+    const member = (m: { region: string; id: string }, node: PostgresNodeName) =>
+      aurora(m, sqlSide(node), { globalClusterIdentifier: back });
+    const westMember = member(westBack, 'primary');
+    const eastMember = member(eastBack, 'standby');
+    moto.clearRecording();
+
+    // The switchover there is done: west is the writer with nothing under way; nothing is asked.
+    expect(
+      await westMember.controlPlane.promote({ operationId: 'op-32', epoch: 32, kind: 'Switchover' }),
+    ).toMatchObject({ state: 'Primary' });
+    // Aurora made east a read-only secondary of west: it is protected without any request, which
+    // is what lets a drill come back (capabilities.ts rejoinsAfterSwitchover).
+    expect(await eastMember.controlPlane.view()).toMatchObject({ role: 'Standby', writerArn: westBackArn });
+    expect(
+      await eastMember.reprotect({
+        operationId: 'op-33',
+        epoch: 32,
+        policy: 'orders',
+        primary: {
+          cluster: 'west',
+          provider: {
+            type: 'AuroraGlobal',
+            auroraGlobal: {
+              region: WEST.region,
+              globalClusterIdentifier: back,
+              dbClusterIdentifier: westBack.id,
+            },
+          },
+        },
+      }),
+    ).toEqual({ state: 'Protected', detail: expect.stringContaining(`replicating from ${westBackArn}`) });
+    expect(writerMovesSent()).toEqual([]);
+
+    // The way back: a switchover to east, asked of Aurora in east's region, by ARN (moto: 500).
+    const err = await rejection(
+      eastMember.controlPlane.promote({ operationId: 'op-34', epoch: 33, kind: 'Switchover' }),
+    );
+    expect(err.reason).toBe('ProviderError');
+    expect(writerMovesSent()).toEqual([
+      {
+        action: 'SwitchoverGlobalCluster',
+        region: EAST.region,
+        params: { GlobalClusterIdentifier: back, TargetDbClusterIdentifier: eastBackArn },
+      },
+    ]);
+  });
+});
+
 describe('reprotecting a former writer (Aurora rejoins it by itself; nothing is requested)', () => {
   // moto implements neither FailoverGlobalCluster nor an old writer rejoining: what it models
   // for real is the end state (a secondary member of the writer) and a detached cluster. The
@@ -642,6 +767,8 @@ class GlobalOperationStandIn {
   readonly mock: AwsClientStub<RDSClient>;
   writer = eastArn;
   operation: FailoverState | undefined;
+  /** The global cluster's Status, which moto keeps "available". */
+  status: string | undefined;
   /** Members Aurora does not list (a former writer not added back yet). */
   readonly unlisted = new Set<string>();
   /** SynchronizationStatus per member ARN, which moto never reports. */
@@ -670,6 +797,7 @@ class GlobalOperationStandIn {
           }
           if (this.operation) global.FailoverState = { ...this.operation };
           else delete global.FailoverState;
+          if (this.status) global.Status = this.status;
         }
         return out;
       });
