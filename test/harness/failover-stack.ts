@@ -518,7 +518,12 @@ export class FailoverStack {
   }
 
   /** Sets a drill request on the policy, as `kubectl failover drill run|cancel` does. */
-  async requestDrill(request: { id: string; action: 'Run' | 'Cancel'; reason?: string }): Promise<void> {
+  async requestDrill(request: {
+    id: string;
+    action: 'Run' | 'Cancel';
+    reason?: string;
+    mode?: 'RoundTrip' | 'Isolated';
+  }): Promise<void> {
     await this.client.mergePatch(failoverPolicyType, this.options.namespace, 'orders', {
       spec: { drillRequest: request },
     });

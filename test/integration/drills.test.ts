@@ -5,10 +5,13 @@
  * standby), and is measured by the operator's canary writer from the client's side. Without
  * agents nothing would bring the former primary back, so a due drill is refused and says why.
  */
+import { readdirSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FailoverPolicyStatus } from '../../operator/src/api/v1alpha1/index.ts';
 import { failoverPolicyType } from '../../operator/src/controllers/resources.ts';
-import { type FailoverStack, PRIMARY_ADDRESS } from '../harness/failover-stack.ts';
+import { type FailoverStack, PRIMARY_ADDRESS, RECORD, STANDBY_ADDRESS } from '../harness/failover-stack.ts';
+import { freePort } from '../harness/ports.ts';
 import { waitFor } from '../harness/wait.ts';
 import { type DnsWriteLoad, WriterSampler } from '../harness/writers.ts';
 import { stackStarter } from './failover-fixtures.ts';
@@ -294,4 +297,110 @@ describe('a drill with agents', () => {
     expect(await stack.writablePrimaries()).toEqual(['primary']);
     expect(await stack.writeThroughDns()).toBe(PRIMARY_ADDRESS);
   });
+});
+
+/** Any server running on the standby's address at `port`. */
+async function acceptsConnections(port: number): Promise<boolean> {
+  const { connect } = await import('node:net');
+  return new Promise((resolve) => {
+    const socket = connect({ host: STANDBY_ADDRESS, port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** What BIND answers for a name that may not exist: nothing, whether empty or NXDOMAIN. */
+async function answerOrNone(s: FailoverStack, type: 'A' | 'TXT', name: string): Promise<string[]> {
+  try {
+    return await s.dnsAnswer(type, name);
+  } catch (err) {
+    if (/NXDOMAIN|no such name|not found/i.test((err as Error).message)) return [];
+    throw err;
+  }
+}
+
+describe('an isolated drill', () => {
+  it('proves the standby on a throwaway copy through a drill record; production, its record and writes untouched; copy and record removed', async () => {
+    const port = await freePort();
+    stack = await drillingStack({ mode: 'Isolated', isolated: { port, minCanaryWrites: 20 } });
+    const operator = stack.operator;
+    sampler = new WriterSampler(stack);
+    load = await stack.startDnsWriteLoad(50);
+    const before = (await stack.policy()).status;
+    const drillRecord = `drill.${RECORD}`;
+    await stack.requestDrill({ id: 'iso-1', action: 'Run' });
+
+    // While the canary writes to the copy: the drill record answers the standby's address, the
+    // policy's record still the primary's, with its own TTL.
+    const writing = await stack.waitForPolicy(
+      (st) => (st.drill?.leg === 'Writing' ? st.drill : undefined),
+      'the canary writing to the copy',
+      150_000,
+    );
+    expect(writing.isolated?.port).toBe(port);
+    expect(await stack.dnsAnswer('A', drillRecord)).toEqual([STANDBY_ADDRESS]);
+    expect(await stack.dnsAnswer('A')).toEqual([PRIMARY_ADDRESS]);
+    expect(await stack.dnsTtl()).toBe(5);
+    expect(await acceptsConnections(port)).toBe(true);
+
+    const report = await finishedDrill(stack, 'iso-1', 'the isolated drill report');
+    expect(report).toMatchObject({
+      mode: 'Isolated',
+      result: 'Succeeded',
+      from: 'region-a',
+      to: 'region-b',
+      epoch: before.epoch ?? 0,
+      isolated: { cluster: 'region-b', recordName: drillRecord, cleanedUp: true },
+    });
+    const figures = report.isolated;
+    expect(figures?.canaryWrites).toBeGreaterThanOrEqual(20);
+    for (const f of [
+      'copySeconds',
+      'copyBytes',
+      'promotionSeconds',
+      'freshnessSeconds',
+      'dnsVerifySeconds',
+    ] as const)
+      expect(figures?.[f], f).toBeTypeOf('number');
+    expect(figures?.freshnessSeconds).toBeLessThan(30);
+
+    // Nothing in production moved: no operation, same epoch and primary, the record untouched.
+    const { status } = await stack.policy();
+    expect(status).toMatchObject({ activePrimary: 'region-a', epoch: before.epoch ?? 0 });
+    expect(status.history ?? []).toEqual(before.history ?? []);
+    expect(await stack.dnsAnswer('A')).toEqual([PRIMARY_ADDRESS]);
+    expect(await stack.dnsTtl()).toBe(5);
+    await sampler.stop();
+    expect(sampler.twoWriters).toBe(0);
+    const writes = await load.stop();
+    load = undefined;
+    expect(writes.acknowledged.length).toBeGreaterThan(20);
+    expect(await stack.writablePrimaries()).toEqual(['primary']);
+    expect((await stack.clusterStatus('region-b')).role).toBe('Standby');
+    // The canary never wrote to production.
+    const [rows] = await stack.pair.sql<{ n: string }>(
+      'primary',
+      "SELECT count(*)::text AS n FROM pg_tables WHERE schemaname = 'regionfailover' AND tablename = 'canary'",
+    );
+    expect(rows?.n).toBe('0');
+
+    // Removed: the drill record and its ownership TXT, the copy's server and directory.
+    expect(await answerOrNone(stack, 'A', drillRecord)).toEqual([]);
+    expect(await answerOrNone(stack, 'TXT', `_failover.${drillRecord}`)).toEqual([]);
+    expect(await acceptsConnections(port)).toBe(false);
+    const dataDir = stack.pair.standby.dataDir;
+    expect(readdirSync(dirname(dataDir)).filter((n) => n.startsWith(`${basename(dataDir)}.drill-`))).toEqual(
+      [],
+    );
+
+    await waitFor(
+      async () => (await operator?.metric('failover_drills_total', { result: 'Succeeded' })) === 1,
+      { description: 'the isolated drill counted as succeeded' },
+    );
+    const events = (await stack.events()).map((e) => e.reason);
+    expect(events).toEqual(expect.arrayContaining(['DrillStarted', 'DrillSucceeded']));
+  }, 400_000);
 });

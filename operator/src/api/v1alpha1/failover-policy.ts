@@ -331,7 +331,7 @@ export const drills = z
             "The spare port on the standby's host the drill copy listens on; the operator's canary connects to it through the drill record, so it must be reachable like the standby's own port.",
           ),
         recordName: dnsName(
-          "The drill record pointed at the standby's dnsTarget while the copy serves, in spec.dns.zone; _drill.<spec.dns.name> when unset. Created and deleted by each isolated drill, with its own _failover. ownership TXT record.",
+          "The drill record pointed at the standby's dnsTarget while the copy serves, in spec.dns.zone; drill.<spec.dns.name> when unset (a name with an underscore, such as _drill.<name>, is refused for A records by BIND's default check-names). Created and deleted by each isolated drill, with its own _failover. ownership TXT record.",
         ).optional(),
         minCanaryWrites: z
           .number()
@@ -773,6 +773,11 @@ export const isolatedDrillState = z
     writingSince: timestamp('When the canary started writing through the drill record.').optional(),
     removedAt: timestamp('When the drill record was deleted (or found absent).').optional(),
     cleaningSince: timestamp('When the agent was left to remove the copy.').optional(),
+    problem: z
+      .string()
+      .max(512)
+      .optional()
+      .describe('Why the last change of the drill record failed, while it is tried again.'),
     verdict: z
       .object({
         result: z

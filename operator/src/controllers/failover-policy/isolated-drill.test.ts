@@ -64,7 +64,7 @@ const running = (
   startedAt: ago(120).toISOString(),
   mode: 'Isolated',
   leg,
-  isolated: { recordName: '_drill.db.example.com', port: 5433, value: 'b.example.com', ...isolated },
+  isolated: { recordName: 'drill.db.example.com', port: 5433, value: 'b.example.com', ...isolated },
 });
 
 function input(status: FailoverPolicyStatus, b: ClusterFacts, over: Partial<DecideInput> = {}): DecideInput {
@@ -107,7 +107,7 @@ describe('isolated drills', () => {
       mode: 'Isolated',
       leg: 'Copying',
       to: 'b',
-      isolated: { recordName: '_drill.db.example.com', port: 5433, value: 'b.example.com' },
+      isolated: { recordName: 'drill.db.example.com', port: 5433, value: 'b.example.com' },
     });
     expect(e.status.currentOperation).toBeUndefined();
     expect(e.status.lastDrillRequest?.outcome).toBe('Accepted');
@@ -177,7 +177,7 @@ describe('isolated drills', () => {
     expect(e.plan.action).toMatchObject({
       kind: 'DrillRecord',
       want: 'Present',
-      record: { name: '_drill.db.example.com', zone: 'example.com' },
+      record: { name: 'drill.db.example.com', zone: 'example.com' },
       value: 'b.example.com',
     });
     const notYet = afterDrillRecord(pointing, { kind: 'Present', answered: false, detail: '' }, NOW);
@@ -241,7 +241,7 @@ describe('isolated drills', () => {
       mode: 'Isolated',
       result: 'Succeeded',
       epoch: 4,
-      isolated: { cluster: 'b', recordName: '_drill.db.example.com', cleanedUp: true, canaryWrites: 20 },
+      isolated: { cluster: 'b', recordName: 'drill.db.example.com', cleanedUp: true, canaryWrites: 20 },
     });
     const stale = running('Cleaning', {
       verdict,
@@ -310,7 +310,7 @@ describe('isolated drills', () => {
     expect(conflict.isolated?.removedAt).toBeUndefined();
     expect(
       afterDrillRecord(removing, { kind: 'Failed', reason: 'Timeout', message: 'x', retryable: true }, NOW),
-    ).toBe(removing);
+    ).toMatchObject({ leg: 'Removing', isolated: { problem: 'Timeout: x' } });
   });
 
   it('a copy the agent could not make fails the drill, which still cleans up', () => {

@@ -5,10 +5,10 @@
  *
  *   Copying   the agent beside the standby copies it (pg_basebackup from the standby), starts
  *             the copy on a spare port and promotes it; it reports the figures.
- *   Pointing  the operator writes the drill record (_drill.<record>) → the standby's dnsTarget,
+ *   Pointing  the operator writes the drill record (drill.<record>) → the standby's dnsTarget,
  *             with its own ownership TXT, and waits for the authoritative servers to answer it.
  *   Writing   the canary writes numbered rows through the drill record to the copy (only to a
- *             server whose cluster_name is the drill id).
+ *             server whose cluster_name names the drill: drill-<id>).
  *   Removing  the drill record is deleted.
  *   Cleaning  the agent stops the copy and deletes its directory; the report is filed.
  *
@@ -17,6 +17,7 @@
  * outlives the drill.
  */
 import { agentAlive } from '../../agent/liveness.ts';
+import { drillCopyName } from '../../agent/local-postgres.ts';
 import type {
   DrillState,
   FailoverPolicySpec,
@@ -53,9 +54,12 @@ export const ISOLATED_CLEANUP_WAIT_MS = 2 * 60_000;
 /** How long the drill record may take to be answered before the drill fails. */
 export const ISOLATED_VERIFY_WAIT_MS = 60_000;
 
-/** The drill record's name: configured, or `_drill.` before the policy's record. */
+/**
+ * The drill record's name: configured, or `drill.` before the policy's record (a hostname: BIND
+ * refuses A records with an underscore under its default check-names).
+ */
 export function drillRecordName(spec: FailoverPolicySpec): string {
-  return spec.drills?.isolated.recordName ?? `_drill.${spec.dns.name}`;
+  return spec.drills?.isolated.recordName ?? `drill.${spec.dns.name}`;
 }
 
 export function drillRecordRef(spec: FailoverPolicySpec, drill: Pick<DrillState, 'isolated'>): DnsRecordRef {
@@ -67,7 +71,7 @@ export function drillRecordRef(spec: FailoverPolicySpec, drill: Pick<DrillState,
 }
 
 /** The cluster_name the agent starts a drill copy with; the canary writes only there. */
-export const drillCopyClusterName = (drillId: string) => drillId;
+export const drillCopyClusterName = (drillId: string) => `drill-${drillCopyName(drillId)}`;
 
 /** Why no isolated drill can start now, or the standby to copy. */
 export function isolatedDrillPlan(
@@ -201,7 +205,9 @@ export function continueIsolated(input: DecideInput, drill: DrillState, primaryD
       if (since && now.getTime() - new Date(since).getTime() > ISOLATED_VERIFY_WAIT_MS)
         return fail(
           'Failed',
-          `the authoritative servers did not answer ${record.name} → ${isolated.value} within ${ISOLATED_VERIFY_WAIT_MS / 1000} s`,
+          isolated.problem
+            ? `the drill record ${record.name} could not be written within ${ISOLATED_VERIFY_WAIT_MS / 1000} s: ${isolated.problem}`
+            : `the authoritative servers did not answer ${record.name} → ${isolated.value} within ${ISOLATED_VERIFY_WAIT_MS / 1000} s`,
         );
       return act('Present', `drill ${drill.id}: ${record.name} → ${isolated.value}`);
     }
@@ -255,7 +261,11 @@ export function continueIsolated(input: DecideInput, drill: DrillState, primaryD
         };
       const verdict = isolated.verdict ?? { result: 'Failed', reason: 'the drill ended without a verdict' };
       const left = [
-        ...(isolated.removedAt ? [] : [`the drill record ${record.name} may be left: delete it by hand`]),
+        ...(isolated.removedAt
+          ? []
+          : [
+              `the drill record ${record.name} may be left (${isolated.problem ?? 'not deleted'}): delete it by hand`,
+            ]),
         ...(gone
           ? []
           : [
@@ -287,20 +297,21 @@ export function continueIsolated(input: DecideInput, drill: DrillState, primaryD
 /** Folds what act did with the drill record into the drill. */
 export function afterDrillRecord(drill: DrillState, outcome: DrillRecordOutcome, now: Date): DrillState {
   const isolated = drill.isolated as IsolatedDrillState;
+  const { problem: _p, ...settled } = isolated;
   if (outcome.kind === 'Absent')
     return {
       ...drill,
       leg: 'Cleaning',
-      isolated: { ...isolated, removedAt: timestamp(now), cleaningSince: timestamp(now) },
+      isolated: { ...settled, removedAt: timestamp(now), cleaningSince: timestamp(now) },
     };
   if (outcome.kind === 'Present') {
     const pointedAt = isolated.pointedAt ?? timestamp(now);
-    if (!outcome.answered) return { ...drill, isolated: { ...isolated, pointedAt } };
+    if (!outcome.answered) return { ...drill, isolated: { ...settled, pointedAt } };
     return {
       ...drill,
       leg: 'Writing',
       isolated: {
-        ...isolated,
+        ...settled,
         pointedAt,
         verifiedAt: timestamp(now),
         writingSince: timestamp(now),
@@ -308,11 +319,15 @@ export function afterDrillRecord(drill: DrillState, outcome: DrillRecordOutcome,
       },
     };
   }
-  if (outcome.retryable) return drill;
   const reason = `${outcome.reason}: ${outcome.message}`;
+  if (outcome.retryable) return { ...drill, isolated: { ...isolated, problem: reason.slice(0, 512) } };
   // The record cannot be deleted (someone else owns it now): the copy still goes.
   if (drill.leg === 'Removing')
-    return { ...drill, leg: 'Cleaning', isolated: { ...isolated, cleaningSince: timestamp(now) } };
+    return {
+      ...drill,
+      leg: 'Cleaning',
+      isolated: { ...isolated, problem: reason.slice(0, 512), cleaningSince: timestamp(now) },
+    };
   return stopIsolated(drill, {
     result: 'Failed',
     reason: `the drill record could not be written: ${reason}`,
