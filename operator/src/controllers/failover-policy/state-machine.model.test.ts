@@ -9,21 +9,66 @@
  * automatic promotion never exceeds the RPO budget; the epoch only grows, by one per promotion.
  * Checked at the end, once the faults heal: every operation started has ended, exactly one
  * database takes writes, status names it, and DNS points at it.
+ *
+ * Round-trip drills run in the same world (DrillWorld): never two writable primaries; every drill
+ * ends, with one report, within maxDurationSeconds and the 10 min grace (plus the time a fault held
+ * it back); Succeeded leaves the primary home; Interrupted only after a real failover; Cancelled
+ * only when asked; with no drill running the record gets spec.dns.ttlSeconds back.
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
-import type { FailoverPolicyStatus, Operation } from '../../api/v1alpha1/index.ts';
+import { describe, expect, it, vi } from 'vitest';
+import type {
+  DrillReport,
+  DrillState,
+  FailoverPolicyStatus,
+  Operation,
+  OperationReport,
+} from '../../api/v1alpha1/index.ts';
 import { timestamp } from '../../runtime/time.ts';
 import { spec as makeSpec } from './decide.fixtures.ts';
 import { decide } from './decide.ts';
+import { wantedTtl } from './dns-check.ts';
+import { COME_HOME_GRACE_MS } from './drill.ts';
 import type { ClusterFacts, DecideInput, Vote } from './facts.ts';
 import { summarize } from './summary.ts';
 import { type StepOutcome, transition } from './transition.ts';
 
+// croner's time-zone arithmetic costs about 0.3 ms a call, and decide asks the schedule the same
+// question every tick: the real answers are kept, so a model run of thousands of ticks stays fast.
+vi.mock('croner', async (importOriginal) => {
+  const real = await importOriginal<typeof import('croner')>();
+  const parsed = new Map<string, Error | undefined>();
+  const answers = new Map<string, number | undefined>();
+  class Cron {
+    readonly #key: string;
+    readonly #args: ConstructorParameters<typeof real.Cron>;
+    constructor(...args: ConstructorParameters<typeof real.Cron>) {
+      this.#args = args;
+      this.#key = JSON.stringify([args[0], args[1]]);
+      if (!parsed.has(this.#key))
+        try {
+          new real.Cron(...args);
+          parsed.set(this.#key, undefined);
+        } catch (err) {
+          parsed.set(this.#key, err as Error);
+        }
+      const problem = parsed.get(this.#key);
+      if (problem) throw problem;
+    }
+    nextRun(after?: Date): Date | null {
+      const key = `${this.#key}@${after?.getTime()}`;
+      if (!answers.has(key)) answers.set(key, new real.Cron(...this.#args).nextRun(after)?.getTime());
+      const at = answers.get(key);
+      return at === undefined ? null : new Date(at);
+    }
+  }
+  return { ...real, Cron };
+});
+
 const NAMES = ['a', 'b', 'c'] as const;
 const OBSERVERS = ['operator', 'region-b', 'region-c'] as const;
 type Fencing = 'ReadOnly' | 'Shutdown' | 'EpochOnly';
-const specWith = (fencing: Fencing) =>
+const specWith = (fencing: Fencing, drills?: Record<string, unknown>) =>
   makeSpec({
     detection: { probeIntervalSeconds: 1, failureThreshold: 3, quorum: 2 },
     promotion: {
@@ -32,10 +77,26 @@ const specWith = (fencing: Fencing) =>
       holdDownSeconds: 0,
       fencing,
     },
+    ...(drills ? { drills } : {}),
   });
 /** Ticks two databases may take writes at once before it counts as a split brain left standing. */
 const TWO_WRITERS_TICKS = 12;
 const TARGET = (n: string) => `${n}.db`;
+
+/** What the drill model adds to the world (the other tests leave it out). */
+interface WorldOptions {
+  /** spec.drills, as a person writes it (defaults filled in by the schema). */
+  drills?: Record<string, unknown>;
+  /** Seconds of lag a switchover target replays per tick while catching up (default: all at once). */
+  replayPerTick?: number;
+  /** The DNS provider refuses TTLs below this (as DigitalOcean does under 30 s). */
+  minTtl?: number;
+  /**
+   * Derive the conditions (summary.ts) only on reconciles that change something: with drills, each
+   * costs a schedule lookup, and most reconciles only observe.
+   */
+  summarizeChangesOnly?: boolean;
+}
 
 interface Db {
   alive: boolean;
@@ -72,13 +133,17 @@ class World {
   reprotectMode: 'Automatic' | 'RequireRequest' | 'Manual' = 'RequireRequest';
   /** Committed transactions a rejoin threw away, and whether someone had allowed it. */
   discarded = 0;
-  dns: { value?: string; epoch?: number; failing: boolean } = { failing: false };
+  dns: { value?: string; epoch?: number; ttl?: number; failing: boolean } = { failing: false };
   cut = new Set<string>();
   status: FailoverPolicyStatus = {};
   probes = new Map<string, Probe>();
   /** Observers' failure counts on the active primary. */
   votes = new Map<string, Probe>();
   request: NonNullable<DecideInput['spec']['promotionRequest']> | undefined;
+  drillRequest: NonNullable<DecideInput['spec']['drillRequest']> | undefined;
+  /** Agents that stopped reporting, and since when: their last report ages. */
+  silentAgents = new Map<string, number>();
+  readonly options: WorldOptions;
   requests = 0;
   promotions = 0;
   highestEpoch = 0;
@@ -87,17 +152,24 @@ class World {
   started = new Set<string>();
   ended = new Set<string>();
 
-  constructor(fencing: Fencing, agents = false, reprotectMode: World['reprotectMode'] = 'RequireRequest') {
-    this.spec = { ...specWith(fencing), reprotect: { ...specWith(fencing).reprotect, mode: reprotectMode } };
+  constructor(
+    fencing: Fencing,
+    agents = false,
+    reprotectMode: World['reprotectMode'] = 'RequireRequest',
+    options: WorldOptions = {},
+  ) {
+    const spec = specWith(fencing, options.drills);
+    this.spec = { ...spec, reprotect: { ...spec.reprotect, mode: reprotectMode } };
     this.agents = agents;
     this.reprotectMode = reprotectMode;
+    this.options = options;
   }
 
   /** What the agent beside `n` reports: the server, and how it compares with the active primary. */
   private agentReport(n: string): ClusterFacts['agent'] {
     const db = this.dbs[n] as Db;
     const active = this.status.activePrimary;
-    const at = new Date(this.now).toISOString();
+    const at = new Date(this.silentAgents.get(n) ?? this.now).toISOString();
     const server = !db.alive ? 'Stopped' : db.role === 'Standby' ? 'Standby' : 'Primary';
     if (!active || active === n) return { name: `agent-${n}`, reportedAt: at, dataDirectory: '/d', server };
     const relation =
@@ -156,10 +228,16 @@ class World {
     this.twoWriters = writers.length > 1 ? this.twoWriters + 1 : 0;
     if (this.twoWriters === TWO_WRITERS_TICKS)
       this.violations.push(`${writers.join(' and ')} took writes for ${TWO_WRITERS_TICKS} ticks`);
+    this.afterTick();
   }
 
+  /** Checks of a subclass after every tick. */
+  protected afterTick(): void {}
+  /** What a subclass learns from each status written. */
+  protected onStatus(_prev: FailoverPolicyStatus, _next: FailoverPolicyStatus): void {}
+
   /** Standbys replay the heartbeat row of the database they stream from (a live primary, fenced or not). */
-  private replicate(): void {
+  protected replicate(): void {
     const sources = NAMES.map((n) => this.dbs[n] as Db).filter((d) => d.alive && d.role !== 'Standby');
     const source = sources.find((d) => d.role === 'Primary') ?? sources[0];
     if (!source) return;
@@ -237,7 +315,11 @@ class World {
     if (ap) votes.push(vote('operator', ap));
     for (const [o, p] of this.votes) votes.push(vote(o, p));
     return {
-      spec: { ...this.spec, ...(this.request ? { promotionRequest: this.request } : {}) },
+      spec: {
+        ...this.spec,
+        ...(this.request ? { promotionRequest: this.request } : {}),
+        ...(this.drillRequest ? { drillRequest: this.drillRequest } : {}),
+      },
       status: this.status,
       clusters,
       votes,
@@ -249,7 +331,12 @@ class World {
         : {
             readAt: new Date(this.now),
             ...(this.dns.value
-              ? { value: this.dns.value, owner: 'ns/orders', epoch: this.dns.epoch ?? 0 }
+              ? {
+                  value: this.dns.value,
+                  owner: 'ns/orders',
+                  epoch: this.dns.epoch ?? 0,
+                  ...(this.dns.ttl !== undefined ? { ttl: this.dns.ttl } : {}),
+                }
               : {}),
           },
     };
@@ -264,14 +351,18 @@ class World {
       const t = transition(op, this.act(op), input.now, () => 0.5);
       next = { ...plan.status, ...t.settled, currentOperation: t.operation };
     } else if (plan.action.kind === 'RepairDns' && !this.dns.failing) {
-      this.dns = { ...this.dns, value: plan.action.value, epoch: plan.action.epoch };
+      // A TTL the provider refuses leaves the record as it was.
+      if (plan.action.ttl >= (this.options.minTtl ?? 0))
+        this.dns = { ...this.dns, value: plan.action.value, epoch: plan.action.epoch, ttl: plan.action.ttl };
     }
-    summarize(input, plan, next, {});
+    if (!this.options.summarizeChangesOnly || plan.action.kind !== 'Observe')
+      summarize(input, plan, next, {});
     const op = next.currentOperation;
     if (op) this.started.add(op.id);
     for (const r of next.history ?? []) this.ended.add(r.id);
     if ((next.epoch ?? 0) < (this.status.epoch ?? 0) && next.activePrimary === this.status.activePrimary)
       this.violations.push(`epoch went down from ${this.status.epoch} to ${next.epoch}`);
+    this.onStatus(this.status, next);
     this.status = next;
   }
 
@@ -308,13 +399,15 @@ class World {
             ? { kind: 'Done' }
             : { kind: 'Pending', detail: 'not streaming' };
         if (!to.alive) return { kind: 'Pending', detail: 'target gone' };
-        to.lagSeconds = 0;
-        return { kind: 'Done' };
+        // The fenced primary writes nothing more: the target replays what it lags, at its pace.
+        to.lagSeconds = Math.max(0, to.lagSeconds - (this.options.replayPerTick ?? Number.POSITIVE_INFINITY));
+        return to.lagSeconds === 0 ? { kind: 'Done' } : { kind: 'Pending', detail: `${op.to} replays` };
       case 'Demoting':
         // The agent stops the fenced primary cleanly and restarts it as the target's standby.
         if (!from.alive) return { kind: 'Done', detail: 'not demoted', learned: { demoted: false } };
         if (from.role === 'Primary') this.violations.push(`demoting ${op.from} while it took writes`);
         from.role = 'Standby';
+        from.lagSeconds = 0;
         return { kind: 'Done', learned: { stoppedLsn: '0/2' } };
       case 'Rejoining': {
         // The agent: refuses to discard what it was not allowed to; else rewinds and starts a standby.
@@ -354,6 +447,7 @@ class World {
           this.violations.push(`promotion to epoch ${op.epoch} after ${this.highestEpoch}`);
         this.highestEpoch = op.epoch;
         to.role = 'Primary';
+        to.lagSeconds = 0;
         to.epoch = op.epoch;
         delete to.fencedEpoch;
         this.promotions++;
@@ -365,7 +459,13 @@ class World {
         // As the providers do: a change never lowers the epoch the record carries.
         if ((this.dns.epoch ?? 0) > op.epoch)
           return { kind: 'Failed', reason: 'PreconditionFailed', message: 'newer epoch', retryable: true };
-        this.dns = { ...this.dns, value: TARGET(op.to), epoch: op.epoch };
+        // As act does: a drill's leg re-points with the drill's TTL, anything else with the spec's.
+        this.dns = {
+          ...this.dns,
+          value: TARGET(op.to),
+          epoch: op.epoch,
+          ttl: op.dnsTtlSeconds ?? this.spec.dns.ttlSeconds,
+        };
         return { kind: 'Done', learned: { dnsChangedAt: timestamp(new Date(this.now)) } };
       }
       case 'VerifyingDns':
@@ -617,3 +717,468 @@ function settleAndCheck(world: World): boolean {
   expect(world.status.epoch).toBe(world.highestEpoch);
   return personNeeded;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Round-trip drills (spec.drills.mode RoundTrip): out to a standby, a hold, and back, in the same
+// world, with what gets in their way: outages during the hold, lag on the drill's target while it
+// catches up, requests to run and to cancel, agents that stop reporting, a failing DNS provider.
+// The canary writer is absent (input.canary undefined): the operator measures each leg itself
+// after CANARY_MEASURE_WAIT_MS of model time.
+
+/** Hourly, so "the last full hour" is always a due occurrence less than an hour old. */
+const HOURLY = '0 * * * *';
+const HOUR_MS = 3_600_000;
+
+interface DrillLimits {
+  holdSeconds: number;
+  maxDurationSeconds: number;
+  abortIfLagSecondsAbove: number;
+  ttlSeconds: number;
+}
+
+class DrillWorld extends World {
+  readonly limits: DrillLimits;
+  drillRequests = 0;
+  /** Databases that came back from the dead still taking writes: the world's doing, not the operator's. */
+  comebacks = new Set<string>();
+  /** Drills seen running (id → when they started), and every report filed, by id. */
+  drillsStarted = new Map<string, number>();
+  reported = new Map<string, DrillReport>();
+  /** Per drill: model time a fault it cannot be blamed for held it back (it extends its deadline). */
+  heldBack = new Map<string, number>();
+  overdue = new Set<string>();
+  realFailovers: OperationReport[] = [];
+  cancelsAt: number[] = [];
+  /** What the drills of this run got to: legs, TTL lowered or skipped, catch-ups rolled back. */
+  reached = new Set<string>();
+  /** Ticks in a row between drills and operations with the record's TTL not back at the spec's. */
+  ttlOff = 0;
+
+  constructor(limits: DrillLimits, minTtl: number) {
+    super('ReadOnly', true, 'Automatic', {
+      drills: { schedule: HOURLY, ...limits },
+      replayPerTick: 1,
+      minTtl,
+      summarizeChangesOnly: true,
+    });
+    this.limits = limits;
+  }
+
+  /** Faults that hold a drill back through no fault of its own. */
+  private hostile(d: DrillState): boolean {
+    const ends = [d.from, d.to, this.status.activePrimary ?? d.from];
+    return (
+      this.dns.failing ||
+      this.cut.size > 0 ||
+      this.skipProbes > 0 ||
+      ends.some((n) => !this.dbs[n]?.alive || this.silentAgents.has(n))
+    );
+  }
+
+  protected override afterTick(): void {
+    // Never two writable primaries, other than one the world brought back from the dead.
+    for (const n of this.comebacks) if (!this.writable().includes(n)) this.comebacks.delete(n);
+    const writers = this.writers().filter((n) => !this.comebacks.has(n));
+    if (writers.length > 1) this.violations.push(`${writers.join(' and ')} take writes at once`);
+    const d = this.status.drill;
+    if (d) {
+      this.reached.add(d.leg);
+      if (d.ttl?.loweredAt) this.reached.add('TtlLowered');
+      if (d.ttl?.skipped) this.reached.add('TtlSkipped');
+      if (d.stop) this.reached.add(`Stop${d.stop.result}`);
+      const held = (this.heldBack.get(d.id) ?? 0) + (this.hostile(d) ? 1000 : 0);
+      this.heldBack.set(d.id, held);
+      const deadline =
+        Date.parse(d.startedAt) + this.limits.maxDurationSeconds * 1000 + COME_HOME_GRACE_MS + held;
+      if (this.now > deadline && !this.overdue.has(d.id)) {
+        this.overdue.add(d.id);
+        this.violations.push(
+          `drill ${d.id} still running (${d.leg}${d.stop ? `, stopping: ${d.stop.result}` : ''}) ${(this.now - Date.parse(d.startedAt)) / 1000} s after it started (maxDurationSeconds ${this.limits.maxDurationSeconds}, held back ${held / 1000} s)`,
+        );
+      }
+    }
+    // No drill running: the TTL wanted is the spec's, and the record gets it back.
+    if (!d && wantedTtl({ spec: this.spec, status: this.status }) !== this.spec.dns.ttlSeconds)
+      this.violations.push(`TTL ${wantedTtl({ spec: this.spec, status: this.status })} wanted with no drill`);
+    const active = this.status.activePrimary;
+    const between =
+      !d &&
+      !this.status.currentOperation &&
+      !this.dns.failing &&
+      this.cut.size === 0 &&
+      active !== undefined &&
+      this.dbs[active]?.alive === true;
+    this.ttlOff = between && this.dns.ttl !== this.spec.dns.ttlSeconds ? this.ttlOff + 1 : 0;
+    if (this.ttlOff === 5)
+      this.violations.push(`the record keeps TTL ${this.dns.ttl} s with no drill running`);
+  }
+
+  protected override onStatus(prev: FailoverPolicyStatus, next: FailoverPolicyStatus): void {
+    const op = next.history?.[0];
+    if (op && op !== prev.history?.[0]) {
+      if (op.kind === 'Failover' && op.trigger !== 'Drill' && op.result === 'Succeeded')
+        this.realFailovers.push(op);
+      if (op.trigger === 'Drill' && op.result !== 'Succeeded') this.reached.add('LegRolledBack');
+    }
+    const d = next.drill;
+    if (d && !this.drillsStarted.has(d.id)) this.drillsStarted.set(d.id, Date.parse(d.startedAt));
+    const r = next.drills?.[0];
+    if (!r || r === prev.drills?.[0]) return;
+    if (this.reported.has(r.id)) this.violations.push(`drill ${r.id} reported twice: ${r.result}`);
+    this.reported.set(r.id, r);
+    const said = `drill ${r.id} ${r.result} (${r.reason})`;
+    if (r.result === 'Succeeded') {
+      // Home may have died in the very ticks before (not down by quorum yet): then nothing else writes.
+      const writers = this.writers().join();
+      const home = this.dbs[r.from]?.alive ? r.from : '';
+      if (next.activePrimary !== r.from || writers !== home)
+        this.violations.push(`${said} left ${next.activePrimary} primary, [${writers}] taking writes`);
+    }
+    if (
+      r.result === 'Interrupted' &&
+      !this.realFailovers.some((f) => f.completedAt >= r.startedAt && f.completedAt <= r.completedAt)
+    )
+      this.violations.push(`${said} without a real failover`);
+    if (r.result === 'Cancelled' && !this.cancelsAt.some((t) => t >= Date.parse(r.startedAt)))
+      this.violations.push(`${said} with no cancel asked`);
+  }
+}
+
+type DrillCmd = fc.Command<object, DrillWorld>;
+const drillCommand = (name: string, run: (w: DrillWorld) => void): DrillCmd => ({
+  check: () => true,
+  run: (_m, w) => {
+    run(w);
+    expect(w.violations, `after ${name}`).toEqual([]);
+  },
+  toString: () => name,
+});
+
+/** Ticks until `until` holds, at most `max` times. */
+const tickUntil = (w: DrillWorld, max: number, until: () => boolean) => {
+  for (let i = 0; i < max && !until(); i++) w.tick();
+};
+/** Where the drill is: it moves on when this changes. */
+const drillPoint = (w: DrillWorld) => {
+  const d = w.status.drill;
+  return `${d?.id}/${d?.leg}/${d?.stop?.result}/${w.status.currentOperation?.step}`;
+};
+
+/** A person asks for a drill (Run), with a new id. */
+const askForDrill = (w: DrillWorld) => {
+  w.drillRequest = { id: `run-${++w.drillRequests}`, action: 'Run' };
+};
+/**
+ * The faults aimed at a drill's legs start one first when none runs (a person asks), so that most
+ * of them meet a drill; one that cannot start is refused, and the fault meets the world as it is.
+ */
+const duringDrill = (w: DrillWorld, leg: (d: DrillState) => boolean, max = 240) => {
+  if (!w.status.drill) {
+    askForDrill(w);
+    tickUntil(w, 3, () => !!w.status.drill);
+  }
+  tickUntil(w, max, () => !w.status.drill || leg(w.status.drill));
+  return w.status.drill && leg(w.status.drill) ? w.status.drill : undefined;
+};
+const outwardCatchingUp = (w: DrillWorld) => () => {
+  const step = w.status.currentOperation?.step;
+  return step === 'Fencing' || step === 'CatchingUp';
+};
+
+// Weighted toward what moves a drill along (a due drill, a request, time), then what stops it.
+const drillCommands = [
+  {
+    weight: 3,
+    arbitrary: fc
+      .integer({ min: 1, max: 8 })
+      .map((n) => drillCommand(`tick×${n}`, (w) => tickUntil(w, n, () => false))),
+  },
+  {
+    weight: 6,
+    arbitrary: fc.constant(
+      drillCommand('time passes until the drill moves on (at most 4 min)', (w) => {
+        const at = drillPoint(w);
+        tickUntil(w, w.status.drill ? 240 : 20, () => drillPoint(w) !== at);
+      }),
+    ),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .constantFrom(3, 12)
+      .map((m) => drillCommand(`${m} min pass`, (w) => tickUntil(w, m * 60, () => false))),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.constant(
+      drillCommand('a drill becomes due (status.nextDrillTime: the last full hour)', (w) => {
+        if (w.status.nextDrillTime && Date.parse(w.status.nextDrillTime) > w.now)
+          w.status = {
+            ...w.status,
+            nextDrillTime: timestamp(new Date(Math.floor(w.now / HOUR_MS) * HOUR_MS)),
+          };
+      }),
+    ),
+  },
+  { weight: 3, arbitrary: fc.constant(drillCommand('a person asks for a drill (Run)', askForDrill)) },
+  {
+    weight: 3,
+    arbitrary: fc.constantFrom<DrillState['leg']>('Starting', 'Out', 'Holding', 'Back').map((leg) =>
+      drillCommand(`a person cancels the drill once it is ${leg}`, (w) => {
+        duringDrill(w, (d) => d.leg === leg);
+        w.drillRequest = { id: `cancel-${++w.drillRequests}`, action: 'Cancel' };
+        w.cancelsAt.push(w.now);
+      }),
+    ),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.constant(
+      drillCommand('the primary dies during the hold', (w) => {
+        duringDrill(w, (d) => d.leg === 'Holding');
+        const a = w.status.activePrimary;
+        if (a) (w.dbs[a] as Db).alive = false;
+      }),
+    ),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constant(
+      drillCommand('the primary dies', (w) => {
+        const a = w.status.activePrimary;
+        if (a) (w.dbs[a] as Db).alive = false;
+      }),
+    ),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(...NAMES).map((n) =>
+      drillCommand(`revive ${n}`, (w) => {
+        const db = w.dbs[n] as Db;
+        if (db.alive) return;
+        db.alive = true;
+        if (db.role === 'Primary') w.comebacks.add(n);
+      }),
+    ),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.constantFrom(3, 8, 20).map((s) =>
+      drillCommand(`the drill's target falls ${s} s behind while the way out catches up`, (w) => {
+        const d = duringDrill(w, (d) => d.leg === 'Out' && outwardCatchingUp(w)(), 120);
+        const db = d ? w.dbs[d.to] : undefined;
+        if (db?.alive && db.role === 'Standby') db.lagSeconds = s;
+      }),
+    ),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.tuple(fc.constantFrom(8, 20), fc.constantFrom(1, 15)).map(([s, m]) =>
+      drillCommand(`the drill's home falls ${s} s behind during the hold, for ${m} min`, (w) => {
+        const d = duringDrill(w, (d) => d.leg === 'Holding');
+        const db = d ? w.dbs[d.from] : undefined;
+        if (!db?.alive || db.role !== 'Standby') return;
+        db.lagSeconds = s;
+        tickUntil(w, m * 60, () => false);
+        if (db.alive && db.role === 'Standby') db.lagSeconds = 0;
+      }),
+    ),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.constant(
+      drillCommand('DNS fails while the drill lowers the TTL', (w) => {
+        duringDrill(w, (d) => !!d.ttl && !d.ttl.loweredAt, 120);
+        w.dns.failing = true;
+      }),
+    ),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.tuple(fc.constantFrom(...NAMES), fc.integer({ min: 0, max: 12 })).map(([n, s]) =>
+      drillCommand(`${n} lags ${s} s`, (w) => {
+        const db = w.dbs[n] as Db;
+        if (db.alive && db.role === 'Standby') db.lagSeconds = s;
+      }),
+    ),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(...NAMES).map((n) =>
+      drillCommand(`the agent beside ${n} stops reporting`, (w) => {
+        if (!w.silentAgents.has(n)) w.silentAgents.set(n, w.now);
+      }),
+    ),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constant(drillCommand('the agents report again', (w) => w.silentAgents.clear())),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.boolean().map((f) =>
+      drillCommand(`DNS ${f ? 'fails' : 'heals'}`, (w) => {
+        w.dns.failing = f;
+      }),
+    ),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constant(
+      drillCommand('restart the operator', (w) => {
+        w.probes.clear();
+        w.skipProbes = 1;
+      }),
+    ),
+  },
+];
+
+/**
+ * Known, reported, not fixed yet (see the it.fails below): a switchover that stood down because its
+ * fenced primary was lost leaves that primary fenced when it comes back, and nothing unfences it.
+ */
+const FENCED_PRIMARY_LEFT = /was lost .* before .* was promoted/;
+
+/**
+ * Heals every fault, lets the drill and the operator finish, and checks the end. True when the
+ * run ended in the known case above (a person had to fail over).
+ */
+function settleDrills(w: DrillWorld): boolean {
+  w.cut.clear();
+  w.dns.failing = false;
+  w.silentAgents.clear();
+  for (const n of NAMES) {
+    const db = w.dbs[n] as Db;
+    if (!db.alive && db.role === 'Primary') w.comebacks.add(n);
+    db.alive = true;
+    if (db.role === 'Standby') db.lagSeconds = 0;
+  }
+  let quiet = 0;
+  for (let i = 0; i < 3600 && quiet < 10; i++) {
+    w.tick();
+    quiet = !w.status.drill && !w.status.currentOperation && w.writers().length === 1 ? quiet + 1 : 0;
+  }
+  expect(w.violations).toEqual([]);
+  expect(w.status.drill, 'a drill still running once the world healed').toBeUndefined();
+  for (const id of w.drillsStarted.keys())
+    expect(w.reported.has(id), `drill ${id} never reported`).toBe(true);
+  expect(w.dns.ttl, "the record's TTL after the drills").toBe(w.spec.dns.ttlSeconds);
+  const personNeeded = settleAndCheck(w);
+  const known = (w.status.history ?? []).some(
+    (r) => r.kind === 'Switchover' && r.result === 'Aborted' && FENCED_PRIMARY_LEFT.test(r.message ?? ''),
+  );
+  if (personNeeded) expect(known, 'a person was needed').toBe(true);
+  return personNeeded;
+}
+
+/** Runs of the drill model: MODEL_RUNS=2000 for a longer hunt (MODEL_COVERAGE=1 prints the figures). */
+const DRILL_RUNS = Number(process.env.MODEL_RUNS ?? 120);
+
+describe('round-trip drills under random interleavings of outages, lag, requests and faults', () => {
+  it(
+    'never two writers; every drill ends, once, in time; Succeeded means home; Interrupted means a real failover',
+    () => {
+      const coverage: Record<string, number> = {
+        Holding: 0,
+        Back: 0,
+        TtlLowered: 0,
+        TtlSkipped: 0,
+        LegRolledBack: 0,
+        StopCancelled: 0,
+        StopAborted: 0,
+        Succeeded: 0,
+        Cancelled: 0,
+        Interrupted: 0,
+        Aborted: 0,
+        Skipped: 0,
+        Failed: 0,
+      };
+      const known = { FencedPrimaryLeft: 0 };
+      fc.assert(
+        fc.property(
+          fc.record({
+            holdSeconds: fc.constantFrom(0, 30, 120),
+            maxDurationSeconds: fc.constantFrom(60, 120, 300, 900),
+            abortIfLagSecondsAbove: fc.constantFrom(2, 5),
+            ttlSeconds: fc.constantFrom(5, 5, 30),
+          }),
+          // A provider that refuses the drill's TTL (DigitalOcean under 30 s) hangs the drill: the
+          // it.fails below. Draw 30 here too once that is fixed.
+          fc.constantFrom(0),
+          fc.commands([fc.oneof(...drillCommands)], { maxCommands: 30, size: 'medium' }),
+          (limits, minTtl, cmds) => {
+            const world = new DrillWorld(limits, minTtl);
+            for (let i = 0; i < 3; i++) world.tick();
+            fc.modelRun(() => ({ model: {}, real: world }), cmds);
+            const personNeeded = settleDrills(world);
+            const seen = new Set<string>(world.reached);
+            if (personNeeded) seen.add('FencedPrimaryLeft');
+            for (const r of world.reported.values())
+              seen.add(r.result === 'Aborted' && r.reason?.startsWith('skipped') ? 'Skipped' : r.result);
+            for (const k of seen) if (k in coverage) coverage[k] = (coverage[k] ?? 0) + 1;
+            if (seen.has('FencedPrimaryLeft')) known.FencedPrimaryLeft++;
+          },
+        ),
+        { numRuns: DRILL_RUNS },
+      );
+      // biome-ignore lint/suspicious/noConsole: the figures, on request (MODEL_COVERAGE=1)
+      if (process.env.MODEL_COVERAGE) console.info('drill runs reaching each point:', coverage, known);
+      for (const [what, runs] of Object.entries(coverage)) expect(runs, what).toBeGreaterThan(0);
+    },
+    Math.max(60_000, DRILL_RUNS * 100),
+  );
+});
+
+// Found by the model above, shrunk, and left failing until drill.ts/decide.ts change: each
+// it.fails passes while the bug is there, and fails (remove the .fails) once it is fixed.
+describe('drill findings of the model, not fixed yet', () => {
+  const started = (limits: DrillLimits, minTtl = 0) => {
+    const w = new DrillWorld(limits, minTtl);
+    for (let i = 0; i < 3; i++) w.tick();
+    askForDrill(w);
+    return w;
+  };
+
+  it.fails('a drill whose lowered TTL the provider refuses still ends (past maxDurationSeconds, or cancelled)', () => {
+    // keepDnsOnPrimary (guard 6) re-tries the refused TTL on every reconcile that reads the record,
+    // and drillNeedsDns has every reconcile read it while the TTL is not lowered: runDrill (guard 9)
+    // never runs again, so the TTL is never given up (TTL_LOWER_WAIT_MS) and the drill never ends.
+    const w = started(
+      { holdSeconds: 0, maxDurationSeconds: 120, abortIfLagSecondsAbove: 2, ttlSeconds: 5 },
+      30,
+    );
+    tickUntil(w, 15 * 60, () => w.reported.size > 0);
+    expect(w.violations).toEqual([]);
+    expect(w.status.drill).toBeUndefined();
+  });
+
+  it.fails('a primary lost while the way out catches up, back fenced, takes writes again', () => {
+    // The switchover stands down (Aborted: "a was lost … before b was promoted") so the failover
+    // rules can act; but a is back before they do, still read-only, and nothing unfences it.
+    const w = started({ holdSeconds: 0, maxDurationSeconds: 600, abortIfLagSecondsAbove: 2, ttlSeconds: 30 });
+    tickUntil(w, 120, () => w.status.currentOperation?.step === 'Fencing');
+    (w.dbs.b as Db).lagSeconds = 3;
+    tickUntil(w, 5, () => w.status.currentOperation?.step === 'CatchingUp');
+    (w.dbs.a as Db).alive = false;
+    tickUntil(w, 10, () => w.status.currentOperation?.step === 'Aborted');
+    (w.dbs.a as Db).alive = true;
+    tickUntil(w, 10 * 60, () => false);
+    expect(w.writers()).toEqual(['a']);
+  });
+
+  it.fails("a person's switchover during a drill does not file it Interrupted, as if a real failover took over", () => {
+    // judgeRequest accepts a promotion request while a drill holds; the drill is then filed
+    // Interrupted ("a real failover took over"), or, while its way out is being measured, with
+    // "the switchover to b did not complete" although it did.
+    const w = started({
+      holdSeconds: 120,
+      maxDurationSeconds: 900,
+      abortIfLagSecondsAbove: 5,
+      ttlSeconds: 30,
+    });
+    tickUntil(w, 240, () => w.status.drill?.leg === 'Holding');
+    w.request = { id: 'p1', target: 'c', kind: 'Switchover', allowDataLoss: false };
+    tickUntil(w, 60, () => w.reported.size > 0);
+    expect(w.violations).toEqual([]);
+  });
+});
