@@ -766,13 +766,26 @@ export const isolatedDrillState = z
   .object({
     recordName: z.string().max(253).describe('The drill record.'),
     port: z.number().int().min(1).max(65535).describe('The port the copy listens on.'),
-    value: z.string().max(253).optional().describe("The drill record's value: the standby's dnsTarget."),
+    value: z
+      .string()
+      .max(253)
+      .optional()
+      .describe("The drill record's value: the standby's dnsTarget, or the provider's copy's endpoint."),
+    copiedBy: z
+      .enum(['Agent', 'Provider'])
+      .optional()
+      .describe(
+        "Agent: the database agent beside the standby copies it (self-managed). Provider: the provider's API makes the copy (an RDS read replica of the standby, promoted).",
+      ),
     copyReadyAt: timestamp('When the agent reported the copy promoted and serving.').optional(),
     pointedAt: timestamp('When the drill record was written.').optional(),
     verifiedAt: timestamp('When the authoritative servers answered the drill record.').optional(),
     writingSince: timestamp('When the canary started writing through the drill record.').optional(),
     removedAt: timestamp('When the drill record was deleted (or found absent).').optional(),
-    cleaningSince: timestamp('When the agent was left to remove the copy.').optional(),
+    cleaningSince: timestamp('When the agent (or the provider) was left to remove the copy.').optional(),
+    copyRemovedAt: timestamp(
+      "Provider copies: when the provider's API no longer listed the copy.",
+    ).optional(),
     problem: z
       .string()
       .max(512)

@@ -44,7 +44,7 @@ import {
   seconds,
   writable,
 } from './facts.ts';
-import type { DrillRecordAction } from './isolated-drill.ts';
+import type { IsolatedDrillAction } from './isolated-drill.ts';
 import {
   backoffLeft,
   beforePromotion,
@@ -66,8 +66,8 @@ export type Action =
   | { kind: 'RunStep'; operation: Operation }
   /** Put the DNS record back on the primary (compare-and-swap on the value last read). */
   | { kind: 'RepairDns'; expected: string | undefined; value: string; epoch: number; ttl: number }
-  /** An isolated drill's record written and verified, or deleted. */
-  | DrillRecordAction;
+  /** An isolated drill's record written and verified, or deleted; a provider's copy made or deleted. */
+  | IsolatedDrillAction;
 
 export interface Plan {
   action: Action;

@@ -1,11 +1,34 @@
 /**
- * The side effect of an isolated drill: its record written and verified at the authoritative
- * servers, or deleted. One call, no waiting: an answer not there yet is asked for again on a
- * later reconcile.
+ * The side effects of an isolated drill: its record written and verified at the authoritative
+ * servers, or deleted; a provider's copy made or deleted. One call each, no waiting: an answer
+ * not there yet is asked for again on a later reconcile.
  */
 import type { StepPorts } from './act.ts';
 import { failure } from './act.ts';
-import type { DrillRecordAction, DrillRecordOutcome } from './isolated-drill.ts';
+import type {
+  DrillCopyAction,
+  DrillCopyOutcome,
+  DrillRecordAction,
+  DrillRecordOutcome,
+} from './isolated-drill.ts';
+
+/** One step of a provider's copy of the standby (made, promoted, or deleted through its API). */
+export async function runDrillCopy(ports: StepPorts, action: DrillCopyAction): Promise<DrillCopyOutcome> {
+  try {
+    const db = await ports.database(action.cluster);
+    if (!db.drillCopy)
+      return {
+        phase: 'Error',
+        reason: 'Rejected',
+        message: `the provider of ${action.cluster} cannot make a drill copy`,
+        retryable: false,
+      };
+    return await db.drillCopy(action.drillId, action.want);
+  } catch (err) {
+    const f = failure(err);
+    return { phase: 'Error', reason: f.reason, message: f.message, retryable: f.retryable };
+  }
+}
 
 export async function runDrillRecord(
   ports: StepPorts,

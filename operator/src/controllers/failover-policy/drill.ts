@@ -39,9 +39,8 @@ import { inCooldown, standbysOf } from './candidates.ts';
 import { type ClusterFacts, type DecideInput, healthyStandby, seconds, writable } from './facts.ts';
 import {
   continueIsolated,
-  type DrillRecordAction,
+  type IsolatedDrillAction,
   isolatedDrillPlan,
-  startIsolated,
   stopIsolated,
 } from './isolated-drill.ts';
 import { newOperation, withStep } from './operation.ts';
@@ -202,7 +201,7 @@ export type DrillPlan =
       operation?: Operation;
     }
   /** An isolated drill's record to write or delete; act folds the outcome into status.drill. */
-  | { kind: 'Act'; why: string; status: FailoverPolicyStatus; action: DrillRecordAction };
+  | { kind: 'Act'; why: string; status: FailoverPolicyStatus; action: IsolatedDrillAction };
 
 /**
  * A cluster comes back as a standby after a switchover away from it when its provider does that
@@ -671,9 +670,7 @@ function drillPlan(input: DecideInput, active: string, mode: DrillMode): Chosen 
   if (!writable(clusters[active])) return { problem: `the primary ${active} does not accept writes` };
   if (mode === 'Isolated') {
     const chosen = isolatedDrillPlan(input, active, (f) => drillTarget(input, f));
-    return 'problem' in chosen
-      ? chosen
-      : { target: chosen.target, isolated: startIsolated(spec, chosen.value) };
+    return chosen;
   }
   if (!canComeBack(clusters[active], now))
     return {
@@ -714,6 +711,8 @@ function starting(
 
 /** What a starting drill will do, for its Event. */
 function drillStory(drill: DrillState): string {
+  if (drill.isolated?.copiedBy === 'Provider')
+    return `isolated: a read replica of ${drill.to} made and promoted by its provider, written to through ${drill.isolated.recordName}; nothing in production moves`;
   return drill.isolated
     ? `isolated: a copy of ${drill.to} promoted on port ${drill.isolated.port}, written to through ${drill.isolated.recordName}; nothing in production moves`
     : `out to ${drill.to} and back`;

@@ -38,6 +38,8 @@ export interface ClusterFacts {
   unprobed?: boolean;
   /** Its provider can bring it back as a replica itself (a managed service's reprotect). */
   reprotectsItself?: boolean;
+  /** Its provider's API makes an isolated drill's copy of it (RDS), not an agent. */
+  drillCopiesByProvider?: boolean;
   /** What the database agent beside it last reported (self-managed PostgreSQL with an agent). */
   agent?: AgentReport;
 }

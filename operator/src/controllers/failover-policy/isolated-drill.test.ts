@@ -3,7 +3,12 @@ import type { AgentReport, DrillState, FailoverPolicyStatus } from '../../api/v1
 import type { CanarySnapshot } from '../../providers/canary/port.ts';
 import { ago, evaluate, NOW, spec as policySpec } from './decide.fixtures.ts';
 import type { ClusterFacts, DecideInput, Vote } from './facts.ts';
-import { afterDrillRecord, ISOLATED_CLEANUP_WAIT_MS, ISOLATED_WRITE_WAIT_MS } from './isolated-drill.ts';
+import {
+  afterDrillCopy,
+  afterDrillRecord,
+  ISOLATED_CLEANUP_WAIT_MS,
+  ISOLATED_WRITE_WAIT_MS,
+} from './isolated-drill.ts';
 
 const drills = {
   schedule: '0 3 * * 1',
@@ -322,5 +327,79 @@ describe('isolated drills', () => {
     );
     expect(e.status.drill).toMatchObject({ leg: 'Removing', isolated: { verdict: { result: 'Failed' } } });
     expect(e.status.drill?.isolated?.verdict?.reason).toMatch(/not enough disk space/);
+  });
+
+  describe('on RDS, the provider makes the copy (a read replica of the standby, promoted)', () => {
+    const rds: ClusterFacts = { ...standby(), drillCopiesByProvider: true };
+    const providerDrill = (
+      leg: DrillState['leg'],
+      over: Partial<NonNullable<DrillState['isolated']>> = {},
+    ) => {
+      const d = running(leg, over);
+      const { value: _v, ...isolated } = d.isolated as NonNullable<DrillState['isolated']>;
+      return { ...d, isolated: { ...isolated, copiedBy: 'Provider' as const, ...over } };
+    };
+
+    it('starts without an agent, asks the provider step by step, and points the record at the endpoint', () => {
+      const e = evaluate(
+        input({ activePrimary: 'a', epoch: 4 }, rds, {
+          spec: { ...spec(), drillRequest: { id: 'r1', action: 'Run' } },
+        }),
+      );
+      expect(e.status.drill).toMatchObject({ leg: 'Copying', isolated: { copiedBy: 'Provider' } });
+      const copying = providerDrill('Copying');
+      const step = evaluate(input({ activePrimary: 'a', epoch: 4, drill: copying }, rds));
+      expect(step.plan.action).toEqual({ kind: 'DrillCopy', cluster: 'b', drillId: ID, want: 'Serving' });
+      const pending = afterDrillCopy(copying, 'Serving', { phase: 'Copying', message: 'creating' }, NOW);
+      expect(pending).toMatchObject({ leg: 'Copying', isolated: { problem: 'creating' } });
+      const serving = afterDrillCopy(
+        copying,
+        'Serving',
+        {
+          phase: 'Serving',
+          endpoint: { host: 'b-drill-1.rds.example', port: 5432 },
+          createdAt: ago(300).toISOString(),
+          promotedAt: ago(60).toISOString(),
+        },
+        NOW,
+      );
+      expect(serving).toMatchObject({
+        leg: 'Pointing',
+        isolated: { value: 'b-drill-1.rds.example', port: 5432, copySeconds: 240 },
+      });
+      expect(serving.isolated?.problem).toBeUndefined();
+    });
+
+    it('a provider failure fails the drill and still deletes the copy, then files it', () => {
+      const copying = providerDrill('Copying');
+      const failed = afterDrillCopy(
+        copying,
+        'Serving',
+        { phase: 'Failed', message: 'incompatible-parameters' },
+        NOW,
+      );
+      expect(failed).toMatchObject({ leg: 'Removing', isolated: { verdict: { result: 'Failed' } } });
+      const cleaning = providerDrill('Cleaning', {
+        verdict: { result: 'Failed', reason: 'x' },
+        removedAt: ago(1).toISOString(),
+        cleaningSince: ago(1).toISOString(),
+      });
+      const step = evaluate(input({ activePrimary: 'a', epoch: 4, drill: cleaning }, rds));
+      expect(step.plan.action).toMatchObject({ kind: 'DrillCopy', want: 'Removed' });
+      const deleting = afterDrillCopy(cleaning, 'Removed', { phase: 'Copying', message: 'deleting: x' }, NOW);
+      expect(deleting.isolated?.copyRemovedAt).toBeUndefined();
+      const gone = afterDrillCopy(cleaning, 'Removed', { phase: 'Removed' }, NOW);
+      const ended = evaluate(input({ activePrimary: 'a', epoch: 4, drill: gone }, rds));
+      expect(ended.status.drills?.[0]).toMatchObject({ result: 'Failed', isolated: { cleanedUp: true } });
+    });
+
+    it('Aurora global and DigitalOcean standbys without an agent cannot be copied: the request is refused', () => {
+      const e = evaluate(
+        input({ activePrimary: 'a', epoch: 4 }, standby(), {
+          spec: { ...spec(), drillRequest: { id: 'r1', action: 'Run' } },
+        }),
+      );
+      expect(e.status.lastDrillRequest?.message).toMatch(/its provider cannot make a drill copy/);
+    });
   });
 });

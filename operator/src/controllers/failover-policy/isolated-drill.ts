@@ -24,10 +24,25 @@ import type {
   IsolatedDrillReport,
   IsolatedDrillState,
 } from '../../api/v1alpha1/index.ts';
+import type { DrillCopyState } from '../../providers/database/port.ts';
 import type { DnsRecordRef } from '../../providers/dns/port.ts';
 import { timestamp } from '../../runtime/time.ts';
 import { standbysOf } from './candidates.ts';
 import type { ClusterFacts, DecideInput } from './facts.ts';
+
+/** A provider's copy of the standby (an RDS read replica, promoted), one step toward `want`. */
+export interface DrillCopyAction {
+  kind: 'DrillCopy';
+  cluster: string;
+  drillId: string;
+  want: 'Serving' | 'Removed';
+}
+
+export type DrillCopyOutcome =
+  | DrillCopyState
+  | { phase: 'Error'; reason: string; message: string; retryable: boolean };
+
+export type IsolatedDrillAction = DrillRecordAction | DrillCopyAction;
 
 /** The action an isolated drill asks of act: the drill record written (and verified) or deleted. */
 export interface DrillRecordAction {
@@ -51,6 +66,8 @@ export type DrillRecordOutcome =
 export const ISOLATED_WRITE_WAIT_MS = 30_000;
 /** How long a silent agent may leave a copy in place before the drill is filed without it. */
 export const ISOLATED_CLEANUP_WAIT_MS = 2 * 60_000;
+/** How long a provider may take to delete its copy (RDS takes minutes) before the same. */
+export const PROVIDER_CLEANUP_WAIT_MS = 30 * 60_000;
 /** How long the drill record may take to be answered before the drill fails. */
 export const ISOLATED_VERIFY_WAIT_MS = 60_000;
 
@@ -78,7 +95,7 @@ export function isolatedDrillPlan(
   input: DecideInput,
   active: string,
   eligible: (f: ClusterFacts | undefined) => boolean,
-): { target: ClusterFacts; value: string } | { problem: string } {
+): { target: ClusterFacts; isolated: IsolatedDrillState } | { problem: string } {
   const { spec, clusters, now } = input;
   const name = drillRecordName(spec);
   if (name === spec.dns.name || !`.${name}`.endsWith(`.${spec.dns.zone}`))
@@ -86,9 +103,14 @@ export function isolatedDrillPlan(
       problem: `the drill record ${name} must be in the zone ${spec.dns.zone} and differ from ${spec.dns.name}: fix spec.drills.isolated.recordName`,
     };
   const standbys = standbysOf(spec, active).map((n) => clusters[n]);
-  const target = standbys.find((f) => eligible(f) && agentAlive(f?.agent, now));
+  const copier = (f: ClusterFacts | undefined) =>
+    agentAlive(f?.agent, now) || f?.drillCopiesByProvider === true;
+  const target = standbys.find((f) => eligible(f) && copier(f));
+  const base = { recordName: name, port: spec.drills?.isolated.port ?? 5433 };
+  if (target && !agentAlive(target.agent, now))
+    return { target, isolated: { ...base, copiedBy: 'Provider' } };
   const value = target ? input.dnsTargets?.[target.name] : undefined;
-  if (target && value) return { target, value };
+  if (target && value) return { target, isolated: { ...base, value, copiedBy: 'Agent' } };
   if (target) return { problem: `${target.name} has no dnsTarget for the drill record to point at` };
   const seen = standbys
     .map((f) =>
@@ -96,15 +118,10 @@ export function isolatedDrillPlan(
         ? 'a standby is missing'
         : !eligible(f)
           ? `${f.name} is not a standby replicating within ${spec.drills?.abortIfLagSecondsAbove ?? 0} s`
-          : `no database agent reports for ${f.name} (an isolated drill needs the agent beside the standby to copy it: docs/agent.md)`,
+          : `no database agent reports for ${f.name}, and its provider cannot make a drill copy (isolated drills need the agent beside a self-managed standby, docs/agent.md, or an RDS standby)`,
     )
     .join('; ');
   return { problem: `no standby to copy: ${seen || 'none'}` };
-}
-
-/** The isolated state a new drill starts with. */
-export function startIsolated(spec: FailoverPolicySpec, value: string): IsolatedDrillState {
-  return { recordName: drillRecordName(spec), port: spec.drills?.isolated.port ?? 5433, value };
 }
 
 type Verdict = NonNullable<IsolatedDrillState['verdict']>;
@@ -113,7 +130,7 @@ type Verdict = NonNullable<IsolatedDrillState['verdict']>;
 export type IsolatedStep =
   | { kind: 'Wait'; why: string; requeueMs: number; drill?: DrillState }
   | { kind: 'Change'; why: string; drill: DrillState }
-  | { kind: 'Act'; why: string; action: DrillRecordAction }
+  | { kind: 'Act'; why: string; action: IsolatedDrillAction }
   | { kind: 'End'; why: string; verdict: Verdict; report: IsolatedDrillReport };
 
 /** Ends what the drill does with the copy and the record: the verdict stands, cleanup follows. */
@@ -149,14 +166,20 @@ export function continueIsolated(input: DecideInput, drill: DrillState, primaryD
       'Interrupted',
       `the primary ${drill.from} is down: the drill steps aside for the failover rules`,
     );
-  if (working && !agentAlive(target?.agent, now))
+  const byProvider = isolated.copiedBy === 'Provider';
+  if (working && !byProvider && !agentAlive(target?.agent, now))
     return fail('Failed', `the agent beside ${drill.to} stopped reporting`);
   const copy = copyOf(input, drill);
   if (working && copy?.phase === 'Failed')
     return fail('Failed', `the agent could not make the copy: ${copy.message ?? 'no reason given'}`);
-  if ((drill.leg === 'Pointing' || drill.leg === 'Writing') && copy?.phase !== 'Serving')
+  if (!byProvider && (drill.leg === 'Pointing' || drill.leg === 'Writing') && copy?.phase !== 'Serving')
     return fail('Failed', `the copy of ${drill.to} stopped serving (${copy?.phase ?? 'no report'})`);
   const record = drillRecordRef(spec, drill);
+  const copyStep = (want: DrillCopyAction['want'], why: string): IsolatedStep => ({
+    kind: 'Act',
+    why,
+    action: { kind: 'DrillCopy', cluster: drill.to, drillId: drill.id, want },
+  });
   const act = (want: DrillRecordAction['want'], why: string): IsolatedStep => ({
     kind: 'Act',
     why,
@@ -171,6 +194,11 @@ export function continueIsolated(input: DecideInput, drill: DrillState, primaryD
   });
   switch (drill.leg) {
     case 'Copying': {
+      if (byProvider)
+        return copyStep(
+          'Serving',
+          `drill ${drill.id}: the provider copies ${drill.to} (${isolated.problem ?? 'asking'})`,
+        );
       if (copy?.phase !== 'Serving')
         return {
           kind: 'Wait',
@@ -213,9 +241,8 @@ export function continueIsolated(input: DecideInput, drill: DrillState, primaryD
     }
     case 'Writing': {
       const canary = input.canary?.drillId === drill.id ? input.canary : undefined;
-      const acknowledged = (canary?.runs ?? [])
-        .filter((r) => r.cluster === drill.to)
-        .reduce((n, r) => n + r.acknowledged, 0);
+      // The writer writes only through the drill record: every run is on the copy.
+      const acknowledged = (canary?.runs ?? []).reduce((n, r) => n + r.acknowledged, 0);
       const wanted = spec.drills?.isolated.minCanaryWrites ?? 20;
       const withWrites = { ...isolated, canaryWrites: acknowledged };
       if (acknowledged >= wanted)
@@ -249,16 +276,24 @@ export function continueIsolated(input: DecideInput, drill: DrillState, primaryD
       return act('Absent', `drill ${drill.id}: deleting ${record.name}`);
     case 'Cleaning': {
       // The agent removes any copy of a drill that is no longer copying; Removed closes it. An
-      // agent that made no copy for this drill has nothing to remove.
+      // agent that made no copy for this drill has nothing to remove. A provider's copy is deleted
+      // through its API.
       const alive = agentAlive(target?.agent, now);
-      const gone = copy ? copy.phase === 'Removed' : alive;
+      const gone = byProvider
+        ? isolated.copyRemovedAt !== undefined
+        : copy
+          ? copy.phase === 'Removed'
+          : alive;
       const since = new Date(isolated.cleaningSince ?? now).getTime();
-      if (!gone && now.getTime() - since < ISOLATED_CLEANUP_WAIT_MS)
-        return {
-          kind: 'Wait',
-          why: `drill ${drill.id}: waiting for the agent beside ${drill.to} to remove the copy`,
-          requeueMs: 1000,
-        };
+      const waitMs = byProvider ? PROVIDER_CLEANUP_WAIT_MS : ISOLATED_CLEANUP_WAIT_MS;
+      if (!gone && now.getTime() - since < waitMs)
+        return byProvider
+          ? copyStep('Removed', `drill ${drill.id}: the provider deletes the copy of ${drill.to}`)
+          : {
+              kind: 'Wait',
+              why: `drill ${drill.id}: waiting for the agent beside ${drill.to} to remove the copy`,
+              requeueMs: 1000,
+            };
       const verdict = isolated.verdict ?? { result: 'Failed', reason: 'the drill ended without a verdict' };
       const left = [
         ...(isolated.removedAt
@@ -268,9 +303,13 @@ export function continueIsolated(input: DecideInput, drill: DrillState, primaryD
             ]),
         ...(gone
           ? []
-          : [
-              `the agent beside ${drill.to} did not report the copy removed within ${ISOLATED_CLEANUP_WAIT_MS / 60_000} min: look for ${copy?.directory ?? 'a <data directory>.drill-* directory'} and a server on port ${isolated.port}`,
-            ]),
+          : byProvider
+            ? [
+                `the provider did not delete the copy of ${drill.to} within ${waitMs / 60_000} min (${isolated.problem ?? 'no answer'}): delete it by hand (its name ends in -drill-…)`,
+              ]
+            : [
+                `the agent beside ${drill.to} did not report the copy removed within ${waitMs / 60_000} min: look for ${copy?.directory ?? 'a <data directory>.drill-* directory'} and a server on port ${isolated.port}`,
+              ]),
       ];
       const reason = [verdict.reason, ...left].join('; ');
       return {
@@ -350,4 +389,54 @@ const fmt = (n: number | undefined, unit = ' s') =>
 
 function isolatedFigures(i: IsolatedDrillState, cluster: string): string {
   return `a copy of ${cluster} became a primary and took ${i.canaryWrites ?? 0} canary rows through ${i.recordName}: copied in ${fmt(i.copySeconds)} (${fmt(i.copyBytes === undefined ? undefined : i.copyBytes / 1048576, ' MiB')}), promoted in ${fmt(i.promotionSeconds)}, its data ${fmt(i.freshnessSeconds)} old, the record answered in ${fmt(i.dnsVerifySeconds)}`;
+}
+
+/** Folds a provider's step with its copy into the drill. */
+export function afterDrillCopy(
+  drill: DrillState,
+  want: DrillCopyAction['want'],
+  outcome: DrillCopyOutcome,
+  now: Date,
+): DrillState {
+  const isolated = drill.isolated as IsolatedDrillState;
+  const { problem: _p, ...settled } = isolated;
+  if (outcome.phase === 'Error') {
+    const reason = `${outcome.reason}: ${outcome.message}`.slice(0, 512);
+    if (outcome.retryable || want === 'Removed')
+      return { ...drill, isolated: { ...isolated, problem: reason } };
+    return stopIsolated(drill, {
+      result: 'Failed',
+      reason: `the provider could not make the copy: ${reason}`,
+    });
+  }
+  if (want === 'Removed')
+    return outcome.phase === 'Removed'
+      ? { ...drill, isolated: { ...settled, copyRemovedAt: timestamp(now) } }
+      : { ...drill, isolated: { ...isolated, problem: (outcome.message ?? outcome.phase).slice(0, 512) } };
+  if (outcome.phase === 'Failed')
+    return stopIsolated(drill, {
+      result: 'Failed',
+      reason: `the provider could not make the copy: ${outcome.message ?? 'no reason given'}`.slice(0, 1024),
+    });
+  if (outcome.phase !== 'Serving' || !outcome.endpoint) {
+    const note = outcome.message ?? outcome.phase;
+    return note === isolated.problem
+      ? drill
+      : { ...drill, isolated: { ...isolated, problem: note.slice(0, 512) } };
+  }
+  const copySeconds =
+    outcome.createdAt && outcome.promotedAt
+      ? secondsBetween(outcome.createdAt, new Date(outcome.promotedAt))
+      : undefined;
+  return {
+    ...drill,
+    leg: 'Pointing',
+    isolated: {
+      ...settled,
+      value: outcome.endpoint.host,
+      port: outcome.endpoint.port,
+      copyReadyAt: timestamp(now),
+      ...(copySeconds !== undefined ? { copySeconds } : {}),
+    },
+  };
 }

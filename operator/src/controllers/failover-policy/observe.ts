@@ -14,7 +14,11 @@ import {
   type ReplicaClusterSpec,
   type ReplicaClusterStatus,
 } from '../../api/v1alpha1/index.ts';
-import { rejoinsAfterSwitchover, reprotectsItself } from '../../providers/database/capabilities.ts';
+import {
+  makesDrillCopies,
+  rejoinsAfterSwitchover,
+  reprotectsItself,
+} from '../../providers/database/capabilities.ts';
 import { type AppEndpointsRecord, appHealth } from '../replica-cluster/app-endpoints.ts';
 import type { ProbeRecord } from '../replica-cluster/probes.ts';
 import type { ClusterFacts, DecideInput, DnsFacts, Vote } from './facts.ts';
@@ -39,10 +43,14 @@ function appFacts(
 function capabilityFacts(
   spec: Pick<ReplicaClusterSpec, 'provider'> | undefined,
   agent: AgentReport | undefined,
-): Pick<ClusterFacts, 'rejoinsAfterSwitchover' | 'reprotectsItself' | 'agent'> {
+): Pick<ClusterFacts, 'rejoinsAfterSwitchover' | 'reprotectsItself' | 'drillCopiesByProvider' | 'agent'> {
   return {
     ...(spec && rejoinsAfterSwitchover(spec) ? { rejoinsAfterSwitchover: true } : {}),
     ...(spec && reprotectsItself(spec) ? { reprotectsItself: true } : {}),
+    // Self-managed clusters are copied by their agent, the others through the provider's API.
+    ...(spec && spec.provider.type !== 'SelfManaged' && makesDrillCopies(spec)
+      ? { drillCopiesByProvider: true }
+      : {}),
     ...(agent ? { agent } : {}),
   };
 }

@@ -119,7 +119,10 @@ export async function canaryTargetFor(
     password: password.value,
     sslMode: connection.sslMode,
     serverName: record.name,
-    ...(isolated ? { requireClusterName: drillCopyClusterName(drillId) } : {}),
+    // The agent's copy names itself after the drill; a provider's copy is its own instance.
+    ...(isolated && isolated.copiedBy !== 'Provider'
+      ? { requireClusterName: drillCopyClusterName(drillId) }
+      : {}),
     drillId,
     policyKey: objectKey(policy),
     writer: `${ctx.identity}@${ctx.clock.now().toISOString()}`,

@@ -40,9 +40,9 @@ import { freshVotes } from './detection.ts';
 import { discoveryNeedsDns } from './discovery.ts';
 import { afterDnsCheck, type DnsCheck, dnsCheckDue } from './dns-check.ts';
 import { drillNeedsDns } from './drill.ts';
-import { runDrillRecord } from './drill-act.ts';
+import { runDrillCopy, runDrillRecord } from './drill-act.ts';
 import type { DecideInput } from './facts.ts';
-import { afterDrillRecord } from './isolated-drill.ts';
+import { afterDrillCopy, afterDrillRecord } from './isolated-drill.ts';
 import { agentReportOf, factsFromProbe, gatherInput, voteFromProbe } from './observe.ts';
 import { canaryTargetFor, portsFor } from './ports.ts';
 import { readyCondition, type StepResult, summarize, topologyOf } from './summary.ts';
@@ -220,6 +220,25 @@ async function carryOut(
   const base: Carried = { status: plan.status, events: plan.events, requeueMs: plan.requeueMs };
   if (action.kind === 'RepairDns') {
     return { ...base, dnsReady: await repairDns(ports, input.spec, action) };
+  }
+  if (action.kind === 'DrillCopy') {
+    const drill = plan.status.drill;
+    if (!drill) return base;
+    const outcome = await runDrillCopy(ports, action);
+    const next = afterDrillCopy(drill, action.want, outcome, input.now);
+    if (outcome.phase === 'Error')
+      ctx.log.warn(
+        {
+          policy: `${ns(object)}/${object.metadata.name}`,
+          drill: drill.id,
+          reason: outcome.reason,
+          err: outcome.message,
+        },
+        'the drill copy step failed; trying again',
+      );
+    // A provider takes minutes to create, promote or delete: ask again every few seconds.
+    const moved = next.leg !== drill.leg || next.isolated?.copyRemovedAt !== drill.isolated?.copyRemovedAt;
+    return { ...base, status: { ...plan.status, drill: next }, requeueMs: moved ? 0 : 5000 };
   }
   if (action.kind === 'DrillRecord') {
     const drill = plan.status.drill;

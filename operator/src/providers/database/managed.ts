@@ -14,6 +14,7 @@ import type {
   DatabaseObservation,
   DatabaseProvider,
   DatabaseRole,
+  DrillCopyState,
   FenceRequest,
   PromoteOutcome,
   PromoteRequest,
@@ -73,6 +74,8 @@ export interface ControlPlane {
    * the request, and found by that name on the next call. Throws ProviderError.
    */
   reprotect?(request: ReprotectRequest): Promise<ReprotectOutcome>;
+  /** Isolated drills: see DatabaseProvider.drillCopy. */
+  drillCopy?(drillId: string, want: 'Serving' | 'Removed'): Promise<DrillCopyState>;
   /** Releases the API client, when the control plane made it. */
   close(): Promise<void>;
 }
@@ -219,6 +222,17 @@ export class ManagedDatabase<C extends ControlPlane = ControlPlane> implements D
       );
     }
     return this.controlPlane.reprotect(request);
+  }
+
+  /** The control plane's: a throwaway copy is made and deleted through the provider's API. */
+  drillCopy(drillId: string, want: 'Serving' | 'Removed'): Promise<DrillCopyState> {
+    if (!this.controlPlane.drillCopy)
+      return Promise.reject(
+        new ProviderError('Rejected', `${this.controlPlane.name}: this provider cannot make a drill copy`, {
+          retryable: false,
+        }),
+      );
+    return this.controlPlane.drillCopy(drillId, want);
   }
 
   async close(): Promise<void> {
