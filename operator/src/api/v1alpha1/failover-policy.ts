@@ -376,6 +376,38 @@ export const drills = z
   })
   .describe('Scheduled failover drills: a switchover to the standby and back, measuring RTO and RPO.');
 
+export const canaryMode = z.enum(['DuringDrills', 'Always']);
+
+export const canarySettings = z
+  .object({
+    mode: canaryMode
+      .default('DuringDrills')
+      .describe(
+        "DuringDrills: the canary writer runs only while a drill does (spec.drills.canary). Always: it also runs continuously while this operator leads, inserting one small row every intervalMilliseconds into regionfailover.canary on the production primary through the DNS name (a constant write load, and rows kept retentionDays), so that a real failover or switchover is measured from the client's side: history[].client and lostWrites.",
+      ),
+    intervalMilliseconds: z
+      .number()
+      .int()
+      .min(100)
+      .max(60000)
+      .default(1000)
+      .describe(
+        "How often the continuous writer (mode Always) inserts a row: the resolution of a real operation's client-side RTO. Drills keep their own writer at spec.drills.canary.intervalMilliseconds.",
+      ),
+    retentionDays: z
+      .number()
+      .int()
+      .min(1)
+      .max(365)
+      .default(7)
+      .describe(
+        "Canary rows older than this are deleted by the continuous writer (any writer's: the shorter of this and spec.drills.canary.retentionDays wins).",
+      ),
+  })
+  .describe(
+    "The canary writer outside drills: numbered rows through the policy's DNS name (resolved at its authoritative servers, with spec.primary's connection and credentials), as a client would write.",
+  );
+
 export const promotionRequest = withRules(
   z
     .object({
@@ -444,6 +476,7 @@ export const failoverPolicySpec = withRules(
       detection: detection.prefault({}),
       promotion: promotion.prefault({}),
       drills: drills.optional(),
+      canary: canarySettings.optional(),
       reprotect: reprotect.prefault({}),
       promotionRequest: promotionRequest.optional(),
       drillRequest: drillRequest.optional(),
@@ -633,65 +666,6 @@ export const operation = z
   })
   .describe('A failover or switchover in progress.');
 
-export const operationReport = z
-  .object({
-    id: z.string().min(1).max(128).describe('Operation id.'),
-    kind: operationKind.describe('Failover, Switchover, Fence or Reprotect.'),
-    trigger: operationTrigger.describe('Automatic, Manual or Drill.'),
-    from: z.string().max(253).describe('The former primary.'),
-    to: z.string().max(253).describe('The promoted cluster.'),
-    epoch: z.number().int().min(0).describe('Epoch after the operation.'),
-    result: z.enum(['Succeeded', 'Aborted', 'Failed']).describe('How it ended.'),
-    startedAt: timestamp('Start time.'),
-    completedAt: timestamp('End time.'),
-    rtoSeconds: z
-      .number()
-      .min(0)
-      .optional()
-      .describe(
-        'Seconds from when the primary was last seen alive (a failover) or the operation started (a switchover) until the authoritative DNS servers answered the new primary.',
-      ),
-    rpoSeconds: z
-      .number()
-      .min(0)
-      .optional()
-      .describe(
-        'The promoted standby lag in seconds, last measured before the promotion (0 for a switchover).',
-      ),
-    rpoBytes: z
-      .number()
-      .int()
-      .min(0)
-      .optional()
-      .describe('WAL bytes the promoted standby had not replayed, last measured before the promotion.'),
-    lostWrites: z
-      .number()
-      .int()
-      .min(0)
-      .optional()
-      .describe('Canary writes committed before the switch but missing after.'),
-    discardedBytes: z
-      .number()
-      .int()
-      .min(0)
-      .optional()
-      .describe('For a Reprotect: WAL bytes of the former primary discarded by the rewind or re-clone.'),
-    discardedTransactions: z
-      .number()
-      .int()
-      .min(0)
-      .optional()
-      .describe('For a Reprotect: transactions committed in the discarded range, where that could be told.'),
-    dnsVerifySeconds: z
-      .number()
-      .min(0)
-      .optional()
-      .describe('Time until the authoritative servers answered the new value.'),
-    reason: z.string().max(1024).optional().describe('Why it started.'),
-    message: z.string().max(1024).optional().describe('How it ended, when that needs saying.'),
-  })
-  .describe('The report of a finished operation.');
-
 export const drillMeasure = z
   .object({
     operationId: z.string().max(128).describe('The switchover this leg was.'),
@@ -728,6 +702,72 @@ export const drillMeasure = z
     message: z.string().max(512).optional().describe('Why the canary could not measure, when it could not.'),
   })
   .describe("One leg of a drill, measured from the client's side.");
+
+export const operationReport = z
+  .object({
+    id: z.string().min(1).max(128).describe('Operation id.'),
+    kind: operationKind.describe('Failover, Switchover, Fence or Reprotect.'),
+    trigger: operationTrigger.describe('Automatic, Manual or Drill.'),
+    from: z.string().max(253).describe('The former primary.'),
+    to: z.string().max(253).describe('The promoted cluster.'),
+    epoch: z.number().int().min(0).describe('Epoch after the operation.'),
+    result: z.enum(['Succeeded', 'Aborted', 'Failed']).describe('How it ended.'),
+    startedAt: timestamp('Start time.'),
+    completedAt: timestamp('End time.'),
+    rtoSeconds: z
+      .number()
+      .min(0)
+      .optional()
+      .describe(
+        'Seconds from when the primary was last seen alive (a failover) or the operation started (a switchover) until the authoritative DNS servers answered the new primary.',
+      ),
+    rpoSeconds: z
+      .number()
+      .min(0)
+      .optional()
+      .describe(
+        'The promoted standby lag in seconds, last measured before the promotion (0 for a switchover).',
+      ),
+    rpoBytes: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('WAL bytes the promoted standby had not replayed, last measured before the promotion.'),
+    lostWrites: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe(
+        "Canary writes committed before the switch but missing after: for a drill, its legs' rows; for a failover or switchover, client.rpoTransactions when the continuous canary (spec.canary.mode Always) measured it.",
+      ),
+    discardedBytes: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('For a Reprotect: WAL bytes of the former primary discarded by the rewind or re-clone.'),
+    discardedTransactions: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('For a Reprotect: transactions committed in the discarded range, where that could be told.'),
+    dnsVerifySeconds: z
+      .number()
+      .min(0)
+      .optional()
+      .describe('Time until the authoritative servers answered the new value.'),
+    reason: z.string().max(1024).optional().describe('Why it started.'),
+    message: z.string().max(1024).optional().describe('How it ended, when that needs saying.'),
+    client: drillMeasure
+      .optional()
+      .describe(
+        "A failover or switchover not made by a drill, measured from the client's side by the continuous canary writer (spec.canary.mode Always), with the same fields as a drill leg: rtoSeconds from the last canary write the old primary acknowledged to the first the new one acknowledged, rpoTransactions the acknowledged rows the new primary lacks. Filled in up to 30 s after the operation completed (the canary's first write on the new primary); measuredBy Operator with a message when the canary could not tell. Absent when no continuous canary runs.",
+      ),
+  })
+  .describe('The report of a finished operation.');
 
 /** What an isolated drill measured; the same fields in status while it runs and in its report. */
 const isolatedDrillMeasures = {
@@ -995,3 +1035,4 @@ export type DrillRequest = z.infer<typeof drillRequest>;
 export type IsolatedDrillState = z.infer<typeof isolatedDrillState>;
 export type IsolatedDrillReport = z.infer<typeof isolatedDrillReport>;
 export type DrillMode = z.infer<typeof drillMode>;
+export type CanarySettings = z.infer<typeof canarySettings>;
