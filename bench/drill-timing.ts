@@ -9,16 +9,32 @@
  * did), its RPO (acknowledged canary rows missing after each switch), the DNS verification of
  * each leg, and the drill's duration (request → report filed). At the end: the application's
  * acknowledged writes missing on region A, and samples with two writable databases (both must be 0).
+ *
+ * Then BENCH_ISOLATED_RUNS isolated drills (default 5) on the same stack, under the same load, each
+ * requested with mode Isolated: region B copied beside itself and the copy promoted on a spare port,
+ * written to through the drill record, then removed. Per drill and as median/min/max: the drill's
+ * duration, the copy (time and size), its promotion, its freshness, the drill record's DNS
+ * verification, and the canary rows the copy acknowledged; each must be Succeeded and cleaned up,
+ * and production must not move (epoch, active primary, history and the record's answer unchanged).
+ * BENCH_DRILL_RUNS=0 runs only the isolated drills; BENCH_ISOLATED_RUNS=0 only the round trips.
  */
-import type { DrillMeasure, DrillReport, FailoverPolicyStatus } from '../operator/src/api/v1alpha1/index.ts';
+import type {
+  DrillMeasure,
+  DrillReport,
+  FailoverPolicyStatus,
+  IsolatedDrillReport,
+} from '../operator/src/api/v1alpha1/index.ts';
 import { failoverPolicyType } from '../operator/src/controllers/resources.ts';
 import { ControlPlane } from '../test/harness/control-plane.ts';
 import { FailoverStack } from '../test/harness/failover-stack.ts';
+import { freePort } from '../test/harness/ports.ts';
 import { installSignalCleanup } from '../test/harness/processes.ts';
 import { waitFor } from '../test/harness/wait.ts';
 import { type DnsWriteLoad, WriterSampler } from '../test/harness/writers.ts';
 
 const RUNS = Number(process.env.BENCH_DRILL_RUNS ?? 5);
+const ISOLATED_RUNS = Number(process.env.BENCH_ISOLATED_RUNS ?? 5);
+const MIN_CANARY_WRITES = 20;
 const HOLD_SECONDS = 2;
 const WRITES_PER_SECOND = 50;
 const say = (s: string) => process.stdout.write(`[bench drill] ${s}\n`);
@@ -31,6 +47,11 @@ const figures = (xs: number[]) =>
   xs.length === 0
     ? 'no measurement'
     : `median ${median(xs).toFixed(2)} s, min ${Math.min(...xs).toFixed(2)}, max ${Math.max(...xs).toFixed(2)}  all: ${xs.map((x) => x.toFixed(2)).join(' ')}`;
+const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+const sizes = (xs: number[]) =>
+  xs.length === 0
+    ? 'no measurement'
+    : `median ${mib(median(xs))} MiB, min ${mib(Math.min(...xs))}, max ${mib(Math.max(...xs))}  all: ${xs.map(mib).join(' ')}`;
 const fmt = (x: number | undefined) => (x === undefined ? '?' : x.toFixed(2));
 
 const cp = await ControlPlane.start({ name: 'bench-drill' });
@@ -93,6 +114,118 @@ async function drill(s: FailoverStack, run: number): Promise<DrillFigures> {
   return { report, seconds, backDnsSeconds };
 }
 
+/** What production looked like; an isolated drill must leave all of it as it was. */
+interface Production {
+  epoch: number;
+  activePrimary: string | undefined;
+  /** Operations filed: an isolated drill files none. */
+  operations: string;
+  /** The policy's record, as the authoritative servers answer it. */
+  answer: string;
+}
+
+async function production(s: FailoverStack): Promise<Production> {
+  const { status } = await s.policy();
+  return {
+    epoch: status.epoch ?? 0,
+    activePrimary: status.activePrimary,
+    operations: (status.history ?? []).map((h) => h.id).join(' '),
+    answer: (await s.dnsAnswer('A')).join(' '),
+  };
+}
+
+const describeProduction = (p: Production) =>
+  `epoch ${p.epoch}, active primary ${p.activePrimary ?? 'none'}, record ${p.answer || 'unanswered'}, ${p.operations ? p.operations.split(' ').length : 0} operations filed`;
+
+interface IsolatedFigures {
+  report: DrillReport;
+  isolated: IsolatedDrillReport | undefined;
+  /** Wall clock from writing the request to the report in status. */
+  seconds: number;
+  /** What moved in production during this drill, in words; empty when nothing did. */
+  moved: string[];
+  /** Production once the report was filed. */
+  after: Production;
+}
+
+/** One isolated drill on request, from the request to the report in status. */
+async function isolatedDrill(s: FailoverStack, run: number, before: Production): Promise<IsolatedFigures> {
+  // The copy is taken from a replicating standby, as for a round trip.
+  await s.waitForPolicy(
+    (st) => st.conditions?.find((c) => c.type === 'Redundant' && c.status === 'True'),
+    'both regions replicating',
+  );
+  const id = `bench-isolated-${run}`;
+  const t = performance.now();
+  await s.requestDrill({ id, action: 'Run', mode: 'Isolated' });
+  const status = await s.waitForPolicy(
+    (st: FailoverPolicyStatus) => (!st.drill && st.drills?.[0]?.requestId === id ? st : undefined),
+    `isolated drill ${run}`,
+    300_000,
+  );
+  const seconds = (performance.now() - t) / 1000;
+  const report = status.drills?.[0] as DrillReport;
+  const isolated = report.isolated;
+  const after = await production(s);
+  const moved = (Object.keys(before) as (keyof Production)[]).flatMap((k) =>
+    before[k] === after[k] ? [] : [`${k} ${before[k] ?? 'none'} → ${after[k] ?? 'none'}`],
+  );
+  const i = isolated;
+  say(
+    `isolated drill ${run} ${report.result}${report.mode === 'Isolated' ? '' : ` (filed as ${report.mode ?? 'RoundTrip'})`}: copy of ${i?.cluster ?? '?'} ${i?.copyBytes === undefined ? '?' : mib(i.copyBytes)} MiB in ${fmt(i?.copySeconds)} s, promoted in ${fmt(i?.promotionSeconds)} s, ${fmt(i?.freshnessSeconds)} s old; ${i?.recordName ?? 'drill record'} verified in ${fmt(i?.dnsVerifySeconds)} s; ${i?.canaryWrites ?? '?'} canary rows; ${i?.cleanedUp ? 'cleaned up' : 'NOT cleaned up'}; drill ${fmt(i?.durationSeconds)} s, request → report ${seconds.toFixed(2)} s${report.result === 'Succeeded' ? '' : ` (${report.reason ?? ''})`}`,
+  );
+  if (moved.length > 0) say(`  production moved during isolated drill ${run}: ${moved.join('; ')}`);
+  return { report, isolated, seconds, moved, after };
+}
+
+type IsolatedMeasure =
+  | 'durationSeconds'
+  | 'copySeconds'
+  | 'copyBytes'
+  | 'promotionSeconds'
+  | 'freshnessSeconds'
+  | 'dnsVerifySeconds'
+  | 'canaryWrites';
+
+/** The isolated drills' summary lines, and whether every one passed. */
+function isolatedSummary(drills: IsolatedFigures[], before: Production, after: Production) {
+  const measured = (f: IsolatedMeasure) =>
+    drills.flatMap((d) => {
+      const x = d.isolated?.[f];
+      return x === undefined ? [] : [x];
+    });
+  const notOk = (what: string, runs: number[]) =>
+    runs.length ? ` (NOT ${what}: drill ${runs.join(', ')})` : '';
+  const runsWhere = (bad: (d: IsolatedFigures) => boolean) =>
+    drills.flatMap((d, i) => (bad(d) ? [i + 1] : []));
+  const failed = runsWhere((d) => d.report.result !== 'Succeeded');
+  const dirty = runsWhere((d) => d.isolated?.cleanedUp !== true);
+  const moved = runsWhere((d) => d.moved.length > 0);
+  const canaryRows = measured('canaryWrites');
+  const n = drills.length;
+  const lines = [
+    `  isolated drills of region B (a copy promoted on a spare port, written to through the drill record), ${n} back to back under ${WRITES_PER_SECOND} writes/s through DNS: ${n - failed.length} of ${n} Succeeded${notOk('Succeeded', failed)}, ${n - dirty.length} of ${n} cleaned up${notOk('cleaned up', dirty)}`,
+    `    drill, start → copy and record removed: ${figures(measured('durationSeconds'))}`,
+    `    drill, request → report filed:          ${figures(drills.map((d) => d.seconds))}`,
+    `    copy (pg_basebackup of the standby):    ${figures(measured('copySeconds'))}`,
+    `    copy size:                              ${sizes(measured('copyBytes'))}`,
+    `    promotion of the copy:                  ${figures(measured('promotionSeconds'))}`,
+    `    freshness (heartbeat age in the copy):  ${figures(measured('freshnessSeconds'))}`,
+    // The operator reads its clock once per pass: 0 means answered in the pass that wrote the record.
+    `    drill record verified (DNS, 0 = in the pass that wrote it): ${figures(measured('dnsVerifySeconds'))}`,
+    `    canary rows acknowledged by the copy: ${canaryRows.length ? `min ${Math.min(...canaryRows)}, max ${Math.max(...canaryRows)} (at least ${MIN_CANARY_WRITES} wanted)  all: ${canaryRows.join(' ')}` : 'no measurement'}`,
+    `    production ${moved.length ? `MOVED during drill ${moved.join(', ')}` : 'did not move'}: before ${describeProduction(before)}; after ${describeProduction(after)}`,
+  ];
+  const passed =
+    failed.length === 0 &&
+    dirty.length === 0 &&
+    moved.length === 0 &&
+    JSON.stringify(before) === JSON.stringify(after) &&
+    canaryRows.length === n &&
+    canaryRows.every((r) => r >= MIN_CANARY_WRITES);
+  return { lines, passed };
+}
+
 try {
   stack = await FailoverStack.start({
     name: 'bdr',
@@ -120,6 +253,22 @@ try {
   const drills: DrillFigures[] = [];
   for (let run = 1; run <= RUNS; run++) drills.push(await drill(s, run));
 
+  const isolated: IsolatedFigures[] = [];
+  let productionBefore: Production | undefined;
+  if (ISOLATED_RUNS > 0) {
+    // The copy's spare port: free on this host now, as the standby's host would have it free.
+    await s.client.mergePatch(failoverPolicyType, s.options.namespace, 'orders', {
+      spec: { drills: { isolated: { port: await freePort(), minCanaryWrites: MIN_CANARY_WRITES } } },
+    });
+    productionBefore = await production(s);
+    let last = productionBefore;
+    for (let run = 1; run <= ISOLATED_RUNS; run++) {
+      const figures = await isolatedDrill(s, run, last);
+      isolated.push(figures);
+      last = figures.after;
+    }
+  }
+
   // The last drill must have left writes flowing through the name to region A.
   const after = writes.acknowledged.length;
   await waitFor(() => writes.acknowledged.length > after + WRITES_PER_SECOND || undefined, {
@@ -138,16 +287,26 @@ try {
   const rpo = (legs: DrillMeasure[]) =>
     `${legs.reduce((n, l) => n + (l.rpoTransactions ?? 0), 0)} of ${legs.reduce((n, l) => n + (l.acknowledged ?? 0), 0)} canary rows lost`;
   const succeeded = drills.filter((d) => d.report.result === 'Succeeded').length;
+  const roundTrips =
+    RUNS > 0
+      ? [
+          `  drills out to region B and back, held ${HOLD_SECONDS} s, ${RUNS} back to back under ${WRITES_PER_SECOND} writes/s through DNS: ${succeeded} of ${RUNS} Succeeded`,
+          `    out RTO (canary, last write acknowledged by A → first by B):  ${figures(rto(outs))}`,
+          `    back RTO (canary, last write acknowledged by B → first by A): ${figures(rto(backs))}`,
+          `    RPO: out ${rpo(outs)}; back ${rpo(backs)} (legs measured by the canary: out ${outs.length}, back ${backs.length} of ${RUNS})`,
+          `    DNS verified, out:  ${figures(drills.flatMap((d) => (d.report.dnsVerifySeconds === undefined ? [] : [d.report.dnsVerifySeconds])))}`,
+          `    DNS verified, back: ${figures(drills.flatMap((d) => (d.backDnsSeconds === undefined ? [] : [d.backDnsSeconds])))}`,
+          `    drill, request → report filed: ${figures(drills.map((d) => d.seconds))}`,
+        ]
+      : [];
+  const isolatedFigures = productionBefore
+    ? isolatedSummary(isolated, productionBefore, await production(s))
+    : { lines: [], passed: true };
   process.stdout.write(
     [
       '',
-      `  drills out to region B and back, held ${HOLD_SECONDS} s, ${RUNS} back to back under ${WRITES_PER_SECOND} writes/s through DNS: ${succeeded} of ${RUNS} Succeeded`,
-      `    out RTO (canary, last write acknowledged by A → first by B):  ${figures(rto(outs))}`,
-      `    back RTO (canary, last write acknowledged by B → first by A): ${figures(rto(backs))}`,
-      `    RPO: out ${rpo(outs)}; back ${rpo(backs)} (legs measured by the canary: out ${outs.length}, back ${backs.length} of ${RUNS})`,
-      `    DNS verified, out:  ${figures(drills.flatMap((d) => (d.report.dnsVerifySeconds === undefined ? [] : [d.report.dnsVerifySeconds])))}`,
-      `    DNS verified, back: ${figures(drills.flatMap((d) => (d.backDnsSeconds === undefined ? [] : [d.backDnsSeconds])))}`,
-      `    drill, request → report filed: ${figures(drills.map((d) => d.seconds))}`,
+      ...roundTrips,
+      ...isolatedFigures.lines,
       `    application writes lost: ${lost} of ${written.acknowledged.length} acknowledged (${written.failed} attempts failed, not acknowledged); samples with two writable databases: ${sampler.twoWriters} of ${sampler.samples.length}; writable at the end: ${writable.join(', ')}`,
       '',
     ].join('\n'),
@@ -155,6 +314,7 @@ try {
   const canaryLost = [...outs, ...backs].reduce((n, l) => n + (l.rpoTransactions ?? 0), 0);
   if (
     succeeded !== RUNS ||
+    !isolatedFigures.passed ||
     lost > 0 ||
     canaryLost > 0 ||
     sampler.twoWriters > 0 ||
