@@ -1,7 +1,8 @@
 /**
  * The drill commands' own logic, without an API server: the request and its patch, what the
- * operator's decide() makes of a request (the dry run and the diagnosis of an unanswered one),
- * how an answer reads, and the history table. The executable against a real API server is
+ * operator's decide() makes of a request (the dry run, the refusal before writing, the diagnosis
+ * of an unanswered one), round trips and isolated drills, how an answer reads, and the history
+ * table. The executable against a real API server is
  * tested in test/integration/kubectl-plugin.test.ts.
  */
 import { describe, expect, it } from 'vitest';
@@ -11,11 +12,14 @@ import type {
   DrillState,
   FailoverPolicyStatus,
   Operation,
+  ReplicaClusterSpec,
   ReplicaClusterStatus,
 } from '../api/v1alpha1/index.ts';
-import { ApiError, type FailoverApi } from './api.ts';
+import { replicaClusterSpec } from '../api/v1alpha1/index.ts';
+import { ApiError, type FailoverApi, replicaClusterType } from './api.ts';
 import {
   describeAnswer,
+  describeDrills,
   drillInProgress,
   drillRequestCommand,
   drillRequestId,
@@ -24,6 +28,7 @@ import {
   judgeDrillRequest,
   lostOf,
   parseTimeout,
+  stopConsequence,
 } from './drill.ts';
 import type { PolicyView } from './policies.ts';
 
@@ -76,10 +81,20 @@ const standby = (lagSeconds = 0.4, withAgent = true): ReplicaClusterStatus => ({
   ...(withAgent ? { agent: { ...agent('b'), server: 'Standby' as const } } : {}),
 });
 
+/** A ReplicaCluster's spec: self-managed, its dnsTarget what a drill record would point at. */
+const clusterSpec = (name: string): ReplicaClusterSpec =>
+  replicaClusterSpec.parse({
+    region: `region-${name}`,
+    provider: { type: 'SelfManaged' },
+    connection: { host: `${name}.db.internal`, credentialsSecretRef: { name: 'pg' } },
+    dnsTarget: `${name}.db.internal`,
+  });
+
 /** A policy as the plugin reads it: a primary and a standby, both with a database agent. */
 function policy(
   status: FailoverPolicyStatus = {},
   clusters: Record<string, ReplicaClusterStatus> = { a: primary(), b: standby() },
+  drills: Record<string, unknown> = {},
 ): PolicyView {
   return {
     namespace: 'shop',
@@ -88,12 +103,12 @@ function policy(
       apiVersion: 'regionfailover.io/v1alpha1',
       kind: 'FailoverPolicy',
       metadata: { name: 'orders' },
-      spec: rawSpec,
+      spec: { ...rawSpec, drills: { ...rawSpec.drills, ...drills } },
     },
     spec: undefined,
     status: { phase: 'Healthy', activePrimary: 'a', epoch: 4, ...status },
     clusters: new Map(Object.entries(clusters)),
-    clusterSpecs: new Map(),
+    clusterSpecs: new Map(Object.keys(clusters).map((n) => [n, clusterSpec(n)])),
   };
 }
 
@@ -128,12 +143,15 @@ describe('the request', () => {
       action: 'Run',
       reason: null,
       requestedBy: null,
+      mode: null,
     });
+    expect(drillRequestPatch({ ...run, mode: 'Isolated' })).toMatchObject({ mode: 'Isolated' });
     expect(drillRequestPatch({ ...run, reason: 'quarterly', requestedBy: 'alice' })).toEqual({
       id: 'drill-run-1',
       action: 'Run',
       reason: 'quarterly',
       requestedBy: 'alice',
+      mode: null,
     });
   });
 
@@ -391,6 +409,7 @@ describe('drill history', () => {
     const cells = (line: string | undefined) => line?.split(/\s{2,}/);
     expect(cells(lines[0])).toEqual([
       'ID',
+      'MODE',
       'RESULT',
       'FROM→TO',
       'STARTED',
@@ -403,6 +422,7 @@ describe('drill history', () => {
     ]);
     expect(cells(lines[1])).toEqual([
       'drill-20260301030000',
+      'RoundTrip',
       'Succeeded',
       'a→b',
       '2026-03-01 03:00:00Z',
@@ -415,6 +435,7 @@ describe('drill history', () => {
     ]);
     expect(cells(lines[2])).toEqual([
       'drill-20260222030000',
+      'RoundTrip',
       'Cancelled',
       'a→b',
       '2026-03-01 03:00:00Z',
@@ -426,8 +447,9 @@ describe('drill history', () => {
       'cancelled by request drill-cancel-1',
     ]);
     // Skipped before it chose a standby: filed with to = from.
-    expect(cells(lines[3])?.slice(0, 5)).toEqual([
+    expect(cells(lines[3])?.slice(0, 6)).toEqual([
       'drill-20260215030000',
+      '-',
       'Aborted',
       'a→-',
       '2026-03-01 03:00:00Z',
@@ -436,6 +458,7 @@ describe('drill history', () => {
     // A report from before the canary: the operator's RTO, lost writes without a total.
     expect(cells(lines[4])).toEqual([
       'drill-old',
+      'RoundTrip',
       'Succeeded',
       'a→b',
       '2026-03-01 03:00:00Z',
@@ -527,5 +550,322 @@ describe('writing a request while the operator writes status', () => {
       },
     } as unknown as FailoverApi;
     await expect(drillRequestCommand(stubborn, opts)).rejects.toThrow(/run the command again/);
+  });
+});
+
+describe('isolated drills', () => {
+  const isolatedRun: DrillRequest = { ...run, mode: 'Isolated' };
+  /** An isolated drill of b, in `leg`; the copy on the default port, the default drill record. */
+  const copying = (leg: DrillState['leg'], isolated: Partial<NonNullable<DrillState['isolated']>> = {}) =>
+    drill(leg, {
+      id: 'd1',
+      mode: 'Isolated',
+      requestId: 'drill-run-1',
+      isolated: { recordName: 'drill.db.example.com', port: 5433, value: 'b.db.internal', ...isolated },
+    });
+
+  it('--mode Isolated is judged as such: a copy of the standby, the agent beside it, nothing in production moves', () => {
+    // The primary needs no agent: nothing switches over, so nothing has to come back.
+    const judged = judgeDrillRequest(policy({}, { a: primary(false), b: standby() }), isolatedRun, [], NOW);
+    expect(judged.acts).toBe(true);
+    expect(judged.text).toBe(
+      'would start an isolated drill of b: the agent beside b copies it and promotes the copy on port 5433, the canary writes 20 rows to it through drill.db.example.com, then the record and the copy are removed; nothing in production moves (at most 600 s)',
+    );
+    expect(judged.plan?.status.drill).toMatchObject({
+      mode: 'Isolated',
+      leg: 'Copying',
+      to: 'b',
+      isolated: { recordName: 'drill.db.example.com', port: 5433, value: 'b.db.internal' },
+    });
+    // The policy's own mode when the request names none; a request's RoundTrip overrides it.
+    const byPolicy = judgeDrillRequest(
+      policy({}, undefined, { mode: 'Isolated', isolated: { port: 6543, minCanaryWrites: 5 } }),
+      run,
+      [],
+      NOW,
+    );
+    expect(byPolicy.text).toMatch(
+      /^would start an isolated drill of b: .* on port 6543, the canary writes 5 rows/,
+    );
+    const roundTrip = judgeDrillRequest(
+      policy({}, undefined, { mode: 'Isolated' }),
+      { ...run, mode: 'RoundTrip' },
+      [],
+      NOW,
+    );
+    expect(roundTrip.text).toMatch(/^would start a drill from a out to b:/);
+  });
+
+  it('is refused without an agent beside the standby, with the operator message as the refusal', () => {
+    const judged = judgeDrillRequest(
+      policy({}, { a: primary(), b: standby(0.4, false) }),
+      isolatedRun,
+      [],
+      NOW,
+    );
+    expect(judged.acts).toBe(false);
+    expect(judged.refusal).toMatch(/^no standby to copy: no database agent reports for b/);
+    expect(judged.text).toBe(`would refuse it: ${judged.refusal}`);
+  });
+
+  /** An API with the policy and its ReplicaClusters, recording patches. */
+  function apiOf(p: PolicyView) {
+    const sent: unknown[] = [];
+    const api = {
+      get: async () => ({
+        ...p.object,
+        metadata: { name: 'orders', namespace: 'shop', resourceVersion: '7' },
+        status: p.status,
+      }),
+      list: async (type: unknown) => ({
+        items:
+          type === replicaClusterType
+            ? [...p.clusters].map(([name, status]) => ({
+                apiVersion: 'regionfailover.io/v1alpha1',
+                kind: 'ReplicaCluster',
+                metadata: { name, namespace: 'shop' },
+                spec: p.clusterSpecs.get(name),
+                status,
+              }))
+            : [],
+      }),
+      whoAmI: async () => 'ana',
+      patchPolicy: async (_ns: string, _name: string, patch: unknown) => {
+        sent.push(patch);
+      },
+    } as unknown as FailoverApi;
+    return { api, sent };
+  }
+  const request = {
+    namespace: 'shop',
+    policy: 'orders',
+    action: 'Run' as const,
+    replace: false,
+    dryRun: false,
+    timeoutMs: 0,
+    now: NOW,
+    warn: () => undefined,
+  };
+
+  it('a run the operator would refuse is refused before anything is written, round trip or isolated', async () => {
+    const noCopier = apiOf(policy({}, { a: primary(), b: standby(0.4, false) }));
+    await expect(drillRequestCommand(noCopier.api, { ...request, mode: 'Isolated' })).rejects.toThrow(
+      /^the operator would refuse this isolated drill: no standby to copy: no database agent reports for b.*\. Nothing was recorded; kubectl failover drill run orders -n shop --mode Isolated --dry-run shows what it decides from\.$/,
+    );
+    const noWayBack = apiOf(policy({}, { a: primary(false), b: standby() }));
+    await expect(drillRequestCommand(noWayBack.api, request)).rejects.toThrow(
+      /^the operator would refuse this drill: no database agent reports for a and its provider does not make/,
+    );
+    expect([...noCopier.sent, ...noWayBack.sent]).toEqual([]);
+    // The same stack copies b: the request is written with its mode.
+    const fine = apiOf(policy({}, { a: primary(false), b: standby() }));
+    const result = await drillRequestCommand(fine.api, { ...request, mode: 'Isolated', id: 'iso-1' });
+    expect(result.exitCode).toBe(0);
+    expect(result.output).toContain('Requested: run an isolated drill of shop/orders now (request iso-1).');
+    expect(fine.sent).toEqual([
+      {
+        metadata: { resourceVersion: '7' },
+        spec: {
+          drillRequest: { id: 'iso-1', action: 'Run', mode: 'Isolated', reason: null, requestedBy: 'ana' },
+        },
+      },
+    ]);
+  });
+
+  it('the answer names the copy, its port and the drill record, not a way out and back', () => {
+    const status = {
+      lastHandledDrillRequestId: 'drill-run-1',
+      lastDrillRequest: {
+        id: 'drill-run-1',
+        action: 'Run' as const,
+        outcome: 'Accepted' as const,
+        message: 'drill d1: isolated: …',
+        time: ago(0),
+      },
+    };
+    expect(describeAnswer({ status: { ...status, drill: copying('Copying') } }, isolatedRun)).toEqual({
+      ok: true,
+      text: 'Accepted: isolated drill d1 started: a copy of b on port 5433, written to through drill.db.example.com; nothing in production moves (leg Copying).',
+    });
+    const filed: DrillReport = {
+      id: 'd1',
+      kind: 'Switchover',
+      trigger: 'Drill',
+      from: 'a',
+      to: 'b',
+      epoch: 4,
+      result: 'Failed',
+      startedAt: ago(20),
+      completedAt: ago(1),
+      requestId: 'drill-run-1',
+      mode: 'Isolated',
+      reason: 'the agent could not make the copy: no space left on device',
+    };
+    expect(describeAnswer({ status: { ...status, drills: [filed] } }, isolatedRun)).toEqual({
+      ok: false,
+      text: 'Accepted: isolated drill d1 of b has already ended: Failed: the agent could not make the copy: no space left on device',
+    });
+  });
+
+  it('cancel says what stopping does from each leg: the record and the copy are removed, nothing in production moved', () => {
+    const none = {};
+    expect(stopConsequence(copying('Copying'), none)).toBe(
+      'nothing in production moved; the agent beside b deletes the copy of b it is making (no record was written yet)',
+    );
+    expect(stopConsequence(copying('Pointing'), none)).toBe(
+      'nothing in production moved; drill.db.example.com is deleted, then the copy of b',
+    );
+    expect(stopConsequence(copying('Removing'), none)).toBe(
+      'it is already deleting drill.db.example.com; the copy of b goes next',
+    );
+    expect(stopConsequence(copying('Cleaning'), none)).toBe('it is already removing the copy of b');
+    // With the operator's own rules: a cancel while the canary writes to the copy.
+    const writing = copying('Writing', { writingSince: ago(3), canaryWrites: 4 });
+    const judged = judgeDrillRequest(policy({ drill: writing, phase: 'Drilling' }), cancel, [], NOW);
+    expect(judged).toMatchObject({
+      acts: true,
+      text: 'would accept it: drill d1 stops: the record and the copy are removed: nothing in production moved; the canary stops, drill.db.example.com is deleted, then the copy of b',
+    });
+    expect(judged.plan?.status.drill).toMatchObject({
+      leg: 'Removing',
+      isolated: { verdict: { result: 'Cancelled' } },
+    });
+    // A second isolated run while one is in progress is refused before writing, naming it.
+    const busy = apiOf(policy({ drill: writing }));
+    return expect(drillRequestCommand(busy.api, { ...request, mode: 'Isolated' })).rejects.toThrow(
+      'isolated drill d1 is in progress (leg Writing, a copy of b on port 5433): wait for it',
+    );
+  });
+
+  it('history: the leg, since when, what it is at; the verdict once decided', () => {
+    const spec = { drills: { isolated: { minCanaryWrites: 20 } } } as PolicyView['spec'];
+    const line = (d: DrillState) => drillInProgress({ drill: d }, NOW, spec);
+    expect(line(copying('Writing', { writingSince: ago(3), canaryWrites: 12 }))).toBe(
+      'In progress: isolated drill d1, a copy of b on port 5433 through drill.db.example.com, leg Writing for 3s, 12 of 20 canary rows (started 10m ago, on request drill-run-1)',
+    );
+    expect(line(copying('Copying'))).toMatch(/, leg Copying for 10m \(started 10m ago/);
+    expect(
+      line(copying('Pointing', { copyReadyAt: ago(8), pointedAt: ago(7), problem: 'SERVFAIL' })),
+    ).toMatch(
+      /, leg Pointing for 8s, written 7s ago, not answered yet by the authoritative servers, retrying: SERVFAIL \(/,
+    );
+    // Status does not time when Removing began: no "for".
+    expect(
+      line(copying('Removing', { verdict: { result: 'Cancelled', reason: 'cancelled by request x' } })),
+    ).toMatch(
+      /, leg Removing \(started 10m ago, on request drill-run-1\); verdict Cancelled: cancelled by request x$/,
+    );
+    expect(line(copying('Cleaning', { removedAt: ago(2), cleaningSince: ago(2) }))).toMatch(
+      /, leg Cleaning for 2s \(/,
+    );
+  });
+
+  it('the table: a MODE column, and the copy figures in the columns that fit (COPY only when a copy ran)', () => {
+    const base = {
+      kind: 'Switchover' as const,
+      trigger: 'Drill' as const,
+      from: 'a',
+      to: 'b',
+      epoch: 4,
+      startedAt: '2026-03-01T03:00:00Z',
+      completedAt: '2026-03-01T03:01:12Z',
+    };
+    const lines = drillTable([
+      {
+        ...base,
+        id: 'd3',
+        result: 'Succeeded',
+        mode: 'Isolated',
+        isolated: {
+          cluster: 'b',
+          recordName: 'drill.db.example.com',
+          durationSeconds: 72,
+          cleanedUp: true,
+          copySeconds: 41.2,
+          copyBytes: 52_428_800,
+          promotionSeconds: 0.84,
+          freshnessSeconds: 0.31,
+          dnsVerifySeconds: 0.2,
+          canaryWrites: 20,
+        },
+        reason: 'a copy of b became a primary and took 20 canary rows through drill.db.example.com',
+      },
+      {
+        ...base,
+        id: 'd2',
+        result: 'Failed',
+        mode: 'Isolated',
+        isolated: {
+          cluster: 'b',
+          recordName: 'drill.db.example.com',
+          durationSeconds: 200,
+          cleanedUp: false,
+        },
+        reason: 'the agent beside b stopped reporting',
+      },
+      { ...base, id: 'd1', result: 'Succeeded', rtoSeconds: 1.4, lostWrites: 0, dnsVerifySeconds: 0.3 },
+    ]).split('\n');
+    const cells = (line: string | undefined) => line?.split(/\s{2,}/);
+    expect(cells(lines[0])).toEqual([
+      'ID',
+      'MODE',
+      'RESULT',
+      'FROM→TO',
+      'STARTED',
+      'DURATION',
+      'RTO OUT',
+      'RTO BACK',
+      'RPO',
+      'DNS',
+      'COPY',
+      'REASON',
+    ]);
+    expect(cells(lines[1])).toEqual([
+      'd3',
+      'Isolated',
+      'Succeeded',
+      'copy of b',
+      '2026-03-01 03:00:00Z',
+      '1m12s',
+      '0.8s (promotion)',
+      '-',
+      '0.3s old',
+      '0.2s',
+      '20 rows, cleaned up',
+      'a copy of b became a primary and took 20 canary rows throug…',
+    ]);
+    expect(cells(lines[2])).toEqual([
+      'd2',
+      'Isolated',
+      'Failed',
+      'copy of b',
+      '2026-03-01 03:00:00Z',
+      '1m12s',
+      '-',
+      '-',
+      '-',
+      '-',
+      '0 rows, NOT cleaned up',
+      'the agent beside b stopped reporting',
+    ]);
+    expect(cells(lines[3])).toEqual([
+      'd1',
+      'RoundTrip',
+      'Succeeded',
+      'a→b',
+      '2026-03-01 03:00:00Z',
+      '1m12s',
+      '1.4s',
+      '-',
+      '0',
+      '0.3s',
+      '-',
+    ]);
+  });
+
+  it('describeDrills (history and drill history) carry the isolated drill in progress', () => {
+    const p = policy({ drill: copying('Writing', { writingSince: ago(3), canaryWrites: 2 }) });
+    const lines = describeDrills({ spec: undefined, status: p.status }, NOW);
+    expect(lines[0]).toMatch(/^In progress: isolated drill d1, .* leg Writing for 3s, 2 canary rows \(/);
   });
 });

@@ -1,15 +1,17 @@
 /**
- * `kubectl failover drill run|cancel|history`: a person asks for a drill now, or for the one in
- * progress to stop, by recording `spec.drillRequest`; the operator answers each request id once in
- * `status.lastDrillRequest`, and the command waits for that answer. `--dry-run` runs the operator's
- * own `decide()` on status as it is now instead. `history` prints `status.drills` with the
- * figures measured from the client's side (the canary) and the drill in progress.
+ * `kubectl failover drill run|cancel|history`: a person asks for a drill now (a round trip, or an
+ * isolated copy of a standby), or for the one in progress to stop, by recording
+ * `spec.drillRequest`; the operator answers each request id once in `status.lastDrillRequest`, and
+ * the command waits for that answer. Before writing a run, and instead of writing on `--dry-run`,
+ * it runs the operator's own `decide()` on status as it is now. `history` prints `status.drills`
+ * with the figures measured from the client's side (the canary) and the drill in progress.
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { agentAlive } from '../agent/liveness.ts';
 import {
   type DrillMeasure,
+  type DrillMode,
   type DrillReport,
   type DrillRequest,
   type DrillState,
@@ -37,6 +39,8 @@ export interface DrillRequestOptions {
   namespace: string;
   policy: string;
   action: DrillRequest['action'];
+  /** Run: the kind of drill; the policy's spec.drills.mode when unset. */
+  mode?: DrillMode;
   reason?: string;
   id?: string;
   /** Supersede a request the operator has not handled yet (a Cancel always does). */
@@ -78,18 +82,39 @@ export function parseTimeout(value: string | undefined, fallbackMs: number): num
   return Number(m[1]) * (m[2] === 'm' ? 60_000 : 1000);
 }
 
+/** The drill modes, as `--mode` takes them (exactly, as kubectl takes an enum). */
+export const DRILL_MODES: readonly DrillMode[] = ['RoundTrip', 'Isolated'];
+
 /**
  * The request as a JSON merge patch: a field the new request leaves out is deleted (null), else
- * the previous request's reason or requestedBy would carry over into it.
+ * the previous request's reason, requestedBy or mode would carry over into it.
  */
 export function drillRequestPatch(r: DrillRequest): Record<string, unknown> {
-  return { reason: null, requestedBy: null, ...r };
+  return { reason: null, requestedBy: null, mode: null, ...r };
 }
 
-function describeRequest(r: DrillRequest, p: Pick<PolicyView, 'namespace' | 'name'>): string {
+/** The kind of drill a run request starts: its own mode, else the policy's. */
+export function requestMode(r: DrillRequest, spec: FailoverPolicySpec | undefined): DrillMode {
+  return r.mode ?? spec?.drills?.mode ?? 'RoundTrip';
+}
+
+function describeRequest(r: DrillRequest, p: Pick<PolicyView, 'namespace' | 'name' | 'spec'>): string {
+  const kind = requestMode(r, p.spec) === 'Isolated' ? 'an isolated drill' : 'a drill';
   return r.action === 'Run'
-    ? `run a drill of ${p.namespace}/${p.name} now`
+    ? `run ${kind} of ${p.namespace}/${p.name} now`
     : `cancel the drill of ${p.namespace}/${p.name} in progress`;
+}
+
+const isIsolated = (d: { mode?: DrillMode; isolated?: object }) => d.mode === 'Isolated' || !!d.isolated;
+
+/** "drill d1" or "isolated drill d1". */
+const drillName = (d: DrillState) => `${isIsolated(d) ? 'isolated drill' : 'drill'} ${d.id}`;
+
+/** What an isolated drill's copy is: "a copy of b on port 5433" (a provider's port comes later). */
+function copyOf(d: DrillState): string {
+  return d.isolated?.copiedBy === 'Provider'
+    ? `a copy of ${d.to} made by its provider`
+    : `a copy of ${d.to} on port ${d.isolated?.port ?? '?'}`;
 }
 
 /** A drill request in spec that the operator has not answered yet. */
@@ -109,7 +134,7 @@ function refuseBeforeWriting(policy: PolicyView, opts: DrillRequestOptions): str
   if (opts.dryRun) return undefined;
   const drill = policy.status.drill;
   if (opts.action === 'Run' && drill)
-    return `drill ${drill.id} is in progress (leg ${drill.leg}, ${drill.from}→${drill.to}): wait for it (kubectl failover drill history ${where}), or stop it with kubectl failover drill cancel ${where}`;
+    return `${drillName(drill)} is in progress (leg ${drill.leg}, ${isIsolated(drill) ? copyOf(drill) : `${drill.from}→${drill.to}`}): wait for it (kubectl failover drill history ${where}), or stop it with kubectl failover drill cancel ${where}`;
   const pending = pendingRequest(policy);
   if (opts.action === 'Run' && pending && !opts.replace)
     return (
@@ -118,6 +143,27 @@ function refuseBeforeWriting(policy: PolicyView, opts: DrillRequestOptions): str
       'Wait for it, or pass --replace to supersede it.'
     );
   return undefined;
+}
+
+/**
+ * A run the operator's own rules refuse on status as it is now (no agent beside the standby, a
+ * standby that lags, the primary not writable) is refused here, before anything is written; the
+ * operator's answer remains the word on anything this cannot see. A failure to judge is no refusal.
+ */
+async function refusedByOperator(
+  api: FailoverApi,
+  policy: PolicyView,
+  request: DrillRequest,
+  opts: DrillRequestOptions,
+): Promise<string | undefined> {
+  if (request.action !== 'Run') return undefined;
+  const judged = await judgeWithOperator(api, policy, request, opts).catch(() => undefined);
+  if (!judged?.refusal) return undefined;
+  const mode = request.mode ? ` --mode ${request.mode}` : '';
+  return (
+    `the operator would refuse this ${requestMode(request, policy.spec) === 'Isolated' ? 'isolated drill' : 'drill'}: ${judged.refusal}. ` +
+    `Nothing was recorded; kubectl failover drill run ${opts.policy} -n ${opts.namespace}${mode} --dry-run shows what it decides from.`
+  );
 }
 
 /** How often a request patch that met a conflicting write is tried. */
@@ -134,6 +180,7 @@ export async function drillRequestCommand(
   const request: DrillRequest = {
     id: opts.id ?? drillRequestId(opts.action, opts.now),
     action: opts.action,
+    ...(opts.action === 'Run' && opts.mode ? { mode: opts.mode } : {}),
     ...(opts.reason ? { reason: opts.reason } : {}),
     ...(requestedBy ? { requestedBy: requestedBy.slice(0, 253) } : {}),
   };
@@ -144,6 +191,8 @@ export async function drillRequestCommand(
     spec: { drillRequest: drillRequestPatch(request) },
   };
   if (opts.dryRun) return dryRun(api, policy, request, patch, opts);
+  const refused = await refusedByOperator(api, policy, request, opts);
+  if (refused) throw new Error(refused);
 
   let superseded = pendingRequest(policy);
   // The operator writes status often during a drill, and each write moves the resourceVersion: a
@@ -250,13 +299,15 @@ export function describeAnswer(
   if (running)
     return {
       ok: true,
-      text: `Accepted: drill ${running.id} started: from ${running.from} out to ${running.to} and back (leg ${running.leg}).`,
+      text: isIsolated(running)
+        ? `Accepted: isolated drill ${running.id} started: ${copyOf(running)}, written to through ${running.isolated?.recordName ?? 'the drill record'}; nothing in production moves (leg ${running.leg}).`
+        : `Accepted: drill ${running.id} started: from ${running.from} out to ${running.to} and back (leg ${running.leg}).`,
     };
   const filed = p.status.drills?.find((r) => r.requestId === request.id);
   if (filed)
     return {
       ok: filed.result === 'Succeeded',
-      text: `Accepted: drill ${filed.id} from ${filed.from} to ${filed.to} has already ended: ${filed.result}: ${filed.reason ?? ''}`,
+      text: `Accepted: ${isIsolated(filed) ? `isolated drill ${filed.id} of ${filed.to}` : `drill ${filed.id} from ${filed.from} to ${filed.to}`} has already ended: ${filed.result}: ${filed.reason ?? ''}`,
     };
   return { ok: true, text: `Accepted: ${answer.message}.` };
 }
@@ -266,6 +317,7 @@ export function stopConsequence(
   drill: DrillState,
   status: Pick<FailoverPolicyStatus, 'currentOperation'>,
 ): string {
+  if (isIsolated(drill)) return stopIsolatedConsequence(drill);
   if (drill.leg === 'Starting') return 'nothing has moved yet';
   if (drill.leg === 'Back') return `it is already switching back to ${drill.from}`;
   if (drill.leg === 'Holding') return `it switches back to ${drill.from} at once`;
@@ -274,6 +326,25 @@ export function stopConsequence(
   if (op && op.id === drill.outboundOperationId && notPromoted.includes(op.step))
     return `its switchover to ${drill.to} has not promoted: it rolls back, nothing moves`;
   return `its switchover to ${drill.to} finishes, then it switches back to ${drill.from} at once`;
+}
+
+/** An isolated drill stops by removing its record and its copy; nothing in production moved. */
+function stopIsolatedConsequence(drill: DrillState): string {
+  const record = drill.isolated?.recordName ?? 'the drill record';
+  const copy = `the copy of ${drill.to}`;
+  const maker = drill.isolated?.copiedBy === 'Provider' ? 'its provider' : `the agent beside ${drill.to}`;
+  switch (drill.leg) {
+    case 'Copying':
+      return `nothing in production moved; ${maker} deletes ${copy} it is making (no record was written yet)`;
+    case 'Pointing':
+      return `nothing in production moved; ${record} is deleted, then ${copy}`;
+    case 'Writing':
+      return `nothing in production moved; the canary stops, ${record} is deleted, then ${copy}`;
+    case 'Removing':
+      return `it is already deleting ${record}; ${copy} goes next`;
+    default:
+      return `it is already removing ${copy}`;
+  }
 }
 
 async function dryRun(
@@ -304,6 +375,8 @@ async function dryRun(
 interface Judged {
   acts: boolean;
   text: string;
+  /** The operator's own message when its rules refuse the request outright. */
+  refusal?: string;
   input?: DecideInput;
   plan?: Plan;
 }
@@ -342,7 +415,7 @@ export function explainDrill(
   request: DrillRequest,
   before: FailoverPolicyStatus,
   spec: FailoverPolicySpec,
-): { acts: boolean; text: string } {
+): { acts: boolean; text: string; refusal?: string } {
   if (before.lastHandledDrillRequestId === request.id)
     return {
       acts: false,
@@ -350,8 +423,11 @@ export function explainDrill(
     };
   const answer = plan.status.lastDrillRequest;
   if (answer?.id === request.id) {
-    if (answer.outcome === 'Rejected') return { acts: false, text: `would refuse it: ${answer.message}` };
+    if (answer.outcome === 'Rejected')
+      return { acts: false, text: `would refuse it: ${answer.message}`, refusal: answer.message };
     const started = plan.status.drill;
+    if (request.action === 'Run' && started?.requestId === request.id && isIsolated(started))
+      return { acts: true, text: isolatedStory(started, spec) };
     if (request.action === 'Run' && started?.requestId === request.id) {
       const d = spec.drills;
       const hold = d
@@ -390,8 +466,25 @@ export function explainDrill(
   return { acts: false, text: `would not act on it now (${plan.why})` };
 }
 
-/** The facts a drill depends on: roles, lag against the limit, who brings a former primary back. */
+/** What an isolated drill that starts will do, for the dry run. */
+function isolatedStory(d: DrillState, spec: FailoverPolicySpec): string {
+  const maker =
+    d.isolated?.copiedBy === 'Provider'
+      ? `its provider makes a copy of it and promotes it`
+      : `the agent beside ${d.to} copies it and promotes the copy on port ${d.isolated?.port ?? '?'}`;
+  const drills = spec.drills;
+  const rows = drills ? `${drills.isolated.minCanaryWrites} rows` : 'rows';
+  const limit = drills ? ` (at most ${drills.maxDurationSeconds} s)` : '';
+  return `would start an isolated drill of ${d.to}: ${maker}, the canary writes ${rows} to it through ${d.isolated?.recordName ?? 'the drill record'}, then the record and the copy are removed; nothing in production moves${limit}`;
+}
+
+/**
+ * The facts a drill depends on: roles, lag against the limit, and who brings a former primary
+ * back (a round trip) or who copies the standby (an isolated drill).
+ */
 function describeDrillFacts(input: DecideInput, plan: Plan, active: string | undefined): string[] {
+  const request = input.spec.drillRequest;
+  const isolated = request?.action === 'Run' && requestMode(request, input.spec) === 'Isolated';
   const limit = input.spec.drills?.abortIfLagSecondsAbove;
   const lines = Object.values(input.clusters).map((f) => {
     const label = `${f.name}${f.name === active ? ' (active primary)' : ''}`;
@@ -402,7 +495,10 @@ function describeDrillFacts(input: DecideInput, plan: Plan, active: string | und
       f.role === 'Standby'
         ? `, lag ${seconds(f.lagSeconds)}${limit !== undefined ? ` (a drill needs ${limit}s at most)` : ''}`
         : '';
-    return `  ${label}: ${f.role}${lag}; ${comesBack(f, input.now)}`;
+    if (!isolated) return `  ${label}: ${f.role}${lag}; ${comesBack(f, input.now)}`;
+    return f.name === active
+      ? `  ${label}: ${f.role}${lag}; left alone (nothing in production moves)`
+      : `  ${label}: ${f.role}${lag}; ${copiedBy(f, input)}`;
   });
   if (plan.verdict)
     lines.push(`  verdict: primary ${plan.verdict.down ? 'down' : 'not down'}: ${plan.verdict.message}`);
@@ -417,6 +513,18 @@ function comesBack(f: ClusterFacts, now: Date): string {
   if (f.agent)
     return `agent ${f.agent.name} silent since ${age(f.agent.reportedAt, now)} ago: a drill could not come back through it`;
   return 'no database agent reports for it: a drill could not come back through it (docs/agent.md)';
+}
+
+/** Who would make an isolated drill's copy of a standby, and why not. */
+function copiedBy(f: ClusterFacts, input: DecideInput): string {
+  const port = input.spec.drills?.isolated.port ?? 5433;
+  if (f.agent && agentAlive(f.agent, input.now))
+    return `agent ${f.agent.name} reported ${age(f.agent.reportedAt, input.now)} ago (it makes the copy on port ${port})`;
+  // Set by providers whose API makes the copy (RDS); read this way so older facts still compile.
+  if ('drillCopiesByProvider' in f && f.drillCopiesByProvider === true) return 'its provider makes the copy';
+  if (f.agent)
+    return `agent ${f.agent.name} silent since ${age(f.agent.reportedAt, input.now)} ago: an isolated drill could not copy it`;
+  return 'no database agent reports for it: an isolated drill could not copy it (docs/agent.md)';
 }
 
 /** 12.3s (canary): a leg's RTO and who measured it. */
@@ -444,28 +552,86 @@ function duration(from: string, to: string): string {
 const truncate = (text: string, width: number) =>
   text.length > width ? `${text.slice(0, width - 1)}…` : text;
 
+/** RoundTrip, Isolated, or - for a drill skipped before it started (its report names no mode). */
+function modeCell(r: DrillReport): string {
+  if (isIsolated(r)) return 'Isolated';
+  return r.mode ?? (r.to === r.from ? '-' : 'RoundTrip');
+}
+
+/**
+ * A round trip's cells: RTO out and back, canary rows lost, DNS on the way out. An isolated
+ * drill's in the same columns: the copy's promotion (what a real promotion of the standby would
+ * take), how old its data was (what it would have lacked), the drill record's DNS; and COPY.
+ */
+function measureCells(r: DrillReport): string[] {
+  if (!isIsolated(r))
+    return [legRto(r.out, r.rtoSeconds), legRto(r.back), lostOf(r), seconds(r.dnsVerifySeconds)];
+  const i = r.isolated;
+  return [
+    i?.promotionSeconds !== undefined ? `${seconds(i.promotionSeconds)} (promotion)` : '-',
+    '-',
+    i?.freshnessSeconds !== undefined ? `${seconds(i.freshnessSeconds)} old` : '-',
+    seconds(i?.dnsVerifySeconds),
+  ];
+}
+
+/** What the copy took and whether it is gone: "20 rows, cleaned up". */
+function copyCell(r: DrillReport): string {
+  const i = r.isolated;
+  if (!i) return '-';
+  return `${i.canaryWrites ?? 0} rows, ${i.cleanedUp ? 'cleaned up' : 'NOT cleaned up'}`;
+}
+
 /** status.drills as a table, newest first (the order status keeps). */
 export function drillTable(reports: DrillReport[]): string {
+  // Only where an isolated drill ran: the column is noise otherwise.
+  const copies = reports.some(isIsolated);
   return table(
-    ['ID', 'RESULT', 'FROM→TO', 'STARTED', 'DURATION', 'RTO OUT', 'RTO BACK', 'RPO', 'DNS', 'REASON'],
+    [
+      'ID',
+      'MODE',
+      'RESULT',
+      'FROM→TO',
+      'STARTED',
+      'DURATION',
+      'RTO OUT',
+      'RTO BACK',
+      'RPO',
+      'DNS',
+      ...(copies ? ['COPY'] : []),
+      'REASON',
+    ],
     reports.map((r) => [
       r.id,
+      modeCell(r),
       r.result,
       // A drill skipped before it chose a standby is filed with to = from.
-      `${r.from}→${r.to === r.from ? '-' : r.to}`,
+      isIsolated(r) ? `copy of ${r.isolated?.cluster ?? r.to}` : `${r.from}→${r.to === r.from ? '-' : r.to}`,
       timestamp(r.startedAt),
       duration(r.startedAt, r.completedAt),
-      legRto(r.out, r.rtoSeconds),
-      legRto(r.back),
-      lostOf(r),
-      seconds(r.dnsVerifySeconds),
+      ...measureCells(r),
+      ...(copies ? [copyCell(r)] : []),
       truncate(r.reason ?? '', REASON_WIDTH),
     ]),
   );
 }
 
-/** When the drill's current leg began, as status tells it. */
-function legSince(drill: DrillState, status: FailoverPolicyStatus): string {
+/** When the drill's current leg began, as status tells it; undefined when status does not say. */
+function legSince(drill: DrillState, status: FailoverPolicyStatus): string | undefined {
+  const i = drill.isolated;
+  switch (drill.leg) {
+    case 'Copying':
+      return drill.startedAt;
+    case 'Pointing':
+      return i?.copyReadyAt ?? drill.startedAt;
+    case 'Writing':
+      return i?.writingSince ?? i?.verifiedAt;
+    case 'Removing':
+      // The leg begins when the verdict is decided, which status does not time.
+      return undefined;
+    case 'Cleaning':
+      return i?.cleaningSince ?? i?.removedAt;
+  }
   const op = (id: string | undefined) =>
     id === undefined
       ? undefined
@@ -481,10 +647,41 @@ function legSince(drill: DrillState, status: FailoverPolicyStatus): string {
   return drill.startedAt;
 }
 
-/** One line for the drill in progress, or undefined. */
-export function drillInProgress(status: FailoverPolicyStatus, now: Date): string | undefined {
+/** The leg of an isolated drill and what it is at: "leg Writing for 3s, 12 of 20 canary rows". */
+function isolatedLeg(
+  d: DrillState,
+  status: FailoverPolicyStatus,
+  now: Date,
+  spec?: FailoverPolicySpec,
+): string {
+  const i = d.isolated;
+  const since = legSince(d, status);
+  const leg = `leg ${d.leg}${since ? ` for ${age(since, now)}` : ''}`;
+  const wanted = spec?.drills?.isolated.minCanaryWrites;
+  const at =
+    d.leg === 'Writing'
+      ? `, ${i?.canaryWrites ?? 0}${wanted !== undefined ? ` of ${wanted}` : ''} canary rows`
+      : d.leg === 'Pointing' && i?.pointedAt
+        ? `, written ${age(i.pointedAt, now)} ago, not answered yet by the authoritative servers`
+        : '';
+  const problem = i?.problem ? `, retrying: ${i.problem}` : '';
+  return `${leg}${at}${problem}`;
+}
+
+/** One line for the drill in progress, or undefined. `spec`: the policy's, for the canary rows wanted. */
+export function drillInProgress(
+  status: FailoverPolicyStatus,
+  now: Date,
+  spec?: FailoverPolicySpec,
+): string | undefined {
   const d = status.drill;
   if (!d) return undefined;
+  const requested = d.requestId ? `, on request ${d.requestId}` : '';
+  if (isIsolated(d)) {
+    const verdict = d.isolated?.verdict;
+    const ending = verdict ? `; verdict ${verdict.result}: ${verdict.reason}` : '';
+    return `In progress: isolated drill ${d.id}, ${copyOf(d)} through ${d.isolated?.recordName ?? 'the drill record'}, ${isolatedLeg(d, status, now, spec)} (started ${age(d.startedAt, now)} ago${requested})${ending}`;
+  }
   const op = status.currentOperation;
   const step =
     op && (op.id === d.outboundOperationId || op.id === d.backOperationId)
@@ -493,14 +690,13 @@ export function drillInProgress(status: FailoverPolicyStatus, now: Date): string
   const back =
     d.leg === 'Holding' && d.returnAfter && !d.stop ? `, switches back at ${timestamp(d.returnAfter)}` : '';
   const stop = d.stop ? `; stopping (${d.stop.result}): ${d.stop.reason}` : '';
-  const requested = d.requestId ? `, on request ${d.requestId}` : '';
   return `In progress: drill ${d.id} ${d.from}→${d.to}, leg ${d.leg} for ${age(legSince(d, status), now)}${step}${back} (started ${age(d.startedAt, now)} ago${requested})${stop}`;
 }
 
 /** The drills part of a policy's history, for people: the one in progress and the table. */
 export function describeDrills(p: Pick<PolicyView, 'spec' | 'status'>, now: Date): string[] {
   const lines: string[] = [];
-  const running = drillInProgress(p.status, now);
+  const running = drillInProgress(p.status, now, p.spec);
   if (running) lines.push(running);
   if (p.status.drills?.length) lines.push(drillTable(p.status.drills));
   else if (p.spec?.drills)

@@ -7,9 +7,11 @@
  * Exit codes: 0 done (or, for --dry-run, the operator would act); 1 refused, failed or (drills)
  * not answered in time, with the reason; 2 the command line is wrong.
  */
+
+import type { DrillMode } from '../api/v1alpha1/index.ts';
 import { contextNamespace, FailoverApi, loadKubeConfig } from './api.ts';
 import { type FlagSpec, flagSet, flagString, type ParsedArgs, parseArgs, UsageError } from './args.ts';
-import { drillHistoryCommand, drillRequestCommand, parseTimeout } from './drill.ts';
+import { DRILL_MODES, drillHistoryCommand, drillRequestCommand, parseTimeout } from './drill.ts';
 import { historyCommand } from './history.ts';
 import { promoteCommand } from './promote.ts';
 import { statusCommand } from './status.ts';
@@ -22,7 +24,7 @@ Usage:
   kubectl failover promote POLICY --to CLUSTER --failover [--allow-data-loss | --max-lag-seconds N] [--dry-run]
   kubectl failover reprotect POLICY CLUSTER [--allow-data-loss] [--dry-run] [--reason TEXT] [--id ID] [--replace]
   kubectl failover history POLICY [-n NAMESPACE] [-o table|json]
-  kubectl failover drill run POLICY [--reason TEXT] [--id ID] [--replace] [--dry-run] [--timeout 30s]
+  kubectl failover drill run POLICY [--mode RoundTrip|Isolated] [--reason TEXT] [--id ID] [--replace] [--dry-run] [--timeout 30s]
   kubectl failover drill cancel POLICY [--reason TEXT] [--id ID] [--dry-run] [--timeout 30s]
   kubectl failover drill history POLICY [-o table|json]
 
@@ -43,17 +45,24 @@ Commands:
               transactions would be discarded, unless you pass --allow-data-loss.
   history     The operation in progress, past failovers, switchovers and reprotects, and drills
               with their measured RTO and RPO.
-  drill run   Run a drill now: the operator's canary writes through the DNS name, a switchover to
-              a standby, a hold there, and a switchover back; RTO and RPO are measured from the
-              client's side. Waits for the operator's answer: Accepted (the drill and the standby
-              it goes to) or Rejected (why). The policy needs spec.drills.
+  drill run   Run a drill now. RoundTrip: the operator's canary writes through the DNS name, a
+              switchover to a standby, a hold there, and a switchover back; RTO and RPO are
+              measured from the client's side. Isolated: nothing in production moves; a copy of a
+              standby is promoted on a spare port and the canary writes to it through a drill
+              record, then the record and the copy are removed (it needs the database agent
+              beside the standby). --mode picks one; spec.drills.mode when not given. A run the
+              operator's rules refuse on status now is refused before anything is written; else
+              it waits for the operator's answer: Accepted (the drill and the standby it goes to
+              or copies) or Rejected (why). The policy needs spec.drills.
   drill cancel
-              Stop the drill in progress and come back: its switchover out rolls back if it has
-              not promoted yet, else the drill switches back at once.
+              Stop the drill in progress: a round trip comes back (its switchover out rolls back
+              if it has not promoted yet, else it switches back at once); an isolated drill
+              removes its drill record and its copy.
   drill history
-              Past drills, newest first: result, duration, RTO out and back (measured by the
-              canary or, when it could not, the operator), canary rows lost, DNS convergence;
-              and the drill in progress.
+              Past drills, newest first: mode, result, duration, RTO out and back (measured by the
+              canary or, when it could not, the operator), canary rows lost, DNS convergence; for
+              isolated drills the copy's promotion time, how old its data was, the canary rows it
+              took and whether it was cleaned up; and the drill in progress.
 
   --dry-run prints what the operator would do (it runs the operator's own decision on status as
   it is now), or why it would refuse, and changes nothing.
@@ -77,6 +86,7 @@ Flags of switchover, promote, failover and reprotect:
       --dry-run              check and explain, change nothing (exit 0: it would act, 1: it would refuse)
 
 Flags of drill run and drill cancel:
+      --mode MODE            run: RoundTrip or Isolated (default: the policy's spec.drills.mode)
       --reason TEXT          recorded with the request, in the drill report and the Event
       --id ID                the request id (default: a fresh one); each id is acted on once
       --replace              run: supersede a drill request the operator has not handled yet
@@ -110,6 +120,14 @@ function onePolicy(args: ParsedArgs, command: string): string {
   if (!policy) throw new UsageError(`${command} needs a POLICY: kubectl failover ${command} POLICY`);
   if (extra.length) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
   return policy;
+}
+
+/** --mode, taken exactly as kubectl takes an enum's value. */
+function drillMode(value: string | undefined): DrillMode | undefined {
+  if (value === undefined) return undefined;
+  const mode = DRILL_MODES.find((m) => m === value);
+  if (!mode) throw new UsageError(`--mode must be one of ${DRILL_MODES.join(', ')}, got ${value}`);
+  return mode;
 }
 
 function nonNegativeInteger(value: string | undefined, flag: string): number | undefined {
@@ -151,7 +169,7 @@ async function main(argv: string[]): Promise<number> {
     { name: 'dry-run', boolean: true },
     { name: 'timeout' },
   ];
-  const drillRun = [...drillRequest, { name: 'replace', boolean: true }];
+  const drillRun = [...drillRequest, { name: 'replace', boolean: true }, { name: 'mode' }];
   const drillSpecs: Record<string, FlagSpec[]> = {
     run: drillRun,
     cancel: drillRequest,
@@ -219,10 +237,12 @@ async function main(argv: string[]): Promise<number> {
       throw new UsageError(
         `--timeout must be a duration such as 30s or 2m, got ${flagString(args, 'timeout')}`,
       );
+    const mode = drillMode(flagString(args, 'mode'));
     const result = await drillRequestCommand(api, {
       namespace,
       policy,
       action: drill === 'run' ? 'Run' : 'Cancel',
+      ...(mode ? { mode } : {}),
       ...(flagString(args, 'reason') ? { reason: flagString(args, 'reason') } : {}),
       ...(flagString(args, 'id') ? { id: flagString(args, 'id') } : {}),
       replace: flagSet(args, 'replace'),

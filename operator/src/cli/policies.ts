@@ -140,8 +140,8 @@ export async function readObservations(
 /**
  * What the operator's decide() is given, from what the plugin read: each cluster's facts from its
  * status (with its spec: its provider says whether it reprotects itself), the operator's vote from
- * the primary's status, and the observers' reports. `spec` is the policy's, with the request the
- * command would write.
+ * the primary's status, the observers' reports, and each cluster's dnsTarget. `spec` is the
+ * policy's, with the request the command would write.
  */
 export function decideInputOf(
   policy: PolicyView,
@@ -158,5 +158,7 @@ export function decideInputOf(
     operatorVote: (active) => voteFromStatus(statusOf(active)),
     observations,
     now,
+    // The value an isolated drill's record points at: the standby's own dnsTarget.
+    dnsTargets: Object.fromEntries([...policy.clusterSpecs].map(([name, s]) => [name, s?.dnsTarget])),
   });
 }

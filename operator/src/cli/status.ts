@@ -24,7 +24,9 @@ export interface StatusRow {
   phase: string | undefined;
   epoch: number | undefined;
   operation: string | undefined;
-  lastDrill: { result: string; completedAt: string; rtoSeconds?: number } | undefined;
+  lastDrill:
+    | { result: string; completedAt: string; rtoSeconds?: number; mode?: 'RoundTrip' | 'Isolated' }
+    | undefined;
   drillsScheduled: boolean;
   /** Whether every standby replicates from the primary (the Redundant condition), and if not why. */
   redundant?: { status: string; reason: string; message?: string };
@@ -56,6 +58,7 @@ export function statusRow(p: PolicyView): StatusRow {
   const request = p.spec?.promotionRequest;
   const pending = request && request.id !== p.status.lastHandledRequestId ? request : undefined;
   const drill = p.status.drills?.[0];
+  const inProgress = p.status.drill;
   const redundant = p.status.conditions?.find((c) => c.type === 'Redundant');
   return {
     namespace: p.namespace,
@@ -65,19 +68,25 @@ export function statusRow(p: PolicyView): StatusRow {
     lagSeconds: p.status.standbyLagSeconds ?? preferredLag(standbys),
     phase: p.status.phase,
     epoch: p.status.epoch,
-    // What is under way, else what a person asked for and the operator has not picked up yet.
+    // What is under way, else what a person asked for and the operator has not picked up yet,
+    // else a drill between its switchovers (or an isolated one, which switches nothing over).
     operation: running
       ? running.kind === 'Reprotect'
         ? `Reprotect of ${running.from} (${running.step})`
         : `${running.kind} to ${running.to} (${running.step})`
       : pending
         ? `requested: ${pending.kind} ${pending.kind === 'Reprotect' ? 'of' : 'to'} ${pending.target}`
-        : undefined,
+        : inProgress
+          ? inProgress.mode === 'Isolated'
+            ? `Isolated drill of ${inProgress.to} (${inProgress.leg})`
+            : `Drill to ${inProgress.to} (${inProgress.leg})`
+          : undefined,
     lastDrill: drill
       ? {
           result: drill.result,
           completedAt: drill.completedAt,
           ...(drill.rtoSeconds !== undefined ? { rtoSeconds: drill.rtoSeconds } : {}),
+          ...(drill.mode ? { mode: drill.mode } : {}),
         }
       : undefined,
     drillsScheduled: p.spec?.drills !== undefined && p.spec.drills.suspend !== true,
@@ -107,7 +116,9 @@ function standbyCell(s: StatusRow['standbys'][number]): string {
 function drillCell(row: StatusRow, now: Date): string {
   if (row.lastDrill) {
     const rto = row.lastDrill.rtoSeconds !== undefined ? `, RTO ${seconds(row.lastDrill.rtoSeconds)}` : '';
-    return `${row.lastDrill.result} ${age(row.lastDrill.completedAt, now)} ago${rto}`;
+    // An isolated drill moved nothing: it has no RTO, and says what it was.
+    const isolated = row.lastDrill.mode === 'Isolated' ? ' (isolated)' : '';
+    return `${row.lastDrill.result}${isolated} ${age(row.lastDrill.completedAt, now)} ago${rto}`;
   }
   return row.drillsScheduled ? 'never' : 'not scheduled';
 }
