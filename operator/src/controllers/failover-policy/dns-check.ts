@@ -7,6 +7,7 @@
 import { ownershipRecordName } from '../../providers/dns/port.ts';
 import { type BackoffPolicy, backoffDelay } from '../../runtime/backoff.ts';
 import { type ConditionInput, conditionOf } from '../../runtime/conditions.ts';
+import { TTL_LOWER_WAIT_MS } from './drill.ts';
 import type { DecideInput } from './facts.ts';
 
 export const DNS_CHECK_MS = 5 * 60_000;
@@ -41,10 +42,17 @@ export interface DnsJudgement {
   repair?: { expected: string | undefined; value: string; epoch: number; ttl: number };
 }
 
-/** The TTL the record should have now: a drill's lowered one while it runs, else the spec's. */
-export function wantedTtl(input: Pick<DecideInput, 'spec' | 'status'>): number {
-  const ttl = input.status.drill?.ttl;
-  return ttl && !ttl.skipped ? ttl.lowered : input.spec.dns.ttlSeconds;
+/**
+ * The TTL the record should have now: a drill's lowered one while it runs, else the spec's. A
+ * lowered TTL not served within TTL_LOWER_WAIT_MS (a provider that refuses it) is no longer
+ * wanted, so the repair stops and the drill goes on without it.
+ */
+export function wantedTtl(input: Pick<DecideInput, 'spec' | 'status' | 'now'>): number {
+  const drill = input.status.drill;
+  const ttl = drill?.ttl;
+  if (!drill || !ttl || ttl.skipped) return input.spec.dns.ttlSeconds;
+  const late = input.now.getTime() - new Date(drill.startedAt).getTime() > TTL_LOWER_WAIT_MS;
+  return ttl.loweredAt || !late ? ttl.lowered : input.spec.dns.ttlSeconds;
 }
 
 /**

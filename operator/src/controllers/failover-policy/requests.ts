@@ -72,6 +72,15 @@ export function judgeRequest(
 
 /** A switchover loses nothing: it needs the primary up, to stop its writes and let the standby catch up. */
 function judgeSwitchover(j: Judging): RequestVerdict {
+  // A round-trip drill moves the primary itself and comes back to where it started: a person's
+  // switchover in between would leave it measuring the wrong thing. A failover still pre-empts it.
+  const drill = j.input.status.drill;
+  if (drill && drill.mode !== 'Isolated')
+    return reject(
+      j,
+      'DrillInProgress',
+      `drill ${drill.id} is in progress (${drill.leg}): cancel it first (kubectl failover drill cancel), or wait for it to end`,
+    );
   if (!writable(j.input.clusters[j.active])) {
     return reject(
       j,
