@@ -194,6 +194,19 @@ export class Metrics {
     labelNames: ['namespace', 'policy'] as const,
     registers: [this.registry],
   });
+  // Real failovers and switchovers measured by the continuous canary (spec.canary.mode Always).
+  readonly clientRto = new Gauge({
+    name: 'failover_client_rto_seconds',
+    help: 'The last real failover or switchover of each kind, from the client side: the last canary write the old primary acknowledged to the first the new one did, both through the DNS name (absent when the canary could not measure it)',
+    labelNames: ['namespace', 'policy', 'kind'] as const,
+    registers: [this.registry],
+  });
+  readonly clientLostWrites = new Gauge({
+    name: 'failover_client_lost_writes',
+    help: 'Canary writes the old primary acknowledged that the new one lacks, for the last real failover or switchover of each kind (a switchover must lose none; absent when not counted)',
+    labelNames: ['namespace', 'policy', 'kind'] as const,
+    registers: [this.registry],
+  });
   readonly drills = new Counter({
     name: 'failover_drills_total',
     help: 'Finished or skipped drills, by result',

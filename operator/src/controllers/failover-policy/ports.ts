@@ -76,22 +76,26 @@ export function portsFor(ctx: OperatorContext, policy: KubeObject, spec: Failove
   };
 }
 
+/** The `drill` key of the continuous canary writer's rows (spec.canary.mode Always). */
+export const CONTINUOUS_CANARY_ID = 'continuous';
+
 /**
- * Where the drill's canary writes: through the policy's DNS name as its authoritative servers
- * answer it now, with spec.primary's connection settings and credentials, the way an application
- * configured for this database would connect. An isolated drill's canary writes through the drill
- * record to the copy's port instead, and only to a server that says it is the copy.
+ * Where a canary writes: through the policy's DNS name as its authoritative servers answer it
+ * now, with spec.primary's connection settings and credentials, the way an application configured
+ * for this database would connect. An isolated drill's canary writes through the drill record to
+ * the copy's port instead, and only to a server that says it is the copy. Without a drill, the
+ * continuous writer of spec.canary, at its interval and retention.
  */
 export async function canaryTargetFor(
   ctx: OperatorContext,
   policy: KubeObject,
   spec: FailoverPolicySpec,
   ports: StepPorts,
-  drill: Pick<DrillState, 'id' | 'mode' | 'isolated'>,
+  drill?: Pick<DrillState, 'id' | 'mode' | 'isolated'>,
 ): Promise<CanaryTarget> {
-  const drillId = drill.id;
-  const isolated = drill.mode === 'Isolated' ? drill.isolated : undefined;
-  const record = isolated ? drillRecordRef(spec, drill) : recordRef(spec);
+  const drillId = drill?.id ?? CONTINUOUS_CANARY_ID;
+  const isolated = drill?.mode === 'Isolated' ? drill.isolated : undefined;
+  const record = drill && isolated ? drillRecordRef(spec, drill) : recordRef(spec);
   const namespace = policy.metadata.namespace ?? 'default';
   const object = ctx.clusters.get(objectKey({ metadata: { name: spec.primary, namespace } }));
   const parsed = object ? replicaClusterSpec.safeParse(object.spec) : undefined;
@@ -106,7 +110,9 @@ export async function canaryTargetFor(
       return value ? [[value.replace(/\.$/, '').toLowerCase(), n] as const] : [];
     }),
   );
-  const drills = spec.drills;
+  const settings = drill
+    ? spec.drills?.canary
+    : { intervalMilliseconds: spec.canary?.intervalMilliseconds, retentionDays: spec.canary?.retentionDays };
   return {
     resolve: async () => {
       const answers = await ports.verifier.query(record, await ports.verifyServers());
@@ -126,7 +132,7 @@ export async function canaryTargetFor(
     drillId,
     policyKey: objectKey(policy),
     writer: `${ctx.identity}@${ctx.clock.now().toISOString()}`,
-    intervalMs: drills?.canary.intervalMilliseconds ?? 100,
-    retentionDays: drills?.canary.retentionDays ?? 7,
+    intervalMs: settings?.intervalMilliseconds ?? (drill ? 100 : 1000),
+    retentionDays: settings?.retentionDays ?? 7,
   };
 }

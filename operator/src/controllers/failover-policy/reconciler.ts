@@ -44,6 +44,7 @@ import { runDrillCopy, runDrillRecord } from './drill-act.ts';
 import type { DecideInput } from './facts.ts';
 import { afterDrillCopy, afterDrillRecord } from './isolated-drill.ts';
 import { agentReportOf, factsFromProbe, gatherInput, voteFromProbe } from './observe.ts';
+import { CLIENT_MEASURE_RETRY_MS, type ClientMeasures, measureOperations } from './operation-canary.ts';
 import { canaryTargetFor, portsFor } from './ports.ts';
 import { readyCondition, type StepResult, summarize, topologyOf } from './summary.ts';
 import { transition } from './transition.ts';
@@ -106,7 +107,9 @@ async function reconcileReadable(
   const plan = decide(input);
   const result = await carryOut(ctx, object, ports, input, plan);
   const resolved = clustersResolved(ctx, object, spec);
-  const { status: next, dnsReady } = statusToWrite(object, spec, input, plan, result, resolved);
+  const { status: settled, dnsReady } = statusToWrite(object, spec, input, plan, result, resolved);
+  const client = measureClientSide(ctx, key, spec, settled, now);
+  const next = client ? { ...settled, history: client.history } : settled;
   // The record was looked at in this reconcile: check it again in five minutes if it is in sync
   // now, else soon (backing off); a record found out of sync is repaired by the next reconcile.
   if (dnsReady) {
@@ -122,10 +125,12 @@ async function reconcileReadable(
   await writeStatus(ctx.client, failoverPolicyType, object, current, next, ctx.policies);
   // Events after the write: a write that loses a race (409) is redone from fresh data, and its
   // Events with it, instead of being announced twice.
-  await announce(ctx, object, previous, next, result.events);
+  await announce(ctx, object, previous, next, [...result.events, ...(client?.events ?? [])]);
   exportMetrics(ctx, object, spec, input, previous, next);
+  exportClientMeasures(ctx, object, client);
   await keepCanary(ctx, object, spec, ports, next);
-  const requeueMs = Math.max(10, nextLook(result, dnsChecks.get(key), now));
+  const look = nextLook(result, dnsChecks.get(key), now);
+  const requeueMs = Math.max(10, client?.waiting ? Math.min(look, CLIENT_MEASURE_RETRY_MS) : look);
   if (result.failure) return retryAfter(requeueMs, result.failure.reason, result.failure.message);
   return requeueAfter(requeueMs);
 }
@@ -184,8 +189,10 @@ async function observe(
 }
 
 /**
- * A drill's canary writer runs while the drill does, in the background; one that cannot start
- * (no credentials, the name unresolvable) leaves the drill to be measured by the operator.
+ * The canary writers: a drill's runs while the drill does, and with spec.canary.mode Always a
+ * continuous one besides (an isolated drill's writes only into its copy, so production needs its
+ * own writer meanwhile). One that cannot start (no credentials, the name unresolvable) leaves the
+ * drill, or the next real operation, to be measured by the operator.
  */
 async function keepCanary(
   ctx: OperatorContext,
@@ -194,17 +201,80 @@ async function keepCanary(
   ports: StepPorts,
   status: FailoverPolicyStatus,
 ): Promise<void> {
+  await keepContinuousCanary(ctx, object, spec, ports);
   const key = objectKey(object);
   const drill = status.drill;
   // An isolated drill writes only once its record answers, and stops before the record goes.
-  if (!drill || (drill.mode === 'Isolated' && drill.leg !== 'Writing')) return ctx.canaries.stop(key);
+  if (!drill || (drill.mode === 'Isolated' && drill.leg !== 'Writing'))
+    return ctx.canaries.stop(key, 'Drill');
   try {
-    await ctx.canaries.ensure(key, () => canaryTargetFor(ctx, object, spec, ports, drill), drill.id);
+    await ctx.canaries.ensure(key, () => canaryTargetFor(ctx, object, spec, ports, drill), drill.id, 'Drill');
   } catch (err) {
     ctx.log.warn(
       { policy: key, drill: drill.id, err: (err as Error).message },
       'the drill canary writer could not start; the drill is measured by the operator',
     );
+  }
+}
+
+async function keepContinuousCanary(
+  ctx: OperatorContext,
+  object: KubeObject,
+  spec: FailoverPolicySpec,
+  ports: StepPorts,
+): Promise<void> {
+  const key = objectKey(object);
+  const settings = spec.canary;
+  if (settings?.mode !== 'Always') return ctx.canaries.stop(key, 'Continuous');
+  // A writer is made for its settings and for where each cluster's DNS answer leads (how it names
+  // the servers it reaches): a change starts a new one.
+  const clusters = [spec.primary, ...spec.standbys].map((n) => [n, ports.dnsTarget(n)]);
+  const token = JSON.stringify([settings.intervalMilliseconds, settings.retentionDays, clusters]);
+  try {
+    await ctx.canaries.ensure(key, () => canaryTargetFor(ctx, object, spec, ports), token, 'Continuous');
+  } catch (err) {
+    const message = (err as Error).message;
+    // Tried again at every reconcile: said once per cause, not every few seconds.
+    if (ctx.canaries.failedAnew(key, 'Continuous', message))
+      ctx.log.warn(
+        { policy: key, err: message },
+        'the continuous canary writer could not start; real failovers are not measured from the client side',
+      );
+  }
+}
+
+/**
+ * With the continuous canary on, a real failover or switchover that completed gets its
+ * client-side measure in history (operation-canary.ts).
+ */
+function measureClientSide(
+  ctx: OperatorContext,
+  key: string,
+  spec: FailoverPolicySpec,
+  status: FailoverPolicyStatus,
+  now: Date,
+): ClientMeasures | undefined {
+  if (spec.canary?.mode !== 'Always') return undefined;
+  return measureOperations(status.history, ctx.canaries.snapshot(key, 'Continuous'), now);
+}
+
+/** The client-side figures of the operations just measured, per kind. */
+function exportClientMeasures(
+  ctx: OperatorContext,
+  object: KubeObject,
+  client: ClientMeasures | undefined,
+): void {
+  // history is newest first: the newest of each kind is set last.
+  for (const report of [...(client?.measured ?? [])].reverse()) {
+    const labels = { ...policyLabels(object), kind: report.kind };
+    const c = report.client;
+    // Not measured by the canary: no figure, rather than an older operation's.
+    if (c?.measuredBy === 'Canary' && c.rtoSeconds !== undefined)
+      ctx.metrics.clientRto.set(labels, c.rtoSeconds);
+    else ctx.metrics.clientRto.remove(labels);
+    if (c?.measuredBy === 'Canary' && c.rpoTransactions !== undefined)
+      ctx.metrics.clientLostWrites.set(labels, c.rpoTransactions);
+    else ctx.metrics.clientLostWrites.remove(labels);
   }
 }
 
@@ -463,4 +533,8 @@ function forgetMetrics(ctx: OperatorContext, key: string): void {
     m.drillNext,
   ])
     gauge.remove(labels);
+  for (const kind of ['Failover', 'Switchover']) {
+    m.clientRto.remove({ ...labels, kind });
+    m.clientLostWrites.remove({ ...labels, kind });
+  }
 }
