@@ -7,7 +7,7 @@
  * leftovers are removed by the next one, and a directory without the agent's marker never is.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import pg from 'pg';
@@ -31,7 +31,13 @@ beforeAll(async () => {
   // The operator writes the heartbeat the copy is judged by, then leaves status.drill to the test.
   await stack.waitUntilHealthy();
   await stack.operator?.stop();
-}, 180_000);
+  // Enough data that a copy takes seconds: an agent can be killed, or a drill cancelled, mid-copy.
+  await stack.pair.sql(
+    'primary',
+    'CREATE TABLE bulk AS SELECT repeat(md5(i::text), 32) AS t FROM generate_series(1, 400000) i',
+  );
+  await stack.pair.waitForReplayCatchUp();
+}, 240_000);
 
 afterAll(async () => {
   if (!stack) return;
@@ -54,6 +60,21 @@ function stopLeftoverCopies(s: FailoverStack): void {
       // not running
     }
   }
+}
+
+/** The pg_basebackup processes (and their WAL streamers) filling `directory`. */
+function copiers(directory: string): number[] {
+  return readdirSync('/proc')
+    .filter((pid) => /^\d+$/.test(pid))
+    .filter((pid) => {
+      try {
+        const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        return basename(argv[0] ?? '') === 'pg_basebackup' && argv.includes(join(directory, 'pgdata'));
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 async function setDrill(drill: Record<string, unknown> | null): Promise<void> {
@@ -91,7 +112,12 @@ function copyReport(
       return copy?.drillId === drillId && copy.phase === phase ? copy : undefined;
     },
     { description: `the drill copy of ${drillId} ${phase}`, timeoutMs },
-  );
+  ).catch(async (err: Error) => {
+    // A timeout alone says nothing about why: what the agent last reported and logged.
+    const report = JSON.stringify((await stack.agentReport('region-b'))?.drillCopy);
+    const log = stack.agents.get('region-b')?.logs().split('\n').slice(-20).join('\n');
+    throw new Error(`${err.message}\nlast report: ${report}\nagent log tail:\n${log}`);
+  });
 }
 
 /** Whether anything accepts TCP connections on the standby's address at `port`. */
@@ -155,7 +181,7 @@ describe('an isolated drill copy beside the standby', () => {
       `drill copy: ${serving.copyBytes} bytes in ${serving.copySeconds} s; promoted in ${serving.promotionSeconds} s; newest heartbeat ${serving.newestHeartbeatAt} (copied ${serving.copiedAt})\n`,
     );
     expect(serving).toMatchObject({ port, directory: `${stack.pair.standby.dataDir}.drill-${drillId}` });
-    expect(serving.copyBytes).toBeGreaterThan(1_000_000);
+    expect(serving.copyBytes).toBeGreaterThan(100_000_000);
     expect(serving.copySeconds).toBeGreaterThan(0);
     expect(serving.promotionSeconds).toBeGreaterThan(0);
     expect(serving.newestHeartbeatAt).toBeDefined();
@@ -224,6 +250,8 @@ describe('an isolated drill copy beside the standby', () => {
     await startAgentDyingAt('drill-copy:copying');
     const directory = `${dataDir}.drill-${drillId}`;
     expect(existsSync(join(directory, 'failover-agent.drill-copy'))).toBe(true);
+    // Its pg_basebackup (and the WAL streamer it forked) outlive it.
+    expect(copiers(directory).length).toBeGreaterThan(0);
     // The next agent takes it up, still wanted: the copy is made again and serves.
     await stack.startAgent('region-b');
     const serving = await copyReport(drillId, 'Serving');
@@ -235,6 +263,7 @@ describe('an isolated drill copy beside the standby', () => {
     ).toEqual({
       r: false,
     });
+    expect(copiers(directory)).toEqual([]);
 
     // Killed while the copy serves, and the drill gone from status before the next agent starts.
     await stack.agents.get('region-b')?.kill();
@@ -254,5 +283,28 @@ describe('an isolated drill copy beside the standby', () => {
       'postgres',
     );
     expect(standby?.recovery).toBe(true);
+  });
+  it('a drill cancelled while pg_basebackup runs stops it, and the part copied is removed', async () => {
+    if (!stack.agents.get('region-b')?.running) await stack.startAgent('region-b');
+    const port = await freePort();
+    const drillId = 'drill-20261201060000003';
+    const directory = `${stack.pair.standby.dataDir}.drill-${drillId}`;
+    await setDrill(isolatedDrill(drillId, port, 'Copying'));
+    await waitFor(() => existsSync(join(directory, 'pgdata', 'base')) || undefined, {
+      description: 'pg_basebackup to be copying',
+      timeoutMs: 60_000,
+    });
+    const cancelledAt = performance.now();
+    await setDrill({ leg: 'Cleaning' });
+    const removed = await copyReport(drillId, 'Removed');
+    const seconds = (performance.now() - cancelledAt) / 1000;
+    process.stdout.write(
+      `a copy cancelled mid-way: removed ${seconds.toFixed(2)} s after the drill let it go\n`,
+    );
+    expect(removed.copySeconds).toBeUndefined();
+    expect(copiers(directory)).toEqual([]);
+    expect(existsSync(directory)).toBe(false);
+    expect(await listening(port)).toBe(false);
+    expect(stack.agents.get('region-b')?.logs()).toContain('stopping pg_basebackup');
   });
 });

@@ -93,6 +93,7 @@ export class DatabaseAgent {
     this.opts = opts;
     this.name = opts.name ?? hostname();
     this.drillCopies = new DrillCopyKeeper({
+      cluster: opts.cluster,
       local: opts.local,
       clock: opts.clock,
       log: opts.log,
@@ -102,6 +103,7 @@ export class DatabaseAgent {
         if (this.lastLocal) await this.publish(this.lastLocal, { drillCopy });
       },
       beat: () => this.beat(),
+      currentDrill: async () => (await this.policy())?.status.drill,
     });
   }
 
@@ -166,7 +168,6 @@ export class DatabaseAgent {
     try {
       await this.drillCopies.pass(
         policy?.status.drill,
-        cluster,
         spec.success ? spec.data.connection.database : 'postgres',
         local,
       );

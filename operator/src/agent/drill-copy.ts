@@ -21,7 +21,6 @@ import type { Logger } from '../runtime/logger.ts';
 import { timestamp } from '../runtime/time.ts';
 import { REPORT_EVERY_MS } from './liveness.ts';
 import { type DrillCopy, DrillCopyRefused, type LocalPostgres, type LocalState } from './local-postgres.ts';
-import { conninfo } from './upstream.ts';
 
 export type DrillCopyReport = NonNullable<AgentReport['drillCopy']>;
 
@@ -29,6 +28,8 @@ export type DrillCopyReport = NonNullable<AgentReport['drillCopy']>;
 const COPY_LEGS: ReadonlySet<DrillState['leg']> = new Set(['Copying', 'Pointing', 'Writing']);
 /** A step that failed this often for one drill is given up: the copy is reported Failed. */
 const MAX_ATTEMPTS = 3;
+/** While pg_basebackup runs, how often the agent asks whether the drill still wants the copy. */
+const STILL_WANTED_EVERY_MS = 1_000;
 
 /** The copy the policy's status wants of `cluster`'s agent, if any. */
 export function wantedCopy(
@@ -41,6 +42,8 @@ export function wantedCopy(
 }
 
 export interface DrillCopyOptions {
+  /** The cluster this agent sits beside. */
+  cluster: string;
   local: LocalPostgres;
   clock: Clock;
   log: Logger;
@@ -52,6 +55,8 @@ export interface DrillCopyOptions {
   say: (copy: DrillCopyReport) => Promise<void>;
   /** Writes only the report's time, while a long step runs. */
   beat: () => Promise<void>;
+  /** The drill as the policy's status says now: a copy it no longer wants is not finished. */
+  currentDrill: () => Promise<DrillState | undefined>;
 }
 
 export class DrillCopyKeeper {
@@ -67,13 +72,8 @@ export class DrillCopyKeeper {
    * One step towards what the drill wants: unwanted copies removed, then the wanted one made,
    * started, promoted or checked. `database` holds the heartbeat table (the cluster's database).
    */
-  async pass(
-    drill: DrillState | undefined,
-    cluster: string,
-    database: string,
-    local: LocalState,
-  ): Promise<void> {
-    const want = wantedCopy(drill, cluster);
+  async pass(drill: DrillState | undefined, database: string, local: LocalState): Promise<void> {
+    const want = wantedCopy(drill, this.opts.cluster);
     const copies = await this.opts.local.drillCopies();
     for (const copy of copies) if (copy.drillId !== want?.drillId) await this.remove(copy);
     const reported = this.opts.reported();
@@ -199,19 +199,32 @@ export class DrillCopyKeeper {
         `${free} bytes free beside ${pg.opts.dataDir}, less than the database's ${source.databaseBytes}: free space there, or run drills in RoundTrip mode`,
       );
     await say({ message: `pg_basebackup from the local standby into ${report.directory}` });
-    const standby = conninfo({
-      host: pg.opts.socketDir,
-      port: pg.opts.port,
-      sslMode: 'disable',
-      ...this.opts.replication,
-    });
-    // pg_basebackup can run for hours: the report's time keeps saying the agent lives.
+    const standby = {
+      conninfo: `host=${quote(pg.opts.socketDir)} port=${pg.opts.port} user=${quote(this.opts.replication.user)}`,
+      password: this.opts.replication.password,
+    };
+    // pg_basebackup can run for hours: the report's time keeps saying the agent lives, and a
+    // drill cancelled meanwhile stops it rather than waiting for a copy nobody wants.
     const beat = setInterval(() => void this.opts.beat(), REPORT_EVERY_MS);
+    let abandoned = false;
+    const watch = setInterval(async () => {
+      if (abandoned) return;
+      const drill = await this.opts.currentDrill().catch(() => 'unknown' as const);
+      if (drill === 'unknown' || wantedCopy(drill, this.opts.cluster)?.drillId === report.drillId) return;
+      abandoned = true;
+      this.opts.log.info(
+        { drill: report.drillId },
+        'the drill no longer wants its copy: stopping pg_basebackup',
+      );
+      await pg.abandonDrillCopy(report.directory).catch(() => undefined);
+    }, STILL_WANTED_EVERY_MS);
     try {
       const copy = await pg.copyForDrill(report.drillId, standby, () => this.opts.clock.now());
       this.opts.log.info({ drill: report.drillId, ...copy.copied }, 'drill copy made');
       return copy;
     } catch (err) {
+      // Stopped on purpose: the next pass removes what it made.
+      if (abandoned) return undefined;
       if (/no pg_hba.conf entry|authentication failed/.test((err as Error).message))
         throw new Error(
           `${(err as Error).message.trim()}: let ${this.opts.replication.user} make replication connections over the local socket (a "local replication ${this.opts.replication.user} ..." line in pg_hba.conf)`,
@@ -219,6 +232,7 @@ export class DrillCopyKeeper {
       throw err;
     } finally {
       clearInterval(beat);
+      clearInterval(watch);
     }
   }
 
@@ -251,6 +265,11 @@ export class DrillCopyKeeper {
   private now(): string {
     return timestamp(this.opts.clock.now());
   }
+}
+
+/** A libpq connection string value. */
+function quote(value: string): string {
+  return `'${value.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
 }
 
 function round(seconds: number): number {

@@ -110,8 +110,6 @@ const RECLONE_COMPLETE = 'failover-agent.reclone-complete';
 export const DRILL_COPY_MARKER = 'failover-agent.drill-copy';
 /** Written last, once the copy is made and configured: what the copy took. */
 const DRILL_COPY_DONE = 'failover-agent.drill-copied';
-/** The running pg_basebackup's pid and target, for a successor of a killed agent to stop it. */
-const DRILL_COPY_PID = 'failover-agent.drill-copier.pid';
 /** Inside the copy's directory: its data directory, and the log of its server. */
 const DRILL_COPY_DATA = 'pgdata';
 const DRILL_COPY_LOG = 'postgresql.log';
@@ -152,13 +150,9 @@ export class LocalPostgres {
   }
 
   /** Runs one of the server programs; rejects with its output on a non-zero exit. */
-  run(
-    tool: string,
-    args: string[],
-    opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; onSpawn?: (pid: number) => void } = {},
-  ) {
+  run(tool: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}) {
     return new Promise<{ stdout: string; stderr: string }>((resolve, reject) => {
-      const child = execFile(
+      execFile(
         join(this.opts.binDir, tool),
         args,
         {
@@ -178,7 +172,6 @@ export class LocalPostgres {
           else resolve({ stdout, stderr });
         },
       );
-      if (child.pid !== undefined) opts.onSpawn?.(child.pid);
     });
   }
 
@@ -513,7 +506,11 @@ export class LocalPostgres {
    * to be a drill copy (and removable); the copy is made a standby without an upstream, its
    * completion recorded last. A copy a killed agent left half done is started again.
    */
-  async copyForDrill(drillId: string, source: string, now: () => Date): Promise<DrillCopy> {
+  async copyForDrill(
+    drillId: string,
+    source: { conninfo: string; password: string },
+    now: () => Date,
+  ): Promise<DrillCopy> {
     const directory = this.drillCopyDirectory(drillId);
     this.refuseDataDirectory(directory);
     const marked = await readDrillMarker(directory);
@@ -534,21 +531,15 @@ export class LocalPostgres {
     await rm(pgdata, { recursive: true, force: true });
     await rm(join(directory, DRILL_COPY_DONE), { force: true });
     const started = performance.now();
-    let pid: number | undefined;
+    // The password in the environment: a connection string on the command line is for all to read.
     const copying = this.run(
       'pg_basebackup',
-      ['-D', pgdata, '-d', source, '--wal-method=stream', '--checkpoint=fast'],
-      { timeoutMs: 24 * 3_600_000, onSpawn: (p) => (pid = p) },
+      ['-D', pgdata, '-d', source.conninfo, '--wal-method=stream', '--checkpoint=fast'],
+      { timeoutMs: 24 * 3_600_000, env: { PGPASSWORD: source.password } },
     );
-    // A successor finds the copier its killed predecessor left running, and stops it.
-    if (pid !== undefined)
-      await writeFile(join(directory, DRILL_COPY_PID), `${pid}\n${pgdata}\n`, { mode: 0o600 }).catch(
-        () => undefined,
-      );
     failpoint('drill-copy:copying');
     await copying;
     const copySeconds = (performance.now() - started) / 1000;
-    await rm(join(directory, DRILL_COPY_PID), { force: true });
     // Its own markers only: a rewind or re-clone marker copied from the standby means nothing here.
     for (const file of [REWIND_MARKER, RECLONE_COMPLETE]) await rm(join(pgdata, file), { force: true });
     // A standby with nothing to stream from: it replays what it copied, then waits to be promoted.
@@ -700,21 +691,42 @@ export class LocalPostgres {
     await rm(directory, { recursive: true, force: true });
   }
 
-  /** A pg_basebackup a killed agent left filling the copy: stopped before the copy is touched. */
+  /** Stops the pg_basebackup filling the copy in `directory`, if one runs; the copy stays, to be removed. */
+  async abandonDrillCopy(directory: string): Promise<void> {
+    if ((await readDrillMarker(directory)) !== undefined) await this.stopDrillCopier(directory);
+  }
+
+  /** A pg_basebackup filling the copy (a killed agent's, or one abandoned): stopped, and waited for. */
   private async stopDrillCopier(directory: string): Promise<void> {
-    const [pid, target] = (await readFile(join(directory, DRILL_COPY_PID), 'utf8').catch(() => ''))
-      .split('\n')
-      .map((l) => l.trim());
-    if (!pid || !/^\d+$/.test(pid) || !target) return;
-    // Only when that pid still is that pg_basebackup: pids are reused.
-    const alive = async () =>
-      (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').includes(target);
-    if (await alive()) {
-      process.kill(Number(pid), 'SIGTERM');
-      for (let i = 0; i < 100 && (await alive()); i++) await new Promise((r) => setTimeout(r, 100));
-      if (await alive()) process.kill(Number(pid), 'SIGKILL');
+    // Found by what they run, not by a pid: pg_basebackup forks a WAL streamer, and a killed
+    // agent leaves both running (holding the output pipes a new wait would hang on).
+    const target = join(directory, DRILL_COPY_DATA);
+    const copiers = async () => {
+      const found: number[] = [];
+      for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+        if (!/^\d+$/.test(pid)) continue;
+        const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+        if (basename(argv[0] ?? '') === 'pg_basebackup' && argv.includes(target)) found.push(Number(pid));
+      }
+      return found;
+    };
+    const signal = (pids: number[], sig: NodeJS.Signals) => {
+      for (const pid of pids) {
+        try {
+          process.kill(pid, sig);
+        } catch {
+          // gone already
+        }
+      }
+    };
+    let left = await copiers();
+    if (left.length === 0) return;
+    signal(left, 'SIGTERM');
+    for (let i = 0; i < 100 && left.length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = await copiers();
     }
-    await rm(join(directory, DRILL_COPY_PID), { force: true });
+    signal(left, 'SIGKILL');
   }
 
   private refuseDataDirectory(path: string): void {
