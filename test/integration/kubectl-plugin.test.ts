@@ -289,7 +289,7 @@ afterAll(() => {
 const spec = async (name: string) =>
   (await client.get<KubeObject>(failoverPolicyType, ns, name)).spec as {
     promotionRequest?: Record<string, unknown>;
-    drillRequest?: { id: string; action: string; reason?: string; requestedBy?: string };
+    drillRequest?: { id: string; action: string; reason?: string; requestedBy?: string; mode?: string };
   };
 
 describe('status', () => {
@@ -375,10 +375,10 @@ describe('history', () => {
     );
     // The drills table is `drill history`'s.
     expect(res.stdout).toMatch(
-      /Drills, newest first:\nID\s+RESULT\s+FROM→TO\s+STARTED\s+DURATION\s+RTO OUT\s+RTO BACK\s+RPO\s+DNS\s+REASON\n/,
+      /Drills, newest first:\nID\s+MODE\s+RESULT\s+FROM→TO\s+STARTED\s+DURATION\s+RTO OUT\s+RTO BACK\s+RPO\s+DNS\s+REASON\n/,
     );
     expect(res.stdout).toMatch(
-      /drill-e3\s+Succeeded\s+orders-a→orders-b\s+\S+ \S+Z\s+1m0s\s+12.3s\s+-\s+0\s+4.1s\n/,
+      /drill-e3\s+RoundTrip\s+Succeeded\s+orders-a→orders-b\s+\S+ \S+Z\s+1m0s\s+12.3s\s+-\s+0\s+4.1s\n/,
     );
     const none = await run(['history', 'payments']);
     expect(none.stdout).toContain('none: the policy schedules no drills');
@@ -1026,6 +1026,8 @@ describe('drill', () => {
   });
 
   it('run records the request, waits for the answer and names the drill and its standby', async () => {
+    // Fresh agents: the plugin judges a run with the operator's rules before writing it.
+    await agentsReport();
     const res = run(['drill', 'run', 'ledger', '--reason', 'quarterly proof', '--timeout', '60s']);
     const request = await operatorAnswers(
       'Accepted',
@@ -1132,6 +1134,7 @@ describe('drill', () => {
     expect(lines[0]).toBe(`FailoverPolicy ${ns}/ledger: primary ledger-a; drills, newest first:`);
     expect(lines[1]?.split(/\s{2,}/)).toEqual([
       'ID',
+      'MODE',
       'RESULT',
       'FROM→TO',
       'STARTED',
@@ -1143,10 +1146,10 @@ describe('drill', () => {
       'REASON',
     ]);
     expect(lines[2]).toMatch(
-      /^drill-20261121030405\s+Cancelled\s+ledger-a→ledger-b\s+\S+ \S+Z\s+30s\s+-\s+-\s+-\s+-\s+cancelled by request drill-cancel-x of admin \(payroll run\);…$/,
+      /^drill-20261121030405\s+RoundTrip\s+Cancelled\s+ledger-a→ledger-b\s+\S+ \S+Z\s+30s\s+-\s+-\s+-\s+-\s+cancelled by request drill-cancel-x of admin \(payroll run\);…$/,
     );
     expect(lines[3]).toMatch(
-      /^drill-20261114030000\s+Succeeded\s+ledger-a→ledger-b\s+\S+ \S+Z\s+5m42s\s+1.4s \(canary\)\s+9.8s \(operator\)\s+0 of 212\s+0.2s\s+out to ledger-b/,
+      /^drill-20261114030000\s+RoundTrip\s+Succeeded\s+ledger-a→ledger-b\s+\S+ \S+Z\s+5m42s\s+1.4s \(canary\)\s+9.8s \(operator\)\s+0 of 212\s+0.2s\s+out to ledger-b/,
     );
     const json = JSON.parse((await run(['drill', 'history', 'ledger', '-o', 'json'])).stdout) as unknown[];
     expect(json).toHaveLength(2);
@@ -1207,6 +1210,7 @@ describe('drill', () => {
   });
 
   it("prints the API server's refusal of a request changed under the same id", async () => {
+    await agentsReport();
     const first = await run(['drill', 'run', 'ledger', '--id', 'by-hand-2', '--timeout', '0']);
     expect(first.code, first.stderr).toBe(0);
     const changed = await run(['drill', 'cancel', 'ledger', '--id', 'by-hand-2', '--timeout', '0']);
@@ -1233,7 +1237,200 @@ describe('drill', () => {
     const flag = await run(['drill', 'history', 'ledger', '--dry-run']);
     expect(flag.code).toBe(2);
     const help = await run(['drill', '--help']);
-    expect(help.stdout).toContain('kubectl failover drill run POLICY [--reason TEXT] [--id ID]');
+    expect(help.stdout).toContain(
+      'kubectl failover drill run POLICY [--mode RoundTrip|Isolated] [--reason TEXT] [--id ID]',
+    );
+  });
+
+  describe('isolated', () => {
+    // An isolated drill copies ledger-b beside itself: nothing in production moves, so only the
+    // agent beside the standby matters (and ledger-b's dnsTarget, for the drill record).
+    const isolatedDrill = (requestId: string) => ({
+      id: 'drill-20261121040000',
+      from: 'ledger-a',
+      to: 'ledger-b',
+      startedAt: now(),
+      mode: 'Isolated',
+      leg: 'Copying',
+      requestId,
+      isolated: { recordName: 'drill.ledger.example.com', port: 5433, value: 'ledger-b.db.internal' },
+    });
+
+    beforeAll(async () => {
+      // The run left pending by the test before is settled, as the operator would.
+      await ledgerStatus({ lastHandledDrillRequestId: (await spec('ledger')).drillRequest?.id });
+    });
+
+    it('run --mode Isolated without an agent beside the standby: refused before anything is written; --mode takes RoundTrip or Isolated exactly', async () => {
+      await agentsReport();
+      await client.mergePatch(replicaClusterType, ns, 'ledger-b', { status: { agent: null } }, 'status');
+      const before = await client.get<KubeObject>(failoverPolicyType, ns, 'ledger');
+      const refused = await run(['drill', 'run', 'ledger', '--mode', 'Isolated']);
+      expect(refused.code, refused.stdout).toBe(1);
+      expect(refused.stderr).toContain(
+        'error: the operator would refuse this isolated drill: no standby to copy: no database agent reports for ledger-b',
+      );
+      expect(refused.stderr).toContain(
+        `Nothing was recorded; kubectl failover drill run ledger -n ${ns} --mode Isolated --dry-run shows what it decides from.`,
+      );
+      const after = await client.get<KubeObject>(failoverPolicyType, ns, 'ledger');
+      expect(after.metadata.resourceVersion).toBe(before.metadata.resourceVersion);
+
+      for (const mode of [['--mode', 'Bogus'], ['--mode=isolated']]) {
+        const bad = await run(['drill', 'run', 'ledger', ...mode]);
+        expect(bad.code).toBe(2);
+        expect(bad.stderr).toMatch(
+          /^error: --mode must be one of RoundTrip, Isolated, got (Bogus|isolated)\n/,
+        );
+      }
+      const onCancel = await run(['drill', 'cancel', 'ledger', '--mode', 'Isolated']);
+      expect(onCancel.code).toBe(2);
+      expect(onCancel.stderr).toContain('unknown flag --mode');
+    });
+
+    it('run --mode=Isolated --dry-run: the copy, who makes it, and that the primary is left alone', async () => {
+      await agentsReport();
+      const res = await run(['drill', 'run', 'ledger', '--mode=Isolated', '--dry-run']);
+      expect(res.code, res.stderr + res.stdout).toBe(0);
+      expect(res.stdout).toMatch(new RegExp(`^Dry run: run an isolated drill of ${ns}/ledger now`));
+      expect(res.stdout).toContain(
+        'Operator:    would start an isolated drill of ledger-b: the agent beside ledger-b copies it and promotes the copy on port 5433, the canary writes 20 rows to it through drill.ledger.example.com, then the record and the copy are removed; nothing in production moves (at most 900 s)',
+      );
+      expect(res.stdout).toContain(
+        'ledger-a (active primary): Primary; left alone (nothing in production moves)',
+      );
+      expect(res.stdout).toMatch(
+        /ledger-b: Standby, lag 0.4s \(a drill needs 5s at most\); agent ledger-b-agent reported \d+s ago \(it makes the copy on port 5433\)/,
+      );
+    });
+
+    it('run --mode=Isolated records the mode; the answer, history, status and cancel speak of the copy and the drill record', async () => {
+      await agentsReport();
+      const res = run(['drill', 'run', 'ledger', '--mode=Isolated', '--timeout', '60s']);
+      const request = await operatorAnswers(
+        'Accepted',
+        'drill drill-20261121040000: isolated: a copy of ledger-b promoted on port 5433, written to through drill.ledger.example.com; nothing in production moves',
+        (id) => ({ phase: 'Drilling', drill: isolatedDrill(id) }),
+      );
+      expect(request).toEqual({
+        id: expect.stringMatching(/^drill-run-/),
+        action: 'Run',
+        mode: 'Isolated',
+        requestedBy: 'admin',
+      });
+      const done = await res;
+      expect(done.code, done.stderr).toBe(0);
+      expect(done.stdout).toContain(
+        `Requested: run an isolated drill of ${ns}/ledger now (request ${request.id}).`,
+      );
+      expect(done.stdout).toContain(
+        'Accepted: isolated drill drill-20261121040000 started: a copy of ledger-b on port 5433, written to through drill.ledger.example.com; nothing in production moves (leg Copying).',
+      );
+
+      // As the operator: the copy serves, the record answers, the canary has written 12 rows.
+      await ledgerStatus({
+        drill: {
+          leg: 'Writing',
+          isolated: {
+            copyReadyAt: ago(5),
+            pointedAt: ago(4),
+            verifiedAt: ago(3),
+            writingSince: ago(3),
+            canaryWrites: 12,
+          },
+        },
+      });
+      const history = await run(['drill', 'history', 'ledger']);
+      expect(history.code, history.stderr).toBe(0);
+      expect(history.stdout).toMatch(
+        /In progress: isolated drill drill-20261121040000, a copy of ledger-b on port 5433 through drill\.ledger\.example\.com, leg Writing for \d+s, 12 of 20 canary rows \(started \d+s ago, on request drill-run-/,
+      );
+      const status = await run(['status', 'ledger']);
+      expect(status.code, status.stderr).toBe(0);
+      expect(status.stdout).toMatch(/Drilling\s+5\s+Isolated drill of ledger-b \(Writing\)/);
+
+      const cancel = run(['drill', 'cancel', 'ledger', '--timeout', '60s']);
+      await operatorAnswers(
+        'Accepted',
+        'drill drill-20261121040000 stops: the record and the copy are removed',
+      );
+      const stopped = await cancel;
+      expect(stopped.code, stopped.stderr).toBe(0);
+      expect(stopped.stdout).toContain(
+        'Accepted: drill drill-20261121040000 stops: the record and the copy are removed: nothing in production moved; the canary stops, drill.ledger.example.com is deleted, then the copy of ledger-b.',
+      );
+    });
+
+    it('history: MODE, and for an isolated drill the promotion, data age, DNS and COPY; -o json has report.isolated', async () => {
+      const base = { kind: 'Switchover', trigger: 'Drill', from: 'ledger-a', to: 'ledger-b', epoch: 5 };
+      await ledgerStatus({
+        phase: 'Healthy',
+        drill: null,
+        drills: [
+          {
+            ...base,
+            id: 'drill-20261121040000',
+            result: 'Succeeded',
+            mode: 'Isolated',
+            startedAt: ago(72),
+            completedAt: ago(0),
+            requestId: 'drill-run-iso',
+            isolated: {
+              cluster: 'ledger-b',
+              recordName: 'drill.ledger.example.com',
+              durationSeconds: 72,
+              cleanedUp: true,
+              copySeconds: 41.2,
+              copyBytes: 52428800,
+              promotionSeconds: 0.84,
+              freshnessSeconds: 0.31,
+              dnsVerifySeconds: 0.2,
+              canaryWrites: 20,
+            },
+            reason:
+              'a copy of ledger-b became a primary and took 20 canary rows through drill.ledger.example.com',
+          },
+          {
+            ...base,
+            id: 'drill-20261114030000',
+            result: 'Succeeded',
+            startedAt: ago(7 * 86400 + 342),
+            completedAt: ago(7 * 86400),
+            rtoSeconds: 1.4,
+            lostWrites: 0,
+            dnsVerifySeconds: 0.2,
+            reason: 'out to ledger-b and back',
+          },
+        ],
+      });
+      const res = await run(['drill', 'history', 'ledger']);
+      expect(res.code, res.stderr).toBe(0);
+      const lines = res.stdout.split('\n');
+      expect(lines[1]?.split(/\s{2,}/)).toEqual([
+        'ID',
+        'MODE',
+        'RESULT',
+        'FROM→TO',
+        'STARTED',
+        'DURATION',
+        'RTO OUT',
+        'RTO BACK',
+        'RPO',
+        'DNS',
+        'COPY',
+        'REASON',
+      ]);
+      expect(lines[2]).toMatch(
+        /^drill-20261121040000\s+Isolated\s+Succeeded\s+copy of ledger-b\s+\S+ \S+Z\s+1m12s\s+0.8s \(promotion\)\s+-\s+0.3s old\s+0.2s\s+20 rows, cleaned up\s+a copy of ledger-b became/,
+      );
+      expect(lines[3]).toMatch(
+        /^drill-20261114030000\s+RoundTrip\s+Succeeded\s+ledger-a→ledger-b\s+.*\s+-\s+out to ledger-b and back$/,
+      );
+      const status = await run(['status', 'ledger']);
+      expect(status.stdout).toMatch(/Succeeded \(isolated\) \d+s ago\n$/);
+      const json = JSON.parse((await run(['drill', 'history', 'ledger', '-o', 'json'])).stdout) as unknown[];
+      expect(json[0]).toMatchObject({ mode: 'Isolated', isolated: { cleanedUp: true, canaryWrites: 20 } });
+    });
   });
 });
 
