@@ -9,6 +9,8 @@
  *   Reprotect, step Rejoining, from = this cluster: make this former primary a standby of the
  *     active primary: a restart when its WAL is a prefix of the primary's, else pg_rewind, else
  *     (when the policy allows) a fresh pg_basebackup, the old data directory kept aside.
+ *   An isolated drill naming this cluster (status.drill): a throwaway copy of this standby,
+ *     promoted on a spare port, then removed (drill-copy.ts); only when no step above is due.
  *
  * Between operations it only looks: a former primary is compared with the active primary, and
  * what a rejoin would discard is reported before anyone asks for one. It never rewinds or

@@ -158,11 +158,13 @@ export class DrillCopyKeeper {
       promotionSeconds = round(await pg.promoteDrillCopy(copy, port));
     }
     const { heartbeatAt } = await pg.drillCopyWrite(copy, port, database);
+    // As copied: what the copy was promoted from, not what anyone wrote to it since.
+    const newestHeartbeatAt = report.newestHeartbeatAt ?? (heartbeatAt ? timestamp(heartbeatAt) : undefined);
     const serving: Partial<DrillCopyReport> = {
       ...measured,
       phase: 'Serving',
       ...(promotionSeconds !== undefined ? { promotionSeconds } : {}),
-      ...(heartbeatAt ? { newestHeartbeatAt: timestamp(heartbeatAt) } : {}),
+      ...(newestHeartbeatAt ? { newestHeartbeatAt } : {}),
       message: `promoted; taking writes on port ${port}`,
     };
     const changed = JSON.stringify({ ...report, ...serving }) !== JSON.stringify(report);
