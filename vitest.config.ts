@@ -14,6 +14,8 @@ export default defineConfig({
           name: 'unit',
           sequence: { groupOrder: 0 },
           include: ['operator/src/**/*.test.ts', 'infra/**/*.test.ts', 'test/harness/**/*.test.ts'],
+          // Property and model tests run thousands of decisions: on 2 busy cores, seconds each.
+          testTimeout: 30_000,
         },
       },
       {

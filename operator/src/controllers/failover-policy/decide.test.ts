@@ -615,3 +615,27 @@ describe('decide: the application in the standby region', () => {
     expect(requested.started).toMatchObject({ kind: 'Failover', trigger: 'Manual', to: 'b' });
   });
 });
+
+describe('a primary left fenced by an operation that stood down', () => {
+  const leftFenced = { ...fenced('a'), fencedEpoch: 5 };
+
+  it('is unfenced (a rollback at the fence epoch) when no database holds that epoch and none takes writes', () => {
+    const e = evaluate(input({ clusters: { a: leftFenced, b: standby('b'), c: standby('c') } }));
+    expect(e.status.currentOperation).toMatchObject({
+      kind: 'Switchover',
+      from: 'a',
+      step: 'RollingBack',
+      epoch: 5,
+    });
+    expect(e.status.epoch).toBe(4);
+  });
+
+  it('is not unfenced when a standby holds the fence epoch (promoted), a database takes writes, or the fence is a committed epoch', () => {
+    for (const clusters of [
+      { a: leftFenced, b: standby('b', 1, 1000, 4, 5), c: standby('c') },
+      { a: leftFenced, b: primaryUp('b', 4), c: standby('c') },
+      { a: { ...fenced('a'), fencedEpoch: 4 }, b: standby('b'), c: standby('c') },
+    ])
+      expect(evaluate(input({ clusters })).status.currentOperation?.step).not.toBe('RollingBack');
+  });
+});

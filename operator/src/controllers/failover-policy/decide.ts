@@ -516,6 +516,51 @@ const failOverIfDown: Guard = (c) => {
   );
 };
 
+/**
+ * 5b. A primary left read-only by an operation that stood down takes writes again: a switchover
+ * that lost its primary after fencing it stands down so the failover rules can act, and when the
+ * primary is back before they did, nothing was promoted at the fence's epoch (no database holds
+ * it, none takes writes), so it is still the only primary. Its fence is rolled back, as the
+ * switchover's own rollback would have.
+ */
+const unfenceLeftPrimary: Guard = (c) => {
+  const { input, base } = c;
+  if (!c.active || c.verdict?.down || base.currentOperation) return undefined;
+  const f = input.clusters[c.active];
+  if (!f?.reachable || f.role !== 'Fenced' || f.fencedEpoch === undefined) return undefined;
+  // A fence at an epoch status committed is a promotion's (a failover away from it): not this.
+  if (f.fencedEpoch <= (base.epoch ?? 0)) return undefined;
+  const fencedAt = f.fencedEpoch;
+  const others = policyClusters(input.spec).filter((n) => n !== c.active);
+  if (
+    others.some((n) => {
+      const o = input.clusters[n];
+      return !o || o.unprobed || writable(o) || (o.heartbeatEpoch ?? -1) >= fencedAt;
+    })
+  )
+    return undefined;
+  const now = input.now;
+  const to = standbysOf(input.spec, c.active)[0] ?? c.active;
+  const why = `${c.active} is read-only, fenced at epoch ${fencedAt} by an operation that stood down before promoting anything; no database holds that epoch: unfencing it`;
+  const op = withStep(
+    newOperation({
+      kind: 'Switchover',
+      trigger: 'Automatic',
+      from: c.active,
+      to,
+      epoch: fencedAt,
+      reason: why,
+      now,
+    }),
+    'RollingBack',
+    now,
+    why,
+  );
+  return record(c, why, { ...base, currentOperation: op }, [
+    eventOf('Warning', 'FenceRolledBack', 'Unfence', `${why}.`),
+  ]);
+};
+
 /** 6. Between operations the record points at the primary (created the first time). */
 const keepDnsOnPrimary: Guard = (c) => {
   if (!c.active || c.base.currentOperation) return undefined;
@@ -597,6 +642,7 @@ const guards: Guard[] = [
   fenceStrayPrimary,
   handleRequest,
   failOverIfDown,
+  unfenceLeftPrimary,
   keepDnsOnPrimary,
   reprotectFormerPrimary,
   failBack,
