@@ -311,7 +311,7 @@ export const drills = z
       .max(86400)
       .default(5)
       .describe(
-        'A drill does not start while the standby lags more than this, and rolls back (nothing moved) when the standby takes longer than this to catch up with the fenced primary.',
+        'A drill does not start while the standby lags more than this, and rolls back (nothing moved) when the standby takes longer than this (at least 1 s) to catch up with the fenced primary.',
       ),
     suspend: z.boolean().default(false).describe('Skip scheduled drills while true.'),
     mode: drillMode
