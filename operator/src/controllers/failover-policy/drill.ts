@@ -987,11 +987,25 @@ function nextAfter(spec: FailoverPolicySpec, status: FailoverPolicyStatus, now: 
   return scheduledDrillTime(spec, rest, now);
 }
 
+/**
+ * Standbys an isolated drill could never copy: managed by a provider that makes no drill copies
+ * (a self-managed standby is copied by its agent; RDS by its API).
+ */
+export function uncopyableStandbys(input: Pick<DecideInput, 'spec' | 'clusters'>): string[] {
+  const standbys = input.spec.standbys.map((n) => input.clusters[n]).filter((f) => f?.exists);
+  const never = standbys
+    .filter((f) => f?.reprotectsItself && !f.drillCopiesByProvider)
+    .map((f) => f?.name ?? '');
+  // Refused only when no standby at all can be copied: one that can is the drill's.
+  return never.length === standbys.length ? never : [];
+}
+
 /** DrillsScheduled: whether drills will run, for a policy that has spec.drills. */
 export function drillsCondition(
   drills: Drills,
   nextDrillTime: string | undefined,
   now: Date,
+  uncopyable: string[] = [],
 ): ConditionInput {
   if (drills.suspend)
     return {
@@ -1001,6 +1015,13 @@ export function drillsCondition(
       message: 'spec.drills.suspend is true',
     };
   const problem = drillScheduleProblem(drills, now);
+  if (drills.mode === 'Isolated' && uncopyable.length)
+    return {
+      type: 'DrillsScheduled',
+      status: 'False',
+      reason: 'IsolatedUnsupported',
+      message: `isolated drills need a copy of a standby, which the provider of ${uncopyable.join(', ')} cannot make (Aurora global, DigitalOcean): use mode RoundTrip there`,
+    };
   if (problem || !nextDrillTime)
     return {
       type: 'DrillsScheduled',

@@ -403,3 +403,15 @@ describe('isolated drills', () => {
     });
   });
 });
+
+describe('DrillsScheduled for isolated drills', () => {
+  it('is False (IsolatedUnsupported) when every standby is managed by a provider that cannot copy it', () => {
+    const aurora: ClusterFacts = { ...standby(), reprotectsItself: true };
+    const e = evaluate(input({ activePrimary: 'a', epoch: 4 }, aurora));
+    expect(e.condition('DrillsScheduled')).toMatchObject({ status: 'False', reason: 'IsolatedUnsupported' });
+    const rds = evaluate(input({ activePrimary: 'a', epoch: 4 }, { ...aurora, drillCopiesByProvider: true }));
+    expect(rds.condition('DrillsScheduled')?.status).toBe('True');
+    const selfManaged = evaluate(input({ activePrimary: 'a', epoch: 4 }, standby()));
+    expect(selfManaged.condition('DrillsScheduled')?.status).toBe('True');
+  });
+});

@@ -15,7 +15,7 @@ import { type Condition, type ConditionInput, conditionOf } from '../../runtime/
 import { chooseStandby, inCooldown, standbysOf } from './candidates.ts';
 import type { Plan } from './decide.ts';
 import { judgeDns } from './dns-check.ts';
-import { drillsCondition } from './drill.ts';
+import { drillsCondition, uncopyableStandbys } from './drill.ts';
 import type { DecideInput } from './facts.ts';
 import { isTerminal } from './operation.ts';
 import { isProtected } from './reprotect.ts';
@@ -55,7 +55,8 @@ export function summarize(
   conditions.push(redundant(input, plan, next));
   const progressing = progressingCondition(next, result, now);
   if (progressing) conditions.push(progressing);
-  if (spec.drills) conditions.push(drillsCondition(spec.drills, next.nextDrillTime, now));
+  if (spec.drills)
+    conditions.push(drillsCondition(spec.drills, next.nextDrillTime, now, uncopyableStandbys(input)));
   return { phase: phaseOf(plan, next, conditions), conditions };
 }
 
