@@ -403,4 +403,47 @@ describe('an isolated drill', () => {
     const events = (await stack.events()).map((e) => e.reason);
     expect(events).toEqual(expect.arrayContaining(['DrillStarted', 'DrillSucceeded']));
   }, 400_000);
+
+  it('resumes after the operator is SIGKILLed while copying, writing and cleaning up: one report, nothing left', async () => {
+    const port = await freePort();
+    // 60 canary rows: about 6 s of writing, long enough to kill the operator in the middle.
+    stack = await drillingStack({ mode: 'Isolated', isolated: { port, minCanaryWrites: 60 } });
+    const drillRecord = `drill.${RECORD}`;
+    await stack.requestDrill({ id: 'iso-kill', action: 'Run' });
+    for (const legs of [['Copying', 'Pointing'], ['Writing']]) {
+      await stack.waitForPolicy(
+        (st) => (legs.includes(st.drill?.leg ?? '') ? st.drill : undefined),
+        `the ${legs.join(' or ')} leg`,
+        150_000,
+      );
+      await stack.operator?.kill();
+      await stack.startOperator();
+    }
+    // Past the writing, once more if the drill is still cleaning up.
+    const late = await stack.waitForPolicy(
+      (st) =>
+        st.drill?.leg === 'Removing' || st.drill?.leg === 'Cleaning' || !st.drill
+          ? { leg: st.drill?.leg }
+          : undefined,
+      'the clean-up (or the end)',
+      150_000,
+    );
+    if (late.leg) {
+      await stack.operator?.kill();
+      await stack.startOperator();
+    }
+    const report = await finishedDrill(stack, 'iso-kill', 'the isolated drill after the operator kills');
+    expect(report).toMatchObject({ mode: 'Isolated', result: 'Succeeded', isolated: { cleanedUp: true } });
+    expect(report.isolated?.canaryWrites).toBeGreaterThanOrEqual(60);
+    const { status } = await stack.policy();
+    expect(status.drills?.filter((d) => d.requestId === 'iso-kill')).toHaveLength(1);
+    expect(status.history ?? []).toEqual([]);
+    expect(await answerOrNone(stack, 'A', drillRecord)).toEqual([]);
+    expect(await acceptsConnections(port)).toBe(false);
+    const dataDir = stack.pair.standby.dataDir;
+    expect(readdirSync(dirname(dataDir)).filter((n) => n.startsWith(`${basename(dataDir)}.drill-`))).toEqual(
+      [],
+    );
+    expect(await stack.writablePrimaries()).toEqual(['primary']);
+  }, 400_000);
 });

@@ -728,7 +728,13 @@ function startDueDrill(input: DecideInput, active: string): DrillPlan | undefine
   const next = nextAfter(spec, status, now);
   const nextDrill = next ? { nextDrillTime: next } : {};
   const skip = (reason: string): DrillPlan => {
-    const skipped = { id: drillId(now), from: active, to: active, startedAt: timestamp(now) };
+    const skipped = {
+      id: drillId(now),
+      from: active,
+      to: active,
+      startedAt: timestamp(now),
+      ...(drills.mode === 'Isolated' ? { mode: drills.mode } : {}),
+    };
     const ended = endDrill(input, skipped, 'Aborted', `skipped: ${reason}`);
     const { nextDrillTime: _n, ...rest } = ended.status;
     return { ...ended, status: { ...rest, ...nextDrill } };
