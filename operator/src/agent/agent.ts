@@ -45,6 +45,7 @@ import {
   checkpointOnTimeline,
   conninfo,
   identifyUpstream,
+  loginTo,
   type UpstreamAddress,
   type UpstreamIdentity,
   upstreamStartedAt,
@@ -513,7 +514,7 @@ export class DatabaseAgent {
           { method: 'Reclone', message: `an interrupted pg_rewind: pg_basebackup from ${op.to}` },
           local,
         );
-        const kept = await pg.reclone(conninfo(upstream.address), recloneSuffix(op), standbyOf);
+        const kept = await pg.reclone(loginTo(upstream.address), recloneSuffix(op), standbyOf);
         await say(
           { method: 'Reclone', prepared: true, keptDataDirectory: kept, message: 're-cloned' },
           local,
@@ -553,7 +554,7 @@ export class DatabaseAgent {
             });
           await say({ method: 'Rewind', message: `pg_rewind from ${op.to}: ${divergence.message}` }, local);
           try {
-            const said = await pg.rewind(conninfo(upstream.address, { dbname: 'postgres' }), standbyOf);
+            const said = await pg.rewind(loginTo(upstream.address, { dbname: 'postgres' }), standbyOf);
             // It compared the wrong timelines: nothing was rewound, so the pass is tried again.
             if (/no rewind required/.test(said)) {
               const tries = this.emptyRewinds.operationId === op.id ? this.emptyRewinds.count + 1 : 1;
@@ -588,7 +589,7 @@ export class DatabaseAgent {
       }
       if (method === 'Reclone') {
         await say({ method, message: `pg_basebackup from ${op.to}` }, local);
-        kept = await pg.reclone(conninfo(upstream.address), recloneSuffix(op), standbyOf);
+        kept = await pg.reclone(loginTo(upstream.address), recloneSuffix(op), standbyOf);
       }
       await say(
         {

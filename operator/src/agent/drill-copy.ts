@@ -21,6 +21,7 @@ import type { Logger } from '../runtime/logger.ts';
 import { timestamp } from '../runtime/time.ts';
 import { REPORT_EVERY_MS } from './liveness.ts';
 import { type DrillCopy, DrillCopyRefused, type LocalPostgres, type LocalState } from './local-postgres.ts';
+import { connectionString } from './upstream.ts';
 
 export type DrillCopyReport = NonNullable<AgentReport['drillCopy']>;
 
@@ -202,7 +203,11 @@ export class DrillCopyKeeper {
       );
     await say({ message: `pg_basebackup from the local standby into ${report.directory}` });
     const standby = {
-      conninfo: `host=${quote(pg.opts.socketDir)} port=${pg.opts.port} user=${quote(this.opts.replication.user)}`,
+      conninfo: connectionString({
+        host: pg.opts.socketDir,
+        port: String(pg.opts.port),
+        user: this.opts.replication.user,
+      }),
       password: this.opts.replication.password,
     };
     // pg_basebackup can run for hours: the report's time keeps saying the agent lives, and a
@@ -267,11 +272,6 @@ export class DrillCopyKeeper {
   private now(): string {
     return timestamp(this.opts.clock.now());
   }
-}
-
-/** A libpq connection string value. */
-function quote(value: string): string {
-  return `'${value.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
 }
 
 function round(seconds: number): number {

@@ -29,6 +29,7 @@ import pg from 'pg';
 import { formatLsn, parseLsn } from '../providers/database/lsn.ts';
 import { HEARTBEAT_TABLE } from '../providers/database/postgres-sql.ts';
 import { failpoint } from '../runtime/failpoints.ts';
+import type { Login } from './upstream.ts';
 
 export interface LocalPostgresOptions {
   dataDir: string;
@@ -143,13 +144,38 @@ export function drillCopyName(drillId: string): string {
   return `${safe.slice(0, 28)}-${createHash('sha256').update(drillId).digest('hex').slice(0, 11)}`;
 }
 
+/** A server program's arguments and the environment it gets on top of the agent's. */
+export interface Command {
+  args: string[];
+  env: Record<string, string>;
+}
+
+/** pg_rewind of `dataDir` from the running server `source` logs in to; its password in the environment. */
+export function rewindCommand(dataDir: string, source: Login): Command {
+  return {
+    args: ['--target-pgdata', dataDir, '--source-server', source.conninfo, '--progress'],
+    env: { PGPASSWORD: source.password },
+  };
+}
+
+/** pg_basebackup into `directory` from the server `source` logs in to; its password in the environment. */
+export function basebackupCommand(directory: string, source: Login): Command {
+  return {
+    args: ['-D', directory, '-d', source.conninfo, '--wal-method=stream', '--checkpoint=fast'],
+    env: { PGPASSWORD: source.password },
+  };
+}
+
 export class LocalPostgres {
   readonly opts: LocalPostgresOptions;
   constructor(opts: LocalPostgresOptions) {
     this.opts = opts;
   }
 
-  /** Runs one of the server programs; rejects with its output on a non-zero exit. */
+  /**
+   * Runs one of the server programs; rejects with its output on a non-zero exit. `env` is added
+   * to that program's environment only, never the agent's.
+   */
   run(tool: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}) {
     return new Promise<{ stdout: string; stderr: string }>((resolve, reject) => {
       execFile(
@@ -356,15 +382,14 @@ export class LocalPostgres {
     const signal = join(dataDir, 'standby.signal');
     await writeFile(signal, '', { mode: 0o600 });
     await syncFile(signal);
-    await writeFile(auto, `${lines.join('\n')}\n`, { mode: 0o600 });
-    await syncFile(auto);
+    await writeOwnerOnly(auto, `${lines.join('\n')}\n`);
   }
 
   /**
-   * pg_rewind against the running primary at `source` (a libpq connection string), keeping
-   * this server's own configuration files, which pg_rewind would replace with the source's.
+   * pg_rewind against the running primary `source` logs in to, keeping this server's own
+   * configuration files, which pg_rewind would replace with the source's.
    */
-  async rewind(source: string, standbyOf: string): Promise<string> {
+  async rewind(source: Login, standbyOf: string): Promise<string> {
     // A pg_rewind cut short leaves a directory nobody should start or rewind again (its own WAL
     // after the fork is already overwritten): the marker says so until one finishes.
     const marker = join(this.opts.dataDir, REWIND_MARKER);
@@ -372,11 +397,8 @@ export class LocalPostgres {
     await syncFile(marker);
     failpoint('rewind:marked');
     const said = await this.keepingConfiguration(async () => {
-      const { stdout, stderr } = await this.run(
-        'pg_rewind',
-        ['--target-pgdata', this.opts.dataDir, '--source-server', source, '--progress'],
-        { timeoutMs: 3_600_000 },
-      );
+      const { args, env } = rewindCommand(this.opts.dataDir, source);
+      const { stdout, stderr } = await this.run('pg_rewind', args, { timeoutMs: 3_600_000, env });
       return `${stdout}${stderr}`.trim().split('\n').slice(-3).join('; ');
     });
     // A standby's configuration before the marker goes: whatever starts this directory next (the
@@ -398,14 +420,13 @@ export class LocalPostgres {
    * The copy is synced and marked complete before the two renames that swap it in; an agent killed
    * between them finds no data directory, and `finishReclone` completes the swap.
    */
-  async reclone(source: string, suffix: string, standbyOf: string): Promise<string> {
+  async reclone(source: Login, suffix: string, standbyOf: string): Promise<string> {
     const { dataDir } = this.opts;
     const fresh = `${dataDir}.reclone`;
     const kept = `${dataDir}.before-${suffix}`;
     await rm(fresh, { recursive: true, force: true });
-    await this.run('pg_basebackup', ['-D', fresh, '-d', source, '--wal-method=stream', '--checkpoint=fast'], {
-      timeoutMs: 24 * 3_600_000,
-    });
+    const { args, env } = basebackupCommand(fresh, source);
+    await this.run('pg_basebackup', args, { timeoutMs: 24 * 3_600_000, env });
     for (const file of LOCAL_CONFIGURATION) {
       if (await exists(join(dataDir, file))) await copyFile(join(dataDir, file), join(fresh, file));
     }
@@ -506,11 +527,7 @@ export class LocalPostgres {
    * to be a drill copy (and removable); the copy is made a standby without an upstream, its
    * completion recorded last. A copy a killed agent left half done is started again.
    */
-  async copyForDrill(
-    drillId: string,
-    source: { conninfo: string; password: string },
-    now: () => Date,
-  ): Promise<DrillCopy> {
+  async copyForDrill(drillId: string, source: Login, now: () => Date): Promise<DrillCopy> {
     const directory = this.drillCopyDirectory(drillId);
     this.refuseDataDirectory(directory);
     const marked = await readDrillMarker(directory);
@@ -531,12 +548,8 @@ export class LocalPostgres {
     await rm(pgdata, { recursive: true, force: true });
     await rm(join(directory, DRILL_COPY_DONE), { force: true });
     const started = performance.now();
-    // The password in the environment: a connection string on the command line is for all to read.
-    const copying = this.run(
-      'pg_basebackup',
-      ['-D', pgdata, '-d', source.conninfo, '--wal-method=stream', '--checkpoint=fast'],
-      { timeoutMs: 24 * 3_600_000, env: { PGPASSWORD: source.password } },
-    );
+    const { args, env } = basebackupCommand(pgdata, source);
+    const copying = this.run('pg_basebackup', args, { timeoutMs: 24 * 3_600_000, env });
     failpoint('drill-copy:copying');
     await copying;
     const copySeconds = (performance.now() - started) / 1000;
@@ -810,6 +823,22 @@ export function parseTimelineHistory(content: string): TimelineSwitch[] {
 }
 
 /** fsync of a file, or of a directory (its entries: a rename made durable). */
+/**
+ * Replaces a file's content, readable by its owner only whatever mode it had (a data directory
+ * made with group access has 0640 files): primary_conninfo holds the replication password.
+ * Emptied, then narrowed, then written and synced: at no moment can the group read the password.
+ */
+async function writeOwnerOnly(path: string, content: string): Promise<void> {
+  const handle = await open(path, 'w', 0o600);
+  try {
+    await handle.chmod(0o600);
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
 async function syncFile(path: string): Promise<void> {
   const handle = await open(path, (await stat(path)).isDirectory() ? 'r' : 'r+');
   try {

@@ -23,17 +23,36 @@ export interface UpstreamIdentity {
   history: TimelineSwitch[];
 }
 
-/** A libpq connection string for the primary, as primary_conninfo, pg_rewind and pg_basebackup take it. */
+/**
+ * How a program the agent starts logs in: a libpq connection string without the password, and
+ * the password, which goes into that program's environment (PGPASSWORD) only. Any local user can
+ * read a command line (ps, /proc/<pid>/cmdline); a process's environment only its owner and root.
+ */
+export interface Login {
+  conninfo: string;
+  password: string;
+}
+
+/**
+ * A libpq connection string for the primary, password included: what primary_conninfo needs (a
+ * standby has nowhere else to take it from). A program the agent starts gets `loginTo` instead.
+ */
 export function conninfo(a: UpstreamAddress, extra: Record<string, string> = {}): string {
+  return connectionString({ ...addressFields(a), password: a.password, ...extra });
+}
+
+/** The primary as pg_rewind and pg_basebackup reach it: the password kept off their command lines. */
+export function loginTo(a: UpstreamAddress, extra: Record<string, string> = {}): Login {
+  return { conninfo: connectionString({ ...addressFields(a), ...extra }), password: a.password };
+}
+
+function addressFields(a: UpstreamAddress): Record<string, string> {
+  return { host: a.host, port: String(a.port), user: a.user, sslmode: a.sslMode };
+}
+
+/** libpq's key='value' form, every value quoted (a quote and a backslash escaped). */
+export function connectionString(fields: Record<string, string>): string {
   const quote = (v: string) => `'${v.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
-  const fields: Record<string, string> = {
-    host: a.host,
-    port: String(a.port),
-    user: a.user,
-    password: a.password,
-    sslmode: a.sslMode,
-    ...extra,
-  };
   return Object.entries(fields)
     .map(([k, v]) => `${k}=${quote(v)}`)
     .join(' ');
