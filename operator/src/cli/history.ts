@@ -30,9 +30,20 @@ function discarded(r: OperationReport): string {
     .join(', ');
 }
 
-function reports(list: OperationReport[]): string {
+/** What the continuous canary saw of an operation (spec.canary.mode: Always): 3.6s, 0 of 20 lost. */
+function client(r: OperationReport): string {
+  const c = r.client;
+  if (!c) return '-';
+  if (c.measuredBy !== 'Canary') return 'not measured';
+  const lost = r.lostWrites ?? c.rpoTransactions;
+  return `${seconds(c.rtoSeconds)}, ${lost ?? '?'} of ${c.acknowledged ?? '?'} lost`;
+}
+
+export function operationsTable(list: OperationReport[]): string {
   // Only where a reprotect discarded something: the column is noise otherwise.
   const discards = list.some((r) => discarded(r) !== '-');
+  // Only with the continuous canary (spec.canary.mode: Always): the client's side of each move.
+  const measured = list.some((r) => r.client);
   const header = [
     'COMPLETED',
     'KIND',
@@ -43,6 +54,7 @@ function reports(list: OperationReport[]): string {
     'RESULT',
     'RTO',
     'RPO',
+    ...(measured ? ['CLIENT'] : []),
     ...(discards ? ['DISCARDED'] : []),
     'REASON',
   ];
@@ -58,6 +70,7 @@ function reports(list: OperationReport[]): string {
       r.result,
       seconds(r.rtoSeconds),
       rpo(r),
+      ...(measured ? [client(r)] : []),
       ...(discards ? [discarded(r)] : []),
       r.reason ?? '',
     ]),
@@ -110,7 +123,7 @@ export async function historyCommand(
       out.push(`  last error: ${op.lastError}${op.attempts ? ` (attempt ${op.attempts})` : ''}`);
   }
   out.push('', 'Failovers, switchovers and reprotects, newest first:');
-  out.push(status.history?.length ? reports(status.history) : '  none yet');
+  out.push(status.history?.length ? operationsTable(status.history) : '  none yet');
   out.push('', 'Drills, newest first:', ...describeDrills(p, opts.now));
   return out.join('\n');
 }
