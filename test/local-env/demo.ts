@@ -9,11 +9,15 @@
  * comes back as a standby of region B (its agent says what a rejoin discards; the operator
  * reprotects it), and a switchover under writes through DNS returns the primary to region A
  * without losing any. Last, a drill: `kubectl failover drill run` sends the primary out to region
- * B and back while the operator's canary measures each leg from the client's side. It ends with
- * one writable primary, both regions replicating, and cleans up.
+ * B and back while the operator's canary measures each leg from the client's side. Then an
+ * isolated drill: the agent beside region B copies and promotes its standby on a spare port, the
+ * canary writes to the copy through a drill record, and production never moves. It ends with one
+ * writable primary, both regions replicating, and cleans up.
  */
 import { execFile } from 'node:child_process';
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
+import { connect } from 'node:net';
+import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type {
   DrillMeasure,
@@ -21,6 +25,7 @@ import type {
   FailoverPolicyStatus,
 } from '../../operator/src/api/v1alpha1/index.ts';
 import { PRIMARY_ADDRESS, RECORD, STANDBY_ADDRESS } from '../harness/failover-stack.ts';
+import { freePort } from '../harness/ports.ts';
 import { installSignalCleanup } from '../harness/processes.ts';
 import { waitFor } from '../harness/wait.ts';
 import { ComebackRecorder, WriterSampler } from './comeback.ts';
@@ -172,11 +177,14 @@ try {
 
   section('7. A drill out and back');
   if (!(await drillOutAndBack())) exitCode = 1;
+
+  section('8. An isolated drill: a copy of region B, production untouched');
+  if (!(await isolatedDrill())) exitCode = 1;
 } catch (err) {
   say(`demo failed: ${(err as Error).message}`);
   exitCode = 1;
 } finally {
-  section('8. Cleaning up');
+  section('9. Cleaning up');
   await env.stop();
   say('everything the demo started is stopped');
 }
@@ -558,6 +566,232 @@ async function drillOutAndBack(): Promise<boolean> {
   );
 }
 
+/**
+ * An isolated drill, as a person would ask for one: `kubectl failover drill run --mode Isolated`.
+ * The agent beside region B copies its standby with pg_basebackup and promotes the copy on a
+ * spare port; the operator points a drill record at region B and its canary writes rows to the
+ * copy through it; then the record and the copy are removed. An application writes through the
+ * policy's record all along. Resolves to whether the drill succeeded and cleaned up, production
+ * kept its primary, epoch, record and TTL, no acknowledged write was lost, never two writers, and
+ * nothing of the copy is left (record, server, directory).
+ */
+async function isolatedDrill(): Promise<boolean> {
+  const isolated = { port: await freePort(), minCanaryWrites: 20 };
+  const { port } = isolated;
+  say(
+    `spec.drills.isolated: the copy listens on spare port ${port} beside region B, and must acknowledge ${isolated.minCanaryWrites} canary rows`,
+  );
+  await kubectl(
+    'patch',
+    'failoverpolicy',
+    'orders',
+    '-n',
+    NAMESPACE,
+    '--type',
+    'merge',
+    '-p',
+    JSON.stringify({ spec: { drills: { isolated } } }),
+  );
+  const { status: before } = await stack.policy();
+  const recordBefore = await stack.dnsAnswer();
+  const ttlBefore = await stack.dnsTtl();
+  say(
+    `production before: primary ${before.activePrimary} at epoch ${before.epoch ?? 0}; ${RECORD} → ${recordBefore.join(', ')} (region A), TTL ${ttlBefore} s`,
+  );
+
+  // A fresh table: act 7's rows would collide with this load's sequence numbers.
+  await stack.pair.sql('primary', 'DROP TABLE IF EXISTS dns_load');
+  const sampler = new WriterSampler(stack);
+  const load = await stack.startDnsWriteLoad(50);
+  say(`an application writes 50 rows/s through ${RECORD} throughout the drill`);
+  await waitFor(() => load.acknowledged.length >= 100 || undefined, {
+    description: '100 acknowledged writes',
+  });
+  const seen = new Set((await stack.events()).map((e) => `${e.reason}|${e.note}`));
+  const reason = 'demo: prove region B can be promoted without moving production';
+  say(
+    `${load.acknowledged.length} rows acknowledged by region A so far; kubectl failover drill run orders --mode Isolated --reason '${reason}':`,
+  );
+  const requestedAt = Date.now();
+  const answer = await kubectlMayRefuse(
+    'failover',
+    'drill',
+    'run',
+    'orders',
+    '-n',
+    NAMESPACE,
+    '--mode',
+    'Isolated',
+    '--reason',
+    reason,
+  );
+  if (answer !== 0) {
+    await load.stop();
+    await sampler.stop();
+    say('the operator refused the isolated drill (above); nothing moved');
+    return false;
+  }
+
+  // The legs as status.drill shows them; while the canary writes, what a client of each record sees.
+  let lastLeg = '';
+  let whileWriting:
+    | { drillRecord: string[]; record: string[]; ttl?: number; copyServes: boolean }
+    | undefined;
+  const narrate = async (): Promise<FailoverPolicyStatus> => {
+    const { status } = await stack.policy();
+    const drill = status.drill;
+    if (drill && drill.leg !== lastLeg) {
+      lastLeg = drill.leg;
+      say(`isolated drill ${drill.id}: ${legStory(drill)}`);
+    }
+    if (drill?.leg === 'Writing' && drill.isolated && !whileWriting) {
+      const name = drill.isolated.recordName;
+      whileWriting = {
+        drillRecord: await answerOrNone('A', name),
+        record: await stack.dnsAnswer(),
+        ttl: await stack.dnsTtl(),
+        copyServes: await acceptsConnections(port),
+      };
+      say(
+        `  meanwhile: ${name} → ${whileWriting.drillRecord.join(', ') || 'nothing'}; ${RECORD} → ${whileWriting.record.join(', ')}, TTL ${whileWriting.ttl} s; the copy ${whileWriting.copyServes ? 'accepts' : 'refuses'} connections at ${STANDBY_ADDRESS}:${port}`,
+      );
+    }
+    for (const e of await stack.events()) {
+      const key = `${e.reason}|${e.note}`;
+      if (seen.has(key) || !/^Drill|Switchover|Promoted|Repointed/.test(e.reason)) continue;
+      seen.add(key);
+      say(`event ${e.type} ${e.reason}: ${e.note}`);
+    }
+    return status;
+  };
+  const report = await waitFor(
+    async () => {
+      const status = await narrate();
+      const filed = status.drills?.[0];
+      return !status.drill && filed?.mode === 'Isolated' && Date.parse(filed.startedAt) >= requestedAt - 1000
+        ? filed
+        : undefined;
+    },
+    { description: 'the isolated drill', timeoutMs: 300_000, intervalMs: 100 },
+  );
+  say(`isolated drill ${report.id} filed: ${report.result}`);
+  await narrate();
+  const afterDrill = load.acknowledged.length;
+  await waitFor(() => load.acknowledged.length >= afterDrill + 50 || undefined, {
+    description: 'writes through DNS to region A after the isolated drill',
+  });
+  const written = await load.stop();
+  await sampler.stop();
+  const lost = await load.missingOn('primary');
+
+  // What production looks like now, and what is left of the copy.
+  const { status: after } = await stack.policy();
+  const recordAfter = await stack.dnsAnswer();
+  const ttlAfter = await stack.dnsTtl();
+  const figures = report.isolated;
+  const drillRecord = figures?.recordName ?? `drill.${RECORD}`;
+  const drillRecordAfter = await answerOrNone('A', drillRecord);
+  const ownershipAfter = await answerOrNone('TXT', `_failover.${drillRecord}`);
+  const copyListens = await acceptsConnections(port);
+  const dataDir = stack.pair.standby.dataDir;
+  const copyDirs = readdirSync(dirname(dataDir)).filter((n) => n.startsWith(`${basename(dataDir)}.drill-`));
+  // The canary wrote only to the copy: production has none of this drill's rows.
+  const onProduction = await canaryRowsOnPrimary(report.id);
+  const writable = await stack.writablePrimaries();
+  const regionB = (await stack.clusterStatus('region-b')).role;
+  const mib = figures?.copyBytes === undefined ? '?' : (figures.copyBytes / 1048576).toFixed(1);
+
+  section('What the isolated drill proved');
+  say(
+    `copy: pg_basebackup of region B's standby in ${figures?.copySeconds ?? '?'} s (copyBytes ${figures?.copyBytes ?? '?'}, ${mib} MiB); promoted in ${figures?.promotionSeconds ?? '?'} s (promotionSeconds)`,
+  );
+  say(
+    `freshness: the copy's newest heartbeat was ${figures?.freshnessSeconds ?? '?'} s old (freshnessSeconds: how far behind a real promotion of region B would have started)`,
+  );
+  say(
+    `${drillRecord} → ${STANDBY_ADDRESS} answered at BIND ${figures?.dnsVerifySeconds ?? '?'} s after it was written (dnsVerifySeconds); the copy acknowledged ${figures?.canaryWrites ?? '?'} canary rows through it (canaryWrites, ${isolated.minCanaryWrites} wanted)`,
+  );
+  say(
+    `${report.result} in ${figures?.durationSeconds ?? '?'} s (durationSeconds) from the start to the copy and record removed; cleanedUp ${figures?.cleanedUp ?? '?'}`,
+  );
+  say(
+    `production did not move: primary ${after.activePrimary} at epoch ${after.epoch ?? 0} (was ${before.activePrimary} at ${before.epoch ?? 0}); ${after.history?.length ?? 0} operations in status.history (was ${before.history?.length ?? 0}); region-b still a ${regionB}`,
+  );
+  say(`${RECORD} → ${recordAfter.join(', ')} (region A), TTL ${ttlAfter} s (was ${ttlBefore} s)`);
+  say(
+    `application writes lost: ${lost} of ${written.acknowledged.length} acknowledged through ${RECORD}; ${written.failed} attempts failed`,
+  );
+  say(`canary rows of drill ${report.id} in region A's database: ${onProduction} (they went to the copy)`);
+  say(
+    `databases accepting writes: ${writable.join(', ')} — exactly one; at no moment of ${sampler.samples.length} sampled every 200 ms did two (${sampler.twoWriters})`,
+  );
+  say(
+    `left behind: ${drillRecord} → ${drillRecordAfter.join(', ') || 'no record'}; _failover.${drillRecord} → ${ownershipAfter.join(', ') || 'no record'}; ${STANDBY_ADDRESS}:${port} → ${copyListens ? 'still listening' : 'nothing listening'}; ${copyDirs.length ? copyDirs.join(', ') : `no ${basename(dataDir)}.drill-* directory`} beside ${dataDir}`,
+  );
+  await kubectl('failover', 'drill', 'history', 'orders', '-n', NAMESPACE);
+  const samePlace = (a: string[], b: string[]) => a.join() === b.join();
+  return (
+    report.result === 'Succeeded' &&
+    report.mode === 'Isolated' &&
+    figures?.cleanedUp === true &&
+    (figures.canaryWrites ?? 0) >= isolated.minCanaryWrites &&
+    whileWriting?.drillRecord.join() === STANDBY_ADDRESS &&
+    samePlace(whileWriting.record, recordBefore) &&
+    whileWriting.ttl === ttlBefore &&
+    after.activePrimary === before.activePrimary &&
+    (after.epoch ?? 0) === (before.epoch ?? 0) &&
+    (after.history?.length ?? 0) === (before.history?.length ?? 0) &&
+    samePlace(recordAfter, [PRIMARY_ADDRESS]) &&
+    samePlace(recordBefore, [PRIMARY_ADDRESS]) &&
+    ttlAfter === ttlBefore &&
+    lost === 0 &&
+    onProduction === 0 &&
+    sampler.twoWriters === 0 &&
+    samePlace(writable, ['primary']) &&
+    drillRecordAfter.length === 0 &&
+    ownershipAfter.length === 0 &&
+    !copyListens &&
+    copyDirs.length === 0
+  );
+}
+
+/** How many of `drill`'s canary rows region A's database holds (none if it has no canary table). */
+async function canaryRowsOnPrimary(drill: string): Promise<number> {
+  const [table] = await stack.pair.sql<{ t: string | null }>(
+    'primary',
+    "SELECT to_regclass('regionfailover.canary')::text AS t",
+  );
+  if (!table?.t) return 0;
+  const [rows] = await stack.pair.sql<{ n: string }>(
+    'primary',
+    'SELECT count(*)::text AS n FROM regionfailover.canary WHERE drill = $1',
+    [drill],
+  );
+  return Number(rows?.n);
+}
+
+/** Whether something accepts TCP connections on region B's address at `port`. */
+function acceptsConnections(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: STANDBY_ADDRESS, port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** What BIND answers for a name that may not exist: nothing, whether empty or NXDOMAIN. */
+async function answerOrNone(type: 'A' | 'TXT', name: string): Promise<string[]> {
+  try {
+    return await stack.dnsAnswer(type, name);
+  } catch (err) {
+    if (/NXDOMAIN|no such name|not found/i.test((err as Error).message)) return [];
+    throw err;
+  }
+}
+
 /** What a drill's leg means, as it starts. */
 function legStory(drill: DrillState): string {
   switch (drill.leg) {
@@ -569,8 +803,16 @@ function legStory(drill: DrillState): string {
       return `Holding: ${drill.to} is the primary until ${drill.returnAfter ?? '?'}`;
     case 'Back':
       return `Back: switchover ${drill.backOperationId ?? ''} home to ${drill.from}`;
-    default:
-      return `${drill.leg}: an isolated drill on a copy of ${drill.to}`;
+    case 'Copying':
+      return `Copying: the agent beside ${drill.to} pg_basebackups its standby and promotes the copy on spare port ${drill.isolated?.port ?? '?'}; ${drill.to} itself keeps replicating`;
+    case 'Pointing':
+      return `Pointing: ${drill.isolated?.recordName ?? 'the drill record'} → ${drill.isolated?.value ?? `${drill.to}'s address`} (${drill.to}'s address), verified at BIND; ${RECORD} is not touched`;
+    case 'Writing':
+      return `Writing: the operator's canary writes numbered rows to the copy through ${drill.isolated?.recordName ?? 'the drill record'}`;
+    case 'Removing':
+      return `Removing: ${drill.isolated?.recordName ?? 'the drill record'} and its ownership TXT are deleted${drill.isolated?.verdict ? ` (to be filed ${drill.isolated.verdict.result}: ${drill.isolated.verdict.reason})` : ''}`;
+    case 'Cleaning':
+      return `Cleaning: the agent beside ${drill.to} stops the copy and deletes its directory`;
   }
 }
 
