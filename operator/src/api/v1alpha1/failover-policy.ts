@@ -530,6 +530,23 @@ export const policyPhase = z.enum([
 
 export const operationKind = z.enum(['Failover', 'Switchover', 'Fence', 'Reprotect']);
 export const operationTrigger = z.enum(['Automatic', 'Manual', 'Drill']);
+const stepDuration = (step: string) =>
+  z.number().min(0).optional().describe(`Seconds spent in ${step}, retries and backoff included.`);
+
+/** How long each step of an operation took: promotion, catch-up and fencing time for reports. */
+export const stepSeconds = z
+  .object({
+    fencing: stepDuration('Fencing (the old primary made read-only, or marked)'),
+    catchingUp: stepDuration('CatchingUp (the target replaying up to the fenced primary)'),
+    demoting: stepDuration("Demoting (the old primary's clean stop, by its agent)"),
+    promoting: stepDuration('Promoting (until the target accepted writes)'),
+    repointingDns: stepDuration('RepointingDns (until the provider accepted the change)'),
+    verifyingDns: stepDuration('VerifyingDns (until every authoritative server answered)'),
+    rejoining: stepDuration('Rejoining (the agent or the provider making a standby)'),
+    rollingBack: stepDuration('RollingBack (the fence undone)'),
+  })
+  .describe('How long each step took, for the steps the operation went through.');
+
 export const operationStep = z.enum([
   'Detected',
   'Fencing',
@@ -663,6 +680,7 @@ export const operation = z
     estimatedLossBytes: z.number().int().min(0).optional().describe('Standby lag in bytes when promoted.'),
     estimatedLossSeconds: z.number().min(0).optional().describe('Standby lag in seconds when promoted.'),
     dnsChangedAt: timestamp('When the DNS change was accepted by the provider.').optional(),
+    stepSeconds: stepSeconds.optional(),
   })
   .describe('A failover or switchover in progress.');
 
@@ -759,6 +777,7 @@ export const operationReport = z
       .min(0)
       .optional()
       .describe('Time until the authoritative servers answered the new value.'),
+    stepSeconds: stepSeconds.optional(),
     reason: z.string().max(1024).optional().describe('Why it started.'),
     message: z.string().max(1024).optional().describe('How it ended, when that needs saying.'),
     client: drillMeasure
@@ -1035,4 +1054,5 @@ export type DrillRequest = z.infer<typeof drillRequest>;
 export type IsolatedDrillState = z.infer<typeof isolatedDrillState>;
 export type IsolatedDrillReport = z.infer<typeof isolatedDrillReport>;
 export type DrillMode = z.infer<typeof drillMode>;
+export type StepSeconds = z.infer<typeof stepSeconds>;
 export type CanarySettings = z.infer<typeof canarySettings>;

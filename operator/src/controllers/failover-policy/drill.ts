@@ -30,6 +30,7 @@ import type {
   FailoverPolicyStatus,
   Operation,
   OperationReport,
+  StepSeconds,
 } from '../../api/v1alpha1/index.ts';
 import { measureSwitch } from '../../providers/canary/measure.ts';
 import type { ConditionInput } from '../../runtime/conditions.ts';
@@ -155,6 +156,8 @@ export function drillReport(
     ...(succeeded && outbound?.rpoBytes !== undefined ? { rpoBytes: outbound.rpoBytes } : {}),
     ...(lost !== undefined ? { lostWrites: lost } : {}),
     ...(outbound?.dnsVerifySeconds !== undefined ? { dnsVerifySeconds: outbound.dnsVerifySeconds } : {}),
+    // The way out's steps: fencing, catch-up, demotion, promotion and DNS times.
+    ...(outbound?.stepSeconds ? { stepSeconds: outbound.stepSeconds } : {}),
     ...(drill.requestId ? { requestId: drill.requestId } : {}),
     ...(drill.mode ? { mode: drill.mode } : {}),
     ...(drill.out ? { out: drill.out } : {}),
@@ -562,7 +565,7 @@ function comeHome(
     return hold(settled, 1000, `drill ${drill.id}: waiting for ${drill.to} to replicate again`);
   const out = settled.out;
   const lost = lostOf(settled) ?? 0;
-  const figures = `out to ${drill.to}: RTO ${fmt(out?.rtoSeconds ?? outbound?.rtoSeconds)} s${out?.measuredBy === 'Canary' ? `, RPO ${out.rpoTransactions} of ${out.acknowledged ?? '?'} canary rows` : ' (operator-measured)'}; back: RTO ${fmt(measured.rtoSeconds)} s${measured.measuredBy === 'Canary' ? `, RPO ${measured.rpoTransactions}` : ''}; DNS verified in ${fmt(outbound?.dnsVerifySeconds)} s`;
+  const figures = `out to ${drill.to}: RTO ${fmt(out?.rtoSeconds ?? outbound?.rtoSeconds)} s${out?.measuredBy === 'Canary' ? `, RPO ${out.rpoTransactions} of ${out.acknowledged ?? '?'} canary rows` : ' (operator-measured)'}; back: RTO ${fmt(measured.rtoSeconds)} s${measured.measuredBy === 'Canary' ? `, RPO ${measured.rpoTransactions}` : ''}; DNS verified in ${fmt(outbound?.dnsVerifySeconds)} s${stepsStory(outbound?.stepSeconds)}`;
   if (lost > 0)
     return endDrill(
       input,
@@ -588,6 +591,18 @@ function comeHome(
 }
 
 const fmt = (n: number | undefined) => (n === undefined ? '?' : String(Math.round(n * 1000) / 1000));
+
+/** The way out's step times, for the report's words: "; out: fenced 0.2 s, caught up 0.4 s, …". */
+function stepsStory(steps: StepSeconds | undefined): string {
+  if (!steps) return '';
+  const said = [
+    steps.fencing !== undefined ? `fenced ${fmt(steps.fencing)} s` : '',
+    steps.catchingUp !== undefined ? `caught up ${fmt(steps.catchingUp)} s` : '',
+    steps.demoting !== undefined ? `demoted ${fmt(steps.demoting)} s` : '',
+    steps.promoting !== undefined ? `promoted ${fmt(steps.promoting)} s` : '',
+  ].filter(Boolean);
+  return said.length ? `; out: ${said.join(', ')}` : '';
+}
 
 /** Holding: serving from the standby until the hold is over (or the drill stopped), then back. */
 function holdOrReturn(

@@ -5,7 +5,9 @@ import {
   failedAttempt,
   fencingModeFor,
   finish,
+  newOperation,
   nextStep,
+  reportOf,
   STEP_RETRY,
   withStep,
 } from './operation.ts';
@@ -124,5 +126,28 @@ describe('the steps of each kind of operation', () => {
     const ended = withStep(back, 'Aborted', NOW, 'lost the primary');
     const filed = finish({ activePrimary: 'a', epoch: 1, currentOperation: ended }, ended, NOW).history?.[0];
     expect(filed).toMatchObject({ reason: 'kernel upgrade', message: 'lost the primary', result: 'Aborted' });
+  });
+});
+
+describe('step timings', () => {
+  it('counts the time spent in each step (a step entered again adds up) and files it in the report', () => {
+    const t = (s: number) => new Date(Date.parse('2026-03-02T10:00:00Z') + s * 1000);
+    let o = newOperation({
+      kind: 'Switchover',
+      trigger: 'Manual',
+      from: 'a',
+      to: 'b',
+      epoch: 5,
+      reason: 'r',
+      now: t(0),
+    });
+    o = withStep(o, 'Fencing', t(1));
+    o = withStep(o, 'CatchingUp', t(1.5));
+    o = withStep(o, 'Fencing', t(2.25));
+    o = advance(o, t(2.5));
+    o = withStep(o, 'Promoting', t(3));
+    o = withStep(o, 'Completed', t(4.2));
+    expect(o.stepSeconds).toEqual({ fencing: 0.75, catchingUp: 1.25, promoting: 1.2 });
+    expect(reportOf(o, t(4.2)).stepSeconds).toEqual({ fencing: 0.75, catchingUp: 1.25, promoting: 1.2 });
   });
 });

@@ -24,7 +24,12 @@
  *   primary is seen taking writes (it is fenced, and the steps run again; each is idempotent)
  *   Anything that stops before touching a database: Detected → Aborted
  */
-import type { FailoverPolicyStatus, Operation, OperationReport } from '../../api/v1alpha1/index.ts';
+import type {
+  FailoverPolicyStatus,
+  Operation,
+  OperationReport,
+  StepSeconds,
+} from '../../api/v1alpha1/index.ts';
 import type { FencingMode } from '../../providers/database/port.ts';
 import { type BackoffPolicy, backoffDelay } from '../../runtime/backoff.ts';
 import { timestamp } from '../../runtime/time.ts';
@@ -92,6 +97,27 @@ const withoutAttempts = (op: Operation) => {
   return rest;
 };
 
+/** The step timings' field for each step that takes time. */
+const TIMED: Partial<Record<Step, keyof StepSeconds>> = {
+  Fencing: 'fencing',
+  CatchingUp: 'catchingUp',
+  Demoting: 'demoting',
+  Promoting: 'promoting',
+  RepointingDns: 'repointingDns',
+  VerifyingDns: 'verifyingDns',
+  Rejoining: 'rejoining',
+  RollingBack: 'rollingBack',
+};
+
+/** The timings with the step being left counted in (a step entered again adds up). */
+function timed(op: Operation, now: Date): Pick<Operation, 'stepSeconds'> {
+  const key = TIMED[op.step];
+  const spent = secondsBetween(op.stepStartedAt, now);
+  if (!key || spent === undefined) return op.stepSeconds ? { stepSeconds: op.stepSeconds } : {};
+  const total = Math.round(((op.stepSeconds?.[key] ?? 0) + spent) * 100) / 100;
+  return { stepSeconds: { ...op.stepSeconds, [key]: total } };
+}
+
 /** The operation advanced to its next step, with whatever the finished step learned. */
 export function advance(
   op: Operation,
@@ -99,7 +125,13 @@ export function advance(
   learned: Partial<Operation> = {},
   facts: StepFacts = {},
 ): Operation {
-  return { ...withoutAttempts(op), ...learned, step: nextStep(op, facts), stepStartedAt: timestamp(now) };
+  return {
+    ...withoutAttempts(op),
+    ...learned,
+    ...timed(op, now),
+    step: nextStep(op, facts),
+    stepStartedAt: timestamp(now),
+  };
 }
 
 /**
@@ -109,6 +141,7 @@ export function advance(
 export function withStep(op: Operation, step: Step, now: Date, message?: string): Operation {
   return {
     ...withoutAttempts(op),
+    ...timed(op, now),
     step,
     stepStartedAt: timestamp(now),
     ...(message ? { message: message.slice(0, 1024) } : {}),
@@ -206,6 +239,7 @@ export function reportOf(op: Operation, now: Date): OperationReport {
       : {}),
     ...(succeeded && moved && op.estimatedLossBytes !== undefined ? { rpoBytes: op.estimatedLossBytes } : {}),
     ...(verified !== undefined ? { dnsVerifySeconds: verified } : {}),
+    ...(op.stepSeconds ? { stepSeconds: op.stepSeconds } : {}),
     ...(succeeded && op.kind === 'Reprotect' && op.discarded
       ? {
           discardedBytes: op.discarded.bytes,
