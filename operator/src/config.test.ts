@@ -22,6 +22,13 @@ describe('loadConfig', () => {
     );
   });
 
+  it('takes the replication password from the environment only, never as a flag (ps shows flags)', () => {
+    expect(() => loadConfig(['--replication-password=secret'], {})).toThrow(
+      /not accepted as a flag .*FAILOVER_REPLICATION_PASSWORD/,
+    );
+    expect(loadConfig([], { FAILOVER_REPLICATION_PASSWORD: 'secret' }).replicationPassword).toBe('secret');
+  });
+
   it('refuses an unknown flag and lists the known ones', () => {
     expect(() => loadConfig(['--leader-elektion'], {})).toThrow(
       /unknown argument --leader-elektion; flags are: .*--leader-elect/,

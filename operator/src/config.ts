@@ -115,6 +115,9 @@ const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 const envName = (s: string) => `FAILOVER_${kebab(s).replace(/-/g, '_').toUpperCase()}`;
 
 /** Reads flags first, then FAILOVER_* variables, then defaults. Throws with every problem named. */
+/** Settings taken from the environment only, never from a flag. */
+const ENV_ONLY = new Set(['replication-password']);
+
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   const keys = Object.keys(configSchema.shape ?? {}) as (keyof Config)[];
   const byFlag = new Map(keys.map((k) => [kebab(k), k]));
@@ -129,7 +132,15 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     const key = m ? byFlag.get(m[1] ?? '') : undefined;
     if (!m || !key)
       throw new Error(
-        `unknown argument ${arg}; flags are: ${[...byFlag.keys()].map((f) => `--${f}`).join(' ')}`,
+        `unknown argument ${arg}; flags are: ${[...byFlag.keys()]
+          .filter((f) => !ENV_ONLY.has(f))
+          .map((f) => `--${f}`)
+          .join(' ')}`,
+      );
+    // A password on the command line is readable by every local user in `ps`.
+    if (ENV_ONLY.has(m[1] ?? ''))
+      throw new Error(
+        `--${m[1]} is not accepted as a flag (every local user can read it with ps): use ${envName(key)} or --${m[1]}-file`,
       );
     const value = m[2] ?? (argv[i + 1]?.startsWith('--') || argv[i + 1] === undefined ? 'true' : argv[++i]);
     raw[key] = value ?? 'true';
