@@ -1,4 +1,4 @@
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { HarnessError } from './processes.ts';
 
 /** Asks the kernel for a free TCP port on 127.0.0.1. */
@@ -30,5 +30,17 @@ export function assertPortFree(port: number, step: string, host = '127.0.0.1'): 
       );
     });
     server.listen(port, host, () => server.close(() => resolve()));
+  });
+}
+
+/** Whether anything accepts TCP connections at host:port now. */
+export function acceptsConnections(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
   });
 }

@@ -8,14 +8,13 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentReport } from '../../operator/src/api/v1alpha1/index.ts';
 import { failoverPolicyType } from '../../operator/src/controllers/resources.ts';
 import { type FailoverStack, STANDBY_ADDRESS } from '../harness/failover-stack.ts';
-import { freePort } from '../harness/ports.ts';
+import { acceptsConnections, freePort } from '../harness/ports.ts';
 import { postgresBinDir } from '../harness/postgres.ts';
 import { waitFor } from '../harness/wait.ts';
 import { stackStarter } from './failover-fixtures.ts';
@@ -121,16 +120,7 @@ function copyReport(
 }
 
 /** Whether anything accepts TCP connections on the standby's address at `port`. */
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: STANDBY_ADDRESS, port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
+const listening = (port: number) => acceptsConnections(STANDBY_ADDRESS, port);
 
 async function onCopy<T>(port: number, use: (c: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({

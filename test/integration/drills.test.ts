@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { FailoverPolicyStatus } from '../../operator/src/api/v1alpha1/index.ts';
 import { failoverPolicyType } from '../../operator/src/controllers/resources.ts';
 import { type FailoverStack, PRIMARY_ADDRESS, RECORD, STANDBY_ADDRESS } from '../harness/failover-stack.ts';
-import { freePort } from '../harness/ports.ts';
+import { acceptsConnections, freePort } from '../harness/ports.ts';
 import { waitFor } from '../harness/wait.ts';
 import { type DnsWriteLoad, WriterSampler } from '../harness/writers.ts';
 import { stackStarter } from './failover-fixtures.ts';
@@ -300,17 +300,7 @@ describe('a drill with agents', () => {
 });
 
 /** Any server running on the standby's address at `port`. */
-async function acceptsConnections(port: number): Promise<boolean> {
-  const { connect } = await import('node:net');
-  return new Promise((resolve) => {
-    const socket = connect({ host: STANDBY_ADDRESS, port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
+const acceptsConnectionsAt = (port: number) => acceptsConnections(STANDBY_ADDRESS, port);
 
 /** What BIND answers for a name that may not exist: nothing, whether empty or NXDOMAIN. */
 async function answerOrNone(s: FailoverStack, type: 'A' | 'TXT', name: string): Promise<string[]> {
@@ -344,7 +334,7 @@ describe('an isolated drill', () => {
     expect(await stack.dnsAnswer('A', drillRecord)).toEqual([STANDBY_ADDRESS]);
     expect(await stack.dnsAnswer('A')).toEqual([PRIMARY_ADDRESS]);
     expect(await stack.dnsTtl()).toBe(5);
-    expect(await acceptsConnections(port)).toBe(true);
+    expect(await acceptsConnectionsAt(port)).toBe(true);
 
     const report = await finishedDrill(stack, 'iso-1', 'the isolated drill report');
     expect(report).toMatchObject({
@@ -390,7 +380,7 @@ describe('an isolated drill', () => {
     // Removed: the drill record and its ownership TXT, the copy's server and directory.
     expect(await answerOrNone(stack, 'A', drillRecord)).toEqual([]);
     expect(await answerOrNone(stack, 'TXT', `_failover.${drillRecord}`)).toEqual([]);
-    expect(await acceptsConnections(port)).toBe(false);
+    expect(await acceptsConnectionsAt(port)).toBe(false);
     const dataDir = stack.pair.standby.dataDir;
     expect(readdirSync(dirname(dataDir)).filter((n) => n.startsWith(`${basename(dataDir)}.drill-`))).toEqual(
       [],
@@ -439,7 +429,7 @@ describe('an isolated drill', () => {
     expect(status.drills?.filter((d) => d.requestId === 'iso-kill')).toHaveLength(1);
     expect(status.history ?? []).toEqual([]);
     expect(await answerOrNone(stack, 'A', drillRecord)).toEqual([]);
-    expect(await acceptsConnections(port)).toBe(false);
+    expect(await acceptsConnectionsAt(port)).toBe(false);
     const dataDir = stack.pair.standby.dataDir;
     expect(readdirSync(dirname(dataDir)).filter((n) => n.startsWith(`${basename(dataDir)}.drill-`))).toEqual(
       [],
