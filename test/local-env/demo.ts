@@ -53,6 +53,22 @@ const kubectl = async (...args: string[]) => {
   const { stdout } = await run('kubectl', args, { env: kubectlEnv });
   process.stdout.write(`${stdout.trimEnd().replace(/^/gm, '    ')}\n`);
 };
+/**
+ * Like kubectl, for a request the plugin makes conditional on the policy's version
+ * (switchover, reprotect): when the operator's own status write lands in between, the plugin
+ * says "run the command again", and the demo does, as a person would, saying so.
+ */
+const kubectlRequest = async (...args: string[]) => {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await kubectl(...args);
+    } catch (err) {
+      const said = `${(err as { stderr?: string }).stderr ?? ''}`;
+      if (attempt >= 5 || !/changed while the request was being made/.test(said)) throw err;
+      say(`kubectl: ${said.trim()} (the operator wrote status meanwhile); running it again`);
+    }
+  }
+};
 /** Like kubectl, for a command that may answer no (exit 1): prints what it said, gives the exit code. */
 const kubectlMayRefuse = async (...args: string[]): Promise<number> => {
   const said = await run('kubectl', args, { env: kubectlEnv }).then(
@@ -234,7 +250,7 @@ async function regionAComesBack(recorder: ComebackRecorder): Promise<boolean> {
     say(
       'the kill left committed transactions on region A that never reached region B; accepting their loss, as a person would:',
     );
-    await kubectl(
+    await kubectlRequest(
       'failover',
       'reprotect',
       'orders',
@@ -298,7 +314,7 @@ async function failback(): Promise<boolean> {
   // Events from before the request are the earlier acts' story.
   const seen = new Set((await stack.events()).map((e) => `${e.reason}|${e.note}`));
   const requestedAt = Date.now();
-  await kubectl(
+  await kubectlRequest(
     'failover',
     'switchover',
     'orders',
@@ -634,6 +650,7 @@ async function isolatedDrill(): Promise<boolean> {
 
   // The legs as status.drill shows them; while the canary writes, what a client of each record sees.
   let lastLeg = '';
+  let told = 0;
   let whileWriting:
     | { drillRecord: string[]; record: string[]; ttl?: number; copyServes: boolean }
     | undefined;
@@ -641,6 +658,15 @@ async function isolatedDrill(): Promise<boolean> {
     const { status } = await stack.policy();
     const drill = status.drill;
     if (drill && drill.leg !== lastLeg) {
+      // A short leg can pass between two looks: told too, stamped when status.drill says it began.
+      const from = ISOLATED_LEGS.indexOf(lastLeg as DrillState['leg']) + 1;
+      for (const leg of ISOLATED_LEGS.slice(from, ISOLATED_LEGS.indexOf(drill.leg))) {
+        const began = isolatedLegBegan({ ...drill, leg });
+        sayAt(
+          began ? Date.parse(began) : Date.now(),
+          `isolated drill ${drill.id}: ${legStory({ ...drill, leg })} (passed between two looks)`,
+        );
+      }
       lastLeg = drill.leg;
       say(`isolated drill ${drill.id}: ${legStory(drill)}`);
     }
@@ -660,6 +686,7 @@ async function isolatedDrill(): Promise<boolean> {
       const key = `${e.reason}|${e.note}`;
       if (seen.has(key) || !/^Drill|Switchover|Promoted|Repointed/.test(e.reason)) continue;
       seen.add(key);
+      told++;
       say(`event ${e.type} ${e.reason}: ${e.note}`);
     }
     return status;
@@ -676,6 +703,15 @@ async function isolatedDrill(): Promise<boolean> {
   );
   say(`isolated drill ${report.id} filed: ${report.result}`);
   await narrate();
+  if (!told) {
+    // Acts 3 to 7 may have spent the policy's Event budget (client-go's manners: a burst, refilled slowly).
+    const dropped = await stack.operator?.metric('failover_events_dropped_total', { reason: 'RateLimited' });
+    say(
+      dropped
+        ? `no Events for this drill: the operator's Event budget for the policy is spent by now (failover_events_dropped_total{reason="RateLimited"} ${dropped}); status.drill and the report say it all`
+        : 'no Drill Events were seen for this drill',
+    );
+  }
   const afterDrill = load.acknowledged.length;
   await waitFor(() => load.acknowledged.length >= afterDrill + 50 || undefined, {
     description: 'writes through DNS to region A after the isolated drill',
@@ -789,6 +825,26 @@ async function answerOrNone(type: 'A' | 'TXT', name: string): Promise<string[]> 
   } catch (err) {
     if (/NXDOMAIN|no such name|not found/i.test((err as Error).message)) return [];
     throw err;
+  }
+}
+
+/** An isolated drill's legs, in the order it goes through them. */
+const ISOLATED_LEGS: DrillState['leg'][] = ['Copying', 'Pointing', 'Writing', 'Removing', 'Cleaning'];
+
+/** When status.drill says an isolated leg began, where it keeps that. */
+function isolatedLegBegan(drill: DrillState): string | undefined {
+  const i = drill.isolated;
+  switch (drill.leg) {
+    case 'Copying':
+      return drill.startedAt;
+    case 'Pointing':
+      return i?.copyReadyAt;
+    case 'Writing':
+      return i?.writingSince;
+    case 'Cleaning':
+      return i?.cleaningSince ?? i?.removedAt;
+    default:
+      return undefined;
   }
 }
 
