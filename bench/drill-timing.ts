@@ -76,6 +76,48 @@ interface DrillFigures {
 /** A leg's RTO and RPO, only when the canary saw both ends of it. */
 const canary = (leg: DrillMeasure | undefined) => (leg?.measuredBy === 'Canary' ? leg : undefined);
 
+/** Requests a drill refused before this many times in a row stops the bench. */
+const MAX_REJECTIONS = 5;
+/** Rejected drill requests, asked again under a new id: run → why. */
+const rejections: string[] = [];
+
+/**
+ * Requests a drill and waits for its report. The conditions a run waits on come from the last
+ * reconcile; the next one judges the request on newer probes, and right after a switchover back
+ * it can still see the primary not taking writes. A rejected request is final, so it is asked
+ * again under a new id (and counted).
+ */
+async function requestedDrill(
+  s: FailoverStack,
+  id: string,
+  what: string,
+  mode: 'RoundTrip' | 'Isolated',
+  timeoutMs: number,
+): Promise<{ status: FailoverPolicyStatus; seconds: number; wallAt: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const requestId = attempt === 1 ? id : `${id}-again-${attempt}`;
+    const t = performance.now();
+    const wallAt = Date.now();
+    await s.requestDrill({ id: requestId, action: 'Run', ...(mode === 'Isolated' ? { mode } : {}) });
+    const status = await s.waitForPolicy(
+      (st: FailoverPolicyStatus) =>
+        (!st.drill && st.drills?.[0]?.requestId === requestId) ||
+        (st.lastDrillRequest?.id === requestId && st.lastDrillRequest.outcome === 'Rejected')
+          ? st
+          : undefined,
+      what,
+      timeoutMs,
+    );
+    const seconds = (performance.now() - t) / 1000;
+    if (status.drills?.[0]?.requestId === requestId) return { status, seconds, wallAt };
+    const why = status.lastDrillRequest?.message ?? 'no reason given';
+    rejections.push(`${what}: ${why}`);
+    say(`  ${what}: request ${requestId} rejected (${why}); asking again`);
+    if (attempt >= MAX_REJECTIONS)
+      throw new Error(`${what}: ${attempt} requests rejected in a row, the last: ${why}`);
+  }
+}
+
 /** One drill on request, from the request to the report in status. */
 async function drill(s: FailoverStack, run: number): Promise<DrillFigures> {
   // A drill starts only from a primary with a replicating standby, as the last one left it.
@@ -83,16 +125,13 @@ async function drill(s: FailoverStack, run: number): Promise<DrillFigures> {
     (st) => st.conditions?.find((c) => c.type === 'Redundant' && c.status === 'True'),
     'both regions replicating',
   );
-  const id = `bench-drill-${run}`;
-  const t = performance.now();
-  const wallAt = Date.now();
-  await s.requestDrill({ id, action: 'Run' });
-  const status = await s.waitForPolicy(
-    (st: FailoverPolicyStatus) => (!st.drill && st.drills?.[0]?.requestId === id ? st : undefined),
+  const { status, seconds, wallAt } = await requestedDrill(
+    s,
+    `bench-drill-${run}`,
     `drill ${run} out and back`,
+    'RoundTrip',
     180_000,
   );
-  const seconds = (performance.now() - t) / 1000;
   // The canary's RTO is a difference of wall-clock times: a clock step during the drill skews it.
   const clockStep = (Date.now() - wallAt) / 1000 - seconds;
   const report = status.drills?.[0] as DrillReport;
@@ -155,15 +194,13 @@ async function isolatedDrill(s: FailoverStack, run: number, before: Production):
     (st) => st.conditions?.find((c) => c.type === 'Redundant' && c.status === 'True'),
     'both regions replicating',
   );
-  const id = `bench-isolated-${run}`;
-  const t = performance.now();
-  await s.requestDrill({ id, action: 'Run', mode: 'Isolated' });
-  const status = await s.waitForPolicy(
-    (st: FailoverPolicyStatus) => (!st.drill && st.drills?.[0]?.requestId === id ? st : undefined),
+  const { status, seconds } = await requestedDrill(
+    s,
+    `bench-isolated-${run}`,
     `isolated drill ${run}`,
+    'Isolated',
     300_000,
   );
-  const seconds = (performance.now() - t) / 1000;
   const report = status.drills?.[0] as DrillReport;
   const isolated = report.isolated;
   const after = await production(s);
@@ -307,6 +344,7 @@ try {
       '',
       ...roundTrips,
       ...isolatedFigures.lines,
+      `    drill requests rejected and asked again: ${rejections.length}${rejections.length ? ` (${rejections.join('; ')})` : ''}`,
       `    application writes lost: ${lost} of ${written.acknowledged.length} acknowledged (${written.failed} attempts failed, not acknowledged); samples with two writable databases: ${sampler.twoWriters} of ${sampler.samples.length}; writable at the end: ${writable.join(', ')}`,
       '',
     ].join('\n'),
