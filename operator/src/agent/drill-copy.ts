@@ -23,6 +23,9 @@ import { REPORT_EVERY_MS } from './liveness.ts';
 import { type DrillCopy, DrillCopyRefused, type LocalPostgres, type LocalState } from './local-postgres.ts';
 import { connectionString } from './upstream.ts';
 
+/** Disk kept free beside the standby on top of the copy's room, so its WAL always has space. */
+const DRILL_SPACE_RESERVE_BYTES = 1024 ** 3;
+
 export type DrillCopyReport = NonNullable<AgentReport['drillCopy']>;
 
 /** The legs of an isolated drill during which its copy must exist. */
@@ -76,7 +79,14 @@ export class DrillCopyKeeper {
   async pass(drill: DrillState | undefined, database: string, local: LocalState): Promise<void> {
     const want = wantedCopy(drill, this.opts.cluster);
     const copies = await this.opts.local.drillCopies();
-    for (const copy of copies) if (copy.drillId !== want?.drillId) await this.remove(copy);
+    // A leftover that cannot be removed (its pid names the standby's own server) must not hold
+    // the wanted copy back silently: the wanted copy's report says why.
+    let leftover: string | undefined;
+    for (const copy of copies)
+      if (copy.drillId !== want?.drillId)
+        await this.remove(copy).catch((err: Error) => {
+          leftover = `the copy of drill ${copy.drillId} in ${copy.directory} could not be removed: ${err.message}`;
+        });
     const reported = this.opts.reported();
     // Gone without this agent removing it (never made, or deleted by hand): nothing is left.
     if (
@@ -91,7 +101,10 @@ export class DrillCopyKeeper {
         message: 'no copy left to remove',
         finishedAt: reported.finishedAt ?? this.now(),
       });
-    if (!want) return;
+    if (!want) {
+      if (leftover) throw new Error(leftover);
+      return;
+    }
     const previous = reported?.drillId === want.drillId ? reported : undefined;
     // Failed stays failed, and a removed copy is not made again, until the drill is over.
     if (previous?.phase === 'Failed' || previous?.phase === 'Removed') return;
@@ -103,6 +116,7 @@ export class DrillCopyKeeper {
       startedAt: this.now(),
     };
     try {
+      if (leftover) throw new Error(leftover);
       await this.advance(
         report,
         want.port,
@@ -197,9 +211,12 @@ export class DrillCopyKeeper {
       );
     const source = await pg.drillSource();
     const free = await pg.drillSpace();
-    if (free < source.databaseBytes)
+    // The copy's own WAL and the standby's WAL growth meanwhile share that disk: the standby (the
+    // failover target) must never run out of room because of a drill.
+    const needed = Math.ceil(source.databaseBytes * 1.2) + DRILL_SPACE_RESERVE_BYTES;
+    if (free < needed)
       throw new DrillCopyRefused(
-        `${free} bytes free beside ${pg.opts.dataDir}, less than the database's ${source.databaseBytes}: free space there, or run drills in RoundTrip mode`,
+        `${free} bytes free beside ${pg.opts.dataDir}, less than the database's ${source.databaseBytes} plus 20% and 1 GiB kept free for the standby: free space there, or run drills in RoundTrip mode`,
       );
     await say({ message: `pg_basebackup from the local standby into ${report.directory}` });
     const standby = {

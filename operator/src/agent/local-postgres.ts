@@ -611,6 +611,10 @@ export class LocalPostgres {
       recovery_min_apply_delay: '0',
       synchronous_standby_names: '',
       default_transaction_read_only: 'off',
+      // Nothing of production's outside work runs on the copy: no subscription's apply worker
+      // taking over its slot on the publisher, no preloaded job runner (pg_cron) running jobs.
+      max_logical_replication_workers: '0',
+      shared_preload_libraries: '',
     };
     const shell = (v: string) => `'${v.replaceAll("'", `'\\''`)}'`;
     const options = [`-p ${port}`, ...Object.entries(settings).map(([k, v]) => `-c ${shell(`${k}=${v}`)}`)];

@@ -469,8 +469,19 @@ const failOverIfDown: Guard = (c) => {
   const { input, base, active, verdict } = c;
   if (!active || !verdict?.down) return undefined;
   const { spec, now } = input;
+  // While no failover starts, an isolated drill steps aside and cleans up (its record, its copy).
+  const waiting = (p: Plan): Plan => {
+    const drill = base.drill?.mode === 'Isolated' ? drillPlanOf(c) : undefined;
+    if (!drill) return p;
+    return {
+      ...drill,
+      ...(p.blocked ? { blocked: p.blocked } : {}),
+      ...(p.holdingDown ? { holdingDown: p.holdingDown } : {}),
+      requeueMs: Math.min(drill.requeueMs, p.requeueMs),
+    };
+  };
   const blocked = (reason: BlockReason, message: string) =>
-    plan(c, `failover blocked: ${reason}`, { blocked: { reason, message } });
+    waiting(plan(c, `failover blocked: ${reason}`, { blocked: { reason, message } }));
   if (spec.promotion.mode === 'Manual')
     return blocked(
       'ManualMode',
@@ -480,10 +491,12 @@ const failOverIfDown: Guard = (c) => {
   const heldFor = now.getTime() - downSince.getTime();
   const holdDown = seconds(spec.promotion.holdDownSeconds);
   if (heldFor < holdDown)
-    return plan(c, 'hold-down', {
-      holdingDown: `waiting out the ${spec.promotion.holdDownSeconds} s hold-down`,
-      requeueMs: Math.min(c.probeMs, holdDown - heldFor),
-    });
+    return waiting(
+      plan(c, 'hold-down', {
+        holdingDown: `waiting out the ${spec.promotion.holdDownSeconds} s hold-down`,
+        requeueMs: Math.min(c.probeMs, holdDown - heldFor),
+      }),
+    );
   const cooling = inCooldown(spec, base, now);
   if (cooling)
     return blocked(
@@ -527,7 +540,8 @@ const unfenceLeftPrimary: Guard = (c) => {
   const { input, base } = c;
   if (!c.active || c.verdict?.down || base.currentOperation) return undefined;
   const f = input.clusters[c.active];
-  if (!f?.reachable || f.role !== 'Fenced' || f.fencedEpoch === undefined) return undefined;
+  // Read-only by a fence, or still writable with only an EpochOnly mark (an Aurora switchover's).
+  if (!f?.reachable || (f.role !== 'Fenced' && !writable(f)) || f.fencedEpoch === undefined) return undefined;
   // A fence at an epoch status committed is a promotion's (a failover away from it): not this.
   if (f.fencedEpoch <= (base.epoch ?? 0)) return undefined;
   const fencedAt = f.fencedEpoch;
@@ -535,7 +549,8 @@ const unfenceLeftPrimary: Guard = (c) => {
   if (
     others.some((n) => {
       const o = input.clusters[n];
-      return !o || o.unprobed || writable(o) || (o.heartbeatEpoch ?? -1) >= fencedAt;
+      // Only what is seen counts: a database out of sight may be promoting (RDS, Aurora).
+      return !o?.reachable || o.unprobed || writable(o) || (o.heartbeatEpoch ?? -1) >= fencedAt;
     })
   )
     return undefined;
@@ -621,10 +636,13 @@ const failBack: Guard = (c) => {
 };
 
 /**
- * 9. Drills, only while nothing else is in flight, and (but for an isolated drill stepping aside
- * and cleaning up) while the primary is up.
+ * 9. Drills, only while nothing else is in flight and the primary is up. (While it is down and no
+ * failover starts, failOverIfDown lets an isolated drill step aside and clean up.)
  */
-const runDrill: Guard = (c) => {
+const runDrill: Guard = (c) => drillPlanOf(c);
+
+/** The drill rules' plan, with the primary down or not. */
+function drillPlanOf(c: Context): Plan | undefined {
   if (!c.active) return undefined;
   const drill = decideDrill({ ...c.input, status: c.base }, c.active, c.probeMs, c.verdict?.down === true);
   if (!drill) return undefined;
@@ -633,7 +651,7 @@ const runDrill: Guard = (c) => {
     return plan(c, drill.why, { action: drill.action, status: drill.status, requeueMs: 0 });
   if (drill.operation) return startOperation({ ...c, base: drill.status }, drill.operation);
   return record(c, drill.why, drill.status, drill.events);
-};
+}
 
 const guards: Guard[] = [
   knowThePrimary,

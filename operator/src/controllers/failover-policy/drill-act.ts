@@ -50,7 +50,9 @@ export async function runDrillRecord(
         epoch: action.epoch,
       }),
     );
+    const written = performance.now();
     const answers = await ports.verifier.query(action.record, await ports.verifyServers());
+    const askedMs = performance.now() - written;
     const want = action.value.replace(/\.$/, '').toLowerCase();
     const answered =
       answers.length > 0 &&
@@ -58,7 +60,7 @@ export async function runDrillRecord(
     const detail = answers
       .map((a) => `${a.server}: ${a.error ?? a.values?.join(',') ?? 'no answer'}`)
       .join('; ');
-    return { kind: 'Present', answered, detail };
+    return { kind: 'Present', answered, detail, answeredAfterMs: Math.round(askedMs) };
   } catch (err) {
     const f = failure(err);
     return { kind: 'Failed', reason: f.reason, message: f.message, retryable: f.retryable };

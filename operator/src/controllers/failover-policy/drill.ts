@@ -848,17 +848,20 @@ export function judgeDrillStop(
           },
         }
       : {};
-  // A real failover during the drill ends it at once, whatever runs next (a reprotect of the
-  // region it lost may take minutes): the drill proved nothing, and says why.
+  // A real failover (or a person's switchover, accepted while the drill holds) during the drill
+  // ends it at once, whatever runs next (a reprotect of the region it lost may take minutes): the
+  // drill proved nothing more, and says why.
   const failover = drill
     ? status.history?.find(
         (h) =>
-          h.kind === 'Failover' &&
+          (h.kind === 'Failover' ||
+            (h.kind === 'Switchover' && h.trigger === 'Manual' && h.from === drill.to)) &&
           h.trigger !== 'Drill' &&
           h.result === 'Succeeded' &&
           h.startedAt >= drill.startedAt,
       )
     : undefined;
+  const tookOver = failover?.kind === 'Switchover' ? "a person's switchover" : 'a real failover';
   // A Run while a drill runs is answered now, not queued behind it.
   const run =
     request?.action === 'Run' && request.id !== status.lastHandledDrillRequestId ? request : undefined;
@@ -884,7 +887,7 @@ export function judgeDrillStop(
       : failover
         ? {
             result: 'Interrupted',
-            reason: `a real failover took over during the drill: ${failover.from} → ${failover.to} (${failover.id})`,
+            reason: `${tookOver} took over during the drill: ${failover.from} → ${failover.to} (${failover.id})`,
           }
         : cancel
           ? {
@@ -925,7 +928,7 @@ export function judgeDrillStop(
       input,
       drill,
       'Interrupted',
-      `a real failover took over during the drill: ${failover.from} → ${failover.to} (${failover.id})${failover.reason ? `: ${failover.reason}` : ''}`,
+      `${tookOver} took over during the drill: ${failover.from} → ${failover.to} (${failover.id})${failover.reason ? `: ${failover.reason}` : ''}`,
     );
     return { why: ended.why, status: ended.status, events: ended.kind === 'Change' ? ended.events : [] };
   }

@@ -285,7 +285,26 @@ describe('isolated drills', () => {
         votes: [vote('operator', false), vote('region-b', false), vote('region-c', false)],
       }),
     );
-    expect(down.status.drill?.isolated?.verdict?.result ?? down.status.currentOperation?.kind).toBeDefined();
+    // Automatic: the failover starts first; the drill ends Interrupted once it completed.
+    expect(down.status.currentOperation?.kind).toBe('Failover');
+    expect(down.status.drill?.leg).toBe('Writing');
+    // Manual (no failover starts): the drill steps aside at once and cleans up meanwhile.
+    const downManual = (drill: DrillState) =>
+      evaluate(
+        input({ activePrimary: 'a', epoch: 4, drill }, b, {
+          spec: { ...spec(), promotion: { ...spec().promotion, mode: 'Manual' } },
+          clusters: { a: { ...primary, reachable: false, role: 'Unknown' }, b },
+          votes: [vote('operator', false), vote('region-b', false), vote('region-c', false)],
+        }),
+      );
+    const aside = downManual(writing);
+    expect(aside.status.drill).toMatchObject({
+      leg: 'Removing',
+      isolated: { verdict: { result: 'Interrupted' } },
+    });
+    expect(aside.plan.blocked?.reason).toBe('ManualMode');
+    const removing = downManual(aside.status.drill as DrillState);
+    expect(removing.plan.action).toMatchObject({ kind: 'DrillRecord', want: 'Absent' });
     // Once stopping, a cancel is answered without changing the verdict.
     const again = evaluate(
       input({ activePrimary: 'a', epoch: 4, drill: cancelled.status.drill as DrillState }, b, {

@@ -28,7 +28,7 @@ import type { DrillCopyState } from '../../providers/database/port.ts';
 import type { DnsRecordRef } from '../../providers/dns/port.ts';
 import { timestamp } from '../../runtime/time.ts';
 import { standbysOf } from './candidates.ts';
-import type { ClusterFacts, DecideInput } from './facts.ts';
+import { type ClusterFacts, type DecideInput, seconds } from './facts.ts';
 
 /** A provider's copy of the standby (an RDS read replica, promoted), one step toward `want`. */
 export interface DrillCopyAction {
@@ -57,7 +57,13 @@ export interface DrillRecordAction {
 
 export type DrillRecordOutcome =
   /** Written (or already there); `answered`: every authoritative server answers the value. */
-  | { kind: 'Present'; answered: boolean; detail: string }
+  | {
+      kind: 'Present';
+      answered: boolean;
+      detail: string;
+      /** From the write accepted to the servers' answers, within this call. */
+      answeredAfterMs?: number;
+    }
   /** Deleted, or there was nothing to delete. */
   | { kind: 'Absent' }
   | { kind: 'Failed'; reason: string; message: string; retryable: boolean };
@@ -68,6 +74,8 @@ export const ISOLATED_WRITE_WAIT_MS = 30_000;
 export const ISOLATED_CLEANUP_WAIT_MS = 2 * 60_000;
 /** How long a provider may take to delete its copy (RDS takes minutes) before the same. */
 export const PROVIDER_CLEANUP_WAIT_MS = 30 * 60_000;
+/** How long past maxDurationSeconds the drill record's deletion is tried before the copy goes anyway. */
+export const REMOVE_GRACE_MS = 5 * 60_000;
 /** How long the drill record may take to be answered before the drill fails. */
 export const ISOLATED_VERIFY_WAIT_MS = 60_000;
 
@@ -272,19 +280,42 @@ export function continueIsolated(input: DecideInput, drill: DrillState, primaryD
         drill: acknowledged !== isolated.canaryWrites ? { ...drill, isolated: withWrites } : drill,
       };
     }
-    case 'Removing':
+    case 'Removing': {
+      // A record the provider keeps refusing to delete does not hold the copy's removal forever.
+      const limit = seconds(spec.drills?.maxDurationSeconds ?? 1800) + REMOVE_GRACE_MS;
+      if (now.getTime() - new Date(drill.startedAt).getTime() > limit)
+        return change(
+          {
+            ...drill,
+            leg: 'Cleaning',
+            isolated: {
+              ...isolated,
+              problem:
+                `not deleted within ${REMOVE_GRACE_MS / 60_000} min past maxDurationSeconds: ${isolated.problem ?? 'no answer'}`.slice(
+                  0,
+                  512,
+                ),
+              cleaningSince: timestamp(now),
+            },
+          },
+          `drill ${drill.id}: giving up deleting ${record.name}; removing the copy`,
+        );
       return act('Absent', `drill ${drill.id}: deleting ${record.name}`);
+    }
     case 'Cleaning': {
       // The agent removes any copy of a drill that is no longer copying; Removed closes it. An
       // agent that made no copy for this drill has nothing to remove. A provider's copy is deleted
       // through its API.
-      const alive = agentAlive(target?.agent, now);
+      // An agent that made no copy for this drill: only a pass of it after the cleanup began says
+      // none is being started (a cancel can land before its first report of the copy).
+      const since = new Date(isolated.cleaningSince ?? now).getTime();
+      const passedSince =
+        agentAlive(target?.agent, now) && new Date(target?.agent?.reportedAt ?? 0).getTime() > since;
       const gone = byProvider
         ? isolated.copyRemovedAt !== undefined
         : copy
           ? copy.phase === 'Removed'
-          : alive;
-      const since = new Date(isolated.cleaningSince ?? now).getTime();
+          : passedSince;
       const waitMs = byProvider ? PROVIDER_CLEANUP_WAIT_MS : ISOLATED_CLEANUP_WAIT_MS;
       if (!gone && now.getTime() - since < waitMs)
         return byProvider
@@ -354,7 +385,10 @@ export function afterDrillRecord(drill: DrillState, outcome: DrillRecordOutcome,
         pointedAt,
         verifiedAt: timestamp(now),
         writingSince: timestamp(now),
-        dnsVerifySeconds: secondsBetween(pointedAt, now) ?? 0,
+        // Answered in the call that wrote it: the time measured inside that call, not 0.
+        dnsVerifySeconds: isolated.pointedAt
+          ? (secondsBetween(pointedAt, now) ?? 0)
+          : Math.round(outcome.answeredAfterMs ?? 0) / 1000,
       },
     };
   }

@@ -72,14 +72,15 @@ export function judgeRequest(
 
 /** A switchover loses nothing: it needs the primary up, to stop its writes and let the standby catch up. */
 function judgeSwitchover(j: Judging): RequestVerdict {
-  // A round-trip drill moves the primary itself and comes back to where it started: a person's
-  // switchover in between would leave it measuring the wrong thing. A failover still pre-empts it.
+  // A round-trip drill moves the primary itself. While it holds on its standby a person may move
+  // the primary on (the drill is then Interrupted, and does not switch back); in its other legs a
+  // switchover would race the drill's own, so it waits. A failover pre-empts it in any leg.
   const drill = j.input.status.drill;
-  if (drill && drill.mode !== 'Isolated')
+  if (drill && drill.mode !== 'Isolated' && drill.leg !== 'Holding')
     return reject(
       j,
       'DrillInProgress',
-      `drill ${drill.id} is in progress (${drill.leg}): cancel it first (kubectl failover drill cancel), or wait for it to end`,
+      `drill ${drill.id} is in its ${drill.leg} leg: ask again while it holds, cancel it (kubectl failover drill cancel), or wait for it to end`,
     );
   if (!writable(j.input.clusters[j.active])) {
     return reject(

@@ -822,8 +822,9 @@ class DrillWorld extends World {
   protected override onStatus(prev: FailoverPolicyStatus, next: FailoverPolicyStatus): void {
     const op = next.history?.[0];
     if (op && op !== prev.history?.[0]) {
-      if (op.kind === 'Failover' && op.trigger !== 'Drill' && op.result === 'Succeeded')
-        this.realFailovers.push(op);
+      // What may interrupt a drill: a real failover, or a person's switchover while it holds.
+      const takesOver = op.kind === 'Failover' || (op.kind === 'Switchover' && op.trigger === 'Manual');
+      if (takesOver && op.trigger !== 'Drill' && op.result === 'Succeeded') this.realFailovers.push(op);
       if (op.trigger === 'Drill' && op.result !== 'Succeeded') this.reached.add('LegRolledBack');
     }
     const d = next.drill;
@@ -1159,7 +1160,7 @@ describe('drill findings of the model', () => {
     expect(w.writers()).toEqual(['a']);
   });
 
-  it("a person's switchover during a drill does not file it Interrupted, as if a real failover took over", () => {
+  it("a person's switchover while a drill holds files it Interrupted by that switchover, not by a failover", () => {
     // judgeRequest accepts a promotion request while a drill holds; the drill is then filed
     // Interrupted ("a real failover took over"), or, while its way out is being measured, with
     // "the switchover to b did not complete" although it did.
@@ -1173,5 +1174,8 @@ describe('drill findings of the model', () => {
     w.request = { id: 'p1', target: 'c', kind: 'Switchover', allowDataLoss: false };
     tickUntil(w, 60, () => w.reported.size > 0);
     expect(w.violations).toEqual([]);
+    const report = [...w.reported.values()][0];
+    expect(report?.result).toBe('Interrupted');
+    expect(report?.reason).toMatch(/a person's switchover took over during the drill/);
   });
 });
