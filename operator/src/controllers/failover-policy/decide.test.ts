@@ -639,3 +639,26 @@ describe('a primary left fenced by an operation that stood down', () => {
       expect(evaluate(input({ clusters })).status.currentOperation?.step).not.toBe('RollingBack');
   });
 });
+
+describe("a provider's own switchover (Aurora global) whose old writer is lost", () => {
+  it('stands down at Promoting while the target is not promoted, so the failover rules act', () => {
+    const aurora = (f: ReturnType<typeof gone>) => ({ ...f, rejoinsAfterSwitchover: true });
+    const op = inProgress('Promoting', {
+      kind: 'Switchover',
+      trigger: 'Manual',
+      from: 'a',
+      to: 'b',
+      epoch: 5,
+    });
+    const e = evaluate(
+      outage({
+        status: { activePrimary: 'a', epoch: 4, currentOperation: op },
+        clusters: { a: aurora(gone()), b: aurora(standby('b')), c: standby('c') },
+      }),
+    );
+    expect(e.status.currentOperation?.step ?? e.status.history?.[0]?.result).toMatch(/Aborted/);
+    // Self-managed: past the fence and the catch-up, the promotion goes on.
+    const selfManaged = evaluate(outage({ status: { activePrimary: 'a', epoch: 4, currentOperation: op } }));
+    expect(selfManaged.plan.action.kind).toBe('RunStep');
+  });
+});

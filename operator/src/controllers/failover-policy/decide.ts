@@ -274,6 +274,21 @@ function standDownReason(c: Context, op: Operation): [Operation['step'], string]
   // failover rules can act instead of retrying a fence or a catch-up against a primary that is gone.
   if (op.kind === 'Switchover' && beforePromotion(op.step) && c.verdict?.down)
     return ['Aborted', `${op.from} was lost (${c.verdict.message}) before ${op.to} was promoted`];
+  // A switchover the provider does itself (Aurora global: both ends rejoin by themselves) is one
+  // long Promoting step that needs the old writer; with it lost and the target not promoted yet,
+  // the provider refuses or never finishes it, so it stands down for the failover rules.
+  const native = clusters[op.from]?.rejoinsAfterSwitchover && clusters[op.to]?.rejoinsAfterSwitchover;
+  if (
+    op.kind === 'Switchover' &&
+    op.step === 'Promoting' &&
+    native &&
+    c.verdict?.down &&
+    !writable(clusters[op.to])
+  )
+    return [
+      'Aborted',
+      `${op.from} was lost (${c.verdict.message}) before the provider's switchover to ${op.to} finished`,
+    ];
   // An automatic failover that has touched nothing stands down if the primary is back — on
   // positive evidence, not for want of it (a restarted operator has no probes yet).
   const back = writable(from) || (c.verdict?.upVotes ?? 0) >= spec.detection.quorum;
