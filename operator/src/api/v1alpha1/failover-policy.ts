@@ -317,7 +317,7 @@ export const drills = z
     mode: drillMode
       .default('RoundTrip')
       .describe(
-        'RoundTrip: a switchover to the standby, a hold, and a switchover back; clients follow it. Isolated: nothing moves; a throwaway copy of the standby is promoted beside it and written to through a drill record (spec.drills.isolated), proving the standby can become a primary without touching production. Isolated needs the database agent beside the standby (self-managed PostgreSQL).',
+        'RoundTrip: a switchover to the standby, a hold, and a switchover back; clients follow it. Isolated: nothing moves; a throwaway copy of the standby is promoted beside it and written to through a drill record (spec.drills.isolated), proving the standby can become a primary without touching production. Isolated needs the database agent beside a self-managed standby, or an RDS standby (the provider makes a promoted read replica); Aurora global and DigitalOcean standbys cannot be copied.',
       ),
     isolated: z
       .object({
