@@ -64,7 +64,7 @@ const kubectlRequest = async (...args: string[]) => {
       return await kubectl(...args);
     } catch (err) {
       const said = `${(err as { stderr?: string }).stderr ?? ''}`;
-      if (attempt >= 5 || !/changed while the request was being made/.test(said)) throw err;
+      if (attempt >= 10 || !/changed while the request was being made/.test(said)) throw err;
       say(`kubectl: ${said.trim()} (the operator wrote status meanwhile); running it again`);
     }
   }
@@ -628,27 +628,18 @@ async function isolatedDrill(): Promise<boolean> {
   say(
     `${load.acknowledged.length} rows acknowledged by region A so far; kubectl failover drill run orders --mode Isolated --reason '${reason}':`,
   );
-  const requestedAt = Date.now();
-  const answer = await kubectlMayRefuse(
-    'failover',
-    'drill',
-    'run',
-    'orders',
-    '-n',
-    NAMESPACE,
-    '--mode',
-    'Isolated',
-    '--reason',
-    reason,
-  );
-  if (answer !== 0) {
-    await load.stop();
-    await sampler.stop();
-    say('the operator refused the isolated drill (above); nothing moved');
-    return false;
-  }
-
-  // The legs as status.drill shows them; while the canary writes, what a client of each record sees.
+  // The legs as status.drill shows them, watched from the request on: an isolated drill can be
+  // over within seconds, before kubectl has printed its answer. What is seen meanwhile is held and
+  // told after that answer, stamped when it was seen. While the canary writes: what a client of
+  // each record sees.
+  let held: [number, string][] | undefined = [];
+  const tell = (line: string, at = Date.now()) => {
+    if (held) held.push([at, line]);
+    else sayAt(at, line);
+  };
+  // In the order an isolated drill goes through them; local, as the acts run at the module's top
+  // level before any constant declared below them exists.
+  const legs: DrillState['leg'][] = ['Copying', 'Pointing', 'Writing', 'Removing', 'Cleaning'];
   let lastLeg = '';
   let told = 0;
   let whileWriting:
@@ -659,16 +650,16 @@ async function isolatedDrill(): Promise<boolean> {
     const drill = status.drill;
     if (drill && drill.leg !== lastLeg) {
       // A short leg can pass between two looks: told too, stamped when status.drill says it began.
-      const from = ISOLATED_LEGS.indexOf(lastLeg as DrillState['leg']) + 1;
-      for (const leg of ISOLATED_LEGS.slice(from, ISOLATED_LEGS.indexOf(drill.leg))) {
+      const from = legs.indexOf(lastLeg as DrillState['leg']) + 1;
+      for (const leg of legs.slice(from, legs.indexOf(drill.leg))) {
         const began = isolatedLegBegan({ ...drill, leg });
-        sayAt(
-          began ? Date.parse(began) : Date.now(),
+        tell(
           `isolated drill ${drill.id}: ${legStory({ ...drill, leg })} (passed between two looks)`,
+          began ? Date.parse(began) : Date.now(),
         );
       }
       lastLeg = drill.leg;
-      say(`isolated drill ${drill.id}: ${legStory(drill)}`);
+      tell(`isolated drill ${drill.id}: ${legStory(drill)}`);
     }
     if (drill?.leg === 'Writing' && drill.isolated && !whileWriting) {
       const name = drill.isolated.recordName;
@@ -678,7 +669,7 @@ async function isolatedDrill(): Promise<boolean> {
         ttl: await stack.dnsTtl(),
         copyServes: await acceptsConnections(port),
       };
-      say(
+      tell(
         `  meanwhile: ${name} → ${whileWriting.drillRecord.join(', ') || 'nothing'}; ${RECORD} → ${whileWriting.record.join(', ')}, TTL ${whileWriting.ttl} s; the copy ${whileWriting.copyServes ? 'accepts' : 'refuses'} connections at ${STANDBY_ADDRESS}:${port}`,
       );
     }
@@ -687,12 +678,15 @@ async function isolatedDrill(): Promise<boolean> {
       if (seen.has(key) || !/^Drill|Switchover|Promoted|Repointed/.test(e.reason)) continue;
       seen.add(key);
       told++;
-      say(`event ${e.type} ${e.reason}: ${e.note}`);
+      tell(`event ${e.type} ${e.reason}: ${e.note}`);
     }
     return status;
   };
-  const report = await waitFor(
+  let refused = false;
+  const requestedAt = Date.now();
+  const watching = waitFor(
     async () => {
+      if (refused) return undefined;
       const status = await narrate();
       const filed = status.drills?.[0];
       return !status.drill && filed?.mode === 'Isolated' && Date.parse(filed.startedAt) >= requestedAt - 1000
@@ -701,7 +695,37 @@ async function isolatedDrill(): Promise<boolean> {
     },
     { description: 'the isolated drill', timeoutMs: 300_000, intervalMs: 100 },
   );
+  // Awaited below once the drill is accepted; not left unhandled if it is not.
+  watching.catch(() => undefined);
+  let answer = 1;
+  try {
+    answer = await kubectlMayRefuse(
+      'failover',
+      'drill',
+      'run',
+      'orders',
+      '-n',
+      NAMESPACE,
+      '--mode',
+      'Isolated',
+      '--reason',
+      reason,
+    );
+  } finally {
+    for (const [at, line] of held.sort((a, b) => a[0] - b[0])) sayAt(at, line);
+    held = undefined;
+    if (answer !== 0) refused = true;
+  }
+  if (answer !== 0) {
+    await load.stop();
+    await sampler.stop();
+    say('the operator refused the isolated drill (above); nothing moved');
+    return false;
+  }
+  const report = await watching;
   say(`isolated drill ${report.id} filed: ${report.result}`);
+  if (!whileWriting)
+    say('  (the Writing leg passed between two looks: the records were not seen while the copy took writes)');
   await narrate();
   if (!told) {
     // Acts 3 to 7 may have spent the policy's Event budget (client-go's manners: a burst, refilled slowly).
@@ -771,9 +795,11 @@ async function isolatedDrill(): Promise<boolean> {
     report.mode === 'Isolated' &&
     figures?.cleanedUp === true &&
     (figures.canaryWrites ?? 0) >= isolated.minCanaryWrites &&
-    whileWriting?.drillRecord.join() === STANDBY_ADDRESS &&
-    samePlace(whileWriting.record, recordBefore) &&
-    whileWriting.ttl === ttlBefore &&
+    // Seen while the canary wrote, unless that leg passed between two looks (the report has it).
+    (!whileWriting ||
+      (whileWriting.drillRecord.join() === STANDBY_ADDRESS &&
+        samePlace(whileWriting.record, recordBefore) &&
+        whileWriting.ttl === ttlBefore)) &&
     after.activePrimary === before.activePrimary &&
     (after.epoch ?? 0) === (before.epoch ?? 0) &&
     (after.history?.length ?? 0) === (before.history?.length ?? 0) &&
@@ -827,9 +853,6 @@ async function answerOrNone(type: 'A' | 'TXT', name: string): Promise<string[]> 
     throw err;
   }
 }
-
-/** An isolated drill's legs, in the order it goes through them. */
-const ISOLATED_LEGS: DrillState['leg'][] = ['Copying', 'Pointing', 'Writing', 'Removing', 'Cleaning'];
 
 /** When status.drill says an isolated leg began, where it keeps that. */
 function isolatedLegBegan(drill: DrillState): string | undefined {
