@@ -23,7 +23,7 @@ import {
 } from '../api/v1alpha1/index.ts';
 import { decide, type Plan } from '../controllers/failover-policy/decide.ts';
 import type { ClusterFacts, DecideInput } from '../controllers/failover-policy/facts.ts';
-import { ApiError, type FailoverApi, failoverPolicyType } from './api.ts';
+import { type FailoverApi, failoverPolicyType } from './api.ts';
 import { age, seconds, table, timestamp } from './format.ts';
 import {
   activePrimary,
@@ -33,7 +33,7 @@ import {
   readObservations,
   readPolicy,
 } from './policies.ts';
-import { dryRunPatch, patchRefusal } from './policy-patch.ts';
+import { dryRunPatch, patchRequest } from './policy-patch.ts';
 
 export interface DrillRequestOptions {
   namespace: string;
@@ -166,9 +166,6 @@ async function refusedByOperator(
   );
 }
 
-/** How often a request patch that met a conflicting write is tried. */
-const PATCH_ATTEMPTS = 5;
-
 export async function drillRequestCommand(
   api: FailoverApi,
   opts: DrillRequestOptions,
@@ -194,24 +191,10 @@ export async function drillRequestCommand(
   const refused = await refusedByOperator(api, policy, request, opts);
   if (refused) throw new Error(refused);
 
-  let superseded = pendingRequest(policy);
-  // The operator writes status often during a drill, and each write moves the resourceVersion: a
-  // conflict is read again, judged again and retried a few times before giving up.
-  let attemptPatch = patch;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await api.patchPolicy(opts.namespace, opts.policy, attemptPatch);
-      break;
-    } catch (err) {
-      if (!(err instanceof ApiError && err.status === 409) || attempt >= PATCH_ATTEMPTS)
-        patchRefusal(err, opts, 'drill request');
-      const fresh = await readPolicy(api, opts.namespace, opts.policy);
-      const again = refuseBeforeWriting(fresh, opts);
-      if (again) throw new Error(again);
-      superseded = pendingRequest(fresh);
-      attemptPatch = { ...patch, metadata: { resourceVersion: fresh.object.metadata.resourceVersion } };
-    }
-  }
+  const applied = await patchRequest(api, opts, policy, patch, 'drill request', (fresh) =>
+    refuseBeforeWriting(fresh, opts),
+  );
+  const superseded = pendingRequest(applied);
   const lines = [`Requested: ${describeRequest(request, policy)} (request ${request.id}).`];
   if (superseded)
     lines.push(

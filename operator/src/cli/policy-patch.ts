@@ -3,7 +3,7 @@
  * spec.drillRequest). What the API server says about such a patch, for people.
  */
 import { ApiError, type FailoverApi } from './api.ts';
-import { notFound } from './policies.ts';
+import { notFound, type PolicyView, readPolicy } from './policies.ts';
 
 export interface PolicyTarget {
   namespace: string;
@@ -24,6 +24,40 @@ export function patchRefusal(err: unknown, target: PolicyTarget, what: string): 
     if (err.status === 404) notFound(err, `FailoverPolicy ${target.policy}`, target.namespace);
   }
   throw err;
+}
+
+/** Tries of a request patch that met a status write (409) before giving up. */
+const PATCH_ATTEMPTS = 5;
+
+/**
+ * Applies a request patch conditional on the resourceVersion in it. The operator writes status
+ * often (during a drill, many times a second), and each write moves the version: a conflict is
+ * read again, judged again by `recheck` (a message refuses: thrown), and sent again with the new
+ * version, a few times. Returns the policy as last read (the one the patch applied to).
+ */
+export async function patchRequest(
+  api: FailoverApi,
+  target: PolicyTarget,
+  policy: PolicyView,
+  patch: { metadata: { resourceVersion?: string }; spec: Record<string, unknown> },
+  what: string,
+  recheck: (fresh: PolicyView) => string | undefined,
+): Promise<PolicyView> {
+  let current = policy;
+  let attemptPatch = patch;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await api.patchPolicy(target.namespace, target.policy, attemptPatch);
+      return current;
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 409) || attempt >= PATCH_ATTEMPTS)
+        patchRefusal(err, target, what);
+      current = await readPolicy(api, target.namespace, target.policy);
+      const refused = recheck(current);
+      if (refused) throw new Error(refused);
+      attemptPatch = { ...patch, metadata: { resourceVersion: current.object.metadata.resourceVersion } };
+    }
+  }
 }
 
 /**

@@ -14,7 +14,7 @@ import { describeDivergence } from '../controllers/failover-policy/reprotect.ts'
 import type { FailoverApi } from './api.ts';
 import { age, bytes, seconds } from './format.ts';
 import { activePrimary, decideInputOf, type PolicyView, readObservations, readPolicy } from './policies.ts';
-import { dryRunPatch, patchRefusal } from './policy-patch.ts';
+import { dryRunPatch, patchRequest } from './policy-patch.ts';
 
 export interface PromoteOptions {
   namespace: string;
@@ -103,9 +103,14 @@ export async function promoteCommand(api: FailoverApi, opts: PromoteOptions): Pr
     spec: { promotionRequest: requestPatch(request) },
   };
   if (!opts.dryRun) {
-    await api
-      .patchPolicy(opts.namespace, opts.policy, patch)
-      .catch((err) => patchRefusal(err, opts, 'promotion request'));
+    // A conflict with the operator's own status writes is read and sent again; one with another
+    // person's request, not handled yet, is refused as above.
+    await patchRequest(api, opts, policy, patch, 'promotion request', (fresh) => {
+      const other = pendingRequest(fresh);
+      return other && !opts.replace
+        ? `someone else asked at the same moment: request ${other.id} (${describeRequest(other, fresh)}) is pending; wait for it, or pass --replace`
+        : undefined;
+    });
     const lines = [`Requested: ${describeRequest(request, policy)} (request ${request.id}).`];
     // A reprotect waits on the agent's assessment: say at once what the operator makes of it.
     if (request.kind === 'Reprotect') {
