@@ -80,7 +80,7 @@ up: $(NODE_STAMP) control-plane ## Start the two local regions in the background
 down: $(NODE_STAMP) ## Stop the local environment
 	node test/local-env/down.ts
 
-demo: $(NODE_STAMP) control-plane ## Two regions on this machine: an outage and an automatic promotion, the old region back as a standby, a failback, and a drill out and back (RTO and RPO)
+demo: $(NODE_STAMP) control-plane ## Two regions on this machine: an outage and an automatic promotion, the old region back as a standby, a failback, a drill out and back (RTO and RPO), and an isolated drill on a copy of the standby
 	node test/local-env/demo.ts
 
 clean: down ## Stop everything and remove local state
