@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { FailoverPolicyStatus } from '../../operator/src/api/v1alpha1/index.ts';
 import { failoverPolicyType } from '../../operator/src/controllers/resources.ts';
 import type { FailoverStack } from '../harness/failover-stack.ts';
 import { STANDBY_ADDRESS } from '../harness/failover-stack.ts';
@@ -172,20 +173,19 @@ describe('switchover and failback with agents', () => {
 
     // Failback: the same way back, once region-a is a caught-up standby.
     await stack.requestPromotion({ id: 'failback-a', target: 'region-a', kind: 'Switchover' });
+    const failback = (st: FailoverPolicyStatus) =>
+      st.history?.find((h) => h.kind === 'Switchover' && h.to === 'region-a');
     const back = await stack.waitForPolicy(
-      (st) => (st.history?.[0]?.to === 'region-a' && !st.currentOperation ? st : undefined),
+      (st) => (failback(st) && !st.currentOperation ? st : undefined),
       'the failback to region-a',
     );
-    expect(back.history?.[0]).toMatchObject({
-      kind: 'Switchover',
-      from: 'region-b',
-      to: 'region-a',
-      result: 'Succeeded',
-    });
-    expect((await stack.agentReport('region-b'))?.task).toMatchObject({
-      action: 'Demote',
-      phase: 'Succeeded',
-    });
+    expect(failback(back)).toMatchObject({ from: 'region-b', to: 'region-a', result: 'Succeeded' });
+    // Known, seen once in CI: a Reprotect of region-b can follow the clean demotion (it showed
+    // as not yet streaming); it must then have rejoined it. Either way region-b ends a standby.
+    const task = (await stack.agentReport('region-b'))?.task;
+    if (back.history?.[0]?.kind === 'Reprotect')
+      expect(task).toMatchObject({ action: 'Rejoin', phase: 'Succeeded' });
+    else expect(task).toMatchObject({ action: 'Demote', phase: 'Succeeded' });
     const afterBack = load.acknowledged.length;
     await waitFor(() => load.acknowledged.length > afterBack + 50 || undefined, {
       description: 'writes through DNS to region-a again',
