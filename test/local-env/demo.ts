@@ -53,22 +53,6 @@ const kubectl = async (...args: string[]) => {
   const { stdout } = await run('kubectl', args, { env: kubectlEnv });
   process.stdout.write(`${stdout.trimEnd().replace(/^/gm, '    ')}\n`);
 };
-/**
- * Like kubectl, for a request the plugin makes conditional on the policy's version
- * (switchover, reprotect): when the operator's own status write lands in between, the plugin
- * says "run the command again", and the demo does, as a person would, saying so.
- */
-const kubectlRequest = async (...args: string[]) => {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await kubectl(...args);
-    } catch (err) {
-      const said = `${(err as { stderr?: string }).stderr ?? ''}`;
-      if (attempt >= 10 || !/changed while the request was being made/.test(said)) throw err;
-      say(`kubectl: ${said.trim()} (the operator wrote status meanwhile); running it again`);
-    }
-  }
-};
 /** Like kubectl, for a command that may answer no (exit 1): prints what it said, gives the exit code. */
 const kubectlMayRefuse = async (...args: string[]): Promise<number> => {
   const said = await run('kubectl', args, { env: kubectlEnv }).then(
@@ -250,7 +234,7 @@ async function regionAComesBack(recorder: ComebackRecorder): Promise<boolean> {
     say(
       'the kill left committed transactions on region A that never reached region B; accepting their loss, as a person would:',
     );
-    await kubectlRequest(
+    await kubectl(
       'failover',
       'reprotect',
       'orders',
@@ -314,7 +298,7 @@ async function failback(): Promise<boolean> {
   // Events from before the request are the earlier acts' story.
   const seen = new Set((await stack.events()).map((e) => `${e.reason}|${e.note}`));
   const requestedAt = Date.now();
-  await kubectlRequest(
+  await kubectl(
     'failover',
     'switchover',
     'orders',
