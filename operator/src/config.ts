@@ -91,6 +91,29 @@ export const configSchema = z
       .optional()
       .describe('agent mode: file holding that role password (or FAILOVER_REPLICATION_PASSWORD)'),
     replicationPassword: z.string().optional(),
+    peerListen: z
+      .string()
+      .regex(/^[^:]*:\d+$/, 'must be host:port (host may be empty: every address)')
+      .optional()
+      .describe(
+        'agent mode: where to answer the other agents of the policy (split-brain failsafe), e.g. :7433; off when unset',
+      ),
+    peerAddress: z
+      .string()
+      .regex(/^[^:]+:\d+$/, 'must be host:port')
+      .optional()
+      .describe('agent mode: host:port the other agents reach --peer-listen at (published in status)'),
+    peerTokenFile: z
+      .string()
+      .optional()
+      .describe(
+        'agent mode: file with a token every agent of the policy shares; peers without it are refused',
+      ),
+  })
+  .refine((c) => !c.peerListen === !c.peerAddress, {
+    message:
+      '--peer-listen and --peer-address go together: one says where to listen, the other how peers reach it',
+    path: ['peerAddress'],
   })
   .refine((c) => c.mode !== 'agent' || (c.cluster && c.dataDir && c.namespace), {
     message: 'agent mode needs --cluster, --data-dir and --namespace (the ReplicaCluster it sits beside)',

@@ -49,6 +49,12 @@ function agentFor(c: typeof config): DatabaseAgent {
     cluster: c.cluster ?? '',
     name: c.identity,
     replication: { user: c.replicationUser, password },
+    // The split-brain guard's requests give up quickly: its deadline is seconds away.
+    guardClient: new KubeClient(kc, metrics, {
+      userAgent: `failover-agent-guard/${c.identity}`,
+      requestTimeoutMs: 1_500,
+    }),
+    ...(c.peerListen && c.peerAddress ? { peer: peerOf(c.peerListen, c.peerAddress, c.peerTokenFile) } : {}),
     local: new LocalPostgres({
       dataDir,
       binDir: c.pgBin ?? '/usr/lib/postgresql/15/bin',
@@ -58,6 +64,15 @@ function agentFor(c: typeof config): DatabaseAgent {
       logFile: c.pgLogFile ?? join(dirname(dataDir), 'postgresql-agent.log'),
     }),
   });
+}
+function peerOf(listen: string, address: string, tokenFile: string | undefined) {
+  const at = listen.lastIndexOf(':');
+  return {
+    host: listen.slice(0, at) || '0.0.0.0',
+    port: Number(listen.slice(at + 1)),
+    address,
+    ...(tokenFile ? { token: readFileSync(tokenFile, 'utf8').trim() } : {}),
+  };
 }
 const manager = agentMode
   ? agentFor(config)

@@ -8,6 +8,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { OperatorContext } from './controllers/context.ts';
 import { CanaryWriters } from './controllers/failover-policy/canaries.ts';
 import { reconcileFailoverPolicy } from './controllers/failover-policy/reconciler.ts';
+import { SplitBrainWatch } from './controllers/failover-policy/split-brain.ts';
 import { AppEndpointChecks } from './controllers/replica-cluster/app-endpoints.ts';
 import { ClusterProbes } from './controllers/replica-cluster/probes.ts';
 import { reconcileReplicaCluster } from './controllers/replica-cluster/reconciler.ts';
@@ -76,6 +77,7 @@ export class Manager {
       observations,
       probes,
       appChecks: new AppEndpointChecks(new HttpAppEndpointChecker(), options.clock),
+      splitBrain: new SplitBrainWatch(),
       canaries: new CanaryWriters(
         options.canaryWriter ?? ((target) => new PostgresCanaryWriter(target, { log, metrics })),
       ),

@@ -9,6 +9,11 @@ export interface PolicyRule {
   apiGroups: string[];
   resources: string[];
   verbs: string[];
+  /**
+   * Leases are granted in the release namespace (leader election) unless the rule says they are
+   * the policies' primary Leases, granted where policies live.
+   */
+  scope?: 'policies';
 }
 
 export const operatorRules: PolicyRule[] = [
@@ -28,6 +33,9 @@ export const operatorRules: PolicyRule[] = [
   // Leader election (runtime/leader-election.ts): find, create, replace; the chart grants it in
   // the release namespace only.
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+  // readPrimaryLease (controllers/failover-policy/reconciler.ts): each policy's primary Lease,
+  // which only the agent beside the primary writes.
+  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get'], scope: 'policies' },
 ];
 
 /** The observer (one per region) reads policies and clusters, probes, and publishes observations. */
@@ -41,7 +49,7 @@ export const observerRules: PolicyRule[] = [
 /**
  * The database agent (operator/src/agent/agent.ts), one beside each self-managed PostgreSQL. It
  * polls (no informer, no watch), reads no Secret (the replication password is a local file) and
- * writes nothing but its own ReplicaCluster's `status.agent`.
+ * writes nothing but its own ReplicaCluster's `status.agent` and its policy's primary Lease.
  */
 export const agentRules: PolicyRule[] = [
   // policy(): the policies of its namespace, to find the one that names its cluster.
@@ -50,4 +58,13 @@ export const agentRules: PolicyRule[] = [
   { apiGroups: [GROUP], resources: ['replicaclusters'], verbs: ['get'] },
   // publish(): a merge patch of status.agent through the status subresource.
   { apiGroups: [GROUP], resources: ['replicaclusters/status'], verbs: ['patch'] },
+  // The split-brain guard (agent/guard-adapters.ts): the observers' verdicts on the primary, and
+  // the policy's primary Lease, renewed by the agent beside the primary.
+  { apiGroups: [GROUP], resources: ['failoverobservations'], verbs: ['list'] },
+  {
+    apiGroups: ['coordination.k8s.io'],
+    resources: ['leases'],
+    verbs: ['get', 'create', 'update'],
+    scope: 'policies',
+  },
 ];

@@ -72,6 +72,8 @@ export interface FailoverStackOptions {
   pgSettings?: Record<string, string | number>;
   /** spec.reprotect of the policy. */
   reprotect?: { mode?: 'Automatic' | 'RequireRequest' | 'Manual'; allowReclone?: boolean };
+  /** spec.primaryLease of the policy. */
+  primaryLease?: Record<string, number | boolean>;
 }
 
 /** Which server of the pair each ReplicaCluster is. */
@@ -83,11 +85,16 @@ export type AgentAssessment = AgentReport & { divergence: NonNullable<AgentRepor
 
 export class FailoverStack {
   readonly options: Required<
-    Omit<FailoverStackOptions, 'operatorArgs' | 'startOperator' | 'pgSettings' | 'reprotect'>
+    Omit<FailoverStackOptions, 'operatorArgs' | 'startOperator' | 'pgSettings' | 'reprotect' | 'primaryLease'>
   > &
-    Pick<FailoverStackOptions, 'operatorArgs' | 'pgSettings' | 'reprotect'>;
+    Pick<FailoverStackOptions, 'operatorArgs' | 'pgSettings' | 'reprotect' | 'primaryLease'>;
   /** Database agents (`--mode=agent`) beside each server, once started. */
   readonly agents = new Map<StackCluster, OperatorProcess>();
+  /** Each agent's own path to the API server, with `startAgent(…, { apiProxy: true })`. */
+  readonly apiPaths = new Map<StackCluster, TcpProxy>();
+  /** The path to each agent's peer port (what the other agent dials), with `peer: true`. */
+  readonly peerPaths = new Map<StackCluster, TcpProxy>();
+  private readonly peerPorts = new Map<StackCluster, number>();
   private agentRuns = 0;
   readonly client: KubeClient;
   readonly dir: string;
@@ -244,6 +251,7 @@ export class FailoverStack {
           fencing: o.fencing,
         },
         ...(o.reprotect ? { reprotect: o.reprotect } : {}),
+        ...(o.primaryLease ? { primaryLease: o.primaryLease } : {}),
       },
     });
   }
@@ -253,20 +261,50 @@ export class FailoverStack {
    * user, with the data directory, the server programs and the replication role's password, and
    * a kubeconfig of its own (the test's files are not that user's to read).
    */
-  async startAgent(cluster: StackCluster, opts: { dataDir?: string } = {}): Promise<OperatorProcess> {
+  async startAgent(
+    cluster: StackCluster,
+    opts: {
+      dataDir?: string;
+      /**
+       * Answer the other agent (split-brain failsafe) behind a proxy of its own, so a test can
+       * cut the path to it (`peerPaths`).
+       */
+      peer?: boolean;
+      /** Reach the API server through a proxy of its own, so a test can cut that path (`apiPaths`). */
+      apiProxy?: boolean;
+    } = {},
+  ): Promise<OperatorProcess> {
     const server = this.pair.server(NODE_OF[cluster]);
     const dir = this.pair.dir;
     const owner = statSync(dir);
     const own = (path: string) => chownSync(path, owner.uid, owner.gid);
-    const kubeconfig = join(dir, 'agent.kubeconfig');
+    const kubeconfig = join(dir, opts.apiProxy ? `agent-${cluster}.kubeconfig` : 'agent.kubeconfig');
     if (!existsSync(kubeconfig)) {
       // The CA inline: the control plane's files are not the agent user's to read.
-      const text = readFileSync(this.options.kubeconfigPath, 'utf8').replace(
+      let text = readFileSync(this.options.kubeconfigPath, 'utf8').replace(
         /certificate-authority: (.*)/,
         (_m, path: string) => `certificate-authority-data: ${readFileSync(path.trim()).toString('base64')}`,
       );
+      if (opts.apiProxy) {
+        const url = new URL(/server: (\S+)/.exec(text)?.[1] ?? '');
+        const proxy = await TcpProxy.start({ host: url.hostname, port: Number(url.port) }, url.hostname);
+        this.apiPaths.set(cluster, proxy);
+        text = text.replace(/server: (\S+)/, `server: https://${url.hostname}:${proxy.port}`);
+      }
       writeFileSync(kubeconfig, text, { mode: 0o600 });
       own(kubeconfig);
+    }
+    const peerArgs: string[] = [];
+    if (opts.peer) {
+      let proxy = this.peerPaths.get(cluster);
+      let listen = this.peerPorts.get(cluster);
+      if (!proxy || listen === undefined) {
+        listen = await freePort();
+        proxy = await TcpProxy.start({ host: '127.0.0.1', port: listen });
+        this.peerPaths.set(cluster, proxy);
+        this.peerPorts.set(cluster, listen);
+      }
+      peerArgs.push(`--peer-listen=127.0.0.1:${listen}`, `--peer-address=127.0.0.1:${proxy.port}`);
     }
     const passwordFile = join(dir, 'replication.password');
     writeFileSync(passwordFile, this.pair.replication.password, { mode: 0o600 });
@@ -288,6 +326,7 @@ export class FailoverStack {
         `--pg-log-file=${join(dir, `${cluster}-agent-started.log`)}`,
         `--replication-user=${this.pair.replication.user}`,
         `--replication-password-file=${passwordFile}`,
+        ...peerArgs,
       ],
     });
     this.agents.set(cluster, agent);
@@ -381,6 +420,12 @@ export class FailoverStack {
   /** Undoes `isolatePrimary`. */
   reconnectPrimary(): void {
     this.netnsRegion('reconnectPrimary').restore();
+  }
+
+  /** Thaws the operator and observers a test froze (a control plane lost to everyone). */
+  thawAll(): void {
+    this.operator?.thaw();
+    for (const o of this.observers.values()) o.thaw();
   }
 
   private netnsRegion(step: string): NetnsRegion {
@@ -647,6 +692,7 @@ export class FailoverStack {
     await Promise.all([...this.agents.values()].map((a) => a.stop()));
     await this.operator?.stop();
     await Promise.all([...this.proxies.values()].flatMap((p) => [p.primary.stop(), p.standby.stop()]));
+    await Promise.all([...this.apiPaths.values(), ...this.peerPaths.values()].map((p) => p.stop()));
     await Promise.all([this.pair?.stop({ keepDir: !!process.env.FAILOVER_KEEP_DIRS }), this.bind?.stop()]);
     this.region?.stop();
     if (!process.env.FAILOVER_KEEP_DIRS) rmSync(this.dir, { recursive: true, force: true });

@@ -11,6 +11,7 @@ export class TcpProxy {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private cutOff = false;
+  private silent = false;
 
   private constructor(port: number, server: Server) {
     this.port = port;
@@ -23,6 +24,15 @@ export class TcpProxy {
     const server = createServer((client) => {
       if (!proxy || proxy.cutOff) {
         client.resetAndDestroy();
+        return;
+      }
+      if (proxy.silent) {
+        // Accepted and never answered: what a black-holed link looks like to a client already
+        // past connect (its own timeouts must end the wait).
+        proxy.sockets.add(client);
+        client.on('close', () => proxy?.sockets.delete(client));
+        client.on('error', () => undefined);
+        client.pause();
         return;
       }
       const upstream = createConnection(target);
@@ -46,8 +56,23 @@ export class TcpProxy {
     for (const s of this.sockets) s.resetAndDestroy();
   }
 
+  /**
+   * Drops everything silently from now on: open connections stop carrying bytes either way and
+   * new ones hang, nothing is refused. What a cut-off region's clients see.
+   */
+  silence(): void {
+    this.silent = true;
+    for (const s of this.sockets) {
+      s.unpipe();
+      s.pause();
+    }
+  }
+
+  /** Undoes cut and silence: connections left hanging are ended, new ones are carried again. */
   restore(): void {
+    if (this.silent) for (const s of this.sockets) s.destroy();
     this.cutOff = false;
+    this.silent = false;
   }
 
   async stop(): Promise<void> {

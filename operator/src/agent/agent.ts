@@ -12,6 +12,10 @@
  *   An isolated drill naming this cluster (status.drill): a throwaway copy of this standby,
  *     promoted on a spare port, then removed (drill-copy.ts); only when no step above is due.
  *
+ * Beside it, on its own timer, the split-brain guard (split-brain-guard.ts): the primary's agent
+ * keeps the policy's Lease and fences its database when it loses it; a standby's agent answers
+ * the primary's when the control plane is gone.
+ *
  * Between operations it only looks: a former primary is compared with the active primary, and
  * what a rejoin would discard is reported before anyone asks for one. It never rewinds or
  * re-clones a database no operation names, nor one whose system identifier is another cluster's.
@@ -39,8 +43,11 @@ import type { Logger } from '../runtime/logger.ts';
 import { timestamp } from '../runtime/time.ts';
 import { compareHistories } from './divergence.ts';
 import { DrillCopyKeeper } from './drill-copy.ts';
+import { guardPorts } from './guard-adapters.ts';
 import { REPORT_EVERY_MS } from './liveness.ts';
 import { type LocalPostgres, type LocalState, ToolError } from './local-postgres.ts';
+import { PeerServer } from './peer.ts';
+import { SplitBrainGuard } from './split-brain-guard.ts';
 import {
   checkpointOnTimeline,
   conninfo,
@@ -62,6 +69,13 @@ export interface AgentOptions {
   /** The role standbys stream as, with its password; also used for pg_rewind and pg_basebackup. */
   replication: { user: string; password: string };
   intervalMs?: number;
+  /**
+   * The split-brain guard's control-plane client: short request timeouts, apart from the main
+   * loop's (which may wait on pg_rewind for hours). Without it the guard does not run.
+   */
+  guardClient?: KubeClient;
+  /** Where to answer the other agents, how they reach it, and the token they share. */
+  peer?: { host: string; port: number; address: string; token?: string };
 }
 
 type Task = NonNullable<AgentReport['task']>;
@@ -91,10 +105,33 @@ export class DatabaseAgent {
   /** An isolated drill's copy of this standby; its reports go out with the server's last state. */
   private readonly drillCopies: DrillCopyKeeper;
   private lastLocal: LocalState | undefined;
+  private readonly guard: SplitBrainGuard | undefined;
+  private readonly closeGuard: (() => Promise<void>) | undefined;
+  private guardLoop: Promise<void> | undefined;
+  private peerServer: PeerServer | undefined;
 
   constructor(opts: AgentOptions) {
     this.opts = opts;
     this.name = opts.name ?? hostname();
+    if (opts.guardClient) {
+      const ports = guardPorts({
+        client: opts.guardClient,
+        namespace: opts.namespace,
+        cluster: opts.cluster,
+        socketDir: opts.local.opts.socketDir,
+        port: opts.local.opts.port,
+        user: opts.local.opts.user,
+        ...(opts.peer?.token !== undefined ? { peerToken: opts.peer.token } : {}),
+        changed: () => void this.sayGuard(),
+      });
+      this.guard = new SplitBrainGuard({
+        cluster: opts.cluster,
+        namespace: opts.namespace,
+        ports,
+        log: opts.log,
+      });
+      this.closeGuard = () => ports.close();
+    }
     this.drillCopies = new DrillCopyKeeper({
       cluster: opts.cluster,
       local: opts.local,
@@ -112,11 +149,80 @@ export class DatabaseAgent {
 
   start(): void {
     this.loop ??= this.run();
+    this.guardLoop ??= this.runGuard();
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
-    await this.loop;
+    this.guard?.stop();
+    await Promise.all([this.loop, this.guardLoop, this.peerServer?.close()]);
+    await this.closeGuard?.();
+  }
+
+  /** The guard's own loop: it must keep time while the main loop waits on a long step. */
+  private async runGuard(): Promise<void> {
+    const guard = this.guard;
+    if (!guard) return;
+    const peer = this.opts.peer;
+    if (peer) {
+      const server = new PeerServer((q) => guard.answer(q), peer.token);
+      await server.listen(peer.host, peer.port);
+      this.peerServer = server;
+      this.opts.log.info(
+        { listen: `${peer.host}:${peer.port}`, address: peer.address },
+        'answering peer agents',
+      );
+    }
+    // A fence an earlier run of this agent made is this run's to undo, once confirmed.
+    try {
+      const own = await this.opts.client.get<KubeObject>(
+        replicaClusterType,
+        this.opts.namespace,
+        this.opts.cluster,
+      );
+      const prior = replicaClusterStatus.safeParse(own.status ?? {});
+      if (prior.success) guard.restore(prior.data.agent?.lease);
+    } catch (err) {
+      this.opts.log.warn(
+        { err: (err as Error).message },
+        'could not read the last report; the guard starts afresh',
+      );
+    }
+    while (!this.stopping) {
+      const started = performance.now();
+      try {
+        await guard.tick();
+      } catch (err) {
+        this.opts.log.warn({ err: (err as Error).message }, 'split-brain guard round failed; trying again');
+      }
+      const wait = guard.intervalMs() - (performance.now() - started);
+      await new Promise((r) => setTimeout(r, Math.max(50, wait)));
+    }
+  }
+
+  /** The guard's fields changed (Lease state, vouching): written at once, with the report's. */
+  private async sayGuard(): Promise<void> {
+    if (!this.report) return;
+    const fields = this.guardFields();
+    this.report = { ...this.report, ...fields };
+    try {
+      await this.opts.client.mergePatch(
+        replicaClusterType,
+        this.opts.namespace,
+        this.opts.cluster,
+        { status: { agent: { ...fields, lease: fields.lease ?? null, vouch: fields.vouch ?? null } } },
+        'status',
+      );
+    } catch (err) {
+      this.opts.log.warn({ err: (err as Error).message }, 'could not report the split-brain guard state');
+    }
+  }
+
+  private guardFields(): Pick<AgentReport, 'peerAddress' | 'lease' | 'vouch'> {
+    return {
+      ...(this.opts.peer ? { peerAddress: this.opts.peer.address } : {}),
+      ...(this.guard?.report() ?? {}),
+    };
   }
 
   readiness(): { ok: boolean; reasons: string[] } {
@@ -658,6 +764,7 @@ export class DatabaseAgent {
       ...((change.drillCopy ?? before?.drillCopy)
         ? { drillCopy: change.drillCopy ?? before?.drillCopy }
         : {}),
+      ...this.guardFields(),
     };
     this.report = next;
     const same = (a?: AgentReport, b?: AgentReport) =>

@@ -6,6 +6,7 @@ import type { KubeClient, KubeObject } from '../runtime/kube-client.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { Metrics } from '../runtime/metrics.ts';
 import type { CanaryWriters } from './failover-policy/canaries.ts';
+import type { SplitBrainWatch } from './failover-policy/split-brain.ts';
 import type { AppEndpointChecks } from './replica-cluster/app-endpoints.ts';
 import type { ClusterProbes } from './replica-cluster/probes.ts';
 
@@ -27,6 +28,8 @@ export interface OperatorContext {
   appChecks: AppEndpointChecks;
   /** The drills' canary writers, one per policy while its drill runs. */
   canaries: CanaryWriters;
+  /** When the operator first saw each Lease renewal and vouch standing (its monotonic clock). */
+  splitBrain: SplitBrainWatch;
   /** This operator process (its pod), as it names itself in leases and Events. */
   identity: string;
   /** The policies that name a cluster (by cluster key). */

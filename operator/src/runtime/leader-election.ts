@@ -13,6 +13,7 @@ import {
 } from './kube-client.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
+import { microTime } from './time.ts';
 
 export const leaseType: ResourceType = {
   group: 'coordination.k8s.io',
@@ -44,7 +45,6 @@ export interface LeaderElectionOptions {
 }
 
 /** Kubernetes MicroTime: RFC 3339 with microseconds. */
-const microTime = (d: Date) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 
 export class LeaderElector {
   private readonly opts: Required<Omit<LeaderElectionOptions, 'metrics'>> &

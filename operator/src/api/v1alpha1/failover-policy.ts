@@ -376,6 +376,72 @@ export const drills = z
   })
   .describe('Scheduled failover drills: a switchover to the standby and back, measuring RTO and RPO.');
 
+/** What keeps a cut-off old primary from taking writes beside a promoted standby. */
+export const splitBrainProtection = z.enum(['Lease', 'DirectFence', 'EpochOnly']);
+
+export const primaryLease = withRules(
+  z
+    .object({
+      enabled: z
+        .boolean()
+        .default(true)
+        .describe(
+          'The database agent beside the primary holds a Lease it must keep renewing, and fences its own database before the Lease can expire when it can neither renew it nor hear from every standby agent that none was promoted. Only where agents run (self-managed PostgreSQL).',
+        ),
+      durationSeconds: z
+        .number()
+        .min(1)
+        .max(300)
+        .optional()
+        .describe(
+          'How long a renewal holds. Default: the detection window (probeIntervalSeconds × failureThreshold) less the safety margin, so waiting for the Lease adds nothing to a failover.',
+        ),
+      renewIntervalSeconds: z
+        .number()
+        .min(0.2)
+        .max(60)
+        .optional()
+        .describe('How often the agent renews. Default: a sixth of the detection window, at most 2 s.'),
+      safetyMarginSeconds: z
+        .number()
+        .min(0.2)
+        .max(60)
+        .optional()
+        .describe(
+          'The agent fences this long before its Lease expires, and the operator promotes this long after: clock-rate drift and a slow fence are absorbed by both. Default: the renew interval. Never below it.',
+        ),
+      allowLongerThanDetection: z
+        .boolean()
+        .default(false)
+        .describe(
+          'Accept a Lease longer than the detection window: a failover of a cut-off primary then waits for it, and the wait counts in RTO.',
+        ),
+      requireLease: z
+        .boolean()
+        .default(false)
+        .describe(
+          "Refuse an automatic failover when the lost primary held no live Lease (its agent had stopped renewing), instead of promoting with only a direct fence or the epoch mark. A person's request still promotes.",
+        ),
+    })
+    .describe(
+      "Split-brain protection across regions: the primary keeps a Lease, and fences itself when it loses it (Patroni's leader lock with failsafe mode).",
+    ),
+  [
+    {
+      rule: '!has(self.safetyMarginSeconds) || !has(self.renewIntervalSeconds) || self.safetyMarginSeconds >= self.renewIntervalSeconds',
+      message:
+        'safetyMarginSeconds is below renewIntervalSeconds: a renewal in flight could outlive the margin; make the margin at least the renew interval',
+      fieldPath: '.safetyMarginSeconds',
+    },
+    {
+      rule: '!has(self.durationSeconds) || !has(self.renewIntervalSeconds) || self.durationSeconds >= 2.0 * self.renewIntervalSeconds + (has(self.safetyMarginSeconds) ? self.safetyMarginSeconds : self.renewIntervalSeconds)',
+      message:
+        'durationSeconds leaves less than two renewals before the agent must fence (duration ≥ 2 × renewIntervalSeconds + safetyMarginSeconds): one slow request would fence a healthy primary',
+      fieldPath: '.durationSeconds',
+    },
+  ],
+);
+
 export const canaryMode = z.enum(['DuringDrills', 'Always']);
 
 export const canarySettings = z
@@ -478,6 +544,7 @@ export const failoverPolicySpec = withRules(
       drills: drills.optional(),
       canary: canarySettings.optional(),
       reprotect: reprotect.prefault({}),
+      primaryLease: primaryLease.prefault({}),
       promotionRequest: promotionRequest.optional(),
       drillRequest: drillRequest.optional(),
     })
@@ -508,6 +575,12 @@ export const failoverPolicySpec = withRules(
       rule: '!has(self.drillRequest) || !has(oldSelf.drillRequest) || self.drillRequest.id != oldSelf.drillRequest.id || self.drillRequest == oldSelf.drillRequest',
       message: 'a drill request cannot be changed once made: give the new request a new id',
       fieldPath: '.drillRequest',
+    },
+    {
+      rule: '!has(self.primaryLease) || !has(self.primaryLease.durationSeconds) || self.primaryLease.allowLongerThanDetection || self.primaryLease.durationSeconds <= double(self.detection.probeIntervalSeconds * self.detection.failureThreshold)',
+      message:
+        'primaryLease.durationSeconds is longer than the detection window (detection.probeIntervalSeconds × failureThreshold): a failover of a cut-off primary would wait for it; shorten it, or set primaryLease.allowLongerThanDetection: true to accept that',
+      fieldPath: '.primaryLease.durationSeconds',
     },
     {
       rule: '!has(self.drillRequest) || has(self.drills)',
@@ -681,6 +754,27 @@ export const operation = z
     estimatedLossSeconds: z.number().min(0).optional().describe('Standby lag in seconds when promoted.'),
     dnsChangedAt: timestamp('When the DNS change was accepted by the provider.').optional(),
     stepSeconds: stepSeconds.optional(),
+    protection: splitBrainProtection
+      .optional()
+      .describe(
+        'For a failover: what kept the old primary from taking writes once cut off, when the operation started (Lease: its agent fences it before its Lease expires; the promotion waits for that).',
+      ),
+    markedOnly: z
+      .boolean()
+      .optional()
+      .describe(
+        'For a failover: the old primary could not be reached to fence it; it was only marked by the epoch.',
+      ),
+    leaseWaitFrom: timestamp(
+      'For a failover of a primary that could not be fenced directly: when the promotion began waiting for its Lease to expire.',
+    ).optional(),
+    waitedForLeaseSeconds: z
+      .number()
+      .min(0)
+      .optional()
+      .describe(
+        "For a failover: how long the promotion waited for the old primary's Lease to expire (and the standby agents to stop vouching for it); counted in RTO.",
+      ),
   })
   .describe('A failover or switchover in progress.');
 
@@ -778,6 +872,14 @@ export const operationReport = z
       .optional()
       .describe('Time until the authoritative servers answered the new value.'),
     stepSeconds: stepSeconds.optional(),
+    waitedForLeaseSeconds: z
+      .number()
+      .min(0)
+      .optional()
+      .describe("How long the promotion waited for the old primary's Lease to expire; counted in RTO."),
+    protection: splitBrainProtection
+      .optional()
+      .describe('For a failover: what kept the old primary from taking writes once cut off.'),
     reason: z.string().max(1024).optional().describe('Why it started.'),
     message: z.string().max(1024).optional().describe('How it ended, when that needs saying.'),
     client: drillMeasure
@@ -987,6 +1089,11 @@ export const failoverPolicyStatus = z
               .describe('The primary takes writes; a standby replicates and could be promoted.'),
             lagSeconds: z.number().int().min(0).optional().describe('A standby lag, in whole seconds.'),
             agent: z.boolean().optional().describe('A database agent reports for it.'),
+            protection: splitBrainProtection
+              .optional()
+              .describe(
+                'What would keep it from taking writes once cut off as a primary: Lease (its agent fences it when it loses its Lease), DirectFence (the operator fences it when it can reach it), EpochOnly (only the epoch marks it).',
+              ),
             message: z.string().max(512).optional().describe('Why it is not ready, when it is not.'),
           })
           .describe('One member of the policy as the operator sees it.'),

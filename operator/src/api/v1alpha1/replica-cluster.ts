@@ -292,6 +292,60 @@ export const agentReport = z
       .describe(
         "An isolated drill's throwaway copy of this standby (spec.drills.mode: Isolated on the policy), while it exists and after.",
       ),
+    peerAddress: z
+      .string()
+      .max(261)
+      .optional()
+      .describe(
+        'host:port where the other agents of the policy ask this one whether its database was promoted (--peer-address).',
+      ),
+    lease: z
+      .object({
+        state: z
+          .enum(['Holding', 'Failsafe', 'SelfFenced', 'Released'])
+          .describe(
+            "Holding: renews the primary Lease. Failsafe: cannot renew it, but every standby agent vouched that none of them was promoted, so the primary goes on. SelfFenced: could do neither before the Lease expired (or the operator replaces it), and fenced its own database. Released: no longer the primary's agent.",
+          ),
+        epoch: z.number().int().min(0).describe('The epoch it holds (or held) the Lease at.'),
+        confirmedAt: timestamp('The last renewal or vouching round that succeeded.').optional(),
+        fencedAt: timestamp('SelfFenced: when it fenced its database.').optional(),
+        fenceSeconds: z
+          .number()
+          .min(0)
+          .optional()
+          .describe('SelfFenced: from the last confirmation until the database refused writes.'),
+        operationId: z
+          .string()
+          .max(128)
+          .optional()
+          .describe('SelfFenced because an operation replaces this primary: its id.'),
+        message: z.string().max(1024).optional().describe('Why, in words.'),
+      })
+      .optional()
+      .describe('The primary Lease, as the agent beside the primary keeps it.'),
+    vouch: z
+      .object({
+        primary: z.string().max(253).describe('The primary it answers for.'),
+        epoch: z.number().int().min(0).describe("The primary's epoch."),
+        withholding: z
+          .boolean()
+          .describe(
+            "True: it tells the primary's agent it can no longer vouch (the primary is suspected, or an operation replaces it), so that agent fences once its Lease runs out.",
+          ),
+        since: timestamp('When it started withholding (or vouching), continuously since.'),
+        operationId: z
+          .string()
+          .max(128)
+          .optional()
+          .describe(
+            'The operation replacing the primary that it has seen; it never vouches for that primary again.',
+          ),
+        reason: z.string().max(512).optional().describe('Why it withholds.'),
+      })
+      .optional()
+      .describe(
+        "A standby agent's answer to the primary's agent, as the operator must know it before promoting.",
+      ),
   })
   .describe('The database agent beside this cluster, when one runs.');
 

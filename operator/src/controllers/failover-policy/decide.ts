@@ -56,6 +56,7 @@ import {
 } from './operation.ts';
 import { isProtected, judgeReprotect } from './reprotect.ts';
 import { judgeRequest } from './requests.ts';
+import { leaseGate, protectionOf } from './split-brain.ts';
 
 export type Action =
   /** Nothing to do but keep status current. */
@@ -213,6 +214,24 @@ const continueOperation: Guard = (c) => {
   // back and taking writes. Its first probe decides (see standDownReason).
   if (op.step === 'Promoting' && promotes(op.kind) && input.clusters[op.from]?.unprobed)
     return plan(c, `waiting for the first probe of ${op.from} before promoting ${op.to}`);
+  // An old primary that could only be marked fences itself when its Lease runs out: not before.
+  if (op.step === 'Promoting' && op.waitedForLeaseSeconds === undefined && op.protection === 'Lease') {
+    const gate = leaseGate(input, op);
+    if (!gate.open) {
+      const requeueMs = Math.max(100, Math.min(gate.retryMs, c.probeMs));
+      if (op.leaseWaitFrom) return plan(c, gate.why, { requeueMs });
+      const waiting = { ...op, leaseWaitFrom: timestamp(now), message: gate.why.slice(0, 1024) };
+      return { ...record(c, gate.why, { ...c.base, currentOperation: waiting }), requeueMs };
+    }
+    const waited = op.leaseWaitFrom ? (now.getTime() - new Date(op.leaseWaitFrom).getTime()) / 1000 : 0;
+    return plan(c, `running ${op.kind} step ${op.step}`, {
+      action: {
+        kind: 'RunStep',
+        operation: { ...op, waitedForLeaseSeconds: Math.round(waited * 100) / 100 },
+      },
+      requeueMs: 0,
+    });
+  }
   return plan(c, `running ${op.kind} step ${op.step}`, {
     action: { kind: 'RunStep', operation: op },
     requeueMs: 0,
@@ -444,10 +463,14 @@ function startOperation(c: Context, started: Operation, extra: Partial<FailoverP
   const now = timestamp(c.input.now);
   // A switchover away from a database with an agent demotes it: a clean stop once the target has
   // everything, and a restart as its standby, so no rewind and no reprotect are needed after.
+  // A failover records what keeps its old primary from writing once cut off: with a Lease, the
+  // promotion waits for it (leaseGate) when the old primary cannot be fenced directly.
   const op =
     started.kind === 'Switchover' && agentAlive(c.input.clusters[started.from]?.agent, c.input.now)
       ? { ...started, demoted: true }
-      : started;
+      : started.kind === 'Failover'
+        ? { ...started, protection: protectionOf(c.input, started.from).protection }
+        : started;
   return record(
     c,
     `${op.kind} ${op.id} started`,

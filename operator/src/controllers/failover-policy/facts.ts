@@ -42,6 +42,21 @@ export interface ClusterFacts {
   drillCopiesByProvider?: boolean;
   /** What the database agent beside it last reported (self-managed PostgreSQL with an agent). */
   agent?: AgentReport;
+  /**
+   * How long, by the operator's monotonic clock, it has seen that agent's current vouch standing
+   * (the same `since`): withholding counts from when the operator saw it, not from the agent's clock.
+   */
+  vouchHeldMs?: number;
+}
+
+/** The policy's primary Lease as the operator saw it (coordination.k8s.io/v1). */
+export interface LeaseFacts {
+  /** `cluster@epoch`; undefined when there is no Lease. */
+  holder?: string;
+  /** Since the operator first saw its current renewal, by its monotonic clock. */
+  renewedAgoMs?: number;
+  /** The read failed: nothing is known, and nothing may be assumed expired. */
+  unreadable?: boolean;
 }
 
 /** One observer's view of the active primary. */
@@ -78,6 +93,8 @@ export interface DecideInput {
   dnsTargets?: Record<string, string | undefined>;
   /** The owner this operator writes into the ownership TXT record. */
   dnsOwner?: string;
+  /** The primary Lease, when any agent could hold it. */
+  lease?: LeaseFacts;
   /** The record as read in this reconcile; undefined when it was not read. */
   dns?: DnsFacts;
   /** What the drill's canary writer has seen so far, while one runs. */

@@ -240,6 +240,8 @@ export function reportOf(op: Operation, now: Date): OperationReport {
     ...(succeeded && moved && op.estimatedLossBytes !== undefined ? { rpoBytes: op.estimatedLossBytes } : {}),
     ...(verified !== undefined ? { dnsVerifySeconds: verified } : {}),
     ...(op.stepSeconds ? { stepSeconds: op.stepSeconds } : {}),
+    ...(op.waitedForLeaseSeconds !== undefined ? { waitedForLeaseSeconds: op.waitedForLeaseSeconds } : {}),
+    ...(op.protection ? { protection: op.protection } : {}),
     ...(succeeded && op.kind === 'Reprotect' && op.discarded
       ? {
           discardedBytes: op.discarded.bytes,

@@ -12,6 +12,8 @@
  * 4. write status (conditional on the resourceVersion read), then record Events and metrics;
  * 5. come back when the plan says.
  */
+
+import { primaryLeaseName } from '../../agent/lease-settings.ts';
 import {
   type FailoverObservationSpec,
   type FailoverPolicySpec,
@@ -29,6 +31,7 @@ import {
 import type { EventInput } from '../../runtime/events.ts';
 import { objectKey } from '../../runtime/informer.ts';
 import type { KubeObject } from '../../runtime/kube-client.ts';
+import { leaseType } from '../../runtime/leader-election.ts';
 import { done, type ReconcileResult, requeueAfter, retryAfter } from '../../runtime/reconcile.ts';
 import type { OperatorContext } from '../context.ts';
 import { readSpec, readStatus } from '../read-object.ts';
@@ -41,7 +44,7 @@ import { discoveryNeedsDns } from './discovery.ts';
 import { afterDnsCheck, type DnsCheck, dnsCheckDue } from './dns-check.ts';
 import { drillNeedsDns } from './drill.ts';
 import { runDrillCopy, runDrillRecord } from './drill-act.ts';
-import type { DecideInput } from './facts.ts';
+import type { DecideInput, LeaseFacts } from './facts.ts';
 import { afterDrillCopy, afterDrillRecord } from './isolated-drill.ts';
 import { agentReportOf, factsFromProbe, gatherInput, voteFromProbe } from './observe.ts';
 import { CLIENT_MEASURE_RETRY_MS, type ClientMeasures, measureOperations } from './operation-canary.ts';
@@ -167,25 +170,58 @@ async function observe(
     policyName: object.metadata.name,
     spec,
     status,
-    facts: (name) =>
-      factsFromProbe(
+    facts: (name) => {
+      const agent = agentReportOf(ctx.clusters.get(clusterKey(name)));
+      const facts = factsFromProbe(
         name,
         ctx.clusters.get(clusterKey(name))?.spec as ReplicaClusterSpec | undefined,
         ctx.probes.latest(clusterKey(name)),
         ctx.appChecks.latest(clusterKey(name)),
-        agentReportOf(ctx.clusters.get(clusterKey(name))),
-      ),
+        agent,
+      );
+      const held = ctx.splitBrain.vouchHeldMs(clusterKey(name), agent?.vouch);
+      return held === undefined ? facts : { ...facts, vouchHeldMs: held };
+    },
     operatorVote: (active) => voteFromProbe(ctx.probes.latest(clusterKey(active))),
     observations,
     now,
     dnsTargets: Object.fromEntries(names.map((n) => [n, ports.dnsTarget(n)])),
     dnsOwner: ports.owner,
   });
-  const input = canary ? { ...gathered, canary } : gathered;
+  const lease = await readPrimaryLease(ctx, object, spec, gathered);
+  const withLease = lease ? { ...gathered, lease } : gathered;
+  const input = canary ? { ...withLease, canary } : withLease;
   // The record is read when its check is due between operations, or to learn who is primary.
   const due = !status.currentOperation && dnsCheckDue(dnsCheck, now);
   if (!due && !discoveryNeedsDns(input) && !drillNeedsDns(status)) return input;
   return { ...input, dns: await readDns(ports, spec, now) };
+}
+
+/**
+ * The policy's primary Lease, read each reconcile while an agent runs beside any member (only an
+ * agent holds it). A read that fails says nothing: the operator then knows no renewal, and a
+ * failover waiting for the Lease waits on.
+ */
+async function readPrimaryLease(
+  ctx: OperatorContext,
+  object: KubeObject,
+  spec: FailoverPolicySpec,
+  input: DecideInput,
+): Promise<LeaseFacts | undefined> {
+  if (!spec.primaryLease.enabled || !Object.values(input.clusters).some((f) => f.agent)) return undefined;
+  const key = objectKey(object);
+  try {
+    const lease = await ctx.client.find<KubeObject>(
+      leaseType,
+      ns(object),
+      primaryLeaseName(object.metadata.name),
+    );
+    const s = (lease?.spec ?? {}) as { holderIdentity?: string; renewTime?: string };
+    return ctx.splitBrain.lease(key, lease ? { ...s } : undefined);
+  } catch (err) {
+    ctx.log.warn({ policy: key, err: (err as Error).message }, 'could not read the primary Lease');
+    return { unreadable: true };
+  }
 }
 
 /**

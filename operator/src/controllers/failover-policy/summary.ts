@@ -19,6 +19,7 @@ import { drillsCondition, uncopyableStandbys } from './drill.ts';
 import type { DecideInput } from './facts.ts';
 import { isTerminal } from './operation.ts';
 import { isProtected } from './reprotect.ts';
+import { protectionOf, splitBrainCondition } from './split-brain.ts';
 
 type Phase = (typeof policyPhase.options)[number];
 
@@ -53,6 +54,8 @@ export function summarize(
     (next.activePrimary ? judgeDns(input, next.activePrimary, next.epoch ?? 0).condition : undefined);
   if (dns) conditions.push(dns);
   conditions.push(redundant(input, plan, next));
+  const splitBrain = splitBrainCondition({ ...input, status: next });
+  if (splitBrain) conditions.push(splitBrain);
   const progressing = progressingCondition(next, result, now);
   if (progressing) conditions.push(progressing);
   if (spec.drills)
@@ -151,7 +154,10 @@ export function topologyOf(input: DecideInput, next: FailoverPolicyStatus): Fail
   const members = [active, ...standbysOf(input.spec, active)];
   return members.map((name) => {
     const f = input.clusters[name];
-    const agent = f?.agent ? { agent: agentAlive(f.agent, input.now) } : {};
+    const agent = {
+      ...(f?.agent ? { agent: agentAlive(f.agent, input.now) } : {}),
+      protection: protectionOf({ ...input, status: next }, name).protection,
+    };
     if (name === active) {
       const ready = !!f?.reachable && f.role === 'Primary';
       return {

@@ -166,7 +166,7 @@ function failed(
   if (op.step === 'Fencing' && op.kind === 'Failover' && (reason === 'Unreachable' || reason === 'Timeout')) {
     const detail = `${op.from} unreachable (${reason}); marked by epoch ${op.epoch} in DNS and the new primary heartbeat`;
     return {
-      operation: advance(op, now, { fenceDetail: detail }),
+      operation: advance(op, now, { fenceDetail: detail, markedOnly: true }),
       events: [eventOf('Warning', 'PrimaryNotFenced', 'Fence', detail)],
       requeueMs: 0,
     };

@@ -1,0 +1,171 @@
+/**
+ * The split-brain guard's ports, for real: the control plane through a client with short
+ * timeouts (a hung request must not outlive a renew interval by much; the deadline timer fences
+ * regardless), the local server over its Unix socket (which no network partition cuts), and the
+ * other agents over HTTP.
+ */
+import pg from 'pg';
+import {
+  type FailoverObservationSpec,
+  failoverPolicySpec,
+  failoverPolicyStatus,
+  replicaClusterStatus,
+} from '../api/v1alpha1/index.ts';
+import { failoverObservationType, failoverPolicyType, replicaClusterType } from '../controllers/resources.ts';
+import { PostgresSql } from '../providers/database/postgres-sql.ts';
+import type { KubeClient, KubeObject } from '../runtime/kube-client.ts';
+import { isConflict } from '../runtime/kube-client.ts';
+import { leaseType } from '../runtime/leader-election.ts';
+import { microTime } from '../runtime/time.ts';
+import { primaryLeaseName } from './lease-settings.ts';
+import { askPeer } from './peer.ts';
+import type { GuardPorts, GuardWorld, LocalServer } from './split-brain-guard.ts';
+
+export interface GuardAdapterOptions {
+  client: KubeClient;
+  namespace: string;
+  cluster: string;
+  socketDir: string;
+  port: number;
+  user: string;
+  peerToken?: string;
+  changed: () => void;
+}
+
+interface Lease extends KubeObject {
+  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; renewTime?: string; acquireTime?: string };
+}
+
+/** Peer addresses change rarely: read the members' reports this often, not every round. */
+const PEERS_EVERY_MS = 5_000;
+
+export function guardPorts(o: GuardAdapterOptions): GuardPorts & { close(): Promise<void> } {
+  let peers: { readAt: number; names: string; value: Record<string, string | undefined> } | undefined;
+  let sql: PostgresSql | undefined;
+  const local = (database: string) => {
+    sql ??= new PostgresSql(
+      { host: o.socketDir, port: o.port, database, user: o.user, password: '', sslMode: 'disable' },
+      {
+        applicationName: 'failover-agent-guard',
+        connectTimeoutMs: 2_000,
+        statementTimeoutMs: 5_000,
+        maxConnections: 1,
+      },
+    );
+    return sql;
+  };
+  let appDatabase = 'postgres';
+
+  return {
+    async readWorld(): Promise<GuardWorld | undefined> {
+      const { items } = await o.client.list<KubeObject>(failoverPolicyType, o.namespace);
+      for (const item of items) {
+        const spec = failoverPolicySpec.safeParse(item.spec);
+        if (!spec.success) continue;
+        const members = [spec.data.primary, ...spec.data.standbys];
+        if (!members.includes(o.cluster)) continue;
+        const status = failoverPolicyStatus.safeParse(item.status ?? {});
+        const name = item.metadata.name;
+        const observations = (await o.client.list<KubeObject>(failoverObservationType, o.namespace)).items
+          .map((x) => x.spec as FailoverObservationSpec)
+          .filter((s) => s?.policy === name && Array.isArray(s.clusters));
+        const key = members.join(',');
+        if (!peers || peers.names !== key || performance.now() - peers.readAt > PEERS_EVERY_MS) {
+          const value: Record<string, string | undefined> = {};
+          for (const member of members) {
+            if (member === o.cluster) continue;
+            const rc = await o.client.find<KubeObject>(replicaClusterType, o.namespace, member);
+            const st = replicaClusterStatus.safeParse(rc?.status ?? {});
+            value[member] = st.success ? st.data.agent?.peerAddress : undefined;
+          }
+          const own = await o.client.find<KubeObject>(replicaClusterType, o.namespace, o.cluster);
+          const db = (own?.spec as { connection?: { database?: string } } | undefined)?.connection?.database;
+          if (db) appDatabase = db;
+          peers = { readAt: performance.now(), names: key, value };
+        }
+        return {
+          policy: { name, spec: spec.data, status: status.success ? status.data : {} },
+          peers: peers.value,
+          observations,
+        };
+      }
+      return undefined;
+    },
+
+    async renewLease(policy, holder, durationSeconds) {
+      const name = primaryLeaseName(policy);
+      const now = microTime(new Date());
+      const lease = await o.client.find<Lease>(leaseType, o.namespace, name);
+      const spec = { holderIdentity: holder, leaseDurationSeconds: durationSeconds, renewTime: now };
+      if (!lease) {
+        await o.client.create(leaseType, o.namespace, {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: { name, namespace: o.namespace, labels: { 'failover.dev/policy': policy } },
+          spec: { ...spec, acquireTime: now },
+        });
+        return {};
+      }
+      const current = lease.spec?.holderIdentity;
+      const [, cluster, epoch] = /^(.+)@(\d+)$/.exec(current ?? '') ?? [];
+      const mine = /^(.+)@(\d+)$/.exec(holder);
+      // Another holder at a later epoch, or another cluster at the same one, keeps it; an earlier
+      // epoch's holder was superseded by the promotion that made this one primary.
+      if (
+        current &&
+        current !== holder &&
+        (Number(epoch) > Number(mine?.[2]) || (cluster !== mine?.[1] && Number(epoch) === Number(mine?.[2])))
+      )
+        return { heldBy: current };
+      try {
+        await o.client.replace(leaseType, o.namespace, {
+          ...lease,
+          spec: { ...lease.spec, ...spec, ...(current !== holder ? { acquireTime: now } : {}) },
+        });
+      } catch (err) {
+        if (isConflict(err)) return { heldBy: current ?? '(changed meanwhile)' };
+        throw err;
+      }
+      return {};
+    },
+
+    async localServer(): Promise<LocalServer> {
+      const client = new pg.Client({
+        host: o.socketDir,
+        port: o.port,
+        user: o.user,
+        database: 'postgres',
+        connectionTimeoutMillis: 1_000,
+        query_timeout: 1_000,
+        application_name: 'failover-agent-guard',
+      });
+      client.on('error', () => undefined);
+      try {
+        await client.connect();
+        const { rows } = await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+        return rows[0]?.r ? 'Standby' : 'Primary';
+      } catch {
+        return 'Down';
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    },
+
+    askPeer: (address, question) => askPeer(address, question, { timeoutMs: 1_000, token: o.peerToken }),
+
+    async fence(mode, epoch) {
+      const { detail } = await local(appDatabase).fence({ operationId: `self-fence-${epoch}`, epoch, mode });
+      return detail;
+    },
+
+    async unfence() {
+      return (await local(appDatabase).unfence()).detail;
+    },
+
+    changed: o.changed,
+
+    async close() {
+      await sql?.close();
+    },
+  };
+}

@@ -1,0 +1,287 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  type FailoverObservationSpec,
+  type FailoverPolicyStatus,
+  failoverPolicySpec,
+  type Operation,
+} from '../api/v1alpha1/index.ts';
+import { createLogger } from '../runtime/logger.ts';
+import { leaseSettings } from './lease-settings.ts';
+import type { VouchAnswer } from './peer.ts';
+import { type GuardPorts, type GuardWorld, type LocalServer, SplitBrainGuard } from './split-brain-guard.ts';
+
+const spec = failoverPolicySpec.parse({
+  primary: 'region-a',
+  standbys: ['region-b'],
+  dns: {
+    provider: { type: 'Route53', route53: { hostedZoneId: 'Z1' } },
+    zone: 'example.test',
+    name: 'db.example.test',
+  },
+  detection: { probeIntervalSeconds: 1, failureThreshold: 3, quorum: 2 },
+});
+const settings = leaseSettings(spec);
+
+class FakePorts implements GuardPorts {
+  apiUp = true;
+  peerVouches = true;
+  server: LocalServer = 'Primary';
+  status: FailoverPolicyStatus = { activePrimary: 'region-a', epoch: 3 };
+  observations: FailoverObservationSpec[] = [];
+  leaseHolder: string | undefined;
+  fenced: { mode: string; epoch: number; at: number }[] = [];
+  unfenced = 0;
+  changes = 0;
+
+  async readWorld(): Promise<GuardWorld> {
+    if (!this.apiUp) throw new Error('connect ETIMEDOUT');
+    return {
+      policy: { name: 'orders', spec, status: this.status },
+      peers: { 'region-a': '10.0.0.1:7433', 'region-b': '10.0.0.2:7433' },
+      observations: this.observations,
+    };
+  }
+  async renewLease(_policy: string, holder: string): Promise<{ heldBy?: string }> {
+    if (!this.apiUp) throw new Error('connect ETIMEDOUT');
+    this.leaseHolder = holder;
+    return {};
+  }
+  async localServer(): Promise<LocalServer> {
+    return this.server;
+  }
+  async askPeer(): Promise<VouchAnswer> {
+    return { vouched: this.peerVouches, cluster: 'region-b' };
+  }
+  async fence(mode: 'ReadOnly' | 'Shutdown', epoch: number): Promise<string> {
+    this.fenced.push({ mode, epoch, at: Date.now() });
+    return 'default_transaction_read_only on';
+  }
+  async unfence(): Promise<string> {
+    this.unfenced++;
+    return 'reset';
+  }
+  changed(): void {
+    this.changes++;
+  }
+}
+
+const log = createLogger({ level: 'silent' });
+
+function guardFor(cluster: string, ports: FakePorts): SplitBrainGuard {
+  return new SplitBrainGuard({
+    cluster,
+    namespace: 'db',
+    ports,
+    log,
+    mono: () => Date.now(),
+    wall: () => new Date(),
+  });
+}
+
+/** Ticks every renew interval for `ms`, the way the agent's loop does. */
+async function run(guard: SplitBrainGuard, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    await guard.tick();
+    await vi.advanceTimersByTimeAsync(settings.renewMs);
+  }
+}
+
+beforeEach(() => {
+  vi.useFakeTimers({ now: new Date('2026-12-01T10:00:00Z') });
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('the agent beside the primary', () => {
+  it('holds the Lease while it can renew it, and never fences', async () => {
+    const ports = new FakePorts();
+    const guard = guardFor('region-a', ports);
+    await run(guard, 30_000);
+    expect(guard.report().lease).toMatchObject({ state: 'Holding', epoch: 3 });
+    expect(ports.leaseHolder).toBe('region-a@3');
+    expect(ports.fenced).toEqual([]);
+  });
+
+  it('goes on through the failsafe when only the control plane is lost (every standby agent vouches)', async () => {
+    const ports = new FakePorts();
+    const guard = guardFor('region-a', ports);
+    await run(guard, 2_000);
+    ports.apiUp = false;
+    await run(guard, 60_000);
+    expect(guard.report().lease).toMatchObject({ state: 'Failsafe', epoch: 3 });
+    expect(ports.fenced).toEqual([]);
+  });
+
+  it('fences itself before the Lease can expire when it can neither renew nor hear a vouch', async () => {
+    const ports = new FakePorts();
+    const guard = guardFor('region-a', ports);
+    await run(guard, 2_000);
+    ports.apiUp = false;
+    ports.peerVouches = false;
+    const lastConfirmed = Date.now() - settings.renewMs; // the round that last succeeded began then
+    await run(guard, 10_000);
+    expect(ports.fenced).toHaveLength(1);
+    const fence = ports.fenced[0];
+    expect(fence).toMatchObject({ mode: 'ReadOnly', epoch: 3 });
+    // Not later than duration - margin after the start of the last good round.
+    expect((fence?.at ?? 0) - lastConfirmed).toBeLessThanOrEqual(settings.durationMs - settings.marginMs);
+    expect(guard.report().lease).toMatchObject({ state: 'SelfFenced', epoch: 3 });
+  });
+
+  it('fences at once when it reads an operation replacing it, and says which', async () => {
+    const ports = new FakePorts();
+    const guard = guardFor('region-a', ports);
+    await run(guard, 2_000);
+    ports.status = { ...ports.status, currentOperation: failoverOf('region-a', 'region-b', 4) };
+    await guard.tick();
+    expect(ports.fenced).toHaveLength(1);
+    expect(guard.report().lease).toMatchObject({ state: 'SelfFenced', operationId: 'failover-1' });
+  });
+
+  it('unfences only once a fresh read names it the primary at the same epoch', async () => {
+    const ports = new FakePorts();
+    const guard = guardFor('region-a', ports);
+    await run(guard, 2_000);
+    ports.apiUp = false;
+    ports.peerVouches = false;
+    await run(guard, 10_000);
+    expect(ports.fenced).toHaveLength(1);
+    // Peers vouch again, but that is no confirmation: still fenced.
+    ports.peerVouches = true;
+    await run(guard, 5_000);
+    expect(ports.unfenced).toBe(0);
+    ports.apiUp = true;
+    await guard.tick();
+    expect(ports.unfenced).toBe(1);
+    expect(guard.report().lease).toMatchObject({ state: 'Holding', epoch: 3 });
+  });
+
+  it('stays fenced when the control plane names another primary (a failover happened meanwhile)', async () => {
+    const ports = new FakePorts();
+    const guard = guardFor('region-a', ports);
+    await run(guard, 2_000);
+    ports.apiUp = false;
+    ports.peerVouches = false;
+    await run(guard, 10_000);
+    ports.status = { activePrimary: 'region-b', epoch: 4 };
+    ports.apiUp = true;
+    await run(guard, 5_000);
+    expect(ports.unfenced).toBe(0);
+    expect(guard.report().lease?.state).toBe('SelfFenced');
+    // Rejoined as a standby by reprotect: the Lease is released.
+    ports.server = 'Standby';
+    await guard.tick();
+    expect(guard.report().lease?.state).toBe('Released');
+  });
+
+  it('does not fence a database being promoted before status names it primary', async () => {
+    const ports = new FakePorts();
+    ports.server = 'Standby';
+    ports.status = { activePrimary: 'region-b', epoch: 4 };
+    const guard = guardFor('region-a', ports);
+    await run(guard, 2_000);
+    ports.server = 'Primary';
+    ports.status = {
+      activePrimary: 'region-b',
+      epoch: 4,
+      currentOperation: failoverOf('region-b', 'region-a', 5),
+    };
+    await run(guard, 10_000);
+    expect(ports.fenced).toEqual([]);
+  });
+});
+
+describe('the agent beside a standby', () => {
+  it('vouches while the primary is seen, withholds once a quorum of observers cannot reach it', async () => {
+    const ports = new FakePorts();
+    ports.server = 'Standby';
+    const guard = guardFor('region-b', ports);
+    await guard.tick();
+    const q = { namespace: 'db', policy: 'orders', primary: 'region-a', epoch: 3 };
+    expect(await guard.answer(q)).toMatchObject({ vouched: true });
+    expect(guard.report().vouch).toMatchObject({ primary: 'region-a', epoch: 3, withholding: false });
+
+    ports.observations = [observation('b', false), observation('c', false)];
+    await guard.tick();
+    expect(await guard.answer(q)).toMatchObject({ vouched: false });
+    const since = guard.report().vouch?.since;
+    expect(guard.report().vouch).toMatchObject({ withholding: true });
+
+    // The operation is seen later: the count goes on from the same moment, and it is for good.
+    vi.advanceTimersByTime(2_000);
+    ports.status = { ...ports.status, currentOperation: failoverOf('region-a', 'region-b', 4) };
+    await guard.tick();
+    expect(guard.report().vouch).toMatchObject({ withholding: true, since, operationId: 'failover-1' });
+    ports.observations = [observation('b', true), observation('c', true)];
+    ports.status = { activePrimary: 'region-a', epoch: 3 };
+    await guard.tick();
+    expect(await guard.answer(q)).toMatchObject({ vouched: false });
+  });
+
+  it('never vouches once its own database was promoted, nor for another epoch', async () => {
+    const ports = new FakePorts();
+    ports.server = 'Standby';
+    const guard = guardFor('region-b', ports);
+    await guard.tick();
+    expect(
+      await guard.answer({ namespace: 'db', policy: 'orders', primary: 'region-a', epoch: 2 }),
+    ).toMatchObject({
+      vouched: false,
+    });
+    ports.server = 'Primary';
+    expect(
+      await guard.answer({ namespace: 'db', policy: 'orders', primary: 'region-a', epoch: 3 }),
+    ).toMatchObject({
+      vouched: false,
+      reason: 'this database was promoted',
+    });
+  });
+
+  it('answers from what it last read when the control plane is gone (failsafe needs that)', async () => {
+    const ports = new FakePorts();
+    ports.server = 'Standby';
+    const guard = guardFor('region-b', ports);
+    await guard.tick();
+    ports.apiUp = false;
+    await run(guard, 30_000);
+    expect(
+      await guard.answer({ namespace: 'db', policy: 'orders', primary: 'region-a', epoch: 3 }),
+    ).toMatchObject({
+      vouched: true,
+    });
+  });
+});
+
+function failoverOf(from: string, to: string, epoch: number): Operation {
+  const at = new Date().toISOString();
+  return {
+    id: 'failover-1',
+    kind: 'Failover',
+    trigger: 'Automatic',
+    from,
+    to,
+    epoch,
+    step: 'Fencing',
+    startedAt: at,
+    stepStartedAt: at,
+  };
+}
+
+function observation(observer: string, reachable: boolean): FailoverObservationSpec {
+  return {
+    policy: 'orders',
+    observer,
+    observedAt: new Date().toISOString(),
+    probeIntervalSeconds: 1,
+    clusters: [
+      {
+        name: 'region-a',
+        reachable,
+        role: reachable ? 'Primary' : 'Unknown',
+        consecutiveFailures: reachable ? 0 : 1,
+      },
+    ],
+  };
+}

@@ -1,0 +1,382 @@
+/**
+ * No two writable primaries, even when the primary's region is cut off: the agent's half of it.
+ *
+ * Beside the primary, the agent renews the policy's Lease (holder `cluster@epoch`) every renew
+ * interval. When it cannot, it asks every standby's agent instead (peer.ts): if all of them say
+ * their database was not promoted and they know of nothing replacing this primary, it goes on
+ * (failsafe: losing only the control plane must not stop a healthy primary). When neither works
+ * for `duration - margin` since the last round that did, measured from before that round by the
+ * monotonic clock, it fences its own database (read-only and sessions ended, or Shutdown) — the
+ * operator promotes no earlier than `duration + margin` after it last saw the Lease renewed.
+ * It also fences at once when it reads an operation that replaces it, and unfences only when a
+ * fresh read of the policy names it the primary at the same epoch and its Lease is renewed.
+ *
+ * Beside a standby, the agent answers those questions. It stops vouching ("withholds") as soon as
+ * a quorum of observers cannot reach the primary, or the policy says it is down or being replaced,
+ * and reports that in status; the operator counts `duration + margin` from when it saw the report
+ * before promoting (the primary's last vouched round started before it). Once it has seen the
+ * operation replacing the primary it never vouches for that primary at that epoch again.
+ */
+import type {
+  AgentReport,
+  FailoverObservationSpec,
+  FailoverPolicySpec,
+  FailoverPolicyStatus,
+  Operation,
+} from '../api/v1alpha1/index.ts';
+import type { Logger } from '../runtime/logger.ts';
+import { timestamp } from '../runtime/time.ts';
+import { leaseHolder, leaseSettings, parseLeaseHolder } from './lease-settings.ts';
+import type { VouchAnswer, VouchQuestion } from './peer.ts';
+
+export interface GuardWorld {
+  policy: { name: string; spec: FailoverPolicySpec; status: FailoverPolicyStatus };
+  /** Where each member's agent answers peers (its report's peerAddress). */
+  peers: Record<string, string | undefined>;
+  observations: FailoverObservationSpec[];
+}
+
+export type LocalServer = 'Primary' | 'Standby' | 'Down';
+
+export interface GuardPorts {
+  /** A fresh read from the control plane; undefined when no policy names this cluster. Throws when unreachable. */
+  readWorld(): Promise<GuardWorld | undefined>;
+  /** Renews (or takes) the Lease for `holder`; when another holder keeps it, says who. */
+  renewLease(policy: string, holder: string, durationSeconds: number): Promise<{ heldBy?: string }>;
+  localServer(): Promise<LocalServer>;
+  askPeer(address: string, question: VouchQuestion): Promise<VouchAnswer>;
+  fence(mode: 'ReadOnly' | 'Shutdown', epoch: number): Promise<string>;
+  unfence(): Promise<string>;
+  /** The report fields changed: write them soon. */
+  changed(): void;
+}
+
+export interface GuardOptions {
+  cluster: string;
+  namespace: string;
+  ports: GuardPorts;
+  log: Logger;
+  /** Monotonic milliseconds (performance.now); deadlines are never measured by the wall clock. */
+  mono?: () => number;
+  wall?: () => Date;
+}
+
+type LeaseReport = NonNullable<AgentReport['lease']>;
+type VouchReport = NonNullable<AgentReport['vouch']>;
+
+/** A Failover (not finished) that replaces `primary`: what a standby must stop vouching for. */
+export function replacing(status: FailoverPolicyStatus, primary: string): Operation | undefined {
+  const op = status.currentOperation;
+  if (op?.kind !== 'Failover' || op.from !== primary) return undefined;
+  return op.step === 'Completed' || op.step === 'Aborted' ? undefined : op;
+}
+
+export class SplitBrainGuard {
+  private readonly o: Required<GuardOptions>;
+  private world: GuardWorld | undefined;
+  private lease: LeaseReport | undefined;
+  private vouch: VouchReport | undefined;
+  /** Monotonic time before the last round (renewal or vouching) that succeeded. */
+  private confirmedAt: number | undefined;
+  private deadline: ReturnType<typeof setTimeout> | undefined;
+  private fencing: Promise<void> | undefined;
+  /** `primary@epoch` → the operation seen replacing it: withheld for good. */
+  private readonly replaced = new Map<string, string>();
+
+  constructor(opts: GuardOptions) {
+    this.o = {
+      mono: () => performance.now(),
+      wall: () => new Date(),
+      ...opts,
+    };
+  }
+
+  /** What goes into the agent report. */
+  report(): Pick<AgentReport, 'lease' | 'vouch'> {
+    return { ...(this.lease ? { lease: this.lease } : {}), ...(this.vouch ? { vouch: this.vouch } : {}) };
+  }
+
+  /** An earlier run's self-fence: kept, so that this run unfences only once confirmed. */
+  restore(lease: LeaseReport | undefined): void {
+    if (!this.lease && lease?.state === 'SelfFenced') this.lease = lease;
+  }
+
+  /** The renew interval of the policy last read (how often `tick` should run). */
+  intervalMs(): number {
+    return this.world ? leaseSettings(this.world.policy.spec).renewMs : 1_000;
+  }
+
+  stop(): void {
+    if (this.deadline) clearTimeout(this.deadline);
+    this.deadline = undefined;
+  }
+
+  /** One round: read the world, keep the Lease or vouch standing, fence when it is due. */
+  async tick(): Promise<void> {
+    const started = this.o.mono();
+    let fresh: GuardWorld | undefined;
+    let reached = false;
+    try {
+      fresh = await this.o.ports.readWorld();
+      reached = true;
+      this.world = fresh;
+    } catch (err) {
+      this.o.log.debug({ err: (err as Error).message }, 'split-brain guard: control plane unreachable');
+    }
+    const world = this.world;
+    if (!world) return;
+    this.standing(world);
+    const settings = leaseSettings(world.policy.spec);
+    const server = await this.o.ports.localServer().catch((): LocalServer => 'Down');
+    const { status } = world.policy;
+    const epoch = status.epoch ?? 0;
+    if (server !== 'Primary' || !settings.enabled) return this.release(server);
+    if (status.activePrimary !== this.o.cluster) {
+      // The primary this agent kept the Lease for, superseded meanwhile: it must not take writes.
+      // (A promotion of this database, before status says so, is no such thing.)
+      const op = status.currentOperation;
+      const promotingThis =
+        op && op.to === this.o.cluster && op.step !== 'Completed' && op.step !== 'Aborted';
+      const held = this.lease?.state === 'Holding' || this.lease?.state === 'Failsafe';
+      if (held && !promotingThis && this.lease && this.lease.epoch < epoch)
+        return this.fenceNow(`${status.activePrimary} is the primary at epoch ${epoch}`, this.lease.epoch);
+      return this.release(server);
+    }
+    if (reached && fresh) {
+      const op = replacing(fresh.policy.status, this.o.cluster);
+      if (op) return this.fenceNow(`operation ${op.id} replaces this primary`, epoch, op.id);
+      if (await this.renew(world, epoch, settings.durationMs, started)) return;
+    }
+    if (this.lease?.state === 'SelfFenced') return;
+    if (await this.peersVouch(world, epoch, settings.renewMs)) this.confirm(started, 'Failsafe', epoch);
+    this.armDeadline();
+  }
+
+  /** A standby's answer to the primary's agent. */
+  async answer(q: VouchQuestion): Promise<VouchAnswer> {
+    const no = (reason: string): VouchAnswer => ({ vouched: false, cluster: this.o.cluster, reason });
+    const v = this.vouch;
+    if (!v || !this.world) return no('this agent has not read the policy yet');
+    if (q.policy !== this.world.policy.name || q.namespace !== this.o.namespace)
+      return no(`this agent belongs to policy ${this.o.namespace}/${this.world.policy.name}`);
+    if (v.primary !== q.primary || v.epoch !== q.epoch)
+      return no(`the policy names ${v.primary} the primary at epoch ${v.epoch}`);
+    if (v.withholding) return no(v.reason ?? 'withholding');
+    const server = await this.o.ports.localServer().catch((): LocalServer => 'Down');
+    if (server !== 'Standby')
+      return no(server === 'Primary' ? 'this database was promoted' : 'this database is not running');
+    return { vouched: true, cluster: this.o.cluster };
+  }
+
+  private async renew(
+    world: GuardWorld,
+    epoch: number,
+    durationMs: number,
+    started: number,
+  ): Promise<boolean> {
+    let heldBy: string | undefined;
+    try {
+      heldBy = (
+        await this.o.ports.renewLease(
+          world.policy.name,
+          leaseHolder(this.o.cluster, epoch),
+          Math.ceil(durationMs / 1000),
+        )
+      ).heldBy;
+    } catch (err) {
+      this.o.log.debug({ err: (err as Error).message }, 'split-brain guard: could not renew the Lease');
+      return false;
+    }
+    if (heldBy !== undefined) {
+      const other = parseLeaseHolder(heldBy);
+      if (other && other.epoch > epoch) {
+        await this.fenceNow(`the Lease is held by ${heldBy}, a later epoch`, epoch);
+        return true;
+      }
+      return false;
+    }
+    if (this.lease?.state === 'SelfFenced') {
+      // Confirmed: a fresh read names this cluster the primary at this epoch, with nothing replacing it.
+      if (this.lease.epoch !== epoch) return true;
+      const detail = await this.o.ports.unfence();
+      this.o.log.warn({ epoch, detail }, 'split-brain guard: still the primary at this epoch; unfenced');
+    }
+    this.confirm(started, 'Holding', epoch);
+    return true;
+  }
+
+  private async peersVouch(world: GuardWorld, epoch: number, timeoutMs: number): Promise<boolean> {
+    const { spec } = world.policy;
+    const others = [spec.primary, ...spec.standbys].filter((n) => n !== this.o.cluster);
+    const addresses = others.map((n) => world.peers[n]);
+    if (others.length === 0 || addresses.some((a) => !a)) return false;
+    const question = {
+      namespace: this.o.namespace,
+      policy: world.policy.name,
+      primary: this.o.cluster,
+      epoch,
+    };
+    const answers = await Promise.all(
+      addresses.map((a) =>
+        this.o.ports
+          .askPeer(a as string, question)
+          .catch(
+            (err): VouchAnswer => ({ vouched: false, cluster: a as string, reason: (err as Error).message }),
+          ),
+      ),
+    );
+    const refused = answers.filter((a) => !a.vouched);
+    if (refused.length > 0)
+      this.o.log.debug({ refused, timeoutMs }, 'split-brain guard: not every standby agent vouched');
+    return refused.length === 0;
+  }
+
+  private confirm(started: number, state: 'Holding' | 'Failsafe', epoch: number): void {
+    this.confirmedAt = started;
+    const changed = this.lease?.state !== state || this.lease.epoch !== epoch;
+    this.lease = { state, epoch, confirmedAt: timestamp(this.o.wall()) };
+    if (changed) {
+      this.o.log.info(
+        { state, epoch },
+        `split-brain guard: ${state === 'Holding' ? 'holding the Lease' : 'failsafe: every standby agent vouched'}`,
+      );
+      this.o.ports.changed();
+    }
+    this.armDeadline();
+  }
+
+  /** The fence falls due at `confirmedAt + duration - margin`, whatever a hung request is doing. */
+  private armDeadline(): void {
+    if (this.deadline) clearTimeout(this.deadline);
+    this.deadline = undefined;
+    const world = this.world;
+    if (!world || this.confirmedAt === undefined || this.lease?.state === 'SelfFenced') return;
+    if (this.lease?.state !== 'Holding' && this.lease?.state !== 'Failsafe') return;
+    const s = leaseSettings(world.policy.spec);
+    const due = this.confirmedAt + s.durationMs - s.marginMs;
+    const epoch = this.lease.epoch;
+    this.deadline = setTimeout(
+      () => {
+        this.deadline = undefined;
+        if (this.confirmedAt === undefined || this.o.mono() < due) return this.armDeadline();
+        void this.fenceNow(
+          `could neither renew the Lease nor hear from every standby agent for ${((this.o.mono() - this.confirmedAt) / 1000).toFixed(1)} s`,
+          epoch,
+        );
+      },
+      Math.max(0, due - this.o.mono()),
+    );
+    this.deadline.unref?.();
+  }
+
+  private async fenceNow(why: string, epoch: number, operationId?: string): Promise<void> {
+    if (this.lease?.state === 'SelfFenced' && this.lease.epoch === epoch) return;
+    if (this.fencing) return this.fencing;
+    const spec = this.world?.policy.spec;
+    const mode = spec?.promotion.fencing === 'Shutdown' ? 'Shutdown' : 'ReadOnly';
+    const since = this.confirmedAt;
+    this.fencing = (async () => {
+      try {
+        const detail = await this.o.ports.fence(mode, epoch);
+        const fencedAt = this.o.mono();
+        this.lease = {
+          state: 'SelfFenced',
+          epoch,
+          ...(this.lease?.confirmedAt ? { confirmedAt: this.lease.confirmedAt } : {}),
+          fencedAt: timestamp(this.o.wall()),
+          ...(since !== undefined ? { fenceSeconds: Math.round(fencedAt - since) / 1000 } : {}),
+          ...(operationId ? { operationId } : {}),
+          message: `${why}: fenced ${mode} (${detail})`.slice(0, 1024),
+        };
+        if (this.deadline) clearTimeout(this.deadline);
+        this.deadline = undefined;
+        this.o.log.warn({ epoch, mode, why, detail }, 'split-brain guard: fenced this database');
+        this.o.ports.changed();
+      } catch (err) {
+        this.o.log.error(
+          { err: (err as Error).message, why },
+          'split-brain guard: could not fence; trying again',
+        );
+        const retry = setTimeout(() => void this.fenceNow(why, epoch, operationId), 200);
+        retry.unref?.();
+      } finally {
+        this.fencing = undefined;
+      }
+    })();
+    return this.fencing;
+  }
+
+  /** Not the primary's agent (any more): nothing to renew, nothing to fence on time. */
+  private release(server: LocalServer): void {
+    if (this.deadline) clearTimeout(this.deadline);
+    this.deadline = undefined;
+    this.confirmedAt = undefined;
+    // A self-fenced primary stays so until it is a standby (rejoined) or confirmed primary again.
+    const keep = this.lease?.state === 'SelfFenced' && server !== 'Standby';
+    if (this.lease && this.lease.state !== 'Released' && !keep) {
+      this.lease = { ...this.lease, state: 'Released' };
+      this.o.ports.changed();
+    }
+  }
+
+  /** Whether this standby vouches for the primary the policy names, from what it last read. */
+  private standing(world: GuardWorld): void {
+    const { spec, status } = world.policy;
+    const primary = status.activePrimary;
+    if (!primary || primary === this.o.cluster) {
+      if (this.vouch) {
+        this.vouch = undefined;
+        this.o.ports.changed();
+      }
+      return;
+    }
+    const epoch = status.epoch ?? 0;
+    const key = `${primary}@${epoch}`;
+    const op = replacing(status, primary);
+    if (op && !this.replaced.has(key)) this.replaced.set(key, op.id);
+    const operationId = this.replaced.get(key);
+    const reason = operationId
+      ? `operation ${operationId} replaces ${primary}`
+      : status.primaryDownSince
+        ? `${primary} is down by quorum since ${status.primaryDownSince}`
+        : suspected(spec, world.observations, world.policy.name, primary, this.o.wall());
+    const withholding = reason !== undefined;
+    const v = this.vouch;
+    const same = v && v.primary === primary && v.epoch === epoch && v.withholding === withholding;
+    if (same && v.operationId === operationId) return;
+    this.vouch = {
+      primary,
+      epoch,
+      withholding,
+      // Continuously withholding since then: an operation seen later does not restart the count.
+      since: same ? v.since : timestamp(this.o.wall()),
+      ...(operationId ? { operationId } : {}),
+      ...(reason ? { reason: reason.slice(0, 512) } : {}),
+    };
+    this.o.log.info(
+      { vouch: this.vouch },
+      withholding ? 'split-brain guard: withholding' : 'split-brain guard: vouching',
+    );
+    this.o.ports.changed();
+  }
+}
+
+/** A quorum of observers, each with a fresh round, failed their last probe of the primary. */
+function suspected(
+  spec: FailoverPolicySpec,
+  observations: FailoverObservationSpec[],
+  policy: string,
+  primary: string,
+  now: Date,
+): string | undefined {
+  const maxAgeMs =
+    (spec.detection.observationMaxAgeSeconds ?? 3 * spec.detection.probeIntervalSeconds + 5) * 1000;
+  const failing = observations.filter((o) => {
+    if (o.policy !== policy || now.getTime() - new Date(o.observedAt).getTime() > maxAgeMs) return false;
+    const probe = o.clusters.find((c) => c.name === primary);
+    return probe !== undefined && !probe.reachable;
+  });
+  return failing.length >= spec.detection.quorum
+    ? `${failing.length} observers cannot reach ${primary} (${failing.map((o) => o.observer).join(', ')})`
+    : undefined;
+}
