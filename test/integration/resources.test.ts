@@ -357,6 +357,27 @@ const invalid: Case[] = [
     says: /exceeds the RPO budget.*allowDataLoss: true/,
   },
   {
+    what: 'a primary Lease margin below its renew interval',
+    make: policy,
+    change: set('spec.primaryLease', { renewIntervalSeconds: 2, safetyMarginSeconds: 1 }),
+    field: 'spec.primaryLease.safetyMarginSeconds',
+    says: /safetyMarginSeconds is below renewIntervalSeconds/,
+  },
+  {
+    what: 'a primary Lease that leaves less than two renewals before the fence',
+    make: policy,
+    change: set('spec.primaryLease', { durationSeconds: 5, renewIntervalSeconds: 2, safetyMarginSeconds: 2 }),
+    field: 'spec.primaryLease.durationSeconds',
+    says: /less than two renewals/,
+  },
+  {
+    what: 'a primary Lease longer than the detection window, unsaid',
+    make: policy,
+    change: set('spec.primaryLease', { durationSeconds: 60 }),
+    field: 'spec.primaryLease.durationSeconds',
+    says: /longer than the detection window.*allowLongerThanDetection/,
+  },
+  {
     what: 'a request id with capitals',
     make: policy,
     change: set('spec.promotionRequest', { id: 'Bad_ID', target: 'beta' }),

@@ -767,9 +767,16 @@ export class DatabaseAgent {
       ...this.guardFields(),
     };
     this.report = next;
-    const same = (a?: AgentReport, b?: AgentReport) =>
-      JSON.stringify({ ...a, reportedAt: 0, walEnd: 0, divergence: { ...a?.divergence, assessedAt: 0 } }) ===
-      JSON.stringify({ ...b, reportedAt: 0, walEnd: 0, divergence: { ...b?.divergence, assessedAt: 0 } });
+    // A renewal every few seconds is not news: the Lease's time goes out with the periodic report.
+    const key = (r?: AgentReport) =>
+      JSON.stringify({
+        ...r,
+        reportedAt: 0,
+        walEnd: 0,
+        divergence: { ...r?.divergence, assessedAt: 0 },
+        lease: { ...r?.lease, confirmedAt: 0 },
+      });
+    const same = (a?: AgentReport, b?: AgentReport) => key(a) === key(b);
     if (same(before, next) && now.getTime() - this.lastWritten < REPORT_EVERY_MS) return;
     await this.opts.client.mergePatch(
       replicaClusterType,

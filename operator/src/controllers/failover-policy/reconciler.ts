@@ -505,6 +505,8 @@ async function announceConditions(
     const goodWhenTrue = c.type !== 'FailoverBlocked' && c.type !== 'StatusUnreadable';
     const good = goodWhenTrue ? c.status === 'True' : c.status === 'False';
     if (!was && good) continue; // the first evaluation of a good state is not news
+    // Nor a policy without agents learning it has no Lease: only losing one is.
+    if (!was && c.type === 'SplitBrainProtection') continue;
     await ctx.events.record(object, {
       type: good ? 'Normal' : 'Warning',
       reason: c.reason,
