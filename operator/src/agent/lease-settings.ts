@@ -32,10 +32,15 @@ export function parseLeaseHolder(holder: string | undefined): { cluster: string;
  */
 export function leaseSettings(spec: FailoverPolicySpec): LeaseSettings {
   const lease = spec.primaryLease;
-  const windowMs = spec.detection.probeIntervalSeconds * spec.detection.failureThreshold * 1000;
-  const renewMs = ms(lease.renewIntervalSeconds) ?? Math.min(2_000, Math.max(200, windowMs / 6));
+  const { probeIntervalSeconds: interval, failureThreshold: threshold } = spec.detection;
+  // Standbys stop vouching at the observers' first failed probes, about (threshold − 1) intervals
+  // before the verdict: a Lease plus margin that fits there costs a failover nothing. Where that
+  // leaves under 3 s (1 s probes), the whole window, so renewals need not be too frequent.
+  const earlyMs = interval * Math.max(1, threshold - 1) * 1000;
+  const baseMs = earlyMs >= 3_000 ? earlyMs : interval * threshold * 1000;
+  const renewMs = ms(lease.renewIntervalSeconds) ?? Math.min(2_000, Math.max(200, baseMs / 6));
   const marginMs = Math.max(ms(lease.safetyMarginSeconds) ?? renewMs, renewMs);
-  const durationMs = Math.max(ms(lease.durationSeconds) ?? windowMs - marginMs, 2 * renewMs + marginMs);
+  const durationMs = Math.max(ms(lease.durationSeconds) ?? baseMs - marginMs, 2 * renewMs + marginMs);
   return { enabled: lease.enabled, durationMs, renewMs, marginMs, requireLease: lease.requireLease };
 }
 

@@ -24,6 +24,8 @@ const settings = leaseSettings(spec);
 
 class FakePorts implements GuardPorts {
   apiUp = true;
+  /** The control plane swallows requests without a word (a black-holed path), rather than refusing. */
+  apiHangs = false;
   peerVouches = true;
   server: LocalServer = 'Primary';
   status: FailoverPolicyStatus = { activePrimary: 'region-a', epoch: 3 };
@@ -34,6 +36,7 @@ class FakePorts implements GuardPorts {
   changes = 0;
 
   async readWorld(): Promise<GuardWorld> {
+    if (this.apiHangs) return new Promise(() => undefined);
     if (!this.apiUp) throw new Error('connect ETIMEDOUT');
     return {
       policy: { name: 'orders', spec, status: this.status },
@@ -82,8 +85,10 @@ function guardFor(cluster: string, ports: FakePorts): SplitBrainGuard {
 async function run(guard: SplitBrainGuard, ms: number): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
-    await guard.tick();
+    // Time moves while a round waits (a hung request ends at its budget), as it does for real.
+    const round = guard.tick();
     await vi.advanceTimersByTimeAsync(settings.renewMs);
+    await round;
   }
 }
 
@@ -111,6 +116,16 @@ describe('the agent beside the primary', () => {
     ports.apiUp = false;
     await run(guard, 60_000);
     expect(guard.report().lease).toMatchObject({ state: 'Failsafe', epoch: 3 });
+    expect(ports.fenced).toEqual([]);
+  });
+
+  it('goes on through the failsafe when the control plane hangs instead of refusing', async () => {
+    const ports = new FakePorts();
+    const guard = guardFor('region-a', ports);
+    await run(guard, 2_000);
+    ports.apiHangs = true;
+    await run(guard, 60_000);
+    expect(guard.report().lease).toMatchObject({ state: 'Failsafe' });
     expect(ports.fenced).toEqual([]);
   });
 

@@ -64,6 +64,15 @@ export interface GuardOptions {
 type LeaseReport = NonNullable<AgentReport['lease']>;
 type VouchReport = NonNullable<AgentReport['vouch']>;
 
+/** `promise`, or a rejection once `ms` passed (the work itself goes on, and may still land). */
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${Math.round(ms)} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 /** A Failover (not finished) that replaces `primary`: what a standby must stop vouching for. */
 export function replacing(status: FailoverPolicyStatus, primary: string): Operation | undefined {
   const op = status.currentOperation;
@@ -114,23 +123,48 @@ export class SplitBrainGuard {
   /** One round: read the world, keep the Lease or vouch standing, fence when it is due. */
   async tick(): Promise<void> {
     const started = this.o.mono();
-    let fresh: GuardWorld | undefined;
-    let reached = false;
-    try {
-      fresh = await this.o.ports.readWorld();
-      reached = true;
-      this.world = fresh;
-    } catch (err) {
-      this.o.log.debug({ err: (err as Error).message }, 'split-brain guard: control plane unreachable');
-    }
+    const known = this.world;
+    // The control plane and the peers are asked at once, each within most of a renew interval:
+    // a hung request must not push this round's confirmation past the deadline.
+    const budget = Math.max(100, 0.8 * (known ? leaseSettings(known.policy.spec).renewMs : 1_000));
+    const server = await this.o.ports.localServer().catch((): LocalServer => 'Down');
+    const knownEpoch = known?.policy.status.epoch ?? 0;
+    const askPeers =
+      known &&
+      server === 'Primary' &&
+      known.policy.status.activePrimary === this.o.cluster &&
+      this.lease?.state !== 'SelfFenced';
+    const [api, vouched] = await Promise.all([
+      within(this.apiRound(server, started), budget).catch((err): 'Unreached' => {
+        this.o.log.debug({ err: (err as Error).message }, 'split-brain guard: control plane unreachable');
+        return 'Unreached';
+      }),
+      askPeers ? this.peersVouch(known, knownEpoch, budget) : Promise.resolve(false),
+    ]);
+    if (api === 'Settled' || this.lease?.state === 'SelfFenced') return this.armDeadline();
+    // Not renewed: every standby agent vouching for this primary at this epoch keeps it going.
     const world = this.world;
-    if (!world) return;
+    if (vouched && world && (world.policy.status.epoch ?? 0) === knownEpoch)
+      this.confirm(started, 'Failsafe', knownEpoch);
+    this.armDeadline();
+  }
+
+  /**
+   * The control plane's half of a round: read the policy, then keep or give up the Lease.
+   * 'Settled': nothing more to do this round (renewed, released, fenced); 'NotRenewed': the peers decide.
+   */
+  private async apiRound(server: LocalServer, started: number): Promise<'Settled' | 'NotRenewed'> {
+    const world = await this.o.ports.readWorld();
+    this.world = world;
+    if (!world) return 'Settled';
     this.standing(world);
     const settings = leaseSettings(world.policy.spec);
-    const server = await this.o.ports.localServer().catch((): LocalServer => 'Down');
     const { status } = world.policy;
     const epoch = status.epoch ?? 0;
-    if (server !== 'Primary' || !settings.enabled) return this.release(server);
+    if (server !== 'Primary' || !settings.enabled) {
+      this.release(server);
+      return 'Settled';
+    }
     if (status.activePrimary !== this.o.cluster) {
       // The primary this agent kept the Lease for, superseded meanwhile: it must not take writes.
       // (A promotion of this database, before status says so, is no such thing.)
@@ -139,17 +173,16 @@ export class SplitBrainGuard {
         op && op.to === this.o.cluster && op.step !== 'Completed' && op.step !== 'Aborted';
       const held = this.lease?.state === 'Holding' || this.lease?.state === 'Failsafe';
       if (held && !promotingThis && this.lease && this.lease.epoch < epoch)
-        return this.fenceNow(`${status.activePrimary} is the primary at epoch ${epoch}`, this.lease.epoch);
-      return this.release(server);
+        await this.fenceNow(`${status.activePrimary} is the primary at epoch ${epoch}`, this.lease.epoch);
+      else this.release(server);
+      return 'Settled';
     }
-    if (reached && fresh) {
-      const op = replacing(fresh.policy.status, this.o.cluster);
-      if (op) return this.fenceNow(`operation ${op.id} replaces this primary`, epoch, op.id);
-      if (await this.renew(world, epoch, settings.durationMs, started)) return;
+    const op = replacing(status, this.o.cluster);
+    if (op) {
+      await this.fenceNow(`operation ${op.id} replaces this primary`, epoch, op.id);
+      return 'Settled';
     }
-    if (this.lease?.state === 'SelfFenced') return;
-    if (await this.peersVouch(world, epoch, settings.renewMs)) this.confirm(started, 'Failsafe', epoch);
-    this.armDeadline();
+    return (await this.renew(world, epoch, settings.durationMs, started)) ? 'Settled' : 'NotRenewed';
   }
 
   /** A standby's answer to the primary's agent. */
@@ -218,11 +251,9 @@ export class SplitBrainGuard {
     };
     const answers = await Promise.all(
       addresses.map((a) =>
-        this.o.ports
-          .askPeer(a as string, question)
-          .catch(
-            (err): VouchAnswer => ({ vouched: false, cluster: a as string, reason: (err as Error).message }),
-          ),
+        within(this.o.ports.askPeer(a as string, question), timeoutMs).catch(
+          (err): VouchAnswer => ({ vouched: false, cluster: a as string, reason: (err as Error).message }),
+        ),
       ),
     );
     const refused = answers.filter((a) => !a.vouched);

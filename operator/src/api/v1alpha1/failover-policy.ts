@@ -394,14 +394,16 @@ export const primaryLease = withRules(
         .max(300)
         .optional()
         .describe(
-          'How long a renewal holds. Default: the detection window (probeIntervalSeconds × failureThreshold) less the safety margin, so waiting for the Lease adds nothing to a failover.',
+          'How long a renewal holds. Default: (failureThreshold − 1) × probeIntervalSeconds less the safety margin (the whole detection window where that is under 3 s), so waiting for the Lease adds nothing to a failover: standbys stop vouching at the first failed probes.',
         ),
       renewIntervalSeconds: z
         .number()
         .min(0.2)
         .max(60)
         .optional()
-        .describe('How often the agent renews. Default: a sixth of the detection window, at most 2 s.'),
+        .describe(
+          'How often the agent renews. Default: a sixth of the default duration plus margin, at most 2 s.',
+        ),
       safetyMarginSeconds: z
         .number()
         .min(0.2)
