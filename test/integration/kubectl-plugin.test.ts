@@ -305,6 +305,7 @@ describe('status', () => {
       'LAG',
       'PHASE',
       'EPOCH',
+      'PROTECTION',
       'OPERATION',
       'LAST DRILL',
     ]);
@@ -315,6 +316,7 @@ describe('status', () => {
       '0.4s',
       'Healthy',
       '3',
+      '-',
       '-',
       'Succeeded 2d ago, RTO 12.3s',
     ]);

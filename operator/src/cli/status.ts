@@ -33,6 +33,8 @@ export interface StatusRow {
   /** What became of the last request (a refused reprotect says why here). */
   lastRequest?: FailoverPolicyStatus['lastRequest'];
   topology?: FailoverPolicyStatus['topology'];
+  /** What keeps a cut-off primary from writing (the SplitBrainProtection condition's reason). */
+  protection?: string;
   problem?: string;
 }
 
@@ -60,6 +62,7 @@ export function statusRow(p: PolicyView): StatusRow {
   const drill = p.status.drills?.[0];
   const inProgress = p.status.drill;
   const redundant = p.status.conditions?.find((c) => c.type === 'Redundant');
+  const protection = p.status.conditions?.find((c) => c.type === 'SplitBrainProtection')?.reason;
   return {
     namespace: p.namespace,
     name: p.name,
@@ -101,6 +104,7 @@ export function statusRow(p: PolicyView): StatusRow {
       : {}),
     ...(p.status.lastRequest ? { lastRequest: p.status.lastRequest } : {}),
     ...(p.status.topology ? { topology: p.status.topology } : {}),
+    ...(protection ? { protection } : {}),
     ...(p.specProblem ? { problem: p.specProblem } : {}),
   };
 }
@@ -132,6 +136,7 @@ export function renderStatus(rows: StatusRow[], opts: { allNamespaces: boolean; 
     'LAG',
     'PHASE',
     'EPOCH',
+    'PROTECTION',
     'OPERATION',
     'LAST DRILL',
   ];
@@ -143,6 +148,7 @@ export function renderStatus(rows: StatusRow[], opts: { allNamespaces: boolean; 
     seconds(r.lagSeconds),
     r.phase ?? (r.problem ? 'InvalidSpec' : 'Pending'),
     r.epoch === undefined ? '-' : String(r.epoch),
+    r.protection ?? '-',
     r.operation ?? '-',
     drillCell(r, opts.now),
   ]);
