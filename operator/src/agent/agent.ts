@@ -122,6 +122,7 @@ export class DatabaseAgent {
         port: opts.local.opts.port,
         user: opts.local.opts.user,
         ...(opts.peer?.token !== undefined ? { peerToken: opts.peer.token } : {}),
+        stateFile: `${opts.local.opts.dataDir.replace(/\/+$/, '')}.failover-guard.json`,
         changed: () => void this.sayGuard(),
       });
       this.guard = new SplitBrainGuard({
@@ -173,6 +174,9 @@ export class DatabaseAgent {
         'answering peer agents',
       );
     }
+    // What an earlier run knew (its policy, its peers, when it last confirmed the Lease): a
+    // restart while cut off keeps the deadline the earlier run had.
+    await guard.load();
     // A fence an earlier run of this agent made is this run's to undo, once confirmed.
     try {
       const own = await this.opts.client.get<KubeObject>(

@@ -4,6 +4,7 @@
  * regardless), the local server over its Unix socket (which no network partition cuts), and the
  * other agents over HTTP.
  */
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import pg from 'pg';
 import {
   type FailoverObservationSpec,
@@ -19,7 +20,7 @@ import { leaseType } from '../runtime/leader-election.ts';
 import { microTime } from '../runtime/time.ts';
 import { primaryLeaseName } from './lease-settings.ts';
 import { askPeer } from './peer.ts';
-import type { GuardPorts, GuardWorld, LocalServer } from './split-brain-guard.ts';
+import type { GuardPorts, GuardState, GuardWorld, LocalServer } from './split-brain-guard.ts';
 
 export interface GuardAdapterOptions {
   client: KubeClient;
@@ -29,6 +30,8 @@ export interface GuardAdapterOptions {
   port: number;
   user: string;
   peerToken?: string;
+  /** Where the guard keeps what it knew, for a restart while cut off (beside the data directory). */
+  stateFile?: string;
   changed: () => void;
 }
 
@@ -163,6 +166,29 @@ export function guardPorts(o: GuardAdapterOptions): GuardPorts & { close(): Prom
     },
 
     changed: o.changed,
+
+    async saveState(state: GuardState) {
+      if (!o.stateFile) return;
+      const tmp = `${o.stateFile}.tmp`;
+      await writeFile(tmp, JSON.stringify(state), { mode: 0o600 });
+      await rename(tmp, o.stateFile);
+    },
+
+    async loadState(): Promise<GuardState | undefined> {
+      if (!o.stateFile) return undefined;
+      try {
+        const saved = JSON.parse(await readFile(o.stateFile, 'utf8')) as GuardState;
+        const spec = failoverPolicySpec.safeParse(saved.world?.policy?.spec);
+        const status = failoverPolicyStatus.safeParse(saved.world?.policy?.status ?? {});
+        if (!spec.success || !status.success) return undefined;
+        return {
+          ...saved,
+          world: { ...saved.world, policy: { ...saved.world.policy, spec: spec.data, status: status.data } },
+        };
+      } catch {
+        return undefined;
+      }
+    },
 
     async close() {
       await sql?.close();

@@ -12,7 +12,6 @@ export interface LeaseSettings {
   durationMs: number;
   renewMs: number;
   marginMs: number;
-  requireLease: boolean;
 }
 
 /** The Lease object of a policy (coordination.k8s.io/v1, in the policy's namespace). */
@@ -41,7 +40,7 @@ export function leaseSettings(spec: FailoverPolicySpec): LeaseSettings {
   const renewMs = ms(lease.renewIntervalSeconds) ?? Math.min(2_000, Math.max(200, baseMs / 6));
   const marginMs = Math.max(ms(lease.safetyMarginSeconds) ?? renewMs, renewMs);
   const durationMs = Math.max(ms(lease.durationSeconds) ?? baseMs - marginMs, 2 * renewMs + marginMs);
-  return { enabled: lease.enabled, durationMs, renewMs, marginMs, requireLease: lease.requireLease };
+  return { enabled: lease.enabled, durationMs, renewMs, marginMs };
 }
 
 const ms = (seconds: number | undefined) => (seconds === undefined ? undefined : Math.round(seconds * 1000));

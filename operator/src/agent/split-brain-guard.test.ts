@@ -8,7 +8,13 @@ import {
 import { createLogger } from '../runtime/logger.ts';
 import { leaseSettings } from './lease-settings.ts';
 import type { VouchAnswer } from './peer.ts';
-import { type GuardPorts, type GuardWorld, type LocalServer, SplitBrainGuard } from './split-brain-guard.ts';
+import {
+  type GuardPorts,
+  type GuardState,
+  type GuardWorld,
+  type LocalServer,
+  SplitBrainGuard,
+} from './split-brain-guard.ts';
 
 const spec = failoverPolicySpec.parse({
   primary: 'region-a',
@@ -65,6 +71,13 @@ class FakePorts implements GuardPorts {
   }
   changed(): void {
     this.changes++;
+  }
+  saved: GuardState | undefined;
+  async saveState(state: GuardState): Promise<void> {
+    this.saved = structuredClone(state);
+  }
+  async loadState(): Promise<GuardState | undefined> {
+    return this.saved;
   }
 }
 
@@ -205,6 +218,48 @@ describe('the agent beside the primary', () => {
     };
     await run(guard, 10_000);
     expect(ports.fenced).toEqual([]);
+  });
+});
+
+describe('the agent beside the primary, restarted', () => {
+  it('restarted while cut off, keeps the deadline of the run before it (from what it saved)', async () => {
+    const ports = new FakePorts();
+    const first = guardFor('region-a', ports);
+    await run(first, 2_000);
+    first.stop();
+    ports.apiUp = false;
+    ports.peerVouches = false;
+    vi.advanceTimersByTime(5_000); // the restart takes longer than the Lease
+    const second = guardFor('region-a', ports);
+    await second.load();
+    await run(second, settings.renewMs * 2);
+    expect(ports.fenced).toHaveLength(1);
+  });
+
+  it('restarted while only the control plane is gone, goes on through its standbys', async () => {
+    const ports = new FakePorts();
+    const first = guardFor('region-a', ports);
+    await run(first, 2_000);
+    first.stop();
+    ports.apiUp = false;
+    const second = guardFor('region-a', ports);
+    await second.load();
+    await run(second, 30_000);
+    expect(ports.fenced).toEqual([]);
+    expect(second.report().lease?.state).toBe('Failsafe');
+  });
+
+  it('a server that does not answer for a while keeps the deadline armed', async () => {
+    const ports = new FakePorts();
+    const guard = guardFor('region-a', ports);
+    await run(guard, 2_000);
+    ports.server = 'Down';
+    ports.apiUp = false;
+    ports.peerVouches = false;
+    await run(guard, 3_000);
+    ports.server = 'Primary';
+    await run(guard, 1_000);
+    expect(ports.fenced).toHaveLength(1);
   });
 });
 

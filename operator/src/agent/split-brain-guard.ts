@@ -49,6 +49,19 @@ export interface GuardPorts {
   unfence(): Promise<string>;
   /** The report fields changed: write them soon. */
   changed(): void;
+  /**
+   * What the guard knew, kept beside the data directory: an agent restarted while its region is
+   * cut off still knows its policy, its standbys' agents and when it last confirmed its Lease.
+   */
+  saveState?(state: GuardState): Promise<void>;
+  loadState?(): Promise<GuardState | undefined>;
+}
+
+export interface GuardState {
+  world: GuardWorld;
+  lease?: LeaseReport;
+  /** Wall-clock time of the start of the last confirmed round (a restart loses the monotonic one). */
+  confirmedAtWall?: string;
 }
 
 export interface GuardOptions {
@@ -89,6 +102,9 @@ export class SplitBrainGuard {
   private confirmedAt: number | undefined;
   private deadline: ReturnType<typeof setTimeout> | undefined;
   private fencing: Promise<void> | undefined;
+  private server: LocalServer = 'Down';
+  private apiInFlight: Promise<'Settled' | 'NotRenewed'> | undefined;
+  private lastSaved = '';
   /** `primary@epoch` → the operation seen replacing it: withheld for good. */
   private readonly replaced = new Map<string, string>();
 
@@ -110,6 +126,29 @@ export class SplitBrainGuard {
     if (!this.lease && lease?.state === 'SelfFenced') this.lease = lease;
   }
 
+  /**
+   * What an earlier run of this agent knew. A Lease it held counts from when it was last
+   * confirmed, by the wall clock (the only one that outlives a process), so that a restart
+   * never pushes the fence later than the earlier run would have fenced.
+   */
+  async load(): Promise<void> {
+    const saved = await this.o.ports.loadState?.().catch(() => undefined);
+    if (!saved || this.world) return;
+    this.world = saved.world;
+    this.lease ??= saved.lease;
+    if ((saved.lease?.state === 'Holding' || saved.lease?.state === 'Failsafe') && saved.confirmedAtWall) {
+      const agoMs = Math.max(0, this.o.wall().getTime() - new Date(saved.confirmedAtWall).getTime());
+      // One round to confirm, never more: a deadline already past falls one renew interval from
+      // now (the margin, at least that long, still keeps it before the operator's promotion).
+      const s = leaseSettings(saved.world.policy.spec);
+      this.confirmedAt = Math.max(
+        this.o.mono() - agoMs,
+        this.o.mono() - (s.durationMs - s.marginMs) + s.renewMs,
+      );
+      this.armDeadline();
+    }
+  }
+
   /** The renew interval of the policy last read (how often `tick` should run). */
   intervalMs(): number {
     return this.world ? leaseSettings(this.world.policy.spec).renewMs : 1_000;
@@ -127,26 +166,45 @@ export class SplitBrainGuard {
     // The control plane and the peers are asked at once, each within most of a renew interval:
     // a hung request must not push this round's confirmation past the deadline.
     const budget = Math.max(100, 0.8 * (known ? leaseSettings(known.policy.spec).renewMs : 1_000));
-    const server = await this.o.ports.localServer().catch((): LocalServer => 'Down');
+    // The local server over its socket: a slow answer keeps the last one (never "gone" for it).
+    const server = await within(this.o.ports.localServer(), budget).catch(() => this.server);
+    this.server = server;
     const knownEpoch = known?.policy.status.epoch ?? 0;
     const askPeers =
       known &&
       server === 'Primary' &&
       known.policy.status.activePrimary === this.o.cluster &&
       this.lease?.state !== 'SelfFenced';
+    // One control-plane round at a time: one that outlived its budget is still under way.
+    this.apiInFlight ??= this.apiRound(server, started).finally(() => {
+      this.apiInFlight = undefined;
+    });
     const [api, vouched] = await Promise.all([
-      within(this.apiRound(server, started), budget).catch((err): 'Unreached' => {
+      within(this.apiInFlight, budget).catch((err): 'Unreached' => {
         this.o.log.debug({ err: (err as Error).message }, 'split-brain guard: control plane unreachable');
         return 'Unreached';
       }),
       askPeers ? this.peersVouch(known, knownEpoch, budget) : Promise.resolve(false),
     ]);
-    if (api === 'Settled' || this.lease?.state === 'SelfFenced') return this.armDeadline();
-    // Not renewed: every standby agent vouching for this primary at this epoch keeps it going.
-    const world = this.world;
-    if (vouched && world && (world.policy.status.epoch ?? 0) === knownEpoch)
-      this.confirm(started, 'Failsafe', knownEpoch);
+    if (api !== 'Settled' && this.lease?.state !== 'SelfFenced') {
+      // Not renewed: every standby agent vouching for this primary at this epoch keeps it going.
+      const world = this.world;
+      if (vouched && world && (world.policy.status.epoch ?? 0) === knownEpoch)
+        this.confirm(started, 'Failsafe', knownEpoch);
+    }
+    // A primary of the policy this run never confirmed (started while cut off) is given the same
+    // deadline as one whose confirmations stopped, counted from its first round.
+    if (
+      server === 'Primary' &&
+      this.confirmedAt === undefined &&
+      this.world?.policy.status.activePrimary === this.o.cluster &&
+      this.lease?.state !== 'SelfFenced'
+    ) {
+      this.confirmedAt = started;
+      this.lease = { state: this.lease?.state === 'Failsafe' ? 'Failsafe' : 'Holding', epoch: knownEpoch };
+    }
     this.armDeadline();
+    await this.persist();
   }
 
   /**
@@ -161,6 +219,9 @@ export class SplitBrainGuard {
     const settings = leaseSettings(world.policy.spec);
     const { status } = world.policy;
     const epoch = status.epoch ?? 0;
+    // A server that does not answer is neither released nor fenced now: the deadline stays armed,
+    // so one that comes back still writable is fenced on time.
+    if (server === 'Down') return 'Settled';
     if (server !== 'Primary' || !settings.enabled) {
       this.release(server);
       return 'Settled';
@@ -171,9 +232,10 @@ export class SplitBrainGuard {
       const op = status.currentOperation;
       const promotingThis =
         op && op.to === this.o.cluster && op.step !== 'Completed' && op.step !== 'Aborted';
-      const held = this.lease?.state === 'Holding' || this.lease?.state === 'Failsafe';
-      if (held && !promotingThis && this.lease && this.lease.epoch < epoch)
-        await this.fenceNow(`${status.activePrimary} is the primary at epoch ${epoch}`, this.lease.epoch);
+      // Another database is the primary: this one, writable, must not be (the operator fences it
+      // too, as a stray, when it reaches it; this does not wait for that).
+      if (!promotingThis && status.activePrimary)
+        await this.fenceNow(`${status.activePrimary} is the primary at epoch ${epoch}`, epoch);
       else this.release(server);
       return 'Settled';
     }
@@ -229,8 +291,8 @@ export class SplitBrainGuard {
       return false;
     }
     if (this.lease?.state === 'SelfFenced') {
-      // Confirmed: a fresh read names this cluster the primary at this epoch, with nothing replacing it.
-      if (this.lease.epoch !== epoch) return true;
+      // Confirmed: a fresh read names this cluster the primary at this epoch, with nothing
+      // replacing it, and the Lease is its own again.
       const detail = await this.o.ports.unfence();
       this.o.log.warn({ epoch, detail }, 'split-brain guard: still the primary at this epoch; unfenced');
     }
@@ -324,17 +386,58 @@ export class SplitBrainGuard {
         this.o.log.warn({ epoch, mode, why, detail }, 'split-brain guard: fenced this database');
         this.o.ports.changed();
       } catch (err) {
-        this.o.log.error(
-          { err: (err as Error).message, why },
-          'split-brain guard: could not fence; trying again',
-        );
-        const retry = setTimeout(() => void this.fenceNow(why, epoch, operationId), 200);
+        const message = (err as Error).message;
+        // A database holding a newer epoch was promoted later: it is the primary, not to be fenced.
+        if (/newer than the fencing operation/.test(message)) {
+          this.o.log.warn(
+            { err: message, why },
+            'split-brain guard: not fencing a database a later promotion made primary',
+          );
+          return;
+        }
+        this.o.log.error({ err: message, why }, 'split-brain guard: could not fence; trying again');
+        const retry = setTimeout(() => void this.fenceNow(why, epoch, operationId), 500);
         retry.unref?.();
       } finally {
         this.fencing = undefined;
       }
     })();
     return this.fencing;
+  }
+
+  private async persist(): Promise<void> {
+    if (!this.world || !this.o.ports.saveState) return;
+    const { name, spec, status } = this.world.policy;
+    const state: GuardState = {
+      // Only what the guard needs: the operation replacing it matters, the rest of status does not.
+      world: {
+        policy: {
+          name,
+          spec,
+          status: {
+            ...(status.activePrimary ? { activePrimary: status.activePrimary } : {}),
+            ...(status.epoch !== undefined ? { epoch: status.epoch } : {}),
+            ...(status.currentOperation ? { currentOperation: status.currentOperation } : {}),
+          },
+        },
+        peers: this.world.peers,
+        observations: [],
+      },
+      ...(this.lease ? { lease: this.lease } : {}),
+    };
+    const confirmedAtWall =
+      this.confirmedAt !== undefined
+        ? timestamp(new Date(this.o.wall().getTime() - (this.o.mono() - this.confirmedAt)))
+        : undefined;
+    // At most a write a second: the confirmation's time to the second is what a restart needs.
+    const key = JSON.stringify(state) + (confirmedAtWall?.slice(0, 19) ?? '');
+    if (key === this.lastSaved) return;
+    this.lastSaved = key;
+    await this.o.ports
+      .saveState({ ...state, ...(confirmedAtWall ? { confirmedAtWall } : {}) })
+      .catch((err) =>
+        this.o.log.warn({ err: (err as Error).message }, 'split-brain guard: could not save its state'),
+      );
   }
 
   /** Not the primary's agent (any more): nothing to renew, nothing to fence on time. */

@@ -418,12 +418,6 @@ export const primaryLease = withRules(
         .describe(
           'Accept a Lease longer than the detection window: a failover of a cut-off primary then waits for it, and the wait counts in RTO.',
         ),
-      requireLease: z
-        .boolean()
-        .default(false)
-        .describe(
-          "Refuse an automatic failover when the lost primary held no live Lease (its agent had stopped renewing), instead of promoting with only a direct fence or the epoch mark. A person's request still promotes.",
-        ),
     })
     .describe(
       "Split-brain protection across regions: the primary keeps a Lease, and fences itself when it loses it (Patroni's leader lock with failsafe mode).",

@@ -56,7 +56,7 @@ import {
 } from './operation.ts';
 import { isProtected, judgeReprotect } from './reprotect.ts';
 import { judgeRequest } from './requests.ts';
-import { leaseGate, protectionOf } from './split-brain.ts';
+import { failoverProtection, leaseGate } from './split-brain.ts';
 
 export type Action =
   /** Nothing to do but keep status current. */
@@ -469,7 +469,7 @@ function startOperation(c: Context, started: Operation, extra: Partial<FailoverP
     started.kind === 'Switchover' && agentAlive(c.input.clusters[started.from]?.agent, c.input.now)
       ? { ...started, demoted: true }
       : started.kind === 'Failover'
-        ? { ...started, protection: protectionOf(c.input, started.from).protection }
+        ? { ...started, protection: failoverProtection(c.input, started.from) }
         : started;
   return record(
     c,

@@ -55,6 +55,8 @@ export interface LeaseFacts {
   holder?: string;
   /** Since the operator first saw its current renewal, by its monotonic clock. */
   renewedAgoMs?: number;
+  /** The duration its holder renews it for (the agent's own settings, which may predate a spec change). */
+  durationMs?: number;
   /** The read failed: nothing is known, and nothing may be assumed expired. */
   unreadable?: boolean;
 }

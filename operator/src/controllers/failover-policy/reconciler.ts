@@ -216,8 +216,17 @@ async function readPrimaryLease(
       ns(object),
       primaryLeaseName(object.metadata.name),
     );
-    const s = (lease?.spec ?? {}) as { holderIdentity?: string; renewTime?: string };
-    return ctx.splitBrain.lease(key, lease ? { ...s } : undefined);
+    const s = (lease?.spec ?? {}) as { holderIdentity?: string; leaseDurationSeconds?: number };
+    return ctx.splitBrain.lease(
+      key,
+      lease
+        ? {
+            ...(s.holderIdentity ? { holder: s.holderIdentity } : {}),
+            ...(lease.metadata.resourceVersion ? { version: lease.metadata.resourceVersion } : {}),
+            ...(s.leaseDurationSeconds ? { durationSeconds: s.leaseDurationSeconds } : {}),
+          }
+        : undefined,
+    );
   } catch (err) {
     ctx.log.warn({ policy: key, err: (err as Error).message }, 'could not read the primary Lease');
     return { unreadable: true };

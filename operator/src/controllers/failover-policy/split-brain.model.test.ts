@@ -104,7 +104,8 @@ async function simulate(sc: Scenario): Promise<Outcome> {
   const aCut = () => sc.aFromApi && now() >= aCutAt;
   const detectedAt = sc.faultAt + sc.suspicionAfter + sc.detectionAfter * (sc.probeIntervalSeconds / 1);
   let status: FailoverPolicyStatus = { activePrimary: 'a', epoch: 4 };
-  let lease: { holder: string; renewTime: string } | undefined;
+  let lease: { holder: string; version: string; durationSeconds: number } | undefined;
+  let versions = 0;
   const out: Outcome = {};
   // What the operator sees of each agent's report, with a write latency.
   const published: { a?: AgentReport['lease']; b?: AgentReport['vouch']; bAt: number }[] = [{ bAt: 0 }];
@@ -131,7 +132,7 @@ async function simulate(sc: Scenario): Promise<Outcome> {
     },
     renewLease: async (_p, holder) => {
       if (aCut()) throw new Error('timeout');
-      lease = { holder, renewTime: new Date().toISOString() };
+      lease = { holder, version: String(++versions), durationSeconds: Math.ceil(settings.durationMs / 1000) };
       return {};
     },
     localServer: async (): Promise<LocalServer> => 'Primary',

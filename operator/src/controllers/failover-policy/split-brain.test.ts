@@ -193,10 +193,10 @@ describe('SplitBrainWatch', () => {
   it('counts from when it first saw a renewal or a standing, by its own clock', () => {
     let t = 1000;
     const w = new SplitBrainWatch(() => t);
-    expect(w.lease('p', { holder: 'a@4', renewTime: 'r1' })).toEqual({ holder: 'a@4', renewedAgoMs: 0 });
+    expect(w.lease('p', { holder: 'a@4', version: 'r1' })).toEqual({ holder: 'a@4', renewedAgoMs: 0 });
     t += 700;
-    expect(w.lease('p', { holder: 'a@4', renewTime: 'r1' }).renewedAgoMs).toBe(700);
-    expect(w.lease('p', { holder: 'a@4', renewTime: 'r2' }).renewedAgoMs).toBe(0);
+    expect(w.lease('p', { holder: 'a@4', version: 'r1' }).renewedAgoMs).toBe(700);
+    expect(w.lease('p', { holder: 'a@4', version: 'r2' }).renewedAgoMs).toBe(0);
     const v = { primary: 'a', epoch: 4, withholding: true, since: 's1' };
     expect(w.vouchHeldMs('b', v)).toBe(0);
     t += 300;

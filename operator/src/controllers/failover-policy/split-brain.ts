@@ -29,6 +29,16 @@ export interface ClusterProtection {
   message: string;
 }
 
+/**
+ * What a failover must assume of its old primary: a Lease it held (whatever its agent did since,
+ * which the operator cannot tell from here) means its agent may be fencing it by that Lease.
+ */
+export function failoverProtection(input: DecideInput, from: string): Protection {
+  const held = parseLeaseHolder(input.lease?.holder);
+  if (leaseSettings(input.spec).enabled && held?.cluster === from) return 'Lease';
+  return protectionOf(input, from).protection;
+}
+
 export function protectionOf(input: DecideInput, cluster: string): ClusterProtection {
   const { spec, status, clusters, now } = input;
   const settings = leaseSettings(spec);
@@ -95,7 +105,10 @@ export function leaseGate(input: DecideInput, op: Operation): LeaseGate {
   if (op.kind !== 'Failover' || op.protection !== 'Lease' || !op.markedOnly) return { open: true };
   const { spec, clusters } = input;
   const s = leaseSettings(spec);
-  const needMs = s.durationMs + s.marginMs;
+  // Turned off by a person during the outage: their call, the wait is over (docs/split-brain.md).
+  if (!s.enabled) return { open: true };
+  // The holder's own duration when longer: its agent may still run on the spec from before a change.
+  const needMs = Math.max(s.durationMs, input.lease?.durationMs ?? 0) + s.marginMs;
   const own = clusters[op.from]?.agent?.lease;
   if (own?.state === 'SelfFenced' && own.operationId === op.id) return { open: true };
   if (input.lease?.unreadable)
@@ -149,14 +162,19 @@ export class SplitBrainWatch {
     this.mono = mono;
   }
 
-  lease(policyKey: string, lease: { holder?: string; renewTime?: string } | undefined): LeaseFacts {
+  /** `version`: the Lease's resourceVersion, which every renewal changes (its renewTime might not). */
+  lease(
+    policyKey: string,
+    lease: { holder?: string; version?: string; durationSeconds?: number } | undefined,
+  ): LeaseFacts {
     if (!lease?.holder) {
       this.leases.delete(policyKey);
       return {};
     }
     return {
       holder: lease.holder,
-      renewedAgoMs: this.since(this.leases, policyKey, `${lease.holder} ${lease.renewTime}`),
+      renewedAgoMs: this.since(this.leases, policyKey, `${lease.holder} ${lease.version}`),
+      ...(lease.durationSeconds ? { durationMs: lease.durationSeconds * 1000 } : {}),
     };
   }
 
