@@ -73,7 +73,10 @@ export function guardPorts(o: GuardAdapterOptions): GuardPorts & { close(): Prom
           .map((x) => x.spec as FailoverObservationSpec)
           .filter((s) => s?.policy === name && Array.isArray(s.clusters));
         const key = members.join(',');
-        if (!peers || peers.names !== key || performance.now() - peers.readAt > PEERS_EVERY_MS) {
+        // Read again every few seconds, and every round while a member's address is unknown (a
+        // standby's agent starting): the failsafe needs all of them before the control plane goes.
+        const missing = peers ? Object.values(peers.value).some((a) => !a) : true;
+        if (!peers || missing || peers.names !== key || performance.now() - peers.readAt > PEERS_EVERY_MS) {
           const value: Record<string, string | undefined> = {};
           for (const member of members) {
             if (member === o.cluster) continue;

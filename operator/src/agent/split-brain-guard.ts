@@ -213,6 +213,12 @@ export class SplitBrainGuard {
    */
   private async apiRound(server: LocalServer, started: number): Promise<'Settled' | 'NotRenewed'> {
     const world = await this.o.ports.readWorld();
+    const peers = JSON.stringify(world?.peers ?? {});
+    if (peers !== JSON.stringify(this.world?.peers ?? {}))
+      this.o.log.info(
+        { peers: world?.peers ?? {} },
+        'split-brain guard: the agents it asks when the control plane is gone',
+      );
     this.world = world;
     if (!world) return 'Settled';
     this.standing(world);
@@ -234,7 +240,8 @@ export class SplitBrainGuard {
         op && op.to === this.o.cluster && op.step !== 'Completed' && op.step !== 'Aborted';
       // Another database is the primary: this one, writable, must not be (the operator fences it
       // too, as a stray, when it reaches it; this does not wait for that).
-      if (!promotingThis && status.activePrimary)
+      // Already fenced by this agent: nothing to add (a second mark would be WAL a rejoin discards).
+      if (!promotingThis && status.activePrimary && this.lease?.state !== 'SelfFenced')
         await this.fenceNow(`${status.activePrimary} is the primary at epoch ${epoch}`, epoch);
       else this.release(server);
       return 'Settled';
