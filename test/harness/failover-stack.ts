@@ -74,6 +74,12 @@ export interface FailoverStackOptions {
   reprotect?: { mode?: 'Automatic' | 'RequireRequest' | 'Manual'; allowReclone?: boolean };
   /** spec.primaryLease of the policy. */
   primaryLease?: Record<string, number | boolean>;
+  /**
+   * With `primaryNetwork: 'netns'`: region A's agent runs inside region A's namespace, beside its
+   * server, and region B's database is reachable from there (it also listens on the host's end of
+   * the link, which region-b's ReplicaCluster names), so a rejoin of region A can run there.
+   */
+  agentsInRegion?: boolean;
 }
 
 /** Which server of the pair each ReplicaCluster is. */
@@ -85,9 +91,15 @@ export type AgentAssessment = AgentReport & { divergence: NonNullable<AgentRepor
 
 export class FailoverStack {
   readonly options: Required<
-    Omit<FailoverStackOptions, 'operatorArgs' | 'startOperator' | 'pgSettings' | 'reprotect' | 'primaryLease'>
+    Omit<
+      FailoverStackOptions,
+      'operatorArgs' | 'startOperator' | 'pgSettings' | 'reprotect' | 'primaryLease' | 'agentsInRegion'
+    >
   > &
-    Pick<FailoverStackOptions, 'operatorArgs' | 'pgSettings' | 'reprotect' | 'primaryLease'>;
+    Pick<
+      FailoverStackOptions,
+      'operatorArgs' | 'pgSettings' | 'reprotect' | 'primaryLease' | 'agentsInRegion'
+    >;
   /** Database agents (`--mode=agent`) beside each server, once started. */
   readonly agents = new Map<StackCluster, OperatorProcess>();
   /** Each agent's own path to the API server, with `startAgent(…, { apiProxy: true })`. */
@@ -148,6 +160,7 @@ export class FailoverStack {
         ports: { primary: port, standby: port },
         ...(opts.pgSettings ? { settings: opts.pgSettings } : {}),
         ...(region ? { namespaces: { primary: { name: region.name, clientNetwork: region.network } } } : {}),
+        ...(region && opts.agentsInRegion ? { alsoListen: { standby: region.hostAddress } } : {}),
       }),
       startBind({ name: opts.name, zone: ZONE }),
     ]);
@@ -196,6 +209,9 @@ export class FailoverStack {
       ['region-b', 'region-b', 'standby'],
     ] as const) {
       const c = this.pair.connection(node);
+      // Reached where region A's agent (inside its namespace) can reach it too.
+      const host =
+        node === 'standby' && this.region && this.options.agentsInRegion ? this.region.hostAddress : c.host;
       await this.client.create(replicaClusterType, namespace, {
         apiVersion: 'regionfailover.io/v1alpha1',
         kind: 'ReplicaCluster',
@@ -204,7 +220,7 @@ export class FailoverStack {
           region,
           provider: { type: 'SelfManaged' },
           connection: {
-            host: c.host,
+            host,
             port: c.port,
             database: c.database,
             sslMode: 'disable',
@@ -278,6 +294,10 @@ export class FailoverStack {
     const dir = this.pair.dir;
     const owner = statSync(dir);
     const own = (path: string) => chownSync(path, owner.uid, owner.gid);
+    // Region A's agent inside region A's namespace reaches the host at the host's end of the link.
+    const inRegion =
+      cluster === 'region-a' && this.region && this.options.agentsInRegion ? this.region : undefined;
+    const hostSide = this.region && this.options.agentsInRegion ? this.region.hostAddress : undefined;
     const kubeconfig = join(dir, opts.apiProxy ? `agent-${cluster}.kubeconfig` : 'agent.kubeconfig');
     if (!existsSync(kubeconfig)) {
       // The CA inline: the control plane's files are not the agent user's to read.
@@ -287,24 +307,40 @@ export class FailoverStack {
       );
       if (opts.apiProxy) {
         const url = new URL(/server: (\S+)/.exec(text)?.[1] ?? '');
-        const proxy = await TcpProxy.start({ host: url.hostname, port: Number(url.port) }, url.hostname);
+        const listen = inRegion ? inRegion.hostAddress : url.hostname;
+        const proxy = await TcpProxy.start({ host: url.hostname, port: Number(url.port) }, listen);
         this.apiPaths.set(cluster, proxy);
-        text = text.replace(/server: (\S+)/, `server: https://${url.hostname}:${proxy.port}`);
+        // The certificate names the API server's own address: the name checked stays that.
+        text = text.replace(
+          /( *)server: (\S+)/,
+          (_m, indent: string) =>
+            `${indent}server: https://${listen}:${proxy.port}${inRegion ? `\n${indent}tls-server-name: ${url.hostname}` : ''}`,
+        );
       }
       writeFileSync(kubeconfig, text, { mode: 0o600 });
       own(kubeconfig);
     }
     const peerArgs: string[] = [];
-    if (opts.peer) {
+    if (opts.peer && inRegion) {
+      // Inside the namespace: the other agent reaches it at the region's address, which a cut-off
+      // region loses with everything else.
+      const listen = this.peerPorts.get(cluster) ?? (await freePort());
+      this.peerPorts.set(cluster, listen);
+      peerArgs.push(`--peer-listen=0.0.0.0:${listen}`, `--peer-address=${inRegion.address}:${listen}`);
+    } else if (opts.peer) {
       let proxy = this.peerPaths.get(cluster);
       let listen = this.peerPorts.get(cluster);
       if (!proxy || listen === undefined) {
         listen = await freePort();
-        proxy = await TcpProxy.start({ host: '127.0.0.1', port: listen });
+        // Where region A's agent can dial it from inside its namespace, when it runs there.
+        proxy = await TcpProxy.start({ host: '127.0.0.1', port: listen }, hostSide ?? '127.0.0.1');
         this.peerPaths.set(cluster, proxy);
         this.peerPorts.set(cluster, listen);
       }
-      peerArgs.push(`--peer-listen=127.0.0.1:${listen}`, `--peer-address=127.0.0.1:${proxy.port}`);
+      peerArgs.push(
+        `--peer-listen=127.0.0.1:${listen}`,
+        `--peer-address=${hostSide ?? '127.0.0.1'}:${proxy.port}`,
+      );
     }
     const passwordFile = join(dir, 'replication.password');
     writeFileSync(passwordFile, this.pair.replication.password, { mode: 0o600 });
@@ -315,6 +351,7 @@ export class FailoverStack {
       kubeconfig,
       dir: this.dir,
       runAs: owner.uid === process.getuid?.() ? undefined : 'postgres',
+      ...(inRegion ? { netns: { name: inRegion.name, address: inRegion.address } } : {}),
       args: [
         '--mode=agent',
         `--namespace=${this.options.namespace}`,

@@ -15,10 +15,14 @@ export class OperatorProcess {
   readonly httpPort: number;
   private readonly proc: ManagedProcess;
 
-  private constructor(name: string, proc: ManagedProcess, httpPort: number) {
+  /** Where its HTTP server is reached from this host: loopback, or its namespace's address. */
+  private readonly httpHost: string;
+
+  private constructor(name: string, proc: ManagedProcess, httpPort: number, httpHost = '127.0.0.1') {
     this.name = name;
     this.proc = proc;
     this.httpPort = httpPort;
+    this.httpHost = httpHost;
   }
 
   static async start(options: {
@@ -29,27 +33,50 @@ export class OperatorProcess {
     env?: NodeJS.ProcessEnv;
     /** Run as this system user (a database agent runs as the database's). */
     runAs?: string;
+    /**
+     * Run inside this network namespace (a region's agent beside its database): entering it needs
+     * root, so the user is taken on inside it, as postgres.ts does for servers.
+     */
+    netns?: { name: string; address: string };
   }): Promise<OperatorProcess> {
     const httpPort = await freePort();
+    const args = [
+      join(repo, 'operator', 'src', 'main.ts'),
+      `--kubeconfig=${options.kubeconfig}`,
+      `--http-address=${options.netns ? '0.0.0.0' : '127.0.0.1'}:${httpPort}`,
+      `--identity=${options.name}`,
+      ...(options.args ?? []),
+    ];
+    const identity = options.runAs
+      ? [`--reuid=${options.runAs}`, `--regid=${options.runAs}`, '--init-groups']
+      : [];
     const proc = ManagedProcess.start({
       name: options.name,
-      command: process.execPath,
-      args: [
-        join(repo, 'operator', 'src', 'main.ts'),
-        `--kubeconfig=${options.kubeconfig}`,
-        `--http-address=127.0.0.1:${httpPort}`,
-        `--identity=${options.name}`,
-        ...(options.args ?? []),
-      ],
+      ...(options.netns
+        ? {
+            command: 'ip',
+            args: [
+              'netns',
+              'exec',
+              options.netns.name,
+              'setpriv',
+              '--pdeathsig',
+              'SIGKILL',
+              ...identity,
+              '--',
+              process.execPath,
+              ...args,
+            ],
+          }
+        : { command: process.execPath, args, ...(options.runAs ? { runAs: options.runAs } : {}) }),
       logPath: join(options.dir, `${options.name}.log`),
       env: { ...process.env, ...options.env },
-      ...(options.runAs ? { runAs: options.runAs } : {}),
     });
-    const op = new OperatorProcess(options.name, proc, httpPort);
+    const op = new OperatorProcess(options.name, proc, httpPort, options.netns?.address);
     await waitFor(
       async () => {
         if (!proc.running) throw new Error(`${options.name} exited: ${op.logs().slice(-2000)}`);
-        return (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).ok;
+        return (await fetch(`http://${op.httpHost}:${httpPort}/healthz`)).ok;
       },
       { description: `${options.name} to serve /healthz`, timeoutMs: 60_000 },
     );
@@ -81,7 +108,7 @@ export class OperatorProcess {
   }
 
   async metrics(): Promise<string> {
-    return (await fetch(`http://127.0.0.1:${this.httpPort}/metrics`)).text();
+    return (await fetch(`http://${this.httpHost}:${this.httpPort}/metrics`)).text();
   }
 
   /** Sum of a metric's samples whose labels include all of `labels`. */
@@ -98,7 +125,7 @@ export class OperatorProcess {
 
   async ready(): Promise<boolean> {
     try {
-      return (await fetch(`http://127.0.0.1:${this.httpPort}/readyz`)).ok;
+      return (await fetch(`http://${this.httpHost}:${this.httpPort}/readyz`)).ok;
     } catch {
       return false;
     }

@@ -62,6 +62,8 @@ export interface PostgresPairOptions {
    * pg_hba.conf lets in beside loopback.
    */
   namespaces?: Partial<Record<PostgresNodeName, ServerNamespace>>;
+  /** More addresses a server listens on (region B reachable from region A's namespace). */
+  alsoListen?: Partial<Record<PostgresNodeName, string>>;
   /** The application database, created on the primary. Default "app". */
   database?: string;
   /** The operator's login role (a superuser here). Default "failover". */
@@ -458,6 +460,7 @@ export class PostgresPair {
   private readonly superuserPassword = randomBytes(16).toString('hex');
   private readonly settings: Record<string, string | number>;
   private readonly loads = new Set<RunningWriteLoad>();
+  private readonly alsoListen: Partial<Record<PostgresNodeName, string>>;
 
   private constructor(init: {
     name: string;
@@ -479,6 +482,7 @@ export class PostgresPair {
     this.password = opts.password ?? randomBytes(16).toString('hex');
     this.standbyName = opts.standbyName ?? 'standby';
     this.settings = opts.settings ?? {};
+    this.alsoListen = opts.alsoListen ?? {};
     this.tls = opts.tls ?? false;
     this.caPath = this.tls ? join(init.dir, 'ca.crt') : undefined;
     const common = {
@@ -819,7 +823,7 @@ export class PostgresPair {
   /** postgresql.conf lines for `server`; appended, so they win over initdb's defaults. */
   private configFor(server: PostgresServer): string {
     const settings: Record<string, string | number> = {
-      listen_addresses: `'${server.host}'`,
+      listen_addresses: `'${[server.host, this.alsoListen[server === this.primary ? 'primary' : 'standby']].filter(Boolean).join(',')}'`,
       port: server.port,
       unix_socket_directories: `'${server.socketDir}'`,
       unix_socket_permissions: '0700',

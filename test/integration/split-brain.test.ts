@@ -49,6 +49,8 @@ async function protectedStack(interval: number): Promise<FailoverStack> {
     pgSettings: { wal_log_hints: 'on', full_page_writes: 'on' },
     // The writes region-a took between the cut and its fence are discarded by its rejoin.
     reprotect: { mode: 'Automatic' },
+    // Region A's agent beside its server, inside its namespace: a cut region loses it too.
+    agentsInRegion: true,
   });
   const s = stack;
   await s.waitUntilHealthy();
@@ -160,18 +162,25 @@ describe('an isolated primary fences itself before the standby is promoted', () 
       // Its own agent fenced it (the operator never reached it): the agent's log says so.
       expect(s.agents.get('region-a')?.logs()).toMatch(/split-brain guard: fenced this database/);
       // Healed: region-a stays read-only (region-b is the primary at a later epoch, so its agent
-      // does not unfence it), and reprotect takes it up. (Its rejoin cannot finish here: the agent
-      // runs outside region-a's namespace, so it cannot restart the server inside it; rejoining
-      // after a failover is reprotect.test.ts's, on loopback.)
+      // does not unfence it), and rejoins as region-b's standby through reprotect (a rewind
+      // discards what it took between the cut and its fence).
       await s.waitForPolicy(
         (st) =>
-          (st.currentOperation?.kind === 'Reprotect' && st.currentOperation.from === 'region-a') ||
-          st.history?.some((h) => h.kind === 'Reprotect' && h.from === 'region-a'),
-        'a reprotect of region-a',
+          st.history?.find(
+            (h) => h.kind === 'Reprotect' && h.from === 'region-a' && h.result === 'Succeeded',
+          ),
+        'region-a rejoined through reprotect',
+        180_000,
       );
       expect(await s.writablePrimaries()).toEqual(['standby']);
-      expect((await s.clusterStatus('region-a')).agent?.divergence).toMatchObject({ primary: 'region-b' });
       expect((await s.policy()).status).toMatchObject({ activePrimary: 'region-b', epoch: 1 });
+      // A standby now: its agent keeps no Lease.
+      await waitFor(
+        async () => (await s.clusterStatus('region-a')).agent?.lease?.state === 'Released' || undefined,
+        {
+          description: "region-a's agent to release the Lease",
+        },
+      );
     },
   );
 });
@@ -295,13 +304,13 @@ describe('the agent beside an isolated primary is killed', () => {
       timeoutMs: 60_000,
     });
     expect(await s.writablePrimaries()).toEqual(['standby']);
-    // With its agent back, reprotect takes it up (the rejoin itself: see the first test).
+    // With its agent back, reprotect rejoins it as region-b's standby.
     await s.startAgent('region-a', { peer: true, apiProxy: true });
     await s.waitForPolicy(
       (st) =>
-        (st.currentOperation?.kind === 'Reprotect' && st.currentOperation.from === 'region-a') ||
-        st.history?.some((h) => h.kind === 'Reprotect' && h.from === 'region-a'),
-      'a reprotect of region-a',
+        st.history?.find((h) => h.kind === 'Reprotect' && h.from === 'region-a' && h.result === 'Succeeded'),
+      'region-a rejoined through reprotect',
+      180_000,
     );
     expect(await s.writablePrimaries()).toEqual(['standby']);
   });
