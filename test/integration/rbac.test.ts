@@ -169,7 +169,7 @@ async function allowed(token: string, check: Check): Promise<boolean> {
 /** Every permission of `rules`, where the component needs it. */
 function expand(
   rules: PolicyRule[],
-  namespaceOf: (group: string, resource: string) => string | undefined,
+  namespaceOf: (group: string, resource: string, rule: PolicyRule) => string | undefined,
 ): Check[] {
   return rules.flatMap((r) =>
     r.apiGroups.flatMap((group) =>
@@ -180,7 +180,7 @@ function expand(
           group,
           resource,
           ...(subresource ? { subresource } : {}),
-          namespace: namespaceOf(group, full),
+          namespace: namespaceOf(group, full, r),
         }));
       }),
     ),
@@ -196,9 +196,11 @@ async function verdicts(token: string, checks: Check[]): Promise<string[]> {
 const G = 'regionfailover.io';
 
 describe('the operator ServiceAccount', () => {
-  it('may do everything in operatorRules: Leases in its own namespace, the rest where policies live', async () => {
-    const checks = expand(operatorRules, (group, resource) =>
-      group === 'coordination.k8s.io' && resource === 'leases' ? releaseNs : appNs,
+  it('may do everything in operatorRules: its Lease in its own namespace, the rest where policies live', async () => {
+    const checks = expand(operatorRules, (group, resource, rule) =>
+      group === 'coordination.k8s.io' && resource === 'leases' && rule.scope !== 'policies'
+        ? releaseNs
+        : appNs,
     );
     // A ClusterRole by default: list and watch across every namespace too.
     checks.push(
@@ -234,7 +236,8 @@ describe('the operator ServiceAccount', () => {
       { verb: 'create', group: '', resource: 'pods', subresource: 'exec', namespace: appNs },
       { verb: 'create', group: '', resource: 'serviceaccounts', subresource: 'token', namespace: releaseNs },
       { verb: 'delete', group: 'events.k8s.io', resource: 'events', namespace: appNs },
-      { verb: 'get', group: 'coordination.k8s.io', resource: 'leases', namespace: appNs },
+      // The policies' primary Leases are the agents' to write; the operator only reads them.
+      { verb: 'update', group: 'coordination.k8s.io', resource: 'leases', namespace: appNs },
       { verb: 'update', group: 'coordination.k8s.io', resource: 'leases', namespace: 'kube-system' },
       { verb: 'delete', group: 'coordination.k8s.io', resource: 'leases', namespace: releaseNs },
       { verb: 'create', group: 'apiextensions.k8s.io', resource: 'customresourcedefinitions' },
@@ -308,12 +311,13 @@ describe('the agent ServiceAccount', () => {
       { verb: 'list', group: G, resource: 'replicaclusters', namespace },
       { verb: 'watch', group: G, resource: 'failoverpolicies', namespace },
       { verb: 'create', group: G, resource: 'failoverobservations', namespace },
-      { verb: 'list', group: G, resource: 'failoverobservations', namespace },
+      { verb: 'watch', group: G, resource: 'failoverobservations', namespace },
       // Its password is a local file: no Secret at all.
       { verb: 'get', group: '', resource: 'secrets', namespace },
       { verb: 'list', group: '', resource: 'secrets', namespace },
       { verb: 'create', group: 'events.k8s.io', resource: 'events', namespace },
-      { verb: 'create', group: 'coordination.k8s.io', resource: 'leases', namespace },
+      // The primary Lease it renews, never removed.
+      { verb: 'delete', group: 'coordination.k8s.io', resource: 'leases', namespace },
       { verb: 'get', group: '', resource: 'pods', namespace },
       { verb: 'create', group: '', resource: 'pods', subresource: 'exec', namespace },
       { verb: 'create', group: '', resource: 'serviceaccounts', subresource: 'token', namespace },

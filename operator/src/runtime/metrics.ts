@@ -234,6 +234,12 @@ export class Metrics {
     labelNames: ['namespace', 'policy'] as const,
     registers: [this.registry],
   });
+  readonly splitBrainProtected = new Gauge({
+    name: 'failover_policy_split_brain_protected',
+    help: "Whether the primary's agent keeps its Lease and would fence it if cut off (1), from the SplitBrainProtection condition",
+    labelNames: ['namespace', 'policy'] as const,
+    registers: [this.registry],
+  });
   readonly freshObservers = new Gauge({
     name: 'failover_observers_fresh',
     help: 'Distinct observers (the operator included) with a fresh observation of the active primary',

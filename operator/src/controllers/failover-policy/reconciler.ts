@@ -541,6 +541,7 @@ function exportMetrics(
   m.epoch.set(labels, next.epoch ?? 0);
   m.policyReady.set(labels, isTrue('Ready'));
   m.failoverReady.set(labels, isTrue('FailoverReady'));
+  m.splitBrainProtected.set(labels, isTrue('SplitBrainProtection'));
   m.quorum.set(labels, spec.detection.quorum);
   m.freshObservers.set(labels, freshVotes(spec, input.votes, input.now).length);
   const drill = next.drills?.[0];
