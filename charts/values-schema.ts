@@ -336,10 +336,6 @@ export const chartValues = z
           '5m',
           'Alert when a primary that held its Lease has not had it for this long (its agent would not fence it if cut off).',
         ),
-        splitBrainLookback: promDuration(
-          '6h',
-          'How far back a policy must have had the Lease for its loss to alert (policies without agents never had it).',
-        ),
         noPromotableStandbyFor: promDuration(
           '10m',
           'Alert when a policy could not fail over (FailoverReady False) for this long.',

@@ -263,6 +263,58 @@ describe('the agent beside the primary, restarted', () => {
   });
 });
 
+describe('the agent beside the primary, edge cases', () => {
+  it('started cut off, fences at the epoch the policy names (not an older one the database would refuse)', async () => {
+    const ports = new FakePorts();
+    ports.status = { activePrimary: 'region-a', epoch: 4 };
+    const guard = guardFor('region-a', ports);
+    await guard.tick();
+    ports.apiUp = false;
+    ports.peerVouches = false;
+    await run(guard, 10_000);
+    expect(ports.fenced.map((f) => f.epoch)).toEqual([4]);
+  });
+
+  it('with primaryLease.enabled false, never fences', async () => {
+    const ports = new FakePorts();
+    const off = failoverPolicySpec.parse({ ...spec, primaryLease: { enabled: false } });
+    ports.readWorld = async () => {
+      if (!ports.apiUp) throw new Error('down');
+      return { policy: { name: 'orders', spec: off, status: ports.status }, peers: {}, observations: [] };
+    };
+    const guard = guardFor('region-a', ports);
+    await run(guard, 2_000);
+    ports.apiUp = false;
+    ports.peerVouches = false;
+    await run(guard, 20_000);
+    expect(ports.fenced).toEqual([]);
+  });
+
+  it('a primary restarting (not answering) keeps its Lease while the policy names it, and is not fenced', async () => {
+    const ports = new FakePorts();
+    const guard = guardFor('region-a', ports);
+    await run(guard, 2_000);
+    ports.server = 'Down';
+    await run(guard, 15_000);
+    ports.server = 'Primary';
+    await run(guard, 2_000);
+    expect(ports.fenced).toEqual([]);
+  });
+
+  it('a self-fence in the last report wins over a saved state that lags it', async () => {
+    const ports = new FakePorts();
+    const first = guardFor('region-a', ports);
+    await run(first, 2_000);
+    first.stop();
+    const second = guardFor('region-a', ports);
+    await second.load();
+    second.restore({ state: 'SelfFenced', epoch: 3 });
+    await second.tick();
+    expect(ports.unfenced).toBe(1);
+    expect(second.report().lease?.state).toBe('Holding');
+  });
+});
+
 describe('the agent beside a standby', () => {
   it('vouches while the primary is seen, withholds once a quorum of observers cannot reach it', async () => {
     const ports = new FakePorts();

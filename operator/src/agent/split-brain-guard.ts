@@ -123,7 +123,12 @@ export class SplitBrainGuard {
 
   /** An earlier run's self-fence: kept, so that this run unfences only once confirmed. */
   restore(lease: LeaseReport | undefined): void {
-    if (!this.lease && lease?.state === 'SelfFenced') this.lease = lease;
+    if (lease?.state !== 'SelfFenced' || this.lease?.state === 'SelfFenced') return;
+    // Whatever the saved state says (it may lag a fence by a round): the database is fenced.
+    this.lease = lease;
+    this.confirmedAt = undefined;
+    if (this.deadline) clearTimeout(this.deadline);
+    this.deadline = undefined;
   }
 
   /**
@@ -194,14 +199,20 @@ export class SplitBrainGuard {
     }
     // A primary of the policy this run never confirmed (started while cut off) is given the same
     // deadline as one whose confirmations stopped, counted from its first round.
+    const current = this.world;
     if (
       server === 'Primary' &&
+      current &&
+      leaseSettings(current.policy.spec).enabled &&
       this.confirmedAt === undefined &&
-      this.world?.policy.status.activePrimary === this.o.cluster &&
+      current.policy.status.activePrimary === this.o.cluster &&
       this.lease?.state !== 'SelfFenced'
     ) {
       this.confirmedAt = started;
-      this.lease = { state: this.lease?.state === 'Failsafe' ? 'Failsafe' : 'Holding', epoch: knownEpoch };
+      this.lease = {
+        state: this.lease?.state === 'Failsafe' ? 'Failsafe' : 'Holding',
+        epoch: current.policy.status.epoch ?? 0,
+      };
     }
     this.armDeadline();
     await this.persist();
@@ -227,8 +238,9 @@ export class SplitBrainGuard {
     const epoch = status.epoch ?? 0;
     // A server that does not answer is neither released nor fenced now: the deadline stays armed,
     // so one that comes back still writable is fenced on time.
-    if (server === 'Down') return 'Settled';
-    if (server !== 'Primary' || !settings.enabled) {
+    // (A restarting primary the policy still names keeps its Lease: it takes no writes meanwhile.)
+    if (server === 'Down' && status.activePrimary !== this.o.cluster) return 'Settled';
+    if (server === 'Standby' || !settings.enabled) {
       this.release(server);
       return 'Settled';
     }
@@ -353,6 +365,7 @@ export class SplitBrainGuard {
     if (!world || this.confirmedAt === undefined || this.lease?.state === 'SelfFenced') return;
     if (this.lease?.state !== 'Holding' && this.lease?.state !== 'Failsafe') return;
     const s = leaseSettings(world.policy.spec);
+    if (!s.enabled) return;
     const due = this.confirmedAt + s.durationMs - s.marginMs;
     const epoch = this.lease.epoch;
     this.deadline = setTimeout(
@@ -403,7 +416,12 @@ export class SplitBrainGuard {
           return;
         }
         this.o.log.error({ err: message, why }, 'split-brain guard: could not fence; trying again');
-        const retry = setTimeout(() => void this.fenceNow(why, epoch, operationId), 500);
+        // Again while it is still due: not once a later round confirmed this primary, or it
+        // became a standby (a fence an operation asked for stays due).
+        const retry = setTimeout(() => {
+          if (!operationId && (this.confirmedAt !== since || this.lease?.state === 'Released')) return;
+          void this.fenceNow(why, epoch, operationId);
+        }, 500);
         retry.unref?.();
       } finally {
         this.fencing = undefined;
@@ -437,7 +455,9 @@ export class SplitBrainGuard {
         ? timestamp(new Date(this.o.wall().getTime() - (this.o.mono() - this.confirmedAt)))
         : undefined;
     // At most a write a second: the confirmation's time to the second is what a restart needs.
-    const key = JSON.stringify(state) + (confirmedAtWall?.slice(0, 19) ?? '');
+    const key =
+      JSON.stringify({ ...state, lease: { ...state.lease, confirmedAt: 0 } }) +
+      (confirmedAtWall?.slice(0, 19) ?? '');
     if (key === this.lastSaved) return;
     this.lastSaved = key;
     await this.o.ports

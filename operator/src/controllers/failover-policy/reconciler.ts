@@ -541,7 +541,10 @@ function exportMetrics(
   m.epoch.set(labels, next.epoch ?? 0);
   m.policyReady.set(labels, isTrue('Ready'));
   m.failoverReady.set(labels, isTrue('FailoverReady'));
-  m.splitBrainProtected.set(labels, isTrue('SplitBrainProtection'));
+  // Only where an agent reports: a policy without one never had the Lease, and is not alerted on.
+  if (Object.values(input.clusters).some((f) => f.agent))
+    m.splitBrainProtected.set(labels, isTrue('SplitBrainProtection'));
+  else m.splitBrainProtected.remove(labels);
   m.quorum.set(labels, spec.detection.quorum);
   m.freshObservers.set(labels, freshVotes(spec, input.votes, input.now).length);
   const drill = next.drills?.[0];
@@ -573,6 +576,7 @@ function forgetMetrics(ctx: OperatorContext, key: string): void {
     m.epoch,
     m.policyReady,
     m.failoverReady,
+    m.splitBrainProtected,
     m.quorum,
     m.freshObservers,
     m.drillLastSucceeded,
