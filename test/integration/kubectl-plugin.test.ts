@@ -328,6 +328,7 @@ describe('status', () => {
       'Blocked',
       '0',
       '-',
+      '-',
       'not scheduled',
     ]);
   });
@@ -529,7 +530,7 @@ describe('promote', () => {
       `Requested: Switchover of ${ns}/orders to orders-b (request ${request?.id})`,
     );
     expect((await run(['status', 'orders'])).stdout).toMatch(
-      /Healthy\s+3\s+requested: Switchover to orders-b\s/,
+      /Healthy\s+3\s+-\s+requested: Switchover to orders-b\s/,
     );
   });
 
@@ -1349,7 +1350,7 @@ describe('drill', () => {
       );
       const status = await run(['status', 'ledger']);
       expect(status.code, status.stderr).toBe(0);
-      expect(status.stdout).toMatch(/Drilling\s+5\s+Isolated drill of ledger-b \(Writing\)/);
+      expect(status.stdout).toMatch(/Drilling\s+5\s+-\s+Isolated drill of ledger-b \(Writing\)/);
 
       const cancel = run(['drill', 'cancel', 'ledger', '--timeout', '60s']);
       await operatorAnswers(
