@@ -29,6 +29,12 @@ const start = stackStarter('pd');
 /** Fails over from region-a to region-b and brings region-a back, fenced. */
 async function failedOver(s: FailoverStack): Promise<void> {
   await s.waitUntilHealthy();
+  // Killed before the standby's lag was measured, the primary would not be failed over at all
+  // (never beyond the RPO budget): seen under load in CI.
+  await s.waitForPolicy(
+    (st) => st.conditions?.some((c) => c.type === 'FailoverReady' && c.status === 'True'),
+    'a standby ready to take over',
+  );
   await s.pair.killPrimary();
   await s.waitForPolicy(
     (st) => st.history?.[0]?.result === 'Succeeded' && !st.currentOperation,
