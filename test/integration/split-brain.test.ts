@@ -46,10 +46,9 @@ async function protectedStack(interval: number): Promise<FailoverStack> {
     probeIntervalSeconds: interval,
     failureThreshold: THRESHOLD,
     quorum: 2,
-    // autovacuum off: a fenced old primary's autoanalyze of the sampled table commits a
-    // transaction, which grows what the rejoin was assessed to discard, and the reprotect then
-    // refuses (DivergenceGrew) and waits five minutes to try again (see the stop note).
-    pgSettings: { wal_log_hints: 'on', full_page_writes: 'on', autovacuum: 'off' },
+    // autovacuum stays on: its commits on a fenced old primary grow what the rejoin was assessed
+    // to discard, which an automatic reprotect must take in its stride.
+    pgSettings: { wal_log_hints: 'on', full_page_writes: 'on' },
     // The writes region-a took between the cut and its fence are discarded by its rejoin.
     reprotect: { mode: 'Automatic' },
     // Region A's agent beside its server, inside its namespace: a cut region loses it too.
@@ -114,6 +113,17 @@ async function acksAfter(w: WriteSampler, from: number, n: number, description: 
   await waitFor(() => w.acknowledged.filter((a) => a.sentAt >= from).length >= n || undefined, {
     description,
     timeoutMs: 60_000,
+  }).catch(async (err: Error) => {
+    // Say why: what the policy and the operator last said, and the writer's last answer.
+    const status = await stack?.policy().then(
+      (p) => p.status,
+      () => undefined,
+    );
+    const last = w.attempts.at(-1);
+    const logTail = stack?.operator?.logs().split('\n').slice(-25).join('\n') ?? '(no operator)';
+    throw new Error(
+      `${err.message}\nlast write: ${JSON.stringify(last)}\nlast status: ${JSON.stringify(status)}\noperator log tail:\n${logTail}`,
+    );
   });
 }
 
@@ -167,13 +177,17 @@ describe('an isolated primary fences itself before the standby is promoted', () 
       // Healed: region-a stays read-only (region-b is the primary at a later epoch, so its agent
       // does not unfence it), and rejoins as region-b's standby through reprotect (a rewind
       // discards what it took between the cut and its fence).
-      await s.waitForPolicy(
+      const rejoined = await s.waitForPolicy(
         (st) =>
           st.history?.find(
             (h) => h.kind === 'Reprotect' && h.from === 'region-a' && h.result === 'Succeeded',
           ),
         'region-a rejoined through reprotect',
         180_000,
+      );
+      // What it discarded is recorded, at least what region-a's clients saw acknowledged after the cut.
+      expect(rejoined.discardedTransactions).toBeGreaterThanOrEqual(
+        a.acknowledged.filter((x) => x.sentAt > cutAt).length,
       );
       expect(await s.writablePrimaries()).toEqual(['standby']);
       expect((await s.policy()).status).toMatchObject({ activePrimary: 'region-b', epoch: 1 });
@@ -309,11 +323,15 @@ describe('the agent beside an isolated primary is killed', () => {
     expect(await s.writablePrimaries()).toEqual(['standby']);
     // With its agent back, reprotect rejoins it as region-b's standby.
     await s.startAgent('region-a', { peer: true, apiProxy: true });
-    await s.waitForPolicy(
+    const rejoined = await s.waitForPolicy(
       (st) =>
         st.history?.find((h) => h.kind === 'Reprotect' && h.from === 'region-a' && h.result === 'Succeeded'),
       'region-a rejoined through reprotect',
       180_000,
+    );
+    // Everything its clients wrote after the cut was discarded, and the history says how much.
+    expect(rejoined.discardedTransactions).toBeGreaterThanOrEqual(
+      a.acknowledged.filter((x) => x.sentAt > cutAt).length,
     );
     expect(await s.writablePrimaries()).toEqual(['standby']);
   });

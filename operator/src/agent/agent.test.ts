@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { mergePatchFor, recloneSuffix } from './agent.ts';
-import { compareHistories } from './divergence.ts';
+import { compareHistories, discardRefusal } from './divergence.ts';
 import { wantedCopy } from './drill-copy.ts';
 import {
   basebackupCommand,
@@ -45,6 +45,38 @@ describe('agent: the pure parts', () => {
     });
     expect(compareHistories({ timeline: 3, walEnd: '0/1' }, primary).relation).toBe('Unrelated');
     expect(compareHistories({ timeline: 2, walEnd: '0/4000000' }, primary).relation).toBe('Behind');
+  });
+
+  it('discards on a request no more than it showed; under reprotect.mode Automatic, whatever it finds', () => {
+    const found = (divergedTransactions?: number) => ({
+      primary: 'b',
+      assessedAt: '2026-12-01T00:00:00Z',
+      relation: 'Diverged' as const,
+      divergedBytes: 8192,
+      ...(divergedTransactions !== undefined ? { divergedTransactions } : {}),
+      message: 'diverged',
+    });
+    const requested = {
+      trigger: 'Manual' as const,
+      allowDataLoss: true,
+      discarded: { bytes: 4096, transactions: 3 },
+    };
+    expect(discardRefusal(requested, 'RequireRequest', found(3))).toBeUndefined();
+    expect(discardRefusal(requested, 'RequireRequest', found(4))?.reason).toBe('DivergenceGrew');
+    expect(discardRefusal(requested, 'Automatic', found(undefined))?.reason).toBe('DivergenceGrew');
+    expect(discardRefusal({ trigger: 'Manual' }, 'Automatic', found(1))?.reason).toBe('WouldDiscard');
+    expect(discardRefusal({ trigger: 'Manual' }, 'Manual', found(0))).toBeUndefined();
+    // Started by the operator: bound by the mode now, not by the assessment it started from.
+    const automatic = {
+      trigger: 'Automatic' as const,
+      allowDataLoss: true,
+      discarded: { bytes: 4096, transactions: 3 },
+    };
+    expect(discardRefusal(automatic, 'Automatic', found(40))).toBeUndefined();
+    expect(discardRefusal({ trigger: 'Automatic' }, 'Automatic', found(2))).toBeUndefined();
+    // The mode changed to RequireRequest while it ran: a person decides again.
+    expect(discardRefusal(automatic, 'RequireRequest', found(40))?.reason).toBe('DivergenceGrew');
+    expect(discardRefusal({ trigger: 'Automatic' }, 'RequireRequest', found(2))?.reason).toBe('WouldDiscard');
   });
 
   it('reads pg_controldata', () => {

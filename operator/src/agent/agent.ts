@@ -41,7 +41,7 @@ import { failpoint } from '../runtime/failpoints.ts';
 import type { KubeClient, KubeObject } from '../runtime/kube-client.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { timestamp } from '../runtime/time.ts';
-import { compareHistories } from './divergence.ts';
+import { compareHistories, discardedOf, discardRefusal } from './divergence.ts';
 import { DrillCopyKeeper } from './drill-copy.ts';
 import { guardPorts } from './guard-adapters.ts';
 import { REPORT_EVERY_MS } from './liveness.ts';
@@ -633,23 +633,10 @@ export class DatabaseAgent {
       }
       const divergence = await this.divergence(op.to, local, upstream);
       await this.publish(local, { divergence });
-      const discards = divergence.relation === 'Diverged' && divergence.divergedTransactions !== 0;
-      if (discards && !op.allowDataLoss)
-        return fail(
-          'WouldDiscard',
-          `${divergence.message}; the reprotect was not allowed to discard data: request it with allowDataLoss: true`,
-        );
-      // Permission to discard covers what was shown when it was given, not what came after.
-      const shown = op.discarded?.transactions;
-      if (
-        discards &&
-        shown !== undefined &&
-        (divergence.divergedTransactions === undefined || divergence.divergedTransactions > shown)
-      )
-        return fail(
-          'DivergenceGrew',
-          `${divergence.message}, more than the ${shown} transaction(s) the reprotect was allowed to discard: request it again`,
-        );
+      const refused = discardRefusal(op, policy.spec.reprotect.mode, divergence);
+      if (refused) return fail(refused.reason, refused.message);
+      // Measured with the server stopped: what the rewind or re-clone really discards.
+      const discarded = divergence.relation === 'Diverged' ? discardedOf(divergence) : undefined;
       const control = local.control;
       let method: Task['method'] = 'Restart';
       let kept: string | undefined;
@@ -706,6 +693,7 @@ export class DatabaseAgent {
           method,
           prepared: true,
           ...(kept ? { keptDataDirectory: kept } : {}),
+          ...(discarded ? { discarded } : {}),
           message: `${method === 'Restart' ? 'nothing to discard' : method === 'Rewind' ? 'rewound' : 're-cloned'}; starting as a standby of ${op.to}`,
         },
         local,

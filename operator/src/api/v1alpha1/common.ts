@@ -174,6 +174,17 @@ export type Condition = z.infer<typeof condition>;
 
 export const timestamp = (description: string) => z.iso.datetime({ offset: true }).describe(description);
 
+/** What rejoining a former primary discards: the WAL it wrote after the histories parted. */
+export const discardedWal = (description: string) =>
+  z
+    .object({
+      bytes: z.number().int().min(0).describe('WAL bytes the former primary wrote after the fork.'),
+      transactions: z.number().int().min(0).optional().describe('Transactions committed in them.'),
+      forkLsn: z.string().max(32).optional().describe('Where the histories parted.'),
+      endLsn: z.string().max(32).optional().describe("Where the former primary's WAL ended."),
+    })
+    .describe(description);
+
 /** The metadata fields the operator reads; others are kept as they are. */
 export const objectMeta = z
   .object({

@@ -7,6 +7,7 @@ import { withRules } from '../cel.ts';
 import {
   awsRegion,
   conditions,
+  discardedWal,
   dnsName,
   httpUrl,
   objectName,
@@ -717,17 +718,9 @@ export const operation = z
       .describe(
         'For a demoting switchover: the old primary shutdown checkpoint; the target must replay past it.',
       ),
-    discarded: z
-      .object({
-        bytes: z.number().int().min(0).describe('WAL bytes the former primary wrote after the fork.'),
-        transactions: z.number().int().min(0).optional().describe('Transactions committed in them.'),
-        forkLsn: z.string().max(32).optional().describe('Where the histories parted.'),
-        endLsn: z.string().max(32).optional().describe("Where the former primary's WAL ended."),
-      })
-      .optional()
-      .describe(
-        'For a Reprotect: what rejoining discards from the former primary, as assessed before it started.',
-      ),
+    discarded: discardedWal(
+      'For a Reprotect: what rejoining discards from the former primary, as assessed before it started, then as its agent measured it with the server stopped (an automatic reprotect under reprotect.mode Automatic discards what commits in between too).',
+    ).optional(),
     dnsTtlSeconds: z
       .number()
       .int()

@@ -8,6 +8,7 @@ import {
   awsRegion,
   conditions,
   credentialsSecretRef,
+  discardedWal,
   hostOrAddress,
   httpUrl,
   mapOf,
@@ -257,6 +258,9 @@ export const agentReport = z
           .max(1024)
           .optional()
           .describe('Re-clone: where the old data directory was moved (never deleted).'),
+        discarded: discardedWal(
+          'Rejoin: what the rewind or re-clone discards, measured with the server stopped.',
+        ).optional(),
         message: z.string().max(1024).optional().describe('What it did, or why it failed.'),
         startedAt: timestamp('When it started.'),
         finishedAt: timestamp('When it succeeded or failed.').optional(),

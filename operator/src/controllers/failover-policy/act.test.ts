@@ -174,6 +174,23 @@ describe('act: reprotect through a managed provider', () => {
       retryable: false,
       message: expect.stringMatching(/WouldDiscard/),
     });
+    // What the agent measured with the server stopped replaces what the operation was assessed at.
+    const discarded = { bytes: 4096, transactions: 7, forkLsn: '0/3000398', endLsn: '0/3001398' };
+    expect(
+      await runStep(
+        withTask({
+          operationId: 'r1',
+          action: 'Rejoin',
+          phase: 'Succeeded',
+          method: 'Rewind',
+          discarded,
+          startedAt: NOW.toISOString(),
+        }),
+        spec(),
+        op,
+        NOW,
+      ),
+    ).toMatchObject({ kind: 'Done', learned: { discarded } });
     // A task of another operation says nothing about this one.
     expect(
       await runStep(

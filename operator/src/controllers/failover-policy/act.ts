@@ -279,6 +279,8 @@ async function rejoin(ports: StepPorts, op: Operation, now: Date): Promise<StepO
     return {
       kind: 'Done',
       detail: `${op.from}: ${mine.message ?? 'rejoined'} (${mine.method ?? 'Restart'})${mine.keptDataDirectory ? `; the old data directory is kept at ${mine.keptDataDirectory}` : ''}`,
+      // What was really discarded (measured with the server stopped) replaces the assessment.
+      ...(mine.discarded ? { learned: { discarded: mine.discarded } } : {}),
     };
   if (mine?.phase === 'Failed')
     return {

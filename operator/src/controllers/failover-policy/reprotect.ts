@@ -8,6 +8,7 @@
  * with the primary first and reports what a rejoin would discard; a managed one by its provider.
  */
 
+import { discardedOf } from '../../agent/divergence.ts';
 import { agentAlive } from '../../agent/liveness.ts';
 import type { AgentReport, Operation } from '../../api/v1alpha1/index.ts';
 import { standbysOf } from './candidates.ts';
@@ -45,17 +46,6 @@ export function describeDivergence(d: Divergence): string {
   if (d.relation !== 'Diverged') return 'nothing would be discarded';
   const txs = d.divergedTransactions === undefined ? 'an unknown number of' : String(d.divergedTransactions);
   return `its WAL runs ${d.divergedBytes} bytes past the fork at ${d.forkLsn ?? '?'} (to ${d.localEndLsn ?? '?'} on timeline ${d.localTimeline ?? '?'}): ${txs} committed transaction(s) there would be discarded`;
-}
-
-/** What the operation records of the assessment it starts from. */
-export function discardedOf(d: Divergence | undefined): Operation['discarded'] {
-  if (!d) return undefined;
-  return {
-    bytes: d.relation === 'Diverged' ? d.divergedBytes : 0,
-    ...(d.divergedTransactions !== undefined ? { transactions: d.divergedTransactions } : {}),
-    ...(d.forkLsn ? { forkLsn: d.forkLsn } : {}),
-    ...(d.localEndLsn ? { endLsn: d.localEndLsn } : {}),
-  };
 }
 
 /**

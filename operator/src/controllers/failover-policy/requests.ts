@@ -4,13 +4,15 @@
  * managed databases people know: Switchover (planned, the primary must be up, loses nothing) and
  * Failover (the primary is gone; refused beyond the RPO budget unless data loss is accepted).
  */
+
+import { discardedOf } from '../../agent/divergence.ts';
 import type { Operation } from '../../api/v1alpha1/index.ts';
 import { timestamp } from '../../runtime/time.ts';
 import { judgeStandby, lagWindowMs } from './candidates.ts';
 import type { PrimaryVerdict } from './detection.ts';
 import { type ClusterFacts, type DecideInput, healthyStandby, writable } from './facts.ts';
 import { newOperation } from './operation.ts';
-import { describeDivergence, discardedOf, discardsData, isProtected, readiness } from './reprotect.ts';
+import { describeDivergence, discardsData, isProtected, readiness } from './reprotect.ts';
 
 export type RequestVerdict =
   | { kind: 'Start'; operation: Operation }
