@@ -321,6 +321,14 @@ export const chartValues = z
           .min(1)
           .default(30)
           .describe('Alert when a failover or switchover has been in progress longer than this.'),
+        pausedTooLongHours: z
+          .number()
+          .int()
+          .min(1)
+          .default(24)
+          .describe(
+            'Alert when a policy has been paused (spec.paused, no automatic failover) longer than this.',
+          ),
         drillOverdueMinutes: z
           .number()
           .int()

@@ -377,6 +377,7 @@ describe('alerts', () => {
     'FailoverOperatorLeaderMissing',
     'FailoverOperatorSeveralLeaders',
     'FailoverSplitBrainProtectionLost',
+    'FailoverPolicyPausedTooLong',
   ];
   type Alert = {
     alert: string;

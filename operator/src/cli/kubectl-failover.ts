@@ -13,6 +13,7 @@ import { contextNamespace, FailoverApi, loadKubeConfig } from './api.ts';
 import { type FlagSpec, flagSet, flagString, type ParsedArgs, parseArgs, UsageError } from './args.ts';
 import { DRILL_MODES, drillHistoryCommand, drillRequestCommand, parseTimeout } from './drill.ts';
 import { historyCommand } from './history.ts';
+import { pauseCommand } from './pause.ts';
 import { promoteCommand } from './promote.ts';
 import { statusCommand } from './status.ts';
 
@@ -27,6 +28,8 @@ Usage:
   kubectl failover drill run POLICY [--mode RoundTrip|Isolated] [--reason TEXT] [--id ID] [--replace] [--dry-run] [--timeout 30s]
   kubectl failover drill cancel POLICY [--reason TEXT] [--id ID] [--dry-run] [--timeout 30s]
   kubectl failover drill history POLICY [-o table|json]
+  kubectl failover pause POLICY [--reason TEXT] [--dry-run] [--timeout 30s]
+  kubectl failover resume POLICY [--dry-run] [--timeout 30s]
 
 Commands:
   status      One line per policy: primary, standbys, standby lag, phase, epoch, the operation in
@@ -64,6 +67,14 @@ Commands:
               isolated drills the copy's promotion time, how old its data was, the canary rows it
               took and whether it was cleaned up; and the drill in progress.
 
+  pause       Maintenance mode (spec.paused): the operator starts no automatic failover, fence of
+              a stray primary, DNS repair, reprotect, failback or drill for the policy, while it
+              goes on probing and reporting. An automatic operation that has changed nothing
+              yet stands down; one under way finishes. Switchover, promote and reprotect
+              requests still run. The agents keep their split-brain guard. It waits for the
+              operator to acknowledge it (status.pausedSince).
+  resume      Ends maintenance mode: automatic actions run again.
+
   --dry-run prints what the operator would do (it runs the operator's own decision on status as
   it is now), or why it would refuse, and changes nothing.
 
@@ -95,6 +106,11 @@ Flags of drill run and drill cancel:
                              0 records the request and does not wait
       --dry-run              check and explain with the operator's own rules, change nothing
 
+Flags of pause and resume:
+      --reason TEXT          pause: why, shown in the Paused condition and the Event
+      --timeout DURATION     how long to wait for the operator to acknowledge: 30s (default); 0 does not wait
+      --dry-run              check the patch with the API server, change nothing
+
 Exit codes: 0 done; 1 refused, failed or not answered within --timeout (the reason is printed);
 2 wrong command line.`;
 
@@ -111,6 +127,9 @@ function outputFormat(args: ParsedArgs): 'table' | 'json' {
   if (o !== 'table' && o !== 'json') throw new UsageError(`-o must be table or json, got ${o}`);
   return o;
 }
+
+/** How long `pause|resume` waits for the operator to acknowledge: it does within a reconcile. */
+const PAUSE_ACK_TIMEOUT_MS = 30_000;
 
 /** How long `drill run|cancel` waits for the operator's answer: it answers within a reconcile when idle. */
 const DRILL_ANSWER_TIMEOUT_MS = 30_000;
@@ -161,6 +180,8 @@ async function main(argv: string[]): Promise<number> {
     failover: [...request, { name: 'to' }, ...lossy],
     promote: [...request, { name: 'to' }, { name: 'failover', boolean: true }, ...lossy],
     reprotect: [...request, { name: 'cluster' }, { name: 'allow-data-loss', boolean: true }],
+    pause: [...common, { name: 'reason' }, { name: 'dry-run', boolean: true }, { name: 'timeout' }],
+    resume: [...common, { name: 'dry-run', boolean: true }, { name: 'timeout' }],
   };
   const drillRequest: FlagSpec[] = [
     ...common,
@@ -193,7 +214,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (!spec)
     throw new UsageError(
-      `unknown command ${command}; commands are: status, switchover, promote, failover, reprotect, history, drill`,
+      `unknown command ${command}; commands are: status, switchover, promote, failover, reprotect, history, drill, pause, resume`,
     );
   const args = parseArgs(rest, spec);
   if (flagSet(args, 'help')) {
@@ -250,6 +271,23 @@ async function main(argv: string[]): Promise<number> {
       timeoutMs,
       now,
       warn: (message) => process.stderr.write(`warning: ${message}\n`),
+    });
+    print(result.output);
+    return result.exitCode;
+  }
+  if (command === 'pause' || command === 'resume') {
+    const timeoutMs = parseTimeout(flagString(args, 'timeout'), PAUSE_ACK_TIMEOUT_MS);
+    if (timeoutMs === undefined)
+      throw new UsageError(
+        `--timeout must be a duration such as 30s or 2m, got ${flagString(args, 'timeout')}`,
+      );
+    const result = await pauseCommand(api, {
+      namespace,
+      policy: onePolicy(args, command),
+      paused: command === 'pause',
+      ...(flagString(args, 'reason') ? { reason: flagString(args, 'reason') } : {}),
+      dryRun: flagSet(args, 'dry-run'),
+      timeoutMs,
     });
     print(result.output);
     return result.exitCode;

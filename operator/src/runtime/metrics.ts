@@ -240,6 +240,18 @@ export class Metrics {
     labelNames: ['namespace', 'policy'] as const,
     registers: [this.registry],
   });
+  readonly paused = new Gauge({
+    name: 'failover_policy_paused',
+    help: 'Whether the policy is paused for maintenance (spec.paused): no automatic action starts (1)',
+    labelNames: ['namespace', 'policy'] as const,
+    registers: [this.registry],
+  });
+  readonly pausedSince = new Gauge({
+    name: 'failover_policy_paused_since_timestamp_seconds',
+    help: 'When the operator first saw the policy paused (status.pausedSince); absent while it is not',
+    labelNames: ['namespace', 'policy'] as const,
+    registers: [this.registry],
+  });
   readonly freshObservers = new Gauge({
     name: 'failover_observers_fresh',
     help: 'Distinct observers (the operator included) with a fresh observation of the active primary',

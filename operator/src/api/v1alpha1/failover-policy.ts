@@ -544,6 +544,17 @@ export const failoverPolicySpec = withRules(
       primaryLease: primaryLease.prefault({}),
       promotionRequest: promotionRequest.optional(),
       drillRequest: drillRequest.optional(),
+      paused: z
+        .boolean()
+        .default(false)
+        .describe(
+          "Maintenance mode: no automatic action starts (failover, fencing a stray primary, DNS repair, reprotect, failback, scheduled drills) while probing and reporting go on; an automatic operation that has changed nothing yet stands down, one under way finishes. A person's promotionRequest still runs. The agents' split-brain guard keeps running (a requested failover still relies on it).",
+        ),
+      pauseReason: z
+        .string()
+        .max(1024)
+        .optional()
+        .describe('Why the policy is paused: shown in the Paused condition and the Event.'),
     })
     .describe('Desired behaviour of a FailoverPolicy.'),
   [
@@ -589,6 +600,7 @@ export const failoverPolicySpec = withRules(
 
 export const policyPhase = z.enum([
   'Pending',
+  'Paused',
   'Healthy',
   'Degraded',
   'FailingOver',
@@ -1130,6 +1142,9 @@ export const failoverPolicyStatus = z
       .optional()
       .describe('Finished drills with measured RTO and RPO, newest first (at most 10).'),
     nextDrillTime: timestamp('When the next scheduled drill starts.').optional(),
+    pausedSince: timestamp(
+      'When the operator first saw spec.paused set; cleared when it is unset. The alert on a long pause counts from here.',
+    ).optional(),
     drill: drillState.optional(),
     conditions: conditions.optional(),
   })

@@ -8,6 +8,7 @@ import type { FailoverPolicySpec, FailoverPolicyStatus } from '../../api/v1alpha
 import { type ClusterFacts, healthyStandby, policyClusters, seconds } from './facts.ts';
 
 export type BlockReason =
+  | 'Paused'
   | 'ManualMode'
   | 'Cooldown'
   | 'NoHealthyStandby'

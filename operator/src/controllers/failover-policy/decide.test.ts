@@ -662,3 +662,86 @@ describe("a provider's own switchover (Aurora global) whose old writer is lost",
     expect(selfManaged.plan.action.kind).toBe('RunStep');
   });
 });
+
+describe('decide: paused for maintenance (spec.paused)', () => {
+  const paused = { paused: true, pauseReason: 'kernel upgrade in region-a' };
+
+  it('starts no failover of a primary down by quorum, says so, and fails over once resumed', () => {
+    const e = evaluate(outage({ specOver: paused }));
+    // Positive control: the outage is seen (quorum down), and only the pause holds it back.
+    expect(e.plan.verdict?.down).toBe(true);
+    expect(e.started).toBeUndefined();
+    expect(e.condition('FailoverBlocked')).toMatchObject({ status: 'True', reason: 'Paused' });
+    expect(e.condition('Paused')).toMatchObject({ status: 'True', reason: 'HoldingBack' });
+    expect(e.condition('Paused')?.message).toMatch(
+      /kernel upgrade in region-a.*held back now: failing over a/,
+    );
+    expect(e.status).toMatchObject({ phase: 'Paused', pausedSince: NOW.toISOString() });
+    // The time it was first seen paused is kept, not renewed each reconcile.
+    const later = evaluate({
+      ...outage({ specOver: paused, status: e.status }),
+      now: new Date(NOW.getTime() + 60_000),
+    });
+    expect(later.status.pausedSince).toBe(NOW.toISOString());
+    const resumed = evaluate(outage({ status: later.status }));
+    expect(resumed.started).toMatchObject({ kind: 'Failover', from: 'a', to: 'b' });
+    expect(resumed.status.pausedSince).toBeUndefined();
+    expect(resumed.condition('Paused')).toMatchObject({ status: 'False', reason: 'Active' });
+    // Paused with nothing to hold back: the plain reason.
+    expect(evaluate(input({ specOver: paused })).condition('Paused')).toMatchObject({
+      status: 'True',
+      reason: 'Maintenance',
+    });
+  });
+
+  it('fences no stray primary, repairs no DNS record and starts no reprotect or failback, but reports each', () => {
+    const stray = evaluate(
+      input({
+        specOver: paused,
+        status: { activePrimary: 'b', epoch: 5 },
+        clusters: { a: primaryUp('a', 4), b: primaryUp('b', 5), c: standby('c', 1, 1, 4, 5) },
+      }),
+    );
+    expect(stray.started).toBeUndefined();
+    expect(stray.plan.action.kind).toBe('Observe');
+    expect(stray.condition('Paused')?.message).toMatch(/held back now: a Fence of a/);
+    // Without the pause the same facts fence it: the rule really fired.
+    expect(
+      evaluate(
+        input({
+          status: { activePrimary: 'b', epoch: 5 },
+          clusters: { a: primaryUp('a', 4), b: primaryUp('b', 5), c: standby('c', 1, 1, 4, 5) },
+        }),
+      ).started,
+    ).toMatchObject({ kind: 'Fence', from: 'a' });
+    // No DNS record yet: creating it is an automatic action too.
+    const dns = evaluate(input({ specOver: paused, dns: { readAt: NOW } }));
+    expect(dns.plan.action.kind).toBe('Observe');
+    expect(evaluate(input({ dns: { readAt: NOW } })).plan.action.kind).toBe('RepairDns');
+  });
+
+  it('lets an automatic failover that changed nothing stand down, and one under way finish', () => {
+    const detected = evaluate(
+      outage({
+        specOver: paused,
+        status: { activePrimary: 'a', epoch: 4, currentOperation: inProgress('Detected') },
+      }),
+    );
+    expect(detected.status.currentOperation).toMatchObject({ step: 'Aborted' });
+    expect(detected.status.currentOperation?.message).toMatch(/paused/);
+    const promoting = decide(
+      outage({
+        specOver: paused,
+        status: { activePrimary: 'a', epoch: 4, currentOperation: inProgress('Promoting') },
+      }),
+    );
+    expect(promoting.action).toMatchObject({ kind: 'RunStep', operation: { step: 'Promoting' } });
+  });
+
+  it("still runs a person's request", () => {
+    const e = evaluate(
+      input({ specOver: { ...paused, promotionRequest: { id: 'r1', target: 'b', kind: 'Switchover' } } }),
+    );
+    expect(e.started).toMatchObject({ kind: 'Switchover', from: 'a', to: 'b', trigger: 'Manual' });
+  });
+});

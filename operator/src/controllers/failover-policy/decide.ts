@@ -17,6 +17,10 @@
  *
  * A plan is the status to write next and at most one side effect (`RunStep`, `RepairDns`); the
  * conditions people read are derived from the result in summary.ts.
+ *
+ * While spec.paused is set (maintenance), the automatic rules (3, 5, 5b, 6, 7, 8 and a drill's
+ * start) are still judged, but what they would start is only reported (`held`); an operation in
+ * flight goes on, unless it is automatic and has changed nothing yet. A person's request runs.
  */
 
 import { agentAlive } from '../../agent/liveness.ts';
@@ -89,6 +93,8 @@ export interface Plan {
   dnsReady?: ConditionInput;
   /** A former primary that is not a standby again yet, and why it waits. */
   reprotectWaiting?: { cluster: string; reason: string; message: string };
+  /** spec.paused: what the automatic rules would have started, held back by the pause. */
+  held?: string[];
 }
 
 interface Context {
@@ -98,6 +104,8 @@ interface Context {
   active: string | undefined;
   verdict: PrimaryVerdict | undefined;
   probeMs: number;
+  /** What paused automatic rules would have done (filled as the guards run). */
+  held: string[];
 }
 
 type Guard = (c: Context) => Plan | undefined;
@@ -122,8 +130,29 @@ export function decide(input: DecideInput): Plan {
   const result = chosen ?? plan(c, 'nothing to do');
   // Whatever was chosen, people see which former primary waits for what.
   const waiting = reprotectWaiting(c, result.status);
-  return waiting ? { ...result, reprotectWaiting: waiting } : result;
+  return {
+    ...result,
+    ...(waiting ? { reprotectWaiting: waiting } : {}),
+    ...(c.held.length ? { held: c.held } : {}),
+  };
 }
+
+/**
+ * An automatic rule, which spec.paused holds back: it is judged as ever (it is pure), and what it
+ * would start is reported instead of started.
+ */
+const unlessPaused =
+  (guard: Guard): Guard =>
+  (c) => {
+    const chosen = guard(c);
+    if (!chosen || !c.input.spec.paused) return chosen;
+    const op = chosen.status.currentOperation;
+    const started = op && op !== c.base.currentOperation ? op : undefined;
+    c.held.push(
+      started ? `a ${started.kind} of ${started.from} (${started.reason ?? started.trigger})` : chosen.why,
+    );
+    return undefined;
+  };
 
 function reprotectWaiting(c: Context, status: FailoverPolicyStatus): Plan['reprotectWaiting'] {
   if (!c.active || status.currentOperation) return undefined;
@@ -140,15 +169,23 @@ function context(input: DecideInput): Context {
   const lag = standbysOf(spec, active)
     .map((n) => clusters[n])
     .find((f) => healthyStandby(f) && f?.lagSeconds !== undefined)?.lagSeconds;
-  const { primaryDownSince: _d, standbyLagSeconds: _l, nextDrillTime: _n, ...rest } = status;
+  const { primaryDownSince: _d, standbyLagSeconds: _l, nextDrillTime: _n, pausedSince: _p, ...rest } = status;
   const nextDrillTime = scheduledDrillTime(spec, status, now);
   const base: FailoverPolicyStatus = {
     ...rest,
     ...(verdict?.down ? { primaryDownSince: status.primaryDownSince ?? timestamp(now) } : {}),
     ...(lag !== undefined ? { standbyLagSeconds: Math.round(lag * 100) / 100 } : {}),
     ...(nextDrillTime ? { nextDrillTime } : {}),
+    ...(spec.paused ? { pausedSince: status.pausedSince ?? timestamp(now) } : {}),
   };
-  return { input, base, active, verdict, probeMs: seconds(spec.detection.probeIntervalSeconds) };
+  return {
+    input,
+    base,
+    active,
+    verdict,
+    probeMs: seconds(spec.detection.probeIntervalSeconds),
+    held: [],
+  };
 }
 
 /** 1. Who is primary, from the world, when status does not know or the world is ahead of it. */
@@ -241,6 +278,9 @@ const continueOperation: Guard = (c) => {
 /** Why an operation must move off its step before running it, if it must. */
 function standDownReason(c: Context, op: Operation): [Operation['step'], string] | undefined {
   const { clusters, spec } = c.input;
+  // Paused: an automatic operation that has changed nothing yet is not started after all.
+  if (spec.paused && op.trigger === 'Automatic' && op.step === 'Detected')
+    return ['Aborted', `the policy was paused (spec.paused) before ${op.kind} changed anything`];
   const from = clusters[op.from];
   // Only a fact taken after the step began says something about it: an earlier probe may predate the fence.
   const seenSince = (at: string) => from?.observedAt !== undefined && from.observedAt > new Date(at);
@@ -520,6 +560,13 @@ const failOverIfDown: Guard = (c) => {
   };
   const blocked = (reason: BlockReason, message: string) =>
     waiting(plan(c, `failover blocked: ${reason}`, { blocked: { reason, message } }));
+  if (spec.paused) {
+    c.held.push(`failing over ${active} (${verdict.message})`);
+    return blocked(
+      'Paused',
+      `the primary is down (${verdict.message}) and the policy is paused (spec.paused${spec.pauseReason ? `: ${spec.pauseReason}` : ''}): no automatic failover; resume it, or promote a standby by hand (kubectl failover promote --failover)`,
+    );
+  }
   if (spec.promotion.mode === 'Manual')
     return blocked(
       'ManualMode',
@@ -695,12 +742,12 @@ const guards: Guard[] = [
   knowThePrimary,
   stopDrill,
   continueOperation,
-  fenceStrayPrimary,
+  unlessPaused(fenceStrayPrimary),
   handleRequest,
   failOverIfDown,
-  unfenceLeftPrimary,
-  keepDnsOnPrimary,
-  reprotectFormerPrimary,
-  failBack,
+  unlessPaused(unfenceLeftPrimary),
+  unlessPaused(keepDnsOnPrimary),
+  unlessPaused(reprotectFormerPrimary),
+  unlessPaused(failBack),
   runDrill,
 ];

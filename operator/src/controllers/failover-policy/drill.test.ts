@@ -870,3 +870,33 @@ describe('decide: drill requests and early ends', () => {
     expect(done.drillReport).toMatchObject({ result: 'Succeeded', clientTtlSeconds: 5 });
   });
 });
+
+describe('drills while the policy is paused (spec.paused)', () => {
+  it('skips a due drill with a report, and refuses a requested one, saying why', () => {
+    const pausedSpec = spec({
+      drills: { ...drills, schedule: '59 9 * * 1' },
+      paused: true,
+      pauseReason: 'upgrade',
+    });
+    const due = decide(input(undefined, { spec: pausedSpec }));
+    expect(due.drill).toBeUndefined();
+    expect(due.drillReport).toMatchObject({
+      result: 'Aborted',
+      reason: expect.stringMatching(/skipped: the policy is paused \(spec.paused: upgrade\)/),
+    });
+    // Positive control: not paused, the same drill starts.
+    expect(decide(input()).drill).toMatchObject({ leg: 'Starting' });
+    const requested = evaluate(
+      input(
+        { activePrimary: 'a', epoch: 4, nextDrillTime: '2026-03-09T09:59:00.000Z' },
+        { spec: spec({ drills, paused: true, drillRequest: { id: 'now-1', action: 'Run' } }) },
+      ),
+    );
+    expect(requested.status.lastDrillRequest).toMatchObject({
+      id: 'now-1',
+      outcome: 'Rejected',
+      message: expect.stringMatching(/paused/),
+    });
+    expect(requested.status.drill).toBeUndefined();
+  });
+});

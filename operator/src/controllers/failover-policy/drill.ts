@@ -682,6 +682,10 @@ type Chosen = { target: ClusterFacts; isolated?: DrillState['isolated'] } | { pr
 /** The standby a drill would go to (or copy) now, or why there is none (or why no drill may start). */
 function drillPlan(input: DecideInput, active: string, mode: DrillMode): Chosen {
   const { spec, status, clusters, now } = input;
+  if (spec.paused)
+    return {
+      problem: `the policy is paused (spec.paused${spec.pauseReason ? `: ${spec.pauseReason}` : ''}): no drill starts until it is resumed`,
+    };
   if (!writable(clusters[active])) return { problem: `the primary ${active} does not accept writes` };
   if (mode === 'Isolated') {
     const chosen = isolatedDrillPlan(input, active, (f) => drillTarget(input, f));

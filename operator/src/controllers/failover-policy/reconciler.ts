@@ -511,7 +511,7 @@ async function announceConditions(
     const was = before?.find((p) => p.type === c.type);
     // Operations announce themselves; Ready sums up conditions announced on their own.
     if (c.type === 'Progressing' || c.type === 'Ready') continue;
-    const goodWhenTrue = c.type !== 'FailoverBlocked' && c.type !== 'StatusUnreadable';
+    const goodWhenTrue = c.type !== 'FailoverBlocked' && c.type !== 'StatusUnreadable' && c.type !== 'Paused';
     const good = goodWhenTrue ? c.status === 'True' : c.status === 'False';
     if (!was && good) continue; // the first evaluation of a good state is not news
     // Nor a policy without agents learning it has no Lease: only losing one is.
@@ -545,6 +545,9 @@ function exportMetrics(
   if (Object.values(input.clusters).some((f) => f.agent))
     m.splitBrainProtected.set(labels, isTrue('SplitBrainProtection'));
   else m.splitBrainProtected.remove(labels);
+  m.paused.set(labels, spec.paused ? 1 : 0);
+  if (next.pausedSince) m.pausedSince.set(labels, new Date(next.pausedSince).getTime() / 1000);
+  else m.pausedSince.remove(labels);
   m.quorum.set(labels, spec.detection.quorum);
   m.freshObservers.set(labels, freshVotes(spec, input.votes, input.now).length);
   const drill = next.drills?.[0];
@@ -577,6 +580,8 @@ function forgetMetrics(ctx: OperatorContext, key: string): void {
     m.policyReady,
     m.failoverReady,
     m.splitBrainProtected,
+    m.paused,
+    m.pausedSince,
     m.quorum,
     m.freshObservers,
     m.drillLastSucceeded,

@@ -149,6 +149,9 @@ class World {
   highestEpoch = 0;
   skipProbes = 0;
   violations: string[] = [];
+  /** spec.paused (maintenance mode), and how many reconciles it held something back. */
+  paused = false;
+  heldWhilePaused = 0;
   started = new Set<string>();
   ended = new Set<string>();
 
@@ -225,7 +228,8 @@ class World {
     // A database that comes back writable beside the primary is the world's doing; leaving it so
     // is the operator's. (Under EpochOnly a marked writer is all the operator can do.)
     const writers = this.writers();
-    this.twoWriters = writers.length > 1 ? this.twoWriters + 1 : 0;
+    // Paused, a stray writer is reported, not fenced (documented): the clock starts at the resume.
+    this.twoWriters = writers.length > 1 && !this.paused ? this.twoWriters + 1 : 0;
     if (this.twoWriters === TWO_WRITERS_TICKS)
       this.violations.push(`${writers.join(' and ')} took writes for ${TWO_WRITERS_TICKS} ticks`);
     this.afterTick();
@@ -317,6 +321,7 @@ class World {
     return {
       spec: {
         ...this.spec,
+        paused: this.paused,
         ...(this.request ? { promotionRequest: this.request } : {}),
         ...(this.drillRequest ? { drillRequest: this.drillRequest } : {}),
       },
@@ -346,6 +351,14 @@ class World {
     const input = this.input();
     const plan = decide(input);
     let next = plan.status;
+    // Paused: nothing automatic starts, and the record is not touched between operations.
+    if (this.paused) {
+      const op = plan.status.currentOperation;
+      if (op && !this.started.has(op.id) && op.trigger === 'Automatic')
+        this.violations.push(`${op.kind} ${op.id} started automatically while paused`);
+      if (plan.action.kind === 'RepairDns') this.violations.push('DNS repaired while paused');
+      if (plan.held?.length) this.heldWhilePaused++;
+    }
     if (plan.action.kind === 'RunStep') {
       const op = plan.action.operation;
       const t = transition(op, this.act(op), input.now, () => 0.5);
@@ -513,6 +526,12 @@ const killPrimary = fc.constant(
   }),
 );
 
+const pause = fc.boolean().map((paused) =>
+  command(paused ? 'pause the policy' : 'resume the policy', (w) => {
+    w.paused = paused;
+  }),
+);
+
 const diesWithUnsentTransactions = fc.integer({ min: 1, max: 5 }).map((k) =>
   command(`the primary commits ${k} transactions no standby receives, and stays dead 10 s`, (w) => {
     const a = w.status.activePrimary;
@@ -531,6 +550,8 @@ const commands = [
   tickCommand,
   tickCommand,
   killPrimary,
+  pause,
+  pause,
   killPrimary,
   killPrimary,
   fc.integer({ min: 1, max: 8 }).map((n) =>
@@ -647,7 +668,7 @@ describe('the decision core with database agents: demotion, reprotect and what a
 
 describe('the decision core under random interleavings of faults, restarts and requests', () => {
   it('keeps its invariants after every command, and converges once the faults heal', () => {
-    const coverage = { promotions: 0, runsWithPromotion: 0, fenced: 0, personNeeded: 0 };
+    const coverage = { promotions: 0, runsWithPromotion: 0, fenced: 0, personNeeded: 0, heldWhilePaused: 0 };
     fc.assert(
       fc.property(
         fc.constantFrom<Fencing>('ReadOnly', 'Shutdown', 'EpochOnly'),
@@ -660,12 +681,15 @@ describe('the decision core under random interleavings of faults, restarts and r
           coverage.promotions += world.promotions;
           if (world.promotions > 0) coverage.runsWithPromotion++;
           if (world.status.history?.some((r) => r.kind === 'Fence')) coverage.fenced++;
+          if (world.heldWhilePaused > 0) coverage.heldWhilePaused++;
         },
       ),
       { numRuns: 300 },
     );
     expect(coverage.runsWithPromotion).toBeGreaterThan(50);
     expect(coverage.fenced).toBeGreaterThan(10);
+    // A pause really held something back (a failover, a fence, a DNS repair), and it converged after.
+    expect(coverage.heldWhilePaused).toBeGreaterThan(20);
   }, 60_000);
 
   it('never reuses an epoch nor fences the real primary after a status lost between promoting and re-pointing DNS', () => {
@@ -685,6 +709,7 @@ describe('the decision core under random interleavings of faults, restarts and r
 
 /** Heals every fault, brings every database back, lets the operator finish, and checks the end. */
 function settleAndCheck(world: World): boolean {
+  world.paused = false;
   world.cut.clear();
   world.dns.failing = false;
   for (const n of NAMES) (world.dbs[n] as Db).alive = true;

@@ -7,6 +7,7 @@
  * - FailoverBlocked: the primary is down and an automatic failover cannot start (why).
  * - Ready: everything a person waits for (`kubectl wait --for=condition=Ready`): the primary known
  *   and available, DNS on it, a standby ready, nothing in flight.
+ * - Paused: spec.paused (maintenance): since when, why, and what the pause holds back.
  */
 
 import { agentAlive } from '../../agent/liveness.ts';
@@ -43,6 +44,7 @@ export function summarize(
 ): Summary {
   const { spec, now } = input;
   const conditions: ConditionInput[] = [
+    pausedCondition(input, plan, next),
     primaryKnown(plan, next),
     primaryAvailable(input, plan, next),
     failoverBlocked(plan),
@@ -61,6 +63,25 @@ export function summarize(
   if (spec.drills)
     conditions.push(drillsCondition(spec.drills, next.nextDrillTime, now, uncopyableStandbys(input)));
   return { phase: phaseOf(plan, next, conditions), conditions };
+}
+
+function pausedCondition(input: DecideInput, plan: Plan, next: FailoverPolicyStatus): ConditionInput {
+  const { spec } = input;
+  if (!spec.paused) return conditionOf('Paused', 'False', 'Active', 'not paused: automatic actions run');
+  const why = spec.pauseReason ? ` (${spec.pauseReason})` : '';
+  const held = plan.held?.length ? `; held back now: ${plan.held.join('; ')}` : '';
+  const op = next.currentOperation;
+  const finishing = op ? `; ${op.kind} ${op.id} in flight finishes` : '';
+  // A reason of its own while something is held back: its start is announced (an Event).
+  return conditionOf(
+    'Paused',
+    'True',
+    plan.held?.length ? 'HoldingBack' : 'Maintenance',
+    `paused since ${next.pausedSince ?? 'now'}${why}: no automatic failover, fence, DNS repair, reprotect, failback or drill starts; requests still run${finishing}${held}`.slice(
+      0,
+      1024,
+    ),
+  );
 }
 
 function primaryKnown(plan: Plan, next: FailoverPolicyStatus): ConditionInput {
@@ -230,12 +251,12 @@ export function failoverReady(input: DecideInput, plan: Plan, next: FailoverPoli
   if (candidate.problem)
     return conditionOf('FailoverReady', 'False', candidate.problem.reason, candidate.problem.message);
   const name = candidate.facts.name;
-  if (spec.promotion.mode === 'Manual')
+  if (spec.promotion.mode === 'Manual' || spec.paused)
     return conditionOf(
       'FailoverReady',
       'True',
       'StandbyReady',
-      `${name} is replicating within the RPO budget; promotion.mode is Manual: a person promotes it`,
+      `${name} is replicating within the RPO budget; ${spec.paused ? 'the policy is paused' : 'promotion.mode is Manual'}: a person promotes it`,
     );
   const cooling = inCooldown(spec, next, now);
   if (cooling)
@@ -279,6 +300,7 @@ function phaseOf(plan: Plan, next: FailoverPolicyStatus, conditions: ConditionIn
     return op.trigger === 'Drill' ? 'Drilling' : op.kind === 'Switchover' ? 'SwitchingOver' : 'FailingOver';
   }
   if (next.drill) return 'Drilling';
+  if (next.pausedSince) return 'Paused';
   if (plan.blocked) return 'Blocked';
   const isTrue = (type: string) => conditions.find((c) => c.type === type)?.status === 'True';
   return isTrue('PrimaryAvailable') && isTrue('FailoverReady') ? 'Healthy' : 'Degraded';

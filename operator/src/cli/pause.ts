@@ -1,0 +1,81 @@
+/**
+ * `kubectl failover pause|resume POLICY`: maintenance mode. A patch of spec.paused (and
+ * spec.pauseReason); the operator then starts no automatic action for the policy, and says so in
+ * status (pausedSince, the Paused condition). The command waits for that acknowledgement, so a
+ * person knows the operator has seen it before touching the databases.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { failoverPolicyStatus } from '../api/v1alpha1/index.ts';
+import { type FailoverApi, failoverPolicyType } from './api.ts';
+import { notFound, readPolicy } from './policies.ts';
+import { dryRunPatch, patchRequest } from './policy-patch.ts';
+
+export interface PauseOptions {
+  namespace: string;
+  policy: string;
+  paused: boolean;
+  reason?: string;
+  dryRun: boolean;
+  /** How long to wait for the operator to acknowledge; 0 does not wait. */
+  timeoutMs: number;
+}
+
+const POLL_MS = 250;
+
+export async function pauseCommand(
+  api: FailoverApi,
+  opts: PauseOptions,
+): Promise<{ exitCode: number; output: string }> {
+  const policy = await readPolicy(api, opts.namespace, opts.policy);
+  const what = opts.paused ? 'pause' : 'resume';
+  const name = `${opts.namespace}/${opts.policy}`;
+  if (!opts.paused && !policy.spec?.paused && !policy.status.pausedSince)
+    return { exitCode: 0, output: `${name} is not paused: nothing to do.` };
+  // Merge patch: a resume removes the reason with the flag.
+  const patch = {
+    metadata: { resourceVersion: policy.object.metadata.resourceVersion },
+    spec: opts.paused
+      ? { paused: true, pauseReason: opts.reason ?? null }
+      : { paused: null, pauseReason: null },
+  };
+  if (opts.dryRun) {
+    const verdict = await dryRunPatch(api, opts, patch, what);
+    return {
+      exitCode: verdict.refused ? 1 : 0,
+      output: [`Would ${what} ${name}${opts.reason ? ` (${opts.reason})` : ''}.`, verdict.line].join('\n'),
+    };
+  }
+  await patchRequest(api, opts, policy, patch, what, () => undefined);
+  const lines = [
+    opts.paused
+      ? `${name} paused${opts.reason ? ` (${opts.reason})` : ''}: no automatic failover, fence, DNS repair, reprotect, failback or drill starts; requests (switchover, promote, reprotect) still run.`
+      : `${name} resumed: automatic actions run again.`,
+  ];
+  if (opts.timeoutMs === 0) return { exitCode: 0, output: lines.join('\n') };
+  const seen = await waitForOperator(api, opts);
+  if (seen === undefined) {
+    lines.push(
+      `warning: the operator has not acknowledged it within ${opts.timeoutMs / 1000} s (status.pausedSince): is it running? The spec is set and is honoured when it reads it.`,
+    );
+    return { exitCode: 1, output: lines.join('\n') };
+  }
+  if (opts.paused) lines.push(`The operator acknowledged it: paused since ${seen}.`);
+  else lines.push('The operator acknowledged it.');
+  return { exitCode: 0, output: lines.join('\n') };
+}
+
+/** Reads status until pausedSince says the operator has seen the change; its value, or '' once cleared. */
+async function waitForOperator(api: FailoverApi, opts: PauseOptions): Promise<string | undefined> {
+  const deadline = Date.now() + opts.timeoutMs;
+  for (;;) {
+    const object = await api
+      .get(failoverPolicyType, opts.namespace, opts.policy)
+      .catch((err) => notFound(err, `FailoverPolicy ${opts.policy}`, opts.namespace));
+    const parsed = failoverPolicyStatus.safeParse(object.status ?? {});
+    const since = parsed.success ? parsed.data.pausedSince : undefined;
+    if (opts.paused && since) return since;
+    if (!opts.paused && parsed.success && !since) return '';
+    if (Date.now() >= deadline) return undefined;
+    await sleep(Math.min(POLL_MS, Math.max(0, deadline - Date.now())));
+  }
+}
