@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from './config.ts';
+import { configSchema, helpText, loadConfig, version } from './config.ts';
 
 describe('loadConfig', () => {
   it('takes flags over environment over defaults', () => {
@@ -33,5 +33,19 @@ describe('loadConfig', () => {
     expect(() => loadConfig(['--leader-elektion'], {})).toThrow(
       /unknown argument --leader-elektion; flags are: .*--leader-elect/,
     );
+  });
+
+  it('--help lists every flag with its variable, its default and what it does; the password as env only', () => {
+    const text = helpText();
+    for (const key of Object.keys(configSchema.shape)) {
+      const flag = key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+      const env = `FAILOVER_${flag.replace(/-/g, '_').toUpperCase()}`;
+      if (flag === 'replication-password') expect(text).toContain(`(env only) ${env}`);
+      else expect(text).toContain(`--${flag}  ${env}`);
+      expect(configSchema.shape[key as keyof typeof configSchema.shape].description, key).toBeTruthy();
+    }
+    expect(text).toMatch(/--lease-duration-seconds {2}FAILOVER_LEASE_DURATION_SECONDS {2}\(default: 15\)/);
+    expect(text).not.toContain('--replication-password ');
+    expect(version()).toMatch(/^\d+\.\d+\.\d+/);
   });
 });

@@ -2,6 +2,7 @@
  * Process configuration from flags (`--name=value`) and environment (`FAILOVER_NAME`), validated
  * by zod. A bad value stops the process at start with a message naming the flag.
  */
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 
@@ -26,24 +27,37 @@ export const configSchema = z
     leaderElectionNamespace: z
       .string()
       .min(1)
-      .default(process.env.POD_NAMESPACE ?? 'default'),
-    leaderElectionId: z.string().min(1).default('failover-operator-leader'),
+      .default(process.env.POD_NAMESPACE ?? 'default')
+      .describe('where the leader Lease lives (default: $POD_NAMESPACE)'),
+    leaderElectionId: z.string().min(1).default('failover-operator-leader').describe('the leader Lease name'),
     identity: z
       .string()
       .min(1)
-      .default(process.env.POD_NAME ?? `${hostname()}-${process.pid}`),
-    leaseDurationSeconds: seconds(15, 600),
-    renewDeadlineSeconds: seconds(10, 600),
-    retryPeriodSeconds: seconds(2, 600),
+      .default(process.env.POD_NAME ?? `${hostname()}-${process.pid}`)
+      .describe('this replica in the Lease, Events and reports (default: $POD_NAME, else host-pid)'),
+    leaseDurationSeconds: seconds(15, 600).describe('how long a leader Lease holds without renewal'),
+    renewDeadlineSeconds: seconds(10, 600).describe('a leader that has not renewed in this long steps down'),
+    retryPeriodSeconds: seconds(2, 600).describe('how often leader election tries'),
     httpAddress: z
       .string()
       .regex(/^[^:]*:\d+$/, 'must be host:port, e.g. 0.0.0.0:8080')
       .default('0.0.0.0:8080')
       .describe('serves /metrics, /healthz and /readyz'),
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
-    maxConcurrentReconciles: z.coerce.number().int().min(1).max(64).default(4),
-    resyncSeconds: seconds(600, 86400),
-    shutdownGraceSeconds: seconds(20, 600),
+    logLevel: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'])
+      .default('info')
+      .describe('fatal, error, warn, info, debug or trace (pino JSON on stdout)'),
+    maxConcurrentReconciles: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(4)
+      .describe('policies reconciled at once'),
+    resyncSeconds: seconds(600, 86400).describe('every object is reconciled again at least this often'),
+    shutdownGraceSeconds: seconds(20, 600).describe(
+      'on SIGTERM, how long the current step may take to finish',
+    ),
     observerName: z
       .string()
       .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a lowercase name such as region-b')
@@ -90,7 +104,10 @@ export const configSchema = z
       .string()
       .optional()
       .describe('agent mode: file holding that role password (or FAILOVER_REPLICATION_PASSWORD)'),
-    replicationPassword: z.string().optional(),
+    replicationPassword: z
+      .string()
+      .optional()
+      .describe('agent mode: that role password, from the environment only (never a flag)'),
     peerListen: z
       .string()
       .regex(/^[^:]*:\d+$/, 'must be host:port (host may be empty: every address)')
@@ -133,6 +150,44 @@ export const configSchema = z
   });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** `--help`: every flag with its environment variable, default and meaning, from the schema. */
+export function helpText(): string {
+  const lines = [
+    'failover-operator: the regional database failover operator, an observer, or a database agent.',
+    '',
+    'Usage: failover-operator [--flag=value | --flag value]...',
+    '',
+    'Every flag can be set as an environment variable instead (shown beside it); a flag wins.',
+    '',
+  ];
+  for (const [key, schema] of Object.entries(configSchema.shape)) {
+    const flag = kebab(key);
+    const parsed = schema.safeParse(undefined);
+    const fallback =
+      parsed.success && parsed.data !== undefined && parsed.data !== '' ? parsed.data : undefined;
+    const name = ENV_ONLY.has(flag) ? `(env only) ${envName(key)}` : `--${flag}  ${envName(key)}`;
+    lines.push(`  ${name}${fallback !== undefined ? `  (default: ${String(fallback)})` : ''}`);
+    if (schema.description) lines.push(`      ${schema.description}`);
+  }
+  lines.push(
+    '',
+    'Also: -h, --help  this text;  --version  the version.',
+    'Exit codes: 0 stopped on a signal; 1 a setup problem found at start (no CRDs, RBAC, credentials) or a lost leader Lease; 2 a bad flag or kubeconfig.',
+    '',
+  );
+  return lines.join('\n');
+}
+
+/** The package version, from package.json beside operator/ (in the image too). */
+export function version(): string {
+  try {
+    const text = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
+    return (JSON.parse(text) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
 
 const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 const envName = (s: string) => `FAILOVER_${kebab(s).replace(/-/g, '_').toUpperCase()}`;

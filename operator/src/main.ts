@@ -8,7 +8,8 @@ import { dirname, join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { DatabaseAgent } from './agent/agent.ts';
 import { LocalPostgres } from './agent/local-postgres.ts';
-import { loadConfig } from './config.ts';
+import { helpText, loadConfig, version } from './config.ts';
+import { failoverObservationType, failoverPolicyType, replicaClusterType } from './controllers/resources.ts';
 import { Manager } from './manager.ts';
 import { Observer, parseEndpointOverrides } from './observer/observer.ts';
 import { systemClock } from './runtime/clock.ts';
@@ -17,19 +18,40 @@ import { KubeClient } from './runtime/kube-client.ts';
 import { LeaderElector } from './runtime/leader-election.ts';
 import { createLogger } from './runtime/logger.ts';
 import { Metrics } from './runtime/metrics.ts';
+import { preflight } from './runtime/preflight.ts';
 
+const argv = process.argv.slice(2);
+if (argv.includes('--help') || argv.includes('-h')) {
+  process.stdout.write(helpText());
+  process.exit(0);
+}
+if (argv.includes('--version')) {
+  process.stdout.write(`failover-operator ${version()}\n`);
+  process.exit(0);
+}
 let config: ReturnType<typeof loadConfig>;
 try {
-  config = loadConfig(process.argv.slice(2), process.env);
+  config = loadConfig(argv, process.env);
 } catch (err) {
-  process.stderr.write(`failover-operator: invalid configuration: ${(err as Error).message}\n`);
+  process.stderr.write(
+    `failover-operator: invalid configuration: ${(err as Error).message}\nRun failover-operator --help for the flags.\n`,
+  );
   process.exit(2);
 }
 
 const log = createLogger({ level: config.logLevel });
 const kc = new KubeConfig();
-if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
-else kc.loadFromDefault();
+try {
+  if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
+  else kc.loadFromDefault();
+  if (!kc.getCurrentCluster()) throw new Error('it names no cluster (no current-context?)');
+} catch (err) {
+  const source = config.kubeconfig ?? process.env.KUBECONFIG ?? 'in-cluster or ~/.kube/config';
+  process.stderr.write(
+    `failover-operator: cannot load the kubeconfig (${source}): ${(err as Error).message}\n`,
+  );
+  process.exit(2);
+}
 
 const metrics = new Metrics({ processMetrics: true });
 const client = new KubeClient(kc, metrics, { userAgent: `failover-operator/${config.identity}` });
@@ -98,6 +120,19 @@ const manager = agentMode
         concurrency: config.maxConcurrentReconciles,
         resyncMs: config.resyncSeconds * 1000,
       });
+
+// A setup mistake (no CRDs, RBAC, credentials) stops the process with one line that names the fix.
+const watched = agentMode
+  ? [failoverPolicyType, failoverObservationType]
+  : observing
+    ? [failoverPolicyType, replicaClusterType]
+    : [failoverPolicyType, replicaClusterType, failoverObservationType];
+const problem = await preflight(client, watched, config.namespace);
+if (problem?.fatal) {
+  process.stderr.write(`failover-operator: ${problem.message}\n`);
+  process.exit(1);
+}
+if (problem) log.warn(problem.message);
 
 let shuttingDown = false;
 const { server, port } = await startHttpServer(config.httpAddress, metrics, {
