@@ -5,11 +5,14 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # node_modules/.bin first: `node` there is the Node.js 24 the project pins, not the machine's.
-export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+# Go's default place and the cache's bin last: a kubectl built from Go modules where no package
+# provides one.
+CACHE_DIR := $(or $(FAILOVER_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/failover-operator)
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH):/usr/local/go/bin:$(CACHE_DIR)/bin
 
 NODE_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps control-plane generate lint typecheck test unit integration bench up down demo clean \
+.PHONY: help prerequisites demo-prerequisites deps control-plane generate lint typecheck test unit integration bench up down demo clean \
   chart-tools chart-check e2e image install-plugin
 
 help: ## List the targets
@@ -19,7 +22,13 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-deps: $(NODE_STAMP) control-plane chart-tools ## Install npm packages, build the control plane and chart tools (cached)
+prerequisites: ## Check (and install, where this user may) what `make test` needs from the machine, in seconds
+	@bash hack/prerequisites.sh test
+
+demo-prerequisites:
+	@bash hack/prerequisites.sh demo
+
+deps: prerequisites $(NODE_STAMP) control-plane chart-tools ## Install npm packages, build the control plane and chart tools (cached)
 
 control-plane: ## Build kube-apiserver and etcd from the Go module proxy (cached outside the repo)
 	@bash test/harness/build-control-plane.sh >/dev/null
@@ -74,13 +83,13 @@ bench: $(NODE_STAMP) control-plane ## Benchmarks against real parts; prints the 
 	node bench/reprotect-timing.ts
 	node bench/drill-timing.ts
 
-up: $(NODE_STAMP) control-plane ## Start the two local regions in the background; writes .local/env.sh
+up: demo-prerequisites $(NODE_STAMP) control-plane ## Start the two local regions in the background; writes .local/env.sh
 	node test/local-env/up.ts
 
 down: $(NODE_STAMP) ## Stop the local environment
 	node test/local-env/down.ts
 
-demo: $(NODE_STAMP) control-plane ## Two regions on this machine: an outage and an automatic promotion, the old region back as a standby, a failback, a drill out and back (RTO and RPO), and an isolated drill on a copy of the standby
+demo: demo-prerequisites $(NODE_STAMP) control-plane ## Two regions on this machine: an outage and an automatic promotion, the old region back as a standby, a failback, a drill out and back (RTO and RPO), and an isolated drill on a copy of the standby
 	node test/local-env/demo.ts
 
 clean: down ## Stop everything and remove local state
