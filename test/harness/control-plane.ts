@@ -276,7 +276,7 @@ export class ControlPlane {
   }
 
   /** Writes a kubeconfig for `user` authenticating with `token`. */
-  writeKubeconfig(path: string, user: string, token: string): string {
+  writeKubeconfig(path: string, user: string, token: string, namespace = 'default'): string {
     const yaml = [
       'apiVersion: v1',
       'kind: Config',
@@ -294,7 +294,7 @@ export class ControlPlane {
       '  context:',
       `    cluster: ${this.name}`,
       `    user: ${user}`,
-      '    namespace: default',
+      `    namespace: ${namespace}`,
       `current-context: ${this.name}`,
       '',
     ].join('\n');

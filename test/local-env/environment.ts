@@ -3,6 +3,8 @@
  * and the failover stack (region A primary, region B standby, BIND, two observers, the operator,
  * and a database agent beside each PostgreSQL), all on loopback on this one machine.
  */
+import { join } from 'node:path';
+import { repoRoot } from '../harness/chart-tools.ts';
 import { ControlPlane } from '../harness/control-plane.ts';
 import { FailoverStack, PRIMARY_ADDRESS, RECORD, STANDBY_ADDRESS } from '../harness/failover-stack.ts';
 
@@ -13,6 +15,8 @@ export interface LocalEnvironment {
   stack: FailoverStack;
   /** Shell exports for `.local/env.sh`. */
   exports: Record<string, string>;
+  /** Directories `.local/env.sh` puts first on PATH (the kubectl plugin). */
+  path: string[];
   stop(): Promise<void>;
 }
 
@@ -55,7 +59,13 @@ export async function startLocalEnvironment(log: (line: string) => void): Promis
     controlPlane,
     stack,
     exports: {
-      KUBECONFIG: controlPlane.kubeconfigPath,
+      // The demo namespace is the context's: kubectl and the plugin need no -n.
+      KUBECONFIG: controlPlane.writeKubeconfig(
+        join(controlPlane.dir, 'kubeconfig-demo'),
+        'admin',
+        controlPlane.adminToken,
+        NAMESPACE,
+      ),
       FAILOVER_NAMESPACE: NAMESPACE,
       FAILOVER_DNS_SERVER: `${stack.bind.host}:${stack.bind.port}`,
       FAILOVER_DNS_NAME: RECORD,
@@ -66,9 +76,17 @@ export async function startLocalEnvironment(log: (line: string) => void): Promis
       PGPASSWORD: stack.pair.password,
       PGDATABASE: stack.pair.database,
     },
+    path: [join(repoRoot, 'bin')],
     stop: async () => {
       await stack.stop();
       await controlPlane.stop();
     },
   };
+}
+
+/** `.local/env.sh`: the exports, and the plugin's directory first on PATH (expanded when sourced). */
+export function envScript(env: Pick<LocalEnvironment, 'exports' | 'path'>): string {
+  const lines = Object.entries(env.exports).map(([k, v]) => `export ${k}='${v}'`);
+  const path = env.path.map((d) => `'${d}':`).join('');
+  return `# Written by make up; removed by make down.\n${lines.join('\n')}\nexport PATH=${path}"$PATH"\n`;
 }

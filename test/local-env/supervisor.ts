@@ -4,7 +4,7 @@
  */
 import { rmSync, writeFileSync } from 'node:fs';
 import { installSignalCleanup } from '../harness/processes.ts';
-import { startLocalEnvironment } from './environment.ts';
+import { envScript, startLocalEnvironment } from './environment.ts';
 import { localPaths } from './paths.ts';
 
 const log = (line: string) => process.stdout.write(`[${new Date().toISOString()}] ${line}\n`);
@@ -19,8 +19,7 @@ try {
     await env.stop();
     removeFiles();
   });
-  const lines = Object.entries(env.exports).map(([k, v]) => `export ${k}='${v}'`);
-  writeFileSync(localPaths.envSh, `# Written by make up; removed by make down.\n${lines.join('\n')}\n`);
+  writeFileSync(localPaths.envSh, envScript(env));
   writeFileSync(localPaths.ready, `${process.pid}\n`);
   log('ready');
   // Stay alive: the servers are children of this process.
