@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH):/usr/local/go/bin:$(CACHE_DIR
 NODE_STAMP := node_modules/.package-lock.json
 
 .PHONY: help prerequisites demo-prerequisites deps control-plane generate lint typecheck test unit integration bench up down demo clean \
-  chart-tools chart-check e2e image install-plugin
+  chart-tools chart-check e2e image install-plugin plugin
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ e2e: $(NODE_STAMP) ## kind end-to-end suite: needs Docker (kind is built if miss
 image: ## Build the operator's container image (needs Docker): IMAGE=failover-operator:dev
 	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "make image needs a running Docker engine (docker info fails here)"; exit 3; }
 	docker build -t $${IMAGE:-failover-operator:dev} .
+
+plugin: $(NODE_STAMP) ## Bundle the kubectl plugin into one file, dist/kubectl-failover (needs only Node.js >= 22), with a krew manifest
+	node hack/bundle-plugin.ts
 
 PLUGIN_DIR ?= $(HOME)/.local/bin
 install-plugin: $(NODE_STAMP) ## Symlink bin/kubectl-failover into PLUGIN_DIR (default ~/.local/bin) for `kubectl failover`

@@ -6,11 +6,20 @@
  * decide() what the operator would do, and never changes anything on --dry-run.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
@@ -362,6 +371,58 @@ describe('status', () => {
     const usage = await run(['status', '--colour']);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain('unknown flag --colour');
+  });
+});
+
+describe('the plugin as one file (make plugin)', () => {
+  it('runs from anywhere with only Node.js: the same table, no repository, no node_modules', {
+    timeout: 120_000,
+  }, async () => {
+    const out = join(dir, 'bundle');
+    await new Promise<void>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        [join(repoRoot, 'hack', 'bundle-plugin.ts')],
+        { env: { ...process.env, PLUGIN_OUT_DIR: out } },
+        (err) => (err ? reject(err) : resolve()),
+      ),
+    );
+    // Alone in a directory of its own, found by kubectl on PATH like any installed plugin.
+    const alone = join(dir, 'installed');
+    mkdirSync(alone);
+    copyFileSync(join(out, 'kubectl-failover'), join(alone, 'kubectl-failover'));
+    chmodSync(join(alone, 'kubectl-failover'), 0o755);
+    const env = {
+      KUBECONFIG: adminKubeconfig,
+      HOME: dir,
+      // node first (the one running this test), then the plugin, then the machine's (kubectl).
+      PATH: `${dirname(process.execPath)}:${alone}:${(process.env.PATH ?? '')
+        .split(':')
+        .filter((p) => !p.includes('node_modules'))
+        .join(':')}`,
+    };
+    const [bundled, shim] = await Promise.all([
+      new Promise<Run>((resolve) =>
+        execFile(
+          'kubectl',
+          ['failover', 'status'],
+          { env, cwd: dir, timeout: 60_000 },
+          (err, stdout, stderr) =>
+            resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+        ),
+      ),
+      run(['status']),
+    ]);
+    expect(bundled.stderr).toBe('');
+    expect(bundled.code).toBe(0);
+    expect(bundled.stdout).toBe(shim.stdout);
+    // The krew manifest names the archive it was built with.
+    const manifest = readFileSync(join(out, 'krew', 'failover.yaml'), 'utf8');
+    const sha = createHash('sha256')
+      .update(readFileSync(join(out, 'kubectl-failover.tar.gz')))
+      .digest('hex');
+    expect(manifest).toContain(`sha256: ${sha}`);
+    expect(manifest).toMatch(/kind: Plugin\n/);
   });
 });
 
