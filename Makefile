@@ -75,6 +75,7 @@ PLUGIN_DIR ?= $(HOME)/.local/bin
 install-plugin: $(NODE_STAMP) ## Symlink bin/kubectl-failover into PLUGIN_DIR (default ~/.local/bin) for `kubectl failover`
 	@mkdir -p "$(PLUGIN_DIR)"
 	ln -sf "$(CURDIR)/bin/kubectl-failover" "$(PLUGIN_DIR)/kubectl-failover"
+	ln -sf "$(CURDIR)/bin/kubectl_complete-failover" "$(PLUGIN_DIR)/kubectl_complete-failover"
 	@case ":$$PATH:" in *":$(PLUGIN_DIR):"*) ;; *) echo "add $(PLUGIN_DIR) to PATH so kubectl finds the plugin";; esac
 	@echo "installed: kubectl failover --help"
 

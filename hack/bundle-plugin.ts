@@ -31,13 +31,27 @@ await build({
   platform: 'node',
   logLevel: 'warn',
   output: { file: out, format: 'esm', banner, minify: true, codeSplitting: false },
+  // The version, fixed at build time: the bundle has no package.json beside it.
+  transform: { define: { 'process.env.KUBECTL_FAILOVER_VERSION': JSON.stringify(version) } },
 });
+// kubectl (1.26+) completes `kubectl failover` through this, found beside it on PATH.
+const completer = join(dist, 'kubectl_complete-failover');
+writeFileSync(completer, readFileSync(join(root, 'bin', 'kubectl_complete-failover'), 'utf8'));
+chmodSync(completer, 0o755);
 chmodSync(out, 0o755);
 
 // The krew archive: the executable and the license it is under.
 writeFileSync(join(dist, 'LICENSE'), readFileSync(join(root, 'LICENSE'), 'utf8'));
 const archive = join(dist, 'kubectl-failover.tar.gz');
-execFileSync('tar', ['-czf', archive, '-C', dist, 'kubectl-failover', 'LICENSE']);
+execFileSync('tar', [
+  '-czf',
+  archive,
+  '-C',
+  dist,
+  'kubectl-failover',
+  'kubectl_complete-failover',
+  'LICENSE',
+]);
 const sha256 = createHash('sha256').update(readFileSync(archive)).digest('hex');
 // Published: where the release keeps the archive. Locally, krew takes it with --archive.
 const uri = process.env.PLUGIN_RELEASE_URL ?? `file://${archive}`;
@@ -50,6 +64,7 @@ const platform = (os: string, arch: string) =>
     '    bin: kubectl-failover',
     '    files:',
     '      - { from: kubectl-failover, to: . }',
+    '      - { from: kubectl_complete-failover, to: . }',
     '      - { from: LICENSE, to: . }',
   ].join('\n');
 writeFileSync(

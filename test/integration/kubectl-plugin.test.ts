@@ -21,6 +21,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { load as loadYaml } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
   failoverObservationType,
@@ -28,6 +29,8 @@ import {
   replicaClusterType,
 } from '../../operator/src/controllers/resources.ts';
 import { KubeClient, type KubeObject } from '../../operator/src/runtime/kube-client.ts';
+import { leaseType } from '../../operator/src/runtime/leader-election.ts';
+import { microTime } from '../../operator/src/runtime/time.ts';
 import { repoRoot } from '../harness/chart-tools.ts';
 import { mintServiceAccountToken } from '../harness/control-plane.ts';
 import { installCrds } from '../harness/crds.ts';
@@ -36,6 +39,8 @@ import { waitFor } from '../harness/wait.ts';
 import { sharedKubeConfig } from './shared-control-plane.ts';
 
 const ns = `plugin-${process.pid}`;
+/** The operator's leader Lease as the plugin looks for it: this test's own, held unless a test says otherwise. */
+const operatorLease = `plugin-operator-${process.pid}`;
 const plugin = join(repoRoot, 'bin', 'kubectl-failover');
 let dir: string;
 let adminKubeconfig: string;
@@ -72,11 +77,16 @@ interface Run {
 }
 
 /** Runs the plugin as a person would, with KUBECONFIG pointing at the shared control plane. */
-function run(args: string[], opts: { kubeconfig?: string; viaKubectl?: boolean } = {}): Promise<Run> {
+function run(
+  args: string[],
+  opts: { kubeconfig?: string; viaKubectl?: boolean; env?: Record<string, string> } = {},
+): Promise<Run> {
   const env = {
     ...process.env,
+    FAILOVER_OPERATOR_LEASE: operatorLease,
     KUBECONFIG: opts.kubeconfig ?? adminKubeconfig,
     PATH: `${join(repoRoot, 'bin')}:${process.env.PATH}`,
+    ...opts.env,
   };
   const [command, argv] = opts.viaKubectl ? ['kubectl', ['failover', ...args]] : [plugin, args];
   return new Promise((resolve) => {
@@ -183,6 +193,13 @@ beforeAll(async () => {
   await admin.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: ns } } });
   client = new KubeClient(admin);
   adminKubeconfig = kubeconfig('admin', inject('controlPlane').adminToken);
+  // An operator holds its leader Lease: status warns of nothing.
+  await client.create(leaseType, ns, {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name: operatorLease, namespace: ns },
+    spec: { holderIdentity: 'operator-0', leaseDurationSeconds: 3600, renewTime: microTime(new Date()) },
+  });
 
   // orders: a healthy pair (a primary, b close behind, c far behind); epoch 3 after past promotions.
   await cluster('orders-a', 'region-a', {
@@ -394,6 +411,7 @@ describe('the plugin as one file (make plugin)', () => {
     chmodSync(join(alone, 'kubectl-failover'), 0o755);
     const env = {
       KUBECONFIG: adminKubeconfig,
+      FAILOVER_OPERATOR_LEASE: operatorLease,
       HOME: dir,
       // node first (the one running this test), then the plugin, then the machine's (kubectl).
       PATH: `${dirname(process.execPath)}:${alone}:${(process.env.PATH ?? '')
@@ -423,6 +441,88 @@ describe('the plugin as one file (make plugin)', () => {
       .digest('hex');
     expect(manifest).toContain(`sha256: ${sha}`);
     expect(manifest).toMatch(/kind: Plugin\n/);
+  });
+});
+
+describe("kubectl's habits", () => {
+  it('-o yaml and -o wide; version; completion of commands and policy names', async () => {
+    const yaml = await run(['status', '-o', 'yaml']);
+    expect(yaml.code, yaml.stderr).toBe(0);
+    const rows = loadYaml(yaml.stdout) as { name: string; phase: string }[];
+    expect(rows.map((r) => r.name)).toEqual(['orders', 'payments']);
+    const wide = await run(['status', '-o', 'wide']);
+    expect(
+      wide.stdout
+        .split('\n')[0]
+        ?.split(/\s{2,}/)
+        .slice(-2),
+    ).toEqual(['REDUNDANT', 'LAST REQUEST']);
+    const history = await run(['history', 'orders', '-o', 'yaml']);
+    expect(history.code, history.stderr).toBe(0);
+    expect(loadYaml(history.stdout)).toHaveProperty('history');
+    expect((await run(['status', '-o', 'xml'])).code).toBe(2);
+
+    const version = await run(['version']);
+    expect(version.stdout).toMatch(/^Plugin version: \d+\.\d+\.\d+\nServer version: v1\.33\./);
+
+    const commands = await run(['__complete', '']);
+    expect(commands.stdout.split('\n')).toEqual(
+      expect.arrayContaining(['status', 'switchover', 'pause', ':4']),
+    );
+    const policies = await run(['__complete', 'history', 'o']);
+    expect(policies.stdout).toBe('orders\n:4\n');
+    expect((await run(['completion', 'bash'])).stdout).toMatch(
+      /complete -F _kubectl_failover kubectl-failover/,
+    );
+  });
+
+  it("takes kubectl's connection flags: --server, --token, --as, --request-timeout", async () => {
+    const cp = inject('controlPlane');
+    // A kubeconfig that points nowhere, with a token that is no good: the flags override both.
+    const nowhere = kubeconfig('nowhere', 'not-a-token', { server: 'https://127.0.0.1:1' });
+    const refused = await run(['status'], { kubeconfig: nowhere });
+    expect(refused.code).toBe(1);
+    const flags = await run(['status', '--server', cp.server, '--token', cp.adminToken], {
+      kubeconfig: nowhere,
+    });
+    expect(flags.code, flags.stderr).toBe(0);
+    expect(flags.stdout).toMatch(/^orders\s/m);
+    // Impersonating someone with no rights: the API server answers as to them.
+    const as = await run(['status', '--as', 'nobody@example.com', '--as-group', 'nobodies']);
+    expect(as.code).toBe(1);
+    expect(as.stderr).toMatch(/nobody@example\.com/);
+    expect((await run(['status', '--request-timeout', 'soon'])).code).toBe(2);
+    expect((await run(['status', '--request-timeout', '10s'])).code).toBe(0);
+  });
+
+  it('warns on stderr when no operator holds its leader Lease, or it went stale', async () => {
+    const missing = await run(['status'], { env: { FAILOVER_OPERATOR_LEASE: `absent-${process.pid}` } });
+    expect(missing.code).toBe(0);
+    expect(missing.stderr).toMatch(
+      /^Warning: no failover-operator leader Lease \(absent-\d+\) in any namespace/,
+    );
+    expect(missing.stdout).toMatch(/^POLICY/);
+    const stale = `stale-${process.pid}`;
+    await client.create(leaseType, ns, {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: stale, namespace: ns },
+      spec: {
+        holderIdentity: 'operator-0',
+        leaseDurationSeconds: 15,
+        renewTime: microTime(new Date(Date.now() - 600_000)),
+      },
+    });
+    const old = await run(['status', '-o', 'json'], { env: { FAILOVER_OPERATOR_LEASE: stale } });
+    expect(old.stderr).toMatch(
+      new RegExp(
+        `Warning: no operator holds its leader Lease: ${ns}/${stale} \\(holder operator-0, renewed 6\\d\\d s ago\\)`,
+      ),
+    );
+    // JSON on stdout stays parseable.
+    expect(JSON.parse(old.stdout)).toHaveLength(2);
+    // The test's own Lease, held: no warning.
+    expect((await run(['status'])).stderr).toBe('');
   });
 });
 

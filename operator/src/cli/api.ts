@@ -3,9 +3,13 @@
  * (their kubeconfig, their RBAC), over the operator's own client. It only reads, and records
  * intent in `spec.promotionRequest`; the operator does the work.
  */
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { failoverObservationType, failoverPolicyType, replicaClusterType } from '../controllers/resources.ts';
 import { KubeApiError, KubeClient, type KubeObject, type ResourceType } from '../runtime/kube-client.ts';
+import { type Lease, leaseType } from '../runtime/leader-election.ts';
 
 /** An answer of the API server that was not a success, with its own message and status code. */
 export { KubeApiError as ApiError };
@@ -13,12 +17,23 @@ export { KubeApiError as ApiError };
 export interface KubeconfigOptions {
   kubeconfig?: string;
   context?: string;
+  /** kubectl's --server and --token: override the current context's cluster address and credentials. */
+  server?: string;
+  token?: string;
 }
 
 /** The user's kubeconfig: --kubeconfig, else $KUBECONFIG, ~/.kube/config or in-cluster. */
 export function loadKubeConfig(opts: KubeconfigOptions): KubeConfig {
   const kc = new KubeConfig();
   if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
+  else if (opts.server && !process.env.KUBECONFIG && !existsSync(join(homedir(), '.kube', 'config')))
+    // --server alone, as kubectl allows: no kubeconfig needed.
+    kc.loadFromOptions({
+      clusters: [{ name: 'flags', server: opts.server }],
+      users: [{ name: 'flags' }],
+      contexts: [{ name: 'flags', cluster: 'flags', user: 'flags' }],
+      currentContext: 'flags',
+    });
   else kc.loadFromDefault();
   if (opts.context) {
     if (!kc.getContextObject(opts.context)) {
@@ -33,7 +48,30 @@ export function loadKubeConfig(opts: KubeconfigOptions): KubeConfig {
       'no current cluster in the kubeconfig: set KUBECONFIG, or pass --kubeconfig and --context',
     );
   }
+  if (opts.server || opts.token) overrideCurrent(kc, opts);
   return kc;
+}
+
+/** --server and --token over the current context, as kubectl applies them. */
+function overrideCurrent(kc: KubeConfig, opts: KubeconfigOptions): void {
+  const cluster = kc.getCurrentCluster();
+  const user = kc.getCurrentUser();
+  const context = kc.getContextObject(kc.getCurrentContext());
+  if (!cluster || !context) return;
+  // A token replaces whatever the user authenticated with (certificates, exec, basic).
+  const flagsUser = opts.token ? { name: 'kubectl-failover-flags', token: opts.token } : user;
+  kc.loadFromOptions({
+    clusters: [
+      ...kc.clusters.filter((c) => c.name !== cluster.name),
+      { ...cluster, server: opts.server ?? cluster.server },
+    ],
+    users: [...kc.users.filter((u) => u.name !== flagsUser?.name), ...(flagsUser ? [flagsUser] : [])],
+    contexts: [
+      ...kc.contexts.filter((c) => c.name !== context.name),
+      { ...context, ...(flagsUser ? { user: flagsUser.name } : {}) },
+    ],
+    currentContext: context.name,
+  });
 }
 
 /** The namespace of the current context, as kubectl uses it. */
@@ -54,13 +92,30 @@ const selfSubjectReviewType: ResourceType = {
 
 const FIELD_MANAGER = 'kubectl-failover';
 
+export interface ClientOptions {
+  /** kubectl's --request-timeout (0: none; default 30 s). */
+  requestTimeoutMs?: number;
+  /** kubectl's --as and --as-group: act as another user (needs the impersonate verb). */
+  as?: string;
+  asGroups?: string[];
+}
+
 export class FailoverApi {
   private readonly kc: KubeConfig;
   private readonly client: KubeClient;
 
-  constructor(kc: KubeConfig) {
+  constructor(kc: KubeConfig, opts: ClientOptions = {}) {
     this.kc = kc;
-    this.client = new KubeClient(kc, undefined, { requestTimeoutMs: 30_000, userAgent: FIELD_MANAGER });
+    const timeout = opts.requestTimeoutMs ?? 30_000;
+    this.client = new KubeClient(kc, undefined, {
+      // 0 means no timeout, as in kubectl: a day is as good as none for one command.
+      requestTimeoutMs: timeout === 0 ? 86_400_000 : timeout,
+      userAgent: FIELD_MANAGER,
+      extraHeaders: [
+        ...(opts.as ? [['Impersonate-User', opts.as] as [string, string]] : []),
+        ...(opts.asGroups ?? []).map((g) => ['Impersonate-Group', g] as [string, string]),
+      ],
+    });
   }
 
   get server(): string {
@@ -85,6 +140,18 @@ export class FailoverApi {
   /** Every object of a type in one namespace, or in all when `namespace` is undefined. */
   list<T extends KubeObject>(type: ResourceType, namespace: string | undefined): Promise<List<T>> {
     return this.call(() => this.client.list<T>(type, namespace));
+  }
+
+  /** Leases with this name in any namespace (where the operator's leader Lease is, wherever it runs). */
+  leasesNamed(name: string): Promise<List<Lease>> {
+    return this.call(() =>
+      this.client.list<Lease>(leaseType, undefined, { fieldSelector: `metadata.name=${name}` }),
+    );
+  }
+
+  /** The API server's version (GET /version). */
+  serverVersion(): Promise<{ gitVersion?: string }> {
+    return this.call(() => this.client.raw<{ gitVersion?: string }>('/version'));
   }
 
   /**

@@ -17,6 +17,8 @@ export interface FlagSpec {
   short?: string;
   /** A boolean flag takes no value. */
   boolean?: boolean;
+  /** Given more than once, every value counts (kubectl's --as-group). */
+  repeatable?: boolean;
 }
 
 export interface ParsedArgs {
@@ -59,7 +61,8 @@ export function parseArgs(argv: string[], specs: FlagSpec[]): ParsedArgs {
     if (value === undefined || (inline === undefined && value.startsWith('-') && value.length > 1)) {
       throw new UsageError(`--${spec.name} needs a value`);
     }
-    flags.set(spec.name, value);
+    const before = flags.get(spec.name);
+    flags.set(spec.name, spec.repeatable && typeof before === 'string' ? `${before}\0${value}` : value);
   }
   return { positionals, flags };
 }
@@ -70,3 +73,9 @@ export const flagString = (args: ParsedArgs, name: string): string | undefined =
 };
 
 export const flagSet = (args: ParsedArgs, name: string): boolean => args.flags.get(name) === true;
+
+/** Every value of a repeatable flag, in the order given. */
+export const flagValues = (args: ParsedArgs, name: string): string[] => {
+  const v = args.flags.get(name);
+  return typeof v === 'string' ? v.split('\0') : [];
+};

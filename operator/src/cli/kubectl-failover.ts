@@ -8,11 +8,24 @@
  * not answered in time, with the reason; 2 the command line is wrong.
  */
 
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { dump as dumpYaml } from 'js-yaml';
 import type { DrillMode } from '../api/v1alpha1/index.ts';
 import { contextNamespace, FailoverApi, loadKubeConfig } from './api.ts';
-import { type FlagSpec, flagSet, flagString, type ParsedArgs, parseArgs, UsageError } from './args.ts';
+import {
+  type FlagSpec,
+  flagSet,
+  flagString,
+  flagValues,
+  type ParsedArgs,
+  parseArgs,
+  UsageError,
+} from './args.ts';
+import { complete, completionScript } from './completion.ts';
 import { DRILL_MODES, drillHistoryCommand, drillRequestCommand, parseTimeout } from './drill.ts';
 import { historyCommand } from './history.ts';
+import { operatorLeaseWarning } from './operator-lease.ts';
 import { pauseCommand } from './pause.ts';
 import { promoteCommand } from './promote.ts';
 import { statusCommand } from './status.ts';
@@ -20,20 +33,24 @@ import { statusCommand } from './status.ts';
 const USAGE = `kubectl failover: see and steer regional database failover.
 
 Usage:
-  kubectl failover status [POLICY] [-n NAMESPACE | -A] [-o table|json]
+  kubectl failover status [POLICY] [-n NAMESPACE | -A] [-o table|wide|json|yaml] [-w]
   kubectl failover switchover POLICY --to CLUSTER [--dry-run] [--reason TEXT] [--id ID] [--replace]
   kubectl failover promote POLICY --to CLUSTER --failover [--allow-data-loss | --max-lag-seconds N] [--dry-run]
   kubectl failover reprotect POLICY CLUSTER [--allow-data-loss] [--dry-run] [--reason TEXT] [--id ID] [--replace]
-  kubectl failover history POLICY [-n NAMESPACE] [-o table|json]
+  kubectl failover history POLICY [-n NAMESPACE] [-o table|json|yaml]
   kubectl failover drill run POLICY [--mode RoundTrip|Isolated] [--reason TEXT] [--id ID] [--replace] [--dry-run] [--timeout 30s]
   kubectl failover drill cancel POLICY [--reason TEXT] [--id ID] [--dry-run] [--timeout 30s]
-  kubectl failover drill history POLICY [-o table|json]
+  kubectl failover drill history POLICY [-o table|json|yaml]
   kubectl failover pause POLICY [--reason TEXT] [--dry-run] [--timeout 30s]
   kubectl failover resume POLICY [--dry-run] [--timeout 30s]
+  kubectl failover version [--client]
+  kubectl failover completion bash|zsh
 
 Commands:
   status      One line per policy: primary, standbys, standby lag, phase, epoch, the operation in
-              progress and the last drill.
+              progress and the last drill (-o wide: redundancy and the last request too).
+              -w/--watch prints each row again when it changes. A warning on stderr says when
+              no operator holds its leader Lease (what status shows may then be stale).
   switchover  Planned: make CLUSTER the primary and lose nothing. The old primary is fenced, the
               standby catches up to zero lag, then it is promoted; an old primary with a database
               agent beside it is stopped cleanly and restarts as a standby (nothing to rewind).
@@ -74,15 +91,24 @@ Commands:
               requests still run. The agents keep their split-brain guard. It waits for the
               operator to acknowledge it (status.pausedSince).
   resume      Ends maintenance mode: automatic actions run again.
+  version     The plugin's version and the API server's (--client: the plugin's only).
+  completion  A bash or zsh completion script for kubectl-failover; kubectl itself completes
+              "kubectl failover" through kubectl_complete-failover on PATH (make install-plugin).
 
   --dry-run prints what the operator would do (it runs the operator's own decision on status as
   it is now), or why it would refuse, and changes nothing.
 
-Flags for every command:
-  -n, --namespace NAME   the policy's namespace (default: the kubeconfig context's)
-      --kubeconfig PATH  kubeconfig file (default: $KUBECONFIG or ~/.kube/config)
-      --context NAME     kubeconfig context
-  -h, --help             this help
+Flags for every command, as kubectl's:
+  -n, --namespace NAME        the policy's namespace (default: the kubeconfig context's)
+      --kubeconfig PATH       kubeconfig file (default: $KUBECONFIG or ~/.kube/config)
+      --context NAME          kubeconfig context
+  -s, --server URL            the API server, over the context's
+      --token TOKEN           a bearer token, over the context's credentials
+      --as USER               act as another user (impersonation)
+      --as-group GROUP        ...and group, repeatable
+      --request-timeout DUR   per request: 0 (none), 30s (default), 2m
+  -o, --output FORMAT         status: table, wide, json, yaml; history: table, json, yaml
+  -h, --help                  this help
 
 Flags of switchover, promote, failover and reprotect:
       --to CLUSTER           the ReplicaCluster to promote (switchover, promote, failover)
@@ -114,18 +140,104 @@ Flags of pause and resume:
 Exit codes: 0 done; 1 refused, failed or not answered within --timeout (the reason is printed);
 2 wrong command line.`;
 
+/** kubectl's own connection flags, with the same names and meaning. */
 const common: FlagSpec[] = [
   { name: 'namespace', short: 'n' },
   { name: 'kubeconfig' },
   { name: 'context' },
+  { name: 'server', short: 's' },
+  { name: 'token' },
+  { name: 'as' },
+  { name: 'as-group', repeatable: true },
+  { name: 'request-timeout' },
   { name: 'help', short: 'h', boolean: true },
 ];
 const output: FlagSpec = { name: 'output', short: 'o' };
 
-function outputFormat(args: ParsedArgs): 'table' | 'json' {
+type Format = 'table' | 'wide' | 'json' | 'yaml';
+const FORMATS: Format[] = ['table', 'wide', 'json', 'yaml'];
+
+function outputFormat(args: ParsedArgs): Format {
   const o = flagString(args, 'output') ?? 'table';
-  if (o !== 'table' && o !== 'json') throw new UsageError(`-o must be table or json, got ${o}`);
-  return o;
+  const format = FORMATS.find((f) => f === o);
+  if (!format) throw new UsageError(`-o must be one of ${FORMATS.join(', ')}, got ${o}`);
+  return format;
+}
+
+/** Runs a command's table or JSON form for -o; YAML is its JSON, as kubectl renders it. */
+async function formatted(
+  format: Format,
+  produce: (output: 'table' | 'json') => Promise<string>,
+): Promise<string> {
+  if (format === 'json') return produce('json');
+  if (format === 'yaml') return dumpYaml(JSON.parse(await produce('json'))).trimEnd();
+  return produce('table');
+}
+
+/** --request-timeout as kubectl takes it: 0 (none), a bare number of seconds, or 30s, 2m, 1h. */
+function requestTimeout(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d+)(ms|s|m|h)?$/.exec(value);
+  if (!m) throw new UsageError(`--request-timeout must be a duration such as 0, 30s or 2m, got ${value}`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's'] ?? 1000;
+  return Number(m[1]) * unit;
+}
+
+/** The plugin's version: the package's, stamped into the bundle by make plugin. */
+const PLUGIN_VERSION = process.env.KUBECTL_FAILOVER_VERSION ?? pluginVersion();
+
+function pluginVersion(): string {
+  try {
+    return (
+      JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+        version: string;
+      }
+    ).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+const COMMANDS = [
+  'status',
+  'switchover',
+  'promote',
+  'failover',
+  'reprotect',
+  'history',
+  'drill',
+  'pause',
+  'resume',
+  'version',
+  'completion',
+];
+
+/** How often `status --watch` reads again; kubectl's own watch is event-driven, this polls. */
+const WATCH_POLL_MS = 2_000;
+
+/**
+ * `status --watch`, as `kubectl get -w` prints: the table once, then each row again when it
+ * changes (JSON and YAML: the whole document again, YAML after a ---). Ends on Ctrl-C.
+ */
+async function watchStatus(
+  first: string,
+  render: (at: Date) => Promise<string>,
+  format: Format,
+  print: (text: string) => void,
+): Promise<never> {
+  let last = first;
+  for (;;) {
+    await sleep(WATCH_POLL_MS);
+    const next = await render(new Date()).catch((err: Error) => `error: ${err.message}`);
+    if (next === last) continue;
+    if (format === 'json' || format === 'yaml' || next.startsWith('error:')) {
+      print(format === 'yaml' ? `---\n${next}` : next);
+    } else {
+      const seen = new Set(last.split('\n').slice(1));
+      for (const row of next.split('\n').slice(1)) if (!seen.has(row)) print(row);
+    }
+    last = next;
+  }
 }
 
 /** How long `pause|resume` waits for the operator to acknowledge: it does within a reconcile. */
@@ -165,6 +277,16 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
+  if (command === '__complete') {
+    process.stdout.write(await complete(rest));
+    return 0;
+  }
+  if (command === 'completion') {
+    const [shell] = rest;
+    if (shell !== 'bash' && shell !== 'zsh') throw new UsageError('completion needs a shell: bash or zsh');
+    process.stdout.write(completionScript(shell));
+    return 0;
+  }
   const request: FlagSpec[] = [
     ...common,
     { name: 'reason' },
@@ -174,7 +296,13 @@ async function main(argv: string[]): Promise<number> {
   ];
   const lossy: FlagSpec[] = [{ name: 'allow-data-loss', boolean: true }, { name: 'max-lag-seconds' }];
   const specs: Record<string, FlagSpec[]> = {
-    status: [...common, output, { name: 'all-namespaces', short: 'A', boolean: true }],
+    status: [
+      ...common,
+      output,
+      { name: 'all-namespaces', short: 'A', boolean: true },
+      { name: 'watch', short: 'w', boolean: true },
+    ],
+    version: [...common, { name: 'client', boolean: true }],
     history: [...common, output],
     switchover: [...request, { name: 'to' }],
     failover: [...request, { name: 'to' }, ...lossy],
@@ -212,10 +340,7 @@ async function main(argv: string[]): Promise<number> {
     if (!spec)
       throw new UsageError(`unknown drill command ${drill}; drill commands are: run, cancel, history`);
   }
-  if (!spec)
-    throw new UsageError(
-      `unknown command ${command}; commands are: status, switchover, promote, failover, reprotect, history, drill, pause, resume`,
-    );
+  if (!spec) throw new UsageError(`unknown command ${command}; commands are: ${COMMANDS.join(', ')}`);
   const args = parseArgs(rest, spec);
   if (flagSet(args, 'help')) {
     process.stdout.write(`${USAGE}\n`);
@@ -224,8 +349,15 @@ async function main(argv: string[]): Promise<number> {
   const kc = loadKubeConfig({
     kubeconfig: flagString(args, 'kubeconfig'),
     context: flagString(args, 'context'),
+    server: flagString(args, 'server'),
+    token: flagString(args, 'token'),
   });
-  const api = new FailoverApi(kc);
+  const timeoutMs = requestTimeout(flagString(args, 'request-timeout'));
+  const api = new FailoverApi(kc, {
+    ...(timeoutMs !== undefined ? { requestTimeoutMs: timeoutMs } : {}),
+    ...(flagString(args, 'as') ? { as: flagString(args, 'as') } : {}),
+    asGroups: flagValues(args, 'as-group'),
+  });
   const namespace = flagString(args, 'namespace') ?? contextNamespace(kc);
   const now = new Date();
   const print = (text: string) => process.stdout.write(`${text}\n`);
@@ -235,14 +367,24 @@ async function main(argv: string[]): Promise<number> {
     if (extra.length) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
     const all = flagSet(args, 'all-namespaces');
     if (all && policy) throw new UsageError('give a POLICY or --all-namespaces, not both');
-    print(
-      await statusCommand(api, {
-        namespace: all ? undefined : namespace,
-        ...(policy ? { policy } : {}),
-        output: outputFormat(args),
-        now,
-      }),
-    );
+    const format = outputFormat(args);
+    const render = (at: Date) =>
+      formatted(format, (out) =>
+        statusCommand(api, {
+          namespace: all ? undefined : namespace,
+          ...(policy ? { policy } : {}),
+          output: out,
+          now: at,
+          wide: format === 'wide',
+        }),
+      );
+    // As kubectl warns: on stderr, so -o json stays parseable.
+    const warning = await operatorLeaseWarning(api, now);
+    if (warning) process.stderr.write(`Warning: ${warning}\n`);
+    const first = await render(now);
+    print(first);
+    if (!flagSet(args, 'watch')) return 0;
+    await watchStatus(first, render, format, print);
     return 0;
   }
   if (drill) {
@@ -250,7 +392,11 @@ async function main(argv: string[]): Promise<number> {
     const own = { ...args, positionals: args.positionals.slice(1) };
     const policy = onePolicy(own, `drill ${drill}`);
     if (drill === 'history') {
-      print(await drillHistoryCommand(api, { namespace, policy, output: outputFormat(args), now }));
+      print(
+        await formatted(outputFormat(args), (output) =>
+          drillHistoryCommand(api, { namespace, policy, output, now }),
+        ),
+      );
       return 0;
     }
     const timeoutMs = parseTimeout(flagString(args, 'timeout'), DRILL_ANSWER_TIMEOUT_MS);
@@ -275,6 +421,13 @@ async function main(argv: string[]): Promise<number> {
     print(result.output);
     return result.exitCode;
   }
+  if (command === 'version') {
+    print(`Plugin version: ${PLUGIN_VERSION}`);
+    if (flagSet(args, 'client')) return 0;
+    const server = await api.serverVersion();
+    print(`Server version: ${server.gitVersion ?? 'unknown'} (${api.server})`);
+    return 0;
+  }
   if (command === 'pause' || command === 'resume') {
     const timeoutMs = parseTimeout(flagString(args, 'timeout'), PAUSE_ACK_TIMEOUT_MS);
     if (timeoutMs === undefined)
@@ -293,13 +446,11 @@ async function main(argv: string[]): Promise<number> {
     return result.exitCode;
   }
   if (command === 'history') {
+    const policy = onePolicy(args, 'history');
     print(
-      await historyCommand(api, {
-        namespace,
-        policy: onePolicy(args, 'history'),
-        output: outputFormat(args),
-        now,
-      }),
+      await formatted(outputFormat(args), (output) =>
+        historyCommand(api, { namespace, policy, output, now }),
+      ),
     );
     return 0;
   }

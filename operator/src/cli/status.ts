@@ -127,7 +127,10 @@ function drillCell(row: StatusRow, now: Date): string {
   return row.drillsScheduled ? 'never' : 'not scheduled';
 }
 
-export function renderStatus(rows: StatusRow[], opts: { allNamespaces: boolean; now: Date }): string {
+export function renderStatus(
+  rows: StatusRow[],
+  opts: { allNamespaces: boolean; now: Date; wide?: boolean },
+): string {
   const header = [
     ...(opts.allNamespaces ? ['NAMESPACE'] : []),
     'POLICY',
@@ -139,6 +142,8 @@ export function renderStatus(rows: StatusRow[], opts: { allNamespaces: boolean; 
     'PROTECTION',
     'OPERATION',
     'LAST DRILL',
+    // -o wide: whether a second region is there to fail over to, and the last request's outcome.
+    ...(opts.wide ? ['REDUNDANT', 'LAST REQUEST'] : []),
   ];
   const body = rows.map((r) => [
     ...(opts.allNamespaces ? [r.namespace] : []),
@@ -151,13 +156,25 @@ export function renderStatus(rows: StatusRow[], opts: { allNamespaces: boolean; 
     r.protection ?? '-',
     r.operation ?? '-',
     drillCell(r, opts.now),
+    ...(opts.wide
+      ? [
+          r.redundant ? (r.redundant.status === 'True' ? 'True' : `False (${r.redundant.reason})`) : '-',
+          r.lastRequest ? `${r.lastRequest.id}: ${r.lastRequest.outcome}` : '-',
+        ]
+      : []),
   ]);
   return table(header, body);
 }
 
 export async function statusCommand(
   api: FailoverApi,
-  opts: { namespace: string | undefined; policy?: string; output: 'table' | 'json'; now: Date },
+  opts: {
+    namespace: string | undefined;
+    policy?: string;
+    output: 'table' | 'json';
+    now: Date;
+    wide?: boolean;
+  },
 ): Promise<string> {
   const views = opts.policy
     ? [await readPolicy(api, opts.namespace ?? 'default', opts.policy)]
@@ -173,6 +190,10 @@ export async function statusCommand(
     .filter((r) => r.problem)
     .map((r) => `\nwarning: ${r.namespace}/${r.name} has a spec the operator cannot read: ${r.problem}`);
   return (
-    renderStatus(rows, { allNamespaces: opts.namespace === undefined, now: opts.now }) + problems.join('')
+    renderStatus(rows, {
+      allNamespaces: opts.namespace === undefined,
+      now: opts.now,
+      wide: opts.wide === true,
+    }) + problems.join('')
   );
 }

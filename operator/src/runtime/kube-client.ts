@@ -6,7 +6,7 @@
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { HttpMethod, type KubeConfig, RequestContext } from '@kubernetes/client-node';
-import { Agent, type Dispatcher, fetch, ProxyAgent, Socks5ProxyAgent } from 'undici';
+import { Agent, type Dispatcher, fetch, Headers, ProxyAgent, Socks5ProxyAgent } from 'undici';
 import type { Metrics } from './metrics.ts';
 
 /** Which resource a request is about. */
@@ -78,6 +78,8 @@ export interface KubeClientOptions {
   requestTimeoutMs?: number;
   /** Identity sent as User-Agent, so API server audit logs name the operator. */
   userAgent?: string;
+  /** Headers sent with every request, repeatable (kubectl's --as and --as-group impersonation). */
+  extraHeaders?: [string, string][];
 }
 
 export class KubeClient {
@@ -85,12 +87,14 @@ export class KubeClient {
   private readonly metrics: Metrics | undefined;
   private readonly requestTimeoutMs: number;
   private readonly userAgent: string;
+  private readonly extraHeaders: [string, string][];
 
   constructor(kc: KubeConfig, metrics?: Metrics, options: KubeClientOptions = {}) {
     this.kc = kc;
     this.metrics = metrics;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
     this.userAgent = options.userAgent ?? 'failover-operator';
+    this.extraHeaders = options.extraHeaders ?? [];
   }
 
   /** The server URL, for messages. */
@@ -149,10 +153,11 @@ export class KubeClient {
       if (v !== undefined) url.searchParams.set(k, String(v));
     const ctx = new RequestContext(url.toString(), method);
     await this.kc.applySecurityAuthentication(ctx);
-    const headers = ctx.getHeaders() as Record<string, string>;
-    headers['user-agent'] = this.userAgent;
-    headers.accept = 'application/json';
-    if (options.body !== undefined) headers['content-type'] = options.contentType ?? 'application/json';
+    const headers = new Headers(ctx.getHeaders() as Record<string, string>);
+    headers.set('user-agent', this.userAgent);
+    headers.set('accept', 'application/json');
+    if (options.body !== undefined) headers.set('content-type', options.contentType ?? 'application/json');
+    for (const [name, value] of this.extraHeaders) headers.append(name, value);
     let status = 0;
     try {
       const response = await fetch(url, {
@@ -184,6 +189,11 @@ export class KubeClient {
     return (text ? JSON.parse(text) : {}) as T;
   }
 
+  /** A GET of a path that is not a resource (/version). */
+  raw<T>(path: string): Promise<T> {
+    return this.json<T>(HttpMethod.GET, path);
+  }
+
   get<T extends KubeObject>(type: ResourceType, namespace: string | undefined, name: string): Promise<T> {
     return this.json<T>(HttpMethod.GET, resourcePath(type, namespace, name));
   }
@@ -205,7 +215,7 @@ export class KubeClient {
   list<T extends KubeObject>(
     type: ResourceType,
     namespace?: string,
-    query: { labelSelector?: string; limit?: number; continue?: string } = {},
+    query: { labelSelector?: string; fieldSelector?: string; limit?: number; continue?: string } = {},
   ): Promise<{ items: T[]; metadata: { resourceVersion: string; continue?: string } }> {
     return this.json(HttpMethod.GET, resourcePath(type, namespace), { query });
   }

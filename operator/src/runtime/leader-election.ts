@@ -22,7 +22,7 @@ export const leaseType: ResourceType = {
   kind: 'Lease',
 };
 
-interface Lease extends KubeObject {
+export interface Lease extends KubeObject {
   spec?: {
     holderIdentity?: string | null;
     leaseDurationSeconds?: number;
