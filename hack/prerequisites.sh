@@ -21,8 +21,7 @@ case "$purpose" in demo | test) ;; *) echo "usage: $0 demo|test" >&2; exit 2 ;; 
 packages=()   # Debian packages to install
 problems=()   # what cannot be installed from here, with how to fix it
 
-# Also where Debian puts system programs, which a user's PATH may lack.
-has() { command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" || -x "/sbin/$1" ]]; }
+has() { command -v "$1" >/dev/null 2>&1; }
 need() { # need <command or absolute path> <package>
   if [[ "$1" == /* ]]; then [[ -x "$1" ]] && return 0; else has "$1" && return 0; fi
   packages+=("$2")
@@ -35,18 +34,17 @@ need /usr/bin/time time           # peak memory of builds and benchmarks
 need setpriv util-linux           # test servers die with the test run (parent-death signal)
 need ip iproute2                  # network namespaces: a region that drops packets
 need openssl openssl              # test certificates
-need /usr/sbin/named bind9        # a real DNS server with TSIG
+need /usr/sbin/named bind9        # a real DNS server with TSIG (the harness runs /usr/sbin/named)
 need nsupdate bind9-dnsutils
 need dig bind9-dnsutils
-need tsig-keygen bind9-utils
 [[ -e /etc/ssl/certs/ca-certificates.crt ]] || packages+=(ca-certificates)
-# PostgreSQL 15 or newer: initdb and pg_ctl, on PATH or where Debian puts them.
+# PostgreSQL (15 is what the tests run): initdb and pg_ctl, on PATH or where Debian puts them.
 if ! has initdb && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   packages+=(postgresql)
 fi
 
 if has go; then
-  gov=$(go env GOVERSION 2>/dev/null | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
+  gov=$( (go env GOVERSION 2>/dev/null || true) | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
   if [[ -z "$gov" || "$gov" -lt 24 ]]; then
     problems+=("Go $(go env GOVERSION 2>/dev/null || echo '?') is too old: the control plane needs Go >= 1.24 (https://go.dev/dl, then put /usr/local/go/bin on PATH)")
   fi
@@ -70,8 +68,8 @@ if ((${#packages[@]})); then
   if ((may)); then
     echo "[prerequisites] installing ${packages[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
-    "${runner[@]}" apt-get update -qq
-    "${runner[@]}" "${install[@]}" >/dev/null
+    ${runner[@]+"${runner[@]}"} apt-get update -qq
+    ${runner[@]+"${runner[@]}"} "${install[@]}" >/dev/null
   else
     problems+=("missing Debian packages ${packages[*]}: run  sudo apt-get update && sudo ${install[*]}")
   fi

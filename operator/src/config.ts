@@ -173,7 +173,7 @@ export function helpText(): string {
   lines.push(
     '',
     'Also: -h, --help  this text;  --version  the version.',
-    'Exit codes: 0 stopped on a signal; 1 a setup problem found at start (no CRDs, RBAC, credentials) or a lost leader Lease; 2 a bad flag or kubeconfig.',
+    'Exit codes: 0 stopped on a signal; 1 a setup problem found at start (no CRDs, refused credentials) or a lost leader Lease; 2 a bad flag or kubeconfig.',
     '',
   );
   return lines.join('\n');

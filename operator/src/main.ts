@@ -121,18 +121,20 @@ const manager = agentMode
         resyncMs: config.resyncSeconds * 1000,
       });
 
-// A setup mistake (no CRDs, RBAC, credentials) stops the process with one line that names the fix.
+// A setup mistake stops the process with one line that names the fix (no CRDs, refused
+// credentials), or is logged as one while it waits for the fix (RBAC, an API server away).
 const watched = agentMode
   ? [failoverPolicyType, failoverObservationType]
   : observing
     ? [failoverPolicyType, replicaClusterType]
     : [failoverPolicyType, replicaClusterType, failoverObservationType];
 const problem = await preflight(client, watched, config.namespace);
-if (problem?.fatal) {
+// An agent never stops for it: its split-brain guard must run whatever the control plane says.
+if (problem?.fatal && !agentMode) {
   process.stderr.write(`failover-operator: ${problem.message}\n`);
   process.exit(1);
 }
-if (problem) log.warn(problem.message);
+if (problem) log.error(problem.message);
 
 let shuttingDown = false;
 const { server, port } = await startHttpServer(config.httpAddress, metrics, {

@@ -54,7 +54,11 @@ describe('a paused policy (maintenance mode)', () => {
     const acknowledged = (await s.policy()).status;
     expect(acknowledged.phase).toBe('Paused');
     expect(condition(acknowledged, 'Paused')).toMatchObject({ status: 'True', reason: 'Maintenance' });
-    expect(await s.operator?.metric('failover_policy_paused', { policy: 'orders' })).toBe(1);
+    // Exported just after the status write the plugin saw.
+    const pausedMetric = () => s.operator?.metric('failover_policy_paused', { policy: 'orders' });
+    await waitFor(async () => (await pausedMetric()) === 1 || undefined, {
+      description: 'failover_policy_paused 1',
+    });
 
     await s.pair.killPrimary();
     // Positive control: the observers find region-a down by quorum; only the pause holds it back.
@@ -86,6 +90,8 @@ describe('a paused policy (maintenance mode)', () => {
     await waitFor(async () => ((await s.dnsAnswer()).join() === STANDBY_ADDRESS ? true : undefined), {
       description: 'DNS on region-b',
     });
-    expect(await s.operator?.metric('failover_policy_paused', { policy: 'orders' })).toBe(0);
+    await waitFor(async () => (await pausedMetric()) === 0 || undefined, {
+      description: 'failover_policy_paused 0',
+    });
   });
 });

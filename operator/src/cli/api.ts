@@ -142,11 +142,9 @@ export class FailoverApi {
     return this.call(() => this.client.list<T>(type, namespace));
   }
 
-  /** Leases with this name in any namespace (where the operator's leader Lease is, wherever it runs). */
-  leasesNamed(name: string): Promise<List<Lease>> {
-    return this.call(() =>
-      this.client.list<Lease>(leaseType, undefined, { fieldSelector: `metadata.name=${name}` }),
-    );
+  /** Leases with this label in any namespace (the operator's leader Lease, wherever it runs, however named). */
+  leasesLabelled(selector: string): Promise<List<Lease>> {
+    return this.call(() => this.client.list<Lease>(leaseType, undefined, { labelSelector: selector }));
   }
 
   /** The API server's version (GET /version). */

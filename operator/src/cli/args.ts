@@ -17,7 +17,7 @@ export interface FlagSpec {
   short?: string;
   /** A boolean flag takes no value. */
   boolean?: boolean;
-  /** Given more than once, every value counts (kubectl's --as-group). */
+  /** Given more than once, every value is kept (flagValues). */
   repeatable?: boolean;
 }
 

@@ -42,10 +42,33 @@ const FLAGS = [
 /** cobra's ShellCompDirectiveNoFileComp: no file names as a fallback. */
 const NO_FILES = ':4';
 
+/** Flags that take a value: the word after one is that value, not a command or a policy. */
+const VALUED = new Set([
+  '-n',
+  '--namespace',
+  '-o',
+  '--output',
+  '--context',
+  '--kubeconfig',
+  '-s',
+  '--server',
+  '--token',
+  '--as',
+  '--as-group',
+  '--request-timeout',
+  '--to',
+  '--reason',
+  '--id',
+  '--mode',
+  '--timeout',
+  '--cluster',
+  '--max-lag-seconds',
+]);
+
 export async function complete(args: string[]): Promise<string> {
   const word = args.at(-1) ?? '';
   const before = args.slice(0, -1);
-  const words = before.filter((a) => !a.startsWith('-'));
+  const words = before.filter((a, i) => !a.startsWith('-') && !VALUED.has(before[i - 1] ?? ''));
   const out = (candidates: string[]) =>
     `${candidates.filter((c) => c.startsWith(word)).join('\n')}${candidates.length ? '\n' : ''}${NO_FILES}\n`;
   if (word.startsWith('-')) return out(FLAGS);

@@ -84,12 +84,12 @@ Commands:
               isolated drills the copy's promotion time, how old its data was, the canary rows it
               took and whether it was cleaned up; and the drill in progress.
 
-  pause       Maintenance mode (spec.paused): the operator starts no automatic failover, fence of
-              a stray primary, DNS repair, reprotect, failback or drill for the policy, while it
-              goes on probing and reporting. An automatic operation that has changed nothing
-              yet stands down; one under way finishes. Switchover, promote and reprotect
-              requests still run. The agents keep their split-brain guard. It waits for the
-              operator to acknowledge it (status.pausedSince).
+  pause       Maintenance mode (spec.paused): the operator starts no automatic failover, DNS
+              repair, reprotect, failback or drill for the policy, while it goes on probing and
+              reporting. An automatic operation that has changed nothing yet stands down; one
+              under way finishes (it says which). Safety goes on: a stray primary is still
+              fenced, and the agents keep their split-brain guard. Switchover, promote and
+              reprotect requests still run. It waits for the operator to acknowledge it.
   resume      Ends maintenance mode: automatic actions run again.
   version     The plugin's version and the API server's (--client: the plugin's only).
   completion  A bash or zsh completion script for kubectl-failover; kubectl itself completes
@@ -105,7 +105,7 @@ Flags for every command, as kubectl's:
   -s, --server URL            the API server, over the context's
       --token TOKEN           a bearer token, over the context's credentials
       --as USER               act as another user (impersonation)
-      --as-group GROUP        ...and group, repeatable
+      --as-group GROUP        ...and group (one)
       --request-timeout DUR   per request: 0 (none), 30s (default), 2m
   -o, --output FORMAT         status: table, wide, json, yaml; history: table, json, yaml
   -h, --help                  this help
@@ -172,6 +172,15 @@ async function formatted(
   if (format === 'json') return produce('json');
   if (format === 'yaml') return dumpYaml(JSON.parse(await produce('json'))).trimEnd();
   return produce('table');
+}
+
+/**
+ * --as-group, once: the HTTP client joins repeated headers into one ("a, b"), which the API server
+ * would take for a single group of that name.
+ */
+function oneGroup(groups: string[]): string[] {
+  if (groups.length > 1) throw new UsageError('--as-group can be given once here');
+  return groups;
 }
 
 /** --request-timeout as kubectl takes it: 0 (none), a bare number of seconds, or 30s, 2m, 1h. */
@@ -356,7 +365,7 @@ async function main(argv: string[]): Promise<number> {
   const api = new FailoverApi(kc, {
     ...(timeoutMs !== undefined ? { requestTimeoutMs: timeoutMs } : {}),
     ...(flagString(args, 'as') ? { as: flagString(args, 'as') } : {}),
-    asGroups: flagValues(args, 'as-group'),
+    asGroups: oneGroup(flagValues(args, 'as-group')),
   });
   const namespace = flagString(args, 'namespace') ?? contextNamespace(kc);
   const now = new Date();

@@ -1,30 +1,19 @@
 /**
- * Whether an operator is watching: its leader Lease (`failover-operator-leader`, in whichever
- * namespace it runs) held and renewed. Status written by an operator that has stopped looks
- * exactly like a healthy one, so `status` says so when nothing holds the Lease, or when its last
- * renewal is older than its duration. Someone who may not list Leases gets no warning rather
- * than a false one.
+ * Whether an operator is watching: its leader Lease held and renewed. Status written by an
+ * operator that has stopped looks exactly like a healthy one, so `status` says so when the Lease
+ * is held by no one, or its last renewal is older than its duration. The operator labels its
+ * Lease (LEADER_LEASE_LABEL), whatever the Helm release calls it; the plugin finds it by that
+ * label in any namespace. Where it cannot tell (no such Lease: leader election off, or an operator
+ * that has not run yet; no right to list Leases; an error), it says nothing rather than guess.
  */
-import { ApiError, type FailoverApi } from './api.ts';
-
-/**
- * The Lease name the chart and the operator's --leader-election-id use by default;
- * $FAILOVER_OPERATOR_LEASE names another (an operator started with another id).
- */
-export const operatorLeaseName = (): string =>
-  process.env.FAILOVER_OPERATOR_LEASE || 'failover-operator-leader';
+import { LEADER_LEASE_LABEL } from '../runtime/leader-election.ts';
+import type { FailoverApi } from './api.ts';
 
 export async function operatorLeaseWarning(api: FailoverApi, now: Date): Promise<string | undefined> {
-  const name = operatorLeaseName();
-  let leases: Awaited<ReturnType<FailoverApi['leasesNamed']>>;
-  try {
-    leases = await api.leasesNamed(name);
-  } catch (err) {
-    if (err instanceof ApiError && (err.status === 403 || err.status === 401)) return undefined;
-    throw err;
-  }
-  if (leases.items.length === 0)
-    return `no failover-operator leader Lease (${name}) in any namespace: is the operator running? What follows may be stale.`;
+  // $FAILOVER_OPERATOR_LEASE_SELECTOR: another selector (tests, or several operators side by side).
+  const selector = process.env.FAILOVER_OPERATOR_LEASE_SELECTOR || `${LEADER_LEASE_LABEL}=operator`;
+  const leases = await api.leasesLabelled(selector).catch(() => undefined);
+  if (!leases || leases.items.length === 0) return undefined;
   const live = leases.items.filter((l) => {
     const holder = l.spec?.holderIdentity;
     const renewed = l.spec?.renewTime ? new Date(l.spec.renewTime).getTime() : 0;

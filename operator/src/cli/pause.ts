@@ -5,7 +5,7 @@
  * person knows the operator has seen it before touching the databases.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { failoverPolicyStatus } from '../api/v1alpha1/index.ts';
+import { type FailoverPolicyStatus, failoverPolicyStatus } from '../api/v1alpha1/index.ts';
 import { type FailoverApi, failoverPolicyType } from './api.ts';
 import { notFound, readPolicy } from './policies.ts';
 import { dryRunPatch, patchRequest } from './policy-patch.ts';
@@ -46,35 +46,54 @@ export async function pauseCommand(
     };
   }
   await patchRequest(api, opts, policy, patch, what, () => undefined);
+  // The generation the patch made: only a status that observed it acknowledges this change (a
+  // pausedSince left from a pause a moment ago does not).
+  const generation =
+    (await api.get(failoverPolicyType, opts.namespace, opts.policy)).metadata.generation ?? 0;
   const lines = [
     opts.paused
-      ? `${name} paused${opts.reason ? ` (${opts.reason})` : ''}: no automatic failover, fence, DNS repair, reprotect, failback or drill starts; requests (switchover, promote, reprotect) still run.`
+      ? `${name} paused${opts.reason ? ` (${opts.reason})` : ''}: no automatic failover, DNS repair, reprotect, failback or drill starts; a stray primary is still fenced; requests (switchover, promote, reprotect) still run.`
       : `${name} resumed: automatic actions run again.`,
   ];
   if (opts.timeoutMs === 0) return { exitCode: 0, output: lines.join('\n') };
-  const seen = await waitForOperator(api, opts);
+  const seen = await waitForOperator(api, opts, generation);
   if (seen === undefined) {
     lines.push(
       `warning: the operator has not acknowledged it within ${opts.timeoutMs / 1000} s (status.pausedSince): is it running? The spec is set and is honoured when it reads it.`,
     );
     return { exitCode: 1, output: lines.join('\n') };
   }
-  if (opts.paused) lines.push(`The operator acknowledged it: paused since ${seen}.`);
+  if (opts.paused) lines.push(`The operator acknowledged it: paused since ${seen.since}.`);
   else lines.push('The operator acknowledged it.');
+  const op = seen.operation;
+  if (opts.paused && op && op.step !== 'Completed' && op.step !== 'Aborted')
+    lines.push(
+      `warning: ${op.kind} ${op.id} (${op.trigger}) is under way at ${op.step} and finishes; watch it with kubectl failover status ${opts.policy} -n ${opts.namespace}`,
+    );
   return { exitCode: 0, output: lines.join('\n') };
 }
 
-/** Reads status until pausedSince says the operator has seen the change; its value, or '' once cleared. */
-async function waitForOperator(api: FailoverApi, opts: PauseOptions): Promise<string | undefined> {
+/**
+ * Reads status until the operator has reconciled the patched generation and pausedSince says so
+ * (set, or cleared); then its value, and the operation status shows in flight.
+ */
+async function waitForOperator(
+  api: FailoverApi,
+  opts: PauseOptions,
+  generation: number,
+): Promise<{ since: string; operation?: FailoverPolicyStatus['currentOperation'] } | undefined> {
   const deadline = Date.now() + opts.timeoutMs;
   for (;;) {
     const object = await api
       .get(failoverPolicyType, opts.namespace, opts.policy)
       .catch((err) => notFound(err, `FailoverPolicy ${opts.policy}`, opts.namespace));
     const parsed = failoverPolicyStatus.safeParse(object.status ?? {});
-    const since = parsed.success ? parsed.data.pausedSince : undefined;
-    if (opts.paused && since) return since;
-    if (!opts.paused && parsed.success && !since) return '';
+    const status = parsed.success ? parsed.data : undefined;
+    const observed = (status?.observedGeneration ?? 0) >= generation;
+    const since = status?.pausedSince;
+    const operation = status?.currentOperation ? { operation: status.currentOperation } : {};
+    if (observed && opts.paused && since) return { since, ...operation };
+    if (observed && !opts.paused && status && !since) return { since: '', ...operation };
     if (Date.now() >= deadline) return undefined;
     await sleep(Math.min(POLL_MS, Math.max(0, deadline - Date.now())));
   }

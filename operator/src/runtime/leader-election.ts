@@ -15,6 +15,9 @@ import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { microTime } from './time.ts';
 
+/** On the operator's leader Lease, whatever its name: how `kubectl failover status` finds it. */
+export const LEADER_LEASE_LABEL = 'regionfailover.io/leader-election';
+
 export const leaseType: ResourceType = {
   group: 'coordination.k8s.io',
   version: 'v1',
@@ -127,7 +130,7 @@ export class LeaderElector {
         await client.create(leaseType, namespace, {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
-          metadata: { name, namespace },
+          metadata: { name, namespace, labels: { [LEADER_LEASE_LABEL]: 'operator' } },
           spec: {
             holderIdentity: identity,
             leaseDurationSeconds: Math.ceil(this.opts.leaseDurationMs / 1000),
@@ -148,6 +151,11 @@ export class LeaderElector {
       if (holder && holder !== identity && this.observed.at + durationMs > Date.now()) return false;
       await client.replace(leaseType, namespace, {
         ...lease,
+        // Labelled by every holder, so a Lease an older version made is found too.
+        metadata: {
+          ...lease.metadata,
+          labels: { ...lease.metadata.labels, [LEADER_LEASE_LABEL]: 'operator' },
+        },
         spec: {
           ...spec,
           holderIdentity: identity,

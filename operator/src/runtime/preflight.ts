@@ -10,8 +10,11 @@ export interface PreflightProblem {
   /** One line: what is wrong and how to fix it. */
   message: string;
   /**
-   * A setup mistake (no CRD, RBAC, credentials) that waiting does not fix: the process stops.
-   * An API server out of reach is not: it may be restarting, and an agent must keep its guard.
+   * A setup mistake waiting does not fix (no CRD, refused credentials): the process stops, as
+   * controller-runtime's does without its kinds. An RBAC refusal is not: a Role applied after
+   * the Deployment (GitOps waves) fixes it, and the informers pick up from there, as they do in
+   * controller-runtime. Nor is an API server out of reach: it may be restarting, and an agent
+   * must keep its guard running.
    */
   fatal: boolean;
 }
@@ -39,9 +42,10 @@ export async function preflight(
           `the CustomResourceDefinition ${resource} is not installed on ${client.server}: apply it (kubectl apply --server-side -f crds/) or install the Helm chart`,
         );
       if (err.status === 403)
-        return fatal(
-          `RBAC refuses to list ${resource}${where}: ${err.message}; grant it (the Helm chart's ClusterRole does, or run with --namespace and a Role there)`,
-        );
+        return {
+          message: `RBAC refuses to list ${resource}${where}: ${err.message}; grant it (the Helm chart's ClusterRole does, or run with --namespace and a Role there); nothing is reconciled until it is`,
+          fatal: false,
+        };
       if (err.status === 401)
         return fatal(
           `the API server at ${client.server} refuses the credentials (401 Unauthorized): check the kubeconfig's user, or the pod's service account token`,

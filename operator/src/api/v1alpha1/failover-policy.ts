@@ -548,7 +548,7 @@ export const failoverPolicySpec = withRules(
         .boolean()
         .default(false)
         .describe(
-          "Maintenance mode: no automatic action starts (failover, fencing a stray primary, DNS repair, reprotect, failback, scheduled drills) while probing and reporting go on; an automatic operation that has changed nothing yet stands down, one under way finishes. A person's promotionRequest still runs. The agents' split-brain guard keeps running (a requested failover still relies on it).",
+          "Maintenance mode: no automatic action starts (failover, DNS repair, reprotect, failback, drills) while probing and reporting go on; an automatic operation that has changed nothing yet stands down (a drill still starting ends), one under way finishes. Safety is not paused: a stray primary is still fenced, and the agents' split-brain guard keeps running. A person's promotionRequest still runs.",
         ),
       pauseReason: z
         .string()

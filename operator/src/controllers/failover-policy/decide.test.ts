@@ -672,11 +672,12 @@ describe('decide: paused for maintenance (spec.paused)', () => {
     expect(e.plan.verdict?.down).toBe(true);
     expect(e.started).toBeUndefined();
     expect(e.condition('FailoverBlocked')).toMatchObject({ status: 'True', reason: 'Paused' });
-    expect(e.condition('Paused')).toMatchObject({ status: 'True', reason: 'HoldingBack' });
+    expect(e.condition('Paused')).toMatchObject({ status: 'True', reason: 'Maintenance' });
     expect(e.condition('Paused')?.message).toMatch(
       /kernel upgrade in region-a.*held back now: failing over a/,
     );
-    expect(e.status).toMatchObject({ phase: 'Paused', pausedSince: NOW.toISOString() });
+    // A lost primary stays in sight: Blocked, not Paused.
+    expect(e.status).toMatchObject({ phase: 'Blocked', pausedSince: NOW.toISOString() });
     // The time it was first seen paused is kept, not renewed each reconcile.
     const later = evaluate({
       ...outage({ specOver: paused, status: e.status }),
@@ -687,14 +688,14 @@ describe('decide: paused for maintenance (spec.paused)', () => {
     expect(resumed.started).toMatchObject({ kind: 'Failover', from: 'a', to: 'b' });
     expect(resumed.status.pausedSince).toBeUndefined();
     expect(resumed.condition('Paused')).toMatchObject({ status: 'False', reason: 'Active' });
-    // Paused with nothing to hold back: the plain reason.
-    expect(evaluate(input({ specOver: paused })).condition('Paused')).toMatchObject({
-      status: 'True',
-      reason: 'Maintenance',
-    });
+    // Paused with nothing wrong: the phase says so.
+    const quiet = evaluate(input({ specOver: paused }));
+    expect(quiet.condition('Paused')).toMatchObject({ status: 'True', reason: 'Maintenance' });
+    expect(quiet.status.phase).toBe('Paused');
   });
 
-  it('fences no stray primary, repairs no DNS record and starts no reprotect or failback, but reports each', () => {
+  it('still fences a stray primary (safety is never paused), but creates or moves no DNS record', () => {
+    // A person failed over during the pause; the old primary came back writable.
     const stray = evaluate(
       input({
         specOver: paused,
@@ -702,21 +703,11 @@ describe('decide: paused for maintenance (spec.paused)', () => {
         clusters: { a: primaryUp('a', 4), b: primaryUp('b', 5), c: standby('c', 1, 1, 4, 5) },
       }),
     );
-    expect(stray.started).toBeUndefined();
-    expect(stray.plan.action.kind).toBe('Observe');
-    expect(stray.condition('Paused')?.message).toMatch(/held back now: a Fence of a/);
-    // Without the pause the same facts fence it: the rule really fired.
-    expect(
-      evaluate(
-        input({
-          status: { activePrimary: 'b', epoch: 5 },
-          clusters: { a: primaryUp('a', 4), b: primaryUp('b', 5), c: standby('c', 1, 1, 4, 5) },
-        }),
-      ).started,
-    ).toMatchObject({ kind: 'Fence', from: 'a' });
-    // No DNS record yet: creating it is an automatic action too.
+    expect(stray.started).toMatchObject({ kind: 'Fence', from: 'a', to: 'b' });
+    // No DNS record yet: creating it is an automatic action, held and reported.
     const dns = evaluate(input({ specOver: paused, dns: { readAt: NOW } }));
     expect(dns.plan.action.kind).toBe('Observe');
+    expect(dns.condition('Paused')?.message).toMatch(/held back now: creating the DNS record/);
     expect(evaluate(input({ dns: { readAt: NOW } })).plan.action.kind).toBe('RepairDns');
   });
 

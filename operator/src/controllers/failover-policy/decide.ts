@@ -18,9 +18,11 @@
  * A plan is the status to write next and at most one side effect (`RunStep`, `RepairDns`); the
  * conditions people read are derived from the result in summary.ts.
  *
- * While spec.paused is set (maintenance), the automatic rules (3, 5, 5b, 6, 7, 8 and a drill's
- * start) are still judged, but what they would start is only reported (`held`); an operation in
- * flight goes on, unless it is automatic and has changed nothing yet. A person's request runs.
+ * While spec.paused is set (maintenance), the automatic rules (5, 6, 7, 8 and a drill's start)
+ * are still judged, but what they would start is only reported (`held`); an operation in flight
+ * goes on, unless it is automatic and has changed nothing yet (a drill still in its Starting leg
+ * ends). A person's request runs. Safety is never paused: a stray writer is fenced (3), a fence
+ * an operation left behind is undone (5b), and the record's TTL is put back after a drill.
  */
 
 import { agentAlive } from '../../agent/liveness.ts';
@@ -142,10 +144,10 @@ export function decide(input: DecideInput): Plan {
  * would start is reported instead of started.
  */
 const unlessPaused =
-  (guard: Guard): Guard =>
+  (guard: Guard, allowed: (p: Plan) => boolean = () => false): Guard =>
   (c) => {
     const chosen = guard(c);
-    if (!chosen || !c.input.spec.paused) return chosen;
+    if (!chosen || !c.input.spec.paused || allowed(chosen)) return chosen;
     const op = chosen.status.currentOperation;
     const started = op && op !== c.base.currentOperation ? op : undefined;
     c.held.push(
@@ -742,11 +744,14 @@ const guards: Guard[] = [
   knowThePrimary,
   stopDrill,
   continueOperation,
-  unlessPaused(fenceStrayPrimary),
+  // Safety, not automation: never two writers, paused or not (a person's failover during a pause
+  // leaves a returning old primary to this rule alone).
+  fenceStrayPrimary,
   handleRequest,
   failOverIfDown,
-  unlessPaused(unfenceLeftPrimary),
-  unlessPaused(keepDnsOnPrimary),
+  // It only undoes an operation's own fence: held back, the primary would stay read-only.
+  unfenceLeftPrimary,
+  unlessPaused(keepDnsOnPrimary, (p) => p.why.startsWith("setting the DNS record's TTL")),
   unlessPaused(reprotectFormerPrimary),
   unlessPaused(failBack),
   runDrill,

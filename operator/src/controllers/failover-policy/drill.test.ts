@@ -900,3 +900,26 @@ describe('drills while the policy is paused (spec.paused)', () => {
     expect(requested.status.drill).toBeUndefined();
   });
 });
+
+describe('a drill caught by a pause', () => {
+  it('still in its Starting leg, it ends with nothing moved; one out already comes home', () => {
+    const pausedSpec = spec({ drills: { ...drills, schedule: '59 9 * * 1' }, paused: true });
+    const starting = decide(
+      input({ activePrimary: 'a', epoch: 4, drill: startingDrill(5) }, { spec: pausedSpec }),
+    );
+    expect(starting.drill).toBeUndefined();
+    expect(starting.started).toBeUndefined();
+    expect(starting.drillReport).toMatchObject({
+      result: 'Aborted',
+      reason: expect.stringMatching(/paused \(spec.paused\) before it went out/),
+    });
+    // Out and holding: the way back still runs (half a drill is worse than either end).
+    const holding = decide(
+      input(
+        { activePrimary: 'b', epoch: 5, drill: drill('Holding', { returnAfter: ago(1).toISOString() }) },
+        { spec: pausedSpec, clusters: { a: standby('a'), b: primary('b') } },
+      ),
+    );
+    expect(holding.started).toMatchObject({ kind: 'Switchover', from: 'b', to: 'a', trigger: 'Drill' });
+  });
+});

@@ -348,8 +348,9 @@ function goOut(
   const { spec, clusters, now } = input;
   if (drill.stop) return endDrill(input, drill, drill.stop.result, `${drill.stop.reason}; nothing moved`);
   const target = clusters[drill.to];
-  const problem =
-    active !== drill.from
+  const problem = spec.paused
+    ? `the policy was paused (spec.paused${spec.pauseReason ? `: ${spec.pauseReason}` : ''}) before it went out`
+    : active !== drill.from
       ? `the primary moved to ${active}`
       : !writable(clusters[active])
         ? `the primary ${active} does not accept writes`

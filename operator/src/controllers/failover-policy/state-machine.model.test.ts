@@ -228,8 +228,7 @@ class World {
     // A database that comes back writable beside the primary is the world's doing; leaving it so
     // is the operator's. (Under EpochOnly a marked writer is all the operator can do.)
     const writers = this.writers();
-    // Paused, a stray writer is reported, not fenced (documented): the clock starts at the resume.
-    this.twoWriters = writers.length > 1 && !this.paused ? this.twoWriters + 1 : 0;
+    this.twoWriters = writers.length > 1 ? this.twoWriters + 1 : 0;
     if (this.twoWriters === TWO_WRITERS_TICKS)
       this.violations.push(`${writers.join(' and ')} took writes for ${TWO_WRITERS_TICKS} ticks`);
     this.afterTick();
@@ -351,12 +350,15 @@ class World {
     const input = this.input();
     const plan = decide(input);
     let next = plan.status;
-    // Paused: nothing automatic starts, and the record is not touched between operations.
+    // Paused: nothing automatic starts but safety (a stray writer fenced, an operation's leftover
+    // fence undone), and the record is not moved between operations (its TTL may be put back).
     if (this.paused) {
       const op = plan.status.currentOperation;
-      if (op && !this.started.has(op.id) && op.trigger === 'Automatic')
+      const safety = op?.kind === 'Fence' || (op?.kind === 'Switchover' && op.step === 'RollingBack');
+      if (op && !this.started.has(op.id) && op.trigger === 'Automatic' && !safety)
         this.violations.push(`${op.kind} ${op.id} started automatically while paused`);
-      if (plan.action.kind === 'RepairDns') this.violations.push('DNS repaired while paused');
+      if (plan.action.kind === 'RepairDns' && plan.action.value !== this.dns.value)
+        this.violations.push('DNS re-pointed while paused');
       if (plan.held?.length) this.heldWhilePaused++;
     }
     if (plan.action.kind === 'RunStep') {

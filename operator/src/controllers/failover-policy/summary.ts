@@ -72,12 +72,13 @@ function pausedCondition(input: DecideInput, plan: Plan, next: FailoverPolicySta
   const held = plan.held?.length ? `; held back now: ${plan.held.join('; ')}` : '';
   const op = next.currentOperation;
   const finishing = op ? `; ${op.kind} ${op.id} in flight finishes` : '';
-  // A reason of its own while something is held back: its start is announced (an Event).
+  // One reason while paused: what it holds back changes as facts are read (DNS only when due), and
+  // a reason that flapped would announce each change. A held failover has its own condition.
   return conditionOf(
     'Paused',
     'True',
-    plan.held?.length ? 'HoldingBack' : 'Maintenance',
-    `paused since ${next.pausedSince ?? 'now'}${why}: no automatic failover, fence, DNS repair, reprotect, failback or drill starts; requests still run${finishing}${held}`.slice(
+    'Maintenance',
+    `paused since ${next.pausedSince ?? 'now'}${why}: no automatic failover, DNS repair, reprotect, failback or drill starts (a stray primary is still fenced); requests still run${finishing}${held}`.slice(
       0,
       1024,
     ),
@@ -300,10 +301,11 @@ function phaseOf(plan: Plan, next: FailoverPolicyStatus, conditions: ConditionIn
     return op.trigger === 'Drill' ? 'Drilling' : op.kind === 'Switchover' ? 'SwitchingOver' : 'FailingOver';
   }
   if (next.drill) return 'Drilling';
-  if (next.pausedSince) return 'Paused';
   if (plan.blocked) return 'Blocked';
   const isTrue = (type: string) => conditions.find((c) => c.type === type)?.status === 'True';
-  return isTrue('PrimaryAvailable') && isTrue('FailoverReady') ? 'Healthy' : 'Degraded';
+  const healthy = isTrue('PrimaryAvailable') && isTrue('FailoverReady');
+  // Paused replaces only Healthy: a lost or degraded primary stays in sight.
+  return !healthy ? 'Degraded' : next.pausedSince ? 'Paused' : 'Healthy';
 }
 
 /** The conditions Ready sums up, in the order their problems are reported. */
