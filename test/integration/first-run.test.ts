@@ -5,15 +5,15 @@
  * RBAC is logged once, and waited out (a Role applied later fixes it).
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../harness/chart-tools.ts';
 import { mintServiceAccountToken } from '../harness/control-plane.ts';
 import { waitFor } from '../harness/wait.ts';
-import { sharedKubeConfig } from './shared-control-plane.ts';
+import { sharedKubeConfig, sharedKubeconfigFile } from './shared-control-plane.ts';
 
 let dir: string;
 
@@ -41,24 +41,8 @@ function operator(args: string[]): Promise<{ code: number; stdout: string; stder
   });
 }
 
-function kubeconfigFor(name: string, token: string): string {
-  const cp = inject('controlPlane');
-  const path = join(dir, `${name}.kubeconfig`);
-  writeFileSync(
-    path,
-    [
-      'apiVersion: v1',
-      'kind: Config',
-      `clusters: [{name: shared, cluster: {server: "${cp.server}", certificate-authority: "${cp.caPath}"}}]`,
-      `users: [{name: ${name}, user: {token: "${token}"}}]`,
-      `contexts: [{name: shared, context: {cluster: shared, user: ${name}}}]`,
-      'current-context: shared',
-      '',
-    ].join('\n'),
-    { mode: 0o600 },
-  );
-  return path;
-}
+const kubeconfigFor = (name: string, token: string) =>
+  sharedKubeconfigFile(join(dir, `${name}.kubeconfig`), name, token);
 
 /** One line on stderr, no stack trace. */
 const oneLine = (stderr: string) => {
