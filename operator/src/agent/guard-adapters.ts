@@ -150,8 +150,12 @@ export function guardPorts(o: GuardAdapterOptions): GuardPorts & { close(): Prom
         await client.connect();
         const { rows } = await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
         return rows[0]?.r ? 'Standby' : 'Primary';
-      } catch {
-        return 'Down';
+      } catch (err) {
+        // Down only when nothing runs (no socket, refused, starting or stopping): a server that
+        // does not answer in time may be hung, and thaw writable.
+        const e = err as { code?: string };
+        if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT' || e.code === '57P03') return 'Down';
+        throw err;
       } finally {
         await client.end().catch(() => undefined);
       }

@@ -62,6 +62,7 @@ class FakePorts implements GuardPorts {
     return { vouched: this.peerVouches, cluster: 'region-b' };
   }
   async fence(mode: 'ReadOnly' | 'Shutdown', epoch: number): Promise<string> {
+    if (this.server === 'Down') throw new Error('connect ECONNREFUSED');
     this.fenced.push({ mode, epoch, at: Date.now() });
     return 'default_transaction_read_only on';
   }
@@ -299,6 +300,22 @@ describe('the agent beside the primary, edge cases', () => {
     ports.server = 'Primary';
     await run(guard, 2_000);
     expect(ports.fenced).toEqual([]);
+  });
+
+  it('a crashed primary counts as fenced for the failover at once, and is fenced when it runs again', async () => {
+    const ports = new FakePorts();
+    const guard = guardFor('region-a', ports);
+    await run(guard, 2_000);
+    ports.server = 'Down';
+    await run(guard, 2_000);
+    ports.status = { ...ports.status, currentOperation: failoverOf('region-a', 'region-b', 4) };
+    await run(guard, 1_000);
+    // Reported fenced for the operation (the operator's wait ends), though nothing could be done yet.
+    expect(guard.report().lease).toMatchObject({ state: 'SelfFenced', operationId: 'failover-1' });
+    expect(ports.fenced).toEqual([]);
+    ports.server = 'Primary';
+    await run(guard, 2_000);
+    expect(ports.fenced).toHaveLength(1);
   });
 
   it('a self-fence in the last report wins over a saved state that lags it', async () => {

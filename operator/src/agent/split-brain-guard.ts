@@ -105,6 +105,9 @@ export class SplitBrainGuard {
   private server: LocalServer = 'Down';
   private apiInFlight: Promise<'Settled' | 'NotRenewed'> | undefined;
   private lastSaved = '';
+  /** A fence reported for a server that was not running, to be made the moment it runs. */
+  private fenceOwed = false;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
   /** `primary@epoch` → the operation seen replacing it: withheld for good. */
   private readonly replaced = new Map<string, string>();
 
@@ -162,6 +165,8 @@ export class SplitBrainGuard {
   stop(): void {
     if (this.deadline) clearTimeout(this.deadline);
     this.deadline = undefined;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
   }
 
   /** One round: read the world, keep the Lease or vouch standing, fence when it is due. */
@@ -382,8 +387,10 @@ export class SplitBrainGuard {
     this.deadline.unref?.();
   }
 
-  private async fenceNow(why: string, epoch: number, operationId?: string): Promise<void> {
-    if (this.lease?.state === 'SelfFenced' && this.lease.epoch === epoch) return;
+  private async fenceNow(why: string, epoch: number, operationId?: string, again = false): Promise<void> {
+    // `again`: the retry of a fence reported for a server that was not running, still to be made.
+    const owed = again && this.fenceOwed;
+    if (!owed && this.lease?.state === 'SelfFenced' && this.lease.epoch === epoch) return;
     if (this.fencing) return this.fencing;
     const spec = this.world?.policy.spec;
     const mode = spec?.promotion.fencing === 'Shutdown' ? 'Shutdown' : 'ReadOnly';
@@ -391,6 +398,7 @@ export class SplitBrainGuard {
     this.fencing = (async () => {
       try {
         const detail = await this.o.ports.fence(mode, epoch);
+        this.fenceOwed = false;
         const fencedAt = this.o.mono();
         this.lease = {
           state: 'SelfFenced',
@@ -416,13 +424,35 @@ export class SplitBrainGuard {
           return;
         }
         this.o.log.error({ err: message, why }, 'split-brain guard: could not fence; trying again');
+        // A server that is not running takes no writes: for the operation replacing it, it counts
+        // as fenced now (the promotion need not wait out the Lease), and is fenced the moment it runs.
+        if (operationId && this.server === 'Down' && this.lease?.state !== 'SelfFenced') {
+          this.fenceOwed = true;
+          this.lease = {
+            state: 'SelfFenced',
+            epoch,
+            fencedAt: timestamp(this.o.wall()),
+            operationId,
+            message:
+              `${why}: the database is not running, so it takes no writes; it is fenced ${mode} the moment it runs`.slice(
+                0,
+                1024,
+              ),
+          };
+          if (this.deadline) clearTimeout(this.deadline);
+          this.deadline = undefined;
+          this.o.ports.changed();
+        }
         // Again while it is still due: not once a later round confirmed this primary, or it
         // became a standby (a fence an operation asked for stays due).
+        if (this.retryTimer) return;
         const retry = setTimeout(() => {
+          this.retryTimer = undefined;
           if (!operationId && (this.confirmedAt !== since || this.lease?.state === 'Released')) return;
-          void this.fenceNow(why, epoch, operationId);
+          void this.fenceNow(why, epoch, operationId, true);
         }, 500);
         retry.unref?.();
+        this.retryTimer = retry;
       } finally {
         this.fencing = undefined;
       }
