@@ -1,17 +1,50 @@
+import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { HarnessError } from './processes.ts';
 
-/** Asks the kernel for a free TCP port on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * The ports the kernel hands out itself (for port 0 and for every outgoing connection's source
+ * port): a port picked from there and listened on a moment later may meanwhile be the source port
+ * of some test's connection, and the server then fails to bind. Test servers take theirs below.
+ */
+function ephemeralRange(): [number, number] {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    if (low && high && low > 2048) return [low, high];
+  } catch {
+    // Not Linux: the IANA dynamic range.
+  }
+  return [49152, 65535];
+}
+const [EPHEMERAL_LOW] = ephemeralRange();
+/** Where test servers' ports come from: below the ephemeral range, above the well-known ones. */
+const RANGE = { low: Math.max(1024, EPHEMERAL_LOW - 20_000), high: EPHEMERAL_LOW - 1 };
+
+/**
+ * A TCP port on 127.0.0.1 that nothing listens on now, outside the kernel's ephemeral range (so no
+ * outgoing connection takes it before the server binds), picked at random so that parallel test
+ * files rarely pick the same one.
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = RANGE.low + Math.floor(Math.random() * (RANGE.high - RANGE.low + 1));
+    if (await bindable(port)) return port;
+  }
+  throw new HarnessError(
+    'pick a free port',
+    `no free TCP port found in ${RANGE.low}-${RANGE.high} on 127.0.0.1`,
+  );
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
     server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 }
 
