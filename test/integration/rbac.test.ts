@@ -37,7 +37,7 @@ import { OperatorProcess } from '../harness/operator-process.ts';
 import { freePort } from '../harness/ports.ts';
 import { postgresBinDir } from '../harness/postgres.ts';
 import { waitFor } from '../harness/wait.ts';
-import { sharedKubeConfig } from './shared-control-plane.ts';
+import { sharedKubeConfig, sharedKubeconfigFile } from './shared-control-plane.ts';
 
 const release = `rbac${process.pid}`;
 /** Where the chart is installed (the Lease lives here). */
@@ -380,24 +380,8 @@ describe('the sidecar example', () => {
 });
 
 /** A kubeconfig that authenticates as `token`, for a process started by the test. */
-function kubeconfigFor(name: string, token: string): string {
-  const cp = inject('controlPlane');
-  const path = join(dir, `${name}.kubeconfig`);
-  writeFileSync(
-    path,
-    [
-      'apiVersion: v1',
-      'kind: Config',
-      `clusters: [{name: shared, cluster: {server: "${cp.server}", certificate-authority: "${cp.caPath}"}}]`,
-      `users: [{name: ${name}, user: {token: "${token}"}}]`,
-      `contexts: [{name: shared, context: {cluster: shared, user: ${name}, namespace: ${appNs}}}]`,
-      'current-context: shared',
-      '',
-    ].join('\n'),
-    { mode: 0o600 },
-  );
-  return path;
-}
+const kubeconfigFor = (name: string, token: string): string =>
+  sharedKubeconfigFile(join(dir, `${name}.kubeconfig`), name, token, { namespace: appNs });
 
 /** The chart's own flags, bound to this test: its namespace, and a loopback port from the harness. */
 function chartArgs(component: string): string[] {

@@ -7,7 +7,6 @@
  * with the figures measured from the client's side (the canary) and the drill in progress.
  */
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { agentAlive } from '../agent/liveness.ts';
 import {
   type DrillMeasure,
@@ -19,17 +18,16 @@ import {
   type FailoverPolicySpec,
   type FailoverPolicyStatus,
   failoverPolicySpec,
-  failoverPolicyStatus,
 } from '../api/v1alpha1/index.ts';
 import { decide, type Plan } from '../controllers/failover-policy/decide.ts';
 import type { ClusterFacts, DecideInput } from '../controllers/failover-policy/facts.ts';
-import { type FailoverApi, failoverPolicyType } from './api.ts';
+import type { FailoverApi } from './api.ts';
 import { age, seconds, table, timestamp } from './format.ts';
 import {
   activePrimary,
   decideInputOf,
-  notFound,
   type PolicyView,
+  pollStatus,
   readObservations,
   readPolicy,
 } from './policies.ts';
@@ -231,23 +229,17 @@ function followUp(opts: DrillRequestOptions): string[] {
 }
 
 /** Reads the policy until the operator has answered the request, or the timeout passes. */
-async function waitForAnswer(
+function waitForAnswer(
   api: FailoverApi,
   opts: DrillRequestOptions,
   id: string,
 ): Promise<Pick<PolicyView, 'status'> | undefined> {
-  const deadline = Date.now() + opts.timeoutMs;
-  for (;;) {
-    // Only the policy: its status has the answer (the ReplicaClusters are not needed for it).
-    const object = await api
-      .get(failoverPolicyType, opts.namespace, opts.policy)
-      .catch((err) => notFound(err, `FailoverPolicy ${opts.policy}`, opts.namespace));
-    const parsed = failoverPolicyStatus.safeParse(object.status ?? {});
-    const status = parsed.success ? parsed.data : {};
-    if (status.lastDrillRequest?.id === id || status.lastHandledDrillRequestId === id) return { status };
-    if (Date.now() >= deadline) return undefined;
-    await sleep(Math.min(POLL_MS, Math.max(0, deadline - Date.now())));
-  }
+  return pollStatus(api, opts, opts.timeoutMs, POLL_MS, (parsed) => {
+    const status = parsed ?? {};
+    return status.lastDrillRequest?.id === id || status.lastHandledDrillRequestId === id
+      ? { status }
+      : undefined;
+  });
 }
 
 /** The operator's answer, in words; ok: what was asked happened (or, for a Cancel, nothing runs). */

@@ -1,13 +1,6 @@
-/**
- * `kubectl failover pause|resume POLICY`: maintenance mode. A patch of spec.paused (and
- * spec.pauseReason); the operator then starts no automatic action for the policy, and says so in
- * status (pausedSince, the Paused condition). The command waits for that acknowledgement, so a
- * person knows the operator has seen it before touching the databases.
- */
-import { setTimeout as sleep } from 'node:timers/promises';
-import { type FailoverPolicyStatus, failoverPolicyStatus } from '../api/v1alpha1/index.ts';
+import type { FailoverPolicyStatus } from '../api/v1alpha1/index.ts';
 import { type FailoverApi, failoverPolicyType } from './api.ts';
-import { notFound, readPolicy } from './policies.ts';
+import { pollStatus, readPolicy } from './policies.ts';
 import { dryRunPatch, patchRequest } from './policy-patch.ts';
 
 export interface PauseOptions {
@@ -77,24 +70,17 @@ export async function pauseCommand(
  * Reads status until the operator has reconciled the patched generation and pausedSince says so
  * (set, or cleared); then its value, and the operation status shows in flight.
  */
-async function waitForOperator(
+function waitForOperator(
   api: FailoverApi,
   opts: PauseOptions,
   generation: number,
 ): Promise<{ since: string; operation?: FailoverPolicyStatus['currentOperation'] } | undefined> {
-  const deadline = Date.now() + opts.timeoutMs;
-  for (;;) {
-    const object = await api
-      .get(failoverPolicyType, opts.namespace, opts.policy)
-      .catch((err) => notFound(err, `FailoverPolicy ${opts.policy}`, opts.namespace));
-    const parsed = failoverPolicyStatus.safeParse(object.status ?? {});
-    const status = parsed.success ? parsed.data : undefined;
+  return pollStatus(api, opts, opts.timeoutMs, POLL_MS, (status) => {
     const observed = (status?.observedGeneration ?? 0) >= generation;
     const since = status?.pausedSince;
     const operation = status?.currentOperation ? { operation: status.currentOperation } : {};
     if (observed && opts.paused && since) return { since, ...operation };
     if (observed && !opts.paused && status && !since) return { since: '', ...operation };
-    if (Date.now() >= deadline) return undefined;
-    await sleep(Math.min(POLL_MS, Math.max(0, deadline - Date.now())));
-  }
+    return undefined;
+  });
 }

@@ -2,6 +2,7 @@
  * A FailoverPolicy with the ReplicaClusters it names, read and parsed with the operator's own
  * schemas, so the plugin sees defaults and statuses exactly as the operator does.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type FailoverObservationSpec,
   type FailoverPolicySpec,
@@ -161,4 +162,28 @@ export function decideInputOf(
     // The value an isolated drill's record points at: the standby's own dnsTarget.
     dnsTargets: Object.fromEntries([...policy.clusterSpecs].map(([name, s]) => [name, s?.dnsTarget])),
   });
+}
+
+/**
+ * Reads the policy (only it: its status has the answer) until `answered` finds what it waits for
+ * in its status (undefined when status does not parse), or `timeoutMs` passes.
+ */
+export async function pollStatus<T>(
+  api: FailoverApi,
+  target: { namespace: string; policy: string },
+  timeoutMs: number,
+  pollMs: number,
+  answered: (status: FailoverPolicyStatus | undefined) => T | undefined,
+): Promise<T | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const object = await api
+      .get(failoverPolicyType, target.namespace, target.policy)
+      .catch((err) => notFound(err, `FailoverPolicy ${target.policy}`, target.namespace));
+    const parsed = failoverPolicyStatus.safeParse(object.status ?? {});
+    const found = answered(parsed.success ? parsed.data : undefined);
+    if (found !== undefined) return found;
+    if (Date.now() >= deadline) return undefined;
+    await sleep(Math.min(pollMs, Math.max(0, deadline - Date.now())));
+  }
 }
