@@ -37,7 +37,12 @@ export function lagWindowMs(spec: FailoverPolicySpec): number {
 }
 
 /** One standby judged against the budget, with a lag measured no earlier than `notBefore`. */
-export function judgeStandby(spec: FailoverPolicySpec, facts: ClusterFacts, notBefore: Date): Candidate {
+export function judgeStandby(
+  spec: FailoverPolicySpec,
+  facts: ClusterFacts,
+  lastSeenAt: Date,
+  notBefore = new Date(lastSeenAt.getTime() - lagWindowMs(spec)),
+): Candidate {
   const { name } = facts;
   if (!healthyStandby(facts)) {
     const what = !facts.exists
@@ -59,7 +64,9 @@ export function judgeStandby(spec: FailoverPolicySpec, facts: ClusterFacts, notB
       facts,
       problem: {
         reason: 'LagUnknown',
-        message: `the lag of ${name} was not measured shortly before the primary was last seen`,
+        message: facts.lagObservedAt
+          ? `the lag of ${name} was last measured at ${iso(facts.lagObservedAt)}, more than ${Math.round((lastSeenAt.getTime() - notBefore.getTime()) / 1000)} s before the primary was last seen (${iso(lastSeenAt)})`
+          : `the lag of ${name} has not been measured`,
       },
     };
   }
@@ -86,12 +93,11 @@ export function chooseStandby(
   active: string,
   primaryLastSeenAt: Date,
 ): Candidate | undefined {
-  const notBefore = new Date(primaryLastSeenAt.getTime() - lagWindowMs(spec));
   const candidates = standbysOf(spec, active).map((name) => {
     const judged = judgeStandby(
       spec,
       clusters[name] ?? { name, exists: false, reachable: false, role: 'Unknown' },
-      notBefore,
+      primaryLastSeenAt,
     );
     return judged.problem ? judged : judgeApplication(spec, judged.facts);
   });
@@ -119,6 +125,10 @@ function judgeApplication(spec: FailoverPolicySpec, facts: ClusterFacts): Candid
       message: `the application endpoints of ${facts.name} are not healthy (${which})`,
     },
   };
+}
+
+function iso(d: Date): string {
+  return d.toISOString().replace(/\.\d+Z$/, 'Z');
 }
 
 /** The cool-down after a real failover, if it still runs: how long ago the failover was. */

@@ -30,14 +30,7 @@ import type { FailoverPolicyStatus, Operation } from '../../api/v1alpha1/index.t
 import type { ConditionInput } from '../../runtime/conditions.ts';
 import { type EventInput, eventOf } from '../../runtime/events.ts';
 import { timestamp } from '../../runtime/time.ts';
-import {
-  type BlockReason,
-  chooseStandby,
-  inCooldown,
-  judgeStandby,
-  lagWindowMs,
-  standbysOf,
-} from './candidates.ts';
+import { type BlockReason, chooseStandby, inCooldown, judgeStandby, standbysOf } from './candidates.ts';
 import { judgePrimary, type PrimaryVerdict } from './detection.ts';
 import { type Discovery, discoverPrimary, newerEpochs } from './discovery.ts';
 import { judgeDns } from './dns-check.ts';
@@ -702,11 +695,7 @@ const failBack: Guard = (c) => {
   const lastEnded = c.base.history?.[0]?.completedAt;
   const held = lastEnded ? now.getTime() - new Date(lastEnded).getTime() : Number.POSITIVE_INFINITY;
   if (held < seconds(spec.reprotect.failbackAfterSeconds)) return undefined;
-  const judged = judgeStandby(
-    spec,
-    clusters[home] as ClusterFacts,
-    new Date(now.getTime() - lagWindowMs(spec)),
-  );
+  const judged = judgeStandby(spec, clusters[home] as ClusterFacts, now);
   if (judged.problem) return undefined;
   return startOperation(
     c,

@@ -8,7 +8,7 @@
 import { discardedOf } from '../../agent/divergence.ts';
 import type { Operation } from '../../api/v1alpha1/index.ts';
 import { timestamp } from '../../runtime/time.ts';
-import { judgeStandby, lagWindowMs } from './candidates.ts';
+import { judgeStandby } from './candidates.ts';
 import type { PrimaryVerdict } from './detection.ts';
 import { type ClusterFacts, type DecideInput, healthyStandby, writable } from './facts.ts';
 import { newOperation } from './operation.ts';
@@ -118,11 +118,7 @@ function judgeFailover(j: Judging, target: ClusterFacts): RequestVerdict {
   // The primary was alive until at least then: lag measured before that says little.
   const lastSeen =
     j.verdict.lastSeenAt ?? (primary?.reachable ? now : primary?.lastReachableAt) ?? new Date(0);
-  const judged = judgeStandby(
-    requestBudget(spec, j.request),
-    target,
-    new Date(lastSeen.getTime() - lagWindowMs(spec)),
-  );
+  const judged = judgeStandby(requestBudget(spec, j.request), target, lastSeen);
   if (judged.problem && !j.request.allowDataLoss) {
     const hint =
       judged.problem.reason === 'LagUnknown'
