@@ -111,6 +111,8 @@ describe.sequential('DigitalOcean database, with real PostgreSQL', () => {
     const obs = await standbyAdapter().observe();
     expect(obs).toMatchObject({ reachable: true, role: 'Standby' });
     expect(obs.failure).toBeUndefined();
+    // The node's own id, for infrastructure code to adopt it (ReplicaCluster status.databaseId).
+    expect(obs.databaseId).toBe(replica.id);
   });
 
   it('observes the cluster itself as the primary', async () => {
@@ -208,6 +210,8 @@ describe.sequential('DigitalOcean database, with real PostgreSQL', () => {
     // epoch had replicated to it already): it accepts writes.
     const obs = await standbyAdapter().observe();
     expect(obs).toMatchObject({ reachable: true, role: 'Primary', heartbeat: { epoch: EPOCH } });
+    // The cluster it was promoted into, under the same spec: its id is what a stack imports.
+    expect(obs.databaseId).toBe(api.clusterNamed(replica.name)?.id);
     expect(obs.heartbeat?.writtenAt.getTime()).toBeGreaterThan(before?.writtenAt.getTime() ?? 0);
   });
 

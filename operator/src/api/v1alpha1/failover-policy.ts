@@ -643,6 +643,48 @@ export const operationStep = z.enum([
   'Aborted',
 ]);
 
+/**
+ * A database a managed provider made in a former primary's place (a new RDS read replica, a new
+ * DigitalOcean read-only node): the operator never edits a spec, so a person, their Git or their
+ * Pulumi stack points the ReplicaCluster at it. Kept in history for `kubectl failover export`.
+ */
+export const databaseReplacement = z
+  .object({
+    cluster: z.string().max(253).describe('The ReplicaCluster to point at the new database.'),
+    provider: z
+      .object({
+        type: z.enum(['AwsRds', 'DigitalOcean']).describe('spec.provider.type.'),
+        awsRds: z
+          .object({
+            region: z.string().max(32).describe('The region.'),
+            dbInstanceIdentifier: z.string().max(63).describe('The new read replica.'),
+          })
+          .optional()
+          .describe('The identifiers to set in spec.provider.awsRds.'),
+        digitalOcean: z
+          .object({
+            databaseId: z.string().max(64).describe('The cluster it is a read-only node of.'),
+            replicaName: z.string().max(63).optional().describe('The new read-only node.'),
+          })
+          .optional()
+          .describe('The identifiers to set in spec.provider.digitalOcean.'),
+      })
+      .describe('The identifiers spec.provider must name now; credentials and endpoints stay as they are.'),
+    host: z.string().max(253).describe('The spec.connection.host it must name now.'),
+    port: z
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .optional()
+      .describe('The spec.connection.port, when it changes.'),
+    superseded: z
+      .string()
+      .max(253)
+      .describe('The database it replaces: left for a person to delete, never deleted by the operator.'),
+  })
+  .describe('A replacement database made by a reprotect, for the ReplicaCluster to name.');
+
 export const operation = z
   .object({
     id: z.string().min(1).max(128).describe('Unique id of the operation; side effects are keyed by it.'),
@@ -769,6 +811,11 @@ export const operation = z
     leaseWaitFrom: timestamp(
       'For a failover of a primary that could not be fenced directly: when the promotion began waiting for its Lease to expire.',
     ).optional(),
+    replacement: databaseReplacement
+      .optional()
+      .describe(
+        'For a Reprotect of a managed database: the new database the ReplicaCluster must name (RepointNeeded).',
+      ),
     waitedForLeaseSeconds: z
       .number()
       .min(0)
@@ -873,6 +920,11 @@ export const operationReport = z
       .optional()
       .describe('Time until the authoritative servers answered the new value.'),
     stepSeconds: stepSeconds.optional(),
+    replacement: databaseReplacement
+      .optional()
+      .describe(
+        'For a Reprotect of a managed database: the new database the ReplicaCluster must name (RepointNeeded).',
+      ),
     waitedForLeaseSeconds: z
       .number()
       .min(0)
@@ -1155,6 +1207,7 @@ export const failoverPolicy = resourceObject('FailoverPolicy', failoverPolicySpe
 export type FailoverPolicySpec = z.infer<typeof failoverPolicySpec>;
 export type FailoverPolicyStatus = z.infer<typeof failoverPolicyStatus>;
 export type FailoverPolicy = z.infer<typeof failoverPolicy>;
+export type DatabaseReplacement = z.infer<typeof databaseReplacement>;
 export type Operation = z.infer<typeof operation>;
 export type OperationReport = z.infer<typeof operationReport>;
 export type Drills = z.infer<typeof drills>;

@@ -388,6 +388,13 @@ export const replicaClusterStatus = z
       .describe('Current WAL position: write LSN on a primary, replay LSN on a standby.'),
     lastObservedTime: timestamp('When the cluster was last probed successfully or not.').optional(),
     lastReachableTime: timestamp('When a probe last reached the database.').optional(),
+    databaseId: z
+      .string()
+      .max(253)
+      .optional()
+      .describe(
+        "The provider API's own id of the database as it is now (DigitalOcean: the UUID of the read-only node, then of the cluster it was promoted into); for infrastructure code to adopt it.",
+      ),
     lagObservedTime: timestamp(
       'When the replication lag above was last measured with the primary reachable.',
     ).optional(),

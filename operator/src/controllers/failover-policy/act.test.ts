@@ -128,6 +128,16 @@ describe('act: reprotect through a managed provider', () => {
       message: expect.stringMatching(
         /replicates from orders-b; point ReplicaCluster a at it: spec.provider .*orders-a-e5.*spec.connection.host orders-a-e5.rds.example, port 5432 \(orders-a is superseded/,
       ),
+      // Kept in the record too, for `kubectl failover export` and the Pulumi stacks.
+      learned: {
+        replacement: {
+          cluster: 'a',
+          provider: { type: 'AwsRds', awsRds: { dbInstanceIdentifier: 'orders-a-e5' } },
+          host: 'orders-a-e5.rds.example',
+          port: 5432,
+          superseded: 'orders-a',
+        },
+      },
     });
     expect(requests[0]).toMatchObject({
       operationId: 'reprotect-e5-x-a',

@@ -5,7 +5,12 @@
  * between its side effect and the status write that records it. Nothing here waits for a cloud
  * operation to finish: a side effect starts, and a later reconcile checks on it.
  */
-import type { AgentReport, FailoverPolicySpec, Operation } from '../../api/v1alpha1/index.ts';
+import type {
+  AgentReport,
+  DatabaseReplacement,
+  FailoverPolicySpec,
+  Operation,
+} from '../../api/v1alpha1/index.ts';
 import { switchesOverNatively } from '../../providers/database/capabilities.ts';
 import { compareLsn } from '../../providers/database/lsn.ts';
 import type { DatabaseProvider, FencingMode, ProviderSpec } from '../../providers/database/port.ts';
@@ -268,6 +273,15 @@ async function rejoin(ports: StepPorts, op: Operation, now: Date): Promise<StepO
         reason: 'RepointNeeded',
         message: `${result.detail}; point ReplicaCluster ${op.from} at it: spec.provider ${JSON.stringify(r.provider)}, spec.connection.host ${r.host}${r.port ? `, port ${r.port}` : ''} (${r.superseded} is superseded: delete it when you no longer need it)`,
         retryable: false,
+        learned: {
+          replacement: {
+            cluster: op.from,
+            provider: replacementIdentifiers(r.provider),
+            host: r.host,
+            ...(r.port !== undefined ? { port: r.port } : {}),
+            superseded: r.superseded,
+          },
+        },
       };
     }
     return { kind: 'Done', detail: result.detail };
@@ -468,4 +482,25 @@ export async function readDns(ports: StepPorts, spec: FailoverPolicySpec, now: D
       error: { reason: f.reason === 'StepFailed' ? 'DnsError' : f.reason, message: f.message },
     };
   }
+}
+
+/** The identifiers of a replacement's provider block, as status keeps them (no credentials). */
+function replacementIdentifiers(provider: ProviderSpec): DatabaseReplacement['provider'] {
+  const block = (key: string) => (provider[key] ?? {}) as Record<string, unknown>;
+  const text = (value: unknown) => (typeof value === 'string' ? value : '');
+  if (provider.type === 'AwsRds') {
+    const b = block('awsRds');
+    return {
+      type: 'AwsRds',
+      awsRds: { region: text(b.region), dbInstanceIdentifier: text(b.dbInstanceIdentifier) },
+    };
+  }
+  const b = block('digitalOcean');
+  return {
+    type: 'DigitalOcean',
+    digitalOcean: {
+      databaseId: text(b.databaseId),
+      ...(typeof b.replicaName === 'string' ? { replicaName: b.replicaName } : {}),
+    },
+  };
 }

@@ -250,6 +250,7 @@ export function reportOf(op: Operation, now: Date): OperationReport {
             : {}),
         }
       : {}),
+    ...(op.replacement ? { replacement: op.replacement } : {}),
     ...(op.reason ? { reason: op.reason } : {}),
     ...(op.message ? { message: op.message } : {}),
   };

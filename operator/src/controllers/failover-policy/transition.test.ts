@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Operation } from '../../api/v1alpha1/index.ts';
 import { ago, inProgress, NOW } from './decide.fixtures.ts';
+import { reportOf } from './operation.ts';
 import {
   CATCH_UP_TIMEOUT_MS,
   DNS_VERIFY_TIMEOUT_MS,
@@ -176,5 +177,34 @@ describe('transition: a step that failed', () => {
       transition(promote, { kind: 'Failed', reason: 'Rejected', message: 'no', retryable: false }, NOW, half)
         .operation.step,
     ).toBe('Promoting');
+  });
+});
+
+describe('transition: a reprotect that needs its ReplicaCluster re-pointed', () => {
+  it('ends, keeping the replacement in the record and in the report', () => {
+    const replacement = {
+      cluster: 'a',
+      provider: {
+        type: 'AwsRds' as const,
+        awsRds: { region: 'us-east-1', dbInstanceIdentifier: 'orders-a-e5' },
+      },
+      host: 'orders-a-e5.rds.example',
+      superseded: 'orders-a',
+    };
+    const op = inProgress('Rejoining', { kind: 'Reprotect', from: 'a', to: 'b', id: 'reprotect-e5-x-a' });
+    const t = transition(
+      op,
+      {
+        kind: 'Failed',
+        reason: 'RepointNeeded',
+        message: 'point a at it',
+        retryable: false,
+        learned: { replacement },
+      },
+      NOW,
+      half,
+    );
+    expect(t.operation).toMatchObject({ step: 'Aborted', replacement });
+    expect(reportOf(t.operation, NOW)).toMatchObject({ result: 'Aborted', replacement });
   });
 });

@@ -19,7 +19,14 @@ export type StepOutcome =
   /** Started or under way, not finished (a promotion, a catch-up, DNS answers): look again. */
   | { kind: 'Pending'; detail: string }
   /** It failed. `reason` is a ProviderError reason (Unreachable, Timeout, Rejected, ...). */
-  | { kind: 'Failed'; reason: string; message: string; retryable: boolean };
+  | {
+      kind: 'Failed';
+      reason: string;
+      message: string;
+      retryable: boolean;
+      /** What the failed step still learned (a reprotect's replacement): kept in the record. */
+      learned?: Partial<Operation>;
+    };
 
 export interface Transition {
   operation: Operation;
@@ -204,7 +211,7 @@ function failed(
   if (op.kind === 'Reprotect' && !outcome.retryable) {
     const why = `could not rejoin ${op.from}: ${message}`;
     return {
-      operation: withStep(op, 'Aborted', now, why),
+      operation: withStep({ ...op, ...outcome.learned }, 'Aborted', now, why),
       events: [eventOf('Warning', 'ReprotectFailed', 'Reprotect', why)],
       requeueMs: 0,
       failure: { reason, message },

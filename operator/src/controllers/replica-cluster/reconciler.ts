@@ -201,6 +201,7 @@ export function summarize(
   if (obs.timeline !== undefined) status.timeline = obs.timeline;
   else if (previous.timeline !== undefined) status.timeline = previous.timeline;
   if (obs.lsn) status.lsn = obs.lsn;
+  if (obs.databaseId ?? previous.databaseId) status.databaseId = obs.databaseId ?? previous.databaseId;
   if (obs.heartbeat) status.epoch = obs.heartbeat.epoch;
   if (obs.heartbeat?.fencedEpoch !== undefined) status.fencedEpoch = obs.heartbeat.fencedEpoch;
   if (role === 'Standby' && lag) {

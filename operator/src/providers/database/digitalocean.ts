@@ -102,7 +102,7 @@ type Located =
 
 /** What the API says this ReplicaCluster is right now. */
 export type DigitalOceanView =
-  | { kind: 'replica'; status: string | undefined }
+  | { kind: 'replica'; id: string | undefined; status: string | undefined }
   | { kind: 'cluster'; id: string; status: string };
 
 export interface DigitalOceanControlPlaneOptions {
@@ -305,6 +305,7 @@ export class DigitalOceanControlPlane implements ControlPlane {
         status: found.status ?? 'unknown',
         summary: `DigitalOcean lists ${this.replicaName} as a read-only node ("${found.status ?? 'unknown'}") of cluster ${this.databaseId}`,
         specField: 'spec.provider.digitalOcean.replicaName',
+        ...(found.id ? { databaseId: found.id } : {}),
       };
     }
     const named =
@@ -314,6 +315,7 @@ export class DigitalOceanControlPlane implements ControlPlane {
       role: SERVING.has(found.status) ? 'Primary' : 'Unknown',
       status: found.status,
       summary: `DigitalOcean lists cluster ${found.id}${named} as "${found.status}"`,
+      databaseId: found.id,
       specField:
         this.replicaName === undefined
           ? 'spec.provider.digitalOcean.databaseId'
@@ -332,7 +334,7 @@ export class DigitalOceanControlPlane implements ControlPlane {
       'check spec.provider.digitalOcean.databaseId and replicaName',
     );
     return found.kind === 'replica'
-      ? { kind: 'replica', status: found.replica.status }
+      ? { kind: 'replica', id: found.replica.id, status: found.replica.status }
       : { kind: 'cluster', id: found.cluster.id, status: found.cluster.status };
   }
 

@@ -39,6 +39,11 @@ export interface ControlPlaneView {
   summary: string;
   /** The spec field that names this database, for "check …" hints. */
   specField: string;
+  /**
+   * The API's own id of the database as it is now, where it can change under the same spec
+   * (a DigitalOcean read-only node promoted into a cluster): for infrastructure code to adopt it.
+   */
+  databaseId?: string;
 }
 
 /**
@@ -114,11 +119,13 @@ export class ManagedDatabase<C extends ControlPlane = ControlPlane> implements D
     ]);
     const durationMs = Math.round(performance.now() - started);
     if (!api) return { ...observed, durationMs };
+    const id = api.databaseId ? { databaseId: api.databaseId } : {};
     if (!observed.reachable) {
       // SQL cannot tell; the API still knows the topology (and that a stopped instance is fenced).
       const message = observed.failure ? `${observed.failure.message}; ${api.summary}` : api.summary;
       return {
         ...observed,
+        ...id,
         role: api.role,
         failure: { reason: observed.failure?.reason ?? 'Unreachable', message },
         durationMs,
@@ -130,6 +137,7 @@ export class ManagedDatabase<C extends ControlPlane = ControlPlane> implements D
     if (contradicts) {
       return {
         ...observed,
+        ...id,
         role: 'Unknown',
         failure: {
           reason: 'ProviderError',
@@ -138,7 +146,7 @@ export class ManagedDatabase<C extends ControlPlane = ControlPlane> implements D
         durationMs,
       };
     }
-    return { ...observed, durationMs };
+    return { ...observed, ...id, durationMs };
   }
 
   writeHeartbeat(epoch: number, at: Date): Promise<void> {

@@ -66,6 +66,8 @@ export interface DatabaseObservation {
    */
   lagBytes?: number;
   lagSeconds?: number;
+  /** The provider API's own id of the database as it is now (see ControlPlaneView.databaseId). */
+  databaseId?: string;
   /** How long the probe took, for the probe-duration metric. */
   durationMs: number;
 }
