@@ -14,6 +14,7 @@ const COMMANDS: Record<string, string> = {
   failover: 'promote --failover',
   reprotect: 'a former primary back as a standby',
   history: 'past operations and drills',
+  export: 'the policy for Git, or its topology for Pulumi',
   drill: 'run, cancel or list drills',
   pause: 'maintenance: no automatic action',
   resume: 'end maintenance',
@@ -37,6 +38,7 @@ const FLAGS = [
   '--dry-run',
   '--allow-data-loss',
   '--watch',
+  '--pulumi',
   '--help',
 ];
 /** cobra's ShellCompDirectiveNoFileComp: no file names as a fallback. */

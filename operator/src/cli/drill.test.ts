@@ -109,6 +109,7 @@ function policy(
     status: { phase: 'Healthy', activePrimary: 'a', epoch: 4, ...status },
     clusters: new Map(Object.entries(clusters)),
     clusterSpecs: new Map(Object.keys(clusters).map((n) => [n, clusterSpec(n)])),
+    clusterObjects: new Map(),
   };
 }
 

@@ -24,9 +24,11 @@ import {
 } from './args.ts';
 import { complete, completionScript } from './completion.ts';
 import { DRILL_MODES, drillHistoryCommand, drillRequestCommand, parseTimeout } from './drill.ts';
+import { exportManifests, exportTopology } from './export.ts';
 import { historyCommand } from './history.ts';
 import { operatorLeaseWarning } from './operator-lease.ts';
 import { pauseCommand } from './pause.ts';
+import { readPolicy } from './policies.ts';
 import { promoteCommand } from './promote.ts';
 import { statusCommand } from './status.ts';
 
@@ -38,6 +40,7 @@ Usage:
   kubectl failover promote POLICY --to CLUSTER --failover [--allow-data-loss | --max-lag-seconds N] [--dry-run]
   kubectl failover reprotect POLICY CLUSTER [--allow-data-loss] [--dry-run] [--reason TEXT] [--id ID] [--replace]
   kubectl failover history POLICY [-n NAMESPACE] [-o table|json|yaml]
+  kubectl failover export POLICY [-o yaml|json] [--pulumi]
   kubectl failover drill run POLICY [--mode RoundTrip|Isolated] [--reason TEXT] [--id ID] [--replace] [--dry-run] [--timeout 30s]
   kubectl failover drill cancel POLICY [--reason TEXT] [--id ID] [--dry-run] [--timeout 30s]
   kubectl failover drill history POLICY [-o table|json|yaml]
@@ -65,6 +68,12 @@ Commands:
               transactions would be discarded, unless you pass --allow-data-loss.
   history     The operation in progress, past failovers, switchovers and reprotects, and drills
               with their measured RTO and RPO.
+  export      The policy and its ReplicaClusters as they are now, ready for Git: stored specs
+              without status, server-set fields or one-shot requests, and a ReplicaCluster whose
+              reprotect made a replacement database (RepointNeeded) pointed at it. Re-applying
+              them after a failover, reprotect or failback changes nothing. --pulumi: the live
+              topology (primary, epoch, each member's database) as JSON, for the Pulumi stacks'
+              topology config value (infra/README.md).
   drill run   Run a drill now. RoundTrip: the operator's canary writes through the DNS name, a
               switchover to a standby, a hold there, and a switchover back; RTO and RPO are
               measured from the client's side. Isolated: nothing in production moves; a copy of a
@@ -107,7 +116,8 @@ Flags for every command, as kubectl's:
       --as USER               act as another user (impersonation)
       --as-group GROUP        ...and group (one)
       --request-timeout DUR   per request: 0 (none), 30s (default), 2m
-  -o, --output FORMAT         status: table, wide, json, yaml; history: table, json, yaml
+  -o, --output FORMAT         status: table, wide, json, yaml; history: table, json, yaml;
+                              export: yaml (default), json
   -h, --help                  this help
 
 Flags of switchover, promote, failover and reprotect:
@@ -214,6 +224,7 @@ const COMMANDS = [
   'failover',
   'reprotect',
   'history',
+  'export',
   'drill',
   'pause',
   'resume',
@@ -313,6 +324,7 @@ async function main(argv: string[]): Promise<number> {
     ],
     version: [...common, { name: 'client', boolean: true }],
     history: [...common, output],
+    export: [...common, output, { name: 'pulumi', boolean: true }],
     switchover: [...request, { name: 'to' }],
     failover: [...request, { name: 'to' }, ...lossy],
     promote: [...request, { name: 'to' }, { name: 'failover', boolean: true }, ...lossy],
@@ -453,6 +465,22 @@ async function main(argv: string[]): Promise<number> {
     });
     print(result.output);
     return result.exitCode;
+  }
+  if (command === 'export') {
+    const policy = await readPolicy(api, namespace, onePolicy(args, 'export'));
+    if (flagSet(args, 'pulumi')) {
+      print(JSON.stringify(exportTopology(policy), null, 2));
+      return 0;
+    }
+    const o = flagString(args, 'output') ?? 'yaml';
+    if (o !== 'yaml' && o !== 'json') throw new UsageError(`export -o must be yaml or json, got ${o}`);
+    const items = exportManifests(policy);
+    print(
+      o === 'json'
+        ? JSON.stringify({ apiVersion: 'v1', kind: 'List', items }, null, 2)
+        : items.map((i) => dumpYaml(i, { noRefs: true }).trimEnd()).join('\n---\n'),
+    );
+    return 0;
   }
   if (command === 'history') {
     const policy = onePolicy(args, 'history');

@@ -38,6 +38,8 @@ export interface PolicyView {
   clusters: Map<string, ReplicaClusterStatus | undefined>;
   /** Spec of each ReplicaCluster the policy names (its provider decides who reprotects it). */
   clusterSpecs: Map<string, ReplicaClusterSpec | undefined>;
+  /** Each ReplicaCluster the policy names as stored, for export. */
+  clusterObjects: Map<string, KubeObject | undefined>;
 }
 
 /** The ReplicaCluster that is primary now: the operator's record, else the spec's starting point. */
@@ -55,7 +57,7 @@ function parseStatus<T>(schema: { safeParse(v: unknown): { success: boolean; dat
   return (parsed.success ? parsed.data : schema.safeParse({}).data) as T;
 }
 
-function view(object: KubeObject, clusters: KubeObject[]): PolicyView {
+export function policyView(object: KubeObject, clusters: KubeObject[]): PolicyView {
   const namespace = object.metadata.namespace ?? 'default';
   const spec = failoverPolicySpec.safeParse(object.spec);
   const names = spec.success ? [spec.data.primary, ...spec.data.standbys] : [];
@@ -83,6 +85,7 @@ function view(object: KubeObject, clusters: KubeObject[]): PolicyView {
         return [n, parsed.success ? parsed.data : undefined];
       }),
     ),
+    clusterObjects: new Map(names.map((n) => [n, byName.get(n)])),
   };
 }
 
@@ -101,7 +104,7 @@ export async function readPolicy(api: FailoverApi, namespace: string, name: stri
     .get(failoverPolicyType, namespace, name)
     .catch((err) => notFound(err, `FailoverPolicy ${name}`, namespace));
   const clusters = await api.list(replicaClusterType, namespace);
-  return view(object, clusters.items);
+  return policyView(object, clusters.items);
 }
 
 /** Every policy in one namespace, or all namespaces when `namespace` is undefined. */
@@ -111,7 +114,7 @@ export async function readPolicies(api: FailoverApi, namespace: string | undefin
     api.list(replicaClusterType, namespace),
   ]);
   return policies.items
-    .map((p) => view(p, clusters.items))
+    .map((p) => policyView(p, clusters.items))
     .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
 }
 

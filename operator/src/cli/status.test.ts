@@ -24,6 +24,7 @@ function view(status: FailoverPolicyStatus): PolicyView {
     status: { phase: 'Drilling', activePrimary: 'a', epoch: 4, ...status },
     clusters: new Map(),
     clusterSpecs: new Map(),
+    clusterObjects: new Map(),
   };
 }
 

@@ -111,8 +111,8 @@ describe.sequential('DigitalOcean database, with real PostgreSQL', () => {
     const obs = await standbyAdapter().observe();
     expect(obs).toMatchObject({ reachable: true, role: 'Standby' });
     expect(obs.failure).toBeUndefined();
-    // The node's own id, for infrastructure code to adopt it (ReplicaCluster status.databaseId).
-    expect(obs.databaseId).toBe(replica.id);
+    // A node is named exactly by its spec: no id to report.
+    expect(obs.databaseId).toBeUndefined();
   });
 
   it('observes the cluster itself as the primary', async () => {

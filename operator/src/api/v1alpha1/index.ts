@@ -9,6 +9,7 @@ export * from './common.ts';
 export * from './failover-observation.ts';
 export * from './failover-policy.ts';
 export * from './replica-cluster.ts';
+export * from './topology.ts';
 
 export const replicaClusterKind: KindDefinition = {
   group: GROUP,

@@ -393,7 +393,7 @@ export const replicaClusterStatus = z
       .max(253)
       .optional()
       .describe(
-        "The provider API's own id of the database as it is now (DigitalOcean: the UUID of the read-only node, then of the cluster it was promoted into); for infrastructure code to adopt it.",
+        "The provider API's id of a database the spec does not name exactly: the UUID of the DigitalOcean cluster a read-only node was promoted into. For infrastructure code to adopt it (kubectl failover export --pulumi).",
       ),
     lagObservedTime: timestamp(
       'When the replication lag above was last measured with the primary reachable.',

@@ -201,7 +201,10 @@ export function summarize(
   if (obs.timeline !== undefined) status.timeline = obs.timeline;
   else if (previous.timeline !== undefined) status.timeline = previous.timeline;
   if (obs.lsn) status.lsn = obs.lsn;
-  if (obs.databaseId ?? previous.databaseId) status.databaseId = obs.databaseId ?? previous.databaseId;
+  // Kept while the API cannot be asked, but only under the spec it was learned for.
+  const knownId =
+    obs.databaseId ?? (previous.observedGeneration === generation ? previous.databaseId : undefined);
+  if (knownId) status.databaseId = knownId;
   if (obs.heartbeat) status.epoch = obs.heartbeat.epoch;
   if (obs.heartbeat?.fencedEpoch !== undefined) status.fencedEpoch = obs.heartbeat.fencedEpoch;
   if (role === 'Standby' && lag) {

@@ -102,7 +102,7 @@ type Located =
 
 /** What the API says this ReplicaCluster is right now. */
 export type DigitalOceanView =
-  | { kind: 'replica'; id: string | undefined; status: string | undefined }
+  | { kind: 'replica'; status: string | undefined }
   | { kind: 'cluster'; id: string; status: string };
 
 export interface DigitalOceanControlPlaneOptions {
@@ -305,7 +305,6 @@ export class DigitalOceanControlPlane implements ControlPlane {
         status: found.status ?? 'unknown',
         summary: `DigitalOcean lists ${this.replicaName} as a read-only node ("${found.status ?? 'unknown'}") of cluster ${this.databaseId}`,
         specField: 'spec.provider.digitalOcean.replicaName',
-        ...(found.id ? { databaseId: found.id } : {}),
       };
     }
     const named =
@@ -315,7 +314,8 @@ export class DigitalOceanControlPlane implements ControlPlane {
       role: SERVING.has(found.status) ? 'Primary' : 'Unknown',
       status: found.status,
       summary: `DigitalOcean lists cluster ${found.id}${named} as "${found.status}"`,
-      databaseId: found.id,
+      // The spec names a promoted node by its old parent and name: say which cluster it is now.
+      ...(this.replicaName !== undefined ? { databaseId: found.id } : {}),
       specField:
         this.replicaName === undefined
           ? 'spec.provider.digitalOcean.databaseId'
@@ -334,7 +334,7 @@ export class DigitalOceanControlPlane implements ControlPlane {
       'check spec.provider.digitalOcean.databaseId and replicaName',
     );
     return found.kind === 'replica'
-      ? { kind: 'replica', id: found.replica.id, status: found.replica.status }
+      ? { kind: 'replica', status: found.replica.status }
       : { kind: 'cluster', id: found.cluster.id, status: found.cluster.status };
   }
 

@@ -40,8 +40,9 @@ export interface ControlPlaneView {
   /** The spec field that names this database, for "check …" hints. */
   specField: string;
   /**
-   * The API's own id of the database as it is now, where it can change under the same spec
-   * (a DigitalOcean read-only node promoted into a cluster): for infrastructure code to adopt it.
+   * The API's own id of the database where the spec does not say it: a DigitalOcean read-only
+   * node promoted into a cluster (named by its old parent and node name), whose UUID
+   * infrastructure code needs to adopt it. Unset for a database the spec names exactly.
    */
   databaseId?: string;
 }
