@@ -489,6 +489,18 @@ export class FailoverStack {
     );
   }
 
+  /**
+   * Waits until a failover could promote a standby now (FailoverReady): its lag is measured in
+   * seconds too, which needs a heartbeat replayed. A test that cuts the primary before then
+   * tests a standby whose lag nobody knows, which the RPO budget rightly refuses to promote.
+   */
+  async waitUntilFailoverReady(): Promise<void> {
+    await this.waitForPolicy(
+      (st) => st.conditions?.some((c) => c.type === 'FailoverReady' && c.status === 'True'),
+      'a standby ready to be promoted (FailoverReady)',
+    );
+  }
+
   /** Waits for a condition on the policy status. */
   waitForPolicy<T>(
     check: (s: FailoverPolicyStatus) => T | undefined | false,

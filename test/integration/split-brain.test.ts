@@ -56,6 +56,7 @@ async function protectedStack(interval: number): Promise<FailoverStack> {
   });
   const s = stack;
   await s.waitUntilHealthy();
+  await s.waitUntilFailoverReady();
   await Promise.all([
     s.startAgent('region-a', { peer: true, apiProxy: true }),
     s.startAgent('region-b', { peer: true, apiProxy: true }),

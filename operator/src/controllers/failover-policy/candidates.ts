@@ -54,22 +54,18 @@ export function judgeStandby(
           : 'unreachable';
     return { facts, problem: { reason: 'NoHealthyStandby', message: `${name} is ${what}` } };
   }
-  if (
-    facts.lagBytes === undefined ||
-    facts.lagSeconds === undefined ||
-    !facts.lagObservedAt ||
-    facts.lagObservedAt < notBefore
-  ) {
-    return {
-      facts,
-      problem: {
-        reason: 'LagUnknown',
-        message: facts.lagObservedAt
-          ? `the lag of ${name} was last measured at ${iso(facts.lagObservedAt)}, more than ${Math.round((lastSeenAt.getTime() - notBefore.getTime()) / 1000)} s before the primary was last seen (${iso(lastSeenAt)})`
-          : `the lag of ${name} has not been measured`,
-      },
-    };
-  }
+  const unknown = (message: string): Candidate => ({ facts, problem: { reason: 'LagUnknown', message } });
+  if (facts.lagBytes === undefined || !facts.lagObservedAt)
+    return unknown(`the lag of ${name} has not been measured`);
+  if (facts.lagObservedAt < notBefore)
+    return unknown(
+      `the lag of ${name} was last measured at ${iso(facts.lagObservedAt)}, more than ${Math.round((lastSeenAt.getTime() - notBefore.getTime()) / 1000)} s before the primary was last seen (${iso(lastSeenAt)})`,
+    );
+  // Bytes are known but not how old the newest replayed write is: the budget's seconds cannot be checked.
+  if (facts.lagSeconds === undefined)
+    return unknown(
+      `the lag of ${name} in seconds is unknown (${facts.lagBytes} bytes behind at ${iso(facts.lagObservedAt)}): it has not replayed a heartbeat of the primary yet`,
+    );
   const budget = spec.promotion.rpo;
   if (facts.lagBytes > budget.maxLagBytes || facts.lagSeconds > budget.maxLagSeconds) {
     return {

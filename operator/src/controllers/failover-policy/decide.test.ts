@@ -171,6 +171,17 @@ describe('decide: automatic failover', () => {
       'LagUnknown',
     ],
     [
+      'lag in seconds unknown: no heartbeat replayed yet',
+      outage({
+        clusters: {
+          a: gone(),
+          b: { ...standby('b'), lagSeconds: undefined },
+          c: { ...standby('c'), lagSeconds: undefined },
+        },
+      }),
+      'LagUnknown',
+    ],
+    [
       'lag measured long before the loss',
       outage({ clusters: { a: gone(), b: standby('b', 1, 1, 3600), c: standby('c', 1, 1, 3600) } }),
       'LagUnknown',
@@ -199,6 +210,18 @@ describe('decide: automatic failover', () => {
     expect(e.status.phase).toBe('Blocked');
     expect(e.condition('FailoverBlocked')).toMatchObject({ status: 'True', reason });
     expect(e.condition('Ready')).toMatchObject({ status: 'False' });
+  });
+
+  it('says why the lag is unknown: never measured, measured too early, or without seconds', () => {
+    const message = (b: ReturnType<typeof standby>) =>
+      evaluate(outage({ clusters: { a: gone(), b, c: b } })).condition('FailoverBlocked')?.message;
+    expect(message({ ...standby('b'), lagObservedAt: undefined })).toBe('the lag of b has not been measured');
+    expect(message(standby('b', 1, 1, 3600))).toMatch(
+      /^the lag of b was last measured at \S+Z, more than \d+ s before the primary was last seen \(\S+Z\)$/,
+    );
+    expect(message({ ...standby('b'), lagSeconds: undefined })).toMatch(
+      /^the lag of b in seconds is unknown \(\d+ bytes behind at \S+Z\): it has not replayed a heartbeat of the primary yet$/,
+    );
   });
 
   it('waits out the hold-down, then fails over', () => {
