@@ -6,7 +6,12 @@
 import { z } from 'zod';
 import { objectName } from '../../operator/src/api/v1alpha1/index.ts';
 import { cidrsOverlap, ipv4Cidr, prefixOf } from '../shared/cidr.ts';
-import { checkRecordInZone, failoverConfigExamples, failoverConfigShape } from '../shared/failover-config.ts';
+import {
+  checkRecordInZone,
+  failoverConfigExamples,
+  failoverConfigShape,
+  failoverNames,
+} from '../shared/failover-config.ts';
 import { AWS_REGIONS, awsPartition } from '../shared/regions.ts';
 import {
   type ConfigSource,
@@ -15,6 +20,7 @@ import {
   pulumiConfigSource,
   readStackConfig,
 } from '../shared/stack-config.ts';
+import { checkTopology, topologyConfigShape } from '../shared/topology.ts';
 
 /** The Pulumi project name, which is also the config namespace. */
 export const AWS_PROJECT = 'failover-aws';
@@ -50,6 +56,7 @@ const postgresRole = (what: string) =>
 export const awsStackConfig = z
   .object({
     ...failoverConfigShape,
+    ...topologyConfigShape,
     primaryRegion: configText(awsRegion),
     standbyRegion: configText(awsRegion),
     databaseKind: configText(
@@ -147,6 +154,7 @@ export const awsStackConfig = z
       });
     }
     checkRecordInZone(c, ctx);
+    checkTopology(c, failoverNames(c), ctx);
   });
 
 export type AwsStackConfig = z.output<typeof awsStackConfig>;

@@ -157,18 +157,44 @@ describe('AWS stack: RDS primary with a cross-region read replica', () => {
     expect(cname?.inputs.ttl).toBe(30);
   });
 
-  it('grants the operator only the RDS and Route 53 actions it calls, on these resources only', async () => {
+  it('grants the operator only the RDS, KMS and Route 53 actions it calls, on these resources only', async () => {
     await run();
-    expect(allActions().sort()).toEqual([...access.RDS_INSTANCE_ACTIONS, ...access.ROUTE53_ACTIONS].sort());
+    // (The replicas' statement repeats the instance actions on their names.)
+    expect([...new Set(allActions())].sort()).toEqual(
+      [
+        ...access.RDS_INSTANCE_ACTIONS,
+        ...access.RDS_REPROTECT_ACTIONS,
+        ...access.KMS_REPLICA_ACTIONS,
+        ...access.ROUTE53_ACTIONS,
+      ].sort(),
+    );
     const doc = policyDocument();
     for (const statement of doc.Statement) {
       expect(statement.Action.some((a) => a.includes('*'))).toBe(false);
       expect(statement.Resource).not.toContain('*');
     }
-    const rds = doc.Statement.find((s) => s.Action.includes('rds:PromoteReadReplica'));
+    const rds = doc.Statement.find((s) => s.Sid === 'ObserveAndPromoteRdsInstances');
     expect(rds?.Resource).toEqual([
       'arn:aws:rds:us-east-1:123456789012:db:payments-us-east-1',
       'arn:aws:rds:us-west-2:123456789012:db:payments-us-west-2',
+    ]);
+    // A reprotect's replica: only under the name the operator gives it (<replaced>-e<epoch>).
+    const replicas = ['us-east-1', 'us-west-2'].map((r) => `arn:aws:rds:${r}:*:db:payments-${r}-e*`);
+    const reprotect = doc.Statement.find((s) => s.Sid === 'ReprotectRdsInstances');
+    expect(reprotect?.Action).toEqual([...access.RDS_REPROTECT_ACTIONS]);
+    expect(reprotect?.Resource).toEqual(
+      expect.arrayContaining([
+        'arn:aws:rds:us-east-1:123456789012:db:payments-us-east-1',
+        ...replicas,
+        'arn:aws:rds:us-west-2:*:subgrp:*',
+      ]),
+    );
+    expect(doc.Statement.find((s) => s.Sid === 'ObserveAndPromoteReprotectReplicas')?.Resource).toEqual(
+      replicas,
+    );
+    expect(doc.Statement.find((s) => s.Sid === 'EncryptReprotectReplicas')?.Resource).toEqual([
+      expect.stringMatching(/^arn:aws:kms:us-east-1:/),
+      expect.stringMatching(/^arn:aws:kms:us-west-2:/),
     ]);
     const zoneArn = doc.Statement.find((s) => s.Sid === 'ReadFailoverRecords')?.Resource[0];
     expect(zoneArn).toMatch(/^arn:aws:route53:::hostedzone\/Z[A-Z0-9]+$/);

@@ -21,6 +21,7 @@ import {
 } from '../shared/outputs.ts';
 import { awsPartition } from '../shared/regions.ts';
 import type { ConfigSource } from '../shared/stack-config.ts';
+import { type LiveTopology, liveTopology } from '../shared/topology.ts';
 import { AuroraGlobalPostgres } from './components/aurora-global-postgres.ts';
 import type { DatabaseEndpoint } from './components/database-placement.ts';
 import { FailoverDnsRecord } from './components/failover-dns-record.ts';
@@ -139,10 +140,21 @@ export function provisionAwsRegions(source?: ConfigSource): AwsStackOutputs {
       ? { credentialsSecretRef: { name: config.awsCredentialsSecretName, key: 'credentials' } }
       : {};
 
+  const firstIds = {
+    primary: `${config.name}-${config.primaryRegion}`,
+    standby: `${config.name}-${config.standbyRegion}`,
+  };
+  const live = liveTopology(config, {
+    primary: { name: firstIds.primary },
+    standby: { name: firstIds.standby },
+  });
+  let firstPrimaryHost: pulumi.Output<string>;
   if (config.databaseKind === 'aurora-global') {
+    checkAuroraTopology(live, firstIds);
     const aurora = new AuroraGlobalPostgres(config.name, common);
     primary = aurora.primary;
     standby = aurora.standby;
+    firstPrimaryHost = primary.host;
     providerBlock = (endpoint) => ({
       type: 'AuroraGlobal',
       auroraGlobal: {
@@ -162,14 +174,28 @@ export function provisionAwsRegions(source?: ConfigSource): AwsStackOutputs {
       ...common,
       allocatedStorageGb: config.allocatedStorageGb,
       multiAz: config.multiAz,
+      ...rdsTopology(config, live, firstIds),
     });
-    primary = rds.primary;
-    standby = rds.standby;
+    // What each region's ReplicaCluster names now: the first pair, or a reprotect's replica.
+    primary = rds.current.primary;
+    standby = rds.current.standby;
+    firstPrimaryHost = rds.primary.host;
     providerBlock = (endpoint) => ({
       type: 'AwsRds',
       awsRds: { region: endpoint.region, dbInstanceIdentifier: endpoint.identifier, ...awsCredentials },
     });
-    databaseAccess = { kind: 'rds-instance', instanceArns: [primary.arn, standby.arn] };
+    databaseAccess = {
+      kind: 'rds-instance',
+      instanceArns: rds.instanceArns,
+      reprotect: {
+        // A reprotect names its replica after the instance it replaces and the epoch.
+        replicaArns: [config.primaryRegion, config.standbyRegion].map(
+          (region) => `arn:${partition}:rds:${region}:*:db:${config.name}-${region}-e*`,
+        ),
+        regions: [config.primaryRegion, config.standbyRegion],
+        kmsKeyArns: [primaryKey.arn, standbyKey.arn],
+      },
+    };
   }
 
   const dns = new FailoverDnsRecord(
@@ -179,7 +205,8 @@ export function provisionAwsRegions(source?: ConfigSource): AwsStackOutputs {
       hostedZoneId: config.hostedZoneId,
       recordName: config.recordName,
       ttlSeconds: config.ttlSeconds,
-      target: primary.host,
+      // The value the record is created with; the operator owns it from then on.
+      target: firstPrimaryHost,
       ownerId: names.ownerId,
       partition,
     },
@@ -213,7 +240,15 @@ export function provisionAwsRegions(source?: ConfigSource): AwsStackOutputs {
         standbyRegion: config.standbyRegion,
         standbyKmsKeyArn: standbyKey.arn,
         secretString: pulumi.secret(
-          pulumi.jsonStringify({ username, password, dbname: databaseName, host: primary.host, port: 5432 }),
+          // The failover record, not an instance: after a failover an instance's endpoint is the
+          // old primary, which clients must not reach; the record follows the primary.
+          pulumi.jsonStringify({
+            username,
+            password,
+            dbname: databaseName,
+            host: config.recordName,
+            port: 5432,
+          }),
         ),
       },
       { provider: primaryProvider },
@@ -300,4 +335,49 @@ function route53Region(partition: ReturnType<typeof awsPartition>): { region?: s
   if (partition === 'aws-cn') return { region: 'cn-northwest-1' };
   if (partition === 'aws-us-gov') return { region: 'us-gov-west-1' };
   return {};
+}
+
+/**
+ * The RDS pair's arguments from the live topology: the replicas a reprotect made (imported), the
+ * instances they superseded, and those a person retired. A region whose database is not the one
+ * first made there has a replacement; a first instance no member names any more is superseded.
+ */
+export function rdsTopology(
+  config: { primaryRegion: string; retiredDatabases: string[] },
+  live: LiveTopology,
+  firstIds: { primary: string; standby: string },
+): {
+  replacements: { side: 'primary' | 'standby'; identifier: string; sourceSide: 'primary' | 'standby' }[];
+  superseded: string[];
+  retired: string[];
+} {
+  const sideOf = (region: string): 'primary' | 'standby' =>
+    region === config.primaryRegion ? 'primary' : 'standby';
+  const active = sideOf(live.primaryRegion);
+  const other = active === 'primary' ? 'standby' : 'primary';
+  const replacements = [...live.byRegion.values()].flatMap((m) => {
+    const side = sideOf(m.region);
+    const name = m.database.name;
+    if (!name || name === firstIds[side]) return [];
+    // A standby replicates from the primary's side; a promoted replacement's source no longer matters.
+    return [{ side, identifier: name, sourceSide: side === active ? other : active }];
+  });
+  const current = new Set([...live.byRegion.values()].map((m) => m.database.name));
+  const superseded = [
+    ...new Set([
+      ...live.superseded,
+      ...[firstIds.primary, firstIds.standby].filter((id) => !current.has(id)),
+    ]),
+  ];
+  return { replacements, superseded, retired: config.retiredDatabases };
+}
+
+/** Aurora moves the writer inside one global database: its members are always the first two. */
+function checkAuroraTopology(live: LiveTopology, firstIds: { primary: string; standby: string }): void {
+  const names = [...live.byRegion.values()].map((m) => m.database.name);
+  const unknown = names.filter((n) => n !== firstIds.primary && n !== firstIds.standby);
+  if (unknown.length)
+    throw new pulumi.RunError(
+      `the topology names Aurora clusters this stack did not make (${unknown.join(', ')}); an Aurora global database keeps its member clusters across failovers, so export the topology of this stack's policy`,
+    );
 }

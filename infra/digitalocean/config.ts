@@ -5,7 +5,12 @@
  */
 import { z } from 'zod';
 import { objectName } from '../../operator/src/api/v1alpha1/index.ts';
-import { checkRecordInZone, failoverConfigExamples, failoverConfigShape } from '../shared/failover-config.ts';
+import {
+  checkRecordInZone,
+  failoverConfigExamples,
+  failoverConfigShape,
+  failoverNames,
+} from '../shared/failover-config.ts';
 import { DIGITALOCEAN_DATABASE_REGIONS } from '../shared/regions.ts';
 import {
   type ConfigSource,
@@ -14,6 +19,7 @@ import {
   pulumiConfigSource,
   readStackConfig,
 } from '../shared/stack-config.ts';
+import { checkTopology, topologyConfigShape } from '../shared/topology.ts';
 import { trustedSource } from './components/trusted-source.ts';
 
 /** The Pulumi project name, which is also the config namespace. */
@@ -31,6 +37,7 @@ const sizeSlug = z
 export const digitalOceanStackConfig = z
   .object({
     ...failoverConfigShape,
+    ...topologyConfigShape,
     primaryRegion: configText(region),
     standbyRegion: configText(region),
     size: configText(sizeSlug).default('db-s-1vcpu-2gb'),
@@ -69,6 +76,7 @@ export const digitalOceanStackConfig = z
       });
     }
     checkRecordInZone(c, ctx);
+    checkTopology(c, failoverNames(c), ctx);
   });
 
 export type DigitalOceanStackConfig = z.output<typeof digitalOceanStackConfig>;

@@ -11,7 +11,11 @@
  * before a single resource is registered.
  */
 import * as pulumi from '@pulumi/pulumi';
-import { failoverPolicySpec, replicaClusterSpec } from '../../operator/src/api/v1alpha1/index.ts';
+import {
+  failoverPolicySpec,
+  replicaClusterSpec,
+  type TopologyDatabase,
+} from '../../operator/src/api/v1alpha1/index.ts';
 import { failoverNames, failoverPolicySpecFrom } from '../shared/failover-config.ts';
 import {
   checkedSpec,
@@ -20,6 +24,7 @@ import {
   type ReplicaClusterSpecInput,
 } from '../shared/outputs.ts';
 import type { ConfigSource } from '../shared/stack-config.ts';
+import { type LiveTopology, liveTopology } from '../shared/topology.ts';
 import { FailoverDomainRecord } from './components/failover-domain-record.ts';
 import { ReplicatedManagedPostgres } from './components/replicated-managed-postgres.ts';
 import { readDigitalOceanStackConfig } from './config.ts';
@@ -43,7 +48,13 @@ export function provisionDigitalOceanRegions(source?: ConfigSource): DigitalOcea
   const config = readDigitalOceanStackConfig(source);
   const names = failoverNames(config);
 
+  const live = liveTopology(config, {
+    primary: {},
+    standby: { name: `${config.name}-${config.standbyRegion}` },
+  });
+  const shape = doTopology(config, live);
   const database = new ReplicatedManagedPostgres(config.name, {
+    ...shape.args,
     nameBase: config.name,
     primaryRegion: config.primaryRegion,
     standbyRegion: config.standbyRegion,
@@ -61,23 +72,25 @@ export function provisionDigitalOceanRegions(source?: ConfigSource): DigitalOcea
     createDomain: config.createDomain,
     recordName: config.recordName,
     ttlSeconds: config.ttlSeconds,
+    // The value the record is created with; the operator owns it from then on.
     target: database.primaryHost,
     ownerId: names.ownerId,
   });
 
   const tokenSecretRef = { name: config.tokenSecretName, key: config.tokenSecretKey };
-  const clusterSpec = (
-    region: string,
-    host: pulumi.Output<string>,
-    port: pulumi.Output<number>,
-    replicaName: string | undefined,
-  ) =>
-    pulumi.all([database.clusterId, host, port, database.database]).apply(
+  /** A ReplicaCluster spec as its region's database is now (as the operator's export names it). */
+  const clusterSpec = (region: string) => {
+    const where = shape.where(region, database);
+    return pulumi.all([where.databaseId, where.host, where.port, database.database]).apply(
       ([databaseId, h, p, db]): ReplicaClusterSpecInput => ({
         region,
         provider: {
           type: 'DigitalOcean',
-          digitalOcean: { databaseId, ...(replicaName ? { replicaName } : {}), tokenSecretRef },
+          digitalOcean: {
+            databaseId,
+            ...(where.replicaName ? { replicaName: where.replicaName } : {}),
+            tokenSecretRef,
+          },
         },
         connection: {
           host: h,
@@ -89,21 +102,14 @@ export function provisionDigitalOceanRegions(source?: ConfigSource): DigitalOcea
         dnsTarget: h,
       }),
     );
+  };
 
   const primaryName = names.clusterName(config.primaryRegion);
   const standbyName = names.clusterName(config.standbyRegion);
   const replicaClusters = pulumi
     .all([
-      checkedSpec(
-        replicaClusterSpec,
-        `ReplicaCluster ${primaryName}`,
-        clusterSpec(config.primaryRegion, database.primaryHost, database.primaryPort, undefined),
-      ),
-      checkedSpec(
-        replicaClusterSpec,
-        `ReplicaCluster ${standbyName}`,
-        clusterSpec(config.standbyRegion, database.replicaHost, database.replicaPort, database.replicaName),
-      ),
+      checkedSpec(replicaClusterSpec, `ReplicaCluster ${primaryName}`, clusterSpec(config.primaryRegion)),
+      checkedSpec(replicaClusterSpec, `ReplicaCluster ${standbyName}`, clusterSpec(config.standbyRegion)),
     ])
     .apply(([primarySpec, standbySpec]) => [
       { name: primaryName, spec: primarySpec as ReplicaClusterSpecInput },
@@ -132,4 +138,58 @@ export function provisionDigitalOceanRegions(source?: ConfigSource): DigitalOcea
     operatorDbUsername: database.operatorUsername,
     operatorDbPassword: database.operatorPassword,
   };
+}
+
+type Database = ReplicatedManagedPostgres;
+
+/**
+ * The pair's arguments from the live topology, and where each region's ReplicaCluster points.
+ * A region's database is the cluster first made there, the first read-only node (or the cluster
+ * it was promoted into), or a node a reprotect made (or the cluster it was promoted into).
+ */
+export function doTopology(
+  config: { name: string; primaryRegion: string; standbyRegion: string; retiredDatabases: string[] },
+  live: LiveTopology,
+) {
+  const firstCluster = `${config.name}-${config.primaryRegion}`;
+  const firstNode = `${config.name}-${config.standbyRegion}`;
+  const a = live.byRegion.get(config.primaryRegion)?.database ?? {};
+  const b = live.byRegion.get(config.standbyRegion)?.database ?? { name: firstNode };
+  const made = (d: TopologyDatabase) => d.name !== undefined && d.name !== firstNode;
+  const members = [
+    { region: config.primaryRegion, d: a },
+    { region: config.standbyRegion, d: b },
+  ];
+  const firstNodeCurrent = b.name === firstNode;
+  const superseded = [
+    ...live.superseded,
+    ...(a.name !== undefined ? [firstCluster] : []),
+    ...(firstNodeCurrent ? [] : [firstNode]),
+  ];
+  const args = {
+    // A first node no longer current was promoted before (only a primary is ever superseded).
+    replicaPromoted: !firstNodeCurrent || b.id !== undefined,
+    ...(firstNodeCurrent && b.id ? { promotedReplicaId: b.id } : {}),
+    replacementNodes: members.flatMap(({ region, d }) =>
+      made(d) && d.id === undefined && d.parentId && d.name
+        ? [{ parentId: d.parentId, name: d.name, region }]
+        : [],
+    ),
+    promotedNodes: members.flatMap(({ region, d }) =>
+      made(d) && d.id !== undefined && d.name ? [{ id: d.id, name: d.name, region }] : [],
+    ),
+    superseded: [...new Set(superseded)],
+    retired: config.retiredDatabases,
+  };
+  /** The identifiers, host and port a region's ReplicaCluster names. */
+  const where = (region: string, db: Database) => {
+    const d = region === config.primaryRegion ? a : b;
+    if (d.name === undefined) return { databaseId: db.clusterId, host: db.primaryHost, port: db.primaryPort };
+    const node =
+      db.replacementNodes.find((n) => n.name === d.name) ?? db.promotedNodes.find((n) => n.name === d.name);
+    const parent = d.parentId ? pulumi.output(d.parentId) : db.clusterId;
+    if (node) return { databaseId: parent, replicaName: d.name, host: node.host, port: node.port };
+    return { databaseId: parent, replicaName: d.name, host: db.replicaHost, port: db.replicaPort };
+  };
+  return { args, where };
 }

@@ -1,7 +1,8 @@
 /**
  * Least-privilege IAM for the operator: exactly the RDS and Route 53 actions its adapters call,
  * on this stack's databases and hosted zone only, and record changes only to the failover record
- * and its ownership TXT record. Nothing else: no Secrets Manager, no KMS, no wildcard actions.
+ * and its ownership TXT record; for a reprotect, a replica named after the instance it replaces
+ * and a grant on its region's key. Nothing else: no Secrets Manager, no wildcard actions.
  *
  * The identity that holds the policy is one of:
  * - `eks-pod-identity`: a role for EKS Pod Identity (bind it with a pod identity association);
@@ -16,6 +17,17 @@ import { parseComponentArgs, pulumiInput } from '../../shared/component-args.ts'
 
 /** What the RDS adapter calls for a standalone instance and its cross-region replica. */
 export const RDS_INSTANCE_ACTIONS = ['rds:DescribeDBInstances', 'rds:PromoteReadReplica'] as const;
+/**
+ * What the RDS adapter calls to reprotect: a cross-region read replica of the primary in the
+ * former primary's region, tagged, and the former primary tagged as superseded. The replica is
+ * encrypted with its region's key, so RDS needs a grant on it.
+ */
+export const RDS_REPROTECT_ACTIONS = [
+  'rds:CreateDBInstanceReadReplica',
+  'rds:AddTagsToResource',
+  'rds:ListTagsForResource',
+] as const;
+export const KMS_REPLICA_ACTIONS = ['kms:CreateGrant', 'kms:DescribeKey'] as const;
 /** What the Aurora adapter calls for a global database. */
 export const AURORA_GLOBAL_ACTIONS = [
   'rds:DescribeGlobalClusters',
@@ -30,8 +42,15 @@ export const ROUTE53_ACTIONS = [
   'route53:GetChange',
 ] as const;
 
+/** Where a reprotect's replicas may be made: their ARN patterns, the regions, the keys. */
+export interface RdsReprotectAccess {
+  replicaArns: string[];
+  regions: string[];
+  kmsKeyArns: string[];
+}
+
 export type OperatorDatabaseAccess =
-  | { kind: 'rds-instance'; instanceArns: string[] }
+  | { kind: 'rds-instance'; instanceArns: string[]; reprotect?: RdsReprotectAccess }
   | { kind: 'aurora-global'; globalClusterArn: string; clusterArns: string[] };
 
 interface PolicyStatement {
@@ -51,6 +70,10 @@ export function operatorPolicyDocument(input: {
   recordNames: string[];
   recordTypes: string[];
 }): { Version: '2012-10-17'; Statement: PolicyStatement[] } {
+  const reprotect: PolicyStatement[] =
+    input.database.kind === 'rds-instance' && input.database.reprotect
+      ? reprotectStatements(input.partition, input.database.instanceArns, input.database.reprotect)
+      : [];
   const database: PolicyStatement =
     input.database.kind === 'rds-instance'
       ? {
@@ -70,6 +93,7 @@ export function operatorPolicyDocument(input: {
     Version: '2012-10-17',
     Statement: [
       database,
+      ...reprotect,
       {
         Sid: 'ReadFailoverRecords',
         Effect: 'Allow',
@@ -98,6 +122,41 @@ export function operatorPolicyDocument(input: {
       },
     ],
   };
+}
+
+/**
+ * A reprotect creates a replica: allowed on the replica (named after the instance it replaces),
+ * on the source (the primary, one of the stack's instances) and on the subnet group, option and
+ * parameter groups RDS attaches; it tags what it made and the instance it supersedes.
+ */
+function reprotectStatements(
+  partition: string,
+  instanceArns: string[],
+  r: RdsReprotectAccess,
+): PolicyStatement[] {
+  const attached = r.regions.flatMap((region) =>
+    ['subgrp', 'og', 'pg'].map((kind) => `arn:${partition}:rds:${region}:*:${kind}:*`),
+  );
+  return [
+    {
+      Sid: 'ReprotectRdsInstances',
+      Effect: 'Allow',
+      Action: [...RDS_REPROTECT_ACTIONS],
+      Resource: [...instanceArns, ...r.replicaArns, ...attached],
+    },
+    {
+      Sid: 'ObserveAndPromoteReprotectReplicas',
+      Effect: 'Allow',
+      Action: [...RDS_INSTANCE_ACTIONS],
+      Resource: r.replicaArns,
+    },
+    {
+      Sid: 'EncryptReprotectReplicas',
+      Effect: 'Allow',
+      Action: [...KMS_REPLICA_ACTIONS],
+      Resource: r.kmsKeyArns,
+    },
+  ];
 }
 
 /** Trust policies for the role the operator assumes. */
@@ -148,7 +207,17 @@ export const operatorAccessArgs = z.object({
   serviceAccount: z.object({ namespace: z.string().min(1), name: z.string().min(1) }),
   oidcProviderArn: z.string().optional(),
   database: z.discriminatedUnion('kind', [
-    z.object({ kind: z.literal('rds-instance'), instanceArns: arnList }),
+    z.object({
+      kind: z.literal('rds-instance'),
+      instanceArns: arnList,
+      reprotect: z
+        .object({
+          replicaArns: z.array(z.string()).min(1),
+          regions: z.array(z.string()).min(1),
+          kmsKeyArns: arnList,
+        })
+        .optional(),
+    }),
     z.object({
       kind: z.literal('aurora-global'),
       globalClusterArn: pulumiInput<string>(),
@@ -182,8 +251,15 @@ export class OperatorAccess extends pulumi.ComponentResource {
     const database: pulumi.Output<OperatorDatabaseAccess> =
       a.database.kind === 'rds-instance'
         ? pulumi
-            .all(a.database.instanceArns)
-            .apply((instanceArns) => ({ kind: 'rds-instance' as const, instanceArns }))
+            .all([pulumi.all(a.database.instanceArns), pulumi.all(a.database.reprotect?.kmsKeyArns ?? [])])
+            .apply(([instanceArns, kmsKeyArns]) => {
+              const r = a.database.kind === 'rds-instance' ? a.database.reprotect : undefined;
+              return {
+                kind: 'rds-instance' as const,
+                instanceArns,
+                ...(r ? { reprotect: { replicaArns: r.replicaArns, regions: r.regions, kmsKeyArns } } : {}),
+              };
+            })
         : pulumi
             .all([a.database.globalClusterArn, pulumi.all(a.database.clusterArns)])
             .apply(([globalClusterArn, clusterArns]) => ({

@@ -23,13 +23,35 @@ export const replicatedRdsPostgresArgs = z.object({
   databaseName: z.string().min(1),
   masterUsername: z.string().min(1),
   masterPassword: pulumiInput<string>(),
+  /**
+   * Read replicas the operator made by reprotect in place of a former primary, to import (the
+   * stack never creates them): the side they are in, and the side whose database they replicate.
+   */
+  replacements: z
+    .array(
+      z.object({
+        side: z.enum(['primary', 'standby']),
+        identifier: z.string().regex(/^[a-z](-?[a-z0-9])*$/, 'must be an RDS identifier'),
+        sourceSide: z.enum(['primary', 'standby']),
+      }),
+    )
+    .default([]),
+  /** Identifiers a reprotect superseded: still declared, but no longer protected from removal. */
+  superseded: z.array(z.string()).default([]),
+  /** Superseded identifiers a person retired: the stack forgets them (it never deletes a database). */
+  retired: z.array(z.string()).default([]),
 });
 
 export type ReplicatedRdsPostgresArgs = z.input<typeof replicatedRdsPostgresArgs>;
 
 export class ReplicatedRdsPostgres extends pulumi.ComponentResource {
+  /** The pair as first made (the original primary's endpoint seeds the DNS record). */
   readonly primary: DatabaseEndpoint;
   readonly standby: DatabaseEndpoint;
+  /** Each side's database now: the one first made, or the replica a reprotect made there. */
+  readonly current: { primary: DatabaseEndpoint; standby: DatabaseEndpoint };
+  /** Every instance the stack declares, for the operator's IAM policy. */
+  readonly instanceArns: pulumi.Output<string>[];
 
   constructor(name: string, args: ReplicatedRdsPostgresArgs, opts: pulumi.ComponentResourceOptions = {}) {
     // Checked before super(): a component with bad arguments registers nothing, not even itself.
@@ -51,61 +73,110 @@ export class ReplicatedRdsPostgres extends pulumi.ComponentResource {
       copyTagsToSnapshot: true,
     };
 
-    const primary = new aws.rds.Instance(
-      `${name}-primary`,
-      {
-        ...shared,
-        identifier: primaryId,
-        engine: 'postgres',
-        engineVersion: a.engineVersion,
-        allocatedStorage: a.allocatedStorageGb,
-        kmsKeyId: a.primary.kmsKeyArn,
-        dbName: a.databaseName,
-        username: a.masterUsername,
-        password: a.masterPassword,
-        dbSubnetGroupName: a.primary.dbSubnetGroupName,
-        vpcSecurityGroupIds: a.primary.securityGroupIds,
-        skipFinalSnapshot: false,
-        finalSnapshotIdentifier: `${primaryId}-final`,
-      },
-      { parent: this, provider: a.primary.provider },
-    );
+    // Pulumi never deletes a database (retainOnDelete: leaving the stack only forgets it), and
+    // refuses to replace one in use (protect, with deletionProtection); a superseded one is not
+    // protected, so that retiring it is one config change.
+    const holdsData = (id: string) => ({
+      retainOnDelete: true,
+      protect: a.deletionProtection && !a.superseded.includes(id),
+    });
+    const retired = new Set(a.retired);
 
-    const replica = new aws.rds.Instance(
-      `${name}-replica`,
-      {
-        ...shared,
-        identifier: standbyId,
-        // Cross-region replicas name their source by ARN; the engine and version come with it.
-        replicateSourceDb: primary.arn,
-        // An encrypted cross-region replica needs a key in its own region.
-        kmsKeyId: a.standby.kmsKeyArn,
-        dbSubnetGroupName: a.standby.dbSubnetGroupName,
-        vpcSecurityGroupIds: a.standby.securityGroupIds,
-        // RDS refuses a final snapshot of a read replica.
-        skipFinalSnapshot: true,
-      },
-      {
-        parent: this,
-        provider: a.standby.provider,
-        // After the operator promotes the replica its source is gone on purpose; a later
-        // `pulumi up` must not try to make it a replica again.
-        ignoreChanges: ['replicateSourceDb'],
-      },
-    );
+    const primary = retired.has(primaryId)
+      ? undefined
+      : new aws.rds.Instance(
+          `${name}-primary`,
+          {
+            ...shared,
+            identifier: primaryId,
+            engine: 'postgres',
+            engineVersion: a.engineVersion,
+            allocatedStorage: a.allocatedStorageGb,
+            kmsKeyId: a.primary.kmsKeyArn,
+            dbName: a.databaseName,
+            username: a.masterUsername,
+            password: a.masterPassword,
+            dbSubnetGroupName: a.primary.dbSubnetGroupName,
+            vpcSecurityGroupIds: a.primary.securityGroupIds,
+            skipFinalSnapshot: false,
+            finalSnapshotIdentifier: `${primaryId}-final`,
+          },
+          { parent: this, provider: a.primary.provider, ...holdsData(primaryId) },
+        );
 
-    this.primary = {
-      region: a.primary.region,
-      identifier: primaryId,
-      arn: primary.arn,
-      host: primary.address,
-    };
-    this.standby = {
-      region: a.standby.region,
-      identifier: standbyId,
-      arn: replica.arn,
-      host: replica.address,
-    };
-    this.registerOutputs({ primaryArn: primary.arn, standbyArn: replica.arn });
+    const replica = retired.has(standbyId)
+      ? undefined
+      : new aws.rds.Instance(
+          `${name}-replica`,
+          {
+            ...shared,
+            identifier: standbyId,
+            // Cross-region replicas name their source by ARN; the engine and version come with it.
+            // (Once the first primary is retired, its identifier stands in: the source is ignored.)
+            replicateSourceDb: primary?.arn ?? primaryId,
+            // An encrypted cross-region replica needs a key in its own region.
+            kmsKeyId: a.standby.kmsKeyArn,
+            dbSubnetGroupName: a.standby.dbSubnetGroupName,
+            vpcSecurityGroupIds: a.standby.securityGroupIds,
+            // RDS refuses a final snapshot of a read replica.
+            skipFinalSnapshot: true,
+          },
+          {
+            parent: this,
+            provider: a.standby.provider,
+            // After the operator promotes the replica its source is gone on purpose; a later
+            // `pulumi up` must not try to make it a replica again.
+            ignoreChanges: ['replicateSourceDb'],
+            ...holdsData(standbyId),
+          },
+        );
+
+    const endpoint = (region: string, identifier: string, made: aws.rds.Instance | undefined) => ({
+      region,
+      identifier,
+      arn: made?.arn ?? pulumi.output(''),
+      host: made?.address ?? pulumi.output(''),
+    });
+    this.primary = endpoint(a.primary.region, primaryId, primary);
+    this.standby = endpoint(a.standby.region, standbyId, replica);
+
+    // The operator's replicas, imported: declared as the operator made them (settings copied from
+    // the instance they replace), so the import plans no change. Their source and tags are the
+    // operator's (it tags what it makes with the policy, epoch and operation).
+    const current = { primary: this.primary, standby: this.standby };
+    const arns = [primary?.arn, replica?.arn].filter((x): x is pulumi.Output<string> => x !== undefined);
+    // A replica replicating from the other side's replacement comes after it.
+    const ordered = [...a.replacements].sort(
+      (x, y) =>
+        Number(a.replacements.some((r) => r.side === x.sourceSide)) -
+        Number(a.replacements.some((r) => r.side === y.sourceSide)),
+    );
+    for (const r of ordered) {
+      const place = a[r.side];
+      const made = new aws.rds.Instance(
+        `${name}-${r.identifier}`,
+        {
+          ...shared,
+          identifier: r.identifier,
+          replicateSourceDb: current[r.sourceSide].arn,
+          kmsKeyId: place.kmsKeyArn,
+          dbSubnetGroupName: place.dbSubnetGroupName,
+          vpcSecurityGroupIds: place.securityGroupIds,
+          skipFinalSnapshot: true,
+        },
+        {
+          parent: this,
+          provider: place.provider,
+          import: r.identifier,
+          ignoreChanges: ['replicateSourceDb', 'tags', 'tagsAll'],
+          ...holdsData(r.identifier),
+        },
+      );
+      current[r.side] = endpoint(place.region, r.identifier, made);
+      arns.push(made.arn);
+    }
+    this.current = current;
+    this.instanceArns = arns;
+    this.registerOutputs({ instanceArns: arns });
   }
 }

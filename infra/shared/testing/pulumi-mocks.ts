@@ -20,6 +20,8 @@ export interface RecordedResource {
   /** The region of the explicit AWS provider it was registered with, if any. */
   providerRegion?: string;
   custom: boolean;
+  /** The resource options the engine would act on (the mocks alone do not see them). */
+  options: { protect: boolean; retainOnDelete: boolean; ignoreChanges: string[]; importId?: string };
 }
 
 export interface PulumiRecorder {
@@ -99,7 +101,8 @@ function computed(type: string, name: string, inputs: Record<string, unknown>, r
     case 'digitalocean:index/databaseReplica:DatabaseReplica': {
       const host = `replica-${str('name')}-do-user-1234567-0.b.db.ondigitalocean.com`;
       return {
-        uuid: uuidFor(name),
+        // By its DigitalOcean name: a node promoted into a cluster keeps its UUID.
+        uuid: uuidFor(`digitalocean/${str('name')}`),
         host,
         privateHost: `private-${host}`,
         port: 25060,
@@ -124,7 +127,7 @@ function idFor(type: string, name: string, inputs: Record<string, unknown>): str
     case 'aws:rds/globalCluster:GlobalCluster':
       return named('globalClusterIdentifier');
     case 'digitalocean:index/databaseCluster:DatabaseCluster':
-      return uuidFor(name);
+      return uuidFor(`digitalocean/${named('name')}`);
     default:
       return `${name}-id`;
   }
@@ -157,11 +160,17 @@ export async function installPulumiMocks(project: string, stack = 'test'): Promi
     },
   };
 
+  // The mocks see a resource's inputs, not its options: read those from the request on its way.
+  const options = new Map<string, RecordedResource['options']>();
+  const optionsOf = (type: string, name: string) =>
+    options.get(`${type}::${name}`) ?? { protect: false, retainOnDelete: false, ignoreChanges: [] };
+
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
         const inputs = args.inputs as Record<string, unknown>;
-        const id = idFor(args.type, args.name, inputs);
+        // An imported resource keeps the id it was imported by (a DigitalOcean node: its UUID is its own).
+        const id = args.id && !args.id.includes(',') ? args.id : idFor(args.type, args.name, inputs);
         if (args.type === 'pulumi:providers:aws' && typeof inputs.region === 'string') {
           providerRegions.set(id, inputs.region);
         }
@@ -171,6 +180,7 @@ export async function installPulumiMocks(project: string, stack = 'test'): Promi
           name: args.name,
           inputs,
           custom: args.custom ?? false,
+          options: optionsOf(args.type, args.name),
           ...(providerRegion ? { providerRegion } : {}),
         });
         const region = providerRegion ?? (typeof inputs.region === 'string' ? inputs.region : 'mock-region');
@@ -194,6 +204,29 @@ export async function installPulumiMocks(project: string, stack = 'test'): Promi
     stack,
     false,
   );
+  interface Request {
+    getType(): string;
+    getName(): string;
+    getProtect(): boolean;
+    getRetainondelete(): boolean;
+    getIgnorechangesList(): string[];
+    getImportid(): string;
+  }
+  const monitor = (
+    pulumi.runtime as unknown as {
+      getMonitor(): { registerResource(req: Request, ...rest: unknown[]): unknown };
+    }
+  ).getMonitor();
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req: Request, ...rest: unknown[]) => {
+    options.set(`${req.getType()}::${req.getName()}`, {
+      protect: Boolean(req.getProtect()),
+      retainOnDelete: Boolean(req.getRetainondelete()),
+      ignoreChanges: req.getIgnorechangesList(),
+      ...(req.getImportid() ? { importId: req.getImportid() } : {}),
+    });
+    return register(req, ...rest);
+  };
   return recorder;
 }
 

@@ -219,7 +219,11 @@ describe('kubectl failover export', () => {
     expect(exportTopology(after).members[0]).toMatchObject({
       cluster: 'orders-nyc3',
       role: 'Primary',
-      database: { name: 'orders-nyc3', id: '5d4f2c1e-0000-4000-8000-000000000001' },
+      database: {
+        name: 'orders-nyc3',
+        id: '5d4f2c1e-0000-4000-8000-000000000001',
+        parentId: '9cc10173-e9ea-4176-9dbc-a4cee4c4ff30',
+      },
     });
   });
 });

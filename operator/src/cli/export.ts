@@ -141,9 +141,11 @@ function databaseOf(spec: ReplicaClusterSpec, databaseId: string | undefined): T
     case 'DigitalOcean':
       if (p.digitalOcean.replicaName === undefined) return { id: p.digitalOcean.databaseId };
       // A node named by its parent: a cluster of its own once promoted (status.databaseId says which).
-      return databaseId
-        ? { name: p.digitalOcean.replicaName, id: databaseId }
-        : { name: p.digitalOcean.replicaName, parentId: p.digitalOcean.databaseId };
+      return {
+        name: p.digitalOcean.replicaName,
+        parentId: p.digitalOcean.databaseId,
+        ...(databaseId ? { id: databaseId } : {}),
+      };
     default:
       return { name: spec.connection.host };
   }

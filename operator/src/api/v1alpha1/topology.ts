@@ -36,7 +36,9 @@ export const topologyDatabase = z
       .min(1)
       .max(253)
       .optional()
-      .describe('DigitalOcean: for a read-only node, the UUID of the cluster it is a node of.'),
+      .describe(
+        'DigitalOcean: for a read-only node, the UUID of the cluster it is a node of (for one since promoted: was, as its spec still names it).',
+      ),
   })
   .describe('Which database, in the terms of its provider.');
 

@@ -1,0 +1,231 @@
+/**
+ * `pulumi up` after a failover, a reprotect and a failback, under Pulumi's own mocks: the program
+ * runs with each topology the operator's export would give (`kubectl failover export --pulumi`),
+ * and what the engine would do from one to the next is worked out from what it registered
+ * (shared/testing/preview.ts). Nothing that holds data is created, changed or deleted; the
+ * operator's replicas are imported; the ReplicaCluster specs are those the operator's export
+ * writes for Git.
+ */
+import * as pulumi from '@pulumi/pulumi';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type PublishedTopology, TOPOLOGY_VERSION } from '../../operator/src/api/v1alpha1/index.ts';
+import { describeChanges, harmful, preview } from '../shared/testing/preview.ts';
+import {
+  installPulumiMocks,
+  type PulumiRecorder,
+  resolved,
+  settled,
+} from '../shared/testing/pulumi-mocks.ts';
+
+const NS = 'failover-aws';
+const BASE: Record<string, string> = {
+  [`${NS}:name`]: 'payments',
+  [`${NS}:primaryRegion`]: 'us-east-1',
+  [`${NS}:standbyRegion`]: 'us-west-2',
+  [`${NS}:zoneName`]: 'example.com',
+  [`${NS}:recordName`]: 'payments-db.example.com',
+  [`${NS}:masterPassword`]: 'Master-Password-0123',
+  [`${NS}:operatorDbPassword`]: 'Operator-Password-0123456',
+};
+const SECRET_KEYS = [`${NS}:masterPassword`, `${NS}:operatorDbPassword`];
+const A = 'us-east-1';
+const B = 'us-west-2';
+
+let recorder: PulumiRecorder;
+let program: typeof import('./program.ts');
+
+beforeAll(async () => {
+  recorder = await installPulumiMocks(NS, 'production');
+  program = await import('./program.ts');
+});
+
+async function run(config: Record<string, string>) {
+  recorder.reset();
+  pulumi.runtime.setAllConfig({ ...BASE, ...config }, SECRET_KEYS);
+  const outputs = program.provisionAwsRegions();
+  const replicaClusters = await resolved(outputs.replicaClusters);
+  await resolved(outputs.operatorPolicyArn);
+  await settled();
+  return { resources: [...recorder.resources], replicaClusters };
+}
+
+type Member = PublishedTopology['members'][number];
+type Run = { stage: string } & Awaited<ReturnType<typeof run>>;
+const member = (region: string, role: Member['role'], name: string, replaces?: string): Member => ({
+  cluster: `payments-${region}`,
+  region,
+  provider: 'AwsRds',
+  role,
+  database: { name },
+  host: `${name}.abcdefghijkl.${region}.rds.amazonaws.com`,
+  ...(replaces ? { replaces } : {}),
+});
+const topology = (epoch: number, primary: string, members: Member[]) =>
+  JSON.stringify({
+    version: TOPOLOGY_VERSION,
+    policy: 'payments',
+    namespace: 'default',
+    epoch,
+    activePrimary: `payments-${primary}`,
+    members,
+  } satisfies PublishedTopology);
+
+/** The life of the pair, as the operator's export would describe each stage. */
+const RDS_STAGES: [string, Record<string, string>][] = [
+  ['as first made', {}],
+  [
+    'after a failover to the standby region',
+    {
+      [`${NS}:topology`]: topology(1, B, [
+        member(B, 'Primary', `payments-${B}`),
+        member(A, 'FormerPrimary', `payments-${A}`),
+      ]),
+    },
+  ],
+  [
+    'after the reprotect (a new replica in the old region)',
+    {
+      [`${NS}:topology`]: topology(1, B, [
+        member(B, 'Primary', `payments-${B}`),
+        member(A, 'Standby', `payments-${A}-e1`, `payments-${A}`),
+      ]),
+    },
+  ],
+  [
+    'after the failback and its reprotect',
+    {
+      [`${NS}:topology`]: topology(3, A, [
+        member(A, 'Primary', `payments-${A}-e1`, `payments-${A}`),
+        member(B, 'Standby', `payments-${B}-e3`, `payments-${B}`),
+      ]),
+    },
+  ],
+  [
+    'after a person retires the superseded instances',
+    {
+      [`${NS}:topology`]: topology(3, A, [
+        member(A, 'Primary', `payments-${A}-e1`, `payments-${A}`),
+        member(B, 'Standby', `payments-${B}-e3`, `payments-${B}`),
+      ]),
+      [`${NS}:retiredDatabases`]: JSON.stringify([`payments-${A}`, `payments-${B}`]),
+    },
+  ],
+];
+
+describe('AWS RDS stack across a failover, reprotect and failback', () => {
+  it('plans no harm to a database at any stage, and imports what the operator made', async () => {
+    const runs: Run[] = [];
+    for (const [stage, config] of RDS_STAGES) runs.push({ stage, ...(await run(config)) });
+    const plans = runs
+      .slice(1)
+      .map((r, i) => ({ stage: r.stage, changes: preview(runs[i]?.resources ?? [], r.resources) }));
+    for (const p of plans)
+      process.stdout.write(`[pulumi preview] aws rds-instance, ${p.stage}: ${describeChanges(p.changes)}\n`);
+    for (const p of plans) expect(harmful(p.changes), p.stage).toEqual([]);
+
+    const [failover, reprotect, failback, retire] = plans.map((p) => p.changes);
+    // The failover itself changes nothing the stack declares.
+    expect(failover).toEqual([]);
+    // The reprotect's replica is imported; the instance it superseded is no longer protected, and
+    // the operator may now promote the new one.
+    expect(reprotect).toEqual(
+      expect.arrayContaining([
+        { kind: 'import', type: 'aws:rds/instance:Instance', name: `payments-payments-${A}-e1` },
+        { kind: 'unprotect', type: 'aws:rds/instance:Instance', name: 'payments-primary' },
+        {
+          kind: 'update',
+          type: 'aws:iam/policy:Policy',
+          name: 'payments-operator-policy',
+          fields: ['policy'],
+        },
+      ]),
+    );
+    expect(failback).toEqual(
+      expect.arrayContaining([
+        { kind: 'import', type: 'aws:rds/instance:Instance', name: `payments-payments-${B}-e3` },
+        { kind: 'unprotect', type: 'aws:rds/instance:Instance', name: 'payments-replica' },
+      ]),
+    );
+    // Retiring forgets the superseded instances; nothing is deleted.
+    expect(retire?.filter((c) => c.type === 'aws:rds/instance:Instance')).toEqual([
+      { kind: 'forget', type: 'aws:rds/instance:Instance', name: 'payments-primary' },
+      { kind: 'forget', type: 'aws:rds/instance:Instance', name: 'payments-replica' },
+    ]);
+
+    // The ReplicaClusters name each region's database as it is now.
+    const ids = runs.map((r) =>
+      r.replicaClusters.map(
+        (c) => (c.spec.provider as { awsRds: { dbInstanceIdentifier: string } }).awsRds.dbInstanceIdentifier,
+      ),
+    );
+    expect(ids).toEqual([
+      [`payments-${A}`, `payments-${B}`],
+      [`payments-${A}`, `payments-${B}`],
+      [`payments-${A}-e1`, `payments-${B}`],
+      [`payments-${A}-e1`, `payments-${B}-e3`],
+      [`payments-${A}-e1`, `payments-${B}-e3`],
+    ]);
+    // The imported replica is declared as the operator made it: in its region, with its key.
+    const imported = runs[2]?.resources.find((r) => r.name === `payments-payments-${A}-e1`);
+    expect(imported).toMatchObject({
+      providerRegion: A,
+      inputs: { identifier: `payments-${A}-e1`, storageEncrypted: true },
+      options: { importId: `payments-${A}-e1`, retainOnDelete: true, protect: true },
+    });
+    expect(imported?.options.ignoreChanges).toEqual(expect.arrayContaining(['replicateSourceDb']));
+  });
+
+  it('refuses a topology of another policy or other regions, and retiring a database in use', async () => {
+    const other = topology(1, B, [
+      member(B, 'Primary', `payments-${B}`),
+      member('eu-west-1', 'Standby', 'x'),
+    ]);
+    await expect(run({ [`${NS}:topology`]: other })).rejects.toThrow(/topology\.members: cover the regions/);
+    await expect(
+      run({
+        [`${NS}:topology`]: topology(1, B, [
+          member(B, 'Primary', `payments-${B}`),
+          member(A, 'FormerPrimary', `payments-${A}`),
+        ]),
+        [`${NS}:retiredDatabases`]: JSON.stringify([`payments-${B}`]),
+      }),
+    ).rejects.toThrow(/retiredDatabases\[0\]: payments-us-west-2 is a database of the policy now/);
+  });
+});
+
+describe('Aurora global stack across a failover and failback', () => {
+  const aurora = { [`${NS}:databaseKind`]: 'aurora-global' };
+  const amember = (region: string, role: Member['role']): Member => ({
+    ...member(region, role, `payments-${region}`),
+    provider: 'AuroraGlobal',
+  });
+  it('changes nothing: the writer moves inside the global database', async () => {
+    const stages: [string, Record<string, string>][] = [
+      ['as first made', aurora],
+      [
+        'after a failover',
+        { ...aurora, [`${NS}:topology`]: topology(1, B, [amember(B, 'Primary'), amember(A, 'Standby')]) },
+      ],
+      [
+        'after the failback',
+        { ...aurora, [`${NS}:topology`]: topology(2, A, [amember(A, 'Primary'), amember(B, 'Standby')]) },
+      ],
+    ];
+    const runs: Run[] = [];
+    for (const [stage, config] of stages) runs.push({ stage, ...(await run(config)) });
+    for (const [i, r] of runs.slice(1).entries()) {
+      const changes = preview(runs[i]?.resources ?? [], r.resources);
+      process.stdout.write(`[pulumi preview] aws aurora-global, ${r.stage}: ${describeChanges(changes)}\n`);
+      expect(changes, r.stage).toEqual([]);
+    }
+    await expect(
+      run({
+        ...aurora,
+        [`${NS}:topology`]: topology(1, B, [
+          amember(B, 'Primary'),
+          member(A, 'Standby', 'payments-elsewhere'),
+        ]),
+      }),
+    ).rejects.toThrow(/Aurora clusters this stack did not make \(payments-elsewhere\)/);
+  });
+});
