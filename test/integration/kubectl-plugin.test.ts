@@ -1658,3 +1658,154 @@ describe('the connection', () => {
     );
   });
 });
+
+describe('export', () => {
+  // ledger: failed over from a to b (epoch 1); the reprotect of a, an RDS instance, made a new
+  // read replica ledger-a-e1 that ReplicaCluster ledger-a does not name yet (RepointNeeded).
+  const rds = (region: string, id: string) => ({
+    type: 'AwsRds',
+    awsRds: { region, dbInstanceIdentifier: id, credentialsSecretRef: { name: 'aws', key: 'credentials' } },
+  });
+  beforeAll(async () => {
+    await cluster(
+      'ledger-a',
+      'region-a',
+      { role: 'Primary', health: 'Healthy' },
+      rds('us-east-1', 'ledger-a'),
+    );
+    await cluster(
+      'ledger-b',
+      'region-b',
+      { role: 'Primary', health: 'Healthy' },
+      rds('us-west-2', 'ledger-b'),
+    );
+    await policy(
+      'ledger',
+      {
+        primary: 'ledger-a',
+        standbys: ['ledger-b'],
+        promotionRequest: { id: 'failover-1', kind: 'Failover', target: 'ledger-b' },
+      },
+      {
+        phase: 'Degraded',
+        activePrimary: 'ledger-b',
+        epoch: 1,
+        topology: [
+          { cluster: 'ledger-b', role: 'Primary', ready: true },
+          { cluster: 'ledger-a', role: 'FormerPrimary', ready: false },
+        ],
+        history: [
+          report({
+            id: 'reprotect-e1-ledger-a',
+            kind: 'Reprotect',
+            trigger: 'Automatic',
+            from: 'ledger-a',
+            to: 'ledger-b',
+            epoch: 1,
+            result: 'Aborted',
+            reason: 'RepointNeeded',
+            replacement: {
+              cluster: 'ledger-a',
+              provider: {
+                type: 'AwsRds',
+                awsRds: { region: 'us-east-1', dbInstanceIdentifier: 'ledger-a-e1' },
+              },
+              host: 'ledger-a-e1.abc.us-east-1.rds.amazonaws.com',
+              port: 5432,
+              superseded: 'ledger-a',
+            },
+          }),
+        ],
+      },
+    );
+  });
+
+  it('writes the policy for Git with the replacement re-pointed; applied, a second export and kubectl diff find nothing to change', async () => {
+    const first = await run(['export', 'ledger'], { viaKubectl: true });
+    expect(first.code, first.stderr).toBe(0);
+    const docs = first.stdout
+      .split('\n---\n')
+      .map((d) => loadYaml(d) as KubeObject & { spec: Record<string, unknown> });
+    expect(docs.map((d) => `${d.kind}/${d.metadata.name}`)).toEqual([
+      'ReplicaCluster/ledger-a',
+      'ReplicaCluster/ledger-b',
+      'FailoverPolicy/ledger',
+    ]);
+    expect(docs[0]?.spec).toMatchObject({
+      provider: { awsRds: { dbInstanceIdentifier: 'ledger-a-e1', credentialsSecretRef: { name: 'aws' } } },
+      connection: { host: 'ledger-a-e1.abc.us-east-1.rds.amazonaws.com', port: 5432 },
+      dnsTarget: 'ledger-a-e1.abc.us-east-1.rds.amazonaws.com',
+    });
+    expect(docs[2]?.spec).not.toHaveProperty('promotionRequest');
+    for (const d of docs) expect(d.metadata).not.toHaveProperty('resourceVersion');
+
+    // What Git holds is what a person applies: the API server takes it as it is.
+    const file = join(dir, 'ledger.yaml');
+    writeFileSync(file, first.stdout);
+    const kubectl = (args: string[]) =>
+      new Promise<Run>((resolve) =>
+        execFile(
+          'kubectl',
+          args,
+          { env: { ...process.env, KUBECONFIG: adminKubeconfig } },
+          (err, stdout, stderr) =>
+            resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+        ),
+      );
+    const applied = await kubectl(['apply', '-f', file]);
+    expect(applied.code, applied.stderr).toBe(0);
+    const second = await run(['export', 'ledger']);
+    expect(second.stdout).toBe(first.stdout);
+    const diff = await kubectl(['diff', '-f', file]);
+    expect(diff.code, `${diff.stdout}${diff.stderr}`).toBe(0);
+  });
+
+  it('--pulumi prints the live topology, and a reader (no edit rights) may export', async () => {
+    const admin = sharedKubeConfig();
+    const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
+    await rbac.createNamespacedRole({
+      namespace: ns,
+      body: {
+        metadata: { name: 'failover-exporter' },
+        rules: [
+          {
+            apiGroups: ['regionfailover.io'],
+            resources: ['failoverpolicies', 'replicaclusters'],
+            verbs: ['get', 'list'],
+          },
+        ],
+      },
+    });
+    await rbac.createNamespacedRoleBinding({
+      namespace: ns,
+      body: {
+        metadata: { name: 'failover-exporter' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'failover-exporter' },
+        subjects: [{ kind: 'ServiceAccount', name: 'exporter', namespace: ns }],
+      },
+    });
+    const reader = kubeconfig('exporter', await mintServiceAccountToken(admin, ns, 'exporter'));
+    const res = await run(['export', 'ledger', '--pulumi'], { kubeconfig: reader });
+    expect(res.code, res.stderr).toBe(0);
+    const { publishedTopology } = await import('../../operator/src/api/v1alpha1/index.ts');
+    const topology = publishedTopology.parse(JSON.parse(res.stdout));
+    expect(topology).toMatchObject({
+      policy: 'ledger',
+      namespace: ns,
+      epoch: 1,
+      activePrimary: 'ledger-b',
+      members: [
+        { cluster: 'ledger-b', region: 'region-b', role: 'Primary', database: { name: 'ledger-b' } },
+        {
+          cluster: 'ledger-a',
+          role: 'FormerPrimary',
+          database: { name: 'ledger-a-e1' },
+          replaces: 'ledger-a',
+        },
+      ],
+    });
+    const bad = await run(['export', 'ledger', '-o', 'table']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('export -o must be yaml or json');
+  });
+});
