@@ -141,8 +141,7 @@ export class ReplicatedRdsPostgres extends pulumi.ComponentResource {
     this.standby = endpoint(a.standby.region, standbyId, replica);
 
     // The operator's replicas, imported: declared as the operator made them (settings copied from
-    // the instance they replace), so the import plans no change. Their source and tags are the
-    // operator's (it tags what it makes with the policy, epoch and operation).
+    // the instance they replace: aws-rds.ts settingsOf), so the import plans no change.
     const current = { primary: this.primary, standby: this.standby };
     const arns = [primary?.arn, replica?.arn].filter((x): x is pulumi.Output<string> => x !== undefined);
     // A replica replicating from the other side's replacement comes after it.
@@ -168,7 +167,17 @@ export class ReplicatedRdsPostgres extends pulumi.ComponentResource {
           parent: this,
           provider: place.provider,
           import: r.identifier,
-          ignoreChanges: ['replicateSourceDb', 'tags', 'tagsAll'],
+          // The source and tags are the operator's; RDS cannot set backups on a new read
+          // replica, so the import would fail on them (set them once it is promoted: infra/README.md);
+          // skipFinalSnapshot is the provider's own setting, not the instance's, and never used
+          // (retainOnDelete: Pulumi never deletes it).
+          ignoreChanges: [
+            'replicateSourceDb',
+            'tags',
+            'tagsAll',
+            'backupRetentionPeriod',
+            'skipFinalSnapshot',
+          ],
           ...holdsData(r.identifier),
         },
       );

@@ -204,6 +204,11 @@ describe('reprotecting a former RDS primary', () => {
           DBInstanceIdentifier: 'orders-east-e6',
           SourceDBInstanceIdentifier: primaryArn,
           DBInstanceClass: 'db.r6g.large',
+          // Settings of the instance it replaces, as a stack that made that one declares them.
+          StorageType: 'gp2',
+          AutoMinorVersionUpgrade: 'true',
+          DeletionProtection: 'false',
+          CopyTagsToSnapshot: 'false',
         }),
       },
     ]);

@@ -423,6 +423,13 @@ function settingsOf(
   if (instance.MultiAZ !== undefined) settings.MultiAZ = instance.MultiAZ;
   if (instance.PubliclyAccessible !== undefined) settings.PubliclyAccessible = instance.PubliclyAccessible;
   if (instance.StorageEncrypted && instance.KmsKeyId) settings.KmsKeyId = instance.KmsKeyId;
+  // Made like the instance it replaces, so infrastructure code that made that one can import this
+  // one without a difference (backups cannot be set on a new read replica: RDS has no parameter).
+  if (instance.StorageType) settings.StorageType = instance.StorageType;
+  if (instance.AutoMinorVersionUpgrade !== undefined)
+    settings.AutoMinorVersionUpgrade = instance.AutoMinorVersionUpgrade;
+  if (instance.CopyTagsToSnapshot !== undefined) settings.CopyTagsToSnapshot = instance.CopyTagsToSnapshot;
+  if (instance.DeletionProtection !== undefined) settings.DeletionProtection = instance.DeletionProtection;
   return settings;
 }
 
