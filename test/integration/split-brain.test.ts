@@ -56,7 +56,6 @@ async function protectedStack(interval: number): Promise<FailoverStack> {
   });
   const s = stack;
   await s.waitUntilHealthy();
-  await s.waitUntilFailoverReady();
   await Promise.all([
     s.startAgent('region-a', { peer: true, apiProxy: true }),
     s.startAgent('region-b', { peer: true, apiProxy: true }),
@@ -82,6 +81,9 @@ async function protectedStack(interval: number): Promise<FailoverStack> {
           ) || undefined,
       { description: `the agent beside ${cluster} to know where ${other}'s agent answers` },
     );
+  // Last: the standby's lag must be known (in seconds too) when the cut comes, or the RPO budget
+  // rightly refuses to promote it.
+  await s.waitUntilFailoverReady();
   return s;
 }
 
@@ -122,8 +124,9 @@ async function acksAfter(w: WriteSampler, from: number, n: number, description: 
     );
     const last = w.attempts.at(-1);
     const logTail = stack?.operator?.logs().split('\n').slice(-25).join('\n') ?? '(no operator)';
+    const standby = await stack?.clusterStatus('region-b').catch(() => undefined);
     throw new Error(
-      `${err.message}\nlast write: ${JSON.stringify(last)}\nlast status: ${JSON.stringify(status)}\noperator log tail:\n${logTail}`,
+      `${err.message}\nlast write: ${JSON.stringify(last)}\nlast status: ${JSON.stringify(status)}\nregion-b: ${JSON.stringify(standby)}\noperator log tail:\n${logTail}`,
     );
   });
 }
