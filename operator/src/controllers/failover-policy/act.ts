@@ -271,7 +271,7 @@ async function rejoin(ports: StepPorts, op: Operation, now: Date): Promise<StepO
       return {
         kind: 'Failed',
         reason: 'RepointNeeded',
-        message: `${result.detail}; point ReplicaCluster ${op.from} at it: spec.provider ${JSON.stringify(r.provider)}, spec.connection.host ${r.host}${r.port ? `, port ${r.port}` : ''} (${r.superseded} is superseded: delete it when you no longer need it)`,
+        message: `${result.detail}; point ReplicaCluster ${op.from} at it: spec.provider ${JSON.stringify(r.provider)}, spec.connection.host ${r.host}${r.port ? `, port ${r.port}` : ''} (${r.superseded} is superseded: delete it when you no longer need it); kubectl failover export ${ports.policy} writes the ReplicaCluster re-pointed, and --pulumi the topology a Pulumi stack imports it with`,
         retryable: false,
         learned: {
           replacement: {
