@@ -14,18 +14,7 @@ import {
   resolved,
   settled,
 } from '../shared/testing/pulumi-mocks.ts';
-
-const NS = 'failover-aws';
-const BASE: Record<string, string> = {
-  [`${NS}:name`]: 'payments',
-  [`${NS}:primaryRegion`]: 'us-east-1',
-  [`${NS}:standbyRegion`]: 'us-west-2',
-  [`${NS}:zoneName`]: 'example.com',
-  [`${NS}:recordName`]: 'payments-db.example.com',
-  [`${NS}:masterPassword`]: 'Master-Password-0123',
-  [`${NS}:operatorDbPassword`]: 'Operator-Password-0123456',
-};
-const SECRET_KEYS = [`${NS}:masterPassword`, `${NS}:operatorDbPassword`];
+import { BASE, NS, SECRET_KEYS } from './stack-fixture.ts';
 
 let recorder: PulumiRecorder;
 let program: typeof import('./program.ts');
