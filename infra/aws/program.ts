@@ -348,6 +348,7 @@ export function rdsTopology(
   firstIds: { primary: string; standby: string },
 ): {
   replacements: { side: 'primary' | 'standby'; identifier: string; sourceSide: 'primary' | 'standby' }[];
+  supersededReplacements: { side: 'primary' | 'standby'; identifier: string }[];
   superseded: string[];
   retired: string[];
 } {
@@ -355,6 +356,7 @@ export function rdsTopology(
     region === config.primaryRegion ? 'primary' : 'standby';
   const active = sideOf(live.primaryRegion);
   const other = active === 'primary' ? 'standby' : 'primary';
+  const firsts = new Set([firstIds.primary, firstIds.standby]);
   const replacements = [...live.byRegion.values()].flatMap((m) => {
     const side = sideOf(m.region);
     const name = m.database.name;
@@ -363,13 +365,16 @@ export function rdsTopology(
     return [{ side, identifier: name, sourceSide: side === active ? other : active }];
   });
   const current = new Set([...live.byRegion.values()].map((m) => m.database.name));
+  // An earlier reprotect's replica that a later one replaced: the stack made it part of itself by
+  // importing it, and keeps it (unprotected) until a person retires it.
+  const supersededReplacements = [...live.superseded]
+    .filter(([name]) => !firsts.has(name) && !current.has(name))
+    .map(([identifier, region]) => ({ side: sideOf(region), identifier }))
+    .sort((x, y) => x.identifier.localeCompare(y.identifier));
   const superseded = [
-    ...new Set([
-      ...live.superseded,
-      ...[firstIds.primary, firstIds.standby].filter((id) => !current.has(id)),
-    ]),
+    ...new Set([...live.superseded.keys(), ...[...firsts].filter((id) => !current.has(id))]),
   ];
-  return { replacements, superseded, retired: config.retiredDatabases };
+  return { replacements, supersededReplacements, superseded, retired: config.retiredDatabases };
 }
 
 /** Aurora moves the writer inside one global database: its members are always the first two. */

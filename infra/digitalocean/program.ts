@@ -161,8 +161,9 @@ export function doTopology(
     { region: config.standbyRegion, d: b },
   ];
   const firstNodeCurrent = b.name === firstNode;
+  const current = new Set([a.name, b.name]);
   const superseded = [
-    ...live.superseded,
+    ...live.superseded.keys(),
     ...(a.name !== undefined ? [firstCluster] : []),
     ...(firstNodeCurrent ? [] : [firstNode]),
   ];
@@ -178,6 +179,12 @@ export function doTopology(
     promotedNodes: members.flatMap(({ region, d }) =>
       made(d) && d.id !== undefined && d.name ? [{ id: d.id, name: d.name, region }] : [],
     ),
+    // A node a reprotect made that a later one replaced was a primary in between (only a primary
+    // is replaced), so it is a cluster the stack imported then: kept, unprotected, until retired.
+    supersededClusters: [...live.superseded]
+      .filter(([name]) => name !== firstCluster && name !== firstNode && !current.has(name))
+      .map(([name, region]) => ({ name, region }))
+      .sort((x, y) => x.name.localeCompare(y.name)),
     superseded: [...new Set(superseded)],
     retired: config.retiredDatabases,
   };

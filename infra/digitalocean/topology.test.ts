@@ -8,7 +8,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type PublishedTopology, TOPOLOGY_VERSION } from '../../operator/src/api/v1alpha1/index.ts';
-import { describeChanges, harmful, preview } from '../shared/testing/preview.ts';
+import { describeChanges, harmful, type PlannedChange, preview } from '../shared/testing/preview.ts';
 import {
   installPulumiMocks,
   type PulumiRecorder,
@@ -54,7 +54,7 @@ const member = (
   host: `${database.name ?? 'shop-ams3'}-do-user-1234567-0.b.db.ondigitalocean.com`,
   ...(replaces ? { replaces } : {}),
 });
-const topology = (epoch: number, primary: string, members: Member[]) =>
+const topology = (epoch: number, primary: string, members: Member[], superseded: [string, string][] = []) =>
   JSON.stringify({
     version: TOPOLOGY_VERSION,
     policy: 'shop',
@@ -62,15 +62,31 @@ const topology = (epoch: number, primary: string, members: Member[]) =>
     epoch,
     activePrimary: `shop-${primary}`,
     members,
+    superseded: superseded.map(([region, name]) => ({ region, name })),
   } satisfies PublishedTopology);
+const SUPERSEDED: [string, string][] = [
+  ['ams3', 'shop-ams3'],
+  ['nyc3', 'shop-nyc3'],
+  ['ams3', 'shop-ams3-e1'],
+];
 
 describe('DigitalOcean stack across a failover, reprotect and failback', () => {
   it('plans no harm to a database at any stage, and adopts what the operator made', async () => {
     const first = await run({});
     const a = first.clusterId;
     const b = first.replicaUuid;
-    // The UUID DigitalOcean gave the reprotect's node (kept when it is promoted), once it exists.
-    let NODE_E1 = '';
+    // The UUIDs DigitalOcean gave the reprotects' nodes (kept when one is promoted), once they exist.
+    const uuid: Record<string, string> = {};
+    const e1 = () => uuid['shop-ams3-e1'] ?? '';
+    const e3 = () => uuid['shop-nyc3-e3'] ?? '';
+    const failedBack = () => [
+      member('ams3', 'Primary', { name: 'shop-ams3-e1', parentId: b, id: e1() }, 'shop-ams3'),
+      member('nyc3', 'Standby', { name: 'shop-nyc3-e3', parentId: e1() }, 'shop-nyc3'),
+    ];
+    const again = () => [
+      member('nyc3', 'Primary', { name: 'shop-nyc3-e3', parentId: e1(), id: e3() }, 'shop-nyc3'),
+      member('ams3', 'Standby', { name: 'shop-ams3-e4', parentId: e3() }, 'shop-ams3-e1'),
+    ];
     const stages: [string, () => Record<string, string>][] = [
       [
         'after a failover to the standby region',
@@ -92,103 +108,85 @@ describe('DigitalOcean stack across a failover, reprotect and failback', () => {
       ],
       [
         'after the failback and its reprotect',
-        () => ({
-          [`${NS}:topology`]: topology(3, 'ams3', [
-            member('ams3', 'Primary', { name: 'shop-ams3-e1', parentId: b, id: NODE_E1 }, 'shop-ams3'),
-            member('nyc3', 'Standby', { name: 'shop-nyc3-e3', parentId: NODE_E1 }, 'shop-nyc3'),
-          ]),
-        }),
+        () => ({ [`${NS}:topology`]: topology(3, 'ams3', failedBack(), SUPERSEDED.slice(0, 2)) }),
+      ],
+      [
+        'after a second failover and the reprotect of the home region again',
+        () => ({ [`${NS}:topology`]: topology(5, 'nyc3', again(), SUPERSEDED) }),
       ],
       [
         'after a person retires the superseded clusters',
         () => ({
-          [`${NS}:topology`]: topology(3, 'ams3', [
-            member('ams3', 'Primary', { name: 'shop-ams3-e1', parentId: b, id: NODE_E1 }, 'shop-ams3'),
-            member('nyc3', 'Standby', { name: 'shop-nyc3-e3', parentId: NODE_E1 }, 'shop-nyc3'),
-          ]),
-          [`${NS}:retiredDatabases`]: JSON.stringify(['shop-ams3', 'shop-nyc3']),
+          [`${NS}:topology`]: topology(5, 'nyc3', again(), SUPERSEDED),
+          [`${NS}:retiredDatabases`]: JSON.stringify(SUPERSEDED.map(([, name]) => name)),
         }),
       ],
     ];
     const runs: Run[] = [{ stage: 'as first made', ...first }];
     for (const [stage, config] of stages) {
       runs.push({ stage, ...(await run(config())) });
-      const firewall = runs.at(-1)?.resources.find((r) => r.name === 'shop-shop-ams3-e1-firewall');
-      NODE_E1 ||= String(firewall?.inputs.clusterId ?? '');
+      for (const node of ['shop-ams3-e1', 'shop-nyc3-e3']) {
+        const firewall = runs.at(-1)?.resources.find((r) => r.name === `shop-${node}-firewall`);
+        if (firewall && !uuid[node]) uuid[node] = String(firewall.inputs.clusterId);
+      }
     }
     const plans = runs
       .slice(1)
       .map((r, i) => ({ stage: r.stage, changes: preview(runs[i]?.resources ?? [], r.resources) }));
     for (const p of plans)
       process.stdout.write(`[pulumi preview] digitalocean, ${p.stage}: ${describeChanges(p.changes)}\n`);
-    for (const p of plans) expect(harmful(p.changes), p.stage).toEqual([]);
-    const [failover, reprotect, failback, retire] = plans.map((p) => p.changes);
+    const retired = SUPERSEDED.map(([, name]) => name);
+    for (const p of plans) expect(harmful(p.changes, p === plans.at(-1) ? retired : []), p.stage).toEqual([]);
+    const kinds = (changes: PlannedChange[] | undefined) =>
+      (changes ?? []).map((c) => `${c.kind} ${c.type.split(':').pop()} ${c.name}`).sort();
+    const [failover, reprotect, failback, secondCycle, retire] = plans.map((p) => p.changes);
 
     // The promoted node: forgotten as a node, imported as the cluster it became (same UUID), its
     // firewall untouched.
-    expect(failover).toEqual([
-      { kind: 'import', type: 'digitalocean:index/databaseCluster:DatabaseCluster', name: 'shop-promoted' },
-      { kind: 'forget', type: 'digitalocean:index/databaseReplica:DatabaseReplica', name: 'shop-replica' },
+    expect(kinds(failover)).toEqual([
+      'forget DatabaseReplica shop-replica',
+      'import DatabaseCluster shop-promoted',
     ]);
-    const promoted = runs[1]?.resources.find((r) => r.name === 'shop-promoted');
-    expect(promoted).toMatchObject({
+    expect(runs[1]?.resources.find((r) => r.name === 'shop-promoted')).toMatchObject({
       inputs: { name: 'shop-nyc3', region: 'nyc3', nodeCount: 1 },
       options: { importId: b, retainOnDelete: true, protect: true },
     });
     // The reprotect's node: imported under the new primary, with a firewall of its own; the
     // cluster it replaces is no longer protected.
-    expect(reprotect).toEqual(
-      expect.arrayContaining([
-        {
-          kind: 'import',
-          type: 'digitalocean:index/databaseReplica:DatabaseReplica',
-          name: 'shop-shop-ams3-e1',
-        },
-        {
-          kind: 'create',
-          type: 'digitalocean:index/databaseFirewall:DatabaseFirewall',
-          name: 'shop-shop-ams3-e1-firewall',
-        },
-        {
-          kind: 'unprotect',
-          type: 'digitalocean:index/databaseCluster:DatabaseCluster',
-          name: 'shop-primary',
-        },
-      ]),
-    );
+    expect(kinds(reprotect)).toEqual([
+      'create DatabaseFirewall shop-shop-ams3-e1-firewall',
+      'import DatabaseReplica shop-shop-ams3-e1',
+      'unprotect DatabaseCluster shop-primary',
+    ]);
     expect(runs[2]?.resources.find((r) => r.name === 'shop-shop-ams3-e1')?.options.importId).toBe(
       `${b},shop-ams3-e1`,
     );
-    expect(failback).toEqual(
-      expect.arrayContaining([
-        {
-          kind: 'import',
-          type: 'digitalocean:index/databaseCluster:DatabaseCluster',
-          name: 'shop-shop-ams3-e1-promoted',
-        },
-        {
-          kind: 'forget',
-          type: 'digitalocean:index/databaseReplica:DatabaseReplica',
-          name: 'shop-shop-ams3-e1',
-        },
-        {
-          kind: 'import',
-          type: 'digitalocean:index/databaseReplica:DatabaseReplica',
-          name: 'shop-shop-nyc3-e3',
-        },
-        {
-          kind: 'unprotect',
-          type: 'digitalocean:index/databaseCluster:DatabaseCluster',
-          name: 'shop-promoted',
-        },
-      ]),
-    );
-    expect(retire?.filter((c) => c.type.startsWith('digitalocean:index/database'))).toEqual(
-      expect.arrayContaining([
-        { kind: 'forget', type: 'digitalocean:index/databaseCluster:DatabaseCluster', name: 'shop-primary' },
-        { kind: 'forget', type: 'digitalocean:index/databaseCluster:DatabaseCluster', name: 'shop-promoted' },
-      ]),
-    );
+    expect(kinds(failback)).toEqual([
+      'create DatabaseFirewall shop-shop-nyc3-e3-firewall',
+      'forget DatabaseReplica shop-shop-ams3-e1',
+      'import DatabaseCluster shop-shop-ams3-e1-promoted',
+      'import DatabaseReplica shop-shop-nyc3-e3',
+      'unprotect DatabaseCluster shop-promoted',
+    ]);
+    // A promoted node a later reprotect superseded stays in the stack, unprotected.
+    expect(kinds(secondCycle)).toEqual([
+      'create DatabaseFirewall shop-shop-ams3-e4-firewall',
+      'forget DatabaseReplica shop-shop-nyc3-e3',
+      'import DatabaseCluster shop-shop-nyc3-e3-promoted',
+      'import DatabaseReplica shop-shop-ams3-e4',
+      'unprotect DatabaseCluster shop-shop-ams3-e1-promoted',
+    ]);
+    // Retiring forgets the superseded clusters and their firewalls (a removed firewall would open
+    // a database to every address); nothing is deleted.
+    expect(kinds(retire)).toEqual([
+      'forget DatabaseCluster shop-primary',
+      'forget DatabaseCluster shop-promoted',
+      'forget DatabaseCluster shop-shop-ams3-e1-promoted',
+      'forget DatabaseFirewall shop-primary-firewall',
+      'forget DatabaseFirewall shop-replica-firewall',
+      'forget DatabaseFirewall shop-shop-ams3-e1-firewall',
+      'forget DatabaseUser shop-operator',
+    ]);
 
     // The ReplicaClusters as the operator's export writes them: a promoted node keeps the spec that
     // named it (its old parent and its name); a reprotect's node is named under its primary.
@@ -207,7 +205,23 @@ describe('DigitalOcean stack across a failover, reprotect and failback', () => {
     ]);
     expect(blocks[3]).toEqual([
       { databaseId: b, replicaName: 'shop-ams3-e1', ...token },
-      { databaseId: NODE_E1, replicaName: 'shop-nyc3-e3', ...token },
+      { databaseId: e1(), replicaName: 'shop-nyc3-e3', ...token },
     ]);
+    expect(blocks[4]).toEqual([
+      { databaseId: e3(), replicaName: 'shop-ams3-e4', ...token },
+      { databaseId: e1(), replicaName: 'shop-nyc3-e3', ...token },
+    ]);
+  });
+
+  it('refuses to retire the first cluster while it is the database of its region', async () => {
+    await expect(
+      run({
+        [`${NS}:topology`]: topology(1, 'nyc3', [
+          member('nyc3', 'Primary', { name: 'shop-nyc3', parentId: 'x', id: 'y' }),
+          member('ams3', 'FormerPrimary', { id: 'x' }),
+        ]),
+        [`${NS}:retiredDatabases`]: JSON.stringify(['shop-ams3']),
+      }),
+    ).rejects.toThrow(/retiredDatabases\[0\]: shop-ams3 is a database of the policy now/);
   });
 });

@@ -45,8 +45,8 @@ export interface LiveTopology {
   epoch: number;
   /** The databases of the primary and standby regions (of the stack's first pair, by region). */
   byRegion: Map<string, RegionDatabase>;
-  /** Names (or DigitalOcean UUIDs) a reprotect superseded, to keep declared unless retired. */
-  superseded: Set<string>;
+  /** Names a reprotect superseded (with their region), to keep declared unless retired. */
+  superseded: Map<string, string>;
 }
 
 interface TopologyConfig {
@@ -73,7 +73,7 @@ export function liveTopology(
         [config.primaryRegion, { region: config.primaryRegion, role: 'Primary', database: first.primary }],
         [config.standbyRegion, { region: config.standbyRegion, role: 'Standby', database: first.standby }],
       ]),
-      superseded: new Set(),
+      superseded: new Map(),
     };
   }
   const primary = t.members.find((m) => m.cluster === t.activePrimary);
@@ -91,7 +91,10 @@ export function liveTopology(
         },
       ]),
     ),
-    superseded: new Set(t.members.flatMap((m) => (m.replaces ? [m.replaces] : []))),
+    superseded: new Map([
+      ...t.superseded.map((x) => [x.name, x.region] as const),
+      ...t.members.flatMap((m) => (m.replaces ? [[m.replaces, m.region] as const] : [])),
+    ]),
   };
 }
 
@@ -128,11 +131,17 @@ export function checkTopology(
         );
     });
   }
-  const inUse = new Set(
-    (t?.members ?? []).flatMap((m) => [m.database.name, m.database.id].filter((x): x is string => !!x)),
-  );
+  // A DigitalOcean cluster the stack made is named by UUID in the topology, and `<name>-<region>`
+  // (the ReplicaCluster's name) by the stack.
+  const inUse = new Set((t?.members ?? []).map((m) => m.database.name ?? names.clusterName(m.region)));
+  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
   c.retiredDatabases.forEach((name, i) => {
-    if (inUse.has(name))
+    if (uuid.test(name))
+      issue(
+        ['retiredDatabases', i],
+        `${name} is a UUID: name the database (RDS identifier, DigitalOcean name)`,
+      );
+    else if (inUse.has(name))
       issue(
         ['retiredDatabases', i],
         `${name} is a database of the policy now; only a superseded one can be retired`,

@@ -36,6 +36,15 @@ export const replicatedRdsPostgresArgs = z.object({
       }),
     )
     .default([]),
+  /** Replicas the stack imported earlier that a later reprotect superseded: kept, not imported again. */
+  supersededReplacements: z
+    .array(
+      z.object({
+        side: z.enum(['primary', 'standby']),
+        identifier: z.string().regex(/^[a-z](-?[a-z0-9])*$/, 'must be an RDS identifier'),
+      }),
+    )
+    .default([]),
   /** Identifiers a reprotect superseded: still declared, but no longer protected from removal. */
   superseded: z.array(z.string()).default([]),
   /** Superseded identifiers a person retired: the stack forgets them (it never deletes a database). */
@@ -144,15 +153,20 @@ export class ReplicatedRdsPostgres extends pulumi.ComponentResource {
     // the instance they replace: aws-rds.ts settingsOf), so the import plans no change.
     const current = { primary: this.primary, standby: this.standby };
     const arns = [primary?.arn, replica?.arn].filter((x): x is pulumi.Output<string> => x !== undefined);
-    // A replica replicating from the other side's replacement comes after it.
-    const ordered = [...a.replacements].sort(
-      (x, y) =>
-        Number(a.replacements.some((r) => r.side === x.sourceSide)) -
-        Number(a.replacements.some((r) => r.side === y.sourceSide)),
-    );
-    for (const r of ordered) {
+    // In a stable order: the same topology always declares the same list.
+    const made = [
+      ...a.replacements.map((r) => ({ ...r, current: true })),
+      ...a.supersededReplacements
+        .filter((r) => !retired.has(r.identifier))
+        .map((r) => ({
+          ...r,
+          sourceSide: r.side === 'primary' ? ('standby' as const) : ('primary' as const),
+          current: false,
+        })),
+    ].sort((x, y) => x.identifier.localeCompare(y.identifier));
+    for (const r of made) {
       const place = a[r.side];
-      const made = new aws.rds.Instance(
+      const instance = new aws.rds.Instance(
         `${name}-${r.identifier}`,
         {
           ...shared,
@@ -166,7 +180,8 @@ export class ReplicatedRdsPostgres extends pulumi.ComponentResource {
         {
           parent: this,
           provider: place.provider,
-          import: r.identifier,
+          // Imported while in use; one superseded since is in the stack already.
+          ...(r.current ? { import: r.identifier } : {}),
           // The source and tags are the operator's; RDS cannot set backups on a new read
           // replica, so the import would fail on them (set them once it is promoted: infra/README.md);
           // skipFinalSnapshot is the provider's own setting, not the instance's, and never used
@@ -181,8 +196,8 @@ export class ReplicatedRdsPostgres extends pulumi.ComponentResource {
           ...holdsData(r.identifier),
         },
       );
-      current[r.side] = endpoint(place.region, r.identifier, made);
-      arns.push(made.arn);
+      if (r.current) current[r.side] = endpoint(place.region, r.identifier, instance);
+      arns.push(instance.arn);
     }
     this.current = current;
     this.instanceArns = arns;

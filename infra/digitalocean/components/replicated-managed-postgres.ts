@@ -37,6 +37,8 @@ export const replicatedManagedPostgresArgs = z.object({
   promotedNodes: z
     .array(z.object({ id: z.string().min(1), name: z.string().min(1), region: z.string().min(1) }))
     .default([]),
+  /** Promoted replacement nodes a later reprotect superseded: in the stack already, kept until retired. */
+  supersededClusters: z.array(z.object({ name: z.string().min(1), region: z.string().min(1) })).default([]),
   /** Names a reprotect superseded: still declared, no longer protected from removal. */
   superseded: z.array(z.string()).default([]),
   /** Superseded names a person retired: the stack forgets them (it never deletes a database). */
@@ -139,6 +141,8 @@ export class ReplicatedManagedPostgres extends pulumi.ComponentResource {
             {
               ...holdsData(this.replicaName),
               ...(a.promotedReplicaId ? { import: a.promotedReplicaId } : {}),
+              // As for a promoted replacement: DigitalOcean decides what the promoted node keeps.
+              ignoreChanges: ['size', 'tags'],
             },
           );
       replicaId = promoted?.id ?? pulumi.output(a.promotedReplicaId ?? '');
@@ -189,7 +193,10 @@ export class ReplicatedManagedPostgres extends pulumi.ComponentResource {
     });
     // A replacement node the operator promoted (a failback) is a cluster of its own now: imported
     // like the first promoted node; its size is its old primary's, not the stack's to set.
-    const promotedNodes = a.promotedNodes.map((n) => {
+    const promotedNodes = [
+      ...a.promotedNodes,
+      ...a.supersededClusters.filter((n) => !retired.has(n.name)).map((n) => ({ ...n, id: undefined })),
+    ].map((n) => {
       const made = new digitalocean.DatabaseCluster(
         `${name}-${n.name}-promoted`,
         {
@@ -200,7 +207,8 @@ export class ReplicatedManagedPostgres extends pulumi.ComponentResource {
           region: n.region,
           nodeCount: 1,
         },
-        { ...holdsData(n.name), import: n.id, ignoreChanges: ['size', 'tags'] },
+        // Imported while in use; one superseded since is in the stack already.
+        { ...holdsData(n.name), ...(n.id ? { import: n.id } : {}), ignoreChanges: ['size', 'tags'] },
       );
       new digitalocean.DatabaseFirewall(`${name}-${n.name}-firewall`, { clusterId: made.id, rules }, guard);
       return { name: n.name, region: n.region, uuid: made.id, host: made.host, port: made.port };

@@ -25,6 +25,8 @@ export interface PlannedChange {
   name: string;
   /** For an update: the inputs that changed. */
   fields?: string[];
+  /** For a database: its provider name (RDS identifier, DigitalOcean name). */
+  database?: string;
 }
 
 /** Resource types that hold a database's data. */
@@ -38,6 +40,11 @@ export const HOLDS_DATA = new Set([
 ]);
 
 const key = (r: RecordedResource) => `${r.type}::${r.name}`;
+const databaseOf = (r: RecordedResource) => {
+  if (!HOLDS_DATA.has(r.type)) return {};
+  const name = r.inputs.identifier ?? r.inputs.clusterIdentifier ?? r.inputs.name;
+  return typeof name === 'string' ? { database: name } : {};
+};
 
 export function preview(before: RecordedResource[], after: RecordedResource[]): PlannedChange[] {
   const old = new Map(before.map((r) => [key(r), r]));
@@ -45,7 +52,7 @@ export function preview(before: RecordedResource[], after: RecordedResource[]): 
   const changes: PlannedChange[] = [];
   for (const [k, r] of next) {
     const was = old.get(k);
-    const at = { type: r.type, name: r.name };
+    const at = { type: r.type, name: r.name, ...databaseOf(r) };
     if (!was) {
       changes.push({ kind: r.options.importId ? 'import' : 'create', ...at });
       continue;
@@ -61,16 +68,26 @@ export function preview(before: RecordedResource[], after: RecordedResource[]): 
   for (const [k, r] of old) {
     if (next.has(k)) continue;
     const kind = r.options.protect ? 'refused' : r.options.retainOnDelete ? 'forget' : 'delete';
-    changes.push({ kind, type: r.type, name: r.name });
+    changes.push({ kind, type: r.type, name: r.name, ...databaseOf(r) });
   }
   return changes;
 }
 
-/** The changes that would harm a database: any change to one, except importing, forgetting or (un)protecting. */
-export function harmful(changes: PlannedChange[]): PlannedChange[] {
-  return changes.filter(
-    (c) => HOLDS_DATA.has(c.type) && !['import', 'forget', 'unprotect', 'protect'].includes(c.kind),
-  );
+/**
+ * The changes that would harm a database or lose track of one: any change to one but an import or
+ * (un)protecting, and forgetting one, unless a person retired it or it is a DigitalOcean node
+ * forgotten as the cluster it became (same name) is imported.
+ */
+export function harmful(changes: PlannedChange[], retired: string[] = []): PlannedChange[] {
+  const imported = new Set(changes.filter((c) => c.kind === 'import').map((c) => c.database));
+  return changes.filter((c) => {
+    if (!HOLDS_DATA.has(c.type) || c.kind === 'import' || c.kind === 'unprotect' || c.kind === 'protect')
+      return false;
+    if (c.kind !== 'forget') return true;
+    const becameCluster =
+      c.type === 'digitalocean:index/databaseReplica:DatabaseReplica' && imported.has(c.database);
+    return !becameCluster && !retired.includes(c.database ?? '');
+  });
 }
 
 /** One line for a table: "import Instance payments-us-east-1-e1; update Policy (policy)". */

@@ -147,6 +147,8 @@ describe('kubectl failover export', () => {
           repointPending: true,
         },
       ],
+      // What reprotects replaced, while history remembers: a stack keeps them until retired.
+      superseded: [{ region: 'us-east-1', name: 'orders-us-east-1' }],
     });
   });
 
@@ -160,6 +162,28 @@ describe('kubectl failover export', () => {
       replaces: 'orders-us-east-1',
     });
     expect(exportTopology(view).members[1]).not.toHaveProperty('repointPending');
+  });
+
+  it('keeps a re-point pending past a later reprotect that made nothing, and leaves a spec pointed elsewhere alone', () => {
+    const failed: OperationReport = {
+      ...reprotect('Aborted', false),
+      id: 'reprotect-e1-later',
+      reason: 'Timeout',
+    };
+    const view = policyView(policy([failed, reprotect('Aborted', true)]), clusters());
+    expect(pendingReplacement(view, 'orders-us-east-1')?.provider.awsRds?.dbInstanceIdentifier).toBe(
+      'orders-us-east-1-e1',
+    );
+    const elsewhere = policyView(policy([reprotect('Aborted', true)]), clusters('orders-us-east-1-restored'));
+    expect(pendingReplacement(elsewhere, 'orders-us-east-1')).toBeUndefined();
+  });
+
+  it('leaves maintenance mode out of Git: a sync would pause the policy again', () => {
+    const [, , p] = exportManifests(
+      policyView(policy([], { paused: true, pauseReason: 'kernel upgrade' }), clusters()),
+    );
+    expect(p?.spec).not.toHaveProperty('paused');
+    expect(p?.spec).not.toHaveProperty('pauseReason');
   });
 
   it('follows only the newest reprotect of a cluster', () => {
@@ -213,6 +237,12 @@ describe('kubectl failover export', () => {
       name: 'orders-nyc3',
       parentId: '9cc10173-e9ea-4176-9dbc-a4cee4c4ff30',
     });
+    // Promoted, before the operator has reported the cluster it became: no guess.
+    const unreported = policyView(policy([], spec), [cluster, node]);
+    unreported.status = { activePrimary: 'orders-nyc3', epoch: 1 };
+    expect(() => exportTopology(unreported)).toThrow(
+      /has not reported which DigitalOcean cluster the promoted node/,
+    );
     const promoted = { ...node, status: { databaseId: '5d4f2c1e-0000-4000-8000-000000000001' } };
     const after = policyView(policy([], spec), [cluster, promoted]);
     after.status = { activePrimary: 'orders-nyc3', epoch: 1 };

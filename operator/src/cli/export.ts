@@ -39,16 +39,29 @@ const TOOL_ANNOTATIONS =
   /^(kubectl\.kubernetes\.io\/|argocd\.argoproj\.io\/|kustomize\.toolkit\.fluxcd\.io\/)/;
 
 /**
- * The replacement a cluster's newest reprotect made and its spec does not name yet, if any.
- * Only the newest reprotect of the cluster counts: a later one that found the replacement named
- * (or made another) says what holds now.
+ * The replacement a reprotect of the cluster made that its spec does not name yet, if any: the
+ * newest reprotect that made one, unless a later reprotect of the cluster succeeded (it found the
+ * spec naming a replica of the primary). The spec is only re-pointed while it still names what
+ * the replacement superseded: a spec a person pointed elsewhere since is theirs.
  */
 export function pendingReplacement(p: PolicyView, cluster: string): DatabaseReplacement | undefined {
-  const newest = (p.status.history ?? []).find((h) => h.kind === 'Reprotect' && h.from === cluster);
-  const r = newest?.replacement;
   const spec = p.clusterSpecs.get(cluster);
-  if (!r || !spec || r.cluster !== cluster) return undefined;
-  return identifierOf(spec) === replacementIdentifier(r) && spec.connection.host === r.host ? undefined : r;
+  if (!spec) return undefined;
+  for (const h of p.status.history ?? []) {
+    if (h.kind !== 'Reprotect' || h.from !== cluster) continue;
+    if (h.result === 'Succeeded' && !h.replacement) return undefined;
+    const r = h.replacement;
+    if (!r || r.cluster !== cluster) continue;
+    const named = identifierOf(spec);
+    if (named === replacementIdentifier(r) && spec.connection.host === r.host) return undefined;
+    // A DigitalOcean cluster is named by UUID in its spec and by name in the replacement: a spec
+    // that names a read-only node names something else than the superseded cluster.
+    const stillSuperseded =
+      named === r.superseded ||
+      (spec.provider.type === 'DigitalOcean' && spec.provider.digitalOcean.replicaName === undefined);
+    return stillSuperseded ? r : undefined;
+  }
+  return undefined;
 }
 
 /** The name a spec gives its database in its provider's terms. */
@@ -118,10 +131,13 @@ export function exportManifests(p: PolicyView): ExportedObject[] {
       spec: r ? repointed(spec, r) : spec,
     });
   }
-  // Requests are one-shot and carry ids already acted on: Git must not hold them.
+  // Requests are one-shot and carry ids already acted on, and maintenance mode is a moment's
+  // toggle (kubectl failover pause): Git must hold neither, or every sync would replay them.
   const {
     promotionRequest: _p,
     drillRequest: _d,
+    paused: _paused,
+    pauseReason: _reason,
     ...policySpec
   } = (p.object.spec ?? {}) as Record<string, unknown>;
   return [
@@ -131,7 +147,11 @@ export function exportManifests(p: PolicyView): ExportedObject[] {
 }
 
 /** The database a member names, in its provider's terms. */
-function databaseOf(spec: ReplicaClusterSpec, databaseId: string | undefined): TopologyDatabase {
+function databaseOf(
+  spec: ReplicaClusterSpec,
+  databaseId: string | undefined,
+  promoted: boolean,
+): TopologyDatabase {
   const p = spec.provider;
   switch (p.type) {
     case 'AwsRds':
@@ -140,6 +160,12 @@ function databaseOf(spec: ReplicaClusterSpec, databaseId: string | undefined): T
       return { name: p.auroraGlobal.dbClusterIdentifier };
     case 'DigitalOcean':
       if (p.digitalOcean.replicaName === undefined) return { id: p.digitalOcean.databaseId };
+      if (!databaseId && promoted)
+        // Promoted (it was primary), but the operator has not reported the cluster it became: a
+        // stack that took it for a node would plan a new node of the old primary. Wait for it.
+        throw new Error(
+          `the operator has not reported which DigitalOcean cluster the promoted node ${p.digitalOcean.replicaName} became (status.databaseId); export again once it has observed it`,
+        );
       // A node named by its parent: a cluster of its own once promoted (status.databaseId says which).
       return {
         name: p.digitalOcean.replicaName,
@@ -151,6 +177,14 @@ function databaseOf(spec: ReplicaClusterSpec, databaseId: string | undefined): T
   }
 }
 
+/** Whether a member has been the primary: its role now, or a promotion to it in history. */
+function wasPromoted(p: PolicyView, name: string, role: TopologyMember['role']): boolean {
+  if (role === 'Primary' || role === 'FormerPrimary') return true;
+  return (p.status.history ?? []).some(
+    (h) => (h.kind === 'Failover' || h.kind === 'Switchover') && h.to === name && h.result === 'Succeeded',
+  );
+}
+
 /** The live topology, for infrastructure code (`--pulumi`). */
 export function exportTopology(p: PolicyView): PublishedTopology {
   const primary = activePrimary(p);
@@ -160,7 +194,12 @@ export function exportTopology(p: PolicyView): PublishedTopology {
   const members: TopologyMember[] = [];
   for (const name of [primary, ...[p.spec.primary, ...p.spec.standbys].filter((n) => n !== primary)]) {
     const spec = p.clusterSpecs.get(name);
-    if (!spec) throw new Error(`ReplicaCluster ${name} (named by FailoverPolicy ${p.name}) does not exist`);
+    if (!spec)
+      throw new Error(
+        p.clusterObjects.get(name)
+          ? `ReplicaCluster ${name} has a spec the operator's schema refuses: fix it first (kubectl get replicacluster ${name} -o yaml)`
+          : `ReplicaCluster ${name} (named by FailoverPolicy ${p.name}) does not exist`,
+      );
     const r = pendingReplacement(p, name);
     const role = roles.get(name) ?? (name === primary ? 'Primary' : 'Unknown');
     const newest = (p.status.history ?? []).find((h) => h.kind === 'Reprotect' && h.from === name);
@@ -184,13 +223,21 @@ export function exportTopology(p: PolicyView): PublishedTopology {
     }
     members.push({
       ...base,
-      database: databaseOf(spec, p.clusters.get(name)?.databaseId),
+      database: databaseOf(spec, p.clusters.get(name)?.databaseId, wasPromoted(p, name, role)),
       host: spec.connection.host,
       // Re-pointed already: still say what it replaced, while history remembers.
       ...(newest?.replacement && newest.replacement.cluster === name
         ? { replaces: newest.replacement.superseded }
         : {}),
     });
+  }
+  // Every database a reprotect replaced that history remembers, but for those in use again.
+  const inUse = new Set(members.map((m) => m.database.name));
+  const superseded = new Map<string, { region: string; name: string }>();
+  for (const h of p.status.history ?? []) {
+    const r = h.replacement;
+    const region = r && p.clusterSpecs.get(r.cluster)?.region;
+    if (r && region && !inUse.has(r.superseded)) superseded.set(r.superseded, { region, name: r.superseded });
   }
   return publishedTopology.parse({
     version: TOPOLOGY_VERSION,
@@ -199,5 +246,6 @@ export function exportTopology(p: PolicyView): PublishedTopology {
     epoch: p.status.epoch ?? 0,
     activePrimary: primary,
     members,
+    superseded: [...superseded.values()],
   });
 }

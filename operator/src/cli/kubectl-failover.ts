@@ -469,6 +469,8 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'export') {
     const policy = await readPolicy(api, namespace, onePolicy(args, 'export'));
     if (flagSet(args, 'pulumi')) {
+      if (flagString(args, 'output') !== undefined)
+        throw new UsageError('export --pulumi prints JSON for a stack config value: leave out -o');
       print(JSON.stringify(exportTopology(policy), null, 2));
       return 0;
     }

@@ -81,6 +81,18 @@ export const publishedTopology = z
     epoch: z.number().int().min(0).describe('The failover epoch: one more per promotion.'),
     activePrimary: z.string().min(1).max(253).describe('The ReplicaCluster that is primary now.'),
     members: z.array(topologyMember).min(1).max(6).describe('Every member, the primary first.'),
+    superseded: z
+      .array(
+        z.object({
+          region: z.string().min(1).max(64).describe('Where it is.'),
+          name: z.string().min(1).max(253).describe('Its provider name.'),
+        }),
+      )
+      .max(40)
+      .default([])
+      .describe(
+        'Databases reprotects replaced, as far as the policy history remembers (its last 20 operations): infrastructure code keeps them until a person retires them.',
+      ),
   })
   .superRefine((t, ctx) => {
     const primaries = t.members.filter((m) => m.cluster === t.activePrimary);
