@@ -153,6 +153,7 @@ describe('AWS stack: RDS primary with a cross-region read replica', () => {
       [
         ...access.RDS_INSTANCE_ACTIONS,
         ...access.RDS_REPROTECT_ACTIONS,
+        'rds:DeleteDBInstance',
         ...access.KMS_REPLICA_ACTIONS,
         ...access.ROUTE53_ACTIONS,
       ].sort(),
@@ -181,6 +182,17 @@ describe('AWS stack: RDS primary with a cross-region read replica', () => {
     expect(doc.Statement.find((s) => s.Sid === 'ObserveAndPromoteReprotectReplicas')?.Resource).toEqual(
       replicas,
     );
+    // An isolated drill's copy: made, promoted and deleted under its own name only. Deleting is
+    // allowed on nothing else (a database of the policy never matches *-drill-*).
+    const drill = doc.Statement.find((s) => s.Sid === 'IsolatedDrillCopies');
+    expect(drill?.Action).toEqual([...access.RDS_DRILL_COPY_ACTIONS]);
+    expect(drill?.Resource).toEqual(
+      expect.arrayContaining(
+        ['us-east-1', 'us-west-2'].map((r) => `arn:aws:rds:${r}:*:db:payments-${r}*-drill-*`),
+      ),
+    );
+    const deleters = doc.Statement.filter((s) => s.Action.includes('rds:DeleteDBInstance'));
+    expect(deleters.map((s) => s.Sid)).toEqual(['IsolatedDrillCopies']);
     expect(doc.Statement.find((s) => s.Sid === 'EncryptReprotectReplicas')?.Resource).toEqual([
       expect.stringMatching(/^arn:aws:kms:us-east-1:/),
       expect.stringMatching(/^arn:aws:kms:us-west-2:/),

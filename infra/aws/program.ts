@@ -192,6 +192,10 @@ export function provisionAwsRegions(source?: ConfigSource): AwsStackOutputs {
         replicaArns: [config.primaryRegion, config.standbyRegion].map(
           (region) => `arn:${partition}:rds:${region}:*:db:${config.name}-${region}-e*`,
         ),
+        // An isolated drill's copy of a standby: `<standby>-drill-<n>`.
+        drillCopyArns: [config.primaryRegion, config.standbyRegion].map(
+          (region) => `arn:${partition}:rds:${region}:*:db:${config.name}-${region}*-drill-*`,
+        ),
         regions: [config.primaryRegion, config.standbyRegion],
         kmsKeyArns: [primaryKey.arn, standbyKey.arn],
       },

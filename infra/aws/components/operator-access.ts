@@ -2,7 +2,8 @@
  * Least-privilege IAM for the operator: exactly the RDS and Route 53 actions its adapters call,
  * on this stack's databases and hosted zone only, and record changes only to the failover record
  * and its ownership TXT record; for a reprotect, a replica named after the instance it replaces
- * and a grant on its region's key. Nothing else: no Secrets Manager, no wildcard actions.
+ * and a grant on its region's key; for an isolated drill, a copy of a standby under its own name,
+ * the one thing it may delete. Nothing else: no Secrets Manager, no wildcard actions.
  *
  * The identity that holds the policy is one of:
  * - `eks-pod-identity`: a role for EKS Pod Identity (bind it with a pod identity association);
@@ -28,6 +29,19 @@ export const RDS_REPROTECT_ACTIONS = [
   'rds:ListTagsForResource',
 ] as const;
 export const KMS_REPLICA_ACTIONS = ['kms:CreateGrant', 'kms:DescribeKey'] as const;
+/**
+ * What an isolated drill calls on RDS: a read replica of the standby (`<standby>-drill-<n>`),
+ * promoted, and deleted afterwards. Deleting is allowed on those names only: the operator deletes
+ * nothing else.
+ */
+export const RDS_DRILL_COPY_ACTIONS = [
+  'rds:CreateDBInstanceReadReplica',
+  'rds:PromoteReadReplica',
+  'rds:DeleteDBInstance',
+  'rds:DescribeDBInstances',
+  'rds:AddTagsToResource',
+  'rds:ListTagsForResource',
+] as const;
 /** What the Aurora adapter calls for a global database. */
 export const AURORA_GLOBAL_ACTIONS = [
   'rds:DescribeGlobalClusters',
@@ -42,9 +56,10 @@ export const ROUTE53_ACTIONS = [
   'route53:GetChange',
 ] as const;
 
-/** Where a reprotect's replicas may be made: their ARN patterns, the regions, the keys. */
+/** Where a reprotect's replicas and a drill's copies may be made: ARN patterns, regions, keys. */
 export interface RdsReprotectAccess {
   replicaArns: string[];
+  drillCopyArns: string[];
   regions: string[];
   kmsKeyArns: string[];
 }
@@ -151,6 +166,13 @@ function reprotectStatements(
       Resource: r.replicaArns,
     },
     {
+      Sid: 'IsolatedDrillCopies',
+      Effect: 'Allow',
+      Action: [...RDS_DRILL_COPY_ACTIONS],
+      // A copy is made from a standby (one of the instances) and lives under its own name only.
+      Resource: [...instanceArns, ...r.replicaArns, ...r.drillCopyArns, ...attached],
+    },
+    {
       Sid: 'EncryptReprotectReplicas',
       Effect: 'Allow',
       Action: [...KMS_REPLICA_ACTIONS],
@@ -213,6 +235,7 @@ export const operatorAccessArgs = z.object({
       reprotect: z
         .object({
           replicaArns: z.array(z.string()).min(1),
+          drillCopyArns: z.array(z.string()).min(1),
           regions: z.array(z.string()).min(1),
           kmsKeyArns: arnList,
         })
@@ -257,7 +280,16 @@ export class OperatorAccess extends pulumi.ComponentResource {
               return {
                 kind: 'rds-instance' as const,
                 instanceArns,
-                ...(r ? { reprotect: { replicaArns: r.replicaArns, regions: r.regions, kmsKeyArns } } : {}),
+                ...(r
+                  ? {
+                      reprotect: {
+                        replicaArns: r.replicaArns,
+                        drillCopyArns: r.drillCopyArns,
+                        regions: r.regions,
+                        kmsKeyArns,
+                      },
+                    }
+                  : {}),
               };
             })
         : pulumi
