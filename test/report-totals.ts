@@ -16,9 +16,17 @@ const report = JSON.parse(readFileSync(path, 'utf8')) as {
   numPendingTests: number;
   numTodoTests: number;
   numTotalTests: number;
+  testResults?: { name: string; status: string; message?: string; assertionResults?: { status: string }[] }[];
 };
+// A file whose set-up failed (a beforeAll, an import) fails no test but runs none of its own:
+// each counts as one failure, or the totals would call a red run green.
+const brokenFiles = (report.testResults ?? []).filter(
+  (f) => f.status === 'failed' && !(f.assertionResults ?? []).some((a) => a.status === 'failed'),
+);
+for (const f of brokenFiles) process.stderr.write(`failed before its tests: ${f.name}: ${f.message ?? ''}\n`);
+const failed = report.numFailedTests + brokenFiles.length;
 const skipped = report.numPendingTests + report.numTodoTests;
 process.stdout.write(
-  `${report.numPassedTests} passed, ${report.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ''}\n`,
+  `${report.numPassedTests} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}\n`,
 );
-process.exit(report.numFailedTests === 0 && report.numPassedTests > 0 ? 0 : 1);
+process.exit(failed === 0 && report.numPassedTests > 0 ? 0 : 1);

@@ -1660,59 +1660,49 @@ describe('the connection', () => {
 });
 
 describe('export', () => {
-  // ledger: failed over from a to b (epoch 1); the reprotect of a, an RDS instance, made a new
-  // read replica ledger-a-e1 that ReplicaCluster ledger-a does not name yet (RepointNeeded).
+  // vault: failed over from a to b (epoch 1); the reprotect of a, an RDS instance, made a new
+  // read replica vault-a-e1 that ReplicaCluster vault-a does not name yet (RepointNeeded).
   const rds = (region: string, id: string) => ({
     type: 'AwsRds',
     awsRds: { region, dbInstanceIdentifier: id, credentialsSecretRef: { name: 'aws', key: 'credentials' } },
   });
   beforeAll(async () => {
-    await cluster(
-      'ledger-a',
-      'region-a',
-      { role: 'Primary', health: 'Healthy' },
-      rds('us-east-1', 'ledger-a'),
-    );
-    await cluster(
-      'ledger-b',
-      'region-b',
-      { role: 'Primary', health: 'Healthy' },
-      rds('us-west-2', 'ledger-b'),
-    );
+    await cluster('vault-a', 'region-a', { role: 'Primary', health: 'Healthy' }, rds('us-east-1', 'vault-a'));
+    await cluster('vault-b', 'region-b', { role: 'Primary', health: 'Healthy' }, rds('us-west-2', 'vault-b'));
     await policy(
-      'ledger',
+      'vault',
       {
-        primary: 'ledger-a',
-        standbys: ['ledger-b'],
-        promotionRequest: { id: 'failover-1', kind: 'Failover', target: 'ledger-b' },
+        primary: 'vault-a',
+        standbys: ['vault-b'],
+        promotionRequest: { id: 'failover-1', kind: 'Failover', target: 'vault-b' },
       },
       {
         phase: 'Degraded',
-        activePrimary: 'ledger-b',
+        activePrimary: 'vault-b',
         epoch: 1,
         topology: [
-          { cluster: 'ledger-b', role: 'Primary', ready: true },
-          { cluster: 'ledger-a', role: 'FormerPrimary', ready: false },
+          { cluster: 'vault-b', role: 'Primary', ready: true },
+          { cluster: 'vault-a', role: 'FormerPrimary', ready: false },
         ],
         history: [
           report({
-            id: 'reprotect-e1-ledger-a',
+            id: 'reprotect-e1-vault-a',
             kind: 'Reprotect',
             trigger: 'Automatic',
-            from: 'ledger-a',
-            to: 'ledger-b',
+            from: 'vault-a',
+            to: 'vault-b',
             epoch: 1,
             result: 'Aborted',
             reason: 'RepointNeeded',
             replacement: {
-              cluster: 'ledger-a',
+              cluster: 'vault-a',
               provider: {
                 type: 'AwsRds',
-                awsRds: { region: 'us-east-1', dbInstanceIdentifier: 'ledger-a-e1' },
+                awsRds: { region: 'us-east-1', dbInstanceIdentifier: 'vault-a-e1' },
               },
-              host: 'ledger-a-e1.abc.us-east-1.rds.amazonaws.com',
+              host: 'vault-a-e1.abc.us-east-1.rds.amazonaws.com',
               port: 5432,
-              superseded: 'ledger-a',
+              superseded: 'vault-a',
             },
           }),
         ],
@@ -1721,26 +1711,26 @@ describe('export', () => {
   });
 
   it('writes the policy for Git with the replacement re-pointed; applied, a second export and kubectl diff find nothing to change', async () => {
-    const first = await run(['export', 'ledger'], { viaKubectl: true });
+    const first = await run(['export', 'vault'], { viaKubectl: true });
     expect(first.code, first.stderr).toBe(0);
     const docs = first.stdout
       .split('\n---\n')
       .map((d) => loadYaml(d) as KubeObject & { spec: Record<string, unknown> });
     expect(docs.map((d) => `${d.kind}/${d.metadata.name}`)).toEqual([
-      'ReplicaCluster/ledger-a',
-      'ReplicaCluster/ledger-b',
-      'FailoverPolicy/ledger',
+      'ReplicaCluster/vault-a',
+      'ReplicaCluster/vault-b',
+      'FailoverPolicy/vault',
     ]);
     expect(docs[0]?.spec).toMatchObject({
-      provider: { awsRds: { dbInstanceIdentifier: 'ledger-a-e1', credentialsSecretRef: { name: 'aws' } } },
-      connection: { host: 'ledger-a-e1.abc.us-east-1.rds.amazonaws.com', port: 5432 },
-      dnsTarget: 'ledger-a-e1.abc.us-east-1.rds.amazonaws.com',
+      provider: { awsRds: { dbInstanceIdentifier: 'vault-a-e1', credentialsSecretRef: { name: 'aws' } } },
+      connection: { host: 'vault-a-e1.abc.us-east-1.rds.amazonaws.com', port: 5432 },
+      dnsTarget: 'vault-a-e1.abc.us-east-1.rds.amazonaws.com',
     });
     expect(docs[2]?.spec).not.toHaveProperty('promotionRequest');
     for (const d of docs) expect(d.metadata).not.toHaveProperty('resourceVersion');
 
     // What Git holds is what a person applies: the API server takes it as it is.
-    const file = join(dir, 'ledger.yaml');
+    const file = join(dir, 'vault.yaml');
     writeFileSync(file, first.stdout);
     const kubectl = (args: string[]) =>
       new Promise<Run>((resolve) =>
@@ -1754,7 +1744,7 @@ describe('export', () => {
       );
     const applied = await kubectl(['apply', '-f', file]);
     expect(applied.code, applied.stderr).toBe(0);
-    const second = await run(['export', 'ledger']);
+    const second = await run(['export', 'vault']);
     expect(second.stdout).toBe(first.stdout);
     const diff = await kubectl(['diff', '-f', file]);
     expect(diff.code, `${diff.stdout}${diff.stderr}`).toBe(0);
@@ -1785,26 +1775,26 @@ describe('export', () => {
       },
     });
     const reader = kubeconfig('exporter', await mintServiceAccountToken(admin, ns, 'exporter'));
-    const res = await run(['export', 'ledger', '--pulumi'], { kubeconfig: reader });
+    const res = await run(['export', 'vault', '--pulumi'], { kubeconfig: reader });
     expect(res.code, res.stderr).toBe(0);
     const { publishedTopology } = await import('../../operator/src/api/v1alpha1/index.ts');
     const topology = publishedTopology.parse(JSON.parse(res.stdout));
     expect(topology).toMatchObject({
-      policy: 'ledger',
+      policy: 'vault',
       namespace: ns,
       epoch: 1,
-      activePrimary: 'ledger-b',
+      activePrimary: 'vault-b',
       members: [
-        { cluster: 'ledger-b', region: 'region-b', role: 'Primary', database: { name: 'ledger-b' } },
+        { cluster: 'vault-b', region: 'region-b', role: 'Primary', database: { name: 'vault-b' } },
         {
-          cluster: 'ledger-a',
+          cluster: 'vault-a',
           role: 'FormerPrimary',
-          database: { name: 'ledger-a-e1' },
-          replaces: 'ledger-a',
+          database: { name: 'vault-a-e1' },
+          replaces: 'vault-a',
         },
       ],
     });
-    const bad = await run(['export', 'ledger', '-o', 'table']);
+    const bad = await run(['export', 'vault', '-o', 'table']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('export -o must be yaml or json');
   });
