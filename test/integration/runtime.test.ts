@@ -136,6 +136,10 @@ describe('an expired watch (410 Gone)', () => {
       expect(await metricValue(metrics, 'failover_informer_relists_total')).toBe(1);
       await client.create(replicaClusterType, ns, cluster(ns, 'x'));
       await waitFor(() => informer.get(`${ns}/x`), { description: 'x in the cache' });
+      // The cache keeps no server-side apply bookkeeping (the API server sent some: it always does).
+      const stored = await client.get<KubeObject>(replicaClusterType, ns, 'x');
+      expect((stored.metadata as { managedFields?: unknown[] }).managedFields?.length).toBeGreaterThan(0);
+      expect(informer.get(`${ns}/x`)?.metadata).not.toHaveProperty('managedFields');
 
       // Resume from a resourceVersion long compacted away: the API server answers 410 Gone.
       informer.restartWatchFrom('1');

@@ -37,6 +37,17 @@ export interface InformerOptions {
   pageSize?: number;
 }
 
+/**
+ * What the cache keeps of an object: everything but `metadata.managedFields`, the server-side
+ * apply bookkeeping no controller here reads, which is most of a small object's size (the cache
+ * holds every policy and cluster the operator watches).
+ */
+function lean<T extends KubeObject>(object: T): T {
+  const metadata = object.metadata as KubeObject['metadata'] & { managedFields?: unknown };
+  if (metadata?.managedFields !== undefined) delete metadata.managedFields;
+  return object;
+}
+
 export const objectKey = (o: KubeObject) =>
   o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name;
 
@@ -127,7 +138,7 @@ export class Informer<T extends KubeObject> {
     const key = objectKey(object);
     const old = this.cache.get(key);
     if (old && newerOrSame(old.metadata.resourceVersion, object.metadata.resourceVersion)) return;
-    this.cache.set(key, object);
+    this.cache.set(key, lean(object));
   }
 
   /**
@@ -199,7 +210,7 @@ export class Informer<T extends KubeObject> {
     }
     for (const [key, object] of seen) {
       const old = this.cache.get(key);
-      this.cache.set(key, object);
+      this.cache.set(key, lean(object));
       if (!old) this.emit({ type: 'added', object });
       else if (old.metadata.resourceVersion !== object.metadata.resourceVersion)
         this.emit({ type: 'updated', object, old });
@@ -238,7 +249,7 @@ export class Informer<T extends KubeObject> {
             this.cache.delete(key);
             this.emit({ type: 'deleted', object });
           } else {
-            this.cache.set(key, object);
+            this.cache.set(key, lean(object));
             this.emit(old ? { type: 'updated', object, old } : { type: 'added', object });
           }
         },

@@ -17,6 +17,13 @@ describe('standbyLag', () => {
     expect(standbyLag(primary, standby)).toEqual({ bytes: 0, seconds: 0 });
   });
 
+  it('is zero bytes but an unknown age for a caught-up standby that holds no heartbeat yet', () => {
+    // A new pair: the operator's first heartbeat is about to make the standby one write behind.
+    const lag = standbyLag(obs({ lsn: '0/3000060' }), obs({ role: 'Standby', lsn: '0/3000060' }));
+    expect(lag?.bytes).toBe(0);
+    expect(lag?.seconds).toBeNaN();
+  });
+
   it('counts WAL bytes and heartbeat age when replay is behind', () => {
     const primary = obs({ lsn: '1/00000100', heartbeat: hb('2026-01-01T10:00:30Z') });
     const standby = obs({ role: 'Standby', lsn: '0/FFFFFF00', heartbeat: hb('2026-01-01T10:00:00Z') });

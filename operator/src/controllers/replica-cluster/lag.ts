@@ -17,7 +17,12 @@ export interface Lag {
 export function standbyLag(primary: DatabaseObservation, standby: DatabaseObservation): Lag | undefined {
   if (!primary.reachable || primary.role !== 'Primary' || !primary.lsn) return undefined;
   if (!standby.reachable || standby.role !== 'Standby' || !standby.lsn) return undefined;
-  if (compareLsn(standby.lsn, primary.lsn) >= 0) return { bytes: 0, seconds: 0 };
+  // Caught up: nothing missing, in bytes. In seconds only once the standby holds the operator's
+  // heartbeat: before the first one replays (a new pair, a new policy) the same zero bytes are
+  // about to become "behind by the heartbeat just written", and a policy called ready in between
+  // would be ready for a moment only.
+  if (compareLsn(standby.lsn, primary.lsn) >= 0)
+    return { bytes: 0, seconds: standby.heartbeat ? 0 : Number.NaN };
   const bytes = replicationLagBytes(primary.lsn, standby.lsn);
   const written = primary.heartbeat?.writtenAt.getTime();
   const replayed = standby.heartbeat?.writtenAt.getTime();

@@ -398,6 +398,10 @@ function worthWriting(previous: ReplicaClusterStatus, next: ReplicaClusterStatus
     now.getTime() - new Date(previous.lastObservedTime).getTime() >= STATUS_REFRESH_MS
   )
     return true;
+  // A lag that becomes known (or unknown) is news, even when its value is 0.
+  const known = (st: ReplicaClusterStatus) =>
+    `${st.replicationLagBytes === undefined}/${st.replicationLagSeconds === undefined}`;
+  if (known(previous) !== known(next)) return true;
   const bytes = Math.abs((next.replicationLagBytes ?? 0) - (previous.replicationLagBytes ?? 0));
   const secs = Math.abs((next.replicationLagSeconds ?? 0) - (previous.replicationLagSeconds ?? 0));
   // A growing failure count alone is not worth a write per probe: Reachable=False already says it.
