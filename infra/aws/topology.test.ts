@@ -8,7 +8,6 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type PublishedTopology, TOPOLOGY_VERSION } from '../../operator/src/api/v1alpha1/index.ts';
 import { describeChanges, harmful, type PlannedChange, preview } from '../shared/testing/preview.ts';
 import {
   installPulumiMocks,
@@ -16,6 +15,7 @@ import {
   resolved,
   settled,
 } from '../shared/testing/pulumi-mocks.ts';
+import { type Member, topologyConfig } from '../shared/testing/topology.ts';
 import { BASE, NS, SECRET_KEYS } from './stack-fixture.ts';
 
 const A = 'us-east-1';
@@ -39,7 +39,6 @@ async function run(config: Record<string, string>) {
   return { resources: [...recorder.resources], replicaClusters };
 }
 
-type Member = PublishedTopology['members'][number];
 type Run = { stage: string } & Awaited<ReturnType<typeof run>>;
 const member = (region: string, role: Member['role'], name: string, replaces?: string): Member => ({
   cluster: `payments-${region}`,
@@ -51,15 +50,21 @@ const member = (region: string, role: Member['role'], name: string, replaces?: s
   ...(replaces ? { replaces } : {}),
 });
 const topology = (epoch: number, primary: string, members: Member[], superseded: [string, string][] = []) =>
-  JSON.stringify({
-    version: TOPOLOGY_VERSION,
-    policy: 'payments',
-    namespace: 'default',
-    epoch,
-    activePrimary: `payments-${primary}`,
-    members,
-    superseded: superseded.map(([region, name]) => ({ region, name })),
-  } satisfies PublishedTopology);
+  topologyConfig('payments', epoch, `payments-${primary}`, members, superseded);
+// After the second cycle: the home region's replica replaced again; three databases superseded.
+const SECOND_CYCLE = topology(
+  5,
+  B,
+  [
+    member(B, 'Primary', `payments-${B}-e3`, `payments-${B}`),
+    member(A, 'Standby', `payments-${A}-e4`, `payments-${A}-e1`),
+  ],
+  [
+    [A, `payments-${A}`],
+    [B, `payments-${B}`],
+    [A, `payments-${A}-e1`],
+  ],
+);
 
 /** The life of the pair, as the operator's export would describe each stage. */
 const RDS_STAGES: [string, Record<string, string>][] = [
@@ -93,38 +98,12 @@ const RDS_STAGES: [string, Record<string, string>][] = [
   ],
   [
     'after a second failover and the reprotect of the home region again',
-    {
-      [`${NS}:topology`]: topology(
-        5,
-        B,
-        [
-          member(B, 'Primary', `payments-${B}-e3`, `payments-${B}`),
-          member(A, 'Standby', `payments-${A}-e4`, `payments-${A}-e1`),
-        ],
-        [
-          [A, `payments-${A}`],
-          [B, `payments-${B}`],
-          [A, `payments-${A}-e1`],
-        ],
-      ),
-    },
+    { [`${NS}:topology`]: SECOND_CYCLE },
   ],
   [
     'after a person retires the superseded instances',
     {
-      [`${NS}:topology`]: topology(
-        5,
-        B,
-        [
-          member(B, 'Primary', `payments-${B}-e3`, `payments-${B}`),
-          member(A, 'Standby', `payments-${A}-e4`, `payments-${A}-e1`),
-        ],
-        [
-          [A, `payments-${A}`],
-          [B, `payments-${B}`],
-          [A, `payments-${A}-e1`],
-        ],
-      ),
+      [`${NS}:topology`]: SECOND_CYCLE,
       [`${NS}:retiredDatabases`]: JSON.stringify([`payments-${A}`, `payments-${B}`, `payments-${A}-e1`]),
     },
   ],

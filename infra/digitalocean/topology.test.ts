@@ -7,7 +7,6 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type PublishedTopology, TOPOLOGY_VERSION } from '../../operator/src/api/v1alpha1/index.ts';
 import { describeChanges, harmful, type PlannedChange, preview } from '../shared/testing/preview.ts';
 import {
   installPulumiMocks,
@@ -15,6 +14,7 @@ import {
   resolved,
   settled,
 } from '../shared/testing/pulumi-mocks.ts';
+import { type Member, topologyConfig } from '../shared/testing/topology.ts';
 import { BASE, NS } from './stack-fixture.ts';
 
 let recorder: PulumiRecorder;
@@ -39,7 +39,6 @@ async function run(config: Record<string, string>) {
 }
 type Run = { stage: string } & Awaited<ReturnType<typeof run>>;
 
-type Member = PublishedTopology['members'][number];
 const member = (
   region: string,
   role: Member['role'],
@@ -55,15 +54,7 @@ const member = (
   ...(replaces ? { replaces } : {}),
 });
 const topology = (epoch: number, primary: string, members: Member[], superseded: [string, string][] = []) =>
-  JSON.stringify({
-    version: TOPOLOGY_VERSION,
-    policy: 'shop',
-    namespace: 'default',
-    epoch,
-    activePrimary: `shop-${primary}`,
-    members,
-    superseded: superseded.map(([region, name]) => ({ region, name })),
-  } satisfies PublishedTopology);
+  topologyConfig('shop', epoch, `shop-${primary}`, members, superseded);
 const SUPERSEDED: [string, string][] = [
   ['ams3', 'shop-ams3'],
   ['nyc3', 'shop-nyc3'],
