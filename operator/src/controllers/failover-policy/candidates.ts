@@ -64,7 +64,7 @@ export function judgeStandby(
   // Bytes are known but not how old the newest replayed write is: the budget's seconds cannot be checked.
   if (facts.lagSeconds === undefined)
     return unknown(
-      `the lag of ${name} in seconds is unknown (${facts.lagBytes} bytes behind at ${iso(facts.lagObservedAt)}): it has not replayed a heartbeat of the primary yet`,
+      `the lag of ${name} in seconds is unknown (${facts.lagBytes} bytes behind at ${iso(facts.lagObservedAt)}): it has not replayed a heartbeat of the primary yet (if this lasts, the operator cannot write its heartbeat on the primary, or reads the standby through another database: see the operator's log)`,
     );
   const budget = spec.promotion.rpo;
   if (facts.lagBytes > budget.maxLagBytes || facts.lagSeconds > budget.maxLagSeconds) {

@@ -220,7 +220,7 @@ describe('decide: automatic failover', () => {
       /^the lag of b was last measured at \S+Z, more than \d+ s before the primary was last seen \(\S+Z\)$/,
     );
     expect(message({ ...standby('b'), lagSeconds: undefined })).toMatch(
-      /^the lag of b in seconds is unknown \(\d+ bytes behind at \S+Z\): it has not replayed a heartbeat of the primary yet$/,
+      /^the lag of b in seconds is unknown \(\d+ bytes behind at \S+Z\): it has not replayed a heartbeat of the primary yet \(if this lasts, the operator cannot write its heartbeat on the primary, or reads the standby through another database: see the operator's log\)$/,
     );
   });
 
