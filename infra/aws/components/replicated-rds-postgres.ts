@@ -113,23 +113,26 @@ export class ReplicatedRdsPostgres extends pulumi.ComponentResource {
           { parent: this, provider: a.primary.provider, ...holdsData(primaryId) },
         );
 
+    /** A cross-region read replica in `place`, the first one or one a reprotect made. */
+    const replicaInputs = (place: typeof a.standby, identifier: string, source: pulumi.Input<string>) => ({
+      ...shared,
+      identifier,
+      // Cross-region replicas name their source by ARN; the engine and version come with it.
+      replicateSourceDb: source,
+      // An encrypted cross-region replica needs a key in its own region.
+      kmsKeyId: place.kmsKeyArn,
+      dbSubnetGroupName: place.dbSubnetGroupName,
+      vpcSecurityGroupIds: place.securityGroupIds,
+      // RDS refuses a final snapshot of a read replica.
+      skipFinalSnapshot: true,
+    });
+
     const replica = retired.has(standbyId)
       ? undefined
       : new aws.rds.Instance(
           `${name}-replica`,
-          {
-            ...shared,
-            identifier: standbyId,
-            // Cross-region replicas name their source by ARN; the engine and version come with it.
-            // (Once the first primary is retired, its identifier stands in: the source is ignored.)
-            replicateSourceDb: primary?.arn ?? primaryId,
-            // An encrypted cross-region replica needs a key in its own region.
-            kmsKeyId: a.standby.kmsKeyArn,
-            dbSubnetGroupName: a.standby.dbSubnetGroupName,
-            vpcSecurityGroupIds: a.standby.securityGroupIds,
-            // RDS refuses a final snapshot of a read replica.
-            skipFinalSnapshot: true,
-          },
+          // (Once the first primary is retired, its identifier stands in: the source is ignored.)
+          replicaInputs(a.standby, standbyId, primary?.arn ?? primaryId),
           {
             parent: this,
             provider: a.standby.provider,
@@ -168,15 +171,7 @@ export class ReplicatedRdsPostgres extends pulumi.ComponentResource {
       const place = a[r.side];
       const instance = new aws.rds.Instance(
         `${name}-${r.identifier}`,
-        {
-          ...shared,
-          identifier: r.identifier,
-          replicateSourceDb: current[r.sourceSide].arn,
-          kmsKeyId: place.kmsKeyArn,
-          dbSubnetGroupName: place.dbSubnetGroupName,
-          vpcSecurityGroupIds: place.securityGroupIds,
-          skipFinalSnapshot: true,
-        },
+        replicaInputs(place, r.identifier, current[r.sourceSide].arn),
         {
           parent: this,
           provider: place.provider,

@@ -153,28 +153,21 @@ function databaseOf(
   promoted: boolean,
 ): TopologyDatabase {
   const p = spec.provider;
-  switch (p.type) {
-    case 'AwsRds':
-      return { name: p.awsRds.dbInstanceIdentifier };
-    case 'AuroraGlobal':
-      return { name: p.auroraGlobal.dbClusterIdentifier };
-    case 'DigitalOcean':
-      if (p.digitalOcean.replicaName === undefined) return { id: p.digitalOcean.databaseId };
-      if (!databaseId && promoted)
-        // Promoted (it was primary), but the operator has not reported the cluster it became: a
-        // stack that took it for a node would plan a new node of the old primary. Wait for it.
-        throw new Error(
-          `the operator has not reported which DigitalOcean cluster the promoted node ${p.digitalOcean.replicaName} became (status.databaseId); export again once it has observed it`,
-        );
-      // A node named by its parent: a cluster of its own once promoted (status.databaseId says which).
-      return {
-        name: p.digitalOcean.replicaName,
-        parentId: p.digitalOcean.databaseId,
-        ...(databaseId ? { id: databaseId } : {}),
-      };
-    default:
-      return { name: spec.connection.host };
-  }
+  // RDS and Aurora: the identifier the spec names; self-managed: its host.
+  if (p.type !== 'DigitalOcean') return { name: identifierOf(spec) ?? spec.connection.host };
+  if (p.digitalOcean.replicaName === undefined) return { id: p.digitalOcean.databaseId };
+  if (!databaseId && promoted)
+    // Promoted (it was primary), but the operator has not reported the cluster it became: a
+    // stack that took it for a node would plan a new node of the old primary. Wait for it.
+    throw new Error(
+      `the operator has not reported which DigitalOcean cluster the promoted node ${p.digitalOcean.replicaName} became (status.databaseId); export again once it has observed it`,
+    );
+  // A node named by its parent: a cluster of its own once promoted (status.databaseId says which).
+  return {
+    name: p.digitalOcean.replicaName,
+    parentId: p.digitalOcean.databaseId,
+    ...(databaseId ? { id: databaseId } : {}),
+  };
 }
 
 /** Whether a member has been the primary: its role now, or a promotion to it in history. */

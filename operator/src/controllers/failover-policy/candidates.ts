@@ -36,13 +36,9 @@ export function lagWindowMs(spec: FailoverPolicySpec): number {
   return seconds(spec.detection.probeIntervalSeconds * 2) + 5_000;
 }
 
-/** One standby judged against the budget, with a lag measured no earlier than `notBefore`. */
-export function judgeStandby(
-  spec: FailoverPolicySpec,
-  facts: ClusterFacts,
-  lastSeenAt: Date,
-  notBefore = new Date(lastSeenAt.getTime() - lagWindowMs(spec)),
-): Candidate {
+/** One standby judged against the budget, with a lag measured within the window before `lastSeenAt`. */
+export function judgeStandby(spec: FailoverPolicySpec, facts: ClusterFacts, lastSeenAt: Date): Candidate {
+  const notBefore = new Date(lastSeenAt.getTime() - lagWindowMs(spec));
   const { name } = facts;
   if (!healthyStandby(facts)) {
     const what = !facts.exists
