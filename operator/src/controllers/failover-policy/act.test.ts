@@ -78,6 +78,25 @@ describe('act: fencing', () => {
     );
     expect(refusing).toMatchObject({ kind: 'Failed', reason: 'Rejected', retryable: false });
   });
+
+  it('fences the strays of a failover whose old primary is lost, and says so with its failure', async () => {
+    const c = database();
+    const outcome = await runStep(
+      ports({ a: database('unreachable').db, c: c.db }),
+      spec({ promotion: { fencing: 'Shutdown' } }),
+      inProgress('Fencing', { strays: ['c'] }),
+      NOW,
+    );
+    expect(c.fences[0]).toMatchObject({ epoch: 5, mode: 'Shutdown' });
+    expect(outcome).toMatchObject({
+      kind: 'Failed',
+      reason: 'Unreachable',
+      learned: { fenceDetail: 'c: fenced Shutdown' },
+    });
+    const alone = await runStep(ports({ a: database('unreachable').db }), spec(), inProgress('Fencing'), NOW);
+    expect(alone).toMatchObject({ kind: 'Failed', reason: 'Unreachable' });
+    expect(alone).not.toHaveProperty('learned');
+  });
 });
 
 describe('act: reprotect through a managed provider', () => {

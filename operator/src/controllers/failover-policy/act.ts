@@ -132,10 +132,17 @@ async function fence(ports: StepPorts, spec: FailoverPolicySpec, op: Operation):
   const db = await ports.database(op.from);
   // Waited for up to the adapter's own timeouts (a silent old primary costs its connect timeout):
   // cutting a slow but reachable primary's fence short would promote beside a writer.
-  const fenced = native
-    ? await markOldWriter(db, op, mode)
-    : await db.fence({ operationId: op.id, epoch: op.epoch, mode });
-  // Others seen taking writes before the promotion (op.strays) go the same way, in the policy's mode.
+  let fenced: { detail: string } | Extract<StepOutcome, { kind: 'Failed' }>;
+  try {
+    fenced = native
+      ? await markOldWriter(db, op, mode)
+      : await db.fence({ operationId: op.id, epoch: op.epoch, mode });
+  } catch (err) {
+    fenced = failure(err);
+  }
+  // Others seen taking writes before the promotion (op.strays) go the same way, in the policy's
+  // mode, whether or not the old primary answered: a failover goes on without a lost old primary,
+  // and a stray left writing would send its promotion back here for as long as that one is lost.
   const others: string[] = [];
   for (const stray of op.strays ?? []) {
     const request = { operationId: op.id, epoch: op.epoch, mode: spec.promotion.fencing };
@@ -148,6 +155,8 @@ async function fence(ports: StepPorts, spec: FailoverPolicySpec, op: Operation):
       others.push(`${stray}: unreachable (${f.reason}), fenced when seen again`);
     }
   }
+  if ('kind' in fenced)
+    return others.length ? { ...fenced, learned: { fenceDetail: others.join('; ').slice(0, 1024) } } : fenced;
   const detail = [fenced.detail, ...others].join('; ');
   if (native)
     return {

@@ -297,6 +297,27 @@ describe('decide: never two primaries', () => {
     expect(e.plan.events[0]?.note).toMatch(/Shutdown/);
   });
 
+  it('leaves a stray to the failover that starts when the primary is down, and fences it alone when none can', () => {
+    const world = (specOver: Record<string, unknown> = {}, op?: Operation) =>
+      input({
+        specOver,
+        status: { activePrimary: 'b', epoch: 5, ...(op ? { currentOperation: op } : {}) },
+        clusters: { a: primaryUp('a', 4), b: gone('b'), c: standby('c', 1, 1, 4, 5) },
+        votes: [down('operator'), down('region-b'), down('region-c')],
+      });
+    const failover = evaluate(world());
+    expect(failover.started).toMatchObject({ kind: 'Failover', from: 'b', to: 'c', strays: ['a'] });
+    // Manual mode (or a pause, a cool-down, no standby in budget): no failover, so the stray is fenced.
+    const manual = evaluate(world({ promotion: { mode: 'Manual' } }));
+    expect(manual.started).toMatchObject({ kind: 'Fence', from: 'a', to: 'b', epoch: 5 });
+    expect(manual.plan.blocked).toBeUndefined();
+    // A Fence under way stands aside only for a failover that starts.
+    const fencing = inProgress('Fencing', { id: 'fence-a', kind: 'Fence', from: 'a', to: 'b', epoch: 5 });
+    expect(decide(world({}, fencing)).status.currentOperation?.step).toBe('Aborted');
+    const kept = decide(world({ promotion: { mode: 'Manual' } }, fencing));
+    expect(kept.action).toMatchObject({ kind: 'RunStep', operation: { id: 'fence-a', step: 'Fencing' } });
+  });
+
   it('never fences a database whose heartbeat holds a newer epoch: status is behind the world', () => {
     const e = evaluate(
       input({
@@ -719,14 +740,16 @@ describe('decide: paused for maintenance (spec.paused)', () => {
 
   it('still fences a stray primary (safety is never paused), but creates or moves no DNS record', () => {
     // A person failed over during the pause; the old primary came back writable.
-    const stray = evaluate(
-      input({
-        specOver: paused,
-        status: { activePrimary: 'b', epoch: 5 },
-        clusters: { a: primaryUp('a', 4), b: primaryUp('b', 5), c: standby('c', 1, 1, 4, 5) },
-      }),
-    );
+    const world = input({
+      specOver: paused,
+      status: { activePrimary: 'b', epoch: 5 },
+      clusters: { a: primaryUp('a', 4), b: primaryUp('b', 5), c: standby('c', 1, 1, 4, 5) },
+    });
+    const stray = evaluate(world);
     expect(stray.started).toMatchObject({ kind: 'Fence', from: 'a', to: 'b' });
+    // ...and the Fence goes on: it is not an automatic action a pause stands down.
+    const next = decide({ ...world, status: stray.plan.status });
+    expect(next.action).toMatchObject({ kind: 'RunStep', operation: { kind: 'Fence', step: 'Detected' } });
     // No DNS record yet: creating it is an automatic action, held and reported.
     const dns = evaluate(input({ specOver: paused, dns: { readAt: NOW } }));
     expect(dns.plan.action.kind).toBe('Observe');

@@ -273,15 +273,18 @@ const continueOperation: Guard = (c) => {
 /** Why an operation must move off its step before running it, if it must. */
 function standDownReason(c: Context, op: Operation): [Operation['step'], string] | undefined {
   const { clusters, spec } = c.input;
-  // Paused: an automatic operation that has changed nothing yet is not started after all.
-  if (spec.paused && op.trigger === 'Automatic' && op.step === 'Detected')
+  // Paused: an automatic operation that has changed nothing yet is not started after all; a Fence
+  // is safety, which a pause never holds back.
+  if (spec.paused && op.trigger === 'Automatic' && op.step === 'Detected' && op.kind !== 'Fence')
     return ['Aborted', `the policy was paused (spec.paused) before ${op.kind} changed anything`];
   const from = clusters[op.from];
   // Only a fact taken after the step began says something about it: an earlier probe may predate the fence.
   const seenSince = (at: string) => from?.observedAt !== undefined && from.observedAt > new Date(at);
   if (op.kind === 'Fence') {
     if (op.step !== 'Detected' && op.step !== 'Fencing') return undefined;
-    if (c.verdict?.down) return ['Aborted', `${op.to} is down by quorum: the failover rules act first`];
+    // A failover fences the stray with its old primary: it goes first. A failover that cannot start
+    // (no standby within the budget, paused, cooling down) is no reason to leave two writers.
+    if (failoverStartsNow(c)) return ['Aborted', `${op.to} is down by quorum: the failover rules act first`];
     if (seenSince(op.startedAt) && !writable(from))
       return [
         'Aborted',
@@ -351,6 +354,12 @@ function standDownReason(c: Context, op: Operation): [Operation['step'], string]
   return undefined;
 }
 
+/** A failover fences, with its old primary, whatever else takes writes when it starts. */
+function withStrays(c: Context, op: Operation): Operation {
+  const strays = strayWriters(c, op);
+  return strays.length ? { ...op, strays } : op;
+}
+
 /** Databases other than an operation's two that take writes now. */
 function strayWriters(c: Context, op: Operation): string[] {
   return policyClusters(c.input.spec).filter((n) => {
@@ -418,6 +427,8 @@ const FENCE_REFUSED_RETRY_MS = 5 * 60_000;
 const fenceStrayPrimary: Guard = (c) => {
   const { input, base, active } = c;
   if (!active) return undefined;
+  // The failover about to start fences every stray writer with its old primary (its `strays`).
+  if (failoverStartsNow(c)) return undefined;
   const epoch = base.epoch ?? 0;
   for (const name of policyClusters(input.spec)) {
     const facts = input.clusters[name];
@@ -504,7 +515,7 @@ function startOperation(c: Context, started: Operation, extra: Partial<FailoverP
     started.kind === 'Switchover' && agentAlive(c.input.clusters[started.from]?.agent, c.input.now)
       ? { ...started, demoted: true }
       : started.kind === 'Failover'
-        ? { ...started, protection: failoverProtection(c.input, started.from) }
+        ? withStrays(c, { ...started, protection: failoverProtection(c.input, started.from) })
         : started;
   return record(
     c,
@@ -608,6 +619,16 @@ const failOverIfDown: Guard = (c) => {
     }),
   );
 };
+
+/**
+ * Whether the failover rules start a failover on this reconcile: the primary is down by quorum and
+ * nothing holds it back (pause, Manual mode, hold-down, cool-down, no standby within the budget).
+ */
+function failoverStartsNow(c: Context): boolean {
+  if (!c.verdict?.down) return false;
+  const started = failOverIfDown({ ...c, held: [] })?.status.currentOperation;
+  return started?.kind === 'Failover' && started !== c.base.currentOperation;
+}
 
 /**
  * 5b. A primary left read-only by an operation that stood down takes writes again: a switchover

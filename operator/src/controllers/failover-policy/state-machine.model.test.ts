@@ -392,22 +392,34 @@ class World {
       retryable: true,
     };
     switch (op.step) {
-      case 'Fencing':
-        for (const db of [from, ...(op.strays ?? []).map((n) => this.dbs[n] as Db)]) {
-          if (!db.alive) return unreachable;
-          // As the adapters do: never fence a database a later promotion made primary.
-          if (db.epoch > op.epoch)
-            return { kind: 'Failed', reason: 'PreconditionFailed', message: 'newer epoch', retryable: false };
-          if (db.role === 'Standby') continue;
-          const mode = op.kind === 'Switchover' ? 'ReadOnly' : this.spec.promotion.fencing;
+      case 'Fencing': {
+        const newer: StepOutcome = {
+          kind: 'Failed',
+          reason: 'PreconditionFailed',
+          message: 'newer epoch',
+          retryable: false,
+        };
+        const fence = (db: Db, mode: Fencing) => {
+          if (db.role === 'Standby') return;
           if (db.role === 'Primary' && mode !== 'EpochOnly') db.role = 'Fenced';
           db.fencedEpoch = Math.max(db.fencedEpoch ?? 0, op.epoch);
+        };
+        // As the adapters do: never fence a database a later promotion made primary.
+        const fromOutcome = !from.alive ? unreachable : from.epoch > op.epoch ? newer : undefined;
+        if (!fromOutcome) fence(from, op.kind === 'Switchover' ? 'ReadOnly' : this.spec.promotion.fencing);
+        // As act does: the strays whether or not the old primary answered; one gone again is left.
+        for (const db of (op.strays ?? []).map((n) => this.dbs[n] as Db)) {
+          if (!db.alive) continue;
+          if (db.epoch > op.epoch) return newer;
+          fence(db, this.spec.promotion.fencing);
         }
+        if (fromOutcome) return fromOutcome;
         return {
           kind: 'Done',
           detail: 'fenced',
           ...(op.kind === 'Switchover' ? { learned: { fencedLsn: '0/1' } } : {}),
         };
+      }
       case 'CatchingUp':
         if (op.kind === 'Reprotect')
           return from.alive && from.role === 'Standby'
@@ -717,6 +729,51 @@ describe('the decision core under random interleavings of faults, restarts and r
   });
 });
 
+// Found by the model (CI, seeds 1317134867 and 1742618065): a stray writer left standing.
+describe('a stray writer beside a primary the failover rules cannot replace', () => {
+  const failedOverToB = () => {
+    const w = new World('ReadOnly');
+    for (let i = 0; i < 3; i++) w.tick();
+    (w.dbs.a as Db).alive = false;
+    tickUntil(w, 30, () => w.status.activePrimary === 'b' && !w.status.currentOperation);
+    expect(w.status.activePrimary).toBe('b');
+    return w;
+  };
+
+  it('is fenced while the observers have lost the primary but no failover can start', () => {
+    // The Fence stood aside for "the failover rules", which then started nothing (c follows a's
+    // old timeline, so no standby qualifies): a and b took writes side by side.
+    const w = failedOverToB();
+    w.cut.add('region-b');
+    w.cut.add('region-c');
+    (w.dbs.a as Db).alive = true;
+    tickUntil(w, 8, () => w.dbs.a?.role === 'Fenced');
+    // The fault was seen: the quorum has lost b, and a failover is blocked, not under way.
+    expect(w.status.primaryDownSince).toBeDefined();
+    expect(w.status.currentOperation?.kind).not.toBe('Failover');
+    expect(w.dbs.a?.role).toBe('Fenced');
+    expect(w.violations).toEqual([]);
+    settleAndCheck(w);
+  });
+
+  it('is fenced by a failover whose old primary is lost', () => {
+    // act fenced the strays only after the old primary: with that one lost, the failover went on
+    // without fencing them, its promotion saw the stray again, went back to Fencing, and so on.
+    const w = failedOverToB();
+    w.dns.failing = true;
+    (w.dbs.b as Db).alive = false;
+    tickUntil(w, 60, () => w.status.currentOperation?.step === 'RepointingDns');
+    expect(w.status.currentOperation).toMatchObject({ kind: 'Failover', from: 'b', to: 'c' });
+    (w.dbs.a as Db).alive = true;
+    tickUntil(w, 8, () => w.dbs.a?.role === 'Fenced');
+    expect(w.dbs.a?.role).toBe('Fenced');
+    expect(w.dbs.b?.alive).toBe(false);
+    expect(w.status.currentOperation?.strays).toEqual(['a']);
+    expect(w.violations).toEqual([]);
+    settleAndCheck(w);
+  });
+});
+
 /** Heals every fault, brings every database back, lets the operator finish, and checks the end. */
 function settleAndCheck(world: World): boolean {
   world.paused = false;
@@ -897,7 +954,7 @@ const drillCommand = (name: string, run: (w: DrillWorld) => void): DrillCmd => (
 });
 
 /** Ticks until `until` holds, at most `max` times. */
-const tickUntil = (w: DrillWorld, max: number, until: () => boolean) => {
+const tickUntil = (w: World, max: number, until: () => boolean) => {
   for (let i = 0; i < max && !until(); i++) w.tick();
 };
 /** Where the drill is: it moves on when this changes. */

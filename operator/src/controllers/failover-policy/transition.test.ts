@@ -105,6 +105,21 @@ describe('transition: a step that failed', () => {
       fenceDetail: expect.stringMatching(/marked by epoch 5/),
     });
     expect(t.events[0]).toMatchObject({ reason: 'PrimaryNotFenced' });
+    // The strays act fenced all the same are in the record and the Event.
+    const withStrays = transition(
+      inProgress('Fencing', { strays: ['c'] }),
+      {
+        kind: 'Failed',
+        reason: 'Unreachable',
+        message: 'refused',
+        retryable: true,
+        learned: { fenceDetail: 'c: fenced ReadOnly' },
+      },
+      NOW,
+      half,
+    );
+    expect(withStrays.operation.fenceDetail).toMatch(/marked by epoch 5 .*; c: fenced ReadOnly$/);
+    expect(withStrays.events[0]?.note).toMatch(/c: fenced ReadOnly/);
   });
 
   it('retries other failures after a backoff recorded in status, counting attempts', () => {

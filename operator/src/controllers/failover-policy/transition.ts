@@ -171,9 +171,11 @@ function failed(
   // A primary that is gone cannot be fenced; for a failover that is the expected case. It is
   // marked instead by the new epoch: in the DNS TXT record and in the new primary's heartbeat.
   if (op.step === 'Fencing' && op.kind === 'Failover' && (reason === 'Unreachable' || reason === 'Timeout')) {
-    const detail = `${op.from} unreachable (${reason}); marked by epoch ${op.epoch} in DNS and the new primary heartbeat`;
+    // The strays it fenced all the same (act.ts), when it had any.
+    const strays = outcome.learned?.fenceDetail ? `; ${outcome.learned.fenceDetail}` : '';
+    const detail = `${op.from} unreachable (${reason}); marked by epoch ${op.epoch} in DNS and the new primary heartbeat${strays}`;
     return {
-      operation: advance(op, now, { fenceDetail: detail, markedOnly: true }),
+      operation: advance(op, now, { fenceDetail: detail.slice(0, 1024), markedOnly: true }),
       events: [eventOf('Warning', 'PrimaryNotFenced', 'Fence', detail)],
       requeueMs: 0,
     };
