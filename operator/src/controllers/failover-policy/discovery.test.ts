@@ -80,6 +80,23 @@ describe('discovery: who is primary, learned from the world', () => {
       primary: 'b',
       epoch: 1,
     });
+    // An old primary back unfenced at an older epoch does not hide who is primary (it is fenced
+    // next); two writers at the newest epoch do.
+    const stray = { ...noDns, clusters: { ...noDns.clusters, a: primaryUp('a', 0) } };
+    const noAnswer = { readAt: NOW, error: { reason: 'Timeout', message: 'no answer' } };
+    expect(discoverPrimary({ ...stray, dns: noAnswer })).toMatchObject({
+      kind: 'Found',
+      primary: 'b',
+      message: expect.stringMatching(/a also accepts writes at an older epoch/),
+    });
+    const afterIt = evaluate({ ...stray, dns: noAnswer });
+    expect(evaluate({ ...stray, dns: noAnswer, status: afterIt.plan.status }).started).toMatchObject({
+      kind: 'Fence',
+      from: 'a',
+      to: 'b',
+    });
+    const tie = { ...noDns, clusters: { ...noDns.clusters, a: primaryUp('a', 1) }, dns: noAnswer };
+    expect(discoverPrimary(tie)).toMatchObject({ kind: 'Unknown', reason: 'Waiting' });
     const dnsDown = {
       ...noDns,
       clusters: { ...noDns.clusters, a: gone('a') },

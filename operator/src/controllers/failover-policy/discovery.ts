@@ -73,8 +73,10 @@ function clusterWithTarget(input: DecideInput, value: string): string | undefine
 
 /**
  * Without the DNS record (not read yet, or the provider failing) only the plainest world is
- * settled: every database reachable, exactly one of them writable, at the newest epoch any holds.
- * Then no database out of sight can hold a newer one, and nothing else takes writes to fence.
+ * settled: every database reachable, and exactly one writer at the newest epoch any holds. Then no
+ * database out of sight can hold a newer one; a writer at an older epoch was superseded by the
+ * promotion that made the newer one (an old primary back unfenced), so it is a stray to fence, not
+ * a reason to leave both writing for as long as the DNS provider fails.
  */
 function withoutDns(input: DecideInput, names: string[]): Discovery {
   const { clusters, dns } = input;
@@ -86,13 +88,18 @@ function withoutDns(input: DecideInput, names: string[]): Discovery {
   const epochOf = (n: string) => establishedEpoch(clusters[n]) ?? 0;
   const top = Math.max(...names.map(epochOf));
   const writers = names.filter((n) => unmarkedWriter(clusters[n]));
-  const [only] = writers;
-  if (writers.length !== 1 || !only || epochOf(only) !== top) return unknown('Waiting', why);
+  const atTop = writers.filter((n) => epochOf(n) === top);
+  const [only] = atTop;
+  if (atTop.length !== 1 || !only) return unknown('Waiting', why);
+  const older = writers.filter((n) => n !== only);
+  const others = older.length
+    ? `${older.join(', ')} also accept${older.length === 1 ? 's' : ''} writes at an older epoch`
+    : `it is the only database that accepts writes`;
   return {
     kind: 'Found',
     primary: only,
     epoch: top,
-    message: `${only} is the only database that accepts writes, at epoch ${top}, and every database is reachable (${why})`,
+    message: `${only} accepts writes at epoch ${top}, the newest any database holds; ${others}; every database is reachable (${why})`,
   };
 }
 
