@@ -5,7 +5,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { DatabaseAgent } from './agent/agent.ts';
 import { LocalPostgres } from './agent/local-postgres.ts';
 import { helpText, loadConfig, version } from './config.ts';
@@ -14,6 +13,7 @@ import { Manager } from './manager.ts';
 import { Observer, parseEndpointOverrides } from './observer/observer.ts';
 import { systemClock } from './runtime/clock.ts';
 import { startHttpServer } from './runtime/http-server.ts';
+import { type KubeAccess, loadKubeAccess } from './runtime/kube-access.ts';
 import { KubeClient } from './runtime/kube-client.ts';
 import { LeaderElector } from './runtime/leader-election.ts';
 import { createLogger } from './runtime/logger.ts';
@@ -40,11 +40,9 @@ try {
 }
 
 const log = createLogger({ level: config.logLevel });
-const kc = new KubeConfig();
+let kube: KubeAccess;
 try {
-  if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
-  else kc.loadFromDefault();
-  if (!kc.getCurrentCluster()) throw new Error('it names no cluster (no current-context?)');
+  kube = await loadKubeAccess(config.kubeconfig);
 } catch (err) {
   const source = config.kubeconfig ?? process.env.KUBECONFIG ?? 'in-cluster or ~/.kube/config';
   process.stderr.write(
@@ -54,7 +52,7 @@ try {
 }
 
 const metrics = new Metrics({ processMetrics: true });
-const client = new KubeClient(kc, metrics, { userAgent: `failover-operator/${config.identity}` });
+const client = new KubeClient(kube, metrics, { userAgent: `failover-operator/${config.identity}` });
 const observing = config.mode === 'observer';
 const agentMode = config.mode === 'agent';
 /** Agent mode: the PostgreSQL beside it, and the replication role it rejoins with. */
@@ -72,7 +70,7 @@ function agentFor(c: typeof config): DatabaseAgent {
     name: c.identity,
     replication: { user: c.replicationUser, password },
     // The split-brain guard's requests give up quickly: its deadline is seconds away.
-    guardClient: new KubeClient(kc, metrics, {
+    guardClient: new KubeClient(kube, metrics, {
       userAgent: `failover-agent-guard/${c.identity}`,
       requestTimeoutMs: 1_500,
     }),
@@ -141,7 +139,16 @@ const { server, port } = await startHttpServer(config.httpAddress, metrics, {
   healthy: () => !shuttingDown,
   ready: () => manager.readiness(),
 });
-log.info({ mode: config.mode, identity: config.identity, server: client.server, httpPort: port }, 'starting');
+log.info(
+  {
+    mode: config.mode,
+    identity: config.identity,
+    server: client.server,
+    kubeconfig: kube.source,
+    httpPort: port,
+  },
+  'starting',
+);
 
 // Observers act on nothing, so any number may run; only the operator elects a leader.
 const elector =

@@ -97,6 +97,10 @@ describe('an API server outage', () => {
     });
     operators.push(op);
     await reconciled(client, failoverPolicyType, ns, 'before');
+    // The operator read its kubeconfig itself (token, CA file), without loading client-node.
+    expect(op.logEntries().find((e) => e.msg === 'starting')).toMatchObject({
+      kubeconfig: cp.kubeconfigPath,
+    });
 
     // A second API server on the same etcd: the world keeps changing while the operator's is down.
     const other = await cp.addApiServer();

@@ -5,8 +5,9 @@
  */
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
-import { HttpMethod, type KubeConfig, RequestContext } from '@kubernetes/client-node';
-import { Agent, type Dispatcher, fetch, Headers, ProxyAgent, Socks5ProxyAgent } from 'undici';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { type Dispatcher, fetch, Headers } from 'undici';
+import { accessFromKubeConfig, type KubeAccess } from './kube-access.ts';
 import type { Metrics } from './metrics.ts';
 
 /** Which resource a request is about. */
@@ -82,15 +83,18 @@ export interface KubeClientOptions {
   extraHeaders?: [string, string][];
 }
 
+type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
 export class KubeClient {
-  private readonly kc: KubeConfig;
+  private readonly access: KubeAccess;
   private readonly metrics: Metrics | undefined;
   private readonly requestTimeoutMs: number;
   private readonly userAgent: string;
   private readonly extraHeaders: [string, string][];
 
-  constructor(kc: KubeConfig, metrics?: Metrics, options: KubeClientOptions = {}) {
-    this.kc = kc;
+  /** `access` from loadKubeAccess (the operator), or a client-node KubeConfig (the CLI, tests). */
+  constructor(access: KubeAccess | KubeConfig, metrics?: Metrics, options: KubeClientOptions = {}) {
+    this.access = 'getCurrentCluster' in access ? accessFromKubeConfig(access) : access;
     this.metrics = metrics;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
     this.userAgent = options.userAgent ?? 'failover-operator';
@@ -99,7 +103,7 @@ export class KubeClient {
 
   /** The server URL, for messages. */
   get server(): string {
-    return this.kc.getCurrentCluster()?.server ?? '(no cluster)';
+    return this.access.server || '(no cluster)';
   }
 
   private dispatcher: Promise<Dispatcher> | undefined;
@@ -107,32 +111,10 @@ export class KubeClient {
   /**
    * One connection pool for the life of the client. client-node hands out a new dispatcher with
    * every request, which means a new TLS connection per request: fine for a CLI, ruinous for an
-   * operator making thousands of calls. client-node still maps the kubeconfig to connection
-   * options (CA, client certificate, insecure-skip-tls-verify, tls-server-name, proxy-url).
+   * operator making thousands of calls.
    */
   private pool(): Promise<Dispatcher> {
-    this.dispatcher ??= (async () => {
-      const tls = {};
-      await this.kc.applyToHTTPSOptions(tls);
-      const cluster = this.kc.getCurrentCluster();
-      const options = this.kc.createDispatcherOptions(cluster, tls);
-      const keepAliveTimeout = 30_000;
-      switch (options.type) {
-        case 'proxy':
-          return new ProxyAgent({ uri: options.uri, requestTls: options.requestTls, keepAliveTimeout });
-        case 'socks':
-          if (!/^socks5h?:/.test(options.uri)) {
-            throw new Error(
-              `proxy-url ${options.uri}: only SOCKS5 (socks5:// or socks5h://) and HTTP proxies are supported`,
-            );
-          }
-          return new Socks5ProxyAgent(options.uri, { requestTls: options.requestTls, keepAliveTimeout });
-        case 'agent':
-          return new Agent({ keepAliveTimeout, connect: options.connect });
-        case 'none':
-          return new Agent({ keepAliveTimeout });
-      }
-    })();
+    this.dispatcher ??= this.access.dispatcher(30_000);
     return this.dispatcher;
   }
 
@@ -146,14 +128,11 @@ export class KubeClient {
       signal?: AbortSignal;
     } = {},
   ) {
-    const cluster = this.kc.getCurrentCluster();
-    if (!cluster) throw new Error('the kubeconfig has no current cluster');
-    const url = new URL(cluster.server + path);
+    if (!this.access.server) throw new Error('the kubeconfig has no current cluster');
+    const url = new URL(this.access.server + path);
     for (const [k, v] of Object.entries(options.query ?? {}))
       if (v !== undefined) url.searchParams.set(k, String(v));
-    const ctx = new RequestContext(url.toString(), method);
-    await this.kc.applySecurityAuthentication(ctx);
-    const headers = new Headers(ctx.getHeaders() as Record<string, string>);
+    const headers = new Headers(await this.access.authenticate(url.toString(), method));
     headers.set('user-agent', this.userAgent);
     headers.set('accept', 'application/json');
     if (options.body !== undefined) headers.set('content-type', options.contentType ?? 'application/json');
@@ -191,11 +170,11 @@ export class KubeClient {
 
   /** A GET of a path that is not a resource (/version). */
   raw<T>(path: string): Promise<T> {
-    return this.json<T>(HttpMethod.GET, path);
+    return this.json<T>('GET', path);
   }
 
   get<T extends KubeObject>(type: ResourceType, namespace: string | undefined, name: string): Promise<T> {
-    return this.json<T>(HttpMethod.GET, resourcePath(type, namespace, name));
+    return this.json<T>('GET', resourcePath(type, namespace, name));
   }
 
   /** Like get, but undefined when the object does not exist. */
@@ -217,7 +196,7 @@ export class KubeClient {
     namespace?: string,
     query: { labelSelector?: string; fieldSelector?: string; limit?: number; continue?: string } = {},
   ): Promise<{ items: T[]; metadata: { resourceVersion: string; continue?: string } }> {
-    return this.json(HttpMethod.GET, resourcePath(type, namespace), { query });
+    return this.json('GET', resourcePath(type, namespace), { query });
   }
 
   create<T extends KubeObject>(
@@ -225,7 +204,7 @@ export class KubeClient {
     namespace: string | undefined,
     body: KubeObject,
   ): Promise<T> {
-    return this.json<T>(HttpMethod.POST, resourcePath(type, namespace), { body });
+    return this.json<T>('POST', resourcePath(type, namespace), { body });
   }
 
   replace<T extends KubeObject>(
@@ -233,7 +212,7 @@ export class KubeClient {
     namespace: string | undefined,
     body: KubeObject,
   ): Promise<T> {
-    return this.json<T>(HttpMethod.PUT, resourcePath(type, namespace, body.metadata.name), { body });
+    return this.json<T>('PUT', resourcePath(type, namespace, body.metadata.name), { body });
   }
 
   /**
@@ -249,7 +228,7 @@ export class KubeClient {
     subresource?: 'status',
     write: { fieldManager?: string; dryRun?: boolean } = {},
   ): Promise<T> {
-    return this.json<T>(HttpMethod.PATCH, resourcePath(type, namespace, name, subresource), {
+    return this.json<T>('PATCH', resourcePath(type, namespace, name, subresource), {
       body: patch,
       contentType: 'application/merge-patch+json',
       query: { fieldManager: write.fieldManager, dryRun: write.dryRun ? 'All' : undefined },
@@ -258,7 +237,7 @@ export class KubeClient {
 
   async delete(type: ResourceType, namespace: string | undefined, name: string): Promise<void> {
     try {
-      await this.json(HttpMethod.DELETE, resourcePath(type, namespace, name));
+      await this.json('DELETE', resourcePath(type, namespace, name));
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
@@ -275,7 +254,7 @@ export class KubeClient {
     onEvent: (event: WatchEvent) => void,
     signal: AbortSignal,
   ): Promise<void> {
-    const response = await this.request(HttpMethod.GET, resourcePath(type, namespace), {
+    const response = await this.request('GET', resourcePath(type, namespace), {
       query: { ...query, watch: true },
       signal,
     });
