@@ -4,6 +4,7 @@
  * an operation AWS finishes later: adapters return once AWS accepted it, and the controller looks
  * again on a later reconcile.
  */
+import { createHash } from 'node:crypto';
 import { ProviderError, type ProviderErrorReason } from './errors.ts';
 
 /** Static credentials read from the Secret named by `credentialsSecretRef`. Never logged. */
@@ -44,6 +45,63 @@ export function awsClientConfig(options: AwsClientOptions) {
       throwOnRequestTimeout: true,
     },
   };
+}
+
+/** How many distinct AWS clients of one service are kept (regions × endpoints × credentials). */
+const SHARED_CLIENTS = 32;
+/** An evicted client is destroyed this long after, so a call still using it can finish. */
+const EVICTED_CLIENT_GRACE_MS = 120_000;
+
+/**
+ * One SDK client per service, region, endpoint and credentials, shared by every policy, database
+ * and call. A client made per DNS check (or per database) re-ran the credential chain each time (the
+ * pod's identity: an STS or instance-metadata request) and opened its own connections; at a few
+ * thousand policies that was a tenth to a fifth of the operator's CPU. A changed Secret is a new
+ * key, so rotated credentials take effect at once; the least recently used client past the bound
+ * is destroyed after a grace period. Adapters handed a shared client never close it.
+ */
+export class SharedAwsClients<C extends { destroy(): void }> {
+  readonly #make: (config: ReturnType<typeof awsClientConfig>) => C;
+  readonly #clients = new Map<string, C>();
+  readonly #max: number;
+
+  constructor(make: (config: ReturnType<typeof awsClientConfig>) => C, max = SHARED_CLIENTS) {
+    this.#make = make;
+    this.#max = max;
+  }
+
+  get(options: AwsClientOptions): C {
+    const { credentials, ...rest } = options;
+    // The secret goes into the key only as a digest: the map may be inspected in a heap dump.
+    const secret = credentials
+      ? createHash('sha256')
+          .update(
+            `${credentials.accessKeyId}\0${credentials.secretAccessKey}\0${credentials.sessionToken ?? ''}`,
+          )
+          .digest('hex')
+      : '';
+    const key = JSON.stringify([
+      rest.region,
+      rest.endpointUrl,
+      rest.requestTimeoutMs,
+      rest.maxAttempts,
+      secret,
+    ]);
+    let client = this.#clients.get(key);
+    if (client) this.#clients.delete(key);
+    else client = this.#make(awsClientConfig(options));
+    this.#clients.set(key, client); // most recently used last
+    if (this.#clients.size > this.#max) {
+      const [oldest, evicted] = this.#clients.entries().next().value as [string, C];
+      this.#clients.delete(oldest);
+      setTimeout(() => evicted.destroy(), EVICTED_CLIENT_GRACE_MS).unref();
+    }
+    return client;
+  }
+
+  get size(): number {
+    return this.#clients.size;
+  }
 }
 
 /**

@@ -15,6 +15,7 @@ import {
 } from '@aws-sdk/client-route-53';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { classifyAwsError } from '../../../operator/src/providers/aws.ts';
+import { createDnsProvider } from '../../../operator/src/providers/dns/factory.ts';
 import type { DnsChange } from '../../../operator/src/providers/dns/port.ts';
 import { Route53Dns } from '../../../operator/src/providers/dns/route53.ts';
 import { ProviderError } from '../../../operator/src/providers/errors.ts';
@@ -336,6 +337,37 @@ describe('Route 53 adapter', () => {
       expect(destroyed).toHaveBeenCalledTimes(2);
     } finally {
       destroyed.mockRestore();
+    }
+  });
+
+  it('through the factory, every DNS check with the same credentials shares one client, which close leaves open', async () => {
+    const made = vi.spyOn(Route53Client.prototype, 'send');
+    const constructed: unknown[] = [];
+    const provider = {
+      type: 'Route53' as const,
+      route53: { hostedZoneId: zoneId, region: 'us-east-1', endpointUrl: moto.endpoint },
+    };
+    const secret = JSON.stringify(moto.credentials);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const adapter = createDnsProvider(provider, secret, 'Secret shop/aws key credentials.json');
+        expect(await adapter.read(record)).toEqual({});
+        constructed.push(made.mock.contexts.at(-1));
+        await adapter.close();
+      }
+      // One client for the three checks, still open after each close.
+      expect(new Set(constructed).size).toBe(1);
+      // Other credentials (a rotated Secret) get a client of their own.
+      const rotated = createDnsProvider(
+        provider,
+        JSON.stringify({ ...moto.credentials, sessionToken: 'rotated' }),
+        'Secret shop/aws key credentials.json',
+      );
+      await rotated.read(record);
+      expect(made.mock.contexts.at(-1)).not.toBe(constructed[0]);
+      await rotated.close();
+    } finally {
+      made.mockRestore();
     }
   });
 

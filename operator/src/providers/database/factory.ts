@@ -3,8 +3,9 @@
  * reachable by SQL, so a managed database is the SQL side for its endpoint plus the provider's
  * control plane for what SQL cannot do (promotion of a managed replica).
  */
+import { RDSClient } from '@aws-sdk/client-rds';
 import type { ReplicaClusterSpec } from '../../api/v1alpha1/index.ts';
-import { parseAwsCredentials } from '../aws.ts';
+import { parseAwsCredentials, SharedAwsClients } from '../aws.ts';
 import { AuroraGlobalControlPlane } from './aurora-global.ts';
 import { RdsControlPlane } from './aws-rds.ts';
 import { DigitalOceanControlPlane } from './digitalocean.ts';
@@ -12,6 +13,9 @@ import { ManagedDatabase } from './managed.ts';
 import type { DatabaseConnection, DatabaseProvider } from './port.ts';
 import { PostgresSql } from './postgres-sql.ts';
 import { SelfManagedPostgres } from './self-managed.ts';
+
+/** The RDS API clients of every RDS and Aurora member (see SharedAwsClients). */
+const rdsClients = new SharedAwsClients((config) => new RDSClient(config));
 
 export interface ProviderSecrets {
   /** SQL login for the connection. */
@@ -75,15 +79,21 @@ export function createDatabaseProvider(
       return new ManagedDatabase({
         ...clock,
         sql: new PostgresSql(connection, sqlOptions),
-        controlPlane: new RdsControlPlane({
-          provider,
-          region,
-          dbInstanceIdentifier,
-          ...(endpointUrl ? { endpointUrl } : {}),
-          ...(secrets.providerApi
-            ? { credentials: parseAwsCredentials(secrets.providerApi, 'awsRds.credentialsSecretRef') }
-            : {}),
-        }),
+        controlPlane: (() => {
+          const options = {
+            region,
+            ...(endpointUrl ? { endpointUrl } : {}),
+            ...(secrets.providerApi
+              ? { credentials: parseAwsCredentials(secrets.providerApi, 'awsRds.credentialsSecretRef') }
+              : {}),
+          };
+          return new RdsControlPlane({
+            provider,
+            dbInstanceIdentifier,
+            ...options,
+            client: rdsClients.get(options),
+          });
+        })(),
       });
     }
     case 'AuroraGlobal': {
@@ -91,17 +101,21 @@ export function createDatabaseProvider(
       return new ManagedDatabase({
         ...clock,
         sql: new PostgresSql(connection, sqlOptions),
-        controlPlane: new AuroraGlobalControlPlane({
-          region,
-          globalClusterIdentifier,
-          dbClusterIdentifier,
-          ...(endpointUrl ? { endpointUrl } : {}),
-          ...(secrets.providerApi
-            ? {
-                credentials: parseAwsCredentials(secrets.providerApi, 'auroraGlobal.credentialsSecretRef'),
-              }
-            : {}),
-        }),
+        controlPlane: (() => {
+          const options = {
+            region,
+            ...(endpointUrl ? { endpointUrl } : {}),
+            ...(secrets.providerApi
+              ? { credentials: parseAwsCredentials(secrets.providerApi, 'auroraGlobal.credentialsSecretRef') }
+              : {}),
+          };
+          return new AuroraGlobalControlPlane({
+            globalClusterIdentifier,
+            dbClusterIdentifier,
+            ...options,
+            client: rdsClients.get(options),
+          });
+        })(),
       });
     }
   }

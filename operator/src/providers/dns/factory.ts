@@ -2,8 +2,10 @@
  * Picks the DNS adapter for a policy's provider, and the servers that verify a change. No
  * provider or region name appears in decisions; only this factory knows them.
  */
+
+import { Route53Client } from '@aws-sdk/client-route-53';
 import type { DnsProvider as DnsProviderSpec } from '../../api/v1alpha1/index.ts';
-import { parseAwsCredentials } from '../aws.ts';
+import { parseAwsCredentials, SharedAwsClients } from '../aws.ts';
 import { DigitalOceanDnsProvider } from './digitalocean.ts';
 import type { DnsProvider } from './port.ts';
 import { Rfc2136DnsProvider } from './rfc2136.ts';
@@ -26,6 +28,9 @@ export function parseServer(text: string, defaultPort = 53): DnsServerAddress {
   const m = /^(.*?)(?::(\d{1,5}))?$/.exec(text);
   return { host: m?.[1] ?? text, port: m?.[2] ? Number(m[2]) : defaultPort };
 }
+
+/** Every DNS check of every policy on Route 53 goes through these (see SharedAwsClients). */
+const route53Clients = new SharedAwsClients((config) => new Route53Client(config));
 
 /** `secret` is the value of dnsSecretRef's key, already read; `where` names it for messages. */
 export function createDnsProvider(
@@ -51,9 +56,11 @@ export function createDnsProvider(
     case 'Route53':
       return new Route53Dns({
         hostedZoneId: provider.route53.hostedZoneId,
-        region: provider.route53.region,
-        ...(provider.route53.endpointUrl ? { endpointUrl: provider.route53.endpointUrl } : {}),
-        ...(secret ? { credentials: parseAwsCredentials(secret, where) } : {}),
+        client: route53Clients.get({
+          region: provider.route53.region,
+          ...(provider.route53.endpointUrl ? { endpointUrl: provider.route53.endpointUrl } : {}),
+          ...(secret ? { credentials: parseAwsCredentials(secret, where) } : {}),
+        }),
       });
     case 'DigitalOcean':
       return new DigitalOceanDnsProvider({
