@@ -10,6 +10,13 @@ import { waitFor } from './wait.ts';
 
 const repo = resolve(import.meta.dirname, '..', '..');
 
+/** The Node.js flags of the image's ENTRYPOINT: the tests run the operator as the image does. */
+export const IMAGE_NODE_FLAGS: string[] = (() => {
+  const entrypoint = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(join(repo, 'Dockerfile'), 'utf8'))?.[1];
+  const argv = entrypoint ? (JSON.parse(entrypoint) as string[]) : [];
+  return argv.slice(1).filter((a) => a.startsWith('--'));
+})();
+
 export class OperatorProcess {
   readonly name: string;
   readonly httpPort: number;
@@ -41,6 +48,7 @@ export class OperatorProcess {
   }): Promise<OperatorProcess> {
     const httpPort = await freePort();
     const args = [
+      ...IMAGE_NODE_FLAGS,
       join(repo, 'operator', 'src', 'main.ts'),
       `--kubeconfig=${options.kubeconfig}`,
       `--http-address=${options.netns ? '0.0.0.0' : '127.0.0.1'}:${httpPort}`,
