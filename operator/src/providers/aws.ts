@@ -47,30 +47,42 @@ export function awsClientConfig(options: AwsClientOptions) {
   };
 }
 
-/** How many distinct AWS clients of one service are kept (regions × endpoints × credentials). */
-const SHARED_CLIENTS = 32;
-/** An evicted client is destroyed this long after, so a call still using it can finish. */
-const EVICTED_CLIENT_GRACE_MS = 120_000;
+/** How long a shared AWS client nobody holds is kept for the next user. */
+const SHARED_CLIENT_IDLE_MS = 5 * 60_000;
+
+/** A shared client, held until `release` (an adapter's close) hands it back. */
+export interface SharedAwsClient<C> {
+  client: C;
+  release(): void;
+}
 
 /**
  * One SDK client per service, region, endpoint and credentials, shared by every policy, database
  * and call. A client made per DNS check (or per database) re-ran the credential chain each time (the
  * pod's identity: an STS or instance-metadata request) and opened its own connections; at a few
  * thousand policies that was a tenth to a fifth of the operator's CPU. A changed Secret is a new
- * key, so rotated credentials take effect at once; the least recently used client past the bound
- * is destroyed after a grace period. Adapters handed a shared client never close it.
+ * key, so rotated credentials take effect at once. A client is destroyed only once nobody has held
+ * it for SHARED_CLIENT_IDLE_MS: an adapter that keeps one (a cached database provider) is never cut
+ * off under a call in flight.
  */
 export class SharedAwsClients<C extends { destroy(): void }> {
   readonly #make: (config: ReturnType<typeof awsClientConfig>) => C;
-  readonly #clients = new Map<string, C>();
-  readonly #max: number;
+  readonly #entries = new Map<string, { client: C; users: number; idleSince: number }>();
+  readonly #idleMs: number;
+  readonly #now: () => number;
 
-  constructor(make: (config: ReturnType<typeof awsClientConfig>) => C, max = SHARED_CLIENTS) {
+  constructor(
+    make: (config: ReturnType<typeof awsClientConfig>) => C,
+    idleMs = SHARED_CLIENT_IDLE_MS,
+    now: () => number = Date.now,
+  ) {
     this.#make = make;
-    this.#max = max;
+    this.#idleMs = idleMs;
+    this.#now = now;
   }
 
-  get(options: AwsClientOptions): C {
+  get(options: AwsClientOptions): SharedAwsClient<C> {
+    this.#sweep();
     const { credentials, ...rest } = options;
     // The secret goes into the key only as a digest: the map may be inspected in a heap dump.
     const secret = credentials
@@ -87,20 +99,37 @@ export class SharedAwsClients<C extends { destroy(): void }> {
       rest.maxAttempts,
       secret,
     ]);
-    let client = this.#clients.get(key);
-    if (client) this.#clients.delete(key);
-    else client = this.#make(awsClientConfig(options));
-    this.#clients.set(key, client); // most recently used last
-    if (this.#clients.size > this.#max) {
-      const [oldest, evicted] = this.#clients.entries().next().value as [string, C];
-      this.#clients.delete(oldest);
-      setTimeout(() => evicted.destroy(), EVICTED_CLIENT_GRACE_MS).unref();
+    let entry = this.#entries.get(key);
+    if (!entry) {
+      entry = { client: this.#make(awsClientConfig(options)), users: 0, idleSince: this.#now() };
+      this.#entries.set(key, entry);
     }
-    return client;
+    const held = entry;
+    held.users++;
+    let released = false;
+    return {
+      client: held.client,
+      release: () => {
+        if (released) return;
+        released = true;
+        held.users--;
+        if (held.users === 0) held.idleSince = this.#now();
+      },
+    };
   }
 
+  /** Clients kept, held or idle. */
   get size(): number {
-    return this.#clients.size;
+    return this.#entries.size;
+  }
+
+  #sweep(): void {
+    const now = this.#now();
+    for (const [key, e] of this.#entries)
+      if (e.users === 0 && now - e.idleSince > this.#idleMs) {
+        this.#entries.delete(key);
+        e.client.destroy();
+      }
   }
 }
 

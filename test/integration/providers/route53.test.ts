@@ -355,7 +355,7 @@ describe('Route 53 adapter', () => {
         constructed.push(made.mock.contexts.at(-1));
         await adapter.close();
       }
-      // One client for the three checks, still open after each close.
+      // One client for the three checks, still open after each close (each read used it).
       expect(new Set(constructed).size).toBe(1);
       // Other credentials (a rotated Secret) get a client of their own.
       const rotated = createDnsProvider(

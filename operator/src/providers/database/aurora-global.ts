@@ -47,6 +47,8 @@ export interface AuroraGlobalControlPlaneOptions extends AwsClientOptions {
   dbClusterIdentifier: string;
   /** A client to use instead of making one (shared per region, tests); `close` leaves it open. */
   client?: RDSClient;
+  /** Called once by `close` when `client` was given: hands a shared client back (SharedAwsClients). */
+  release?: () => void;
 }
 
 /** What Aurora says about this member and the global cluster around it. */
@@ -69,9 +71,12 @@ export class AuroraGlobalControlPlane implements ControlPlane {
   private readonly region: string;
   private readonly globalId: string;
   private readonly clusterId: string;
+  private readonly release: (() => void) | undefined;
+  private closed = false;
 
   constructor(options: AuroraGlobalControlPlaneOptions) {
     this.ownsClient = options.client === undefined;
+    this.release = options.release;
     this.client = options.client ?? new RDSClient(awsClientConfig(options));
     this.region = options.region;
     this.globalId = options.globalClusterIdentifier;
@@ -134,7 +139,11 @@ export class AuroraGlobalControlPlane implements ControlPlane {
   }
 
   async close(): Promise<void> {
-    if (this.ownsClient) this.client.destroy();
+    if (!this.closed) {
+      if (this.ownsClient) this.client.destroy();
+      else this.release?.();
+    }
+    this.closed = true;
   }
 
   /** The primary's member cluster identifier; refused unless it is a member of this global cluster. */

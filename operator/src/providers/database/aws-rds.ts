@@ -48,6 +48,8 @@ export interface RdsControlPlaneOptions extends AwsClientOptions {
   dbInstanceIdentifier: string;
   /** A client to use instead of making one (shared per region, tests); `close` leaves it open. */
   client?: RDSClient;
+  /** Called once by `close` when `client` was given: hands a shared client back (SharedAwsClients). */
+  release?: () => void;
   /**
    * This ReplicaCluster's spec.provider as written, which a reprotection's replacement copies
    * with the new identifier (keeping credentialsSecretRef and endpointUrl). Without it the block
@@ -86,6 +88,7 @@ export class RdsControlPlane implements ControlPlane {
   /** Clients for the primary's region (and endpoint), made for reprotection; closed with this one. */
   private readonly otherRegions = new Map<string, RDSClient>();
   private readonly drillCopies: RdsDrillCopies;
+  private closed = false;
 
   constructor(options: RdsControlPlaneOptions) {
     this.ownsClient = options.client === undefined;
@@ -224,7 +227,11 @@ export class RdsControlPlane implements ControlPlane {
   }
 
   async close(): Promise<void> {
-    if (this.ownsClient) this.client.destroy();
+    if (!this.closed) {
+      if (this.ownsClient) this.client.destroy();
+      else this.options.release?.();
+    }
+    this.closed = true;
     for (const client of this.otherRegions.values()) client.destroy();
     this.otherRegions.clear();
   }

@@ -91,7 +91,7 @@ export function createDatabaseProvider(
             provider,
             dbInstanceIdentifier,
             ...options,
-            client: rdsClients.get(options),
+            ...rdsClients.get(options),
           });
         })(),
       });
@@ -113,7 +113,7 @@ export function createDatabaseProvider(
             globalClusterIdentifier,
             dbClusterIdentifier,
             ...options,
-            client: rdsClients.get(options),
+            ...rdsClients.get(options),
           });
         })(),
       });

@@ -53,15 +53,14 @@ export function createDnsProvider(
         timeoutMs,
       });
     }
-    case 'Route53':
-      return new Route53Dns({
-        hostedZoneId: provider.route53.hostedZoneId,
-        client: route53Clients.get({
-          region: provider.route53.region,
-          ...(provider.route53.endpointUrl ? { endpointUrl: provider.route53.endpointUrl } : {}),
-          ...(secret ? { credentials: parseAwsCredentials(secret, where) } : {}),
-        }),
+    case 'Route53': {
+      const shared = route53Clients.get({
+        region: provider.route53.region,
+        ...(provider.route53.endpointUrl ? { endpointUrl: provider.route53.endpointUrl } : {}),
+        ...(secret ? { credentials: parseAwsCredentials(secret, where) } : {}),
       });
+      return new Route53Dns({ hostedZoneId: provider.route53.hostedZoneId, ...shared });
+    }
     case 'DigitalOcean':
       return new DigitalOceanDnsProvider({
         token: secret ?? '',

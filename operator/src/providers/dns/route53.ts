@@ -37,6 +37,8 @@ export interface Route53DnsOptions extends Omit<AwsClientOptions, 'region'> {
   region?: string;
   /** A client to use instead of making one (shared clients, tests); `close` leaves it open. */
   client?: Route53Client;
+  /** Called once by `close` when `client` was given: hands a shared client back (SharedAwsClients). */
+  release?: () => void;
 }
 
 /** What `apply` returns: the port's `changed`, plus the change Route 53 accepted. */
@@ -60,10 +62,12 @@ export class Route53Dns implements DnsProvider {
   private readonly ownsClient: boolean;
   private readonly hostedZoneId: string;
   private closed = false;
+  private readonly release: (() => void) | undefined;
 
   constructor(options: Route53DnsOptions) {
     this.hostedZoneId = options.hostedZoneId.replace(/^\/hostedzone\//, '');
     this.ownsClient = options.client === undefined;
+    this.release = options.release;
     this.client =
       options.client ??
       new Route53Client(awsClientConfig({ ...options, region: options.region ?? 'us-east-1' }));
@@ -189,7 +193,10 @@ export class Route53Dns implements DnsProvider {
 
   /** Releases the HTTP connections of a client this adapter made; a given client stays open. */
   async close(): Promise<void> {
-    if (this.ownsClient && !this.closed) this.client.destroy();
+    if (!this.closed) {
+      if (this.ownsClient) this.client.destroy();
+      else this.release?.();
+    }
     this.closed = true;
   }
 
