@@ -45,7 +45,7 @@ describe('loadKubeAccess: the operator reads its kubeconfig without client-node'
     await (await access.dispatcher(1000)).close();
   });
 
-  it('reads a token file again when it rotates', async () => {
+  it('reads a token file again when it rotates, and keeps the last token while it cannot', async () => {
     const dir = scratch();
     writeFileSync(join(dir, 'token'), 'first\n');
     const access = await loadKubeAccess(kubeconfig(dir, { tokenFile: 'token' }), noHome(dir));
@@ -53,6 +53,11 @@ describe('loadKubeAccess: the operator reads its kubeconfig without client-node'
     writeFileSync(join(dir, 'token'), 'second\n');
     utimesSync(join(dir, 'token'), new Date(), new Date(Date.now() + 5_000));
     expect(await access.authenticate('', 'GET')).toEqual({ authorization: 'Bearer second' });
+    // Gone for a while (a remount): the last token goes on being sent.
+    rmSync(join(dir, 'token'));
+    expect(await access.authenticate('', 'GET')).toEqual({ authorization: 'Bearer second' });
+    const never = await loadKubeAccess(kubeconfig(scratch(), { tokenFile: 'missing' }), noHome(dir));
+    await expect(never.authenticate('', 'GET')).rejects.toThrow(/ENOENT/);
   });
 
   it('sends basic auth, and client certificates from inline data', async () => {
@@ -101,14 +106,37 @@ describe('loadKubeAccess: the operator reads its kubeconfig without client-node'
     expect(await viaProxy.authenticate('https://api.example:6443/version', 'GET')).toMatchObject({
       Authorization: 'Bearer t',
     });
-    const two = `${proxied}:${exec}`;
-    expect((await loadKubeAccess(undefined, { HOME: dir, KUBECONFIG: two })).source).toMatch(
-      /client-node \(several KUBECONFIG files/,
+    // A second file of other names (client-node refuses duplicates), whose current-context wins.
+    const second = join(scratch(), 'second');
+    writeFileSync(
+      second,
+      readFileSync(exec, 'utf8')
+        .replaceAll('"c"', '"c2"')
+        .replaceAll('"u"', '"u2"')
+        .replaceAll('"x"', '"x2"'),
     );
+    const two = `${proxied}:${second}`;
+    const merged = await loadKubeAccess(undefined, { HOME: dir, KUBECONFIG: two });
+    expect(merged).toMatchObject({
+      source: expect.stringMatching(/client-node \(several KUBECONFIG files/),
+      server: 'https://api.example:6443',
+    });
   });
 
   it('says what is wrong with a kubeconfig it cannot use', async () => {
     const dir = scratch();
+    // An empty CA field is no CA (the system's roots), as with kubectl; a CA with insecure is refused.
+    const empty = await loadKubeAccess(
+      kubeconfig(dir, { token: 't' }, { 'certificate-authority-data': '' }),
+      noHome(dir),
+    );
+    expect(empty.source).toBe(join(dir, 'config'));
+    await expect(
+      loadKubeAccess(
+        kubeconfig(dir, {}, { 'insecure-skip-tls-verify': true, 'certificate-authority-data': 'Y2E=' }),
+        noHome(dir),
+      ),
+    ).rejects.toThrow(/insecure flag is not allowed/);
     const path = join(dir, 'config');
     writeFileSync(path, 'clusters: []\ncontexts: []\n');
     await expect(loadKubeAccess(path, noHome(dir))).rejects.toThrow(/no current-context/);

@@ -111,8 +111,16 @@ export async function loadKubeAccess(
     if (!(err instanceof Unsupported)) throw err;
     const { KubeConfig } = await import('@kubernetes/client-node');
     const kc = new KubeConfig();
-    if (path) kc.loadFromFile(path);
-    else kc.loadFromDefault();
+    // The files chosen above, merged as client-node's loadFromDefault merges KUBECONFIG's.
+    const [first, ...more] = file;
+    if (first) {
+      kc.loadFromFile(first);
+      for (const next of more) {
+        const other = new KubeConfig();
+        other.loadFromFile(next);
+        kc.mergeConfig(other);
+      }
+    } else kc.loadFromDefault();
     if (!kc.getCurrentCluster()) throw new Error('it names no cluster (no current-context?)');
     return accessFromKubeConfig(kc, `client-node (${err.message})`);
   }
@@ -149,13 +157,17 @@ function fromKubeconfig(file: string): Settings {
     ...Object.keys(context).filter((k) => k === 'as' || k === 'as-groups'),
   ];
   if (extra.length) throw new Unsupported(extra.join(', '));
-  // Paths in a kubeconfig are relative to the file that names them.
+  // Paths in a kubeconfig are relative to the file that names them; an empty field is no field.
   const read = (p: string | undefined, data: string | undefined) =>
-    data !== undefined
+    data
       ? Buffer.from(data, 'base64')
-      : p !== undefined
+      : p
         ? readFileSync(isAbsolute(p) ? p : join(dirname(file), p))
         : undefined;
+  if (c['insecure-skip-tls-verify'] && (c['certificate-authority'] || c['certificate-authority-data']))
+    throw new Error(
+      'specifying a root certificates file with the insecure flag is not allowed (as kubectl says)',
+    );
   const optional = <K extends string, V>(k: K, v: V | undefined) => (v === undefined ? {} : { [k]: v });
   return {
     server: c.server,
@@ -164,14 +176,10 @@ function fromKubeconfig(file: string): Settings {
     ...optional('key', read(u['client-key'], u['client-key-data'])),
     ...optional('insecure', c['insecure-skip-tls-verify']),
     ...optional('serverName', c['tls-server-name']),
-    ...optional('token', u.token),
+    ...optional('token', u.token || undefined),
     ...optional(
       'tokenFile',
-      u.tokenFile === undefined
-        ? undefined
-        : isAbsolute(u.tokenFile)
-          ? u.tokenFile
-          : join(dirname(file), u.tokenFile),
+      u.tokenFile ? (isAbsolute(u.tokenFile) ? u.tokenFile : join(dirname(file), u.tokenFile)) : undefined,
     ),
     ...optional(
       'basic',
@@ -186,14 +194,20 @@ function leanAccess(s: Settings, source: string): KubeAccess {
   let token = s.token;
   let readAt = 0;
   let mtime = 0;
+  // A token file is read again once a minute, or when it changed; one that cannot be read keeps
+  // the last token it gave (or the kubeconfig's token), as client-go does, until it can.
   const currentToken = () => {
     if (!s.tokenFile) return token;
     const now = Date.now();
-    const changed = statSync(s.tokenFile).mtimeMs;
-    if (token === undefined || now - readAt > TOKEN_REREAD_MS || changed !== mtime) {
-      token = readFileSync(s.tokenFile, 'utf8').trim();
-      readAt = now;
-      mtime = changed;
+    try {
+      const changed = statSync(s.tokenFile).mtimeMs;
+      if (readAt === 0 || now - readAt > TOKEN_REREAD_MS || changed !== mtime) {
+        token = readFileSync(s.tokenFile, 'utf8').trim() || token;
+        readAt = now;
+        mtime = changed;
+      }
+    } catch (err) {
+      if (token === undefined) throw err;
     }
     return token;
   };

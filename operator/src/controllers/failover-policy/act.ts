@@ -129,11 +129,11 @@ async function markOldWriter(
 async function fence(ports: StepPorts, spec: FailoverPolicySpec, op: Operation): Promise<StepOutcome> {
   const native = nativeSwitchover(ports, op);
   const mode = fencingModeFor(op, spec.promotion.fencing, { nativeSwitchover: native });
-  const db = await ports.database(op.from);
   // Waited for up to the adapter's own timeouts (a silent old primary costs its connect timeout):
   // cutting a slow but reachable primary's fence short would promote beside a writer.
   let fenced: { detail: string } | Extract<StepOutcome, { kind: 'Failed' }>;
   try {
+    const db = await ports.database(op.from);
     fenced = native
       ? await markOldWriter(db, op, mode)
       : await db.fence({ operationId: op.id, epoch: op.epoch, mode });
@@ -168,7 +168,7 @@ async function fence(ports: StepPorts, spec: FailoverPolicySpec, op: Operation):
   if (op.kind !== 'Switchover')
     return { kind: 'Done', detail: `${mode}: ${detail}`, learned: { fenceDetail: detail.slice(0, 1024) } };
   // The standby must replay up to where the fenced primary stopped.
-  const seen = await db.observe();
+  const seen = await (await ports.database(op.from)).observe();
   if (!seen.reachable || !seen.lsn)
     return {
       kind: 'Failed',

@@ -759,6 +759,8 @@ describe('a stray writer beside a primary the failover rules cannot replace', ()
   it('is fenced by a failover whose old primary is lost', () => {
     // act fenced the strays only after the old primary: with that one lost, the failover went on
     // without fencing them, its promotion saw the stray again, went back to Fencing, and so on.
+    // The model's act does what act.ts does now (act.test.ts checks act.ts itself); this checks
+    // that decide, given that, brings the failover to an end with the stray fenced.
     const w = failedOverToB();
     w.dns.failing = true;
     (w.dbs.b as Db).alive = false;
