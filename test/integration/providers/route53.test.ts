@@ -546,6 +546,12 @@ describe('Route 53 errors', () => {
     expect(err.reason).toBe('NotFound');
     expect(err.retryable).toBe(false);
     expect(err.message).toContain('Z0000000000NOSUCHZONE');
+    // Both reads fail; the message is always the record's, never whichever failure came first
+    // (a message that alternates is a status write per reconcile).
+    const messages = new Set<string>();
+    for (let i = 0; i < 6; i++)
+      messages.add((await rejection(dns({ hostedZoneId: 'Z0000000000NOSUCHZONE' }).read(record))).message);
+    expect([...messages]).toEqual([expect.stringContaining(`for ${record.name} CNAME`)]);
   });
 
   it('AuthenticationFailed when the credentials are refused', async () => {

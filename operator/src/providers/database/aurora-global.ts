@@ -35,6 +35,7 @@ import {
   RDSClient,
   SwitchoverGlobalClusterCommand,
 } from '@aws-sdk/client-rds';
+import { allInOrder } from '../../runtime/promises.ts';
 import { type AwsClientOptions, awsClientConfig, awsErrorName, classifyAwsError } from '../aws.ts';
 import { ProviderError } from '../errors.ts';
 import type { ControlPlane, ControlPlanePromotion, ControlPlaneView } from './managed.ts';
@@ -167,7 +168,7 @@ export class AuroraGlobalControlPlane implements ControlPlane {
 
   /** What Aurora says this member is. Throws ProviderError. */
   async view(): Promise<AuroraMemberView> {
-    const [global, cluster] = await Promise.all([this.describeGlobal(), this.describeCluster()]);
+    const [global, cluster] = await allInOrder([this.describeGlobal(), this.describeCluster()]);
     const clusterArn = cluster.DBClusterArn ?? '';
     const member = global.GlobalClusterMembers?.find((m) => m.DBClusterArn === clusterArn);
     const status = cluster.Status ?? 'unknown';

@@ -30,6 +30,7 @@ import {
   PromoteReadReplicaCommand,
   RDSClient,
 } from '@aws-sdk/client-rds';
+import { allInOrder } from '../../runtime/promises.ts';
 import { type AwsClientOptions, awsClientConfig, awsErrorName, classifyAwsError } from '../aws.ts';
 import { ProviderError } from '../errors.ts';
 import { RdsDrillCopies } from './aws-rds-drill-copy.ts';
@@ -159,7 +160,7 @@ export class RdsControlPlane implements ControlPlane {
    */
   async reprotect(request: ReprotectRequest): Promise<ReprotectOutcome> {
     const target = rdsBlockOf(request.primary);
-    const [primary, old] = await Promise.all([
+    const [primary, old] = await allInOrder([
       this.describeIn(
         this.clientFor(target),
         target.region,

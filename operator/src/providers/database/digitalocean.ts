@@ -19,6 +19,7 @@
  * reports it ready. The former primary is left as it is, for a person to delete.
  */
 import { z } from 'zod';
+import { allInOrder } from '../../runtime/promises.ts';
 import { DigitalOceanApi, type DigitalOceanApiOptions } from '../dns/digitalocean.ts';
 import { ProviderError } from '../errors.ts';
 import type { ControlPlane, ControlPlanePromotion, ControlPlaneView } from './managed.ts';
@@ -177,7 +178,7 @@ export class DigitalOceanControlPlane implements ControlPlane {
   async reprotect(request: ReprotectRequest): Promise<ReprotectOutcome> {
     const target = digitalOceanBlockOf(request.primary);
     const primaryHint = `check spec.provider.digitalOcean of the primary ReplicaCluster ${request.primary.cluster}`;
-    const [primaryFound, old] = await Promise.all([
+    const [primaryFound, old] = await allInOrder([
       this.locate(target.databaseId, target.replicaName, primaryHint),
       this.locate(
         this.databaseId,

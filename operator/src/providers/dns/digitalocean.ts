@@ -14,6 +14,7 @@
  * database adapter uses too.
  */
 import { z } from 'zod';
+import { allInOrder } from '../../runtime/promises.ts';
 import { ProviderError, type ProviderErrorReason } from '../errors.ts';
 import {
   type DnsChange,
@@ -472,7 +473,7 @@ export class DigitalOceanDnsProvider implements DnsProvider {
   async close(): Promise<void> {}
 
   private async snapshot(loc: RecordLocation, type: DnsRecordType): Promise<Snapshot> {
-    const [records, txt] = await Promise.all([
+    const [records, txt] = await allInOrder([
       this.listRecords(loc, loc.fqdn, type),
       this.listRecords(loc, loc.ownerFqdn, 'TXT'),
     ]);

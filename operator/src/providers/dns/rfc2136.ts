@@ -12,6 +12,7 @@
 import { isIP } from 'node:net';
 import dnsPacket from 'dns-packet';
 import { type Clock, systemClock } from '../../runtime/clock.ts';
+import { allInOrder } from '../../runtime/promises.ts';
 import { ProviderError } from '../errors.ts';
 import {
   type DnsChange,
@@ -439,7 +440,7 @@ export class Rfc2136DnsProvider implements DnsProvider {
 
   private async observeUntil(record: DnsRecordRef, deadline: number): Promise<ObservedRecord> {
     const txtName = ownershipRecordName(record.name);
-    const [records, txts] = await Promise.all([
+    const [records, txts] = await allInOrder([
       this.signedQuery(record, record.name, record.type, deadline),
       this.signedQuery(record, txtName, 'TXT', deadline),
     ]);

@@ -17,6 +17,7 @@ import {
   type ResourceRecordSet,
   Route53Client,
 } from '@aws-sdk/client-route-53';
+import { allInOrder } from '../../runtime/promises.ts';
 import { type AwsClientOptions, awsClientConfig, awsErrorName, classifyAwsError } from '../aws.ts';
 import { ProviderError } from '../errors.ts';
 import {
@@ -201,7 +202,7 @@ export class Route53Dns implements DnsProvider {
   }
 
   private async readCurrent(ref: DnsRecordRef): Promise<CurrentRecords> {
-    const [record, ownership] = await Promise.all([
+    const [record, ownership] = await allInOrder([
       this.readRecordSet(ref.name, ref.type),
       this.readRecordSet(ownershipRecordName(ref.name), 'TXT'),
     ]);
