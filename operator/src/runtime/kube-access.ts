@@ -183,9 +183,7 @@ function fromKubeconfig(file: string): Settings {
     ),
     ...optional(
       'basic',
-      u.username !== undefined
-        ? Buffer.from(`${u.username}:${u.password ?? ''}`).toString('base64')
-        : undefined,
+      u.username ? Buffer.from(`${u.username}:${u.password ?? ''}`).toString('base64') : undefined,
     ),
   };
 }

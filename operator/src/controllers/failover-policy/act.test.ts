@@ -77,6 +77,23 @@ describe('act: fencing', () => {
       NOW,
     );
     expect(refusing).toMatchObject({ kind: 'Failed', reason: 'Rejected', retryable: false });
+    // One refusing stray does not leave the next one writing.
+    const d = database();
+    const both = await runStep(
+      ports({ a: database().db, c: database('refuses').db, d: d.db }),
+      spec(),
+      inProgress('Fencing', { strays: ['c', 'd'] }),
+      NOW,
+    );
+    expect(d.fences).toHaveLength(1);
+    expect(both).toMatchObject({
+      kind: 'Failed',
+      reason: 'Rejected',
+      message: 'c: permission denied',
+      learned: {
+        fenceDetail: expect.stringMatching(/c: not fenced \(Rejected: permission denied\); d: fenced/),
+      },
+    });
   });
 
   it('fences the strays of a failover whose old primary is lost, and says so with its failure', async () => {
@@ -93,6 +110,15 @@ describe('act: fencing', () => {
       reason: 'Unreachable',
       learned: { fenceDetail: 'c: fenced Shutdown' },
     });
+    // A stray that refuses fails the step (a backoff), lest the failover go on to Promoting, see
+    // it writing and come straight back, again and again.
+    const refusing = await runStep(
+      ports({ a: database('unreachable').db, c: database('refuses').db }),
+      spec(),
+      inProgress('Fencing', { strays: ['c'] }),
+      NOW,
+    );
+    expect(refusing).toMatchObject({ kind: 'Failed', reason: 'Rejected' });
     const alone = await runStep(ports({ a: database('unreachable').db }), spec(), inProgress('Fencing'), NOW);
     expect(alone).toMatchObject({ kind: 'Failed', reason: 'Unreachable' });
     expect(alone).not.toHaveProperty('learned');

@@ -144,19 +144,31 @@ async function fence(ports: StepPorts, spec: FailoverPolicySpec, op: Operation):
   // mode, whether or not the old primary answered: a failover goes on without a lost old primary,
   // and a stray left writing would send its promotion back here for as long as that one is lost.
   const others: string[] = [];
+  let refused: Extract<StepOutcome, { kind: 'Failed' }> | undefined;
   for (const stray of op.strays ?? []) {
     const request = { operationId: op.id, epoch: op.epoch, mode: spec.promotion.fencing };
     try {
       others.push(`${stray}: ${(await (await ports.database(stray)).fence(request)).detail}`);
     } catch (err) {
-      // Gone again: it takes no writes now, and is fenced as a stray the moment it is seen.
       const f = failure(err);
-      if (f.reason !== 'Unreachable' && f.reason !== 'Timeout') throw err;
-      others.push(`${stray}: unreachable (${f.reason}), fenced when seen again`);
+      // Gone again: it takes no writes now, and is fenced as a stray the moment it is seen.
+      if (f.reason === 'Unreachable' || f.reason === 'Timeout')
+        others.push(`${stray}: unreachable (${f.reason}), fenced when seen again`);
+      else {
+        // Refused (a privilege, a missing ReplicaCluster): the others are fenced all the same, and
+        // the step fails for it once they are.
+        others.push(`${stray}: not fenced (${f.reason}: ${f.message})`);
+        refused ??= { ...f, message: `${stray}: ${f.message}` };
+      }
     }
   }
-  if ('kind' in fenced)
-    return others.length ? { ...fenced, learned: { fenceDetail: others.join('; ').slice(0, 1024) } } : fenced;
+  const strays = others.length ? { learned: { fenceDetail: others.join('; ').slice(0, 1024) } } : {};
+  // A refusing stray fails the step, to be tried again after a backoff: were the old primary's
+  // unreachability reported instead, the failover would go on to Promoting, see the stray writing
+  // and come straight back here, again and again. Then an old primary that failed (for a failover,
+  // unreachable is the normal case, which transition takes as marked by the epoch).
+  if (refused) return { ...refused, ...strays };
+  if ('kind' in fenced) return { ...fenced, ...strays };
   const detail = [fenced.detail, ...others].join('; ');
   if (native)
     return {

@@ -344,3 +344,43 @@ describe('a standby’s lag', () => {
     expect(lagProbes.latest('ns/standby')?.lag).toMatchObject({ bytes: 0x2000, at: standby.at });
   });
 });
+
+describe('the provider cache', () => {
+  it('builds one provider for callers that come together after a Secret rotation, closes the old once, and caches none for a cluster forgotten meanwhile', async () => {
+    let version = 1;
+    const rotating = {
+      get: async () => ({
+        metadata: { name: 'db', resourceVersion: String(version) },
+        data: { username: btoa('failover'), password: btoa(`secret-${version}`) },
+      }),
+    } as unknown as KubeClient;
+    const made: { closed: number }[] = [];
+    const cache = new ClusterProbes({
+      client: rotating,
+      clock,
+      log: silentLogger,
+      factory: () => {
+        const p = { closed: 0 };
+        made.push(p);
+        return {
+          close: async () => {
+            p.closed++;
+          },
+        } as unknown as DatabaseProvider;
+      },
+    });
+    const first = await cache.providerFor(target);
+    version = 2;
+    (cache as unknown as { forgetCredentials(t: ProbeTarget): void }).forgetCredentials(target);
+    const [a, b] = await Promise.all([cache.providerFor(target), cache.providerFor(target)]);
+    expect(a).toBe(b);
+    expect(a).not.toBe(first);
+    expect(made.map((p) => p.closed)).toEqual([1, 0]);
+    // Forgotten while a caller still reads the Secret: that caller is refused, nothing is kept.
+    const pending = cache.providerFor({ ...target, key: 'ns/gone' });
+    await cache.forget('ns/gone');
+    await expect(pending).rejects.toThrow(/ns\/gone was removed/);
+    await cache.closeAll();
+    expect(made.map((p) => p.closed)).toEqual([1, 1]);
+  });
+});

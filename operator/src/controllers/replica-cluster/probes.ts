@@ -92,6 +92,8 @@ interface Call {
 
 export class ClusterProbes {
   private readonly entries = new Map<string, Entry>();
+  /** How often each key was forgotten: a provider built across a forget is not cached. */
+  private readonly forgotten = new Map<string, number>();
   private readonly records = new Map<string, ProbeRecord>();
   private readonly calls = new Map<string, Call>();
   /** standby key → the primary its lag is measured against, and how far apart the two reads may be. */
@@ -142,6 +144,7 @@ export class ClusterProbes {
     target: Pick<ProbeTarget, 'key' | 'namespace' | 'spec'>,
   ): Promise<DatabaseProvider> {
     const { spec, namespace } = target;
+    const generation = this.forgotten.get(target.key) ?? 0;
     const ref = spec.connection.credentialsSecretRef;
     const user = await this.secrets.read(namespace, ref.name, ref.usernameKey);
     const password = await this.secrets.read(namespace, ref.name, ref.passwordKey);
@@ -152,9 +155,12 @@ export class ClusterProbes {
       provider: spec.provider,
       versions: [user.version, password.version, api?.version],
     };
+    // From here to the cache's update nothing awaits: two callers after one Secret rotation (a
+    // probe, an action) build one provider, and the old one is closed once.
+    if ((this.forgotten.get(target.key) ?? 0) !== generation)
+      throw new Error(`ReplicaCluster ${target.key} was removed`);
     const existing = this.entries.get(target.key);
     if (existing && isDeepStrictEqual(existing.fingerprint, fingerprint)) return existing.provider;
-    if (existing) await existing.provider.close().catch(() => undefined);
     const provider = this.factory(
       spec,
       {
@@ -173,6 +179,7 @@ export class ClusterProbes {
       },
     );
     this.entries.set(target.key, { provider, fingerprint });
+    if (existing) await existing.provider.close().catch(() => undefined);
     return provider;
   }
 
@@ -356,6 +363,7 @@ export class ClusterProbes {
     this.lagPairs.delete(key);
     const entry = this.entries.get(key);
     this.entries.delete(key);
+    this.forgotten.set(key, (this.forgotten.get(key) ?? 0) + 1);
     this.records.delete(key);
     this.calls.delete(key);
     this.silentSince.delete(key);

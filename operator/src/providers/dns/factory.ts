@@ -56,6 +56,8 @@ export function createDnsProvider(
     case 'Route53': {
       const shared = route53Clients.get({
         region: provider.route53.region,
+        // As the other providers: a DNS read inside a reconcile gives up within timeoutMs.
+        requestTimeoutMs: timeoutMs,
         ...(provider.route53.endpointUrl ? { endpointUrl: provider.route53.endpointUrl } : {}),
         ...(secret ? { credentials: parseAwsCredentials(secret, where) } : {}),
       });
