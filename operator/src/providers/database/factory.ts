@@ -76,49 +76,48 @@ export function createDatabaseProvider(
       });
     case 'AwsRds': {
       const { region, dbInstanceIdentifier, endpointUrl } = provider.awsRds;
+      const options = awsOptions(region, endpointUrl, secrets.providerApi, 'awsRds.credentialsSecretRef');
       return new ManagedDatabase({
         ...clock,
         sql: new PostgresSql(connection, sqlOptions),
-        controlPlane: (() => {
-          const options = {
-            region,
-            ...(endpointUrl ? { endpointUrl } : {}),
-            ...(secrets.providerApi
-              ? { credentials: parseAwsCredentials(secrets.providerApi, 'awsRds.credentialsSecretRef') }
-              : {}),
-          };
-          return new RdsControlPlane({
-            provider,
-            dbInstanceIdentifier,
-            ...options,
-            ...rdsClients.get(options),
-          });
-        })(),
+        controlPlane: new RdsControlPlane({
+          provider,
+          dbInstanceIdentifier,
+          ...options,
+          ...rdsClients.get(options),
+        }),
       });
     }
     case 'AuroraGlobal': {
       const { region, globalClusterIdentifier, dbClusterIdentifier, endpointUrl } = provider.auroraGlobal;
+      const where = 'auroraGlobal.credentialsSecretRef';
+      const options = awsOptions(region, endpointUrl, secrets.providerApi, where);
       return new ManagedDatabase({
         ...clock,
         sql: new PostgresSql(connection, sqlOptions),
-        controlPlane: (() => {
-          const options = {
-            region,
-            ...(endpointUrl ? { endpointUrl } : {}),
-            ...(secrets.providerApi
-              ? { credentials: parseAwsCredentials(secrets.providerApi, 'auroraGlobal.credentialsSecretRef') }
-              : {}),
-          };
-          return new AuroraGlobalControlPlane({
-            globalClusterIdentifier,
-            dbClusterIdentifier,
-            ...options,
-            ...rdsClients.get(options),
-          });
-        })(),
+        controlPlane: new AuroraGlobalControlPlane({
+          globalClusterIdentifier,
+          dbClusterIdentifier,
+          ...options,
+          ...rdsClients.get(options),
+        }),
       });
     }
   }
+}
+
+/** An AWS provider block's client settings; the credentials parsed before any client is taken. */
+function awsOptions(
+  region: string,
+  endpointUrl: string | undefined,
+  secret: string | undefined,
+  where: string,
+) {
+  return {
+    region,
+    ...(endpointUrl ? { endpointUrl } : {}),
+    ...(secret ? { credentials: parseAwsCredentials(secret, where) } : {}),
+  };
 }
 
 /** Which Secret key holds the provider API credential, if the provider needs one. */
