@@ -16,6 +16,7 @@ import {
   up,
 } from './decide.fixtures.ts';
 import { decide } from './decide.ts';
+import type { ClusterFacts, DecideInput } from './facts.ts';
 
 describe('decide: detection', () => {
   const cases: [string, DecideInputLike, boolean, string?][] = [
@@ -562,6 +563,49 @@ describe('decide: promotion requests', () => {
       lastRequest: { id: 'r1', outcome: 'Rejected', reason },
     });
     expect(e.plan.events[0]).toMatchObject({ reason: 'PromotionRejected' });
+  });
+
+  it('judges a failover request on a view of the primary taken after the quorum lost it, not on an older one', () => {
+    const lost = (since: number) => ({
+      activePrimary: 'a',
+      epoch: 4,
+      conditions: [
+        {
+          type: 'PrimaryAvailable',
+          status: 'False' as const,
+          reason: 'QuorumLostPrimary',
+          message: 'lost',
+          lastTransitionTime: ago(since)
+            .toISOString()
+            .replace(/\.\d{3}Z$/, 'Z'),
+        },
+      ],
+    });
+    // The operator's last probe answered before the kill; two observers have lost it since.
+    const stale = { ...primaryUp(), observedAt: ago(3), lastReachableAt: ago(3) };
+    const at = (a: ClusterFacts, status: DecideInput['status']) =>
+      evaluate(
+        input({
+          specOver: { ...req({ kind: 'Failover' }), promotion: { mode: 'Manual' } },
+          status,
+          clusters: { a, b: standby('b'), c: standby('c') },
+          votes: [up('operator', 3), down('region-b'), down('region-c')],
+        }),
+      );
+    for (const status of [{ activePrimary: 'a', epoch: 4 }, lost(2)]) {
+      const waiting = at(stale, status);
+      expect(waiting.status.lastHandledRequestId).toBeUndefined();
+      expect(waiting.plan.events.map((e) => e.reason)).not.toContain('PromotionRejected');
+    }
+    // A view from after the outage was seen that still takes writes is evidence: refused.
+    const fresh = at({ ...stale, observedAt: ago(0.5) }, lost(2));
+    expect(fresh.status.lastRequest).toMatchObject({ outcome: 'Rejected', reason: 'PrimaryAvailable' });
+    // A view that stays stale long after is judged as it is, rather than holding the request.
+    const longAfter = at({ ...stale, observedAt: ago(60) }, lost(45));
+    expect(longAfter.status.lastRequest).toMatchObject({ outcome: 'Rejected', reason: 'PrimaryAvailable' });
+    // The same quorum with the operator's own probe failing too: the request starts at once.
+    const gonePrimary = at({ ...gone(), observedAt: ago(0.5) }, lost(2));
+    expect(gonePrimary.started).toMatchObject({ kind: 'Failover', requestId: 'r1' });
   });
 
   it('accepts a failover beyond the budget when the request allows data loss', () => {

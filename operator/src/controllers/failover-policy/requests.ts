@@ -69,8 +69,30 @@ export function judgeRequest(
       `${request.target} is ${target.reachable ? `in role ${target.role}` : 'unreachable'}, not a replicating standby`,
     );
   }
+  if (request.kind === 'Failover' && predatesOutage(j)) return undefined;
   return request.kind === 'Switchover' ? judgeSwitchover(j) : judgeFailover(j, target);
 }
+
+/**
+ * The operator's own view of a primary that a quorum has lost may be older than the outage: its
+ * last probe answered before the loss, the next has not. Judged on it, a failover request for a
+ * primary that is gone would be refused as "accepts writes"; the request waits for a probe taken
+ * after the operator first saw the quorum's verdict (one probe interval, or a probe's timeout).
+ */
+function predatesOutage(j: Judging): boolean {
+  const primary = j.input.clusters[j.active];
+  if (!j.verdict.down || !writable(primary)) return false;
+  const observed = primary?.observedAt?.getTime() ?? 0;
+  const lost = j.input.status.conditions?.find((c) => c.type === 'PrimaryAvailable' && c.status === 'False');
+  // Not recorded yet: this reconcile records it, and the next judges against it.
+  if (!lost) return true;
+  // Conditions keep whole seconds: the outage was seen before the end of that second. A view
+  // that stays older than that for long is stale for another reason: judge on it then.
+  const seen = Date.parse(lost.lastTransitionTime) + 1000;
+  return observed < seen && j.input.now.getTime() - seen < STALE_VIEW_WAIT_MS;
+}
+
+const STALE_VIEW_WAIT_MS = 30_000;
 
 /** A switchover loses nothing: it needs the primary up, to stop its writes and let the standby catch up. */
 function judgeSwitchover(j: Judging): RequestVerdict {
