@@ -1,7 +1,7 @@
 /**
  * Benchmark: 500 FailoverPolicies (and 1000 ReplicaClusters) created at once against a real
  * control plane and one operator process. Prints the time until every object has been
- * reconciled, the operator's peak RSS, and its API requests per minute once idle.
+ * reconciled, the operator's peak RSS and CPU, and its CPU and API requests per minute once idle.
  *
  *   make bench            (all benchmarks)
  *   BENCH_POLICIES=100 node bench/reconcile-at-scale.ts
@@ -26,6 +26,12 @@ const say = (s: string) => process.stdout.write(`[bench reconcile] ${s}\n`);
 function peakRssMiB(pid: number | undefined): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+/** User + system CPU seconds the process has used (/proc/PID/stat, in clock ticks of 1/100 s). */
+function cpuSeconds(pid: number | undefined): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
@@ -111,11 +117,13 @@ try {
     { description: 'every object reconciled', timeoutMs: 600_000, intervalMs: 250 },
   );
   const reconciledMs = performance.now() - t0;
+  const coldCpu = cpuSeconds(op.pid);
 
   say(`all reconciled; measuring API requests for ${IDLE_SECONDS} s of idleness`);
   const before = await op.metric('rest_client_requests_total');
   await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
   const idleRequests = (await op.metric('rest_client_requests_total')) - before;
+  const idleCpu = cpuSeconds(op.pid) - coldCpu;
   if (process.env.BENCH_DEBUG) {
     const m = (await cp.get('/metrics')).body
       .split('\n')
@@ -131,6 +139,8 @@ try {
       `  policies / clusters:                 ${POLICIES} / ${POLICIES * 2}`,
       `  time until all reconciled:           ${(reconciledMs / 1000).toFixed(1)} s (creation alone ${((created - t0) / 1000).toFixed(1)} s)`,
       `  operator peak RSS (VmHWM):           ${rss.toFixed(0)} MiB`,
+      `  operator CPU until all reconciled:   ${coldCpu.toFixed(1)} s`,
+      `  operator CPU when idle:              ${((idleCpu * 100) / IDLE_SECONDS).toFixed(1)} % of a core (failing probes)`,
       `  API requests per minute when idle:   ${((idleRequests * 60) / IDLE_SECONDS).toFixed(1)}`,
       `  reconcile errors (conflicts etc.):   ${errors}`,
       '',

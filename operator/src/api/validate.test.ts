@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { failoverPolicy, replicaCluster } from './v1alpha1/index.ts';
-import { formatPath, parseWith } from './validate.ts';
+import { failoverPolicy, failoverPolicySpec, replicaCluster } from './v1alpha1/index.ts';
+import { formatPath, parseOnce, parseWith } from './validate.ts';
 
 const policy = {
   apiVersion: 'regionfailover.io/v1alpha1',
@@ -56,5 +56,31 @@ describe('reading objects', () => {
 
   it('formats paths the way the API server does', () => {
     expect(formatPath(['spec', 'standbys', 0, 'name'])).toBe('spec.standbys[0].name');
+  });
+});
+
+describe('parsing once per resourceVersion', () => {
+  it('parses a value once, shares the frozen result, and parses a new value (the next version) again', () => {
+    const spec = structuredClone(policy.spec);
+    const first = parseOnce(failoverPolicySpec, spec, 'spec');
+    expect(parseOnce(failoverPolicySpec, spec, 'spec')).toBe(first);
+    if (!first.ok) throw new Error(first.message);
+    // A reader that changed the shared result would change what every later reader sees.
+    expect(() => {
+      (first.value.detection as { quorum: number }).quorum = 1;
+    }).toThrow(TypeError);
+    expect(Object.isFrozen(first.value.standbys)).toBe(true);
+    const next = { ...spec, standbys: ['b', 'c'] };
+    const second = parseOnce(failoverPolicySpec, next, 'spec');
+    expect(second).not.toBe(first);
+    expect(second.ok && second.value.standbys).toEqual(['b', 'c']);
+  });
+
+  it('keeps a failure and its message, and parses primitives each time', () => {
+    const bad = { primary: 7 };
+    const failed = parseOnce(failoverPolicySpec, bad, 'spec');
+    expect(failed).toMatchObject({ ok: false, message: expect.stringContaining('spec.primary') });
+    expect(parseOnce(failoverPolicySpec, bad, 'spec')).toBe(failed);
+    expect(parseOnce(failoverPolicySpec, undefined, 'spec').ok).toBe(false);
   });
 });

@@ -26,3 +26,30 @@ export function parseWith<S extends z.ZodType>(schema: S, value: unknown, root =
     .join('; ');
   return { ok: false, message };
 }
+
+/**
+ * parseWith, once per value. The informer replaces an object with a new one on every change, so
+ * its spec and status values stand for one resourceVersion: keyed on them, a reconcile or probe
+ * round of an unchanged object parses nothing (parsing was a quarter of the operator's
+ * allocations). The result is shared between readers, so it is frozen: a reader that changed
+ * it would change what the next one reads, and fails loudly instead.
+ */
+export function parseOnce<S extends z.ZodType>(schema: S, value: unknown, root = ''): Parsed<z.output<S>> {
+  if (typeof value !== 'object' || value === null) return parseWith(schema, value, root);
+  const bySchema = parsedByValue.get(value) ?? new Map();
+  const cached = bySchema.get(schema);
+  if (cached && cached.root === root) return cached.parsed as Parsed<z.output<S>>;
+  const parsed = parseWith(schema, value, root);
+  if (parsed.ok) deepFreeze(parsed.value);
+  parsedByValue.set(value, bySchema);
+  bySchema.set(schema, { root, parsed: Object.freeze(parsed) });
+  return parsed;
+}
+
+const parsedByValue = new WeakMap<object, Map<z.ZodType, { root: string; parsed: Parsed<unknown> }>>();
+
+function deepFreeze(value: unknown): void {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return;
+  Object.freeze(value);
+  for (const v of Object.values(value)) deepFreeze(v);
+}

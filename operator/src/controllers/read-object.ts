@@ -3,14 +3,14 @@
  * an object may predate a rule, and status can be edited by hand: neither may crash the operator.
  */
 import type { z } from 'zod';
-import { parseWith } from '../api/validate.ts';
+import { parseOnce } from '../api/validate.ts';
 import type { EventRecorder } from '../runtime/events.ts';
 import type { KubeObject } from '../runtime/kube-client.ts';
 
 export type SpecReading<S> = { ok: true; spec: S } | { ok: false; message: string };
 
 export function readSpec<S extends z.ZodType>(schema: S, object: KubeObject): SpecReading<z.output<S>> {
-  const parsed = parseWith(schema, object.spec, 'spec');
+  const parsed = parseOnce(schema, object.spec, 'spec');
   return parsed.ok ? { ok: true, spec: parsed.value } : { ok: false, message: parsed.message };
 }
 
@@ -20,7 +20,7 @@ export function readStatus<S extends z.ZodType>(
   object: KubeObject,
 ): { status: z.output<S>; problem?: string } {
   if (object.status === undefined) return { status: schema.parse({}) };
-  const parsed = parseWith(schema, object.status, 'status');
+  const parsed = parseOnce(schema, object.status, 'status');
   return parsed.ok ? { status: parsed.value } : { status: schema.parse({}), problem: parsed.message };
 }
 

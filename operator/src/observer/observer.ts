@@ -15,6 +15,7 @@ import {
   type ReplicaClusterSpec,
   replicaClusterSpec,
 } from '../api/v1alpha1/index.ts';
+import { parseOnce } from '../api/validate.ts';
 import { AppEndpointChecks, appCheckTimeoutMs } from '../controllers/replica-cluster/app-endpoints.ts';
 import { ClusterProbes } from '../controllers/replica-cluster/probes.ts';
 import { failoverObservationType, failoverPolicyType, replicaClusterType } from '../controllers/resources.ts';
@@ -133,29 +134,29 @@ export class Observer {
   private async round(key: string): Promise<ReconcileResult> {
     const policy = this.policies.get(key);
     if (!policy) return done();
-    const spec = failoverPolicySpec.safeParse(policy.spec);
-    if (!spec.success) return done();
+    const spec = parseOnce(failoverPolicySpec, policy.spec);
+    if (!spec.ok) return done();
     const namespace = policy.metadata.namespace ?? 'default';
-    const interval = spec.data.detection.probeIntervalSeconds;
+    const interval = spec.value.detection.probeIntervalSeconds;
     // One round per interval, however often the policy changes: a failure count must mean time.
     const startedAt = this.opts.clock.now().getTime();
     const sinceLast = startedAt - (this.lastRound.get(key) ?? 0);
     if (sinceLast < interval * 800) return requeueAfter(interval * 1000 - sinceLast);
     this.lastRound.set(key, startedAt);
-    const names = [spec.data.primary, ...spec.data.standbys];
-    const status = failoverPolicyStatus.safeParse(policy.status ?? {});
+    const names = [spec.value.primary, ...spec.value.standbys];
+    const status = parseOnce(failoverPolicyStatus, policy.status ?? {});
     // As the policy's status records it (never spec.primary, which may name a former primary).
-    const active = status.success ? status.data.activePrimary : undefined;
+    const active = status.ok ? status.value.activePrimary : undefined;
     const probes = await Promise.all(
       names.map(async (name) => {
         const clusterKey = objectKey({ metadata: { name, namespace } });
         const object = this.clusters.get(clusterKey);
-        const parsed = object ? replicaClusterSpec.safeParse(object.spec) : undefined;
-        if (!parsed?.success) return undefined;
+        const parsed = object ? parseOnce(replicaClusterSpec, object.spec) : undefined;
+        if (!parsed?.ok) return undefined;
         const override = this.opts.endpointOverrides?.get(clusterKey);
         const clusterSpec = override
-          ? { ...parsed.data, connection: { ...parsed.data.connection, ...override } }
-          : parsed.data;
+          ? { ...parsed.value, connection: { ...parsed.value.connection, ...override } }
+          : parsed.value;
         const [record, apps] = await Promise.all([
           this.probe(clusterKey, namespace, clusterSpec, active, interval),
           this.appChecks.check(clusterKey, clusterSpec.appEndpoints, appCheckTimeoutMs(interval)),

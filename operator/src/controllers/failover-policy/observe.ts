@@ -14,6 +14,7 @@ import {
   type ReplicaClusterSpec,
   type ReplicaClusterStatus,
 } from '../../api/v1alpha1/index.ts';
+import { parseOnce } from '../../api/validate.ts';
 import {
   makesDrillCopies,
   rejoinsAfterSwitchover,
@@ -198,6 +199,6 @@ export function gatherInput(src: GatherSources): DecideInput {
 
 /** The agent report in a ReplicaCluster's status, when it parses. */
 export function agentReportOf(object: { [key: string]: unknown } | undefined): AgentReport | undefined {
-  const parsed = agentReport.safeParse((object?.status as { agent?: unknown } | undefined)?.agent);
-  return parsed.success ? parsed.data : undefined;
+  const parsed = parseOnce(agentReport, (object?.status as { agent?: unknown } | undefined)?.agent);
+  return parsed.ok ? parsed.value : undefined;
 }

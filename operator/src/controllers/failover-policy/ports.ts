@@ -1,6 +1,7 @@
 /** The ports act works through for one policy, built from the operator's context. */
 import { getServers } from 'node:dns';
 import { type DrillState, type FailoverPolicySpec, replicaClusterSpec } from '../../api/v1alpha1/index.ts';
+import { parseOnce } from '../../api/validate.ts';
 import type { CanaryTarget } from '../../providers/canary/port.ts';
 import type { ProviderSpec } from '../../providers/database/port.ts';
 import {
@@ -28,8 +29,8 @@ export function portsFor(ctx: OperatorContext, policy: KubeObject, spec: Failove
   const namespace = policy.metadata.namespace ?? 'default';
   const clusterSpec = (name: string) => {
     const obj = ctx.clusters.get(objectKey({ metadata: { name, namespace } }));
-    const parsed = obj ? replicaClusterSpec.safeParse(obj.spec) : undefined;
-    return parsed?.success ? parsed.data : undefined;
+    const parsed = obj ? parseOnce(replicaClusterSpec, obj.spec) : undefined;
+    return parsed?.ok ? parsed.value : undefined;
   };
   return {
     owner: dnsOwner(policy, spec),
@@ -98,9 +99,9 @@ export async function canaryTargetFor(
   const record = drill && isolated ? drillRecordRef(spec, drill) : recordRef(spec);
   const namespace = policy.metadata.namespace ?? 'default';
   const object = ctx.clusters.get(objectKey({ metadata: { name: spec.primary, namespace } }));
-  const parsed = object ? replicaClusterSpec.safeParse(object.spec) : undefined;
-  if (!parsed?.success) throw new Error(`ReplicaCluster ${namespace}/${spec.primary} is missing or invalid`);
-  const { connection } = parsed.data;
+  const parsed = object ? parseOnce(replicaClusterSpec, object.spec) : undefined;
+  if (!parsed?.ok) throw new Error(`ReplicaCluster ${namespace}/${spec.primary} is missing or invalid`);
+  const { connection } = parsed.value;
   const ref = connection.credentialsSecretRef;
   const user = await ctx.probes.secrets.read(namespace, ref.name, ref.usernameKey);
   const password = await ctx.probes.secrets.read(namespace, ref.name, ref.passwordKey);

@@ -16,6 +16,7 @@ import {
   replicaClusterSpec,
   replicaClusterStatus,
 } from '../../api/v1alpha1/index.ts';
+import { parseOnce } from '../../api/validate.ts';
 import { type ConditionInput, changedConditions, setCondition } from '../../runtime/conditions.ts';
 import { objectKey } from '../../runtime/informer.ts';
 import type { KubeObject } from '../../runtime/kube-client.ts';
@@ -45,18 +46,18 @@ interface PolicyView {
 /** The policy this cluster belongs to, as far as probing needs it. */
 export function policyView(ctx: OperatorContext, clusterKey: string): PolicyView | undefined {
   for (const policy of ctx.policiesOf(clusterKey)) {
-    const spec = failoverPolicySpec.safeParse(policy.spec);
-    if (!spec.success) continue;
-    const status = failoverPolicyStatus.safeParse(policy.status ?? {});
+    const spec = parseOnce(failoverPolicySpec, policy.spec);
+    if (!spec.ok) continue;
+    const status = parseOnce(failoverPolicyStatus, policy.status ?? {});
     // Never spec.primary: after a failover it names a former primary, and writing the heartbeat
     // there or measuring lag against it would be wrong. Until the policy has learned who is
     // primary (discovery), nothing is measured against anyone.
     return {
       name: policy.metadata.name,
-      intervalSeconds: spec.data.detection.probeIntervalSeconds,
-      activePrimary: status.success ? status.data.activePrimary : undefined,
-      epoch: (status.success ? status.data.epoch : undefined) ?? 0,
-      rpo: spec.data.promotion.rpo,
+      intervalSeconds: spec.value.detection.probeIntervalSeconds,
+      activePrimary: status.ok ? status.value.activePrimary : undefined,
+      epoch: (status.ok ? status.value.epoch : undefined) ?? 0,
+      rpo: spec.value.promotion.rpo,
     };
   }
   return undefined;
