@@ -1,9 +1,9 @@
 # The operator's image. The observer is the same image with --mode=observer.
 #
-# Node.js 24 runs the TypeScript sources directly (type stripping; the code uses only erasable
-# syntax), so there is no compile step and no dist/ to drift from what the tests ran: the image
-# runs exactly the files `make test` tested. Start-up costs a few hundred milliseconds more than
-# compiled JavaScript would, once per pod.
+# The TypeScript sources `make test` runs are compiled to JavaScript in a build stage (tsc with
+# tsconfig.build.json: types stripped, `.ts` imports rewritten, nothing else changed), so the
+# process does not load Node's type stripper: ~28 MiB less RSS and ~0.3 s less CPU at start
+# (figures in docs/architecture.md). test/integration/compiled-operator.test.ts runs that output.
 #
 # Build where a Docker engine runs:  docker build -t failover-operator:dev .   (or: make image)
 
@@ -17,13 +17,23 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm cache clean --force
 
-# --- runtime: the slim Node.js image, the packages and the operator's sources, nothing else
+# --- build: only the compiler, at the version package-lock.json pins, and the sources
+FROM node:${NODE_VERSION}-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+RUN mkdir /tsc && cd /tsc \
+ && npm install --no-save --ignore-scripts --no-audit --no-fund \
+      "typescript@$(node -p "require('/app/package-lock.json').packages['node_modules/typescript'].version")"
+COPY operator/src ./operator/src
+RUN /tsc/node_modules/.bin/tsc -p tsconfig.build.json
+
+# --- runtime: the slim Node.js image, the packages and the operator's JavaScript, nothing else
 FROM node:${NODE_VERSION}-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
-COPY operator/src ./operator/src
+COPY --from=build /app/dist/build/operator/src ./operator/src
 # (.dockerignore leaves the tests out.) npm and corepack are not needed at runtime.
 RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
            /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack
@@ -36,4 +46,4 @@ EXPOSE 8080
 # peak RSS with hundreds of policies (figures in docs/architecture.md). The old space is left to
 # V8: --max-old-space-size below the live heap's needs turns memory pressure into GC thrash long
 # before the pod's limit. The tests start the operator with these same flags (operator-process.ts).
-ENTRYPOINT ["node", "--max-semi-space-size=8", "operator/src/main.ts"]
+ENTRYPOINT ["node", "--max-semi-space-size=8", "operator/src/main.js"]

@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH):/usr/local/go/bin:$(CACHE_DIR
 NODE_STAMP := node_modules/.package-lock.json
 
 .PHONY: help prerequisites demo-prerequisites deps control-plane generate lint typecheck test unit integration bench up down demo clean \
-  chart-tools chart-check e2e image install-plugin plugin
+  chart-tools chart-check e2e image install-plugin plugin build
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -63,6 +63,10 @@ chart-check: $(NODE_STAMP) control-plane chart-tools ## helm lint + template of 
 
 e2e: $(NODE_STAMP) ## kind end-to-end suite: needs Docker (kind is built if missing); not part of make test
 	bash test/e2e/run.sh
+
+build: $(NODE_STAMP) ## Compile the operator to JavaScript as the image runs it: dist/build/operator/src (tsconfig.build.json)
+	rm -rf dist/build
+	tsc -p tsconfig.build.json
 
 image: ## Build the operator's container image (needs Docker): IMAGE=failover-operator:dev
 	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "make image needs a running Docker engine (docker info fails here)"; exit 3; }

@@ -80,6 +80,8 @@ export interface FailoverStackOptions {
    * the link, which region-b's ReplicaCluster names), so a rejoin of region A can run there.
    */
   agentsInRegion?: boolean;
+  /** The main module of the operator, observers and agents: the sources, or compiled JavaScript. */
+  entry?: string;
 }
 
 /** Which server of the pair each ReplicaCluster is. */
@@ -93,12 +95,18 @@ export class FailoverStack {
   readonly options: Required<
     Omit<
       FailoverStackOptions,
-      'operatorArgs' | 'startOperator' | 'pgSettings' | 'reprotect' | 'primaryLease' | 'agentsInRegion'
+      | 'operatorArgs'
+      | 'startOperator'
+      | 'pgSettings'
+      | 'reprotect'
+      | 'primaryLease'
+      | 'agentsInRegion'
+      | 'entry'
     >
   > &
     Pick<
       FailoverStackOptions,
-      'operatorArgs' | 'pgSettings' | 'reprotect' | 'primaryLease' | 'agentsInRegion'
+      'operatorArgs' | 'pgSettings' | 'reprotect' | 'primaryLease' | 'agentsInRegion' | 'entry'
     >;
   /** Database agents (`--mode=agent`) beside each server, once started. */
   readonly agents = new Map<StackCluster, OperatorProcess>();
@@ -350,6 +358,7 @@ export class FailoverStack {
       name: `agent-${cluster}-${this.options.name}-${this.agentRuns}`,
       kubeconfig,
       dir: this.dir,
+      ...(this.options.entry ? { entry: this.options.entry } : {}),
       runAs: owner.uid === process.getuid?.() ? undefined : 'postgres',
       ...(inRegion ? { netns: { name: inRegion.name, address: inRegion.address } } : {}),
       args: [
@@ -414,6 +423,7 @@ export class FailoverStack {
       name: `observer-${name}-${this.options.name}`,
       kubeconfig: this.options.kubeconfigPath,
       dir: this.dir,
+      ...(this.options.entry ? { entry: this.options.entry } : {}),
       args: [
         '--mode=observer',
         `--observer-name=${name}`,
@@ -432,6 +442,7 @@ export class FailoverStack {
       name: `operator-${this.options.name}-${this.operatorRuns}`,
       kubeconfig: this.options.kubeconfigPath,
       dir: this.dir,
+      ...(this.options.entry ? { entry: this.options.entry } : {}),
       args: [
         `--namespace=${this.options.namespace}`,
         `--leader-election-namespace=${this.options.namespace}`,

@@ -45,11 +45,13 @@ export class OperatorProcess {
      * root, so the user is taken on inside it, as postgres.ts does for servers.
      */
     netns?: { name: string; address: string };
+    /** The main module: the sources by default, or the image's compiled JavaScript (`make build`). */
+    entry?: string;
   }): Promise<OperatorProcess> {
     const httpPort = await freePort();
     const args = [
       ...IMAGE_NODE_FLAGS,
-      join(repo, 'operator', 'src', 'main.ts'),
+      options.entry ?? join(repo, 'operator', 'src', 'main.ts'),
       `--kubeconfig=${options.kubeconfig}`,
       `--http-address=${options.netns ? '0.0.0.0' : '127.0.0.1'}:${httpPort}`,
       `--identity=${options.name}`,
@@ -93,6 +95,11 @@ export class OperatorProcess {
 
   get pid(): number | undefined {
     return this.proc.pid;
+  }
+
+  /** Its command line as the kernel has it (/proc/PID/cmdline), arguments joined by spaces. */
+  commandLine(): string {
+    return readFileSync(`/proc/${this.proc.pid}/cmdline`, 'utf8').split('\0').join(' ');
   }
 
   get running(): boolean {
