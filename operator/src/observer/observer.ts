@@ -10,12 +10,14 @@
  */
 import {
   type FailoverObservationSpec,
+  type FailoverPolicySpec,
   failoverPolicySpec,
   failoverPolicyStatus,
   type ReplicaClusterSpec,
   replicaClusterSpec,
 } from '../api/v1alpha1/index.ts';
 import { parseOnce } from '../api/validate.ts';
+import { maxObservationAgeMs } from '../controllers/failover-policy/detection.ts';
 import { AppEndpointChecks, appCheckTimeoutMs } from '../controllers/replica-cluster/app-endpoints.ts';
 import { ClusterProbes } from '../controllers/replica-cluster/probes.ts';
 import { failoverObservationType, failoverPolicyType, replicaClusterType } from '../controllers/resources.ts';
@@ -63,6 +65,8 @@ export class Observer {
   private readonly probes: ClusterProbes;
   private readonly appChecks: AppEndpointChecks;
   private readonly lastRound = new Map<string, number>();
+  /** Per policy: what was last written (without what moves every round) and when. */
+  private readonly published = new Map<string, { meaning: string; at: number }>();
   readonly controller: Controller;
   private stopping = false;
 
@@ -133,7 +137,11 @@ export class Observer {
   /** One probe round for one policy: probe each of its clusters, publish what was seen. */
   private async round(key: string): Promise<ReconcileResult> {
     const policy = this.policies.get(key);
-    if (!policy) return done();
+    if (!policy) {
+      this.lastRound.delete(key);
+      this.published.delete(key);
+      return done();
+    }
     const spec = parseOnce(failoverPolicySpec, policy.spec);
     if (!spec.ok) return done();
     const namespace = policy.metadata.namespace ?? 'default';
@@ -184,7 +192,12 @@ export class Observer {
       probeIntervalSeconds: interval,
       clusters: probes.filter((p) => p !== undefined),
     };
-    await this.publish(namespace, observation, policy);
+    const last = this.published.get(key);
+    if (publishDue(last, observation, refreshMs(spec.value), startedAt, interval * 1000)) {
+      this.published.delete(key);
+      await this.publish(namespace, observation, policy);
+      this.published.set(key, { meaning: meaningOf(observation), at: startedAt });
+    }
     // The next round one interval after this one started, not after it ended: a round that
     // waited out a silent database must not stretch the interval.
     const took = this.opts.clock.now().getTime() - startedAt;
@@ -238,4 +251,42 @@ export class Observer {
       });
     }
   }
+}
+
+/**
+ * Whether this round writes its observation: a change at once; the same view again in the last
+ * round before the last write would be older than the refresh period. Rounds are counted, not
+ * milliseconds: they drift by a few, which must not make a write flap between rounds.
+ */
+export function publishDue(
+  last: { meaning: string; at: number } | undefined,
+  observation: FailoverObservationSpec,
+  refresh: number,
+  now: number,
+  interval: number,
+): boolean {
+  if (!last || last.meaning !== meaningOf(observation)) return true;
+  const rounds = Math.round((now - last.at) / interval);
+  return (rounds + 1) * interval > refresh;
+}
+
+/**
+ * What an observation says, without what moves every round while nothing happens: the time, the
+ * last success of a cluster still reached, its WAL position (the operator measures lag from its
+ * own probes). A change of anything else (reached or not, a failure counted, a role, an app
+ * endpoint) is written in the round that saw it, so detection is not slowed.
+ */
+export function meaningOf(observation: FailoverObservationSpec): string {
+  const clusters = observation.clusters.map(({ lastSuccessTime: _t, lsn: _l, ...rest }) => rest);
+  return JSON.stringify({ ...observation, observedAt: undefined, clusters });
+}
+
+/**
+ * How often an unchanged observation is written again: half the age past which the operator
+ * ignores it (detection.observationMaxAgeSeconds, by default 3 intervals + 5 s), never more than
+ * once a round. At the default 5 s interval that is every 10 s instead of every 5 s; at 1 s,
+ * every 4 s. A healthy observer's writes are then bounded by policies / refresh, not by rounds.
+ */
+export function refreshMs(spec: FailoverPolicySpec): number {
+  return Math.max(spec.detection.probeIntervalSeconds * 1000, maxObservationAgeMs(spec) / 2);
 }

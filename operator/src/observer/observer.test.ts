@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { type FailoverObservationSpec, failoverPolicySpec } from '../api/v1alpha1/index.ts';
+import { maxObservationAgeMs } from '../controllers/failover-policy/detection.ts';
+import { meaningOf, publishDue, refreshMs } from './observer.ts';
+
+const spec = (detection: Record<string, number> = {}) =>
+  failoverPolicySpec.parse({
+    primary: 'a',
+    standbys: ['b'],
+    detection,
+    dns: { provider: { type: 'Route53', route53: { hostedZoneId: 'Z' } }, zone: 'x.test', name: 'db.x.test' },
+  });
+
+const seen = (at: number, over: Partial<FailoverObservationSpec['clusters'][number]> = {}) =>
+  ({
+    policy: 'orders',
+    observer: 'region-c',
+    observedAt: new Date(at).toISOString(),
+    probeIntervalSeconds: 1,
+    clusters: [
+      {
+        name: 'a',
+        reachable: true,
+        role: 'Primary',
+        consecutiveFailures: 0,
+        lastSuccessTime: new Date(at).toISOString(),
+        lsn: `0/${at.toString(16)}`,
+        ...over,
+      },
+    ],
+  }) as FailoverObservationSpec;
+
+/** Rounds every `interval` ms (with a few ms of drift) of the same healthy view: when each writes. */
+function writes(interval: number, refresh: number, rounds: number): number[] {
+  let last: { meaning: string; at: number } | undefined;
+  const written: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const now = r * interval + ((r * 7) % 5) - 2;
+    const o = seen(now);
+    if (publishDue(last, o, refresh, now, interval)) {
+      written.push(r);
+      last = { meaning: meaningOf(o), at: now };
+    }
+  }
+  return written;
+}
+
+describe('observer writes', () => {
+  it('writes an unchanged view again at half the age the operator ignores it at, at most once a round', () => {
+    expect(refreshMs(spec({ probeIntervalSeconds: 5 }))).toBe(10_000);
+    expect(refreshMs(spec({ probeIntervalSeconds: 1 }))).toBe(4_000);
+    expect(refreshMs(spec({ probeIntervalSeconds: 2, observationMaxAgeSeconds: 2 }))).toBe(2_000);
+    for (const interval of [1, 2, 5, 30]) {
+      const s = spec({ probeIntervalSeconds: interval });
+      const refresh = refreshMs(s);
+      const rounds = writes(interval * 1000, refresh, 60);
+      // Never a gap in which the operator's newest vote from this observer could go stale.
+      const gaps = rounds.slice(1).map((r, i) => (r - (rounds[i] ?? 0)) * interval * 1000);
+      expect(Math.max(...gaps) + interval * 1000).toBeLessThanOrEqual(maxObservationAgeMs(s));
+      expect(Math.max(...gaps)).toBeLessThanOrEqual(refresh);
+      if (interval <= 5) expect(rounds.length).toBeLessThanOrEqual(31);
+    }
+  });
+
+  it('writes a change in the round that saw it: lost, a failure counted, a role, an app endpoint', () => {
+    const last = { meaning: meaningOf(seen(0)), at: 0 };
+    expect(publishDue(last, seen(1000), 4000, 1000, 1000)).toBe(false);
+    for (const change of [
+      { reachable: false, role: 'Unknown' as const, consecutiveFailures: 1 },
+      { role: 'Standby' as const },
+      { appEndpointsHealthy: false },
+    ])
+      expect(publishDue(last, seen(1000, change), 4000, 1000, 1000)).toBe(true);
+    const failing = {
+      reachable: false,
+      role: 'Unknown' as const,
+      lastSuccessTime: new Date(0).toISOString(),
+    };
+    const one = { meaning: meaningOf(seen(1000, { ...failing, consecutiveFailures: 1 })), at: 1000 };
+    expect(publishDue(one, seen(2000, { ...failing, consecutiveFailures: 2 }), 4000, 2000, 1000)).toBe(true);
+  });
+});
