@@ -552,80 +552,57 @@ export class PostgresSql {
     return run();
   }
 
-  /** Gathers the observation on one session; `inTargetDatabase` is false on the maintenance database. */
+  /**
+   * Gathers the observation on one session, in one statement (one round trip, one snapshot):
+   * role, WAL positions, timeline, replay state, WAL receiver, replicas and, in the target
+   * database, the heartbeat row. `inTargetDatabase` is false on the maintenance database, where
+   * the heartbeat is out of reach. Before the first heartbeat the table does not exist yet, and
+   * the statement is asked again without it.
+   */
   private async readFacts(
     client: Session,
     inTargetDatabase: boolean,
   ): Promise<Omit<DatabaseObservation, 'durationMs'>> {
-    const [recovery] = (
-      await client.query<{ in_recovery: boolean }>('SELECT pg_is_in_recovery() AS in_recovery')
-    ).rows;
-    // The heartbeat lives in the target database; from the maintenance database it is out of reach.
-    const heartbeat = inTargetDatabase ? await readHeartbeat(client) : undefined;
-    if (recovery?.in_recovery) {
-      const { rows } = await client.query<{
-        replay_lsn: string | null;
-        receive_lsn: string | null;
-        pause_state: string;
-        timeline: number | null;
-        receiver_running: boolean;
-        receiver_status: string | null;
-        receiver_age_seconds: number | null;
-      }>(
-        // The timeline being received, else the one of the last restartpoint: SQL shows no other.
-        // pg_stat_wal_receiver has a row while a WAL receiver runs; to a role without
-        // pg_read_all_stats it shows only the pid, every other column NULL.
-        `SELECT pg_last_wal_replay_lsn()::text AS replay_lsn,
-                pg_last_wal_receive_lsn()::text AS receive_lsn,
-                pg_get_wal_replay_pause_state() AS pause_state,
-                COALESCE(w.received_tli, (pg_control_checkpoint()).timeline_id) AS timeline,
-                w.pid IS NOT NULL AS receiver_running,
-                w.status AS receiver_status,
-                GREATEST(0, EXTRACT(epoch FROM clock_timestamp() - w.last_msg_receipt_time))::float8
-                  AS receiver_age_seconds
-           FROM (VALUES (1)) AS one (x) LEFT JOIN pg_stat_wal_receiver w ON true`,
-      );
-      const row = rows[0];
-      const walReceiver = row ? walReceiverOf(row) : undefined;
+    const ask = (withHeartbeat: boolean) =>
+      client.query<ProbeRow>(probeStatement(withHeartbeat), [this.connection.database]);
+    let result: pg.QueryResult<ProbeRow>;
+    try {
+      result = await ask(inTargetDatabase);
+    } catch (err) {
+      const code = sqlState(err);
+      if (!inTargetDatabase || (code !== '42P01' && code !== '3F000')) throw err;
+      result = await ask(false);
+    }
+    const row = result.rows[0];
+    if (!row) throw new Error('the probe statement returned no row');
+    const heartbeat = heartbeatOf(row.heartbeat);
+    if (row.in_recovery) {
+      const walReceiver = walReceiverOf(row);
       return {
         reachable: true,
         role: 'Standby',
-        ...(row?.replay_lsn ? { lsn: row.replay_lsn } : {}),
-        ...(row?.receive_lsn ? { receiveLsn: row.receive_lsn } : {}),
-        ...(row?.timeline != null ? { timeline: Number(row.timeline) } : {}),
-        replayPaused: row?.pause_state !== undefined && row.pause_state !== 'not paused',
+        ...(row.replay_lsn ? { lsn: row.replay_lsn } : {}),
+        ...(row.receive_lsn ? { receiveLsn: row.receive_lsn } : {}),
+        ...(row.timeline != null ? { timeline: Number(row.timeline) } : {}),
+        replayPaused: row.pause_state != null && row.pause_state !== 'not paused',
         ...(walReceiver ? { walReceiver } : {}),
         ...(heartbeat ? { heartbeat } : {}),
       };
     }
-    const { rows } = await client.query<{
-      lsn: string;
-      walfile: string;
-      read_only: boolean;
-      closed: boolean;
-    }>(
-      `SELECT pg_current_wal_lsn()::text AS lsn,
-              pg_walfile_name(pg_current_wal_lsn()) AS walfile,
-              current_setting('default_transaction_read_only') = 'on' AS read_only,
-              COALESCE((SELECT NOT datallowconn FROM pg_database WHERE datname = $1), false) AS closed`,
-      [this.connection.database],
-    );
-    const row = rows[0];
-    const replicas = await readReplicas(client);
     // Every fence sets the read-only default first and resets it last. A database closed without
     // it is an administrator's doing, unless the closure is recorded: then it is a fence that no
     // longer holds (a promoted standby's inheritance), which the next heartbeat undoes.
     const fenced =
-      row?.read_only === true ||
-      (row?.closed === true &&
+      row.read_only === true ||
+      (row.closed === true &&
         (inTargetDatabase || !(await isRecordedFence(client, this.connection.database))));
     return {
       reachable: true,
       role: fenced ? 'Fenced' : 'Primary',
-      ...(row ? { lsn: row.lsn } : {}),
+      ...(row.lsn ? { lsn: row.lsn } : {}),
       // A WAL file name starts with the timeline in 8 hex digits; it changes the moment a promotion ends.
-      ...(row ? { timeline: Number.parseInt(row.walfile.slice(0, 8), 16) } : {}),
-      replicas,
+      ...(row.walfile ? { timeline: Number.parseInt(row.walfile.slice(0, 8), 16) } : {}),
+      replicas: (row.replicas ?? []).map(replicaOf),
       ...(heartbeat ? { heartbeat } : {}),
     };
   }
@@ -696,6 +673,91 @@ export class PostgresSql {
   }
 }
 
+interface ReplicaRow {
+  application_name: string;
+  client_addr: string | null;
+  state: string | null;
+  sent_lsn: string | null;
+  replay_lsn: string | null;
+  replay_lag_seconds: number | null;
+}
+
+interface ProbeRow {
+  in_recovery: boolean;
+  replay_lsn: string | null;
+  receive_lsn: string | null;
+  pause_state: string | null;
+  timeline: number | null;
+  receiver_running: boolean;
+  receiver_status: string | null;
+  receiver_age_seconds: number | null;
+  lsn: string | null;
+  walfile: string | null;
+  read_only: boolean;
+  closed: boolean;
+  replicas: ReplicaRow[] | null;
+  /** The heartbeat row as JSON (a table an older operator created has no fenced_epoch). */
+  heartbeat: { epoch: number | string; written_at: string; fenced_epoch?: number | string | null } | null;
+}
+
+/**
+ * The probe as one statement. What only a standby can answer (replay) or only a primary
+ * (pg_current_wal_lsn) is asked under CASE on the same row's pg_is_in_recovery(), so neither
+ * raises on the other. pg_stat_wal_receiver has a row while a WAL receiver runs; to a role
+ * without pg_read_all_stats it shows only the pid, every other column NULL (as do most of
+ * pg_stat_replication's without pg_monitor). The timeline of a standby: the one being received,
+ * else the one of the last restartpoint (SQL shows no other). $1: the application database,
+ * whether connections to it are closed.
+ */
+function probeStatement(withHeartbeat: boolean): string {
+  const heartbeat = withHeartbeat ? `(SELECT to_jsonb(h) FROM ${HEARTBEAT_TABLE} h WHERE id)` : 'NULL::jsonb';
+  return `SELECT r.in_recovery,
+      CASE WHEN r.in_recovery THEN pg_last_wal_replay_lsn()::text END AS replay_lsn,
+      CASE WHEN r.in_recovery THEN pg_last_wal_receive_lsn()::text END AS receive_lsn,
+      CASE WHEN r.in_recovery THEN pg_get_wal_replay_pause_state() END AS pause_state,
+      CASE WHEN r.in_recovery THEN COALESCE(w.received_tli, (pg_control_checkpoint()).timeline_id) END AS timeline,
+      w.pid IS NOT NULL AS receiver_running,
+      w.status AS receiver_status,
+      GREATEST(0, EXTRACT(epoch FROM clock_timestamp() - w.last_msg_receipt_time))::float8 AS receiver_age_seconds,
+      CASE WHEN NOT r.in_recovery THEN pg_current_wal_lsn()::text END AS lsn,
+      CASE WHEN NOT r.in_recovery THEN pg_walfile_name(pg_current_wal_lsn()) END AS walfile,
+      current_setting('default_transaction_read_only') = 'on' AS read_only,
+      COALESCE((SELECT NOT datallowconn FROM pg_database WHERE datname = $1), false) AS closed,
+      CASE WHEN NOT r.in_recovery THEN (
+        SELECT json_agg(json_build_object(
+                 'application_name', application_name, 'client_addr', host(client_addr), 'state', state,
+                 'sent_lsn', sent_lsn::text, 'replay_lsn', replay_lsn::text,
+                 'replay_lag_seconds', EXTRACT(epoch FROM replay_lag)::float8)
+               ORDER BY application_name, pid)
+          FROM pg_stat_replication) END AS replicas,
+      ${heartbeat} AS heartbeat
+    FROM (SELECT pg_is_in_recovery() AS in_recovery) AS r
+    LEFT JOIN pg_stat_wal_receiver w ON true`;
+}
+
+function heartbeatOf(
+  row: ProbeRow['heartbeat'],
+): { epoch: number; writtenAt: Date; fencedEpoch?: number } | undefined {
+  if (!row) return undefined;
+  return {
+    epoch: Number(row.epoch),
+    writtenAt: new Date(row.written_at),
+    ...(row.fenced_epoch != null ? { fencedEpoch: Number(row.fenced_epoch) } : {}),
+  };
+}
+
+function replicaOf(r: ReplicaRow): ReplicaState {
+  return {
+    applicationName: r.application_name,
+    // Without pg_monitor most columns are NULL; state reads 'unknown' rather than lying.
+    state: r.state ?? 'unknown',
+    ...(r.client_addr ? { clientAddr: r.client_addr } : {}),
+    ...(r.sent_lsn ? { sentLsn: r.sent_lsn } : {}),
+    ...(r.replay_lsn ? { replayLsn: r.replay_lsn } : {}),
+    ...(r.replay_lag_seconds != null ? { replayLagSeconds: r.replay_lag_seconds } : {}),
+  };
+}
+
 /**
  * Reads the heartbeat row, or undefined when the table or the row does not exist yet. As JSON,
  * so that a table an older operator created (without fenced_epoch) reads the same.
@@ -703,20 +765,15 @@ export class PostgresSql {
 async function readHeartbeat(
   client: pg.PoolClient | pg.Client,
 ): Promise<{ epoch: number; writtenAt: Date; fencedEpoch?: number } | undefined> {
+  // A statement naming a missing table fails before it runs: ask whether it exists first.
   const { rows: exists } = await client.query<{ present: boolean }>(
     `SELECT to_regclass('${HEARTBEAT_TABLE}') IS NOT NULL AS present`,
   );
   if (!exists[0]?.present) return undefined;
-  const { rows } = await client.query<{ epoch: string; written_at: Date; fenced_epoch: string | null }>(
-    `SELECT h.epoch, h.written_at, to_jsonb(h) ->> 'fenced_epoch' AS fenced_epoch FROM ${HEARTBEAT_TABLE} h WHERE id`,
+  const { rows } = await client.query<{ heartbeat: ProbeRow['heartbeat'] }>(
+    `SELECT to_jsonb(h) AS heartbeat FROM ${HEARTBEAT_TABLE} h WHERE id`,
   );
-  const row = rows[0];
-  if (!row) return undefined;
-  return {
-    epoch: Number(row.epoch),
-    writtenAt: row.written_at,
-    ...(row.fenced_epoch != null ? { fencedEpoch: Number(row.fenced_epoch) } : {}),
-  };
+  return heartbeatOf(rows[0]?.heartbeat ?? null);
 }
 
 /**
@@ -732,31 +789,6 @@ async function addFenceMarkColumn(client: pg.PoolClient | pg.Client): Promise<vo
   } catch {
     await client.query('ROLLBACK').catch(() => undefined);
   }
-}
-
-async function readReplicas(client: pg.PoolClient | pg.Client): Promise<ReplicaState[]> {
-  const { rows } = await client.query<{
-    application_name: string;
-    client_addr: string | null;
-    state: string | null;
-    sent_lsn: string | null;
-    replay_lsn: string | null;
-    replay_lag_seconds: number | null;
-  }>(
-    `SELECT application_name, host(client_addr) AS client_addr, state,
-            sent_lsn::text AS sent_lsn, replay_lsn::text AS replay_lsn,
-            EXTRACT(epoch FROM replay_lag)::float8 AS replay_lag_seconds
-       FROM pg_stat_replication ORDER BY application_name, pid`,
-  );
-  return rows.map((r) => ({
-    applicationName: r.application_name,
-    // Without pg_monitor most columns are NULL; state reads 'unknown' rather than lying.
-    state: r.state ?? 'unknown',
-    ...(r.client_addr ? { clientAddr: r.client_addr } : {}),
-    ...(r.sent_lsn ? { sentLsn: r.sent_lsn } : {}),
-    ...(r.replay_lsn ? { replayLsn: r.replay_lsn } : {}),
-    ...(r.replay_lag_seconds != null ? { replayLagSeconds: r.replay_lag_seconds } : {}),
-  }));
 }
 
 async function createHeartbeatTable(client: pg.PoolClient | pg.Client, readWrite: boolean): Promise<void> {
