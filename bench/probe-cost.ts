@@ -27,6 +27,16 @@ const SECONDS = Number(process.env.BENCH_PROBE_SECONDS ?? 60);
 const say = (s: string) => process.stdout.write(`[bench probes] ${s}\n`);
 const ns = 'bench-probes';
 
+/** The operator's Kubernetes API requests so far, by HTTP method (rest_client_requests_total). */
+async function requestsByMethod(p: OperatorProcess): Promise<Map<string, number>> {
+  const by = new Map<string, number>();
+  for (const line of (await p.metrics()).split('\n')) {
+    const m = /^rest_client_requests_total\{[^}]*method="([A-Z]+)"[^}]*\} ([0-9.eE+-]+)$/.exec(line);
+    if (m?.[1]) by.set(m[1], (by.get(m[1]) ?? 0) + Number(m[2]));
+  }
+  return by;
+}
+
 const cp = await ControlPlane.start({ name: 'bench-probes' });
 const pair = await startPostgresPair({
   name: 'bench-probes',
@@ -169,13 +179,35 @@ try {
     { description: 'every cluster probed twice', timeoutMs: 300_000 },
   );
   const probesBefore = await op.metric('failover_probe_duration_seconds_count');
+  const requestsBefore = await requestsByMethod(op);
   const cpuBefore = cpuSeconds(pid);
   const t = performance.now();
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
   const elapsed = (performance.now() - t) / 1000;
   const cpu = (cpuSeconds(pid) - cpuBefore) / elapsed;
   const probesDone = (await op.metric('failover_probe_duration_seconds_count')) - probesBefore;
+  const requestsAfter = await requestsByMethod(op);
+  const requestRates = [...requestsAfter]
+    .map(([method, n]) => `${method} ${((n - (requestsBefore.get(method) ?? 0)) / elapsed).toFixed(1)}`)
+    .join(', ');
   const mem = memory(pid);
+  if (process.env.BENCH_DEBUG) {
+    const m = (await cp.get('/metrics')).body
+      .split('\n')
+      .filter((l) => l.startsWith('apiserver_request_total{') && /failover|replica|events|leases/.test(l));
+    process.stdout.write(`${m.join('\n')}\n`);
+    const events = await cp.kubeConfig().makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: ns });
+    const reasons = new Map<string, number>();
+    for (const e of events.items) {
+      // Events of the measured window only: what a steady state keeps announcing.
+      const at = new Date(e.eventTime ?? e.lastTimestamp ?? e.firstTimestamp ?? 0).getTime();
+      if (at < Date.now() - elapsed * 1000) continue;
+      const k = `${e.involvedObject.kind} ${e.reason}: ${(e.message ?? '').slice(0, 100)}`;
+      reasons.set(k, (reasons.get(k) ?? 0) + (e.count ?? 1));
+    }
+    for (const [k, n] of [...reasons].sort((a, b) => b[1] - a[1]).slice(0, 15))
+      process.stdout.write(`${n} ${k}\n`);
+  }
   const failures = await op.metric('failover_probe_failures_total');
   process.stdout.write(
     [
@@ -184,6 +216,7 @@ try {
       `  operator probing ${CLUSTERS} clusters every 2 s, measured over ${elapsed.toFixed(0)} s:`,
       `    probes per second:   ${(probesDone / elapsed).toFixed(1)} (target ${CLUSTERS / 2})`,
       `    CPU:                 ${(cpu * 100).toFixed(1)} % of one core`,
+      `    API requests/s:      ${requestRates || 'none'}`,
       `    memory:              RSS ${mem.rss.toFixed(0)} MiB, peak ${mem.hwm.toFixed(0)} MiB`,
       `    database connections: ${await connections('failover-operator')}`,
       `    probe failures:      ${failures}`,

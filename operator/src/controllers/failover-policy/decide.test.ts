@@ -486,6 +486,27 @@ describe('decide: never two primaries', () => {
   });
 });
 
+describe('decide: the lag kubectl get shows', () => {
+  it('moves only when the standby lag changed by a second or more, so a healthy pair writes no status per probe', () => {
+    const at = (lagSeconds: number, shown?: number) =>
+      evaluate(
+        input({
+          status: {
+            activePrimary: 'a',
+            epoch: 4,
+            ...(shown !== undefined ? { standbyLagSeconds: shown } : {}),
+          },
+          clusters: { a: primaryUp(), b: standby('b', lagSeconds), c: standby('c', lagSeconds) },
+        }),
+      ).status.standbyLagSeconds;
+    expect(at(1.834)).toBe(1.83);
+    expect(at(1.79, 1.83)).toBe(1.83);
+    expect(at(2.6, 1.83)).toBe(1.83);
+    expect(at(2.9, 1.83)).toBe(2.9);
+    expect(at(0.4, 1.83)).toBe(0.4);
+  });
+});
+
 describe('decide: promotion requests', () => {
   const req = (r: Record<string, unknown>) => ({ promotionRequest: { id: 'r1', target: 'b', ...r } });
 

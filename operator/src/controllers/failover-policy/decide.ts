@@ -157,6 +157,15 @@ function reprotectWaiting(c: Context, status: FailoverPolicyStatus): Plan['repro
     : undefined;
 }
 
+/**
+ * The lag `kubectl get` shows: a figure that moved by hundredths every probe made every
+ * reconcile a status write (a healthy pair's lag wanders around the heartbeat interval). It
+ * moves when it changed by a second or more; nothing decides on it (decisions use the facts).
+ */
+function shownLag(lag: number, shown: number | undefined): number {
+  return shown !== undefined && Math.abs(lag - shown) < 1 ? shown : Math.round(lag * 100) / 100;
+}
+
 function context(input: DecideInput): Context {
   const { spec, status, clusters, now } = input;
   const active = status.activePrimary;
@@ -169,7 +178,7 @@ function context(input: DecideInput): Context {
   const base: FailoverPolicyStatus = {
     ...rest,
     ...(verdict?.down ? { primaryDownSince: status.primaryDownSince ?? timestamp(now) } : {}),
-    ...(lag !== undefined ? { standbyLagSeconds: Math.round(lag * 100) / 100 } : {}),
+    ...(lag !== undefined ? { standbyLagSeconds: shownLag(lag, status.standbyLagSeconds) } : {}),
     ...(nextDrillTime ? { nextDrillTime } : {}),
     ...(spec.paused ? { pausedSince: status.pausedSince ?? timestamp(now) } : {}),
   };
