@@ -504,6 +504,17 @@ describe('decide: the lag kubectl get shows', () => {
     expect(at(2.6, 1.83)).toBe(1.83);
     expect(at(2.9, 1.83)).toBe(2.9);
     expect(at(0.4, 1.83)).toBe(0.4);
+    // Probing every 5 s, a caught-up standby reads between 0 and about 5 s: that is resolution.
+    const every5 = (lagSeconds: number, shown: number) =>
+      evaluate(
+        input({
+          specOver: { detection: { probeIntervalSeconds: 5, failureThreshold: 3, quorum: 2 } },
+          status: { activePrimary: 'a', epoch: 4, standbyLagSeconds: shown },
+          clusters: { a: primaryUp(), b: standby('b', lagSeconds), c: standby('c', lagSeconds) },
+        }),
+      ).status.standbyLagSeconds;
+    expect(every5(4.9, 0)).toBe(0);
+    expect(every5(5, 0)).toBe(5);
   });
 });
 

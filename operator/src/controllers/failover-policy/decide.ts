@@ -159,11 +159,14 @@ function reprotectWaiting(c: Context, status: FailoverPolicyStatus): Plan['repro
 
 /**
  * The lag `kubectl get` shows: a figure that moved by hundredths every probe made every
- * reconcile a status write (a healthy pair's lag wanders around the heartbeat interval). It
- * moves when it changed by a second or more; nothing decides on it (decisions use the facts).
+ * reconcile a status write. Lag in seconds is told by heartbeats written once a probe interval,
+ * so a caught-up standby reads between 0 and about one interval: the figure moves when it changed
+ * by more than that (and at least a second). Nothing decides on it (decisions use the facts).
  */
-function shownLag(lag: number, shown: number | undefined): number {
-  return shown !== undefined && Math.abs(lag - shown) < 1 ? shown : Math.round(lag * 100) / 100;
+function shownLag(lag: number, shown: number | undefined, intervalSeconds: number): number {
+  return shown !== undefined && Math.abs(lag - shown) < Math.max(1, intervalSeconds)
+    ? shown
+    : Math.round(lag * 100) / 100;
 }
 
 function context(input: DecideInput): Context {
@@ -178,7 +181,9 @@ function context(input: DecideInput): Context {
   const base: FailoverPolicyStatus = {
     ...rest,
     ...(verdict?.down ? { primaryDownSince: status.primaryDownSince ?? timestamp(now) } : {}),
-    ...(lag !== undefined ? { standbyLagSeconds: shownLag(lag, status.standbyLagSeconds) } : {}),
+    ...(lag !== undefined
+      ? { standbyLagSeconds: shownLag(lag, status.standbyLagSeconds, spec.detection.probeIntervalSeconds) }
+      : {}),
     ...(nextDrillTime ? { nextDrillTime } : {}),
     ...(spec.paused ? { pausedSince: status.pausedSince ?? timestamp(now) } : {}),
   };

@@ -111,7 +111,7 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
     );
     exportMetrics(ctx, namespace, policy?.name ?? '', spec.spec.region, object.metadata.name, record, status);
     await announce(ctx, object, previous, status);
-    if (worthWriting(previous, status, now)) {
+    if (worthWriting(previous, status, now, interval)) {
       await writeStatus(
         ctx.client,
         replicaClusterType,
@@ -376,7 +376,12 @@ function withAppEndpoints(
   };
 }
 
-function worthWriting(previous: ReplicaClusterStatus, next: ReplicaClusterStatus, now: Date): boolean {
+function worthWriting(
+  previous: ReplicaClusterStatus,
+  next: ReplicaClusterStatus,
+  now: Date,
+  intervalSeconds: number,
+): boolean {
   const strip = (s: ReplicaClusterStatus) => {
     const {
       lastObservedTime: _o,
@@ -406,7 +411,10 @@ function worthWriting(previous: ReplicaClusterStatus, next: ReplicaClusterStatus
   const bytes = Math.abs((next.replicationLagBytes ?? 0) - (previous.replicationLagBytes ?? 0));
   const secs = Math.abs((next.replicationLagSeconds ?? 0) - (previous.replicationLagSeconds ?? 0));
   // A growing failure count alone is not worth a write per probe: Reachable=False already says it.
-  return bytes > 65536 || secs >= 1;
+  // Lag in seconds is told by heartbeats written once a probe interval: a caught-up standby
+  // probed just before or just after the latest one reads 0 or about one interval, so moves
+  // within an interval are the measure's resolution, not news.
+  return bytes > 65536 || secs >= Math.max(1, intervalSeconds);
 }
 
 async function announce(
