@@ -64,6 +64,8 @@ describe('parsing once per resourceVersion', () => {
     const spec = structuredClone(policy.spec);
     const first = parseOnce(failoverPolicySpec, spec, 'spec');
     expect(parseOnce(failoverPolicySpec, spec, 'spec')).toBe(first);
+    // Readers that name no root (the probes) share the same parse.
+    expect(parseOnce(failoverPolicySpec, spec)).toBe(first);
     if (!first.ok) throw new Error(first.message);
     // A reader that changed the shared result would change what every later reader sees.
     expect(() => {
@@ -80,7 +82,10 @@ describe('parsing once per resourceVersion', () => {
     const bad = { primary: 7 };
     const failed = parseOnce(failoverPolicySpec, bad, 'spec');
     expect(failed).toMatchObject({ ok: false, message: expect.stringContaining('spec.primary') });
-    expect(parseOnce(failoverPolicySpec, bad, 'spec')).toBe(failed);
+    expect(parseOnce(failoverPolicySpec, bad, 'spec')).toEqual(failed);
+    expect(parseOnce(failoverPolicySpec, bad)).toMatchObject({
+      message: expect.stringMatching(/^primary: /),
+    });
     expect(parseOnce(failoverPolicySpec, undefined, 'spec').ok).toBe(false);
   });
 });

@@ -16,7 +16,10 @@ export function formatPath(path: readonly PropertyKey[]): string {
 }
 
 export function parseWith<S extends z.ZodType>(schema: S, value: unknown, root = ''): Parsed<z.output<S>> {
-  const result = schema.safeParse(value);
+  return parsedOf(schema.safeParse(value), root);
+}
+
+function parsedOf<T>(result: z.ZodSafeParseResult<T>, root: string): Parsed<T> {
   if (result.success) return { ok: true, value: result.data };
   const message = result.error.issues
     .map((issue) => {
@@ -36,20 +39,29 @@ export function parseWith<S extends z.ZodType>(schema: S, value: unknown, root =
  */
 export function parseOnce<S extends z.ZodType>(schema: S, value: unknown, root = ''): Parsed<z.output<S>> {
   if (typeof value !== 'object' || value === null) return parseWith(schema, value, root);
-  const bySchema = parsedByValue.get(value) ?? new Map();
-  const cached = bySchema.get(schema);
-  if (cached && cached.root === root) return cached.parsed as Parsed<z.output<S>>;
-  const parsed = parseWith(schema, value, root);
-  if (parsed.ok) deepFreeze(parsed.value);
-  parsedByValue.set(value, bySchema);
-  bySchema.set(schema, { root, parsed: Object.freeze(parsed) });
-  return parsed;
+  let bySchema = parsedByValue.get(value);
+  if (!bySchema) {
+    bySchema = new Map();
+    parsedByValue.set(value, bySchema);
+  }
+  let parsed = bySchema.get(schema);
+  if (!parsed) {
+    const result = schema.safeParse(value);
+    // The same result whatever root a caller names: only a failure's message carries it.
+    parsed = result.success ? Object.freeze({ ok: true as const, value: deepFreeze(result.data) }) : result;
+    bySchema.set(schema, parsed);
+  }
+  return ('ok' in parsed ? parsed : parsedOf(parsed, root)) as Parsed<z.output<S>>;
 }
 
-const parsedByValue = new WeakMap<object, Map<z.ZodType, { root: string; parsed: Parsed<unknown> }>>();
+const parsedByValue = new WeakMap<
+  object,
+  Map<z.ZodType, { ok: true; value: unknown } | z.ZodSafeParseResult<unknown>>
+>();
 
-function deepFreeze(value: unknown): void {
-  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return;
+function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value;
   Object.freeze(value);
   for (const v of Object.values(value)) deepFreeze(v);
+  return value;
 }

@@ -48,7 +48,8 @@ function writes(interval: number, refresh: number, rounds: number): number[] {
 describe('observer writes', () => {
   it('writes an unchanged view again at half the age the operator ignores it at, at most once a round', () => {
     expect(refreshMs(spec({ probeIntervalSeconds: 5 }))).toBe(10_000);
-    expect(refreshMs(spec({ probeIntervalSeconds: 1 }))).toBe(4_000);
+    expect(refreshMs(spec({ probeIntervalSeconds: 1 }))).toBe(2_000);
+    expect(refreshMs(spec({ probeIntervalSeconds: 2 }))).toBe(4_000);
     expect(refreshMs(spec({ probeIntervalSeconds: 2, observationMaxAgeSeconds: 2 }))).toBe(2_000);
     for (const interval of [1, 2, 5, 30]) {
       const s = spec({ probeIntervalSeconds: interval });
@@ -56,7 +57,8 @@ describe('observer writes', () => {
       const rounds = writes(interval * 1000, refresh, 60);
       // Never a gap in which the operator's newest vote from this observer could go stale.
       const gaps = rounds.slice(1).map((r, i) => (r - (rounds[i] ?? 0)) * interval * 1000);
-      expect(Math.max(...gaps) + interval * 1000).toBeLessThanOrEqual(maxObservationAgeMs(s));
+      // A late round (half an interval) and a margin for the write, the read and clocks apart.
+      expect(Math.max(...gaps) + interval * 500 + 4_000).toBeLessThanOrEqual(maxObservationAgeMs(s));
       expect(Math.max(...gaps)).toBeLessThanOrEqual(refresh);
       if (interval <= 5) expect(rounds.length).toBeLessThanOrEqual(31);
     }

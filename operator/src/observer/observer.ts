@@ -65,8 +65,8 @@ export class Observer {
   private readonly probes: ClusterProbes;
   private readonly appChecks: AppEndpointChecks;
   private readonly lastRound = new Map<string, number>();
-  /** Per policy: what was last written (without what moves every round) and when. */
-  private readonly published = new Map<string, { meaning: string; at: number }>();
+  /** Per policy: what was last written (without what moves every round), when, and for which policy. */
+  private readonly published = new Map<string, { meaning: string; at: number; uid: string | undefined }>();
   readonly controller: Controller;
   private stopping = false;
 
@@ -192,11 +192,13 @@ export class Observer {
       probeIntervalSeconds: interval,
       clusters: probes.filter((p) => p !== undefined),
     };
+    // A policy deleted and made again under the same name lost its observation with the old one.
     const last = this.published.get(key);
-    if (publishDue(last, observation, refreshMs(spec.value), startedAt, interval * 1000)) {
+    const mine = last?.uid === policy.metadata.uid ? last : undefined;
+    if (publishDue(mine, observation, refreshMs(spec.value), startedAt, interval * 1000)) {
       this.published.delete(key);
       await this.publish(namespace, observation, policy);
-      this.published.set(key, { meaning: meaningOf(observation), at: startedAt });
+      this.published.set(key, { meaning: meaningOf(observation), at: startedAt, uid: policy.metadata.uid });
     }
     // The next round one interval after this one started, not after it ended: a round that
     // waited out a silent database must not stretch the interval.
@@ -282,11 +284,17 @@ export function meaningOf(observation: FailoverObservationSpec): string {
 }
 
 /**
- * How often an unchanged observation is written again: half the age past which the operator
- * ignores it (detection.observationMaxAgeSeconds, by default 3 intervals + 5 s), never more than
- * once a round. At the default 5 s interval that is every 10 s instead of every 5 s; at 1 s,
- * every 4 s. A healthy observer's writes are then bounded by policies / refresh, not by rounds.
+ * How often an unchanged observation is written again: at most half the age past which the
+ * operator ignores it (detection.observationMaxAgeSeconds, by default 3 intervals + 5 s), leaving
+ * a round late by half an interval, the write and the operator's read, and clocks a few seconds
+ * apart (REFRESH_MARGIN_MS) inside that age; never more than once a round. At the default 5 s
+ * interval that is every 10 s instead of every 5 s; at 1 s, every 2 s. A healthy observer's
+ * writes are then bounded by policies / refresh, not by rounds.
  */
 export function refreshMs(spec: FailoverPolicySpec): number {
-  return Math.max(spec.detection.probeIntervalSeconds * 1000, maxObservationAgeMs(spec) / 2);
+  const interval = spec.detection.probeIntervalSeconds * 1000;
+  const maxAge = maxObservationAgeMs(spec);
+  return Math.max(interval, Math.min(maxAge / 2, maxAge - interval - REFRESH_MARGIN_MS));
 }
+
+const REFRESH_MARGIN_MS = 5_000;

@@ -161,12 +161,18 @@ function reprotectWaiting(c: Context, status: FailoverPolicyStatus): Plan['repro
  * The lag `kubectl get` shows: a figure that moved by hundredths every probe made every
  * reconcile a status write. Lag in seconds is told by heartbeats written once a probe interval,
  * so a caught-up standby reads between 0 and about one interval: the figure moves when it changed
- * by more than that (and at least a second). Nothing decides on it (decisions use the facts).
+ * by more than that (at least 1 s, at most 10 s), or crossed zero or the RPO budget. Nothing
+ * decides on it (decisions use the facts).
  */
-function shownLag(lag: number, shown: number | undefined, intervalSeconds: number): number {
-  return shown !== undefined && Math.abs(lag - shown) < Math.max(1, intervalSeconds)
-    ? shown
-    : Math.round(lag * 100) / 100;
+function shownLag(lag: number, shown: number | undefined, spec: DecideInput['spec']): number {
+  const step = Math.min(Math.max(1, spec.detection.probeIntervalSeconds), 10);
+  const budget = spec.promotion.rpo.maxLagSeconds;
+  const same =
+    shown !== undefined &&
+    Math.abs(lag - shown) < step &&
+    lag > budget === shown > budget &&
+    (lag === 0) === (shown === 0);
+  return same ? shown : Math.round(lag * 100) / 100;
 }
 
 function context(input: DecideInput): Context {
@@ -181,9 +187,7 @@ function context(input: DecideInput): Context {
   const base: FailoverPolicyStatus = {
     ...rest,
     ...(verdict?.down ? { primaryDownSince: status.primaryDownSince ?? timestamp(now) } : {}),
-    ...(lag !== undefined
-      ? { standbyLagSeconds: shownLag(lag, status.standbyLagSeconds, spec.detection.probeIntervalSeconds) }
-      : {}),
+    ...(lag !== undefined ? { standbyLagSeconds: shownLag(lag, status.standbyLagSeconds, spec) } : {}),
     ...(nextDrillTime ? { nextDrillTime } : {}),
     ...(spec.paused ? { pausedSince: status.pausedSince ?? timestamp(now) } : {}),
   };

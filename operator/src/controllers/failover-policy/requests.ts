@@ -10,7 +10,7 @@ import type { Operation } from '../../api/v1alpha1/index.ts';
 import { timestamp } from '../../runtime/time.ts';
 import { judgeStandby } from './candidates.ts';
 import type { PrimaryVerdict } from './detection.ts';
-import { type ClusterFacts, type DecideInput, healthyStandby, writable } from './facts.ts';
+import { type ClusterFacts, type DecideInput, healthyStandby, seconds, writable } from './facts.ts';
 import { newOperation } from './operation.ts';
 import { describeDivergence, discardsData, isProtected, readiness } from './reprotect.ts';
 
@@ -87,11 +87,14 @@ function predatesOutage(j: Judging): boolean {
   // Not recorded yet: this reconcile records it, and the next judges against it.
   if (!lost) return true;
   // Conditions keep whole seconds: the outage was seen before the end of that second. A view
-  // that stays older than that for long is stale for another reason: judge on it then.
+  // that stays older than that for long (30 s, or two probe intervals) is stale for another
+  // reason: judge on it then.
   const seen = Date.parse(lost.lastTransitionTime) + 1000;
-  return observed < seen && j.input.now.getTime() - seen < STALE_VIEW_WAIT_MS;
+  const wait = Math.max(STALE_VIEW_WAIT_MS, 2 * seconds(j.input.spec.detection.probeIntervalSeconds));
+  return observed < seen && j.input.now.getTime() - seen < wait;
 }
 
+/** At least; two probe intervals where they are longer (a probe times out after one). */
 const STALE_VIEW_WAIT_MS = 30_000;
 
 /** A switchover loses nothing: it needs the primary up, to stop its writes and let the standby catch up. */

@@ -413,8 +413,9 @@ function worthWriting(
   // A growing failure count alone is not worth a write per probe: Reachable=False already says it.
   // Lag in seconds is told by heartbeats written once a probe interval: a caught-up standby
   // probed just before or just after the latest one reads 0 or about one interval, so moves
-  // within an interval are the measure's resolution, not news.
-  return bytes > 65536 || secs >= Math.max(1, intervalSeconds);
+  // within an interval (at least 1 s, at most 10 s) are the measure's resolution, not news. A
+  // crossing of the budget changes LagWithinBudget, which is written above.
+  return bytes > 65536 || secs >= Math.min(Math.max(1, intervalSeconds), 10);
 }
 
 async function announce(

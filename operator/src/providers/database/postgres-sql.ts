@@ -78,6 +78,8 @@ export class PostgresSql {
   private leftoverCheckedFor = '';
   /** Whether this connection has made sure the heartbeat table has its fence-mark column. */
   private heartbeatSchemaChecked = false;
+  /** The last probe found no heartbeat table in the target database (before the first heartbeat). */
+  private heartbeatTableMissing = false;
 
   constructor(connection: DatabaseConnection, options: PostgresSqlOptions = {}) {
     this.connection = connection;
@@ -565,17 +567,25 @@ export class PostgresSql {
   ): Promise<Omit<DatabaseObservation, 'durationMs'>> {
     const ask = (withHeartbeat: boolean) =>
       client.query<ProbeRow>(probeStatement(withHeartbeat), [this.connection.database]);
+    const inline = inTargetDatabase && !this.heartbeatTableMissing;
     let result: pg.QueryResult<ProbeRow>;
     try {
-      result = await ask(inTargetDatabase);
+      result = await ask(inline);
     } catch (err) {
       const code = sqlState(err);
-      if (!inTargetDatabase || (code !== '42P01' && code !== '3F000')) throw err;
+      if (!inline || (code !== '42P01' && code !== '3F000')) throw err;
+      // Until the table exists, ask whether it does first rather than fail (and log an ERROR on
+      // the server) every probe: two round trips, until the first heartbeat is seen.
+      this.heartbeatTableMissing = true;
       result = await ask(false);
     }
     const row = result.rows[0];
     if (!row) throw new Error('the probe statement returned no row');
-    const heartbeat = heartbeatOf(row.heartbeat);
+    let heartbeat = heartbeatOf(row.heartbeat);
+    if (inTargetDatabase && this.heartbeatTableMissing) {
+      heartbeat = await readHeartbeat(client);
+      if (heartbeat) this.heartbeatTableMissing = false;
+    }
     if (row.in_recovery) {
       const walReceiver = walReceiverOf(row);
       return {
