@@ -17,6 +17,7 @@ import {
 } from './decide.fixtures.ts';
 import { decide } from './decide.ts';
 import type { ClusterFacts, DecideInput } from './facts.ts';
+import { topologyOf } from './summary.ts';
 
 describe('decide: detection', () => {
   const cases: [string, DecideInputLike, boolean, string?][] = [
@@ -487,10 +488,11 @@ describe('decide: never two primaries', () => {
 });
 
 describe('decide: the lag kubectl get shows', () => {
-  it('moves only when the standby lag changed by a second or more, so a healthy pair writes no status per probe', () => {
-    const at = (lagSeconds: number, shown?: number) =>
+  it('moves only by more than the heartbeats’ resolution (1.5 probe intervals), or across the budget', () => {
+    const at = (lagSeconds: number, shown?: number, interval = 1) =>
       evaluate(
         input({
+          specOver: { detection: { probeIntervalSeconds: interval, failureThreshold: 3, quorum: 2 } },
           status: {
             activePrimary: 'a',
             epoch: 4,
@@ -500,24 +502,33 @@ describe('decide: the lag kubectl get shows', () => {
         }),
       ).status.standbyLagSeconds;
     expect(at(1.834)).toBe(1.83);
-    expect(at(1.79, 1.83)).toBe(1.83);
-    expect(at(2.6, 1.83)).toBe(1.83);
-    expect(at(2.9, 1.83)).toBe(2.9);
-    expect(at(0.4, 1.83)).toBe(0.4);
-    // Probing every 5 s, a caught-up standby reads between 0 and about 5 s: that is resolution.
-    const every5 = (lagSeconds: number, shown: number) =>
-      evaluate(
-        input({
-          specOver: { detection: { probeIntervalSeconds: 5, failureThreshold: 3, quorum: 2 } },
-          status: { activePrimary: 'a', epoch: 4, standbyLagSeconds: shown },
-          clusters: { a: primaryUp(), b: standby('b', lagSeconds), c: standby('c', lagSeconds) },
-        }),
-      ).status.standbyLagSeconds;
-    expect(every5(4.9, 0.1)).toBe(0.1);
-    expect(every5(5.1, 0.1)).toBe(5.1);
-    // Crossing zero or the budget (10 s in these fixtures) shows at once.
-    expect(every5(0, 0.1)).toBe(0);
-    expect(every5(11, 8)).toBe(11);
+    // Probing every second: a caught-up standby reads between 0 and about 1 s.
+    expect(at(0, 1.02)).toBe(1.02);
+    expect(at(2.2, 1.02)).toBe(1.02);
+    expect(at(2.6, 1.02)).toBe(2.6);
+    // Every 5 s: up to 7.5 s of wandering is resolution.
+    expect(at(0, 5.1, 5)).toBe(5.1);
+    expect(at(7.9, 0, 5)).toBe(7.9);
+    // Crossing the budget (10 s in these fixtures) shows at once.
+    expect(at(10.5, 9.8)).toBe(10.5);
+    expect(at(9.9, 10.5)).toBe(9.9);
+  });
+
+  it('keeps the topology’s standby lag as it was while it moves within that resolution', () => {
+    const topologyLag = (lagSeconds: number, shown: number) => {
+      const i = input({
+        status: {
+          activePrimary: 'a',
+          epoch: 4,
+          topology: [{ cluster: 'b', role: 'Standby', ready: true, lagSeconds: shown }],
+        },
+        clusters: { a: primaryUp(), b: standby('b', lagSeconds), c: standby('c', lagSeconds) },
+      });
+      return topologyOf(i, evaluate(i).status)?.find((t) => t.cluster === 'b')?.lagSeconds;
+    };
+    expect(topologyLag(0, 1)).toBe(1);
+    expect(topologyLag(2.4, 1)).toBe(1);
+    expect(topologyLag(2.6, 1)).toBe(3);
   });
 });
 

@@ -30,6 +30,7 @@ import type { FailoverPolicyStatus, Operation } from '../../api/v1alpha1/index.t
 import type { ConditionInput } from '../../runtime/conditions.ts';
 import { type EventInput, eventOf } from '../../runtime/events.ts';
 import { timestamp } from '../../runtime/time.ts';
+import { lagStepSeconds } from '../replica-cluster/lag.ts';
 import { type BlockReason, chooseStandby, inCooldown, judgeStandby, standbysOf } from './candidates.ts';
 import { judgePrimary, type PrimaryVerdict } from './detection.ts';
 import { type Discovery, discoverPrimary, newerEpochs } from './discovery.ts';
@@ -158,20 +159,17 @@ function reprotectWaiting(c: Context, status: FailoverPolicyStatus): Plan['repro
 }
 
 /**
- * The lag `kubectl get` shows: a figure that moved by hundredths every probe made every
- * reconcile a status write. Lag in seconds is told by heartbeats written once a probe interval,
- * so a caught-up standby reads between 0 and about one interval: the figure moves when it changed
- * by more than that (at least 1 s, at most 10 s), or crossed zero or the RPO budget. Nothing
- * decides on it (decisions use the facts).
+ * The lag `kubectl get` shows (and the topology in status): a figure that moved with every probe
+ * made every reconcile a status write. It moves by more than the heartbeats' resolution
+ * (lagStepSeconds), or at once when it crosses the RPO budget. Nothing decides on it (decisions
+ * use the facts).
  */
-function shownLag(lag: number, shown: number | undefined, spec: DecideInput['spec']): number {
-  const step = Math.min(Math.max(1, spec.detection.probeIntervalSeconds), 10);
+export function shownLag(lag: number, shown: number | undefined, spec: DecideInput['spec']): number {
   const budget = spec.promotion.rpo.maxLagSeconds;
   const same =
     shown !== undefined &&
-    Math.abs(lag - shown) < step &&
-    lag > budget === shown > budget &&
-    (lag === 0) === (shown === 0);
+    Math.abs(lag - shown) < lagStepSeconds(spec.detection.probeIntervalSeconds) &&
+    lag > budget === shown > budget;
   return same ? shown : Math.round(lag * 100) / 100;
 }
 

@@ -14,7 +14,7 @@ import { agentAlive } from '../../agent/liveness.ts';
 import type { FailoverPolicyStatus, policyPhase } from '../../api/v1alpha1/index.ts';
 import { type Condition, type ConditionInput, conditionOf } from '../../runtime/conditions.ts';
 import { chooseStandby, inCooldown, standbysOf } from './candidates.ts';
-import type { Plan } from './decide.ts';
+import { type Plan, shownLag } from './decide.ts';
 import { judgeDns } from './dns-check.ts';
 import { drillsCondition, uncopyableStandbys } from './drill.ts';
 import type { DecideInput } from './facts.ts';
@@ -199,9 +199,10 @@ export function topologyOf(input: DecideInput, next: FailoverPolicyStatus): Fail
       };
     }
     const standby = isProtected(f, active);
+    const shown = input.status.topology?.find((t) => t.cluster === name)?.lagSeconds;
     const lag =
       f?.lagSeconds !== undefined && Number.isFinite(f.lagSeconds)
-        ? { lagSeconds: Math.round(f.lagSeconds) }
+        ? { lagSeconds: Math.round(shownLag(f.lagSeconds, shown, input.spec)) }
         : {};
     if (standby) return { cluster: name, role: 'Standby', ready: true, ...lag, ...agent };
     const role =

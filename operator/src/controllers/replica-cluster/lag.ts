@@ -31,3 +31,14 @@ export function standbyLag(primary: DatabaseObservation, standby: DatabaseObserv
     written !== undefined && replayed !== undefined ? Math.max(0, (written - replayed) / 1000) : Number.NaN;
   return { bytes, seconds };
 }
+
+/**
+ * How far a lag in seconds must move before a status shows the new figure. The seconds are told
+ * by heartbeats written once a probe interval, so a caught-up standby reads 0 or about one
+ * interval (a little more when a probe runs late), depending on which was read first: moves
+ * within one and a half intervals are the measure's resolution, not news. At least 1 s, at most
+ * 15 s (at long intervals a write per probe costs little).
+ */
+export function lagStepSeconds(probeIntervalSeconds: number): number {
+  return Math.min(Math.max(1, 1.5 * probeIntervalSeconds), 15);
+}

@@ -343,6 +343,46 @@ describe('a standby’s lag', () => {
     await lagProbes.probe(at('primary', 'ns/primary'));
     expect(lagProbes.latest('ns/standby')?.lag).toMatchObject({ bytes: 0x2000, at: standby.at });
   });
+
+  it('is measured against the standby read before, when the newest began after the primary read began', async () => {
+    vi.useRealTimers();
+    let releasePrimary: (() => void) | undefined;
+    const lagProbes = new ClusterProbes({
+      client: secretClient,
+      clock,
+      log: silentLogger,
+      factory: (s) =>
+        ({
+          observe: async () => {
+            if (s.connection.host !== 'primary')
+              return { reachable: true, role: 'Standby', lsn: '0/2000', durationMs: 1 };
+            // The primary answers late (its heartbeat write), after the standby's next read.
+            await new Promise<void>((r) => {
+              releasePrimary = r;
+            });
+            return { reachable: true, role: 'Primary', lsn: '0/5000', durationMs: 1 };
+          },
+          writeHeartbeat: async () => undefined,
+          close: async () => undefined,
+        }) as unknown as DatabaseProvider,
+    });
+    const at = (host: string, key: string): ProbeTarget => ({
+      ...target,
+      key,
+      spec: { ...spec, connection: { ...spec.connection, host } },
+      activePrimaryKey: 'ns/primary',
+      minIntervalMs: 0,
+    });
+    const first = await lagProbes.probe(at('standby', 'ns/standby'));
+    clock.advance(1000);
+    const primary = lagProbes.probe(at('primary', 'ns/primary'));
+    await new Promise((r) => setImmediate(r));
+    clock.advance(50);
+    await lagProbes.probe(at('standby', 'ns/standby'));
+    releasePrimary?.();
+    await primary;
+    expect(lagProbes.latest('ns/standby')?.lag).toMatchObject({ bytes: 0x3000, at: first.at });
+  });
 });
 
 describe('the provider cache', () => {

@@ -37,6 +37,8 @@ export interface ProbeRecord {
   lastReachableAt?: Date;
   /** For a standby: the last lag measured with a fresh primary observation, and when. */
   lag?: { bytes: number; seconds: number; at: Date };
+  /** The observation before this one, and when: a primary read that began before this one ended measures lag against it. */
+  earlier?: { observation: DatabaseObservation; at: Date };
 }
 
 export interface ProbeTarget {
@@ -304,6 +306,7 @@ export class ClusterProbes {
           ? { lastReachableAt: previous.lastReachableAt }
           : {}),
       ...(previous?.lag ? { lag: previous.lag } : {}),
+      ...(previous ? { earlier: { observation: previous.observation, at: previous.at } } : {}),
     };
     this.records.set(target.key, record);
     this.pairForLag(target);
@@ -339,14 +342,25 @@ export class ClusterProbes {
       const standby = this.records.get(standbyKey);
       const pair = this.lagPairs.get(standbyKey);
       if (!standby || !pair) continue;
-      const skew = at.getTime() - standby.at.getTime();
-      if (skew < 0 || skew > pair.maxAgeMs) continue;
-      const lag = standbyLag(primary, standby.observation);
+      // The standby's newest read, or, when that began after this primary read began (the primary
+      // answered slower: its heartbeat write), the one before: two probes of the same interval
+      // may finish in either order, and an order that repeats would leave the lag unmeasured.
+      const before = (r: { at: Date }) => {
+        const skew = at.getTime() - r.at.getTime();
+        return skew >= 0 && skew <= pair.maxAgeMs;
+      };
+      const read = before(standby)
+        ? standby
+        : standby.earlier && before(standby.earlier)
+          ? standby.earlier
+          : undefined;
+      if (!read) continue;
+      const lag = standbyLag(primary, read.observation);
       // seconds is NaN when either side has no heartbeat yet: bytes are still worth keeping.
       if (lag)
         this.records.set(standbyKey, {
           ...standby,
-          lag: { bytes: lag.bytes, seconds: lag.seconds, at: standby.at },
+          lag: { bytes: lag.bytes, seconds: lag.seconds, at: read.at },
         });
     }
   }

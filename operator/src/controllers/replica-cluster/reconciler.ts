@@ -27,6 +27,7 @@ import { readOwnStatus, readSpec } from '../read-object.ts';
 import { replicaClusterType } from '../resources.ts';
 import { writeStatus } from '../status-writer.ts';
 import { type AppEndpointsRecord, appCheckTimeoutMs } from './app-endpoints.ts';
+import { lagStepSeconds } from './lag.ts';
 import type { ProbeRecord } from './probes.ts';
 
 // Status is for people; decisions use the in-memory probes. A heartbeat write every few minutes
@@ -411,11 +412,9 @@ function worthWriting(
   const bytes = Math.abs((next.replicationLagBytes ?? 0) - (previous.replicationLagBytes ?? 0));
   const secs = Math.abs((next.replicationLagSeconds ?? 0) - (previous.replicationLagSeconds ?? 0));
   // A growing failure count alone is not worth a write per probe: Reachable=False already says it.
-  // Lag in seconds is told by heartbeats written once a probe interval: a caught-up standby
-  // probed just before or just after the latest one reads 0 or about one interval, so moves
-  // within an interval (at least 1 s, at most 10 s) are the measure's resolution, not news. A
-  // crossing of the budget changes LagWithinBudget, which is written above.
-  return bytes > 65536 || secs >= Math.min(Math.max(1, intervalSeconds), 10);
+  // Moves within the heartbeats' resolution are not news (lagStepSeconds); a crossing of the
+  // budget changes LagWithinBudget, which is written above.
+  return bytes > 65536 || secs >= lagStepSeconds(intervalSeconds);
 }
 
 async function announce(
