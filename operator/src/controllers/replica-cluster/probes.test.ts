@@ -304,6 +304,15 @@ describe('a probe that gets an answer', () => {
 });
 
 describe('a standby’s lag', () => {
+  /** The primary or the standby of one policy, probed whenever asked. */
+  const at = (host: string, key: string): ProbeTarget => ({
+    ...target,
+    key,
+    spec: { ...spec, connection: { ...spec.connection, host } },
+    activePrimaryKey: 'ns/primary',
+    minIntervalMs: 0,
+  });
+
   it('is measured when the primary is read after the standby, so a stale primary position never understates it', async () => {
     vi.useRealTimers();
     const positions = { primary: '0/1000', standby: '0/1000' };
@@ -323,13 +332,6 @@ describe('a standby’s lag', () => {
           writeHeartbeat: async () => undefined,
           close: async () => undefined,
         }) as unknown as DatabaseProvider,
-    });
-    const at = (host: string, key: string): ProbeTarget => ({
-      ...target,
-      key,
-      spec: { ...spec, connection: { ...spec.connection, host } },
-      activePrimaryKey: 'ns/primary',
-      minIntervalMs: 0,
     });
     await lagProbes.probe(at('primary', 'ns/primary'));
     // The primary then writes 0x3000 bytes; the standby, read next, has replayed past the
@@ -365,13 +367,6 @@ describe('a standby’s lag', () => {
           writeHeartbeat: async () => undefined,
           close: async () => undefined,
         }) as unknown as DatabaseProvider,
-    });
-    const at = (host: string, key: string): ProbeTarget => ({
-      ...target,
-      key,
-      spec: { ...spec, connection: { ...spec.connection, host } },
-      activePrimaryKey: 'ns/primary',
-      minIntervalMs: 0,
     });
     const first = await lagProbes.probe(at('standby', 'ns/standby'));
     clock.advance(1000);
