@@ -202,7 +202,7 @@ export function topologyOf(input: DecideInput, next: FailoverPolicyStatus): Fail
     const shown = input.status.topology?.find((t) => t.cluster === name)?.lagSeconds;
     const lag =
       f?.lagSeconds !== undefined && Number.isFinite(f.lagSeconds)
-        ? { lagSeconds: Math.round(shownLag(f.lagSeconds, shown, input.spec)) }
+        ? { lagSeconds: Math.ceil(shownLag(f.lagSeconds, shown, input.spec)) }
         : {};
     if (standby) return { cluster: name, role: 'Standby', ready: true, ...lag, ...agent };
     const role =

@@ -346,38 +346,54 @@ describe('a standby’s lag', () => {
     expect(lagProbes.latest('ns/standby')?.lag).toMatchObject({ bytes: 0x2000, at: standby.at });
   });
 
-  it('is measured against the standby read before, when the newest began after the primary read began', async () => {
-    vi.useRealTimers();
-    let releasePrimary: (() => void) | undefined;
-    const lagProbes = new ClusterProbes({
-      client: secretClient,
-      clock,
-      log: silentLogger,
-      factory: (s) =>
-        ({
-          observe: async () => {
-            if (s.connection.host !== 'primary')
-              return { reachable: true, role: 'Standby', lsn: '0/2000', durationMs: 1 };
-            // The primary answers late (its heartbeat write), after the standby's next read.
-            await new Promise<void>((r) => {
-              releasePrimary = r;
-            });
-            return { reachable: true, role: 'Primary', lsn: '0/5000', durationMs: 1 };
-          },
-          writeHeartbeat: async () => undefined,
-          close: async () => undefined,
-        }) as unknown as DatabaseProvider,
-    });
-    const first = await lagProbes.probe(at('standby', 'ns/standby'));
-    clock.advance(1000);
-    const primary = lagProbes.probe(at('primary', 'ns/primary'));
-    await new Promise((r) => setImmediate(r));
-    clock.advance(50);
-    await lagProbes.probe(at('standby', 'ns/standby'));
-    releasePrimary?.();
-    await primary;
-    expect(lagProbes.latest('ns/standby')?.lag).toMatchObject({ bytes: 0x3000, at: first.at });
-  });
+  it.each([
+    ['the newest shows the same standby further on', { timeline: 1, lsn: '0/2000' }, { bytes: 0x3000 }],
+    ['not when the newest is on another timeline', { timeline: 2, lsn: '0/2000' }, undefined],
+    ['not when the newest replayed less (restarted behind)', { timeline: 1, lsn: '0/1000' }, undefined],
+  ])(
+    'is measured against the standby read before, when the newest began after the primary read began: %s',
+    async (_, newest, expected) => {
+      vi.useRealTimers();
+      let releasePrimary: (() => void) | undefined;
+      let standbyRead: DatabaseObservation = {
+        reachable: true,
+        role: 'Standby',
+        lsn: '0/2000',
+        timeline: 1,
+        durationMs: 1,
+      };
+      const lagProbes = new ClusterProbes({
+        client: secretClient,
+        clock,
+        log: silentLogger,
+        factory: (s) =>
+          ({
+            observe: async () => {
+              if (s.connection.host !== 'primary') return standbyRead;
+              // The primary answers late (its heartbeat write), after the standby's next read.
+              await new Promise<void>((r) => {
+                releasePrimary = r;
+              });
+              return { reachable: true, role: 'Primary', lsn: '0/5000', timeline: 1, durationMs: 1 };
+            },
+            writeHeartbeat: async () => undefined,
+            close: async () => undefined,
+          }) as unknown as DatabaseProvider,
+      });
+      const first = await lagProbes.probe(at('standby', 'ns/standby'));
+      clock.advance(1000);
+      const primary = lagProbes.probe(at('primary', 'ns/primary'));
+      await new Promise((r) => setImmediate(r));
+      clock.advance(50);
+      standbyRead = { ...standbyRead, ...newest };
+      await lagProbes.probe(at('standby', 'ns/standby'));
+      releasePrimary?.();
+      await primary;
+      const lag = lagProbes.latest('ns/standby')?.lag;
+      if (expected) expect(lag).toMatchObject({ ...expected, at: first.at });
+      else expect(lag).toBeUndefined();
+    },
+  );
 });
 
 describe('the provider cache', () => {

@@ -2,7 +2,7 @@
  * The operator's probes of each ReplicaCluster, kept in memory: one pooled provider client per
  * cluster (rebuilt when its connection or credentials change), the latest observation, the run of
  * consecutive failures, and for a standby the last lag measured when the active primary was read
- * after it (an upper bound: see measureLagOfStandbys). Decisions read from here; status is the summary for people.
+ * after it (by probe start times; an upper bound: see measureLagOfStandbys). Decisions read from here; status is the summary for people.
  *
  * Failures count time, not answers. A database that goes silent (packets dropped, a server
  * frozen) answers nothing until a driver timeout many seconds later; counting completions would
@@ -21,6 +21,7 @@ import {
   type ProviderSecrets,
   providerApiSecret,
 } from '../../providers/database/factory.ts';
+import { compareLsn } from '../../providers/database/lsn.ts';
 import type { DatabaseObservation, DatabaseProvider } from '../../providers/database/port.ts';
 import { isProviderError, ProviderError } from '../../providers/errors.ts';
 import type { Clock } from '../../runtime/clock.ts';
@@ -37,7 +38,10 @@ export interface ProbeRecord {
   lastReachableAt?: Date;
   /** For a standby: the last lag measured with a fresh primary observation, and when. */
   lag?: { bytes: number; seconds: number; at: Date };
-  /** The observation before this one, and when: a primary read that began before this one ended measures lag against it. */
+  /**
+   * The observation before this one, and when: a primary read that began before this one began
+   * measures lag against it (see measureLagOfStandbys).
+   */
   earlier?: { observation: DatabaseObservation; at: Date };
 }
 
@@ -181,6 +185,9 @@ export class ClusterProbes {
       },
     );
     this.entries.set(target.key, { provider, fingerprint });
+    // Another database or other credentials: the read before is of what was there before.
+    const record = this.records.get(target.key);
+    if (existing && record?.earlier) this.records.set(target.key, { ...record, earlier: undefined });
     if (existing) await existing.provider.close().catch(() => undefined);
     return provider;
   }
@@ -331,8 +338,9 @@ export class ClusterProbes {
   }
 
   /**
-   * Lag is measured when the primary is read, against each of its standbys' latest observations:
-   * the primary's position is then never older than the standby's, so the lag is never
+   * Lag is measured when the primary is read, against each of its standbys' latest read that
+   * began no later than the primary read began (by start times, which stand for when each was
+   * read): the primary's position is then not older than the standby's, so the lag is not
    * understated (measured the other way round, a standby that replays past a stale primary
    * position would read 0 while it lags by everything written since). An upper bound, by at most
    * what the primary wrote between the two reads.
@@ -351,7 +359,9 @@ export class ClusterProbes {
       };
       const read = before(standby)
         ? standby
-        : standby.earlier && before(standby.earlier)
+        : standby.earlier &&
+            before(standby.earlier) &&
+            continues(standby.earlier.observation, standby.observation)
           ? standby.earlier
           : undefined;
       if (!read) continue;
@@ -387,6 +397,18 @@ export class ClusterProbes {
   async closeAll(): Promise<void> {
     await Promise.all([...this.entries.keys()].map((k) => this.forget(k)));
   }
+}
+
+/**
+ * Whether the newest read shows the same standby further on than the earlier one: still a
+ * standby, on the same timeline, replayed no less. Only then does the earlier read stand for it
+ * (an upper bound on its lag); a database replaced, restarted behind its old position or moved to
+ * another timeline in between says nothing about the earlier read's lag now.
+ */
+function continues(earlier: DatabaseObservation, newest: DatabaseObservation): boolean {
+  if (!newest.reachable || newest.role !== 'Standby' || !newest.lsn || !earlier.lsn) return false;
+  if (earlier.timeline !== undefined && newest.timeline !== earlier.timeline) return false;
+  return compareLsn(newest.lsn, earlier.lsn) >= 0;
 }
 
 function probeTimeoutMs(target: ProbeTarget): number {

@@ -112,7 +112,7 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
     );
     exportMetrics(ctx, namespace, policy?.name ?? '', spec.spec.region, object.metadata.name, record, status);
     await announce(ctx, object, previous, status);
-    if (worthWriting(previous, status, now, interval)) {
+    if (worthWriting(previous, status, now, interval, policy?.rpo)) {
       await writeStatus(
         ctx.client,
         replicaClusterType,
@@ -382,6 +382,7 @@ function worthWriting(
   next: ReplicaClusterStatus,
   now: Date,
   intervalSeconds: number,
+  rpo?: PolicyView['rpo'],
 ): boolean {
   const strip = (s: ReplicaClusterStatus) => {
     const {
@@ -409,6 +410,12 @@ function worthWriting(
   const known = (st: ReplicaClusterStatus) =>
     `${st.replicationLagBytes === undefined}/${st.replicationLagSeconds === undefined}`;
   if (known(previous) !== known(next)) return true;
+  // A figure that crossed the budget is news even when LagWithinBudget already said so for the other measure.
+  const beyond = (st: ReplicaClusterStatus) =>
+    rpo
+      ? `${(st.replicationLagBytes ?? 0) > rpo.maxLagBytes}/${(st.replicationLagSeconds ?? 0) > rpo.maxLagSeconds}`
+      : '';
+  if (beyond(previous) !== beyond(next)) return true;
   const bytes = Math.abs((next.replicationLagBytes ?? 0) - (previous.replicationLagBytes ?? 0));
   const secs = Math.abs((next.replicationLagSeconds ?? 0) - (previous.replicationLagSeconds ?? 0));
   // A growing failure count alone is not worth a write per probe: Reachable=False already says it.

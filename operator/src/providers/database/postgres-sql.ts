@@ -583,8 +583,11 @@ export class PostgresSql {
     if (!row) throw new Error('the probe statement returned no row');
     let heartbeat = heartbeatOf(row.heartbeat);
     if (inTargetDatabase && this.heartbeatTableMissing) {
-      heartbeat = await readHeartbeat(client);
-      if (heartbeat) this.heartbeatTableMissing = false;
+      const found = await readHeartbeat(client);
+      if (found) this.heartbeatTableMissing = false;
+      // Read after the rest, a standby's heartbeat may be newer than the position read with it
+      // (lag in seconds understated): a primary's is reported, a standby's from the next probe.
+      heartbeat = row.in_recovery ? undefined : found;
     }
     if (row.in_recovery) {
       const walReceiver = walReceiverOf(row);
