@@ -37,7 +37,7 @@ function writes(interval: number, refresh: number, rounds: number): number[] {
   for (let r = 0; r < rounds; r++) {
     const now = r * interval + ((r * 7) % 5) - 2;
     const o = seen(now);
-    if (publishDue(last, o, refresh, now, interval)) {
+    if (publishDue(last, meaningOf(o), refresh, now, interval)) {
       written.push(r);
       last = { meaning: meaningOf(o), at: now };
     }
@@ -66,19 +66,21 @@ describe('observer writes', () => {
 
   it('writes a change in the round that saw it: lost, a failure counted, a role, an app endpoint', () => {
     const last = { meaning: meaningOf(seen(0)), at: 0 };
-    expect(publishDue(last, seen(1000), 4000, 1000, 1000)).toBe(false);
+    expect(publishDue(last, meaningOf(seen(1000)), 4000, 1000, 1000)).toBe(false);
     for (const change of [
       { reachable: false, role: 'Unknown' as const, consecutiveFailures: 1 },
       { role: 'Standby' as const },
       { appEndpointsHealthy: false },
     ])
-      expect(publishDue(last, seen(1000, change), 4000, 1000, 1000)).toBe(true);
+      expect(publishDue(last, meaningOf(seen(1000, change)), 4000, 1000, 1000)).toBe(true);
     const failing = {
       reachable: false,
       role: 'Unknown' as const,
       lastSuccessTime: new Date(0).toISOString(),
     };
     const one = { meaning: meaningOf(seen(1000, { ...failing, consecutiveFailures: 1 })), at: 1000 };
-    expect(publishDue(one, seen(2000, { ...failing, consecutiveFailures: 2 }), 4000, 2000, 1000)).toBe(true);
+    expect(
+      publishDue(one, meaningOf(seen(2000, { ...failing, consecutiveFailures: 2 })), 4000, 2000, 1000),
+    ).toBe(true);
   });
 });

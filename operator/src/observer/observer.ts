@@ -195,10 +195,11 @@ export class Observer {
     // A policy deleted and made again under the same name lost its observation with the old one.
     const last = this.published.get(key);
     const mine = last?.uid === policy.metadata.uid ? last : undefined;
-    if (publishDue(mine, observation, refreshMs(spec.value), startedAt, interval * 1000)) {
+    const meaning = meaningOf(observation);
+    if (publishDue(mine, meaning, refreshMs(spec.value), startedAt, interval * 1000)) {
       this.published.delete(key);
       await this.publish(namespace, observation, policy);
-      this.published.set(key, { meaning: meaningOf(observation), at: startedAt, uid: policy.metadata.uid });
+      this.published.set(key, { meaning, at: startedAt, uid: policy.metadata.uid });
     }
     // The next round one interval after this one started, not after it ended: a round that
     // waited out a silent database must not stretch the interval.
@@ -262,12 +263,13 @@ export class Observer {
  */
 export function publishDue(
   last: { meaning: string; at: number } | undefined,
-  observation: FailoverObservationSpec,
+  /** meaningOf this round's observation. */
+  meaning: string,
   refresh: number,
   now: number,
   interval: number,
 ): boolean {
-  if (!last || last.meaning !== meaningOf(observation)) return true;
+  if (!last || last.meaning !== meaning) return true;
   const rounds = Math.round((now - last.at) / interval);
   return (rounds + 1) * interval > refresh;
 }

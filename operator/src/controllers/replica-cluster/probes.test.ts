@@ -304,6 +304,20 @@ describe('a probe that gets an answer', () => {
 });
 
 describe('a standby’s lag', () => {
+  /** Probes whose databases answer what `observe` says for their host. */
+  const probesObserving = (observe: (host: string) => Promise<DatabaseObservation>) =>
+    new ClusterProbes({
+      client: secretClient,
+      clock,
+      log: silentLogger,
+      factory: (s) =>
+        ({
+          observe: () => observe(s.connection.host),
+          writeHeartbeat: async () => undefined,
+          close: async () => undefined,
+        }) as unknown as DatabaseProvider,
+    });
+
   /** The primary or the standby of one policy, probed whenever asked. */
   const at = (host: string, key: string): ProbeTarget => ({
     ...target,
@@ -322,17 +336,9 @@ describe('a standby’s lag', () => {
       lsn: role === 'Primary' ? positions.primary : positions.standby,
       durationMs: 1,
     });
-    const lagProbes = new ClusterProbes({
-      client: secretClient,
-      clock,
-      log: silentLogger,
-      factory: (s) =>
-        ({
-          observe: async () => observation(s.connection.host === 'primary' ? 'Primary' : 'Standby'),
-          writeHeartbeat: async () => undefined,
-          close: async () => undefined,
-        }) as unknown as DatabaseProvider,
-    });
+    const lagProbes = probesObserving(async (host) =>
+      observation(host === 'primary' ? 'Primary' : 'Standby'),
+    );
     await lagProbes.probe(at('primary', 'ns/primary'));
     // The primary then writes 0x3000 bytes; the standby, read next, has replayed past the
     // position the primary was last read at, but not all of it.
@@ -362,23 +368,13 @@ describe('a standby’s lag', () => {
         timeline: 1,
         durationMs: 1,
       };
-      const lagProbes = new ClusterProbes({
-        client: secretClient,
-        clock,
-        log: silentLogger,
-        factory: (s) =>
-          ({
-            observe: async () => {
-              if (s.connection.host !== 'primary') return standbyRead;
-              // The primary answers late (its heartbeat write), after the standby's next read.
-              await new Promise<void>((r) => {
-                releasePrimary = r;
-              });
-              return { reachable: true, role: 'Primary', lsn: '0/5000', timeline: 1, durationMs: 1 };
-            },
-            writeHeartbeat: async () => undefined,
-            close: async () => undefined,
-          }) as unknown as DatabaseProvider,
+      const lagProbes = probesObserving(async (host) => {
+        if (host !== 'primary') return standbyRead;
+        // The primary answers late (its heartbeat write), after the standby's next read.
+        await new Promise<void>((r) => {
+          releasePrimary = r;
+        });
+        return { reachable: true, role: 'Primary', lsn: '0/5000', timeline: 1, durationMs: 1 };
       });
       const first = await lagProbes.probe(at('standby', 'ns/standby'));
       clock.advance(1000);
