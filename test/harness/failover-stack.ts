@@ -296,6 +296,11 @@ export class FailoverStack {
       peer?: boolean;
       /** Reach the API server through a proxy of its own, so a test can cut that path (`apiPaths`). */
       apiProxy?: boolean;
+      /**
+       * Arm it to SIGKILL itself at these crash points (FAILOVER_FAILPOINTS); it may die there
+       * before it serves /healthz.
+       */
+      failpoints?: string;
     } = {},
   ): Promise<OperatorProcess> {
     const server = this.pair.server(NODE_OF[cluster]);
@@ -361,6 +366,7 @@ export class FailoverStack {
       ...(this.options.entry ? { entry: this.options.entry } : {}),
       runAs: owner.uid === process.getuid?.() ? undefined : 'postgres',
       ...(inRegion ? { netns: { name: inRegion.name, address: inRegion.address } } : {}),
+      ...(opts.failpoints ? { env: { FAILOVER_FAILPOINTS: opts.failpoints }, mayExit: true } : {}),
       args: [
         '--mode=agent',
         `--namespace=${this.options.namespace}`,

@@ -140,15 +140,7 @@ async function onCopy<T>(port: number, use: (c: pg.Client) => Promise<T>): Promi
 }
 
 async function startAgentDyingAt(point: string): Promise<void> {
-  const before = process.env.FAILOVER_FAILPOINTS;
-  process.env.FAILOVER_FAILPOINTS = point;
-  let agent: Awaited<ReturnType<FailoverStack['startAgent']>>;
-  try {
-    agent = await stack.startAgent('region-b');
-  } finally {
-    if (before === undefined) delete process.env.FAILOVER_FAILPOINTS;
-    else process.env.FAILOVER_FAILPOINTS = before;
-  }
+  const agent = await stack.startAgent('region-b', { failpoints: point });
   await waitFor(async () => !agent.running || undefined, {
     description: `the agent to reach ${point} and die there`,
     timeoutMs: 120_000,

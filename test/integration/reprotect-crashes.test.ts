@@ -28,15 +28,7 @@ const start = stackStarter('rc');
 
 /** Starts the agent beside `cluster` armed to SIGKILL itself at `point`, and waits until it has. */
 async function agentDyingAt(s: FailoverStack, cluster: StackCluster, point: string): Promise<void> {
-  const before = process.env.FAILOVER_FAILPOINTS;
-  process.env.FAILOVER_FAILPOINTS = point;
-  let agent: Awaited<ReturnType<FailoverStack['startAgent']>>;
-  try {
-    agent = await s.startAgent(cluster);
-  } finally {
-    if (before === undefined) delete process.env.FAILOVER_FAILPOINTS;
-    else process.env.FAILOVER_FAILPOINTS = before;
-  }
+  const agent = await s.startAgent(cluster, { failpoints: point });
   await waitFor(async () => !agent.running || undefined, {
     description: `the agent beside ${cluster} to reach ${point} and die there`,
     timeoutMs: 120_000,
@@ -144,12 +136,7 @@ describe('switchover with the agent killed mid-demotion', () => {
     stack = await start({ pgSettings: rewindable, mode: 'Manual' });
     await stack.waitUntilHealthy();
     await stack.startAgent('region-b');
-    const before = process.env.FAILOVER_FAILPOINTS;
-    process.env.FAILOVER_FAILPOINTS = 'demote:stopped';
-    const doomed = await stack.startAgent('region-a').finally(() => {
-      if (before === undefined) delete process.env.FAILOVER_FAILPOINTS;
-      else process.env.FAILOVER_FAILPOINTS = before;
-    });
+    const doomed = await stack.startAgent('region-a', { failpoints: 'demote:stopped' });
     await waitFor(async () => (await stack?.agentReport('region-a'))?.server === 'Primary' || undefined, {
       description: 'the agent beside region-a to report',
     });
