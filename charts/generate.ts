@@ -4,15 +4,17 @@
  *
  * - `crds/*.yaml` → the chart's `crds/` (Helm installs them before the templates);
  * - `operator/src/rbac.ts` → `templates/rbac.generated.yaml`, the operator's, observer's and agent's roles;
- * - `charts/values-schema.ts` → `values.yaml`, `values.schema.json` and the README values table.
+ * - `charts/values-schema.ts` → `values.yaml`, `values.schema.json` and the README values table;
+ * - `charts/dashboard.ts` → `dashboards/failover-operator.json`, the Grafana dashboard.
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dump } from 'js-yaml';
 import { z } from 'zod';
 import { agentRules, observerRules, operatorRules, type PolicyRule } from '../operator/src/rbac.ts';
+import { dashboard } from './dashboard.ts';
 import { chartValues } from './values-schema.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -368,6 +370,10 @@ export function generatedChartFiles(): Map<string, string> {
     formatLikeBiome('values.schema.json', JSON.stringify(valuesJsonSchema(), null, 2)),
   );
   files.set('README.md', withValuesTable(readFileSync(join(chartDir, 'README.md'), 'utf8')));
+  files.set(
+    join('dashboards', 'failover-operator.json'),
+    formatLikeBiome('failover-operator.json', JSON.stringify(dashboard(), null, 2)),
+  );
   return files;
 }
 
@@ -383,6 +389,7 @@ if (import.meta.main) {
     process.stdout.write(`removed charts/failover-operator/crds/${stale}\n`);
   }
   for (const [path, content] of generatedChartFiles()) {
+    mkdirSync(dirname(join(chartDir, path)), { recursive: true });
     writeFileSync(join(chartDir, path), content);
     process.stdout.write(`wrote ${join('charts', 'failover-operator', path)}\n`);
   }

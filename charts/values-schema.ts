@@ -302,6 +302,32 @@ export const chartValues = z
       })
       .prefault({})
       .describe('Metrics and their scraping.'),
+    grafanaDashboard: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe(
+            "Create a ConfigMap with the Grafana dashboard (phase, primary and epoch, lag, observers' votes, failovers and drills, availability), for Grafana's dashboard sidecar to load.",
+          ),
+        labels: z
+          .record(z.string(), z.string())
+          .default({ grafana_dashboard: '1' })
+          .describe(
+            'Labels of the ConfigMap: the one your Grafana sidecar looks for (grafana_dashboard: "1" by default).',
+          ),
+        annotations: stringMap(
+          'Annotations of the ConfigMap, e.g. the sidecar folder (grafana_folder: Databases).',
+        ),
+        namespace: z
+          .string()
+          .default('')
+          .describe(
+            'Where the ConfigMap goes when the sidecar watches one namespace only; the release namespace when empty.',
+          ),
+      })
+      .prefault({})
+      .describe('Grafana dashboard, as a ConfigMap for the Grafana sidecar.'),
     prometheusRule: z
       .strictObject({
         enabled: z
@@ -371,6 +397,20 @@ export const chartValues = z
           .min(1)
           .default(3)
           .describe('Alert when one step of an operation fails this many times within stepFailuresWindow.'),
+        availabilityFastBurnRate: z
+          .number()
+          .min(1)
+          .default(14.4)
+          .describe(
+            'Page when the availability error budget (spec.slo.availabilityTarget) burns this many times too fast over both 1h and 5m: at 14.4, 2 % of a 30-day budget in an hour.',
+          ),
+        availabilitySlowBurnRate: z
+          .number()
+          .min(1)
+          .default(6)
+          .describe(
+            'Warn when it burns this many times too fast over both 6h and 30m: at 6, 5 % of a 30-day budget in 6 hours.',
+          ),
         runbookBaseUrl: z
           .string()
           .min(1)

@@ -24,6 +24,9 @@ export const operatorRules: PolicyRule[] = [
   { apiGroups: [GROUP], resources: ['failoverpolicies/status', 'replicaclusters/status'], verbs: ['patch'] },
   // The observers' votes, through an informer.
   { apiGroups: [GROUP], resources: ['failoverobservations'], verbs: ['list', 'watch'] },
+  // ReportFiling (controllers/failover-policy/report-filing.ts): an incident record is created
+  // once, never updated; retention lists a policy's records and deletes the oldest.
+  { apiGroups: [GROUP], resources: ['failoverreports'], verbs: ['create', 'list', 'delete'] },
   // EventRecorder (runtime/events.ts): create, and patch to fold a repeat into series.count.
   { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
   // SecretReader (controllers/credentials.ts): database, DNS and provider credentials named by a

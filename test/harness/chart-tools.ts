@@ -87,6 +87,7 @@ export const chartScenarios: ChartScenario[] = [
       observer: { enabled: true, name: 'eu-west', region: 'eu-west' },
       metrics: { serviceMonitor: { enabled: true, labels: { release: 'prometheus' } } },
       prometheusRule: { enabled: true },
+      grafanaDashboard: { enabled: true, annotations: { grafana_folder: 'Databases' } },
       serviceAccount: {
         operator: { annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::1:role/x' } },
       },

@@ -11,17 +11,23 @@
  *   TCP proxy, i.e. its own network path, which a test can cut;
  * - the operator as a real process.
  */
+import { execFile } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import pg from 'pg';
 import type {
   AgentReport,
   FailoverPolicyStatus,
+  FailoverReportSpec,
   ReplicaClusterStatus,
 } from '../../operator/src/api/v1alpha1/index.ts';
-import { failoverPolicyType, replicaClusterType } from '../../operator/src/controllers/resources.ts';
+import {
+  failoverPolicyType,
+  failoverReportType,
+  replicaClusterType,
+} from '../../operator/src/controllers/resources.ts';
 import { DirectDnsVerifier, queryServer } from '../../operator/src/providers/dns/verifier.ts';
 import { eventType } from '../../operator/src/runtime/events.ts';
 import { KubeClient, type KubeObject } from '../../operator/src/runtime/kube-client.ts';
@@ -34,6 +40,8 @@ import { type PostgresNodeName, type PostgresPair, postgresBinDir, startPostgres
 import { TcpProxy } from './tcp-proxy.ts';
 import { waitFor } from './wait.ts';
 import { DnsWriteLoad } from './writers.ts';
+
+const repo = resolve(import.meta.dirname, '..', '..');
 
 // Where it lived first; tests and the demo import it from here.
 export { DnsWriteLoad };
@@ -610,6 +618,24 @@ export class FailoverStack {
     return list.items
       .filter((e) => (e.regarding as { name?: string } | undefined)?.name === 'orders')
       .map((e) => ({ reason: String(e.reason), type: String(e.type), note: String(e.note) }));
+  }
+
+  /** The policy's incident records (FailoverReport objects). */
+  async reports(): Promise<{ metadata: { name: string }; spec: FailoverReportSpec }[]> {
+    const list = await this.client.list<KubeObject>(failoverReportType, this.options.namespace);
+    return list.items as unknown as { metadata: { name: string }; spec: FailoverReportSpec }[];
+  }
+
+  /** Runs `kubectl failover ARGS` (the plugin from bin/) against this stack; its stdout, or it throws. */
+  plugin(args: string[]): Promise<string> {
+    return new Promise((resolve, reject) => {
+      execFile(
+        join(repo, 'bin', 'kubectl-failover'),
+        [...args, '-n', this.options.namespace],
+        { env: { ...process.env, KUBECONFIG: this.options.kubeconfigPath }, timeout: 60_000 },
+        (err, stdout, stderr) => (err ? reject(new Error(`${err.message}: ${stderr}`)) : resolve(stdout)),
+      );
+    });
   }
 
   /** Sets a promotion request on the policy, as `kubectl failover promote` does. */

@@ -107,7 +107,7 @@ describe('RBAC', () => {
     expect([...grants(rulesOf(role))].sort()).toEqual([...grants(observerRules)].sort());
   });
 
-  it('never lets the operator change a spec: only status, Events, the Lease and its observations are written', () => {
+  it('never lets the operator change a spec: only status, Events, the Lease and its incident records are written', () => {
     const writes = [...grants(operatorRules)].filter((g) => !/\|(get|list|watch)$/.test(g));
     expect(writes.sort()).toEqual([
       'coordination.k8s.io|leases|create',
@@ -115,6 +115,9 @@ describe('RBAC', () => {
       'events.k8s.io|events|create',
       'events.k8s.io|events|patch',
       'regionfailover.io|failoverpolicies/status|patch',
+      // Incident records: made once, never updated; retention deletes the oldest.
+      'regionfailover.io|failoverreports|create',
+      'regionfailover.io|failoverreports|delete',
       'regionfailover.io|replicaclusters/status|patch',
     ]);
   });
@@ -378,6 +381,8 @@ describe('alerts', () => {
     'FailoverOperatorSeveralLeaders',
     'FailoverSplitBrainProtectionLost',
     'FailoverPolicyPausedTooLong',
+    'FailoverAvailabilityBudgetBurn',
+    'FailoverAvailabilityBudgetSlowBurn',
   ];
   type Alert = {
     alert: string;
@@ -390,16 +395,36 @@ describe('alerts', () => {
       await renderChart({ namespace: NS, values: { prometheusRule: { enabled: true, ...values } } }),
     );
     const rule = find(manifests, 'PrometheusRule', '')?.spec as { groups: { rules: Alert[] }[] };
-    return rule.groups.flatMap((g) => g.rules);
+    return rule.groups.flatMap((g) => g.rules).filter((r) => r.alert);
+  };
+  const renderRecords = async () => {
+    const manifests = parseManifests(
+      await renderChart({ namespace: NS, values: { prometheusRule: { enabled: true } } }),
+    );
+    const rule = find(manifests, 'PrometheusRule', '')?.spec as {
+      groups: { rules: { record?: string; expr: string }[] }[];
+    };
+    return rule.groups.flatMap((g) => g.rules).filter((r) => r.record);
   };
 
-  it('watch only metrics the operator exports', async () => {
+  it('watch only metrics the operator exports, and series the rules record', async () => {
     const alerts = await renderAlerts();
     expect(alerts.map((a) => a.alert).sort()).toEqual([...alertNames].sort());
     const exported = new Set(new Metrics().registry.getMetricsAsArray().map((m) => m.name));
+    const records = await renderRecords();
+    const recorded = new Set(records.map((r) => r.record));
+    for (const r of records)
+      for (const metric of r.expr.match(/\b(failover|leader_election)_[a-z_]+\b/g) ?? [])
+        expect(exported.has(metric), `${r.record}: ${metric} is not exported`).toBe(true);
     for (const a of alerts) {
-      const used = a.expr.match(/\b(failover|leader_election)_[a-z_]+\b/g) ?? [];
-      expect(used.length, `${a.alert} reads no exported series`).toBeGreaterThan(0);
+      const own = a.expr.match(/\b[a-z_]+:[a-z_]+:[a-z0-9_]+\b/g) ?? [];
+      for (const series of own)
+        expect(recorded.has(series), `${a.alert}: ${series} is not recorded`).toBe(true);
+      const used =
+        a.expr
+          .replace(/\b[a-z_]+:[a-z_]+:[a-z0-9_]+\b/g, '')
+          .match(/\b(failover|leader_election)_[a-z_]+\b/g) ?? [];
+      expect(used.length + own.length, `${a.alert} reads no exported series`).toBeGreaterThan(0);
       for (const metric of used)
         expect(exported.has(metric), `${a.alert}: ${metric} is not exported`).toBe(true);
     }
@@ -452,5 +477,58 @@ describe('alerts', () => {
     const lease = args.find((a) => a.startsWith('--leader-election-id='))?.split('=')[1];
     const rule = JSON.stringify(find(manifests, 'PrometheusRule', ''));
     expect(rule).toContain(`leader_election_master_status{name=\\"${lease}\\", namespace=\\"${NS}\\"}`);
+  });
+});
+
+describe('the Grafana dashboard', () => {
+  type DashboardPanel = { type: string; title: string; targets?: { expr: string }[] };
+
+  it('is a ConfigMap for the sidecar, off by default, whose every query reads an exported series', async () => {
+    const off = parseManifests(await renderChart({ namespace: NS }));
+    expect(find(off, 'ConfigMap', '-dashboard')).toBeUndefined();
+    const manifests = parseManifests(
+      await renderChart({
+        namespace: NS,
+        values: { grafanaDashboard: { enabled: true, annotations: { grafana_folder: 'Databases' } } },
+      }),
+    );
+    const map = find(manifests, 'ConfigMap', '-dashboard') as
+      | (Manifest & { data: Record<string, string>; metadata: { labels: Record<string, string> } })
+      | undefined;
+    expect(map?.metadata.labels.grafana_dashboard).toBe('1');
+    const json = JSON.parse(map?.data['failover-operator.json'] ?? '{}') as {
+      uid: string;
+      panels: DashboardPanel[];
+      templating: { list: { name: string; query: unknown }[] };
+    };
+    expect(json.uid).toBe('failover-operator');
+    expect(json.templating.list.map((v) => v.name)).toEqual(['datasource', 'namespace', 'policy']);
+    const exported = new Set(
+      new Metrics({ processMetrics: true }).registry.getMetricsAsArray().map((m) => m.name),
+    );
+    const panels = json.panels.filter((p) => p.type !== 'row');
+    process.stdout.write(`dashboard panels: ${panels.map((p) => p.title).join('; ')}\n`);
+    for (const p of panels) {
+      expect(p.targets?.length, `${p.title} has no query`).toBeGreaterThan(0);
+      for (const t of p.targets ?? []) {
+        const series =
+          t.expr.match(/\b(failover|leader_election|controller_runtime|workqueue)_[a-z_]+\b/g) ?? [];
+        expect(series.length, `${p.title}: ${t.expr} reads no series`).toBeGreaterThan(0);
+        for (const s of series) expect(exported.has(s), `${p.title}: ${s} is not exported`).toBe(true);
+      }
+    }
+    // What the issue asks of it: phase, primary and epoch, lag, votes, failovers and drills, availability.
+    const titles = panels.map((p) => p.title).join('\n');
+    for (const wanted of [
+      /Phase/,
+      /Active primary/,
+      /Epoch/,
+      /lag/i,
+      /Observers/,
+      /Operations/,
+      /drill/i,
+      /Availability/,
+    ])
+      expect(titles).toMatch(wanted);
   });
 });

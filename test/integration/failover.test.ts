@@ -59,6 +59,32 @@ describe('automatic failover', () => {
     );
     expect(written.committed - Number(row?.n ?? 0)).toBeLessThanOrEqual(stack.options.maxLagSeconds * 50);
 
+    // Its incident record: the observers losing the primary, the quorum, each step, DNS; status
+    // then drops the timeline it kept until the record held it.
+    const filed = await waitFor(async () => (await stack?.reports())?.find((r) => r.spec.id === report.id), {
+      description: "the failover's FailoverReport",
+    });
+    const events = filed.spec.timeline?.map((m) => m.event) ?? [];
+    expect(events.filter((e) => e === 'ObserverLostPrimary').length).toBeGreaterThanOrEqual(2);
+    expect(events).toEqual(
+      expect.arrayContaining([
+        'QuorumLostPrimary',
+        'Started',
+        'Fencing',
+        'Promoting',
+        'DnsChanged',
+        'DnsVerified',
+      ]),
+    );
+    expect(events.at(-1)).toBe('Completed');
+    expect(filed.spec.operation).toMatchObject({ rtoSeconds: report.rtoSeconds, epoch: 1 });
+    await stack.waitForPolicy((st) => st.history?.[0]?.reported, 'history to mark the failover filed');
+    expect((await stack.policy()).status.history?.[0]).not.toHaveProperty('timeline');
+    const markdown = await stack.plugin(['report', 'orders', report.id, '-o', 'markdown']);
+    process.stdout.write(`${markdown}\n`);
+    expect(markdown).toMatch(/^# Failover region-a → region-b at epoch 1: Succeeded/);
+    expect(markdown).toMatch(/\| \S+ \S+Z \| \+\d+\.\ds \| QuorumLostPrimary \| \d of \d observers/);
+
     // The old primary comes back as a primary: the operator fences it, no automatic failback.
     await stack.pair.startPrimary();
     await waitFor(async () => (await stack?.clusterStatus('region-a'))?.role === 'Fenced', {
@@ -261,6 +287,14 @@ describe('manual promotion', () => {
     );
     expect(refused).toMatchObject({ outcome: 'Rejected', reason: 'LagAboveBudget' });
     expect(refused.message).toContain('set allowDataLoss: true');
+    const record = await waitFor(
+      async () => (await stack?.reports())?.find((r) => r.spec.kind === 'Request' && r.spec.id === 'fail-1'),
+      { description: 'a FailoverReport of the refused request' },
+    );
+    expect(record.spec).toMatchObject({
+      result: 'Rejected',
+      request: { type: 'Promotion', kind: 'Failover', target: 'region-b', refusal: 'LagAboveBudget' },
+    });
     await waitFor(async () => (await stack?.events())?.some((e) => e.reason === 'PromotionRejected'), {
       description: 'a PromotionRejected event',
     });

@@ -7,7 +7,12 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { failoverObservationType, failoverPolicyType, replicaClusterType } from '../controllers/resources.ts';
+import {
+  failoverObservationType,
+  failoverPolicyType,
+  failoverReportType,
+  replicaClusterType,
+} from '../controllers/resources.ts';
 import { KubeApiError, KubeClient, type KubeObject, type ResourceType } from '../runtime/kube-client.ts';
 import { type Lease, leaseType } from '../runtime/leader-election.ts';
 
@@ -140,6 +145,15 @@ export class FailoverApi {
   /** Every object of a type in one namespace, or in all when `namespace` is undefined. */
   list<T extends KubeObject>(type: ResourceType, namespace: string | undefined): Promise<List<T>> {
     return this.call(() => this.client.list<T>(type, namespace));
+  }
+
+  /** A policy's incident records (FailoverReport objects), by the policy's uid label. */
+  reports(namespace: string, policyUid: string): Promise<List<KubeObject>> {
+    return this.call(() =>
+      this.client.list<KubeObject>(failoverReportType, namespace, {
+        labelSelector: `regionfailover.io/policy-uid=${policyUid}`,
+      }),
+    );
   }
 
   /** Leases with this label in any namespace (the operator's leader Lease, wherever it runs, however named). */

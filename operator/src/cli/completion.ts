@@ -14,6 +14,7 @@ const COMMANDS: Record<string, string> = {
   failover: 'promote --failover',
   reprotect: 'a former primary back as a standby',
   history: 'past operations and drills',
+  report: 'incident records, for a postmortem',
   export: 'the policy for Git, or its topology for Pulumi',
   drill: 'run, cancel or list drills',
   pause: 'maintenance: no automatic action',

@@ -30,6 +30,7 @@ import { operatorLeaseWarning } from './operator-lease.ts';
 import { pauseCommand } from './pause.ts';
 import { readPolicy } from './policies.ts';
 import { promoteCommand } from './promote.ts';
+import { REPORT_FORMATS, reportCommand } from './report.ts';
 import { statusCommand } from './status.ts';
 
 const USAGE = `kubectl failover: see and steer regional database failover.
@@ -40,6 +41,7 @@ Usage:
   kubectl failover promote POLICY --to CLUSTER --failover [--allow-data-loss | --max-lag-seconds N] [--dry-run]
   kubectl failover reprotect POLICY CLUSTER [--allow-data-loss] [--dry-run] [--reason TEXT] [--id ID] [--replace]
   kubectl failover history POLICY [-n NAMESPACE] [-o table|json|yaml]
+  kubectl failover report POLICY [ID] [-o text|markdown|json|yaml]
   kubectl failover export POLICY [-o yaml|json] [--pulumi]
   kubectl failover drill run POLICY [--mode RoundTrip|Isolated] [--reason TEXT] [--id ID] [--replace] [--dry-run] [--timeout 30s]
   kubectl failover drill cancel POLICY [--reason TEXT] [--id ID] [--dry-run] [--timeout 30s]
@@ -68,6 +70,12 @@ Commands:
               transactions would be discarded, unless you pass --allow-data-loss.
   history     The operation in progress, past failovers, switchovers and reprotects, and drills
               with their measured RTO and RPO.
+  report      The policy's incident records (FailoverReport objects, one per finished failover,
+              switchover, fence, reprotect, drill and refused request), newest first. With an
+              ID (from the list, or an operation id from history): that record, its figures and
+              timeline (each observer losing the primary, the quorum, each step, DNS changed and
+              verified, the canary's last and first writes) as text, or -o markdown for a
+              postmortem.
   export      The policy and its ReplicaClusters as they are now, ready for Git: stored specs
               without status, server-set fields or one-shot requests, and a ReplicaCluster whose
               reprotect made a replacement database (RepointNeeded) pointed at it. Re-applying
@@ -117,6 +125,7 @@ Flags for every command, as kubectl's:
       --as-group GROUP        ...and group (one)
       --request-timeout DUR   per request: 0 (none), 30s (default), 2m
   -o, --output FORMAT         status: table, wide, json, yaml; history: table, json, yaml;
+                              report: text (default), markdown, json, yaml;
                               export: yaml (default), json
   -h, --help                  this help
 
@@ -224,6 +233,7 @@ const COMMANDS = [
   'failover',
   'reprotect',
   'history',
+  'report',
   'export',
   'drill',
   'pause',
@@ -324,6 +334,7 @@ async function main(argv: string[]): Promise<number> {
     ],
     version: [...common, { name: 'client', boolean: true }],
     history: [...common, output],
+    report: [...common, output],
     export: [...common, output, { name: 'pulumi', boolean: true }],
     switchover: [...request, { name: 'to' }],
     failover: [...request, { name: 'to' }, ...lossy],
@@ -481,6 +492,23 @@ async function main(argv: string[]): Promise<number> {
       o === 'json'
         ? JSON.stringify({ apiVersion: 'v1', kind: 'List', items }, null, 2)
         : items.map((i) => dumpYaml(i, { noRefs: true }).trimEnd()).join('\n---\n'),
+    );
+    return 0;
+  }
+  if (command === 'report') {
+    const [policy, id, ...extra] = args.positionals;
+    if (!policy) throw new UsageError('report needs a POLICY: kubectl failover report POLICY [ID]');
+    if (extra.length) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
+    const o = flagString(args, 'output') ?? 'text';
+    const format = REPORT_FORMATS.find((f) => f === (o === 'md' ? 'markdown' : o));
+    if (!format) throw new UsageError(`report -o must be one of ${REPORT_FORMATS.join(', ')}, got ${o}`);
+    const result = await reportCommand(api, { namespace, policy, ...(id ? { id } : {}), output: format });
+    print(
+      typeof result === 'string'
+        ? result
+        : format === 'yaml'
+          ? dumpYaml(result, { noRefs: true }).trimEnd()
+          : JSON.stringify(result, null, 2),
     );
     return 0;
   }

@@ -21,3 +21,9 @@ export const failoverObservationType: ResourceType = {
   plural: 'failoverobservations',
   kind: 'FailoverObservation',
 };
+export const failoverReportType: ResourceType = {
+  group: GROUP,
+  version: VERSION,
+  plural: 'failoverreports',
+  kind: 'FailoverReport',
+};

@@ -252,6 +252,24 @@ export class Metrics {
     labelNames: ['namespace', 'policy'] as const,
     registers: [this.registry],
   });
+  readonly policyPhase = new Gauge({
+    name: 'failover_policy_phase',
+    help: 'The phase of each policy: 1 for the phase it is in, 0 for the others (kube-state-metrics style)',
+    labelNames: ['namespace', 'policy', 'phase'] as const,
+    registers: [this.registry],
+  });
+  readonly activePrimary = new Gauge({
+    name: 'failover_policy_active_primary',
+    help: 'The ReplicaCluster that is primary now (1); the series of a former primary goes',
+    labelNames: ['namespace', 'policy', 'cluster'] as const,
+    registers: [this.registry],
+  });
+  readonly observersLost = new Gauge({
+    name: 'failover_observers_lost_primary',
+    help: 'Distinct observers with a fresh observation that cannot reach the active primary',
+    labelNames: ['namespace', 'policy'] as const,
+    registers: [this.registry],
+  });
   readonly freshObservers = new Gauge({
     name: 'failover_observers_fresh',
     help: 'Distinct observers (the operator included) with a fresh observation of the active primary',
@@ -268,6 +286,31 @@ export class Metrics {
     name: 'failover_step_failures_total',
     help: 'Failed attempts of a step of a failover, switchover or fence operation, by reason',
     labelNames: ['namespace', 'policy', 'kind', 'step', 'reason'] as const,
+    registers: [this.registry],
+  });
+  // Availability as SLAs count it (status.availability); the chart's burn-rate alerts read these.
+  readonly unavailable = new Gauge({
+    name: 'failover_policy_unavailable',
+    help: 'Whether the database behind the DNS name is down as a quorum of observers agree, until DNS answers a primary again (1) or not (0)',
+    labelNames: ['namespace', 'policy'] as const,
+    registers: [this.registry],
+  });
+  readonly availabilityTarget = new Gauge({
+    name: 'failover_policy_availability_target_ratio',
+    help: 'The availability promised per calendar month (spec.slo.availabilityTarget), as a ratio: 0.9995',
+    labelNames: ['namespace', 'policy'] as const,
+    registers: [this.registry],
+  });
+  readonly monthAvailability = new Gauge({
+    name: 'failover_policy_month_availability_ratio',
+    help: 'Availability this calendar month so far (UTC), as a ratio, the outage in progress counted in',
+    labelNames: ['namespace', 'policy'] as const,
+    registers: [this.registry],
+  });
+  readonly reportsFiled = new Counter({
+    name: 'failover_reports_filed_total',
+    help: 'Incident records filed as FailoverReport objects, by kind (an operation, Drill, or a refused Request)',
+    labelNames: ['namespace', 'policy', 'kind'] as const,
     registers: [this.registry],
   });
   readonly eventsDropped = new Counter({

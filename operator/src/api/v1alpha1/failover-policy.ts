@@ -528,6 +528,41 @@ export const drillRequest = z
   })
   .describe('A request from a person to run a drill now, or to cancel the one in progress.');
 
+export const reportRetention = z
+  .object({
+    keep: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .default(200)
+      .describe(
+        'How many FailoverReport objects of this policy are kept; the oldest go first (a year of weekly drills, each with its two switchovers, is 156).',
+      ),
+    maxAgeDays: z
+      .number()
+      .int()
+      .min(1)
+      .max(3650)
+      .default(400)
+      .describe('FailoverReport objects older than this many days are deleted.'),
+  })
+  .describe(
+    'How long the incident records (FailoverReport objects, one per operation, drill or refused request) are kept.',
+  );
+
+export const slo = z
+  .object({
+    availabilityTarget: z
+      .number()
+      .min(90)
+      .max(99.9999)
+      .describe(
+        'The availability promised, in percent per calendar month (e.g. 99.95): status.availability and the burn-rate alerts measure against it.',
+      ),
+  })
+  .describe('The service level the database behind the DNS name is held to.');
+
 export const failoverPolicySpec = withRules(
   z
     .object({
@@ -540,6 +575,8 @@ export const failoverPolicySpec = withRules(
       promotion: promotion.prefault({}),
       drills: drills.optional(),
       canary: canarySettings.optional(),
+      reports: reportRetention.prefault({}),
+      slo: slo.optional(),
       reprotect: reprotect.prefault({}),
       primaryLease: primaryLease.prefault({}),
       promotionRequest: promotionRequest.optional(),
@@ -685,6 +722,29 @@ export const databaseReplacement = z
   })
   .describe('A replacement database made by a reprotect, for the ReplicaCluster to name.');
 
+export const timelineEntry = z
+  .object({
+    at: timestamp('When it happened.'),
+    event: z
+      .string()
+      .max(64)
+      .describe(
+        'What happened, one CamelCase word: ObserverLostPrimary, QuorumLostPrimary, Started, a step entered (Fencing, CatchingUp, Promoting, RepointingDns, VerifyingDns, Rejoining, RollingBack), StepFailed, DnsChanged, DnsVerified, LastWriteOnOldPrimary, FirstWriteOnNewPrimary, Completed, Aborted.',
+      ),
+    detail: z.string().max(512).optional().describe('Who saw it, or why, in words.'),
+  })
+  .describe('One moment of an operation, for its incident record.');
+
+/** The most moments an operation's timeline keeps: the first ones and the last ones. */
+export const TIMELINE_LENGTH = 40;
+
+export const timeline = z
+  .array(timelineEntry)
+  .max(TIMELINE_LENGTH)
+  .describe(
+    'What happened when: each observer losing the primary, the quorum, each step, DNS, the canary. Kept until the FailoverReport holds it.',
+  );
+
 export const operation = z
   .object({
     id: z.string().min(1).max(128).describe('Unique id of the operation; side effects are keyed by it.'),
@@ -715,6 +775,8 @@ export const operation = z
     startedAt: timestamp('When the operation started.'),
     stepStartedAt: timestamp('When the current step started.'),
     requestId: z.string().max(63).optional().describe('The promotionRequest id, for a manual operation.'),
+    requestedBy: z.string().max(253).optional().describe('Who asked, for a manual operation.'),
+    timeline: timeline.optional(),
     attempts: z.number().int().min(0).optional().describe('Failed attempts of the current step.'),
     retryAfter: timestamp(
       'After a failed attempt: the step is not run again before this time (exponential backoff).',
@@ -935,6 +997,13 @@ export const operationReport = z
       .describe('For a failover: what kept the old primary from taking writes once cut off.'),
     reason: z.string().max(1024).optional().describe('Why it started.'),
     message: z.string().max(1024).optional().describe('How it ended, when that needs saying.'),
+    requestId: z.string().max(63).optional().describe('The promotionRequest id, for a manual operation.'),
+    requestedBy: z.string().max(253).optional().describe('Who asked, for a manual operation.'),
+    timeline: timeline.optional(),
+    reported: z
+      .boolean()
+      .optional()
+      .describe('A FailoverReport object holds this record and its timeline (then dropped from status).'),
     client: drillMeasure
       .optional()
       .describe(
@@ -1106,6 +1175,65 @@ export const drillReport = operationReport
     "The report of a finished drill; rtoSeconds and lostWrites are the client side's (the canary's) when out.measuredBy is Canary.",
   );
 
+const downtime = (what: string) =>
+  z.number().min(0).describe(`Seconds the database behind the DNS name was down in this ${what}.`);
+
+export const availabilityLedger = z
+  .object({
+    trackedSince: timestamp('When the operator began keeping this ledger: no downtime is known before it.'),
+    downSince: timestamp(
+      'The outage in progress: when a quorum of observers agreed the primary is down (it lasts until the DNS name answers a primary that takes writes).',
+    ).optional(),
+    months: z
+      .array(
+        z
+          .object({
+            month: z
+              .string()
+              .regex(/^\d{4}-\d{2}$/)
+              .describe('The calendar month, UTC: 2026-12.'),
+            downSeconds: downtime('month'),
+            outages: z.number().int().min(0).describe('Outages that began in this month.'),
+          })
+          .describe('One calendar month.'),
+      )
+      .max(13)
+      .optional()
+      .describe('Downtime per calendar month, newest first (13 months: this one and the year before).'),
+    days: z
+      .array(
+        z
+          .object({
+            day: z
+              .string()
+              .regex(/^\d{4}-\d{2}-\d{2}$/)
+              .describe('The day, UTC: 2026-12-02.'),
+            downSeconds: downtime('day'),
+          })
+          .describe('One day with downtime.'),
+      )
+      .max(90)
+      .optional()
+      .describe('Downtime per day over the last 90 days, newest first; days without downtime are left out.'),
+    outages: z
+      .array(
+        z
+          .object({
+            start: timestamp('When a quorum of observers agreed the primary was down.'),
+            end: timestamp('When the DNS name answered a primary that takes writes again.'),
+            seconds: z.number().min(0).describe('How long it lasted.'),
+            operationId: z.string().max(128).optional().describe('The failover that ended it, if one did.'),
+          })
+          .describe('One outage.'),
+      )
+      .max(20)
+      .optional()
+      .describe('The last outages, newest first.'),
+  })
+  .describe(
+    'Availability as uptime SLAs count it: an interval counts as down only while a quorum of observers agree the primary is down, and, after a failover, until DNS answers the new primary.',
+  );
+
 export const failoverPolicyStatus = z
   .object({
     observedGeneration: z
@@ -1164,6 +1292,7 @@ export const failoverPolicyStatus = z
         reason: z.string().max(64).describe('A CamelCase reason.'),
         message: z.string().max(1024).describe('What happened, or why it was refused.'),
         time: timestamp('When the outcome was recorded.'),
+        reported: z.boolean().optional().describe('A refusal: a FailoverReport object records it.'),
       })
       .optional()
       .describe('The outcome of the last promotion request.'),
@@ -1174,6 +1303,7 @@ export const failoverPolicyStatus = z
         outcome: z.enum(['Accepted', 'Rejected']).describe('Whether it was acted on.'),
         message: z.string().max(1024).describe('What happened, or why it was refused.'),
         time: timestamp('When the outcome was recorded.'),
+        reported: z.boolean().optional().describe('A refusal: a FailoverReport object records it.'),
       })
       .optional()
       .describe('The outcome of the last drill request.'),
@@ -1198,6 +1328,7 @@ export const failoverPolicyStatus = z
       'When the operator first saw spec.paused set; cleared when it is unset. The alert on a long pause counts from here.',
     ).optional(),
     drill: drillState.optional(),
+    availability: availabilityLedger.optional(),
     conditions: conditions.optional(),
   })
   .describe('Observed state of a FailoverPolicy, written by the operator.');
@@ -1219,4 +1350,7 @@ export type IsolatedDrillState = z.infer<typeof isolatedDrillState>;
 export type IsolatedDrillReport = z.infer<typeof isolatedDrillReport>;
 export type DrillMode = z.infer<typeof drillMode>;
 export type StepSeconds = z.infer<typeof stepSeconds>;
+export type TimelineEntry = z.infer<typeof timelineEntry>;
+export type ReportRetention = z.infer<typeof reportRetention>;
+export type AvailabilityLedger = z.infer<typeof availabilityLedger>;
 export type CanarySettings = z.infer<typeof canarySettings>;

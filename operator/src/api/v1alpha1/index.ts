@@ -3,11 +3,13 @@ import type { KindDefinition } from '../crd.ts';
 import { GROUP, VERSION } from './common.ts';
 import { failoverObservationSpec } from './failover-observation.ts';
 import { failoverPolicySpec, failoverPolicyStatus } from './failover-policy.ts';
+import { failoverReportSpec } from './failover-report.ts';
 import { replicaClusterSpec, replicaClusterStatus } from './replica-cluster.ts';
 
 export * from './common.ts';
 export * from './failover-observation.ts';
 export * from './failover-policy.ts';
+export * from './failover-report.ts';
 export * from './replica-cluster.ts';
 export * from './topology.ts';
 
@@ -100,4 +102,32 @@ export const failoverObservationKind: KindDefinition = {
   ],
 };
 
-export const kinds = [failoverPolicyKind, replicaClusterKind, failoverObservationKind];
+export const failoverReportKind: KindDefinition = {
+  group: GROUP,
+  version: VERSION,
+  kind: 'FailoverReport',
+  plural: 'failoverreports',
+  singular: 'failoverreport',
+  shortNames: ['frep'],
+  categories: ['failover'],
+  description:
+    'FailoverReport is the incident record of one finished failover, switchover, fence, reprotect, drill or refused request: its timeline and figures, written once by the operator. `kubectl failover report` prints it for a postmortem.',
+  spec: failoverReportSpec,
+  status: undefined,
+  printerColumns: [
+    { name: 'Policy', type: 'string', jsonPath: '.spec.policy', description: 'The policy.' },
+    { name: 'Kind', type: 'string', jsonPath: '.spec.kind', description: 'What it records.' },
+    { name: 'Result', type: 'string', jsonPath: '.spec.result', description: 'How it ended.' },
+    { name: 'From', type: 'string', jsonPath: '.spec.operation.from', description: 'The former primary.' },
+    { name: 'To', type: 'string', jsonPath: '.spec.operation.to', description: 'The promoted cluster.' },
+    {
+      name: 'RTO(s)',
+      type: 'number',
+      jsonPath: '.spec.operation.rtoSeconds',
+      description: 'Seconds until DNS answered the new primary.',
+    },
+    { name: 'Completed', type: 'date', jsonPath: '.spec.completedAt', description: 'When it ended.' },
+  ],
+};
+
+export const kinds = [failoverPolicyKind, replicaClusterKind, failoverObservationKind, failoverReportKind];

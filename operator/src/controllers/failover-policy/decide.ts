@@ -32,7 +32,7 @@ import { type EventInput, eventOf } from '../../runtime/events.ts';
 import { timestamp } from '../../runtime/time.ts';
 import { lagStepSeconds } from '../replica-cluster/lag.ts';
 import { type BlockReason, chooseStandby, inCooldown, judgeStandby, standbysOf } from './candidates.ts';
-import { judgePrimary, type PrimaryVerdict } from './detection.ts';
+import { detectionMoments, judgePrimary, type PrimaryVerdict } from './detection.ts';
 import { type Discovery, discoverPrimary, newerEpochs } from './discovery.ts';
 import { judgeDns } from './dns-check.ts';
 import { decideDrill, judgeDrillStop, scheduledDrillTime } from './drill.ts';
@@ -625,6 +625,7 @@ const failOverIfDown: Guard = (c) => {
       reason: verdict.message,
       now,
       extra: {
+        timeline: detectionMoments(spec, input.votes, now, active, base.primaryDownSince, verdict.message),
         // RTO counts from when the primary was last seen alive, not from when the quorum agreed.
         primaryLostAt: timestamp(lastSeen),
         ...(candidate.facts.lagBytes !== undefined ? { estimatedLossBytes: candidate.facts.lagBytes } : {}),

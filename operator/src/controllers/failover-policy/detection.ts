@@ -3,8 +3,9 @@
  * observers, each with a fresh observation, have failed to reach it for the failure threshold,
  * and they outnumber those that still reach it. One observer losing sight is not an outage.
  */
-import type { FailoverPolicySpec } from '../../api/v1alpha1/index.ts';
+import type { FailoverPolicySpec, TimelineEntry } from '../../api/v1alpha1/index.ts';
 import { seconds, type Vote } from './facts.ts';
+import { moment } from './operation.ts';
 
 export interface PrimaryVerdict {
   down: boolean;
@@ -60,4 +61,35 @@ export function judgePrimary(
           ? `, ${downVotes} ${downVotes === 1 ? 'has' : 'have'} lost it (quorum ${quorum})`
           : '');
   return { down, downVotes, upVotes, fresh: fresh.length, message, ...(lastSeenAt ? { lastSeenAt } : {}) };
+}
+
+/**
+ * The observers' side of an outage, for the operation's timeline: when each observer that lost
+ * the primary began failing (its first failed probe, counted back from its failures in a row at
+ * its probe interval, never before it last reached it), then when the quorum agreed.
+ */
+export function detectionMoments(
+  spec: FailoverPolicySpec,
+  votes: Vote[],
+  now: Date,
+  primary: string,
+  quorumSince: string | undefined,
+  verdict: string,
+): TimelineEntry[] {
+  const interval = seconds(spec.detection.probeIntervalSeconds);
+  const lost = freshVotes(spec, votes, now).flatMap((v) => {
+    if (v.reachable || v.consecutiveFailures === 0) return [];
+    const counted = v.observedAt.getTime() - (v.consecutiveFailures - 1) * interval;
+    const first = new Date(Math.max(counted, (v.lastSeenAt?.getTime() ?? 0) + 1));
+    const seen = v.lastSeenAt ? `, last reached it at ${v.lastSeenAt.toISOString()}` : '';
+    return [
+      moment(
+        first,
+        'ObserverLostPrimary',
+        `observer ${v.observer}: first failed probe of ${primary}${seen}; ${v.consecutiveFailures} in a row by ${v.observedAt.toISOString()}`,
+      ),
+    ];
+  });
+  lost.sort((a, b) => a.at.localeCompare(b.at));
+  return quorumSince ? [...lost, moment(quorumSince, 'QuorumLostPrimary', verdict)] : lost;
 }

@@ -24,11 +24,13 @@
  *   primary is seen taking writes (it is fenced, and the steps run again; each is idempotent)
  *   Anything that stops before touching a database: Detected → Aborted
  */
-import type {
-  FailoverPolicyStatus,
-  Operation,
-  OperationReport,
-  StepSeconds,
+import {
+  type FailoverPolicyStatus,
+  type Operation,
+  type OperationReport,
+  type StepSeconds,
+  TIMELINE_LENGTH,
+  type TimelineEntry,
 } from '../../api/v1alpha1/index.ts';
 import type { FencingMode } from '../../providers/database/port.ts';
 import { type BackoffPolicy, backoffDelay } from '../../runtime/backoff.ts';
@@ -92,6 +94,43 @@ export function nextStep(op: Operation, facts: StepFacts = {}): Step {
   return next ?? op.step;
 }
 
+/** A moment for the timeline. */
+export function moment(at: Date | string, event: string, detail?: string): TimelineEntry {
+  return {
+    at: typeof at === 'string' ? at : timestamp(at),
+    event,
+    ...(detail ? { detail: detail.slice(0, 512) } : {}),
+  };
+}
+
+/**
+ * The timeline with more moments. When it is full the middle gives way, one moment at a time:
+ * how it started and how it ended tell the story (a step retried for an hour is one moment).
+ */
+export function withMoments(
+  timeline: TimelineEntry[] | undefined,
+  ...added: TimelineEntry[]
+): TimelineEntry[] {
+  const next = [...(timeline ?? []), ...added];
+  while (next.length > TIMELINE_LENGTH) next.splice(TIMELINE_LENGTH / 2, 1);
+  return next;
+}
+
+/** The moments of leaving `op`'s step for `step`: the DNS change and its verification, then the step entered. */
+function stepMoments(op: Operation, step: Step, now: Date, learned: Partial<Operation>, message?: string) {
+  const moments: TimelineEntry[] = [];
+  const changed = learned.dnsChangedAt ?? op.dnsChangedAt;
+  if (op.step === 'RepointingDns' && changed && step !== 'Fencing')
+    moments.push(moment(changed, 'DnsChanged', `the record names ${op.to}, epoch ${op.epoch}`));
+  if (op.step === 'VerifyingDns' && step === 'Completed') {
+    const missed = learned.message?.startsWith('DNS not verified');
+    if (missed) return [...moments, moment(now, 'DnsNotVerified', learned.message), moment(now, step)];
+    moments.push(moment(now, 'DnsVerified', 'every authoritative server answers the new primary'));
+  }
+  moments.push(moment(now, step, message));
+  return moments;
+}
+
 const withoutAttempts = (op: Operation) => {
   const { attempts: _a, lastError: _e, retryAfter: _r, message: _m, ...rest } = op;
   return rest;
@@ -125,12 +164,14 @@ export function advance(
   learned: Partial<Operation> = {},
   facts: StepFacts = {},
 ): Operation {
+  const step = nextStep(op, facts);
   return {
     ...withoutAttempts(op),
     ...learned,
     ...timed(op, now),
-    step: nextStep(op, facts),
+    step,
     stepStartedAt: timestamp(now),
+    timeline: withMoments(op.timeline, ...stepMoments(op, step, now, learned, learned.message)),
   };
 }
 
@@ -145,6 +186,7 @@ export function withStep(op: Operation, step: Step, now: Date, message?: string)
     step,
     stepStartedAt: timestamp(now),
     ...(message ? { message: message.slice(0, 1024) } : {}),
+    timeline: withMoments(op.timeline, ...stepMoments(op, step, now, {}, message)),
   };
 }
 
@@ -159,7 +201,18 @@ export const STEP_RETRY: BackoffPolicy = { baseMs: 1000, maxMs: 60_000 };
 export function failedAttempt(op: Operation, error: string, now: Date, random: () => number): Operation {
   const attempts = (op.attempts ?? 0) + 1;
   const retryAfter = new Date(now.getTime() + backoffDelay(attempts - 1, STEP_RETRY, random));
-  return { ...op, attempts, lastError: error.slice(0, 1024), retryAfter: timestamp(retryAfter) };
+  // The first failure of a step goes into the timeline; the retries after it are the same story.
+  const timeline =
+    attempts === 1
+      ? withMoments(op.timeline, moment(now, 'StepFailed', `${op.step}: ${error}`))
+      : op.timeline;
+  return {
+    ...op,
+    attempts,
+    lastError: error.slice(0, 1024),
+    retryAfter: timestamp(retryAfter),
+    ...(timeline ? { timeline } : {}),
+  };
 }
 
 /**
@@ -212,6 +265,8 @@ export function newOperation(o: NewOperation): Operation {
     stepStartedAt: timestamp(o.now),
     reason: o.reason.slice(0, 1024),
     ...o.extra,
+    // What led to it (the observers losing the primary), then its start.
+    timeline: withMoments(o.extra?.timeline, moment(o.now, 'Started', o.reason)),
   };
 }
 
@@ -251,8 +306,11 @@ export function reportOf(op: Operation, now: Date): OperationReport {
         }
       : {}),
     ...(op.replacement ? { replacement: op.replacement } : {}),
+    ...(op.requestId ? { requestId: op.requestId } : {}),
+    ...(op.requestedBy ? { requestedBy: op.requestedBy } : {}),
     ...(op.reason ? { reason: op.reason } : {}),
     ...(op.message ? { message: op.message } : {}),
+    ...(op.timeline ? { timeline: op.timeline } : {}),
   };
 }
 

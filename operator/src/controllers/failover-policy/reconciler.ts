@@ -20,6 +20,7 @@ import {
   type FailoverPolicyStatus,
   failoverPolicySpec,
   failoverPolicyStatus,
+  policyPhase,
   type ReplicaClusterSpec,
 } from '../../api/v1alpha1/index.ts';
 import {
@@ -38,6 +39,7 @@ import { readSpec, readStatus } from '../read-object.ts';
 import { failoverPolicyType } from '../resources.ts';
 import { writeStatus } from '../status-writer.ts';
 import { readDns, repairDns, runStep, type StepPorts } from './act.ts';
+import { monthlyAvailability, nextLedger } from './availability.ts';
 import { decide, type Plan } from './decide.ts';
 import { freshVotes } from './detection.ts';
 import { discoveryNeedsDns } from './discovery.ts';
@@ -49,6 +51,7 @@ import { afterDrillCopy, afterDrillRecord } from './isolated-drill.ts';
 import { agentReportOf, factsFromProbe, gatherInput, voteFromProbe } from './observe.ts';
 import { CLIENT_MEASURE_RETRY_MS, type ClientMeasures, measureOperations } from './operation-canary.ts';
 import { canaryTargetFor, portsFor } from './ports.ts';
+import { ReportFiling } from './report-filing.ts';
 import { readyCondition, type StepResult, summarize, topologyOf } from './summary.ts';
 import { transition } from './transition.ts';
 
@@ -57,10 +60,12 @@ const UNREADABLE_RETRY_MS = 60_000;
 
 export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => Promise<ReconcileResult> {
   const dnsChecks = new Map<string, DnsCheck>();
+  const reports = new ReportFiling(ctx);
   return async (key) => {
     const object = ctx.policies.get(key);
     if (!object) {
       dnsChecks.delete(key);
+      reports.forget(key);
       forgetMetrics(ctx, key);
       ctx.canaries.stop(key);
       return done();
@@ -91,7 +96,7 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
       ]);
       return requeueAfter(UNREADABLE_RETRY_MS, 'status unreadable');
     }
-    return reconcileReadable(ctx, object, spec.spec, read.status, dnsChecks);
+    return reconcileReadable(ctx, object, spec.spec, read.status, dnsChecks, reports);
   };
 }
 
@@ -102,6 +107,7 @@ async function reconcileReadable(
   spec: FailoverPolicySpec,
   previous: FailoverPolicyStatus,
   dnsChecks: Map<string, DnsCheck>,
+  reports: ReportFiling,
 ): Promise<ReconcileResult> {
   const key = objectKey(object);
   const now = ctx.clock.now();
@@ -112,7 +118,9 @@ async function reconcileReadable(
   const resolved = clustersResolved(ctx, object, spec);
   const { status: settled, dnsReady } = statusToWrite(object, spec, input, plan, result, resolved);
   const client = measureClientSide(ctx, key, spec, settled, now);
-  const next = client ? { ...settled, history: client.history } : settled;
+  const measured = client ? { ...settled, history: client.history } : settled;
+  // After the step: an incident record never holds up a failover.
+  const next = await reports.file(object, spec, previous, measured);
   // The record was looked at in this reconcile: check it again in five minutes if it is in sync
   // now, else soon (backing off); a record found out of sync is repaired by the next reconcile.
   if (dnsReady) {
@@ -437,6 +445,7 @@ function statusToWrite(
     status: {
       ...result.status,
       ...(topology ? { topology } : {}),
+      availability: nextLedger(result.status.availability, result.status, now),
       observedGeneration: generation,
       phase: summary.phase,
       conditions: (conditions ?? []).filter((c) => !stale.has(c.type)),
@@ -549,7 +558,14 @@ function exportMetrics(
   if (next.pausedSince) m.pausedSince.set(labels, new Date(next.pausedSince).getTime() / 1000);
   else m.pausedSince.remove(labels);
   m.quorum.set(labels, spec.detection.quorum);
-  m.freshObservers.set(labels, freshVotes(spec, input.votes, input.now).length);
+  const fresh = freshVotes(spec, input.votes, input.now);
+  m.freshObservers.set(labels, fresh.length);
+  m.observersLost.set(labels, fresh.filter((v) => !v.reachable).length);
+  for (const phase of policyPhase.options)
+    m.policyPhase.set({ ...labels, phase }, next.phase === phase ? 1 : 0);
+  if (previous.activePrimary && previous.activePrimary !== next.activePrimary)
+    m.activePrimary.remove({ ...labels, cluster: previous.activePrimary });
+  if (next.activePrimary) m.activePrimary.set({ ...labels, cluster: next.activePrimary }, 1);
   const drill = next.drills?.[0];
   if (drill) {
     // A drill a person cancelled proves nothing either way: the last verdict stands.
@@ -565,6 +581,12 @@ function exportMetrics(
   const finished = next.history?.[0];
   if (finished && finished.id !== previous.history?.[0]?.id)
     m.operations.inc({ ...labels, kind: finished.kind, trigger: finished.trigger, result: finished.result });
+  m.unavailable.set(labels, next.availability?.downSince ? 1 : 0);
+  const target = spec.slo?.availabilityTarget;
+  if (target !== undefined) m.availabilityTarget.set(labels, target / 100);
+  else m.availabilityTarget.remove(labels);
+  const month = monthlyAvailability(next.availability, input.now, target, 1)[0];
+  if (month?.percent !== undefined) m.monthAvailability.set(labels, month.percent / 100);
 }
 
 const ns = (object: KubeObject) => object.metadata.namespace ?? 'default';
@@ -588,8 +610,18 @@ function forgetMetrics(ctx: OperatorContext, key: string): void {
     m.drillRto,
     m.drillRpo,
     m.drillNext,
+    m.unavailable,
+    m.availabilityTarget,
+    m.monthAvailability,
   ])
     gauge.remove(labels);
+  m.observersLost.remove(labels);
+  for (const phase of policyPhase.options) m.policyPhase.remove({ ...labels, phase });
+  // Whichever cluster it named last.
+  void m.activePrimary.get().then(({ values }) => {
+    for (const v of values)
+      if (v.labels.namespace === namespace && v.labels.policy === policy) m.activePrimary.remove(v.labels);
+  });
   for (const kind of ['Failover', 'Switchover']) {
     m.clientRto.remove({ ...labels, kind });
     m.clientLostWrites.remove({ ...labels, kind });

@@ -9,7 +9,7 @@ import { discardedOf } from '../../agent/divergence.ts';
 import type { Operation } from '../../api/v1alpha1/index.ts';
 import { timestamp } from '../../runtime/time.ts';
 import { judgeStandby } from './candidates.ts';
-import type { PrimaryVerdict } from './detection.ts';
+import { detectionMoments, type PrimaryVerdict } from './detection.ts';
 import { type ClusterFacts, type DecideInput, healthyStandby, seconds, writable } from './facts.ts';
 import { newOperation } from './operation.ts';
 import { describeDivergence, discardsData, isProtected, readiness } from './reprotect.ts';
@@ -44,7 +44,11 @@ const start = (j: Judging, fields: Partial<Operation>): RequestVerdict => ({
     epoch: (j.input.status.epoch ?? 0) + 1,
     reason: j.request.reason ?? `requested by ${j.request.requestedBy ?? 'a person'}`,
     now: j.input.now,
-    extra: { requestId: j.request.id, ...fields },
+    extra: {
+      requestId: j.request.id,
+      ...(j.request.requestedBy ? { requestedBy: j.request.requestedBy } : {}),
+      ...fields,
+    },
   }),
 });
 
@@ -155,6 +159,14 @@ function judgeFailover(j: Judging, target: ClusterFacts): RequestVerdict {
     allowDataLoss: j.request.allowDataLoss,
     // RTO and RPO are reported as for an automatic failover: from the primary's loss, with the lag then.
     primaryLostAt: timestamp(lastSeen.getTime() > 0 ? lastSeen : now),
+    timeline: detectionMoments(
+      spec,
+      j.input.votes,
+      now,
+      j.active,
+      j.input.status.primaryDownSince,
+      j.verdict.message,
+    ),
     ...(target.lagBytes !== undefined ? { estimatedLossBytes: target.lagBytes } : {}),
     ...(target.lagSeconds !== undefined ? { estimatedLossSeconds: target.lagSeconds } : {}),
   });
@@ -202,6 +214,7 @@ function judgeReprotectRequest(j: Judging, target: ClusterFacts): RequestVerdict
       now: input.now,
       extra: {
         requestId: request.id,
+        ...(request.requestedBy ? { requestedBy: request.requestedBy } : {}),
         ...(request.allowDataLoss ? { allowDataLoss: true } : {}),
         ...(discarded ? { discarded } : {}),
       },

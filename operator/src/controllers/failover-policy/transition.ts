@@ -151,7 +151,7 @@ function pending(op: Operation, detail: string, now: Date): Transition {
   if (op.step === 'VerifyingDns' && elapsed > DNS_VERIFY_TIMEOUT_MS) {
     const message = `DNS not verified within ${DNS_VERIFY_TIMEOUT_MS / 1000} s: ${detail}`;
     return {
-      operation: { ...advance(op, now), message: message.slice(0, 1024) },
+      operation: advance(op, now, { message: message.slice(0, 1024) }),
       events: [
         eventOf('Warning', 'DnsNotVerified', 'VerifyDns', `authoritative servers still disagree: ${detail}`),
       ],
