@@ -302,6 +302,35 @@ export const chartValues = z
       })
       .prefault({})
       .describe('Metrics and their scraping.'),
+    statusPage: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe(
+            "Serve the read-only status page (each policy's state, a 90-day availability bar, recent incidents with their timelines, the last drills; HTML and JSON) from every operator replica. No secrets and nothing writable; it shows cluster names, regions and status messages.",
+          ),
+        port: z
+          .number()
+          .int()
+          .min(1024)
+          .max(65535)
+          .default(8081)
+          .describe("The operator container's port for the status page (not the metrics port)."),
+        service: z
+          .strictObject({
+            type: z
+              .enum(['ClusterIP', 'NodePort', 'LoadBalancer'])
+              .default('ClusterIP')
+              .describe('Service type.'),
+            port: z.number().int().min(1).max(65535).default(80).describe('Service port.'),
+            annotations: stringMap('Annotations of the status page Service.'),
+          })
+          .prefault({})
+          .describe('The status page Service (expose it with your Ingress or Gateway).'),
+      })
+      .prefault({})
+      .describe('The status page.'),
     grafanaDashboard: z
       .strictObject({
         enabled: z

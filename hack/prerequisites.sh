@@ -4,7 +4,7 @@
 # password); anything else stops here with the exact command to run. `.ci/run` calls it too.
 #
 #   hack/prerequisites.sh demo   # the local environment: PostgreSQL, BIND, Go, kubectl...
-#   hack/prerequisites.sh test   # the same, plus moto_server (the AWS API emulator)
+#   hack/prerequisites.sh test   # the same, plus moto_server (the AWS API emulator) and chromium
 #
 # kubectl, when no package provides it, is built from the Go module proxy into the cache
 # (hack/build-kubectl.sh), like the control plane; the Makefile puts that directory on PATH.
@@ -51,6 +51,9 @@ if has go; then
 else
   problems+=("go is not installed: the control plane (kube-apiserver, etcd) is built from Go modules; install Go >= 1.24 (https://go.dev/dl, then put /usr/local/go/bin on PATH)")
 fi
+
+# The status page is tested in a real headless browser (playwright-core drives Debian's chromium).
+[[ "$purpose" == test ]] && { has chromium || [[ -x "${CHROMIUM_PATH:-/nonexistent}" ]] || packages+=(chromium); }
 
 if [[ "$purpose" == test ]] && ! has moto_server; then
   problems+=("moto_server is not installed: the AWS tests run against it; install it with pip: python3 -m pip install 'moto[server]>=5' (it is not packaged by Debian)")

@@ -43,6 +43,11 @@ export const configSchema = z
       .regex(/^[^:]*:\d+$/, 'must be host:port, e.g. 0.0.0.0:8080')
       .default('0.0.0.0:8080')
       .describe('serves /metrics, /healthz and /readyz'),
+    statusPageAddress: z
+      .string()
+      .regex(/^[^:]*:\d+$/, 'must be host:port, e.g. 0.0.0.0:8081')
+      .optional()
+      .describe('operator mode: serve the read-only status page (HTML and JSON) here; off when not given'),
     logLevel: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'])
       .default('info')

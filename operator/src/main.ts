@@ -19,6 +19,7 @@ import { LeaderElector } from './runtime/leader-election.ts';
 import { createLogger } from './runtime/logger.ts';
 import { Metrics } from './runtime/metrics.ts';
 import { preflight } from './runtime/preflight.ts';
+import { StatusPage, startStatusPage } from './status-page/server.ts';
 
 const argv = process.argv.slice(2);
 if (argv.includes('--help') || argv.includes('-h')) {
@@ -139,6 +140,11 @@ const { server, port } = await startHttpServer(config.httpAddress, metrics, {
   healthy: () => !shuttingDown,
   ready: () => manager.readiness(),
 });
+// The status page: every replica serves it from its own cache (it needs no leadership).
+const statusPage =
+  config.statusPageAddress && manager instanceof Manager
+    ? await startStatusPage(config.statusPageAddress, new StatusPage(manager.statusSource(), systemClock))
+    : undefined;
 log.info(
   {
     mode: config.mode,
@@ -146,6 +152,7 @@ log.info(
     server: client.server,
     kubeconfig: kube.source,
     httpPort: port,
+    ...(statusPage ? { statusPagePort: statusPage.port } : {}),
   },
   'starting',
 );
@@ -173,6 +180,7 @@ async function shutdown(signal: string, code = 0): Promise<never> {
   await manager.stop(config.shutdownGraceSeconds * 1000);
   await elector?.stop();
   server.close();
+  statusPage?.server.close();
   log.info('stopped');
   process.exit(code);
 }

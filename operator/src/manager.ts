@@ -24,6 +24,7 @@ import { Informer, objectKey } from './runtime/informer.ts';
 import type { KubeClient, KubeObject } from './runtime/kube-client.ts';
 import type { Logger } from './runtime/logger.ts';
 import type { Metrics } from './runtime/metrics.ts';
+import type { StatusSource } from './status-page/server.ts';
 
 export interface ManagerOptions {
   client: KubeClient;
@@ -151,6 +152,15 @@ export class Manager {
       set.add(policyKey);
       this.policiesByCluster.set(clusterKey, set);
     }
+  }
+
+  /** What the status page reads: the policies in the cache, never the API server. */
+  statusSource(): StatusSource {
+    const policies = this.context.policies;
+    return {
+      policies: () => policies.list(),
+      policy: (namespace, name) => policies.get(objectKey({ metadata: { name, namespace } })),
+    };
   }
 
   startInformers(): void {

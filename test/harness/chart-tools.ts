@@ -88,6 +88,7 @@ export const chartScenarios: ChartScenario[] = [
       metrics: { serviceMonitor: { enabled: true, labels: { release: 'prometheus' } } },
       prometheusRule: { enabled: true },
       grafanaDashboard: { enabled: true, annotations: { grafana_folder: 'Databases' } },
+      statusPage: { enabled: true },
       serviceAccount: {
         operator: { annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::1:role/x' } },
       },

@@ -18,19 +18,32 @@ export async function writeStatus<S extends object>(
 ): Promise<KubeObject | undefined> {
   const clean = JSON.parse(JSON.stringify(next)) as S;
   if (isDeepStrictEqual(current ?? {}, clean)) return undefined;
-  // Merge patch: fields absent from `next` but present now must be nulled to be removed.
-  const removed = Object.fromEntries(
-    Object.keys(current ?? {})
-      .filter((k) => !(k in clean))
-      .map((k) => [k, null]),
-  );
   const written = await client.mergePatch(
     type,
     object.metadata.namespace,
     object.metadata.name,
-    { metadata: { resourceVersion: object.metadata.resourceVersion }, status: { ...removed, ...clean } },
+    {
+      metadata: { resourceVersion: object.metadata.resourceVersion },
+      status: mergePatchOf(current ?? {}, clean),
+    },
     'status',
   );
   cache?.upsert(written);
   return written;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The JSON merge patch (RFC 7386) that turns `current` into `next`: a merge patch merges objects
+ * field by field, so a field gone from `next` at any depth (an outage closed, a retry's error
+ * cleared) must be sent as null, or the stored one stays. Arrays are replaced whole.
+ */
+export function mergePatchOf(current: unknown, next: unknown): unknown {
+  if (!isObject(current) || !isObject(next)) return next;
+  const patch: Record<string, unknown> = {};
+  for (const key of Object.keys(current)) if (!(key in next)) patch[key] = null;
+  for (const [key, value] of Object.entries(next)) patch[key] = mergePatchOf(current[key], value);
+  return patch;
 }

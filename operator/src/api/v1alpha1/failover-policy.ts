@@ -742,7 +742,7 @@ export const timeline = z
   .array(timelineEntry)
   .max(TIMELINE_LENGTH)
   .describe(
-    'What happened when: each observer losing the primary, the quorum, each step, DNS, the canary. Kept until the FailoverReport holds it.',
+    'What happened when: each observer losing the primary, the quorum, each step, DNS, the canary. In status for the three newest operations (the status page shows them); the FailoverReport holds every one.',
   );
 
 export const operation = z
@@ -1003,7 +1003,9 @@ export const operationReport = z
     reported: z
       .boolean()
       .optional()
-      .describe('A FailoverReport object holds this record and its timeline (then dropped from status).'),
+      .describe(
+        'A FailoverReport object holds this record and its timeline (dropped from status past the three newest).',
+      ),
     client: drillMeasure
       .optional()
       .describe(

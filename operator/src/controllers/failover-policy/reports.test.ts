@@ -78,7 +78,7 @@ describe("an operation's timeline", () => {
 describe('incident records', () => {
   const policySpec = spec();
 
-  it('files a finished operation once, as a record the API schema accepts, then drops its timeline from status', () => {
+  it('files a finished operation once, as a record the API schema accepts; status keeps the timelines of the newest three only', () => {
     const status = failoverRun();
     const files = reportsToFile('orders', policySpec, status, at(8));
     expect(files.map((f) => [f.source, f.spec.kind, f.spec.result])).toEqual([
@@ -91,8 +91,20 @@ describe('incident records', () => {
     expect(file.spec.operation).not.toHaveProperty('timeline');
     const marked = markReported(status, files);
     expect(marked.history?.[0]).toMatchObject({ reported: true });
-    expect(marked.history?.[0]).not.toHaveProperty('timeline');
+    expect(marked.history?.[0]?.timeline?.length).toBeGreaterThan(10);
     expect(reportsToFile('orders', policySpec, marked, at(9))).toEqual([]);
+    // Three more operations later, its timeline is the FailoverReport's alone.
+    const older = (n: number) => ({
+      ...(marked.history?.[0] as OperationReport),
+      id: `later-${n}`,
+      reported: undefined,
+    });
+    let later = marked;
+    for (let n = 1; n <= 3; n++) {
+      later = { ...later, history: [older(n), ...(later.history ?? [])] };
+      later = markReported(later, reportsToFile('orders', policySpec, later, at(9)));
+    }
+    expect(later.history?.map((r) => r.timeline !== undefined)).toEqual([true, true, true, false]);
   });
 
   it("waits for the continuous canary's figures of a move, but not for ever", () => {

@@ -61,7 +61,7 @@ function awaitsClientMeasure(spec: FailoverPolicySpec, r: OperationReport, now: 
 }
 
 /** An operation's timeline with what the continuous canary saw of it, in time order. */
-function operationTimeline(r: OperationReport): TimelineEntry[] {
+export function operationTimeline(r: OperationReport): TimelineEntry[] {
   const moments = [...(r.timeline ?? [])];
   const c = r.client;
   if (c?.measuredBy === 'Canary') {
@@ -89,7 +89,7 @@ function sortedMoments(moments: TimelineEntry[]): TimelineEntry[] {
 }
 
 /** A drill's timeline: its start, each leg's client-side moments, its end. Its legs have reports of their own. */
-function drillTimeline(d: DrillReport): TimelineEntry[] {
+export function drillTimeline(d: DrillReport): TimelineEntry[] {
   const moments: TimelineEntry[] = [moment(d.startedAt, 'Started', d.reason)];
   const leg = (name: string, m: DrillReport['out'], from: string, to: string) => {
     if (!m) return;
@@ -225,19 +225,32 @@ export function reportsToFile(
   return out;
 }
 
-/** Status with these records marked filed: their timelines now live in the objects. */
+/**
+ * How many of the newest operations keep their timeline in status once filed: the status page
+ * shows them from the operator's cache (no API call per page); the objects hold every one.
+ */
+export const TIMELINES_IN_STATUS = 3;
+
+/** Status with these records marked filed; timelines stay only on the newest few operations. */
 export function markReported(status: FailoverPolicyStatus, filed: ReportToFile[]): FailoverPolicyStatus {
   if (filed.length === 0) return status;
   const is = (source: ReportToFile['source'], id: string) =>
     filed.some((f) => f.source === source && f.id === id);
-  const mark = <T extends { id: string; timeline?: unknown; reported?: boolean }>(
-    source: ReportToFile['source'],
-    r: T,
-  ): T => (is(source, r.id) ? ({ ...withoutTimeline(r), reported: true } as T) : r);
+  const history = status.history?.map((r, i) => {
+    const reported = r.reported || is('history', r.id);
+    if (!reported) return r;
+    return i < TIMELINES_IN_STATUS ? { ...r, reported: true } : { ...withoutTimeline(r), reported: true };
+  });
   return {
     ...status,
-    ...(status.history ? { history: status.history.map((r) => mark('history', r)) } : {}),
-    ...(status.drills ? { drills: status.drills.map((d) => mark('drills', d)) } : {}),
+    ...(history ? { history } : {}),
+    ...(status.drills
+      ? {
+          drills: status.drills.map((d) =>
+            is('drills', d.id) ? { ...withoutTimeline(d), reported: true } : d,
+          ),
+        }
+      : {}),
     ...(status.lastRequest && is('lastRequest', status.lastRequest.id)
       ? { lastRequest: { ...status.lastRequest, reported: true } }
       : {}),

@@ -1,0 +1,61 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { mergePatchOf } from './status-writer.ts';
+
+/** RFC 7386 as the API server applies it. */
+function applyMergePatch(target: unknown, patch: unknown): unknown {
+  if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> =
+    typeof target === 'object' && target !== null && !Array.isArray(target) ? { ...(target as object) } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = applyMergePatch(out[k], v);
+  }
+  return out;
+}
+
+/** The deepest null in a patch: 1 for a top-level field removed, 2 for one inside an object. */
+function nullDepth(v: unknown, depth = 0): number {
+  if (v === null) return depth;
+  if (typeof v !== 'object' || Array.isArray(v)) return 0;
+  return Math.max(0, ...Object.values(v as object).map((x) => nullDepth(x, depth + 1)));
+}
+
+describe('the status merge patch', () => {
+  it('removes a field gone at any depth (an outage closed, a retry error cleared)', () => {
+    const current = {
+      availability: { trackedSince: 't', downSince: 'd' },
+      currentOperation: { step: 'Fencing', lastError: 'x' },
+    };
+    const next = { availability: { trackedSince: 't' }, currentOperation: { step: 'Promoting' } };
+    expect(mergePatchOf(current, next)).toEqual({
+      availability: { trackedSince: 't', downSince: null },
+      currentOperation: { step: 'Promoting', lastError: null },
+    });
+  });
+
+  it('turns any stored status into the next one when the API server applies it', () => {
+    // Status-like values: nested objects, arrays, no nulls (status never stores null).
+    const leaf = fc.oneof(fc.string({ maxLength: 3 }), fc.integer(), fc.boolean());
+    const value = fc.letrec((tie) => ({
+      node: fc.oneof(
+        { depthSize: 'small' },
+        leaf,
+        fc.array(tie('node'), { maxLength: 2 }),
+        fc.dictionary(fc.constantFrom('a', 'b', 'c', 'd'), tie('node'), { maxKeys: 4 }),
+      ),
+    })).node;
+    const status = fc.dictionary(fc.constantFrom('a', 'b', 'c', 'd'), value, { maxKeys: 4 });
+    let nestedRemovals = 0;
+    fc.assert(
+      fc.property(status, status, (current, next) => {
+        const patch = mergePatchOf(current, next);
+        if (JSON.stringify(patch).includes('null') && JSON.stringify(patch).match(/\{[^{}]*:null/))
+          nestedRemovals++;
+        expect(applyMergePatch(current, patch)).toEqual(next);
+      }),
+      { numRuns: 1000 },
+    );
+    expect(nestedRemovals).toBeGreaterThan(100);
+  });
+});
