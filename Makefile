@@ -90,6 +90,7 @@ bench: $(NODE_STAMP) control-plane ## Benchmarks against real parts; prints the 
 	node bench/failover-timing.ts
 	node bench/reprotect-timing.ts
 	node bench/drill-timing.ts
+	node bench/evidence.ts
 
 up: demo-prerequisites $(NODE_STAMP) control-plane ## Start the two local regions in the background; writes .local/env.sh
 	node test/local-env/up.ts

@@ -5,7 +5,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { failoverPolicyType } from '../../operator/src/controllers/resources.ts';
 import { launchBrowser } from '../harness/browser.ts';
@@ -26,6 +26,12 @@ afterEach(async () => {
 
 const start = stackStarter('sp');
 
+/** Loads `url` again and reads the text of `selector`: what the page says now. */
+async function textAfterLoading(page: Page, url: string, selector: string): Promise<string | null> {
+  await page.goto(url);
+  return page.textContent(selector);
+}
+
 describe('the status page', () => {
   it('shows a real failover in a browser: the new primary and epoch, the outage on the 90-day bar, the incident with its RTO and timeline; read-only', async () => {
     const port = await freePort();
@@ -39,9 +45,8 @@ describe('the status page', () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const base = `http://127.0.0.1:${port}`;
     // Before: healthy, no incident.
-    await page.goto(`${base}/`);
     await expect
-      .poll(async () => (await page.reload(), await page.textContent('tbody')), { timeout: 30_000 })
+      .poll(() => textAfterLoading(page, `${base}/`, 'tbody'), { timeout: 30_000 })
       .toContain('Ready');
 
     await stack.pair.killPrimary();
@@ -61,16 +66,9 @@ describe('the status page', () => {
 
     // The index: one line, the new primary, this month below 100 %.
     await expect
-      .poll(
-        async () => (await page.goto(`${base}/`), await page.textContent(`a[href="policies/${ns}/orders"]`)),
-        {
-          timeout: 30_000,
-        },
-      )
-      .toBe(`${ns}/orders`);
-    await expect
-      .poll(async () => (await page.reload(), await page.textContent('tbody tr')), { timeout: 30_000 })
+      .poll(() => textAfterLoading(page, `${base}/`, 'tbody tr'), { timeout: 30_000 })
       .toMatch(/region-b\s*1\s*\d+\.\d+ %/);
+    expect(await page.textContent(`a[href="policies/${ns}/orders"]`)).toBe(`${ns}/orders`);
     mkdirSync(screenshots, { recursive: true });
     await page.screenshot({ path: join(screenshots, 'status-page-index.png'), fullPage: true });
 

@@ -11,11 +11,13 @@
  * without losing any. Last, a drill: `kubectl failover drill run` sends the primary out to region
  * B and back while the operator's canary measures each leg from the client's side. Then an
  * isolated drill: the agent beside region B copies and promotes its standby on a spare port, the
- * canary writes to the copy through a drill record, and production never moves. It ends with one
- * writable primary, both regions replicating, and cleans up.
+ * canary writes to the copy through a drill record, and production never moves. Then the evidence
+ * a person would look at: the failover's incident report as Markdown and the status page (its
+ * HTML, and a screenshot where chromium is installed), written under .local/demo/. It ends with
+ * one writable primary, both regions replicating, and cleans up.
  */
 import { execFile } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -24,12 +26,14 @@ import type {
   DrillState,
   FailoverPolicyStatus,
 } from '../../operator/src/api/v1alpha1/index.ts';
+import { launchBrowser } from '../harness/browser.ts';
 import { PRIMARY_ADDRESS, RECORD, STANDBY_ADDRESS } from '../harness/failover-stack.ts';
 import { freePort } from '../harness/ports.ts';
 import { installSignalCleanup } from '../harness/processes.ts';
 import { waitFor } from '../harness/wait.ts';
 import { ComebackRecorder, WriterSampler } from './comeback.ts';
 import { NAMESPACE, startLocalEnvironment } from './environment.ts';
+import { localPaths } from './paths.ts';
 
 const run = promisify(execFile);
 const t0 = Date.now();
@@ -180,11 +184,14 @@ try {
 
   section('8. An isolated drill: a copy of region B, production untouched');
   if (!(await isolatedDrill())) exitCode = 1;
+
+  section('9. The evidence: the incident report and the status page');
+  if (!(await evidence(report?.id))) exitCode = 1;
 } catch (err) {
   say(`demo failed: ${(err as Error).message}`);
   exitCode = 1;
 } finally {
-  section('9. Cleaning up');
+  section('10. Cleaning up');
   await env.stop();
   say('everything the demo started is stopped');
 }
@@ -908,4 +915,52 @@ async function showTopology(): Promise<void> {
       process.stdout.write(`    ${c.type} ${c.status} (${c.reason})${c.message ? `: ${c.message}` : ''}\n`);
   say('status.topology:');
   for (const member of status.topology ?? []) process.stdout.write(`    ${JSON.stringify(member)}\n`);
+}
+
+/**
+ * What a person looks at afterwards: the failover's FailoverReport as Markdown (kubectl failover
+ * report), and the operator's status page, saved as HTML and, where chromium is installed, as a
+ * screenshot.
+ */
+async function evidence(failoverId: string | undefined): Promise<boolean> {
+  const out = join(localPaths.dir, 'demo');
+  mkdirSync(out, { recursive: true });
+  if (!failoverId) {
+    say('no failover in history: no report to write');
+    return false;
+  }
+  const reportPath = join(out, 'failover-report.md');
+  const { stdout: markdown } = await run(
+    'kubectl',
+    ['failover', 'report', 'orders', failoverId, '-o', 'markdown'],
+    {
+      env: kubectlEnv,
+    },
+  );
+  writeFileSync(reportPath, markdown);
+  say(`the failover's incident report (kubectl failover report orders ${failoverId} -o markdown):`);
+  process.stdout.write(`${markdown.split('\n').slice(0, 14).join('\n').replace(/^/gm, '    ')}\n    …\n`);
+  const pageUrl = `${env.statusPageUrl}policies/${NAMESPACE}/orders`;
+  const html = await (await fetch(pageUrl)).text();
+  const htmlPath = join(out, 'status-page.html');
+  writeFileSync(htmlPath, html);
+  let screenshot = '';
+  try {
+    const browser = await launchBrowser();
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      await page.goto(pageUrl);
+      screenshot = join(out, 'status-page.png');
+      await page.screenshot({ path: screenshot, fullPage: true });
+    } finally {
+      await browser.close();
+    }
+  } catch (err) {
+    say(`no screenshot (${(err as Error).message.split('\n')[0]}); the HTML is there`);
+  }
+  say(`written: ${reportPath}`);
+  say(
+    `written: ${htmlPath}${screenshot ? ` and ${screenshot}` : ''} (the status page served at ${env.statusPageUrl})`,
+  );
+  return markdown.startsWith('# Failover') && html.includes('Recent incidents');
 }

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { repoRoot } from '../harness/chart-tools.ts';
 import { ControlPlane } from '../harness/control-plane.ts';
 import { FailoverStack, PRIMARY_ADDRESS, RECORD, STANDBY_ADDRESS } from '../harness/failover-stack.ts';
+import { freePort } from '../harness/ports.ts';
 
 export const NAMESPACE = 'failover-demo';
 
@@ -17,6 +18,8 @@ export interface LocalEnvironment {
   exports: Record<string, string>;
   /** Directories `.local/env.sh` puts first on PATH (the kubectl plugin). */
   path: string[];
+  /** The operator's read-only status page. */
+  statusPageUrl: string;
   stop(): Promise<void>;
 }
 
@@ -30,6 +33,7 @@ export async function startLocalEnvironment(log: (line: string) => void): Promis
   );
   t = Date.now();
   let stack: FailoverStack;
+  const statusPort = await freePort();
   try {
     stack = await FailoverStack.start({
       name: 'local',
@@ -39,6 +43,7 @@ export async function startLocalEnvironment(log: (line: string) => void): Promis
       // pg_rewind needs both to bring a former primary back as a standby (the harness turns
       // full_page_writes off by default, for speed).
       pgSettings: { wal_log_hints: 'on', full_page_writes: 'on' },
+      operatorArgs: [`--status-page-address=127.0.0.1:${statusPort}`],
     });
   } catch (err) {
     await controlPlane.stop();
@@ -72,11 +77,13 @@ export async function startLocalEnvironment(log: (line: string) => void): Promis
       FAILOVER_PG_PORT: String(stack.pair.primary.port),
       FAILOVER_PG_PRIMARY: PRIMARY_ADDRESS,
       FAILOVER_PG_STANDBY: STANDBY_ADDRESS,
+      FAILOVER_STATUS_PAGE: `http://127.0.0.1:${statusPort}/`,
       PGUSER: stack.pair.user,
       PGPASSWORD: stack.pair.password,
       PGDATABASE: stack.pair.database,
     },
     path: [join(repoRoot, 'bin')],
+    statusPageUrl: `http://127.0.0.1:${statusPort}/`,
     stop: async () => {
       await stack.stop();
       await controlPlane.stop();
