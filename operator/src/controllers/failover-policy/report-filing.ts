@@ -11,7 +11,7 @@ import {
 } from '../../api/v1alpha1/index.ts';
 import { parseOnce } from '../../api/validate.ts';
 import { objectKey } from '../../runtime/informer.ts';
-import { isConflict, type KubeObject } from '../../runtime/kube-client.ts';
+import { isConflict, isNotFound, type KubeObject } from '../../runtime/kube-client.ts';
 import type { OperatorContext } from '../context.ts';
 import { failoverReportType } from '../resources.ts';
 import {
@@ -25,9 +25,16 @@ import {
   reportsToPrune,
 } from './reports.ts';
 
+const CRD_MISSING_RETRY_MS = 10 * 60_000;
+
 export class ReportFiling {
   /** When each policy's reports are next looked at for retention, when nothing new is filed. */
   private readonly nextPrune = new Map<string, number>();
+  /**
+   * The FailoverReport CRD is missing (an upgrade that did not apply crds/: Helm installs CRDs
+   * only on install): filing waits this long between tries, and says so once each time.
+   */
+  private missingUntil = 0;
 
   private readonly ctx: OperatorContext;
 
@@ -50,6 +57,7 @@ export class ReportFiling {
     const key = objectKey(object);
     const namespace = object.metadata.namespace ?? 'default';
     const filed: ReportToFile[] = [];
+    if (now.getTime() < this.missingUntil) return next;
     for (const file of reportsToFile(object.metadata.name, spec, stored, now)) {
       try {
         await ctx.client.create(failoverReportType, namespace, reportObject(object, file));
@@ -60,6 +68,14 @@ export class ReportFiling {
         if (isConflict(err)) {
           filed.push(file);
           continue;
+        }
+        if (isNotFound(err)) {
+          this.missingUntil = now.getTime() + CRD_MISSING_RETRY_MS;
+          ctx.log.warn(
+            { err: String(err) },
+            'cannot file incident reports: the FailoverReport CRD is missing; apply crds/regionfailover.io_failoverreports.yaml (helm upgrade does not install new CRDs). Tried again in 10 minutes',
+          );
+          return next;
         }
         ctx.log.warn(
           { policy: key, report: file.name, err: String(err) },
