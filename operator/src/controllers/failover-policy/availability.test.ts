@@ -80,6 +80,45 @@ describe('the availability ledger', () => {
     ).toBe(ledger);
   });
 
+  it('keeps the newest days and months of an outage longer than the ledger, and blames no old failover', () => {
+    const ledger = nextLedger(undefined, { activePrimary: 'a' }, t('2026-01-01T00:00:00Z'));
+    const open = nextLedger(
+      ledger,
+      { activePrimary: 'a', primaryDownSince: '2026-02-01T00:00:00Z' },
+      t('2026-02-01T00:00:01Z'),
+    );
+    const oldFailover = {
+      ...failover('Completed'),
+      result: 'Succeeded' as const,
+      startedAt: '2026-01-10T00:00:00Z',
+      completedAt: '2026-01-10T00:00:30Z',
+    };
+    const closed = nextLedger(
+      open,
+      { activePrimary: 'a', history: [oldFailover] },
+      t('2026-06-15T12:00:00Z'),
+    );
+    expect(closed.outages?.[0]).not.toHaveProperty('operationId');
+    // The last 90 days all down, the newest one half.
+    expect(closed.days).toHaveLength(90);
+    expect(closed.days?.[0]).toEqual({ day: '2026-06-15', downSeconds: 43200 });
+    expect(closed.days?.[1]).toEqual({ day: '2026-06-14', downSeconds: 86400 });
+    // February to June, the outage counted once, in the month it began.
+    expect(closed.months?.map((m) => [m.month, m.outages])).toEqual([
+      ['2026-06', 0],
+      ['2026-05', 0],
+      ['2026-04', 0],
+      ['2026-03', 0],
+      ['2026-02', 1],
+    ]);
+    const days = dailyDowntime(
+      { trackedSince: '2026-01-01T00:00:00Z', downSince: '2026-02-01T00:00:00Z' },
+      t('2026-06-15T12:00:00Z'),
+    );
+    expect(days.at(-1)).toEqual({ day: '2026-06-15', downSeconds: 43200, tracked: true });
+    expect(days.every((d) => d.downSeconds > 0)).toBe(true);
+  });
+
   it('counts the outage in progress when read, without writing it', () => {
     const ledger: AvailabilityLedger = {
       trackedSince: '2026-12-01T00:00:00Z',

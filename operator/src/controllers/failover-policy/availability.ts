@@ -31,12 +31,10 @@ export function nextLedger(
   }
   if (!since && current.downSince) {
     const { downSince: start, ...rest } = current;
-    return closeOutage(
-      rest,
-      start,
-      now,
-      status.history?.[0]?.kind === 'Failover' ? status.history[0].id : undefined,
-    );
+    // Ended by a failover only if one finished during it, not by one from months ago.
+    const last = status.history?.[0];
+    const failover = last?.kind === 'Failover' && last.completedAt >= start ? last.id : undefined;
+    return closeOutage(rest, start, now, failover);
   }
   return current;
 }
@@ -65,13 +63,17 @@ function closeOutage(
     seconds: round(seconds),
     ...(operationId ? { operationId } : {}),
   };
+  const began = monthKey(from);
   const months = addSpans(
     ledger.months ?? [],
-    spans(from, now, 'month').map((s, i) => ({ key: s.key, seconds: s.seconds, outages: i === 0 ? 1 : 0 })),
+    recentSpans(from, now, 'month', MONTHS).map((s) => ({
+      key: s.key,
+      seconds: s.seconds,
+      outages: s.key === began ? 1 : 0,
+    })),
   );
   const oldestDay = dayKey(new Date(now.getTime() - (DAYS - 1) * DAY_MS));
-  const days = spans(from, now, 'day')
-    .filter((s) => s.key >= oldestDay)
+  const days = recentSpans(from, now, 'day', DAYS)
     .reduce(
       (list, s) => {
         const at = list.findIndex((d) => d.day === s.key);
@@ -118,6 +120,24 @@ function nextBoundary(d: Date, unit: 'day' | 'month'): Date {
     : new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1));
 }
 
+/** The UTC start of the day or month `back` units before the one `d` is in. */
+function unitStart(d: Date, unit: 'day' | 'month', back: number): Date {
+  return unit === 'day'
+    ? new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() - back))
+    : new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - back, 1));
+}
+
+/** The spans of [from, to) in the last `keep` days or months up to `to`: what a ledger keeps of it. */
+export function recentSpans(
+  from: Date,
+  to: Date,
+  unit: 'day' | 'month',
+  keep: number,
+): { key: string; seconds: number }[] {
+  const oldest = unitStart(to, unit, keep - 1);
+  return spans(from < oldest ? oldest : from, to, unit);
+}
+
 /** [from, to) cut at UTC day or month boundaries: the seconds in each. */
 export function spans(from: Date, to: Date, unit: 'day' | 'month'): { key: string; seconds: number }[] {
   const out: { key: string; seconds: number }[] = [];
@@ -156,7 +176,8 @@ export function monthlyAvailability(
 ): MonthAvailability[] {
   if (!ledger) return [];
   const tracked = new Date(ledger.trackedSince);
-  const open = ledger.downSince ? spans(new Date(ledger.downSince), now, 'month') : [];
+  const open = ledger.downSince ? recentSpans(new Date(ledger.downSince), now, 'month', count) : [];
+  const openBegan = ledger.downSince ? monthKey(new Date(ledger.downSince)) : undefined;
   const out: MonthAvailability[] = [];
   let start = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
   for (let i = 0; i < count; i++) {
@@ -173,7 +194,7 @@ export function monthlyAvailability(
     out.push({
       month: key,
       downSeconds: round(down),
-      outages: (kept?.outages ?? 0) + (open[0]?.key === key ? 1 : 0),
+      outages: (kept?.outages ?? 0) + (openBegan === key ? 1 : 0),
       trackedSeconds: round(trackedSeconds),
       percent,
       ...(target !== undefined ? { target, met: percent >= target } : {}),
@@ -189,7 +210,7 @@ export function dailyDowntime(
   now: Date,
   count = DAYS,
 ): { day: string; downSeconds: number; tracked: boolean }[] {
-  const open = ledger?.downSince ? spans(new Date(ledger.downSince), now, 'day') : [];
+  const open = ledger?.downSince ? recentSpans(new Date(ledger.downSince), now, 'day', count) : [];
   const trackedFrom = ledger ? dayKey(new Date(ledger.trackedSince)) : undefined;
   const out = [];
   for (let i = count - 1; i >= 0; i--) {

@@ -1,7 +1,9 @@
 /**
  * Files the incident records (reports.ts) through the API server: creates each FailoverReport,
- * then lets retention remove old ones. A record that cannot be filed stays unmarked in status
- * and is tried again next reconcile; nothing here holds up a failover (it runs after the step).
+ * then lets retention remove old ones. Filing never holds up a failover: it runs after the step,
+ * only while the policy is quiet (no operation or drill stored or about to be written), a few
+ * records per reconcile, and a policy whose filing fails waits with backoff. A record not filed
+ * stays unmarked in status and is tried again later.
  */
 import {
   type FailoverPolicySpec,
@@ -10,6 +12,7 @@ import {
   failoverReportSpec,
 } from '../../api/v1alpha1/index.ts';
 import { parseOnce } from '../../api/validate.ts';
+import { type BackoffPolicy, backoffDelay } from '../../runtime/backoff.ts';
 import { objectKey } from '../../runtime/informer.ts';
 import { isConflict, isNotFound, type KubeObject } from '../../runtime/kube-client.ts';
 import type { OperatorContext } from '../context.ts';
@@ -26,10 +29,17 @@ import {
 } from './reports.ts';
 
 const CRD_MISSING_RETRY_MS = 10 * 60_000;
+/** Records created in one reconcile; the rest wait for the next (an upgrade backfills ~30). */
+const CREATES_PER_PASS = 3;
+/** Reports retention deletes in one pass; more are deleted a minute later. */
+const DELETES_PER_PASS = 20;
+const FILING_RETRY: BackoffPolicy = { baseMs: 30_000, maxMs: 30 * 60_000 };
 
 export class ReportFiling {
   /** When each policy's reports are next looked at for retention, when nothing new is filed. */
   private readonly nextPrune = new Map<string, number>();
+  /** Policies whose filing failed: failures in a row, and not before when. */
+  private readonly failing = new Map<string, { failures: number; until: number }>();
   /**
    * The FailoverReport CRD is missing (an upgrade that did not apply crds/: Helm installs CRDs
    * only on install): filing waits this long between tries, and says so once each time.
@@ -55,49 +65,86 @@ export class ReportFiling {
     const { ctx } = this;
     const now = ctx.clock.now();
     const key = objectKey(object);
+    // Quiet only: while an operation or a drill runs, each reconcile's status write is a step.
+    if (stored.currentOperation || next.currentOperation || stored.drill || next.drill) return next;
+    if (now.getTime() < this.missingUntil) return next;
+    if (now.getTime() < (this.failing.get(key)?.until ?? 0)) return next;
     const namespace = object.metadata.namespace ?? 'default';
     const filed: ReportToFile[] = [];
-    if (now.getTime() < this.missingUntil) return next;
-    for (const file of reportsToFile(object.metadata.name, spec, stored, now)) {
+    for (const file of reportsToFile(object.metadata.name, spec, stored, now).slice(0, CREATES_PER_PASS)) {
       try {
-        await ctx.client.create(failoverReportType, namespace, reportObject(object, file));
-        ctx.metrics.reportsFiled.inc({ namespace, policy: object.metadata.name, kind: file.spec.kind });
+        await this.create(object, file);
         filed.push(file);
+        ctx.metrics.reportsFiled.inc({ namespace, policy: object.metadata.name, kind: file.spec.kind });
       } catch (err) {
-        // Filed before, and the status write that marked it lost: the same name holds the same record.
-        if (isConflict(err)) {
-          filed.push(file);
-          continue;
-        }
         if (isNotFound(err)) {
           this.missingUntil = now.getTime() + CRD_MISSING_RETRY_MS;
           ctx.log.warn(
             { err: String(err) },
             'cannot file incident reports: the FailoverReport CRD is missing; apply crds/regionfailover.io_failoverreports.yaml (helm upgrade does not install new CRDs). Tried again in 10 minutes',
           );
-          return next;
-        }
-        ctx.log.warn(
-          { policy: key, report: file.name, err: String(err) },
-          'could not file an incident report',
-        );
+        } else this.failed(key, now, file.name, err);
+        return markReported(next, filed);
       }
     }
+    this.failing.delete(key);
     const due = this.nextPrune.get(key) ?? now.getTime() + ctx.random() * PRUNE_INTERVAL_MS;
     if (filed.length > 0 || now.getTime() >= due) {
-      this.nextPrune.set(key, now.getTime() + PRUNE_INTERVAL_MS);
-      await this.prune(object, spec).catch((err: unknown) =>
-        ctx.log.warn({ policy: key, err: String(err) }, 'could not remove old incident reports'),
-      );
+      const more = await this.prune(object, spec).catch((err: unknown) => {
+        ctx.log.warn({ policy: key, err: String(err) }, 'could not remove old incident reports');
+        return false;
+      });
+      this.nextPrune.set(key, now.getTime() + (more ? 60_000 : PRUNE_INTERVAL_MS));
     } else this.nextPrune.set(key, due);
     return markReported(next, filed);
   }
 
   forget(key: string): void {
     this.nextPrune.delete(key);
+    this.failing.delete(key);
   }
 
-  private async prune(object: KubeObject, spec: FailoverPolicySpec): Promise<void> {
+  /**
+   * Creates one record. A 409 is this record filed before (its status write lost) when the object
+   * there is this policy's with this id; another's (a request id reused by a policy made again
+   * under the same name, before the garbage collector removed the old reports) moves the record
+   * to a name with the policy's uid in it.
+   */
+  private async create(object: KubeObject, file: ReportToFile): Promise<void> {
+    const { client } = this.ctx;
+    const namespace = object.metadata.namespace ?? 'default';
+    try {
+      await client.create(failoverReportType, namespace, reportObject(object, file));
+      return;
+    } catch (err) {
+      if (!isConflict(err)) throw err;
+    }
+    const there = await client.find(failoverReportType, namespace, file.name);
+    const ours =
+      there?.metadata.labels?.[POLICY_UID_LABEL] === object.metadata.uid &&
+      (there?.spec as { id?: string } | undefined)?.id === file.id;
+    if (ours) return;
+    const uid = (object.metadata.uid ?? '').slice(0, 8);
+    const moved = { ...file, name: `${file.name.slice(0, 244).replace(/[^a-z0-9]+$/, '')}-${uid}` };
+    try {
+      await client.create(failoverReportType, namespace, reportObject(object, moved));
+    } catch (err) {
+      if (!isConflict(err)) throw err;
+    }
+  }
+
+  private failed(key: string, now: Date, report: string, err: unknown): void {
+    const failures = (this.failing.get(key)?.failures ?? 0) + 1;
+    const wait = backoffDelay(failures - 1, FILING_RETRY, this.ctx.random);
+    this.failing.set(key, { failures, until: now.getTime() + wait });
+    this.ctx.log.warn(
+      { policy: key, report, err: String(err), retryInSeconds: Math.round(wait / 1000) },
+      'could not file an incident report',
+    );
+  }
+
+  /** Deletes what retention removes, a bounded number at a time; whether more are left. */
+  private async prune(object: KubeObject, spec: FailoverPolicySpec): Promise<boolean> {
     const { ctx } = this;
     const namespace = object.metadata.namespace ?? 'default';
     const reports: FiledReport[] = [];
@@ -117,9 +164,11 @@ export class ReportFiling {
       }
       next = page.metadata.continue || undefined;
     } while (next);
-    for (const name of reportsToPrune(reports, spec.reports, ctx.clock.now())) {
+    const gone = reportsToPrune(reports, spec.reports, ctx.clock.now());
+    for (const name of gone.slice(0, DELETES_PER_PASS)) {
       await ctx.client.delete(failoverReportType, namespace, name);
       ctx.log.info({ policy: objectKey(object), report: name }, 'removed an incident report past retention');
     }
+    return gone.length > DELETES_PER_PASS;
   }
 }

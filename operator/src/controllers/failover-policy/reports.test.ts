@@ -105,6 +105,18 @@ describe('incident records', () => {
       later = markReported(later, reportsToFile('orders', policySpec, later, at(9)));
     }
     expect(later.history?.map((r) => r.timeline !== undefined)).toEqual([true, true, true, false]);
+    // A drill's switchovers are shown through the drill: theirs go once filed, and do not count.
+    const leg = {
+      ...(marked.history?.[0] as OperationReport),
+      id: 'leg',
+      trigger: 'Drill' as const,
+      reported: undefined,
+    };
+    const drilled = markReported(
+      { ...later, history: [leg, ...(later.history ?? [])] },
+      reportsToFile('orders', policySpec, { ...later, history: [leg, ...(later.history ?? [])] }, at(9)),
+    );
+    expect(drilled.history?.map((r) => r.timeline !== undefined)).toEqual([false, true, true, true, false]);
   });
 
   it("waits for the continuous canary's figures of a move, but not for ever", () => {
@@ -186,7 +198,7 @@ describe('incident records', () => {
       refusal: 'PrimaryAvailable',
       target: 'b',
     });
-    expect(request?.name).toBe('orders-request-req-1');
+    expect(request?.name).toBe('orders-promotion-request-req-1');
     const drilled = files.find((f) => f.source === 'drills');
     expect(drilled?.spec.timeline?.map((m) => m.event)).toEqual([
       'Started',

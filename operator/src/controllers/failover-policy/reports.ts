@@ -172,7 +172,7 @@ export function reportsToFile(
     out.push({
       source: 'lastRequest',
       id: promotion.id,
-      name: reportName(policy, `request-${promotion.id}`),
+      name: reportName(policy, `promotion-request-${promotion.id}`),
       spec: {
         policy,
         kind: 'Request',
@@ -203,7 +203,7 @@ export function reportsToFile(
     out.push({
       source: 'lastDrillRequest',
       id: drill.id,
-      name: reportName(policy, `request-${drill.id}`),
+      name: reportName(policy, `drill-request-${drill.id}`),
       spec: {
         policy,
         kind: 'Request',
@@ -236,10 +236,14 @@ export function markReported(status: FailoverPolicyStatus, filed: ReportToFile[]
   if (filed.length === 0) return status;
   const is = (source: ReportToFile['source'], id: string) =>
     filed.some((f) => f.source === source && f.id === id);
-  const history = status.history?.map((r, i) => {
+  // The newest few operations keep theirs, counted as the status page counts them: a drill's
+  // switchovers are shown through their drill, so theirs go once filed.
+  let shown = 0;
+  const history = status.history?.map((r) => {
+    const kept = r.trigger !== 'Drill' && shown++ < TIMELINES_IN_STATUS;
     const reported = r.reported || is('history', r.id);
     if (!reported) return r;
-    return i < TIMELINES_IN_STATUS ? { ...r, reported: true } : { ...withoutTimeline(r), reported: true };
+    return kept ? { ...r, reported: true } : { ...withoutTimeline(r), reported: true };
   });
   return {
     ...status,
