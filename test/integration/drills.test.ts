@@ -202,6 +202,22 @@ describe('a drill with agents', () => {
     expect(await operator?.metric('failover_drill_last_succeeded')).toBe(1);
     const events = (await stack.events()).map((e) => e.reason);
     expect(events).toEqual(expect.arrayContaining(['DrillStarted', 'DrillSucceeded']));
+    // Its incident records: the drill, with the canary's moments, and each of its switchovers.
+    const records = await waitFor(
+      async () => {
+        const all = await stack?.reports();
+        return all && all.length >= 3 ? all : undefined;
+      },
+      { description: "the drill's FailoverReports" },
+    );
+    const drill = records.find((r) => r.spec.kind === 'Drill');
+    expect(drill?.spec).toMatchObject({ id: report.id, result: 'Succeeded', drill: { lostWrites: 0 } });
+    expect(drill?.spec.timeline?.map((m) => m.event)).toEqual(
+      expect.arrayContaining(['Started', 'LastWriteOnOldPrimary', 'FirstWriteOnNewPrimary', 'Succeeded']),
+    );
+    expect(
+      records.filter((r) => r.spec.kind === 'Switchover' && r.spec.operation?.trigger === 'Drill'),
+    ).toHaveLength(2);
   });
 
   it('cancelled during the hold, comes home at once; filed as Cancelled', async () => {

@@ -45,7 +45,22 @@ describe('a failed attempt of a step', () => {
     expect(new Date(many.retryAfter ?? 0).getTime() - NOW.getTime()).toBe(STEP_RETRY.maxMs);
   });
 
-  it('is forgotten once the step is done', () => {
+  it('is forgotten once the step is done, but why a switchover rolled back ends in its report', () => {
+    const rolling = withStep(
+      { ...op, kind: 'Switchover' },
+      'RollingBack',
+      NOW,
+      'could not fence a read-only',
+    );
+    const aborted = advance(
+      failedAttempt(rolling, 'x', NOW, () => 0.5),
+      NOW,
+    );
+    expect(aborted).toMatchObject({ step: 'Aborted', message: 'could not fence a read-only' });
+    expect(reportOf(aborted, NOW).message).toBe('could not fence a read-only');
+  });
+
+  it('leaves no error of a step behind once it is done', () => {
     const next = advance(
       failedAttempt(op, 'REFUSED', NOW, () => 0.5),
       NOW,

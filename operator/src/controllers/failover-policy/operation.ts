@@ -165,8 +165,11 @@ export function advance(
   facts: StepFacts = {},
 ): Operation {
   const step = nextStep(op, facts);
+  // Why a switchover rolled back is why it ended: the report says it.
+  const why = op.step === 'RollingBack' && op.message ? { message: op.message } : {};
   return {
     ...withoutAttempts(op),
+    ...why,
     ...learned,
     ...timed(op, now),
     step,
