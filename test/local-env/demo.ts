@@ -932,7 +932,7 @@ async function evidence(failoverId: string | undefined): Promise<boolean> {
   const reportPath = join(out, 'failover-report.md');
   const { stdout: markdown } = await run(
     'kubectl',
-    ['failover', 'report', 'orders', failoverId, '-o', 'markdown'],
+    ['failover', 'report', 'orders', failoverId, '-o', 'markdown', '-n', NAMESPACE],
     {
       env: kubectlEnv,
     },
