@@ -55,7 +55,7 @@ unit: $(NODE_STAMP) ## Unit tests only (no servers)
 integration: deps ## Integration tests only
 	vitest run --project integration
 
-chart-tools: ## Build helm and kubeconform from the Go module proxy (cached outside the repo)
+chart-tools: ## Build helm, kubeconform and promtool from the Go module proxy (cached outside the repo)
 	@bash test/harness/build-chart-tools.sh >/dev/null
 
 chart-check: $(NODE_STAMP) control-plane chart-tools ## helm lint + template of the chart, kubeconform on every manifest (offline schemas)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds helm (v3) and kubeconform from the Go module proxy and caches them outside the repository,
-# keyed by version, like build-control-plane.sh. A cached build returns at once; a cold one takes a
+# Builds helm (v3), kubeconform and promtool (Prometheus's rule checker and rule unit tests) from
+# the Go module proxy and caches them outside the repository, keyed by version, like
+# build-control-plane.sh. A cached build returns at once; a cold one takes a
 # few minutes on 2 cores.
 #
 # Prints the directory holding the binaries on its last line of stdout.
@@ -17,13 +18,15 @@ command -v go >/dev/null || { say "go is not installed (need Go >= 1.24 on PATH 
 # Their go.mod files ask: helm 3.22 and kubeconform 0.8 Go 1.26, helm 3.20 Go 1.25, helm 3.19 and
 # kubeconform 0.7 Go 1.24. HELM_VERSION and KUBECONFORM_VERSION override the choice.
 go_minor=$(go env GOVERSION | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
-if (( ${go_minor:-0} >= 26 )); then default_helm=v3.22.0 default_kubeconform=v0.8.0
-elif (( ${go_minor:-0} == 25 )); then default_helm=v3.20.2 default_kubeconform=v0.7.0
-elif (( ${go_minor:-0} == 24 )); then default_helm=v3.19.5 default_kubeconform=v0.7.0
+# Prometheus's module (v0.316 is Prometheus 3.x) asks Go 1.26.7; v0.307 asks 1.24.
+if (( ${go_minor:-0} >= 26 )); then default_helm=v3.22.0 default_kubeconform=v0.8.0 default_prometheus=v0.316.0
+elif (( ${go_minor:-0} == 25 )); then default_helm=v3.20.2 default_kubeconform=v0.7.0 default_prometheus=v0.307.3
+elif (( ${go_minor:-0} == 24 )); then default_helm=v3.19.5 default_kubeconform=v0.7.0 default_prometheus=v0.307.3
 else say "Go $(go env GOVERSION) is too old: helm and kubeconform need Go >= 1.24"; exit 1
 fi
 HELM_VERSION="${HELM_VERSION:-$default_helm}"
 KUBECONFORM_VERSION="${KUBECONFORM_VERSION:-$default_kubeconform}"
+PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-$default_prometheus}"
 
 KEY="helm-${HELM_VERSION}_kubeconform-${KUBECONFORM_VERSION}_$(go env GOOS)-$(go env GOARCH)"
 OUT="$CACHE_ROOT/chart-tools/$KEY"
@@ -35,7 +38,9 @@ mkdir -p "$OUT/bin"
 exec 9>"$OUT/.lock"
 flock 9
 
-if [[ -x "$OUT/bin/helm" && -x "$OUT/bin/kubeconform" ]]; then
+# promtool came later than the other two: a cache holding them gets it added, keyed by its version.
+PROMTOOL="promtool-$PROMETHEUS_VERSION"
+if [[ -x "$OUT/bin/helm" && -x "$OUT/bin/kubeconform" && -x "$OUT/bin/$PROMTOOL" ]]; then
   say "cached: $OUT/bin"
   echo "$OUT/bin"
   exit 0
@@ -64,7 +69,10 @@ install_with_progress() {
 
 # helm reads its own version and the Kubernetes version it assumes (for .Capabilities and lint)
 # from variables its release Makefile sets; set them so `helm version` and lint are honest.
-say "step 1/2: helm $HELM_VERSION (resolving modules, then compiling; expect 2-10 minutes cold)"
+if [[ -x "$OUT/bin/helm" && -x "$OUT/bin/kubeconform" ]]; then
+  say "helm and kubeconform cached in $OUT/bin"
+else
+say "step 1/3: helm $HELM_VERSION (resolving modules, then compiling; expect 2-10 minutes cold)"
 # As helm's Makefile does: the Kubernetes version lint's deprecation rules and the default
 # .Capabilities.KubeVersion assume is client-go's v0.N.x → 1.N; left unset, helm assumes 1.20.
 helm_json=$(go mod download -json "helm.sh/helm/v3@$HELM_VERSION" 2>>"$LOG") || true
@@ -79,13 +87,20 @@ for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
 done
 install_with_progress helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" "$HELM_LDFLAGS"
 
-say "step 2/2: kubeconform $KUBECONFORM_VERSION"
+say "step 2/3: kubeconform $KUBECONFORM_VERSION"
 install_with_progress kubeconform "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION" "-s -w"
 
 for b in helm kubeconform; do
   [[ -x "$GOBIN/$b" ]] || fail "no $b binary in $GOBIN"
   mv "$GOBIN/$b" "$OUT/bin/$b"
 done
+fi
+
+say "step 3/3: promtool $PROMETHEUS_VERSION (a large module: expect 5-10 minutes cold)"
+install_with_progress promtool "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION" "-s -w"
+[[ -x "$GOBIN/promtool" ]] || fail "no promtool binary in $GOBIN"
+mv "$GOBIN/promtool" "$OUT/bin/$PROMTOOL"
+ln -sfn "$PROMTOOL" "$OUT/bin/promtool"
 rm -rf "$GOBIN"
 say "done in $(( $(date +%s) - start ))s: $OUT/bin ($("$OUT/bin/helm" version --short 2>/dev/null || echo 'helm version unknown'))"
 echo "$OUT/bin"

@@ -20,7 +20,7 @@ const run = promisify(execFile);
 
 let binDir: Promise<string> | undefined;
 
-/** Builds (or finds in the cache) helm and kubeconform, and returns their directory. */
+/** Builds (or finds in the cache) helm, kubeconform and promtool, and returns their directory. */
 export function chartToolsBin(): Promise<string> {
   const fromEnv = process.env.FAILOVER_CHART_TOOLS_BIN;
   if (fromEnv) return Promise.resolve(fromEnv);
@@ -43,7 +43,11 @@ export interface ToolResult {
   stderr: string;
 }
 
-async function tool(name: 'helm' | 'kubeconform', args: string[], input?: string): Promise<ToolResult> {
+async function tool(
+  name: 'helm' | 'kubeconform' | 'promtool',
+  args: string[],
+  input?: string,
+): Promise<ToolResult> {
   const bin = join(await chartToolsBin(), name);
   // Helm keeps config and caches under $HOME by default; a temp home keeps runs independent.
   const helmHome = name === 'helm' ? mkdtempSync(join(tmpdir(), 'failover-helm-')) : undefined;
@@ -71,6 +75,9 @@ async function tool(name: 'helm' | 'kubeconform', args: string[], input?: string
 }
 
 export const helm = (args: string[]) => tool('helm', args);
+
+/** Prometheus's own rule checker and rule unit tests (`promtool check rules`, `promtool test rules`). */
+export const promtool = (args: string[]) => tool('promtool', args);
 
 /** A named set of values the chart must render, lint and validate with. */
 export interface ChartScenario {
