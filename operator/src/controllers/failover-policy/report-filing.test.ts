@@ -1,0 +1,132 @@
+/**
+ * ReportFiling against a stand-in for the API server's FailoverReport collection (the real one is
+ * exercised by the failover, drill and status-page integration tests): when it files, what it
+ * does with a name already taken, a missing CRD and a failing server.
+ */
+import { describe, expect, it } from 'vitest';
+import { type FailoverPolicyStatus, failoverPolicySpec } from '../../api/v1alpha1/index.ts';
+import { KubeApiError, type KubeObject } from '../../runtime/kube-client.ts';
+import { silentLogger } from '../../runtime/logger.ts';
+import { Metrics } from '../../runtime/metrics.ts';
+import type { OperatorContext } from '../context.ts';
+import { ReportFiling } from './report-filing.ts';
+
+const NOW = new Date('2026-12-02T12:00:00Z');
+const policy: KubeObject = { metadata: { name: 'orders', namespace: 'apps', uid: 'uid-orders-1' } };
+const spec = failoverPolicySpec.parse({
+  primary: 'a',
+  standbys: ['b'],
+  dns: {
+    provider: { type: 'Route53', route53: { hostedZoneId: 'Z1' } },
+    zone: 'example.com',
+    name: 'db.example.com',
+  },
+  reports: { keep: 2 },
+});
+
+const finished = (id: string, minute: number) => ({
+  id,
+  kind: 'Failover' as const,
+  trigger: 'Automatic' as const,
+  from: 'a',
+  to: 'b',
+  epoch: 1,
+  result: 'Succeeded' as const,
+  startedAt: new Date(NOW.getTime() - 120_000 + minute * 60_000).toISOString(),
+  completedAt: new Date(NOW.getTime() - 60_000 + minute * 60_000).toISOString(),
+});
+
+/** The API server's FailoverReport collection, as far as filing uses it. */
+class Reports {
+  readonly objects = new Map<string, KubeObject>();
+  calls = 0;
+  failWith: KubeApiError | undefined;
+
+  async create(_t: unknown, _ns: string, body: KubeObject): Promise<KubeObject> {
+    this.calls++;
+    if (this.failWith) throw this.failWith;
+    if (this.objects.has(body.metadata.name)) throw new KubeApiError(409, 'AlreadyExists', 'exists');
+    this.objects.set(body.metadata.name, body);
+    return body;
+  }
+  async find(_t: unknown, _ns: string, name: string) {
+    return this.objects.get(name);
+  }
+  async list(_t: unknown, _ns: string, query: { labelSelector?: string }) {
+    const [key, value] = (query.labelSelector ?? '').split('=');
+    const items = [...this.objects.values()].filter((o) => !key || o.metadata.labels?.[key] === value);
+    return { items, metadata: { resourceVersion: '1' } };
+  }
+  async delete(_t: unknown, _ns: string, name: string) {
+    this.objects.delete(name);
+  }
+}
+
+function filing(now: () => Date = () => NOW) {
+  const reports = new Reports();
+  const ctx = {
+    client: reports,
+    clock: { now },
+    random: () => 0.5,
+    log: silentLogger,
+    metrics: new Metrics(),
+  } as unknown as OperatorContext;
+  return { reports, filing: new ReportFiling(ctx) };
+}
+
+describe('filing incident records', () => {
+  it('waits while an operation runs, files three at a time, and retention keeps `keep`', async () => {
+    const { reports, filing: f } = filing();
+    const history = [1, 2, 3, 4, 5].map((i) => finished(`failover-e${i}`, i)).reverse();
+    const busy: FailoverPolicyStatus = {
+      history,
+      currentOperation: { ...finished('x', 6), step: 'Fencing', stepStartedAt: NOW.toISOString() } as never,
+    };
+    expect(await f.file(policy, spec, busy, busy)).toBe(busy);
+    expect(reports.calls).toBe(0);
+    const quiet: FailoverPolicyStatus = { history };
+    const once = await f.file(policy, spec, quiet, quiet);
+    expect(once.history?.filter((r) => r.reported)).toHaveLength(3);
+    const twice = await f.file(policy, spec, once, once);
+    expect(twice.history?.every((r) => r.reported)).toBe(true);
+    // Retention ran after each filing: the newest two are left.
+    expect([...reports.objects.keys()].sort()).toEqual(['orders-failover-e4', 'orders-failover-e5']);
+  });
+
+  it('takes a 409 for its own record as filed, and moves a record whose name another holds', async () => {
+    const { reports, filing: f } = filing();
+    const status: FailoverPolicyStatus = { history: [finished('failover-e1', 1)] };
+    await f.file(policy, spec, status, status);
+    // A lost status write: the same record again is filed, not made twice.
+    const again = await f.file(policy, spec, status, status);
+    expect(again.history?.[0]?.reported).toBe(true);
+    expect(reports.objects.size).toBe(1);
+    // A policy made again under the same name (another uid) reusing a request id.
+    const reborn: KubeObject = { metadata: { ...policy.metadata, uid: 'uid-orders-2' } };
+    const refused: FailoverPolicyStatus = {
+      lastRequest: { id: 'fail-1', outcome: 'Rejected', reason: 'X', message: 'no', time: NOW.toISOString() },
+    };
+    await f.file(policy, spec, refused, refused);
+    const marked = await f.file(reborn, spec, refused, refused);
+    expect(marked.lastRequest?.reported).toBe(true);
+    expect([...reports.objects.keys()]).toContain('orders-promotion-request-fail-1-uid-orde');
+  });
+
+  it('says once that the CRD is missing and waits ten minutes; backs off after a failure', async () => {
+    let now = NOW;
+    const { reports, filing: f } = filing(() => now);
+    const status: FailoverPolicyStatus = { history: [finished('failover-e1', 1)] };
+    reports.failWith = new KubeApiError(404, 'NotFound', 'the server could not find the requested resource');
+    expect((await f.file(policy, spec, status, status)).history?.[0]?.reported).toBeUndefined();
+    await f.file(policy, spec, status, status);
+    expect(reports.calls).toBe(1);
+    now = new Date(NOW.getTime() + 11 * 60_000);
+    reports.failWith = new KubeApiError(500, 'InternalError', 'etcd timeout');
+    await f.file(policy, spec, status, status);
+    await f.file(policy, spec, status, status);
+    expect(reports.calls).toBe(2);
+    reports.failWith = undefined;
+    now = new Date(now.getTime() + 60 * 60_000);
+    expect((await f.file(policy, spec, status, status)).history?.[0]?.reported).toBe(true);
+  });
+});
