@@ -9,7 +9,8 @@ import { describeDrills } from './drill.ts';
 import { age, bytes, seconds, table, timestamp } from './format.ts';
 import { activePrimary, readPolicy } from './policies.ts';
 
-function rpo(r: OperationReport): string {
+/** The promoted standby's lag when promoted: 1.5s/4KiB. */
+export function rpo(r: Pick<OperationReport, 'rpoSeconds' | 'rpoBytes'>): string {
   if (r.rpoSeconds === undefined && r.rpoBytes === undefined) return '-';
   return [
     r.rpoSeconds !== undefined ? seconds(r.rpoSeconds) : undefined,

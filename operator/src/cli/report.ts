@@ -7,6 +7,7 @@ import type { FailoverReportSpec, StepSeconds } from '../api/v1alpha1/index.ts';
 import { failoverPolicyType } from '../controllers/resources.ts';
 import type { FailoverApi } from './api.ts';
 import { bytes, seconds, table, timestamp } from './format.ts';
+import { rpo } from './history.ts';
 import { notFound } from './policies.ts';
 
 export type ReportFormat = 'text' | 'markdown' | 'json' | 'yaml';
@@ -38,15 +39,9 @@ const fromTo = (s: FailoverReportSpec) => {
   return s.request?.target ?? '-';
 };
 
-function rpo(s: FailoverReportSpec): string {
+function rpoOf(s: FailoverReportSpec): string {
   const o = s.operation ?? s.drill;
-  if (!o || (o.rpoSeconds === undefined && o.rpoBytes === undefined)) return '-';
-  return [
-    o.rpoSeconds !== undefined ? seconds(o.rpoSeconds) : '',
-    o.rpoBytes !== undefined ? bytes(o.rpoBytes) : '',
-  ]
-    .filter(Boolean)
-    .join('/');
+  return o ? rpo(o) : '-';
 }
 
 export function reportsTable(reports: ReportObject[]): string {
@@ -59,7 +54,7 @@ export function reportsTable(reports: ReportObject[]): string {
       s.result,
       fromTo(s),
       seconds((s.operation ?? s.drill)?.rtoSeconds),
-      rpo(s),
+      rpoOf(s),
       timestamp(s.completedAt),
     ]),
   );
@@ -108,8 +103,8 @@ function facts(s: FailoverReportSpec, namespace: string): [string, string][] {
       'RTO',
       `${seconds(o.rtoSeconds)} (until every authoritative DNS server answered the new primary)`,
     ]);
-  if (rpo(s) !== '-')
-    out.push(['RPO', `${rpo(s)} (the promoted standby's lag, last measured before the promotion)`]);
+  if (rpoOf(s) !== '-')
+    out.push(['RPO', `${rpoOf(s)} (the promoted standby's lag, last measured before the promotion)`]);
   const client = s.operation?.client;
   if (client?.measuredBy === 'Canary')
     out.push([

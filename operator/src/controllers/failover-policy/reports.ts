@@ -16,6 +16,7 @@ import {
   type FailoverPolicyStatus,
   type FailoverReportSpec,
   type OperationReport,
+  type RefusedRequest,
   type ReportRetention,
   type TimelineEntry,
 } from '../../api/v1alpha1/index.ts';
@@ -169,58 +170,31 @@ export function reportsToFile(
   const promotion = status.lastRequest;
   if (promotion?.outcome === 'Rejected' && !promotion.reported) {
     const asked = spec.promotionRequest?.id === promotion.id ? spec.promotionRequest : undefined;
-    out.push({
-      source: 'lastRequest',
-      id: promotion.id,
-      name: reportName(policy, `promotion-request-${promotion.id}`),
-      spec: {
-        policy,
-        kind: 'Request',
+    out.push(
+      refused(policy, 'lastRequest', promotion, {
         id: promotion.id,
-        result: 'Rejected',
-        completedAt: promotion.time,
-        request: {
-          id: promotion.id,
-          type: 'Promotion',
-          ...(asked
-            ? {
-                kind: asked.kind,
-                target: asked.target,
-                ...(asked.requestedBy ? { requestedBy: asked.requestedBy } : {}),
-                ...(asked.reason ? { reason: asked.reason } : {}),
-              }
-            : {}),
-          refusal: promotion.reason,
-          message: promotion.message,
-        },
-        timeline: [moment(promotion.time, 'Rejected', promotion.message)],
-      },
-    });
+        type: 'Promotion',
+        ...(asked ? { kind: asked.kind, target: asked.target } : {}),
+        ...(asked?.requestedBy ? { requestedBy: asked.requestedBy } : {}),
+        ...(asked?.reason ? { reason: asked.reason } : {}),
+        refusal: promotion.reason,
+        message: promotion.message,
+      }),
+    );
   }
   const drill = status.lastDrillRequest;
   if (drill?.outcome === 'Rejected' && !drill.reported) {
     const asked = spec.drillRequest?.id === drill.id ? spec.drillRequest : undefined;
-    out.push({
-      source: 'lastDrillRequest',
-      id: drill.id,
-      name: reportName(policy, `drill-request-${drill.id}`),
-      spec: {
-        policy,
-        kind: 'Request',
+    out.push(
+      refused(policy, 'lastDrillRequest', drill, {
         id: drill.id,
-        result: 'Rejected',
-        completedAt: drill.time,
-        request: {
-          id: drill.id,
-          type: 'Drill',
-          kind: drill.action,
-          ...(asked?.requestedBy ? { requestedBy: asked.requestedBy } : {}),
-          ...(asked?.reason ? { reason: asked.reason } : {}),
-          message: drill.message,
-        },
-        timeline: [moment(drill.time, 'Rejected', drill.message)],
-      },
-    });
+        type: 'Drill',
+        kind: drill.action,
+        ...(asked?.requestedBy ? { requestedBy: asked.requestedBy } : {}),
+        ...(asked?.reason ? { reason: asked.reason } : {}),
+        message: drill.message,
+      }),
+    );
   }
   return out;
 }
@@ -230,6 +204,30 @@ export function reportsToFile(
  * shows them from the operator's cache (no API call per page); the objects hold every one.
  */
 export const TIMELINES_IN_STATUS = 3;
+
+/** The record of a refused promotion or drill request; each kind of request has names of its own. */
+function refused(
+  policy: string,
+  source: 'lastRequest' | 'lastDrillRequest',
+  outcome: { id: string; time: string; message: string },
+  request: RefusedRequest,
+): ReportToFile {
+  const prefix = source === 'lastRequest' ? 'promotion-request' : 'drill-request';
+  return {
+    source,
+    id: outcome.id,
+    name: reportName(policy, `${prefix}-${outcome.id}`),
+    spec: {
+      policy,
+      kind: 'Request',
+      id: outcome.id,
+      result: 'Rejected',
+      completedAt: outcome.time,
+      request,
+      timeline: [moment(outcome.time, 'Rejected', outcome.message)],
+    },
+  };
+}
 
 /** Status with these records marked filed; timelines stay only on the newest few operations. */
 export function markReported(status: FailoverPolicyStatus, filed: ReportToFile[]): FailoverPolicyStatus {
