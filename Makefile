@@ -68,9 +68,8 @@ build: $(NODE_STAMP) ## Compile the operator to JavaScript as the image runs it:
 	rm -rf dist/build
 	tsc -p tsconfig.build.json
 
-image: ## Build the operator's container image (needs Docker): IMAGE=failover-operator:dev
-	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "make image needs a running Docker engine (docker info fails here)"; exit 3; }
-	docker build -t $${IMAGE:-failover-operator:dev} .
+image: $(NODE_STAMP) ## Build the operator's image with docker, podman or buildah (ENGINE=); the base is made locally where no registry answers
+	@bash hack/image/build.sh >/dev/null
 
 plugin: $(NODE_STAMP) ## Bundle the kubectl plugin into one file, dist/kubectl-failover (needs only Node.js >= 22), with a krew manifest
 	node hack/bundle-plugin.ts
