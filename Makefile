@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH):/usr/local/go/bin:$(CACHE_DIR
 NODE_STAMP := node_modules/.package-lock.json
 
 .PHONY: help prerequisites demo-prerequisites deps control-plane generate lint typecheck test unit integration bench up down demo clean \
-  chart-tools chart-check e2e image install-plugin plugin build
+  chart-tools chart-check e2e image install-plugin plugin build node-binaries e2e-local cluster-up cluster-down chart-package
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -28,10 +28,13 @@ prerequisites: ## Check (and install, where this user may) what `make test` need
 demo-prerequisites:
 	@bash hack/prerequisites.sh demo
 
-deps: prerequisites $(NODE_STAMP) control-plane chart-tools ## Install npm packages, build the control plane and chart tools (cached)
+deps: prerequisites $(NODE_STAMP) control-plane node-binaries chart-tools ## Install npm packages, build the control plane, node binaries and chart tools (cached)
 
 control-plane: ## Build kube-apiserver and etcd from the Go module proxy (cached outside the repo)
 	@bash test/harness/build-control-plane.sh >/dev/null
+
+node-binaries: control-plane ## Build kube-scheduler, kube-controller-manager, kubelet and kube-proxy from Go modules (cached)
+	@bash test/harness/build-node.sh >/dev/null
 
 generate: $(NODE_STAMP) ## Regenerate crds/ from the zod schemas in operator/src/api, and the chart's generated files
 	node operator/src/api/generate-crds.ts crds
@@ -63,6 +66,20 @@ chart-check: $(NODE_STAMP) control-plane chart-tools ## helm lint + template of 
 
 e2e: $(NODE_STAMP) ## kind end-to-end suite: needs Docker (kind is built if missing); not part of make test
 	bash test/e2e/run.sh
+
+e2e-local: prerequisites $(NODE_STAMP) control-plane node-binaries chart-tools ## The chart installed into a local single-node cluster (kubelet, containerd): part of make test
+	vitest run --project cluster
+
+cluster-up: $(NODE_STAMP) control-plane node-binaries chart-tools ## Start a single-node cluster on this machine (root), with the operator image in it; .local/cluster/kubeconfig
+	@bash hack/prerequisites.sh cluster
+	node test/local-cluster/cluster.ts up
+
+cluster-down: $(NODE_STAMP) ## Stop the local cluster and remove what it made (bridge, iptables rules, mounts)
+	node test/local-cluster/cluster.ts down
+
+chart-package: $(NODE_STAMP) chart-tools ## Package the chart for a chart repository or an OCI registry: dist/charts/failover-operator-<version>.tgz
+	@mkdir -p dist/charts
+	"$$(bash test/harness/build-chart-tools.sh 2>/dev/null | tail -n 1)/helm" package charts/failover-operator -d dist/charts
 
 build: $(NODE_STAMP) ## Compile the operator to JavaScript as the image runs it: dist/build/operator/src (tsconfig.build.json)
 	rm -rf dist/build

@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
 // Unit tests sit beside the code they test; integration tests talk to real parts (a real
-// kube-apiserver and etcd, later PostgreSQL, BIND and moto) and live under test/integration.
+// kube-apiserver and etcd, later PostgreSQL, BIND and moto) and live under test/integration; the
+// cluster suite (test/cluster) installs the chart into a local cluster that runs pods.
 export default defineConfig({
   test: {
     // Forks, not threads: child processes get a parent-death signal tied to the spawning
@@ -30,6 +31,18 @@ export default defineConfig({
           testTimeout: 180_000,
           hookTimeout: 240_000,
           maxWorkers: 2,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'cluster',
+          // Last and alone: a whole cluster (kubelet, containerd, the chart's pods) on 2 cores.
+          sequence: { groupOrder: 2 },
+          include: ['test/cluster/**/*.test.ts'],
+          testTimeout: 600_000,
+          hookTimeout: 1_200_000,
+          maxWorkers: 1,
         },
       },
     ],

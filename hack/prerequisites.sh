@@ -4,7 +4,10 @@
 # password); anything else stops here with the exact command to run. `.ci/run` calls it too.
 #
 #   hack/prerequisites.sh demo   # the local environment: PostgreSQL, BIND, Go, kubectl...
-#   hack/prerequisites.sh test   # the same, plus moto_server (the AWS API emulator) and chromium
+#   hack/prerequisites.sh test   # the same, plus moto_server (the AWS API emulator), chromium, and
+#                                # what the local cluster needs (containerd, runc, buildah, podman,
+#                                # CNI plugins, debootstrap for the image's base)
+#   hack/prerequisites.sh cluster # only what `make cluster-up` and `make image` add to demo
 #
 # kubectl, when no package provides it, is built from the Go module proxy into the cache
 # (hack/build-kubectl.sh), like the control plane; the Makefile puts that directory on PATH.
@@ -12,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 purpose="${1:-test}"
-case "$purpose" in demo | test) ;; *) echo "usage: $0 demo|test" >&2; exit 2 ;; esac
+case "$purpose" in demo | test | cluster) ;; *) echo "usage: $0 demo|test|cluster" >&2; exit 2 ;; esac
 
 # Go where its installer puts it, even when the user's PATH does not have it yet (the Makefile
 # appends it too).
@@ -50,6 +53,21 @@ if has go; then
   fi
 else
   problems+=("go is not installed: the control plane (kube-apiserver, etcd) is built from Go modules; install Go >= 1.24 (https://go.dev/dl, then put /usr/local/go/bin on PATH)")
+fi
+
+# The chart's pods run in a single-node cluster (test/harness/local-cluster.ts): containerd and
+# runc run them, the CNI plugins wire them to a bridge, kube-proxy programs iptables; the image is
+# built with podman or buildah against a base made by debootstrap; the pause image is built by gcc.
+if [[ "$purpose" == test || "$purpose" == cluster ]]; then
+  need containerd containerd
+  need runc runc
+  need buildah buildah
+  need podman podman
+  need debootstrap debootstrap
+  need iptables iptables
+  need gcc gcc
+  [[ -e /usr/include/stdio.h ]] || packages+=(libc6-dev)
+  [[ -x /usr/lib/cni/bridge ]] || packages+=(containernetworking-plugins)
 fi
 
 # The status page is tested in a real headless browser (playwright-core drives Debian's chromium).

@@ -30,6 +30,12 @@ export const configSchema = z
       .default(process.env.POD_NAMESPACE ?? 'default')
       .describe('where the leader Lease lives (default: $POD_NAMESPACE)'),
     leaderElectionId: z.string().min(1).default('failover-operator-leader').describe('the leader Lease name'),
+    leaderElectionOwner: z
+      .string()
+      .default('')
+      .describe(
+        'the Deployment, in the Lease namespace, the leader Lease belongs to: deleting it deletes the Lease (empty: none)',
+      ),
     identity: z
       .string()
       .min(1)

@@ -165,6 +165,7 @@ const elector =
         namespace: config.leaderElectionNamespace,
         name: config.leaderElectionId,
         identity: config.identity,
+        ...(config.leaderElectionOwner ? { ownerDeployment: config.leaderElectionOwner } : {}),
         log,
         metrics,
         leaseDurationMs: config.leaseDurationSeconds * 1000,

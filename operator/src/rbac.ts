@@ -11,9 +11,10 @@ export interface PolicyRule {
   verbs: string[];
   /**
    * Leases are granted in the release namespace (leader election) unless the rule says they are
-   * the policies' primary Leases, granted where policies live.
+   * the policies' primary Leases, granted where policies live; `release`: in the release
+   * namespace only.
    */
-  scope?: 'policies';
+  scope?: 'policies' | 'release';
 }
 
 export const operatorRules: PolicyRule[] = [
@@ -36,6 +37,8 @@ export const operatorRules: PolicyRule[] = [
   // Leader election (runtime/leader-election.ts): find, create, replace; the chart grants it in
   // the release namespace only.
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+  // The Deployment the leader Lease belongs to (--leader-election-owner), for its owner reference.
+  { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get'], scope: 'release' },
   // readPrimaryLease (controllers/failover-policy/reconciler.ts): each policy's primary Lease,
   // which only the agent beside the primary writes.
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get'], scope: 'policies' },

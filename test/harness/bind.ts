@@ -43,6 +43,8 @@ export interface BindOptions {
   updates?: BindUpdatePolicy;
   /** A fixed port; a free one is chosen when omitted. */
   port?: number;
+  /** The address named listens on. Default: 127.0.0.1. */
+  host?: string;
   /** Where to keep the configuration, zone, journal and log. Default: a temp dir, removed on stop. */
   dir?: string;
   readyTimeoutMs?: number;
@@ -57,24 +59,24 @@ export interface BindKey {
 }
 
 /** Whether a UDP socket can bind 127.0.0.1:port (freePort only checks TCP). */
-function udpPortFree(port: number): Promise<boolean> {
+function udpPortFree(port: number, host: string): Promise<boolean> {
   return new Promise((resolveFree) => {
     const socket = createSocket('udp4');
     socket.once('error', () => {
       socket.close();
       resolveFree(false);
     });
-    socket.bind(port, '127.0.0.1', () => socket.close(() => resolveFree(true)));
+    socket.bind(port, host, () => socket.close(() => resolveFree(true)));
   });
 }
 
-/** A port free on 127.0.0.1 for both TCP and UDP, as named needs both. */
-async function freeDnsPort(): Promise<number> {
+/** A port free on `host` for both TCP and UDP, as named needs both. */
+async function freeDnsPort(host: string): Promise<number> {
   for (let attempt = 0; attempt < 20; attempt++) {
     const port = await freePort();
-    if (await udpPortFree(port)) return port;
+    if (await udpPortFree(port, host)) return port;
   }
-  throw new HarnessError('start named', 'found no port free for both TCP and UDP on 127.0.0.1');
+  throw new HarnessError('start named', `found no port free for both TCP and UDP on ${host}`);
 }
 
 /** The scheduler state of each thread of a process (R, S, T for stopped, ...), from /proc. */
@@ -88,7 +90,7 @@ function threadStates(pid: number): string[] {
 
 export class BindServer {
   readonly name: string;
-  readonly host = '127.0.0.1';
+  readonly host: string;
   readonly port: number;
   readonly zone: string;
   readonly key: BindKey;
@@ -102,6 +104,7 @@ export class BindServer {
 
   private constructor(opts: {
     name: string;
+    host: string;
     port: number;
     zone: string;
     key: BindKey;
@@ -111,6 +114,7 @@ export class BindServer {
     readyTimeoutMs: number;
   }) {
     this.name = opts.name;
+    this.host = opts.host;
     this.port = opts.port;
     this.zone = opts.zone;
     this.key = opts.key;
@@ -137,7 +141,8 @@ export class BindServer {
       opts.dir ?? join(tmpdir(), `${TEMP_PREFIX}${process.pid}-${name}-${randomBytes(3).toString('hex')}`),
     );
     mkdirSync(dir, { recursive: true });
-    const port = opts.port ?? (await freeDnsPort());
+    const host = opts.host ?? '127.0.0.1';
+    const port = opts.port ?? (await freeDnsPort(host));
     const algorithm = opts.algorithm ?? 'hmac-sha256';
     // As tsig-keygen does: a random secret as long as the hash's output.
     const secretBytes = { 'hmac-sha256': 32, 'hmac-sha384': 48, 'hmac-sha512': 64 }[algorithm];
@@ -148,6 +153,7 @@ export class BindServer {
     };
     const server = new BindServer({
       name,
+      host,
       port,
       zone,
       key,

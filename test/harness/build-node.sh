@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds what turns the test control plane into a single-node cluster that runs pods:
-# kube-controller-manager, kube-scheduler and kubelet, from the Go module proxy, cached outside
+# kube-controller-manager, kube-scheduler, kubelet and kube-proxy, from the Go module proxy, cached outside
 # the repository and keyed by version. A cached build returns at once; a cold one takes about
 # 10 minutes on 2 cores after build-control-plane.sh (they share Go's build cache).
 #
@@ -13,7 +13,7 @@ CACHE_ROOT="${FAILOVER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/failover-opera
 KEY="kube-node-${K8S_VERSION}_$(go env GOOS)-$(go env GOARCH)"
 OUT="$CACHE_ROOT/node/$KEY"
 LOG="$OUT/build.log"
-COMPONENTS=(kube-scheduler kube-controller-manager kubelet)
+COMPONENTS=(kube-scheduler kube-controller-manager kubelet kube-proxy)
 
 say() { printf '[node build] %s\n' "$*" >&2; }
 fail() { say "FAILED at step: $1"; say "log: $LOG"; tail -n 30 "$LOG" >&2 || true; exit 1; }

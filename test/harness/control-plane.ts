@@ -29,6 +29,12 @@ export interface ControlPlaneOptions {
   ports?: { etcd?: number; etcdPeer?: number; apiserver?: number };
   /** How long to wait for /readyz. Two cores may need most of a minute. */
   readyTimeoutMs?: number;
+  /**
+   * Serve a cluster that runs pods (local-cluster.ts): listen on `address`, where pods reach it
+   * through the `kubernetes` Service, with the ServiceAccount admission and the Node authorizer
+   * on, as a real cluster has them.
+   */
+  pods?: { address: string; serviceCidr: string; kubeletClient: { cert: string; key: string } };
 }
 
 /** Builds (or finds in the cache) kube-apiserver and etcd, and returns their directory. */
@@ -61,10 +67,14 @@ export class ControlPlane {
   private readonly ownsDir: boolean;
   private readonly bin: string;
   private readonly readyTimeoutMs: number;
+  private readonly pods: ControlPlaneOptions['pods'];
+  /** Where kube-apiserver listens: loopback, or the address pods reach. */
+  readonly address: string;
 
   private constructor(
     bin: string,
-    opts: Required<Pick<ControlPlaneOptions, 'name' | 'readyTimeoutMs'>> & { dir: string; ownsDir: boolean },
+    opts: Required<Pick<ControlPlaneOptions, 'name' | 'readyTimeoutMs'>> &
+      Pick<ControlPlaneOptions, 'pods'> & { dir: string; ownsDir: boolean },
     ports: { etcd: number; etcdPeer: number; apiserver: number },
   ) {
     this.bin = bin;
@@ -73,7 +83,9 @@ export class ControlPlane {
     this.ownsDir = opts.ownsDir;
     this.readyTimeoutMs = opts.readyTimeoutMs;
     this.ports = ports;
-    this.server = `https://127.0.0.1:${ports.apiserver}`;
+    this.pods = opts.pods;
+    this.address = opts.pods?.address ?? '127.0.0.1';
+    this.server = `https://${this.address}:${ports.apiserver}`;
     this.caPath = join(this.dir, 'certs', 'apiserver.crt');
     this.kubeconfigPath = join(this.dir, 'kubeconfig');
     this.adminToken = randomBytes(24).toString('hex');
@@ -96,7 +108,7 @@ export class ControlPlane {
     };
     const cp = new ControlPlane(
       bin,
-      { name, dir, ownsDir, readyTimeoutMs: opts.readyTimeoutMs ?? 120_000 },
+      { name, dir, ownsDir, readyTimeoutMs: opts.readyTimeoutMs ?? 120_000, pods: opts.pods },
       ports,
     );
     try {
@@ -169,7 +181,7 @@ export class ControlPlane {
     const port = await freePort();
     const proc = await this.launchApiServer(port, `kube-apiserver-${port}`);
     this.extraApiServers.push(proc);
-    const server = `https://127.0.0.1:${port}`;
+    const server = `https://${this.address}:${port}`;
     return {
       server,
       kubeConfig: () => this.kubeConfig(this.adminToken, 'admin', server),
@@ -179,33 +191,44 @@ export class ControlPlane {
 
   private async launchApiServer(port: number, logName: string): Promise<ManagedProcess> {
     const step = `start kube-apiserver (${this.name})`;
-    await assertPortFree(port, step);
+    await assertPortFree(port, step, this.address);
     const apiserver = ManagedProcess.start({
       name: `kube-apiserver (${this.name})`,
       command: join(this.bin, 'kube-apiserver'),
       logPath: join(this.dir, `${logName}.log`),
       args: [
         `--etcd-servers=http://127.0.0.1:${this.ports.etcd}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
+        `--bind-address=${this.address}`,
+        `--advertise-address=${this.address}`,
         `--secure-port=${port}`,
         `--cert-dir=${join(this.dir, 'certs')}`,
-        '--service-cluster-ip-range=10.0.0.0/24',
+        `--service-cluster-ip-range=${this.pods?.serviceCidr ?? '10.0.0.0/24'}`,
         '--allow-privileged=true',
-        '--authorization-mode=RBAC',
-        // No controller-manager runs, so nothing would create default service accounts.
-        '--disable-admission-plugins=ServiceAccount',
         '--service-account-issuer=https://kubernetes.default.svc',
         `--service-account-key-file=${join(this.dir, 'sa.key')}`,
         `--service-account-signing-key-file=${join(this.dir, 'sa.key')}`,
         `--token-auth-file=${join(this.dir, 'tokens.csv')}`,
-        '--endpoint-reconciler-type=none',
         '--profiling=false',
+        ...(this.pods
+          ? [
+              '--authorization-mode=Node,RBAC',
+              '--kubelet-preferred-address-types=InternalIP',
+              // Logs and exec go to the kubelet, which takes this certificate, not anonymous calls.
+              `--kubelet-client-certificate=${this.pods.kubeletClient.cert}`,
+              `--kubelet-client-key=${this.pods.kubeletClient.key}`,
+            ]
+          : [
+              '--authorization-mode=RBAC',
+              // No controller-manager runs, so nothing would create default service accounts,
+              // and no Service routes to the endpoints the reconciler would publish.
+              '--disable-admission-plugins=ServiceAccount',
+              '--endpoint-reconciler-type=none',
+            ]),
       ],
     });
     await this.waitReady(apiserver, step, async () => {
       if (!existsSync(this.caPath)) return false;
-      return (await this.get('/readyz', this.adminToken, `https://127.0.0.1:${port}`)).status === 200;
+      return (await this.get('/readyz', this.adminToken, `https://${this.address}:${port}`)).status === 200;
     });
     return apiserver;
   }

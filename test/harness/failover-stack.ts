@@ -90,6 +90,11 @@ export interface FailoverStackOptions {
   agentsInRegion?: boolean;
   /** The main module of the operator, observers and agents: the sources, or compiled JavaScript. */
   entry?: string;
+  /**
+   * Where the servers listen, for an operator that runs elsewhere (pods of a local cluster):
+   * each database's address, BIND's, and the networks PostgreSQL lets in. Default: loopback.
+   */
+  network?: { primary: string; standby: string; dns: string; clients: string[] };
 }
 
 /** Which server of the pair each ReplicaCluster is. */
@@ -110,11 +115,12 @@ export class FailoverStack {
       | 'primaryLease'
       | 'agentsInRegion'
       | 'entry'
+      | 'network'
     >
   > &
     Pick<
       FailoverStackOptions,
-      'operatorArgs' | 'pgSettings' | 'reprotect' | 'primaryLease' | 'agentsInRegion' | 'entry'
+      'operatorArgs' | 'pgSettings' | 'reprotect' | 'primaryLease' | 'agentsInRegion' | 'entry' | 'network'
     >;
   /** Database agents (`--mode=agent`) beside each server, once started. */
   readonly agents = new Map<StackCluster, OperatorProcess>();
@@ -172,13 +178,17 @@ export class FailoverStack {
     const started = await Promise.allSettled([
       startPostgresPair({
         name: opts.name,
-        hosts: { primary: region?.address ?? PRIMARY_ADDRESS, standby: STANDBY_ADDRESS },
+        hosts: {
+          primary: region?.address ?? opts.network?.primary ?? PRIMARY_ADDRESS,
+          standby: opts.network?.standby ?? STANDBY_ADDRESS,
+        },
+        ...(opts.network ? { clientNetworks: opts.network.clients } : {}),
         ports: { primary: port, standby: port },
         ...(opts.pgSettings ? { settings: opts.pgSettings } : {}),
         ...(region ? { namespaces: { primary: { name: region.name, clientNetwork: region.network } } } : {}),
         ...(region && opts.agentsInRegion ? { alsoListen: { standby: region.hostAddress } } : {}),
       }),
-      startBind({ name: opts.name, zone: ZONE }),
+      startBind({ name: opts.name, zone: ZONE, ...(opts.network ? { host: opts.network.dns } : {}) }),
     ]);
     const [pair, bind] = started.map((s) => (s.status === 'fulfilled' ? s.value : undefined)) as [
       PostgresPair | undefined,
@@ -598,7 +608,7 @@ export class FailoverStack {
     while (writableMs === undefined || dnsMs === undefined) {
       if (writableMs === undefined && (await this.acceptsWrites('standby', 'socket', 2000)))
         writableMs = performance.now() - since;
-      if (dnsMs === undefined && (await this.dnsAnswer().catch(() => []))[0] === STANDBY_ADDRESS)
+      if (dnsMs === undefined && (await this.dnsAnswer().catch(() => []))[0] === this.pair.standby.host)
         dnsMs = performance.now() - since;
       if (performance.now() - since > timeoutMs) {
         const { status } = await this.policy();

@@ -62,6 +62,8 @@ export interface PostgresPairOptions {
    * pg_hba.conf lets in beside loopback.
    */
   namespaces?: Partial<Record<PostgresNodeName, ServerNamespace>>;
+  /** Networks beside loopback that pg_hba.conf lets in (a cluster's pods). */
+  clientNetworks?: string[];
   /** More addresses a server listens on (region B reachable from region A's namespace). */
   alsoListen?: Partial<Record<PostgresNodeName, string>>;
   /** The application database, created on the primary. Default "app". */
@@ -461,6 +463,7 @@ export class PostgresPair {
   private readonly settings: Record<string, string | number>;
   private readonly loads = new Set<RunningWriteLoad>();
   private readonly alsoListen: Partial<Record<PostgresNodeName, string>>;
+  private readonly clientNetworks: string[];
 
   private constructor(init: {
     name: string;
@@ -483,6 +486,7 @@ export class PostgresPair {
     this.standbyName = opts.standbyName ?? 'standby';
     this.settings = opts.settings ?? {};
     this.alsoListen = opts.alsoListen ?? {};
+    this.clientNetworks = opts.clientNetworks ?? [];
     this.tls = opts.tls ?? false;
     this.caPath = this.tls ? join(init.dir, 'ca.crt') : undefined;
     const common = {
@@ -772,6 +776,7 @@ export class PostgresPair {
     const networks = [
       '127.0.0.0/8',
       ...[this.primary, this.standby].flatMap((s) => (s.namespace ? [s.namespace.clientNetwork] : [])),
+      ...this.clientNetworks,
     ];
     writeFileSync(
       join(this.primary.dataDir, 'pg_hba.conf'),

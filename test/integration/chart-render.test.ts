@@ -81,7 +81,7 @@ describe('RBAC', () => {
     const clusterRole = find(manifests, 'ClusterRole', '-operator');
     const leaseRole = find(manifests, 'Role', '-leader-election');
     expect(leaseRole?.metadata.namespace).toBe(NS);
-    expect(rulesOf(leaseRole).flatMap((r) => r.resources)).toEqual(['leases']);
+    expect(rulesOf(leaseRole).flatMap((r) => r.resources)).toEqual(['leases', 'deployments']);
     // Where policies live it only reads the policies' primary Leases, which their agents keep.
     expect(
       rulesOf(clusterRole)

@@ -156,3 +156,42 @@ describe('three replicas', () => {
     expect(operators.find((o) => o.name === next)?.running).toBe(true);
   });
 });
+
+describe('a Lease owned by the Deployment', () => {
+  it('carries an owner reference to --leader-election-owner, so garbage collection removes it with the Deployment', async () => {
+    const owned = `${ns}-owned`;
+    const kc = sharedKubeConfig();
+    await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: owned } } });
+    const apps = { group: 'apps', version: 'v1', plural: 'deployments', kind: 'Deployment' };
+    const labels = { app: 'operator' };
+    const deployment = await client.create<KubeObject>(apps, owned, {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'operator', namespace: owned },
+      spec: {
+        selector: { matchLabels: labels },
+        template: { metadata: { labels }, spec: { containers: [{ name: 'operator', image: 'operator' }] } },
+      },
+    });
+    const replica = await OperatorProcess.start({
+      name: 'owned-replica',
+      kubeconfig: inject('controlPlane').kubeconfigPath,
+      dir,
+      args: [
+        `--namespace=${owned}`,
+        `--leader-election-namespace=${owned}`,
+        '--leader-election-owner=operator',
+      ],
+    });
+    operators.push(replica);
+    const owners = await waitFor(
+      async () =>
+        (await client.find<KubeObject>(leaseType, owned, 'failover-operator-leader'))?.metadata
+          .ownerReferences as { kind: string; name: string; uid: string }[] | undefined,
+      { description: 'the Lease with an owner reference' },
+    );
+    expect(owners).toEqual([
+      { apiVersion: 'apps/v1', kind: 'Deployment', name: 'operator', uid: deployment.metadata.uid },
+    ]);
+  });
+});

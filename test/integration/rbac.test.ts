@@ -198,7 +198,8 @@ const G = 'regionfailover.io';
 describe('the operator ServiceAccount', () => {
   it('may do everything in operatorRules: its Lease in its own namespace, the rest where policies live', async () => {
     const checks = expand(operatorRules, (group, resource, rule) =>
-      group === 'coordination.k8s.io' && resource === 'leases' && rule.scope !== 'policies'
+      (group === 'coordination.k8s.io' && resource === 'leases' && rule.scope !== 'policies') ||
+      rule.scope === 'release'
         ? releaseNs
         : appNs,
     );

@@ -35,11 +35,30 @@ export interface Lease extends KubeObject {
   };
 }
 
+interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+}
+
+const deploymentType: ResourceType = {
+  group: 'apps',
+  version: 'v1',
+  plural: 'deployments',
+  kind: 'Deployment',
+};
+
 export interface LeaderElectionOptions {
   client: KubeClient;
   namespace: string;
   name: string;
   identity: string;
+  /**
+   * The Deployment (in `namespace`) the Lease belongs to: its owner reference lets garbage
+   * collection remove the Lease with the Deployment, so an uninstall leaves none behind.
+   */
+  ownerDeployment?: string;
   log: Logger;
   metrics?: Metrics;
   leaseDurationMs?: number;
@@ -49,9 +68,13 @@ export interface LeaderElectionOptions {
 
 /** Kubernetes MicroTime: RFC 3339 with microseconds. */
 
+const owners = (lease: Lease): OwnerReference[] =>
+  (lease.metadata.ownerReferences as OwnerReference[] | undefined) ?? [];
+
 export class LeaderElector {
-  private readonly opts: Required<Omit<LeaderElectionOptions, 'metrics'>> &
-    Pick<LeaderElectionOptions, 'metrics'>;
+  private readonly opts: Required<Omit<LeaderElectionOptions, 'metrics' | 'ownerDeployment'>> &
+    Pick<LeaderElectionOptions, 'metrics' | 'ownerDeployment'>;
+  private owner: OwnerReference | undefined;
   private observed: { holder: string; renewTime: string; at: number } | undefined;
   private leading = false;
   private stopped = false;
@@ -121,16 +144,38 @@ export class LeaderElector {
     });
   }
 
+  /** The owner reference to `ownerDeployment`, looked up until found; none while it cannot be read. */
+  private async ownerReference(): Promise<OwnerReference | undefined> {
+    const { client, namespace, ownerDeployment } = this.opts;
+    if (!ownerDeployment || this.owner) return this.owner;
+    try {
+      const uid = (await client.find(deploymentType, namespace, ownerDeployment))?.metadata.uid;
+      if (uid) this.owner = { apiVersion: 'apps/v1', kind: 'Deployment', name: ownerDeployment, uid };
+    } catch (err) {
+      this.opts.log.warn(
+        { err: (err as Error).message, deployment: ownerDeployment },
+        'leader election: cannot read the Deployment the Lease belongs to; the Lease stays after it',
+      );
+    }
+    return this.owner;
+  }
+
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { client, namespace, name, identity } = this.opts;
     const now = new Date();
     try {
+      const owner = await this.ownerReference();
       const lease = await client.find<Lease>(leaseType, namespace, name);
       if (!lease) {
         await client.create(leaseType, namespace, {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
-          metadata: { name, namespace, labels: { [LEADER_LEASE_LABEL]: 'operator' } },
+          metadata: {
+            name,
+            namespace,
+            labels: { [LEADER_LEASE_LABEL]: 'operator' },
+            ...(owner ? { ownerReferences: [owner] } : {}),
+          },
           spec: {
             holderIdentity: identity,
             leaseDurationSeconds: Math.ceil(this.opts.leaseDurationMs / 1000),
@@ -155,6 +200,9 @@ export class LeaderElector {
         metadata: {
           ...lease.metadata,
           labels: { ...lease.metadata.labels, [LEADER_LEASE_LABEL]: 'operator' },
+          ...(owner && !owners(lease).some((r) => r.uid === owner.uid)
+            ? { ownerReferences: [...owners(lease), owner] }
+            : {}),
         },
         spec: {
           ...spec,
