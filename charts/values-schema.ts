@@ -331,6 +331,26 @@ export const chartValues = z
       })
       .prefault({})
       .describe('The status page.'),
+    networkPolicy: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Create NetworkPolicies for the operator and observer pods: ingress only to their metrics and status page ports. Needs a CNI that enforces them.',
+          ),
+        metricsFrom: passThroughList(
+          'NetworkPolicyPeers allowed to reach /metrics, /healthz and /readyz (your Prometheus). Empty: any source.',
+        ),
+        statusPageFrom: passThroughList(
+          'NetworkPolicyPeers allowed to reach the status page (your ingress controller). Empty: any source.',
+        ),
+        egress: passThroughList(
+          'NetworkPolicyEgressRules. Empty: egress is not restricted. When set, it is all the pods may reach: the API server, DNS, every database and DNS provider in every region, and cloud APIs; a rule missing here blocks a failover.',
+        ),
+      })
+      .prefault({})
+      .describe('NetworkPolicies (optional).'),
     grafanaDashboard: z
       .strictObject({
         enabled: z

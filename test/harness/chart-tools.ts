@@ -96,6 +96,13 @@ export const chartScenarios: ChartScenario[] = [
       prometheusRule: { enabled: true },
       grafanaDashboard: { enabled: true, annotations: { grafana_folder: 'Databases' } },
       statusPage: { enabled: true },
+      networkPolicy: {
+        enabled: true,
+        metricsFrom: [
+          { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+        ],
+        egress: [{ to: [{ ipBlock: { cidr: '10.0.0.0/8' } }] }],
+      },
       serviceAccount: {
         operator: { annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::1:role/x' } },
       },
@@ -231,10 +238,13 @@ export async function kubeconform(
       resources?: KubeconformResult['resources'];
       summary?: KubeconformResult['summary'];
     };
-    const resources = (parsed.resources ?? []).map((r) => ({
-      ...r,
-      filename: files[paths.indexOf(r.filename)]?.name ?? r.filename,
-    }));
+    const resources = (parsed.resources ?? [])
+      // Empty documents (a CRD file's leading `---` after helm's own) are not resources.
+      .filter((r) => r.status !== '' || r.kind !== '')
+      .map((r) => ({
+        ...r,
+        filename: files[paths.indexOf(r.filename)]?.name ?? r.filename,
+      }));
     const summary = parsed.summary ?? { valid: 0, invalid: 0, errors: 1, skipped: 0 };
     return {
       ok: res.code === 0 && summary.invalid === 0 && summary.errors === 0,

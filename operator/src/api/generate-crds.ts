@@ -8,7 +8,9 @@ import { dump } from 'js-yaml';
 import { customResourceDefinition, type KindDefinition } from './crd.ts';
 import { kinds } from './v1alpha1/index.ts';
 
-export const CRD_HEADER = '# Generated from operator/src/api by `make generate`. Do not edit.\n';
+// A document marker first: `helm show crds` and `cat crds/*.yaml` concatenate the files as they
+// are, and kubectl must still read one CRD per document.
+export const CRD_HEADER = '---\n# Generated from operator/src/api by `make generate`. Do not edit.\n';
 
 export function crdFileName(def: KindDefinition): string {
   return `${def.group}_${def.plural}.yaml`;
