@@ -429,11 +429,14 @@ export class LocalCluster {
   }
 
   /**
-   * Stops everything: pods are deleted through the API first (the kubelet tears their sandboxes
-   * and networks down), then the processes, then what a forced stop leaves: containers,
-   * mounts, iptables rules, the bridge.
+   * Stops everything: the controllers, then every pod through the API (the kubelet tears their
+   * sandboxes and networks down), then the other processes, then what a forced stop leaves:
+   * containers, mounts, iptables rules, the bridge.
    */
   async stop(): Promise<void> {
+    // The controllers first, or ReplicaSets would replace the pods deleted below.
+    for (const name of ['kube-controller-manager', 'kube-scheduler'])
+      await this.processes.find((p) => p.name === name)?.stop();
     const kubelet = this.processes.find((p) => p.name === 'kubelet');
     if (kubelet?.running && this.controlPlane.apiServerRunning) {
       const core = this.controlPlane.kubeConfig().makeApiClient(CoreV1Api);
@@ -450,7 +453,8 @@ export class LocalCluster {
               .catch(() => undefined),
           ),
         );
-        await waitFor(async () => (await this.ctr(['tasks', 'ls', '-q'])).trim() === '', {
+        // Stopped tasks stay listed until the kubelet removes their containers a minute later.
+        await waitFor(async () => !/\bRUNNING\b/.test(await this.ctr(['tasks', 'ls'])), {
           description: 'the kubelet to stop every container',
           timeoutMs: 60_000,
           intervalMs: 500,
@@ -459,8 +463,7 @@ export class LocalCluster {
         this.log(`pods did not all stop through the kubelet (${(err as Error).message}); forcing`);
       }
     }
-    for (const name of ['kubelet', 'kube-proxy', 'kube-scheduler', 'kube-controller-manager'])
-      await this.processes.find((p) => p.name === name)?.stop();
+    for (const name of ['kubelet', 'kube-proxy']) await this.processes.find((p) => p.name === name)?.stop();
     await this.removeContainers();
     await this.processes.find((p) => p.name === 'containerd')?.stop();
     await this.controlPlane.stop({ keepDir: true });
