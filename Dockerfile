@@ -7,8 +7,9 @@
 #
 # Build:  make image  (docker, podman or buildah, whichever this machine has), or by hand:
 #   docker build -t failover-operator:dev .
-# Where no registry can be reached, `make image` makes the base locally (hack/image/make-base.sh)
-# and passes BASE_IMAGE=node:<version>-slim, since a locally made image cannot have this digest.
+# With podman or buildah and no registry, `make image` makes the base locally
+# (hack/image/make-base.sh) and passes BASE_IMAGE=node:<version>-slim, since a locally made image
+# cannot have this digest.
 
 # Match the Node.js version package.json pins (the `node` dev dependency the tests run on).
 ARG NODE_VERSION=24.21.0

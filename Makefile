@@ -67,7 +67,8 @@ chart-check: $(NODE_STAMP) control-plane chart-tools ## helm lint + template of 
 e2e: $(NODE_STAMP) ## kind end-to-end suite: needs Docker (kind is built if missing); not part of make test
 	bash test/e2e/run.sh
 
-e2e-local: prerequisites $(NODE_STAMP) control-plane node-binaries chart-tools ## The chart installed into a local single-node cluster (kubelet, containerd): part of make test
+e2e-local: $(NODE_STAMP) control-plane node-binaries chart-tools ## The chart installed into a local single-node cluster (kubelet, containerd): part of make test
+	@bash hack/prerequisites.sh cluster
 	vitest run --project cluster
 
 cluster-up: $(NODE_STAMP) control-plane node-binaries chart-tools ## Start a single-node cluster on this machine (root), with the operator image in it; .local/cluster/kubeconfig

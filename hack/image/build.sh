@@ -26,7 +26,9 @@ opts=()
 if [[ "$ENGINE" != docker ]]; then
   # What runc needs on hosts without CAP_SYS_RESOURCE, and the machine's CA bundle for npm when
   # the machine trusts an extra CA (a TLS-intercepting proxy): mounted for RUN steps only.
-  opts+=(--runtime runc --ulimit nofile=1024:1024 --ulimit nproc=4096:4096)
+  # The host's network for RUN steps (npm ci): no bridge or firewall rules of podman's own left
+  # behind, and no NAT on the way.
+  opts+=(--runtime runc --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 --network host)
   if [[ -n "${NODE_EXTRA_CA_CERTS:-}" && -f "$NODE_EXTRA_CA_CERTS" ]]; then
     opts+=(--volume "$NODE_EXTRA_CA_CERTS:/etc/failover-build-ca.crt:ro")
     args+=(--build-arg NODE_EXTRA_CA_CERTS=/etc/failover-build-ca.crt)

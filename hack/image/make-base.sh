@@ -46,7 +46,12 @@ if [[ ! -f "$OUT/rootfs.tar" ]]; then
   # The Debian mirror apt already uses on this machine, unless DEBIAN_MIRROR says otherwise.
   mirror="${DEBIAN_MIRROR:-$(grep -hs -m1 -oP '^URIs:\s*\K\S+' /etc/apt/sources.list.d/debian.sources || true)}"
   mirror="${mirror:-$(grep -hs -m1 -oP '^deb\s+(\[[^]]*\]\s+)?\K\S+' /etc/apt/sources.list || true)}"
-  [[ -n "$mirror" ]] || { say "no Debian mirror found in apt's sources; set DEBIAN_MIRROR"; exit 1; }
+  # Debian's cloud images name a file of mirrors (mirror+file:/...): debootstrap takes the first.
+  if [[ "$mirror" == mirror+file:* ]]; then
+    mirror=$(grep -m1 -oE '^[a-z]+://[^[:space:]]+' "${mirror#mirror+file:}" 2>/dev/null || true)
+  fi
+  [[ "$mirror" == http://* || "$mirror" == https://* ]] \
+    || { say "no http(s) Debian mirror in apt's sources (found '${mirror}'); set DEBIAN_MIRROR"; exit 1; }
   root="$OUT/rootfs"
   rm -rf "$root" && mkdir -p "$root"
   say "debootstrap --variant=minbase $SUITE (a few minutes the first time; cached after)"

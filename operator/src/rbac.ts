@@ -35,7 +35,8 @@ export const operatorRules: PolicyRule[] = [
   // the namespaces of the policies (rbac.secretNamespaces).
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
   // Leader election (runtime/leader-election.ts): find, create, replace; the chart grants it in
-  // the release namespace only.
+  // the release namespace only. Not delete: where OwnerReferencesPermissionEnforcement (OpenShift)
+  // then refuses the Lease's owner reference, the elector goes on without one.
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
   // The Deployment the leader Lease belongs to (--leader-election-owner), for its owner reference.
   { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get'], scope: 'release' },

@@ -27,17 +27,18 @@ resolve_kubernetes_module() {
   local dir="$1" version="$2"; shift 2
   local staging_version="v0.${version#v1.}" gomod staging m cmd
   rm -rf "$dir" && mkdir -p "$dir"
+  # Every step checked by hand: called as `resolve_kubernetes_module ... || fail`, set -e is off.
   (
-    cd "$dir"
-    go mod init kubebuild
+    cd "$dir" || exit 1
+    go mod init kubebuild || exit 1
     gomod=$(go mod download -json "k8s.io/kubernetes@$version" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
     [[ -f "$gomod" ]] || { echo "no go.mod downloaded for k8s.io/kubernetes@$version"; exit 1; }
     staging=$(sed -n 's#^[[:space:]]*\(k8s\.io/[a-z0-9./-]*\) => \./staging/.*#\1#p' "$gomod")
     [[ -n "$staging" ]] || { echo "found no staging replace lines in $gomod"; exit 1; }
-    for m in $staging; do go mod edit -replace "$m=$m@$staging_version"; done
+    for m in $staging; do go mod edit -replace "$m=$m@$staging_version" || exit 1; done
     # Match upstream's runtime defaults for this release rather than the newer local Go's.
-    go mod edit -godebug=default=go1.24
-    for cmd in "$@"; do go get "k8s.io/kubernetes/cmd/$cmd@$version"; done
+    go mod edit -godebug=default=go1.24 || exit 1
+    for cmd in "$@"; do go get "k8s.io/kubernetes/cmd/$cmd@$version" || exit 1; done
   ) >>"$LOG" 2>&1
 }
 

@@ -14,7 +14,16 @@
  * and a start first sweeps what a killed run left behind.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,8 +44,26 @@ const POD_SUBNET = '10.244.0.0/24';
 const SERVICE_CIDR = '10.96.0.0/24';
 const NODE_NAME = 'local-node';
 const TEMP_PREFIX = 'failover-cluster-';
-/** Marks the directory of the run that owns the bridge, so a later run can sweep it. */
-const OWNER_FILE = join(tmpdir(), 'failover-local-cluster.owner');
+/**
+ * Root's own record of a running cluster: `owner` names its directory (so a later run can sweep
+ * what a killed one left), `sysctls.json` the kernel settings from before it started.
+ */
+const STATE_DIR = '/run/failover-local-cluster';
+const OWNER_FILE = join(STATE_DIR, 'owner');
+const SYSCTLS_FILE = join(STATE_DIR, 'sysctls.json');
+/**
+ * What the kubelet (kernel panics, overcommit), kube-proxy and the CNI bridge (forwarding,
+ * bridged traffic through iptables) change machine-wide; put back when the cluster goes.
+ */
+const SYSCTLS = [
+  'vm/overcommit_memory',
+  'kernel/panic',
+  'kernel/panic_on_oops',
+  'net/ipv4/ip_forward',
+  'net/ipv4/conf/all/route_localnet',
+  'net/bridge/bridge-nf-call-iptables',
+  'net/bridge/bridge-nf-call-ip6tables',
+];
 
 export interface LocalClusterOptions {
   /** Progress lines ("building kubelet", "node Ready"); default: none. */
@@ -132,6 +159,26 @@ function kubeletClientCertificate(dir: string): { cert: string; key: string } {
   return { cert: f('apiserver-kubelet-client.crt'), key: f('apiserver-kubelet-client.key') };
 }
 
+function readSysctls(): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const key of SYSCTLS) {
+    const path = join('/proc/sys', key);
+    if (existsSync(path)) values[key] = readFileSync(path, 'utf8').trim();
+  }
+  return values;
+}
+
+function restoreSysctls(values: Record<string, string>): void {
+  for (const [key, value] of Object.entries(values)) {
+    try {
+      if (readFileSync(join('/proc/sys', key), 'utf8').trim() !== value)
+        writeFileSync(join('/proc/sys', key), value);
+    } catch {
+      // gone with its module (br_netfilter), or not ours to write
+    }
+  }
+}
+
 function sh(command: string, args: string[]): void {
   execFileSync(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
 }
@@ -176,14 +223,16 @@ export class LocalCluster {
     const nodeBin = await script(join(here, 'build-node.sh'), [], 'build node binaries');
     const pause = await script(join(repo, 'hack', 'image', 'make-pause.sh'), [], 'make the pause image');
 
-    // The bridge first: the API server listens on its address.
-    sh('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
-    sh('ip', ['addr', 'add', `${NODE_ADDRESS}/24`, 'dev', BRIDGE]);
-    sh('ip', ['link', 'set', BRIDGE, 'up']);
     const dir = join(tmpdir(), `${TEMP_PREFIX}${process.pid}`);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
+    mkdirSync(STATE_DIR, { recursive: true, mode: 0o700 });
     writeFileSync(OWNER_FILE, dir);
+    writeFileSync(SYSCTLS_FILE, JSON.stringify(readSysctls()));
+    // The bridge before the control plane: the API server listens on its address.
+    sh('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
+    sh('ip', ['addr', 'add', `${NODE_ADDRESS}/24`, 'dev', BRIDGE]);
+    sh('ip', ['link', 'set', BRIDGE, 'up']);
     let cp: ControlPlane | undefined;
     try {
       log('control plane: etcd and kube-apiserver on the bridge address');
@@ -278,6 +327,8 @@ export class LocalCluster {
         '      runtime_type = "io.containerd.runc.v2"',
         '      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]',
         '        SystemdCgroup = false',
+        // runc's state under the cluster's directory: a sweep finds exactly its containers.
+        `        Root = "${d}/runc"`,
         '  [plugins."io.containerd.grpc.v1.cri".cni]',
         '    bin_dir = "/usr/lib/cni"',
         `    conf_dir = "${d}/cni"`,
@@ -321,8 +372,10 @@ export class LocalCluster {
         `hostnameOverride: ${NODE_NAME}`,
         `healthzBindAddress: 127.0.0.1:${proxyHealthz}`,
         `metricsBindAddress: 127.0.0.1:${proxyMetrics}`,
-        // Leave the machine's conntrack table size alone.
-        'conntrack: {maxPerCore: 0}',
+        // Leave the machine's conntrack settings alone, and loopback unreachable from the bridge
+        // (localhost NodePorts would set route_localnet: 127.0.0.1 open to pods).
+        'conntrack: {maxPerCore: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}',
+        'iptables: {localhostNodePorts: false}',
         '',
       ].join('\n'),
     );
@@ -390,6 +443,19 @@ export class LocalCluster {
     });
     return stdout;
   }
+
+  /**
+   * The engine to build images for this cluster with (ENGINE of hack/image/build.sh): podman or
+   * buildah, whose store `importImage` reads, even where a Docker engine runs too.
+   */
+  static readonly imageEngine = (() => {
+    try {
+      execFileSync('sh', ['-c', 'command -v podman'], { stdio: 'ignore' });
+      return 'podman';
+    } catch {
+      return 'buildah';
+    }
+  })();
 
   /** Copies an image from the local image store (podman/buildah) into the node's containerd. */
   async importImage(image: string): Promise<void> {
@@ -486,20 +552,40 @@ export class LocalCluster {
   }
 
   /**
-   * Removes what a cluster run left on the machine, whether it stopped cleanly or was killed:
-   * shims of its containerd, mounts under its directory, kube-proxy's iptables rules, the
-   * bridge, the directory.
+   * Removes what a cluster run left on the machine, whether it stopped cleanly or was killed: its
+   * containers (by runc's state under its directory) and their shims, mounts under its directory,
+   * the kubelet's log links, sandbox network namespaces, the bridge, kube-proxy's iptables rules,
+   * the kernel settings from before it started, and the directory. Nothing when no cluster of
+   * this harness ran (no owner record).
    */
   static sweep(): void {
-    const dir = existsSync(OWNER_FILE) ? readFileSync(OWNER_FILE, 'utf8').trim() : '';
+    const recorded = existsSync(OWNER_FILE) ? readFileSync(OWNER_FILE, 'utf8').trim() : '';
+    if (!recorded) return;
+    // Only a directory this harness names: the record is root's, but check it all the same.
+    const match = new RegExp(
+      `^${tmpdir().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/${TEMP_PREFIX}(\\d+)$`,
+    ).exec(recorded);
+    const dir = match ? recorded : '';
+    const owner = Number(match?.[1]);
+    if (dir && owner !== process.pid && isAlive(owner))
+      throw new HarnessError(
+        'local cluster',
+        `another run (pid ${owner}) has the local cluster; one at a time per machine`,
+      );
     if (dir) {
-      const owner = Number(dir.slice(join(tmpdir(), TEMP_PREFIX).length));
-      if (Number.isInteger(owner) && owner !== process.pid && isAlive(owner))
-        throw new HarnessError(
-          'local cluster',
-          `another run (pid ${owner}) has the local cluster; one at a time per machine`,
-        );
-      // Container processes of a killed run: their shims name its containerd socket.
+      const runcRoot = join(dir, 'runc');
+      if (existsSync(runcRoot)) {
+        let ids: string[] = [];
+        try {
+          ids = execFileSync('runc', ['--root', runcRoot, 'list', '-q'], { encoding: 'utf8' })
+            .split('\n')
+            .filter(Boolean);
+        } catch {
+          // no runc state
+        }
+        for (const id of ids) quietly('runc', ['--root', runcRoot, 'delete', '--force', id]);
+      }
+      // Their shims name the cluster's containerd socket.
       quietly('pkill', ['-KILL', '-f', `containerd-shim-runc-v2 .*-address ${dir}/`]);
       const mounts = readFileSync('/proc/self/mounts', 'utf8')
         .split('\n')
@@ -507,17 +593,45 @@ export class LocalCluster {
         .filter((m) => m.startsWith(`${dir}/`))
         .reverse();
       for (const m of mounts) quietly('umount', ['-l', m]);
-      rmSync(dir, { recursive: true, force: true });
-    }
-    // Sandboxes' network namespaces the kubelet did not get to tear down.
-    for (const ns of existsSync('/run/netns') ? readdirSync('/run/netns') : [])
-      if (ns.startsWith('cni-') && dir) {
-        quietly('umount', [join('/run/netns', ns)]);
-        rmSync(join('/run/netns', ns), { force: true });
+      // The kubelet links every container's log from /var/log/containers.
+      const links = '/var/log/containers';
+      for (const link of existsSync(links) ? readdirSync(links) : []) {
+        try {
+          if (readlinkSync(join(links, link)).startsWith(`${dir}/`))
+            rmSync(join(links, link), { force: true });
+        } catch {
+          // not a link
+        }
       }
+      LocalCluster.keepLogs(dir);
+      rmSync(dir, { recursive: true, force: true });
+      // Sandboxes' network namespaces the kubelet did not get to tear down.
+      for (const ns of existsSync('/run/netns') ? readdirSync('/run/netns') : [])
+        if (ns.startsWith('cni-')) {
+          quietly('umount', [join('/run/netns', ns)]);
+          rmSync(join('/run/netns', ns), { force: true });
+        }
+    }
     quietly('ip', ['link', 'delete', BRIDGE]);
     LocalCluster.flushKubeProxyRules();
-    rmSync(OWNER_FILE, { force: true });
+    if (existsSync(SYSCTLS_FILE)) restoreSysctls(JSON.parse(readFileSync(SYSCTLS_FILE, 'utf8')));
+    rmSync(STATE_DIR, { recursive: true, force: true });
+  }
+
+  /** The components' logs, kept in .local/cluster-logs/ after the directory goes: for a failed CI run. */
+  private static keepLogs(dir: string): void {
+    const keep = join(repo, '.local', 'cluster-logs');
+    try {
+      rmSync(keep, { recursive: true, force: true });
+      mkdirSync(keep, { recursive: true });
+      for (const f of readdirSync(dir).filter((f) => f.endsWith('.log')))
+        copyFileSync(join(dir, f), join(keep, f));
+      const cp = join(dir, 'control-plane');
+      for (const f of existsSync(cp) ? readdirSync(cp).filter((f) => f.endsWith('.log')) : [])
+        copyFileSync(join(cp, f), join(keep, f));
+    } catch {
+      // best effort
+    }
   }
 
   /** kube-proxy's chains (KUBE-*), as `kube-proxy --cleanup` would remove them. */

@@ -195,3 +195,57 @@ describe('a Lease owned by the Deployment', () => {
     ]);
   });
 });
+
+describe('a Lease deleted under its leader', () => {
+  it('is lost by the leader, and made again by another replica only a lease duration later', async () => {
+    const gone = `${ns}-deleted`;
+    await sharedKubeConfig()
+      .makeApiClient(CoreV1Api)
+      .createNamespace({ body: { metadata: { name: gone } } });
+    const replicas = await Promise.all(
+      ['gone-a', 'gone-b'].map((name) =>
+        OperatorProcess.start({
+          name,
+          kubeconfig: inject('controlPlane').kubeconfigPath,
+          dir,
+          mayExit: true,
+          args: [
+            `--namespace=${gone}`,
+            `--leader-election-namespace=${gone}`,
+            `--lease-duration-seconds=${LEASE_SECONDS}`,
+            '--renew-deadline-seconds=4',
+            '--retry-period-seconds=1',
+          ],
+        }),
+      ),
+    );
+    operators.push(...replicas);
+    const lease = () => client.find<KubeObject>(leaseType, gone, 'failover-operator-leader');
+    const first = await waitFor(
+      async () => ((await lease())?.spec as { holderIdentity?: string } | undefined)?.holderIdentity,
+      { description: 'a leader' },
+    );
+    const follower = replicas.find((r) => r.name !== first);
+    // The follower must have seen the Lease before it goes, as a running replica has.
+    await waitFor(async () => (await follower?.metric('leader_election_master_status')) === 0, {
+      description: 'the follower campaigning',
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    await client.delete(leaseType, gone, 'failover-operator-leader');
+    const deletedAt = Date.now();
+    const leader = replicas.find((r) => r.name === first);
+    // It cannot renew what is gone: it steps down at its renew deadline and exits (lost).
+    await waitFor(async () => leader?.running === false, {
+      description: 'the old leader to give up and exit',
+      timeoutMs: 30_000,
+    });
+    expect(leader?.logs()).toContain('leader lease lost');
+    const next = await waitFor(
+      async () => ((await lease())?.spec as { holderIdentity?: string } | undefined)?.holderIdentity,
+      { description: 'the Lease made again', timeoutMs: 30_000 },
+    );
+    expect(next).toBe(follower?.name);
+    // Not at once: a deleted Lease is treated as an expired one.
+    expect(Date.now() - deletedAt).toBeGreaterThanOrEqual(LEASE_SECONDS * 1000 - 500);
+  });
+});

@@ -39,13 +39,19 @@ async function serve(): Promise<void> {
   };
   installSignalCleanup(stop);
   cluster = await LocalCluster.start({ log: (l) => say(`[cluster] ${l}`) });
-  say(`[cluster] make image: ${IMAGE}`);
-  await promisify(execFile)('bash', [join(repo, 'hack', 'image', 'build.sh')], {
-    cwd: repo,
-    env: { ...process.env, IMAGE },
-    maxBuffer: 64 << 20,
-  });
-  await cluster.importImage(IMAGE);
+  try {
+    say(`[cluster] make image: ${IMAGE}`);
+    await promisify(execFile)('bash', [join(repo, 'hack', 'image', 'build.sh')], {
+      cwd: repo,
+      env: { ...process.env, IMAGE, ENGINE: LocalCluster.imageEngine },
+      maxBuffer: 64 << 20,
+    });
+    await cluster.importImage(IMAGE);
+  } catch (err) {
+    say(`[cluster] ${(err as Error).message}`);
+    await stop();
+    process.exit(1);
+  }
   copyFileSync(cluster.kubeconfigPath, paths.kubeconfig);
   writeFileSync(paths.ready, `${new Date().toISOString()}\n`);
   say(`[cluster] ready: export KUBECONFIG=${paths.kubeconfig}; ${IMAGE} is in the node's containerd`);

@@ -6,6 +6,7 @@
  */
 import {
   isConflict,
+  isForbidden,
   isNotFound,
   type KubeClient,
   type KubeObject,
@@ -68,6 +69,9 @@ export interface LeaderElectionOptions {
 
 /** Kubernetes MicroTime: RFC 3339 with microseconds. */
 
+/** The holder recorded for a Lease seen deleted. */
+const DELETED = '\u0000deleted';
+
 const owners = (lease: Lease): OwnerReference[] =>
   (lease.metadata.ownerReferences as OwnerReference[] | undefined) ?? [];
 
@@ -75,6 +79,10 @@ export class LeaderElector {
   private readonly opts: Required<Omit<LeaderElectionOptions, 'metrics' | 'ownerDeployment'>> &
     Pick<LeaderElectionOptions, 'metrics' | 'ownerDeployment'>;
   private owner: OwnerReference | undefined;
+  /** The Deployment has been looked up once with a definite answer (found, missing or refused). */
+  private ownerLookedUp = false;
+  /** Setting the owner was refused (RBAC, or OwnerReferencesPermissionEnforcement): go without. */
+  private ownerRefused = false;
   private observed: { holder: string; renewTime: string; at: number } | undefined;
   private leading = false;
   private stopped = false;
@@ -125,8 +133,10 @@ export class LeaderElector {
   async stop(): Promise<void> {
     this.stopped = true;
     this.wake?.();
-    if (this.leading) await this.release();
+    const wasLeading = this.leading;
+    // Not leading from here on, before the lease is given up: never two replicas saying so.
     this.setLeading(false);
+    if (wasLeading) await this.release();
   }
 
   private setLeading(value: boolean): void {
@@ -144,29 +154,61 @@ export class LeaderElector {
     });
   }
 
-  /** The owner reference to `ownerDeployment`, looked up until found; none while it cannot be read. */
-  private async ownerReference(): Promise<OwnerReference | undefined> {
+  /**
+   * The owner reference to `ownerDeployment`. Looked up afresh when the Lease is created (a
+   * Deployment made again has a new uid), otherwise once. A refusal or a missing Deployment is
+   * said once and the Lease goes without an owner; it is never a reason not to lead.
+   */
+  private async ownerReference(fresh: boolean): Promise<OwnerReference | undefined> {
     const { client, namespace, ownerDeployment } = this.opts;
-    if (!ownerDeployment || this.owner) return this.owner;
+    if (!ownerDeployment || this.ownerRefused || (this.ownerLookedUp && !fresh)) return this.owner;
     try {
       const uid = (await client.find(deploymentType, namespace, ownerDeployment))?.metadata.uid;
-      if (uid) this.owner = { apiVersion: 'apps/v1', kind: 'Deployment', name: ownerDeployment, uid };
+      this.owner = uid
+        ? { apiVersion: 'apps/v1', kind: 'Deployment', name: ownerDeployment, uid }
+        : undefined;
+      if (!uid && !this.ownerLookedUp)
+        this.opts.log.warn(
+          { deployment: ownerDeployment },
+          'leader election: the Deployment the Lease belongs to does not exist; the Lease gets no owner',
+        );
+      this.ownerLookedUp = true;
     } catch (err) {
-      this.opts.log.warn(
-        { err: (err as Error).message, deployment: ownerDeployment },
-        'leader election: cannot read the Deployment the Lease belongs to; the Lease stays after it',
-      );
+      if (isForbidden(err)) this.refuseOwner(err);
+      else if (!this.ownerLookedUp)
+        this.opts.log.warn(
+          { err: (err as Error).message, deployment: ownerDeployment },
+          'leader election: cannot read the Deployment the Lease belongs to yet',
+        );
     }
-    return this.owner;
+    return this.ownerRefused ? undefined : this.owner;
+  }
+
+  private refuseOwner(err: unknown): void {
+    this.ownerRefused = true;
+    this.owner = undefined;
+    this.opts.log.warn(
+      { err: (err as Error).message, deployment: this.opts.ownerDeployment },
+      'leader election: not allowed to give the Lease an owner; it will stay after the Deployment is deleted',
+    );
   }
 
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { client, namespace, name, identity } = this.opts;
     const now = new Date();
+    let owner: OwnerReference | undefined;
     try {
-      const owner = await this.ownerReference();
       const lease = await client.find<Lease>(leaseType, namespace, name);
       if (!lease) {
+        // Deleted (garbage collection with its Deployment, or by hand): a leader has lost it, and
+        // whoever had seen it waits a lease duration, as for an expiry, before making it again.
+        if (this.leading) return false;
+        if (this.observed) {
+          if (this.observed.holder !== DELETED)
+            this.observed = { holder: DELETED, renewTime: '', at: Date.now() };
+          if (this.observed.at + this.opts.leaseDurationMs > Date.now()) return false;
+        }
+        owner = await this.ownerReference(true);
         await client.create(leaseType, namespace, {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
@@ -194,15 +236,15 @@ export class LeaderElector {
       }
       const durationMs = (spec.leaseDurationSeconds ?? 15) * 1000;
       if (holder && holder !== identity && this.observed.at + durationMs > Date.now()) return false;
+      const known = await this.ownerReference(false);
+      owner = known && !owners(lease).some((r) => r.uid === known.uid) ? known : undefined;
       await client.replace(leaseType, namespace, {
         ...lease,
         // Labelled by every holder, so a Lease an older version made is found too.
         metadata: {
           ...lease.metadata,
           labels: { ...lease.metadata.labels, [LEADER_LEASE_LABEL]: 'operator' },
-          ...(owner && !owners(lease).some((r) => r.uid === owner.uid)
-            ? { ownerReferences: [...owners(lease), owner] }
-            : {}),
+          ...(owner ? { ownerReferences: [...owners(lease), owner] } : {}),
         },
         spec: {
           ...spec,
@@ -215,7 +257,9 @@ export class LeaderElector {
       });
       return true;
     } catch (err) {
-      if (!isConflict(err) && !isNotFound(err)) {
+      // A write refused only for the owner it added: give up on owners, and try again without.
+      if (owner && isForbidden(err)) this.refuseOwner(err);
+      else if (!isConflict(err) && !isNotFound(err)) {
         this.opts.log.warn({ err: (err as Error).message }, 'leader election: could not reach the lease');
       }
       return false;

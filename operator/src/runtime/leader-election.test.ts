@@ -1,0 +1,201 @@
+/**
+ * The leader Lease's owner reference, against a stand-in for the two collections the elector
+ * touches (Leases and Deployments): a refused owner never stops a replica from leading, and a
+ * Lease deleted under its leader is lost, not quietly made again. Real processes against a real
+ * API server are in test/integration/leader-election.test.ts.
+ */
+import { describe, expect, it } from 'vitest';
+import { KubeApiError, type KubeClient, type KubeObject, type ResourceType } from './kube-client.ts';
+import { LeaderElector, type Lease } from './leader-election.ts';
+import { silentLogger } from './logger.ts';
+
+interface Stand {
+  leases: Map<string, Lease>;
+  deployments: Map<string, KubeObject>;
+  writes: Lease[];
+  /** Refuse (403) any Lease write that sets an owner reference, as OwnerReferencesPermissionEnforcement does. */
+  refuseOwners: boolean;
+  /** Refuse (403) reading Deployments. */
+  refuseDeployments: boolean;
+  deploymentReads: number;
+}
+
+function standIn(init: Partial<Stand> = {}): { client: KubeClient; stand: Stand } {
+  const stand: Stand = {
+    leases: new Map(),
+    deployments: new Map(),
+    writes: [],
+    refuseOwners: false,
+    refuseDeployments: false,
+    deploymentReads: 0,
+    ...init,
+  };
+  let version = 0;
+  const write = (obj: Lease, expected?: string): Lease => {
+    if (stand.refuseOwners && (obj.metadata.ownerReferences as unknown[] | undefined)?.length)
+      throw new KubeApiError(403, 'Forbidden', 'cannot set an ownerRef on a resource you can not delete');
+    const current = stand.leases.get(obj.metadata.name);
+    if (expected !== undefined && current?.metadata.resourceVersion !== expected)
+      throw new KubeApiError(409, 'Conflict', 'conflict');
+    const stored = structuredClone({
+      ...obj,
+      metadata: { ...obj.metadata, resourceVersion: String(++version) },
+    });
+    stand.leases.set(obj.metadata.name, stored);
+    stand.writes.push(stored);
+    return stored;
+  };
+  const client = {
+    find: async (type: ResourceType, _ns: string, name: string) => {
+      if (type.plural === 'deployments') {
+        stand.deploymentReads++;
+        if (stand.refuseDeployments) throw new KubeApiError(403, 'Forbidden', 'deployments is forbidden');
+        return stand.deployments.get(name);
+      }
+      const lease = stand.leases.get(name);
+      return lease ? structuredClone(lease) : undefined;
+    },
+    create: async (_type: ResourceType, _ns: string, obj: Lease) => {
+      if (stand.leases.has(obj.metadata.name)) throw new KubeApiError(409, 'AlreadyExists', 'exists');
+      return write(obj);
+    },
+    replace: async (_type: ResourceType, _ns: string, obj: Lease) => write(obj, obj.metadata.resourceVersion),
+  } as unknown as KubeClient;
+  return { client, stand };
+}
+
+const elector = (client: KubeClient, identity: string, ownerDeployment?: string) =>
+  new LeaderElector({
+    client,
+    namespace: 'ops',
+    name: 'leader',
+    identity,
+    log: silentLogger,
+    ...(ownerDeployment ? { ownerDeployment } : {}),
+    leaseDurationMs: 400,
+    renewDeadlineMs: 250,
+    retryPeriodMs: 20,
+  });
+
+const deployment: KubeObject = { metadata: { name: 'operator', namespace: 'ops', uid: 'd-1' } };
+
+/** Polls until `check` holds (5 s at most) and returns when it first did. */
+async function until(check: () => boolean): Promise<number> {
+  const deadline = Date.now() + 5000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return Date.now();
+}
+
+/** Runs an elector until it leads or `ms` pass; it goes on running after. */
+async function leadFor(e: LeaderElector, ms: number): Promise<{ led: boolean; outcome?: string }> {
+  let led = false;
+  let outcome: string | undefined;
+  const run = e.run(() => {
+    led = true;
+  });
+  void run.then((o) => {
+    outcome = o;
+  });
+  const deadline = Date.now() + ms;
+  while (!led && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  return { led, ...(outcome ? { outcome } : {}) };
+}
+
+describe('the leader Lease owner', () => {
+  it('is the Deployment, by uid, on the Lease it creates', async () => {
+    const { client, stand } = standIn({ deployments: new Map([['operator', deployment]]) });
+    const e = elector(client, 'a', 'operator');
+    expect((await leadFor(e, 3000)).led).toBe(true);
+    await until(() => stand.writes.length > 3);
+    await e.stop();
+    expect(stand.writes[0]?.metadata.ownerReferences).toEqual([
+      { apiVersion: 'apps/v1', kind: 'Deployment', name: 'operator', uid: 'd-1' },
+    ]);
+    // Looked up once for the create, never on each renewal.
+    expect(stand.deploymentReads).toBe(1);
+  });
+
+  it('is added once to a Lease an older version made without one', async () => {
+    const { client, stand } = standIn({ deployments: new Map([['operator', deployment]]) });
+    stand.leases.set('leader', {
+      metadata: { name: 'leader', namespace: 'ops', resourceVersion: '0' },
+      spec: { holderIdentity: null },
+    });
+    const e = elector(client, 'a', 'operator');
+    expect((await leadFor(e, 3000)).led).toBe(true);
+    await until(() => stand.writes.length > 2);
+    await e.stop();
+    for (const w of stand.writes) expect(w.metadata.ownerReferences).toHaveLength(1);
+  });
+
+  it('refused by admission (OwnerReferencesPermissionEnforcement): the replica leads without one', async () => {
+    const { client, stand } = standIn({
+      deployments: new Map([['operator', deployment]]),
+      refuseOwners: true,
+    });
+    const e = elector(client, 'a', 'operator');
+    expect((await leadFor(e, 3000)).led).toBe(true);
+    await e.stop();
+    expect(stand.leases.get('leader')?.metadata.ownerReferences).toBeUndefined();
+  });
+
+  it('unreadable (RBAC) or missing: the replica leads without one, asking once', async () => {
+    for (const init of [{ refuseDeployments: true }, {}]) {
+      const { client, stand } = standIn(init);
+      const e = elector(client, 'a', 'operator');
+      expect((await leadFor(e, 3000)).led).toBe(true);
+      await e.stop();
+      expect(stand.leases.get('leader')?.metadata.ownerReferences).toBeUndefined();
+      expect(stand.deploymentReads).toBe(1);
+    }
+  });
+});
+
+describe('a Lease deleted while held', () => {
+  it('is lost by its leader, and made again by a follower only a lease duration later', async () => {
+    const { client, stand } = standIn();
+    const leader = elector(client, 'a');
+    const follower = elector(client, 'b');
+    expect((await leadFor(leader, 3000)).led).toBe(true);
+    const followerRun = leadFor(follower, 60);
+    expect((await followerRun).led).toBe(false);
+    stand.leases.delete('leader');
+    const deletedAt = Date.now();
+    // The leader cannot renew what is gone and gives up at its renew deadline; the follower,
+    // which had seen the Lease, waits as for an expiry before it makes the Lease again.
+    const leaderGaveUp = await until(() => !leader.isLeader);
+    const followerLed = await until(() => follower.isLeader);
+    expect(stand.leases.get('leader')?.spec?.holderIdentity).toBe('b');
+    expect(leaderGaveUp).toBeLessThanOrEqual(followerLed);
+    expect(followerLed - deletedAt).toBeGreaterThanOrEqual(400);
+    await follower.stop();
+  });
+
+  it('stops saying it leads before it gives the lease up', async () => {
+    const { client, stand } = standIn();
+    const metrics: number[] = [];
+    const e = new LeaderElector({
+      client,
+      namespace: 'ops',
+      name: 'leader',
+      identity: 'a',
+      log: silentLogger,
+      metrics: {
+        leaderStatus: { set: (_l: unknown, v: number) => metrics.push(v) },
+      } as unknown as NonNullable<ConstructorParameters<typeof LeaderElector>[0]['metrics']>,
+      retryPeriodMs: 20,
+    });
+    expect((await leadFor(e, 3000)).led).toBe(true);
+    const before = stand.writes.length;
+    const stopping = e.stop();
+    // Synchronously, before the release is written.
+    expect(e.isLeader).toBe(false);
+    expect(metrics.at(-1)).toBe(0);
+    await stopping;
+    expect(stand.writes.at(-1)?.spec?.holderIdentity).toBeNull();
+    expect(stand.writes.length).toBe(before + 1);
+  });
+});
