@@ -573,17 +573,19 @@ export class LocalCluster {
         `another run (pid ${owner}) has the local cluster; one at a time per machine`,
       );
     if (dir) {
+      // The shim gives runc <Root>/<containerd namespace> as its state directory.
       const runcRoot = join(dir, 'runc');
-      if (existsSync(runcRoot)) {
+      for (const ns of existsSync(runcRoot) ? readdirSync(runcRoot) : []) {
+        const root = join(runcRoot, ns);
         let ids: string[] = [];
         try {
-          ids = execFileSync('runc', ['--root', runcRoot, 'list', '-q'], { encoding: 'utf8' })
+          ids = execFileSync('runc', ['--root', root, 'list', '-q'], { encoding: 'utf8' })
             .split('\n')
             .filter(Boolean);
         } catch {
           // no runc state
         }
-        for (const id of ids) quietly('runc', ['--root', runcRoot, 'delete', '--force', id]);
+        for (const id of ids) quietly('runc', ['--root', root, 'delete', '--force', id]);
       }
       // Their shims name the cluster's containerd socket.
       quietly('pkill', ['-KILL', '-f', `containerd-shim-runc-v2 .*-address ${dir}/`]);
