@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { type FailoverObservationSpec, failoverPolicySpec } from '../api/v1alpha1/index.ts';
 import { maxObservationAgeMs } from '../controllers/failover-policy/detection.ts';
-import { meaningOf, publishDue, refreshMs } from './observer.ts';
+import { KubeApiError, type KubeClient, type KubeObject } from '../runtime/kube-client.ts';
+import { silentLogger } from '../runtime/logger.ts';
+import { createObservation, meaningOf, publishDue, refreshMs } from './observer.ts';
 
 const spec = (detection: Record<string, number> = {}) =>
   failoverPolicySpec.parse({
@@ -82,5 +84,49 @@ describe('observer writes', () => {
     expect(
       publishDue(one, meaningOf(seen(2000, { ...failing, consecutiveFailures: 2 })), 4000, 2000, 1000),
     ).toBe(true);
+  });
+});
+
+describe('creating an observation', () => {
+  const policy = { metadata: { name: 'orders', namespace: 'apps', uid: 'p-1' } };
+  /** A stand-in for the observations collection; `refuse` answers 403 to what it matches. */
+  function collection(refuse: (obj: KubeObject) => boolean) {
+    const created: KubeObject[] = [];
+    const client = {
+      create: async (_t: unknown, _ns: string, obj: KubeObject) => {
+        if (refuse(obj)) throw new KubeApiError(403, 'Forbidden', 'forbidden');
+        created.push(obj);
+        return obj;
+      },
+    } as unknown as KubeClient;
+    return { client, created };
+  }
+  const owned = (o: KubeObject) => Array.isArray(o.metadata.ownerReferences);
+
+  it('is owned by its policy, so it goes with it', async () => {
+    const { client, created } = collection(() => false);
+    await createObservation(client, { refused: false }, silentLogger, 'apps', seen(0), policy);
+    expect(created[0]?.metadata.ownerReferences).toEqual([
+      { apiVersion: 'regionfailover.io/v1alpha1', kind: 'FailoverPolicy', name: 'orders', uid: 'p-1' },
+    ]);
+  });
+
+  it('goes without an owner where the API server refuses it (OwnerReferencesPermissionEnforcement), and stops asking', async () => {
+    const { client, created } = collection(owned);
+    const owners = { refused: false };
+    await createObservation(client, owners, silentLogger, 'apps', seen(0), policy);
+    expect(owners.refused).toBe(true);
+    await createObservation(client, owners, silentLogger, 'apps', seen(1), policy);
+    expect(created).toHaveLength(2);
+    expect(created.some(owned)).toBe(false);
+  });
+
+  it('still fails when the create itself is refused (RBAC)', async () => {
+    const { client } = collection(() => true);
+    const owners = { refused: false };
+    await expect(createObservation(client, owners, silentLogger, 'apps', seen(0), policy)).rejects.toThrow(
+      'forbidden',
+    );
+    expect(owners.refused).toBe(false);
   });
 });

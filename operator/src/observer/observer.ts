@@ -26,7 +26,7 @@ import { waitForCacheSync } from '../runtime/cache-sync.ts';
 import type { Clock } from '../runtime/clock.ts';
 import { Controller } from '../runtime/controller.ts';
 import { Informer, objectKey } from '../runtime/informer.ts';
-import { isNotFound, type KubeClient, type KubeObject } from '../runtime/kube-client.ts';
+import { isForbidden, isNotFound, type KubeClient, type KubeObject } from '../runtime/kube-client.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { Metrics } from '../runtime/metrics.ts';
 import { done, type ReconcileResult, requeueAfter } from '../runtime/reconcile.ts';
@@ -69,6 +69,8 @@ export class Observer {
   private readonly published = new Map<string, { meaning: string; at: number; uid: string | undefined }>();
   readonly controller: Controller;
   private stopping = false;
+  /** Whether the API server refused its observations an owner (see createObservation). */
+  private readonly owners = { refused: false };
 
   constructor(options: ObserverOptions) {
     this.opts = options;
@@ -233,26 +235,63 @@ export class Observer {
       await this.opts.client.mergePatch(failoverObservationType, namespace, name, { spec });
     } catch (err) {
       if (!isNotFound(err)) throw err;
-      await this.opts.client.create(failoverObservationType, namespace, {
-        apiVersion: 'regionfailover.io/v1alpha1',
-        kind: 'FailoverObservation',
-        metadata: {
-          name,
-          namespace,
-          labels: { 'regionfailover.io/policy': spec.policy, 'regionfailover.io/observer': spec.observer },
-          // Deleted with its policy by the garbage collector.
-          ownerReferences: [
-            {
-              apiVersion: 'regionfailover.io/v1alpha1',
-              kind: 'FailoverPolicy',
-              name: policy.metadata.name,
-              uid: policy.metadata.uid,
-            },
-          ],
-        },
-        spec,
-      });
+      await createObservation(this.opts.client, this.owners, this.opts.log, namespace, spec, policy);
     }
+  }
+}
+
+/**
+ * Creates an observation owned by its policy, so the garbage collector deletes it with the
+ * policy. Where OwnerReferencesPermissionEnforcement (OpenShift) refuses the owner (the observer
+ * may not delete observations, and needs not), it is created without one: an observation outlives
+ * a deleted policy rather than the observer going blind. Said once; later creates skip the owner.
+ */
+export async function createObservation(
+  client: KubeClient,
+  owners: { refused: boolean },
+  log: Logger,
+  namespace: string,
+  spec: FailoverObservationSpec,
+  policy: KubeObject,
+): Promise<void> {
+  const name = `${spec.policy}.${spec.observer}`;
+  const object = (withOwner: boolean) => ({
+    apiVersion: 'regionfailover.io/v1alpha1',
+    kind: 'FailoverObservation',
+    metadata: {
+      name,
+      namespace,
+      labels: { 'regionfailover.io/policy': spec.policy, 'regionfailover.io/observer': spec.observer },
+      ...(withOwner
+        ? {
+            ownerReferences: [
+              {
+                apiVersion: 'regionfailover.io/v1alpha1',
+                kind: 'FailoverPolicy',
+                name: policy.metadata.name,
+                uid: policy.metadata.uid,
+              },
+            ],
+          }
+        : {}),
+    },
+    spec,
+  });
+  if (owners.refused) {
+    await client.create(failoverObservationType, namespace, object(false));
+    return;
+  }
+  try {
+    await client.create(failoverObservationType, namespace, object(true));
+  } catch (err) {
+    if (!isForbidden(err)) throw err;
+    // Refused for the owner, or refused outright: the second attempt tells which.
+    await client.create(failoverObservationType, namespace, object(false));
+    owners.refused = true;
+    log.warn(
+      { err: (err as Error).message },
+      'observations are created without an owner: the API server refused the owner reference; they stay after their policy is deleted',
+    );
   }
 }
 
