@@ -5,12 +5,15 @@
  * bridge). The operator (2 replicas, leader election) and an observer run as pods with the
  * chart's securityContext; PostgreSQL, BIND and a second observer run on the host, at addresses
  * the pods reach, as other regions would. Then: a failover driven by the deployed operator, a
- * rolling `helm upgrade` that never has two leaders, the leader pod deleted, `helm test`, and
- * `helm uninstall` leaving only the CRDs.
+ * `helm upgrade` from a chart without the FailoverReport CRD, the documented way (the CRDs
+ * first), after which the upgraded operator files the earlier failover, and the pods roll without
+ * ever two leaders; the leader pod deleted; `helm test`; and `helm uninstall` leaving only the CRDs.
  *
  * Needs root, containerd, runc, buildah (podman optional) and the CNI plugins: `make e2e-local`.
  */
 import { execFile } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { AppsV1Api, CoordinationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
@@ -36,6 +39,7 @@ const figures: Record<string, string> = {};
 
 let cluster: LocalCluster;
 let stack: FailoverStack | undefined;
+let olderChart: string | undefined;
 
 async function helmOk(args: string[]): Promise<string> {
   const res = await helm([...args, '--kubeconfig', cluster.kubeconfigPath]);
@@ -137,12 +141,19 @@ beforeAll(async () => {
   await cluster.importImage(IMAGE);
   figures['image import into containerd'] = `${((performance.now() - t) / 1000).toFixed(1)} s`;
 
-  log('helm install: 2 operator replicas and an observer (region-c)');
+  // The release starts from an older chart: one without the FailoverReport CRD, which the
+  // upgrade below brings the documented way.
+  olderChart = mkdtempSync(join(tmpdir(), 'failover-older-chart-'));
+  cpSync(chartPath, olderChart, { recursive: true });
+  rmSync(join(olderChart, 'crds', 'regionfailover.io_failoverreports.yaml'));
+  log(
+    'helm install (a chart without the FailoverReport CRD): 2 operator replicas and an observer (region-c)',
+  );
   t = performance.now();
   await helmOk([
     'install',
     RELEASE,
-    chartPath,
+    olderChart,
     '-n',
     SYSTEM,
     '--create-namespace',
@@ -161,6 +172,7 @@ beforeAll(async () => {
     namespace: NS,
     observers: ['region-b'],
     startOperator: false,
+    installCrds: false,
     network: {
       primary: cluster.hostAddress(11),
       standby: cluster.hostAddress(12),
@@ -170,7 +182,17 @@ beforeAll(async () => {
   });
 }, 20 * 60_000);
 
+/** Whether the API server serves this resource of regionfailover.io (its CRD is installed). */
+async function crdServed(plural: string): Promise<boolean> {
+  const res = await cluster.controlPlane.get('/apis/regionfailover.io/v1alpha1');
+  return (
+    res.status === 200 &&
+    (JSON.parse(res.body) as { resources: { name: string }[] }).resources.some((r) => r.name === plural)
+  );
+}
+
 afterAll(async () => {
+  if (olderChart) rmSync(olderChart, { recursive: true, force: true });
   for (const [k, v] of Object.entries(figures)) log(`figure: ${k}: ${v}`);
   await stack?.stop();
   await cluster?.stop();
@@ -238,9 +260,11 @@ describe('the chart installed in a cluster that runs pods', () => {
       result: 'Succeeded',
     });
     expect(await stack.dnsAnswer()).toEqual([stack.pair.standby.host]);
+    // No incident record yet: this release's CRDs have no FailoverReport.
+    expect(await crdServed('failoverreports')).toBe(false);
   });
 
-  it('rolls the pods on helm upgrade without ever two leaders', async () => {
+  it('upgrades as documented (CRDs first, a new one among them), rolling the pods without ever two leaders', async () => {
     // The documented upgrade path: the chart's CRDs first (Helm never upgrades crds/), then helm.
     const crds = await helmOk(['show', 'crds', chartPath]);
     const applied = await new Promise<string>((resolve, reject) => {
@@ -253,6 +277,10 @@ describe('the chart installed in a cluster that runs pods', () => {
     });
     for (const crd of ['failoverpolicies', 'replicaclusters', 'failoverobservations', 'failoverreports'])
       expect(applied).toContain(`${crd}.regionfailover.io serverside-applied`);
+    await waitFor(() => crdServed('failoverreports'), {
+      description: 'FailoverReport served',
+      timeoutMs: 30_000,
+    });
     const before = new Set((await operatorPods()).map((p) => p.metadata?.uid));
     const { rounds, withOneLeader, overlaps } = await watchLeaders(
       helmOk([
@@ -286,6 +314,12 @@ describe('the chart installed in a cluster that runs pods', () => {
       timeoutMs: 60_000,
     });
     expect(after.map((p) => p.metadata?.name)).toContain(holder);
+    // The upgraded operator files the incident record of the failover before the upgrade.
+    const filed = await waitFor(
+      async () => (await stack?.reports())?.find((r) => r.spec.kind === 'Failover'),
+      { description: 'the failover filed as a FailoverReport after the upgrade', timeoutMs: 120_000 },
+    );
+    expect(filed.spec).toMatchObject({ kind: 'Failover', result: 'Succeeded' });
   });
 
   it('hands over within the lease when the leader pod is deleted', async () => {

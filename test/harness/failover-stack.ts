@@ -95,6 +95,8 @@ export interface FailoverStackOptions {
    * each database's address, BIND's, and the networks PostgreSQL lets in. Default: loopback.
    */
   network?: { primary: string; standby: string; dns: string; clients: string[] };
+  /** Apply the CRDs first (default); false where a Helm release installed them. */
+  installCrds?: boolean;
 }
 
 /** Which server of the pair each ReplicaCluster is. */
@@ -116,11 +118,19 @@ export class FailoverStack {
       | 'agentsInRegion'
       | 'entry'
       | 'network'
+      | 'installCrds'
     >
   > &
     Pick<
       FailoverStackOptions,
-      'operatorArgs' | 'pgSettings' | 'reprotect' | 'primaryLease' | 'agentsInRegion' | 'entry' | 'network'
+      | 'operatorArgs'
+      | 'pgSettings'
+      | 'reprotect'
+      | 'primaryLease'
+      | 'agentsInRegion'
+      | 'entry'
+      | 'network'
+      | 'installCrds'
     >;
   /** Database agents (`--mode=agent`) beside each server, once started. */
   readonly agents = new Map<StackCluster, OperatorProcess>();
@@ -214,7 +224,7 @@ export class FailoverStack {
 
   private async applyResources(): Promise<void> {
     const { namespace, kubeConfig } = this.options;
-    await installCrds(kubeConfig);
+    if (this.options.installCrds !== false) await installCrds(kubeConfig);
     const core = kubeConfig.makeApiClient(CoreV1Api);
     await core.createNamespace({ body: { metadata: { name: namespace } } }).catch((e: { code?: number }) => {
       if (e.code !== 409) throw e;
