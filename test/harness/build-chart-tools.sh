@@ -32,6 +32,8 @@ KEY="helm-${HELM_VERSION}_kubeconform-${KUBECONFORM_VERSION}_$(go env GOOS)-$(go
 OUT="$CACHE_ROOT/chart-tools/$KEY"
 LOG="$OUT/build.log"
 fail() { say "FAILED at step: $1"; say "log: $LOG"; tail -n 30 "$LOG" >&2 || true; exit 1; }
+# shellcheck source=test/harness/go-build-lib.sh
+source "$(dirname "$0")/go-build-lib.sh"
 
 mkdir -p "$OUT/bin"
 # One build at a time per cache key: CI and a test run may race.
@@ -46,26 +48,12 @@ if [[ -x "$OUT/bin/helm" && -x "$OUT/bin/kubeconform" && -x "$OUT/bin/$PROMTOOL"
   exit 0
 fi
 
-# `go install pkg@version` builds from the module's own go.mod; -mod flags do not apply to it.
+# `go install pkg@version` builds from the module's own go.mod; -mod flags do not apply to it
+# (this replaces the GOFLAGS go-build-lib.sh sets for the Kubernetes builds).
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOBIN="$OUT/bin.tmp"
 : >"$LOG"
 rm -rf "$GOBIN"
 start=$(date +%s)
-
-# Runs one `go install` in the background and reports progress every 30 s, so a long compile
-# never looks like a hang.
-install_with_progress() {
-  local label="$1" pkg="$2" ldflags="$3"
-  ( go install -v -trimpath -ldflags "$ldflags" "$pkg" ) >>"$LOG" 2>&1 &
-  local pid=$! t0 first; t0=$(date +%s); first=$(wc -l <"$LOG")
-  while kill -0 "$pid" 2>/dev/null; do
-    sleep 30 &
-    wait $! || true
-    kill -0 "$pid" 2>/dev/null || break
-    say "building $label: $(tail -n +"$((first + 1))" "$LOG" | grep -c '^[a-z]' || true) packages compiled so far, $(( $(date +%s) - t0 ))s elapsed"
-  done
-  wait "$pid" || fail "go install $label"
-}
 
 # helm reads its own version and the Kubernetes version it assumes (for .Capabilities and lint)
 # from variables its release Makefile sets; set them so `helm version` and lint are honest.
@@ -85,10 +73,10 @@ HELM_LDFLAGS="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X
 for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
   HELM_LDFLAGS+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
 done
-install_with_progress helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" "$HELM_LDFLAGS"
+with_progress helm "go install helm" go install -v -trimpath -ldflags "$HELM_LDFLAGS" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 
 say "step 2/3: kubeconform $KUBECONFORM_VERSION"
-install_with_progress kubeconform "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION" "-s -w"
+with_progress kubeconform "go install kubeconform" go install -v -trimpath -ldflags "-s -w" "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
 
 for b in helm kubeconform; do
   [[ -x "$GOBIN/$b" ]] || fail "no $b binary in $GOBIN"
@@ -97,7 +85,7 @@ done
 fi
 
 say "step 3/3: promtool $PROMETHEUS_VERSION (a large module: expect 5-10 minutes cold)"
-install_with_progress promtool "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION" "-s -w"
+with_progress promtool "go install promtool" go install -v -trimpath -ldflags "-s -w" "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
 [[ -x "$GOBIN/promtool" ]] || fail "no promtool binary in $GOBIN"
 mv "$GOBIN/promtool" "$OUT/bin/$PROMTOOL"
 ln -sfn "$PROMTOOL" "$OUT/bin/promtool"

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { loadAll } from 'js-yaml';
 import { kubernetesSchemaDir, monitoringSchemaDir, writeCrdSchemas } from './kube-schemas.ts';
-import { HarnessError } from './processes.ts';
+import { runScript } from './processes.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = resolve(here, '..', '..');
@@ -24,16 +24,7 @@ let binDir: Promise<string> | undefined;
 export function chartToolsBin(): Promise<string> {
   const fromEnv = process.env.FAILOVER_CHART_TOOLS_BIN;
   if (fromEnv) return Promise.resolve(fromEnv);
-  binDir ??= (async () => {
-    const script = join(here, 'build-chart-tools.sh');
-    try {
-      const { stdout } = await run('bash', [script], { maxBuffer: 1 << 20 });
-      return stdout.trim().split('\n').at(-1) ?? '';
-    } catch (err) {
-      const stderr = (err as { stderr?: string }).stderr ?? '';
-      throw new HarnessError('build chart tools', `${script} failed\n${stderr.slice(-2000)}`);
-    }
-  })();
+  binDir ??= runScript(join(here, 'build-chart-tools.sh'), 'build chart tools');
   return binDir;
 }
 

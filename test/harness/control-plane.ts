@@ -4,17 +4,15 @@
  * Several can run at once; each is fully independent (its own etcd), so two of them are two
  * "regions".
  */
-import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { assertPortFree, freePort } from './ports.ts';
-import { HarnessError, logTail, ManagedProcess, sweepStaleTempDirs } from './processes.ts';
+import { HarnessError, logTail, ManagedProcess, runScript, sweepStaleTempDirs } from './processes.ts';
 import { waitFor } from './wait.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -41,16 +39,10 @@ export interface ControlPlaneOptions {
 export async function controlPlaneBinaries(): Promise<string> {
   const fromEnv = process.env.FAILOVER_CONTROL_PLANE_BIN;
   if (fromEnv) return fromEnv;
-  const script = join(here, 'build-control-plane.sh');
-  try {
-    const { stdout } = await promisify(execFile)('bash', [script], { maxBuffer: 1 << 20 });
-    const dir = stdout.trim().split('\n').at(-1) ?? '';
-    if (!existsSync(join(dir, 'kube-apiserver'))) throw new Error(`no kube-apiserver in ${dir}`);
-    return dir;
-  } catch (err) {
-    const stderr = (err as { stderr?: string }).stderr ?? '';
-    throw new HarnessError('build control plane', `${script} failed\n${stderr.slice(-2000)}`);
-  }
+  const dir = await runScript(join(here, 'build-control-plane.sh'), 'build control plane');
+  if (!existsSync(join(dir, 'kube-apiserver')))
+    throw new HarnessError('build control plane', `no kube-apiserver in ${dir}`);
+  return dir;
 }
 
 export class ControlPlane {

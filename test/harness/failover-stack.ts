@@ -106,32 +106,20 @@ export type StackCluster = keyof typeof NODE_OF;
 /** An agent's report once it has compared its database with the primary's. */
 export type AgentAssessment = AgentReport & { divergence: NonNullable<AgentReport['divergence']> };
 
+/** Options without a default: absent unless given. */
+type UndefaultedOption =
+  | 'operatorArgs'
+  | 'pgSettings'
+  | 'reprotect'
+  | 'primaryLease'
+  | 'agentsInRegion'
+  | 'entry'
+  | 'network'
+  | 'installCrds';
+
 export class FailoverStack {
-  readonly options: Required<
-    Omit<
-      FailoverStackOptions,
-      | 'operatorArgs'
-      | 'startOperator'
-      | 'pgSettings'
-      | 'reprotect'
-      | 'primaryLease'
-      | 'agentsInRegion'
-      | 'entry'
-      | 'network'
-      | 'installCrds'
-    >
-  > &
-    Pick<
-      FailoverStackOptions,
-      | 'operatorArgs'
-      | 'pgSettings'
-      | 'reprotect'
-      | 'primaryLease'
-      | 'agentsInRegion'
-      | 'entry'
-      | 'network'
-      | 'installCrds'
-    >;
+  readonly options: Required<Omit<FailoverStackOptions, UndefaultedOption | 'startOperator'>> &
+    Pick<FailoverStackOptions, UndefaultedOption>;
   /** Database agents (`--mode=agent`) beside each server, once started. */
   readonly agents = new Map<StackCluster, OperatorProcess>();
   /** Each agent's own path to the API server, with `startAgent(…, { apiProxy: true })`. */

@@ -1,15 +1,15 @@
-# Shared by the build scripts that make Kubernetes and etcd binaries from the Go module proxy.
-# The caller sets OUT (cache dir for this key) and LOG, and defines fail().
+# Shared by the build scripts that make binaries from the Go module proxy (Kubernetes and etcd;
+# with_progress also for the chart tools). The caller sets OUT (cache dir for this key) and LOG,
+# and defines say() and fail().
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 
-# Builds one Go package in the background and reports progress every 30 s, so a long
-# compile never looks like a hang. Peak memory goes to the log when /usr/bin/time exists.
-build_with_progress() {
-  local label="$1" dir="$2" out="$3" pkg="$4" ldflags="$5"
-  local timer=()
-  [[ -x /usr/bin/time ]] && timer=(/usr/bin/time -f "peak_rss_kib=%M elapsed_s=%e ($label)" -a -o "$OUT/build-stats.txt")
-  ( cd "$dir" && "${timer[@]}" go build -v -trimpath -ldflags "$ldflags" -o "$out" "$pkg" ) >>"$LOG" 2>&1 &
+# Runs a command (a go build or go install) in the background, its output to $LOG, and reports
+# progress every 30 s, so a long compile never looks like a hang. Usage:
+#   with_progress LABEL FAILED_STEP COMMAND...
+with_progress() {
+  local label="$1" step="$2"; shift 2
+  ( "$@" ) >>"$LOG" 2>&1 &
   local pid=$! t0 first; t0=$(date +%s); first=$(wc -l <"$LOG")
   while kill -0 "$pid" 2>/dev/null; do
     sleep 30 &
@@ -17,7 +17,17 @@ build_with_progress() {
     kill -0 "$pid" 2>/dev/null || break
     say "building $label: $(tail -n +"$((first + 1))" "$LOG" | grep -c '^[a-z]' || true) packages compiled so far, $(( $(date +%s) - t0 ))s elapsed"
   done
-  wait "$pid" || fail "go build $label"
+  wait "$pid" || fail "$step"
+}
+
+# Builds one Go package of the module in `dir`. Peak memory goes to $OUT/build-stats.txt when
+# /usr/bin/time exists.
+build_with_progress() {
+  local label="$1" dir="$2" out="$3" pkg="$4" ldflags="$5"
+  local timer=()
+  [[ -x /usr/bin/time ]] && timer=(/usr/bin/time -f "peak_rss_kib=%M elapsed_s=%e ($label)" -a -o "$OUT/build-stats.txt")
+  with_progress "$label" "go build $label" \
+    env -C "$dir" "${timer[@]}" go build -v -trimpath -ldflags "$ldflags" -o "$out" "$pkg"
 }
 
 # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with ./staging

@@ -31,7 +31,7 @@ import { promisify } from 'node:util';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { ControlPlane } from './control-plane.ts';
 import { freePort } from './ports.ts';
-import { HarnessError, isAlive, logTail, ManagedProcess } from './processes.ts';
+import { HarnessError, isAlive, logTail, ManagedProcess, runScript } from './processes.ts';
 import { waitFor } from './wait.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -68,17 +68,6 @@ const SYSCTLS = [
 export interface LocalClusterOptions {
   /** Progress lines ("building kubelet", "node Ready"); default: none. */
   log?: (line: string) => void;
-}
-
-/** Runs a script that prints its result on its last stdout line; its stderr goes to `log`. */
-async function script(path: string, args: string[], what: string): Promise<string> {
-  try {
-    const { stdout } = await run('bash', [path, ...args], { maxBuffer: 16 << 20, cwd: repo });
-    return stdout.trim().split('\n').at(-1) ?? '';
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new HarnessError(what, `${path} failed\n${(e.stderr ?? e.message).slice(-3000)}`);
-  }
 }
 
 /** What a pod-running cluster needs from the machine, checked before anything starts. */
@@ -220,8 +209,8 @@ export class LocalCluster {
       throw new HarnessError('local cluster prerequisites', `missing: ${missing.join('; ')}`);
     LocalCluster.sweep();
     log('node binaries: kube-scheduler, kube-controller-manager, kubelet, kube-proxy (cached builds)');
-    const nodeBin = await script(join(here, 'build-node.sh'), [], 'build node binaries');
-    const pause = await script(join(repo, 'hack', 'image', 'make-pause.sh'), [], 'make the pause image');
+    const nodeBin = await runScript(join(here, 'build-node.sh'), 'build node binaries');
+    const pause = await runScript(join(repo, 'hack', 'image', 'make-pause.sh'), 'make the pause image');
 
     const dir = join(tmpdir(), `${TEMP_PREFIX}${process.pid}`);
     rmSync(dir, { recursive: true, force: true });
@@ -234,6 +223,7 @@ export class LocalCluster {
     sh('ip', ['addr', 'add', `${NODE_ADDRESS}/24`, 'dev', BRIDGE]);
     sh('ip', ['link', 'set', BRIDGE, 'up']);
     let cp: ControlPlane | undefined;
+    let cluster: LocalCluster | undefined;
     try {
       log('control plane: etcd and kube-apiserver on the bridge address');
       cp = await ControlPlane.start({
@@ -245,17 +235,16 @@ export class LocalCluster {
           kubeletClient: kubeletClientCertificate(dir),
         },
       });
-      const cluster = new LocalCluster(cp, dir, nodeBin, log);
-      try {
-        await cluster.startNode(pause);
-      } catch (err) {
-        await cluster.stop();
-        throw err;
-      }
+      cluster = new LocalCluster(cp, dir, nodeBin, log);
+      await cluster.startNode(pause);
       return cluster;
     } catch (err) {
-      if (cp) await cp.stop({ keepDir: true });
-      LocalCluster.sweep();
+      // stop() ends with the sweep; without a cluster yet, only the control plane and the sweep.
+      if (cluster) await cluster.stop();
+      else {
+        await cp?.stop({ keepDir: true });
+        LocalCluster.sweep();
+      }
       throw err;
     }
   }

@@ -2,11 +2,12 @@
  * Child processes the harness starts: each logs to a file, dies with its parent (even on SIGKILL,
  * through the kernel's parent-death signal) and is stopped by `stopAll` on exit or Ctrl-C.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream, readdirSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 
 /** A harness failure that says which step failed and where that step's log is. */
 export class HarnessError extends Error {
@@ -116,6 +117,21 @@ export class ManagedProcess {
   /** Stops the process at once, as a crash or an OOM kill would. */
   kill(): Promise<void> {
     return this.stop('SIGKILL', 0);
+  }
+}
+
+/**
+ * Runs one of the harness's build scripts (build-control-plane.sh, make-pause.sh, ...), which
+ * print their result (a directory, an image) on the last line of stdout and their progress on
+ * stderr. A failure is a HarnessError naming `step`, with the end of the script's stderr.
+ */
+export async function runScript(path: string, step: string): Promise<string> {
+  try {
+    const { stdout } = await promisify(execFile)('bash', [path], { maxBuffer: 16 << 20 });
+    return stdout.trim().split('\n').at(-1) ?? '';
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new HarnessError(step, `${path} failed\n${(e.stderr || e.message).slice(-3000)}`);
   }
 }
 
