@@ -17,6 +17,28 @@ export const IMAGE_NODE_FLAGS: string[] = (() => {
   return argv.slice(1).filter((a) => a.startsWith('--'));
 })();
 
+type StartOptions = {
+  name: string;
+  kubeconfig: string;
+  dir: string;
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Run as this system user (a database agent runs as the database's). */
+  runAs?: string;
+  /**
+   * Run inside this network namespace (a region's agent beside its database): entering it needs
+   * root, so the user is taken on inside it, as postgres.ts does for servers.
+   */
+  netns?: { name: string; address: string };
+  /** The main module: the sources by default, or the image's compiled JavaScript (`make build`). */
+  entry?: string;
+  /**
+   * It may exit before it serves /healthz (armed to kill itself at a failpoint it can reach at
+   * once): the start then returns with it exited, for the test to look at.
+   */
+  mayExit?: boolean;
+};
+
 export class OperatorProcess {
   readonly name: string;
   readonly httpPort: number;
@@ -32,27 +54,15 @@ export class OperatorProcess {
     this.httpHost = httpHost;
   }
 
-  static async start(options: {
-    name: string;
-    kubeconfig: string;
-    dir: string;
-    args?: string[];
-    env?: NodeJS.ProcessEnv;
-    /** Run as this system user (a database agent runs as the database's). */
-    runAs?: string;
-    /**
-     * Run inside this network namespace (a region's agent beside its database): entering it needs
-     * root, so the user is taken on inside it, as postgres.ts does for servers.
-     */
-    netns?: { name: string; address: string };
-    /** The main module: the sources by default, or the image's compiled JavaScript (`make build`). */
-    entry?: string;
-    /**
-     * It may exit before it serves /healthz (armed to kill itself at a failpoint it can reach at
-     * once): the start then returns with it exited, for the test to look at.
-     */
-    mayExit?: boolean;
-  }): Promise<OperatorProcess> {
+  static async start(options: StartOptions): Promise<OperatorProcess> {
+    for (let attempt = 1; ; attempt++) {
+      const op = await OperatorProcess.startOnce(options);
+      if (op !== 'port-taken') return op;
+      if (attempt === 3) throw new Error(`${options.name}: its HTTP port was taken three times over`);
+    }
+  }
+
+  private static async startOnce(options: StartOptions): Promise<OperatorProcess | 'port-taken'> {
     const httpPort = await freePort();
     const args = [
       ...IMAGE_NODE_FLAGS,
@@ -88,9 +98,11 @@ export class OperatorProcess {
       env: { ...process.env, ...options.env },
     });
     const op = new OperatorProcess(options.name, proc, httpPort, options.netns?.address);
-    await waitFor(
+    const started = await waitFor(
       async () => {
         if (!proc.running) {
+          // The free port was taken between choosing it and binding it (another test's server).
+          if (/EADDRINUSE/.test(op.logs()) && op.logs().includes(`:${httpPort}`)) return 'port-taken';
           if (options.mayExit) return true;
           throw new Error(`${options.name} exited: ${op.logs().slice(-2000)}`);
         }
@@ -98,7 +110,7 @@ export class OperatorProcess {
       },
       { description: `${options.name} to serve /healthz`, timeoutMs: 60_000 },
     );
-    return op;
+    return started === 'port-taken' ? 'port-taken' : op;
   }
 
   get pid(): number | undefined {
