@@ -132,6 +132,15 @@ export const chartValues = z
           })
           .prefault({})
           .describe('Leader election through a coordination.k8s.io Lease.'),
+        shards: z
+          .number()
+          .int()
+          .min(1)
+          .max(256)
+          .default(1)
+          .describe(
+            "Spread the policies over this many shards, each with its own Lease (<leaseName>-shard-I-of-N), so every replica reconciles a share of them and a failed replica's shards are taken over within a lease duration. 1: one leader reconciles all. Needs leader election.",
+          ),
         maxConcurrentReconciles: z
           .number()
           .int()

@@ -41,6 +41,15 @@ export const configSchema = z
       .min(1)
       .default(process.env.POD_NAME ?? `${hostname()}-${process.pid}`)
       .describe('this replica in the Lease, Events and reports (default: $POD_NAME, else host-pid)'),
+    shards: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .default(1)
+      .describe(
+        'spread policies over this many shards, each with its own Lease, reconciled by whichever replicas hold them (1: one leader reconciles all)',
+      ),
     leaseDurationSeconds: seconds(15, 600).describe('how long a leader Lease holds without renewal'),
     renewDeadlineSeconds: seconds(10, 600).describe('a leader that has not renewed in this long steps down'),
     retryPeriodSeconds: seconds(2, 600).describe('how often leader election tries'),
@@ -150,6 +159,10 @@ export const configSchema = z
   .refine((c) => c.leaseDurationSeconds > c.renewDeadlineSeconds, {
     message: 'lease-duration-seconds must be greater than renew-deadline-seconds',
     path: ['leaseDurationSeconds'],
+  })
+  .refine((c) => c.shards === 1 || (c.leaderElect && c.mode === 'operator'), {
+    message: '--shards above 1 needs leader election (each shard is a Lease) and operator mode',
+    path: ['shards'],
   })
   .refine((c) => c.mode !== 'observer' || c.observerName !== undefined, {
     message: 'observer mode needs --observer-name (unique among observers, e.g. the region it runs in)',

@@ -15,10 +15,11 @@ import { systemClock } from './runtime/clock.ts';
 import { startHttpServer } from './runtime/http-server.ts';
 import { type KubeAccess, loadKubeAccess } from './runtime/kube-access.ts';
 import { KubeClient } from './runtime/kube-client.ts';
-import { LeaderElector } from './runtime/leader-election.ts';
+import { LEADER_LEASE_LABEL, LeaderElector } from './runtime/leader-election.ts';
 import { createLogger } from './runtime/logger.ts';
 import { Metrics } from './runtime/metrics.ts';
 import { preflight } from './runtime/preflight.ts';
+import { ELECTION_LABEL, ShardCoordinator, shardLeasesHeld } from './runtime/shards.ts';
 import { StatusPage, startStatusPage } from './status-page/server.ts';
 
 const argv = process.argv.slice(2);
@@ -157,22 +158,46 @@ log.info(
   'starting',
 );
 
-// Observers act on nothing, so any number may run; only the operator elects a leader.
+// Observers act on nothing, so any number may run; only the operator elects a leader, or with
+// --shards, holds shards.
+const leaseOptions = {
+  client,
+  namespace: config.leaderElectionNamespace,
+  identity: config.identity,
+  ...(config.leaderElectionOwner ? { ownerDeployment: config.leaderElectionOwner } : {}),
+  log,
+  metrics,
+  leaseDurationMs: config.leaseDurationSeconds * 1000,
+  renewDeadlineMs: config.renewDeadlineSeconds * 1000,
+  retryPeriodMs: config.retryPeriodSeconds * 1000,
+};
+const electing = config.leaderElect && !observing && !agentMode;
+const sharded = electing && config.shards > 1 && manager instanceof Manager ? manager : undefined;
+const shards = sharded
+  ? new ShardCoordinator({
+      ...leaseOptions,
+      election: config.leaderElectionId,
+      shards: config.shards,
+      onTaken: (shard) => sharded.enqueueShard(shard),
+      onGivingBack: (shard) => sharded.drainShard(shard),
+    })
+  : undefined;
 const elector =
-  config.leaderElect && !observing && !agentMode
+  electing && !shards
     ? new LeaderElector({
-        client,
-        namespace: config.leaderElectionNamespace,
+        ...leaseOptions,
         name: config.leaderElectionId,
-        identity: config.identity,
-        ...(config.leaderElectionOwner ? { ownerDeployment: config.leaderElectionOwner } : {}),
-        log,
-        metrics,
-        leaseDurationMs: config.leaseDurationSeconds * 1000,
-        renewDeadlineMs: config.renewDeadlineSeconds * 1000,
-        retryPeriodMs: config.retryPeriodSeconds * 1000,
+        labels: { [LEADER_LEASE_LABEL]: 'operator', [ELECTION_LABEL]: config.leaderElectionId },
+        // After a sharded layout, wait until its replicas have given their shards up.
+        mayAcquire: shardLeasesHeld({
+          client,
+          namespace: config.leaderElectionNamespace,
+          election: config.leaderElectionId,
+          log,
+        }),
       })
     : undefined;
+metrics.shards.set(config.shards);
 
 async function shutdown(signal: string, code = 0): Promise<never> {
   if (shuttingDown) process.exit(code);
@@ -180,6 +205,7 @@ async function shutdown(signal: string, code = 0): Promise<never> {
   log.info({ signal }, 'shutting down: finishing the current step, then releasing the lease');
   await manager.stop(config.shutdownGraceSeconds * 1000);
   await elector?.stop();
+  await shards?.stop();
   server.close();
   statusPage?.server.close();
   log.info('stopped');
@@ -192,7 +218,13 @@ if (manager instanceof Observer || manager instanceof DatabaseAgent) {
   manager.start();
 } else {
   manager.startInformers();
-  if (elector) {
+  if (shards && sharded) {
+    sharded.shardBy({ shards: config.shards, owns: (shard) => shards.owns(shard) });
+    void sharded.startControllers();
+    void shards.run().then((outcome) => {
+      if (outcome === 'lost') void shutdown('shard-lease-lost', 1);
+    });
+  } else if (elector) {
     void elector
       .run(() => void manager.startControllers())
       .then((outcome) => {

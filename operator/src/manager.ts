@@ -24,6 +24,7 @@ import { Informer, objectKey } from './runtime/informer.ts';
 import type { KubeClient, KubeObject } from './runtime/kube-client.ts';
 import type { Logger } from './runtime/logger.ts';
 import type { Metrics } from './runtime/metrics.ts';
+import { shardOf } from './runtime/shards.ts';
 import type { StatusSource } from './status-page/server.ts';
 
 export interface ManagerOptions {
@@ -41,12 +42,21 @@ export interface ManagerOptions {
   canaryWriter?: CanaryWriterFactory;
 }
 
+/** Which policies this replica reconciles, when the operator is sharded (--shards). */
+export interface Ownership {
+  shards: number;
+  owns: (shard: number) => boolean;
+}
+
 export class Manager {
   readonly context: OperatorContext;
   readonly controllers: Controller[];
   private readonly informers: Informer<KubeObject>[];
   /** cluster key → keys of the policies that name it, so a cluster change wakes its policies. */
   private readonly policiesByCluster = new Map<string, Set<string>>();
+  /** policy key → keys of the clusters it names (the reverse of policiesByCluster). */
+  private readonly clustersByPolicy = new Map<string, string[]>();
+  private ownership: Ownership | undefined;
   private controllersStarted = false;
   private stopping = false;
 
@@ -95,6 +105,7 @@ export class Manager {
       log,
       metrics,
       concurrency,
+      owns: (key) => this.ownsPolicy(key),
     });
     // Probes wait on the network; an unreachable database holds a worker for its connect timeout.
     const clusterController = new Controller({
@@ -103,6 +114,7 @@ export class Manager {
       log,
       metrics,
       concurrency: Math.max(16, concurrency * 4),
+      owns: (key) => this.ownsCluster(key),
     });
     this.controllers = [policyController, clusterController];
 
@@ -118,8 +130,7 @@ export class Manager {
         policyController.enqueue(key);
       // A new policy changes who is primary and how often to probe: look at its clusters now.
       if (event.type === 'added' || event.type === 'updated') {
-        for (const [clusterKey, policyKeys] of this.policiesByCluster)
-          if (policyKeys.has(key)) clusterController.enqueue(clusterKey);
+        for (const clusterKey of this.clustersByPolicy.get(key) ?? []) clusterController.enqueue(clusterKey);
       }
     });
     // A new vote from an observer may change the verdict on the primary: look at its policy now.
@@ -139,18 +150,92 @@ export class Manager {
     });
   }
 
+  /** Keeps both indexes in step; touches only the clusters the policy names, before and after. */
   private indexPolicy(policyKey: string, policy: KubeObject | undefined): void {
-    for (const keys of this.policiesByCluster.values()) keys.delete(policyKey);
+    for (const clusterKey of this.clustersByPolicy.get(policyKey) ?? []) {
+      const keys = this.policiesByCluster.get(clusterKey);
+      keys?.delete(policyKey);
+      if (keys?.size === 0) this.policiesByCluster.delete(clusterKey);
+    }
+    this.clustersByPolicy.delete(policyKey);
     const spec = policy?.spec as { primary?: unknown; standbys?: unknown } | undefined;
     if (!policy || !spec) return;
     const names = [spec.primary, ...(Array.isArray(spec.standbys) ? spec.standbys : [])].filter(
       (n): n is string => typeof n === 'string',
     );
-    for (const name of names) {
-      const clusterKey = objectKey({ metadata: { name, namespace: policy.metadata.namespace } });
+    const clusterKeys = [
+      ...new Set(
+        names.map((name) => objectKey({ metadata: { name, namespace: policy.metadata.namespace } })),
+      ),
+    ];
+    this.clustersByPolicy.set(policyKey, clusterKeys);
+    for (const clusterKey of clusterKeys) {
       const set = this.policiesByCluster.get(clusterKey) ?? new Set();
       set.add(policyKey);
       this.policiesByCluster.set(clusterKey, set);
+    }
+  }
+
+  /** The shard of a policy: the hash of its key. */
+  private policyShard(policyKey: string, shards: number): number {
+    return shardOf(policyKey, shards);
+  }
+
+  /**
+   * The shard of a cluster: its policy's (the lowest, if several policies name it), so the replica
+   * deciding on a policy also probes its clusters; a cluster no policy names, by its own key.
+   */
+  private clusterShard(clusterKey: string, shards: number): number {
+    const policies = this.policiesByCluster.get(clusterKey);
+    if (!policies?.size) return shardOf(clusterKey, shards);
+    return Math.min(...[...policies].map((p) => shardOf(p, shards)));
+  }
+
+  private ownsPolicy(key: string): boolean {
+    const o = this.ownership;
+    return !o || o.owns(this.policyShard(key, o.shards));
+  }
+
+  private ownsCluster(key: string): boolean {
+    const o = this.ownership;
+    return !o || o.owns(this.clusterShard(key, o.shards));
+  }
+
+  /** A shard was taken: every policy and cluster in it is reconciled now. */
+  enqueueShard(shard: number): void {
+    const o = this.ownership;
+    if (!o) return;
+    const [policyController, clusterController] = this.controllers;
+    for (const p of this.context.policies.list()) {
+      const key = objectKey(p);
+      if (this.policyShard(key, o.shards) === shard) policyController?.enqueue(key);
+    }
+    for (const c of this.context.clusters.list()) {
+      const key = objectKey(c);
+      if (this.clusterShard(key, o.shards) === shard) clusterController?.enqueue(key);
+    }
+  }
+
+  /**
+   * A shard is being given back (ownership already says no): resolves once none of its policies or
+   * clusters is being reconciled, so the next holder never works beside this one.
+   */
+  async drainShard(shard: number): Promise<void> {
+    const o = this.ownership;
+    if (!o) return;
+    const [policyController, clusterController] = this.controllers;
+    await Promise.all([
+      policyController?.drain((key) => this.policyShard(key, o.shards) === shard),
+      clusterController?.drain((key) => this.clusterShard(key, o.shards) === shard),
+    ]);
+    // What runs between reconciles goes too: a drill's canary writer, the probes' connections.
+    for (const p of this.context.policies.list()) {
+      const key = objectKey(p);
+      if (this.policyShard(key, o.shards) === shard) this.context.canaries.stop(key);
+    }
+    for (const c of this.context.clusters.list()) {
+      const key = objectKey(c);
+      if (this.clusterShard(key, o.shards) === shard) await this.context.probes.forget(key);
     }
   }
 
@@ -165,6 +250,14 @@ export class Manager {
 
   startInformers(): void {
     for (const i of this.informers) i.start();
+  }
+
+  /**
+   * Reconciles only the shards `ownership` says are held here (sharding); set before
+   * startControllers. Without it, everything (the single leader).
+   */
+  shardBy(ownership: Ownership): void {
+    this.ownership = ownership;
   }
 
   /**

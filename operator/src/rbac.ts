@@ -35,9 +35,15 @@ export const operatorRules: PolicyRule[] = [
   // the namespaces of the policies (rbac.secretNamespaces).
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
   // Leader election (runtime/leader-election.ts): find, create, replace; the chart grants it in
-  // the release namespace only. Not delete: where OwnerReferencesPermissionEnforcement (OpenShift)
-  // then refuses the Lease's owner reference, the elector goes on without one.
-  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+  // the release namespace only. Where OwnerReferencesPermissionEnforcement (OpenShift) refuses the
+  // Lease's owner reference, the elector goes on without one. Sharding (runtime/shards.ts) lists
+  // the election's Leases to count the replicas alive, and deletes the member Leases of replicas
+  // gone for ten lease periods.
+  {
+    apiGroups: ['coordination.k8s.io'],
+    resources: ['leases'],
+    verbs: ['get', 'list', 'create', 'update', 'delete'],
+  },
   // The Deployment the leader Lease belongs to (--leader-election-owner), for its owner reference.
   { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get'], scope: 'release' },
   // readPrimaryLease (controllers/failover-policy/reconciler.ts): each policy's primary Lease,

@@ -111,6 +111,8 @@ describe('RBAC', () => {
     const writes = [...grants(operatorRules)].filter((g) => !/\|(get|list|watch)$/.test(g));
     expect(writes.sort()).toEqual([
       'coordination.k8s.io|leases|create',
+      // Sharding: the member Leases of replicas gone for ten lease periods.
+      'coordination.k8s.io|leases|delete',
       'coordination.k8s.io|leases|update',
       'events.k8s.io|events|create',
       'events.k8s.io|events|patch',

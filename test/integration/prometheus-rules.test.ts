@@ -20,14 +20,20 @@ interface Rule {
   expr: string;
 }
 
-async function renderedRules(): Promise<{ path: string; rules: Rule[] }> {
+async function renderedRules(
+  operator: Record<string, unknown> = {},
+  file = 'rules.yaml',
+): Promise<{ path: string; rules: Rule[] }> {
   const manifests = parseManifests(
-    await renderChart({ namespace: 'failover-system', values: { prometheusRule: { enabled: true } } }),
+    await renderChart({
+      namespace: 'failover-system',
+      values: { prometheusRule: { enabled: true }, operator },
+    }),
   );
   const rule = manifests.find((m) => m.kind === 'PrometheusRule') as unknown as {
     spec: { groups: { name: string; rules: Rule[] }[] };
   };
-  const path = join(dir, 'rules.yaml');
+  const path = join(dir, file);
   writeFileSync(path, dump({ groups: rule.spec.groups }, { lineWidth: -1 }));
   return { path, rules: rule.spec.groups.flatMap((g) => g.rules) };
 }
@@ -103,6 +109,53 @@ describe("the chart's Prometheus rules, evaluated by promtool", () => {
       ],
     };
     const testsPath = join(dir, 'tests.yaml');
+    writeFileSync(testsPath, dump(tests, { lineWidth: -1 }));
+    const tested = await promtool(['test', 'rules', testsPath]);
+    expect(tested.code, `${tested.stdout}${tested.stderr}`).toBe(0);
+    expect(tested.stdout).toContain('SUCCESS');
+  });
+
+  it('with --shards, page when a shard has no holder or two, not when each has one', async () => {
+    const { path, rules } = await renderedRules({ shards: 3 }, 'sharded-rules.yaml');
+    const expr = (alert: string) => rules.find((r) => r.alert === alert)?.expr ?? '';
+    const missing = expr('FailoverOperatorLeaderMissing');
+    const several = expr('FailoverOperatorSeveralLeaders');
+    const checked = await promtool(['check', 'rules', path]);
+    expect(checked.code, `${checked.stdout}${checked.stderr}`).toBe(0);
+    const lease = (shard: number, pod: string) =>
+      `leader_election_master_status{name="failover-failover-operator-leader-shard-${shard}-of-3", namespace="failover-system", pod="${pod}"}`;
+    // 0-20m: one holder each. 20-40m: shard 2 has none. 40-60m: shard 1 has two.
+    const tests = {
+      rule_files: [path],
+      evaluation_interval: '1m',
+      tests: [
+        {
+          interval: '1m',
+          input_series: [
+            { series: lease(0, 'a'), values: '1x60' },
+            { series: lease(1, 'b'), values: '1x60' },
+            { series: lease(1, 'c'), values: '0x40 1x20' },
+            { series: lease(2, 'c'), values: '1x20 0x20 1x20' },
+            // A replica's own member Lease is not a shard: it never counts.
+            {
+              series: `leader_election_master_status{name="failover-failover-operator-leader-member-a", namespace="failover-system", pod="a"}`,
+              values: '1x60',
+            },
+          ],
+          promql_expr_test: [
+            { expr: missing, eval_time: '15m', exp_samples: [] },
+            { expr: several, eval_time: '15m', exp_samples: [] },
+            // Two of three shards held: the count.
+            { expr: missing, eval_time: '35m', exp_samples: [{ labels: '{}', value: 2 }] },
+            { expr: several, eval_time: '35m', exp_samples: [] },
+            { expr: missing, eval_time: '55m', exp_samples: [] },
+            // Shard 1 held by two replicas: the most holders of any shard.
+            { expr: several, eval_time: '55m', exp_samples: [{ labels: '{}', value: 2 }] },
+          ],
+        },
+      ],
+    };
+    const testsPath = join(dir, 'sharded-tests.yaml');
     writeFileSync(testsPath, dump(tests, { lineWidth: -1 }));
     const tested = await promtool(['test', 'rules', testsPath]);
     expect(tested.code, `${tested.stdout}${tested.stderr}`).toBe(0);

@@ -240,7 +240,8 @@ describe('the operator ServiceAccount', () => {
       // The policies' primary Leases are the agents' to write; the operator only reads them.
       { verb: 'update', group: 'coordination.k8s.io', resource: 'leases', namespace: appNs },
       { verb: 'update', group: 'coordination.k8s.io', resource: 'leases', namespace: 'kube-system' },
-      { verb: 'delete', group: 'coordination.k8s.io', resource: 'leases', namespace: releaseNs },
+      // Sharding deletes dead replicas' member Leases, in the release namespace only.
+      { verb: 'delete', group: 'coordination.k8s.io', resource: 'leases', namespace: appNs },
       { verb: 'create', group: 'apiextensions.k8s.io', resource: 'customresourcedefinitions' },
       { verb: 'update', group: 'apiextensions.k8s.io', resource: 'customresourcedefinitions' },
       { verb: 'create', group: 'rbac.authorization.k8s.io', resource: 'clusterroles' },

@@ -26,7 +26,7 @@ import { complete, completionScript } from './completion.ts';
 import { DRILL_MODES, drillHistoryCommand, drillRequestCommand, parseTimeout } from './drill.ts';
 import { exportManifests, exportTopology } from './export.ts';
 import { historyCommand } from './history.ts';
-import { operatorLeaseWarning } from './operator-lease.ts';
+import { operatorLeaseWarning, readOperatorLeases, shardLayout } from './operator-lease.ts';
 import { pauseCommand } from './pause.ts';
 import { readPolicy } from './policies.ts';
 import { promoteCommand } from './promote.ts';
@@ -400,18 +400,23 @@ async function main(argv: string[]): Promise<number> {
     const all = flagSet(args, 'all-namespaces');
     if (all && policy) throw new UsageError('give a POLICY or --all-namespaces, not both');
     const format = outputFormat(args);
-    const render = (at: Date) =>
-      formatted(format, (out) =>
+    const leases = await readOperatorLeases(api);
+    const render = async (at: Date) => {
+      // A watch re-reads the Leases too: shards move when replicas come and go.
+      const layout = shardLayout(at === now ? leases : await readOperatorLeases(api), at);
+      return formatted(format, (out) =>
         statusCommand(api, {
           namespace: all ? undefined : namespace,
           ...(policy ? { policy } : {}),
           output: out,
           now: at,
           wide: format === 'wide',
+          ...(layout ? { shardOf: layout.shardOf } : {}),
         }),
       );
+    };
     // As kubectl warns: on stderr, so -o json stays parseable.
-    const warning = await operatorLeaseWarning(api, now);
+    const warning = await operatorLeaseWarning(api, now, leases);
     if (warning) process.stderr.write(`Warning: ${warning}\n`);
     const first = await render(now);
     print(first);

@@ -6,21 +6,95 @@
  * label in any namespace. Where it cannot tell (no such Lease: leader election off, or an operator
  * that has not run yet; no right to list Leases; an error), it says nothing rather than guess.
  */
-import { LEADER_LEASE_LABEL } from '../runtime/leader-election.ts';
+import { LEADER_LEASE_LABEL, type Lease } from '../runtime/leader-election.ts';
+import { SHARD_LABEL, SHARDS_LABEL, shardOf } from '../runtime/shards.ts';
 import type { FailoverApi } from './api.ts';
 
-export async function operatorLeaseWarning(api: FailoverApi, now: Date): Promise<string | undefined> {
+/** The operator's Leases: its leader Lease, or with --shards, one per shard. */
+export interface OperatorLeases {
+  leader: Lease[];
+  shards: Lease[];
+}
+
+/** Held, and renewed within its duration by the API server's clock as this machine reads it. */
+const held = (l: Lease, now: Date) => {
+  const renewed = l.spec?.renewTime ? new Date(l.spec.renewTime).getTime() : 0;
+  return (
+    Boolean(l.spec?.holderIdentity) && now.getTime() - renewed <= (l.spec?.leaseDurationSeconds ?? 15) * 1000
+  );
+};
+
+/** Reads them; undefined where it cannot (no right to list Leases, an error). */
+export async function readOperatorLeases(api: FailoverApi): Promise<OperatorLeases | undefined> {
   // $FAILOVER_OPERATOR_LEASE_SELECTOR: another selector (tests, or several operators side by side).
   const selector = process.env.FAILOVER_OPERATOR_LEASE_SELECTOR || `${LEADER_LEASE_LABEL}=operator`;
-  const leases = await api.leasesLabelled(selector).catch(() => undefined);
-  if (!leases || leases.items.length === 0) return undefined;
-  const live = leases.items.filter((l) => {
-    const holder = l.spec?.holderIdentity;
-    const renewed = l.spec?.renewTime ? new Date(l.spec.renewTime).getTime() : 0;
-    return holder && now.getTime() - renewed <= (l.spec?.leaseDurationSeconds ?? 15) * 1000;
-  });
-  if (live.length > 0) return undefined;
-  const where = leases.items.map((l) => {
+  const shardSelector = process.env.FAILOVER_OPERATOR_SHARD_LEASE_SELECTOR || `${LEADER_LEASE_LABEL}=shard`;
+  try {
+    const [leader, shards] = await Promise.all([
+      api.leasesLabelled(selector),
+      api.leasesLabelled(shardSelector),
+    ]);
+    return { leader: leader.items, shards: shards.items };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Where a policy is reconciled when the operator is sharded. */
+export interface PolicyShard {
+  index: number;
+  of: number;
+  /** The replica holding the shard's Lease, if one holds it and renews it. */
+  holder?: string;
+}
+
+/**
+ * The shard layout in force: the shard count most of whose Leases are held (during a rollout from
+ * one count to another, the one still acting); undefined when the operator is not sharded.
+ */
+export function shardLayout(leases: OperatorLeases | undefined, now: Date) {
+  const byCount = new Map<number, Lease[]>();
+  for (const l of leases?.shards ?? []) {
+    const count = Number(l.metadata.labels?.[SHARDS_LABEL]);
+    if (Number.isInteger(count) && count > 0) byCount.set(count, [...(byCount.get(count) ?? []), l]);
+  }
+  const liveCount = (ls: Lease[]) => ls.filter((l) => held(l, now)).length;
+  const [best] = [...byCount].sort((a, b) => liveCount(b[1]) - liveCount(a[1]) || b[0] - a[0]);
+  if (!best) return undefined;
+  const [count, shardLeases] = best;
+  return {
+    count,
+    shardOf: (namespace: string, name: string): PolicyShard => {
+      const index = shardOf(`${namespace}/${name}`, count);
+      const lease = shardLeases.find((l) => l.metadata.labels?.[SHARD_LABEL] === String(index));
+      const holder = lease && held(lease, now) ? lease.spec?.holderIdentity : undefined;
+      return { index, of: count, ...(holder ? { holder } : {}) };
+    },
+    /** Shards whose Lease no replica holds. */
+    unheld: () =>
+      Array.from({ length: count }, (_, i) => i).filter((i) => {
+        const lease = shardLeases.find((l) => l.metadata.labels?.[SHARD_LABEL] === String(i));
+        return !lease || !held(lease, now);
+      }),
+  };
+}
+
+export async function operatorLeaseWarning(
+  api: FailoverApi,
+  now: Date,
+  known?: OperatorLeases,
+): Promise<string | undefined> {
+  const all = known ?? (await readOperatorLeases(api));
+  const layout = shardLayout(all, now);
+  if (layout) {
+    const unheld = layout.unheld();
+    if (unheld.length === 0) return undefined;
+    return `no operator replica holds shard ${unheld.join(', ')} of ${layout.count}: the policies in ${unheld.length > 1 ? 'them' : 'it'} (SHARD column) are not watched; what follows for them may be stale.`;
+  }
+  const leases = all?.leader;
+  if (!leases || leases.length === 0) return undefined;
+  if (leases.some((l) => held(l, now))) return undefined;
+  const where = leases.map((l) => {
     const renewed = l.spec?.renewTime;
     const ago = renewed
       ? `${Math.round((now.getTime() - new Date(renewed).getTime()) / 1000)} s ago`

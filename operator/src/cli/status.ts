@@ -2,6 +2,7 @@
 import type { FailoverPolicyStatus, ReplicaClusterStatus } from '../api/v1alpha1/index.ts';
 import type { FailoverApi } from './api.ts';
 import { age, seconds, table } from './format.ts';
+import type { PolicyShard } from './operator-lease.ts';
 import { activePrimary, type PolicyView, readPolicies, readPolicy, standbysOf } from './policies.ts';
 
 export interface StatusRow {
@@ -36,6 +37,8 @@ export interface StatusRow {
   /** What keeps a cut-off primary from writing (the SplitBrainProtection condition's reason). */
   protection?: string;
   problem?: string;
+  /** With a sharded operator: the policy's shard and the replica reconciling it. */
+  shard?: PolicyShard;
 }
 
 const preferredLag = (standbys: StatusRow['standbys']) =>
@@ -127,6 +130,11 @@ function drillCell(row: StatusRow, now: Date): string {
   return row.drillsScheduled ? 'never' : 'not scheduled';
 }
 
+function shardCell(shard: PolicyShard | undefined): string {
+  if (!shard) return '-';
+  return `${shard.index}/${shard.of} ${shard.holder ?? '(no holder)'}`;
+}
+
 export function renderStatus(
   rows: StatusRow[],
   opts: { allNamespaces: boolean; now: Date; wide?: boolean },
@@ -142,6 +150,8 @@ export function renderStatus(
     'PROTECTION',
     'OPERATION',
     'LAST DRILL',
+    // A sharded operator: which shard, and which replica holds it.
+    ...(rows.some((r) => r.shard) ? ['SHARD'] : []),
     // -o wide: whether a second region is there to fail over to, and the last request's outcome.
     ...(opts.wide ? ['REDUNDANT', 'LAST REQUEST'] : []),
   ];
@@ -156,6 +166,7 @@ export function renderStatus(
     r.protection ?? '-',
     r.operation ?? '-',
     drillCell(r, opts.now),
+    ...(rows.some((x) => x.shard) ? [shardCell(r.shard)] : []),
     ...(opts.wide
       ? [
           r.redundant ? (r.redundant.status === 'True' ? 'True' : `False (${r.redundant.reason})`) : '-',
@@ -174,12 +185,18 @@ export async function statusCommand(
     output: 'table' | 'json';
     now: Date;
     wide?: boolean;
+    /** With a sharded operator: each policy's shard (shardLayout). */
+    shardOf?: (namespace: string, name: string) => PolicyShard;
   },
 ): Promise<string> {
   const views = opts.policy
     ? [await readPolicy(api, opts.namespace ?? 'default', opts.policy)]
     : await readPolicies(api, opts.namespace);
-  const rows = views.map(statusRow);
+  const shardOf = opts.shardOf;
+  const rows = views.map((v) => {
+    const row = statusRow(v);
+    return shardOf ? { ...row, shard: shardOf(row.namespace, row.name) } : row;
+  });
   if (opts.output === 'json') return JSON.stringify(rows, null, 2);
   if (rows.length === 0) {
     return opts.namespace

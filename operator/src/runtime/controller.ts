@@ -18,6 +18,12 @@ export interface ControllerOptions {
   concurrency?: number;
   /** Per-key backoff for failed reconciles. */
   backoff?: { baseMs: number; maxMs: number };
+  /**
+   * Whether this replica reconciles `key` now (sharding: the key's shard Lease is held here).
+   * Checked as a key leaves the queue; a key not owned is dropped, and enqueued again when its
+   * shard is taken.
+   */
+  owns?: (key: string) => boolean;
 }
 
 export class Controller {
@@ -28,6 +34,9 @@ export class Controller {
   private workers: Promise<void>[] = [];
   private progressTimer: NodeJS.Timeout | undefined;
   private running = false;
+  /** Keys being reconciled now, so a shard is given up only once its reconciles have finished. */
+  private readonly processing = new Set<string>();
+  private readonly idle: (() => void)[] = [];
 
   constructor(options: ControllerOptions) {
     this.opts = options;
@@ -62,16 +71,32 @@ export class Controller {
     await Promise.race([Promise.all(this.workers), new Promise((r) => setTimeout(r, graceMs).unref())]);
   }
 
+  /**
+   * Resolves once no key matching `which` is being reconciled. The caller has already stopped
+   * owning those keys, so none starts meanwhile: after this, another replica may take them.
+   */
+  async drain(which: (key: string) => boolean): Promise<void> {
+    while ([...this.processing].some(which)) await new Promise<void>((r) => this.idle.push(r));
+  }
+
   private async worker(): Promise<void> {
     for (;;) {
       const key = await this.queue.get();
       if (key === undefined) return;
+      if (this.opts.owns && !this.opts.owns(key)) {
+        this.queue.forget(key);
+        this.queue.done(key);
+        continue;
+      }
+      this.processing.add(key);
       this.opts.metrics?.activeWorkers.inc({ controller: this.name });
       try {
         await this.process(key);
       } finally {
         this.opts.metrics?.activeWorkers.dec({ controller: this.name });
+        this.processing.delete(key);
         this.queue.done(key);
+        for (const wake of this.idle.splice(0)) wake();
       }
     }
   }
@@ -80,6 +105,8 @@ export class Controller {
     const m = this.opts.metrics;
     const labels = { controller: this.name };
     const end = m?.reconcileTime.startTimer(labels);
+    // Debug only: which replica reconciled which key when (the sharding test reads these).
+    this.opts.log.debug({ controller: this.name, key }, 'reconciling');
     try {
       const result = await this.opts.reconcile(key);
       this.queue.forget(key);
@@ -122,6 +149,7 @@ export class Controller {
       );
     } finally {
       end?.();
+      this.opts.log.debug({ controller: this.name, key }, 'reconciled');
     }
   }
 }

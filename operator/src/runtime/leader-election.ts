@@ -65,6 +65,14 @@ export interface LeaderElectionOptions {
   leaseDurationMs?: number;
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
+  /** Labels on the Lease (default: the operator's leader label); shard and member Leases differ. */
+  labels?: Record<string, string>;
+  /**
+   * Asked before taking a Lease that another holder had or that does not exist (never before a
+   * renewal): a shard's elector takes no more than this replica's share, and no Lease while
+   * replicas of another shard layout still act.
+   */
+  mayAcquire?: () => boolean | Promise<boolean>;
 }
 
 /** Kubernetes MicroTime: RFC 3339 with microseconds. */
@@ -76,8 +84,12 @@ const owners = (lease: Lease): OwnerReference[] =>
   (lease.metadata.ownerReferences as OwnerReference[] | undefined) ?? [];
 
 export class LeaderElector {
-  private readonly opts: Required<Omit<LeaderElectionOptions, 'metrics' | 'ownerDeployment'>> &
-    Pick<LeaderElectionOptions, 'metrics' | 'ownerDeployment'>;
+  private readonly opts: Required<
+    Omit<LeaderElectionOptions, 'metrics' | 'ownerDeployment' | 'labels' | 'mayAcquire'>
+  > &
+    Pick<LeaderElectionOptions, 'metrics' | 'ownerDeployment' | 'mayAcquire'> & {
+      labels: Record<string, string>;
+    };
   private owner: OwnerReference | undefined;
   /** The Deployment has been looked up once with a definite answer (found, missing or refused). */
   private ownerLookedUp = false;
@@ -89,7 +101,13 @@ export class LeaderElector {
   private wake: (() => void) | undefined;
 
   constructor(options: LeaderElectionOptions) {
-    this.opts = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, ...options };
+    this.opts = {
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      ...options,
+      labels: options.labels ?? { [LEADER_LEASE_LABEL]: 'operator' },
+    };
   }
 
   get isLeader(): boolean {
@@ -208,6 +226,7 @@ export class LeaderElector {
             this.observed = { holder: DELETED, renewTime: '', at: Date.now() };
           if (this.observed.at + this.opts.leaseDurationMs > Date.now()) return false;
         }
+        if (!(await this.mayAcquire())) return false;
         owner = await this.ownerReference(true);
         await client.create(leaseType, namespace, {
           apiVersion: 'coordination.k8s.io/v1',
@@ -215,7 +234,7 @@ export class LeaderElector {
           metadata: {
             name,
             namespace,
-            labels: { [LEADER_LEASE_LABEL]: 'operator' },
+            labels: this.opts.labels,
             ...(owner ? { ownerReferences: [owner] } : {}),
           },
           spec: {
@@ -236,6 +255,7 @@ export class LeaderElector {
       }
       const durationMs = (spec.leaseDurationSeconds ?? 15) * 1000;
       if (holder && holder !== identity && this.observed.at + durationMs > Date.now()) return false;
+      if (holder !== identity && !(await this.mayAcquire())) return false;
       const known = await this.ownerReference(false);
       owner = known && !owners(lease).some((r) => r.uid === known.uid) ? known : undefined;
       await client.replace(leaseType, namespace, {
@@ -243,7 +263,7 @@ export class LeaderElector {
         // Labelled by every holder, so a Lease an older version made is found too.
         metadata: {
           ...lease.metadata,
-          labels: { ...lease.metadata.labels, [LEADER_LEASE_LABEL]: 'operator' },
+          labels: { ...lease.metadata.labels, ...this.opts.labels },
           ...(owner ? { ownerReferences: [...owners(lease), owner] } : {}),
         },
         spec: {
@@ -264,6 +284,10 @@ export class LeaderElector {
       }
       return false;
     }
+  }
+
+  private async mayAcquire(): Promise<boolean> {
+    return this.opts.mayAcquire ? await this.opts.mayAcquire() : true;
   }
 
   private async release(): Promise<void> {

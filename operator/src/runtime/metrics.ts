@@ -103,6 +103,24 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // Sharding (--shards): how many, which are reconciled here, and how many replicas share them.
+  readonly shards = new Gauge({
+    name: 'failover_operator_shards',
+    help: 'Shards the policies are spread over (--shards; 1 when not sharded)',
+    registers: [this.registry],
+  });
+  readonly shardOwned = new Gauge({
+    name: 'failover_operator_shard_owned',
+    help: 'Whether this replica holds the shard Lease and reconciles its policies (1) or not (0)',
+    labelNames: ['shard'] as const,
+    registers: [this.registry],
+  });
+  readonly shardMembers = new Gauge({
+    name: 'failover_operator_shard_members',
+    help: 'Replicas of this shard layout seen alive (renewing their member Lease), this one included',
+    registers: [this.registry],
+  });
+
   // The operator's own view of its informers.
   readonly informerRestarts = new Counter({
     name: 'failover_informer_restarts_total',
