@@ -14,8 +14,10 @@ import { failoverPolicyType, replicaClusterType } from '../../operator/src/contr
 import { KubeClient, type KubeObject } from '../../operator/src/runtime/kube-client.ts';
 import { shardOf } from '../../operator/src/runtime/shards.ts';
 import { installCrds } from '../harness/crds.ts';
+import type { FailoverStack } from '../harness/failover-stack.ts';
 import { OperatorProcess } from '../harness/operator-process.ts';
 import { waitFor } from '../harness/wait.ts';
+import { stackStarter } from './failover-fixtures.ts';
 import { sharedKubeConfig } from './shared-control-plane.ts';
 
 const ns = `sharding-${process.pid}`;
@@ -66,19 +68,22 @@ beforeAll(async () => {
   }
 });
 
+let stack: FailoverStack | undefined;
+const stackOperators: OperatorProcess[] = [];
 afterAll(async () => {
-  await Promise.all(operators.map((o) => o.stop()));
+  await Promise.all([...operators, ...stackOperators].map((o) => o.stop()));
+  await stack?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
-function startReplica(name: string) {
+function startReplica(name: string, namespace = ns) {
   return OperatorProcess.start({
     name,
     kubeconfig: inject('controlPlane').kubeconfigPath,
     dir,
     args: [
-      `--namespace=${ns}`,
-      `--leader-election-namespace=${ns}`,
+      `--namespace=${namespace}`,
+      `--leader-election-namespace=${namespace}`,
       `--shards=${SHARDS}`,
       `--lease-duration-seconds=${LEASE_SECONDS}`,
       '--renew-deadline-seconds=4',
@@ -149,7 +154,9 @@ describe(`${SHARDS} shards over three replicas`, () => {
     timeout: 180_000,
   }, async () => {
     operators.push(
-      ...(await Promise.all(['shard-replica-0', 'shard-replica-1', 'shard-replica-2'].map(startReplica))),
+      ...(await Promise.all(
+        ['shard-replica-0', 'shard-replica-1', 'shard-replica-2'].map((n) => startReplica(n)),
+      )),
     );
     // Whoever starts first may take every shard; it gives back what is above its share.
     const holders = await waitFor(
@@ -246,5 +253,55 @@ describe(`${SHARDS} shards over three replicas`, () => {
       const s = shardOfPolicy(name);
       expect(line, name).toContain(`${s}/${SHARDS} ${a.get(s)?.name}`);
     }
+  });
+});
+
+describe('an operation under way when its shard holder is SIGKILLed', () => {
+  it('is finished once, by the replica that takes the shard over, from status', {
+    timeout: 300_000,
+  }, async () => {
+    const s = await stackStarter('shardop')({ startOperator: false });
+    stack = s;
+    const namespace = s.options.namespace;
+    stackOperators.push(
+      ...(await Promise.all(
+        ['op-shard-a', 'op-shard-b', 'op-shard-c'].map((n) => startReplica(n, namespace)),
+      )),
+    );
+    await s.waitUntilFailoverReady();
+    const shard = shardOf(`${namespace}/orders`, SHARDS);
+    const holderOf = async () => {
+      for (const op of stackOperators) if ((await owned(op)).includes(shard)) return op;
+      return undefined;
+    };
+    const holder = await waitFor(holderOf, { description: `a holder of shard ${shard}` });
+
+    await s.requestPromotion({ id: 'switch-sharded', target: 'region-b', kind: 'Switchover' });
+    const step = await waitFor(async () => (await s.policy()).status.currentOperation?.step, {
+      description: 'the switchover to start',
+      intervalMs: 20,
+    });
+    await holder.kill();
+    // Positive control: the kill came while the switchover was under way, not after it ended.
+    const atKill = (await s.policy()).status.currentOperation;
+    expect(atKill && !['Completed', 'Aborted'].includes(atKill.step), `step ${step}`).toBe(true);
+
+    const successor = await waitFor(
+      async () => {
+        const h = await holderOf();
+        return h && h !== holder ? h : undefined;
+      },
+      { description: `another replica to take shard ${shard}`, timeoutMs: 60_000 },
+    );
+    const ended = await s.waitForPolicy((st) => st.history?.[0], 'the switchover to end');
+    expect(ended).toMatchObject({ kind: 'Switchover', result: 'Succeeded', requestId: 'switch-sharded' });
+    const { status } = await s.policy();
+    // Once: one promotion (epoch 0 -> 1), one history entry, one writable primary, DNS on region B.
+    expect(status).toMatchObject({ activePrimary: 'region-b', epoch: 1 });
+    expect(status.history?.filter((h) => h.requestId === 'switch-sharded')).toHaveLength(1);
+    expect(status.lastRequest).toMatchObject({ id: 'switch-sharded', outcome: 'Succeeded' });
+    expect(await s.writablePrimaries()).toEqual(['standby']);
+    // The successor finished it: its log has the policy's reconciles after the kill.
+    expect(reconciles(successor).some((r) => r.key === `${namespace}/orders`)).toBe(true);
   });
 });
