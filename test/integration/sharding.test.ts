@@ -76,7 +76,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function startReplica(name: string, namespace = ns) {
+function startReplica(name: string, namespace = ns, shards = SHARDS) {
   return OperatorProcess.start({
     name,
     kubeconfig: inject('controlPlane').kubeconfigPath,
@@ -84,7 +84,7 @@ function startReplica(name: string, namespace = ns) {
     args: [
       `--namespace=${namespace}`,
       `--leader-election-namespace=${namespace}`,
-      `--shards=${SHARDS}`,
+      `--shards=${shards}`,
       `--lease-duration-seconds=${LEASE_SECONDS}`,
       '--renew-deadline-seconds=4',
       '--retry-period-seconds=1',
@@ -303,5 +303,48 @@ describe('an operation under way when its shard holder is SIGKILLed', () => {
     expect(await s.writablePrimaries()).toEqual(['standby']);
     // The successor finished it: its log has the policy's reconciles after the kill.
     expect(reconciles(successor).some((r) => r.key === `${namespace}/orders`)).toBe(true);
+  });
+});
+
+describe('changing the layout (one leader <-> shards) is a handover, never two layouts at once', () => {
+  it('a sharded replica takes nothing while the leader Lease is held, and the reverse', {
+    timeout: 180_000,
+  }, async () => {
+    const namespace = `${ns}-layout`;
+    await client.create({ group: '', version: 'v1', plural: 'namespaces', kind: 'Namespace' }, undefined, {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: namespace },
+    });
+    const leader = await startReplica('layout-leader', namespace, 1);
+    stackOperators.push(leader);
+    await waitFor(async () => (await leader.metric('leader_election_master_status')) === 1, {
+      description: 'the single leader to lead',
+    });
+    const sharded = await startReplica('layout-sharded', namespace);
+    stackOperators.push(sharded);
+    // Positive control: it saw the leader Lease and says why it waits.
+    await waitFor(() => /taking no shard while Leases of another layout are held/.test(sharded.logs()), {
+      description: 'the sharded replica to see the leader Lease',
+    });
+    expect(await owned(sharded)).toEqual([]);
+    await leader.stop(); // SIGTERM releases the leader Lease
+    await waitFor(async () => (await owned(sharded)).length === SHARDS, {
+      description: 'the sharded replica to take every shard once the leader is gone',
+      timeoutMs: 30_000,
+    });
+
+    const next = await startReplica('layout-leader-2', namespace, 1);
+    stackOperators.push(next);
+    await waitFor(() => /waiting for the shard Leases of a sharded layout/.test(next.logs()), {
+      description: 'the new single leader to see the shard Leases',
+    });
+    expect(await next.metric('leader_election_master_status', { name: 'failover-operator-leader' })).toBe(0);
+    await sharded.stop();
+    await waitFor(
+      async () =>
+        (await next.metric('leader_election_master_status', { name: 'failover-operator-leader' })) === 1,
+      { description: 'the single leader to lead once the shards are given up', timeoutMs: 30_000 },
+    );
   });
 });
