@@ -5,6 +5,10 @@
  *    (pooled connection, steady state) and the connections it holds open.
  * 2. The operator process probing 200 clusters every 2 s (100 policies, each a primary and a
  *    standby pointed at the same real pair): its CPU use and memory over BENCH_PROBE_SECONDS.
+ *
+ * BENCH_OPERATOR_NODE_FLAGS (space-separated) are given to the operator's Node.js, to profile it:
+ * `BENCH_OPERATOR_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof'` writes a .cpuprofile of its
+ * whole run (start and settling included) when it stops.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -173,6 +177,7 @@ try {
     kubeconfig: cp.kubeconfigPath,
     dir,
     args: [`--namespace=${ns}`, '--leader-elect=false', '--log-level=error'],
+    nodeFlags: process.env.BENCH_OPERATOR_NODE_FLAGS?.split(' ').filter(Boolean) ?? [],
   });
   const pid = op.pid as number;
   await waitFor(

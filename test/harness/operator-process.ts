@@ -32,6 +32,8 @@ type StartOptions = {
   netns?: { name: string; address: string };
   /** The main module: the sources by default, or the image's compiled JavaScript (`make build`). */
   entry?: string;
+  /** Node.js flags after the image's (IMAGE_NODE_FLAGS), to profile it say (`--cpu-prof`). */
+  nodeFlags?: string[];
   /**
    * It may exit before it serves /healthz (armed to kill itself at a failpoint it can reach at
    * once): the start then returns with it exited, for the test to look at.
@@ -66,6 +68,7 @@ export class OperatorProcess {
     const httpPort = await freePort();
     const args = [
       ...IMAGE_NODE_FLAGS,
+      ...(options.nodeFlags ?? []),
       options.entry ?? join(repo, 'operator', 'src', 'main.ts'),
       `--kubeconfig=${options.kubeconfig}`,
       `--http-address=${options.netns ? '0.0.0.0' : '127.0.0.1'}:${httpPort}`,
