@@ -103,6 +103,10 @@ export const chartScenarios: ChartScenario[] = [
     },
   },
   { name: 'one namespace', values: { watchNamespace: 'apps' } },
+  {
+    name: 'sharded (three active replicas)',
+    values: { operator: { replicas: 3, shards: 3 }, prometheusRule: { enabled: true } },
+  },
   { name: 'Secrets in listed namespaces', values: { rbac: { secretNamespaces: ['apps', 'billing'] } } },
   {
     name: 'observer only (a region)',

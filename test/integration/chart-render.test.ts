@@ -343,6 +343,11 @@ describe('values', () => {
       { operator: { replicas: 2, leaderElection: { enabled: false } } },
       /operator.replicas > 1 needs operator.leaderElection.enabled=true/,
     ],
+    [
+      'shards without leader election',
+      { operator: { replicas: 1, shards: 3, leaderElection: { enabled: false } } },
+      /operator.shards > 1 needs operator.leaderElection.enabled=true/,
+    ],
     ['an observer without a name', { observer: { enabled: true, region: 'a' } }, /observer.*name/s],
     ['a bad image digest', { image: { digest: 'latest' } }, /image\/digest/],
     [

@@ -71,6 +71,9 @@ rules between values.
 {{- if and .Values.operator.enabled (gt (int .Values.operator.replicas) 1) (not .Values.operator.leaderElection.enabled) }}
 {{- fail "operator.replicas > 1 needs operator.leaderElection.enabled=true: two active replicas would both act on the same policies" }}
 {{- end }}
+{{- if and .Values.operator.enabled (gt (int .Values.operator.shards) 1) (not .Values.operator.leaderElection.enabled) }}
+{{- fail "operator.shards > 1 needs operator.leaderElection.enabled=true: each shard is a Lease" }}
+{{- end }}
 {{- with .Values.operator.leaderElection }}
 {{- if not (gt (int .leaseDurationSeconds) (int .renewDeadlineSeconds)) }}
 {{- fail "operator.leaderElection.leaseDurationSeconds must be greater than renewDeadlineSeconds" }}
