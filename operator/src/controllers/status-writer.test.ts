@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { mergePatchOf } from './status-writer.ts';
+import type { KubeClient, KubeObject } from '../runtime/kube-client.ts';
+import { replicaClusterType } from './resources.ts';
+import { mergePatchOf, writeStatus } from './status-writer.ts';
 
 /** RFC 7386 as the API server applies it. */
 function applyMergePatch(target: unknown, patch: unknown): unknown {
@@ -86,5 +88,35 @@ describe('the status merge patch', () => {
     );
     // The generator reached what the fix is for: fields removed below the top level.
     expect(nestedRemovals).toBeGreaterThan(200);
+  });
+});
+
+describe('writeStatus', () => {
+  const patches: unknown[] = [];
+  const client = {
+    mergePatch: async (_t: unknown, _ns: unknown, _name: unknown, body: { status: unknown }) => {
+      patches.push(body.status);
+      return { metadata: { name: 'a', resourceVersion: '2' }, status: body.status };
+    },
+  } as unknown as KubeClient;
+  const object: KubeObject = { metadata: { name: 'a', namespace: 'ns', resourceVersion: '1' } };
+
+  it('writes only what differs from the status read, however often the same status comes back', async () => {
+    // As read from the API server: keys sorted, no undefined fields.
+    const current = { health: 'Healthy', lastObservedTime: 't1', role: 'Primary' };
+    const same = () => ({ role: 'Primary', health: 'Healthy', lastObservedTime: 't1', lsn: undefined });
+    for (let i = 0; i < 3; i++)
+      expect(await writeStatus(client, replicaClusterType, object, current, same())).toBe(undefined);
+    expect(patches).toEqual([]);
+    await writeStatus(client, replicaClusterType, object, current, { ...same(), lastObservedTime: 't2' });
+    expect(patches).toEqual([{ health: 'Healthy', lastObservedTime: 't2', role: 'Primary' }]);
+    // Another status read (a new object) is compared afresh, even with a JSON seen before.
+    const other = { health: 'Degraded', lastObservedTime: 't1', role: 'Primary' };
+    await writeStatus(client, replicaClusterType, object, other, same());
+    expect(patches).toHaveLength(2);
+    expect(await writeStatus(client, replicaClusterType, object, current, same())).toBe(undefined);
+    expect(patches).toHaveLength(2);
+    await writeStatus(client, replicaClusterType, object, undefined, same());
+    expect(patches).toHaveLength(3);
   });
 });

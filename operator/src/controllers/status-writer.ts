@@ -8,6 +8,12 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Informer } from '../runtime/informer.ts';
 import type { KubeClient, KubeObject, ResourceType } from '../runtime/kube-client.ts';
 
+/**
+ * Per status object read, the JSON of a status found equal to it. An object read (from the
+ * informer, or a write's answer) is never changed, only replaced (parseOnce counts on it too).
+ */
+const unchangedAs = new WeakMap<object, string>();
+
 export async function writeStatus<S extends object>(
   client: KubeClient,
   type: ResourceType,
@@ -16,8 +22,15 @@ export async function writeStatus<S extends object>(
   next: S,
   cache?: Informer<KubeObject>,
 ): Promise<KubeObject | undefined> {
-  const clean = JSON.parse(JSON.stringify(next)) as S;
-  if (isDeepStrictEqual(current ?? {}, clean)) return undefined;
+  const json = JSON.stringify(next);
+  // Most reconciles compute the status they read: the same JSON as the last time it was found
+  // unchanged is unchanged still, without parsing it and comparing in depth.
+  if (current && unchangedAs.get(current) === json) return undefined;
+  const clean = JSON.parse(json) as S;
+  if (isDeepStrictEqual(current ?? {}, clean)) {
+    if (current) unchangedAs.set(current, json);
+    return undefined;
+  }
   const written = await client.mergePatch(
     type,
     object.metadata.namespace,

@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { changedConditions, setCondition } from './conditions.ts';
+import { type Condition, changedConditions, setCondition } from './conditions.ts';
 
 const t0 = new Date('2026-01-01T00:00:00Z');
 const t1 = new Date('2026-01-01T00:05:00Z');
@@ -29,6 +30,42 @@ describe('setCondition', () => {
     list = setCondition(list, { type: 'A', status: 'True', reason: 'R', message: '' }, 1, t0);
     list = setCondition(list, { type: 'B', status: 'False', reason: 'R', message: '' }, 1, t0);
     expect(list.map((c) => `${c.type}=${c.status}`)).toEqual(['A=True', 'B=False']);
+  });
+
+  it('gives the list a sort of the others and the new one gives, in order or not, duplicates and all', () => {
+    const type = fc.constantFrom(
+      'Ready',
+      'ready',
+      'A',
+      'b',
+      'B',
+      'DnsReady',
+      'SpecValid',
+      'Zeta',
+      'é',
+      'e\u0301',
+    );
+    const condition = fc.record({
+      type,
+      status: fc.constantFrom('True' as const, 'False' as const),
+      reason: fc.string(),
+      message: fc.string(),
+    });
+    fc.assert(
+      fc.property(fc.array(condition, { maxLength: 8 }), condition, fc.boolean(), (raw, input, sorted) => {
+        const list: Condition[] = raw.map((c) => ({ ...c, lastTransitionTime: '2025-12-31T00:00:00Z' }));
+        if (sorted) list.sort((a, b) => a.type.localeCompare(b.type));
+        const next = setCondition(list, input, 3, t0);
+        const set = next.find((c) => c.type === input.type) as Condition;
+        const expected = [...list.filter((c) => c.type !== input.type), set].sort((a, b) =>
+          a.type.localeCompare(b.type),
+        );
+        // The very objects, in the same order.
+        expect(next).toHaveLength(expected.length);
+        expect(next.every((c, i) => c === expected[i])).toBe(true);
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it('reports which conditions changed', () => {

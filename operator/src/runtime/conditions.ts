@@ -39,7 +39,34 @@ export function setCondition(
         ? previous.lastTransitionTime
         : now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
   };
-  return [...list.filter((c) => c.type !== input.type), next].sort((a, b) => a.type.localeCompare(b.type));
+  return withCondition(list, next);
+}
+
+const byType = (a: Condition, b: Condition) => a.type.localeCompare(b.type);
+
+/**
+ * `list` without `next`'s type, and `next`, sorted by type (a stable sort). Lists are kept sorted,
+ * so this is usually an insertion, without sorting or copying twice (reconciles set a dozen
+ * conditions each); a list out of order (a hand-edited status) is sorted as a whole.
+ */
+function withCondition(list: readonly Condition[], next: Condition): Condition[] {
+  const result: Condition[] = [];
+  let last: Condition | undefined;
+  let placed = false;
+  for (let i = 0; i < list.length; i++) {
+    const c = list[i] as Condition;
+    if (c.type === next.type) continue;
+    if (last && byType(last, c) > 0) return [...list.filter((x) => x.type !== next.type), next].sort(byType);
+    // After every condition that sorts before it or with it, as a stable sort of [...rest, next] puts it.
+    if (!placed && byType(c, next) > 0) {
+      result.push(next);
+      placed = true;
+    }
+    result.push(c);
+    last = c;
+  }
+  if (!placed) result.push(next);
+  return result;
 }
 
 export function findCondition(list: Condition[] | undefined, type: string): Condition | undefined {

@@ -22,17 +22,18 @@ export class WorkQueue {
   private readonly waiters: ((key: string | undefined) => void)[] = [];
   private readonly name: string;
   private readonly metrics: Metrics | undefined;
+  /** The queue's metric labels: one object for the five metric updates of every key processed. */
+  private readonly labels: Readonly<{ name: string; controller: string }>;
   private readonly backoff: BackoffPolicy;
   private shuttingDown = false;
+  /** The depth last published (queueDepth), undefined before the first. */
+  private publishedDepth: number | undefined;
 
   constructor(options: WorkQueueOptions) {
     this.name = options.name;
     this.metrics = options.metrics;
+    this.labels = Object.freeze({ name: options.name, controller: options.name });
     this.backoff = options.backoff ?? { baseMs: 5, maxMs: 1000 * 1000 };
-  }
-
-  private get labels() {
-    return { name: this.name, controller: this.name };
   }
 
   get length(): number {
@@ -53,6 +54,16 @@ export class WorkQueue {
     const waiter = this.waiters.shift();
     if (waiter) waiter(key);
     else this.queue.push(key);
+    this.setDepth();
+  }
+
+  /**
+   * Publishes the queue's depth when it changed: it stays 0 while workers keep up, and setting a
+   * gauge hashes its labels. The depth series is this queue's alone.
+   */
+  private setDepth(): void {
+    if (this.queue.length === this.publishedDepth) return;
+    this.publishedDepth = this.queue.length;
     this.metrics?.queueDepth.set(this.labels, this.queue.length);
   }
 
@@ -111,7 +122,7 @@ export class WorkQueue {
     if (added !== undefined)
       this.metrics?.queueLatency.observe(this.labels, (performance.now() - added) / 1000);
     this.addedAt.delete(key);
-    this.metrics?.queueDepth.set(this.labels, this.queue.length);
+    this.setDepth();
     return key;
   }
 

@@ -199,6 +199,9 @@ export function gatherInput(src: GatherSources): DecideInput {
 
 /** The agent report in a ReplicaCluster's status, when it parses. */
 export function agentReportOf(object: { [key: string]: unknown } | undefined): AgentReport | undefined {
-  const parsed = parseOnce(agentReport, (object?.status as { agent?: unknown } | undefined)?.agent);
+  const agent = (object?.status as { agent?: unknown } | undefined)?.agent;
+  // No agent, the usual case: nothing to parse (a failed parse builds an error every time).
+  if (agent === undefined) return undefined;
+  const parsed = parseOnce(agentReport, agent);
   return parsed.ok ? parsed.value : undefined;
 }
