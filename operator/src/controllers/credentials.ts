@@ -23,6 +23,8 @@ interface Cached {
   at: number;
 }
 
+const decoded = new WeakMap<KubeObject, Map<string, SecretRead>>();
+
 export class SecretReader {
   private readonly client: KubeClient;
   private readonly ttlMs: number;
@@ -33,12 +35,18 @@ export class SecretReader {
     this.ttlMs = ttlMs;
   }
 
-  private async secret(namespace: string, name: string): Promise<KubeObject | undefined> {
-    const key = `${namespace}/${name}`;
+  /** The cached read of a Secret while it is fresh. */
+  private fresh(key: string): Cached | undefined {
     const hit = this.cache.get(key);
     // A missing Secret is asked for again sooner: someone is probably about to create it.
     const ttl = hit?.secret ? this.ttlMs : Math.min(this.ttlMs, 30_000);
-    if (hit && Date.now() - hit.at < ttl) return hit.secret;
+    return hit && Date.now() - hit.at < ttl ? hit : undefined;
+  }
+
+  private async secret(namespace: string, name: string): Promise<KubeObject | undefined> {
+    const key = `${namespace}/${name}`;
+    const hit = this.fresh(key);
+    if (hit) return hit.secret;
     let secret: KubeObject | undefined;
     try {
       secret = await this.client.get(secretType, namespace, name);
@@ -57,7 +65,19 @@ export class SecretReader {
   }
 
   async read(namespace: string, name: string, key: string): Promise<SecretRead> {
-    const secret = await this.secret(namespace, name);
+    return this.valueOf(await this.secret(namespace, name), namespace, name, key);
+  }
+
+  /**
+   * `read`, answered at once from the cache (a probe's case, every few seconds): undefined when
+   * the Secret is not cached or its copy is too old, and `read` must ask the API server.
+   */
+  readCached(namespace: string, name: string, key: string): SecretRead | undefined {
+    const hit = this.fresh(`${namespace}/${name}`);
+    return hit ? this.valueOf(hit.secret, namespace, name, key) : undefined;
+  }
+
+  private valueOf(secret: KubeObject | undefined, namespace: string, name: string, key: string): SecretRead {
     if (!secret) {
       throw new ProviderError('CredentialsMissing', `Secret ${namespace}/${name} does not exist`);
     }
@@ -69,10 +89,21 @@ export class SecretReader {
         `Secret ${namespace}/${name} has no key "${key}" (keys: ${Object.keys(data).join(', ') || 'none'})`,
       );
     }
-    return {
-      value: Buffer.from(data[key], 'base64').toString('utf8'),
-      version: secret.metadata.resourceVersion ?? '',
-    };
+    // Decoded once per Secret read and key (a read Secret object is never changed, only replaced).
+    let reads = decoded.get(secret);
+    if (!reads) {
+      reads = new Map();
+      decoded.set(secret, reads);
+    }
+    let read = reads.get(key);
+    if (!read) {
+      read = Object.freeze({
+        value: Buffer.from(data[key], 'base64').toString('utf8'),
+        version: secret.metadata.resourceVersion ?? '',
+      });
+      reads.set(key, read);
+    }
+    return read;
   }
 
   /** Drops a cached Secret, e.g. after its credentials were refused. */

@@ -430,4 +430,37 @@ describe('the provider cache', () => {
     await cache.closeAll();
     expect(made.map((p) => p.closed)).toEqual([1, 1]);
   });
+
+  it('keeps the provider while the connection, the provider and the Secrets stay the same, in whatever object they come', async () => {
+    let made = 0;
+    const cache = new ClusterProbes({
+      client: secretClient,
+      clock,
+      log: silentLogger,
+      factory: () => {
+        made++;
+        return { close: async () => undefined } as unknown as DatabaseProvider;
+      },
+    });
+    const first = await cache.providerFor(target);
+    expect(await cache.providerFor(target)).toBe(first);
+    // The ReplicaCluster changed elsewhere (its region): a new parsed spec, equal settings.
+    const copy = structuredClone(spec);
+    expect(await cache.providerFor({ ...target, spec: { ...copy, region: 'region-z' } })).toBe(first);
+    expect(await cache.providerFor(target)).toBe(first);
+    expect(made).toBe(1);
+    const moved = { ...spec, connection: { ...spec.connection, port: 5433 } };
+    const second = await cache.providerFor({ ...target, spec: moved });
+    expect(second).not.toBe(first);
+    expect(await cache.providerFor({ ...target, spec: structuredClone(moved) })).toBe(second);
+    const rds = {
+      ...moved,
+      provider: { type: 'AwsRds', awsRds: { region: 'eu-west-1', dbInstanceIdentifier: 'db-1' } },
+    } as ReplicaClusterSpec;
+    const third = await cache.providerFor({ ...target, spec: rds });
+    expect(third).not.toBe(second);
+    expect(await cache.providerFor({ ...target, spec: structuredClone(rds) })).toBe(third);
+    expect(made).toBe(3);
+    await cache.closeAll();
+  });
 });

@@ -80,7 +80,10 @@ export type ProviderFactory = (
 
 interface Entry {
   provider: DatabaseProvider;
-  fingerprint: unknown;
+  /** What the provider was built from: the spec's connection and provider, and the Secrets' versions. */
+  connection: ReplicaClusterSpec['connection'];
+  providerSpec: ReplicaClusterSpec['provider'];
+  versions: [user: string, password: string, api: string | undefined];
 }
 
 /** A call to a database that has not settled yet. */
@@ -152,21 +155,26 @@ export class ClusterProbes {
     const { spec, namespace } = target;
     const generation = this.forgotten.get(target.key) ?? 0;
     const ref = spec.connection.credentialsSecretRef;
-    const user = await this.secrets.read(namespace, ref.name, ref.usernameKey);
-    const password = await this.secrets.read(namespace, ref.name, ref.passwordKey);
+    // Cached Secrets are read without waiting (every probe); others from the API server.
+    const read = (name: string, key: string) =>
+      this.secrets.readCached(namespace, name, key) ?? this.secrets.read(namespace, name, key);
+    const user = await read(ref.name, ref.usernameKey);
+    const password = await read(ref.name, ref.passwordKey);
     const apiRef = providerApiSecret(spec);
-    const api = apiRef ? await this.secrets.read(namespace, apiRef.name, apiRef.key) : undefined;
-    const fingerprint = {
-      connection: spec.connection,
-      provider: spec.provider,
-      versions: [user.version, password.version, api?.version],
-    };
+    const api = apiRef ? await read(apiRef.name, apiRef.key) : undefined;
     // From here to the cache's update nothing awaits: two callers after one Secret rotation (a
     // probe, an action) build one provider, and the old one is closed once.
     if ((this.forgotten.get(target.key) ?? 0) !== generation)
       throw new Error(`ReplicaCluster ${target.key} was removed`);
     const existing = this.entries.get(target.key);
-    if (existing && isDeepStrictEqual(existing.fingerprint, fingerprint)) return existing.provider;
+    if (
+      existing &&
+      existing.versions[0] === user.version &&
+      existing.versions[1] === password.version &&
+      existing.versions[2] === api?.version &&
+      sameSpec(existing, spec)
+    )
+      return existing.provider;
     const provider = this.factory(
       spec,
       {
@@ -184,7 +192,12 @@ export class ClusterProbes {
           ),
       },
     );
-    this.entries.set(target.key, { provider, fingerprint });
+    this.entries.set(target.key, {
+      provider,
+      connection: spec.connection,
+      providerSpec: spec.provider,
+      versions: [user.version, password.version, api?.version],
+    });
     // Another database or other credentials: the read before is of what was there before.
     const record = this.records.get(target.key);
     if (existing && record?.earlier) this.records.set(target.key, { ...record, earlier: undefined });
@@ -326,6 +339,8 @@ export class ClusterProbes {
   private pairForLag(target: ProbeTarget): void {
     const was = this.lagPairs.get(target.key);
     const primaryKey = target.activePrimaryKey !== target.key ? target.activePrimaryKey : undefined;
+    // Paired as before (every probe but the first after a change): it is in standbysOf already.
+    if (was && primaryKey && was.primaryKey === primaryKey && was.maxAgeMs === target.primaryMaxAgeMs) return;
     if (was && was.primaryKey !== primaryKey) this.standbysOf.get(was.primaryKey)?.delete(target.key);
     if (!primaryKey) {
       this.lagPairs.delete(target.key);
@@ -400,6 +415,24 @@ export class ClusterProbes {
 }
 
 /**
+ * Whether a provider built for `entry` serves `spec`: the same connection and provider settings.
+ * The parsed spec is one object for as long as the ReplicaCluster does not change (parseOnce), so
+ * a probe compares references; a changed object whose settings are equal is compared in depth
+ * once, and the entry takes its values, so the next probe compares references again.
+ */
+function sameSpec(entry: Entry, spec: ReplicaClusterSpec): boolean {
+  if (entry.connection === spec.connection && entry.providerSpec === spec.provider) return true;
+  if (
+    !isDeepStrictEqual(entry.connection, spec.connection) ||
+    !isDeepStrictEqual(entry.providerSpec, spec.provider)
+  )
+    return false;
+  entry.connection = spec.connection;
+  entry.providerSpec = spec.provider;
+  return true;
+}
+
+/**
  * Whether the newest read shows the same standby further on than the earlier one: still a
  * standby, on the same timeline, replayed no less. Only then does the earlier read stand for it
  * (an upper bound on its lag); a database replaced, restarted behind its old position or moved to
@@ -418,12 +451,21 @@ function probeTimeoutMs(target: ProbeTarget): number {
 
 /** `work`'s result, or undefined when it has not settled within `ms`. `work` must not reject. */
 function withDeadline<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<undefined>((resolve) => {
-    timer = setTimeout(resolve, ms, undefined);
+  // One promise and one timer per probe (not a race of two promises and a finally).
+  return new Promise<T | undefined>((resolve, reject) => {
+    const timer = setTimeout(resolve, ms, undefined);
     timer.unref();
+    work.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
   });
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
 function seconds(ms: number): string {

@@ -140,21 +140,24 @@ async function probeCluster(
   const isActivePrimary = policy?.activePrimary === object.metadata.name;
   const lastApps = ctx.appChecks.latest(key);
   const appsDue = !lastApps || now.getTime() - lastApps.at.getTime() >= interval * 800;
+  const probe = ctx.probes.probe({
+    key,
+    namespace,
+    spec,
+    activePrimaryKey: policy?.activePrimary
+      ? objectKey({ metadata: { name: policy.activePrimary, namespace } })
+      : undefined,
+    ...(isActivePrimary && policy ? { heartbeatEpoch: policy.epoch } : {}),
+    primaryMaxAgeMs: interval * 2000 + 1000,
+    // 80 % of the interval: timers are not exact, but extra reconciles must not probe early.
+    minIntervalMs: interval * 800,
+    // Unanswered by the end of the interval: a failure (a silent database is not a slow one).
+    timeoutMs: interval * 1000,
+  });
+  // No endpoints, and no record of any (the usual case): nothing to check beside the probe.
+  if (!lastApps && !spec.appEndpoints?.length) return { record: await probe, apps: undefined };
   const [record, apps] = await Promise.all([
-    ctx.probes.probe({
-      key,
-      namespace,
-      spec,
-      activePrimaryKey: policy?.activePrimary
-        ? objectKey({ metadata: { name: policy.activePrimary, namespace } })
-        : undefined,
-      ...(isActivePrimary && policy ? { heartbeatEpoch: policy.epoch } : {}),
-      primaryMaxAgeMs: interval * 2000 + 1000,
-      // 80 % of the interval: timers are not exact, but extra reconciles must not probe early.
-      minIntervalMs: interval * 800,
-      // Unanswered by the end of the interval: a failure (a silent database is not a slow one).
-      timeoutMs: interval * 1000,
-    }),
+    probe,
     appsDue ? ctx.appChecks.check(key, spec.appEndpoints, appCheckTimeoutMs(interval)) : lastApps,
   ]);
   return { record, apps };

@@ -566,7 +566,9 @@ export class PostgresSql {
     inTargetDatabase: boolean,
   ): Promise<Omit<DatabaseObservation, 'durationMs'>> {
     const ask = (withHeartbeat: boolean) =>
-      client.query<ProbeRow>(probeStatement(withHeartbeat), [this.connection.database]);
+      client.query<ProbeRow>(withHeartbeat ? PROBE_WITH_HEARTBEAT : PROBE_WITHOUT_HEARTBEAT, [
+        this.connection.database,
+      ]);
     const inline = inTargetDatabase && !this.heartbeatTableMissing;
     let result: pg.QueryResult<ProbeRow>;
     try {
@@ -747,6 +749,10 @@ function probeStatement(withHeartbeat: boolean): string {
     FROM (SELECT pg_is_in_recovery() AS in_recovery) AS r
     LEFT JOIN pg_stat_wal_receiver w ON true`;
 }
+
+/** The probe statement, built once: it is sent every probe. */
+const PROBE_WITH_HEARTBEAT = probeStatement(true);
+const PROBE_WITHOUT_HEARTBEAT = probeStatement(false);
 
 function heartbeatOf(
   row: ProbeRow['heartbeat'],
