@@ -380,7 +380,11 @@ function withAppEndpoints(
   };
 }
 
-function worthWriting(
+/**
+ * Whether a probe's status is worth a write. status.agent is not the operator's: it is read with
+ * the rest (`previous`), never in what a probe computes (`next`), and a write carries it as it is.
+ */
+export function worthWriting(
   previous: ReplicaClusterStatus,
   next: ReplicaClusterStatus,
   now: Date,
@@ -396,6 +400,7 @@ function worthWriting(
       replicationLagBytes: _b,
       replicationLagSeconds: _s,
       consecutiveProbeFailures: _f,
+      agent: _a,
       ...rest
     } = s;
     return {
