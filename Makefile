@@ -100,9 +100,10 @@ install-plugin: $(NODE_STAMP) ## Symlink bin/kubectl-failover into PLUGIN_DIR (d
 	@case ":$$PATH:" in *":$(PLUGIN_DIR):"*) ;; *) echo "add $(PLUGIN_DIR) to PATH so kubectl finds the plugin";; esac
 	@echo "installed: kubectl failover --help"
 
-bench: $(NODE_STAMP) control-plane ## Benchmarks against real parts; prints the figures (takes ~16 minutes)
+bench: $(NODE_STAMP) control-plane ## Benchmarks against real parts; prints the figures (~16 minutes, plus about an hour for bench/scale.ts's sizes)
 	node bench/control-plane-start.ts
 	node bench/reconcile-at-scale.ts
+	node bench/scale.ts
 	node bench/probe-cost.ts
 	node bench/failover-timing.ts
 	node bench/reprotect-timing.ts
