@@ -15,11 +15,11 @@ import { systemClock } from './runtime/clock.ts';
 import { startHttpServer } from './runtime/http-server.ts';
 import { type KubeAccess, loadKubeAccess } from './runtime/kube-access.ts';
 import { KubeClient } from './runtime/kube-client.ts';
-import { LEADER_LEASE_LABEL, LeaderElector } from './runtime/leader-election.ts';
+import { LeaderElector } from './runtime/leader-election.ts';
 import { createLogger } from './runtime/logger.ts';
 import { Metrics } from './runtime/metrics.ts';
 import { preflight } from './runtime/preflight.ts';
-import { ELECTION_LABEL, ShardCoordinator, shardLeasesHeld } from './runtime/shards.ts';
+import { ShardCoordinator } from './runtime/shards.ts';
 import { StatusPage, startStatusPage } from './status-page/server.ts';
 
 const argv = process.argv.slice(2);
@@ -184,18 +184,8 @@ const shards = sharded
   : undefined;
 const elector =
   electing && !shards
-    ? new LeaderElector({
-        ...leaseOptions,
-        name: config.leaderElectionId,
-        labels: { [LEADER_LEASE_LABEL]: 'operator', [ELECTION_LABEL]: config.leaderElectionId },
-        // After a sharded layout, wait until its replicas have given their shards up.
-        mayAcquire: shardLeasesHeld({
-          client,
-          namespace: config.leaderElectionNamespace,
-          election: config.leaderElectionId,
-          log,
-        }),
-      })
+    ? // While sharded replicas hold this Lease as `sharded/N`, the leader cannot take it.
+      new LeaderElector({ ...leaseOptions, name: config.leaderElectionId })
     : undefined;
 metrics.shards.set(config.shards);
 
@@ -203,6 +193,7 @@ async function shutdown(signal: string, code = 0): Promise<never> {
   if (shuttingDown) process.exit(code);
   shuttingDown = true;
   log.info({ signal }, 'shutting down: finishing the current step, then releasing the lease');
+  shards?.quiesce();
   await manager.stop(config.shutdownGraceSeconds * 1000);
   await elector?.stop();
   await shards?.stop();

@@ -120,6 +120,8 @@ export class Manager {
 
     policies.on((event) => {
       const key = objectKey(event.object);
+      // The clusters it named before this change too: one dropped may move to another shard.
+      const before = this.clustersByPolicy.get(key) ?? [];
       this.indexPolicy(key, event.type === 'deleted' ? undefined : event.object);
       // Not on a change of status alone, which is this operator's own write: reacting to it would
       // retry a failing step at once, round and round, instead of after its backoff.
@@ -129,8 +131,9 @@ export class Manager {
       )
         policyController.enqueue(key);
       // A new policy changes who is primary and how often to probe: look at its clusters now.
-      if (event.type === 'added' || event.type === 'updated') {
-        for (const clusterKey of this.clustersByPolicy.get(key) ?? []) clusterController.enqueue(clusterKey);
+      if (event.type !== 'resync') {
+        const after = this.clustersByPolicy.get(key) ?? [];
+        for (const clusterKey of new Set([...before, ...after])) clusterController.enqueue(clusterKey);
       }
     });
     // A new vote from an observer may change the verdict on the primary: look at its policy now.
@@ -198,7 +201,12 @@ export class Manager {
 
   private ownsCluster(key: string): boolean {
     const o = this.ownership;
-    return !o || o.owns(this.clusterShard(key, o.shards));
+    if (!o || o.owns(this.clusterShard(key, o.shards))) return true;
+    // Probed elsewhere now (its shard given back, or its policy's shard changed): a record kept
+    // here would go stale under the policies that still read it.
+    void this.context.probes.forget(key);
+    this.context.appChecks.forget(key);
+    return false;
   }
 
   /** A shard was taken: every policy and cluster in it is reconciled now. */
@@ -228,14 +236,18 @@ export class Manager {
       policyController?.drain((key) => this.policyShard(key, o.shards) === shard),
       clusterController?.drain((key) => this.clusterShard(key, o.shards) === shard),
     ]);
-    // What runs between reconciles goes too: a drill's canary writer, the probes' connections.
+    // What runs between reconciles goes too: a drill's canary writer (its last write done), the
+    // probes' connections and records, the application checks.
     for (const p of this.context.policies.list()) {
       const key = objectKey(p);
       if (this.policyShard(key, o.shards) === shard) this.context.canaries.stop(key);
     }
+    await this.context.canaries.stopped();
     for (const c of this.context.clusters.list()) {
       const key = objectKey(c);
-      if (this.clusterShard(key, o.shards) === shard) await this.context.probes.forget(key);
+      if (this.clusterShard(key, o.shards) !== shard) continue;
+      await this.context.probes.forget(key);
+      this.context.appChecks.forget(key);
     }
   }
 

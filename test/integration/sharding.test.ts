@@ -12,6 +12,7 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { failoverPolicyType, replicaClusterType } from '../../operator/src/controllers/resources.ts';
 import { KubeClient, type KubeObject } from '../../operator/src/runtime/kube-client.ts';
+import { leaseType } from '../../operator/src/runtime/leader-election.ts';
 import { shardOf } from '../../operator/src/runtime/shards.ts';
 import { installCrds } from '../harness/crds.ts';
 import type { FailoverStack } from '../harness/failover-stack.ts';
@@ -206,6 +207,9 @@ describe(`${SHARDS} shards over three replicas`, () => {
     const takeoverMs = Date.now() - killedAt;
     // The Lease must first expire (a lease duration after its last renewal), then the next look takes it.
     expect(takeoverMs).toBeLessThan((LEASE_SECONDS + 4) * 1000);
+    // And not before the Lease could have expired (a lease duration after its last renewal, which
+    // came at most a retry period before the kill).
+    expect(takeoverMs).toBeGreaterThan((LEASE_SECONDS - 1) * 1000);
     const offsets = operators.map((o) => o.logEntries().length);
     const inShard = policyNames.filter((n) => shardOfPolicy(n) === shard);
     await touch(inShard, 7);
@@ -307,8 +311,8 @@ describe('an operation under way when its shard holder is SIGKILLed', () => {
 });
 
 describe('changing the layout (one leader <-> shards) is a handover, never two layouts at once', () => {
-  it('a sharded replica takes nothing while the leader Lease is held, and the reverse', {
-    timeout: 180_000,
+  it('with a single leader and its standby running, a sharded replica and the standby never act together', {
+    timeout: 240_000,
   }, async () => {
     const namespace = `${ns}-layout`;
     await client.create({ group: '', version: 'v1', plural: 'namespaces', kind: 'Namespace' }, undefined, {
@@ -316,35 +320,65 @@ describe('changing the layout (one leader <-> shards) is a handover, never two l
       kind: 'Namespace',
       metadata: { name: namespace },
     });
+    const leads = async (op: OperatorProcess) =>
+      op.running &&
+      (await op.metric('leader_election_master_status', { name: 'failover-operator-leader' })) === 1;
+    const layoutHolder = async () =>
+      (
+        (await client.find<KubeObject>(leaseType, namespace, 'failover-operator-leader'))?.spec as {
+          holderIdentity?: string;
+        }
+      )?.holderIdentity;
     const leader = await startReplica('layout-leader', namespace, 1);
     stackOperators.push(leader);
-    await waitFor(async () => (await leader.metric('leader_election_master_status')) === 1, {
-      description: 'the single leader to lead',
-    });
+    await waitFor(() => leads(leader), { description: 'the single leader to lead' });
+    const standby = await startReplica('layout-standby', namespace, 1);
     const sharded = await startReplica('layout-sharded', namespace);
-    stackOperators.push(sharded);
-    // Positive control: it saw the leader Lease and says why it waits.
+    stackOperators.push(standby, sharded);
+    // Positive control: the sharded replica saw the leader Lease held, and says why it waits.
     await waitFor(() => /taking no shard while Leases of another layout are held/.test(sharded.logs()), {
       description: 'the sharded replica to see the leader Lease',
     });
     expect(await owned(sharded)).toEqual([]);
-    await leader.stop(); // SIGTERM releases the leader Lease
+
+    // The leader goes (SIGTERM releases its Lease): its standby and the sharded replica both want it.
+    await leader.stop();
+    let both = 0;
+    let samples = 0;
+    const deadline = Date.now() + 3 * LEASE_SECONDS * 1000;
+    while (Date.now() < deadline) {
+      const [standbyLeads, shards] = await Promise.all([leads(standby), owned(sharded)]);
+      samples++;
+      if (standbyLeads && shards.length > 0) both++;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(both, `samples with both layouts acting, of ${samples}`).toBe(0);
+    const winner = await layoutHolder();
+    expect([`layout-standby`, `sharded/${SHARDS}`]).toContain(winner);
+    if (winner === 'layout-standby') {
+      expect(await owned(sharded)).toEqual([]);
+      await standby.stop();
+    } else {
+      expect(await leads(standby)).toBe(false);
+      await standby.stop();
+    }
     await waitFor(async () => (await owned(sharded)).length === SHARDS, {
-      description: 'the sharded replica to take every shard once the leader is gone',
+      description: 'the sharded replica to take every shard once no single leader is left',
       timeoutMs: 30_000,
     });
+    expect(await layoutHolder()).toBe(`sharded/${SHARDS}`);
 
+    // And back: a single leader waits while the sharded replica renews the leader Lease as its layout.
     const next = await startReplica('layout-leader-2', namespace, 1);
     stackOperators.push(next);
-    await waitFor(() => /waiting for the shard Leases of a sharded layout/.test(next.logs()), {
-      description: 'the new single leader to see the shard Leases',
-    });
-    expect(await next.metric('leader_election_master_status', { name: 'failover-operator-leader' })).toBe(0);
+    await new Promise((r) => setTimeout(r, (LEASE_SECONDS + 2) * 1000));
+    expect(await leads(next)).toBe(false);
+    expect(await layoutHolder()).toBe(`sharded/${SHARDS}`);
     await sharded.stop();
-    await waitFor(
-      async () =>
-        (await next.metric('leader_election_master_status', { name: 'failover-operator-leader' })) === 1,
-      { description: 'the single leader to lead once the shards are given up', timeoutMs: 30_000 },
-    );
+    // The layout Lease is left to expire (other sharded replicas may still renew it), then taken.
+    await waitFor(() => leads(next), {
+      description: 'the single leader to lead once the sharded layout is gone',
+      timeoutMs: 30_000,
+    });
   });
 });

@@ -7,7 +7,7 @@
  * that has not run yet; no right to list Leases; an error), it says nothing rather than guess.
  */
 import { LEADER_LEASE_LABEL, type Lease } from '../runtime/leader-election.ts';
-import { SHARD_LABEL, SHARDS_LABEL, shardOf } from '../runtime/shards.ts';
+import { ELECTION_LABEL, SHARD_LABEL, SHARDS_LABEL, shardOf } from '../runtime/shards.ts';
 import type { FailoverApi } from './api.ts';
 
 /** The operator's Leases: its leader Lease, or with --shards, one per shard. */
@@ -49,31 +49,38 @@ export interface PolicyShard {
 }
 
 /**
- * The shard layout in force: the shard count most of whose Leases are held (during a rollout from
- * one count to another, the one still acting); undefined when the operator is not sharded.
+ * The shard layout in force: the one (namespace, election, count) most of whose Leases are held;
+ * undefined when the operator is not sharded, or its shard Leases are all given up.
  */
 export function shardLayout(leases: OperatorLeases | undefined, now: Date) {
-  const byCount = new Map<number, Lease[]>();
+  // One layout per (namespace, election, count): several operators, or a rollout's old Leases.
+  const groups = new Map<string, { count: number; leases: Lease[] }>();
   for (const l of leases?.shards ?? []) {
     const count = Number(l.metadata.labels?.[SHARDS_LABEL]);
-    if (Number.isInteger(count) && count > 0) byCount.set(count, [...(byCount.get(count) ?? []), l]);
+    if (!Number.isInteger(count) || count < 1) continue;
+    const key = `${l.metadata.namespace}|${l.metadata.labels?.[ELECTION_LABEL]}|${count}`;
+    const group = groups.get(key) ?? { count, leases: [] };
+    group.leases.push(l);
+    groups.set(key, group);
   }
   const liveCount = (ls: Lease[]) => ls.filter((l) => held(l, now)).length;
-  const [best] = [...byCount].sort((a, b) => liveCount(b[1]) - liveCount(a[1]) || b[0] - a[0]);
-  if (!best) return undefined;
-  const [count, shardLeases] = best;
+  const [best] = [...groups.values()].sort((a, b) => liveCount(b.leases) - liveCount(a.leases));
+  // Shard Leases no one holds any more (back to one leader) are no layout in force.
+  if (!best || liveCount(best.leases) === 0) return undefined;
+  const { count, leases: shardLeases } = best;
+  const leaseOf = (i: number) => shardLeases.find((l) => l.metadata.labels?.[SHARD_LABEL] === String(i));
   return {
     count,
     shardOf: (namespace: string, name: string): PolicyShard => {
       const index = shardOf(`${namespace}/${name}`, count);
-      const lease = shardLeases.find((l) => l.metadata.labels?.[SHARD_LABEL] === String(index));
+      const lease = leaseOf(index);
       const holder = lease && held(lease, now) ? lease.spec?.holderIdentity : undefined;
       return { index, of: count, ...(holder ? { holder } : {}) };
     },
     /** Shards whose Lease no replica holds. */
     unheld: () =>
       Array.from({ length: count }, (_, i) => i).filter((i) => {
-        const lease = shardLeases.find((l) => l.metadata.labels?.[SHARD_LABEL] === String(i));
+        const lease = leaseOf(i);
         return !lease || !held(lease, now);
       }),
   };

@@ -255,7 +255,9 @@ export class LeaderElector {
       }
       const durationMs = (spec.leaseDurationSeconds ?? 15) * 1000;
       if (holder && holder !== identity && this.observed.at + durationMs > Date.now()) return false;
-      if (holder !== identity && !(await this.mayAcquire())) return false;
+      // A Lease naming this identity that this elector does not hold (a restarted container with
+      // the same pod name) is an acquisition too.
+      if ((holder !== identity || !this.leading) && !(await this.mayAcquire())) return false;
       const known = await this.ownerReference(false);
       owner = known && !owners(lease).some((r) => r.uid === known.uid) ? known : undefined;
       await client.replace(leaseType, namespace, {

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Lease } from './leader-election.ts';
 import {
+  electionLabelValue,
   fairShare,
   foreignHolders,
   LeaseLiveness,
@@ -40,8 +41,23 @@ describe('memberLeaseName', () => {
       }),
     );
     expect(memberLeaseName('x', 'pod-abc')).toBe('x-member-pod-abc');
+    // Cut short to fit, the hash of the whole identity stays: two long identities stay apart.
+    const long = (c: string) => `pod-${'a'.repeat(300)}${c}`;
+    expect(memberLeaseName('x', long('1'))).not.toBe(memberLeaseName('x', long('2')));
     // Identities that differ only where they were made safe get different names.
     expect(memberLeaseName('x', 'Host_1')).not.toBe(memberLeaseName('x', 'host-1'));
+  });
+});
+
+describe('electionLabelValue', () => {
+  it('fits a label value (63 characters) and stays apart for long names', () => {
+    const long = (c: string) => `${'r'.repeat(70)}-${c}-leader`;
+    expect(electionLabelValue('failover-operator-leader')).toBe('failover-operator-leader');
+    for (const c of ['a', 'b']) {
+      expect(electionLabelValue(long(c)).length).toBeLessThanOrEqual(63);
+      expect(electionLabelValue(long(c))).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
+    }
+    expect(electionLabelValue(long('a'))).not.toBe(electionLabelValue(long('b')));
   });
 });
 
@@ -88,7 +104,7 @@ describe('LeaseLiveness', () => {
     expect(l.live(lease('a', null, ''), 12_000)).toBe(false);
   });
 
-  it('names the held Leases of other layouts', () => {
+  it('names the held shard Leases of other shard counts', () => {
     const l = new LeaseLiveness();
     const leases = [
       lease('op', 'old-pod', 't', { 'regionfailover.io/leader-election': 'operator' }),
@@ -102,10 +118,8 @@ describe('LeaseLiveness', () => {
       }),
     ];
     l.observe(leases, 0);
-    expect(foreignHolders(leases, l, 1, { election: 'op', shards: 3 })).toEqual([
-      'op (held by old-pod)',
-      'op-shard-0-of-2 (held by x)',
-    ]);
+    // The leader Lease is the layout Lease, judged apart (ShardCoordinator.holdLayout).
+    expect(foreignHolders(leases, l, 1, { shards: 3 })).toEqual(['op-shard-0-of-2 (held by x)']);
   });
 });
 

@@ -7,14 +7,19 @@
  * and are taken within a lease period, as a leader's would be.
  *
  * One writer per policy holds as it does with one leader: a shard is reconciled only while its
- * Lease is held and renewed, a replica that cannot renew exits (as a lost leader does), and no
- * shard is taken while Leases of another layout (the single leader Lease, or another shard count
- * during a rollout) are still held: those replicas map policies to holders differently.
+ * Lease is held and renewed, and a replica that cannot renew exits (as a lost leader does).
+ * Replicas of another layout (one leader, or another shard count during a rollout) map policies
+ * to holders differently, so the layouts exclude each other through the single leader Lease: the
+ * sharded replicas hold it together, as holder `sharded/N`, renewed by whichever of them comes
+ * first. A single leader, of this version or an older one, cannot take it while they renew it; a
+ * sharded replica reconciles nothing unless it has seen that Lease held by its layout within the
+ * renew deadline, and exits when it has not while holding shards.
  */
-import { isForbidden, type KubeClient } from './kube-client.ts';
+import { isConflict, type KubeClient } from './kube-client.ts';
 import { LEADER_LEASE_LABEL, LeaderElector, type Lease, leaseType } from './leader-election.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
+import { microTime } from './time.ts';
 
 /** On every Lease of one election (its leader, shard and member Leases): the election's id. */
 export const ELECTION_LABEL = 'regionfailover.io/election';
@@ -39,14 +44,28 @@ export function shardOf(key: string, shards: number): number {
 export const shardLeaseName = (election: string, shard: number, shards: number) =>
   `${election}-shard-${shard}-of-${shards}`;
 
+/** The holder the sharded replicas write into the single leader Lease: their layout. */
+export const layoutHolder = (shards: number) => `sharded/${shards}`;
+
+/** The election as a label value (at most 63 characters; a longer one ends in its hash). */
+export function electionLabelValue(election: string): string {
+  if (election.length <= 63) return election;
+  const hash = shardOf(election, 0x7fffffff).toString(36);
+  return `${election.slice(0, 62 - hash.length).replace(/[^a-z0-9]+$/, '')}-${hash}`;
+}
+
 /** A Lease name for a replica: its identity made a DNS label, with a hash where it had to change. */
 export function memberLeaseName(election: string, identity: string): string {
   const safe = identity
     .toLowerCase()
     .replace(/[^a-z0-9.-]/g, '-')
     .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '');
-  const name = safe === identity ? safe : `${safe}-${shardOf(identity, 0x7fffffff).toString(36)}`;
-  return `${election}-member-${name}`.slice(0, 253).replace(/[^a-z0-9]+$/, '');
+  const prefix = `${election}-member-`;
+  if (safe === identity && prefix.length + safe.length <= 253) return prefix + safe;
+  // Made safe or cut short: the hash of the whole identity keeps it apart from others.
+  const hash = shardOf(identity, 0x7fffffff).toString(36);
+  const room = 253 - prefix.length - hash.length - 1;
+  return `${prefix}${safe.slice(0, room).replace(/[^a-z0-9]+$/, '')}-${hash}`.replace(/--+/g, '-');
 }
 
 /** A replica's share of the shards: the count over the replicas alive, rounded up. */
@@ -111,74 +130,26 @@ export class LeaseLiveness {
   }
 }
 
-/** Other layouts' Leases that are held: the single leader Lease, or another shard count. */
+/** Shard Leases of another shard count that are held (a rollout's old replicas, still acting). */
 export function foreignHolders(
   leases: Lease[],
   liveness: LeaseLiveness,
   now: number,
-  layout: { election: string; shards: number },
+  layout: { shards: number },
 ): string[] {
   return leases
     .filter((l) => {
       const labels = l.metadata.labels ?? {};
       const role = labels[LEADER_LEASE_LABEL];
-      const foreign =
-        (role === 'operator' && l.metadata.name === layout.election) ||
-        (role === 'shard' && labels[SHARDS_LABEL] !== String(layout.shards));
-      return foreign && liveness.live(l, now);
+      return role === 'shard' && labels[SHARDS_LABEL] !== String(layout.shards) && liveness.live(l, now);
     })
     .map((l) => `${l.metadata.name} (held by ${l.spec?.holderIdentity})`);
-}
-
-/**
- * For the single leader (no sharding): whether shard Leases of this election are still held, by
- * replicas of a sharded layout that a rollout is replacing. The leader waits for them.
- */
-export function shardLeasesHeld(options: {
-  client: KubeClient;
-  namespace: string;
-  election: string;
-  log: Logger;
-}): () => Promise<boolean> {
-  const liveness = new LeaseLiveness();
-  let said = false;
-  let unlisted = false;
-  return async () => {
-    const now = Date.now();
-    if (unlisted) return true;
-    let leases: Lease[];
-    try {
-      leases = (
-        await options.client.list<Lease>(leaseType, options.namespace, {
-          labelSelector: `${ELECTION_LABEL}=${options.election},${LEADER_LEASE_LABEL}=shard`,
-        })
-      ).items;
-    } catch (err) {
-      if (!isForbidden(err)) throw err;
-      // RBAC of a release before sharding: no shard Leases can exist there, so none to wait for.
-      unlisted = true;
-      options.log.warn(
-        { err: (err as Error).message },
-        'leader election: may not list Leases; not checking for shard Leases of a sharded layout',
-      );
-      return true;
-    }
-    liveness.observe(leases, now);
-    const held = leases.filter((l) => liveness.live(l, now)).map((l) => l.metadata.name);
-    if (held.length && !said)
-      options.log.warn(
-        { leases: held },
-        'leader election: waiting for the shard Leases of a sharded layout to be given up or to expire',
-      );
-    said = held.length > 0;
-    return held.length === 0;
-  };
 }
 
 export interface ShardCoordinatorOptions {
   client: KubeClient;
   namespace: string;
-  /** The election's id (--leader-election-id): the prefix of every Lease name. */
+  /** The election's id (--leader-election-id): the single leader Lease, and every Lease's prefix. */
   election: string;
   identity: string;
   shards: number;
@@ -190,22 +161,28 @@ export interface ShardCoordinatorOptions {
   retryPeriodMs: number;
   /** A shard was taken: reconcile its objects. */
   onTaken: (shard: number) => void;
-  /** A shard is being given back: resolve once nothing in it is being reconciled. */
+  /** A shard is being given back: resolve once nothing in it is being reconciled or running. */
   onGivingBack: (shard: number) => Promise<void>;
+  /** How long a give-back may wait for that; past it the process exits (default 60 s). */
+  giveBackTimeoutMs?: number;
 }
 
 /** Takes, holds and gives back this replica's shards. */
 export class ShardCoordinator {
   private readonly opts: ShardCoordinatorOptions;
   private readonly electors = new Map<number, LeaderElector>();
-  /** Shards reconciled here, with when each was taken. */
+  /** Shards whose Lease is held here, with when each was taken. */
   private readonly owned = new Map<number, number>();
   /** Shards granted to an elector this round, not yet confirmed taken. */
   private readonly granted = new Set<number>();
   private readonly liveness = new LeaseLiveness();
   private member: LeaderElector | undefined;
   private view: ShardView;
+  /** Until when this replica may act: the single leader Lease was last seen held by its layout. */
+  private layoutUntil = 0;
   private stopped = false;
+  /** Shutting down: take nothing more (the controllers are finishing). */
+  private quiescing = false;
   private lost: ((outcome: 'lost') => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private saidForeign = '';
@@ -217,9 +194,12 @@ export class ShardCoordinator {
     for (let s = 0; s < options.shards; s++) options.metrics?.shardOwned.set({ shard: String(s) }, 0);
   }
 
-  /** Whether this replica reconciles shard `shard` now. */
+  /**
+   * Whether this replica reconciles shard `shard` now: its Lease is held here, and the layout
+   * Lease was seen held by this layout within the renew deadline (fails closed until then).
+   */
   owns(shard: number): boolean {
-    return this.owned.has(shard);
+    return this.owned.has(shard) && Date.now() < this.layoutUntil;
   }
 
   /** The shards held here, ascending. */
@@ -228,8 +208,8 @@ export class ShardCoordinator {
   }
 
   /**
-   * Runs until stopped ('stopped') or until a shard Lease could not be renewed ('lost': the
-   * process should exit, as a lost leader's does, so no stale holder keeps acting).
+   * Runs until stopped ('stopped') or until a Lease could not be renewed ('lost': the process
+   * should exit, as a lost leader's does, so no stale holder keeps acting).
    */
   run(): Promise<'lost' | 'stopped'> {
     const o = this.opts;
@@ -248,18 +228,27 @@ export class ShardCoordinator {
           else resolve('stopped');
         });
     });
-    // The first look at who is alive comes before any campaign, so a replica joining a running
-    // set takes only its share instead of whatever has expired.
+    // The first look (who is alive, the layout Lease) comes before any campaign, so a replica
+    // joining a running set takes only its share, and none while another layout acts.
     void this.tick().then(() => {
       if (!this.stopped) for (let s = 0; s < o.shards; s++) this.campaign(s);
     });
     return done;
   }
 
+  /** Takes no more shards (shutting down: the controllers are finishing their steps). */
+  quiesce(): void {
+    this.quiescing = true;
+  }
+
+  /**
+   * Gives every shard Lease and the member Lease up. The layout Lease is left to the replicas still
+   * renewing it; when none is left, it expires a lease duration later.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    for (const s of this.owned.keys()) this.setOwned(s, false);
+    for (const s of [...this.owned.keys()]) this.setOwned(s, false);
     await Promise.all([...this.electors.values()].map((e) => e.stop()));
     await this.member?.stop();
   }
@@ -282,7 +271,7 @@ export class ShardCoordinator {
   private labels(role: 'member' | 'shard'): Record<string, string> {
     return {
       [LEADER_LEASE_LABEL]: role,
-      [ELECTION_LABEL]: this.opts.election,
+      [ELECTION_LABEL]: electionLabelValue(this.opts.election),
       [SHARDS_LABEL]: String(this.opts.shards),
     };
   }
@@ -309,7 +298,7 @@ export class ShardCoordinator {
   }
 
   private mayAcquire(shard: number): boolean {
-    if (this.stopped) return false;
+    if (this.stopped || this.quiescing || Date.now() >= this.layoutUntil) return false;
     const held = new Map(this.owned);
     for (const g of this.granted) held.set(g, Date.now());
     if (!mayTakeShard({ ...this.view, held })) return false;
@@ -327,11 +316,78 @@ export class ShardCoordinator {
     if (this.stopped) return;
     // Nothing reconciled from here on; the process exits on 'lost'.
     for (const s of [...this.owned.keys()]) this.setOwned(s, false);
+    this.layoutUntil = 0;
     this.opts.log.error({ lease: what }, 'sharding: a Lease could not be renewed; giving up every shard');
     this.lost?.('lost');
   }
 
-  /** Each retry period: who is alive, whether another layout acts, and whether to give one back. */
+  /**
+   * The single leader Lease, held by this layout (`sharded/N`) for as long as any of its replicas
+   * renews it. Taken only when free or expired, renewed by whoever sees it unchanged for half a
+   * retry period, so a few replicas do not all write it every round. Returns until when this
+   * replica may act on it.
+   */
+  private async holdLayout(lease: Lease | undefined, now: number): Promise<void> {
+    const o = this.opts;
+    const mine = layoutHolder(o.shards);
+    const durationSeconds = Math.ceil(o.leaseDurationMs / 1000);
+    const stamp = microTime(new Date(now));
+    const holder = lease?.spec?.holderIdentity ?? '';
+    try {
+      if (!lease) {
+        await o.client.create(leaseType, o.namespace, {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: {
+            name: o.election,
+            namespace: o.namespace,
+            labels: { [LEADER_LEASE_LABEL]: 'operator' },
+          },
+          spec: {
+            holderIdentity: mine,
+            leaseDurationSeconds: durationSeconds,
+            acquireTime: stamp,
+            renewTime: stamp,
+            leaseTransitions: 0,
+          },
+        });
+        this.layoutUntil = now + o.renewDeadlineMs;
+        return;
+      }
+      if (holder === mine) {
+        // Renewed by a peer since the last look: that is enough for now (it happened at most a
+        // retry period before this look, hence the margin).
+        if (this.liveness.unchangedFor(lease, now) === 0 && this.layoutUntil > 0) {
+          this.layoutUntil = Math.max(this.layoutUntil, now + o.renewDeadlineMs - o.retryPeriodMs);
+          return;
+        }
+      } else if (holder && this.liveness.live(lease, now)) {
+        return; // another layout acts: a single leader, or another shard count
+      }
+      await o.client.replace(leaseType, o.namespace, {
+        ...lease,
+        metadata: {
+          ...lease.metadata,
+          labels: { ...lease.metadata.labels, [LEADER_LEASE_LABEL]: 'operator' },
+        },
+        spec: {
+          ...lease.spec,
+          holderIdentity: mine,
+          leaseDurationSeconds: durationSeconds,
+          acquireTime: holder === mine ? lease.spec?.acquireTime : stamp,
+          renewTime: stamp,
+          leaseTransitions: (lease.spec?.leaseTransitions ?? 0) + (holder === mine ? 0 : 1),
+        },
+      });
+      if (holder !== mine) o.log.info({ lease: o.election, holder: mine }, 'sharding: took the layout Lease');
+      this.layoutUntil = now + o.renewDeadlineMs;
+    } catch (err) {
+      // A conflict: a peer renewed it first, or someone took it; the next look tells which.
+      if (!isConflict(err)) throw err;
+    }
+  }
+
+  /** Each retry period: the layout Lease, who is alive, and whether to give a shard back. */
   private async tick(): Promise<void> {
     if (this.stopped) return;
     const o = this.opts;
@@ -339,15 +395,12 @@ export class ShardCoordinator {
       const now = Date.now();
       const leases = (
         await o.client.list<Lease>(leaseType, o.namespace, {
-          labelSelector: `${ELECTION_LABEL}=${o.election}`,
+          labelSelector: `${ELECTION_LABEL}=${electionLabelValue(o.election)}`,
         })
       ).items;
-      // The single leader Lease of an unsharded layout (older versions did not label it).
-      const leader = leases.some((l) => l.metadata.name === o.election)
-        ? undefined
-        : await o.client.find<Lease>(leaseType, o.namespace, o.election);
-      const all = leader ? [...leases, leader] : leases;
-      this.liveness.observe(all, now);
+      const layoutLease = await o.client.find<Lease>(leaseType, o.namespace, o.election);
+      this.liveness.observe(layoutLease ? [...leases, layoutLease] : leases, now);
+      await this.holdLayout(layoutLease, now);
       const members = leases.filter(
         (l) =>
           l.metadata.labels?.[LEADER_LEASE_LABEL] === 'member' &&
@@ -356,7 +409,10 @@ export class ShardCoordinator {
       );
       const mine = memberLeaseName(o.election, o.identity);
       const count = members.length + (members.some((m) => m.metadata.name === mine) ? 0 : 1);
-      const foreign = foreignHolders(all, this.liveness, now, o);
+      const foreign = foreignHolders(leases, this.liveness, now, o);
+      const layoutHeldBy = layoutLease?.spec?.holderIdentity;
+      if (Date.now() >= this.layoutUntil && layoutHeldBy && layoutHeldBy !== layoutHolder(o.shards))
+        foreign.push(`${o.election} (held by ${layoutHeldBy})`);
       this.view = { shards: o.shards, members: count, held: new Map(this.owned), foreign };
       this.granted.clear();
       o.metrics?.shardMembers.set(count);
@@ -370,11 +426,18 @@ export class ShardCoordinator {
     } catch (err) {
       o.log.warn({ err: (err as Error).message }, 'sharding: could not read the Leases');
     } finally {
+      // Holding shards without the layout Lease confirmed for the renew deadline: as for a lost
+      // Lease, stop (another layout may take it once it expires).
+      if (!this.stopped && this.owned.size > 0 && Date.now() >= this.layoutUntil)
+        this.loseAll(this.opts.election);
       if (!this.stopped) this.timer = setTimeout(() => void this.tick(), o.retryPeriodMs);
     }
   }
 
-  /** Gives a shard back: stop reconciling it, wait for its reconciles, release its Lease, campaign again. */
+  /**
+   * Gives a shard back: stop reconciling it, wait for its reconciles and what runs beside them,
+   * release its Lease, campaign again. A wait past the timeout ends the process instead.
+   */
   private async giveBack(shard: number): Promise<void> {
     const elector = this.electors.get(shard);
     if (!elector) return;
@@ -383,7 +446,20 @@ export class ShardCoordinator {
       { shard, members: this.view.members, share: fairShare(this.opts.shards, this.view.members) },
       'giving a shard back: more than this replica share',
     );
-    await this.opts.onGivingBack(shard);
+    const timeoutMs = this.opts.giveBackTimeoutMs ?? 60_000;
+    let timer: NodeJS.Timeout | undefined;
+    const drained = await Promise.race([
+      this.opts.onGivingBack(shard).then(() => true),
+      new Promise<false>((r) => {
+        timer = setTimeout(() => r(false), timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!drained) {
+      // Still holding the Lease: exiting lets it expire rather than hand it over mid-step.
+      this.loseAll(`shard ${shard} (its reconciles did not finish within ${timeoutMs} ms)`);
+      return;
+    }
     await elector.stop();
     if (!this.stopped) this.campaign(shard);
   }

@@ -92,6 +92,11 @@ export class CanaryWriters {
       this.failures.delete(`${policyKey}|${p}`);
   }
 
+  /** Resolves once every writer stopped so far has closed its session (its last write done). */
+  async stopped(): Promise<void> {
+    await Promise.all([...this.stopping]);
+  }
+
   /** Stops every writer and waits until each has closed its session (the operator shutting down). */
   async stopAll(): Promise<void> {
     for (const key of [...this.running.keys()]) this.stop(key);
