@@ -382,3 +382,65 @@ describe('changing the layout (one leader <-> shards) is a handover, never two l
     });
   });
 });
+
+describe('owned by the Deployment (--leader-election-owner)', () => {
+  it('gives the layout, shard and member Leases an owner reference, so an uninstall removes them', {
+    timeout: 120_000,
+  }, async () => {
+    const namespace = `${ns}-owner`;
+    await client.create({ group: '', version: 'v1', plural: 'namespaces', kind: 'Namespace' }, undefined, {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: namespace },
+    });
+    const deployment = await client.create(
+      { group: 'apps', version: 'v1', plural: 'deployments', kind: 'Deployment' },
+      namespace,
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'operator', namespace },
+        spec: {
+          selector: { matchLabels: { app: 'op' } },
+          template: {
+            metadata: { labels: { app: 'op' } },
+            spec: { containers: [{ name: 'op', image: 'failover-operator:local' }] },
+          },
+        },
+      },
+    );
+    const op = await OperatorProcess.start({
+      name: 'owned-sharded',
+      kubeconfig: inject('controlPlane').kubeconfigPath,
+      dir,
+      args: [
+        `--namespace=${namespace}`,
+        `--leader-election-namespace=${namespace}`,
+        '--leader-election-owner=operator',
+        `--shards=${SHARDS}`,
+        `--lease-duration-seconds=${LEASE_SECONDS}`,
+        '--renew-deadline-seconds=4',
+        '--retry-period-seconds=1',
+      ],
+    });
+    stackOperators.push(op);
+    await waitFor(async () => (await owned(op)).length === SHARDS, { description: 'every shard taken' });
+    const leases = (await client.list<KubeObject>(leaseType, namespace)).items;
+    expect(leases.map((l) => l.metadata.name).sort()).toEqual(
+      [
+        'failover-operator-leader',
+        'failover-operator-leader-member-owned-sharded',
+        ...Array.from({ length: SHARDS }, (_, i) => `failover-operator-leader-shard-${i}-of-${SHARDS}`),
+      ].sort(),
+    );
+    for (const l of leases)
+      expect(
+        (l.metadata.ownerReferences as { uid: string }[] | undefined)?.map((r) => r.uid),
+        l.metadata.name,
+      ).toEqual([deployment.metadata.uid]);
+    expect((l0(leases).spec as { holderIdentity?: string }).holderIdentity).toBe(`sharded/${SHARDS}`);
+  });
+});
+
+const l0 = (leases: KubeObject[]) =>
+  leases.find((l) => l.metadata.name === 'failover-operator-leader') as KubeObject;

@@ -43,7 +43,7 @@ interface OwnerReference {
   uid: string;
 }
 
-const deploymentType: ResourceType = {
+export const deploymentType: ResourceType = {
   group: 'apps',
   version: 'v1',
   plural: 'deployments',

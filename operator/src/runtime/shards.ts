@@ -15,8 +15,14 @@
  * sharded replica reconciles nothing unless it has seen that Lease held by its layout within the
  * renew deadline, and exits when it has not while holding shards.
  */
-import { isConflict, type KubeClient } from './kube-client.ts';
-import { LEADER_LEASE_LABEL, LeaderElector, type Lease, leaseType } from './leader-election.ts';
+import { isConflict, isForbidden, type KubeClient } from './kube-client.ts';
+import {
+  deploymentType,
+  LEADER_LEASE_LABEL,
+  LeaderElector,
+  type Lease,
+  leaseType,
+} from './leader-election.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { microTime } from './time.ts';
@@ -186,6 +192,8 @@ export class ShardCoordinator {
   private lost: ((outcome: 'lost') => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private saidForeign = '';
+  /** Giving the layout Lease an owner was refused: it goes without. */
+  private ownerRefused = false;
 
   constructor(options: ShardCoordinatorOptions) {
     this.opts = options;
@@ -335,22 +343,41 @@ export class ShardCoordinator {
     const holder = lease?.spec?.holderIdentity ?? '';
     try {
       if (!lease) {
-        await o.client.create(leaseType, o.namespace, {
-          apiVersion: 'coordination.k8s.io/v1',
-          kind: 'Lease',
-          metadata: {
-            name: o.election,
-            namespace: o.namespace,
-            labels: { [LEADER_LEASE_LABEL]: 'operator' },
-          },
-          spec: {
-            holderIdentity: mine,
-            leaseDurationSeconds: durationSeconds,
-            acquireTime: stamp,
-            renewTime: stamp,
-            leaseTransitions: 0,
-          },
-        });
+        // Owned by the Deployment, as the single leader's Lease is, so an uninstall removes it.
+        const uid =
+          o.ownerDeployment && !this.ownerRefused
+            ? (await o.client.find(deploymentType, o.namespace, o.ownerDeployment).catch(() => undefined))
+                ?.metadata.uid
+            : undefined;
+        const owner = uid
+          ? [{ apiVersion: 'apps/v1', kind: 'Deployment', name: o.ownerDeployment, uid }]
+          : [];
+        const metadata = {
+          name: o.election,
+          namespace: o.namespace,
+          labels: { [LEADER_LEASE_LABEL]: 'operator' },
+        };
+        const create = (withOwner: boolean) =>
+          o.client.create(leaseType, o.namespace, {
+            apiVersion: 'coordination.k8s.io/v1',
+            kind: 'Lease',
+            metadata: withOwner ? { ...metadata, ownerReferences: owner } : metadata,
+            spec: {
+              holderIdentity: mine,
+              leaseDurationSeconds: durationSeconds,
+              acquireTime: stamp,
+              renewTime: stamp,
+              leaseTransitions: 0,
+            },
+          });
+        try {
+          await create(owner.length > 0);
+        } catch (err) {
+          // OwnerReferencesPermissionEnforcement (OpenShift): go without an owner, as the elector does.
+          if (!owner.length || !isForbidden(err)) throw err;
+          this.ownerRefused = true;
+          await create(false);
+        }
         this.layoutUntil = now + o.renewDeadlineMs;
         return;
       }
