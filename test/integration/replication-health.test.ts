@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { CoreV1Api, EventsV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ReplicaClusterStatus } from '../../operator/src/api/v1alpha1/index.ts';
+import { lagStepSeconds } from '../../operator/src/controllers/replica-cluster/lag.ts';
 import { failoverPolicyType, replicaClusterType } from '../../operator/src/controllers/resources.ts';
 import { KubeClient, type KubeObject } from '../../operator/src/runtime/kube-client.ts';
 import { installCrds } from '../harness/crds.ts';
@@ -107,14 +108,18 @@ describe('a healthy pair', () => {
     const standby = await waitFor(
       async () => {
         const s = await status('standby');
+        // Near zero as status keeps it: a move within the heartbeats' resolution (or 64 KiB) is
+        // not written, so the first figure written under load may stay until the 5 min refresh.
         return s.role === 'Standby' &&
-          s.replicationLagBytes === 0 &&
-          s.replicationLagSeconds === 0 &&
+          s.replicationLagBytes !== undefined &&
+          s.replicationLagBytes <= 65536 &&
+          s.replicationLagSeconds !== undefined &&
+          s.replicationLagSeconds < lagStepSeconds(INTERVAL) &&
           s.epoch !== undefined
           ? s
           : undefined;
       },
-      { description: 'the idle standby at zero lag' },
+      { description: 'the idle standby at a lag near zero' },
     );
     expect(standby.health).toBe('Healthy');
     expect(condition(standby, 'LagWithinBudget')).toMatchObject({ status: 'True' });
