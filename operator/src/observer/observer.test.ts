@@ -39,9 +39,9 @@ function writes(interval: number, refresh: number, rounds: number): number[] {
   for (let r = 0; r < rounds; r++) {
     const now = r * interval + ((r * 7) % 5) - 2;
     const o = seen(now);
-    if (publishDue(last, meaningOf(o), refresh, now, interval)) {
+    if (publishDue(last, meaningOf(o, 3), refresh, now, interval)) {
       written.push(r);
-      last = { meaning: meaningOf(o), at: now };
+      last = { meaning: meaningOf(o, 3), at: now };
     }
   }
   return written;
@@ -67,23 +67,49 @@ describe('observer writes', () => {
   });
 
   it('writes a change in the round that saw it: lost, a failure counted, a role, an app endpoint', () => {
-    const last = { meaning: meaningOf(seen(0)), at: 0 };
-    expect(publishDue(last, meaningOf(seen(1000)), 4000, 1000, 1000)).toBe(false);
+    const last = { meaning: meaningOf(seen(0), 3), at: 0 };
+    expect(publishDue(last, meaningOf(seen(1000), 3), 4000, 1000, 1000)).toBe(false);
     for (const change of [
       { reachable: false, role: 'Unknown' as const, consecutiveFailures: 1 },
       { role: 'Standby' as const },
       { appEndpointsHealthy: false },
     ])
-      expect(publishDue(last, meaningOf(seen(1000, change)), 4000, 1000, 1000)).toBe(true);
+      expect(publishDue(last, meaningOf(seen(1000, change), 3), 4000, 1000, 1000)).toBe(true);
     const failing = {
       reachable: false,
       role: 'Unknown' as const,
       lastSuccessTime: new Date(0).toISOString(),
     };
-    const one = { meaning: meaningOf(seen(1000, { ...failing, consecutiveFailures: 1 })), at: 1000 };
+    const one = { meaning: meaningOf(seen(1000, { ...failing, consecutiveFailures: 1 }), 3), at: 1000 };
     expect(
-      publishDue(one, meaningOf(seen(2000, { ...failing, consecutiveFailures: 2 })), 4000, 2000, 1000),
+      publishDue(one, meaningOf(seen(2000, { ...failing, consecutiveFailures: 2 }), 3), 4000, 2000, 1000),
     ).toBe(true);
+  });
+
+  it('writes a cluster that stays down at the refresh rate once its failures reach the threshold', () => {
+    const failing = {
+      reachable: false,
+      role: 'Unknown' as const,
+      lastSuccessTime: new Date(0).toISOString(),
+    };
+    const threshold = 3;
+    const refresh = 4000;
+    let last: { meaning: string; at: number } | undefined;
+    const written: number[] = [];
+    for (let r = 1; r <= 30; r++) {
+      const meaning = meaningOf(seen(r * 1000, { ...failing, consecutiveFailures: r }), threshold);
+      if (publishDue(last, meaning, refresh, r * 1000, 1000)) {
+        written.push(r);
+        last = { meaning, at: r * 1000 };
+      }
+    }
+    // Every count up to the threshold in its own round (detection is not slowed), then refreshes.
+    expect(written.slice(0, threshold)).toEqual([1, 2, 3]);
+    const gaps = written.slice(threshold - 1).map((r, i, a) => r - (a[i - 1] ?? r));
+    expect(Math.max(...gaps) * 1000).toBeLessThanOrEqual(refresh);
+    expect(written.length).toBeLessThanOrEqual(threshold + 30 / 3);
+    // The same view with the count written every round, as before: one write a round.
+    expect(written.length).toBeLessThan(30);
   });
 });
 

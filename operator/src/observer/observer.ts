@@ -197,7 +197,7 @@ export class Observer {
     // A policy deleted and made again under the same name lost its observation with the old one.
     const last = this.published.get(key);
     const mine = last?.uid === policy.metadata.uid ? last : undefined;
-    const meaning = meaningOf(observation);
+    const meaning = meaningOf(observation, spec.value.detection.failureThreshold);
     if (publishDue(mine, meaning, refreshMs(spec.value), startedAt, interval * 1000)) {
       this.published.delete(key);
       await this.publish(namespace, observation, policy);
@@ -318,9 +318,17 @@ export function publishDue(
  * last success of a cluster still reached, its WAL position (the operator measures lag from its
  * own probes). A change of anything else (reached or not, a failure counted, a role, an app
  * endpoint) is written in the round that saw it, so detection is not slowed.
+ *
+ * Failures in a row count up to the policy's failureThreshold and no further: past it a vote says
+ * "down" however many more there are (judgePrimary), so a cluster that stays down is written at
+ * the refresh rate, not every round. What is written keeps the real count with its own time, so
+ * the first failed probe counted back from them (detectionMoments) stays the same instant.
  */
-export function meaningOf(observation: FailoverObservationSpec): string {
-  const clusters = observation.clusters.map(({ lastSuccessTime: _t, lsn: _l, ...rest }) => rest);
+export function meaningOf(observation: FailoverObservationSpec, failureThreshold: number): string {
+  const clusters = observation.clusters.map(({ lastSuccessTime: _t, lsn: _l, ...rest }) => ({
+    ...rest,
+    consecutiveFailures: Math.min(rest.consecutiveFailures, failureThreshold),
+  }));
   return JSON.stringify({ ...observation, observedAt: undefined, clusters });
 }
 
