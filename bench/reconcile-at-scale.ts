@@ -5,6 +5,11 @@
  *
  *   make bench            (all benchmarks)
  *   BENCH_POLICIES=100 node bench/reconcile-at-scale.ts
+ *   BENCH_POLICIES=5000 BENCH_SHARDS=3 node bench/reconcile-at-scale.ts   (three replicas, --shards=3)
+ *
+ *   BENCH_POLICIES=2000 BENCH_START_LATE=1 node bench/reconcile-at-scale.ts   (timed from the operator's start)
+ *
+ * BENCH_OPERATOR_NODE_FLAGS (space-separated) are given to the operators' Node.js, to profile them.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +25,10 @@ import { waitFor } from '../test/harness/wait.ts';
 
 const POLICIES = Number(process.env.BENCH_POLICIES ?? 500);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
+/** Above 1: that many operator processes, each with `--shards` of it, so each ends up holding one shard. */
+const SHARDS = Number(process.env.BENCH_SHARDS ?? 1);
+/** 1: the objects are created first and the operator started after, timed from its start (a restart). */
+const START_LATE = process.env.BENCH_START_LATE === '1';
 const ns = 'bench';
 const say = (s: string) => process.stdout.write(`[bench reconcile] ${s}\n`);
 
@@ -53,9 +62,10 @@ async function unreconciled(client: KubeClient, type: ResourceType): Promise<num
 
 const cp = await ControlPlane.start({ name: 'bench' });
 const dir = mkdtempSync(join(tmpdir(), 'failover-bench-'));
-let op: OperatorProcess | undefined;
+let ops: OperatorProcess[] = [];
+const stopAll = () => Promise.all(ops.map((o) => o.stop()));
 installSignalCleanup(async () => {
-  await op?.stop();
+  await stopAll();
   await cp.stop();
 });
 try {
@@ -67,16 +77,36 @@ try {
     body: { metadata: { name: 'pg' }, stringData: { username: 'failover', password: 'not-used' } },
   });
   const client = new KubeClient(kc);
-  op = await OperatorProcess.start({
-    name: 'bench-operator',
-    kubeconfig: cp.kubeconfigPath,
-    dir,
-    args: [`--namespace=${ns}`, '--leader-elect=false', '--log-level=warn'],
-  });
-  await waitFor(() => op?.ready(), { description: 'the operator to be ready' });
+  const election =
+    SHARDS > 1 ? [`--leader-election-namespace=${ns}`, `--shards=${SHARDS}`] : ['--leader-elect=false'];
+  const startOperators = async () => {
+    ops = await Promise.all(
+      Array.from({ length: SHARDS }, (_, i) =>
+        OperatorProcess.start({
+          name: SHARDS > 1 ? `bench-operator-${i}` : 'bench-operator',
+          kubeconfig: cp.kubeconfigPath,
+          dir,
+          args: [`--namespace=${ns}`, ...election, '--log-level=warn'],
+          nodeFlags: process.env.BENCH_OPERATOR_NODE_FLAGS?.split(' ').filter(Boolean) ?? [],
+        }),
+      ),
+    );
+    for (const o of ops) await waitFor(() => o.ready(), { description: `${o.name} to be ready` });
+    if (SHARDS > 1) {
+      // Each replica holds exactly one shard (before the objects come, unless they are already there).
+      await waitFor(
+        async () => {
+          const owned = await Promise.all(ops.map((o) => o.metric('failover_operator_shard_owned')));
+          return owned.every((n) => n === 1);
+        },
+        { description: 'each replica to hold one shard', timeoutMs: 120_000 },
+      );
+    }
+  };
+  if (!START_LATE) await startOperators();
 
   say(`creating ${POLICIES} FailoverPolicies and ${POLICIES * 2} ReplicaClusters`);
-  const t0 = performance.now();
+  let t0 = performance.now();
   const indexes = Array.from({ length: POLICIES }, (_, i) => i);
   await inParallel(indexes, 16, async (i) => {
     for (const role of ['p', 's']) {
@@ -108,46 +138,93 @@ try {
       },
     });
   });
-  const created = performance.now();
-  say(`created in ${((created - t0) / 1000).toFixed(1)} s; waiting for every object to be reconciled`);
+  // The largest heap V8 reports in use while the objects are reconciled, from the operators' own
+  // metrics: against peak RSS it tells data from the collector's headroom.
+  let peakHeapMiB = 0;
+  const heapSampler = setInterval(() => {
+    for (const o of ops)
+      o.metric('nodejs_heap_size_used_bytes').then(
+        (b) => {
+          peakHeapMiB = Math.max(peakHeapMiB, b / 1048576);
+        },
+        () => {},
+      );
+  }, 1000);
+  let created = performance.now();
+  if (START_LATE) {
+    say(`created in ${((created - t0) / 1000).toFixed(1)} s with no operator running; starting it`);
+    // From the process's start: what an upgrade or a restart over an existing fleet costs.
+    t0 = performance.now();
+    await startOperators();
+    created = t0;
+  }
+  say(
+    START_LATE
+      ? 'waiting for every object to be reconciled'
+      : `created in ${((created - t0) / 1000).toFixed(1)} s; waiting for every object to be reconciled`,
+  );
+  let lastSaid = performance.now();
   await waitFor(
-    async () =>
-      (await unreconciled(client, failoverPolicyType)) === 0 &&
-      (await unreconciled(client, replicaClusterType)) === 0,
-    { description: 'every object reconciled', timeoutMs: 600_000, intervalMs: 250 },
+    async () => {
+      const left =
+        (await unreconciled(client, failoverPolicyType)) + (await unreconciled(client, replicaClusterType));
+      if (performance.now() - lastSaid > 30_000) {
+        lastSaid = performance.now();
+        say(`${left} of ${POLICIES * 3} not reconciled yet, ${((lastSaid - t0) / 1000).toFixed(0)} s in`);
+      }
+      return left === 0;
+    },
+    // Listing thousands of objects 4 times a second would load the API server the operator uses.
+    {
+      description: 'every object reconciled',
+      timeoutMs: 1_200_000,
+      intervalMs: POLICIES > 1000 ? 1000 : 250,
+    },
   );
   const reconciledMs = performance.now() - t0;
-  const coldCpu = cpuSeconds(op.pid);
+  clearInterval(heapSampler);
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  const coldCpus = ops.map((o) => cpuSeconds(o.pid));
 
   say(`all reconciled; measuring API requests for ${IDLE_SECONDS} s of idleness`);
-  const before = await op.metric('rest_client_requests_total');
+  const requests = () => Promise.all(ops.map((o) => o.metric('rest_client_requests_total')));
+  const before = await requests();
   await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
-  const idleRequests = (await op.metric('rest_client_requests_total')) - before;
-  const idleCpu = cpuSeconds(op.pid) - coldCpu;
+  const idleRequests = sum(await requests()) - sum(before);
+  const idleCpus = ops.map((o, i) => cpuSeconds(o.pid) - (coldCpus[i] ?? 0));
   if (process.env.BENCH_DEBUG) {
     const m = (await cp.get('/metrics')).body
       .split('\n')
       .filter((l) => l.startsWith('apiserver_request_total{') && /failover|secrets|events|leases/.test(l));
     process.stdout.write(`${m.join('\n')}\n`);
   }
-  const rss = peakRssMiB(op.pid);
-  const errors = await op.metric('controller_runtime_reconcile_errors_total');
+  const rss = ops.map((o) => peakRssMiB(o.pid));
+  const errors = sum(
+    await Promise.all(ops.map((o) => o.metric('controller_runtime_reconcile_errors_total'))),
+  );
+  const each = (xs: number[], digits: number, unit: string) =>
+    SHARDS > 1 ? ` (each: ${xs.map((x) => x.toFixed(digits)).join(', ')}${unit})` : '';
+  const idlePercent = idleCpus.map((c) => (c * 100) / IDLE_SECONDS);
 
   say('results');
   process.stdout.write(
     [
       `  policies / clusters:                 ${POLICIES} / ${POLICIES * 2}`,
-      `  time until all reconciled:           ${(reconciledMs / 1000).toFixed(1)} s (creation alone ${((created - t0) / 1000).toFixed(1)} s)`,
-      `  operator peak RSS (VmHWM):           ${rss.toFixed(0)} MiB`,
-      `  operator CPU until all reconciled:   ${coldCpu.toFixed(1)} s`,
-      `  operator CPU when idle:              ${((idleCpu * 100) / IDLE_SECONDS).toFixed(1)} % of a core (failing probes)`,
+      `  operator replicas (shards):          ${SHARDS}`,
+      START_LATE
+        ? `  time until all reconciled:           ${(reconciledMs / 1000).toFixed(1)} s from the operator's start (objects made before it)`
+        : `  time until all reconciled:           ${(reconciledMs / 1000).toFixed(1)} s (creation alone ${((created - t0) / 1000).toFixed(1)} s)`,
+      `  operator peak RSS (VmHWM):           ${Math.max(...rss).toFixed(0)} MiB${SHARDS > 1 ? ' the largest' : ''}${each(rss, 0, ' MiB')}`,
+      `  largest heap in use while cold:      ${peakHeapMiB.toFixed(0)} MiB (sampled each second)`,
+      `  operator CPU until all reconciled:   ${sum(coldCpus).toFixed(1)} s${SHARDS > 1 ? ' in all' : ''}${each(coldCpus, 1, ' s')}`,
+      `  operator CPU when idle:              ${sum(idlePercent).toFixed(1)} % of a core (failing probes)${each(idlePercent, 1, ' %')}`,
       `  API requests per minute when idle:   ${((idleRequests * 60) / IDLE_SECONDS).toFixed(1)}`,
       `  reconcile errors (conflicts etc.):   ${errors}`,
       '',
     ].join('\n'),
   );
 } finally {
-  await op?.stop();
+  await stopAll();
   await cp.stop();
   rmSync(dir, { recursive: true, force: true });
 }
