@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest';
-import { SharedAwsClients } from './aws.ts';
+import { Route53Client } from '@aws-sdk/client-route-53';
+import { afterEach, describe, expect, it } from 'vitest';
+import { awsClientConfig, IDENTITY_FAILURE_MS, rememberingFailure, SharedAwsClients } from './aws.ts';
 
 class FakeClient {
   readonly config: unknown;
@@ -54,5 +55,62 @@ describe('SharedAwsClients', () => {
     pool.get({ region: 'r4' });
     expect(kept.client.destroyed).toBe(false);
     expect(next.client.destroyed).toBe(false); // held again by the get above
+  });
+});
+
+describe('the pod identity', () => {
+  it('gives a failure back at once for a few seconds, then asks again; a success is not held here', async () => {
+    let now = 0;
+    let calls = 0;
+    let fail = true;
+    const chain = async () => {
+      calls++;
+      if (fail) throw new Error(`no identity (${calls})`);
+      return { accessKeyId: 'A', secretAccessKey: 'S' };
+    };
+    const provider = rememberingFailure(chain, 5_000, () => now);
+    await expect(provider()).rejects.toThrow('no identity (1)');
+    now = 4_999;
+    await expect(provider()).rejects.toThrow('no identity (1)');
+    expect(calls).toBe(1);
+    now = 5_000;
+    fail = false;
+    await expect(provider()).resolves.toMatchObject({ accessKeyId: 'A' });
+    await provider();
+    expect(calls).toBe(3);
+  });
+
+  const saved = { ...process.env };
+  afterEach(() => {
+    process.env = { ...saved };
+  });
+
+  it("is what a real SDK client without credentials uses: the chain's failure is answered again at once", async () => {
+    // No identity anywhere, and the metadata service off so the chain fails at once.
+    for (const k of Object.keys(process.env)) if (k.startsWith('AWS_')) delete process.env[k];
+    Object.assign(process.env, {
+      AWS_EC2_METADATA_DISABLED: 'true',
+      AWS_CONFIG_FILE: '/nonexistent/config',
+      AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/credentials',
+    });
+    const client = new Route53Client(awsClientConfig({ region: 'us-east-1' }));
+    const resolve = client.config.credentials as () => Promise<unknown>;
+    const first = await resolve().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(first).toBeInstanceOf(Error);
+    const second = await resolve().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    // The same error object: the chain was not run again.
+    expect(second).toBe(first);
+    expect(IDENTITY_FAILURE_MS).toBeLessThanOrEqual(10_000);
+    client.destroy();
+    // With credentials given, the SDK's chain is not involved at all.
+    expect(
+      awsClientConfig({ region: 'us-east-1', credentials: { accessKeyId: 'A', secretAccessKey: 'S' } }),
+    ).not.toHaveProperty('credentialDefaultProvider');
   });
 });

@@ -5,6 +5,7 @@
  * again on a later reconcile.
  */
 import { createHash } from 'node:crypto';
+import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { ProviderError, type ProviderErrorReason } from './errors.ts';
 
 /** Static credentials read from the Secret named by `credentialsSecretRef`. Never logged. */
@@ -36,7 +37,13 @@ export function awsClientConfig(options: AwsClientOptions) {
   return {
     region: options.region,
     ...(options.endpointUrl ? { endpoint: options.endpointUrl } : {}),
-    ...(options.credentials ? { credentials: options.credentials } : {}),
+    ...(options.credentials
+      ? { credentials: options.credentials }
+      : {
+          // The SDK's own chain (the pod's identity), given the client's config as the SDK gives it.
+          credentialDefaultProvider: (init: Parameters<typeof defaultProvider>[0]) =>
+            rememberingFailure(defaultProvider(init), IDENTITY_FAILURE_MS),
+        }),
     maxAttempts: options.maxAttempts ?? 3,
     requestHandler: {
       requestTimeout,
@@ -44,6 +51,38 @@ export function awsClientConfig(options: AwsClientOptions) {
       // Without this the SDK only logs a warning and waits on a server that never answers.
       throwOnRequestTimeout: true,
     },
+  };
+}
+
+/**
+ * How long a failure of the pod's identity is given back without asking again. The SDK keeps
+ * credentials it got, but runs the whole chain again after a failure: with no identity, each call
+ * waited about a second on the instance metadata service, and a policy worker with it (2,000
+ * policies without credentials took minutes to reconcile). Short, so an identity fixed, or an STS
+ * blip during a failover, costs at most this long.
+ */
+export const IDENTITY_FAILURE_MS = 5_000;
+
+/**
+ * A credentials provider that answers a failure again, at once, for `forMs` after it: callers in
+ * that window share the one attempt instead of each waiting out the chain.
+ */
+export function rememberingFailure<O, T>(
+  provider: (options?: O) => Promise<T>,
+  forMs: number,
+  now: () => number = Date.now,
+): (options?: O) => Promise<T> {
+  let failed: { err: unknown; at: number } | undefined;
+  return async (options?: O) => {
+    if (failed && now() - failed.at < forMs) throw failed.err;
+    try {
+      const value = await provider(options);
+      failed = undefined;
+      return value;
+    } catch (err) {
+      failed = { err, at: now() };
+      throw err;
+    }
   };
 }
 
