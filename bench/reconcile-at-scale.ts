@@ -9,7 +9,8 @@
  *
  *   BENCH_POLICIES=2000 BENCH_START_LATE=1 node bench/reconcile-at-scale.ts   (timed from the operator's start)
  *
- * BENCH_OPERATOR_NODE_FLAGS (space-separated) are given to the operators' Node.js, to profile them.
+ * BENCH_OPERATOR_NODE_FLAGS (space-separated) are given to the operators' Node.js, to profile them;
+ * BENCH_OPERATOR_ARGS to the operators (`--max-concurrent-reconciles=16`, say).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -86,7 +87,12 @@ try {
           name: SHARDS > 1 ? `bench-operator-${i}` : 'bench-operator',
           kubeconfig: cp.kubeconfigPath,
           dir,
-          args: [`--namespace=${ns}`, ...election, '--log-level=warn'],
+          args: [
+            `--namespace=${ns}`,
+            ...election,
+            '--log-level=warn',
+            ...(process.env.BENCH_OPERATOR_ARGS?.split(' ').filter(Boolean) ?? []),
+          ],
           nodeFlags: process.env.BENCH_OPERATOR_NODE_FLAGS?.split(' ').filter(Boolean) ?? [],
         }),
       ),
@@ -183,6 +189,20 @@ try {
   );
   const reconciledMs = performance.now() - t0;
   clearInterval(heapSampler);
+  // Where the cold time went: reconciles per controller and how long one took on average.
+  const perController = await Promise.all(
+    ['failoverpolicy', 'replicacluster'].map(async (controller) => {
+      const [n, secs] = await Promise.all(
+        [
+          'controller_runtime_reconcile_time_seconds_count',
+          'controller_runtime_reconcile_time_seconds_sum',
+        ].map(async (m) =>
+          (await Promise.all(ops.map((o) => o.metric(m, { controller })))).reduce((a, b) => a + b, 0),
+        ),
+      );
+      return `${controller} ${n} (${(((secs ?? 0) * 1000) / Math.max(n ?? 0, 1)).toFixed(0)} ms each)`;
+    }),
+  );
   const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
   const coldCpus = ops.map((o) => cpuSeconds(o.pid));
 
@@ -216,6 +236,7 @@ try {
         : `  time until all reconciled:           ${(reconciledMs / 1000).toFixed(1)} s (creation alone ${((created - t0) / 1000).toFixed(1)} s)`,
       `  operator peak RSS (VmHWM):           ${Math.max(...rss).toFixed(0)} MiB${SHARDS > 1 ? ' the largest' : ''}${each(rss, 0, ' MiB')}`,
       `  largest heap in use while cold:      ${peakHeapMiB.toFixed(0)} MiB (sampled each second)`,
+      `  reconciles until all reconciled:     ${perController.join(', ')}`,
       `  operator CPU until all reconciled:   ${sum(coldCpus).toFixed(1)} s${SHARDS > 1 ? ' in all' : ''}${each(coldCpus, 1, ' s')}`,
       `  operator CPU when idle:              ${sum(idlePercent).toFixed(1)} % of a core (failing probes)${each(idlePercent, 1, ' %')}`,
       `  API requests per minute when idle:   ${((idleRequests * 60) / IDLE_SECONDS).toFixed(1)}`,
