@@ -178,7 +178,8 @@ describe('paused replay under write load', () => {
         // (and the heartbeats' resolution) of zero until the 5 min refresh.
         return s.replicationLagBytes !== undefined &&
           s.replicationLagBytes <= 65536 &&
-          (s.replicationLagSeconds ?? 0) < lagStepSeconds(INTERVAL) &&
+          s.replicationLagSeconds !== undefined &&
+          s.replicationLagSeconds < lagStepSeconds(INTERVAL) &&
           condition(s, 'LagWithinBudget')?.status === 'True'
           ? s
           : undefined;

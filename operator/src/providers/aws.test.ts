@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import { Route53Client } from '@aws-sdk/client-route-53';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { awsClientConfig, IDENTITY_FAILURE_MS, rememberingFailure, SharedAwsClients } from './aws.ts';
 
 class FakeClient {
@@ -59,13 +60,24 @@ describe('SharedAwsClients', () => {
 });
 
 describe('the pod identity', () => {
+  it('is the same credentials chain the SDK clients would load themselves (one copy installed)', () => {
+    const here = createRequire(import.meta.url);
+    for (const client of ['@aws-sdk/client-route-53', '@aws-sdk/client-rds'])
+      expect(createRequire(here.resolve(client)).resolve('@aws-sdk/credential-provider-node')).toBe(
+        here.resolve('@aws-sdk/credential-provider-node'),
+      );
+  });
+
   it('gives a failure back at once for a few seconds, then asks again; a success is not held here', async () => {
     let now = 0;
     let calls = 0;
     let fail = true;
+    let stsError = false;
     const chain = async () => {
       calls++;
-      if (fail) throw new Error(`no identity (${calls})`);
+      if (stsError) throw Object.assign(new Error(`throttled (${calls})`), { name: 'Throttling' });
+      if (fail)
+        throw Object.assign(new Error(`no identity (${calls})`), { name: 'CredentialsProviderError' });
       return { accessKeyId: 'A', secretAccessKey: 'S' };
     };
     const provider = rememberingFailure(chain, 5_000, () => now);
@@ -78,28 +90,29 @@ describe('the pod identity', () => {
     await expect(provider()).resolves.toMatchObject({ accessKeyId: 'A' });
     await provider();
     expect(calls).toBe(3);
+    // Anything but "no identity" (STS throttling, say) goes to the caller's retry, not remembered.
+    stsError = true;
+    await expect(provider()).rejects.toThrow('throttled (4)');
+    await expect(provider()).rejects.toThrow('throttled (5)');
   });
 
-  const saved = { ...process.env };
   afterEach(() => {
-    process.env = { ...saved };
+    vi.unstubAllEnvs();
   });
 
   it("is what a real SDK client without credentials uses: the chain's failure is answered again at once", async () => {
     // No identity anywhere, and the metadata service off so the chain fails at once.
-    for (const k of Object.keys(process.env)) if (k.startsWith('AWS_')) delete process.env[k];
-    Object.assign(process.env, {
-      AWS_EC2_METADATA_DISABLED: 'true',
-      AWS_CONFIG_FILE: '/nonexistent/config',
-      AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/credentials',
-    });
+    for (const k of Object.keys(process.env)) if (k.startsWith('AWS_')) vi.stubEnv(k, undefined);
+    vi.stubEnv('AWS_EC2_METADATA_DISABLED', 'true');
+    vi.stubEnv('AWS_CONFIG_FILE', '/nonexistent/config');
+    vi.stubEnv('AWS_SHARED_CREDENTIALS_FILE', '/nonexistent/credentials');
     const client = new Route53Client(awsClientConfig({ region: 'us-east-1' }));
     const resolve = client.config.credentials as () => Promise<unknown>;
     const first = await resolve().then(
       () => undefined,
       (err: unknown) => err,
     );
-    expect(first).toBeInstanceOf(Error);
+    expect(first).toMatchObject({ name: 'CredentialsProviderError' });
     const second = await resolve().then(
       () => undefined,
       (err: unknown) => err,

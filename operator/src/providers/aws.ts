@@ -64,13 +64,16 @@ export function awsClientConfig(options: AwsClientOptions) {
 export const IDENTITY_FAILURE_MS = 5_000;
 
 /**
- * A credentials provider that answers a failure again, at once, for `forMs` after it: callers in
- * that window share the one attempt instead of each waiting out the chain.
+ * A credentials provider that answers "no identity" again, at once, for `forMs` after it: callers
+ * in that window share the one attempt instead of each waiting out the chain. Only the chain's own
+ * verdict that no source had credentials (CredentialsProviderError) is remembered; an STS error
+ * (throttling, a 5xx, the network) goes to the caller's retry as it is, so a failover's DNS step
+ * is not held back by a blip.
  */
 export function rememberingFailure<O, T>(
   provider: (options?: O) => Promise<T>,
   forMs: number,
-  now: () => number = Date.now,
+  now: () => number = () => performance.now(),
 ): (options?: O) => Promise<T> {
   let failed: { err: unknown; at: number } | undefined;
   return async (options?: O) => {
@@ -80,7 +83,7 @@ export function rememberingFailure<O, T>(
       failed = undefined;
       return value;
     } catch (err) {
-      failed = { err, at: now() };
+      failed = (err as Error)?.name === 'CredentialsProviderError' ? { err, at: now() } : undefined;
       throw err;
     }
   };
