@@ -28,6 +28,8 @@ const POLICIES = Number(process.env.BENCH_POLICIES ?? 500);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
 /** Above 1: that many operator processes, each with `--shards` of it, so each ends up holding one shard. */
 const SHARDS = Number(process.env.BENCH_SHARDS ?? 1);
+if (!Number.isInteger(SHARDS) || SHARDS < 1)
+  throw new Error(`BENCH_SHARDS must be a whole number from 1: ${SHARDS}`);
 /** 1: the objects are created first and the operator started after, timed from its start (a restart). */
 const START_LATE = process.env.BENCH_START_LATE === '1';
 const ns = 'bench';
@@ -63,7 +65,9 @@ async function unreconciled(client: KubeClient, type: ResourceType): Promise<num
 
 const cp = await ControlPlane.start({ name: 'bench' });
 const dir = mkdtempSync(join(tmpdir(), 'failover-bench-'));
-let ops: OperatorProcess[] = [];
+const ops: OperatorProcess[] = [];
+let peakHeapMiB = 0;
+let heapSampler: ReturnType<typeof setInterval> | undefined;
 const stopAll = () => Promise.all(ops.map((o) => o.stop()));
 installSignalCleanup(async () => {
   await stopAll();
@@ -81,20 +85,23 @@ try {
   const election =
     SHARDS > 1 ? [`--leader-election-namespace=${ns}`, `--shards=${SHARDS}`] : ['--leader-elect=false'];
   const startOperators = async () => {
-    ops = await Promise.all(
-      Array.from({ length: SHARDS }, (_, i) =>
-        OperatorProcess.start({
-          name: SHARDS > 1 ? `bench-operator-${i}` : 'bench-operator',
-          kubeconfig: cp.kubeconfigPath,
-          dir,
-          args: [
-            `--namespace=${ns}`,
-            ...election,
-            '--log-level=warn',
-            ...(process.env.BENCH_OPERATOR_ARGS?.split(' ').filter(Boolean) ?? []),
-          ],
-          nodeFlags: process.env.BENCH_OPERATOR_NODE_FLAGS?.split(' ').filter(Boolean) ?? [],
-        }),
+    // Each kept as soon as it runs, so a replica that fails to start does not leave the others behind.
+    await Promise.all(
+      Array.from({ length: SHARDS }, async (_, i) =>
+        ops.push(
+          await OperatorProcess.start({
+            name: SHARDS > 1 ? `bench-operator-${i}` : 'bench-operator',
+            kubeconfig: cp.kubeconfigPath,
+            dir,
+            args: [
+              `--namespace=${ns}`,
+              ...election,
+              '--log-level=warn',
+              ...(process.env.BENCH_OPERATOR_ARGS?.split(' ').filter(Boolean) ?? []),
+            ],
+            nodeFlags: process.env.BENCH_OPERATOR_NODE_FLAGS?.split(' ').filter(Boolean) ?? [],
+          }),
+        ),
       ),
     );
     for (const o of ops) await waitFor(() => o.ready(), { description: `${o.name} to be ready` });
@@ -111,6 +118,18 @@ try {
   };
   if (!START_LATE) await startOperators();
 
+  // The largest heap V8 reports in use, from the operators' own metrics, every 2 s (each read
+  // renders their whole /metrics, so not more often): against peak RSS it tells live data from
+  // the collector's headroom.
+  heapSampler = setInterval(() => {
+    for (const o of ops)
+      o.metric('nodejs_heap_size_used_bytes').then(
+        (b) => {
+          peakHeapMiB = Math.max(peakHeapMiB, b / 1048576);
+        },
+        () => {},
+      );
+  }, 2000);
   say(`creating ${POLICIES} FailoverPolicies and ${POLICIES * 2} ReplicaClusters`);
   let t0 = performance.now();
   const indexes = Array.from({ length: POLICIES }, (_, i) => i);
@@ -144,18 +163,6 @@ try {
       },
     });
   });
-  // The largest heap V8 reports in use while the objects are reconciled, from the operators' own
-  // metrics: against peak RSS it tells data from the collector's headroom.
-  let peakHeapMiB = 0;
-  const heapSampler = setInterval(() => {
-    for (const o of ops)
-      o.metric('nodejs_heap_size_used_bytes').then(
-        (b) => {
-          peakHeapMiB = Math.max(peakHeapMiB, b / 1048576);
-        },
-        () => {},
-      );
-  }, 1000);
   let created = performance.now();
   if (START_LATE) {
     say(`created in ${((created - t0) / 1000).toFixed(1)} s with no operator running; starting it`);
@@ -235,7 +242,7 @@ try {
         ? `  time until all reconciled:           ${(reconciledMs / 1000).toFixed(1)} s from the operator's start (objects made before it)`
         : `  time until all reconciled:           ${(reconciledMs / 1000).toFixed(1)} s (creation alone ${((created - t0) / 1000).toFixed(1)} s)`,
       `  operator peak RSS (VmHWM):           ${Math.max(...rss).toFixed(0)} MiB${SHARDS > 1 ? ' the largest' : ''}${each(rss, 0, ' MiB')}`,
-      `  largest heap in use while cold:      ${peakHeapMiB.toFixed(0)} MiB (sampled each second)`,
+      `  largest heap in use while cold:      ${peakHeapMiB.toFixed(0)} MiB (sampled every 2 s)`,
       `  reconciles until all reconciled:     ${perController.join(', ')}`,
       `  operator CPU until all reconciled:   ${sum(coldCpus).toFixed(1)} s${SHARDS > 1 ? ' in all' : ''}${each(coldCpus, 1, ' s')}`,
       `  operator CPU when idle:              ${sum(idlePercent).toFixed(1)} % of a core (failing probes)${each(idlePercent, 1, ' %')}`,
@@ -245,6 +252,7 @@ try {
     ].join('\n'),
   );
 } finally {
+  clearInterval(heapSampler);
   await stopAll();
   await cp.stop();
   rmSync(dir, { recursive: true, force: true });
