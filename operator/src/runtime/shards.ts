@@ -305,6 +305,23 @@ export class ShardCoordinator {
       });
   }
 
+  /**
+   * The layout Lease was seen held by this layout: acting is confirmed until `until`. Where the
+   * confirmation had lapsed (the API server slow past the renew deadline) while shards stayed
+   * held, the controllers dropped those shards' keys as they left the queue, and nothing would
+   * bring them back before the resync: the shards are enqueued again.
+   */
+  private confirmLayout(until: number): void {
+    const lapsed = this.layoutUntil > 0 && Date.now() >= this.layoutUntil;
+    this.layoutUntil = until;
+    if (!lapsed || this.owned.size === 0) return;
+    this.opts.log.warn(
+      { shards: [...this.owned.keys()] },
+      'sharding: the layout Lease is confirmed again after a lapse; reconciling the shards held again',
+    );
+    for (const shard of this.owned.keys()) this.opts.onTaken(shard);
+  }
+
   private mayAcquire(shard: number): boolean {
     if (this.stopped || this.quiescing || Date.now() >= this.layoutUntil) return false;
     const held = new Map(this.owned);
@@ -378,14 +395,14 @@ export class ShardCoordinator {
           this.ownerRefused = true;
           await create(false);
         }
-        this.layoutUntil = now + o.renewDeadlineMs;
+        this.confirmLayout(now + o.renewDeadlineMs);
         return;
       }
       if (holder === mine) {
         // Renewed by a peer since the last look: that is enough for now (it happened at most a
         // retry period before this look, hence the margin).
         if (this.liveness.unchangedFor(lease, now) === 0 && this.layoutUntil > 0) {
-          this.layoutUntil = Math.max(this.layoutUntil, now + o.renewDeadlineMs - o.retryPeriodMs);
+          this.confirmLayout(Math.max(this.layoutUntil, now + o.renewDeadlineMs - o.retryPeriodMs));
           return;
         }
       } else if (holder && this.liveness.live(lease, now)) {
@@ -407,7 +424,7 @@ export class ShardCoordinator {
         },
       });
       if (holder !== mine) o.log.info({ lease: o.election, holder: mine }, 'sharding: took the layout Lease');
-      this.layoutUntil = now + o.renewDeadlineMs;
+      this.confirmLayout(now + o.renewDeadlineMs);
     } catch (err) {
       // A conflict: a peer renewed it first, or someone took it; the next look tells which.
       if (!isConflict(err)) throw err;
