@@ -30,6 +30,7 @@ import { OperatorProcess } from '../test/harness/operator-process.ts';
 import { startPostgresPair } from '../test/harness/postgres.ts';
 import { installSignalCleanup } from '../test/harness/processes.ts';
 import { waitFor } from '../test/harness/wait.ts';
+import { cpuSeconds } from './process-stats.ts';
 
 const CLUSTERS = Number(process.env.BENCH_CLUSTERS ?? 200);
 const SECONDS = Number(process.env.BENCH_PROBE_SECONDS ?? 60);
@@ -60,10 +61,6 @@ installSignalCleanup(async () => {
   await cp.stop();
 });
 
-const cpuSeconds = (pid: number) => {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
-};
 const memory = (pid: number) => {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
   return {

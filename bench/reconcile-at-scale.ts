@@ -12,7 +12,7 @@
  * BENCH_OPERATOR_NODE_FLAGS (space-separated) are given to the operators' Node.js, to profile them;
  * BENCH_OPERATOR_ARGS to the operators (`--max-concurrent-reconciles=16`, say).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
@@ -23,6 +23,7 @@ import { installCrds } from '../test/harness/crds.ts';
 import { OperatorProcess } from '../test/harness/operator-process.ts';
 import { installSignalCleanup } from '../test/harness/processes.ts';
 import { waitFor } from '../test/harness/wait.ts';
+import { cpuSeconds, HeapSampler, peakRssMiB, reconcilesByController } from './process-stats.ts';
 
 const POLICIES = Number(process.env.BENCH_POLICIES ?? 500);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
@@ -34,17 +35,6 @@ if (!Number.isInteger(SHARDS) || SHARDS < 1)
 const START_LATE = process.env.BENCH_START_LATE === '1';
 const ns = 'bench';
 const say = (s: string) => process.stdout.write(`[bench reconcile] ${s}\n`);
-
-function peakRssMiB(pid: number | undefined): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
-}
-
-/** User + system CPU seconds the process has used (/proc/PID/stat, in clock ticks of 1/100 s). */
-function cpuSeconds(pid: number | undefined): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
   let next = 0;
@@ -66,8 +56,7 @@ async function unreconciled(client: KubeClient, type: ResourceType): Promise<num
 const cp = await ControlPlane.start({ name: 'bench' });
 const dir = mkdtempSync(join(tmpdir(), 'failover-bench-'));
 const ops: OperatorProcess[] = [];
-let peakHeapMiB = 0;
-let heapSampler: ReturnType<typeof setInterval> | undefined;
+let heap: HeapSampler | undefined;
 const stopAll = () => Promise.all(ops.map((o) => o.stop()));
 installSignalCleanup(async () => {
   await stopAll();
@@ -118,18 +107,8 @@ try {
   };
   if (!START_LATE) await startOperators();
 
-  // The largest heap V8 reports in use, from the operators' own metrics, every 2 s (each read
-  // renders their whole /metrics, so not more often): against peak RSS it tells live data from
-  // the collector's headroom.
-  heapSampler = setInterval(() => {
-    for (const o of ops)
-      o.metric('nodejs_heap_size_used_bytes').then(
-        (b) => {
-          peakHeapMiB = Math.max(peakHeapMiB, b / 1048576);
-        },
-        () => {},
-      );
-  }, 2000);
+  // The largest heap in use across the replicas, from the start.
+  heap = new HeapSampler(() => ops);
   say(`creating ${POLICIES} FailoverPolicies and ${POLICIES * 2} ReplicaClusters`);
   let t0 = performance.now();
   const indexes = Array.from({ length: POLICIES }, (_, i) => i);
@@ -195,20 +174,17 @@ try {
     },
   );
   const reconciledMs = performance.now() - t0;
-  clearInterval(heapSampler);
+  heap.stop();
   // Where the cold time went: reconciles per controller and how long one took on average.
-  const perController = await Promise.all(
-    ['failoverpolicy', 'replicacluster'].map(async (controller) => {
-      const [n, secs] = await Promise.all(
-        [
-          'controller_runtime_reconcile_time_seconds_count',
-          'controller_runtime_reconcile_time_seconds_sum',
-        ].map(async (m) =>
-          (await Promise.all(ops.map((o) => o.metric(m, { controller })))).reduce((a, b) => a + b, 0),
-        ),
-      );
-      return `${controller} ${n} (${(((secs ?? 0) * 1000) / Math.max(n ?? 0, 1)).toFixed(0)} ms each)`;
-    }),
+  const reconciles = new Map<string, { count: number; seconds: number }>();
+  for (const text of await Promise.all(ops.map((o) => o.metrics())))
+    for (const [controller, e] of reconcilesByController(text)) {
+      const all = reconciles.get(controller) ?? { count: 0, seconds: 0 };
+      reconciles.set(controller, { count: all.count + e.count, seconds: all.seconds + e.seconds });
+    }
+  const perController = [...reconciles].map(
+    ([controller, e]) =>
+      `${controller} ${e.count} (${((e.seconds * 1000) / Math.max(e.count, 1)).toFixed(0)} ms each)`,
   );
   const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
   const coldCpus = ops.map((o) => cpuSeconds(o.pid));
@@ -242,7 +218,7 @@ try {
         ? `  time until all reconciled:           ${(reconciledMs / 1000).toFixed(1)} s from the operator's start (objects made before it)`
         : `  time until all reconciled:           ${(reconciledMs / 1000).toFixed(1)} s (creation alone ${((created - t0) / 1000).toFixed(1)} s)`,
       `  operator peak RSS (VmHWM):           ${Math.max(...rss).toFixed(0)} MiB${SHARDS > 1 ? ' the largest' : ''}${each(rss, 0, ' MiB')}`,
-      `  largest heap in use while cold:      ${peakHeapMiB.toFixed(0)} MiB (sampled every 2 s)`,
+      `  largest heap in use while cold:      ${(heap.maxBytes / 2 ** 20).toFixed(0)} MiB (sampled every 2 s)`,
       `  reconciles until all reconciled:     ${perController.join(', ')}`,
       `  operator CPU until all reconciled:   ${sum(coldCpus).toFixed(1)} s${SHARDS > 1 ? ' in all' : ''}${each(coldCpus, 1, ' s')}`,
       `  operator CPU when idle:              ${sum(idlePercent).toFixed(1)} % of a core (failing probes)${each(idlePercent, 1, ' %')}`,
@@ -252,7 +228,7 @@ try {
     ].join('\n'),
   );
 } finally {
-  clearInterval(heapSampler);
+  heap?.stop();
   await stopAll();
   await cp.stop();
   rmSync(dir, { recursive: true, force: true });

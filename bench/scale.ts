@@ -57,6 +57,7 @@ import { OperatorProcess } from '../test/harness/operator-process.ts';
 import { type PostgresPair, startPostgresPair } from '../test/harness/postgres.ts';
 import { installSignalCleanup } from '../test/harness/processes.ts';
 import { waitFor } from '../test/harness/wait.ts';
+import { cpuSeconds, HeapSampler, peakRssMiB, reconcilesByController } from './process-stats.ts';
 
 const repo = resolve(import.meta.dirname, '..');
 const numbers = (text: string) =>
@@ -135,19 +136,6 @@ interface Row {
   notes: string[];
 }
 
-// ---- processes: CPU and memory from /proc -------------------------------------------------------
-
-/** User + system CPU seconds the process has used (/proc/PID/stat, in clock ticks of 1/100 s). */
-function cpuSeconds(pid: number | undefined): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-function peakRssMiB(pid: number | undefined): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
-}
-
 /** A process's samples of a metric, summed over label sets whose labels match `filter`. */
 function sumSamples(text: string, name: string, filter: (labels: string) => boolean = () => true): number {
   let sum = 0;
@@ -207,23 +195,6 @@ function difference(
     if (d > 0) out[k] = Number((d * scale).toFixed(1));
   }
   return out;
-}
-
-/** Per controller: reconciles and their mean duration (controller_runtime_reconcile_*). */
-function reconcilesByController(text: string): Map<string, { count: number; seconds: number }> {
-  const by = new Map<string, { count: number; seconds: number }>();
-  for (const line of text.split('\n')) {
-    const m =
-      /^controller_runtime_reconcile_time_seconds_(count|sum)\{[^}]*controller="([^"]*)"[^}]*\} ([0-9.eE+-]+)$/.exec(
-        line,
-      );
-    if (!m?.[2]) continue;
-    const e = by.get(m[2]) ?? { count: 0, seconds: 0 };
-    if (m[1] === 'count') e.count += Number(m[3]);
-    else e.seconds += Number(m[3]);
-    by.set(m[2], e);
-  }
-  return by;
 }
 
 function errorsByReason(text: string): Record<string, number> {
@@ -543,19 +514,9 @@ async function run(n: number, scenario: Scenario, entry: string | undefined): Pr
     timeoutMs: 120_000,
   });
 
-  // Heap samples all along, every 2 s: the most, and the least seen in the idle window.
-  const heap = { max: 0, idleMin: Number.POSITIVE_INFINITY, idle: false };
-  const sampler = setInterval(() => {
-    op.metric('nodejs_heap_size_used_bytes').then(
-      (b) => {
-        if (!(b > 0)) return;
-        heap.max = Math.max(heap.max, b);
-        if (heap.idle) heap.idleMin = Math.min(heap.idleMin, b);
-      },
-      () => undefined,
-    );
-  }, 2_000);
-  running.push(async () => clearInterval(sampler));
+  // Heap samples all along: the most, and the least seen in the idle window.
+  const heap = new HeapSampler(() => [op]);
+  running.push(async () => heap.stop());
 
   const requestsAtStart = await op.metric('rest_client_requests_total');
   const apiserverAtStart = await apiserverRequests(cp);
@@ -722,8 +683,8 @@ async function run(n: number, scenario: Scenario, entry: string | undefined): Pr
     readySeconds: scenario === 'healthy' ? readySeconds : null,
     coldDone,
     peakRssMiB: peakRssMiB(op.pid),
-    heapUsedIdleMinMiB: Number.isFinite(heap.idleMin) ? heap.idleMin / 2 ** 20 : null,
-    heapUsedMaxMiB: heap.max > 0 ? heap.max / 2 ** 20 : null,
+    heapUsedIdleMinMiB: Number.isFinite(heap.idleMinBytes) ? heap.idleMinBytes / 2 ** 20 : null,
+    heapUsedMaxMiB: heap.maxBytes > 0 ? heap.maxBytes / 2 ** 20 : null,
     coldCpuSeconds,
     coldApiRequests,
     apiRequestsPerObject: coldApiRequests / (n * 3),

@@ -32,6 +32,13 @@ const seen = (at: number, over: Partial<FailoverObservationSpec['clusters'][numb
     ],
   }) as FailoverObservationSpec;
 
+/** A cluster not reached since the epoch (its failure count is given per round). */
+const failing = {
+  reachable: false,
+  role: 'Unknown' as const,
+  lastSuccessTime: new Date(0).toISOString(),
+};
+
 /** Rounds every `interval` ms (with a few ms of drift) of the same healthy view: when each writes. */
 function writes(interval: number, refresh: number, rounds: number): number[] {
   let last: { meaning: string; at: number } | undefined;
@@ -75,11 +82,6 @@ describe('observer writes', () => {
       { appEndpointsHealthy: false },
     ])
       expect(publishDue(last, meaningOf(seen(1000, change), 3), 4000, 1000, 1000)).toBe(true);
-    const failing = {
-      reachable: false,
-      role: 'Unknown' as const,
-      lastSuccessTime: new Date(0).toISOString(),
-    };
     const one = { meaning: meaningOf(seen(1000, { ...failing, consecutiveFailures: 1 }), 3), at: 1000 };
     expect(
       publishDue(one, meaningOf(seen(2000, { ...failing, consecutiveFailures: 2 }), 3), 4000, 2000, 1000),
@@ -87,11 +89,6 @@ describe('observer writes', () => {
   });
 
   it('writes a cluster that stays down at the refresh rate once its failures reach the threshold', () => {
-    const failing = {
-      reachable: false,
-      role: 'Unknown' as const,
-      lastSuccessTime: new Date(0).toISOString(),
-    };
     const threshold = 3;
     const refresh = 4000;
     let last: { meaning: string; at: number } | undefined;
