@@ -386,7 +386,9 @@ export const replicaClusterStatus = z
       .max(32)
       .optional()
       .describe('Current WAL position: write LSN on a primary, replay LSN on a standby.'),
-    lastObservedTime: timestamp('When the cluster was last probed successfully or not.').optional(),
+    lastObservedTime: timestamp(
+      'When the probe this status reports was taken. Status is written when what it says changes; a Healthy cluster that stays the same is not rewritten, one that is not Healthy every 5 minutes.',
+    ).optional(),
     lastReachableTime: timestamp('When a probe last reached the database.').optional(),
     databaseId: z
       .string()

@@ -31,6 +31,15 @@ describe('a probe’s status', () => {
     expect(worthWriting(status(t0), { ...status(later), role: 'Primary' }, later, 2)).toBe(true);
   });
 
+  it('of a Healthy cluster that says the same is never rewritten; one that is not Healthy every 5 minutes', () => {
+    const hourLater = new Date(t0.getTime() + 3_600_000);
+    expect(worthWriting(status(t0), status(hourLater), hourLater, 2)).toBe(false);
+    const degraded = (at: Date): ReplicaClusterStatus => ({ ...status(at), health: 'Degraded' });
+    const at = (ms: number) => new Date(t0.getTime() + ms);
+    expect(worthWriting(degraded(t0), degraded(at(299_000)), at(299_000), 2)).toBe(false);
+    expect(worthWriting(degraded(t0), degraded(at(300_000)), at(300_000), 2)).toBe(true);
+  });
+
   it('is not written for the agent’s report, which the probe never computes and a write keeps as it is', () => {
     const agent = { name: 'db-0', reportedAt: t0.toISOString() } as ReplicaClusterStatus['agent'];
     expect(worthWriting({ ...status(t0), agent }, status(later), later, 2)).toBe(false);

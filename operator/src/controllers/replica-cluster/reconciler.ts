@@ -30,9 +30,11 @@ import { type AppEndpointsRecord, appCheckTimeoutMs } from './app-endpoints.ts';
 import { lagStepSeconds } from './lag.ts';
 import type { ProbeRecord } from './probes.ts';
 
-// Status is for people; decisions use the in-memory probes. A heartbeat write every few minutes
-// shows the operator is alive without costing the API server a write per cluster per probe.
-const STATUS_REFRESH_MS = 5 * 60_000;
+// Status is for people; decisions use the in-memory probes. A cluster that is not Healthy has its
+// figures (failures in a row, lag) rewritten every few minutes for whoever watches it recover; a
+// Healthy one's status changes only when what it says does, so a healthy fleet costs the API
+// server nothing between changes (the operator's Lease and metrics show it is alive).
+const UNHEALTHY_REFRESH_MS = 5 * 60_000;
 const DEFAULT_INTERVAL_S = 5;
 
 interface PolicyView {
@@ -409,9 +411,10 @@ export function worthWriting(
     };
   };
   if (!isDeepStrictEqual(strip(previous), strip(next))) return true;
+  if (!previous.lastObservedTime) return true;
   if (
-    !previous.lastObservedTime ||
-    now.getTime() - new Date(previous.lastObservedTime).getTime() >= STATUS_REFRESH_MS
+    next.health !== 'Healthy' &&
+    now.getTime() - new Date(previous.lastObservedTime).getTime() >= UNHEALTHY_REFRESH_MS
   )
     return true;
   // A lag that becomes known (or unknown) is news, even when its value is 0.
