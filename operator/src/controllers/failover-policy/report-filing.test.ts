@@ -40,6 +40,7 @@ const finished = (id: string, minute: number) => ({
 class Reports {
   readonly objects = new Map<string, KubeObject>();
   calls = 0;
+  lists = 0;
   failWith: KubeApiError | undefined;
 
   async create(_t: unknown, _ns: string, body: KubeObject): Promise<KubeObject> {
@@ -53,6 +54,7 @@ class Reports {
     return this.objects.get(name);
   }
   async list(_t: unknown, _ns: string, query: { labelSelector?: string }) {
+    this.lists++;
     const [key, value] = (query.labelSelector ?? '').split('=');
     const items = [...this.objects.values()].filter((o) => !key || o.metadata.labels?.[key] === value);
     return { items, metadata: { resourceVersion: '1' } };
@@ -128,5 +130,36 @@ describe('filing incident records', () => {
     reports.failWith = undefined;
     now = new Date(now.getTime() + 60 * 60_000);
     expect((await f.file(policy, spec, status, status)).history?.[0]?.reported).toBe(true);
+  });
+
+  it('looks at a quiet policy’s reports when the oldest kept expires, a week on at the latest, and at once under a new retention', async () => {
+    let now = NOW;
+    const { reports, filing: f } = filing(() => now);
+    const later = (days: number) => new Date(NOW.getTime() + days * 86_400_000);
+    const status: FailoverPolicyStatus = { history: [finished('failover-e1', 1)] };
+    const filed = await f.file(policy, spec, status, status);
+    expect(reports.lists).toBe(1);
+    // Nothing filed since: no look for a week (not every day, as before).
+    for (const day of [1, 2, 3, 6.9]) {
+      now = later(day);
+      await f.file(policy, spec, filed, filed);
+    }
+    expect(reports.lists).toBe(1);
+    now = later(7.01);
+    await f.file(policy, spec, filed, filed);
+    expect(reports.lists).toBe(2);
+    // A new retention is looked at at once; kept 10 days, the next look is when the report
+    // passes that age, and removes it.
+    const short = failoverPolicySpec.parse({ ...spec, reports: { keep: 2, maxAgeDays: 10 } });
+    await f.file(policy, short, filed, filed);
+    expect(reports.lists).toBe(3);
+    expect(reports.objects.size).toBe(1);
+    now = later(9.9);
+    await f.file(policy, short, filed, filed);
+    expect(reports.lists).toBe(3);
+    now = later(10.01);
+    await f.file(policy, short, filed, filed);
+    expect(reports.lists).toBe(4);
+    expect(reports.objects.size).toBe(0);
   });
 });

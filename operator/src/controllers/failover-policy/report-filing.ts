@@ -34,10 +34,20 @@ const CREATES_PER_PASS = 3;
 /** Reports retention deletes in one pass; more are deleted a minute later. */
 const DELETES_PER_PASS = 20;
 const FILING_RETRY: BackoffPolicy = { baseMs: 30_000, maxMs: 30 * 60_000 };
+/**
+ * After a look that left nothing to delete, the next is when the oldest report left passes
+ * maxAgeDays, and a week later at the latest: reports another replica filed while it held the
+ * policy (a handover, a shard moved) are unknown here. A fleet of quiet policies costs a LIST per
+ * policy per week, not per day.
+ */
+const PRUNE_IDLE_MAX_MS = 7 * 24 * 3_600_000;
 
 export class ReportFiling {
-  /** When each policy's reports are next looked at for retention, when nothing new is filed. */
-  private readonly nextPrune = new Map<string, number>();
+  /**
+   * When each policy's reports are next looked at for retention, when nothing new is filed, and
+   * under which retention that was worked out (a changed one looks again at once).
+   */
+  private readonly nextPrune = new Map<string, { dueAt: number; retention: string }>();
   /** Policies whose filing failed: failures in a row, and not before when. */
   private readonly failing = new Map<string, { failures: number; until: number }>();
   /**
@@ -88,14 +98,27 @@ export class ReportFiling {
       }
     }
     this.failing.delete(key);
-    const due = this.nextPrune.get(key) ?? now.getTime() + ctx.random() * PRUNE_INTERVAL_MS;
+    const retention = JSON.stringify(spec.reports);
+    const known = this.nextPrune.get(key);
+    // Unknown (a start, a policy newly held): the first look falls anywhere in a day, so a
+    // restart over a fleet does not list every policy's reports at once.
+    const due =
+      known?.retention === retention
+        ? known.dueAt
+        : known
+          ? 0
+          : now.getTime() + ctx.random() * PRUNE_INTERVAL_MS;
     if (filed.length > 0 || now.getTime() >= due) {
-      const more = await this.prune(object, spec).catch((err: unknown) => {
+      const look = await this.prune(object, spec).catch((err: unknown) => {
         ctx.log.warn({ policy: key, err: String(err) }, 'could not remove old incident reports');
-        return false;
+        return { more: false, oldestExpiresAt: undefined };
       });
-      this.nextPrune.set(key, now.getTime() + (more ? 60_000 : PRUNE_INTERVAL_MS));
-    } else this.nextPrune.set(key, due);
+      const idle = Math.min(
+        now.getTime() + PRUNE_IDLE_MAX_MS,
+        look.oldestExpiresAt ?? Number.POSITIVE_INFINITY,
+      );
+      this.nextPrune.set(key, { dueAt: look.more ? now.getTime() + 60_000 : idle, retention });
+    } else this.nextPrune.set(key, { dueAt: due, retention });
     return markReported(next, filed);
   }
 
@@ -144,7 +167,11 @@ export class ReportFiling {
   }
 
   /** Deletes what retention removes, a bounded number at a time; whether more are left. */
-  private async prune(object: KubeObject, spec: FailoverPolicySpec): Promise<boolean> {
+  /** Deletes a pass of what retention removes: whether more is left, and when the oldest kept expires. */
+  private async prune(
+    object: KubeObject,
+    spec: FailoverPolicySpec,
+  ): Promise<{ more: boolean; oldestExpiresAt: number | undefined }> {
     const { ctx } = this;
     const namespace = object.metadata.namespace ?? 'default';
     const reports: FiledReport[] = [];
@@ -169,6 +196,14 @@ export class ReportFiling {
       await ctx.client.delete(failoverReportType, namespace, name);
       ctx.log.info({ policy: objectKey(object), report: name }, 'removed an incident report past retention');
     }
-    return gone.length > DELETES_PER_PASS;
+    const removed = new Set(gone);
+    const kept = reports.filter((r) => !removed.has(r.name)).map((r) => Date.parse(r.completedAt));
+    const oldest = kept
+      .filter((t) => Number.isFinite(t))
+      .reduce((a, b) => Math.min(a, b), Number.POSITIVE_INFINITY);
+    return {
+      more: gone.length > DELETES_PER_PASS,
+      oldestExpiresAt: Number.isFinite(oldest) ? oldest + spec.reports.maxAgeDays * 86_400_000 : undefined,
+    };
   }
 }
