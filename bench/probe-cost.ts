@@ -24,6 +24,7 @@ import { failoverPolicyType, replicaClusterType } from '../operator/src/controll
 import { systemClock } from '../operator/src/runtime/clock.ts';
 import { KubeClient } from '../operator/src/runtime/kube-client.ts';
 import { silentLogger } from '../operator/src/runtime/logger.ts';
+import { compileOperator } from '../test/harness/compiled.ts';
 import { ControlPlane } from '../test/harness/control-plane.ts';
 import { installCrds } from '../test/harness/crds.ts';
 import { OperatorProcess } from '../test/harness/operator-process.ts';
@@ -48,6 +49,8 @@ async function requestsByMethod(p: OperatorProcess): Promise<Map<string, number>
   return by;
 }
 
+// The operator as the image runs it: compiled to JavaScript (no type stripper in the process).
+const compiled = await compileOperator();
 const cp = await ControlPlane.start({ name: 'bench-probes' });
 const pair = await startPostgresPair({
   name: 'bench-probes',
@@ -59,6 +62,7 @@ installSignalCleanup(async () => {
   await op?.stop();
   await pair.stop();
   await cp.stop();
+  compiled.remove();
 });
 
 const memory = (pid: number) => {
@@ -178,6 +182,7 @@ try {
     name: 'bench-probes-operator',
     kubeconfig: cp.kubeconfigPath,
     dir,
+    entry: compiled.entry,
     args: [`--namespace=${ns}`, '--leader-elect=false', '--log-level=error'],
     nodeFlags: process.env.BENCH_OPERATOR_NODE_FLAGS?.split(' ').filter(Boolean) ?? [],
   });
@@ -240,4 +245,5 @@ try {
   await pair.stop();
   await cp.stop();
   rmSync(dir, { recursive: true, force: true });
+  compiled.remove();
 }

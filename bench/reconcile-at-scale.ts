@@ -9,6 +9,7 @@
  *
  *   BENCH_POLICIES=2000 BENCH_START_LATE=1 node bench/reconcile-at-scale.ts   (timed from the operator's start)
  *
+ * The operator runs compiled to JavaScript, as the image runs it (test/harness/compiled.ts).
  * BENCH_OPERATOR_NODE_FLAGS (space-separated) are given to the operators' Node.js, to profile them;
  * BENCH_OPERATOR_ARGS to the operators (`--max-concurrent-reconciles=16`, say).
  */
@@ -18,6 +19,7 @@ import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { failoverPolicyType, replicaClusterType } from '../operator/src/controllers/resources.ts';
 import { KubeClient, type KubeObject, type ResourceType } from '../operator/src/runtime/kube-client.ts';
+import { compileOperator } from '../test/harness/compiled.ts';
 import { ControlPlane } from '../test/harness/control-plane.ts';
 import { installCrds } from '../test/harness/crds.ts';
 import { OperatorProcess } from '../test/harness/operator-process.ts';
@@ -53,6 +55,8 @@ async function unreconciled(client: KubeClient, type: ResourceType): Promise<num
   ).length;
 }
 
+// The operator as the image runs it: compiled to JavaScript (no type stripper in the process).
+const compiled = await compileOperator();
 const cp = await ControlPlane.start({ name: 'bench' });
 const dir = mkdtempSync(join(tmpdir(), 'failover-bench-'));
 const ops: OperatorProcess[] = [];
@@ -61,6 +65,7 @@ const stopAll = () => Promise.all(ops.map((o) => o.stop()));
 installSignalCleanup(async () => {
   await stopAll();
   await cp.stop();
+  compiled.remove();
 });
 try {
   const kc = cp.kubeConfig();
@@ -82,6 +87,7 @@ try {
             name: SHARDS > 1 ? `bench-operator-${i}` : 'bench-operator',
             kubeconfig: cp.kubeconfigPath,
             dir,
+            entry: compiled.entry,
             args: [
               `--namespace=${ns}`,
               ...election,
@@ -232,4 +238,5 @@ try {
   await stopAll();
   await cp.stop();
   rmSync(dir, { recursive: true, force: true });
+  compiled.remove();
 }

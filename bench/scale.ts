@@ -33,7 +33,8 @@
  *   BENCH_SCALE_DATABASES         databases created on the primary, shared round robin (default 50)
  *   BENCH_SCALE_COLD_TIMEOUT_SECONDS  give up waiting for cold after this (default 900)
  *   BENCH_SCALE_OPERATOR_REF      run the operator and observers from this commit (git archive into
- *                                 .local/bench) instead of the working tree
+ *                                 .local/bench) instead of the working tree; either is compiled to
+ *                                 JavaScript first, as the image runs it
  *   BENCH_SCALE_KEEP_LOGS         keep each run's operator and observer logs (their directory is printed)
  *   BENCH_SCALE_FORCE             run a healthy size even where its PostgreSQL backends would not fit in
  *                                 memory (it is skipped and said so otherwise: see tooBig)
@@ -51,6 +52,7 @@ import { failoverPolicyType, replicaClusterType } from '../operator/src/controll
 import { refreshMs } from '../operator/src/observer/observer.ts';
 import { KubeClient, type KubeObject } from '../operator/src/runtime/kube-client.ts';
 import { type BindServer, startBind } from '../test/harness/bind.ts';
+import { type CompiledOperator, compileOperator } from '../test/harness/compiled.ts';
 import { ControlPlane } from '../test/harness/control-plane.ts';
 import { installCrds } from '../test/harness/crds.ts';
 import { OperatorProcess } from '../test/harness/operator-process.ts';
@@ -244,26 +246,39 @@ async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise
 
 // ---- what runs the operator ---------------------------------------------------------------------
 
-/** The operator's main module: the working tree, or a commit's copy (BENCH_SCALE_OPERATOR_REF). */
-function operatorEntry(): string | undefined {
-  if (!OPERATOR_REF) return undefined;
-  const sha = execFileSync('git', ['rev-parse', '--verify', `${OPERATOR_REF}^{commit}`], {
-    cwd: repo,
-    encoding: 'utf8',
-  }).trim();
-  // Inside the repository, so its node_modules resolve; config.ts reads ../../package.json.
-  const dir = join(repo, '.local', 'bench', `operator-${sha.slice(0, 12)}`);
-  if (!existsSync(join(dir, 'operator', 'src', 'main.ts'))) {
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { recursive: true });
-    const archive = execFileSync('git', ['archive', sha, 'operator', 'package.json'], {
+/**
+ * The operator's main module as the image runs it, compiled to JavaScript (test/harness/compiled.ts):
+ * from the working tree, or from a commit's copy (BENCH_SCALE_OPERATOR_REF). A commit from before
+ * the image's build step (no tsconfig.build.json) runs from its sources.
+ */
+let compiled: CompiledOperator | undefined;
+async function operatorEntry(): Promise<string> {
+  let sources = repo;
+  if (OPERATOR_REF) {
+    const sha = execFileSync('git', ['rev-parse', '--verify', `${OPERATOR_REF}^{commit}`], {
       cwd: repo,
-      maxBuffer: 1 << 30,
-    });
-    execFileSync('tar', ['-x', '-C', dir], { input: archive });
+      encoding: 'utf8',
+    }).trim();
+    // Inside the repository, so its node_modules resolve; config.ts reads ../../package.json.
+    sources = join(repo, '.local', 'bench', `operator-${sha.slice(0, 12)}`);
+    if (!existsSync(join(sources, 'operator', 'src', 'main.ts'))) {
+      rmSync(sources, { recursive: true, force: true });
+      mkdirSync(sources, { recursive: true });
+      const files = ['operator', 'package.json', 'tsconfig.json', 'tsconfig.build.json'];
+      const present = execFileSync('git', ['ls-tree', '--name-only', sha, ...files], {
+        cwd: repo,
+        encoding: 'utf8',
+      })
+        .split('\n')
+        .filter(Boolean);
+      const archive = execFileSync('git', ['archive', sha, ...present], { cwd: repo, maxBuffer: 1 << 30 });
+      execFileSync('tar', ['-x', '-C', sources], { input: archive });
+    }
+    say(`operator and observers run from ${sha.slice(0, 12)} (${OPERATOR_REF}), copied to ${sources}`);
+    if (!existsSync(join(sources, 'tsconfig.build.json'))) return join(sources, 'operator', 'src', 'main.ts');
   }
-  say(`operator and observers run from ${sha.slice(0, 12)} (${OPERATOR_REF}), copied to ${dir}`);
-  return join(dir, 'operator', 'src', 'main.ts');
+  compiled = await compileOperator(sources);
+  return compiled.entry;
 }
 
 // ---- PostgreSQL: one pair, shared by the healthy runs -------------------------------------------
@@ -454,7 +469,7 @@ const counts = (m: Map<string, number>) =>
     .map(([k, n]) => `${k} ${n}`)
     .join(', ');
 
-async function run(n: number, scenario: Scenario, entry: string | undefined): Promise<Row> {
+async function run(n: number, scenario: Scenario, entry: string): Promise<Row> {
   const label = `${n} ${scenario}`;
   const notes: string[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'failover-bench-scale-'));
@@ -493,7 +508,7 @@ async function run(n: number, scenario: Scenario, entry: string | undefined): Pr
       name,
       kubeconfig: cp.kubeconfigPath,
       dir,
-      ...(entry ? { entry } : {}),
+      entry,
       args: [`--namespace=${ns}`, '--log-level=warn', ...args],
     });
   const [op, ...observers] = await Promise.all([
@@ -777,6 +792,7 @@ function commit(): string {
 installSignalCleanup(async () => {
   await stopRun();
   await pair?.stop();
+  compiled?.remove();
 });
 
 const outDir = join(repo, '.local', 'bench');
@@ -807,7 +823,7 @@ const save = () =>
   );
 
 try {
-  const entry = operatorEntry();
+  const entry = await operatorEntry();
   say(
     `sizes ${SIZES.join(', ')}; scenarios ${SCENARIOS.join(', ')} (failing at ${FAILING_SIZES.join(', ')}); ` +
       `settle ${SETTLE_SECONDS} s, idle ${IDLE_SECONDS} s; ${OBSERVERS.length} observers; commit ${settings.commit}`,
@@ -843,6 +859,7 @@ try {
 } finally {
   await stopRun();
   await pair?.stop();
+  compiled?.remove();
   save();
 }
 

@@ -18,20 +18,24 @@ export interface CompiledOperator {
   remove(): void;
 }
 
-export async function compileOperator(): Promise<CompiledOperator> {
+/**
+ * `sources`: a directory holding a copy of the repository's operator/, package.json and tsconfig
+ * files (a benchmark's older commit, say); the working tree by default.
+ */
+export async function compileOperator(sources = repo): Promise<CompiledOperator> {
   mkdirSync(join(repo, '.local'), { recursive: true });
   const dir = mkdtempSync(join(repo, '.local', 'compiled-'));
   await promisify(execFile)(
     join(repo, 'node_modules', '.bin', 'tsc'),
-    ['-p', join(repo, 'tsconfig.build.json'), '--outDir', dir],
-    { cwd: repo },
+    ['-p', join(sources, 'tsconfig.build.json'), '--outDir', dir],
+    { cwd: sources },
   ).catch((err: Error & { stdout?: string; stderr?: string }) => {
     rmSync(dir, { recursive: true, force: true });
     throw new Error(
       `tsc -p tsconfig.build.json failed: ${err.message}\n${err.stdout ?? ''}${err.stderr ?? ''}`,
     );
   });
-  copyFileSync(join(repo, 'package.json'), join(dir, 'package.json'));
+  copyFileSync(join(sources, 'package.json'), join(dir, 'package.json'));
   return {
     dir,
     entry: join(dir, 'operator', 'src', 'main.js'),
