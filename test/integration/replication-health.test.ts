@@ -109,7 +109,7 @@ describe('a healthy pair', () => {
       async () => {
         const s = await status('standby');
         // Near zero as status keeps it: a move within the heartbeats' resolution (or 64 KiB) is
-        // not written, so the first figure written under load may stay until the 5 min refresh.
+        // not written, so the first figure written under load may stay as long as it holds.
         return s.role === 'Standby' &&
           s.replicationLagBytes !== undefined &&
           s.replicationLagBytes <= 65536 &&
@@ -207,6 +207,12 @@ describe('failures', () => {
     });
     expect((await reasonOf('no-secret'))?.message).toContain(`Secret ${ns}/does-not-exist does not exist`);
     expect((await status('closed-port')).health).toBe('Unreachable');
+    // A new cluster's first findings are one Event, naming each condition that is not good.
+    const about = (
+      await sharedKubeConfig().makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: ns })
+    ).items.filter((e) => e.regarding?.name === 'closed-port');
+    expect(about.map((e) => [e.type, e.reason])).toEqual([['Warning', 'ReachableLost']]);
+    expect(about[0]?.note).toMatch(/^ReachableLost Unreachable: .*; Replicating/);
   });
 
   it('a killed primary turns unreachable without crashing anything', async () => {

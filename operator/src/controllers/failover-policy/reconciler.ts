@@ -29,7 +29,7 @@ import {
   changedConditions,
   setCondition,
 } from '../../runtime/conditions.ts';
-import type { EventInput } from '../../runtime/events.ts';
+import { type EventInput, eventOf } from '../../runtime/events.ts';
 import { objectKey } from '../../runtime/informer.ts';
 import type { KubeObject } from '../../runtime/kube-client.ts';
 import { leaseType } from '../../runtime/leader-election.ts';
@@ -516,6 +516,7 @@ async function announceConditions(
   before: Condition[] | undefined,
   after: Condition[],
 ): Promise<void> {
+  const news: (EventInput & { condition: string })[] = [];
   for (const c of changedConditions(before, after)) {
     const was = before?.find((p) => p.type === c.type);
     // Operations announce themselves; Ready sums up conditions announced on their own.
@@ -525,13 +526,29 @@ async function announceConditions(
     if (!was && good) continue; // the first evaluation of a good state is not news
     // Nor a policy without agents learning it has no Lease: only losing one is.
     if (!was && c.type === 'SplitBrainProtection') continue;
-    await ctx.events.record(object, {
+    news.push({
       type: good ? 'Normal' : 'Warning',
       reason: c.reason,
       action: 'Observe',
       note: c.message,
+      condition: `${c.type}=${c.status}`,
     });
   }
+  const [first] = news;
+  // A new policy's first findings are one Event, not one per condition.
+  if (!before?.length && first && news.length > 1) {
+    await ctx.events.record(
+      object,
+      eventOf(
+        first.type,
+        first.reason,
+        'Observe',
+        news.map((e) => `${e.condition} ${e.reason}: ${e.note}`).join('; '),
+      ),
+    );
+    return;
+  }
+  for (const { condition: _c, ...e } of news) await ctx.events.record(object, e);
 }
 
 function exportMetrics(

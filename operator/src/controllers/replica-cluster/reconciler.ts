@@ -18,6 +18,7 @@ import {
 } from '../../api/v1alpha1/index.ts';
 import { parseOnce } from '../../api/validate.ts';
 import { type ConditionInput, changedConditions, setCondition } from '../../runtime/conditions.ts';
+import { type EventInput, eventOf } from '../../runtime/events.ts';
 import { objectKey } from '../../runtime/informer.ts';
 import type { KubeObject } from '../../runtime/kube-client.ts';
 import { done, type ReconcileResult, requeueAfter } from '../../runtime/reconcile.ts';
@@ -441,10 +442,11 @@ async function announce(
   previous: ReplicaClusterStatus,
   next: ReplicaClusterStatus,
 ): Promise<void> {
+  const news: EventInput[] = [];
   for (const c of changedConditions(previous.conditions, next.conditions ?? [])) {
     const before = previous.conditions?.find((p) => p.type === c.type);
     if (!before && c.status === 'True') continue; // first observation of a healthy state is not news
-    await ctx.events.record(object, {
+    news.push({
       type: c.status === 'True' ? 'Normal' : 'Warning',
       reason: `${c.type}${c.status === 'True' ? '' : c.status === 'False' ? 'Lost' : 'Unknown'}`.replace(
         /^SpecValidLost$/,
@@ -454,6 +456,14 @@ async function announce(
       note: `${c.reason}: ${c.message}`,
     });
   }
+  const [first] = news;
+  // A new cluster's first findings are one Event, not one per condition.
+  if (!previous.conditions?.length && first && news.length > 1)
+    await ctx.events.record(
+      object,
+      eventOf(first.type, first.reason, 'Probe', news.map((e) => `${e.reason} ${e.note}`).join('; ')),
+    );
+  else for (const e of news) await ctx.events.record(object, e);
   if (previous.role && next.role && previous.role !== next.role && next.role !== 'Unknown') {
     await ctx.events.record(object, {
       type: 'Normal',
