@@ -95,6 +95,7 @@ export class Manager {
       identity: options.identity,
       policiesOf: (clusterKey) =>
         [...(this.policiesByCluster.get(clusterKey) ?? [])].flatMap((k) => policies.get(k) ?? []),
+      enqueueCluster: (clusterKey) => this.controllers[1]?.enqueue(clusterKey),
     };
     this.informers = [policies, clusters, observations];
 
@@ -107,7 +108,7 @@ export class Manager {
       concurrency,
       owns: (key) => this.ownsPolicy(key),
     });
-    // Probes wait on the network; an unreachable database holds a worker for its connect timeout.
+    // Probes wait on the network, a silent database at most PROBE_WAIT_MS (replica-cluster/reconciler.ts).
     const clusterController = new Controller({
       name: 'replicacluster',
       reconcile: reconcileReplicaCluster(this.context),

@@ -4,6 +4,7 @@
  * primary, and credential and network failures named in conditions — with no secret leaking.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, EventsV1Api } from '@kubernetes/client-node';
@@ -241,5 +242,49 @@ describe('failures', () => {
     expect(events.items.length).toBeGreaterThan(0);
     expect(everything).not.toContain(pair.password);
     expect(everything).not.toContain('not-the-password');
+  });
+
+  it('silent databases, more than there are workers, hold up no other cluster’s probe', {
+    timeout: 120_000,
+  }, async () => {
+    // Accepts connections and never answers: a hung server, whose probes run to their deadline.
+    const held: Socket[] = [];
+    const silent = createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as AddressInfo).port;
+    // More than the operator's 16 cluster workers, each silent for the 5 s default interval.
+    const names = Array.from({ length: 40 }, (_, i) => `silent-${i}`);
+    try {
+      // At once: the first silent probe gives up 3 s on (the connect timeout); all are queued before.
+      await Promise.all(names.map((name) => client.create(replicaClusterType, ns, cluster(name, port))));
+      // Queued behind all of them.
+      await client.create(replicaClusterType, ns, cluster('refused-last', await freePort()));
+      const silentWritten = async () => {
+        const all = (await client.list<KubeObject>(replicaClusterType, ns)).items;
+        return all.filter((o) => names.includes(o.metadata.name) && o.status !== undefined).length;
+      };
+      const refused = await waitFor(
+        async () => {
+          const st = await status('refused-last');
+          return condition(st, 'Reachable')?.status === 'False' ? st : undefined;
+        },
+        { description: 'the refused cluster judged', intervalMs: 50 },
+      );
+      // Judged before any silent cluster: none held a worker up to its deadline.
+      expect(await silentWritten(), `refused at ${refused.lastObservedTime}`).toBe(0);
+      // Positive control: the silent ones were silent, and each is judged when its probe gives up.
+      expect(held.length).toBeGreaterThan(0);
+      await waitFor(async () => (await silentWritten()) === names.length, {
+        description: 'every silent cluster judged unreachable',
+        timeoutMs: 60_000,
+      });
+      for (const name of names)
+        expect(condition(await status(name), 'Reachable')?.status, name).toBe('False');
+    } finally {
+      for (const name of [...names, 'refused-last'])
+        await client.delete(replicaClusterType, ns, name).catch(() => undefined);
+      for (const socket of held) socket.destroy();
+      silent.close();
+    }
   });
 });

@@ -34,4 +34,6 @@ export interface OperatorContext {
   identity: string;
   /** The policies that name a cluster (by cluster key). */
   policiesOf(clusterKey: string): KubeObject[];
+  /** Reconciles a ReplicaCluster again soon (a probe's verdict that came after its reconcile returned). */
+  enqueueCluster(clusterKey: string): void;
 }
