@@ -42,7 +42,7 @@ const DEFAULT_INTERVAL_S = 5;
  * within it; a silent one (a lost region drops packets) is first judged at the probe's deadline,
  * a whole interval on. Waited for, it held a worker that long, and with more silent clusters than
  * workers every other cluster's probe queued behind them: 2,000 silent clusters on 16 workers
- * took 10 minutes to get through once. Past this wait the reconcile returns, and the verdict
+ * would take 10 minutes to get through once. Past this wait the reconcile returns, and the verdict
  * brings the cluster back.
  */
 export const PROBE_WAIT_MS = 200;
