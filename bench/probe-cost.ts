@@ -31,23 +31,13 @@ import { OperatorProcess } from '../test/harness/operator-process.ts';
 import { startPostgresPair } from '../test/harness/postgres.ts';
 import { installSignalCleanup } from '../test/harness/processes.ts';
 import { waitFor } from '../test/harness/wait.ts';
-import { cpuSeconds } from './process-stats.ts';
+import { cpuSeconds, requestsByMethod } from './process-stats.ts';
 
 const CLUSTERS = Number(process.env.BENCH_CLUSTERS ?? 200);
 const SECONDS = Number(process.env.BENCH_PROBE_SECONDS ?? 60);
 const SETTLE_SECONDS = Number(process.env.BENCH_SETTLE_SECONDS ?? 30);
 const say = (s: string) => process.stdout.write(`[bench probes] ${s}\n`);
 const ns = 'bench-probes';
-
-/** The operator's Kubernetes API requests so far, by HTTP method (rest_client_requests_total). */
-async function requestsByMethod(p: OperatorProcess): Promise<Map<string, number>> {
-  const by = new Map<string, number>();
-  for (const line of (await p.metrics()).split('\n')) {
-    const m = /^rest_client_requests_total\{[^}]*method="([A-Z]+)"[^}]*\} ([0-9.eE+-]+)$/.exec(line);
-    if (m?.[1]) by.set(m[1], (by.get(m[1]) ?? 0) + Number(m[2]));
-  }
-  return by;
-}
 
 // The operator as the image runs it: compiled to JavaScript (no type stripper in the process).
 const compiled = await compileOperator();
@@ -196,14 +186,14 @@ try {
   say(`settling for ${SETTLE_SECONDS} s`);
   await new Promise((r) => setTimeout(r, SETTLE_SECONDS * 1000));
   const probesBefore = await op.metric('failover_probe_duration_seconds_count');
-  const requestsBefore = await requestsByMethod(op);
+  const requestsBefore = requestsByMethod(await op.metrics());
   const cpuBefore = cpuSeconds(pid);
   const t = performance.now();
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
   const elapsed = (performance.now() - t) / 1000;
   const cpu = (cpuSeconds(pid) - cpuBefore) / elapsed;
   const probesDone = (await op.metric('failover_probe_duration_seconds_count')) - probesBefore;
-  const requestsAfter = await requestsByMethod(op);
+  const requestsAfter = requestsByMethod(await op.metrics());
   const requestRates = [...requestsAfter]
     .map(([method, n]) => `${method} ${((n - (requestsBefore.get(method) ?? 0)) / elapsed).toFixed(1)}`)
     .join(', ');

@@ -39,6 +39,16 @@ export function reconcilesByController(text: string): Map<string, { count: numbe
  * least seen while `idle` is set (close to the live heap). Against peak RSS it tells live data
  * from the collector's headroom.
  */
+/** The Kubernetes API requests a process made so far, by HTTP method (rest_client_requests_total). */
+export function requestsByMethod(text: string): Map<string, number> {
+  const by = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^rest_client_requests_total\{[^}]*method="([A-Z]+)"[^}]*\} ([0-9.eE+-]+)$/.exec(line);
+    if (m?.[1]) by.set(m[1], (by.get(m[1]) ?? 0) + Number(m[2]));
+  }
+  return by;
+}
+
 export class HeapSampler {
   maxBytes = 0;
   idleMinBytes = Number.POSITIVE_INFINITY;

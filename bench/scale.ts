@@ -59,7 +59,13 @@ import { OperatorProcess } from '../test/harness/operator-process.ts';
 import { type PostgresPair, startPostgresPair } from '../test/harness/postgres.ts';
 import { installSignalCleanup } from '../test/harness/processes.ts';
 import { waitFor } from '../test/harness/wait.ts';
-import { cpuSeconds, HeapSampler, peakRssMiB, reconcilesByController } from './process-stats.ts';
+import {
+  cpuSeconds,
+  HeapSampler,
+  peakRssMiB,
+  reconcilesByController,
+  requestsByMethod,
+} from './process-stats.ts';
 
 const repo = resolve(import.meta.dirname, '..');
 const numbers = (text: string) =>
@@ -146,16 +152,6 @@ function sumSamples(text: string, name: string, filter: (labels: string) => bool
     if (m?.[1] === name && filter(m[2] ?? '')) sum += Number(m[3]);
   }
   return sum;
-}
-
-/** rest_client_requests_total by method. */
-function requestsByMethod(text: string): Map<string, number> {
-  const by = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const m = /^rest_client_requests_total\{[^}]*method="([A-Z]+)"[^}]*\} ([0-9.eE+-]+)$/.exec(line);
-    if (m?.[1]) by.set(m[1], (by.get(m[1]) ?? 0) + Number(m[2]));
-  }
-  return by;
 }
 
 /** An observer's successful FailoverObservation writes so far: its only PATCHes and POSTs. */
