@@ -4,15 +4,19 @@
  * cache lagging behind our last write), the API server refuses with 409 and the reconcile runs
  * again on fresh data. Nothing is written when nothing changed, which keeps an idle operator idle.
  */
+import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { Informer } from '../runtime/informer.ts';
 import type { KubeClient, KubeObject, ResourceType } from '../runtime/kube-client.ts';
 
 /**
- * Per status object read, the JSON of a status found equal to it. An object read (from the
- * informer, or a write's answer) is never changed, only replaced (parseOnce counts on it too).
+ * Per status object read, the SHA-256 of the JSON of a status found equal to it. An object read
+ * (from the informer, or a write's answer) is never changed, only replaced (parseOnce counts on it
+ * too). The digest, not the JSON: a policy's status JSON is ~2.5 KiB, 4.8 MiB of the heap at 2,000
+ * policies.
  */
 const unchangedAs = new WeakMap<object, string>();
+const digest = (json: string) => createHash('sha256').update(json).digest('base64');
 
 export async function writeStatus<S extends object>(
   client: KubeClient,
@@ -25,10 +29,11 @@ export async function writeStatus<S extends object>(
   const json = JSON.stringify(next);
   // Most reconciles compute the status they read: the same JSON as the last time it was found
   // unchanged is unchanged still, without parsing it and comparing in depth.
-  if (current && unchangedAs.get(current) === json) return undefined;
+  const hash = current ? digest(json) : '';
+  if (current && unchangedAs.get(current) === hash) return undefined;
   const clean = JSON.parse(json) as S;
   if (isDeepStrictEqual(current ?? {}, clean)) {
-    if (current) unchangedAs.set(current, json);
+    if (current) unchangedAs.set(current, hash);
     return undefined;
   }
   const written = await client.mergePatch(
