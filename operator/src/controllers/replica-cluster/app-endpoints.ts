@@ -21,6 +21,8 @@ export function appHealth(record: AppEndpointsRecord | undefined): AppHealth | u
 
 export class AppEndpointChecks {
   private readonly records = new Map<string, AppEndpointsRecord>();
+  /** Checks under way: a reconcile that comes meanwhile shares the one in flight. */
+  private readonly running = new Map<string, Promise<AppEndpointsRecord | undefined>>();
   private readonly checker: AppEndpointChecker;
   private readonly clock: Clock;
 
@@ -33,25 +35,38 @@ export class AppEndpointChecks {
     return this.records.get(key);
   }
 
-  /** Checks every endpoint of one cluster; none configured forgets what was there. */
-  async check(
+  /**
+   * Checks every endpoint of one cluster, or shares the check of it already under way; none
+   * configured forgets what was there.
+   */
+  check(
     key: string,
     endpoints: { name: string; url: string }[] | undefined,
     timeoutMs: number,
   ): Promise<AppEndpointsRecord | undefined> {
     if (!endpoints?.length) {
       this.records.delete(key);
-      return undefined;
+      return Promise.resolve(undefined);
     }
+    const under = this.running.get(key);
+    if (under) return under;
     const at = this.clock.now();
-    const checks = await Promise.all(endpoints.map((e) => this.checker.check(e, timeoutMs)));
-    const record = { at, checks };
-    this.records.set(key, record);
-    return record;
+    const check = Promise.all(endpoints.map((e) => this.checker.check(e, timeoutMs)))
+      .then((checks) => {
+        const record = { at, checks };
+        if (this.running.get(key) === check) this.records.set(key, record);
+        return record;
+      })
+      .finally(() => {
+        if (this.running.get(key) === check) this.running.delete(key);
+      });
+    this.running.set(key, check);
+    return check;
   }
 
   forget(key: string): void {
     this.records.delete(key);
+    this.running.delete(key);
   }
 }
 

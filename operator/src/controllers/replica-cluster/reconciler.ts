@@ -77,9 +77,17 @@ export function policyView(ctx: OperatorContext, clusterKey: string): PolicyView
 }
 
 export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => Promise<ReconcileResult> {
+  /**
+   * Probes that settled after their reconcile stopped waiting (PROBE_WAIT_MS): the reconcile they
+   * wake summarizes this verdict instead of probing again, which for work that takes most of an
+   * interval (an application endpoint that hangs to its timeout) would start a new wait each time
+   * and never write status.
+   */
+  const late = new Map<string, ProbeOutcome>();
   return async (key) => {
     const object = ctx.clusters.get(key);
     if (!object) {
+      late.delete(key);
       await ctx.probes.forget(key);
       ctx.appChecks.forget(key);
       return done();
@@ -114,11 +122,16 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
     const namespace = object.metadata.namespace ?? 'default';
     const policy = policyView(ctx, key);
     const interval = policy?.intervalSeconds ?? DEFAULT_INTERVAL_S;
-    const probing = probeCluster(ctx, object, spec.spec, policy, now);
+    const settled = late.get(key);
+    late.delete(key);
+    const probing = settled ? Promise.resolve(settled) : probeCluster(ctx, object, spec.spec, policy, now);
     const probed = await within(probing, PROBE_WAIT_MS);
     if (!probed) {
       const wake = () => ctx.enqueueCluster(key);
-      void probing.then(wake, wake);
+      void probing.then((outcome) => {
+        late.set(key, outcome);
+        wake();
+      }, wake);
       return requeueAfter(interval * 1000);
     }
     const { record, apps } = probed;
@@ -162,6 +175,8 @@ function within<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
   });
 }
 
+type ProbeOutcome = { record: ProbeRecord; apps: AppEndpointsRecord | undefined };
+
 /** One probe of the database, and of its application endpoints beside it (same interval floor). */
 async function probeCluster(
   ctx: OperatorContext,
@@ -169,7 +184,7 @@ async function probeCluster(
   spec: ReplicaClusterSpec,
   policy: PolicyView | undefined,
   now: Date,
-): Promise<{ record: ProbeRecord; apps: AppEndpointsRecord | undefined }> {
+): Promise<ProbeOutcome> {
   const key = objectKey(object);
   const namespace = object.metadata.namespace ?? 'default';
   const interval = policy?.intervalSeconds ?? DEFAULT_INTERVAL_S;
