@@ -41,6 +41,7 @@ class Reports {
   readonly objects = new Map<string, KubeObject>();
   calls = 0;
   lists = 0;
+  failListWith: KubeApiError | undefined;
   failWith: KubeApiError | undefined;
 
   async create(_t: unknown, _ns: string, body: KubeObject): Promise<KubeObject> {
@@ -55,6 +56,7 @@ class Reports {
   }
   async list(_t: unknown, _ns: string, query: { labelSelector?: string }) {
     this.lists++;
+    if (this.failListWith) throw this.failListWith;
     const [key, value] = (query.labelSelector ?? '').split('=');
     const items = [...this.objects.values()].filter((o) => !key || o.metadata.labels?.[key] === value);
     return { items, metadata: { resourceVersion: '1' } };
@@ -161,5 +163,21 @@ describe('filing incident records', () => {
     await f.file(policy, short, filed, filed);
     expect(reports.lists).toBe(4);
     expect(reports.objects.size).toBe(0);
+  });
+
+  it('looks again a day after a look that failed, not a week', async () => {
+    let now = NOW;
+    const { reports, filing: f } = filing(() => now);
+    const status: FailoverPolicyStatus = { history: [finished('failover-e1', 1)] };
+    reports.failListWith = new KubeApiError(500, 'InternalError', 'etcd timeout');
+    const filed = await f.file(policy, spec, status, status);
+    expect(reports.lists).toBe(1);
+    reports.failListWith = undefined;
+    now = new Date(NOW.getTime() + 0.9 * 86_400_000);
+    await f.file(policy, spec, filed, filed);
+    expect(reports.lists).toBe(1);
+    now = new Date(NOW.getTime() + 1.01 * 86_400_000);
+    await f.file(policy, spec, filed, filed);
+    expect(reports.lists).toBe(2);
   });
 });

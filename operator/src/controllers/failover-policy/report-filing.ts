@@ -111,7 +111,8 @@ export class ReportFiling {
     if (filed.length > 0 || now.getTime() >= due) {
       const look = await this.prune(object, spec).catch((err: unknown) => {
         ctx.log.warn({ policy: key, err: String(err) }, 'could not remove old incident reports');
-        return { more: false, oldestExpiresAt: undefined };
+        // What is there is unknown: look again in a day, not a week.
+        return { more: false, oldestExpiresAt: now.getTime() + PRUNE_INTERVAL_MS };
       });
       const idle = Math.min(
         now.getTime() + PRUNE_IDLE_MAX_MS,
@@ -193,8 +194,19 @@ export class ReportFiling {
     } while (next);
     const gone = reportsToPrune(reports, spec.reports, ctx.clock.now());
     for (const name of gone.slice(0, DELETES_PER_PASS)) {
-      await ctx.client.delete(failoverReportType, namespace, name);
-      ctx.log.info({ policy: objectKey(object), report: name }, 'removed an incident report past retention');
+      // Gone already (a person, or another replica's pass): what retention wanted.
+      const removed = await ctx.client.delete(failoverReportType, namespace, name).then(
+        () => true,
+        (err: unknown) => {
+          if (isNotFound(err)) return false;
+          throw err;
+        },
+      );
+      if (removed)
+        ctx.log.info(
+          { policy: objectKey(object), report: name },
+          'removed an incident report past retention',
+        );
     }
     const removed = new Set(gone);
     const kept = reports.filter((r) => !removed.has(r.name)).map((r) => Date.parse(r.completedAt));
