@@ -3,7 +3,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from './clock.ts';
-import { EventRecorder } from './events.ts';
+import { EventRecorder, fitNote } from './events.ts';
 import { KubeClient, type KubeObject } from './kube-client.ts';
 import { Metrics } from './metrics.ts';
 
@@ -100,5 +100,18 @@ describe('EventRecorder drops', () => {
     await recorder.record(policy('orders'), event('C'));
     expect(await dropped('ApiError')).toBe(2);
     expect(await dropped('RateLimited')).toBe(1);
+  });
+});
+
+describe('an Event note', () => {
+  it('is cut to 1024 bytes of UTF-8 on a character boundary, as the API server counts', () => {
+    expect(fitNote('short')).toBe('short');
+    const ascii = 'a'.repeat(2000);
+    expect(fitNote(ascii)).toBe('a'.repeat(1024));
+    // 3 bytes each: 341 whole characters fit (1023 bytes), the 342nd would be cut in two.
+    const wide = '€'.repeat(600);
+    expect(fitNote(wide)).toBe('€'.repeat(341));
+    expect(Buffer.byteLength(fitNote(`${'a'.repeat(1022)}€€`))).toBeLessThanOrEqual(1024);
+    expect(fitNote(`${'a'.repeat(1022)}€€`)).toBe('a'.repeat(1022));
   });
 });

@@ -29,6 +29,17 @@ export interface EventInput {
   note: string;
 }
 
+/** The API server takes a note of up to 1024 bytes (of UTF-8), not characters. */
+const NOTE_MAX_BYTES = 1024;
+
+/** `note` cut to what the API server takes, on a character boundary. */
+export function fitNote(note: string): string {
+  if (note.length <= NOTE_MAX_BYTES / 4 || Buffer.byteLength(note) <= NOTE_MAX_BYTES) return note;
+  const bytes = Buffer.from(note).subarray(0, NOTE_MAX_BYTES);
+  // A character cut in two decodes as U+FFFD at the end: drop it.
+  return bytes.toString('utf8').replace(/\uFFFD+$/, '');
+}
+
 /** An Event to record, its note cut to what the API takes. */
 export const eventOf = (
   type: EventInput['type'],
@@ -39,7 +50,7 @@ export const eventOf = (
   type,
   reason,
   action,
-  note: note.slice(0, 1024),
+  note: fitNote(note),
 });
 
 export interface EventRecorderOptions {
@@ -174,7 +185,7 @@ export class EventRecorder {
       reportingInstance: this.opts.instance.slice(0, 128),
       action: input.action,
       reason: input.reason,
-      note: input.note.slice(0, 1024),
+      note: fitNote(input.note),
       type: input.type,
       regarding: {
         apiVersion: regarding.apiVersion,
