@@ -41,6 +41,8 @@ const ns = 'bench-probes';
 
 // The operator as the image runs it: compiled to JavaScript (no type stripper in the process).
 const compiled = await compileOperator();
+// Whatever ends the run (a failed start included), the copy goes with the process.
+process.on('exit', () => compiled.remove());
 const cp = await ControlPlane.start({ name: 'bench-probes' });
 const pair = await startPostgresPair({
   name: 'bench-probes',

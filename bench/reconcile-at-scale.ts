@@ -71,6 +71,8 @@ const unreconciled = (informer: Informer<KubeObject>) =>
 
 // The operator as the image runs it: compiled to JavaScript (no type stripper in the process).
 const compiled = await compileOperator();
+// Whatever ends the run (a failed start included), the copy goes with the process.
+process.on('exit', () => compiled.remove());
 const cp = await ControlPlane.start({ name: 'bench' });
 const dir = mkdtempSync(join(tmpdir(), 'failover-bench-'));
 const ops: OperatorProcess[] = [];

@@ -257,24 +257,28 @@ async function operatorEntry(): Promise<string> {
     }).trim();
     // Inside the repository, so its node_modules resolve; config.ts reads ../../package.json.
     sources = join(repo, '.local', 'bench', `operator-${sha.slice(0, 12)}`);
-    if (!existsSync(join(sources, 'operator', 'src', 'main.ts'))) {
+    const files = ['operator', 'package.json', 'tsconfig.json', 'tsconfig.build.json'];
+    const present = execFileSync('git', ['ls-tree', '--name-only', sha, ...files], {
+      cwd: repo,
+      encoding: 'utf8',
+    })
+      .split('\n')
+      .filter(Boolean);
+    // A copy made before the benches compiled the operator lacks its tsconfig files: made again.
+    if (!present.every((f) => existsSync(join(sources, f)))) {
       rmSync(sources, { recursive: true, force: true });
       mkdirSync(sources, { recursive: true });
-      const files = ['operator', 'package.json', 'tsconfig.json', 'tsconfig.build.json'];
-      const present = execFileSync('git', ['ls-tree', '--name-only', sha, ...files], {
-        cwd: repo,
-        encoding: 'utf8',
-      })
-        .split('\n')
-        .filter(Boolean);
       const archive = execFileSync('git', ['archive', sha, ...present], { cwd: repo, maxBuffer: 1 << 30 });
       execFileSync('tar', ['-x', '-C', sources], { input: archive });
     }
     say(`operator and observers run from ${sha.slice(0, 12)} (${OPERATOR_REF}), copied to ${sources}`);
     if (!existsSync(join(sources, 'tsconfig.build.json'))) return join(sources, 'operator', 'src', 'main.ts');
   }
-  compiled = await compileOperator(sources);
-  return compiled.entry;
+  const made = await compileOperator(sources);
+  // Whatever ends the run (a failed start included), the copy goes with the process.
+  process.on('exit', () => made.remove());
+  compiled = made;
+  return made.entry;
 }
 
 // ---- PostgreSQL: one pair, shared by the healthy runs -------------------------------------------
