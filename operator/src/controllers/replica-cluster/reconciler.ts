@@ -83,11 +83,13 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
    * interval (an application endpoint that hangs to its timeout) would start a new wait each time
    * and never write status.
    */
-  const late = new Map<string, ProbeOutcome>();
+  const late = new Map<string, LateOutcome>();
   return async (key) => {
     const object = ctx.clusters.get(key);
+    // Taken whatever happens next, so an entry never outlives one more look at its cluster.
+    const stored = late.get(key);
+    late.delete(key);
     if (!object) {
-      late.delete(key);
       await ctx.probes.forget(key);
       ctx.appChecks.forget(key);
       return done();
@@ -122,19 +124,29 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
     const namespace = object.metadata.namespace ?? 'default';
     const policy = policyView(ctx, key);
     const interval = policy?.intervalSeconds ?? DEFAULT_INTERVAL_S;
-    const settled = late.get(key);
-    late.delete(key);
+    // Only the verdict of this very object and spec, taken within the interval: not one from
+    // before a shard went away and came back, a spec change, or a cluster made again by that name.
+    const settled =
+      stored &&
+      stored.uid === object.metadata.uid &&
+      stored.generation === generation &&
+      now.getTime() - stored.at.getTime() < interval * 1000
+        ? stored.outcome
+        : undefined;
     const probing = settled ? Promise.resolve(settled) : probeCluster(ctx, object, spec.spec, policy, now);
     const probed = await within(probing, PROBE_WAIT_MS);
     if (!probed) {
       const wake = () => ctx.enqueueCluster(key);
       void probing.then((outcome) => {
-        late.set(key, outcome);
+        late.set(key, { outcome, uid: object.metadata.uid, generation, at: ctx.clock.now() });
         wake();
       }, wake);
       return requeueAfter(interval * 1000);
     }
-    const { record, apps } = probed;
+    // The record as kept since (a standby's lag is measured again when its primary is read).
+    const kept = ctx.probes.latest(key);
+    const record = kept && kept.at >= probed.record.at ? kept : probed.record;
+    const { apps } = probed;
 
     const status = withAppEndpoints(
       summarize(previous, record, spec.spec, policy, generation, now),
@@ -176,6 +188,13 @@ function within<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
 }
 
 type ProbeOutcome = { record: ProbeRecord; apps: AppEndpointsRecord | undefined };
+/** A probe's outcome that came after its reconcile returned, and what it was taken of. */
+type LateOutcome = {
+  outcome: ProbeOutcome;
+  uid: string | undefined;
+  generation: number | undefined;
+  at: Date;
+};
 
 /** One probe of the database, and of its application endpoints beside it (same interval floor). */
 async function probeCluster(
