@@ -22,7 +22,10 @@ export function appHealth(record: AppEndpointsRecord | undefined): AppHealth | u
 export class AppEndpointChecks {
   private readonly records = new Map<string, AppEndpointsRecord>();
   /** Checks under way: a reconcile that comes meanwhile shares the one in flight. */
-  private readonly running = new Map<string, Promise<AppEndpointsRecord | undefined>>();
+  private readonly running = new Map<
+    string,
+    { of: string; check: Promise<AppEndpointsRecord | undefined> }
+  >();
   private readonly checker: AppEndpointChecker;
   private readonly clock: Clock;
 
@@ -46,21 +49,26 @@ export class AppEndpointChecks {
   ): Promise<AppEndpointsRecord | undefined> {
     if (!endpoints?.length) {
       this.records.delete(key);
+      this.running.delete(key);
       return Promise.resolve(undefined);
     }
+    // Shared only when it checks the same endpoints the same way.
+    const of = JSON.stringify([endpoints, timeoutMs]);
     const under = this.running.get(key);
-    if (under) return under;
+    if (under?.of === of) return under.check;
     const at = this.clock.now();
-    const check = Promise.all(endpoints.map((e) => this.checker.check(e, timeoutMs)))
+    const check: Promise<AppEndpointsRecord | undefined> = Promise.all(
+      endpoints.map((e) => this.checker.check(e, timeoutMs)),
+    )
       .then((checks) => {
         const record = { at, checks };
-        if (this.running.get(key) === check) this.records.set(key, record);
+        if (this.running.get(key)?.check === check) this.records.set(key, record);
         return record;
       })
       .finally(() => {
-        if (this.running.get(key) === check) this.running.delete(key);
+        if (this.running.get(key)?.check === check) this.running.delete(key);
       });
-    this.running.set(key, check);
+    this.running.set(key, { of, check });
     return check;
   }
 
