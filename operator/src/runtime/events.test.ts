@@ -113,5 +113,8 @@ describe('an Event note', () => {
     expect(fitNote(wide)).toBe('€'.repeat(341));
     expect(Buffer.byteLength(fitNote(`${'a'.repeat(1022)}€€`))).toBeLessThanOrEqual(1024);
     expect(fitNote(`${'a'.repeat(1022)}€€`)).toBe('a'.repeat(1022));
+    // A replacement character that was in the text stays; four-byte characters are never split.
+    expect(fitNote(`${'a'.repeat(1021)}\uFFFDbbbb`)).toBe(`${'a'.repeat(1021)}\uFFFD`);
+    expect(fitNote('😀'.repeat(300))).toBe('😀'.repeat(256));
   });
 });

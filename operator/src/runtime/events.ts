@@ -32,12 +32,12 @@ export interface EventInput {
 /** The API server takes a note of up to 1024 bytes (of UTF-8), not characters. */
 const NOTE_MAX_BYTES = 1024;
 
-/** `note` cut to what the API server takes, on a character boundary. */
+/** `note` cut to what the API server takes, never inside a character. */
 export function fitNote(note: string): string {
-  if (note.length <= NOTE_MAX_BYTES / 4 || Buffer.byteLength(note) <= NOTE_MAX_BYTES) return note;
-  const bytes = Buffer.from(note).subarray(0, NOTE_MAX_BYTES);
-  // A character cut in two decodes as U+FFFD at the end: drop it.
-  return bytes.toString('utf8').replace(/\uFFFD+$/, '');
+  if (note.length <= NOTE_MAX_BYTES / 4) return note;
+  // encodeInto stops before a character that would not fit whole; `read` counts UTF-16 units.
+  const { read } = new TextEncoder().encodeInto(note, new Uint8Array(NOTE_MAX_BYTES));
+  return note.slice(0, read);
 }
 
 /** An Event to record, its note cut to what the API takes. */
