@@ -425,6 +425,25 @@ export class FailoverStack {
       });
   }
 
+  /**
+   * The agent's task once it has ended (Succeeded or Failed). A switchover ends when the target
+   * serves; the old primary's restart as a standby may still be under way then, so a test that
+   * checks the demotion waits for the agent to say how it ended.
+   */
+  async endedAgentTask(
+    cluster: StackCluster,
+    operationId?: string,
+  ): Promise<NonNullable<NonNullable<ReplicaClusterStatus['agent']>['task']>> {
+    return waitFor(
+      async () => {
+        const task = (await this.agentReport(cluster))?.task;
+        if (!task || task.phase === 'Running') return undefined;
+        return !operationId || task.operationId.startsWith(operationId) ? task : undefined;
+      },
+      { description: `the agent beside ${cluster} to end its task`, timeoutMs: 120_000 },
+    );
+  }
+
   /** What the agent beside `cluster` last reported. */
   async agentReport(cluster: StackCluster): Promise<ReplicaClusterStatus['agent']> {
     return (await this.clusterStatus(cluster)).agent;
@@ -748,19 +767,33 @@ export class FailoverStack {
   /**
    * Which of the two databases accept writes right now, each asked directly: over its Unix
    * socket (default: what it would do for anyone who reaches it), or over the network from this
-   * host (what clients can write to now). One that does not answer within `timeoutMs` (frozen,
-   * or cut off) is not counted.
+   * host (what clients can write to now). One that refuses, or answers with an error, is not a
+   * writer. One that stays silent past `timeoutMs` is asked again until `settleMs` has passed
+   * (2 busy cores can hold a healthy server's answer for seconds), then not counted (frozen, or
+   * cut off); the writer sampler passes 0 so a frozen server cannot stall its sampling.
    */
-  async writablePrimaries(opts: { via?: 'socket' | 'network'; timeoutMs?: number } = {}): Promise<string[]> {
+  async writablePrimaries(
+    opts: { via?: 'socket' | 'network'; timeoutMs?: number; settleMs?: number } = {},
+  ): Promise<string[]> {
+    const { via = 'socket', timeoutMs = 3000, settleMs = 12_000 } = opts;
     const out: string[] = [];
     for (const node of ['primary', 'standby'] as const) {
-      if (!this.pair.server(node).running) continue;
-      if (await this.acceptsWrites(node, opts.via ?? 'socket', opts.timeoutMs ?? 3000)) out.push(node);
+      const deadline = performance.now() + settleMs;
+      for (;;) {
+        if (!this.pair.server(node).running) break;
+        const answer = await this.acceptsWrites(node, via, timeoutMs);
+        if (answer === 'writable') out.push(node);
+        if (answer !== 'silent' || performance.now() >= deadline) break;
+      }
     }
     return out;
   }
 
-  private async acceptsWrites(node: PostgresNodeName, via: 'socket' | 'network', timeoutMs: number) {
+  private async acceptsWrites(
+    node: PostgresNodeName,
+    via: 'socket' | 'network',
+    timeoutMs: number,
+  ): Promise<'writable' | 'not writable' | 'silent'> {
     const server = this.pair.server(node);
     const c = this.pair.connection(node);
     const client = new pg.Client({
@@ -776,9 +809,11 @@ export class FailoverStack {
       const { rows } = await client.query<{ w: boolean }>(
         "SELECT NOT pg_is_in_recovery() AND current_setting('default_transaction_read_only') = 'off' AS w",
       );
-      return rows[0]?.w === true;
-    } catch {
-      return false; // down, refusing or silent: not a primary anyone can write to now
+      return rows[0]?.w === true ? 'writable' : 'not writable';
+    } catch (err) {
+      // Refused, no socket, or an error from the server (shutting down, starting up): an answer.
+      // pg's own timeouts carry no code: the server said nothing in time.
+      return typeof (err as { code?: unknown }).code === 'string' ? 'not writable' : 'silent';
     } finally {
       // Not awaited: a frozen server would keep the goodbye waiting until it thaws.
       void client.end().catch(() => undefined);

@@ -82,7 +82,7 @@ export class WriterSampler {
     const { intervalMs = 200, timeoutMs = 1000 } = opts;
     this.loop = (async () => {
       while (this.running) {
-        this.samples.push(await stack.writablePrimaries({ timeoutMs }));
+        this.samples.push(await stack.writablePrimaries({ timeoutMs, settleMs: 0 }));
         await new Promise((r) => setTimeout(r, intervalMs));
       }
     })();

@@ -12,7 +12,7 @@ import type { FailoverStack, StackCluster } from '../harness/failover-stack.ts';
 import { STANDBY_ADDRESS } from '../harness/failover-stack.ts';
 import { waitFor } from '../harness/wait.ts';
 import { WriterSampler } from '../harness/writers.ts';
-import { stackStarter } from './failover-fixtures.ts';
+import { ROOMY_LEASE, stackStarter } from './failover-fixtures.ts';
 
 let stack: FailoverStack | undefined;
 let sampler: WriterSampler | undefined;
@@ -24,7 +24,7 @@ afterEach(async () => {
   stack = undefined;
 });
 
-const start = stackStarter('rc');
+const start = stackStarter('rc', { primaryLease: ROOMY_LEASE });
 
 /** Starts the agent beside `cluster` armed to SIGKILL itself at `point`, and waits until it has. */
 async function agentDyingAt(s: FailoverStack, cluster: StackCluster, point: string): Promise<void> {
@@ -155,7 +155,7 @@ describe('switchover with the agent killed mid-demotion', () => {
       'the switchover to finish',
     );
     expect(done).toMatchObject({ result: 'Succeeded', to: 'region-b' });
-    expect((await stack.agentReport('region-a'))?.task).toMatchObject({
+    expect(await stack.endedAgentTask('region-a')).toMatchObject({
       action: 'Demote',
       phase: 'Succeeded',
       method: 'Restart',

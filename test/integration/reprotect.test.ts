@@ -14,7 +14,7 @@ import { STANDBY_ADDRESS } from '../harness/failover-stack.ts';
 import { postgresBinDir } from '../harness/postgres.ts';
 import { waitFor } from '../harness/wait.ts';
 import { WriterSampler } from '../harness/writers.ts';
-import { stackStarter } from './failover-fixtures.ts';
+import { ROOMY_LEASE, stackStarter } from './failover-fixtures.ts';
 
 let stack: FailoverStack | undefined;
 let sampler: WriterSampler | undefined;
@@ -26,7 +26,7 @@ afterEach(async () => {
   stack = undefined;
 });
 
-const start = stackStarter('rp');
+const start = stackStarter('rp', { primaryLease: ROOMY_LEASE });
 
 async function rows(s: FailoverStack, node: 'primary' | 'standby', where: string): Promise<number> {
   const [row] = await s.pair.sql<{ n: string }>(
@@ -155,7 +155,7 @@ describe('switchover and failback with agents', () => {
       'the switchover to region-b',
     );
     expect(out.history?.[0]).toMatchObject({ to: 'region-b', result: 'Succeeded' });
-    expect((await stack.agentReport('region-a'))?.task).toMatchObject({
+    expect(await stack.endedAgentTask('region-a')).toMatchObject({
       action: 'Demote',
       phase: 'Succeeded',
       method: 'Restart',
@@ -182,7 +182,7 @@ describe('switchover and failback with agents', () => {
     expect(failback(back)).toMatchObject({ from: 'region-b', to: 'region-a', result: 'Succeeded' });
     // Known, seen once in CI: a Reprotect of region-b can follow the clean demotion (it showed
     // as not yet streaming); it must then have rejoined it. Either way region-b ends a standby.
-    const task = (await stack.agentReport('region-b'))?.task;
+    const task = await stack.endedAgentTask('region-b', back.history?.[0]?.id);
     if (back.history?.[0]?.kind === 'Reprotect')
       expect(task).toMatchObject({ action: 'Rejoin', phase: 'Succeeded' });
     else expect(task).toMatchObject({ action: 'Demote', phase: 'Succeeded' });
