@@ -17,12 +17,12 @@ import { type FailoverStack, STANDBY_ADDRESS } from '../harness/failover-stack.t
 import { acceptsConnections, freePort } from '../harness/ports.ts';
 import { postgresBinDir } from '../harness/postgres.ts';
 import { waitFor } from '../harness/wait.ts';
-import { stackStarter } from './failover-fixtures.ts';
+import { ROOMY_LEASE, stackStarter } from './failover-fixtures.ts';
 
 type DrillCopyReport = NonNullable<AgentReport['drillCopy']>;
 
 let stack: FailoverStack;
-const start = stackStarter('dc');
+const start = stackStarter('dc', { primaryLease: ROOMY_LEASE });
 
 beforeAll(async () => {
   // A standby can only be copied when the primary writes full pages (pg_basebackup refuses otherwise).

@@ -20,7 +20,7 @@ import { type FailoverStack, RECORD, ZONE } from '../harness/failover-stack.ts';
 import { freePort } from '../harness/ports.ts';
 import { type PostgresNodeName, type PostgresPair, startPostgresPair } from '../harness/postgres.ts';
 import { waitFor } from '../harness/wait.ts';
-import { stackStarter } from './failover-fixtures.ts';
+import { ROOMY_LEASE, stackStarter } from './failover-fixtures.ts';
 
 const writers: PostgresCanaryWriter[] = [];
 
@@ -249,7 +249,7 @@ describe('PostgresCanaryWriter on a PostgreSQL pair', () => {
 });
 
 describe('PostgresCanaryWriter through the failover stack’s DNS name', () => {
-  const start = stackStarter('canary');
+  const start = stackStarter('canary', { primaryLease: ROOMY_LEASE });
   let stack: FailoverStack | undefined;
   let n = 0;
 

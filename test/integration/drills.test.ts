@@ -14,7 +14,7 @@ import { type FailoverStack, PRIMARY_ADDRESS, RECORD, STANDBY_ADDRESS } from '..
 import { acceptsConnections, freePort } from '../harness/ports.ts';
 import { waitFor } from '../harness/wait.ts';
 import { type DnsWriteLoad, WriterSampler } from '../harness/writers.ts';
-import { stackStarter } from './failover-fixtures.ts';
+import { ROOMY_LEASE, stackStarter } from './failover-fixtures.ts';
 
 let stack: FailoverStack | undefined;
 let sampler: WriterSampler | undefined;
@@ -29,7 +29,7 @@ afterEach(async () => {
   stack = undefined;
 });
 
-const start = stackStarter('dr');
+const start = stackStarter('dr', { primaryLease: ROOMY_LEASE });
 
 describe('a scheduled drill', () => {
   it('that could not come back (no agents) is not started: filed as Aborted with the reason, in status, events and metrics', async () => {

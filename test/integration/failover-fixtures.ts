@@ -7,8 +7,22 @@ import { FailoverStack, type FailoverStackOptions } from '../harness/failover-st
 import { waitFor } from '../harness/wait.ts';
 import { sharedKubeConfig } from './shared-control-plane.ts';
 
+/**
+ * A primary Lease with room, for tests about something else that run agents. With 1 s probes the
+ * derived Lease is 2.5 s, so the agent fences its primary after 2 s without a renewal or a peer's
+ * vouch: a stall of the shared control plane on 2 busy cores reaches that, and the test then sees
+ * a self-fenced primary it did not ask for (split-brain.test.ts keeps the derived timings).
+ */
+export const ROOMY_LEASE = {
+  durationSeconds: 8,
+  renewIntervalSeconds: 1,
+  safetyMarginSeconds: 2,
+  allowLongerThanDetection: true,
+};
+
 export function stackStarter(
   prefix: string,
+  defaults: Partial<FailoverStackOptions> = {},
 ): (options?: Partial<FailoverStackOptions>) => Promise<FailoverStack> {
   let n = 0;
   return (options = {}) => {
@@ -18,6 +32,7 @@ export function stackStarter(
       kubeConfig: sharedKubeConfig(),
       kubeconfigPath: inject('controlPlane').kubeconfigPath,
       namespace: `${prefix}-${process.pid}-${n}`,
+      ...defaults,
       ...options,
     });
   };
