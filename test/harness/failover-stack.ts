@@ -432,15 +432,22 @@ export class FailoverStack {
    */
   async endedAgentTask(
     cluster: StackCluster,
-    operationId?: string,
+    operationIds?: (status: FailoverPolicyStatus) => string[],
   ): Promise<NonNullable<NonNullable<ReplicaClusterStatus['agent']>['task']>> {
+    let last: unknown;
     return waitFor(
       async () => {
         const task = (await this.agentReport(cluster))?.task;
+        last = task;
         if (!task || task.phase === 'Running') return undefined;
-        return !operationId || task.operationId.startsWith(operationId) ? task : undefined;
+        if (!operationIds) return task;
+        const { status } = await this.policy();
+        return operationIds(status ?? {}).includes(task.operationId) ? task : undefined;
       },
-      { description: `the agent beside ${cluster} to end its task`, timeoutMs: 120_000 },
+      {
+        description: () => `the agent beside ${cluster} to end its task (last seen: ${JSON.stringify(last)})`,
+        timeoutMs: 60_000,
+      },
     );
   }
 
@@ -623,7 +630,7 @@ export class FailoverStack {
     let writableMs: number | undefined;
     let dnsMs: number | undefined;
     while (writableMs === undefined || dnsMs === undefined) {
-      if (writableMs === undefined && (await this.acceptsWrites('standby', 'socket', 2000)))
+      if (writableMs === undefined && (await this.acceptsWrites('standby', 'socket', 2000)) === 'writable')
         writableMs = performance.now() - since;
       if (dnsMs === undefined && (await this.dnsAnswer().catch(() => []))[0] === this.pair.standby.host)
         dnsMs = performance.now() - since;

@@ -3,8 +3,8 @@
  * expected, with a generous deadline, so they do not depend on the machine's speed.
  */
 export interface WaitOptions {
-  /** What is being waited for, in words; it appears in the timeout message. */
-  description: string;
+  /** What is being waited for, in words; it appears in the timeout message (a function is read then). */
+  description: string | (() => string);
   timeoutMs?: number;
   intervalMs?: number;
 }
@@ -24,7 +24,8 @@ export async function waitFor<T>(
     }
     if (Date.now() >= deadline) {
       const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${description}${why}`);
+      const what = typeof description === 'function' ? description() : description;
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }

@@ -176,4 +176,48 @@ describe('switchover with the agent killed mid-demotion', () => {
     expect(sampler.twoWriters).toBe(0);
     expect(await stack.writablePrimaries()).toEqual(['standby']);
   });
+
+  it('killed once configured as a standby, before the start: the switchover goes on without it, and the next agent starts it as a standby of the new primary', async () => {
+    stack = await start({ pgSettings: rewindable, mode: 'Manual', reprotect: { mode: 'Manual' } });
+    await stack.waitUntilHealthy();
+    await stack.startAgent('region-b');
+    const doomed = await stack.startAgent('region-a', { failpoints: 'demote:configured' });
+    await waitFor(async () => (await stack?.agentReport('region-a'))?.server === 'Primary' || undefined, {
+      description: 'the agent beside region-a to report',
+    });
+    sampler = new WriterSampler(stack);
+    await stack.requestPromotion({ id: 'switch', target: 'region-b', kind: 'Switchover' });
+    await waitFor(async () => !doomed.running || undefined, {
+      description: 'the agent beside region-a to configure it as a standby and die',
+      timeoutMs: 120_000,
+    });
+    expect(doomed.logs()).toContain('failpoint demote:configured: SIGKILL');
+    expect(stack.pair.primary.running).toBe(false);
+    // The shutdown checkpoint was reported and replayed: the operator needs nothing more of region A.
+    const done = await stack.waitForPolicy(
+      (st) => (st.history?.[0]?.kind === 'Switchover' && !st.currentOperation ? st.history[0] : undefined),
+      'the switchover to finish with region A stopped',
+    );
+    expect(done).toMatchObject({ result: 'Succeeded', to: 'region-b' });
+    const left = (await stack.agentReport('region-a'))?.task;
+    expect(left).toMatchObject({ operationId: done.id, action: 'Demote', phase: 'Running' });
+    expect(left?.stoppedLsn).toBeTruthy();
+    expect(stack.pair.primary.running).toBe(false);
+
+    // Started after the operation ended, the agent still finishes the demotion it was given.
+    await stack.startAgent('region-a');
+    expect(await stack.endedAgentTask('region-a', () => [done.id])).toMatchObject({
+      action: 'Demote',
+      phase: 'Succeeded',
+      method: 'Restart',
+    });
+    await stack.waitForPolicy(
+      (st) => st.conditions?.find((c) => c.type === 'Redundant' && c.status === 'True'),
+      'region A a replicating standby of region B',
+    );
+    await sampler.stop();
+    expect(sampler.twoWriters).toBe(0);
+    expect(await stack.writablePrimaries()).toEqual(['standby']);
+    expect((await stack.policy()).status.history?.filter((h) => h.kind === 'Reprotect') ?? []).toEqual([]);
+  });
 });

@@ -181,11 +181,21 @@ describe('switchover and failback with agents', () => {
     );
     expect(failback(back)).toMatchObject({ from: 'region-b', to: 'region-a', result: 'Succeeded' });
     // Known, seen once in CI: a Reprotect of region-b can follow the clean demotion (it showed
-    // as not yet streaming); it must then have rejoined it. Either way region-b ends a standby.
-    const task = await stack.endedAgentTask('region-b', back.history?.[0]?.id);
-    if (back.history?.[0]?.kind === 'Reprotect')
-      expect(task).toMatchObject({ action: 'Rejoin', phase: 'Succeeded' });
-    else expect(task).toMatchObject({ action: 'Demote', phase: 'Succeeded' });
+    // as not yet streaming) and may start after `back` was read; the agent's last task is then
+    // that Reprotect's Rejoin, else the failback's Demote. Either way region-b ends a standby.
+    const failbackId = failback(back)?.id;
+    const task = await stack.endedAgentTask('region-b', (st) => {
+      const history = st.history ?? [];
+      const since = history.findIndex((h) => h.id === failbackId); // history is newest first
+      const later = history.slice(0, since < 0 ? history.length : since);
+      return [
+        ...(failbackId ? [failbackId] : []),
+        ...later.filter((h) => h.kind === 'Reprotect').map((h) => h.id),
+        ...(st.currentOperation?.kind === 'Reprotect' ? [st.currentOperation.id] : []),
+      ];
+    });
+    if (task.operationId === failbackId) expect(task).toMatchObject({ action: 'Demote', phase: 'Succeeded' });
+    else expect(task).toMatchObject({ action: 'Rejoin', phase: 'Succeeded' });
     const afterBack = load.acknowledged.length;
     await waitFor(() => load.acknowledged.length > afterBack + 50 || undefined, {
       description: 'writes through DNS to region-a again',

@@ -109,7 +109,7 @@ describe('a primary that goes silent is failed over within the detection window'
     expect(await s.dnsAnswer()).toEqual([STANDBY_ADDRESS]);
     // What clients can write to: only the standby (the silent one answers nobody, and asking it
     // must not hang).
-    expect(await s.writablePrimaries({ via: 'network', timeoutMs: 2000 })).toEqual(['standby']);
+    expect(await s.writablePrimaries({ via: 'network', timeoutMs: 2000, settleMs: 0 })).toEqual(['standby']);
     const [canary] = await s.pair.standby.query<{ n: string }>(
       'SELECT count(*)::text AS n FROM canary',
       [],

@@ -2,7 +2,8 @@ import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { mergePatchFor, recloneSuffix } from './agent.ts';
+import { operation } from '../api/v1alpha1/index.ts';
+import { mergePatchFor, recloneSuffix, unfinishedDemotion } from './agent.ts';
 import { compareHistories, discardRefusal } from './divergence.ts';
 import { wantedCopy } from './drill-copy.ts';
 import {
@@ -104,6 +105,56 @@ describe('agent: the pure parts', () => {
   it('quotes every connection string value, a quote and a backslash in a password included', () => {
     const text = conninfo({ host: 'db', port: 5432, sslMode: 'require', user: 'rep', password: "a'b\\c" });
     expect(text).toBe("host='db' port='5432' user='rep' sslmode='require' password='a\\'b\\\\c'");
+  });
+});
+
+describe('a demotion the switchover went past', () => {
+  const task = {
+    operationId: 'sw-1',
+    action: 'Demote' as const,
+    phase: 'Running' as const,
+    startedAt: '2026-12-01T00:00:00Z',
+    stoppedLsn: '0/3000028',
+  };
+  const record = {
+    id: 'sw-1',
+    kind: 'Switchover' as const,
+    trigger: 'Manual' as const,
+    from: 'a',
+    to: 'b',
+    epoch: 2,
+    result: 'Succeeded' as const,
+    startedAt: '2026-12-01T00:00:00Z',
+    completedAt: '2026-12-01T00:00:09Z',
+  };
+
+  it('is finished as a standby of the target once the switchover ended with the target primary', () => {
+    expect(unfinishedDemotion(task, { activePrimary: 'b', history: [record] }, 'a')).toEqual({
+      resume: { id: 'sw-1', kind: 'Switchover', from: 'a', to: 'b' },
+    });
+  });
+
+  it('is left alone when nothing was stopped, it already ended, or another operation runs', () => {
+    const { stoppedLsn: _, ...notStopped } = task;
+    expect(unfinishedDemotion(notStopped, { activePrimary: 'b', history: [record] }, 'a')).toBeUndefined();
+    expect(
+      unfinishedDemotion({ ...task, phase: 'Succeeded' }, { activePrimary: 'b', history: [record] }, 'a'),
+    ).toBeUndefined();
+    expect(unfinishedDemotion(undefined, { activePrimary: 'b' }, 'a')).toBeUndefined();
+    const other = operation.parse({
+      ...{ id: 'rp-2', kind: 'Reprotect', trigger: 'Manual', from: 'a', to: 'b', epoch: 2 },
+      ...{ step: 'Rejoining', startedAt: record.startedAt, stepStartedAt: record.startedAt },
+    });
+    expect(
+      unfinishedDemotion(task, { activePrimary: 'b', currentOperation: other, history: [record] }, 'a'),
+    ).toBeUndefined();
+  });
+
+  it('is closed, not resumed, once the target is not the primary or the switchover is forgotten', () => {
+    const aborted = { ...record, result: 'Aborted' as const };
+    expect(unfinishedDemotion(task, { activePrimary: 'a', history: [aborted] }, 'a')).toHaveProperty('close');
+    expect(unfinishedDemotion(task, { activePrimary: 'c', history: [record] }, 'a')).toHaveProperty('close');
+    expect(unfinishedDemotion(task, { activePrimary: 'b', history: [] }, 'a')).toHaveProperty('close');
   });
 });
 

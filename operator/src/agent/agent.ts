@@ -79,6 +79,39 @@ export interface AgentOptions {
 }
 
 type Task = NonNullable<AgentReport['task']>;
+
+/** A switchover's demotion taken up again after its Demoting step, from status alone. */
+type ResumedDemotion = Pick<Operation, 'id' | 'from' | 'to'> & { kind: 'Switchover' };
+
+/**
+ * A Demote task still Running for a switchover past its Demoting step. The operator goes on once
+ * the target replayed past the shutdown checkpoint, which can be before this agent saw the restart
+ * (it died between the stop and the start, or the start was slow): finished here rather than left
+ * Running with the server down. Undefined when there is nothing to finish, or another operation
+ * comes first; `close` when the world moved on and the demotion is no longer what is wanted.
+ */
+export function unfinishedDemotion(
+  task: Task | undefined,
+  status: FailoverPolicyStatus,
+  cluster: string,
+): { resume: ResumedDemotion } | { close: string } | undefined {
+  if (task?.action !== 'Demote' || task.phase !== 'Running' || !task.stoppedLsn) return undefined;
+  const current = status.currentOperation;
+  if (current) {
+    if (current.id !== task.operationId) return undefined;
+    if (current.kind !== 'Switchover' || current.from !== cluster)
+      return { close: 'not a demotion of this server' };
+    return { resume: { id: current.id, kind: 'Switchover', from: current.from, to: current.to } };
+  }
+  const past = status.history?.find((h) => h.id === task.operationId);
+  if (past?.kind !== 'Switchover' || past.from !== cluster)
+    return { close: `operation ${task.operationId} is no longer in the policy's history` };
+  if (past.result !== 'Succeeded' || status.activePrimary !== past.to)
+    return {
+      close: `the switchover ended ${past.result} and ${status.activePrimary ?? 'no cluster'} is the primary, not ${past.to}: this server is left as it is for a person or a reprotect`,
+    };
+  return { resume: { id: past.id, kind: 'Switchover', from: past.from, to: past.to } };
+}
 type Problem = NonNullable<AgentReport['problem']>;
 
 interface PolicyView {
@@ -276,6 +309,15 @@ export class DatabaseAgent {
         clearInterval(beat);
       }
     }
+    const unfinished =
+      policy && !mine ? unfinishedDemotion(this.report?.task, policy.status, cluster) : undefined;
+    if (policy && unfinished && 'close' in unfinished) return this.closeDemotion(local, unfinished.close);
+    if (policy && unfinished && 'resume' in unfinished) {
+      // Stopped as a primary and not started yet: only a standby of the target may start here.
+      if (local.running && local.inRecovery === false)
+        return this.closeDemotion(local, 'the server runs as a primary again: not touched');
+      return this.carryOut(policy, unfinished.resume, local);
+    }
     // A drill copy only once no operation wants this agent: the standby's own duties come first.
     const spec = replicaClusterSpec.safeParse(own.spec);
     try {
@@ -441,8 +483,27 @@ export class DatabaseAgent {
     };
   }
 
+  /** A Demote task that can no longer be finished ends Failed, saying why, instead of Running. */
+  private async closeDemotion(local: LocalState, why: string): Promise<void> {
+    const task = this.report?.task;
+    if (!task) return;
+    this.opts.log.warn({ operation: task.operationId, why }, 'demotion left unfinished');
+    return this.publish(local, {
+      task: {
+        ...task,
+        phase: 'Failed',
+        message: `DemotionUnfinished: ${why}`.slice(0, 1024),
+        finishedAt: timestamp(this.opts.clock.now()),
+      },
+    });
+  }
+
   /** Demote or rejoin, one sub-step after another, each re-derived from the world. */
-  private async carryOut(policy: PolicyView, op: Operation, local: LocalState): Promise<void> {
+  private async carryOut(
+    policy: PolicyView,
+    op: Operation | ResumedDemotion,
+    local: LocalState,
+  ): Promise<void> {
     const action = op.kind === 'Switchover' ? 'Demote' : 'Rejoin';
     const previous = this.report?.task?.operationId === op.id ? this.report.task : undefined;
     let task: Task = previous ?? {
@@ -499,7 +560,7 @@ export class DatabaseAgent {
     }
     const standbyOf = conninfo(upstream.address, { application_name: this.opts.cluster });
     try {
-      if (action === 'Demote') return await this.demote(op, local, standbyOf, say, fail);
+      if (op.kind !== 'Reprotect') return await this.demote(op, local, standbyOf, say, fail);
       return await this.rejoin(policy, op, local, upstream, standbyOf, say, fail);
     } catch (err) {
       const reason = err instanceof ToolError ? `${err.tool}Failed` : 'StepFailed';
@@ -509,7 +570,7 @@ export class DatabaseAgent {
   }
 
   private async demote(
-    op: Operation,
+    op: Pick<Operation, 'id' | 'from' | 'to'>,
     local: LocalState,
     standbyOf: string,
     say: (u: Partial<Task>, s?: LocalState) => Promise<void>,
@@ -559,6 +620,7 @@ export class DatabaseAgent {
       local,
     );
     await pg.configureStandby(standbyOf);
+    failpoint('demote:configured');
     await pg.start();
     local = await pg.inspect();
     if (local.running && local.inRecovery)
