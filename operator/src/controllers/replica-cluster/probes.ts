@@ -28,6 +28,7 @@ import type { Clock } from '../../runtime/clock.ts';
 import type { KubeClient } from '../../runtime/kube-client.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import type { Metrics } from '../../runtime/metrics.ts';
+import { settledWithin } from '../../runtime/promises.ts';
 import { SecretReader } from '../credentials.ts';
 import { standbyLag } from './lag.ts';
 
@@ -227,7 +228,7 @@ export class ClusterProbes {
     const timeoutMs = probeTimeoutMs(target);
     const started = performance.now();
     const fresh = this.call(target, now, { overdue: false });
-    fresh.verdict = withDeadline(fresh.answer, timeoutMs).then((answer) => {
+    fresh.verdict = settledWithin(fresh.answer, timeoutMs).then((answer) => {
       this.metrics?.probeDuration.observe(
         { provider: target.spec.provider.type },
         (performance.now() - started) / 1000,
@@ -447,25 +448,6 @@ function continues(earlier: DatabaseObservation, newest: DatabaseObservation): b
 function probeTimeoutMs(target: ProbeTarget): number {
   if (target.timeoutMs !== undefined) return target.timeoutMs;
   return target.minIntervalMs ? target.minIntervalMs / 0.8 : DEFAULT_PROBE_TIMEOUT_MS;
-}
-
-/** `work`'s result, or undefined when it has not settled within `ms`. `work` must not reject. */
-function withDeadline<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
-  // One promise and one timer per probe (not a race of two promises and a finally).
-  return new Promise<T | undefined>((resolve, reject) => {
-    const timer = setTimeout(resolve, ms, undefined);
-    timer.unref();
-    work.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
-  });
 }
 
 function seconds(ms: number): string {

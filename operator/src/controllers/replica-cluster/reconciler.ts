@@ -21,6 +21,7 @@ import { type ConditionInput, changedConditions, setCondition } from '../../runt
 import { type EventInput, eventOf } from '../../runtime/events.ts';
 import { objectKey } from '../../runtime/informer.ts';
 import type { KubeObject } from '../../runtime/kube-client.ts';
+import { settledWithin } from '../../runtime/promises.ts';
 import { done, type ReconcileResult, requeueAfter } from '../../runtime/reconcile.ts';
 import { timestamp } from '../../runtime/time.ts';
 import type { OperatorContext } from '../context.ts';
@@ -134,7 +135,7 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
         ? stored.outcome
         : undefined;
     const probing = settled ? Promise.resolve(settled) : probeCluster(ctx, object, spec.spec, policy, now);
-    const probed = await within(probing, PROBE_WAIT_MS);
+    const probed = await settledWithin(probing, PROBE_WAIT_MS);
     if (!probed) {
       const wake = () => ctx.enqueueCluster(key);
       void probing.then((outcome) => {
@@ -168,23 +169,6 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
     }
     return requeueAfter(interval * 1000);
   };
-}
-
-/** `work`'s result, or undefined when it has not settled within `ms`; a rejection within it is thrown. */
-function within<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
-  return new Promise<T | undefined>((resolve, reject) => {
-    const timer = setTimeout(resolve, ms, undefined);
-    work.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
-  });
 }
 
 type ProbeOutcome = { record: ProbeRecord; apps: AppEndpointsRecord | undefined };
