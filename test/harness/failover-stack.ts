@@ -446,7 +446,7 @@ export class FailoverStack {
       },
       {
         description: () => `the agent beside ${cluster} to end its task (last seen: ${JSON.stringify(last)})`,
-        timeoutMs: 60_000,
+        timeoutMs: 120_000,
       },
     );
   }

@@ -150,6 +150,24 @@ describe('a demotion the switchover went past', () => {
     ).toBeUndefined();
   });
 
+  it('waits, while the switchover runs, until the operator took this checkpoint and went on to promote', () => {
+    const running = (step: string, over: Record<string, unknown> = {}) =>
+      operation.parse({
+        ...{ id: 'sw-1', kind: 'Switchover', trigger: 'Manual', from: 'a', to: 'b', epoch: 2, step },
+        ...{ startedAt: record.startedAt, stepStartedAt: record.startedAt, demoted: true },
+        ...{ stoppedLsn: task.stoppedLsn, ...over },
+      });
+    const during = (op: ReturnType<typeof running>) =>
+      unfinishedDemotion(task, { activePrimary: 'a', currentOperation: op }, 'a');
+    expect(during(running('RepointingDns'))).toEqual({
+      resume: { id: 'sw-1', kind: 'Switchover', from: 'a', to: 'b' },
+    });
+    expect(during(running('Demoting'))).toBeUndefined();
+    expect(during(running('RollingBack'))).toBeUndefined();
+    expect(during(running('Promoting', { demoted: false }))).toBeUndefined();
+    expect(during(running('Promoting', { stoppedLsn: '0/2000000' }))).toBeUndefined();
+  });
+
   it('is closed, not resumed, once the target is not the primary or the switchover is forgotten', () => {
     const aborted = { ...record, result: 'Aborted' as const };
     expect(unfinishedDemotion(task, { activePrimary: 'a', history: [aborted] }, 'a')).toHaveProperty('close');

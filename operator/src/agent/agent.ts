@@ -101,6 +101,10 @@ export function unfinishedDemotion(
     if (current.id !== task.operationId) return undefined;
     if (current.kind !== 'Switchover' || current.from !== cluster)
       return { close: 'not a demotion of this server' };
+    // Only once the operator took this very checkpoint as replayed and went on to promote; any
+    // other step (rolling back, demotion given up) waits for the operation to end.
+    const promoting = ['Promoting', 'RepointingDns', 'VerifyingDns', 'Completed'].includes(current.step);
+    if (!promoting || current.demoted !== true || current.stoppedLsn !== task.stoppedLsn) return undefined;
     return { resume: { id: current.id, kind: 'Switchover', from: current.from, to: current.to } };
   }
   const past = status.history?.find((h) => h.id === task.operationId);
@@ -112,6 +116,7 @@ export function unfinishedDemotion(
     };
   return { resume: { id: past.id, kind: 'Switchover', from: past.from, to: past.to } };
 }
+
 type Problem = NonNullable<AgentReport['problem']>;
 
 interface PolicyView {
@@ -313,10 +318,7 @@ export class DatabaseAgent {
       policy && !mine ? unfinishedDemotion(this.report?.task, policy.status, cluster) : undefined;
     if (policy && unfinished && 'close' in unfinished) return this.closeDemotion(local, unfinished.close);
     if (policy && unfinished && 'resume' in unfinished) {
-      // Stopped as a primary and not started yet: only a standby of the target may start here.
-      if (local.running && local.inRecovery === false)
-        return this.closeDemotion(local, 'the server runs as a primary again: not touched');
-      return this.carryOut(policy, unfinished.resume, local);
+      return this.resumeDemotion(unfinished.resume, local);
     }
     // A drill copy only once no operation wants this agent: the standby's own duties come first.
     const spec = replicaClusterSpec.safeParse(own.spec);
@@ -498,12 +500,68 @@ export class DatabaseAgent {
     });
   }
 
+  /**
+   * Finishes a demotion the switchover went past, from the world: the server must be stopped (or
+   * already a standby) and its WAL end before the target's fork, as a clean stop the target
+   * replayed leaves it; then it starts as the target's standby. Anything else, or a start that
+   * fails, closes the task: a person or a reprotect takes it from there, and the agent goes back
+   * to assessing.
+   */
+  private async resumeDemotion(op: ResumedDemotion, local: LocalState): Promise<void> {
+    const task = this.report?.task;
+    if (!task) return;
+    const say = (update: Partial<Task>, state: LocalState) => {
+      this.opts.log.info({ operation: op.id, action: 'Demote', ...update }, 'agent task (resumed)');
+      return this.publish(state, { task: { ...task, ...update } });
+    };
+    const succeeded = (message: string, state: LocalState) =>
+      say(
+        { phase: 'Succeeded', method: 'Restart', message, finishedAt: timestamp(this.opts.clock.now()) },
+        state,
+      );
+    let upstream: Awaited<ReturnType<DatabaseAgent['upstream']>>;
+    try {
+      upstream = await this.upstream(op.to);
+    } catch (err) {
+      return say(
+        { message: `waiting for ${op.to} to answer: ${(err as Error).message}`.slice(0, 1024) },
+        local,
+      );
+    }
+    const foreign = this.foreign(local, upstream.identity, op.to);
+    if (foreign) return this.closeDemotion(local, foreign.message);
+    // Seen again now: the server may have been started by hand while the target was asked.
+    const now = await this.opts.local.inspect();
+    if (now.running && now.inRecovery === true)
+      return succeeded(`stopped cleanly at ${task.stoppedLsn}; now a standby of ${op.to}`, now);
+    if (now.running && now.inRecovery === undefined)
+      return say({ message: 'the server runs but does not answer yet: waiting for it' }, now);
+    // Started as a primary by someone else: never stopped here.
+    if (now.running) return this.closeDemotion(now, 'the server runs as a primary: not touched');
+    const seen = await this.divergence(op.to, now, upstream);
+    if (seen.relation !== 'Behind')
+      return this.closeDemotion(
+        now,
+        `${seen.message}: it cannot follow ${op.to} without a rewind; a reprotect rejoins it`,
+      );
+    const pg = this.opts.local;
+    try {
+      await pg.configureStandby(conninfo(upstream.address, { application_name: this.opts.cluster }));
+      await pg.start();
+    } catch (err) {
+      return this.closeDemotion(
+        await pg.inspect(),
+        `could not start it as a standby of ${op.to}: ${(err as Error).message}`,
+      );
+    }
+    const started = await pg.inspect();
+    if (started.running && started.inRecovery)
+      return succeeded(`stopped cleanly at ${task.stoppedLsn}; restarted as a standby of ${op.to}`, started);
+    return say({ message: 'restarted; waiting for it to run in recovery' }, started);
+  }
+
   /** Demote or rejoin, one sub-step after another, each re-derived from the world. */
-  private async carryOut(
-    policy: PolicyView,
-    op: Operation | ResumedDemotion,
-    local: LocalState,
-  ): Promise<void> {
+  private async carryOut(policy: PolicyView, op: Operation, local: LocalState): Promise<void> {
     const action = op.kind === 'Switchover' ? 'Demote' : 'Rejoin';
     const previous = this.report?.task?.operationId === op.id ? this.report.task : undefined;
     let task: Task = previous ?? {
@@ -560,7 +618,7 @@ export class DatabaseAgent {
     }
     const standbyOf = conninfo(upstream.address, { application_name: this.opts.cluster });
     try {
-      if (op.kind !== 'Reprotect') return await this.demote(op, local, standbyOf, say, fail);
+      if (action === 'Demote') return await this.demote(op, local, standbyOf, say, fail);
       return await this.rejoin(policy, op, local, upstream, standbyOf, say, fail);
     } catch (err) {
       const reason = err instanceof ToolError ? `${err.tool}Failed` : 'StepFailed';
@@ -570,7 +628,7 @@ export class DatabaseAgent {
   }
 
   private async demote(
-    op: Pick<Operation, 'id' | 'from' | 'to'>,
+    op: Operation,
     local: LocalState,
     standbyOf: string,
     say: (u: Partial<Task>, s?: LocalState) => Promise<void>,
