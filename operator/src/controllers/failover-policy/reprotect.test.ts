@@ -52,6 +52,25 @@ describe('reprotect: who needs it and whether it may start alone', () => {
     expect(plan.status.currentOperation?.allowDataLoss).toBeUndefined();
   });
 
+  it('does not start on an assessment made before the primary last moved (a drill came back since)', () => {
+    const moved = (secondsAgo: number) => ({
+      ...{ id: 'drill-back', kind: 'Switchover' as const, trigger: 'Drill' as const, from: 'a', to: 'b' },
+      ...{ epoch: 5, result: 'Succeeded' as const, startedAt: ago(secondsAgo + 5).toISOString() },
+      completedAt: ago(secondsAgo).toISOString(),
+    });
+    const behind = { agent: agent({}, { relation: 'Behind', divergedBytes: 0 }) }; // assessed 3 s ago
+    const status = (secondsAgo: number) => ({
+      status: { activePrimary: 'b', epoch: 5, history: [moved(secondsAgo)] },
+    });
+    const stale = decide(formerPrimary(behind, status(1)));
+    expect(stale.status.currentOperation).toBeUndefined();
+    expect(stale.reprotectWaiting).toMatchObject({ reason: 'Assessing' });
+    expect(stale.reprotectWaiting?.message).toContain('the primary moved since its last look');
+    expect(decide(formerPrimary(behind, status(10))).status.currentOperation).toMatchObject({
+      kind: 'Reprotect',
+    });
+  });
+
   it('starts alone when the diverged WAL holds no committed transaction', () => {
     const plan = decide(formerPrimary({ agent: agent({}, { divergedTransactions: 0 }) }));
     expect(plan.status.currentOperation).toMatchObject({

@@ -100,6 +100,14 @@ export function readiness(
   return { ok: true, divergence: d };
 }
 
+/** When the last failover or switchover (a drill's legs too) that moved the primary ended. */
+function primaryMovedAt(status: DecideInput['status']): Date | undefined {
+  const last = status.history?.find(
+    (h) => (h.kind === 'Failover' || h.kind === 'Switchover') && h.result === 'Succeeded',
+  );
+  return last ? new Date(last.completedAt) : undefined;
+}
+
 /** The first former primary that needs reprotecting: start it, or say why it waits. */
 export function judgeReprotect(input: DecideInput, active: string): ReprotectVerdict | undefined {
   const { spec, status, clusters, now } = input;
@@ -115,6 +123,18 @@ export function judgeReprotect(input: DecideInput, active: string): ReprotectVer
     // A standby that replicates but never had an agent is fine; so is one not probed yet.
     if (f.unprobed) continue;
     const ready = readiness(f, active, now);
+    // An assessment from before the primary last moved (a drill's or a switchover's way back) says
+    // nothing of the server since: it was a primary meanwhile, or is restarting as a standby now.
+    const moved = primaryMovedAt(status);
+    if (ready.ok && ready.divergence && moved && new Date(ready.divergence.assessedAt) < moved) {
+      wait({
+        kind: 'Wait',
+        cluster: name,
+        reason: 'Assessing',
+        message: `waiting for the agent beside ${name} to compare it with ${active} again: the primary moved since its last look`,
+      });
+      continue;
+    }
     if (!ready.ok) {
       // An unreachable standby without agent is the failover rules' business (FailoverReady says so).
       if (ready.reason === 'NoAgent' && !f.reachable) continue;
