@@ -67,6 +67,7 @@ export function readiness(
   f: ClusterFacts,
   active: string,
   now: Date,
+  assessedAfter?: Date,
 ): { ok: true; divergence?: Divergence } | { ok: false; reason: ReprotectWaitReason; message: string } {
   if (f.reprotectsItself) {
     if (!f.reachable)
@@ -97,6 +98,14 @@ export function readiness(
       reason: 'Assessing',
       message: `waiting for the agent beside ${f.name} to compare it with ${active}`,
     };
+  // A look from before the primary last moved (a drill's or a switchover's way back) says nothing
+  // of the server since: it was a primary meanwhile, or is restarting as a standby now.
+  if (assessedAfter && new Date(d.assessedAt) < assessedAfter)
+    return {
+      ok: false,
+      reason: 'Assessing',
+      message: `waiting for the agent beside ${f.name} to compare it with ${active} again: the primary moved since its last look`,
+    };
   return { ok: true, divergence: d };
 }
 
@@ -117,24 +126,14 @@ export function judgeReprotect(input: DecideInput, active: string): ReprotectVer
   const wait = (v: Extract<ReprotectVerdict, { kind: 'Wait' }>) => {
     waiting ??= v;
   };
+  // Starting alone needs a look taken since the primary last moved; a request takes any fresh look.
+  const moved = primaryMovedAt(status);
   for (const name of standbysOf(spec, active)) {
     const f = clusters[name];
     if (!f?.exists || isProtected(f, active)) continue;
     // A standby that replicates but never had an agent is fine; so is one not probed yet.
     if (f.unprobed) continue;
-    const ready = readiness(f, active, now);
-    // An assessment from before the primary last moved (a drill's or a switchover's way back) says
-    // nothing of the server since: it was a primary meanwhile, or is restarting as a standby now.
-    const moved = primaryMovedAt(status);
-    if (ready.ok && ready.divergence && moved && new Date(ready.divergence.assessedAt) < moved) {
-      wait({
-        kind: 'Wait',
-        cluster: name,
-        reason: 'Assessing',
-        message: `waiting for the agent beside ${name} to compare it with ${active} again: the primary moved since its last look`,
-      });
-      continue;
-    }
+    const ready = readiness(f, active, now, moved);
     if (!ready.ok) {
       // An unreachable standby without agent is the failover rules' business (FailoverReady says so).
       if (ready.reason === 'NoAgent' && !f.reachable) continue;
