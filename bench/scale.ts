@@ -36,6 +36,7 @@
  *                                 .local/bench) instead of the working tree; either is compiled to
  *                                 JavaScript first, as the image runs it
  *   BENCH_SCALE_KEEP_LOGS         keep each run's operator and observer logs (their directory is printed)
+ *   BENCH_SCALE_LOG_LEVEL         their log level (default warn; debug says why each status is written)
  *   BENCH_SCALE_FORCE             run a healthy size even where its PostgreSQL backends would not fit in
  *                                 memory (it is skipped and said so otherwise: see tooBig)
  *
@@ -88,6 +89,7 @@ const DATABASES = Number(process.env.BENCH_SCALE_DATABASES ?? 50);
 const COLD_TIMEOUT_SECONDS = Number(process.env.BENCH_SCALE_COLD_TIMEOUT_SECONDS ?? 900);
 const OPERATOR_REF = process.env.BENCH_SCALE_OPERATOR_REF;
 const KEEP_LOGS = Boolean(process.env.BENCH_SCALE_KEEP_LOGS);
+const LOG_LEVEL = process.env.BENCH_SCALE_LOG_LEVEL ?? 'warn';
 const OBSERVERS = ['region-b', 'region-c'];
 const ZONE = 'scale.test';
 const ns = 'bench-scale';
@@ -509,7 +511,7 @@ async function run(n: number, scenario: Scenario, entry: string): Promise<Row> {
       kubeconfig: cp.kubeconfigPath,
       dir,
       entry,
-      args: [`--namespace=${ns}`, '--log-level=warn', ...args],
+      args: [`--namespace=${ns}`, `--log-level=${LOG_LEVEL}`, ...args],
     });
   const [op, ...observers] = await Promise.all([
     start(`scale-operator-${n}`, ['--leader-elect=false']),

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { CoreV1Api, EventsV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ReplicaClusterStatus } from '../../operator/src/api/v1alpha1/index.ts';
-import { lagStepSeconds } from '../../operator/src/controllers/replica-cluster/lag.ts';
+import { lagStepBytes, lagStepSeconds } from '../../operator/src/controllers/replica-cluster/lag.ts';
 import { failoverPolicyType, replicaClusterType } from '../../operator/src/controllers/resources.ts';
 import { KubeClient, type KubeObject } from '../../operator/src/runtime/kube-client.ts';
 import { installCrds } from '../harness/crds.ts';
@@ -22,6 +22,7 @@ import { sharedKubeConfig } from './shared-control-plane.ts';
 
 const ns = `health-${process.pid}`;
 const INTERVAL = 1;
+const MAX_LAG_BYTES = 1048576;
 let dir: string;
 let pair: PostgresPair;
 let client: KubeClient;
@@ -79,7 +80,7 @@ beforeAll(async () => {
         name: 'db.example.com',
       },
       detection: { probeIntervalSeconds: INTERVAL },
-      promotion: { mode: 'Manual', rpo: { maxLagSeconds: 5, maxLagBytes: 1048576 } },
+      promotion: { mode: 'Manual', rpo: { maxLagSeconds: 5, maxLagBytes: MAX_LAG_BYTES } },
     },
   });
   op = await OperatorProcess.start({
@@ -109,11 +110,11 @@ describe('a healthy pair', () => {
     const standby = await waitFor(
       async () => {
         const s = await status('standby');
-        // Near zero as status keeps it: a move within the heartbeats' resolution (or 64 KiB) is
-        // not written, so the first figure written under load may stay as long as it holds.
+        // Near zero as status keeps it: a move within the heartbeats' resolution (or lagStepBytes)
+        // is not written, so the first figure written under load may stay as long as it holds.
         return s.role === 'Standby' &&
           s.replicationLagBytes !== undefined &&
-          s.replicationLagBytes <= 65536 &&
+          s.replicationLagBytes < lagStepBytes(MAX_LAG_BYTES) &&
           s.replicationLagSeconds !== undefined &&
           s.replicationLagSeconds < lagStepSeconds(INTERVAL) &&
           s.epoch !== undefined
@@ -175,10 +176,10 @@ describe('paused replay under write load', () => {
     await waitFor(
       async () => {
         const s = await status('standby');
-        // Cleared as status keeps it: the last figure written on the way down may sit within 64 KiB
-        // (and the heartbeats' resolution) of zero until the 5 min refresh.
+        // Cleared as status keeps it: the last figure written on the way down may sit within
+        // lagStepBytes (and the heartbeats' resolution) of zero.
         return s.replicationLagBytes !== undefined &&
-          s.replicationLagBytes <= 65536 &&
+          s.replicationLagBytes < lagStepBytes(MAX_LAG_BYTES) &&
           s.replicationLagSeconds !== undefined &&
           s.replicationLagSeconds < lagStepSeconds(INTERVAL) &&
           condition(s, 'LagWithinBudget')?.status === 'True'

@@ -42,3 +42,18 @@ export function standbyLag(primary: DatabaseObservation, standby: DatabaseObserv
 export function lagStepSeconds(probeIntervalSeconds: number): number {
   return Math.min(Math.max(1, 1.5 * probeIntervalSeconds), 15);
 }
+
+/**
+ * How far a lag in bytes must move before a status shows the new figure. The primary's position
+ * and the standby's replay are read by different probes up to an interval apart, so on a primary
+ * that writes the figure moves by what it writes in that time (~100 KiB every probe with 100 busy
+ * heartbeats on one server): a fixed small step made a busy fleet a status write per probe. An
+ * eighth of the RPO byte budget (2 MiB at the default 16 MiB), at least 64 KiB; a crossing of the
+ * budget is news at once, and the metric has every figure.
+ */
+export function lagStepBytes(maxLagBytes: number | undefined): number {
+  return Math.max(65536, Math.floor((maxLagBytes ?? DEFAULT_MAX_LAG_BYTES) / 8));
+}
+
+/** The RPO byte budget's default, for a cluster no policy names yet. */
+const DEFAULT_MAX_LAG_BYTES = 16 * 1024 * 1024;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ReplicaClusterStatus } from '../../api/v1alpha1/index.ts';
-import { worthWriting } from './reconciler.ts';
+import { whyWrite, worthWriting } from './reconciler.ts';
 
 const t0 = new Date('2026-01-05T03:00:00Z');
 const later = new Date('2026-01-05T03:00:02Z');
@@ -45,6 +45,33 @@ describe('a probe’s status', () => {
     expect(worthWriting({ ...status(t0), agent }, status(later), later, 2)).toBe(false);
     expect(worthWriting({ ...status(t0), agent }, { ...status(later), health: 'Degraded' }, later, 2)).toBe(
       true,
+    );
+  });
+
+  it('moves its lag in bytes by an eighth of the RPO byte budget, and at once across it', () => {
+    const lagged = (bytes: number): ReplicaClusterStatus => ({
+      ...status(later),
+      replicationLagBytes: bytes,
+    });
+    const rpo = { maxLagSeconds: 30, maxLagBytes: 16 * 1024 * 1024 };
+    // A busy primary's WAL between two probes' reads is not news; 2 MiB (an eighth) is.
+    expect(worthWriting(status(t0), lagged(110_000), later, 5, rpo)).toBe(false);
+    expect(whyWrite(status(t0), lagged(2 * 1024 * 1024), later, 5, rpo)).toBe('lag moved 2097152 bytes');
+    expect(whyWrite(status(t0), lagged(17 * 1024 * 1024), later, 5, rpo)).toBe('lag crossed the RPO budget');
+    // A small budget keeps a 64 KiB floor; a cluster no policy names yet takes the default's step.
+    const small = { maxLagSeconds: 30, maxLagBytes: 100_000 };
+    expect(worthWriting(status(t0), lagged(60_000), later, 5, small)).toBe(false);
+    expect(worthWriting(status(t0), lagged(70_000), later, 5, small)).toBe(true);
+    expect(worthWriting(status(t0), lagged(1024 * 1024), later, 5)).toBe(false);
+  });
+
+  it('says why it is written', () => {
+    expect(whyWrite(status(t0), { ...status(later), role: 'Primary' }, later, 2)).toBe('changed: role');
+    expect(whyWrite({ ...status(t0), lastObservedTime: undefined }, status(later), later, 2)).toBe(
+      'first probe',
+    );
+    expect(whyWrite(status(t0), { ...status(later), replicationLagSeconds: 3 }, later, 2)).toBe(
+      'lag moved 3 s',
     );
   });
 });

@@ -29,7 +29,7 @@ import { readOwnStatus, readSpec } from '../read-object.ts';
 import { replicaClusterType } from '../resources.ts';
 import { writeStatus } from '../status-writer.ts';
 import { type AppEndpointsRecord, appCheckTimeoutMs } from './app-endpoints.ts';
-import { lagStepSeconds } from './lag.ts';
+import { lagStepBytes, lagStepSeconds } from './lag.ts';
 import type { ProbeRecord } from './probes.ts';
 
 // Status is for people; decisions use the in-memory probes. A cluster that is not Healthy has its
@@ -157,7 +157,9 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
     );
     exportMetrics(ctx, namespace, policy?.name ?? '', spec.spec.region, object.metadata.name, record, status);
     await announce(ctx, object, previous, status);
-    if (worthWriting(previous, status, now, interval, policy?.rpo)) {
+    const why = whyWrite(previous, status, now, interval, policy?.rpo);
+    if (why) {
+      ctx.log.debug({ cluster: key, why }, 'writing status');
       await writeStatus(
         ctx.client,
         replicaClusterType,
@@ -445,6 +447,17 @@ export function worthWriting(
   intervalSeconds: number,
   rpo?: PolicyView['rpo'],
 ): boolean {
+  return whyWrite(previous, next, now, intervalSeconds, rpo) !== undefined;
+}
+
+/** What makes a probe's status worth a write, for the debug log; undefined when nothing does. */
+export function whyWrite(
+  previous: ReplicaClusterStatus,
+  next: ReplicaClusterStatus,
+  now: Date,
+  intervalSeconds: number,
+  rpo?: PolicyView['rpo'],
+): string | undefined {
   const strip = (s: ReplicaClusterStatus) => {
     const {
       lastObservedTime: _o,
@@ -462,29 +475,38 @@ export function worthWriting(
       conditions: (rest.conditions ?? []).map((c) => ({ type: c.type, status: c.status, reason: c.reason })),
     };
   };
-  if (!isDeepStrictEqual(strip(previous), strip(next))) return true;
-  if (!previous.lastObservedTime) return true;
+  const [before, after] = [strip(previous), strip(next)];
+  if (!isDeepStrictEqual(before, after)) {
+    const fields = [...new Set([...Object.keys(before), ...Object.keys(after)])].filter(
+      (k) =>
+        !isDeepStrictEqual((before as Record<string, unknown>)[k], (after as Record<string, unknown>)[k]),
+    );
+    return `changed: ${fields.join(', ')}`;
+  }
+  if (!previous.lastObservedTime) return 'first probe';
   if (
     next.health !== 'Healthy' &&
     now.getTime() - new Date(previous.lastObservedTime).getTime() >= UNHEALTHY_REFRESH_MS
   )
-    return true;
+    return `not Healthy: figures refreshed every ${UNHEALTHY_REFRESH_MS / 60_000} min`;
   // A lag that becomes known (or unknown) is news, even when its value is 0.
   const known = (st: ReplicaClusterStatus) =>
     `${st.replicationLagBytes === undefined}/${st.replicationLagSeconds === undefined}`;
-  if (known(previous) !== known(next)) return true;
+  if (known(previous) !== known(next)) return 'lag known or unknown';
   // A figure that crossed the budget is news even when LagWithinBudget already said so for the other measure.
   const beyond = (st: ReplicaClusterStatus) =>
     rpo
       ? `${(st.replicationLagBytes ?? 0) > rpo.maxLagBytes}/${(st.replicationLagSeconds ?? 0) > rpo.maxLagSeconds}`
       : '';
-  if (beyond(previous) !== beyond(next)) return true;
+  if (beyond(previous) !== beyond(next)) return 'lag crossed the RPO budget';
   const bytes = Math.abs((next.replicationLagBytes ?? 0) - (previous.replicationLagBytes ?? 0));
   const secs = Math.abs((next.replicationLagSeconds ?? 0) - (previous.replicationLagSeconds ?? 0));
   // A growing failure count alone is not worth a write per probe: Reachable=False already says it.
   // Moves within the heartbeats' resolution are not news (lagStepSeconds); a crossing of the
   // budget changes LagWithinBudget, which is written above.
-  return bytes > 65536 || secs >= lagStepSeconds(intervalSeconds);
+  if (bytes >= lagStepBytes(rpo?.maxLagBytes)) return `lag moved ${bytes} bytes`;
+  if (secs >= lagStepSeconds(intervalSeconds)) return `lag moved ${secs} s`;
+  return undefined;
 }
 
 async function announce(
