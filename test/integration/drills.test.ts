@@ -10,7 +10,13 @@ import { basename, dirname } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FailoverPolicyStatus } from '../../operator/src/api/v1alpha1/index.ts';
 import { failoverPolicyType } from '../../operator/src/controllers/resources.ts';
-import { type FailoverStack, PRIMARY_ADDRESS, RECORD, STANDBY_ADDRESS } from '../harness/failover-stack.ts';
+import {
+  type FailoverStack,
+  type FailoverStackOptions,
+  PRIMARY_ADDRESS,
+  RECORD,
+  STANDBY_ADDRESS,
+} from '../harness/failover-stack.ts';
 import { acceptsConnections, freePort } from '../harness/ports.ts';
 import { waitFor } from '../harness/wait.ts';
 import { type DnsWriteLoad, WriterSampler } from '../harness/writers.ts';
@@ -109,12 +115,15 @@ describe('a scheduled drill', () => {
 });
 
 /** A stack with an agent beside each server, and drills on a schedule that never fires here. */
-async function drillingStack(drills: Record<string, unknown> = {}): Promise<FailoverStack> {
-  const s = await start({ pgSettings: { wal_log_hints: 'on', full_page_writes: 'on' } });
+async function drillingStack(
+  drills: Record<string, unknown> = {},
+  options: Partial<FailoverStackOptions> = {},
+): Promise<FailoverStack> {
+  const s = await start({ pgSettings: { wal_log_hints: 'on', full_page_writes: 'on' }, ...options });
   await s.waitUntilHealthy();
   await Promise.all([s.startAgent('region-a'), s.startAgent('region-b')]);
   await s.client.mergePatch(failoverPolicyType, s.options.namespace, 'orders', {
-    // The record's TTL is 5 s; drills lower it to 1 s.
+    // The record's TTL is 5 s unless options say otherwise; drills lower it to 1 s.
     spec: {
       drills: { schedule: '0 3 1 1 *', holdSeconds: 3, abortIfLagSecondsAbove: 5, ttlSeconds: 1, ...drills },
     },
@@ -234,6 +243,46 @@ describe('a drill with agents', () => {
     expect(report).toMatchObject({ result: 'Cancelled' });
     expect(report.reason).toMatch(/cancelled by request enough \(release day\); back on region-a/);
     expect(await stack.writablePrimaries()).toEqual(['primary']);
+  });
+
+  it('holds through probes its primary left unanswered (hung sessions) before going out, then goes out and back', async () => {
+    // The record's TTL is 15 s: after lowering it the Starting leg waits that out, and the fault lands there.
+    stack = await drillingStack({}, { ttlSeconds: 15 });
+    const s = stack;
+    const timeouts = async () =>
+      (await s.operator?.metric('failover_probe_failures_total', { reason: 'Timeout' })) ?? 0;
+    const before = await timeouts();
+    await s.requestDrill({ id: 'hung', action: 'Run' });
+    await s.waitForPolicy(
+      (st) => st.drill?.ttl?.loweredAt,
+      'the lowered TTL in place, the old one being waited out',
+    );
+    // Every prober's session on region A (the operator's and the observers') hangs until the
+    // operator counts a probe Timeout: fewer misses than failureThreshold (3 × 1 s), no verdict.
+    const pids = (
+      await s.pair.sql<{ pid: number }>(
+        'primary',
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'failover-operator'",
+        [],
+        'postgres',
+      )
+    ).map((r) => r.pid);
+    expect(pids.length).toBeGreaterThan(0);
+    for (const pid of pids) process.kill(pid, 'SIGSTOP');
+    try {
+      await waitFor(async () => (await timeouts()) > before || undefined, {
+        description: 'the operator to miss a probe of region A',
+        timeoutMs: 10_000,
+        intervalMs: 50,
+      });
+    } finally {
+      for (const pid of pids) process.kill(pid, 'SIGCONT');
+    }
+    // The control: the fault came while the drill was starting, and the operator saw it.
+    expect((await s.policy()).status.drill?.leg).toBe('Starting');
+    const report = await finishedDrill(s, 'hung', 'the drill out and back after the missed probe');
+    expect(report, report.reason).toMatchObject({ result: 'Succeeded', from: 'region-a', to: 'region-b' });
+    expect(await s.writablePrimaries()).toEqual(['primary']);
   });
 
   it('aborts when the standby does not catch up in time: nothing moves, nothing is lost', async () => {

@@ -232,6 +232,38 @@ describe('decide: starting a drill', () => {
     expect(decide(input({ activePrimary: 'a', epoch: 4, drill: late })).started).toMatchObject({ to: 'b' });
   });
 
+  it('holds through a probe its primary or standby did not answer, and aborts once the silence outlasts detection', () => {
+    // Detection here: 1 s probes × failureThreshold 3, so a silence holds up to 5 s (the last
+    // answered probe began then). The canary has written: it would go out now.
+    const fresh = startingDrill(20);
+    const status = { activePrimary: 'a', epoch: 4, drill: fresh };
+    const silent = (f: ClusterFacts, secondsAgo: number): ClusterFacts => ({
+      ...f,
+      reachable: false,
+      role: 'Unknown',
+      lastReachableAt: ago(secondsAgo),
+    });
+    const withClusters = (a: ClusterFacts, b: ClusterFacts) =>
+      decide(input(status, { clusters: { a, b }, canary: canary(fresh.id, [run('a', 1, 12)]) }));
+    for (const held of [
+      withClusters(silent(primary('a'), 4.5), standby('b')),
+      withClusters(primary('a'), silent(standby('b'), 2)),
+    ]) {
+      expect(held.started).toBeUndefined();
+      expect(held.drillReport).toBeUndefined();
+      expect(held.drill).toEqual(fresh);
+    }
+    const gone = withClusters(silent(primary('a'), 5), standby('b'));
+    expect(gone.started).toBeUndefined();
+    expect(gone.drillReport).toMatchObject({ result: 'Aborted' });
+    expect(gone.drillReport?.reason).toMatch(/the primary a does not accept writes before the switchover/);
+    // A primary that answers, but not as a writable primary, is a fact at once.
+    const fenced = withClusters({ ...primary('a'), role: 'Fenced' }, standby('b'));
+    expect(fenced.drillReport).toMatchObject({ result: 'Aborted' });
+    // The control: the same drill with both answering goes out.
+    expect(withClusters(primary('a'), standby('b')).started).toMatchObject({ kind: 'Switchover', to: 'b' });
+  });
+
   it('starts with database agents on both sides even where the provider would not bring the old primary back', () => {
     const withAgent = (f: ClusterFacts): ClusterFacts => ({
       ...f,

@@ -348,6 +348,16 @@ function goOut(
   const { spec, clusters, now } = input;
   if (drill.stop) return endDrill(input, drill, drill.stop.result, `${drill.stop.reason}; nothing moved`);
   const target = clusters[drill.to];
+  // One unanswered probe is not yet a fact (a busy moment, a lost packet), and nothing has moved:
+  // the drill holds while the silence is shorter than detection's (brieflySilent). A primary really gone
+  // is the failover rules' (decide runs them before the drill's); one silent longer aborts below.
+  const silent = [clusters[active], target].find((f) => brieflySilent(input, f));
+  if (silent && active === drill.from && !spec.paused)
+    return hold(
+      drill,
+      seconds(spec.detection.probeIntervalSeconds),
+      `drill ${drill.id}: ${silent.name} did not answer its last probe; going out once it does`,
+    );
   const problem = spec.paused
     ? `the policy was paused (spec.paused${spec.pauseReason ? `: ${spec.pauseReason}` : ''}) before it went out`
     : active !== drill.from
@@ -985,6 +995,18 @@ export function judgeDrillStop(
     },
     events: [eventOf('Warning', 'DrillStopping', 'Drill', `drill ${drill.id}: ${stop.reason}; coming back`)],
   };
+}
+
+/**
+ * Unreachable now, but the last answer came within the failures detection counts (failureThreshold
+ * intervals), plus the interval the first one took to reach its deadline and one for a busy
+ * machine: lastReachableAt is when that answered probe began.
+ */
+function brieflySilent(input: DecideInput, f: ClusterFacts | undefined): f is ClusterFacts {
+  if (!f?.exists || f.reachable || !f.lastReachableAt) return false;
+  const { probeIntervalSeconds, failureThreshold } = input.spec.detection;
+  const windowMs = seconds(probeIntervalSeconds * (failureThreshold + 2));
+  return input.now.getTime() - f.lastReachableAt.getTime() < windowMs;
 }
 
 function drillTarget(input: DecideInput, f: ClusterFacts | undefined): f is ClusterFacts {
