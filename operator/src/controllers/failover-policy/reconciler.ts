@@ -114,6 +114,7 @@ async function reconcileReadable(
   const ports = portsFor(ctx, object, spec);
   const input = await observe(ctx, object, spec, previous, ports, dnsChecks.get(key), now);
   const plan = decide(input);
+  ctx.log.debug({ policy: key, action: plan.action.kind, why: plan.why }, 'decided');
   const result = await carryOut(ctx, object, ports, input, plan);
   const resolved = clustersResolved(ctx, object, spec);
   const { status: settled, dnsReady } = statusToWrite(object, spec, input, plan, result, resolved);
