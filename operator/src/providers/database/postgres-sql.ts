@@ -534,7 +534,11 @@ export class PostgresSql {
       if (!this.heartbeatSchemaChecked) await addFenceMarkColumn(client);
       if (fencing) await client.query('BEGIN READ WRITE');
       try {
-        const { rows } = await client.query<{ epoch: string; refusing?: string | null }>(upsert, [epoch, at]);
+        const { rows } = await client.query<{ epoch: string; refusing?: string | null }>({
+          name: `failover-heartbeat-${policy}`,
+          text: upsert,
+          values: [epoch, at],
+        });
         if (fencing) await client.query('COMMIT');
         this.heartbeatSchemaChecked = true;
         const row = rows[0];
@@ -565,10 +569,13 @@ export class PostgresSql {
     client: Session,
     inTargetDatabase: boolean,
   ): Promise<Omit<DatabaseObservation, 'durationMs'>> {
+    // Named, so each pooled session parses and plans it once: that was most of a probe's cost on the server.
     const ask = (withHeartbeat: boolean) =>
-      client.query<ProbeRow>(withHeartbeat ? PROBE_WITH_HEARTBEAT : PROBE_WITHOUT_HEARTBEAT, [
-        this.connection.database,
-      ]);
+      client.query<ProbeRow>({
+        name: withHeartbeat ? 'failover-probe-hb' : 'failover-probe',
+        text: withHeartbeat ? PROBE_WITH_HEARTBEAT : PROBE_WITHOUT_HEARTBEAT,
+        values: [this.connection.database],
+      });
     const inline = inTargetDatabase && !this.heartbeatTableMissing;
     let result: pg.QueryResult<ProbeRow>;
     try {
