@@ -48,12 +48,12 @@ export function lagStepSeconds(probeIntervalSeconds: number): number {
  * and the standby's replay are read by different probes up to an interval apart, so on a primary
  * that writes the figure moves by what it writes in that time (~100 KiB every probe with 100 busy
  * heartbeats on one server): a fixed small step made a busy fleet a status write per probe. An
- * eighth of the RPO byte budget (2 MiB at the default 16 MiB), at least 64 KiB; a crossing of the
- * budget is news at once, and the metric has every figure.
+ * eighth of the RPO byte budget, between 64 KiB and 1 MiB: people read the figure (`kubectl get`,
+ * the promote preview), and a caught-up standby must not show much more than nothing for long. A
+ * crossing of the budget is news at once, and the metric has every figure.
  */
 export function lagStepBytes(maxLagBytes: number | undefined): number {
-  return Math.max(65536, Math.floor((maxLagBytes ?? DEFAULT_MAX_LAG_BYTES) / 8));
+  return Math.min(MAX_STEP_BYTES, Math.max(65536, Math.floor((maxLagBytes ?? MAX_STEP_BYTES * 8) / 8)));
 }
 
-/** The RPO byte budget's default, for a cluster no policy names yet. */
-const DEFAULT_MAX_LAG_BYTES = 16 * 1024 * 1024;
+const MAX_STEP_BYTES = 1024 * 1024;

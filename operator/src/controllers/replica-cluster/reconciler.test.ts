@@ -48,21 +48,24 @@ describe('a probe’s status', () => {
     );
   });
 
-  it('moves its lag in bytes by an eighth of the RPO byte budget, and at once across it', () => {
+  it('moves its lag in bytes by an eighth of the RPO byte budget (64 KiB to 1 MiB), and at once across it', () => {
     const lagged = (bytes: number): ReplicaClusterStatus => ({
       ...status(later),
       replicationLagBytes: bytes,
     });
-    const rpo = { maxLagSeconds: 30, maxLagBytes: 16 * 1024 * 1024 };
-    // A busy primary's WAL between two probes' reads is not news; 2 MiB (an eighth) is.
+    const rpo = { maxLagSeconds: 30, maxLagBytes: 4 * 1024 * 1024 };
+    // A busy primary's WAL between two probes' reads is not news; 512 KiB (an eighth) is.
     expect(worthWriting(status(t0), lagged(110_000), later, 5, rpo)).toBe(false);
-    expect(whyWrite(status(t0), lagged(2 * 1024 * 1024), later, 5, rpo)).toBe('lag moved 2097152 bytes');
-    expect(whyWrite(status(t0), lagged(17 * 1024 * 1024), later, 5, rpo)).toBe('lag crossed the RPO budget');
-    // A small budget keeps a 64 KiB floor; a cluster no policy names yet takes the default's step.
+    expect(whyWrite(status(t0), lagged(512 * 1024), later, 5, rpo)).toBe('lag moved 524288 bytes');
+    expect(whyWrite(status(t0), lagged(5 * 1024 * 1024), later, 5, rpo)).toBe('lag crossed the RPO budget');
+    // A small budget keeps a 64 KiB floor; a large one (and a cluster no policy names) a 1 MiB cap.
     const small = { maxLagSeconds: 30, maxLagBytes: 100_000 };
     expect(worthWriting(status(t0), lagged(60_000), later, 5, small)).toBe(false);
     expect(worthWriting(status(t0), lagged(70_000), later, 5, small)).toBe(true);
-    expect(worthWriting(status(t0), lagged(1024 * 1024), later, 5)).toBe(false);
+    const large = { maxLagSeconds: 30, maxLagBytes: 2 ** 40 };
+    expect(worthWriting(status(t0), lagged(1000 * 1024), later, 5, large)).toBe(false);
+    expect(worthWriting(status(t0), lagged(1024 * 1024), later, 5, large)).toBe(true);
+    expect(worthWriting(status(t0), lagged(1024 * 1024), later, 5)).toBe(true);
   });
 
   it('says why it is written', () => {
