@@ -247,7 +247,8 @@ describe('a drill with agents', () => {
 
   it('holds through probes its primary left unanswered (hung sessions) before going out, then goes out and back', async () => {
     // The record's TTL is 15 s: after lowering it the Starting leg waits that out, and the fault lands there.
-    stack = await drillingStack({}, { ttlSeconds: 15 });
+    // At debug the operator logs each decision: the test reads the hold from it.
+    stack = await drillingStack({}, { ttlSeconds: 15, operatorArgs: ['--log-level=debug'] });
     const s = stack;
     const timeouts = async () =>
       (await s.operator?.metric('failover_probe_failures_total', { reason: 'Timeout' })) ?? 0;
@@ -280,6 +281,14 @@ describe('a drill with agents', () => {
     }
     // The control: the fault came while the drill was starting, and the operator saw it.
     expect((await s.policy()).status.drill?.leg).toBe('Starting');
+    await waitFor(
+      async () =>
+        s.operator
+          ?.logEntries()
+          .some((e) => e.msg === 'decided' && /region-a failed its last probe/.test(String(e.why))) ||
+        undefined,
+      { description: 'the drill to hold on the missed probe' },
+    );
     const report = await finishedDrill(s, 'hung', 'the drill out and back after the missed probe');
     expect(report, report.reason).toMatchObject({ result: 'Succeeded', from: 'region-a', to: 'region-b' });
     expect(await s.writablePrimaries()).toEqual(['primary']);

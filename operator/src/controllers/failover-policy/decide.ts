@@ -35,7 +35,7 @@ import { type BlockReason, chooseStandby, inCooldown, judgeStandby, standbysOf }
 import { detectionMoments, judgePrimary, type PrimaryVerdict } from './detection.ts';
 import { type Discovery, discoverPrimary, newerEpochs } from './discovery.ts';
 import { judgeDns } from './dns-check.ts';
-import { decideDrill, judgeDrillStop, scheduledDrillTime } from './drill.ts';
+import { abortStartingDrill, decideDrill, judgeDrillStop, scheduledDrillTime } from './drill.ts';
 import {
   type ClusterFacts,
   type DecideInput,
@@ -565,7 +565,21 @@ function startOperation(c: Context, started: Operation, extra: Partial<FailoverP
 }
 
 /** 5. The primary is down by quorum: fail over automatically, only inside every limit. */
-const failOverIfDown: Guard = (c) => {
+const failOverIfDown: Guard = (outer) => {
+  if (!outer.active || !outer.verdict?.down) return undefined;
+  // A drill still starting moved nothing: it ends here, in the same write as whatever the outage
+  // calls for, so status shows the outage (Blocked, FailingOver), not a drill that cannot go on.
+  const ended = abortStartingDrill(
+    outer.input,
+    outer.base,
+    `the primary ${outer.active} was lost before the switchover (${outer.verdict.message}); nothing moved`,
+  );
+  if (!ended) return failOver(outer);
+  const p = failOver({ ...outer, base: ended.status });
+  return p && { ...p, events: [...ended.events, ...p.events] };
+};
+
+const failOver: Guard = (c) => {
   const { input, base, active, verdict } = c;
   if (!active || !verdict?.down) return undefined;
   const { spec, now } = input;

@@ -346,6 +346,35 @@ describe('decide: starting a drill', () => {
     expect(plan.started?.trigger).not.toBe('Drill');
   });
 
+  it('still starting when the primary is lost, it ends Aborted in the failover rules’ own write', () => {
+    const fresh = startingDrill(20);
+    const lost = (over: Partial<DecideInput> = {}) =>
+      decide(
+        input(
+          { activePrimary: 'a', epoch: 4, drill: fresh },
+          {
+            clusters: { a: { name: 'a', exists: true, reachable: false, role: 'Unknown' }, b: standby('b') },
+            votes: [vote('operator', false), vote('region-b', false), vote('region-c', false)],
+            ...over,
+          },
+        ),
+      );
+    const failing = lost();
+    expect(failing.drill).toBeUndefined();
+    expect(failing.drillReport).toMatchObject({ result: 'Aborted' });
+    expect(failing.drillReport?.reason).toMatch(
+      /the primary a was lost before the switchover .*nothing moved/,
+    );
+    expect(failing.started).toMatchObject({ kind: 'Failover', trigger: 'Automatic', to: 'b' });
+    expect(failing.phase).toBe('FailingOver');
+    // Blocked (Manual promotion): the phase says so, not Drilling.
+    const manual = spec({ drills: { ...drills, schedule: '59 9 * * 1' }, promotion: { mode: 'Manual' } });
+    const blocked = lost({ spec: manual });
+    expect(blocked.started).toBeUndefined();
+    expect(blocked.drillReport).toMatchObject({ result: 'Aborted' });
+    expect(blocked.phase).toBe('Blocked');
+  });
+
   it('waits for an operation in progress, showing a drill leg as Drilling', () => {
     const status: FailoverPolicyStatus = {
       activePrimary: 'a',

@@ -263,6 +263,21 @@ function continueIsolatedDrill(input: DecideInput, drill: DrillState, primaryDow
   }
 }
 
+/**
+ * A round-trip drill still in its Starting leg, ended Aborted with `reason` (nothing moved yet):
+ * for the failover rules when the primary is down. Undefined for any other drill.
+ */
+export function abortStartingDrill(
+  input: DecideInput,
+  status: FailoverPolicyStatus,
+  reason: string,
+): { status: FailoverPolicyStatus; events: EventInput[] } | undefined {
+  const drill = status.drill;
+  if (!drill || drill.mode === 'Isolated' || drill.leg !== 'Starting') return undefined;
+  const ended = endDrill({ ...input, status }, drill, 'Aborted', reason);
+  return ended.kind === 'Change' ? { status: ended.status, events: ended.events } : undefined;
+}
+
 /** Ends the drill with a report in status.drills and an Event. */
 function endDrill(
   input: DecideInput,
@@ -348,7 +363,7 @@ function goOut(
   const { spec, clusters, now } = input;
   if (drill.stop) return endDrill(input, drill, drill.stop.result, `${drill.stop.reason}; nothing moved`);
   const target = clusters[drill.to];
-  // One unanswered probe is not yet a fact (a busy moment, a lost packet), and nothing has moved:
+  // One failed probe is not yet a fact (a busy moment, a lost packet, a restart), and nothing has moved:
   // the drill holds while the silence is shorter than detection's (brieflySilent). A primary really gone
   // is the failover rules' (decide runs them before the drill's); one silent longer aborts below.
   const silent = [clusters[active], target].find((f) => brieflySilent(input, f));
@@ -356,7 +371,7 @@ function goOut(
     return hold(
       drill,
       seconds(spec.detection.probeIntervalSeconds),
-      `drill ${drill.id}: ${silent.name} did not answer its last probe; going out once it does`,
+      `drill ${drill.id}: ${silent.name} failed its last probe; going out once it answers`,
     );
   const problem = spec.paused
     ? `the policy was paused (spec.paused${spec.pauseReason ? `: ${spec.pauseReason}` : ''}) before it went out`

@@ -301,8 +301,9 @@ function phaseOf(plan: Plan, next: FailoverPolicyStatus, conditions: ConditionIn
     if (op.kind === 'Reprotect') return 'Reprotecting';
     return op.trigger === 'Drill' ? 'Drilling' : op.kind === 'Switchover' ? 'SwitchingOver' : 'FailingOver';
   }
-  if (next.drill) return 'Drilling';
+  // A failover the primary needs and cannot have outranks a drill waiting on it.
   if (plan.blocked) return 'Blocked';
+  if (next.drill) return 'Drilling';
   const isTrue = (type: string) => conditions.find((c) => c.type === type)?.status === 'True';
   const healthy = isTrue('PrimaryAvailable') && isTrue('FailoverReady');
   // Paused replaces only Healthy: a lost or degraded primary stays in sight.
