@@ -75,6 +75,31 @@ describe('which protection each cluster has', () => {
     expect(splitBrainCondition(i)).toMatchObject({ status: 'True', reason: 'Lease' });
   });
 
+  it('says when the Lease fences the primary so soon that a control-plane stall would stop its writes', () => {
+    // The fixtures' 1 s probes × 3 derive a 2.5 s Lease with a 0.5 s margin: fenced after 2 s.
+    const i = input({ lease: { holder: 'a@4', renewedAgoMs: 500 } });
+    expect(splitBrainCondition(i)?.message).toMatch(
+      /^primary a: Lease \(renewed\); its agent fences it after only 2 s without confirmation: .*lengthen spec\.primaryLease/,
+    );
+    // Lengthened as docs/split-brain.md says: nothing to say.
+    const roomy = {
+      ...i,
+      spec: spec({
+        standbys: ['b'],
+        primaryLease: {
+          durationSeconds: 8,
+          renewIntervalSeconds: 1,
+          safetyMarginSeconds: 2,
+          allowLongerThanDetection: true,
+        },
+      }),
+    };
+    expect(splitBrainCondition(roomy)?.message).not.toMatch(/fences it after only/);
+    // The default 5 s probes derive a Lease that fences after ~6.7 s: nothing to say either.
+    const defaults = { ...i, spec: spec({ standbys: ['b'], detection: { probeIntervalSeconds: 5 } }) };
+    expect(splitBrainCondition(defaults)?.message).not.toMatch(/fences it after only/);
+  });
+
   it('falls back to DirectFence (or EpochOnly) without a live agent, and says why', () => {
     const silent = input({
       a: { agent: agent({ reportedAt: ago(120).toISOString(), lease: { state: 'Holding', epoch: 4 } }) },

@@ -90,12 +90,28 @@ export function splitBrainCondition(input: DecideInput): ConditionInput | undefi
   const others = policyClusters(input.spec)
     .filter((n) => n !== active)
     .map((n) => protectionOf(input, n).message);
+  const short = mine.protection === 'Lease' ? shortLeaseNote(input) : undefined;
   return {
     type: 'SplitBrainProtection',
     status: mine.protection === 'Lease' ? 'True' : 'False',
     reason: mine.protection === 'Lease' ? 'Lease' : mine.protection,
-    message: [`primary ${mine.message}`, ...others].join('; ').slice(0, 1024),
+    message: [`primary ${mine.message}`, ...(short ? [short] : []), ...others].join('; ').slice(0, 1024),
   };
+}
+
+/**
+ * Under this, a stall of the control plane while the standbys' agents are slow to vouch fences a
+ * healthy primary (safe, but writes stop until its agent unfences it): short detection derives a
+ * short Lease (1 s probes: 2 s), and the operator says so rather than leave it to the docs.
+ */
+export const SHORT_LEASE_FENCE_MS = 5_000;
+
+/** What a Lease that fences sooner than SHORT_LEASE_FENCE_MS risks, and what to do; else undefined. */
+export function shortLeaseNote(input: DecideInput): string | undefined {
+  const s = leaseSettings(input.spec);
+  const fenceMs = s.durationMs - s.marginMs;
+  if (!s.enabled || fenceMs >= SHORT_LEASE_FENCE_MS) return undefined;
+  return `its agent fences it after only ${fenceMs / 1000} s without confirmation: a control-plane stall that long stops its writes; lengthen spec.primaryLease (docs/split-brain.md)`;
 }
 
 export type LeaseGate = { open: true } | { open: false; why: string; retryMs: number };
