@@ -566,22 +566,23 @@ function startOperation(c: Context, started: Operation, extra: Partial<FailoverP
 
 /** 5. The primary is down by quorum: fail over automatically, only inside every limit. */
 const failOverIfDown: Guard = (outer) => {
-  if (!outer.active || !outer.verdict?.down) return undefined;
+  const { active, verdict } = outer;
+  if (!active || !verdict?.down) return undefined;
   // A drill still starting moved nothing: it ends here, in the same write as whatever the outage
   // calls for, so status shows the outage (Blocked, FailingOver), not a drill that cannot go on.
   const ended = abortStartingDrill(
     outer.input,
     outer.base,
-    `the primary ${outer.active} was lost before the switchover (${outer.verdict.message}); nothing moved`,
+    `the primary ${active} was lost before the switchover (${verdict.message}); nothing moved`,
   );
-  if (!ended) return failOver(outer);
-  const p = failOver({ ...outer, base: ended.status });
-  return p && { ...p, events: [...ended.events, ...p.events] };
+  if (!ended) return failOver(outer, active, verdict);
+  const p = failOver({ ...outer, base: ended.status }, active, verdict);
+  return { ...p, events: [...ended.events, ...p.events] };
 };
 
-const failOver: Guard = (c) => {
-  const { input, base, active, verdict } = c;
-  if (!active || !verdict?.down) return undefined;
+/** failOverIfDown's plan for a primary down by quorum. */
+function failOver(c: Context, active: string, verdict: PrimaryVerdict): Plan {
+  const { input, base } = c;
   const { spec, now } = input;
   // While no failover starts, an isolated drill steps aside and cleans up (its record, its copy).
   const waiting = (p: Plan): Plan => {
@@ -649,7 +650,7 @@ const failOver: Guard = (c) => {
       },
     }),
   );
-};
+}
 
 /**
  * Whether the failover rules start a failover on this reconcile: the primary is down by quorum and

@@ -53,7 +53,7 @@ export function lagStepSeconds(probeIntervalSeconds: number): number {
  * crossing of the budget is news at once, and the metric has every figure.
  */
 export function lagStepBytes(maxLagBytes: number | undefined): number {
-  return Math.min(MAX_STEP_BYTES, Math.max(65536, Math.floor((maxLagBytes ?? MAX_STEP_BYTES * 8) / 8)));
+  return Math.min(MAX_STEP_BYTES, Math.max(65536, Math.floor((maxLagBytes ?? Number.POSITIVE_INFINITY) / 8)));
 }
 
 const MAX_STEP_BYTES = 1024 * 1024;

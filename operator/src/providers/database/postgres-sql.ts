@@ -569,7 +569,8 @@ export class PostgresSql {
     client: Session,
     inTargetDatabase: boolean,
   ): Promise<Omit<DatabaseObservation, 'durationMs'>> {
-    // Named, so each pooled session parses and plans it once: that was most of a probe's cost on the server.
+    // Named, so each pooled session parses it once (planning too, once PostgreSQL keeps a generic
+    // plan): that was most of a probe's cost on the server.
     const ask = (withHeartbeat: boolean) =>
       client.query<ProbeRow>({
         name: withHeartbeat ? 'failover-probe-hb' : 'failover-probe',
