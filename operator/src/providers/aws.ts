@@ -5,7 +5,8 @@
  * again on a later reconcile.
  */
 import { createHash } from 'node:crypto';
-import { defaultProvider } from '@aws-sdk/credential-provider-node';
+import type { defaultProvider } from '@aws-sdk/credential-provider-node';
+import { credentialProviderNodeSdk } from './aws-sdk.ts';
 import { ProviderError, type ProviderErrorReason } from './errors.ts';
 
 /** Static credentials read from the Secret named by `credentialsSecretRef`. Never logged. */
@@ -42,7 +43,7 @@ export function awsClientConfig(options: AwsClientOptions) {
       : {
           // The SDK's own chain (the pod's identity), given the client's config as the SDK gives it.
           credentialDefaultProvider: (init: Parameters<typeof defaultProvider>[0]) =>
-            rememberingFailure(defaultProvider(init), IDENTITY_FAILURE_MS),
+            rememberingFailure(credentialProviderNodeSdk().defaultProvider(init), IDENTITY_FAILURE_MS),
         }),
     maxAttempts: options.maxAttempts ?? 3,
     requestHandler: {

@@ -26,17 +26,10 @@
  * its region answers again, and resynchronizes it. The operator only waits for that; it never
  * creates or removes a member.
  */
-import {
-  type DBCluster,
-  DescribeDBClustersCommand,
-  DescribeGlobalClustersCommand,
-  FailoverGlobalClusterCommand,
-  type GlobalCluster,
-  RDSClient,
-  SwitchoverGlobalClusterCommand,
-} from '@aws-sdk/client-rds';
+import type { DBCluster, GlobalCluster, RDSClient } from '@aws-sdk/client-rds';
 import { allInOrder } from '../../runtime/promises.ts';
 import { type AwsClientOptions, awsClientConfig, awsErrorName, classifyAwsError } from '../aws.ts';
+import { rdsSdk } from '../aws-sdk.ts';
 import { ProviderError } from '../errors.ts';
 import type { ControlPlane, ControlPlanePromotion, ControlPlaneView } from './managed.ts';
 import type { PromoteRequest, ReprotectOutcome, ReprotectRequest } from './port.ts';
@@ -78,7 +71,7 @@ export class AuroraGlobalControlPlane implements ControlPlane {
   constructor(options: AuroraGlobalControlPlaneOptions) {
     this.ownsClient = options.client === undefined;
     this.release = options.release;
-    this.client = options.client ?? new RDSClient(awsClientConfig(options));
+    this.client = options.client ?? new (rdsSdk().RDSClient)(awsClientConfig(options));
     this.region = options.region;
     this.globalId = options.globalClusterIdentifier;
     this.clusterId = options.dbClusterIdentifier;
@@ -234,9 +227,11 @@ export class AuroraGlobalControlPlane implements ControlPlane {
     const operation = `Aurora ${kind === 'Failover' ? 'FailoverGlobalCluster' : 'SwitchoverGlobalCluster'} of ${this.globalId} to ${this.clusterId} (${this.region})`;
     try {
       if (kind === 'Failover') {
-        await this.client.send(new FailoverGlobalClusterCommand({ ...target, AllowDataLoss: true }));
+        await this.client.send(
+          new (rdsSdk().FailoverGlobalClusterCommand)({ ...target, AllowDataLoss: true }),
+        );
       } else {
-        await this.client.send(new SwitchoverGlobalClusterCommand(target));
+        await this.client.send(new (rdsSdk().SwitchoverGlobalClusterCommand)(target));
       }
       return true;
     } catch (err) {
@@ -252,7 +247,7 @@ export class AuroraGlobalControlPlane implements ControlPlane {
     let found: GlobalCluster | undefined;
     try {
       const out = await this.client.send(
-        new DescribeGlobalClustersCommand({ GlobalClusterIdentifier: this.globalId }),
+        new (rdsSdk().DescribeGlobalClustersCommand)({ GlobalClusterIdentifier: this.globalId }),
       );
       found = out.GlobalClusters?.find((g) => g.GlobalClusterIdentifier === this.globalId);
     } catch (err) {
@@ -271,7 +266,7 @@ export class AuroraGlobalControlPlane implements ControlPlane {
     let found: DBCluster | undefined;
     try {
       const out = await this.client.send(
-        new DescribeDBClustersCommand({ DBClusterIdentifier: this.clusterId }),
+        new (rdsSdk().DescribeDBClustersCommand)({ DBClusterIdentifier: this.clusterId }),
       );
       found = out.DBClusters?.find((c) => c.DBClusterIdentifier === this.clusterId);
     } catch (err) {

@@ -12,18 +12,9 @@
  * deleted: it is not this drill's.
  */
 import { createHash } from 'node:crypto';
-import {
-  AddTagsToResourceCommand,
-  CreateDBInstanceReadReplicaCommand,
-  type CreateDBInstanceReadReplicaCommandInput,
-  type DBInstance,
-  DeleteDBInstanceCommand,
-  DescribeDBInstancesCommand,
-  ListTagsForResourceCommand,
-  PromoteReadReplicaCommand,
-  type RDSClient,
-} from '@aws-sdk/client-rds';
+import type { CreateDBInstanceReadReplicaCommandInput, DBInstance, RDSClient } from '@aws-sdk/client-rds';
 import { awsErrorName, classifyAwsError } from '../aws.ts';
+import { rdsSdk } from '../aws-sdk.ts';
 import { ProviderError } from '../errors.ts';
 import type { DrillCopyState } from './port.ts';
 
@@ -152,7 +143,9 @@ export class RdsDrillCopies {
     const operation = `RDS CreateDBInstanceReadReplica ${this.at(id)} of ${this.standbyId}`;
     try {
       await this.client.send(
-        new CreateDBInstanceReadReplicaCommand(this.replicaInput(id, drillId, standby, requestedAt)),
+        new (rdsSdk().CreateDBInstanceReadReplicaCommand)(
+          this.replicaInput(id, drillId, standby, requestedAt),
+        ),
       );
     } catch (err) {
       // A call racing this one created it first: the next call finds it.
@@ -257,7 +250,7 @@ export class RdsDrillCopies {
   private async promote(id: string, listed: string): Promise<string> {
     try {
       await this.client.send(
-        new PromoteReadReplicaCommand({ DBInstanceIdentifier: id, BackupRetentionPeriod: 0 }),
+        new (rdsSdk().PromoteReadReplicaCommand)({ DBInstanceIdentifier: id, BackupRetentionPeriod: 0 }),
       );
     } catch (err) {
       if (!/^InvalidDBInstanceState/.test(awsErrorName(err))) {
@@ -275,7 +268,7 @@ export class RdsDrillCopies {
     if (!arn) return at;
     try {
       await this.client.send(
-        new AddTagsToResourceCommand({
+        new (rdsSdk().AddTagsToResourceCommand)({
           ResourceName: arn,
           Tags: [{ Key: RDS_DRILL_TAGS.promotedAt, Value: at }],
         }),
@@ -300,7 +293,7 @@ export class RdsDrillCopies {
     const operation = `RDS DeleteDBInstance ${this.at(id)}`;
     try {
       await this.client.send(
-        new DeleteDBInstanceCommand({
+        new (rdsSdk().DeleteDBInstanceCommand)({
           DBInstanceIdentifier: id,
           SkipFinalSnapshot: true,
           DeleteAutomatedBackups: true,
@@ -326,7 +319,9 @@ export class RdsDrillCopies {
   private async find(id: string): Promise<DBInstance | undefined> {
     const operation = `RDS DescribeDBInstances ${this.at(id)}`;
     try {
-      const out = await this.client.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }));
+      const out = await this.client.send(
+        new (rdsSdk().DescribeDBInstancesCommand)({ DBInstanceIdentifier: id }),
+      );
       // RDS keeps identifiers in lower case.
       return out.DBInstances?.find((i) => i.DBInstanceIdentifier?.toLowerCase() === id.toLowerCase());
     } catch (err) {
@@ -342,7 +337,9 @@ export class RdsDrillCopies {
     if (!list && instance.DBInstanceArn) {
       try {
         list = (
-          await this.client.send(new ListTagsForResourceCommand({ ResourceName: instance.DBInstanceArn }))
+          await this.client.send(
+            new (rdsSdk().ListTagsForResourceCommand)({ ResourceName: instance.DBInstanceArn }),
+          )
         ).TagList;
       } catch (err) {
         throw classifyAwsError(

@@ -20,18 +20,10 @@
  * Isolated drills are the one exception, and only for what the drill made: a read replica of the
  * standby, promoted beside it and deleted afterwards (aws-rds-drill-copy.ts).
  */
-import {
-  AddTagsToResourceCommand,
-  CreateDBInstanceReadReplicaCommand,
-  type CreateDBInstanceReadReplicaCommandInput,
-  type DBInstance,
-  DescribeDBInstancesCommand,
-  ListTagsForResourceCommand,
-  PromoteReadReplicaCommand,
-  RDSClient,
-} from '@aws-sdk/client-rds';
+import type { CreateDBInstanceReadReplicaCommandInput, DBInstance, RDSClient } from '@aws-sdk/client-rds';
 import { allInOrder } from '../../runtime/promises.ts';
 import { type AwsClientOptions, awsClientConfig, awsErrorName, classifyAwsError } from '../aws.ts';
+import { rdsSdk } from '../aws-sdk.ts';
 import { ProviderError } from '../errors.ts';
 import { RdsDrillCopies } from './aws-rds-drill-copy.ts';
 import type { ControlPlane, ControlPlanePromotion, ControlPlaneView } from './managed.ts';
@@ -93,7 +85,7 @@ export class RdsControlPlane implements ControlPlane {
 
   constructor(options: RdsControlPlaneOptions) {
     this.ownsClient = options.client === undefined;
-    this.client = options.client ?? new RDSClient(awsClientConfig(options));
+    this.client = options.client ?? new (rdsSdk().RDSClient)(awsClientConfig(options));
     this.region = options.region;
     this.id = options.dbInstanceIdentifier;
     this.options = options;
@@ -139,7 +131,7 @@ export class RdsControlPlane implements ControlPlane {
       };
     }
     try {
-      await this.client.send(new PromoteReadReplicaCommand({ DBInstanceIdentifier: this.id }));
+      await this.client.send(new (rdsSdk().PromoteReadReplicaCommand)({ DBInstanceIdentifier: this.id }));
     } catch (err) {
       // RDS refuses while the instance is busy, e.g. with the promotion an earlier call started.
       if (!/^InvalidDBInstanceState/.test(awsErrorName(err))) {
@@ -265,7 +257,7 @@ export class RdsControlPlane implements ControlPlane {
     };
     const operation = `RDS CreateDBInstanceReadReplica ${id} (${this.region}) of ${primary.DBInstanceIdentifier} (${primaryRegion})`;
     try {
-      await this.client.send(new CreateDBInstanceReadReplicaCommand(input));
+      await this.client.send(new (rdsSdk().CreateDBInstanceReadReplicaCommand)(input));
     } catch (err) {
       // A call racing this one created it first: the next call finds it.
       if (!/^DBInstanceAlreadyExists/.test(awsErrorName(err))) throw classifyAwsError(err, operation);
@@ -283,10 +275,10 @@ export class RdsControlPlane implements ControlPlane {
       // DescribeDBInstances carries the tags; ask for them where it does not (moto).
       const tags =
         old.TagList ??
-        (await this.client.send(new ListTagsForResourceCommand({ ResourceName: arn }))).TagList;
+        (await this.client.send(new (rdsSdk().ListTagsForResourceCommand)({ ResourceName: arn }))).TagList;
       if (tags?.some((t) => t.Key === RDS_TAGS.supersededBy && t.Value === replacement)) return;
       await this.client.send(
-        new AddTagsToResourceCommand({
+        new (rdsSdk().AddTagsToResourceCommand)({
           ResourceName: arn,
           Tags: [{ Key: RDS_TAGS.supersededBy, Value: replacement }],
         }),
@@ -333,7 +325,7 @@ export class RdsControlPlane implements ControlPlane {
     const suffix = hint ? `; ${hint}` : '';
     let instances: DBInstance[] | undefined;
     try {
-      const out = await client.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }));
+      const out = await client.send(new (rdsSdk().DescribeDBInstancesCommand)({ DBInstanceIdentifier: id }));
       instances = out.DBInstances;
     } catch (err) {
       const classified = classifyAwsError(err, operation);
@@ -356,7 +348,7 @@ export class RdsControlPlane implements ControlPlane {
     let client = this.otherRegions.get(key);
     if (!client) {
       const { endpointUrl: _ours, ...options } = this.options;
-      client = new RDSClient(
+      client = new (rdsSdk().RDSClient)(
         awsClientConfig({
           ...options,
           region: primary.region,

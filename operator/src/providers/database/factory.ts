@@ -3,9 +3,9 @@
  * reachable by SQL, so a managed database is the SQL side for its endpoint plus the provider's
  * control plane for what SQL cannot do (promotion of a managed replica).
  */
-import { RDSClient } from '@aws-sdk/client-rds';
 import type { ReplicaClusterSpec } from '../../api/v1alpha1/index.ts';
 import { parseAwsCredentials, SharedAwsClients } from '../aws.ts';
+import { rdsSdk } from '../aws-sdk.ts';
 import { AuroraGlobalControlPlane } from './aurora-global.ts';
 import { RdsControlPlane } from './aws-rds.ts';
 import { DigitalOceanControlPlane } from './digitalocean.ts';
@@ -15,7 +15,7 @@ import { PostgresSql } from './postgres-sql.ts';
 import { SelfManagedPostgres } from './self-managed.ts';
 
 /** The RDS API clients of every RDS and Aurora member (see SharedAwsClients). */
-const rdsClients = new SharedAwsClients((config) => new RDSClient(config));
+const rdsClients = new SharedAwsClients((config) => new (rdsSdk().RDSClient)(config));
 
 export interface ProviderSecrets {
   /** SQL login for the connection. */

@@ -3,9 +3,9 @@
  * provider or region name appears in decisions; only this factory knows them.
  */
 
-import { Route53Client } from '@aws-sdk/client-route-53';
 import type { DnsProvider as DnsProviderSpec } from '../../api/v1alpha1/index.ts';
 import { parseAwsCredentials, SharedAwsClients } from '../aws.ts';
+import { route53Sdk } from '../aws-sdk.ts';
 import { DigitalOceanDnsProvider } from './digitalocean.ts';
 import type { DnsProvider } from './port.ts';
 import { Rfc2136DnsProvider } from './rfc2136.ts';
@@ -30,7 +30,7 @@ export function parseServer(text: string, defaultPort = 53): DnsServerAddress {
 }
 
 /** Every DNS check of every policy on Route 53 goes through these (see SharedAwsClients). */
-const route53Clients = new SharedAwsClients((config) => new Route53Client(config));
+const route53Clients = new SharedAwsClients((config) => new (route53Sdk().Route53Client)(config));
 
 /** `secret` is the value of dnsSecretRef's key, already read; `where` names it for messages. */
 export function createDnsProvider(

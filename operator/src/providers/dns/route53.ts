@@ -9,16 +9,15 @@
  * takes up to a minute and is not waited for: the controller asks the authoritative servers on
  * later reconciles, which is what counts.
  */
-import {
-  type Change,
-  ChangeResourceRecordSetsCommand,
-  ListResourceRecordSetsCommand,
-  type ListResourceRecordSetsCommandOutput,
-  type ResourceRecordSet,
+import type {
+  Change,
+  ListResourceRecordSetsCommandOutput,
+  ResourceRecordSet,
   Route53Client,
 } from '@aws-sdk/client-route-53';
 import { allInOrder } from '../../runtime/promises.ts';
 import { type AwsClientOptions, awsClientConfig, awsErrorName, classifyAwsError } from '../aws.ts';
+import { route53Sdk } from '../aws-sdk.ts';
 import { ProviderError } from '../errors.ts';
 import {
   type DnsChange,
@@ -71,7 +70,9 @@ export class Route53Dns implements DnsProvider {
     this.release = options.release;
     this.client =
       options.client ??
-      new Route53Client(awsClientConfig({ ...options, region: options.region ?? 'us-east-1' }));
+      new (route53Sdk().Route53Client)(
+        awsClientConfig({ ...options, region: options.region ?? 'us-east-1' }),
+      );
   }
 
   async read(record: DnsRecordRef): Promise<DnsRecordState> {
@@ -149,7 +150,7 @@ export class Route53Dns implements DnsProvider {
     const operation = `Route 53 ChangeResourceRecordSets for ${record.name} ${record.type} in zone ${this.hostedZoneId}`;
     try {
       const out = await this.client.send(
-        new ChangeResourceRecordSetsCommand({
+        new (route53Sdk().ChangeResourceRecordSetsCommand)({
           HostedZoneId: this.hostedZoneId,
           ChangeBatch: {
             Comment: `failover-operator: epoch ${change.epoch} by ${change.owner}`,
@@ -181,7 +182,7 @@ export class Route53Dns implements DnsProvider {
     const operation = `Route 53 ChangeResourceRecordSets deleting ${record.name} ${record.type} in zone ${this.hostedZoneId}`;
     try {
       await this.client.send(
-        new ChangeResourceRecordSetsCommand({
+        new (route53Sdk().ChangeResourceRecordSetsCommand)({
           HostedZoneId: this.hostedZoneId,
           ChangeBatch: { Comment: `failover-operator: removed by ${owner}`, Changes: changes },
         }),
@@ -228,7 +229,7 @@ export class Route53Dns implements DnsProvider {
     let out: ListResourceRecordSetsCommandOutput;
     try {
       out = await this.client.send(
-        new ListResourceRecordSetsCommand({
+        new (route53Sdk().ListResourceRecordSetsCommand)({
           HostedZoneId: this.hostedZoneId,
           StartRecordName: fqdn(name),
           StartRecordType: type as 'TXT',
