@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { failoverPolicy, failoverPolicySpec, replicaCluster } from './v1alpha1/index.ts';
+import {
+  failoverPolicy,
+  failoverPolicySpec,
+  failoverPolicyStatus,
+  replicaCluster,
+} from './v1alpha1/index.ts';
 import { formatPath, parseOnce, parseWith } from './validate.ts';
 
 const policy = {
@@ -87,5 +92,48 @@ describe('parsing once per resourceVersion', () => {
       message: expect.stringMatching(/^primary: /),
     });
     expect(parseOnce(failoverPolicySpec, undefined, 'spec').ok).toBe(false);
+  });
+
+  it('holds what the parse and the object have in common once, and freezes it', () => {
+    const spec = structuredClone(policy.spec);
+    const status = {
+      phase: 'Healthy',
+      conditions: [
+        {
+          type: 'Ready',
+          status: 'True',
+          reason: 'Healthy',
+          message: 'ok',
+          lastTransitionTime: '2026-01-01T00:00:00Z',
+        },
+      ],
+    };
+    const parsedSpec = parseOnce(failoverPolicySpec, spec);
+    const parsedStatus = parseOnce(failoverPolicyStatus, status);
+    if (!parsedSpec.ok || !parsedStatus.ok) throw new Error('did not parse');
+    // The spec gets defaults, so it is zod's object; what matched below it is the input's own.
+    expect(parsedSpec.value).not.toBe(spec);
+    expect(parsedSpec.value.standbys).toBe(spec.standbys);
+    expect(parsedSpec.value.dns).not.toBe(spec.dns); // ttlSeconds defaulted
+    // What zod changes nothing in is the input's own, frozen like any parse.
+    expect(parsedStatus.value.conditions).toBe(status.conditions);
+    expect(Object.isFrozen(status.conditions[0])).toBe(true);
+    expect(Object.isFrozen(spec.standbys)).toBe(true);
+    // An unknown key is dropped: zod's object, holding the input's conditions.
+    const extra = { ...structuredClone(status), futureField: 1 };
+    const parsedExtra = parseOnce(failoverPolicyStatus, extra);
+    expect(parsedExtra.ok && parsedExtra.value).not.toBe(extra);
+    expect(parsedExtra.ok && parsedExtra.value.conditions).toBe(extra.conditions);
+  });
+
+  it('keeps a parse per schema for a value read with two', () => {
+    const spec = structuredClone(policy.spec);
+    const asSpec = parseOnce(failoverPolicySpec, spec);
+    const asStatus = parseOnce(failoverPolicyStatus, spec);
+    const asSpecAgain = parseOnce(failoverPolicySpec, spec);
+    expect(asSpec.ok).toBe(true);
+    expect(asSpecAgain).toBe(asSpec);
+    expect(parseOnce(failoverPolicyStatus, spec)).toBe(asStatus);
+    expect(asStatus).not.toBe(asSpec);
   });
 });
