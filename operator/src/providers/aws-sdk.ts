@@ -1,7 +1,8 @@
 /**
  * The AWS SDK packages, loaded when a policy first names an AWS provider. Loaded at start they
- * cost every operator ~14 MiB RSS and ~0.1 s (docs/architecture.md), and a fleet on self-managed PostgreSQL
- * with RFC 2136 or DigitalOcean DNS never uses them. They are CommonJS, so `require` loads them
+ * cost every operator ~14 MiB RSS and ~0.1 s (docs/architecture.md), and a fleet on
+ * self-managed PostgreSQL with RFC 2136 or DigitalOcean DNS never uses them. They are
+ * CommonJS, so `require` loads them
  * synchronously and the provider factories stay synchronous. Node caches the module, so this is
  * the same instance a static `import` of the package gives (the tests' client mocks rely on it).
  */
