@@ -290,7 +290,7 @@ const DATABASE_COUNT = Math.min(DATABASES, Math.max(...SIZES));
 
 /**
  * Each cluster holds up to two pooled connections in the operator and in each observer (probes.ts,
- * postgres-sql.ts: max 2, idle 30 s); each server serves one cluster of every policy.
+ * postgres-sql.ts: max 2, idle 5 min); each server serves one cluster of every policy.
  */
 const MAX_CONNECTIONS = (1 + OBSERVERS.length) * 2 * Math.max(...SIZES) + 100;
 

@@ -36,7 +36,13 @@ export interface PostgresSqlOptions {
   connectTimeoutMs?: number;
   /** statement_timeout of every session; the client also gives up a little later. Default 10000. */
   statementTimeoutMs?: number;
-  /** How long an unused pooled connection stays open. Default 30000. */
+  /**
+   * How long an unused pooled connection stays open. Default 300000: far longer than any probe
+   * interval, so a prober that falls behind (a burst of new policies, a loaded server) still
+   * finds its connections open. With 30 s, observers 30 s behind at 500 policies opened a new
+   * session for every probe, each a backend fork and a cold catalog cache on the server, which
+   * kept them behind: the load that slowed them came from their own reconnects.
+   */
   idleTimeoutMs?: number;
   /** Pooled connections per database. Default 2: one probe and one action at a time. */
   maxConnections?: number;
@@ -86,7 +92,7 @@ export class PostgresSql {
     this.options = {
       connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
       statementTimeoutMs: options.statementTimeoutMs ?? 10_000,
-      idleTimeoutMs: options.idleTimeoutMs ?? 30_000,
+      idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
       maxConnections: options.maxConnections ?? 2,
       applicationName: options.applicationName ?? 'failover-operator',
       maintenanceDatabase: options.maintenanceDatabase ?? 'postgres',
