@@ -109,6 +109,11 @@ export class Observer {
     this.policies.on((event) => {
       if (event.type !== 'deleted') this.controller.enqueue(objectKey(event.object));
     });
+    // A deleted cluster's sessions close now, not when its pool's idle timeout runs out: they
+    // hold connection slots and keep its database from being dropped.
+    this.clusters.on((event) => {
+      if (event.type === 'deleted') void this.probes.forget(objectKey(event.object));
+    });
   }
 
   /** Starts the caches, then probing once they are synced (a cluster not listed yet is not probed). */

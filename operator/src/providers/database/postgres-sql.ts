@@ -651,7 +651,12 @@ export class PostgresSql {
       // The server enforces statement_timeout; this catches a server that does not answer at all.
       query_timeout: this.options.statementTimeoutMs + this.options.connectTimeoutMs,
       application_name: this.options.applicationName,
+      // Keepalives from 30 s idle (the OS waits 2 hours): a session unused for minutes in the
+      // pool (idleTimeoutMs) stays known to the NATs and load balancers on the way, several of
+      // which forget idle connections after about 4 minutes and leave a dead session to the
+      // next probe.
       keepAlive: true,
+      keepAliveInitialDelayMillis: 30_000,
     };
   }
 
