@@ -45,7 +45,7 @@ export function parseOnce<S extends z.ZodType>(schema: S, value: unknown, root =
     const result = schema.safeParse(value);
     // The same result whatever root a caller names: only a failure's message carries it.
     parsed = result.success
-      ? Object.freeze({ ok: true as const, value: deepFreeze(sharingInput(result.data, value)) })
+      ? Object.freeze({ ok: true as const, value: deepFreeze(shared(result.data, value) as z.output<S>) })
       : result;
     if (!known) parsedByValue.set(value, { schema, parsed });
     else if (known instanceof Map) known.set(schema, parsed);
@@ -79,10 +79,6 @@ const parsedByValue = new WeakMap<
  * (statuses are compared in depth, not by their JSON). Those parts of `input` are frozen with the
  * result.
  */
-function sharingInput<T>(parsed: T, input: unknown): T {
-  return shared(parsed, input) as T;
-}
-
 function shared(parsed: unknown, input: unknown): unknown {
   if (parsed === input) return parsed;
   if (!isPlain(parsed) || !isPlain(input) || Array.isArray(parsed) !== Array.isArray(input)) return parsed;
