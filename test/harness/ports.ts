@@ -21,17 +21,39 @@ function ephemeralRange(): [number, number] {
 }
 const [EPHEMERAL_LOW] = ephemeralRange();
 /** Where test servers' ports come from: below the ephemeral range, above the well-known ones. */
-const RANGE = { low: Math.max(1024, EPHEMERAL_LOW - 20_000), high: EPHEMERAL_LOW - 1 };
+const RANGE = slice({ low: Math.max(1024, EPHEMERAL_LOW - 20_000), high: EPHEMERAL_LOW - 1 });
+
+/**
+ * Parallel test files run in vitest workers numbered 1..maxWorkers (VITEST_POOL_ID). A port is
+ * checked free when picked but bound only later (a PostgreSQL pair's primary after initdb, seconds
+ * on), so two workers picking at random could both pick it; each worker picks from its own slice.
+ */
+function slice(range: { low: number; high: number }): { low: number; high: number } {
+  const SLICES = 8;
+  const pool = Number(process.env.VITEST_POOL_ID);
+  if (!Number.isInteger(pool) || pool < 1) return range;
+  const size = Math.floor((range.high - range.low + 1) / SLICES);
+  const low = range.low + ((pool - 1) % SLICES) * size;
+  return { low, high: low + size - 1 };
+}
+
+/** Ports this process handed out: not handed out again, since many are bound only later. */
+const handedOut = new Set<number>();
 
 /**
  * A TCP port on 127.0.0.1 that nothing listens on now, outside the kernel's ephemeral range (so no
- * outgoing connection takes it before the server binds), picked at random so that parallel test
- * files rarely pick the same one.
+ * outgoing connection takes it before the server binds), in this worker's slice, never one this
+ * process handed out before.
  */
 export async function freePort(): Promise<number> {
+  if (handedOut.size > (RANGE.high - RANGE.low) / 2) handedOut.clear();
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = RANGE.low + Math.floor(Math.random() * (RANGE.high - RANGE.low + 1));
-    if (await bindable(port)) return port;
+    if (handedOut.has(port)) continue;
+    if (await bindable(port)) {
+      handedOut.add(port);
+      return port;
+    }
   }
   throw new HarnessError(
     'pick a free port',
