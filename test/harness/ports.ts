@@ -50,10 +50,9 @@ export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = RANGE.low + Math.floor(Math.random() * (RANGE.high - RANGE.low + 1));
     if (handedOut.has(port)) continue;
-    if (await bindable(port)) {
-      handedOut.add(port);
-      return port;
-    }
+    // Taken before the check, which awaits: calls made together (Promise.all) must not share one.
+    handedOut.add(port);
+    if (await bindable(port)) return port;
   }
   throw new HarnessError(
     'pick a free port',
