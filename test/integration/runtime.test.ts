@@ -169,6 +169,50 @@ describe('an expired watch (410 Gone)', () => {
   });
 });
 
+describe('the cache across writes', () => {
+  it('keeps the spec object it has through a status write, and takes a changed spec', async () => {
+    const ns = await namespace(cp.kubeConfig(), 'cache-spec');
+    const client = new KubeClient(cp.kubeConfig());
+    const informer = new Informer<KubeObject>({
+      client,
+      type: replicaClusterType,
+      namespace: ns,
+      log: silentLogger,
+    });
+    informer.start();
+    try {
+      await informer.waitForSync();
+      await client.create(replicaClusterType, ns, cluster(ns, 'x'));
+      const first = await waitFor(() => informer.get(`${ns}/x`), { description: 'x in the cache' });
+      await client.mergePatch(replicaClusterType, ns, 'x', { status: { role: 'Primary' } }, 'status');
+      const afterStatus = await waitFor(
+        () => {
+          const o = informer.get(`${ns}/x`);
+          return o && o.metadata.resourceVersion !== first.metadata.resourceVersion ? o : undefined;
+        },
+        { description: 'the status write in the cache' },
+      );
+      expect(afterStatus).not.toBe(first);
+      expect(afterStatus.status).toMatchObject({ role: 'Primary' });
+      // Same generation, equal spec: the object cached before, so its parse is kept.
+      expect(afterStatus.spec).toBe(first.spec);
+
+      await client.mergePatch(replicaClusterType, ns, 'x', { spec: { dnsTarget: '127.0.0.2' } });
+      const afterSpec = await waitFor(
+        () => {
+          const o = informer.get(`${ns}/x`);
+          return o && o.metadata.generation !== first.metadata.generation ? o : undefined;
+        },
+        { description: 'the spec change in the cache' },
+      );
+      expect(afterSpec.spec).not.toBe(first.spec);
+      expect(afterSpec.spec).toMatchObject({ dnsTarget: '127.0.0.2' });
+    } finally {
+      await informer.stop();
+    }
+  });
+});
+
 describe('a reconcile error', () => {
   it('is retried with growing backoff, counted in the metrics, and clears when the cause is fixed', async () => {
     const ns = await namespace(cp.kubeConfig(), 'errors');

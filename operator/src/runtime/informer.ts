@@ -11,6 +11,7 @@
  * - Every `resyncMs` each cached object is handed to the handlers again, so a lost event or a
  *   missed timer is repaired without any API call.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { type BackoffPolicy, backoffDelay } from './backoff.ts';
 import { internStrings, StringTable } from './interning.ts';
 import { isGone, type KubeClient, type KubeObject, type ResourceType } from './kube-client.ts';
@@ -45,7 +46,17 @@ export interface InformerOptions {
  * (interning.ts). The informers here hold policies, clusters and observations, never Secrets,
  * whose values a string table would keep after they rotate.
  */
-function lean<T extends KubeObject>(object: T): T {
+function lean<T extends KubeObject>(object: T, old: T | undefined): T {
+  // A status write is a new object with an equal spec. Keeping the one already cached keeps its
+  // parse (memoised on it) and lets whoever still holds the old one (a probe's provider) share it.
+  const was: KubeObject | undefined = old;
+  const now: KubeObject = object;
+  if (
+    was?.spec !== undefined &&
+    was.metadata.generation === now.metadata.generation &&
+    isDeepStrictEqual(was.spec, now.spec)
+  )
+    now.spec = was.spec;
   const metadata = object.metadata as KubeObject['metadata'] & { managedFields?: unknown };
   if (metadata?.managedFields !== undefined) {
     // A copy without it, not `delete`: V8 turns an object that lost a property into a hash table,
@@ -150,7 +161,7 @@ export class Informer<T extends KubeObject> {
     const key = objectKey(object);
     const old = this.cache.get(key);
     if (old && newerOrSame(old.metadata.resourceVersion, object.metadata.resourceVersion)) return;
-    this.cache.set(key, lean(object));
+    this.cache.set(key, lean(object, old));
   }
 
   /**
@@ -222,7 +233,7 @@ export class Informer<T extends KubeObject> {
     }
     for (const [key, object] of seen) {
       const old = this.cache.get(key);
-      this.cache.set(key, lean(object));
+      this.cache.set(key, lean(object, old));
       if (!old) this.emit({ type: 'added', object });
       else if (old.metadata.resourceVersion !== object.metadata.resourceVersion)
         this.emit({ type: 'updated', object, old });
@@ -261,7 +272,7 @@ export class Informer<T extends KubeObject> {
             this.cache.delete(key);
             this.emit({ type: 'deleted', object });
           } else {
-            this.cache.set(key, lean(object));
+            this.cache.set(key, lean(object, old));
             this.emit(old ? { type: 'updated', object, old } : { type: 'added', object });
           }
         },

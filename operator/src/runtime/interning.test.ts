@@ -29,3 +29,13 @@ describe('internStrings', () => {
     expect(table.size).toBe(1); // a, b filled it; c started it over
   });
 });
+
+describe('internStrings on frozen parts', () => {
+  it('skips them, as parses share them read-only', () => {
+    const table = new StringTable();
+    const shared = Object.freeze({ reason: 'Unreachable' });
+    const o = { spec: shared, status: { reason: 'Unreachable' } };
+    expect(() => internStrings(o, table)).not.toThrow();
+    expect(table.size).toBe(1);
+  });
+});

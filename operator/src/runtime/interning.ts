@@ -37,8 +37,10 @@ export class StringTable {
 /**
  * Replaces, in place, every short string inside `value` (object properties and array elements,
  * at any depth) by its canonical copy. Only values change, never keys, so no object changes shape.
+ * A frozen part is left alone: it is one a parse already shares, interned when it was first cached.
  */
 export function internStrings(value: object, table: StringTable): void {
+  if (Object.isFrozen(value)) return;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
       const v: unknown = value[i];
