@@ -23,17 +23,29 @@ const [EPHEMERAL_LOW] = ephemeralRange();
 /** Where test servers' ports come from: below the ephemeral range, above the well-known ones. */
 const RANGE = slice({ low: Math.max(1024, EPHEMERAL_LOW - 20_000), high: EPHEMERAL_LOW - 1 });
 
+/** The ports freePort picks from in this process. */
+export function portRange(): { low: number; high: number } {
+  return { ...RANGE };
+}
+
 /**
  * Parallel test files run in vitest workers numbered 1..maxWorkers (VITEST_POOL_ID). A port is
  * checked free when picked but bound only later (a PostgreSQL pair's primary after initdb, seconds
  * on), so two workers picking at random could both pick it; each worker picks from its own slice.
+ * Processes outside vitest workers (global setup, the demo) pick from the whole range, where the
+ * servers they start are bound at once and stay bound.
  */
 function slice(range: { low: number; high: number }): { low: number; high: number } {
-  const SLICES = 8;
+  const SLICES = 16;
   const pool = Number(process.env.VITEST_POOL_ID);
   if (!Number.isInteger(pool) || pool < 1) return range;
+  if (pool > SLICES)
+    throw new HarnessError(
+      'pick a free port',
+      `vitest worker ${pool} has no port slice: raise SLICES above ${pool}`,
+    );
   const size = Math.floor((range.high - range.low + 1) / SLICES);
-  const low = range.low + ((pool - 1) % SLICES) * size;
+  const low = range.low + (pool - 1) * size;
   return { low, high: low + size - 1 };
 }
 
@@ -46,7 +58,9 @@ const handedOut = new Set<number>();
  * process handed out before.
  */
 export async function freePort(): Promise<number> {
-  if (handedOut.size > (RANGE.high - RANGE.low) / 2) handedOut.clear();
+  // A worker that runs file after file would run out: the ports of files long finished are free
+  // again (at worst one in flight is handed out twice, with three quarters of a slice used).
+  if (handedOut.size > ((RANGE.high - RANGE.low) * 3) / 4) handedOut.clear();
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = RANGE.low + Math.floor(Math.random() * (RANGE.high - RANGE.low + 1));
     if (handedOut.has(port)) continue;

@@ -31,9 +31,10 @@ function parsedOf<T>(result: z.ZodSafeParseResult<T>, root: string): Parsed<T> {
 }
 
 /**
- * parseWith, once per value. The informer replaces an object with a new one on every change, so
- * its spec and status values stand for one resourceVersion: keyed on them, a reconcile or probe
- * round of an unchanged object parses nothing (parsing was a quarter of the operator's
+ * parseWith, once per value. The informer replaces an object with a new one on every change,
+ * keeping only a spec that did not change, so a status value stands for one resourceVersion and a
+ * spec value for one unchanged spec: keyed on them, a reconcile or probe round of an unchanged
+ * object parses nothing (parsing was a quarter of the operator's
  * allocations). The result is shared between readers, so it is frozen: a reader that changed
  * it would change what the next one reads, and fails loudly instead.
  */

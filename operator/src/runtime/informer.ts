@@ -14,7 +14,13 @@
 import { isDeepStrictEqual } from 'node:util';
 import { type BackoffPolicy, backoffDelay } from './backoff.ts';
 import { internStrings, StringTable } from './interning.ts';
-import { isGone, type KubeClient, type KubeObject, type ResourceType } from './kube-client.ts';
+import {
+  isGone,
+  type KubeClient,
+  type KubeObject,
+  type ObjectMeta,
+  type ResourceType,
+} from './kube-client.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -42,29 +48,37 @@ export interface InformerOptions {
 /**
  * What the cache keeps of an object: everything but `metadata.managedFields`, the server-side
  * apply bookkeeping no controller here reads, which is most of a small object's size (the cache
- * holds every policy and cluster the operator watches), with one copy of each short string
- * (interning.ts). The informers here hold policies, clusters and observations, never Secrets,
- * whose values a string table would keep after they rotate.
+ * holds every policy and cluster the operator watches). Its short strings are interned
+ * (interning.ts), except a Secret's: the table would keep a value after it rotates.
  */
-function lean<T extends KubeObject>(object: T, old: T | undefined): T {
-  // A status write is a new object with an equal spec. Keeping the one already cached keeps its
-  // parse (memoised on it) and lets whoever still holds the old one (a probe's provider) share it.
-  const was: KubeObject | undefined = old;
+export function lean<T extends KubeObject>(object: T, old: T | undefined, kind: string): T {
   const now: KubeObject = object;
-  if (
+  const was: KubeObject | undefined = old;
+  // A status write is a new object with an equal spec. Keeping the one already cached keeps the
+  // parse memoised on it, and with it what a probe's provider built from that parse shares. Equal
+  // generations alone are not enough: a CRD default added on upgrade changes a served spec, and a
+  // relist may find an object deleted and made again by the same name.
+  const specKept =
     was?.spec !== undefined &&
     was.metadata.generation === now.metadata.generation &&
-    isDeepStrictEqual(was.spec, now.spec)
-  )
-    now.spec = was.spec;
-  const metadata = object.metadata as KubeObject['metadata'] & { managedFields?: unknown };
-  if (metadata?.managedFields !== undefined) {
+    isDeepStrictEqual(was.spec, now.spec);
+  if (specKept) now.spec = was.spec;
+  const metadata = now.metadata as ObjectMeta & { managedFields?: unknown };
+  if (metadata.managedFields !== undefined) {
     // A copy without it, not `delete`: V8 turns an object that lost a property into a hash table,
     // ~470 bytes per object's metadata here (2.7 MiB of the heap with 6,000 objects).
     const { managedFields: _, ...rest } = metadata;
-    object.metadata = rest;
+    now.metadata = rest;
   }
-  internStrings(object, strings);
+  if (kind === 'Secret') return object;
+  // Names, uids and versions are one-offs; the namespace is shared by many objects.
+  if (now.metadata.namespace) now.metadata.namespace = strings.intern(now.metadata.namespace);
+  for (const key of Object.keys(now)) {
+    if (key === 'metadata' || (key === 'spec' && specKept)) continue;
+    const v = now[key];
+    if (typeof v === 'string') now[key] = strings.intern(v);
+    else if (v !== null && typeof v === 'object') internStrings(v, strings);
+  }
   return object;
 }
 
@@ -161,7 +175,7 @@ export class Informer<T extends KubeObject> {
     const key = objectKey(object);
     const old = this.cache.get(key);
     if (old && newerOrSame(old.metadata.resourceVersion, object.metadata.resourceVersion)) return;
-    this.cache.set(key, lean(object, old));
+    this.cache.set(key, lean(object, old, this.opts.type.kind));
   }
 
   /**
@@ -233,7 +247,7 @@ export class Informer<T extends KubeObject> {
     }
     for (const [key, object] of seen) {
       const old = this.cache.get(key);
-      this.cache.set(key, lean(object, old));
+      this.cache.set(key, lean(object, old, this.opts.type.kind));
       if (!old) this.emit({ type: 'added', object });
       else if (old.metadata.resourceVersion !== object.metadata.resourceVersion)
         this.emit({ type: 'updated', object, old });
@@ -272,7 +286,7 @@ export class Informer<T extends KubeObject> {
             this.cache.delete(key);
             this.emit({ type: 'deleted', object });
           } else {
-            this.cache.set(key, lean(object, old));
+            this.cache.set(key, lean(object, old, this.opts.type.kind));
             this.emit(old ? { type: 'updated', object, old } : { type: 'added', object });
           }
         },

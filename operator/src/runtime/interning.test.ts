@@ -20,13 +20,18 @@ describe('internStrings', () => {
     expect(table.intern(fresh('Unreachable'))).toBe(a.status.conditions[0].reason);
   });
 
-  it('leaves long strings alone and starts over when full, keeping values equal', () => {
+  it('leaves long strings alone, and keeps strings in use canonical when a generation turns', () => {
     const table = new StringTable(2);
     const long = 'x'.repeat(200);
-    const o = { long, a: 'a', b: 'b', c: 'c', n: 1, nothing: null };
+    const o = { long, a: 'a', b: 'b', n: 1, nothing: null };
     internStrings(o, table);
-    expect(o).toEqual({ long, a: 'a', b: 'b', c: 'c', n: 1, nothing: null });
-    expect(table.size).toBe(1); // a, b filled it; c started it over
+    expect(o).toEqual({ long, a: 'a', b: 'b', n: 1, nothing: null });
+    expect(table.size).toBe(2);
+    table.intern('c'); // a and b become the previous generation
+    expect(table.size).toBe(3);
+    table.intern(fresh('a')); // found there: moves to the current one
+    table.intern('d'); // turns again: b, never used since, is dropped
+    expect(table.size).toBe(3);
   });
 });
 

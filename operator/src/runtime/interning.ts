@@ -9,28 +9,35 @@
 const MAX_LENGTH = 128;
 
 /**
- * Canonical copies, bounded: when full it starts over. The copies already handed out stay shared;
- * only later strings are compared against a new set, so the worst case is today's duplication.
+ * Canonical copies, bounded, in two generations: when the current one is full it becomes the
+ * previous and a new one starts; a string found in the previous moves to the current. Strings in
+ * use (reasons, messages, regions) stay canonical across turns, and one-off values (timestamps)
+ * are dropped after two turns, so the table holds at most twice its capacity of dead strings.
  */
 export class StringTable {
-  private readonly table = new Map<string, string>();
+  private current = new Map<string, string>();
+  private previous = new Map<string, string>();
   private readonly capacity: number;
 
-  constructor(capacity = 20_000) {
+  constructor(capacity = 10_000) {
     this.capacity = capacity;
   }
 
   intern(s: string): string {
     if (s.length > MAX_LENGTH) return s;
-    const have = this.table.get(s);
+    const have = this.current.get(s);
     if (have !== undefined) return have;
-    if (this.table.size >= this.capacity) this.table.clear();
-    this.table.set(s, s);
-    return s;
+    const canonical = this.previous.get(s) ?? s;
+    if (this.current.size >= this.capacity) {
+      this.previous = this.current;
+      this.current = new Map();
+    }
+    this.current.set(canonical, canonical);
+    return canonical;
   }
 
   get size(): number {
-    return this.table.size;
+    return this.current.size + this.previous.size;
   }
 }
 
