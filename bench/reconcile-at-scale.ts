@@ -28,7 +28,9 @@ import { OperatorProcess } from '../test/harness/operator-process.ts';
 import { installSignalCleanup } from '../test/harness/processes.ts';
 import { waitFor } from '../test/harness/wait.ts';
 import {
+  apiserverRequests,
   cpuSeconds,
+  difference,
   HeapSampler,
   peakRssMiB,
   reconcilesByController,
@@ -222,8 +224,17 @@ try {
   say(`all reconciled; measuring API requests for ${IDLE_SECONDS} s of idleness`);
   const requests = () => Promise.all(ops.map((o) => o.metric('rest_client_requests_total')));
   const before = await requests();
+  const apiserverBefore = await apiserverRequests(cp);
   await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
   const idleRequests = sum(await requests()) - sum(before);
+  // What they were, as the API server counts them: Leases (leader election, shards) apart.
+  const idleByResource = difference(await apiserverRequests(cp), apiserverBefore, 60 / IDLE_SECONDS);
+  const idleLeases = sum(
+    Object.entries(idleByResource).flatMap(([k, v]) => (k.endsWith(' leases') ? [v] : [])),
+  );
+  const idleOther = Object.entries(idleByResource).filter(
+    ([k]) => !k.endsWith(' leases') && !k.startsWith('WATCH '),
+  );
   const idleCpus = ops.map((o, i) => cpuSeconds(o.pid) - (coldCpus[i] ?? 0));
   if (process.env.BENCH_DEBUG) {
     const m = (await cp.get('/metrics')).body
@@ -253,7 +264,7 @@ try {
       `  API requests per object until then:  ${perObject.join(', ')}`,
       `  operator CPU until all reconciled:   ${sum(coldCpus).toFixed(1)} s${SHARDS > 1 ? ' in all' : ''}${each(coldCpus, 1, ' s')}`,
       `  operator CPU when idle:              ${sum(idlePercent).toFixed(1)} % of a core (failing probes)${each(idlePercent, 1, ' %')}`,
-      `  API requests per minute when idle:   ${((idleRequests * 60) / IDLE_SECONDS).toFixed(1)}`,
+      `  API requests per minute when idle:   ${((idleRequests * 60) / IDLE_SECONDS).toFixed(1)} (Leases ${idleLeases.toFixed(1)}; the rest: ${idleOther.map(([k, v]) => `${k} ${v}`).join(', ') || 'none'})`,
       `  reconcile errors (conflicts etc.):   ${errors}`,
       '',
     ].join('\n'),

@@ -61,7 +61,9 @@ import { type PostgresPair, startPostgresPair } from '../test/harness/postgres.t
 import { installSignalCleanup } from '../test/harness/processes.ts';
 import { waitFor } from '../test/harness/wait.ts';
 import {
+  apiserverRequests,
   cpuSeconds,
+  difference,
   HeapSampler,
   peakRssMiB,
   reconcilesByController,
@@ -163,38 +165,6 @@ function observationWrites(text: string): number {
     'rest_client_requests_total',
     (l) => /method="(PATCH|POST)"/.test(l) && /code="2\d\d"/.test(l),
   );
-}
-
-/**
- * The API server's requests so far by verb and resource (apiserver_request_total), from every
- * client: the operator, the observers and this benchmark's own LISTs of policies and clusters.
- */
-async function apiserverRequests(cp: ControlPlane): Promise<Map<string, number>> {
-  const by = new Map<string, number>();
-  for (const line of (await cp.get('/metrics')).body.split('\n')) {
-    const m = /^apiserver_request_total\{([^}]*)\} ([0-9.eE+-]+)$/.exec(line);
-    if (!m?.[1]) continue;
-    const label = (k: string) => new RegExp(`${k}="([^"]*)"`).exec(m[1] ?? '')?.[1] ?? '';
-    const resource = label('resource');
-    if (!/failover|replicacluster|secrets|events|leases/.test(resource)) continue;
-    const sub = label('subresource');
-    const key = `${label('verb')} ${resource}${sub ? `/${sub}` : ''}`;
-    by.set(key, (by.get(key) ?? 0) + Number(m[2]));
-  }
-  return by;
-}
-
-function difference(
-  after: Map<string, number>,
-  before: Map<string, number>,
-  scale = 1,
-): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, v] of [...after].sort((a, b) => b[1] - a[1])) {
-    const d = v - (before.get(k) ?? 0);
-    if (d > 0) out[k] = Number((d * scale).toFixed(1));
-  }
-  return out;
 }
 
 function errorsByReason(text: string): Record<string, number> {
