@@ -34,9 +34,9 @@ function parsedOf<T>(result: z.ZodSafeParseResult<T>, root: string): Parsed<T> {
  * parseWith, once per value. The informer replaces an object with a new one on every change,
  * keeping only a spec that did not change, so a status value stands for one resourceVersion and a
  * spec value for one unchanged spec: keyed on them, a reconcile or probe round of an unchanged
- * object parses nothing (parsing was a quarter of the operator's
- * allocations). The result is shared between readers, so it is frozen: a reader that changed
- * it would change what the next one reads, and fails loudly instead.
+ * object parses nothing (parsing was a quarter of the operator's allocations). The result is
+ * shared between readers, so it is frozen: a reader that changed it would change what the next
+ * one reads, and fails loudly instead.
  */
 export function parseOnce<S extends z.ZodType>(schema: S, value: unknown, root = ''): Parsed<z.output<S>> {
   if (typeof value !== 'object' || value === null) return parseWith(schema, value, root);
