@@ -10,6 +10,26 @@ export interface ProbeState {
   ready(): { ok: boolean; reasons: string[] };
 }
 
+/**
+ * The whole registry, or only the named families with `?name[]=` as the Prometheus Python client
+ * allows: a tool that watches one gauge need not make the operator format every policy's series.
+ */
+async function exposition(metrics: Metrics, names: string[]): Promise<string> {
+  const { registry } = metrics;
+  if (names.length === 0) return registry.metrics();
+  // prom-client's default metrics set some families from a sibling's collect (the heap's total sets
+  // its used): collect them all first, which is cheap, so a family asked for alone is current.
+  await Promise.all(
+    registry
+      .getMetricsAsArray()
+      .filter((m) => m.name.startsWith('nodejs_') || m.name.startsWith('process_'))
+      .map((m) => registry.getSingleMetric(m.name)?.get()),
+  );
+  const families = names.filter((n) => registry.getSingleMetric(n));
+  const text = await Promise.all(families.map((n) => registry.getSingleMetricAsString(n)));
+  return `${text.join('\n\n')}\n`;
+}
+
 export async function startHttpServer(
   address: string,
   metrics: Metrics,
@@ -21,9 +41,10 @@ export async function startHttpServer(
   ];
   const server = createServer((req, res) => {
     void (async () => {
-      if (req.url === '/metrics') {
+      const url = new URL(req.url ?? '/', 'http://operator');
+      if (url.pathname === '/metrics') {
         res.writeHead(200, { 'content-type': metrics.registry.contentType });
-        res.end(await metrics.registry.metrics());
+        res.end(await exposition(metrics, url.searchParams.getAll('name[]')));
       } else if (req.url === '/healthz') {
         const ok = probes.healthy();
         res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' });

@@ -1,0 +1,38 @@
+import type { Server } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startHttpServer } from './http-server.ts';
+import { Metrics } from './metrics.ts';
+
+describe('the HTTP endpoint', () => {
+  let server: Server | undefined;
+  afterEach(() => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve())));
+
+  const start = async (processMetrics = false) => {
+    const metrics = new Metrics({ processMetrics });
+    metrics.policyReady.set({ namespace: 'ns', policy: 'a' }, 1);
+    metrics.epoch.set({ namespace: 'ns', policy: 'a' }, 3);
+    const probes = { healthy: () => true, ready: () => ({ ok: true, reasons: [] }) };
+    const started = await startHttpServer('127.0.0.1:0', metrics, probes);
+    server = started.server;
+    return (path: string) => fetch(`http://127.0.0.1:${started.port}${path}`).then((r) => r.text());
+  };
+
+  it('serves every family, or only those named with name[]', async () => {
+    const get = await start();
+    const all = await get('/metrics');
+    expect(all).toContain('failover_policy_ready{namespace="ns",policy="a"} 1');
+    expect(all).toContain('failover_epoch{namespace="ns",policy="a"} 3');
+    const one = await get('/metrics?name[]=failover_policy_ready&name[]=no_such_family');
+    expect(one).toContain('failover_policy_ready{namespace="ns",policy="a"} 1');
+    expect(one).not.toContain('failover_epoch');
+    expect(await get('/metrics?name[]=no_such_family')).toBe('\n');
+  });
+
+  it("serves a default metric that a sibling's collect sets, current when asked for alone", async () => {
+    const get = await start(true);
+    const used = /^nodejs_heap_size_used_bytes (\d+)$/m.exec(
+      await get('/metrics?name[]=nodejs_heap_size_used_bytes'),
+    );
+    expect(Number(used?.[1])).toBeGreaterThan(0);
+  });
+});
