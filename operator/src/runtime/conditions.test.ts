@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type Condition, changedConditions, setCondition } from './conditions.ts';
+import { byCodeUnits } from './order.ts';
 
 const t0 = new Date('2026-01-01T00:00:00Z');
 const t1 = new Date('2026-01-01T00:05:00Z');
@@ -54,11 +55,11 @@ describe('setCondition', () => {
     fc.assert(
       fc.property(fc.array(condition, { maxLength: 8 }), condition, fc.boolean(), (raw, input, sorted) => {
         const list: Condition[] = raw.map((c) => ({ ...c, lastTransitionTime: '2025-12-31T00:00:00Z' }));
-        if (sorted) list.sort((a, b) => a.type.localeCompare(b.type));
+        if (sorted) list.sort((a, b) => byCodeUnits(a.type, b.type));
         const next = setCondition(list, input, 3, t0);
         const set = next.find((c) => c.type === input.type) as Condition;
         const expected = [...list.filter((c) => c.type !== input.type), set].sort((a, b) =>
-          a.type.localeCompare(b.type),
+          byCodeUnits(a.type, b.type),
         );
         // The very objects, in the same order.
         expect(next).toHaveLength(expected.length);

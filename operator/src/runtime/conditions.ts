@@ -3,6 +3,7 @@
  * they describe, and a transition time that only moves when the status actually changes.
  */
 import type { Condition } from '../api/v1alpha1/common.ts';
+import { byCodeUnits } from './order.ts';
 
 export type { Condition };
 
@@ -42,7 +43,7 @@ export function setCondition(
   return withCondition(list, next);
 }
 
-const byType = (a: Condition, b: Condition) => a.type.localeCompare(b.type);
+const byType = (a: Condition, b: Condition) => byCodeUnits(a.type, b.type);
 
 /**
  * `list` without `next`'s type, and `next`, sorted by type (a stable sort). Lists are kept sorted,

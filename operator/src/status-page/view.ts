@@ -17,6 +17,7 @@ import {
 } from '../controllers/failover-policy/availability.ts';
 import { drillTimeline, operationTimeline } from '../controllers/failover-policy/reports.ts';
 import type { KubeObject } from '../runtime/kube-client.ts';
+import { byCodeUnits } from '../runtime/order.ts';
 
 export interface PolicyLine {
   namespace: string;
@@ -196,6 +197,6 @@ export function indexView(objects: KubeObject[], now: Date): { generatedAt: stri
     generatedAt: now.toISOString(),
     policies: objects
       .map((o) => policyLine(o, now))
-      .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name)),
+      .sort((a, b) => byCodeUnits(a.namespace, b.namespace) || byCodeUnits(a.name, b.name)),
   };
 }

@@ -9,6 +9,7 @@
  * (monthAvailability), so nothing is written while it lasts.
  */
 import type { AvailabilityLedger, FailoverPolicyStatus } from '../../api/v1alpha1/index.ts';
+import { byCodeUnits } from '../../runtime/order.ts';
 import { timestamp } from '../../runtime/time.ts';
 
 const MONTHS = 13;
@@ -83,7 +84,7 @@ function closeOutage(
       },
       [...(ledger.days ?? [])].filter((d) => d.day >= oldestDay),
     )
-    .sort((a, b) => b.day.localeCompare(a.day))
+    .sort((a, b) => byCodeUnits(b.day, a.day))
     .slice(0, DAYS);
   return {
     ...ledger,
@@ -106,7 +107,7 @@ function addSpans(
         out[at] = { ...m, downSeconds: round(m.downSeconds + a.seconds), outages: m.outages + a.outages };
     } else out.push({ month: a.key, downSeconds: round(a.seconds), outages: a.outages });
   }
-  return out.sort((a, b) => b.month.localeCompare(a.month)).slice(0, MONTHS);
+  return out.sort((a, b) => byCodeUnits(b.month, a.month)).slice(0, MONTHS);
 }
 
 const round = (s: number) => Math.round(s * 1000) / 1000;

@@ -4,6 +4,7 @@
  * and they outnumber those that still reach it. One observer losing sight is not an outage.
  */
 import type { FailoverPolicySpec, TimelineEntry } from '../../api/v1alpha1/index.ts';
+import { byCodeUnits } from '../../runtime/order.ts';
 import { seconds, type Vote } from './facts.ts';
 import { moment } from './operation.ts';
 
@@ -90,6 +91,6 @@ export function detectionMoments(
       ),
     ];
   });
-  lost.sort((a, b) => a.at.localeCompare(b.at));
+  lost.sort((a, b) => byCodeUnits(a.at, b.at));
   return quorumSince ? [...lost, moment(quorumSince, 'QuorumLostPrimary', verdict)] : lost;
 }

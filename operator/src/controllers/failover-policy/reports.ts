@@ -21,6 +21,7 @@ import {
   type TimelineEntry,
 } from '../../api/v1alpha1/index.ts';
 import type { KubeObject } from '../../runtime/kube-client.ts';
+import { byCodeUnits } from '../../runtime/order.ts';
 import { moment, withMoments } from './operation.ts';
 
 export const POLICY_UID_LABEL = 'regionfailover.io/policy-uid';
@@ -84,7 +85,7 @@ function sortedMoments(moments: TimelineEntry[]): TimelineEntry[] {
     undefined,
     ...moments
       .map((m, i) => ({ m, i }))
-      .sort((a, b) => a.m.at.localeCompare(b.m.at) || a.i - b.i)
+      .sort((a, b) => byCodeUnits(a.m.at, b.m.at) || a.i - b.i)
       .map((x) => x.m),
   );
 }
@@ -293,7 +294,7 @@ export interface FiledReport {
 export function reportsToPrune(reports: FiledReport[], retention: ReportRetention, now: Date): string[] {
   const oldest = now.getTime() - retention.maxAgeDays * 86_400_000;
   const newestFirst = [...reports].sort(
-    (a, b) => b.completedAt.localeCompare(a.completedAt) || a.name.localeCompare(b.name),
+    (a, b) => byCodeUnits(b.completedAt, a.completedAt) || byCodeUnits(a.name, b.name),
   );
   return newestFirst
     .filter((r, i) => i >= retention.keep || new Date(r.completedAt).getTime() < oldest)
