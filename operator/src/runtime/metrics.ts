@@ -3,12 +3,21 @@
  * dashboards and alerts work unchanged, plus the operator's own `failover_*` series.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { policyPhase } from '../api/v1alpha1/index.ts';
+import { SeriesTable } from './series-table.ts';
 
 const reconcileBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const queueBuckets = [1e-5, 1e-4, 1e-3, 0.01, 0.1, 1, 10, 100, 1000];
 
 export class Metrics {
   readonly registry = new Registry();
+  /** The per-policy and per-cluster gauges, one row per object (see SeriesTable). */
+  readonly policySeries = new SeriesTable(this.registry, ['namespace', 'policy'] as const);
+  readonly clusterSeries = new SeriesTable(
+    this.registry,
+    ['namespace', 'policy', 'region', 'cluster'] as const,
+    ['namespace', 'cluster'] as const,
+  );
 
   // controller-runtime: pkg/internal/controller/metrics
   readonly reconcileTotal = new Counter({
@@ -136,43 +145,33 @@ export class Metrics {
   });
 
   // Replication health, per cluster.
-  readonly replicationLagSeconds = new Gauge({
-    name: 'failover_replication_lag_seconds',
-    help: 'Replication lag of a standby in seconds, from the operator heartbeat',
-    labelNames: ['namespace', 'policy', 'region', 'cluster'] as const,
-    registers: [this.registry],
-  });
-  readonly replicationLagBytes = new Gauge({
-    name: 'failover_replication_lag_bytes',
-    help: 'Replication lag of a standby in WAL bytes not yet replayed',
-    labelNames: ['namespace', 'policy', 'region', 'cluster'] as const,
-    registers: [this.registry],
-  });
-  readonly clusterUp = new Gauge({
-    name: 'failover_cluster_up',
-    help: 'Whether the last probe reached the database (1) or not (0)',
-    labelNames: ['namespace', 'policy', 'region', 'cluster'] as const,
-    registers: [this.registry],
-  });
+  readonly replicationLagSeconds = this.clusterSeries.gauge(
+    'failover_replication_lag_seconds',
+    'Replication lag of a standby in seconds, from the operator heartbeat',
+  );
+  readonly replicationLagBytes = this.clusterSeries.gauge(
+    'failover_replication_lag_bytes',
+    'Replication lag of a standby in WAL bytes not yet replayed',
+  );
+  readonly clusterUp = this.clusterSeries.gauge(
+    'failover_cluster_up',
+    'Whether the last probe reached the database (1) or not (0)',
+  );
   // Failover operations, per policy.
-  readonly operationStart = new Gauge({
-    name: 'failover_operation_start_timestamp_seconds',
-    help: 'Start time of the failover or switchover in progress (0 when none), for "stuck operation" alerts',
-    labelNames: ['namespace', 'policy'] as const,
-    registers: [this.registry],
-  });
+  readonly operationStart = this.policySeries.gauge(
+    'failover_operation_start_timestamp_seconds',
+    'Start time of the failover or switchover in progress (0 when none), for "stuck operation" alerts',
+  );
   readonly operations = new Counter({
     name: 'failover_operations_total',
     help: 'Finished operations (Failover, Switchover, Fence), by kind, trigger and result',
     labelNames: ['namespace', 'policy', 'kind', 'trigger', 'result'] as const,
     registers: [this.registry],
   });
-  readonly epoch = new Gauge({
-    name: 'failover_epoch',
-    help: 'The failover epoch of each policy: one step per promotion',
-    labelNames: ['namespace', 'policy'] as const,
-    registers: [this.registry],
-  });
+  readonly epoch = this.policySeries.gauge(
+    'failover_epoch',
+    'The failover epoch of each policy: one step per promotion',
+  );
   readonly probeDuration = new Histogram({
     name: 'failover_probe_duration_seconds',
     help: 'Time of one probe of one database',
@@ -188,30 +187,22 @@ export class Metrics {
   });
 
   // Drills, per policy; the chart's "drill failed" and "drill overdue" alerts read these.
-  readonly drillLastSucceeded = new Gauge({
-    name: 'failover_drill_last_succeeded',
-    help: 'Whether the last drill (or a drill skipped when due) succeeded (1) or not (0)',
-    labelNames: ['namespace', 'policy'] as const,
-    registers: [this.registry],
-  });
-  readonly drillNext = new Gauge({
-    name: 'failover_drill_next_timestamp_seconds',
-    help: 'When the next scheduled drill is due (absent while drills are off or suspended)',
-    labelNames: ['namespace', 'policy'] as const,
-    registers: [this.registry],
-  });
-  readonly drillRto = new Gauge({
-    name: 'failover_drill_rto_seconds',
-    help: "RTO of the last drill's switchover to the standby, from the client side: the last canary write the old primary acknowledged to the first the new one did, both through the DNS name (the operator's own figure when the canary could not measure)",
-    labelNames: ['namespace', 'policy'] as const,
-    registers: [this.registry],
-  });
-  readonly drillRpo = new Gauge({
-    name: 'failover_drill_rpo_transactions',
-    help: 'Canary rows acknowledged before a switch of the last drill and missing after it (out and back; 0 when nothing was lost)',
-    labelNames: ['namespace', 'policy'] as const,
-    registers: [this.registry],
-  });
+  readonly drillLastSucceeded = this.policySeries.gauge(
+    'failover_drill_last_succeeded',
+    'Whether the last drill (or a drill skipped when due) succeeded (1) or not (0)',
+  );
+  readonly drillNext = this.policySeries.gauge(
+    'failover_drill_next_timestamp_seconds',
+    'When the next scheduled drill is due (absent while drills are off or suspended)',
+  );
+  readonly drillRto = this.policySeries.gauge(
+    'failover_drill_rto_seconds',
+    "RTO of the last drill's switchover to the standby, from the client side: the last canary write the old primary acknowledged to the first the new one did, both through the DNS name (the operator's own figure when the canary could not measure)",
+  );
+  readonly drillRpo = this.policySeries.gauge(
+    'failover_drill_rpo_transactions',
+    'Canary rows acknowledged before a switch of the last drill and missing after it (out and back; 0 when nothing was lost)',
+  );
   // Real failovers and switchovers measured by the continuous canary (spec.canary.mode Always).
   readonly clientRto = new Gauge({
     name: 'failover_client_rto_seconds',
@@ -240,66 +231,49 @@ export class Metrics {
 
   // Whether each policy could fail over right now; the chart's alerts read these, so that losing
   // the ability to fail over is never silent.
-  readonly policyReady = new Gauge({
-    name: 'failover_policy_ready',
-    help: "Whether the policy's Ready condition is True (1) or not (0)",
-    labelNames: ['namespace', 'policy'] as const,
-    registers: [this.registry],
-  });
-  readonly failoverReady = new Gauge({
-    name: 'failover_policy_failover_ready',
-    help: 'Whether a standby could be promoted automatically right now (1), from the FailoverReady condition',
-    labelNames: ['namespace', 'policy'] as const,
-    registers: [this.registry],
-  });
-  readonly splitBrainProtected = new Gauge({
-    name: 'failover_policy_split_brain_protected',
-    help: "Whether the primary's agent keeps its Lease and would fence it if cut off (1), from the SplitBrainProtection condition",
-    labelNames: ['namespace', 'policy'] as const,
-    registers: [this.registry],
-  });
-  readonly paused = new Gauge({
-    name: 'failover_policy_paused',
-    help: 'Whether the policy is paused for maintenance (spec.paused): no automatic action starts (1)',
-    labelNames: ['namespace', 'policy'] as const,
-    registers: [this.registry],
-  });
-  readonly pausedSince = new Gauge({
-    name: 'failover_policy_paused_since_timestamp_seconds',
-    help: 'When the operator first saw the policy paused (status.pausedSince); absent while it is not',
-    labelNames: ['namespace', 'policy'] as const,
-    registers: [this.registry],
-  });
-  readonly policyPhase = new Gauge({
-    name: 'failover_policy_phase',
-    help: 'The phase of each policy: 1 for the phase it is in, 0 for the others (kube-state-metrics style)',
-    labelNames: ['namespace', 'policy', 'phase'] as const,
-    registers: [this.registry],
-  });
-  readonly activePrimary = new Gauge({
-    name: 'failover_policy_active_primary',
-    help: 'The ReplicaCluster that is primary now (1); the series of a former primary goes',
-    labelNames: ['namespace', 'policy', 'cluster'] as const,
-    registers: [this.registry],
-  });
-  readonly observersLost = new Gauge({
-    name: 'failover_observers_lost_primary',
-    help: 'Distinct observers with a fresh observation that cannot reach the active primary',
-    labelNames: ['namespace', 'policy'] as const,
-    registers: [this.registry],
-  });
-  readonly freshObservers = new Gauge({
-    name: 'failover_observers_fresh',
-    help: 'Distinct observers (the operator included) with a fresh observation of the active primary',
-    labelNames: ['namespace', 'policy'] as const,
-    registers: [this.registry],
-  });
-  readonly quorum = new Gauge({
-    name: 'failover_policy_quorum',
-    help: 'Observers that must agree before the primary counts as down (spec.detection.quorum)',
-    labelNames: ['namespace', 'policy'] as const,
-    registers: [this.registry],
-  });
+  readonly policyReady = this.policySeries.gauge(
+    'failover_policy_ready',
+    "Whether the policy's Ready condition is True (1) or not (0)",
+  );
+  readonly failoverReady = this.policySeries.gauge(
+    'failover_policy_failover_ready',
+    'Whether a standby could be promoted automatically right now (1), from the FailoverReady condition',
+  );
+  readonly splitBrainProtected = this.policySeries.gauge(
+    'failover_policy_split_brain_protected',
+    "Whether the primary's agent keeps its Lease and would fence it if cut off (1), from the SplitBrainProtection condition",
+  );
+  readonly paused = this.policySeries.gauge(
+    'failover_policy_paused',
+    'Whether the policy is paused for maintenance (spec.paused): no automatic action starts (1)',
+  );
+  readonly pausedSince = this.policySeries.gauge(
+    'failover_policy_paused_since_timestamp_seconds',
+    'When the operator first saw the policy paused (status.pausedSince); absent while it is not',
+  );
+  readonly policyPhase = this.policySeries.enumGauge(
+    'failover_policy_phase',
+    'The phase of each policy: 1 for the phase it is in, 0 for the others (kube-state-metrics style)',
+    'phase',
+    policyPhase.options,
+  );
+  readonly activePrimary = this.policySeries.infoGauge(
+    'failover_policy_active_primary',
+    'The ReplicaCluster that is primary now (1); the series of a former primary goes',
+    'cluster',
+  );
+  readonly observersLost = this.policySeries.gauge(
+    'failover_observers_lost_primary',
+    'Distinct observers with a fresh observation that cannot reach the active primary',
+  );
+  readonly freshObservers = this.policySeries.gauge(
+    'failover_observers_fresh',
+    'Distinct observers (the operator included) with a fresh observation of the active primary',
+  );
+  readonly quorum = this.policySeries.gauge(
+    'failover_policy_quorum',
+    'Observers that must agree before the primary counts as down (spec.detection.quorum)',
+  );
   readonly stepFailures = new Counter({
     name: 'failover_step_failures_total',
     help: 'Failed attempts of a step of a failover, switchover or fence operation, by reason',
@@ -307,24 +281,18 @@ export class Metrics {
     registers: [this.registry],
   });
   // Availability as SLAs count it (status.availability); the chart's burn-rate alerts read these.
-  readonly unavailable = new Gauge({
-    name: 'failover_policy_unavailable',
-    help: 'Whether the database behind the DNS name is down as a quorum of observers agree, until DNS answers a primary again (1) or not (0)',
-    labelNames: ['namespace', 'policy'] as const,
-    registers: [this.registry],
-  });
-  readonly availabilityTarget = new Gauge({
-    name: 'failover_policy_availability_target_ratio',
-    help: 'The availability promised per calendar month (spec.slo.availabilityTarget), as a ratio: 0.9995',
-    labelNames: ['namespace', 'policy'] as const,
-    registers: [this.registry],
-  });
-  readonly monthAvailability = new Gauge({
-    name: 'failover_policy_month_availability_ratio',
-    help: 'Availability this calendar month so far (UTC), as a ratio, the outage in progress counted in',
-    labelNames: ['namespace', 'policy'] as const,
-    registers: [this.registry],
-  });
+  readonly unavailable = this.policySeries.gauge(
+    'failover_policy_unavailable',
+    'Whether the database behind the DNS name is down as a quorum of observers agree, until DNS answers a primary again (1) or not (0)',
+  );
+  readonly availabilityTarget = this.policySeries.gauge(
+    'failover_policy_availability_target_ratio',
+    'The availability promised per calendar month (spec.slo.availabilityTarget), as a ratio: 0.9995',
+  );
+  readonly monthAvailability = this.policySeries.gauge(
+    'failover_policy_month_availability_ratio',
+    'Availability this calendar month so far (UTC), as a ratio, the outage in progress counted in',
+  );
   readonly reportsFiled = new Counter({
     name: 'failover_reports_filed_total',
     help: 'Incident records filed as FailoverReport objects, by kind (an operation, Drill, or a refused Request)',

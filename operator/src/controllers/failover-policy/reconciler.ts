@@ -20,7 +20,6 @@ import {
   type FailoverPolicyStatus,
   failoverPolicySpec,
   failoverPolicyStatus,
-  policyPhase,
   type ReplicaClusterSpec,
 } from '../../api/v1alpha1/index.ts';
 import {
@@ -579,11 +578,11 @@ function exportMetrics(
   const fresh = freshVotes(spec, input.votes, input.now);
   m.freshObservers.set(labels, fresh.length);
   m.observersLost.set(labels, fresh.filter((v) => !v.reachable).length);
-  for (const phase of policyPhase.options)
-    m.policyPhase.set({ ...labels, phase }, next.phase === phase ? 1 : 0);
-  if (previous.activePrimary && previous.activePrimary !== next.activePrimary)
-    m.activePrimary.remove({ ...labels, cluster: previous.activePrimary });
-  if (next.activePrimary) m.activePrimary.set({ ...labels, cluster: next.activePrimary }, 1);
+  if (next.phase) m.policyPhase.set(labels, next.phase);
+  else m.policyPhase.remove(labels);
+  // One series, for the cluster primary now: a former primary's goes with the change.
+  if (next.activePrimary) m.activePrimary.set(labels, next.activePrimary);
+  else m.activePrimary.remove(labels);
   const drill = next.drills?.[0];
   if (drill) {
     // A drill a person cancelled proves nothing either way: the last verdict stands.
@@ -613,35 +612,10 @@ const ns = (object: KubeObject) => object.metadata.namespace ?? 'default';
 function forgetMetrics(ctx: OperatorContext, key: string): void {
   const [namespace = 'default', policy = key] = key.includes('/') ? key.split('/') : ['default', key];
   const labels = { namespace, policy };
-  const m = ctx.metrics;
-  for (const gauge of [
-    m.operationStart,
-    m.epoch,
-    m.policyReady,
-    m.failoverReady,
-    m.splitBrainProtected,
-    m.paused,
-    m.pausedSince,
-    m.quorum,
-    m.freshObservers,
-    m.drillLastSucceeded,
-    m.drillRto,
-    m.drillRpo,
-    m.drillNext,
-    m.unavailable,
-    m.availabilityTarget,
-    m.monthAvailability,
-  ])
-    gauge.remove(labels);
-  m.observersLost.remove(labels);
-  for (const phase of policyPhase.options) m.policyPhase.remove({ ...labels, phase });
-  // Whichever cluster it named last.
-  void m.activePrimary.get().then(({ values }) => {
-    for (const v of values)
-      if (v.labels.namespace === namespace && v.labels.policy === policy) m.activePrimary.remove(v.labels);
-  });
+  // Every per-policy gauge, the phase and the active primary's series included.
+  ctx.metrics.policySeries.forget(labels);
   for (const kind of ['Failover', 'Switchover']) {
-    m.clientRto.remove({ ...labels, kind });
-    m.clientLostWrites.remove({ ...labels, kind });
+    ctx.metrics.clientRto.remove({ ...labels, kind });
+    ctx.metrics.clientLostWrites.remove({ ...labels, kind });
   }
 }

@@ -93,6 +93,9 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
     if (!object) {
       await ctx.probes.forget(key);
       ctx.appChecks.forget(key);
+      // Its series go with it: a stale `failover_cluster_up 0` would alert for ever.
+      const [namespace = 'default', cluster = key] = key.includes('/') ? key.split('/') : ['default', key];
+      ctx.metrics.clusterSeries.forget({ namespace, cluster });
       return done();
     }
     const now = ctx.clock.now();
