@@ -140,6 +140,13 @@ try {
   // The largest heap in use across the replicas, from the start.
   heap = new HeapSampler(() => ops);
   say(`creating ${POLICIES} FailoverPolicies and ${POLICIES * 2} ReplicaClusters`);
+  // The rest of the machine's CPU over the same span: the control plane, and this process (its
+  // informers parse every write the operators make).
+  const otherCpus = () => {
+    const { apiserver, etcd } = cp.pids();
+    return { apiserver: cpuSeconds(apiserver), etcd: cpuSeconds(etcd), bench: cpuSeconds(process.pid) };
+  };
+  let othersAtStart = otherCpus();
   let t0 = performance.now();
   const indexes = Array.from({ length: POLICIES }, (_, i) => i);
   await inParallel(indexes, 16, async (i) => {
@@ -177,6 +184,7 @@ try {
     say(`created in ${((created - t0) / 1000).toFixed(1)} s with no operator running; starting it`);
     // From the process's start: what an upgrade or a restart over an existing fleet costs.
     t0 = performance.now();
+    othersAtStart = otherCpus();
     await startOperators();
     created = t0;
   }
@@ -220,6 +228,8 @@ try {
   );
   const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
   const coldCpus = ops.map((o) => cpuSeconds(o.pid));
+  const othersCold = otherCpus();
+  const othersSpent = (k: keyof typeof othersCold) => (othersCold[k] - othersAtStart[k]).toFixed(1);
 
   say(`all reconciled; measuring API requests for ${IDLE_SECONDS} s of idleness`);
   const requests = () => Promise.all(ops.map((o) => o.metric('rest_client_requests_total')));
@@ -263,6 +273,7 @@ try {
       `  reconciles until all reconciled:     ${perController.join(', ')}`,
       `  API requests per object until then:  ${perObject.join(', ')}`,
       `  operator CPU until all reconciled:   ${sum(coldCpus).toFixed(1)} s${SHARDS > 1 ? ' in all' : ''}${each(coldCpus, 1, ' s')}`,
+      `  the rest of the machine's CPU then:  kube-apiserver ${othersSpent('apiserver')} s, etcd ${othersSpent('etcd')} s, this benchmark ${othersSpent('bench')} s`,
       `  operator CPU when idle:              ${sum(idlePercent).toFixed(1)} % of a core (failing probes)${each(idlePercent, 1, ' %')}`,
       `  API requests per minute when idle:   ${((idleRequests * 60) / IDLE_SECONDS).toFixed(1)} (Leases ${idleLeases.toFixed(1)}; the rest: ${idleOther.map(([k, v]) => `${k} ${v}`).join(', ') || 'none'})`,
       `  reconcile errors (conflicts etc.):   ${errors}`,

@@ -159,6 +159,11 @@ export class ControlPlane {
     });
   }
 
+  /** The pids of etcd and the (first) kube-apiserver, for a benchmark's CPU figures. */
+  pids(): { etcd?: number; apiserver?: number } {
+    return { etcd: this.etcd?.pid, apiserver: this.apiserver?.pid };
+  }
+
   /** Starts kube-apiserver against the running etcd; used again after `stopApiServer`. */
   async startApiServer(): Promise<void> {
     if (this.apiserver?.running) return;
