@@ -13,7 +13,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { type BackoffPolicy, backoffDelay } from './backoff.ts';
-import { internStrings, StringTable } from './interning.ts';
+import { internStrings, sharedStrings } from './interning.ts';
 import {
   isGone,
   type KubeClient,
@@ -83,7 +83,7 @@ export function lean<T extends KubeObject>(object: T, old: T | undefined, kind: 
 }
 
 /** Shared by every informer: policies and clusters repeat each other's namespaces and regions. */
-const strings = new StringTable();
+const strings = sharedStrings;
 
 export const objectKey = (o: KubeObject) =>
   o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name;

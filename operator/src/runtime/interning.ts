@@ -23,23 +23,30 @@ export class StringTable {
     this.capacity = capacity;
   }
 
-  intern(s: string): string {
+  /** The canonical copy of `s` (equal to it, so its literal type holds). */
+  intern<T extends string>(s: T): T {
     if (s.length > MAX_LENGTH) return s;
     const have = this.current.get(s);
-    if (have !== undefined) return have;
+    if (have !== undefined) return have as T;
     const canonical = this.previous.get(s) ?? s;
     if (this.current.size >= this.capacity) {
       this.previous = this.current;
       this.current = new Map();
     }
     this.current.set(canonical, canonical);
-    return canonical;
+    return canonical as T;
   }
 
   get size(): number {
     return this.current.size + this.previous.size;
   }
 }
+
+/**
+ * The process's table, shared by the informers' caches and the operator's own long-lived texts
+ * (a probe's failure message is the same for every cluster a region's outage cut off).
+ */
+export const sharedStrings = new StringTable();
 
 /**
  * Replaces, in place, every short string inside `value` (object properties and array elements,

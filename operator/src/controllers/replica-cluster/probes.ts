@@ -25,6 +25,7 @@ import { compareLsn } from '../../providers/database/lsn.ts';
 import type { DatabaseObservation, DatabaseProvider } from '../../providers/database/port.ts';
 import { isProviderError, ProviderError } from '../../providers/errors.ts';
 import type { Clock } from '../../runtime/clock.ts';
+import { sharedStrings } from '../../runtime/interning.ts';
 import type { KubeClient } from '../../runtime/kube-client.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import type { Metrics } from '../../runtime/metrics.ts';
@@ -315,8 +316,19 @@ export class ClusterProbes {
   }
 
   /** Records what a probe saw at `at`, carrying the run of failures and the last lag forward. */
-  private remember(target: ProbeTarget, at: Date, observation: DatabaseObservation): ProbeRecord {
+  private remember(target: ProbeTarget, at: Date, observed: DatabaseObservation): ProbeRecord {
     const previous = this.records.get(target.key);
+    // Kept until the next probe, twice over (as `earlier`): one copy of a failure's text for every
+    // cluster that fails alike, not a concatenation per cluster.
+    const observation: DatabaseObservation = observed.failure
+      ? {
+          ...observed,
+          failure: {
+            reason: sharedStrings.intern(observed.failure.reason),
+            message: sharedStrings.intern(observed.failure.message),
+          },
+        }
+      : observed;
     const record: ProbeRecord = {
       observation,
       at,
