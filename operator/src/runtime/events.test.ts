@@ -103,6 +103,21 @@ describe('EventRecorder drops', () => {
   });
 });
 
+describe('EventRecorder memory', () => {
+  it('forgets budgets that have refilled and warnings with nothing left to report', async () => {
+    const { clock, recorder } = setup(1);
+    for (const name of ['a', 'b', 'c']) await recorder.record(policy(name), event('A'));
+    expect(recorder.retained()).toMatchObject({ buckets: 3, dropWarnings: 3 });
+    // Within the minute nothing is swept; five minutes on, each budget is full again.
+    clock.advance(30_000);
+    await recorder.record(policy('d'), event('A'));
+    expect(recorder.retained()).toMatchObject({ buckets: 4, dropWarnings: 4 });
+    clock.advance(5 * 60_000);
+    await recorder.record(policy('e'), event('A'));
+    expect(recorder.retained()).toMatchObject({ buckets: 1, dropWarnings: 1, series: 0 });
+  });
+});
+
 describe('an Event note', () => {
   it('is cut to 1024 bytes of UTF-8 on a character boundary, as the API server counts', () => {
     expect(fitNote('short')).toBe('short');

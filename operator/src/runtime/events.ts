@@ -76,6 +76,7 @@ export type DropReason = 'RateLimited' | 'ApiError';
 
 /** At most one warning per object in this window; the drops in between are summed into it. */
 const WARN_EVERY_MS = 60_000;
+const SWEEP_EVERY_MS = 60_000;
 
 export class EventRecorder {
   private readonly opts: Required<Omit<EventRecorderOptions, 'metrics'>> & { metrics?: Metrics };
@@ -84,6 +85,7 @@ export class EventRecorder {
     string,
     { name: string; namespace: string; count: number; first: number }
   >();
+  private sweptAt = 0;
   /** Per object: when a drop was last warned about, and the drops since, by reason. */
   private readonly dropWarnings = new Map<
     string,
@@ -92,6 +94,11 @@ export class EventRecorder {
 
   constructor(options: EventRecorderOptions) {
     this.opts = { burst: 25, refillMs: 5 * 60_000, seriesWindowMs: 10 * 60_000, ...options };
+  }
+
+  /** How many series, budgets and drop warnings are held (what the sweep bounds). */
+  retained(): { series: number; buckets: number; dropWarnings: number } {
+    return { series: this.series.size, buckets: this.buckets.size, dropWarnings: this.dropWarnings.size };
   }
 
   /** Records an event; never throws (an event is worth less than the work it describes). */
@@ -142,8 +149,27 @@ export class EventRecorder {
     return true;
   }
 
+  /**
+   * Forgets what no longer matters, at most once a minute: series past their window (a repeat
+   * would start a new Event anyway), buckets that have refilled (as good as none) and old drop
+   * warnings with nothing left to report. Without it, every object that ever had an Event kept its note here for good.
+   */
+  private sweep(now: number): void {
+    if (now - this.sweptAt < SWEEP_EVERY_MS) return;
+    this.sweptAt = now;
+    for (const [key, s] of this.series)
+      if (now - s.first >= this.opts.seriesWindowMs) this.series.delete(key);
+    for (const [key, b] of this.buckets)
+      if (b.tokens + Math.floor((now - b.at) / this.opts.refillMs) >= this.opts.burst)
+        this.buckets.delete(key);
+    // A warning whose later drops are still to be summed in the next one stays.
+    for (const [key, w] of this.dropWarnings)
+      if (now - w.at >= WARN_EVERY_MS && Object.keys(w.since).length === 0) this.dropWarnings.delete(key);
+  }
+
   private async emit(regarding: KubeObject, input: EventInput): Promise<void> {
     const now = this.opts.clock.now();
+    this.sweep(now.getTime());
     const namespace = regarding.metadata.namespace ?? 'default';
     const objectKey = objectKeyOf(regarding);
     const budget = `${objectKey}/${input.action === 'Observe' ? 'observed' : 'acted'}`;
