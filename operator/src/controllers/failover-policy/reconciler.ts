@@ -60,6 +60,7 @@ const UNREADABLE_RETRY_MS = 60_000;
 export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => Promise<ReconcileResult> {
   const dnsChecks = new Map<string, DnsCheck>();
   const reports = new ReportFiling(ctx);
+  const startedAt = ctx.clock.now();
   return async (key) => {
     const object = ctx.policies.get(key);
     if (!object) {
@@ -95,7 +96,7 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
       ]);
       return requeueAfter(UNREADABLE_RETRY_MS, 'status unreadable');
     }
-    return reconcileReadable(ctx, object, spec.spec, read.status, dnsChecks, reports);
+    return reconcileReadable(ctx, object, spec.spec, read.status, dnsChecks, reports, startedAt);
   };
 }
 
@@ -107,6 +108,7 @@ async function reconcileReadable(
   previous: FailoverPolicyStatus,
   dnsChecks: Map<string, DnsCheck>,
   reports: ReportFiling,
+  startedAt: Date,
 ): Promise<ReconcileResult> {
   const key = objectKey(object);
   const now = ctx.clock.now();
@@ -114,6 +116,12 @@ async function reconcileReadable(
   const input = await observe(ctx, object, spec, previous, ports, dnsChecks.get(key), now);
   const plan = decide(input);
   ctx.log.debug({ policy: key, action: plan.action.kind, why: plan.why }, 'decided');
+  if (plan.action.kind === 'Observe' && awaitingFirstProbes(object, previous, input, now, startedAt)) {
+    // Just started: the status an earlier run wrote from its probes stands until this process's
+    // own first probes answer, a probe interval from now. Written, "waiting for the first probe"
+    // would be undone a probe later: two status writes and Events per policy on every restart.
+    return requeueAfter(spec.detection.probeIntervalSeconds * 1000, 'waiting for the first probes');
+  }
   const result = await carryOut(ctx, object, ports, input, plan);
   const resolved = clustersResolved(ctx, object, spec);
   const { status: settled, dnsReady } = statusToWrite(object, spec, input, plan, result, resolved);
@@ -147,6 +155,30 @@ async function reconcileReadable(
 }
 
 const policyLabels = (object: KubeObject) => ({ namespace: ns(object), policy: object.metadata.name });
+
+/** How long after its start the operator keeps an earlier run's status while its probes begin. */
+const FIRST_PROBES_GRACE_MS = 30_000;
+
+/**
+ * Whether this reconcile only sees clusters this process has not probed yet, soon after its
+ * start, on a policy an earlier run already judged at this generation and with nothing under way.
+ * Bounded by the grace: a cluster that is never probed (its spec does not parse) does not keep
+ * the policy's status from being written for long.
+ */
+function awaitingFirstProbes(
+  object: KubeObject,
+  previous: FailoverPolicyStatus,
+  input: DecideInput,
+  now: Date,
+  startedAt: Date,
+): boolean {
+  if (now.getTime() - startedAt.getTime() > FIRST_PROBES_GRACE_MS) return false;
+  if (previous.observedGeneration !== object.metadata.generation || !previous.conditions?.length)
+    return false;
+  if (previous.currentOperation || previous.drill) return false;
+  const clusters = Object.values(input.clusters);
+  return clusters.some((c) => c.unprobed && c.exists) && clusters.every((c) => c.exists);
+}
 
 interface Carried extends StepResult {
   status: FailoverPolicyStatus;
