@@ -126,10 +126,8 @@ export class Manager {
       this.indexPolicy(key, event.type === 'deleted' ? undefined : event.object);
       // Not on a change of status alone, which is this operator's own write: reacting to it would
       // retry a failing step at once, round and round, instead of after its backoff.
-      if (
-        event.type !== 'deleted' &&
-        !(event.type === 'updated' && onlyStatusChanged(event.old, event.object))
-      )
+      // A deletion too: the reconcile of a key that is gone stops its canary and drops its series.
+      if (!(event.type === 'updated' && onlyStatusChanged(event.old, event.object)))
         policyController.enqueue(key);
       // A new policy changes who is primary and how often to probe: look at its clusters now.
       if (event.type !== 'resync') {
@@ -148,7 +146,8 @@ export class Manager {
     });
     clusters.on((event) => {
       const key = objectKey(event.object);
-      if (event.type !== 'deleted') clusterController.enqueue(key);
+      // A deletion too: the reconcile of a key that is gone stops its probes and drops its series.
+      clusterController.enqueue(key);
       if (event.type !== 'resync')
         for (const p of this.policiesByCluster.get(key) ?? []) policyController.enqueue(p);
     });

@@ -22,8 +22,11 @@ describe('the HTTP endpoint', () => {
     const all = await get('/metrics');
     expect(all).toContain('failover_policy_ready{namespace="ns",policy="a"} 1');
     expect(all).toContain('failover_epoch{namespace="ns",policy="a"} 3');
-    const one = await get('/metrics?name[]=failover_policy_ready&name[]=no_such_family');
+    const one = await get(
+      '/metrics?name[]=failover_policy_ready&name[]=no_such_family&name[]=failover_policy_ready',
+    );
     expect(one).toContain('failover_policy_ready{namespace="ns",policy="a"} 1');
+    expect(one.match(/# TYPE failover_policy_ready/g)).toHaveLength(1);
     expect(one).not.toContain('failover_epoch');
     expect(await get('/metrics?name[]=no_such_family')).toBe('\n');
   });

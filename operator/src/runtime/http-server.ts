@@ -14,21 +14,28 @@ export interface ProbeState {
  * The whole registry, or only the named families with `?name[]=` as the Prometheus Python client
  * allows: a tool that watches one gauge need not make the operator format every policy's series.
  */
-async function exposition(metrics: Metrics, names: string[]): Promise<string> {
+async function exposition(metrics: Metrics, asked: string[]): Promise<string> {
   const { registry } = metrics;
-  if (names.length === 0) return registry.metrics();
-  // prom-client's default metrics set some families from a sibling's collect (the heap's total sets
-  // its used): collect them all first, which is cheap, so a family asked for alone is current.
-  await Promise.all(
-    registry
-      .getMetricsAsArray()
-      .filter((m) => m.name.startsWith('nodejs_') || m.name.startsWith('process_'))
-      .map((m) => registry.getSingleMetric(m.name)?.get()),
-  );
-  const families = names.filter((n) => registry.getSingleMetric(n));
-  const text = await Promise.all(families.map((n) => registry.getSingleMetricAsString(n)));
+  if (asked.length === 0) return registry.metrics();
+  const names = [...new Set(asked)].filter((n) => registry.getSingleMetric(n));
+  // prom-client sets some default families from a sibling's collect (the heap's total sets its
+  // used): run that sibling first. Only that one: the event-loop lag's collect resets its
+  // histogram, which a real scrape would then miss.
+  const siblings = new Set(names.flatMap((n) => SET_BY.find(([prefix]) => n.startsWith(prefix))?.[1] ?? []));
+  for (const s of siblings) if (!names.includes(s)) await registry.getSingleMetric(s)?.get();
+  const text = await Promise.all(names.map((n) => registry.getSingleMetricAsString(n)));
   return `${text.join('\n\n')}\n`;
 }
+
+/** Default families and the one whose collect sets them (prom-client's lib/metrics). */
+const SET_BY: [prefix: string, collector: string][] = [
+  ['nodejs_heap_size_', 'nodejs_heap_size_total_bytes'],
+  ['nodejs_external_memory_bytes', 'nodejs_heap_size_total_bytes'],
+  ['nodejs_heap_space_size_', 'nodejs_heap_space_size_total_bytes'],
+  ['process_cpu_', 'process_cpu_user_seconds_total'],
+  ['process_virtual_memory_bytes', 'process_resident_memory_bytes'],
+  ['process_heap_bytes', 'process_resident_memory_bytes'],
+];
 
 export async function startHttpServer(
   address: string,

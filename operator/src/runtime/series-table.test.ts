@@ -23,6 +23,7 @@ describe('SeriesTable', () => {
     epoch.remove({ namespace: 'a', policy: 'p' });
     ready.remove({ namespace: 'a', policy: 'nobody' });
     epoch.set({ namespace: 'a', policy: 'q' }, Number.NaN);
+    epoch.set({ namespace: 'a', policy: 'new' }, Number.NaN);
     expect(await lines(registry)).toEqual([
       't_ready{namespace="a",policy="p"} 1',
       't_ready{namespace="a",policy="q"} 0',

@@ -63,7 +63,7 @@ export class SeriesTable<L extends string> {
           if (!Number.isNaN(value)) out.push({ labels: row.labels, value });
         }
       }),
-      set: (labels, value) => this.write(labels, (row) => (row.values[slot] = value)),
+      set: (labels, value) => this.write(labels, (row) => (row.values[slot] = value), !Number.isNaN(value)),
       remove: (labels) => this.write(labels, (row) => (row.values[slot] = Number.NaN), false),
       reset: () => this.clear((row) => (row.values[slot] = Number.NaN)),
     };

@@ -13,6 +13,7 @@
  * 5. come back when the plan says.
  */
 
+import { isDeepStrictEqual } from 'node:util';
 import { primaryLeaseName } from '../../agent/lease-settings.ts';
 import {
   type FailoverObservationSpec,
@@ -116,11 +117,18 @@ async function reconcileReadable(
   const input = await observe(ctx, object, spec, previous, ports, dnsChecks.get(key), now);
   const plan = decide(input);
   ctx.log.debug({ policy: key, action: plan.action.kind, why: plan.why }, 'decided');
-  if (plan.action.kind === 'Observe' && awaitingFirstProbes(object, previous, input, now, startedAt)) {
+  const grace = firstProbesGrace(object, previous, input, plan, now, startedAt);
+  if (grace > 0) {
     // Just started: the status an earlier run wrote from its probes stands until this process's
-    // own first probes answer, a probe interval from now. Written, "waiting for the first probe"
-    // would be undone a probe later: two status writes and Events per policy on every restart.
-    return requeueAfter(spec.detection.probeIntervalSeconds * 1000, 'waiting for the first probes');
+    // own first probes answer. Written, "waiting for the first probe" would be undone a probe
+    // later: two status writes and Events per policy on every restart. The gauges and the
+    // canary follow the status that stands.
+    exportMetrics(ctx, object, spec, input, previous, previous);
+    await keepCanary(ctx, object, spec, ports, previous);
+    return requeueAfter(
+      Math.min(spec.detection.probeIntervalSeconds * 1000, grace),
+      'waiting for the first probes',
+    );
   }
   const result = await carryOut(ctx, object, ports, input, plan);
   const resolved = clustersResolved(ctx, object, spec);
@@ -160,24 +168,31 @@ const policyLabels = (object: KubeObject) => ({ namespace: ns(object), policy: o
 const FIRST_PROBES_GRACE_MS = 30_000;
 
 /**
- * Whether this reconcile only sees clusters this process has not probed yet, soon after its
- * start, on a policy an earlier run already judged at this generation and with nothing under way.
- * Bounded by the grace: a cluster that is never probed (its spec does not parse) does not keep
- * the policy's status from being written for long.
+ * How much longer (ms, 0 for not at all) the status an earlier run wrote stands: soon after this
+ * process's start, on a policy judged at this generation with nothing under way, while some of its
+ * clusters are not probed by this process yet, and only when the plan would change nothing but
+ * conditions and phase. A primary found down, an Event, or any other field (when the primary went
+ * down, the active primary, the next drill) is written at once: a hold-down must start from the
+ * first reconcile that sees the loss. Bounded by the grace: a cluster that is never probed (its
+ * spec does not parse) does not keep the policy's status from being written for long.
  */
-function awaitingFirstProbes(
+function firstProbesGrace(
   object: KubeObject,
   previous: FailoverPolicyStatus,
   input: DecideInput,
+  plan: Plan,
   now: Date,
   startedAt: Date,
-): boolean {
-  if (now.getTime() - startedAt.getTime() > FIRST_PROBES_GRACE_MS) return false;
-  if (previous.observedGeneration !== object.metadata.generation || !previous.conditions?.length)
-    return false;
-  if (previous.currentOperation || previous.drill) return false;
+): number {
+  const left = FIRST_PROBES_GRACE_MS - (now.getTime() - startedAt.getTime());
+  if (left <= 0 || plan.action.kind !== 'Observe' || plan.verdict?.down || plan.events.length) return 0;
+  if (previous.observedGeneration !== object.metadata.generation || !previous.conditions?.length) return 0;
+  if (previous.currentOperation || previous.drill) return 0;
   const clusters = Object.values(input.clusters);
-  return clusters.some((c) => c.unprobed && c.exists) && clusters.every((c) => c.exists);
+  if (!clusters.every((c) => c.exists) || !clusters.some((c) => c.unprobed)) return 0;
+  const { conditions: _a, phase: _b, ...before } = previous;
+  const { conditions: _c, phase: _d, ...after } = plan.status;
+  return isDeepStrictEqual(before, after) ? left : 0;
 }
 
 interface Carried extends StepResult {

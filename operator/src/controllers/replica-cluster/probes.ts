@@ -319,16 +319,19 @@ export class ClusterProbes {
   private remember(target: ProbeTarget, at: Date, observed: DatabaseObservation): ProbeRecord {
     const previous = this.records.get(target.key);
     // Kept until the next probe, twice over (as `earlier`): one copy of a failure's text for every
-    // cluster that fails alike, not a concatenation per cluster.
-    const observation: DatabaseObservation = observed.failure
-      ? {
-          ...observed,
-          failure: {
-            reason: sharedStrings.intern(observed.failure.reason),
-            message: sharedStrings.intern(observed.failure.message),
-          },
-        }
-      : observed;
+    // cluster that fails alike, not a concatenation per cluster. Not a timeout's, which counts the
+    // silence to a tenth of a second: each would be a one-off that turns the table over.
+    const failure = observed.failure;
+    const observation: DatabaseObservation =
+      failure && failure.reason !== 'Timeout'
+        ? {
+            ...observed,
+            failure: {
+              reason: sharedStrings.intern(failure.reason),
+              message: sharedStrings.intern(failure.message),
+            },
+          }
+        : observed;
     const record: ProbeRecord = {
       observation,
       at,
