@@ -176,7 +176,7 @@ const FIRST_PROBES_GRACE_MS = 30_000;
  * first reconcile that sees the loss. Bounded by the grace: a cluster that is never probed (its
  * spec does not parse) does not keep the policy's status from being written for long.
  */
-function firstProbesGrace(
+export function firstProbesGrace(
   object: KubeObject,
   previous: FailoverPolicyStatus,
   input: DecideInput,
