@@ -61,6 +61,14 @@ export const standby = (
   lagBytes,
   lagObservedAt: ago(measuredAgo),
 });
+/** A cluster this process has not probed yet (as just after a restart). */
+export const unprobed = (name: string): ClusterFacts => ({
+  name,
+  exists: true,
+  reachable: false,
+  role: 'Unknown',
+  unprobed: true,
+});
 export const fenced = (name: string, epoch = 4): ClusterFacts => ({
   ...primaryUp(name, epoch),
   role: 'Fenced',

@@ -6,7 +6,7 @@ import type {
   OperationReport,
 } from '../../api/v1alpha1/index.ts';
 import type { CanaryRun, CanarySnapshot } from '../../providers/canary/port.ts';
-import { ago, evaluate, NOW, spec as policySpec } from './decide.fixtures.ts';
+import { ago, evaluate, NOW, spec as policySpec, unprobed } from './decide.fixtures.ts';
 import { nextDrillAfter, scheduledDrillTime } from './drill.ts';
 import type { ClusterFacts, DecideInput, Vote } from './facts.ts';
 
@@ -477,13 +477,6 @@ describe('decide: a drill in progress', () => {
   });
 
   it('waits after a restart, before anything is probed, instead of failing or skipping', () => {
-    const unprobed = (name: string): ClusterFacts => ({
-      name,
-      exists: true,
-      reachable: false,
-      role: 'Unknown',
-      unprobed: true,
-    });
     const overdue = drill('Holding', {
       startedAt: ago(601).toISOString(),
       returnAfter: ago(1).toISOString(),

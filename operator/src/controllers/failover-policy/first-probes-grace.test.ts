@@ -1,22 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { KubeObject } from '../../runtime/kube-client.ts';
-import { input, NOW, outage, primaryUp, standby } from './decide.fixtures.ts';
+import { input, NOW, outage, primaryUp, standby, unprobed } from './decide.fixtures.ts';
 import { decide } from './decide.ts';
 import { discoverPrimary } from './discovery.ts';
-import type { ClusterFacts } from './facts.ts';
 import { firstProbesGrace } from './reconciler.ts';
 
 const object = (generation = 1): KubeObject => ({
   apiVersion: 'regionfailover.io/v1alpha1',
   kind: 'FailoverPolicy',
   metadata: { name: 'orders', namespace: 'ns', generation },
-});
-const unprobed = (name: string): ClusterFacts => ({
-  name,
-  exists: true,
-  reachable: false,
-  role: 'Unknown',
-  unprobed: true,
 });
 const started = new Date(NOW.getTime() - 5_000);
 
