@@ -88,6 +88,14 @@ const strings = sharedStrings;
 export const objectKey = (o: KubeObject) =>
   o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name;
 
+/** The namespace and name an `objectKey` stands for (a key without a namespace is in `default`). */
+export function keyParts(key: string): { namespace: string; name: string } {
+  const slash = key.indexOf('/');
+  return slash < 0
+    ? { namespace: 'default', name: key }
+    : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+}
+
 export class Informer<T extends KubeObject> {
   private readonly cache = new Map<string, T>();
   private readonly handlers: ((event: InformerEvent<T>) => void)[] = [];

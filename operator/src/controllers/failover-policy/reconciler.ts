@@ -30,7 +30,7 @@ import {
   setCondition,
 } from '../../runtime/conditions.ts';
 import { type EventInput, eventOf } from '../../runtime/events.ts';
-import { objectKey } from '../../runtime/informer.ts';
+import { keyParts, objectKey } from '../../runtime/informer.ts';
 import type { KubeObject } from '../../runtime/kube-client.ts';
 import { leaseType } from '../../runtime/leader-election.ts';
 import { done, type ReconcileResult, requeueAfter, retryAfter } from '../../runtime/reconcile.ts';
@@ -657,8 +657,8 @@ const ns = (object: KubeObject) => object.metadata.namespace ?? 'default';
 
 /** A deleted policy's series go with it: a stale 0 would keep its alerts firing for ever. */
 function forgetMetrics(ctx: OperatorContext, key: string): void {
-  const [namespace = 'default', policy = key] = key.includes('/') ? key.split('/') : ['default', key];
-  const labels = { namespace, policy };
+  const { namespace, name } = keyParts(key);
+  const labels = { namespace, policy: name };
   // Every per-policy gauge, the phase and the active primary's series included.
   ctx.metrics.policySeries.forget(labels);
   for (const kind of ['Failover', 'Switchover']) {

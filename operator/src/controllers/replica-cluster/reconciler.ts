@@ -19,7 +19,7 @@ import {
 import { parseOnce } from '../../api/validate.ts';
 import { type ConditionInput, changedConditions, setCondition } from '../../runtime/conditions.ts';
 import { type EventInput, eventOf } from '../../runtime/events.ts';
-import { objectKey } from '../../runtime/informer.ts';
+import { keyParts, objectKey } from '../../runtime/informer.ts';
 import type { KubeObject } from '../../runtime/kube-client.ts';
 import { settledWithin } from '../../runtime/promises.ts';
 import { done, type ReconcileResult, requeueAfter } from '../../runtime/reconcile.ts';
@@ -94,8 +94,8 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
       await ctx.probes.forget(key);
       ctx.appChecks.forget(key);
       // Its series go with it: a stale `failover_cluster_up 0` would alert for ever.
-      const [namespace = 'default', cluster = key] = key.includes('/') ? key.split('/') : ['default', key];
-      ctx.metrics.clusterSeries.forget({ namespace, cluster });
+      const { namespace, name } = keyParts(key);
+      ctx.metrics.clusterSeries.forget({ namespace, cluster: name });
       return done();
     }
     const now = ctx.clock.now();
