@@ -1310,8 +1310,48 @@ export const failoverPolicyStatus = z
       .optional()
       .describe('The outcome of the last drill request.'),
     primaryDownSince: timestamp(
-      'When a quorum of observers first agreed the active primary is down; cleared when it is seen again. The hold-down counts from here.',
+      'When a quorum of observers first agreed the active primary is down; cleared when the quorum no longer agrees (kept while an operator just restarted counts its own failures again and nobody has reached the primary). The hold-down counts from here.',
     ).optional(),
+    primaryLoss: z
+      .object({
+        primary: z.string().max(253).describe('The primary that was lost (status.activePrimary then).'),
+        epoch: z
+          .number()
+          .int()
+          .min(0)
+          .describe('The epoch then: the record holds only while both are unchanged.'),
+        lastSeenAt: timestamp('When an observer that lost the primary last reached it.').optional(),
+        standbyLag: z
+          .array(
+            z
+              .object({
+                cluster: z.string().max(253).describe('The standby.'),
+                bytes: z.number().min(0).describe('How many bytes of WAL it lacked.'),
+                seconds: z.number().min(0).optional().describe('How old its newest replayed write was.'),
+                measuredAt: timestamp('When that was measured.'),
+                lsn: z
+                  .string()
+                  .max(32)
+                  .optional()
+                  .describe(
+                    'Its replay position then: the lag is used only while it has replayed at least this far on the same timeline.',
+                  ),
+                receiveLsn: z
+                  .string()
+                  .max(32)
+                  .optional()
+                  .describe('How far it had received then: it must have received nothing since.'),
+                timeline: z.number().int().min(0).optional().describe('Its timeline then.'),
+              })
+              .describe("A standby's lag as last measured against the primary."),
+          )
+          .max(6)
+          .describe('Each standby with a measured lag (at most every cluster of the policy).'),
+      })
+      .optional()
+      .describe(
+        'What was known when a quorum first found the active primary down, kept and cleared with primaryDownSince: when it was last reached, and each standby lag then. An operator restarted during the outage cannot measure lag against a lost primary; it judges the RPO budget by these.',
+      ),
     lastFailoverTime: timestamp(
       'When the last failover (automatic or requested) promoted a standby; the cool-down counts from here. Switchovers and drills do not count.',
     ).optional(),

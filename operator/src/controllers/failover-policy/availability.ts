@@ -3,7 +3,8 @@
  * when every monitor that counts agrees, here a quorum of observers finding the primary down
  * (status.primaryDownSince); after a failover promotes, it stays down until DNS answers the new
  * primary (the name clients use still named the dead one). Degraded detection (too few fresh
- * observers) counts as up: nobody could say it was down.
+ * observers) counts as up: nobody could say it was down. (An operator restarted mid-outage keeps
+ * it open while its own probes count up again: loss.ts.)
  *
  * Pure. Status changes only when an outage starts or ends: the open outage is added on read
  * (monthAvailability), so nothing is written while it lasts.

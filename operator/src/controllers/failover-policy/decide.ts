@@ -45,6 +45,7 @@ import {
   writable,
 } from './facts.ts';
 import type { IsolatedDrillAction } from './isolated-drill.ts';
+import { lossRecord, primaryLastSeen, withLagAtLoss } from './loss.ts';
 import {
   backoffLeft,
   beforePromotion,
@@ -180,11 +181,18 @@ function context(input: DecideInput): Context {
   const lag = standbysOf(spec, active)
     .map((n) => clusters[n])
     .find((f) => healthyStandby(f) && f?.lagSeconds !== undefined)?.lagSeconds;
-  const { primaryDownSince: _d, standbyLagSeconds: _l, nextDrillTime: _n, pausedSince: _p, ...rest } = status;
+  const {
+    primaryDownSince: _d,
+    primaryLoss: _pl,
+    standbyLagSeconds: _l,
+    nextDrillTime: _n,
+    pausedSince: _p,
+    ...rest
+  } = status;
   const nextDrillTime = scheduledDrillTime(spec, status, now);
   const base: FailoverPolicyStatus = {
     ...rest,
-    ...(verdict?.down ? { primaryDownSince: status.primaryDownSince ?? timestamp(now) } : {}),
+    ...lossRecord(input, verdict),
     ...(lag !== undefined ? { standbyLagSeconds: shownLag(lag, status.standbyLagSeconds, spec) } : {}),
     ...(nextDrillTime ? { nextDrillTime } : {}),
     ...(spec.paused ? { pausedSince: status.pausedSince ?? timestamp(now) } : {}),
@@ -625,8 +633,9 @@ function failOver(c: Context, active: string, verdict: PrimaryVerdict): Plan {
       'Cooldown',
       `the last failover was ${Math.round(cooling.sinceMs / 1000)} s ago; the cool-down is ${spec.promotion.cooldownSeconds} s`,
     );
-  const lastSeen = verdict.lastSeenAt && verdict.lastSeenAt < downSince ? verdict.lastSeenAt : downSince;
-  const candidate = chooseStandby(spec, input.clusters, active, lastSeen);
+  const seenAt = primaryLastSeen(verdict, base);
+  const lastSeen = seenAt && seenAt < downSince ? seenAt : downSince;
+  const candidate = chooseStandby(spec, withLagAtLoss(input.clusters, base), active, lastSeen);
   if (!candidate) return blocked('NoHealthyStandby', 'the policy has no standby');
   if (candidate.problem) return blocked(candidate.problem.reason, candidate.problem.message);
   return startOperation(

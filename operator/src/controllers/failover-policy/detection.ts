@@ -91,6 +91,8 @@ export function detectionMoments(
       ),
     ];
   });
-  lost.sort((a, b) => byCodeUnits(a.at, b.at));
-  return quorumSince ? [...lost, moment(quorumSince, 'QuorumLostPrimary', verdict)] : lost;
+  // By time, the quorum's moment too: after a restart the new process's own first failure comes
+  // after the agreement its predecessor recorded.
+  const moments = quorumSince ? [...lost, moment(quorumSince, 'QuorumLostPrimary', verdict)] : lost;
+  return moments.sort((a, b) => byCodeUnits(a.at, b.at));
 }

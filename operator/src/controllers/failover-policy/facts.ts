@@ -21,6 +21,8 @@ export interface ClusterFacts {
   heartbeatEpoch?: number;
   /** Set while an operation of this epoch has fenced or marked it (its heartbeat row's mark). */
   fencedEpoch?: number;
+  /** A standby's WAL positions (replayed, received) and timeline, as last probed. */
+  position?: { replayLsn: string; receiveLsn?: string; timeline?: number };
   /** Lag behind the active primary, measured while the primary was reachable. */
   lagBytes?: number;
   lagSeconds?: number;

@@ -82,6 +82,15 @@ export function factsFromProbe(
     ...(obs.reachable && obs.heartbeat?.fencedEpoch !== undefined
       ? { fencedEpoch: obs.heartbeat.fencedEpoch }
       : {}),
+    ...(obs.reachable && obs.role === 'Standby' && obs.lsn
+      ? {
+          position: {
+            replayLsn: obs.lsn,
+            ...(obs.receiveLsn ? { receiveLsn: obs.receiveLsn } : {}),
+            ...(obs.timeline !== undefined ? { timeline: obs.timeline } : {}),
+          },
+        }
+      : {}),
     ...(lag ? { lagBytes: lag.bytes, lagObservedAt: lag.at } : {}),
     ...(lag && !Number.isNaN(lag.seconds) ? { lagSeconds: lag.seconds } : {}),
   };

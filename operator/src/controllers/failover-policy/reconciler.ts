@@ -48,6 +48,7 @@ import { drillNeedsDns } from './drill.ts';
 import { runDrillCopy, runDrillRecord } from './drill-act.ts';
 import type { DecideInput, LeaseFacts } from './facts.ts';
 import { afterDrillCopy, afterDrillRecord } from './isolated-drill.ts';
+import { lossFollowsPrimary } from './loss.ts';
 import { agentReportOf, factsFromProbe, gatherInput, voteFromProbe } from './observe.ts';
 import { CLIENT_MEASURE_RETRY_MS, type ClientMeasures, measureOperations } from './operation-canary.ts';
 import { canaryTargetFor, portsFor } from './ports.ts';
@@ -61,8 +62,11 @@ const UNREADABLE_RETRY_MS = 60_000;
 export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => Promise<ReconcileResult> {
   const dnsChecks = new Map<string, DnsCheck>();
   const reports = new ReportFiling(ctx);
-  const startedAt = ctx.clock.now();
+  // From the first reconcile, not the process start: a replica waits for its Lease before then.
+  let startedAt: Date | undefined;
   return async (key) => {
+    startedAt ??= ctx.clock.now();
+    const started = startedAt;
     const object = ctx.policies.get(key);
     if (!object) {
       dnsChecks.delete(key);
@@ -97,7 +101,7 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
       ]);
       return requeueAfter(UNREADABLE_RETRY_MS, 'status unreadable');
     }
-    return reconcileReadable(ctx, object, spec.spec, read.status, dnsChecks, reports, startedAt);
+    return reconcileReadable(ctx, object, spec.spec, read.status, dnsChecks, reports, started);
   };
 }
 
@@ -488,11 +492,13 @@ function statusToWrite(
   const stale = new Set(['StatusUnreadable', ...(spec.drills ? [] : ['DrillsScheduled'])]);
   const dnsReady = summary.conditions.find((c) => c.type === 'DnsReady');
   const topology = topologyOf(input, result.status);
+  // A promotion or a discovery moved the primary on: the old one's loss is no longer this status's.
+  const next = lossFollowsPrimary(result.status);
   return {
     status: {
-      ...result.status,
+      ...next,
       ...(topology ? { topology } : {}),
-      availability: nextLedger(result.status.availability, result.status, now),
+      availability: nextLedger(result.status.availability, next, now),
       observedGeneration: generation,
       phase: summary.phase,
       conditions: (conditions ?? []).filter((c) => !stale.has(c.type)),

@@ -11,6 +11,7 @@ import { timestamp } from '../../runtime/time.ts';
 import { judgeStandby } from './candidates.ts';
 import { detectionMoments, type PrimaryVerdict } from './detection.ts';
 import { type ClusterFacts, type DecideInput, healthyStandby, seconds, writable } from './facts.ts';
+import { primaryLastSeen, withLagAtLoss } from './loss.ts';
 import { newOperation } from './operation.ts';
 import { describeDivergence, discardsData, isProtected, readiness } from './reprotect.ts';
 
@@ -144,10 +145,14 @@ function judgeFailover(j: Judging, target: ClusterFacts): RequestVerdict {
       `${j.verdict.message}: the primary ${j.active} is not gone; use kind: Switchover, or fix the operator's path to it`,
     );
   }
-  // The primary was alive until at least then: lag measured before that says little.
+  // The primary was alive until at least then: lag measured before that says little. One this
+  // process cannot reach may have been lost before it started: status recorded when.
   const lastSeen =
-    j.verdict.lastSeenAt ?? (primary?.reachable ? now : primary?.lastReachableAt) ?? new Date(0);
-  const judged = judgeStandby(requestBudget(spec, j.request), target, lastSeen);
+    (primary?.reachable
+      ? (j.verdict.lastSeenAt ?? now)
+      : primaryLastSeen(j.verdict, j.input.status, primary)) ?? new Date(0);
+  const measured = withLagAtLoss({ [target.name]: target }, j.input.status)[target.name] ?? target;
+  const judged = judgeStandby(requestBudget(spec, j.request), measured, lastSeen);
   if (judged.problem && !j.request.allowDataLoss) {
     const hint =
       judged.problem.reason === 'LagUnknown'
