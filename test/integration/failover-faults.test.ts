@@ -144,6 +144,53 @@ describe('the operator killed at every step of a failover', () => {
   });
 });
 
+describe('the operator restarted in the middle of a hold-down', () => {
+  it('counts the hold-down from when the loss was first agreed, and judges the RPO budget by the lag recorded then', async () => {
+    // The operator is the only observer, so its restarted process has no vote of its own at first
+    // and then only failures below the threshold; and it can measure no lag against a lost primary.
+    stack = await start({ observers: [], quorum: 1 });
+    const holdDownSeconds = 20;
+    await stack.client.mergePatch(failoverPolicyType, stack.options.namespace, 'orders', {
+      spec: { promotion: { holdDownSeconds } },
+    });
+    const { object } = await stack.policy();
+    await stack.waitForPolicy(
+      (st) =>
+        st.observedGeneration === object.metadata.generation &&
+        st.conditions?.some((c) => c.type === 'FailoverReady' && c.status === 'True'),
+      'the hold-down applied, and a standby ready to be promoted',
+    );
+    await stack.pair.killPrimary();
+    const lost = await stack.waitForPolicy(
+      (st) => (st.primaryDownSince && st.primaryLoss ? st : undefined),
+      'the quorum to find the primary down',
+    );
+    const since = lost.primaryDownSince ?? '';
+    expect(lost.primaryLoss).toMatchObject({ primary: 'region-a', epoch: 0 });
+    expect(lost.primaryLoss?.standbyLag.map((l) => l.cluster)).toEqual(['region-b']);
+    const operator = stack.operator;
+    expect(operator).toBeDefined();
+    await operator?.kill();
+    // Control: the restart comes before the hold-down is over, with no failover under way yet.
+    expect((await stack.policy()).status.currentOperation).toBeUndefined();
+    expect(Date.now()).toBeLessThan(Date.parse(since) + holdDownSeconds * 1000);
+    await stack.startOperator();
+
+    const op = await stack.waitForPolicy((st) => st.currentOperation, 'the failover to start');
+    // Waited out from the first agreement, and timed from the recorded sighting.
+    expect(Date.parse(op.startedAt)).toBeGreaterThanOrEqual(Date.parse(since) + holdDownSeconds * 1000);
+    expect(op.primaryLostAt).toBe(lost.primaryLoss?.lastSeenAt);
+    expect(op.estimatedLossBytes).toBe(lost.primaryLoss?.standbyLag[0]?.bytes);
+    const agreed = op.timeline?.find((m) => m.event === 'QuorumLostPrimary')?.at;
+    expect(Date.parse(agreed ?? '')).toBe(Date.parse(since));
+    await expectCleanFailover(stack);
+    // The loss belonged to region-a: gone with its promotion.
+    const after = (await stack.policy()).status;
+    expect(after.primaryDownSince).toBeUndefined();
+    expect(after.primaryLoss).toBeUndefined();
+  });
+});
+
 describe('a switchover whose old primary cannot be fenced', () => {
   it('rolls back (at once: the role lacks a privilege), leaves the primary taking writes, and says why', async () => {
     stack = await start({ startOperator: false });
