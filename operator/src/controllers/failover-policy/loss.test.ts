@@ -14,7 +14,7 @@ import {
   up,
 } from './decide.fixtures.ts';
 import { decide } from './decide.ts';
-import type { ClusterFacts } from './facts.ts';
+import type { ClusterFacts, Vote } from './facts.ts';
 import { lossFollowsPrimary } from './loss.ts';
 
 /** A standby as probed: its WAL positions and timeline too. */
@@ -132,6 +132,16 @@ describe('the record of a primary loss', () => {
     expect(kept({ votes: [down('operator', 1), down('region-b', 1, 1, 3)] })).toBeUndefined();
   });
 
+  it('stands against a minority that still reaches the primary, as the quorum it had did', () => {
+    const quorum2 = { detection: { probeIntervalSeconds: 1, failureThreshold: 3, quorum: 2 } };
+    const kept = (votes: Vote[]) =>
+      decide(restarted(recorded(), { specOver: quorum2, votes })).status.primaryDownSince;
+    // region-c, cut off with the primary, reaches it; region-b and (once counted up) this process do not.
+    expect(kept([down('operator', 1), down('region-b'), up('region-c')])).toBe(SINCE);
+    // Control: a majority reaches it.
+    expect(kept([down('operator', 1), up('region-b'), up('region-c')])).toBeUndefined();
+  });
+
   it('belongs to its primary and epoch: a record of another is dropped, and a new loss starts now', () => {
     const promoted = recorded({ activePrimary: 'b', epoch: 5 });
     expect(lossFollowsPrimary(promoted)).toEqual({ activePrimary: 'b', epoch: 5 });
@@ -152,6 +162,12 @@ describe('the record of a primary loss', () => {
     expect(decide(restarted(legacy)).status.primaryDownSince).toBe(SINCE);
     expect(decide(restarted(legacy, { votes: [down('operator', 1)] })).status.primaryDownSince).toBe(SINCE);
     expect(decide(restarted(legacy, { votes: [up('operator')] })).status.primaryDownSince).toBeUndefined();
+    // One from before the last failover was of another primary: a loss found now starts now.
+    const promoted = { ...legacy, lastFailoverTime: ago(30).toISOString() };
+    expect(decide(restarted(promoted)).status.primaryDownSince).toBe(ago(0).toISOString());
+    expect(
+      decide(restarted(promoted, { votes: [down('operator', 1)] })).status.primaryDownSince,
+    ).toBeUndefined();
   });
 });
 
@@ -187,6 +203,8 @@ describe('a failover by an operator restarted during the outage', () => {
     expect(blockedBy(recorded(), lagless('b', '0/5000000', '0/7000000'))).toBe('LagUnknown');
     expect(blockedBy(recorded(), lagless('b', '0/3000000'))).toBe('LagUnknown');
     expect(blockedBy(recorded(), lagless('b', '0/5000000', '0/6000000', 2))).toBe('LagUnknown');
+    // Replayed past what it had received then: WAL from an archive the primary kept writing to.
+    expect(blockedBy(recorded(), lagless('b', '0/7000000', '0/6000000'))).toBe('LagUnknown');
     const { position: _p, ...unplaced } = lagless('b');
     expect(blockedBy(recorded(), unplaced)).toBe('LagUnknown');
     // A record without the positions cannot vouch for anything.
@@ -208,7 +226,13 @@ describe('a failover by an operator restarted during the outage', () => {
     const e = evaluate(
       restarted(recorded({ primaryDownSince: ago(5).toISOString() }), { specOver: request }),
     );
-    expect(e.started).toMatchObject({ to: 'b', trigger: 'Manual', primaryLostAt: ago(43).toISOString() });
+    expect(e.started).toMatchObject({
+      to: 'b',
+      trigger: 'Manual',
+      primaryLostAt: ago(43).toISOString(),
+      estimatedLossBytes: 1000,
+      estimatedLossSeconds: 1,
+    });
     const { primaryLoss: _, ...unrecorded } = recorded();
     const refused = evaluate(restarted(unrecorded, { specOver: request }));
     expect(refused.started).toBeUndefined();

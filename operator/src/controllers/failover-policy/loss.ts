@@ -38,24 +38,27 @@ export function lossFollowsPrimary(status: FailoverPolicyStatus): FailoverPolicy
  * The loss fields of this reconcile's status. Recorded when a quorum first finds the primary down;
  * kept while it stays down; started over when an observer of the down quorum reached it after the
  * agreement (a flap: the hold-down asks the quorum to keep agreeing). When the verdict lapses, the
- * record goes, unless nobody has reached the primary since and this process is counting its own
+ * record goes, unless nobody has reached the primary since, this process is counting its own
  * failures up from nothing (restarted, or a shard just taken: it never reached the primary, and
- * has not probed it yet or not up to the threshold). Its failures then say nothing new, and
- * without the record the hold-down would start over and the lag would be lost for good.
+ * has not probed it yet or not up to the threshold) and the quorum would agree once they reach
+ * it. Its failures then say nothing new, and without the record the hold-down would start over
+ * and the lag would be lost for good.
  */
 export function lossRecord(input: DecideInput, verdict: PrimaryVerdict | undefined): LossFields {
   const { status } = input;
   if (!verdict || !status.activePrimary) return {};
   if (!status.primaryDownSince) return verdict.down ? newLoss(input, verdict) : {};
-  // A status from a version without primaryLoss keeps its primaryDownSince alone.
+  const since = Date.parse(status.primaryDownSince);
+  // A status from a version without primaryLoss (or a CRD not upgraded, which prunes it) keeps its
+  // primaryDownSince alone, tied to no primary: one from before the last failover is of another.
   const legacy = !status.primaryLoss;
+  const promotedSince = status.lastFailoverTime !== undefined && Date.parse(status.lastFailoverTime) >= since;
   const loss = currentLoss(status);
-  if (!legacy && !loss) return verdict.down ? newLoss(input, verdict) : {};
+  if (legacy ? promotedSince : !loss) return verdict.down ? newLoss(input, verdict) : {};
   const kept: LossFields = {
     primaryDownSince: status.primaryDownSince,
     ...(loss ? { primaryLoss: loss } : {}),
   };
-  const since = Date.parse(status.primaryDownSince);
   const seen = freshVotes(input.spec, input.votes, input.now).filter(
     (v) => !v.reachable && v.lastSeenAt !== undefined && v.lastSeenAt.getTime() > since,
   );
@@ -63,7 +66,16 @@ export function lossRecord(input: DecideInput, verdict: PrimaryVerdict | undefin
     const threshold = input.spec.detection.failureThreshold;
     return seen.some((v) => v.consecutiveFailures >= threshold) ? newLoss(input, verdict) : kept;
   }
-  return seen.length === 0 && verdict.upVotes === 0 && recounting(input) ? kept : {};
+  return seen.length === 0 && recounting(input) && downWithOwnVote(input, verdict) ? kept : {};
+}
+
+/**
+ * The verdict once this process's own failures reach the threshold, as its predecessor's had: a
+ * minority that still reaches the primary (an observer cut off with it) does not end the loss.
+ */
+function downWithOwnVote(input: DecideInput, verdict: PrimaryVerdict): boolean {
+  const downVotes = verdict.downVotes + 1;
+  return downVotes >= input.spec.detection.quorum && downVotes > verdict.upVotes;
 }
 
 /** This process has never reached the active primary, and its own failures are below the threshold. */
@@ -158,7 +170,8 @@ function positionFields(p: NonNullable<ClusterFacts['position']>) {
 
 /**
  * The same standby, having received nothing since: on the recorded timeline, replayed at least as
- * far, received no further. (A primary that came back unseen and streamed more, or a standby
+ * far, received no further, and replayed nothing it had not received then. (A primary that came
+ * back unseen and streamed more, WAL restored from an archive it kept writing to, or a standby
  * rebuilt or re-pointed since, fails this, and its lag stays unknown.)
  */
 function samePlace(f: ClusterFacts, r: PrimaryLoss['standbyLag'][number]): boolean {
@@ -166,7 +179,11 @@ function samePlace(f: ClusterFacts, r: PrimaryLoss['standbyLag'][number]): boole
   if (!now?.receiveLsn || now.timeline === undefined) return false;
   if (!r.lsn || !r.receiveLsn || r.timeline !== now.timeline) return false;
   try {
-    return compareLsn(now.replayLsn, r.lsn) >= 0 && compareLsn(now.receiveLsn, r.receiveLsn) <= 0;
+    return (
+      compareLsn(now.replayLsn, r.lsn) >= 0 &&
+      compareLsn(now.receiveLsn, r.receiveLsn) <= 0 &&
+      compareLsn(now.replayLsn, r.receiveLsn) <= 0
+    );
   } catch {
     return false;
   }

@@ -172,8 +172,8 @@ function judgeFailover(j: Judging, target: ClusterFacts): RequestVerdict {
       j.input.status.primaryDownSince,
       j.verdict.message,
     ),
-    ...(target.lagBytes !== undefined ? { estimatedLossBytes: target.lagBytes } : {}),
-    ...(target.lagSeconds !== undefined ? { estimatedLossSeconds: target.lagSeconds } : {}),
+    ...(measured.lagBytes !== undefined ? { estimatedLossBytes: measured.lagBytes } : {}),
+    ...(measured.lagSeconds !== undefined ? { estimatedLossSeconds: measured.lagSeconds } : {}),
   });
 }
 
