@@ -16,6 +16,7 @@ import {
 import { decide } from './decide.ts';
 import type { ClusterFacts, Vote } from './facts.ts';
 import { lossFollowsPrimary } from './loss.ts';
+import { failoverReady } from './summary.ts';
 
 /** A standby as probed: its WAL positions and timeline too. */
 const at = (f: ClusterFacts, replayLsn: string, receiveLsn = '0/6000000', timeline = 1): ClusterFacts => ({
@@ -210,6 +211,21 @@ describe('a failover by an operator restarted during the outage', () => {
     // A record without the positions cannot vouch for anything.
     const { lsn: _l, receiveLsn: _r, timeline: _t, ...noPosition } = lagOfB;
     expect(blockedBy(recorded({ primaryLoss: loss({ standbyLag: [noPosition] }) }))).toBe('LagUnknown');
+  });
+
+  it('FailoverReady judges the standby as the failover will: by the recorded lag', () => {
+    const ready = (status: FailoverPolicyStatus) => {
+      const input = restarted(status);
+      const plan = decide(input);
+      return failoverReady(input, plan, plan.status);
+    };
+    // Inside the hold-down: ready, with the lag recorded; without the record nothing vouches for b.
+    expect(ready(recorded({ primaryDownSince: ago(20).toISOString() }))).toMatchObject({
+      status: 'True',
+      reason: 'StandbyReady',
+    });
+    const { primaryLoss: _, ...unrecorded } = recorded({ primaryDownSince: ago(20).toISOString() });
+    expect(ready(unrecorded)).toMatchObject({ status: 'False', reason: 'LagUnknown' });
   });
 
   it('a record of another epoch says nothing: the loss starts now, with no lag this process could measure', () => {

@@ -18,6 +18,7 @@ import { type Plan, shownLag } from './decide.ts';
 import { judgeDns } from './dns-check.ts';
 import { drillsCondition, uncopyableStandbys } from './drill.ts';
 import type { DecideInput } from './facts.ts';
+import { primaryLastSeen, withLagAtLoss } from './loss.ts';
 import { isTerminal } from './operation.ts';
 import { isProtected } from './reprotect.ts';
 import { protectionOf, splitBrainCondition } from './split-brain.ts';
@@ -246,8 +247,9 @@ export function failoverReady(input: DecideInput, plan: Plan, next: FailoverPoli
       'OperationInProgress',
       `${next.currentOperation.kind} ${next.currentOperation.id} is in progress`,
     );
-  const lastSeen = plan.verdict?.down ? (plan.verdict.lastSeenAt ?? now) : now;
-  const candidate = chooseStandby(spec, input.clusters, active, lastSeen);
+  // Judged as failOver judges it: by the lag recorded at the loss where none is measured since.
+  const lastSeen = plan.verdict?.down ? (primaryLastSeen(plan.verdict, next) ?? now) : now;
+  const candidate = chooseStandby(spec, withLagAtLoss(input.clusters, next), active, lastSeen);
   if (!candidate)
     return conditionOf('FailoverReady', 'False', 'NoHealthyStandby', 'the policy has no standby');
   if (candidate.problem)
