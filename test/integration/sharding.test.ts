@@ -1,8 +1,9 @@
 /**
  * Sharding with real operator processes (--shards=3): three replicas spread the shards one each,
  * every policy is reconciled by the one replica holding its shard, never by two at once; a
- * SIGKILLed replica's shard is taken over within a lease period; `kubectl failover status` shows
- * each policy's shard and holder.
+ * SIGKILLed replica's shard is taken over within a lease period, an operation under way finished
+ * once and a hold-down under way kept; `kubectl failover status` shows each policy's shard and
+ * holder.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -69,11 +70,11 @@ beforeAll(async () => {
   }
 });
 
-let stack: FailoverStack | undefined;
+const stacks: FailoverStack[] = [];
 const stackOperators: OperatorProcess[] = [];
 afterAll(async () => {
   await Promise.all([...operators, ...stackOperators].map((o) => o.stop()));
-  await stack?.stop();
+  await Promise.all(stacks.map((s) => s.stop()));
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -265,7 +266,7 @@ describe('an operation under way when its shard holder is SIGKILLed', () => {
     timeout: 300_000,
   }, async () => {
     const s = await stackStarter('shardop')({ startOperator: false });
-    stack = s;
+    stacks.push(s);
     const namespace = s.options.namespace;
     stackOperators.push(
       ...(await Promise.all(
@@ -317,6 +318,88 @@ describe('an operation under way when its shard holder is SIGKILLed', () => {
     expect(await s.writablePrimaries()).toEqual(['standby']);
     // The successor finished it: its log has the policy's reconciles after the kill.
     expect(reconciles(successor).some((r) => r.key === `${namespace}/orders`)).toBe(true);
+  });
+});
+
+describe('a shard holder SIGKILLed in the middle of a hold-down', () => {
+  it('leaves the successor the loss as recorded: the hold-down from the first agreement, the RPO budget judged by the lag then', {
+    timeout: 300_000,
+  }, async () => {
+    // The operator replicas are the only observers: the successor has no vote of its own at first,
+    // then failures below the threshold, and no lag can be measured against the lost primary.
+    const s = await stackStarter('shardloss')({ startOperator: false, observers: [], quorum: 1 });
+    stacks.push(s);
+    const namespace = s.options.namespace;
+    const replicas = await Promise.all(
+      ['loss-shard-a', 'loss-shard-b', 'loss-shard-c'].map((n) => startReplica(n, namespace)),
+    );
+    stackOperators.push(...replicas);
+    const shard = shardOf(`${namespace}/orders`, SHARDS);
+    const holderOf = async () => {
+      for (const op of replicas) if ((await owned(op)).includes(shard)) return op;
+      return undefined;
+    };
+    // The spread settled (one shard each: nobody gives one back later), so the holder found is the
+    // one that records the loss.
+    await waitFor(
+      async () => {
+        const held = await Promise.all(replicas.map(owned));
+        return held.every((h) => h.length === 1) && new Set(held.flat()).size === SHARDS;
+      },
+      { description: 'one shard on each replica', timeoutMs: 60_000 },
+    );
+    const holder = await waitFor(holderOf, { description: `a holder of shard ${shard}` });
+    // A new generation, reconciled by the holder only: its own probes measured the standby's lag.
+    const holdDownSeconds = 20;
+    await s.client.mergePatch(failoverPolicyType, namespace, 'orders', {
+      spec: { promotion: { holdDownSeconds } },
+    });
+    const { object } = await s.policy();
+    await s.waitForPolicy(
+      (st) =>
+        st.observedGeneration === object.metadata.generation &&
+        st.conditions?.some((c) => c.type === 'FailoverReady' && c.status === 'True'),
+      'the hold-down applied, and a standby ready to be promoted',
+    );
+
+    await s.pair.killPrimary();
+    const lost = await s.waitForPolicy(
+      (st) => (st.primaryDownSince && st.primaryLoss ? st : undefined),
+      'the holder to find the primary down',
+    );
+    const since = Date.parse(lost.primaryDownSince ?? '');
+    await holder.kill();
+    // Control: the kill came inside the hold-down, before any failover began.
+    expect((await s.policy()).status.currentOperation).toBeUndefined();
+    expect(Date.now()).toBeLessThan(since + holdDownSeconds * 1000);
+
+    const successor = await waitFor(
+      async () => {
+        const h = await holderOf();
+        return h && h !== holder ? h : undefined;
+      },
+      { description: `another replica to take shard ${shard}`, timeoutMs: 60_000 },
+    );
+    const op = await s.waitForPolicy((st) => st.currentOperation, 'the failover to start');
+    expect(Date.parse(op.startedAt)).toBeGreaterThanOrEqual(since + holdDownSeconds * 1000);
+    // Positive control: the holder recorded when it last reached the primary and the lag then.
+    expect(lost.primaryLoss?.lastSeenAt).toBeDefined();
+    expect(lost.primaryLoss?.standbyLag.map((l) => l.cluster)).toEqual(['region-b']);
+    expect(op.primaryLostAt).toBe(lost.primaryLoss?.lastSeenAt);
+    expect(op.estimatedLossBytes).toBe(lost.primaryLoss?.standbyLag[0]?.bytes);
+    const ended = await s.waitForPolicy(
+      (st) => (st.history?.[0] && !st.currentOperation ? st.history[0] : undefined),
+      'the failover to end',
+    );
+    expect(ended).toMatchObject({ kind: 'Failover', from: 'region-a', to: 'region-b', result: 'Succeeded' });
+    const { status } = await s.policy();
+    // Once: one promotion, one history entry, one writable primary; the loss went with region A.
+    expect(status).toMatchObject({ activePrimary: 'region-b', epoch: 1 });
+    expect(status.history).toHaveLength(1);
+    expect(status.primaryLoss).toBeUndefined();
+    expect(await s.writablePrimaries()).toEqual(['standby']);
+    expect(reconciles(successor).some((r) => r.key === `${namespace}/orders`)).toBe(true);
+    await Promise.all(replicas.map((r) => r.stop()));
   });
 });
 
