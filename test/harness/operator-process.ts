@@ -17,6 +17,13 @@ export const IMAGE_NODE_FLAGS: string[] = (() => {
   return argv.slice(1).filter((a) => a.startsWith('--'));
 })();
 
+/** The allocator settings of the image's ENV (`MALLOC_ARENA_MAX`): they change its memory as much as the flags. */
+export const IMAGE_ALLOCATOR_ENV: Record<string, string> = Object.fromEntries(
+  [...readFileSync(join(repo, 'Dockerfile'), 'utf8').matchAll(/^ENV\s+(MALLOC_[A-Z_]+)=(\S+)\s*$/gm)].map(
+    (m) => [m[1] as string, m[2] as string],
+  ),
+);
+
 type StartOptions = {
   name: string;
   kubeconfig: string;
@@ -98,7 +105,7 @@ export class OperatorProcess {
           }
         : { command: process.execPath, args, ...(options.runAs ? { runAs: options.runAs } : {}) }),
       logPath: join(options.dir, `${options.name}.log`),
-      env: { ...process.env, ...options.env },
+      env: { ...process.env, ...IMAGE_ALLOCATOR_ENV, ...options.env },
     });
     const op = new OperatorProcess(options.name, proc, httpPort, options.netns?.address);
     const started = await waitFor(
