@@ -42,6 +42,11 @@ const ns = `plugin-${process.pid}`;
 /** The operator's leader Lease as the plugin finds it (by label): this test's own, held. */
 const leaseLabel = `plugin-test-${process.pid}`;
 const operatorLeases = (which: string) => `regionfailover.io/leader-election=${which}`;
+/**
+ * The plugin reads shard Leases in every namespace, and the sharding tests run their replicas on
+ * the same control plane at the same time: a shard layout held there hid this file's warnings.
+ */
+const noShardLeases = operatorLeases(`no-shards-${process.pid}`);
 const plugin = join(repoRoot, 'bin', 'kubectl-failover');
 let dir: string;
 let adminKubeconfig: string;
@@ -85,6 +90,7 @@ function run(
   const env = {
     ...process.env,
     FAILOVER_OPERATOR_LEASE_SELECTOR: operatorLeases(leaseLabel),
+    FAILOVER_OPERATOR_SHARD_LEASE_SELECTOR: noShardLeases,
     KUBECONFIG: opts.kubeconfig ?? adminKubeconfig,
     PATH: `${join(repoRoot, 'bin')}:${process.env.PATH}`,
     ...opts.env,
@@ -417,6 +423,7 @@ describe('the plugin as one file (make plugin)', () => {
     const env = {
       KUBECONFIG: adminKubeconfig,
       FAILOVER_OPERATOR_LEASE_SELECTOR: operatorLeases(leaseLabel),
+      FAILOVER_OPERATOR_SHARD_LEASE_SELECTOR: noShardLeases,
       HOME: dir,
       // node first (the one running this test), then the plugin, then the machine's (kubectl).
       PATH: `${dirname(process.execPath)}:${alone}:${(process.env.PATH ?? '')
