@@ -15,7 +15,7 @@ import { systemClock } from './runtime/clock.ts';
 import { startHttpServer } from './runtime/http-server.ts';
 import { type KubeAccess, loadKubeAccess } from './runtime/kube-access.ts';
 import { KubeClient } from './runtime/kube-client.ts';
-import { LeaderElector } from './runtime/leader-election.ts';
+import { LEADER_LEASE_LABEL, LeaderElector, WATCH_NAMESPACE_LABEL } from './runtime/leader-election.ts';
 import { createLogger } from './runtime/logger.ts';
 import { Metrics } from './runtime/metrics.ts';
 import { preflight } from './runtime/preflight.ts';
@@ -178,6 +178,7 @@ const shards = sharded
       ...leaseOptions,
       election: config.leaderElectionId,
       shards: config.shards,
+      watchNamespace: config.namespace,
       onTaken: (shard) => sharded.enqueueShard(shard),
       onGivingBack: (shard) => sharded.drainShard(shard),
     })
@@ -185,7 +186,11 @@ const shards = sharded
 const elector =
   electing && !shards
     ? // While sharded replicas hold this Lease as `sharded/N`, the leader cannot take it.
-      new LeaderElector({ ...leaseOptions, name: config.leaderElectionId })
+      new LeaderElector({
+        ...leaseOptions,
+        name: config.leaderElectionId,
+        labels: { [LEADER_LEASE_LABEL]: 'operator', [WATCH_NAMESPACE_LABEL]: config.namespace },
+      })
     : undefined;
 metrics.shards.set(config.shards);
 

@@ -29,7 +29,7 @@ import {
   replicaClusterType,
 } from '../../operator/src/controllers/resources.ts';
 import { KubeClient, type KubeObject } from '../../operator/src/runtime/kube-client.ts';
-import { leaseType } from '../../operator/src/runtime/leader-election.ts';
+import { leaseType, WATCH_NAMESPACE_LABEL } from '../../operator/src/runtime/leader-election.ts';
 import { microTime } from '../../operator/src/runtime/time.ts';
 import { repoRoot } from '../harness/chart-tools.ts';
 import { mintServiceAccountToken } from '../harness/control-plane.ts';
@@ -548,6 +548,40 @@ describe("kubectl's habits", () => {
     expect(JSON.parse(old.stdout)).toHaveLength(2);
     // The test's own Lease, held: no warning.
     expect((await run(['status'])).stderr).toBe('');
+
+    // Two operators in one cluster: the stopped one watches this namespace; three sharded
+    // replicas of another, all renewing, watch another. Theirs say nothing about these policies.
+    const elsewhere = `elsewhere-${process.pid}`;
+    const shardRole = `shards-${process.pid}`;
+    await client.mergePatch(leaseType, ns, stale, { metadata: { labels: { [WATCH_NAMESPACE_LABEL]: ns } } });
+    for (const i of [0, 1, 2])
+      await client.create(leaseType, ns, {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: {
+          name: `${shardRole}-${i}`,
+          namespace: ns,
+          labels: {
+            'regionfailover.io/leader-election': shardRole,
+            [WATCH_NAMESPACE_LABEL]: elsewhere,
+            'regionfailover.io/shard': String(i),
+            'regionfailover.io/shards': '3',
+          },
+        },
+        spec: { holderIdentity: `other-${i}`, leaseDurationSeconds: 3600, renewTime: microTime(new Date()) },
+      });
+    const scoped = {
+      FAILOVER_OPERATOR_LEASE_SELECTOR: operatorLeases(stale),
+      FAILOVER_OPERATOR_SHARD_LEASE_SELECTOR: operatorLeases(shardRole),
+    };
+    // Positive control: the plugin reads the other operator's Leases. Every namespace shown,
+    // every operator counts, and its held layout answers (the limit of a mixed view).
+    const everyone = await run(['status', '-A', '-o', 'json'], { env: scoped });
+    expect(everyone.code, everyone.stderr).toBe(0);
+    expect(everyone.stderr).toBe('');
+    expect(JSON.parse(everyone.stdout).some((r: { shard?: unknown }) => r.shard)).toBe(true);
+    const ours = await run(['status', '-o', 'json'], { env: scoped });
+    expect(ours.stderr).toMatch(/^Warning: no operator holds its leader Lease: /);
   });
 });
 

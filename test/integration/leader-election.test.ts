@@ -9,7 +9,11 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { failoverPolicyType, replicaClusterType } from '../../operator/src/controllers/resources.ts';
 import { KubeClient, type KubeObject } from '../../operator/src/runtime/kube-client.ts';
-import { leaseType } from '../../operator/src/runtime/leader-election.ts';
+import {
+  LEADER_LEASE_LABEL,
+  leaseType,
+  WATCH_NAMESPACE_LABEL,
+} from '../../operator/src/runtime/leader-election.ts';
 import { installCrds } from '../harness/crds.ts';
 import { OperatorProcess } from '../harness/operator-process.ts';
 import { waitFor } from '../harness/wait.ts';
@@ -60,6 +64,11 @@ describe('three replicas', () => {
   it('elect exactly one leader, and only it reconciles', async () => {
     operators.push(...(await Promise.all(['replica-0', 'replica-1', 'replica-2'].map(startReplica))));
     const leader = await waitFor(holder, { description: 'a leader' });
+    // Labelled with its role and the namespace its operator watches: how the plugin finds it.
+    expect((await client.get(leaseType, ns, 'failover-operator-leader')).metadata.labels).toMatchObject({
+      [LEADER_LEASE_LABEL]: 'operator',
+      [WATCH_NAMESPACE_LABEL]: ns,
+    });
     await client.create(replicaClusterType, ns, {
       apiVersion: 'regionfailover.io/v1alpha1',
       kind: 'ReplicaCluster',

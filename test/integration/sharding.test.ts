@@ -13,7 +13,7 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { failoverPolicyType, replicaClusterType } from '../../operator/src/controllers/resources.ts';
 import { KubeClient, type KubeObject } from '../../operator/src/runtime/kube-client.ts';
-import { leaseType } from '../../operator/src/runtime/leader-election.ts';
+import { leaseType, WATCH_NAMESPACE_LABEL } from '../../operator/src/runtime/leader-election.ts';
 import { shardOf } from '../../operator/src/runtime/shards.ts';
 import { installCrds } from '../harness/crds.ts';
 import type { FailoverStack } from '../harness/failover-stack.ts';
@@ -526,11 +526,14 @@ describe('owned by the Deployment (--leader-election-owner)', () => {
         ...Array.from({ length: SHARDS }, (_, i) => `failover-operator-leader-shard-${i}-of-${SHARDS}`),
       ].sort(),
     );
-    for (const l of leases)
+    for (const l of leases) {
       expect(
         (l.metadata.ownerReferences as { uid: string }[] | undefined)?.map((r) => r.uid),
         l.metadata.name,
       ).toEqual([deployment.metadata.uid]);
+      // Whatever its role, the namespace it watches: `kubectl failover status` goes by it.
+      expect(l.metadata.labels?.[WATCH_NAMESPACE_LABEL], l.metadata.name).toBe(namespace);
+    }
     expect((l0(leases).spec as { holderIdentity?: string }).holderIdentity).toBe(`sharded/${SHARDS}`);
   });
 });

@@ -26,7 +26,7 @@ import { complete, completionScript } from './completion.ts';
 import { DRILL_MODES, drillHistoryCommand, drillRequestCommand, parseTimeout } from './drill.ts';
 import { exportManifests, exportTopology } from './export.ts';
 import { historyCommand } from './history.ts';
-import { operatorLeaseWarning, readOperatorLeases, shardLayout } from './operator-lease.ts';
+import { operatorLeaseWarning, readOperatorLeases, shardLayout, watching } from './operator-lease.ts';
 import { pauseCommand } from './pause.ts';
 import { readPolicy } from './policies.ts';
 import { promoteCommand } from './promote.ts';
@@ -400,10 +400,13 @@ async function main(argv: string[]): Promise<number> {
     const all = flagSet(args, 'all-namespaces');
     if (all && policy) throw new UsageError('give a POLICY or --all-namespaces, not both');
     const format = outputFormat(args);
-    const leases = await readOperatorLeases(api);
+    // The Leases of the operators watching what is shown: another operator's (sharded, or
+    // stopped) says nothing about these policies.
+    const shown = all ? undefined : namespace;
+    const leases = watching(await readOperatorLeases(api), shown);
     const render = async (at: Date) => {
       // A watch re-reads the Leases too: shards move when replicas come and go.
-      const layout = shardLayout(at === now ? leases : await readOperatorLeases(api), at);
+      const layout = shardLayout(at === now ? leases : watching(await readOperatorLeases(api), shown), at);
       return formatted(format, (out) =>
         statusCommand(api, {
           namespace: all ? undefined : namespace,

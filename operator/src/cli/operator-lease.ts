@@ -6,7 +6,7 @@
  * label in any namespace. Where it cannot tell (no such Lease: leader election off, or an operator
  * that has not run yet; no right to list Leases; an error), it says nothing rather than guess.
  */
-import { LEADER_LEASE_LABEL, type Lease } from '../runtime/leader-election.ts';
+import { LEADER_LEASE_LABEL, type Lease, WATCH_NAMESPACE_LABEL } from '../runtime/leader-election.ts';
 import { ELECTION_LABEL, SHARD_LABEL, SHARDS_LABEL, shardOf } from '../runtime/shards.ts';
 import type { FailoverApi } from './api.ts';
 
@@ -38,6 +38,24 @@ export async function readOperatorLeases(api: FailoverApi): Promise<OperatorLeas
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Whether this Lease's operator watches `namespace` (undefined: every namespace is shown, so every
+ * operator counts). Without the label (an operator from before it) it may watch anything.
+ */
+const watches = (l: Lease, namespace: string | undefined): boolean => {
+  const scope = l.metadata.labels?.[WATCH_NAMESPACE_LABEL];
+  return namespace === undefined || scope === undefined || scope === '' || scope === namespace;
+};
+
+/** Only the Leases of operators that watch `namespace` (undefined: all of them). */
+export function watching(leases: OperatorLeases | undefined, namespace: string | undefined) {
+  if (!leases || namespace === undefined) return leases;
+  return {
+    leader: leases.leader.filter((l) => watches(l, namespace)),
+    shards: leases.shards.filter((l) => watches(l, namespace)),
+  };
 }
 
 /** Where a policy is reconciled when the operator is sharded. */

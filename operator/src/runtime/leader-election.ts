@@ -18,6 +18,13 @@ import { microTime } from './time.ts';
 
 /** On the operator's leader Lease, whatever its name: how `kubectl failover status` finds it. */
 export const LEADER_LEASE_LABEL = 'regionfailover.io/leader-election';
+/**
+ * On every Lease the operator holds: the namespace it watches, empty for all. Several operators in
+ * one cluster (one per team's namespace, say) each have Leases; `kubectl failover status` judges a
+ * namespace's policies by the Leases of the operator that watches it. A Lease without the label
+ * (an operator from before it) may watch anything.
+ */
+export const WATCH_NAMESPACE_LABEL = 'regionfailover.io/watch-namespace';
 
 export const leaseType: ResourceType = {
   group: 'coordination.k8s.io',

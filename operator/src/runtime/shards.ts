@@ -22,6 +22,7 @@ import {
   LeaderElector,
   type Lease,
   leaseType,
+  WATCH_NAMESPACE_LABEL,
 } from './leader-election.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
@@ -171,6 +172,8 @@ export interface ShardCoordinatorOptions {
   onGivingBack: (shard: number) => Promise<void>;
   /** How long a give-back may wait for that; past it the process exits (default 60 s). */
   giveBackTimeoutMs?: number;
+  /** The namespace the operator watches, empty for all: a label on its Leases (WATCH_NAMESPACE_LABEL). */
+  watchNamespace?: string;
 }
 
 /** Takes, holds and gives back this replica's shards. */
@@ -276,8 +279,15 @@ export class ShardCoordinator {
     };
   }
 
+  /** The operator's own labels on every Lease it holds, whatever its role. */
+  private scope(): Record<string, string> {
+    const ns = this.opts.watchNamespace;
+    return ns === undefined ? {} : { [WATCH_NAMESPACE_LABEL]: ns };
+  }
+
   private labels(role: 'member' | 'shard'): Record<string, string> {
     return {
+      ...this.scope(),
       [LEADER_LEASE_LABEL]: role,
       [ELECTION_LABEL]: electionLabelValue(this.opts.election),
       [SHARDS_LABEL]: String(this.opts.shards),
@@ -372,7 +382,7 @@ export class ShardCoordinator {
         const metadata = {
           name: o.election,
           namespace: o.namespace,
-          labels: { [LEADER_LEASE_LABEL]: 'operator' },
+          labels: { ...this.scope(), [LEADER_LEASE_LABEL]: 'operator' },
         };
         const create = (withOwner: boolean) =>
           o.client.create(leaseType, o.namespace, {
@@ -412,7 +422,7 @@ export class ShardCoordinator {
         ...lease,
         metadata: {
           ...lease.metadata,
-          labels: { ...lease.metadata.labels, [LEADER_LEASE_LABEL]: 'operator' },
+          labels: { ...lease.metadata.labels, ...this.scope(), [LEADER_LEASE_LABEL]: 'operator' },
         },
         spec: {
           ...lease.spec,
