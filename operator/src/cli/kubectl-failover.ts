@@ -419,7 +419,7 @@ async function main(argv: string[]): Promise<number> {
       );
     };
     // As kubectl warns: on stderr, so -o json stays parseable.
-    const warning = await operatorLeaseWarning(api, now, leases);
+    const warning = operatorLeaseWarning(leases, now);
     if (warning) process.stderr.write(`Warning: ${warning}\n`);
     const first = await render(now);
     print(first);

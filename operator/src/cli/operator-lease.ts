@@ -7,7 +7,7 @@
  * that has not run yet; no right to list Leases; an error), it says nothing rather than guess.
  */
 import { LEADER_LEASE_LABEL, type Lease, WATCH_NAMESPACE_LABEL } from '../runtime/leader-election.ts';
-import { ELECTION_LABEL, SHARD_LABEL, SHARDS_LABEL, shardOf } from '../runtime/shards.ts';
+import { ELECTION_LABEL, electionLabelValue, SHARD_LABEL, SHARDS_LABEL, shardOf } from '../runtime/shards.ts';
 import type { FailoverApi } from './api.ts';
 
 /** The operator's Leases: its leader Lease, or with --shards, one per shard. */
@@ -41,21 +41,30 @@ export async function readOperatorLeases(api: FailoverApi): Promise<OperatorLeas
 }
 
 /**
- * Whether this Lease's operator watches `namespace` (undefined: every namespace is shown, so every
- * operator counts). Without the label (an operator from before it) it may watch anything.
+ * Only the Leases of operators that watch `namespace` (undefined: every namespace is shown, so
+ * every operator counts). The scope is an operator's, not a Lease's: one election's Leases (its
+ * namespace and election label) go together, scoped by whichever of them carries the label, so a
+ * rollout whose old replicas' Leases have none yet, or that changes the watched namespace, is not
+ * split into a partial layout. An election none of whose Leases is labelled (an operator from
+ * before the label) may watch anything.
  */
-const watches = (l: Lease, namespace: string | undefined): boolean => {
-  const scope = l.metadata.labels?.[WATCH_NAMESPACE_LABEL];
-  return namespace === undefined || scope === undefined || scope === '' || scope === namespace;
-};
-
-/** Only the Leases of operators that watch `namespace` (undefined: all of them). */
 export function watching(leases: OperatorLeases | undefined, namespace: string | undefined) {
   if (!leases || namespace === undefined) return leases;
-  return {
-    leader: leases.leader.filter((l) => watches(l, namespace)),
-    shards: leases.shards.filter((l) => watches(l, namespace)),
+  // The leader Lease is named by the election id that its shard and member Leases carry as a label.
+  const election = (l: Lease) =>
+    `${l.metadata.namespace}|${l.metadata.labels?.[ELECTION_LABEL] ?? electionLabelValue(l.metadata.name)}`;
+  const scopes = new Map<string, Set<string>>();
+  for (const l of [...leases.leader, ...leases.shards]) {
+    const scope = l.metadata.labels?.[WATCH_NAMESPACE_LABEL];
+    if (scope === undefined) continue;
+    const key = election(l);
+    scopes.set(key, (scopes.get(key) ?? new Set()).add(scope));
+  }
+  const watches = (l: Lease) => {
+    const scope = scopes.get(election(l));
+    return !scope || scope.has('') || scope.has(namespace);
   };
+  return { leader: leases.leader.filter(watches), shards: leases.shards.filter(watches) };
 }
 
 /** Where a policy is reconciled when the operator is sharded. */
@@ -104,12 +113,8 @@ export function shardLayout(leases: OperatorLeases | undefined, now: Date) {
   };
 }
 
-export async function operatorLeaseWarning(
-  api: FailoverApi,
-  now: Date,
-  known?: OperatorLeases,
-): Promise<string | undefined> {
-  const all = known ?? (await readOperatorLeases(api));
+/** What to warn of, from the Leases already read (undefined: they could not be: say nothing). */
+export function operatorLeaseWarning(all: OperatorLeases | undefined, now: Date): string | undefined {
   const layout = shardLayout(all, now);
   if (layout) {
     const unheld = layout.unheld();
