@@ -82,9 +82,9 @@ chart-package: $(NODE_STAMP) chart-tools ## Package the chart for a chart reposi
 	@mkdir -p dist/charts
 	"$$(bash test/harness/build-chart-tools.sh 2>/dev/null | tail -n 1)/helm" package charts/failover-operator -d dist/charts
 
-build: $(NODE_STAMP) ## Compile the operator to JavaScript as the image runs it: dist/build/operator/src (tsconfig.build.json)
+build: $(NODE_STAMP) ## Bundle the operator into one JavaScript module as the image runs it: dist/build/operator/src/main.js
 	rm -rf dist/build
-	tsc -p tsconfig.build.json
+	node hack/build-operator.ts dist/build
 
 image: $(NODE_STAMP) ## Build the operator's image with docker, podman or buildah (ENGINE=); the base is made locally where no registry answers
 	@bash hack/image/build.sh >/dev/null

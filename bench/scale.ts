@@ -215,9 +215,9 @@ async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise
 // ---- what runs the operator ---------------------------------------------------------------------
 
 /**
- * The operator's main module as the image runs it, compiled to JavaScript (test/harness/compiled.ts):
- * from the working tree, or from a commit's copy (BENCH_SCALE_OPERATOR_REF). A commit from before
- * the image's build step (no tsconfig.build.json) runs from its sources.
+ * The operator's main module as the image runs it, bundled (test/harness/compiled.ts): from the
+ * working tree, or from a commit's copy (BENCH_SCALE_OPERATOR_REF), bundled by this tree's
+ * hack/build-operator.ts whatever the commit's own build step was.
  */
 let compiled: CompiledOperator | undefined;
 async function operatorEntry(): Promise<string> {
@@ -229,14 +229,14 @@ async function operatorEntry(): Promise<string> {
     }).trim();
     // Inside the repository, so its node_modules resolve; config.ts reads ../../package.json.
     sources = join(repo, '.local', 'bench', `operator-${sha.slice(0, 12)}`);
-    const files = ['operator', 'package.json', 'tsconfig.json', 'tsconfig.build.json'];
+    const files = ['operator', 'package.json'];
     const present = execFileSync('git', ['ls-tree', '--name-only', sha, ...files], {
       cwd: repo,
       encoding: 'utf8',
     })
       .split('\n')
       .filter(Boolean);
-    // A copy made before the benches compiled the operator lacks its tsconfig files: made again.
+    // A copy that lacks one of them (an interrupted one): made again.
     if (!present.every((f) => existsSync(join(sources, f)))) {
       rmSync(sources, { recursive: true, force: true });
       mkdirSync(sources, { recursive: true });
@@ -244,7 +244,6 @@ async function operatorEntry(): Promise<string> {
       execFileSync('tar', ['-x', '-C', sources], { input: archive });
     }
     say(`operator and observers run from ${sha.slice(0, 12)} (${OPERATOR_REF}), copied to ${sources}`);
-    if (!existsSync(join(sources, 'tsconfig.build.json'))) return join(sources, 'operator', 'src', 'main.ts');
   }
   const made = await compileOperator(sources);
   // Whatever ends the run (a failed start included), the copy goes with the process.

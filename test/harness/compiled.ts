@@ -1,13 +1,12 @@
 /**
- * The operator compiled to JavaScript the way the image's build stage does it (tsconfig.build.json),
- * laid out as in the image: `operator/src/*.js` beside a package.json. It goes under `.local/` in
- * the repository so Node.js resolves the packages from the repository's node_modules, as the
- * image resolves them from /app/node_modules.
+ * The operator built the way the image's build stage builds it (hack/build-operator.ts: one
+ * bundled module), laid out as in the image: `operator/src/main.js` beside a package.json. It goes
+ * under `.local/` in the repository so Node.js resolves the packages left outside the bundle from
+ * the repository's node_modules, as the image resolves them from /app/node_modules.
  */
-import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { buildOperator } from '../../hack/build-operator.ts';
 
 const repo = resolve(import.meta.dirname, '..', '..');
 
@@ -19,26 +18,19 @@ export interface CompiledOperator {
 }
 
 /**
- * `sources`: a directory holding a copy of the repository's operator/, package.json and tsconfig
- * files (a benchmark's older commit, say); the working tree by default.
+ * `sources`: a directory holding a copy of the repository's operator/ and package.json (a
+ * benchmark's older commit, say); the working tree by default.
  */
 export async function compileOperator(sources = repo): Promise<CompiledOperator> {
   mkdirSync(join(repo, '.local'), { recursive: true });
   const dir = mkdtempSync(join(repo, '.local', 'compiled-'));
-  await promisify(execFile)(
-    join(repo, 'node_modules', '.bin', 'tsc'),
-    ['-p', join(sources, 'tsconfig.build.json'), '--outDir', dir],
-    { cwd: sources },
-  ).catch((err: Error & { stdout?: string; stderr?: string }) => {
-    rmSync(dir, { recursive: true, force: true });
-    throw new Error(
-      `tsc -p tsconfig.build.json failed: ${err.message}\n${err.stdout ?? ''}${err.stderr ?? ''}`,
-    );
-  });
-  copyFileSync(join(sources, 'package.json'), join(dir, 'package.json'));
-  return {
-    dir,
-    entry: join(dir, 'operator', 'src', 'main.js'),
-    remove: () => rmSync(dir, { recursive: true, force: true }),
-  };
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  try {
+    const entry = await buildOperator(dir, sources);
+    copyFileSync(join(sources, 'package.json'), join(dir, 'package.json'));
+    return { dir, entry, remove };
+  } catch (err) {
+    remove();
+    throw new Error(`hack/build-operator.ts failed on ${sources}: ${(err as Error).message}`);
+  }
 }
