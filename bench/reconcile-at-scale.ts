@@ -13,7 +13,7 @@
  * BENCH_OPERATOR_NODE_FLAGS (space-separated) are given to the operators' Node.js, to profile them;
  * BENCH_OPERATOR_ARGS to the operators (`--max-concurrent-reconciles=16`, say).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
@@ -184,6 +184,11 @@ try {
     await startOperators();
     created = t0;
   }
+  // BENCH_APISERVER_PROFILE=<file> (with FAILOVER_APISERVER_PROFILING=1): where the API server's
+  // CPU goes over the first 20 s of the pass, for `go tool pprof -top <kube-apiserver> <file>`.
+  const profiling = process.env.BENCH_APISERVER_PROFILE
+    ? cp.cpuProfile(20).then((p) => writeFileSync(process.env.BENCH_APISERVER_PROFILE as string, p))
+    : undefined;
   say(
     START_LATE
       ? 'waiting for every object to be reconciled'
@@ -202,6 +207,14 @@ try {
     { description: 'every object reconciled', timeoutMs: 1_200_000, intervalMs: 250 },
   );
   const reconciledMs = performance.now() - t0;
+  await profiling;
+  // Events are written after the reconciles that record them (a queue of their own): the pass
+  // is over, for the figures below, once they are all written too.
+  await waitFor(
+    async () => (await Promise.all(ops.map((o) => o.metric('failover_events_queued')))).every((n) => n === 0),
+    { description: 'every Event written', timeoutMs: 600_000, intervalMs: 250 },
+  );
+  const eventsWrittenMs = performance.now() - t0;
   heap.stop();
   // Where the cold time went: reconciles per controller and how long one took on average.
   const reconciles = new Map<string, { count: number; seconds: number }>();
@@ -303,11 +316,12 @@ try {
       START_LATE
         ? `  time until all reconciled:           ${(reconciledMs / 1000).toFixed(1)} s from the operator's start (objects made before it)`
         : `  time until all reconciled:           ${(reconciledMs / 1000).toFixed(1)} s (creation alone ${((created - t0) / 1000).toFixed(1)} s)`,
+      `  Events all written:                  ${(eventsWrittenMs / 1000).toFixed(1)} s (the figures below count up to here)`,
       `  operator peak RSS (VmHWM):           ${Math.max(...rss).toFixed(0)} MiB${SHARDS > 1 ? ' the largest' : ''}${each(rss, 0, ' MiB')}`,
       `  largest heap in use while cold:      ${(heap.maxBytes / 2 ** 20).toFixed(0)} MiB (sampled every 2 s)`,
-      `  reconciles until all reconciled:     ${perController.join(', ')}`,
+      `  reconciles until Events written:     ${perController.join(', ')}`,
       `  API requests per object until then:  ${perObject.join(', ')}`,
-      `  operator CPU until all reconciled:   ${sum(coldCpus).toFixed(1)} s${SHARDS > 1 ? ' in all' : ''}${each(coldCpus, 1, ' s')}`,
+      `  operator CPU until Events written:   ${sum(coldCpus).toFixed(1)} s${SHARDS > 1 ? ' in all' : ''}${each(coldCpus, 1, ' s')}`,
       `  the rest of the machine's CPU then:  kube-apiserver ${othersSpent('apiserver')} s, etcd ${othersSpent('etcd')} s, this benchmark ${othersSpent('bench')} s`,
       `  operator CPU when idle:              ${sum(idlePercent).toFixed(1)} % of a core (failing probes)${each(idlePercent, 1, ' %')}`,
       `  API requests per minute when idle:   ${((idleRequests * 60) / IDLE_SECONDS).toFixed(1)} (Leases ${idleLeases.toFixed(1)}; the rest: ${idleOther.map(([k, v]) => `${k} ${v}`).join(', ') || 'none'})`,

@@ -299,6 +299,11 @@ export class Manager {
     await Promise.all(this.informers.map((i) => i.stop()));
     await this.context.probes.closeAll();
     await this.context.canaries.stopAll();
+    // The Events the last reconciles queued, for as long as the grace allows at most 5 s of it.
+    await Promise.race([
+      this.context.events.settled(),
+      new Promise((resolve) => setTimeout(resolve, Math.min(graceMs, 5_000)).unref()),
+    ]);
   }
 }
 

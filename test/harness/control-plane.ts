@@ -205,7 +205,8 @@ export class ControlPlane {
         `--service-account-key-file=${join(this.dir, 'sa.key')}`,
         `--service-account-signing-key-file=${join(this.dir, 'sa.key')}`,
         `--token-auth-file=${join(this.dir, 'tokens.csv')}`,
-        '--profiling=false',
+        // FAILOVER_APISERVER_PROFILING=1: /debug/pprof on, for a benchmark's CPU profile of it.
+        `--profiling=${process.env.FAILOVER_APISERVER_PROFILING === '1'}`,
         ...(this.pods
           ? [
               '--authorization-mode=Node,RBAC',
@@ -290,6 +291,32 @@ export class ControlPlane {
         },
       );
       req.on('timeout', () => req.destroy(new Error(`GET ${path} timed out`)));
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  /**
+   * A CPU profile of the API server over `seconds` (pprof format, for `go tool pprof`): needs
+   * FAILOVER_APISERVER_PROFILING=1 when it started.
+   */
+  cpuProfile(seconds: number): Promise<Buffer> {
+    return new Promise((resolveGet, reject) => {
+      const req = httpsRequest(
+        `${this.server}/debug/pprof/profile?seconds=${seconds}`,
+        { ca: readFileSync(this.caPath), headers: { authorization: `Bearer ${this.adminToken}` } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () =>
+            res.statusCode === 200
+              ? resolveGet(Buffer.concat(chunks))
+              : reject(
+                  new Error(`pprof: ${res.statusCode} ${Buffer.concat(chunks).toString().slice(0, 200)}`),
+                ),
+          );
+        },
+      );
       req.on('error', reject);
       req.end();
     });

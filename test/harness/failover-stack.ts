@@ -654,6 +654,21 @@ export class FailoverStack {
       .map((e) => ({ reason: String(e.reason), type: String(e.type), note: String(e.note) }));
   }
 
+  /**
+   * Events about the policy once every one of `reasons` is among them: the operator writes its
+   * Events after the status that records what happened (a queue of their own), so a test that
+   * saw the status may be a moment ahead of them.
+   */
+  async eventsWith(reasons: string[]): Promise<{ reason: string; type: string; note: string }[]> {
+    return waitFor(
+      async () => {
+        const list = await this.events();
+        return reasons.every((r) => list.some((e) => e.reason === r)) ? list : undefined;
+      },
+      { description: `the policy's Events ${reasons.join(', ')}`, timeoutMs: 30_000 },
+    );
+  }
+
   /** The policy's incident records (FailoverReport objects). */
   async reports(): Promise<{ metadata: { name: string }; spec: FailoverReportSpec }[]> {
     const list = await this.client.list<KubeObject>(failoverReportType, this.options.namespace);

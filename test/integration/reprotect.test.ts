@@ -160,7 +160,7 @@ describe('switchover and failback with agents', () => {
       phase: 'Succeeded',
       method: 'Restart',
     });
-    expect((await stack.events()).map((e) => e.reason)).toContain('PrimaryDemoted');
+    await stack.eventsWith(['PrimaryDemoted']);
     // Region A follows region B at once: redundancy never needed a reprotect.
     await stack.waitForPolicy(
       (st) => st.conditions?.find((c) => c.type === 'Redundant' && c.status === 'True'),

@@ -25,14 +25,14 @@ export function readStatus<S extends z.ZodType>(
 }
 
 /** readStatus, with a Warning event when the status had to be rebuilt. */
-export async function readOwnStatus<S extends z.ZodType>(
+export function readOwnStatus<S extends z.ZodType>(
   events: EventRecorder,
   schema: S,
   object: KubeObject,
-): Promise<z.output<S>> {
+): z.output<S> {
   const { status, problem } = readStatus(schema, object);
   if (problem) {
-    await events.record(object, {
+    void events.record(object, {
       type: 'Warning',
       reason: 'StatusReset',
       action: 'ReadStatus',

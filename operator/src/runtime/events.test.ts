@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ManualClock } from './clock.ts';
 import { EventRecorder, fitNote } from './events.ts';
 import { KubeClient, type KubeObject } from './kube-client.ts';
@@ -100,6 +100,96 @@ describe('EventRecorder drops', () => {
     await recorder.record(policy('orders'), event('C'));
     expect(await dropped('ApiError')).toBe(2);
     expect(await dropped('RateLimited')).toBe(1);
+  });
+});
+
+/** The API port with each create answered when the test says: what the queue does while it waits. */
+function heldClient() {
+  const calls: { reason: string; eventTime: string; answer: () => void }[] = [];
+  const client = {
+    create: (_type: unknown, _ns: string, body: { reason: string; eventTime: string }) =>
+      new Promise<void>((answer) => calls.push({ reason: body.reason, eventTime: body.eventTime, answer })),
+    mergePatch: () => Promise.resolve(),
+  } as unknown as KubeClient;
+  return { client, calls };
+}
+
+describe('EventRecorder queue', () => {
+  it('returns before the API server answers, writes in the order recorded, two at a time, and settles when all are written', async () => {
+    const { client, calls } = heldClient();
+    const clock = new ManualClock();
+    const metrics = new Metrics();
+    const recorder = new EventRecorder({
+      client,
+      clock,
+      log: pino({ level: 'silent' }),
+      controller: 'c',
+      instance: 'i',
+      metrics,
+      senders: 2,
+    });
+    const written: string[] = [];
+    for (const r of ['A', 'B', 'C', 'D'])
+      void recorder.record(policy('orders'), event(r)).then(() => written.push(r));
+    // Two are on the wire, two wait; nothing has been answered, and nothing waited for it.
+    expect(calls.map((c) => c.reason)).toEqual(['A', 'B']);
+    expect(recorder.pending()).toBe(4);
+    expect((await metrics.eventsQueued.get()).values[0]?.value).toBe(4);
+    let settled = false;
+    void recorder.settled().then(() => {
+      settled = true;
+    });
+    clock.advance(30_000);
+    calls[1]?.answer();
+    await vi.waitFor(() => expect(calls.map((c) => c.reason)).toEqual(['A', 'B', 'C']));
+    // Its time is when it was recorded, not when its turn came.
+    expect(calls[2]?.eventTime).toBe(calls[0]?.eventTime);
+    for (const c of [calls[0], calls[2]]) c?.answer();
+    await vi.waitFor(() => expect(calls).toHaveLength(4));
+    expect(settled).toBe(false);
+    calls[3]?.answer();
+    await vi.waitFor(() => expect(settled).toBe(true));
+    expect(written.sort()).toEqual(['A', 'B', 'C', 'D']);
+    expect(recorder.pending()).toBe(0);
+    expect((await metrics.eventsQueued.get()).values[0]?.value).toBe(0);
+  });
+
+  it('drops what is recorded beyond its queue as Backlog, counted and warned about', async () => {
+    const { client, calls } = heldClient();
+    const metrics = new Metrics();
+    const warnings: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        warnings.push(JSON.parse(String(chunk)));
+        done();
+      },
+    });
+    const recorder = new EventRecorder({
+      client,
+      clock: new ManualClock(),
+      log: pino({ level: 'warn' }, sink),
+      controller: 'c',
+      instance: 'i',
+      metrics,
+      senders: 1,
+      maxQueued: 2,
+    });
+    for (const r of ['A', 'B', 'C', 'D', 'E']) void recorder.record(policy(`p-${r}`), event(r));
+    // A is on the wire, B and C wait, D and E find the queue full.
+    expect(recorder.pending()).toBe(3);
+    expect((await metrics.eventsDropped.get()).values.find((v) => v.labels.reason === 'Backlog')?.value).toBe(
+      2,
+    );
+    expect(warnings.map((w) => [w.reason, w.eventReason])).toEqual([
+      ['Backlog', 'D'],
+      ['Backlog', 'E'],
+    ]);
+    for (let i = 0; i < 3; i++) {
+      await vi.waitFor(() => expect(calls).toHaveLength(i + 1));
+      calls[i]?.answer();
+    }
+    await recorder.settled();
+    expect(calls.map((c) => c.reason)).toEqual(['A', 'B', 'C']);
   });
 });
 

@@ -301,8 +301,13 @@ export class Metrics {
   });
   readonly eventsDropped = new Counter({
     name: 'failover_events_dropped_total',
-    help: "Kubernetes Events not recorded, by reason (RateLimited: the object's budget was spent; ApiError)",
+    help: "Kubernetes Events not recorded, by reason (RateLimited: the object's budget was spent; ApiError; Backlog: too many waiting to be written)",
     labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly eventsQueued = new Gauge({
+    name: 'failover_events_queued',
+    help: 'Kubernetes Events recorded and not yet written (reconciles queue them; a few senders write them in order)',
     registers: [this.registry],
   });
 

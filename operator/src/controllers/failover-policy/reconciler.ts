@@ -156,7 +156,7 @@ async function reconcileReadable(
   await writeStatus(ctx.client, failoverPolicyType, object, current, next, ctx.policies);
   // Events after the write: a write that loses a race (409) is redone from fresh data, and its
   // Events with it, instead of being announced twice.
-  await announce(ctx, object, previous, next, [...result.events, ...(client?.events ?? [])]);
+  announce(ctx, object, previous, next, [...result.events, ...(client?.events ?? [])]);
   exportMetrics(ctx, object, spec, input, previous, next);
   exportClientMeasures(ctx, object, client);
   await keepCanary(ctx, object, spec, ports, next);
@@ -548,27 +548,28 @@ async function writeConditionsOnly(
   for (const c of inputs) conditions = setCondition(conditions, c, object.metadata.generation, now);
   const next = { ...raw, conditions, ...(phase ? { phase } : {}) };
   await writeStatus(ctx.client, failoverPolicyType, object, raw, next, ctx.policies);
-  await announceConditions(ctx, object, previous, conditions ?? []);
+  announceConditions(ctx, object, previous, conditions ?? []);
 }
 
-async function announce(
+/** Queues the Events of a status change (written after the reconcile, never waited for). */
+function announce(
   ctx: OperatorContext,
   object: KubeObject,
   previous: FailoverPolicyStatus,
   next: FailoverPolicyStatus,
   events: EventInput[],
-): Promise<void> {
-  for (const e of events) await ctx.events.record(object, e);
-  await announceConditions(ctx, object, previous.conditions, next.conditions ?? []);
+): void {
+  for (const e of events) void ctx.events.record(object, e);
+  announceConditions(ctx, object, previous.conditions, next.conditions ?? []);
 }
 
 /** A condition whose status or reason changed is news; a new message alone is not. */
-async function announceConditions(
+function announceConditions(
   ctx: OperatorContext,
   object: KubeObject,
   before: Condition[] | undefined,
   after: Condition[],
-): Promise<void> {
+): void {
   const news: (EventInput & { condition: string })[] = [];
   for (const c of changedConditions(before, after)) {
     const was = before?.find((p) => p.type === c.type);
@@ -590,7 +591,7 @@ async function announceConditions(
   const [first] = news;
   // A new policy's first findings are one Event, not one per condition.
   if (!before?.length && first && news.length > 1) {
-    await ctx.events.record(
+    void ctx.events.record(
       object,
       eventOf(
         first.type,
@@ -601,7 +602,7 @@ async function announceConditions(
     );
     return;
   }
-  for (const { condition: _c, ...e } of news) await ctx.events.record(object, e);
+  for (const { condition: _c, ...e } of news) void ctx.events.record(object, e);
 }
 
 function exportMetrics(

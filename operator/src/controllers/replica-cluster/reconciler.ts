@@ -100,7 +100,7 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
     }
     const now = ctx.clock.now();
     const generation = object.metadata.generation;
-    const previous = await readOwnStatus(ctx.events, replicaClusterStatus, object);
+    const previous = readOwnStatus(ctx.events, replicaClusterStatus, object);
     const spec = readSpec(replicaClusterSpec, object);
     if (!spec.ok) {
       const status: ReplicaClusterStatus = {
@@ -113,7 +113,7 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
           now,
         ),
       };
-      await announce(ctx, object, previous, status);
+      announce(ctx, object, previous, status);
       await writeStatus(
         ctx.client,
         replicaClusterType,
@@ -159,7 +159,7 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
       now,
     );
     exportMetrics(ctx, namespace, policy?.name ?? '', spec.spec.region, object.metadata.name, record, status);
-    await announce(ctx, object, previous, status);
+    announce(ctx, object, previous, status);
     const why = whyWrite(previous, status, now, interval, policy?.rpo);
     if (why) {
       ctx.log.debug({ cluster: key, why }, 'writing status');
@@ -512,12 +512,13 @@ export function whyWrite(
   return undefined;
 }
 
-async function announce(
+/** Queues the Events of a status change (written after the reconcile, never waited for). */
+function announce(
   ctx: OperatorContext,
   object: KubeObject,
   previous: ReplicaClusterStatus,
   next: ReplicaClusterStatus,
-): Promise<void> {
+): void {
   const news: EventInput[] = [];
   for (const c of changedConditions(previous.conditions, next.conditions ?? [])) {
     const before = previous.conditions?.find((p) => p.type === c.type);
@@ -535,13 +536,13 @@ async function announce(
   const [first] = news;
   // A new cluster's first findings are one Event, not one per condition.
   if (!previous.conditions?.length && first && news.length > 1)
-    await ctx.events.record(
+    void ctx.events.record(
       object,
       eventOf(first.type, first.reason, 'Probe', news.map((e) => `${e.reason} ${e.note}`).join('; ')),
     );
-  else for (const e of news) await ctx.events.record(object, e);
+  else for (const e of news) void ctx.events.record(object, e);
   if (previous.role && next.role && previous.role !== next.role && next.role !== 'Unknown') {
-    await ctx.events.record(object, {
+    void ctx.events.record(object, {
       type: 'Normal',
       reason: 'RoleChanged',
       action: 'Probe',
