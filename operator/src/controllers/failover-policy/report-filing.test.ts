@@ -10,6 +10,7 @@ import { silentLogger } from '../../runtime/logger.ts';
 import { Metrics } from '../../runtime/metrics.ts';
 import type { OperatorContext } from '../context.ts';
 import { ReportFiling } from './report-filing.ts';
+import { POLICY_UID_LABEL } from './reports.ts';
 
 const NOW = new Date('2026-12-02T12:00:00Z');
 const policy: KubeObject = { metadata: { name: 'orders', namespace: 'apps', uid: 'uid-orders-1' } };
@@ -66,16 +67,22 @@ class Reports {
   }
 }
 
-function filing(now: () => Date = () => NOW) {
+/** The policies the informer holds (a survey works out each one's look under its retention). */
+const held = (...policies: [KubeObject, unknown][]) =>
+  policies.map(([o, spec]) => ({ ...o, spec }) as KubeObject);
+
+function filing(now: () => Date = () => NOW, random: () => number = () => 0.5) {
   const reports = new Reports();
+  const cache = { policies: held([policy, spec]) };
   const ctx = {
     client: reports,
     clock: { now },
-    random: () => 0.5,
+    random,
     log: silentLogger,
     metrics: new Metrics(),
+    policies: { list: () => cache.policies },
   } as unknown as OperatorContext;
-  return { reports, filing: new ReportFiling(ctx) };
+  return { reports, cache, filing: new ReportFiling(ctx) };
 }
 
 describe('filing incident records', () => {
@@ -136,7 +143,7 @@ describe('filing incident records', () => {
 
   it('looks at a quiet policy’s reports when the oldest kept expires, a week on at the latest, and at once under a new retention', async () => {
     let now = NOW;
-    const { reports, filing: f } = filing(() => now);
+    const { reports, cache, filing: f } = filing(() => now);
     const later = (days: number) => new Date(NOW.getTime() + days * 86_400_000);
     const status: FailoverPolicyStatus = { history: [finished('failover-e1', 1)] };
     const filed = await f.file(policy, spec, status, status);
@@ -153,6 +160,7 @@ describe('filing incident records', () => {
     // A new retention is looked at at once; kept 10 days, the next look is when the report
     // passes that age, and removes it.
     const short = failoverPolicySpec.parse({ ...spec, reports: { keep: 2, maxAgeDays: 10 } });
+    cache.policies = held([policy, short]);
     await f.file(policy, short, filed, filed);
     expect(reports.lists).toBe(3);
     expect(reports.objects.size).toBe(1);
@@ -163,6 +171,49 @@ describe('filing incident records', () => {
     await f.file(policy, short, filed, filed);
     expect(reports.lists).toBe(4);
     expect(reports.objects.size).toBe(0);
+  });
+
+  it('looks at a namespace of quiet policies with one LIST a day, not one per policy', async () => {
+    let now = NOW;
+    let draw = 0;
+    // The first looks after a start spread over the day: policy i's at i/40 of it.
+    const {
+      reports,
+      cache,
+      filing: f,
+    } = filing(
+      () => now,
+      () => draw++ / 40,
+    );
+    const fleet = Array.from(
+      { length: 40 },
+      (_, i): KubeObject => ({
+        metadata: { name: `db-${i}`, namespace: 'apps', uid: `uid-db-${i}` },
+      }),
+    );
+    cache.policies = held(...fleet.map((p): [KubeObject, unknown] => [p, spec]));
+    const report = (p: KubeObject, id: string, completedAt: Date) =>
+      reports.objects.set(`${p.metadata.name}-${id}`, {
+        metadata: {
+          name: `${p.metadata.name}-${id}`,
+          labels: { [POLICY_UID_LABEL]: p.metadata.uid ?? '' },
+          creationTimestamp: completedAt.toISOString(),
+        },
+      });
+    const [db0, db1] = fleet as [KubeObject, KubeObject];
+    // db-0 has three reports (keep 2: the oldest goes); db-1 one that passes maxAgeDays (400) 6
+    // hours on. (Their spec is left out: retention then goes by when the object was made.)
+    for (const d of [1, 2, 3]) report(db0, `failover-e${d}`, new Date(NOW.getTime() - d * 86_400_000));
+    report(db1, 'failover-e1', new Date(NOW.getTime() - (400 * 24 - 6) * 3_600_000));
+    const quiet: FailoverPolicyStatus = {};
+    for (let quarter = 0; quarter < 24 * 4; quarter++) {
+      now = new Date(NOW.getTime() + quarter * 900_000);
+      for (const p of fleet) await f.file(p, spec, quiet, quiet);
+    }
+    expect([...reports.objects.keys()].sort()).toEqual(['db-0-failover-e1', 'db-0-failover-e2']);
+    // One survey served the 40 first looks; db-1, due again at its report's expiry within the
+    // day, listed its own (the survey no longer speaks for a policy whose part was taken).
+    expect(reports.lists).toBe(2);
   });
 
   it('looks again a day after a look that failed, not a week', async () => {

@@ -9,6 +9,7 @@ import {
   type FailoverPolicySpec,
   type FailoverPolicyStatus,
   type FailoverReportSpec,
+  failoverPolicySpec,
   failoverReportSpec,
 } from '../../api/v1alpha1/index.ts';
 import { parseOnce } from '../../api/validate.ts';
@@ -16,6 +17,7 @@ import { type BackoffPolicy, backoffDelay } from '../../runtime/backoff.ts';
 import { objectKey } from '../../runtime/informer.ts';
 import { isConflict, isNotFound, type KubeObject } from '../../runtime/kube-client.ts';
 import type { OperatorContext } from '../context.ts';
+import { readSpec } from '../read-object.ts';
 import { failoverReportType } from '../resources.ts';
 import {
   type FiledReport,
@@ -41,13 +43,37 @@ const FILING_RETRY: BackoffPolicy = { baseMs: 30_000, maxMs: 30 * 60_000 };
  * policy per week, not per day.
  */
 const PRUNE_IDLE_MAX_MS = 7 * 24 * 3_600_000;
+/** A survey serves the looks due within this long of it; the next due look takes a new one. */
+const SURVEY_MAX_AGE_MS = PRUNE_INTERVAL_MS;
+
+/** What retention makes of one policy's reports: what to delete, and when the oldest kept expires. */
+interface Look {
+  gone: string[];
+  oldestExpiresAt: number | undefined;
+}
+
+/**
+ * One LIST of a namespace's reports, worked out per policy (by uid) under the retention each had
+ * then. A quiet policy's look takes its part instead of listing its own: 2,000 quiet policies
+ * cost one paged LIST a day, not one every 40 s of it. Only what each look needs is kept.
+ */
+interface Survey {
+  at: number;
+  /**
+   * By policy uid, for each policy the cache held then: its look (none: it had no report), until
+   * taken. A policy not in it (newer, or its look already taken) lists its own.
+   */
+  looks: Map<string, { look: Look | undefined; retention: string }>;
+}
 
 export class ReportFiling {
   /**
    * When each policy's reports are next looked at for retention, when nothing new is filed, and
    * under which retention that was worked out (a changed one looks again at once).
    */
-  private readonly nextPrune = new Map<string, { dueAt: number; retention: string }>();
+  private readonly nextPrune = new Map<string, { dueAt: number; retention: string; listOwn?: boolean }>();
+  /** By namespace: the last survey, or the one being taken (looks due together share it). */
+  private readonly surveys = new Map<string, Survey | Promise<Survey>>();
   /** Policies whose filing failed: failures in a row, and not before when. */
   private readonly failing = new Map<string, { failures: number; until: number }>();
   /**
@@ -109,7 +135,10 @@ export class ReportFiling {
           ? 0
           : now.getTime() + ctx.random() * PRUNE_INTERVAL_MS;
     if (filed.length > 0 || now.getTime() >= due) {
-      const look = await this.prune(object, spec).catch((err: unknown) => {
+      // Its own LIST after a filing, under a new retention or to go on deleting; a survey's otherwise.
+      const own =
+        filed.length > 0 || (known !== undefined && known.retention !== retention) || known?.listOwn === true;
+      const look = await this.prune(object, spec, own).catch((err: unknown) => {
         ctx.log.warn({ policy: key, err: String(err) }, 'could not remove old incident reports');
         // What is there is unknown: look again in a day, not a week.
         return { more: false, oldestExpiresAt: now.getTime() + PRUNE_INTERVAL_MS };
@@ -118,7 +147,10 @@ export class ReportFiling {
         now.getTime() + PRUNE_IDLE_MAX_MS,
         look.oldestExpiresAt ?? Number.POSITIVE_INFINITY,
       );
-      this.nextPrune.set(key, { dueAt: look.more ? now.getTime() + 60_000 : idle, retention });
+      this.nextPrune.set(
+        key,
+        look.more ? { dueAt: now.getTime() + 60_000, retention, listOwn: true } : { dueAt: idle, retention },
+      );
     } else this.nextPrune.set(key, { dueAt: due, retention });
     return markReported(next, filed);
   }
@@ -167,32 +199,29 @@ export class ReportFiling {
     );
   }
 
-  /** Deletes what retention removes, a bounded number at a time; whether more are left. */
   /** Deletes a pass of what retention removes: whether more is left, and when the oldest kept expires. */
   private async prune(
     object: KubeObject,
     spec: FailoverPolicySpec,
+    listOwn: boolean,
   ): Promise<{ more: boolean; oldestExpiresAt: number | undefined }> {
     const { ctx } = this;
     const namespace = object.metadata.namespace ?? 'default';
-    const reports: FiledReport[] = [];
-    let next: string | undefined;
-    do {
-      const page = await ctx.client.list(failoverReportType, namespace, {
-        labelSelector: `${POLICY_UID_LABEL}=${object.metadata.uid ?? ''}`,
-        limit: 500,
-        ...(next ? { continue: next } : {}),
-      });
-      for (const item of page.items) {
-        const parsed = parseOnce(failoverReportSpec, item.spec);
-        const completedAt = parsed.ok
-          ? (parsed.value as FailoverReportSpec).completedAt
-          : (item.metadata.creationTimestamp ?? '');
-        reports.push({ name: item.metadata.name, completedAt });
-      }
-      next = page.metadata.continue || undefined;
-    } while (next);
-    const gone = reportsToPrune(reports, spec.reports, ctx.clock.now());
+    const retention = JSON.stringify(spec.reports);
+    let look: Look;
+    if (listOwn) {
+      const reports = await this.listReports(namespace, `${POLICY_UID_LABEL}=${object.metadata.uid ?? ''}`);
+      look = lookAt(reports, spec, ctx.clock.now());
+    } else {
+      const survey = await this.survey(namespace);
+      const uid = object.metadata.uid ?? '';
+      const part = survey.looks.get(uid);
+      survey.looks.delete(uid);
+      // Not surveyed (or taken already), or worked out under another retention: its own LIST.
+      if (!part || part.retention !== retention) return this.prune(object, spec, true);
+      look = part.look ?? { gone: [], oldestExpiresAt: undefined };
+    }
+    const { gone } = look;
     for (const name of gone.slice(0, DELETES_PER_PASS)) {
       // Gone already (a person, or another replica's pass): what retention wanted.
       const removed = await ctx.client.delete(failoverReportType, namespace, name).then(
@@ -208,14 +237,88 @@ export class ReportFiling {
           'removed an incident report past retention',
         );
     }
-    const removed = new Set(gone);
-    const kept = reports.filter((r) => !removed.has(r.name)).map((r) => Date.parse(r.completedAt));
-    const oldest = kept
-      .filter((t) => Number.isFinite(t))
-      .reduce((a, b) => Math.min(a, b), Number.POSITIVE_INFINITY);
-    return {
-      more: gone.length > DELETES_PER_PASS,
-      oldestExpiresAt: Number.isFinite(oldest) ? oldest + spec.reports.maxAgeDays * 86_400_000 : undefined,
-    };
+    return { more: gone.length > DELETES_PER_PASS, oldestExpiresAt: look.oldestExpiresAt };
   }
+
+  /** Every report matching `labelSelector` in `namespace`, a page at a time: name and when completed. */
+  private async listReports(
+    namespace: string,
+    labelSelector?: string,
+  ): Promise<(FiledReport & { uid: string })[]> {
+    const reports: (FiledReport & { uid: string })[] = [];
+    let next: string | undefined;
+    do {
+      const page = await this.ctx.client.list(failoverReportType, namespace, {
+        ...(labelSelector ? { labelSelector } : {}),
+        limit: 500,
+        ...(next ? { continue: next } : {}),
+      });
+      for (const item of page.items) {
+        const parsed = parseOnce(failoverReportSpec, item.spec);
+        const completedAt = parsed.ok
+          ? (parsed.value as FailoverReportSpec).completedAt
+          : (item.metadata.creationTimestamp ?? '');
+        const uid = item.metadata.labels?.[POLICY_UID_LABEL] ?? '';
+        reports.push({ name: item.metadata.name, completedAt, uid });
+      }
+      next = page.metadata.continue || undefined;
+    } while (next);
+    return reports;
+  }
+
+  /** The namespace's survey of the last day, or a new one (one at a time per namespace). */
+  private async survey(namespace: string): Promise<Survey> {
+    const now = this.ctx.clock.now();
+    const held = this.surveys.get(namespace);
+    if (held && (held instanceof Promise || now.getTime() - held.at < SURVEY_MAX_AGE_MS)) return held;
+    const taking = this.takeSurvey(namespace, now);
+    this.surveys.set(namespace, taking);
+    try {
+      const survey = await taking;
+      this.surveys.set(namespace, survey);
+      return survey;
+    } catch (err) {
+      this.surveys.delete(namespace);
+      throw err;
+    }
+  }
+
+  private async takeSurvey(namespace: string, now: Date): Promise<Survey> {
+    const byUid = new Map<string, FiledReport[]>();
+    for (const r of await this.listReports(namespace)) {
+      const group = byUid.get(r.uid) ?? [];
+      group.push({ name: r.name, completedAt: r.completedAt });
+      byUid.set(r.uid, group);
+    }
+    const looks: Survey['looks'] = new Map();
+    // Worked out under each policy's retention as the cache holds it; a report of no policy held
+    // here (deleted: the garbage collector's) is left alone.
+    for (const policy of this.ctx.policies.list()) {
+      const uid = policy.metadata.uid;
+      const spec = readSpec(failoverPolicySpec, policy);
+      if (!uid || !spec.ok || policy.metadata.namespace !== namespace) continue;
+      const reports = byUid.get(uid);
+      const retention = JSON.stringify(spec.spec.reports);
+      looks.set(uid, { look: reports ? lookAt(reports, spec.spec, now) : undefined, retention });
+    }
+    return { at: now.getTime(), looks };
+  }
+}
+
+/** What retention makes of a policy's reports at `now`. */
+function lookAt(reports: FiledReport[], spec: FailoverPolicySpec, now: Date): Look {
+  const gone = reportsToPrune(reports, spec.reports, now);
+  const removed = new Set(gone);
+  const oldest = reports
+    .filter((r) => !removed.has(r.name))
+    .map((r) => Date.parse(r.completedAt))
+    .filter((t) => Number.isFinite(t))
+    .reduce((a, b) => Math.min(a, b), Number.POSITIVE_INFINITY);
+  return {
+    gone,
+    // A second past: a look at the very moment finds it exactly maxAgeDays old, not older.
+    oldestExpiresAt: Number.isFinite(oldest)
+      ? oldest + spec.reports.maxAgeDays * 86_400_000 + 1000
+      : undefined,
+  };
 }
