@@ -199,9 +199,14 @@ async function shutdown(signal: string, code = 0): Promise<never> {
   shuttingDown = true;
   log.info({ signal }, 'shutting down: finishing the current step, then releasing the lease');
   shards?.quiesce();
+  const deadline = Date.now() + config.shutdownGraceSeconds * 1000;
   await manager.stop(config.shutdownGraceSeconds * 1000);
   await elector?.stop();
   await shards?.stop();
+  // Then the Events still queued, within what is left of the grace and 5 s at most: the Leases
+  // went first, so a successor never waits on them.
+  if (manager instanceof Manager)
+    await manager.flushEvents(Math.max(0, Math.min(5_000, deadline - Date.now())));
   server.close();
   statusPage?.server.close();
   log.info('stopped');

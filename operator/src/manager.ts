@@ -299,11 +299,18 @@ export class Manager {
     await Promise.all(this.informers.map((i) => i.stop()));
     await this.context.probes.closeAll();
     await this.context.canaries.stopAll();
-    // The Events the last reconciles queued, for as long as the grace allows at most 5 s of it.
+  }
+
+  /** Waits up to `ms` for the Events the last reconciles queued (after the Leases are let go). */
+  async flushEvents(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       this.context.events.settled(),
-      new Promise((resolve) => setTimeout(resolve, Math.min(graceMs, 5_000)).unref()),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, ms);
+      }),
     ]);
+    clearTimeout(timer);
   }
 }
 

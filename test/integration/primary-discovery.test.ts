@@ -96,12 +96,16 @@ describe('a policy that lost its status', () => {
     expect(await s.bind.dig(`_failover.${RECORD}`, 'TXT')).toEqual(txtBefore);
     // Not a single update reached the zone.
     expect(await s.bind.dig(s.bind.zone, 'SOA')).toEqual(serialBefore);
-    const events = await s.eventsWith(['PrimaryDiscovered']);
-    expect(
-      events.some(
-        (e) => e.reason === 'PrimaryDiscovered' && /region-b is the primary at epoch 1/.test(e.note),
-      ),
-    ).toBe(true);
+    const events = await waitFor(
+      async () => {
+        const list = await s.events();
+        const found = list.some(
+          (e) => e.reason === 'PrimaryDiscovered' && /region-b is the primary at epoch 1/.test(e.note),
+        );
+        return found ? list : undefined;
+      },
+      { description: 'the PrimaryDiscovered Event for region-b at epoch 1', timeoutMs: 30_000 },
+    );
     // Nothing fenced the real primary: no Fence of region-b was started, no fencing of it announced.
     expect(
       events.filter(

@@ -115,7 +115,7 @@ function heldClient() {
 }
 
 describe('EventRecorder queue', () => {
-  it('returns before the API server answers, writes in the order recorded, two at a time, and settles when all are written', async () => {
+  it('returns before the API server answers, writes two at a time in the order recorded, and settles when all are written', async () => {
     const { client, calls } = heldClient();
     const clock = new ManualClock();
     const metrics = new Metrics();
@@ -130,7 +130,7 @@ describe('EventRecorder queue', () => {
     });
     const written: string[] = [];
     for (const r of ['A', 'B', 'C', 'D'])
-      void recorder.record(policy('orders'), event(r)).then(() => written.push(r));
+      void recorder.record(policy(`p-${r}`), event(r)).then(() => written.push(r));
     // Two are on the wire, two wait; nothing has been answered, and nothing waited for it.
     expect(calls.map((c) => c.reason)).toEqual(['A', 'B']);
     expect(recorder.pending()).toBe(4);
@@ -152,6 +152,39 @@ describe('EventRecorder queue', () => {
     expect(written.sort()).toEqual(['A', 'B', 'C', 'D']);
     expect(recorder.pending()).toBe(0);
     expect((await metrics.eventsQueued.get()).values[0]?.value).toBe(0);
+  });
+
+  it("writes one object's Events one at a time, in order, so a repeat folds into its series", async () => {
+    const { client, calls } = heldClient();
+    const patches: unknown[] = [];
+    (client as unknown as { mergePatch: (...a: unknown[]) => Promise<void> }).mergePatch = (...a) => {
+      patches.push(a[3]);
+      return Promise.resolve();
+    };
+    const recorder = new EventRecorder({
+      client,
+      clock: new ManualClock(),
+      log: pino({ level: 'silent' }),
+      controller: 'c',
+      instance: 'i',
+      senders: 4,
+    });
+    for (const r of ['A', 'A', 'B', 'A']) void recorder.record(policy('orders'), event(r));
+    void recorder.record(policy('billing'), event('X'));
+    // Four senders, but orders has one Event on the wire; billing's goes beside it.
+    expect(calls.map((c) => c.reason)).toEqual(['A', 'X']);
+    calls[0]?.answer();
+    // The repeat of A folds (a PATCH of its series), then B is written, then A folds again.
+    await vi.waitFor(() => expect(calls.map((c) => c.reason)).toEqual(['A', 'X', 'B']));
+    expect(patches).toEqual([{ series: expect.objectContaining({ count: 2 }) }]);
+    calls[2]?.answer();
+    calls[1]?.answer();
+    await recorder.settled();
+    expect(patches).toEqual([
+      { series: expect.objectContaining({ count: 2 }) },
+      { series: expect.objectContaining({ count: 3 }) },
+    ]);
+    expect(calls.map((c) => c.reason)).toEqual(['A', 'X', 'B']);
   });
 
   it('drops what is recorded beyond its queue as Backlog, counted and warned about', async () => {

@@ -217,8 +217,10 @@ export class ReportFiling {
       const uid = object.metadata.uid ?? '';
       const part = survey.looks.get(uid);
       survey.looks.delete(uid);
-      // Not surveyed (or taken already), or worked out under another retention: its own LIST.
-      if (!part || part.retention !== retention) return this.prune(object, spec, true);
+      // Not surveyed (or taken already), worked out under another retention, or with something to
+      // delete (what is deleted is decided on a fresh list, never a day-old one): its own LIST.
+      if (!part || part.retention !== retention || part.look?.gone.length)
+        return this.prune(object, spec, true);
       look = part.look ?? { gone: [], oldestExpiresAt: undefined };
     }
     const { gone } = look;
@@ -271,6 +273,9 @@ export class ReportFiling {
     const now = this.ctx.clock.now();
     const held = this.surveys.get(namespace);
     if (held && (held instanceof Promise || now.getTime() - held.at < SURVEY_MAX_AGE_MS)) return held;
+    // Surveys past their day go (a namespace with no policy left would keep its last one).
+    for (const [ns, old] of this.surveys)
+      if (!(old instanceof Promise) && now.getTime() - old.at >= SURVEY_MAX_AGE_MS) this.surveys.delete(ns);
     const taking = this.takeSurvey(namespace, now);
     this.surveys.set(namespace, taking);
     try {
