@@ -39,7 +39,7 @@ const SETTLE_SECONDS = Number(process.env.BENCH_SETTLE_SECONDS ?? 30);
 const say = (s: string) => process.stdout.write(`[bench probes] ${s}\n`);
 const ns = 'bench-probes';
 
-// The operator as the image runs it: compiled to JavaScript (no type stripper in the process).
+// The operator as the image runs it: bundled into one JavaScript module (hack/build-operator.ts).
 const compiled = await compileOperator();
 // Whatever ends the run (a failed start included), the copy goes with the process.
 process.on('exit', () => compiled.remove());

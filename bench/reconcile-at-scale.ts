@@ -9,7 +9,7 @@
  *
  *   BENCH_POLICIES=2000 BENCH_START_LATE=1 node bench/reconcile-at-scale.ts   (timed from the operator's start)
  *
- * The operator runs compiled to JavaScript, as the image runs it (test/harness/compiled.ts).
+ * The operator runs bundled into one JavaScript module, as the image runs it (test/harness/compiled.ts).
  * BENCH_OPERATOR_NODE_FLAGS (space-separated) are given to the operators' Node.js, to profile them;
  * BENCH_OPERATOR_ARGS to the operators (`--max-concurrent-reconciles=16`, say).
  */
@@ -71,7 +71,7 @@ const unreconciled = (informer: Informer<KubeObject>) =>
         o.metadata.generation,
     ).length;
 
-// The operator as the image runs it: compiled to JavaScript (no type stripper in the process).
+// The operator as the image runs it: bundled into one JavaScript module (hack/build-operator.ts).
 const compiled = await compileOperator();
 // Whatever ends the run (a failed start included), the copy goes with the process.
 process.on('exit', () => compiled.remove());

@@ -33,8 +33,8 @@
  *   BENCH_SCALE_DATABASES         databases created on the primary, shared round robin (default 50)
  *   BENCH_SCALE_COLD_TIMEOUT_SECONDS  give up waiting for cold after this (default 900)
  *   BENCH_SCALE_OPERATOR_REF      run the operator and observers from this commit (git archive into
- *                                 .local/bench) instead of the working tree; either is compiled to
- *                                 JavaScript first, as the image runs it
+ *                                 .local/bench) instead of the working tree; either is bundled into
+ *                                 one JavaScript module first, as the image runs it
  *   BENCH_SCALE_KEEP_LOGS         keep each run's operator and observer logs (their directory is printed)
  *   BENCH_SCALE_LOG_LEVEL         their log level (default warn; debug says why each status is written)
  *   BENCH_SCALE_FORCE             run a healthy size even where its PostgreSQL backends would not fit in
