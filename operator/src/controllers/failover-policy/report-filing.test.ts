@@ -55,12 +55,25 @@ class Reports {
   async find(_t: unknown, _ns: string, name: string) {
     return this.objects.get(name);
   }
-  async list(_t: unknown, _ns: string, query: { labelSelector?: string }) {
+  /** Pages of this many (the API server's `limit`), and continue tokens that expire when told. */
+  pageSize = Number.POSITIVE_INFINITY;
+  expireNextContinue = false;
+  async list(_t: unknown, _ns: string, query: { labelSelector?: string; continue?: string }) {
     this.lists++;
     if (this.failListWith) throw this.failListWith;
+    if (query.continue && this.expireNextContinue) {
+      this.expireNextContinue = false;
+      throw new KubeApiError(410, 'Expired', 'the provided continue parameter is too old');
+    }
     const [key, value] = (query.labelSelector ?? '').split('=');
-    const items = [...this.objects.values()].filter((o) => !key || o.metadata.labels?.[key] === value);
-    return { items, metadata: { resourceVersion: '1' } };
+    const all = [...this.objects.values()].filter((o) => !key || o.metadata.labels?.[key] === value);
+    const from = Number(query.continue ?? 0);
+    const to = from + this.pageSize;
+    const items = all.slice(from, to);
+    return {
+      items,
+      metadata: { resourceVersion: '1', ...(to < all.length ? { continue: String(to) } : {}) },
+    };
   }
   async delete(_t: unknown, _ns: string, name: string) {
     this.objects.delete(name);
@@ -216,6 +229,28 @@ describe('filing incident records', () => {
     // (what goes is decided on a fresh list); db-1, due again at its report's expiry within the
     // day, listed its own (the survey no longer speaks for a policy whose part was taken).
     expect(reports.lists).toBe(3);
+  });
+
+  it('starts a paged list over once when its continue token expires', async () => {
+    const { reports, filing: f } = filing();
+    reports.pageSize = 2;
+    const history = [1, 2, 3, 4, 5].map((i) => finished(`failover-e${i}`, i)).reverse();
+    // Five filed already (keep is 2); the look pages through them 2 at a time.
+    const reported = history.map((r) => ({ ...r, reported: true }));
+    for (const r of history)
+      reports.objects.set(`orders-${r.id}`, {
+        metadata: {
+          name: `orders-${r.id}`,
+          labels: { [POLICY_UID_LABEL]: policy.metadata.uid ?? '' },
+          creationTimestamp: r.completedAt,
+        },
+      });
+    reports.expireNextContinue = true;
+    const status: FailoverPolicyStatus = { history: [finished('failover-e6', 6), ...reported] };
+    await f.file(policy, spec, status, status);
+    // Filed e6, then listed: page 1, an expired token, then all three pages again.
+    expect(reports.lists).toBe(5);
+    expect([...reports.objects.keys()].sort()).toEqual(['orders-failover-e5', 'orders-failover-e6']);
   });
 
   it('looks again a day after a look that failed, not a week', async () => {

@@ -15,7 +15,7 @@ import {
 import { parseOnce } from '../../api/validate.ts';
 import { type BackoffPolicy, backoffDelay } from '../../runtime/backoff.ts';
 import { objectKey } from '../../runtime/informer.ts';
-import { isConflict, isNotFound, type KubeObject } from '../../runtime/kube-client.ts';
+import { isConflict, isGone, isNotFound, type KubeObject } from '../../runtime/kube-client.ts';
 import type { OperatorContext } from '../context.ts';
 import { readSpec } from '../read-object.ts';
 import { failoverReportType } from '../resources.ts';
@@ -247,14 +247,28 @@ export class ReportFiling {
     namespace: string,
     labelSelector?: string,
   ): Promise<(FiledReport & { uid: string })[]> {
-    const reports: (FiledReport & { uid: string })[] = [];
+    let reports: (FiledReport & { uid: string })[] = [];
     let next: string | undefined;
-    do {
-      const page = await this.ctx.client.list(failoverReportType, namespace, {
-        ...(labelSelector ? { labelSelector } : {}),
-        limit: 500,
-        ...(next ? { continue: next } : {}),
-      });
+    let restarted = false;
+    for (;;) {
+      const page = await this.ctx.client
+        .list(failoverReportType, namespace, {
+          ...(labelSelector ? { labelSelector } : {}),
+          limit: 500,
+          ...(next ? { continue: next } : {}),
+        })
+        .catch((err: unknown) => {
+          // A continue token expires (410) when paging a large namespace outlasts etcd's
+          // compaction: start over once, from a fresh list.
+          if (!next || restarted || !isGone(err)) throw err;
+          return undefined;
+        });
+      if (!page) {
+        restarted = true;
+        reports = [];
+        next = undefined;
+        continue;
+      }
       for (const item of page.items) {
         const parsed = parseOnce(failoverReportSpec, item.spec);
         const completedAt = parsed.ok
@@ -264,8 +278,8 @@ export class ReportFiling {
         reports.push({ name: item.metadata.name, completedAt, uid });
       }
       next = page.metadata.continue || undefined;
-    } while (next);
-    return reports;
+      if (!next) return reports;
+    }
   }
 
   /** The namespace's survey of the last day, or a new one (one at a time per namespace). */
