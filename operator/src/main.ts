@@ -15,7 +15,7 @@ import { systemClock } from './runtime/clock.ts';
 import { startHttpServer } from './runtime/http-server.ts';
 import { type KubeAccess, loadKubeAccess } from './runtime/kube-access.ts';
 import { KubeClient } from './runtime/kube-client.ts';
-import { LEADER_LEASE_LABEL, LeaderElector, WATCH_NAMESPACE_LABEL } from './runtime/leader-election.ts';
+import { LeaderElector } from './runtime/leader-election.ts';
 import { createLogger } from './runtime/logger.ts';
 import { Metrics } from './runtime/metrics.ts';
 import { preflight } from './runtime/preflight.ts';
@@ -170,6 +170,7 @@ const leaseOptions = {
   leaseDurationMs: config.leaseDurationSeconds * 1000,
   renewDeadlineMs: config.renewDeadlineSeconds * 1000,
   retryPeriodMs: config.retryPeriodSeconds * 1000,
+  watchNamespace: config.namespace,
 };
 const electing = config.leaderElect && !observing && !agentMode;
 const sharded = electing && config.shards > 1 && manager instanceof Manager ? manager : undefined;
@@ -178,7 +179,6 @@ const shards = sharded
       ...leaseOptions,
       election: config.leaderElectionId,
       shards: config.shards,
-      watchNamespace: config.namespace,
       onTaken: (shard) => sharded.enqueueShard(shard),
       onGivingBack: (shard) => sharded.drainShard(shard),
     })
@@ -186,11 +186,7 @@ const shards = sharded
 const elector =
   electing && !shards
     ? // While sharded replicas hold this Lease as `sharded/N`, the leader cannot take it.
-      new LeaderElector({
-        ...leaseOptions,
-        name: config.leaderElectionId,
-        labels: { [LEADER_LEASE_LABEL]: 'operator', [WATCH_NAMESPACE_LABEL]: config.namespace },
-      })
+      new LeaderElector({ ...leaseOptions, name: config.leaderElectionId })
     : undefined;
 metrics.shards.set(config.shards);
 

@@ -32,7 +32,7 @@ const twoOperators = (): OperatorLeases => ({
 });
 
 describe('the operator Leases a namespace is judged by', () => {
-  it("warns for the namespace whose operator stopped, though another operator's shards are all held", async () => {
+  it("warns for the namespace whose operator stopped, though another operator's shards are all held", () => {
     const a = watching(twoOperators(), 'team-a');
     expect(shardLayout(a, now)).toBeUndefined();
     expect(operatorLeaseWarning(a, now)).toMatch(
@@ -40,13 +40,13 @@ describe('the operator Leases a namespace is judged by', () => {
     );
   });
 
-  it("gives the sharded operator's namespace its shards, and no warning from the stopped one", async () => {
+  it("gives the sharded operator's namespace its shards, and no warning from the stopped one", () => {
     const b = watching(twoOperators(), 'team-b');
     expect(shardLayout(b, now)?.shardOf('team-b', 'orders')).toMatchObject({ of: 3 });
     expect(operatorLeaseWarning(b, now)).toBeUndefined();
   });
 
-  it('is silent for a namespace no operator watches (it cannot tell)', async () => {
+  it('is silent for a namespace no operator watches (it cannot tell)', () => {
     const c = watching(twoOperators(), 'team-c');
     expect(shardLayout(c, now)).toBeUndefined();
     expect(operatorLeaseWarning(c, now)).toBeUndefined();

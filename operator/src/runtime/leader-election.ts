@@ -74,6 +74,8 @@ export interface LeaderElectionOptions {
   retryPeriodMs?: number;
   /** Labels on the Lease (default: the operator's leader label); shard and member Leases differ. */
   labels?: Record<string, string>;
+  /** The namespace the operator watches, empty for all: a label on the Lease (WATCH_NAMESPACE_LABEL). */
+  watchNamespace?: string;
   /**
    * Asked before taking a Lease that another holder had or that does not exist (never before a
    * renewal): a shard's elector takes no more than this replica's share, and no Lease while
@@ -92,7 +94,7 @@ const owners = (lease: Lease): OwnerReference[] =>
 
 export class LeaderElector {
   private readonly opts: Required<
-    Omit<LeaderElectionOptions, 'metrics' | 'ownerDeployment' | 'labels' | 'mayAcquire'>
+    Omit<LeaderElectionOptions, 'metrics' | 'ownerDeployment' | 'labels' | 'mayAcquire' | 'watchNamespace'>
   > &
     Pick<LeaderElectionOptions, 'metrics' | 'ownerDeployment' | 'mayAcquire'> & {
       labels: Record<string, string>;
@@ -113,7 +115,10 @@ export class LeaderElector {
       renewDeadlineMs: 10_000,
       retryPeriodMs: 2_000,
       ...options,
-      labels: options.labels ?? { [LEADER_LEASE_LABEL]: 'operator' },
+      labels: {
+        ...(options.labels ?? { [LEADER_LEASE_LABEL]: 'operator' }),
+        ...(options.watchNamespace === undefined ? {} : { [WATCH_NAMESPACE_LABEL]: options.watchNamespace }),
+      },
     };
   }
 
