@@ -216,6 +216,23 @@ try {
   );
   const eventsWrittenMs = performance.now() - t0;
   heap.stop();
+  // What the API server encodes, validates and stores at each write of a failing object: the
+  // status and the managed fields tracking it grow its cost per write.
+  const stored = async (type: typeof failoverPolicyType, name: string) => {
+    const o = await client.get(type, ns, name);
+    const bytes = (v: unknown) => Buffer.byteLength(JSON.stringify(v ?? null));
+    return `${bytes(o)} B (status ${bytes(o.status)} B, managedFields ${bytes(o.metadata.managedFields)} B)`;
+  };
+  const storedSizes = [
+    `one failing policy ${await stored(failoverPolicyType, 'db-0')}`,
+    `one failing cluster ${await stored(replicaClusterType, 'db-0-p')}`,
+  ];
+  if (process.env.BENCH_DEBUG)
+    for (const [type, name] of [
+      [failoverPolicyType, 'db-0'],
+      [replicaClusterType, 'db-0-p'],
+    ] as const)
+      process.stdout.write(`${JSON.stringify(await client.get(type, ns, name), null, 1)}\n`);
   // Where the cold time went: reconciles per controller and how long one took on average.
   const reconciles = new Map<string, { count: number; seconds: number }>();
   for (const text of await Promise.all(ops.map((o) => o.metrics())))
@@ -321,6 +338,7 @@ try {
       `  largest heap in use while cold:      ${(heap.maxBytes / 2 ** 20).toFixed(0)} MiB (sampled every 2 s)`,
       `  reconciles until Events written:     ${perController.join(', ')}`,
       `  API requests per object until then:  ${perObject.join(', ')}`,
+      `  stored, as JSON:                     ${storedSizes.join('; ')}`,
       `  operator CPU until Events written:   ${sum(coldCpus).toFixed(1)} s${SHARDS > 1 ? ' in all' : ''}${each(coldCpus, 1, ' s')}`,
       `  the rest of the machine's CPU then:  kube-apiserver ${othersSpent('apiserver')} s, etcd ${othersSpent('etcd')} s, this benchmark ${othersSpent('bench')} s`,
       `  operator CPU when idle:              ${sum(idlePercent).toFixed(1)} % of a core (failing probes)${each(idlePercent, 1, ' %')}`,
