@@ -26,16 +26,24 @@ export const retryAfter = (ms: number, reason: string, message: string): Reconci
   message,
 });
 
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'UND_ERR_SOCKET']);
+const TIMED_OUT = new Set([
+  'ETIMEDOUT',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
+
 /** A short CamelCase label for an error, used as the `reason` label of the error metric. */
 export function errorReason(err: unknown): string {
   const reason = (err as { reason?: unknown }).reason;
   if (typeof reason === 'string' && /^[A-Za-z][A-Za-z0-9]*$/.test(reason)) return reason;
   const status = (err as { status?: unknown }).status;
   if (typeof status === 'number') return `Http${status}`;
-  // fetch() failures carry the socket error as their cause.
-  const code = (err as { cause?: { code?: unknown } }).cause?.code;
-  if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EHOSTUNREACH') return 'ApiUnreachable';
-  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT' || (err as Error).name === 'TimeoutError')
-    return 'ApiTimeout';
+  // undici's errors carry their code; fetch() wraps the socket error as the cause.
+  const e = err as { code?: unknown; cause?: { code?: unknown } };
+  const code = String(e.code ?? e.cause?.code ?? '');
+  if (UNREACHABLE.has(code)) return 'ApiUnreachable';
+  if (TIMED_OUT.has(code) || (err as Error).name === 'TimeoutError') return 'ApiTimeout';
   return 'Unknown';
 }
