@@ -31,6 +31,23 @@ describe('the HTTP endpoint', () => {
     expect(await get('/metrics?name[]=no_such_family')).toBe('\n');
   });
 
+  it('writes a full scrape as prom-client formats it, the per-object families line by line in pieces', async () => {
+    const metrics = new Metrics({ processMetrics: false });
+    // Enough objects for several pieces of a family, and a label value prom-client must escape.
+    for (let i = 0; i < 3_000; i++) {
+      metrics.policyReady.set({ namespace: 'ns', policy: `policy-${i}` }, i % 2);
+      metrics.epoch.set({ namespace: 'ns', policy: `policy-${i}` }, i);
+    }
+    metrics.policyReady.set({ namespace: 'ns', policy: 'odd"name\\with\nbreaks' }, 1);
+    const probes = { healthy: () => true, ready: () => ({ ok: true, reasons: [] }) };
+    const started = await startHttpServer('127.0.0.1:0', metrics, probes);
+    server = started.server;
+    const served = await fetch(`http://127.0.0.1:${started.port}/metrics`).then((r) => r.text());
+    expect(served).toContain('failover_policy_ready{namespace="ns",policy="odd\\"name\\\\with\\nbreaks"} 1');
+    expect(served.length).toBeGreaterThan(200_000);
+    expect(served).toBe(await metrics.registry.metrics());
+  });
+
   it("serves a default metric that a sibling's collect sets, current when asked for alone", async () => {
     const get = await start(true);
     const used = /^nodejs_heap_size_used_bytes (\d+)$/m.exec(

@@ -1,7 +1,8 @@
 /** The operator's HTTP endpoint: Prometheus metrics and the two Kubernetes probes. */
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Metrics } from './metrics.ts';
+import { writesOwnText } from './series-table.ts';
 
 export interface ProbeState {
   /** Liveness: the process can serve and is not wedged. */
@@ -16,7 +17,6 @@ export interface ProbeState {
  */
 async function exposition(metrics: Metrics, asked: string[]): Promise<string> {
   const { registry } = metrics;
-  if (asked.length === 0) return registry.metrics();
   const names = [...new Set(asked)].filter((n) => registry.getSingleMetric(n));
   // prom-client sets some default families from a sibling's collect (the heap's total sets its
   // used): run that sibling first. Only that one: the event-loop lag's collect resets its
@@ -25,6 +25,45 @@ async function exposition(metrics: Metrics, asked: string[]): Promise<string> {
   for (const s of siblings) if (!names.includes(s)) await registry.getSingleMetric(s)?.get();
   const text = await Promise.all(names.map((n) => registry.getSingleMetricAsString(n)));
   return `${text.join('\n\n')}\n`;
+}
+
+/**
+ * The whole registry, written as it is made: what prom-client's `metrics()` would return, with the
+ * per-object tables' families written line by line (series-table.ts) in pieces, each handed to
+ * the socket before the next is made, instead of one string of every sample.
+ */
+async function writeExposition(metrics: Metrics, res: ServerResponse): Promise<void> {
+  const { registry } = metrics;
+  const families = registry.getMetricsAsArray();
+  // The other families are small; prom-client formats them together, as its metrics() does (so
+  // each sees the others' collects exactly as a plain scrape would).
+  const formatted = await Promise.all(
+    families.map((m) => (writesOwnText(m) ? undefined : registry.getSingleMetricAsString(m.name))),
+  );
+  for (const [i, family] of families.entries()) {
+    if (res.destroyed) return;
+    const pieces = writesOwnText(family) ? family.text() : [formatted[i] as string];
+    let first = i > 0;
+    for (const piece of pieces) {
+      await send(res, first ? `\n\n${piece}` : piece);
+      first = false;
+    }
+  }
+  await send(res, '\n');
+}
+
+/** Writes, and waits for the socket to take it when its buffer is full (or the scraper went). */
+function send(res: ServerResponse, text: string): Promise<void> | undefined {
+  if (res.write(text)) return undefined;
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 /** Default families and the one whose collect sets them (prom-client's lib/metrics). */
@@ -50,8 +89,13 @@ export async function startHttpServer(
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://operator');
       if (url.pathname === '/metrics') {
+        const asked = url.searchParams.getAll('name[]');
         res.writeHead(200, { 'content-type': metrics.registry.contentType });
-        res.end(await exposition(metrics, url.searchParams.getAll('name[]')));
+        if (asked.length > 0) res.end(await exposition(metrics, asked));
+        else {
+          await writeExposition(metrics, res);
+          res.end();
+        }
       } else if (req.url === '/healthz') {
         const ok = probes.healthy();
         res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' });

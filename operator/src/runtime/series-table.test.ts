@@ -55,6 +55,27 @@ describe('SeriesTable', () => {
     expect((await lines(registry)).some((l) => l.startsWith('t_primary'))).toBe(false);
   });
 
+  it("writes each family's text as prom-client does, in pieces of about the size asked", async () => {
+    const registry = new Registry();
+    const table = new SeriesTable(registry, ['namespace', 'policy'] as const);
+    const ready = table.gauge('t_ready', 'ready, with a \\ and a\nnewline');
+    const phase = table.enumGauge('t_phase', 'phase', 'phase', ['Healthy', 'Degraded']);
+    const primary = table.infoGauge('t_primary', 'primary', 'cluster');
+    const empty = table.gauge('t_empty', 'nothing');
+    for (let i = 0; i < 200; i++) {
+      const labels = { namespace: 'a', policy: i === 7 ? 'q"uote\\d\nline' : `p${i}` };
+      ready.set(labels, [0, 1, 0.25, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY][i % 5] as number);
+      phase.set(labels, i % 3 ? 'Healthy' : 'Degraded');
+      primary.set(labels, `east-${i}`);
+    }
+    for (const family of [ready, phase, primary, empty]) {
+      const pieces = [...family.text(1_000)];
+      expect(pieces.join('')).toBe(await registry.getSingleMetricAsString(family.name));
+      if (family !== empty) expect(pieces.length).toBeGreaterThan(3);
+      for (const piece of pieces.slice(0, -1)) expect(piece.length).toBeLessThan(1_200);
+    }
+  });
+
   it("moves an object's series when a label that does not name it changes", async () => {
     const registry = new Registry();
     const table = new SeriesTable(

@@ -22,6 +22,14 @@ interface Sample {
   value: number;
 }
 
+/** One series of a family, made by what reads it: a sample for prom-client, or a line of text. */
+type Series = Sample | string;
+type Line<L extends string> = (
+  labels: Readonly<Record<L, string>>,
+  extra: readonly [name: string, value: string] | undefined,
+  value: number,
+) => Series;
+
 /** What prom-client's Registry reads from a metric: its identity, `get()` and `reset()`. */
 interface Family {
   readonly name: string;
@@ -30,7 +38,20 @@ interface Family {
   readonly aggregator: 'sum';
   get(): Promise<{ name: string; help: string; type: 'gauge'; aggregator: 'sum'; values: Sample[] }>;
   reset(): void;
+  /** The family's exposition text as prom-client writes it, in pieces of about `chunk` characters. */
+  text(chunk?: number): Iterable<string>;
 }
+
+/** A family that can write its own exposition text without a sample object per series. */
+export const writesOwnText = (metric: object): metric is Pick<Family, 'text'> =>
+  typeof (metric as Partial<Family>).text === 'function';
+
+// prom-client's escaping: a backslash and a newline in HELP and label values, a quote in values.
+const escapeHelp = (s: string) => s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+const escapeValue = (s: string) => (/[\\\n"]/.test(s) ? escapeHelp(s).replace(/"/g, '\\"') : s);
+/** As prom-client's getValueAsString. */
+const valueText = (v: number) =>
+  Number.isNaN(v) ? 'Nan' : Number.isFinite(v) ? `${v}` : v < 0 ? '-Inf' : '+Inf';
 
 export class SeriesTable<L extends string> {
   private readonly rows = new Map<string, Row<L>>();
@@ -55,12 +76,13 @@ export class SeriesTable<L extends string> {
   /** A gauge with at most one series per object. Setting NaN removes the object's series. */
   gauge(name: string, help: string): TableGauge<L> {
     const slot = this.slots++;
+    const rows = this.rows;
     for (const row of this.rows.values()) row.values.push(Number.NaN);
     const gauge: TableGauge<L> = {
-      ...this.family(name, help, (out) => {
-        for (const row of this.rows.values()) {
+      ...this.family(name, help, function* (line) {
+        for (const row of rows.values()) {
           const value = row.values[slot] as number;
-          if (!Number.isNaN(value)) out.push({ labels: row.labels, value });
+          if (!Number.isNaN(value)) yield line(row.labels, undefined, value);
         }
       }),
       set: (labels, value) => this.write(labels, (row) => (row.values[slot] = value), !Number.isNaN(value)),
@@ -76,17 +98,16 @@ export class SeriesTable<L extends string> {
    * object's current value and 0 for the others.
    */
   enumGauge(name: string, help: string, label: string, options: readonly string[]): EnumGauge<L> {
-    return this.stateGauge(name, help, (row, state, out) => {
-      for (const option of options)
-        out.push({ labels: { ...row.labels, [label]: option }, value: state === option ? 1 : 0 });
+    return this.stateGauge(name, help, function* (row, state, line) {
+      for (const option of options) yield line(row.labels, [label, option], state === option ? 1 : 0);
     });
   }
 
   /** A gauge whose one series per object names a value in `label` (which cluster is primary): 1. */
   infoGauge(name: string, help: string, label: string): EnumGauge<L> {
-    return this.stateGauge(name, help, (row, state, out) =>
-      out.push({ labels: { ...row.labels, [label]: state }, value: 1 }),
-    );
+    return this.stateGauge(name, help, function* (row, state, line) {
+      yield line(row.labels, [label, state], 1);
+    });
   }
 
   /** Drops every series of the object `labels` name (by the identity labels): it was deleted. */
@@ -97,14 +118,15 @@ export class SeriesTable<L extends string> {
   private stateGauge(
     name: string,
     help: string,
-    samples: (row: Row<L>, state: string, out: Sample[]) => void,
+    series: (row: Row<L>, state: string, line: Line<L>) => Iterable<Series>,
   ): EnumGauge<L> {
     const slot = this.enumSlots++;
+    const rows = this.rows;
     const gauge: EnumGauge<L> = {
-      ...this.family(name, help, (out) => {
-        for (const row of this.rows.values()) {
+      ...this.family(name, help, function* (line) {
+        for (const row of rows.values()) {
           const state = row.states[slot];
-          if (state !== undefined) samples(row, state, out);
+          if (state !== undefined) yield* series(row, state, line);
         }
       }),
       set: (labels, state) => this.write(labels, (row) => (row.states[slot] = state)),
@@ -115,18 +137,44 @@ export class SeriesTable<L extends string> {
     return gauge;
   }
 
-  private family(name: string, help: string, collect: (out: Sample[]) => void): Family {
+  /**
+   * A family from its series: prom-client's `get()` makes a sample of each, `text()` writes each
+   * line straight into the exposition (a full scrape at 2,000 policies is ~42,000 lines: as
+   * samples, their labels and prom-client's pieces of each line, ~20 MiB of RSS at once).
+   */
+  private family(name: string, help: string, series: (line: Line<L>) => Iterable<Series>): Family {
+    const labelNames = this.labelNames;
     return {
       name,
       help,
       type: 'gauge',
       aggregator: 'sum',
       get: async () => {
-        const values: Sample[] = [];
-        collect(values);
+        const sample: Line<L> = (labels, extra, value) => ({
+          labels: extra ? { ...labels, [extra[0]]: extra[1] } : labels,
+          value,
+        });
+        const values = [...series(sample)] as Sample[];
         return { name, help, type: 'gauge', aggregator: 'sum', values };
       },
       reset: () => undefined,
+      *text(chunk = 65_536) {
+        const text: Line<L> = (labels, extra, value) => {
+          let pairs = '';
+          for (const n of labelNames) pairs += `${pairs ? ',' : ''}${n}="${escapeValue(labels[n])}"`;
+          if (extra) pairs += `${pairs ? ',' : ''}${extra[0]}="${escapeValue(extra[1])}"`;
+          return `\n${name}${pairs ? `{${pairs}}` : ''} ${valueText(value)}`;
+        };
+        let out = `# HELP ${escapeHelp(name)} ${escapeHelp(help)}\n# TYPE ${escapeHelp(name)} gauge`;
+        for (const line of series(text)) {
+          out += line as string;
+          if (out.length >= chunk) {
+            yield out;
+            out = '';
+          }
+        }
+        if (out) yield out;
+      },
     };
   }
 
