@@ -1,6 +1,7 @@
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startHttpServer } from './http-server.ts';
+import { startHttpServer, writeExposition } from './http-server.ts';
 import { Metrics } from './metrics.ts';
 
 describe('the HTTP endpoint', () => {
@@ -46,6 +47,27 @@ describe('the HTTP endpoint', () => {
     expect(served).toContain('failover_policy_ready{namespace="ns",policy="odd\\"name\\\\with\\nbreaks"} 1');
     expect(served.length).toBeGreaterThan(200_000);
     expect(served).toBe(await metrics.registry.metrics());
+  });
+
+  it('stops writing a scrape whose scraper went mid-way, and finishes', async () => {
+    const metrics = new Metrics({ processMetrics: false });
+    for (let i = 0; i < 100_000; i++) metrics.policyReady.set({ namespace: 'ns', policy: `policy-${i}` }, 1);
+    let finished = false;
+    server = createServer((_req, res) => {
+      res.writeHead(200);
+      void writeExposition(metrics, res).then(() => {
+        finished = true;
+      });
+    });
+    await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
+    const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    socket.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
+    // Read the first bytes, then go while the server is still writing (its buffer full).
+    await new Promise((resolve) => socket.once('data', resolve));
+    socket.destroy();
+    const deadline = Date.now() + 10_000;
+    while (!finished && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(finished).toBe(true);
   });
 
   it("serves a default metric that a sibling's collect sets, current when asked for alone", async () => {

@@ -32,7 +32,7 @@ async function exposition(metrics: Metrics, asked: string[]): Promise<string> {
  * per-object tables' families written line by line (series-table.ts) in pieces, each handed to
  * the socket before the next is made, instead of one string of every sample.
  */
-async function writeExposition(metrics: Metrics, res: ServerResponse): Promise<void> {
+export async function writeExposition(metrics: Metrics, res: ServerResponse): Promise<void> {
   const { registry } = metrics;
   const families = registry.getMetricsAsArray();
   // The other families are small; prom-client formats them together, as its metrics() does (so
@@ -41,10 +41,11 @@ async function writeExposition(metrics: Metrics, res: ServerResponse): Promise<v
     families.map((m) => (writesOwnText(m) ? undefined : registry.getSingleMetricAsString(m.name))),
   );
   for (const [i, family] of families.entries()) {
-    if (res.destroyed) return;
     const pieces = writesOwnText(family) ? family.text() : [formatted[i] as string];
     let first = i > 0;
     for (const piece of pieces) {
+      // The scraper went (its timeout): stop making text nobody reads.
+      if (res.destroyed) return;
       await send(res, first ? `\n\n${piece}` : piece);
       first = false;
     }
@@ -54,7 +55,8 @@ async function writeExposition(metrics: Metrics, res: ServerResponse): Promise<v
 
 /** Writes, and waits for the socket to take it when its buffer is full (or the scraper went). */
 function send(res: ServerResponse, text: string): Promise<void> | undefined {
-  if (res.write(text)) return undefined;
+  // A destroyed response takes nothing and will not emit close again: do not wait for it.
+  if (res.destroyed || res.write(text)) return undefined;
   return new Promise((resolve) => {
     const done = () => {
       res.off('drain', done);
@@ -107,7 +109,7 @@ export async function startHttpServer(
       } else {
         res.writeHead(404).end();
       }
-    })().catch(() => res.writeHead(500).end());
+    })().catch(() => (res.headersSent ? res.destroy() : res.writeHead(500).end()));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

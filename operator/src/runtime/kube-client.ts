@@ -121,6 +121,7 @@ export class KubeClient {
    * Headers, Response or web streams around each call (fetch was ~5 % of the operator's CPU over a
    * cold pass at 2,000 policies). The response body must be read or dumped by the caller. Nothing
    * asks for gzip: the API server would compress every large LIST page, on the cores it shares.
+   * Redirects are not followed (the API server does not send them).
    */
   private async request(
     method: HttpMethod,
@@ -138,10 +139,12 @@ export class KubeClient {
     const url = new URL(this.access.server + path);
     for (const [k, v] of Object.entries(options.query ?? {}))
       if (v !== undefined) url.searchParams.set(k, String(v));
-    // Flat name/value pairs: a name may repeat (impersonation's groups).
+    // Flat name/value pairs: a name may repeat (impersonation's groups). A header given here
+    // (kubectl's --as) replaces the kubeconfig's own of that name (its `as:`), as in kubectl.
+    const given = new Set(this.extraHeaders.map(([name]) => name.toLowerCase()));
     const headers: string[] = [];
     for (const [name, value] of Object.entries(await this.access.authenticate(url.toString(), method)))
-      headers.push(name, value);
+      if (!given.has(name.toLowerCase())) headers.push(name, value);
     headers.push('user-agent', this.userAgent, 'accept', 'application/json');
     if (options.body !== undefined) headers.push('content-type', options.contentType ?? 'application/json');
     for (const [name, value] of this.extraHeaders) headers.push(name, value);
@@ -153,13 +156,10 @@ export class KubeClient {
         method,
         headers,
         body: options.body === undefined ? undefined : JSON.stringify(options.body),
-        signal: options.signal,
-        // The whole answer of an ordinary request is due within the timeout: its headers, and
-        // no pause longer than that in its body. A watch waits as the pool's defaults let it
-        // (the informer's watchdog restarts one that goes silent).
-        ...(options.stream
-          ? {}
-          : { headersTimeout: this.requestTimeoutMs, bodyTimeout: this.requestTimeoutMs }),
+        // The whole of an ordinary request, connecting and its body included, is due within the
+        // timeout: callers such as leader election and the split-brain guard count on it. A watch
+        // waits as the pool's defaults let it (the informer's watchdog restarts a silent one).
+        signal: options.signal ?? (options.stream ? undefined : AbortSignal.timeout(this.requestTimeoutMs)),
       });
       status = response.statusCode;
       return { status, body: response.body };

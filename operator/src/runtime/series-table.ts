@@ -38,7 +38,10 @@ interface Family {
   readonly aggregator: 'sum';
   get(): Promise<{ name: string; help: string; type: 'gauge'; aggregator: 'sum'; values: Sample[] }>;
   reset(): void;
-  /** The family's exposition text as prom-client writes it, in pieces of about `chunk` characters. */
+  /**
+   * The family's exposition text as prom-client writes it, in pieces of about `chunk` characters,
+   * of the rows as they were when it began (a scrape waits for the socket between pieces).
+   */
   text(chunk?: number): Iterable<string>;
 }
 
@@ -80,7 +83,7 @@ export class SeriesTable<L extends string> {
     for (const row of this.rows.values()) row.values.push(Number.NaN);
     const gauge: TableGauge<L> = {
       ...this.family(name, help, function* (line) {
-        for (const row of rows.values()) {
+        for (const row of [...rows.values()]) {
           const value = row.values[slot] as number;
           if (!Number.isNaN(value)) yield line(row.labels, undefined, value);
         }
@@ -124,7 +127,7 @@ export class SeriesTable<L extends string> {
     const rows = this.rows;
     const gauge: EnumGauge<L> = {
       ...this.family(name, help, function* (line) {
-        for (const row of rows.values()) {
+        for (const row of [...rows.values()]) {
           const state = row.states[slot];
           if (state !== undefined) yield* series(row, state, line);
         }
