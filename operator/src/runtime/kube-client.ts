@@ -131,8 +131,6 @@ export class KubeClient {
       contentType?: string;
       query?: Record<string, string | number | boolean | undefined>;
       signal?: AbortSignal;
-      /** A watch: its body may stay quiet between events for as long as the server lets it. */
-      stream?: boolean;
     } = {},
   ): Promise<{ status: number; body: Dispatcher.ResponseData['body'] }> {
     if (!this.access.server) throw new Error('the kubeconfig has no current cluster');
@@ -284,7 +282,6 @@ export class KubeClient {
     const response = await this.request('GET', resourcePath(type, namespace), {
       query: { ...query, watch: true },
       signal,
-      stream: true,
     });
     if (!isOk(response.status)) {
       throw toApiError(response.status, await response.body.text(), `WATCH ${resourcePath(type, namespace)}`);

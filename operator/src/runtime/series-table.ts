@@ -79,14 +79,11 @@ export class SeriesTable<L extends string> {
   /** A gauge with at most one series per object. Setting NaN removes the object's series. */
   gauge(name: string, help: string): TableGauge<L> {
     const slot = this.slots++;
-    const rows = this.rows;
     for (const row of this.rows.values()) row.values.push(Number.NaN);
     const gauge: TableGauge<L> = {
-      ...this.family(name, help, function* (line) {
-        for (const row of [...rows.values()]) {
-          const value = row.values[slot] as number;
-          if (!Number.isNaN(value)) yield line(row.labels, undefined, value);
-        }
+      ...this.family(name, help, function* (row, line) {
+        const value = row.values[slot] as number;
+        if (!Number.isNaN(value)) yield line(row.labels, undefined, value);
       }),
       set: (labels, value) => this.write(labels, (row) => (row.values[slot] = value), !Number.isNaN(value)),
       remove: (labels) => this.write(labels, (row) => (row.values[slot] = Number.NaN), false),
@@ -124,13 +121,10 @@ export class SeriesTable<L extends string> {
     series: (row: Row<L>, state: string, line: Line<L>) => Iterable<Series>,
   ): EnumGauge<L> {
     const slot = this.enumSlots++;
-    const rows = this.rows;
     const gauge: EnumGauge<L> = {
-      ...this.family(name, help, function* (line) {
-        for (const row of [...rows.values()]) {
-          const state = row.states[slot];
-          if (state !== undefined) yield* series(row, state, line);
-        }
+      ...this.family(name, help, function* (row, line) {
+        const state = row.states[slot];
+        if (state !== undefined) yield* series(row, state, line);
       }),
       set: (labels, state) => this.write(labels, (row) => (row.states[slot] = state)),
       remove: (labels) => this.write(labels, (row) => (row.states[slot] = undefined), false),
@@ -145,8 +139,16 @@ export class SeriesTable<L extends string> {
    * line straight into the exposition (a full scrape at 2,000 policies is ~42,000 lines: as
    * samples, their labels and prom-client's pieces of each line, ~20 MiB of RSS at once).
    */
-  private family(name: string, help: string, series: (line: Line<L>) => Iterable<Series>): Family {
-    const labelNames = this.labelNames;
+  private family(
+    name: string,
+    help: string,
+    seriesOf: (row: Row<L>, line: Line<L>) => Iterable<Series>,
+  ): Family {
+    const { labelNames, rows } = this;
+    // Of the rows as they were when it began: a scrape waits for the socket between pieces.
+    const series = function* (line: Line<L>) {
+      for (const row of [...rows.values()]) yield* seriesOf(row, line);
+    };
     return {
       name,
       help,
