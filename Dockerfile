@@ -26,15 +26,18 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm cache clean --force
 
-# --- build: the bundler, at the version package-lock.json pins, beside the build script; the
-# production packages it bundles; the sources
+# --- build: the bundler beside the build script, it and each of its dependencies at the version
+# and integrity package-lock.json pins (hack/image/bundler-lock.ts cuts them out of the lock, so
+# `npm ci` installs 4 packages instead of every dev dependency); the production packages it
+# bundles; the sources
 FROM ${BASE_IMAGE} AS build
 ARG NODE_EXTRA_CA_CERTS
 WORKDIR /tools
-COPY package-lock.json /app/
-RUN npm install --no-save --ignore-scripts --no-audit --no-fund \
-      "rolldown@$(node -p "require('/app/package-lock.json').packages['node_modules/rolldown'].version")"
-COPY package.json hack/build-operator.ts ./
+COPY package-lock.json hack/image/bundler-lock.ts /app/
+RUN node /app/bundler-lock.ts /app/package-lock.json /tools \
+ && npm ci --ignore-scripts --no-audit --no-fund \
+ && npm cache clean --force
+COPY hack/build-operator.ts ./
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./

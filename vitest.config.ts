@@ -14,7 +14,12 @@ export default defineConfig({
         test: {
           name: 'unit',
           sequence: { groupOrder: 0 },
-          include: ['operator/src/**/*.test.ts', 'infra/**/*.test.ts', 'test/harness/**/*.test.ts'],
+          include: [
+            'operator/src/**/*.test.ts',
+            'infra/**/*.test.ts',
+            'test/harness/**/*.test.ts',
+            'hack/**/*.test.ts',
+          ],
           // Property and model tests run thousands of decisions: on 2 busy cores, seconds each.
           testTimeout: 30_000,
         },
