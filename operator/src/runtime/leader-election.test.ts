@@ -18,6 +18,7 @@ interface Stand {
   /** Refuse (403) reading Deployments. */
   refuseDeployments: boolean;
   deploymentReads: number;
+  leaseReads: number;
 }
 
 function standIn(init: Partial<Stand> = {}): { client: KubeClient; stand: Stand } {
@@ -28,6 +29,7 @@ function standIn(init: Partial<Stand> = {}): { client: KubeClient; stand: Stand 
     refuseOwners: false,
     refuseDeployments: false,
     deploymentReads: 0,
+    leaseReads: 0,
     ...init,
   };
   let version = 0;
@@ -52,6 +54,7 @@ function standIn(init: Partial<Stand> = {}): { client: KubeClient; stand: Stand 
         if (stand.refuseDeployments) throw new KubeApiError(403, 'Forbidden', 'deployments is forbidden');
         return stand.deployments.get(name);
       }
+      stand.leaseReads++;
       const lease = stand.leases.get(name);
       return lease ? structuredClone(lease) : undefined;
     },
@@ -197,5 +200,44 @@ describe('a Lease deleted while held', () => {
     await stopping;
     expect(stand.writes.at(-1)?.spec?.holderIdentity).toBeNull();
     expect(stand.writes.length).toBe(before + 1);
+  });
+});
+
+describe('renewing', () => {
+  it('is one write a round, from the Lease as last written, without reading it first', async () => {
+    const { client, stand } = standIn();
+    const e = elector(client, 'a');
+    expect((await leadFor(e, 3000)).led).toBe(true);
+    const reads = stand.leaseReads;
+    const writes = stand.writes.length;
+    await until(() => stand.writes.length >= writes + 10);
+    expect(stand.leaseReads).toBe(reads);
+    expect(e.isLeader).toBe(true);
+    const renewals = stand.writes.slice(writes);
+    expect(new Set(renewals.map((w) => w.spec?.renewTime)).size).toBe(renewals.length);
+    expect(renewals.every((w) => w.spec?.holderIdentity === 'a' && w.spec.leaseTransitions === 0)).toBe(true);
+    await e.stop();
+  });
+
+  it('never overwrites a Lease someone else changed under it: refused, read, and lost at the renew deadline', async () => {
+    const { client, stand } = standIn();
+    const e = elector(client, 'a');
+    expect((await leadFor(e, 3000)).led).toBe(true);
+    const reads = stand.leaseReads;
+    // Taken by another holder (a replica that judged it expired, or a person), with a new version.
+    const held = stand.leases.get('leader') as Lease;
+    const now = new Date().toISOString().replace('Z', '000Z');
+    stand.leases.set('leader', {
+      ...held,
+      metadata: { ...held.metadata, resourceVersion: '999' },
+      spec: { ...held.spec, holderIdentity: 'b', renewTime: now, acquireTime: now },
+    });
+    const writes = stand.writes.length;
+    await until(() => !e.isLeader);
+    // The conditional write was refused, and the Lease read (the positive control: it tried).
+    expect(stand.leaseReads).toBeGreaterThan(reads);
+    expect(stand.writes.length).toBe(writes);
+    expect(stand.leases.get('leader')?.spec?.holderIdentity).toBe('b');
+    await e.stop();
   });
 });

@@ -105,6 +105,12 @@ export class LeaderElector {
   /** Setting the owner was refused (RBAC, or OwnerReferencesPermissionEnforcement): go without. */
   private ownerRefused = false;
   private observed: { holder: string; renewTime: string; at: number } | undefined;
+  /**
+   * The Lease as this elector last wrote it: a leader renews from it without reading the Lease
+   * first (client-go's fast path), one request a renewal instead of two. Its resourceVersion makes
+   * the write conditional, so a Lease someone else changed since is refused (409) and read again.
+   */
+  private written: Lease | undefined;
   private leading = false;
   private stopped = false;
   private wake: (() => void) | undefined;
@@ -226,6 +232,23 @@ export class LeaderElector {
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { client, namespace, name, identity } = this.opts;
     const now = new Date();
+    const written = this.written;
+    this.written = undefined;
+    if (this.leading && written?.spec?.holderIdentity === identity) {
+      try {
+        this.written = await client.replace<Lease>(leaseType, namespace, {
+          ...written,
+          spec: { ...written.spec, renewTime: microTime(now) },
+        });
+        return true;
+      } catch (err) {
+        // Changed or deleted since: read it and judge again, below. Unreachable: the next round reads.
+        if (!isConflict(err) && !isNotFound(err)) {
+          this.opts.log.warn({ err: (err as Error).message }, 'leader election: could not reach the lease');
+          return false;
+        }
+      }
+    }
     let owner: OwnerReference | undefined;
     try {
       const lease = await client.find<Lease>(leaseType, namespace, name);
@@ -240,7 +263,7 @@ export class LeaderElector {
         }
         if (!(await this.mayAcquire())) return false;
         owner = await this.ownerReference(true);
-        await client.create(leaseType, namespace, {
+        this.written = await client.create<Lease>(leaseType, namespace, {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
           metadata: {
@@ -272,7 +295,7 @@ export class LeaderElector {
       if ((holder !== identity || !this.leading) && !(await this.mayAcquire())) return false;
       const known = await this.ownerReference(false);
       owner = known && !owners(lease).some((r) => r.uid === known.uid) ? known : undefined;
-      await client.replace(leaseType, namespace, {
+      this.written = await client.replace<Lease>(leaseType, namespace, {
         ...lease,
         // Labelled by every holder, so a Lease an older version made is found too.
         metadata: {
@@ -306,6 +329,7 @@ export class LeaderElector {
 
   private async release(): Promise<void> {
     const { client, namespace, name, identity } = this.opts;
+    this.written = undefined;
     try {
       const lease = await client.find<Lease>(leaseType, namespace, name);
       if (!lease || lease.spec?.holderIdentity !== identity) return;

@@ -294,6 +294,18 @@ export class ShardCoordinator {
     };
   }
 
+  /**
+   * The layout Lease's labels: the single leader's, plus the election's, so each round's LIST of
+   * the election's Leases brings it too (a single leader keeps the label when it takes it over).
+   */
+  private layoutLabels(): Record<string, string> {
+    return {
+      ...this.scope(),
+      [LEADER_LEASE_LABEL]: 'operator',
+      [ELECTION_LABEL]: electionLabelValue(this.opts.election),
+    };
+  }
+
   private campaign(shard: number): void {
     const elector = new LeaderElector({
       ...this.electorOptions(),
@@ -379,11 +391,7 @@ export class ShardCoordinator {
         const owner = uid
           ? [{ apiVersion: 'apps/v1', kind: 'Deployment', name: o.ownerDeployment, uid }]
           : [];
-        const metadata = {
-          name: o.election,
-          namespace: o.namespace,
-          labels: { ...this.scope(), [LEADER_LEASE_LABEL]: 'operator' },
-        };
+        const metadata = { name: o.election, namespace: o.namespace, labels: this.layoutLabels() };
         const create = (withOwner: boolean) =>
           o.client.create(leaseType, o.namespace, {
             apiVersion: 'coordination.k8s.io/v1',
@@ -422,7 +430,7 @@ export class ShardCoordinator {
         ...lease,
         metadata: {
           ...lease.metadata,
-          labels: { ...lease.metadata.labels, ...this.scope(), [LEADER_LEASE_LABEL]: 'operator' },
+          labels: { ...lease.metadata.labels, ...this.layoutLabels() },
         },
         spec: {
           ...lease.spec,
@@ -447,12 +455,16 @@ export class ShardCoordinator {
     const o = this.opts;
     try {
       const now = Date.now();
-      const leases = (
+      const listed = (
         await o.client.list<Lease>(leaseType, o.namespace, {
           labelSelector: `${ELECTION_LABEL}=${electionLabelValue(o.election)}`,
         })
       ).items;
-      const layoutLease = await o.client.find<Lease>(leaseType, o.namespace, o.election);
+      const leases = listed.filter((l) => l.metadata.name !== o.election);
+      // Read apart only while it lacks the election's label (made by a single leader before).
+      const layoutLease =
+        listed.find((l) => l.metadata.name === o.election) ??
+        (await o.client.find<Lease>(leaseType, o.namespace, o.election));
       this.liveness.observe(layoutLease ? [...leases, layoutLease] : leases, now);
       await this.holdLayout(layoutLease, now);
       const members = leases.filter(
