@@ -241,3 +241,60 @@ describe('renewing', () => {
     await e.stop();
   });
 });
+
+describe('a candidate fed reads made elsewhere (a shard coordinator)', () => {
+  /** A Lease held by `x`, renewed every 20 ms by hand until `stop` is called. */
+  function heldByX(stand: Stand) {
+    let version = 1000;
+    let last = 0;
+    const renew = () => {
+      last = Date.now();
+      const at = new Date().toISOString().replace('Z', '000Z');
+      stand.leases.set('leader', {
+        metadata: { name: 'leader', namespace: 'ops', resourceVersion: String(++version) },
+        spec: { holderIdentity: 'x', leaseDurationSeconds: 0.4 as number, renewTime: at, acquireTime: at },
+      });
+    };
+    renew();
+    const timer = setInterval(renew, 20);
+    return {
+      /** Stops renewing; returns when it last renewed. */
+      stop: () => {
+        clearInterval(timer);
+        return last;
+      },
+    };
+  }
+
+  it('reads the Lease itself only when it may be taken, and takes it no sooner than a lease duration after its last change', async () => {
+    const { client, stand } = standIn();
+    const x = heldByX(stand);
+    const b = elector(client, 'b');
+    const feed = setInterval(() => b.observe(structuredClone(stand.leases.get('leader')), Date.now()), 20);
+    b.observe(structuredClone(stand.leases.get('leader')), Date.now());
+    const run = leadFor(b, 5000);
+    await new Promise((r) => setTimeout(r, 300));
+    // Held and renewed: the fed reads stood for its own.
+    expect(stand.leaseReads).toBe(0);
+    const lastChange = x.stop();
+    expect((await run).led).toBe(true);
+    expect(Date.now() - lastChange).toBeGreaterThanOrEqual(400);
+    // The positive control: taking it, it read the Lease and wrote it conditionally.
+    expect(stand.leaseReads).toBeGreaterThan(0);
+    expect(stand.leases.get('leader')?.spec?.holderIdentity).toBe('b');
+    clearInterval(feed);
+    await b.stop();
+  });
+
+  it('reads for itself once the reads made elsewhere stop coming', async () => {
+    const { client, stand } = standIn();
+    const x = heldByX(stand);
+    const b = elector(client, 'b');
+    b.observe(structuredClone(stand.leases.get('leader')), Date.now());
+    void leadFor(b, 200);
+    await until(() => stand.leaseReads > 3);
+    expect(b.isLeader).toBe(false);
+    x.stop();
+    await b.stop();
+  });
+});

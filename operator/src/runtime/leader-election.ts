@@ -111,6 +111,8 @@ export class LeaderElector {
    * the write conditional, so a Lease someone else changed since is refused (409) and read again.
    */
   private written: Lease | undefined;
+  /** The last read of the Lease made elsewhere (observe), and when. */
+  private outside: { lease: Lease | undefined; at: number } | undefined;
   private leading = false;
   private stopped = false;
   private wake: (() => void) | undefined;
@@ -173,6 +175,40 @@ export class LeaderElector {
     // Not leading from here on, before the lease is given up: never two replicas saying so.
     this.setLeading(false);
     if (wasLeading) await this.release();
+  }
+
+  /**
+   * A read of the Lease made elsewhere at `at` (ms): a coordinator that lists its election's Leases
+   * every retry period. It counts as this elector's own read in judging expiry; while it is fresh
+   * and finds the Lease held by another holder within its duration, a round does not read the
+   * Lease again (a candidate's GET every retry period, saved). Skipping a read can only delay a
+   * take-over, never make one: taking still reads the Lease and writes it conditionally.
+   */
+  observe(lease: Lease | undefined, at: number): void {
+    this.outside = { lease, at };
+    if (lease) this.note(lease.spec ?? {}, at);
+  }
+
+  /** Whether a fresh outside read finds the Lease held by someone else, not yet expired. */
+  private heldElsewhere(now: number): boolean {
+    const seen = this.outside;
+    if (!seen?.lease || now - seen.at > 2 * this.opts.retryPeriodMs) return false;
+    const holder = seen.lease.spec?.holderIdentity ?? '';
+    const durationMs = (seen.lease.spec?.leaseDurationSeconds ?? 15) * 1000;
+    return (
+      holder !== '' &&
+      holder !== this.opts.identity &&
+      this.observed?.holder === holder &&
+      this.observed.at + durationMs > now
+    );
+  }
+
+  /** Records the holder and renew time read, and when they were first seen so. */
+  private note(spec: NonNullable<Lease['spec']>, at: number): void {
+    const holder = spec.holderIdentity ?? '';
+    const renewTime = spec.renewTime ?? '';
+    if (!this.observed || this.observed.holder !== holder || this.observed.renewTime !== renewTime)
+      this.observed = { holder, renewTime, at };
   }
 
   private setLeading(value: boolean): void {
@@ -249,6 +285,7 @@ export class LeaderElector {
         }
       }
     }
+    if (!this.leading && this.heldElsewhere(Date.now())) return false;
     let owner: OwnerReference | undefined;
     try {
       const lease = await client.find<Lease>(leaseType, namespace, name);
@@ -284,12 +321,9 @@ export class LeaderElector {
       }
       const spec = lease.spec ?? {};
       const holder = spec.holderIdentity ?? '';
-      const renewTime = spec.renewTime ?? '';
-      if (!this.observed || this.observed.holder !== holder || this.observed.renewTime !== renewTime) {
-        this.observed = { holder, renewTime, at: Date.now() };
-      }
+      this.note(spec, Date.now());
       const durationMs = (spec.leaseDurationSeconds ?? 15) * 1000;
-      if (holder && holder !== identity && this.observed.at + durationMs > Date.now()) return false;
+      if (holder && holder !== identity && (this.observed?.at ?? 0) + durationMs > Date.now()) return false;
       // A Lease naming this identity that this elector does not hold (a restarted container with
       // the same pod name) is an acquisition too.
       if ((holder !== identity || !this.leading) && !(await this.mayAcquire())) return false;

@@ -466,6 +466,15 @@ export class ShardCoordinator {
         listed.find((l) => l.metadata.name === o.election) ??
         (await o.client.find<Lease>(leaseType, o.namespace, o.election));
       this.liveness.observe(layoutLease ? [...leases, layoutLease] : leases, now);
+      // The shard electors judge their Leases from this read too, and read one themselves only
+      // when it may be taken: no candidate's GET every retry period for a shard held elsewhere.
+      // Stamped when the answer came, as an elector's own read is.
+      const readAt = Date.now();
+      for (const [shard, elector] of this.electors)
+        elector.observe(
+          leases.find((l) => l.metadata.name === shardLeaseName(o.election, shard, o.shards)),
+          readAt,
+        );
       await this.holdLayout(layoutLease, now);
       const members = leases.filter(
         (l) =>
