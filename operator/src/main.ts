@@ -13,9 +13,10 @@ import { Manager } from './manager.ts';
 import { Observer, parseEndpointOverrides } from './observer/observer.ts';
 import { systemClock } from './runtime/clock.ts';
 import { startHttpServer } from './runtime/http-server.ts';
+import { Informer } from './runtime/informer.ts';
 import { type KubeAccess, loadKubeAccess } from './runtime/kube-access.ts';
 import { KubeClient } from './runtime/kube-client.ts';
-import { LeaderElector } from './runtime/leader-election.ts';
+import { LeaderElector, type Lease, leaseType } from './runtime/leader-election.ts';
 import { createLogger } from './runtime/logger.ts';
 import { Metrics } from './runtime/metrics.ts';
 import { preflight } from './runtime/preflight.ts';
@@ -189,6 +190,21 @@ const elector =
       new LeaderElector({ ...leaseOptions, name: config.leaderElectionId })
     : undefined;
 metrics.shards.set(config.shards);
+// A standby learns of the leader's renewals from a watch of the Lease, not a read every retry
+// period; it reads the Lease itself once the watch has brought nothing for two retry periods
+// (the leader gone, or the watch down), to take it over.
+const leaderLeaseWatch = elector
+  ? new Informer<Lease>({
+      client,
+      type: leaseType,
+      namespace: config.leaderElectionNamespace,
+      fieldSelector: `metadata.name=${config.leaderElectionId}`,
+      log,
+    })
+  : undefined;
+leaderLeaseWatch?.on((event) =>
+  elector?.observe(event.type === 'deleted' ? undefined : event.object, Date.now()),
+);
 
 async function shutdown(signal: string, code = 0): Promise<never> {
   if (shuttingDown) process.exit(code);
@@ -198,6 +214,7 @@ async function shutdown(signal: string, code = 0): Promise<never> {
   const deadline = Date.now() + config.shutdownGraceSeconds * 1000;
   await manager.stop(config.shutdownGraceSeconds * 1000);
   await elector?.stop();
+  await leaderLeaseWatch?.stop();
   await shards?.stop();
   // Then the Events still queued, within what is left of the grace and 5 s at most: the Leases
   // went first, so a successor never waits on them.
@@ -222,6 +239,7 @@ if (manager instanceof Observer || manager instanceof DatabaseAgent) {
       if (outcome === 'lost') void shutdown('shard-lease-lost', 1);
     });
   } else if (elector) {
+    leaderLeaseWatch?.start();
     void elector
       .run(() => void manager.startControllers())
       .then((outcome) => {

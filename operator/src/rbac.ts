@@ -34,15 +34,15 @@ export const operatorRules: PolicyRule[] = [
   // resource's secretRefs, always in the resource's own namespace. The chart can scope this to
   // the namespaces of the policies (rbac.secretNamespaces).
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
-  // Leader election (runtime/leader-election.ts): find, create, replace; the chart grants it in
-  // the release namespace only. Where OwnerReferencesPermissionEnforcement (OpenShift) refuses the
+  // Leader election (runtime/leader-election.ts): find, create, replace, and a standby watches the
+  // leader's Lease (main.ts); the chart grants it in the release namespace only. Where OwnerReferencesPermissionEnforcement (OpenShift) refuses the
   // Lease's owner reference, the elector goes on without one. Sharding (runtime/shards.ts) lists
   // the election's Leases to count the replicas alive, and deletes the member Leases of replicas
   // gone for ten lease periods.
   {
     apiGroups: ['coordination.k8s.io'],
     resources: ['leases'],
-    verbs: ['get', 'list', 'create', 'update', 'delete'],
+    verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'],
   },
   // The Deployment the leader Lease belongs to (--leader-election-owner), for its owner reference.
   { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get'], scope: 'release' },

@@ -100,6 +100,21 @@ describe('three replicas', () => {
     }
   });
 
+  it('renew with one write a round, and the standbys follow the Lease by a watch, not a read a round', async () => {
+    const leaderName = await holder();
+    const lead = operators.find((o) => o.name === leaderName) as OperatorProcess;
+    expect(lead).toBeDefined();
+    const gets = () =>
+      Promise.all(operators.map((o) => o.metric('rest_client_requests_total', { method: 'GET' })));
+    const puts = () => lead.metric('rest_client_requests_total', { method: 'PUT' });
+    const getsBefore = await gets();
+    const putsBefore = await puts();
+    // The positive control: five renewals (a retry period apart) went by.
+    await waitFor(async () => (await puts()) >= putsBefore + 5, { description: 'five renewals' });
+    // Nobody read anything: the leader renewed from its last write, the standbys from the watch.
+    expect(await gets()).toEqual(getsBefore);
+  });
+
   it('hand over within the lease duration when the leader is killed with SIGKILL', async () => {
     const leader = (await holder()) as string;
     const victim = operators.find((o) => o.name === leader);

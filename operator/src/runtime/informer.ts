@@ -35,6 +35,8 @@ export interface InformerOptions {
   type: ResourceType;
   /** Watch one namespace; all namespaces when omitted. */
   namespace?: string;
+  /** Only the objects matching it (`metadata.name=leader`): listed and watched so. */
+  fieldSelector?: string;
   log: Logger;
   metrics?: Metrics;
   resyncMs?: number;
@@ -99,8 +101,8 @@ export function keyParts(key: string): { namespace: string; name: string } {
 export class Informer<T extends KubeObject> {
   private readonly cache = new Map<string, T>();
   private readonly handlers: ((event: InformerEvent<T>) => void)[] = [];
-  private readonly opts: Required<Omit<InformerOptions, 'namespace' | 'metrics'>> &
-    Pick<InformerOptions, 'namespace' | 'metrics'>;
+  private readonly opts: Required<Omit<InformerOptions, 'namespace' | 'metrics' | 'fieldSelector'>> &
+    Pick<InformerOptions, 'namespace' | 'metrics' | 'fieldSelector'>;
   private resourceVersion: string | undefined;
   private hasSynced = false;
   private stopped = true;
@@ -241,6 +243,7 @@ export class Informer<T extends KubeObject> {
       const page = await this.opts.client.list<T>(this.opts.type, this.opts.namespace, {
         limit: this.opts.pageSize,
         continue: token,
+        fieldSelector: this.opts.fieldSelector,
       });
       for (const item of page.items) seen.set(objectKey(item), item);
       token = page.metadata.continue || undefined;
@@ -275,7 +278,12 @@ export class Informer<T extends KubeObject> {
       await this.opts.client.watch(
         this.opts.type,
         this.opts.namespace,
-        { resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds },
+        {
+          resourceVersion: this.resourceVersion,
+          allowWatchBookmarks: true,
+          timeoutSeconds,
+          fieldSelector: this.opts.fieldSelector,
+        },
         (event) => {
           this.lastActivity = Date.now();
           const object = event.object as unknown as T;

@@ -275,7 +275,12 @@ export class KubeClient {
   async watch(
     type: ResourceType,
     namespace: string | undefined,
-    query: { resourceVersion?: string; timeoutSeconds?: number; allowWatchBookmarks?: boolean },
+    query: {
+      resourceVersion?: string;
+      timeoutSeconds?: number;
+      allowWatchBookmarks?: boolean;
+      fieldSelector?: string;
+    },
     onEvent: (event: WatchEvent) => void,
     signal: AbortSignal,
   ): Promise<void> {
