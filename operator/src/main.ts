@@ -192,7 +192,8 @@ const elector =
 metrics.shards.set(config.shards);
 // A standby learns of the leader's renewals from a watch of the Lease, not a read every retry
 // period; it reads the Lease itself once the watch has brought nothing for two retry periods
-// (the leader gone, or the watch down), to take it over.
+// (the leader gone, or the watch down, or not allowed by an older Role: then it reads every
+// retry period, as before), to take it over.
 const leaderLeaseWatch = elector
   ? new Informer<Lease>({
       client,
@@ -202,9 +203,11 @@ const leaderLeaseWatch = elector
       log,
     })
   : undefined;
-leaderLeaseWatch?.on((event) =>
-  elector?.observe(event.type === 'deleted' ? undefined : event.object, Date.now()),
-);
+leaderLeaseWatch?.on((event) => {
+  // A resync replays the cache, which is no read (and a dead watch's cache is old).
+  if (event.type !== 'resync')
+    elector?.observe(event.type === 'deleted' ? undefined : event.object, Date.now());
+});
 
 async function shutdown(signal: string, code = 0): Promise<never> {
   if (shuttingDown) process.exit(code);
@@ -241,7 +244,11 @@ if (manager instanceof Observer || manager instanceof DatabaseAgent) {
   } else if (elector) {
     leaderLeaseWatch?.start();
     void elector
-      .run(() => void manager.startControllers())
+      .run(() => {
+        // The leader renews from its own writes; the watch was the standby's.
+        void leaderLeaseWatch?.stop();
+        void manager.startControllers();
+      })
       .then((outcome) => {
         // A replica that lost its lease must not keep acting on stale leadership.
         if (outcome === 'lost') void shutdown('leader-election-lost', 1);

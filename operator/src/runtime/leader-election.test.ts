@@ -19,6 +19,11 @@ interface Stand {
   refuseDeployments: boolean;
   deploymentReads: number;
   leaseReads: number;
+  /** Set: the next Lease replace waits for it (one in flight, `held` counts it). */
+  gate?: Promise<void>;
+  held: number;
+  /** When the last write was stored (ms). */
+  lastWriteAt: number;
 }
 
 function standIn(init: Partial<Stand> = {}): { client: KubeClient; stand: Stand } {
@@ -30,6 +35,8 @@ function standIn(init: Partial<Stand> = {}): { client: KubeClient; stand: Stand 
     refuseDeployments: false,
     deploymentReads: 0,
     leaseReads: 0,
+    held: 0,
+    lastWriteAt: 0,
     ...init,
   };
   let version = 0;
@@ -45,6 +52,7 @@ function standIn(init: Partial<Stand> = {}): { client: KubeClient; stand: Stand 
     });
     stand.leases.set(obj.metadata.name, stored);
     stand.writes.push(stored);
+    stand.lastWriteAt = Date.now();
     return stored;
   };
   const client = {
@@ -62,7 +70,15 @@ function standIn(init: Partial<Stand> = {}): { client: KubeClient; stand: Stand 
       if (stand.leases.has(obj.metadata.name)) throw new KubeApiError(409, 'AlreadyExists', 'exists');
       return write(obj);
     },
-    replace: async (_type: ResourceType, _ns: string, obj: Lease) => write(obj, obj.metadata.resourceVersion),
+    replace: async (_type: ResourceType, _ns: string, obj: Lease) => {
+      const gate = stand.gate;
+      if (gate) {
+        stand.gate = undefined;
+        stand.held++;
+        await gate;
+      }
+      return write(obj, obj.metadata.resourceVersion);
+    },
   } as unknown as KubeClient;
   return { client, stand };
 }
@@ -295,6 +311,108 @@ describe('a candidate fed reads made elsewhere (a shard coordinator)', () => {
     await until(() => stand.leaseReads > 3);
     expect(b.isLeader).toBe(false);
     x.stop();
+    await b.stop();
+  });
+});
+
+describe('stopping during a renewal', () => {
+  it('lets the renewal finish, then gives the Lease up, and never takes it back', async () => {
+    const { client, stand } = standIn();
+    const e = elector(client, 'a');
+    let outcome: string | undefined;
+    let led = false;
+    void e
+      .run(() => {
+        led = true;
+      })
+      .then((o) => {
+        outcome = o;
+      });
+    await until(() => led);
+    let open = () => {};
+    stand.gate = new Promise<void>((r) => {
+      open = r;
+    });
+    // The positive control: a renewal is under way when the stop comes.
+    await until(() => stand.held === 1);
+    const stopping = e.stop();
+    setTimeout(open, 50);
+    await stopping;
+    await until(() => outcome !== undefined);
+    expect(outcome).toBe('stopped');
+    expect(stand.leases.get('leader')?.spec?.holderIdentity).toBeNull();
+    expect(stand.writes.at(-1)?.spec?.holderIdentity).toBeNull();
+  });
+});
+
+describe('a renewal that hangs', () => {
+  it('is not waited for past the renew deadline: the leader gives up in time', async () => {
+    const { client, stand } = standIn();
+    const e = elector(client, 'a');
+    let outcome: string | undefined;
+    let led = false;
+    void e
+      .run(() => {
+        led = true;
+      })
+      .then((o) => {
+        outcome = o;
+      });
+    await until(() => led);
+    // The API server takes the next write and never answers (a stuck connection).
+    stand.gate = new Promise<void>(() => {});
+    await until(() => stand.held === 1);
+    const lastRenewal = stand.lastWriteAt;
+    const lostAt = await until(() => outcome !== undefined);
+    expect(outcome).toBe('lost');
+    expect(e.isLeader).toBe(false);
+    // The renew deadline (250 ms) from the last renewal, and a timer's lateness; a standby may take
+    // the Lease at its duration (400 ms).
+    expect(lostAt - lastRenewal).toBeLessThan(380);
+  });
+});
+
+describe('reads that lag behind', () => {
+  it('do not restart the expiry clock: a stale copy fed after the holder died delays nothing', async () => {
+    const { client, stand } = standIn();
+    const first = (() => {
+      const at = new Date().toISOString().replace('Z', '000Z');
+      const lease: Lease = {
+        metadata: { name: 'leader', namespace: 'ops', resourceVersion: '5' },
+        spec: { holderIdentity: 'x', leaseDurationSeconds: 0.4 as number, renewTime: at, acquireTime: at },
+      };
+      return lease;
+    })();
+    let version = 10;
+    let last = 0;
+    const renew = () => {
+      last = Date.now();
+      const at = new Date().toISOString().replace('Z', '000Z');
+      stand.leases.set('leader', {
+        metadata: { name: 'leader', namespace: 'ops', resourceVersion: String(++version) },
+        spec: { holderIdentity: 'x', leaseDurationSeconds: 0.4 as number, renewTime: at, acquireTime: at },
+      });
+    };
+    renew();
+    const renewing = setInterval(renew, 20);
+    const b = elector(client, 'b');
+    let fed = 0;
+    // Each round a copy that stops at the first version (a dead watch's cache replayed), and now
+    // and then the current one.
+    const feed = setInterval(() => {
+      fed++;
+      b.observe(structuredClone(fed % 5 === 0 ? (stand.leases.get('leader') as Lease) : first), Date.now());
+    }, 20);
+    const run = leadFor(b, 5000);
+    await until(() => fed > 10);
+    clearInterval(renewing);
+    const lastChange = last;
+    expect((await run).led).toBe(true);
+    const tookMs = Date.now() - lastChange;
+    clearInterval(feed);
+    expect(tookMs).toBeGreaterThanOrEqual(400);
+    // Restarted by each stale copy, it would wait twice the duration or more.
+    expect(tookMs).toBeLessThan(750);
     await b.stop();
   });
 });

@@ -4,6 +4,8 @@
  * concurrency). A lease is judged expired by the local time since its holder last changed it, not
  * by the holder's clock, so clock skew between replicas does not matter.
  */
+
+import { newerOrSame } from './informer.ts';
 import {
   isConflict,
   isForbidden,
@@ -113,6 +115,12 @@ export class LeaderElector {
   private written: Lease | undefined;
   /** The last read of the Lease made elsewhere (observe), and when. */
   private outside: { lease: Lease | undefined; at: number } | undefined;
+  /** The resourceVersion of the newest read noted: an older one (a stale cache) is not a read. */
+  private notedVersion: string | undefined;
+  /** The attempt under way, if any: stop() lets it finish before giving the Lease up. */
+  private inFlight: Promise<boolean> | undefined;
+  /** An attempt wrote the Lease as this identity's since it was last lost or given up: stop() gives it up. */
+  private holding = false;
   private leading = false;
   private stopped = false;
   private wake: (() => void) | undefined;
@@ -141,7 +149,18 @@ export class LeaderElector {
    */
   async run(onStartedLeading: () => void): Promise<'lost' | 'stopped'> {
     this.setLeading(false);
-    while (!this.stopped && !(await this.tryAcquireOrRenew())) await this.pause(this.opts.retryPeriodMs);
+    // A write's time is when its attempt began: the Lease the API server stored may say so already
+    // by the time a slow answer comes back, and others judge expiry from it.
+    let lastRenew = 0;
+    for (;;) {
+      if (this.stopped) return 'stopped';
+      const started = Date.now();
+      if (await this.attempt()) {
+        lastRenew = started;
+        break;
+      }
+      await this.pause(this.opts.retryPeriodMs);
+    }
     if (this.stopped) return 'stopped';
     this.setLeading(true);
     this.opts.log.info(
@@ -149,14 +168,18 @@ export class LeaderElector {
       'became leader',
     );
     onStartedLeading();
-    let lastRenew = Date.now();
     while (!this.stopped) {
       await this.pause(this.opts.retryPeriodMs);
       if (this.stopped) break;
-      if (await this.tryAcquireOrRenew()) {
-        lastRenew = Date.now();
-      } else if (Date.now() - lastRenew > this.opts.renewDeadlineMs) {
+      const started = Date.now();
+      // An attempt that hangs is not waited for past the renew deadline: a standby may take the
+      // Lease a lease duration after the last renewal, and this replica must have stopped by then.
+      const left = this.opts.renewDeadlineMs - (started - lastRenew);
+      if (left > 0 && (await within(this.attempt(), left))) {
+        lastRenew = started;
+      } else if (Date.now() - lastRenew >= this.opts.renewDeadlineMs) {
         this.setLeading(false);
+        this.holding = false;
         this.opts.log.error(
           { identity: this.opts.identity },
           'leader lease lost: could not renew within the renew deadline',
@@ -174,7 +197,23 @@ export class LeaderElector {
     const wasLeading = this.leading;
     // Not leading from here on, before the lease is given up: never two replicas saying so.
     this.setLeading(false);
-    if (wasLeading) await this.release();
+    // An attempt under way ends first: what it wrote is given up too, and it cannot take the Lease
+    // back after the release (it would read it free and take it).
+    await this.inFlight;
+    if (wasLeading || this.holding) await this.release();
+  }
+
+  /** One round of tryAcquireOrRenew, remembered while under way. */
+  private attempt(): Promise<boolean> {
+    const round = this.tryAcquireOrRenew().then((held) => {
+      if (held) this.holding = true;
+      return held;
+    });
+    this.inFlight = round;
+    void round.finally(() => {
+      if (this.inFlight === round) this.inFlight = undefined;
+    });
+    return round;
   }
 
   /**
@@ -185,8 +224,19 @@ export class LeaderElector {
    * take-over, never make one: taking still reads the Lease and writes it conditionally.
    */
   observe(lease: Lease | undefined, at: number): void {
+    if (lease && this.isStale(lease)) return;
     this.outside = { lease, at };
-    if (lease) this.note(lease.spec ?? {}, at);
+    if (lease) this.note(lease, at);
+  }
+
+  /** Older than a read already noted: a cache or a LIST that lags behind. */
+  private isStale(lease: Lease): boolean {
+    const version = lease.metadata.resourceVersion;
+    return (
+      this.notedVersion !== undefined &&
+      version !== this.notedVersion &&
+      newerOrSame(this.notedVersion, version)
+    );
   }
 
   /** Whether a fresh outside read finds the Lease held by someone else, not yet expired. */
@@ -204,7 +254,10 @@ export class LeaderElector {
   }
 
   /** Records the holder and renew time read, and when they were first seen so. */
-  private note(spec: NonNullable<Lease['spec']>, at: number): void {
+  private note(lease: Lease, at: number): void {
+    if (this.isStale(lease)) return;
+    this.notedVersion = lease.metadata.resourceVersion;
+    const spec = lease.spec ?? {};
     const holder = spec.holderIdentity ?? '';
     const renewTime = spec.renewTime ?? '';
     if (!this.observed || this.observed.holder !== holder || this.observed.renewTime !== renewTime)
@@ -267,14 +320,13 @@ export class LeaderElector {
 
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { client, namespace, name, identity } = this.opts;
-    const now = new Date();
     const written = this.written;
     this.written = undefined;
     if (this.leading && written?.spec?.holderIdentity === identity) {
       try {
         this.written = await client.replace<Lease>(leaseType, namespace, {
           ...written,
-          spec: { ...written.spec, renewTime: microTime(now) },
+          spec: { ...written.spec, renewTime: microTime(new Date()) },
         });
         return true;
       } catch (err) {
@@ -285,7 +337,9 @@ export class LeaderElector {
         }
       }
     }
-    if (!this.leading && this.heldElsewhere(Date.now())) return false;
+    // Stopped meanwhile (the release may be under way): take nothing back.
+    if (this.stopped || (!this.leading && this.heldElsewhere(Date.now()))) return false;
+    const now = new Date();
     let owner: OwnerReference | undefined;
     try {
       const lease = await client.find<Lease>(leaseType, namespace, name);
@@ -321,7 +375,7 @@ export class LeaderElector {
       }
       const spec = lease.spec ?? {};
       const holder = spec.holderIdentity ?? '';
-      this.note(spec, Date.now());
+      this.note(lease, Date.now());
       const durationMs = (spec.leaseDurationSeconds ?? 15) * 1000;
       if (holder && holder !== identity && (this.observed?.at ?? 0) + durationMs > Date.now()) return false;
       // A Lease naming this identity that this elector does not hold (a restarted container with
@@ -364,6 +418,7 @@ export class LeaderElector {
   private async release(): Promise<void> {
     const { client, namespace, name, identity } = this.opts;
     this.written = undefined;
+    this.holding = false;
     try {
       const lease = await client.find<Lease>(leaseType, namespace, name);
       if (!lease || lease.spec?.holderIdentity !== identity) return;
@@ -385,5 +440,15 @@ export class LeaderElector {
         'could not release the leader lease; it will expire',
       );
     }
+  }
+}
+
+/** `round`'s answer, or false if it has none within `ms` (the round goes on, unwaited). */
+async function within(round: Promise<boolean>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([round, new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)))]);
+  } finally {
+    clearTimeout(timer);
   }
 }
