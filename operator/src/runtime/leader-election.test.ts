@@ -372,6 +372,34 @@ describe('a renewal that hangs', () => {
   });
 });
 
+describe('a take-over answered late', () => {
+  it('is not led on: the Lease is taken afresh first', async () => {
+    const { client, stand } = standIn();
+    const free = new Date(0).toISOString().replace('Z', '000Z');
+    stand.leases.set('leader', {
+      metadata: { name: 'leader', namespace: 'ops', resourceVersion: '1' },
+      spec: { holderIdentity: '', leaseDurationSeconds: 1, renewTime: free, acquireTime: free },
+    });
+    let open = () => {};
+    stand.gate = new Promise<void>((r) => {
+      open = r;
+    });
+    const e = elector(client, 'a');
+    let writesWhenLed = 0;
+    void e.run(() => {
+      writesWhenLed = stand.writes.length;
+    });
+    await until(() => stand.held === 1);
+    // Past the renew deadline (250 ms) before the API server answers.
+    setTimeout(open, 300);
+    await until(() => writesWhenLed > 0);
+    // Led only on a second, fresh write, not on the late one.
+    expect(writesWhenLed).toBeGreaterThanOrEqual(2);
+    expect(stand.writes.every((w) => w.spec?.holderIdentity === 'a')).toBe(true);
+    await e.stop();
+  });
+});
+
 describe('reads that lag behind', () => {
   it('do not restart the expiry clock: a stale copy fed after the holder died delays nothing', async () => {
     const { client, stand } = standIn();

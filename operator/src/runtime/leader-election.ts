@@ -156,8 +156,12 @@ export class LeaderElector {
       if (this.stopped) return 'stopped';
       const started = Date.now();
       if (await this.attempt()) {
-        lastRenew = started;
-        break;
+        if (Date.now() - started < this.opts.renewDeadlineMs) {
+          lastRenew = started;
+          break;
+        }
+        // Taken, but answered too late to lead on: a write it would renew from is already old.
+        // The next round takes it afresh (a Lease naming this identity is an acquisition too).
       }
       await this.pause(this.opts.retryPeriodMs);
     }
