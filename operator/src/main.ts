@@ -206,7 +206,7 @@ const leaderLeaseWatch = elector
 leaderLeaseWatch?.on((event) => {
   // A resync replays the cache, which is no read (and a dead watch's cache is old).
   if (event.type !== 'resync')
-    elector?.observe(event.type === 'deleted' ? undefined : event.object, Date.now());
+    elector?.observe(event.type === 'deleted' ? undefined : event.object, performance.now());
 });
 
 async function shutdown(signal: string, code = 0): Promise<never> {

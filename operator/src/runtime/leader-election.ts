@@ -86,7 +86,11 @@ export interface LeaderElectionOptions {
   mayAcquire?: () => boolean | Promise<boolean>;
 }
 
-/** Kubernetes MicroTime: RFC 3339 with microseconds. */
+/**
+ * Durations are measured on the monotonic clock: a wall clock stepped back (NTP) must not keep a
+ * leader acting past its deadline, nor one stepped forward let a standby take a Lease early.
+ */
+const monotonic = () => performance.now();
 
 /** The holder recorded for a Lease seen deleted. */
 const DELETED = '\u0000deleted';
@@ -113,7 +117,7 @@ export class LeaderElector {
    * the write conditional, so a Lease someone else changed since is refused (409) and read again.
    */
   private written: Lease | undefined;
-  /** The last read of the Lease made elsewhere (observe), and when. */
+  /** The last read of the Lease made elsewhere (observe), and when (monotonic ms). */
   private outside: { lease: Lease | undefined; at: number } | undefined;
   /** The resourceVersion of the newest read noted: an older one (a stale cache) is not a read. */
   private notedVersion: string | undefined;
@@ -123,6 +127,7 @@ export class LeaderElector {
   private holding = false;
   private leading = false;
   private stopped = false;
+  private stopping: Promise<void> | undefined;
   private wake: (() => void) | undefined;
 
   constructor(options: LeaderElectionOptions) {
@@ -154,14 +159,15 @@ export class LeaderElector {
     let lastRenew = 0;
     for (;;) {
       if (this.stopped) return 'stopped';
-      const started = Date.now();
+      const started = monotonic();
       if (await this.attempt()) {
-        if (Date.now() - started < this.opts.renewDeadlineMs) {
+        if (monotonic() - started < this.opts.renewDeadlineMs) {
           lastRenew = started;
           break;
         }
-        // Taken, but answered too late to lead on: a write it would renew from is already old.
-        // The next round takes it afresh (a Lease naming this identity is an acquisition too).
+        // Taken, but answered too late to lead on (its write is already old): given back, so a
+        // replica the API server answers in time takes it, and this one campaigns on.
+        await this.giveBackWritten();
       }
       await this.pause(this.opts.retryPeriodMs);
     }
@@ -173,17 +179,24 @@ export class LeaderElector {
     );
     onStartedLeading();
     while (!this.stopped) {
-      await this.pause(this.opts.retryPeriodMs);
+      // Never past the renew deadline, whatever the retry period.
+      await this.pause(
+        Math.min(this.opts.retryPeriodMs, lastRenew + this.opts.renewDeadlineMs - monotonic()),
+      );
       if (this.stopped) break;
-      const started = Date.now();
+      const started = monotonic();
       // An attempt that hangs is not waited for past the renew deadline: a standby may take the
       // Lease a lease duration after the last renewal, and this replica must have stopped by then.
       const left = this.opts.renewDeadlineMs - (started - lastRenew);
-      if (left > 0 && (await within(this.attempt(), left))) {
+      const outcome = left > 0 ? await within(this.attempt(), left) : 'late';
+      if (this.stopped) break;
+      if (outcome === true) {
         lastRenew = started;
-      } else if (Date.now() - lastRenew >= this.opts.renewDeadlineMs) {
+      } else if (outcome === 'late' || monotonic() - lastRenew >= this.opts.renewDeadlineMs) {
         this.setLeading(false);
-        this.holding = false;
+        // Final: an attempt still under way takes nothing afterwards; stop() still gives up a
+        // Lease that names this replica (conditionally), so a standby need not wait for expiry.
+        this.stopped = true;
         this.opts.log.error(
           { identity: this.opts.identity },
           'leader lease lost: could not renew within the renew deadline',
@@ -196,14 +209,19 @@ export class LeaderElector {
 
   /** Stops campaigning or renewing; if leading, gives the lease up at once so another replica takes over. */
   async stop(): Promise<void> {
+    this.stopping ??= this.stopOnce();
+    return this.stopping;
+  }
+
+  private async stopOnce(): Promise<void> {
     this.stopped = true;
     this.wake?.();
     const wasLeading = this.leading;
     // Not leading from here on, before the lease is given up: never two replicas saying so.
     this.setLeading(false);
-    // An attempt under way ends first: what it wrote is given up too, and it cannot take the Lease
-    // back after the release (it would read it free and take it).
-    await this.inFlight;
+    // An attempt under way ends first (a renew deadline at most): what it wrote is given up too,
+    // and it cannot take the Lease back after the release (it would read it free and take it).
+    if (this.inFlight) await within(this.inFlight, this.opts.renewDeadlineMs);
     if (wasLeading || this.holding) await this.release();
   }
 
@@ -221,7 +239,7 @@ export class LeaderElector {
   }
 
   /**
-   * A read of the Lease made elsewhere at `at` (ms): a coordinator that lists its election's Leases
+   * A read of the Lease made elsewhere at `at` (`performance.now()`, ms): a watch, or a coordinator that lists its election's Leases
    * every retry period. It counts as this elector's own read in judging expiry; while it is fresh
    * and finds the Lease held by another holder within its duration, a round does not read the
    * Lease again (a candidate's GET every retry period, saved). Skipping a read can only delay a
@@ -233,7 +251,7 @@ export class LeaderElector {
     if (lease) this.note(lease, at);
   }
 
-  /** Older than a read already noted: a cache or a LIST that lags behind. */
+  /** Older than a read already noted: a cache or a LIST that lags behind (never said of our own reads). */
   private isStale(lease: Lease): boolean {
     const version = lease.metadata.resourceVersion;
     return (
@@ -257,9 +275,12 @@ export class LeaderElector {
     );
   }
 
-  /** Records the holder and renew time read, and when they were first seen so. */
+  /**
+   * Records the holder and renew time read, and when they were first seen so. The elector's own
+   * reads (from etcd) are always taken, older-looking or not: versions that went back (a restore)
+   * must not leave it judging from what it saw before.
+   */
   private note(lease: Lease, at: number): void {
-    if (this.isStale(lease)) return;
     this.notedVersion = lease.metadata.resourceVersion;
     const spec = lease.spec ?? {};
     const holder = spec.holderIdentity ?? '';
@@ -342,7 +363,7 @@ export class LeaderElector {
       }
     }
     // Stopped meanwhile (the release may be under way): take nothing back.
-    if (this.stopped || (!this.leading && this.heldElsewhere(Date.now()))) return false;
+    if (this.stopped || (!this.leading && this.heldElsewhere(monotonic()))) return false;
     const now = new Date();
     let owner: OwnerReference | undefined;
     try {
@@ -353,8 +374,8 @@ export class LeaderElector {
         if (this.leading) return false;
         if (this.observed) {
           if (this.observed.holder !== DELETED)
-            this.observed = { holder: DELETED, renewTime: '', at: Date.now() };
-          if (this.observed.at + this.opts.leaseDurationMs > Date.now()) return false;
+            this.observed = { holder: DELETED, renewTime: '', at: monotonic() };
+          if (this.observed.at + this.opts.leaseDurationMs > monotonic()) return false;
         }
         if (!(await this.mayAcquire())) return false;
         owner = await this.ownerReference(true);
@@ -379,9 +400,9 @@ export class LeaderElector {
       }
       const spec = lease.spec ?? {};
       const holder = spec.holderIdentity ?? '';
-      this.note(lease, Date.now());
+      this.note(lease, monotonic());
       const durationMs = (spec.leaseDurationSeconds ?? 15) * 1000;
-      if (holder && holder !== identity && (this.observed?.at ?? 0) + durationMs > Date.now()) return false;
+      if (holder && holder !== identity && (this.observed?.at ?? 0) + durationMs > monotonic()) return false;
       // A Lease naming this identity that this elector does not hold (a restarted container with
       // the same pod name) is an acquisition too.
       if ((holder !== identity || !this.leading) && !(await this.mayAcquire())) return false;
@@ -412,6 +433,35 @@ export class LeaderElector {
         this.opts.log.warn({ err: (err as Error).message }, 'leader election: could not reach the lease');
       }
       return false;
+    }
+  }
+
+  /** Gives up, conditionally, the Lease as this elector last wrote it (a take-over answered late). */
+  private async giveBackWritten(): Promise<void> {
+    const written = this.written;
+    this.written = undefined;
+    this.holding = false;
+    if (!written) return;
+    const now = microTime(new Date());
+    try {
+      await this.opts.client.replace(leaseType, this.opts.namespace, {
+        ...written,
+        spec: {
+          ...written.spec,
+          holderIdentity: null,
+          leaseDurationSeconds: 1,
+          acquireTime: now,
+          renewTime: now,
+        },
+      });
+      this.opts.log.warn(
+        { identity: this.opts.identity, deadlineMs: this.opts.renewDeadlineMs },
+        'leader election: took the lease, but the answer came after the renew deadline; gave it back',
+      );
+    } catch (err) {
+      // Changed since: someone else's now. Unreachable: it expires.
+      if (!isConflict(err) && !isNotFound(err))
+        this.opts.log.warn({ err: (err as Error).message }, 'leader election: could not give the lease back');
     }
   }
 
@@ -447,11 +497,11 @@ export class LeaderElector {
   }
 }
 
-/** `round`'s answer, or false if it has none within `ms` (the round goes on, unwaited). */
-async function within(round: Promise<boolean>, ms: number): Promise<boolean> {
+/** `round`'s answer, or 'late' if it has none within `ms` (the round goes on, unwaited). */
+async function within(round: Promise<boolean>, ms: number): Promise<boolean | 'late'> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([round, new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)))]);
+    return await Promise.race([round, new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), ms)))]);
   } finally {
     clearTimeout(timer);
   }

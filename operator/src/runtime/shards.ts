@@ -419,7 +419,7 @@ export class ShardCoordinator {
       if (holder === mine) {
         // Renewed by a peer since the last look: that is enough for now (it happened at most a
         // retry period before this look, hence the margin).
-        if (this.liveness.unchangedFor(lease, now) === 0 && this.layoutUntil > 0) {
+        if (this.liveness.unchangedFor(lease, now) <= 0 && this.layoutUntil > 0) {
           this.confirmLayout(Math.max(this.layoutUntil, now + o.renewDeadlineMs - o.retryPeriodMs));
           return;
         }
@@ -465,11 +465,12 @@ export class ShardCoordinator {
       const layoutLease =
         listed.find((l) => l.metadata.name === o.election) ??
         (await o.client.find<Lease>(leaseType, o.namespace, o.election));
-      this.liveness.observe(layoutLease ? [...leases, layoutLease] : leases, now);
+      // What was read is judged as seen when the answer came (a slow LIST must not make a Lease
+      // look older than it is); acting on the layout counts from before the read (`now`).
+      this.liveness.observe(layoutLease ? [...leases, layoutLease] : leases, Date.now());
       // The shard electors judge their Leases from this read too, and read one themselves only
       // when it may be taken: no candidate's GET every retry period for a shard held elsewhere.
-      // Stamped when the answer came, as an elector's own read is.
-      const readAt = Date.now();
+      const readAt = performance.now();
       for (const [shard, elector] of this.electors)
         elector.observe(
           leases.find((l) => l.metadata.name === shardLeaseName(o.election, shard, o.shards)),
