@@ -24,6 +24,9 @@ interface Stand {
   held: number;
   /** When the last write was stored (ms). */
   lastWriteAt: number;
+  /** Set: the next Lease read waits for it; `reads` counts the reads answered. */
+  readGate?: Promise<void>;
+  answered: number;
 }
 
 function standIn(init: Partial<Stand> = {}): { client: KubeClient; stand: Stand } {
@@ -37,6 +40,7 @@ function standIn(init: Partial<Stand> = {}): { client: KubeClient; stand: Stand 
     leaseReads: 0,
     held: 0,
     lastWriteAt: 0,
+    answered: 0,
     ...init,
   };
   let version = 0;
@@ -63,7 +67,13 @@ function standIn(init: Partial<Stand> = {}): { client: KubeClient; stand: Stand 
         return stand.deployments.get(name);
       }
       stand.leaseReads++;
+      const gate = stand.readGate;
+      if (gate) {
+        stand.readGate = undefined;
+        await gate;
+      }
       const lease = stand.leases.get(name);
+      stand.answered++;
       return lease ? structuredClone(lease) : undefined;
     },
     create: async (_type: ResourceType, _ns: string, obj: Lease) => {
@@ -440,6 +450,43 @@ describe('a take-over answered late', () => {
     // The late write was given back, and it led only on a fresh one after.
     expect(writesWhenLed).toBeGreaterThanOrEqual(3);
     expect(stand.writes.map((w) => w.spec?.holderIdentity).slice(0, 3)).toEqual(['a', null, 'a']);
+    await e.stop();
+  });
+});
+
+describe('a leader that lost its Lease while reading it', () => {
+  it('writes nothing when the read comes back: the Lease it found gone is not made again', async () => {
+    const { client, stand } = standIn();
+    const e = elector(client, 'a', undefined, {
+      leaseDurationMs: 1000,
+      renewDeadlineMs: 300,
+      retryPeriodMs: 20,
+    });
+    let outcome: string | undefined;
+    let led = false;
+    void e
+      .run(() => {
+        led = true;
+      })
+      .then((o) => {
+        outcome = o;
+      });
+    await until(() => led);
+    // Deleted under it: the renewal is refused, and the read that follows answers only after the
+    // renew deadline, "not found".
+    let open = () => {};
+    stand.readGate = new Promise<void>((r) => {
+      open = r;
+    });
+    const answered = stand.answered;
+    stand.leases.delete('leader');
+    await until(() => outcome !== undefined);
+    expect(outcome).toBe('lost');
+    open();
+    // The positive control: the late read was answered.
+    await until(() => stand.answered > answered);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(stand.leases.has('leader')).toBe(false);
     await e.stop();
   });
 });

@@ -368,6 +368,8 @@ export class LeaderElector {
     let owner: OwnerReference | undefined;
     try {
       const lease = await client.find<Lease>(leaseType, namespace, name);
+      // Stopped or lost while reading (an attempt outlives a renew deadline it missed): write nothing.
+      if (this.stopped) return false;
       if (!lease) {
         // Deleted (garbage collection with its Deployment, or by hand): a leader has lost it, and
         // whoever had seen it waits a lease duration, as for an expiry, before making it again.
@@ -379,6 +381,7 @@ export class LeaderElector {
         }
         if (!(await this.mayAcquire())) return false;
         owner = await this.ownerReference(true);
+        if (this.stopped) return false;
         this.written = await client.create<Lease>(leaseType, namespace, {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
@@ -408,6 +411,7 @@ export class LeaderElector {
       if ((holder !== identity || !this.leading) && !(await this.mayAcquire())) return false;
       const known = await this.ownerReference(false);
       owner = known && !owners(lease).some((r) => r.uid === known.uid) ? known : undefined;
+      if (this.stopped) return false;
       this.written = await client.replace<Lease>(leaseType, namespace, {
         ...lease,
         // Labelled by every holder, so a Lease an older version made is found too.
