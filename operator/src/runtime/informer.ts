@@ -348,10 +348,10 @@ export class Informer<T extends KubeObject> {
 }
 
 /**
- * resourceVersions are opaque by contract, but every API server backed by etcd uses its revision
- * numbers. Compare them only when both are plain integers; otherwise treat them as different.
+ * Whether `have` is the same version as `incoming` or a later one. resourceVersions are opaque by
+ * contract, but every API server backed by etcd uses its revision numbers. Compare them only when
+ * both are plain integers; otherwise treat them as different.
  */
-/** Whether `have` is the same version as `incoming` or a later one (etcd's are numbers). */
 export function newerOrSame(have: string | undefined, incoming: string | undefined): boolean {
   if (!have || !incoming || !/^\d+$/.test(have) || !/^\d+$/.test(incoming))
     return have === incoming && have !== undefined;

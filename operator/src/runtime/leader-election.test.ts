@@ -139,6 +139,52 @@ async function leadFor(e: LeaderElector, ms: number): Promise<{ led: boolean; ou
   return { led, ...(outcome ? { outcome } : {}) };
 }
 
+/** Runs an elector until it leads; the state returned then follows the run (its outcome once it ends). */
+async function leading(e: LeaderElector): Promise<{ outcome?: string }> {
+  const state: { led: boolean; outcome?: string } = { led: false };
+  void e
+    .run(() => {
+      state.led = true;
+    })
+    .then((o) => {
+      state.outcome = o;
+    });
+  await until(() => state.led);
+  return state;
+}
+
+/** A gate for the stand-in's next write or read, and what opens it. */
+function gate(): { closed: Promise<void>; open: () => void } {
+  let open = () => {};
+  const closed = new Promise<void>((r) => {
+    open = r;
+  });
+  return { closed, open };
+}
+
+/** A Lease held by `x`, renewed every 20 ms by hand until `stop` is called. */
+function heldByX(stand: Stand, leaseDurationSeconds = 0.4) {
+  let version = 1000;
+  let last = 0;
+  const renew = () => {
+    last = Date.now();
+    const at = new Date().toISOString().replace('Z', '000Z');
+    stand.leases.set('leader', {
+      metadata: { name: 'leader', namespace: 'ops', resourceVersion: String(++version) },
+      spec: { holderIdentity: 'x', leaseDurationSeconds, renewTime: at, acquireTime: at },
+    });
+  };
+  renew();
+  const timer = setInterval(renew, 20);
+  return {
+    /** Stops renewing; returns when it last renewed. */
+    stop: () => {
+      clearInterval(timer);
+      return last;
+    },
+  };
+}
+
 describe('the leader Lease owner', () => {
   it('is the Deployment, by uid, on the Lease it creates', async () => {
     const { client, stand } = standIn({ deployments: new Map([['operator', deployment]]) });
@@ -275,29 +321,6 @@ describe('renewing', () => {
 });
 
 describe('a candidate fed reads made elsewhere (a shard coordinator)', () => {
-  /** A Lease held by `x`, renewed every 20 ms by hand until `stop` is called. */
-  function heldByX(stand: Stand) {
-    let version = 1000;
-    let last = 0;
-    const renew = () => {
-      last = Date.now();
-      const at = new Date().toISOString().replace('Z', '000Z');
-      stand.leases.set('leader', {
-        metadata: { name: 'leader', namespace: 'ops', resourceVersion: String(++version) },
-        spec: { holderIdentity: 'x', leaseDurationSeconds: 0.4 as number, renewTime: at, acquireTime: at },
-      });
-    };
-    renew();
-    const timer = setInterval(renew, 20);
-    return {
-      /** Stops renewing; returns when it last renewed. */
-      stop: () => {
-        clearInterval(timer);
-        return last;
-      },
-    };
-  }
-
   it('reads the Lease itself only when it may be taken, and takes it no sooner than a lease duration after its last change', async () => {
     const { client, stand } = standIn();
     const x = heldByX(stand);
@@ -342,27 +365,16 @@ describe('stopping during a renewal', () => {
       renewDeadlineMs: 3000,
       retryPeriodMs: 20,
     });
-    let outcome: string | undefined;
-    let led = false;
-    void e
-      .run(() => {
-        led = true;
-      })
-      .then((o) => {
-        outcome = o;
-      });
-    await until(() => led);
-    let open = () => {};
-    stand.gate = new Promise<void>((r) => {
-      open = r;
-    });
+    const run = await leading(e);
+    const { closed, open } = gate();
+    stand.gate = closed;
     // The positive control: a renewal is under way when the stop comes.
     await until(() => stand.held === 1);
     const stopping = e.stop();
     setTimeout(open, 50);
     await stopping;
-    await until(() => outcome !== undefined);
-    expect(outcome).toBe('stopped');
+    await until(() => run.outcome !== undefined);
+    expect(run.outcome).toBe('stopped');
     expect(stand.leases.get('leader')?.spec?.holderIdentity).toBeNull();
     expect(stand.writes.at(-1)?.spec?.holderIdentity).toBeNull();
   });
@@ -376,21 +388,12 @@ describe('stopping during a renewal that hangs', () => {
       renewDeadlineMs: 300,
       retryPeriodMs: 20,
     });
-    let outcome: string | undefined;
-    let led = false;
-    void e
-      .run(() => {
-        led = true;
-      })
-      .then((o) => {
-        outcome = o;
-      });
-    await until(() => led);
+    const run = await leading(e);
     stand.gate = new Promise<void>(() => {});
     await until(() => stand.held === 1);
     await e.stop();
-    await until(() => outcome !== undefined);
-    expect(outcome).toBe('stopped');
+    await until(() => run.outcome !== undefined);
+    expect(run.outcome).toBe('stopped');
   });
 });
 
@@ -402,22 +405,13 @@ describe('a renewal that hangs', () => {
       renewDeadlineMs: 1000,
       retryPeriodMs: 50,
     });
-    let outcome: string | undefined;
-    let led = false;
-    void e
-      .run(() => {
-        led = true;
-      })
-      .then((o) => {
-        outcome = o;
-      });
-    await until(() => led);
+    const run = await leading(e);
     // The API server takes the next write and never answers (a stuck connection).
     stand.gate = new Promise<void>(() => {});
     await until(() => stand.held === 1);
     const lastRenewal = stand.lastWriteAt;
-    const lostAt = await until(() => outcome !== undefined);
-    expect(outcome).toBe('lost');
+    const lostAt = await until(() => run.outcome !== undefined);
+    expect(run.outcome).toBe('lost');
     expect(e.isLeader).toBe(false);
     // Within the renew deadline (1 s) of the last renewal, give or take a timer's lateness: before
     // the Lease's duration (3 s), when a standby may take it.
@@ -434,10 +428,8 @@ describe('a take-over answered late', () => {
       metadata: { name: 'leader', namespace: 'ops', resourceVersion: '1' },
       spec: { holderIdentity: '', leaseDurationSeconds: 1, renewTime: free, acquireTime: free },
     });
-    let open = () => {};
-    stand.gate = new Promise<void>((r) => {
-      open = r;
-    });
+    const { closed, open } = gate();
+    stand.gate = closed;
     const e = elector(client, 'a');
     let writesWhenLed = 0;
     void e.run(() => {
@@ -462,26 +454,15 @@ describe('a leader that lost its Lease while reading it', () => {
       renewDeadlineMs: 300,
       retryPeriodMs: 20,
     });
-    let outcome: string | undefined;
-    let led = false;
-    void e
-      .run(() => {
-        led = true;
-      })
-      .then((o) => {
-        outcome = o;
-      });
-    await until(() => led);
+    const run = await leading(e);
     // Deleted under it: the renewal is refused, and the read that follows answers only after the
     // renew deadline, "not found".
-    let open = () => {};
-    stand.readGate = new Promise<void>((r) => {
-      open = r;
-    });
+    const { closed, open } = gate();
+    stand.readGate = closed;
     const answered = stand.answered;
     stand.leases.delete('leader');
-    await until(() => outcome !== undefined);
-    expect(outcome).toBe('lost');
+    await until(() => run.outcome !== undefined);
+    expect(run.outcome).toBe('lost');
     open();
     // The positive control: the late read was answered.
     await until(() => stand.answered > answered);
@@ -494,26 +475,8 @@ describe('a leader that lost its Lease while reading it', () => {
 describe('reads that lag behind', () => {
   it('do not restart the expiry clock: a stale copy fed after the holder died delays nothing', async () => {
     const { client, stand } = standIn();
-    const first = (() => {
-      const at = new Date().toISOString().replace('Z', '000Z');
-      const lease: Lease = {
-        metadata: { name: 'leader', namespace: 'ops', resourceVersion: '5' },
-        spec: { holderIdentity: 'x', leaseDurationSeconds: 1, renewTime: at, acquireTime: at },
-      };
-      return lease;
-    })();
-    let version = 10;
-    let last = 0;
-    const renew = () => {
-      last = Date.now();
-      const at = new Date().toISOString().replace('Z', '000Z');
-      stand.leases.set('leader', {
-        metadata: { name: 'leader', namespace: 'ops', resourceVersion: String(++version) },
-        spec: { holderIdentity: 'x', leaseDurationSeconds: 1, renewTime: at, acquireTime: at },
-      });
-    };
-    renew();
-    const renewing = setInterval(renew, 20);
+    const x = heldByX(stand, 1);
+    const first = structuredClone(stand.leases.get('leader') as Lease);
     const b = elector(client, 'b');
     let fed = 0;
     // Each round a copy that stops at the first version (a dead watch's cache replayed), and now
@@ -527,8 +490,7 @@ describe('reads that lag behind', () => {
     }, 20);
     const run = leadFor(b, 8000);
     await until(() => fed > 10);
-    clearInterval(renewing);
-    const lastChange = last;
+    const lastChange = x.stop();
     expect((await run).led).toBe(true);
     const tookMs = Date.now() - lastChange;
     clearInterval(feed);

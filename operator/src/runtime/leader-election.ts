@@ -4,7 +4,6 @@
  * concurrency). A lease is judged expired by the local time since its holder last changed it, not
  * by the holder's clock, so clock skew between replicas does not matter.
  */
-
 import { newerOrSame } from './informer.ts';
 import {
   isConflict,
@@ -91,6 +90,15 @@ export interface LeaderElectionOptions {
  * leader acting past its deadline, nor one stepped forward let a standby take a Lease early.
  */
 const monotonic = () => performance.now();
+
+/** The Lease given up: no holder, and a 1 s duration, so a candidate takes it at its next round. */
+function givenUp(lease: Lease): Lease {
+  const now = microTime(new Date());
+  return {
+    ...lease,
+    spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1, acquireTime: now, renewTime: now },
+  };
+}
 
 /** The holder recorded for a Lease seen deleted. */
 const DELETED = '\u0000deleted';
@@ -446,18 +454,8 @@ export class LeaderElector {
     this.written = undefined;
     this.holding = false;
     if (!written) return;
-    const now = microTime(new Date());
     try {
-      await this.opts.client.replace(leaseType, this.opts.namespace, {
-        ...written,
-        spec: {
-          ...written.spec,
-          holderIdentity: null,
-          leaseDurationSeconds: 1,
-          acquireTime: now,
-          renewTime: now,
-        },
-      });
+      await this.opts.client.replace(leaseType, this.opts.namespace, givenUp(written));
       this.opts.log.warn(
         { identity: this.opts.identity, deadlineMs: this.opts.renewDeadlineMs },
         'leader election: took the lease, but the answer came after the renew deadline; gave it back',
@@ -480,17 +478,7 @@ export class LeaderElector {
     try {
       const lease = await client.find<Lease>(leaseType, namespace, name);
       if (!lease || lease.spec?.holderIdentity !== identity) return;
-      const now = microTime(new Date());
-      await client.replace(leaseType, namespace, {
-        ...lease,
-        spec: {
-          ...lease.spec,
-          holderIdentity: null,
-          leaseDurationSeconds: 1,
-          acquireTime: now,
-          renewTime: now,
-        },
-      });
+      await client.replace(leaseType, namespace, givenUp(lease));
       this.opts.log.info({ identity }, 'released the leader lease');
     } catch (err) {
       this.opts.log.warn(
@@ -501,7 +489,10 @@ export class LeaderElector {
   }
 }
 
-/** `round`'s answer, or 'late' if it has none within `ms` (the round goes on, unwaited). */
+/**
+ * `round`'s answer, or 'late' if it has none within `ms` (the round goes on, unwaited). Strict, not
+ * promises.ts's settledWithin, which waits longer after a local stall: a renew deadline must hold.
+ */
 async function within(round: Promise<boolean>, ms: number): Promise<boolean | 'late'> {
   let timer: NodeJS.Timeout | undefined;
   try {
