@@ -12,7 +12,8 @@
  *
  * The operator runs bundled into one JavaScript module, as the image runs it (test/harness/compiled.ts).
  * BENCH_OPERATOR_NODE_FLAGS (space-separated) are given to the operators' Node.js, to profile them;
- * BENCH_OPERATOR_ARGS to the operators (`--max-concurrent-reconciles=16`, say).
+ * BENCH_OPERATOR_ARGS to the operators (`--max-concurrent-reconciles=16`, say). BENCH_RESTARTS (1 by
+ * default, one operator only) restarts it that many times over the reconciled fleet, each measured.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,6 +47,13 @@ const QUIET_SECONDS = Number(process.env.BENCH_QUIET_SECONDS ?? 10);
 const SHARDS = Number(process.env.BENCH_SHARDS ?? 1);
 if (!Number.isInteger(SHARDS) || SHARDS < 1)
   throw new Error(`BENCH_SHARDS must be a whole number from 1: ${SHARDS}`);
+/**
+ * Restarts over the reconciled fleet, each measured on its own (one operator only): a restart's
+ * peak RSS moves by tens of MiB from run to run, so a change is judged over several.
+ */
+const RESTARTS = Number(process.env.BENCH_RESTARTS ?? 1);
+if (!Number.isInteger(RESTARTS) || RESTARTS < 0)
+  throw new Error(`BENCH_RESTARTS must be a whole number from 0: ${RESTARTS}`);
 /** 1: the objects are created first and the operator started after, timed from its start (a restart). */
 const START_LATE = process.env.BENCH_START_LATE === '1';
 const ns = 'bench';
@@ -315,8 +323,8 @@ try {
   // A restart over the fleet it has reconciled (an upgrade, a rescheduled pod): every object is
   // reconciled once more, from an empty cache, and should need no write.
   let restart: string[] = [];
-  if (SHARDS === 1) {
-    say('restarting the operator over the reconciled fleet');
+  for (let round = 1; SHARDS === 1 && round <= RESTARTS; round++) {
+    say(`restarting the operator over the reconciled fleet${RESTARTS > 1 ? ` (${round} of ${RESTARTS})` : ''}`);
     await stopAll();
     ops.length = 0;
     const before = await apiserverRequests(cp);
@@ -344,11 +352,11 @@ try {
         !k.endsWith(' leases') && !k.startsWith('WATCH ') && !k.startsWith('LIST ') && !k.startsWith('GET '),
     );
     const others = otherCpus();
-    restart = [
-      `  restart over the reconciled fleet:   ${seconds.toFixed(1)} s until each object was reconciled again and the queues empty`,
+    restart.push(
+      `  restart over the reconciled fleet:   ${seconds.toFixed(1)} s until each object was reconciled again and the queues empty${RESTARTS > 1 ? ` (${round} of ${RESTARTS})` : ''}`,
       `    its peak RSS, CPU:                 ${peakRssMiB(op.pid).toFixed(0)} MiB, ${cpuSeconds(op.pid).toFixed(1)} s (kube-apiserver ${(others.apiserver - othersBefore.apiserver).toFixed(1)} s)`,
       `    its writes in its first 40 s:      ${writes.map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
-    ];
+    );
   }
 
   const each = (xs: number[], digits: number, unit: string) =>

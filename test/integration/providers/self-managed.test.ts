@@ -2,8 +2,8 @@
  * The self-managed PostgreSQL provider against a real primary and streaming standby: what it
  * observes (roles, LSNs, lag, heartbeat, failures), promotion with pg_promote(), and fencing.
  */
-import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { isLsn, replicationLagBytes } from '../../../operator/src/providers/database/lsn.ts';
 import type { DatabaseObservation } from '../../../operator/src/providers/database/port.ts';
 import {
@@ -205,6 +205,31 @@ describe('observing a healthy pair', () => {
       pair.primary.thaw();
     }
     expect(await impatient.observe()).toMatchObject({ reachable: true, role: 'Primary' });
+  });
+});
+
+describe('a server that refuses connections, then comes back', () => {
+  it('is asked with a bare socket while it refuses, with the same failure, and observed at once when back', async () => {
+    const pair = await startPair('refusing');
+    const primary = provider(pair, 'primary');
+    expect(await primary.observe()).toMatchObject({ reachable: true, role: 'Primary' });
+    await pair.killPrimary();
+    const opened = vi.spyOn(pg.Pool.prototype, 'connect');
+    try {
+      const first = await primary.observe();
+      expect(first).toMatchObject({ reachable: false, role: 'Unknown', failure: { reason: 'Unreachable' } });
+      expect(first.failure?.message).toMatch(/ECONNREFUSED/);
+      expect(opened).toHaveBeenCalledTimes(1);
+      // Refused again: the same finding, and no pg client made for it.
+      expect(await primary.observe()).toEqual({ ...first, durationMs: expect.any(Number) });
+      expect(opened).toHaveBeenCalledTimes(1);
+
+      await pair.startPrimary();
+      expect(await primary.observe()).toMatchObject({ reachable: true, role: 'Primary' });
+      expect(opened).toHaveBeenCalledTimes(2);
+    } finally {
+      opened.mockRestore();
+    }
   });
 });
 

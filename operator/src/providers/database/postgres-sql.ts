@@ -11,7 +11,7 @@
  * (or pg_monitor), CREATE on the maintenance database, and ownership of (or membership in the
  * owner of) every database. docs/fencing.md has the details; a fence names what is missing.
  */
-import { isIP } from 'node:net';
+import { connect as connectSocket, isIP } from 'node:net';
 import { checkServerIdentity } from 'node:tls';
 import pg from 'pg';
 import { ProviderError, type ProviderErrorReason } from '../errors.ts';
@@ -86,6 +86,8 @@ export class PostgresSql {
   private heartbeatSchemaChecked = false;
   /** The last probe found no heartbeat table in the target database (before the first heartbeat). */
   private heartbeatTableMissing = false;
+  /** The last session this pool tried to open was refused before a byte was exchanged. */
+  private refusedAtConnect = false;
 
   constructor(connection: DatabaseConnection, options: PostgresSqlOptions = {}) {
     this.connection = connection;
@@ -661,7 +663,19 @@ export class PostgresSql {
   }
 
   private async withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
+    // A server that refused the last session (nothing listening, no route, no such host) is asked
+    // with a bare socket first, which fails with the same error. A pg client's objects are held by
+    // its socket's listeners until a full GC, so each refused attempt left ~8 KiB in the old space:
+    // 4,000 refusing clusters every 5 s kept the heap at 1.5 times the live one (1 KiB bare).
+    if (this.refusedAtConnect && this.pool.idleCount === 0) await this.socketAccepts();
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+      this.refusedAtConnect = false;
+    } catch (err) {
+      this.refusedAtConnect = isRefusal(err);
+      throw err;
+    }
     // While checked out, a client whose server dies emits 'error' with nobody listening (the
     // pool only listens to idle clients), which would crash the process. The failure still
     // reaches `fn` through its pending query.
@@ -681,6 +695,25 @@ export class PostgresSql {
       client.release(broken ?? (sqlState(err) === undefined || isFatal(err) ? (err as Error) : undefined));
       throw err;
     }
+  }
+
+  /** Resolves once the server accepts a TCP connection (closed at once); else rejects as pg would. */
+  private socketAccepts(): Promise<void> {
+    const { host, port } = this.connection;
+    return new Promise((resolve, reject) => {
+      const socket = host.startsWith('/')
+        ? connectSocket({ path: `${host}/.s.PGSQL.${port}` })
+        : connectSocket({ host, port });
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        socket.destroy();
+        if (err) reject(err);
+        else resolve();
+      };
+      const timer = setTimeout(() => done(new Error('timeout expired')), this.options.connectTimeoutMs);
+      socket.once('connect', () => done());
+      socket.once('error', done);
+    });
   }
 
   private async withMaintenanceClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
@@ -966,6 +999,13 @@ const UNREACHABLE_CODES = new Set([
   'EAI_NONAME',
   'EADDRNOTAVAIL',
 ]);
+/** Failures to open a connection at all, which the next attempt is likely to meet again. */
+const REFUSAL_CODES = new Set([...UNREACHABLE_CODES].filter((c) => c !== 'ECONNRESET' && c !== 'EPIPE'));
+const isRefusal = (err: unknown): boolean => {
+  const first = err instanceof AggregateError && err.errors.length > 0 ? err.errors[0] : err;
+  const code = (first as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && REFUSAL_CODES.has(code);
+};
 const TLS_CODES = new Set([
   'DEPTH_ZERO_SELF_SIGNED_CERT',
   'SELF_SIGNED_CERT_IN_CHAIN',
