@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WorkQueue } from './workqueue.ts';
 
 describe('WorkQueue', () => {
@@ -56,5 +57,120 @@ describe('WorkQueue', () => {
     const waiting = q.get();
     q.shutDown();
     expect(await waiting).toBeUndefined();
+  });
+});
+
+describe('WorkQueue schedules (addAfter)', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** Takes every key handed out now, in order, marking each done. */
+  async function drain(q: WorkQueue): Promise<string[]> {
+    const out: string[] = [];
+    while (q.length > 0) {
+      const key = await q.get();
+      if (key === undefined) break;
+      out.push(key);
+      q.done(key);
+    }
+    return out;
+  }
+
+  it('hands keys out in the order they fall due', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const q = new WorkQueue({ name: 't' });
+    q.addAfter('c', 30);
+    q.addAfter('a', 10);
+    q.addAfter('b', 20);
+    vi.advanceTimersByTime(30);
+    expect(await drain(q)).toEqual(['a', 'b', 'c']);
+    q.shutDown();
+  });
+
+  it('keeps one timer for a fleet scheduled an interval on, however many keys', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const timers = vi.spyOn(globalThis, 'setTimeout');
+    const q = new WorkQueue({ name: 't' });
+    for (let i = 0; i < 1_000; i++) q.addAfter(`k${i}`, 5_000 + (i % 10));
+    expect(vi.getTimerCount()).toBe(1);
+    vi.advanceTimersByTime(5_010);
+    expect(await drain(q)).toHaveLength(1_000);
+    // One arming at the first schedule and one per distinct due time after it, not one per key.
+    expect(timers.mock.calls.length).toBeLessThanOrEqual(11);
+    q.shutDown();
+  });
+
+  it('an earlier schedule replaces a later one, which never fires after it', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const q = new WorkQueue({ name: 't' });
+    q.addAfter('a', 200);
+    q.addAfter('a', 5);
+    vi.advanceTimersByTime(5);
+    expect(await drain(q)).toEqual(['a']);
+    vi.advanceTimersByTime(1_000);
+    expect(q.length).toBe(0);
+    expect(vi.getTimerCount()).toBe(0);
+    q.shutDown();
+  });
+
+  it('shutting down drops what was scheduled and its timer', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const q = new WorkQueue({ name: 't' });
+    q.addAfter('a', 100);
+    q.shutDown();
+    expect(vi.getTimerCount()).toBe(0);
+    vi.advanceTimersByTime(1_000);
+    expect(q.length).toBe(0);
+  });
+
+  it('matches a model: each key comes once its earliest pending schedule is due, in due order', async () => {
+    const op = fc.oneof(
+      fc.record({
+        kind: fc.constant('schedule' as const),
+        key: fc.constantFrom('a', 'b', 'c', 'd', 'e'),
+        ms: fc.oneof(fc.integer({ min: 1, max: 50 }), fc.integer({ min: 1, max: 5_000 })),
+      }),
+      fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 60 }) }),
+    );
+    let replaced = 0;
+    let delivered = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 60 }), async (ops) => {
+        vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+        try {
+          const q = new WorkQueue({ name: 't' });
+          const due = new Map<string, number>();
+          let now = 0;
+          for (const o of ops) {
+            if (o.kind === 'schedule') {
+              const at = now + o.ms;
+              const pending = due.get(o.key);
+              if (pending !== undefined && at < pending) replaced++;
+              if (pending === undefined || at < pending) due.set(o.key, at);
+              q.addAfter(o.key, o.ms);
+              continue;
+            }
+            now += o.ms;
+            vi.advanceTimersByTime(o.ms);
+            const expected = [...due].filter(([, at]) => at <= now).sort((x, y) => x[1] - y[1]);
+            for (const [key] of expected) due.delete(key);
+            const out = await drain(q);
+            delivered += out.length;
+            expect([...out].sort()).toEqual(expected.map(([key]) => key).sort());
+            // In due order (keys due at the same time in either order).
+            const times = out.map((key) => expected.find(([k]) => k === key)?.[1] ?? -1);
+            expect(times).toEqual([...times].sort((x, y) => x - y));
+          }
+          q.shutDown();
+        } finally {
+          vi.useRealTimers();
+        }
+      }),
+      { numRuns: 300 },
+    );
+    // The interesting cases were reached: schedules replaced by earlier ones, keys handed out.
+    expect(replaced).toBeGreaterThan(50);
+    expect(delivered).toBeGreaterThan(150);
   });
 });
