@@ -114,6 +114,45 @@ describe('WorkQueue schedules (addAfter)', () => {
     q.shutDown();
   });
 
+  it('a key that falls due while it is processed waits for done, then comes once', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const q = new WorkQueue({ name: 't' });
+    q.add('a');
+    expect(await q.get()).toBe('a');
+    q.addAfter('a', 10);
+    vi.advanceTimersByTime(10);
+    expect(q.length).toBe(0);
+    q.done('a');
+    expect(await drain(q)).toEqual(['a']);
+    q.shutDown();
+  });
+
+  it('a delay that is not a number comes now, and one past what a timer holds waits without spinning', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const timers = vi.spyOn(globalThis, 'setTimeout');
+    const q = new WorkQueue({ name: 't' });
+    q.addAfter('now', Number.NaN);
+    expect(await drain(q)).toEqual(['now']);
+    q.addAfter('later', 2 ** 40);
+    vi.advanceTimersByTime(60_000);
+    expect(q.length).toBe(0);
+    expect(timers.mock.calls.length).toBe(1);
+    q.shutDown();
+  });
+
+  it('a key rescheduled earlier thousands of times comes once, at the earliest', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const q = new WorkQueue({ name: 't' });
+    q.addAfter('b', 2_500);
+    // Each replaces the one before; past 1,024 replaced entries the schedule is rebuilt.
+    for (let ms = 5_000; ms > 2_000; ms--) q.addAfter('a', ms);
+    vi.advanceTimersByTime(2_001);
+    expect(await drain(q)).toEqual(['a']);
+    vi.advanceTimersByTime(10_000);
+    expect(await drain(q)).toEqual(['b']);
+    q.shutDown();
+  });
+
   it('shutting down drops what was scheduled and its timer', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
     const q = new WorkQueue({ name: 't' });

@@ -12,6 +12,9 @@ export interface WorkQueueOptions {
   backoff?: BackoffPolicy;
 }
 
+/** The longest timer Node keeps (a longer one fires at once); a later schedule waits this long. */
+const MAX_DELAY_MS = 2 ** 31 - 1;
+
 export class WorkQueue {
   private readonly queue: string[] = [];
   /**
@@ -83,11 +86,11 @@ export class WorkQueue {
    */
   addAfter(key: string, ms: number): void {
     if (this.shuttingDown) return;
-    if (ms <= 0) {
-      this.add(key);
+    if (!(ms > 0)) {
+      this.add(key); // zero, negative or NaN: now, as setTimeout would
       return;
     }
-    const at = performance.now() + ms;
+    const at = performance.now() + Math.min(ms, MAX_DELAY_MS);
     const pending = this.delayed.get(key);
     if (pending !== undefined && pending <= at) return;
     // An earlier schedule replaces a later one: the later one's entry stays in `schedule` until
@@ -106,7 +109,8 @@ export class WorkQueue {
     this.timer = undefined;
     this.timerAt = next;
     if (next === Number.POSITIVE_INFINITY) return;
-    this.timer = setTimeout(() => this.fire(), Math.max(1, Math.ceil(next - performance.now())));
+    const wait = Math.min(MAX_DELAY_MS, Math.max(1, Math.ceil(next - performance.now())));
+    this.timer = setTimeout(() => this.fire(), wait);
     this.timer.unref();
   }
 

@@ -667,7 +667,15 @@ export class PostgresSql {
     // with a bare socket first, which fails with the same error. A pg client's objects are held by
     // its socket's listeners until a full GC, so each refused attempt left ~8 KiB in the old space:
     // 4,000 refusing clusters every 5 s kept the heap at 1.5 times the live one (1 KiB bare).
-    if (this.refusedAtConnect && this.pool.idleCount === 0) await this.socketAccepts();
+    if (this.refusedAtConnect && this.pool.idleCount === 0) {
+      try {
+        await this.socketAccepts();
+      } catch (err) {
+        // Anything but a refusal (a timeout: the host now drops packets) is left to pg to report.
+        this.refusedAtConnect = isRefusal(err);
+        throw err;
+      }
+    }
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
@@ -700,17 +708,30 @@ export class PostgresSql {
   /** Resolves once the server accepts a TCP connection (closed at once); else rejects as pg would. */
   private socketAccepts(): Promise<void> {
     const { host, port } = this.connection;
+    const timeoutMs = this.options.connectTimeoutMs;
     return new Promise((resolve, reject) => {
       const socket = host.startsWith('/')
         ? connectSocket({ path: `${host}/.s.PGSQL.${port}` })
         : connectSocket({ host, port });
       const done = (err?: Error) => {
-        clearTimeout(timer);
+        if (timer) clearTimeout(timer);
         socket.destroy();
         if (err) reject(err);
         else resolve();
       };
-      const timer = setTimeout(() => done(new Error('timeout expired')), this.options.connectTimeoutMs);
+      // As pg-pool words its own connect timeout (0: none, as in pg).
+      const timer =
+        timeoutMs > 0
+          ? setTimeout(
+              () =>
+                done(
+                  new Error('Connection terminated due to connection timeout', {
+                    cause: new Error('timeout expired'),
+                  }),
+                ),
+              timeoutMs,
+            ).unref()
+          : undefined;
       socket.once('connect', () => done());
       socket.once('error', done);
     });
