@@ -322,9 +322,11 @@ try {
   );
   // A restart over the fleet it has reconciled (an upgrade, a rescheduled pod): every object is
   // reconciled once more, from an empty cache, and should need no write.
-  let restart: string[] = [];
+  const restart: string[] = [];
   for (let round = 1; SHARDS === 1 && round <= RESTARTS; round++) {
-    say(`restarting the operator over the reconciled fleet${RESTARTS > 1 ? ` (${round} of ${RESTARTS})` : ''}`);
+    say(
+      `restarting the operator over the reconciled fleet${RESTARTS > 1 ? ` (${round} of ${RESTARTS})` : ''}`,
+    );
     await stopAll();
     ops.length = 0;
     const before = await apiserverRequests(cp);
