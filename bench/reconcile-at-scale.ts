@@ -324,9 +324,8 @@ try {
   // reconciled once more, from an empty cache, and should need no write.
   const restart: string[] = [];
   for (let round = 1; SHARDS === 1 && round <= RESTARTS; round++) {
-    say(
-      `restarting the operator over the reconciled fleet${RESTARTS > 1 ? ` (${round} of ${RESTARTS})` : ''}`,
-    );
+    const which = RESTARTS > 1 ? ` (${round} of ${RESTARTS})` : '';
+    say(`restarting the operator over the reconciled fleet${which}`);
     await stopAll();
     ops.length = 0;
     const before = await apiserverRequests(cp);
@@ -355,7 +354,7 @@ try {
     );
     const others = otherCpus();
     restart.push(
-      `  restart over the reconciled fleet:   ${seconds.toFixed(1)} s until each object was reconciled again and the queues empty${RESTARTS > 1 ? ` (${round} of ${RESTARTS})` : ''}`,
+      `  restart over the reconciled fleet:   ${seconds.toFixed(1)} s until each object was reconciled again and the queues empty${which}`,
       `    its peak RSS, CPU:                 ${peakRssMiB(op.pid).toFixed(0)} MiB, ${cpuSeconds(op.pid).toFixed(1)} s (kube-apiserver ${(others.apiserver - othersBefore.apiserver).toFixed(1)} s)`,
       `    its writes in its first 40 s:      ${writes.map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
     );

@@ -153,6 +153,13 @@ async function leading(e: LeaderElector): Promise<{ outcome?: string }> {
   return state;
 }
 
+/** Elector `a`, leading in a stand-in of its own with these timings, and its run. */
+async function leaderA(times: Parameters<typeof elector>[3]) {
+  const { client, stand } = standIn();
+  const e = elector(client, 'a', undefined, times);
+  return { stand, e, run: await leading(e) };
+}
+
 /** A gate for the stand-in's next write or read, and what opens it. */
 function gate(): { closed: Promise<void>; open: () => void } {
   let open = () => {};
@@ -359,13 +366,11 @@ describe('a candidate fed reads made elsewhere (a shard coordinator)', () => {
 
 describe('stopping during a renewal', () => {
   it('lets the renewal finish, then gives the Lease up, and never takes it back', async () => {
-    const { client, stand } = standIn();
-    const e = elector(client, 'a', undefined, {
+    const { stand, e, run } = await leaderA({
       leaseDurationMs: 4000,
       renewDeadlineMs: 3000,
       retryPeriodMs: 20,
     });
-    const run = await leading(e);
     const { closed, open } = gate();
     stand.gate = closed;
     // The positive control: a renewal is under way when the stop comes.
@@ -382,13 +387,11 @@ describe('stopping during a renewal', () => {
 
 describe('stopping during a renewal that hangs', () => {
   it('ends stopped, not lost, and does not wait for the renewal past the renew deadline', async () => {
-    const { client, stand } = standIn();
-    const e = elector(client, 'a', undefined, {
+    const { stand, e, run } = await leaderA({
       leaseDurationMs: 1000,
       renewDeadlineMs: 300,
       retryPeriodMs: 20,
     });
-    const run = await leading(e);
     stand.gate = new Promise<void>(() => {});
     await until(() => stand.held === 1);
     await e.stop();
@@ -399,13 +402,11 @@ describe('stopping during a renewal that hangs', () => {
 
 describe('a renewal that hangs', () => {
   it('is not waited for past the renew deadline: the leader gives up in time', async () => {
-    const { client, stand } = standIn();
-    const e = elector(client, 'a', undefined, {
+    const { stand, e, run } = await leaderA({
       leaseDurationMs: 3000,
       renewDeadlineMs: 1000,
       retryPeriodMs: 50,
     });
-    const run = await leading(e);
     // The API server takes the next write and never answers (a stuck connection).
     stand.gate = new Promise<void>(() => {});
     await until(() => stand.held === 1);
@@ -448,13 +449,11 @@ describe('a take-over answered late', () => {
 
 describe('a leader that lost its Lease while reading it', () => {
   it('writes nothing when the read comes back: the Lease it found gone is not made again', async () => {
-    const { client, stand } = standIn();
-    const e = elector(client, 'a', undefined, {
+    const { stand, e, run } = await leaderA({
       leaseDurationMs: 1000,
       renewDeadlineMs: 300,
       retryPeriodMs: 20,
     });
-    const run = await leading(e);
     // Deleted under it: the renewal is refused, and the read that follows answers only after the
     // renew deadline, "not found".
     const { closed, open } = gate();

@@ -65,6 +65,9 @@ describe('WorkQueue schedules (addAfter)', () => {
     vi.useRealTimers();
   });
 
+  /** Fake timers, and the monotonic clock the queue schedules by. */
+  const fakeTime = () => vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+
   /** Takes every key handed out now, in order, marking each done. */
   async function drain(q: WorkQueue): Promise<string[]> {
     const out: string[] = [];
@@ -78,7 +81,7 @@ describe('WorkQueue schedules (addAfter)', () => {
   }
 
   it('hands keys out in the order they fall due', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    fakeTime();
     const q = new WorkQueue({ name: 't' });
     q.addAfter('c', 30);
     q.addAfter('a', 10);
@@ -89,7 +92,7 @@ describe('WorkQueue schedules (addAfter)', () => {
   });
 
   it('keeps one timer for a fleet scheduled an interval on, however many keys', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    fakeTime();
     const timers = vi.spyOn(globalThis, 'setTimeout');
     const q = new WorkQueue({ name: 't' });
     for (let i = 0; i < 1_000; i++) q.addAfter(`k${i}`, 5_000 + (i % 10));
@@ -102,7 +105,7 @@ describe('WorkQueue schedules (addAfter)', () => {
   });
 
   it('an earlier schedule replaces a later one, which never fires after it', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    fakeTime();
     const q = new WorkQueue({ name: 't' });
     q.addAfter('a', 200);
     q.addAfter('a', 5);
@@ -115,7 +118,7 @@ describe('WorkQueue schedules (addAfter)', () => {
   });
 
   it('a key that falls due while it is processed waits for done, then comes once', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    fakeTime();
     const q = new WorkQueue({ name: 't' });
     q.add('a');
     expect(await q.get()).toBe('a');
@@ -128,7 +131,7 @@ describe('WorkQueue schedules (addAfter)', () => {
   });
 
   it('a delay that is not a number comes now, and one past what a timer holds waits without spinning', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    fakeTime();
     const timers = vi.spyOn(globalThis, 'setTimeout');
     const q = new WorkQueue({ name: 't' });
     q.addAfter('now', Number.NaN);
@@ -141,7 +144,7 @@ describe('WorkQueue schedules (addAfter)', () => {
   });
 
   it('a key rescheduled earlier thousands of times comes once, at the earliest', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    fakeTime();
     const q = new WorkQueue({ name: 't' });
     q.addAfter('b', 2_500);
     // Each replaces the one before; past 1,024 replaced entries the schedule is rebuilt.
@@ -154,7 +157,7 @@ describe('WorkQueue schedules (addAfter)', () => {
   });
 
   it('shutting down drops what was scheduled and its timer', () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    fakeTime();
     const q = new WorkQueue({ name: 't' });
     q.addAfter('a', 100);
     q.shutDown();
@@ -176,7 +179,7 @@ describe('WorkQueue schedules (addAfter)', () => {
     let delivered = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 60 }), async (ops) => {
-        vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+        fakeTime();
         try {
           const q = new WorkQueue({ name: 't' });
           const due = new Map<string, number>();

@@ -1023,10 +1023,12 @@ const UNREACHABLE_CODES = new Set([
 /** Failures to open a connection at all, which the next attempt is likely to meet again. */
 const REFUSAL_CODES = new Set([...UNREACHABLE_CODES].filter((c) => c !== 'ECONNRESET' && c !== 'EPIPE'));
 const isRefusal = (err: unknown): boolean => {
-  const first = err instanceof AggregateError && err.errors.length > 0 ? err.errors[0] : err;
-  const code = (first as { code?: unknown } | undefined)?.code;
+  const code = (firstError(err) as { code?: unknown } | undefined)?.code;
   return typeof code === 'string' && REFUSAL_CODES.has(code);
 };
+/** Node reports a refused connection to every address of a host as an AggregateError: its first. */
+const firstError = (err: unknown): unknown =>
+  err instanceof AggregateError && err.errors.length > 0 ? err.errors[0] : err;
 const TLS_CODES = new Set([
   'DEPTH_ZERO_SELF_SIGNED_CERT',
   'SELF_SIGNED_CERT_IN_CHAIN',
@@ -1044,8 +1046,7 @@ const TLS_CODES = new Set([
  */
 export function classifyPostgresError(err: unknown, target: string): ProviderError {
   if (err instanceof ProviderError) return err;
-  // Node reports a refused connection to every address of a host as an AggregateError.
-  const first = err instanceof AggregateError && err.errors.length > 0 ? err.errors[0] : err;
+  const first = firstError(err);
   const message = (first as Error | undefined)?.message ?? String(first);
   const code = (first as { code?: unknown } | undefined)?.code;
   const state = sqlState(first);
