@@ -133,6 +133,8 @@ describe('an expired watch (410 Gone)', () => {
       namespace: ns,
       log: silentLogger,
       metrics,
+      // One object a page, so the relist below reads several.
+      pageSize: 1,
     });
     informer.start();
     try {
@@ -144,6 +146,10 @@ describe('an expired watch (410 Gone)', () => {
       const stored = await client.get<KubeObject>(replicaClusterType, ns, 'x');
       expect((stored.metadata as { managedFields?: unknown[] }).managedFields?.length).toBeGreaterThan(0);
       expect(informer.get(`${ns}/x`)?.metadata).not.toHaveProperty('managedFields');
+
+      await client.create(replicaClusterType, ns, cluster(ns, 'w'));
+      await waitFor(() => informer.get(`${ns}/w`), { description: 'w in the cache' });
+      const specOfX = informer.get(`${ns}/x`)?.spec;
 
       // Resume from a resourceVersion long compacted away: the API server answers 410 Gone.
       informer.restartWatchFrom('1');
@@ -162,7 +168,11 @@ describe('an expired watch (410 Gone)', () => {
           .list()
           .map((o) => o.metadata.name)
           .sort(),
-      ).toEqual(['x', 'y']);
+      ).toEqual(['w', 'x', 'y']);
+      // What the relist read was leaned as the watch's objects are: no managedFields, and the
+      // unchanged spec is the object the cache had (its parse stays memoised).
+      for (const o of informer.list()) expect(o.metadata).not.toHaveProperty('managedFields');
+      expect(informer.get(`${ns}/x`)?.spec).toBe(specOfX);
     } finally {
       await informer.stop();
     }

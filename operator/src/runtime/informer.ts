@@ -245,7 +245,12 @@ export class Informer<T extends KubeObject> {
         continue: token,
         fieldSelector: this.opts.fieldSelector,
       });
-      for (const item of page.items) seen.set(objectKey(item), item);
+      // Leaned as each page comes: kept whole until the last page, 6,000 objects' managedFields
+      // and unshared strings were alive at once, and a restart's RSS peaked there.
+      for (const item of page.items) {
+        const key = objectKey(item);
+        seen.set(key, lean(item, this.cache.get(key), this.opts.type.kind));
+      }
       token = page.metadata.continue || undefined;
       rv = page.metadata.resourceVersion;
     } while (token);
@@ -258,7 +263,7 @@ export class Informer<T extends KubeObject> {
     }
     for (const [key, object] of seen) {
       const old = this.cache.get(key);
-      this.cache.set(key, lean(object, old, this.opts.type.kind));
+      this.cache.set(key, object);
       if (!old) this.emit({ type: 'added', object });
       else if (old.metadata.resourceVersion !== object.metadata.resourceVersion)
         this.emit({ type: 'updated', object, old });
