@@ -209,7 +209,7 @@ describe('observing a healthy pair', () => {
 });
 
 describe('a server that refuses connections, then comes back', () => {
-  it('is asked with a bare socket while it refuses, with the same failure, and observed at once when back', async () => {
+  it('is asked with a bare socket while it refuses or before its first session, with the same failure, and observed at once when back', async () => {
     const pair = await startPair('refusing');
     const primary = provider(pair, 'primary');
     expect(await primary.observe()).toMatchObject({ reachable: true, role: 'Primary' });
@@ -227,6 +227,12 @@ describe('a server that refuses connections, then comes back', () => {
     try {
       // Refused again: the same finding, and no pg client made for it.
       expect(await primary.observe()).toEqual({ ...refused, durationMs: expect.any(Number) });
+      expect(opened).not.toHaveBeenCalled();
+      // Nor for the first probe of a provider that never had a session (a restarted operator's).
+      expect(await provider(pair, 'primary').observe()).toMatchObject({
+        reachable: false,
+        failure: { reason: 'Unreachable', message: refused.failure?.message },
+      });
       expect(opened).not.toHaveBeenCalled();
 
       await pair.startPrimary();
