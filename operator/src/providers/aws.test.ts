@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { Route53Client } from '@aws-sdk/client-route-53';
+import { ListResourceRecordSetsCommand, Route53Client } from '@aws-sdk/client-route-53';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { awsClientConfig, IDENTITY_FAILURE_MS, rememberingFailure, SharedAwsClients } from './aws.ts';
 
@@ -98,6 +98,29 @@ describe('the pod identity', () => {
 
   afterEach(() => {
     vi.unstubAllEnvs();
+  });
+
+  it('keeps each command class its middleware chain, built once instead of on every send', async () => {
+    const client = new Route53Client(
+      awsClientConfig({
+        region: 'us-east-1',
+        // Nothing listens there: each send fails at once, after its chain was resolved.
+        endpointUrl: 'http://127.0.0.1:1',
+        credentials: { accessKeyId: 'A', secretAccessKey: 'S' },
+        maxAttempts: 1,
+      }),
+    );
+    const resolved = vi.spyOn(ListResourceRecordSetsCommand.prototype, 'resolveMiddleware');
+    try {
+      for (let i = 0; i < 3; i++)
+        await expect(
+          client.send(new ListResourceRecordSetsCommand({ HostedZoneId: 'Z1' })),
+        ).rejects.toThrow();
+      expect(resolved).toHaveBeenCalledTimes(1);
+    } finally {
+      resolved.mockRestore();
+      client.destroy();
+    }
   });
 
   it("is what a real SDK client without credentials uses: the chain's failure is answered again at once", async () => {

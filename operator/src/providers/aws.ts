@@ -46,6 +46,11 @@ export function awsClientConfig(options: AwsClientOptions) {
             rememberingFailure(credentialProviderNodeSdk().defaultProvider(init), IDENTITY_FAILURE_MS),
         }),
     maxAttempts: options.maxAttempts ?? 3,
+    // The SDK builds each command's middleware chain anew on every send unless told to keep it
+    // (per client and command class; nothing here changes a stack after its first send). Built
+    // anew it was ~70 % of what a Route 53 read allocated: at 2,000 policies looking for their
+    // primary (a read each per probe interval), 23 % of the operator's allocation.
+    cacheMiddleware: true,
     requestHandler: {
       requestTimeout,
       connectionTimeout: Math.min(requestTimeout, 5_000),
