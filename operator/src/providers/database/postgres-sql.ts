@@ -669,9 +669,10 @@ export class PostgresSql {
 
   private async withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     // A server that refused the last session (nothing listening, no route, no such host), or not
-    // yet asked, is asked with a bare socket first, which fails with the same error. A pg client's objects are held by
-    // its socket's listeners until a full GC, so each refused attempt left ~8 KiB in the old space:
-    // 4,000 refusing clusters every 5 s kept the heap at 1.5 times the live one (1 KiB bare).
+    // yet asked, is asked with a bare socket first, which fails with the same error. A pg
+    // client's objects are held by its socket's listeners until a full GC, so each refused
+    // attempt left ~8 KiB in the old space: 4,000 refusing clusters every 5 s kept the heap at 1.5
+    // times the live one (1 KiB bare). A slow accept is waited for twice (socket, then pg).
     if (this.refusedAtConnect && this.pool.idleCount === 0) {
       try {
         await this.socketAccepts();
