@@ -673,20 +673,13 @@ export class PostgresSql {
     // client's objects are held by its socket's listeners until a full GC, so each refused
     // attempt left ~8 KiB in the old space: 4,000 refusing clusters every 5 s kept the heap at 1.5
     // times the live one (1 KiB bare). A slow accept is waited for twice (socket, then pg).
-    if (this.refusedAtConnect && this.pool.idleCount === 0) {
-      try {
-        await this.socketAccepts();
-      } catch (err) {
-        // Anything but a refusal (a timeout: the host now drops packets) is left to pg to report.
-        this.refusedAtConnect = isRefusal(err);
-        throw err;
-      }
-    }
     let client: pg.PoolClient;
     try {
+      if (this.refusedAtConnect && this.pool.idleCount === 0) await this.socketAccepts();
       client = await this.pool.connect();
       this.refusedAtConnect = false;
     } catch (err) {
+      // Anything but a refusal (a timeout: the host now drops packets) is left to pg to report.
       this.refusedAtConnect = isRefusal(err);
       throw err;
     }
