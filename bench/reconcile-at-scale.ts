@@ -296,11 +296,15 @@ try {
   const settled = `${((quietSince - settleFrom) / 1000).toFixed(1)} s after all were reconciled, ${lastWrites - writesAtReconciled} writes meanwhile${quiet ? '' : `; never ${QUIET_SECONDS} s without one in 300 s`}`;
   say(`measuring API requests for ${IDLE_SECONDS} s of idleness`);
   const requests = () => Promise.all(ops.map((o) => o.metric('rest_client_requests_total')));
+  // DNS reads (every one a Route 53 request in a real account): none answer here, as no database does.
+  const dnsReads = async () => sum(await Promise.all(ops.map((o) => o.metric('failover_dns_reads_total'))));
+  const dnsBefore = await dnsReads();
   const before = await requests();
   const apiserverBefore = await apiserverRequests(cp);
   await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
   const idleRequestsEach = (await requests()).map((n, i) => n - (before[i] ?? 0));
   const idleRequests = sum(idleRequestsEach);
+  const idleDnsReads = ((await dnsReads()) - dnsBefore) * (60 / IDLE_SECONDS);
   // What they were, as the API server counts them: Leases (leader election, shards) apart.
   const idleByResource = difference(await apiserverRequests(cp), apiserverBefore, 60 / IDLE_SECONDS);
   const leaseRequests = Object.entries(idleByResource).filter(([k]) => k.endsWith(' leases'));
@@ -353,10 +357,12 @@ try {
         !k.endsWith(' leases') && !k.startsWith('WATCH ') && !k.startsWith('LIST ') && !k.startsWith('GET '),
     );
     const others = otherCpus();
+    const restartDnsReads = await op.metric('failover_dns_reads_total');
     restart.push(
       `  restart over the reconciled fleet:   ${seconds.toFixed(1)} s until each object was reconciled again and the queues empty${which}`,
       `    its peak RSS, CPU:                 ${peakRssMiB(op.pid).toFixed(0)} MiB, ${cpuSeconds(op.pid).toFixed(1)} s (kube-apiserver ${(others.apiserver - othersBefore.apiserver).toFixed(1)} s)`,
       `    its writes in its first 40 s:      ${writes.map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
+      `    its DNS reads in its first 40 s:   ${restartDnsReads}`,
     );
   }
 
@@ -387,6 +393,7 @@ try {
         1,
         '',
       )}; as the API server counts them, Leases ${idleLeases.toFixed(1)} (${leaseVerbs || 'none'}; the API server renews its own identity Lease too, 6 a minute), the rest: ${idleOther.map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
+      `  DNS reads per minute when idle:      ${idleDnsReads.toFixed(0)} (each policy's record, to learn its primary or check it)`,
       `  reconcile errors (conflicts etc.):   ${errors}`,
       ...restart,
       '',

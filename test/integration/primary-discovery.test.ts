@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { failoverPolicyType } from '../../operator/src/controllers/resources.ts';
 import type { KubeObject } from '../../operator/src/runtime/kube-client.ts';
 import { ControlPlane } from '../harness/control-plane.ts';
-import { FailoverStack, RECORD, STANDBY_ADDRESS } from '../harness/failover-stack.ts';
+import { FailoverStack, RECORD, STANDBY_ADDRESS, type StackCluster } from '../harness/failover-stack.ts';
 import { waitFor } from '../harness/wait.ts';
 import { stackStarter, waitForProbeRounds } from './failover-fixtures.ts';
 
@@ -47,8 +47,11 @@ async function failedOver(s: FailoverStack): Promise<void> {
   });
 }
 
-/** Deletes the policy and creates it again from the same spec, as a re-apply from Git would. */
-async function recreatePolicy(s: FailoverStack): Promise<void> {
+/**
+ * Deletes the policy and creates it again from the same spec, as a re-apply from Git would;
+ * `meanwhile` runs between the two.
+ */
+async function recreatePolicy(s: FailoverStack, meanwhile?: () => Promise<void>): Promise<void> {
   const { object } = await s.policy();
   const ns = s.options.namespace;
   await s.client.delete(failoverPolicyType, ns, 'orders');
@@ -60,6 +63,7 @@ async function recreatePolicy(s: FailoverStack): Promise<void> {
       ),
     { description: 'the policy deleted' },
   );
+  await meanwhile?.();
   const { promotionRequest: _r, ...spec } = object.spec as Record<string, unknown>;
   await s.client.create(failoverPolicyType, ns, {
     apiVersion: 'regionfailover.io/v1alpha1',
@@ -115,6 +119,62 @@ describe('a policy that lost its status', () => {
       ),
     ).toEqual([]);
     expect(events.filter((e) => e.reason === 'FenceStarted' && /Fence of region-b/.test(e.note))).toEqual([]);
+  });
+
+  it('with every database out of reach, reads its DNS record backing off, and at once when one answers', async () => {
+    stack = await start();
+    const s = stack;
+    await s.waitUntilHealthy();
+    const standby = s.pair.server('standby');
+    const operator = s.operator;
+    if (!operator) throw new Error('no operator');
+    // Counted since the start, the first policy's discovery included.
+    const before = await operator.metric('failover_dns_reads_total', { purpose: 'Discovery' });
+    const reads = async () =>
+      (await operator.metric('failover_dns_reads_total', { purpose: 'Discovery' })) - before;
+    await recreatePolicy(s, async () => {
+      await standby.kill();
+      await s.pair.killPrimary();
+      // The operator's probes have seen both down before the policy is back.
+      await waitFor(
+        async () => {
+          const names: StackCluster[] = ['region-a', 'region-b'];
+          const health = await Promise.all(names.map((n) => s.clusterStatus(n)));
+          return health.every((h) => h.health === 'Unreachable') || undefined;
+        },
+        { description: 'both databases probed as unreachable' },
+      );
+    });
+    // Positive control: both databases were probed and found down, and the record was read.
+    await s.waitForPolicy(
+      (st) =>
+        st.conditions?.find(
+          (c) =>
+            c.type === 'PrimaryKnown' &&
+            /names region-a at epoch 0, but region-b cannot be reached/.test(c.message),
+        ),
+      'discovery waiting on region-b, out of reach',
+    );
+    const first = await reads();
+    expect(first).toBeGreaterThanOrEqual(1);
+    // Read every probe (1 s), 10 rounds would be 10 reads or more; backing off from 1 s, at most 5.
+    await waitForProbeRounds(s, 10);
+    const backedOff = (await reads()) - first;
+    expect(backedOff).toBeLessThanOrEqual(5);
+    // Right after its 6th read the next is due 16–32 s later (1 s doubling, jittered by half).
+    const sixth = await waitFor(async () => ((await reads()) >= 6 ? Date.now() : undefined), {
+      description: 'the 6th read of the record',
+      timeoutMs: 120_000,
+      intervalMs: 100,
+    });
+    const readsBefore = await reads();
+    await standby.start();
+    // With region-b in sight the kept read would name region-a: it is read again at once, and the
+    // fresh read settles it (a primary is never found on a kept read).
+    const status = await s.waitForPolicy((st) => (st.activePrimary ? st : undefined), 'region-a discovered');
+    expect(status).toMatchObject({ activePrimary: 'region-a', epoch: 0 });
+    expect(Date.now() - sixth).toBeLessThan(16_000);
+    expect(await reads()).toBeGreaterThan(readsBefore);
   });
 
   it('with a status it cannot read, does nothing and says so; cleared, it rediscovers', async () => {

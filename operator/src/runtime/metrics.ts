@@ -222,6 +222,13 @@ export class Metrics {
     labelNames: ['namespace', 'policy', 'result'] as const,
     registers: [this.registry],
   });
+  // Route 53 allows 5 requests a second per account: what the operator spends of that, and on what.
+  readonly dnsReads = new Counter({
+    name: 'failover_dns_reads_total',
+    help: "Reads of policies' DNS records (with their ownership records) by purpose: Check (between operations), Discovery (learning who is primary), Drill (a drill's lowered TTL)",
+    labelNames: ['purpose'] as const,
+    registers: [this.registry],
+  });
   readonly dnsCheckFailures = new Counter({
     name: 'failover_dns_check_failures_total',
     help: 'Checks of the DNS record between operations that could not leave it in sync, by reason',

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { evaluate, fenced, gone, inProgress, input, NOW, primaryUp, standby } from './decide.fixtures.ts';
-import { discoverPrimary, discoveryNeedsDns, newerEpochs } from './discovery.ts';
+import {
+  afterDiscoveryRead,
+  type DiscoveryRead,
+  discoverPrimary,
+  discoveryDns,
+  discoveryNeedsDns,
+  newerEpochs,
+} from './discovery.ts';
+import { DNS_CHECK_MS } from './dns-check.ts';
 import type { DecideInput, DnsFacts } from './facts.ts';
 
 const ours = (value: string | undefined, epoch: number): DnsFacts => ({
@@ -127,6 +135,68 @@ describe('discovery: who is primary, learned from the world', () => {
       dns: { readAt: NOW, value: 'b.db.internal', owner: 'other', epoch: 9 },
     });
     expect(discoverPrimary(i)).toMatchObject({ kind: 'Unknown', reason: 'NoPrimary' });
+  });
+});
+
+describe('discovery: when the DNS record is read', () => {
+  // a is out of sight, so the record naming b settles nothing: a may hold a newer epoch.
+  const waiting = recreated({
+    clusters: { a: gone('a'), b: gone('b'), c: standby('c', 0, 0, 1, 1) },
+  });
+  const namesB = ours('b.db.internal', 1);
+  const keptAfter = (reads: number, random = () => 1): DiscoveryRead => {
+    let kept: DiscoveryRead | undefined;
+    for (let i = 0; i < reads; i++) kept = afterDiscoveryRead(kept, { ...waiting, dns: namesB }, random);
+    if (!kept) throw new Error('no read');
+    return kept;
+  };
+  const at = (ms: number) => new Date(NOW.getTime() + ms);
+
+  it('reads none before every database is probed: discovery waits for them whatever it says', () => {
+    const i = { ...waiting, clusters: { ...waiting.clusters, a: { ...gone('a'), unprobed: true } } };
+    expect(discoveryDns(i, undefined)).toBeUndefined();
+    expect(discoveryDns(i, keptAfter(1))).toBeUndefined();
+    expect(discoverPrimary(i)).toMatchObject({ kind: 'Unknown', message: /first probe of a/ });
+  });
+
+  it('reads the record first, then reuses a read that settles nothing until it is due, backing off', () => {
+    expect(discoveryDns(waiting, undefined)).toBe('read');
+    expect(discoverPrimary({ ...waiting, dns: namesB })).toMatchObject({
+      kind: 'Unknown',
+      reason: 'Waiting',
+    });
+    const once = keptAfter(1);
+    expect(once.dueAt).toBe(at(1000).getTime());
+    expect(discoveryDns({ ...waiting, now: at(999) }, once)).toBe(namesB);
+    expect(discoveryDns({ ...waiting, now: at(1000) }, once)).toBe('read');
+    expect(keptAfter(3).dueAt).toBe(at(4000).getTime());
+    expect(keptAfter(40).dueAt).toBe(at(DNS_CHECK_MS).getTime());
+    // Jittered like every backoff here: between half and all of the doubled wait.
+    expect(keptAfter(3, () => 0).dueAt).toBe(at(2000).getTime());
+  });
+
+  it('reads at once when the databases changed so that the kept read would settle discovery', () => {
+    const kept = keptAfter(20);
+    // a answers now, fenced: the record names b and nothing is out of sight.
+    const back = { ...waiting, clusters: { ...waiting.clusters, a: fenced('a', 1) } };
+    expect(discoverPrimary({ ...back, dns: kept.dns })).toMatchObject({ kind: 'Found', primary: 'b' });
+    expect(discoveryDns(back, kept)).toBe('read');
+    // A change that still settles nothing keeps the read.
+    const stillOut = { ...waiting, clusters: { ...waiting.clusters, c: gone('c') } };
+    expect(discoveryDns(stillOut, kept)).toBe(kept.dns);
+  });
+
+  it('does not reuse a read of another record, and starts its backoff over', () => {
+    const kept = keptAfter(5);
+    const renamed = {
+      ...waiting,
+      spec: { ...waiting.spec, dns: { ...waiting.spec.dns, name: 'db2.example.com' } },
+    };
+    expect(discoveryDns(renamed, kept)).toBe('read');
+    expect(afterDiscoveryRead(kept, { ...renamed, dns: namesB }, () => 1)).toMatchObject({
+      unsettled: 1,
+      dueAt: at(1000).getTime(),
+    });
   });
 });
 

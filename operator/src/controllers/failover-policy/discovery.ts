@@ -11,7 +11,9 @@
  * operation began, not that it promoted anyone. Epoch 0 everywhere means no failover ever happened: `spec.primary` is
  * then still the truth.
  */
-import type { ClusterFacts, DecideInput } from './facts.ts';
+import { backoffDelay } from '../../runtime/backoff.ts';
+import { DNS_RETRY } from './dns-check.ts';
+import type { ClusterFacts, DecideInput, DnsFacts } from './facts.ts';
 import { policyClusters, writable } from './facts.ts';
 
 export type Discovery =
@@ -66,6 +68,58 @@ export function discoveryNeedsDns(input: DecideInput): boolean {
   return input.status.activePrimary === undefined || newerEpochs(input).length > 0;
 }
 
+/**
+ * A read of the DNS record kept while a policy with no recorded primary discovers one. Only
+ * discovery reads the record then (the check between operations needs a primary). A read that
+ * left discovery unsettled (a database out of sight, writers the record does not tell apart, the
+ * provider failing) settles nothing at the next probe either, unless a database changed or
+ * someone changed the record. Read again every probe, 2,000 policies whose databases are all out
+ * of reach read 400 records a second; Route 53 allows 5 a second per account.
+ */
+export interface DiscoveryRead {
+  dns: DnsFacts;
+  /** Which record was read: a read of another (spec.dns.name changed) is not reused. */
+  record: string;
+  /** Fresh reads in a row that left discovery unsettled. */
+  unsettled: number;
+  /** When a fresh read is due whatever the databases say (ms since the epoch). */
+  dueAt: number;
+}
+
+const recordOf = (spec: DecideInput['spec']) => `${spec.dns.type} ${spec.dns.name} ${spec.dns.zone}`;
+
+/**
+ * The record discovery uses in this reconcile: 'read' for a fresh read, else the kept read (or
+ * none). None before every database is probed: discovery waits for them whatever the record says
+ * (a restart does not read thousands of records in its first second). The kept read is reused
+ * until it is due (backing off like a failing check, one second to five minutes), and only while
+ * discovery with it stays unsettled: a database that changes so that the kept read would name a
+ * primary brings a fresh read at once, and a primary is only ever found on a fresh read.
+ */
+export function discoveryDns(
+  input: DecideInput,
+  kept: DiscoveryRead | undefined,
+): DnsFacts | undefined | 'read' {
+  if (unprobedOf(input).length) return undefined;
+  if (!kept || kept.record !== recordOf(input.spec) || input.now.getTime() >= kept.dueAt) return 'read';
+  return discoverPrimary({ ...input, dns: kept.dns }).kind === 'Unknown' ? kept.dns : 'read';
+}
+
+/** What to keep after a fresh read that left discovery unsettled: the read, and when it is due. */
+export function afterDiscoveryRead(
+  kept: DiscoveryRead | undefined,
+  input: DecideInput & { dns: DnsFacts },
+  random: () => number,
+): DiscoveryRead {
+  const record = recordOf(input.spec);
+  const unsettled = (kept?.record === record ? kept.unsettled : 0) + 1;
+  const dueAt = input.now.getTime() + backoffDelay(unsettled - 1, DNS_RETRY, random);
+  return { dns: input.dns, record, unsettled, dueAt };
+}
+
+const unprobedOf = (input: DecideInput) =>
+  policyClusters(input.spec).filter((n) => input.clusters[n]?.unprobed);
+
 function clusterWithTarget(input: DecideInput, value: string): string | undefined {
   const v = value.toLowerCase();
   return policyClusters(input.spec).find((n) => input.dnsTargets?.[n]?.toLowerCase() === v);
@@ -107,7 +161,7 @@ function withoutDns(input: DecideInput, names: string[]): Discovery {
 export function discoverPrimary(input: DecideInput): Discovery {
   const { spec, clusters, dns } = input;
   const names = policyClusters(spec);
-  const unprobed = names.filter((n) => clusters[n]?.unprobed);
+  const unprobed = unprobedOf(input);
   if (unprobed.length) return unknown('Waiting', `waiting for the first probe of ${unprobed.join(', ')}`);
   if (!dns || dns.error) return withoutDns(input, names);
   const ours = dns.owner !== undefined && dns.owner === input.dnsOwner;

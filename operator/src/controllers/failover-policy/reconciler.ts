@@ -42,7 +42,7 @@ import { readDns, repairDns, runStep, type StepPorts } from './act.ts';
 import { monthlyAvailability, nextLedger } from './availability.ts';
 import { decide, type Plan } from './decide.ts';
 import { freshVotes } from './detection.ts';
-import { discoveryNeedsDns } from './discovery.ts';
+import { afterDiscoveryRead, type DiscoveryRead, discoveryDns, discoveryNeedsDns } from './discovery.ts';
 import { afterDnsCheck, type DnsCheck, dnsCheckDue } from './dns-check.ts';
 import { drillNeedsDns } from './drill.ts';
 import { runDrillCopy, runDrillRecord } from './drill-act.ts';
@@ -61,6 +61,7 @@ const UNREADABLE_RETRY_MS = 60_000;
 
 export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => Promise<ReconcileResult> {
   const dnsChecks = new Map<string, DnsCheck>();
+  const discoveryReads = new Map<string, DiscoveryRead>();
   const reports = new ReportFiling(ctx);
   // From the first reconcile, not the process start: a replica waits for its Lease before then.
   let startedAt: Date | undefined;
@@ -70,6 +71,7 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
     const object = ctx.policies.get(key);
     if (!object) {
       dnsChecks.delete(key);
+      discoveryReads.delete(key);
       reports.forget(key);
       forgetMetrics(ctx, key);
       ctx.canaries.stop(key);
@@ -101,8 +103,15 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
       ]);
       return requeueAfter(UNREADABLE_RETRY_MS, 'status unreadable');
     }
-    return reconcileReadable(ctx, object, spec.spec, read.status, dnsChecks, reports, started);
+    const records = { dnsChecks, discoveryReads };
+    return reconcileReadable(ctx, object, spec.spec, read.status, records, reports, started);
   };
+}
+
+/** What the reconciler remembers of each policy's DNS record between reconciles. */
+interface DnsReads {
+  dnsChecks: Map<string, DnsCheck>;
+  discoveryReads: Map<string, DiscoveryRead>;
 }
 
 /** observe → decide → act → transition → write, for a policy whose spec and status both parse. */
@@ -111,14 +120,16 @@ async function reconcileReadable(
   object: KubeObject,
   spec: FailoverPolicySpec,
   previous: FailoverPolicyStatus,
-  dnsChecks: Map<string, DnsCheck>,
+  records: DnsReads,
   reports: ReportFiling,
   startedAt: Date,
 ): Promise<ReconcileResult> {
   const key = objectKey(object);
   const now = ctx.clock.now();
   const ports = portsFor(ctx, object, spec);
-  const input = await observe(ctx, object, spec, previous, ports, dnsChecks.get(key), now);
+  const { dnsChecks, discoveryReads } = records;
+  const kept = discoveryReads.get(key);
+  const input = await observe(ctx, object, spec, previous, ports, dnsChecks.get(key), kept, now);
   const plan = decide(input);
   ctx.log.debug({ policy: key, action: plan.action.kind, why: plan.why }, 'decided');
   const grace = firstProbesGrace(object, previous, input, plan, now, startedAt);
@@ -152,6 +163,10 @@ async function reconcileReadable(
   if (previous.currentOperation && !next.currentOperation && !dnsReady) dnsChecks.delete(key);
   // A drill just ended: its lowered TTL goes back at the next look, now.
   if (previous.drill && !next.drill) dnsChecks.delete(key);
+  // A fresh read while discovering is kept until it is due, if it settled nothing.
+  if (next.activePrimary !== undefined) discoveryReads.delete(key);
+  else if (input.dns && input.dns !== kept?.dns)
+    discoveryReads.set(key, afterDiscoveryRead(kept, { ...input, dns: input.dns }, ctx.random));
   const current = object.status as FailoverPolicyStatus | undefined;
   await writeStatus(ctx.client, failoverPolicyType, object, current, next, ctx.policies);
   // Events after the write: a write that loses a race (409) is redone from fresh data, and its
@@ -212,6 +227,7 @@ async function observe(
   status: FailoverPolicyStatus,
   ports: StepPorts,
   dnsCheck: DnsCheck | undefined,
+  kept: DiscoveryRead | undefined,
   now: Date,
 ): Promise<DecideInput> {
   const namespace = ns(object);
@@ -250,9 +266,23 @@ async function observe(
   const lease = await readPrimaryLease(ctx, object, spec, gathered);
   const withLease = lease ? { ...gathered, lease } : gathered;
   const input = canary ? { ...withLease, canary } : withLease;
-  // The record is read when its check is due between operations, or to learn who is primary.
-  const due = !status.currentOperation && dnsCheckDue(dnsCheck, now);
-  if (!due && !discoveryNeedsDns(input) && !drillNeedsDns(status)) return input;
+  // With no primary recorded, the record serves discovery alone (and a drill, read each time).
+  if (status.activePrimary === undefined && !drillNeedsDns(status)) {
+    const dns = discoveryDns(input, kept);
+    if (dns !== 'read') return dns ? { ...input, dns } : input;
+    ctx.metrics.dnsReads.inc({ purpose: 'Discovery' });
+    return { ...input, dns: await readDns(ports, spec, now) };
+  }
+  // The record is read when its check is due between operations, or when the world is ahead.
+  const purpose = drillNeedsDns(status)
+    ? 'Drill'
+    : !status.currentOperation && dnsCheckDue(dnsCheck, now)
+      ? 'Check'
+      : discoveryNeedsDns(input)
+        ? 'Discovery'
+        : undefined;
+  if (!purpose) return input;
+  ctx.metrics.dnsReads.inc({ purpose });
   return { ...input, dns: await readDns(ports, spec, now) };
 }
 
