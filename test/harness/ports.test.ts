@@ -1,11 +1,25 @@
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { freePort, portRange } from './ports.ts';
+import { bindable, freePort, portRange } from './ports.ts';
 
 describe('freePort', () => {
   it('never hands out a port twice in one process, even when none of them is bound yet', async () => {
     const ports = await Promise.all(Array.from({ length: 200 }, () => freePort()));
     expect(new Set(ports).size).toBe(200);
+  });
+
+  it('takes a port that a server listens on at another loopback address as taken', async () => {
+    const port = await freePort();
+    expect(await bindable(port)).toBe(true);
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.12', resolve));
+    try {
+      expect(await bindable(port)).toBe(false);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+    expect(await bindable(port)).toBe(true);
   });
 
   it('stays below the kernel ephemeral range, in a slice of its own per vitest worker', async () => {

@@ -74,12 +74,18 @@ export async function freePort(): Promise<number> {
   );
 }
 
-function bindable(port: number): Promise<boolean> {
+/**
+ * Whether nothing listens on `port` on any IPv4 address. Test servers listen on other loopback
+ * addresses too (a stack's standby on 127.0.0.12): one there leaves 127.0.0.1's port free, and
+ * after this process's handed-out set is cleared the port could be handed out again while that
+ * server still runs. Binding the wildcard address fails on any of them.
+ */
+export function bindable(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = createServer();
     server.unref();
     server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    server.listen(port, '0.0.0.0', () => server.close(() => resolve(true)));
   });
 }
 
