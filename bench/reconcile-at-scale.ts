@@ -57,6 +57,11 @@ if (!Number.isInteger(RESTARTS) || RESTARTS < 0)
 /** 1: the objects are created first and the operator started after, timed from its start (a restart). */
 const START_LATE = process.env.BENCH_START_LATE === '1';
 const ns = 'bench';
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+/** What the operator reads DNS records for (failover_dns_reads_total's purpose label). */
+const DNS_PURPOSES = ['Check', 'Discovery', 'Drill'];
+const dnsSplit = (counts: number[]) =>
+  `${sum(counts).toFixed(0)} (${DNS_PURPOSES.map((p, i) => `${p} ${(counts[i] ?? 0).toFixed(0)}`).join(', ')})`;
 const say = (s: string) => process.stdout.write(`[bench reconcile] ${s}\n`);
 
 async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
@@ -259,7 +264,6 @@ try {
     ([controller, e]) =>
       `${controller} ${e.count} (${((e.seconds * 1000) / Math.max(e.count, 1)).toFixed(0)} ms each)`,
   );
-  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
   const coldCpus = ops.map((o) => cpuSeconds(o.pid));
   const othersCold = otherCpus();
   const othersSpent = (k: keyof typeof othersCold) => (othersCold[k] - othersAtStart[k]).toFixed(1);
@@ -297,14 +301,19 @@ try {
   say(`measuring API requests for ${IDLE_SECONDS} s of idleness`);
   const requests = () => Promise.all(ops.map((o) => o.metric('rest_client_requests_total')));
   // DNS reads (every one a Route 53 request in a real account): none answer here, as no database does.
-  const dnsReads = async () => sum(await Promise.all(ops.map((o) => o.metric('failover_dns_reads_total'))));
+  const dnsReads = async () =>
+    Promise.all(
+      DNS_PURPOSES.map(async (purpose) =>
+        sum(await Promise.all(ops.map((o) => o.metric('failover_dns_reads_total', { purpose })))),
+      ),
+    );
   const dnsBefore = await dnsReads();
   const before = await requests();
   const apiserverBefore = await apiserverRequests(cp);
   await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
   const idleRequestsEach = (await requests()).map((n, i) => n - (before[i] ?? 0));
   const idleRequests = sum(idleRequestsEach);
-  const idleDnsReads = ((await dnsReads()) - dnsBefore) * (60 / IDLE_SECONDS);
+  const idleDnsReads = (await dnsReads()).map((n, i) => (n - (dnsBefore[i] ?? 0)) * (60 / IDLE_SECONDS));
   // What they were, as the API server counts them: Leases (leader election, shards) apart.
   const idleByResource = difference(await apiserverRequests(cp), apiserverBefore, 60 / IDLE_SECONDS);
   const leaseRequests = Object.entries(idleByResource).filter(([k]) => k.endsWith(' leases'));
@@ -357,12 +366,14 @@ try {
         !k.endsWith(' leases') && !k.startsWith('WATCH ') && !k.startsWith('LIST ') && !k.startsWith('GET '),
     );
     const others = otherCpus();
-    const restartDnsReads = await op.metric('failover_dns_reads_total');
+    const restartDnsReads = await Promise.all(
+      DNS_PURPOSES.map((purpose) => op.metric('failover_dns_reads_total', { purpose })),
+    );
     restart.push(
       `  restart over the reconciled fleet:   ${seconds.toFixed(1)} s until each object was reconciled again and the queues empty${which}`,
       `    its peak RSS, CPU:                 ${peakRssMiB(op.pid).toFixed(0)} MiB, ${cpuSeconds(op.pid).toFixed(1)} s (kube-apiserver ${(others.apiserver - othersBefore.apiserver).toFixed(1)} s)`,
       `    its writes in its first 40 s:      ${writes.map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
-      `    its DNS reads in its first 40 s:   ${restartDnsReads}`,
+      `    its DNS reads in its first 40 s:   ${dnsSplit(restartDnsReads)}`,
     );
   }
 
@@ -393,7 +404,7 @@ try {
         1,
         '',
       )}; as the API server counts them, Leases ${idleLeases.toFixed(1)} (${leaseVerbs || 'none'}; the API server renews its own identity Lease too, 6 a minute), the rest: ${idleOther.map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
-      `  DNS reads per minute when idle:      ${idleDnsReads.toFixed(0)} (each policy's record, to learn its primary or check it)`,
+      `  DNS reads per minute when idle:      ${dnsSplit(idleDnsReads)}`,
       `  reconcile errors (conflicts etc.):   ${errors}`,
       ...restart,
       '',

@@ -144,9 +144,10 @@ describe('discovery: when the DNS record is read', () => {
     clusters: { a: gone('a'), b: gone('b'), c: standby('c', 0, 0, 1, 1) },
   });
   const namesB = ours('b.db.internal', 1);
-  const keptAfter = (reads: number, random = () => 1): DiscoveryRead => {
+  const failing: DnsFacts = { readAt: NOW, error: { reason: 'Throttled', message: 'Rate exceeded' } };
+  const keptAfter = (reads: number, dns = namesB, random = () => 1): DiscoveryRead => {
     let kept: DiscoveryRead | undefined;
-    for (let i = 0; i < reads; i++) kept = afterDiscoveryRead(kept, { ...waiting, dns: namesB }, random);
+    for (let i = 0; i < reads; i++) kept = afterDiscoveryRead(kept, { ...waiting, dns }, random);
     if (!kept) throw new Error('no read');
     return kept;
   };
@@ -159,24 +160,34 @@ describe('discovery: when the DNS record is read', () => {
     expect(discoverPrimary(i)).toMatchObject({ kind: 'Unknown', message: /first probe of a/ });
   });
 
-  it('reads the record first, then reuses a read that settles nothing until it is due, backing off', () => {
+  it('reads the record first, then reuses a read that settles nothing for five minutes', () => {
     expect(discoveryDns(waiting, undefined)).toBe('read');
     expect(discoverPrimary({ ...waiting, dns: namesB })).toMatchObject({
       kind: 'Unknown',
       reason: 'Waiting',
     });
-    const once = keptAfter(1);
+    const kept = keptAfter(1);
+    expect(kept.dueAt).toBe(at(DNS_CHECK_MS).getTime());
+    expect(discoveryDns({ ...waiting, now: at(DNS_CHECK_MS - 1) }, kept)).toBe(namesB);
+    expect(discoveryDns({ ...waiting, now: at(DNS_CHECK_MS) }, kept)).toBe('read');
+  });
+
+  it('reads again after a failed read from a second on, backing off to five minutes', () => {
+    // Without the record, discovery needs every database in sight: a throttled read is retried.
+    expect(discoverPrimary({ ...waiting, dns: failing })).toMatchObject({ kind: 'Unknown' });
+    const once = keptAfter(1, failing);
     expect(once.dueAt).toBe(at(1000).getTime());
-    expect(discoveryDns({ ...waiting, now: at(999) }, once)).toBe(namesB);
+    expect(discoveryDns({ ...waiting, now: at(999) }, once)).toBe(failing);
     expect(discoveryDns({ ...waiting, now: at(1000) }, once)).toBe('read');
-    expect(keptAfter(3).dueAt).toBe(at(4000).getTime());
-    expect(keptAfter(40).dueAt).toBe(at(DNS_CHECK_MS).getTime());
-    // Jittered like every backoff here: between half and all of the doubled wait.
-    expect(keptAfter(3, () => 0).dueAt).toBe(at(2000).getTime());
+    expect(keptAfter(3, failing).dueAt).toBe(at(4000).getTime());
+    expect(keptAfter(40, failing).dueAt).toBe(at(DNS_CHECK_MS).getTime());
+    // A read that answers after failures is kept the full five minutes.
+    const answered = afterDiscoveryRead(keptAfter(5, failing), { ...waiting, dns: namesB }, () => 1);
+    expect(answered).toMatchObject({ failures: 0, dueAt: at(DNS_CHECK_MS).getTime(), dns: namesB });
   });
 
   it('reads at once when the databases changed so that the kept read would settle discovery', () => {
-    const kept = keptAfter(20);
+    const kept = keptAfter(1);
     // a answers now, fenced: the record names b and nothing is out of sight.
     const back = { ...waiting, clusters: { ...waiting.clusters, a: fenced('a', 1) } };
     expect(discoverPrimary({ ...back, dns: kept.dns })).toMatchObject({ kind: 'Found', primary: 'b' });
@@ -187,14 +198,14 @@ describe('discovery: when the DNS record is read', () => {
   });
 
   it('does not reuse a read of another record, and starts its backoff over', () => {
-    const kept = keptAfter(5);
+    const kept = keptAfter(5, failing);
     const renamed = {
       ...waiting,
       spec: { ...waiting.spec, dns: { ...waiting.spec.dns, name: 'db2.example.com' } },
     };
     expect(discoveryDns(renamed, kept)).toBe('read');
-    expect(afterDiscoveryRead(kept, { ...renamed, dns: namesB }, () => 1)).toMatchObject({
-      unsettled: 1,
+    expect(afterDiscoveryRead(kept, { ...renamed, dns: failing }, () => 1)).toMatchObject({
+      failures: 1,
       dueAt: at(1000).getTime(),
     });
   });

@@ -11,8 +11,7 @@
  * operation began, not that it promoted anyone. Epoch 0 everywhere means no failover ever happened: `spec.primary` is
  * then still the truth.
  */
-import { backoffDelay } from '../../runtime/backoff.ts';
-import { DNS_RETRY } from './dns-check.ts';
+import { afterDnsCheck, type DnsCheck, dnsCheckDue } from './dns-check.ts';
 import type { ClusterFacts, DecideInput, DnsFacts } from './facts.ts';
 import { policyClusters, writable } from './facts.ts';
 
@@ -71,19 +70,17 @@ export function discoveryNeedsDns(input: DecideInput): boolean {
 /**
  * A read of the DNS record kept while a policy with no recorded primary discovers one. Only
  * discovery reads the record then (the check between operations needs a primary). A read that
- * left discovery unsettled (a database out of sight, writers the record does not tell apart, the
- * provider failing) settles nothing at the next probe either, unless a database changed or
- * someone changed the record. Read again every probe, 2,000 policies whose databases are all out
- * of reach read 400 records a second; Route 53 allows 5 a second per account.
+ * left discovery unsettled (a database out of sight, writers the record does not tell apart)
+ * settles nothing at the next probe either, unless a database changed or someone changed the
+ * record. Read again every probe, 2,000 policies whose databases are all out of reach read 400
+ * records a second; Route 53 allows 5 a second per account. So it is scheduled as the check
+ * between operations is (afterDnsCheck): a read that answered is read again in five minutes, one
+ * that failed (the provider throttling, say) after a second, backing off to five minutes.
  */
-export interface DiscoveryRead {
+export interface DiscoveryRead extends DnsCheck {
   dns: DnsFacts;
   /** Which record was read: a read of another (spec.dns.name changed) is not reused. */
   record: string;
-  /** Fresh reads in a row that left discovery unsettled. */
-  unsettled: number;
-  /** When a fresh read is due whatever the databases say (ms since the epoch). */
-  dueAt: number;
 }
 
 const recordOf = (spec: DecideInput['spec']) => `${spec.dns.type} ${spec.dns.name} ${spec.dns.zone}`;
@@ -92,16 +89,16 @@ const recordOf = (spec: DecideInput['spec']) => `${spec.dns.type} ${spec.dns.nam
  * The record discovery uses in this reconcile: 'read' for a fresh read, else the kept read (or
  * none). None before every database is probed: discovery waits for them whatever the record says
  * (a restart does not read thousands of records in its first second). The kept read is reused
- * until it is due (backing off like a failing check, one second to five minutes), and only while
- * discovery with it stays unsettled: a database that changes so that the kept read would name a
- * primary brings a fresh read at once, and a primary is only ever found on a fresh read.
+ * until it is due, and only while discovery with it stays unsettled: a database that changes so
+ * that the kept read would name a primary brings a fresh read at once, and a primary is only
+ * ever found on a fresh read.
  */
 export function discoveryDns(
   input: DecideInput,
   kept: DiscoveryRead | undefined,
 ): DnsFacts | undefined | 'read' {
   if (unprobedOf(input).length) return undefined;
-  if (!kept || kept.record !== recordOf(input.spec) || input.now.getTime() >= kept.dueAt) return 'read';
+  if (!kept || kept.record !== recordOf(input.spec) || dnsCheckDue(kept, input.now)) return 'read';
   return discoverPrimary({ ...input, dns: kept.dns }).kind === 'Unknown' ? kept.dns : 'read';
 }
 
@@ -112,9 +109,9 @@ export function afterDiscoveryRead(
   random: () => number,
 ): DiscoveryRead {
   const record = recordOf(input.spec);
-  const unsettled = (kept?.record === record ? kept.unsettled : 0) + 1;
-  const dueAt = input.now.getTime() + backoffDelay(unsettled - 1, DNS_RETRY, random);
-  return { dns: input.dns, record, unsettled, dueAt };
+  const last = kept?.record === record ? kept : undefined;
+  const answered = input.dns.error === undefined;
+  return { ...afterDnsCheck(last, answered, input.now, random), dns: input.dns, record };
 }
 
 const unprobedOf = (input: DecideInput) =>

@@ -11,7 +11,7 @@ import { TTL_LOWER_WAIT_MS } from './drill.ts';
 import type { DecideInput } from './facts.ts';
 
 export const DNS_CHECK_MS = 5 * 60_000;
-export const DNS_RETRY: BackoffPolicy = { baseMs: 1000, maxMs: DNS_CHECK_MS };
+const DNS_RETRY: BackoffPolicy = { baseMs: 1000, maxMs: DNS_CHECK_MS };
 
 export interface DnsCheck {
   /** Checks in a row that did not leave the record in sync. */

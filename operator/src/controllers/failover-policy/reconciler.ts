@@ -132,6 +132,10 @@ async function reconcileReadable(
   const input = await observe(ctx, object, spec, previous, ports, dnsChecks.get(key), kept, now);
   const plan = decide(input);
   ctx.log.debug({ policy: key, action: plan.action.kind, why: plan.why }, 'decided');
+  // A fresh read that left the primary unknown is kept until it is due; once known, not needed.
+  if (plan.status.activePrimary !== undefined) discoveryReads.delete(key);
+  else if (input.dns && input.dns !== kept?.dns)
+    discoveryReads.set(key, afterDiscoveryRead(kept, { ...input, dns: input.dns }, ctx.random));
   const grace = firstProbesGrace(object, previous, input, plan, now, startedAt);
   if (grace > 0) {
     // Just started: the status an earlier run wrote from its probes stands until this process's
@@ -163,10 +167,6 @@ async function reconcileReadable(
   if (previous.currentOperation && !next.currentOperation && !dnsReady) dnsChecks.delete(key);
   // A drill just ended: its lowered TTL goes back at the next look, now.
   if (previous.drill && !next.drill) dnsChecks.delete(key);
-  // A fresh read while discovering is kept until it is due, if it settled nothing.
-  if (next.activePrimary !== undefined) discoveryReads.delete(key);
-  else if (input.dns && input.dns !== kept?.dns)
-    discoveryReads.set(key, afterDiscoveryRead(kept, { ...input, dns: input.dns }, ctx.random));
   const current = object.status as FailoverPolicyStatus | undefined;
   await writeStatus(ctx.client, failoverPolicyType, object, current, next, ctx.policies);
   // Events after the write: a write that loses a race (409) is redone from fresh data, and its
