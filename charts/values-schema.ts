@@ -4,6 +4,7 @@
  * values table in the chart's README. `make generate` writes all three; a test fails on drift.
  */
 import { z } from 'zod';
+import { DEFAULT_DNS_READ_RATES, DNS_READ_RATES_PATTERN } from '../operator/src/providers/dns/read-budget.ts';
 
 const stringMap = (description: string) => z.record(z.string(), z.string()).default({}).describe(description);
 /** A Kubernetes object passed through as it is (resources, affinity, ...); the API server checks it. */
@@ -148,6 +149,13 @@ export const chartValues = z
           .max(64)
           .default(4)
           .describe('Policies reconciled at once.'),
+        dnsReadsPerSecond: z
+          .string()
+          .regex(DNS_READ_RATES_PATTERN)
+          .default(DEFAULT_DNS_READ_RATES)
+          .describe(
+            "Reads of policies' DNS records a second, per account (credentials) or RFC 2136 server, for the checks between operations and discovery; an operation's reads never wait. A read is two requests on Route 53 (5 a second per account) and DigitalOcean (5,000 an hour per token). Provider=rate[,...]; a provider not named keeps its default; 0: no budget.",
+          ),
         resyncSeconds: z
           .number()
           .int()

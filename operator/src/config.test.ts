@@ -20,6 +20,10 @@ describe('loadConfig', () => {
     expect(() => loadConfig(['--lease-duration-seconds=5'], {})).toThrow(
       /must be greater than renew-deadline-seconds/,
     );
+    expect(() => loadConfig(['--dns-reads-per-second=Route53:2'], {})).toThrow(
+      /--dns-reads-per-second \(FAILOVER_DNS_READS_PER_SECOND\): must be Provider=reads a second/,
+    );
+    expect(loadConfig(['--dns-reads-per-second=Route53=4'], {}).dnsReadsPerSecond).toBe('Route53=4');
   });
 
   it('takes the replication password from the environment only, never as a flag (ps shows flags)', () => {

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { DEFAULT_DNS_READ_RATES, DNS_READ_RATES_PATTERN } from './providers/dns/read-budget.ts';
 
 const seconds = (def: number, max: number) => z.coerce.number().int().min(1).max(max).default(def);
 const bool = (def: boolean) =>
@@ -74,6 +75,13 @@ export const configSchema = z
       .max(64)
       .default(4)
       .describe('policies reconciled at once'),
+    dnsReadsPerSecond: z
+      .string()
+      .regex(DNS_READ_RATES_PATTERN, 'must be Provider=reads a second[,...], e.g. Route53=2,DigitalOcean=0.5')
+      .default(DEFAULT_DNS_READ_RATES)
+      .describe(
+        "operator mode: reads of policies' DNS records a second, per account or server, for the checks between operations and discovery (each provider not named keeps its default; 0: no budget)",
+      ),
     resyncSeconds: seconds(600, 86400).describe('every object is reconciled again at least this often'),
     shutdownGraceSeconds: seconds(20, 600).describe(
       'on SIGTERM, how long the current step may take to finish',

@@ -11,6 +11,7 @@ import { helpText, loadConfig, version } from './config.ts';
 import { failoverObservationType, failoverPolicyType, replicaClusterType } from './controllers/resources.ts';
 import { Manager } from './manager.ts';
 import { Observer, parseEndpointOverrides } from './observer/observer.ts';
+import { parseDnsReadRates } from './providers/dns/read-budget.ts';
 import { systemClock } from './runtime/clock.ts';
 import { startHttpServer } from './runtime/http-server.ts';
 import { Informer } from './runtime/informer.ts';
@@ -119,6 +120,7 @@ const manager = agentMode
         identity: config.identity,
         namespace: config.namespace,
         concurrency: config.maxConcurrentReconciles,
+        dnsReadRates: parseDnsReadRates(config.dnsReadsPerSecond),
         resyncMs: config.resyncSeconds * 1000,
       });
 

@@ -16,6 +16,7 @@ import { failoverObservationType, failoverPolicyType, replicaClusterType } from 
 import { HttpAppEndpointChecker } from './providers/app/http.ts';
 import type { CanaryWriterFactory } from './providers/canary/port.ts';
 import { PostgresCanaryWriter } from './providers/canary/postgres-canary.ts';
+import { type DnsProviderType, DnsReadBudgets, parseDnsReadRates } from './providers/dns/read-budget.ts';
 import { waitForCacheSync } from './runtime/cache-sync.ts';
 import type { Clock } from './runtime/clock.ts';
 import { Controller } from './runtime/controller.ts';
@@ -38,6 +39,8 @@ export interface ManagerOptions {
   namespace?: string;
   concurrency?: number;
   resyncMs?: number;
+  /** Reads a second of policies' DNS records that can wait, per provider type (--dns-reads-per-second). */
+  dnsReadRates?: Record<DnsProviderType, number>;
   /** How drills' canary writers are made; tests may inject their own. */
   canaryWriter?: CanaryWriterFactory;
 }
@@ -89,6 +92,9 @@ export class Manager {
       probes,
       appChecks: new AppEndpointChecks(new HttpAppEndpointChecker(), options.clock),
       splitBrain: new SplitBrainWatch(),
+      dnsReads: new DnsReadBudgets(options.dnsReadRates ?? parseDnsReadRates(''), () =>
+        options.clock.now().getTime(),
+      ),
       canaries: new CanaryWriters(
         options.canaryWriter ?? ((target) => new PostgresCanaryWriter(target, { log, metrics })),
       ),

@@ -1,4 +1,5 @@
 /** Everything a reconciler needs, passed explicitly: no globals. */
+import type { DnsReadBudgets } from '../providers/dns/read-budget.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { EventRecorder } from '../runtime/events.ts';
 import type { Informer } from '../runtime/informer.ts';
@@ -30,6 +31,8 @@ export interface OperatorContext {
   canaries: CanaryWriters;
   /** When the operator first saw each Lease renewal and vouch standing (its monotonic clock). */
   splitBrain: SplitBrainWatch;
+  /** What each DNS account or server may still be asked for checks and discovery. */
+  dnsReads: DnsReadBudgets;
   /** This operator process (its pod), as it names itself in leases and Events. */
   identity: string;
   /** The policies that name a cluster (by cluster key). */

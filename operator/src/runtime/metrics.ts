@@ -229,6 +229,12 @@ export class Metrics {
     labelNames: ['purpose'] as const,
     registers: [this.registry],
   });
+  readonly dnsReadsDeferred = new Counter({
+    name: 'failover_dns_reads_deferred_total',
+    help: 'Reads of DNS records put off to a later reconcile because the account or server had used its read budget (--dns-reads-per-second), by purpose',
+    labelNames: ['purpose'] as const,
+    registers: [this.registry],
+  });
   readonly dnsCheckFailures = new Counter({
     name: 'failover_dns_check_failures_total',
     help: 'Checks of the DNS record between operations that could not leave it in sync, by reason',

@@ -155,21 +155,24 @@ describe('discovery: when the DNS record is read', () => {
 
   it('reads none before every database is probed: discovery waits for them whatever it says', () => {
     const i = { ...waiting, clusters: { ...waiting.clusters, a: { ...gone('a'), unprobed: true } } };
-    expect(discoveryDns(i, undefined)).toBeUndefined();
-    expect(discoveryDns(i, keptAfter(1))).toBeUndefined();
+    expect(discoveryDns(i, undefined)).toEqual({ read: false });
+    expect(discoveryDns(i, keptAfter(1))).toEqual({ read: false });
     expect(discoverPrimary(i)).toMatchObject({ kind: 'Unknown', message: /first probe of a/ });
   });
 
   it('reads the record first, then reuses a read that settles nothing for five minutes', () => {
-    expect(discoveryDns(waiting, undefined)).toBe('read');
+    expect(discoveryDns(waiting, undefined)).toEqual({ read: true });
     expect(discoverPrimary({ ...waiting, dns: namesB })).toMatchObject({
       kind: 'Unknown',
       reason: 'Waiting',
     });
     const kept = keptAfter(1);
     expect(kept.dueAt).toBe(at(DNS_CHECK_MS).getTime());
-    expect(discoveryDns({ ...waiting, now: at(DNS_CHECK_MS - 1) }, kept)).toBe(namesB);
-    expect(discoveryDns({ ...waiting, now: at(DNS_CHECK_MS) }, kept)).toBe('read');
+    expect(discoveryDns({ ...waiting, now: at(DNS_CHECK_MS - 1) }, kept)).toEqual({
+      read: false,
+      kept: namesB,
+    });
+    expect(discoveryDns({ ...waiting, now: at(DNS_CHECK_MS) }, kept)).toEqual({ read: true, kept: namesB });
   });
 
   it('reads again after a failed read from a second on, backing off to five minutes', () => {
@@ -177,8 +180,8 @@ describe('discovery: when the DNS record is read', () => {
     expect(discoverPrimary({ ...waiting, dns: failing })).toMatchObject({ kind: 'Unknown' });
     const once = keptAfter(1, failing);
     expect(once.dueAt).toBe(at(1000).getTime());
-    expect(discoveryDns({ ...waiting, now: at(999) }, once)).toBe(failing);
-    expect(discoveryDns({ ...waiting, now: at(1000) }, once)).toBe('read');
+    expect(discoveryDns({ ...waiting, now: at(999) }, once)).toEqual({ read: false, kept: failing });
+    expect(discoveryDns({ ...waiting, now: at(1000) }, once)).toEqual({ read: true, kept: failing });
     expect(keptAfter(3, failing).dueAt).toBe(at(4000).getTime());
     expect(keptAfter(40, failing).dueAt).toBe(at(DNS_CHECK_MS).getTime());
     // A read that answers after failures is kept the full five minutes.
@@ -191,10 +194,11 @@ describe('discovery: when the DNS record is read', () => {
     // a answers now, fenced: the record names b and nothing is out of sight.
     const back = { ...waiting, clusters: { ...waiting.clusters, a: fenced('a', 1) } };
     expect(discoverPrimary({ ...back, dns: kept.dns })).toMatchObject({ kind: 'Found', primary: 'b' });
-    expect(discoveryDns(back, kept)).toBe('read');
+    // Read, with nothing kept to fall back on if the read must wait: it would settle discovery.
+    expect(discoveryDns(back, kept)).toEqual({ read: true });
     // A change that still settles nothing keeps the read.
     const stillOut = { ...waiting, clusters: { ...waiting.clusters, c: gone('c') } };
-    expect(discoveryDns(stillOut, kept)).toBe(kept.dns);
+    expect(discoveryDns(stillOut, kept)).toEqual({ read: false, kept: kept.dns });
   });
 
   it('does not reuse a read of another record, and starts its backoff over', () => {
@@ -203,7 +207,7 @@ describe('discovery: when the DNS record is read', () => {
       ...waiting,
       spec: { ...waiting.spec, dns: { ...waiting.spec.dns, name: 'db2.example.com' } },
     };
-    expect(discoveryDns(renamed, kept)).toBe('read');
+    expect(discoveryDns(renamed, kept)).toEqual({ read: true });
     expect(afterDiscoveryRead(kept, { ...renamed, dns: failing }, () => 1)).toMatchObject({
       failures: 1,
       dueAt: at(1000).getTime(),

@@ -86,20 +86,21 @@ export interface DiscoveryRead extends DnsCheck {
 const recordOf = (spec: DecideInput['spec']) => `${spec.dns.type} ${spec.dns.name} ${spec.dns.zone}`;
 
 /**
- * The record discovery uses in this reconcile: 'read' for a fresh read, else the kept read (or
- * none). None before every database is probed: discovery waits for them whatever the record says
- * (a restart does not read thousands of records in its first second). The kept read is reused
- * until it is due, and only while discovery with it stays unsettled: a database that changes so
- * that the kept read would name a primary brings a fresh read at once, and a primary is only
- * ever found on a fresh read.
+ * Whether discovery reads the record in this reconcile, and the kept read it uses when it does
+ * not (none when that could settle discovery). No read before every database is probed:
+ * discovery waits for them whatever the record says (a restart does not read thousands of
+ * records in its first second). The kept read is reused until it is due, and only while
+ * discovery with it stays unsettled: a database that changes so that the kept read would name a
+ * primary brings a fresh read at once, and a primary is only ever found on a fresh read.
  */
 export function discoveryDns(
   input: DecideInput,
   kept: DiscoveryRead | undefined,
-): DnsFacts | undefined | 'read' {
-  if (unprobedOf(input).length) return undefined;
-  if (!kept || kept.record !== recordOf(input.spec) || dnsCheckDue(kept, input.now)) return 'read';
-  return discoverPrimary({ ...input, dns: kept.dns }).kind === 'Unknown' ? kept.dns : 'read';
+): { read: boolean; kept?: DnsFacts } {
+  if (unprobedOf(input).length) return { read: false };
+  if (!kept || kept.record !== recordOf(input.spec)) return { read: true };
+  if (discoverPrimary({ ...input, dns: kept.dns }).kind !== 'Unknown') return { read: true };
+  return { read: dnsCheckDue(kept, input.now), kept: kept.dns };
 }
 
 /** What to keep after a fresh read that left discovery unsettled: the read, and when it is due. */

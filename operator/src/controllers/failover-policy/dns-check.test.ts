@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { input, NOW } from './decide.fixtures.ts';
 import { afterDnsCheck, DNS_CHECK_MS, dnsCheckDue, judgeDns } from './dns-check.ts';
+import { nextLook } from './reconciler.ts';
 
 const at = (ms: number) => new Date(1_000_000 + ms);
 
@@ -98,5 +99,21 @@ describe('what a read of the DNS record means', () => {
     expect(read({ error: { reason: 'Timeout', message: 'no answer' } })).toMatchObject({
       condition: { status: 'False', reason: 'Timeout' },
     });
+  });
+});
+
+describe('when a policy with a failed DNS check is looked at again', () => {
+  const at = (ms: number) => new Date(1_000_000 + ms);
+  const idle = { requeueMs: 5000, status: {} };
+
+  it('when the retry is due, if that is sooner than the step asks', () => {
+    expect(nextLook(idle, { failures: 2, dueAt: at(1500).getTime() }, at(0))).toBe(1500);
+    expect(nextLook(idle, { failures: 2, dueAt: at(20).getTime() }, at(0))).toBe(100);
+    expect(nextLook(idle, { failures: 0, dueAt: at(1500).getTime() }, at(0))).toBe(5000);
+  });
+
+  it('a retry already due was put off (the read budget): at the next look, not at once', () => {
+    expect(nextLook(idle, { failures: 2, dueAt: at(0).getTime() }, at(0))).toBe(5000);
+    expect(nextLook(idle, { failures: 2, dueAt: at(-3000).getTime() }, at(0))).toBe(5000);
   });
 });

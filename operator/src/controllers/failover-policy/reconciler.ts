@@ -267,21 +267,29 @@ async function observe(
   const withLease = lease ? { ...gathered, lease } : gathered;
   const input = canary ? { ...withLease, canary } : withLease;
   // With no primary recorded, the record serves discovery alone (and a drill, read each time).
+  // Discovery's reads and the checks between operations wait for the account's read budget.
+  const budget = (purpose: 'Check' | 'Discovery') => {
+    if (ctx.dnsReads.take(spec.dns.provider, ns(object))) return true;
+    ctx.metrics.dnsReadsDeferred.inc({ purpose });
+    return false;
+  };
   if (status.activePrimary === undefined && !drillNeedsDns(status)) {
-    const dns = discoveryDns(input, kept);
-    if (dns !== 'read') return dns ? { ...input, dns } : input;
-    ctx.metrics.dnsReads.inc({ purpose: 'Discovery' });
-    return { ...input, dns: await readDns(ports, spec, now) };
+    const discovery = discoveryDns(input, kept);
+    if (discovery.read && budget('Discovery')) {
+      ctx.metrics.dnsReads.inc({ purpose: 'Discovery' });
+      return { ...input, dns: await readDns(ports, spec, now) };
+    }
+    return discovery.kept ? { ...input, dns: discovery.kept } : input;
   }
-  // The record is read when its check is due between operations, or when the world is ahead.
+  // The record is read when the world is ahead of status (never put off), or its check is due.
   const purpose = drillNeedsDns(status)
     ? 'Drill'
-    : !status.currentOperation && dnsCheckDue(dnsCheck, now)
-      ? 'Check'
-      : discoveryNeedsDns(input)
-        ? 'Discovery'
+    : discoveryNeedsDns(input)
+      ? 'Discovery'
+      : !status.currentOperation && dnsCheckDue(dnsCheck, now)
+        ? 'Check'
         : undefined;
-  if (!purpose) return input;
+  if (!purpose || (purpose === 'Check' && !budget(purpose))) return input;
   ctx.metrics.dnsReads.inc({ purpose });
   return { ...input, dns: await readDns(ports, spec, now) };
 }
@@ -556,11 +564,19 @@ function clustersResolved(
       };
 }
 
-/** When to look again: what the step asked for, sooner if a failed DNS check is due to be retried. */
-function nextLook(result: Carried, dnsCheck: DnsCheck | undefined, now: Date): number {
+/**
+ * When to look again: what the step asked for, sooner if a failed DNS check is due to be retried.
+ * A retry already due was put off (the read budget): it waits for the next look, not 100 ms.
+ */
+export function nextLook(
+  result: Pick<Carried, 'requeueMs' | 'status'>,
+  dnsCheck: DnsCheck | undefined,
+  now: Date,
+): number {
   let ms = result.requeueMs;
-  if (dnsCheck && dnsCheck.failures > 0 && !result.status.currentOperation)
-    ms = Math.min(ms, Math.max(dnsCheck.dueAt - now.getTime(), 100));
+  const left = dnsCheck ? dnsCheck.dueAt - now.getTime() : 0;
+  if (dnsCheck && dnsCheck.failures > 0 && left > 0 && !result.status.currentOperation)
+    ms = Math.min(ms, Math.max(left, 100));
   return ms;
 }
 
