@@ -120,7 +120,8 @@ const manager = agentMode
         identity: config.identity,
         namespace: config.namespace,
         concurrency: config.maxConcurrentReconciles,
-        dnsReadRates: parseDnsReadRates(config.dnsReadsPerSecond),
+        // Each sharded replica keeps its own budget for the same accounts: a share of it each.
+        dnsReadRates: parseDnsReadRates(config.dnsReadsPerSecond, config.shards),
         resyncMs: config.resyncSeconds * 1000,
       });
 

@@ -159,8 +159,13 @@ describe('a policy that lost its status', () => {
     expect(first).toBeGreaterThanOrEqual(1);
     // Read every probe (1 s), 10 rounds would be 10 reads or more (22 in a run before this was
     // built); a read that answered and settles nothing is kept for five minutes.
+    const reconciles = () =>
+      operator.metric('controller_runtime_reconcile_total', { controller: 'failoverpolicy' });
+    const reconciledBefore = await reconciles();
     await waitForProbeRounds(s, 10);
     expect((await reads()) - first).toBe(0);
+    // Looked at all along, not idle: each look used the kept read.
+    expect((await reconciles()) - reconciledBefore).toBeGreaterThanOrEqual(10);
     const kept = await reads();
     await standby.start();
     // With region-b in sight the kept read would name region-a: the record is read again at once

@@ -222,7 +222,8 @@ export class Metrics {
     labelNames: ['namespace', 'policy', 'result'] as const,
     registers: [this.registry],
   });
-  // Route 53 allows 5 requests a second per account: what the operator spends of that, and on what.
+  // Route 53 allows 5 requests a second per account: the reads behind that, and on what (an
+  // operation's own reads and changes are not counted here).
   readonly dnsReads = new Counter({
     name: 'failover_dns_reads_total',
     help: "Reads of policies' DNS records (with their ownership records) by purpose: Check (between operations), Discovery (learning who is primary), Drill (a drill's lowered TTL)",
@@ -231,7 +232,7 @@ export class Metrics {
   });
   readonly dnsReadsDeferred = new Counter({
     name: 'failover_dns_reads_deferred_total',
-    help: 'Reads of DNS records put off to a later reconcile because the account or server had used its read budget (--dns-reads-per-second), by purpose',
+    help: 'Reads of DNS records put off to a later reconcile because their credentials or server had spent the read budget (--dns-reads-per-second), by purpose',
     labelNames: ['purpose'] as const,
     registers: [this.registry],
   });

@@ -34,4 +34,16 @@ describe('TokenBucket', () => {
     now = 1000;
     expect(bucket.take()).toBe(true);
   });
+
+  it('lets work that cannot wait spend into debt, down to its limit, and others wait it out', () => {
+    let now = 0;
+    const bucket = new TokenBucket(1, 1, () => now, 3);
+    for (let i = 0; i < 10; i++) bucket.spend();
+    expect(bucket.available()).toBe(false);
+    // Three in debt at most: four seconds to one token.
+    now += 3999;
+    expect(bucket.available()).toBe(false);
+    now += 1;
+    expect(bucket.take()).toBe(true);
+  });
 });

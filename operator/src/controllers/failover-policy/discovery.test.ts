@@ -155,13 +155,14 @@ describe('discovery: when the DNS record is read', () => {
 
   it('reads none before every database is probed: discovery waits for them whatever it says', () => {
     const i = { ...waiting, clusters: { ...waiting.clusters, a: { ...gone('a'), unprobed: true } } };
-    expect(discoveryDns(i, undefined)).toEqual({ read: false });
-    expect(discoveryDns(i, keptAfter(1))).toEqual({ read: false });
+    expect(discoveryDns(i, undefined)).toEqual({ read: false, canWait: true });
+    expect(discoveryDns(i, keptAfter(1))).toEqual({ read: false, canWait: true });
     expect(discoverPrimary(i)).toMatchObject({ kind: 'Unknown', message: /first probe of a/ });
   });
 
   it('reads the record first, then reuses a read that settles nothing for five minutes', () => {
-    expect(discoveryDns(waiting, undefined)).toEqual({ read: true });
+    // The first read does not wait for the read budget: a policy without a primary cannot fail over.
+    expect(discoveryDns(waiting, undefined)).toEqual({ read: true, canWait: false });
     expect(discoverPrimary({ ...waiting, dns: namesB })).toMatchObject({
       kind: 'Unknown',
       reason: 'Waiting',
@@ -170,9 +171,14 @@ describe('discovery: when the DNS record is read', () => {
     expect(kept.dueAt).toBe(at(DNS_CHECK_MS).getTime());
     expect(discoveryDns({ ...waiting, now: at(DNS_CHECK_MS - 1) }, kept)).toEqual({
       read: false,
+      canWait: true,
       kept: namesB,
     });
-    expect(discoveryDns({ ...waiting, now: at(DNS_CHECK_MS) }, kept)).toEqual({ read: true, kept: namesB });
+    expect(discoveryDns({ ...waiting, now: at(DNS_CHECK_MS) }, kept)).toEqual({
+      read: true,
+      canWait: true,
+      kept: namesB,
+    });
   });
 
   it('reads again after a failed read from a second on, backing off to five minutes', () => {
@@ -180,8 +186,16 @@ describe('discovery: when the DNS record is read', () => {
     expect(discoverPrimary({ ...waiting, dns: failing })).toMatchObject({ kind: 'Unknown' });
     const once = keptAfter(1, failing);
     expect(once.dueAt).toBe(at(1000).getTime());
-    expect(discoveryDns({ ...waiting, now: at(999) }, once)).toEqual({ read: false, kept: failing });
-    expect(discoveryDns({ ...waiting, now: at(1000) }, once)).toEqual({ read: true, kept: failing });
+    expect(discoveryDns({ ...waiting, now: at(999) }, once)).toEqual({
+      read: false,
+      canWait: true,
+      kept: failing,
+    });
+    expect(discoveryDns({ ...waiting, now: at(1000) }, once)).toEqual({
+      read: true,
+      canWait: true,
+      kept: failing,
+    });
     expect(keptAfter(3, failing).dueAt).toBe(at(4000).getTime());
     expect(keptAfter(40, failing).dueAt).toBe(at(DNS_CHECK_MS).getTime());
     // A read that answers after failures is kept the full five minutes.
@@ -195,10 +209,10 @@ describe('discovery: when the DNS record is read', () => {
     const back = { ...waiting, clusters: { ...waiting.clusters, a: fenced('a', 1) } };
     expect(discoverPrimary({ ...back, dns: kept.dns })).toMatchObject({ kind: 'Found', primary: 'b' });
     // Read, with nothing kept to fall back on if the read must wait: it would settle discovery.
-    expect(discoveryDns(back, kept)).toEqual({ read: true });
+    expect(discoveryDns(back, kept)).toEqual({ read: true, canWait: false });
     // A change that still settles nothing keeps the read.
     const stillOut = { ...waiting, clusters: { ...waiting.clusters, c: gone('c') } };
-    expect(discoveryDns(stillOut, kept)).toEqual({ read: false, kept: kept.dns });
+    expect(discoveryDns(stillOut, kept)).toEqual({ read: false, canWait: true, kept: kept.dns });
   });
 
   it('does not reuse a read of another record, and starts its backoff over', () => {
@@ -207,7 +221,7 @@ describe('discovery: when the DNS record is read', () => {
       ...waiting,
       spec: { ...waiting.spec, dns: { ...waiting.spec.dns, name: 'db2.example.com' } },
     };
-    expect(discoveryDns(renamed, kept)).toEqual({ read: true });
+    expect(discoveryDns(renamed, kept)).toEqual({ read: true, canWait: false });
     expect(afterDiscoveryRead(kept, { ...renamed, dns: failing }, () => 1)).toMatchObject({
       failures: 1,
       dueAt: at(1000).getTime(),

@@ -79,28 +79,32 @@ export function discoveryNeedsDns(input: DecideInput): boolean {
  */
 export interface DiscoveryRead extends DnsCheck {
   dns: DnsFacts;
-  /** Which record was read: a read of another (spec.dns.name changed) is not reused. */
+  /** Which record was read, and from where: a read of another (the provider changed) is not reused. */
   record: string;
 }
 
-const recordOf = (spec: DecideInput['spec']) => `${spec.dns.type} ${spec.dns.name} ${spec.dns.zone}`;
+/** The record, and where it is read from (a changed provider, credentials or server: read anew). */
+const recordOf = (spec: DecideInput['spec']) =>
+  `${spec.dns.type} ${spec.dns.name} ${spec.dns.zone} ${JSON.stringify(spec.dns.provider)}`;
 
 /**
- * Whether discovery reads the record in this reconcile, and the kept read it uses when it does
- * not (none when that could settle discovery). No read before every database is probed:
- * discovery waits for them whatever the record says (a restart does not read thousands of
- * records in its first second). The kept read is reused until it is due, and only while
- * discovery with it stays unsettled: a database that changes so that the kept read would name a
- * primary brings a fresh read at once, and a primary is only ever found on a fresh read.
+ * Whether discovery reads the record in this reconcile, whether that read may wait for the read
+ * budget, and the kept read discovery uses when it does not read (none when that could settle
+ * discovery). No read before every database is probed: discovery waits for them whatever the
+ * record says (a restart does not read thousands of records in its first second). The kept read
+ * is reused until it is due, and only while discovery with it stays unsettled: a database that
+ * changes so that the kept read would name a primary brings a fresh read at once, and a primary
+ * is only ever found on a fresh read. Only a kept read's re-read may wait: the first read and one
+ * that would settle discovery do not (a policy without a primary cannot fail over).
  */
 export function discoveryDns(
   input: DecideInput,
   kept: DiscoveryRead | undefined,
-): { read: boolean; kept?: DnsFacts } {
-  if (unprobedOf(input).length) return { read: false };
-  if (!kept || kept.record !== recordOf(input.spec)) return { read: true };
-  if (discoverPrimary({ ...input, dns: kept.dns }).kind !== 'Unknown') return { read: true };
-  return { read: dnsCheckDue(kept, input.now), kept: kept.dns };
+): { read: boolean; canWait: boolean; kept?: DnsFacts } {
+  if (unprobedOf(input).length) return { read: false, canWait: true };
+  if (!kept || kept.record !== recordOf(input.spec)) return { read: true, canWait: false };
+  if (discoverPrimary({ ...input, dns: kept.dns }).kind !== 'Unknown') return { read: true, canWait: false };
+  return { read: dnsCheckDue(kept, input.now), canWait: true, kept: kept.dns };
 }
 
 /** What to keep after a fresh read that left discovery unsettled: the read, and when it is due. */

@@ -18,7 +18,12 @@ export interface DnsCheck {
   failures: number;
   /** When the next check is due (ms since the epoch). */
   dueAt: number;
+  /** Made now, not put off for the read budget: an operation or a drill just ended. */
+  urgent?: boolean;
 }
+
+/** The check right after an operation or a drill ended: due now, and it does not wait. */
+export const CHECK_NOW: DnsCheck = { failures: 0, dueAt: 0, urgent: true };
 
 export function dnsCheckDue(last: DnsCheck | undefined, now: Date): boolean {
   return !last || now.getTime() >= last.dueAt;

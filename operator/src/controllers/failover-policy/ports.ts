@@ -48,6 +48,8 @@ export function portsFor(ctx: OperatorContext, policy: KubeObject, spec: Failove
       });
     },
     withDns: async (use) => {
+      // Before any await: a read that can wait checks the budget just before this spends from it.
+      ctx.dnsReads.spend(spec.dns.provider, namespace);
       const ref = dnsSecretRef(spec.dns.provider);
       const secret = ref ? (await ctx.probes.secrets.read(namespace, ref.name, ref.key)).value : undefined;
       const dns = createDnsProvider(

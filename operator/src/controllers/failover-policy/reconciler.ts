@@ -43,7 +43,7 @@ import { monthlyAvailability, nextLedger } from './availability.ts';
 import { decide, type Plan } from './decide.ts';
 import { freshVotes } from './detection.ts';
 import { afterDiscoveryRead, type DiscoveryRead, discoveryDns, discoveryNeedsDns } from './discovery.ts';
-import { afterDnsCheck, type DnsCheck, dnsCheckDue } from './dns-check.ts';
+import { afterDnsCheck, CHECK_NOW, type DnsCheck, dnsCheckDue } from './dns-check.ts';
 import { drillNeedsDns } from './drill.ts';
 import { runDrillCopy, runDrillRecord } from './drill-act.ts';
 import type { DecideInput, LeaseFacts } from './facts.ts';
@@ -129,7 +129,8 @@ async function reconcileReadable(
   const ports = portsFor(ctx, object, spec);
   const { dnsChecks, discoveryReads } = records;
   const kept = discoveryReads.get(key);
-  const input = await observe(ctx, object, spec, previous, ports, dnsChecks.get(key), kept, now);
+  const check = dnsChecks.get(key);
+  const input = await observe(ctx, object, spec, previous, ports, check, kept, now, startedAt);
   const plan = decide(input);
   ctx.log.debug({ policy: key, action: plan.action.kind, why: plan.why }, 'decided');
   // A fresh read that left the primary unknown is kept until it is due; once known, not needed.
@@ -164,9 +165,9 @@ async function reconcileReadable(
     if (!inSync) ctx.metrics.dnsCheckFailures.inc({ ...policyLabels(object), reason: dnsReady.reason });
   }
   // An operation just ended: look at the record again now, whatever the five-minute schedule says.
-  if (previous.currentOperation && !next.currentOperation && !dnsReady) dnsChecks.delete(key);
+  if (previous.currentOperation && !next.currentOperation && !dnsReady) dnsChecks.set(key, CHECK_NOW);
   // A drill just ended: its lowered TTL goes back at the next look, now.
-  if (previous.drill && !next.drill) dnsChecks.delete(key);
+  if (previous.drill && !next.drill) dnsChecks.set(key, CHECK_NOW);
   const current = object.status as FailoverPolicyStatus | undefined;
   await writeStatus(ctx.client, failoverPolicyType, object, current, next, ctx.policies);
   // Events after the write: a write that loses a race (409) is redone from fresh data, and its
@@ -229,6 +230,7 @@ async function observe(
   dnsCheck: DnsCheck | undefined,
   kept: DiscoveryRead | undefined,
   now: Date,
+  startedAt: Date,
 ): Promise<DecideInput> {
   const namespace = ns(object);
   const clusterKey = (name: string) => objectKey({ metadata: { name, namespace } });
@@ -266,16 +268,17 @@ async function observe(
   const lease = await readPrimaryLease(ctx, object, spec, gathered);
   const withLease = lease ? { ...gathered, lease } : gathered;
   const input = canary ? { ...withLease, canary } : withLease;
-  // With no primary recorded, the record serves discovery alone (and a drill, read each time).
-  // Discovery's reads and the checks between operations wait for the account's read budget.
-  const budget = (purpose: 'Check' | 'Discovery') => {
-    if (ctx.dnsReads.take(spec.dns.provider, ns(object))) return true;
+  // A read that can wait is made only while the account's read budget has room (ports.withDns
+  // spends from it, with no await between the two).
+  const allowed = (purpose: 'Check' | 'Discovery') => {
+    if (ctx.dnsReads.available(spec.dns.provider, ns(object))) return true;
     ctx.metrics.dnsReadsDeferred.inc({ purpose });
     return false;
   };
+  // With no primary recorded, the record serves discovery alone (and a drill, read each time).
   if (status.activePrimary === undefined && !drillNeedsDns(status)) {
     const discovery = discoveryDns(input, kept);
-    if (discovery.read && budget('Discovery')) {
+    if (discovery.read && (!discovery.canWait || allowed('Discovery'))) {
       ctx.metrics.dnsReads.inc({ purpose: 'Discovery' });
       return { ...input, dns: await readDns(ports, spec, now) };
     }
@@ -289,7 +292,18 @@ async function observe(
       : !status.currentOperation && dnsCheckDue(dnsCheck, now)
         ? 'Check'
         : undefined;
-  if (!purpose || (purpose === 'Check' && !budget(purpose))) return input;
+  if (!purpose) return input;
+  if (purpose === 'Check') {
+    // A routine check can wait: for the budget, and for the first probes after a start (the
+    // status then stands as it is, and a read's judgement would be thrown away). Not the first
+    // check, the one after an operation, or one to repair a record a read found wrong.
+    const last = status.conditions?.find((c) => c.type === 'DnsReady');
+    const routine = !dnsCheck?.urgent && last !== undefined && last.reason !== 'OutOfSync';
+    const early =
+      now.getTime() - startedAt.getTime() < FIRST_PROBES_GRACE_MS &&
+      Object.values(input.clusters).some((c) => c.unprobed);
+    if (routine && (early || !allowed(purpose))) return input;
+  }
   ctx.metrics.dnsReads.inc({ purpose });
   return { ...input, dns: await readDns(ports, spec, now) };
 }

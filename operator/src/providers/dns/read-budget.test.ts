@@ -33,25 +33,49 @@ describe('the DNS read budget', () => {
       expect(DNS_READ_RATES_PATTERN.test(bad)).toBe(false);
   });
 
-  it('keeps one budget per account or server, shared by the policies that use it', () => {
+  it('keeps one budget per credentials or server, shared by the policies that use it', () => {
     let now = 0;
     const budgets = new DnsReadBudgets(parseDnsReadRates('Route53=1'), () => now);
-    expect(budgets.take(route53(), 'a')).toBe(true);
+    const take = (p: DnsProvider, ns: string) => {
+      if (!budgets.available(p, ns)) return false;
+      budgets.spend(p, ns);
+      return true;
+    };
+    expect(take(route53(), 'a')).toBe(true);
     // Another namespace, the same ambient credentials: the same account.
-    expect(budgets.take(route53(), 'b')).toBe(false);
-    expect(budgets.take(route53('aws'), 'a')).toBe(true);
-    expect(budgets.take(route53('aws'), 'a')).toBe(false);
-    expect(budgets.take(route53('aws'), 'b')).toBe(true);
-    expect(dnsAccountOf(route53('aws'), 'b')).toBe('Route53 b/aws/credentials');
+    expect(take(route53(), 'b')).toBe(false);
+    expect(take(route53('aws'), 'a')).toBe(true);
+    expect(take(route53('aws'), 'a')).toBe(false);
+    expect(take(route53('aws'), 'b')).toBe(true);
+    expect(dnsAccountOf(route53('aws'), 'b')).toBe('Route53 AWS b/aws/credentials');
     now += 1000;
-    expect(budgets.take(route53(), 'b')).toBe(true);
+    expect(take(route53(), 'b')).toBe(true);
+  });
+
+  it('counts what cannot wait too, so reads that can give way, for a minute at most', () => {
+    let now = 0;
+    const budgets = new DnsReadBudgets(parseDnsReadRates('Route53=2'), () => now);
+    // An operation's reads and changes: spent whatever is left.
+    for (let i = 0; i < 500; i++) budgets.spend(route53(), 'a');
+    now += 59_000;
+    expect(budgets.available(route53(), 'a')).toBe(false);
+    now += 1_500;
+    expect(budgets.available(route53(), 'a')).toBe(true);
   });
 
   it('reads an RFC 2136 server at its own pace, and without a budget when its rate is 0', () => {
-    const budgets = new DnsReadBudgets(parseDnsReadRates('RFC2136=0'), () => 0);
-    for (let i = 0; i < 1000; i++) expect(budgets.take(bind('10.0.0.1'), 'a')).toBe(true);
+    const free = new DnsReadBudgets(parseDnsReadRates('RFC2136=0'), () => 0);
+    for (let i = 0; i < 1000; i++) free.spend(bind('10.0.0.1'), 'a');
+    expect(free.available(bind('10.0.0.1'), 'a')).toBe(true);
     const paced = new DnsReadBudgets(parseDnsReadRates('RFC2136=2'), () => 0);
-    expect([1, 2, 3].map(() => paced.take(bind('10.0.0.1'), 'a'))).toEqual([true, true, false]);
-    expect(paced.take(bind('10.0.0.2:5353'), 'a')).toBe(true);
+    paced.spend(bind('10.0.0.1'), 'a');
+    expect(paced.available(bind('10.0.0.1:53'), 'a')).toBe(true);
+    paced.spend(bind('10.0.0.1:53'), 'a');
+    expect(paced.available(bind('10.0.0.1'), 'a')).toBe(false);
+    expect(paced.available(bind('10.0.0.2:5353'), 'a')).toBe(true);
+  });
+
+  it('gives each of N sharded replicas a share of the rate', () => {
+    expect(parseDnsReadRates('Route53=3', 3)).toEqual({ Route53: 1, DigitalOcean: 0.5 / 3, RFC2136: 50 / 3 });
   });
 });

@@ -1,14 +1,16 @@
 /**
- * How many reads of a policy's DNS record the operator makes a second for what can wait: the check
- * between operations, and discovery. An operation's reads and changes never wait for it.
+ * How many reads of policies' DNS records the operator makes a second: a budget per credentials
+ * (a Secret, or the ambient credentials) or RFC 2136 server. Every use of the provider spends from
+ * it; only the reads that can wait are put off when it is spent: the routine check between
+ * operations, its retries, and discovery's re-reads. The first read of a record this process
+ * makes for discovery, a read that would settle discovery, the check right after an operation or
+ * a drill, and a policy's first check never wait; neither do an operation's reads and changes.
  *
  * A read is two API requests on Route 53 and DigitalOcean (the record and its ownership TXT).
  * Route 53 allows 5 requests a second per account, shared with every other tool in it (external-
  * dns, Terraform); DigitalOcean 5,000 an hour per token. Read every five minutes, 2,000 policies
- * would send 13 a second. So each account (credentials Secret, or the ambient credentials) and
- * each RFC 2136 server has a budget; a check past it stays due and is made at a later reconcile.
- * At 2 reads a second, up to 600 policies on one Route 53 account are checked every five minutes,
- * 2,000 about every 17. A restart's first checks come at the budget's pace too.
+ * would send 13 a second. At 2 reads a second, up to 600 policies on one Route 53 account are
+ * checked every five minutes, 2,000 about every 17; a restart's checks come at that pace too.
  */
 import type { DnsProvider as DnsProviderSpec } from '../../api/v1alpha1/index.ts';
 import { TokenBucket } from '../../runtime/token-bucket.ts';
@@ -24,13 +26,16 @@ const ENTRY = `(?:${TYPES.join('|')})=${RATE}`;
 /** `Provider=reads a second[,...]` (0: no budget): the config flag's form. */
 export const DNS_READ_RATES_PATTERN = new RegExp(`^(?:${ENTRY}(?:,${ENTRY})*)?$`);
 
-/** The rate of each provider type: the defaults, with those `text` names in their place. */
-export function parseDnsReadRates(text: string): Record<DnsProviderType, number> {
+/**
+ * The rate of each provider type: the defaults, with those `text` names in their place, divided
+ * among `replicas` (sharded replicas each keep their own budget for the same accounts).
+ */
+export function parseDnsReadRates(text: string, replicas = 1): Record<DnsProviderType, number> {
   const rates = {} as Record<DnsProviderType, number>;
   for (const part of `${DEFAULT_DNS_READ_RATES},${text}`.split(',')) {
     const [type, rate] = part.split('=');
     if (TYPES.includes(type as DnsProviderType) && rate !== undefined)
-      rates[type as DnsProviderType] = Number(rate);
+      rates[type as DnsProviderType] = Number(rate) / replicas;
   }
   return rates;
 }
@@ -41,13 +46,19 @@ export function dnsAccountOf(provider: DnsProviderSpec, namespace: string): stri
     ref ? `${namespace}/${ref.name}/${ref.key}` : 'ambient credentials';
   switch (provider.type) {
     case 'Route53':
-      return `Route53 ${secret(provider.route53.credentialsSecretRef)}`;
+      return `Route53 ${provider.route53.endpointUrl ?? 'AWS'} ${secret(provider.route53.credentialsSecretRef)}`;
     case 'DigitalOcean':
       return `DigitalOcean ${secret(provider.digitalOcean.tokenSecretRef)}`;
-    case 'RFC2136':
-      return `RFC2136 ${provider.rfc2136.server}`;
+    case 'RFC2136': {
+      // host or host:port, 53 when omitted (as the adapter reads it)
+      const server = provider.rfc2136.server;
+      return `RFC2136 ${/:\d{1,5}$/.test(server) ? server : `${server}:53`}`;
+    }
   }
 }
+
+/** Spent past its rate (operations, first reads), a budget puts reads off for a minute at most. */
+const MAX_DEBT_SECONDS = 60;
 
 export class DnsReadBudgets {
   private readonly buckets = new Map<string, TokenBucket>();
@@ -59,17 +70,26 @@ export class DnsReadBudgets {
     this.now = now;
   }
 
-  /** Takes one read from the budget of the account `provider` reads from; false when spent. */
-  take(provider: DnsProviderSpec, namespace: string): boolean {
+  /** Whether a read that can wait may be made now from the budget `provider` reads from. */
+  available(provider: DnsProviderSpec, namespace: string): boolean {
+    return this.bucket(provider, namespace)?.available() ?? true;
+  }
+
+  /** Records one use of the provider (a read, or a change), whether it could wait or not. */
+  spend(provider: DnsProviderSpec, namespace: string): void {
+    this.bucket(provider, namespace)?.spend();
+  }
+
+  private bucket(provider: DnsProviderSpec, namespace: string): TokenBucket | undefined {
     const rate = this.rates[provider.type];
-    if (!(rate > 0)) return true; // 0: no budget
+    if (!(rate > 0)) return undefined; // 0: no budget
     const account = dnsAccountOf(provider, namespace);
     let bucket = this.buckets.get(account);
     if (!bucket) {
       // A second's worth at once (at least one read), so a budget under 1 a second still reads.
-      bucket = new TokenBucket(rate, Math.max(1, rate), this.now);
+      bucket = new TokenBucket(rate, Math.max(1, rate), this.now, rate * MAX_DEBT_SECONDS);
       this.buckets.set(account, bucket);
     }
-    return bucket.take();
+    return bucket;
   }
 }
