@@ -154,7 +154,7 @@ export const chartValues = z
           .regex(DNS_READ_RATES_PATTERN)
           .default(DEFAULT_DNS_READ_RATES)
           .describe(
-            "Reads of policies' DNS records a second, per credentials (a Secret, or the ambient ones) or RFC 2136 server, shared by the sharded replicas; routine checks and discovery's re-reads wait while it is spent, an operation's reads and changes never do. A read is two requests on Route 53 (5 a second per account) and DigitalOcean (5,000 an hour per token). Provider=rate[,...]; a provider not named keeps its default; 0: no budget.",
+            "Reads of policies' DNS records a second, per credentials (a Secret, or the ambient ones) or RFC 2136 server, divided by operator.shards; routine checks and discovery's re-reads wait while it is spent, an operation's reads and changes never do. A read is two requests on Route 53 (5 a second per account) and DigitalOcean (5,000 an hour per token). Provider=rate[,...]; a provider not named keeps its default; 0: no budget.",
           ),
         resyncSeconds: z
           .number()

@@ -361,8 +361,8 @@ describe('DNS reads past the read budget', () => {
     const operator = await stack.startOperator();
     const checks = () => operator.metric('failover_dns_reads_total', { purpose: 'Check' });
     const deferred = () => operator.metric('failover_dns_reads_deferred_total', { purpose: 'Check' });
-    // Positive control: the record was found absent and the repair refused. Neither the first read
-    // (discovery's) nor the check that repairs what it found waited for the budget.
+    // Positive control: the record was found absent (by discovery's first read, which does not
+    // wait) and the repair, at the next read the budget allowed, refused.
     await stack.waitForPolicy(
       (st) =>
         st.conditions?.find(
@@ -371,7 +371,7 @@ describe('DNS reads past the read budget', () => {
       'DnsReady False, REFUSED, while updates are refused',
     );
     expect(await checks()).toBe(1);
-    // Its retry, due a second later, is put off: the reads and the refused change spent the budget.
+    // Its retry, due a second later, is put off: the read and the refused change spent the budget.
     const before = await deferred();
     await waitFor(async () => (await deferred()) >= before + 3 || undefined, {
       description: 'the retry put off three times',

@@ -295,10 +295,9 @@ async function observe(
   if (!purpose) return input;
   if (purpose === 'Check') {
     // A routine check can wait: for the budget, and for the first probes after a start (the
-    // status then stands as it is, and a read's judgement would be thrown away). Not the first
-    // check, the one after an operation, or one to repair a record a read found wrong.
-    const last = status.conditions?.find((c) => c.type === 'DnsReady');
-    const routine = !dnsCheck?.urgent && last !== undefined && last.reason !== 'OutOfSync';
+    // status then stands as it is, and a read's judgement would be thrown away). Not a policy's
+    // first check, nor the one right after an operation or a drill.
+    const routine = !dnsCheck?.urgent && status.conditions?.some((c) => c.type === 'DnsReady');
     const early =
       now.getTime() - startedAt.getTime() < FIRST_PROBES_GRACE_MS &&
       Object.values(input.clusters).some((c) => c.unprobed);

@@ -1,10 +1,11 @@
 /**
  * How many reads of policies' DNS records the operator makes a second: a budget per credentials
  * (a Secret, or the ambient credentials) or RFC 2136 server. Every use of the provider spends from
- * it; only the reads that can wait are put off when it is spent: the routine check between
- * operations, its retries, and discovery's re-reads. The first read of a record this process
- * makes for discovery, a read that would settle discovery, the check right after an operation or
- * a drill, and a policy's first check never wait; neither do an operation's reads and changes.
+ * it (one read's worth per use: a change costs more requests than that); only the reads that can
+ * wait are put off when it is spent: the routine check between operations, its retries, and
+ * discovery's re-reads. The first read of a record this process makes for discovery, a read that
+ * would settle discovery, the check right after an operation or a drill, and a policy's first
+ * check never wait; neither do an operation's reads and changes.
  *
  * A read is two API requests on Route 53 and DigitalOcean (the record and its ownership TXT).
  * Route 53 allows 5 requests a second per account, shared with every other tool in it (external-
@@ -28,14 +29,15 @@ export const DNS_READ_RATES_PATTERN = new RegExp(`^(?:${ENTRY}(?:,${ENTRY})*)?$`
 
 /**
  * The rate of each provider type: the defaults, with those `text` names in their place, divided
- * among `replicas` (sharded replicas each keep their own budget for the same accounts).
+ * by `shards`: sharded replicas each keep their own budget for the same accounts, so each takes
+ * one shard's share, whatever it holds (on the safe side: one holding several checks slower).
  */
-export function parseDnsReadRates(text: string, replicas = 1): Record<DnsProviderType, number> {
+export function parseDnsReadRates(text: string, shards = 1): Record<DnsProviderType, number> {
   const rates = {} as Record<DnsProviderType, number>;
   for (const part of `${DEFAULT_DNS_READ_RATES},${text}`.split(',')) {
     const [type, rate] = part.split('=');
     if (TYPES.includes(type as DnsProviderType) && rate !== undefined)
-      rates[type as DnsProviderType] = Number(rate) / replicas;
+      rates[type as DnsProviderType] = Number(rate) / shards;
   }
   return rates;
 }
@@ -48,7 +50,7 @@ export function dnsAccountOf(provider: DnsProviderSpec, namespace: string): stri
     case 'Route53':
       return `Route53 ${provider.route53.endpointUrl ?? 'AWS'} ${secret(provider.route53.credentialsSecretRef)}`;
     case 'DigitalOcean':
-      return `DigitalOcean ${secret(provider.digitalOcean.tokenSecretRef)}`;
+      return `DigitalOcean ${provider.digitalOcean.apiUrl ?? 'API'} ${secret(provider.digitalOcean.tokenSecretRef)}`;
     case 'RFC2136': {
       // host or host:port, 53 when omitted (as the adapter reads it)
       const server = provider.rfc2136.server;
