@@ -5,6 +5,7 @@ import {
   type DiscoveryRead,
   discoverPrimary,
   discoveryDns,
+  discoveryMayKeep,
   discoveryNeedsDns,
   newerEpochs,
 } from './discovery.ts';
@@ -172,12 +173,12 @@ describe('discovery: when the DNS record is read', () => {
     expect(discoveryDns({ ...waiting, now: at(DNS_CHECK_MS - 1) }, kept)).toEqual({
       read: false,
       canWait: true,
-      kept: namesB,
+      kept: { ...namesB, kept: true },
     });
     expect(discoveryDns({ ...waiting, now: at(DNS_CHECK_MS) }, kept)).toEqual({
       read: true,
       canWait: true,
-      kept: namesB,
+      kept: { ...namesB, kept: true },
     });
   });
 
@@ -189,12 +190,12 @@ describe('discovery: when the DNS record is read', () => {
     expect(discoveryDns({ ...waiting, now: at(999) }, once)).toEqual({
       read: false,
       canWait: true,
-      kept: failing,
+      kept: { ...failing, kept: true },
     });
     expect(discoveryDns({ ...waiting, now: at(1000) }, once)).toEqual({
       read: true,
       canWait: true,
-      kept: failing,
+      kept: { ...failing, kept: true },
     });
     expect(keptAfter(3, failing).dueAt).toBe(at(4000).getTime());
     expect(keptAfter(40, failing).dueAt).toBe(at(DNS_CHECK_MS).getTime());
@@ -212,7 +213,38 @@ describe('discovery: when the DNS record is read', () => {
     expect(discoveryDns(back, kept)).toEqual({ read: true, canWait: false });
     // A change that still settles nothing keeps the read.
     const stillOut = { ...waiting, clusters: { ...waiting.clusters, c: gone('c') } };
-    expect(discoveryDns(stillOut, kept)).toEqual({ read: false, canWait: true, kept: kept.dns });
+    expect(discoveryDns(stillOut, kept)).toEqual({
+      read: false,
+      canWait: true,
+      kept: { ...kept.dns, kept: true },
+    });
+  });
+
+  it('keeps reads while a newer epoch is in the world with nothing in flight, and never judges a kept one', () => {
+    // Status says a at epoch 1; b and c both take writes at epoch 2: a person must settle it.
+    const ahead = input({
+      status: { activePrimary: 'a', epoch: 1 },
+      clusters: { a: gone('a'), b: primaryUp('b', 2), c: primaryUp('c', 2) },
+    });
+    expect(discoveryMayKeep(ahead)).toBe(true);
+    expect(
+      discoveryMayKeep({
+        ...ahead,
+        clusters: { ...ahead.clusters, b: standby('b', 0, 0, 1, 1), c: standby('c', 0, 0, 1, 1) },
+      }),
+    ).toBe(false);
+    const op = inProgress('Fencing', { from: 'a', to: 'b', epoch: 2 });
+    expect(discoveryMayKeep({ ...ahead, status: { ...ahead.status, currentOperation: op } })).toBe(false);
+    const keptRead = { ...ours('b.db.internal', 1), kept: true };
+    expect(discoverPrimary({ ...ahead, dns: keptRead })).toMatchObject({
+      kind: 'Unknown',
+      reason: 'Ambiguous',
+    });
+    const e = evaluate({ ...ahead, dns: keptRead });
+    expect(e.plan.action.kind).toBe('Observe');
+    // Minutes old: not judged as a check, so DnsReady stays as the last fresh read left it.
+    expect(e.condition('DnsReady')).toBeUndefined();
+    expect(evaluate({ ...ahead, dns: ours('b.db.internal', 1) }).condition('DnsReady')).toBeDefined();
   });
 
   it('does not reuse a read of another record, and starts its backoff over', () => {

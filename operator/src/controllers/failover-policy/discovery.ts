@@ -68,8 +68,18 @@ export function discoveryNeedsDns(input: DecideInput): boolean {
 }
 
 /**
- * A read of the DNS record kept while a policy with no recorded primary discovers one. Only
- * discovery reads the record then (the check between operations needs a primary). A read that
+ * Whether discovery may keep a read between reconciles: while status names no primary, or a
+ * newer epoch is in the world with no operation in flight (one in flight stops on a fresh read).
+ */
+export function discoveryMayKeep(input: DecideInput): boolean {
+  if (input.status.activePrimary === undefined) return true;
+  return !input.status.currentOperation && newerEpochs(input).length > 0;
+}
+
+/**
+ * A read of the DNS record kept while a policy discovers its primary: status names none, or a
+ * newer epoch is in the world (two writers there can leave discovery unsettled until a person
+ * acts, and its reads never wait for the read budget). A read that
  * left discovery unsettled (a database out of sight, writers the record does not tell apart)
  * settles nothing at the next probe either, unless a database changed or someone changed the
  * record. Read again every probe, 2,000 policies whose databases are all out of reach read 400
@@ -104,7 +114,7 @@ export function discoveryDns(
   if (unprobedOf(input).length) return { read: false, canWait: true };
   if (!kept || kept.record !== recordOf(input.spec)) return { read: true, canWait: false };
   if (discoverPrimary({ ...input, dns: kept.dns }).kind !== 'Unknown') return { read: true, canWait: false };
-  return { read: dnsCheckDue(kept, input.now), canWait: true, kept: kept.dns };
+  return { read: dnsCheckDue(kept, input.now), canWait: true, kept: { ...kept.dns, kept: true } };
 }
 
 /** What to keep after a fresh read that left discovery unsettled: the read, and when it is due. */

@@ -71,7 +71,8 @@ export function judgeDns(
   epoch: number,
 ): DnsJudgement | Record<string, never> {
   const dns = input.dns;
-  if (!dns) return {};
+  // A read kept for discovery may be minutes old: only one made in this reconcile is judged.
+  if (!dns || dns.kept) return {};
   const name = input.spec.dns.name;
   const condition = (status: ConditionInput['status'], reason: string, message: string) =>
     conditionOf('DnsReady', status, reason, message);

@@ -85,6 +85,8 @@ export interface DnsFacts {
   ttl?: number;
   /** The read failed: nothing above is known. */
   error?: { reason: string; message: string };
+  /** Kept from an earlier reconcile for discovery, not read in this one: never judged as a check. */
+  kept?: boolean;
 }
 
 export interface DecideInput {

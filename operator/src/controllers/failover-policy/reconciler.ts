@@ -42,7 +42,13 @@ import { readDns, repairDns, runStep, type StepPorts } from './act.ts';
 import { monthlyAvailability, nextLedger } from './availability.ts';
 import { decide, type Plan } from './decide.ts';
 import { freshVotes } from './detection.ts';
-import { afterDiscoveryRead, type DiscoveryRead, discoveryDns, discoveryNeedsDns } from './discovery.ts';
+import {
+  afterDiscoveryRead,
+  type DiscoveryRead,
+  discoveryDns,
+  discoveryMayKeep,
+  discoveryNeedsDns,
+} from './discovery.ts';
 import { afterDnsCheck, CHECK_NOW, type DnsCheck, dnsCheckDue } from './dns-check.ts';
 import { drillNeedsDns } from './drill.ts';
 import { runDrillCopy, runDrillRecord } from './drill-act.ts';
@@ -134,8 +140,8 @@ async function reconcileReadable(
   const plan = decide(input);
   ctx.log.debug({ policy: key, action: plan.action.kind, why: plan.why }, 'decided');
   // A fresh read that left the primary unknown is kept until it is due; once known, not needed.
-  if (plan.status.activePrimary !== undefined) discoveryReads.delete(key);
-  else if (input.dns && input.dns !== kept?.dns)
+  if (!discoveryMayKeep({ ...input, status: plan.status })) discoveryReads.delete(key);
+  else if (input.dns && !input.dns.kept)
     discoveryReads.set(key, afterDiscoveryRead(kept, { ...input, dns: input.dns }, ctx.random));
   const grace = firstProbesGrace(object, previous, input, plan, now, startedAt);
   if (grace > 0) {
@@ -275,8 +281,9 @@ async function observe(
     ctx.metrics.dnsReadsDeferred.inc({ purpose });
     return false;
   };
-  // With no primary recorded, the record serves discovery alone (and a drill, read each time).
-  if (status.activePrimary === undefined && !drillNeedsDns(status)) {
+  // With no primary recorded, or a newer epoch in the world, the record serves discovery (and a
+  // drill, read each time).
+  if (discoveryMayKeep(input) && !drillNeedsDns(status)) {
     const discovery = discoveryDns(input, kept);
     if (discovery.read && (!discovery.canWait || allowed('Discovery'))) {
       ctx.metrics.dnsReads.inc({ purpose: 'Discovery' });
@@ -284,7 +291,8 @@ async function observe(
     }
     return discovery.kept ? { ...input, dns: discovery.kept } : input;
   }
-  // The record is read when the world is ahead of status (never put off), or its check is due.
+  // The record is read when the world is ahead of an operation in flight (never put off), or
+  // when its check is due.
   const purpose = drillNeedsDns(status)
     ? 'Drill'
     : discoveryNeedsDns(input)
