@@ -213,6 +213,9 @@ const knowThePrimary: Guard = (c) => {
   const newer = newerEpochs(input);
   if (c.active && newer.length === 0) return undefined;
   const op = base.currentOperation;
+  // Stopped already (aborted below, or ended otherwise): into history first, then discovery.
+  // Aborted again instead, it would be written again at every reconcile while the world is ahead.
+  if (op && c.active && isTerminal(op.step)) return finishOperation(c, op);
   if (op && c.active) {
     // Someone promoted beyond this operation's epoch: it is obsolete; stop before doing more.
     const ended = withStep(op, 'Aborted', input.now, `a newer epoch is in the world (${newer.join('; ')})`);

@@ -271,15 +271,22 @@ describe('rediscovery: status behind the world', () => {
 
   it('stops an operation the world has overtaken before it does more', () => {
     const op = inProgress('Fencing', { startedAt: NOW.toISOString(), stepStartedAt: NOW.toISOString() });
-    const e = evaluate(
-      input({
-        status: { activePrimary: 'a', epoch: 4, currentOperation: op },
-        clusters: { a: gone('a'), b: standby('b'), c: primaryUp('c', 6) },
-      }),
-    );
+    const world = input({
+      status: { activePrimary: 'a', epoch: 4, currentOperation: op },
+      clusters: { a: gone('a'), b: standby('b'), c: primaryUp('c', 6) },
+    });
+    const e = evaluate(world);
     expect(e.status.currentOperation).toMatchObject({
       step: 'Aborted',
       message: expect.stringMatching(/newer epoch/),
     });
+    // Next, with the world still ahead: the aborted operation is finished (into history), not
+    // aborted again at every reconcile (a status write each time, at once).
+    const next = evaluate({ ...world, status: e.status, now: new Date(NOW.getTime() + 1000) });
+    expect(next.status.currentOperation).toBeUndefined();
+    expect(next.status.history?.[0]).toMatchObject({ id: op.id, result: 'Aborted' });
+    // Then the primary is learned from the world.
+    const after = evaluate({ ...world, status: next.status, now: new Date(NOW.getTime() + 2000) });
+    expect(after.plan.why).toMatch(/discover/);
   });
 });
