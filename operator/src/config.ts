@@ -80,7 +80,7 @@ export const configSchema = z
       .regex(DNS_READ_RATES_PATTERN, 'must be Provider=reads a second[,...], e.g. Route53=2,DigitalOcean=0.5')
       .default(DEFAULT_DNS_READ_RATES)
       .describe(
-        "operator mode: reads of policies' DNS records a second, per account or server, for the checks between operations and discovery (each provider not named keeps its default; 0: no budget)",
+        "operator mode: reads of policies' DNS records a second, per credentials or RFC 2136 server, divided by --shards; every use spends from it, routine checks and discovery's re-reads wait while it is spent (each provider not named keeps its default; 0: no budget)",
       ),
     resyncSeconds: seconds(600, 86400).describe('every object is reconciled again at least this often'),
     shutdownGraceSeconds: seconds(20, 600).describe(

@@ -31,7 +31,7 @@ export interface OperatorContext {
   canaries: CanaryWriters;
   /** When the operator first saw each Lease renewal and vouch standing (its monotonic clock). */
   splitBrain: SplitBrainWatch;
-  /** What each DNS account or server may still be asked for checks and discovery. */
+  /** What each DNS provider's credentials or server may still be asked, for reads that can wait. */
   dnsReads: DnsReadBudgets;
   /** This operator process (its pod), as it names itself in leases and Events. */
   identity: string;

@@ -78,14 +78,14 @@ export function discoveryMayKeep(input: DecideInput): boolean {
 
 /**
  * A read of the DNS record kept while a policy discovers its primary: status names none, or a
- * newer epoch is in the world (two writers there can leave discovery unsettled until a person
- * acts, and its reads never wait for the read budget). A read that
- * left discovery unsettled (a database out of sight, writers the record does not tell apart)
- * settles nothing at the next probe either, unless a database changed or someone changed the
- * record. Read again every probe, 2,000 policies whose databases are all out of reach read 400
- * records a second; Route 53 allows 5 a second per account. So it is scheduled as the check
- * between operations is (afterDnsCheck): a read that answered is read again in five minutes, one
- * that failed (the provider throttling, say) after a second, backing off to five minutes.
+ * newer epoch is in the world with nothing in flight (two writers there leave discovery unsettled
+ * until a person acts). A read that left discovery unsettled (a database out of sight, writers
+ * the record does not tell apart) settles nothing at the next probe either, unless a database
+ * changed or someone changed the record. Read again every probe, 2,000 policies whose databases
+ * are all out of reach read 400 records a second; Route 53 allows 5 a second per account. So it
+ * is scheduled as the check between operations is (afterDnsCheck): a read that answered is read
+ * again in five minutes, one that failed (the provider throttling, say) after a second, backing
+ * off to five minutes.
  */
 export interface DiscoveryRead extends DnsCheck {
   dns: DnsFacts;
