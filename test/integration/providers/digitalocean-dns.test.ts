@@ -188,6 +188,39 @@ describe('DigitalOcean DNS: compare-and-swap', () => {
     expect(err.message).toContain('epoch 5');
   });
 
+  it('never moves the epoch back when a newer decider wrote the same value while it applied', async () => {
+    const dns = provider();
+    await dns.apply(change());
+    const epochTxt = () =>
+      api.recordsAt(ZONE, '_failover.shop-db.example.com', 'TXT').find((r) => r.data.startsWith('epoch='));
+    // Right after our PUT lands, a decider at epoch 3 has written the same target and its epoch.
+    api.afterNext({ method: 'PUT', path: /\/records\/\d+$/ }, () =>
+      api.setRecordData(ZONE, epochTxt()?.id ?? 0, 'epoch=3'),
+    );
+    const err = await rejection(dns.apply(change({ expected: AMS, value: NYC, epoch: 2 })));
+    expect(err.reason).toBe('PreconditionFailed');
+    expect(err.message).toContain('epoch 3');
+    expect(await dns.read(RECORD)).toMatchObject({ value: NYC, epoch: 3 });
+  });
+
+  it('changes the TTL alone at the same epoch (a drill lowers it, then puts it back)', async () => {
+    const dns = provider();
+    await dns.apply(change());
+    api.requests.length = 0;
+    expect(await dns.apply(change({ expected: AMS, ttl: 30 }))).toEqual({ changed: true });
+    expect(writes().map((r) => r.method)).toEqual(['PUT']);
+    expect(await dns.read(RECORD)).toEqual({ value: AMS, ttl: 30, owner: OWNER, epoch: 1 });
+    expect(await dns.apply(change({ expected: AMS, ttl: 30 }))).toEqual({ changed: false });
+  });
+
+  it('reads every value of a name with several records, as the other providers do', async () => {
+    const a: DnsRecordRef = { zone: ZONE, name: 'shop-db.example.com', type: 'A' };
+    const dns = provider();
+    await dns.apply(change({ record: a, value: '192.0.2.10' }));
+    api.addRecord(ZONE, { type: 'A', name: 'shop-db', data: '192.0.2.9' });
+    expect((await dns.read(a)).value).toBe('192.0.2.10, 192.0.2.9');
+  });
+
   it('reads ownership TXT strings across pages', async () => {
     for (let i = 0; i < 5; i++)
       api.addRecord(ZONE, { type: 'TXT', name: '_failover.shop-db', data: `note=${i}` });

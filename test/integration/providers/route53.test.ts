@@ -179,6 +179,55 @@ describe('Route 53 adapter', () => {
     });
   });
 
+  it('changes the TTL alone at the same epoch (a drill lowers it, then puts it back)', async () => {
+    const adapter = dns();
+    await adapter.apply(change());
+    moto.clearRecording();
+    expect((await adapter.apply(change({ expected: EAST, ttl: 5 }))).changed).toBe(true);
+    expect(await adapter.read(record)).toEqual({ value: EAST, ttl: 5, owner: OWNER, epoch: 1 });
+    expect(changeBatchesSent()).toHaveLength(1);
+    // Not back to 30: moto refuses a CREATE identical to one in its journal (see "gap:" below).
+    expect((await adapter.apply(change({ expected: EAST, ttl: 60 }))).changed).toBe(true);
+    expect(await adapter.read(record)).toMatchObject({ ttl: 60, epoch: 1 });
+    expect(await adapter.apply(change({ expected: EAST, ttl: 60 }))).toEqual({ changed: false });
+  });
+
+  it('counts a batch that applied but whose answer was refused on a retry as made, not as lost', async () => {
+    // The SDK retries a batch whose answer never came; Route 53 refuses the retry, whose exact
+    // DELETEs no longer match, with InvalidChangeBatch. Here: the batch goes through, and the
+    // answer the adapter gets is that refusal.
+    await dns().apply(change());
+    const client = new Route53Client({
+      endpoint: moto.endpoint,
+      region: 'us-east-1',
+      credentials: moto.credentials,
+    });
+    let apply = true;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName !== 'ChangeResourceRecordSetsCommand') return next(args);
+        if (apply) await next(args);
+        throw Object.assign(new Error('Tried to delete resource record set but it was not found'), {
+          name: 'InvalidChangeBatch',
+          $metadata: {},
+        });
+      },
+      { step: 'initialize', name: 'answerLost' },
+    );
+    try {
+      const adapter = dns({ client });
+      expect((await adapter.apply(change({ expected: EAST, value: WEST, epoch: 2 }))).changed).toBe(true);
+      expect(await adapter.read(record)).toEqual({ value: WEST, ttl: 30, owner: OWNER, epoch: 2 });
+      // Control: a refused batch that did not apply is still a lost race.
+      apply = false;
+      const err = await rejection(adapter.apply(change({ expected: WEST, value: EAST, epoch: 3 })));
+      expect(err.reason).toBe('PreconditionFailed');
+      expect(await adapter.read(record)).toMatchObject({ value: WEST, epoch: 2 });
+    } finally {
+      client.destroy();
+    }
+  });
+
   it('writes a new epoch when the record already points at the target, swapping only the TXT', async () => {
     const adapter = dns();
     await adapter.apply(change());

@@ -284,8 +284,11 @@ export class DigitalOceanDnsProvider implements DnsProvider {
     const snap = await this.snapshot(loc, record.type);
     const current = snap.records[0];
     const own = parseOwnershipTxt(snap.txt.map((r) => txtString(r.data)));
+    // Every value, as the other providers read them: a second record added by hand never reads
+    // as the one the operator wrote.
+    const values = snap.records.map((r) => normalizeValue(record.type, r.data, loc.domain));
     return {
-      ...(current ? { value: normalizeValue(record.type, current.data, loc.domain), ttl: current.ttl } : {}),
+      ...(current ? { value: values.sort().join(', '), ttl: current.ttl } : {}),
       ...own,
     };
   }
@@ -315,7 +318,8 @@ export class DigitalOceanDnsProvider implements DnsProvider {
     const value = current ? normalizeValue(record.type, current.data, loc.domain) : undefined;
     const { epoch } = parseOwnershipTxt(before.txt.map((r) => txtString(r.data)));
 
-    if (value === want && epoch === change.epoch) return { changed: false };
+    // The TTL too: a drill lowers it at the same epoch, and puts it back after.
+    if (value === want && epoch === change.epoch && current?.ttl === change.ttl) return { changed: false };
     if (epoch !== undefined && epoch > change.epoch) {
       // Epochs only ever increase; a lower one means this decider acts on a stale view.
       throw new ProviderError(
@@ -397,6 +401,15 @@ export class DigitalOceanDnsProvider implements DnsProvider {
       throw new ProviderError(
         'PreconditionFailed',
         `${loc.fqdn} ${record.type} was changed by another writer while this change was applied (DigitalOcean has no conditional update); read it again and decide anew`,
+      );
+    }
+    // A decider with a newer epoch wrote the same value meanwhile: the record holds what it
+    // wants, and its epoch stays. Writing ours over it would move the epoch back.
+    const { epoch: afterEpoch } = parseOwnershipTxt(after.txt.map((r) => txtString(r.data)));
+    if (afterEpoch !== undefined && afterEpoch > change.epoch) {
+      throw new ProviderError(
+        'PreconditionFailed',
+        `${ownershipRecordName(loc.fqdn)} was given epoch ${afterEpoch}, newer than this change's ${change.epoch}, while this change was applied: a later promotion holds the record; decide again from the current state`,
       );
     }
 

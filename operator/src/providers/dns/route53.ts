@@ -84,7 +84,8 @@ export class Route53Dns implements DnsProvider {
     const current = await this.readCurrent(record);
     const { state } = current;
     const holdsNew = state.value !== undefined && sameValue(record.type, state.value, change.value);
-    if (holdsNew && state.owner === change.owner && state.epoch === change.epoch) return { changed: false };
+    // The TTL too: a drill lowers it at the same epoch, and puts it back after.
+    if (holdsChange(record, state, change)) return { changed: false };
 
     // A record we did not create is never taken over, whatever it holds.
     if (state.owner !== undefined && state.owner !== change.owner) {
@@ -164,7 +165,15 @@ export class Route53Dns implements DnsProvider {
         ...(out.ChangeInfo?.Status ? { status: out.ChangeInfo.Status } : {}),
       };
     } catch (err) {
-      throw classifyChangeBatchError(err, operation);
+      const failed = classifyChangeBatchError(err, operation);
+      // The SDK retries a batch whose answer never came (a timeout, a 5xx); if the first attempt
+      // applied, the retry's exact DELETEs no longer match and Route 53 refuses it. The record
+      // then holds this very change: it is made, not lost to another writer.
+      if (failed.reason === 'PreconditionFailed') {
+        const now = await this.readCurrent(record).catch(() => undefined);
+        if (now && holdsChange(record, now.state, change)) return { changed: true };
+      }
+      throw failed;
     }
   }
 
@@ -289,6 +298,17 @@ function normalizeName(name: string): string {
   return stripDot(
     name.replace(/\\(\d{3})/g, (_, octal: string) => String.fromCharCode(Number.parseInt(octal, 8))),
   ).toLowerCase();
+}
+
+/** Whether the record already holds this change: value, TTL, owner and epoch. */
+function holdsChange(record: DnsRecordRef, state: DnsRecordState, change: DnsChange): boolean {
+  return (
+    state.value !== undefined &&
+    sameValue(record.type, state.value, change.value) &&
+    state.ttl === change.ttl &&
+    state.owner === change.owner &&
+    state.epoch === change.epoch
+  );
 }
 
 function sameValue(type: DnsRecordRef['type'], a: string, b: string): boolean {
