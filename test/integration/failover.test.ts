@@ -137,6 +137,49 @@ describe('no failover without positive evidence from a quorum', () => {
     expect(report).toMatchObject({ result: 'Succeeded', to: 'region-b' });
   });
 
+  it('both observers cut from the primary while the operator still writes to it: blocked and said why, never a failover started and stood down', async () => {
+    stack = await start();
+    await healthy(stack);
+    const s = stack;
+    // The paths from region-b and region-c to the primary drop everything; the operator's does not.
+    s.proxies.get('region-b')?.primary.silence();
+    s.proxies.get('region-c')?.primary.silence();
+    // Positive control: both observers report the primary down past the threshold, so the quorum
+    // (2) says down, and the policy says what holds the failover back.
+    await waitFor(
+      async () => {
+        const lost = (await observationsOf(s, 'region-a')).filter(
+          (o) => o.observer !== 'operator' && o.consecutiveFailures >= s.options.failureThreshold,
+        );
+        return lost.length === 2 || undefined;
+      },
+      { description: 'both observers to report the primary down' },
+    );
+    const blocked = await s.waitForPolicy(
+      (st) => st.conditions?.find((c) => c.type === 'FailoverBlocked' && c.status === 'True'),
+      'the failover to be blocked',
+    );
+    expect(blocked).toMatchObject({ reason: 'PrimaryReachable' });
+    expect(blocked.message).toMatch(/this operator reaches it and it takes writes/);
+    // Detection windows pass: nothing started, nothing aborted and filed.
+    for (let window = 0; window < 3; window++) {
+      await waitForProbeRounds(s, s.options.failureThreshold, 'region-c');
+      const { status } = await s.policy();
+      expect(status.currentOperation).toBeUndefined();
+      expect(status.history ?? []).toEqual([]);
+      expect(status.activePrimary).toBe('region-a');
+    }
+    expect(await s.dnsAnswer()).toEqual([PRIMARY_ADDRESS]);
+    expect(await s.writablePrimaries()).toEqual(['primary']);
+    // The paths come back: the block clears by itself.
+    s.proxies.get('region-b')?.primary.restore();
+    s.proxies.get('region-c')?.primary.restore();
+    await s.waitForPolicy(
+      (st) => st.conditions?.find((c) => c.type === 'FailoverBlocked' && c.status === 'False'),
+      'the block to clear',
+    );
+  });
+
   it('a flapping primary causes no failover, though every outage is seen', async () => {
     stack = await start({ failureThreshold: 6 });
     await healthy(stack);

@@ -10,6 +10,7 @@ import { type ClusterFacts, healthyStandby, policyClusters, seconds } from './fa
 export type BlockReason =
   | 'Paused'
   | 'ManualMode'
+  | 'PrimaryReachable'
   | 'Cooldown'
   | 'NoHealthyStandby'
   | 'LagUnknown'

@@ -67,6 +67,46 @@ describe('decide: detection', () => {
     if (phase) expect(e.status.phase).toBe(phase);
   });
 
+  it('observers that disagree (some paths to the primary cut, not all) block a failover, never start one to stand it down', () => {
+    const worlds: [string, DecideInput][] = [
+      [
+        'the operator still reaches the primary, two observers do not',
+        input({ votes: [down('region-b'), down('region-c'), up('operator')] }),
+      ],
+      [
+        'three observers of five lose it, two (a quorum) still reach it',
+        input({
+          clusters: { a: gone(), b: standby('b'), c: standby('c') },
+          votes: [down('region-b'), down('region-c'), down('region-d'), up('region-e'), up('operator')],
+        }),
+      ],
+    ];
+    for (const [name, world] of worlds) {
+      let status = world.status;
+      // Reconciles in a row: no operation started, none aborted, nothing filed.
+      for (let i = 0; i < 4; i++) {
+        const e = evaluate({ ...world, status });
+        expect(e.started, name).toBeUndefined();
+        expect(e.plan.blocked?.reason, name).toBe('PrimaryReachable');
+        expect(e.condition('FailoverBlocked'), name).toMatchObject({
+          status: 'True',
+          reason: 'PrimaryReachable',
+        });
+        status = e.plan.status;
+      }
+      expect(status.history ?? [], name).toEqual([]);
+    }
+    // Control: the operator's own sight of the primary is old (from status, after a restart), so
+    // the quorum decides.
+    const stale = evaluate(
+      input({
+        clusters: { a: { ...primaryUp(), observedAt: ago(60) }, b: standby('b'), c: standby('c') },
+        votes: [down('region-b'), down('region-c')],
+      }),
+    );
+    expect(stale.started).toMatchObject({ kind: 'Failover', from: 'a' });
+  });
+
   it('never reports the primary available on no evidence: too few observers is Unknown', () => {
     const e = evaluate(input({ votes: [down('region-b')] }));
     expect(e.condition('PrimaryAvailable')).toMatchObject({ status: 'Unknown', reason: 'Unconfirmed' });
@@ -297,6 +337,21 @@ describe('decide: never two primaries', () => {
     expect(e.started).toMatchObject({ kind: 'Fence', from: 'a', to: 'b', epoch: 5, step: 'Detected' });
     expect(e.plan.events[0]).toMatchObject({ type: 'Warning', reason: 'StrayPrimary' });
     expect(e.plan.events[0]?.note).toMatch(/Shutdown/);
+  });
+
+  it('fences a stray promoted by hand at the current epoch (its heartbeat row replicated from the primary), and goes on fencing it', () => {
+    const world = (status: FailoverPolicyStatus) =>
+      input({
+        status,
+        clusters: { a: standby('a', 1, 1, 4, 5), b: primaryUp('b', 5), c: primaryUp('c', 5) },
+      });
+    const e = evaluate(world({ activePrimary: 'b', epoch: 5 }));
+    expect(e.started).toMatchObject({ kind: 'Fence', from: 'c', to: 'b', epoch: 5 });
+    // A Fence establishes no epoch: a writer at the current one is what it fences, not a newer
+    // promotion that would make it obsolete.
+    const next = decide({ ...world(e.plan.status), status: e.plan.status });
+    expect(next.status.currentOperation?.step).not.toBe('Aborted');
+    expect(next.action).toMatchObject({ kind: 'RunStep', operation: { kind: 'Fence', from: 'c' } });
   });
 
   it('leaves a stray to the failover that starts when the primary is down, and fences it alone when none can', () => {
@@ -762,6 +817,25 @@ describe('a primary left fenced by an operation that stood down', () => {
       epoch: 5,
     });
     expect(e.status.epoch).toBe(4);
+  });
+
+  it('is unfenced once: a probe from before the rollback ended does not start another', () => {
+    const world = (clusters: DecideInput['clusters'], status: FailoverPolicyStatus) =>
+      input({ clusters, status });
+    const before = { a: leftFenced, b: standby('b'), c: standby('c') };
+    const started = evaluate(world(before, { activePrimary: 'a', epoch: 4 }));
+    const op = started.status.currentOperation;
+    expect(op?.step).toBe('RollingBack');
+    // The unfence ran and the rollback ended; filed in history at NOW.
+    const ended = { ...started.status, currentOperation: { ...(op as Operation), step: 'Aborted' as const } };
+    const filed = decide(world(before, ended)).status;
+    expect(filed.currentOperation).toBeUndefined();
+    // The probe still shows the fence (taken before the unfence): nothing starts.
+    expect(evaluate(world(before, filed)).status.currentOperation).toBeUndefined();
+    // A probe after it that still finds it fenced: the unfence did not take, so it is tried again.
+    const later = { ...before, a: { ...leftFenced, observedAt: new Date(NOW.getTime() + 1000) } };
+    const again = evaluate({ ...world(later, filed), now: new Date(NOW.getTime() + 1500) });
+    expect(again.status.currentOperation?.step).toBe('RollingBack');
   });
 
   it('is not unfenced when a standby holds the fence epoch (promoted), a database takes writes, or the fence is a committed epoch', () => {

@@ -32,7 +32,7 @@ import { type EventInput, eventOf } from '../../runtime/events.ts';
 import { timestamp } from '../../runtime/time.ts';
 import { lagStepSeconds } from '../replica-cluster/lag.ts';
 import { type BlockReason, chooseStandby, inCooldown, judgeStandby, standbysOf } from './candidates.ts';
-import { detectionMoments, judgePrimary, type PrimaryVerdict } from './detection.ts';
+import { detectionMoments, judgePrimary, maxObservationAgeMs, type PrimaryVerdict } from './detection.ts';
 import { type Discovery, discoverPrimary, newerEpochs } from './discovery.ts';
 import { judgeDns } from './dns-check.ts';
 import { abortStartingDrill, decideDrill, judgeDrillStop, scheduledDrillTime } from './drill.ts';
@@ -375,9 +375,26 @@ function standDownReason(c: Context, op: Operation): [Operation['step'], string]
     ];
   // An automatic failover that has touched nothing stands down if the primary is back — on
   // positive evidence, not for want of it (a restarted operator has no probes yet).
-  const back = writable(from) || (c.verdict?.upVotes ?? 0) >= spec.detection.quorum;
+  const back = primarySeenAlive(c, op.from);
   if (op.step === 'Detected' && op.trigger === 'Automatic' && op.kind === 'Failover' && back)
-    return ['Aborted', `${op.from} is reachable again before anything was changed`];
+    return ['Aborted', `${op.from} is reachable again before anything was changed (${back})`];
+  return undefined;
+}
+
+/**
+ * Positive evidence that the primary is alive, whatever the verdict: this operator's own probe
+ * finds it taking writes, or a quorum of observers reach it. An automatic failover neither starts
+ * (failOver) nor goes on past Detected (standDownReason) on it: the same test for both, or a
+ * failover would start and stand down at every reconcile while the observers disagree.
+ */
+function primarySeenAlive(c: Context, primary: string): string | undefined {
+  const { clusters, spec, now } = c.input;
+  const f = clusters[primary];
+  // A probe as fresh as a vote must be: a restarted operator's view from status may be old.
+  const fresh = f?.observedAt && now.getTime() - f.observedAt.getTime() <= maxObservationAgeMs(spec);
+  if (writable(f) && fresh) return 'this operator reaches it and it takes writes';
+  const up = c.verdict?.upVotes ?? 0;
+  if (up >= spec.detection.quorum) return `${up} observers reach it`;
   return undefined;
 }
 
@@ -620,6 +637,14 @@ function failOver(c: Context, active: string, verdict: PrimaryVerdict): Plan {
       'ManualMode',
       'the primary is down and promotion.mode is Manual: request a promotion (kubectl failover promote)',
     );
+  // The observers disagree (a partition that cut some paths to the primary, not all): down by
+  // quorum, yet seen alive. A person decides; the hold-down keeps counting meanwhile.
+  const alive = primarySeenAlive(c, active);
+  if (alive)
+    return blocked(
+      'PrimaryReachable',
+      `the primary is down by quorum (${verdict.message}), but ${alive}: no automatic failover while it is seen alive; fail over by hand if clients cannot reach it (kubectl failover promote --failover)`,
+    );
   const downSince = new Date(base.primaryDownSince ?? timestamp(now));
   const heldFor = now.getTime() - downSince.getTime();
   const holdDown = seconds(spec.promotion.holdDownSeconds);
@@ -689,6 +714,10 @@ const unfenceLeftPrimary: Guard = (c) => {
   if (!f?.reachable || (f.role !== 'Fenced' && !writable(f)) || f.fencedEpoch === undefined) return undefined;
   // A fence at an epoch status committed is a promotion's (a failover away from it): not this.
   if (f.fencedEpoch <= (base.epoch ?? 0)) return undefined;
+  // Only a probe taken after the last operation ended: one from before may predate this very
+  // rollback's unfence, which would start it again at every reconcile until the next probe.
+  const ended = base.history?.[0]?.completedAt;
+  if (ended && !(f.observedAt && f.observedAt > new Date(ended))) return undefined;
   const fencedAt = f.fencedEpoch;
   const others = policyClusters(input.spec).filter((n) => n !== c.active);
   if (

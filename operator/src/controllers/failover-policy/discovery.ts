@@ -14,6 +14,7 @@
 import { afterDnsCheck, type DnsCheck, dnsCheckDue } from './dns-check.ts';
 import type { ClusterFacts, DecideInput, DnsFacts } from './facts.ts';
 import { policyClusters, writable } from './facts.ts';
+import { promotes } from './operation.ts';
 
 export type Discovery =
   | { kind: 'Found'; primary: string; epoch: number; message: string }
@@ -50,9 +51,17 @@ export function newerEpochs(input: DecideInput): string[] {
   const found = policyClusters(input.spec).flatMap((n) => {
     const e = establishedEpoch(input.clusters[n]);
     if (e !== undefined && e > held) return [`${n}'s heartbeat holds epoch ${e}`];
-    // The epoch an operation in flight is establishing, already held by another writer: someone
-    // else promoted at it (after a lost status), and this operation would reuse it.
-    if (op && n !== op.to && e !== undefined && e >= op.epoch && unmarkedWriter(input.clusters[n]))
+    // The epoch a promotion in flight is establishing, already held by another writer: someone
+    // else promoted at it (after a lost status), and this operation would reuse it. Not for a
+    // Fence or a Reprotect: they run at the current epoch, and a writer there is what a Fence is for.
+    if (
+      op &&
+      promotes(op.kind) &&
+      n !== op.to &&
+      e !== undefined &&
+      e >= op.epoch &&
+      unmarkedWriter(input.clusters[n])
+    )
       return [`${n} takes writes at epoch ${e}, the epoch ${op.id} is establishing`];
     return [];
   });

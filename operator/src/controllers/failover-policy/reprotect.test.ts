@@ -52,6 +52,36 @@ describe('reprotect: who needs it and whether it may start alone', () => {
     expect(plan.status.currentOperation?.allowDataLoss).toBeUndefined();
   });
 
+  it('does not start beside a stray writer whose fence was refused; it waits, and starts once that is fenced', () => {
+    const behind = { agent: agent({}, { relation: 'Behind', divergedBytes: 0 }) };
+    // c was promoted by hand; its fence was refused a minute ago, so guard 3 waits to retry.
+    const refused = {
+      ...{ id: 'fence-c', kind: 'Fence' as const, trigger: 'Automatic' as const, from: 'c', to: 'b' },
+      ...{ epoch: 5, result: 'Aborted' as const, startedAt: ago(65).toISOString() },
+      ...{ completedAt: ago(60).toISOString(), message: 'could not fence c: permission denied' },
+    };
+    const world = (c: ClusterFacts) =>
+      formerPrimary(behind, {
+        status: { activePrimary: 'b', epoch: 5, history: [refused] },
+        clusters: { a: { ...gone('a'), ...behind }, b: primaryUp('b', 5), c },
+      });
+    let status = world(primaryUp('c', 5)).status;
+    for (let i = 0; i < 3; i++) {
+      const plan = decide({ ...world(primaryUp('c', 5)), status });
+      expect(plan.status.currentOperation).toBeUndefined();
+      expect(plan.reprotectWaiting).toMatchObject({ reason: 'StrayWriter', cluster: 'a' });
+      expect(plan.reprotectWaiting?.message).toContain('c takes writes beside b');
+      status = plan.status;
+    }
+    expect(status.history).toEqual([refused]);
+    // c fenced (read-only): a rejoins.
+    const fenced = { ...primaryUp('c', 5), role: 'Fenced' as const };
+    expect(decide({ ...world(fenced), status }).status.currentOperation).toMatchObject({
+      kind: 'Reprotect',
+      from: 'a',
+    });
+  });
+
   it('does not start on an assessment made before the primary last moved (a drill came back since)', () => {
     const moved = (secondsAgo: number) => ({
       ...{ id: 'drill-back', kind: 'Switchover' as const, trigger: 'Drill' as const, from: 'a', to: 'b' },

@@ -13,7 +13,7 @@ import { agentAlive } from '../../agent/liveness.ts';
 import type { AgentReport, Operation } from '../../api/v1alpha1/index.ts';
 import { standbysOf } from './candidates.ts';
 import type { ClusterFacts, DecideInput } from './facts.ts';
-import { healthyStandby } from './facts.ts';
+import { healthyStandby, policyClusters, writable } from './facts.ts';
 import { newOperation } from './operation.ts';
 
 export type ReprotectWaitReason =
@@ -22,7 +22,8 @@ export type ReprotectWaitReason =
   | 'Assessing'
   | 'ReprotectNeedsRequest'
   | 'ReprotectFailed'
-  | 'FormerPrimaryUnreachable';
+  | 'FormerPrimaryUnreachable'
+  | 'StrayWriter';
 
 export type ReprotectVerdict =
   | { kind: 'Start'; operation: Operation }
@@ -153,6 +154,19 @@ export function judgeReprotect(input: DecideInput, active: string): ReprotectVer
         cluster: name,
         reason: 'ReprotectFailed',
         message: `the last reprotect of ${name} did not finish (${last.message ?? last.result}); the next starts ${REPROTECT_RETRY_MS / 60_000} min after it, or on a request`,
+      });
+      continue;
+    }
+    // Never beside two writers: a database taking writes beside the primary is fenced first
+    // (guard 3). Started anyway, it would stand down at once, and start again at every probe
+    // while that fence is refused.
+    const writers = policyClusters(spec).filter((n) => n !== active && writable(clusters[n]));
+    if (writers.length) {
+      wait({
+        kind: 'Wait',
+        cluster: name,
+        reason: 'StrayWriter',
+        message: `${writers.join(', ')} ${writers.length === 1 ? 'takes' : 'take'} writes beside ${active}: fenced first, then ${name} rejoins`,
       });
       continue;
     }
