@@ -215,21 +215,11 @@ export class DatabaseAgent {
     // What an earlier run knew (its policy, its peers, when it last confirmed the Lease): a
     // restart while cut off keeps the deadline the earlier run had.
     await guard.load();
-    // A fence an earlier run of this agent made is this run's to undo, once confirmed.
-    try {
-      const own = await this.opts.client.get<KubeObject>(
-        replicaClusterType,
-        this.opts.namespace,
-        this.opts.cluster,
-      );
-      const prior = replicaClusterStatus.safeParse(own.status ?? {});
-      if (prior.success) guard.restore(prior.data.agent?.lease);
-    } catch (err) {
-      this.opts.log.warn(
-        { err: (err as Error).message },
-        'could not read the last report; the guard starts afresh',
-      );
-    }
+    // A fence an earlier run of this agent made is this run's to undo, once confirmed. Read
+    // beside the rounds, not before them: the deadline load() armed may be a renew interval
+    // away, and the first round (its peers) must come before it, also with a control plane that
+    // drops packets. A round that confirms first is undone by the restore: the fence stands.
+    void this.restoreGuard(guard);
     while (!this.stopping) {
       const started = performance.now();
       try {
@@ -239,6 +229,24 @@ export class DatabaseAgent {
       }
       const wait = guard.intervalMs() - (performance.now() - started);
       await new Promise((r) => setTimeout(r, Math.max(50, wait)));
+    }
+  }
+
+  /** The Lease state this agent last reported, for the guard (an earlier run's self-fence). */
+  private async restoreGuard(guard: SplitBrainGuard): Promise<void> {
+    try {
+      const own = await (this.opts.guardClient ?? this.opts.client).get<KubeObject>(
+        replicaClusterType,
+        this.opts.namespace,
+        this.opts.cluster,
+      );
+      const prior = replicaClusterStatus.safeParse(own.status ?? {});
+      if (prior.success) guard.restore(prior.data.agent?.lease);
+    } catch (err) {
+      this.opts.log.warn(
+        { err: (err as Error).message },
+        'could not read the last report; the guard starts from its saved state',
+      );
     }
   }
 

@@ -187,6 +187,63 @@ describe('the agent beside the primary', () => {
     expect(guard.report().lease).toMatchObject({ state: 'Holding', epoch: 3 });
   });
 
+  it('does not unfence on a policy read older than its Lease write (an operation written meanwhile)', async () => {
+    const ports = new FakePorts();
+    const realRenew = ports.renewLease.bind(ports);
+    let hold: Promise<void> | undefined;
+    ports.renewLease = async (policy: string, holder: string) => {
+      await hold;
+      return realRenew(policy, holder);
+    };
+    const guard = guardFor('region-a', ports);
+    await run(guard, 2_000);
+    ports.apiUp = false;
+    ports.peerVouches = false;
+    await run(guard, 5_000);
+    expect(ports.fenced).toHaveLength(1);
+    // The control plane answers again, slowly: the round reads the policy, its Lease write hangs...
+    let release: () => void = () => undefined;
+    hold = new Promise<void>((r) => {
+      release = r;
+    });
+    ports.apiUp = true;
+    await run(guard, settings.renewMs);
+    // ...while the operator fails over from it. The write lands after that.
+    ports.status = { ...ports.status, currentOperation: failoverOf('region-a', 'region-b', 4) };
+    release();
+    hold = undefined;
+    await run(guard, 2_000);
+    expect(ports.unfenced).toBe(0);
+    expect(guard.report().lease?.state).toBe('SelfFenced');
+  });
+
+  it("never undoes a switchover's fence: self-fenced mid-switchover, it stays fenced until the operation ends", async () => {
+    const ports = new FakePorts();
+    const guard = guardFor('region-a', ports);
+    await run(guard, 2_000);
+    const switchover: Operation = {
+      ...failoverOf('region-a', 'region-b', 4),
+      id: 'switchover-1',
+      kind: 'Switchover',
+      step: 'CatchingUp',
+    };
+    ports.status = { ...ports.status, currentOperation: switchover };
+    await run(guard, 1_000);
+    // The control plane is gone longer than the Lease allows, mid-switchover.
+    ports.apiUp = false;
+    ports.peerVouches = false;
+    await run(guard, 5_000);
+    expect(guard.report().lease?.state).toBe('SelfFenced');
+    ports.apiUp = true;
+    await run(guard, 3_000);
+    expect(ports.unfenced).toBe(0);
+    // The switchover rolled back (the operator unfenced its own fence): now the guard's goes too.
+    ports.status = { activePrimary: 'region-a', epoch: 3 };
+    await run(guard, 2_000);
+    expect(ports.unfenced).toBe(1);
+    expect(guard.report().lease).toMatchObject({ state: 'Holding', epoch: 3 });
+  });
+
   it('stays fenced when the control plane names another primary (a failover happened meanwhile)', async () => {
     const ports = new FakePorts();
     const guard = guardFor('region-a', ports);
@@ -315,6 +372,40 @@ describe('the agent beside the primary, edge cases', () => {
     expect(ports.fenced).toEqual([]);
     ports.server = 'Primary';
     await run(guard, 2_000);
+    expect(ports.fenced).toHaveLength(1);
+  });
+
+  it('a fence owed to a database that was down is still owed by the next run of the agent, and made when it runs', async () => {
+    const ports = new FakePorts();
+    const first = guardFor('region-a', ports);
+    await run(first, 2_000);
+    ports.server = 'Down';
+    await run(first, 2_000);
+    ports.status = { ...ports.status, currentOperation: failoverOf('region-a', 'region-b', 4) };
+    await run(first, 1_000);
+    const reported = first.report().lease;
+    expect(reported).toMatchObject({ state: 'SelfFenced', operationId: 'failover-1', fenceOwed: true });
+    expect(ports.fenced).toEqual([]);
+    // The agent restarts before its database is back; the failover completes meanwhile.
+    first.stop();
+    ports.status = { activePrimary: 'region-b', epoch: 4 };
+    const second = guardFor('region-a', ports);
+    await second.load();
+    second.restore(reported);
+    await run(second, 1_000);
+    expect(ports.fenced).toEqual([]);
+    // The database comes back as it went down: a writable primary. Fenced at once.
+    ports.server = 'Primary';
+    await run(second, 1_000);
+    expect(ports.fenced).toHaveLength(1);
+    expect(second.report().lease).toMatchObject({ state: 'SelfFenced' });
+    expect(second.report().lease?.fenceOwed).toBeUndefined();
+    // From the saved state alone (no report read: the control plane is gone at the restart) too.
+    const third = guardFor('region-a', ports);
+    ports.saved = { world: (ports.saved as GuardState).world, lease: reported };
+    ports.fenced = [];
+    await third.load();
+    await run(third, 1_000);
     expect(ports.fenced).toHaveLength(1);
   });
 

@@ -105,8 +105,6 @@ export class SplitBrainGuard {
   private server: LocalServer = 'Down';
   private apiInFlight: Promise<'Settled' | 'NotRenewed'> | undefined;
   private lastSaved = '';
-  /** A fence reported for a server that was not running, to be made the moment it runs. */
-  private fenceOwed = false;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   /** `primary@epoch` → the operation seen replacing it: withheld for good. */
   private readonly replaced = new Map<string, string>();
@@ -117,6 +115,11 @@ export class SplitBrainGuard {
       wall: () => new Date(),
       ...opts,
     };
+  }
+
+  /** A fence reported for a server that was not running, to be made the moment it runs. */
+  private fenceOwed(): boolean {
+    return this.lease?.state === 'SelfFenced' && this.lease.fenceOwed === true;
   }
 
   /** What goes into the agent report. */
@@ -179,6 +182,16 @@ export class SplitBrainGuard {
     // The local server over its socket: a slow answer keeps the last one (never "gone" for it).
     const server = await within(this.o.ports.localServer(), budget).catch(() => this.server);
     this.server = server;
+    // Owed, and the server runs: fenced now, whether this run or an earlier one (restarted while
+    // its database was down) reported it so.
+    const owed = this.lease;
+    if (owed?.state === 'SelfFenced' && owed.fenceOwed && server !== 'Down')
+      await this.fenceNow(
+        owed.operationId ? `operation ${owed.operationId} replaces this primary` : 'a fence owed',
+        owed.epoch,
+        owed.operationId,
+        true,
+      );
     const knownEpoch = known?.policy.status.epoch ?? 0;
     const askPeers =
       known &&
@@ -315,8 +328,16 @@ export class SplitBrainGuard {
       return false;
     }
     if (this.lease?.state === 'SelfFenced') {
-      // Confirmed: a fresh read names this cluster the primary at this epoch, with nothing
-      // replacing it, and the Lease is its own again.
+      // The read this round began with may predate the fence, or an operation written since:
+      // the Lease write can take long. Unfenced only on a read made after the Lease is its own
+      // again that still names this cluster the primary at this epoch, with nothing moving off
+      // it: an unfence undoes every fence, a switchover's own too.
+      const fresh = await this.o.ports.readWorld().catch(() => undefined);
+      const why = fresh ? stillPrimary(fresh, this.o.cluster, epoch) : 'the policy could not be read again';
+      if (why !== undefined) {
+        this.o.log.info({ epoch, why }, 'split-brain guard: Lease renewed, staying fenced');
+        return true;
+      }
       const detail = await this.o.ports.unfence();
       this.o.log.warn({ epoch, detail }, 'split-brain guard: still the primary at this epoch; unfenced');
     }
@@ -389,7 +410,7 @@ export class SplitBrainGuard {
 
   private async fenceNow(why: string, epoch: number, operationId?: string, again = false): Promise<void> {
     // `again`: the retry of a fence reported for a server that was not running, still to be made.
-    const owed = again && this.fenceOwed;
+    const owed = again && this.fenceOwed();
     if (!owed && this.lease?.state === 'SelfFenced' && this.lease.epoch === epoch) return;
     if (this.fencing) return this.fencing;
     const spec = this.world?.policy.spec;
@@ -398,7 +419,6 @@ export class SplitBrainGuard {
     this.fencing = (async () => {
       try {
         const detail = await this.o.ports.fence(mode, epoch);
-        this.fenceOwed = false;
         const fencedAt = this.o.mono();
         this.lease = {
           state: 'SelfFenced',
@@ -427,12 +447,13 @@ export class SplitBrainGuard {
         // A server that is not running takes no writes: for the operation replacing it, it counts
         // as fenced now (the promotion need not wait out the Lease), and is fenced the moment it runs.
         if (operationId && this.server === 'Down' && this.lease?.state !== 'SelfFenced') {
-          this.fenceOwed = true;
           this.lease = {
             state: 'SelfFenced',
             epoch,
             fencedAt: timestamp(this.o.wall()),
             operationId,
+            // In the report and the saved state: a restarted agent still owes it.
+            fenceOwed: true,
             message:
               `${why}: the database is not running, so it takes no writes; it is fenced ${mode} the moment it runs`.slice(
                 0,
@@ -550,6 +571,21 @@ export class SplitBrainGuard {
     );
     this.o.ports.changed();
   }
+}
+
+/**
+ * Why a self-fenced primary must stay fenced, from a fresh read; undefined when it may unfence:
+ * the policy names it the primary at the epoch it was fenced at, and no operation is under way
+ * from it (a switchover fenced it too, and its rollback unfences it).
+ */
+export function stillPrimary(world: GuardWorld, cluster: string, epoch: number): string | undefined {
+  const { status } = world.policy;
+  if (status.activePrimary !== cluster || (status.epoch ?? 0) !== epoch)
+    return `the policy names ${status.activePrimary ?? 'no primary'} at epoch ${status.epoch ?? 0}`;
+  const op = status.currentOperation;
+  if (op && op.from === cluster && op.step !== 'Completed' && op.step !== 'Aborted')
+    return `${op.kind} ${op.id} is under way from this database`;
+  return undefined;
 }
 
 /** A quorum of observers, each with a fresh round, failed their last probe of the primary. */

@@ -323,6 +323,12 @@ export const agentReport = z
           .max(128)
           .optional()
           .describe('SelfFenced because an operation replaces this primary: its id.'),
+        fenceOwed: z
+          .boolean()
+          .optional()
+          .describe(
+            'SelfFenced while its database was not running: it takes no writes, so it counts as fenced, and it is fenced the moment it runs (a restarted agent too).',
+          ),
         message: z.string().max(1024).optional().describe('Why, in words.'),
       })
       .optional()
