@@ -181,7 +181,9 @@ describe('the replication password stays off every command line', () => {
 
   it('a login is the connection string without the password, and the password beside it', () => {
     const login = loginTo(address, { dbname: 'postgres' });
-    expect(login.conninfo).toBe("host='db' port='5432' user='rep' sslmode='require' dbname='postgres'");
+    expect(login.conninfo).toBe(
+      "host='db' port='5432' user='rep' sslmode='require' connect_timeout='10' keepalives='1' keepalives_idle='30' keepalives_interval='10' keepalives_count='3' dbname='postgres'",
+    );
     expect(login.password).toBe('s3cret-pw');
   });
 
@@ -211,7 +213,7 @@ describe('the local server programs, as the agent starts them', () => {
    * ones would: pg_rewind with nothing to rewind, pg_basebackup with its directory made. The real
    * programs, against a real primary that wants a password, run in test/integration/reprotect.test.ts.
    */
-  async function recordingServer() {
+  async function recordingServer(rewind = 'echo "pg_rewind: no rewind required"') {
     scratch = await mkdtemp(join(tmpdir(), 'agent-argv-'));
     const binDir = join(scratch, 'bin');
     const dataDir = join(scratch, 'data');
@@ -230,7 +232,7 @@ describe('the local server programs, as the agent starts them', () => {
         ].join('\n'),
         { mode: 0o755 },
       );
-    await record('pg_rewind', 'echo "pg_rewind: no rewind required"');
+    await record('pg_rewind', rewind);
     await record('pg_basebackup', 'mkdir -p "$2"');
     const pg = new LocalPostgres({
       dataDir,
@@ -267,6 +269,39 @@ describe('the local server programs, as the agent starts them', () => {
     }
     // The child's environment, never the agent's own (which every other child inherits).
     expect(process.env.PGPASSWORD).toBeUndefined();
+  });
+
+  it('a pg_rewind that failed before its point of no return leaves the directory trusted; one that failed after, not', async () => {
+    const address = {
+      host: '127.0.0.1',
+      port: 5432,
+      sslMode: 'disable' as const,
+      user: 'rep',
+      password: 'pw',
+    };
+    const source = loginTo(address, { dbname: 'postgres' });
+    // pg_rewind's own messages (LC_ALL=C, --progress): it writes to the target only after
+    // "need to copy" (pg_rewind.c, perform_rewind).
+    const before = [
+      'echo "pg_rewind: connected to server" >&2',
+      'echo "pg_rewind: error: could not fetch remote file "global/pg_control": ERROR:  permission denied for function pg_read_binary_file" >&2',
+      'exit 1',
+    ].join('\n');
+    const after = [
+      'echo "pg_rewind: servers diverged at WAL location 0/3000148 on timeline 1" >&2',
+      'echo "pg_rewind: need to copy 52 MB (total source directory size is 77 MB)" >&2',
+      'echo "pg_rewind: error: could not fetch remote file: server closed the connection unexpectedly" >&2',
+      'exit 1',
+    ].join('\n');
+    for (const [script, trusted] of [
+      [before, true],
+      [after, false],
+    ] as const) {
+      const { pg } = await recordingServer(script);
+      await expect(pg.rewind(source, 'host=b')).rejects.toThrow(/pg_rewind failed/);
+      expect(await pg.rewindInterrupted()).toBe(!trusted);
+      await rm(scratch, { recursive: true, force: true });
+    }
   });
 
   it("a standby's primary_conninfo, which holds the password, is readable by the owner only", async () => {

@@ -158,6 +158,14 @@ export function rewindCommand(dataDir: string, source: Login): Command {
   };
 }
 
+/**
+ * Whether pg_rewind's output (with --progress) shows it reached the point where it modifies the
+ * target: it prints "need to copy" just before (pg_rewind.c, perform_rewind).
+ */
+export function rewindStartedCopying(output: string): boolean {
+  return /need to copy \d+ MB/.test(output);
+}
+
 /** pg_basebackup into `directory` from the server `source` logs in to; its password in the environment. */
 export function basebackupCommand(directory: string, source: Login): Command {
   return {
@@ -398,8 +406,16 @@ export class LocalPostgres {
     failpoint('rewind:marked');
     const said = await this.keepingConfiguration(async () => {
       const { args, env } = rewindCommand(this.opts.dataDir, source);
-      const { stdout, stderr } = await this.run('pg_rewind', args, { timeoutMs: 3_600_000, env });
-      return `${stdout}${stderr}`.trim().split('\n').slice(-3).join('; ');
+      try {
+        const { stdout, stderr } = await this.run('pg_rewind', args, { timeoutMs: 3_600_000, env });
+        return `${stdout}${stderr}`.trim().split('\n').slice(-3).join('; ');
+      } catch (err) {
+        // pg_rewind writes nothing to the target before its point of no return, which --progress
+        // announces ("need to copy N MB"): failed before it (the source refused or restarted, a
+        // missing grant, a timeout on connect), the directory is as it was, and may be rewound again.
+        if (err instanceof ToolError && !rewindStartedCopying(err.output)) await rm(marker, { force: true });
+        throw err;
+      }
     });
     // A standby's configuration before the marker goes: whatever starts this directory next (the
     // agent, a unit, a container's entrypoint) starts a standby, never a second primary.

@@ -41,10 +41,25 @@ export function conninfo(a: UpstreamAddress, extra: Record<string, string> = {})
   return connectionString({ ...addressFields(a), password: a.password, ...extra });
 }
 
-/** The primary as pg_rewind and pg_basebackup reach it: the password kept off their command lines. */
+/**
+ * The primary as pg_rewind and pg_basebackup reach it: the password kept off their command lines.
+ * A connect timeout and TCP keepalives: a primary whose region starts dropping packets mid-copy
+ * ends the program within about a minute, not at its own timeout an hour (or a day) later.
+ */
 export function loginTo(a: UpstreamAddress, extra: Record<string, string> = {}): Login {
-  return { conninfo: connectionString({ ...addressFields(a), ...extra }), password: a.password };
+  return {
+    conninfo: connectionString({ ...addressFields(a), ...PROGRAM_CONNECTION, ...extra }),
+    password: a.password,
+  };
 }
+
+const PROGRAM_CONNECTION = {
+  connect_timeout: '10',
+  keepalives: '1',
+  keepalives_idle: '30',
+  keepalives_interval: '10',
+  keepalives_count: '3',
+};
 
 function addressFields(a: UpstreamAddress): Record<string, string> {
   return { host: a.host, port: String(a.port), user: a.user, sslmode: a.sslMode };
