@@ -51,7 +51,11 @@ async function failedOver(s: FailoverStack): Promise<void> {
  * Deletes the policy and creates it again from the same spec, as a re-apply from Git would;
  * `meanwhile` runs between the two.
  */
-async function recreatePolicy(s: FailoverStack, meanwhile?: () => Promise<void>): Promise<void> {
+async function recreatePolicy(
+  s: FailoverStack,
+  meanwhile?: () => Promise<void>,
+  over: Record<string, unknown> = {},
+): Promise<void> {
   const { object } = await s.policy();
   const ns = s.options.namespace;
   await s.client.delete(failoverPolicyType, ns, 'orders');
@@ -69,7 +73,7 @@ async function recreatePolicy(s: FailoverStack, meanwhile?: () => Promise<void>)
     apiVersion: 'regionfailover.io/v1alpha1',
     kind: 'FailoverPolicy',
     metadata: { name: 'orders', namespace: ns },
-    spec,
+    spec: { ...spec, ...over },
   } as KubeObject);
 }
 
@@ -119,6 +123,40 @@ describe('a policy that lost its status', () => {
       ),
     ).toEqual([]);
     expect(events.filter((e) => e.reason === 'FenceStarted' && /Fence of region-b/.test(e.note))).toEqual([]);
+  });
+
+  it('recreated with a promotion request in its manifest, does not act on it: it may have run under the status that is gone', async () => {
+    stack = await start();
+    const s = stack;
+    await s.waitUntilHealthy();
+    // A request committed to Git with the manifest: a switchover to region-b.
+    const request = { id: 'from-git-1', target: 'region-b', kind: 'Switchover', requestedBy: 'git' };
+    await recreatePolicy(s, undefined, { promotionRequest: request });
+    const status = await s.waitForPolicy(
+      (st) => (st.activePrimary && st.lastRequest ? st : undefined),
+      'the recreated policy to learn its primary and answer the request',
+    );
+    expect(status.activePrimary).toBe('region-a');
+    expect(status.lastRequest).toMatchObject({
+      id: 'from-git-1',
+      outcome: 'Rejected',
+      reason: 'PredatesStatus',
+    });
+    // Probe rounds pass: no switchover, the primary stays where it is.
+    await waitForProbeRounds(s, 3);
+    const after = (await s.policy()).status;
+    expect(after.currentOperation).toBeUndefined();
+    expect((after.history ?? []).filter((h) => h.kind === 'Switchover')).toEqual([]);
+    expect(await s.writablePrimaries()).toEqual(['primary']);
+    // A new id is acted on.
+    await s.client.mergePatch(failoverPolicyType, s.options.namespace, 'orders', {
+      spec: { promotionRequest: { ...request, id: 'from-git-2' } },
+    });
+    const done = await s.waitForPolicy(
+      (st) => (st.history?.[0]?.kind === 'Switchover' && !st.currentOperation ? st.history[0] : undefined),
+      'the switchover of the new request',
+    );
+    expect(done).toMatchObject({ result: 'Succeeded', to: 'region-b' });
   });
 
   it('with every database out of reach, reads its DNS record every five minutes, and at once when one answers', async () => {

@@ -5,8 +5,8 @@
  */
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import { delimiter, join } from 'node:path';
+import { type Cluster, type Context, KubeConfig, type User } from '@kubernetes/client-node';
 import {
   failoverObservationType,
   failoverPolicyType,
@@ -39,6 +39,7 @@ export function loadKubeConfig(opts: KubeconfigOptions): KubeConfig {
       contexts: [{ name: 'flags', cluster: 'flags', user: 'flags' }],
       currentContext: 'flags',
     });
+  else if (process.env.KUBECONFIG) loadKubeconfigList(kc, process.env.KUBECONFIG);
   else kc.loadFromDefault();
   if (opts.context) {
     if (!kc.getContextObject(opts.context)) {
@@ -55,6 +56,33 @@ export function loadKubeConfig(opts: KubeconfigOptions): KubeConfig {
   }
   if (opts.server || opts.token) overrideCurrent(kc, opts);
   return kc;
+}
+
+/**
+ * $KUBECONFIG's files merged as kubectl merges them: a file that does not exist is skipped, the
+ * first file to set current-context sets it, and of a cluster, user or context named in several
+ * files the first one counts. (client-node lets the last current-context win and refuses a name
+ * twice: with several files, the plugin would act on another cluster than kubectl.)
+ */
+function loadKubeconfigList(kc: KubeConfig, list: string): void {
+  const merged = {
+    clusters: [] as Cluster[],
+    users: [] as User[],
+    contexts: [] as Context[],
+    currentContext: '',
+  };
+  const firstByName = <T extends { name: string }>(into: T[], from: T[]) => {
+    for (const entry of from) if (!into.some((e) => e.name === entry.name)) into.push(entry);
+  };
+  for (const file of list.split(delimiter).filter((f) => f !== '' && existsSync(f))) {
+    const one = new KubeConfig();
+    one.loadFromFile(file);
+    firstByName(merged.clusters, one.clusters);
+    firstByName(merged.users, one.users);
+    firstByName(merged.contexts, one.contexts);
+    merged.currentContext ||= one.currentContext;
+  }
+  kc.loadFromOptions(merged);
 }
 
 /** --server and --token over the current context, as kubectl applies them. */

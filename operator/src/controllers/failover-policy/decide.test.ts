@@ -419,6 +419,26 @@ describe('decide: never two primaries', () => {
     });
   });
 
+  it("waits to probe an old primary whose ReplicaCluster was deleted mid-failover, and says so in the operation's message", () => {
+    const world = (op: Operation) =>
+      input({
+        status: { activePrimary: 'a', epoch: 4, currentOperation: op },
+        clusters: {
+          a: { name: 'a', exists: false, reachable: false, role: 'Unknown', unprobed: true },
+          b: standby('b'),
+          c: standby('c'),
+        },
+        votes: [down('operator'), down('region-b'), down('region-c')],
+      });
+    const plan = decide(world(inProgress('Promoting')));
+    expect(plan.action.kind).not.toBe('RunStep');
+    expect(plan.status.currentOperation?.message).toMatch(/ReplicaCluster a does not exist: apply it again/);
+    // Said once: the next reconcile writes nothing more.
+    const again = decide(world(plan.status.currentOperation as Operation));
+    expect(again.status.currentOperation).toEqual(plan.status.currentOperation);
+    expect(again.action.kind).not.toBe('RunStep');
+  });
+
   it('does not re-fence on an observation taken before the fence (a switchover keeps its reason)', () => {
     const op = inProgress('Promoting', {
       kind: 'Switchover',
@@ -608,6 +628,48 @@ describe('decide: promotion requests', () => {
       }),
     );
     expect(handled.action.kind).toBe('Observe');
+  });
+
+  it('never acts on a request already in spec when status is new (re-applied from Git, status cleared): it may have run', () => {
+    const spec = {
+      ...req({ kind: 'Failover', allowDataLoss: true }),
+      drillRequest: { id: 'd1', action: 'Run' },
+      drills: { schedule: '0 3 * * 1' },
+    };
+    // Status lost: the primary is learned from the world (here known at once), the requests not acted on.
+    const world = input({
+      specOver: spec,
+      status: {},
+      statusNew: true,
+      clusters: { a: gone(), b: standby('b'), c: standby('c') },
+    });
+    const first = evaluate(world);
+    expect(first.started).toBeUndefined();
+    expect(first.status.lastHandledRequestId).toBe('r1');
+    expect(first.status.lastRequest).toMatchObject({
+      id: 'r1',
+      outcome: 'Rejected',
+      reason: 'PredatesStatus',
+    });
+    expect(first.status.lastHandledDrillRequestId).toBe('d1');
+    expect(first.status.lastDrillRequest).toMatchObject({ id: 'd1', outcome: 'Rejected' });
+    // Written, status is no longer new: still nothing, until a new id.
+    const next = { ...world, status: { ...first.status, activePrimary: 'a', epoch: 4 }, statusNew: false };
+    expect(evaluate(next).started).toBeUndefined();
+    const asked = evaluate({
+      ...next,
+      clusters: input().clusters,
+      spec: {
+        ...next.spec,
+        promotionRequest: {
+          ...(next.spec.promotionRequest as NonNullable<typeof next.spec.promotionRequest>),
+          id: 'r2',
+          kind: 'Switchover',
+          allowDataLoss: false,
+        },
+      },
+    });
+    expect(asked.started).toMatchObject({ kind: 'Switchover', requestId: 'r2' });
   });
 
   const rejected: [string, DecideInputLike, string][] = [

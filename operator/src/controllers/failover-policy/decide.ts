@@ -174,6 +174,46 @@ export function shownLag(lag: number, shown: number | undefined, spec: DecideInp
   return same ? shown : Math.round(lag * 100) / 100;
 }
 
+/**
+ * Requests already in spec when status is new (a policy created with one, re-applied from Git
+ * after a delete, or its status cleared): which of them were acted on lived in the status that is
+ * gone, so none is acted on again. Each is answered as refused, once; a new id acts.
+ */
+function requestsBeforeStatus(input: DecideInput): Partial<FailoverPolicyStatus> {
+  const { spec, status, now } = input;
+  if (!input.statusNew) return {};
+  const why = (what: string) =>
+    `this ${what} was in spec before the policy had a status (created with it, re-applied, or its status cleared), so it may have been acted on already: not acted on; give a new id to ask again`;
+  const promotion = spec.promotionRequest;
+  const drill = spec.drillRequest;
+  return {
+    ...(promotion && promotion.id !== status.lastHandledRequestId
+      ? {
+          lastHandledRequestId: promotion.id,
+          lastRequest: {
+            id: promotion.id,
+            outcome: 'Rejected' as const,
+            reason: 'PredatesStatus',
+            message: why('promotion request'),
+            time: timestamp(now),
+          },
+        }
+      : {}),
+    ...(drill && drill.id !== status.lastHandledDrillRequestId
+      ? {
+          lastHandledDrillRequestId: drill.id,
+          lastDrillRequest: {
+            id: drill.id,
+            action: drill.action,
+            outcome: 'Rejected' as const,
+            message: why('drill request'),
+            time: timestamp(now),
+          },
+        }
+      : {}),
+  };
+}
+
 function context(input: DecideInput): Context {
   const { spec, status, clusters, now } = input;
   const active = status.activePrimary;
@@ -192,6 +232,7 @@ function context(input: DecideInput): Context {
   const nextDrillTime = scheduledDrillTime(spec, status, now);
   const base: FailoverPolicyStatus = {
     ...rest,
+    ...requestsBeforeStatus(input),
     ...lossRecord(input, verdict),
     ...(lag !== undefined ? { standbyLagSeconds: shownLag(lag, status.standbyLagSeconds, spec) } : {}),
     ...(nextDrillTime ? { nextDrillTime } : {}),
@@ -271,8 +312,18 @@ const continueOperation: Guard = (c) => {
   if (wait > 0) return plan(c, `waiting out the backoff of ${op.step}`, { requeueMs: wait });
   // Never promote blind: right after a restart the old primary is not probed yet, and it may be
   // back and taking writes. Its first probe decides (see standDownReason).
-  if (op.step === 'Promoting' && promotes(op.kind) && input.clusters[op.from]?.unprobed)
-    return plan(c, `waiting for the first probe of ${op.from} before promoting ${op.to}`);
+  if (op.step === 'Promoting' && promotes(op.kind) && input.clusters[op.from]?.unprobed) {
+    if (input.clusters[op.from]?.exists !== false)
+      return plan(c, `waiting for the first probe of ${op.from} before promoting ${op.to}`);
+    // Deleted (by hand, or pruned from Git) mid-operation: nothing can probe it, so say so where
+    // people look (Progressing, the operation's message) instead of waiting without a word.
+    const why = `waiting to probe ${op.from} before promoting ${op.to}, but ReplicaCluster ${op.from} does not exist: apply it again so the operator can see whether it takes writes`;
+    if (op.message === why) return plan(c, why, { requeueMs: c.probeMs });
+    return {
+      ...record(c, why, { ...c.base, currentOperation: { ...op, message: why } }),
+      requeueMs: c.probeMs,
+    };
+  }
   // An old primary that could only be marked fences itself when its Lease runs out: not before.
   if (op.step === 'Promoting' && op.waitedForLeaseSeconds === undefined && op.protection === 'Lease') {
     const gate = leaseGate(input, op);

@@ -105,6 +105,12 @@ export interface DecideInput {
   dns?: DnsFacts;
   /** What the drill's canary writer has seen so far, while one runs. */
   canary?: CanarySnapshot;
+  /**
+   * Status was never written for this object (no observedGeneration): a policy created, created
+   * again (re-applied from Git after a delete), or its status cleared. Requests already in spec
+   * then may have been acted on by a status that is gone.
+   */
+  statusNew?: boolean;
 }
 
 /** Every cluster of the policy, the spec's primary first. */

@@ -272,7 +272,11 @@ async function observe(
     dnsOwner: ports.owner,
   });
   const lease = await readPrimaryLease(ctx, object, spec, gathered);
-  const withLease = lease ? { ...gathered, lease } : gathered;
+  const statusNew = status.observedGeneration === undefined;
+  const withLease = {
+    ...(lease ? { ...gathered, lease } : gathered),
+    ...(statusNew ? { statusNew } : {}),
+  };
   const input = canary ? { ...withLease, canary } : withLease;
   // A read that can wait is made only while the account's read budget has room (ports.withDns
   // spends from it, with no await between the two).
