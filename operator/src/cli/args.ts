@@ -31,10 +31,11 @@ export function parseArgs(argv: string[], specs: FlagSpec[]): ParsedArgs {
   const byShort = new Map(specs.filter((s) => s.short).map((s) => [s.short as string, s]));
   const positionals: string[] = [];
   const flags = new Map<string, string | true>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
+  const args = [...argv];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
     if (arg === '--') {
-      positionals.push(...argv.slice(i + 1));
+      positionals.push(...args.slice(i + 1));
       break;
     }
     const long = /^--([a-z][a-z0-9-]*)(?:=(.*))?$/s.exec(arg);
@@ -50,6 +51,12 @@ export function parseArgs(argv: string[], specs: FlagSpec[]): ParsedArgs {
       );
     }
     const inline = long ? long[2] : short?.[2];
+    if (spec.boolean && short && inline !== undefined && !arg.startsWith(`-${short[1]}=`)) {
+      // Shorthands grouped, as kubectl (pflag) takes them: -Aw is -A -w, -Ao json is -A -o json.
+      flags.set(spec.name, true);
+      args.splice(i + 1, 0, `-${inline}`);
+      continue;
+    }
     if (spec.boolean) {
       if (inline !== undefined && inline !== 'true' && inline !== 'false') {
         throw new UsageError(`--${spec.name} takes no value (or =true / =false), got ${inline}`);
@@ -57,7 +64,7 @@ export function parseArgs(argv: string[], specs: FlagSpec[]): ParsedArgs {
       if (inline !== 'false') flags.set(spec.name, true);
       continue;
     }
-    const value = inline ?? argv[++i];
+    const value = inline ?? args[++i];
     if (value === undefined || (inline === undefined && value.startsWith('-') && value.length > 1)) {
       throw new UsageError(`--${spec.name} needs a value`);
     }

@@ -164,6 +164,11 @@ describe('the request', () => {
     expect(parseTimeout('0', 30_000)).toBe(0);
     expect(parseTimeout('soon', 30_000)).toBeUndefined();
     expect(parseTimeout('-1s', 30_000)).toBeUndefined();
+    // Go's durations, as kubectl's flags take them.
+    expect(parseTimeout('1m30s', 30_000)).toBe(90_000);
+    expect(parseTimeout('1.5h', 30_000)).toBe(5_400_000);
+    expect(parseTimeout('500ms', 30_000)).toBe(500);
+    expect(parseTimeout('1m30', 30_000)).toBeUndefined();
   });
 });
 

@@ -75,9 +75,22 @@ export function drillRequestId(action: DrillRequest['action'], now: Date): strin
 /** kubectl's form of a timeout: 30s, 2m, or a number of seconds; 0 does not wait. */
 export function parseTimeout(value: string | undefined, fallbackMs: number): number | undefined {
   if (value === undefined) return fallbackMs;
-  const m = /^(\d+)(s|m)?$/.exec(value);
-  if (!m) return undefined;
-  return Number(m[1]) * (m[2] === 'm' ? 60_000 : 1000);
+  return parseDuration(value);
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * A duration as kubectl's flags take one (Go's time.ParseDuration: 1m30s, 1.5h, 500ms), or a
+ * bare number of seconds; undefined when it is neither.
+ */
+export function parseDuration(value: string): number | undefined {
+  if (/^\d+$/.test(value)) return Number(value) * 1000;
+  if (!/^(\d+(\.\d+)?(ms|s|m|h))+$/.test(value)) return undefined;
+  let ms = 0;
+  for (const [, n, , unit] of value.matchAll(/(\d+(\.\d+)?)(ms|s|m|h)/g))
+    ms += Number(n) * (UNIT_MS[unit ?? 's'] ?? 1000);
+  return Math.round(ms);
 }
 
 /** The drill modes, as `--mode` takes them (exactly, as kubectl takes an enum). */

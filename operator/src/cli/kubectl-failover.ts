@@ -23,7 +23,13 @@ import {
   UsageError,
 } from './args.ts';
 import { complete, completionScript } from './completion.ts';
-import { DRILL_MODES, drillHistoryCommand, drillRequestCommand, parseTimeout } from './drill.ts';
+import {
+  DRILL_MODES,
+  drillHistoryCommand,
+  drillRequestCommand,
+  parseDuration,
+  parseTimeout,
+} from './drill.ts';
 import { exportManifests, exportTopology } from './export.ts';
 import { historyCommand } from './history.ts';
 import { operatorLeaseWarning, readOperatorLeases, shardLayout, watching } from './operator-lease.ts';
@@ -202,13 +208,13 @@ function oneGroup(groups: string[]): string[] {
   return groups;
 }
 
-/** --request-timeout as kubectl takes it: 0 (none), a bare number of seconds, or 30s, 2m, 1h. */
+/** --request-timeout as kubectl takes it: 0 (none), a bare number of seconds, or 30s, 1m30s, 1h. */
 function requestTimeout(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const m = /^(\d+)(ms|s|m|h)?$/.exec(value);
-  if (!m) throw new UsageError(`--request-timeout must be a duration such as 0, 30s or 2m, got ${value}`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's'] ?? 1000;
-  return Number(m[1]) * unit;
+  const ms = parseDuration(value);
+  if (ms === undefined)
+    throw new UsageError(`--request-timeout must be a duration such as 0, 30s or 1m30s, got ${value}`);
+  return ms;
 }
 
 /** The plugin's version: the package's, stamped into the bundle by make plugin. */
@@ -260,7 +266,9 @@ async function watchStatus(
     await sleep(WATCH_POLL_MS);
     const next = await render(new Date()).catch((err: Error) => `error: ${err.message}`);
     if (next === last) continue;
-    if (format === 'json' || format === 'yaml' || next.startsWith('error:')) {
+    // Errors on stderr, as kubectl's watch prints them: stdout stays the rows (or documents).
+    if (next.startsWith('error:')) process.stderr.write(`${next}\n`);
+    else if (format === 'json' || format === 'yaml') {
       print(format === 'yaml' ? `---\n${next}` : next);
     } else {
       const seen = new Set(last.split('\n').slice(1));
@@ -422,7 +430,9 @@ async function main(argv: string[]): Promise<number> {
     const warning = operatorLeaseWarning(leases, now);
     if (warning) process.stderr.write(`Warning: ${warning}\n`);
     const first = await render(now);
-    print(first);
+    // As kubectl says "No resources found": on stderr, so a script reading stdout gets nothing.
+    if (/^No FailoverPolicies/.test(first)) process.stderr.write(`${first}\n`);
+    else print(first);
     if (!flagSet(args, 'watch')) return 0;
     await watchStatus(first, render, format, print);
     return 0;

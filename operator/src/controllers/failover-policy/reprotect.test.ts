@@ -52,6 +52,20 @@ describe('reprotect: who needs it and whether it may start alone', () => {
     expect(plan.status.currentOperation?.allowDataLoss).toBeUndefined();
   });
 
+  it('does not start again on a probe taken before the last reprotect ended (mid-rejoin, the server down)', () => {
+    const behind = { agent: agent({}, { relation: 'Behind', divergedBytes: 0 }) }; // looked 3 s ago
+    const done = {
+      ...{ id: 'reprotect-a', kind: 'Reprotect' as const, trigger: 'Automatic' as const, from: 'a', to: 'b' },
+      ...{ epoch: 5, result: 'Succeeded' as const, startedAt: ago(20).toISOString() },
+      completedAt: ago(0.2).toISOString(),
+    };
+    const status = { status: { activePrimary: 'b', epoch: 5, history: [done] } };
+    // The probe (0.5 s ago) saw the server down mid-rejoin: nothing starts.
+    expect(decide(formerPrimary(behind, status)).status.currentOperation).toBeUndefined();
+    // Control: with no reprotect before, the same world starts one.
+    expect(decide(formerPrimary(behind)).status.currentOperation).toMatchObject({ kind: 'Reprotect' });
+  });
+
   it('does not start beside a stray writer whose fence was refused; it waits, and starts once that is fenced', () => {
     const behind = { agent: agent({}, { relation: 'Behind', divergedBytes: 0 }) };
     // c was promoted by hand; its fence was refused a minute ago, so guard 3 waits to retry.

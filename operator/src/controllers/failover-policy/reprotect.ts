@@ -134,6 +134,10 @@ export function judgeReprotect(input: DecideInput, active: string): ReprotectVer
     if (!f?.exists || isProtected(f, active)) continue;
     // A standby that replicates but never had an agent is fine; so is one not probed yet.
     if (f.unprobed) continue;
+    // Only a probe taken after its last reprotect ended: one from before (taken mid-rejoin, the
+    // server down) with the agent's look from before the rejoin would start another at once.
+    const previous = status.history?.find((r) => r.kind === 'Reprotect' && r.from === name);
+    if (previous && !(f.observedAt && f.observedAt > new Date(previous.completedAt))) continue;
     const ready = readiness(f, active, now, moved);
     if (!ready.ok) {
       // An unreachable standby without agent is the failover rules' business (FailoverReady says so).
