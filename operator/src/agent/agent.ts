@@ -161,6 +161,7 @@ export class DatabaseAgent {
         user: opts.local.opts.user,
         ...(opts.peer?.token !== undefined ? { peerToken: opts.peer.token } : {}),
         stateFile: `${opts.local.opts.dataDir.replace(/\/+$/, '')}.failover-guard.json`,
+        serverRunning: () => opts.local.isRunning(),
         changed: () => void this.sayGuard(),
       });
       this.guard = new SplitBrainGuard({

@@ -32,6 +32,11 @@ export interface GuardAdapterOptions {
   peerToken?: string;
   /** Where the guard keeps what it knew, for a restart while cut off (beside the data directory). */
   stateFile?: string;
+  /**
+   * Whether the server of the data directory runs (pg_ctl status): a socket that is missing or
+   * refuses says Down only if it does not (a wrong --pg-socket-dir, a deleted socket file).
+   */
+  serverRunning?: () => Promise<boolean>;
   changed: () => void;
 }
 
@@ -154,8 +159,15 @@ export function guardPorts(o: GuardAdapterOptions): GuardPorts & { close(): Prom
         // Down only when nothing runs (no socket, refused, starting or stopping): a server that
         // does not answer in time may be hung, and thaw writable.
         const e = err as { code?: string };
-        if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT' || e.code === '57P03') return 'Down';
-        throw err;
+        if (e.code === '57P03') return 'Down';
+        if (e.code !== 'ECONNREFUSED' && e.code !== 'ENOENT') throw err;
+        // Nothing at the socket: down, unless the data directory's server runs (it may take
+        // writes over TCP; a fence owed to it would be counted as made and never be).
+        if (o.serverRunning && (await o.serverRunning()))
+          throw new Error(
+            `the server of the data directory runs, but nothing answers at ${o.socketDir} port ${o.port}: check --pg-socket-dir and --pg-port`,
+          );
+        return 'Down';
       } finally {
         await client.end().catch(() => undefined);
       }

@@ -256,7 +256,8 @@ export class LocalPostgres {
     return state;
   }
 
-  private async isRunning(dataDir = this.opts.dataDir): Promise<boolean> {
+  /** Whether a server runs on the data directory (pg_ctl status: its postmaster.pid is alive). */
+  async isRunning(dataDir = this.opts.dataDir): Promise<boolean> {
     try {
       await this.run('pg_ctl', ['status', '-D', dataDir], { timeoutMs: 10_000 });
       return true;
