@@ -4,7 +4,7 @@
  * processes. The old region comes back as a standby through the operator, and the data a rejoin
  * would discard is shown and only discarded on a person's word.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FailoverPolicyStatus } from '../../operator/src/api/v1alpha1/index.ts';
@@ -217,6 +217,66 @@ describe('switchover and failback with agents', () => {
       'postgres',
     );
     expect(streaming?.state).toBe('streaming');
+  });
+});
+
+describe('an old primary that was down when it was replaced', () => {
+  it('comes back read-only: its agent owed it a fence and made it start so, never a writable moment', async () => {
+    // No reprotect by itself: the old primary stays up, for the guard to fence.
+    stack = await start({ mode: 'Manual', reprotect: { mode: 'Manual' } });
+    const s = stack;
+    await s.waitUntilHealthy();
+    await Promise.all([s.startAgent('region-a'), s.startAgent('region-b')]);
+    await waitFor(async () => (await s.agentReport('region-a'))?.lease?.state === 'Holding' || undefined, {
+      description: 'the agent beside region-a to hold the Lease',
+    });
+    await s.killPrimaryAndFailOver();
+    // Positive control: the agent reports the fence owed (its server was down), and has put it
+    // where the server starts.
+    const owed = await waitFor(
+      async () => {
+        const lease = (await s.agentReport('region-a'))?.lease;
+        return lease?.fenceOwed ? lease : undefined;
+      },
+      { description: 'the agent beside region-a to owe its server a fence' },
+    );
+    expect(owed).toMatchObject({ state: 'SelfFenced' });
+    const auto = join(s.pair.primary.dataDir, 'postgresql.auto.conf');
+    await waitFor(
+      async () => /default_transaction_read_only = 'on'/.test(readFileSync(auto, 'utf8')) || undefined,
+      {
+        description: 'the stopped server to be set to start read-only',
+      },
+    );
+    // It starts as it went down: a primary, not in recovery. From its first answer on, it never
+    // takes a write, until the agent has made the whole fence.
+    await s.pair.startPrimary();
+    let answers = 0;
+    const writable: string[] = [];
+    await waitFor(
+      async () => {
+        const [row] = await s.pair
+          .sql<{ w: boolean }>(
+            'primary',
+            "SELECT NOT pg_is_in_recovery() AND current_setting('default_transaction_read_only') = 'off' AS w",
+          )
+          .catch(() => []);
+        if (row) answers++;
+        if (row?.w) writable.push(new Date().toISOString());
+        const lease = (await s.agentReport('region-a'))?.lease;
+        return answers > 0 && lease?.state === 'SelfFenced' && !lease.fenceOwed ? true : undefined;
+      },
+      { description: 'the agent to fence region-a once it runs', intervalMs: 20 },
+    ).catch(async (err) => {
+      console.log('DEBUG answers', answers, s.pair.primary.running, JSON.stringify((await s.agentReport('region-a'))?.lease));
+      console.log('DEBUG', s.agents.get('region-a')?.logs().split('\n').filter((l) => !/could not fence/.test(l)).slice(-40).join('\n'));
+      console.log('DEBUG fence', s.agents.get('region-a')?.logs().split('\n').filter((l) => /could not fence/.test(l)).slice(-2).join('\n'));
+      console.log('DEBUG pglog', readFileSync(s.pair.primary.logPath, 'utf8').split('\n').slice(-12).join('\n'));
+      throw err;
+    });
+    expect(answers).toBeGreaterThan(0);
+    expect(writable).toEqual([]);
+    expect(await s.writablePrimaries()).toEqual(['standby']);
   });
 });
 

@@ -26,6 +26,7 @@
 import { hostname } from 'node:os';
 import {
   type AgentReport,
+  agentReport,
   type FailoverPolicySpec,
   type FailoverPolicyStatus,
   failoverPolicySpec,
@@ -162,6 +163,7 @@ export class DatabaseAgent {
         ...(opts.peer?.token !== undefined ? { peerToken: opts.peer.token } : {}),
         stateFile: `${opts.local.opts.dataDir.replace(/\/+$/, '')}.failover-guard.json`,
         serverRunning: () => opts.local.isRunning(),
+        readOnlyAtStart: () => opts.local.readOnlyAtStart(),
         changed: () => void this.sayGuard(),
       });
       this.guard = new SplitBrainGuard({
@@ -261,7 +263,15 @@ export class DatabaseAgent {
         replicaClusterType,
         this.opts.namespace,
         this.opts.cluster,
-        { status: { agent: { ...fields, lease: fields.lease ?? null, vouch: fields.vouch ?? null } } },
+        {
+          status: {
+            agent: {
+              ...fields,
+              lease: whole(fields.lease, LEASE_KEYS),
+              vouch: whole(fields.vouch, VOUCH_KEYS),
+            },
+          },
+        },
         'status',
       );
     } catch (err) {
@@ -909,6 +919,19 @@ export class DatabaseAgent {
     this.lastWritten = now.getTime();
     if (change.note) this.opts.log.info({ note: change.note }, 'agent');
   }
+}
+
+/** Every field a report's lease and vouch can have (the schema's). */
+const LEASE_KEYS = Object.keys(agentReport.shape.lease.unwrap().shape);
+const VOUCH_KEYS = Object.keys(agentReport.shape.vouch.unwrap().shape);
+
+/**
+ * The guard's object as a merge patch replacing it whole: a field it no longer has is sent as
+ * null, or the stored one stays (a fence made kept `fenceOwed: true` in status, from any earlier
+ * run too). Null for an object it no longer has at all.
+ */
+function whole(value: object | undefined, keys: string[]): Record<string, unknown> | null {
+  return value ? { ...Object.fromEntries(keys.map((k) => [k, null])), ...value } : null;
 }
 
 /** Where a re-clone keeps the old directory: the operation's epoch and start time, unique per operation. */

@@ -37,6 +37,8 @@ export interface GuardAdapterOptions {
    * refuses says Down only if it does not (a wrong --pg-socket-dir, a deleted socket file).
    */
   serverRunning?: () => Promise<boolean>;
+  /** Makes the stopped server start read-only (LocalPostgres.readOnlyAtStart). */
+  readOnlyAtStart?: () => Promise<boolean>;
   changed: () => void;
 }
 
@@ -179,6 +181,8 @@ export function guardPorts(o: GuardAdapterOptions): GuardPorts & { close(): Prom
       const { detail } = await local(appDatabase).fence({ operationId: `self-fence-${epoch}`, epoch, mode });
       return detail;
     },
+
+    readOnlyAtStart: async () => (o.readOnlyAtStart ? o.readOnlyAtStart() : false),
 
     async unfence() {
       return (await local(appDatabase).unfence()).detail;

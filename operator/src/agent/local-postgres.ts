@@ -425,6 +425,26 @@ export class LocalPostgres {
     return said;
   }
 
+  /**
+   * A fence owed while the server is down, made before it can start: `default_transaction_read_only
+   * = on` in postgresql.auto.conf, the line the fence's own ALTER SYSTEM writes (and its unfence
+   * resets), so the server comes up read-only instead of taking writes until the guard's next
+   * round. Not for a directory that starts as a standby (standby.signal: a rejoin under way or
+   * done). Whether it wrote.
+   */
+  async readOnlyAtStart(): Promise<boolean> {
+    const { dataDir } = this.opts;
+    if (await exists(join(dataDir, 'standby.signal'))) return false;
+    const auto = join(dataDir, 'postgresql.auto.conf');
+    const before = await readFile(auto, 'utf8').catch(() => undefined);
+    if (before === undefined) return false;
+    const lines = before.split('\n');
+    if (lines.some((l) => /^\s*default_transaction_read_only\s*=\s*'?on'?\s*$/.test(l))) return false;
+    const kept = lines.filter((l) => l.trim() !== '' && !/^\s*default_transaction_read_only\s*=/.test(l));
+    await writeOwnerOnly(auto, `${[...kept, "default_transaction_read_only = 'on'"].join('\n')}\n`);
+    return true;
+  }
+
   /** A pg_rewind started here and never finished. */
   rewindInterrupted(): Promise<boolean> {
     return exists(join(this.opts.dataDir, REWIND_MARKER));

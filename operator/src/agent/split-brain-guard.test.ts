@@ -66,6 +66,12 @@ class FakePorts implements GuardPorts {
     this.fenced.push({ mode, epoch, at: Date.now() });
     return 'default_transaction_read_only on';
   }
+  /** Times the guard made the stopped server start read-only. */
+  readOnlyAtStartCalls = 0;
+  async readOnlyAtStart(): Promise<boolean> {
+    this.readOnlyAtStartCalls++;
+    return true;
+  }
   async unfence(): Promise<string> {
     this.unfenced++;
     return 'reset';
@@ -394,6 +400,8 @@ describe('the agent beside the primary, edge cases', () => {
     second.restore(reported);
     await run(second, 1_000);
     expect(ports.fenced).toEqual([]);
+    // While it is down, it is made to start read-only (the first run did so too).
+    expect(ports.readOnlyAtStartCalls).toBeGreaterThan(0);
     // The database comes back as it went down: a writable primary. Fenced at once.
     ports.server = 'Primary';
     await run(second, 1_000);

@@ -46,6 +46,8 @@ export interface GuardPorts {
   localServer(): Promise<LocalServer>;
   askPeer(address: string, question: VouchQuestion): Promise<VouchAnswer>;
   fence(mode: 'ReadOnly' | 'Shutdown', epoch: number): Promise<string>;
+  /** A fence owed to a stopped server, put where it starts read-only; whether it wrote. */
+  readOnlyAtStart?(): Promise<boolean>;
   unfence(): Promise<string>;
   /** The report fields changed: write them soon. */
   changed(): void;
@@ -185,6 +187,20 @@ export class SplitBrainGuard {
     // Owed, and the server runs: fenced now, whether this run or an earlier one (restarted while
     // its database was down) reported it so.
     const owed = this.lease;
+    // Still down: it starts read-only, so it takes no write before the fence is made.
+    if (owed?.state === 'SelfFenced' && owed.fenceOwed && server === 'Down')
+      await this.o.ports
+        .readOnlyAtStart?.()
+        .then((wrote) => {
+          if (wrote)
+            this.o.log.warn('split-brain guard: the stopped server will start read-only (fence owed)');
+        })
+        .catch((err) =>
+          this.o.log.warn(
+            { err: (err as Error).message },
+            'split-brain guard: could not make it start read-only',
+          ),
+        );
     if (owed?.state === 'SelfFenced' && owed.fenceOwed && server !== 'Down')
       await this.fenceNow(
         owed.operationId ? `operation ${owed.operationId} replaces this primary` : 'a fence owed',
