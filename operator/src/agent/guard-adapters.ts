@@ -161,13 +161,16 @@ export function guardPorts(o: GuardAdapterOptions): GuardPorts & { close(): Prom
         // Down only when nothing runs (no socket, refused, starting or stopping): a server that
         // does not answer in time may be hung, and thaw writable.
         const e = err as { code?: string };
-        if (e.code === '57P03') return 'Down';
-        if (e.code !== 'ECONNREFUSED' && e.code !== 'ENOENT') throw err;
-        // Nothing at the socket: down, unless the data directory's server runs (it may take
-        // writes over TCP; a fence owed to it would be counted as made and never be).
+        if (e.code !== 'ECONNREFUSED' && e.code !== 'ENOENT' && e.code !== '57P03') throw err;
+        // Nothing at the socket, or not accepting sessions yet: down only if no server runs on
+        // the data directory. One that runs may take writes over TCP (a wrong socket directory)
+        // or in a moment (starting up, in crash recovery): a fence owed to it would be counted as
+        // made, and the Lease gate opened, while it is not.
         if (o.serverRunning && (await o.serverRunning()))
           throw new Error(
-            `the server of the data directory runs, but nothing answers at ${o.socketDir} port ${o.port}: check --pg-socket-dir and --pg-port`,
+            e.code === '57P03'
+              ? 'the server is starting up or shutting down: not stopped'
+              : `the server of the data directory runs, but nothing answers at ${o.socketDir} port ${o.port}: check --pg-socket-dir and --pg-port`,
           );
         return 'Down';
       } finally {

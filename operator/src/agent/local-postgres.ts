@@ -176,6 +176,10 @@ export function basebackupCommand(directory: string, source: Login): Command {
 
 export class LocalPostgres {
   readonly opts: LocalPostgresOptions;
+  /** Rejoins changing the data directory now (rewind, re-clone, standby configuration). */
+  private changing = 0;
+  /** The split-brain guard's read-only line being written (readOnlyAtStart), if it is. */
+  private readOnlyWrite: Promise<unknown> = Promise.resolve();
   constructor(opts: LocalPostgresOptions) {
     this.opts = opts;
   }
@@ -377,7 +381,11 @@ export class LocalPostgres {
    * postgresql.auto.conf. A read-only fence left there by the operator goes too: a standby takes
    * no writes, and once promoted the operator decides what it may take.
    */
-  async configureStandby(conninfo: string, dataDir = this.opts.dataDir): Promise<void> {
+  configureStandby(conninfo: string, dataDir = this.opts.dataDir): Promise<void> {
+    return this.changingDirectory(() => this.configureStandbyNow(conninfo, dataDir));
+  }
+
+  private async configureStandbyNow(conninfo: string, dataDir: string): Promise<void> {
     const auto = join(dataDir, 'postgresql.auto.conf');
     const before = (await readFile(auto, 'utf8').catch(() => '')).split('\n');
     const kept = before.filter(
@@ -398,7 +406,11 @@ export class LocalPostgres {
    * pg_rewind against the running primary `source` logs in to, keeping this server's own
    * configuration files, which pg_rewind would replace with the source's.
    */
-  async rewind(source: Login, standbyOf: string): Promise<string> {
+  rewind(source: Login, standbyOf: string): Promise<string> {
+    return this.changingDirectory(() => this.rewindNow(source, standbyOf));
+  }
+
+  private async rewindNow(source: Login, standbyOf: string): Promise<string> {
     // A pg_rewind cut short leaves a directory nobody should start or rewind again (its own WAL
     // after the fork is already overwritten): the marker says so until one finishes.
     const marker = join(this.opts.dataDir, REWIND_MARKER);
@@ -432,7 +444,27 @@ export class LocalPostgres {
    * round. Not for a directory that starts as a standby (standby.signal: a rejoin under way or
    * done). Whether it wrote.
    */
-  async readOnlyAtStart(): Promise<boolean> {
+  readOnlyAtStart(): Promise<boolean> {
+    // A rejoin changing the directory makes it a standby: nothing to add, and a read-modify-write
+    // of its configuration beside it could write back what it replaced (primary_conninfo). One
+    // that starts meanwhile waits for this short write (changingDirectory).
+    if (this.changing > 0) return Promise.resolve(false);
+    const write = this.readOnlyAtStartNow();
+    this.readOnlyWrite = write.catch(() => undefined);
+    return write;
+  }
+
+  private async changingDirectory<T>(work: () => Promise<T>): Promise<T> {
+    this.changing++;
+    try {
+      await this.readOnlyWrite;
+      return await work();
+    } finally {
+      this.changing--;
+    }
+  }
+
+  private async readOnlyAtStartNow(): Promise<boolean> {
     const { dataDir } = this.opts;
     if (await exists(join(dataDir, 'standby.signal'))) return false;
     const auto = join(dataDir, 'postgresql.auto.conf');
@@ -457,7 +489,11 @@ export class LocalPostgres {
    * The copy is synced and marked complete before the two renames that swap it in; an agent killed
    * between them finds no data directory, and `finishReclone` completes the swap.
    */
-  async reclone(source: Login, suffix: string, standbyOf: string): Promise<string> {
+  reclone(source: Login, suffix: string, standbyOf: string): Promise<string> {
+    return this.changingDirectory(() => this.recloneNow(source, suffix, standbyOf));
+  }
+
+  private async recloneNow(source: Login, suffix: string, standbyOf: string): Promise<string> {
     const { dataDir } = this.opts;
     const fresh = `${dataDir}.reclone`;
     const kept = `${dataDir}.before-${suffix}`;
@@ -483,7 +519,11 @@ export class LocalPostgres {
    * copy waits beside it. Returns where the old directory was kept, or undefined when there was
    * nothing to finish (a copy that never completed is left for the next re-clone to replace).
    */
-  async finishReclone(): Promise<string | undefined> {
+  finishReclone(): Promise<string | undefined> {
+    return this.changingDirectory(() => this.finishRecloneNow());
+  }
+
+  private async finishRecloneNow(): Promise<string | undefined> {
     const { dataDir } = this.opts;
     const fresh = `${dataDir}.reclone`;
     if (await exists(dataDir)) return undefined;

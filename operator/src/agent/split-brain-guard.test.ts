@@ -55,7 +55,10 @@ class FakePorts implements GuardPorts {
     this.leaseHolder = holder;
     return {};
   }
+  /** The look at the local server fails (a wrong socket directory, a server that runs but does not answer). */
+  serverLookFails = false;
   async localServer(): Promise<LocalServer> {
+    if (this.serverLookFails) throw new Error('the server runs, but nothing answers at the socket');
     return this.server;
   }
   async askPeer(): Promise<VouchAnswer> {
@@ -324,6 +327,48 @@ describe('the agent beside the primary, restarted', () => {
     ports.server = 'Primary';
     await run(guard, 1_000);
     expect(ports.fenced).toHaveLength(1);
+  });
+});
+
+describe('the agent beside the primary, when its look at the server fails', () => {
+  it('started while its server runs but cannot be asked, never reports a failover fence owed as made', async () => {
+    const ports = new FakePorts();
+    ports.serverLookFails = true;
+    ports.fenced = [];
+    const guard = guardFor('region-a', ports);
+    await run(guard, 1_000);
+    ports.status = { ...ports.status, currentOperation: failoverOf('region-a', 'region-b', 4) };
+    // The fence fails too (the same socket); nothing may say it was made.
+    ports.fence = async () => {
+      throw new Error('connect ENOENT');
+    };
+    ports.readOnlyAtStartCalls = 0;
+    await run(guard, 2_000);
+    expect(guard.report().lease?.state).not.toBe('SelfFenced');
+    expect(guard.report().lease?.fenceOwed).toBeUndefined();
+    expect(ports.readOnlyAtStartCalls).toBe(0);
+  });
+
+  it("an earlier run's self-fence read after this run confirmed the Lease: the deadline stays armed, and the fence is undone", async () => {
+    const ports = new FakePorts();
+    const guard = guardFor('region-a', ports);
+    await run(guard, 2_000);
+    expect(guard.report().lease?.state).toBe('Holding');
+    // The report's GET answers late, with the earlier run's self-fence, and the region is cut
+    // off right then: it still fences itself on time (the deadline was not disarmed).
+    guard.restore({ state: 'SelfFenced', epoch: 3 });
+    ports.apiUp = false;
+    ports.peerVouches = false;
+    await run(guard, 5_000);
+    expect(ports.fenced).toHaveLength(1);
+    // Another run: the late self-fence is undone at the next round that reads the policy.
+    const other = new FakePorts();
+    const holding = guardFor('region-a', other);
+    await run(holding, 2_000);
+    holding.restore({ state: 'SelfFenced', epoch: 3 });
+    await run(holding, 1_000);
+    expect(other.unfenced).toBe(1);
+    expect(holding.report().lease).toMatchObject({ state: 'Holding', epoch: 3 });
   });
 });
 

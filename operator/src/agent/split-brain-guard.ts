@@ -105,6 +105,12 @@ export class SplitBrainGuard {
   private deadline: ReturnType<typeof setTimeout> | undefined;
   private fencing: Promise<void> | undefined;
   private server: LocalServer = 'Down';
+  /** This round's look found the server not running (not merely kept from an earlier look). */
+  private serverSeenDown = false;
+  /** A round of this run confirmed the Lease (renewed, or vouched for). */
+  private confirmedThisRun = false;
+  /** An earlier run's self-fence, restored after this run confirmed: undone once a fresh read agrees. */
+  private unfenceDue = false;
   private apiInFlight: Promise<'Settled' | 'NotRenewed'> | undefined;
   private lastSaved = '';
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -132,6 +138,13 @@ export class SplitBrainGuard {
   /** An earlier run's self-fence: kept, so that this run unfences only once confirmed. */
   restore(lease: LeaseReport | undefined): void {
     if (lease?.state !== 'SelfFenced' || this.lease?.state === 'SelfFenced') return;
+    // Read late, after a round of this run already confirmed the Lease: this run holds it, and
+    // its deadline stays armed. The database may still carry that fence: undone once a fresh
+    // read agrees (renew), as for a self-fence of this run.
+    if (this.confirmedThisRun) {
+      this.unfenceDue = true;
+      return;
+    }
     // Whatever the saved state says (it may lag a fence by a round): the database is fenced.
     this.lease = lease;
     this.confirmedAt = undefined;
@@ -182,13 +195,23 @@ export class SplitBrainGuard {
     // a hung request must not push this round's confirmation past the deadline.
     const budget = Math.max(100, 0.8 * (known ? leaseSettings(known.policy.spec).renewMs : 1_000));
     // The local server over its socket: a slow answer keeps the last one (never "gone" for it).
-    const server = await within(this.o.ports.localServer(), budget).catch(() => this.server);
+    let seen: LocalServer | undefined;
+    const server = await within(this.o.ports.localServer(), budget).then(
+      (s) => {
+        seen = s;
+        return s;
+      },
+      () => this.server,
+    );
     this.server = server;
+    // Only a look that answered counts a server as stopped: one that failed (a server that runs
+    // but does not answer on its socket, a hung one) is no proof that it takes no writes.
+    this.serverSeenDown = seen === 'Down';
     // Owed, and the server runs: fenced now, whether this run or an earlier one (restarted while
     // its database was down) reported it so.
     const owed = this.lease;
     // Still down: it starts read-only, so it takes no write before the fence is made.
-    if (owed?.state === 'SelfFenced' && owed.fenceOwed && server === 'Down')
+    if (owed?.state === 'SelfFenced' && owed.fenceOwed && this.serverSeenDown)
       await this.o.ports
         .readOnlyAtStart?.()
         .then((wrote) => {
@@ -343,7 +366,7 @@ export class SplitBrainGuard {
       }
       return false;
     }
-    if (this.lease?.state === 'SelfFenced') {
+    if (this.lease?.state === 'SelfFenced' || this.unfenceDue) {
       // The read this round began with may predate the fence, or an operation written since:
       // the Lease write can take long. Unfenced only on a read made after the Lease is its own
       // again that still names this cluster the primary at this epoch, with nothing moving off
@@ -352,8 +375,11 @@ export class SplitBrainGuard {
       const why = fresh ? stillPrimary(fresh, this.o.cluster, epoch) : 'the policy could not be read again';
       if (why !== undefined) {
         this.o.log.info({ epoch, why }, 'split-brain guard: Lease renewed, staying fenced');
+        // Restored late, this run holds the Lease all the same: the deadline goes on.
+        if (this.lease?.state !== 'SelfFenced') this.confirm(started, 'Holding', epoch);
         return true;
       }
+      this.unfenceDue = false;
       const detail = await this.o.ports.unfence();
       this.o.log.warn({ epoch, detail }, 'split-brain guard: still the primary at this epoch; unfenced');
     }
@@ -387,6 +413,7 @@ export class SplitBrainGuard {
 
   private confirm(started: number, state: 'Holding' | 'Failsafe', epoch: number): void {
     this.confirmedAt = started;
+    this.confirmedThisRun = true;
     const changed = this.lease?.state !== state || this.lease.epoch !== epoch;
     this.lease = { state, epoch, confirmedAt: timestamp(this.o.wall()) };
     if (changed) {
@@ -462,7 +489,7 @@ export class SplitBrainGuard {
         this.o.log.error({ err: message, why }, 'split-brain guard: could not fence; trying again');
         // A server that is not running takes no writes: for the operation replacing it, it counts
         // as fenced now (the promotion need not wait out the Lease), and is fenced the moment it runs.
-        if (operationId && this.server === 'Down' && this.lease?.state !== 'SelfFenced') {
+        if (operationId && this.serverSeenDown && this.lease?.state !== 'SelfFenced') {
           this.lease = {
             state: 'SelfFenced',
             epoch,

@@ -107,6 +107,30 @@ describe('decide: detection', () => {
     expect(stale.started).toMatchObject({ kind: 'Failover', from: 'a' });
   });
 
+  it('while the observers disagree, a person can still move the primary: a switchover goes on, as the operator reaches it', () => {
+    const split = (op?: Operation) =>
+      input({
+        status: { activePrimary: 'a', epoch: 4, ...(op ? { currentOperation: op } : {}) },
+        votes: [down('region-b'), down('region-c'), up('operator')],
+      });
+    const blocked = evaluate(split());
+    expect(blocked.condition('FailoverBlocked')?.message).toMatch(
+      /request a switchover \(kubectl failover switchover/,
+    );
+    const requested = evaluate(
+      input({
+        specOver: { promotionRequest: { id: 'move', target: 'b', kind: 'Switchover' } },
+        votes: [down('region-b'), down('region-c'), up('operator')],
+      }),
+    );
+    expect(requested.started).toMatchObject({ kind: 'Switchover', from: 'a', to: 'b' });
+    // The quorum still says down: the switchover is not stood down as "a was lost".
+    for (const step of ['Detected', 'Fencing', 'CatchingUp'] as const) {
+      const going = decide(split(inProgress(step, { kind: 'Switchover', trigger: 'Manual', epoch: 5 })));
+      expect(going.status.currentOperation?.step, step).toBe(step);
+    }
+  });
+
   it('never reports the primary available on no evidence: too few observers is Unknown', () => {
     const e = evaluate(input({ votes: [down('region-b')] }));
     expect(e.condition('PrimaryAvailable')).toMatchObject({ status: 'Unknown', reason: 'Unconfirmed' });
@@ -670,6 +694,17 @@ describe('decide: promotion requests', () => {
       },
     });
     expect(asked.started).toMatchObject({ kind: 'Switchover', requestId: 'r2' });
+  });
+
+  it('a status with a primary but never written by this operator (edited by hand) acts on no request already in spec', () => {
+    const world = input({
+      specOver: req({ kind: 'Switchover' }),
+      status: { activePrimary: 'a', epoch: 4 },
+      statusNew: true,
+    });
+    const e = evaluate(world);
+    expect(e.started).toBeUndefined();
+    expect(e.status.lastRequest).toMatchObject({ id: 'r1', outcome: 'Rejected', reason: 'PredatesStatus' });
   });
 
   const rejected: [string, DecideInputLike, string][] = [

@@ -376,8 +376,14 @@ function standDownReason(c: Context, op: Operation): [Operation['step'], string]
     if (c.verdict?.down && !isTerminal(op.step) && op.step !== 'CatchingUp')
       return ['Aborted', `${op.to} is down by quorum: the failover rules act first`];
     // Never two writers: a database taking writes beside the primary is fenced first (guard 3).
+    // Not the one rejoining (the rejoin stops it), nor one marked with the epoch (all EpochOnly does).
     const writers = policyClusters(spec).filter(
-      (n) => n !== op.to && writable(clusters[n]) && (clusters[n]?.observedAt ?? 0) > new Date(op.startedAt),
+      (n) =>
+        n !== op.to &&
+        n !== op.from &&
+        writable(clusters[n]) &&
+        (clusters[n]?.fencedEpoch ?? -1) < op.epoch &&
+        (clusters[n]?.observedAt ?? 0) > new Date(op.startedAt),
     );
     if (writers.length)
       return ['Aborted', `${writers.join(', ')} takes writes beside ${op.to}: fenced first`];
@@ -407,7 +413,14 @@ function standDownReason(c: Context, op: Operation): [Operation['step'], string]
   }
   // A switchover needs its primary: one lost by quorum before the promotion stands down, so the
   // failover rules can act instead of retrying a fence or a catch-up against a primary that is gone.
-  if (op.kind === 'Switchover' && beforePromotion(op.step) && c.verdict?.down)
+  // Not while this operator itself still reaches it taking writes (observers that disagree): it
+  // can fence it and let the standby catch up, which is what a person asks for then.
+  if (
+    op.kind === 'Switchover' &&
+    beforePromotion(op.step) &&
+    c.verdict?.down &&
+    !operatorSeesWriting(c, op.from)
+  )
     return ['Aborted', `${op.from} was lost (${c.verdict.message}) before ${op.to} was promoted`];
   // A switchover the provider does itself (Aurora global: both ends rejoin by themselves) is one
   // long Promoting step that needs the old writer; with it lost and the target not promoted yet,
@@ -439,14 +452,19 @@ function standDownReason(c: Context, op: Operation): [Operation['step'], string]
  * failover would start and stand down at every reconcile while the observers disagree.
  */
 function primarySeenAlive(c: Context, primary: string): string | undefined {
-  const { clusters, spec, now } = c.input;
-  const f = clusters[primary];
-  // A probe as fresh as a vote must be: a restarted operator's view from status may be old.
-  const fresh = f?.observedAt && now.getTime() - f.observedAt.getTime() <= maxObservationAgeMs(spec);
-  if (writable(f) && fresh) return 'this operator reaches it and it takes writes';
+  if (operatorSeesWriting(c, primary)) return 'this operator reaches it and it takes writes';
   const up = c.verdict?.upVotes ?? 0;
-  if (up >= spec.detection.quorum) return `${up} observers reach it`;
+  if (up >= c.input.spec.detection.quorum) return `${up} observers reach it`;
   return undefined;
+}
+
+/** This operator's own probe, as fresh as a vote must be, finds `name` taking writes. */
+function operatorSeesWriting(c: Context, name: string): boolean {
+  const { clusters, spec, now } = c.input;
+  const f = clusters[name];
+  // A restarted operator's view from status may be old.
+  const fresh = f?.observedAt && now.getTime() - f.observedAt.getTime() <= maxObservationAgeMs(spec);
+  return writable(f) && fresh === true;
 }
 
 /** A failover fences, with its old primary, whatever else takes writes when it starts. */
@@ -568,7 +586,11 @@ const fenceStrayPrimary: Guard = (c) => {
 /** 4. A person's request, acted on once. */
 const handleRequest: Guard = (c) => {
   if (!c.active || !c.verdict) return undefined;
-  const verdict = judgeRequest(c.input, c.active, c.verdict);
+  // Against the status being built: one new to this object has just answered a request that
+  // predates it (requestsBeforeStatus).
+  const handled = c.base.lastHandledRequestId;
+  const status = { ...c.input.status, ...(handled ? { lastHandledRequestId: handled } : {}) };
+  const verdict = judgeRequest({ ...c.input, status }, c.active, c.verdict);
   if (!verdict) return undefined;
   const now = timestamp(c.input.now);
   if (verdict.kind === 'Reject') {
@@ -694,7 +716,11 @@ function failOver(c: Context, active: string, verdict: PrimaryVerdict): Plan {
   if (alive)
     return blocked(
       'PrimaryReachable',
-      `the primary is down by quorum (${verdict.message}), but ${alive}: no automatic failover while it is seen alive; fail over by hand if clients cannot reach it (kubectl failover promote --failover)`,
+      `the primary is down by quorum (${verdict.message}), but ${alive}: no automatic failover while it is seen alive; ${
+        operatorSeesWriting(c, active)
+          ? 'to move it, request a switchover (kubectl failover switchover <policy> --to <standby>): it loses nothing, as this operator reaches the primary'
+          : "fix this operator's path to it; once the primary is really gone, a failover follows"
+      }`,
     );
   const downSince = new Date(base.primaryDownSince ?? timestamp(now));
   const heldFor = now.getTime() - downSince.getTime();

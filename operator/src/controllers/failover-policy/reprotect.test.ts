@@ -66,6 +66,21 @@ describe('reprotect: who needs it and whether it may start alone', () => {
     expect(decide(formerPrimary(behind)).status.currentOperation).toMatchObject({ kind: 'Reprotect' });
   });
 
+  it('under EpochOnly fencing, a former primary still writable but marked with the epoch is rejoined (its rejoin stops it)', () => {
+    const behind = { agent: agent({}, { relation: 'Behind', divergedBytes: 0 }) };
+    const marked = { ...primaryUp('a', 4), fencedEpoch: 5, ...behind };
+    const world = formerPrimary(marked, {
+      specOver: { promotion: { fencing: 'EpochOnly' } },
+      clusters: { a: marked, b: primaryUp('b', 5), c: standby('c', 1, 1000, 4, 5) },
+    });
+    const plan = decide(world);
+    expect(plan.reprotectWaiting?.reason).not.toBe('StrayWriter');
+    expect(plan.status.currentOperation).toMatchObject({ kind: 'Reprotect', from: 'a' });
+    // Under way, it does not stand down for the writer it is rejoining.
+    const next = decide({ ...world, status: plan.status });
+    expect(next.status.currentOperation?.step).not.toBe('Aborted');
+  });
+
   it('does not start beside a stray writer whose fence was refused; it waits, and starts once that is fenced', () => {
     const behind = { agent: agent({}, { relation: 'Behind', divergedBytes: 0 }) };
     // c was promoted by hand; its fence was refused a minute ago, so guard 3 waits to retry.

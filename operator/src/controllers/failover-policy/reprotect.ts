@@ -164,7 +164,11 @@ export function judgeReprotect(input: DecideInput, active: string): ReprotectVer
     // Never beside two writers: a database taking writes beside the primary is fenced first
     // (guard 3). Started anyway, it would stand down at once, and start again at every probe
     // while that fence is refused.
-    const writers = policyClusters(spec).filter((n) => n !== active && writable(clusters[n]));
+    // Not this one (its rejoin stops it), nor one marked with the epoch (all EpochOnly does).
+    const epoch = status.epoch ?? 0;
+    const writers = policyClusters(spec).filter(
+      (n) => n !== active && n !== name && writable(clusters[n]) && (clusters[n]?.fencedEpoch ?? -1) < epoch,
+    );
     if (writers.length) {
       wait({
         kind: 'Wait',
