@@ -109,8 +109,11 @@ export class SplitBrainGuard {
   private serverSeenDown = false;
   /** A round of this run confirmed the Lease (renewed, or vouched for). */
   private confirmedThisRun = false;
-  /** An earlier run's self-fence, restored after this run confirmed: undone once a fresh read agrees. */
-  private unfenceDue = false;
+  /**
+   * The epoch of an earlier run's self-fence, restored after this run confirmed the Lease: undone
+   * once a fresh read agrees at that epoch; forgotten when this agent is no longer the primary's.
+   */
+  private unfenceDue: number | undefined;
   private apiInFlight: Promise<'Settled' | 'NotRenewed'> | undefined;
   private lastSaved = '';
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -142,7 +145,7 @@ export class SplitBrainGuard {
     // its deadline stays armed. The database may still carry that fence: undone once a fresh
     // read agrees (renew), as for a self-fence of this run.
     if (this.confirmedThisRun) {
-      this.unfenceDue = true;
+      this.unfenceDue = lease.epoch;
       return;
     }
     // Whatever the saved state says (it may lag a fence by a round): the database is fenced.
@@ -366,7 +369,7 @@ export class SplitBrainGuard {
       }
       return false;
     }
-    if (this.lease?.state === 'SelfFenced' || this.unfenceDue) {
+    if (this.lease?.state === 'SelfFenced' || this.unfenceDue === epoch) {
       // The read this round began with may predate the fence, or an operation written since:
       // the Lease write can take long. Unfenced only on a read made after the Lease is its own
       // again that still names this cluster the primary at this epoch, with nothing moving off
@@ -379,7 +382,7 @@ export class SplitBrainGuard {
         if (this.lease?.state !== 'SelfFenced') this.confirm(started, 'Holding', epoch);
         return true;
       }
-      this.unfenceDue = false;
+      this.unfenceDue = undefined;
       const detail = await this.o.ports.unfence();
       this.o.log.warn({ epoch, detail }, 'split-brain guard: still the primary at this epoch; unfenced');
     }
@@ -563,6 +566,7 @@ export class SplitBrainGuard {
 
   /** Not the primary's agent (any more): nothing to renew, nothing to fence on time. */
   private release(server: LocalServer): void {
+    this.unfenceDue = undefined;
     if (this.deadline) clearTimeout(this.deadline);
     this.deadline = undefined;
     this.confirmedAt = undefined;

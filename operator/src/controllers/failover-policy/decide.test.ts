@@ -129,6 +129,20 @@ describe('decide: detection', () => {
       const going = decide(split(inProgress(step, { kind: 'Switchover', trigger: 'Manual', epoch: 5 })));
       expect(going.status.currentOperation?.step, step).toBe(step);
     }
+    // Nor once its own fence shows: the operator reaches it read-only at the switchover's epoch.
+    const fencedByIt = (op: Operation, fencedEpoch: number) =>
+      input({
+        status: { activePrimary: 'a', epoch: 4, currentOperation: op },
+        clusters: { a: { ...fenced('a'), fencedEpoch }, b: standby('b'), c: standby('c') },
+        votes: [down('region-b'), down('region-c'), up('operator')],
+      });
+    const catching = inProgress('CatchingUp', { kind: 'Switchover', trigger: 'Manual', epoch: 5 });
+    expect(decide(fencedByIt(catching, 5)).status.currentOperation?.step).toBe('CatchingUp');
+    // A fence from before (an older epoch) is not its own: it stands down.
+    expect(decide(fencedByIt(catching, 4)).status.currentOperation?.step).toBe('Aborted');
+    // Only a person's: a drill's switchover out stands down as before.
+    const drill = inProgress('CatchingUp', { kind: 'Switchover', trigger: 'Drill', epoch: 5 });
+    expect(decide(split(drill)).status.currentOperation?.step).toBe('Aborted');
   });
 
   it('never reports the primary available on no evidence: too few observers is Unknown', () => {

@@ -55,7 +55,7 @@ import {
   promotes,
   withStep,
 } from './operation.ts';
-import { isProtected, judgeReprotect } from './reprotect.ts';
+import { isProtected, judgeReprotect, strayBesideReprotect } from './reprotect.ts';
 import { judgeRequest } from './requests.ts';
 import { failoverProtection, leaseGate } from './split-brain.ts';
 
@@ -376,13 +376,10 @@ function standDownReason(c: Context, op: Operation): [Operation['step'], string]
     if (c.verdict?.down && !isTerminal(op.step) && op.step !== 'CatchingUp')
       return ['Aborted', `${op.to} is down by quorum: the failover rules act first`];
     // Never two writers: a database taking writes beside the primary is fenced first (guard 3).
-    // Not the one rejoining (the rejoin stops it), nor one marked with the epoch (all EpochOnly does).
     const writers = policyClusters(spec).filter(
       (n) =>
         n !== op.to &&
-        n !== op.from &&
-        writable(clusters[n]) &&
-        (clusters[n]?.fencedEpoch ?? -1) < op.epoch &&
+        strayBesideReprotect(spec, clusters[n], op.from, op.epoch) &&
         (clusters[n]?.observedAt ?? 0) > new Date(op.startedAt),
     );
     if (writers.length)
@@ -411,21 +408,19 @@ function standDownReason(c: Context, op: Operation): [Operation['step'], string]
         `${writers.join(' and ')} ${writers.length === 1 ? 'accepts' : 'accept'} writes beside ${op.to}; fencing ${writers.length === 1 ? 'it' : 'them'} ${op.step === 'Promoting' ? 'before promoting' : 'before going on'}`,
       ];
   }
-  // A switchover needs its primary: one lost by quorum before the promotion stands down, so the
-  // failover rules can act instead of retrying a fence or a catch-up against a primary that is gone.
-  // Not while this operator itself still reaches it taking writes (observers that disagree): it
-  // can fence it and let the standby catch up, which is what a person asks for then.
-  if (
-    op.kind === 'Switchover' &&
-    beforePromotion(op.step) &&
-    c.verdict?.down &&
-    !operatorSeesWriting(c, op.from)
-  )
-    return ['Aborted', `${op.from} was lost (${c.verdict.message}) before ${op.to} was promoted`];
   // A switchover the provider does itself (Aurora global: both ends rejoin by themselves) is one
   // long Promoting step that needs the old writer; with it lost and the target not promoted yet,
   // the provider refuses or never finishes it, so it stands down for the failover rules.
   const native = clusters[op.from]?.rejoinsAfterSwitchover && clusters[op.to]?.rejoinsAfterSwitchover;
+  // A switchover needs its primary: one lost by quorum before the promotion stands down, so the
+  // failover rules can act instead of retrying a fence or a catch-up against a primary that is gone.
+  // Not a person's while this operator itself still reaches it (observers that disagree): it can
+  // fence it and let the standby catch up, which is what the person asked for then. Reached means
+  // taking writes, or read-only under this very switchover's fence (its own Fencing step).
+  const reached = operatorSeesWriting(c, op.from) || operatorSeesFencedBy(c, op.from, op.epoch);
+  const personal = op.trigger === 'Manual' && !native;
+  if (op.kind === 'Switchover' && beforePromotion(op.step) && c.verdict?.down && !(personal && reached))
+    return ['Aborted', `${op.from} was lost (${c.verdict.message}) before ${op.to} was promoted`];
   if (
     op.kind === 'Switchover' &&
     op.step === 'Promoting' &&
@@ -460,11 +455,22 @@ function primarySeenAlive(c: Context, primary: string): string | undefined {
 
 /** This operator's own probe, as fresh as a vote must be, finds `name` taking writes. */
 function operatorSeesWriting(c: Context, name: string): boolean {
+  return writable(c.input.clusters[name]) && freshProbe(c, name);
+}
+
+/** This operator's own fresh probe finds `name` read-only under a fence at `epoch` (or later). */
+function operatorSeesFencedBy(c: Context, name: string, epoch: number): boolean {
+  const f = c.input.clusters[name];
+  return (
+    f?.reachable === true && f.role === 'Fenced' && (f.fencedEpoch ?? -1) >= epoch && freshProbe(c, name)
+  );
+}
+
+/** A probe as fresh as a vote must be: a restarted operator's view from status may be old. */
+function freshProbe(c: Context, name: string): boolean {
   const { clusters, spec, now } = c.input;
-  const f = clusters[name];
-  // A restarted operator's view from status may be old.
-  const fresh = f?.observedAt && now.getTime() - f.observedAt.getTime() <= maxObservationAgeMs(spec);
-  return writable(f) && fresh === true;
+  const at = clusters[name]?.observedAt;
+  return at !== undefined && now.getTime() - at.getTime() <= maxObservationAgeMs(spec);
 }
 
 /** A failover fences, with its old primary, whatever else takes writes when it starts. */

@@ -81,6 +81,34 @@ describe('reprotect: who needs it and whether it may start alone', () => {
     expect(next.status.currentOperation?.step).not.toBe('Aborted');
   });
 
+  it('a former primary its provider reprotects (a new replica, the old instance left running) is a stray while it takes writes; a marked writer is one too unless fencing is EpochOnly', () => {
+    const behind = { agent: agent({}, { relation: 'Behind', divergedBytes: 0 }) };
+    const rds = { ...primaryUp('a', 4), ...behind, reprotectsItself: true };
+    // Its fence was refused a minute ago (RDS allows no ALTER SYSTEM), so guard 3 waits to retry.
+    const refused = {
+      ...{ id: 'fence-a', kind: 'Fence' as const, trigger: 'Automatic' as const, from: 'a', to: 'b' },
+      ...{ epoch: 5, result: 'Aborted' as const, startedAt: ago(65).toISOString() },
+      ...{ completedAt: ago(60).toISOString(), message: 'could not fence a: permission denied' },
+    };
+    const managed = decide(
+      formerPrimary(rds, {
+        status: { activePrimary: 'b', epoch: 5, history: [refused] },
+        clusters: { a: rds, b: primaryUp('b', 5), c: standby('c', 1, 1000, 4, 5) },
+      }),
+    );
+    expect(managed.status.currentOperation).toBeUndefined();
+    expect(managed.reprotectWaiting).toMatchObject({ reason: 'StrayWriter', cluster: 'a' });
+    // ReadOnly fencing (the default): c, promoted by hand after replaying a fence mark, is still a writer.
+    const marked = { ...primaryUp('c', 5), fencedEpoch: 5 };
+    const plan = decide(
+      formerPrimary(behind, {
+        clusters: { a: { ...gone('a'), ...behind }, b: primaryUp('b', 5), c: marked },
+      }),
+    );
+    // Fenced first (guard 3), not rejoined beside it.
+    expect(plan.status.currentOperation).toMatchObject({ kind: 'Fence', from: 'c' });
+  });
+
   it('does not start beside a stray writer whose fence was refused; it waits, and starts once that is fenced', () => {
     const behind = { agent: agent({}, { relation: 'Behind', divergedBytes: 0 }) };
     // c was promoted by hand; its fence was refused a minute ago, so guard 3 waits to retry.

@@ -118,6 +118,23 @@ function primaryMovedAt(status: DecideInput['status']): Date | undefined {
   return last ? new Date(last.completedAt) : undefined;
 }
 
+/**
+ * Whether `f` takes writes beside the primary so that a reprotect of `rejoining` must wait for it
+ * to be fenced (guard 3). Not the former primary itself when its agent rejoins it (the rejoin
+ * stops it first; a provider's own reprotect leaves the old instance running), nor, under
+ * EpochOnly, one marked with the epoch (all that mode does: guard 3 leaves it be).
+ */
+export function strayBesideReprotect(
+  spec: DecideInput['spec'],
+  f: ClusterFacts | undefined,
+  rejoining: string,
+  epoch: number,
+): boolean {
+  if (!writable(f)) return false;
+  if (f?.name === rejoining && !f.reprotectsItself) return false;
+  return !(spec.promotion.fencing === 'EpochOnly' && (f?.fencedEpoch ?? -1) >= epoch);
+}
+
 /** The first former primary that needs reprotecting: start it, or say why it waits. */
 export function judgeReprotect(input: DecideInput, active: string): ReprotectVerdict | undefined {
   const { spec, status, clusters, now } = input;
@@ -164,10 +181,9 @@ export function judgeReprotect(input: DecideInput, active: string): ReprotectVer
     // Never beside two writers: a database taking writes beside the primary is fenced first
     // (guard 3). Started anyway, it would stand down at once, and start again at every probe
     // while that fence is refused.
-    // Not this one (its rejoin stops it), nor one marked with the epoch (all EpochOnly does).
     const epoch = status.epoch ?? 0;
     const writers = policyClusters(spec).filter(
-      (n) => n !== active && n !== name && writable(clusters[n]) && (clusters[n]?.fencedEpoch ?? -1) < epoch,
+      (n) => n !== active && strayBesideReprotect(spec, clusters[n], name, epoch),
     );
     if (writers.length) {
       wait({
