@@ -92,8 +92,12 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T> {
 export function replacing(status: FailoverPolicyStatus, primary: string): Operation | undefined {
   const op = status.currentOperation;
   if (op?.kind !== 'Failover' || op.from !== primary) return undefined;
-  return op.step === 'Completed' || op.step === 'Aborted' ? undefined : op;
+  return underWay(op) ? op : undefined;
 }
+
+/** An operation not yet at Completed or Aborted. */
+const underWay = (op: Operation | undefined): op is Operation =>
+  op !== undefined && op.step !== 'Completed' && op.step !== 'Aborted';
 
 export class SplitBrainGuard {
   private readonly o: Required<GuardOptions>;
@@ -210,11 +214,10 @@ export class SplitBrainGuard {
     // Only a look that answered counts a server as stopped: one that failed (a server that runs
     // but does not answer on its socket, a hung one) is no proof that it takes no writes.
     this.serverSeenDown = seen === 'Down';
-    // Owed, and the server runs: fenced now, whether this run or an earlier one (restarted while
-    // its database was down) reported it so.
-    const owed = this.lease;
-    // Still down: it starts read-only, so it takes no write before the fence is made.
-    if (owed?.state === 'SelfFenced' && owed.fenceOwed && this.serverSeenDown)
+    // A fence owed, whether this run or an earlier one (restarted while its database was down)
+    // reported it so. Still down: it starts read-only, so it takes no write before the fence.
+    const owed = this.fenceOwed() ? this.lease : undefined;
+    if (owed && this.serverSeenDown)
       await this.o.ports
         .readOnlyAtStart?.()
         .then((wrote) => {
@@ -227,7 +230,8 @@ export class SplitBrainGuard {
             'split-brain guard: could not make it start read-only',
           ),
         );
-    if (owed?.state === 'SelfFenced' && owed.fenceOwed && server !== 'Down')
+    // Running: fenced now.
+    if (owed && server !== 'Down')
       await this.fenceNow(
         owed.operationId ? `operation ${owed.operationId} replaces this primary` : 'a fence owed',
         owed.epoch,
@@ -308,8 +312,7 @@ export class SplitBrainGuard {
       // The primary this agent kept the Lease for, superseded meanwhile: it must not take writes.
       // (A promotion of this database, before status says so, is no such thing.)
       const op = status.currentOperation;
-      const promotingThis =
-        op && op.to === this.o.cluster && op.step !== 'Completed' && op.step !== 'Aborted';
+      const promotingThis = underWay(op) && op.to === this.o.cluster;
       // Another database is the primary: this one, writable, must not be (the operator fences it
       // too, as a stray, when it reaches it; this does not wait for that).
       // Already fenced by this agent: nothing to add (a second mark would be WAL a rejoin discards).
@@ -630,8 +633,7 @@ export function stillPrimary(world: GuardWorld, cluster: string, epoch: number):
   if (status.activePrimary !== cluster || (status.epoch ?? 0) !== epoch)
     return `the policy names ${status.activePrimary ?? 'no primary'} at epoch ${status.epoch ?? 0}`;
   const op = status.currentOperation;
-  if (op && op.from === cluster && op.step !== 'Completed' && op.step !== 'Aborted')
-    return `${op.kind} ${op.id} is under way from this database`;
+  if (underWay(op) && op.from === cluster) return `${op.kind} ${op.id} is under way from this database`;
   return undefined;
 }
 

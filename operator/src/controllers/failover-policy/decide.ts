@@ -41,6 +41,7 @@ import {
   type DecideInput,
   healthyStandby,
   policyClusters,
+  probedSince,
   seconds,
   writable,
 } from './facts.ts';
@@ -553,8 +554,7 @@ const fenceStrayPrimary: Guard = (c) => {
     const facts = input.clusters[name];
     if (name === active || !writable(facts)) continue;
     // Only a probe taken after the last operation ended says so: one from before may predate its fence.
-    const ended = base.history?.[0]?.completedAt;
-    if (ended && !(facts?.observedAt && facts.observedAt > new Date(ended))) continue;
+    if (!probedSince(facts, base.history?.[0]?.completedAt)) continue;
     // EpochOnly can only mark a database with the epoch: once it holds it, there is no more to do.
     if (input.spec.promotion.fencing === 'EpochOnly' && (facts?.fencedEpoch ?? -1) >= epoch) continue;
     // After a fence that did not take, or was refused, wait before the next: a stand-down (the
@@ -799,8 +799,7 @@ const unfenceLeftPrimary: Guard = (c) => {
   if (f.fencedEpoch <= (base.epoch ?? 0)) return undefined;
   // Only a probe taken after the last operation ended: one from before may predate this very
   // rollback's unfence, which would start it again at every reconcile until the next probe.
-  const ended = base.history?.[0]?.completedAt;
-  if (ended && !(f.observedAt && f.observedAt > new Date(ended))) return undefined;
+  if (!probedSince(f, base.history?.[0]?.completedAt)) return undefined;
   const fencedAt = f.fencedEpoch;
   const others = policyClusters(input.spec).filter((n) => n !== c.active);
   if (

@@ -125,3 +125,10 @@ export const healthyStandby = (f: ClusterFacts | undefined): boolean =>
   f?.exists === true && f.reachable && f.role === 'Standby';
 
 export const seconds = (n: number) => n * 1000;
+
+/**
+ * Whether `f` was probed after `at` (an operation's end): a probe from before may predate what
+ * that operation did (its fence, its unfence, a rejoin). No `at`: any probe counts.
+ */
+export const probedSince = (f: ClusterFacts | undefined, at: string | undefined): boolean =>
+  at === undefined || (f?.observedAt !== undefined && f.observedAt > new Date(at));

@@ -13,7 +13,7 @@ import { agentAlive } from '../../agent/liveness.ts';
 import type { AgentReport, Operation } from '../../api/v1alpha1/index.ts';
 import { standbysOf } from './candidates.ts';
 import type { ClusterFacts, DecideInput } from './facts.ts';
-import { healthyStandby, policyClusters, writable } from './facts.ts';
+import { healthyStandby, policyClusters, probedSince, writable } from './facts.ts';
 import { newOperation } from './operation.ts';
 
 export type ReprotectWaitReason =
@@ -154,7 +154,7 @@ export function judgeReprotect(input: DecideInput, active: string): ReprotectVer
     // Only a probe taken after its last reprotect ended: one from before (taken mid-rejoin, the
     // server down) with the agent's look from before the rejoin would start another at once.
     const previous = status.history?.find((r) => r.kind === 'Reprotect' && r.from === name);
-    if (previous && !(f.observedAt && f.observedAt > new Date(previous.completedAt))) continue;
+    if (!probedSince(f, previous?.completedAt)) continue;
     const ready = readiness(f, active, now, moved);
     if (!ready.ok) {
       // An unreachable standby without agent is the failover rules' business (FailoverReady says so).

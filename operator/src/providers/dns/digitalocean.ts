@@ -286,9 +286,8 @@ export class DigitalOceanDnsProvider implements DnsProvider {
     const own = parseOwnershipTxt(snap.txt.map((r) => txtString(r.data)));
     // Every value, as the other providers read them: a second record added by hand never reads
     // as the one the operator wrote.
-    const values = snap.records.map((r) => normalizeValue(record.type, r.data, loc.domain));
     return {
-      ...(current ? { value: values.sort().join(', '), ttl: current.ttl } : {}),
+      ...(current ? { value: joinedValue(snap.records, record.type, loc.domain), ttl: current.ttl } : {}),
       ...own,
     };
   }
@@ -446,11 +445,10 @@ export class DigitalOceanDnsProvider implements DnsProvider {
     const snap = await this.snapshot(loc, record.type);
     const strings = snap.txt.map((r) => txtString(r.data));
     const owners = strings.filter((s) => s.startsWith('owner=')).map((s) => s.slice('owner='.length));
-    const values = snap.records.map((r) => normalizeValue(record.type, r.data, loc.domain));
     // Of several owner strings, any naming another owner makes the name not ours alone.
     const claimant = owners.find((o) => o !== owner) ?? owners[0];
     const state: DnsRecordState = {
-      ...(values.length > 0 ? { value: values.sort().join(', ') } : {}),
+      ...(snap.records.length > 0 ? { value: joinedValue(snap.records, record.type, loc.domain) } : {}),
       ...(claimant !== undefined ? { owner: claimant } : {}),
     };
     if (planRemoval(record, state, owner) === 'absent') return { removed: false };
@@ -599,6 +597,14 @@ export function relativeName(fqdn: string, domain: string): string | undefined {
 export function absoluteName(relative: string, domain: string): string {
   const name = relative.toLowerCase();
   return name === '@' ? domain : `${name}.${domain}`;
+}
+
+/** Every value of a name's records in the port's form, sorted and joined (one for one record). */
+function joinedValue(records: DomainRecord[], type: DnsRecordType, domain: string): string {
+  return records
+    .map((r) => normalizeValue(type, r.data, domain))
+    .sort()
+    .join(', ');
 }
 
 /**
