@@ -208,6 +208,112 @@ describe('observing a healthy pair', () => {
   });
 });
 
+describe("the active primary's probe and heartbeat in one statement", () => {
+  let pair: PostgresPair;
+  let primary: SelfManagedPostgres;
+  beforeAll(async () => {
+    pair = await startPair('inline');
+    primary = provider(pair, 'primary');
+  });
+
+  /** What `fn` sends, counted as the statements sessions were given. */
+  async function statementsOf<T>(fn: () => Promise<T>): Promise<{ result: T; statements: number }> {
+    const spy = vi.spyOn(pg.Client.prototype, 'query');
+    try {
+      const result = await fn();
+      return { result, statements: spy.mock.calls.length };
+    } finally {
+      spy.mockRestore();
+    }
+  }
+
+  it('writes the first heartbeat in two steps (creating the table), then asks both in one statement', async () => {
+    const first = new Date('2026-03-01T10:00:00.000Z');
+    const r1 = await primary.observeWithHeartbeat(1, first);
+    expect(r1.heartbeatError).toBeUndefined();
+    expect(r1.observation).toMatchObject({ reachable: true, role: 'Primary', timeline: 1 });
+    expect((await primary.observe()).heartbeat).toEqual({ epoch: 1, writtenAt: first });
+
+    const second = new Date('2026-03-01T10:00:05.000Z');
+    const { result: r2, statements } = await statementsOf(() => primary.observeWithHeartbeat(1, second));
+    expect(statements).toBe(1);
+    expect(r2.heartbeatError).toBeUndefined();
+    // The facts of one snapshot, from before this heartbeat: as observe() reads ahead of writeHeartbeat().
+    const plain = await primary.observe();
+    expect(r2.observation).toMatchObject({
+      reachable: true,
+      role: 'Primary',
+      timeline: plain.timeline,
+      replicas: [expect.objectContaining({ applicationName: 'standby', state: 'streaming' })],
+      heartbeat: { epoch: 1, writtenAt: first },
+    });
+    expect(isLsn(lsnOf(r2.observation))).toBe(true);
+    expect(plain.heartbeat).toEqual({ epoch: 1, writtenAt: second });
+  });
+
+  it('never lowers the epoch: a newer one stands, and the heartbeat says why it was not written', async () => {
+    await primary.writeHeartbeat(5, new Date('2026-03-01T10:01:00.000Z'));
+    for (let i = 0; i < 2; i++) {
+      const r = await primary.observeWithHeartbeat(4, new Date());
+      expect(r.observation).toMatchObject({ role: 'Primary', heartbeat: { epoch: 5 } });
+      expect(r.heartbeatError).toMatchObject({
+        reason: 'PreconditionFailed',
+        message: expect.stringMatching(/epoch 5, newer than 4/),
+      });
+    }
+    expect((await primary.observe()).heartbeat).toMatchObject({ epoch: 5 });
+  });
+
+  it('a primary fenced since the last probe is observed Fenced, and gets no heartbeat', async () => {
+    await primary.observeWithHeartbeat(5, new Date());
+    const before = new Date('2026-03-01T10:02:00.000Z');
+    const { statements } = await statementsOf(() => primary.observeWithHeartbeat(5, before));
+    expect(statements).toBe(1);
+    await primary.fence({ operationId: 'op-inline', epoch: 6, mode: 'ReadOnly' });
+    const r = await primary.observeWithHeartbeat(5, new Date());
+    expect(r).toEqual({ observation: expect.objectContaining({ reachable: true, role: 'Fenced' }) });
+    expect((await primary.observe()).heartbeat).toEqual({ epoch: 5, writtenAt: before, fencedEpoch: 6 });
+    await primary.unfence();
+    await primary.observeWithHeartbeat(5, new Date());
+  });
+
+  it('a database closed to connections (its sessions kept) is Fenced, and gets no heartbeat', async () => {
+    const last = new Date('2026-03-01T10:03:00.000Z');
+    await primary.observeWithHeartbeat(5, new Date());
+    const { statements } = await statementsOf(() => primary.observeWithHeartbeat(5, last));
+    expect(statements).toBe(1);
+    // From another database: PostgreSQL does not close the one a session is in.
+    const c = pair.connection('primary');
+    const admin = new pg.Client({
+      host: c.host,
+      port: c.port,
+      user: c.user,
+      password: c.password,
+      database: 'postgres',
+    });
+    await admin.connect();
+    sessions.push(admin);
+    const db = pair.database;
+    await admin.query(`ALTER DATABASE ${db} ALLOW_CONNECTIONS false`);
+    try {
+      const r = await primary.observeWithHeartbeat(5, new Date());
+      expect(r).toEqual({ observation: expect.objectContaining({ reachable: true, role: 'Fenced' }) });
+      expect((await primary.observe()).heartbeat).toEqual({ epoch: 5, writtenAt: last });
+    } finally {
+      await admin.query(`ALTER DATABASE ${db} ALLOW_CONNECTIONS true`);
+    }
+  });
+
+  it('the standby is observed as one, with nothing written and nothing to report', async () => {
+    const standby = provider(pair, 'standby');
+    for (let i = 0; i < 2; i++) {
+      expect(await standby.observeWithHeartbeat(5, new Date())).toEqual({
+        observation: expect.objectContaining({ reachable: true, role: 'Standby' }),
+      });
+    }
+  });
+});
+
 describe('a server that refuses connections, then comes back', () => {
   it('is asked with a bare socket while it refuses or before its first session, with the same failure, and observed at once when back', async () => {
     const pair = await startPair('refusing');

@@ -289,6 +289,42 @@ describe('a probe that gets an answer', () => {
     expect(metric.values.find((v) => v.metricName?.endsWith('_count'))?.value).toBe(1);
   });
 
+  it('asks observe and heartbeat as one call where the adapter can, and a refused heartbeat leaves the answer standing', async () => {
+    const asked: [number, Date][] = [];
+    let plainObserves = 0;
+    const combined = new ClusterProbes({
+      client: secretClient,
+      clock,
+      log: silentLogger,
+      factory: () =>
+        ({
+          observe: async () => {
+            plainObserves++;
+            return answered;
+          },
+          writeHeartbeat: async () => {
+            throw new Error('not this way');
+          },
+          observeWithHeartbeat: async (epoch: number, at: Date) => {
+            asked.push([epoch, at]);
+            return { observation: answered, heartbeatError: new Error('epoch 5, newer than 2') };
+          },
+          close: async () => undefined,
+        }) as unknown as DatabaseProvider,
+    });
+    const record = await combined.probe({ ...target, heartbeatEpoch: 2 });
+    expect(record).toMatchObject({
+      consecutiveFailures: 0,
+      observation: { reachable: true, role: 'Primary' },
+    });
+    expect(asked).toEqual([[2, clock.now()]]);
+    expect(plainObserves).toBe(0);
+    // Not the active primary: a plain observation, no heartbeat.
+    await combined.probe({ ...target, key: 'ns/other' });
+    expect(plainObserves).toBe(1);
+    expect(asked).toHaveLength(1);
+  });
+
   it('counts an answer that says unreachable as a failure at once', async () => {
     const record = probes.probe(target);
     await vi.advanceTimersByTimeAsync(0);

@@ -288,15 +288,25 @@ export class ClusterProbes {
     const started = performance.now();
     try {
       const provider = await this.ensureProvider(target);
-      const observation = await provider.observe();
+      const epoch = target.heartbeatEpoch;
+      let observation: DatabaseObservation;
+      let heartbeatError: unknown;
+      if (epoch !== undefined && provider.observeWithHeartbeat) {
+        ({ observation, heartbeatError } = await provider.observeWithHeartbeat(epoch, now));
+      } else {
+        observation = await provider.observe();
+        if (epoch !== undefined && observation.reachable && observation.role === 'Primary') {
+          await provider.writeHeartbeat(epoch, now).catch((err: unknown) => {
+            heartbeatError = err;
+          });
+        }
+      }
       if (observation.failure?.reason === 'AuthenticationFailed') this.forgetCredentials(target);
-      if (target.heartbeatEpoch !== undefined && observation.reachable && observation.role === 'Primary') {
-        await provider.writeHeartbeat(target.heartbeatEpoch, now).catch((err: unknown) => {
-          this.log.warn(
-            { cluster: target.key, err: (err as Error).message },
-            'could not write the heartbeat',
-          );
-        });
+      if (heartbeatError !== undefined) {
+        this.log.warn(
+          { cluster: target.key, err: (heartbeatError as Error).message },
+          'could not write the heartbeat',
+        );
       }
       return observation;
     } catch (err) {

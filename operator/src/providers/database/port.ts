@@ -157,6 +157,15 @@ export interface DatabaseProvider {
   /** Writes the heartbeat row (epoch, time) on a primary; creates the table if it is missing. */
   writeHeartbeat(epoch: number, at: Date): Promise<void>;
   /**
+   * Optional: observe, then the heartbeat when the observation is a writable primary (`Primary`),
+   * as the active primary's probe asks them, in one round trip where the adapter can. Never
+   * throws; a heartbeat that failed is `heartbeatError`. Without it, the caller makes the two calls.
+   */
+  observeWithHeartbeat?(
+    epoch: number,
+    at: Date,
+  ): Promise<{ observation: DatabaseObservation; heartbeatError?: Error }>;
+  /**
    * Starts making this database the primary, or checks on a promotion already started, and
    * returns within a few seconds: `Promoted` once it accepts writes (already primary:
    * `alreadyPrimary: true`, nothing done), `Pending` while the provider is still at it. Never

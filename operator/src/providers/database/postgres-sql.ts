@@ -93,6 +93,11 @@ export class PostgresSql {
    * seconds that set a restart's peak). One more TCP handshake per server that does accept.
    */
   private refusedAtConnect = true;
+  /**
+   * The last probe with the heartbeat found a writable primary with the heartbeat table: the next
+   * one asks both in one statement (see observeWithHeartbeat).
+   */
+  private heartbeatInline = false;
 
   constructor(connection: DatabaseConnection, options: PostgresSqlOptions = {}) {
     this.connection = connection;
@@ -238,15 +243,89 @@ export class PostgresSql {
         if (!isRefusedByDatabase(err) || !(await this.restoreLeftoverFence(epoch))) throw err;
         refusing = await this.withClient((client) => this.writeOwnHeartbeat(client, epoch, at));
       }
-      // Looked at once per set of refusing databases: an administrator's own CONNECTION LIMIT 0
-      // has no records, and is left alone without a look on every heartbeat.
-      if (refusing !== '' && refusing !== this.leftoverCheckedFor) {
-        await this.restoreLeftoverFence(epoch);
-        this.leftoverCheckedFor = refusing;
-      }
+      await this.checkRefusingDatabases(epoch, refusing);
     } catch (err) {
       throw classifyPostgresError(err, this.target);
     }
+  }
+
+  /**
+   * observe(), then writeHeartbeat() when the observation is a writable primary, as the active
+   * primary's probe needs them; the heartbeat's failure is returned, not thrown. Never throws.
+   *
+   * Once a heartbeat has gone through on this database, both are one statement (one round trip,
+   * one snapshot): the probe's facts, and the upsert under the same conditions a Primary
+   * observation has (not in recovery, not read-only, the database not closed). A server that is
+   * no longer a writable primary refuses the whole statement (a standby or a read-only default
+   * cannot run an INSERT), and the two steps apart then say what it is; so do a missing table or
+   * column, or a database that refuses the operator. Half the round trips of the active
+   * primaries' probes, and half of their share of the operator's socket and parsing work.
+   */
+  async observeWithHeartbeat(epoch: number, at: Date): Promise<ObservedWithHeartbeat> {
+    assertEpoch(epoch);
+    if (!this.heartbeatInline) return this.observeThenHeartbeat(epoch, at);
+    const started = performance.now();
+    const durationMs = () => Math.round(performance.now() - started);
+    let row: ProbeWithHeartbeatRow | undefined;
+    try {
+      row = await this.withClient(
+        async (client) =>
+          (
+            await client.query<ProbeWithHeartbeatRow>({
+              name: 'failover-probe-heartbeat',
+              text: PROBE_AND_HEARTBEAT,
+              values: [this.connection.database, epoch, at],
+            })
+          ).rows[0],
+      );
+    } catch (err) {
+      this.heartbeatInline = false;
+      if (answeredByServer(err)) return this.observeThenHeartbeat(epoch, at);
+      const failure = classifyPostgresError(err, this.target);
+      return {
+        observation: {
+          reachable: false,
+          role: 'Unknown',
+          failure: { reason: failure.reason, message: failure.message },
+          durationMs: durationMs(),
+        },
+      };
+    }
+    if (!row) throw new Error('the probe statement returned no row');
+    // Read in the statement's snapshot: the row as it was before this heartbeat, as observe() reads it.
+    const heartbeat = heartbeatOf(row.heartbeat);
+    const observation = {
+      ...observationOf(row, heartbeat, row.read_only === true || row.closed === true),
+      durationMs: durationMs(),
+    };
+    if (observation.role !== 'Primary') {
+      this.heartbeatInline = false;
+      return { observation };
+    }
+    if (row.written_epoch == null) {
+      this.heartbeatInline = false;
+      return { observation, heartbeatError: this.newerEpochError(epoch, heartbeat) };
+    }
+    try {
+      await this.checkRefusingDatabases(epoch, row.refusing ?? '');
+    } catch (err) {
+      return { observation, heartbeatError: classifyPostgresError(err, this.target) };
+    }
+    return { observation };
+  }
+
+  /** observeWithHeartbeat as two round trips; a heartbeat that goes through makes the next one inline. */
+  private async observeThenHeartbeat(epoch: number, at: Date): Promise<ObservedWithHeartbeat> {
+    const observation = await this.observe();
+    if (!observation.reachable || observation.role !== 'Primary') return { observation };
+    try {
+      await this.writeHeartbeat(epoch, at);
+    } catch (err) {
+      return { observation, heartbeatError: err as Error };
+    }
+    this.heartbeatInline = this.heartbeatSchemaChecked;
+    this.heartbeatTableMissing = false;
+    return { observation };
   }
 
   /**
@@ -478,17 +557,30 @@ export class PostgresSql {
   /** The heartbeat, refusing a lower epoch; returns the databases refusing connections ("" if none). */
   private async writeOwnHeartbeat(client: Session, epoch: number, at: Date): Promise<string> {
     const written = await this.upsertHeartbeat(client, epoch, at, 'refuse-lower');
-    if (written === undefined) {
-      const stored = await readHeartbeat(client);
-      const newer = Math.max(stored?.epoch ?? 0, stored?.fencedEpoch ?? 0);
-      throw new ProviderError(
-        'PreconditionFailed',
-        `${this.target} holds heartbeat epoch ${newer}, newer than ${epoch}: a later failover ` +
-          'fenced this database; it must not act as primary for the older epoch',
-        { retryable: false },
-      );
-    }
+    if (written === undefined) throw this.newerEpochError(epoch, await readHeartbeat(client));
     return written.refusing ?? '';
+  }
+
+  /** Why the heartbeat for `epoch` was refused: `stored`, the row found, holds a newer epoch or mark. */
+  private newerEpochError(epoch: number, stored: { epoch: number; fencedEpoch?: number } | undefined) {
+    const newer = Math.max(stored?.epoch ?? 0, stored?.fencedEpoch ?? 0);
+    return new ProviderError(
+      'PreconditionFailed',
+      `${this.target} holds heartbeat epoch ${newer}, newer than ${epoch}: a later failover ` +
+        'fenced this database; it must not act as primary for the older epoch',
+      { retryable: false },
+    );
+  }
+
+  /**
+   * After a heartbeat: databases refusing connections may be a fence this primary inherited
+   * (see writeHeartbeat). Looked at once per set of refusing databases: an administrator's own
+   * CONNECTION LIMIT 0 has no records, and is left alone without a look on every heartbeat.
+   */
+  private async checkRefusingDatabases(epoch: number, refusing: string): Promise<void> {
+    if (refusing === '' || refusing === this.leftoverCheckedFor) return;
+    await this.restoreLeftoverFence(epoch);
+    this.leftoverCheckedFor = refusing;
   }
 
   /**
@@ -612,35 +704,15 @@ export class PostgresSql {
       // (lag in seconds understated): a primary's is reported, a standby's from the next probe.
       heartbeat = row.in_recovery ? undefined : found;
     }
-    if (row.in_recovery) {
-      const walReceiver = walReceiverOf(row);
-      return {
-        reachable: true,
-        role: 'Standby',
-        ...(row.replay_lsn ? { lsn: row.replay_lsn } : {}),
-        ...(row.receive_lsn ? { receiveLsn: row.receive_lsn } : {}),
-        ...(row.timeline != null ? { timeline: Number(row.timeline) } : {}),
-        replayPaused: row.pause_state != null && row.pause_state !== 'not paused',
-        ...(walReceiver ? { walReceiver } : {}),
-        ...(heartbeat ? { heartbeat } : {}),
-      };
-    }
     // Every fence sets the read-only default first and resets it last. A database closed without
     // it is an administrator's doing, unless the closure is recorded: then it is a fence that no
     // longer holds (a promoted standby's inheritance), which the next heartbeat undoes.
     const fenced =
-      row.read_only === true ||
-      (row.closed === true &&
-        (inTargetDatabase || !(await isRecordedFence(client, this.connection.database))));
-    return {
-      reachable: true,
-      role: fenced ? 'Fenced' : 'Primary',
-      ...(row.lsn ? { lsn: row.lsn } : {}),
-      // A WAL file name starts with the timeline in 8 hex digits; it changes the moment a promotion ends.
-      ...(row.walfile ? { timeline: Number.parseInt(row.walfile.slice(0, 8), 16) } : {}),
-      replicas: (row.replicas ?? []).map(replicaOf),
-      ...(heartbeat ? { heartbeat } : {}),
-    };
+      !row.in_recovery &&
+      (row.read_only === true ||
+        (row.closed === true &&
+          (inTargetDatabase || !(await isRecordedFence(client, this.connection.database)))));
+    return observationOf(row, heartbeat, fenced);
   }
 
   private clientConfig(database: string): pg.ClientConfig {
@@ -826,6 +898,68 @@ function probeStatement(withHeartbeat: boolean): string {
 const PROBE_WITH_HEARTBEAT = probeStatement(true);
 const PROBE_WITHOUT_HEARTBEAT = probeStatement(false);
 
+/**
+ * The active primary's probe and heartbeat as one statement. Every part of a WITH sees one
+ * snapshot, so the facts (the heartbeat row included) are those from before the upsert, as
+ * observe() reads them ahead of writeHeartbeat(). The upsert is the heartbeat's (see
+ * upsertHeartbeat), only where the facts make a Primary observation; a standby or a read-only
+ * default refuses the whole statement before it runs (25006). $2: the epoch, $3: the time.
+ */
+const PROBE_AND_HEARTBEAT = `WITH facts AS MATERIALIZED (${PROBE_WITH_HEARTBEAT}),
+  written AS (
+    INSERT INTO ${HEARTBEAT_TABLE} AS h (id, epoch, written_at)
+    SELECT true, $2::bigint, $3::timestamptz FROM facts
+     WHERE NOT facts.in_recovery AND NOT facts.read_only AND NOT facts.closed
+    ON CONFLICT (id) DO UPDATE SET epoch = EXCLUDED.epoch, written_at = EXCLUDED.written_at, fenced_epoch = NULL
+    WHERE h.epoch <= EXCLUDED.epoch AND COALESCE(h.fenced_epoch, 0) <= EXCLUDED.epoch
+    RETURNING epoch,
+      (SELECT string_agg(oid::text, ',' ORDER BY oid) FROM pg_database
+        WHERE datconnlimit = 0 OR (NOT datallowconn AND NOT datistemplate)) AS refusing)
+  SELECT facts.*, (SELECT epoch FROM written) AS written_epoch, (SELECT refusing FROM written) AS refusing
+    FROM facts`;
+
+interface ProbeWithHeartbeatRow extends ProbeRow {
+  /** The epoch the heartbeat wrote; null when it was not written (not a primary, or a newer epoch stands). */
+  written_epoch: string | null;
+  refusing: string | null;
+}
+
+/** What observeWithHeartbeat found, and why the heartbeat was not written when it was not. */
+export interface ObservedWithHeartbeat {
+  observation: DatabaseObservation;
+  heartbeatError?: Error;
+}
+
+/** The observation a probe row makes; `fenced` is judged by the caller (see readFacts). */
+function observationOf(
+  row: ProbeRow,
+  heartbeat: DatabaseObservation['heartbeat'],
+  fenced: boolean,
+): Omit<DatabaseObservation, 'durationMs'> {
+  if (row.in_recovery) {
+    const walReceiver = walReceiverOf(row);
+    return {
+      reachable: true,
+      role: 'Standby',
+      ...(row.replay_lsn ? { lsn: row.replay_lsn } : {}),
+      ...(row.receive_lsn ? { receiveLsn: row.receive_lsn } : {}),
+      ...(row.timeline != null ? { timeline: Number(row.timeline) } : {}),
+      replayPaused: row.pause_state != null && row.pause_state !== 'not paused',
+      ...(walReceiver ? { walReceiver } : {}),
+      ...(heartbeat ? { heartbeat } : {}),
+    };
+  }
+  return {
+    reachable: true,
+    role: fenced ? 'Fenced' : 'Primary',
+    ...(row.lsn ? { lsn: row.lsn } : {}),
+    // A WAL file name starts with the timeline in 8 hex digits; it changes the moment a promotion ends.
+    ...(row.walfile ? { timeline: Number.parseInt(row.walfile.slice(0, 8), 16) } : {}),
+    replicas: (row.replicas ?? []).map(replicaOf),
+    ...(heartbeat ? { heartbeat } : {}),
+  };
+}
+
 function heartbeatOf(
   row: ProbeRow['heartbeat'],
 ): { epoch: number; writtenAt: Date; fencedEpoch?: number } | undefined {
@@ -964,6 +1098,18 @@ function isDatabaseLimited(err: unknown): boolean {
   return (
     sqlState(err) === '53300' && isFatal(err) && /connections for database/.test((err as Error).message ?? '')
   );
+}
+
+/**
+ * The server answered the statement with an error about it (not in recovery any more, read-only,
+ * no such table, a database closed to the role), not with a timeout, a shutdown or a lost or
+ * refused connection: asking again, another way, is worth a round trip.
+ */
+function answeredByServer(err: unknown): boolean {
+  const state = sqlState(err);
+  if (state === undefined) return false;
+  if (isRefusedByDatabase(err)) return true;
+  return !/^(08|53|57|58|XX)/.test(state);
 }
 
 /** The application database refuses the operator's role, as a fence makes it. */

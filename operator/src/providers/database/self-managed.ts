@@ -12,7 +12,7 @@ import type {
   PromoteOutcome,
   PromoteRequest,
 } from './port.ts';
-import { PostgresSql, type PostgresSqlOptions } from './postgres-sql.ts';
+import { type ObservedWithHeartbeat, PostgresSql, type PostgresSqlOptions } from './postgres-sql.ts';
 import { PromotionsUnderWay } from './promotions.ts';
 
 export interface SelfManagedPostgresOptions extends PostgresSqlOptions {
@@ -41,6 +41,10 @@ export class SelfManagedPostgres implements DatabaseProvider {
 
   writeHeartbeat(epoch: number, at: Date): Promise<void> {
     return this.sql.writeHeartbeat(epoch, at);
+  }
+
+  observeWithHeartbeat(epoch: number, at: Date): Promise<ObservedWithHeartbeat> {
+    return this.sql.observeWithHeartbeat(epoch, at);
   }
 
   /**
