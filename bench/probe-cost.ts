@@ -6,7 +6,8 @@
  * 2. The operator process probing 200 clusters every 2 s (100 policies, each a primary and a
  *    standby pointed at the same real pair): its CPU use and memory over BENCH_PROBE_SECONDS.
  *    BENCH_CLUSTERS and BENCH_PROBE_INTERVAL_SECONDS change the fleet and the interval (each
- *    cluster holds one session: the server is given max_connections for them).
+ *    cluster holds one session: the server is given max_connections for them); BENCH_PROBE_RTT_MS
+ *    puts that round trip between the operator and both servers (a delaying proxy).
  *
  * The policies' DNS provider is Route53 without AWS credentials: each DNS check fails on the
  * credential chain and is retried with backoff (1 s, doubling to 5 minutes): about 120 of them
@@ -32,12 +33,16 @@ import { installCrds } from '../test/harness/crds.ts';
 import { OperatorProcess } from '../test/harness/operator-process.ts';
 import { startPostgresPair } from '../test/harness/postgres.ts';
 import { installSignalCleanup } from '../test/harness/processes.ts';
+import { TcpProxy } from '../test/harness/tcp-proxy.ts';
 import { waitFor } from '../test/harness/wait.ts';
 import { cpuSeconds, requestsByMethod } from './process-stats.ts';
 
 const CLUSTERS = Number(process.env.BENCH_CLUSTERS ?? 200);
 // BENCH_CLUSTERS=4000 BENCH_PROBE_INTERVAL_SECONDS=5: 2,000 healthy policies at the default interval.
 const INTERVAL_S = Number(process.env.BENCH_PROBE_INTERVAL_SECONDS ?? 2);
+// BENCH_PROBE_RTT_MS=80: the operator reaches both servers through a proxy that holds every chunk
+// half of that each way, as a prober in a third region reaches databases in two others.
+const RTT_MS = Number(process.env.BENCH_PROBE_RTT_MS ?? 0);
 const SECONDS = Number(process.env.BENCH_PROBE_SECONDS ?? 60);
 const SETTLE_SECONDS = Number(process.env.BENCH_SETTLE_SECONDS ?? 30);
 const say = (s: string) => process.stdout.write(`[bench probes] ${s}\n`);
@@ -54,6 +59,7 @@ const pair = await startPostgresPair({
 });
 const dir = mkdtempSync(join(tmpdir(), 'failover-bench-probes-'));
 let op: OperatorProcess | undefined;
+const proxies: TcpProxy[] = [];
 installSignalCleanup(async () => {
   await op?.stop();
   await pair.stop();
@@ -96,12 +102,12 @@ try {
     body: { metadata: { name: 'pg' }, stringData: { username: pair.user, password: pair.password } },
   });
   const client = new KubeClient(kc);
-  const clusterSpec = (node: 'primary' | 'standby', region: string) => ({
+  const clusterSpec = (node: 'primary' | 'standby', region: string, port = pair.server(node).port) => ({
     region,
     provider: { type: 'SelfManaged' as const },
     connection: {
       host: '127.0.0.1',
-      port: pair.server(node).port,
+      port,
       database: pair.database,
       sslMode: 'disable' as const,
       credentialsSecretRef: { name: 'pg', usernameKey: 'username', passwordKey: 'password' },
@@ -142,20 +148,29 @@ try {
     `one probe cycle (steady state, pooled): p50 ${pct(0.5)} ms, p90 ${pct(0.9)} ms, p99 ${pct(0.99)} ms; connections held: ${held / 2} per cluster (${held} for a primary and a standby)`,
   );
 
-  // 2. The operator probing CLUSTERS clusters every 2 s.
+  // 2. The operator probing CLUSTERS clusters every INTERVAL_S, RTT_MS away.
+  const via = async (node: 'primary' | 'standby') => {
+    if (RTT_MS <= 0) return pair.server(node).port;
+    const proxy = await TcpProxy.start({ host: '127.0.0.1', port: pair.server(node).port }, '127.0.0.1', {
+      delayMs: RTT_MS / 2,
+    });
+    proxies.push(proxy);
+    return proxy.port;
+  };
+  const ports = { primary: await via('primary'), standby: await via('standby') };
   say(`creating ${CLUSTERS / 2} policies with ${CLUSTERS} clusters at a ${INTERVAL_S} s probe interval`);
   for (let i = 0; i < CLUSTERS / 2; i++) {
     await client.create(replicaClusterType, ns, {
       apiVersion: 'regionfailover.io/v1alpha1',
       kind: 'ReplicaCluster',
       metadata: { name: `db-${i}-p`, namespace: ns },
-      spec: clusterSpec('primary', 'region-a'),
+      spec: clusterSpec('primary', 'region-a', ports.primary),
     });
     await client.create(replicaClusterType, ns, {
       apiVersion: 'regionfailover.io/v1alpha1',
       kind: 'ReplicaCluster',
       metadata: { name: `db-${i}-s`, namespace: ns },
-      spec: clusterSpec('standby', 'region-b'),
+      spec: clusterSpec('standby', 'region-b', ports.standby),
     });
     await client.create(failoverPolicyType, ns, {
       apiVersion: 'regionfailover.io/v1alpha1',
@@ -226,7 +241,7 @@ try {
     [
       '',
       `  one probe cycle: p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms, ${held / 2} pooled connection per cluster`,
-      `  operator probing ${CLUSTERS} clusters every ${INTERVAL_S} s, measured over ${elapsed.toFixed(0)} s:`,
+      `  operator probing ${CLUSTERS} clusters every ${INTERVAL_S} s${RTT_MS > 0 ? ` ${RTT_MS} ms away (round trip)` : ''}, measured over ${elapsed.toFixed(0)} s:`,
       `    probes per second:   ${(probesDone / elapsed).toFixed(1)} (target ${CLUSTERS / INTERVAL_S})`,
       `    CPU:                 ${(cpu * 100).toFixed(1)} % of one core, ${((cpu * 1e6 * elapsed) / Math.max(1, probesDone)).toFixed(0)} µs per probe`,
       `    API requests/s:      ${requestRates || 'none'}`,
@@ -238,6 +253,7 @@ try {
   );
 } finally {
   await op?.stop();
+  await Promise.all(proxies.map((p) => p.stop()));
   await pair.stop();
   await cp.stop();
   rmSync(dir, { recursive: true, force: true });

@@ -114,7 +114,8 @@ export class Manager {
       concurrency,
       owns: (key) => this.ownsPolicy(key),
     });
-    // Probes wait on the network, a silent database at most PROBE_WAIT_MS (replica-cluster/reconciler.ts).
+    // Probes wait on the network: a nearby database at most PROBE_WAIT_MS, a far or silent one not
+    // at all (probeWaitMs, replica-cluster/reconciler.ts).
     const clusterController = new Controller({
       name: 'replicacluster',
       reconcile: reconcileReplicaCluster(this.context),

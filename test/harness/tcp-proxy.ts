@@ -18,7 +18,16 @@ export class TcpProxy {
     this.server = server;
   }
 
-  static async start(target: { host: string; port: number }, listenHost = '127.0.0.1'): Promise<TcpProxy> {
+  /**
+   * `delayMs` holds every chunk that long in each direction before passing it on (a round trip
+   * of twice that), in order: a path between regions, for what the distance costs a prober.
+   */
+  static async start(
+    target: { host: string; port: number },
+    listenHost = '127.0.0.1',
+    options: { delayMs?: number } = {},
+  ): Promise<TcpProxy> {
+    const delayMs = options.delayMs ?? 0;
     const port = await freePort();
     let proxy: TcpProxy | undefined;
     const server = createServer((client) => {
@@ -41,7 +50,15 @@ export class TcpProxy {
         s.on('close', () => proxy?.sockets.delete(s));
         s.on('error', () => undefined);
       }
-      client.pipe(upstream).pipe(client);
+      if (delayMs > 0) {
+        // Timers of one delay fire in the order they were set, so the byte order holds.
+        const carry = (from: Socket, to: Socket) =>
+          from.on('data', (chunk) => setTimeout(() => to.writable && to.write(chunk), delayMs));
+        carry(client, upstream);
+        carry(upstream, client);
+      } else {
+        client.pipe(upstream).pipe(client);
+      }
       client.on('close', () => upstream.destroy());
       upstream.on('close', () => client.destroy());
     });

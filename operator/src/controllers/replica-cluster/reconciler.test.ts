@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ReplicaClusterStatus } from '../../api/v1alpha1/index.ts';
-import { whyWrite, worthWriting } from './reconciler.ts';
+import type { ProbeRecord } from './probes.ts';
+import { PROBE_WAIT_MS, probeWaitMs, QUICK_PROBE_MS, whyWrite, worthWriting } from './reconciler.ts';
 
 const t0 = new Date('2026-01-05T03:00:00Z');
 const later = new Date('2026-01-05T03:00:02Z');
@@ -76,5 +77,29 @@ describe('a probe’s status', () => {
     expect(whyWrite(status(t0), { ...status(later), replicationLagSeconds: 3 }, later, 2)).toBe(
       'lag moved 3 s',
     );
+  });
+});
+
+describe('how long a reconcile waits for its probe', () => {
+  const took = (durationMs: number, reachable = true): ProbeRecord =>
+    ({
+      at: t0,
+      consecutiveFailures: reachable ? 0 : 1,
+      observation: reachable
+        ? { reachable, role: 'Standby', durationMs }
+        : { reachable, role: 'Unknown', failure: { reason: 'Timeout', message: 'no answer' }, durationMs },
+    }) as ProbeRecord;
+
+  it('waits for a database that answered quickly, or was never asked (a refusal is quick too)', () => {
+    expect(probeWaitMs(undefined)).toBe(PROBE_WAIT_MS);
+    expect(probeWaitMs(took(2))).toBe(PROBE_WAIT_MS);
+    expect(probeWaitMs(took(QUICK_PROBE_MS))).toBe(PROBE_WAIT_MS);
+    expect(probeWaitMs(took(0, false))).toBe(PROBE_WAIT_MS);
+  });
+
+  it('holds no worker for a database a round trip away, or one that went silent: its verdict wakes the cluster', () => {
+    expect(probeWaitMs(took(QUICK_PROBE_MS + 1))).toBe(0);
+    expect(probeWaitMs(took(80))).toBe(0);
+    expect(probeWaitMs(took(5_000, false))).toBe(0);
   });
 });

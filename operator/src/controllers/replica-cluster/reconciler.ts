@@ -47,6 +47,21 @@ const DEFAULT_INTERVAL_S = 5;
  * brings the cluster back.
  */
 export const PROBE_WAIT_MS = 200;
+/**
+ * A cluster whose last probe took longer than this is not waited for at all. A database in another
+ * region answers a round trip later (tens to hundreds of milliseconds), and waited for, each probe
+ * held a worker that long: at a 100 ms round trip the 16 workers probed ~155 clusters a second,
+ * where 1,000 clusters at a 5 s interval need 200 (`bench/probe-cost.ts`, BENCH_PROBE_RTT_MS).
+ * Such a probe's verdict wakes its cluster, as a late one does; a nearby database (a millisecond
+ * or two) is still summarized in the reconcile that probed it, without a second one.
+ */
+export const QUICK_PROBE_MS = 20;
+
+/** How long a reconcile waits for the probe it starts, from how long the cluster's last one took. */
+export function probeWaitMs(last: ProbeRecord | undefined): number {
+  if (!last) return PROBE_WAIT_MS;
+  return last.observation.durationMs <= QUICK_PROBE_MS ? PROBE_WAIT_MS : 0;
+}
 
 interface PolicyView {
   name: string;
@@ -79,7 +94,7 @@ export function policyView(ctx: OperatorContext, clusterKey: string): PolicyView
 
 export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => Promise<ReconcileResult> {
   /**
-   * Probes that settled after their reconcile stopped waiting (PROBE_WAIT_MS): the reconcile they
+   * Probes that settled after their reconcile stopped waiting (probeWaitMs): the reconcile they
    * wake summarizes this verdict instead of probing again, which for work that takes most of an
    * interval (an application endpoint that hangs to its timeout) would start a new wait each time
    * and never write status.
@@ -137,8 +152,9 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
       now.getTime() - stored.at.getTime() < interval * 1000
         ? stored.outcome
         : undefined;
+    const waitMs = settled ? PROBE_WAIT_MS : probeWaitMs(ctx.probes.latest(key));
     const probing = settled ? Promise.resolve(settled) : probeCluster(ctx, object, spec.spec, policy, now);
-    const probed = await settledWithin(probing, PROBE_WAIT_MS);
+    const probed = await settledWithin(probing, waitMs);
     if (!probed) {
       const wake = () => ctx.enqueueCluster(key);
       void probing.then((outcome) => {
