@@ -20,6 +20,7 @@ import { parseOnce } from '../api/validate.ts';
 import { maxObservationAgeMs } from '../controllers/failover-policy/detection.ts';
 import { AppEndpointChecks, appCheckTimeoutMs } from '../controllers/replica-cluster/app-endpoints.ts';
 import { ClusterProbes } from '../controllers/replica-cluster/probes.ts';
+import { PROBE_WAIT_MS } from '../controllers/replica-cluster/reconciler.ts';
 import { failoverObservationType, failoverPolicyType, replicaClusterType } from '../controllers/resources.ts';
 import { HttpAppEndpointChecker } from '../providers/app/http.ts';
 import { waitForCacheSync } from '../runtime/cache-sync.ts';
@@ -29,6 +30,7 @@ import { Informer, objectKey } from '../runtime/informer.ts';
 import { isForbidden, isNotFound, type KubeClient, type KubeObject } from '../runtime/kube-client.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { Metrics } from '../runtime/metrics.ts';
+import { settledWithin } from '../runtime/promises.ts';
 import { done, type ReconcileResult, requeueAfter } from '../runtime/reconcile.ts';
 import { timestamp } from '../runtime/time.ts';
 
@@ -65,6 +67,11 @@ export class Observer {
   private readonly probes: ClusterProbes;
   private readonly appChecks: AppEndpointChecks;
   private readonly lastRound = new Map<string, number>();
+  /**
+   * Policies whose round stopped waiting for its probes (see round): their verdicts wake the
+   * round again, which publishes them then without starting a round of its own.
+   */
+  private readonly unfinished = new Set<string>();
   /** Per policy: what was last written (without what moves every round), when, and for which policy. */
   private readonly published = new Map<string, { meaning: string; at: number; uid: string | undefined }>();
   readonly controller: Controller;
@@ -147,6 +154,7 @@ export class Observer {
     if (!policy) {
       this.lastRound.delete(key);
       this.published.delete(key);
+      this.unfinished.delete(key);
       return done();
     }
     const spec = parseOnce(failoverPolicySpec, policy.spec);
@@ -154,15 +162,20 @@ export class Observer {
     const namespace = policy.metadata.namespace ?? 'default';
     const interval = spec.value.detection.probeIntervalSeconds;
     // One round per interval, however often the policy changes: a failure count must mean time.
-    const startedAt = this.opts.clock.now().getTime();
-    const sinceLast = startedAt - (this.lastRound.get(key) ?? 0);
-    if (sinceLast < interval * 800) return requeueAfter(interval * 1000 - sinceLast);
-    this.lastRound.set(key, startedAt);
+    // A round its probes woke goes on as the round it was (its start, its cadence).
+    const now = this.opts.clock.now().getTime();
+    const resumed = this.unfinished.delete(key) && this.lastRound.has(key);
+    const startedAt = resumed ? (this.lastRound.get(key) as number) : now;
+    if (!resumed) {
+      const sinceLast = now - (this.lastRound.get(key) ?? 0);
+      if (sinceLast < interval * 800) return requeueAfter(interval * 1000 - sinceLast);
+      this.lastRound.set(key, startedAt);
+    }
     const names = [spec.value.primary, ...spec.value.standbys];
     const status = parseOnce(failoverPolicyStatus, policy.status ?? {});
     // As the policy's status records it (never spec.primary, which may name a former primary).
     const active = status.ok ? status.value.activePrimary : undefined;
-    const probes = await Promise.all(
+    const probing = Promise.all(
       names.map(async (name) => {
         const clusterKey = objectKey({ metadata: { name, namespace } });
         const object = this.clusters.get(clusterKey);
@@ -172,9 +185,18 @@ export class Observer {
         const clusterSpec = override
           ? { ...parsed.value, connection: { ...parsed.value.connection, ...override } }
           : parsed.value;
+        // Probed and checked once a round: a resumed round reads what its first part found (a
+        // new call for a database that answers late in the interval would never be waited for).
+        const kept = resumed ? this.probes.latest(clusterKey) : undefined;
+        const lastApps = this.appChecks.latest(clusterKey);
+        const appsChecked = resumed && lastApps && lastApps.at.getTime() >= startedAt;
         const [record, apps] = await Promise.all([
-          this.probe(clusterKey, namespace, clusterSpec, active, interval),
-          this.appChecks.check(clusterKey, clusterSpec.appEndpoints, appCheckTimeoutMs(interval)),
+          kept && kept.at.getTime() >= startedAt
+            ? kept
+            : this.probe(clusterKey, namespace, clusterSpec, active, interval),
+          appsChecked
+            ? lastApps
+            : this.appChecks.check(clusterKey, clusterSpec.appEndpoints, appCheckTimeoutMs(interval)),
         ]);
         const obs = record.observation;
         const unhealthy = apps?.checks.filter((c) => !c.healthy).map((c) => c.name) ?? [];
@@ -191,6 +213,18 @@ export class Observer {
         };
       }),
     );
+    // A database a round trip away, or a silent one (judged at its probe's deadline, an interval
+    // on), would hold one of the few workers that long: with a region lost, 2,000 policies on 8
+    // workers took 2,000 / 8 intervals (21 minutes) to see their primaries silent once. Past a
+    // short wait the round returns, and the verdicts wake it.
+    const probes = await settledWithin(probing, PROBE_WAIT_MS);
+    if (!probes) {
+      this.unfinished.add(key);
+      const wake = () => this.controller.enqueue(key);
+      void probing.then(wake, wake);
+      const took = this.opts.clock.now().getTime() - startedAt;
+      return requeueAfter(Math.max(interval * 1000 - took, 0));
+    }
     const observation: FailoverObservationSpec = {
       policy: policy.metadata.name,
       observer: this.opts.name,
