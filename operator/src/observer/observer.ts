@@ -47,6 +47,9 @@ export interface ObserverOptions {
   resyncMs?: number;
 }
 
+/** What a round saw of one cluster, as the observation carries it. */
+type ClusterSeen = FailoverObservationSpec['clusters'][number];
+
 export function parseEndpointOverrides(
   text: string | undefined,
 ): Map<string, { host: string; port: number }> {
@@ -68,10 +71,13 @@ export class Observer {
   private readonly appChecks: AppEndpointChecks;
   private readonly lastRound = new Map<string, number>();
   /**
-   * Policies whose round stopped waiting for its probes (see round): their verdicts wake the
-   * round again, which publishes them then without starting a round of its own.
+   * Rounds that stopped waiting for their probes (see round), with what they are waiting for:
+   * the verdicts wake the round, which publishes them then without probing again.
    */
-  private readonly unfinished = new Set<string>();
+  private readonly unfinished = new Map<
+    string,
+    { startedAt: number; uid: string | undefined; seen: Promise<(ClusterSeen | undefined)[]> }
+  >();
   /** Per policy: what was last written (without what moves every round), when, and for which policy. */
   private readonly published = new Map<string, { meaning: string; at: number; uid: string | undefined }>();
   readonly controller: Controller;
@@ -151,10 +157,12 @@ export class Observer {
   /** One probe round for one policy: probe each of its clusters, publish what was seen. */
   private async round(key: string): Promise<ReconcileResult> {
     const policy = this.policies.get(key);
+    // Taken whatever happens next, so an unfinished round never outlives one more look.
+    const waiting = this.unfinished.get(key);
+    this.unfinished.delete(key);
     if (!policy) {
       this.lastRound.delete(key);
       this.published.delete(key);
-      this.unfinished.delete(key);
       return done();
     }
     const spec = parseOnce(failoverPolicySpec, policy.spec);
@@ -162,10 +170,14 @@ export class Observer {
     const namespace = policy.metadata.namespace ?? 'default';
     const interval = spec.value.detection.probeIntervalSeconds;
     // One round per interval, however often the policy changes: a failure count must mean time.
-    // A round its probes woke goes on as the round it was (its start, its cadence).
+    // A round its probes woke goes on as the round it was (its start, its cadence, its probes),
+    // for the same policy and within its interval; later, a new round starts.
     const now = this.opts.clock.now().getTime();
-    const resumed = this.unfinished.delete(key) && this.lastRound.has(key);
-    const startedAt = resumed ? (this.lastRound.get(key) as number) : now;
+    const resumed =
+      waiting && waiting.uid === policy.metadata.uid && now - waiting.startedAt < interval * 1000
+        ? waiting
+        : undefined;
+    const startedAt = resumed?.startedAt ?? now;
     if (!resumed) {
       const sinceLast = now - (this.lastRound.get(key) ?? 0);
       if (sinceLast < interval * 800) return requeueAfter(interval * 1000 - sinceLast);
@@ -175,51 +187,44 @@ export class Observer {
     const status = parseOnce(failoverPolicyStatus, policy.status ?? {});
     // As the policy's status records it (never spec.primary, which may name a former primary).
     const active = status.ok ? status.value.activePrimary : undefined;
-    const probing = Promise.all(
-      names.map(async (name) => {
-        const clusterKey = objectKey({ metadata: { name, namespace } });
-        const object = this.clusters.get(clusterKey);
-        const parsed = object ? parseOnce(replicaClusterSpec, object.spec) : undefined;
-        if (!parsed?.ok) return undefined;
-        const override = this.opts.endpointOverrides?.get(clusterKey);
-        const clusterSpec = override
-          ? { ...parsed.value, connection: { ...parsed.value.connection, ...override } }
-          : parsed.value;
-        // Probed and checked once a round: a resumed round reads what its first part found (a
-        // new call for a database that answers late in the interval would never be waited for).
-        const kept = resumed ? this.probes.latest(clusterKey) : undefined;
-        const lastApps = this.appChecks.latest(clusterKey);
-        const appsChecked = resumed && lastApps && lastApps.at.getTime() >= startedAt;
-        const [record, apps] = await Promise.all([
-          kept && kept.at.getTime() >= startedAt
-            ? kept
-            : this.probe(clusterKey, namespace, clusterSpec, active, interval),
-          appsChecked
-            ? lastApps
-            : this.appChecks.check(clusterKey, clusterSpec.appEndpoints, appCheckTimeoutMs(interval)),
-        ]);
-        const obs = record.observation;
-        const unhealthy = apps?.checks.filter((c) => !c.healthy).map((c) => c.name) ?? [];
-        return {
-          name,
-          reachable: obs.reachable,
-          role: obs.reachable ? obs.role : ('Unknown' as const),
-          consecutiveFailures: record.consecutiveFailures,
-          ...(record.lastReachableAt ? { lastSuccessTime: timestamp(record.lastReachableAt) } : {}),
-          ...(obs.failure ? { failureReason: obs.failure.reason } : {}),
-          ...(obs.lsn ? { lsn: obs.lsn } : {}),
-          ...(apps ? { appEndpointsHealthy: unhealthy.length === 0 } : {}),
-          ...(unhealthy.length ? { unhealthyAppEndpoints: unhealthy } : {}),
-        };
-      }),
-    );
+    const probing =
+      resumed?.seen ??
+      Promise.all(
+        names.map(async (name): Promise<ClusterSeen | undefined> => {
+          const clusterKey = objectKey({ metadata: { name, namespace } });
+          const object = this.clusters.get(clusterKey);
+          const parsed = object ? parseOnce(replicaClusterSpec, object.spec) : undefined;
+          if (!parsed?.ok) return undefined;
+          const override = this.opts.endpointOverrides?.get(clusterKey);
+          const clusterSpec = override
+            ? { ...parsed.value, connection: { ...parsed.value.connection, ...override } }
+            : parsed.value;
+          const [record, apps] = await Promise.all([
+            this.probe(clusterKey, namespace, clusterSpec, active, interval),
+            this.appChecks.check(clusterKey, clusterSpec.appEndpoints, appCheckTimeoutMs(interval)),
+          ]);
+          const obs = record.observation;
+          const unhealthy = apps?.checks.filter((c) => !c.healthy).map((c) => c.name) ?? [];
+          return {
+            name,
+            reachable: obs.reachable,
+            role: obs.reachable ? obs.role : ('Unknown' as const),
+            consecutiveFailures: record.consecutiveFailures,
+            ...(record.lastReachableAt ? { lastSuccessTime: timestamp(record.lastReachableAt) } : {}),
+            ...(obs.failure ? { failureReason: obs.failure.reason } : {}),
+            ...(obs.lsn ? { lsn: obs.lsn } : {}),
+            ...(apps ? { appEndpointsHealthy: unhealthy.length === 0 } : {}),
+            ...(unhealthy.length ? { unhealthyAppEndpoints: unhealthy } : {}),
+          };
+        }),
+      );
     // A database a round trip away, or a silent one (judged at its probe's deadline, an interval
     // on), would hold one of the few workers that long: with a region lost, 2,000 policies on 8
     // workers took 2,000 / 8 intervals (21 minutes) to see their primaries silent once. Past a
     // short wait the round returns, and the verdicts wake it.
     const probes = await settledWithin(probing, PROBE_WAIT_MS);
     if (!probes) {
-      this.unfinished.add(key);
+      this.unfinished.set(key, { startedAt, uid: policy.metadata.uid, seen: probing });
       const wake = () => this.controller.enqueue(key);
       void probing.then(wake, wake);
       const took = this.opts.clock.now().getTime() - startedAt;

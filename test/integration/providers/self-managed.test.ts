@@ -304,6 +304,28 @@ describe("the active primary's probe and heartbeat in one statement", () => {
     }
   });
 
+  it('a heartbeat that cannot take its row lock leaves the observation standing, and is not tried twice', async () => {
+    // lock_timeout is 5 s (the statement timeout, 6 s, is longer): SQLSTATE 55P03.
+    const quick = provider(pair, 'primary', { statementTimeoutMs: 6_000 });
+    await quick.observeWithHeartbeat(5, new Date());
+    expect((await statementsOf(() => quick.observeWithHeartbeat(5, new Date()))).statements).toBe(1);
+    const holder = await session(pair, 'primary');
+    await holder.query('BEGIN');
+    await holder.query('SELECT * FROM regionfailover.heartbeat FOR UPDATE');
+    try {
+      const { result, statements } = await statementsOf(() => quick.observeWithHeartbeat(5, new Date()));
+      expect(result.observation).toMatchObject({ reachable: true, role: 'Primary' });
+      expect(result.heartbeatError).toMatchObject({
+        reason: 'Timeout',
+        message: expect.stringMatching(/55P03/),
+      });
+      // The statement with the heartbeat, then the probe alone: not the heartbeat's lock wait again.
+      expect(statements).toBe(2);
+    } finally {
+      await holder.query('ROLLBACK');
+    }
+  });
+
   it('the standby is observed as one, with nothing written and nothing to report', async () => {
     const standby = provider(pair, 'standby');
     for (let i = 0; i < 2; i++) {

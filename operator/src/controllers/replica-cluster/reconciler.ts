@@ -152,7 +152,9 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
       now.getTime() - stored.at.getTime() < interval * 1000
         ? stored.outcome
         : undefined;
-    const waitMs = settled ? PROBE_WAIT_MS : probeWaitMs(ctx.probes.latest(key));
+    // A cluster its verdict woke is waited for again if that verdict came too late to use (a
+    // backlog longer than an interval): not waiting, it would probe and be woken for ever.
+    const waitMs = stored ? PROBE_WAIT_MS : probeWaitMs(ctx.probes.latest(key));
     const probing = settled ? Promise.resolve(settled) : probeCluster(ctx, object, spec.spec, policy, now);
     const probed = await settledWithin(probing, waitMs);
     if (!probed) {

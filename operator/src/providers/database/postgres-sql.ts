@@ -280,7 +280,12 @@ export class PostgresSql {
       );
     } catch (err) {
       this.heartbeatInline = false;
-      if (answeredByServer(err)) return this.observeThenHeartbeat(epoch, at);
+      const judged = judgeCombinedFailure(err);
+      if (judged === 'ask-apart') return this.observeThenHeartbeat(epoch, at);
+      if (judged === 'write-failed') {
+        // The read alone says what the server is; the heartbeat's failure is reported, as apart.
+        return { observation: await this.observe(), heartbeatError: classifyPostgresError(err, this.target) };
+      }
       const failure = classifyPostgresError(err, this.target);
       return {
         observation: {
@@ -1101,15 +1106,27 @@ function isDatabaseLimited(err: unknown): boolean {
 }
 
 /**
- * The server answered the statement with an error about it (not in recovery any more, read-only,
- * no such table, a database closed to the role), not with a timeout, a shutdown or a lost or
- * refused connection: asking again, another way, is worth a round trip.
+ * What a failed probe-with-heartbeat statement says:
+ * - 'probe-failed': the session was lost or never made (no SQLSTATE but a client-side query
+ *   timeout, 08xxx, the server shutting down or starting up, a login refused): the probe's
+ *   answer, as observe() would give it;
+ * - 'write-failed': what may be the write's alone (a lock or statement timeout, disk full, out of
+ *   memory, an I/O error, a commit that outwaited the client): the read is asked alone, and the
+ *   heartbeat is not tried again (a lock waited for twice would outlast the probe);
+ * - 'ask-apart': the server refused the statement for what it is now (a standby, read-only, no
+ *   table or column, a database closed to the role): the two steps apart say what it is.
  */
-function answeredByServer(err: unknown): boolean {
+function judgeCombinedFailure(err: unknown): 'probe-failed' | 'write-failed' | 'ask-apart' {
   const state = sqlState(err);
-  if (state === undefined) return false;
-  if (isRefusedByDatabase(err)) return true;
-  return !/^(08|53|57|58|XX)/.test(state);
+  if (state === undefined) {
+    return /Query read timeout/i.test((err as Error | undefined)?.message ?? '')
+      ? 'write-failed'
+      : 'probe-failed';
+  }
+  if (isRefusedByDatabase(err)) return 'ask-apart';
+  if (/^(08|28|57P0)/.test(state)) return 'probe-failed';
+  if (/^(53|55P03|57|58|XX)/.test(state)) return 'write-failed';
+  return 'ask-apart';
 }
 
 /** The application database refuses the operator's role, as a fence makes it. */
