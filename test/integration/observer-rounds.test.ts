@@ -105,7 +105,7 @@ describe('an observer with more silent policies than workers', () => {
     timeout: 120_000,
   }, async () => {
     const silentPort = (silent.address() as AddressInfo).port;
-    // Three times the observer's 8 workers, each silent for the 5 s default interval. Listed
+    // Three times the observer's 8 workers, each silent until the probes' 3 s connect timeout. Listed
     // (and so queued) in name order: the refused policy comes last.
     const names = Array.from({ length: 24 }, (_, i) => `silent-${String(i).padStart(2, '0')}`);
     for (const name of names) await policy(name, silentPort);
@@ -128,7 +128,7 @@ describe('an observer with more silent policies than workers', () => {
       { description: 'the refused policy observed', intervalMs: 50, timeoutMs: 60_000 },
     );
     expect(refused.get('zz-refused')?.clusters.every((c) => !c.reachable)).toBe(true);
-    // Observed before the silent policies' first verdicts, which come at their probes' deadline.
+    // Observed before the silent policies' first verdicts, which come at their connect timeout.
     // Waited for, the first 8 held every worker to it, and so did the next 8, and the next.
     const silentSeen = names.filter((n) => refused.has(n));
     expect(silentSeen.length, `observed before it: ${silentSeen.join(', ')}`).toBeLessThan(8);

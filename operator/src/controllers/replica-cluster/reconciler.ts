@@ -143,18 +143,21 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
     const namespace = object.metadata.namespace ?? 'default';
     const policy = policyView(ctx, key);
     const interval = policy?.intervalSeconds ?? DEFAULT_INTERVAL_S;
-    // Only the verdict of this very object and spec, taken within the interval: not one from
-    // before a shard went away and came back, a spec change, or a cluster made again by that name.
+    // Only the verdict of this very object and spec, taken within the interval (within two when
+    // a backlog delayed its wake and no probe came after it): not one from before a shard went
+    // away and came back, a spec change, or a cluster made again by that name.
+    const age = stored ? now.getTime() - stored.at.getTime() : Number.POSITIVE_INFINITY;
+    const newest = ctx.probes.latest(key);
     const settled =
       stored &&
       stored.uid === object.metadata.uid &&
       stored.generation === generation &&
-      now.getTime() - stored.at.getTime() < interval * 1000
+      (age < interval * 1000 || (age < interval * 2000 && (!newest || newest.at <= stored.outcome.record.at)))
         ? stored.outcome
         : undefined;
-    // A cluster its verdict woke is waited for again if that verdict came too late to use (a
-    // backlog longer than an interval): not waiting, it would probe and be woken for ever.
-    const waitMs = stored ? PROBE_WAIT_MS : probeWaitMs(ctx.probes.latest(key));
+    // A cluster woken by a verdict too late to use is waited for again: not waiting, during a
+    // longer backlog it would probe and be woken for ever.
+    const waitMs = stored ? PROBE_WAIT_MS : probeWaitMs(newest);
     const probing = settled ? Promise.resolve(settled) : probeCluster(ctx, object, spec.spec, policy, now);
     const probed = await settledWithin(probing, waitMs);
     if (!probed) {

@@ -296,7 +296,8 @@ export class PostgresSql {
         },
       };
     }
-    if (!row) throw new Error('the probe statement returned no row');
+    // It always returns a row; should it not, the probe alone is asked.
+    if (!row) return { observation: await this.observe() };
     // Read in the statement's snapshot: the row as it was before this heartbeat, as observe() reads it.
     const heartbeat = heartbeatOf(row.heartbeat);
     const observation = {
@@ -904,6 +905,13 @@ const PROBE_WITH_HEARTBEAT = probeStatement(true);
 const PROBE_WITHOUT_HEARTBEAT = probeStatement(false);
 
 /**
+ * How long the heartbeat in the probe's statement waits for its row (set for that statement
+ * alone, before the row is locked): a row held by another session (a long transaction on it)
+ * must not keep the probe past its deadline, which would count the reachable primary as failed.
+ */
+const HEARTBEAT_LOCK_WAIT_MS = 1_000;
+
+/**
  * The active primary's probe and heartbeat as one statement. Every part of a WITH sees one
  * snapshot, so the facts (the heartbeat row included) are those from before the upsert, as
  * observe() reads them ahead of writeHeartbeat(). The upsert is the heartbeat's (see
@@ -915,6 +923,7 @@ const PROBE_AND_HEARTBEAT = `WITH facts AS MATERIALIZED (${PROBE_WITH_HEARTBEAT}
     INSERT INTO ${HEARTBEAT_TABLE} AS h (id, epoch, written_at)
     SELECT true, $2::bigint, $3::timestamptz FROM facts
      WHERE NOT facts.in_recovery AND NOT facts.read_only AND NOT facts.closed
+       AND set_config('lock_timeout', '${HEARTBEAT_LOCK_WAIT_MS}', true) IS NOT NULL
     ON CONFLICT (id) DO UPDATE SET epoch = EXCLUDED.epoch, written_at = EXCLUDED.written_at, fenced_epoch = NULL
     WHERE h.epoch <= EXCLUDED.epoch AND COALESCE(h.fenced_epoch, 0) <= EXCLUDED.epoch
     RETURNING epoch,
