@@ -31,6 +31,18 @@ import {
 /** Where the operator keeps its heartbeat row: one row, the epoch and when it was written. */
 export const HEARTBEAT_TABLE = 'regionfailover.heartbeat';
 
+/**
+ * The end of the heartbeat's upsert (`INSERT … AS h`), for the heartbeat alone and inside the
+ * probe's statement: refused where a newer epoch, or a newer operation's fence mark, is recorded;
+ * an older mark is taken off. Returns the epoch written and the OIDs of the databases refusing
+ * connections ("" when none: see checkRefusingDatabases).
+ */
+const HEARTBEAT_REFUSING_LOWER = `ON CONFLICT (id) DO UPDATE SET epoch = EXCLUDED.epoch, written_at = EXCLUDED.written_at, fenced_epoch = NULL
+    WHERE h.epoch <= EXCLUDED.epoch AND COALESCE(h.fenced_epoch, 0) <= EXCLUDED.epoch
+    RETURNING epoch,
+      (SELECT string_agg(oid::text, ',' ORDER BY oid) FROM pg_database
+        WHERE datconnlimit = 0 OR (NOT datallowconn AND NOT datistemplate)) AS refusing`;
+
 export interface PostgresSqlOptions {
   /** How long to wait for a connection (TCP, TLS and authentication). Default 5000. */
   connectTimeoutMs?: number;
@@ -631,11 +643,7 @@ export class PostgresSql {
     const upsert =
       policy === 'refuse-lower'
         ? `INSERT INTO ${HEARTBEAT_TABLE} AS h (id, epoch, written_at) VALUES (true, $1, $2)
-           ON CONFLICT (id) DO UPDATE SET epoch = EXCLUDED.epoch, written_at = EXCLUDED.written_at, fenced_epoch = NULL
-           WHERE h.epoch <= EXCLUDED.epoch AND COALESCE(h.fenced_epoch, 0) <= EXCLUDED.epoch
-           RETURNING epoch,
-             (SELECT string_agg(oid::text, ',' ORDER BY oid) FROM pg_database
-               WHERE datconnlimit = 0 OR (NOT datallowconn AND NOT datistemplate)) AS refusing`
+           ${HEARTBEAT_REFUSING_LOWER}`
         : `INSERT INTO ${HEARTBEAT_TABLE} AS h (id, epoch, written_at, fenced_epoch) VALUES (true, 0, $2, $1)
            ON CONFLICT (id) DO UPDATE SET fenced_epoch = GREATEST(COALESCE(h.fenced_epoch, 0), EXCLUDED.fenced_epoch)
            RETURNING fenced_epoch AS epoch`;
@@ -924,11 +932,7 @@ const PROBE_AND_HEARTBEAT = `WITH facts AS MATERIALIZED (${PROBE_WITH_HEARTBEAT}
     SELECT true, $2::bigint, $3::timestamptz FROM facts
      WHERE NOT facts.in_recovery AND NOT facts.read_only AND NOT facts.closed
        AND set_config('lock_timeout', '${HEARTBEAT_LOCK_WAIT_MS}', true) IS NOT NULL
-    ON CONFLICT (id) DO UPDATE SET epoch = EXCLUDED.epoch, written_at = EXCLUDED.written_at, fenced_epoch = NULL
-    WHERE h.epoch <= EXCLUDED.epoch AND COALESCE(h.fenced_epoch, 0) <= EXCLUDED.epoch
-    RETURNING epoch,
-      (SELECT string_agg(oid::text, ',' ORDER BY oid) FROM pg_database
-        WHERE datconnlimit = 0 OR (NOT datallowconn AND NOT datistemplate)) AS refusing)
+    ${HEARTBEAT_REFUSING_LOWER})
   SELECT facts.*, (SELECT epoch FROM written) AS written_epoch, (SELECT refusing FROM written) AS refusing
     FROM facts`;
 
