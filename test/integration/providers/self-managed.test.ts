@@ -336,6 +336,74 @@ describe("the active primary's probe and heartbeat in one statement", () => {
   });
 });
 
+describe('a primary whose synchronous standby is gone', () => {
+  // Synchronous replication to a standby that never answers (a lost region, a cut link): every
+  // commit on the primary waits for it. The operator's own writes must not: waited for, the
+  // probe's heartbeat held the probe past its deadline and counted a working primary as failed,
+  // and a fence's every commit waited out the statement timeout.
+  let pair: PostgresPair;
+  let app: pg.Client;
+  beforeAll(async () => {
+    pair = await startPair('sync-gone');
+    await pair.sql('primary', "ALTER SYSTEM SET synchronous_standby_names = 'gone'");
+    await pair.sql('primary', 'SELECT pg_reload_conf()');
+    // Positive control: an application's commit does wait for the standby that is gone.
+    app = await session(pair, 'primary');
+    void app
+      .query("INSERT INTO write_load (payload) VALUES ('waits for the gone standby')")
+      .catch(() => undefined);
+    await waitFor(
+      async () =>
+        (
+          await pair.sql<{ n: string }>(
+            'primary',
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+          )
+        )[0]?.n !== '0',
+      { timeoutMs: 15_000, description: 'an application commit waiting for the synchronous standby' },
+    );
+  });
+  afterAll(async () => {
+    // Let the application's commit go.
+    await pair?.sql(
+      'primary',
+      "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+    );
+  });
+
+  // A statement timeout far beyond any probe deadline: waiting for the standby would show.
+  const patient = { statementTimeoutMs: 30_000 };
+
+  it('the heartbeat, first in two steps and then in the probe, commits without waiting for it', async () => {
+    const primary = provider(pair, 'primary', patient);
+    for (const [i, at] of [
+      new Date('2026-03-02T10:00:00.000Z'),
+      new Date('2026-03-02T10:00:05.000Z'),
+    ].entries()) {
+      const started = performance.now();
+      const r = await primary.observeWithHeartbeat(1, at);
+      expect(r.heartbeatError, `heartbeat ${i + 1}`).toBeUndefined();
+      expect(r.observation).toMatchObject({ reachable: true, role: 'Primary' });
+      // Well within the probes' own statement timeout (5 s) and deadline (the interval).
+      expect(performance.now() - started, `heartbeat ${i + 1}`).toBeLessThan(3_000);
+      expect((await primary.observe()).heartbeat).toMatchObject({ epoch: 1, writtenAt: at });
+    }
+  });
+
+  it('a fence, and the unfence after it, do not wait for it', async () => {
+    const primary = provider(pair, 'primary', patient);
+    await primary.writeHeartbeat(1, new Date());
+    const fenced = performance.now();
+    await primary.fence({ operationId: 'op-sync-gone', epoch: 2, mode: 'ReadOnly' });
+    expect(performance.now() - fenced).toBeLessThan(3_000);
+    expect(await primary.observe()).toMatchObject({ role: 'Fenced', heartbeat: { fencedEpoch: 2 } });
+    const unfenced = performance.now();
+    await primary.unfence();
+    expect(performance.now() - unfenced).toBeLessThan(3_000);
+    expect(await primary.observe()).toMatchObject({ role: 'Primary' });
+  });
+});
+
 describe('a server that refuses connections, then comes back', () => {
   it('is asked with a bare socket while it refuses or before its first session, with the same failure, and observed at once when back', async () => {
     const pair = await startPair('refusing');

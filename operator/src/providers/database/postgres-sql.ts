@@ -744,6 +744,12 @@ export class PostgresSql {
       // The server enforces statement_timeout; this catches a server that does not answer at all.
       query_timeout: this.options.statementTimeoutMs + this.options.connectTimeoutMs,
       application_name: this.options.applicationName,
+      // The operator's writes (heartbeat, epoch, fence records and limits) commit once flushed
+      // here, never waiting for a synchronous standby: when that standby is the one lost or cut
+      // off, every commit on the primary waits for it (no timeout ends that wait), and the
+      // heartbeat held the active primary's probe past its deadline (a working primary counted
+      // as failed) and a fence stalled on its first commit. Their WAL still streams as any other.
+      options: '-c synchronous_commit=local',
       // Keepalives from 30 s idle (the OS waits 2 hours): a session unused for minutes in the
       // pool (idleTimeoutMs) stays known to the NATs and load balancers on the way, several of
       // which forget idle connections after about 4 minutes and leave a dead session to the
