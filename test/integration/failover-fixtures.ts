@@ -43,6 +43,7 @@ export interface ObservedProbe {
   observedAt: number;
   reachable: boolean;
   consecutiveFailures: number;
+  failureReason?: string;
 }
 
 /** What each observer last published about one cluster of the stack's policy. */
@@ -58,6 +59,7 @@ export async function observationsOf(stack: FailoverStack, cluster: string): Pro
             observedAt: Date.parse(spec.observedAt),
             reachable: probe.reachable,
             consecutiveFailures: probe.consecutiveFailures,
+            ...(probe.failureReason ? { failureReason: probe.failureReason } : {}),
           },
         ]
       : [];

@@ -3,7 +3,9 @@
  * two observer processes and the operator process. Each rule of the safety case gets a test that
  * tries to break it.
  */
+import { CoreV1Api } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
+import { replicaClusterType } from '../../operator/src/controllers/resources.ts';
 import { type FailoverStack, PRIMARY_ADDRESS, RECORD, STANDBY_ADDRESS } from '../harness/failover-stack.ts';
 import { waitFor } from '../harness/wait.ts';
 import { observationsOf, stackStarter, waitForProbeRounds } from './failover-fixtures.ts';
@@ -182,6 +184,72 @@ describe('no failover without positive evidence from a quorum', () => {
     expect(moved).toMatchObject({ result: 'Succeeded', to: 'region-b' });
     expect(await s.writablePrimaries()).toEqual(['standby']);
     expect(await s.dnsAnswer()).toEqual([STANDBY_ADDRESS]);
+  });
+
+  it('a primary that turns every observer away (a wrong password in its Secret) causes no failover: it is up', async () => {
+    stack = await start();
+    await healthy(stack);
+    const s = stack;
+    const ns = s.options.namespace;
+    // The primary's own Secret, with a password the server refuses; the operator and both observers use it.
+    await s.options.kubeConfig.makeApiClient(CoreV1Api).createNamespacedSecret({
+      namespace: ns,
+      body: {
+        metadata: { name: 'region-a-credentials' },
+        stringData: { username: s.pair.user, password: 'not-the-password' },
+      },
+    });
+    await s.client.mergePatch(replicaClusterType, ns, 'region-a', {
+      spec: { connection: { credentialsSecretRef: { name: 'region-a-credentials' } } },
+    });
+    // Positive control: both observers and the operator fail to log in, past the threshold.
+    // Before they abstained, this started a failover that then stuck at Fencing (the same login).
+    let seen: unknown;
+    await waitFor(
+      async () => {
+        const all = await observationsOf(s, 'region-a');
+        seen = all;
+        const refused = all.filter(
+          (o) =>
+            o.failureReason === 'AuthenticationFailed' && o.consecutiveFailures >= s.options.failureThreshold,
+        );
+        return (all.length === 2 && refused.length === 2) || undefined;
+      },
+      {
+        description: () =>
+          `both observers to be refused by the primary past the threshold: ${JSON.stringify(seen)}`,
+      },
+    );
+    await waitFor(
+      async () => {
+        const st = await s.clusterStatus('region-a');
+        // Its count is written only when the condition changes: the policy's verdict below has it.
+        return (
+          st.conditions?.find((c) => c.type === 'Reachable')?.reason === 'AuthenticationFailed' || undefined
+        );
+      },
+      { description: 'the operator to be refused by the primary' },
+    );
+    const refused = await s.waitForPolicy(
+      (st) => st.conditions?.find((c) => c.type === 'PrimaryAvailable' && c.reason === 'ObserversRefused'),
+      'the policy to say its observers cannot judge the primary',
+    );
+    expect(refused.message).toMatch(/3 cannot judge: it answered and refused them \(AuthenticationFailed\)/);
+    // Detection windows pass: nothing started; the primary still takes writes, DNS stays on it.
+    for (let window = 0; window < 3; window++) {
+      await waitForProbeRounds(s, s.options.failureThreshold, 'region-c');
+      const { status } = await s.policy();
+      expect(status.currentOperation).toBeUndefined();
+      expect(status.history ?? []).toEqual([]);
+      expect(status.activePrimary).toBe('region-a');
+    }
+    expect(await s.dnsAnswer()).toEqual([PRIMARY_ADDRESS]);
+    expect(await s.writablePrimaries()).toEqual(['primary']);
+    // The right Secret back: seen again at once.
+    await s.client.mergePatch(replicaClusterType, ns, 'region-a', {
+      spec: { connection: { credentialsSecretRef: { name: 'db-credentials' } } },
+    });
+    await s.waitUntilHealthy();
   });
 
   it('a flapping primary causes no failover, though every outage is seen', async () => {

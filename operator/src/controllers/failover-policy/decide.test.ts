@@ -67,6 +67,64 @@ describe('decide: detection', () => {
     if (phase) expect(e.status.phase).toBe(phase);
   });
 
+  describe('a primary that answers and refuses the observers (not down)', () => {
+    const refused = (observer: string, failureReason: string) => ({ ...down(observer, 9), failureReason });
+
+    it.each(['AuthenticationFailed', 'CredentialsMissing', 'NotFound', 'Rejected'])(
+      'every observer refused with %s: no failover, and the verdict says why',
+      (reason) => {
+        const i = outage({
+          votes: [refused('operator', reason), refused('region-b', reason), refused('region-c', reason)],
+        });
+        const e = evaluate(i);
+        expect(e.started).toBeUndefined();
+        expect(e.condition('PrimaryAvailable')).toMatchObject({
+          status: 'Unknown',
+          reason: 'ObserversRefused',
+          message: expect.stringContaining(`3 cannot judge: it answered and refused them (${reason})`),
+        });
+      },
+    );
+
+    it('the observers that lost it still decide: two down of three is an outage, the third abstaining', () => {
+      const e = evaluate(
+        outage({ votes: [refused('operator', 'AuthenticationFailed'), down('region-b'), down('region-c')] }),
+      );
+      expect(e.started).toBeDefined();
+    });
+
+    it('one down and one refused of a quorum of two is not an outage', () => {
+      const e = evaluate(
+        outage({ votes: [refused('operator', 'AuthenticationFailed'), down('region-b'), up('region-c')] }),
+      );
+      expect(e.started).toBeUndefined();
+    });
+
+    it('refused after timing out abstains: the newest failure is what the observer knows', () => {
+      const e = evaluate(
+        outage({
+          votes: [
+            refused('operator', 'AuthenticationFailed'),
+            refused('region-b', 'AuthenticationFailed'),
+            down('region-c'),
+          ],
+        }),
+      );
+      expect(e.started).toBeUndefined();
+    });
+
+    it('a server that answers "starting up" or "too many connections", or a TLS handshake cut short, still counts down', () => {
+      for (const reason of ['Unreachable', 'Timeout', 'ProviderError', 'TlsFailed']) {
+        const e = evaluate(
+          outage({
+            votes: [refused('operator', reason), refused('region-b', reason), refused('region-c', reason)],
+          }),
+        );
+        expect(e.started, reason).toBeDefined();
+      }
+    });
+  });
+
   it('observers that disagree (some paths to the primary cut, not all) block a failover, never start one to stand it down', () => {
     const worlds: [string, DecideInput][] = [
       [

@@ -14,9 +14,35 @@ export interface PrimaryVerdict {
   lastSeenAt?: Date;
   downVotes: number;
   upVotes: number;
+  /** Fresh votes that abstain: the primary answered and refused those observers. */
+  refusedVotes: number;
   /** Distinct observers with a fresh observation. */
   fresh: number;
   message: string;
+}
+
+/**
+ * Failures that are the server refusing the observer, not the server failing: it answered, and
+ * turned away this observer's credentials or request (a rotated password, a deleted Secret, a
+ * dropped grant), or the observer had nothing to ask with. Such a vote abstains: a failover does
+ * not fix any of them, and counted down, one bad Secret shared by every observer would fail over a
+ * primary that serves its clients. A server that answers "starting up", "shutting down" or "too
+ * many connections", or a TLS handshake cut short, still counts down: clients are refused alike.
+ */
+const REFUSED_THE_OBSERVER = new Set(['AuthenticationFailed', 'CredentialsMissing', 'NotFound', 'Rejected']);
+
+/** Whether a vote says the primary is down: failed for the threshold, and not just refused this observer. */
+export function votesDown(v: Vote, failureThreshold: number): boolean {
+  return (
+    !v.reachable &&
+    v.consecutiveFailures >= failureThreshold &&
+    !REFUSED_THE_OBSERVER.has(v.failureReason ?? '')
+  );
+}
+
+/** Whether a failed vote abstains: the primary answered, and refused this observer. */
+export function abstains(v: Vote): boolean {
+  return !v.reachable && REFUSED_THE_OBSERVER.has(v.failureReason ?? '');
 }
 
 /** Observations older than this are ignored. */
@@ -46,12 +72,13 @@ export function judgePrimary(
 ): PrimaryVerdict {
   const fresh = freshVotes(spec, votes, now);
   const { quorum, failureThreshold } = spec.detection;
-  const downVotes = fresh.filter((v) => !v.reachable && v.consecutiveFailures >= failureThreshold).length;
+  const downVotes = fresh.filter((v) => votesDown(v, failureThreshold)).length;
   const upVotes = fresh.filter((v) => v.reachable).length;
+  const refused = fresh.filter(abstains);
   const down = downVotes >= quorum && downVotes > upVotes;
   // From those who lost it: when the quorum lost sight (a minority that still reaches it, cut off
   // with the primary, says nothing about what the deciders could measure).
-  const seen = fresh.flatMap((v) => (!v.reachable && v.lastSeenAt ? [v.lastSeenAt] : []));
+  const seen = fresh.flatMap((v) => (votesDown(v, 0) && v.lastSeenAt ? [v.lastSeenAt] : []));
   const lastSeenAt = seen.length ? new Date(Math.max(...seen.map((d) => d.getTime()))) : undefined;
   const message = down
     ? `${downVotes} of ${fresh.length} observers have not reached ${primary} for ${failureThreshold}+ probes (quorum ${quorum})`
@@ -60,8 +87,21 @@ export function judgePrimary(
       : `${upVotes} of ${fresh.length} fresh observers reach ${primary}` +
         (downVotes > 0
           ? `, ${downVotes} ${downVotes === 1 ? 'has' : 'have'} lost it (quorum ${quorum})`
+          : '') +
+        (refused.length > 0
+          ? `; ${refused.length} cannot judge: it answered and refused them (${[
+              ...new Set(refused.map((v) => v.failureReason)),
+            ].join(', ')}), which no failover fixes`
           : '');
-  return { down, downVotes, upVotes, fresh: fresh.length, message, ...(lastSeenAt ? { lastSeenAt } : {}) };
+  return {
+    down,
+    downVotes,
+    upVotes,
+    refusedVotes: refused.length,
+    fresh: fresh.length,
+    message,
+    ...(lastSeenAt ? { lastSeenAt } : {}),
+  };
 }
 
 /**
@@ -79,7 +119,7 @@ export function detectionMoments(
 ): TimelineEntry[] {
   const interval = seconds(spec.detection.probeIntervalSeconds);
   const lost = freshVotes(spec, votes, now).flatMap((v) => {
-    if (v.reachable || v.consecutiveFailures === 0) return [];
+    if (!votesDown(v, 1)) return [];
     const counted = v.observedAt.getTime() - (v.consecutiveFailures - 1) * interval;
     const first = new Date(Math.max(counted, (v.lastSeenAt?.getTime() ?? 0) + 1));
     const seen = v.lastSeenAt ? `, last reached it at ${v.lastSeenAt.toISOString()}` : '';

@@ -71,6 +71,8 @@ export interface Vote {
   consecutiveFailures: number;
   /** When this observer last reached it: the primary was alive at least until then. */
   lastSeenAt?: Date;
+  /** Why the last probe failed (a ProviderError reason), when it did. */
+  failureReason?: string;
 }
 
 /** The policy's DNS record as the provider's API last showed it. */

@@ -13,7 +13,7 @@ import { compareLsn } from '../../providers/database/lsn.ts';
 import { timestamp } from '../../runtime/time.ts';
 import { standbysOf } from './candidates.ts';
 import type { PrimaryVerdict } from './detection.ts';
-import { freshVotes } from './detection.ts';
+import { freshVotes, votesDown } from './detection.ts';
 import type { ClusterFacts, DecideInput } from './facts.ts';
 import { OPERATOR_OBSERVER } from './observe.ts';
 
@@ -60,11 +60,11 @@ export function lossRecord(input: DecideInput, verdict: PrimaryVerdict | undefin
     ...(loss ? { primaryLoss: loss } : {}),
   };
   const seen = freshVotes(input.spec, input.votes, input.now).filter(
-    (v) => !v.reachable && v.lastSeenAt !== undefined && v.lastSeenAt.getTime() > since,
+    (v) => votesDown(v, 0) && v.lastSeenAt !== undefined && v.lastSeenAt.getTime() > since,
   );
   if (verdict.down) {
     const threshold = input.spec.detection.failureThreshold;
-    return seen.some((v) => v.consecutiveFailures >= threshold) ? newLoss(input, verdict) : kept;
+    return seen.some((v) => votesDown(v, threshold)) ? newLoss(input, verdict) : kept;
   }
   return seen.length === 0 && recounting(input) && downWithOwnVote(input, verdict) ? kept : {};
 }

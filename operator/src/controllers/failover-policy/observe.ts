@@ -135,19 +135,23 @@ export function voteFromProbe(record: ProbeRecord | undefined): Vote[] {
       reachable: record.observation.reachable,
       consecutiveFailures: record.consecutiveFailures,
       ...(record.lastReachableAt ? { lastSeenAt: record.lastReachableAt } : {}),
+      ...(record.observation.failure ? { failureReason: record.observation.failure.reason } : {}),
     },
   ];
 }
 
 export function voteFromStatus(status: ReplicaClusterStatus | undefined): Vote[] {
   if (!status?.lastObservedTime) return [];
-  const reachable = status.conditions?.find((c) => c.type === 'Reachable')?.status === 'True';
+  const condition = status.conditions?.find((c) => c.type === 'Reachable');
+  const reachable = condition?.status === 'True';
   return [
     {
       observer: OPERATOR_OBSERVER,
       observedAt: new Date(status.lastObservedTime),
       reachable,
       consecutiveFailures: status.consecutiveProbeFailures ?? 0,
+      // Reachable=False carries the failure's reason (replica-cluster reconciler).
+      ...(!reachable && condition ? { failureReason: condition.reason } : {}),
     },
   ];
 }
@@ -169,6 +173,7 @@ export function votesFromObservations(
         reachable: probe.reachable,
         consecutiveFailures: probe.consecutiveFailures,
         ...(probe.lastSuccessTime ? { lastSeenAt: new Date(probe.lastSuccessTime) } : {}),
+        ...(probe.failureReason ? { failureReason: probe.failureReason } : {}),
       },
     ];
   });

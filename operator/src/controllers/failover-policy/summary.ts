@@ -134,7 +134,7 @@ function primaryAvailable(input: DecideInput, plan: Plan, next: FailoverPolicySt
     return conditionOf(
       'PrimaryAvailable',
       'Unknown',
-      v.fresh === 0 ? 'TooFewObservers' : 'Unconfirmed',
+      v.fresh === 0 ? 'TooFewObservers' : v.refusedVotes > 0 ? 'ObserversRefused' : 'Unconfirmed',
       `${v.message}: no fresh observer reaches it, and no quorum has found it down`,
     );
   return conditionOf('PrimaryAvailable', 'True', 'Reachable', v.message);
