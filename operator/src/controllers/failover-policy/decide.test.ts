@@ -70,7 +70,7 @@ describe('decide: detection', () => {
   describe('a primary that answers and refuses the observers (not down)', () => {
     const refused = (observer: string, failureReason: string) => ({ ...down(observer, 9), failureReason });
 
-    it.each(['AuthenticationFailed', 'CredentialsMissing', 'NotFound', 'Rejected'])(
+    it.each(['AuthenticationFailed', 'CredentialsMissing', 'TlsFailed', 'NotFound', 'Rejected'])(
       'every observer refused with %s: no failover, and the verdict says why',
       (reason) => {
         const i = outage({
@@ -113,8 +113,8 @@ describe('decide: detection', () => {
       expect(e.started).toBeUndefined();
     });
 
-    it('a server that answers "starting up" or "too many connections", or a TLS handshake cut short, still counts down', () => {
-      for (const reason of ['Unreachable', 'Timeout', 'ProviderError', 'TlsFailed']) {
+    it('a server that answers "starting up" or "too many connections", or a connection reset mid-handshake, still counts down', () => {
+      for (const reason of ['Unreachable', 'Timeout', 'ProviderError']) {
         const e = evaluate(
           outage({
             votes: [refused('operator', reason), refused('region-b', reason), refused('region-c', reason)],

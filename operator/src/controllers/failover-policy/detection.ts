@@ -23,13 +23,20 @@ export interface PrimaryVerdict {
 
 /**
  * Failures that are the server refusing the observer, not the server failing: it answered, and
- * turned away this observer's credentials or request (a rotated password, a deleted Secret, a
- * dropped grant), or the observer had nothing to ask with. Such a vote abstains: a failover does
- * not fix any of them, and counted down, one bad Secret shared by every observer would fail over a
- * primary that serves its clients. A server that answers "starting up", "shutting down" or "too
- * many connections", or a TLS handshake cut short, still counts down: clients are refused alike.
+ * turned away this observer's credentials, TLS settings or request (a rotated password, a deleted
+ * Secret, a certificate that expired or changed, a dropped grant), or the observer had nothing to
+ * ask with. Such a vote abstains: counted down, one bad Secret or certificate shared by every
+ * observer started a failover of a primary that serves its clients, which then stuck at fencing
+ * it through the same refusal. A server that answers "starting up", "shutting down" or "too many
+ * connections", or a connection reset mid-handshake, still counts down: clients are refused alike.
  */
-const REFUSED_THE_OBSERVER = new Set(['AuthenticationFailed', 'CredentialsMissing', 'NotFound', 'Rejected']);
+const REFUSED_THE_OBSERVER = new Set([
+  'AuthenticationFailed',
+  'CredentialsMissing',
+  'TlsFailed',
+  'NotFound',
+  'Rejected',
+]);
 
 /** Whether a vote says the primary is down: failed for the threshold, and not just refused this observer. */
 export function votesDown(v: Vote, failureThreshold: number): boolean {

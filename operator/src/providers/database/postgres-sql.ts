@@ -1288,6 +1288,12 @@ export function classifyPostgresError(err: unknown, target: string): ProviderErr
     }
     return make('ProviderError', `${message} (SQLSTATE ${state})`);
   }
+  // A connection reset or cut during the handshake is the network's ("Client network socket
+  // disconnected before secure TLS connection was established"), not the server's TLS answer: a
+  // TLS failure is the server answering, which counts no vote against a primary (detection.ts).
+  if (typeof code === 'string' && UNREACHABLE_CODES.has(code)) {
+    return make('Unreachable', `unreachable: ${message}`);
+  }
   if (
     typeof code === 'string' &&
     (TLS_CODES.has(code) || code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL'))
