@@ -503,6 +503,23 @@ describe('the agent beside a standby', () => {
     expect(await guard.answer(q)).toMatchObject({ vouched: false });
   });
 
+  it('keeps vouching while the observers are only refused by the primary (a wrong password): they cannot say it is gone', async () => {
+    const ports = new FakePorts();
+    ports.server = 'Standby';
+    const guard = guardFor('region-b', ports);
+    const q = { namespace: 'db', policy: 'orders', primary: 'region-a', epoch: 3 };
+    ports.observations = [
+      observation('b', false, 'AuthenticationFailed'),
+      observation('c', false, 'TlsFailed'),
+    ];
+    await guard.tick();
+    expect(await guard.answer(q)).toMatchObject({ vouched: true });
+    // Positive control: the same observers losing it withholds.
+    ports.observations = [observation('b', false, 'Timeout'), observation('c', false, 'Unreachable')];
+    await guard.tick();
+    expect(await guard.answer(q)).toMatchObject({ vouched: false });
+  });
+
   it('never vouches once its own database was promoted, nor for another epoch', async () => {
     const ports = new FakePorts();
     ports.server = 'Standby';
@@ -552,7 +569,7 @@ function failoverOf(from: string, to: string, epoch: number): Operation {
   };
 }
 
-function observation(observer: string, reachable: boolean): FailoverObservationSpec {
+function observation(observer: string, reachable: boolean, failureReason?: string): FailoverObservationSpec {
   return {
     policy: 'orders',
     observer,
@@ -564,6 +581,7 @@ function observation(observer: string, reachable: boolean): FailoverObservationS
         reachable,
         role: reachable ? 'Primary' : 'Unknown',
         consecutiveFailures: reachable ? 0 : 1,
+        ...(failureReason ? { failureReason } : {}),
       },
     ],
   };

@@ -24,6 +24,7 @@ import type {
   FailoverPolicyStatus,
   Operation,
 } from '../api/v1alpha1/index.ts';
+import { refusedTheProber } from '../providers/errors.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { timestamp } from '../runtime/time.ts';
 import { leaseHolder, leaseSettings, parseLeaseHolder } from './lease-settings.ts';
@@ -650,7 +651,8 @@ function suspected(
   const failing = observations.filter((o) => {
     if (o.policy !== policy || now.getTime() - new Date(o.observedAt).getTime() > maxAgeMs) return false;
     const probe = o.clusters.find((c) => c.name === primary);
-    return probe !== undefined && !probe.reachable;
+    // An observer the primary refused (a wrong password) cannot say it is gone (detection.ts).
+    return probe !== undefined && !probe.reachable && !refusedTheProber(probe.failureReason);
   });
   return failing.length >= spec.detection.quorum
     ? `${failing.length} observers cannot reach ${primary} (${failing.map((o) => o.observer).join(', ')})`

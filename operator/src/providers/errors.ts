@@ -49,3 +49,21 @@ export class ProviderError extends Error {
 export function isProviderError(err: unknown): err is ProviderError {
   return err instanceof ProviderError;
 }
+
+/**
+ * Failures that are no evidence of an outage: the database answered and turned the prober away
+ * (its password, its TLS settings or certificate, a privilege), or the prober had nothing to log
+ * in with. Clients with their own credentials may be served all along, and a failover would stick
+ * at fencing the primary through the same refusal. A database that does not exist is not among
+ * them: a server rebuilt empty at the same address answers so, and the fence goes through another.
+ */
+const REFUSED_THE_PROBER: ReadonlySet<string> = new Set<ProviderErrorReason>([
+  'AuthenticationFailed',
+  'CredentialsMissing',
+  'TlsFailed',
+  'Rejected',
+]);
+
+export function refusedTheProber(reason: string | undefined): boolean {
+  return reason !== undefined && REFUSED_THE_PROBER.has(reason);
+}

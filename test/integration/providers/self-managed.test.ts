@@ -364,11 +364,11 @@ describe('a primary whose synchronous standby is gone', () => {
     );
   });
   afterAll(async () => {
-    // Let the application's commit go.
-    await pair?.sql(
-      'primary',
-      "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
-    );
+    // Let the applications' commits go.
+    for (const node of ['primary', 'standby'] as const)
+      await pair
+        ?.sql(node, "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'")
+        .catch(() => undefined);
   });
 
   // A statement timeout far beyond any probe deadline: waiting for the standby would show.
@@ -401,6 +401,37 @@ describe('a primary whose synchronous standby is gone', () => {
     await primary.unfence();
     expect(performance.now() - unfenced).toBeLessThan(3_000);
     expect(await primary.observe()).toMatchObject({ role: 'Primary' });
+  });
+
+  it('a standby promoted with synchronous standbys configured (none connected) records its epoch', async () => {
+    // A symmetric setup: the standby names synchronous standbys too, and once promoted has none.
+    await pair.sql('standby', "ALTER SYSTEM SET synchronous_standby_names = '*'");
+    await pair.sql('standby', 'SELECT pg_reload_conf()');
+    const standby = provider(pair, 'standby', patient);
+    const started = performance.now();
+    expect(await standby.promote({ operationId: 'op-sync-gone', epoch: 3 })).toMatchObject({
+      state: 'Promoted',
+    });
+    expect(performance.now() - started).toBeLessThan(10_000);
+    expect(await standby.observe()).toMatchObject({ role: 'Primary', heartbeat: { epoch: 3 } });
+    // Positive control: an application's commit on the new primary waits for a synchronous standby.
+    const app2 = await session(pair, 'standby');
+    void app2
+      .query("INSERT INTO write_load (payload) VALUES ('waits on the new primary')")
+      .catch(() => undefined);
+    await waitFor(
+      async () =>
+        (
+          await pair.sql<{ n: string }>(
+            'standby',
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+          )
+        )[0]?.n !== '0',
+      {
+        timeoutMs: 15_000,
+        description: 'an application commit on the new primary waiting for a synchronous standby',
+      },
+    );
   });
 });
 

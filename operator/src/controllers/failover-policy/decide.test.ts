@@ -70,7 +70,7 @@ describe('decide: detection', () => {
   describe('a primary that answers and refuses the observers (not down)', () => {
     const refused = (observer: string, failureReason: string) => ({ ...down(observer, 9), failureReason });
 
-    it.each(['AuthenticationFailed', 'CredentialsMissing', 'TlsFailed', 'NotFound', 'Rejected'])(
+    it.each(['AuthenticationFailed', 'CredentialsMissing', 'TlsFailed', 'Rejected'])(
       'every observer refused with %s: no failover, and the verdict says why',
       (reason) => {
         const i = outage({
@@ -81,7 +81,9 @@ describe('decide: detection', () => {
         expect(e.condition('PrimaryAvailable')).toMatchObject({
           status: 'Unknown',
           reason: 'ObserversRefused',
-          message: expect.stringContaining(`3 cannot judge: it answered and refused them (${reason})`),
+          message: expect.stringContaining(
+            `3 cannot judge it (${reason}: refused by it, or nothing to log in with)`,
+          ),
         });
       },
     );
@@ -113,8 +115,8 @@ describe('decide: detection', () => {
       expect(e.started).toBeUndefined();
     });
 
-    it('a server that answers "starting up" or "too many connections", or a connection reset mid-handshake, still counts down', () => {
-      for (const reason of ['Unreachable', 'Timeout', 'ProviderError']) {
+    it('a server that answers "starting up", "too many connections" or "no such database" (rebuilt empty), or a connection reset mid-handshake, still counts down', () => {
+      for (const reason of ['Unreachable', 'Timeout', 'ProviderError', 'NotFound']) {
         const e = evaluate(
           outage({
             votes: [refused('operator', reason), refused('region-b', reason), refused('region-c', reason)],

@@ -4,6 +4,7 @@
  * and they outnumber those that still reach it. One observer losing sight is not an outage.
  */
 import type { FailoverPolicySpec, TimelineEntry } from '../../api/v1alpha1/index.ts';
+import { refusedTheProber } from '../../providers/errors.ts';
 import { byCodeUnits } from '../../runtime/order.ts';
 import { seconds, type Vote } from './facts.ts';
 import { moment } from './operation.ts';
@@ -21,35 +22,18 @@ export interface PrimaryVerdict {
   message: string;
 }
 
-/**
- * Failures that are the server refusing the observer, not the server failing: it answered, and
- * turned away this observer's credentials, TLS settings or request (a rotated password, a deleted
- * Secret, a certificate that expired or changed, a dropped grant), or the observer had nothing to
- * ask with. Such a vote abstains: counted down, one bad Secret or certificate shared by every
- * observer started a failover of a primary that serves its clients, which then stuck at fencing
- * it through the same refusal. A server that answers "starting up", "shutting down" or "too many
- * connections", or a connection reset mid-handshake, still counts down: clients are refused alike.
- */
-const REFUSED_THE_OBSERVER = new Set([
-  'AuthenticationFailed',
-  'CredentialsMissing',
-  'TlsFailed',
-  'NotFound',
-  'Rejected',
-]);
-
 /** Whether a vote says the primary is down: failed for the threshold, and not just refused this observer. */
 export function votesDown(v: Vote, failureThreshold: number): boolean {
-  return (
-    !v.reachable &&
-    v.consecutiveFailures >= failureThreshold &&
-    !REFUSED_THE_OBSERVER.has(v.failureReason ?? '')
-  );
+  return !v.reachable && v.consecutiveFailures >= failureThreshold && !refusedTheProber(v.failureReason);
 }
 
-/** Whether a failed vote abstains: the primary answered, and refused this observer. */
+/**
+ * Whether a failed vote abstains: the primary refused this observer, or it had no credentials
+ * (refusedTheProber). Its failures run apart from others (ClusterProbes), so one timeout after
+ * many refusals is one failure, not a vote past the threshold.
+ */
 export function abstains(v: Vote): boolean {
-  return !v.reachable && REFUSED_THE_OBSERVER.has(v.failureReason ?? '');
+  return !v.reachable && refusedTheProber(v.failureReason);
 }
 
 /** Observations older than this are ignored. */
@@ -96,9 +80,9 @@ export function judgePrimary(
           ? `, ${downVotes} ${downVotes === 1 ? 'has' : 'have'} lost it (quorum ${quorum})`
           : '') +
         (refused.length > 0
-          ? `; ${refused.length} cannot judge: it answered and refused them (${[
-              ...new Set(refused.map((v) => v.failureReason)),
-            ].join(', ')}), which no failover fixes`
+          ? `; ${refused.length} cannot judge it (${[...new Set(refused.map((v) => v.failureReason))].join(
+              ', ',
+            )}: refused by it, or nothing to log in with)`
           : '');
   return {
     down,

@@ -13,7 +13,7 @@ import { compareLsn } from '../../providers/database/lsn.ts';
 import { timestamp } from '../../runtime/time.ts';
 import { standbysOf } from './candidates.ts';
 import type { PrimaryVerdict } from './detection.ts';
-import { freshVotes, votesDown } from './detection.ts';
+import { abstains, freshVotes, votesDown } from './detection.ts';
 import type { ClusterFacts, DecideInput } from './facts.ts';
 import { OPERATOR_OBSERVER } from './observe.ts';
 
@@ -84,8 +84,12 @@ function recounting(input: DecideInput): boolean {
   if (!primary?.exists || primary.lastReachableAt) return false;
   if (primary.unprobed) return true;
   const own = input.votes.find((v) => v.observer === OPERATOR_OBSERVER);
+  // Refused, it abstains: it would not count down however many more probes it made.
   return (
-    own !== undefined && !own.reachable && own.consecutiveFailures < input.spec.detection.failureThreshold
+    own !== undefined &&
+    !own.reachable &&
+    !abstains(own) &&
+    own.consecutiveFailures < input.spec.detection.failureThreshold
   );
 }
 

@@ -41,7 +41,7 @@ import { writeStatus } from '../status-writer.ts';
 import { readDns, repairDns, runStep, type StepPorts } from './act.ts';
 import { monthlyAvailability, nextLedger } from './availability.ts';
 import { decide, type Plan } from './decide.ts';
-import { freshVotes } from './detection.ts';
+import { abstains, freshVotes } from './detection.ts';
 import {
   afterDiscoveryRead,
   type DiscoveryRead,
@@ -702,7 +702,8 @@ function exportMetrics(
   m.quorum.set(labels, spec.detection.quorum);
   const fresh = freshVotes(spec, input.votes, input.now);
   m.freshObservers.set(labels, fresh.length);
-  m.observersLost.set(labels, fresh.filter((v) => !v.reachable).length);
+  // Not those it refused (a wrong password): they cannot say whether it is up.
+  m.observersLost.set(labels, fresh.filter((v) => !v.reachable && !abstains(v)).length);
   if (next.phase) m.policyPhase.set(labels, next.phase);
   else m.policyPhase.remove(labels);
   // One series, for the cluster primary now: a former primary's goes with the change.

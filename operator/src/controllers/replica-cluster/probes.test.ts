@@ -5,11 +5,12 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ReplicaClusterSpec } from '../../api/v1alpha1/index.ts';
 import type { DatabaseObservation, DatabaseProvider } from '../../providers/database/port.ts';
+import type { ProviderErrorReason } from '../../providers/errors.ts';
 import { ManualClock } from '../../runtime/clock.ts';
 import type { KubeClient } from '../../runtime/kube-client.ts';
 import { silentLogger } from '../../runtime/logger.ts';
 import { Metrics } from '../../runtime/metrics.ts';
-import { ClusterProbes, type ProbeTarget } from './probes.ts';
+import { ClusterProbes, failuresInARow, type ProbeRecord, type ProbeTarget } from './probes.ts';
 
 const INTERVAL = 1_000;
 
@@ -498,5 +499,30 @@ describe('the provider cache', () => {
     expect(await cache.providerFor({ ...target, spec: structuredClone(rds) })).toBe(third);
     expect(made).toBe(3);
     await cache.closeAll();
+  });
+});
+
+describe('failures in a row', () => {
+  const failed = (reason: ProviderErrorReason): DatabaseObservation => ({
+    reachable: false,
+    role: 'Unknown',
+    failure: { reason, message: reason },
+    durationMs: 1,
+  });
+  const record = (observation: DatabaseObservation, consecutiveFailures: number): ProbeRecord => ({
+    observation,
+    at: new Date(0),
+    consecutiveFailures,
+  });
+
+  it('runs on while the failures are of one kind', () => {
+    expect(failuresInARow(undefined, failed('Timeout'))).toBe(1);
+    expect(failuresInARow(record(failed('Timeout'), 4), failed('Unreachable'))).toBe(5);
+    expect(failuresInARow(record(failed('AuthenticationFailed'), 4), failed('TlsFailed'))).toBe(5);
+  });
+
+  it('starts over when a refusal follows an outage or an outage a refusal: one timeout after an hour of a wrong password is one', () => {
+    expect(failuresInARow(record(failed('AuthenticationFailed'), 720), failed('Timeout'))).toBe(1);
+    expect(failuresInARow(record(failed('Timeout'), 9), failed('CredentialsMissing'))).toBe(1);
   });
 });

@@ -23,7 +23,7 @@ import {
 } from '../../providers/database/factory.ts';
 import { compareLsn } from '../../providers/database/lsn.ts';
 import type { DatabaseObservation, DatabaseProvider } from '../../providers/database/port.ts';
-import { isProviderError, ProviderError } from '../../providers/errors.ts';
+import { isProviderError, ProviderError, refusedTheProber } from '../../providers/errors.ts';
 import type { Clock } from '../../runtime/clock.ts';
 import { sharedStrings } from '../../runtime/interning.ts';
 import type { KubeClient } from '../../runtime/kube-client.ts';
@@ -345,7 +345,7 @@ export class ClusterProbes {
     const record: ProbeRecord = {
       observation,
       at,
-      consecutiveFailures: observation.reachable ? 0 : (previous?.consecutiveFailures ?? 0) + 1,
+      consecutiveFailures: observation.reachable ? 0 : failuresInARow(previous, observation),
       ...(observation.reachable
         ? { lastReachableAt: at }
         : previous?.lastReachableAt
@@ -477,4 +477,16 @@ function probeTimeoutMs(target: ProbeTarget): number {
 
 function seconds(ms: number): string {
   return `${Number((ms / 1000).toFixed(ms % 1000 === 0 ? 0 : 1))} s`;
+}
+
+/**
+ * The failures in a row, this one included: a run is of one kind. Refusals (the database turned
+ * the prober away: refusedTheProber) are no evidence of an outage and count no vote, so a failure
+ * of the other kind after them starts a run of its own: one timeout after an hour of a wrong
+ * password is one failure, not a vote past the threshold.
+ */
+export function failuresInARow(previous: ProbeRecord | undefined, observation: DatabaseObservation): number {
+  if (!previous || previous.observation.reachable) return 1;
+  const refused = (o: DatabaseObservation) => refusedTheProber(o.failure?.reason);
+  return refused(previous.observation) === refused(observation) ? previous.consecutiveFailures + 1 : 1;
 }

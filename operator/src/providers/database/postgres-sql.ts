@@ -133,6 +133,9 @@ export class PostgresSql {
     // A pooled connection the server ends while idle (restart, fencing) emits 'error'; the pool
     // drops it, and an unhandled 'error' event would crash the operator.
     this.pool.on('error', () => undefined);
+    // Queued on the new session before whatever it was opened for (pg runs a session's queries
+    // in order); a failure leaves commits waiting as before, and the statement after says why.
+    this.pool.on('connect', (client) => void client.query(COMMIT_LOCALLY).catch(() => undefined));
   }
 
   /**
@@ -744,12 +747,6 @@ export class PostgresSql {
       // The server enforces statement_timeout; this catches a server that does not answer at all.
       query_timeout: this.options.statementTimeoutMs + this.options.connectTimeoutMs,
       application_name: this.options.applicationName,
-      // The operator's writes (heartbeat, epoch, fence records and limits) commit once flushed
-      // here, never waiting for a synchronous standby: when that standby is the one lost or cut
-      // off, every commit on the primary waits for it (no timeout ends that wait), and the
-      // heartbeat held the active primary's probe past its deadline (a working primary counted
-      // as failed) and a fence stalled on its first commit. Their WAL still streams as any other.
-      options: '-c synchronous_commit=local',
       // Keepalives from 30 s idle (the OS waits 2 hours): a session unused for minutes in the
       // pool (idleTimeoutMs) stays known to the NATs and load balancers on the way, several of
       // which forget idle connections after about 4 minutes and leave a dead session to the
@@ -845,12 +842,25 @@ export class PostgresSql {
       );
     }
     try {
+      await client.query(COMMIT_LOCALLY).catch(() => undefined);
       return await fn(client);
     } finally {
       await client.end().catch(() => undefined);
     }
   }
 }
+
+/**
+ * Set on every session the operator (and the agent's fence) opens: its writes (the heartbeat, the
+ * epoch, a fence's records and limits) commit once flushed on this server and never wait for a
+ * synchronous standby. When that standby is the one lost or cut off, every commit on the primary
+ * waits for it and no statement timeout ends the wait: the heartbeat held the active primary's
+ * probe to its deadline every interval (a working primary counted as failed), a fence stalled at
+ * its first commit, and a standby promoted under `synchronous_standby_names` never recorded its
+ * epoch. Their WAL streams as any other. A statement rather than the `options` startup parameter,
+ * which connection poolers refuse.
+ */
+const COMMIT_LOCALLY = 'SET synchronous_commit = local';
 
 interface ReplicaRow {
   application_name: string;
