@@ -73,8 +73,15 @@ describe('observing a healthy pair', () => {
     expect(p.failure).toBeUndefined();
     expect(isLsn(lsnOf(p))).toBe(true);
     expect(p.replicas).toEqual([
-      expect.objectContaining({ applicationName: 'standby', state: 'streaming', clientAddr: '127.0.0.1' }),
+      expect.objectContaining({
+        applicationName: 'standby',
+        state: 'streaming',
+        clientAddr: '127.0.0.1',
+        syncState: 'async',
+      }),
     ]);
+    // No synchronous standby is named: commits do not wait for one.
+    expect(p.commitsWaitFor).toBeUndefined();
     expect(p.durationMs).toBeGreaterThanOrEqual(0);
 
     const s = await standby.observe();
@@ -373,6 +380,31 @@ describe('a primary whose synchronous standby is gone', () => {
 
   // A statement timeout far beyond any probe deadline: waiting for the standby would show.
   const patient = { statementTimeoutMs: 30_000 };
+
+  it('is observed as a primary whose commits wait for a synchronous standby, until one is connected as one', async () => {
+    const primary = provider(pair, 'primary', patient);
+    expect(await primary.observe()).toMatchObject({ role: 'Primary', commitsWaitFor: 'gone' });
+    // The standby that streams, named: it becomes the synchronous one, and commits go through.
+    await pair.sql('primary', "ALTER SYSTEM SET synchronous_standby_names = 'standby'");
+    await pair.sql('primary', 'SELECT pg_reload_conf()');
+    try {
+      const seen = await waitFor(
+        async () => {
+          const o = await primary.observe();
+          return o.replicas?.some((r) => r.syncState === 'sync') ? o : undefined;
+        },
+        { timeoutMs: 15_000, description: 'the standby to be the synchronous one' },
+      );
+      expect(seen.commitsWaitFor).toBeUndefined();
+    } finally {
+      await pair.sql('primary', "ALTER SYSTEM SET synchronous_standby_names = 'gone'");
+      await pair.sql('primary', 'SELECT pg_reload_conf()');
+    }
+    await waitFor(async () => (await primary.observe()).commitsWaitFor === 'gone' || undefined, {
+      timeoutMs: 15_000,
+      description: 'commits to wait for the gone standby again',
+    });
+  });
 
   it('the heartbeat, first in two steps and then in the probe, commits without waiting for it', async () => {
     const primary = provider(pair, 'primary', patient);

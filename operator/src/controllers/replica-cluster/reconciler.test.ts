@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { ReplicaClusterStatus } from '../../api/v1alpha1/index.ts';
 import type { ProbeRecord } from './probes.ts';
-import { PROBE_WAIT_MS, probeWaitMs, QUICK_PROBE_MS, whyWrite, worthWriting } from './reconciler.ts';
+import {
+  PROBE_WAIT_MS,
+  probeWaitMs,
+  QUICK_PROBE_MS,
+  summarize,
+  whyWrite,
+  worthWriting,
+} from './reconciler.ts';
 
 const t0 = new Date('2026-01-05T03:00:00Z');
 const later = new Date('2026-01-05T03:00:02Z');
@@ -101,5 +108,35 @@ describe('how long a reconcile waits for its probe', () => {
     expect(probeWaitMs(took(QUICK_PROBE_MS + 1))).toBe(0);
     expect(probeWaitMs(took(80))).toBe(0);
     expect(probeWaitMs(took(5_000, false))).toBe(0);
+  });
+});
+
+describe('a primary whose commits wait for a synchronous standby that is not there', () => {
+  const spec = {
+    region: 'a',
+    provider: { type: 'SelfManaged' },
+    connection: { host: 'db', port: 5432, database: 'app', sslMode: 'disable' },
+  } as unknown as Parameters<typeof summarize>[2];
+  const record = (extra: Partial<ProbeRecord['observation']>): ProbeRecord => ({
+    observation: {
+      reachable: true,
+      role: 'Primary',
+      replicas: [{ applicationName: 'b', state: 'streaming', syncState: 'async' }],
+      durationMs: 1,
+      ...extra,
+    },
+    at: t0,
+    consecutiveFailures: 0,
+  });
+
+  it('is Degraded, and Replicating says why: its clients’ commits hang', () => {
+    const s = summarize({}, record({ commitsWaitFor: "FIRST 1 ('b')" }), spec, undefined, 1, t0);
+    expect(s.health).toBe('Degraded');
+    expect(s.conditions?.find((c) => c.type === 'Replicating')).toMatchObject({
+      status: 'False',
+      reason: 'SynchronousStandbyMissing',
+      message: expect.stringContaining("synchronous_standby_names = 'FIRST 1 ('b')'"),
+    });
+    expect(summarize({}, record({}), spec, undefined, 1, t0).health).toBe('Healthy');
   });
 });

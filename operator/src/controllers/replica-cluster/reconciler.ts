@@ -334,6 +334,14 @@ function replicatingCondition(
   if (role === 'Standby') return standbyReplicating(obs, intervalSeconds);
   if (role !== 'Primary')
     return { type: 'Replicating', status: 'False', reason: role, message: `the database is in role ${role}` };
+  // The operator's own writes do not wait (postgres-sql.ts COMMIT_LOCALLY); its clients' do.
+  if (obs.commitsWaitFor !== undefined)
+    return {
+      type: 'Replicating',
+      status: 'False',
+      reason: 'SynchronousStandbyMissing',
+      message: `commits wait for a synchronous standby (synchronous_standby_names = '${obs.commitsWaitFor}') and none is connected as one: clients' commits hang until one is, or the setting changes`,
+    };
   const streaming = (obs.replicas ?? []).filter((r) => r.state === 'streaming').length;
   return streaming > 0
     ? {

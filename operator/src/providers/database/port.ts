@@ -30,6 +30,8 @@ export interface ReplicaState {
   sentLsn?: string;
   replayLsn?: string;
   replayLagSeconds?: number;
+  /** pg_stat_replication.sync_state: async, potential, sync, quorum. */
+  syncState?: string;
 }
 
 /** What one probe of one database saw. A probe that fails returns `reachable: false`, never throws. */
@@ -54,6 +56,14 @@ export interface DatabaseObservation {
   heartbeat?: { epoch: number; writtenAt: Date; fencedEpoch?: number };
   /** Primary: its connected standbys, from pg_stat_replication. */
   replicas?: ReplicaState[];
+  /**
+   * Primary: its `synchronous_standby_names`, when it names synchronous standbys and none is
+   * connected as one: every commit of a client with synchronous_commit on (the default),
+   * remote_write or remote_apply hangs until one is. Undefined otherwise, or where SQL cannot tell
+   * (without pg_monitor, sync_state reads NULL). A quorum partly met (`ANY 2 (…)` with one
+   * connected) is not told apart.
+   */
+  commitsWaitFor?: string;
   /**
    * Standby: its WAL receiver (pg_stat_wal_receiver). `streaming` is false when no receiver runs
    * or it is not in state streaming; `lastMessageAgeSeconds` is how long ago the server last

@@ -869,6 +869,7 @@ interface ReplicaRow {
   sent_lsn: string | null;
   replay_lsn: string | null;
   replay_lag_seconds: number | null;
+  sync_state: string | null;
 }
 
 interface ProbeRow {
@@ -884,6 +885,8 @@ interface ProbeRow {
   walfile: string | null;
   read_only: boolean;
   closed: boolean;
+  /** A primary's synchronous_standby_names. */
+  sync_names: string | null;
   replicas: ReplicaRow[] | null;
   /** The heartbeat row as JSON (a table an older operator created has no fenced_epoch). */
   heartbeat: { epoch: number | string; written_at: string; fenced_epoch?: number | string | null } | null;
@@ -912,11 +915,12 @@ function probeStatement(withHeartbeat: boolean): string {
       CASE WHEN NOT r.in_recovery THEN pg_walfile_name(pg_current_wal_lsn()) END AS walfile,
       current_setting('default_transaction_read_only') = 'on' AS read_only,
       COALESCE((SELECT NOT datallowconn FROM pg_database WHERE datname = $1), false) AS closed,
+      CASE WHEN NOT r.in_recovery THEN current_setting('synchronous_standby_names') END AS sync_names,
       CASE WHEN NOT r.in_recovery THEN (
         SELECT json_agg(json_build_object(
                  'application_name', application_name, 'client_addr', host(client_addr), 'state', state,
                  'sent_lsn', sent_lsn::text, 'replay_lsn', replay_lsn::text,
-                 'replay_lag_seconds', EXTRACT(epoch FROM replay_lag)::float8)
+                 'replay_lag_seconds', EXTRACT(epoch FROM replay_lag)::float8, 'sync_state', sync_state)
                ORDER BY application_name, pid)
           FROM pg_stat_replication) END AS replicas,
       ${heartbeat} AS heartbeat
@@ -990,8 +994,22 @@ function observationOf(
     // A WAL file name starts with the timeline in 8 hex digits; it changes the moment a promotion ends.
     ...(row.walfile ? { timeline: Number.parseInt(row.walfile.slice(0, 8), 16) } : {}),
     replicas: (row.replicas ?? []).map(replicaOf),
+    ...(commitsWaitFor(row) ? { commitsWaitFor: row.sync_names ?? '' } : {}),
     ...(heartbeat ? { heartbeat } : {}),
   };
+}
+
+/**
+ * Whether a primary's clients' commits wait for a synchronous standby that is not there: one is
+ * named and no connected standby is one. NULL sync states (a role without pg_monitor) cannot
+ * tell: no claim. Whether clients commit synchronously is theirs to set (on by default); the
+ * server-wide default is in pg_settings, a scan of every setting too dear for every probe.
+ */
+function commitsWaitFor(row: ProbeRow): boolean {
+  if (!row.sync_names?.trim()) return false;
+  const replicas = row.replicas ?? [];
+  if (replicas.some((r) => r.sync_state === null)) return false;
+  return !replicas.some((r) => r.sync_state === 'sync' || r.sync_state === 'quorum');
 }
 
 function heartbeatOf(
@@ -1014,6 +1032,7 @@ function replicaOf(r: ReplicaRow): ReplicaState {
     ...(r.sent_lsn ? { sentLsn: r.sent_lsn } : {}),
     ...(r.replay_lsn ? { replayLsn: r.replay_lsn } : {}),
     ...(r.replay_lag_seconds != null ? { replayLagSeconds: r.replay_lag_seconds } : {}),
+    ...(r.sync_state ? { syncState: r.sync_state } : {}),
   };
 }
 
