@@ -223,12 +223,16 @@ describe("the active primary's probe and heartbeat in one statement", () => {
     primary = provider(pair, 'primary');
   });
 
-  /** What `fn` sends, counted as the statements sessions were given. */
+  /**
+   * What `fn` sends, counted as the statements sessions were given; not the setting a session
+   * opened within it starts with (a fence before ends the pooled sessions).
+   */
   async function statementsOf<T>(fn: () => Promise<T>): Promise<{ result: T; statements: number }> {
     const spy = vi.spyOn(pg.Client.prototype, 'query');
     try {
       const result = await fn();
-      return { result, statements: spy.mock.calls.length };
+      const sent = spy.mock.calls.filter(([q]) => q !== 'SET synchronous_commit = local');
+      return { result, statements: sent.length };
     } finally {
       spy.mockRestore();
     }
@@ -400,10 +404,38 @@ describe('a primary whose synchronous standby is gone', () => {
       await pair.sql('primary', "ALTER SYSTEM SET synchronous_standby_names = 'gone'");
       await pair.sql('primary', 'SELECT pg_reload_conf()');
     }
+    // Two asked for, one connected: commits still wait.
+    await pair.sql('primary', "ALTER SYSTEM SET synchronous_standby_names = 'FIRST 2 (standby, gone)'");
+    await pair.sql('primary', 'SELECT pg_reload_conf()');
+    try {
+      await waitFor(
+        async () => (await primary.observe()).commitsWaitFor === 'FIRST 2 (standby, gone)' || undefined,
+        { timeoutMs: 15_000, description: 'commits to wait for a second synchronous standby' },
+      );
+    } finally {
+      await pair.sql('primary', "ALTER SYSTEM SET synchronous_standby_names = 'gone'");
+      await pair.sql('primary', 'SELECT pg_reload_conf()');
+    }
     await waitFor(async () => (await primary.observe()).commitsWaitFor === 'gone' || undefined, {
       timeoutMs: 15_000,
       description: 'commits to wait for the gone standby again',
     });
+    // Sessions that commit locally by default (the database's setting) do not wait: no claim.
+    // (The catalog change itself commits locally, or it would wait for the standby that is gone.)
+    await pair.sql(
+      'primary',
+      `SET synchronous_commit = local; ALTER DATABASE ${pair.database} SET synchronous_commit = local`,
+    );
+    try {
+      const fresh = provider(pair, 'primary', patient);
+      expect(await fresh.observe()).toMatchObject({ role: 'Primary' });
+      expect((await fresh.observe()).commitsWaitFor).toBeUndefined();
+    } finally {
+      await pair.sql(
+        'primary',
+        `SET synchronous_commit = local; ALTER DATABASE ${pair.database} RESET synchronous_commit`,
+      );
+    }
   });
 
   it('the heartbeat, first in two steps and then in the probe, commits without waiting for it', async () => {

@@ -57,11 +57,11 @@ export interface DatabaseObservation {
   /** Primary: its connected standbys, from pg_stat_replication. */
   replicas?: ReplicaState[];
   /**
-   * Primary: its `synchronous_standby_names`, when it names synchronous standbys and none is
-   * connected as one: every commit of a client with synchronous_commit on (the default),
-   * remote_write or remote_apply hangs until one is. Undefined otherwise, or where SQL cannot tell
-   * (without pg_monitor, sync_state reads NULL). A quorum partly met (`ANY 2 (…)` with one
-   * connected) is not told apart.
+   * Primary: its `synchronous_standby_names`, when it names synchronous standbys and fewer are
+   * connected as such than it asks for: every commit of a client with synchronous_commit on,
+   * remote_write or remote_apply (by default, as the operator's role and database start) hangs
+   * until enough are. Undefined otherwise, or where SQL cannot tell (without pg_monitor,
+   * sync_state reads NULL).
    */
   commitsWaitFor?: string;
   /**

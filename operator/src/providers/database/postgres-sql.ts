@@ -858,7 +858,9 @@ export class PostgresSql {
  * probe to its deadline every interval (a working primary counted as failed), a fence stalled at
  * its first commit, and a standby promoted under `synchronous_standby_names` never recorded its
  * epoch. Their WAL streams as any other. A statement rather than the `options` startup parameter,
- * which connection poolers refuse.
+ * which connection poolers refuse; set for the session, it needs one that keeps the session (a
+ * direct connection or session pooling, as the named statements do), and the probe's heartbeat
+ * sets it for its own transaction as well.
  */
 const COMMIT_LOCALLY = 'SET synchronous_commit = local';
 
@@ -887,6 +889,11 @@ interface ProbeRow {
   closed: boolean;
   /** A primary's synchronous_standby_names. */
   sync_names: string | null;
+  /**
+   * Where names are set: synchronous_commit as a session of the operator's role and database
+   * starts with it (the server's, or an ALTER ROLE/DATABASE default), before COMMIT_LOCALLY.
+   */
+  sync_commit: string | null;
   replicas: ReplicaRow[] | null;
   /** The heartbeat row as JSON (a table an older operator created has no fenced_epoch). */
   heartbeat: { epoch: number | string; written_at: string; fenced_epoch?: number | string | null } | null;
@@ -916,6 +923,8 @@ function probeStatement(withHeartbeat: boolean): string {
       current_setting('default_transaction_read_only') = 'on' AS read_only,
       COALESCE((SELECT NOT datallowconn FROM pg_database WHERE datname = $1), false) AS closed,
       CASE WHEN NOT r.in_recovery THEN current_setting('synchronous_standby_names') END AS sync_names,
+      CASE WHEN NOT r.in_recovery AND current_setting('synchronous_standby_names') <> '' THEN
+        (SELECT reset_val FROM pg_settings WHERE name = 'synchronous_commit') END AS sync_commit,
       CASE WHEN NOT r.in_recovery THEN (
         SELECT json_agg(json_build_object(
                  'application_name', application_name, 'client_addr', host(client_addr), 'state', state,
@@ -952,6 +961,7 @@ const PROBE_AND_HEARTBEAT = `WITH facts AS MATERIALIZED (${PROBE_WITH_HEARTBEAT}
     SELECT true, $2::bigint, $3::timestamptz FROM facts
      WHERE NOT facts.in_recovery AND NOT facts.read_only AND NOT facts.closed
        AND set_config('lock_timeout', '${HEARTBEAT_LOCK_WAIT_MS}', true) IS NOT NULL
+       AND set_config('synchronous_commit', 'local', true) IS NOT NULL
     ${HEARTBEAT_REFUSING_LOWER})
   SELECT facts.*, (SELECT epoch FROM written) AS written_epoch, (SELECT refusing FROM written) AS refusing
     FROM facts`;
@@ -1000,16 +1010,21 @@ function observationOf(
 }
 
 /**
- * Whether a primary's clients' commits wait for a synchronous standby that is not there: one is
- * named and no connected standby is one. NULL sync states (a role without pg_monitor) cannot
- * tell: no claim. Whether clients commit synchronously is theirs to set (on by default); the
- * server-wide default is in pg_settings, a scan of every setting too dear for every probe.
+ * Whether a primary's clients' commits wait for synchronous standbys that are not there: some
+ * are named, commits wait for them by default (as the operator's role and database start; a
+ * client may set its own), and fewer are connected as such than the setting asks for
+ * (`FIRST n (…)`, `ANY n (…)`, `n (…)`; a bare list or `*` asks for one). NULL sync states (a
+ * role without pg_monitor) cannot tell: no claim.
  */
 function commitsWaitFor(row: ProbeRow): boolean {
-  if (!row.sync_names?.trim()) return false;
+  const names = row.sync_names?.trim();
+  if (!names) return false;
+  if (!['on', 'remote_write', 'remote_apply'].includes(row.sync_commit ?? 'on')) return false;
   const replicas = row.replicas ?? [];
   if (replicas.some((r) => r.sync_state === null)) return false;
-  return !replicas.some((r) => r.sync_state === 'sync' || r.sync_state === 'quorum');
+  const wanted = Number(/^(?:FIRST\s+|ANY\s+)?(\d+)\s*\(/i.exec(names)?.[1] ?? 1);
+  const synchronous = replicas.filter((r) => r.sync_state === 'sync' || r.sync_state === 'quorum').length;
+  return synchronous < wanted;
 }
 
 function heartbeatOf(
