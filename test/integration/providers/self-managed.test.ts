@@ -6,6 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { isLsn, replicationLagBytes } from '../../../operator/src/providers/database/lsn.ts';
 import type { DatabaseObservation } from '../../../operator/src/providers/database/port.ts';
+import { COMMIT_LOCALLY } from '../../../operator/src/providers/database/postgres-sql.ts';
 import {
   SelfManagedPostgres,
   type SelfManagedPostgresOptions,
@@ -231,7 +232,7 @@ describe("the active primary's probe and heartbeat in one statement", () => {
     const spy = vi.spyOn(pg.Client.prototype, 'query');
     try {
       const result = await fn();
-      const sent = spy.mock.calls.filter(([q]) => q !== 'SET synchronous_commit = local');
+      const sent = spy.mock.calls.filter(([q]) => q !== COMMIT_LOCALLY);
       return { result, statements: sent.length };
     } finally {
       spy.mockRestore();
@@ -353,26 +354,29 @@ describe('a primary whose synchronous standby is gone', () => {
   // probe's heartbeat held the probe past its deadline and counted a working primary as failed,
   // and a fence's every commit waited out the statement timeout.
   let pair: PostgresPair;
-  let app: pg.Client;
+
+  /** Commits an application's row on `node` and waits until the commit waits for a synchronous standby. */
+  async function applicationCommitWaits(node: PostgresNodeName, description: string): Promise<void> {
+    const app = await session(pair, node);
+    void app.query("INSERT INTO write_load (payload) VALUES ('waits for a standby')").catch(() => undefined);
+    await waitFor(
+      async () =>
+        (
+          await pair.sql<{ n: string }>(
+            node,
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+          )
+        )[0]?.n !== '0',
+      { timeoutMs: 15_000, description },
+    );
+  }
+
   beforeAll(async () => {
     pair = await startPair('sync-gone');
     await pair.sql('primary', "ALTER SYSTEM SET synchronous_standby_names = 'gone'");
     await pair.sql('primary', 'SELECT pg_reload_conf()');
     // Positive control: an application's commit does wait for the standby that is gone.
-    app = await session(pair, 'primary');
-    void app
-      .query("INSERT INTO write_load (payload) VALUES ('waits for the gone standby')")
-      .catch(() => undefined);
-    await waitFor(
-      async () =>
-        (
-          await pair.sql<{ n: string }>(
-            'primary',
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
-          )
-        )[0]?.n !== '0',
-      { timeoutMs: 15_000, description: 'an application commit waiting for the synchronous standby' },
-    );
+    await applicationCommitWaits('primary', 'an application commit waiting for the synchronous standby');
   });
   afterAll(async () => {
     // Let the applications' commits go.
@@ -479,22 +483,9 @@ describe('a primary whose synchronous standby is gone', () => {
     expect(performance.now() - started).toBeLessThan(10_000);
     expect(await standby.observe()).toMatchObject({ role: 'Primary', heartbeat: { epoch: 3 } });
     // Positive control: an application's commit on the new primary waits for a synchronous standby.
-    const app2 = await session(pair, 'standby');
-    void app2
-      .query("INSERT INTO write_load (payload) VALUES ('waits on the new primary')")
-      .catch(() => undefined);
-    await waitFor(
-      async () =>
-        (
-          await pair.sql<{ n: string }>(
-            'standby',
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
-          )
-        )[0]?.n !== '0',
-      {
-        timeoutMs: 15_000,
-        description: 'an application commit on the new primary waiting for a synchronous standby',
-      },
+    await applicationCommitWaits(
+      'standby',
+      'an application commit on the new primary waiting for a synchronous standby',
     );
   });
 });

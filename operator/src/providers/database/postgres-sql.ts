@@ -862,7 +862,7 @@ export class PostgresSql {
  * direct connection or session pooling, as the named statements do), and the probe's heartbeat
  * sets it for its own transaction as well.
  */
-const COMMIT_LOCALLY = 'SET synchronous_commit = local';
+export const COMMIT_LOCALLY = 'SET synchronous_commit = local';
 
 interface ReplicaRow {
   application_name: string;
