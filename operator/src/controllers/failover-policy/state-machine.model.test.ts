@@ -28,7 +28,7 @@ import { timestamp } from '../../runtime/time.ts';
 import { spec as makeSpec } from './decide.fixtures.ts';
 import { decide } from './decide.ts';
 import { wantedTtl } from './dns-check.ts';
-import { COME_HOME_GRACE_MS } from './drill.ts';
+import { CANARY_MEASURE_WAIT_MS, COME_BACK_WAIT_MS, COME_HOME_GRACE_MS, findReport } from './drill.ts';
 import type { ClusterFacts, DecideInput, Vote } from './facts.ts';
 import { summarize } from './summary.ts';
 import { type StepOutcome, transition } from './transition.ts';
@@ -882,8 +882,17 @@ class DrillWorld extends World {
       if (d.stop) this.reached.add(`Stop${d.stop.result}`);
       const held = (this.heldBack.get(d.id) ?? 0) + (this.hostile(d) ? 1000 : 0);
       this.heldBack.set(d.id, held);
-      const deadline =
-        Date.parse(d.startedAt) + this.limits.maxDurationSeconds * 1000 + COME_HOME_GRACE_MS + held;
+      // A way back that began within the grace is seen through once it completed: measured (the
+      // canary's wait) and the drill's standby replicating again (COME_BACK_WAIT_MS). Found by the
+      // model (seed -419602454): a way back that completed at the grace's end was a drill overdue.
+      const back = d.leg === 'Back' ? findReport(this.status, d.backOperationId) : undefined;
+      const settled = back?.completedAt
+        ? Date.parse(back.completedAt) + CANARY_MEASURE_WAIT_MS + COME_BACK_WAIT_MS + 1000
+        : 0;
+      const deadline = Math.max(
+        Date.parse(d.startedAt) + this.limits.maxDurationSeconds * 1000 + COME_HOME_GRACE_MS + held,
+        settled,
+      );
       if (this.now > deadline && !this.overdue.has(d.id)) {
         this.overdue.add(d.id);
         this.violations.push(
