@@ -5,6 +5,7 @@
  */
 
 import { isDeepStrictEqual } from 'node:util';
+import type { FailoverObservationSpec } from './api/v1alpha1/index.ts';
 import type { OperatorContext } from './controllers/context.ts';
 import { CanaryWriters } from './controllers/failover-policy/canaries.ts';
 import { reconcileFailoverPolicy } from './controllers/failover-policy/reconciler.ts';
@@ -13,6 +14,7 @@ import { AppEndpointChecks } from './controllers/replica-cluster/app-endpoints.t
 import { ClusterProbes } from './controllers/replica-cluster/probes.ts';
 import { reconcileReplicaCluster } from './controllers/replica-cluster/reconciler.ts';
 import { failoverObservationType, failoverPolicyType, replicaClusterType } from './controllers/resources.ts';
+import { meaningOf } from './observer/observer.ts';
 import { HttpAppEndpointChecker } from './providers/app/http.ts';
 import type { CanaryWriterFactory } from './providers/canary/port.ts';
 import { PostgresCanaryWriter } from './providers/canary/postgres-canary.ts';
@@ -102,6 +104,9 @@ export class Manager {
       policiesOf: (clusterKey) =>
         [...(this.policiesByCluster.get(clusterKey) ?? [])].flatMap((k) => policies.get(k) ?? []),
       enqueueCluster: (clusterKey) => this.controllers[1]?.enqueue(clusterKey),
+      enqueuePolicies: (clusterKey) => {
+        for (const p of this.policiesByCluster.get(clusterKey) ?? []) this.controllers[0]?.enqueue(p);
+      },
     };
     this.informers = [policies, clusters, observations];
 
@@ -143,8 +148,12 @@ export class Manager {
       }
     });
     // A new vote from an observer may change the verdict on the primary: look at its policy now.
+    // Not for a refresh that says what the last write said (its time and WAL positions aside): a
+    // quiet policy (failover-policy/quiet.ts) needs every vote fresh, so one that had gone stale
+    // is read again within an interval anyway.
     observations.on((event) => {
       if (event.type === 'resync' || event.type === 'deleted') return;
+      if (event.type === 'updated' && sameVote(event.old, event.object)) return;
       const policy = (event.object.spec as { policy?: unknown } | undefined)?.policy;
       if (typeof policy === 'string')
         policyController.enqueue(
@@ -322,6 +331,16 @@ export class Manager {
 }
 
 /** Whether an update changed nothing but status (and the resourceVersion and managedFields). */
+/** Two writes of one FailoverObservation that say the same (observer.ts meaningOf, uncapped). */
+export function sameVote(old: KubeObject, current: KubeObject): boolean {
+  const meaning = (o: KubeObject) => {
+    const spec = o.spec as FailoverObservationSpec | undefined;
+    return Array.isArray(spec?.clusters) ? meaningOf(spec, Number.POSITIVE_INFINITY) : undefined;
+  };
+  const before = meaning(old);
+  return before !== undefined && before === meaning(current);
+}
+
 export function onlyStatusChanged(old: KubeObject, current: KubeObject): boolean {
   const meta = (o: KubeObject) => {
     const { resourceVersion: _r, managedFields: _m, ...rest } = o.metadata;

@@ -87,3 +87,23 @@ export async function waitForProbeRounds(stack: FailoverStack, n: number, observ
     },
   );
 }
+
+/**
+ * Waits until the operator leaves the policy quiet (operator/src/controllers/failover-policy/quiet.ts):
+ * not reconciled at all over `rounds` probe rounds. A fault that follows then shows that what it
+ * changed woke the policy, not the quiet resync.
+ */
+export async function waitUntilQuiet(stack: FailoverStack, rounds = 3): Promise<void> {
+  const operator = stack.operator;
+  if (!operator) throw new Error('the stack runs no operator');
+  const reconciles = () =>
+    operator.metric('controller_runtime_reconcile_total', { controller: 'failoverpolicy' });
+  await waitFor(
+    async () => {
+      const before = await reconciles();
+      await waitForProbeRounds(stack, rounds);
+      return (await reconciles()) === before || undefined;
+    },
+    { description: `the policy quiet: not reconciled for ${rounds} probe rounds`, timeoutMs: 180_000 },
+  );
+}

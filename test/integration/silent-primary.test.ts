@@ -15,7 +15,7 @@ import { failoverObservationType } from '../../operator/src/controllers/resource
 import type { KubeObject } from '../../operator/src/runtime/kube-client.ts';
 import { type FailoverStack, STANDBY_ADDRESS } from '../harness/failover-stack.ts';
 import { waitFor } from '../harness/wait.ts';
-import { stackStarter } from './failover-fixtures.ts';
+import { stackStarter, waitUntilQuiet } from './failover-fixtures.ts';
 
 let stack: FailoverStack | undefined;
 
@@ -75,6 +75,9 @@ describe('a primary that goes silent is failed over within the detection window'
     // Rows an application committed through the DNS name, replicated before the fault.
     for (let i = 1; i <= CANARY_ROWS; i++) await s.writeThroughDns('canary', i);
     await s.pair.waitForReplayCatchUp();
+    // Positive control: the policy is quiet (not looked at every probe interval), so the bound
+    // below also shows that the silence woke it, not its resync 30 s on.
+    await waitUntilQuiet(s);
 
     const faultAt = performance.now();
     fault.cut(s);

@@ -39,4 +39,6 @@ export interface OperatorContext {
   policiesOf(clusterKey: string): KubeObject[];
   /** Reconciles a ReplicaCluster again soon (a probe's verdict that came after its reconcile returned). */
   enqueueCluster(clusterKey: string): void;
+  /** Reconciles the policies that name a cluster soon (what they decide from in its probe changed). */
+  enqueuePolicies(clusterKey: string): void;
 }

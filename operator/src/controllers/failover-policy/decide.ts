@@ -122,10 +122,13 @@ const plan = (c: Context, why: string, over: Partial<Plan> = {}): Plan => ({
 const record = (c: Context, why: string, status: FailoverPolicyStatus, events: EventInput[] = []): Plan =>
   plan(c, why, { action: { kind: 'Record' }, status, events, requeueMs: 0 });
 
+/** Why, when no guarded step chose anything (a quiet policy: quiet.ts). */
+export const NOTHING_TO_DO = 'nothing to do';
+
 export function decide(input: DecideInput): Plan {
   const c = context(input);
   const chosen = guards.reduce<Plan | undefined>((found, guard) => found ?? guard(c), undefined);
-  const result = chosen ?? plan(c, 'nothing to do');
+  const result = chosen ?? plan(c, NOTHING_TO_DO);
   // Whatever was chosen, people see which former primary waits for what.
   const waiting = reprotectWaiting(c, result.status);
   return {

@@ -58,6 +58,7 @@ import { lossFollowsPrimary } from './loss.ts';
 import { agentReportOf, factsFromProbe, gatherInput, voteFromProbe } from './observe.ts';
 import { CLIENT_MEASURE_RETRY_MS, type ClientMeasures, measureOperations } from './operation-canary.ts';
 import { canaryTargetFor, portsFor } from './ports.ts';
+import { quietLookMs } from './quiet.ts';
 import { ReportFiling } from './report-filing.ts';
 import { readyCondition, type StepResult, summarize, topologyOf } from './summary.ts';
 import { transition } from './transition.ts';
@@ -182,7 +183,13 @@ async function reconcileReadable(
   exportMetrics(ctx, object, spec, input, previous, next);
   exportClientMeasures(ctx, object, client);
   await keepCanary(ctx, object, spec, ports, next);
-  const look = nextLook(result, dnsChecks.get(key), now);
+  // A quiet policy waits for what changes its decisions (quiet.ts), the others for the plan.
+  const quiet = result.failure ? undefined : quietLookMs(input, plan, dnsChecks.get(key));
+  const look = nextLook(
+    quiet === undefined ? result : { ...result, requeueMs: quiet },
+    dnsChecks.get(key),
+    now,
+  );
   const requeueMs = Math.max(10, client?.waiting ? Math.min(look, CLIENT_MEASURE_RETRY_MS) : look);
   if (result.failure) return retryAfter(requeueMs, result.failure.reason, result.failure.message);
   return requeueAfter(requeueMs);

@@ -6,6 +6,7 @@ import {
   probeWaitMs,
   QUICK_PROBE_MS,
   summarize,
+  whatPoliciesSee,
   whyWrite,
   worthWriting,
 } from './reconciler.ts';
@@ -138,5 +139,60 @@ describe('a primary whose commits wait for a synchronous standby that is not the
       message: expect.stringContaining("synchronous_standby_names = 'FIRST 1 ('b')'"),
     });
     expect(summarize({}, record({}), spec, undefined, 1, t0).health).toBe('Healthy');
+  });
+});
+
+describe('what a cluster’s policies see of its probe (they are woken when it changes)', () => {
+  const budget = { intervalSeconds: 5, rpo: { maxLagSeconds: 30, maxLagBytes: 16 * 1024 * 1024 } };
+  const standbyProbe = (at: Date, over: Partial<ProbeRecord> = {}, lsn = '0/3000060'): ProbeRecord => ({
+    observation: { reachable: true, role: 'Standby', lsn, receiveLsn: lsn, timeline: 1, durationMs: 2 },
+    at,
+    consecutiveFailures: 0,
+    lastReachableAt: at,
+    lag: { bytes: 4096, seconds: 0.2, at },
+    ...over,
+  });
+  const seen = (r: ProbeRecord) => whatPoliciesSee(r, undefined, [budget]);
+
+  it('does not change while nothing happens: times, WAL positions and small lag moves', () => {
+    const first = seen(standbyProbe(t0));
+    expect(seen(standbyProbe(later, { lag: { bytes: 900_000, seconds: 1.1, at: later } }, '0/4000000'))).toBe(
+      first,
+    );
+  });
+
+  it('changes with anything a decision reads', () => {
+    const first = seen(standbyProbe(t0));
+    const failed: ProbeRecord = {
+      observation: {
+        reachable: false,
+        role: 'Unknown',
+        failure: { reason: 'Timeout', message: 'x' },
+        durationMs: 5000,
+      },
+      at: later,
+      consecutiveFailures: 1,
+    };
+    const changes: ProbeRecord[] = [
+      failed,
+      { ...failed, consecutiveFailures: 2 },
+      standbyProbe(later, { observation: { ...standbyProbe(t0).observation, role: 'Primary' } }),
+      standbyProbe(later, { observation: { ...standbyProbe(t0).observation, timeline: 2 } }),
+      standbyProbe(later, {
+        observation: { ...standbyProbe(t0).observation, heartbeat: { epoch: 3, writtenAt: later } },
+      }),
+      // A move its status would show (lagStepSeconds(5) is 7.5 s), and each side of each budget.
+      standbyProbe(later, { lag: { bytes: 4096, seconds: 8, at: later } }),
+      standbyProbe(later, { lag: { bytes: 4096, seconds: 30, at: later } }),
+      standbyProbe(later, { lag: { bytes: 17 * 1024 * 1024, seconds: 0.2, at: later } }),
+      // Its seconds unknown: it has not replayed a heartbeat yet.
+      standbyProbe(later, { lag: { bytes: 4096, seconds: Number.NaN, at: later } }),
+      standbyProbe(later, { lag: undefined }),
+    ];
+    for (const r of changes) expect(seen(r)).not.toBe(first);
+    const apps = (healthy: boolean) => ({ at: later, checks: [{ name: 'api', healthy, message: '' }] });
+    expect(whatPoliciesSee(standbyProbe(t0), apps(true), [budget])).not.toBe(
+      whatPoliciesSee(standbyProbe(t0), apps(false), [budget]),
+    );
   });
 });

@@ -100,12 +100,15 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
    * and never write status.
    */
   const late = new Map<string, LateOutcome>();
+  /** What each cluster's policies last saw of it (whatPoliciesSee), to wake them on a change. */
+  const policyViews = new Map<string, string>();
   return async (key) => {
     const object = ctx.clusters.get(key);
     // Taken whatever happens next, so an entry never outlives one more look at its cluster.
     const stored = late.get(key);
     late.delete(key);
     if (!object) {
+      policyViews.delete(key);
       await ctx.probes.forget(key);
       ctx.appChecks.forget(key);
       // Its series go with it: a stale `failover_cluster_up 0` would alert for ever.
@@ -179,6 +182,12 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
       generation,
       now,
     );
+    // The policies are looked at again when what they decide from changed (failover-policy/quiet.ts).
+    const seen = whatPoliciesSee(record, apps, budgetsOf(ctx, key));
+    if (policyViews.get(key) !== seen) {
+      policyViews.set(key, seen);
+      ctx.enqueuePolicies(key);
+    }
     exportMetrics(ctx, namespace, policy?.name ?? '', spec.spec.region, object.metadata.name, record, status);
     announce(ctx, object, previous, status);
     const why = whyWrite(previous, status, now, interval, policy?.rpo);
@@ -195,6 +204,58 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
     }
     return requeueAfter(interval * 1000);
   };
+}
+
+/** What a policy judges a standby's lag against. */
+export interface LagBudget {
+  intervalSeconds: number;
+  rpo: { maxLagSeconds: number; maxLagBytes: number };
+}
+
+function budgetsOf(ctx: OperatorContext, clusterKey: string): LagBudget[] {
+  return ctx.policiesOf(clusterKey).flatMap((policy) => {
+    const spec = parseOnce(failoverPolicySpec, policy.spec);
+    if (!spec.ok) return [];
+    return [{ intervalSeconds: spec.value.detection.probeIntervalSeconds, rpo: spec.value.promotion.rpo }];
+  });
+}
+
+/**
+ * What the policies naming a cluster decide from in its probe's verdict (failover-policy/observe.ts
+ * factsFromProbe, the operator's vote), as a string that changes when any of it does. Left out is
+ * what moves with every probe while nothing happens: times, WAL positions, and small moves of the
+ * lag. The lag is kept as the side of each policy's RPO budget it is on (and whether its seconds
+ * are known), and in steps of half the smallest step a policy's status shows it by (shownLag).
+ */
+export function whatPoliciesSee(
+  record: ProbeRecord,
+  apps: AppEndpointsRecord | undefined,
+  budgets: LagBudget[],
+): string {
+  const o = record.observation;
+  const lag = record.lag;
+  const step = Math.min(...budgets.map((b) => lagStepSeconds(b.intervalSeconds)));
+  const secondsKnown = lag !== undefined && !Number.isNaN(lag.seconds);
+  return JSON.stringify([
+    o.reachable,
+    o.role,
+    o.failure?.reason,
+    record.consecutiveFailures,
+    o.timeline,
+    o.heartbeat?.epoch,
+    o.heartbeat?.fencedEpoch,
+    lag === undefined
+      ? undefined
+      : [
+          secondsKnown,
+          secondsKnown && Number.isFinite(step) ? Math.floor(lag.seconds / (step / 2)) : undefined,
+          budgets.map((b) => [
+            secondsKnown ? Math.sign(lag.seconds - b.rpo.maxLagSeconds) : undefined,
+            Math.sign(lag.bytes - b.rpo.maxLagBytes),
+          ]),
+        ],
+    apps?.checks.map((c) => [c.name, c.healthy]),
+  ]);
 }
 
 type ProbeOutcome = { record: ProbeRecord; apps: AppEndpointsRecord | undefined };
