@@ -330,7 +330,6 @@ export class Manager {
   }
 }
 
-/** Whether an update changed nothing but status (and the resourceVersion and managedFields). */
 /** Two writes of one FailoverObservation that say the same (observer.ts meaningOf, uncapped). */
 export function sameVote(old: KubeObject, current: KubeObject): boolean {
   const meaning = (o: KubeObject) => {
@@ -341,6 +340,7 @@ export function sameVote(old: KubeObject, current: KubeObject): boolean {
   return before !== undefined && before === meaning(current);
 }
 
+/** Whether an update changed nothing but status (and the resourceVersion and managedFields). */
 export function onlyStatusChanged(old: KubeObject, current: KubeObject): boolean {
   const meta = (o: KubeObject) => {
     const { resourceVersion: _r, managedFields: _m, ...rest } = o.metadata;

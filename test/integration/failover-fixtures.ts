@@ -1,6 +1,7 @@
 /** Starting failover stacks on the shared control plane, one namespace per stack. */
 import { inject } from 'vitest';
 import type { FailoverObservationSpec } from '../../operator/src/api/v1alpha1/index.ts';
+import { QUIET_RESYNC_MS } from '../../operator/src/controllers/failover-policy/quiet.ts';
 import { failoverObservationType } from '../../operator/src/controllers/resources.ts';
 import type { KubeObject } from '../../operator/src/runtime/kube-client.ts';
 import { FailoverStack, type FailoverStackOptions } from '../harness/failover-stack.ts';
@@ -90,8 +91,9 @@ export async function waitForProbeRounds(stack: FailoverStack, n: number, observ
 
 /**
  * Waits until the operator leaves the policy quiet (operator/src/controllers/failover-policy/quiet.ts):
- * not reconciled at all over `rounds` probe rounds. A fault that follows then shows that what it
- * changed woke the policy, not the quiet resync.
+ * not reconciled at all over `rounds` probe rounds, and then for its resync. A fault right after
+ * is then QUIET_RESYNC_MS from the next resync, so the policy acting on it sooner shows that what
+ * the fault changed woke it.
  */
 export async function waitUntilQuiet(stack: FailoverStack, rounds = 3): Promise<void> {
   const operator = stack.operator;
@@ -106,4 +108,10 @@ export async function waitUntilQuiet(stack: FailoverStack, rounds = 3): Promise<
     },
     { description: `the policy quiet: not reconciled for ${rounds} probe rounds`, timeoutMs: 180_000 },
   );
+  const quiet = await reconciles();
+  await waitFor(async () => (await reconciles()) > quiet || undefined, {
+    description: "the quiet policy's resync",
+    timeoutMs: QUIET_RESYNC_MS + 30_000,
+    intervalMs: 50,
+  });
 }

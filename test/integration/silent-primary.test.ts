@@ -75,8 +75,8 @@ describe('a primary that goes silent is failed over within the detection window'
     // Rows an application committed through the DNS name, replicated before the fault.
     for (let i = 1; i <= CANARY_ROWS; i++) await s.writeThroughDns('canary', i);
     await s.pair.waitForReplayCatchUp();
-    // Positive control: the policy is quiet (not looked at every probe interval), so the bound
-    // below also shows that the silence woke it, not its resync 30 s on.
+    // Positive control: the policy is quiet (not looked at every probe interval) and was just
+    // resynced, so within the bound below (under 30 s at both intervals) only a wake can move it.
     await waitUntilQuiet(s);
 
     const faultAt = performance.now();

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { leaseSettings } from '../../agent/lease-settings.ts';
 import {
   ago,
   down,
@@ -30,21 +29,54 @@ describe('a quiet policy', () => {
     expect(quiet(i)).toBe(QUIET_RESYNC_MS);
   });
 
-  it('waits no longer than its next DNS check or drill, and never less than the plan asked', () => {
+  it('waits no longer than its next DNS check, drill or the end of a cool-down, never less than the plan asked', () => {
     expect(quiet(input(), 12_000)).toBe(12_000);
     // Due already (or within the interval): the plan's own look, the probe interval.
     expect(quiet(input(), -5_000)).toBe(1000);
-    const drill = new Date(NOW.getTime() + 7_000).toISOString();
-    const i = input({
-      specOver: { drills: { schedule: '0 3 * * 1', timeZone: 'UTC' } },
-      status: { activePrimary: 'a', epoch: 4, nextDrillTime: drill },
+    // 50 s on, the daily drill at 10:01 is 10 s away (the votes taken just before).
+    const later = new Date(NOW.getTime() + 50_000);
+    const drill = input({
+      now: later,
+      specOver: { drills: { schedule: '1 10 * * *', timeZone: 'UTC' } },
+      status: { activePrimary: 'a', epoch: 4, nextDrillTime: '2026-03-02T10:01:00Z' },
+      votes: [up('operator', -49), up('region-b', -49), up('region-c', -49)],
     });
-    expect(decide(i).status.nextDrillTime).toBeDefined();
-    const next = new Date(decide(i).status.nextDrillTime as string).getTime() - NOW.getTime();
-    expect(quiet(i)).toBe(Math.max(1000, Math.min(QUIET_RESYNC_MS, next)));
+    expect(decide(drill).status.nextDrillTime).toBe('2026-03-02T10:01:00Z');
+    expect(quiet(drill)).toBe(10_000);
+    // A failover 590 s ago: FailoverReady turns True in 10 s, at the cool-down's end (600 s).
+    const cooling = input({
+      status: { activePrimary: 'a', epoch: 4, lastFailoverTime: ago(590).toISOString() },
+    });
+    expect(quiet(cooling)).toBe(10_000);
   });
 
-  it('with an agent beside a member, waits no longer than a Lease lasts (its renewals are no event)', () => {
+  it('is not quiet until every member was probed after the last operation ended', () => {
+    const ended = (completedAgo: number) =>
+      input({
+        status: {
+          activePrimary: 'a',
+          epoch: 4,
+          history: [
+            {
+              id: 'switchover-e4-x',
+              kind: 'Switchover',
+              trigger: 'Manual',
+              from: 'b',
+              to: 'a',
+              epoch: 4,
+              result: 'Succeeded',
+              startedAt: ago(30).toISOString(),
+              completedAt: ago(completedAgo).toISOString(),
+            },
+          ],
+        },
+      });
+    // The fixtures' probes are half a second old.
+    expect(quiet(ended(0.2))).toBeUndefined();
+    expect(quiet(ended(1))).toBe(QUIET_RESYNC_MS);
+  });
+
+  it("is not quiet with an agent beside a member: the Lease's renewals are timed by the operator's reads", () => {
     const report = {
       name: 'agent',
       reportedAt: ago(1).toISOString(),
@@ -52,10 +84,9 @@ describe('a quiet policy', () => {
       server: 'Primary' as const,
       lease: { state: 'Holding' as const, epoch: 4 },
     };
-    const i = input({ clusters: { a: { ...primaryUp(), agent: report }, b: standby('b'), c: standby('c') } });
-    const { durationMs } = leaseSettings(i.spec);
-    expect(durationMs).toBeLessThan(QUIET_RESYNC_MS);
-    expect(quiet(i)).toBe(Math.max(1000, durationMs));
+    const clusters = { a: { ...primaryUp(), agent: report }, b: standby('b'), c: standby('c') };
+    expect(quiet(input({ clusters }))).toBeUndefined();
+    expect(quiet(input({ clusters, specOver: { primaryLease: { enabled: false } } }))).toBe(QUIET_RESYNC_MS);
   });
 
   it.each<[string, Partial<DecideInput>]>([
@@ -68,7 +99,6 @@ describe('a quiet policy', () => {
       { votes: [up('operator'), down('region-b', 1), up('region-c')] },
     ],
     ["an observer's vote is stale", { votes: [up('operator'), up('region-b', 600), up('region-c')] }],
-    ['the primary Lease could not be read', { lease: { unreadable: true } }],
     [
       'an application endpoint is unhealthy',
       { clusters: { a: { ...primaryUp(), appEndpoints: 'Unhealthy' }, b: standby('b'), c: standby('c') } },

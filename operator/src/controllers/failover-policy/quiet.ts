@@ -2,23 +2,24 @@
  * A quiet policy: nothing under way and nothing wrong that the operator could act on. It is not
  * looked at every probe interval, only when something it decides from changes (a probe verdict
  * that differs, a vote, a spec or cluster change: see the manager and the ReplicaCluster
- * reconciler's policy wake), and besides at most every QUIET_RESYNC_MS for what only time changes:
- * a vote growing stale, the drill schedule, the DNS record's check, and with an agent, at most
- * every Lease duration, for its renewals.
+ * reconciler's policy wake), and besides at most every QUIET_RESYNC_MS, sooner for its next
+ * drill, DNS check or the end of a cool-down.
  *
- * A policy that is not quiet keeps the probe interval: a member unreachable or not where it should
- * be, a vote that says down or is stale, an operation, a drill, a pause holding something back, a
- * former primary waiting, an automatic failback ahead. So time-driven rules with safety in them
- * (detection, hold-downs, backoffs) never wait for the resync; in a quiet policy a vote going
- * stale only lowers the up votes, and no vote is down.
+ * A policy that is not quiet keeps the probe interval: a member unreachable, not where it should
+ * be or not probed since the last operation ended, a vote that says down or is stale, an
+ * operation, a drill, a pause holding something back, a former primary waiting, an automatic
+ * failback ahead, an agent (its Lease's renewals are timed by the operator's reads). So
+ * time-driven rules with safety in them (detection, hold-downs, backoffs, the Lease wait) never
+ * wait for the resync. What can, on a quiet policy only, is status: a vote going stale lowers
+ * the up votes (no vote is down), and a shown lag that drifts within one wake step.
  */
 
-import { leaseSettings } from '../../agent/lease-settings.ts';
+import { inCooldown } from './candidates.ts';
 import type { Plan } from './decide.ts';
 import { NOTHING_TO_DO } from './decide.ts';
 import { freshVotes } from './detection.ts';
 import type { DnsCheck } from './dns-check.ts';
-import { type DecideInput, policyClusters } from './facts.ts';
+import { type DecideInput, policyClusters, probedSince, seconds } from './facts.ts';
 
 /** The longest a quiet policy goes without a reconcile. */
 export const QUIET_RESYNC_MS = 30_000;
@@ -41,23 +42,28 @@ export function quietLookMs(
     return undefined;
   // After a failover with automatic failback, the failback waits for a time to pass.
   if (spec.reprotect.failback === 'Automatic' && active !== spec.primary) return undefined;
+  // Some rules skip a member until a probe from after the last operation ended (a writer beside
+  // the primary, a former primary to reprotect): a probe that says the same as the one before
+  // wakes nobody, so the policy stays on the interval until each member has had one.
+  const lastEnded = status.history?.[0]?.completedAt;
   for (const name of policyClusters(spec)) {
     const f = clusters[name];
-    if (!f?.exists || f.unprobed || !f.reachable) return undefined;
+    if (!f?.exists || f.unprobed || !f.reachable || !probedSince(f, lastEnded)) return undefined;
     if (f.appEndpoints !== undefined && f.appEndpoints !== 'Healthy') return undefined;
   }
   if (clusters[active]?.role !== 'Primary') return undefined;
-  if (input.lease?.unreadable) return undefined;
+  // The operator times the primary Lease's renewals from its own reads of it (SplitBrainWatch),
+  // and a failover's wait for an old primary's Lease counts from them: they stay every interval.
+  if (spec.primaryLease.enabled && policyClusters(spec).some((n) => clusters[n]?.agent)) return undefined;
   // Every observer's newest vote fresh and up: a stale one coming back is then seen within an
   // interval, and nothing time does to an up vote can make a verdict down.
   const fresh = freshVotes(spec, input.votes, now);
   if (new Set(input.votes.map((v) => v.observer)).size !== fresh.length) return undefined;
   if (fresh.some((v) => !v.reachable)) return undefined;
   let wait = QUIET_RESYNC_MS;
-  // An agent that stops renewing the primary Lease is said (SplitBrainProtection) within a Lease's
-  // duration more, as a renewal is no event here. (Its reports, every 10 s, wake the policy too.)
-  if (spec.primaryLease.enabled && policyClusters(spec).some((n) => clusters[n]?.agent))
-    wait = Math.min(wait, leaseSettings(spec).durationMs);
+  // FailoverReady turns True when the cool-down after a failover ends.
+  const cooling = inCooldown(spec, status, now);
+  if (cooling) wait = Math.min(wait, seconds(spec.promotion.cooldownSeconds) - cooling.sinceMs);
   if (status.nextDrillTime) wait = Math.min(wait, new Date(status.nextDrillTime).getTime() - now.getTime());
   if (dnsCheck) wait = Math.min(wait, dnsCheck.dueAt - now.getTime());
   return Math.max(plan.requeueMs, wait);

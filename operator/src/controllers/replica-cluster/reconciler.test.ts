@@ -181,6 +181,7 @@ describe('what a cluster’s policies see of its probe (they are woken when it c
       standbyProbe(later, {
         observation: { ...standbyProbe(t0).observation, heartbeat: { epoch: 3, writtenAt: later } },
       }),
+
       // A move its status would show (lagStepSeconds(5) is 7.5 s), and each side of each budget.
       standbyProbe(later, { lag: { bytes: 4096, seconds: 8, at: later } }),
       standbyProbe(later, { lag: { bytes: 4096, seconds: 30, at: later } }),
@@ -190,6 +191,15 @@ describe('what a cluster’s policies see of its probe (they are woken when it c
       standbyProbe(later, { lag: undefined }),
     ];
     for (const r of changes) expect(seen(r)).not.toBe(first);
+    // A fence's mark on the heartbeat row.
+    const heartbeat = (fencedEpoch?: number) =>
+      standbyProbe(later, {
+        observation: {
+          ...standbyProbe(t0).observation,
+          heartbeat: { epoch: 0, writtenAt: later, ...(fencedEpoch ? { fencedEpoch } : {}) },
+        },
+      });
+    expect(seen(heartbeat(1))).not.toBe(seen(heartbeat()));
     const apps = (healthy: boolean) => ({ at: later, checks: [{ name: 'api', healthy, message: '' }] });
     expect(whatPoliciesSee(standbyProbe(t0), apps(true), [budget])).not.toBe(
       whatPoliciesSee(standbyProbe(t0), apps(false), [budget]),
