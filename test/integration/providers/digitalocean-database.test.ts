@@ -175,6 +175,9 @@ describe.sequential('DigitalOcean database, with real PostgreSQL', () => {
       }
     };
 
+    // What the tests before wrote on the primary (a fence's mark) has reached the standby: it
+    // replays on its own time, and a read before that would not be the "before" of this test.
+    await pair.waitForReplayCatchUp();
     const before = (await sqlSide('standby').observe()).heartbeat;
     expect(await promote()).toEqual({
       state: 'Pending',

@@ -468,7 +468,11 @@ describe('a primary whose synchronous standby is gone', () => {
     const unfenced = performance.now();
     await primary.unfence();
     expect(performance.now() - unfenced).toBeLessThan(3_000);
-    expect(await primary.observe()).toMatchObject({ role: 'Primary' });
+    // The reload reaches the pooled session when its backend next goes idle: a probe a moment on.
+    await waitFor(async () => ((await primary.observe()).role === 'Primary' ? true : undefined), {
+      description: 'the unfenced primary observed as Primary',
+      timeoutMs: 10_000,
+    });
   });
 
   it('a standby promoted with synchronous standbys configured (none connected) records its epoch', async () => {
