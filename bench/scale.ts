@@ -132,6 +132,8 @@ interface Row {
   reconcileErrors: Record<string, number>;
   /** Until cold ended, per controller: reconciles and their mean seconds. */
   coldReconciles: Record<string, { count: number; meanSeconds: number }>;
+  /** Per controller, a minute while idle. */
+  idleReconcilesPerMinute: Record<string, number>;
   /** apiserver_request_total deltas, every client (the benchmark's LISTs too): until cold ended, and per minute idle. */
   apiserverCold: Record<string, number>;
   apiserverIdlePerMinute: Record<string, number>;
@@ -617,6 +619,14 @@ async function run(n: number, scenario: Scenario, entry: string): Promise<Row> {
   const observerIdleCpuPercent = observers.map(
     (o, k) => ((cpuSeconds(o.pid) - (before.observerCpu[k] ?? 0)) * 100) / elapsed,
   );
+  // Reconciles a minute per controller while idle: policies are looked at on a change and every
+  // 30 s when quiet (failover-policy/quiet.ts), clusters once a probe.
+  const reconcilesBefore = reconcilesByController(before.op);
+  const idleReconcilesPerMinute: Record<string, number> = {};
+  for (const [controller, e] of reconcilesByController(opMetrics)) {
+    const d = e.count - (reconcilesBefore.get(controller)?.count ?? 0);
+    if (d > 0) idleReconcilesPerMinute[controller] = Number(((d * 60) / elapsed).toFixed(1));
+  }
   const requestsBefore = requestsByMethod(before.op);
   const idleApiRequestsByMethod: Record<string, number> = {};
   let idleRequests = 0;
@@ -695,6 +705,7 @@ async function run(n: number, scenario: Scenario, entry: string): Promise<Row> {
     idleCpuPercent,
     idleApiRequestsPerMinute: (idleRequests * 60) / elapsed,
     idleApiRequestsByMethod,
+    idleReconcilesPerMinute,
     observerIdleCpuPercent,
     observationWritesPerMinute,
     observationWritesBoundPerMinute,
@@ -884,7 +895,7 @@ for (const r of rows) {
     .join(', ');
   const lines = [
     `cold: reconciles ${reconciles || 'none'}; API server (all clients) ${top(r.apiserverCold)}`,
-    `idle: operator requests/min ${top(r.idleApiRequestsByMethod) || 'none'}; API server (all clients) per min ${top(r.apiserverIdlePerMinute) || 'none'}`,
+    `idle: operator reconciles/min ${top(r.idleReconcilesPerMinute) || 'none'}; operator requests/min ${top(r.idleApiRequestsByMethod) || 'none'}; API server (all clients) per min ${top(r.apiserverIdlePerMinute) || 'none'}`,
     `idle probing: mean probe ${f(r.probing.operatorProbeMeanMs, 0)} ms (operator), ${r.probing.observerProbeMeanMs.map((x) => f(x, 0)).join(' / ')} ms (observers); queued at the end: ${top(r.probing.queueDepthAtEnd)}`,
     ...(errs.length ? [`reconcile errors: ${errs.join(', ')}`] : []),
     ...r.notes,
