@@ -3,7 +3,12 @@
  * `c`), facts and votes at a fixed time, and `evaluate`, which runs decide and summary the way the
  * reconciler does (without a side effect) so tests read the status people would see.
  */
-import { type FailoverPolicyStatus, failoverPolicySpec, type Operation } from '../../api/v1alpha1/index.ts';
+import {
+  type FailoverPolicyStatus,
+  failoverPolicySpec,
+  type Operation,
+  type OperationReport,
+} from '../../api/v1alpha1/index.ts';
 import { setCondition } from '../../runtime/conditions.ts';
 import { decide, type Plan } from './decide.ts';
 import type { ClusterFacts, DecideInput, Vote } from './facts.ts';
@@ -127,6 +132,20 @@ export const inProgress = (step: Operation['step'], over: Partial<Operation> = {
   step,
   startedAt: ago(10).toISOString(),
   stepStartedAt: ago(5).toISOString(),
+  ...over,
+});
+
+/** A finished operation as status.history records it: a failover of `a` to `b` that ended 1 s ago. */
+export const finished = (over: Partial<OperationReport> = {}): OperationReport => ({
+  id: 'failover-e5-x',
+  kind: 'Failover',
+  trigger: 'Automatic',
+  from: 'a',
+  to: 'b',
+  epoch: 5,
+  result: 'Succeeded',
+  startedAt: ago(30).toISOString(),
+  completedAt: ago(1).toISOString(),
   ...over,
 });
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ago,
   down,
+  finished,
   gone,
   inProgress,
   input,
@@ -57,17 +58,15 @@ describe('a quiet policy', () => {
           activePrimary: 'a',
           epoch: 4,
           history: [
-            {
+            finished({
               id: 'switchover-e4-x',
               kind: 'Switchover',
               trigger: 'Manual',
               from: 'b',
               to: 'a',
               epoch: 4,
-              result: 'Succeeded',
-              startedAt: ago(30).toISOString(),
               completedAt: ago(completedAgo).toISOString(),
-            },
+            }),
           ],
         },
       });
@@ -118,19 +117,7 @@ describe('a quiet policy', () => {
         status: {
           activePrimary: 'b',
           epoch: 5,
-          history: [
-            {
-              id: 'failover-e5-x',
-              kind: 'Failover',
-              trigger: 'Automatic',
-              from: 'a',
-              to: 'b',
-              epoch: 5,
-              result: 'Succeeded',
-              startedAt: ago(30).toISOString(),
-              completedAt: ago(1).toISOString(),
-            },
-          ],
+          history: [finished()],
         },
         clusters: { a: standby('a', 1, 1000, 4, 5), b: primaryUp('b', 5), c: standby('c', 1, 1000, 4, 5) },
       });
