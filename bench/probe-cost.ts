@@ -8,6 +8,10 @@
  *    BENCH_CLUSTERS and BENCH_PROBE_INTERVAL_SECONDS change the fleet and the interval (each
  *    cluster holds one session: the server is given max_connections for them); BENCH_PROBE_RTT_MS
  *    puts that round trip between the operator and both servers (a delaying proxy).
+ * 3. BENCH_STORM_SESSIONS (default 300) providers of one server (as ClusterProbes makes them: a
+ *    3 s connect timeout) probed together every 5 s, as a restarted operator, or one whose
+ *    partition healed, asks for its first sessions: how many answer in each round. The server and
+ *    this process share the cores, so it is the server's rate of new sessions that shows.
  *
  * The policies' DNS provider is Route53 without AWS credentials: each DNS check fails on the
  * credential chain and is retried with backoff (1 s, doubling to 5 minutes): about 120 of them
@@ -23,6 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { ClusterProbes } from '../operator/src/controllers/replica-cluster/probes.ts';
+import { PostgresSql } from '../operator/src/providers/database/postgres-sql.ts';
 import { failoverPolicyType, replicaClusterType } from '../operator/src/controllers/resources.ts';
 import { systemClock } from '../operator/src/runtime/clock.ts';
 import { KubeClient } from '../operator/src/runtime/kube-client.ts';
@@ -45,6 +50,10 @@ const INTERVAL_S = Number(process.env.BENCH_PROBE_INTERVAL_SECONDS ?? 2);
 const RTT_MS = Number(process.env.BENCH_PROBE_RTT_MS ?? 0);
 const SECONDS = Number(process.env.BENCH_PROBE_SECONDS ?? 60);
 const SETTLE_SECONDS = Number(process.env.BENCH_SETTLE_SECONDS ?? 30);
+// 3. A storm of first sessions: BENCH_STORM_SESSIONS providers of one server probed together.
+const STORM_SESSIONS = Number(process.env.BENCH_STORM_SESSIONS ?? 300);
+const STORM_INTERVAL_S = 5;
+const STORM_ROUNDS = 8;
 const say = (s: string) => process.stdout.write(`[bench probes] ${s}\n`);
 const ns = 'bench-probes';
 
@@ -55,7 +64,7 @@ process.on('exit', () => compiled.remove());
 const cp = await ControlPlane.start({ name: 'bench-probes' });
 const pair = await startPostgresPair({
   name: 'bench-probes',
-  settings: { max_connections: CLUSTERS * 2 + 50 },
+  settings: { max_connections: Math.max(CLUSTERS * 2, STORM_SESSIONS) + 50 },
 });
 const dir = mkdtempSync(join(tmpdir(), 'failover-bench-probes-'));
 let op: OperatorProcess | undefined;
@@ -248,6 +257,44 @@ try {
       `    memory:              RSS ${mem.rss.toFixed(0)} MiB, peak ${mem.hwm.toFixed(0)} MiB`,
       `    database connections: ${await connections('failover-operator')}`,
       `    probe failures:      ${failures}`,
+      '',
+    ].join('\n'),
+  );
+  await op.stop();
+  op = undefined;
+
+  // 3. STORM_SESSIONS probers' first sessions asked of one server at once.
+  say(`asking the primary for ${STORM_SESSIONS} sessions at once, then every ${STORM_INTERVAL_S} s`);
+  const storm = Array.from(
+    { length: STORM_SESSIONS },
+    // What ClusterProbes gives each cluster's provider.
+    () =>
+      new PostgresSql(pair.connection('primary'), {
+        connectTimeoutMs: 3_000,
+        statementTimeoutMs: 5_000,
+        applicationName: 'bench-storm',
+      }),
+  );
+  const answered: number[] = [];
+  const stormCpu = process.cpuUsage();
+  try {
+    for (let round = 0; round < STORM_ROUNDS; round++) {
+      const started = performance.now();
+      const seen = await Promise.all(storm.map((sql) => sql.observe()));
+      answered.push(seen.filter((o) => o.reachable).length);
+      if (answered.at(-1) === STORM_SESSIONS) break;
+      const left = STORM_INTERVAL_S * 1000 - (performance.now() - started);
+      if (left > 0) await new Promise((r) => setTimeout(r, left));
+    }
+  } finally {
+    await Promise.all(storm.map((sql) => sql.close()));
+  }
+  const used = process.cpuUsage(stormCpu);
+  process.stdout.write(
+    [
+      `  ${STORM_SESSIONS} sessions asked of one server at once (a restart, a healed partition), every ${STORM_INTERVAL_S} s:`,
+      `    answered per round:  ${answered.join(', ')}${answered.at(-1) === STORM_SESSIONS ? '' : ` (not all after ${STORM_ROUNDS} rounds)`}`,
+      `    client CPU:          ${((used.user + used.system) / 1e6).toFixed(1)} s (this process; the server shares the cores)`,
       '',
     ].join('\n'),
   );

@@ -12,6 +12,8 @@ export class TcpProxy {
   private readonly sockets = new Set<Socket>();
   private cutOff = false;
   private silent = false;
+  /** Connections accepted so far (refused ones not counted). */
+  accepted = 0;
 
   private constructor(port: number, server: Server) {
     this.port = port;
@@ -21,13 +23,17 @@ export class TcpProxy {
   /**
    * `delayMs` holds every chunk that long in each direction before passing it on (a round trip
    * of twice that), in order: a path between regions, for what the distance costs a prober.
+   * `startDelayMs` holds what the server sends on a new connection until it has been open that
+   * long, then carries it: a server slow to start sessions (forks and authentication under load),
+   * while sessions already open answer at once.
    */
   static async start(
     target: { host: string; port: number },
     listenHost = '127.0.0.1',
-    options: { delayMs?: number } = {},
+    options: { delayMs?: number; startDelayMs?: number } = {},
   ): Promise<TcpProxy> {
     const delayMs = options.delayMs ?? 0;
+    const startDelayMs = options.startDelayMs ?? 0;
     const port = await freePort();
     let proxy: TcpProxy | undefined;
     const server = createServer((client) => {
@@ -44,13 +50,26 @@ export class TcpProxy {
         client.pause();
         return;
       }
+      proxy.accepted++;
       const upstream = createConnection(target);
       for (const s of [client, upstream]) {
         proxy.sockets.add(s);
         s.on('close', () => proxy?.sockets.delete(s));
         s.on('error', () => undefined);
       }
-      if (delayMs > 0) {
+      if (startDelayMs > 0) {
+        // The server's bytes are held, in order, until the connection is startDelayMs old.
+        let held: Buffer[] | undefined = [];
+        setTimeout(() => {
+          for (const chunk of held ?? []) if (client.writable) client.write(chunk);
+          held = undefined;
+        }, startDelayMs);
+        client.pipe(upstream);
+        upstream.on('data', (chunk: Buffer) => {
+          if (held) held.push(chunk);
+          else if (client.writable) client.write(chunk);
+        });
+      } else if (delayMs > 0) {
         // Timers of one delay fire in the order they were set, so the byte order holds.
         const carry = (from: Socket, to: Socket) =>
           from.on('data', (chunk) => setTimeout(() => to.writable && to.write(chunk), delayMs));

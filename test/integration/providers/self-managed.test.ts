@@ -14,6 +14,7 @@ import {
 import { ProviderError } from '../../../operator/src/providers/errors.ts';
 import { freePort } from '../../harness/ports.ts';
 import { type PostgresNodeName, type PostgresPair, startPostgresPair } from '../../harness/postgres.ts';
+import { TcpProxy } from '../../harness/tcp-proxy.ts';
 import { waitFor } from '../../harness/wait.ts';
 
 const pairs: PostgresPair[] = [];
@@ -213,6 +214,47 @@ describe('observing a healthy pair', () => {
       pair.primary.thaw();
     }
     expect(await impatient.observe()).toMatchObject({ reachable: true, role: 'Primary' });
+  });
+
+  it('a session slower to start than the connect timeout is kept and answers a later probe, on no new connection', async () => {
+    const target = pair.connection('primary');
+    // Each new connection's first answer comes 2.5 s after it opened: forks and SCRAM under load.
+    const slow = await TcpProxy.start(target, '127.0.0.1', { startDelayMs: 2_500 });
+    const limited = await TcpProxy.start(target, '127.0.0.1', { startDelayMs: 2_500 });
+    try {
+      const patient = provider(pair, 'primary', { connectTimeoutMs: 1_000, connection: { port: slow.port } });
+      // The slowness is seen: the probe's wait for a session ends at the connect timeout.
+      const first = await patient.observe();
+      expect(first).toMatchObject({ reachable: false, failure: { reason: 'Timeout' } });
+      expect(first.durationMs).toBeLessThan(2_000);
+      const connections = slow.accepted;
+      // The session the server went on starting answers a later probe; none is opened beside it.
+      const answered = await waitFor(
+        async () => {
+          const o = await patient.observe();
+          return o.reachable ? o : undefined;
+        },
+        { description: 'a probe answered on the session started for the first', timeoutMs: 10_000 },
+      );
+      expect(answered).toMatchObject({ role: 'Primary' });
+      expect(slow.accepted).toBe(connections);
+      expect((await patient.observe()).durationMs).toBeLessThan(1_000);
+
+      // Control: given up before it opens (a start limit shorter than the delay), each probe
+      // opens a connection of its own and none is ever answered, as every probe was before.
+      const hasty = provider(pair, 'primary', {
+        connectTimeoutMs: 1_000,
+        sessionStartTimeoutMs: 500,
+        connection: { port: limited.port },
+      });
+      for (let i = 0; i < 4; i++) {
+        expect(await hasty.observe()).toMatchObject({ reachable: false, failure: { reason: 'Timeout' } });
+      }
+      // The bare socket asked first, and a connection for every second probe at least.
+      expect(limited.accepted).toBeGreaterThanOrEqual(3);
+    } finally {
+      await Promise.all([slow.stop(), limited.stop()]);
+    }
   });
 });
 

@@ -11,9 +11,10 @@
  * (or pg_monitor), CREATE on the maintenance database, and ownership of (or membership in the
  * owner of) every database. docs/fencing.md has the details; a fence names what is missing.
  */
-import { connect as connectSocket, isIP } from 'node:net';
+import { connect as connectSocket, isIP, Socket } from 'node:net';
 import { checkServerIdentity } from 'node:tls';
 import pg from 'pg';
+import { KeyedAdmission } from '../../runtime/admission.ts';
 import { ProviderError, type ProviderErrorReason } from '../errors.ts';
 import type { DatabaseConnection, DatabaseObservation, FenceRequest, ReplicaState } from './port.ts';
 import {
@@ -44,8 +45,21 @@ const HEARTBEAT_REFUSING_LOWER = `ON CONFLICT (id) DO UPDATE SET epoch = EXCLUDE
         WHERE datconnlimit = 0 OR (NOT datallowconn AND NOT datistemplate)) AS refusing`;
 
 export interface PostgresSqlOptions {
-  /** How long to wait for a connection (TCP, TLS and authentication). Default 5000. */
+  /**
+   * How long a caller waits for a session (TCP, TLS and authentication), and the server for
+   * the TCP connection. Default 5000. A session the server accepted and is still starting when
+   * its caller stops waiting is not dropped: see sessionStartTimeoutMs.
+   */
   connectTimeoutMs?: number;
+  /**
+   * How long a session the server accepted may take to start (TLS, authentication, its backend)
+   * after its caller stopped waiting; it then goes to the pool, and the next caller waits for it
+   * rather than open another. Default 10000. A loaded server that starts sessions slower than
+   * the connect timeout thus serves the next probe; dropping them at the caller's timeout threw
+   * away its work (a fork and a SCRAM exchange each) and asked for it again every probe, so that
+   * a server slow for a moment stayed unreachable to every prober for as long as they reconnected.
+   */
+  sessionStartTimeoutMs?: number;
   /** statement_timeout of every session; the client also gives up a little later. Default 10000. */
   statementTimeoutMs?: number;
   /**
@@ -74,8 +88,26 @@ export interface PostgresSqlOptions {
   onLeftoverFenceRestored?: (detail: string) => void;
 }
 
+/**
+ * Sessions this process opens to one server at a time; the others wait their turn. Each costs the
+ * server a backend and both sides a SCRAM exchange (and TLS): thousands asked at once (a
+ * restarted operator, a healed partition, databases sharing a server) made every one of them
+ * slower than the connect timeout, and so none was ever kept. In turn, each is quick. 16 keep a
+ * server 100 ms away opening over 30 a second.
+ */
+export const MAX_SESSION_STARTS_PER_SERVER = 16;
+const SESSION_STARTS = new KeyedAdmission(MAX_SESSION_STARTS_PER_SERVER);
+
 /** A session on either kind of connection. */
 type Session = pg.PoolClient | pg.Client;
+
+/** A pooled session being opened, and whether a caller still waits for it (see checkOut). */
+interface Opening {
+  session: Promise<pg.PoolClient>;
+  waited: boolean;
+  /** Set once it is open. */
+  client?: pg.PoolClient;
+}
 
 /** What recording the epoch found and did. */
 interface EpochStep {
@@ -89,6 +121,8 @@ interface EpochStep {
 export class PostgresSql {
   /** host:port/database, for messages. */
   readonly target: string;
+  /** host:port: the server, whatever the database. */
+  private readonly server: string;
   private readonly connection: DatabaseConnection;
   private readonly options: Required<PostgresSqlOptions>;
   private readonly pool: pg.Pool;
@@ -110,11 +144,14 @@ export class PostgresSql {
    * one asks both in one statement (see observeWithHeartbeat).
    */
   private heartbeatInline = false;
+  /** A session still starting after its caller stopped waiting: the next caller waits for it. */
+  private starting: Opening | undefined;
 
   constructor(connection: DatabaseConnection, options: PostgresSqlOptions = {}) {
     this.connection = connection;
     this.options = {
       connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
+      sessionStartTimeoutMs: options.sessionStartTimeoutMs ?? 10_000,
       statementTimeoutMs: options.statementTimeoutMs ?? 10_000,
       idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
       maxConnections: options.maxConnections ?? 2,
@@ -124,8 +161,12 @@ export class PostgresSql {
       onLeftoverFenceRestored: options.onLeftoverFenceRestored ?? (() => undefined),
     };
     this.target = `${connection.host}:${connection.port}/${connection.database}`;
+    this.server = `${connection.host}:${connection.port}`;
     this.pool = new pg.Pool({
       ...this.clientConfig(connection.database),
+      // Callers wait connectTimeoutMs (checkOut); the pool gives a session up only after this.
+      connectionTimeoutMillis: this.options.connectTimeoutMs + this.options.sessionStartTimeoutMs,
+      stream: () => this.tcpWithin(this.options.connectTimeoutMs),
       max: this.options.maxConnections,
       idleTimeoutMillis: this.options.idleTimeoutMs,
       allowExitOnIdle: true,
@@ -441,7 +482,10 @@ export class PostgresSql {
 
   /** Ends every pooled connection. */
   async close(): Promise<void> {
-    await this.pool.end();
+    const ended = this.pool.end();
+    // A session still starting ends once it opens or gives up; nobody waits that long for it.
+    if (this.starting) void ended.catch(() => undefined);
+    else await ended;
   }
 
   private async fenceEpochOnly(epoch: number): Promise<string> {
@@ -757,21 +801,7 @@ export class PostgresSql {
   }
 
   private async withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    // A server that refused the last session (nothing listening, no route, no such host), or not
-    // yet asked, is asked with a bare socket first, which fails with the same error. A pg
-    // client's objects are held by its socket's listeners until a full GC, so each refused
-    // attempt left ~8 KiB in the old space: 4,000 refusing clusters every 5 s kept the heap at 1.5
-    // times the live one (1 KiB bare). A slow accept is waited for twice (socket, then pg).
-    let client: pg.PoolClient;
-    try {
-      if (this.refusedAtConnect && this.pool.idleCount === 0) await this.socketAccepts();
-      client = await this.pool.connect();
-      this.refusedAtConnect = false;
-    } catch (err) {
-      // Anything but a refusal (a timeout: the host now drops packets) is left to pg to report.
-      this.refusedAtConnect = isRefusal(err);
-      throw err;
-    }
+    const client = await this.checkOut();
     // While checked out, a client whose server dies emits 'error' with nobody listening (the
     // pool only listens to idle clients), which would crash the process. The failure still
     // reaches `fn` through its pending query.
@@ -791,6 +821,92 @@ export class PostgresSql {
       client.release(broken ?? (sqlState(err) === undefined || isFatal(err) ? (err as Error) : undefined));
       throw err;
     }
+  }
+
+  /**
+   * A pooled session within connectTimeoutMs: an idle one, else the one still starting, else a
+   * new one. One still starting when the wait ends is kept for the next caller (see
+   * sessionStartTimeoutMs), and the caller fails as pg-pool's own timeout words it.
+   */
+  private async checkOut(): Promise<pg.PoolClient> {
+    let opening = this.pool.idleCount === 0 ? this.starting : undefined;
+    if (opening) this.starting = undefined;
+    else opening = this.open();
+    opening.waited = true;
+    const waitMs = this.options.connectTimeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const waitEnds = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), waitMs);
+    });
+    try {
+      const client = await Promise.race([opening.session, waitEnds]);
+      if (client) return client;
+    } finally {
+      clearTimeout(timer);
+    }
+    // Opened in the turn the wait ended: taken all the same.
+    if (opening.client) return opening.client;
+    opening.waited = false;
+    this.starting = opening;
+    throw new Error('Connection terminated due to connection timeout', {
+      cause: new Error(`timeout expired: no session within ${waitMs} ms; one still starting is kept`),
+    });
+  }
+
+  /**
+   * Asks the pool for a session, a new one in turn with the others this process opens to the
+   * server (SESSION_STARTS); one nobody waits for once it opens goes back to the pool.
+   */
+  private open(): Opening {
+    const session =
+      this.pool.idleCount > 0
+        ? this.pool.connect()
+        : SESSION_STARTS.enter(this.server).then(async (leave) => {
+            try {
+              // A server that refused the last session (nothing listening, no route, no such
+              // host), or not yet asked, is asked with a bare socket first, which fails with the
+              // same error. A pg client's objects are held by its socket's listeners until a full
+              // GC, so each refused attempt left ~8 KiB in the old space: 4,000 refusing clusters
+              // every 5 s kept the heap at 1.5 times the live one (1 KiB bare).
+              if (this.refusedAtConnect) await this.socketAccepts();
+              return await this.pool.connect();
+            } finally {
+              leave();
+            }
+          });
+    const opening: Opening = { session, waited: true };
+    opening.session.then(
+      (client) => {
+        this.refusedAtConnect = false;
+        opening.client = client;
+        if (opening.waited) return;
+        if (this.starting === opening) this.starting = undefined;
+        client.release();
+      },
+      (err: unknown) => {
+        // Anything but a refusal (a timeout: the host now drops packets) is left to pg to report.
+        this.refusedAtConnect = isRefusal(err);
+        if (this.starting === opening) this.starting = undefined;
+      },
+    );
+    return opening;
+  }
+
+  /**
+   * The socket pg opens a pooled session on, destroyed when the server has not accepted its TCP
+   * connection within `ms`: what is not yet accepted is not kept, only a session the server has
+   * begun to start (a host that drops packets is asked again, from scratch, by the next caller).
+   */
+  private tcpWithin(ms: number): Socket {
+    const socket = new Socket();
+    const timer = setTimeout(
+      () => socket.destroy(new Error(`timeout expired: no TCP connection within ${ms} ms`)),
+      ms,
+    );
+    const accepted = () => clearTimeout(timer);
+    socket.once('connect', accepted);
+    socket.once('close', accepted);
+    return socket;
   }
 
   /** Resolves once the server accepts a TCP connection (closed at once); else rejects as pg would. */
