@@ -58,16 +58,23 @@ export class TcpProxy {
         s.on('error', () => undefined);
       }
       if (startDelayMs > 0) {
-        // The server's bytes are held, in order, until the connection is startDelayMs old.
+        // The server's bytes are held, in order, until the connection is startDelayMs old; so is
+        // its close (a refusal it sends and closes after comes whole).
         let held: Buffer[] | undefined = [];
+        let closedWhileHeld = false;
         setTimeout(() => {
           for (const chunk of held ?? []) if (client.writable) client.write(chunk);
           held = undefined;
+          if (closedWhileHeld) client.end();
         }, startDelayMs);
         client.pipe(upstream);
         upstream.on('data', (chunk: Buffer) => {
           if (held) held.push(chunk);
           else if (client.writable) client.write(chunk);
+        });
+        upstream.on('close', () => {
+          if (held) closedWhileHeld = true;
+          else client.destroy();
         });
       } else if (delayMs > 0) {
         // Timers of one delay fire in the order they were set, so the byte order holds.
@@ -79,7 +86,7 @@ export class TcpProxy {
         client.pipe(upstream).pipe(client);
       }
       client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
+      if (startDelayMs <= 0) upstream.on('close', () => client.destroy());
     });
     await new Promise<void>((resolve) => server.listen(port, listenHost, resolve));
     proxy = new TcpProxy(port, server);

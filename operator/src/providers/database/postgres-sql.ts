@@ -47,17 +47,18 @@ const HEARTBEAT_REFUSING_LOWER = `ON CONFLICT (id) DO UPDATE SET epoch = EXCLUDE
 export interface PostgresSqlOptions {
   /**
    * How long a caller waits for a session (TCP, TLS and authentication), and the server for
-   * the TCP connection. Default 5000. A session the server accepted and is still starting when
-   * its caller stops waiting is not dropped: see sessionStartTimeoutMs.
+   * the TCP connection. Default 5000. A probe's session the server accepted and is still starting
+   * when the probe stops waiting is not dropped: see sessionStartTimeoutMs.
    */
   connectTimeoutMs?: number;
   /**
-   * How long a session the server accepted may take to start (TLS, authentication, its backend)
-   * after its caller stopped waiting; it then goes to the pool, and the next caller waits for it
-   * rather than open another. Default 10000. A loaded server that starts sessions slower than
-   * the connect timeout thus serves the next probe; dropping them at the caller's timeout threw
-   * away its work (a fork and a SCRAM exchange each) and asked for it again every probe, so that
-   * a server slow for a moment stayed unreachable to every prober for as long as they reconnected.
+   * How much longer a probe's session the server accepted may take to start (TLS,
+   * authentication, its backend) once the probe stopped waiting; it then goes to the pool, and
+   * the next probe waits for it rather than open another. Default 10000; 0 drops it with the
+   * probe's wait, as pg-pool does. A loaded server that starts sessions slower than the connect
+   * timeout thus serves the next probe; dropping them threw away its work (a fork and a SCRAM
+   * exchange each) and asked for it again every probe, so that a server slow for a moment stayed
+   * unreachable to every prober for as long as they reconnected.
    */
   sessionStartTimeoutMs?: number;
   /** statement_timeout of every session; the client also gives up a little later. Default 10000. */
@@ -89,11 +90,11 @@ export interface PostgresSqlOptions {
 }
 
 /**
- * Sessions this process opens to one server at a time; the others wait their turn. Each costs the
- * server a backend and both sides a SCRAM exchange (and TLS): thousands asked at once (a
- * restarted operator, a healed partition, databases sharing a server) made every one of them
- * slower than the connect timeout, and so none was ever kept. In turn, each is quick. 16 keep a
- * server 100 ms away opening over 30 a second.
+ * Sessions probes in this process open to one server at a time; the others wait their turn.
+ * Each costs the server a backend and both sides a SCRAM exchange (and TLS): thousands asked at
+ * once (a restarted operator, a healed partition, databases sharing a server) made every one of
+ * them slower than the connect timeout. In turn, each is quick. 16 keep a server 100 ms away
+ * opening over 30 a second. Actions (a fence, a promotion) never wait their turn behind probes.
  */
 export const MAX_SESSION_STARTS_PER_SERVER = 16;
 const SESSION_STARTS = new KeyedAdmission(MAX_SESSION_STARTS_PER_SERVER);
@@ -105,9 +106,20 @@ type Session = pg.PoolClient | pg.Client;
 interface Opening {
   session: Promise<pg.PoolClient>;
   waited: boolean;
-  /** Set once it is open. */
+  /** Whether a probe took it over after the one it was opened for gave up: it is not kept twice. */
+  handedOver: boolean;
+  /** Set once it is open, or once it failed. */
   client?: pg.PoolClient;
+  failed?: unknown;
 }
+
+/**
+ * Who asks for a session. A probe takes a session still starting for the probe before it, and
+ * opens new ones in turn with the other probes of the server (SESSION_STARTS). An action opens
+ * its own, at once, as pg-pool would: a session kept for probes may be one that never finishes
+ * (its far side went silent after the handshake), and a fence is not retried on a timeout.
+ */
+type Caller = 'probe' | 'action';
 
 /** What recording the epoch found and did. */
 interface EpochStep {
@@ -144,10 +156,17 @@ export class PostgresSql {
    * one asks both in one statement (see observeWithHeartbeat).
    */
   private heartbeatInline = false;
-  /** A session still starting after its caller stopped waiting: the next caller waits for it. */
+  /** A probe's session still starting after the probe stopped waiting: the next probe waits for it. */
   private starting: Opening | undefined;
+  /** Sessions being opened; close() does not wait for them. */
+  private openings = 0;
+  private closed = false;
 
   constructor(connection: DatabaseConnection, options: PostgresSqlOptions = {}) {
+    if (options.connectTimeoutMs !== undefined && !(options.connectTimeoutMs > 0))
+      throw new Error(`connectTimeoutMs must be positive, got ${options.connectTimeoutMs}`);
+    if (options.sessionStartTimeoutMs !== undefined && !(options.sessionStartTimeoutMs >= 0))
+      throw new Error(`sessionStartTimeoutMs must be 0 or more, got ${options.sessionStartTimeoutMs}`);
     this.connection = connection;
     this.options = {
       connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
@@ -189,7 +208,7 @@ export class PostgresSql {
     let failed: unknown;
     try {
       return {
-        ...(await this.withClient((client) => this.readFacts(client, true))),
+        ...(await this.withClient((client) => this.readFacts(client, true), 'probe')),
         durationMs: durationMs(),
       };
     } catch (err) {
@@ -333,6 +352,7 @@ export class PostgresSql {
               values: [this.connection.database, epoch, at],
             })
           ).rows[0],
+        'probe',
       );
     } catch (err) {
       this.heartbeatInline = false;
@@ -482,9 +502,10 @@ export class PostgresSql {
 
   /** Ends every pooled connection. */
   async close(): Promise<void> {
+    this.closed = true;
     const ended = this.pool.end();
     // A session still starting ends once it opens or gives up; nobody waits that long for it.
-    if (this.starting) void ended.catch(() => undefined);
+    if (this.openings > 0) void ended.catch(() => undefined);
     else await ended;
   }
 
@@ -800,8 +821,11 @@ export class PostgresSql {
     };
   }
 
-  private async withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.checkOut();
+  private async withClient<T>(
+    fn: (client: pg.PoolClient) => Promise<T>,
+    caller: Caller = 'action',
+  ): Promise<T> {
+    const client = await this.checkOut(caller);
     // While checked out, a client whose server dies emits 'error' with nobody listening (the
     // pool only listens to idle clients), which would crash the process. The failure still
     // reaches `fn` through its pending query.
@@ -824,14 +848,19 @@ export class PostgresSql {
   }
 
   /**
-   * A pooled session within connectTimeoutMs: an idle one, else the one still starting, else a
-   * new one. One still starting when the wait ends is kept for the next caller (see
-   * sessionStartTimeoutMs), and the caller fails as pg-pool's own timeout words it.
+   * A pooled session within connectTimeoutMs: an idle one, else (for a probe) the one still
+   * starting for the probe before, else a new one. A probe's session still starting when the wait
+   * ends is kept for the next probe (see sessionStartTimeoutMs), once; the caller fails as
+   * pg-pool's own timeout words it.
    */
-  private async checkOut(): Promise<pg.PoolClient> {
-    let opening = this.pool.idleCount === 0 ? this.starting : undefined;
-    if (opening) this.starting = undefined;
-    else opening = this.open();
+  private async checkOut(caller: Caller): Promise<pg.PoolClient> {
+    const kept = caller === 'probe' && this.pool.idleCount === 0 ? this.starting : undefined;
+    let opening: Opening;
+    if (kept) {
+      this.starting = undefined;
+      kept.handedOver = true;
+      opening = kept;
+    } else opening = this.open(caller);
     opening.waited = true;
     const waitMs = this.options.connectTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
@@ -844,39 +873,51 @@ export class PostgresSql {
     } finally {
       clearTimeout(timer);
     }
-    // Opened in the turn the wait ended: taken all the same.
+    // Settled in the turn the wait ended: taken, or its failure given, all the same.
     if (opening.client) return opening.client;
+    if (opening.failed !== undefined) throw opening.failed;
     opening.waited = false;
-    this.starting = opening;
+    // Kept for the next probe: one not kept (an action's, one kept before, one more beside the
+    // one kept) still goes to the pool if it opens.
+    if (caller === 'probe' && this.options.sessionStartTimeoutMs > 0 && !opening.handedOver && !this.starting)
+      this.starting = opening;
     throw new Error('Connection terminated due to connection timeout', {
-      cause: new Error(`timeout expired: no session within ${waitMs} ms; one still starting is kept`),
+      cause: new Error(`timeout expired: no session within ${waitMs} ms`),
     });
   }
 
   /**
-   * Asks the pool for a session, a new one in turn with the others this process opens to the
-   * server (SESSION_STARTS); one nobody waits for once it opens goes back to the pool.
+   * Asks the pool for a session: a probe's new one in turn with the other probes of the server
+   * (SESSION_STARTS). One nobody waits for once it opens goes back to the pool.
    */
-  private open(): Opening {
+  private open(caller: Caller): Opening {
+    // Only a new client starts a session: an idle one is handed over, and a full pool queues.
+    const starts = this.pool.idleCount === 0 && this.pool.totalCount < this.options.maxConnections;
+    const connect = async () => {
+      if (this.closed) throw new Error('the connection was closed');
+      // A server that refused the last session (nothing listening, no route, no such host), or
+      // not yet asked, is asked with a bare socket first, which fails with the same error. A pg
+      // client's objects are held by its socket's listeners until a full GC, so each refused
+      // attempt left ~8 KiB in the old space: 4,000 refusing clusters every 5 s kept the heap at
+      // 1.5 times the live one (1 KiB bare).
+      if (starts && this.refusedAtConnect) await this.socketAccepts();
+      return this.pool.connect();
+    };
     const session =
-      this.pool.idleCount > 0
-        ? this.pool.connect()
-        : SESSION_STARTS.enter(this.server).then(async (leave) => {
+      starts && caller === 'probe'
+        ? SESSION_STARTS.enter(this.server).then(async (leave) => {
             try {
-              // A server that refused the last session (nothing listening, no route, no such
-              // host), or not yet asked, is asked with a bare socket first, which fails with the
-              // same error. A pg client's objects are held by its socket's listeners until a full
-              // GC, so each refused attempt left ~8 KiB in the old space: 4,000 refusing clusters
-              // every 5 s kept the heap at 1.5 times the live one (1 KiB bare).
-              if (this.refusedAtConnect) await this.socketAccepts();
-              return await this.pool.connect();
+              return await connect();
             } finally {
               leave();
             }
-          });
-    const opening: Opening = { session, waited: true };
+          })
+        : connect();
+    const opening: Opening = { session, waited: true, handedOver: false };
+    this.openings++;
     opening.session.then(
       (client) => {
+        this.openings--;
         this.refusedAtConnect = false;
         opening.client = client;
         if (opening.waited) return;
@@ -884,8 +925,10 @@ export class PostgresSql {
         client.release();
       },
       (err: unknown) => {
+        this.openings--;
+        opening.failed = err;
         // Anything but a refusal (a timeout: the host now drops packets) is left to pg to report.
-        this.refusedAtConnect = isRefusal(err);
+        if (starts) this.refusedAtConnect = isRefusal(err);
         if (this.starting === opening) this.starting = undefined;
       },
     );
@@ -902,7 +945,7 @@ export class PostgresSql {
     const timer = setTimeout(
       () => socket.destroy(new Error(`timeout expired: no TCP connection within ${ms} ms`)),
       ms,
-    );
+    ).unref();
     const accepted = () => clearTimeout(timer);
     socket.once('connect', accepted);
     socket.once('close', accepted);
