@@ -500,8 +500,10 @@ export class PostgresSql {
     }
   }
 
-  /** Ends every pooled connection. */
+  /** Ends every pooled connection; a second call does nothing. */
   async close(): Promise<void> {
+    // Once: pg-pool refuses a second end.
+    if (this.closed) return;
     this.closed = true;
     const ended = this.pool.end();
     // A session still starting ends once it opens or gives up; nobody waits that long for it.
@@ -946,9 +948,14 @@ export class PostgresSql {
       () => socket.destroy(new Error(`timeout expired: no TCP connection within ${ms} ms`)),
       ms,
     ).unref();
-    const accepted = () => clearTimeout(timer);
-    socket.once('connect', accepted);
-    socket.once('close', accepted);
+    // Neither listener (nor the timer they hold) outlives the connect, on a socket kept for minutes.
+    const settled = () => {
+      clearTimeout(timer);
+      socket.off('connect', settled);
+      socket.off('close', settled);
+    };
+    socket.once('connect', settled);
+    socket.once('close', settled);
     return socket;
   }
 
