@@ -32,13 +32,14 @@ const connection = (port: number) => ({
   sslMode: 'disable' as const,
 });
 
+/** Probes that stop waiting for a session after 200 ms, and keep one still starting for 5 s. */
+const impatient = (port: number) =>
+  new PostgresSql(connection(port), { connectTimeoutMs: 200, sessionStartTimeoutMs: 5_000 });
+
 describe('PostgresSql sessions that do not finish starting', () => {
   it('a probe takes the one kept for the probe before it once, then opens another', async () => {
     const server = await silentServer();
-    const sql = new PostgresSql(connection(server.port), {
-      connectTimeoutMs: 200,
-      sessionStartTimeoutMs: 5_000,
-    });
+    const sql = impatient(server.port);
     try {
       expect(await sql.observe()).toMatchObject({ reachable: false, failure: { reason: 'Timeout' } });
       // The bare socket asked first, then the session.
@@ -55,10 +56,7 @@ describe('PostgresSql sessions that do not finish starting', () => {
 
   it('an action opens its own session, not the one kept for probes', async () => {
     const server = await silentServer();
-    const sql = new PostgresSql(connection(server.port), {
-      connectTimeoutMs: 200,
-      sessionStartTimeoutMs: 5_000,
-    });
+    const sql = impatient(server.port);
     try {
       await sql.observe();
       const before = server.accepted();
@@ -72,10 +70,7 @@ describe('PostgresSql sessions that do not finish starting', () => {
 
   it('close does not wait for a session still starting, and a second close does nothing', async () => {
     const server = await silentServer();
-    const sql = new PostgresSql(connection(server.port), {
-      connectTimeoutMs: 200,
-      sessionStartTimeoutMs: 5_000,
-    });
+    const sql = impatient(server.port);
     await sql.observe();
     const started = performance.now();
     await sql.close();
