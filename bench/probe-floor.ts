@@ -8,11 +8,11 @@
  *
  * 1. BENCH_FLOOR_RATE (800) round trips a second over BENCH_FLOOR_SESSIONS (1,000) pooled sessions
  *    of one server, spread evenly as the operator's per-cluster timers spread them, for
- *    BENCH_FLOOR_SECONDS (20): first as the bytes pg writes for a prepared statement, answers
- *    counted by their ReadyForQuery and nothing parsed (no client does less), then by
- *    pg.Client.query with the same statement. CPU of this process per round trip.
- * 2. RSS per idle session of a bare pg.Client, after a full GC: the same sessions, measured as
- *    they are opened (a statement run on each), before part 1.
+ *    BENCH_FLOOR_SECONDS (20): by pg.Client.query with a prepared statement, then on the same
+ *    sockets as the bytes pg writes for it, the answers framed and counted, nothing parsed (a
+ *    Node.js client can hardly do less). CPU of this process per round trip.
+ * 2. RSS per idle session of a bare pg.Client, after a full GC: the slope from a quarter of the
+ *    same sessions to all of them (a statement run on each), measured before part 1.
  *
  * The statement is smaller than the operator's probe (bench/probe-cost.ts measures that one).
  */
@@ -60,7 +60,7 @@ async function sessions(n: number): Promise<pg.Client[]> {
 
 const ask = (client: pg.Client) => client.query({ name: 'floor', text: STATEMENT, values: [c.database] });
 
-/** Bind, Execute and Sync of the prepared statement `floor` with the database's name: as pg sends them. */
+/** Bind, Describe, Execute and Sync of the prepared statement `floor` with one text value: as pg sends them. */
 function boundExecution(database: string): Buffer {
   const message = (type: string, body: Buffer) => {
     const head = Buffer.alloc(5);
@@ -70,7 +70,7 @@ function boundExecution(database: string): Buffer {
   };
   const cstring = (s: string) => Buffer.from(`${s}\0`);
   const value = Buffer.from(database);
-  const count = (n: number, bytes = 2) => {
+  const int = (n: number, bytes: 2 | 4) => {
     const b = Buffer.alloc(bytes);
     if (bytes === 2) b.writeInt16BE(n);
     else b.writeInt32BE(n);
@@ -79,20 +79,24 @@ function boundExecution(database: string): Buffer {
   const bind = Buffer.concat([
     cstring(''), // unnamed portal
     cstring('floor'),
-    count(0), // parameter formats: all text
-    count(1),
-    count(value.length, 4),
+    int(0, 2), // parameter formats: all text
+    int(1, 2),
+    int(value.length, 4),
     value,
-    count(0), // result formats: all text
+    int(0, 2), // result formats: all text
   ]);
   return Buffer.concat([
     message('B', bind),
-    message('E', Buffer.concat([cstring(''), count(0, 4)])),
+    message('D', Buffer.concat([Buffer.from('P'), cstring('')])),
+    message('E', Buffer.concat([cstring(''), int(0, 4)])),
     message('S', Buffer.alloc(0)),
   ]);
 }
 
-/** Counts ReadyForQuery messages on a socket taken from pg, framing messages by their length. */
+/** What came back on the sockets taken from pg. */
+const seenRaw = { rows: 0, errors: 0, answers: 0 };
+
+/** Frames the messages on a socket taken from pg by their length: rows, errors and answers (ReadyForQuery). */
 function countAnswers(socket: Socket, onAnswer: () => void): void {
   let pending: Buffer = Buffer.alloc(0);
   socket.removeAllListeners('data');
@@ -102,18 +106,47 @@ function countAnswers(socket: Socket, onAnswer: () => void): void {
     while (pending.length - at >= 5) {
       const length = pending.readInt32BE(at + 1);
       if (pending.length - at < length + 1) break;
-      if (pending[at] === 0x5a) onAnswer();
+      const type = pending[at];
+      if (type === 0x44)
+        seenRaw.rows++; // DataRow
+      else if (type === 0x45)
+        seenRaw.errors++; // ErrorResponse
+      else if (type === 0x5a) {
+        seenRaw.answers++;
+        onAnswer();
+      }
       at += length + 1;
     }
     pending = pending.subarray(at);
   });
 }
 
-/** `fire(i)` for every session every SESSIONS / RATE s, staggered; CPU per answer over SECONDS. */
-async function measure(label: string, fire: (i: number, answered: () => void) => void): Promise<string> {
+/**
+ * `fire(i)` for every session every SESSIONS / RATE s, staggered; CPU per answer over SECONDS,
+ * once every session has answered. Returns when no round trip is still out.
+ */
+async function measure(
+  label: string,
+  fire: (i: number, answered: () => void, failed: () => void) => void,
+): Promise<string> {
   let answers = 0;
-  const answered = () => {
-    answers++;
+  let out = 0;
+  let failures = 0;
+  const heard = new Set<number>();
+  const send = (i: number) => {
+    out++;
+    fire(
+      i,
+      () => {
+        out--;
+        answers++;
+        heard.add(i);
+      },
+      () => {
+        out--;
+        failures++;
+      },
+    );
   };
   const periodMs = (SESSIONS / RATE) * 1000;
   const timers: NodeJS.Timeout[] = [];
@@ -121,16 +154,16 @@ async function measure(label: string, fire: (i: number, answered: () => void) =>
     timers.push(
       setTimeout(
         () => {
-          fire(i, answered);
-          timers[i] = setInterval(() => fire(i, answered), periodMs);
+          send(i);
+          timers[i] = setInterval(() => send(i), periodMs);
         },
         (i * periodMs) / SESSIONS,
       ),
     );
   }
+  let figures: string;
   try {
-    // Every session asked once, and answered, before the window opens.
-    await waitFor(async () => answers >= SESSIONS, {
+    await waitFor(async () => heard.size === SESSIONS, {
       description: `${label}: every session answered`,
       timeoutMs: 60_000,
     });
@@ -142,45 +175,53 @@ async function measure(label: string, fire: (i: number, answered: () => void) =>
     const wall = (performance.now() - started) / 1000;
     const done = answers - before;
     const share = (us: number) => ((us / 1e6 / wall) * 100).toFixed(1);
-    return `${label.padEnd(34)} ${(done / wall).toFixed(0).padStart(5)}/s  ${share(used.user + used.system).padStart(5)} % of a core (user ${share(used.user)}, system ${share(used.system)})  ${((used.user + used.system) / Math.max(1, done)).toFixed(0).padStart(4)} µs a round trip`;
+    figures = `${label.padEnd(34)} ${(done / wall).toFixed(0).padStart(5)}/s  ${share(used.user + used.system).padStart(5)} % of a core (user ${share(used.user)}, system ${share(used.system)})  ${((used.user + used.system) / Math.max(1, done)).toFixed(0).padStart(4)} µs a round trip`;
   } finally {
     for (const t of timers) clearInterval(t);
   }
+  // The sessions change hands next: nothing of this run may still be on them.
+  await waitFor(async () => out === 0, { description: `${label}: every round trip back`, timeoutMs: 30_000 });
+  if (failures > 0) throw new Error(`${label}: ${failures} round trips failed`);
+  return figures;
 }
 
+const clients: pg.Client[] = [];
 try {
   say(`${SESSIONS} sessions of one server, ${RATE} round trips a second, ${SECONDS} s each`);
-  // 2 first, on a fresh heap: what the sessions the round trips use hold while idle. One session
-  // first, so pg's code and the statement's first run are not counted.
-  const [warm] = await sessions(1);
-  if (warm) await ask(warm);
-  gc();
-  gc();
-  const before = process.memoryUsage();
-  const pool = await sessions(SESSIONS);
-  for (const client of pool) await ask(client);
-  gc();
-  gc();
-  const after = process.memoryUsage();
-  const perSession = (bytes: number) => (bytes / SESSIONS / 1024).toFixed(1);
-  const idle = `an idle pg.Client session: ${perSession(after.rss - before.rss)} KiB RSS, of it ${perSession(after.heapUsed - before.heapUsed)} KiB JS heap (${SESSIONS} sessions, after a full GC)`;
+  // 2 first, on a fresh heap: what idle sessions hold, as the slope from a quarter of them to all
+  // (so the young generation's growth and pg's first use are not counted as sessions).
+  const heldAt = async (n: number) => {
+    const opened = await sessions(n - clients.length);
+    for (const client of opened) await ask(client);
+    clients.push(...opened);
+    gc();
+    gc();
+    return process.memoryUsage();
+  };
+  const quarter = Math.ceil(SESSIONS / 4);
+  const fewer = await heldAt(quarter);
+  const all = await heldAt(SESSIONS);
+  const perSession = (bytes: number) => (bytes / (SESSIONS - quarter) / 1024).toFixed(1);
+  const idle = `an idle pg.Client session: ${perSession(all.rss - fewer.rss)} KiB RSS, of it ${perSession(all.heapUsed - fewer.heapUsed)} KiB JS heap in use and ${perSession(all.heapTotal - fewer.heapTotal)} KiB heap committed (${quarter} → ${SESSIONS} sessions, after a full GC)`;
 
-  const byPg = await measure(
-    'pg.Client.query',
-    (i, answered) => void ask(pool[i] as pg.Client).then(answered),
-  );
-  // The same sessions, pg's reader taken off: bytes out, ReadyForQuery counted.
+  const byPg = await measure('pg.Client.query', (i, answered, failed) => {
+    ask(clients[i] as pg.Client).then(answered, failed);
+  });
+  // The same sessions, pg's reader taken off: bytes out, messages framed and counted, nothing parsed.
   const bytes = boundExecution(c.database);
-  const sockets = pool.map(
+  const sockets = clients.map(
     (client) => (client as unknown as { connection: { stream: Socket } }).connection.stream,
   );
   const answerers: Array<() => void> = [];
   for (const [i, socket] of sockets.entries()) countAnswers(socket, () => answerers[i]?.());
-  const raw = await measure('raw bytes, answers only counted', (i, answered) => {
+  const raw = await measure('raw bytes, answers only framed', (i, answered) => {
     answerers[i] = answered;
     sockets[i]?.write(bytes);
   });
-  for (const socket of sockets) socket.destroy();
+  if (seenRaw.errors > 0 || seenRaw.rows !== seenRaw.answers)
+    throw new Error(
+      `raw round trips: ${seenRaw.errors} errors, ${seenRaw.rows} rows for ${seenRaw.answers} answers`,
+    );
 
   const goalUs = (0.05 * 1e6) / 800;
   process.stdout.write(
@@ -194,5 +235,8 @@ try {
     ].join('\n'),
   );
 } finally {
+  // pg's reader is gone from some: their ends are not waited for.
+  for (const client of clients)
+    (client as unknown as { connection: { stream: Socket } }).connection.stream.destroy();
   await pair.stop();
 }
