@@ -6,7 +6,11 @@
  * 2. The operator process probing 200 clusters every 2 s (100 policies, each a primary and a
  *    standby pointed at the same real pair): its CPU use and memory over BENCH_PROBE_SECONDS.
  *    BENCH_CLUSTERS and BENCH_PROBE_INTERVAL_SECONDS change the fleet and the interval (each
- *    cluster holds one session: the server is given max_connections for them); BENCH_PROBE_RTT_MS
+ *    cluster holds one session: the server is given max_connections for them). Each policy has
+ *    a database of its own on the pair (BENCH_DATABASES shares fewer round robin), as each has a
+ *    server of its own in production, its heartbeat row among them. The figures are of the
+ *    steady state: after the operator has gone BENCH_QUIET_SECONDS without an API write (the
+ *    time that took is printed), and at least BENCH_SETTLE_SECONDS after it started. BENCH_PROBE_RTT_MS
  *    puts that round trip between the operator and both servers (a delaying proxy).
  * 3. BENCH_STORM_SESSIONS (default 300) providers of one server (as ClusterProbes makes them: a
  *    3 s connect timeout) probed together every 5 s, as a restarted operator, or one whose
@@ -15,13 +19,14 @@
  *
  * The policies' DNS provider is Route53 without AWS credentials: each DNS check fails on the
  * credential chain and is retried with backoff (1 s, doubling to 5 minutes): about 120 of them
- * fall in a 60 s window after 30 s of settling, and they are part of the CPU figure (profiled:
+ * fall in a 60 s window after the first 30 s, and they are part of the CPU figure (profiled:
  * 3-13 % of it, the most of its run-to-run spread of about a tenth).
  *
  * BENCH_OPERATOR_NODE_FLAGS (space-separated) are given to the operator's Node.js, to profile it:
  * `BENCH_OPERATOR_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof'` writes a .cpuprofile of its
  * whole run (start and settling included) when it stops.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,7 +45,7 @@ import { startPostgresPair } from '../test/harness/postgres.ts';
 import { installSignalCleanup } from '../test/harness/processes.ts';
 import { TcpProxy } from '../test/harness/tcp-proxy.ts';
 import { waitFor } from '../test/harness/wait.ts';
-import { cpuSeconds, requestsByMethod } from './process-stats.ts';
+import { cpuSeconds, probeFailuresByReason, requestsByMethod } from './process-stats.ts';
 
 const CLUSTERS = Number(process.env.BENCH_CLUSTERS ?? 200);
 // BENCH_CLUSTERS=4000 BENCH_PROBE_INTERVAL_SECONDS=5: 2,000 healthy policies at the default interval.
@@ -48,8 +53,11 @@ const INTERVAL_S = Number(process.env.BENCH_PROBE_INTERVAL_SECONDS ?? 2);
 // BENCH_PROBE_RTT_MS=80: the operator reaches both servers through a proxy that holds every chunk
 // half of that each way, as a prober in a third region reaches databases in two others.
 const RTT_MS = Number(process.env.BENCH_PROBE_RTT_MS ?? 0);
+const DATABASES = Number(process.env.BENCH_DATABASES ?? CLUSTERS / 2);
 const SECONDS = Number(process.env.BENCH_PROBE_SECONDS ?? 60);
 const SETTLE_SECONDS = Number(process.env.BENCH_SETTLE_SECONDS ?? 30);
+const QUIET_SECONDS = Number(process.env.BENCH_QUIET_SECONDS ?? 15);
+const SETTLE_MAX_SECONDS = Number(process.env.BENCH_SETTLE_MAX_SECONDS ?? 900);
 // 3. A storm of first sessions: BENCH_STORM_SESSIONS providers of one server probed together.
 const STORM_SESSIONS = Number(process.env.BENCH_STORM_SESSIONS ?? 300);
 const STORM_INTERVAL_S = 5;
@@ -111,13 +119,18 @@ try {
     body: { metadata: { name: 'pg' }, stringData: { username: pair.user, password: pair.password } },
   });
   const client = new KubeClient(kc);
-  const clusterSpec = (node: 'primary' | 'standby', region: string, port = pair.server(node).port) => ({
+  const clusterSpec = (
+    node: 'primary' | 'standby',
+    region: string,
+    port = pair.server(node).port,
+    database = pair.database,
+  ) => ({
     region,
     provider: { type: 'SelfManaged' as const },
     connection: {
       host: '127.0.0.1',
       port,
-      database: pair.database,
+      database,
       sslMode: 'disable' as const,
       credentialsSecretRef: { name: 'pg', usernameKey: 'username', passwordKey: 'password' },
     },
@@ -167,19 +180,31 @@ try {
     return proxy.port;
   };
   const ports = { primary: await via('primary'), standby: await via('standby') };
+  say(
+    `creating ${DATABASES} databases for ${CLUSTERS / 2} policies, and waiting for the standby to replay them`,
+  );
+  const databaseOf = (i: number) => `db_${i % DATABASES}`;
+  for (let i = 0; i < DATABASES; i++)
+    // FILE_COPY: half the time of copying the template through the WAL.
+    await pair.primary.query(`CREATE DATABASE ${databaseOf(i)} OWNER "${pair.user}" STRATEGY FILE_COPY`);
+  await pair.waitForReplayCatchUp({ timeoutMs: 600_000 });
+  // The copies are the servers' dirty pages (fsync is off): written out now, not by the kernel
+  // in the measured window, on the cores the operator shares.
+  for (const node of ['primary', 'standby'] as const) await pair.server(node).query('CHECKPOINT');
+  execFileSync('sync');
   say(`creating ${CLUSTERS / 2} policies with ${CLUSTERS} clusters at a ${INTERVAL_S} s probe interval`);
   for (let i = 0; i < CLUSTERS / 2; i++) {
     await client.create(replicaClusterType, ns, {
       apiVersion: 'regionfailover.io/v1alpha1',
       kind: 'ReplicaCluster',
       metadata: { name: `db-${i}-p`, namespace: ns },
-      spec: clusterSpec('primary', 'region-a', ports.primary),
+      spec: clusterSpec('primary', 'region-a', ports.primary, databaseOf(i)),
     });
     await client.create(replicaClusterType, ns, {
       apiVersion: 'regionfailover.io/v1alpha1',
       kind: 'ReplicaCluster',
       metadata: { name: `db-${i}-s`, namespace: ns },
-      spec: clusterSpec('standby', 'region-b', ports.standby),
+      spec: clusterSpec('standby', 'region-b', ports.standby, databaseOf(i)),
     });
     await client.create(failoverPolicyType, ns, {
       apiVersion: 'regionfailover.io/v1alpha1',
@@ -198,6 +223,7 @@ try {
       },
     });
   }
+  const opStarted = performance.now();
   op = await OperatorProcess.start({
     name: 'bench-probes-operator',
     kubeconfig: cp.kubeconfigPath,
@@ -207,15 +233,38 @@ try {
     nodeFlags: process.env.BENCH_OPERATOR_NODE_FLAGS?.split(' ').filter(Boolean) ?? [],
   });
   const pid = op.pid as number;
+  const operator = op;
   await waitFor(
     async () => ((await op?.metric('failover_probe_duration_seconds_count')) ?? 0) >= CLUSTERS * 2,
     { description: 'every cluster probed twice', timeoutMs: 300_000 },
   );
-  // The first reconciles of 100 policies (discovery, conditions, their Events) take a while
-  // longer: the figures are of the steady state after them.
-  say(`settling for ${SETTLE_SECONDS} s`);
-  await new Promise((r) => setTimeout(r, SETTLE_SECONDS * 1000));
+  // The first reconciles (discovery, conditions, their Events) take a while longer, minutes at
+  // hundreds of healthy policies here: the figures are of the steady state after them, once the
+  // operator has gone QUIET_SECONDS without an API write, and SETTLE_SECONDS after its start.
+  say(`settling: waiting for ${QUIET_SECONDS} s without an API write (at most ${SETTLE_MAX_SECONDS} s)`);
+  const writes = async () => {
+    const by = requestsByMethod(await operator.metrics(['rest_client_requests_total']));
+    return (by.get('POST') ?? 0) + (by.get('PATCH') ?? 0) + (by.get('PUT') ?? 0) + (by.get('DELETE') ?? 0);
+  };
+  let lastWrites = -1;
+  let lastWriteAt = performance.now();
+  const quiet = await waitFor(
+    async () => {
+      const n = await writes();
+      if (n !== lastWrites) [lastWrites, lastWriteAt] = [n, performance.now()];
+      return performance.now() - lastWriteAt >= QUIET_SECONDS * 1000 ? 'quiet' : undefined;
+    },
+    { description: 'no API write', timeoutMs: SETTLE_MAX_SECONDS * 1000, intervalMs: 1000 },
+  ).catch(() => 'not quiet' as const);
+  const settled =
+    quiet === 'quiet'
+      ? `last API write of the start ${((lastWriteAt - opStarted) / 1000).toFixed(0)} s after the operator started`
+      : `still writing to the API ${((performance.now() - opStarted) / 1000).toFixed(0)} s after the operator started`;
+  say(`settled: ${settled}`);
+  const leftMs = SETTLE_SECONDS * 1000 - (performance.now() - opStarted);
+  if (leftMs > 0) await new Promise((r) => setTimeout(r, leftMs));
   const probesBefore = await op.metric('failover_probe_duration_seconds_count');
+  const failuresBefore = await op.metric('failover_probe_failures_total');
   const requestsBefore = requestsByMethod(await op.metrics());
   const cpuBefore = cpuSeconds(pid);
   const t = performance.now();
@@ -246,17 +295,19 @@ try {
       process.stdout.write(`${n} ${k}\n`);
   }
   const failures = await op.metric('failover_probe_failures_total');
+  const failureReasons = probeFailuresByReason(await op.metrics(['failover_probe_failures_total']));
   process.stdout.write(
     [
       '',
       `  one probe cycle: p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms, ${held / 2} pooled connection per cluster`,
       `  operator probing ${CLUSTERS} clusters every ${INTERVAL_S} s${RTT_MS > 0 ? ` ${RTT_MS} ms away (round trip)` : ''}, measured over ${elapsed.toFixed(0)} s:`,
+      `    settled:             ${settled}`,
       `    probes per second:   ${(probesDone / elapsed).toFixed(1)} (target ${CLUSTERS / INTERVAL_S})`,
       `    CPU:                 ${(cpu * 100).toFixed(1)} % of one core, ${((cpu * 1e6 * elapsed) / Math.max(1, probesDone)).toFixed(0)} µs per probe`,
       `    API requests/s:      ${requestRates || 'none'}`,
       `    memory:              RSS ${mem.rss.toFixed(0)} MiB, peak ${mem.hwm.toFixed(0)} MiB`,
       `    database connections: ${await connections('failover-operator')}`,
-      `    probe failures:      ${failures}`,
+      `    probe failures:      ${failures - failuresBefore} in the window; ${failures} since the start${failures > 0 ? ` (${failureReasons})` : ''}`,
       '',
     ].join('\n'),
   );

@@ -49,6 +49,19 @@ export function requestsByMethod(text: string): Map<string, number> {
   return by;
 }
 
+/** Probe failures so far by reason (failover_probe_failures_total), largest first: "Timeout 12, Refused 3". */
+export function probeFailuresByReason(text: string): string {
+  const by = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^failover_probe_failures_total\{[^}]*reason="([^"]*)"[^}]*\} ([0-9.eE+-]+)$/.exec(line);
+    if (m?.[1]) by.set(m[1], (by.get(m[1]) ?? 0) + Number(m[2]));
+  }
+  return [...by]
+    .sort((a, b) => b[1] - a[1])
+    .map(([reason, n]) => `${reason} ${n}`)
+    .join(', ');
+}
+
 export class HeapSampler {
   maxBytes = 0;
   idleMinBytes = Number.POSITIVE_INFINITY;
