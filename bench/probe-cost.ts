@@ -7,10 +7,11 @@
  *    standby pointed at the same real pair): its CPU use and memory over BENCH_PROBE_SECONDS.
  *    BENCH_CLUSTERS and BENCH_PROBE_INTERVAL_SECONDS change the fleet and the interval (each
  *    cluster holds one session: the server is given max_connections for them). Each policy has
- *    a database of its own on the pair (BENCH_DATABASES shares fewer round robin), as each has a
- *    server of its own in production, its heartbeat row among them. The figures are of the
- *    steady state: after the operator has gone BENCH_QUIET_SECONDS without an API write (the
- *    time that took is printed), and at least BENCH_SETTLE_SECONDS after it started. BENCH_PROBE_RTT_MS
+ *    a database of its own on the pair, as it has a server of its own in production (a copy of
+ *    template1, ~7.5 MB on each server: ~1.5 GB for the default fleet); BENCH_DATABASES=N makes
+ *    N, shared round robin. The figures are taken once the operator has gone BENCH_QUIET_SECONDS
+ *    without an API write (when the last write was seen is printed), and at least
+ *    BENCH_SETTLE_SECONDS after it started. BENCH_PROBE_RTT_MS
  *    puts that round trip between the operator and both servers (a delaying proxy).
  * 3. BENCH_STORM_SESSIONS (default 300) providers of one server (as ClusterProbes makes them: a
  *    3 s connect timeout) probed together every 5 s, as a restarted operator, or one whose
@@ -18,9 +19,9 @@
  *    this process share the cores, so it is the server's rate of new sessions that shows.
  *
  * The policies' DNS provider is Route53 without AWS credentials: each DNS check fails on the
- * credential chain and is retried with backoff (1 s, doubling to 5 minutes): about 120 of them
- * fall in a 60 s window after the first 30 s, and they are part of the CPU figure (profiled:
- * 3-13 % of it, the most of its run-to-run spread of about a tenth).
+ * credential chain and is retried with backoff (1 s, doubling to 5 minutes), so how many fall in
+ * the window depends on when it starts (about 120 when it started 30 s in), and they are part of
+ * the CPU figure (profiled at 100 policies: 3-13 % of it).
  *
  * BENCH_OPERATOR_NODE_FLAGS (space-separated) are given to the operator's Node.js, to profile it:
  * `BENCH_OPERATOR_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof'` writes a .cpuprofile of its
@@ -31,6 +32,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
+import pg from 'pg';
 import { ClusterProbes } from '../operator/src/controllers/replica-cluster/probes.ts';
 import { failoverPolicyType, replicaClusterType } from '../operator/src/controllers/resources.ts';
 import { PostgresSql } from '../operator/src/providers/database/postgres-sql.ts';
@@ -54,6 +56,8 @@ const INTERVAL_S = Number(process.env.BENCH_PROBE_INTERVAL_SECONDS ?? 2);
 // half of that each way, as a prober in a third region reaches databases in two others.
 const RTT_MS = Number(process.env.BENCH_PROBE_RTT_MS ?? 0);
 const DATABASES = Number(process.env.BENCH_DATABASES ?? CLUSTERS / 2);
+if (!Number.isInteger(DATABASES) || DATABASES < 1 || DATABASES > CLUSTERS / 2)
+  throw new Error(`BENCH_DATABASES must be a whole number from 1 to ${CLUSTERS / 2} (one a policy)`);
 const SECONDS = Number(process.env.BENCH_PROBE_SECONDS ?? 60);
 const SETTLE_SECONDS = Number(process.env.BENCH_SETTLE_SECONDS ?? 30);
 const QUIET_SECONDS = Number(process.env.BENCH_QUIET_SECONDS ?? 15);
@@ -184,14 +188,19 @@ try {
     `creating ${DATABASES} databases for ${CLUSTERS / 2} policies, and waiting for the standby to replay them`,
   );
   const databaseOf = (i: number) => `db_${i % DATABASES}`;
+  const [version] = await pair.primary.query<{ n: string }>(
+    "SELECT current_setting('server_version_num') AS n",
+  );
+  // From 15, FILE_COPY keeps the copies out of the WAL (14 always copies the files).
+  const strategy = Number(version?.n) >= 150000 ? ' STRATEGY FILE_COPY' : '';
   for (let i = 0; i < DATABASES; i++)
-    // FILE_COPY: half the time of copying the template through the WAL.
-    await pair.primary.query(`CREATE DATABASE ${databaseOf(i)} OWNER "${pair.user}" STRATEGY FILE_COPY`);
+    await pair.primary.query(
+      `CREATE DATABASE ${databaseOf(i)} OWNER ${pg.escapeIdentifier(pair.user)}${strategy}`,
+    );
   await pair.waitForReplayCatchUp({ timeoutMs: 600_000 });
-  // The copies are the servers' dirty pages (fsync is off): written out now, not by the kernel
-  // in the measured window, on the cores the operator shares.
-  for (const node of ['primary', 'standby'] as const) await pair.server(node).query('CHECKPOINT');
-  execFileSync('sync');
+  // The copies are dirty pages (fsync is off): written out now, not by the kernel in the measured
+  // window on the cores the operator shares.
+  execFileSync('sync', ['-f', pair.dir], { timeout: 300_000 });
   say(`creating ${CLUSTERS / 2} policies with ${CLUSTERS} clusters at a ${INTERVAL_S} s probe interval`);
   for (let i = 0; i < CLUSTERS / 2; i++) {
     await client.create(replicaClusterType, ns, {
@@ -235,31 +244,32 @@ try {
   const pid = op.pid as number;
   const operator = op;
   await waitFor(
-    async () => ((await op?.metric('failover_probe_duration_seconds_count')) ?? 0) >= CLUSTERS * 2,
+    async () => (await operator.metric('failover_probe_duration_seconds_count')) >= CLUSTERS * 2,
     { description: 'every cluster probed twice', timeoutMs: 300_000 },
   );
-  // The first reconciles (discovery, conditions, their Events) take a while longer, minutes at
-  // hundreds of healthy policies here: the figures are of the steady state after them, once the
-  // operator has gone QUIET_SECONDS without an API write, and SETTLE_SECONDS after its start.
+  // The first reconciles (discovery, conditions, their Events) take minutes at hundreds of
+  // healthy policies here.
   say(`settling: waiting for ${QUIET_SECONDS} s without an API write (at most ${SETTLE_MAX_SECONDS} s)`);
   const writes = async () => {
     const by = requestsByMethod(await operator.metrics(['rest_client_requests_total']));
     return (by.get('POST') ?? 0) + (by.get('PATCH') ?? 0) + (by.get('PUT') ?? 0) + (by.get('DELETE') ?? 0);
   };
   let lastWrites = -1;
-  let lastWriteAt = performance.now();
+  let lastWriteSeenAt: number | undefined;
   const quiet = await waitFor(
     async () => {
       const n = await writes();
-      if (n !== lastWrites) [lastWrites, lastWriteAt] = [n, performance.now()];
-      return performance.now() - lastWriteAt >= QUIET_SECONDS * 1000 ? 'quiet' : undefined;
+      if (n !== lastWrites) [lastWrites, lastWriteSeenAt] = [n, performance.now()];
+      return performance.now() - (lastWriteSeenAt ?? performance.now()) >= QUIET_SECONDS * 1000
+        ? 'quiet'
+        : undefined;
     },
     { description: 'no API write', timeoutMs: SETTLE_MAX_SECONDS * 1000, intervalMs: 1000 },
-  ).catch(() => 'not quiet' as const);
+  ).catch((err: unknown) => (err instanceof Error ? err.message : String(err)));
   const settled =
     quiet === 'quiet'
-      ? `last API write of the start ${((lastWriteAt - opStarted) / 1000).toFixed(0)} s after the operator started`
-      : `still writing to the API ${((performance.now() - opStarted) / 1000).toFixed(0)} s after the operator started`;
+      ? `last API write of the start seen ${(((lastWriteSeenAt ?? opStarted) - opStarted) / 1000).toFixed(0)} s after the operator started`
+      : `not quiet ${((performance.now() - opStarted) / 1000).toFixed(0)} s after the operator started (${quiet})`;
   say(`settled: ${settled}`);
   const leftMs = SETTLE_SECONDS * 1000 - (performance.now() - opStarted);
   if (leftMs > 0) await new Promise((r) => setTimeout(r, leftMs));
@@ -272,6 +282,7 @@ try {
   const elapsed = (performance.now() - t) / 1000;
   const cpu = (cpuSeconds(pid) - cpuBefore) / elapsed;
   const probesDone = (await op.metric('failover_probe_duration_seconds_count')) - probesBefore;
+  const failures = await op.metric('failover_probe_failures_total');
   const requestsAfter = requestsByMethod(await op.metrics());
   const requestRates = [...requestsAfter]
     .map(([method, n]) => `${method} ${((n - (requestsBefore.get(method) ?? 0)) / elapsed).toFixed(1)}`)
@@ -294,7 +305,6 @@ try {
     for (const [k, n] of [...reasons].sort((a, b) => b[1] - a[1]).slice(0, 15))
       process.stdout.write(`${n} ${k}\n`);
   }
-  const failures = await op.metric('failover_probe_failures_total');
   const failureReasons = probeFailuresByReason(await op.metrics(['failover_probe_failures_total']));
   process.stdout.write(
     [

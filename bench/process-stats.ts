@@ -33,12 +33,6 @@ export function reconcilesByController(text: string): Map<string, { count: numbe
   return by;
 }
 
-/**
- * The heap V8 reports in use (nodejs_heap_size_used_bytes), read from processes' own metrics
- * every 2 s (each read renders their whole /metrics, so not more often): the most seen, and the
- * least seen while `idle` is set (close to the live heap). Against peak RSS it tells live data
- * from the collector's headroom.
- */
 /** The Kubernetes API requests a process made so far, by HTTP method (rest_client_requests_total). */
 export function requestsByMethod(text: string): Map<string, number> {
   const by = new Map<string, number>();
@@ -62,6 +56,12 @@ export function probeFailuresByReason(text: string): string {
     .join(', ');
 }
 
+/**
+ * The heap V8 reports in use (nodejs_heap_size_used_bytes), read from processes' own metrics
+ * every 2 s (each read renders their whole /metrics, so not more often): the most seen, and the
+ * least seen while `idle` is set (close to the live heap). Against peak RSS it tells live data
+ * from the collector's headroom.
+ */
 export class HeapSampler {
   maxBytes = 0;
   idleMinBytes = Number.POSITIVE_INFINITY;
