@@ -97,6 +97,10 @@ function boundExecution(database: string): Buffer {
 const seenRaw = { rows: 0, errors: 0, answers: 0 };
 
 /** Frames the messages on a socket taken from pg by their length: rows, errors and answers (ReadyForQuery). */
+/** The socket under a pg.Client: pg does not expose it. */
+const socketOf = (client: pg.Client) =>
+  (client as unknown as { connection: { stream: Socket } }).connection.stream;
+
 function countAnswers(socket: Socket, onAnswer: () => void): void {
   let pending: Buffer = Buffer.alloc(0);
   socket.removeAllListeners('data');
@@ -209,9 +213,7 @@ try {
   });
   // The same sessions, pg's reader taken off: bytes out, messages framed and counted, nothing parsed.
   const bytes = boundExecution(c.database);
-  const sockets = clients.map(
-    (client) => (client as unknown as { connection: { stream: Socket } }).connection.stream,
-  );
+  const sockets = clients.map(socketOf);
   const answerers: Array<() => void> = [];
   for (const [i, socket] of sockets.entries()) countAnswers(socket, () => answerers[i]?.());
   const raw = await measure('raw bytes, answers only framed', (i, answered) => {
@@ -236,7 +238,6 @@ try {
   );
 } finally {
   // pg's reader is gone from some: their ends are not waited for.
-  for (const client of clients)
-    (client as unknown as { connection: { stream: Socket } }).connection.stream.destroy();
+  for (const client of clients) socketOf(client).destroy();
   await pair.stop();
 }

@@ -33,24 +33,25 @@ export function reconcilesByController(text: string): Map<string, { count: numbe
   return by;
 }
 
-/** The Kubernetes API requests a process made so far, by HTTP method (rest_client_requests_total). */
-export function requestsByMethod(text: string): Map<string, number> {
+/** A counter family summed by one label's value, from a /metrics text. */
+function sumByLabel(text: string, family: string, label: string): Map<string, number> {
+  const sample = new RegExp(`^${family}\\{[^}]*${label}="([^"]*)"[^}]*\\} ([0-9.eE+-]+)$`);
   const by = new Map<string, number>();
   for (const line of text.split('\n')) {
-    const m = /^rest_client_requests_total\{[^}]*method="([A-Z]+)"[^}]*\} ([0-9.eE+-]+)$/.exec(line);
+    const m = sample.exec(line);
     if (m?.[1]) by.set(m[1], (by.get(m[1]) ?? 0) + Number(m[2]));
   }
   return by;
 }
 
+/** The Kubernetes API requests a process made so far, by HTTP method (rest_client_requests_total). */
+export function requestsByMethod(text: string): Map<string, number> {
+  return sumByLabel(text, 'rest_client_requests_total', 'method');
+}
+
 /** Probe failures so far by reason (failover_probe_failures_total), largest first: "Timeout 12, Refused 3". */
 export function probeFailuresByReason(text: string): string {
-  const by = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const m = /^failover_probe_failures_total\{[^}]*reason="([^"]*)"[^}]*\} ([0-9.eE+-]+)$/.exec(line);
-    if (m?.[1]) by.set(m[1], (by.get(m[1]) ?? 0) + Number(m[2]));
-  }
-  return [...by]
+  return [...sumByLabel(text, 'failover_probe_failures_total', 'reason')]
     .sort((a, b) => b[1] - a[1])
     .map(([reason, n]) => `${reason} ${n}`)
     .join(', ');
