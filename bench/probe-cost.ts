@@ -18,10 +18,17 @@
  *    partition healed, asks for its first sessions: how many answer in each round. The server and
  *    this process share the cores, so it is the server's rate of new sessions that shows.
  *
- * The policies' DNS provider is Route53 without AWS credentials: each DNS check fails on the
- * credential chain and is retried with backoff (1 s, doubling to 5 minutes), so how many fall in
- * the window depends on when it starts (about 120 when it started 30 s in), and they are part of
- * the CPU figure (profiled at 100 policies: 3-13 % of it).
+ * Each policy's A record is in a zone of a real BIND, changed over RFC 2136 with TSIG: the
+ * operator writes it on the first check and reads it every five minutes after, so a healthy
+ * policy goes quiet (failover-policy/quiet.ts) as it would in production. (The provider was
+ * Route 53 without credentials before: every check failed, was retried and put off for the read
+ * budget, and no policy ever went quiet: 50 policy reconciles a second at 100 policies.)
+ *
+ * BENCH_OPERATOR_REF=<commit> measures that commit's operator too, on the same fleet, in turn
+ * with the working tree's (before, after; after, before; ...), BENCH_ROUNDS times each: the
+ * machine's load moves a run's figure by more than most changes do, so a change is judged by
+ * operators measured side by side, not by runs on different days. The first run meets the fleet
+ * new; the later ones find its status written by the one before.
  *
  * BENCH_OPERATOR_NODE_FLAGS (space-separated) are given to the operator's Node.js, to profile it:
  * `BENCH_OPERATOR_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof'` writes a .cpuprofile of its
@@ -39,7 +46,8 @@ import { PostgresSql } from '../operator/src/providers/database/postgres-sql.ts'
 import { systemClock } from '../operator/src/runtime/clock.ts';
 import { KubeClient } from '../operator/src/runtime/kube-client.ts';
 import { silentLogger } from '../operator/src/runtime/logger.ts';
-import { compileOperator } from '../test/harness/compiled.ts';
+import { startBind } from '../test/harness/bind.ts';
+import { compileOperator, sourcesAt } from '../test/harness/compiled.ts';
 import { ControlPlane } from '../test/harness/control-plane.ts';
 import { installCrds } from '../test/harness/crds.ts';
 import { OperatorProcess } from '../test/harness/operator-process.ts';
@@ -62,6 +70,11 @@ const SECONDS = Number(process.env.BENCH_PROBE_SECONDS ?? 60);
 const SETTLE_SECONDS = Number(process.env.BENCH_SETTLE_SECONDS ?? 30);
 const QUIET_SECONDS = Number(process.env.BENCH_QUIET_SECONDS ?? 15);
 const SETTLE_MAX_SECONDS = Number(process.env.BENCH_SETTLE_MAX_SECONDS ?? 900);
+// BENCH_OPERATOR_REF=<commit>: that commit's operator measured too, in turn with the working
+// tree's, BENCH_ROUNDS times each (default 1; 2 without a ref is two runs of the one operator).
+const OPERATOR_REF = process.env.BENCH_OPERATOR_REF;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1) throw new Error('BENCH_ROUNDS must be a whole number from 1');
 // 3. A storm of first sessions: BENCH_STORM_SESSIONS providers of one server probed together.
 const STORM_SESSIONS = Number(process.env.BENCH_STORM_SESSIONS ?? 300);
 const STORM_INTERVAL_S = 5;
@@ -73,7 +86,17 @@ const ns = 'bench-probes';
 const compiled = await compileOperator();
 // Whatever ends the run (a failed start included), the copy goes with the process.
 process.on('exit', () => compiled.remove());
+const BEFORE = OPERATOR_REF
+  ? await (async () => {
+      const { dir: sources, sha } = sourcesAt(OPERATOR_REF);
+      const made = await compileOperator(sources);
+      process.on('exit', () => made.remove());
+      return { label: `${OPERATOR_REF} (${sha.slice(0, 12)})`, compiled: made };
+    })()
+  : undefined;
 const cp = await ControlPlane.start({ name: 'bench-probes' });
+const ZONE = 'bench.test';
+const bind = await startBind({ name: 'bench-probes', zone: ZONE });
 const pair = await startPostgresPair({
   name: 'bench-probes',
   settings: { max_connections: Math.max(CLUSTERS * 2, STORM_SESSIONS) + 50 },
@@ -84,6 +107,7 @@ const proxies: TcpProxy[] = [];
 installSignalCleanup(async () => {
   await op?.stop();
   await pair.stop();
+  await bind.stop();
   await cp.stop();
   compiled.remove();
 });
@@ -121,6 +145,10 @@ try {
   await core.createNamespacedSecret({
     namespace: ns,
     body: { metadata: { name: 'pg' }, stringData: { username: pair.user, password: pair.password } },
+  });
+  await core.createNamespacedSecret({
+    namespace: ns,
+    body: { metadata: { name: 'dns-tsig' }, stringData: { secret: bind.key.secret } },
   });
   const client = new KubeClient(kc);
   const clusterSpec = (
@@ -223,106 +251,154 @@ try {
         primary: `db-${i}-p`,
         standbys: [`db-${i}-s`],
         dns: {
-          provider: { type: 'Route53', route53: { hostedZoneId: 'ZBENCH' } },
-          zone: 'example.com',
-          name: `db-${i}.example.com`,
+          provider: {
+            type: 'RFC2136',
+            rfc2136: {
+              server: bind.address,
+              tsig: {
+                keyName: bind.key.name,
+                algorithm: bind.key.algorithm,
+                secretRef: { name: 'dns-tsig', key: 'secret' },
+              },
+            },
+          },
+          zone: ZONE,
+          name: `db-${i}.${ZONE}`,
+          type: 'A',
         },
         detection: { probeIntervalSeconds: INTERVAL_S },
         promotion: { mode: 'Manual' },
       },
     });
   }
-  const opStarted = performance.now();
-  op = await OperatorProcess.start({
-    name: 'bench-probes-operator',
-    kubeconfig: cp.kubeconfigPath,
-    dir,
-    entry: compiled.entry,
-    args: [`--namespace=${ns}`, '--leader-elect=false', '--log-level=error'],
-    nodeFlags: process.env.BENCH_OPERATOR_NODE_FLAGS?.split(' ').filter(Boolean) ?? [],
-  });
-  const pid = op.pid as number;
-  const operator = op;
-  await waitFor(
-    async () => (await operator.metric('failover_probe_duration_seconds_count')) >= CLUSTERS * 2,
-    { description: 'every cluster probed twice', timeoutMs: 300_000 },
-  );
-  // The first reconciles (discovery, conditions, their Events) take minutes at hundreds of
-  // healthy policies here.
-  say(`settling: waiting for ${QUIET_SECONDS} s without an API write (at most ${SETTLE_MAX_SECONDS} s)`);
-  const writes = async () => {
-    const by = requestsByMethod(await operator.metrics(['rest_client_requests_total']));
-    return (by.get('POST') ?? 0) + (by.get('PATCH') ?? 0) + (by.get('PUT') ?? 0) + (by.get('DELETE') ?? 0);
-  };
-  let lastWrites = -1;
-  let lastWriteSeenAt: number | undefined;
-  const quiet = await waitFor(
-    async () => {
-      const n = await writes();
-      if (n !== lastWrites) [lastWrites, lastWriteSeenAt] = [n, performance.now()];
-      return performance.now() - (lastWriteSeenAt ?? performance.now()) >= QUIET_SECONDS * 1000
-        ? 'quiet'
-        : undefined;
-    },
-    { description: 'no API write', timeoutMs: SETTLE_MAX_SECONDS * 1000, intervalMs: 1000 },
-  ).catch((err: unknown) => (err instanceof Error ? err.message : String(err)));
-  const settled =
-    quiet === 'quiet'
-      ? `last API write of the start seen ${(((lastWriteSeenAt ?? opStarted) - opStarted) / 1000).toFixed(0)} s after the operator started`
-      : `not quiet ${((performance.now() - opStarted) / 1000).toFixed(0)} s after the operator started (${quiet})`;
-  say(`settled: ${settled}`);
-  const leftMs = SETTLE_SECONDS * 1000 - (performance.now() - opStarted);
-  if (leftMs > 0) await new Promise((r) => setTimeout(r, leftMs));
-  const probesBefore = await op.metric('failover_probe_duration_seconds_count');
-  const failuresBefore = await op.metric('failover_probe_failures_total');
-  const requestsBefore = requestsByMethod(await op.metrics());
-  const cpuBefore = cpuSeconds(pid);
-  const t = performance.now();
-  await new Promise((r) => setTimeout(r, SECONDS * 1000));
-  const elapsed = (performance.now() - t) / 1000;
-  const cpu = (cpuSeconds(pid) - cpuBefore) / elapsed;
-  const probesDone = (await op.metric('failover_probe_duration_seconds_count')) - probesBefore;
-  const failures = await op.metric('failover_probe_failures_total');
-  const requestsAfter = requestsByMethod(await op.metrics());
-  const requestRates = [...requestsAfter]
-    .map(([method, n]) => `${method} ${((n - (requestsBefore.get(method) ?? 0)) / elapsed).toFixed(1)}`)
-    .join(', ');
-  const mem = memory(pid);
-  if (process.env.BENCH_DEBUG) {
-    const m = (await cp.get('/metrics')).body
-      .split('\n')
-      .filter((l) => l.startsWith('apiserver_request_total{') && /failover|replica|events|leases/.test(l));
-    process.stdout.write(`${m.join('\n')}\n`);
-    const events = await cp.kubeConfig().makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: ns });
-    const reasons = new Map<string, number>();
-    for (const e of events.items) {
-      // Events of the measured window only: what a steady state keeps announcing.
-      const at = new Date(e.eventTime ?? e.lastTimestamp ?? e.firstTimestamp ?? 0).getTime();
-      if (at < Date.now() - elapsed * 1000) continue;
-      const k = `${e.involvedObject.kind} ${e.reason}: ${(e.message ?? '').slice(0, 100)}`;
-      reasons.set(k, (reasons.get(k) ?? 0) + (e.count ?? 1));
+  /** The operator of `build` started on the fleet, settled and measured; its CPU in cores. */
+  const measure = async (build: { label: string; entry: string }, run: number): Promise<number> => {
+    const opStarted = performance.now();
+    op = await OperatorProcess.start({
+      name: `bench-probes-operator-${run}`,
+      kubeconfig: cp.kubeconfigPath,
+      dir,
+      entry: build.entry,
+      args: [`--namespace=${ns}`, '--leader-elect=false', '--log-level=error'],
+      nodeFlags: process.env.BENCH_OPERATOR_NODE_FLAGS?.split(' ').filter(Boolean) ?? [],
+    });
+    const pid = op.pid as number;
+    const operator = op;
+    await waitFor(
+      async () => (await operator.metric('failover_probe_duration_seconds_count')) >= CLUSTERS * 2,
+      { description: 'every cluster probed twice', timeoutMs: 300_000 },
+    );
+    // The first reconciles (discovery, conditions, their Events) take minutes at hundreds of
+    // healthy policies here.
+    say(`settling: waiting for ${QUIET_SECONDS} s without an API write (at most ${SETTLE_MAX_SECONDS} s)`);
+    const writes = async () => {
+      const by = requestsByMethod(await operator.metrics(['rest_client_requests_total']));
+      return (by.get('POST') ?? 0) + (by.get('PATCH') ?? 0) + (by.get('PUT') ?? 0) + (by.get('DELETE') ?? 0);
+    };
+    let lastWrites = -1;
+    let lastWriteSeenAt: number | undefined;
+    const quiet = await waitFor(
+      async () => {
+        const n = await writes();
+        if (n !== lastWrites) [lastWrites, lastWriteSeenAt] = [n, performance.now()];
+        return performance.now() - (lastWriteSeenAt ?? performance.now()) >= QUIET_SECONDS * 1000
+          ? 'quiet'
+          : undefined;
+      },
+      { description: 'no API write', timeoutMs: SETTLE_MAX_SECONDS * 1000, intervalMs: 1000 },
+    ).catch((err: unknown) => (err instanceof Error ? err.message : String(err)));
+    const settled =
+      quiet === 'quiet'
+        ? `last API write of the start seen ${(((lastWriteSeenAt ?? opStarted) - opStarted) / 1000).toFixed(0)} s after the operator started`
+        : `not quiet ${((performance.now() - opStarted) / 1000).toFixed(0)} s after the operator started (${quiet})`;
+    say(`settled: ${settled}`);
+    const leftMs = SETTLE_SECONDS * 1000 - (performance.now() - opStarted);
+    if (leftMs > 0) await new Promise((r) => setTimeout(r, leftMs));
+    const probesBefore = await op.metric('failover_probe_duration_seconds_count');
+    const failuresBefore = await op.metric('failover_probe_failures_total');
+    const policyReconciles = () =>
+      operator.metric('controller_runtime_reconcile_total', { controller: 'failoverpolicy' });
+    const policyReconcilesBefore = await policyReconciles();
+    const dnsReadsBefore = await op.metric('failover_dns_reads_total');
+    const requestsBefore = requestsByMethod(await op.metrics());
+    const cpuBefore = cpuSeconds(pid);
+    const t = performance.now();
+    await new Promise((r) => setTimeout(r, SECONDS * 1000));
+    const elapsed = (performance.now() - t) / 1000;
+    const cpu = (cpuSeconds(pid) - cpuBefore) / elapsed;
+    const probesDone = (await op.metric('failover_probe_duration_seconds_count')) - probesBefore;
+    const failures = await op.metric('failover_probe_failures_total');
+    const policyRate = ((await policyReconciles()) - policyReconcilesBefore) / elapsed;
+    const dnsReads = (await op.metric('failover_dns_reads_total')) - dnsReadsBefore;
+    const requestsAfter = requestsByMethod(await op.metrics());
+    const requestRates = [...requestsAfter]
+      .map(([method, n]) => `${method} ${((n - (requestsBefore.get(method) ?? 0)) / elapsed).toFixed(1)}`)
+      .join(', ');
+    const mem = memory(pid);
+    if (process.env.BENCH_DEBUG) {
+      const m = (await cp.get('/metrics')).body
+        .split('\n')
+        .filter((l) => l.startsWith('apiserver_request_total{') && /failover|replica|events|leases/.test(l));
+      process.stdout.write(`${m.join('\n')}\n`);
+      const events = await cp.kubeConfig().makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: ns });
+      const reasons = new Map<string, number>();
+      for (const e of events.items) {
+        // Events of the measured window only: what a steady state keeps announcing.
+        const at = new Date(e.eventTime ?? e.lastTimestamp ?? e.firstTimestamp ?? 0).getTime();
+        if (at < Date.now() - elapsed * 1000) continue;
+        const k = `${e.involvedObject.kind} ${e.reason}: ${(e.message ?? '').slice(0, 100)}`;
+        reasons.set(k, (reasons.get(k) ?? 0) + (e.count ?? 1));
+      }
+      for (const [k, n] of [...reasons].sort((a, b) => b[1] - a[1]).slice(0, 15))
+        process.stdout.write(`${n} ${k}\n`);
     }
-    for (const [k, n] of [...reasons].sort((a, b) => b[1] - a[1]).slice(0, 15))
-      process.stdout.write(`${n} ${k}\n`);
+    const failureReasons = probeFailuresByReason(await op.metrics(['failover_probe_failures_total']));
+    process.stdout.write(
+      [
+        '',
+        `  one probe cycle: p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms, ${held / 2} pooled connection per cluster`,
+        `  operator${build.label ? ` (${build.label})` : ''} probing ${CLUSTERS} clusters every ${INTERVAL_S} s${RTT_MS > 0 ? ` ${RTT_MS} ms away (round trip)` : ''}, measured over ${elapsed.toFixed(0)} s:`,
+        `    settled:             ${settled}`,
+        `    probes per second:   ${(probesDone / elapsed).toFixed(1)} (target ${CLUSTERS / INTERVAL_S})`,
+        `    CPU:                 ${(cpu * 100).toFixed(1)} % of one core, ${((cpu * 1e6 * elapsed) / Math.max(1, probesDone)).toFixed(0)} µs per probe`,
+        `    API requests/s:      ${requestRates || 'none'}`,
+        `    policy reconciles/s: ${policyRate.toFixed(1)} (${CLUSTERS / 2} policies; a quiet one every 30 s), DNS reads ${dnsReads} in the window`,
+        `    memory:              RSS ${mem.rss.toFixed(0)} MiB, peak ${mem.hwm.toFixed(0)} MiB`,
+        `    database connections: ${await connections('failover-operator')}`,
+        `    probe failures:      ${failures - failuresBefore} in the window; ${failures} since the start${failures > 0 ? ` (${failureReasons})` : ''}`,
+        '',
+      ].join('\n'),
+    );
+    await op.stop();
+    op = undefined;
+    return cpu;
+  };
+  const builds = [{ label: BEFORE ? 'working tree' : '', entry: compiled.entry }];
+  if (BEFORE) builds.unshift({ label: BEFORE.label, entry: BEFORE.compiled.entry });
+  const cpuOf = new Map<string, number[]>();
+  let runs = 0;
+  for (let round = 0; round < ROUNDS; round++) {
+    // before, after; after, before; ...: a drift of the machine's load falls on both alike.
+    for (const build of round % 2 === 0 ? builds : [...builds].reverse()) {
+      const cpu = await measure(build, runs++);
+      cpuOf.set(build.label, [...(cpuOf.get(build.label) ?? []), cpu]);
+    }
   }
-  const failureReasons = probeFailuresByReason(await op.metrics(['failover_probe_failures_total']));
-  process.stdout.write(
-    [
-      '',
-      `  one probe cycle: p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms, ${held / 2} pooled connection per cluster`,
-      `  operator probing ${CLUSTERS} clusters every ${INTERVAL_S} s${RTT_MS > 0 ? ` ${RTT_MS} ms away (round trip)` : ''}, measured over ${elapsed.toFixed(0)} s:`,
-      `    settled:             ${settled}`,
-      `    probes per second:   ${(probesDone / elapsed).toFixed(1)} (target ${CLUSTERS / INTERVAL_S})`,
-      `    CPU:                 ${(cpu * 100).toFixed(1)} % of one core, ${((cpu * 1e6 * elapsed) / Math.max(1, probesDone)).toFixed(0)} µs per probe`,
-      `    API requests/s:      ${requestRates || 'none'}`,
-      `    memory:              RSS ${mem.rss.toFixed(0)} MiB, peak ${mem.hwm.toFixed(0)} MiB`,
-      `    database connections: ${await connections('failover-operator')}`,
-      `    probe failures:      ${failures - failuresBefore} in the window; ${failures} since the start${failures > 0 ? ` (${failureReasons})` : ''}`,
-      '',
-    ].join('\n'),
-  );
-  await op.stop();
-  op = undefined;
+  if (cpuOf.size > 1 || ROUNDS > 1) {
+    const median = (xs: number[]) => {
+      const sorted = [...xs].sort((a, b) => a - b);
+      const mid = sorted.length / 2;
+      return Number.isInteger(mid)
+        ? ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2
+        : (sorted[Math.floor(mid)] ?? 0);
+    };
+    process.stdout.write(`  operator CPU over ${ROUNDS} round(s), in turn:\n`);
+    for (const [label, cpus] of cpuOf)
+      process.stdout.write(
+        `    ${(label || 'operator').padEnd(22)} ${cpus.map((c) => `${(c * 100).toFixed(1)} %`).join(', ')} (median ${(median(cpus) * 100).toFixed(1)} %)\n`,
+      );
+    process.stdout.write('\n');
+  }
 
   // 3. STORM_SESSIONS probers' first sessions asked of one server at once.
   say(`asking the primary for ${STORM_SESSIONS} sessions at once, then every ${STORM_INTERVAL_S} s`);
@@ -363,6 +439,7 @@ try {
   await op?.stop();
   await Promise.all(proxies.map((p) => p.stop()));
   await pair.stop();
+  await bind.stop();
   await cp.stop();
   rmSync(dir, { recursive: true, force: true });
   compiled.remove();

@@ -43,7 +43,7 @@
  * Results: a table on stdout and .local/bench/scale.json.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
@@ -53,7 +53,7 @@ import { failoverPolicyType, replicaClusterType } from '../operator/src/controll
 import { refreshMs } from '../operator/src/observer/observer.ts';
 import { KubeClient, type KubeObject } from '../operator/src/runtime/kube-client.ts';
 import { type BindServer, startBind } from '../test/harness/bind.ts';
-import { type CompiledOperator, compileOperator } from '../test/harness/compiled.ts';
+import { type CompiledOperator, compileOperator, sourcesAt } from '../test/harness/compiled.ts';
 import { ControlPlane } from '../test/harness/control-plane.ts';
 import { installCrds } from '../test/harness/crds.ts';
 import { OperatorProcess } from '../test/harness/operator-process.ts';
@@ -225,26 +225,8 @@ let compiled: CompiledOperator | undefined;
 async function operatorEntry(): Promise<string> {
   let sources = repo;
   if (OPERATOR_REF) {
-    const sha = execFileSync('git', ['rev-parse', '--verify', `${OPERATOR_REF}^{commit}`], {
-      cwd: repo,
-      encoding: 'utf8',
-    }).trim();
-    // Inside the repository, so its node_modules resolve; config.ts reads ../../package.json.
-    sources = join(repo, '.local', 'bench', `operator-${sha.slice(0, 12)}`);
-    const files = ['operator', 'package.json'];
-    const present = execFileSync('git', ['ls-tree', '--name-only', sha, ...files], {
-      cwd: repo,
-      encoding: 'utf8',
-    })
-      .split('\n')
-      .filter(Boolean);
-    // A copy that lacks one of them (an interrupted one): made again.
-    if (!present.every((f) => existsSync(join(sources, f)))) {
-      rmSync(sources, { recursive: true, force: true });
-      mkdirSync(sources, { recursive: true });
-      const archive = execFileSync('git', ['archive', sha, ...present], { cwd: repo, maxBuffer: 1 << 30 });
-      execFileSync('tar', ['-x', '-C', sources], { input: archive });
-    }
+    const { dir, sha } = sourcesAt(OPERATOR_REF);
+    sources = dir;
     say(`operator and observers run from ${sha.slice(0, 12)} (${OPERATOR_REF}), copied to ${sources}`);
   }
   const made = await compileOperator(sources);
