@@ -31,6 +31,7 @@ import { freePort } from '../test/harness/ports.ts';
 import { installSignalCleanup } from '../test/harness/processes.ts';
 import { waitFor } from '../test/harness/wait.ts';
 import { type DnsWriteLoad, WriterSampler } from '../test/harness/writers.ts';
+import { median } from './process-stats.ts';
 
 const RUNS = Number(process.env.BENCH_DRILL_RUNS ?? 5);
 const ISOLATED_RUNS = Number(process.env.BENCH_ISOLATED_RUNS ?? 5);
@@ -38,11 +39,6 @@ const MIN_CANARY_WRITES = 20;
 const HOLD_SECONDS = 2;
 const WRITES_PER_SECOND = 50;
 const say = (s: string) => process.stdout.write(`[bench drill] ${s}\n`);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-};
 const figures = (xs: number[]) =>
   xs.length === 0
     ? 'no measurement'

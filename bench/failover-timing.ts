@@ -16,18 +16,13 @@ import { ControlPlane } from '../test/harness/control-plane.ts';
 import { FailoverStack } from '../test/harness/failover-stack.ts';
 import { installSignalCleanup } from '../test/harness/processes.ts';
 import { waitFor } from '../test/harness/wait.ts';
+import { median } from './process-stats.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const INTERVAL = Number(process.env.BENCH_INTERVAL ?? 1);
 const THRESHOLD = 3;
 const MODES = (process.env.BENCH_MODES ?? 'kill,blackhole,sigstop').split(',').filter(Boolean) as Mode[];
 const say = (s: string) => process.stdout.write(`[bench failover] ${s}\n`);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2
-    ? (s[(s.length - 1) / 2] as number)
-    : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
-};
 const figures = (xs: number[]) =>
   `median ${median(xs).toFixed(2)} s (beyond the window ${(median(xs) - INTERVAL * THRESHOLD).toFixed(2)} s), ` +
   `min ${Math.min(...xs).toFixed(2)}, max ${Math.max(...xs).toFixed(2)}  all: ${xs.map((x) => x.toFixed(2)).join(' ')}`;

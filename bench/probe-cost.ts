@@ -27,8 +27,9 @@
  * BENCH_OPERATOR_REF=<commit> measures that commit's operator too, on the same fleet, in turn
  * with the working tree's (before, after; after, before; ...), BENCH_ROUNDS times each: the
  * machine's load moves a run's figure by more than most changes do, so a change is judged by
- * operators measured side by side, not by runs on different days. The first run meets the fleet
- * new; the later ones find its status written by the one before.
+ * operators measured side by side, not by runs on different days. The fleet's first start (every
+ * status and DNS record written) comes before, by the working tree's operator and not measured,
+ * so that neither build meets it.
  *
  * BENCH_OPERATOR_NODE_FLAGS (space-separated) are given to the operator's Node.js, to profile it:
  * `BENCH_OPERATOR_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof'` writes a .cpuprofile of its
@@ -40,6 +41,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import pg from 'pg';
+import { QUIET_RESYNC_MS } from '../operator/src/controllers/failover-policy/quiet.ts';
 import { ClusterProbes } from '../operator/src/controllers/replica-cluster/probes.ts';
 import { failoverPolicyType, replicaClusterType } from '../operator/src/controllers/resources.ts';
 import { PostgresSql } from '../operator/src/providers/database/postgres-sql.ts';
@@ -55,7 +57,7 @@ import { startPostgresPair } from '../test/harness/postgres.ts';
 import { installSignalCleanup } from '../test/harness/processes.ts';
 import { TcpProxy } from '../test/harness/tcp-proxy.ts';
 import { waitFor } from '../test/harness/wait.ts';
-import { cpuSeconds, probeFailuresByReason, requestsByMethod } from './process-stats.ts';
+import { cpuSeconds, median, probeFailuresByReason, requestsByMethod } from './process-stats.ts';
 
 const CLUSTERS = Number(process.env.BENCH_CLUSTERS ?? 200);
 // BENCH_CLUSTERS=4000 BENCH_PROBE_INTERVAL_SECONDS=5: 2,000 healthy policies at the default interval.
@@ -148,7 +150,7 @@ try {
   });
   await core.createNamespacedSecret({
     namespace: ns,
-    body: { metadata: { name: 'dns-tsig' }, stringData: { secret: bind.key.secret } },
+    body: bind.tsigSecret(),
   });
   const client = new KubeClient(kc);
   const clusterSpec = (
@@ -251,17 +253,7 @@ try {
         primary: `db-${i}-p`,
         standbys: [`db-${i}-s`],
         dns: {
-          provider: {
-            type: 'RFC2136',
-            rfc2136: {
-              server: bind.address,
-              tsig: {
-                keyName: bind.key.name,
-                algorithm: bind.key.algorithm,
-                secretRef: { name: 'dns-tsig', key: 'secret' },
-              },
-            },
-          },
+          provider: bind.rfc2136Provider(),
           zone: ZONE,
           name: `db-${i}.${ZONE}`,
           type: 'A',
@@ -272,7 +264,11 @@ try {
     });
   }
   /** The operator of `build` started on the fleet, settled and measured; its CPU in cores. */
-  const measure = async (build: { label: string; entry: string }, run: number): Promise<number> => {
+  const measure = async (
+    build: { label: string; entry: string },
+    run: number,
+    window = true,
+  ): Promise<number> => {
     const opStarted = performance.now();
     op = await OperatorProcess.start({
       name: `bench-probes-operator-${run}`,
@@ -290,7 +286,12 @@ try {
     );
     // The first reconciles (discovery, conditions, their Events) take minutes at hundreds of
     // healthy policies here.
-    say(`settling: waiting for ${QUIET_SECONDS} s without an API write (at most ${SETTLE_MAX_SECONDS} s)`);
+    const who = build.label
+      ? ` (${build.label}${window ? '' : ", a warm-up: the fleet's first start, not measured"})`
+      : '';
+    say(
+      `settling${who}: waiting for ${QUIET_SECONDS} s without an API write (at most ${SETTLE_MAX_SECONDS} s)`,
+    );
     const writes = async () => {
       const by = requestsByMethod(await operator.metrics(['rest_client_requests_total']));
       return (by.get('POST') ?? 0) + (by.get('PATCH') ?? 0) + (by.get('PUT') ?? 0) + (by.get('DELETE') ?? 0);
@@ -311,7 +312,12 @@ try {
       quiet === 'quiet'
         ? `last API write of the start seen ${(((lastWriteSeenAt ?? opStarted) - opStarted) / 1000).toFixed(0)} s after the operator started`
         : `not quiet ${((performance.now() - opStarted) / 1000).toFixed(0)} s after the operator started (${quiet})`;
-    say(`settled: ${settled}`);
+    say(`settled${who}: ${settled}`);
+    if (!window) {
+      await op.stop();
+      op = undefined;
+      return Number.NaN;
+    }
     const leftMs = SETTLE_SECONDS * 1000 - (performance.now() - opStarted);
     if (leftMs > 0) await new Promise((r) => setTimeout(r, leftMs));
     const probesBefore = await op.metric('failover_probe_duration_seconds_count');
@@ -356,13 +362,12 @@ try {
     process.stdout.write(
       [
         '',
-        `  one probe cycle: p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms, ${held / 2} pooled connection per cluster`,
         `  operator${build.label ? ` (${build.label})` : ''} probing ${CLUSTERS} clusters every ${INTERVAL_S} s${RTT_MS > 0 ? ` ${RTT_MS} ms away (round trip)` : ''}, measured over ${elapsed.toFixed(0)} s:`,
         `    settled:             ${settled}`,
         `    probes per second:   ${(probesDone / elapsed).toFixed(1)} (target ${CLUSTERS / INTERVAL_S})`,
         `    CPU:                 ${(cpu * 100).toFixed(1)} % of one core, ${((cpu * 1e6 * elapsed) / Math.max(1, probesDone)).toFixed(0)} µs per probe`,
         `    API requests/s:      ${requestRates || 'none'}`,
-        `    policy reconciles/s: ${policyRate.toFixed(1)} (${CLUSTERS / 2} policies; a quiet one every 30 s), DNS reads ${dnsReads} in the window`,
+        `    policy reconciles/s: ${policyRate.toFixed(1)} (${CLUSTERS / 2} policies; a quiet one every ${QUIET_RESYNC_MS / 1000} s), DNS reads ${dnsReads} in the window`,
         `    memory:              RSS ${mem.rss.toFixed(0)} MiB, peak ${mem.hwm.toFixed(0)} MiB`,
         `    database connections: ${await connections('failover-operator')}`,
         `    probe failures:      ${failures - failuresBefore} in the window; ${failures} since the start${failures > 0 ? ` (${failureReasons})` : ''}`,
@@ -375,8 +380,13 @@ try {
   };
   const builds = [{ label: BEFORE ? 'working tree' : '', entry: compiled.entry }];
   if (BEFORE) builds.unshift({ label: BEFORE.label, entry: BEFORE.compiled.entry });
+  process.stdout.write(
+    `\n  one probe cycle: p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms, ${held / 2} pooled connection per cluster\n`,
+  );
   const cpuOf = new Map<string, number[]>();
   let runs = 0;
+  // The first start writes every status and DNS record: not measured, so neither build meets it.
+  if (BEFORE && builds[1]) await measure(builds[1], runs++, false);
   for (let round = 0; round < ROUNDS; round++) {
     // before, after; after, before; ...: a drift of the machine's load falls on both alike.
     for (const build of round % 2 === 0 ? builds : [...builds].reverse()) {
@@ -385,13 +395,6 @@ try {
     }
   }
   if (cpuOf.size > 1 || ROUNDS > 1) {
-    const median = (xs: number[]) => {
-      const sorted = [...xs].sort((a, b) => a - b);
-      const mid = sorted.length / 2;
-      return Number.isInteger(mid)
-        ? ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2
-        : (sorted[Math.floor(mid)] ?? 0);
-    };
     process.stdout.write(`  operator CPU over ${ROUNDS} round(s), in turn:\n`);
     for (const [label, cpus] of cpuOf)
       process.stdout.write(

@@ -96,11 +96,11 @@ function boundExecution(database: string): Buffer {
 /** What came back on the sockets taken from pg. */
 const seenRaw = { rows: 0, errors: 0, answers: 0 };
 
-/** Frames the messages on a socket taken from pg by their length: rows, errors and answers (ReadyForQuery). */
 /** The socket under a pg.Client: pg does not expose it. */
 const socketOf = (client: pg.Client) =>
   (client as unknown as { connection: { stream: Socket } }).connection.stream;
 
+/** Frames the messages on a socket taken from pg by their length: rows, errors and answers (ReadyForQuery). */
 function countAnswers(socket: Socket, onAnswer: () => void): void {
   let pending: Buffer = Buffer.alloc(0);
   socket.removeAllListeners('data');

@@ -337,17 +337,7 @@ function policySpec(i: number, bind: BindServer) {
     primary: `db-${i}-p`,
     standbys: [`db-${i}-s`],
     dns: {
-      provider: {
-        type: 'RFC2136',
-        rfc2136: {
-          server: bind.address,
-          tsig: {
-            keyName: bind.key.name,
-            algorithm: bind.key.algorithm,
-            secretRef: { name: 'dns-tsig', key: 'secret' },
-          },
-        },
-      },
+      provider: bind.rfc2136Provider(),
       zone: ZONE,
       name: `db-${i}.${ZONE}`,
       type: 'A',
@@ -453,7 +443,7 @@ async function run(n: number, scenario: Scenario, entry: string): Promise<Row> {
   });
   await core.createNamespacedSecret({
     namespace: ns,
-    body: { metadata: { name: 'dns-tsig' }, stringData: { secret: bind.key.secret } },
+    body: bind.tsigSecret(),
   });
   // Listing thousands of policies with their status takes a while: a longer timeout than the operator's.
   const client = new KubeClient(kc, undefined, { requestTimeoutMs: 120_000, userAgent: 'bench-scale' });

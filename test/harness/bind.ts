@@ -183,6 +183,26 @@ export class BindServer {
     return `${this.host}:${this.port}`;
   }
 
+  /** A FailoverPolicy's `dns.provider` for this server, the TSIG secret read from Secret `secretName`. */
+  rfc2136Provider(secretName = 'dns-tsig') {
+    return {
+      type: 'RFC2136' as const,
+      rfc2136: {
+        server: this.address,
+        tsig: {
+          keyName: this.key.name,
+          algorithm: this.key.algorithm,
+          secretRef: { name: secretName, key: 'secret' },
+        },
+      },
+    };
+  }
+
+  /** The Secret rfc2136Provider reads the TSIG secret from. */
+  tsigSecret(name = 'dns-tsig') {
+    return { metadata: { name }, stringData: { secret: this.key.secret } };
+  }
+
   get updatePolicy(): BindUpdatePolicy {
     return this.policy;
   }

@@ -226,7 +226,7 @@ export class FailoverStack {
     });
     await core.createNamespacedSecret({
       namespace,
-      body: { metadata: { name: 'dns-tsig' }, stringData: { secret: this.bind.key.secret } },
+      body: this.bind.tsigSecret(),
     });
     for (const [name, region, node] of [
       ['region-a', 'region-a', 'primary'],
@@ -263,17 +263,7 @@ export class FailoverStack {
         primary: 'region-a',
         standbys: ['region-b'],
         dns: {
-          provider: {
-            type: 'RFC2136',
-            rfc2136: {
-              server: `${this.bind.host}:${this.bind.port}`,
-              tsig: {
-                keyName: this.bind.key.name,
-                algorithm: this.bind.key.algorithm,
-                secretRef: { name: 'dns-tsig', key: 'secret' },
-              },
-            },
-          },
+          provider: this.bind.rfc2136Provider(),
           zone: ZONE,
           name: RECORD,
           type: 'A',

@@ -1109,7 +1109,8 @@ function probeStatement(withHeartbeat: boolean): string {
  * tenth to a seventh off pg's CPU for the probe statement (655 and 700 → 581 and 594 µs a query,
  * 200 sessions at 100 a second, runs in turn); in the operator's whole cost it is within the
  * runs' spread. JSON keeps each value's type as the columns had it (bigints aside: numbers, read
- * with Number() either way).
+ * with Number() either way; a float8 NaN or Infinity would come as a string, and none can:
+ * receiver_age_seconds is GREATEST(0, a difference of timestamps)).
  */
 const asFacts = (select: string) => `SELECT row_to_json(f) AS facts FROM (${select}) f`;
 
