@@ -6,7 +6,8 @@
  * Secrets are cached for a few minutes: probing a thousand clusters every few seconds must not
  * mean a thousand Secret reads every few seconds. A probe that fails on its credentials drops the
  * cached copy, so a fixed Secret is picked up at the next probe; a missing one is looked for again
- * every 30 s.
+ * every 30 s. Reads of one Secret while a read of it is in flight share that read: when a copy
+ * expires, the thousand probes that find it stale in the next moment ask the API server once.
  */
 import { ProviderError } from '../providers/errors.ts';
 import { isForbidden, isNotFound, type KubeClient, type KubeObject } from '../runtime/kube-client.ts';
@@ -29,6 +30,8 @@ export class SecretReader {
   private readonly client: KubeClient;
   private readonly ttlMs: number;
   private readonly cache = new Map<string, Cached>();
+  /** The read from the API server under way for each Secret, shared by whoever asks meanwhile. */
+  private readonly inFlight = new Map<string, Promise<KubeObject | undefined>>();
 
   constructor(client: KubeClient, ttlMs = 5 * 60_000) {
     this.client = client;
@@ -43,10 +46,32 @@ export class SecretReader {
     return hit && Date.now() - hit.at < ttl ? hit : undefined;
   }
 
-  private async secret(namespace: string, name: string): Promise<KubeObject | undefined> {
+  private secret(namespace: string, name: string): Promise<KubeObject | undefined> {
     const key = `${namespace}/${name}`;
     const hit = this.fresh(key);
-    if (hit) return hit.secret;
+    if (hit) return Promise.resolve(hit.secret);
+    const pending = this.inFlight.get(key);
+    if (pending) return pending;
+    // Cached only while it is still the read for that Secret: one forgotten meanwhile (refused
+    // credentials) was taken before, and the next read asks again.
+    const reading: Promise<KubeObject | undefined> = this.fetch(namespace, name).then(
+      (secret) => {
+        if (this.inFlight.get(key) === reading) {
+          this.inFlight.delete(key);
+          this.cache.set(key, { secret, at: Date.now() });
+        }
+        return secret;
+      },
+      (err: unknown) => {
+        if (this.inFlight.get(key) === reading) this.inFlight.delete(key);
+        throw err;
+      },
+    );
+    this.inFlight.set(key, reading);
+    return reading;
+  }
+
+  private async fetch(namespace: string, name: string): Promise<KubeObject | undefined> {
     let secret: KubeObject | undefined;
     try {
       secret = await this.client.get(secretType, namespace, name);
@@ -60,7 +85,6 @@ export class SecretReader {
       }
       if (!isNotFound(err)) throw err;
     }
-    this.cache.set(key, { secret, at: Date.now() });
     return secret;
   }
 
@@ -109,5 +133,6 @@ export class SecretReader {
   /** Drops a cached Secret, e.g. after its credentials were refused. */
   forget(namespace: string, name: string): void {
     this.cache.delete(`${namespace}/${name}`);
+    this.inFlight.delete(`${namespace}/${name}`);
   }
 }
