@@ -23,11 +23,15 @@ function slowSecrets() {
     answerAll: () => {
       for (const answer of answers.splice(0)) answer();
     },
+    /** The newest read answered first: an older read then comes back last. */
+    answerNewestFirst: () => {
+      for (const answer of answers.splice(0).reverse()) answer();
+    },
   };
 }
 
 describe('SecretReader', () => {
-  it('asks the API server once for a Secret many read while its copy is missing or stale', async () => {
+  it('asks the API server once for a Secret many read while it has no fresh copy', async () => {
     const store = slowSecrets();
     const reader = new SecretReader(store.client, 60_000);
     const reads = Array.from({ length: 50 }, () => reader.read('db', 'pg', 'password'));
@@ -47,9 +51,10 @@ describe('SecretReader', () => {
     reader.forget('db', 'pg'); // its credentials were refused meanwhile
     const after = reader.read('db', 'pg', 'password');
     expect(store.reads()).toBe(2);
-    store.answerAll();
-    expect((await before).value).toBe('secret-1');
+    // The read from before the forget comes back last: its copy must not replace the newer one.
+    store.answerNewestFirst();
     expect((await after).value).toBe('secret-2');
+    expect((await before).value).toBe('secret-1');
     expect(reader.readCached('db', 'pg', 'password')?.value).toBe('secret-2');
   });
 
