@@ -6,6 +6,7 @@
 
 import { isDeepStrictEqual } from 'node:util';
 import type { FailoverObservationSpec } from './api/v1alpha1/index.ts';
+import { claimOrder, clustersNamed } from './controllers/claims.ts';
 import type { OperatorContext } from './controllers/context.ts';
 import { CanaryWriters } from './controllers/failover-policy/canaries.ts';
 import { reconcileFailoverPolicy } from './controllers/failover-policy/reconciler.ts';
@@ -101,8 +102,8 @@ export class Manager {
         options.canaryWriter ?? ((target) => new PostgresCanaryWriter(target, { log, metrics })),
       ),
       identity: options.identity,
-      policiesOf: (clusterKey) =>
-        [...(this.policiesByCluster.get(clusterKey) ?? [])].flatMap((k) => policies.get(k) ?? []),
+      // In claim order: the first is the policy the cluster belongs to (claims.ts).
+      policiesOf: (clusterKey) => this.policiesNaming(clusterKey),
       enqueueCluster: (clusterKey) => this.controllers[1]?.enqueue(clusterKey),
       enqueuePolicies: (clusterKey) => {
         for (const p of this.policiesByCluster.get(clusterKey) ?? []) this.controllers[0]?.enqueue(p);
@@ -141,10 +142,15 @@ export class Manager {
       // A deletion too: the reconcile of a key that is gone stops its canary and drops its series.
       if (!(event.type === 'updated' && onlyStatusChanged(event.old, event.object)))
         policyController.enqueue(key);
-      // A new policy changes who is primary and how often to probe: look at its clusters now.
+      // A new policy changes who is primary and how often to probe: look at its clusters now,
+      // and at the other policies naming them, whose claim on them may have changed (claims.ts).
       if (event.type !== 'resync') {
         const after = this.clustersByPolicy.get(key) ?? [];
-        for (const clusterKey of new Set([...before, ...after])) clusterController.enqueue(clusterKey);
+        for (const clusterKey of new Set([...before, ...after])) {
+          clusterController.enqueue(clusterKey);
+          for (const other of this.policiesByCluster.get(clusterKey) ?? [])
+            if (other !== key) policyController.enqueue(other);
+        }
       }
     });
     // A new vote from an observer may change the verdict on the primary: look at its policy now.
@@ -177,16 +183,10 @@ export class Manager {
       if (keys?.size === 0) this.policiesByCluster.delete(clusterKey);
     }
     this.clustersByPolicy.delete(policyKey);
-    const spec = policy?.spec as { primary?: unknown; standbys?: unknown } | undefined;
-    if (!policy || !spec) return;
-    const names = [spec.primary, ...(Array.isArray(spec.standbys) ? spec.standbys : [])].filter(
-      (n): n is string => typeof n === 'string',
+    if (!policy?.spec) return;
+    const clusterKeys = clustersNamed(policy).map((name) =>
+      objectKey({ metadata: { name, namespace: policy.metadata.namespace } }),
     );
-    const clusterKeys = [
-      ...new Set(
-        names.map((name) => objectKey({ metadata: { name, namespace: policy.metadata.namespace } })),
-      ),
-    ];
     this.clustersByPolicy.set(policyKey, clusterKeys);
     for (const clusterKey of clusterKeys) {
       const set = this.policiesByCluster.get(clusterKey) ?? new Set();
@@ -200,14 +200,21 @@ export class Manager {
     return shardOf(policyKey, shards);
   }
 
+  /** The policies naming a cluster, the one it belongs to first (claims.ts). */
+  private policiesNaming(clusterKey: string): KubeObject[] {
+    const keys = this.policiesByCluster.get(clusterKey);
+    if (!keys?.size) return [];
+    const found = [...keys].flatMap((k) => this.context.policies.get(k) ?? []);
+    return found.length > 1 ? found.sort(claimOrder) : found;
+  }
+
   /**
-   * The shard of a cluster: its policy's (the lowest, if several policies name it), so the replica
-   * deciding on a policy also probes its clusters; a cluster no policy names, by its own key.
+   * The shard of a cluster: the shard of the policy it belongs to, so the replica deciding on a
+   * policy also probes its clusters; a cluster no policy names, by its own key.
    */
   private clusterShard(clusterKey: string, shards: number): number {
-    const policies = this.policiesByCluster.get(clusterKey);
-    if (!policies?.size) return shardOf(clusterKey, shards);
-    return Math.min(...[...policies].map((p) => shardOf(p, shards)));
+    const owner = this.policiesNaming(clusterKey)[0];
+    return shardOf(owner ? objectKey(owner) : clusterKey, shards);
   }
 
   private ownsPolicy(key: string): boolean {

@@ -519,8 +519,8 @@ export class FailoverStack {
     return this.region;
   }
 
-  async policy(): Promise<{ object: KubeObject; status: FailoverPolicyStatus }> {
-    const object = await this.client.get(failoverPolicyType, this.options.namespace, 'orders');
+  async policy(name = 'orders'): Promise<{ object: KubeObject; status: FailoverPolicyStatus }> {
+    const object = await this.client.get(failoverPolicyType, this.options.namespace, name);
     return { object, status: (object.status ?? {}) as FailoverPolicyStatus };
   }
 
@@ -636,11 +636,11 @@ export class FailoverStack {
     return { writableMs, dnsMs };
   }
 
-  /** Events about the policy, as `reason: note`. */
-  async events(): Promise<{ reason: string; type: string; note: string }[]> {
+  /** Events about the policy (another of the namespace's, when named), as `reason: note`. */
+  async events(policy = 'orders'): Promise<{ reason: string; type: string; note: string }[]> {
     const list = await this.client.list<KubeObject>(eventType, this.options.namespace);
     return list.items
-      .filter((e) => (e.regarding as { name?: string } | undefined)?.name === 'orders')
+      .filter((e) => (e.regarding as { name?: string } | undefined)?.name === policy)
       .map((e) => ({ reason: String(e.reason), type: String(e.type), note: String(e.note) }));
   }
 

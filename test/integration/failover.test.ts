@@ -5,8 +5,14 @@
  */
 import { CoreV1Api } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
-import { replicaClusterType } from '../../operator/src/controllers/resources.ts';
-import { type FailoverStack, PRIMARY_ADDRESS, RECORD, STANDBY_ADDRESS } from '../harness/failover-stack.ts';
+import { failoverPolicyType, replicaClusterType } from '../../operator/src/controllers/resources.ts';
+import {
+  type FailoverStack,
+  PRIMARY_ADDRESS,
+  RECORD,
+  STANDBY_ADDRESS,
+  ZONE,
+} from '../harness/failover-stack.ts';
 import { waitFor } from '../harness/wait.ts';
 import { observationsOf, stackStarter, waitForProbeRounds } from './failover-fixtures.ts';
 
@@ -109,6 +115,68 @@ describe('automatic failover', () => {
     });
     expect(await stack.writablePrimaries()).toEqual(['standby']);
     expect((await stack.policy()).status.activePrimary).toBe('region-b');
+  });
+});
+
+describe('one policy per cluster', () => {
+  it('a second policy naming the same clusters acts on nothing: when the primary dies only the first fails over', async () => {
+    stack = await start();
+    await healthy(stack);
+    const namespace = stack.options.namespace;
+    // Applied by mistake next to the policy in production: the same clusters, a DNS name of its own.
+    const orders = (await stack.policy()).object;
+    const spec = orders.spec as { dns: Record<string, unknown> };
+    const COPY_RECORD = `copy.${ZONE}`;
+    await stack.client.create(failoverPolicyType, namespace, {
+      apiVersion: 'regionfailover.io/v1alpha1',
+      kind: 'FailoverPolicy',
+      metadata: { name: 'orders-copy', namespace },
+      spec: { ...spec, dns: { ...spec.dns, name: COPY_RECORD } },
+    });
+    const copyStatus = async () => (await stack?.policy('orders-copy'))?.status;
+    const claimed = await waitFor(
+      async () => (await copyStatus())?.conditions?.find((c) => c.reason === 'ClusterClaimed'),
+      { description: "the copy's ClustersResolved=False ClusterClaimed" },
+    );
+    expect(claimed).toMatchObject({ type: 'ClustersResolved', status: 'False' });
+    expect(claimed.message).toMatch(
+      /^ReplicaClusters region-a, region-b belong to policy orders \(the oldest/,
+    );
+    const copy = await copyStatus();
+    expect(copy?.phase).toBe('Blocked');
+    expect(copy?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'ClustersResolvedFalse',
+    });
+    await waitFor(
+      async () =>
+        (await stack?.events('orders-copy'))?.some(
+          (e) => e.reason === 'ClusterClaimed' && e.type === 'Warning',
+        ),
+      { description: 'a Warning Event on the copy' },
+    );
+    expect((await stack.policy()).status.phase).toBe('Healthy');
+
+    // The positive control: the primary's loss is seen and acted on, by the first policy alone.
+    await stack.pair.killPrimary();
+    const report = await stack.waitForPolicy((st) => st.history?.[0], 'a finished failover');
+    expect(report).toMatchObject({ kind: 'Failover', from: 'region-a', to: 'region-b', result: 'Succeeded' });
+    await waitForProbeRounds(stack, stack.options.failureThreshold * 2, 'region-c');
+    const after = await copyStatus();
+    expect(after?.currentOperation).toBeUndefined();
+    expect(after?.history ?? []).toEqual([]);
+    expect(after?.activePrimary).toBeUndefined();
+    expect(await stack.dnsAnswer('A', COPY_RECORD)).toEqual([]);
+    expect(await stack.dnsAnswer()).toEqual([STANDBY_ADDRESS]);
+    expect(await stack.writablePrimaries()).toEqual(['standby']);
+
+    // The first policy gone, the clusters are the copy's: it is woken, not left on its claim.
+    await stack.client.delete(failoverPolicyType, namespace, 'orders');
+    await waitFor(
+      async () =>
+        (await copyStatus())?.conditions?.find((c) => c.type === 'ClustersResolved' && c.status === 'True'),
+      { description: "the copy's clusters its own" },
+    );
   });
 });
 

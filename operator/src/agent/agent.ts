@@ -36,6 +36,7 @@ import {
   replicaClusterSpec,
   replicaClusterStatus,
 } from '../api/v1alpha1/index.ts';
+import { claimantNaming } from '../controllers/claims.ts';
 import { failoverPolicyType, replicaClusterType } from '../controllers/resources.ts';
 import type { Clock } from '../runtime/clock.ts';
 import { failpoint } from '../runtime/failpoints.ts';
@@ -411,15 +412,13 @@ export class DatabaseAgent {
 
   private async policy(): Promise<PolicyView | undefined> {
     const { items } = await this.opts.client.list<KubeObject>(failoverPolicyType, this.opts.namespace);
-    for (const item of items) {
-      const spec = failoverPolicySpec.safeParse(item.spec);
-      if (!spec.success) continue;
-      if (spec.data.primary !== this.opts.cluster && !spec.data.standbys.includes(this.opts.cluster))
-        continue;
-      const status = failoverPolicyStatus.safeParse(item.status ?? {});
-      return { name: item.metadata.name, spec: spec.data, status: status.success ? status.data : {} };
-    }
-    return undefined;
+    // The policy its cluster belongs to, as the operator decides it (claims.ts): a younger one
+    // naming it too acts on nothing, and its status must not steer this database.
+    const item = claimantNaming(items, this.opts.cluster);
+    const spec = item && failoverPolicySpec.safeParse(item.spec);
+    if (!item || !spec?.success) return undefined;
+    const status = failoverPolicyStatus.safeParse(item.status ?? {});
+    return { name: item.metadata.name, spec: spec.data, status: status.success ? status.data : {} };
   }
 
   private async upstream(cluster: string): Promise<{ address: UpstreamAddress; identity: UpstreamIdentity }> {

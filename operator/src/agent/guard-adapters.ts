@@ -12,6 +12,7 @@ import {
   failoverPolicyStatus,
   replicaClusterStatus,
 } from '../api/v1alpha1/index.ts';
+import { claimantNaming } from '../controllers/claims.ts';
 import { failoverObservationType, failoverPolicyType, replicaClusterType } from '../controllers/resources.ts';
 import { PostgresSql } from '../providers/database/postgres-sql.ts';
 import type { KubeClient, KubeObject } from '../runtime/kube-client.ts';
@@ -69,40 +70,38 @@ export function guardPorts(o: GuardAdapterOptions): GuardPorts & { close(): Prom
   return {
     async readWorld(): Promise<GuardWorld | undefined> {
       const { items } = await o.client.list<KubeObject>(failoverPolicyType, o.namespace);
-      for (const item of items) {
-        const spec = failoverPolicySpec.safeParse(item.spec);
-        if (!spec.success) continue;
-        const members = [spec.data.primary, ...spec.data.standbys];
-        if (!members.includes(o.cluster)) continue;
-        const status = failoverPolicyStatus.safeParse(item.status ?? {});
-        const name = item.metadata.name;
-        const observations = (await o.client.list<KubeObject>(failoverObservationType, o.namespace)).items
-          .map((x) => x.spec as FailoverObservationSpec)
-          .filter((s) => s?.policy === name && Array.isArray(s.clusters));
-        const key = members.join(',');
-        // Read again every few seconds, and every round while a member's address is unknown (a
-        // standby's agent starting): the failsafe needs all of them before the control plane goes.
-        const missing = peers ? Object.values(peers.value).some((a) => !a) : true;
-        if (!peers || missing || peers.names !== key || performance.now() - peers.readAt > PEERS_EVERY_MS) {
-          const value: Record<string, string | undefined> = {};
-          for (const member of members) {
-            if (member === o.cluster) continue;
-            const rc = await o.client.find<KubeObject>(replicaClusterType, o.namespace, member);
-            const st = replicaClusterStatus.safeParse(rc?.status ?? {});
-            value[member] = st.success ? st.data.agent?.peerAddress : undefined;
-          }
-          const own = await o.client.find<KubeObject>(replicaClusterType, o.namespace, o.cluster);
-          const db = (own?.spec as { connection?: { database?: string } } | undefined)?.connection?.database;
-          if (db) appDatabase = db;
-          peers = { readAt: performance.now(), names: key, value };
+      // The policy its cluster belongs to, as the operator decides it (claims.ts).
+      const item = claimantNaming(items, o.cluster);
+      const spec = item && failoverPolicySpec.safeParse(item.spec);
+      if (!item || !spec?.success) return undefined;
+      const members = [spec.data.primary, ...spec.data.standbys];
+      const status = failoverPolicyStatus.safeParse(item.status ?? {});
+      const name = item.metadata.name;
+      const observations = (await o.client.list<KubeObject>(failoverObservationType, o.namespace)).items
+        .map((x) => x.spec as FailoverObservationSpec)
+        .filter((s) => s?.policy === name && Array.isArray(s.clusters));
+      const key = members.join(',');
+      // Read again every few seconds, and every round while a member's address is unknown (a
+      // standby's agent starting): the failsafe needs all of them before the control plane goes.
+      const missing = peers ? Object.values(peers.value).some((a) => !a) : true;
+      if (!peers || missing || peers.names !== key || performance.now() - peers.readAt > PEERS_EVERY_MS) {
+        const value: Record<string, string | undefined> = {};
+        for (const member of members) {
+          if (member === o.cluster) continue;
+          const rc = await o.client.find<KubeObject>(replicaClusterType, o.namespace, member);
+          const st = replicaClusterStatus.safeParse(rc?.status ?? {});
+          value[member] = st.success ? st.data.agent?.peerAddress : undefined;
         }
-        return {
-          policy: { name, spec: spec.data, status: status.success ? status.data : {} },
-          peers: peers.value,
-          observations,
-        };
+        const own = await o.client.find<KubeObject>(replicaClusterType, o.namespace, o.cluster);
+        const db = (own?.spec as { connection?: { database?: string } } | undefined)?.connection?.database;
+        if (db) appDatabase = db;
+        peers = { readAt: performance.now(), names: key, value };
       }
-      return undefined;
+      return {
+        policy: { name, spec: spec.data, status: status.success ? status.data : {} },
+        peers: peers.value,
+        observations,
+      };
     },
 
     async renewLease(policy, holder, durationSeconds) {

@@ -35,7 +35,7 @@ export interface OperatorContext {
   dnsReads: DnsReadBudgets;
   /** This operator process (its pod), as it names itself in leases and Events. */
   identity: string;
-  /** The policies that name a cluster (by cluster key). */
+  /** The policies that name a cluster (by cluster key), the one it belongs to first (claims.ts). */
   policiesOf(clusterKey: string): KubeObject[];
   /** Reconciles a ReplicaCluster again soon (a probe's verdict that came after its reconcile returned). */
   enqueueCluster(clusterKey: string): void;

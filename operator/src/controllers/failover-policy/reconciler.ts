@@ -34,6 +34,7 @@ import { keyParts, objectKey } from '../../runtime/informer.ts';
 import type { KubeObject } from '../../runtime/kube-client.ts';
 import { leaseType } from '../../runtime/leader-election.ts';
 import { done, type ReconcileResult, requeueAfter, retryAfter } from '../../runtime/reconcile.ts';
+import { type ClaimedCluster, claimedElsewhere } from '../claims.ts';
 import type { OperatorContext } from '../context.ts';
 import { readSpec, readStatus } from '../read-object.ts';
 import { failoverPolicyType } from '../resources.ts';
@@ -110,8 +111,45 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
       ]);
       return requeueAfter(UNREADABLE_RETRY_MS, 'status unreadable');
     }
+    const claimed = claimedElsewhere(object, [spec.spec.primary, ...spec.spec.standbys], (name) =>
+      ctx.policiesOf(objectKey({ metadata: { name, namespace: ns(object) } })),
+    );
+    if (claimed.length) {
+      // Another policy's clusters: nothing acted on, no DNS, no canary writes (claims.ts). Looked
+      // at again when a policy naming them changes or goes (the manager wakes it).
+      ctx.canaries.stop(key);
+      await writeConditionsOnly(ctx, object, [SPEC_VALID, claimedCondition(claimed)], 'Blocked');
+      ctx.metrics.policyReady.set(policyLabels(object), 0);
+      ctx.metrics.policyPhase.set(policyLabels(object), 'Blocked');
+      return done();
+    }
     const records = { dnsChecks, discoveryReads };
     return reconcileReadable(ctx, object, spec.spec, read.status, records, reports, started);
+  };
+}
+
+const SPEC_VALID: ConditionInput = {
+  type: 'SpecValid',
+  status: 'True',
+  reason: 'Valid',
+  message: 'spec is valid',
+};
+
+/** ClustersResolved for a policy naming clusters that belong to an older policy. */
+function claimedCondition(claimed: ClaimedCluster[]): ConditionInput {
+  const owners = [...new Set(claimed.map((c) => c.policy))];
+  const parts = owners.map((owner) => {
+    const names = claimed.filter((c) => c.policy === owner).map((c) => c.cluster);
+    return names.length === 1
+      ? `ReplicaCluster ${names[0]} belongs to policy ${owner}`
+      : `ReplicaClusters ${names.join(', ')} belong to policy ${owner}`;
+  });
+  const them = claimed.length === 1 ? 'it' : 'them';
+  return {
+    type: 'ClustersResolved',
+    status: 'False',
+    reason: 'ClusterClaimed',
+    message: `${parts.join('; ')} (the oldest policy naming ${them}): this policy acts on nothing while it names ${them}. Take ${them} out of its spec, or delete ${owners.length === 1 ? `policy ${owners[0]}` : 'those policies'}`,
   };
 }
 
@@ -554,7 +592,7 @@ function statusToWrite(
   const set = (c: ConditionInput) => {
     conditions = setCondition(conditions, c, generation, now);
   };
-  set({ type: 'SpecValid', status: 'True', reason: 'Valid', message: 'spec is valid' });
+  set(SPEC_VALID);
   set(resolved);
   for (const c of summary.conditions) set(c);
   set(readyCondition(conditions ?? [], result.status));
@@ -624,6 +662,10 @@ async function writeConditionsOnly(
   let conditions = Array.isArray(raw.conditions) ? (raw.conditions as Condition[]) : undefined;
   const previous = conditions;
   for (const c of inputs) conditions = setCondition(conditions, c, object.metadata.generation, now);
+  // Ready goes down with a condition it sums up (a spec that does not validate, a claimed
+  // cluster), never up: what it would say True about was not looked at.
+  const ready = readyCondition(conditions ?? [], raw as FailoverPolicyStatus);
+  if (ready.status !== 'True') conditions = setCondition(conditions, ready, object.metadata.generation, now);
   const next = { ...raw, conditions, ...(phase ? { phase } : {}) };
   await writeStatus(ctx.client, failoverPolicyType, object, raw, next, ctx.policies);
   announceConditions(ctx, object, previous, conditions ?? []);

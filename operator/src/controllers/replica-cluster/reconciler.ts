@@ -72,24 +72,25 @@ interface PolicyView {
   rpo: { maxLagSeconds: number; maxLagBytes: number };
 }
 
-/** The policy this cluster belongs to, as far as probing needs it. */
+/**
+ * The policy this cluster belongs to (the first of policiesOf: claims.ts), as far as probing needs
+ * it. Never a younger policy naming it too: its epoch in the heartbeat row would be another's.
+ */
 export function policyView(ctx: OperatorContext, clusterKey: string): PolicyView | undefined {
-  for (const policy of ctx.policiesOf(clusterKey)) {
-    const spec = parseOnce(failoverPolicySpec, policy.spec);
-    if (!spec.ok) continue;
-    const status = parseOnce(failoverPolicyStatus, policy.status ?? {});
-    // Never spec.primary: after a failover it names a former primary, and writing the heartbeat
-    // there or measuring lag against it would be wrong. Until the policy has learned who is
-    // primary (discovery), nothing is measured against anyone.
-    return {
-      name: policy.metadata.name,
-      intervalSeconds: spec.value.detection.probeIntervalSeconds,
-      activePrimary: status.ok ? status.value.activePrimary : undefined,
-      epoch: (status.ok ? status.value.epoch : undefined) ?? 0,
-      rpo: spec.value.promotion.rpo,
-    };
-  }
-  return undefined;
+  const policy = ctx.policiesOf(clusterKey)[0];
+  const spec = policy && parseOnce(failoverPolicySpec, policy.spec);
+  if (!policy || !spec?.ok) return undefined;
+  const status = parseOnce(failoverPolicyStatus, policy.status ?? {});
+  // Never spec.primary: after a failover it names a former primary, and writing the heartbeat
+  // there or measuring lag against it would be wrong. Until the policy has learned who is
+  // primary (discovery), nothing is measured against anyone.
+  return {
+    name: policy.metadata.name,
+    intervalSeconds: spec.value.detection.probeIntervalSeconds,
+    activePrimary: status.ok ? status.value.activePrimary : undefined,
+    epoch: (status.ok ? status.value.epoch : undefined) ?? 0,
+    rpo: spec.value.promotion.rpo,
+  };
 }
 
 export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => Promise<ReconcileResult> {
