@@ -678,8 +678,8 @@ export class FailoverStack {
   }
 
   /** Sets a promotion request on the policy, as `kubectl failover promote` does. */
-  async requestPromotion(request: Record<string, unknown>): Promise<void> {
-    await this.client.mergePatch(failoverPolicyType, this.options.namespace, 'orders', {
+  async requestPromotion(request: Record<string, unknown>, policy = 'orders'): Promise<void> {
+    await this.client.mergePatch(failoverPolicyType, this.options.namespace, policy, {
       spec: { promotionRequest: request },
     });
   }

@@ -156,6 +156,16 @@ describe('one policy per cluster', () => {
       { description: 'a Warning Event on the copy' },
     );
     expect((await stack.policy()).status.phase).toBe('Healthy');
+    // A person's request to it is refused now, not left to run whenever the clusters become its own.
+    await stack.requestPromotion(
+      { id: 'copy-switch', target: 'region-b', kind: 'Switchover' },
+      'orders-copy',
+    );
+    const refused = await waitFor(async () => (await copyStatus())?.lastRequest, {
+      description: "the copy's answer to a request",
+    });
+    expect(refused).toMatchObject({ id: 'copy-switch', outcome: 'Rejected', reason: 'ClusterClaimed' });
+    expect(await stack.writablePrimaries()).toEqual(['primary']);
 
     // The positive control: the primary's loss is seen and acted on, by the first policy alone.
     await stack.pair.killPrimary();

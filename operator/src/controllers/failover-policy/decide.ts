@@ -184,10 +184,22 @@ export function shownLag(lag: number, shown: number | undefined, spec: DecideInp
  * gone, so none is acted on again. Each is answered as refused, once; a new id acts.
  */
 function requestsBeforeStatus(input: DecideInput): Partial<FailoverPolicyStatus> {
-  const { spec, status, now } = input;
   if (!input.statusNew) return {};
-  const why = (what: string) =>
-    `this ${what} was in spec before the policy had a status (created with it, re-applied, or its status cleared), so it may have been acted on already: not acted on; give a new id to ask again`;
+  return refusePendingRequests(
+    input,
+    'PredatesStatus',
+    (what) =>
+      `this ${what} was in spec before the policy had a status (created with it, re-applied, or its status cleared), so it may have been acted on already: not acted on; give a new id to ask again`,
+  );
+}
+
+/** The promotion and drill requests in spec not handled yet, each answered as refused with `why`. */
+export function refusePendingRequests(
+  input: Pick<DecideInput, 'spec' | 'status' | 'now'>,
+  reason: string,
+  why: (what: 'promotion request' | 'drill request') => string,
+): Partial<FailoverPolicyStatus> {
+  const { spec, status, now } = input;
   const promotion = spec.promotionRequest;
   const drill = spec.drillRequest;
   return {
@@ -197,7 +209,7 @@ function requestsBeforeStatus(input: DecideInput): Partial<FailoverPolicyStatus>
           lastRequest: {
             id: promotion.id,
             outcome: 'Rejected' as const,
-            reason: 'PredatesStatus',
+            reason,
             message: why('promotion request'),
             time: timestamp(now),
           },

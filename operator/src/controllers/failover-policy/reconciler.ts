@@ -41,7 +41,7 @@ import { failoverPolicyType } from '../resources.ts';
 import { writeStatus } from '../status-writer.ts';
 import { readDns, repairDns, runStep, type StepPorts } from './act.ts';
 import { monthlyAvailability, nextLedger } from './availability.ts';
-import { decide, type Plan } from './decide.ts';
+import { decide, type Plan, refusePendingRequests } from './decide.ts';
 import { abstains, freshVotes } from './detection.ts';
 import {
   afterDiscoveryRead,
@@ -115,12 +115,7 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
       ctx.policiesOf(objectKey({ metadata: { name, namespace: ns(object) } })),
     );
     if (claimed.length) {
-      // Another policy's clusters: nothing acted on, no DNS, no canary writes (claims.ts). Looked
-      // at again when a policy naming them changes or goes (the manager wakes it).
-      ctx.canaries.stop(key);
-      await writeConditionsOnly(ctx, object, [SPEC_VALID, claimedCondition(claimed)], 'Blocked');
-      ctx.metrics.policyReady.set(policyLabels(object), 0);
-      ctx.metrics.policyPhase.set(policyLabels(object), 'Blocked');
+      await holdClaimed(ctx, object, spec.spec, read.status, claimed);
       return done();
     }
     const records = { dnsChecks, discoveryReads };
@@ -151,6 +146,49 @@ function claimedCondition(claimed: ClaimedCluster[]): ConditionInput {
     reason: 'ClusterClaimed',
     message: `${parts.join('; ')} (the oldest policy naming ${them}): this policy acts on nothing while it names ${them}. Take ${them} out of its spec, or delete ${owners.length === 1 ? `policy ${owners[0]}` : 'those policies'}`,
   };
+}
+
+/**
+ * A policy naming another policy's clusters: nothing acted on, no DNS, no canary writes
+ * (claims.ts). A person's request is answered as refused now, not left to run whenever the
+ * clusters become this policy's. Looked at again when a policy naming them changes or goes (the
+ * manager wakes it).
+ */
+async function holdClaimed(
+  ctx: OperatorContext,
+  object: KubeObject,
+  spec: FailoverPolicySpec,
+  status: FailoverPolicyStatus,
+  claimed: ClaimedCluster[],
+): Promise<void> {
+  ctx.canaries.stop(objectKey(object));
+  const condition = claimedCondition(claimed);
+  const refused = refusePendingRequests({ spec, status, now: ctx.clock.now() }, 'ClusterClaimed', (what) =>
+    `this ${what} was not acted on: ${condition.message}`.slice(0, 1024),
+  );
+  await writeConditionsOnly(ctx, object, [SPEC_VALID, condition], 'Blocked', refused);
+  if (refused.lastRequest)
+    void ctx.events.record(
+      object,
+      eventOf(
+        'Warning',
+        'PromotionRejected',
+        'Promote',
+        `request ${refused.lastRequest.id}: ${condition.message}`,
+      ),
+    );
+  if (refused.lastDrillRequest)
+    void ctx.events.record(
+      object,
+      eventOf(
+        'Warning',
+        'DrillRequestRejected',
+        'Drill',
+        `drill request ${refused.lastDrillRequest.id}: ${condition.message}`,
+      ),
+    );
+  ctx.metrics.policyReady.set(policyLabels(object), 0);
+  ctx.metrics.policyPhase.set(policyLabels(object), 'Blocked');
 }
 
 /** What the reconciler remembers of each policy's DNS record between reconciles. */
@@ -650,12 +688,13 @@ export function nextLook(
   return ms;
 }
 
-/** Writes conditions (and a phase) only, keeping the rest of status exactly as it is. */
+/** Writes conditions (a phase, and `fields`) only, keeping the rest of status exactly as it is. */
 async function writeConditionsOnly(
   ctx: OperatorContext,
   object: KubeObject,
   inputs: ConditionInput[],
   phase?: FailoverPolicyStatus['phase'],
+  fields: Partial<FailoverPolicyStatus> = {},
 ): Promise<void> {
   const raw = (object.status ?? {}) as Record<string, unknown>;
   const now = ctx.clock.now();
@@ -666,7 +705,7 @@ async function writeConditionsOnly(
   // cluster), never up: what it would say True about was not looked at.
   const ready = readyCondition(conditions ?? [], raw as FailoverPolicyStatus);
   if (ready.status !== 'True') conditions = setCondition(conditions, ready, object.metadata.generation, now);
-  const next = { ...raw, conditions, ...(phase ? { phase } : {}) };
+  const next = { ...raw, ...fields, conditions, ...(phase ? { phase } : {}) };
   await writeStatus(ctx.client, failoverPolicyType, object, raw, next, ctx.policies);
   announceConditions(ctx, object, previous, conditions ?? []);
 }
