@@ -468,7 +468,7 @@ describe('the plugin as one file (make plugin)', () => {
 });
 
 describe("kubectl's habits", () => {
-  it('-o yaml and -o wide; version; completion of commands and policy names', async () => {
+  it('-o yaml, -o wide and -o name; version; completion of commands and policy names', async () => {
     const yaml = await run(['status', '-o', 'yaml']);
     expect(yaml.code, yaml.stderr).toBe(0);
     const rows = loadYaml(yaml.stdout) as { name: string; phase: string }[];
@@ -484,6 +484,14 @@ describe("kubectl's habits", () => {
     expect(history.code, history.stderr).toBe(0);
     expect(loadYaml(history.stdout)).toHaveProperty('history');
     expect((await run(['status', '-o', 'xml'])).code).toBe(2);
+    // -o name as kubectl prints it: resource/name lines, nothing else on stdout.
+    const names = await run(['status', '-o', 'name']);
+    expect(names.code, names.stderr).toBe(0);
+    expect(names.stdout).toBe(
+      'failoverpolicy.regionfailover.io/orders\nfailoverpolicy.regionfailover.io/payments\n',
+    );
+    expect((await run(['status', '-n', `${ns}-none`, '-o', 'name'])).stderr).toMatch(/^No FailoverPolicies/);
+    expect((await run(['history', 'orders', '-o', 'name'])).code).toBe(2);
 
     const version = await run(['version']);
     expect(version.stdout).toMatch(/^Plugin version: \d+\.\d+\.\d+\nServer version: v1\.33\./);

@@ -42,7 +42,7 @@ import { statusCommand } from './status.ts';
 const USAGE = `kubectl failover: see and steer regional database failover.
 
 Usage:
-  kubectl failover status [POLICY] [-n NAMESPACE | -A] [-o table|wide|json|yaml] [-w]
+  kubectl failover status [POLICY] [-n NAMESPACE | -A] [-o table|wide|json|yaml|name] [-w]
   kubectl failover switchover POLICY --to CLUSTER [--dry-run] [--reason TEXT] [--id ID] [--replace]
   kubectl failover promote POLICY --to CLUSTER --failover [--allow-data-loss | --max-lag-seconds N] [--dry-run]
   kubectl failover reprotect POLICY CLUSTER [--allow-data-loss] [--dry-run] [--reason TEXT] [--id ID] [--replace]
@@ -130,7 +130,7 @@ Flags for every command, as kubectl's:
       --as USER               act as another user (impersonation)
       --as-group GROUP        ...and group (one)
       --request-timeout DUR   per request: 0 (none), 30s (default), 2m
-  -o, --output FORMAT         status: table, wide, json, yaml; history: table, json, yaml;
+  -o, --output FORMAT         status: table, wide, json, yaml, name; history: table, json, yaml;
                               report: text (default), markdown, json, yaml;
                               export: yaml (default), json
   -h, --help                  this help
@@ -181,12 +181,29 @@ const output: FlagSpec = { name: 'output', short: 'o' };
 
 type Format = 'table' | 'wide' | 'json' | 'yaml';
 const FORMATS: Format[] = ['table', 'wide', 'json', 'yaml'];
+/** status also prints `resource/name` lines, as `kubectl get -o name` does, for scripts. */
+const STATUS_FORMATS: (Format | 'name')[] = [...FORMATS, 'name'];
 
-function outputFormat(args: ParsedArgs): Format {
+function outputFormat(args: ParsedArgs): Format;
+function outputFormat<F extends string>(args: ParsedArgs, formats: readonly F[]): F;
+function outputFormat(args: ParsedArgs, formats: readonly string[] = FORMATS): string {
   const o = flagString(args, 'output') ?? 'table';
-  const format = FORMATS.find((f) => f === o);
-  if (!format) throw new UsageError(`-o must be one of ${FORMATS.join(', ')}, got ${o}`);
+  const format = formats.find((f) => f === o);
+  if (!format) throw new UsageError(`-o must be one of ${formats.join(', ')}, got ${o}`);
   return format;
+}
+
+/**
+ * status -o name: one `failoverpolicy.regionfailover.io/NAME` line per policy of status's JSON
+ * rows, as kubectl prints them (no namespace, even with -A); with `since`, the rows that changed.
+ */
+function policyNames(json: string, since?: string): string {
+  const rows = (text: string) => JSON.parse(text) as { name: string; namespace: string }[];
+  const before = new Set(since?.startsWith('[') ? rows(since).map((r) => JSON.stringify(r)) : []);
+  return rows(json)
+    .filter((r) => !before.has(JSON.stringify(r)))
+    .map((r) => `failoverpolicy.regionfailover.io/${r.name}`)
+    .join('\n');
 }
 
 /** Runs a command's table or JSON form for -o; YAML is its JSON, as kubectl renders it. */
@@ -258,7 +275,7 @@ const WATCH_POLL_MS = 2_000;
 async function watchStatus(
   first: string,
   render: (at: Date) => Promise<string>,
-  format: Format,
+  format: Format | 'name',
   print: (text: string) => void,
 ): Promise<never> {
   let last = first;
@@ -268,7 +285,11 @@ async function watchStatus(
     if (next === last) continue;
     // Errors on stderr, as kubectl's watch prints them: stdout stays the rows (or documents).
     if (next.startsWith('error:')) process.stderr.write(`${next}\n`);
-    else if (format === 'json' || format === 'yaml') {
+    else if (format === 'name') {
+      // The JSON rows, rendered as the names of those that changed.
+      const lines = next.startsWith('[') ? policyNames(next, last) : '';
+      if (lines) print(lines);
+    } else if (format === 'json' || format === 'yaml') {
       print(format === 'yaml' ? `---\n${next}` : next);
     } else {
       const seen = new Set(last.split('\n').slice(1));
@@ -407,7 +428,9 @@ async function main(argv: string[]): Promise<number> {
     if (extra.length) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
     const all = flagSet(args, 'all-namespaces');
     if (all && policy) throw new UsageError('give a POLICY or --all-namespaces, not both');
-    const format = outputFormat(args);
+    const chosen = outputFormat(args, STATUS_FORMATS);
+    const names = chosen === 'name';
+    const format = chosen === 'name' ? 'json' : chosen;
     // The Leases of the operators watching what is shown: another operator's (sharded, or
     // stopped) says nothing about these policies.
     const shown = all ? undefined : namespace;
@@ -432,9 +455,16 @@ async function main(argv: string[]): Promise<number> {
     const first = await render(now);
     // As kubectl says "No resources found": on stderr, so a script reading stdout gets nothing.
     if (/^No FailoverPolicies/.test(first)) process.stderr.write(`${first}\n`);
-    else print(first);
+    else if (names) {
+      const lines = policyNames(first);
+      if (lines) print(lines);
+      else
+        process.stderr.write(
+          `No FailoverPolicies ${all ? 'in any namespace' : `in namespace ${namespace}`}.\n`,
+        );
+    } else print(first);
     if (!flagSet(args, 'watch')) return 0;
-    await watchStatus(first, render, format, print);
+    await watchStatus(first, render, names ? 'name' : format, print);
     return 0;
   }
   if (drill) {
