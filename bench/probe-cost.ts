@@ -282,7 +282,9 @@ try {
     const operator = op;
     await waitFor(
       async () => (await operator.metric('failover_probe_duration_seconds_count')) >= CLUSTERS * 2,
-      { description: 'every cluster probed twice', timeoutMs: 300_000 },
+      // Each first probe opens a session (a backend fork and a SCRAM exchange on the server):
+      // thousands of them take minutes on 2 cores.
+      { description: 'every cluster probed twice', timeoutMs: Math.max(300_000, CLUSTERS * 200) },
     );
     // The first reconciles (discovery, conditions, their Events) take minutes at hundreds of
     // healthy policies here.
