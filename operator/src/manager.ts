@@ -6,7 +6,7 @@
 
 import { isDeepStrictEqual } from 'node:util';
 import type { FailoverObservationSpec } from './api/v1alpha1/index.ts';
-import { claimOrder, clustersNamed } from './controllers/claims.ts';
+import { claimOrder, clusterName, clustersNamed } from './controllers/claims.ts';
 import type { OperatorContext } from './controllers/context.ts';
 import { CanaryWriters } from './controllers/failover-policy/canaries.ts';
 import { reconcileFailoverPolicy } from './controllers/failover-policy/reconciler.ts';
@@ -142,14 +142,17 @@ export class Manager {
       // A deletion too: the reconcile of a key that is gone stops its canary and drops its series.
       if (!(event.type === 'updated' && onlyStatusChanged(event.old, event.object)))
         policyController.enqueue(key);
-      // A new policy changes who is primary and how often to probe: look at its clusters now,
-      // and at the other policies naming them, whose claim on them may have changed (claims.ts).
+      // A new policy changes who is primary and how often to probe: look at its clusters now.
+      // On a change of spec, or a policy gone, at the other policies naming them too, whose claim
+      // on them may have changed (claims.ts); not on a status write, which would skip their backoff.
       if (event.type !== 'resync') {
         const after = this.clustersByPolicy.get(key) ?? [];
+        const claims = !(event.type === 'updated' && onlyStatusChanged(event.old, event.object));
         for (const clusterKey of new Set([...before, ...after])) {
           clusterController.enqueue(clusterKey);
-          for (const other of this.policiesByCluster.get(clusterKey) ?? [])
-            if (other !== key) policyController.enqueue(other);
+          if (claims)
+            for (const other of this.policiesByCluster.get(clusterKey) ?? [])
+              if (other !== key) policyController.enqueue(other);
         }
       }
     });
@@ -205,7 +208,7 @@ export class Manager {
     const keys = this.policiesByCluster.get(clusterKey);
     if (!keys?.size) return [];
     const found = [...keys].flatMap((k) => this.context.policies.get(k) ?? []);
-    return found.length > 1 ? found.sort(claimOrder) : found;
+    return found.length > 1 ? found.sort(claimOrder(clusterName(clusterKey))) : found;
   }
 
   /**

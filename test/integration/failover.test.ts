@@ -140,7 +140,7 @@ describe('one policy per cluster', () => {
     );
     expect(claimed).toMatchObject({ type: 'ClustersResolved', status: 'False' });
     expect(claimed.message).toMatch(
-      /^ReplicaClusters region-a, region-b belong to policy orders \(the oldest/,
+      /^ReplicaClusters region-a, region-b belong to policy orders \(a cluster belongs to the policy running it/,
     );
     const copy = await copyStatus();
     expect(copy?.phase).toBe('Blocked');

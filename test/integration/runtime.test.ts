@@ -46,13 +46,19 @@ const cluster = (namespace: string, name: string): KubeObject => ({
   },
 });
 
-const policy = (namespace: string, name: string, quorum = 2): KubeObject => ({
+/** A policy of clusters `a` and `b` (or others: a cluster belongs to one policy). */
+const policy = (
+  namespace: string,
+  name: string,
+  quorum = 2,
+  [primary, standby] = ['a', 'b'],
+): KubeObject => ({
   apiVersion: 'regionfailover.io/v1alpha1',
   kind: 'FailoverPolicy',
   metadata: { name, namespace },
   spec: {
-    primary: 'a',
-    standbys: ['b'],
+    primary,
+    standbys: [standby],
     detection: { quorum },
     dns: {
       provider: {
@@ -86,7 +92,7 @@ describe('an API server outage', () => {
   it('is survived, and changes made while the operator could not watch are reconciled', async () => {
     const ns = await namespace(cp.kubeConfig(), 'outage');
     const client = new KubeClient(cp.kubeConfig());
-    for (const c of ['a', 'b']) await client.create(replicaClusterType, ns, cluster(ns, c));
+    for (const c of ['a', 'b', 'c', 'd']) await client.create(replicaClusterType, ns, cluster(ns, c));
     await client.create(failoverPolicyType, ns, policy(ns, 'before'));
 
     const op = await OperatorProcess.start({
@@ -106,7 +112,7 @@ describe('an API server outage', () => {
     const other = await cp.addApiServer();
     const otherClient = new KubeClient(other.kubeConfig());
     await cp.stopApiServer();
-    await otherClient.create(failoverPolicyType, ns, policy(ns, 'during'));
+    await otherClient.create(failoverPolicyType, ns, policy(ns, 'during', 2, ['c', 'd']));
     await otherClient.mergePatch(failoverPolicyType, ns, 'before', { spec: { detection: { quorum: 3 } } });
     await waitFor(async () => (await op.metric('failover_informer_restarts_total', { cause: 'error' })) > 0, {
       description: 'the operator to notice its API server is gone',

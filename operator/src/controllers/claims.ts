@@ -1,16 +1,21 @@
 /**
  * Whose a ReplicaCluster is. Two policies acting on one cluster would each promote a standby of
  * their own when the primary is lost (two writable primaries behind two DNS names), write one
- * heartbeat row with epochs of their own, and fence each other's primary. So a cluster is claimed
- * by one policy: the oldest that names it (creationTimestamp, then namespace and name), which
- * every operator replica, shard and agent works out alike without asking each other. A younger
- * policy naming it does nothing until it no longer names it, or the older one goes.
+ * heartbeat row with epochs of their own, and fence each other's primary. So a cluster belongs to
+ * one policy among those naming it, which every operator replica, shard and agent works out alike
+ * from the objects, without asking each other:
  *
- * By age, not by who acts now: a policy applied by mistake next to one in production never takes
- * its clusters, and nothing a person changes later moves a claim, short of deleting a policy.
+ * 1. a policy that has taken the cluster up: its status names it (a member of its topology, its
+ *    active primary, or a side of its operation), written only by a policy the cluster belongs to;
+ * 2. then the oldest (creationTimestamp), then by namespace and name.
+ *
+ * So a policy applied by mistake beside one in production never takes its clusters, and neither
+ * does an older policy edited to name a cluster another policy runs, possibly in the middle of an
+ * operation: the policy that changed is the one held. A held policy does nothing until it no
+ * longer names the cluster, or the owner goes; its status never takes the cluster up meanwhile.
  */
 
-import { objectKey } from '../runtime/informer.ts';
+import { keyParts } from '../runtime/informer.ts';
 import type { KubeObject } from '../runtime/kube-client.ts';
 
 /** When a policy was created, in ms; one without a timestamp counts as the newest. */
@@ -19,19 +24,45 @@ function createdMs(policy: KubeObject): number {
   return Number.isNaN(t) ? Number.POSITIVE_INFINITY : t;
 }
 
-/** Claim order: the oldest first, then by namespace/name (no locale: the same everywhere). */
-export function claimOrder(a: KubeObject, b: KubeObject): number {
-  const age = createdMs(a) - createdMs(b);
-  if (age !== 0 && !Number.isNaN(age)) return age;
-  const ka = objectKey(a);
-  const kb = objectKey(b);
-  return ka < kb ? -1 : ka > kb ? 1 : 0;
+interface TakenUpStatus {
+  activePrimary?: unknown;
+  topology?: unknown;
+  currentOperation?: { from?: unknown; to?: unknown } | null;
 }
 
-/** The policy a cluster belongs to among those naming it, or undefined when none does. */
-export function claimantOf<T extends KubeObject>(policies: Iterable<T>): T | undefined {
+/** Whether the policy's status names `cluster`: it has acted on it as its own. */
+export function hasTakenUp(policy: KubeObject, cluster: string): boolean {
+  const status = policy.status as TakenUpStatus | undefined;
+  if (!status) return false;
+  if (status.activePrimary === cluster) return true;
+  const op = status.currentOperation;
+  if (op && (op.from === cluster || op.to === cluster)) return true;
+  return (
+    Array.isArray(status.topology) &&
+    status.topology.some((m) => (m as { cluster?: unknown } | null)?.cluster === cluster)
+  );
+}
+
+const keyOf = (p: KubeObject) => `${p.metadata.namespace ?? ''}/${p.metadata.name}`;
+
+/** Claim order on `cluster`: the one it belongs to first (see above; no locale: the same everywhere). */
+export function claimOrder(cluster: string): (a: KubeObject, b: KubeObject) => number {
+  return (a, b) => {
+    const taken = Number(hasTakenUp(b, cluster)) - Number(hasTakenUp(a, cluster));
+    if (taken !== 0) return taken;
+    const age = createdMs(a) - createdMs(b);
+    if (age !== 0 && !Number.isNaN(age)) return age;
+    const ka = keyOf(a);
+    const kb = keyOf(b);
+    return ka < kb ? -1 : ka > kb ? 1 : 0;
+  };
+}
+
+/** The policy `cluster` belongs to among `policies` (those naming it), or undefined for none. */
+export function claimantOf<T extends KubeObject>(policies: Iterable<T>, cluster: string): T | undefined {
+  const order = claimOrder(cluster);
   let first: T | undefined;
-  for (const p of policies) if (!first || claimOrder(p, first) < 0) first = p;
+  for (const p of policies) if (!first || order(p, first) < 0) first = p;
   return first;
 }
 
@@ -47,7 +78,10 @@ export function clustersNamed(policy: KubeObject): string[] {
 
 /** Among the policies of one namespace, the one `cluster` belongs to. */
 export function claimantNaming<T extends KubeObject>(policies: readonly T[], cluster: string): T | undefined {
-  return claimantOf(policies.filter((p) => clustersNamed(p).includes(cluster)));
+  return claimantOf(
+    policies.filter((p) => clustersNamed(p).includes(cluster)),
+    cluster,
+  );
 }
 
 /** A cluster a policy names that belongs to another policy. */
@@ -66,9 +100,12 @@ export function claimedElsewhere(
   clusters: readonly string[],
   policiesOf: (cluster: string) => KubeObject[],
 ): ClaimedCluster[] {
-  const key = objectKey(policy);
+  const key = keyOf(policy);
   return [...new Set(clusters)].flatMap((cluster) => {
-    const owner = claimantOf(policiesOf(cluster));
-    return owner && objectKey(owner) !== key ? [{ cluster, policy: owner.metadata.name }] : [];
+    const owner = claimantOf(policiesOf(cluster), cluster);
+    return owner && keyOf(owner) !== key ? [{ cluster, policy: owner.metadata.name }] : [];
   });
 }
+
+/** The cluster's name in a cluster key (namespace/name). */
+export const clusterName = (clusterKey: string) => keyParts(clusterKey).name;

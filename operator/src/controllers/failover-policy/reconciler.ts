@@ -96,6 +96,7 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
         message: spec.message,
       };
       await writeConditionsOnly(ctx, object, [invalid], 'Pending');
+      ctx.metrics.policyReady.set(policyLabels(object), 0);
       return done();
     }
     const read = readStatus(failoverPolicyStatus, object);
@@ -144,7 +145,7 @@ function claimedCondition(claimed: ClaimedCluster[]): ConditionInput {
     type: 'ClustersResolved',
     status: 'False',
     reason: 'ClusterClaimed',
-    message: `${parts.join('; ')} (the oldest policy naming ${them}): this policy acts on nothing while it names ${them}. Take ${them} out of its spec, or delete ${owners.length === 1 ? `policy ${owners[0]}` : 'those policies'}`,
+    message: `${parts.join('; ')} (a cluster belongs to the policy running it, else to the oldest naming it): this policy acts on nothing while it names ${them}. Take ${them} out of its spec, or delete ${owners.length === 1 ? `policy ${owners[0]}` : 'those policies'}`,
   };
 }
 
@@ -703,7 +704,7 @@ async function writeConditionsOnly(
   for (const c of inputs) conditions = setCondition(conditions, c, object.metadata.generation, now);
   // Ready goes down with a condition it sums up (a spec that does not validate, a claimed
   // cluster), never up: what it would say True about was not looked at.
-  const ready = readyCondition(conditions ?? [], raw as FailoverPolicyStatus);
+  const ready = readyCondition(conditions ?? [], {});
   if (ready.status !== 'True') conditions = setCondition(conditions, ready, object.metadata.generation, now);
   const next = { ...raw, ...fields, conditions, ...(phase ? { phase } : {}) };
   await writeStatus(ctx.client, failoverPolicyType, object, raw, next, ctx.policies);
