@@ -13,7 +13,10 @@ import { reconcileFailoverPolicy } from './controllers/failover-policy/reconcile
 import { SplitBrainWatch } from './controllers/failover-policy/split-brain.ts';
 import { AppEndpointChecks } from './controllers/replica-cluster/app-endpoints.ts';
 import { ClusterProbes } from './controllers/replica-cluster/probes.ts';
-import { reconcileReplicaCluster } from './controllers/replica-cluster/reconciler.ts';
+import {
+  type ReplicaClusterReconciler,
+  reconcileReplicaCluster,
+} from './controllers/replica-cluster/reconciler.ts';
 import { failoverObservationType, failoverPolicyType, replicaClusterType } from './controllers/resources.ts';
 import { meaningOf } from './observer/observer.ts';
 import { HttpAppEndpointChecker } from './providers/app/http.ts';
@@ -62,6 +65,7 @@ export class Manager {
   private readonly policiesByCluster = new Map<string, Set<string>>();
   /** policy key → keys of the clusters it names (the reverse of policiesByCluster). */
   private readonly clustersByPolicy = new Map<string, string[]>();
+  private readonly clusterReconciler: ReplicaClusterReconciler;
   private ownership: Ownership | undefined;
   private controllersStarted = false;
   private stopping = false;
@@ -122,9 +126,10 @@ export class Manager {
     });
     // Probes wait on the network: a nearby database at most PROBE_WAIT_MS, a far or silent one not
     // at all (probeWaitMs, replica-cluster/reconciler.ts).
+    this.clusterReconciler = reconcileReplicaCluster(this.context);
     const clusterController = new Controller({
       name: 'replicacluster',
-      reconcile: reconcileReplicaCluster(this.context),
+      reconcile: this.clusterReconciler,
       log,
       metrics,
       concurrency: Math.max(16, concurrency * 4),
@@ -232,6 +237,7 @@ export class Manager {
     // here would go stale under the policies that still read it.
     void this.context.probes.forget(key);
     this.context.appChecks.forget(key);
+    this.clusterReconciler.forget(key);
     return false;
   }
 

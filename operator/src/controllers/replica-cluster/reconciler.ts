@@ -93,7 +93,12 @@ export function policyView(ctx: OperatorContext, clusterKey: string): PolicyView
   };
 }
 
-export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => Promise<ReconcileResult> {
+/** The reconcile, and what drops its memory of a cluster probed elsewhere now (another shard's). */
+export type ReplicaClusterReconciler = ((key: string) => Promise<ReconcileResult>) & {
+  forget(key: string): void;
+};
+
+export function reconcileReplicaCluster(ctx: OperatorContext): ReplicaClusterReconciler {
   /**
    * Probes that settled after their reconcile stopped waiting (probeWaitMs): the reconcile they
    * wake summarizes this verdict instead of probing again, which for work that takes most of an
@@ -103,7 +108,7 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
   const late = new Map<string, LateOutcome>();
   /** What each cluster's policies last saw of it (whatPoliciesSee), to wake them on a change. */
   const policyViews = new Map<string, string>();
-  return async (key) => {
+  const reconcile = async (key: string): Promise<ReconcileResult> => {
     const object = ctx.clusters.get(key);
     // Taken whatever happens next, so an entry never outlives one more look at its cluster.
     const stored = late.get(key);
@@ -205,6 +210,12 @@ export function reconcileReplicaCluster(ctx: OperatorContext): (key: string) => 
     }
     return requeueAfter(interval * 1000);
   };
+  return Object.assign(reconcile, {
+    forget(key: string) {
+      late.delete(key);
+      policyViews.delete(key);
+    },
+  });
 }
 
 /** What a policy judges a standby's lag against. */
