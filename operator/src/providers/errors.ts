@@ -31,11 +31,13 @@ export class ProviderError extends Error {
   readonly reason: ProviderErrorReason;
   /** Whether trying again later may succeed. */
   readonly retryable: boolean;
+  /** How long the provider asked to be left alone (a throttling answer's Retry-After), if it said. */
+  readonly retryAfterMs: number | undefined;
 
   constructor(
     reason: ProviderErrorReason,
     message: string,
-    options: { retryable?: boolean; cause?: unknown } = {},
+    options: { retryable?: boolean; cause?: unknown; retryAfterMs?: number | undefined } = {},
   ) {
     super(message, { cause: options.cause });
     this.name = 'ProviderError';
@@ -43,6 +45,7 @@ export class ProviderError extends Error {
     this.retryable =
       options.retryable ??
       !['Rejected', 'OwnershipConflict', 'CredentialsMissing', 'NotFound'].includes(reason);
+    this.retryAfterMs = options.retryAfterMs;
   }
 }
 

@@ -48,7 +48,13 @@ export function recordRef(spec: FailoverPolicySpec): DnsRecordRef {
 /** A thrown error as an outcome: provider errors keep their reason and retryability. */
 export function failure(err: unknown): Extract<StepOutcome, { kind: 'Failed' }> {
   if (isProviderError(err))
-    return { kind: 'Failed', reason: err.reason, message: err.message, retryable: err.retryable };
+    return {
+      kind: 'Failed',
+      reason: err.reason,
+      message: err.message,
+      retryable: err.retryable,
+      ...(err.retryAfterMs !== undefined ? { retryAfterMs: err.retryAfterMs } : {}),
+    };
   return {
     kind: 'Failed',
     reason: 'StepFailed',

@@ -45,6 +45,14 @@ describe('a failed attempt of a step', () => {
     expect(new Date(many.retryAfter ?? 0).getTime() - NOW.getTime()).toBe(STEP_RETRY.maxMs);
   });
 
+  it("waits as long as a throttling provider asked (Retry-After), up to the backoff's longest wait", () => {
+    const wait = (o: Operation) => new Date(o.retryAfter ?? 0).getTime() - NOW.getTime();
+    expect(wait(failedAttempt(op, 'Throttled', NOW, () => 1, 7_000))).toBe(7_000);
+    // Never sooner than the backoff, nor longer than a minute for a hint that is wrong.
+    expect(wait(failedAttempt(op, 'Throttled', NOW, () => 1, 100))).toBe(1_000);
+    expect(wait(failedAttempt(op, 'Throttled', NOW, () => 1, 3_600_000))).toBe(STEP_RETRY.maxMs);
+  });
+
   it('is forgotten once the step is done, but why a switchover rolled back ends in its report', () => {
     const rolling = withStep(
       { ...op, kind: 'Switchover' },

@@ -199,11 +199,21 @@ export const STEP_RETRY: BackoffPolicy = { baseMs: 1000, maxMs: 60_000 };
 /**
  * Records a failed attempt of the current step: the step stays, and is not run again before
  * `retryAfter`. The backoff lives in status, so no event (an observer's vote, our own status
- * write) and no restart can make a failing step run back to back.
+ * write) and no restart can make a failing step run back to back. A provider that said when to
+ * come back (`askedMs`, a throttling answer's Retry-After) is left alone that long, up to the
+ * backoff's longest wait: asking sooner only spends more of its rate limit, and a bogus hint must
+ * not stall a failover.
  */
-export function failedAttempt(op: Operation, error: string, now: Date, random: () => number): Operation {
+export function failedAttempt(
+  op: Operation,
+  error: string,
+  now: Date,
+  random: () => number,
+  askedMs = 0,
+): Operation {
   const attempts = (op.attempts ?? 0) + 1;
-  const retryAfter = new Date(now.getTime() + backoffDelay(attempts - 1, STEP_RETRY, random));
+  const backoff = backoffDelay(attempts - 1, STEP_RETRY, random);
+  const retryAfter = new Date(now.getTime() + Math.max(backoff, Math.min(askedMs, STEP_RETRY.maxMs)));
   // The first failure of a step goes into the timeline; the retries after it are the same story.
   const timeline =
     attempts === 1

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Operation } from '../../api/v1alpha1/index.ts';
+import { ThrottledError } from '../../providers/dns/digitalocean.ts';
+import { failure } from './act.ts';
 import { ago, inProgress, NOW } from './decide.fixtures.ts';
 import { reportOf } from './operation.ts';
 import {
@@ -146,6 +148,14 @@ describe('transition: a step that failed', () => {
     );
     expect(again.events).toHaveLength(0);
     expect(again.operation.attempts).toBe(2);
+  });
+
+  it("waits out a throttling provider's Retry-After, as act passes it on from the provider's error", () => {
+    const outcome = failure(new ThrottledError('API Rate limit exceeded.', 7_000));
+    expect(outcome).toMatchObject({ reason: 'Throttled', retryable: true, retryAfterMs: 7_000 });
+    const t = transition(inProgress('RepointingDns'), outcome, NOW, () => 1);
+    expect(t.operation.retryAfter).toBe('2026-03-02T10:00:07.000Z');
+    expect(t.requeueMs).toBe(7_000);
   });
 
   it('rolls a switchover back when its old primary cannot be fenced, at once when retrying cannot help', () => {

@@ -26,6 +26,8 @@ export type StepOutcome =
       retryable: boolean;
       /** What the failed step still learned (a reprotect's replacement): kept in the record. */
       learned?: Partial<Operation>;
+      /** How long the provider asked to be left alone (Retry-After), if it said. */
+      retryAfterMs?: number;
     };
 
 export interface Transition {
@@ -221,7 +223,7 @@ function failed(
   }
   // Everything else is retried with backoff: past Detected a database may already have changed,
   // and giving up half way would leave less than either end.
-  const next = failedAttempt(op, `${reason}: ${message}`, now, random);
+  const next = failedAttempt(op, `${reason}: ${message}`, now, random, outcome.retryAfterMs);
   return {
     operation: next,
     events:

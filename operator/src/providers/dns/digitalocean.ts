@@ -81,15 +81,11 @@ export const domainRecordResponseSchema = z.object({ domain_record: domainRecord
 
 // ---- The API client ----
 
-/** A throttling error that carries the provider's retry hint. */
+/** A throttling error that carries the provider's retry hint (Retry-After, or ratelimit-reset). */
 export class ThrottledError extends ProviderError {
-  /** From Retry-After (or ratelimit-reset); undefined when the provider gave no hint. */
-  readonly retryAfterMs: number | undefined;
-
   constructor(message: string, retryAfterMs: number | undefined) {
-    super('Throttled', message, { retryable: true });
+    super('Throttled', message, { retryable: true, retryAfterMs });
     this.name = 'ThrottledError';
-    this.retryAfterMs = retryAfterMs;
   }
 }
 
