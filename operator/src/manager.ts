@@ -6,7 +6,7 @@
 
 import { isDeepStrictEqual } from 'node:util';
 import type { FailoverObservationSpec } from './api/v1alpha1/index.ts';
-import { claimOrder, clusterName, clustersNamed } from './controllers/claims.ts';
+import { claimOrder, clusterName, clustersNamed, hasTakenUp } from './controllers/claims.ts';
 import type { OperatorContext } from './controllers/context.ts';
 import { CanaryWriters } from './controllers/failover-policy/canaries.ts';
 import { reconcileFailoverPolicy } from './controllers/failover-policy/reconciler.ts';
@@ -149,10 +149,13 @@ export class Manager {
         policyController.enqueue(key);
       // A new policy changes who is primary and how often to probe: look at its clusters now.
       // On a change of spec, or a policy gone, at the other policies naming them too, whose claim
-      // on them may have changed (claims.ts); not on a status write, which would skip their backoff.
+      // on them may have changed (claims.ts); on a status write only when it changed which
+      // clusters the status has taken up (a status cleared): others would skip their backoff.
       if (event.type !== 'resync') {
         const after = this.clustersByPolicy.get(key) ?? [];
-        const claims = !(event.type === 'updated' && onlyStatusChanged(event.old, event.object));
+        const claims =
+          !(event.type === 'updated' && onlyStatusChanged(event.old, event.object)) ||
+          !isDeepStrictEqual(takenUp(event.old), takenUp(event.object));
         for (const clusterKey of new Set([...before, ...after])) {
           clusterController.enqueue(clusterKey);
           if (claims)
@@ -280,6 +283,7 @@ export class Manager {
       if (this.clusterShard(key, o.shards) !== shard) continue;
       await this.context.probes.forget(key);
       this.context.appChecks.forget(key);
+      this.clusterReconciler.forget(key);
     }
   }
 
@@ -354,6 +358,11 @@ export function sameVote(old: KubeObject, current: KubeObject): boolean {
   };
   const before = meaning(old);
   return before !== undefined && before === meaning(current);
+}
+
+/** The clusters a policy names whose claim its status holds (claims.ts `hasTakenUp`). */
+function takenUp(policy: KubeObject | undefined): string[] {
+  return policy ? clustersNamed(policy).filter((c) => hasTakenUp(policy, c)) : [];
 }
 
 /** Whether an update changed nothing but status (and the resourceVersion and managedFields). */

@@ -490,6 +490,13 @@ describe("kubectl's habits", () => {
     expect(names.stdout).toBe(
       'failoverpolicy.regionfailover.io/orders\nfailoverpolicy.regionfailover.io/payments\n',
     );
+    const everywhere = await run(['status', '-A', '-o', 'name']);
+    expect(everywhere.stdout.split('\n')).toEqual(
+      expect.arrayContaining([
+        'failoverpolicy.regionfailover.io/orders',
+        'failoverpolicy.regionfailover.io/payments',
+      ]),
+    );
     expect((await run(['status', '-n', `${ns}-none`, '-o', 'name'])).stderr).toMatch(/^No FailoverPolicies/);
     expect((await run(['history', 'orders', '-o', 'name'])).code).toBe(2);
 

@@ -76,7 +76,8 @@ export async function complete(args: string[]): Promise<string> {
     `${candidates.filter((c) => c.startsWith(word)).join('\n')}${candidates.length ? '\n' : ''}${NO_FILES}\n`;
   if (word.startsWith('-')) return out(FLAGS);
   const last = before.at(-1);
-  if (last === '-o' || last === '--output') return out(['table', 'wide', 'json', 'yaml', 'name']);
+  if (last === '-o' || last === '--output')
+    return out(['table', 'wide', 'json', 'yaml', ...(words[0] === 'status' ? ['name'] : [])]);
   if (last === '-n' || last === '--namespace') return out(await names('namespaces', before));
   if (words.length === 0) return out(Object.keys(COMMANDS));
   const [command] = words;

@@ -123,5 +123,9 @@ describe('claims (whose a ReplicaCluster is)', () => {
     ]);
     expect(claimedElsewhere(orders, clustersNamed(orders), policiesOf)).toEqual([]);
     expect(claimantNaming(all, 'c')?.metadata.name).toBe('orders-copy');
+    // A cluster its status still runs but its spec dropped: another policy naming it owns it.
+    expect(claimedElsewhere(orders, ['c'], policiesOf)).toEqual([{ cluster: 'c', policy: 'orders-copy' }]);
+    // One nobody names stays with whoever runs it.
+    expect(claimedElsewhere(orders, ['z'], policiesOf)).toEqual([]);
   });
 });

@@ -13,6 +13,13 @@
  * does an older policy edited to name a cluster another policy runs, possibly in the middle of an
  * operation: the policy that changed is the one held. A held policy does nothing until it no
  * longer names the cluster, or the owner goes; its status never takes the cluster up meanwhile.
+ * A policy is held too when its status still runs a cluster its spec dropped (its active primary,
+ * an operation's side) and another policy names that cluster.
+ *
+ * Limits: a status is rewritten only by a reconcile that acts, so one written before its spec
+ * dropped a cluster (while held, or while its spec did not validate) still counts if the spec
+ * names it again, and age then decides between the two; two policies each edited to name the
+ * other's cluster are both held.
  */
 
 import { keyParts } from '../runtime/informer.ts';

@@ -112,8 +112,14 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
       ]);
       return requeueAfter(UNREADABLE_RETRY_MS, 'status unreadable');
     }
-    const claimed = claimedElsewhere(object, [spec.spec.primary, ...spec.spec.standbys], (name) =>
-      ctx.policiesOf(objectKey({ metadata: { name, namespace: ns(object) } })),
+    // What it would act on: its spec's clusters, and those its status still runs (an active
+    // primary, or an operation's side, its spec no longer names: another policy may own them).
+    const op = read.status.currentOperation;
+    const acting = [spec.spec.primary, ...spec.spec.standbys, read.status.activePrimary, op?.from, op?.to];
+    const claimed = claimedElsewhere(
+      object,
+      acting.filter((n): n is string => n !== undefined),
+      (name) => ctx.policiesOf(objectKey({ metadata: { name, namespace: ns(object) } })),
     );
     if (claimed.length) {
       await holdClaimed(ctx, object, spec.spec, read.status, claimed);
