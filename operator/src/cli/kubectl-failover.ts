@@ -37,7 +37,7 @@ import { pauseCommand } from './pause.ts';
 import { readPolicy } from './policies.ts';
 import { promoteCommand } from './promote.ts';
 import { REPORT_FORMATS, reportCommand } from './report.ts';
-import { statusCommand } from './status.ts';
+import { policyNames, statusCommand } from './status.ts';
 
 const USAGE = `kubectl failover: see and steer regional database failover.
 
@@ -191,19 +191,6 @@ function outputFormat(args: ParsedArgs, formats: readonly string[] = FORMATS): s
   const format = formats.find((f) => f === o);
   if (!format) throw new UsageError(`-o must be one of ${formats.join(', ')}, got ${o}`);
   return format;
-}
-
-/**
- * status -o name: one `failoverpolicy.regionfailover.io/NAME` line per policy of status's JSON
- * rows, as kubectl prints them (no namespace, even with -A); with `since`, the rows that changed.
- */
-function policyNames(json: string, since?: string): string {
-  const rows = (text: string) => JSON.parse(text) as { name: string; namespace: string }[];
-  const before = new Set(since?.startsWith('[') ? rows(since).map((r) => JSON.stringify(r)) : []);
-  return rows(json)
-    .filter((r) => !before.has(JSON.stringify(r)))
-    .map((r) => `failoverpolicy.regionfailover.io/${r.name}`)
-    .join('\n');
 }
 
 /** Runs a command's table or JSON form for -o; YAML is its JSON, as kubectl renders it. */

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { DrillReport, FailoverPolicyStatus } from '../api/v1alpha1/index.ts';
 import type { PolicyView } from './policies.ts';
-import { renderStatus, statusRow } from './status.ts';
+import { policyNames, renderStatus, statusRow } from './status.ts';
 
 const NOW = new Date('2026-03-02T10:00:00Z');
 const ago = (s: number) => new Date(NOW.getTime() - s * 1000).toISOString();
@@ -103,5 +103,35 @@ describe('status with drills', () => {
       }),
     );
     expect(out.operation).toBe('Switchover to b (CatchingUp)');
+  });
+});
+
+describe('status -o name', () => {
+  const rows = (...r: [string, string, string][]) =>
+    JSON.stringify(r.map(([namespace, name, phase]) => ({ namespace, name, phase })));
+  it('prints resource/name lines, as kubectl does (no namespace)', () => {
+    expect(policyNames(rows(['shop', 'orders', 'Healthy'], ['pay', 'ledger', 'Healthy']))).toBe(
+      'failoverpolicy.regionfailover.io/orders\nfailoverpolicy.regionfailover.io/ledger',
+    );
+    expect(policyNames('[]')).toBe('');
+  });
+
+  it('in a watch, names the policies that changed, came or went', () => {
+    const before = rows(
+      ['shop', 'orders', 'Healthy'],
+      ['shop', 'payments', 'Healthy'],
+      ['shop', 'gone', 'Healthy'],
+    );
+    const after = rows(
+      ['shop', 'orders', 'FailingOver'],
+      ['shop', 'payments', 'Healthy'],
+      ['shop', 'new', 'Pending'],
+    );
+    expect(policyNames(after, before).split('\n')).toEqual([
+      'failoverpolicy.regionfailover.io/orders',
+      'failoverpolicy.regionfailover.io/new',
+      'failoverpolicy.regionfailover.io/gone',
+    ]);
+    expect(policyNames(after, after)).toBe('');
   });
 });

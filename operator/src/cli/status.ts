@@ -214,3 +214,21 @@ export async function statusCommand(
     }) + problems.join('')
   );
 }
+
+/**
+ * status -o name: one `failoverpolicy.regionfailover.io/NAME` line per policy of status's JSON
+ * rows, as kubectl prints them (no namespace, even with -A); with `since`, the rows that changed
+ * or went, as `kubectl get -w -o name` prints a deletion.
+ */
+export function policyNames(json: string, since?: string): string {
+  type Row = { name: string; namespace: string };
+  const rows = (text: string) => JSON.parse(text) as Row[];
+  const earlier = since?.startsWith('[') ? rows(since) : [];
+  const now = rows(json);
+  const before = new Set(earlier.map((r) => JSON.stringify(r)));
+  const id = (r: Row) => `${r.namespace}/${r.name}`;
+  const present = new Set(now.map(id));
+  return [...now.filter((r) => !before.has(JSON.stringify(r))), ...earlier.filter((r) => !present.has(id(r)))]
+    .map((r) => `failoverpolicy.regionfailover.io/${r.name}`)
+    .join('\n');
+}
