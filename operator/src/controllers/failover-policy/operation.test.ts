@@ -51,6 +51,7 @@ describe('a failed attempt of a step', () => {
     // Never sooner than the backoff, nor longer than a minute for a hint that is wrong.
     expect(wait(failedAttempt(op, 'Throttled', NOW, () => 1, 100))).toBe(1_000);
     expect(wait(failedAttempt(op, 'Throttled', NOW, () => 1, 3_600_000))).toBe(STEP_RETRY.maxMs);
+    expect(wait(failedAttempt(op, 'Throttled', NOW, () => 1, Number.NaN))).toBe(1_000);
   });
 
   it('is forgotten once the step is done, but why a switchover rolled back ends in its report', () => {

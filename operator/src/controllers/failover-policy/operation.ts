@@ -213,7 +213,8 @@ export function failedAttempt(
 ): Operation {
   const attempts = (op.attempts ?? 0) + 1;
   const backoff = backoffDelay(attempts - 1, STEP_RETRY, random);
-  const retryAfter = new Date(now.getTime() + Math.max(backoff, Math.min(askedMs, STEP_RETRY.maxMs)));
+  const asked = Number.isFinite(askedMs) ? Math.min(askedMs, STEP_RETRY.maxMs) : 0;
+  const retryAfter = new Date(now.getTime() + Math.max(backoff, asked));
   // The first failure of a step goes into the timeline; the retries after it are the same story.
   const timeline =
     attempts === 1

@@ -66,6 +66,8 @@ import { transition } from './transition.ts';
 
 /** How often a policy whose status cannot be read is looked at again. */
 const UNREADABLE_RETRY_MS = 60_000;
+/** How often a policy held by another's claim (claims.ts) is looked at again, woken or not. */
+const HELD_LOOK_MS = 60_000;
 
 export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => Promise<ReconcileResult> {
   const dnsChecks = new Map<string, DnsCheck>();
@@ -123,7 +125,9 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
     );
     if (claimed.length) {
       await holdClaimed(ctx, object, spec.spec, read.status, claimed);
-      return done();
+      // The manager wakes it when a policy naming the clusters changes or goes; a cluster only its
+      // status runs is not indexed under it, so it also looks again now and then.
+      return requeueAfter(HELD_LOOK_MS);
     }
     const records = { dnsChecks, discoveryReads };
     return reconcileReadable(ctx, object, spec.spec, read.status, records, reports, started);
@@ -138,8 +142,12 @@ const SPEC_VALID: ConditionInput = {
 };
 
 /** ClustersResolved for a policy naming clusters that belong to an older policy. */
-function claimedCondition(claimed: ClaimedCluster[]): ConditionInput {
+function claimedCondition(claimed: ClaimedCluster[], named: readonly string[]): ConditionInput {
   const owners = [...new Set(claimed.map((c) => c.policy))];
+  const unnamed = claimed.filter((c) => !named.includes(c.cluster)).map((c) => c.cluster);
+  const runs = unnamed.length
+    ? ` This policy's status still runs ${unnamed.join(', ')}, which its spec no longer names.`
+    : '';
   const parts = owners.map((owner) => {
     const names = claimed.filter((c) => c.policy === owner).map((c) => c.cluster);
     return names.length === 1
@@ -151,15 +159,14 @@ function claimedCondition(claimed: ClaimedCluster[]): ConditionInput {
     type: 'ClustersResolved',
     status: 'False',
     reason: 'ClusterClaimed',
-    message: `${parts.join('; ')} (a cluster belongs to the policy running it, else to the oldest naming it): this policy acts on nothing while it names ${them}. Take ${them} out of its spec, or delete ${owners.length === 1 ? `policy ${owners[0]}` : 'those policies'}`,
+    message: `${parts.join('; ')} (a cluster belongs to the policy running it, else to the oldest naming it): this policy acts on nothing while it names ${them}.${runs} Take ${them} out of one of the two specs, or delete ${owners.length === 1 ? `policy ${owners[0]}` : 'those policies'}`,
   };
 }
 
 /**
  * A policy naming another policy's clusters: nothing acted on, no DNS, no canary writes
  * (claims.ts). A person's request is answered as refused now, not left to run whenever the
- * clusters become this policy's. Looked at again when a policy naming them changes or goes (the
- * manager wakes it).
+ * clusters become this policy's.
  */
 async function holdClaimed(
   ctx: OperatorContext,
@@ -169,7 +176,7 @@ async function holdClaimed(
   claimed: ClaimedCluster[],
 ): Promise<void> {
   ctx.canaries.stop(objectKey(object));
-  const condition = claimedCondition(claimed);
+  const condition = claimedCondition(claimed, [spec.primary, ...spec.standbys]);
   const refused = refusePendingRequests({ spec, status, now: ctx.clock.now() }, 'ClusterClaimed', (what) =>
     `this ${what} was not acted on: ${condition.message}`.slice(0, 1024),
   );
