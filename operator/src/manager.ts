@@ -6,7 +6,7 @@
 
 import { isDeepStrictEqual } from 'node:util';
 import type { FailoverObservationSpec } from './api/v1alpha1/index.ts';
-import { claimOrder, clusterName, clustersNamed, hasTakenUp } from './controllers/claims.ts';
+import { claimOrder, clustersNamed, hasTakenUp } from './controllers/claims.ts';
 import type { OperatorContext } from './controllers/context.ts';
 import { CanaryWriters } from './controllers/failover-policy/canaries.ts';
 import { reconcileFailoverPolicy } from './controllers/failover-policy/reconciler.ts';
@@ -27,7 +27,7 @@ import { waitForCacheSync } from './runtime/cache-sync.ts';
 import type { Clock } from './runtime/clock.ts';
 import { Controller } from './runtime/controller.ts';
 import { EventRecorder } from './runtime/events.ts';
-import { Informer, objectKey } from './runtime/informer.ts';
+import { Informer, keyParts, objectKey } from './runtime/informer.ts';
 import type { KubeClient, KubeObject } from './runtime/kube-client.ts';
 import type { Logger } from './runtime/logger.ts';
 import type { Metrics } from './runtime/metrics.ts';
@@ -216,7 +216,7 @@ export class Manager {
     const keys = this.policiesByCluster.get(clusterKey);
     if (!keys?.size) return [];
     const found = [...keys].flatMap((k) => this.context.policies.get(k) ?? []);
-    return found.length > 1 ? found.sort(claimOrder(clusterName(clusterKey))) : found;
+    return found.length > 1 ? found.sort(claimOrder(keyParts(clusterKey).name)) : found;
   }
 
   /**

@@ -37,7 +37,7 @@ import { pauseCommand } from './pause.ts';
 import { readPolicy } from './policies.ts';
 import { promoteCommand } from './promote.ts';
 import { REPORT_FORMATS, reportCommand } from './report.ts';
-import { policyNames, statusCommand } from './status.ts';
+import { noPolicies, policyNames, statusCommand } from './status.ts';
 
 const USAGE = `kubectl failover: see and steer regional database failover.
 
@@ -417,7 +417,7 @@ async function main(argv: string[]): Promise<number> {
     if (all && policy) throw new UsageError('give a POLICY or --all-namespaces, not both');
     const chosen = outputFormat(args, STATUS_FORMATS);
     const names = chosen === 'name';
-    const format = chosen === 'name' ? 'json' : chosen;
+    const format = names ? 'json' : chosen;
     // The Leases of the operators watching what is shown: another operator's (sharded, or
     // stopped) says nothing about these policies.
     const shown = all ? undefined : namespace;
@@ -445,10 +445,7 @@ async function main(argv: string[]): Promise<number> {
     else if (names) {
       const lines = policyNames(first);
       if (lines) print(lines);
-      else
-        process.stderr.write(
-          `No FailoverPolicies ${all ? 'in any namespace' : `in namespace ${namespace}`}.\n`,
-        );
+      else process.stderr.write(`${noPolicies(all ? undefined : namespace)}\n`);
     } else print(first);
     if (!flagSet(args, 'watch')) return 0;
     await watchStatus(first, render, names ? 'name' : format, print);

@@ -1,6 +1,6 @@
 /** `kubectl failover status [POLICY]`: one line per policy, from what the operator wrote in status. */
 import type { FailoverPolicyStatus, ReplicaClusterStatus } from '../api/v1alpha1/index.ts';
-import type { FailoverApi } from './api.ts';
+import { type FailoverApi, failoverPolicyType } from './api.ts';
 import { age, seconds, table } from './format.ts';
 import type { PolicyShard } from './operator-lease.ts';
 import { activePrimary, type PolicyView, readPolicies, readPolicy, standbysOf } from './policies.ts';
@@ -198,11 +198,7 @@ export async function statusCommand(
     return shardOf ? { ...row, shard: shardOf(row.namespace, row.name) } : row;
   });
   if (opts.output === 'json') return JSON.stringify(rows, null, 2);
-  if (rows.length === 0) {
-    return opts.namespace
-      ? `No FailoverPolicies in namespace ${opts.namespace}.`
-      : 'No FailoverPolicies in any namespace.';
-  }
+  if (rows.length === 0) return noPolicies(opts.namespace);
   const problems = rows
     .filter((r) => r.problem)
     .map((r) => `\nwarning: ${r.namespace}/${r.name} has a spec the operator cannot read: ${r.problem}`);
@@ -214,6 +210,16 @@ export async function statusCommand(
     }) + problems.join('')
   );
 }
+
+/** What status says, on stderr as kubectl's "No resources found", when there is nothing to show. */
+export function noPolicies(namespace: string | undefined): string {
+  return namespace
+    ? `No FailoverPolicies in namespace ${namespace}.`
+    : 'No FailoverPolicies in any namespace.';
+}
+
+/** A policy as `kubectl get -o name` names it: kind.group/name. */
+const RESOURCE_NAME = `${failoverPolicyType.kind.toLowerCase()}.${failoverPolicyType.group}`;
 
 /**
  * status -o name: one `failoverpolicy.regionfailover.io/NAME` line per policy of status's JSON
@@ -229,6 +235,6 @@ export function policyNames(json: string, since?: string): string {
   const id = (r: Row) => `${r.namespace}/${r.name}`;
   const present = new Set(now.map(id));
   return [...now.filter((r) => !before.has(JSON.stringify(r))), ...earlier.filter((r) => !present.has(id(r)))]
-    .map((r) => `failoverpolicy.regionfailover.io/${r.name}`)
+    .map((r) => `${RESOURCE_NAME}/${r.name}`)
     .join('\n');
 }

@@ -22,7 +22,7 @@
  * other's cluster are both held.
  */
 
-import { keyParts } from '../runtime/informer.ts';
+import { objectKey } from '../runtime/informer.ts';
 import type { KubeObject } from '../runtime/kube-client.ts';
 
 /** When a policy was created, in ms; one without a timestamp counts as the newest. */
@@ -50,8 +50,6 @@ export function hasTakenUp(policy: KubeObject, cluster: string): boolean {
   );
 }
 
-const keyOf = (p: KubeObject) => `${p.metadata.namespace ?? ''}/${p.metadata.name}`;
-
 /** Claim order on `cluster`: the one it belongs to first (see above; no locale: the same everywhere). */
 export function claimOrder(cluster: string): (a: KubeObject, b: KubeObject) => number {
   return (a, b) => {
@@ -59,8 +57,8 @@ export function claimOrder(cluster: string): (a: KubeObject, b: KubeObject) => n
     if (taken !== 0) return taken;
     const age = createdMs(a) - createdMs(b);
     if (age !== 0 && !Number.isNaN(age)) return age;
-    const ka = keyOf(a);
-    const kb = keyOf(b);
+    const ka = objectKey(a);
+    const kb = objectKey(b);
     return ka < kb ? -1 : ka > kb ? 1 : 0;
   };
 }
@@ -107,12 +105,9 @@ export function claimedElsewhere(
   clusters: readonly string[],
   policiesOf: (cluster: string) => KubeObject[],
 ): ClaimedCluster[] {
-  const key = keyOf(policy);
+  const key = objectKey(policy);
   return [...new Set(clusters)].flatMap((cluster) => {
     const owner = claimantOf(policiesOf(cluster), cluster);
-    return owner && keyOf(owner) !== key ? [{ cluster, policy: owner.metadata.name }] : [];
+    return owner && objectKey(owner) !== key ? [{ cluster, policy: owner.metadata.name }] : [];
   });
 }
-
-/** The cluster's name in a cluster key (namespace/name). */
-export const clusterName = (clusterKey: string) => keyParts(clusterKey).name;

@@ -53,7 +53,7 @@ import {
 import { afterDnsCheck, CHECK_NOW, type DnsCheck, dnsCheckDue } from './dns-check.ts';
 import { drillNeedsDns } from './drill.ts';
 import { runDrillCopy, runDrillRecord } from './drill-act.ts';
-import type { DecideInput, LeaseFacts } from './facts.ts';
+import { type DecideInput, type LeaseFacts, policyClusters } from './facts.ts';
 import { afterDrillCopy, afterDrillRecord } from './isolated-drill.ts';
 import { lossFollowsPrimary } from './loss.ts';
 import { agentReportOf, factsFromProbe, gatherInput, voteFromProbe } from './observe.ts';
@@ -117,7 +117,7 @@ export function reconcileFailoverPolicy(ctx: OperatorContext): (key: string) => 
     // What it would act on: its spec's clusters, and those its status still runs (an active
     // primary, or an operation's side, its spec no longer names: another policy may own them).
     const op = read.status.currentOperation;
-    const acting = [spec.spec.primary, ...spec.spec.standbys, read.status.activePrimary, op?.from, op?.to];
+    const acting = [...policyClusters(spec.spec), read.status.activePrimary, op?.from, op?.to];
     const claimed = claimedElsewhere(
       object,
       acting.filter((n): n is string => n !== undefined),
@@ -176,7 +176,7 @@ async function holdClaimed(
   claimed: ClaimedCluster[],
 ): Promise<void> {
   ctx.canaries.stop(objectKey(object));
-  const condition = claimedCondition(claimed, [spec.primary, ...spec.standbys]);
+  const condition = claimedCondition(claimed, policyClusters(spec));
   const refused = refusePendingRequests({ spec, status, now: ctx.clock.now() }, 'ClusterClaimed', (what) =>
     `this ${what} was not acted on: ${condition.message}`.slice(0, 1024),
   );
