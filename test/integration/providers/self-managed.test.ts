@@ -93,6 +93,67 @@ describe('observing a healthy pair', () => {
     expect(s.replicas).toBeUndefined();
   });
 
+  it("names its WAL senders from memory, reading backends' activity only for a sender not seen before", async () => {
+    // The probe statement's rows, as pg hands them back: which senders it named itself.
+    type Sender = { pid: number; activity: { application_name: string } | null };
+    const seen: Sender[][] = [];
+    const query = pg.Client.prototype.query;
+    const spy = vi.spyOn(pg.Client.prototype, 'query').mockImplementation(function (
+      this: pg.Client,
+      ...args: unknown[]
+    ) {
+      const result = (query as (...a: unknown[]) => unknown).apply(this, args);
+      const name = (args[0] as { name?: string } | undefined)?.name;
+      if (name?.startsWith('failover-probe') && result instanceof Promise)
+        // A statement that fails (the heartbeat table not there yet) is asked again without it.
+        result.then(
+          (r: pg.QueryResult<{ facts: { replicas: Sender[] | null } }>) =>
+            seen.push(r.rows[0]?.facts.replicas ?? []),
+          () => undefined,
+        );
+      return result;
+    } as typeof query);
+    const fresh = provider(pair, 'primary');
+    try {
+      const first = await fresh.observe();
+      const second = await fresh.observe();
+      expect(second.replicas).toEqual(first.replicas);
+      expect(second.replicas).toEqual([
+        expect.objectContaining({ applicationName: 'standby', clientAddr: '127.0.0.1' }),
+      ]);
+      const [pid] = seen.map((rows) => rows[0]?.pid);
+      expect(seen.map((rows) => rows.map((r) => r.activity?.application_name ?? null))).toEqual([
+        ['standby'],
+        [null],
+      ]);
+
+      // The standby's connection ends and it connects again: a new sender, named by reading it.
+      const admin = await session(pair, 'primary');
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_replication');
+      const again = await waitFor(
+        async () => {
+          const { rows } = await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_replication');
+          return rows[0] && rows[0].pid !== pid ? rows[0].pid : undefined;
+        },
+        { description: 'the standby to connect again with a new WAL sender' },
+      );
+      seen.length = 0;
+      expect((await fresh.observe()).replicas).toEqual([
+        expect.objectContaining({ applicationName: 'standby', clientAddr: '127.0.0.1' }),
+      ]);
+      expect(seen).toEqual([
+        [
+          expect.objectContaining({
+            pid: again,
+            activity: expect.objectContaining({ application_name: 'standby' }),
+          }),
+        ],
+      ]);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   it('writes the heartbeat on the primary, creating its table, and the standby replays it', async () => {
     expect((await primary.observe()).heartbeat).toBeUndefined();
     const at = new Date('2026-01-05T10:00:00.000Z');

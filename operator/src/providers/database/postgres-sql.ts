@@ -28,6 +28,7 @@ import {
   readServerFacts,
   restoreRecordedDatabases,
 } from './postgres-fencing.ts';
+import { type NamedWalSender, WalSenderNames, type WalSenderRow } from './wal-senders.ts';
 
 /** Where the operator keeps its heartbeat row: one row, the epoch and when it was written. */
 export const HEARTBEAT_TABLE = 'regionfailover.heartbeat';
@@ -156,6 +157,8 @@ export class PostgresSql {
    * one asks both in one statement (see observeWithHeartbeat).
    */
   private heartbeatInline = false;
+  /** A primary's WAL senders' names, so a probe need not read every backend's activity. */
+  private readonly walSenders = new WalSenderNames();
   /** A probe's session still starting after the probe stopped waiting: the next probe waits for it. */
   private starting: Opening | undefined;
   /** Sessions being opened; close() does not wait for them. */
@@ -349,7 +352,7 @@ export class PostgresSql {
             await client.query<{ facts: ProbeWithHeartbeatRow }>({
               name: 'failover-probe-heartbeat',
               text: PROBE_AND_HEARTBEAT,
-              values: [this.connection.database, epoch, at],
+              values: [this.connection.database, epoch, at, ...this.walSenders.known(performance.now())],
             })
           ).rows[0]?.facts,
         'probe',
@@ -377,7 +380,7 @@ export class PostgresSql {
     // Read in the statement's snapshot: the row as it was before this heartbeat, as observe() reads it.
     const heartbeat = heartbeatOf(row.heartbeat);
     const observation = {
-      ...observationOf(row, heartbeat, row.read_only === true || row.closed === true),
+      ...observationOf(row, heartbeat, row.read_only === true || row.closed === true, this.sendersOf(row)),
       durationMs: durationMs(),
     };
     if (observation.role !== 'Primary') {
@@ -764,7 +767,7 @@ export class PostgresSql {
       client.query<{ facts: ProbeRow }>({
         name: withHeartbeat ? 'failover-probe-hb' : 'failover-probe',
         text: withHeartbeat ? PROBE_FACTS_WITH_HEARTBEAT : PROBE_FACTS_WITHOUT_HEARTBEAT,
-        values: [this.connection.database],
+        values: [this.connection.database, ...this.walSenders.known(performance.now())],
       });
     const inline = inTargetDatabase && !this.heartbeatTableMissing;
     let result: pg.QueryResult<{ facts: ProbeRow }>;
@@ -796,7 +799,13 @@ export class PostgresSql {
       (row.read_only === true ||
         (row.closed === true &&
           (inTargetDatabase || !(await isRecordedFence(client, this.connection.database)))));
-    return observationOf(row, heartbeat, fenced);
+    return observationOf(row, heartbeat, fenced, this.sendersOf(row));
+  }
+
+  /** A primary's WAL senders as pg_stat_replication shows them, named from memory where the row did not. */
+  private sendersOf(row: ProbeRow): NamedWalSender[] {
+    if (row.in_recovery || !row.replicas) return [];
+    return this.walSenders.name(row.replicas, row.server_started ?? '', performance.now());
   }
 
   private clientConfig(database: string): pg.ClientConfig {
@@ -1030,16 +1039,6 @@ export class PostgresSql {
  */
 export const COMMIT_LOCALLY = 'SET synchronous_commit = local';
 
-interface ReplicaRow {
-  application_name: string;
-  client_addr: string | null;
-  state: string | null;
-  sent_lsn: string | null;
-  replay_lsn: string | null;
-  replay_lag_seconds: number | null;
-  sync_state: string | null;
-}
-
 interface ProbeRow {
   in_recovery: boolean;
   replay_lsn: string | null;
@@ -1060,7 +1059,10 @@ interface ProbeRow {
    * starts with it (the server's, or an ALTER ROLE/DATABASE default), before COMMIT_LOCALLY.
    */
   sync_commit: string | null;
-  replicas: ReplicaRow[] | null;
+  /** A primary's WAL senders; named where the statement read their names (see wal-senders.ts). */
+  replicas: WalSenderRow[] | null;
+  /** A primary's start time, which tells its WAL senders' pids apart from another server's. */
+  server_started: string | null;
   /** The heartbeat row as JSON (a table an older operator created has no fenced_epoch). */
   heartbeat: { epoch: number | string; written_at: string; fenced_epoch?: number | string | null } | null;
 }
@@ -1074,8 +1076,9 @@ interface ProbeRow {
  * else the one of the last restartpoint (SQL shows no other). $1: the application database,
  * whether connections to it are closed.
  */
-function probeStatement(withHeartbeat: boolean): string {
+function probeStatement(withHeartbeat: boolean, sendersKnown: number): string {
   const heartbeat = withHeartbeat ? `(SELECT to_jsonb(h) FROM ${HEARTBEAT_TABLE} h WHERE id)` : 'NULL::jsonb';
+  const started = 'extract(epoch FROM pg_postmaster_start_time())::text';
   return `SELECT r.in_recovery,
       CASE WHEN r.in_recovery THEN pg_last_wal_replay_lsn()::text END AS replay_lsn,
       CASE WHEN r.in_recovery THEN pg_last_wal_receive_lsn()::text END AS receive_lsn,
@@ -1093,11 +1096,14 @@ function probeStatement(withHeartbeat: boolean): string {
         (SELECT reset_val FROM pg_settings WHERE name = 'synchronous_commit') END AS sync_commit,
       CASE WHEN NOT r.in_recovery THEN (
         SELECT json_agg(json_build_object(
-                 'application_name', application_name, 'client_addr', host(client_addr), 'state', state,
-                 'sent_lsn', sent_lsn::text, 'replay_lsn', replay_lsn::text,
-                 'replay_lag_seconds', EXTRACT(epoch FROM replay_lag)::float8, 'sync_state', sync_state)
-               ORDER BY application_name, pid)
-          FROM pg_stat_replication) END AS replicas,
+                 'pid', w.pid,
+                 'activity', CASE WHEN w.pid = ANY($${sendersKnown}::int[]) AND ${started} = $${sendersKnown + 1} THEN NULL
+                   ELSE (SELECT json_build_object('application_name', s.application_name, 'client_addr', host(s.client_addr))
+                           FROM pg_stat_get_activity(w.pid) s) END,
+                 'state', w.state, 'sent_lsn', w.sent_lsn::text, 'replay_lsn', w.replay_lsn::text,
+                 'replay_lag_seconds', EXTRACT(epoch FROM w.replay_lag)::float8, 'sync_state', w.sync_state))
+          FROM pg_stat_get_wal_senders() w) END AS replicas,
+      CASE WHEN NOT r.in_recovery THEN ${started} END AS server_started,
       ${heartbeat} AS heartbeat
     FROM (SELECT pg_is_in_recovery() AS in_recovery) AS r
     LEFT JOIN pg_stat_wal_receiver w ON true`;
@@ -1115,9 +1121,8 @@ function probeStatement(withHeartbeat: boolean): string {
 const asFacts = (select: string) => `SELECT row_to_json(f) AS facts FROM (${select}) f`;
 
 /** The probe statement, built once: it is sent every probe. */
-const PROBE_WITH_HEARTBEAT = probeStatement(true);
-const PROBE_FACTS_WITH_HEARTBEAT = asFacts(PROBE_WITH_HEARTBEAT);
-const PROBE_FACTS_WITHOUT_HEARTBEAT = asFacts(probeStatement(false));
+const PROBE_FACTS_WITH_HEARTBEAT = asFacts(probeStatement(true, 2));
+const PROBE_FACTS_WITHOUT_HEARTBEAT = asFacts(probeStatement(false, 2));
 
 /**
  * How long the heartbeat in the probe's statement waits for its row (set for that statement
@@ -1133,7 +1138,7 @@ const HEARTBEAT_LOCK_WAIT_MS = 1_000;
  * upsertHeartbeat), only where the facts make a Primary observation; a standby or a read-only
  * default refuses the whole statement before it runs (25006). $2: the epoch, $3: the time.
  */
-const PROBE_AND_HEARTBEAT = `WITH facts AS MATERIALIZED (${PROBE_WITH_HEARTBEAT}),
+const PROBE_AND_HEARTBEAT = `WITH facts AS MATERIALIZED (${probeStatement(true, 4)}),
   written AS (
     INSERT INTO ${HEARTBEAT_TABLE} AS h (id, epoch, written_at)
     SELECT true, $2::bigint, $3::timestamptz FROM facts
@@ -1160,6 +1165,7 @@ function observationOf(
   row: ProbeRow,
   heartbeat: DatabaseObservation['heartbeat'],
   fenced: boolean,
+  senders: NamedWalSender[],
 ): Omit<DatabaseObservation, 'durationMs'> {
   if (row.in_recovery) {
     const walReceiver = walReceiverOf(row);
@@ -1180,7 +1186,7 @@ function observationOf(
     ...(row.lsn ? { lsn: row.lsn } : {}),
     // A WAL file name starts with the timeline in 8 hex digits; it changes the moment a promotion ends.
     ...(row.walfile ? { timeline: Number.parseInt(row.walfile.slice(0, 8), 16) } : {}),
-    replicas: (row.replicas ?? []).map(replicaOf),
+    replicas: senders.map(replicaOf),
     ...(commitsWaitFor(row) ? { commitsWaitFor: row.sync_names ?? '' } : {}),
     ...(heartbeat ? { heartbeat } : {}),
   };
@@ -1215,7 +1221,7 @@ function heartbeatOf(
   };
 }
 
-function replicaOf(r: ReplicaRow): ReplicaState {
+function replicaOf(r: NamedWalSender): ReplicaState {
   return {
     applicationName: r.application_name,
     // Without pg_monitor most columns are NULL; state reads 'unknown' rather than lying.
