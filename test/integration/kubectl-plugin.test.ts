@@ -5,7 +5,7 @@
  * records requests that the API server's CEL rules check, explains with the operator's own
  * decide() what the operator would do, and never changes anything on --dry-run.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
@@ -141,11 +141,12 @@ async function policy(
   name: string,
   spec: Record<string, unknown>,
   status: Record<string, unknown>,
+  namespace = ns,
 ): Promise<void> {
-  await client.create(failoverPolicyType, ns, {
+  await client.create(failoverPolicyType, namespace, {
     apiVersion: 'regionfailover.io/v1alpha1',
     kind: 'FailoverPolicy',
-    metadata: { name, namespace: ns },
+    metadata: { name, namespace },
     spec: {
       dns: {
         provider: {
@@ -164,7 +165,7 @@ async function policy(
       ...spec,
     },
   });
-  await client.mergePatch(failoverPolicyType, ns, name, { status }, 'status');
+  await client.mergePatch(failoverPolicyType, namespace, name, { status }, 'status');
 }
 
 async function observation(
@@ -512,6 +513,64 @@ describe("kubectl's habits", () => {
     expect((await run(['completion', 'bash'])).stdout).toMatch(
       /complete -F _kubectl_failover kubectl-failover/,
     );
+  });
+
+  it('status -w -o name prints a policy that comes and one that goes, once each, as kubectl get -w does', async () => {
+    const watched = `${ns}-watch`;
+    await sharedKubeConfig()
+      .makeApiClient(CoreV1Api)
+      .createNamespace({ body: { metadata: { name: watched } } });
+    const spec = { primary: 'w-a', standbys: ['w-b'] };
+    await policy('first', spec, {}, watched);
+    const watch = (args: string[]) => {
+      const child = spawn(plugin, ['status', ...args, '-n', watched, '-w', '-o', 'name'], {
+        env: {
+          ...process.env,
+          KUBECONFIG: adminKubeconfig,
+          FAILOVER_OPERATOR_SHARD_LEASE_SELECTOR: noShardLeases,
+        },
+      });
+      const out = { stdout: '', stderr: '', child };
+      child.stdout.on('data', (d: Buffer) => (out.stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out.stderr += d.toString()));
+      return out;
+    };
+    const all = watch([]);
+    const one = watch(['first']);
+    try {
+      const lines = (o: { stdout: string }) => o.stdout.split('\n').filter(Boolean);
+      const name = (n: string) => `failoverpolicy.regionfailover.io/${n}`;
+      await waitFor(() => lines(all).length === 1 && lines(one).length === 1, {
+        description: () => `both watches print the policy there: ${all.stdout}|${one.stdout}|${one.stderr}`,
+      });
+      await policy('second', spec, {}, watched);
+      await waitFor(() => lines(all).length === 2, {
+        description: () => `a new policy printed: ${all.stdout}`,
+      });
+      await client.delete(failoverPolicyType, watched, 'first');
+      // Positive control for "once": the namespace watch sees the deletion, then a later change.
+      await waitFor(() => lines(all).length === 3, {
+        description: () => `a deletion printed: ${all.stdout}`,
+      });
+      await client.mergePatch(
+        failoverPolicyType,
+        watched,
+        'second',
+        { status: { phase: 'Degraded' } },
+        'status',
+      );
+      await waitFor(() => lines(all).length === 4 && lines(one).length === 2, {
+        description: () =>
+          `the change and the watched deletion printed: ${all.stdout}|${one.stdout}|${one.stderr}`,
+      });
+      expect(lines(all)).toEqual([name('first'), name('second'), name('first'), name('second')]);
+      // The one policy gone: its name once more, as a deletion, and no error while it stays gone.
+      expect(lines(one)).toEqual([name('first'), name('first')]);
+      expect(one.stderr).not.toMatch(/not found/);
+    } finally {
+      all.child.kill();
+      one.child.kill();
+    }
   });
 
   it("takes kubectl's connection flags: --server, --token, --as, --request-timeout", async () => {

@@ -34,7 +34,7 @@ import { exportManifests, exportTopology } from './export.ts';
 import { historyCommand } from './history.ts';
 import { operatorLeaseWarning, readOperatorLeases, shardLayout, watching } from './operator-lease.ts';
 import { pauseCommand } from './pause.ts';
-import { readPolicy } from './policies.ts';
+import { ObjectNotFound, readPolicy } from './policies.ts';
 import { promoteCommand } from './promote.ts';
 import { REPORT_FORMATS, reportCommand } from './report.ts';
 import { noPolicies, policyNames, statusCommand } from './status.ts';
@@ -265,14 +265,21 @@ async function watchStatus(
   format: Format | 'name',
   print: (text: string) => void,
 ): Promise<never> {
+  // The last rows printed: an error between two reads does not make the rows after it new.
   let last = first;
+  let lastError: string | undefined;
   for (;;) {
     await sleep(WATCH_POLL_MS);
     const next = await render(new Date()).catch((err: Error) => `error: ${err.message}`);
+    if (next.startsWith('error:')) {
+      // On stderr, as kubectl's watch prints them (stdout stays the rows), once while it lasts.
+      if (next !== lastError) process.stderr.write(`${next}\n`);
+      lastError = next;
+      continue;
+    }
+    lastError = undefined;
     if (next === last) continue;
-    // Errors on stderr, as kubectl's watch prints them: stdout stays the rows (or documents).
-    if (next.startsWith('error:')) process.stderr.write(`${next}\n`);
-    else if (format === 'name') {
+    if (format === 'name') {
       // The JSON rows, rendered as the names of those that changed.
       const lines = next.startsWith('[') ? policyNames(next, last) : '';
       if (lines) print(lines);
@@ -425,7 +432,7 @@ async function main(argv: string[]): Promise<number> {
     const render = async (at: Date) => {
       // A watch re-reads the Leases too: shards move when replicas come and go.
       const layout = shardLayout(at === now ? leases : watching(await readOperatorLeases(api), shown), at);
-      return formatted(format, (out) =>
+      const rows = formatted(format, (out) =>
         statusCommand(api, {
           namespace: all ? undefined : namespace,
           ...(policy ? { policy } : {}),
@@ -435,6 +442,11 @@ async function main(argv: string[]): Promise<number> {
           ...(layout ? { shardOf: layout.shardOf } : {}),
         }),
       );
+      // A watched policy deleted: no rows, so -o name prints its name once more, as
+      // `kubectl get -w -o name` prints a deletion.
+      return names && at !== now
+        ? rows.catch((err) => (err instanceof ObjectNotFound ? '[]' : Promise.reject(err)))
+        : rows;
     };
     // As kubectl warns: on stderr, so -o json stays parseable.
     const warning = operatorLeaseWarning(leases, now);
