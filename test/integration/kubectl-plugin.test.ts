@@ -563,13 +563,31 @@ describe("kubectl's habits", () => {
         description: () =>
           `the change and the watched deletion printed: ${all.stdout}|${one.stdout}|${one.stderr}`,
       });
-      expect(lines(all)).toEqual([name('first'), name('second'), name('first'), name('second')]);
+      // Once more, so both watches have read again since (they poll together): nothing new of first.
+      await client.mergePatch(
+        failoverPolicyType,
+        watched,
+        'second',
+        { status: { phase: 'Healthy' } },
+        'status',
+      );
+      await waitFor(() => lines(all).length === 5, {
+        description: () => `the second change printed: ${all.stdout}`,
+      });
+      expect(lines(all)).toEqual([
+        name('first'),
+        name('second'),
+        name('first'),
+        name('second'),
+        name('second'),
+      ]);
       // The one policy gone: its name once more, as a deletion, and no error while it stays gone.
       expect(lines(one)).toEqual([name('first'), name('first')]);
       expect(one.stderr).not.toMatch(/not found/);
     } finally {
       all.child.kill();
       one.child.kill();
+      await sharedKubeConfig().makeApiClient(CoreV1Api).deleteNamespace({ name: watched });
     }
   });
 

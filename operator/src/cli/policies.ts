@@ -89,10 +89,10 @@ export function policyView(object: KubeObject, clusters: KubeObject[]): PolicyVi
   };
 }
 
-/** Turns "not found" into a message that names what was looked for and where. */
 /** An object the command was asked about is not there (the API server answered 404). */
 export class ObjectNotFound extends Error {}
 
+/** Turns "not found" into a message that names what was looked for and where. */
 export function notFound(err: unknown, what: string, namespace: string): never {
   if (err instanceof ApiError && err.status === 404) {
     throw new ObjectNotFound(

@@ -23,6 +23,7 @@ export interface DatabaseConnection {
 }
 
 export interface ReplicaState {
+  /** Empty in the rare probe that could not name a sender (see providers/database/wal-senders.ts). */
   applicationName: string;
   clientAddr?: string;
   /** pg_stat_replication.state: streaming, catchup, ... */

@@ -804,8 +804,9 @@ export class PostgresSql {
 
   /** A primary's WAL senders as pg_stat_replication shows them, named from memory where the row did not. */
   private sendersOf(row: ProbeRow): NamedWalSender[] {
-    if (row.in_recovery || !row.replicas) return [];
-    return this.walSenders.name(row.replicas, row.server_started ?? '', performance.now());
+    if (row.in_recovery) return [];
+    // json_agg of no senders is NULL: none, which memory must learn too.
+    return this.walSenders.name(row.replicas ?? [], row.server_started ?? '', performance.now());
   }
 
   private clientConfig(database: string): pg.ClientConfig {
@@ -1075,6 +1076,10 @@ interface ProbeRow {
  * pg_stat_replication's without pg_monitor). The timeline of a standby: the one being received,
  * else the one of the last restartpoint (SQL shows no other). $1: the application database,
  * whether connections to it are closed.
+ *
+ * `$${sendersKnown}` and the next parameter: the WAL sender pids whose names the prober knows,
+ * and the start time of the server they were read from (see wal-senders.ts); `activity` is
+ * `{}` for a sender whose backend ended between the two reads.
  */
 function probeStatement(withHeartbeat: boolean, sendersKnown: number): string {
   const heartbeat = withHeartbeat ? `(SELECT to_jsonb(h) FROM ${HEARTBEAT_TABLE} h WHERE id)` : 'NULL::jsonb';
@@ -1098,8 +1103,8 @@ function probeStatement(withHeartbeat: boolean, sendersKnown: number): string {
         SELECT json_agg(json_build_object(
                  'pid', w.pid,
                  'activity', CASE WHEN w.pid = ANY($${sendersKnown}::int[]) AND ${started} = $${sendersKnown + 1} THEN NULL
-                   ELSE (SELECT json_build_object('application_name', s.application_name, 'client_addr', host(s.client_addr))
-                           FROM pg_stat_get_activity(w.pid) s) END,
+                   ELSE COALESCE((SELECT json_build_object('application_name', s.application_name, 'client_addr', host(s.client_addr))
+                           FROM pg_stat_get_activity(w.pid) s), '{}') END,
                  'state', w.state, 'sent_lsn', w.sent_lsn::text, 'replay_lsn', w.replay_lsn::text,
                  'replay_lag_seconds', EXTRACT(epoch FROM w.replay_lag)::float8, 'sync_state', w.sync_state))
           FROM pg_stat_get_wal_senders() w) END AS replicas,
@@ -1136,7 +1141,8 @@ const HEARTBEAT_LOCK_WAIT_MS = 1_000;
  * snapshot, so the facts (the heartbeat row included) are those from before the upsert, as
  * observe() reads them ahead of writeHeartbeat(). The upsert is the heartbeat's (see
  * upsertHeartbeat), only where the facts make a Primary observation; a standby or a read-only
- * default refuses the whole statement before it runs (25006). $2: the epoch, $3: the time.
+ * default refuses the whole statement before it runs (25006). $2: the epoch, $3: the time; $4 and $5 as
+ * probeStatement's.
  */
 const PROBE_AND_HEARTBEAT = `WITH facts AS MATERIALIZED (${probeStatement(true, 4)}),
   written AS (

@@ -44,12 +44,21 @@ describe('WalSenderNames', () => {
     expect(names.known(4_000)).toEqual([[], 'other']);
   });
 
-  it('keeps reading every name while the last read named none from memory', () => {
+  it('a refresh due reads every name, and the read that names them all restarts the clock', () => {
     const names = new WalSenderNames();
     names.name([sender(3, 'a')], 's', 0);
     names.name([sender(3)], 's', REFRESH_MS - 1);
     expect(names.known(REFRESH_MS)).toEqual([[], null]);
     names.name([sender(3, 'a')], 's', REFRESH_MS);
     expect(names.known(REFRESH_MS + 1)).toEqual([[3], 's']);
+  });
+
+  it('leaves out a sender whose backend ended between the two reads, and learns that a primary has none', () => {
+    const names = new WalSenderNames();
+    const gone = { ...sender(5), activity: {} };
+    expect(names.name([sender(3, 'a'), gone], 's', 0).map((s) => s.pid)).toEqual([3]);
+    expect(names.known(1)).toEqual([[3], 's']);
+    expect(names.name([], 's', 2)).toEqual([]);
+    expect(names.known(3)).toEqual([[], 's']);
   });
 });

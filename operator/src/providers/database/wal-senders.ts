@@ -1,11 +1,12 @@
 /**
  * The names of a primary's WAL senders, remembered between probes.
  *
- * pg_stat_replication joins pg_stat_get_wal_senders() with pg_stat_get_activity(), and any call
- * of the latter (even for one pid) copies every backend's entry into the calling session, query
- * text included: O(max_connections) work and memory on the primary, every probe. With 1,000
- * sessions on one server that made its probes ten times dearer than a standby's (which skips
- * it) and left 3–7 MiB in each prober's backend. A sender's application name and address do
+ * pg_stat_replication joins pg_stat_get_wal_senders() with pg_stat_get_activity(), and the
+ * first call of the latter in a transaction (even for one pid) copies every backend's entry into
+ * the calling session, query text included, freed at the transaction's end: O(max_connections)
+ * work and allocation on the primary, every probe. With 1,000 sessions on one server that made
+ * its probes ten times dearer than a standby's (which skips it), and each prober's backend grew
+ * to 3–7 MiB more than a standby's (what the allocator kept of those copies). A sender's application name and address do
  * not change while its pid lives, so the probe asks pg_stat_get_wal_senders() alone, passes
  * the pids whose names it knows, and reads pg_stat_get_activity() only for a sender it has not
  * seen: once per standby connection, not once per probe.
@@ -19,7 +20,8 @@
 /** A sender as the probe statement returns it; `activity` only where its name was read. */
 export interface WalSenderRow {
   pid: number;
-  activity: { application_name: string | null; client_addr: string | null } | null;
+  /** Null: named from memory. Without application_name: its backend ended meanwhile (a sender gone). */
+  activity: { application_name?: string | null; client_addr?: string | null } | null;
   state: string | null;
   sent_lsn: string | null;
   replay_lsn: string | null;
@@ -51,21 +53,24 @@ export class WalSenderNames {
   }
 
   /**
-   * The senders a probe saw, named from the statement or from memory, in pg_stat_replication's
-   * order as the probe had it (by name, then pid); memory keeps exactly these senders. A sender
-   * named neither way (another probe of the same provider forgot it meanwhile) is left out of
-   * memory, so the next probe reads it, and shows with an empty name until then.
+   * The senders a probe saw, named from the statement or from memory, by name (in code-unit
+   * order, not the server's collation) then pid; memory keeps exactly these senders. A sender
+   * whose backend ended between the statement's two reads is left out, as pg_stat_replication's
+   * join left it out. A sender named neither way (two probes of one provider at once, one
+   * forgetting what the other passed) shows with an empty name and is not remembered, so the
+   * next probe reads it.
    */
   name(rows: readonly WalSenderRow[], server: string, nowMs: number): NamedWalSender[] {
     // The statement leaves a name out only for a pid passed with this server's start time.
     const remembered = server === this.server ? this.names : undefined;
     const names = new Map<number, Names>();
-    const named = rows.map(({ activity, ...sender }) => {
+    const named = rows.flatMap(({ activity, ...sender }) => {
+      if (activity && !('application_name' in activity)) return [];
       const known = activity
-        ? { application_name: activity.application_name ?? '', client_addr: activity.client_addr }
+        ? { application_name: activity.application_name ?? '', client_addr: activity.client_addr ?? null }
         : remembered?.get(sender.pid);
       if (known) names.set(sender.pid, known);
-      return { ...sender, ...(known ?? { application_name: '', client_addr: null }) };
+      return [{ ...sender, ...(known ?? { application_name: '', client_addr: null }) }];
     });
     // Read everything when the statement named every sender: it was asked to (no pids passed).
     if (rows.every((r) => r.activity)) this.readAt = nowMs;
