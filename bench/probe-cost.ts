@@ -10,7 +10,7 @@
  *    a database of its own on the pair, as it has a server of its own in production (a copy of
  *    template1, ~7.5 MB on each server: ~1.5 GB for the default fleet); BENCH_DATABASES=N makes
  *    N, shared round robin. The figures are taken once the operator has gone BENCH_QUIET_SECONDS
- *    without an API write (when the last write was seen is printed), and at least
+ *    (default: two probe intervals and 5 s, at least 15 s) without an API write (when the last write was seen is printed), and at least
  *    BENCH_SETTLE_SECONDS after it started. BENCH_PROBE_RTT_MS
  *    puts that round trip between the operator and both servers (a delaying proxy).
  * 3. BENCH_STORM_SESSIONS (default 300) providers of one server (as ClusterProbes makes them: a
@@ -70,7 +70,9 @@ if (!Number.isInteger(DATABASES) || DATABASES < 1 || DATABASES > CLUSTERS / 2)
   throw new Error(`BENCH_DATABASES must be a whole number from 1 to ${CLUSTERS / 2} (one a policy)`);
 const SECONDS = Number(process.env.BENCH_PROBE_SECONDS ?? 60);
 const SETTLE_SECONDS = Number(process.env.BENCH_SETTLE_SECONDS ?? 30);
-const QUIET_SECONDS = Number(process.env.BENCH_QUIET_SECONDS ?? 15);
+// Longer than two probe intervals: a standby's first lag takes a few (it needs a primary read
+// after its own), and 15 s without a write at a 20 s interval was not the end of the start.
+const QUIET_SECONDS = Number(process.env.BENCH_QUIET_SECONDS ?? Math.max(15, 2 * INTERVAL_S + 5));
 const SETTLE_MAX_SECONDS = Number(process.env.BENCH_SETTLE_MAX_SECONDS ?? 900);
 // BENCH_OPERATOR_REF=<commit>: that commit's operator measured too, in turn with the working
 // tree's, BENCH_ROUNDS times each (default 1; 2 without a ref is two runs of the one operator).
@@ -348,9 +350,20 @@ try {
         .split('\n')
         .filter((l) => l.startsWith('apiserver_request_total{') && /failover|replica|events|leases/.test(l));
       process.stdout.write(`${m.join('\n')}\n`);
-      const events = await cp.kubeConfig().makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: ns });
+      // In pages: after a cold start of thousands of objects one LIST of them all times out.
+      const core = cp.kubeConfig().makeApiClient(CoreV1Api);
+      const events = [];
+      for (let next: string | undefined = ''; next !== undefined; ) {
+        const page = await core.listNamespacedEvent({
+          namespace: ns,
+          limit: 500,
+          ...(next ? { _continue: next } : {}),
+        });
+        events.push(...page.items);
+        next = page.metadata?._continue || undefined;
+      }
       const reasons = new Map<string, number>();
-      for (const e of events.items) {
+      for (const e of events) {
         // Events of the measured window only: what a steady state keeps announcing.
         const at = new Date(e.eventTime ?? e.lastTimestamp ?? e.firstTimestamp ?? 0).getTime();
         if (at < Date.now() - elapsed * 1000) continue;

@@ -19,7 +19,9 @@ import type { DnsServerAddress } from '../../providers/dns/verifier.ts';
 import { canonicalValue } from '../../providers/dns/verifier.ts';
 import { isProviderError } from '../../providers/errors.ts';
 import type { ConditionInput } from '../../runtime/conditions.ts';
+import { type EventInput, eventOf } from '../../runtime/events.ts';
 import { timestamp } from '../../runtime/time.ts';
+import { inSyncCondition } from './dns-check.ts';
 import { fencingModeFor } from './operation.ts';
 import type { StepOutcome } from './transition.ts';
 
@@ -460,14 +462,19 @@ async function unfence(ports: StepPorts, op: Operation): Promise<StepOutcome> {
   return { kind: 'Done', detail };
 }
 
-/** Puts the record back on the primary: a compare-and-swap on the value last read. */
+/**
+ * Puts the record back on the primary: a compare-and-swap on the value last read. Written, the
+ * record is in sync, and DnsReady says so as the next read will (InSync, the same message): a
+ * reason of its own for the write would change to InSync five minutes later, a status write
+ * and an Event per new policy for nothing. The write itself is the Event.
+ */
 export async function repairDns(
   ports: StepPorts,
   spec: FailoverPolicySpec,
   change: { expected: string | undefined; value: string; epoch: number; ttl?: number },
-): Promise<ConditionInput> {
+): Promise<{ condition: ConditionInput; event?: EventInput }> {
   try {
-    await ports.withDns((dns) =>
+    const { changed } = await ports.withDns((dns) =>
       dns.apply({
         record: recordRef(spec),
         expected: change.expected,
@@ -477,22 +484,35 @@ export async function repairDns(
         epoch: change.epoch,
       }),
     );
+    const condition = inSyncCondition(spec.dns.name, change.value, change.epoch);
+    // Nothing written (the provider found it there already, as its canonical form): no news.
+    if (!changed) return { condition };
+    // The same value: its epoch or TTL was behind (a drill lowers the TTL and puts it back).
+    const sameValue = change.expected?.toLowerCase() === change.value.toLowerCase();
     return {
-      type: 'DnsReady',
-      status: 'True',
-      reason: change.expected === undefined ? 'Created' : 'Repaired',
-      message:
-        change.expected?.toLowerCase() === change.value.toLowerCase()
-          ? `${spec.dns.name} points at ${change.value}, now with TTL ${change.ttl ?? spec.dns.ttlSeconds} s`
-          : `${spec.dns.name} set to ${change.value} (was ${change.expected ?? 'absent'})`,
+      condition,
+      event: eventOf(
+        'Normal',
+        change.expected === undefined
+          ? 'DnsRecordCreated'
+          : sameValue
+            ? 'DnsRecordUpdated'
+            : 'DnsRecordRepaired',
+        'RepairDns',
+        sameValue
+          ? `${spec.dns.name} points at ${change.value}, now at epoch ${change.epoch} with TTL ${change.ttl ?? spec.dns.ttlSeconds} s`
+          : `${spec.dns.name} set to ${change.value} (was ${change.expected ?? 'absent'}), epoch ${change.epoch}`,
+      ),
     };
   } catch (err) {
     const f = failure(err);
     return {
-      type: 'DnsReady',
-      status: 'False',
-      reason: f.reason === 'StepFailed' ? 'DnsError' : f.reason,
-      message: f.message.slice(0, 1000),
+      condition: {
+        type: 'DnsReady',
+        status: 'False',
+        reason: f.reason === 'StepFailed' ? 'DnsError' : f.reason,
+        message: f.message.slice(0, 1000),
+      },
     };
   }
 }

@@ -1,4 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import type { DnsProvider } from '../../providers/dns/port.ts';
+import { ProviderError } from '../../providers/errors.ts';
+import { repairDns, type StepPorts } from './act.ts';
 import { input, NOW } from './decide.fixtures.ts';
 import { afterDnsCheck, DNS_CHECK_MS, dnsCheckDue, judgeDns } from './dns-check.ts';
 import { nextLook } from './reconciler.ts';
@@ -61,6 +64,73 @@ describe('what a read of the DNS record means', () => {
     expect(read({ value: 'a.db.internal', owner: 'ns/orders', epoch: 3 })).toMatchObject({
       repair: { expected: 'a.db.internal', epoch: 4 },
     });
+  });
+  it('a write leaves DnsReady as the next read finds it, so the read five minutes on changes nothing; the write is an Event', async () => {
+    // A record as the provider keeps it, written by apply and read back by the next check.
+    let record: { value?: string; epoch?: number; ttl?: number } = {};
+    const ports = {
+      withDns: async <T>(use: (dns: DnsProvider) => Promise<T>) =>
+        use({
+          apply: async (c: { value: string; epoch: number; ttl: number }) => {
+            const changed = record.value !== c.value || record.epoch !== c.epoch || record.ttl !== c.ttl;
+            record = { value: c.value, epoch: c.epoch, ttl: c.ttl };
+            return { changed };
+          },
+        } as unknown as DnsProvider),
+      owner: 'ns/orders',
+    } as unknown as StepPorts;
+    const nextRead = () => read({ ...record, owner: 'ns/orders' });
+    const spec = input({}).spec;
+    const repairOf = (judged: ReturnType<typeof read>) => {
+      if (!('repair' in judged) || !judged.repair) throw new Error(`no repair: ${JSON.stringify(judged)}`);
+      return judged.repair;
+    };
+    const missing = repairOf(read({}));
+    const created = await repairDns(ports, spec, missing);
+    expect(created.event).toMatchObject({
+      type: 'Normal',
+      reason: 'DnsRecordCreated',
+      note: expect.stringMatching(/was absent/),
+    });
+    expect(nextRead()).toEqual({ condition: created.condition });
+    // Someone else's value: put back; read back, the same condition.
+    record = { ...record, value: 'x.example' };
+    const repaired = await repairDns(ports, spec, repairOf(nextRead()));
+    expect(repaired.event).toMatchObject({
+      reason: 'DnsRecordRepaired',
+      note: expect.stringMatching(/was x\.example/),
+    });
+    expect(nextRead()).toEqual({ condition: repaired.condition });
+    // A record at an older epoch: written at this one; read back, the same condition.
+    record = { ...record, epoch: 3 };
+    const raised = await repairDns(ports, spec, repairOf(nextRead()));
+    expect(raised.event).toMatchObject({
+      reason: 'DnsRecordUpdated',
+      note: expect.stringMatching(/epoch 4/),
+    });
+    expect(nextRead()).toEqual({ condition: raised.condition });
+    // Only the TTL differs: the condition the read gives is unchanged.
+    record = { ...record, ttl: 1 };
+    const ttl = await repairDns(ports, spec, repairOf(nextRead()));
+    expect(ttl.event).toMatchObject({
+      reason: 'DnsRecordUpdated',
+      note: expect.stringMatching(/with TTL \d+ s/),
+    });
+    expect(nextRead()).toEqual({ condition: ttl.condition });
+    // The provider found nothing to write (it compares canonical forms): no Event.
+    const unchanged = await repairDns(ports, spec, {
+      expected: 'x.example',
+      value: 'a.db.internal',
+      epoch: 4,
+      ttl: record.ttl,
+    });
+    expect(unchanged).toEqual({ condition: ttl.condition });
+    const refused = await repairDns(
+      { ...ports, withDns: async () => Promise.reject(new ProviderError('Rejected', 'REFUSED')) },
+      spec,
+      missing,
+    );
+    expect(refused).toEqual({ condition: expect.objectContaining({ status: 'False', reason: 'Rejected' }) });
   });
   it('sets the TTL a drill wants while it runs, and the spec TTL otherwise, changing nothing else', () => {
     const inSync = { value: 'a.db.internal', owner: 'ns/orders', epoch: 4 };

@@ -96,7 +96,7 @@ export function judgeDns(
     dns.value.toLowerCase() === value.toLowerCase() &&
     (dns.epoch ?? 0) >= epoch
   ) {
-    const inSync = condition('True', 'InSync', `${name} points at ${value} (epoch ${dns.epoch ?? 0})`);
+    const inSync = inSyncCondition(name, value, dns.epoch ?? 0);
     // Only the TTL differs (a drill lowers it, and it goes back after): rewritten as it is, same epoch.
     if (dns.ttl !== undefined && dns.ttl !== ttl && (dns.epoch ?? 0) === epoch)
       return { condition: inSync, repair: { expected: dns.value, value, epoch, ttl } };
@@ -111,4 +111,9 @@ export function judgeDns(
     ),
     repair: { expected: dns.value, value, epoch, ttl },
   };
+}
+
+/** DnsReady for a record that points where it should: what a read finds, and what a write leaves. */
+export function inSyncCondition(name: string, value: string, epoch: number): ConditionInput {
+  return conditionOf('DnsReady', 'True', 'InSync', `${name} points at ${value} (epoch ${epoch})`);
 }

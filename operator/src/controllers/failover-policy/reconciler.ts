@@ -553,7 +553,8 @@ async function carryOut(
   const { action } = plan;
   const base: Carried = { status: plan.status, events: plan.events, requeueMs: plan.requeueMs };
   if (action.kind === 'RepairDns') {
-    return { ...base, dnsReady: await repairDns(ports, input.spec, action) };
+    const { condition, event } = await repairDns(ports, input.spec, action);
+    return { ...base, dnsReady: condition, ...(event ? { events: [...base.events, event] } : {}) };
   }
   if (action.kind === 'DrillCopy') {
     const drill = plan.status.drill;
