@@ -55,7 +55,7 @@ export interface DatabaseObservation {
    * stays what it was: a fence says an operation began, not that anything was promoted.
    */
   heartbeat?: { epoch: number; writtenAt: Date; fencedEpoch?: number };
-  /** Primary: its connected standbys, from pg_stat_replication. */
+  /** Primary: its connected standbys, as pg_stat_replication shows them (see providers/database/wal-senders.ts). */
   replicas?: ReplicaState[];
   /**
    * Primary: its `synchronous_standby_names`, when it names synchronous standbys and fewer are

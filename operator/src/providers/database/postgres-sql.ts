@@ -1193,7 +1193,7 @@ function observationOf(
     // A WAL file name starts with the timeline in 8 hex digits; it changes the moment a promotion ends.
     ...(row.walfile ? { timeline: Number.parseInt(row.walfile.slice(0, 8), 16) } : {}),
     replicas: senders.map(replicaOf),
-    ...(commitsWaitFor(row) ? { commitsWaitFor: row.sync_names ?? '' } : {}),
+    ...(commitsWaitFor(row, senders) ? { commitsWaitFor: row.sync_names ?? '' } : {}),
     ...(heartbeat ? { heartbeat } : {}),
   };
 }
@@ -1205,11 +1205,10 @@ function observationOf(
  * (`FIRST n (…)`, `ANY n (…)`, `n (…)`; a bare list or `*` asks for one). NULL sync states (a
  * role without pg_monitor) cannot tell: no claim.
  */
-function commitsWaitFor(row: ProbeRow): boolean {
+function commitsWaitFor(row: ProbeRow, replicas: readonly NamedWalSender[]): boolean {
   const names = row.sync_names?.trim();
   if (!names) return false;
   if (!['on', 'remote_write', 'remote_apply'].includes(row.sync_commit ?? 'on')) return false;
-  const replicas = row.replicas ?? [];
   if (replicas.some((r) => r.sync_state === null)) return false;
   const wanted = Number(/^(?:FIRST\s+|ANY\s+)?(\d+)\s*\(/i.exec(names)?.[1] ?? 1);
   const synchronous = replicas.filter((r) => r.sync_state === 'sync' || r.sync_state === 'quorum').length;
