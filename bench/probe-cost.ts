@@ -10,8 +10,8 @@
  *    a database of its own on the pair, as it has a server of its own in production (a copy of
  *    template1, ~7.5 MB on each server: ~1.5 GB for the default fleet); BENCH_DATABASES=N makes
  *    N, shared round robin. The figures are taken once the operator has gone BENCH_QUIET_SECONDS
- *    (default: two probe intervals and 5 s, at least 15 s) without an API write (when the last write was seen is printed), and at least
- *    BENCH_SETTLE_SECONDS after it started. BENCH_PROBE_RTT_MS
+ *    (default: two probe intervals and 5 s, at least 15 s) without an API write (when the last
+ *    write was seen is printed), and at least BENCH_SETTLE_SECONDS after it started. BENCH_PROBE_RTT_MS
  *    puts that round trip between the operator and both servers (a delaying proxy).
  * 3. BENCH_STORM_SESSIONS (default 300) providers of one server (as ClusterProbes makes them: a
  *    3 s connect timeout) probed together every 5 s, as a restarted operator, or one whose

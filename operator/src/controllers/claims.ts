@@ -24,6 +24,7 @@
 
 import { objectKey } from '../runtime/informer.ts';
 import type { KubeObject } from '../runtime/kube-client.ts';
+import { byCodeUnits } from '../runtime/order.ts';
 
 /** When a policy was created, in ms; one without a timestamp counts as the newest. */
 function createdMs(policy: KubeObject): number {
@@ -57,9 +58,7 @@ export function claimOrder(cluster: string): (a: KubeObject, b: KubeObject) => n
     if (taken !== 0) return taken;
     const age = createdMs(a) - createdMs(b);
     if (age !== 0 && !Number.isNaN(age)) return age;
-    const ka = objectKey(a);
-    const kb = objectKey(b);
-    return ka < kb ? -1 : ka > kb ? 1 : 0;
+    return byCodeUnits(objectKey(a), objectKey(b));
   };
 }
 

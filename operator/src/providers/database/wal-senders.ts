@@ -17,6 +17,8 @@
  * right within that.
  */
 
+import { byCodeUnits } from '../../runtime/order.ts';
+
 /** A sender as the probe statement returns it; `activity` only where its name was read. */
 export interface WalSenderRow {
   pid: number;
@@ -76,12 +78,6 @@ export class WalSenderNames {
     if (rows.every((r) => r.activity)) this.readAt = nowMs;
     this.names = names;
     this.server = server;
-    return named.sort((a, b) =>
-      a.application_name < b.application_name
-        ? -1
-        : a.application_name > b.application_name
-          ? 1
-          : a.pid - b.pid,
-    );
+    return named.sort((a, b) => byCodeUnits(a.application_name, b.application_name) || a.pid - b.pid);
   }
 }
