@@ -74,6 +74,9 @@ const SETTLE_SECONDS = Number(process.env.BENCH_SETTLE_SECONDS ?? 30);
 // after its own), and 15 s without a write at a 20 s interval was not the end of the start.
 const QUIET_SECONDS = Number(process.env.BENCH_QUIET_SECONDS ?? Math.max(15, 2 * INTERVAL_S + 5));
 const SETTLE_MAX_SECONDS = Number(process.env.BENCH_SETTLE_MAX_SECONDS ?? 900);
+// BENCH_LOG_LEVEL=debug: the operator's log (in the bench's directory, kept with BENCH_KEEP) says why
+// each status is written.
+const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'error';
 // BENCH_OPERATOR_REF=<commit>: that commit's operator measured too, in turn with the working
 // tree's, BENCH_ROUNDS times each (default 1; 2 without a ref is two runs of the one operator).
 const OPERATOR_REF = process.env.BENCH_OPERATOR_REF;
@@ -277,7 +280,7 @@ try {
       kubeconfig: cp.kubeconfigPath,
       dir,
       entry: build.entry,
-      args: [`--namespace=${ns}`, '--leader-elect=false', '--log-level=error'],
+      args: [`--namespace=${ns}`, '--leader-elect=false', `--log-level=${LOG_LEVEL}`],
       nodeFlags: process.env.BENCH_OPERATOR_NODE_FLAGS?.split(' ').filter(Boolean) ?? [],
     });
     const pid = op.pid as number;
@@ -372,6 +375,21 @@ try {
       }
       for (const [k, n] of [...reasons].sort((a, b) => b[1] - a[1]).slice(0, 15))
         process.stdout.write(`${n} ${k}\n`);
+    }
+    if (LOG_LEVEL === 'debug') {
+      // Why the window's cluster statuses were written, figures blanked so like counts with like.
+      const since = Date.now() - elapsed * 1000;
+      const whys = new Map<string, number>();
+      for (const e of operator.logEntries()) {
+        if (new Date(String(e.time)).getTime() < since) continue;
+        let k: string;
+        if (e.msg === 'writing status') k = `a cluster's: ${String(e.why).replace(/[0-9.]+/g, 'N')}`;
+        else if (e.msg === 'status written') k = `a policy's: ${(e.fields as string[]).join(', ')}`;
+        else continue;
+        whys.set(k, (whys.get(k) ?? 0) + 1);
+      }
+      for (const [k, n] of [...whys].sort((a, b) => b[1] - a[1]).slice(0, 15))
+        process.stdout.write(`${n} status writes, ${k}\n`);
     }
     const failureReasons = probeFailuresByReason(await op.metrics(['failover_probe_failures_total']));
     process.stdout.write(

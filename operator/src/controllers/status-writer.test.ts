@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { KubeClient, KubeObject } from '../runtime/kube-client.ts';
 import { replicaClusterType } from './resources.ts';
-import { mergePatchOf, writeStatus } from './status-writer.ts';
+import { changedFields, mergePatchOf, writeStatus } from './status-writer.ts';
 
 /** RFC 7386 as the API server applies it. */
 function applyMergePatch(target: unknown, patch: unknown): unknown {
@@ -118,5 +118,30 @@ describe('writeStatus', () => {
     expect(patches).toHaveLength(2);
     await writeStatus(client, replicaClusterType, object, undefined, same());
     expect(patches).toHaveLength(3);
+  });
+});
+
+describe('what a status write changed (the debug log)', () => {
+  it('names top-level fields and conditions by type, not their times', () => {
+    const ready = {
+      type: 'Ready',
+      status: 'True',
+      reason: 'Protected',
+      message: 'ok',
+      lastTransitionTime: 'a',
+    };
+    const dns = { type: 'DnsReady', status: 'True', reason: 'InSync', message: 'x', lastTransitionTime: 'a' };
+    const before = { phase: 'Protected', standbyLagSeconds: 20, conditions: [ready, dns] };
+    const after = {
+      phase: 'Protected',
+      standbyLagSeconds: 40,
+      topology: [],
+      conditions: [
+        { ...ready, lastTransitionTime: 'b' },
+        { ...dns, message: 'y' },
+      ],
+    };
+    expect(changedFields(before, after)).toEqual(['standbyLagSeconds', 'conditions.DnsReady', 'topology']);
+    expect(changedFields(undefined, { phase: 'Pending' })).toEqual(['phase']);
   });
 });

@@ -65,3 +65,27 @@ export function mergePatchOf(current: unknown, next: unknown): unknown {
   for (const [key, value] of Object.entries(next)) patch[key] = mergePatchOf(current[key], value);
   return patch;
 }
+
+/**
+ * What differs between two statuses, for a debug log saying why a status was written: the
+ * top-level fields, and each condition by type (its status, reason or message).
+ */
+export function changedFields(current: object | undefined, next: object): string[] {
+  const before = (current ?? {}) as Record<string, unknown>;
+  const after = next as Record<string, unknown>;
+  const fields: string[] = [];
+  for (const key of new Set([...Object.keys(before), ...Object.keys(after)])) {
+    if (isDeepStrictEqual(before[key], after[key])) continue;
+    if (key !== 'conditions' || !Array.isArray(before[key]) || !Array.isArray(after[key])) {
+      fields.push(key);
+      continue;
+    }
+    type Said = { type?: string; status?: string; reason?: string; message?: string };
+    const said = (c: Said | undefined) => [c?.status, c?.reason, c?.message];
+    const was = new Map((before[key] as Said[]).map((c) => [c.type, c]));
+    const is = new Map((after[key] as Said[]).map((c) => [c.type, c]));
+    for (const type of new Set([...was.keys(), ...is.keys()]))
+      if (!isDeepStrictEqual(said(was.get(type)), said(is.get(type)))) fields.push(`conditions.${type}`);
+  }
+  return fields;
+}

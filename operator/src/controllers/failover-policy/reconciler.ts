@@ -38,7 +38,7 @@ import { type ClaimedCluster, claimedElsewhere } from '../claims.ts';
 import type { OperatorContext } from '../context.ts';
 import { readSpec, readStatus } from '../read-object.ts';
 import { failoverPolicyType } from '../resources.ts';
-import { writeStatus } from '../status-writer.ts';
+import { changedFields, writeStatus } from '../status-writer.ts';
 import { readDns, repairDns, runStep, type StepPorts } from './act.ts';
 import { monthlyAvailability, nextLedger } from './availability.ts';
 import { decide, type Plan, refusePendingRequests } from './decide.ts';
@@ -266,7 +266,8 @@ async function reconcileReadable(
   // A drill just ended: its lowered TTL goes back at the next look, now.
   if (previous.drill && !next.drill) dnsChecks.set(key, CHECK_NOW);
   const current = object.status as FailoverPolicyStatus | undefined;
-  await writeStatus(ctx.client, failoverPolicyType, object, current, next, ctx.policies);
+  if (await writeStatus(ctx.client, failoverPolicyType, object, current, next, ctx.policies))
+    ctx.log.debug({ policy: key, fields: changedFields(current, next) }, 'status written');
   // Events after the write: a write that loses a race (409) is redone from fresh data, and its
   // Events with it, instead of being announced twice.
   announce(ctx, object, previous, next, [...result.events, ...(client?.events ?? [])]);

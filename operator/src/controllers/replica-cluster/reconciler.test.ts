@@ -77,6 +77,17 @@ describe('a probe’s status', () => {
     expect(worthWriting(status(t0), lagged(1024 * 1024), later, 5)).toBe(true);
   });
 
+  it('moves its lag in seconds by one and a half intervals, however long the interval', () => {
+    const seconds = (s: number): ReplicaClusterStatus => ({ ...status(later), replicationLagSeconds: s });
+    const rpo = { maxLagSeconds: 120, maxLagBytes: 2 ** 40 };
+    // At 20 s a caught-up standby reads one interval or two as the two reads' order drifts.
+    expect(worthWriting(seconds(20), seconds(40), later, 20, rpo)).toBe(false);
+    expect(whyWrite(seconds(20), seconds(50), later, 20, rpo)).toBe('lag moved 30 s');
+    expect(worthWriting(seconds(100), seconds(180), later, 60, { ...rpo, maxLagSeconds: 300 })).toBe(false);
+    // Across the budget it is written at once, whatever the step.
+    expect(whyWrite(seconds(100), seconds(130), later, 60, rpo)).toBe('lag crossed the RPO budget');
+  });
+
   it('says why it is written', () => {
     expect(whyWrite(status(t0), { ...status(later), role: 'Primary' }, later, 2)).toBe('changed: role');
     expect(whyWrite({ ...status(t0), lastObservedTime: undefined }, status(later), later, 2)).toBe(
