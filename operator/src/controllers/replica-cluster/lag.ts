@@ -50,11 +50,19 @@ export function lagStepSeconds(probeIntervalSeconds: number): number {
  * that writes the figure moves by what it writes in that time (~100 KiB every probe with 100 busy
  * heartbeats on one server): a fixed small step made a busy fleet a status write per probe. An
  * eighth of the RPO byte budget, between 64 KiB and 1 MiB: people read the figure (`kubectl get`,
- * the promote preview), and a caught-up standby must not show much more than nothing for long. A
- * crossing of the budget is news at once, and the metric has every figure.
+ * the promote preview), and a caught-up standby must not show much more than nothing for long.
+ * More on a primary that writes faster: what it writes in one and a half probe intervals
+ * (`walBytesPerInterval`, as lagStepSeconds), the figure's resolution there; at 1 MB/s and 5 s
+ * the 1 MiB step was a status write per probe for every standby of a busy database. Once the
+ * primary calms down the step shrinks back, and the next figure is written. A crossing of the
+ * budget is news at once, and the metric has every figure.
  */
-export function lagStepBytes(maxLagBytes: number | undefined): number {
-  return Math.min(MAX_STEP_BYTES, Math.max(65536, Math.floor((maxLagBytes ?? Number.POSITIVE_INFINITY) / 8)));
+export function lagStepBytes(maxLagBytes: number | undefined, walBytesPerInterval = 0): number {
+  const budgetStep = Math.min(
+    MAX_STEP_BYTES,
+    Math.max(65536, Math.floor((maxLagBytes ?? Number.POSITIVE_INFINITY) / 8)),
+  );
+  return Math.max(budgetStep, Math.ceil(1.5 * walBytesPerInterval));
 }
 
 const MAX_STEP_BYTES = 1024 * 1024;

@@ -386,7 +386,12 @@ describe('a standby’s lag', () => {
     expect(standby.lag).toBeUndefined();
     clock.advance(300);
     await lagProbes.probe(at('primary', 'ns/primary'));
-    expect(lagProbes.latest('ns/standby')?.lag).toMatchObject({ bytes: 0x2000, at: standby.at });
+    // The primary wrote 0x3000 bytes in the 600 ms between its reads: what the skew moves it by.
+    expect(lagProbes.latest('ns/standby')?.lag).toMatchObject({
+      bytes: 0x2000,
+      at: standby.at,
+      walBytesPerSecond: 20480,
+    });
   });
 
   it.each([

@@ -21,7 +21,7 @@ import {
   type ProviderSecrets,
   providerApiSecret,
 } from '../../providers/database/factory.ts';
-import { compareLsn } from '../../providers/database/lsn.ts';
+import { compareLsn, replicationLagBytes } from '../../providers/database/lsn.ts';
 import type { DatabaseObservation, DatabaseProvider } from '../../providers/database/port.ts';
 import { isProviderError, ProviderError, refusedTheProber } from '../../providers/errors.ts';
 import type { Clock } from '../../runtime/clock.ts';
@@ -38,8 +38,12 @@ export interface ProbeRecord {
   at: Date;
   consecutiveFailures: number;
   lastReachableAt?: Date;
-  /** For a standby: the last lag measured with a fresh primary observation, and when. */
-  lag?: { bytes: number; seconds: number; at: Date };
+  /**
+   * For a standby: the last lag measured with a fresh primary observation, and when.
+   * walBytesPerSecond: how fast the primary was writing WAL then (between its last two reads), so
+   * how much the bytes move with the two reads' skew alone; undefined when not known.
+   */
+  lag?: { bytes: number; seconds: number; at: Date; walBytesPerSecond?: number };
   /**
    * The observation before this one, and when: a primary read that began before this one began
    * measures lag against it (see measureLagOfStandbys).
@@ -387,7 +391,10 @@ export class ClusterProbes {
    * what the primary wrote between the two reads.
    */
   private measureLagOfStandbys(primaryKey: string, at: Date, primary: DatabaseObservation): void {
-    for (const standbyKey of this.standbysOf.get(primaryKey) ?? []) {
+    const standbys = this.standbysOf.get(primaryKey);
+    if (!standbys?.size) return;
+    const walBytesPerSecond = walRate(this.records.get(primaryKey)?.earlier, at, primary);
+    for (const standbyKey of standbys) {
       const standby = this.records.get(standbyKey);
       const pair = this.lagPairs.get(standbyKey);
       if (!standby || !pair) continue;
@@ -411,7 +418,12 @@ export class ClusterProbes {
       if (lag)
         this.records.set(standbyKey, {
           ...standby,
-          lag: { bytes: lag.bytes, seconds: lag.seconds, at: read.at },
+          lag: {
+            bytes: lag.bytes,
+            seconds: lag.seconds,
+            at: read.at,
+            ...(walBytesPerSecond !== undefined ? { walBytesPerSecond } : {}),
+          },
         });
     }
   }
@@ -464,6 +476,24 @@ function sameSpec(entry: Entry, spec: ReplicaClusterSpec): boolean {
  * (an upper bound on its lag); a database replaced, restarted behind its old position or moved to
  * another timeline in between says nothing about the earlier read's lag now.
  */
+/**
+ * Bytes of WAL a second a primary wrote between its read before and this one, at `at`: undefined
+ * without both positions on one timeline, moving forward.
+ */
+function walRate(
+  earlier: ProbeRecord['earlier'],
+  at: Date,
+  primary: DatabaseObservation,
+): number | undefined {
+  const before = earlier?.observation;
+  if (!earlier || !before?.reachable || before.role !== 'Primary' || !before.lsn || !primary.lsn)
+    return undefined;
+  if (before.timeline !== undefined && primary.timeline !== before.timeline) return undefined;
+  const ms = at.getTime() - earlier.at.getTime();
+  if (ms <= 0 || compareLsn(primary.lsn, before.lsn) < 0) return undefined;
+  return Math.round((replicationLagBytes(primary.lsn, before.lsn) * 1000) / ms);
+}
+
 function continues(earlier: DatabaseObservation, newest: DatabaseObservation): boolean {
   if (!newest.reachable || newest.role !== 'Standby' || !newest.lsn || !earlier.lsn) return false;
   if (earlier.timeline !== undefined && newest.timeline !== earlier.timeline) return false;

@@ -77,6 +77,25 @@ describe('a probe’s status', () => {
     expect(worthWriting(status(t0), lagged(1024 * 1024), later, 5)).toBe(true);
   });
 
+  it('moves its lag in bytes by what the primary writes in one and a half intervals, when that is more', () => {
+    const lagged = (bytes: number): ReplicaClusterStatus => ({
+      ...status(later),
+      replicationLagBytes: bytes,
+    });
+    const rpo = { maxLagSeconds: 30, maxLagBytes: 64 * 2 ** 20 };
+    // 1 MB/s at 5 s: the two reads' skew alone moves the figure by up to ~5 MB.
+    expect(worthWriting(lagged(1_000_000), lagged(6_000_000), later, 5, rpo, 1_000_000)).toBe(false);
+    expect(whyWrite(lagged(1_000_000), lagged(8_600_000), later, 5, rpo, 1_000_000)).toBe(
+      'lag moved 7600000 bytes',
+    );
+    // Once the primary calms down the step is the budget's again, and the stale figure goes.
+    expect(worthWriting(lagged(6_000_000), lagged(0), later, 5, rpo, 1000)).toBe(true);
+    // Across the budget at once.
+    expect(whyWrite(lagged(60 * 2 ** 20), lagged(70 * 2 ** 20), later, 5, rpo, 10_000_000)).toBe(
+      'lag crossed the RPO budget',
+    );
+  });
+
   it('moves its lag in seconds by one and a half intervals, however long the interval', () => {
     const seconds = (s: number): ReplicaClusterStatus => ({ ...status(later), replicationLagSeconds: s });
     const rpo = { maxLagSeconds: 120, maxLagBytes: 2 ** 40 };

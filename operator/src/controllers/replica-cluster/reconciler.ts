@@ -196,7 +196,7 @@ export function reconcileReplicaCluster(ctx: OperatorContext): ReplicaClusterRec
     }
     exportMetrics(ctx, namespace, policy?.name ?? '', spec.spec.region, object.metadata.name, record, status);
     announce(ctx, object, previous, status);
-    const why = whyWrite(previous, status, now, interval, policy?.rpo);
+    const why = whyWrite(previous, status, now, interval, policy?.rpo, record.lag?.walBytesPerSecond);
     if (why) {
       ctx.log.debug({ cluster: key, why }, 'writing status');
       await writeStatus(
@@ -551,17 +551,22 @@ export function worthWriting(
   now: Date,
   intervalSeconds: number,
   rpo?: PolicyView['rpo'],
+  walBytesPerSecond?: number,
 ): boolean {
-  return whyWrite(previous, next, now, intervalSeconds, rpo) !== undefined;
+  return whyWrite(previous, next, now, intervalSeconds, rpo, walBytesPerSecond) !== undefined;
 }
 
-/** What makes a probe's status worth a write, for the debug log; undefined when nothing does. */
+/**
+ * What makes a probe's status worth a write, for the debug log; undefined when nothing does.
+ * walBytesPerSecond: how fast the primary wrote when the lag was measured (lagStepBytes).
+ */
 export function whyWrite(
   previous: ReplicaClusterStatus,
   next: ReplicaClusterStatus,
   now: Date,
   intervalSeconds: number,
   rpo?: PolicyView['rpo'],
+  walBytesPerSecond?: number,
 ): string | undefined {
   const strip = (s: ReplicaClusterStatus) => {
     const {
@@ -609,7 +614,8 @@ export function whyWrite(
   // A growing failure count alone is not worth a write per probe: Reachable=False already says it.
   // Moves within the heartbeats' resolution are not news (lagStepSeconds); a crossing of the
   // budget changes LagWithinBudget, which is written above.
-  if (bytes >= lagStepBytes(rpo?.maxLagBytes)) return `lag moved ${bytes} bytes`;
+  if (bytes >= lagStepBytes(rpo?.maxLagBytes, (walBytesPerSecond ?? 0) * intervalSeconds))
+    return `lag moved ${bytes} bytes`;
   if (secs >= lagStepSeconds(intervalSeconds)) return `lag moved ${secs} s`;
   return undefined;
 }
