@@ -336,7 +336,9 @@ try {
     const requestsBefore = requestsByMethod(await op.metrics());
     const cpuBefore = cpuSeconds(pid);
     const t = performance.now();
+    const windowFrom = Date.now();
     await new Promise((r) => setTimeout(r, SECONDS * 1000));
+    const windowTo = Date.now();
     const elapsed = (performance.now() - t) / 1000;
     const cpu = (cpuSeconds(pid) - cpuBefore) / elapsed;
     const probesDone = (await op.metric('failover_probe_duration_seconds_count')) - probesBefore;
@@ -369,7 +371,7 @@ try {
       for (const e of events) {
         // Events of the measured window only: what a steady state keeps announcing.
         const at = new Date(e.eventTime ?? e.lastTimestamp ?? e.firstTimestamp ?? 0).getTime();
-        if (at < Date.now() - elapsed * 1000) continue;
+        if (at < windowFrom || at > windowTo) continue;
         const k = `${e.involvedObject.kind} ${e.reason}: ${(e.message ?? '').slice(0, 100)}`;
         reasons.set(k, (reasons.get(k) ?? 0) + (e.count ?? 1));
       }
@@ -378,10 +380,10 @@ try {
     }
     if (LOG_LEVEL === 'debug') {
       // Why the window's cluster statuses were written, figures blanked so like counts with like.
-      const since = Date.now() - elapsed * 1000;
       const whys = new Map<string, number>();
       for (const e of operator.logEntries()) {
-        if (new Date(String(e.time)).getTime() < since) continue;
+        const at = new Date(String(e.time)).getTime();
+        if (at < windowFrom || at > windowTo) continue;
         let k: string;
         if (e.msg === 'writing status') k = `a cluster's: ${String(e.why).replace(/[0-9.]+/g, 'N')}`;
         else if (e.msg === 'status written') k = `a policy's: ${(e.fields as string[]).join(', ')}`;

@@ -143,5 +143,10 @@ describe('what a status write changed (the debug log)', () => {
     };
     expect(changedFields(before, after)).toEqual(['standbyLagSeconds', 'conditions.DnsReady', 'topology']);
     expect(changedFields(undefined, { phase: 'Pending' })).toEqual(['phase']);
+    // Only a time moved: the list as a whole; a field set to undefined is not written.
+    expect(
+      changedFields(before, { ...before, conditions: [{ ...ready, lastTransitionTime: 'b' }, dns] }),
+    ).toEqual(['conditions']);
+    expect(changedFields(before, { ...before, drill: undefined })).toEqual([]);
   });
 });

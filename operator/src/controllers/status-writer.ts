@@ -72,7 +72,8 @@ export function mergePatchOf(current: unknown, next: unknown): unknown {
  */
 export function changedFields(current: object | undefined, next: object): string[] {
   const before = (current ?? {}) as Record<string, unknown>;
-  const after = next as Record<string, unknown>;
+  // As written: a field set to undefined is not one.
+  const after = JSON.parse(JSON.stringify(next)) as Record<string, unknown>;
   const fields: string[] = [];
   for (const key of new Set([...Object.keys(before), ...Object.keys(after)])) {
     if (isDeepStrictEqual(before[key], after[key])) continue;
@@ -84,8 +85,11 @@ export function changedFields(current: object | undefined, next: object): string
     const said = (c: Said | undefined) => [c?.status, c?.reason, c?.message];
     const was = new Map((before[key] as Said[]).map((c) => [c.type, c]));
     const is = new Map((after[key] as Said[]).map((c) => [c.type, c]));
-    for (const type of new Set([...was.keys(), ...is.keys()]))
-      if (!isDeepStrictEqual(said(was.get(type)), said(is.get(type)))) fields.push(`conditions.${type}`);
+    const changed = [...new Set([...was.keys(), ...is.keys()])].filter(
+      (type) => !isDeepStrictEqual(said(was.get(type)), said(is.get(type))),
+    );
+    // Only their times or generations: the list as a whole.
+    fields.push(...(changed.length ? changed.map((type) => `conditions.${type}`) : ['conditions']));
   }
   return fields;
 }

@@ -34,9 +34,10 @@ export function standbyLag(primary: DatabaseObservation, standby: DatabaseObserv
 
 /**
  * How far a lag in seconds must move before a status shows the new figure. The seconds are told
- * by heartbeats written once a probe interval, so a caught-up standby reads 0 or about one
- * interval (a little more when a probe runs late), depending on which was read first: moves
- * within one and a half intervals are the measure's resolution, not news. At least 1 s. Not
+ * by heartbeats written once a probe interval, so a caught-up standby reads about one interval
+ * or about two (the standby's read before the newest is used when the newest began after the
+ * primary's), 0 when the primary wrote nothing since: moves within one and a half intervals are
+ * the measure's resolution, not news. At least 1 s. Not
  * capped: a cap of 15 s made every interval over 10 s a status write whenever the two reads' order
  * drifted (every status write of 400 healthy policies probed every 20 s, once they had settled).
  */
@@ -54,8 +55,10 @@ export function lagStepSeconds(probeIntervalSeconds: number): number {
  * More on a primary that writes faster: what it writes in one and a half probe intervals
  * (`walBytesPerInterval`, as lagStepSeconds), the figure's resolution there; at 1 MB/s and 5 s
  * the 1 MiB step was a status write per probe for every standby of a busy database. Once the
- * primary calms down the step shrinks back, and the next figure is written. A crossing of the
- * budget is news at once, and the metric has every figure.
+ * primary calms down the step shrinks back, and the next figure is written. Not capped by the
+ * budget: a primary that writes the budget in an interval leaves the figure a coarse one, which
+ * LagWithinBudget says better. A crossing of the budget is news at once, and the metric has every
+ * figure.
  */
 export function lagStepBytes(maxLagBytes: number | undefined, walBytesPerInterval = 0): number {
   const budgetStep = Math.min(

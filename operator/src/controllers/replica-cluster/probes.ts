@@ -476,6 +476,12 @@ function sameSpec(entry: Entry, spec: ReplicaClusterSpec): boolean {
  * (an upper bound on its lag); a database replaced, restarted behind its old position or moved to
  * another timeline in between says nothing about the earlier read's lag now.
  */
+function continues(earlier: DatabaseObservation, newest: DatabaseObservation): boolean {
+  if (!newest.reachable || newest.role !== 'Standby' || !newest.lsn || !earlier.lsn) return false;
+  if (earlier.timeline !== undefined && newest.timeline !== earlier.timeline) return false;
+  return compareLsn(newest.lsn, earlier.lsn) >= 0;
+}
+
 /**
  * Bytes of WAL a second a primary wrote between its read before and this one, at `at`: undefined
  * without both positions on one timeline, moving forward.
@@ -492,12 +498,6 @@ function walRate(
   const ms = at.getTime() - earlier.at.getTime();
   if (ms <= 0 || compareLsn(primary.lsn, before.lsn) < 0) return undefined;
   return Math.round((replicationLagBytes(primary.lsn, before.lsn) * 1000) / ms);
-}
-
-function continues(earlier: DatabaseObservation, newest: DatabaseObservation): boolean {
-  if (!newest.reachable || newest.role !== 'Standby' || !newest.lsn || !earlier.lsn) return false;
-  if (earlier.timeline !== undefined && newest.timeline !== earlier.timeline) return false;
-  return compareLsn(newest.lsn, earlier.lsn) >= 0;
 }
 
 function probeTimeoutMs(target: ProbeTarget): number {

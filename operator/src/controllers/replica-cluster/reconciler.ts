@@ -612,8 +612,9 @@ export function whyWrite(
   const bytes = Math.abs((next.replicationLagBytes ?? 0) - (previous.replicationLagBytes ?? 0));
   const secs = Math.abs((next.replicationLagSeconds ?? 0) - (previous.replicationLagSeconds ?? 0));
   // A growing failure count alone is not worth a write per probe: Reachable=False already says it.
-  // Moves within the heartbeats' resolution are not news (lagStepSeconds); a crossing of the
-  // budget changes LagWithinBudget, which is written above.
+  // Moves within the measure's resolution are not news (lagStepSeconds: the heartbeats';
+  // lagStepBytes: the budget's step, or what the primary writes in 1.5 intervals); a crossing of
+  // the budget changes LagWithinBudget, which is written above.
   if (bytes >= lagStepBytes(rpo?.maxLagBytes, (walBytesPerSecond ?? 0) * intervalSeconds))
     return `lag moved ${bytes} bytes`;
   if (secs >= lagStepSeconds(intervalSeconds)) return `lag moved ${secs} s`;
