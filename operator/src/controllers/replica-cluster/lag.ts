@@ -34,10 +34,10 @@ export function standbyLag(primary: DatabaseObservation, standby: DatabaseObserv
 
 /**
  * How far a lag in seconds must move before a status shows the new figure. The seconds are told
- * by heartbeats written once a probe interval, so a caught-up standby reads about one interval
- * or about two (the standby's read before the newest is used when the newest began after the
- * primary's), 0 when the primary wrote nothing since: moves within one and a half intervals are
- * the measure's resolution, not news. At least 1 s. Not
+ * by heartbeats written once a probe interval, so a caught-up standby reads 0 or about one
+ * interval (a little more when a probe runs late), depending on which was read first: the
+ * primary's read gives the heartbeat before the one it writes. Moves within one and a half
+ * intervals are the measure's resolution, not news. At least 1 s. Not
  * capped: a cap of 15 s made every interval over 10 s a status write whenever the two reads' order
  * drifted (every status write of 400 healthy policies probed every 20 s, once they had settled).
  */
