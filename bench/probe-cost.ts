@@ -386,7 +386,8 @@ try {
         if (at < windowFrom || at > windowTo) continue;
         let k: string;
         if (e.msg === 'writing status') k = `a cluster's: ${String(e.why).replace(/[0-9.]+/g, 'N')}`;
-        else if (e.msg === 'status written') k = `a policy's: ${(e.fields as string[]).join(', ')}`;
+        else if (e.msg === 'status written')
+          k = `a policy's: ${(e.fields as string[]).join(', ')}; ${((e.said as string[] | undefined) ?? []).join('; ').replace(/[0-9.:TZ-]{2,}/g, 'N')}`;
         else continue;
         whys.set(k, (whys.get(k) ?? 0) + 1);
       }

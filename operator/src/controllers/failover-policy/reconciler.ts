@@ -266,8 +266,13 @@ async function reconcileReadable(
   // A drill just ended: its lowered TTL goes back at the next look, now.
   if (previous.drill && !next.drill) dnsChecks.set(key, CHECK_NOW);
   const current = object.status as FailoverPolicyStatus | undefined;
-  if (await writeStatus(ctx.client, failoverPolicyType, object, current, next, ctx.policies))
-    ctx.log.debug({ policy: key, fields: changedFields(current, next) }, 'status written');
+  if (await writeStatus(ctx.client, failoverPolicyType, object, current, next, ctx.policies)) {
+    const fields = changedFields(current, next);
+    const said = (next.conditions ?? [])
+      .filter((c) => fields.includes(`conditions.${c.type}`))
+      .map((c) => `${c.type}=${c.status} ${c.reason}: ${c.message}`);
+    ctx.log.debug({ policy: key, fields, said }, 'status written');
+  }
   // Events after the write: a write that loses a race (409) is redone from fresh data, and its
   // Events with it, instead of being announced twice.
   announce(ctx, object, previous, next, [...result.events, ...(client?.events ?? [])]);
