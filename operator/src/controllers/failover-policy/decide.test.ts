@@ -406,6 +406,23 @@ describe('decide: FailoverReady is evaluated at all times', () => {
     expect(e.condition('Ready')).toMatchObject({ status: 'True' });
   });
 
+  it("judges the standby's lag against the primary's last read, as a loss now would be", () => {
+    // Interval 1 s: a lag may be measured up to 7 s (2 intervals and 5 s) before the primary's read.
+    const judged = (primaryReadAgo: number, lagMeasuredAgo: number) =>
+      evaluate(
+        input({
+          clusters: {
+            a: { ...primaryUp(), observedAt: ago(primaryReadAgo), lastReachableAt: ago(primaryReadAgo) },
+            b: standby('b', 1, 1000, lagMeasuredAgo),
+            c: standby('c', 1, 1000, lagMeasuredAgo),
+          },
+        }),
+      ).condition('FailoverReady');
+    // 7.5 s before now but 6.5 s before the primary's read: as a failover now would judge it.
+    expect(judged(1, 7.5)).toMatchObject({ status: 'True', reason: 'StandbyReady' });
+    expect(judged(1, 8.5)).toMatchObject({ status: 'False', reason: 'LagUnknown' });
+  });
+
   it('says so while the primary is healthy but no standby could take over', () => {
     const dead = evaluate(input({ clusters: { a: primaryUp(), b: gone('b'), c: gone('c') } }));
     expect(dead.condition('FailoverReady')).toMatchObject({ status: 'False', reason: 'NoHealthyStandby' });

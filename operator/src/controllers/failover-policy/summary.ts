@@ -247,8 +247,17 @@ export function failoverReady(input: DecideInput, plan: Plan, next: FailoverPoli
       'OperationInProgress',
       `${next.currentOperation.kind} ${next.currentOperation.id} is in progress`,
     );
-  // Judged as failOver judges it: by the lag recorded at the loss where none is measured since.
-  const lastSeen = plan.verdict?.down ? (primaryLastSeen(plan.verdict, next) ?? now) : now;
+  // Judged as failOver judges it: by the lag recorded at the loss where none is measured since,
+  // and against the primary's last sign of life, as a loss right now would be (lagWindowMs counts
+  // from it). Not against now: a lag measured up to two intervals before a primary read read as
+  // unknown between that read and the next, and a healthy policy flapped to LagUnknown whenever
+  // the next one came a few seconds late.
+  const primary = input.clusters[active];
+  const lastSeen = plan.verdict?.down
+    ? (primaryLastSeen(plan.verdict, next) ?? now)
+    : primary?.reachable && primary.lastReachableAt && primary.lastReachableAt < now
+      ? primary.lastReachableAt
+      : now;
   const candidate = chooseStandby(spec, withLagAtLoss(input.clusters, next), active, lastSeen);
   if (!candidate)
     return conditionOf('FailoverReady', 'False', 'NoHealthyStandby', 'the policy has no standby');
