@@ -37,6 +37,18 @@ export function lagWindowMs(spec: FailoverPolicySpec): number {
   return seconds(spec.detection.probeIntervalSeconds * 2) + 5_000;
 }
 
+/**
+ * When a primary that is being reached was last read: what a standby's lag is judged against while
+ * nothing is lost (as a loss right now would be judged), not `now`. A lag measured up to two
+ * intervals before a primary read, judged against the clock, read as unknown between that read and
+ * the next whenever the next came a few seconds late.
+ */
+export function primaryReadAt(primary: ClusterFacts | undefined, now: Date): Date {
+  return primary?.reachable && primary.lastReachableAt && primary.lastReachableAt < now
+    ? primary.lastReachableAt
+    : now;
+}
+
 /** One standby judged against the budget, with a lag measured within the window before `lastSeenAt`. */
 export function judgeStandby(spec: FailoverPolicySpec, facts: ClusterFacts, lastSeenAt: Date): Candidate {
   const notBefore = new Date(lastSeenAt.getTime() - lagWindowMs(spec));

@@ -31,7 +31,14 @@ import type { ConditionInput } from '../../runtime/conditions.ts';
 import { type EventInput, eventOf } from '../../runtime/events.ts';
 import { timestamp } from '../../runtime/time.ts';
 import { lagStepSeconds } from '../replica-cluster/lag.ts';
-import { type BlockReason, chooseStandby, inCooldown, judgeStandby, standbysOf } from './candidates.ts';
+import {
+  type BlockReason,
+  chooseStandby,
+  inCooldown,
+  judgeStandby,
+  primaryReadAt,
+  standbysOf,
+} from './candidates.ts';
 import { detectionMoments, judgePrimary, maxObservationAgeMs, type PrimaryVerdict } from './detection.ts';
 import { type Discovery, discoverPrimary, newerEpochs } from './discovery.ts';
 import { judgeDns } from './dns-check.ts';
@@ -886,7 +893,7 @@ const failBack: Guard = (c) => {
   const lastEnded = c.base.history?.[0]?.completedAt;
   const held = lastEnded ? now.getTime() - new Date(lastEnded).getTime() : Number.POSITIVE_INFINITY;
   if (held < seconds(spec.reprotect.failbackAfterSeconds)) return undefined;
-  const judged = judgeStandby(spec, clusters[home] as ClusterFacts, now);
+  const judged = judgeStandby(spec, clusters[home] as ClusterFacts, primaryReadAt(clusters[c.active], now));
   if (judged.problem) return undefined;
   return startOperation(
     c,

@@ -385,4 +385,24 @@ describe('automatic failback', () => {
     });
     expect(decide(lagging).status.currentOperation).toBeUndefined();
   });
+
+  it("judges the home standby's lag against the primary's last read, not the clock", () => {
+    // Interval 1 s: a lag up to 7 s before the primary's read stands (2 intervals and 5 s).
+    const read = (primaryReadAgo: number, lagMeasuredAgo: number) =>
+      decide(
+        home({
+          clusters: {
+            a: standby('a', 0, 0, lagMeasuredAgo, 6),
+            b: {
+              ...primaryUp('b', 6),
+              observedAt: ago(primaryReadAgo),
+              lastReachableAt: ago(primaryReadAgo),
+            },
+            c: standby('c', 0, 0, 1, 6),
+          },
+        }),
+      ).status.currentOperation;
+    expect(read(1, 7.5)).toMatchObject({ kind: 'Switchover', to: 'a' });
+    expect(read(1, 8.5)).toBeUndefined();
+  });
 });

@@ -13,7 +13,7 @@
 import { agentAlive } from '../../agent/liveness.ts';
 import type { FailoverPolicyStatus, policyPhase } from '../../api/v1alpha1/index.ts';
 import { type Condition, type ConditionInput, conditionOf } from '../../runtime/conditions.ts';
-import { chooseStandby, inCooldown, standbysOf } from './candidates.ts';
+import { chooseStandby, inCooldown, primaryReadAt, standbysOf } from './candidates.ts';
 import { type Plan, shownLag } from './decide.ts';
 import { judgeDns } from './dns-check.ts';
 import { drillsCondition, uncopyableStandbys } from './drill.ts';
@@ -248,16 +248,10 @@ export function failoverReady(input: DecideInput, plan: Plan, next: FailoverPoli
       `${next.currentOperation.kind} ${next.currentOperation.id} is in progress`,
     );
   // Judged as failOver judges it: by the lag recorded at the loss where none is measured since,
-  // and against the primary's last sign of life, as a loss right now would be (lagWindowMs counts
-  // from it). Not against now: a lag measured up to two intervals before a primary read read as
-  // unknown between that read and the next, and a healthy policy flapped to LagUnknown whenever
-  // the next one came a few seconds late.
-  const primary = input.clusters[active];
+  // and against the primary's last sign of life, as a loss right now would be (primaryReadAt).
   const lastSeen = plan.verdict?.down
     ? (primaryLastSeen(plan.verdict, next) ?? now)
-    : primary?.reachable && primary.lastReachableAt && primary.lastReachableAt < now
-      ? primary.lastReachableAt
-      : now;
+    : primaryReadAt(input.clusters[active], now);
   const candidate = chooseStandby(spec, withLagAtLoss(input.clusters, next), active, lastSeen);
   if (!candidate)
     return conditionOf('FailoverReady', 'False', 'NoHealthyStandby', 'the policy has no standby');
