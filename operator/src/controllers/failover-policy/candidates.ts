@@ -5,7 +5,8 @@
  * is missing now, so an old or unknown lag blocks it like a lag above the budget.
  */
 import type { FailoverPolicySpec, FailoverPolicyStatus } from '../../api/v1alpha1/index.ts';
-import { type ClusterFacts, healthyStandby, policyClusters, seconds } from './facts.ts';
+import { maxObservationAgeMs } from './detection.ts';
+import { type ClusterFacts, healthyStandby, policyClusters, seconds, writable } from './facts.ts';
 
 export type BlockReason =
   | 'Paused'
@@ -38,15 +39,15 @@ export function lagWindowMs(spec: FailoverPolicySpec): number {
 }
 
 /**
- * When a primary that is being reached was last read: what a standby's lag is judged against while
- * nothing is lost (as a loss right now would be judged), not `now`. A lag measured up to two
- * intervals before a primary read, judged against the clock, read as unknown between that read and
- * the next whenever the next came a few seconds late.
+ * When a writable primary was last read, if as recently as a vote must be: what a standby's lag is
+ * judged against while nothing is lost (as a loss right now would be judged). Against the clock, a
+ * lag measured up to two intervals before a primary read read as unknown between that read and the
+ * next whenever the next came a few seconds late. A read older than a vote may be (probes stalled:
+ * the lag stops being measured with it) is no anchor: then `now`, and the lag turns unknown.
  */
-export function primaryReadAt(primary: ClusterFacts | undefined, now: Date): Date {
-  return primary?.reachable && primary.lastReachableAt && primary.lastReachableAt < now
-    ? primary.lastReachableAt
-    : now;
+export function primaryReadAt(spec: FailoverPolicySpec, primary: ClusterFacts | undefined, now: Date): Date {
+  const at = writable(primary) ? primary?.lastReachableAt : undefined;
+  return at && at < now && now.getTime() - at.getTime() <= maxObservationAgeMs(spec) ? at : now;
 }
 
 /** One standby judged against the budget, with a lag measured within the window before `lastSeenAt`. */

@@ -421,6 +421,12 @@ describe('decide: FailoverReady is evaluated at all times', () => {
     // 7.5 s before now but 6.5 s before the primary's read: as a failover now would judge it.
     expect(judged(1, 7.5)).toMatchObject({ status: 'True', reason: 'StandbyReady' });
     expect(judged(1, 8.5)).toMatchObject({ status: 'False', reason: 'LagUnknown' });
+    // The window moves with the read.
+    expect(judged(3, 9.5)).toMatchObject({ status: 'True', reason: 'StandbyReady' });
+    expect(judged(0.2, 7.5)).toMatchObject({ status: 'False', reason: 'LagUnknown' });
+    // A read older than a vote may be (3 intervals and 5 s: probes stalled) anchors nothing: now does.
+    expect(judged(8.5, 9)).toMatchObject({ status: 'False', reason: 'LagUnknown' });
+    expect(judged(7.5, 8)).toMatchObject({ status: 'True', reason: 'StandbyReady' });
   });
 
   it('says so while the primary is healthy but no standby could take over', () => {

@@ -876,7 +876,7 @@ const reprotectFormerPrimary: Guard = (c) => {
   const verdict = judgeReprotect({ ...c.input, status: c.base }, c.active);
   if (!verdict) return undefined;
   if (verdict.kind === 'Start') return startOperation(c, verdict.operation);
-  // Waiting does not hold the rest back (a drill still will not start: FailoverReady is False).
+  // Waiting does not hold the rest back.
   return undefined;
 };
 
@@ -893,7 +893,11 @@ const failBack: Guard = (c) => {
   const lastEnded = c.base.history?.[0]?.completedAt;
   const held = lastEnded ? now.getTime() - new Date(lastEnded).getTime() : Number.POSITIVE_INFINITY;
   if (held < seconds(spec.reprotect.failbackAfterSeconds)) return undefined;
-  const judged = judgeStandby(spec, clusters[home] as ClusterFacts, primaryReadAt(clusters[c.active], now));
+  const judged = judgeStandby(
+    spec,
+    clusters[home] as ClusterFacts,
+    primaryReadAt(spec, clusters[c.active], now),
+  );
   if (judged.problem) return undefined;
   return startOperation(
     c,

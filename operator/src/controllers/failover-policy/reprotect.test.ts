@@ -403,6 +403,9 @@ describe('automatic failback', () => {
         }),
       ).status.currentOperation;
     expect(read(1, 7.5)).toMatchObject({ kind: 'Switchover', to: 'a' });
-    expect(read(1, 8.5)).toBeUndefined();
+    expect(read(3, 9.5)).toMatchObject({ kind: 'Switchover', to: 'a' });
+    expect(read(0.2, 7.5)).toBeUndefined();
+    // A primary read as old as a stale vote (probes stalled) anchors nothing.
+    expect(read(8.5, 9)).toBeUndefined();
   });
 });

@@ -251,7 +251,7 @@ export function failoverReady(input: DecideInput, plan: Plan, next: FailoverPoli
   // and against the primary's last sign of life, as a loss right now would be (primaryReadAt).
   const lastSeen = plan.verdict?.down
     ? (primaryLastSeen(plan.verdict, next) ?? now)
-    : primaryReadAt(input.clusters[active], now);
+    : primaryReadAt(spec, input.clusters[active], now);
   const candidate = chooseStandby(spec, withLagAtLoss(input.clusters, next), active, lastSeen);
   if (!candidate)
     return conditionOf('FailoverReady', 'False', 'NoHealthyStandby', 'the policy has no standby');
