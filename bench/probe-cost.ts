@@ -33,7 +33,9 @@
  *
  * BENCH_OPERATOR_NODE_FLAGS (space-separated) are given to the operator's Node.js, to profile it:
  * `BENCH_OPERATOR_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof'` writes a .cpuprofile of its
- * whole run (start and settling included) when it stops.
+ * whole run (start and settling included) when it stops. BENCH_LOG_LEVEL=debug runs it at debug
+ * level and prints why the window's statuses were written (a cluster's `why`, a policy's changed
+ * fields and conditions); its CPU figure is not comparable with a run at the default level.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -74,8 +76,7 @@ const SETTLE_SECONDS = Number(process.env.BENCH_SETTLE_SECONDS ?? 30);
 // after its own), and 15 s without a write at a 20 s interval was not the end of the start.
 const QUIET_SECONDS = Number(process.env.BENCH_QUIET_SECONDS ?? Math.max(15, 2 * INTERVAL_S + 5));
 const SETTLE_MAX_SECONDS = Number(process.env.BENCH_SETTLE_MAX_SECONDS ?? 900);
-// BENCH_LOG_LEVEL=debug: the operator's log (in the bench's directory, kept with BENCH_KEEP) says why
-// each status is written.
+// BENCH_LOG_LEVEL=debug: the operator's log says why each status is written (counted after the window).
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'error';
 // BENCH_OPERATOR_REF=<commit>: that commit's operator measured too, in turn with the working
 // tree's, BENCH_ROUNDS times each (default 1; 2 without a ref is two runs of the one operator).
