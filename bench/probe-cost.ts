@@ -380,7 +380,7 @@ try {
         process.stdout.write(`${n} ${k}\n`);
     }
     if (LOG_LEVEL === 'debug') {
-      // Why the window's cluster statuses were written, figures blanked so like counts with like.
+      // Why the window's statuses were written, figures blanked so like counts with like.
       const whys = new Map<string, number>();
       for (const e of operator.logEntries()) {
         const at = new Date(String(e.time)).getTime();

@@ -266,7 +266,8 @@ async function reconcileReadable(
   // A drill just ended: its lowered TTL goes back at the next look, now.
   if (previous.drill && !next.drill) dnsChecks.set(key, CHECK_NOW);
   const current = object.status as FailoverPolicyStatus | undefined;
-  if (await writeStatus(ctx.client, failoverPolicyType, object, current, next, ctx.policies)) {
+  const written = await writeStatus(ctx.client, failoverPolicyType, object, current, next, ctx.policies);
+  if (written && ctx.log.isLevelEnabled('debug')) {
     const fields = changedFields(current, next);
     const said = (next.conditions ?? [])
       .filter((c) => fields.includes(`conditions.${c.type}`))

@@ -37,9 +37,9 @@ export function standbyLag(primary: DatabaseObservation, standby: DatabaseObserv
  * by heartbeats written once a probe interval, so a caught-up standby reads 0 or about one
  * interval (a little more when a probe runs late), depending on which was read first: the
  * primary's read gives the heartbeat before the one it writes. Moves within one and a half
- * intervals are the measure's resolution, not news. At least 1 s. Not
- * capped: a cap of 15 s made every interval over 10 s a status write whenever the two reads' order
- * drifted (every status write of 400 healthy policies probed every 20 s, once they had settled).
+ * intervals are the measure's resolution, not news. At least 1 s. Not capped: capped at 15 s, an
+ * interval of about 15 s or more made each drift in the two reads' order a status write (every
+ * status write of 400 healthy policies probed every 20 s, once they had settled).
  */
 export function lagStepSeconds(probeIntervalSeconds: number): number {
   return Math.max(1, 1.5 * probeIntervalSeconds);

@@ -395,6 +395,29 @@ describe('a standby’s lag', () => {
   });
 
   it.each([
+    ['another timeline', { timeline: 2, lsn: '0/4000' }],
+    ['a position behind the one before (a primary restored or replaced)', { timeline: 1, lsn: '0/800' }],
+  ])('has no WAL rate when the primary read is on %s', async (_, second) => {
+    vi.useRealTimers();
+    const primary = { timeline: 1, lsn: '0/1000' };
+    const lagProbes = probesObserving(async (host) =>
+      host === 'primary'
+        ? { reachable: true, role: 'Primary', ...primary, durationMs: 1 }
+        : { reachable: true, role: 'Standby', timeline: 1, lsn: '0/400', durationMs: 1 },
+    );
+    await lagProbes.probe(at('primary', 'ns/primary'));
+    clock.advance(300);
+    await lagProbes.probe(at('standby', 'ns/standby'));
+    Object.assign(primary, second);
+    clock.advance(300);
+    await lagProbes.probe(at('primary', 'ns/primary'));
+    const lag = lagProbes.latest('ns/standby')?.lag;
+    // Measured, but without a rate: the step is the budget's.
+    expect(lag).toBeDefined();
+    expect(lag?.walBytesPerSecond).toBeUndefined();
+  });
+
+  it.each([
     ['the newest shows the same standby further on', { timeline: 1, lsn: '0/2000' }, { bytes: 0x3000 }],
     ['not when the newest is on another timeline', { timeline: 2, lsn: '0/2000' }, undefined],
     ['not when the newest replayed less (restarted behind)', { timeline: 1, lsn: '0/1000' }, undefined],
