@@ -477,7 +477,12 @@ function sameSpec(entry: Entry, spec: ReplicaClusterSpec): boolean {
  * another timeline in between says nothing about the earlier read's lag now.
  */
 function continues(earlier: DatabaseObservation, newest: DatabaseObservation): boolean {
-  if (!newest.reachable || newest.role !== 'Standby' || !newest.lsn || !earlier.lsn) return false;
+  return newest.reachable && newest.role === 'Standby' && movedOn(earlier, newest);
+}
+
+/** Both reads have a position, on one timeline, and the newest is no further back. */
+function movedOn(earlier: DatabaseObservation, newest: DatabaseObservation): boolean {
+  if (!newest.lsn || !earlier.lsn) return false;
   if (earlier.timeline !== undefined && newest.timeline !== earlier.timeline) return false;
   return compareLsn(newest.lsn, earlier.lsn) >= 0;
 }
@@ -492,12 +497,11 @@ function walRate(
   primary: DatabaseObservation,
 ): number | undefined {
   const before = earlier?.observation;
-  if (!earlier || !before?.reachable || before.role !== 'Primary' || !before.lsn || !primary.lsn)
+  if (!earlier || !before?.reachable || before.role !== 'Primary' || !movedOn(before, primary))
     return undefined;
-  if (before.timeline !== undefined && primary.timeline !== before.timeline) return undefined;
   const ms = at.getTime() - earlier.at.getTime();
-  if (ms <= 0 || compareLsn(primary.lsn, before.lsn) < 0) return undefined;
-  return Math.round((replicationLagBytes(primary.lsn, before.lsn) * 1000) / ms);
+  if (ms <= 0) return undefined;
+  return Math.round((replicationLagBytes(primary.lsn as string, before.lsn as string) * 1000) / ms);
 }
 
 function probeTimeoutMs(target: ProbeTarget): number {
