@@ -69,7 +69,7 @@ export function judgeStandby(spec: FailoverPolicySpec, facts: ClusterFacts, last
     return unknown(`the lag of ${name} has not been measured`);
   if (facts.lagObservedAt < notBefore)
     return unknown(
-      `the lag of ${name} was last measured at ${iso(facts.lagObservedAt)}, more than ${Math.round((lastSeenAt.getTime() - notBefore.getTime()) / 1000)} s before the primary was last seen (${iso(lastSeenAt)})`,
+      `the lag of ${name} was last measured at ${iso(facts.lagObservedAt)}, more than ${Math.round((lastSeenAt.getTime() - notBefore.getTime()) / 1000)} s before ${iso(lastSeenAt)} (the primary's last sign of life, or now when none is recent)`,
     );
   // Bytes are known but not how old the newest replayed write is: the budget's seconds cannot be checked.
   if (facts.lagSeconds === undefined)

@@ -282,6 +282,32 @@ describe('decide: starting a drill', () => {
     expect(noAgentOnB.drillReport?.reason).toMatch(/no standby .* that can come back after a switchover/);
   });
 
+  it("judges the standby's lag against the primary's last read, not the clock", () => {
+    // Probes 1 s apart: a lag may be measured up to 7 s (two intervals and 5 s) before that read.
+    const at = (lagAgo: number) =>
+      decide(
+        input(undefined, {
+          clusters: {
+            a: { ...primary('a'), lastReachableAt: ago(3) },
+            b: { ...standby('b'), lagObservedAt: ago(lagAgo) },
+          },
+        }),
+      );
+    expect(at(9).drill).toMatchObject({ leg: 'Starting', to: 'b' });
+    expect(at(11).drill).toBeUndefined();
+    // A primary read older than a vote may be is no anchor: the clock is, and the same lag is too old.
+    const stalled = decide(
+      input(undefined, {
+        clusters: {
+          a: { ...primary('a'), lastReachableAt: ago(9) },
+          b: { ...standby('b'), lagObservedAt: ago(9) },
+        },
+      }),
+    );
+    expect(stalled.drill).toBeUndefined();
+    expect(stalled.drillReport?.reason).toMatch(/the lag of b was last measured/);
+  });
+
   it('does nothing before it is due', () => {
     const plan = decide(input({ activePrimary: 'a', epoch: 4, nextDrillTime: '2026-03-09T09:59:00.000Z' }));
     expect(plan.action.kind).toBe('Observe');
@@ -294,6 +320,16 @@ describe('decide: starting a drill', () => {
       'the standby lags more than abortIfLagSecondsAbove',
       input(undefined, { clusters: { a: primary('a'), b: standby('b', 7) } }),
       /no standby replicating within 5 s that can come back after a switchover \(b lags 7 s\)/,
+    ],
+    [
+      "the standby's lag was measured too long before the primary's last read",
+      input(undefined, {
+        clusters: {
+          a: { ...primary('a'), lastReachableAt: ago(3) },
+          b: { ...standby('b'), lagObservedAt: ago(11) },
+        },
+      }),
+      /\(the lag of b was last measured at 2026-03-02T09:59:49.000Z, too long before a was last read\)/,
     ],
     [
       'the standby is unreachable',

@@ -36,7 +36,7 @@ import { measureSwitch } from '../../providers/canary/measure.ts';
 import type { ConditionInput } from '../../runtime/conditions.ts';
 import { type EventInput, eventOf } from '../../runtime/events.ts';
 import { timestamp } from '../../runtime/time.ts';
-import { inCooldown, standbysOf } from './candidates.ts';
+import { inCooldown, lagWindowMs, primaryReadAt, standbysOf } from './candidates.ts';
 import { type ClusterFacts, type DecideInput, healthyStandby, seconds, writable } from './facts.ts';
 import {
   continueIsolated,
@@ -379,7 +379,7 @@ function goOut(
       ? `the primary moved to ${active}`
       : !writable(clusters[active])
         ? `the primary ${active} does not accept writes`
-        : !drillTarget(input, target)
+        : !drillTarget(input, active, target)
           ? `${drill.to} is no longer a standby replicating within ${spec.drills?.abortIfLagSecondsAbove ?? 0} s`
           : !canComeBack(target, now) || !canComeBack(clusters[active], now)
             ? 'a database agent stopped reporting'
@@ -654,7 +654,7 @@ function holdOrReturn(
   const home = clusters[drill.from];
   // Home must be caught up as the way out required: the way back fences the serving primary
   // until home has its last WAL, and that wait is bounded the same way.
-  const ready = spec.drills ? drillTarget(input, home) : healthyStandby(home);
+  const ready = spec.drills ? drillTarget(input, active, home) : healthyStandby(home);
   if (writable(clusters[active]) && ready) {
     const operation = drillLeg(input, active, drill.from, `drill ${drill.id}: back to ${drill.from}`, {
       ...legTtl(drill),
@@ -671,9 +671,11 @@ function holdOrReturn(
   // Without spec.drills (removed mid-drill) the drill is over at once.
   const problem = !writable(clusters[active])
     ? `${active} does not accept writes`
-    : healthyStandby(home)
-      ? `${drill.from} lags ${home?.lagSeconds ?? 'an unknown time'} s`
-      : `${drill.from} is ${home?.reachable ? `in role ${home.role}` : 'unreachable'}, not a replicating standby`;
+    : describeStandby(
+        input,
+        active,
+        home ?? { name: drill.from, exists: false, reachable: false, role: 'Unknown' },
+      );
   if (!spec.drills || pastGrace(input, drill))
     return endDrill(
       input,
@@ -714,7 +716,7 @@ function drillPlan(input: DecideInput, active: string, mode: DrillMode): Chosen 
     };
   if (!writable(clusters[active])) return { problem: `the primary ${active} does not accept writes` };
   if (mode === 'Isolated') {
-    const chosen = isolatedDrillPlan(input, active, (f) => drillTarget(input, f));
+    const chosen = isolatedDrillPlan(input, active, (f) => drillTarget(input, active, f));
     return chosen;
   }
   if (!canComeBack(clusters[active], now))
@@ -728,7 +730,7 @@ function drillPlan(input: DecideInput, active: string, mode: DrillMode): Chosen 
     };
   const target = standbysOf(spec, active)
     .map((n) => clusters[n])
-    .find((f) => drillTarget(input, f) && canComeBack(f, now));
+    .find((f) => drillTarget(input, active, f) && canComeBack(f, now));
   if (!target)
     return {
       problem: `no standby replicating within ${spec.drills?.abortIfLagSecondsAbove ?? 0} s that can come back after a switchover (${standbySummary(input, active)})`,
@@ -1024,27 +1026,49 @@ function brieflySilent(input: DecideInput, f: ClusterFacts | undefined): f is Cl
   return input.now.getTime() - f.lastReachableAt.getTime() < windowMs;
 }
 
-function drillTarget(input: DecideInput, f: ClusterFacts | undefined): f is ClusterFacts {
+/**
+ * A standby a drill may switch to: replicating, within the drill's lag limit and the RPO budget's
+ * bytes, by a figure measured close to the primary's last read (as a failover's candidates are,
+ * lagWindowMs). A figure from before probes stalled says nothing about the standby now.
+ */
+function drillTarget(input: DecideInput, active: string, f: ClusterFacts | undefined): f is ClusterFacts {
   const drills = input.spec.drills;
   return (
     healthyStandby(f) &&
     f?.lagSeconds !== undefined &&
     f.lagSeconds <= (drills?.abortIfLagSecondsAbove ?? 0) &&
-    (f.lagBytes ?? 0) <= input.spec.promotion.rpo.maxLagBytes
+    (f.lagBytes ?? 0) <= input.spec.promotion.rpo.maxLagBytes &&
+    lagRecent(input, active, f)
+  );
+}
+
+function lagRecent(input: DecideInput, active: string, f: ClusterFacts): boolean {
+  const anchor = primaryReadAt(input.spec, input.clusters[active], input.now);
+  return (
+    f.lagObservedAt !== undefined && anchor.getTime() - f.lagObservedAt.getTime() <= lagWindowMs(input.spec)
   );
 }
 
 function standbySummary(input: DecideInput, active: string): string {
-  const seen = standbysOf(input.spec, active)
-    .map((n) => input.clusters[n] ?? { name: n, exists: false, reachable: false, role: 'Unknown' as const })
-    .map((f) =>
-      !f.exists
-        ? `${f.name} is missing`
-        : !healthyStandby(f)
-          ? `${f.name} is ${f.reachable ? `in role ${f.role}` : 'unreachable'}`
-          : `${f.name} lags ${f.lagSeconds === undefined ? 'an unknown time' : `${f.lagSeconds} s`}`,
-    );
+  const seen = standbysOf(input.spec, active).map((n) =>
+    describeStandby(
+      input,
+      active,
+      input.clusters[n] ?? { name: n, exists: false, reachable: false, role: 'Unknown' },
+    ),
+  );
   return seen.join('; ') || 'none';
+}
+
+/** What keeps a standby from being a drill's target, or its lag if nothing does. */
+function describeStandby(input: DecideInput, active: string, f: ClusterFacts): string {
+  if (!f.exists) return `${f.name} is missing`;
+  if (!healthyStandby(f))
+    return `${f.name} is ${f.reachable ? `in role ${f.role}` : 'unreachable'}, not a replicating standby`;
+  if (f.lagSeconds === undefined) return `${f.name} lags an unknown time`;
+  if (!lagRecent(input, active, f))
+    return `the lag of ${f.name} was last measured ${f.lagObservedAt ? `at ${timestamp(f.lagObservedAt)}` : 'never'}, too long before ${active} was last read`;
+  return `${f.name} lags ${f.lagSeconds} s`;
 }
 
 /** The occurrence after `now`, ignoring the one stored (it is being handled now). */
