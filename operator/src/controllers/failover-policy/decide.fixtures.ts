@@ -12,6 +12,7 @@ import {
 import { setCondition } from '../../runtime/conditions.ts';
 import { decide, type Plan } from './decide.ts';
 import type { ClusterFacts, DecideInput, Vote } from './facts.ts';
+import { clustersResolvedWith } from './one-server.ts';
 import { readyCondition, type Summary, summarize } from './summary.ts';
 
 export const NOW = new Date('2026-03-02T10:00:00Z');
@@ -163,7 +164,7 @@ export function evaluate(i: DecideInput): Evaluation {
   const plan = decide(i);
   const summary = summarize(i, plan, plan.status, { ...(plan.dnsReady ? { dnsReady: plan.dnsReady } : {}) });
   let conditions = plan.status.conditions;
-  // What the reconciler adds itself: the spec parsed, the clusters exist.
+  // What the reconciler adds itself: the spec parsed, the clusters exist (and are distinct servers).
   conditions = setCondition(
     conditions,
     { type: 'SpecValid', status: 'True', reason: 'Valid', message: '' },
@@ -172,7 +173,10 @@ export function evaluate(i: DecideInput): Evaluation {
   );
   conditions = setCondition(
     conditions,
-    { type: 'ClustersResolved', status: 'True', reason: 'AllFound', message: '' },
+    clustersResolvedWith(
+      { type: 'ClustersResolved', status: 'True', reason: 'AllFound', message: '' },
+      plan.oneServer,
+    ),
     1,
     i.now,
   );

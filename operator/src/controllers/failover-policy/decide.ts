@@ -54,6 +54,7 @@ import {
 } from './facts.ts';
 import type { IsolatedDrillAction } from './isolated-drill.ts';
 import { lossRecord, primaryLastSeen, withLagAtLoss } from './loss.ts';
+import { type OneServer, oneServerNamedTwice } from './one-server.ts';
 import {
   backoffLeft,
   beforePromotion,
@@ -100,6 +101,8 @@ export interface Plan {
   reprotectWaiting?: { cluster: string; reason: string; message: string };
   /** spec.paused: what the automatic rules would have started, held back by the pause. */
   held?: string[];
+  /** Two of its clusters are one server: nothing started on them (one-server.ts). */
+  oneServer?: OneServer;
 }
 
 interface Context {
@@ -111,6 +114,8 @@ interface Context {
   probeMs: number;
   /** What paused automatic rules would have done (filled as the guards run). */
   held: string[];
+  /** Clusters one server answers for under two names: never fenced as strays (one-server.ts). */
+  twins?: ReadonlySet<string>;
 }
 
 type Guard = (c: Context) => Plan | undefined;
@@ -270,6 +275,24 @@ function context(input: DecideInput): Context {
     held: [],
   };
 }
+
+/**
+ * 0. Two clusters that are one server: a world the rules cannot read. Fencing the "stray" would
+ * fence the primary, so nothing starts or goes on there; an operation on other clusters goes on,
+ * and a writer beside the primary that is not one of them is still fenced.
+ */
+const holdOneServer: Guard = (c) => {
+  const found = oneServerNamedTwice(c.input);
+  if (!found) return undefined;
+  const op = c.base.currentOperation;
+  const twins = new Set(found.groups.flat());
+  const touches = (o: Operation) => [o.from, o.to, ...(o.strays ?? [])].some((n) => twins.has(n));
+  if (op && !isTerminal(op.step) && !touches(op)) return undefined;
+  const fence = op ? undefined : fenceStrayPrimary({ ...c, twins });
+  return fence
+    ? { ...fence, oneServer: found }
+    : plan(c, 'two clusters are one server', { oneServer: found });
+};
 
 /** 1. Who is primary, from the world, when status does not know or the world is ahead of it. */
 const knowThePrimary: Guard = (c) => {
@@ -574,7 +597,7 @@ const fenceStrayPrimary: Guard = (c) => {
   const epoch = base.epoch ?? 0;
   for (const name of policyClusters(input.spec)) {
     const facts = input.clusters[name];
-    if (name === active || !writable(facts)) continue;
+    if (name === active || !writable(facts) || c.twins?.has(name)) continue;
     // Only a probe taken after the last operation ended says so: one from before may predate its fence.
     if (!probedSince(facts, base.history?.[0]?.completedAt)) continue;
     // EpochOnly can only mark a database with the epoch: once it holds it, there is no more to do.
@@ -932,6 +955,7 @@ function drillPlanOf(c: Context): Plan | undefined {
 }
 
 const guards: Guard[] = [
+  holdOneServer,
   knowThePrimary,
   stopDrill,
   continueOperation,

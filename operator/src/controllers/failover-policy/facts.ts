@@ -17,6 +17,8 @@ export interface ClusterFacts {
   observedAt?: Date;
   /** When a probe last reached it. */
   lastReachableAt?: Date;
+  /** Which running server answered its last probe, where SQL tells (see one-server.ts). */
+  server?: string;
   /** The failover epoch in its heartbeat row: the epoch it was primary at (a standby: as replayed). */
   heartbeatEpoch?: number;
   /** Set while an operation of this epoch has fenced or marked it (its heartbeat row's mark). */

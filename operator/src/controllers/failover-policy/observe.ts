@@ -78,6 +78,7 @@ export function factsFromProbe(
     role: obs.reachable ? obs.role : 'Unknown',
     observedAt: record.at,
     ...(record.lastReachableAt ? { lastReachableAt: record.lastReachableAt } : {}),
+    ...(obs.reachable && obs.server ? { server: obs.server } : {}),
     ...(obs.reachable && obs.heartbeat ? { heartbeatEpoch: obs.heartbeat.epoch } : {}),
     ...(obs.reachable && obs.heartbeat?.fencedEpoch !== undefined
       ? { fencedEpoch: obs.heartbeat.fencedEpoch }

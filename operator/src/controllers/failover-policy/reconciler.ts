@@ -57,6 +57,7 @@ import { type DecideInput, type LeaseFacts, policyClusters } from './facts.ts';
 import { afterDrillCopy, afterDrillRecord } from './isolated-drill.ts';
 import { lossFollowsPrimary } from './loss.ts';
 import { agentReportOf, factsFromProbe, gatherInput, voteFromProbe } from './observe.ts';
+import { clustersResolvedWith } from './one-server.ts';
 import { CLIENT_MEASURE_RETRY_MS, type ClientMeasures, measureOperations } from './operation-canary.ts';
 import { canaryTargetFor, portsFor } from './ports.ts';
 import { quietLookMs } from './quiet.ts';
@@ -653,7 +654,7 @@ function statusToWrite(
     conditions = setCondition(conditions, c, generation, now);
   };
   set(SPEC_VALID);
-  set(resolved);
+  set(clustersResolvedWith(resolved, plan.oneServer));
   for (const c of summary.conditions) set(c);
   set(readyCondition(conditions ?? [], result.status));
   // Conditions that no longer apply go: drills removed from spec, a status that parses again.

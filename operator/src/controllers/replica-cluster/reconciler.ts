@@ -251,6 +251,7 @@ export function whatPoliciesSee(
   return JSON.stringify([
     o.reachable,
     o.role,
+    o.server,
     o.failure?.reason,
     record.consecutiveFailures,
     o.timeline,

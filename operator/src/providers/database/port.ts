@@ -79,6 +79,12 @@ export interface DatabaseObservation {
   lagSeconds?: number;
   /** The provider API's own id of the database as it is now (see ControlPlaneView.databaseId). */
   databaseId?: string;
+  /**
+   * Which running server answered, where SQL can tell (its postmaster's start time, to the
+   * microsecond): two clusters answering with the same one are one server under two names, which
+   * no primary and standby can be (failover-policy/one-server.ts).
+   */
+  server?: string;
   /** How long the probe took, for the probe-duration metric. */
   durationMs: number;
 }

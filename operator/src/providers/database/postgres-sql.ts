@@ -1062,7 +1062,10 @@ interface ProbeRow {
   sync_commit: string | null;
   /** A primary's WAL senders; named where the statement read their names (see wal-senders.ts). */
   replicas: WalSenderRow[] | null;
-  /** A primary's start time, which tells its WAL senders' pids apart from another server's. */
+  /**
+   * The server's start time: it tells a primary's WAL senders' pids apart from another server's,
+   * and one server named by two clusters from two servers.
+   */
   server_started: string | null;
   /** The heartbeat row as JSON (a table an older operator created has no fenced_epoch). */
   heartbeat: { epoch: number | string; written_at: string; fenced_epoch?: number | string | null } | null;
@@ -1108,7 +1111,7 @@ function probeStatement(withHeartbeat: boolean, sendersKnown: number): string {
                  'state', w.state, 'sent_lsn', w.sent_lsn::text, 'replay_lsn', w.replay_lsn::text,
                  'replay_lag_seconds', EXTRACT(epoch FROM w.replay_lag)::float8, 'sync_state', w.sync_state))
           FROM pg_stat_get_wal_senders() w) END AS replicas,
-      CASE WHEN NOT r.in_recovery THEN ${started} END AS server_started,
+      ${started} AS server_started,
       ${heartbeat} AS heartbeat
     FROM (SELECT pg_is_in_recovery() AS in_recovery) AS r
     LEFT JOIN pg_stat_wal_receiver w ON true`;
@@ -1178,6 +1181,7 @@ function observationOf(
     return {
       reachable: true,
       role: 'Standby',
+      ...(row.server_started ? { server: row.server_started } : {}),
       ...(row.replay_lsn ? { lsn: row.replay_lsn } : {}),
       ...(row.receive_lsn ? { receiveLsn: row.receive_lsn } : {}),
       ...(row.timeline != null ? { timeline: Number(row.timeline) } : {}),
@@ -1189,6 +1193,7 @@ function observationOf(
   return {
     reachable: true,
     role: fenced ? 'Fenced' : 'Primary',
+    ...(row.server_started ? { server: row.server_started } : {}),
     ...(row.lsn ? { lsn: row.lsn } : {}),
     // A WAL file name starts with the timeline in 8 hex digits; it changes the moment a promotion ends.
     ...(row.walfile ? { timeline: Number.parseInt(row.walfile.slice(0, 8), 16) } : {}),

@@ -1,0 +1,67 @@
+/**
+ * One server under two names. A standby's ReplicaCluster that names the primary's server (a
+ * copied host; or the application's DNS name, which after a failover reaches the new primary)
+ * makes that server look like a second writer beside itself. Fencing that "stray" would fence the
+ * primary: the operator must see the two are one server, say so, and touch neither.
+ */
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { replicaClusterType } from '../../operator/src/controllers/resources.ts';
+import { type FailoverStack, PRIMARY_ADDRESS, STANDBY_ADDRESS } from '../harness/failover-stack.ts';
+import { waitFor } from '../harness/wait.ts';
+import { stackStarter, waitForProbeRounds } from './failover-fixtures.ts';
+
+let stack: FailoverStack | undefined;
+
+afterEach(async () => {
+  await stack?.stop();
+  stack = undefined;
+});
+
+const start = stackStarter('os');
+
+describe('two ReplicaClusters naming one server', () => {
+  it('fences nothing, says which clusters are one server, and goes on once each names its own', async () => {
+    stack = await start();
+    const s = stack;
+    const ns = s.options.namespace;
+    await s.waitUntilHealthy();
+    await s.client.mergePatch(replicaClusterType, ns, 'region-b', {
+      spec: { connection: { host: PRIMARY_ADDRESS } },
+    });
+    // Positive control: the operator really reaches the primary's server through region-b's name.
+    await waitFor(async () => (await s.clusterStatus('region-b')).role === 'Primary' || undefined, {
+      description: "region-b's probes answered by the primary's server",
+    });
+    const held = await s.waitForPolicy(
+      (st) =>
+        st.conditions?.find(
+          (c) => c.type === 'ClustersResolved' && c.status === 'False' && c.reason === 'OneServer',
+        ),
+      'the policy to say region-a and region-b are one server',
+    );
+    expect(held.message).toMatch(/^region-a and region-b are one server/);
+    // Several detection windows pass: no fence, no operation; the primary still takes writes.
+    for (let window = 0; window < 3; window++) {
+      await waitForProbeRounds(s, s.options.failureThreshold, 'region-c');
+      const { status } = await s.policy();
+      expect(status.currentOperation).toBeUndefined();
+      expect(status.history ?? []).toEqual([]);
+      expect(status.activePrimary).toBe('region-a');
+      expect(status.conditions?.find((c) => c.type === 'Ready')?.status).toBe('False');
+    }
+    expect(await s.writablePrimaries()).toEqual(['primary']);
+    expect((await s.events()).map((e) => e.reason)).toContain('OneServer');
+    expect((await s.events()).map((e) => e.reason)).not.toContain('StrayPrimary');
+    // Each names its own server again: the policy is whole and ready, as before.
+    await s.client.mergePatch(replicaClusterType, ns, 'region-b', {
+      spec: { connection: { host: STANDBY_ADDRESS } },
+    });
+    await s.waitForPolicy(
+      (st) => st.conditions?.some((c) => c.type === 'ClustersResolved' && c.status === 'True'),
+      'ClustersResolved again',
+    );
+    await s.waitUntilHealthy();
+    expect((await s.policy()).status.history ?? []).toEqual([]);
+  });
+});
