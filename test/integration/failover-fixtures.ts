@@ -1,10 +1,10 @@
 /** Starting failover stacks on the shared control plane, one namespace per stack. */
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
 import type { FailoverObservationSpec } from '../../operator/src/api/v1alpha1/index.ts';
 import { QUIET_RESYNC_MS } from '../../operator/src/controllers/failover-policy/quiet.ts';
 import { failoverObservationType } from '../../operator/src/controllers/resources.ts';
 import type { KubeObject } from '../../operator/src/runtime/kube-client.ts';
-import { FailoverStack, type FailoverStackOptions } from '../harness/failover-stack.ts';
+import { FailoverStack, type FailoverStackOptions, PRIMARY_ADDRESS } from '../harness/failover-stack.ts';
 import { waitFor } from '../harness/wait.ts';
 import { sharedKubeConfig } from './shared-control-plane.ts';
 
@@ -114,4 +114,20 @@ export async function waitUntilQuiet(stack: FailoverStack, rounds = 3): Promise<
     timeoutMs: QUIET_RESYNC_MS + 30_000,
     intervalMs: 50,
   });
+}
+
+/**
+ * Through three detection windows (as region-c counts them), nothing started: no operation, no
+ * history, region-a still the primary; then DNS still answers it and only it takes writes.
+ */
+export async function expectPrimaryKept(s: FailoverStack): Promise<void> {
+  for (let window = 0; window < 3; window++) {
+    await waitForProbeRounds(s, s.options.failureThreshold, 'region-c');
+    const { status } = await s.policy();
+    expect(status.currentOperation).toBeUndefined();
+    expect(status.history ?? []).toEqual([]);
+    expect(status.activePrimary).toBe('region-a');
+  }
+  expect(await s.dnsAnswer()).toEqual([PRIMARY_ADDRESS]);
+  expect(await s.writablePrimaries()).toEqual(['primary']);
 }

@@ -14,7 +14,7 @@ import {
   ZONE,
 } from '../harness/failover-stack.ts';
 import { waitFor } from '../harness/wait.ts';
-import { observationsOf, stackStarter, waitForProbeRounds } from './failover-fixtures.ts';
+import { expectPrimaryKept, observationsOf, stackStarter, waitForProbeRounds } from './failover-fixtures.ts';
 
 let stack: FailoverStack | undefined;
 
@@ -29,17 +29,6 @@ const start = stackStarter('fo');
  * Three detection windows, counted in region-c's probe rounds: no operation started or filed, the
  * primary still the only writer, and DNS still on it.
  */
-async function expectPrimaryKept(s: FailoverStack) {
-  for (let window = 0; window < 3; window++) {
-    await waitForProbeRounds(s, s.options.failureThreshold, 'region-c');
-    const { status } = await s.policy();
-    expect(status.currentOperation).toBeUndefined();
-    expect(status.history ?? []).toEqual([]);
-    expect(status.activePrimary).toBe('region-a');
-  }
-  expect(await s.dnsAnswer()).toEqual([PRIMARY_ADDRESS]);
-  expect(await s.writablePrimaries()).toEqual(['primary']);
-}
 
 async function healthy(s: FailoverStack) {
   await s.waitUntilHealthy();
