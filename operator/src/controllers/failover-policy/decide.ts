@@ -54,7 +54,7 @@ import {
 } from './facts.ts';
 import type { IsolatedDrillAction } from './isolated-drill.ts';
 import { lossRecord, primaryLastSeen, withLagAtLoss } from './loss.ts';
-import { type OneServer, oneServerNamedTwice } from './one-server.ts';
+import { notYetApart, type OneServer, oneServerNamedTwice } from './one-server.ts';
 import {
   backoffLeft,
   beforePromotion,
@@ -598,6 +598,8 @@ const fenceStrayPrimary: Guard = (c) => {
   for (const name of policyClusters(input.spec)) {
     const facts = input.clusters[name];
     if (name === active || !writable(facts) || c.twins?.has(name)) continue;
+    // Its last answer may be the primary's own server from before a restart (one-server.ts).
+    if (notYetApart(input.clusters[active], facts)) continue;
     // Only a probe taken after the last operation ended says so: one from before may predate its fence.
     if (!probedSince(facts, base.history?.[0]?.completedAt)) continue;
     // EpochOnly can only mark a database with the epoch: once it holds it, there is no more to do.

@@ -1,7 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { ago, evaluate, gone, inProgress, input, outage, primaryUp, standby, up } from './decide.fixtures.ts';
+import {
+  ago,
+  evaluate,
+  gone,
+  inProgress,
+  input,
+  NOW,
+  outage,
+  primaryUp,
+  standby,
+  up,
+} from './decide.fixtures.ts';
 import type { ClusterFacts } from './facts.ts';
-import { oneServerNamedTwice } from './one-server.ts';
+import { notYetApart, oneServerNamedTwice } from './one-server.ts';
 
 const on = (f: ClusterFacts, server: string): ClusterFacts => ({ ...f, server });
 /** b's connection names a's server: a probe of b is answered by the primary. */
@@ -64,5 +75,34 @@ describe('one server named by two clusters', () => {
       oneServerNamedTwice(input({ clusters: { a: primaryUp(), b: standby('b'), c: standby('c') } })),
     ).toBeUndefined();
     expect(oneServerNamedTwice(input({ clusters: bIsA }))?.groups).toEqual([['a', 'b']]);
+  });
+});
+
+describe('a server restarted between the probes of its two names', () => {
+  // Start times as the probe reads them: seconds since the epoch, to the microsecond.
+  const started = (secondsAgo: number) => ((NOW.getTime() - secondsAgo * 1000) / 1000).toFixed(6);
+
+  it("keeps a writer's fence until its last answer comes from after the primary's server started", () => {
+    // a's server restarted 2 s ago and answered since; b's last answer (3 s ago) came before the
+    // restart: it may be a's server under another name, as it was then.
+    const a = on(primaryUp(), started(2));
+    const b = on({ ...primaryUp('b'), observedAt: ago(3) }, started(3600));
+    expect(notYetApart(a, b)).toBe(true);
+    const held = evaluate(input({ clusters: { a, b, c: standby('c') } }));
+    expect(held.started).toBeUndefined();
+    // Not quiet meanwhile (b is no standby): the policy looks again at the next probe interval.
+    expect(held.plan.reprotectWaiting?.cluster).toBe('b');
+    // b answered after a's restart, still from its own older server: two servers, b is fenced.
+    const apart = { ...b, observedAt: ago(0.2) };
+    const afterRestart = on(primaryUp(), started(10));
+    expect(notYetApart(afterRestart, apart)).toBe(false);
+    expect(
+      evaluate(input({ clusters: { a: afterRestart, b: apart, c: standby('c') } })).started,
+    ).toMatchObject({
+      kind: 'Fence',
+      from: 'b',
+    });
+    // Without start times (another provider's probe) nothing is held back.
+    expect(notYetApart(primaryUp(), primaryUp('b'))).toBe(false);
   });
 });

@@ -7,12 +7,19 @@
  * beside itself and be fenced, or demoted by a reprotect. Nothing starts on those clusters until
  * the names come apart, and status says why (ClustersResolved=False, reason OneServer).
  *
- * The rule sees a server only through answered probes: from a restart of it until both names
- * have answered again, the two start times differ. The servers are told apart by probes alone,
- * so a restart between two probes can hide the pair for that long.
+ * The rule sees a server only through answered probes: after a restart of it, one name may have
+ * answered with the new start time while the other's last answer still shows the old one.
+ * `notYetApart` covers that moment for the rule it endangers (a stray's fence).
  */
 import type { ConditionInput } from '../../runtime/conditions.ts';
-import { type DecideInput, policyClusters } from './facts.ts';
+import { type ClusterFacts, type DecideInput, policyClusters } from './facts.ts';
+
+/**
+ * Clock skew allowed between a database's host and the operator's, for notYetApart. A restart
+ * itself puts the old answer before the new start by the shutdown and start-up; a larger margin
+ * would only hold a real stray's fence longer after it started (by up to this and an interval).
+ */
+const START_SKEW_MS = 1_000;
 
 export interface OneServer {
   /** Each group: the clusters one server answered for, in the policy's order. */
@@ -43,4 +50,16 @@ export function clustersResolvedWith(
 ): ConditionInput {
   if (!oneServer || resolved.status !== 'True') return resolved;
   return { type: 'ClustersResolved', status: 'False', reason: 'OneServer', message: oneServer.message };
+}
+
+/**
+ * Two answers from different start times that still cannot tell their servers apart: the one
+ * from the older server was read before the newer one started (give or take START_SKEW_MS), so it
+ * may be that same server before a restart. The next answer of the older decides.
+ */
+export function notYetApart(x: ClusterFacts | undefined, y: ClusterFacts | undefined): boolean {
+  if (!x?.server || !y?.server || x.server === y.server) return false;
+  const [older, newer] = Number(x.server) < Number(y.server) ? [x, y] : [y, x];
+  const newerStartMs = Number(newer.server) * 1000;
+  return older.observedAt !== undefined && older.observedAt.getTime() < newerStartMs + START_SKEW_MS;
 }
