@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { replicaClusterType } from '../../operator/src/controllers/resources.ts';
 import { type FailoverStack, PRIMARY_ADDRESS, STANDBY_ADDRESS } from '../harness/failover-stack.ts';
 import { waitFor } from '../harness/wait.ts';
-import { expectPrimaryKept, stackStarter } from './failover-fixtures.ts';
+import { expectPrimaryKept, stackStarter, waitForProbeRounds } from './failover-fixtures.ts';
 
 let stack: FailoverStack | undefined;
 
@@ -43,6 +43,15 @@ describe('two ReplicaClusters naming one server', () => {
     expect(held.message).toMatch(/^region-a and region-b are one server/);
     // Several detection windows pass: no fence, no operation; the primary still takes writes.
     await expectPrimaryKept(s);
+    // A restarted operator knows no server at first; whichever name answers first, nothing is fenced.
+    await s.operator?.kill();
+    await s.startOperator();
+    await waitForProbeRounds(s, 2 * s.options.failureThreshold, 'region-c');
+    await s.waitForPolicy(
+      (st) => st.conditions?.find((c) => c.type === 'ClustersResolved' && c.reason === 'OneServer'),
+      'OneServer again after the restart',
+    );
+    await expectPrimaryKept(s);
     expect((await s.policy()).status.conditions?.find((c) => c.type === 'Ready')?.status).toBe('False');
     expect((await s.events()).map((e) => e.reason)).toContain('OneServer');
     expect((await s.events()).map((e) => e.reason)).not.toContain('StrayPrimary');
@@ -56,5 +65,39 @@ describe('two ReplicaClusters naming one server', () => {
     );
     await s.waitUntilHealthy();
     expect((await s.policy()).status.history ?? []).toEqual([]);
+  });
+});
+
+describe("the old primary's name reaching the new primary after a failover", () => {
+  it('is no stray beside it: the new primary is not fenced', async () => {
+    stack = await start();
+    const s = stack;
+    const ns = s.options.namespace;
+    await s.waitUntilFailoverReady();
+    await s.pair.killPrimary();
+    await s.waitForPolicy(
+      (st) => st.history?.[0]?.result === 'Succeeded' && !st.currentOperation,
+      'the failover to region-b',
+    );
+    // As a connection naming the application's DNS name would after the failover moved it.
+    await s.client.mergePatch(replicaClusterType, ns, 'region-a', {
+      spec: { connection: { host: STANDBY_ADDRESS } },
+    });
+    await waitFor(async () => (await s.clusterStatus('region-a')).role === 'Primary' || undefined, {
+      description: "region-a's probes answered by region-b's server",
+    });
+    await s.waitForPolicy(
+      (st) => st.conditions?.find((c) => c.type === 'ClustersResolved' && c.reason === 'OneServer'),
+      'the policy to say region-a and region-b are one server',
+    );
+    for (let window = 0; window < 3; window++) {
+      await waitForProbeRounds(s, s.options.failureThreshold, 'region-c');
+      const { status } = await s.policy();
+      expect(status.activePrimary).toBe('region-b');
+      expect(status.currentOperation).toBeUndefined();
+      expect(status.history?.map((r) => r.kind)).toEqual(['Failover']);
+    }
+    expect(await s.writablePrimaries()).toEqual(['standby']);
+    expect((await s.events()).map((e) => e.reason)).not.toContain('StrayPrimary');
   });
 });

@@ -54,7 +54,7 @@ import {
 } from './facts.ts';
 import type { IsolatedDrillAction } from './isolated-drill.ts';
 import { lossRecord, primaryLastSeen, withLagAtLoss } from './loss.ts';
-import { notYetApart, type OneServer, oneServerNamedTwice } from './one-server.ts';
+import { apartFrom, type OneServer, oneServerNamedTwice, onOneServer, serverOf } from './one-server.ts';
 import {
   backoffLeft,
   beforePromotion,
@@ -114,8 +114,6 @@ interface Context {
   probeMs: number;
   /** What paused automatic rules would have done (filled as the guards run). */
   held: string[];
-  /** Clusters one server answers for under two names: never fenced as strays (one-server.ts). */
-  twins?: ReadonlySet<string>;
 }
 
 type Guard = (c: Context) => Plan | undefined;
@@ -143,10 +141,12 @@ export function decide(input: DecideInput): Plan {
   const result = chosen ?? plan(c, NOTHING_TO_DO);
   // Whatever was chosen, people see which former primary waits for what.
   const waiting = reprotectWaiting(c, result.status);
+  const oneServer = oneServerNamedTwice(input);
   return {
     ...result,
     ...(waiting ? { reprotectWaiting: waiting } : {}),
     ...(c.held.length ? { held: c.held } : {}),
+    ...(oneServer ? { oneServer } : {}),
   };
 }
 
@@ -276,24 +276,6 @@ function context(input: DecideInput): Context {
   };
 }
 
-/**
- * 0. Two clusters that are one server: a world the rules cannot read. Fencing the "stray" would
- * fence the primary, so nothing starts or goes on there; an operation on other clusters goes on,
- * and a writer beside the primary that is not one of them is still fenced.
- */
-const holdOneServer: Guard = (c) => {
-  const found = oneServerNamedTwice(c.input);
-  if (!found) return undefined;
-  const op = c.base.currentOperation;
-  const twins = new Set(found.groups.flat());
-  const touches = (o: Operation) => [o.from, o.to, ...(o.strays ?? [])].some((n) => twins.has(n));
-  if (op && !isTerminal(op.step) && !touches(op)) return undefined;
-  const fence = op ? undefined : fenceStrayPrimary({ ...c, twins });
-  return fence
-    ? { ...fence, oneServer: found }
-    : plan(c, 'two clusters are one server', { oneServer: found });
-};
-
 /** 1. Who is primary, from the world, when status does not know or the world is ahead of it. */
 const knowThePrimary: Guard = (c) => {
   const { input, base } = c;
@@ -334,6 +316,50 @@ const stopDrill: Guard = (c) => {
   const stopping = judgeDrillStop({ ...c.input, status: c.base });
   return stopping ? record(c, stopping.why, stopping.status, stopping.events) : undefined;
 };
+
+/**
+ * 2b. What the servers' identities hold back (one-server.ts). An operation whose source and
+ * target turned out to be one server runs no step that acts on its source, which would act on its
+ * target: a fence of a "stray" that is the primary ends; others wait, and one past its promotion
+ * goes on (DNS; the old primary's rejoin runs beside it). And from its promotion on, a writer
+ * that may yet be the target's own server under another name (not told apart: a restart between
+ * their answers) holds the step until it is known: another server is fenced first (rule 2), the
+ * same one is no second writer.
+ */
+const holdOnOneServer: Guard = (c) => {
+  const op = c.base.currentOperation;
+  if (!op || isTerminal(op.step)) return undefined;
+  const { clusters, spec } = c.input;
+  if (onOneServer(c.input, op)) {
+    const why = `${op.from} and ${op.to} are one server`;
+    if (op.kind === 'Fence') {
+      const ended = withStep(op, 'Aborted', c.input.now, `${why}: there is no second writer to fence`);
+      return record(c, `operation ${op.id}: ${why}`, { ...c.base, currentOperation: ended });
+    }
+    const onSource = op.kind === 'Reprotect' || beforePromotion(op.step) || op.step === 'Demoting';
+    return onSource ? plan(c, `operation ${op.id} waits: ${why}`) : undefined;
+  }
+  if (!promotingOrAfter(op)) return undefined;
+  const unknown = policyClusters(spec).filter(
+    (n) => n !== op.to && freshWriter(c, op, n) && serverOf(clusters[op.to], clusters[n]) === 'Undecided',
+  );
+  return unknown.length
+    ? plan(c, `operation ${op.id} waits: ${unknown.join(', ')} not told apart from ${op.to}'s server yet`)
+    : undefined;
+};
+
+const promotingOrAfter = (op: Operation) =>
+  op.step === 'Promoting' || op.step === 'RepointingDns' || op.step === 'VerifyingDns';
+
+/**
+ * A writer seen since the operation's step began, which it has not marked (EpochOnly: a mark is
+ * all that mode does).
+ */
+function freshWriter(c: Context, op: Operation, name: string): boolean {
+  const f = c.input.clusters[name];
+  const marked = (f?.fencedEpoch ?? -1) >= op.epoch;
+  return writable(f) && !marked && f?.observedAt !== undefined && f.observedAt > new Date(op.stepStartedAt);
+}
 
 /** 2. An operation in flight goes on, or stands down when the ground it stood on is gone. */
 const continueOperation: Guard = (c) => {
@@ -437,15 +463,9 @@ function standDownReason(c: Context, op: Operation): [Operation['step'], string]
   // After it (re-pointing or verifying DNS, which can take minutes while a provider fails) a
   // returning old primary would take writes beside the new one: the operation goes back to fence it
   // (the promotion then finds its target already primary, and moves on).
-  if (op.step === 'Promoting' || op.step === 'RepointingDns' || op.step === 'VerifyingDns') {
-    // A writer this operation already marked (EpochOnly: a mark is all that mode does) is left be.
-    const fresh = (n: string) => {
-      const f = clusters[n];
-      const marked = (f?.fencedEpoch ?? -1) >= op.epoch;
-      return (
-        writable(f) && !marked && f?.observedAt !== undefined && f.observedAt > new Date(op.stepStartedAt)
-      );
-    };
+  if (promotingOrAfter(op)) {
+    // One that is the target's own server under another name is no second writer (one-server.ts).
+    const fresh = (n: string) => freshWriter(c, op, n) && apartFrom(clusters[op.to], clusters[n]);
     const strays = policyClusters(spec).filter((n) => n !== op.from && n !== op.to && fresh(n));
     const writers = [...(fresh(op.from) ? [op.from] : []), ...strays];
     if (writers.length)
@@ -529,7 +549,13 @@ function withStrays(c: Context, op: Operation): Operation {
 function strayWriters(c: Context, op: Operation): string[] {
   return policyClusters(c.input.spec).filter((n) => {
     const f = c.input.clusters[n];
-    return n !== op.from && n !== op.to && writable(f) && (f?.fencedEpoch ?? -1) < op.epoch;
+    return (
+      n !== op.from &&
+      n !== op.to &&
+      writable(f) &&
+      (f?.fencedEpoch ?? -1) < op.epoch &&
+      apartFrom(c.input.clusters[op.to], f)
+    );
   });
 }
 
@@ -597,9 +623,10 @@ const fenceStrayPrimary: Guard = (c) => {
   const epoch = base.epoch ?? 0;
   for (const name of policyClusters(input.spec)) {
     const facts = input.clusters[name];
-    if (name === active || !writable(facts) || c.twins?.has(name)) continue;
-    // Its last answer may be the primary's own server from before a restart (one-server.ts).
-    if (notYetApart(input.clusters[active], facts)) continue;
+    if (name === active || !writable(facts)) continue;
+    // Not before it is known to be another server than the primary (one-server.ts): fencing the
+    // primary's own server under another name would fence the primary.
+    if (!apartFrom(input.clusters[active], facts)) continue;
     // Only a probe taken after the last operation ended says so: one from before may predate its fence.
     if (!probedSince(facts, base.history?.[0]?.completedAt)) continue;
     // EpochOnly can only mark a database with the epoch: once it holds it, there is no more to do.
@@ -957,9 +984,9 @@ function drillPlanOf(c: Context): Plan | undefined {
 }
 
 const guards: Guard[] = [
-  holdOneServer,
   knowThePrimary,
   stopDrill,
+  holdOnOneServer,
   continueOperation,
   // Safety, not automation: never two writers, paused or not (a person's failover during a pause
   // leaves a returning old primary to this rule alone).

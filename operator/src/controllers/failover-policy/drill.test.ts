@@ -282,30 +282,36 @@ describe('decide: starting a drill', () => {
     expect(noAgentOnB.drillReport?.reason).toMatch(/no standby .* that can come back after a switchover/);
   });
 
-  it("judges the standby's lag against the primary's last read, not the clock", () => {
+  it("switches over only on a lag measured close to the primary's last read, not the clock", () => {
     // Probes 1 s apart: a lag may be measured up to 7 s (two intervals and 5 s) before that read.
-    const at = (lagAgo: number) =>
+    const fresh = startingDrill(20);
+    const status = { activePrimary: 'a', epoch: 4, drill: fresh };
+    const at = (lagAgo: number, primaryReadAgo = 3) =>
       decide(
-        input(undefined, {
+        input(status, {
           clusters: {
-            a: { ...primary('a'), lastReachableAt: ago(3) },
+            a: { ...primary('a'), lastReachableAt: ago(primaryReadAgo) },
             b: { ...standby('b'), lagObservedAt: ago(lagAgo) },
           },
+          canary: canary(fresh.id, [run('a', 1, 12)]),
         }),
       );
-    expect(at(9).drill).toMatchObject({ leg: 'Starting', to: 'b' });
-    expect(at(11).drill).toBeUndefined();
-    // A primary read older than a vote may be is no anchor: the clock is, and the same lag is too old.
-    const stalled = decide(
-      input(undefined, {
-        clusters: {
-          a: { ...primary('a'), lastReachableAt: ago(9) },
-          b: { ...standby('b'), lagObservedAt: ago(9) },
-        },
-      }),
+    expect(at(9).started).toMatchObject({ kind: 'Switchover', to: 'b' });
+    const stale = at(11);
+    expect(stale.started).toBeUndefined();
+    expect(stale.drillReport).toMatchObject({ result: 'Aborted' });
+    expect(stale.drillReport?.reason).toMatch(
+      /b is no longer a standby replicating within 5 s \(the lag of b was last measured at 2026-03-02T09:59:49.000Z, too long before a was last read\) before the switchover; nothing moved/,
     );
-    expect(stalled.drill).toBeUndefined();
-    expect(stalled.drillReport?.reason).toMatch(/the lag of b was last measured/);
+    // A primary read older than a vote may be is no anchor: the clock is, and the same lag is too old.
+    expect(at(9, 9).drillReport?.reason).toMatch(/the lag of b was last measured/);
+    // Starting one is judged without the lag's age (the plugin's preflight reads statuses, whose
+    // times a quiet cluster does not refresh): the switchover's own check is the one above.
+    expect(
+      decide(
+        input(undefined, { clusters: { a: primary('a'), b: { ...standby('b'), lagObservedAt: ago(600) } } }),
+      ).drill,
+    ).toMatchObject({ leg: 'Starting' });
   });
 
   it('does nothing before it is due', () => {
@@ -320,16 +326,6 @@ describe('decide: starting a drill', () => {
       'the standby lags more than abortIfLagSecondsAbove',
       input(undefined, { clusters: { a: primary('a'), b: standby('b', 7) } }),
       /no standby replicating within 5 s that can come back after a switchover \(b lags 7 s\)/,
-    ],
-    [
-      "the standby's lag was measured too long before the primary's last read",
-      input(undefined, {
-        clusters: {
-          a: { ...primary('a'), lastReachableAt: ago(3) },
-          b: { ...standby('b'), lagObservedAt: ago(11) },
-        },
-      }),
-      /\(the lag of b was last measured at 2026-03-02T09:59:49.000Z, too long before a was last read\)/,
     ],
     [
       'the standby is unreachable',

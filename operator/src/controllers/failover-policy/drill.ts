@@ -379,8 +379,8 @@ function goOut(
       ? `the primary moved to ${active}`
       : !writable(clusters[active])
         ? `the primary ${active} does not accept writes`
-        : !drillTarget(input, active, target)
-          ? `${drill.to} is no longer a standby replicating within ${spec.drills?.abortIfLagSecondsAbove ?? 0} s`
+        : notReadyToSwitch(input, active, target, drill.to) !== undefined
+          ? `${drill.to} is no longer a standby replicating within ${spec.drills?.abortIfLagSecondsAbove ?? 0} s (${notReadyToSwitch(input, active, target, drill.to)})`
           : !canComeBack(target, now) || !canComeBack(clusters[active], now)
             ? 'a database agent stopped reporting'
             : undefined;
@@ -654,7 +654,9 @@ function holdOrReturn(
   const home = clusters[drill.from];
   // Home must be caught up as the way out required: the way back fences the serving primary
   // until home has its last WAL, and that wait is bounded the same way.
-  const ready = spec.drills ? drillTarget(input, active, home) : healthyStandby(home);
+  const ready = spec.drills
+    ? notReadyToSwitch(input, active, home, drill.from) === undefined
+    : healthyStandby(home);
   if (writable(clusters[active]) && ready) {
     const operation = drillLeg(input, active, drill.from, `drill ${drill.id}: back to ${drill.from}`, {
       ...legTtl(drill),
@@ -671,11 +673,8 @@ function holdOrReturn(
   // Without spec.drills (removed mid-drill) the drill is over at once.
   const problem = !writable(clusters[active])
     ? `${active} does not accept writes`
-    : describeStandby(
-        input,
-        active,
-        home ?? { name: drill.from, exists: false, reachable: false, role: 'Unknown' },
-      );
+    : ((spec.drills ? notReadyToSwitch(input, active, home, drill.from) : undefined) ??
+      describeStandby(home ?? { name: drill.from, exists: false, reachable: false, role: 'Unknown' }));
   if (!spec.drills || pastGrace(input, drill))
     return endDrill(
       input,
@@ -716,7 +715,7 @@ function drillPlan(input: DecideInput, active: string, mode: DrillMode): Chosen 
     };
   if (!writable(clusters[active])) return { problem: `the primary ${active} does not accept writes` };
   if (mode === 'Isolated') {
-    const chosen = isolatedDrillPlan(input, active, (f) => drillTarget(input, active, f));
+    const chosen = isolatedDrillPlan(input, active, (f) => drillTarget(input, f));
     return chosen;
   }
   if (!canComeBack(clusters[active], now))
@@ -730,7 +729,7 @@ function drillPlan(input: DecideInput, active: string, mode: DrillMode): Chosen 
     };
   const target = standbysOf(spec, active)
     .map((n) => clusters[n])
-    .find((f) => drillTarget(input, active, f) && canComeBack(f, now));
+    .find((f) => drillTarget(input, f) && canComeBack(f, now));
   if (!target)
     return {
       problem: `no standby replicating within ${spec.drills?.abortIfLagSecondsAbove ?? 0} s that can come back after a switchover (${standbySummary(input, active)})`,
@@ -1026,22 +1025,23 @@ function brieflySilent(input: DecideInput, f: ClusterFacts | undefined): f is Cl
   return input.now.getTime() - f.lastReachableAt.getTime() < windowMs;
 }
 
-/**
- * A standby a drill may switch to: replicating, within the drill's lag limit and the RPO budget's
- * bytes, by a figure measured close to the primary's last read (as a failover's candidates are,
- * lagWindowMs). A figure from before probes stalled says nothing about the standby now.
- */
-function drillTarget(input: DecideInput, active: string, f: ClusterFacts | undefined): f is ClusterFacts {
+/** A standby a drill may go to: replicating, within the drill's lag limit and the RPO budget's bytes. */
+function drillTarget(input: DecideInput, f: ClusterFacts | undefined): f is ClusterFacts {
   const drills = input.spec.drills;
   return (
     healthyStandby(f) &&
     f?.lagSeconds !== undefined &&
     f.lagSeconds <= (drills?.abortIfLagSecondsAbove ?? 0) &&
-    (f.lagBytes ?? 0) <= input.spec.promotion.rpo.maxLagBytes &&
-    lagRecent(input, active, f)
+    (f.lagBytes ?? 0) <= input.spec.promotion.rpo.maxLagBytes
   );
 }
 
+/**
+ * When a leg switches over, the target's lag must also be measured close to the primary's last
+ * read (as a failover's candidates are, lagWindowMs): a figure from before its probes stalled
+ * says nothing about it now. Only there: the plugin's preflight judges a drill from statuses,
+ * whose times a quiet cluster does not refresh (its lag is written when it moves).
+ */
 function lagRecent(input: DecideInput, active: string, f: ClusterFacts): boolean {
   const anchor = primaryReadAt(input.spec, input.clusters[active], input.now);
   return (
@@ -1051,24 +1051,26 @@ function lagRecent(input: DecideInput, active: string, f: ClusterFacts): boolean
 
 function standbySummary(input: DecideInput, active: string): string {
   const seen = standbysOf(input.spec, active).map((n) =>
-    describeStandby(
-      input,
-      active,
-      input.clusters[n] ?? { name: n, exists: false, reachable: false, role: 'Unknown' },
-    ),
+    describeStandby(input.clusters[n] ?? { name: n, exists: false, reachable: false, role: 'Unknown' }),
   );
   return seen.join('; ') || 'none';
 }
 
 /** What keeps a standby from being a drill's target, or its lag if nothing does. */
-function describeStandby(input: DecideInput, active: string, f: ClusterFacts): string {
+function describeStandby(f: ClusterFacts): string {
   if (!f.exists) return `${f.name} is missing`;
   if (!healthyStandby(f))
     return `${f.name} is ${f.reachable ? `in role ${f.role}` : 'unreachable'}, not a replicating standby`;
-  if (f.lagSeconds === undefined) return `${f.name} lags an unknown time`;
+  return `${f.name} lags ${f.lagSeconds === undefined ? 'an unknown time' : `${f.lagSeconds} s`}`;
+}
+
+/** Why a leg's target cannot be switched to now, if it cannot (drillTarget, lagRecent). */
+function notReadyToSwitch(input: DecideInput, active: string, f: ClusterFacts | undefined, name: string) {
+  if (!drillTarget(input, f))
+    return `${describeStandby(f ?? { name, exists: false, reachable: false, role: 'Unknown' })}, not within ${input.spec.drills?.abortIfLagSecondsAbove ?? 0} s`;
   if (!lagRecent(input, active, f))
-    return `the lag of ${f.name} was last measured ${f.lagObservedAt ? `at ${timestamp(f.lagObservedAt)}` : 'never'}, too long before ${active} was last read`;
-  return `${f.name} lags ${f.lagSeconds} s`;
+    return `the lag of ${name} was last measured ${f.lagObservedAt ? `at ${timestamp(f.lagObservedAt)}` : 'never'}, too long before ${active} was last read`;
+  return undefined;
 }
 
 /** The occurrence after `now`, ignoring the one stored (it is being handled now). */

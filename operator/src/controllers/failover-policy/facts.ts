@@ -17,8 +17,12 @@ export interface ClusterFacts {
   observedAt?: Date;
   /** When a probe last reached it. */
   lastReachableAt?: Date;
-  /** Which running server answered its last probe, where SQL tells (see one-server.ts). */
+  /**
+   * Which running server last answered its probes, where SQL tells, and since when by the
+   * operator's clock (kept through failed probes; see one-server.ts).
+   */
   server?: string;
+  serverSince?: Date;
   /** The failover epoch in its heartbeat row: the epoch it was primary at (a standby: as replayed). */
   heartbeatEpoch?: number;
   /** Set while an operation of this epoch has fenced or marked it (its heartbeat row's mark). */

@@ -78,7 +78,7 @@ export function factsFromProbe(
     role: obs.reachable ? obs.role : 'Unknown',
     observedAt: record.at,
     ...(record.lastReachableAt ? { lastReachableAt: record.lastReachableAt } : {}),
-    ...(obs.reachable && obs.server ? { server: obs.server } : {}),
+    ...(record.server ? { server: record.server.id, serverSince: record.server.since } : {}),
     ...(obs.reachable && obs.heartbeat ? { heartbeatEpoch: obs.heartbeat.epoch } : {}),
     ...(obs.reachable && obs.heartbeat?.fencedEpoch !== undefined
       ? { fencedEpoch: obs.heartbeat.fencedEpoch }

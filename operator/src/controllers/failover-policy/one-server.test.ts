@@ -5,104 +5,142 @@ import {
   gone,
   inProgress,
   input,
-  NOW,
   outage,
   primaryUp,
   standby,
-  up,
+  unprobed,
 } from './decide.fixtures.ts';
 import type { ClusterFacts } from './facts.ts';
-import { notYetApart, oneServerNamedTwice } from './one-server.ts';
+import { apartFrom, notYetApart, oneServerNamedTwice } from './one-server.ts';
 
-const on = (f: ClusterFacts, server: string): ClusterFacts => ({ ...f, server });
+/** Facts with the server that last answered for them, first seen `sinceAgo` s ago. */
+const on = (f: ClusterFacts, server: string, sinceAgo = 3600): ClusterFacts => ({
+  ...f,
+  server,
+  serverSince: ago(sinceAgo),
+});
+const writer = (name: string): ClusterFacts => ({
+  ...primaryUp(name),
+  observedAt: ago(0.2),
+  lastReachableAt: ago(0.2),
+});
 /** b's connection names a's server: a probe of b is answered by the primary. */
-const bIsA = {
-  a: on(primaryUp(), 'A'),
-  b: on({ ...primaryUp('b'), observedAt: ago(0.2) }, 'A'),
-  c: on(standby('c'), 'C'),
-};
+const bIsA = { a: on(primaryUp(), 'A'), b: on(writer('b'), 'A'), c: on(standby('c'), 'C') };
 
 describe('one server named by two clusters', () => {
-  it('fences nothing and says which clusters are one server; told apart, the stray is fenced', () => {
+  it('fences nothing and says which clusters are one server; told apart, the writer is fenced', () => {
     const held = evaluate(input({ clusters: bIsA }));
     expect(held.started).toBeUndefined();
-    expect(held.plan.action.kind).toBe('Observe');
-    expect(held.plan.events).toEqual([]);
     expect(held.plan.oneServer?.groups).toEqual([['a', 'b']]);
     expect(held.condition('ClustersResolved')).toMatchObject({ status: 'False', reason: 'OneServer' });
     expect(held.condition('ClustersResolved')?.message).toMatch(/^a and b are one server/);
     expect(held.condition('Ready')?.status).toBe('False');
     // The control: b its own server, taking writes beside a, is a stray and fenced.
-    const stray = evaluate(input({ clusters: { ...bIsA, b: on(bIsA.b, 'B') } }));
+    const stray = evaluate(input({ clusters: { ...bIsA, b: on(writer('b'), 'B') } }));
     expect(stray.started).toMatchObject({ kind: 'Fence', from: 'b', to: 'a' });
     expect(stray.condition('ClustersResolved')?.status).toBe('True');
   });
 
-  it('holds an operation on those clusters, and lets one on others go on', () => {
-    const op = inProgress('Promoting', { from: 'a', to: 'b' });
-    const lost = { a: gone(), b: on(standby('b'), 'B'), c: on(standby('c'), 'B') };
-    const held = evaluate(
-      outage({ status: { activePrimary: 'a', epoch: 4, currentOperation: op }, clusters: lost }),
-    );
-    expect(held.plan.action.kind).toBe('Observe');
-    expect(held.plan.oneServer?.groups).toEqual([['b', 'c']]);
-    // Four clusters: c and d are one server, the failover of a to b goes on.
-    const four = outage({
-      specOver: { standbys: ['b', 'c', 'd'] },
-      status: { activePrimary: 'a', epoch: 4, currentOperation: op },
-      clusters: { ...lost, c: on(standby('c'), 'C'), d: on(standby('d'), 'C') },
-      votes: outage().votes,
-    });
-    const goesOn = evaluate(four);
-    expect(goesOn.plan.action).toMatchObject({ kind: 'RunStep', operation: { id: op.id } });
-    // Once it is over: a writer beside the new primary that is not one of them is still fenced,
-    // and ClustersResolved still says what is wrong.
-    const after = evaluate({
-      ...four,
-      status: { activePrimary: 'b', epoch: 5 },
-      clusters: { ...four.clusters, a: on(primaryUp('a', 4), 'A'), b: on(primaryUp('b', 5), 'B') },
-      votes: [up('operator')],
-    });
-    expect(after.started).toMatchObject({ kind: 'Fence', from: 'a', to: 'b' });
-    expect(after.condition('ClustersResolved')).toMatchObject({ status: 'False', reason: 'OneServer' });
-  });
-
-  it('counts only clusters that answered: an unreachable one has no server', () => {
+  it("keeps knowing it through failed probes and an operator's restart", () => {
+    // The primary's name failed its last probe: the server it answered from is still known.
+    const failedOnce = { ...gone('a', 1.5), server: 'A', serverSince: ago(3600) };
+    const e = evaluate(input({ clusters: { ...bIsA, a: failedOnce } }));
+    expect(e.started).toBeUndefined();
+    expect(e.plan.oneServer?.groups).toEqual([['a', 'b']]);
+    // Just restarted, b answered before a did: nothing is fenced until a has answered too.
+    const early = evaluate(input({ clusters: { ...bIsA, a: unprobed('a') } }));
+    expect(early.started).toBeUndefined();
+    expect(apartFrom(unprobed('a'), bIsA.b)).toBe(false);
+    // b's connection just changed (its server forgotten with the old provider), its last answer
+    // from the old host still says it writes: nothing is fenced until it answers from the new one.
+    const repointed = { ...bIsA, b: writer('b') };
+    expect(evaluate(input({ clusters: repointed })).started).toBeUndefined();
+    // A provider that tells no server: a writer is fenced as before.
     expect(
-      oneServerNamedTwice(input({ clusters: { ...bIsA, b: { ...gone('b'), server: 'A' } } })),
-    ).toBeUndefined();
-    expect(
-      oneServerNamedTwice(input({ clusters: { a: primaryUp(), b: standby('b'), c: standby('c') } })),
-    ).toBeUndefined();
-    expect(oneServerNamedTwice(input({ clusters: bIsA }))?.groups).toEqual([['a', 'b']]);
-  });
-});
-
-describe('a server restarted between the probes of its two names', () => {
-  // Start times as the probe reads them: seconds since the epoch, to the microsecond.
-  const started = (secondsAgo: number) => ((NOW.getTime() - secondsAgo * 1000) / 1000).toFixed(6);
-
-  it("keeps a writer's fence until its last answer comes from after the primary's server started", () => {
-    // a's server restarted 2 s ago and answered since; b's last answer (3 s ago) came before the
-    // restart: it may be a's server under another name, as it was then.
-    const a = on(primaryUp(), started(2));
-    const b = on({ ...primaryUp('b'), observedAt: ago(3) }, started(3600));
-    expect(notYetApart(a, b)).toBe(true);
-    const held = evaluate(input({ clusters: { a, b, c: standby('c') } }));
-    expect(held.started).toBeUndefined();
-    // Not quiet meanwhile (b is no standby): the policy looks again at the next probe interval.
-    expect(held.plan.reprotectWaiting?.cluster).toBe('b');
-    // b answered after a's restart, still from its own older server: two servers, b is fenced.
-    const apart = { ...b, observedAt: ago(0.2) };
-    const afterRestart = on(primaryUp(), started(10));
-    expect(notYetApart(afterRestart, apart)).toBe(false);
-    expect(
-      evaluate(input({ clusters: { a: afterRestart, b: apart, c: standby('c') } })).started,
+      evaluate(input({ clusters: { a: primaryUp(), b: writer('b'), c: standby('c') } })).started,
     ).toMatchObject({
       kind: 'Fence',
       from: 'b',
     });
-    // Without start times (another provider's probe) nothing is held back.
-    expect(notYetApart(primaryUp(), primaryUp('b'))).toBe(false);
+  });
+
+  it('waits after a restart of the server until the other name answers again', () => {
+    // a's server restarted: a first answered from it 2 s ago; b's last answer (3 s ago, from the
+    // old start) came before that: it may be a's server before the restart.
+    const a = on(primaryUp(), 'A2', 2);
+    const b = { ...on(writer('b'), 'A1'), lastReachableAt: ago(3), observedAt: ago(3) };
+    expect(notYetApart(a, b)).toBe(true);
+    expect(evaluate(input({ clusters: { a, b, c: standby('c') } })).started).toBeUndefined();
+    // b answered since, still from its own server: two servers, b is fenced.
+    const again = on(writer('b'), 'A1');
+    expect(notYetApart(a, again)).toBe(false);
+    expect(evaluate(input({ clusters: { a, b: again, c: standby('c') } })).started).toMatchObject({
+      kind: 'Fence',
+      from: 'b',
+    });
+  });
+
+  it('ends a fence of the primary under another name, holds steps on a source that is the target, and lets the rest go on', () => {
+    const status = (op: ReturnType<typeof inProgress>) => ({
+      activePrimary: 'a',
+      epoch: 4,
+      currentOperation: op,
+    });
+    const fence = inProgress('Fencing', { kind: 'Fence', from: 'b', to: 'a', epoch: 4 });
+    const ended = evaluate(input({ clusters: bIsA, status: status(fence) }));
+    expect(ended.status.currentOperation).toMatchObject({ step: 'Aborted' });
+    expect(ended.status.currentOperation?.message).toMatch(/b and a are one server/);
+    // A switchover of a to b still catching up: its fence of a would fence b. It waits.
+    const switchover = inProgress('CatchingUp', { kind: 'Switchover', trigger: 'Manual' });
+    const waits = evaluate(input({ clusters: bIsA, status: status(switchover) }));
+    expect(waits.plan.action.kind).toBe('Observe');
+    expect(waits.plan.why).toMatch(/waits: a and b are one server/);
+    // Past its promotion (the application's DNS name, which a's connection names, moved to b):
+    // verifying DNS touches neither, and it goes on.
+    const verifying = inProgress('VerifyingDns');
+    const onB = { a: on(writer('a'), 'B'), b: on(primaryUp('b', 5), 'B'), c: on(standby('c'), 'C') };
+    const goesOn = evaluate(
+      input({ clusters: onB, status: { activePrimary: 'a', epoch: 4, currentOperation: verifying } }),
+    );
+    expect(goesOn.plan.action).toMatchObject({ kind: 'RunStep', operation: { id: verifying.id } });
+    // Nor does the way a returns to fence a writer take a, which is b.
+    const promoting = inProgress('Promoting', { stepStartedAt: ago(1).toISOString() });
+    const promotes = evaluate(
+      input({ clusters: onB, status: { activePrimary: 'a', epoch: 4, currentOperation: promoting } }),
+    );
+    expect(promotes.plan.action).toMatchObject({ kind: 'RunStep', operation: { step: 'Promoting' } });
+    // a back and writing, but b's last answer came before a's server first answered (a restart of
+    // one server between the two?): the promotion waits for b's next answer, then fences a first.
+    const back = { ...on(writer('a'), 'A2', 0.5) };
+    const bBefore = { ...on(primaryUp('b', 5), 'B'), lastReachableAt: ago(0.8) };
+    const waits2 = evaluate(
+      input({
+        clusters: { ...onB, a: back, b: bBefore },
+        status: { activePrimary: 'a', epoch: 4, currentOperation: promoting },
+      }),
+    );
+    expect(waits2.plan.action.kind).toBe('Observe');
+    expect(waits2.plan.why).toMatch(/a not told apart from b's server yet/);
+    const told = evaluate(
+      input({
+        clusters: { ...onB, a: back, b: on(primaryUp('b', 5), 'B') },
+        status: { activePrimary: 'a', epoch: 4, currentOperation: promoting },
+      }),
+    );
+    expect(told.status.currentOperation).toMatchObject({ step: 'Fencing' });
+  });
+
+  it('does not hold a failover back when two standbys are one server', () => {
+    const lost = outage({ clusters: { a: gone(), b: on(standby('b'), 'B'), c: on(standby('c'), 'B') } });
+    const e = evaluate(lost);
+    expect(e.started).toMatchObject({ kind: 'Failover', from: 'a', to: 'b' });
+    expect(e.plan.oneServer?.groups).toEqual([['b', 'c']]);
+  });
+
+  it('groups only clusters with a server', () => {
+    expect(
+      oneServerNamedTwice(input({ clusters: { a: primaryUp(), b: standby('b'), c: standby('c') } })),
+    ).toBeUndefined();
+    expect(oneServerNamedTwice(input({ clusters: bIsA }))?.groups).toEqual([['a', 'b']]);
   });
 });

@@ -1,25 +1,22 @@
 /**
  * One server under two names: two of a policy's clusters whose probes the same running server
- * answered (DatabaseObservation.server, its postmaster's start time). No primary and standby can
- * be that; a connection names the other cluster's server: the application's DNS name (which the
- * operator itself moves, so the old primary's name reaches the new one after a failover), a
- * copied host, an Aurora cluster endpoint. Acted on, the primary would look like a stray writer
- * beside itself and be fenced, or demoted by a reprotect. Nothing starts on those clusters until
- * the names come apart, and status says why (ClustersResolved=False, reason OneServer).
+ * answers (DatabaseObservation.server, its postmaster's start time, kept through failed probes).
+ * No primary and standby can be that; a connection names the other cluster's server: the
+ * application's DNS name (which the operator itself moves, so the old primary's name reaches the
+ * new primary after a failover), a copied host, an Aurora cluster endpoint. The rules would take
+ * that server for a writer beside itself and fence it, or demote it as a former primary.
  *
- * The rule sees a server only through answered probes: after a restart of it, one name may have
- * answered with the new start time while the other's last answer still shows the old one.
- * `notYetApart` covers that moment for the rule it endangers (a stray's fence).
+ * So (decide.ts): a writer is fenced only once it is known to be another server than the primary
+ * (`apartFrom`), by the stray rule and by an operation's own strays; an operation whose source and
+ * target turn out to be one server runs no step that acts on its source; and ClustersResolved says
+ * which clusters are one server (reason OneServer) until each names its own. (Nothing else can
+ * start between two names of one server: a switchover, failover, reprotect or failback needs its
+ * target or source to be a standby, and the other name shows the primary's role.)
  */
+import type { Operation } from '../../api/v1alpha1/index.ts';
 import type { ConditionInput } from '../../runtime/conditions.ts';
-import { type ClusterFacts, type DecideInput, policyClusters } from './facts.ts';
-
-/**
- * Clock skew allowed between a database's host and the operator's, for notYetApart. A restart
- * itself puts the old answer before the new start by the shutdown and start-up; a larger margin
- * would only hold a real stray's fence longer after it started (by up to this and an interval).
- */
-const START_SKEW_MS = 1_000;
+import type { ClusterFacts, DecideInput } from './facts.ts';
+import { policyClusters } from './facts.ts';
 
 export interface OneServer {
   /** Each group: the clusters one server answered for, in the policy's order. */
@@ -30,17 +27,65 @@ export interface OneServer {
 export function oneServerNamedTwice(input: Pick<DecideInput, 'spec' | 'clusters'>): OneServer | undefined {
   const byServer = new Map<string, string[]>();
   for (const name of policyClusters(input.spec)) {
-    const f = input.clusters[name];
-    if (!f?.reachable || !f.server) continue;
-    byServer.set(f.server, [...(byServer.get(f.server) ?? []), name]);
+    const server = input.clusters[name]?.server;
+    if (server) byServer.set(server, [...(byServer.get(server) ?? []), name]);
   }
   const groups = [...byServer.values()].filter((names) => names.length > 1);
   if (!groups.length) return undefined;
-  const said = groups.map((g) => `${g.join(' and ')} are one server (its probes answer from one postmaster)`);
+  const said = groups.map(
+    (g) => `${g.join(' and ')} are one server (their probes answer from one postmaster)`,
+  );
   return {
     groups,
-    message: `${said.join('; ')}: a ReplicaCluster's connection names another's server (the application's DNS name, say, which moves with the primary). Nothing is fenced, promoted or demoted on them until each names its own server`,
+    message: `${said.join('; ')}: a ReplicaCluster's connection names another's server (the application's DNS name, say, which moves with the primary). Nothing is fenced as a second writer beside the primary until each names its own server`,
   };
+}
+
+/** Both answered from the same running server (as far as their last answers tell). */
+export function sameServer(x: ClusterFacts | undefined, y: ClusterFacts | undefined): boolean {
+  return x?.server !== undefined && x.server === y?.server;
+}
+
+/**
+ * Two answers from different start times that cannot tell their servers apart yet: one name's
+ * last answer came before the other first answered from its server, so it may be that same
+ * server before a restart (the name showing the old start has not answered since). Both times
+ * are the operator's clock. The next answer decides.
+ */
+export function notYetApart(x: ClusterFacts | undefined, y: ClusterFacts | undefined): boolean {
+  if (!x?.server || !y?.server || x.server === y.server) return false;
+  const before = (a: ClusterFacts, b: ClusterFacts) =>
+    a.lastReachableAt !== undefined && b.serverSince !== undefined && a.lastReachableAt < b.serverSince;
+  return before(x, y) || before(y, x);
+}
+
+/**
+ * What a writer is to `primary`: another server (`Apart`: fencing it cannot fence the primary),
+ * the primary's own under another name (`Same`), or not known yet (`Undecided`: one of the two
+ * has not answered since this operator started or since its connection changed, or
+ * notYetApart). Where neither tells a server (a provider that cannot), a writer is another, as
+ * before.
+ */
+export function serverOf(
+  primary: ClusterFacts | undefined,
+  writer: ClusterFacts | undefined,
+): 'Apart' | 'Same' | 'Undecided' {
+  if (!writer?.server) return primary?.server ? 'Undecided' : 'Apart';
+  if (!primary?.server) return 'Undecided';
+  if (writer.server === primary.server) return 'Same';
+  return notYetApart(primary, writer) ? 'Undecided' : 'Apart';
+}
+
+/** A writer known to be another server than the primary (serverOf). */
+export const apartFrom = (primary: ClusterFacts | undefined, writer: ClusterFacts | undefined): boolean =>
+  serverOf(primary, writer) === 'Apart';
+
+/** An operation whose source and target are one server: its steps on the source would hit the target. */
+export function onOneServer(
+  input: Pick<DecideInput, 'clusters'>,
+  op: Pick<Operation, 'from' | 'to'>,
+): boolean {
+  return sameServer(input.clusters[op.from], input.clusters[op.to]);
 }
 
 /** ClustersResolved: every ReplicaCluster found (`resolved`), and no server named twice. */
@@ -50,16 +95,4 @@ export function clustersResolvedWith(
 ): ConditionInput {
   if (!oneServer || resolved.status !== 'True') return resolved;
   return { type: 'ClustersResolved', status: 'False', reason: 'OneServer', message: oneServer.message };
-}
-
-/**
- * Two answers from different start times that still cannot tell their servers apart: the one
- * from the older server was read before the newer one started (give or take START_SKEW_MS), so it
- * may be that same server before a restart. The next answer of the older decides.
- */
-export function notYetApart(x: ClusterFacts | undefined, y: ClusterFacts | undefined): boolean {
-  if (!x?.server || !y?.server || x.server === y.server) return false;
-  const [older, newer] = Number(x.server) < Number(y.server) ? [x, y] : [y, x];
-  const newerStartMs = Number(newer.server) * 1000;
-  return older.observedAt !== undefined && older.observedAt.getTime() < newerStartMs + START_SKEW_MS;
 }

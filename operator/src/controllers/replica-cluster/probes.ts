@@ -49,6 +49,12 @@ export interface ProbeRecord {
    * measures lag against it (see measureLagOfStandbys).
    */
   earlier?: { observation: DatabaseObservation; at: Date };
+  /**
+   * The server that last answered (DatabaseObservation.server), kept through failed probes, and
+   * when it first answered, by this clock: a failed probe does not make one server two
+   * (failover-policy/one-server.ts). Forgotten with the provider (another host, other credentials).
+   */
+  server?: { id: string; since: Date };
 }
 
 export interface ProbeTarget {
@@ -206,7 +212,8 @@ export class ClusterProbes {
     });
     // Another database or other credentials: the read before is of what was there before.
     const record = this.records.get(target.key);
-    if (existing && record?.earlier) this.records.set(target.key, { ...record, earlier: undefined });
+    if (existing && (record?.earlier || record?.server))
+      this.records.set(target.key, { ...record, earlier: undefined, server: undefined });
     if (existing) await existing.provider.close().catch(() => undefined);
     return provider;
   }
@@ -346,6 +353,11 @@ export class ClusterProbes {
             },
           }
         : observed;
+    const answered = observation.reachable ? observation.server : undefined;
+    const server =
+      answered === undefined || previous?.server?.id === answered
+        ? previous?.server
+        : { id: answered, since: at };
     const record: ProbeRecord = {
       observation,
       at,
@@ -357,6 +369,7 @@ export class ClusterProbes {
           : {}),
       ...(previous?.lag ? { lag: previous.lag } : {}),
       ...(previous ? { earlier: { observation: previous.observation, at: previous.at } } : {}),
+      ...(server ? { server } : {}),
     };
     this.records.set(target.key, record);
     this.pairForLag(target);

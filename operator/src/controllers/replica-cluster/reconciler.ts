@@ -251,7 +251,7 @@ export function whatPoliciesSee(
   return JSON.stringify([
     o.reachable,
     o.role,
-    o.server,
+    record.server?.id,
     o.failure?.reason,
     record.consecutiveFailures,
     o.timeline,
