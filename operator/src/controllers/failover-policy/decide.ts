@@ -318,35 +318,47 @@ const stopDrill: Guard = (c) => {
 };
 
 /**
- * 2b. What the servers' identities hold back (one-server.ts). An operation whose source and
- * target turned out to be one server runs no step that acts on its source, which would act on its
- * target: a fence of a "stray" that is the primary ends; others wait, and one past its promotion
- * goes on (DNS; the old primary's rejoin runs beside it). And from its promotion on, a writer
- * that may yet be the target's own server under another name (not told apart: a restart between
- * their answers) holds the step until it is known: another server is fenced first (rule 2), the
- * same one is no second writer.
+ * What the servers' identities hold back in an operation (one-server.ts), once no stand-down
+ * applies. Strays it recorded that turned out to be its target's own server are left out (their
+ * fence would fence the target). An operation whose source and target turned out to be one
+ * server runs no step on its source: a fence of a "stray" that is the primary, or a switchover
+ * or reprotect not past its promotion, is aborted; a failover sent back to fence after its
+ * promotion waits (its fence of the source would fence the target). And from its promotion on,
+ * a writer not yet told apart from the target's server holds the step until it is (serverOf:
+ * at most the detection window); another server was sent to be fenced by the stand-down.
  */
-const holdOnOneServer: Guard = (c) => {
-  const op = c.base.currentOperation;
-  if (!op || isTerminal(op.step)) return undefined;
-  const { clusters, spec } = c.input;
-  if (onOneServer(c.input, op)) {
+function oneServerHold(c: Context, op: Operation): Plan | undefined {
+  const { input } = c;
+  const same = (n: string) => serverOf(input, input.clusters[op.to], input.clusters[n]) === 'Same';
+  const kept = (op.strays ?? []).filter((n) => !same(n));
+  if (kept.length !== (op.strays ?? []).length) {
+    const { strays: _s, ...rest } = op;
+    const left = (op.strays ?? []).filter(same);
+    return record(c, `operation ${op.id}: ${left.join(', ')} is ${op.to}'s own server`, {
+      ...c.base,
+      currentOperation: kept.length ? { ...rest, strays: kept } : rest,
+    });
+  }
+  if (same(op.from)) {
     const why = `${op.from} and ${op.to} are one server`;
-    if (op.kind === 'Fence') {
-      const ended = withStep(op, 'Aborted', c.input.now, `${why}: there is no second writer to fence`);
+    const early = beforePromotion(op.step) || op.step === 'Demoting';
+    if (op.kind === 'Fence' || (early && (op.kind === 'Switchover' || op.kind === 'Reprotect'))) {
+      const ended = withStep(op, 'Aborted', input.now, `${why}: nothing is done to ${op.from}`);
       return record(c, `operation ${op.id}: ${why}`, { ...c.base, currentOperation: ended });
     }
-    const onSource = op.kind === 'Reprotect' || beforePromotion(op.step) || op.step === 'Demoting';
-    return onSource ? plan(c, `operation ${op.id} waits: ${why}`) : undefined;
+    if (op.step === 'Fencing') return plan(c, `operation ${op.id} waits: ${why}`);
   }
   if (!promotingOrAfter(op)) return undefined;
-  const unknown = policyClusters(spec).filter(
-    (n) => n !== op.to && freshWriter(c, op, n) && serverOf(clusters[op.to], clusters[n]) === 'Undecided',
+  const unknown = policyClusters(input.spec).filter(
+    (n) =>
+      n !== op.to &&
+      freshWriter(c, op, n) &&
+      serverOf(input, input.clusters[op.to], input.clusters[n]) === 'Undecided',
   );
   return unknown.length
     ? plan(c, `operation ${op.id} waits: ${unknown.join(', ')} not told apart from ${op.to}'s server yet`)
     : undefined;
-};
+}
 
 const promotingOrAfter = (op: Operation) =>
   op.step === 'Promoting' || op.step === 'RepointingDns' || op.step === 'VerifyingDns';
@@ -380,6 +392,8 @@ const continueOperation: Guard = (c) => {
         : moved,
     });
   }
+  const held = oneServerHold(c, op);
+  if (held) return held;
   const wait = backoffLeft(op, now);
   if (wait > 0) return plan(c, `waiting out the backoff of ${op.step}`, { requeueMs: wait });
   // Never promote blind: right after a restart the old primary is not probed yet, and it may be
@@ -452,6 +466,7 @@ function standDownReason(c: Context, op: Operation): [Operation['step'], string]
       (n) =>
         n !== op.to &&
         strayBesideReprotect(spec, clusters[n], op.from, op.epoch) &&
+        serverOf(c.input, clusters[op.to], clusters[n]) !== 'Same' &&
         (clusters[n]?.observedAt ?? 0) > new Date(op.startedAt),
     );
     if (writers.length)
@@ -465,7 +480,7 @@ function standDownReason(c: Context, op: Operation): [Operation['step'], string]
   // (the promotion then finds its target already primary, and moves on).
   if (promotingOrAfter(op)) {
     // One that is the target's own server under another name is no second writer (one-server.ts).
-    const fresh = (n: string) => freshWriter(c, op, n) && apartFrom(clusters[op.to], clusters[n]);
+    const fresh = (n: string) => freshWriter(c, op, n) && apartFrom(c.input, clusters[op.to], clusters[n]);
     const strays = policyClusters(spec).filter((n) => n !== op.from && n !== op.to && fresh(n));
     const writers = [...(fresh(op.from) ? [op.from] : []), ...strays];
     if (writers.length)
@@ -554,7 +569,7 @@ function strayWriters(c: Context, op: Operation): string[] {
       n !== op.to &&
       writable(f) &&
       (f?.fencedEpoch ?? -1) < op.epoch &&
-      apartFrom(c.input.clusters[op.to], f)
+      apartFrom(c.input, c.input.clusters[op.to], f)
     );
   });
 }
@@ -626,7 +641,7 @@ const fenceStrayPrimary: Guard = (c) => {
     if (name === active || !writable(facts)) continue;
     // Not before it is known to be another server than the primary (one-server.ts): fencing the
     // primary's own server under another name would fence the primary.
-    if (!apartFrom(input.clusters[active], facts)) continue;
+    if (!apartFrom(input, input.clusters[active], facts)) continue;
     // Only a probe taken after the last operation ended says so: one from before may predate its fence.
     if (!probedSince(facts, base.history?.[0]?.completedAt)) continue;
     // EpochOnly can only mark a database with the epoch: once it holds it, there is no more to do.
@@ -927,7 +942,9 @@ const reprotectFormerPrimary: Guard = (c) => {
   if (!c.active || c.verdict?.down || c.base.currentOperation) return undefined;
   const verdict = judgeReprotect({ ...c.input, status: c.base }, c.active);
   if (!verdict) return undefined;
-  if (verdict.kind === 'Start') return startOperation(c, verdict.operation);
+  // A former primary whose name reaches the primary's own server is no former primary to rejoin.
+  if (verdict.kind === 'Start' && !onOneServer(c.input, verdict.operation))
+    return startOperation(c, verdict.operation);
   // Waiting does not hold the rest back.
   return undefined;
 };
@@ -986,7 +1003,6 @@ function drillPlanOf(c: Context): Plan | undefined {
 const guards: Guard[] = [
   knowThePrimary,
   stopDrill,
-  holdOnOneServer,
   continueOperation,
   // Safety, not automation: never two writers, paused or not (a person's failover during a pause
   // leaves a returning old primary to this rule alone).

@@ -284,9 +284,9 @@ describe('decide: starting a drill', () => {
 
   it("switches over only on a lag measured close to the primary's last read, not the clock", () => {
     // Probes 1 s apart: a lag may be measured up to 7 s (two intervals and 5 s) before that read.
-    const fresh = startingDrill(20);
+    const fresh = startingDrill(60);
     const status = { activePrimary: 'a', epoch: 4, drill: fresh };
-    const at = (lagAgo: number, primaryReadAgo = 3) =>
+    const at = (lagAgo: number, primaryReadAgo = 3, over: Partial<DecideInput> = {}) =>
       decide(
         input(status, {
           clusters: {
@@ -294,9 +294,19 @@ describe('decide: starting a drill', () => {
             b: { ...standby('b'), lagObservedAt: ago(lagAgo) },
           },
           canary: canary(fresh.id, [run('a', 1, 12)]),
+          ...over,
         }),
       );
     expect(at(9).started).toMatchObject({ kind: 'Switchover', to: 'b' });
+    // Early on, an old figure is waited for (as long as detection takes, past the warm-up).
+    const early = startingDrill(2);
+    const waits = at(11, 3, {
+      status: { activePrimary: 'a', epoch: 4, drill: early },
+      canary: canary(early.id, [run('a', 1, 12)]),
+    });
+    expect(waits.started).toBeUndefined();
+    expect(waits.drill).toEqual(early);
+    expect(waits.drillReport).toBeUndefined();
     const stale = at(11);
     expect(stale.started).toBeUndefined();
     expect(stale.drillReport).toMatchObject({ result: 'Aborted' });

@@ -373,6 +373,22 @@ function goOut(
       seconds(spec.detection.probeIntervalSeconds),
       `drill ${drill.id}: ${silent.name} failed its last probe; going out once it answers`,
     );
+  // A lag not measured lately (its probes slow for a moment) is waited for as long as detection
+  // would, not taken for a standby that fell behind.
+  const { probeIntervalSeconds, failureThreshold } = spec.detection;
+  const waitedMs = now.getTime() - new Date(drill.startedAt).getTime();
+  if (
+    active === drill.from &&
+    writable(clusters[active]) &&
+    drillTarget(input, target) &&
+    !lagRecent(input, active, target) &&
+    waitedMs < seconds(probeIntervalSeconds * (failureThreshold + 2)) + CANARY_WARM_UP_MS
+  )
+    return hold(
+      drill,
+      seconds(probeIntervalSeconds),
+      `drill ${drill.id}: waiting for a lag of ${drill.to} measured since ${active} was last read`,
+    );
   const problem = spec.paused
     ? `the policy was paused (spec.paused${spec.pauseReason ? `: ${spec.pauseReason}` : ''}) before it went out`
     : active !== drill.from

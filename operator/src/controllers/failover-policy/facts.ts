@@ -23,6 +23,8 @@ export interface ClusterFacts {
    */
   server?: string;
   serverSince?: Date;
+  /** The timeline that server last answered on (a primary's or a standby's). */
+  serverTimeline?: number;
   /** The failover epoch in its heartbeat row: the epoch it was primary at (a standby: as replayed). */
   heartbeatEpoch?: number;
   /** Set while an operation of this epoch has fenced or marked it (its heartbeat row's mark). */

@@ -79,6 +79,7 @@ export function factsFromProbe(
     observedAt: record.at,
     ...(record.lastReachableAt ? { lastReachableAt: record.lastReachableAt } : {}),
     ...(record.server ? { server: record.server.id, serverSince: record.server.since } : {}),
+    ...(record.server?.timeline !== undefined ? { serverTimeline: record.server.timeline } : {}),
     ...(obs.reachable && obs.heartbeat ? { heartbeatEpoch: obs.heartbeat.epoch } : {}),
     ...(obs.reachable && obs.heartbeat?.fencedEpoch !== undefined
       ? { fencedEpoch: obs.heartbeat.fencedEpoch }

@@ -10,6 +10,7 @@ import {
   standby,
   unprobed,
 } from './decide.fixtures.ts';
+import { NOTHING_TO_DO } from './decide.ts';
 import type { ClusterFacts } from './facts.ts';
 import { apartFrom, notYetApart, oneServerNamedTwice } from './one-server.ts';
 
@@ -48,9 +49,19 @@ describe('one server named by two clusters', () => {
     expect(e.started).toBeUndefined();
     expect(e.plan.oneServer?.groups).toEqual([['a', 'b']]);
     // Just restarted, b answered before a did: nothing is fenced until a has answered too.
-    const early = evaluate(input({ clusters: { ...bIsA, a: unprobed('a') } }));
+    const bFirst = on(writer('b'), 'A', 1);
+    const early = evaluate(input({ clusters: { ...bIsA, a: unprobed('a'), b: bFirst } }));
     expect(early.started).toBeUndefined();
-    expect(apartFrom(unprobed('a'), bIsA.b)).toBe(false);
+    expect(early.plan.why).toBe(NOTHING_TO_DO);
+    expect(apartFrom(input(), unprobed('a'), bFirst)).toBe(false);
+    // Not for ever: a's name silent past detection's window (failureThreshold 3 and two more
+    // 1 s intervals), b is taken for another server and fenced.
+    expect(
+      evaluate(input({ clusters: { ...bIsA, a: unprobed('a'), b: on(writer('b'), 'A', 6) } })).started,
+    ).toMatchObject({
+      kind: 'Fence',
+      from: 'b',
+    });
     // b's connection just changed (its server forgotten with the old provider), its last answer
     // from the old host still says it writes: nothing is fenced until it answers from the new one.
     const repointed = { ...bIsA, b: writer('b') };
@@ -70,7 +81,20 @@ describe('one server named by two clusters', () => {
     const a = on(primaryUp(), 'A2', 2);
     const b = { ...on(writer('b'), 'A1'), lastReachableAt: ago(3), observedAt: ago(3) };
     expect(notYetApart(a, b)).toBe(true);
-    expect(evaluate(input({ clusters: { a, b, c: standby('c') } })).started).toBeUndefined();
+    const held = evaluate(input({ clusters: { a, b, c: standby('c') } }));
+    expect(held.started).toBeUndefined();
+    expect(held.plan.why).toBe(NOTHING_TO_DO);
+    // Another timeline is another server, whoever answered last (a returning old primary).
+    expect(
+      evaluate(
+        input({
+          clusters: { a: { ...a, serverTimeline: 3 }, b: { ...b, serverTimeline: 2 }, c: standby('c') },
+        }),
+      ).started,
+    ).toMatchObject({
+      kind: 'Fence',
+      from: 'b',
+    });
     // b answered since, still from its own server: two servers, b is fenced.
     const again = on(writer('b'), 'A1');
     expect(notYetApart(a, again)).toBe(false);
@@ -90,11 +114,18 @@ describe('one server named by two clusters', () => {
     const ended = evaluate(input({ clusters: bIsA, status: status(fence) }));
     expect(ended.status.currentOperation).toMatchObject({ step: 'Aborted' });
     expect(ended.status.currentOperation?.message).toMatch(/b and a are one server/);
-    // A switchover of a to b still catching up: its fence of a would fence b. It waits.
+    // A switchover of a to b still catching up: its fence of a would fence b. It ends.
     const switchover = inProgress('CatchingUp', { kind: 'Switchover', trigger: 'Manual' });
-    const waits = evaluate(input({ clusters: bIsA, status: status(switchover) }));
-    expect(waits.plan.action.kind).toBe('Observe');
-    expect(waits.plan.why).toMatch(/waits: a and b are one server/);
+    const stops = evaluate(input({ clusters: bIsA, status: status(switchover) }));
+    expect(stops.status.currentOperation).toMatchObject({ step: 'Aborted' });
+    expect(stops.status.currentOperation?.message).toMatch(/a and b are one server: nothing is done to a/);
+    // Strays it recorded that are its target's own server are left out before the fence runs.
+    const withStray = inProgress('Fencing', { strays: ['c'] });
+    const promoted = { a: gone(), b: on(primaryUp('b', 5), 'B'), c: on(writer('c'), 'B') };
+    const dropped = evaluate(input({ clusters: promoted, status: status(withStray) }));
+    expect(dropped.status.currentOperation).toMatchObject({ step: 'Fencing' });
+    expect(dropped.status.currentOperation?.strays).toBeUndefined();
+    expect(dropped.plan.why).toMatch(/c is b's own server/);
     // Past its promotion (the application's DNS name, which a's connection names, moved to b):
     // verifying DNS touches neither, and it goes on.
     const verifying = inProgress('VerifyingDns');

@@ -64,21 +64,39 @@ export function notYetApart(x: ClusterFacts | undefined, y: ClusterFacts | undef
  * the primary's own under another name (`Same`), or not known yet (`Undecided`: one of the two
  * has not answered since this operator started or since its connection changed, or
  * notYetApart). Where neither tells a server (a provider that cannot), a writer is another, as
- * before.
+ * before. Two more facts decide for `Apart` without the primary answering again, so that a real
+ * stray is not left writing because this operator cannot reach the primary: another timeline
+ * (one server keeps its timeline while it stays primary; a returning old primary, or a standby
+ * promoted by hand, has another), and a question open for longer than detection takes
+ * (failureThreshold intervals and two more, as a drill's brief silence), counted from the later
+ * of the two servers' first answers.
  */
 export function serverOf(
+  input: Pick<DecideInput, 'spec' | 'now'>,
   primary: ClusterFacts | undefined,
   writer: ClusterFacts | undefined,
 ): 'Apart' | 'Same' | 'Undecided' {
   if (!writer?.server) return primary?.server ? 'Undecided' : 'Apart';
-  if (!primary?.server) return 'Undecided';
-  if (writer.server === primary.server) return 'Same';
-  return notYetApart(primary, writer) ? 'Undecided' : 'Apart';
+  if (primary?.server === writer.server) return 'Same';
+  const timelines = primary?.serverTimeline !== undefined && writer.serverTimeline !== undefined;
+  if (timelines && primary?.serverTimeline !== writer.serverTimeline) return 'Apart';
+  if (primary?.server && !notYetApart(primary, writer)) return 'Apart';
+  const { probeIntervalSeconds, failureThreshold } = input.spec.detection;
+  const windowMs = probeIntervalSeconds * (failureThreshold + 2) * 1000;
+  // Unresolved since the later of the two first answers from these servers.
+  const since = Math.max(
+    writer.serverSince?.getTime() ?? input.now.getTime(),
+    primary?.serverSince?.getTime() ?? 0,
+  );
+  return input.now.getTime() - since > windowMs ? 'Apart' : 'Undecided';
 }
 
 /** A writer known to be another server than the primary (serverOf). */
-export const apartFrom = (primary: ClusterFacts | undefined, writer: ClusterFacts | undefined): boolean =>
-  serverOf(primary, writer) === 'Apart';
+export const apartFrom = (
+  input: Pick<DecideInput, 'spec' | 'now'>,
+  primary: ClusterFacts | undefined,
+  writer: ClusterFacts | undefined,
+): boolean => serverOf(input, primary, writer) === 'Apart';
 
 /** An operation whose source and target are one server: its steps on the source would hit the target. */
 export function onOneServer(

@@ -14,6 +14,7 @@ import type { AgentReport, Operation } from '../../api/v1alpha1/index.ts';
 import { standbysOf } from './candidates.ts';
 import type { ClusterFacts, DecideInput } from './facts.ts';
 import { healthyStandby, policyClusters, probedSince, writable } from './facts.ts';
+import { serverOf } from './one-server.ts';
 import { newOperation } from './operation.ts';
 
 export type ReprotectWaitReason =
@@ -183,7 +184,11 @@ export function judgeReprotect(input: DecideInput, active: string): ReprotectVer
     // while that fence is refused.
     const epoch = status.epoch ?? 0;
     const writers = policyClusters(spec).filter(
-      (n) => n !== active && strayBesideReprotect(spec, clusters[n], name, epoch),
+      (n) =>
+        n !== active &&
+        strayBesideReprotect(spec, clusters[n], name, epoch) &&
+        // The primary's own server under another name is no writer beside it (one-server.ts).
+        serverOf(input, clusters[active], clusters[n]) !== 'Same',
     );
     if (writers.length) {
       wait({

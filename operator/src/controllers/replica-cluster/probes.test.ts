@@ -530,6 +530,35 @@ describe('the provider cache', () => {
   });
 });
 
+describe('the server a cluster answers from', () => {
+  it('is kept through failed probes with when it first answered, follows a restart, and is forgotten with the connection', async () => {
+    const from = (server: string, timeline = 1): DatabaseObservation => ({ ...answered, server, timeline });
+    const probeAnswering = async (o: DatabaseObservation, t: ProbeTarget = target) => {
+      const pending = probeNow(t);
+      await vi.advanceTimersByTimeAsync(0);
+      db.answer(o);
+      return pending;
+    };
+    const first = await probeAnswering(from('100.5'));
+    expect(first.server).toEqual({ id: '100.5', since: first.at, timeline: 1 });
+    await pass(INTERVAL);
+    const failed = await probeAnswering(gaveUp);
+    expect(failed.observation.reachable).toBe(false);
+    expect(failed.server).toEqual(first.server);
+    await pass(INTERVAL);
+    // Promoted in place: the same server, since as before, on its new timeline.
+    const promoted = await probeAnswering(from('100.5', 2));
+    expect(promoted.server).toEqual({ id: '100.5', since: first.at, timeline: 2 });
+    await pass(INTERVAL);
+    const restarted = await probeAnswering(from('200.25', 2));
+    expect(restarted.server).toEqual({ id: '200.25', since: restarted.at, timeline: 2 });
+    // Another host: what the old one answered from is not this cluster's any more.
+    const moved = { ...target, spec: { ...spec, connection: { ...spec.connection, host: '10.0.0.2' } } };
+    await probes.providerFor(moved);
+    expect(probes.latest(target.key)?.server).toBeUndefined();
+  });
+});
+
 describe('failures in a row', () => {
   const failed = (reason: ProviderErrorReason): DatabaseObservation => ({
     reachable: false,

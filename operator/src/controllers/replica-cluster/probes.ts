@@ -54,7 +54,7 @@ export interface ProbeRecord {
    * when it first answered, by this clock: a failed probe does not make one server two
    * (failover-policy/one-server.ts). Forgotten with the provider (another host, other credentials).
    */
-  server?: { id: string; since: Date };
+  server?: { id: string; since: Date; timeline?: number };
 }
 
 export interface ProbeTarget {
@@ -210,10 +210,17 @@ export class ClusterProbes {
       providerSpec: spec.provider,
       versions: [user.version, password.version, api?.version],
     });
-    // Another database or other credentials: the read before is of what was there before.
+    // Another database or other credentials: the read before is of what was there before. The
+    // server it answered from is forgotten only with another database: new credentials reach the
+    // same one.
     const record = this.records.get(target.key);
-    if (existing && (record?.earlier || record?.server))
-      this.records.set(target.key, { ...record, earlier: undefined, server: undefined });
+    const moved = existing !== undefined && !sameSpec(existing, spec);
+    if (existing && (record?.earlier || (moved && record?.server)))
+      this.records.set(target.key, {
+        ...record,
+        earlier: undefined,
+        ...(moved ? { server: undefined } : {}),
+      });
     if (existing) await existing.provider.close().catch(() => undefined);
     return provider;
   }
@@ -354,10 +361,17 @@ export class ClusterProbes {
           }
         : observed;
     const answered = observation.reachable ? observation.server : undefined;
+    const kept = previous?.server;
     const server =
-      answered === undefined || previous?.server?.id === answered
-        ? previous?.server
-        : { id: answered, since: at };
+      answered === undefined
+        ? kept
+        : kept?.id === answered && kept.timeline === observation.timeline
+          ? kept
+          : {
+              id: answered,
+              since: kept?.id === answered ? kept.since : at,
+              ...(observation.timeline !== undefined ? { timeline: observation.timeline } : {}),
+            };
     const record: ProbeRecord = {
       observation,
       at,
