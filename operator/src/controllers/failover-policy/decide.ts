@@ -321,9 +321,9 @@ const stopDrill: Guard = (c) => {
  * What the servers' identities hold back in an operation (one-server.ts), once no stand-down
  * applies. Strays it recorded that turned out to be its target's own server are left out (their
  * fence would fence the target). An operation whose source and target turned out to be one
- * server runs no step on its source: a fence of a "stray" that is the primary, or a switchover
- * or reprotect not past its promotion, is aborted; a failover sent back to fence after its
- * promotion waits (its fence of the source would fence the target). And from its promotion on,
+ * server runs no step on its source: a fence of a "stray" that is the primary is aborted, a
+ * switchover still fencing or catching up rolls back; a reprotect, a demotion, or a failover sent
+ * back to fence after its promotion waits (stand-downs still apply). And from its promotion on,
  * a writer not yet told apart from the target's server holds the step until it is (serverOf:
  * at most the detection window); another server was sent to be fenced by the stand-down.
  */
@@ -341,12 +341,21 @@ function oneServerHold(c: Context, op: Operation): Plan | undefined {
   }
   if (same(op.from)) {
     const why = `${op.from} and ${op.to} are one server`;
-    const early = beforePromotion(op.step) || op.step === 'Demoting';
-    if (op.kind === 'Fence' || (early && (op.kind === 'Switchover' || op.kind === 'Reprotect'))) {
-      const ended = withStep(op, 'Aborted', input.now, `${why}: nothing is done to ${op.from}`);
+    // A switchover's fence (or its catch-up behind one) is rolled back, as a stopped drill's is.
+    const ending =
+      op.kind === 'Fence' || (op.kind === 'Switchover' && op.step === 'Detected')
+        ? 'Aborted'
+        : op.kind === 'Switchover' && (op.step === 'Fencing' || op.step === 'CatchingUp')
+          ? 'RollingBack'
+          : undefined;
+    if (ending) {
+      const ended = withStep(op, ending, input.now, `${why}: nothing more is done to ${op.from}`);
       return record(c, `operation ${op.id}: ${why}`, { ...c.base, currentOperation: ended });
     }
-    if (op.step === 'Fencing') return plan(c, `operation ${op.id} waits: ${why}`);
+    // A reprotect's agent works on its own server, which the facts no longer show; nor may a
+    // failover sent back to fence after its promotion fence its source, the target's server.
+    if (op.kind === 'Reprotect' || op.step === 'Fencing' || op.step === 'Demoting')
+      return plan(c, `operation ${op.id} waits: ${why}`);
   }
   if (!promotingOrAfter(op)) return undefined;
   const unknown = policyClusters(input.spec).filter(

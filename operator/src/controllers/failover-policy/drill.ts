@@ -379,7 +379,10 @@ function goOut(
   const waitedMs = now.getTime() - new Date(drill.startedAt).getTime();
   if (
     active === drill.from &&
+    !spec.paused &&
     writable(clusters[active]) &&
+    canComeBack(target, now) &&
+    canComeBack(clusters[active], now) &&
     drillTarget(input, target) &&
     !lagRecent(input, active, target) &&
     waitedMs < seconds(probeIntervalSeconds * (failureThreshold + 2)) + CANARY_WARM_UP_MS

@@ -114,11 +114,18 @@ describe('one server named by two clusters', () => {
     const ended = evaluate(input({ clusters: bIsA, status: status(fence) }));
     expect(ended.status.currentOperation).toMatchObject({ step: 'Aborted' });
     expect(ended.status.currentOperation?.message).toMatch(/b and a are one server/);
-    // A switchover of a to b still catching up: its fence of a would fence b. It ends.
+    // A switchover of a to b still catching up behind its fence of a (which fenced b): rolled back.
     const switchover = inProgress('CatchingUp', { kind: 'Switchover', trigger: 'Manual' });
     const stops = evaluate(input({ clusters: bIsA, status: status(switchover) }));
-    expect(stops.status.currentOperation).toMatchObject({ step: 'Aborted' });
-    expect(stops.status.currentOperation?.message).toMatch(/a and b are one server: nothing is done to a/);
+    expect(stops.status.currentOperation).toMatchObject({ step: 'RollingBack' });
+    expect(stops.status.currentOperation?.message).toMatch(
+      /a and b are one server: nothing more is done to a/,
+    );
+    // A reprotect waits: its agent works on its own server, which the facts no longer show.
+    const reprotect = inProgress('Rejoining', { kind: 'Reprotect', from: 'b', to: 'a', epoch: 4 });
+    const rejoin = evaluate(input({ clusters: bIsA, status: status(reprotect) }));
+    expect(rejoin.plan.action.kind).toBe('Observe');
+    expect(rejoin.plan.why).toMatch(/waits: b and a are one server/);
     // Strays it recorded that are its target's own server are left out before the fence runs.
     const withStray = inProgress('Fencing', { strays: ['c'] });
     const promoted = { a: gone(), b: on(primaryUp('b', 5), 'B'), c: on(writer('c'), 'B') };

@@ -52,7 +52,7 @@ export interface ProbeRecord {
   /**
    * The server that last answered (DatabaseObservation.server), kept through failed probes, and
    * when it first answered, by this clock: a failed probe does not make one server two
-   * (failover-policy/one-server.ts). Forgotten with the provider (another host, other credentials).
+   * (failover-policy/one-server.ts). Forgotten when the connection or the provider settings change.
    */
   server?: { id: string; since: Date; timeline?: number };
 }
