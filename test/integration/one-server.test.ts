@@ -7,7 +7,12 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { replicaClusterType } from '../../operator/src/controllers/resources.ts';
-import { type FailoverStack, PRIMARY_ADDRESS, STANDBY_ADDRESS } from '../harness/failover-stack.ts';
+import {
+  type FailoverStack,
+  PRIMARY_ADDRESS,
+  STANDBY_ADDRESS,
+  type StackCluster,
+} from '../harness/failover-stack.ts';
 import { waitFor } from '../harness/wait.ts';
 import { expectPrimaryKept, stackStarter, waitForProbeRounds } from './failover-fixtures.ts';
 
@@ -20,26 +25,38 @@ afterEach(async () => {
 
 const start = stackStarter('os');
 
+/**
+ * Points `cluster`'s connection at `host` and waits until its probes are answered by a primary
+ * there: the positive control that the operator really reaches that server through the name.
+ */
+async function pointAt(s: FailoverStack, cluster: StackCluster, host: string): Promise<void> {
+  await s.client.mergePatch(replicaClusterType, s.options.namespace, cluster, {
+    spec: { connection: { host } },
+  });
+  await waitFor(async () => (await s.clusterStatus(cluster)).role === 'Primary' || undefined, {
+    description: `${cluster}'s probes answered by the primary at ${host}`,
+  });
+}
+
+/** The policy's ClustersResolved, once it says two clusters are one server. */
+function oneServerSaid(s: FailoverStack, description: string) {
+  return s.waitForPolicy(
+    (st) =>
+      st.conditions?.find(
+        (c) => c.type === 'ClustersResolved' && c.status === 'False' && c.reason === 'OneServer',
+      ),
+    description,
+  );
+}
+
 describe('two ReplicaClusters naming one server', () => {
   it('fences nothing, says which clusters are one server, and goes on once each names its own', async () => {
     stack = await start();
     const s = stack;
     const ns = s.options.namespace;
     await s.waitUntilHealthy();
-    await s.client.mergePatch(replicaClusterType, ns, 'region-b', {
-      spec: { connection: { host: PRIMARY_ADDRESS } },
-    });
-    // Positive control: the operator really reaches the primary's server through region-b's name.
-    await waitFor(async () => (await s.clusterStatus('region-b')).role === 'Primary' || undefined, {
-      description: "region-b's probes answered by the primary's server",
-    });
-    const held = await s.waitForPolicy(
-      (st) =>
-        st.conditions?.find(
-          (c) => c.type === 'ClustersResolved' && c.status === 'False' && c.reason === 'OneServer',
-        ),
-      'the policy to say region-a and region-b are one server',
-    );
+    await pointAt(s, 'region-b', PRIMARY_ADDRESS);
+    const held = await oneServerSaid(s, 'the policy to say region-a and region-b are one server');
     expect(held.message).toMatch(/^region-a and region-b are one server/);
     // Several detection windows pass: no fence, no operation; the primary still takes writes.
     await expectPrimaryKept(s);
@@ -47,10 +64,7 @@ describe('two ReplicaClusters naming one server', () => {
     await s.operator?.kill();
     await s.startOperator();
     await waitForProbeRounds(s, 2 * s.options.failureThreshold, 'region-c');
-    await s.waitForPolicy(
-      (st) => st.conditions?.find((c) => c.type === 'ClustersResolved' && c.reason === 'OneServer'),
-      'OneServer again after the restart',
-    );
+    await oneServerSaid(s, 'OneServer again after the restart');
     await expectPrimaryKept(s);
     expect((await s.policy()).status.conditions?.find((c) => c.type === 'Ready')?.status).toBe('False');
     expect((await s.events()).map((e) => e.reason)).toContain('OneServer');
@@ -72,7 +86,6 @@ describe("the old primary's name reaching the new primary after a failover", () 
   it('is no stray beside it: the new primary is not fenced', async () => {
     stack = await start();
     const s = stack;
-    const ns = s.options.namespace;
     await s.waitUntilFailoverReady();
     await s.pair.killPrimary();
     await s.waitForPolicy(
@@ -80,16 +93,8 @@ describe("the old primary's name reaching the new primary after a failover", () 
       'the failover to region-b',
     );
     // As a connection naming the application's DNS name would after the failover moved it.
-    await s.client.mergePatch(replicaClusterType, ns, 'region-a', {
-      spec: { connection: { host: STANDBY_ADDRESS } },
-    });
-    await waitFor(async () => (await s.clusterStatus('region-a')).role === 'Primary' || undefined, {
-      description: "region-a's probes answered by region-b's server",
-    });
-    await s.waitForPolicy(
-      (st) => st.conditions?.find((c) => c.type === 'ClustersResolved' && c.reason === 'OneServer'),
-      'the policy to say region-a and region-b are one server',
-    );
+    await pointAt(s, 'region-a', STANDBY_ADDRESS);
+    await oneServerSaid(s, 'the policy to say region-a and region-b are one server');
     for (let window = 0; window < 3; window++) {
       await waitForProbeRounds(s, s.options.failureThreshold, 'region-c');
       const { status } = await s.policy();

@@ -54,7 +54,14 @@ import {
 } from './facts.ts';
 import type { IsolatedDrillAction } from './isolated-drill.ts';
 import { lossRecord, primaryLastSeen, withLagAtLoss } from './loss.ts';
-import { apartFrom, type OneServer, oneServerNamedTwice, onOneServer, serverOf } from './one-server.ts';
+import {
+  apartFrom,
+  type OneServer,
+  oneServerNamedTwice,
+  onOneServer,
+  sameServer,
+  serverOf,
+} from './one-server.ts';
 import {
   backoffLeft,
   beforePromotion,
@@ -101,7 +108,7 @@ export interface Plan {
   reprotectWaiting?: { cluster: string; reason: string; message: string };
   /** spec.paused: what the automatic rules would have started, held back by the pause. */
   held?: string[];
-  /** Two of its clusters are one server: nothing started on them (one-server.ts). */
+  /** Clusters one server answers for under two names, for ClustersResolved (one-server.ts). */
   oneServer?: OneServer;
 }
 
@@ -329,7 +336,7 @@ const stopDrill: Guard = (c) => {
  */
 function oneServerHold(c: Context, op: Operation): Plan | undefined {
   const { input } = c;
-  const same = (n: string) => serverOf(input, input.clusters[op.to], input.clusters[n]) === 'Same';
+  const same = (n: string) => sameServer(input.clusters[op.to], input.clusters[n]);
   const kept = (op.strays ?? []).filter((n) => !same(n));
   if (kept.length !== (op.strays ?? []).length) {
     const { strays: _s, ...rest } = op;
@@ -475,7 +482,7 @@ function standDownReason(c: Context, op: Operation): [Operation['step'], string]
       (n) =>
         n !== op.to &&
         strayBesideReprotect(spec, clusters[n], op.from, op.epoch) &&
-        serverOf(c.input, clusters[op.to], clusters[n]) !== 'Same' &&
+        !sameServer(clusters[op.to], clusters[n]) &&
         (clusters[n]?.observedAt ?? 0) > new Date(op.startedAt),
     );
     if (writers.length)

@@ -392,14 +392,15 @@ function goOut(
       seconds(probeIntervalSeconds),
       `drill ${drill.id}: waiting for a lag of ${drill.to} measured since ${active} was last read`,
     );
+  const notReady = notReadyToSwitch(input, active, target, drill.to);
   const problem = spec.paused
     ? `the policy was paused (spec.paused${spec.pauseReason ? `: ${spec.pauseReason}` : ''}) before it went out`
     : active !== drill.from
       ? `the primary moved to ${active}`
       : !writable(clusters[active])
         ? `the primary ${active} does not accept writes`
-        : notReadyToSwitch(input, active, target, drill.to) !== undefined
-          ? `${drill.to} is no longer a standby replicating within ${spec.drills?.abortIfLagSecondsAbove ?? 0} s (${notReadyToSwitch(input, active, target, drill.to)})`
+        : notReady !== undefined
+          ? `${drill.to} is no longer a standby replicating within ${spec.drills?.abortIfLagSecondsAbove ?? 0} s (${notReady})`
           : !canComeBack(target, now) || !canComeBack(clusters[active], now)
             ? 'a database agent stopped reporting'
             : undefined;

@@ -14,7 +14,7 @@ import type { AgentReport, Operation } from '../../api/v1alpha1/index.ts';
 import { standbysOf } from './candidates.ts';
 import type { ClusterFacts, DecideInput } from './facts.ts';
 import { healthyStandby, policyClusters, probedSince, writable } from './facts.ts';
-import { serverOf } from './one-server.ts';
+import { sameServer } from './one-server.ts';
 import { newOperation } from './operation.ts';
 
 export type ReprotectWaitReason =
@@ -188,7 +188,7 @@ export function judgeReprotect(input: DecideInput, active: string): ReprotectVer
         n !== active &&
         strayBesideReprotect(spec, clusters[n], name, epoch) &&
         // The primary's own server under another name is no writer beside it (one-server.ts).
-        serverOf(input, clusters[active], clusters[n]) !== 'Same',
+        !sameServer(clusters[active], clusters[n]),
     );
     if (writers.length) {
       wait({

@@ -179,12 +179,13 @@ export class ClusterProbes {
     if ((this.forgotten.get(target.key) ?? 0) !== generation)
       throw new Error(`ReplicaCluster ${target.key} was removed`);
     const existing = this.entries.get(target.key);
+    const sameSettings = existing !== undefined && sameSpec(existing, spec);
     if (
       existing &&
+      sameSettings &&
       existing.versions[0] === user.version &&
       existing.versions[1] === password.version &&
-      existing.versions[2] === api?.version &&
-      sameSpec(existing, spec)
+      existing.versions[2] === api?.version
     )
       return existing.provider;
     const provider = this.factory(
@@ -214,7 +215,7 @@ export class ClusterProbes {
     // server it answered from is forgotten only with another database: new credentials reach the
     // same one.
     const record = this.records.get(target.key);
-    const moved = existing !== undefined && !sameSpec(existing, spec);
+    const moved = existing !== undefined && !sameSettings;
     if (existing && (record?.earlier || (moved && record?.server)))
       this.records.set(target.key, {
         ...record,
