@@ -710,16 +710,7 @@ export class PostgresSql {
     at: Date,
     policy: 'refuse-lower' | 'mark-fenced',
   ): Promise<{ epoch: number; refusing?: string } | undefined> {
-    // The heartbeat of a primary at `epoch`: refused where a newer epoch, or a newer operation's
-    // fence mark, is recorded; it takes an older mark off (a promoted standby inherits its old
-    // primary's through replication). The fence mark leaves `epoch` as it is.
-    const upsert =
-      policy === 'refuse-lower'
-        ? `INSERT INTO ${HEARTBEAT_TABLE} AS h (id, epoch, written_at) VALUES (true, $1, $2)
-           ${HEARTBEAT_REFUSING_LOWER}`
-        : `INSERT INTO ${HEARTBEAT_TABLE} AS h (id, epoch, written_at, fenced_epoch) VALUES (true, 0, $2, $1)
-           ON CONFLICT (id) DO UPDATE SET fenced_epoch = GREATEST(COALESCE(h.fenced_epoch, 0), EXCLUDED.fenced_epoch)
-           RETURNING fenced_epoch AS epoch`;
+    const upsert = policy === 'refuse-lower' ? HEARTBEAT_UPSERT : FENCE_MARK_UPSERT;
     const run = async () => {
       // A read-write transaction is explicit only when fencing: a heartbeat must fail on a fenced primary.
       const fencing = policy === 'mark-fenced';
@@ -1127,6 +1118,19 @@ function probeStatement(withHeartbeat: boolean, sendersKnown: number): string {
  * receiver_age_seconds is GREATEST(0, a difference of timestamps)).
  */
 const asFacts = (select: string) => `SELECT row_to_json(f) AS facts FROM (${select}) f`;
+
+/**
+ * The heartbeat of a primary at `epoch` ($1, at $2): refused where a newer epoch, or a newer
+ * operation's fence mark, is recorded; it takes an older mark off (a promoted standby inherits its
+ * old primary's through replication). Built once: pg keeps each named statement's text per
+ * session, and a text built per call was one more copy for every pooled session.
+ */
+const HEARTBEAT_UPSERT = `INSERT INTO ${HEARTBEAT_TABLE} AS h (id, epoch, written_at) VALUES (true, $1, $2)
+           ${HEARTBEAT_REFUSING_LOWER}`;
+/** A fence's mark at epoch $1 (at $2), which leaves `epoch` as it is. */
+const FENCE_MARK_UPSERT = `INSERT INTO ${HEARTBEAT_TABLE} AS h (id, epoch, written_at, fenced_epoch) VALUES (true, 0, $2, $1)
+           ON CONFLICT (id) DO UPDATE SET fenced_epoch = GREATEST(COALESCE(h.fenced_epoch, 0), EXCLUDED.fenced_epoch)
+           RETURNING fenced_epoch AS epoch`;
 
 /** The probe statement, built once: it is sent every probe. */
 const PROBE_FACTS_WITH_HEARTBEAT = asFacts(probeStatement(true, 2));
