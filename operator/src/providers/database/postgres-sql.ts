@@ -701,7 +701,7 @@ export class PostgresSql {
    * Inserts or updates the heartbeat row, creating the table if it is missing. Returns the epoch
    * written, or undefined when 'refuse-lower' found a higher epoch; 'refuse-lower' (the
    * heartbeat) also returns the OIDs of the databases refusing connections, in the same round
-   * trip. 'keep-higher' runs in an explicit read-write transaction so it works on a primary
+   * trip. 'mark-fenced' runs in an explicit read-write transaction so it works on a primary
    * fenced read-only.
    */
   private async upsertHeartbeat(
