@@ -346,7 +346,7 @@ function oneServerHold(c: Context, op: Operation): Plan | undefined {
       currentOperation: kept.length ? { ...rest, strays: kept } : rest,
     });
   }
-  if (same(op.from)) {
+  if (onOneServer(input, op)) {
     const why = `${op.from} and ${op.to} are one server`;
     // A switchover's fence (or its catch-up behind one) is rolled back, as a stopped drill's is.
     const ending =

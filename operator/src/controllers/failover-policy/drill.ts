@@ -373,16 +373,21 @@ function goOut(
       seconds(spec.detection.probeIntervalSeconds),
       `drill ${drill.id}: ${silent.name} failed its last probe; going out once it answers`,
     );
+  const blocked = spec.paused
+    ? `the policy was paused (spec.paused${spec.pauseReason ? `: ${spec.pauseReason}` : ''}) before it went out`
+    : active !== drill.from
+      ? `the primary moved to ${active}`
+      : !writable(clusters[active])
+        ? `the primary ${active} does not accept writes`
+        : undefined;
+  const agentGone = !canComeBack(target, now) || !canComeBack(clusters[active], now);
   // A lag not measured lately (its probes slow for a moment) is waited for as long as detection
   // would, not taken for a standby that fell behind.
   const { probeIntervalSeconds, failureThreshold } = spec.detection;
   const waitedMs = now.getTime() - new Date(drill.startedAt).getTime();
   if (
-    active === drill.from &&
-    !spec.paused &&
-    writable(clusters[active]) &&
-    canComeBack(target, now) &&
-    canComeBack(clusters[active], now) &&
+    !blocked &&
+    !agentGone &&
     drillTarget(input, target) &&
     !lagRecent(input, active, target) &&
     waitedMs < seconds(probeIntervalSeconds * (failureThreshold + 2)) + CANARY_WARM_UP_MS
@@ -393,24 +398,19 @@ function goOut(
       `drill ${drill.id}: waiting for a lag of ${drill.to} measured since ${active} was last read`,
     );
   const notReady = notReadyToSwitch(input, active, target, drill.to);
-  const problem = spec.paused
-    ? `the policy was paused (spec.paused${spec.pauseReason ? `: ${spec.pauseReason}` : ''}) before it went out`
-    : active !== drill.from
-      ? `the primary moved to ${active}`
-      : !writable(clusters[active])
-        ? `the primary ${active} does not accept writes`
-        : notReady !== undefined
-          ? `${drill.to} is no longer a standby replicating within ${spec.drills?.abortIfLagSecondsAbove ?? 0} s (${notReady})`
-          : !canComeBack(target, now) || !canComeBack(clusters[active], now)
-            ? 'a database agent stopped reporting'
-            : undefined;
+  const problem =
+    blocked ??
+    (notReady !== undefined
+      ? `${drill.to} is no longer a standby replicating within ${spec.drills?.abortIfLagSecondsAbove ?? 0} s (${notReady})`
+      : agentGone
+        ? 'a database agent stopped reporting'
+        : undefined);
   if (problem) return endDrill(input, drill, 'Aborted', `${problem} before the switchover; nothing moved`);
   const ttl = lowerTtl(input, drill);
   if (ttl.kind === 'Change') return ttl;
   if (ttl.kind === 'Wait') return hold(ttl.drill, ttl.requeueMs, ttl.why);
   const written = canaryRunOn(input, drill.id, drill.from)?.acknowledged ?? 0;
-  const warming = now.getTime() - new Date(drill.startedAt).getTime();
-  if (written < CANARY_WARM_UP_WRITES && warming < CANARY_WARM_UP_MS)
+  if (written < CANARY_WARM_UP_WRITES && waitedMs < CANARY_WARM_UP_MS)
     return hold(
       drill,
       200,
