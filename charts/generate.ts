@@ -57,6 +57,7 @@ export function placeRules(rules: PolicyRule[]): PlacedRules {
             resources,
             verbs: rule.verbs,
             ...(rule.scope ? { scope: rule.scope } : {}),
+            ...(rule.when ? { when: rule.when } : {}),
           });
       }
     }
@@ -68,10 +69,11 @@ const flow = (items: string[]) => `[${items.map((i) => JSON.stringify(i)).join('
 
 function rulesYaml(rules: PolicyRule[]): string {
   return rules
-    .map(
-      (r) =>
-        `  - apiGroups: ${flow(r.apiGroups)}\n    resources: ${flow(r.resources)}\n    verbs: ${flow(r.verbs)}`,
-    )
+    .map((r) => {
+      const rule = `  - apiGroups: ${flow(r.apiGroups)}\n    resources: ${flow(r.resources)}\n    verbs: ${flow(r.verbs)}`;
+      // An opt-in rule is granted only with its chart value set.
+      return r.when ? `  {{- if $.Values.rbac.${r.when} }}\n${rule}\n  {{- end }}` : rule;
+    })
     .join('\n');
 }
 

@@ -82,6 +82,9 @@ export const configSchema = z
       .describe(
         "operator mode: reads of policies' DNS records a second, per credentials or RFC 2136 server, divided by --shards; every use spends from it, routine checks and discovery's re-reads wait while it is spent (each provider not named keeps its default; 0: no budget)",
       ),
+    watchSecrets: bool(false).describe(
+      'operator and observer modes: watch the metadata of Secrets where they are read (needs list and watch on Secrets there), and read a Secret again only when it changed, instead of every 5 minutes',
+    ),
     resyncSeconds: seconds(600, 86400).describe('every object is reconciled again at least this often'),
     shutdownGraceSeconds: seconds(20, 600).describe(
       'on SIGTERM, how long the current step may take to finish',

@@ -111,6 +111,7 @@ const manager = agentMode
         namespace: config.namespace,
         endpointOverrides: parseEndpointOverrides(config.endpointOverrides),
         resyncMs: config.resyncSeconds * 1000,
+        watchSecrets: config.watchSecrets,
       })
     : new Manager({
         client,
@@ -123,6 +124,7 @@ const manager = agentMode
         // Each sharded replica keeps its own budget for the same accounts: a share of it each.
         dnsReadRates: parseDnsReadRates(config.dnsReadsPerSecond, config.shards),
         resyncMs: config.resyncSeconds * 1000,
+        watchSecrets: config.watchSecrets,
       });
 
 // A setup mistake stops the process with one line that names the fix (no CRDs, refused

@@ -49,6 +49,8 @@ export interface ManagerOptions {
   dnsReadRates?: Record<DnsProviderType, number>;
   /** How drills' canary writers are made; tests may inject their own. */
   canaryWriter?: CanaryWriterFactory;
+  /** Keep Secrets read until a watch shows them changed (--watch-secrets). */
+  watchSecrets?: boolean;
 }
 
 /** Which policies this replica reconciles, when the operator is sharded (--shards). */
@@ -85,7 +87,13 @@ export class Manager {
       instance: options.identity,
       metrics,
     });
-    const probes = new ClusterProbes({ client, clock: options.clock, log, metrics });
+    const probes = new ClusterProbes({
+      client,
+      clock: options.clock,
+      log,
+      metrics,
+      watchSecrets: options.watchSecrets ?? false,
+    });
     this.context = {
       client,
       clock: options.clock,

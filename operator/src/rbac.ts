@@ -15,6 +15,8 @@ export interface PolicyRule {
    * namespace only.
    */
   scope?: 'policies' | 'release';
+  /** Granted only when the chart's value of that name is set (an opt-in). */
+  when?: 'watchSecrets';
 }
 
 export const operatorRules: PolicyRule[] = [
@@ -34,6 +36,9 @@ export const operatorRules: PolicyRule[] = [
   // resource's secretRefs, always in the resource's own namespace. The chart can scope this to
   // the namespaces of the policies (rbac.secretNamespaces).
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
+  // SecretWatches (controllers/secret-watches.ts), with --watch-secrets: Secrets' metadata,
+  // listed and watched where they are read, so a Secret is read again only when it changed.
+  { apiGroups: [''], resources: ['secrets'], verbs: ['list', 'watch'], when: 'watchSecrets' },
   // Leader election (runtime/leader-election.ts): find, create, replace, and a standby watches the
   // leader's Lease (main.ts); the chart grants it in the release namespace only. Where OwnerReferencesPermissionEnforcement (OpenShift) refuses the
   // Lease's owner reference, the elector goes on without one. Sharding (runtime/shards.ts) lists
@@ -57,6 +62,7 @@ export const observerRules: PolicyRule[] = [
   // publish (observer/observer.ts): a merge patch of its own observation, a create the first time.
   { apiGroups: [GROUP], resources: ['failoverobservations'], verbs: ['create', 'patch'] },
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
+  { apiGroups: [''], resources: ['secrets'], verbs: ['list', 'watch'], when: 'watchSecrets' },
 ];
 
 /**

@@ -109,6 +109,10 @@ export const chartScenarios: ChartScenario[] = [
   },
   { name: 'Secrets in listed namespaces', values: { rbac: { secretNamespaces: ['apps', 'billing'] } } },
   {
+    name: 'Secrets watched in listed namespaces',
+    values: { rbac: { secretNamespaces: ['apps'], watchSecrets: true } },
+  },
+  {
     name: 'observer only (a region)',
     values: {
       operator: { enabled: false },

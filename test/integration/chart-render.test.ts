@@ -38,6 +38,8 @@ function grants(rules: PolicyRule[]): Set<string> {
 }
 
 const rulesOf = (m: Manifest | undefined) => (m?.rules as PolicyRule[] | undefined) ?? [];
+/** The rules granted with the chart's defaults: the opt-in ones (`when`) left out. */
+const byDefault = (rules: PolicyRule[]) => rules.filter((r) => !r.when);
 
 interface Container {
   name: string;
@@ -89,7 +91,7 @@ describe('RBAC', () => {
         .flatMap((r) => r.verbs),
     ).toEqual(['get']);
     const granted = grants([...rulesOf(clusterRole), ...rulesOf(leaseRole)]);
-    expect([...granted].sort()).toEqual([...grants(operatorRules)].sort());
+    expect([...granted].sort()).toEqual([...grants(byDefault(operatorRules))].sort());
     const binding = find(manifests, 'ClusterRoleBinding', '-operator') as unknown as {
       subjects: { name: string; namespace: string }[];
     };
@@ -104,7 +106,54 @@ describe('RBAC', () => {
       await renderChart({ namespace: NS, values: { observer: { enabled: true, name: 'a', region: 'a' } } }),
     );
     const role = find(manifests, 'ClusterRole', '-observer');
-    expect([...grants(rulesOf(role))].sort()).toEqual([...grants(observerRules)].sort());
+    expect([...grants(rulesOf(role))].sort()).toEqual([...grants(byDefault(observerRules))].sort());
+  });
+
+  it('lets the operator and the observer list and watch Secrets only with rbac.watchSecrets, and tells them to', async () => {
+    const observer = { enabled: true, name: 'a', region: 'a' };
+    const off = parseManifests(await renderChart({ namespace: NS, values: { observer } }));
+    for (const component of ['operator', 'observer']) {
+      const verbs = rulesOf(find(off, 'ClusterRole', `-${component}`))
+        .filter((r) => r.resources.includes('secrets'))
+        .flatMap((r) => r.verbs);
+      expect(verbs, component).toEqual(['get']);
+      expect(podSpec(find(off, 'Deployment', `-${component}`)).spec.containers[0]?.args).not.toContain(
+        '--watch-secrets=true',
+      );
+    }
+    for (const scoped of [false, true]) {
+      const values = {
+        observer,
+        rbac: { watchSecrets: true, ...(scoped ? { secretNamespaces: ['apps'] } : {}) },
+      };
+      const on = parseManifests(await renderChart({ namespace: NS, values }));
+      for (const component of ['operator', 'observer']) {
+        const rules = component === 'operator' ? operatorRules : observerRules;
+        const granted = grants(
+          on
+            .filter((m) => m.kind === 'Role' || m.kind === 'ClusterRole')
+            .filter((m) => m.metadata.labels?.['app.kubernetes.io/component'] === component)
+            .flatMap(rulesOf),
+        );
+        expect([...granted].sort(), `${component}, scoped: ${scoped}`).toEqual([...grants(rules)].sort());
+        const secretRole = find(
+          on,
+          scoped ? 'Role' : 'ClusterRole',
+          scoped ? `-${component}-secrets` : `-${component}`,
+        );
+        expect(
+          rulesOf(secretRole)
+            .filter((r) => r.resources.includes('secrets'))
+            .flatMap((r) => r.verbs)
+            .sort(),
+        ).toEqual(['get', 'list', 'watch']);
+        expect(podSpec(find(on, 'Deployment', `-${component}`)).spec.containers[0]?.args).toContain(
+          '--watch-secrets=true',
+        );
+      }
+      const lint = await lintChart(values);
+      expect(lint.code, `${lint.stdout}${lint.stderr}`).toBe(0);
+    }
   });
 
   it('never lets the operator change a spec: only status, Events, the Lease and its incident records are written', () => {
@@ -150,7 +199,7 @@ describe('RBAC', () => {
           podSpec(find(manifests, 'Deployment', `-${component}`)).spec.serviceAccountName,
         );
       }
-      const rules = component === 'operator' ? operatorRules : observerRules;
+      const rules = byDefault(component === 'operator' ? operatorRules : observerRules);
       const granted = grants(
         manifests
           .filter((m) => m.kind === 'Role' || m.kind === 'ClusterRole')

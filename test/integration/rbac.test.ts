@@ -197,11 +197,14 @@ const G = 'regionfailover.io';
 
 describe('the operator ServiceAccount', () => {
   it('may do everything in operatorRules: its Lease in its own namespace, the rest where policies live', async () => {
-    const checks = expand(operatorRules, (group, resource, rule) =>
-      (group === 'coordination.k8s.io' && resource === 'leases' && rule.scope !== 'policies') ||
-      rule.scope === 'release'
-        ? releaseNs
-        : appNs,
+    // The chart's defaults: the opt-in rules (`when`) are not granted.
+    const checks = expand(
+      operatorRules.filter((r) => !r.when),
+      (group, resource, rule) =>
+        (group === 'coordination.k8s.io' && resource === 'leases' && rule.scope !== 'policies') ||
+        rule.scope === 'release'
+          ? releaseNs
+          : appNs,
     );
     // A ClusterRole by default: list and watch across every namespace too.
     checks.push(
@@ -259,7 +262,10 @@ describe('the observer ServiceAccount', () => {
   it('may do everything in observerRules where policies live', async () => {
     const result = await verdicts(
       tokens.observer,
-      expand(observerRules, () => appNs),
+      expand(
+        observerRules.filter((r) => !r.when),
+        () => appNs,
+      ),
     );
     expect(result.filter((r) => !r.startsWith('allowed'))).toEqual([]);
   });

@@ -87,7 +87,8 @@ beforeAll(async () => {
     name: 'op-health',
     kubeconfig: inject('controlPlane').kubeconfigPath,
     dir,
-    args: ['--leader-elect=false', `--namespace=${ns}`],
+    // Secrets kept until a watch shows them changed (the rotation test below needs it).
+    args: ['--leader-elect=false', `--namespace=${ns}`, '--watch-secrets=true'],
   });
 });
 
@@ -321,6 +322,65 @@ describe('failures', () => {
       await client.delete(replicaClusterType, ns, name).catch(() => undefined);
       for (const socket of held) socket.destroy();
       hung.close();
+    }
+  });
+});
+
+describe('credentials rotated (the operator watches Secrets: --watch-secrets)', () => {
+  it('a new password in the Secret is used from the next probes on, not once the cached copy expires', async () => {
+    const role = 'rotating';
+    const sessions = (before: string) =>
+      pair.sql<{ old: string; fresh: string }>(
+        'primary',
+        `SELECT count(*) FILTER (WHERE backend_start <= $2)::text AS old,
+                count(*) FILTER (WHERE backend_start > $2)::text AS fresh
+           FROM pg_stat_activity WHERE usename = $1`,
+        [role, before],
+        'postgres',
+      );
+    await pair.sql(
+      'primary',
+      `CREATE ROLE ${role} LOGIN SUPERUSER PASSWORD 'first-password'`,
+      [],
+      'postgres',
+    );
+    const core = sharedKubeConfig().makeApiClient(CoreV1Api);
+    const secret = (password: string) => ({
+      metadata: { name: 'pg-rotating' },
+      stringData: { username: role, password },
+    });
+    await core.createNamespacedSecret({ namespace: ns, body: secret('first-password') });
+    await client.create(replicaClusterType, ns, cluster('rotating', pair.primary.port, 'pg-rotating'));
+    try {
+      await waitFor(async () => condition(await status('rotating'), 'Reachable')?.status === 'True', {
+        description: 'the cluster reached with the first password',
+      });
+      const [{ now } = { now: '' }] = await pair.sql<{ now: string }>(
+        'primary',
+        'SELECT now()::text AS now',
+        [],
+        'postgres',
+      );
+      await pair.sql('primary', `ALTER ROLE ${role} PASSWORD 'second-password'`, [], 'postgres');
+      await core.replaceNamespacedSecret({
+        namespace: ns,
+        name: 'pg-rotating',
+        body: secret('second-password'),
+      });
+      // The old session still works (PostgreSQL keeps it): only a fresh read of the Secret, which
+      // the watch makes at the next probe, opens one with the new password and closes the old.
+      // Without the watch this waits for the 5-minute copy to expire.
+      const seen = await waitFor(
+        async () => {
+          const [row] = await sessions(now);
+          return row && Number(row.fresh) > 0 && Number(row.old) === 0 ? row : undefined;
+        },
+        { description: 'a session opened with the new password, and the old one closed', timeoutMs: 30_000 },
+      );
+      expect(Number(seen.fresh)).toBeGreaterThan(0);
+      expect(condition(await status('rotating'), 'Reachable')?.status).toBe('True');
+    } finally {
+      await client.delete(replicaClusterType, ns, 'rotating').catch(() => undefined);
     }
   });
 });

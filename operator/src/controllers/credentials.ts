@@ -8,10 +8,17 @@
  * cached copy, so a fixed Secret is picked up at the next probe; a missing one is looked for again
  * every 30 s. Reads of one Secret while a read of it is in flight share that read: when a copy
  * expires, the thousand probes that find it stale in the next moment ask the API server once.
+ *
+ * With a watch on Secrets (secret-watches.ts, --watch-secrets) a cached copy is kept for as long as
+ * the watch shows the Secret unchanged, and read again once it changes: no reads while nothing
+ * changes, and a rotation picked up at the next probe. The TTL applies whenever the watch cannot
+ * say (refused, not synced yet, failing).
  */
 import { ProviderError } from '../providers/errors.ts';
+import { newerOrSame } from '../runtime/informer.ts';
 import { isForbidden, isNotFound, type KubeClient, type KubeObject } from '../runtime/kube-client.ts';
 import { secretType } from './resources.ts';
+import type { SecretChanges } from './secret-watches.ts';
 
 export interface SecretRead {
   value: string;
@@ -32,15 +39,26 @@ export class SecretReader {
   private readonly cache = new Map<string, Cached>();
   /** The read from the API server under way for each Secret, shared by whoever asks meanwhile. */
   private readonly inFlight = new Map<string, Promise<KubeObject | undefined>>();
+  private readonly changes: SecretChanges | undefined;
 
-  constructor(client: KubeClient, ttlMs = 5 * 60_000) {
+  constructor(client: KubeClient, ttlMs = 5 * 60_000, changes?: SecretChanges) {
     this.client = client;
     this.ttlMs = ttlMs;
+    this.changes = changes;
   }
 
   /** The cached read of a Secret while it is fresh. */
-  private fresh(key: string): Cached | undefined {
-    const hit = this.cache.get(key);
+  private fresh(namespace: string, name: string): Cached | undefined {
+    const hit = this.cache.get(`${namespace}/${name}`);
+    // Asked even without a copy: the first read in a namespace starts its watch.
+    const seen = this.changes?.versionOf(namespace, name);
+    if (!hit) return undefined;
+    if (seen !== undefined) {
+      const had = hit.secret?.metadata.resourceVersion;
+      // A read may be newer than what the watch has delivered yet, never older.
+      const current = seen === null ? hit.secret === undefined : had !== undefined && newerOrSame(had, seen);
+      return current ? hit : undefined;
+    }
     // A missing Secret is asked for again sooner: someone is probably about to create it.
     const ttl = hit?.secret ? this.ttlMs : Math.min(this.ttlMs, 30_000);
     return hit && Date.now() - hit.at < ttl ? hit : undefined;
@@ -48,7 +66,7 @@ export class SecretReader {
 
   private secret(namespace: string, name: string): Promise<KubeObject | undefined> {
     const key = `${namespace}/${name}`;
-    const hit = this.fresh(key);
+    const hit = this.fresh(namespace, name);
     if (hit) return Promise.resolve(hit.secret);
     const pending = this.inFlight.get(key);
     if (pending) return pending;
@@ -97,7 +115,7 @@ export class SecretReader {
    * the Secret is not cached or its copy is too old, and `read` must ask the API server.
    */
   readCached(namespace: string, name: string, key: string): SecretRead | undefined {
-    const hit = this.fresh(`${namespace}/${name}`);
+    const hit = this.fresh(namespace, name);
     return hit ? this.valueOf(hit.secret, namespace, name, key) : undefined;
   }
 

@@ -45,6 +45,8 @@ export interface ObserverOptions {
   /** namespace/cluster → host:port, for clusters this region reaches through another address. */
   endpointOverrides?: Map<string, { host: string; port: number }>;
   resyncMs?: number;
+  /** Keep Secrets read until a watch shows them changed (--watch-secrets). */
+  watchSecrets?: boolean;
 }
 
 /** What a round saw of one cluster, as the observation carries it. */
@@ -111,6 +113,7 @@ export class Observer {
       log,
       metrics,
       factoryOptions: { applicationName: `failover-observer-${options.name}` },
+      watchSecrets: options.watchSecrets ?? false,
     });
     this.controller = new Controller({
       name: 'observer',

@@ -37,6 +37,12 @@ export interface InformerOptions {
   namespace?: string;
   /** Only the objects matching it (`metadata.name=leader`): listed and watched so. */
   fieldSelector?: string;
+  /**
+   * List and watch metadata alone, and keep of each object only its name, namespace, uid and
+   * resourceVersion: what tells a change, without a Secret's data or the annotations that can
+   * copy it (kubectl's last-applied-configuration).
+   */
+  versionsOnly?: boolean;
   log: Logger;
   metrics?: Metrics;
   resyncMs?: number;
@@ -101,8 +107,10 @@ export function keyParts(key: string): { namespace: string; name: string } {
 export class Informer<T extends KubeObject> {
   private readonly cache = new Map<string, T>();
   private readonly handlers: ((event: InformerEvent<T>) => void)[] = [];
-  private readonly opts: Required<Omit<InformerOptions, 'namespace' | 'metrics' | 'fieldSelector'>> &
-    Pick<InformerOptions, 'namespace' | 'metrics' | 'fieldSelector'>;
+  private readonly opts: Required<
+    Omit<InformerOptions, 'namespace' | 'metrics' | 'fieldSelector' | 'versionsOnly'>
+  > &
+    Pick<InformerOptions, 'namespace' | 'metrics' | 'fieldSelector' | 'versionsOnly'>;
   private resourceVersion: string | undefined;
   private hasSynced = false;
   private stopped = true;
@@ -112,6 +120,8 @@ export class Informer<T extends KubeObject> {
   private timers: NodeJS.Timeout[] = [];
   private wake: (() => void) | undefined;
   private staleAbort = false;
+  /** Since the last list or watch failed, and until a list or an event (a bookmark too) came. */
+  private failing = false;
 
   constructor(options: InformerOptions) {
     this.opts = {
@@ -133,6 +143,20 @@ export class Informer<T extends KubeObject> {
   /** True once the first list has been loaded; stays true across later reconnects. */
   get synced(): boolean {
     return this.hasSynced;
+  }
+
+  /**
+   * Whether the cache can be taken as the API server's state now: synced, the last list or watch
+   * did not fail since something came, and the watch has not gone silent. Between a watch's normal
+   * end and the next one it stays true: the next resumes from the last resourceVersion.
+   */
+  get upToDate(): boolean {
+    return (
+      this.hasSynced &&
+      !this.stopped &&
+      !this.failing &&
+      Date.now() - this.lastActivity <= this.opts.staleAfterMs
+    );
   }
 
   on(handler: (event: InformerEvent<T>) => void): void {
@@ -214,6 +238,7 @@ export class Informer<T extends KubeObject> {
           this.resourceVersion = undefined;
           continue;
         }
+        this.failing = true;
         this.opts.metrics?.informerRestarts.inc({ resource: this.resource, cause: 'error' });
         const delay = backoffDelay(attempt++, this.opts.backoff);
         this.opts.log.warn(
@@ -240,14 +265,17 @@ export class Informer<T extends KubeObject> {
     let token: string | undefined;
     let rv = '';
     do {
-      const page = await this.opts.client.list<T>(this.opts.type, this.opts.namespace, {
-        limit: this.opts.pageSize,
-        continue: token,
-        fieldSelector: this.opts.fieldSelector,
-      });
+      const page = await this.opts.client.list<T>(
+        this.opts.type,
+        this.opts.namespace,
+        { limit: this.opts.pageSize, continue: token, fieldSelector: this.opts.fieldSelector },
+        this.opts.versionsOnly,
+      );
       // Leaned as each page comes: kept whole until the last page, 6,000 objects' managedFields
       // and unshared strings were alive at once, and a restart's RSS peaked there.
-      for (const item of page.items) {
+      // A PartialObjectMetadataList with nothing in it says `items: null`.
+      for (const listed of page.items ?? []) {
+        const item = (this.opts.versionsOnly ? versionsOf(listed) : listed) as T;
         const key = objectKey(item);
         seen.set(key, lean(item, this.cache.get(key), this.opts.type.kind));
       }
@@ -270,6 +298,7 @@ export class Informer<T extends KubeObject> {
     }
     this.resourceVersion = rv;
     this.hasSynced = true;
+    this.failing = false;
     this.lastActivity = Date.now();
   }
 
@@ -291,7 +320,8 @@ export class Informer<T extends KubeObject> {
         },
         (event) => {
           this.lastActivity = Date.now();
-          const object = event.object as unknown as T;
+          this.failing = false;
+          const object = (this.opts.versionsOnly ? versionsOf(event.object) : event.object) as unknown as T;
           if (object.metadata?.resourceVersion) this.resourceVersion = object.metadata.resourceVersion;
           if (event.type === 'BOOKMARK') return;
           const key = objectKey(object);
@@ -312,6 +342,7 @@ export class Informer<T extends KubeObject> {
           }
         },
         controller.signal,
+        this.opts.versionsOnly,
       );
     } catch (err) {
       // An abort for staleness or restartWatchFrom is not an outage: reopen at once.
@@ -350,6 +381,12 @@ export class Informer<T extends KubeObject> {
       }
     }
   }
+}
+
+/** What a `versionsOnly` informer keeps of an object. */
+function versionsOf(object: KubeObject): KubeObject {
+  const { name, namespace, uid, resourceVersion } = object.metadata ?? {};
+  return { metadata: { name, namespace, uid, resourceVersion } };
 }
 
 /**

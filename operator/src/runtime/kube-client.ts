@@ -131,6 +131,7 @@ export class KubeClient {
       contentType?: string;
       query?: Record<string, string | number | boolean | undefined>;
       signal?: AbortSignal;
+      accept?: string;
     } = {},
   ): Promise<{ status: number; body: Dispatcher.ResponseData['body'] }> {
     if (!this.access.server) throw new Error('the kubeconfig has no current cluster');
@@ -143,7 +144,7 @@ export class KubeClient {
     const headers: string[] = [];
     for (const [name, value] of Object.entries(await this.access.authenticate(url.toString(), method)))
       if (!given.has(name.toLowerCase())) headers.push(name, value);
-    headers.push('user-agent', this.userAgent, 'accept', 'application/json');
+    headers.push('user-agent', this.userAgent, 'accept', options.accept ?? 'application/json');
     if (options.body !== undefined) headers.push('content-type', options.contentType ?? 'application/json');
     for (const [name, value] of this.extraHeaders) headers.push(name, value);
     let status = 0;
@@ -170,6 +171,7 @@ export class KubeClient {
       body?: unknown;
       contentType?: string;
       query?: Record<string, string | number | boolean | undefined>;
+      accept?: string;
     } = {},
   ): Promise<T> {
     // The whole request, connecting and its body included, is due within the timeout: leader
@@ -216,12 +218,17 @@ export class KubeClient {
     }
   }
 
+  /** With `metadataOnly`, each item is the object's metadata alone (a PartialObjectMetadata). */
   list<T extends KubeObject>(
     type: ResourceType,
     namespace?: string,
     query: { labelSelector?: string; fieldSelector?: string; limit?: number; continue?: string } = {},
+    metadataOnly = false,
   ): Promise<{ items: T[]; metadata: { resourceVersion: string; continue?: string } }> {
-    return this.json('GET', resourcePath(type, namespace), { query });
+    return this.json('GET', resourcePath(type, namespace), {
+      query,
+      ...(metadataOnly ? { accept: METADATA_LIST } : {}),
+    });
   }
 
   create<T extends KubeObject>(
@@ -283,10 +290,12 @@ export class KubeClient {
     },
     onEvent: (event: WatchEvent) => void,
     signal: AbortSignal,
+    metadataOnly = false,
   ): Promise<void> {
     const response = await this.request('GET', resourcePath(type, namespace), {
       query: { ...query, watch: true },
       signal,
+      ...(metadataOnly ? { accept: METADATA_OBJECT } : {}),
     });
     if (!isOk(response.status)) {
       throw toApiError(response.status, await response.body.text(), `WATCH ${resourcePath(type, namespace)}`);
@@ -314,6 +323,13 @@ export class KubeClient {
 }
 
 const isOk = (status: number) => status >= 200 && status < 300;
+
+/**
+ * Metadata alone, as controller-runtime's metadata-only watches ask for it: the API server then
+ * sends no Secret's data, only its name and resourceVersion among the rest of its metadata.
+ */
+const METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
+const METADATA_OBJECT = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
 
 function onWatchLine(line: string, onEvent: (event: WatchEvent) => void): void {
   const event = JSON.parse(line) as WatchEvent;

@@ -31,6 +31,7 @@ import type { Logger } from '../../runtime/logger.ts';
 import type { Metrics } from '../../runtime/metrics.ts';
 import { settledWithin } from '../../runtime/promises.ts';
 import { SecretReader } from '../credentials.ts';
+import { SecretWatches } from '../secret-watches.ts';
 import { standbyLag } from './lag.ts';
 
 export interface ProbeRecord {
@@ -125,6 +126,7 @@ export class ClusterProbes {
   private readonly silentSince = new Map<string, Date>();
   /** Cached Secret reads; the policy reconciler reads DNS credentials through it too. */
   readonly secrets: SecretReader;
+  private readonly secretWatches: SecretWatches | undefined;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly metrics: Metrics | undefined;
@@ -138,8 +140,13 @@ export class ClusterProbes {
     metrics?: Metrics;
     factory?: ProviderFactory;
     factoryOptions?: Partial<FactoryOptions>;
+    /** Keep Secrets read until a watch shows them changed (--watch-secrets; secret-watches.ts). */
+    watchSecrets?: boolean;
   }) {
-    this.secrets = new SecretReader(options.client);
+    this.secretWatches = options.watchSecrets
+      ? new SecretWatches({ client: options.client, log: options.log, metrics: options.metrics })
+      : undefined;
+    this.secrets = new SecretReader(options.client, undefined, this.secretWatches);
     this.clock = options.clock;
     this.log = options.log;
     this.metrics = options.metrics;
@@ -477,6 +484,7 @@ export class ClusterProbes {
 
   async closeAll(): Promise<void> {
     await Promise.all([...this.entries.keys()].map((k) => this.forget(k)));
+    await this.secretWatches?.stop();
   }
 }
 

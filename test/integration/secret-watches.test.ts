@@ -1,0 +1,178 @@
+/**
+ * Secrets kept until they change (--watch-secrets), against the real API server: the reader asks
+ * for a Secret once however often it is read while a metadata-only watch shows it unchanged, reads
+ * it again once it is rotated, deleted or made, and where it may not list Secrets it reads them
+ * again every TTL as before, with no watch retrying against a 403.
+ */
+import { randomBytes } from 'node:crypto';
+import { CoreV1Api, type KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SecretReader } from '../../operator/src/controllers/credentials.ts';
+import { SecretWatches } from '../../operator/src/controllers/secret-watches.ts';
+import { KubeClient } from '../../operator/src/runtime/kube-client.ts';
+import { silentLogger } from '../../operator/src/runtime/logger.ts';
+import { mintServiceAccountToken } from '../harness/control-plane.ts';
+import { waitFor } from '../harness/wait.ts';
+import { sharedKubeConfig } from './shared-control-plane.ts';
+
+const namespace = `secret-watch-${randomBytes(3).toString('hex')}`;
+let kc: KubeConfig;
+let core: CoreV1Api;
+const watches: SecretWatches[] = [];
+
+/** A client whose GETs of Secrets are counted. */
+function countingClient(config: KubeConfig): { client: KubeClient; gets: () => number } {
+  const client = new KubeClient(config);
+  let gets = 0;
+  const get = client.get.bind(client);
+  client.get = ((...args: Parameters<KubeClient['get']>) => {
+    if (args[0].plural === 'secrets') gets++;
+    return get(...args);
+  }) as KubeClient['get'];
+  return { client, gets: () => gets };
+}
+
+const secretBody = (name: string, password: string) => ({
+  metadata: { name },
+  stringData: { username: 'app', password },
+});
+
+beforeAll(async () => {
+  kc = sharedKubeConfig();
+  core = kc.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  await core.createNamespacedSecret({ namespace, body: secretBody('pg', 'first') });
+});
+
+afterAll(async () => {
+  await Promise.all(watches.map((w) => w.stop()));
+  await core?.deleteNamespace({ name: namespace }).catch(() => undefined);
+});
+
+describe('a Secret read through a watch of Secrets', () => {
+  it('is read once while unchanged, and again once rotated, deleted or made', async () => {
+    const { client, gets } = countingClient(kc);
+    const changes = new SecretWatches({ client, log: silentLogger });
+    watches.push(changes);
+    // A TTL of 0: without the watch, every read would ask the API server.
+    const reader = new SecretReader(client, 0, changes);
+    expect((await reader.read(namespace, 'pg', 'password')).value).toBe('first');
+    await waitFor(() => changes.versionOf(namespace, 'pg') !== undefined, {
+      description: 'the namespace watch to sync',
+    });
+    // The first read came before the watch synced: it is kept now that the watch agrees.
+    expect(reader.readCached(namespace, 'pg', 'password')?.value).toBe('first');
+    const settled = gets();
+    for (let i = 0; i < 50; i++) expect((await reader.read(namespace, 'pg', 'password')).value).toBe('first');
+    expect(gets()).toBe(settled);
+
+    await core.replaceNamespacedSecret({ namespace, name: 'pg', body: secretBody('pg', 'rotated') });
+    await waitFor(() => reader.readCached(namespace, 'pg', 'password') === undefined, {
+      description: 'the rotation to make the copy stale',
+    });
+    expect((await reader.read(namespace, 'pg', 'password')).value).toBe('rotated');
+    expect(gets()).toBe(settled + 1);
+
+    await core.deleteNamespacedSecret({ namespace, name: 'pg' });
+    await waitFor(() => changes.versionOf(namespace, 'pg') === null, {
+      description: 'the deletion to be seen',
+    });
+    await expect(reader.read(namespace, 'pg', 'password')).rejects.toThrow('does not exist');
+    const afterDelete = gets();
+    // Missing stays missing without reads while the watch shows nothing there.
+    for (let i = 0; i < 20; i++) await expect(reader.read(namespace, 'pg', 'password')).rejects.toThrow();
+    expect(gets()).toBe(afterDelete);
+
+    await core.createNamespacedSecret({ namespace, body: secretBody('pg', 'remade') });
+    const remade = await waitFor(
+      async () => {
+        const read = await reader.read(namespace, 'pg', 'password').catch(() => undefined);
+        return read?.value === 'remade' ? read : undefined;
+      },
+      { description: 'the remade Secret to be read' },
+    );
+    expect(remade.value).toBe('remade');
+  });
+
+  it('is watched in a namespace with no Secret yet, and read once made', async () => {
+    const empty = `${namespace}-empty`;
+    await core.createNamespace({ body: { metadata: { name: empty } } });
+    try {
+      const { client, gets } = countingClient(kc);
+      const changes = new SecretWatches({ client, log: silentLogger });
+      watches.push(changes);
+      const reader = new SecretReader(client, 0, changes);
+      await expect(reader.read(empty, 'pg', 'password')).rejects.toThrow('does not exist');
+      // An empty list comes as `items: null`: the watch still syncs, and says there is none.
+      await waitFor(() => changes.versionOf(empty, 'pg') === null, {
+        description: 'the empty namespace to sync',
+      });
+      const before = gets();
+      for (let i = 0; i < 10; i++) await expect(reader.read(empty, 'pg', 'password')).rejects.toThrow();
+      expect(gets()).toBe(before);
+      await core.createNamespacedSecret({ namespace: empty, body: secretBody('pg', 'new') });
+      await waitFor(
+        async () => (await reader.read(empty, 'pg', 'password').catch(() => undefined))?.value === 'new',
+        {
+          description: 'the new Secret to be read',
+        },
+      );
+    } finally {
+      await core.deleteNamespace({ name: empty }).catch(() => undefined);
+    }
+  });
+
+  it('is read every TTL where Secrets may not be listed, and the watch is not retried against the refusal', async () => {
+    const sa = 'secret-getter';
+    const token = await mintServiceAccountToken(kc, namespace, sa);
+    const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+    await rbac.createNamespacedRole({
+      namespace,
+      body: {
+        metadata: { name: 'secret-getter' },
+        rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }],
+      },
+    });
+    await rbac.createNamespacedRoleBinding({
+      namespace,
+      body: {
+        metadata: { name: 'secret-getter' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'secret-getter' },
+        subjects: [{ kind: 'ServiceAccount', name: sa, namespace }],
+      },
+    });
+    await core.createNamespacedSecret({ namespace, body: secretBody('getter', 'only-get') });
+    const config = sharedKubeConfig(token, sa);
+    const { client, gets } = countingClient(config);
+    let lists = 0;
+    const list = client.list.bind(client);
+    client.list = ((...args: Parameters<KubeClient['list']>) => {
+      lists++;
+      return list(...args);
+    }) as KubeClient['list'];
+    const warnings: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => warnings.push(line) });
+    const changes = new SecretWatches({ client, log });
+    watches.push(changes);
+    const reader = new SecretReader(client, 0, changes);
+    // RBAC takes effect through the authorizer's cache: wait for the get to be allowed.
+    await waitFor(() => reader.read(namespace, 'getter', 'password'), {
+      description: 'the Role to take effect',
+    });
+    await waitFor(() => warnings.some((w) => w.includes('may not list and watch Secrets')), {
+      description: 'the refusal to be logged',
+    });
+    const before = gets();
+    for (let i = 0; i < 5; i++)
+      expect((await reader.read(namespace, 'getter', 'password')).value).toBe('only-get');
+    // No watch to say it is unchanged: each read past the TTL (0 here) asks again.
+    expect(gets()).toBe(before + 5);
+    expect(changes.versionOf(namespace, 'getter')).toBeUndefined();
+    // One list to learn it is refused (or a few while the Role's cache caught up), then none.
+    const listsSoFar = lists;
+    for (let i = 0; i < 20; i++) changes.versionOf(namespace, 'getter');
+    expect(lists).toBe(listsSoFar);
+    expect(warnings.filter((w) => w.includes('may not list and watch Secrets')).length).toBe(1);
+  });
+});
