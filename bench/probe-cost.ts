@@ -31,6 +31,11 @@
  * status and DNS record written) comes before, by the working tree's operator and not measured,
  * so that neither build meets it.
  *
+ * BENCH_SECRETS=cluster gives each cluster a credentials Secret of its own (as production often
+ * does) instead of one shared by all: the operator then reads each again every 5 minutes, which a
+ * window of more than 300 s shows, unless it runs with `--watch-secrets=true` (BENCH_OPERATOR_ARGS,
+ * space-separated flags for the working tree's operator; BENCH_OPERATOR_REF's gets none).
+ *
  * BENCH_OPERATOR_NODE_FLAGS (space-separated) are given to the operator's Node.js, to profile it:
  * `BENCH_OPERATOR_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof'` writes a .cpuprofile of its
  * whole run (start and settling included) when it stops. BENCH_LOG_LEVEL=debug runs it at debug
@@ -78,6 +83,8 @@ const QUIET_SECONDS = Number(process.env.BENCH_QUIET_SECONDS ?? Math.max(15, 2 *
 const SETTLE_MAX_SECONDS = Number(process.env.BENCH_SETTLE_MAX_SECONDS ?? 900);
 // BENCH_LOG_LEVEL=debug: the operator's log says why each status is written (counted after the window).
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'error';
+const SECRET_PER_CLUSTER = process.env.BENCH_SECRETS === 'cluster';
+const OPERATOR_ARGS = process.env.BENCH_OPERATOR_ARGS?.split(' ').filter(Boolean) ?? [];
 // BENCH_OPERATOR_REF=<commit>: that commit's operator measured too, in turn with the working
 // tree's, BENCH_ROUNDS times each (default 1; 2 without a ref is two runs of the one operator).
 const OPERATOR_REF = process.env.BENCH_OPERATOR_REF;
@@ -164,6 +171,7 @@ try {
     region: string,
     port = pair.server(node).port,
     database = pair.database,
+    secret = 'pg',
   ) => ({
     region,
     provider: { type: 'SelfManaged' as const },
@@ -172,7 +180,7 @@ try {
       port,
       database,
       sslMode: 'disable' as const,
-      credentialsSecretRef: { name: 'pg', usernameKey: 'username', passwordKey: 'password' },
+      credentialsSecretRef: { name: secret, usernameKey: 'username', passwordKey: 'password' },
     },
     dnsTarget: '127.0.0.1',
   });
@@ -238,18 +246,29 @@ try {
   // window on the cores the operator shares.
   execFileSync('sync', ['-f', pair.dir], { timeout: 300_000 });
   say(`creating ${CLUSTERS / 2} policies with ${CLUSTERS} clusters at a ${INTERVAL_S} s probe interval`);
+  const secretOf = async (cluster: string) => {
+    if (!SECRET_PER_CLUSTER) return 'pg';
+    await core.createNamespacedSecret({
+      namespace: ns,
+      body: {
+        metadata: { name: `pg-${cluster}` },
+        stringData: { username: pair.user, password: pair.password },
+      },
+    });
+    return `pg-${cluster}`;
+  };
   for (let i = 0; i < CLUSTERS / 2; i++) {
     await client.create(replicaClusterType, ns, {
       apiVersion: 'regionfailover.io/v1alpha1',
       kind: 'ReplicaCluster',
       metadata: { name: `db-${i}-p`, namespace: ns },
-      spec: clusterSpec('primary', 'region-a', ports.primary, databaseOf(i)),
+      spec: clusterSpec('primary', 'region-a', ports.primary, databaseOf(i), await secretOf(`db-${i}-p`)),
     });
     await client.create(replicaClusterType, ns, {
       apiVersion: 'regionfailover.io/v1alpha1',
       kind: 'ReplicaCluster',
       metadata: { name: `db-${i}-s`, namespace: ns },
-      spec: clusterSpec('standby', 'region-b', ports.standby, databaseOf(i)),
+      spec: clusterSpec('standby', 'region-b', ports.standby, databaseOf(i), await secretOf(`db-${i}-s`)),
     });
     await client.create(failoverPolicyType, ns, {
       apiVersion: 'regionfailover.io/v1alpha1',
@@ -281,7 +300,13 @@ try {
       kubeconfig: cp.kubeconfigPath,
       dir,
       entry: build.entry,
-      args: [`--namespace=${ns}`, '--leader-elect=false', `--log-level=${LOG_LEVEL}`],
+      args: [
+        `--namespace=${ns}`,
+        '--leader-elect=false',
+        `--log-level=${LOG_LEVEL}`,
+        // The working tree's only: an older operator may not know them.
+        ...(build.entry === compiled.entry ? OPERATOR_ARGS : []),
+      ],
       nodeFlags: process.env.BENCH_OPERATOR_NODE_FLAGS?.split(' ').filter(Boolean) ?? [],
     });
     const pid = op.pid as number;

@@ -255,7 +255,7 @@ export const chartValues = z
           .boolean()
           .default(false)
           .describe(
-            "Let the operator and observers list and watch Secrets where they may read them, and have them watch the Secrets' metadata (--watch-secrets): a Secret is then read again only when it changed, instead of every 5 minutes (with a Secret per cluster, 4,000 clusters are ~13 reads a second), and a rotated one is picked up at the next probe. Off: get alone, as least privilege.",
+            "Let the operator and observers list and watch Secrets where they may read them, and have them watch the Secrets' metadata (--watch-secrets): a Secret is then read again only when it changed, instead of every 5 minutes (with a Secret per cluster, 4,000 clusters are ~13 reads a second), and a rotated one is picked up at the next probe. RBAC cannot limit a list to metadata: list reads every Secret's data where granted, so pair it with secretNamespaces (or watchNamespace). Off: get alone, as least privilege.",
           ),
         observerAccess: z
           .boolean()

@@ -87,8 +87,7 @@ beforeAll(async () => {
     name: 'op-health',
     kubeconfig: inject('controlPlane').kubeconfigPath,
     dir,
-    // Secrets kept until a watch shows them changed (the rotation test below needs it).
-    args: ['--leader-elect=false', `--namespace=${ns}`, '--watch-secrets=true'],
+    args: ['--leader-elect=false', `--namespace=${ns}`],
   });
 });
 
@@ -326,9 +325,11 @@ describe('failures', () => {
   });
 });
 
-describe('credentials rotated (the operator watches Secrets: --watch-secrets)', () => {
+describe('credentials rotated (an operator that watches Secrets: --watch-secrets)', () => {
   it('a new password in the Secret is used from the next probes on, not once the cached copy expires', async () => {
     const role = 'rotating';
+    // A namespace and an operator of their own: the one above reads Secrets the default way.
+    const rotatingNs = `${ns}-rotating`;
     const sessions = (before: string) =>
       pair.sql<{ old: string; fresh: string }>(
         'primary',
@@ -345,14 +346,30 @@ describe('credentials rotated (the operator watches Secrets: --watch-secrets)', 
       'postgres',
     );
     const core = sharedKubeConfig().makeApiClient(CoreV1Api);
+    await core.createNamespace({ body: { metadata: { name: rotatingNs } } });
     const secret = (password: string) => ({
       metadata: { name: 'pg-rotating' },
       stringData: { username: role, password },
     });
-    await core.createNamespacedSecret({ namespace: ns, body: secret('first-password') });
-    await client.create(replicaClusterType, ns, cluster('rotating', pair.primary.port, 'pg-rotating'));
+    await core.createNamespacedSecret({ namespace: rotatingNs, body: secret('first-password') });
+    const object = cluster('rotating', pair.primary.port, 'pg-rotating');
+    await client.create(replicaClusterType, rotatingNs, {
+      ...object,
+      metadata: { name: 'rotating', namespace: rotatingNs },
+    });
+    const watching = await OperatorProcess.start({
+      name: 'op-health-rotating',
+      kubeconfig: inject('controlPlane').kubeconfigPath,
+      dir,
+      args: ['--leader-elect=false', `--namespace=${rotatingNs}`, '--watch-secrets=true'],
+    });
+    const reachable = async () =>
+      condition(
+        ((await client.get(replicaClusterType, rotatingNs, 'rotating')).status ?? {}) as ReplicaClusterStatus,
+        'Reachable',
+      );
     try {
-      await waitFor(async () => condition(await status('rotating'), 'Reachable')?.status === 'True', {
+      await waitFor(async () => (await reachable())?.status === 'True', {
         description: 'the cluster reached with the first password',
       });
       const [{ now } = { now: '' }] = await pair.sql<{ now: string }>(
@@ -363,7 +380,7 @@ describe('credentials rotated (the operator watches Secrets: --watch-secrets)', 
       );
       await pair.sql('primary', `ALTER ROLE ${role} PASSWORD 'second-password'`, [], 'postgres');
       await core.replaceNamespacedSecret({
-        namespace: ns,
+        namespace: rotatingNs,
         name: 'pg-rotating',
         body: secret('second-password'),
       });
@@ -378,9 +395,10 @@ describe('credentials rotated (the operator watches Secrets: --watch-secrets)', 
         { description: 'a session opened with the new password, and the old one closed', timeoutMs: 30_000 },
       );
       expect(Number(seen.fresh)).toBeGreaterThan(0);
-      expect(condition(await status('rotating'), 'Reachable')?.status).toBe('True');
+      expect((await reachable())?.status).toBe('True');
     } finally {
-      await client.delete(replicaClusterType, ns, 'rotating').catch(() => undefined);
+      await watching.stop();
+      await core.deleteNamespace({ name: rotatingNs }).catch(() => undefined);
     }
   });
 });

@@ -269,7 +269,7 @@ describe('a reconcile error', () => {
     // Fix the cause: the next retry succeeds and the errors stop.
     await rbac.patchClusterRole({
       name: 'operator-errors',
-      body: [{ op: 'replace', path: '/rules', value: operatorRules }],
+      body: [{ op: 'replace', path: '/rules', value: operatorRules.filter((r) => !r.when) }],
     });
     await reconciled(client, failoverPolicyType, ns, 'denied');
     const errorsAfterFix = await op.metric('controller_runtime_reconcile_errors_total', {
@@ -318,7 +318,7 @@ describe('caches that cannot sync', () => {
     // Allowed to list clusters, the cache fills at the next retry and the first reconcile sees both.
     await rbac.patchClusterRole({
       name: 'operator-unsynced',
-      body: [{ op: 'replace', path: '/rules', value: operatorRules }],
+      body: [{ op: 'replace', path: '/rules', value: operatorRules.filter((r) => !r.when) }],
     });
     const reconciledPolicy = await reconciled(client, failoverPolicyType, ns, 'orders');
     const conditions = (reconciledPolicy.status as { conditions?: { type: string; status: string }[] })
@@ -335,7 +335,9 @@ describe('caches that cannot sync', () => {
  */
 async function operatorWithout(ns: string, resource: string, name: string) {
   const rbac = cp.kubeConfig().makeApiClient(RbacAuthorizationV1Api);
-  const rules = operatorRules.map((r) => ({ ...r, resources: r.resources.filter((x) => x !== resource) }));
+  const rules = operatorRules
+    .filter((r) => !r.when)
+    .map((r) => ({ ...r, resources: r.resources.filter((x) => x !== resource) }));
   await rbac.createClusterRole({ body: { metadata: { name: `operator-${name}` }, rules } });
   await rbac.createClusterRoleBinding({
     body: {

@@ -9,6 +9,7 @@ import { CoreV1Api, type KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SecretReader } from '../../operator/src/controllers/credentials.ts';
+import { secretType } from '../../operator/src/controllers/resources.ts';
 import { SecretWatches } from '../../operator/src/controllers/secret-watches.ts';
 import { KubeClient } from '../../operator/src/runtime/kube-client.ts';
 import { silentLogger } from '../../operator/src/runtime/logger.ts';
@@ -123,56 +124,74 @@ describe('a Secret read through a watch of Secrets', () => {
     }
   });
 
-  it('is read every TTL where Secrets may not be listed, and the watch is not retried against the refusal', async () => {
-    const sa = 'secret-getter';
-    const token = await mintServiceAccountToken(kc, namespace, sa);
-    const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
-    await rbac.createNamespacedRole({
-      namespace,
-      body: {
-        metadata: { name: 'secret-getter' },
-        rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }],
-      },
+  for (const verbs of [['get'], ['get', 'list']])
+    it(`is read every TTL where the operator may only ${verbs.join(' and ')} Secrets, and the watch is not retried against the refusal`, async () => {
+      const sa = `secret-${verbs.join('-')}`;
+      const token = await mintServiceAccountToken(kc, namespace, sa);
+      const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+      await rbac.createNamespacedRole({
+        namespace,
+        body: { metadata: { name: sa }, rules: [{ apiGroups: [''], resources: ['secrets'], verbs }] },
+      });
+      await rbac.createNamespacedRoleBinding({
+        namespace,
+        body: {
+          metadata: { name: sa },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: sa },
+          subjects: [{ kind: 'ServiceAccount', name: sa, namespace }],
+        },
+      });
+      await core.createNamespacedSecret({ namespace, body: secretBody(sa, 'only-get') });
+      const config = sharedKubeConfig(token, sa);
+      // RBAC takes effect through the authorizer's cache: wait for what the Role grants, so the
+      // refusal met is the one meant (the list's, or with list granted, the watch's).
+      const probe = new KubeClient(config);
+      await waitFor(() => probe.get(secretType, namespace, sa), { description: 'get to be granted' });
+      if (verbs.includes('list'))
+        await waitFor(() => probe.list(secretType, namespace, { limit: 1 }, true), {
+          description: 'list to be granted',
+        });
+      const { client, gets } = countingClient(config);
+      let lists = 0;
+      let watchCalls = 0;
+      const list = client.list.bind(client);
+      client.list = ((...args: Parameters<KubeClient['list']>) => {
+        lists++;
+        return list(...args);
+      }) as KubeClient['list'];
+      const watch = client.watch.bind(client);
+      client.watch = ((...args: Parameters<KubeClient['watch']>) => {
+        watchCalls++;
+        return watch(...args);
+      }) as KubeClient['watch'];
+      const warnings: string[] = [];
+      const log = pino({ level: 'warn' }, { write: (line: string) => warnings.push(line) });
+      const changes = new SecretWatches({ client, log });
+      watches.push(changes);
+      const reader = new SecretReader(client, 0, changes);
+      expect((await reader.read(namespace, sa, 'password')).value).toBe('only-get');
+      const refusal = (w: string) => w.includes('may not list and watch Secrets');
+      await waitFor(
+        () => {
+          changes.versionOf(namespace, sa); // asking is what starts (and rechecks) the watch
+          return warnings.some(refusal);
+        },
+        {
+          description: 'the refusal to be logged',
+        },
+      );
+      expect(watchCalls).toBe(verbs.includes('list') ? 1 : 0);
+      // Two seconds of reads: each asks the API server (no watch vouches for a copy, and the TTL
+      // is 0), and the refused watch is neither retried nor checked again.
+      const [listsSoFar, watchesSoFar, before] = [lists, watchCalls, gets()];
+      const until = Date.now() + 2_000;
+      let reads = 0;
+      for (; Date.now() < until; reads++) {
+        expect((await reader.read(namespace, sa, 'password')).value).toBe('only-get');
+        expect(changes.versionOf(namespace, sa)).toBeUndefined();
+      }
+      expect(gets()).toBe(before + reads);
+      expect([lists, watchCalls]).toEqual([listsSoFar, watchesSoFar]);
+      expect(warnings.filter(refusal).length).toBe(1);
     });
-    await rbac.createNamespacedRoleBinding({
-      namespace,
-      body: {
-        metadata: { name: 'secret-getter' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'secret-getter' },
-        subjects: [{ kind: 'ServiceAccount', name: sa, namespace }],
-      },
-    });
-    await core.createNamespacedSecret({ namespace, body: secretBody('getter', 'only-get') });
-    const config = sharedKubeConfig(token, sa);
-    const { client, gets } = countingClient(config);
-    let lists = 0;
-    const list = client.list.bind(client);
-    client.list = ((...args: Parameters<KubeClient['list']>) => {
-      lists++;
-      return list(...args);
-    }) as KubeClient['list'];
-    const warnings: string[] = [];
-    const log = pino({ level: 'warn' }, { write: (line: string) => warnings.push(line) });
-    const changes = new SecretWatches({ client, log });
-    watches.push(changes);
-    const reader = new SecretReader(client, 0, changes);
-    // RBAC takes effect through the authorizer's cache: wait for the get to be allowed.
-    await waitFor(() => reader.read(namespace, 'getter', 'password'), {
-      description: 'the Role to take effect',
-    });
-    await waitFor(() => warnings.some((w) => w.includes('may not list and watch Secrets')), {
-      description: 'the refusal to be logged',
-    });
-    const before = gets();
-    for (let i = 0; i < 5; i++)
-      expect((await reader.read(namespace, 'getter', 'password')).value).toBe('only-get');
-    // No watch to say it is unchanged: each read past the TTL (0 here) asks again.
-    expect(gets()).toBe(before + 5);
-    expect(changes.versionOf(namespace, 'getter')).toBeUndefined();
-    // One list to learn it is refused (or a few while the Role's cache caught up), then none.
-    const listsSoFar = lists;
-    for (let i = 0; i < 20; i++) changes.versionOf(namespace, 'getter');
-    expect(lists).toBe(listsSoFar);
-    expect(warnings.filter((w) => w.includes('may not list and watch Secrets')).length).toBe(1);
-  });
 });

@@ -28,6 +28,7 @@ export interface SecretRead {
 
 interface Cached {
   secret: KubeObject | undefined;
+  /** When it was read, or last confirmed unchanged by a watch. */
   at: number;
 }
 
@@ -55,13 +56,17 @@ export class SecretReader {
     if (!hit) return undefined;
     if (seen !== undefined) {
       const had = hit.secret?.metadata.resourceVersion;
-      // A read may be newer than what the watch has delivered yet, never older.
+      // A read newer than what the watch has delivered yet is kept; one older is read again.
       const current = seen === null ? hit.secret === undefined : had !== undefined && newerOrSame(had, seen);
-      return current ? hit : undefined;
+      if (!current) return undefined;
+      // Confirmed now: should the watch fail, the copy is good for a TTL from here, so a watch
+      // back within it costs no reads, and a fleet's copies are not all read again at once.
+      hit.at = Date.now();
+      return hit;
     }
     // A missing Secret is asked for again sooner: someone is probably about to create it.
-    const ttl = hit?.secret ? this.ttlMs : Math.min(this.ttlMs, 30_000);
-    return hit && Date.now() - hit.at < ttl ? hit : undefined;
+    const ttl = hit.secret ? this.ttlMs : Math.min(this.ttlMs, 30_000);
+    return Date.now() - hit.at < ttl ? hit : undefined;
   }
 
   private secret(namespace: string, name: string): Promise<KubeObject | undefined> {

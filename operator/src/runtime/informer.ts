@@ -46,6 +46,11 @@ export interface InformerOptions {
   log: Logger;
   metrics?: Metrics;
   resyncMs?: number;
+  /**
+   * Told of every failed list or watch (before the backoff). A 403 is retried for ever otherwise:
+   * an owner that can do without the informer stops it there.
+   */
+  onError?: (err: unknown) => void;
   /** Server-side watch timeout; each watch gets up to 20% jitter so informers do not reconnect in step. */
   watchTimeoutSeconds?: number;
   staleAfterMs?: number;
@@ -108,9 +113,9 @@ export class Informer<T extends KubeObject> {
   private readonly cache = new Map<string, T>();
   private readonly handlers: ((event: InformerEvent<T>) => void)[] = [];
   private readonly opts: Required<
-    Omit<InformerOptions, 'namespace' | 'metrics' | 'fieldSelector' | 'versionsOnly'>
+    Omit<InformerOptions, 'namespace' | 'metrics' | 'fieldSelector' | 'versionsOnly' | 'onError'>
   > &
-    Pick<InformerOptions, 'namespace' | 'metrics' | 'fieldSelector' | 'versionsOnly'>;
+    Pick<InformerOptions, 'namespace' | 'metrics' | 'fieldSelector' | 'versionsOnly' | 'onError'>;
   private resourceVersion: string | undefined;
   private hasSynced = false;
   private stopped = true;
@@ -236,9 +241,13 @@ export class Informer<T extends KubeObject> {
           this.opts.log.info({ resource: this.resource }, 'watch expired (410 Gone); relisting');
           this.opts.metrics?.informerRestarts.inc({ resource: this.resource, cause: 'expired' });
           this.resourceVersion = undefined;
+          // Events were lost: the cache is not the API server's until the relist is in.
+          this.failing = true;
           continue;
         }
         this.failing = true;
+        this.opts.onError?.(err);
+        if (this.stopped) break;
         this.opts.metrics?.informerRestarts.inc({ resource: this.resource, cause: 'error' });
         const delay = backoffDelay(attempt++, this.opts.backoff);
         this.opts.log.warn(
@@ -364,6 +373,9 @@ export class Informer<T extends KubeObject> {
         'watch went silent; restarting it',
       );
       this.staleAbort = true;
+      // Up to date again only once the next watch brings something: a reopened watch that hangs
+      // too would otherwise pass for a quiet one until it went stale again.
+      this.failing = true;
       this.current.abort();
     }
   }
