@@ -58,6 +58,7 @@ import {
   apartFrom,
   type OneServer,
   oneServerNamedTwice,
+  oneServerUntilAnswered,
   onOneServer,
   sameServer,
   serverOf,
@@ -148,7 +149,7 @@ export function decide(input: DecideInput): Plan {
   const result = chosen ?? plan(c, NOTHING_TO_DO);
   // Whatever was chosen, people see which former primary waits for what.
   const waiting = reprotectWaiting(c, result.status);
-  const oneServer = oneServerNamedTwice(input);
+  const oneServer = oneServerNamedTwice(input) ?? oneServerUntilAnswered(input);
   return {
     ...result,
     ...(waiting ? { reprotectWaiting: waiting } : {}),

@@ -75,6 +75,36 @@ describe('one server named by two clusters', () => {
     });
   });
 
+  it("keeps ClustersResolved's OneServer through an operator's restart until the names answer again", () => {
+    const before = evaluate(input({ clusters: bIsA }));
+    const said = before.condition('ClustersResolved');
+    expect(said).toMatchObject({ status: 'False', reason: 'OneServer' });
+    // Restarted: status says it, the probes have not told yet (b unprobed, or not answering).
+    const status = before.status;
+    for (const b of [unprobed('b'), gone('b', 1)]) {
+      const restarted = evaluate(input({ status, clusters: { ...bIsA, b } }));
+      expect(restarted.condition('ClustersResolved')).toMatchObject({
+        status: 'False',
+        reason: 'OneServer',
+        message: said?.message,
+      });
+      expect(restarted.condition('Ready')?.status).toBe('False');
+    }
+    // Answered again: one server still, or each its own now (the verdict follows the probes).
+    expect(evaluate(input({ status, clusters: bIsA })).condition('ClustersResolved')?.reason).toBe(
+      'OneServer',
+    );
+    const apart = { ...bIsA, b: on(standby('b'), 'B') };
+    expect(evaluate(input({ status, clusters: apart })).condition('ClustersResolved')).toMatchObject({
+      status: 'True',
+      reason: 'AllFound',
+    });
+    // Nothing kept without a verdict in status: a fresh start with b unprobed is AllFound.
+    expect(
+      evaluate(input({ clusters: { ...bIsA, b: unprobed('b') } })).condition('ClustersResolved')?.status,
+    ).toBe('True');
+  });
+
   it('waits after a restart of the server until the other name answers again', () => {
     // a's server restarted: a first answered from it 2 s ago; b's last answer (3 s ago, from the
     // old start) came before that: it may be a's server before the restart.

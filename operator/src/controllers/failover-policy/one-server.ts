@@ -19,7 +19,10 @@ import type { ClusterFacts, DecideInput } from './facts.ts';
 import { policyClusters } from './facts.ts';
 
 export interface OneServer {
-  /** Each group: the clusters one server answered for, in the policy's order. */
+  /**
+   * Each group: the clusters one server answered for, in the policy's order (none when the
+   * verdict is status's, kept until the probes tell again: oneServerUntilAnswered).
+   */
   groups: string[][];
   message: string;
 }
@@ -39,6 +42,24 @@ export function oneServerNamedTwice(input: Pick<DecideInput, 'spec' | 'clusters'
     groups,
     message: `${said.join('; ')}: a ReplicaCluster's connection names another's server (the application's DNS name, say, which moves with the primary). Nothing is fenced as a second writer beside the primary until each names its own server`,
   };
+}
+
+/**
+ * What status last said of one server under two names, kept while a cluster of the policy cannot
+ * tell its server yet: not probed since this operator started, or not answering since (a server
+ * is known only from answers). Without it a restart turned ClustersResolved True, and False again
+ * once both names answered; with it the verdict changes only on what the probes show.
+ */
+export function oneServerUntilAnswered(
+  input: Pick<DecideInput, 'spec' | 'clusters' | 'status'>,
+): OneServer | undefined {
+  const said = input.status.conditions?.find((c) => c.type === 'ClustersResolved');
+  if (said?.reason !== 'OneServer') return undefined;
+  const untold = policyClusters(input.spec).some((name) => {
+    const f = input.clusters[name];
+    return f?.unprobed || (f?.server === undefined && !f?.reachable);
+  });
+  return untold ? { groups: [], message: said.message } : undefined;
 }
 
 /** Both answered from the same running server (as far as their last answers tell). */
