@@ -1076,6 +1076,9 @@ export const isolatedDrillState = z
       .max(512)
       .optional()
       .describe('Why the last change of the drill record failed, while it is tried again.'),
+    retryAt: timestamp(
+      "When the DNS provider asked to be left alone until (a throttling answer's Retry-After): the drill record is not changed again before then.",
+    ).optional(),
     verdict: z
       .object({
         result: z

@@ -62,7 +62,6 @@ export async function runDrillRecord(
       .join('; ');
     return { kind: 'Present', answered, detail, answeredAfterMs: Math.round(askedMs) };
   } catch (err) {
-    const f = failure(err);
-    return { kind: 'Failed', reason: f.reason, message: f.message, retryable: f.retryable };
+    return failure(err);
   }
 }

@@ -193,6 +193,41 @@ describe('isolated drills', () => {
     expect(answered).toMatchObject({ leg: 'Writing', isolated: { dnsVerifySeconds: 1.5 } });
   });
 
+  it('leaves a throttled DNS provider alone until its Retry-After, then writes the record again', () => {
+    const pointing = running('Pointing', { copyReadyAt: ago(2).toISOString() });
+    const throttled = afterDrillRecord(
+      pointing,
+      { kind: 'Failed', reason: 'Throttled', message: '429', retryable: true, retryAfterMs: 20_000 },
+      NOW,
+    );
+    expect(throttled.isolated).toMatchObject({
+      problem: 'Throttled: 429',
+      retryAt: new Date(NOW.getTime() + 20_000).toISOString(),
+    });
+    const at = (s: number) => new Date(NOW.getTime() + s * 1000);
+    const look = (s: number) =>
+      evaluate(
+        input({ activePrimary: 'a', epoch: 4, drill: throttled }, standby(agent({ phase: 'Serving' })), {
+          now: at(s),
+        }),
+      );
+    const waiting = look(5);
+    expect(waiting.plan.action.kind).not.toBe('DrillRecord');
+    expect(waiting.plan.requeueMs).toBe(15_000);
+    expect(waiting.plan.why).toMatch(/asked to be left alone until/);
+    expect(look(20).plan.action).toMatchObject({ kind: 'DrillRecord', want: 'Present' });
+    // A failure without a hint is retried at the usual pace; a success forgets the hint.
+    const plain = afterDrillRecord(
+      throttled,
+      { kind: 'Failed', reason: 'Unavailable', message: 'reset', retryable: true },
+      at(20),
+    );
+    expect(plain.isolated?.retryAt).toBeUndefined();
+    const written = afterDrillRecord(throttled, { kind: 'Present', answered: true, detail: '' }, at(21));
+    expect(written.isolated).not.toHaveProperty('retryAt');
+    expect(written.isolated).not.toHaveProperty('problem');
+  });
+
   it('passes once the copy acknowledged minCanaryWrites through the record, then removes the record', () => {
     const writing = running('Writing', { writingSince: ago(3).toISOString() });
     const few = evaluate(

@@ -66,7 +66,14 @@ export type DrillRecordOutcome =
     }
   /** Deleted, or there was nothing to delete. */
   | { kind: 'Absent' }
-  | { kind: 'Failed'; reason: string; message: string; retryable: boolean };
+  | {
+      kind: 'Failed';
+      reason: string;
+      message: string;
+      retryable: boolean;
+      /** How long the provider asked to be left alone (Retry-After), if it said. */
+      retryAfterMs?: number;
+    };
 
 /** How long the canary gets to land its writes on the copy. */
 export const ISOLATED_WRITE_WAIT_MS = 30_000;
@@ -188,18 +195,27 @@ export function continueIsolated(input: DecideInput, drill: DrillState, primaryD
     why,
     action: { kind: 'DrillCopy', cluster: drill.to, drillId: drill.id, want },
   });
-  const act = (want: DrillRecordAction['want'], why: string): IsolatedStep => ({
-    kind: 'Act',
-    why,
-    action: {
-      kind: 'DrillRecord',
-      want,
-      record,
-      value: isolated.value ?? '',
-      ttl: spec.drills?.ttlSeconds ?? spec.dns.ttlSeconds,
-      epoch: input.status.epoch ?? 0,
-    },
-  });
+  const retryInMs = isolated.retryAt ? new Date(isolated.retryAt).getTime() - now.getTime() : 0;
+  const act = (want: DrillRecordAction['want'], why: string): IsolatedStep =>
+    // A throttled provider is not asked again before it said (its Retry-After, kept in status).
+    retryInMs > 0
+      ? {
+          kind: 'Wait',
+          why: `drill ${drill.id}: the DNS provider asked to be left alone until ${isolated.retryAt} (${isolated.problem ?? 'throttled'})`,
+          requeueMs: retryInMs,
+        }
+      : {
+          kind: 'Act',
+          why,
+          action: {
+            kind: 'DrillRecord',
+            want,
+            record,
+            value: isolated.value ?? '',
+            ttl: spec.drills?.ttlSeconds ?? spec.dns.ttlSeconds,
+            epoch: input.status.epoch ?? 0,
+          },
+        };
   switch (drill.leg) {
     case 'Copying': {
       if (byProvider)
@@ -367,7 +383,7 @@ export function continueIsolated(input: DecideInput, drill: DrillState, primaryD
 /** Folds what act did with the drill record into the drill. */
 export function afterDrillRecord(drill: DrillState, outcome: DrillRecordOutcome, now: Date): DrillState {
   const isolated = drill.isolated as IsolatedDrillState;
-  const { problem: _p, ...settled } = isolated;
+  const { problem: _p, retryAt: _r, ...settled } = isolated;
   if (outcome.kind === 'Absent')
     return {
       ...drill,
@@ -393,7 +409,16 @@ export function afterDrillRecord(drill: DrillState, outcome: DrillRecordOutcome,
     };
   }
   const reason = `${outcome.reason}: ${outcome.message}`;
-  if (outcome.retryable) return { ...drill, isolated: { ...isolated, problem: reason.slice(0, 512) } };
+  if (outcome.retryable) {
+    const retryAt =
+      outcome.retryAfterMs !== undefined && outcome.retryAfterMs > 0
+        ? timestamp(new Date(now.getTime() + outcome.retryAfterMs))
+        : undefined;
+    return {
+      ...drill,
+      isolated: { ...settled, problem: reason.slice(0, 512), ...(retryAt ? { retryAt } : {}) },
+    };
+  }
   // The record cannot be deleted (someone else owns it now): the copy still goes.
   if (drill.leg === 'Removing')
     return {
@@ -433,7 +458,7 @@ export function afterDrillCopy(
   now: Date,
 ): DrillState {
   const isolated = drill.isolated as IsolatedDrillState;
-  const { problem: _p, ...settled } = isolated;
+  const { problem: _p, retryAt: _r, ...settled } = isolated;
   if (outcome.phase === 'Error') {
     const reason = `${outcome.reason}: ${outcome.message}`.slice(0, 512);
     if (outcome.retryable || want === 'Removed')

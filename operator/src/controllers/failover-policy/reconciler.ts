@@ -602,8 +602,8 @@ async function carryOut(
     return {
       ...base,
       status: { ...plan.status, drill: next },
-      // Written but not answered yet: look again soon.
-      requeueMs: next.leg === drill.leg ? (failed ? 2000 : 500) : 0,
+      // Written but not answered yet: look again soon. Throttled: once the provider said.
+      requeueMs: next.leg === drill.leg ? (failed ? Math.max(2000, failed.retryAfterMs ?? 0) : 500) : 0,
     };
   }
   if (action.kind !== 'RunStep') return base;
