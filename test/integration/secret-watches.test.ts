@@ -1,8 +1,9 @@
 /**
  * Secrets kept until they change (--watch-secrets), against the real API server: the reader asks
  * for a Secret once however often it is read while a metadata-only watch shows it unchanged, reads
- * it again once it is rotated, deleted or made, and where it may not list Secrets it reads them
- * again every TTL as before, with no watch retrying against a 403.
+ * it again once it is rotated, deleted or made; the chart's rules under rbac.watchSecrets are all
+ * the watch needs; and where it may not list or watch Secrets it reads them again every TTL as
+ * before, with no watch retrying against a 403.
  */
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api, type KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
@@ -13,6 +14,7 @@ import { secretType } from '../../operator/src/controllers/resources.ts';
 import { SecretWatches } from '../../operator/src/controllers/secret-watches.ts';
 import { KubeClient } from '../../operator/src/runtime/kube-client.ts';
 import { silentLogger } from '../../operator/src/runtime/logger.ts';
+import { parseManifests, renderChart } from '../harness/chart-tools.ts';
 import { mintServiceAccountToken } from '../harness/control-plane.ts';
 import { waitFor } from '../harness/wait.ts';
 import { sharedKubeConfig } from './shared-control-plane.ts';
@@ -122,6 +124,47 @@ describe('a Secret read through a watch of Secrets', () => {
     } finally {
       await core.deleteNamespace({ name: empty }).catch(() => undefined);
     }
+  });
+
+  it("is watched with exactly the chart's Secret rules under rbac.watchSecrets, scoped to one namespace", async () => {
+    // The operator's Role that helm renders for rbac.secretNamespaces with rbac.watchSecrets,
+    // bound here to a ServiceAccount of this test: what it grants must be all the watch needs.
+    const manifests = parseManifests(
+      await renderChart({ values: { rbac: { secretNamespaces: [namespace], watchSecrets: true } } }),
+    );
+    const role = manifests.find((m) => m.kind === 'Role' && m.metadata.name.endsWith('-operator-secrets'));
+    const rules = (role?.rules ?? []) as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+    expect(rules.flatMap((r) => r.verbs).sort()).toEqual(['get', 'list', 'watch']);
+    const sa = 'chart-operator';
+    const token = await mintServiceAccountToken(kc, namespace, sa);
+    const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+    await rbac.createNamespacedRole({ namespace, body: { metadata: { name: sa }, rules } });
+    await rbac.createNamespacedRoleBinding({
+      namespace,
+      body: {
+        metadata: { name: sa },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: sa },
+        subjects: [{ kind: 'ServiceAccount', name: sa, namespace }],
+      },
+    });
+    await core.createNamespacedSecret({ namespace, body: secretBody(sa, 'chart') });
+    const config = sharedKubeConfig(token, sa);
+    const probe = new KubeClient(config);
+    await waitFor(() => probe.list(secretType, namespace, { limit: 1 }, true), {
+      description: 'the Role to take effect',
+    });
+    const warnings: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => warnings.push(line) });
+    const { client } = countingClient(config);
+    const changes = new SecretWatches({ client, log });
+    watches.push(changes);
+    const reader = new SecretReader(client, 0, changes);
+    expect((await reader.read(namespace, sa, 'password')).value).toBe('chart');
+    await waitFor(() => changes.versionOf(namespace, sa), {
+      description: 'the watch to sync with these rules',
+    });
+    expect(reader.readCached(namespace, sa, 'password')?.value).toBe('chart');
+    expect(warnings).toEqual([]);
   });
 
   for (const verbs of [['get'], ['get', 'list']])
