@@ -49,6 +49,8 @@ function scriptedClient() {
     metadataOnly: boolean | undefined;
     emit: (event: WatchEvent) => void;
     fail: (err: Error) => void;
+    /** The API server accepts it (headers came). */
+    open: () => void;
   }[] = [];
   const client = {
     list: (_t: unknown, _ns: unknown, _q: unknown, metadataOnly?: boolean) =>
@@ -64,11 +66,16 @@ function scriptedClient() {
       _q: unknown,
       onEvent: (event: WatchEvent) => void,
       signal: AbortSignal,
-      metadataOnly?: boolean,
+      options: { metadataOnly?: boolean; onOpen?: () => void } = {},
     ) =>
       new Promise<void>((_resolve, reject) => {
         signal.addEventListener('abort', () => reject(new Error('aborted')));
-        watches.push({ metadataOnly, emit: onEvent, fail: reject });
+        watches.push({
+          metadataOnly: options.metadataOnly,
+          emit: onEvent,
+          fail: reject,
+          open: () => options.onOpen?.(),
+        });
       }),
   } as unknown as KubeClient;
   return { client, lists, watches };
@@ -117,16 +124,23 @@ describe('an informer of versions only', () => {
       watches[0]?.emit({ type: 'MODIFIED', object: secret('11') });
       expect(informer.get('db/pg')?.metadata.resourceVersion).toBe('11');
 
-      // A failed watch: not up to date until something comes again.
+      // A failed watch: not up to date until the next is accepted (no event need come: a quiet
+      // namespace may send none for minutes).
       watches[0]?.fail(new KubeApiError(500, 'InternalError', 'etcd away'));
       await until(() => !informer.upToDate);
       await until(() => watches.length === 2);
       expect(informer.upToDate).toBe(false);
-      watches[1]?.emit({ type: 'BOOKMARK', object: { metadata: { name: '', resourceVersion: '12' } } });
+      watches[1]?.open();
+      expect(informer.upToDate).toBe(true);
+      // An event clears it as well.
+      watches[1]?.fail(new Error('connection reset'));
+      await until(() => watches.length === 3);
+      expect(informer.upToDate).toBe(false);
+      watches[2]?.emit({ type: 'BOOKMARK', object: { metadata: { name: '', resourceVersion: '12' } } });
       expect(informer.upToDate).toBe(true);
 
       // History compacted (410): events were lost, so not up to date until the relist is in.
-      watches[1]?.fail(new KubeApiError(410, 'Expired', 'too old resource version'));
+      watches[2]?.fail(new KubeApiError(410, 'Expired', 'too old resource version'));
       await until(() => lists.length === 2);
       expect(informer.upToDate).toBe(false);
       lists[1]?.answer('20', [secret('19')]);

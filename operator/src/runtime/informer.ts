@@ -137,7 +137,8 @@ export class Informer<T extends KubeObject> {
       pageSize: 500,
       ...options,
     };
-    // Bookmarks arrive about once a minute; silence well past the watch timeout means a dead stream.
+    // A watch ends at its timeout (300-360 s) even with nothing to say, and bookmarks may come
+    // between (not every API server sends them); silence well past that means a dead stream.
     if (!this.opts.staleAfterMs) this.opts.staleAfterMs = (this.opts.watchTimeoutSeconds * 1.2 + 60) * 1000;
   }
 
@@ -151,9 +152,10 @@ export class Informer<T extends KubeObject> {
   }
 
   /**
-   * Whether the cache can be taken as the API server's state now: synced, the last list or watch
-   * did not fail since something came, and the watch has not gone silent. Between a watch's normal
-   * end and the next one it stays true: the next resumes from the last resourceVersion.
+   * Whether the cache can be taken as the API server's state now: synced, no list or watch failed
+   * (nor went silent, nor expired) since the last list or accepted watch, and the watch is not
+   * silent past staleAfterMs. Between a watch's normal end and the next it stays true: the next
+   * resumes from the last resourceVersion.
    */
   get upToDate(): boolean {
     return (
@@ -351,7 +353,13 @@ export class Informer<T extends KubeObject> {
           }
         },
         controller.signal,
-        this.opts.versionsOnly,
+        {
+          ...(this.opts.versionsOnly ? { metadataOnly: true } : {}),
+          // Accepted from the last resourceVersion: whatever changed since will come (or a 410).
+          onOpen: () => {
+            this.failing = false;
+          },
+        },
       );
     } catch (err) {
       // An abort for staleness or restartWatchFrom is not an outage: reopen at once.
@@ -373,8 +381,8 @@ export class Informer<T extends KubeObject> {
         'watch went silent; restarting it',
       );
       this.staleAbort = true;
-      // Up to date again only once the next watch brings something: a reopened watch that hangs
-      // too would otherwise pass for a quiet one until it went stale again.
+      // Up to date again only once the next watch is accepted: one that hangs too would otherwise
+      // pass for a quiet one until it went stale again.
       this.failing = true;
       this.current.abort();
     }

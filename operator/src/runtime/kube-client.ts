@@ -132,6 +132,8 @@ export class KubeClient {
       query?: Record<string, string | number | boolean | undefined>;
       signal?: AbortSignal;
       accept?: string;
+      /** Longest silence of the response body; undici's default is 300 s. */
+      bodyTimeoutMs?: number;
     } = {},
   ): Promise<{ status: number; body: Dispatcher.ResponseData['body'] }> {
     if (!this.access.server) throw new Error('the kubeconfig has no current cluster');
@@ -156,6 +158,7 @@ export class KubeClient {
         headers,
         body: options.body === undefined ? undefined : JSON.stringify(options.body),
         signal: options.signal,
+        ...(options.bodyTimeoutMs !== undefined ? { bodyTimeout: options.bodyTimeoutMs } : {}),
       });
       status = response.statusCode;
       return { status, body: response.body };
@@ -277,7 +280,9 @@ export class KubeClient {
 
   /**
    * Opens a watch and calls `onEvent` per event until the stream ends; resolves then, or rejects
-   * with KubeApiError (410 Gone among them) or a network error. `signal` stops it.
+   * with KubeApiError (410 Gone among them) or a network error. `signal` stops it. `onOpen` is
+   * called once the API server accepted it: from then on every change after the resourceVersion
+   * asked for comes, or a 410. With `metadataOnly`, each object is its metadata alone.
    */
   async watch(
     type: ResourceType,
@@ -290,16 +295,21 @@ export class KubeClient {
     },
     onEvent: (event: WatchEvent) => void,
     signal: AbortSignal,
-    metadataOnly = false,
+    options: { metadataOnly?: boolean; onOpen?: () => void } = {},
   ): Promise<void> {
     const response = await this.request('GET', resourcePath(type, namespace), {
       query: { ...query, watch: true },
       signal,
-      ...(metadataOnly ? { accept: METADATA_OBJECT } : {}),
+      ...(options.metadataOnly ? { accept: METADATA_OBJECT } : {}),
+      // A quiet watch sends nothing for minutes (this API server sends no bookmarks in between),
+      // and undici cut it after 300 s of silence: before the server's own timeout, as an error.
+      // The informer's watchdog (staleAfterMs) judges silence instead.
+      bodyTimeoutMs: 0,
     });
     if (!isOk(response.status)) {
       throw toApiError(response.status, await response.body.text(), `WATCH ${resourcePath(type, namespace)}`);
     }
+    options.onOpen?.();
     // One JSON object per line. A stream error (the connection cut, `signal` aborted) ends the
     // loop by throwing, which the informer counts and retries.
     const body = response.body.setEncoding('utf8');
