@@ -301,9 +301,9 @@ export class KubeClient {
       query: { ...query, watch: true },
       signal,
       ...(options.metadataOnly ? { accept: METADATA_OBJECT } : {}),
-      // A quiet watch sends nothing for minutes (this API server sends no bookmarks in between),
-      // and undici cut it after 300 s of silence: before the server's own timeout, as an error.
-      // The informer's watchdog (staleAfterMs) judges silence instead.
+      // A quiet watch may send nothing for minutes (an API server need not send bookmarks in
+      // between; the one the tests run sends none), and undici cut it after 300 s of silence:
+      // before the server's own timeout, as an error. The informer's watchdog judges silence.
       bodyTimeoutMs: 0,
     });
     if (!isOk(response.status)) {
