@@ -125,7 +125,10 @@ export class Informer<T extends KubeObject> {
   private timers: NodeJS.Timeout[] = [];
   private wake: (() => void) | undefined;
   private staleAbort = false;
-  /** Since the last list or watch failed, and until a list or an event (a bookmark too) came. */
+  /**
+   * Since a list or watch failed (or expired, or went silent), until a list is in or a watch is
+   * accepted (or an event comes).
+   */
   private failing = false;
 
   constructor(options: InformerOptions) {

@@ -223,6 +223,13 @@ describe('isolated drills', () => {
       at(20),
     );
     expect(plain.isolated?.retryAt).toBeUndefined();
+    // An hour's reset is waited a minute at most, as an operation's step: the legs' limits hold.
+    const hour = afterDrillRecord(
+      pointing,
+      { kind: 'Failed', reason: 'Throttled', message: '429', retryable: true, retryAfterMs: 3_600_000 },
+      NOW,
+    );
+    expect(hour.isolated?.retryAt).toBe(new Date(NOW.getTime() + 60_000).toISOString());
     const written = afterDrillRecord(throttled, { kind: 'Present', answered: true, detail: '' }, at(21));
     expect(written.isolated).not.toHaveProperty('retryAt');
     expect(written.isolated).not.toHaveProperty('problem');

@@ -29,6 +29,7 @@ import type { DnsRecordRef } from '../../providers/dns/port.ts';
 import { timestamp } from '../../runtime/time.ts';
 import { standbysOf } from './candidates.ts';
 import { type ClusterFacts, type DecideInput, seconds } from './facts.ts';
+import { STEP_RETRY } from './operation.ts';
 
 /** A provider's copy of the standby (an RDS read replica, promoted), one step toward `want`. */
 export interface DrillCopyAction {
@@ -410,9 +411,11 @@ export function afterDrillRecord(drill: DrillState, outcome: DrillRecordOutcome,
   }
   const reason = `${outcome.reason}: ${outcome.message}`;
   if (outcome.retryable) {
+    // At most a minute, as an operation's step waits (STEP_RETRY): a provider's reset an hour
+    // away must not hold a drill past its legs' time limits, nor its copy's removal.
     const retryAt =
       outcome.retryAfterMs !== undefined && outcome.retryAfterMs > 0
-        ? timestamp(new Date(now.getTime() + outcome.retryAfterMs))
+        ? timestamp(new Date(now.getTime() + Math.min(outcome.retryAfterMs, STEP_RETRY.maxMs)))
         : undefined;
     return {
       ...drill,

@@ -99,6 +99,17 @@ describe('one server named by two clusters', () => {
       status: 'True',
       reason: 'AllFound',
     });
+    // Only the clusters it named: c down after the restart keeps nothing once a and b answer
+    // apart, nor does b unprobed once b is taken out of the policy.
+    expect(
+      evaluate(input({ status, clusters: { ...apart, c: unprobed('c') } })).condition('ClustersResolved')
+        ?.status,
+    ).toBe('True');
+    expect(
+      evaluate(
+        input({ status, specOver: { standbys: ['c'] }, clusters: { ...bIsA, b: unprobed('b') } }),
+      ).condition('ClustersResolved')?.status,
+    ).toBe('True');
     // Nothing kept without a verdict in status: a fresh start with b unprobed is AllFound.
     expect(
       evaluate(input({ clusters: { ...bIsA, b: unprobed('b') } })).condition('ClustersResolved')?.status,

@@ -55,11 +55,26 @@ export function oneServerUntilAnswered(
 ): OneServer | undefined {
   const said = input.status.conditions?.find((c) => c.type === 'ClustersResolved');
   if (said?.reason !== 'OneServer') return undefined;
-  const untold = policyClusters(input.spec).some((name) => {
-    const f = input.clusters[name];
-    return f?.unprobed || (f?.server === undefined && !f?.reachable);
-  });
+  // Only the clusters it named, and only those still in the policy: another cluster down, or one
+  // taken out of the policy to mend it, keeps nothing.
+  const inPolicy = new Set(policyClusters(input.spec));
+  const groups = namedGroups(said.message).map((g) => g.filter((name) => inPolicy.has(name)));
+  const untold = groups.some(
+    (g) =>
+      g.length > 1 &&
+      g.some((name) => {
+        const f = input.clusters[name];
+        return f?.unprobed || (f?.server === undefined && !f?.reachable);
+      }),
+  );
   return untold ? { groups: [], message: said.message } : undefined;
+}
+
+/** The groups a OneServer message names (oneServerNamedTwice writes "a and b are one server"). */
+function namedGroups(message: string): string[][] {
+  return [...message.matchAll(/([a-z0-9][-a-z0-9.]*(?: and [a-z0-9][-a-z0-9.]*)+) are one server/g)].map(
+    (m) => (m[1] ?? '').split(' and '),
+  );
 }
 
 /** Both answered from the same running server (as far as their last answers tell). */

@@ -58,6 +58,7 @@ import { afterDrillCopy, afterDrillRecord } from './isolated-drill.ts';
 import { lossFollowsPrimary } from './loss.ts';
 import { agentReportOf, factsFromProbe, gatherInput, voteFromProbe } from './observe.ts';
 import { clustersResolvedWith } from './one-server.ts';
+import { STEP_RETRY } from './operation.ts';
 import { CLIENT_MEASURE_RETRY_MS, type ClientMeasures, measureOperations } from './operation-canary.ts';
 import { canaryTargetFor, portsFor } from './ports.ts';
 import { quietLookMs } from './quiet.ts';
@@ -603,7 +604,12 @@ async function carryOut(
       ...base,
       status: { ...plan.status, drill: next },
       // Written but not answered yet: look again soon. Throttled: once the provider said.
-      requeueMs: next.leg === drill.leg ? (failed ? Math.max(2000, failed.retryAfterMs ?? 0) : 500) : 0,
+      requeueMs:
+        next.leg === drill.leg
+          ? failed
+            ? Math.max(2000, Math.min(failed.retryAfterMs ?? 0, STEP_RETRY.maxMs))
+            : 500
+          : 0,
     };
   }
   if (action.kind !== 'RunStep') return base;
