@@ -28,6 +28,44 @@ describe('KubeClient', () => {
     return access;
   };
 
+  it("keeps a quiet watch open past the pool's body timeout, says when it is accepted, and asks for metadata alone", async () => {
+    let accept: string | undefined;
+    const access = await serve((req, res) => {
+      accept = req.headers.accept;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.flushHeaders(); // then silence: a quiet watch
+    });
+    // undici's default idle limit (300 s), made short: a watch must not be held to it.
+    const quick: KubeAccess = {
+      ...access,
+      dispatcher: async (keepAliveTimeout) =>
+        new Agent({ keepAliveTimeout, allowH2: false, bodyTimeout: 200 }),
+    };
+    const client = new KubeClient(quick);
+    const controller = new AbortController();
+    let openedAt: number | undefined;
+    const started = performance.now();
+    const watching = client
+      .watch(pods, 'ns', {}, () => undefined, controller.signal, {
+        metadataOnly: true,
+        onOpen: () => {
+          openedAt = performance.now() - started;
+        },
+      })
+      .then(
+        () => 'ended',
+        (err: Error) => (controller.signal.aborted ? 'aborted' : `failed: ${err.name} ${err.message}`),
+      );
+    while (openedAt === undefined && performance.now() - started < 5_000)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(openedAt).toBeDefined();
+    expect(accept).toContain('as=PartialObjectMetadata;g=meta.k8s.io;v=v1');
+    // Five times the body timeout, then stopped by its owner: it was not cut as an error.
+    await new Promise((r) => setTimeout(r, 1_000));
+    controller.abort();
+    expect(await watching).toBe('aborted');
+  });
+
   it('bounds an ordinary request as a whole: a body that trickles in fails at the timeout', async () => {
     const access = await serve((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
