@@ -36,6 +36,30 @@ function countingClient(config: KubeConfig): { client: KubeClient; gets: () => n
   return { client, gets: () => gets };
 }
 
+/**
+ * A kubeconfig for ServiceAccount `sa` of the test namespace, bound there to a Role of `rules`,
+ * with a Secret of its name; RBAC takes effect later (through the authorizer's cache).
+ */
+async function accountWith(
+  sa: string,
+  rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[],
+  password: string,
+): Promise<KubeConfig> {
+  const token = await mintServiceAccountToken(kc, namespace, sa);
+  const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+  await rbac.createNamespacedRole({ namespace, body: { metadata: { name: sa }, rules } });
+  await rbac.createNamespacedRoleBinding({
+    namespace,
+    body: {
+      metadata: { name: sa },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: sa },
+      subjects: [{ kind: 'ServiceAccount', name: sa, namespace }],
+    },
+  });
+  await core.createNamespacedSecret({ namespace, body: secretBody(sa, password) });
+  return sharedKubeConfig(token, sa);
+}
+
 const secretBody = (name: string, password: string) => ({
   metadata: { name },
   stringData: { username: 'app', password },
@@ -136,21 +160,9 @@ describe('a Secret read through a watch of Secrets', () => {
     const rules = (role?.rules ?? []) as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
     expect(rules.flatMap((r) => r.verbs).sort()).toEqual(['get', 'list', 'watch']);
     const sa = 'chart-operator';
-    const token = await mintServiceAccountToken(kc, namespace, sa);
-    const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
-    await rbac.createNamespacedRole({ namespace, body: { metadata: { name: sa }, rules } });
-    await rbac.createNamespacedRoleBinding({
-      namespace,
-      body: {
-        metadata: { name: sa },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: sa },
-        subjects: [{ kind: 'ServiceAccount', name: sa, namespace }],
-      },
-    });
-    await core.createNamespacedSecret({ namespace, body: secretBody(sa, 'chart') });
-    const config = sharedKubeConfig(token, sa);
+    const config = await accountWith(sa, rules, 'chart');
     const probe = new KubeClient(config);
-    await waitFor(() => probe.list(secretType, namespace, { limit: 1 }, true), {
+    await waitFor(() => probe.list(secretType, namespace, { limit: 1 }, { metadataOnly: true }), {
       description: 'the Role to take effect',
     });
     const warnings: string[] = [];
@@ -170,28 +182,13 @@ describe('a Secret read through a watch of Secrets', () => {
   for (const verbs of [['get'], ['get', 'list']])
     it(`is read every TTL where the operator may only ${verbs.join(' and ')} Secrets, and the watch is not retried against the refusal`, async () => {
       const sa = `secret-${verbs.join('-')}`;
-      const token = await mintServiceAccountToken(kc, namespace, sa);
-      const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
-      await rbac.createNamespacedRole({
-        namespace,
-        body: { metadata: { name: sa }, rules: [{ apiGroups: [''], resources: ['secrets'], verbs }] },
-      });
-      await rbac.createNamespacedRoleBinding({
-        namespace,
-        body: {
-          metadata: { name: sa },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: sa },
-          subjects: [{ kind: 'ServiceAccount', name: sa, namespace }],
-        },
-      });
-      await core.createNamespacedSecret({ namespace, body: secretBody(sa, 'only-get') });
-      const config = sharedKubeConfig(token, sa);
+      const config = await accountWith(sa, [{ apiGroups: [''], resources: ['secrets'], verbs }], 'only-get');
       // RBAC takes effect through the authorizer's cache: wait for what the Role grants, so the
       // refusal met is the one meant (the list's, or with list granted, the watch's).
       const probe = new KubeClient(config);
       await waitFor(() => probe.get(secretType, namespace, sa), { description: 'get to be granted' });
       if (verbs.includes('list'))
-        await waitFor(() => probe.list(secretType, namespace, { limit: 1 }, true), {
+        await waitFor(() => probe.list(secretType, namespace, { limit: 1 }, { metadataOnly: true }), {
           description: 'list to be granted',
         });
       const { client, gets } = countingClient(config);

@@ -79,7 +79,7 @@ export class SecretWatches implements SecretChanges {
     if (known && (known.state !== 'unavailable' || now < known.until)) return known;
     this.watches.set(namespace, { state: 'checking', askedAt: now });
     // One small list first: an informer refused would retry every 30 s for ever.
-    this.client.list(secretType, namespace, { limit: 1 }, true).then(
+    this.client.list(secretType, namespace, { limit: 1 }, { metadataOnly: true }).then(
       () => {
         if (this.stopped || this.watches.get(namespace)?.state !== 'checking') return;
         const informer = new Informer<KubeObject>({

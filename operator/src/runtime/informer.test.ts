@@ -53,10 +53,10 @@ function scriptedClient() {
     open: () => void;
   }[] = [];
   const client = {
-    list: (_t: unknown, _ns: unknown, _q: unknown, metadataOnly?: boolean) =>
+    list: (_t: unknown, _ns: unknown, _q: unknown, options: { metadataOnly?: boolean } = {}) =>
       new Promise((resolve) =>
         lists.push({
-          metadataOnly,
+          metadataOnly: options.metadataOnly,
           answer: (resourceVersion, items) => resolve({ items, metadata: { resourceVersion } }),
         }),
       ),

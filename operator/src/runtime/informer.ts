@@ -283,7 +283,7 @@ export class Informer<T extends KubeObject> {
         this.opts.type,
         this.opts.namespace,
         { limit: this.opts.pageSize, continue: token, fieldSelector: this.opts.fieldSelector },
-        this.opts.versionsOnly,
+        { metadataOnly: this.opts.versionsOnly ?? false },
       );
       // Leaned as each page comes: kept whole until the last page, 6,000 objects' managedFields
       // and unshared strings were alive at once, and a restart's RSS peaked there.

@@ -226,11 +226,11 @@ export class KubeClient {
     type: ResourceType,
     namespace?: string,
     query: { labelSelector?: string; fieldSelector?: string; limit?: number; continue?: string } = {},
-    metadataOnly = false,
+    options: { metadataOnly?: boolean } = {},
   ): Promise<{ items: T[]; metadata: { resourceVersion: string; continue?: string } }> {
     return this.json('GET', resourcePath(type, namespace), {
       query,
-      ...(metadataOnly ? { accept: METADATA_LIST } : {}),
+      ...(options.metadataOnly ? { accept: METADATA_LIST } : {}),
     });
   }
 

@@ -58,7 +58,6 @@ import { afterDrillCopy, afterDrillRecord } from './isolated-drill.ts';
 import { lossFollowsPrimary } from './loss.ts';
 import { agentReportOf, factsFromProbe, gatherInput, voteFromProbe } from './observe.ts';
 import { clustersResolvedWith } from './one-server.ts';
-import { STEP_RETRY } from './operation.ts';
 import { CLIENT_MEASURE_RETRY_MS, type ClientMeasures, measureOperations } from './operation-canary.ts';
 import { canaryTargetFor, portsFor } from './ports.ts';
 import { quietLookMs } from './quiet.ts';
@@ -603,11 +602,11 @@ async function carryOut(
     return {
       ...base,
       status: { ...plan.status, drill: next },
-      // Written but not answered yet: look again soon. Throttled: once the provider said.
+      // Written but not answered yet: look again soon. Throttled: at the time afterDrillRecord set.
       requeueMs:
         next.leg === drill.leg
           ? failed
-            ? Math.max(2000, Math.min(failed.retryAfterMs ?? 0, STEP_RETRY.maxMs))
+            ? Math.max(2000, Date.parse(next.isolated?.retryAt ?? '') - input.now.getTime() || 0)
             : 500
           : 0,
     };
