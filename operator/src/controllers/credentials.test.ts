@@ -45,6 +45,26 @@ describe('SecretReader', () => {
     expect(store.reads()).toBe(1);
   });
 
+  it("keeps a Secret's data and version, not its annotations or managed fields", async () => {
+    const data = { password: Buffer.from('pw').toString('base64') };
+    const client = {
+      get: async (): Promise<KubeObject> => ({
+        metadata: {
+          name: 'pg',
+          namespace: 'db',
+          resourceVersion: '7',
+          annotations: { 'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify({ data }) },
+          managedFields: [{ manager: 'kubectl', fieldsV1: { 'f:data': { 'f:password': {} } } }],
+        },
+        data,
+      }),
+    } as unknown as KubeClient;
+    const reader = new SecretReader(client, 60_000);
+    expect(await reader.read('db', 'pg', 'password')).toEqual({ value: 'pw', version: '7' });
+    const cache = (reader as unknown as { cache: Map<string, { secret: KubeObject }> }).cache;
+    expect(cache.get('db/pg')?.secret).toEqual({ metadata: { name: 'pg', resourceVersion: '7' }, data });
+  });
+
   it('does not cache a read the Secret was forgotten during: the next read asks again', async () => {
     const store = slowSecrets();
     const reader = new SecretReader(store.client, 60_000);

@@ -34,6 +34,19 @@ interface Cached {
 
 const decoded = new WeakMap<KubeObject, Map<string, SecretRead>>();
 
+/**
+ * What the cache keeps of a Secret: its data and version. Not its managed fields or annotations
+ * (kubectl's last-applied annotation holds the data a second time): ~0.5 KiB a Secret, kept for
+ * every cluster.
+ */
+function kept(secret: KubeObject): KubeObject {
+  const { name, resourceVersion } = secret.metadata;
+  return {
+    metadata: resourceVersion === undefined ? { name } : { name, resourceVersion },
+    data: secret.data,
+  };
+}
+
 export class SecretReader {
   private readonly client: KubeClient;
   private readonly ttlMs: number;
@@ -108,7 +121,7 @@ export class SecretReader {
       }
       if (!isNotFound(err)) throw err;
     }
-    return secret;
+    return secret && kept(secret);
   }
 
   async read(namespace: string, name: string, key: string): Promise<SecretRead> {
