@@ -5,15 +5,13 @@
  */
 import { type BackoffPolicy, backoffDelay } from './backoff.ts';
 import type { Metrics } from './metrics.ts';
+import { Schedule } from './schedule.ts';
 
 export interface WorkQueueOptions {
   name: string;
   metrics?: Metrics;
   backoff?: BackoffPolicy;
 }
-
-/** The longest timer Node keeps (a longer one fires at once); a later schedule waits this long. */
-const MAX_DELAY_MS = 2 ** 31 - 1;
 
 export class WorkQueue {
   private readonly queue: string[] = [];
@@ -24,12 +22,8 @@ export class WorkQueue {
    */
   private readonly waiting = new Map<string, number>();
   private readonly processing = new Map<string, number>();
-  /** Keys scheduled for later, by when (performance.now()); `schedule` orders them. */
-  private readonly delayed = new Map<string, number>();
-  private readonly schedule = new DueTimes();
-  /** The one timer, armed for the earliest scheduled key, and when it fires. */
-  private timer: NodeJS.Timeout | undefined;
-  private timerAt = Number.POSITIVE_INFINITY;
+  /** Keys scheduled for later (addAfter): the earliest schedule of a key wins. */
+  private readonly delayed = new Schedule((key) => this.add(key), 'earliest');
   private readonly failures = new Map<string, number>();
   private readonly waiters: ((key: string | undefined) => void)[] = [];
   private readonly name: string;
@@ -90,41 +84,7 @@ export class WorkQueue {
       this.add(key); // zero, negative or NaN: now, as setTimeout would
       return;
     }
-    const at = performance.now() + Math.min(ms, MAX_DELAY_MS);
-    const pending = this.delayed.get(key);
-    if (pending !== undefined && pending <= at) return;
-    // An earlier schedule replaces a later one: the later one's entry stays in `schedule` until
-    // its time, and is skipped then (it no longer matches `delayed`).
-    this.delayed.set(key, at);
-    this.schedule.push(at, key);
-    if (this.schedule.size > 2 * this.delayed.size + 1024) this.schedule.rebuild(this.delayed);
-    this.arm();
-  }
-
-  /** Arms the timer for the earliest scheduled key, if it is not armed for that already. */
-  private arm(): void {
-    const next = this.schedule.earliest();
-    if (next === this.timerAt) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.timerAt = next;
-    if (next === Number.POSITIVE_INFINITY) return;
-    const wait = Math.min(MAX_DELAY_MS, Math.max(1, Math.ceil(next - performance.now())));
-    this.timer = setTimeout(() => this.fire(), wait);
-    this.timer.unref();
-  }
-
-  /** Adds every key whose time has come, then arms the timer for the next. */
-  private fire(): void {
-    this.timer = undefined;
-    this.timerAt = Number.POSITIVE_INFINITY;
-    const now = performance.now();
-    for (let due = this.schedule.popDue(now); due; due = this.schedule.popDue(now)) {
-      if (this.delayed.get(due.key) !== due.at) continue; // replaced by an earlier schedule
-      this.delayed.delete(due.key);
-      this.add(due.key);
-    }
-    if (!this.shuttingDown) this.arm();
+    this.delayed.set(key, performance.now() + ms);
   }
 
   /** Re-adds a failed key after its per-key backoff, which grows with each failure. */
@@ -190,83 +150,11 @@ export class WorkQueue {
   /** Stops handing out keys; pending delayed adds are dropped. */
   shutDown(): void {
     this.shuttingDown = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.timerAt = Number.POSITIVE_INFINITY;
     this.delayed.clear();
-    this.schedule.rebuild(this.delayed);
     for (const waiter of this.waiters.splice(0)) waiter(undefined);
   }
 
   get inFlight(): number {
     return this.processing.size;
-  }
-}
-
-/**
- * Due times and their keys in a binary min-heap, kept in two parallel arrays: a push or a pop
- * makes no object (but the one `popDue` returns, short-lived), however many keys wait.
- */
-class DueTimes {
-  private readonly at: number[] = [];
-  private readonly keys: string[] = [];
-
-  get size(): number {
-    return this.at.length;
-  }
-
-  earliest(): number {
-    return this.at[0] ?? Number.POSITIVE_INFINITY;
-  }
-
-  push(at: number, key: string): void {
-    let i = this.at.length;
-    this.at.push(at);
-    this.keys.push(key);
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if ((this.at[parent] as number) <= at) break;
-      this.move(parent, i);
-      i = parent;
-    }
-    this.at[i] = at;
-    this.keys[i] = key;
-  }
-
-  /** The earliest entry if it is due at `now`, removed; else undefined. */
-  popDue(now: number): { at: number; key: string } | undefined {
-    const at = this.at[0];
-    if (at === undefined || at > now) return undefined;
-    const key = this.keys[0] as string;
-    const lastAt = this.at.pop() as number;
-    const lastKey = this.keys.pop() as string;
-    const n = this.at.length;
-    if (n > 0) {
-      let i = 0;
-      for (;;) {
-        const left = 2 * i + 1;
-        if (left >= n) break;
-        const right = left + 1;
-        const child = right < n && (this.at[right] as number) < (this.at[left] as number) ? right : left;
-        if ((this.at[child] as number) >= lastAt) break;
-        this.move(child, i);
-        i = child;
-      }
-      this.at[i] = lastAt;
-      this.keys[i] = lastKey;
-    }
-    return { at, key };
-  }
-
-  /** Starts again from the schedules that still count (dropping the replaced ones). */
-  rebuild(current: ReadonlyMap<string, number>): void {
-    this.at.length = 0;
-    this.keys.length = 0;
-    for (const [key, at] of current) this.push(at, key);
-  }
-
-  private move(from: number, to: number): void {
-    this.at[to] = this.at[from] as number;
-    this.keys[to] = this.keys[from] as string;
   }
 }
