@@ -5,12 +5,15 @@
  */
 
 import { isDeepStrictEqual } from 'node:util';
-import type { FailoverObservationSpec } from './api/v1alpha1/index.ts';
+import { type FailoverObservationSpec, failoverPolicySpec } from './api/v1alpha1/index.ts';
+import { parseOnce } from './api/validate.ts';
 import { claimOrder, clustersNamed, hasTakenUp } from './controllers/claims.ts';
 import type { OperatorContext } from './controllers/context.ts';
 import { CanaryWriters } from './controllers/failover-policy/canaries.ts';
+import { maxObservationAgeMs } from './controllers/failover-policy/detection.ts';
 import { reconcileFailoverPolicy } from './controllers/failover-policy/reconciler.ts';
 import { SplitBrainWatch } from './controllers/failover-policy/split-brain.ts';
+import { VoteExpiries } from './controllers/failover-policy/vote-expiries.ts';
 import { AppEndpointChecks } from './controllers/replica-cluster/app-endpoints.ts';
 import { ClusterProbes } from './controllers/replica-cluster/probes.ts';
 import {
@@ -68,6 +71,8 @@ export class Manager {
   /** policy key → keys of the clusters it names (the reverse of policiesByCluster). */
   private readonly clustersByPolicy = new Map<string, string[]>();
   private readonly clusterReconciler: ReplicaClusterReconciler;
+  /** When each observer's vote on each policy goes stale: the policy is looked at then. */
+  private readonly voteExpiries: VoteExpiries;
   private ownership: Ownership | undefined;
   private controllersStarted = false;
   private stopping = false;
@@ -122,6 +127,9 @@ export class Manager {
       },
     };
     this.informers = [policies, clusters, observations];
+    this.voteExpiries = new VoteExpiries(options.clock, (policyKey) =>
+      this.controllers[0]?.enqueue(policyKey),
+    );
 
     const concurrency = options.concurrency ?? 4;
     const policyController = new Controller({
@@ -173,17 +181,26 @@ export class Manager {
       }
     });
     // A new vote from an observer may change the verdict on the primary: look at its policy now.
-    // Not for a refresh that says what the last write said (its time and WAL positions aside): a
-    // quiet policy (failover-policy/quiet.ts) needs every vote fresh, so one that had gone stale
-    // is read again within an interval anyway.
+    // Not for a refresh that says what the last write said (its time and WAL positions aside):
+    // every write, refreshes too, moves on when its vote goes stale, which wakes the policy then
+    // (a quiet policy, failover-policy/quiet.ts, needs every vote fresh; not quiet, it looks
+    // every interval).
     observations.on((event) => {
-      if (event.type === 'resync' || event.type === 'deleted') return;
+      const spec = event.object.spec as FailoverObservationSpec | undefined;
+      if (typeof spec?.policy !== 'string') return;
+      const policyKey = objectKey({
+        metadata: { name: spec.policy, namespace: event.object.metadata.namespace },
+      });
+      if (event.type === 'deleted') {
+        this.voteExpiries.forget(policyKey, spec.observer);
+        return;
+      }
+      const policy = policies.get(policyKey);
+      const parsed = policy && parseOnce(failoverPolicySpec, policy.spec);
+      if (parsed?.ok) this.voteExpiries.seen(policyKey, spec, maxObservationAgeMs(parsed.value));
+      if (event.type === 'resync') return;
       if (event.type === 'updated' && sameVote(event.old, event.object)) return;
-      const policy = (event.object.spec as { policy?: unknown } | undefined)?.policy;
-      if (typeof policy === 'string')
-        policyController.enqueue(
-          objectKey({ metadata: { name: policy, namespace: event.object.metadata.namespace } }),
-        );
+      policyController.enqueue(policyKey);
     });
     clusters.on((event) => {
       const key = objectKey(event.object);
@@ -341,6 +358,7 @@ export class Manager {
     this.stopping = true;
     if (this.controllersStarted) await Promise.all(this.controllers.map((c) => c.stop(graceMs)));
     await Promise.all(this.informers.map((i) => i.stop()));
+    this.voteExpiries.stop();
     await this.context.probes.closeAll();
     await this.context.canaries.stopAll();
   }

@@ -5,6 +5,7 @@
  */
 import { CoreV1Api } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
+import { QUIET_RESYNC_MS } from '../../operator/src/controllers/failover-policy/quiet.ts';
 import { failoverPolicyType, replicaClusterType } from '../../operator/src/controllers/resources.ts';
 import {
   type FailoverStack,
@@ -14,7 +15,13 @@ import {
   ZONE,
 } from '../harness/failover-stack.ts';
 import { waitFor } from '../harness/wait.ts';
-import { expectPrimaryKept, observationsOf, stackStarter, waitForProbeRounds } from './failover-fixtures.ts';
+import {
+  expectPrimaryKept,
+  observationsOf,
+  stackStarter,
+  waitForProbeRounds,
+  waitUntilQuiet,
+} from './failover-fixtures.ts';
 
 let stack: FailoverStack | undefined;
 
@@ -176,6 +183,36 @@ describe('one policy per cluster', () => {
         (await copyStatus())?.conditions?.find((c) => c.type === 'ClustersResolved' && c.status === 'True'),
       { description: "the copy's clusters its own" },
     );
+  });
+});
+
+describe('a quiet policy', () => {
+  it('shows an observer that stopped writing once its vote goes stale, not at its next resync', async () => {
+    stack = await start();
+    await healthy(stack);
+    const s = stack;
+    const everyone = /^3 of 3 fresh observers reach region-a/;
+    const primaryAvailable = (st: { conditions?: { type: string; message: string }[] }) =>
+      st.conditions?.find((c) => c.type === 'PrimaryAvailable');
+    expect(primaryAvailable((await s.policy()).status)?.message).toMatch(everyone);
+    // Positive control: the policy is quiet (not looked at each interval), its resync minutes
+    // away. region-b's observer freezes: its vote stops changing, and no write wakes anyone.
+    await waitUntilQuiet(s);
+    const frozenAt = performance.now();
+    await s.observers.get('region-b')?.freeze();
+    const seen = await s.waitForPolicy(
+      (st) => primaryAvailable(st)?.message.match(/^2 of 2 fresh observers reach region-a/) ?? undefined,
+      "region-b's vote stale in status",
+    );
+    const tookMs = performance.now() - frozenAt;
+    const maxAgeMs = (s.options.probeIntervalSeconds * 3 + 5) * 1000;
+    process.stdout.write(
+      `[quiet policy] a frozen observer shown stale after ${(tookMs / 1000).toFixed(1)} s (its vote's limit ${maxAgeMs / 1000} s, resync ${QUIET_RESYNC_MS / 1000} s)\n`,
+    );
+    expect(seen).toBeTruthy();
+    expect(tookMs).toBeLessThan(maxAgeMs + 20_000);
+    expect(tookMs).toBeLessThan(QUIET_RESYNC_MS / 2);
+    s.thawAll();
   });
 });
 
