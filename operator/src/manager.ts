@@ -70,6 +70,13 @@ export class Manager {
   private readonly policiesByCluster = new Map<string, Set<string>>();
   /** policy key → keys of the clusters it names (the reverse of policiesByCluster). */
   private readonly clustersByPolicy = new Map<string, string[]>();
+  /**
+   * policy key → keys of the FailoverObservations about it: a policy's reconcile read its votes by
+   * scanning every observation (policies × observers of them), each time.
+   */
+  private readonly observationsByPolicy = new Map<string, Set<string>>();
+  /** observation key → the key of the policy it is about (the reverse of observationsByPolicy). */
+  private readonly policyOfObservation = new Map<string, string>();
   private readonly clusterReconciler: ReplicaClusterReconciler;
   /** When each observer's vote on each policy goes stale: the policy is looked at then. */
   private readonly voteExpiries: VoteExpiries;
@@ -109,6 +116,11 @@ export class Manager {
       policies,
       clusters,
       observations,
+      observationsOf: (policyKey) =>
+        [...(this.observationsByPolicy.get(policyKey) ?? [])].flatMap((key) => {
+          const observation = observations.get(key);
+          return observation ? [observation] : [];
+        }),
       probes,
       appChecks: new AppEndpointChecks(new HttpAppEndpointChecker(), options.clock),
       splitBrain: new SplitBrainWatch(),
@@ -187,10 +199,12 @@ export class Manager {
     // every interval).
     observations.on((event) => {
       const spec = event.object.spec as FailoverObservationSpec | undefined;
-      if (typeof spec?.policy !== 'string') return;
-      const policyKey = objectKey({
-        metadata: { name: spec.policy, namespace: event.object.metadata.namespace },
-      });
+      const policyKey =
+        typeof spec?.policy === 'string'
+          ? objectKey({ metadata: { name: spec.policy, namespace: event.object.metadata.namespace } })
+          : undefined;
+      this.indexObservation(objectKey(event.object), event.type === 'deleted' ? undefined : policyKey);
+      if (!spec || policyKey === undefined) return;
       if (event.type === 'deleted') {
         this.voteExpiries.forget(policyKey, spec.observer);
         return;
@@ -209,6 +223,25 @@ export class Manager {
       if (event.type !== 'resync')
         for (const p of this.policiesByCluster.get(key) ?? []) policyController.enqueue(p);
     });
+  }
+
+  /** Files an observation under the policy it is about (none: deleted, or about no policy). */
+  private indexObservation(observationKey: string, policyKey: string | undefined): void {
+    const before = this.policyOfObservation.get(observationKey);
+    if (before === policyKey) return;
+    if (before !== undefined) {
+      const keys = this.observationsByPolicy.get(before);
+      keys?.delete(observationKey);
+      if (keys?.size === 0) this.observationsByPolicy.delete(before);
+    }
+    if (policyKey === undefined) {
+      this.policyOfObservation.delete(observationKey);
+      return;
+    }
+    this.policyOfObservation.set(observationKey, policyKey);
+    const keys = this.observationsByPolicy.get(policyKey);
+    if (keys) keys.add(observationKey);
+    else this.observationsByPolicy.set(policyKey, new Set([observationKey]));
   }
 
   /** Keeps both indexes in step; touches only the clusters the policy names, before and after. */

@@ -23,6 +23,8 @@ export interface OperatorContext {
   clusters: Informer<KubeObject>;
   /** FailoverObservation objects written by observers in each region. */
   observations: Informer<KubeObject>;
+  /** The FailoverObservations about a policy (by policy key), from that cache, without a scan. */
+  observationsOf(policyKey: string): KubeObject[];
   /** The operator's own probes of every cluster, in memory. */
   probes: ClusterProbes;
   /** The operator's own checks of every cluster's application endpoints, in memory. */

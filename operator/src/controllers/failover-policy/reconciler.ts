@@ -345,13 +345,10 @@ async function observe(
 ): Promise<DecideInput> {
   const namespace = ns(object);
   const clusterKey = (name: string) => objectKey({ metadata: { name, namespace } });
-  const observations = ctx.observations
-    .list()
-    .filter((o) => o.metadata.namespace === namespace)
-    .flatMap((o) => {
-      const s = (o.spec ?? {}) as FailoverObservationSpec;
-      return s.policy === object.metadata.name && Array.isArray(s.clusters) ? [s] : [];
-    });
+  const observations = ctx.observationsOf(objectKey(object)).flatMap((o) => {
+    const s = (o.spec ?? {}) as FailoverObservationSpec;
+    return s.policy === object.metadata.name && Array.isArray(s.clusters) ? [s] : [];
+  });
   const names = [spec.primary, ...spec.standbys];
   const canary = ctx.canaries.snapshot(objectKey(object));
   const gathered = gatherInput({
