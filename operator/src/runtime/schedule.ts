@@ -22,16 +22,27 @@ export class Schedule {
     this.keep = keep;
   }
 
-  /** The time set for `key`, if any. */
-  get(key: string): number | undefined {
-    return this.times.get(key);
-  }
-
   set(key: string, at: number): void {
     const pending = this.times.get(key);
     if (pending !== undefined && (this.keep === 'earliest' ? pending <= at : pending >= at)) return;
+    this.put(key, at, pending);
+  }
+
+  /** Sets `key` to `at` whatever it was set to (a deadline worked out again, perhaps sooner). */
+  replace(key: string, at: number): void {
+    const pending = this.times.get(key);
+    if (pending !== at) this.put(key, at, pending);
+  }
+
+  private put(key: string, rawAt: number, pending: number | undefined): void {
+    if (Number.isNaN(rawAt)) return;
+    // Infinity too: the longest timer Node keeps, and again from there.
+    const at = Math.min(rawAt, performance.now() + MAX_DELAY_MS);
     this.times.set(key, at);
-    // A replaced time's entry stays in the heap until then, and is skipped.
+    // Later than its entry in the heap: that entry, due first, moves on when it comes (fire). A
+    // refresh every few seconds adds nothing to the heap and wakes no timer.
+    if (pending !== undefined && at > pending) return;
+    // Sooner: a new entry; the old one stays until its time and is skipped then.
     this.heap.push(at, key);
     if (this.heap.size > 2 * this.times.size + 1024) this.heap.rebuild(this.times);
     this.arm();
@@ -69,7 +80,13 @@ export class Schedule {
     this.timerAt = Number.POSITIVE_INFINITY;
     const now = performance.now();
     for (let due = this.heap.popDue(now); due; due = this.heap.popDue(now)) {
-      if (this.times.get(due.key) !== due.at) continue; // replaced or deleted
+      const at = this.times.get(due.key);
+      // Deleted, or set sooner since (that entry comes, or came, on its own).
+      if (at === undefined || at < due.at) continue;
+      if (at > due.at) {
+        this.heap.push(at, due.key); // moved on: due then
+        continue;
+      }
       this.times.delete(due.key);
       this.onDue(due.key);
     }
