@@ -106,7 +106,11 @@ export class Manager {
       metrics,
       watchSecrets: options.watchSecrets ?? false,
     });
+    this.voteExpiries = new VoteExpiries(options.clock, (policyKey) =>
+      this.controllers[0]?.enqueue(policyKey),
+    );
     this.context = {
+      voteExpiries: this.voteExpiries,
       client,
       clock: options.clock,
       random: options.random ?? Math.random,
@@ -139,9 +143,6 @@ export class Manager {
       },
     };
     this.informers = [policies, clusters, observations];
-    this.voteExpiries = new VoteExpiries(options.clock, (policyKey) =>
-      this.controllers[0]?.enqueue(policyKey),
-    );
 
     const concurrency = options.concurrency ?? 4;
     const policyController = new Controller({
@@ -206,7 +207,9 @@ export class Manager {
       this.indexObservation(objectKey(event.object), event.type === 'deleted' ? undefined : policyKey);
       if (!spec || policyKey === undefined) return;
       if (event.type === 'deleted') {
+        // Its vote no longer counts: the fresh-observer count in status changes now.
         this.voteExpiries.forget(policyKey, spec.observer);
+        policyController.enqueue(policyKey);
         return;
       }
       const policy = policies.get(policyKey);

@@ -200,19 +200,24 @@ describe('a quiet policy', () => {
     await waitUntilQuiet(s);
     const frozenAt = performance.now();
     await s.observers.get('region-b')?.freeze();
-    const seen = await s.waitForPolicy(
-      (st) => primaryAvailable(st)?.message.match(/^2 of 2 fresh observers reach region-a/) ?? undefined,
-      "region-b's vote stale in status",
-    );
-    const tookMs = performance.now() - frozenAt;
-    const maxAgeMs = (s.options.probeIntervalSeconds * 3 + 5) * 1000;
-    process.stdout.write(
-      `[quiet policy] a frozen observer shown stale after ${(tookMs / 1000).toFixed(1)} s (its vote's limit ${maxAgeMs / 1000} s, resync ${QUIET_RESYNC_MS / 1000} s)\n`,
-    );
-    expect(seen).toBeTruthy();
-    expect(tookMs).toBeLessThan(maxAgeMs + 20_000);
-    expect(tookMs).toBeLessThan(QUIET_RESYNC_MS / 2);
-    s.thawAll();
+    try {
+      const seen = await s.waitForPolicy(
+        (st) => primaryAvailable(st)?.message.match(/^2 of 2 fresh observers reach region-a/) ?? undefined,
+        "region-b's vote stale in status",
+      );
+      const tookMs = performance.now() - frozenAt;
+      const maxAgeMs = (s.options.probeIntervalSeconds * 3 + 5) * 1000;
+      process.stdout.write(
+        `[quiet policy] a frozen observer shown stale after ${(tookMs / 1000).toFixed(1)} s (its vote's limit ${maxAgeMs / 1000} s, resync ${QUIET_RESYNC_MS / 1000} s)\n`,
+      );
+      expect(seen).toBeTruthy();
+      // Without the wake, 54 s in one run (what else woke it then); a DNS check (every 5 minutes)
+      // falling in this window could still stand in for it.
+      expect(tookMs).toBeLessThan(maxAgeMs + 20_000);
+      expect(tookMs).toBeLessThan(QUIET_RESYNC_MS / 2);
+    } finally {
+      s.thawAll();
+    }
   });
 });
 

@@ -8,6 +8,7 @@ import type { Logger } from '../runtime/logger.ts';
 import type { Metrics } from '../runtime/metrics.ts';
 import type { CanaryWriters } from './failover-policy/canaries.ts';
 import type { SplitBrainWatch } from './failover-policy/split-brain.ts';
+import type { VoteExpiries } from './failover-policy/vote-expiries.ts';
 import type { AppEndpointChecks } from './replica-cluster/app-endpoints.ts';
 import type { ClusterProbes } from './replica-cluster/probes.ts';
 
@@ -25,6 +26,8 @@ export interface OperatorContext {
   observations: Informer<KubeObject>;
   /** The FailoverObservations about a policy (by policy key), from that cache, without a scan. */
   observationsOf(policyKey: string): KubeObject[];
+  /** When each observer's vote on each policy goes stale: the policy is woken then. */
+  voteExpiries: VoteExpiries;
   /** The operator's own probes of every cluster, in memory. */
   probes: ClusterProbes;
   /** The operator's own checks of every cluster's application endpoints, in memory. */

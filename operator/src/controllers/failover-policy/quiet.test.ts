@@ -85,7 +85,16 @@ describe('a quiet policy', () => {
     };
     const clusters = { a: { ...primaryUp(), agent: report }, b: standby('b'), c: standby('c') };
     expect(quiet(input({ clusters }))).toBeUndefined();
-    expect(quiet(input({ clusters, specOver: { primaryLease: { enabled: false } } }))).toBe(QUIET_RESYNC_MS);
+    // Without the Lease it may be quiet, but looks again when the report ages out (30 s after it
+    // was made, and a second), in case no newer one comes to wake it.
+    expect(quiet(input({ clusters, specOver: { primaryLease: { enabled: false } } }))).toBe(30_000);
+    const stopped = {
+      ...clusters,
+      a: { ...primaryUp(), agent: { ...report, reportedAt: ago(40).toISOString() } },
+    };
+    expect(quiet(input({ clusters: stopped, specOver: { primaryLease: { enabled: false } } }))).toBe(
+      QUIET_RESYNC_MS,
+    );
   });
 
   it.each<[string, Partial<DecideInput>]>([

@@ -10,11 +10,14 @@
  * operation, a drill, a pause holding something back, a former primary waiting, an automatic
  * failback ahead, an agent (its Lease's renewals are timed by the operator's reads). So
  * time-driven rules with safety in them (detection, hold-downs, backoffs, the Lease wait) never
- * wait for the resync. Nor does an observer's vote going stale: vote-expiries.ts wakes the policy
- * when it does. What can, on a quiet policy only, is status: a shown lag that drifts within one
- * wake step.
+ * wait for the resync. Nor do what time alone changes in status: an observer's vote going stale
+ * (vote-expiries.ts wakes the policy then), an agent's report ageing out, and incident reports left
+ * to file or remove (the wait ends then); a standby's lag going unmeasured turns its cluster's own
+ * condition, whose write wakes the policy. What can wait, on a quiet policy only: a shown lag
+ * that drifts within one wake step, and the monthly availability gauge's turn of the month.
  */
 
+import { agentAlive, REPORT_COUNTS_FOR_MS } from '../../agent/liveness.ts';
 import { inCooldown } from './candidates.ts';
 import type { Plan } from './decide.ts';
 import { NOTHING_TO_DO } from './decide.ts';
@@ -66,6 +69,12 @@ export function quietLookMs(
   if (new Set(input.votes.map((v) => v.observer)).size !== fresh.length) return undefined;
   if (fresh.some((v) => !v.reachable)) return undefined;
   let wait = QUIET_RESYNC_MS;
+  // An agent's report ages out (its agent stopped) with no write to wake anyone: look then.
+  for (const name of policyClusters(spec)) {
+    const report = clusters[name]?.agent;
+    if (agentAlive(report, now) && report)
+      wait = Math.min(wait, Date.parse(report.reportedAt) + REPORT_COUNTS_FOR_MS + 1_000 - now.getTime());
+  }
   // FailoverReady turns True when the cool-down after a failover ends.
   const cooling = inCooldown(spec, status, now);
   if (cooling) wait = Math.min(wait, seconds(spec.promotion.cooldownSeconds) - cooling.sinceMs);

@@ -42,7 +42,7 @@ import { changedFields, writeStatus } from '../status-writer.ts';
 import { readDns, repairDns, runStep, type StepPorts } from './act.ts';
 import { monthlyAvailability, nextLedger } from './availability.ts';
 import { decide, type Plan, refusePendingRequests } from './decide.ts';
-import { abstains, freshVotes } from './detection.ts';
+import { abstains, freshVotes, maxObservationAgeMs } from './detection.ts';
 import {
   afterDiscoveryRead,
   type DiscoveryRead,
@@ -229,6 +229,8 @@ async function reconcileReadable(
   const kept = discoveryReads.get(key);
   const check = dnsChecks.get(key);
   const input = await observe(ctx, object, spec, previous, ports, check, kept, now, startedAt);
+  // Each observer's vote wakes the policy when it goes stale, under the spec as it is now.
+  ctx.voteExpiries.reset(key, input.votes, maxObservationAgeMs(spec));
   const plan = decide(input);
   ctx.log.debug({ policy: key, action: plan.action.kind, why: plan.why }, 'decided');
   // A fresh read that left the primary unknown is kept until it is due; once known, not needed.
@@ -282,7 +284,13 @@ async function reconcileReadable(
   exportClientMeasures(ctx, object, client);
   await keepCanary(ctx, object, spec, ports, next);
   // A quiet policy waits for what changes its decisions (quiet.ts), the others for the plan.
-  const quiet = result.failure ? undefined : quietLookMs(input, plan, dnsChecks.get(key));
+  const quietMs = result.failure ? undefined : quietLookMs(input, plan, dnsChecks.get(key));
+  // Incident reports left to file or remove are not left for the quiet resync.
+  const reportsDue = reports.nextPassAt(key);
+  const quiet =
+    quietMs === undefined || reportsDue === undefined
+      ? quietMs
+      : Math.max(plan.requeueMs, Math.min(quietMs, reportsDue - now.getTime()));
   const look = nextLook(
     quiet === undefined ? result : { ...result, requeueMs: quiet },
     dnsChecks.get(key),

@@ -111,8 +111,11 @@ describe('filing incident records', () => {
     const quiet: FailoverPolicyStatus = { history };
     const once = await f.file(policy, spec, quiet, quiet);
     expect(once.history?.filter((r) => r.reported)).toHaveLength(3);
+    // Two left: the next pass is due in 30 s, so a quiet policy is looked at then.
+    expect(f.nextPassAt('apps/orders')).toBe(NOW.getTime() + 30_000);
     const twice = await f.file(policy, spec, once, once);
     expect(twice.history?.every((r) => r.reported)).toBe(true);
+    expect(f.nextPassAt('apps/orders')).toBeUndefined();
     // Retention ran after each filing: the newest two are left.
     expect([...reports.objects.keys()].sort()).toEqual(['orders-failover-e4', 'orders-failover-e5']);
   });
@@ -149,6 +152,10 @@ describe('filing incident records', () => {
     await f.file(policy, spec, status, status);
     await f.file(policy, spec, status, status);
     expect(reports.calls).toBe(2);
+    // The retry's time (30 s, jittered) is when a quiet policy is looked at again.
+    const retryAt = f.nextPassAt('apps/orders') ?? 0;
+    expect(retryAt - now.getTime()).toBeGreaterThanOrEqual(15_000);
+    expect(retryAt - now.getTime()).toBeLessThanOrEqual(30_000);
     reports.failWith = undefined;
     now = new Date(now.getTime() + 60 * 60_000);
     expect((await f.file(policy, spec, status, status)).history?.[0]?.reported).toBe(true);

@@ -33,6 +33,8 @@ import {
 const CRD_MISSING_RETRY_MS = 10 * 60_000;
 /** Records created in one reconcile; the rest wait for the next (an upgrade backfills ~30). */
 const CREATES_PER_PASS = 3;
+/** The next pass after one that left records to file (a quiet policy is not looked at sooner). */
+const BACKFILL_PACE_MS = 30_000;
 /** Reports retention deletes in one pass; more are deleted a minute later. */
 const DELETES_PER_PASS = 20;
 const FILING_RETRY: BackoffPolicy = { baseMs: 30_000, maxMs: 30 * 60_000 };
@@ -81,6 +83,8 @@ export class ReportFiling {
    * only on install): filing waits this long between tries, and says so once each time.
    */
   private missingUntil = 0;
+  /** Policies with records left to file after a full pass: when the next pass files more. */
+  private readonly backfilling = new Map<string, number>();
 
   private readonly ctx: OperatorContext;
 
@@ -107,7 +111,10 @@ export class ReportFiling {
     if (now.getTime() < (this.failing.get(key)?.until ?? 0)) return next;
     const namespace = object.metadata.namespace ?? 'default';
     const filed: ReportToFile[] = [];
-    for (const file of reportsToFile(object.metadata.name, spec, stored, now).slice(0, CREATES_PER_PASS)) {
+    const toFile = reportsToFile(object.metadata.name, spec, stored, now);
+    if (toFile.length > CREATES_PER_PASS) this.backfilling.set(key, now.getTime() + BACKFILL_PACE_MS);
+    else this.backfilling.delete(key);
+    for (const file of toFile.slice(0, CREATES_PER_PASS)) {
       try {
         await this.create(object, file);
         filed.push(file);
@@ -158,6 +165,20 @@ export class ReportFiling {
   forget(key: string): void {
     this.nextPrune.delete(key);
     this.failing.delete(key);
+    this.backfilling.delete(key);
+  }
+
+  /**
+   * When work left for a policy comes due (ms since the epoch): a failed filing's retry, records
+   * left to file, reports still being removed. A quiet policy is looked at then, not minutes later.
+   */
+  nextPassAt(key: string): number | undefined {
+    const times = [
+      this.failing.get(key)?.until,
+      this.backfilling.get(key),
+      this.nextPrune.get(key)?.listOwn ? this.nextPrune.get(key)?.dueAt : undefined,
+    ].filter((t): t is number => t !== undefined);
+    return times.length ? Math.min(...times) : undefined;
   }
 
   /**

@@ -62,6 +62,29 @@ describe('VoteExpiries', () => {
     expect(woken).toEqual(['db/orders']);
   });
 
+  it('works the wakes out again from what a reconcile read: sooner under a shorter limit, and one no write set', () => {
+    const { woken, expiries, vote } = setup();
+    expiries.seen('db/orders', vote('region-c'), 60_000);
+    // The limit was made 10 s; region-d's observation was listed before the policy was cached.
+    const votes = [
+      { observer: 'region-c', observedAt: new Date(), reachable: true, consecutiveFailures: 0 },
+      {
+        observer: 'region-d',
+        observedAt: new Date(Date.now() - 5_000),
+        reachable: true,
+        consecutiveFailures: 0,
+      },
+      { observer: OPERATOR_OBSERVER, observedAt: new Date(), reachable: true, consecutiveFailures: 0 },
+    ];
+    expiries.reset('db/orders', votes, 10_000);
+    vi.advanceTimersByTime(6_001);
+    expect(woken).toEqual(['db/orders']); // region-d's
+    vi.advanceTimersByTime(5_000);
+    expect(woken).toEqual(['db/orders', 'db/orders']); // region-c's, not 60 s on
+    vi.advanceTimersByTime(120_000);
+    expect(woken).toEqual(['db/orders', 'db/orders']);
+  });
+
   it('forgets a deleted observation, and leaves the operator’s own vote to its probes', () => {
     const { woken, expiries, vote } = setup();
     expiries.seen('db/orders', vote('region-c'), 10_000);

@@ -9,6 +9,7 @@
 import type { FailoverObservationSpec } from '../../api/v1alpha1/index.ts';
 import type { Clock } from '../../runtime/clock.ts';
 import { Schedule } from '../../runtime/schedule.ts';
+import type { Vote } from './facts.ts';
 import { OPERATOR_OBSERVER } from './observe.ts';
 
 /** After the vote's age passes its limit (freshVotes counts it stale only beyond it), with slack. */
@@ -25,20 +26,51 @@ export class VoteExpiries {
     this.schedule = new Schedule((key) => onStale(key.slice(0, key.indexOf(SEP))), 'latest');
   }
 
-  /** An observation listed or written: the policy is woken once its vote is older than `maxAgeMs`. */
+  /**
+   * An observation listed or written (a refresh too): its policy is woken once its vote is older
+   * than `maxAgeMs`, unless a newer write moves that on.
+   */
   seen(policyKey: string, observation: FailoverObservationSpec, maxAgeMs: number): void {
     if (observation.observer === OPERATOR_OBSERVER) return; // the operator's vote is its probes'
-    const observedAt = Date.parse(observation.observedAt);
-    if (Number.isNaN(observedAt)) return;
+    const at = this.staleAt(Date.parse(observation.observedAt), maxAgeMs);
+    if (at !== undefined) this.schedule.set(this.key(policyKey, observation.observer), at);
+  }
+
+  /**
+   * The votes a reconcile of the policy read, under its spec as it is now: each observer's wake
+   * is worked out again, sooner too (a limit made shorter, a wall clock stepped). It also sets
+   * one that no write could (the policy was not cached yet when its observations were listed),
+   * and one woken too early finds itself set again.
+   */
+  reset(policyKey: string, votes: readonly Vote[], maxAgeMs: number): void {
+    const newest = new Map<string, number>();
+    for (const v of votes) {
+      if (v.observer === OPERATOR_OBSERVER) continue;
+      newest.set(v.observer, Math.max(newest.get(v.observer) ?? 0, v.observedAt.getTime()));
+    }
+    for (const [observer, observedAt] of newest) {
+      const key = this.key(policyKey, observer);
+      const at = this.staleAt(observedAt, maxAgeMs);
+      if (at === undefined) this.schedule.delete(key);
+      else this.schedule.replace(key, at);
+    }
+  }
+
+  private key(policyKey: string, observer: string): string {
+    return `${policyKey}${SEP}${observer}`;
+  }
+
+  /** When (performance.now()) a vote taken at `observedAt` is stale; undefined if it is already. */
+  private staleAt(observedAt: number, maxAgeMs: number): number | undefined {
+    if (Number.isNaN(observedAt)) return undefined;
     const staleInMs = observedAt + maxAgeMs + STALE_SLACK_MS - this.clock.now().getTime();
-    // Stale already: the policy sees it so whenever it next looks, and its old entry has fired.
-    if (staleInMs <= 0) return;
-    this.schedule.set(`${policyKey}${SEP}${observation.observer}`, performance.now() + staleInMs);
+    // Stale already: the policy sees it so whenever it next looks.
+    return staleInMs > 0 ? performance.now() + staleInMs : undefined;
   }
 
   /** An observation deleted: its vote no longer counts, fresh or stale. */
   forget(policyKey: string, observer: string): void {
-    this.schedule.delete(`${policyKey}${SEP}${observer}`);
+    this.schedule.delete(this.key(policyKey, observer));
   }
 
   stop(): void {
