@@ -28,10 +28,13 @@ export class Schedule {
     this.put(key, at, pending);
   }
 
-  /** Sets `key` to `at` whatever it was set to (a deadline worked out again, perhaps sooner). */
-  replace(key: string, at: number): void {
+  /**
+   * Sets `key` to `at` whatever it was set to (a deadline worked out again, perhaps sooner); a
+   * time within `toleranceMs` of the one set is left as it is.
+   */
+  replace(key: string, at: number, toleranceMs = 0): void {
     const pending = this.times.get(key);
-    if (pending !== at) this.put(key, at, pending);
+    if (pending === undefined || Math.abs(pending - at) > toleranceMs) this.put(key, at, pending);
   }
 
   private put(key: string, rawAt: number, pending: number | undefined): void {

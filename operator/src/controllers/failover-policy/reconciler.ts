@@ -230,7 +230,7 @@ async function reconcileReadable(
   const check = dnsChecks.get(key);
   const input = await observe(ctx, object, spec, previous, ports, check, kept, now, startedAt);
   // Each observer's vote wakes the policy when it goes stale, under the spec as it is now.
-  ctx.voteExpiries.reset(key, input.votes, maxObservationAgeMs(spec));
+  ctx.voteExpiries.reset(key, input.votes, maxObservationAgeMs(spec), input.now);
   const plan = decide(input);
   ctx.log.debug({ policy: key, action: plan.action.kind, why: plan.why }, 'decided');
   // A fresh read that left the primary unknown is kept until it is due; once known, not needed.

@@ -120,6 +120,19 @@ describe('filing incident records', () => {
     expect([...reports.objects.keys()].sort()).toEqual(['orders-failover-e4', 'orders-failover-e5']);
   });
 
+  it('puts the next pass no sooner than filing can work: after a missing CRD’s wait, or a failure’s retry', async () => {
+    const { reports, filing: f } = filing();
+    const history = [1, 2, 3, 4, 5].map((i) => finished(`failover-e${i}`, i)).reverse();
+    reports.failWith = new KubeApiError(404, 'NotFound', 'the server could not find the requested resource');
+    await f.file(policy, spec, { history }, { history });
+    // Five to file, but the CRD is missing: not in 30 s (a quiet policy spinning), in 10 minutes.
+    expect(f.nextPassAt('apps/orders')).toBe(NOW.getTime() + 10 * 60_000);
+    // A record this reconcile decided is filed by the next pass, once its status is written.
+    const g = filing().filing;
+    await g.file(policy, spec, {}, { history: [finished('failover-e1', 1)] });
+    expect(g.nextPassAt('apps/orders')).toBe(NOW.getTime());
+  });
+
   it('takes a 409 for its own record as filed, and moves a record whose name another holds', async () => {
     const { reports, filing: f } = filing();
     const status: FailoverPolicyStatus = { history: [finished('failover-e1', 1)] };

@@ -112,7 +112,11 @@ export class ReportFiling {
     const namespace = object.metadata.namespace ?? 'default';
     const filed: ReportToFile[] = [];
     const toFile = reportsToFile(object.metadata.name, spec, stored, now);
+    // More than a pass files, or a record this reconcile decided (filed once its status write
+    // made it final): the next pass is due, though a quiet policy is looked at every few minutes.
     if (toFile.length > CREATES_PER_PASS) this.backfilling.set(key, now.getTime() + BACKFILL_PACE_MS);
+    else if (reportsToFile(object.metadata.name, spec, next, now).length > toFile.length)
+      this.backfilling.set(key, now.getTime());
     else this.backfilling.delete(key);
     for (const file of toFile.slice(0, CREATES_PER_PASS)) {
       try {
@@ -173,12 +177,13 @@ export class ReportFiling {
    * left to file, reports still being removed. A quiet policy is looked at then, not minutes later.
    */
   nextPassAt(key: string): number | undefined {
-    const times = [
-      this.failing.get(key)?.until,
-      this.backfilling.get(key),
-      this.nextPrune.get(key)?.listOwn ? this.nextPrune.get(key)?.dueAt : undefined,
-    ].filter((t): t is number => t !== undefined);
-    return times.length ? Math.min(...times) : undefined;
+    // A failed filing holds every pass back until its retry, and a missing CRD every policy's.
+    const failing = this.failing.get(key);
+    const prune = this.nextPrune.get(key);
+    const times = (
+      failing ? [failing.until] : [this.backfilling.get(key), prune?.listOwn ? prune.dueAt : undefined]
+    ).filter((t): t is number => t !== undefined);
+    return times.length ? Math.max(Math.min(...times), this.missingUntil) : undefined;
   }
 
   /**

@@ -76,13 +76,32 @@ describe('VoteExpiries', () => {
       },
       { observer: OPERATOR_OBSERVER, observedAt: new Date(), reachable: true, consecutiveFailures: 0 },
     ];
-    expiries.reset('db/orders', votes, 10_000);
+    expiries.reset('db/orders', votes, 10_000, new Date());
     vi.advanceTimersByTime(6_001);
     expect(woken).toEqual(['db/orders']); // region-d's
     vi.advanceTimersByTime(5_000);
     expect(woken).toEqual(['db/orders', 'db/orders']); // region-c's, not 60 s on
     vi.advanceTimersByTime(120_000);
     expect(woken).toEqual(['db/orders', 'db/orders']);
+  });
+
+  it('wakes at once for a vote fresh when the reconcile read it and stale by the time it was done', () => {
+    const { woken, expiries } = setup();
+    const readAt = new Date();
+    const vote = {
+      observer: 'region-c',
+      observedAt: new Date(Date.now() - 9_500),
+      reachable: true,
+      consecutiveFailures: 0,
+    };
+    vi.advanceTimersByTime(2_000); // the reconcile waited on the network
+    expiries.reset('db/orders', [vote], 10_000, readAt);
+    vi.advanceTimersByTime(1);
+    expect(woken).toEqual(['db/orders']);
+    // Stale already when read: the policy is not quiet and looks each interval; no wake is kept.
+    expiries.reset('db/orders', [vote], 10_000, new Date());
+    vi.advanceTimersByTime(60_000);
+    expect(woken).toEqual(['db/orders']);
   });
 
   it('forgets a deleted observation, and leaves the operator’s own vote to its probes', () => {

@@ -14,6 +14,11 @@ import { OPERATOR_OBSERVER } from './observe.ts';
 
 /** After the vote's age passes its limit (freshVotes counts it stale only beyond it), with slack. */
 const STALE_SLACK_MS = 1_000;
+/**
+ * A reset's time within this of the one set is left as it is: the same vote's time, worked out
+ * from two clocks a moment apart, differs by a fraction of a millisecond each reconcile.
+ */
+const RESET_TOLERANCE_MS = 50;
 /** Between a policy's key and an observer's name in an entry's key (neither holds a newline). */
 const SEP = '\n';
 
@@ -37,12 +42,14 @@ export class VoteExpiries {
   }
 
   /**
-   * The votes a reconcile of the policy read, under its spec as it is now: each observer's wake
-   * is worked out again, sooner too (a limit made shorter, a wall clock stepped). It also sets
-   * one that no write could (the policy was not cached yet when its observations were listed),
-   * and one woken too early finds itself set again.
+   * The votes a reconcile of the policy read at `now` (its input's time, which freshVotes judged
+   * them by), under its spec as it is now: each observer's wake is worked out again, sooner too
+   * (a limit made shorter, a wall clock stepped). It also sets one that no write could (the policy
+   * was not cached yet when its observations were listed). A vote fresh at `now` that has aged
+   * out since (the reconcile waited on the network) wakes the policy at once: that reconcile may
+   * have left it quiet.
    */
-  reset(policyKey: string, votes: readonly Vote[], maxAgeMs: number): void {
+  reset(policyKey: string, votes: readonly Vote[], maxAgeMs: number, now: Date): void {
     const newest = new Map<string, number>();
     for (const v of votes) {
       if (v.observer === OPERATOR_OBSERVER) continue;
@@ -50,9 +57,14 @@ export class VoteExpiries {
     }
     for (const [observer, observedAt] of newest) {
       const key = this.key(policyKey, observer);
-      const at = this.staleAt(observedAt, maxAgeMs);
-      if (at === undefined) this.schedule.delete(key);
-      else this.schedule.replace(key, at);
+      // Stale when it was read: the policy is not quiet (quiet.ts), and looks every interval.
+      if (now.getTime() - observedAt > maxAgeMs) this.schedule.delete(key);
+      else
+        this.schedule.replace(
+          key,
+          this.staleAt(observedAt, maxAgeMs) ?? performance.now(),
+          RESET_TOLERANCE_MS,
+        );
     }
   }
 
