@@ -35,12 +35,14 @@ export const QUIET_RESYNC_MS = 300_000;
 /**
  * How long a quiet policy may wait for the next reconcile, or undefined when it is not quiet (it
  * then keeps what the plan asked for). Never sooner than the plan asked, never past its next
- * drill or its next DNS check.
+ * drill, its next DNS check, or when its incident reports' next pass is due (`reportsDueAt`, ms
+ * since the epoch: records left to file, a filing's retry, old ones still being removed).
  */
 export function quietLookMs(
   input: DecideInput,
   plan: Plan,
   dnsCheck: DnsCheck | undefined,
+  reportsDueAt?: number,
 ): number | undefined {
   const { spec, clusters, now } = input;
   const status = plan.status;
@@ -80,5 +82,6 @@ export function quietLookMs(
   if (cooling) wait = Math.min(wait, seconds(spec.promotion.cooldownSeconds) - cooling.sinceMs);
   if (status.nextDrillTime) wait = Math.min(wait, new Date(status.nextDrillTime).getTime() - now.getTime());
   if (dnsCheck) wait = Math.min(wait, dnsCheck.dueAt - now.getTime());
+  if (reportsDueAt !== undefined) wait = Math.min(wait, reportsDueAt - now.getTime());
   return Math.max(plan.requeueMs, wait);
 }

@@ -284,13 +284,9 @@ async function reconcileReadable(
   exportClientMeasures(ctx, object, client);
   await keepCanary(ctx, object, spec, ports, next);
   // A quiet policy waits for what changes its decisions (quiet.ts), the others for the plan.
-  const quietMs = result.failure ? undefined : quietLookMs(input, plan, dnsChecks.get(key));
-  // Incident reports left to file or remove are not left for the quiet resync.
-  const reportsDue = reports.nextPassAt(key);
-  const quiet =
-    quietMs === undefined || reportsDue === undefined
-      ? quietMs
-      : Math.max(plan.requeueMs, Math.min(quietMs, reportsDue - now.getTime()));
+  const quiet = result.failure
+    ? undefined
+    : quietLookMs(input, plan, dnsChecks.get(key), reports.nextPassAt(key));
   const look = nextLook(
     quiet === undefined ? result : { ...result, requeueMs: quiet },
     dnsChecks.get(key),
